@@ -1,0 +1,29 @@
+# mentiondesk — multi-stage build: compile in the Rust image, run in a small Debian image.
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY benches ./benches
+RUN cargo build --release --locked --bin mentiondesk
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates curl \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin mentiondesk \
+ && mkdir -p /app/data \
+ && chown -R mentiondesk /app
+WORKDIR /app
+COPY --from=build /src/target/release/mentiondesk /usr/local/bin/mentiondesk
+COPY config ./config
+USER mentiondesk
+# The sled store: mount a volume here so alerts survive the container.
+VOLUME ["/app/data"]
+ENV MENTIONDESK_STORE=/app/data/mentiondesk.sled \
+    MENTIONDESK_LISTEN=0.0.0.0:8080
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["mentiondesk"]
+CMD ["run", "--config", "config/mentiondesk.toml"]

@@ -1,0 +1,193 @@
+//! Wiring: builds the store, platforms, sources, intake, relay and HTTP server from a
+//! `Config`, runs them as tasks, and stops them in order on shutdown. It decides nothing
+//! about mentions itself.
+
+use crate::chat::console::ConsolePlatform;
+use crate::chat::slack::SlackPlatform;
+use crate::chat::ChatPlatform;
+use crate::config::Config;
+use crate::intake::{self, Judge};
+use crate::metrics::Metrics;
+use crate::relay::{self, Platforms};
+use crate::server::{self, AppState};
+use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use crate::sources::{self, poll};
+use crate::store::Store;
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+
+/// How long shutdown waits for the relay to finish the post in flight.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(40);
+
+pub fn judge(config: &Config) -> Judge {
+    Judge {
+        matcher: config.matcher.clone(),
+        rules: config.rules.clone(),
+    }
+}
+
+pub fn platforms(config: &Config) -> anyhow::Result<Platforms> {
+    let slack: Option<Arc<dyn ChatPlatform>> = match &config.slack {
+        Some(s) => Some(Arc::new(
+            SlackPlatform::new(&s.api_url, s.bot_token.expose()).context("setting up Slack")?,
+        )),
+        None => None,
+    };
+    Ok(Platforms {
+        slack,
+        console: Arc::new(ConsolePlatform),
+    })
+}
+
+/// The daemon: runs until SIGINT/SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let (trigger, shutdown) = shutdown::channel();
+    let signals = tokio::spawn(wait_for_signal(trigger));
+    let result = run_until(config, shutdown).await;
+    signals.abort();
+    result
+}
+
+/// Runs every task until `shutdown` fires; then stops them in order and flushes the store.
+pub async fn run_until(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let store = Store::open(&config.store.path)?;
+    let platforms = platforms(&config)?;
+    let metrics = Arc::new(Metrics::default());
+    let health = poll::Health::default();
+    let listener = server::bind(config.server.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} ([server].listen); is another process using it?",
+            config.server.listen
+        )
+    })?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        store = %config.store.path.display(),
+        sources = config.sources.len(),
+        rules = config.rules.len(),
+        chat = if config.slack.is_some() { "slack" } else { "console" },
+        "mentiondesk running"
+    );
+
+    let (poll_tx, poll_rx) = mpsc::channel(64);
+    let mut source_tasks = Vec::new();
+    for spec in &config.sources {
+        let source = sources::build(spec).with_context(|| format!("source {:?}", spec.name))?;
+        health.register(&spec.name, spec.kind.as_str());
+        let state = store.source_state(&spec.name)?;
+        source_tasks.push(tokio::spawn(poll::run(
+            source,
+            spec.every,
+            spec.timeout,
+            state,
+            poll_tx.clone(),
+            health.clone(),
+            shutdown.clone(),
+        )));
+    }
+    drop(poll_tx);
+
+    let wake = Arc::new(Notify::new());
+    let intake_task = tokio::spawn(intake::run(
+        Arc::new(judge(&config)),
+        store.clone(),
+        poll_rx,
+        wake.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let relay_task = tokio::spawn(relay::run(
+        store.clone(),
+        platforms,
+        wake,
+        metrics.clone(),
+        shutdown.clone(),
+    ));
+    let server_task = tokio::spawn(server::serve(
+        listener,
+        AppState {
+            store: store.clone(),
+            health,
+            metrics,
+        },
+        shutdown.clone(),
+    ));
+
+    let mut waiter = shutdown.clone();
+    waiter.wait().await;
+    tracing::info!("shutting down: finishing the delivery in flight");
+    for t in source_tasks {
+        let _ = t.await;
+    }
+    let _ = intake_task.await;
+    if tokio::time::timeout(DRAIN_TIMEOUT, relay_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("relay did not stop in time; undelivered alerts stay in the outbox");
+    }
+    let _ = server_task.await;
+    store.flush().await?;
+    tracing::info!("stopped; store flushed");
+    Ok(())
+}
+
+async fn wait_for_signal(trigger: ShutdownTrigger) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+                trigger.trigger();
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    trigger.trigger();
+}
+
+/// `scan --once`: polls every source once and returns what matched, posting nothing and
+/// writing nothing.
+pub async fn scan_once(
+    config: &Config,
+) -> anyhow::Result<Vec<(String, Result<Vec<ScanHit>, String>)>> {
+    let judge = judge(config);
+    let mut out = Vec::new();
+    for spec in &config.sources {
+        let mut source = sources::build(spec).with_context(|| format!("source {:?}", spec.name))?;
+        let mut state = sources::SourceState::default();
+        let polled = tokio::time::timeout(spec.timeout, source.poll(&mut state)).await;
+        let result = match polled {
+            Err(_) => Err(format!("timed out after {:?}", spec.timeout)),
+            Ok(Err(e)) => Err(e.to_string()),
+            Ok(Ok(mentions)) => Ok(mentions
+                .into_iter()
+                .filter_map(|m| {
+                    let v = judge.judge(&m);
+                    v.priority.is_some().then_some(ScanHit {
+                        mention: m,
+                        verdict: v,
+                    })
+                })
+                .collect()),
+        };
+        out.push((spec.name.clone(), result));
+    }
+    Ok(out)
+}
+
+pub struct ScanHit {
+    pub mention: crate::model::Mention,
+    pub verdict: intake::Verdict,
+}

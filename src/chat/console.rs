@@ -1,0 +1,119 @@
+//! The console "platform": prints alerts readably to stdout so the bundled config works with
+//! no chat account. It cannot find earlier messages, so a crash mid-print may print twice.
+
+use super::escape::{terminal_text, truncate};
+use super::{AlertView, ChatError, ChatPlatform, Posted};
+use crate::model::AlertId;
+use chrono::{DateTime, Utc};
+use std::io::Write;
+
+#[derive(Default)]
+pub struct ConsolePlatform;
+
+/// The alert as a few plain lines; untrusted text has its control characters removed.
+pub fn render_alert(view: &AlertView) -> String {
+    let mut out = format!(
+        "{} #{} [{}] rule {} · {} ({})",
+        view.priority_icon(),
+        view.id,
+        view.priority,
+        terminal_text(&view.rules.join(", ")),
+        terminal_text(&view.source),
+        terminal_text(&view.source_kind),
+    );
+    if let Some(a) = &view.author {
+        out.push_str(&format!(" · by {}", terminal_text(&truncate(a, 80))));
+    }
+    out.push('\n');
+    if let Some(t) = view.title.as_deref().filter(|t| !t.trim().is_empty()) {
+        out.push_str(&format!("   {}\n", terminal_text(&truncate(t, 200))));
+    }
+    let excerpt: String = view
+        .excerpt
+        .iter()
+        .map(|(run, hl)| {
+            let t = terminal_text(run);
+            if *hl {
+                format!("[{t}]")
+            } else {
+                t
+            }
+        })
+        .collect();
+    out.push_str(&format!("   \"{excerpt}\"\n"));
+    if let Some(u) = &view.url {
+        out.push_str(&format!("   {}\n", terminal_text(u)));
+    }
+    out.push_str(&format!(
+        "   sentiment {} · {}\n",
+        view.sentiment_label(),
+        view.state_line(|u| format!("@{}", terminal_text(u)))
+    ));
+    out
+}
+
+#[async_trait::async_trait]
+impl ChatPlatform for ConsolePlatform {
+    fn name(&self) -> &'static str {
+        "console"
+    }
+
+    async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError> {
+        let text = format!("── {} ──\n{}", terminal_text(channel), render_alert(view));
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|_| stdout.flush())
+            .map_err(|e| ChatError::Network {
+                platform: "console",
+                detail: e.to_string(),
+            })?;
+        Ok(Posted {
+            channel_id: channel.to_string(),
+            message_id: format!("console-{}", view.id),
+        })
+    }
+
+    async fn find_alert(
+        &self,
+        _channel: &str,
+        _id: AlertId,
+        _since: DateTime<Utc>,
+    ) -> Result<Option<Posted>, ChatError> {
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AlertState, Priority};
+
+    #[test]
+    fn console_alert_is_readable_and_strips_escapes() {
+        let view = AlertView {
+            id: AlertId(3),
+            rules: vec!["acme".into()],
+            source: "sample".into(),
+            source_kind: "file".into(),
+            author: Some("dana\u{1b}[2J".into()),
+            title: None,
+            excerpt: vec![
+                ("my ".into(), false),
+                ("Acme".into(), true),
+                (" broke".into(), false),
+            ],
+            url: Some("https://example.com/p/1".into()),
+            priority: Priority::High,
+            sentiment: -0.4,
+            negative: true,
+            state: AlertState::Open,
+            created_at: Utc::now(),
+        };
+        let out = render_alert(&view);
+        assert!(out.contains("#3 [high] rule acme"));
+        assert!(out.contains("\"my [Acme] broke\""));
+        assert!(out.contains("📥 Open · unclaimed"));
+        assert!(!out.contains('\u{1b}'));
+    }
+}

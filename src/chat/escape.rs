@@ -1,0 +1,101 @@
+//! Making untrusted text (posts, titles, authors) safe to show in chat: it can never ping
+//! anyone, open a link we did not make, or change formatting. Platform-neutral helpers live
+//! here so every renderer uses the same rules.
+
+/// Slack mrkdwn: escape exactly `&`, `<`, `>` (Slack's own rule; this neutralises
+/// `<!channel>`, `<!here>`, `<@U..>` and `<url|label>`), and replace the characters that start
+/// formatting (`*`, `_`, `~`, `` ` ``) with look-alikes so a post cannot bold, strike or
+/// code-format our message. Line breaks become spaces so a post cannot fake our layout.
+pub fn slack_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '*' => out.push('\u{2217}'), // ∗ asterisk operator
+            '_' => out.push('\u{02CD}'), // ˍ modifier letter low macron
+            '~' => out.push('\u{223C}'), // ∼ tilde operator
+            '`' => out.push('\u{02CB}'), // ˋ modifier letter grave accent
+            '\r' | '\n' | '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A URL inside Slack's `<url|label>` syntax: `&<>` escaped and `|` percent-encoded so the
+/// label cannot be spoofed. Only http(s) URLs are linked at all.
+pub fn slack_url(url: &str) -> Option<String> {
+    let lower = url.trim().to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return None;
+    }
+    let mut out = String::with_capacity(url.len());
+    for c in url.trim().chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("%3C"),
+            '>' => out.push_str("%3E"),
+            '|' => out.push_str("%7C"),
+            ' ' => out.push_str("%20"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    Some(out)
+}
+
+/// Plain text for terminals: control characters (ANSI escapes) removed.
+pub fn terminal_text(s: &str) -> String {
+    s.chars()
+        .map(|c| if c == '\n' || c == '\t' { ' ' } else { c })
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
+/// Cuts `s` to at most `max` characters on a char boundary, adding `…` when it cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_text_neutralises_pings_entities_and_formatting() {
+        let got = slack_text("<!channel> <@U123> &lt;b&gt; *bold* _it_ ~s~ `c`\nline");
+        assert_eq!(
+            got,
+            "&lt;!channel&gt; &lt;@U123&gt; &amp;lt;b&amp;gt; ∗bold∗ ˍitˍ ∼s∼ ˋcˋ line"
+        );
+        assert!(!got.contains('<') && !got.contains('>') && !got.contains('*'));
+    }
+
+    #[test]
+    fn slack_url_only_links_http_and_cannot_spoof_label() {
+        assert_eq!(
+            slack_url("https://x.test/a?b=1&c=2|<!here>").unwrap(),
+            "https://x.test/a?b=1&amp;c=2%7C%3C!here%3E"
+        );
+        assert_eq!(slack_url("javascript:alert(1)"), None);
+    }
+
+    #[test]
+    fn terminal_text_drops_escape_sequences() {
+        assert_eq!(terminal_text("a\u{1b}[31mred\u{7}"), "a[31mred");
+    }
+
+    #[test]
+    fn truncate_respects_chars() {
+        assert_eq!(truncate("héllo wörld", 6), "héllo…");
+        assert_eq!(truncate("short", 10), "short");
+    }
+}

@@ -1,0 +1,455 @@
+//! Slack through slack-morphism: renders an alert as Block Kit, posts it, and finds it again
+//! after a crash through its message metadata. It honours 429 `Retry-After` itself. It does
+//! not decide what to post or when; the relay does.
+
+use super::escape::{slack_text, slack_url, truncate};
+use super::{AlertView, ChatError, ChatPlatform, Posted};
+use crate::model::AlertId;
+use chrono::{DateTime, Utc};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Metadata `event_type` on every alert message; with the alert id in its payload it lets us
+/// recognise our own message in channel history.
+pub const ALERT_EVENT_TYPE: &str = "mentiondesk_alert";
+
+/// Button `action_id`s; the button `value` is the alert id.
+pub const ACTION_CLAIM: &str = "desk_claim";
+pub const ACTION_RESOLVE: &str = "desk_resolve";
+pub const ACTION_SNOOZE: &str = "desk_snooze";
+pub const ACTION_IGNORE: &str = "desk_ignore";
+
+/// How often one call is retried after a 429 before the relay's own backoff takes over.
+const MAX_RATE_LIMIT_RETRIES: u32 = 5;
+/// A Retry-After longer than this is not waited out in-line.
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(60);
+/// How much channel history `find_alert` reads at most.
+const MAX_HISTORY_PAGES: usize = 10;
+
+type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
+
+/// Runs one API call (`$call` on a fresh session `$s`), waiting out 429s as Slack asks.
+/// A macro rather than a function because the SDK's futures borrow the session.
+macro_rules! slack_call {
+    ($self:expr, $method:literal, |$s:ident| $call:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            let $s = $self.client.open_session(&$self.token);
+            match $call.await {
+                Ok(v) => break Ok(v),
+                Err(SlackClientError::RateLimitError(e)) => {
+                    let wait = e.retry_after.unwrap_or(Duration::from_secs(1));
+                    attempt += 1;
+                    if attempt > MAX_RATE_LIMIT_RETRIES || wait > MAX_INLINE_WAIT {
+                        break Err(ChatError::RateLimited {
+                            platform: "slack",
+                            retry_after: wait,
+                        });
+                    }
+                    tracing::warn!(
+                        method = $method,
+                        wait_secs = wait.as_secs_f64(),
+                        attempt,
+                        "slack rate limit; waiting as asked"
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => break Err(map_error($method, e)),
+            }
+        }
+    }};
+}
+
+pub struct SlackPlatform {
+    client: SlackClient<Connector>,
+    token: SlackApiToken,
+    /// `#name` → channel id, learned from posts and `conversations.list`.
+    channel_ids: Mutex<HashMap<String, String>>,
+}
+
+impl SlackPlatform {
+    /// `api_url` is the Web API base (`https://slack.com/api`); plain `http://` is accepted so
+    /// tests and local proxies work.
+    pub fn new(api_url: &str, bot_token: &str) -> Result<SlackPlatform, ChatError> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| {
+                ChatError::Config(format!(
+                    "no TLS root certificates for Slack ({e}); install the ca-certificates package"
+                ))
+            })?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let connector = SlackClientHyperConnector::with_connector(https)
+            .with_slack_api_url(api_url.trim_end_matches('/'));
+        Ok(SlackPlatform {
+            client: SlackClient::new(connector),
+            token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_string())),
+            channel_ids: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Channel id for a target channel: ids pass through, `#name` is looked up once.
+    async fn channel_id(&self, channel: &str) -> Result<String, ChatError> {
+        if is_channel_id(channel) {
+            return Ok(channel.to_string());
+        }
+        let name = channel.trim_start_matches('#');
+        if let Some(id) = self.channel_ids.lock().expect("lock").get(name) {
+            return Ok(id.clone());
+        }
+        let mut cursor: Option<SlackCursorId> = None;
+        loop {
+            let req = SlackApiConversationsListRequest::new()
+                .with_limit(1000)
+                .with_exclude_archived(true)
+                .with_types(vec![
+                    SlackConversationType::Public,
+                    SlackConversationType::Private,
+                ])
+                .opt_cursor(cursor.clone());
+            let resp: SlackApiConversationsListResponse =
+                slack_call!(self, "conversations.list", |s| s.conversations_list(&req))?;
+            let mut ids = self.channel_ids.lock().expect("lock");
+            for ch in &resp.channels {
+                if let Some(n) = &ch.name {
+                    ids.insert(n.clone(), ch.id.0.clone());
+                }
+            }
+            if let Some(id) = ids.get(name) {
+                return Ok(id.clone());
+            }
+            drop(ids);
+            cursor = resp
+                .response_metadata
+                .and_then(|m| m.next_cursor)
+                .filter(|c| !c.0.is_empty());
+            if cursor.is_none() {
+                return Err(ChatError::Api {
+                    platform: "slack",
+                    code: format!("channel_not_found: #{name}"),
+                    hint: " (create the channel, or invite the bot to it with /invite)",
+                });
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ChatPlatform for SlackPlatform {
+    fn name(&self) -> &'static str {
+        "slack"
+    }
+
+    async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError> {
+        let content = render_alert(view);
+        let req = SlackApiChatPostMessageRequest::new(channel.into(), content)
+            .with_unfurl_links(false)
+            .with_unfurl_media(false);
+        let resp: SlackApiChatPostMessageResponse =
+            slack_call!(self, "chat.postMessage", |s| s.chat_post_message(&req))?;
+        if !is_channel_id(channel) {
+            self.channel_ids.lock().expect("lock").insert(
+                channel.trim_start_matches('#').to_string(),
+                resp.channel.0.clone(),
+            );
+        }
+        Ok(Posted {
+            channel_id: resp.channel.0,
+            message_id: resp.ts.0,
+        })
+    }
+
+    async fn find_alert(
+        &self,
+        channel: &str,
+        id: AlertId,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Posted>, ChatError> {
+        let channel_id = self.channel_id(channel).await?;
+        let oldest = format!("{}.000000", since.timestamp().saturating_sub(60));
+        let wanted = id.to_string();
+        let mut cursor: Option<SlackCursorId> = None;
+        for _ in 0..MAX_HISTORY_PAGES {
+            let req = SlackApiConversationsHistoryRequest::new()
+                .with_channel(SlackChannelId(channel_id.clone()))
+                .with_oldest(SlackTs(oldest.clone()))
+                .with_include_all_metadata(true)
+                .with_limit(200)
+                .opt_cursor(cursor.clone());
+            let resp: SlackApiConversationsHistoryResponse =
+                slack_call!(self, "conversations.history", |s| s
+                    .conversations_history(&req))?;
+            let found = resp.messages.iter().find(|m| {
+                m.content.metadata.as_ref().is_some_and(|md| {
+                    md.event_type == ALERT_EVENT_TYPE
+                        && md
+                            .event_payload
+                            .as_ref()
+                            .and_then(|p| p.get("alert_id"))
+                            .is_some_and(|v| *v == wanted)
+                })
+            });
+            if let Some(m) = found {
+                return Ok(Some(Posted {
+                    channel_id: channel_id.clone(),
+                    message_id: m.origin.ts.0.clone(),
+                }));
+            }
+            cursor = resp
+                .response_metadata
+                .and_then(|m| m.next_cursor)
+                .filter(|c| !c.0.is_empty());
+            if cursor.is_none() {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// `C…`, `G…` and `D…` ids are used as they are; anything else is a channel name.
+fn is_channel_id(channel: &str) -> bool {
+    channel.len() >= 9
+        && matches!(channel.as_bytes()[0], b'C' | b'G' | b'D')
+        && channel
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+fn map_error(method: &'static str, e: SlackClientError) -> ChatError {
+    match e {
+        SlackClientError::ApiError(api) => {
+            let hint = match api.code.as_str() {
+                "not_in_channel" => " (invite the bot to the channel with /invite @mentiondesk)",
+                "channel_not_found" => " (check the channel in the rule's alert targets)",
+                "invalid_auth" | "not_authed" | "token_revoked" | "account_inactive" => {
+                    " (check [slack].bot_token: it must be the xoxb- bot token of an installed app)"
+                }
+                "missing_scope" => " (add the scopes listed in config/slack-app-manifest.yml and reinstall the app)",
+                _ => "",
+            };
+            ChatError::Api {
+                platform: "slack",
+                code: format!("{} from {method}", api.code),
+                hint,
+            }
+        }
+        SlackClientError::RateLimitError(e) => ChatError::RateLimited {
+            platform: "slack",
+            retry_after: e.retry_after.unwrap_or(Duration::from_secs(1)),
+        },
+        SlackClientError::HttpError(e) => ChatError::Network {
+            platform: "slack",
+            detail: format!("{method} answered HTTP {}", e.status_code.as_u16()),
+        },
+        other => ChatError::Network {
+            platform: "slack",
+            detail: format!("{method}: {}", redact_error(&other)),
+        },
+    }
+}
+
+/// Error text from the SDK can echo a request; keep only its first line and never a token.
+fn redact_error(e: &SlackClientError) -> String {
+    let s = e.to_string();
+    let first = s.lines().next().unwrap_or_default();
+    if first.contains("xox") {
+        "request failed (details withheld: they contained a token)".into()
+    } else {
+        truncate(first, 300)
+    }
+}
+
+/// The alert as Slack Block Kit, fallback text and metadata. Every piece of untrusted text goes
+/// through `slack_text`, the fallback text included.
+pub fn render_alert(view: &AlertView) -> SlackMessageContent {
+    let rules = slack_text(&view.rules.join(", "));
+    let title = view
+        .title
+        .as_deref()
+        .map(|t| slack_text(&truncate(t, 200)))
+        .filter(|t| !t.trim().is_empty());
+    let author = view.author.as_deref().map(|a| slack_text(&truncate(a, 80)));
+    let excerpt: String = view
+        .excerpt
+        .iter()
+        .map(|(run, hl)| {
+            let t = slack_text(run);
+            if *hl && !t.trim().is_empty() {
+                format!("*{t}*")
+            } else {
+                t
+            }
+        })
+        .collect();
+
+    let mut head = format!(
+        "{} *#{}* · rule *{}* · {} `{}`",
+        view.priority_icon(),
+        view.id,
+        rules,
+        slack_text(&view.source),
+        slack_text(&view.source_kind),
+    );
+    if let Some(a) = &author {
+        head.push_str(&format!(" · by {a}"));
+    }
+    let mut body = String::new();
+    if let Some(t) = &title {
+        match view.url.as_deref().and_then(slack_url) {
+            Some(u) => body.push_str(&format!("*<{u}|{t}>*\n")),
+            None => body.push_str(&format!("*{t}*\n")),
+        }
+    }
+    body.push_str(&format!("> {excerpt}"));
+    if title.is_none() {
+        if let Some(u) = view.url.as_deref().and_then(slack_url) {
+            body.push_str(&format!("\n<{u}|Open the post>"));
+        }
+    }
+    let facts = format!(
+        "Priority *{}* · sentiment {} · id `#{}`",
+        view.priority,
+        view.sentiment_label(),
+        view.id
+    );
+    let state = view.state_line(|u| format!("<@{}>", slack_text(u)));
+
+    let button = |label: &str, action: &str, style: Option<SlackBlockButtonStyle>| {
+        let b = SlackBlockButtonElement::new(pt!(label))
+            .with_action_id(action.into())
+            .with_value(view.id.to_string())
+            .opt_style(style);
+        SlackActionBlockElement::Button(b)
+    };
+    let blocks: Vec<SlackBlock> = vec![
+        SlackSectionBlock::new().with_text(md!(head)).into(),
+        SlackSectionBlock::new().with_text(md!(body)).into(),
+        SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
+            SlackBlockMarkDownText::new(facts),
+        )])
+        .into(),
+        SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
+            SlackBlockMarkDownText::new(state),
+        )])
+        .with_block_id(format!("state-{}", view.id).into())
+        .into(),
+        SlackActionsBlock::new(vec![
+            button("Claim", ACTION_CLAIM, Some(SlackBlockButtonStyle::Primary)),
+            button("Resolve", ACTION_RESOLVE, None),
+            button("Snooze", ACTION_SNOOZE, None),
+            button(
+                "Not relevant",
+                ACTION_IGNORE,
+                Some(SlackBlockButtonStyle::Danger),
+            ),
+        ])
+        .with_block_id(format!("actions-{}", view.id).into())
+        .into(),
+    ];
+
+    let fallback = format!(
+        "#{} [{}] {}: {}",
+        view.id,
+        view.priority,
+        rules,
+        slack_text(&truncate(&view.excerpt_text(), 150))
+    );
+    let metadata = SlackMessageMetadata {
+        event_type: ALERT_EVENT_TYPE.to_string(),
+        event_payload: Some(HashMap::from([(
+            "alert_id".to_string(),
+            view.id.to_string(),
+        )])),
+    };
+    SlackMessageContent::new()
+        .with_text(fallback)
+        .with_blocks(blocks)
+        .with_metadata(metadata)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AlertState, Priority};
+
+    fn view(text: &str) -> AlertView {
+        AlertView {
+            id: AlertId(7),
+            rules: vec!["acme".into()],
+            source: "hn".into(),
+            source_kind: "rss".into(),
+            author: Some("<!everyone>".into()),
+            title: Some("*Big* <news>".into()),
+            excerpt: vec![(text.into(), false)],
+            url: Some("https://x.test/a|<!here>".into()),
+            priority: Priority::High,
+            sentiment: -0.5,
+            negative: true,
+            state: AlertState::Open,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn hostile_text_is_escaped_everywhere_including_fallback() {
+        let content = render_alert(&view("<!channel> <@U123> &lt;b&gt; *bold*"));
+        let json = serde_json::to_string(&content).unwrap();
+        for bad in ["<!channel>", "<@U123>", "<!everyone>", "<!here>", "<news>"] {
+            assert!(!json.contains(bad), "{bad} leaked into {json}");
+        }
+        assert!(json.contains("&lt;!channel&gt;"));
+        assert!(json.contains("&amp;lt;b&amp;gt;"));
+        assert!(content.text.unwrap().contains("&lt;@U123&gt;"));
+    }
+
+    #[test]
+    fn alert_has_id_buttons_and_metadata() {
+        let content = render_alert(&view("acme broke"));
+        let json = serde_json::to_value(&content).unwrap();
+        let text = json.to_string();
+        assert!(text.contains("#7"));
+        let actions = json["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["type"] == "actions")
+            .unwrap();
+        let labels: Vec<_> = actions["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["text"]["text"].as_str().unwrap(),
+                    e["value"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            labels,
+            vec![
+                ("Claim", "7"),
+                ("Resolve", "7"),
+                ("Snooze", "7"),
+                ("Not relevant", "7")
+            ]
+        );
+        assert_eq!(json["metadata"]["event_type"], ALERT_EVENT_TYPE);
+        assert_eq!(json["metadata"]["event_payload"]["alert_id"], "7");
+    }
+
+    #[test]
+    fn channel_ids_are_recognised() {
+        assert!(is_channel_id("C0123ABCD"));
+        assert!(!is_channel_id("#pr-alerts"));
+        assert!(!is_channel_id("pr-alerts"));
+    }
+}

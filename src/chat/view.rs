@@ -1,0 +1,206 @@
+//! The neutral alert view: what every platform shows for an alert, decided once so Slack,
+//! Discord and the console agree. Text here is still untrusted and unescaped; each renderer
+//! escapes it for its own markup.
+
+use crate::model::{Alert, AlertId, AlertState, Mention, Priority};
+use chrono::{DateTime, Utc};
+
+/// How many characters of the post the alert quotes.
+pub const EXCERPT_CHARS: usize = 280;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertView {
+    pub id: AlertId,
+    pub rules: Vec<String>,
+    pub source: String,
+    pub source_kind: String,
+    pub author: Option<String>,
+    pub title: Option<String>,
+    /// Runs of the excerpt; `true` runs are what the rule matched.
+    pub excerpt: Vec<(String, bool)>,
+    pub url: Option<String>,
+    pub priority: Priority,
+    pub sentiment: f64,
+    pub negative: bool,
+    pub state: AlertState,
+    pub created_at: DateTime<Utc>,
+}
+
+impl AlertView {
+    pub fn new(alert: &Alert, mention: &Mention) -> AlertView {
+        AlertView {
+            id: alert.id,
+            rules: alert.rules.clone(),
+            source: mention.source.clone(),
+            source_kind: mention.source_kind.clone(),
+            author: mention.author.clone(),
+            title: mention.title.clone(),
+            excerpt: excerpt(&mention.text, &alert.highlights, EXCERPT_CHARS),
+            url: mention.url.clone(),
+            priority: alert.priority,
+            sentiment: alert.sentiment,
+            negative: alert.negative,
+            state: alert.state.clone(),
+            created_at: alert.created_at,
+        }
+    }
+
+    /// The excerpt as plain text, without highlight marks.
+    pub fn excerpt_text(&self) -> String {
+        self.excerpt.iter().map(|(s, _)| s.as_str()).collect()
+    }
+
+    /// `negative (-0.62)` / `positive (0.40)` / `neutral (0.00)`.
+    pub fn sentiment_label(&self) -> String {
+        let word = if self.negative {
+            "negative"
+        } else if self.sentiment >= 0.05 {
+            "positive"
+        } else {
+            "neutral"
+        };
+        format!("{word} ({:+.2})", self.sentiment)
+    }
+
+    pub fn priority_icon(&self) -> &'static str {
+        match self.priority {
+            Priority::Low => "⚪",
+            Priority::Normal => "🔵",
+            Priority::High => "🟠",
+            Priority::Critical => "🔴",
+        }
+    }
+
+    /// The state line, with `user` rendering a user id the platform's way.
+    pub fn state_line(&self, user: impl Fn(&str) -> String) -> String {
+        let after = |at: &DateTime<Utc>| human_duration((*at - self.created_at).num_seconds());
+        match &self.state {
+            AlertState::Open => "📥 Open · unclaimed".to_string(),
+            AlertState::Claimed { by, at } => {
+                format!("🟡 Claimed by {} · {} after posting", user(by), after(at))
+            }
+            AlertState::Resolved { by, note, .. } => match note {
+                Some(n) => format!("✅ Resolved by {} — \"{n}\"", user(by)),
+                None => format!("✅ Resolved by {}", user(by)),
+            },
+            AlertState::Snoozed { by, until } => format!(
+                "💤 Snoozed by {} until {}",
+                user(by),
+                until.format("%Y-%m-%d %H:%M UTC")
+            ),
+            AlertState::Ignored { by, reason, .. } => match reason {
+                Some(r) => format!("🚫 Not relevant ({}) — \"{r}\"", user(by)),
+                None => format!("🚫 Not relevant ({})", user(by)),
+            },
+        }
+    }
+}
+
+/// `45 s`, `4 min`, `3 h 20 min`, `2 d 5 h`.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min", s / 60),
+        3600..=86_399 => match (s % 3600) / 60 {
+            0 => format!("{} h", s / 3600),
+            m => format!("{} h {m} min", s / 3600),
+        },
+        _ => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// Cuts `text` to about `max` characters around the first highlight and splits it into
+/// highlighted and plain runs. Highlights are byte ranges into `text`; bad ones are ignored.
+pub fn excerpt(text: &str, highlights: &[(usize, usize)], max: usize) -> Vec<(String, bool)> {
+    let mut spans: Vec<(usize, usize)> = highlights
+        .iter()
+        .copied()
+        .filter(|&(s, e)| {
+            s < e && e <= text.len() && text.is_char_boundary(s) && text.is_char_boundary(e)
+        })
+        .collect();
+    spans.sort_unstable();
+
+    // Window start: a little before the first highlight, on a char boundary.
+    let total = text.chars().count();
+    let mut start = 0;
+    if total > max {
+        if let Some(&(first, _)) = spans.first() {
+            let chars_before = text[..first].chars().count();
+            let lead = chars_before.saturating_sub(max / 4);
+            start = text.char_indices().nth(lead).map_or(0, |(i, _)| i);
+        }
+    }
+    let end = text[start..]
+        .char_indices()
+        .nth(max)
+        .map_or(text.len(), |(i, _)| start + i);
+
+    let mut runs = Vec::new();
+    if start > 0 {
+        runs.push(("…".to_string(), false));
+    }
+    let mut pos = start;
+    for (s, e) in spans {
+        let (s, e) = (s.max(pos), e.min(end));
+        if s >= e {
+            continue;
+        }
+        if s > pos {
+            runs.push((text[pos..s].to_string(), false));
+        }
+        runs.push((text[s..e].to_string(), true));
+        pos = e;
+    }
+    if pos < end {
+        runs.push((text[pos..end].to_string(), false));
+    }
+    if end < text.len() {
+        runs.push(("…".to_string(), false));
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_marks_highlights() {
+        let runs = excerpt("I love Acme and acme", &[(7, 11), (16, 20)], 100);
+        assert_eq!(
+            runs,
+            vec![
+                ("I love ".to_string(), false),
+                ("Acme".to_string(), true),
+                (" and ".to_string(), false),
+                ("acme".to_string(), true),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_text_is_cut_around_the_first_match() {
+        let text = format!("{} acme {}", "x".repeat(500), "y".repeat(500));
+        let runs = excerpt(&text, &[(501, 505)], 100);
+        let joined: String = runs.iter().map(|r| r.0.as_str()).collect();
+        assert!(joined.starts_with('…') && joined.ends_with('…'));
+        assert!(runs.iter().any(|r| r.0 == "acme" && r.1));
+        assert!(joined.chars().count() <= 102);
+    }
+
+    #[test]
+    fn out_of_range_highlights_are_ignored() {
+        let runs = excerpt("héllo", &[(1, 2), (3, 99)], 10);
+        assert_eq!(runs, vec![("héllo".to_string(), false)]);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(42), "42 s");
+        assert_eq!(human_duration(240), "4 min");
+        assert_eq!(human_duration(3600 * 3 + 1200), "3 h 20 min");
+        assert_eq!(human_duration(86_400 * 2 + 3600 * 5), "2 d 5 h");
+    }
+}

@@ -1,0 +1,1024 @@
+//! Configuration: raw TOML plus `${VAR}` / `${VAR:-default}` interpolation → a validated
+//! `Config`. Validation collects every problem with its key and line instead of stopping at
+//! the first, so `mentiondesk check` can list them all. No I/O happens here after loading.
+
+use crate::model::{Priority, Target};
+use crate::rules::RuleSet;
+use crate::sources::{SourceKind, SourceSpec};
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use toml_edit::{ImDocument, Item, Table, Value};
+
+pub const DEFAULT_PATH: &str = "config/mentiondesk.toml";
+pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
+pub const DEFAULT_DISCORD_API_URL: &str = "https://discord.com";
+/// Largest feed body accepted unless a source says otherwise: 10 MB after decompression.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+
+/// A secret from the config. Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    /// The value, for the one place that sends it (an SDK client or an HMAC).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub store: StoreConfig,
+    pub server: ServerConfig,
+    pub slack: Option<SlackConfig>,
+    pub sources: Vec<SourceSpec>,
+    pub rules: Vec<RuleConfig>,
+    /// Every rule compiled once; shared by all tasks.
+    pub matcher: Arc<RuleSet>,
+    pub desk: DeskConfig,
+    pub digest: Option<DigestConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlackConfig {
+    pub bot_token: Secret,
+    pub signing_secret: Secret,
+    pub app_token: Option<Secret>,
+    pub api_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleConfig {
+    pub name: String,
+    pub query: String,
+    pub alert: Vec<Target>,
+    pub priority: Priority,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeskConfig {
+    pub command: String,
+    pub escalate_after: Duration,
+    pub escalate_to: Option<Target>,
+    pub remind_after: Option<Duration>,
+    pub allowed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DigestConfig {
+    pub schedule: String,
+    pub timezone: String,
+    pub to: Vec<Target>,
+}
+
+/// One thing wrong with the config, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source} (pass --config PATH or set MENTIONDESK_CONFIG)")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}", render_problems(.path, .problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn render_problems(path: &Path, problems: &[Problem]) -> String {
+    let mut out = format!(
+        "{} has {} problem{}:",
+        path.display(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        out.push_str(&format!(
+            "\n  {}:{}: {}: {}",
+            path.display(),
+            p.line,
+            p.key,
+            p.message.replace('\n', "\n      ")
+        ));
+    }
+    out
+}
+
+/// Reads and validates the config file, taking `${VAR}` values from the process environment.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path, &|k| std::env::var(k).ok())
+}
+
+/// Validates config text; `env` answers `${VAR}` look-ups (tests pass their own).
+pub fn parse(
+    text: &str,
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigError> {
+    let invalid = |problems| ConfigError::Invalid {
+        path: path.to_path_buf(),
+        problems,
+    };
+    let doc = ImDocument::parse(text).map_err(|e| {
+        let line = e.span().map_or(1, |s| line_of(text, s.start));
+        invalid(vec![Problem {
+            line,
+            key: "(syntax)".into(),
+            message: e.message().trim().to_string(),
+        }])
+    })?;
+    let mut v = Validator {
+        text,
+        env,
+        problems: Vec::new(),
+    };
+    let config = v.config(doc.as_table(), path);
+    if v.problems.is_empty() {
+        Ok(config.expect("a config without problems is complete"))
+    } else {
+        v.problems.sort_by_key(|p| p.line);
+        Err(invalid(v.problems))
+    }
+}
+
+/// `90s`, `5m`, `2h`, `1d`, `1h30m`, `500ms`. A bare number is refused: the unit matters.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let hint = "write a number with a unit: 500ms, 90s, 5m, 2h, 1d or 1h30m";
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(format!("empty duration; {hint}"));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(format!("{s:?} is not a duration; {hint}"));
+        }
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("{s:?} is too large"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let part = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            "d" => Duration::from_secs(n * 86_400),
+            "" => return Err(format!("{s:?} has no unit; {hint}")),
+            other => return Err(format!("{s:?}: unknown unit {other:?}; {hint}")),
+        };
+        total += part;
+    }
+    Ok(total)
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+struct Validator<'a> {
+    text: &'a str,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<Problem>,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "store", "server", "slack", "discord", "sources", "rules", "desk", "digest",
+];
+const STORE_KEYS: &[&str] = &["path"];
+const SERVER_KEYS: &[&str] = &["listen"];
+const SLACK_KEYS: &[&str] = &["bot_token", "signing_secret", "app_token", "api_url"];
+const SOURCE_KEYS: &[&str] = &[
+    "name",
+    "kind",
+    "url",
+    "path",
+    "query",
+    "every",
+    "timeout",
+    "max_body_bytes",
+    "allow_private",
+];
+const RULE_KEYS: &[&str] = &["name", "query", "alert", "priority"];
+const DESK_KEYS: &[&str] = &[
+    "command",
+    "escalate_after",
+    "escalate_to",
+    "remind_after",
+    "allowed",
+];
+const DIGEST_KEYS: &[&str] = &["schedule", "timezone", "to"];
+
+impl Validator<'_> {
+    fn problem(&mut self, line: usize, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            line,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn line(&self, span: Option<std::ops::Range<usize>>) -> usize {
+        span.map_or(1, |s| line_of(self.text, s.start))
+    }
+
+    fn config(&mut self, root: &Table, path: &Path) -> Option<Config> {
+        self.known_keys(root, "", TOP_KEYS);
+
+        let store_t = self.table(root, "store");
+        if let Some(t) = store_t {
+            self.known_keys(t, "store", STORE_KEYS);
+        }
+        let store_path = store_t
+            .and_then(|t| self.string(t, "store", "path"))
+            .unwrap_or_else(|| "data/mentiondesk.sled".into());
+
+        let server_t = self.table(root, "server");
+        if let Some(t) = server_t {
+            self.known_keys(t, "server", SERVER_KEYS);
+        }
+        let listen = match server_t.and_then(|t| self.string(t, "server", "listen").map(|s| (t, s)))
+        {
+            Some((t, s)) => match s.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    let line = self.key_line(t, "listen");
+                    self.problem(
+                        line,
+                        "server.listen",
+                        format!(
+                            "{s:?} is not an address; write host:port, e.g. \"127.0.0.1:8080\""
+                        ),
+                    );
+                    None
+                }
+            },
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        };
+
+        let slack = self.table(root, "slack").and_then(|t| self.slack(t));
+        if let Some(item) = root.get("discord") {
+            let line = self.line(item.span());
+            self.problem(
+                line,
+                "discord",
+                "Discord is not supported by this version yet; remove [discord] (alerts go to Slack or the console)",
+            );
+        }
+        let sources = self.sources(root);
+        let rules = self.rules(root);
+        let desk = self.desk(root);
+        let digest = self.table(root, "digest").and_then(|t| self.digest(t));
+
+        let matcher = self.compile_rules(root, &rules);
+
+        Some(Config {
+            path: path.to_path_buf(),
+            store: StoreConfig {
+                path: PathBuf::from(store_path),
+            },
+            server: ServerConfig { listen: listen? },
+            slack,
+            sources,
+            rules,
+            matcher: Arc::new(matcher?),
+            desk: desk?,
+            digest,
+        })
+    }
+
+    fn slack(&mut self, t: &Table) -> Option<SlackConfig> {
+        self.known_keys(t, "slack", SLACK_KEYS);
+        let bot_token = self.secret(t, "slack", "bot_token", "SLACK_BOT_TOKEN");
+        let signing_secret = self.secret(t, "slack", "signing_secret", "SLACK_SIGNING_SECRET");
+        let app_token = t
+            .contains_key("app_token")
+            .then(|| self.secret(t, "slack", "app_token", "SLACK_APP_TOKEN"))
+            .flatten();
+        let api_url = self
+            .string(t, "slack", "api_url")
+            .unwrap_or_else(|| DEFAULT_SLACK_API_URL.into());
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            let line = self.key_line(t, "api_url");
+            self.problem(
+                line,
+                "slack.api_url",
+                format!("{api_url:?} is not an http(s) URL"),
+            );
+        }
+        Some(SlackConfig {
+            bot_token: bot_token?,
+            signing_secret: signing_secret?,
+            app_token,
+            api_url,
+        })
+    }
+
+    fn sources(&mut self, root: &Table) -> Vec<SourceSpec> {
+        let mut out = Vec::new();
+        let mut names = HashSet::new();
+        for (i, t) in self
+            .array_of_tables(root, "sources")
+            .into_iter()
+            .enumerate()
+        {
+            let key = format!("sources[{i}]");
+            self.known_keys(t, &key, SOURCE_KEYS);
+            let name = self.required_string(t, &key, "name");
+            if let Some(n) = &name {
+                if !names.insert(n.clone()) {
+                    let line = self.key_line(t, "name");
+                    self.problem(
+                        line,
+                        &format!("{key}.name"),
+                        format!("duplicate source name {n:?}; names must be unique"),
+                    );
+                }
+            }
+            let kind = self.required_string(t, &key, "kind").and_then(|k| {
+                let parsed = SourceKind::parse(&k);
+                let line = self.key_line(t, "kind");
+                match parsed {
+                    Some(SourceKind::Rss | SourceKind::File) => parsed,
+                    Some(other) => {
+                        self.problem(line, &format!("{key}.kind"), format!("source kind {:?} is not built into this version yet; available now: rss, file", other.as_str()));
+                        None
+                    }
+                    None => {
+                        self.problem(line, &format!("{key}.kind"), format!("unknown source kind {k:?}; expected one of rss, file, reddit, hackernews, bluesky, mastodon"));
+                        None
+                    }
+                }
+            });
+            let url = self.string(t, &key, "url");
+            let path = self.string(t, &key, "path").map(PathBuf::from);
+            let query = self.string(t, &key, "query");
+            match kind {
+                Some(SourceKind::Rss) if url.is_none() => {
+                    let line = self.line(t.span());
+                    self.problem(
+                        line,
+                        &format!("{key}.url"),
+                        "an rss source needs url = \"https://…/feed.xml\"",
+                    );
+                }
+                Some(SourceKind::File) if path.is_none() => {
+                    let line = self.line(t.span());
+                    self.problem(
+                        line,
+                        &format!("{key}.path"),
+                        "a file source needs path = \"path/to/mentions.jsonl\" (or a .xml feed)",
+                    );
+                }
+                _ => {}
+            }
+            if let Some(u) = &url {
+                if !(u.starts_with("https://") || u.starts_with("http://")) {
+                    let line = self.key_line(t, "url");
+                    self.problem(
+                        line,
+                        &format!("{key}.url"),
+                        format!("{u:?} is not an http(s) URL"),
+                    );
+                }
+            }
+            let default_every = match kind {
+                Some(SourceKind::File) => Duration::from_secs(10),
+                _ => Duration::from_secs(300),
+            };
+            let every = self.duration(t, &key, "every").unwrap_or(default_every);
+            let timeout = self
+                .duration(t, &key, "timeout")
+                .unwrap_or(Duration::from_secs(30));
+            let max_body_bytes = self
+                .integer(t, &key, "max_body_bytes")
+                .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+            let allow_private = self.boolean(t, &key, "allow_private").unwrap_or(false);
+            if let (Some(name), Some(kind)) = (name, kind) {
+                out.push(SourceSpec {
+                    name,
+                    kind,
+                    url,
+                    path,
+                    query,
+                    every,
+                    timeout,
+                    max_body_bytes,
+                    allow_private,
+                });
+            }
+        }
+        out
+    }
+
+    fn rules(&mut self, root: &Table) -> Vec<RuleConfig> {
+        let mut out = Vec::new();
+        let mut names = HashSet::new();
+        for (i, t) in self.array_of_tables(root, "rules").into_iter().enumerate() {
+            let key = format!("rules[{i}]");
+            self.known_keys(t, &key, RULE_KEYS);
+            let name = self.required_string(t, &key, "name");
+            if let Some(n) = &name {
+                if !names.insert(n.clone()) {
+                    let line = self.key_line(t, "name");
+                    self.problem(
+                        line,
+                        &format!("{key}.name"),
+                        format!("duplicate rule name {n:?}; names must be unique"),
+                    );
+                }
+            }
+            let query = self.required_string(t, &key, "query");
+            let alert = self.targets(t, &key, "alert");
+            if !t.contains_key("alert") {
+                let line = self.line(t.span());
+                self.problem(line, &format!("{key}.alert"), "missing; add alert = [\"slack:#channel\"] (without [slack], alerts print to the console)");
+            }
+            let priority = self.string(t, &key, "priority").and_then(|p| {
+                let parsed = Priority::parse(&p);
+                if parsed.is_none() {
+                    let line = self.key_line(t, "priority");
+                    self.problem(
+                        line,
+                        &format!("{key}.priority"),
+                        format!("unknown priority {p:?}; expected low, normal, high or critical"),
+                    );
+                }
+                parsed
+            });
+            if let (Some(name), Some(query)) = (name, query) {
+                out.push(RuleConfig {
+                    name,
+                    query,
+                    alert,
+                    priority: priority.unwrap_or_default(),
+                });
+            }
+        }
+        out
+    }
+
+    /// Compiles every rule, reporting each bad one at the line of its `query`.
+    fn compile_rules(&mut self, root: &Table, rules: &[RuleConfig]) -> Option<RuleSet> {
+        match RuleSet::compile(rules.iter().map(|r| (r.name.as_str(), r.query.as_str()))) {
+            Ok(set) => Some(set),
+            Err(errors) => {
+                let tables = self.array_of_tables(root, "rules");
+                for e in errors {
+                    let idx = rules.iter().position(|r| r.name == e.rule).unwrap_or(0);
+                    let line = tables
+                        .iter()
+                        .find(|t| t.get("name").and_then(Item::as_str) == Some(e.rule.as_str()))
+                        .map_or(1, |t| self.key_line(t, "query"));
+                    self.problem(line, &format!("rules[{idx}].query"), e.to_string());
+                }
+                None
+            }
+        }
+    }
+
+    fn desk(&mut self, root: &Table) -> Option<DeskConfig> {
+        let mut desk = DeskConfig {
+            command: "/desk".into(),
+            escalate_after: Duration::from_secs(15 * 60),
+            escalate_to: None,
+            remind_after: None,
+            allowed: Vec::new(),
+        };
+        let Some(t) = self.table(root, "desk") else {
+            return Some(desk);
+        };
+        self.known_keys(t, "desk", DESK_KEYS);
+        if let Some(c) = self.string(t, "desk", "command") {
+            if !c.starts_with('/') || c.len() < 2 || c.contains(char::is_whitespace) {
+                let line = self.key_line(t, "command");
+                self.problem(
+                    line,
+                    "desk.command",
+                    format!("{c:?} is not a slash command; write e.g. \"/desk\""),
+                );
+            }
+            desk.command = c;
+        }
+        if let Some(d) = self.duration(t, "desk", "escalate_after") {
+            desk.escalate_after = d;
+        }
+        desk.remind_after = self.duration(t, "desk", "remind_after");
+        if t.contains_key("escalate_to") {
+            desk.escalate_to = self.string(t, "desk", "escalate_to").and_then(|s| {
+                let line = self.key_line(t, "escalate_to");
+                Target::parse(&s)
+                    .map_err(|e| self.problem(line, "desk.escalate_to", e))
+                    .ok()
+            });
+        }
+        desk.allowed = self.string_array(t, "desk", "allowed");
+        Some(desk)
+    }
+
+    fn digest(&mut self, t: &Table) -> Option<DigestConfig> {
+        self.known_keys(t, "digest", DIGEST_KEYS);
+        let schedule = self.required_string(t, "digest", "schedule");
+        if let Some(s) = &schedule {
+            let fields = s.split_whitespace().count();
+            if !(6..=7).contains(&fields) {
+                let line = self.key_line(t, "schedule");
+                self.problem(line, "digest.schedule", format!("{s:?} has {fields} fields; a schedule has seconds first: \"sec min hour day-of-month month day-of-week\", e.g. \"0 0 9 * * Mon-Fri\""));
+            }
+        }
+        let timezone = self
+            .string(t, "digest", "timezone")
+            .unwrap_or_else(|| "UTC".into());
+        let to = self.targets(t, "digest", "to");
+        Some(DigestConfig {
+            schedule: schedule?,
+            timezone,
+            to,
+        })
+    }
+
+    fn targets(&mut self, t: &Table, key: &str, field: &str) -> Vec<Target> {
+        let mut out = Vec::new();
+        let line = self.key_line(t, field);
+        for s in self.string_array(t, key, field) {
+            match Target::parse(&s) {
+                Ok(target) => out.push(target),
+                Err(e) => self.problem(line, &format!("{key}.{field}"), e),
+            }
+        }
+        out
+    }
+
+    // ---- low-level accessors: each reports its own problems ----
+
+    fn known_keys(&mut self, t: &Table, prefix: &str, allowed: &[&str]) {
+        for (k, item) in t.iter() {
+            if allowed.contains(&k) {
+                continue;
+            }
+            let line = self.line(t.key(k).and_then(|k| k.span()).or_else(|| item.span()));
+            let full = if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            let suggestion = closest(k, allowed)
+                .map(|s| format!("; did you mean {s:?}?"))
+                .unwrap_or_default();
+            self.problem(
+                line,
+                &full,
+                format!(
+                    "unknown key{suggestion} (known here: {})",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+
+    fn key_line(&self, t: &Table, key: &str) -> usize {
+        self.line(
+            t.key(key)
+                .and_then(|k| k.span())
+                .or_else(|| t.get(key).and_then(Item::span))
+                .or_else(|| t.span()),
+        )
+    }
+
+    fn table<'t>(&mut self, root: &'t Table, key: &str) -> Option<&'t Table> {
+        let item = root.get(key)?;
+        match item.as_table() {
+            Some(t) => Some(t),
+            None => {
+                let line = self.line(item.span());
+                self.problem(line, key, format!("must be a table: write [{key}]"));
+                None
+            }
+        }
+    }
+
+    fn array_of_tables<'t>(&mut self, root: &'t Table, key: &str) -> Vec<&'t Table> {
+        match root.get(key) {
+            None => Vec::new(),
+            Some(Item::ArrayOfTables(a)) => a.iter().collect(),
+            Some(other) => {
+                let line = self.line(other.span());
+                self.problem(
+                    line,
+                    key,
+                    format!("must be a list of tables: write [[{key}]] for each entry"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn raw_string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<(String, usize)> {
+        let item = t.get(key)?;
+        let line = self.key_line(t, key);
+        match item.as_str() {
+            Some(s) => Some((s.to_string(), line)),
+            None => {
+                self.problem(
+                    line,
+                    &format!("{prefix}.{key}"),
+                    "must be a string in quotes",
+                );
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<String> {
+        let (raw, line) = self.raw_string(t, prefix, key)?;
+        match interpolate(&raw, self.env) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.problem(line, &format!("{prefix}.{key}"), e);
+                None
+            }
+        }
+    }
+
+    fn required_string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<String> {
+        if !t.contains_key(key) {
+            let line = self.line(t.span());
+            self.problem(
+                line,
+                &format!("{prefix}.{key}"),
+                format!("missing; add {key} = \"…\""),
+            );
+            return None;
+        }
+        self.string(t, prefix, key)
+    }
+
+    fn secret(&mut self, t: &Table, prefix: &str, key: &str, env_hint: &str) -> Option<Secret> {
+        if !t.contains_key(key) {
+            let line = self.line(t.span());
+            self.problem(
+                line,
+                &format!("{prefix}.{key}"),
+                format!("missing secret; add {key} = \"${{{env_hint}}}\" and export {env_hint}"),
+            );
+            return None;
+        }
+        let value = self.string(t, prefix, key)?;
+        if value.trim().is_empty() {
+            let line = self.key_line(t, key);
+            self.problem(
+                line,
+                &format!("{prefix}.{key}"),
+                format!("missing secret: the value is empty; export {env_hint}"),
+            );
+            return None;
+        }
+        Some(Secret(value))
+    }
+
+    fn string_array(&mut self, t: &Table, prefix: &str, key: &str) -> Vec<String> {
+        let Some(item) = t.get(key) else {
+            return Vec::new();
+        };
+        let line = self.key_line(t, key);
+        let full = format!("{prefix}.{key}");
+        let Some(arr) = item.as_array() else {
+            self.problem(
+                line,
+                &full,
+                "must be a list of strings, e.g. [\"slack:#pr-alerts\"]",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for v in arr.iter() {
+            match v.as_str() {
+                Some(s) => match interpolate(s, self.env) {
+                    Ok(s) => out.push(s),
+                    Err(e) => self.problem(line, &full, e),
+                },
+                None => self.problem(line, &full, "every entry must be a string in quotes"),
+            }
+        }
+        out
+    }
+
+    fn duration(&mut self, t: &Table, prefix: &str, key: &str) -> Option<Duration> {
+        let s = self.string(t, prefix, key)?;
+        match parse_duration(&s) {
+            Ok(d) if d.is_zero() => {
+                let line = self.key_line(t, key);
+                self.problem(line, &format!("{prefix}.{key}"), "must be longer than zero");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                let line = self.key_line(t, key);
+                self.problem(
+                    line,
+                    &format!("{prefix}.{key}"),
+                    format!("bad duration: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, t: &Table, prefix: &str, key: &str) -> Option<u64> {
+        let item = t.get(key)?;
+        match item.as_integer() {
+            Some(i) if i > 0 => Some(i as u64),
+            _ => {
+                let line = self.key_line(t, key);
+                self.problem(
+                    line,
+                    &format!("{prefix}.{key}"),
+                    "must be a positive whole number",
+                );
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, t: &Table, prefix: &str, key: &str) -> Option<bool> {
+        let item = t.get(key)?;
+        match item.as_value() {
+            Some(Value::Boolean(b)) => Some(*b.value()),
+            _ => {
+                let line = self.key_line(t, key);
+                self.problem(
+                    line,
+                    &format!("{prefix}.{key}"),
+                    "must be true or false (no quotes)",
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Replaces `${VAR}` and `${VAR:-default}`; `$${` stays a literal `${`. The error never
+/// contains a value, only the variable's name.
+pub fn interpolate(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos..];
+        if let Some(tail) = after.strip_prefix("$${") {
+            out.push_str("${");
+            rest = tail;
+            continue;
+        }
+        if !after.starts_with("${") {
+            out.push('$');
+            rest = &after[1..];
+            continue;
+        }
+        let Some(end) = after.find('}') else {
+            return Err("unclosed ${ …: write ${VAR} or ${VAR:-default}".into());
+        };
+        let inner = &after[2..end];
+        let (name, default) = match inner.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        let valid = !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && !name.as_bytes()[0].is_ascii_digit();
+        if !valid {
+            return Err(format!("{:?} is not an environment variable name; write ${{VAR}} with letters, digits and _", name));
+        }
+        match (env(name).filter(|v| !v.is_empty()), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(d),
+            (None, None) => {
+                return Err(format!("environment variable {name} is not set; export it, or give a default with ${{{name}:-…}}"))
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The allowed key nearest to a typo (edit distance ≤ 2), for "did you mean".
+fn closest<'a>(key: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    allowed
+        .iter()
+        .map(|a| (edit_distance(key, a), *a))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, a)| a)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        match k {
+            "SLACK_BOT_TOKEN" => Some("xoxb-secret-value".into()),
+            "SLACK_SIGNING_SECRET" => Some("shh".into()),
+            _ => None,
+        }
+    }
+
+    fn check(text: &str) -> Result<Config, Vec<Problem>> {
+        parse(text, Path::new("t.toml"), &env).map_err(|e| match e {
+            ConfigError::Invalid { problems, .. } => problems,
+            other => panic!("{other}"),
+        })
+    }
+
+    const GOOD: &str = r#"
+[store]
+path = "data/x.sled"
+
+[slack]
+bot_token = "${SLACK_BOT_TOKEN}"
+signing_secret = "${SLACK_SIGNING_SECRET}"
+api_url = "${SLACK_API:-http://127.0.0.1:9}"
+
+[[sources]]
+name = "feed"
+kind = "rss"
+url = "https://example.com/feed.xml"
+every = "1h30m"
+
+[[rules]]
+name = "acme"
+query = '(acme OR "acme corp") AND NOT hiring'
+alert = ["slack:#pr-alerts"]
+priority = "high"
+"#;
+
+    #[test]
+    fn good_config_loads_with_interpolation_and_defaults() {
+        let c = check(GOOD).unwrap();
+        let slack = c.slack.unwrap();
+        assert_eq!(slack.bot_token.expose(), "xoxb-secret-value");
+        assert_eq!(slack.api_url, "http://127.0.0.1:9");
+        assert_eq!(c.sources[0].every, Duration::from_secs(5400));
+        assert_eq!(c.sources[0].max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(c.rules[0].priority, Priority::High);
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.desk.command, "/desk");
+        assert_eq!(c.matcher.len(), 1);
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = check(GOOD).unwrap();
+        let dbg = format!("{:?}", c.slack);
+        assert!(!dbg.contains("xoxb-secret-value"), "{dbg}");
+    }
+
+    #[test]
+    fn every_problem_class_names_key_and_line() {
+        let text = r#"
+[store]
+pth = "x"
+
+[slack]
+bot_token = "${MISSING_TOKEN}"
+
+[[sources]]
+name = "a"
+kind = "carrier-pigeon"
+every = "5 minutes"
+
+[[rules]]
+name = "r"
+query = "acme AND (refund"
+alert = ["teams:#x"]
+"#;
+        let problems = check(text).unwrap_err();
+        let find = |key: &str| {
+            problems
+                .iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("no problem for {key} in {problems:#?}"))
+        };
+        let unknown = find("store.pth");
+        assert_eq!(unknown.line, 3);
+        assert!(unknown.message.contains("did you mean \"path\""));
+        let secret = find("slack.bot_token");
+        assert_eq!(secret.line, 6);
+        assert!(secret.message.contains("MISSING_TOKEN is not set"));
+        assert!(find("slack.signing_secret")
+            .message
+            .contains("missing secret"));
+        let kind = find("sources[0].kind");
+        assert_eq!(kind.line, 10);
+        assert!(kind.message.contains("unknown source kind"));
+        let every = find("sources[0].every");
+        assert_eq!(every.line, 11);
+        assert!(every.message.contains("bad duration"));
+        let query = find("rules[0].query");
+        assert_eq!(query.line, 15);
+        let target = find("rules[0].alert");
+        assert_eq!(target.line, 16);
+        assert!(target.message.contains("slack:#channel"));
+    }
+
+    #[test]
+    fn missing_required_keys_point_at_their_table() {
+        let problems =
+            check("[store]\npath = \"x\"\n\n[[rules]]\nname = \"r\"\nquery = \"acme\"\n")
+                .unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "rules[0].alert");
+        assert_eq!(problems[0].line, 4, "{problems:?}");
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let problems = check("[store]\npath = \"x\"\n[[rules]\n").unwrap_err();
+        assert_eq!(problems[0].line, 3);
+        assert_eq!(problems[0].key, "(syntax)");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        for bad in ["", "5", "m5", "5 m", "5w"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn interpolation_forms() {
+        let env = |k: &str| (k == "A").then(|| "1".to_string());
+        assert_eq!(interpolate("x${A}y", &env).unwrap(), "x1y");
+        assert_eq!(interpolate("${B:-dflt}", &env).unwrap(), "dflt");
+        assert_eq!(interpolate("$${A} $5", &env).unwrap(), "${A} $5");
+        assert!(interpolate("${B}", &env)
+            .unwrap_err()
+            .contains("B is not set"));
+        assert!(interpolate("${A", &env).is_err());
+    }
+}

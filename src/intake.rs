@@ -1,0 +1,149 @@
+//! Intake: turns what a poll returned into stored mentions and alerts. It runs every mention
+//! through the rules, scores sentiment and priority, and hands the store one batch per poll
+//! (dedup happens inside the store's transaction). It never talks to chat; it only wakes
+//! the relay.
+
+use crate::analysis::{dedup, priority, sentiment};
+use crate::config::RuleConfig;
+use crate::metrics::Metrics;
+use crate::model::{Mention, Priority, Target};
+use crate::rules::{Document, RuleSet};
+use crate::shutdown::Shutdown;
+use crate::sources::poll::PollOutcome;
+use crate::store::{Candidate, NewAlert, Store, StoreError};
+use std::sync::Arc;
+use tokio::sync::{mpsc, Notify};
+
+/// What the rules and analysis say about one mention.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub rules: Vec<String>,
+    pub sentiment: f64,
+    pub negative: bool,
+    /// `None` when no rule matched.
+    pub priority: Option<Priority>,
+    pub targets: Vec<Target>,
+    pub highlights: Vec<(usize, usize)>,
+}
+
+/// Everything needed to judge a mention; shared by `run`, `match` and `scan`.
+pub struct Judge {
+    pub matcher: Arc<RuleSet>,
+    pub rules: Vec<RuleConfig>,
+}
+
+impl Judge {
+    pub fn judge(&self, m: &Mention) -> Verdict {
+        let doc = Document {
+            text: &m.text,
+            title: m.title.as_deref(),
+            author: m.author.as_deref(),
+            url: m.url.as_deref(),
+            source: &m.source,
+            source_kind: &m.source_kind,
+            lang: m.lang.as_deref(),
+        };
+        let matches = self.matcher.matches(&doc);
+        let scored_text = match &m.title {
+            Some(t) if !t.is_empty() => format!("{t}. {}", m.text),
+            _ => m.text.clone(),
+        };
+        let s = sentiment::score(&scored_text);
+        let mut rules = Vec::new();
+        let mut targets: Vec<Target> = Vec::new();
+        let mut highlights = Vec::new();
+        let mut rule_priority: Option<Priority> = None;
+        for hit in &matches {
+            let rule = &self.rules[hit.rule];
+            rules.push(rule.name.clone());
+            rule_priority = rule_priority.max(Some(rule.priority));
+            for t in &rule.alert {
+                if !targets.contains(t) {
+                    targets.push(t.clone());
+                }
+            }
+            highlights.extend(hit.spans.iter().map(|s| (s.start, s.end)));
+        }
+        highlights.sort_unstable();
+        highlights.dedup();
+        Verdict {
+            rules,
+            sentiment: s.score,
+            negative: s.negative,
+            priority: rule_priority.map(|p| priority::priority(p, s.negative, m.author_reach)),
+            targets,
+            highlights,
+        }
+    }
+
+    pub fn candidate(&self, m: Mention) -> Candidate {
+        let v = self.judge(&m);
+        Candidate {
+            dedup_keys: dedup::keys(&m),
+            alert: v.priority.map(|priority| NewAlert {
+                rules: v.rules,
+                priority,
+                sentiment: v.sentiment,
+                negative: v.negative,
+                targets: v.targets,
+                highlights: v.highlights,
+            }),
+            mention: m,
+        }
+    }
+}
+
+/// Stores each poll's outcome as it arrives, until shutdown and the channel is drained.
+pub async fn run(
+    judge: Arc<Judge>,
+    store: Store,
+    mut polls: mpsc::Receiver<PollOutcome>,
+    relay_wake: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    mut shutdown: Shutdown,
+) {
+    loop {
+        let outcome = tokio::select! {
+            o = polls.recv() => match o { Some(o) => o, None => break },
+            _ = shutdown.wait() => break,
+        };
+        if let Err(e) = accept(&judge, &store, outcome, &metrics).await {
+            tracing::error!(error = %e, "could not store a poll's mentions; they will be fetched again");
+            continue;
+        }
+        relay_wake.notify_one();
+    }
+    tracing::debug!("intake stopped");
+}
+
+pub async fn accept(
+    judge: &Judge,
+    store: &Store,
+    outcome: PollOutcome,
+    metrics: &Metrics,
+) -> Result<usize, StoreError> {
+    let total = outcome.mentions.len() as u64;
+    let candidates: Vec<Candidate> = outcome
+        .mentions
+        .into_iter()
+        .map(|m| judge.candidate(m))
+        .collect();
+    let accepted = store
+        .accept(
+            &outcome.source,
+            &outcome.state,
+            &candidates,
+            chrono::Utc::now(),
+        )
+        .await?;
+    Metrics::add(&metrics.mentions_total, accepted.new_mentions as u64);
+    Metrics::add(
+        &metrics.duplicates_total,
+        total - accepted.new_mentions as u64,
+    );
+    Metrics::add(&metrics.alerts_total, accepted.alerts.len() as u64);
+    for a in &accepted.alerts {
+        tracing::info!(source = %outcome.source, alert = %a.id, rules = ?a.rules, priority = %a.priority, "new alert");
+    }
+    Ok(accepted.alerts.len())
+}

@@ -1,0 +1,17 @@
+//! mentiondesk: watches the public web for brand mentions and puts the ones that matter on a
+//! team's desk in Slack or Discord. README.md describes the contract; the modules follow the
+//! layout in DESIGN.md.
+
+pub mod analysis;
+pub mod app;
+pub mod chat;
+pub mod config;
+pub mod intake;
+pub mod metrics;
+pub mod model;
+pub mod relay;
+pub mod rules;
+pub mod server;
+pub mod shutdown;
+pub mod sources;
+pub mod store;

@@ -1,0 +1,235 @@
+//! The `mentiondesk` command line: parses arguments, sets up logging, runs one subcommand
+//! and turns its outcome into an exit code. Business logic lives in the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mentiondesk::{app, config, intake::Judge, model::Mention};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "mentiondesk",
+    version,
+    about = "Puts brand mentions that matter on your team's desk in Slack"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: poll sources, post alerts, serve /healthz and /metrics
+    Run(ConfigArg),
+    /// Validate the config and compile every rule; print every problem with its line
+    Check(ConfigArg),
+    /// Dry-run the rules: JSON lines of mentions on stdin, one JSON verdict per line on stdout
+    Match(ConfigArg),
+    /// Poll every source once and print what matched; posts nothing, stores nothing
+    Scan {
+        /// Poll once and exit (the only mode today; required so the intent is explicit)
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// Config file [default: config/mentiondesk.toml]
+    #[arg(long, short = 'c', env = "MENTIONDESK_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn path(&self) -> PathBuf {
+        self.config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Run(c) => run(&c),
+        Command::Check(c) => check(&c),
+        Command::Match(c) => match_lines(&c),
+        Command::Scan { once, config } => scan(once, &config),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("MENTIONDESK_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,slack_morphism=warn,hyper=warn,sled=warn")
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn load(c: &ConfigArg) -> anyhow::Result<config::Config> {
+    Ok(config::load(&c.path())?)
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run(c: &ConfigArg) -> anyhow::Result<ExitCode> {
+    let config = load(c)?;
+    runtime()?.block_on(app::run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(c: &ConfigArg) -> anyhow::Result<ExitCode> {
+    match config::load(&c.path()) {
+        Ok(cfg) => {
+            println!(
+                "{}: ok ({} source{}, {} rule{}, alerts to {})",
+                c.path().display(),
+                cfg.sources.len(),
+                if cfg.sources.len() == 1 { "" } else { "s" },
+                cfg.rules.len(),
+                if cfg.rules.len() == 1 { "" } else { "s" },
+                if cfg.slack.is_some() {
+                    "Slack"
+                } else {
+                    "the console"
+                },
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// One input line of `match`.
+#[derive(serde::Deserialize)]
+struct MatchInput {
+    id: serde_json::Value,
+    text: String,
+    title: Option<String>,
+    url: Option<String>,
+    author: Option<String>,
+    source: Option<String>,
+    lang: Option<String>,
+}
+
+fn match_lines(c: &ConfigArg) -> anyhow::Result<ExitCode> {
+    let cfg = load(c)?;
+    let judge = app::judge(&cfg);
+    let stdin = std::io::stdin().lock();
+    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut bad = 0usize;
+    for (n, line) in stdin.lines().enumerate() {
+        let line = line.context("reading stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let out = match serde_json::from_str::<MatchInput>(&line) {
+            Ok(input) => verdict_json(&judge, input),
+            Err(e) => {
+                bad += 1;
+                serde_json::json!({
+                    "line": n + 1,
+                    "error": format!("not a mention: {e}; expected {{\"id\",\"text\",\"title\"?,\"url\"?,\"author\"?,\"source\"?,\"lang\"?}}"),
+                })
+            }
+        };
+        writeln!(stdout, "{out}")?;
+    }
+    stdout.flush()?;
+    if bad > 0 {
+        eprintln!(
+            "{bad} input line{} could not be read",
+            if bad == 1 { "" } else { "s" }
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verdict_json(judge: &Judge, input: MatchInput) -> serde_json::Value {
+    let source = input.source.unwrap_or_else(|| "stdin".into());
+    let mention = Mention {
+        item_id: input.id.to_string(),
+        source_kind: source.clone(),
+        source,
+        url: input.url,
+        title: input.title,
+        text: input.text,
+        author: input.author,
+        author_reach: None,
+        published: None,
+        lang: input.lang,
+    };
+    let v = judge.judge(&mention);
+    serde_json::json!({
+        "id": input.id,
+        "rules": v.rules,
+        "sentiment": v.sentiment,
+        "negative": v.negative,
+        "priority": v.priority,
+    })
+}
+
+fn scan(once: bool, c: &ConfigArg) -> anyhow::Result<ExitCode> {
+    if !once {
+        anyhow::bail!("scan needs --once (to watch continuously, use `mentiondesk run`)");
+    }
+    let cfg = load(c)?;
+    let results = runtime()?.block_on(app::scan_once(&cfg))?;
+    let mut failed = 0;
+    for (source, result) in results {
+        match result {
+            Ok(hits) => {
+                println!(
+                    "{source}: {} matching mention{}",
+                    hits.len(),
+                    if hits.len() == 1 { "" } else { "s" }
+                );
+                for h in hits {
+                    let text = mentiondesk::chat::escape::terminal_text(
+                        &mentiondesk::chat::escape::truncate(&h.mention.text, 160),
+                    );
+                    println!(
+                        "  [{}] {} · {} · {}",
+                        h.verdict.priority.map(|p| p.as_str()).unwrap_or("-"),
+                        h.verdict.rules.join(","),
+                        h.mention.url.as_deref().unwrap_or("(no link)"),
+                        text
+                    );
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                println!("{source}: error: {e}");
+            }
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,158 @@
+//! HTTP endpoints on `[server].listen`: `/healthz` (per-source status) and `/metrics`
+//! (Prometheus text). Slack and Discord callbacks join here with the desk; this module
+//! verifies and routes requests, it never decides business outcomes itself.
+
+use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
+use crate::sources::poll::{Health, SourceStatus};
+use crate::store::Store;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub health: Health,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Binds first (so a port in use is a start-up error), then serves until shutdown.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    mut shutdown: Shutdown,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move { shutdown.wait().await })
+        .await
+}
+
+/// Always 200 while the process serves: a failing feed makes the status `degraded`, not the
+/// container unhealthy. The per-source detail says which source and why.
+async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    let sources = s.health.snapshot();
+    let degraded = sources.iter().any(|src| !src.healthy);
+    let outbox = s.store.outbox().map(|o| o.len()).unwrap_or(0);
+    Json(json!({
+        "status": if degraded { "degraded" } else { "ok" },
+        "sources": sources,
+        "outbox_pending": outbox,
+        "oldest_pending": crate::relay::oldest_pending(&s.store),
+    }))
+}
+
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    let m = &s.metrics;
+    let counters = [
+        (
+            "mentiondesk_mentions_total",
+            "New mentions stored.",
+            Metrics::get(&m.mentions_total),
+        ),
+        (
+            "mentiondesk_duplicates_total",
+            "Polled mentions dropped as already seen.",
+            Metrics::get(&m.duplicates_total),
+        ),
+        (
+            "mentiondesk_alerts_total",
+            "Alerts created.",
+            Metrics::get(&m.alerts_total),
+        ),
+        (
+            "mentiondesk_alerts_posted_total",
+            "Alert messages delivered to chat.",
+            Metrics::get(&m.alerts_posted_total),
+        ),
+        (
+            "mentiondesk_post_errors_total",
+            "Failed chat deliveries (retried).",
+            Metrics::get(&m.post_errors_total),
+        ),
+        (
+            "mentiondesk_recovered_posts_total",
+            "Deliveries found on the platform after a restart instead of posting again.",
+            Metrics::get(&m.recovered_posts_total),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    let sources = s.health.snapshot();
+    let per_source: [PerSourceMetric; 3] = [
+        (
+            "mentiondesk_source_polls_total",
+            "Polls per source.",
+            "counter",
+            |x| x.polls_total,
+        ),
+        (
+            "mentiondesk_source_errors_total",
+            "Failed polls per source.",
+            "counter",
+            |x| x.errors_total,
+        ),
+        (
+            "mentiondesk_source_up",
+            "1 if the source's last poll succeeded.",
+            "gauge",
+            |x| u64::from(x.healthy),
+        ),
+    ];
+    for (name, help, kind, f) in per_source {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for src in &sources {
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"{}\",kind=\"{}\"}} {}",
+                label(&src.name),
+                label(&src.kind),
+                f(src)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP mentiondesk_outbox_pending Alert deliveries not yet confirmed.\n# TYPE mentiondesk_outbox_pending gauge\nmentiondesk_outbox_pending {}",
+        s.store.outbox().map(|o| o.len()).unwrap_or(0)
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// Name, help, type and value of one per-source metric.
+type PerSourceMetric = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&SourceStatus) -> u64,
+);
+
+/// Prometheus label value escaping.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}

@@ -1,0 +1,284 @@
+//! The `file` source: a local RSS/Atom/JSON Feed file or a JSON-lines file of mentions,
+//! re-read only when its modification time or length changed.
+//! It does not watch the file (the poll loop decides when to look) and does not follow appends
+//! line by line: a changed file is read whole, and the intake deduplicates.
+
+use super::rss::{content_id, parse_feed};
+use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
+use crate::model::Mention;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+use tokio::io::AsyncReadExt;
+
+/// A local file polled for new mentions.
+pub struct FileSource {
+    name: String,
+    path: PathBuf,
+    max_body_bytes: u64,
+}
+
+impl FileSource {
+    /// Needs `spec.path`; the file may not exist yet (that is a poll error, not a start-up one).
+    pub fn new(spec: &SourceSpec) -> Result<FileSource, SourceError> {
+        let path = spec.path.clone().ok_or_else(|| {
+            SourceError::Config(format!(
+                "source {:?}: kind \"file\" needs path = \"…\"",
+                spec.name
+            ))
+        })?;
+        Ok(FileSource {
+            name: spec.name.clone(),
+            path,
+            max_body_bytes: spec.max_body_bytes,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for FileSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::File
+    }
+
+    async fn poll(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError> {
+        let io = |what: &str, e: std::io::Error| {
+            SourceError::Io(format!("cannot {what} {}: {e}", self.path.display()))
+        };
+        let meta = tokio::fs::metadata(&self.path)
+            .await
+            .map_err(|e| io("read", e))?;
+        if !meta.is_file() {
+            return Err(SourceError::Io(format!(
+                "{} is not a regular file",
+                self.path.display()
+            )));
+        }
+        // Taken before reading: if the file changes while we read, the next poll sees a newer
+        // fingerprint and reads it again.
+        let fingerprint = fingerprint(&meta);
+        if state.cursor.as_deref() == Some(fingerprint.as_str()) {
+            return Ok(Vec::new());
+        }
+        let limit = self.max_body_bytes;
+        if meta.len() > limit {
+            return Err(SourceError::TooLarge { limit });
+        }
+        let file = tokio::fs::File::open(&self.path)
+            .await
+            .map_err(|e| io("open", e))?;
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        // The file may have grown since `metadata`: never read more than the cap plus one byte.
+        file.take(limit.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| io("read", e))?;
+        if bytes.len() as u64 > limit {
+            return Err(SourceError::TooLarge { limit });
+        }
+
+        let name = self.name.clone();
+        let path = self.path.clone();
+        let mentions = tokio::task::spawn_blocking(move || parse_file(&bytes, &path, &name))
+            .await
+            .map_err(|e| SourceError::Parse(format!("file parser stopped: {e}")))??;
+        state.cursor = Some(fingerprint);
+        Ok(mentions)
+    }
+}
+
+/// mtime (ns since the epoch) and length: cheap to get and changes on every ordinary write.
+fn fingerprint(meta: &std::fs::Metadata) -> String {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    format!("mtime={mtime};len={}", meta.len())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Feed,
+    JsonLines,
+}
+
+/// `.jsonl`/`.ndjson` are JSON lines; otherwise the first non-space byte decides: `<` is a feed,
+/// `{` is JSON lines unless the document is a JSON Feed (pretty-printed, or one line with
+/// a jsonfeed.org `version`).
+fn detect(path: &Path, bytes: &[u8]) -> Format {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if matches!(ext.as_deref(), Some("jsonl" | "ndjson")) {
+        return Format::JsonLines;
+    }
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => {
+            let first_line = body
+                .split(|b| *b == b'\n')
+                .find(|l| !l.trim_ascii().is_empty())
+                .unwrap_or_default();
+            match serde_json::from_slice::<serde_json::Value>(first_line) {
+                Ok(v) => {
+                    let is_json_feed = v
+                        .get("version")
+                        .and_then(|v| v.as_str())
+                        .is_some_and(|v| v.starts_with("https://jsonfeed.org/version/"));
+                    if is_json_feed {
+                        Format::Feed
+                    } else {
+                        Format::JsonLines
+                    }
+                }
+                // The first line is not a whole object: one pretty-printed JSON document.
+                Err(_) => Format::Feed,
+            }
+        }
+        _ => Format::Feed,
+    }
+}
+
+fn parse_file(bytes: &[u8], path: &Path, source: &str) -> Result<Vec<Mention>, SourceError> {
+    if bytes.trim_ascii().is_empty() {
+        return Ok(Vec::new());
+    }
+    match detect(path, bytes) {
+        Format::Feed => parse_feed(bytes, source, SourceKind::File, None),
+        Format::JsonLines => Ok(parse_json_lines(bytes, path, source)),
+    }
+}
+
+/// One line of a JSON-lines file, as documented for `mentiondesk match`.
+#[derive(Debug, Deserialize)]
+struct Line {
+    id: Option<LineId>,
+    text: String,
+    title: Option<String>,
+    url: Option<String>,
+    author: Option<String>,
+    published: Option<DateTime<Utc>>,
+    lang: Option<String>,
+}
+
+/// Ids written by tools are sometimes numbers; both are accepted.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum LineId {
+    Text(String),
+    Number(serde_json::Number),
+}
+
+/// Parses JSON lines; a bad line is logged with its number and skipped so one typo does not
+/// hide the rest of the file. A line without `id` gets one derived from its content.
+fn parse_json_lines(bytes: &[u8], path: &Path, source: &str) -> Vec<Mention> {
+    let mut mentions = Vec::new();
+    for (index, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+        let raw = raw.trim_ascii();
+        if raw.is_empty() {
+            continue;
+        }
+        let line: Line = match serde_json::from_slice(raw) {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::warn!(
+                    source,
+                    file = %path.display(),
+                    line = index + 1,
+                    error = %e,
+                    "skipping a bad JSON line"
+                );
+                continue;
+            }
+        };
+        let published = line.published.map(|p| p.to_rfc3339());
+        let item_id = match line.id {
+            Some(LineId::Text(id)) if !id.trim().is_empty() => id,
+            Some(LineId::Number(n)) => n.to_string(),
+            _ => content_id(&[
+                &line.text,
+                line.title.as_deref().unwrap_or(""),
+                line.url.as_deref().unwrap_or(""),
+                line.author.as_deref().unwrap_or(""),
+                published.as_deref().unwrap_or(""),
+            ]),
+        };
+        mentions.push(Mention {
+            item_id,
+            source: source.to_string(),
+            source_kind: SourceKind::File.as_str().to_string(),
+            url: line.url,
+            title: line.title,
+            text: line.text,
+            author: line.author,
+            author_reach: None,
+            published: line.published,
+            lang: line.lang,
+        });
+    }
+    mentions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_is_detected_by_extension_then_content() {
+        let p = Path::new;
+        assert_eq!(detect(p("a.jsonl"), b"<rss/>"), Format::JsonLines);
+        assert_eq!(detect(p("a.NDJSON"), b""), Format::JsonLines);
+        assert_eq!(detect(p("a.txt"), b"  \n<rss/>"), Format::Feed);
+        assert_eq!(detect(p("a"), b"\xEF\xBB\xBF<feed/>"), Format::Feed);
+        assert_eq!(
+            detect(p("a"), b"{\"id\":\"1\",\"text\":\"x\"}\n"),
+            Format::JsonLines
+        );
+        assert_eq!(
+            detect(p("feed.json"), b"{\n  \"version\": \"x\"\n}"),
+            Format::Feed
+        );
+        assert_eq!(
+            detect(
+                p("feed.json"),
+                br#"{"version":"https://jsonfeed.org/version/1.1","items":[]}"#
+            ),
+            Format::Feed
+        );
+    }
+
+    #[test]
+    fn json_lines_skip_bad_lines_and_keep_the_rest() {
+        let input = concat!(
+            "{\"id\":\"a\",\"text\":\"acme rocks\",\"published\":\"2024-05-01T10:00:00+02:00\",\"lang\":\"en\"}\n",
+            "this is not json\n",
+            "\n",
+            "{\"text\":\"no id here\",\"url\":\"https://x.test/1\"}\n",
+            "{\"id\":\"c\"}\n",
+            "{\"id\":7,\"text\":\"numeric id\"}\n",
+            "{\"id\":\"d\",\"text\":\"bad date\",\"published\":\"yesterday\"}\n",
+        );
+        let got = parse_json_lines(input.as_bytes(), Path::new("m.jsonl"), "src");
+        let ids: Vec<_> = got.iter().map(|m| m.item_id.as_str()).collect();
+        assert_eq!(ids.len(), 3, "{ids:?}");
+        assert_eq!(ids[0], "a");
+        assert_eq!(ids[2], "7");
+        assert_eq!(
+            got[0].published.unwrap().to_rfc3339(),
+            "2024-05-01T08:00:00+00:00"
+        );
+        assert_eq!(got[0].lang.as_deref(), Some("en"));
+        assert_eq!(got[0].source_kind, "file");
+        // Derived ids are stable and differ from other lines.
+        let again = parse_json_lines(input.as_bytes(), Path::new("m.jsonl"), "src");
+        assert_eq!(got[1].item_id, again[1].item_id);
+        assert_eq!(got[1].item_id.len(), 32);
+    }
+}

@@ -1,0 +1,150 @@
+//! Sources: where mentions come from. One file per kind behind the `Source` trait, plus the
+//! shared HTTP fetch (`http.rs`) and the shared poll loop (`poll.rs`).
+//! Sources never touch the store or chat: they return mentions and their new cursor state,
+//! and the intake decides what to keep.
+
+use crate::model::Mention;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub mod file;
+pub mod http;
+pub mod poll;
+pub mod rss;
+#[cfg(test)]
+mod tests;
+
+/// The kinds a `[[sources]]` entry may name. Closed: an unknown kind is a config error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Rss,
+    File,
+    Reddit,
+    Hackernews,
+    Bluesky,
+    Mastodon,
+}
+
+impl SourceKind {
+    pub const ALL: [SourceKind; 6] = [
+        SourceKind::Rss,
+        SourceKind::File,
+        SourceKind::Reddit,
+        SourceKind::Hackernews,
+        SourceKind::Bluesky,
+        SourceKind::Mastodon,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Rss => "rss",
+            SourceKind::File => "file",
+            SourceKind::Reddit => "reddit",
+            SourceKind::Hackernews => "hackernews",
+            SourceKind::Bluesky => "bluesky",
+            SourceKind::Mastodon => "mastodon",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SourceKind> {
+        SourceKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A validated `[[sources]]` entry: everything a source needs to build itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceSpec {
+    pub name: String,
+    pub kind: SourceKind,
+    /// Feed URL (`rss`) or API base override (other HTTP kinds).
+    pub url: Option<String>,
+    /// Local file (`file`).
+    pub path: Option<PathBuf>,
+    /// Search query for kinds that search (`hackernews`, ...).
+    pub query: Option<String>,
+    /// Time between polls.
+    pub every: Duration,
+    /// Timeout of one whole poll (connect + body).
+    pub timeout: Duration,
+    /// Largest accepted body, counted after decompression.
+    pub max_body_bytes: u64,
+    /// Allow fetching from private / loopback addresses (tests, intranet feeds).
+    pub allow_private: bool,
+}
+
+/// What a source remembers between polls; persisted by the intake with the items it produced,
+/// so a restart resumes where the last committed poll ended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceState {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// Kind-specific resume point (file fingerprint, API cursor, ...).
+    pub cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
+}
+
+/// Why a poll failed. Messages name the problem; the poll loop adds the source name.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("request timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("server answered HTTP {status}")]
+    Status {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    #[error("body is larger than the {limit} byte cap (after decompression); raise max_body_bytes if the feed is really that big")]
+    TooLarge { limit: u64 },
+    #[error("could not parse the response: {0}")]
+    Parse(String),
+    #[error("network error: {0}")]
+    Network(String),
+    #[error("refused to fetch {url}: {reason}")]
+    Refused { url: String, reason: String },
+    #[error("{0}")]
+    Io(String),
+    /// The source cannot be built from its spec (missing url/path, kind not built yet).
+    #[error("{0}")]
+    Config(String),
+}
+
+impl SourceError {
+    /// How long the server asked us to wait, if it did (429 / 503 with Retry-After).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SourceError::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+/// Builds the source a spec names. Kinds without an implementation yet are a clear error,
+/// so `check` and start-up can say which source cannot run.
+pub fn build(spec: &SourceSpec) -> Result<Box<dyn Source>, SourceError> {
+    match spec.kind {
+        SourceKind::Rss => Ok(Box::new(rss::RssSource::new(spec)?)),
+        SourceKind::File => Ok(Box::new(file::FileSource::new(spec)?)),
+        other @ (SourceKind::Reddit
+        | SourceKind::Hackernews
+        | SourceKind::Bluesky
+        | SourceKind::Mastodon) => Err(SourceError::Config(format!(
+            "source {:?}: kind {:?} is not available in this build yet; use \"rss\" or \"file\"",
+            spec.name,
+            other.as_str()
+        ))),
+    }
+}
+
+/// One kind of source. `poll` is called by the shared poll loop, never concurrently.
+#[async_trait::async_trait]
+pub trait Source: Send {
+    fn name(&self) -> &str;
+    fn kind(&self) -> SourceKind;
+    /// Fetches what is new since `state`, updating `state` in place on success.
+    /// Returning items already seen is allowed; the intake deduplicates.
+    async fn poll(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError>;
+}

@@ -1,0 +1,677 @@
+//! The one poll loop every polled source runs in (its own task per source), and the per-source
+//! health registry that `/healthz` and `/metrics` read.
+//! It does not persist state or filter mentions: it hands each poll's result to the intake.
+
+use super::{Source, SourceError, SourceState};
+use crate::model::Mention;
+use crate::shutdown::Shutdown;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// Longest wait between polls of a failing source (unless its normal interval is longer).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// A Retry-After beyond this is treated as a server mistake, not as "stop polling for a week".
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// What one successful poll produced; the intake stores `mentions` and `state` together so a
+/// restart resumes after the last committed poll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollOutcome {
+    pub source: String,
+    pub mentions: Vec<Mention>,
+    pub state: SourceState,
+}
+
+/// How one source is doing, as shown on `/healthz` and `/metrics`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub kind: String,
+    /// True while the last poll succeeded (or none has run yet).
+    pub healthy: bool,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub consecutive_errors: u32,
+    pub polls_total: u64,
+    pub errors_total: u64,
+    pub mentions_total: u64,
+    /// Seconds until the next poll is due, when one is scheduled.
+    pub next_poll_in_secs: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    status: SourceStatus,
+    next_poll_at: Option<Instant>,
+}
+
+/// Registry of every source's status. Cheap to clone; every clone sees the same data.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    inner: Arc<Mutex<BTreeMap<String, Entry>>>,
+}
+
+impl Health {
+    pub fn new() -> Health {
+        Health::default()
+    }
+
+    /// Adds a source (healthy, no polls yet). Registering again keeps its counters.
+    pub fn register(&self, name: &str, kind: &str) {
+        self.with(name, kind, |_| {});
+    }
+
+    /// Every source's status, sorted by name.
+    pub fn snapshot(&self) -> Vec<SourceStatus> {
+        let now = Instant::now();
+        let map = self.lock();
+        map.values()
+            .map(|entry| {
+                let mut status = entry.status.clone();
+                status.next_poll_in_secs = entry
+                    .next_poll_at
+                    .map(|at| at.saturating_duration_since(now).as_secs());
+                status
+            })
+            .collect()
+    }
+
+    /// One source's status, if registered.
+    pub fn get(&self, name: &str) -> Option<SourceStatus> {
+        self.snapshot().into_iter().find(|s| s.name == name)
+    }
+
+    /// Records a successful poll; resets the consecutive error count. Public so sources that
+    /// stream instead of polling can report too.
+    pub fn record_success(&self, name: &str, kind: &str, mentions: usize) {
+        self.with(name, kind, |s| {
+            s.healthy = true;
+            s.last_success = Some(Utc::now());
+            s.consecutive_errors = 0;
+            s.polls_total += 1;
+            s.mentions_total += mentions as u64;
+        });
+    }
+
+    /// Records a failed poll with its (already secret-free) message.
+    pub fn record_error(&self, name: &str, kind: &str, error: &str) {
+        self.with(name, kind, |s| {
+            s.healthy = false;
+            s.last_error = Some(error.to_string());
+            s.consecutive_errors = s.consecutive_errors.saturating_add(1);
+            s.polls_total += 1;
+            s.errors_total += 1;
+        });
+    }
+
+    fn set_next_poll(&self, name: &str, at: Option<Instant>) {
+        if let Some(entry) = self.lock().get_mut(name) {
+            entry.next_poll_at = at;
+        }
+    }
+
+    fn with(&self, name: &str, kind: &str, f: impl FnOnce(&mut SourceStatus)) {
+        let mut map = self.lock();
+        let entry = map.entry(name.to_string()).or_insert_with(|| Entry {
+            status: SourceStatus {
+                name: name.to_string(),
+                kind: kind.to_string(),
+                healthy: true,
+                last_success: None,
+                last_error: None,
+                consecutive_errors: 0,
+                polls_total: 0,
+                errors_total: 0,
+                mentions_total: 0,
+                next_poll_in_secs: None,
+            },
+            next_poll_at: None,
+        });
+        f(&mut entry.status);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
+        // A panic while holding the lock leaves plain counters behind; they are still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Polls `source` now and then every `every` (±10 % jitter, so sources do not poll in step),
+/// each poll bounded by `timeout`. Failures back off exponentially (`every × 2^errors`, capped
+/// at `MAX_BACKOFF`, never shorter than the server's Retry-After). Sends a `PollOutcome` after
+/// each successful poll that found mentions or moved the state. Returns when `shutdown` fires
+/// (also mid-poll and mid-wait) or when the receiver of `out` is gone.
+pub async fn run(
+    mut source: Box<dyn Source>,
+    every: Duration,
+    timeout: Duration,
+    initial: SourceState,
+    out: mpsc::Sender<PollOutcome>,
+    health: Health,
+    mut shutdown: Shutdown,
+) {
+    let name = source.name().to_string();
+    let kind = source.kind().as_str();
+    health.register(&name, kind);
+    let mut state = initial;
+    let mut errors: u32 = 0;
+    tracing::info!(source = %name, kind, every_secs = every.as_secs_f64(), "source started");
+
+    loop {
+        if shutdown.is_triggered() {
+            break;
+        }
+        health.set_next_poll(&name, None);
+        // Poll on a copy: a failed poll must not leave a half-updated state behind.
+        let mut next_state = state.clone();
+        let result = tokio::select! {
+            biased;
+            _ = shutdown.wait() => break,
+            r = tokio::time::timeout(timeout, source.poll(&mut next_state)) => {
+                r.unwrap_or(Err(SourceError::Timeout(timeout)))
+            }
+        };
+
+        let delay = match result {
+            Ok(mentions) => {
+                errors = 0;
+                health.record_success(&name, kind, mentions.len());
+                tracing::debug!(source = %name, mentions = mentions.len(), "polled");
+                if !mentions.is_empty() || next_state != state {
+                    let outcome = PollOutcome {
+                        source: name.clone(),
+                        mentions,
+                        state: next_state.clone(),
+                    };
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.wait() => break,
+                        sent = out.send(outcome) => {
+                            if sent.is_err() {
+                                tracing::debug!(source = %name, "intake is gone; stopping");
+                                break;
+                            }
+                        }
+                    }
+                    state = next_state;
+                }
+                jitter(every)
+            }
+            Err(e) => {
+                errors = errors.saturating_add(1);
+                let message = e.to_string();
+                health.record_error(&name, kind, &message);
+                let delay = backoff(every, errors, e.retry_after());
+                tracing::warn!(
+                    source = %name,
+                    error = %message,
+                    consecutive_errors = errors,
+                    retry_in_secs = delay.as_secs(),
+                    "poll failed"
+                );
+                delay
+            }
+        };
+
+        health.set_next_poll(&name, Some(Instant::now() + delay));
+        tokio::select! {
+            biased;
+            _ = shutdown.wait() => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    health.set_next_poll(&name, None);
+    tracing::info!(source = %name, "source stopped");
+}
+
+/// `d` scaled by a random factor in [0.9, 1.1).
+fn jitter(d: Duration) -> Duration {
+    d.mul_f64(0.9 + 0.2 * fastrand::f64())
+}
+
+/// The wait after `errors` consecutive failures: `every × 2^errors` capped at
+/// `max(MAX_BACKOFF, every)`, jittered, then raised to the server's Retry-After if longer.
+pub fn backoff(every: Duration, errors: u32, retry_after: Option<Duration>) -> Duration {
+    let cap = MAX_BACKOFF.max(every);
+    let factor = 2u32.saturating_pow(errors.min(31));
+    let base = every.saturating_mul(factor).min(cap);
+    let wait = jitter(base);
+    match retry_after {
+        Some(ra) => wait.max(ra.min(MAX_RETRY_AFTER)),
+        None => wait,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_then_caps_and_honours_retry_after() {
+        let every = Duration::from_secs(60);
+        let within = |d: Duration, want: u64| {
+            let w = want as f64;
+            let got = d.as_secs_f64();
+            assert!(
+                got >= w * 0.9 && got <= w * 1.1,
+                "{got} not within 10% of {want}"
+            );
+        };
+        within(backoff(every, 1, None), 120);
+        within(backoff(every, 2, None), 240);
+        within(backoff(every, 3, None), 480);
+        within(backoff(every, 10, None), 3600);
+        within(backoff(every, u32::MAX, None), 3600);
+        assert!(backoff(every, 1, Some(Duration::from_secs(900))) >= Duration::from_secs(900));
+        assert_eq!(
+            backoff(every, 1, Some(Duration::from_secs(10 * 24 * 3600))),
+            MAX_RETRY_AFTER
+        );
+        // A source polled every 2 h is not polled more often because it fails.
+        assert!(backoff(Duration::from_secs(7200), 3, None) >= Duration::from_secs(6480));
+    }
+
+    #[test]
+    fn health_snapshot_is_sorted_and_counts() {
+        let health = Health::new();
+        health.register("zeta", "rss");
+        health.register("alpha", "file");
+        health.record_error("alpha", "file", "boom");
+        health.record_error("alpha", "file", "boom again");
+        let snap = health.snapshot();
+        assert_eq!(
+            snap.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["alpha", "zeta"]
+        );
+        assert!(!snap[0].healthy);
+        assert_eq!(snap[0].consecutive_errors, 2);
+        assert_eq!(snap[0].last_error.as_deref(), Some("boom again"));
+        health.record_success("alpha", "file", 3);
+        let alpha = health.get("alpha").unwrap();
+        assert!(alpha.healthy);
+        assert_eq!(alpha.consecutive_errors, 0);
+        assert_eq!(
+            (alpha.polls_total, alpha.errors_total, alpha.mentions_total),
+            (3, 2, 3)
+        );
+        let json = serde_json::to_value(&alpha).unwrap();
+        assert_eq!(json["kind"], "file");
+    }
+
+    /// The loop itself, with scripted sources, mostly on tokio's paused clock.
+    mod run_loop {
+        use super::{run, Health, PollOutcome};
+        use crate::model::Mention;
+        use crate::shutdown;
+        use crate::sources::{Source, SourceError, SourceKind, SourceState};
+        use std::collections::VecDeque;
+        use std::sync::{Arc, Mutex};
+        use std::time::Duration;
+        use tokio::sync::mpsc;
+        use tokio::time::Instant;
+
+        enum Step {
+            Ok(usize),
+            /// Succeeds with no mentions but moves the cursor.
+            Moved,
+            Fail(SourceError),
+            Hang,
+        }
+
+        struct Scripted {
+            name: String,
+            steps: VecDeque<Step>,
+            polls: Arc<Mutex<Vec<Instant>>>,
+        }
+
+        fn scripted(name: &str, steps: Vec<Step>) -> (Box<dyn Source>, Arc<Mutex<Vec<Instant>>>) {
+            let polls: Arc<Mutex<Vec<Instant>>> = Arc::default();
+            let source = Scripted {
+                name: name.to_string(),
+                steps: steps.into(),
+                polls: polls.clone(),
+            };
+            (Box::new(source), polls)
+        }
+
+        fn mention(n: usize) -> Mention {
+            Mention {
+                item_id: n.to_string(),
+                source: "s".into(),
+                source_kind: "rss".into(),
+                url: None,
+                title: None,
+                text: format!("acme {n}"),
+                author: None,
+                author_reach: None,
+                published: None,
+                lang: None,
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl Source for Scripted {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn kind(&self) -> SourceKind {
+                SourceKind::Rss
+            }
+            async fn poll(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError> {
+                self.polls.lock().unwrap().push(Instant::now());
+                match self.steps.pop_front().unwrap_or(Step::Ok(0)) {
+                    Step::Ok(n) => Ok((0..n).map(mention).collect()),
+                    Step::Moved => {
+                        let n = self.polls.lock().unwrap().len();
+                        state.cursor = Some(format!("c{n}"));
+                        Ok(Vec::new())
+                    }
+                    Step::Fail(e) => {
+                        // A failing poll that scribbled on the state must not leak it.
+                        state.cursor = Some("garbage".into());
+                        Err(e)
+                    }
+                    Step::Hang => std::future::pending().await,
+                }
+            }
+        }
+
+        fn boom() -> SourceError {
+            SourceError::Status {
+                status: 500,
+                retry_after: None,
+            }
+        }
+
+        async fn wait_for_polls(polls: &Arc<Mutex<Vec<Instant>>>, n: usize) {
+            while polls.lock().unwrap().len() < n {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+
+        fn gaps(polls: &Arc<Mutex<Vec<Instant>>>) -> Vec<f64> {
+            let p = polls.lock().unwrap();
+            p.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect()
+        }
+
+        fn near(got: f64, want: f64) -> bool {
+            got >= want * 0.9 - 1.0 && got <= want * 1.1 + 1.0
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn errors_back_off_exponentially_are_counted_and_reset_after_success() {
+            let every = Duration::from_secs(60);
+            let (source, polls) = scripted(
+                "flaky",
+                vec![
+                    Step::Fail(boom()),
+                    Step::Fail(boom()),
+                    Step::Fail(boom()),
+                    Step::Ok(2),
+                    Step::Ok(0),
+                ],
+            );
+            let (tx, mut rx) = mpsc::channel(8);
+            let health = Health::new();
+            let (trigger, stop) = shutdown::channel();
+            let task = tokio::spawn(run(
+                source,
+                every,
+                Duration::from_secs(10),
+                SourceState::default(),
+                tx,
+                health.clone(),
+                stop,
+            ));
+
+            wait_for_polls(&polls, 3).await;
+            let status = health.get("flaky").unwrap();
+            assert!(!status.healthy);
+            assert_eq!(status.consecutive_errors, 3);
+            assert_eq!(status.errors_total, 3);
+            assert_eq!(
+                status.last_error.as_deref(),
+                Some("server answered HTTP 500")
+            );
+            let next = status.next_poll_in_secs.expect("a next poll is scheduled");
+            assert!(near(next as f64, 480.0), "next poll in {next}s");
+
+            wait_for_polls(&polls, 6).await;
+            let g = gaps(&polls);
+            assert!(
+                near(g[0], 120.0) && near(g[1], 240.0) && near(g[2], 480.0),
+                "backoff gaps {g:?}"
+            );
+            assert!(
+                near(g[3], 60.0) && near(g[4], 60.0),
+                "gaps after success {g:?}"
+            );
+
+            let status = health.get("flaky").unwrap();
+            assert!(status.healthy);
+            assert_eq!(status.consecutive_errors, 0);
+            assert_eq!(status.errors_total, 3);
+            assert_eq!(status.mentions_total, 2);
+            assert_eq!(status.polls_total, 6);
+            assert!(status.last_success.is_some());
+
+            // Only the poll with mentions produced an outcome, and failed polls left no state behind.
+            let outcome = rx.try_recv().unwrap();
+            assert_eq!(outcome.source, "flaky");
+            assert_eq!(outcome.mentions.len(), 2);
+            assert_eq!(outcome.state, SourceState::default());
+            assert!(rx.try_recv().is_err());
+
+            trigger.trigger();
+            task.await.unwrap();
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn retry_after_is_honoured_when_longer_than_the_backoff() {
+            let (source, polls) = scripted(
+                "limited",
+                vec![Step::Fail(SourceError::Status {
+                    status: 429,
+                    retry_after: Some(Duration::from_secs(900)),
+                })],
+            );
+            let (tx, _rx) = mpsc::channel(8);
+            let (trigger, stop) = shutdown::channel();
+            let task = tokio::spawn(run(
+                source,
+                Duration::from_secs(60),
+                Duration::from_secs(10),
+                SourceState::default(),
+                tx,
+                Health::new(),
+                stop,
+            ));
+            wait_for_polls(&polls, 2).await;
+            let g = gaps(&polls);
+            assert!(
+                g[0] >= 900.0,
+                "polled again after {}s despite Retry-After: 900",
+                g[0]
+            );
+            trigger.trigger();
+            task.await.unwrap();
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_hanging_poll_times_out_and_counts_as_an_error() {
+            let (source, polls) = scripted("slow", vec![Step::Hang, Step::Ok(1)]);
+            let (tx, mut rx) = mpsc::channel(8);
+            let health = Health::new();
+            let (trigger, stop) = shutdown::channel();
+            let task = tokio::spawn(run(
+                source,
+                Duration::from_secs(60),
+                Duration::from_secs(10),
+                SourceState::default(),
+                tx,
+                health.clone(),
+                stop,
+            ));
+            let outcome = rx.recv().await.unwrap();
+            assert_eq!(outcome.mentions.len(), 1);
+            let g = gaps(&polls);
+            assert!(near(g[0], 10.0 + 120.0), "timeout then backoff, got {g:?}");
+            let status = health.get("slow").unwrap();
+            assert_eq!(status.errors_total, 1);
+            assert!(status.last_error.unwrap().contains("timed out"));
+            trigger.trigger();
+            task.await.unwrap();
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_moved_state_is_sent_even_without_mentions() {
+            let initial = SourceState {
+                etag: Some("\"old\"".into()),
+                ..SourceState::default()
+            };
+            let (source, polls) = scripted("mover", vec![Step::Ok(0), Step::Moved]);
+            let (tx, mut rx) = mpsc::channel(8);
+            let (trigger, stop) = shutdown::channel();
+            let task = tokio::spawn(run(
+                source,
+                Duration::from_secs(60),
+                Duration::from_secs(10),
+                initial,
+                tx,
+                Health::new(),
+                stop,
+            ));
+            let outcome: PollOutcome = rx.recv().await.unwrap();
+            assert_eq!(
+                polls.lock().unwrap().len(),
+                2,
+                "the empty unchanged poll sends nothing"
+            );
+            assert!(outcome.mentions.is_empty());
+            assert_eq!(outcome.state.cursor.as_deref(), Some("c2"));
+            assert_eq!(
+                outcome.state.etag.as_deref(),
+                Some("\"old\""),
+                "the initial state is carried on"
+            );
+            trigger.trigger();
+            task.await.unwrap();
+        }
+
+        #[tokio::test]
+        async fn shutdown_stops_an_in_flight_poll_promptly() {
+            let (source, polls) = scripted("stuck", vec![Step::Hang]);
+            let (tx, _rx) = mpsc::channel(8);
+            let (trigger, stop) = shutdown::channel();
+            let task = tokio::spawn(run(
+                source,
+                Duration::from_secs(60),
+                Duration::from_secs(3600),
+                SourceState::default(),
+                tx,
+                Health::new(),
+                stop,
+            ));
+            while polls.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let started = std::time::Instant::now();
+            trigger.trigger();
+            tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .expect("run returned")
+                .unwrap();
+            assert!(started.elapsed() < Duration::from_millis(500));
+        }
+
+        #[tokio::test]
+        async fn shutdown_stops_the_wait_between_polls_promptly() {
+            let (source, polls) = scripted("idle", vec![Step::Ok(1)]);
+            let (tx, mut rx) = mpsc::channel(8);
+            let health = Health::new();
+            let (trigger, stop) = shutdown::channel();
+            let task = tokio::spawn(run(
+                source,
+                Duration::from_secs(3600),
+                Duration::from_secs(10),
+                SourceState::default(),
+                tx,
+                health.clone(),
+                stop,
+            ));
+            rx.recv().await.unwrap();
+            let started = std::time::Instant::now();
+            trigger.trigger();
+            tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .expect("run returned")
+                .unwrap();
+            assert!(started.elapsed() < Duration::from_millis(500));
+            assert_eq!(polls.lock().unwrap().len(), 1);
+            assert_eq!(health.get("idle").unwrap().next_poll_in_secs, None);
+        }
+
+        #[tokio::test]
+        async fn a_stuck_source_does_not_hold_up_another() {
+            let (stuck, _) = scripted("stuck", vec![Step::Hang]);
+            let (fine, _) = scripted("fine", vec![Step::Ok(1)]);
+            let (tx, mut rx) = mpsc::channel(8);
+            let health = Health::new();
+            let (trigger, stop) = shutdown::channel();
+            let a = tokio::spawn(run(
+                stuck,
+                Duration::from_secs(60),
+                Duration::from_secs(3600),
+                SourceState::default(),
+                tx.clone(),
+                health.clone(),
+                stop.clone(),
+            ));
+            let b = tokio::spawn(run(
+                fine,
+                Duration::from_secs(60),
+                Duration::from_secs(10),
+                SourceState::default(),
+                tx,
+                health.clone(),
+                stop,
+            ));
+            let outcome = tokio::time::timeout(Duration::from_secs(2), rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(outcome.source, "fine");
+            let names: Vec<_> = health.snapshot().into_iter().map(|s| s.name).collect();
+            assert_eq!(names, ["fine", "stuck"]);
+            trigger.trigger();
+            a.await.unwrap();
+            b.await.unwrap();
+        }
+
+        #[tokio::test]
+        async fn the_loop_ends_when_the_intake_is_gone() {
+            let (source, _) = scripted("orphan", vec![Step::Ok(1)]);
+            let (tx, rx) = mpsc::channel(1);
+            drop(rx);
+            let (_trigger, stop) = shutdown::channel();
+            let task = tokio::spawn(run(
+                source,
+                Duration::from_secs(60),
+                Duration::from_secs(10),
+                SourceState::default(),
+                tx,
+                Health::new(),
+                stop,
+            ));
+            tokio::time::timeout(Duration::from_secs(2), task)
+                .await
+                .expect("run returned")
+                .unwrap();
+        }
+    }
+}

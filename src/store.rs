@@ -1,0 +1,522 @@
+//! The only code that imports sled: mentions, alerts, dedup keys, source state, the outbox and
+//! the chat message references. It knows nothing about Slack or Discord; it stores what the
+//! intake and the relay hand it, atomically, and flushes before it answers when a crash must
+//! not lose what was just written.
+
+use crate::model::{Alert, AlertId, AlertState, Mention, MessageRef, Priority, Target};
+use crate::sources::SourceState;
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store at {path} is held by another process (is `mentiondesk run` already running? stop it, or point [store].path elsewhere)")]
+    Locked { path: PathBuf },
+    #[error("could not open the store at {path}: {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("store error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store record {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// A mention as kept in the store, with when we first heard it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMention {
+    pub mention: Mention,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What the intake decided about one polled mention; the store writes it atomically.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub mention: Mention,
+    /// Every key under which this mention counts as already seen (item id, canonical URL, ...).
+    /// If any of them is known, the whole candidate is dropped.
+    pub dedup_keys: Vec<String>,
+    /// Present when the mention matched a rule and should go on the desk.
+    pub alert: Option<NewAlert>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAlert {
+    pub rules: Vec<String>,
+    pub priority: Priority,
+    pub sentiment: f64,
+    pub negative: bool,
+    pub targets: Vec<Target>,
+    pub highlights: Vec<(usize, usize)>,
+}
+
+/// What one accepted batch produced.
+#[derive(Debug, Default, Clone)]
+pub struct Accepted {
+    /// Mentions not seen before (matching or not).
+    pub new_mentions: usize,
+    pub alerts: Vec<Alert>,
+}
+
+/// The one thing the outbox can ask a platform to do today. Closed: the desk adds its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxAction {
+    PostAlert,
+}
+
+/// A pending delivery. `in_flight_since` is set (and flushed) before the platform is called,
+/// so after a crash the relay knows the platform may already have the message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub alert_id: AlertId,
+    pub target: Target,
+    pub action: OutboxAction,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub in_flight_since: Option<DateTime<Utc>>,
+    pub not_before: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// Key of an outbox entry; ordered by creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OutboxKey(u64);
+
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    meta: sled::Tree,
+    mentions: sled::Tree,
+    mention_log: sled::Tree,
+    alerts: sled::Tree,
+    seen: sled::Tree,
+    sources: sled::Tree,
+    outbox: sled::Tree,
+    refs: sled::Tree,
+}
+
+const NEXT_ALERT_ID: &[u8] = b"next_alert_id";
+const NEXT_OUTBOX_SEQ: &[u8] = b"next_outbox_seq";
+const NEXT_MENTION_SEQ: &[u8] = b"next_mention_seq";
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new().path(path).open().map_err(|e| {
+            if e.to_string().contains("could not acquire lock") {
+                StoreError::Locked {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                StoreError::Open {
+                    path: path.to_path_buf(),
+                    source: e,
+                }
+            }
+        })?;
+        Ok(Store {
+            meta: db.open_tree("meta")?,
+            mentions: db.open_tree("mentions")?,
+            mention_log: db.open_tree("mention_log")?,
+            alerts: db.open_tree("alerts")?,
+            seen: db.open_tree("seen")?,
+            sources: db.open_tree("source_state")?,
+            outbox: db.open_tree("outbox")?,
+            refs: db.open_tree("message_refs")?,
+            db,
+        })
+    }
+
+    /// Writes a poll's results in one transaction: new mentions, their dedup keys, the alerts
+    /// and their outbox entries, and the source's new state; then flushes. Either all of it
+    /// survives a crash or none of it does (and the next poll fetches the items again).
+    pub async fn accept(
+        &self,
+        source: &str,
+        state: &SourceState,
+        candidates: &[Candidate],
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        let state_bytes = to_json(state);
+        let trees = (
+            &self.meta,
+            &self.mentions,
+            &self.mention_log,
+            &self.alerts,
+            &self.seen,
+            &self.sources,
+            &self.outbox,
+        );
+        let accepted = trees
+            .transaction(
+                |(meta, mentions, mention_log, alerts, seen, sources, outbox)| {
+                    let mut accepted = Accepted::default();
+                    for c in candidates {
+                        let mut known = false;
+                        for k in &c.dedup_keys {
+                            if seen.get(k.as_bytes())?.is_some() {
+                                known = true;
+                                break;
+                            }
+                        }
+                        if known {
+                            continue;
+                        }
+                        for k in &c.dedup_keys {
+                            seen.insert(k.as_bytes(), &now.timestamp().to_be_bytes())?;
+                        }
+                        let key = c.mention.key();
+                        let stored = StoredMention {
+                            mention: c.mention.clone(),
+                            received_at: now,
+                        };
+                        mentions.insert(key.as_bytes(), to_json(&stored))?;
+                        let seq = next_counter(meta, NEXT_MENTION_SEQ)?;
+                        mention_log.insert(&seq.to_be_bytes(), key.as_bytes())?;
+                        accepted.new_mentions += 1;
+
+                        if let Some(new) = &c.alert {
+                            let id = AlertId(next_counter(meta, NEXT_ALERT_ID)?);
+                            let alert = Alert {
+                                id,
+                                mention_key: key,
+                                rules: new.rules.clone(),
+                                priority: new.priority,
+                                sentiment: new.sentiment,
+                                negative: new.negative,
+                                targets: new.targets.clone(),
+                                state: AlertState::Open,
+                                created_at: now,
+                                highlights: new.highlights.clone(),
+                            };
+                            alerts.insert(&id.0.to_be_bytes(), to_json(&alert))?;
+                            for target in &alert.targets {
+                                let seq = next_counter(meta, NEXT_OUTBOX_SEQ)?;
+                                let entry = OutboxEntry {
+                                    alert_id: id,
+                                    target: target.clone(),
+                                    action: OutboxAction::PostAlert,
+                                    created_at: now,
+                                    attempts: 0,
+                                    in_flight_since: None,
+                                    not_before: None,
+                                    last_error: None,
+                                };
+                                outbox.insert(&seq.to_be_bytes(), to_json(&entry))?;
+                            }
+                            accepted.alerts.push(alert);
+                        }
+                    }
+                    sources.insert(source.as_bytes(), state_bytes.as_slice())?;
+                    Ok(accepted)
+                },
+            )
+            .map_err(flatten_tx)?;
+        self.db.flush_async().await?;
+        Ok(accepted)
+    }
+
+    pub fn source_state(&self, source: &str) -> Result<SourceState, StoreError> {
+        match self.sources.get(source.as_bytes())? {
+            Some(v) => from_json(source, &v),
+            None => Ok(SourceState::default()),
+        }
+    }
+
+    pub fn alert(&self, id: AlertId) -> Result<Option<Alert>, StoreError> {
+        self.alerts
+            .get(id.0.to_be_bytes())?
+            .map(|v| from_json(&format!("alert {id}"), &v))
+            .transpose()
+    }
+
+    pub fn mention(&self, key: &str) -> Result<Option<StoredMention>, StoreError> {
+        self.mentions
+            .get(key.as_bytes())?
+            .map(|v| from_json(key, &v))
+            .transpose()
+    }
+
+    /// Every alert, oldest first.
+    pub fn alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        self.alerts
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                from_json(&format!("alert {:?}", k), &v)
+            })
+            .collect()
+    }
+
+    pub fn mention_count(&self) -> usize {
+        self.mention_log.len()
+    }
+
+    /// Outbox entries in creation order.
+    pub fn outbox(&self) -> Result<Vec<(OutboxKey, OutboxEntry)>, StoreError> {
+        self.outbox
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                let key = OutboxKey(u64_key(&k));
+                Ok((key, from_json(&format!("outbox {}", key.0), &v)?))
+            })
+            .collect()
+    }
+
+    /// Marks an entry as being sent and flushes, before the platform is called.
+    pub async fn mark_in_flight(
+        &self,
+        key: OutboxKey,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxEntry, StoreError> {
+        let entry = self.update_outbox(key, |e| {
+            e.attempts += 1;
+            e.in_flight_since.get_or_insert(now);
+        })?;
+        self.db.flush_async().await?;
+        Ok(entry)
+    }
+
+    /// Records a failed attempt; the entry is retried at `not_before`.
+    pub fn record_failure(
+        &self,
+        key: OutboxKey,
+        error: &str,
+        not_before: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.update_outbox(key, |e| {
+            e.last_error = Some(error.to_string());
+            e.not_before = Some(not_before);
+        })?;
+        Ok(())
+    }
+
+    /// The platform has the message: drop the outbox entry and keep the reference, atomically,
+    /// then flush so a restart never posts it again.
+    pub async fn complete(
+        &self,
+        key: OutboxKey,
+        entry: &OutboxEntry,
+        msg: &MessageRef,
+    ) -> Result<(), StoreError> {
+        let ref_key = ref_key(entry.alert_id, &entry.target);
+        let value = to_json(msg);
+        (&self.outbox, &self.refs)
+            .transaction(|(outbox, refs)| {
+                outbox.remove(&key.0.to_be_bytes())?;
+                refs.insert(ref_key.as_slice(), value.as_slice())?;
+                Ok(())
+            })
+            .map_err(flatten_tx)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Where an alert was posted, one reference per target.
+    pub fn message_refs(&self, id: AlertId) -> Result<Vec<MessageRef>, StoreError> {
+        self.refs
+            .scan_prefix(id.0.to_be_bytes())
+            .map(|kv| {
+                let (_, v) = kv?;
+                from_json(&format!("message ref of alert {id}"), &v)
+            })
+            .collect()
+    }
+
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    fn update_outbox(
+        &self,
+        key: OutboxKey,
+        f: impl Fn(&mut OutboxEntry),
+    ) -> Result<OutboxEntry, StoreError> {
+        let k = key.0.to_be_bytes();
+        let label = format!("outbox {}", key.0);
+        let mut result = None;
+        self.outbox.update_and_fetch(k, |old| {
+            let old = old?;
+            let mut entry: OutboxEntry = serde_json::from_slice(old).ok()?;
+            f(&mut entry);
+            let bytes = to_json(&entry);
+            result = Some(entry);
+            Some(bytes)
+        })?;
+        result.ok_or(StoreError::Corrupt {
+            key: label,
+            reason: "missing or unreadable".into(),
+        })
+    }
+}
+
+fn next_counter(meta: &TransactionalTree, name: &[u8]) -> TxResult<u64> {
+    let next = meta.get(name)?.map(|v| u64_key(&v)).unwrap_or(1);
+    meta.insert(name, &(next + 1).to_be_bytes())?;
+    Ok(next)
+}
+
+fn ref_key(id: AlertId, target: &Target) -> Vec<u8> {
+    let mut k = id.0.to_be_bytes().to_vec();
+    k.extend_from_slice(target.to_string().as_bytes());
+    k
+}
+
+fn u64_key(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = bytes.len().min(8);
+    b[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(b)
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records are plain data and always serialise")
+}
+
+fn from_json<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn flatten_tx(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mention(id: &str) -> Mention {
+        Mention {
+            item_id: id.into(),
+            source: "feed".into(),
+            source_kind: "rss".into(),
+            url: Some(format!("https://example.com/{id}")),
+            title: None,
+            text: format!("text {id}"),
+            author: None,
+            author_reach: None,
+            published: None,
+            lang: None,
+        }
+    }
+
+    fn candidate(id: &str, alert: bool) -> Candidate {
+        let m = mention(id);
+        Candidate {
+            dedup_keys: vec![
+                format!("item:{}", m.key()),
+                format!("url:{}", m.url.clone().unwrap()),
+            ],
+            mention: m,
+            alert: alert.then(|| NewAlert {
+                rules: vec!["acme".into()],
+                priority: Priority::Normal,
+                sentiment: 0.0,
+                negative: false,
+                targets: vec![Target::Slack("#pr".into()), Target::Slack("#leads".into())],
+                highlights: vec![],
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn accept_writes_alerts_and_outbox_and_dedups_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let state = SourceState {
+            etag: Some("\"v1\"".into()),
+            ..Default::default()
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let got = store
+                .accept(
+                    "feed",
+                    &state,
+                    &[candidate("a", true), candidate("b", false)],
+                    now,
+                )
+                .await
+                .unwrap();
+            assert_eq!(got.new_mentions, 2);
+            assert_eq!(got.alerts.len(), 1);
+            assert_eq!(got.alerts[0].id, AlertId(1));
+            let outbox = store.outbox().unwrap();
+            assert_eq!(outbox.len(), 2, "one entry per target");
+            assert_eq!(store.source_state("feed").unwrap(), state);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let again = store
+            .accept(
+                "feed",
+                &state,
+                &[candidate("a", true), candidate("c", true)],
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(again.new_mentions, 1, "a was seen before the reopen");
+        assert_eq!(again.alerts[0].id, AlertId(2), "ids continue after reopen");
+        assert_eq!(store.outbox().unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn duplicate_within_one_batch_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut twin = candidate("a2", true);
+        twin.dedup_keys.push("url:https://example.com/a".into());
+        let got = store
+            .accept(
+                "feed",
+                &SourceState::default(),
+                &[candidate("a", true), twin],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            got.alerts.len(),
+            1,
+            "same URL under another id is the same story"
+        );
+    }
+
+    #[tokio::test]
+    async fn complete_moves_entry_to_refs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .accept(
+                "feed",
+                &SourceState::default(),
+                &[candidate("a", true)],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let (key, _) = store.outbox().unwrap()[0].clone();
+        let entry = store.mark_in_flight(key, Utc::now()).await.unwrap();
+        assert_eq!(entry.attempts, 1);
+        assert!(entry.in_flight_since.is_some());
+        let msg = MessageRef {
+            target: entry.target.clone(),
+            channel_id: "C1".into(),
+            message_id: "1.2".into(),
+        };
+        store.complete(key, &entry, &msg).await.unwrap();
+        assert_eq!(store.outbox().unwrap().len(), 1);
+        assert_eq!(store.message_refs(entry.alert_id).unwrap(), vec![msg]);
+    }
+}

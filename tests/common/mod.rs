@@ -1,0 +1,330 @@
+//! Test doubles shared by the integration tests: a fake Slack Web API and a fake feed server,
+//! both plain HTTP on 127.0.0.1 with an OS-chosen port. They record what they receive so
+//! tests can assert on it, and can be told to misbehave (429, slowness, broken bodies).
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+pub const BOT_TOKEN: &str = "xoxb-test-token";
+
+/// Starts `router` on 127.0.0.1:0 in the background and returns its address.
+pub async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    addr
+}
+
+/// A port that was free a moment ago, for configs that must name one.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[derive(Debug, Clone)]
+pub struct SlackPost {
+    pub channel: String,
+    pub ts: String,
+    pub body: Value,
+}
+
+#[derive(Default)]
+pub struct SlackState {
+    pub posts: Vec<SlackPost>,
+    /// Answer the next N `chat.postMessage` calls with 429 + `Retry-After: 1`.
+    pub rate_limit_next: u32,
+    pub rate_limited: u32,
+    /// Hold each `chat.postMessage` answer this long after recording the message.
+    pub post_delay: Duration,
+    pub history_calls: u32,
+    pub list_calls: u32,
+    pub bad_auth: u32,
+    next_ts: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeSlack {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<SlackState>>,
+    /// Notified whenever a message is recorded.
+    pub posted: Arc<Notify>,
+}
+
+/// Channel names the fake workspace knows, with their ids.
+pub const CHANNELS: &[(&str, &str)] = &[("pr-alerts", "C0PRALERTS"), ("pr-leads", "C0PRLEADS0")];
+
+fn channel_id(name_or_id: &str) -> Option<String> {
+    let name = name_or_id.trim_start_matches('#');
+    CHANNELS
+        .iter()
+        .find(|(n, id)| *n == name || *id == name_or_id)
+        .map(|(_, id)| id.to_string())
+}
+
+impl FakeSlack {
+    pub async fn start() -> FakeSlack {
+        let state = Arc::new(Mutex::new(SlackState {
+            ..Default::default()
+        }));
+        let posted = Arc::new(Notify::new());
+        let shared = (state.clone(), posted.clone());
+        let router = Router::new()
+            .route("/api/chat.postMessage", post(post_message))
+            .route("/api/conversations.history", get(history))
+            .route("/api/conversations.list", get(list))
+            .with_state(shared);
+        FakeSlack {
+            addr: serve(router).await,
+            state,
+            posted,
+        }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    pub fn posts(&self) -> Vec<SlackPost> {
+        self.state.lock().unwrap().posts.clone()
+    }
+
+    /// Waits until at least `n` messages were posted, or panics after `secs`.
+    pub async fn wait_for_posts(&self, n: usize, secs: u64) -> Vec<SlackPost> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let posts = self.posts();
+            if posts.len() >= n {
+                return posts;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!(
+                    "expected {n} posts within {secs}s, got {}: {:#?}",
+                    posts.len(),
+                    posts
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+type Shared = (Arc<Mutex<SlackState>>, Arc<Notify>);
+
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {BOT_TOKEN}"))
+}
+
+fn slack_error(code: &str) -> Response {
+    Json(json!({"ok": false, "error": code})).into_response()
+}
+
+async fn post_message(
+    State((state, posted)): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers) {
+        state.lock().unwrap().bad_auth += 1;
+        return slack_error("invalid_auth");
+    }
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return slack_error("invalid_json"),
+    };
+    let (delay, ts, channel) = {
+        let mut s = state.lock().unwrap();
+        if s.rate_limit_next > 0 {
+            s.rate_limit_next -= 1;
+            s.rate_limited += 1;
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", "1"), ("content-type", "application/json")],
+                json!({"ok": false, "error": "ratelimited"}).to_string(),
+            )
+                .into_response();
+        }
+        let Some(channel) = body["channel"].as_str().and_then(channel_id) else {
+            return slack_error("channel_not_found");
+        };
+        // Real Slack ts values are the current epoch time in microseconds, unique per channel.
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        s.next_ts = (s.next_ts + 1).max(now_us);
+        let ts = format!("{}.{:06}", s.next_ts / 1_000_000, s.next_ts % 1_000_000);
+        s.posts.push(SlackPost {
+            channel: channel.clone(),
+            ts: ts.clone(),
+            body: body.clone(),
+        });
+        (s.post_delay, ts, channel)
+    };
+    posted.notify_waiters();
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    Json(json!({
+        "ok": true,
+        "channel": channel,
+        "ts": ts,
+        "message": {"ts": ts, "text": body["text"], "bot_id": "B0BOT"},
+    }))
+    .into_response()
+}
+
+async fn history(
+    State((state, _)): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&headers) {
+        return slack_error("invalid_auth");
+    }
+    let mut s = state.lock().unwrap();
+    s.history_calls += 1;
+    let Some(channel) = q.get("channel").cloned() else {
+        return slack_error("channel_not_found");
+    };
+    let oldest: f64 = q.get("oldest").and_then(|o| o.parse().ok()).unwrap_or(0.0);
+    let with_metadata = q.get("include_all_metadata").is_some_and(|v| v == "true");
+    // Newest first, as Slack returns history.
+    let messages: Vec<Value> = s
+        .posts
+        .iter()
+        .rev()
+        .filter(|p| p.channel == channel && p.ts.parse::<f64>().unwrap_or(0.0) >= oldest)
+        .map(|p| {
+            let mut m =
+                json!({"type": "message", "ts": p.ts, "text": p.body["text"], "bot_id": "B0BOT"});
+            if with_metadata {
+                m["metadata"] = p.body["metadata"].clone();
+            }
+            m
+        })
+        .collect();
+    Json(json!({"ok": true, "messages": messages, "has_more": false, "response_metadata": {"next_cursor": ""}}))
+        .into_response()
+}
+
+async fn list(State((state, _)): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
+        return slack_error("invalid_auth");
+    }
+    state.lock().unwrap().list_calls += 1;
+    let channels: Vec<Value> = CHANNELS
+        .iter()
+        .map(|(name, id)| json!({"id": id, "name": name, "created": 1_600_000_000, "is_channel": true}))
+        .collect();
+    Json(json!({"ok": true, "channels": channels, "response_metadata": {"next_cursor": ""}}))
+        .into_response()
+}
+
+/// What a post says about its alert: the alert id from its metadata.
+pub fn alert_id_of(post: &SlackPost) -> String {
+    post.body["metadata"]["event_payload"]["alert_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+// ---------------------------------------------------------------- feeds
+
+/// A feed server whose routes each serve a fixed response.
+#[derive(Clone)]
+pub struct FakeFeeds {
+    pub addr: SocketAddr,
+    pub hits: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+#[derive(Clone)]
+pub struct FeedResponse {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+impl FeedResponse {
+    pub fn rss(body: String) -> FeedResponse {
+        FeedResponse {
+            status: 200,
+            headers: vec![("content-type", "application/rss+xml".into())],
+            body: body.into_bytes(),
+        }
+    }
+}
+
+impl FakeFeeds {
+    pub async fn start(routes: Vec<(&'static str, FeedResponse)>) -> FakeFeeds {
+        let hits: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+        let mut router = Router::new();
+        for (path, resp) in routes {
+            let hits = hits.clone();
+            router = router.route(
+                path,
+                get(move || {
+                    let resp = resp.clone();
+                    let hits = hits.clone();
+                    async move {
+                        *hits.lock().unwrap().entry(path.to_string()).or_default() += 1;
+                        let mut r =
+                            (StatusCode::from_u16(resp.status).unwrap(), resp.body).into_response();
+                        for (k, v) in resp.headers {
+                            r.headers_mut().insert(k, v.parse().unwrap());
+                        }
+                        r
+                    }
+                }),
+            );
+        }
+        FakeFeeds {
+            addr: serve(router).await,
+            hits,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+}
+
+/// An RSS 2.0 document with one item per `(guid, title, description)`.
+pub fn rss(items: &[(String, String, String)]) -> String {
+    let mut out = String::from(
+        r#"<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>Test feed</title><link>https://example.com/</link><description>t</description>"#,
+    );
+    for (guid, title, desc) in items {
+        out.push_str(&format!(
+            "<item><guid>{guid}</guid><title>{}</title><link>https://example.com/posts/{guid}</link><description>{}</description></item>",
+            xml_escape(title),
+            xml_escape(desc)
+        ));
+    }
+    out.push_str("</channel></rss>");
+    out
+}
+
+pub fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
