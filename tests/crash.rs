@@ -121,3 +121,54 @@ async fn sigkill_while_posting_loses_nothing_and_posts_nothing_twice() {
         "the token never reaches the logs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_after_the_post_in_flight() {
+    let slack = FakeSlack::start().await;
+    // Slow answers: SIGTERM arrives while a post is waiting for Slack.
+    slack.state.lock().unwrap().post_delay = Duration::from_millis(400);
+    let items: Vec<(String, String, String)> = (0..5)
+        .map(|i| {
+            (
+                format!("t-{i}"),
+                format!("Acme {i}"),
+                format!("acme unique-marker-{i}"),
+            )
+        })
+        .collect();
+    let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(rss(&items)))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &slack, &feeds.url("/feed.xml"));
+
+    let mut child = spawn(&config, dir.path(), 0);
+    slack.wait_for_posts(1, 30).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(exit.success(), "clean exit on SIGTERM: {exit:?}");
+    let log = std::fs::read_to_string(dir.path().join("run-0.log")).unwrap();
+    assert!(log.contains("stopped; store flushed"), "{log}");
+    let posted_before_stop = slack.posts().len();
+
+    // The rest is delivered by the next run, and nothing twice.
+    let mut child = spawn(&config, dir.path(), 1);
+    slack.wait_for_posts(5, 30).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        posted_before_stop < 5,
+        "SIGTERM stopped the run before everything was posted"
+    );
+    assert_eq!(slack.posts().len(), 5);
+    let log = std::fs::read_to_string(dir.path().join("run-1.log")).unwrap();
+    assert!(
+        !log.contains("found an alert posted before a restart"),
+        "a clean stop leaves nothing in flight: {log}"
+    );
+}
