@@ -5,10 +5,13 @@
 use crate::chat::console::ConsolePlatform;
 use crate::chat::slack::SlackPlatform;
 use crate::chat::ChatPlatform;
+use crate::clock::Clock;
 use crate::config::Config;
+use crate::desk::{self, Desk};
 use crate::intake::{self, Judge};
 use crate::metrics::Metrics;
 use crate::relay::{self, Platforms};
+use crate::server::slack::SlackEndpoints;
 use crate::server::{self, AppState};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::sources::{self, poll};
@@ -28,17 +31,20 @@ pub fn judge(config: &Config) -> Judge {
     }
 }
 
-pub fn platforms(config: &Config) -> anyhow::Result<Platforms> {
-    let slack: Option<Arc<dyn ChatPlatform>> = match &config.slack {
-        Some(s) => Some(Arc::new(
+pub fn slack_platform(config: &Config) -> anyhow::Result<Option<Arc<SlackPlatform>>> {
+    match &config.slack {
+        Some(s) => Ok(Some(Arc::new(
             SlackPlatform::new(&s.api_url, s.bot_token.expose()).context("setting up Slack")?,
-        )),
-        None => None,
-    };
-    Ok(Platforms {
-        slack,
+        ))),
+        None => Ok(None),
+    }
+}
+
+pub fn platforms(slack: Option<Arc<SlackPlatform>>) -> Platforms {
+    Platforms {
+        slack: slack.map(|s| s as Arc<dyn ChatPlatform>),
         console: Arc::new(ConsolePlatform),
-    })
+    }
 }
 
 /// The daemon: runs until SIGINT/SIGTERM.
@@ -52,8 +58,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
 /// Runs every task until `shutdown` fires; then stops them in order and flushes the store.
 pub async fn run_until(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    run_with_clock(config, shutdown, Clock::System).await
+}
+
+/// `run_until` with an explicit clock for business time (tests anchor it to tokio's).
+pub async fn run_with_clock(
+    config: Config,
+    shutdown: Shutdown,
+    clock: Clock,
+) -> anyhow::Result<()> {
     let store = Store::open(&config.store.path)?;
-    let platforms = platforms(&config)?;
+    let slack = slack_platform(&config)?;
+    let platforms = platforms(slack.clone());
     let metrics = Arc::new(Metrics::default());
     let health = poll::Health::default();
     let listener = server::bind(config.server.listen).await.with_context(|| {
@@ -90,8 +106,26 @@ pub async fn run_until(config: Config, shutdown: Shutdown) -> anyhow::Result<()>
     drop(poll_tx);
 
     let wake = Arc::new(Notify::new());
+    let desk = Desk::new(store.clone(), config.desk.clone(), wake.clone());
+    let timers_task = tokio::spawn(desk::timers::run(
+        desk.clone(),
+        store.clone(),
+        clock,
+        shutdown.clone(),
+    ));
+    let slack_endpoints = match (&config.slack, slack) {
+        (Some(cfg), Some(platform)) => Some(SlackEndpoints::new(
+            cfg.signing_secret.clone(),
+            platform,
+            desk.clone(),
+            store.clone(),
+            clock,
+        )),
+        _ => None,
+    };
     let intake_task = tokio::spawn(intake::run(
         Arc::new(judge(&config)),
+        config.desk.clone(),
         store.clone(),
         poll_rx,
         wake.clone(),
@@ -111,6 +145,7 @@ pub async fn run_until(config: Config, shutdown: Shutdown) -> anyhow::Result<()>
             store: store.clone(),
             health,
             metrics,
+            slack: slack_endpoints,
         },
         shutdown.clone(),
     ));
@@ -122,6 +157,7 @@ pub async fn run_until(config: Config, shutdown: Shutdown) -> anyhow::Result<()>
         let _ = t.await;
     }
     let _ = intake_task.await;
+    let _ = timers_task.await;
     if tokio::time::timeout(DRAIN_TIMEOUT, relay_task)
         .await
         .is_err()

@@ -92,12 +92,14 @@ pub struct DeskConfig {
     pub escalate_to: Option<Target>,
     pub remind_after: Option<Duration>,
     pub allowed: Vec<String>,
+    /// For "tomorrow 9:00" snoozes.
+    pub timezone: chrono_tz::Tz,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DigestConfig {
     pub schedule: String,
-    pub timezone: String,
+    pub timezone: chrono_tz::Tz,
     pub to: Vec<Target>,
 }
 
@@ -252,6 +254,7 @@ const DESK_KEYS: &[&str] = &[
     "escalate_to",
     "remind_after",
     "allowed",
+    "timezone",
 ];
 const DIGEST_KEYS: &[&str] = &["schedule", "timezone", "to"];
 
@@ -530,6 +533,7 @@ impl Validator<'_> {
             escalate_to: None,
             remind_after: None,
             allowed: Vec::new(),
+            timezone: chrono_tz::UTC,
         };
         let Some(t) = self.table(root, "desk") else {
             return Some(desk);
@@ -559,6 +563,9 @@ impl Validator<'_> {
             });
         }
         desk.allowed = self.string_array(t, "desk", "allowed");
+        if let Some(tz) = self.timezone(t, "desk") {
+            desk.timezone = tz;
+        }
         Some(desk)
     }
 
@@ -572,15 +579,25 @@ impl Validator<'_> {
                 self.problem(line, "digest.schedule", format!("{s:?} has {fields} fields; a schedule has seconds first: \"sec min hour day-of-month month day-of-week\", e.g. \"0 0 9 * * Mon-Fri\""));
             }
         }
-        let timezone = self
-            .string(t, "digest", "timezone")
-            .unwrap_or_else(|| "UTC".into());
+        let timezone = self.timezone(t, "digest").unwrap_or(chrono_tz::UTC);
         let to = self.targets(t, "digest", "to");
         Some(DigestConfig {
             schedule: schedule?,
             timezone,
             to,
         })
+    }
+
+    fn timezone(&mut self, t: &Table, prefix: &str) -> Option<chrono_tz::Tz> {
+        let s = self.string(t, prefix, "timezone")?;
+        match s.parse::<chrono_tz::Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                let line = self.key_line(t, "timezone");
+                self.problem(line, &format!("{prefix}.timezone"), format!("unknown time zone {s:?}; use an IANA name such as \"Europe/Berlin\" or \"UTC\""));
+                None
+            }
+        }
     }
 
     fn targets(&mut self, t: &Table, key: &str, field: &str) -> Vec<Target> {

@@ -4,9 +4,9 @@
 //! the relay.
 
 use crate::analysis::{dedup, priority, sentiment};
-use crate::config::RuleConfig;
+use crate::config::{DeskConfig, RuleConfig};
 use crate::metrics::Metrics;
-use crate::model::{Mention, Priority, Target};
+use crate::model::{Mention, Note, Priority, Target, TimerKind};
 use crate::rules::{Document, RuleSet};
 use crate::shutdown::Shutdown;
 use crate::sources::poll::PollOutcome;
@@ -87,6 +87,9 @@ impl Judge {
                 negative: v.negative,
                 targets: v.targets,
                 highlights: v.highlights,
+                timers: vec![],
+                thread_keys: vec![],
+                repeat_note: Note::new(),
             }),
             mention: m,
         }
@@ -94,8 +97,10 @@ impl Judge {
 }
 
 /// Stores each poll's outcome as it arrives, until shutdown and the channel is drained.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     judge: Arc<Judge>,
+    desk: DeskConfig,
     store: Store,
     mut polls: mpsc::Receiver<PollOutcome>,
     relay_wake: Arc<Notify>,
@@ -107,7 +112,7 @@ pub async fn run(
             o = polls.recv() => match o { Some(o) => o, None => break },
             _ = shutdown.wait() => break,
         };
-        if let Err(e) = accept(&judge, &store, outcome, &metrics).await {
+        if let Err(e) = accept(&judge, &desk, &store, outcome, &metrics).await {
             tracing::error!(error = %e, "could not store a poll's mentions; they will be fetched again");
             continue;
         }
@@ -118,23 +123,36 @@ pub async fn run(
 
 pub async fn accept(
     judge: &Judge,
+    desk: &DeskConfig,
     store: &Store,
     outcome: PollOutcome,
     metrics: &Metrics,
 ) -> Result<usize, StoreError> {
+    let now = chrono::Utc::now();
     let total = outcome.mentions.len() as u64;
-    let candidates: Vec<Candidate> = outcome
-        .mentions
-        .into_iter()
-        .map(|m| judge.candidate(m))
-        .collect();
+    let mut candidates = Vec::with_capacity(outcome.mentions.len());
+    for m in outcome.mentions {
+        let mut c = judge.candidate(m);
+        let keys = dedup::mute_keys(&c.mention);
+        let mut muted = false;
+        for k in [keys.author, keys.site].into_iter().flatten() {
+            muted |= store.is_muted(&k)?;
+        }
+        if muted {
+            tracing::debug!(source = %c.mention.source, item = %c.mention.item_id, "muted author or site; stored without an alert");
+            c.alert = None;
+        }
+        if let Some(a) = &mut c.alert {
+            let escalate_at =
+                now + chrono::Duration::from_std(desk.escalate_after).unwrap_or_default();
+            a.timers = vec![(TimerKind::Escalate, escalate_at)];
+            a.thread_keys = dedup::thread_keys(&c.mention);
+            a.repeat_note = repeat_note(&c.mention);
+        }
+        candidates.push(c);
+    }
     let accepted = store
-        .accept(
-            &outcome.source,
-            &outcome.state,
-            &candidates,
-            chrono::Utc::now(),
-        )
+        .accept(&outcome.source, &outcome.state, &candidates, now)
         .await?;
     Metrics::add(&metrics.mentions_total, accepted.new_mentions as u64);
     Metrics::add(
@@ -145,5 +163,24 @@ pub async fn accept(
     for a in &accepted.alerts {
         tracing::info!(source = %outcome.source, alert = %a.id, rules = ?a.rules, priority = %a.priority, "new alert");
     }
+    for id in &accepted.threaded {
+        tracing::info!(source = %outcome.source, alert = %id, "repeat of an existing alert; added to its thread");
+    }
     Ok(accepted.alerts.len())
+}
+
+/// What goes into an existing alert's thread when the same author or story comes up again.
+fn repeat_note(m: &Mention) -> Note {
+    let mut note = Note::new().text("🔁 Another mention");
+    if let Some(a) = &m.author {
+        note = note.text(" by ").bold(a.clone());
+    }
+    note = note
+        .text(format!(" on {}: “", m.source))
+        .text(crate::chat::escape::truncate(&m.text, 200))
+        .text("”");
+    if let Some(u) = &m.url {
+        note = note.text(" ").link(u.clone(), "open");
+    }
+    note
 }

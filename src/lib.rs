@@ -5,7 +5,9 @@
 pub mod analysis;
 pub mod app;
 pub mod chat;
+pub mod clock;
 pub mod config;
+pub mod desk;
 pub mod intake;
 pub mod metrics;
 pub mod model;

@@ -193,6 +193,127 @@ pub struct Alert {
     /// Byte ranges of the mention text that the rules matched, to highlight the excerpt.
     #[serde(default)]
     pub highlights: Vec<(usize, usize)>,
+    /// First time anyone claimed it: time to claim is `first_claimed_at - created_at`.
+    #[serde(default)]
+    pub first_claimed_at: Option<DateTime<Utc>>,
+    /// When it was last resolved: time to resolve is `resolved_at - created_at`.
+    #[serde(default)]
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// Who did something: `"<platform>:<user id>"`, e.g. `slack:U0123ABCD`, or `system`.
+pub type Actor = String;
+
+/// One line of an alert's audit log: who did what, when, from which state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor: Actor,
+    pub action: String,
+    pub from: String,
+    pub to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Durable timers the desk keeps per alert; at most one of each kind per alert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerKind {
+    /// Unclaimed for too long: ping `[desk].escalate_to`.
+    Escalate,
+    /// Claimed but unresolved for too long: remind the owner.
+    Remind,
+    /// Snooze ends: back to open.
+    Wake,
+}
+
+impl TimerKind {
+    pub fn code(self) -> u8 {
+        match self {
+            TimerKind::Escalate => 1,
+            TimerKind::Remind => 2,
+            TimerKind::Wake => 3,
+        }
+    }
+}
+
+/// Platform-neutral rich text for thread notes, replies and escalations. Each platform
+/// renders and escapes it its own way, so untrusted `Text` can never become markup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", content = "v", rename_all = "snake_case")]
+pub enum Part {
+    Text(String),
+    Bold(String),
+    Code(String),
+    /// A user, as an `Actor` (`slack:U0123`): a mention on its own platform.
+    User(String),
+    /// A Slack user group (`S0123`) or channel to ping on purpose (escalation only).
+    Ping(String),
+    Link {
+        url: String,
+        label: String,
+    },
+    Newline,
+}
+
+/// A sequence of parts; build with the helpers for readable call sites.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Note(pub Vec<Part>);
+
+impl Note {
+    pub fn new() -> Note {
+        Note(Vec::new())
+    }
+    pub fn text(mut self, s: impl Into<String>) -> Note {
+        self.0.push(Part::Text(s.into()));
+        self
+    }
+    pub fn bold(mut self, s: impl Into<String>) -> Note {
+        self.0.push(Part::Bold(s.into()));
+        self
+    }
+    pub fn code(mut self, s: impl Into<String>) -> Note {
+        self.0.push(Part::Code(s.into()));
+        self
+    }
+    pub fn user(mut self, actor: impl Into<String>) -> Note {
+        self.0.push(Part::User(actor.into()));
+        self
+    }
+    pub fn ping(mut self, who: impl Into<String>) -> Note {
+        self.0.push(Part::Ping(who.into()));
+        self
+    }
+    pub fn link(mut self, url: impl Into<String>, label: impl Into<String>) -> Note {
+        self.0.push(Part::Link {
+            url: url.into(),
+            label: label.into(),
+        });
+        self
+    }
+    pub fn newline(mut self) -> Note {
+        self.0.push(Part::Newline);
+        self
+    }
+    pub fn append(mut self, other: Note) -> Note {
+        self.0.extend(other.0);
+        self
+    }
+
+    /// Plain text without markup, for logs and tests.
+    pub fn plain(&self) -> String {
+        self.0
+            .iter()
+            .map(|p| match p {
+                Part::Text(s) | Part::Bold(s) | Part::Code(s) => s.clone(),
+                Part::User(u) => format!("@{}", u.split_once(':').map_or(u.as_str(), |x| x.1)),
+                Part::Ping(p) => format!("@{p}"),
+                Part::Link { label, url } => format!("{label} ({url})"),
+                Part::Newline => "\n".into(),
+            })
+            .collect()
+    }
 }
 
 /// Where a posted alert lives on a platform, so it can be edited and threaded later.

@@ -7,7 +7,7 @@ use crate::chat::{AlertView, ChatError, ChatPlatform, Posted};
 use crate::metrics::Metrics;
 use crate::model::{MessageRef, Target};
 use crate::shutdown::Shutdown;
-use crate::store::{OutboxEntry, OutboxKey, Store};
+use crate::store::{OutboxAction, OutboxEntry, OutboxKey, Store};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,6 +126,114 @@ async fn deliver(
     entry: &OutboxEntry,
     metrics: &Metrics,
 ) -> Result<(), DeliveryError> {
+    match &entry.action {
+        OutboxAction::PostAlert => post_alert(store, platform, key, entry, metrics).await,
+        OutboxAction::UpdateAlert => {
+            let Some(msg) = store.message_ref(entry.alert_id, &entry.target)? else {
+                // Not posted yet: the pending post will show the current state anyway.
+                store.finish(key).await?;
+                return Ok(());
+            };
+            let view = current_view(store, entry)?;
+            timed(platform, platform.update_alert(&msg, &view)).await?;
+            store.finish(key).await?;
+            Ok(())
+        }
+        OutboxAction::ThreadNote(note) => {
+            let Some(msg) = store.message_ref(entry.alert_id, &entry.target)? else {
+                if root_pending(store, entry)? {
+                    store.defer(key, Utc::now() + chrono::Duration::seconds(2))?;
+                } else {
+                    tracing::warn!(alert = %entry.alert_id, target = %entry.target, "thread note for an alert that was never posted there; dropped");
+                    store.finish(key).await?;
+                }
+                return Ok(());
+            };
+            post_note(
+                store,
+                platform,
+                key,
+                entry,
+                &msg.channel_id,
+                Some(&msg.message_id),
+                note,
+            )
+            .await
+        }
+        OutboxAction::ChannelNote(note) => {
+            post_note(
+                store,
+                platform,
+                key,
+                entry,
+                entry.target.channel(),
+                None,
+                note,
+            )
+            .await
+        }
+    }
+}
+
+/// Posts a note at most once: an attempt that may have reached the platform is looked up
+/// by its delivery id before posting again.
+async fn post_note(
+    store: &Store,
+    platform: &dyn ChatPlatform,
+    key: OutboxKey,
+    entry: &OutboxEntry,
+    channel: &str,
+    thread: Option<&str>,
+    note: &crate::model::Note,
+) -> Result<(), DeliveryError> {
+    let delivery = format!("{}-{}", entry.alert_id, key.seq());
+    if let Some(since) = entry.in_flight_since {
+        if timed(
+            platform,
+            platform.find_note(channel, thread, &delivery, since),
+        )
+        .await?
+        .is_some()
+        {
+            store.finish(key).await?;
+            return Ok(());
+        }
+    }
+    store.mark_in_flight(key, Utc::now()).await?;
+    timed(
+        platform,
+        platform.post_note(channel, thread, note, &delivery),
+    )
+    .await?;
+    store.finish(key).await?;
+    Ok(())
+}
+
+fn root_pending(store: &Store, entry: &OutboxEntry) -> Result<bool, DeliveryError> {
+    Ok(store.outbox()?.iter().any(|(_, e)| {
+        e.alert_id == entry.alert_id
+            && e.target == entry.target
+            && e.action == OutboxAction::PostAlert
+    }))
+}
+
+fn current_view(store: &Store, entry: &OutboxEntry) -> Result<AlertView, DeliveryError> {
+    let alert = store
+        .alert(entry.alert_id)?
+        .ok_or_else(|| DeliveryError::Missing(entry.alert_id.to_string()))?;
+    let mention = store
+        .mention(&alert.mention_key)?
+        .ok_or_else(|| DeliveryError::Missing(alert.mention_key.clone()))?;
+    Ok(AlertView::new(&alert, &mention.mention))
+}
+
+async fn post_alert(
+    store: &Store,
+    platform: &dyn ChatPlatform,
+    key: OutboxKey,
+    entry: &OutboxEntry,
+    metrics: &Metrics,
+) -> Result<(), DeliveryError> {
     let channel = entry.target.channel();
     if let Some(since) = entry.in_flight_since {
         // An earlier attempt may have reached the platform: look before posting again.
@@ -141,13 +249,7 @@ async fn deliver(
             return Ok(());
         }
     }
-    let alert = store
-        .alert(entry.alert_id)?
-        .ok_or_else(|| DeliveryError::Missing(entry.alert_id.to_string()))?;
-    let mention = store
-        .mention(&alert.mention_key)?
-        .ok_or_else(|| DeliveryError::Missing(alert.mention_key.clone()))?;
-    let view = AlertView::new(&alert, &mention.mention);
+    let view = current_view(store, entry)?;
     let entry = store.mark_in_flight(key, Utc::now()).await?;
     let posted = timed(platform, platform.post_alert(channel, &view)).await?;
     record(store, key, &entry, posted).await?;

@@ -3,7 +3,9 @@
 //! intake and the relay hand it, atomically, and flushes before it answers when a crash must
 //! not lose what was just written.
 
-use crate::model::{Alert, AlertId, AlertState, Mention, MessageRef, Priority, Target};
+use crate::model::{
+    Alert, AlertId, AlertState, AuditEntry, Mention, MessageRef, Note, Priority, Target, TimerKind,
+};
 use crate::sources::SourceState;
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -49,7 +51,16 @@ pub struct NewAlert {
     pub negative: bool,
     pub targets: Vec<Target>,
     pub highlights: Vec<(usize, usize)>,
+    /// Durable timers to start with the alert (escalation).
+    pub timers: Vec<(TimerKind, DateTime<Utc>)>,
+    /// Keys that make a later mention a repeat of this one (same author, same story).
+    pub thread_keys: Vec<String>,
+    /// What to post in an existing alert's thread if this mention turns out to be a repeat.
+    pub repeat_note: Note,
 }
+
+/// How long a repeat of the same story or author goes into the existing thread.
+pub const REPEAT_WINDOW_DAYS: i64 = 7;
 
 /// What one accepted batch produced.
 #[derive(Debug, Default, Clone)]
@@ -57,13 +68,52 @@ pub struct Accepted {
     /// Mentions not seen before (matching or not).
     pub new_mentions: usize,
     pub alerts: Vec<Alert>,
+    /// Repeats that went into an existing alert's thread instead.
+    pub threaded: Vec<AlertId>,
 }
 
-/// The one thing the outbox can ask a platform to do today. Closed: the desk adds its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// What the outbox can ask a platform to do for an alert's target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutboxAction {
+    /// Post the alert's root message.
     PostAlert,
+    /// Edit the root message so its state line is current.
+    UpdateAlert,
+    /// Reply in the alert's thread.
+    ThreadNote(Note),
+    /// Post a message of its own into the target's channel (escalation to another channel).
+    ChannelNote(Note),
+}
+
+/// Whether a compare-and-swap change to an alert went through.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeOutcome {
+    Applied,
+    /// Someone changed the alert first; this is what it is now.
+    Conflict(Box<Alert>),
+}
+
+/// A change to an alert, written atomically with its audit entry, outbox work and timers.
+#[derive(Debug, Clone)]
+pub struct AlertChange {
+    pub alert: Alert,
+    pub audit: AuditEntry,
+    /// Work for every target of the alert.
+    pub outbox: Vec<OutboxAction>,
+    /// Extra deliveries to other places (escalation channel).
+    pub extra_outbox: Vec<(Target, OutboxAction)>,
+    /// Timers to cancel (the state change they waited for happened).
+    pub cancel_timers: Vec<TimerKind>,
+    pub set_timers: Vec<(TimerKind, DateTime<Utc>)>,
+}
+
+/// A durable timer that is due.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timer {
+    pub alert_id: AlertId,
+    pub kind: TimerKind,
+    pub due: DateTime<Utc>,
 }
 
 /// A pending delivery. `in_flight_since` is set (and flushed) before the platform is called,
@@ -84,6 +134,13 @@ pub struct OutboxEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct OutboxKey(u64);
 
+impl OutboxKey {
+    /// Unique per entry, for platforms to tag a delivery with.
+    pub fn seq(self) -> u64 {
+        self.0
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
@@ -95,11 +152,17 @@ pub struct Store {
     sources: sled::Tree,
     outbox: sled::Tree,
     refs: sled::Tree,
+    audit: sled::Tree,
+    timers: sled::Tree,
+    requests: sled::Tree,
+    mutes: sled::Tree,
+    threads: sled::Tree,
 }
 
 const NEXT_ALERT_ID: &[u8] = b"next_alert_id";
 const NEXT_OUTBOX_SEQ: &[u8] = b"next_outbox_seq";
 const NEXT_MENTION_SEQ: &[u8] = b"next_mention_seq";
+const NEXT_AUDIT_SEQ: &[u8] = b"next_audit_seq";
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
@@ -126,6 +189,11 @@ impl Store {
             sources: db.open_tree("source_state")?,
             outbox: db.open_tree("outbox")?,
             refs: db.open_tree("message_refs")?,
+            audit: db.open_tree("audit")?,
+            timers: db.open_tree("timers")?,
+            requests: db.open_tree("requests")?,
+            mutes: db.open_tree("mutes")?,
+            threads: db.open_tree("threads")?,
             db,
         })
     }
@@ -149,10 +217,24 @@ impl Store {
             &self.seen,
             &self.sources,
             &self.outbox,
+            &self.timers,
+            &self.threads,
+            &self.audit,
         );
         let accepted = trees
             .transaction(
-                |(meta, mentions, mention_log, alerts, seen, sources, outbox)| {
+                |(
+                    meta,
+                    mentions,
+                    mention_log,
+                    alerts,
+                    seen,
+                    sources,
+                    outbox,
+                    timers,
+                    threads,
+                    audit,
+                )| {
                     let mut accepted = Accepted::default();
                     for c in candidates {
                         let mut known = false;
@@ -179,6 +261,16 @@ impl Store {
                         accepted.new_mentions += 1;
 
                         if let Some(new) = &c.alert {
+                            if let Some(existing) =
+                                repeat_of(threads, alerts, &new.thread_keys, now)?
+                            {
+                                for target in &existing.targets {
+                                    let action = OutboxAction::ThreadNote(new.repeat_note.clone());
+                                    push_outbox(meta, outbox, existing.id, target, action, now)?;
+                                }
+                                accepted.threaded.push(existing.id);
+                                continue;
+                            }
                             let id = AlertId(next_counter(meta, NEXT_ALERT_ID)?);
                             let alert = Alert {
                                 id,
@@ -191,22 +283,36 @@ impl Store {
                                 state: AlertState::Open,
                                 created_at: now,
                                 highlights: new.highlights.clone(),
+                                first_claimed_at: None,
+                                resolved_at: None,
                             };
                             alerts.insert(&id.0.to_be_bytes(), to_json(&alert))?;
                             for target in &alert.targets {
-                                let seq = next_counter(meta, NEXT_OUTBOX_SEQ)?;
-                                let entry = OutboxEntry {
-                                    alert_id: id,
-                                    target: target.clone(),
-                                    action: OutboxAction::PostAlert,
-                                    created_at: now,
-                                    attempts: 0,
-                                    in_flight_since: None,
-                                    not_before: None,
-                                    last_error: None,
-                                };
-                                outbox.insert(&seq.to_be_bytes(), to_json(&entry))?;
+                                push_outbox(
+                                    meta,
+                                    outbox,
+                                    id,
+                                    target,
+                                    OutboxAction::PostAlert,
+                                    now,
+                                )?;
                             }
+                            for (kind, due) in &new.timers {
+                                set_timer(timers, id, *kind, *due)?;
+                            }
+                            let thread_value = to_json(&(id, now));
+                            for k in &new.thread_keys {
+                                threads.insert(k.as_bytes(), thread_value.as_slice())?;
+                            }
+                            let entry = AuditEntry {
+                                at: now,
+                                actor: "system".into(),
+                                action: "created".into(),
+                                from: "-".into(),
+                                to: "open".into(),
+                                detail: Some(format!("rules {}", new.rules.join(", "))),
+                            };
+                            push_audit(meta, audit, id, &entry)?;
                             accepted.alerts.push(alert);
                         }
                     }
@@ -316,6 +422,20 @@ impl Store {
         Ok(())
     }
 
+    /// The platform did what an entry asked and there is no reference to keep: drop it, flush.
+    pub async fn finish(&self, key: OutboxKey) -> Result<(), StoreError> {
+        self.outbox.remove(key.0.to_be_bytes())?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Puts an entry off until `not_before` without counting an attempt (it waits for
+    /// something else, such as its alert's root message, to be delivered first).
+    pub fn defer(&self, key: OutboxKey, not_before: DateTime<Utc>) -> Result<(), StoreError> {
+        self.update_outbox(key, |e| e.not_before = Some(not_before))?;
+        Ok(())
+    }
+
     /// Where an alert was posted, one reference per target.
     pub fn message_refs(&self, id: AlertId) -> Result<Vec<MessageRef>, StoreError> {
         self.refs
@@ -330,6 +450,162 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.db.flush_async().await?;
         Ok(())
+    }
+
+    /// Compare-and-swap: writes `change` only if the alert is still exactly `expected`, with
+    /// its audit entry, outbox work and timers in the same transaction; then flushes.
+    pub async fn change_alert(
+        &self,
+        expected: &Alert,
+        change: AlertChange,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let id = expected.id;
+        let expected_bytes = to_json(expected);
+        let new_bytes = to_json(&change.alert);
+        let trees = (
+            &self.meta,
+            &self.alerts,
+            &self.audit,
+            &self.outbox,
+            &self.timers,
+        );
+        let outcome = trees
+            .transaction(|(meta, alerts, audit, outbox, timers)| {
+                let current = alerts.get(id.0.to_be_bytes())?;
+                match current {
+                    Some(cur) if cur.as_ref() == expected_bytes.as_slice() => {}
+                    Some(cur) => {
+                        let alert: Alert = serde_json::from_slice(&cur).map_err(|e| {
+                            ConflictableTransactionError::Abort(StoreError::Corrupt {
+                                key: format!("alert {id}"),
+                                reason: e.to_string(),
+                            })
+                        })?;
+                        return Ok(ChangeOutcome::Conflict(Box::new(alert)));
+                    }
+                    None => {
+                        return Err(ConflictableTransactionError::Abort(StoreError::Corrupt {
+                            key: format!("alert {id}"),
+                            reason: "missing".into(),
+                        }))
+                    }
+                }
+                alerts.insert(&id.0.to_be_bytes(), new_bytes.as_slice())?;
+                push_audit(meta, audit, id, &change.audit)?;
+                let now = change.audit.at;
+                for action in &change.outbox {
+                    for target in &change.alert.targets {
+                        push_outbox(meta, outbox, id, target, action.clone(), now)?;
+                    }
+                }
+                for (target, action) in &change.extra_outbox {
+                    push_outbox(meta, outbox, id, target, action.clone(), now)?;
+                }
+                for kind in &change.cancel_timers {
+                    timers.remove(&timer_key(id, *kind))?;
+                }
+                for (kind, due) in &change.set_timers {
+                    set_timer(timers, id, *kind, *due)?;
+                }
+                Ok(ChangeOutcome::Applied)
+            })
+            .map_err(flatten_tx)?;
+        if outcome == ChangeOutcome::Applied {
+            self.db.flush_async().await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Removes a timer that fired, unless it was re-armed in the meantime.
+    pub fn remove_timer(&self, timer: &Timer) -> Result<(), StoreError> {
+        let key = timer_key(timer.alert_id, timer.kind);
+        let _ = self
+            .timers
+            .compare_and_swap(key, Some(to_json(timer)), None as Option<&[u8]>)?;
+        Ok(())
+    }
+
+    /// Timers due at or before `now`.
+    pub fn due_timers(&self, now: DateTime<Utc>) -> Result<Vec<Timer>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.timers.iter() {
+            let (_, v) = kv?;
+            let t: Timer = from_json("timer", &v)?;
+            if t.due <= now {
+                out.push(t);
+            }
+        }
+        out.sort_by_key(|t| t.due);
+        Ok(out)
+    }
+
+    /// Every timer, for tests and `/healthz`.
+    pub fn timers(&self) -> Result<Vec<Timer>, StoreError> {
+        self.timers
+            .iter()
+            .map(|kv| from_json("timer", &kv?.1))
+            .collect()
+    }
+
+    /// An alert's audit log, oldest first.
+    pub fn audit_log(&self, id: AlertId) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit
+            .scan_prefix(id.0.to_be_bytes())
+            .map(|kv| from_json(&format!("audit of alert {id}"), &kv?.1))
+            .collect()
+    }
+
+    /// Records a request id (Slack trigger id, ...) and says whether it is new. A replayed or
+    /// retried request answers `false`, so its action is never applied twice.
+    pub async fn first_request(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let fresh = self
+            .requests
+            .compare_and_swap(
+                key.as_bytes(),
+                None as Option<&[u8]>,
+                Some(&now.timestamp().to_be_bytes()[..]),
+            )?
+            .is_ok();
+        if fresh {
+            self.db.flush_async().await?;
+        }
+        Ok(fresh)
+    }
+
+    /// Mutes an author or site (`author:<kind>:<name>` / `site:<domain>`) from now on.
+    pub async fn mute(&self, key: &str, by: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.mutes.insert(key.as_bytes(), to_json(&(by, now)))?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn is_muted(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.mutes.contains_key(key.as_bytes())?)
+    }
+
+    /// The newest `n` stored mentions, newest first (for `/desk preview`).
+    pub fn recent_mentions(&self, n: usize) -> Result<Vec<StoredMention>, StoreError> {
+        let mut out = Vec::with_capacity(n.min(1024));
+        for kv in self.mention_log.iter().rev().take(n) {
+            let (_, key) = kv?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            if let Some(m) = self.mention(&key)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The message reference of an alert on one target, if it was posted there.
+    pub fn message_ref(
+        &self,
+        id: AlertId,
+        target: &Target,
+    ) -> Result<Option<MessageRef>, StoreError> {
+        self.refs
+            .get(ref_key(id, target))?
+            .map(|v| from_json(&format!("message ref of alert {id}"), &v))
+            .transpose()
     }
 
     fn update_outbox(
@@ -359,6 +635,90 @@ fn next_counter(meta: &TransactionalTree, name: &[u8]) -> TxResult<u64> {
     let next = meta.get(name)?.map(|v| u64_key(&v)).unwrap_or(1);
     meta.insert(name, &(next + 1).to_be_bytes())?;
     Ok(next)
+}
+
+fn push_outbox(
+    meta: &TransactionalTree,
+    outbox: &TransactionalTree,
+    alert_id: AlertId,
+    target: &Target,
+    action: OutboxAction,
+    now: DateTime<Utc>,
+) -> TxResult<()> {
+    let seq = next_counter(meta, NEXT_OUTBOX_SEQ)?;
+    let entry = OutboxEntry {
+        alert_id,
+        target: target.clone(),
+        action,
+        created_at: now,
+        attempts: 0,
+        in_flight_since: None,
+        not_before: None,
+        last_error: None,
+    };
+    outbox.insert(&seq.to_be_bytes(), to_json(&entry))?;
+    Ok(())
+}
+
+fn push_audit(
+    meta: &TransactionalTree,
+    audit: &TransactionalTree,
+    id: AlertId,
+    entry: &AuditEntry,
+) -> TxResult<()> {
+    let seq = next_counter(meta, NEXT_AUDIT_SEQ)?;
+    let mut key = id.0.to_be_bytes().to_vec();
+    key.extend_from_slice(&seq.to_be_bytes());
+    audit.insert(key, to_json(entry))?;
+    Ok(())
+}
+
+fn timer_key(id: AlertId, kind: TimerKind) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[..8].copy_from_slice(&id.0.to_be_bytes());
+    k[8] = kind.code();
+    k
+}
+
+fn set_timer(
+    timers: &TransactionalTree,
+    id: AlertId,
+    kind: TimerKind,
+    due: DateTime<Utc>,
+) -> TxResult<()> {
+    let t = Timer {
+        alert_id: id,
+        kind,
+        due,
+    };
+    timers.insert(&timer_key(id, kind), to_json(&t))?;
+    Ok(())
+}
+
+/// The alert a mention repeats: one sharing a thread key, created within the window.
+fn repeat_of(
+    threads: &TransactionalTree,
+    alerts: &TransactionalTree,
+    keys: &[String],
+    now: DateTime<Utc>,
+) -> TxResult<Option<Alert>> {
+    for k in keys {
+        let Some(v) = threads.get(k.as_bytes())? else {
+            continue;
+        };
+        let Ok((id, at)) = serde_json::from_slice::<(AlertId, DateTime<Utc>)>(&v) else {
+            continue;
+        };
+        if now - at > chrono::Duration::days(REPEAT_WINDOW_DAYS) {
+            continue;
+        }
+        if let Some(a) = alerts.get(id.0.to_be_bytes())? {
+            if let Ok(alert) = serde_json::from_slice::<Alert>(&a) {
+                return Ok(Some(alert));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn ref_key(id: AlertId, target: &Target) -> Vec<u8> {
@@ -426,6 +786,9 @@ mod tests {
                 negative: false,
                 targets: vec![Target::Slack("#pr".into()), Target::Slack("#leads".into())],
                 highlights: vec![],
+                timers: vec![],
+                thread_keys: vec![],
+                repeat_note: Note::new(),
             }),
         }
     }

@@ -27,6 +27,51 @@ pub fn keys(m: &Mention) -> Vec<String> {
     keys
 }
 
+/// Keys under which people can mute a mention's author or site from chat.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MuteKeys {
+    pub author: Option<String>,
+    pub site: Option<String>,
+}
+
+pub fn mute_keys(m: &Mention) -> MuteKeys {
+    MuteKeys {
+        author: m
+            .author
+            .as_deref()
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| format!("author:{}:{}", m.source_kind, a.to_lowercase())),
+        site: m
+            .url
+            .as_deref()
+            .and_then(canonical_url)
+            .and_then(|u| u.split(['/', '?']).next().map(str::to_string))
+            .map(|host| format!("site:{host}")),
+    }
+}
+
+/// Keys that make a later mention a repeat of an alert: the same author on the same kind of
+/// source, or the same story title.
+pub fn thread_keys(m: &Mention) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(a) = mute_keys(m).author {
+        keys.push(a);
+    }
+    if let Some(t) = m.title.as_deref() {
+        let norm: String = t
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        if norm.len() >= 16 {
+            keys.push(format!("story:{norm}"));
+        }
+    }
+    keys
+}
+
 /// Lower-cased scheme and host, no `www.`, no fragment, no tracking parameters, no trailing
 /// slash. Returns `None` for anything that is not an http(s) URL.
 pub fn canonical_url(url: &str) -> Option<String> {

@@ -3,7 +3,7 @@
 
 use super::escape::{terminal_text, truncate};
 use super::{AlertView, ChatError, ChatPlatform, Posted};
-use crate::model::AlertId;
+use crate::model::{AlertId, MessageRef, Note, Part};
 use chrono::{DateTime, Utc};
 use std::io::Write;
 
@@ -47,9 +47,41 @@ pub fn render_alert(view: &AlertView) -> String {
     out.push_str(&format!(
         "   sentiment {} · {}\n",
         view.sentiment_label(),
-        view.state_line(|u| format!("@{}", terminal_text(u)))
+        view.state_line(|u| format!("@{}", terminal_text(u.split_once(':').map_or(u, |x| x.1))))
     ));
     out
+}
+
+impl ConsolePlatform {
+    fn print(&self, text: &str) -> Result<(), ChatError> {
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(text.as_bytes())
+            .and_then(|_| stdout.flush())
+            .map_err(|e| ChatError::Network {
+                platform: "console",
+                detail: e.to_string(),
+            })
+    }
+}
+
+/// A note as one plain line; users shown as `@id`.
+pub fn render_note(note: &Note) -> String {
+    note.0
+        .iter()
+        .map(|p| match p {
+            Part::Text(s) | Part::Bold(s) | Part::Code(s) => terminal_text(s),
+            Part::User(u) => format!(
+                "@{}",
+                terminal_text(u.split_once(':').map_or(u.as_str(), |x| x.1))
+            ),
+            Part::Ping(p) => format!("@{}", terminal_text(p)),
+            Part::Link { url, label } => {
+                format!("{} <{}>", terminal_text(label), terminal_text(url))
+            }
+            Part::Newline => "\n   ".to_string(),
+        })
+        .collect()
 }
 
 #[async_trait::async_trait]
@@ -60,14 +92,7 @@ impl ChatPlatform for ConsolePlatform {
 
     async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError> {
         let text = format!("── {} ──\n{}", terminal_text(channel), render_alert(view));
-        let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(text.as_bytes())
-            .and_then(|_| stdout.flush())
-            .map_err(|e| ChatError::Network {
-                platform: "console",
-                detail: e.to_string(),
-            })?;
+        self.print(&text)?;
         Ok(Posted {
             channel_id: channel.to_string(),
             message_id: format!("console-{}", view.id),
@@ -78,6 +103,45 @@ impl ChatPlatform for ConsolePlatform {
         &self,
         _channel: &str,
         _id: AlertId,
+        _since: DateTime<Utc>,
+    ) -> Result<Option<Posted>, ChatError> {
+        Ok(None)
+    }
+
+    async fn update_alert(&self, msg: &MessageRef, view: &AlertView) -> Result<(), ChatError> {
+        let state = view
+            .state_line(|u| format!("@{}", terminal_text(u.split_once(':').map_or(u, |x| x.1))));
+        self.print(&format!(
+            "   #{} in {}: {}\n",
+            view.id,
+            terminal_text(&msg.channel_id),
+            state
+        ))
+    }
+
+    async fn post_note(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        note: &Note,
+        delivery: &str,
+    ) -> Result<Posted, ChatError> {
+        let prefix = match thread {
+            Some(t) => format!("   ↳ {}: ", terminal_text(t)),
+            None => format!("── {} ──\n   ", terminal_text(channel)),
+        };
+        self.print(&format!("{prefix}{}\n", render_note(note)))?;
+        Ok(Posted {
+            channel_id: channel.to_string(),
+            message_id: format!("console-{delivery}"),
+        })
+    }
+
+    async fn find_note(
+        &self,
+        _channel: &str,
+        _thread: Option<&str>,
+        _delivery: &str,
         _since: DateTime<Utc>,
     ) -> Result<Option<Posted>, ChatError> {
         Ok(None)

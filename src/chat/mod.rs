@@ -2,7 +2,7 @@
 //! and the Slack and console implementations. SDK types never leave this folder; nothing here
 //! reads or writes the store.
 
-use crate::model::AlertId;
+use crate::model::{AlertId, MessageRef, Note};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -58,6 +58,29 @@ pub trait ChatPlatform: Send + Sync {
         &self,
         channel: &str,
         id: AlertId,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Posted>, ChatError>;
+
+    /// Edits the alert's root message so it shows the current state.
+    async fn update_alert(&self, msg: &MessageRef, view: &AlertView) -> Result<(), ChatError>;
+
+    /// Posts `note` in the alert's thread (`thread` = the root message) or, without a thread,
+    /// as a message of its own in `channel`. `delivery` is a unique id the platform stores
+    /// with the message so `find_note` can recognise it after a crash.
+    async fn post_note(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        note: &Note,
+        delivery: &str,
+    ) -> Result<Posted, ChatError>;
+
+    /// Looks for a note posted with `delivery` since `since` (crash recovery, as `find_alert`).
+    async fn find_note(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        delivery: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<Posted>, ChatError>;
 }

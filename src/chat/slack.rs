@@ -4,7 +4,7 @@
 
 use super::escape::{slack_text, slack_url, truncate};
 use super::{AlertView, ChatError, ChatPlatform, Posted};
-use crate::model::AlertId;
+use crate::model::{AlertId, MessageRef, Note, Part};
 use chrono::{DateTime, Utc};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -141,6 +141,98 @@ impl SlackPlatform {
     }
 }
 
+/// Slack-only interactions the HTTP endpoints need: answers through `response_url`,
+/// modals, and user-group membership for `[desk].allowed`. Neutral types in, neutral out.
+impl SlackPlatform {
+    /// Answers a command or button privately through its `response_url`.
+    pub async fn respond(&self, response_url: &str, note: &Note) -> Result<(), ChatError> {
+        let url: url::Url = response_url.parse().map_err(|_| ChatError::Api {
+            platform: "slack",
+            code: "invalid response_url".into(),
+            hint: "",
+        })?;
+        let text = render_note(note);
+        let req = SlackApiPostWebhookMessageRequest::new(
+            SlackMessageContent::new()
+                .with_text(text.clone())
+                .with_blocks(vec![SlackSectionBlock::new().with_text(md!(text)).into()]),
+        )
+        .with_replace_original(false);
+        let mut attempt = 0u32;
+        loop {
+            match self.client.post_webhook_message(&url, &req).await {
+                Ok(_) => return Ok(()),
+                Err(SlackClientError::RateLimitError(e)) if attempt < MAX_RATE_LIMIT_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(
+                        e.retry_after
+                            .unwrap_or(Duration::from_secs(1))
+                            .min(MAX_INLINE_WAIT),
+                    )
+                    .await;
+                }
+                Err(e) => return Err(map_error("response_url", e)),
+            }
+        }
+    }
+
+    /// Answers the Snooze button privately with the three choices.
+    pub async fn offer_snooze(&self, response_url: &str, id: AlertId) -> Result<(), ChatError> {
+        let url: url::Url = response_url.parse().map_err(|_| ChatError::Api {
+            platform: "slack",
+            code: "invalid response_url".into(),
+            hint: "",
+        })?;
+        let choice = |label: &str, action: &str| {
+            SlackActionBlockElement::Button(
+                SlackBlockButtonElement::new(pt!(label))
+                    .with_action_id(action.into())
+                    .with_value(id.to_string()),
+            )
+        };
+        let text = format!("Snooze #{id} until…");
+        let content = SlackMessageContent::new()
+            .with_text(text.clone())
+            .with_blocks(vec![
+                SlackSectionBlock::new().with_text(md!(text)).into(),
+                SlackActionsBlock::new(vec![
+                    choice("1 hour", "desk_snooze_1h"),
+                    choice("4 hours", "desk_snooze_4h"),
+                    choice("Tomorrow 9:00", "desk_snooze_tomorrow"),
+                ])
+                .into(),
+            ]);
+        let req = SlackApiPostWebhookMessageRequest::new(content).with_replace_original(false);
+        self.client
+            .post_webhook_message(&url, &req)
+            .await
+            .map(|_| ())
+            .map_err(|e| map_error("response_url", e))
+    }
+
+    /// Opens a modal (Block Kit view JSON) for the person who pressed a button.
+    pub async fn open_modal(
+        &self,
+        trigger_id: &str,
+        view: serde_json::Value,
+    ) -> Result<(), ChatError> {
+        let view: SlackView = serde_json::from_value(view)
+            .map_err(|e| ChatError::Config(format!("modal view does not match Block Kit: {e}")))?;
+        let req = SlackApiViewsOpenRequest::new(SlackTriggerId(trigger_id.to_string()), view);
+        let _: SlackApiViewsOpenResponse = slack_call!(self, "views.open", |s| s.views_open(&req))?;
+        Ok(())
+    }
+
+    /// The members of a user group (`S…`), for `[desk].allowed`.
+    pub async fn usergroup_members(&self, group: &str) -> Result<Vec<String>, ChatError> {
+        let req = SlackApiUserGroupsUsersListRequest::new(SlackUserGroupId(group.to_string()));
+        let resp: SlackApiUserGroupsUsersListResponse =
+            slack_call!(self, "usergroups.users.list", |s| s
+                .usergroups_users_list(&req))?;
+        Ok(resp.users.into_iter().map(|u| u.0).collect())
+    }
+}
+
 #[async_trait::async_trait]
 impl ChatPlatform for SlackPlatform {
     fn name(&self) -> &'static str {
@@ -212,6 +304,155 @@ impl ChatPlatform for SlackPlatform {
         }
         Ok(None)
     }
+
+    async fn update_alert(&self, msg: &MessageRef, view: &AlertView) -> Result<(), ChatError> {
+        let req = SlackApiChatUpdateRequest::new(
+            SlackChannelId(msg.channel_id.clone()),
+            render_alert(view),
+            SlackTs(msg.message_id.clone()),
+        );
+        let _: SlackApiChatUpdateResponse =
+            slack_call!(self, "chat.update", |s| s.chat_update(&req))?;
+        Ok(())
+    }
+
+    async fn post_note(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        note: &Note,
+        delivery: &str,
+    ) -> Result<Posted, ChatError> {
+        let text = render_note(note);
+        let block: SlackBlock = SlackSectionBlock::new()
+            .with_text(md!(text.clone()))
+            .with_block_id(note_block_id(delivery).into())
+            .into();
+        let content = SlackMessageContent::new()
+            .with_text(text)
+            .with_blocks(vec![block]);
+        let req = SlackApiChatPostMessageRequest::new(channel.into(), content)
+            .opt_thread_ts(thread.map(|t| SlackTs(t.to_string())))
+            .with_unfurl_links(false)
+            .with_unfurl_media(false);
+        let resp: SlackApiChatPostMessageResponse =
+            slack_call!(self, "chat.postMessage", |s| s.chat_post_message(&req))?;
+        Ok(Posted {
+            channel_id: resp.channel.0,
+            message_id: resp.ts.0,
+        })
+    }
+
+    async fn find_note(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        delivery: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Posted>, ChatError> {
+        let channel_id = self.channel_id(channel).await?;
+        let oldest = SlackTs(format!("{}.000000", since.timestamp().saturating_sub(60)));
+        let wanted = note_block_id(delivery);
+        let has_marker = |blocks: &Option<Vec<SlackBlock>>| {
+            blocks.iter().flatten().any(|b| {
+                serde_json::to_value(b)
+                    .ok()
+                    .is_some_and(|v| v["block_id"] == wanted.as_str())
+            })
+        };
+        let messages: Vec<(String, bool)> = match thread {
+            Some(ts) => {
+                let req = SlackApiConversationsRepliesRequest::new(
+                    SlackChannelId(channel_id.clone()),
+                    SlackTs(ts.to_string()),
+                )
+                .with_oldest(oldest)
+                .with_limit(200);
+                let resp: SlackApiConversationsRepliesResponse =
+                    slack_call!(self, "conversations.replies", |s| s
+                        .conversations_replies(&req))?;
+                resp.messages
+                    .iter()
+                    .map(|m| (m.origin.ts.0.clone(), has_marker(&m.content.blocks)))
+                    .collect()
+            }
+            None => {
+                let req = SlackApiConversationsHistoryRequest::new()
+                    .with_channel(SlackChannelId(channel_id.clone()))
+                    .with_oldest(oldest)
+                    .with_limit(200);
+                let resp: SlackApiConversationsHistoryResponse =
+                    slack_call!(self, "conversations.history", |s| s
+                        .conversations_history(&req))?;
+                resp.messages
+                    .iter()
+                    .map(|m| (m.origin.ts.0.clone(), has_marker(&m.content.blocks)))
+                    .collect()
+            }
+        };
+        Ok(messages
+            .into_iter()
+            .find(|(_, marked)| *marked)
+            .map(|(ts, _)| Posted {
+                channel_id,
+                message_id: ts,
+            }))
+    }
+}
+
+/// The `block_id` that marks a note with its delivery id, so it can be found after a crash.
+fn note_block_id(delivery: &str) -> String {
+    format!("mdnote-{delivery}")
+}
+
+/// A note as Slack mrkdwn. Untrusted text is escaped; only `User` of a Slack actor and `Ping`
+/// become mentions, on purpose.
+pub fn render_note(note: &Note) -> String {
+    let mut out = String::new();
+    for part in &note.0 {
+        match part {
+            Part::Text(t) => out.push_str(&slack_text(t)),
+            Part::Bold(t) if !t.trim().is_empty() => out.push_str(&format!("*{}*", slack_text(t))),
+            Part::Bold(t) => out.push_str(&slack_text(t)),
+            Part::Code(t) => out.push_str(&format!("`{}`", slack_text(t))),
+            Part::User(u) => out.push_str(&slack_user(u)),
+            Part::Ping(p) => out.push_str(&slack_ping(p)),
+            Part::Link { url, label } => match slack_url(url) {
+                Some(u) => out.push_str(&format!("<{u}|{}>", slack_text(label))),
+                None => out.push_str(&slack_text(label)),
+            },
+            Part::Newline => out.push('\n'),
+        }
+    }
+    out
+}
+
+/// `slack:U0123` → `<@U0123>`; anyone else is shown by name, escaped.
+pub fn slack_user(actor: &str) -> String {
+    match actor.strip_prefix("slack:") {
+        Some(id) if is_slack_id(id) => format!("<@{id}>"),
+        _ => slack_text(actor.split_once(':').map_or(actor, |x| x.1)),
+    }
+}
+
+/// A deliberate ping: user group `S…`, channel `C…`/`G…`, user `U…`/`W…`; names stay text.
+fn slack_ping(who: &str) -> String {
+    let id = who.trim_start_matches('@');
+    if is_slack_id(id) {
+        match id.as_bytes()[0] {
+            b'S' => format!("<!subteam^{id}>"),
+            b'C' | b'G' => format!("<#{id}>"),
+            _ => format!("<@{id}>"),
+        }
+    } else {
+        slack_text(who)
+    }
+}
+
+fn is_slack_id(s: &str) -> bool {
+    s.len() >= 2
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// `C…`, `G…` and `D…` ids are used as they are; anything else is a channel name.
@@ -320,7 +561,7 @@ pub fn render_alert(view: &AlertView) -> SlackMessageContent {
         view.sentiment_label(),
         view.id
     );
-    let state = view.state_line(|u| format!("<@{}>", slack_text(u)));
+    let state = view.state_line(slack_user);
 
     let button = |label: &str, action: &str, style: Option<SlackBlockButtonStyle>| {
         let b = SlackBlockButtonElement::new(pt!(label))

@@ -1,15 +1,18 @@
-//! HTTP endpoints on `[server].listen`: `/healthz` (per-source status) and `/metrics`
-//! (Prometheus text). Slack and Discord callbacks join here with the desk; this module
-//! verifies and routes requests, it never decides business outcomes itself.
+//! HTTP endpoints on `[server].listen`: `/healthz` (per-source status), `/metrics`
+//! (Prometheus text) and Slack's callbacks (`slack.rs`). This module verifies and routes
+//! requests; it never decides business outcomes itself.
+
+pub mod slack;
 
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use crate::sources::poll::{Health, SourceStatus};
 use crate::store::Store;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use std::fmt::Write;
@@ -22,13 +25,47 @@ pub struct AppState {
     pub store: Store,
     pub health: Health,
     pub metrics: Arc<Metrics>,
+    /// Present when `[slack]` is configured.
+    pub slack: Option<slack::SlackEndpoints>,
 }
+
+/// Largest callback body accepted; Slack's are a few kilobytes.
+const MAX_CALLBACK_BYTES: usize = 256 * 1024;
 
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/slack/commands", post(slack_commands))
+        .route("/slack/interactions", post(slack_interactions))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
         .with_state(state)
+}
+
+async fn slack_commands(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match s.slack {
+        Some(ep) => slack::commands(ep, headers, body).await,
+        None => not_configured(),
+    }
+}
+
+async fn slack_interactions(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match s.slack {
+        Some(ep) => slack::interactions(ep, headers, body).await,
+        None => not_configured(),
+    }
+}
+
+fn not_configured() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        "Slack is not configured on this mentiondesk: add [slack] to the config",
+    )
+        .into_response()
 }
 
 /// Binds first (so a port in use is a start-up error), then serves until shutdown.

@@ -1,0 +1,41 @@
+//! The timer loop: fires the desk's durable timers (escalation, reminders, snooze ends) when
+//! they are due. Timers live in the store, so they survive restarts; a state change cancels
+//! the timer it makes moot in the same transaction.
+
+use super::Desk;
+use crate::clock::Clock;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use std::time::Duration;
+
+/// How often due timers are looked for; escalation minutes do not need finer.
+pub const TICK: Duration = Duration::from_secs(5);
+
+pub async fn run(desk: Desk, store: Store, clock: Clock, mut shutdown: Shutdown) {
+    loop {
+        fire_due(&desk, &store, &clock).await;
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = shutdown.wait() => break,
+        }
+    }
+    tracing::debug!("timers stopped");
+}
+
+/// Fires every timer due now; returns how many fired (or were dropped as moot).
+pub async fn fire_due(desk: &Desk, store: &Store, clock: &Clock) -> usize {
+    let now = clock.now();
+    let due = match store.due_timers(now) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read timers");
+            return 0;
+        }
+    };
+    for t in &due {
+        if let Err(e) = desk.fire(t, now).await {
+            tracing::error!(alert = %t.alert_id, kind = ?t.kind, error = %e, "timer failed; will retry");
+        }
+    }
+    due.len()
+}

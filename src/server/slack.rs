@@ -1,0 +1,594 @@
+//! Slack's callbacks: `POST /slack/commands` and `POST /slack/interactions`. Every request is
+//! verified (v0 HMAC-SHA256 of the raw body with the signing secret, timestamp within five
+//! minutes, constant-time comparison) before anything is parsed; retries and replays are
+//! recognised by their trigger id and never applied twice. Slack is answered at once; the
+//! work happens afterwards and is reported privately through `response_url`. The business
+//! outcome is the desk's; this module only verifies, parses and routes.
+
+use crate::chat::slack::{
+    SlackPlatform, ACTION_CLAIM, ACTION_IGNORE, ACTION_RESOLVE, ACTION_SNOOZE,
+};
+use crate::clock::Clock;
+use crate::config::Secret;
+use crate::desk::command::{self, SnoozeFor};
+use crate::desk::state::Action;
+use crate::desk::Desk;
+use crate::model::{AlertId, Note};
+use crate::store::Store;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Requests older (or newer) than this are refused as replays.
+pub const MAX_SKEW_SECS: i64 = 5 * 60;
+/// How long user-group membership for `[desk].allowed` is trusted.
+const GROUP_CACHE: Duration = Duration::from_secs(300);
+
+pub const ACTION_SNOOZE_1H: &str = "desk_snooze_1h";
+pub const ACTION_SNOOZE_4H: &str = "desk_snooze_4h";
+pub const ACTION_SNOOZE_TOMORROW: &str = "desk_snooze_tomorrow";
+pub const VIEW_RESOLVE: &str = "desk_resolve";
+pub const VIEW_IGNORE: &str = "desk_ignore";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("missing X-Slack-Request-Timestamp or X-Slack-Signature")]
+    MissingHeaders,
+    #[error("request timestamp is not within five minutes of now")]
+    Stale,
+    #[error("signature does not match")]
+    BadSignature,
+}
+
+/// Checks Slack's v0 signature over the raw body.
+pub fn verify(
+    secret: &str,
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    body: &[u8],
+    now: i64,
+) -> Result<(), VerifyError> {
+    let (Some(ts), Some(sig)) = (timestamp, signature) else {
+        return Err(VerifyError::MissingHeaders);
+    };
+    let ts_num: i64 = ts.trim().parse().map_err(|_| VerifyError::MissingHeaders)?;
+    if (now - ts_num).abs() > MAX_SKEW_SECS {
+        return Err(VerifyError::Stale);
+    }
+    let Some(hex_sig) = sig.strip_prefix("v0=") else {
+        return Err(VerifyError::BadSignature);
+    };
+    let Some(expected) = decode_hex(hex_sig) else {
+        return Err(VerifyError::BadSignature);
+    };
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes any key");
+    mac.update(b"v0:");
+    mac.update(ts.trim().as_bytes());
+    mac.update(b":");
+    mac.update(body);
+    // `verify_slice` compares in constant time.
+    mac.verify_slice(&expected)
+        .map_err(|_| VerifyError::BadSignature)
+}
+
+/// Signs a body the way Slack does; used by tests and by anyone scripting the endpoint.
+pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac takes any key");
+    mac.update(format!("v0:{timestamp}:").as_bytes());
+    mac.update(body);
+    let bytes = mac.finalize().into_bytes();
+    format!(
+        "v0={}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// User group → (when fetched, member ids).
+type GroupCache = HashMap<String, (Instant, Vec<String>)>;
+
+/// Everything the Slack endpoints need.
+#[derive(Clone)]
+pub struct SlackEndpoints {
+    pub signing_secret: Secret,
+    pub platform: Arc<SlackPlatform>,
+    pub desk: Desk,
+    pub store: Store,
+    pub clock: Clock,
+    groups: Arc<Mutex<GroupCache>>,
+}
+
+impl SlackEndpoints {
+    pub fn new(
+        signing_secret: Secret,
+        platform: Arc<SlackPlatform>,
+        desk: Desk,
+        store: Store,
+        clock: Clock,
+    ) -> SlackEndpoints {
+        SlackEndpoints {
+            signing_secret,
+            platform,
+            desk,
+            store,
+            clock,
+            groups: Arc::default(),
+        }
+    }
+
+    fn check(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Box<Response>> {
+        let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        verify(
+            self.signing_secret.expose(),
+            h("x-slack-request-timestamp"),
+            h("x-slack-signature"),
+            body,
+            self.clock.now().timestamp(),
+        )
+        .map_err(|e| {
+            tracing::warn!(error = %e, "refused an unverified Slack request");
+            Box::new((StatusCode::UNAUTHORIZED, "invalid request signature").into_response())
+        })
+    }
+
+    /// True the first time a request id is seen; retries and replays answer false.
+    async fn first(&self, kind: &str, id: &str, body: &[u8]) -> bool {
+        let key = if id.is_empty() {
+            use sha2::Digest;
+            let digest = Sha256::digest(body);
+            format!(
+                "slack:{kind}:body:{}",
+                digest
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )
+        } else {
+            format!("slack:{kind}:{id}")
+        };
+        match self.store.first_request(&key, self.clock.now()).await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record a Slack request id; treating it as new");
+                true
+            }
+        }
+    }
+
+    /// `[desk].allowed`: empty means everyone; otherwise user ids or user groups (`S…`).
+    async fn allowed(&self, user: &str) -> bool {
+        let allowed = &self.desk.config().allowed;
+        if allowed.is_empty() || allowed.iter().any(|a| a == user) {
+            return true;
+        }
+        for group in allowed.iter().filter(|a| a.starts_with('S')) {
+            let cached = self
+                .groups
+                .lock()
+                .expect("lock")
+                .get(group)
+                .filter(|(at, _)| at.elapsed() < GROUP_CACHE)
+                .map(|(_, m)| m.clone());
+            let members = match cached {
+                Some(m) => m,
+                None => match self.platform.usergroup_members(group).await {
+                    Ok(m) => {
+                        self.groups
+                            .lock()
+                            .expect("lock")
+                            .insert(group.clone(), (Instant::now(), m.clone()));
+                        m
+                    }
+                    Err(e) => {
+                        tracing::warn!(group = %group, error = %e, "cannot read user group members");
+                        continue;
+                    }
+                },
+            };
+            if members.iter().any(|m| m == user) {
+                return true;
+            }
+        }
+        false
+    }
+
+    async fn reply(&self, response_url: &str, note: &Note) {
+        if response_url.is_empty() {
+            return;
+        }
+        if let Err(e) = self.platform.respond(response_url, note).await {
+            tracing::warn!(error = %e, "could not answer through response_url");
+        }
+    }
+}
+
+fn not_allowed(command: &str) -> Note {
+    Note::new().text(format!(
+        "You are not on this desk's list of people who can use {command}. Ask an admin to add you to [desk].allowed."
+    ))
+}
+
+fn form(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// `POST /slack/commands`.
+pub async fn commands(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = ep.check(&headers, &body) {
+        return *r;
+    }
+    let f = form(&body);
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let (cmd_name, text, user, response_url) = (
+        get("command"),
+        get("text"),
+        get("user_id"),
+        get("response_url"),
+    );
+    if !ep.first("command", &get("trigger_id"), &body).await {
+        tracing::info!(user = %user, "Slack command already handled (retry or replay); ignored");
+        return StatusCode::OK.into_response();
+    }
+    let configured = ep.desk.config().command.clone();
+    if cmd_name != configured {
+        return Json(json!({
+            "response_type": "ephemeral",
+            "text": format!("This app answers {configured}, not {}.", crate::chat::escape::slack_text(&cmd_name)),
+        }))
+        .into_response();
+    }
+    tokio::spawn(async move {
+        let actor = format!("slack:{user}");
+        let note = if !ep.allowed(&user).await {
+            not_allowed(&configured)
+        } else {
+            match command::parse(&text, &configured, "slack") {
+                Ok(cmd) => ep.desk.run(&actor, cmd, ep.clock.now()).await,
+                Err(e) => Note::new().text(e),
+            }
+        };
+        ep.reply(&response_url, &note).await;
+    });
+    StatusCode::OK.into_response()
+}
+
+/// `POST /slack/interactions`: buttons on alerts and the modals they open.
+pub async fn interactions(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = ep.check(&headers, &body) {
+        return *r;
+    }
+    let Some(payload) = form(&body).remove("payload") else {
+        return (StatusCode::BAD_REQUEST, "missing payload").into_response();
+    };
+    let Ok(p) = serde_json::from_str::<Value>(&payload) else {
+        return (StatusCode::BAD_REQUEST, "payload is not JSON").into_response();
+    };
+    let user = p["user"]["id"].as_str().unwrap_or_default().to_string();
+    let actor = format!("slack:{user}");
+    let command_name = ep.desk.config().command.clone();
+    match p["type"].as_str() {
+        Some("block_actions") => {
+            let request_id = format!(
+                "{}:{}",
+                p["trigger_id"].as_str().unwrap_or_default(),
+                p["actions"][0]["action_ts"].as_str().unwrap_or_default()
+            );
+            if !ep.first("action", &request_id, &body).await {
+                return StatusCode::OK.into_response();
+            }
+            let action_id = p["actions"][0]["action_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let value = p["actions"][0]["value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let trigger = p["trigger_id"].as_str().unwrap_or_default().to_string();
+            let response_url = p["response_url"].as_str().unwrap_or_default().to_string();
+            tokio::spawn(async move {
+                if !ep.allowed(&user).await {
+                    ep.reply(&response_url, &not_allowed(&command_name)).await;
+                    return;
+                }
+                let Some(id) = command::parse_id(&value) else {
+                    ep.reply(
+                        &response_url,
+                        &Note::new().text("That button does not name an alert."),
+                    )
+                    .await;
+                    return;
+                };
+                let now = ep.clock.now();
+                let outcome = match action_id.as_str() {
+                    ACTION_CLAIM => Some(ep.desk.act(id, &actor, Action::Claim, now).await),
+                    ACTION_SNOOZE_1H | ACTION_SNOOZE_4H | ACTION_SNOOZE_TOMORROW => {
+                        let how = match action_id.as_str() {
+                            ACTION_SNOOZE_1H => SnoozeFor::Duration(Duration::from_secs(3600)),
+                            ACTION_SNOOZE_4H => SnoozeFor::Duration(Duration::from_secs(4 * 3600)),
+                            _ => SnoozeFor::TomorrowMorning,
+                        };
+                        let until = ep.desk.snooze_until(how, now);
+                        Some(ep.desk.act(id, &actor, Action::Snooze { until }, now).await)
+                    }
+                    ACTION_SNOOZE => {
+                        if let Err(e) = ep.platform.offer_snooze(&response_url, id).await {
+                            tracing::warn!(error = %e, "could not offer snooze choices");
+                        }
+                        None
+                    }
+                    ACTION_RESOLVE => {
+                        if let Err(e) = ep.platform.open_modal(&trigger, resolve_modal(id)).await {
+                            tracing::warn!(error = %e, "could not open the resolve dialog");
+                            ep.reply(&response_url, &Note::new().text(format!("Could not open the dialog; use `{command_name} resolve {id} [note]`."))).await;
+                        }
+                        None
+                    }
+                    ACTION_IGNORE => {
+                        if let Err(e) = ep.platform.open_modal(&trigger, ignore_modal(id)).await {
+                            tracing::warn!(error = %e, "could not open the not-relevant dialog");
+                            ep.reply(&response_url, &Note::new().text(format!("Could not open the dialog; use `{command_name} ignore {id} [reason]`."))).await;
+                        }
+                        None
+                    }
+                    other => {
+                        tracing::warn!(action = %other, "unknown Slack action");
+                        Some(Ok(crate::desk::Outcome {
+                            applied: false,
+                            note: Note::new()
+                                .text("That button is not known to this version of mentiondesk."),
+                        }))
+                    }
+                };
+                match outcome {
+                    Some(Ok(o)) => ep.reply(&response_url, &o.note).await,
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "desk action failed in the store");
+                        ep.reply(
+                            &response_url,
+                            &Note::new()
+                                .text("Something went wrong on our side; nothing was changed."),
+                        )
+                        .await;
+                    }
+                    None => {}
+                }
+            });
+            StatusCode::OK.into_response()
+        }
+        Some("view_submission") => view_submission(ep, &p, &actor, &user, &body).await,
+        Some(other) => {
+            tracing::debug!(kind = %other, "Slack interaction type not used");
+            StatusCode::OK.into_response()
+        }
+        None => (StatusCode::BAD_REQUEST, "payload has no type").into_response(),
+    }
+}
+
+/// The Resolve and Not relevant dialogs. Answered synchronously (the desk is local and
+/// quick) so a refusal shows in the dialog itself.
+async fn view_submission(
+    ep: SlackEndpoints,
+    p: &Value,
+    actor: &str,
+    user: &str,
+    body: &[u8],
+) -> Response {
+    let view = &p["view"];
+    let request_id = format!(
+        "{}:{}",
+        view["id"].as_str().unwrap_or_default(),
+        view["hash"].as_str().unwrap_or_default()
+    );
+    if !ep.first("view", &request_id, body).await {
+        return StatusCode::OK.into_response();
+    }
+    let errors = |block: &str, msg: String| {
+        Json(json!({"response_action": "errors", "errors": {block: msg}})).into_response()
+    };
+    let first_block = if view["callback_id"] == VIEW_IGNORE {
+        "reason"
+    } else {
+        "note"
+    };
+    if !ep.allowed(user).await {
+        return errors(first_block, not_allowed(&ep.desk.config().command).plain());
+    }
+    let Some(id) = view["private_metadata"]
+        .as_str()
+        .and_then(command::parse_id)
+    else {
+        return errors(
+            first_block,
+            "This dialog lost its alert id; use the command instead.".into(),
+        );
+    };
+    let values = &view["state"]["values"];
+    let text = |block: &str| {
+        values[block][block]["value"]
+            .as_str()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let now = ep.clock.now();
+    let actor = actor.to_string();
+    let result = match view["callback_id"].as_str() {
+        Some(VIEW_RESOLVE) => {
+            ep.desk
+                .act(id, &actor, Action::Resolve { note: text("note") }, now)
+                .await
+        }
+        Some(VIEW_IGNORE) => {
+            let chosen: Vec<&str> = values["mute"]["mute"]["selected_options"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|o| o["value"].as_str()).collect())
+                .unwrap_or_default();
+            let outcome = ep
+                .desk
+                .act(
+                    id,
+                    &actor,
+                    Action::Ignore {
+                        reason: text("reason"),
+                    },
+                    now,
+                )
+                .await;
+            if matches!(outcome, Ok(ref o) if o.applied) && !chosen.is_empty() {
+                if let Err(e) = ep
+                    .desk
+                    .mute(
+                        id,
+                        &actor,
+                        chosen.contains(&"author"),
+                        chosen.contains(&"site"),
+                        now,
+                    )
+                    .await
+                {
+                    tracing::error!(error = %e, "could not store a mute");
+                }
+            }
+            outcome
+        }
+        _ => return StatusCode::OK.into_response(),
+    };
+    match result {
+        Ok(o) if o.applied => StatusCode::OK.into_response(),
+        Ok(o) => errors(first_block, o.note.plain()),
+        Err(e) => {
+            tracing::error!(error = %e, "desk action failed in the store");
+            errors(
+                first_block,
+                "Something went wrong on our side; nothing was changed.".into(),
+            )
+        }
+    }
+}
+
+pub fn resolve_modal(id: AlertId) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": VIEW_RESOLVE,
+        "private_metadata": id.to_string(),
+        "title": {"type": "plain_text", "text": format!("Resolve #{id}")},
+        "submit": {"type": "plain_text", "text": "Resolve"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [{
+            "type": "input",
+            "block_id": "note",
+            "optional": true,
+            "label": {"type": "plain_text", "text": "How was it handled? (optional)"},
+            "element": {"type": "plain_text_input", "action_id": "note", "multiline": true,
+                        "placeholder": {"type": "plain_text", "text": "replied publicly"}}
+        }]
+    })
+}
+
+pub fn ignore_modal(id: AlertId) -> Value {
+    json!({
+        "type": "modal",
+        "callback_id": VIEW_IGNORE,
+        "private_metadata": id.to_string(),
+        "title": {"type": "plain_text", "text": format!("Not relevant: #{id}")},
+        "submit": {"type": "plain_text", "text": "Mark not relevant"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "reason",
+                "optional": true,
+                "label": {"type": "plain_text", "text": "Why? (optional)"},
+                "element": {"type": "plain_text_input", "action_id": "reason"}
+            },
+            {
+                "type": "input",
+                "block_id": "mute",
+                "optional": true,
+                "label": {"type": "plain_text", "text": "From now on"},
+                "element": {"type": "checkboxes", "action_id": "mute", "options": [
+                    {"text": {"type": "plain_text", "text": "Mute this author"}, "value": "author"},
+                    {"text": {"type": "plain_text", "text": "Mute this site"}, "value": "site"}
+                ]}
+            }
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_round_trip_and_failures() {
+        let body = b"token=x&command=%2Fdesk&text=claim+1";
+        let now = 1_700_000_000;
+        let sig = sign("secret", now, body);
+        let ts = now.to_string();
+        assert_eq!(verify("secret", Some(&ts), Some(&sig), body, now), Ok(()));
+        assert_eq!(
+            verify("secret", Some(&ts), Some(&sig), body, now + 299),
+            Ok(())
+        );
+        assert_eq!(
+            verify("secret", Some(&ts), Some(&sig), body, now + 301),
+            Err(VerifyError::Stale)
+        );
+        assert_eq!(
+            verify("other", Some(&ts), Some(&sig), body, now),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            verify(
+                "secret",
+                Some(&ts),
+                Some(&sig),
+                b"token=x&text=claim+2",
+                now
+            ),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            verify("secret", None, Some(&sig), body, now),
+            Err(VerifyError::MissingHeaders)
+        );
+        assert_eq!(
+            verify("secret", Some(&ts), None, body, now),
+            Err(VerifyError::MissingHeaders)
+        );
+        assert_eq!(
+            verify("secret", Some(&ts), Some("v0=zz"), body, now),
+            Err(VerifyError::BadSignature)
+        );
+        assert_eq!(
+            verify("secret", Some(&ts), Some("v1=00"), body, now),
+            Err(VerifyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn modals_are_valid_block_kit_for_the_sdk() {
+        for v in [resolve_modal(AlertId(3)), ignore_modal(AlertId(3))] {
+            let parsed: Result<slack_morphism::prelude::SlackView, _> =
+                serde_json::from_value(v.clone());
+            assert!(parsed.is_ok(), "{v}: {parsed:?}");
+        }
+    }
+}
