@@ -301,6 +301,32 @@ impl Note {
         self
     }
 
+    /// Our own fixed texts with `code` and *bold* spans, turned into parts so each platform
+    /// renders them its own way. Anything between the marks is still escaped as text.
+    pub fn markup(s: &str) -> Note {
+        let mut note = Note::new();
+        for (i, chunk) in s.split('`').enumerate() {
+            if chunk.is_empty() {
+                continue;
+            }
+            if i % 2 == 1 {
+                note = note.code(chunk);
+                continue;
+            }
+            for (j, part) in chunk.split('*').enumerate() {
+                if part.is_empty() {
+                    continue;
+                }
+                note = if j % 2 == 1 {
+                    note.bold(part)
+                } else {
+                    note.text(part)
+                };
+            }
+        }
+        note
+    }
+
     /// Plain text without markup, for logs and tests.
     pub fn plain(&self) -> String {
         self.0
@@ -347,6 +373,20 @@ mod tests {
             let err = Target::parse(s).unwrap_err();
             assert!(err.contains("slack:#channel"), "{err}");
         }
+    }
+
+    #[test]
+    fn markup_splits_code_and_bold() {
+        let n = Note::markup("*/desk* help: `/desk claim 42` takes it");
+        assert_eq!(
+            n.0,
+            vec![
+                Part::Bold("/desk".into()),
+                Part::Text(" help: ".into()),
+                Part::Code("/desk claim 42".into()),
+                Part::Text(" takes it".into()),
+            ]
+        );
     }
 
     #[test]

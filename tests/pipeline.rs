@@ -4,51 +4,21 @@
 mod common;
 
 use common::*;
-use mentiondesk::config;
-use mentiondesk::shutdown;
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
 
-struct Daemon {
-    trigger: shutdown::ShutdownTrigger,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Daemon {
-    async fn stop(self) {
-        self.trigger.trigger();
-        tokio::time::timeout(Duration::from_secs(20), self.task)
-            .await
-            .expect("daemon stops promptly")
-            .unwrap()
-            .unwrap();
-    }
-
-    async fn healthz(&self) -> Value {
-        reqwest::get(format!("http://127.0.0.1:{}/healthz", self.port))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-}
-
-fn config_text(slack: &FakeSlack, store: &Path, port: u16, sources: &str) -> String {
+fn config_text(slack: &FakeSlack, sources: &str) -> String {
     format!(
         r#"
 [store]
-path = "{store}"
+path = "{{store}}"
 
 [server]
-listen = "127.0.0.1:{port}"
+listen = "127.0.0.1:{{port}}"
 
 [slack]
 bot_token = "{BOT_TOKEN}"
-signing_secret = "test-signing-secret"
+signing_secret = "{SIGNING_SECRET}"
 api_url = "{api}"
 
 {sources}
@@ -59,7 +29,6 @@ query = '(acme OR "acme corp") AND NOT hiring'
 alert = ["slack:#pr-alerts"]
 priority = "normal"
 "#,
-        store = store.display(),
         api = slack.api_url(),
     )
 }
@@ -71,18 +40,7 @@ fn rss_source(name: &str, url: &str) -> String {
 }
 
 async fn start(slack: &FakeSlack, sources: &str) -> Daemon {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let text = config_text(slack, &dir.path().join("store"), port, sources);
-    let cfg = config::parse(&text, Path::new("test.toml"), &|_| None).unwrap();
-    let (trigger, shutdown) = shutdown::channel();
-    let task = tokio::spawn(mentiondesk::app::run_until(cfg, shutdown));
-    Daemon {
-        trigger,
-        task,
-        port,
-        _dir: dir,
-    }
+    Daemon::start(&config_text(slack, sources)).await
 }
 
 fn item(guid: &str, title: &str, desc: &str) -> (String, String, String) {
@@ -284,7 +242,7 @@ async fn broken_feeds_are_reported_and_do_not_stop_good_ones() {
             "{name} error {err:?} should mention {needle:?}"
         );
     }
-    let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", daemon.port))
+    let metrics = reqwest::get(daemon.url("/metrics"))
         .await
         .unwrap()
         .text()

@@ -94,7 +94,7 @@ impl Desk {
             Command::Show(id) => self.show(id),
             Command::Stats(period) => self.stats(period, now),
             Command::Preview(q) => self.preview(&q),
-            Command::Help => Ok(Note::new().text(command::help(&self.cfg.command))),
+            Command::Help => Ok(Note::markup(&command::help(&self.cfg.command))),
         };
         result.unwrap_or_else(|e| {
             tracing::error!(error = %e, "desk command failed in the store");
@@ -583,7 +583,7 @@ pub fn tomorrow_at_nine(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> 
 }
 
 fn not_found(id: AlertId, command: &str) -> Note {
-    Note::new().text(format!(
+    Note::markup(&format!(
         "There is no alert #{id}. `{command} list` shows the open ones."
     ))
 }

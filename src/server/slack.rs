@@ -260,7 +260,7 @@ pub async fn commands(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -> Re
         } else {
             match command::parse(&text, &configured, "slack") {
                 Ok(cmd) => ep.desk.run(&actor, cmd, ep.clock.now()).await,
-                Err(e) => Note::new().text(e),
+                Err(e) => Note::markup(&e),
             }
         };
         ep.reply(&response_url, &note).await;
@@ -336,14 +336,14 @@ pub async fn interactions(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -
                     ACTION_RESOLVE => {
                         if let Err(e) = ep.platform.open_modal(&trigger, resolve_modal(id)).await {
                             tracing::warn!(error = %e, "could not open the resolve dialog");
-                            ep.reply(&response_url, &Note::new().text(format!("Could not open the dialog; use `{command_name} resolve {id} [note]`."))).await;
+                            ep.reply(&response_url, &Note::markup(&format!("Could not open the dialog; use `{command_name} resolve {id} [note]`."))).await;
                         }
                         None
                     }
                     ACTION_IGNORE => {
                         if let Err(e) = ep.platform.open_modal(&trigger, ignore_modal(id)).await {
                             tracing::warn!(error = %e, "could not open the not-relevant dialog");
-                            ep.reply(&response_url, &Note::new().text(format!("Could not open the dialog; use `{command_name} ignore {id} [reason]`."))).await;
+                            ep.reply(&response_url, &Note::markup(&format!("Could not open the dialog; use `{command_name} ignore {id} [reason]`."))).await;
                         }
                         None
                     }

@@ -55,6 +55,14 @@ pub struct SlackState {
     pub history_calls: u32,
     pub list_calls: u32,
     pub bad_auth: u32,
+    /// `chat.update` calls: (channel, ts, body).
+    pub updates: Vec<(String, String, Value)>,
+    /// `views.open` calls: the view JSON.
+    pub views: Vec<Value>,
+    /// Messages sent to response URLs: (path, body).
+    pub responses: Vec<(String, Value)>,
+    /// User group id → members, for `usergroups.users.list`.
+    pub groups: HashMap<String, Vec<String>>,
     next_ts: u64,
 }
 
@@ -88,6 +96,11 @@ impl FakeSlack {
             .route("/api/chat.postMessage", post(post_message))
             .route("/api/conversations.history", get(history))
             .route("/api/conversations.list", get(list))
+            .route("/api/conversations.replies", get(replies))
+            .route("/api/chat.update", post(chat_update))
+            .route("/api/views.open", post(views_open))
+            .route("/api/usergroups.users.list", get(usergroup_users))
+            .route("/response/{id}", post(response_url))
             .with_state(shared);
         FakeSlack {
             addr: serve(router).await,
@@ -102,6 +115,64 @@ impl FakeSlack {
 
     pub fn posts(&self) -> Vec<SlackPost> {
         self.state.lock().unwrap().posts.clone()
+    }
+
+    /// Root messages only (not thread replies).
+    pub fn roots(&self) -> Vec<SlackPost> {
+        self.posts()
+            .into_iter()
+            .filter(|p| p.body["thread_ts"].is_null())
+            .collect()
+    }
+
+    /// Replies in the thread of `root_ts`, as plain text.
+    pub fn thread(&self, root_ts: &str) -> Vec<String> {
+        self.posts()
+            .into_iter()
+            .filter(|p| p.body["thread_ts"] == root_ts)
+            .map(|p| p.body["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    pub fn updates(&self) -> Vec<(String, String, Value)> {
+        self.state.lock().unwrap().updates.clone()
+    }
+
+    pub fn responses(&self) -> Vec<(String, Value)> {
+        self.state.lock().unwrap().responses.clone()
+    }
+
+    /// Texts answered to one response URL path (`/response/<id>`).
+    pub fn answers(&self, id: &str) -> Vec<String> {
+        let path = format!("/response/{id}");
+        self.responses()
+            .into_iter()
+            .filter(|(p, _)| *p == path)
+            .map(|(_, b)| b["text"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    pub fn response_url(&self, id: &str) -> String {
+        format!("http://{}/response/{id}", self.addr)
+    }
+
+    /// Polls `f` every 20 ms until it returns Some, or panics after `secs` with `what`.
+    pub async fn wait_until<T>(
+        &self,
+        secs: u64,
+        what: &str,
+        mut f: impl FnMut(&FakeSlack) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Waits until at least `n` messages were posted, or panics after `secs`.
@@ -239,6 +310,90 @@ async fn list(State((state, _)): State<Shared>, headers: HeaderMap) -> Response 
         .into_response()
 }
 
+async fn replies(
+    State((state, _)): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&headers) {
+        return slack_error("invalid_auth");
+    }
+    let s = state.lock().unwrap();
+    let (Some(channel), Some(ts)) = (q.get("channel"), q.get("ts")) else {
+        return slack_error("thread_not_found");
+    };
+    let messages: Vec<Value> = s
+        .posts
+        .iter()
+        .filter(|p| &p.channel == channel && (p.ts == *ts || p.body["thread_ts"] == ts.as_str()))
+        .map(|p| json!({"type": "message", "ts": p.ts, "thread_ts": ts, "text": p.body["text"], "blocks": p.body["blocks"]}))
+        .collect();
+    Json(json!({"ok": true, "messages": messages, "has_more": false})).into_response()
+}
+
+async fn chat_update(
+    State((state, _)): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers) {
+        return slack_error("invalid_auth");
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let channel = body["channel"].as_str().unwrap_or_default().to_string();
+    let ts = body["ts"].as_str().unwrap_or_default().to_string();
+    let mut s = state.lock().unwrap();
+    if !s.posts.iter().any(|p| p.channel == channel && p.ts == ts) {
+        return slack_error("message_not_found");
+    }
+    s.updates.push((channel.clone(), ts.clone(), body.clone()));
+    Json(json!({"ok": true, "channel": channel, "ts": ts, "message": {"text": body["text"]}}))
+        .into_response()
+}
+
+async fn views_open(State((state, _)): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !authorized(&headers) {
+        return slack_error("invalid_auth");
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    if body["trigger_id"].as_str().unwrap_or_default().is_empty() {
+        return slack_error("invalid_trigger_id");
+    }
+    let mut view = body["view"].clone();
+    view["id"] = json!("V0123");
+    state.lock().unwrap().views.push(body["view"].clone());
+    Json(json!({"ok": true, "view": view})).into_response()
+}
+
+async fn usergroup_users(
+    State((state, _)): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&headers) {
+        return slack_error("invalid_auth");
+    }
+    let s = state.lock().unwrap();
+    match q.get("usergroup").and_then(|g| s.groups.get(g)) {
+        Some(users) => Json(json!({"ok": true, "users": users})).into_response(),
+        None => slack_error("no_such_subteam"),
+    }
+}
+
+async fn response_url(
+    State((state, _)): State<Shared>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    state
+        .lock()
+        .unwrap()
+        .responses
+        .push((format!("/response/{id}"), body));
+    (StatusCode::OK, "ok").into_response()
+}
+
 /// What a post says about its alert: the alert id from its metadata.
 pub fn alert_id_of(post: &SlackPost) -> String {
     post.body["metadata"]["event_payload"]["alert_id"]
@@ -327,4 +482,154 @@ pub fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+// ---------------------------------------------------------------- the daemon in-process
+
+pub const SIGNING_SECRET: &str = "test-signing-secret";
+
+/// `mentiondesk run` inside the test process, on a config text with `{store}` and `{port}`
+/// filled in.
+pub struct Daemon {
+    pub trigger: mentiondesk::shutdown::ShutdownTrigger,
+    pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    pub async fn start(config_template: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        Daemon::start_in(config_template, dir).await
+    }
+
+    /// Starts on an existing directory (a restart keeps the store).
+    pub async fn start_in(config_template: &str, dir: tempfile::TempDir) -> Daemon {
+        let port = free_port();
+        let text = config_template
+            .replace("{store}", &dir.path().join("store").display().to_string())
+            .replace("{port}", &port.to_string());
+        let cfg = mentiondesk::config::parse(&text, std::path::Path::new("test.toml"), &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (trigger, shutdown) = mentiondesk::shutdown::channel();
+        let task = tokio::spawn(mentiondesk::app::run_until(cfg, shutdown));
+        let d = Daemon {
+            trigger,
+            task,
+            port,
+            dir,
+        };
+        d.wait_ready().await;
+        d
+    }
+
+    async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if reqwest::get(self.url("/healthz")).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("daemon did not start listening");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Stops it and hands back its directory (for a restart).
+    pub async fn stop(self) -> tempfile::TempDir {
+        self.trigger.trigger();
+        tokio::time::timeout(Duration::from_secs(20), self.task)
+            .await
+            .expect("daemon stops promptly")
+            .unwrap()
+            .unwrap();
+        self.dir
+    }
+
+    pub async fn healthz(&self) -> Value {
+        reqwest::get(self.url("/healthz"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs a form body to a Slack endpoint, signed now with the test secret.
+    pub async fn slack_post(&self, path: &str, body: &str) -> reqwest::Response {
+        let ts = chrono::Utc::now().timestamp();
+        let sig = mentiondesk::server::slack::sign(SIGNING_SECRET, ts, body.as_bytes());
+        self.raw_post(path, body, Some(&ts.to_string()), Some(&sig))
+            .await
+    }
+
+    pub async fn raw_post(
+        &self,
+        path: &str,
+        body: &str,
+        ts: Option<&str>,
+        sig: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = reqwest::Client::new()
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_string());
+        if let Some(ts) = ts {
+            req = req.header("x-slack-request-timestamp", ts);
+        }
+        if let Some(sig) = sig {
+            req = req.header("x-slack-signature", sig);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+/// A slash-command form body as Slack sends it.
+pub fn command_body(slack: &FakeSlack, text: &str, user: &str, trigger: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("token", "legacy")
+        .append_pair("team_id", "T0TEAM")
+        .append_pair("channel_id", "C0PRALERTS")
+        .append_pair("user_id", user)
+        .append_pair("user_name", "someone")
+        .append_pair("command", "/desk")
+        .append_pair("text", text)
+        .append_pair("response_url", &slack.response_url(trigger))
+        .append_pair("trigger_id", trigger)
+        .finish()
+}
+
+/// A `block_actions` payload for a button on an alert.
+pub fn button_body(
+    slack: &FakeSlack,
+    action_id: &str,
+    value: &str,
+    user: &str,
+    trigger: &str,
+) -> String {
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": user, "username": "someone", "team_id": "T0TEAM"},
+        "trigger_id": trigger,
+        "response_url": slack.response_url(trigger),
+        "container": {"type": "message", "channel_id": "C0PRALERTS"},
+        "actions": [{"type": "button", "action_id": action_id, "block_id": "actions", "value": value, "action_ts": "1700000000.1"}],
+    });
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish()
+}
+
+/// A `view_submission` payload for one of the desk's modals.
+pub fn view_body(callback_id: &str, alert: &str, user: &str, values: Value) -> String {
+    let payload = json!({
+        "type": "view_submission",
+        "user": {"id": user},
+        "view": {"id": format!("V{user}{alert}"), "hash": format!("h{}", values), "callback_id": callback_id, "private_metadata": alert, "state": {"values": values}},
+    });
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", &payload.to_string())
+        .finish()
 }
