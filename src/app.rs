@@ -123,6 +123,18 @@ pub async fn run_with_clock(
         )),
         _ => None,
     };
+    let socket_mode = match (&config.slack, &slack_endpoints) {
+        (Some(cfg), Some(ep)) => match &cfg.app_token {
+            Some(app_token) => Some(
+                ep.platform
+                    .socket_mode(app_token.expose(), Arc::new(ep.clone()))
+                    .await
+                    .context("starting Slack Socket Mode")?,
+            ),
+            None => None,
+        },
+        _ => None,
+    };
     let intake_task = tokio::spawn(intake::run(
         Arc::new(judge(&config)),
         config.desk.clone(),
@@ -165,6 +177,9 @@ pub async fn run_with_clock(
         tracing::warn!("relay did not stop in time; undelivered alerts stay in the outbox");
     }
     let _ = server_task.await;
+    if let Some(sm) = socket_mode {
+        sm.shutdown().await;
+    }
     store.flush().await?;
     tracing::info!("stopped; store flushed");
     Ok(())

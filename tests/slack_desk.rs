@@ -536,3 +536,88 @@ async fn a_repeat_from_the_same_author_goes_into_the_existing_thread() {
     );
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socket_mode_serves_commands_and_buttons_without_a_public_url() {
+    let s = setup_with_app_token().await;
+    s.slack
+        .wait_until(10, "socket connection", |f| {
+            f.state.lock().unwrap().socket_tx.clone()
+        })
+        .await;
+
+    // A slash command over the socket: the ack carries the answer, the change is applied.
+    let fields = json!({
+        "team_id": "T0TEAM", "channel_id": "C0PRALERTS", "user_id": "U0SOCK", "command": "/desk",
+        "text": "claim 1", "response_url": s.slack.response_url("sock-1"), "trigger_id": "sock-1",
+    });
+    s.slack.socket_send(json!({"envelope_id": "env-1", "type": "slash_commands", "accepts_response_payload": true, "payload": fields}));
+    let ack = s
+        .slack
+        .wait_until(10, "command ack", |f| f.ack("env-1"))
+        .await;
+    assert!(
+        ack["payload"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("You claimed #1"),
+        "{ack}"
+    );
+    let (_, _, update) = s
+        .slack
+        .wait_until(10, "chat.update", |f| f.updates().pop())
+        .await;
+    assert!(state_line(&update).contains("Claimed by <@U0SOCK>"));
+
+    // Slack redelivers the same envelope (retry): acknowledged, not applied twice.
+    s.slack.socket_send(json!({"envelope_id": "env-1b", "type": "slash_commands", "accepts_response_payload": true, "retry_attempt": 1, "payload": fields}));
+    s.slack
+        .wait_until(10, "retry ack", |f| f.ack("env-1b"))
+        .await;
+
+    // A button over the socket: acked at once, answered through response_url.
+    let payload = json!({
+        "type": "block_actions",
+        "user": {"id": "U0OTHER", "team_id": "T0TEAM"},
+        "team": {"id": "T0TEAM"},
+        "api_app_id": "A0APP",
+        "trigger_id": "sock-2",
+        "response_url": s.slack.response_url("sock-2"),
+        "container": {"type": "message", "channel_id": "C0PRALERTS", "message_ts": s.root_ts},
+        "actions": [{"type": "button", "action_id": "desk_claim", "block_id": "actions-1", "value": "1", "action_ts": "1700000000.2", "text": {"type": "plain_text", "text": "Claim"}}],
+    });
+    s.slack.socket_send(json!({"envelope_id": "env-2", "type": "interactive", "accepts_response_payload": true, "payload": payload}));
+    s.slack
+        .wait_until(10, "button ack", |f| f.ack("env-2"))
+        .await;
+    let answer = s
+        .slack
+        .wait_until(10, "button answer", |f| f.answers("sock-2").pop())
+        .await;
+    assert!(answer.contains("already claimed by <@U0SOCK>"), "{answer}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(s.slack.updates().len(), 1, "one claim, one edit");
+    s.daemon.stop().await;
+}
+
+async fn setup_with_app_token() -> Setup {
+    let slack = FakeSlack::start().await;
+    let items = vec![(
+        "first".to_string(),
+        "Acme outage".to_string(),
+        "acme is down".to_string(),
+    )];
+    let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(rss(&items)))]).await;
+    let cfg = config(&slack, &feeds.url("/feed.xml"), "").replace(
+        &format!("signing_secret = \"{SIGNING_SECRET}\""),
+        &format!("signing_secret = \"{SIGNING_SECRET}\"\napp_token = \"{APP_TOKEN}\""),
+    );
+    let daemon = Daemon::start(&cfg).await;
+    let roots = slack.wait_for_posts(1, 15).await;
+    Setup {
+        root_ts: roots[0].ts.clone(),
+        slack,
+        daemon,
+        _feeds: feeds,
+    }
+}

@@ -9,6 +9,7 @@ use std::time::Duration;
 pub mod console;
 pub mod escape;
 pub mod slack;
+pub mod slack_socket;
 pub mod view;
 
 pub use view::AlertView;

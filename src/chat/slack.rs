@@ -144,6 +144,11 @@ impl SlackPlatform {
 /// Slack-only interactions the HTTP endpoints need: answers through `response_url`,
 /// modals, and user-group membership for `[desk].allowed`. Neutral types in, neutral out.
 impl SlackPlatform {
+    /// The SDK client, for Socket Mode.
+    pub(super) fn client(&self) -> &SlackClient<Connector> {
+        &self.client
+    }
+
     /// Answers a command or button privately through its `response_url`.
     pub async fn respond(&self, response_url: &str, note: &Note) -> Result<(), ChatError> {
         let url: url::Url = response_url.parse().map_err(|_| ChatError::Api {

@@ -8,6 +8,7 @@
 use crate::chat::slack::{
     SlackPlatform, ACTION_CLAIM, ACTION_IGNORE, ACTION_RESOLVE, ACTION_SNOOZE,
 };
+use crate::chat::slack_socket::{BoxFuture, SocketHandler};
 use crate::clock::Clock;
 use crate::config::Secret;
 use crate::desk::command::{self, SnoozeFor};
@@ -233,7 +234,24 @@ pub async fn commands(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -> Re
     if let Err(r) = ep.check(&headers, &body) {
         return *r;
     }
-    let f = form(&body);
+    match handle_command(&ep, &form(&body), &body, Duration::ZERO).await {
+        Some(note) => Json(json!({
+            "response_type": "ephemeral",
+            "text": crate::chat::slack::render_note(&note),
+        }))
+        .into_response(),
+        None => StatusCode::OK.into_response(),
+    }
+}
+
+/// Handles a verified slash command (from HTTP or Socket Mode). The answer comes back
+/// directly if it is ready within `wait`; otherwise it goes through `response_url`.
+pub async fn handle_command(
+    ep: &SlackEndpoints,
+    f: &HashMap<String, String>,
+    raw: &[u8],
+    wait: Duration,
+) -> Option<Note> {
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
     let (cmd_name, text, user, response_url) = (
         get("command"),
@@ -241,31 +259,38 @@ pub async fn commands(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -> Re
         get("user_id"),
         get("response_url"),
     );
-    if !ep.first("command", &get("trigger_id"), &body).await {
+    if !ep.first("command", &get("trigger_id"), raw).await {
         tracing::info!(user = %user, "Slack command already handled (retry or replay); ignored");
-        return StatusCode::OK.into_response();
+        return None;
     }
     let configured = ep.desk.config().command.clone();
     if cmd_name != configured {
-        return Json(json!({
-            "response_type": "ephemeral",
-            "text": format!("This app answers {configured}, not {}.", crate::chat::escape::slack_text(&cmd_name)),
-        }))
-        .into_response();
+        return Some(Note::new().text(format!("This app answers {configured}, not {cmd_name}.")));
     }
+    let (tx, rx) = tokio::sync::oneshot::channel::<Note>();
+    let worker = ep.clone();
     tokio::spawn(async move {
         let actor = format!("slack:{user}");
-        let note = if !ep.allowed(&user).await {
+        let note = if !worker.allowed(&user).await {
             not_allowed(&configured)
         } else {
             match command::parse(&text, &configured, "slack") {
-                Ok(cmd) => ep.desk.run(&actor, cmd, ep.clock.now()).await,
+                Ok(cmd) => worker.desk.run(&actor, cmd, worker.clock.now()).await,
                 Err(e) => Note::markup(&e),
             }
         };
-        ep.reply(&response_url, &note).await;
+        // Whoever waited for the answer has gone: it goes through response_url instead.
+        if let Err(note) = tx.send(note) {
+            worker.reply(&response_url, &note).await;
+        }
     });
-    StatusCode::OK.into_response()
+    if wait.is_zero() {
+        return None;
+    }
+    tokio::time::timeout(wait, rx)
+        .await
+        .ok()
+        .and_then(Result::ok)
 }
 
 /// `POST /slack/interactions`: buttons on alerts and the modals they open.
@@ -279,6 +304,18 @@ pub async fn interactions(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -
     let Ok(p) = serde_json::from_str::<Value>(&payload) else {
         return (StatusCode::BAD_REQUEST, "payload is not JSON").into_response();
     };
+    if p["type"].as_str().is_none() {
+        return (StatusCode::BAD_REQUEST, "payload has no type").into_response();
+    }
+    match handle_interaction(&ep, &p, &body).await {
+        Some(v) => Json(v).into_response(),
+        None => StatusCode::OK.into_response(),
+    }
+}
+
+/// Handles a verified interaction payload (from HTTP or Socket Mode). Returns the body to
+/// answer with when Slack expects one (dialog errors); button work is done afterwards.
+pub async fn handle_interaction(ep: &SlackEndpoints, p: &Value, raw: &[u8]) -> Option<Value> {
     let user = p["user"]["id"].as_str().unwrap_or_default().to_string();
     let actor = format!("slack:{user}");
     let command_name = ep.desk.config().command.clone();
@@ -289,8 +326,8 @@ pub async fn interactions(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -
                 p["trigger_id"].as_str().unwrap_or_default(),
                 p["actions"][0]["action_ts"].as_str().unwrap_or_default()
             );
-            if !ep.first("action", &request_id, &body).await {
-                return StatusCode::OK.into_response();
+            if !ep.first("action", &request_id, raw).await {
+                return None;
             }
             let action_id = p["actions"][0]["action_id"]
                 .as_str()
@@ -302,82 +339,116 @@ pub async fn interactions(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -
                 .to_string();
             let trigger = p["trigger_id"].as_str().unwrap_or_default().to_string();
             let response_url = p["response_url"].as_str().unwrap_or_default().to_string();
+            let ep = ep.clone();
             tokio::spawn(async move {
-                if !ep.allowed(&user).await {
-                    ep.reply(&response_url, &not_allowed(&command_name)).await;
-                    return;
-                }
-                let Some(id) = command::parse_id(&value) else {
-                    ep.reply(
-                        &response_url,
-                        &Note::new().text("That button does not name an alert."),
-                    )
-                    .await;
-                    return;
-                };
-                let now = ep.clock.now();
-                let outcome = match action_id.as_str() {
-                    ACTION_CLAIM => Some(ep.desk.act(id, &actor, Action::Claim, now).await),
-                    ACTION_SNOOZE_1H | ACTION_SNOOZE_4H | ACTION_SNOOZE_TOMORROW => {
-                        let how = match action_id.as_str() {
-                            ACTION_SNOOZE_1H => SnoozeFor::Duration(Duration::from_secs(3600)),
-                            ACTION_SNOOZE_4H => SnoozeFor::Duration(Duration::from_secs(4 * 3600)),
-                            _ => SnoozeFor::TomorrowMorning,
-                        };
-                        let until = ep.desk.snooze_until(how, now);
-                        Some(ep.desk.act(id, &actor, Action::Snooze { until }, now).await)
-                    }
-                    ACTION_SNOOZE => {
-                        if let Err(e) = ep.platform.offer_snooze(&response_url, id).await {
-                            tracing::warn!(error = %e, "could not offer snooze choices");
-                        }
-                        None
-                    }
-                    ACTION_RESOLVE => {
-                        if let Err(e) = ep.platform.open_modal(&trigger, resolve_modal(id)).await {
-                            tracing::warn!(error = %e, "could not open the resolve dialog");
-                            ep.reply(&response_url, &Note::markup(&format!("Could not open the dialog; use `{command_name} resolve {id} [note]`."))).await;
-                        }
-                        None
-                    }
-                    ACTION_IGNORE => {
-                        if let Err(e) = ep.platform.open_modal(&trigger, ignore_modal(id)).await {
-                            tracing::warn!(error = %e, "could not open the not-relevant dialog");
-                            ep.reply(&response_url, &Note::markup(&format!("Could not open the dialog; use `{command_name} ignore {id} [reason]`."))).await;
-                        }
-                        None
-                    }
-                    other => {
-                        tracing::warn!(action = %other, "unknown Slack action");
-                        Some(Ok(crate::desk::Outcome {
-                            applied: false,
-                            note: Note::new()
-                                .text("That button is not known to this version of mentiondesk."),
-                        }))
-                    }
-                };
-                match outcome {
-                    Some(Ok(o)) => ep.reply(&response_url, &o.note).await,
-                    Some(Err(e)) => {
-                        tracing::error!(error = %e, "desk action failed in the store");
-                        ep.reply(
-                            &response_url,
-                            &Note::new()
-                                .text("Something went wrong on our side; nothing was changed."),
-                        )
-                        .await;
-                    }
-                    None => {}
-                }
+                button(
+                    &ep,
+                    &user,
+                    &actor,
+                    &command_name,
+                    &action_id,
+                    &value,
+                    &trigger,
+                    &response_url,
+                )
+                .await;
             });
-            StatusCode::OK.into_response()
+            None
         }
-        Some("view_submission") => view_submission(ep, &p, &actor, &user, &body).await,
+        Some("view_submission") => view_submission(ep.clone(), p, &actor, &user, raw).await,
         Some(other) => {
             tracing::debug!(kind = %other, "Slack interaction type not used");
-            StatusCode::OK.into_response()
+            None
         }
-        None => (StatusCode::BAD_REQUEST, "payload has no type").into_response(),
+        None => None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn button(
+    ep: &SlackEndpoints,
+    user: &str,
+    actor: &str,
+    command_name: &str,
+    action_id: &str,
+    value: &str,
+    trigger: &str,
+    response_url: &str,
+) {
+    if !ep.allowed(user).await {
+        ep.reply(response_url, &not_allowed(command_name)).await;
+        return;
+    }
+    let Some(id) = command::parse_id(value) else {
+        ep.reply(
+            response_url,
+            &Note::new().text("That button does not name an alert."),
+        )
+        .await;
+        return;
+    };
+    let now = ep.clock.now();
+    let actor = actor.to_string();
+    let outcome = match action_id {
+        ACTION_CLAIM => Some(ep.desk.act(id, &actor, Action::Claim, now).await),
+        ACTION_SNOOZE_1H | ACTION_SNOOZE_4H | ACTION_SNOOZE_TOMORROW => {
+            let how = match action_id {
+                ACTION_SNOOZE_1H => SnoozeFor::Duration(Duration::from_secs(3600)),
+                ACTION_SNOOZE_4H => SnoozeFor::Duration(Duration::from_secs(4 * 3600)),
+                _ => SnoozeFor::TomorrowMorning,
+            };
+            let until = ep.desk.snooze_until(how, now);
+            Some(ep.desk.act(id, &actor, Action::Snooze { until }, now).await)
+        }
+        ACTION_SNOOZE => {
+            if let Err(e) = ep.platform.offer_snooze(response_url, id).await {
+                tracing::warn!(error = %e, "could not offer snooze choices");
+            }
+            None
+        }
+        ACTION_RESOLVE | ACTION_IGNORE => {
+            let (modal, fallback) = if action_id == ACTION_RESOLVE {
+                (
+                    resolve_modal(id),
+                    format!("`{command_name} resolve {id} [note]`"),
+                )
+            } else {
+                (
+                    ignore_modal(id),
+                    format!("`{command_name} ignore {id} [reason]`"),
+                )
+            };
+            if let Err(e) = ep.platform.open_modal(trigger, modal).await {
+                tracing::warn!(error = %e, "could not open a dialog");
+                ep.reply(
+                    response_url,
+                    &Note::markup(&format!("Could not open the dialog; use {fallback}.")),
+                )
+                .await;
+            }
+            None
+        }
+        other => {
+            tracing::warn!(action = %other, "unknown Slack action");
+            ep.reply(
+                response_url,
+                &Note::new().text("That button is not known to this version of mentiondesk."),
+            )
+            .await;
+            None
+        }
+    };
+    match outcome {
+        Some(Ok(o)) => ep.reply(response_url, &o.note).await,
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "desk action failed in the store");
+            ep.reply(
+                response_url,
+                &Note::new().text("Something went wrong on our side; nothing was changed."),
+            )
+            .await;
+        }
+        None => {}
     }
 }
 
@@ -389,7 +460,7 @@ async fn view_submission(
     actor: &str,
     user: &str,
     body: &[u8],
-) -> Response {
+) -> Option<Value> {
     let view = &p["view"];
     let request_id = format!(
         "{}:{}",
@@ -397,10 +468,10 @@ async fn view_submission(
         view["hash"].as_str().unwrap_or_default()
     );
     if !ep.first("view", &request_id, body).await {
-        return StatusCode::OK.into_response();
+        return None;
     }
     let errors = |block: &str, msg: String| {
-        Json(json!({"response_action": "errors", "errors": {block: msg}})).into_response()
+        Some(json!({"response_action": "errors", "errors": {block: msg}}))
     };
     let first_block = if view["callback_id"] == VIEW_IGNORE {
         "reason"
@@ -468,10 +539,10 @@ async fn view_submission(
             }
             outcome
         }
-        _ => return StatusCode::OK.into_response(),
+        _ => return None,
     };
     match result {
-        Ok(o) if o.applied => StatusCode::OK.into_response(),
+        Ok(o) if o.applied => None,
         Ok(o) => errors(first_block, o.note.plain()),
         Err(e) => {
             tracing::error!(error = %e, "desk action failed in the store");
@@ -482,6 +553,23 @@ async fn view_submission(
         }
     }
 }
+
+/// Socket Mode hands its events to the same code as the HTTP endpoints. Socket Mode needs
+/// no signature check: the connection itself is authenticated with the app token.
+impl SocketHandler for SlackEndpoints {
+    fn command(&self, fields: HashMap<String, String>, raw: Vec<u8>) -> BoxFuture<Option<Note>> {
+        let ep = self.clone();
+        Box::pin(async move { handle_command(&ep, &fields, &raw, SOCKET_ANSWER_WAIT).await })
+    }
+
+    fn interaction(&self, payload: Value, raw: Vec<u8>) -> BoxFuture<Option<Value>> {
+        let ep = self.clone();
+        Box::pin(async move { handle_interaction(&ep, &payload, &raw).await })
+    }
+}
+
+/// In Socket Mode the acknowledgement can carry the answer; Slack wants it within 3 s.
+const SOCKET_ANSWER_WAIT: Duration = Duration::from_millis(2500);
 
 pub fn resolve_modal(id: AlertId) -> Value {
     json!({

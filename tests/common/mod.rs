@@ -63,6 +63,10 @@ pub struct SlackState {
     pub responses: Vec<(String, Value)>,
     /// User group id → members, for `usergroups.users.list`.
     pub groups: HashMap<String, Vec<String>>,
+    /// Socket Mode: frames to send to the connected client, and the acks it sent back.
+    pub socket_tx: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    pub acks: Vec<Value>,
+    pub socket_connections: u32,
     next_ts: u64,
 }
 
@@ -101,6 +105,8 @@ impl FakeSlack {
             .route("/api/views.open", post(views_open))
             .route("/api/usergroups.users.list", get(usergroup_users))
             .route("/response/{id}", post(response_url))
+            .route("/api/apps.connections.open", post(connections_open))
+            .route("/socket", get(socket))
             .with_state(shared);
         FakeSlack {
             addr: serve(router).await,
@@ -150,6 +156,29 @@ impl FakeSlack {
             .filter(|(p, _)| *p == path)
             .map(|(_, b)| b["text"].as_str().unwrap_or_default().to_string())
             .collect()
+    }
+
+    /// Sends a Socket Mode envelope to the connected client.
+    pub fn socket_send(&self, frame: Value) {
+        let tx = self
+            .state
+            .lock()
+            .unwrap()
+            .socket_tx
+            .clone()
+            .expect("a socket mode client is connected");
+        tx.send(frame.to_string()).unwrap();
+    }
+
+    /// The ack for `envelope_id`, once the client sent it.
+    pub fn ack(&self, envelope_id: &str) -> Option<Value> {
+        self.state
+            .lock()
+            .unwrap()
+            .acks
+            .iter()
+            .find(|a| a["envelope_id"] == envelope_id)
+            .cloned()
     }
 
     pub fn response_url(&self, id: &str) -> String {
@@ -308,6 +337,61 @@ async fn list(State((state, _)): State<Shared>, headers: HeaderMap) -> Response 
         .collect();
     Json(json!({"ok": true, "channels": channels, "response_metadata": {"next_cursor": ""}}))
         .into_response()
+}
+
+pub const APP_TOKEN: &str = "xapp-test-token";
+
+async fn connections_open(State((state, _)): State<Shared>, headers: HeaderMap) -> Response {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let ok = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bearer {APP_TOKEN}"));
+    if !ok {
+        state.lock().unwrap().bad_auth += 1;
+        return slack_error("invalid_auth");
+    }
+    Json(json!({"ok": true, "url": format!("ws://{host}/socket")})).into_response()
+}
+
+async fn socket(
+    State((state, _)): State<Shared>,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    use axum::extract::ws::Message;
+    ws.on_upgrade(move |mut socket| async move {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        {
+            let mut s = state.lock().unwrap();
+            s.socket_tx = Some(tx);
+            s.socket_connections += 1;
+        }
+        let hello = json!({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0APP"}, "debug_info": {"host": "fake"}});
+        if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
+            return;
+        }
+        loop {
+            tokio::select! {
+                out = rx.recv() => match out {
+                    Some(frame) => if socket.send(Message::Text(frame.into())).await.is_err() { break },
+                    None => break,
+                },
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(t))) => {
+                        if let Ok(v) = serde_json::from_str::<Value>(&t) {
+                            state.lock().unwrap().acks.push(v);
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    })
 }
 
 async fn replies(

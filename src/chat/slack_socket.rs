@@ -1,0 +1,146 @@
+//! Slack Socket Mode: receives slash commands and interactions over Slack's websocket
+//! (slack-morphism's listener) for teams without a public URL. It converts the SDK's events
+//! back into Slack's JSON shapes and hands them to a `SocketHandler`, so the same code
+//! serves HTTP and Socket Mode. It decides nothing itself.
+
+use super::slack::{render_note, SlackPlatform};
+use super::ChatError;
+use crate::model::Note;
+use serde_json::Value;
+use slack_morphism::prelude::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A boxed future, as the handler trait must be object-safe.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// What Socket Mode events are handed to (implemented by the server's Slack endpoints).
+pub trait SocketHandler: Send + Sync + 'static {
+    /// A slash command's fields as Slack posts them; returns the private answer if ready.
+    fn command(&self, fields: HashMap<String, String>, raw: Vec<u8>) -> BoxFuture<Option<Note>>;
+    /// An interaction payload; returns a response body when Slack expects one.
+    fn interaction(&self, payload: Value, raw: Vec<u8>) -> BoxFuture<Option<Value>>;
+}
+
+type Handler = Arc<dyn SocketHandler>;
+type Connector = SlackClientHyperConnector<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+>;
+
+/// A running Socket Mode connection; `shutdown` closes it.
+pub struct SocketMode {
+    listener: SlackClientSocketModeListener<Connector>,
+}
+
+impl SocketMode {
+    pub async fn shutdown(&self) {
+        self.listener.shutdown().await;
+    }
+}
+
+impl SlackPlatform {
+    /// Opens Socket Mode with the app-level token (`xapp-…`) and starts delivering events.
+    pub async fn socket_mode(
+        &self,
+        app_token: &str,
+        handler: Handler,
+    ) -> Result<SocketMode, ChatError> {
+        let callbacks = SlackSocketModeListenerCallbacks::new()
+            .with_command_events(on_command)
+            .with_interaction_events(on_interaction);
+        let env = Arc::new(
+            SlackClientEventsListenerEnvironment::new(Arc::new(self.client().clone()))
+                .with_error_handler(on_error)
+                .with_user_state(handler),
+        );
+        let config = SlackClientSocketModeConfig::new()
+            .with_max_connections_count(1)
+            .with_initial_backoff_in_seconds(1)
+            .with_reconnect_timeout_in_seconds(10);
+        let listener = SlackClientSocketModeListener::new(&config, env, callbacks);
+        let token = SlackApiToken::new(SlackApiTokenValue::new(app_token.to_string()));
+        listener.listen_for(&token).await.map_err(|e| ChatError::Network {
+            platform: "slack",
+            detail: format!("could not open Socket Mode (check [slack].app_token, an xapp- token with connections:write): {}", first_line(&e.to_string())),
+        })?;
+        listener.start().await;
+        tracing::info!("slack socket mode connected");
+        Ok(SocketMode { listener })
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
+}
+
+async fn handler(states: &SlackClientEventsUserState) -> Option<Handler> {
+    states.read().await.get_user_state::<Handler>().cloned()
+}
+
+async fn on_command(
+    ev: SlackCommandEvent,
+    _client: Arc<SlackHyperClient>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<SlackCommandEventResponse> {
+    let value = serde_json::to_value(&ev).unwrap_or_default();
+    let fields: HashMap<String, String> = value
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let note = match handler(&states).await {
+        Some(h) => h.command(fields, value.to_string().into_bytes()).await,
+        None => None,
+    };
+    let text = note
+        .map(|n| render_note(&n))
+        .unwrap_or_else(|| "⏳ Working on it…".to_string());
+    Ok(
+        SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text))
+            .with_response_type(SlackMessageResponseType::Ephemeral),
+    )
+}
+
+async fn on_interaction(
+    ev: SlackInteractionEvent,
+    _client: Arc<SlackHyperClient>,
+    states: SlackClientEventsUserState,
+) -> UserCallbackResult<SlackInteractionResponse> {
+    let value = serde_json::to_value(&ev).unwrap_or_default();
+    let Some(h) = handler(&states).await else {
+        return Ok(SlackInteractionResponse::Empty);
+    };
+    match h
+        .interaction(value.clone(), value.to_string().into_bytes())
+        .await
+    {
+        Some(body) => Ok(serde_json::from_value::<SlackViewSubmissionResponse>(body)
+            .map(SlackInteractionResponse::ViewSubmission)
+            .unwrap_or(SlackInteractionResponse::Empty)),
+        None => Ok(SlackInteractionResponse::Empty),
+    }
+}
+
+fn on_error(
+    err: Box<dyn std::error::Error + Send + Sync>,
+    _client: Arc<SlackHyperClient>,
+    _states: SlackClientEventsUserState,
+) -> HttpStatusCode {
+    tracing::warn!(error = %first_line(&err.to_string()), "slack socket mode error");
+    HttpStatusCode::OK
+}
