@@ -184,3 +184,83 @@ fn repeat_note(m: &Mention) -> Note {
     }
     note
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::SourceState;
+
+    fn judge() -> Judge {
+        let rules = vec![RuleConfig {
+            name: "acme".into(),
+            query: "acme".into(),
+            alert: vec![Target::Slack("#pr".into())],
+            priority: Priority::Normal,
+        }];
+        Judge {
+            matcher: Arc::new(RuleSet::compile([("acme", "acme")]).unwrap()),
+            rules,
+        }
+    }
+
+    fn desk() -> DeskConfig {
+        DeskConfig {
+            command: "/desk".into(),
+            escalate_after: std::time::Duration::from_secs(900),
+            escalate_to: None,
+            remind_after: None,
+            allowed: vec![],
+            timezone: chrono_tz::UTC,
+        }
+    }
+
+    fn mention(id: &str, author: &str, url: &str) -> Mention {
+        Mention {
+            item_id: id.into(),
+            source: "s".into(),
+            source_kind: "rss".into(),
+            url: Some(url.into()),
+            title: None,
+            text: format!("acme post {id}"),
+            author: Some(author.into()),
+            author_reach: None,
+            published: None,
+            lang: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn muted_authors_and_sites_are_stored_without_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = chrono::Utc::now();
+        store
+            .mute("author:rss:spammer", "slack:U1", now)
+            .await
+            .unwrap();
+        store
+            .mute("site:spam.example", "slack:U1", now)
+            .await
+            .unwrap();
+        let outcome = PollOutcome {
+            source: "s".into(),
+            mentions: vec![
+                mention("1", "Spammer", "https://ok.example/1"),
+                mention("2", "dana", "https://www.spam.example/2"),
+                mention("3", "dana", "https://ok.example/3"),
+            ],
+            state: SourceState::default(),
+        };
+        let metrics = Metrics::default();
+        let alerts = accept(&judge(), &desk(), &store, outcome, &metrics)
+            .await
+            .unwrap();
+        assert_eq!(alerts, 1, "only the unmuted mention alerts");
+        assert_eq!(store.mention_count(), 3, "muted mentions are still stored");
+        let alert = &store.alerts().unwrap()[0];
+        assert!(alert.mention_key.ends_with('3'));
+        let timers = store.timers().unwrap();
+        assert_eq!(timers.len(), 1, "the alert's escalation timer started");
+        assert_eq!(timers[0].kind, TimerKind::Escalate);
+    }
+}
