@@ -3,7 +3,7 @@
 //! the first, so `mentiondesk check` can list them all. No I/O happens here after loading.
 
 use crate::model::{Priority, Target};
-use crate::rules::RuleSet;
+use crate::rules::{Defaults, RuleSet, EXCLUDE_RULE_NAME};
 use crate::sources::{SourceKind, SourceSpec};
 use std::collections::HashSet;
 use std::fmt;
@@ -53,6 +53,7 @@ pub struct Config {
     pub slack: Option<SlackConfig>,
     pub sources: Vec<SourceSpec>,
     pub rules: Vec<RuleConfig>,
+    pub rules_defaults: RulesDefaults,
     /// Every rule compiled once; shared by all tasks.
     pub matcher: Arc<RuleSet>,
     pub desk: DeskConfig,
@@ -83,6 +84,14 @@ pub struct RuleConfig {
     pub query: String,
     pub alert: Vec<Target>,
     pub priority: Priority,
+}
+
+/// `[rules_defaults]`: exclusions that apply to every rule.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RulesDefaults {
+    pub exclude: Option<String>,
+    pub muted_authors: Vec<String>,
+    pub muted_sites: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -231,8 +240,17 @@ struct Validator<'a> {
 }
 
 const TOP_KEYS: &[&str] = &[
-    "store", "server", "slack", "discord", "sources", "rules", "desk", "digest",
+    "store",
+    "server",
+    "slack",
+    "discord",
+    "sources",
+    "rules",
+    "rules_defaults",
+    "desk",
+    "digest",
 ];
+const RULES_DEFAULTS_KEYS: &[&str] = &["exclude", "muted_authors", "muted_sites"];
 const STORE_KEYS: &[&str] = &["path"];
 const SERVER_KEYS: &[&str] = &["listen"];
 const SLACK_KEYS: &[&str] = &["bot_token", "signing_secret", "app_token", "api_url"];
@@ -319,7 +337,8 @@ impl Validator<'_> {
         let desk = self.desk(root);
         let digest = self.table(root, "digest").and_then(|t| self.digest(t));
 
-        let matcher = self.compile_rules(root, &rules);
+        let rules_defaults = self.rules_defaults(root);
+        let matcher = self.compile_rules(root, &rules, &rules_defaults);
 
         Some(Config {
             path: path.to_path_buf(),
@@ -330,6 +349,7 @@ impl Validator<'_> {
             slack,
             sources,
             rules,
+            rules_defaults,
             matcher: Arc::new(matcher?),
             desk: desk?,
             digest,
@@ -507,13 +527,47 @@ impl Validator<'_> {
         out
     }
 
-    /// Compiles every rule, reporting each bad one at the line of its `query`.
-    fn compile_rules(&mut self, root: &Table, rules: &[RuleConfig]) -> Option<RuleSet> {
-        match RuleSet::compile(rules.iter().map(|r| (r.name.as_str(), r.query.as_str()))) {
+    fn rules_defaults(&mut self, root: &Table) -> RulesDefaults {
+        let Some(t) = self.table(root, "rules_defaults") else {
+            return RulesDefaults::default();
+        };
+        self.known_keys(t, "rules_defaults", RULES_DEFAULTS_KEYS);
+        RulesDefaults {
+            exclude: self.string(t, "rules_defaults", "exclude"),
+            muted_authors: self.string_array(t, "rules_defaults", "muted_authors"),
+            muted_sites: self.string_array(t, "rules_defaults", "muted_sites"),
+        }
+    }
+
+    /// Compiles every rule with the global exclusions, reporting each bad one at the line of
+    /// its `query` (or of `[rules_defaults].exclude`).
+    fn compile_rules(
+        &mut self,
+        root: &Table,
+        rules: &[RuleConfig],
+        defaults: &RulesDefaults,
+    ) -> Option<RuleSet> {
+        let d = Defaults {
+            exclude: defaults.exclude.as_deref(),
+            muted_authors: defaults.muted_authors.iter().map(String::as_str).collect(),
+            muted_sites: defaults.muted_sites.iter().map(String::as_str).collect(),
+        };
+        match RuleSet::compile_with(
+            rules.iter().map(|r| (r.name.as_str(), r.query.as_str())),
+            &d,
+        ) {
             Ok(set) => Some(set),
             Err(errors) => {
                 let tables = self.array_of_tables(root, "rules");
                 for e in errors {
+                    if e.rule == EXCLUDE_RULE_NAME {
+                        let line = root
+                            .get("rules_defaults")
+                            .and_then(Item::as_table)
+                            .map_or(1, |t| self.key_line(t, "exclude"));
+                        self.problem(line, "rules_defaults.exclude", e.error.to_string());
+                        continue;
+                    }
                     let idx = rules.iter().position(|r| r.name == e.rule).unwrap_or(0);
                     let line = tables
                         .iter()
@@ -1007,6 +1061,38 @@ alert = ["teams:#x"]
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].key, "rules[0].alert");
         assert_eq!(problems[0].line, 4, "{problems:?}");
+    }
+
+    #[test]
+    fn global_exclusions_apply_and_bad_ones_are_reported() {
+        let text = format!("{GOOD}\n[rules_defaults]\nexclude = 'giveaway'\nmuted_authors = [\"@spambot\"]\nmuted_sites = [\"spam.example\"]\n");
+        let c = check(&text).unwrap();
+        let doc = |text: &'static str, author: Option<&'static str>, url: Option<&'static str>| {
+            crate::rules::Document {
+                text,
+                author,
+                url,
+                ..Default::default()
+            }
+        };
+        assert_eq!(c.matcher.matches(&doc("acme rocks", None, None)).len(), 1);
+        assert!(c
+            .matcher
+            .matches(&doc("acme giveaway", None, None))
+            .is_empty());
+        assert!(c
+            .matcher
+            .matches(&doc("acme rocks", Some("SpamBot"), None))
+            .is_empty());
+        assert!(c
+            .matcher
+            .matches(&doc("acme rocks", None, Some("https://www.spam.example/x")))
+            .is_empty());
+
+        let bad = format!("{GOOD}\n[rules_defaults]\nexclude = 'giveaway AND'\n");
+        let problems = check(&bad).unwrap_err();
+        assert_eq!(problems[0].key, "rules_defaults.exclude", "{problems:?}");
+        assert_eq!(problems[0].line, GOOD.lines().count() + 3);
     }
 
     #[test]

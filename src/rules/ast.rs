@@ -1,10 +1,16 @@
 //! The syntax tree a query parses into. Plain data: it does not parse (see `parser.rs`) and does
 //! not match (see `eval.rs`).
 
-/// A boolean query over terms. Closed: every operator of the language is one variant.
+/// A boolean query. Closed: every construct of the language is one variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expr {
     Term(Term),
+    /// `raw:"Acme"`: the exact characters, case-sensitive, on word boundaries, in title or text.
+    Raw(String),
+    /// `site:`, `source:`, `lang:`: tests on the document's metadata, not its words.
+    Meta(Meta),
+    /// `a NEAR/n b` and `a ONEAR/n b`.
+    Near(Near),
     Not(Box<Expr>),
     /// All children must match. Has at least two children.
     And(Vec<Expr>),
@@ -12,9 +18,66 @@ pub enum Expr {
     Or(Vec<Expr>),
 }
 
-/// A word or phrase: normalised words that must occur consecutively.
+/// Where a term is searched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    /// Title and text: a match in either counts (the default).
+    Any,
+    Title,
+    Author,
+}
+
+/// One word of a term.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WordPat {
+    /// The normalised word.
+    Exact(String),
+    /// A normalised word with `*` (any run of characters, possibly none) and `?` (exactly one
+    /// character); `prefix` is the literal text before the first wildcard, at least 3 chars.
+    Wild { pattern: String, prefix: String },
+}
+
+/// How consecutive words of a term may be separated in the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joint {
+    /// Anything that is not a word (phrases, plain words with inner punctuation).
+    Loose,
+    /// Exactly these normalised separators, one per gap (hashtags, handles, domains, URLs),
+    /// and the term must not go on with one of `glue` followed by a word character.
+    Exact {
+        seps: Vec<String>,
+        glue: &'static str,
+    },
+}
+
+/// A word, phrase, wildcard, #hashtag, @handle, $cashtag, domain or URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Term {
-    /// Normalised words, never empty.
-    pub words: Vec<String>,
+    /// Never empty.
+    pub words: Vec<WordPat>,
+    pub joint: Joint,
+    /// `#`, `@` or `$` right before the first word, itself not preceded by a word character.
+    pub sigil: Option<char>,
+    pub field: Field,
+}
+
+/// Document metadata tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Meta {
+    /// The URL's host is this domain or one of its subdomains.
+    Site(String),
+    /// The source name or the source kind equals this, ignoring case.
+    Source(String),
+    /// The language is this tag or a subtag of it (`en` matches `en-GB`), ignoring case.
+    Lang(String),
+}
+
+/// Proximity: at most `distance` words between the two terms, in either order unless
+/// `ordered`, within one field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Near {
+    pub left: Term,
+    pub right: Term,
+    pub distance: u32,
+    pub ordered: bool,
 }

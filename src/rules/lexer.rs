@@ -17,6 +17,15 @@ pub enum TokKind {
     And,
     Or,
     Not,
+    /// `-` directly before a term or group: NOT.
+    Minus,
+    /// `NEAR/n` (`ordered: false`) or `ONEAR/n` (`ordered: true`).
+    Near {
+        distance: u32,
+        ordered: bool,
+    },
+    /// `name:` before a term or group, name lowercased.
+    Field(String),
 }
 
 impl TokKind {
@@ -30,6 +39,11 @@ impl TokKind {
             TokKind::And => "AND".to_string(),
             TokKind::Or => "OR".to_string(),
             TokKind::Not => "NOT".to_string(),
+            TokKind::Minus => "\"-\"".to_string(),
+            TokKind::Near { distance, ordered } => {
+                format!("{}NEAR/{distance}", if *ordered { "O" } else { "" })
+            }
+            TokKind::Field(name) => format!("\"{name}:\""),
         }
     }
 }
@@ -51,8 +65,34 @@ fn is_delim(c: char) -> bool {
     c.is_whitespace() || c == '(' || c == ')' || c == '"'
 }
 
-/// Splits `q` into tokens. Fails only on an unclosed quote or an empty phrase; everything
-/// else is the parser's business.
+/// Position of the `:` of a field prefix (`title:`): letters only before it, and not the `://`
+/// of a URL.
+fn field_colon(run: &[(usize, char)]) -> Option<usize> {
+    let k = run.iter().position(|&(_, c)| !c.is_ascii_alphabetic())?;
+    if k == 0 || run[k].1 != ':' || run.get(k + 1).is_some_and(|&(_, c)| c == '/') {
+        return None;
+    }
+    Some(k)
+}
+
+/// `NEAR/n` and `ONEAR/n`; `Some(Err)` when the distance is not a number.
+fn near(text: &str) -> Option<Result<TokKind, ()>> {
+    let (rest, ordered) = if let Some(r) = text.strip_prefix("NEAR/") {
+        (r, false)
+    } else if let Some(r) = text.strip_prefix("ONEAR/") {
+        (r, true)
+    } else {
+        return None;
+    };
+    Some(
+        rest.parse::<u32>()
+            .map(|distance| TokKind::Near { distance, ordered })
+            .map_err(|_| ()),
+    )
+}
+
+/// Splits `q` into tokens. Fails only on an unclosed quote, an empty phrase or a bad NEAR
+/// distance; everything else is the parser's business.
 pub fn lex(q: &str) -> Result<Vec<Token>, ParseError> {
     let chars: Vec<(usize, char)> = q.char_indices().collect();
     let mut toks = Vec::new();
@@ -107,10 +147,32 @@ pub fn lex(q: &str) -> Result<Vec<Token>, ParseError> {
                 });
                 i = close + 1;
             }
+            '-' if chars
+                .get(i + 1)
+                .is_some_and(|&(_, n)| !n.is_whitespace() && n != ')') =>
+            {
+                toks.push(Token {
+                    kind: TokKind::Minus,
+                    start,
+                    end: start + 1,
+                    col,
+                });
+                i += 1;
+            }
             _ => {
                 let mut j = i;
                 while j < chars.len() && !is_delim(chars[j].1) {
                     j += 1;
+                }
+                if let Some(k) = field_colon(&chars[i..j]).map(|k| i + k) {
+                    toks.push(Token {
+                        kind: TokKind::Field(q[start..chars[k].0].to_ascii_lowercase()),
+                        start,
+                        end: chars[k].0 + 1,
+                        col,
+                    });
+                    i = k + 1;
+                    continue;
                 }
                 let end = byte_end(j);
                 let text = &q[start..end];
@@ -118,7 +180,18 @@ pub fn lex(q: &str) -> Result<Vec<Token>, ParseError> {
                     "AND" => TokKind::And,
                     "OR" => TokKind::Or,
                     "NOT" => TokKind::Not,
-                    _ => TokKind::Word(text.to_string()),
+                    _ => match near(text) {
+                        Some(Ok(kind)) => kind,
+                        Some(Err(())) => {
+                            return Err(ParseError::new(
+                                q,
+                                col,
+                                format!("bad distance in \"{text}\""),
+                                "write the distance as a number of words, like NEAR/5",
+                            ))
+                        }
+                        None => TokKind::Word(text.to_string()),
+                    },
                 };
                 toks.push(Token {
                     kind,
@@ -152,6 +225,35 @@ mod tests {
                 (TokKind::LParen, 7, 8, 7),
                 (TokKind::Phrase("x y".into()), 8, 13, 8),
                 (TokKind::RParen, 13, 14, 13),
+            ]
+        );
+    }
+
+    #[test]
+    fn minus_fields_and_near() {
+        let kinds: Vec<TokKind> = lex("-acme Title:x https://a.b NEAR/3 ONEAR/0 a-b 10:30")
+            .unwrap()
+            .into_iter()
+            .map(|t| t.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                TokKind::Minus,
+                TokKind::Word("acme".into()),
+                TokKind::Field("title".into()),
+                TokKind::Word("x".into()),
+                TokKind::Word("https://a.b".into()),
+                TokKind::Near {
+                    distance: 3,
+                    ordered: false
+                },
+                TokKind::Near {
+                    distance: 0,
+                    ordered: true
+                },
+                TokKind::Word("a-b".into()),
+                TokKind::Word("10:30".into()),
             ]
         );
     }

@@ -1,25 +1,59 @@
-//! Brand rule query language: parse a query into an AST and match it against documents. It
-//! does not know where text came from, and does not decide what to do with a match.
+//! Brand rule query language: parse a query into an AST, compile a rule set into one matcher,
+//! and match documents. It does not know where text came from, and does not decide what to do
+//! with a match.
 //!
 //! # Language
-//! - `acme` matches the word case-insensitively on word boundaries: `acme` matches `ACME,` and
-//!   `#acme` but not `acmeville`. A word is a maximal run of letters and digits; each CJK
-//!   ideograph, hiragana or katakana character is a word of its own.
-//! - `"acme corp"` matches the words consecutively, whatever punctuation or spaces are between
-//!   them. A bare term with punctuation inside (`acme-corp`) is the phrase `"acme corp"`.
-//! - `a AND b`, `a b` (adjacent terms), `a OR b`, `NOT a`, `( ... )`. Operators are upper case
-//!   only; `and`, `or`, `not` are ordinary words.
-//! - Precedence: NOT binds tightest, then AND (explicit or adjacent), then OR:
-//!   `a OR b c` is `a OR (b AND c)`; `NOT a b` is `(NOT a) AND b`.
-//! - Terms search the title and the text; a match in either counts. Spans refer to the text.
+//! Terms (all case-, diacritic- and width-insensitive, on word boundaries):
+//! - `acme` a word: matches `ACME,` `#acme` `@acme` but not `acmeville`. A word is a maximal run
+//!   of letters and digits; each CJK ideograph, hiragana or katakana character is a word of its
+//!   own, so `東京` matches inside `東京タワー`.
+//! - `"acme corp"` words in a row, whatever spaces or punctuation are between them. A bare term
+//!   with punctuation inside (`acme-corp`, `mcdonald's`) is such a phrase.
+//! - `#acme`, `@acme`, `$ACME` a hashtag, handle or cashtag: the sign right before the word and
+//!   no word character before the sign; `#acme` does not match `#acme_fans`, `@acme` does not
+//!   match `bob@acme.com` nor `@acme.bsky.social`.
+//! - `acme.com`, `https://www.acme.com/pricing` a domain or URL (scheme and `www.` ignored):
+//!   the words with exactly those separators, also as a subdomain (`shop.acme.com`), but not
+//!   going on as another domain (`acme.com.evil.net`).
+//! - `refund*` any word starting with `refund`; `colo?r` one character in place of `?`; `*`
+//!   may also stand inside a word (`col*r`). At least 3 letters or digits must come before the
+//!   first wildcard.
+//!
+//! Operators (upper case only; `and`, `or`, `not`, `near` are ordinary words):
+//! - `a AND b`, `a b` (adjacent), `a OR b`, `NOT a`, `-a` (same as `NOT a`), `( ... )`.
+//! - `a NEAR/n b`: both terms with at most n words between them, in either order, in the same
+//!   field; `a ONEAR/n b`: `a` first. Operands are terms (phrases allowed), not groups.
+//! - Precedence, tightest first: NEAR/ONEAR, then NOT and `-`, then AND (explicit or adjacent),
+//!   then OR: `a OR b c` is `a OR (b AND c)`; `NOT a b` is `(NOT a) AND b`;
+//!   `NOT a NEAR/2 b` is `NOT (a NEAR/2 b)`.
+//!
+//! Fields (prefix a term or a group: `title:(acme OR globex)`):
+//! - no field: title and text, a match in either counts; `title:` the title only; `author:`
+//!   words of the author name;
+//! - `site:acme.com` the URL's host is that domain or a subdomain; `source:hn` the source name
+//!   or kind; `lang:en` the language tag, subtags included (`en-GB`);
+//! - `raw:"Acme"` the exact characters, case-sensitive, no normalisation, on word boundaries,
+//!   in title or text.
+//!
+//! Normalisation is documented in `text.rs`; spans always refer to `Document::text`.
+//!
+//! # Matching
+//! `RuleSet::compile` parses every rule once and builds one pre-filter over the literal words
+//! of all rules (`compiled.rs`); `RuleSet::matches` looks a post's words up once and evaluates
+//! only the rules whose words occurred, plus rules with no literal to look for (`NOT x`,
+//! `lang:en`, `raw:...`), which run on every post. `Defaults` (exclude query, muted authors and
+//! sites) apply after the rules: an excluded post matches no rule.
 
 mod ast;
+mod compiled;
 mod error;
 mod eval;
 mod lexer;
 mod parser;
 mod text;
 
+#[cfg(test)]
+mod reference;
 #[cfg(test)]
 mod tests;
 
@@ -80,11 +114,30 @@ pub struct RuleMatch {
     pub spans: Vec<Span>,
 }
 
-/// Every configured rule, compiled once; immutable afterwards, so one `Arc<RuleSet>` serves all
-/// tasks.
+/// Exclusions that apply to every rule (`[rules_defaults]` in the config).
+#[derive(Debug, Clone, Default)]
+pub struct Defaults<'a> {
+    /// A query; a post it matches matches no rule.
+    pub exclude: Option<&'a str>,
+    /// Author names whose posts match no rule; compared ignoring case and a leading `@`.
+    pub muted_authors: Vec<&'a str>,
+    /// Domains whose pages (subdomains included) match no rule.
+    pub muted_sites: Vec<&'a str>,
+}
+
+/// The rule name a bad `Defaults::exclude` is reported under.
+pub const EXCLUDE_RULE_NAME: &str = "rules_defaults.exclude";
+
+/// Every configured rule, compiled once into one matcher; immutable afterwards, so one
+/// `Arc<RuleSet>` serves all tasks.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
-    rules: Vec<(String, ast::Expr)>,
+    names: Vec<String>,
+    exprs: Vec<ast::Expr>,
+    compiled: compiled::Compiled,
+    exclude: Option<ast::Expr>,
+    muted_authors: Vec<String>,
+    muted_sites: Vec<String>,
 }
 
 impl RuleSet {
@@ -93,45 +146,124 @@ impl RuleSet {
     pub fn compile<'a>(
         rules: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<RuleSet, Vec<RuleError>> {
-        let mut ok = Vec::new();
+        RuleSet::compile_with(rules, &Defaults::default())
+    }
+
+    /// Like `compile`, with global exclusions; a bad `exclude` query is reported as the rule
+    /// named `rules_defaults.exclude`, after the rules' own errors.
+    pub fn compile_with<'a>(
+        rules: impl IntoIterator<Item = (&'a str, &'a str)>,
+        defaults: &Defaults,
+    ) -> Result<RuleSet, Vec<RuleError>> {
+        let mut names = Vec::new();
+        let mut exprs = Vec::new();
         let mut errors = Vec::new();
         for (name, query) in rules {
             match parser::parse(query) {
-                Ok(expr) => ok.push((name.to_string(), expr)),
+                Ok(expr) => {
+                    names.push(name.to_string());
+                    exprs.push(expr);
+                }
                 Err(error) => errors.push(RuleError {
                     rule: name.to_string(),
                     error,
                 }),
             }
         }
-        if errors.is_empty() {
-            Ok(RuleSet { rules: ok })
-        } else {
-            Err(errors)
+        let exclude = match defaults.exclude.map(parser::parse) {
+            None => None,
+            Some(Ok(e)) => Some(e),
+            Some(Err(error)) => {
+                errors.push(RuleError {
+                    rule: EXCLUDE_RULE_NAME.to_string(),
+                    error,
+                });
+                None
+            }
+        };
+        if !errors.is_empty() {
+            return Err(errors);
         }
+        Ok(RuleSet {
+            compiled: compiled::Compiled::build(&exprs),
+            names,
+            exprs,
+            exclude,
+            muted_authors: defaults
+                .muted_authors
+                .iter()
+                .map(|a| author_key(a))
+                .collect(),
+            muted_sites: defaults
+                .muted_sites
+                .iter()
+                .map(|s| parser::host_of(s))
+                .collect(),
+        })
     }
 
-    /// The rules that match `doc`, in compile order.
+    /// The rules that match `doc`, in compile order; none if the post is excluded.
     pub fn matches(&self, doc: &Document) -> Vec<RuleMatch> {
-        let fields = eval::Fields::new(doc);
-        self.rules
+        let scan = self.compiled.scan(doc);
+        if scan.candidates.is_empty() || self.muted(doc) {
+            return Vec::new();
+        }
+        let fields = eval::Fields::with_text(
+            doc,
+            scan.text.unwrap_or_else(|| text::tokenize(doc.text)),
+            scan.title.or_else(|| doc.title.map(text::tokenize)),
+        );
+        let found: Vec<RuleMatch> = scan
+            .candidates
             .iter()
-            .enumerate()
-            .filter_map(|(i, (name, expr))| {
-                eval::eval(expr, &fields).map(|spans| RuleMatch {
+            .filter_map(|&i| {
+                let i = i as usize;
+                eval::eval(&self.exprs[i], &fields).map(|spans| RuleMatch {
                     rule: i,
-                    name: name.clone(),
+                    name: self.names[i].clone(),
                     spans: eval::tidy(spans),
                 })
             })
-            .collect()
+            .collect();
+        if !found.is_empty()
+            && self
+                .exclude
+                .as_ref()
+                .is_some_and(|e| eval::eval(e, &fields).is_some())
+        {
+            return Vec::new();
+        }
+        found
+    }
+
+    /// Whether the author or site is muted.
+    fn muted(&self, doc: &Document) -> bool {
+        let author = doc
+            .author
+            .is_some_and(|a| self.muted_authors.contains(&author_key(a)));
+        let site = doc
+            .url
+            .is_some_and(|u| self.muted_sites.iter().any(|d| eval::site_matches(d, u)));
+        author || site
     }
 
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.names.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.names.is_empty()
     }
+
+    /// Rules that have no literal to pre-filter on and so are evaluated on every post; worth
+    /// logging at start-up because each one costs time on every post.
+    pub fn untriggered(&self) -> usize {
+        self.compiled.untriggered()
+    }
+}
+
+/// How author names are compared for muting.
+fn author_key(a: &str) -> String {
+    let a = a.trim();
+    a.strip_prefix('@').unwrap_or(a).to_lowercase()
 }

@@ -1,19 +1,46 @@
-//! Recursive-descent parser from tokens to `Expr`, with precedence NOT > AND > OR and adjacency
-//! meaning AND. It reports the first error with its column and a hint; it does not match text.
+//! Recursive-descent parser from tokens to `Expr`, with precedence NEAR > NOT > AND > OR and
+//! adjacency meaning AND. It reports the first error with its column and a hint; it does not
+//! match text.
 //!
 //! Grammar:
 //! ```text
 //! query   := or EOF
 //! or      := and ( "OR" and )*
 //! and     := unary ( ["AND"] unary )*
-//! unary   := "NOT" unary | primary
-//! primary := "(" or ")" | word | "phrase"
+//! unary   := ("NOT" | "-") unary | near
+//! near    := primary [ ("NEAR/n" | "ONEAR/n") primary ]     both operands terms
+//! primary := "(" or ")" | field primary | term
+//! field   := ("title" | "author" | "site" | "source" | "lang" | "raw") ":"
+//! term    := word | "phrase" | #tag | @handle | $cashtag | domain | url   (words may hold * ?)
 //! ```
 
-use super::ast::{Expr, Term};
+use super::ast::{Expr, Field, Joint, Meta, Near, Term, WordPat};
 use super::error::ParseError;
 use super::lexer::{lex, TokKind, Token};
-use super::text::tokenize;
+use super::text::{tokenize_wild, Tokens};
+
+/// The field a group or term is scoped to by a `name:` prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Title,
+    Author,
+    Site,
+    Source,
+    Lang,
+    Raw,
+}
+
+const FIELDS: &[(&str, Scope)] = &[
+    ("title", Scope::Title),
+    ("author", Scope::Author),
+    ("site", Scope::Site),
+    ("source", Scope::Source),
+    ("lang", Scope::Lang),
+    ("raw", Scope::Raw),
+];
+
+/// Fewest literal characters a wildcard word needs before its first `*` or `?`.
+pub const MIN_WILDCARD_PREFIX: usize = 3;
 
 const OPERAND: &str = "a word, \"phrase\" or (group)";
 
@@ -33,6 +60,7 @@ pub fn parse(q: &str) -> Result<Expr, ParseError> {
         toks,
         pos: 0,
         depth: 0,
+        scope: None,
     };
     let e = p.parse_or()?;
     if let Some(t) = p.peek() {
@@ -52,6 +80,8 @@ struct Parser<'q> {
     pos: usize,
     /// Open parentheses, to tell an unbalanced ")" from a misplaced one.
     depth: usize,
+    /// The field prefix in force, if any.
+    scope: Option<Scope>,
 }
 
 impl Parser<'_> {
@@ -78,7 +108,14 @@ impl Parser<'_> {
     fn starts_operand(&self) -> bool {
         matches!(
             self.peek().map(|t| &t.kind),
-            Some(TokKind::Word(_) | TokKind::Phrase(_) | TokKind::LParen | TokKind::Not)
+            Some(
+                TokKind::Word(_)
+                    | TokKind::Phrase(_)
+                    | TokKind::LParen
+                    | TokKind::Not
+                    | TokKind::Minus
+                    | TokKind::Field(_)
+            )
         )
     }
 
@@ -115,18 +152,87 @@ impl Parser<'_> {
     }
 
     fn parse_unary(&mut self) -> Result<Expr, ParseError> {
-        if let Some(TokKind::Not) = self.peek().map(|t| &t.kind) {
-            let not = self.next().expect("peeked");
-            if !self.starts_operand() {
-                return Err(self.err(
-                    not.col,
-                    "NOT needs something to negate",
-                    format!("put {OPERAND} after NOT"),
-                ));
+        match self.peek().map(|t| &t.kind) {
+            Some(TokKind::Not) => {
+                let not = self.next().expect("peeked");
+                if !self.starts_operand() {
+                    return Err(self.err(
+                        not.col,
+                        "NOT needs something to negate",
+                        format!("put {OPERAND} after NOT"),
+                    ));
+                }
+                Ok(Expr::Not(Box::new(self.parse_unary()?)))
             }
-            return Ok(Expr::Not(Box::new(self.parse_unary()?)));
+            Some(TokKind::Minus) => {
+                let minus = self.next().expect("peeked");
+                if !self.starts_operand() {
+                    return Err(self.err(
+                        minus.col,
+                        "\"-\" needs something to negate",
+                        format!("put {OPERAND} right after -"),
+                    ));
+                }
+                Ok(Expr::Not(Box::new(self.parse_unary()?)))
+            }
+            _ => self.parse_near(),
         }
-        self.parse_primary()
+    }
+
+    fn parse_near(&mut self) -> Result<Expr, ParseError> {
+        let left = self.parse_primary()?;
+        let Some(TokKind::Near { distance, ordered }) = self.peek().map(|t| t.kind.clone()) else {
+            return Ok(left);
+        };
+        let op = self.next().expect("peeked");
+        let two_operands = |p: &Self| {
+            p.err(
+                op.col,
+                format!("{} needs two operands", op.kind.describe()),
+                format!(
+                    "put a word or \"phrase\" on each side of {}",
+                    op.kind.describe()
+                ),
+            )
+        };
+        let Expr::Term(left) = left else {
+            return Err(two_operands(self));
+        };
+        if !matches!(
+            self.peek().map(|t| &t.kind),
+            Some(TokKind::Word(_) | TokKind::Phrase(_) | TokKind::Field(_))
+        ) {
+            return Err(two_operands(self));
+        }
+        let Expr::Term(right) = self.parse_primary()? else {
+            return Err(two_operands(self));
+        };
+        if let Some(t) = self
+            .peek()
+            .filter(|t| matches!(t.kind, TokKind::Near { .. }))
+        {
+            return Err(self.err(
+                t.col,
+                format!("{} cannot be chained", t.kind.describe()),
+                "join NEAR pairs with AND",
+            ));
+        }
+        if left.field != right.field {
+            return Err(self.err(
+                op.col,
+                format!(
+                    "{} needs both operands in the same field",
+                    op.kind.describe()
+                ),
+                "put the field prefix on both operands or on neither",
+            ));
+        }
+        Ok(Expr::Near(Near {
+            left,
+            right,
+            distance,
+            ordered,
+        }))
     }
 
     /// The token before the current one, to say what an operand was missing after.
@@ -184,12 +290,97 @@ impl Parser<'_> {
                     format!("add {OPERAND} before it, or remove it"),
                 )),
             },
-            TokKind::Not => unreachable!("parse_unary handles NOT"),
+            TokKind::Near { .. } => Err(self.err(
+                tok.col,
+                format!("{} needs two operands", tok.kind.describe()),
+                format!(
+                    "put a word or \"phrase\" on each side of {}",
+                    tok.kind.describe()
+                ),
+            )),
+            TokKind::Field(ref name) => self.field(&tok, name),
+            TokKind::Not | TokKind::Minus => unreachable!("parse_unary handles negation"),
         }
     }
 
+    fn field(&mut self, tok: &Token, name: &str) -> Result<Expr, ParseError> {
+        let Some(&(_, scope)) = FIELDS.iter().find(|(n, _)| *n == name) else {
+            return Err(self.err(
+                tok.col,
+                format!("unknown field {}", tok.kind.describe()),
+                "use title:, author:, site:, source:, lang: or raw:, or put the text in quotes",
+            ));
+        };
+        if self.scope.is_some() {
+            return Err(self.err(
+                tok.col,
+                "fields cannot be nested",
+                "put the field prefix on each term instead",
+            ));
+        }
+        if !matches!(
+            self.peek().map(|t| &t.kind),
+            Some(TokKind::Word(_) | TokKind::Phrase(_) | TokKind::LParen)
+        ) {
+            return Err(self.err(
+                tok.col,
+                format!("{} needs something to search for", tok.kind.describe()),
+                format!("put {OPERAND} right after {}", tok.kind.describe()),
+            ));
+        }
+        self.scope = Some(scope);
+        let inner = self.parse_primary();
+        self.scope = None;
+        inner
+    }
+
     fn term(&self, tok: &Token, text: &str) -> Result<Expr, ParseError> {
-        let t = tokenize(text);
+        let is_phrase = matches!(tok.kind, TokKind::Phrase(_));
+        let field = match self.scope {
+            None => Field::Any,
+            Some(Scope::Title) => Field::Title,
+            Some(Scope::Author) => Field::Author,
+            Some(Scope::Raw) => return Ok(Expr::Raw(text.trim().to_string())),
+            Some(Scope::Source) => {
+                return Ok(Expr::Meta(Meta::Source(text.trim().to_lowercase())));
+            }
+            Some(Scope::Lang) => {
+                return Ok(Expr::Meta(Meta::Lang(
+                    text.trim().to_lowercase().replace('_', "-"),
+                )));
+            }
+            Some(Scope::Site) => {
+                let domain = host_of(text.trim());
+                if domain.is_empty() || domain.contains(|c: char| c.is_whitespace() || c == '/') {
+                    return Err(self.err(
+                        tok.col,
+                        "site: takes a domain",
+                        "write it like site:acme.com",
+                    ));
+                }
+                return Ok(Expr::Meta(Meta::Site(domain)));
+            }
+        };
+        let mut body = text;
+        let mut sigil = None;
+        let mut exact_glue = None;
+        if !is_phrase {
+            if let Some(c) = body.chars().next().filter(|c| matches!(c, '#' | '@' | '$')) {
+                if body.len() > 1 {
+                    sigil = Some(c);
+                    body = &body[1..];
+                    exact_glue = Some(if c == '@' { "_." } else { "_" });
+                }
+            }
+            if sigil.is_none() {
+                let stripped = strip_scheme(body);
+                if stripped.len() != body.len() {
+                    exact_glue = Some(DOMAIN_GLUE);
+                }
+                body = stripped;
+            }
+        }
+        let t = tokenize_wild(body);
         if t.words.is_empty() {
             return Err(self.err(
                 tok.col,
@@ -197,7 +388,85 @@ impl Parser<'_> {
                 "a term needs at least one letter or digit; punctuation alone is not searchable",
             ));
         }
-        let words = (0..t.words.len()).map(|i| t.word(i).to_string()).collect();
-        Ok(Expr::Term(Term { words }))
+        if !is_phrase
+            && exact_glue.is_none()
+            && (0..t.words.len() - 1).any(|i| t.gap(i).contains(['.', '/']))
+        {
+            exact_glue = Some(DOMAIN_GLUE);
+        }
+        let mut words = Vec::with_capacity(t.words.len());
+        for i in 0..t.words.len() {
+            words.push(self.word_pat(tok, t.word(i))?);
+        }
+        let joint = match exact_glue {
+            None => Joint::Loose,
+            Some(glue) => Joint::Exact {
+                seps: gaps(&t),
+                glue,
+            },
+        };
+        Ok(Expr::Term(Term {
+            words,
+            joint,
+            sigil,
+            field,
+        }))
+    }
+
+    fn word_pat(&self, tok: &Token, word: &str) -> Result<WordPat, ParseError> {
+        let Some(first) = word.find(['*', '?']) else {
+            return Ok(WordPat::Exact(word.to_string()));
+        };
+        let prefix = &word[..first];
+        if prefix.chars().count() < MIN_WILDCARD_PREFIX {
+            return Err(self.err(
+                tok.col,
+                "wildcard too short",
+                format!(
+                    "put at least {MIN_WILDCARD_PREFIX} letters or digits before * or ?, or it would match almost everything"
+                ),
+            ));
+        }
+        Ok(WordPat::Wild {
+            pattern: word.to_string(),
+            prefix: prefix.to_string(),
+        })
+    }
+}
+
+/// Characters that, followed by a word character, mean a domain or URL goes on
+/// (`acme.com` must not match `acme.com.evil.net`).
+const DOMAIN_GLUE: &str = ".-_";
+
+fn gaps(t: &Tokens) -> Vec<String> {
+    (0..t.words.len().saturating_sub(1))
+        .map(|i| t.gap(i).to_string())
+        .collect()
+}
+
+/// Drops `http://`, `https://` and a leading `www.`, so `https://www.acme.com` and `acme.com`
+/// are the same term.
+fn strip_scheme(s: &str) -> &str {
+    let mut rest = s;
+    for prefix in ["https://", "http://", "www."] {
+        // Comparing bytes: an ASCII prefix that matches ends on a char boundary.
+        let b = rest.as_bytes();
+        if b.len() >= prefix.len() && b[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()) {
+            rest = &rest[prefix.len()..];
+        }
+    }
+    rest
+}
+
+/// The lowercased host of a URL or domain, without scheme, `www.`, user, port or path.
+pub fn host_of(s: &str) -> String {
+    let rest = s.find("://").map_or(s, |i| &s[i + 3..]);
+    let rest = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let rest = rest.rsplit('@').next().unwrap_or("");
+    let rest = rest.split(':').next().unwrap_or("");
+    let host = rest.trim_end_matches('.').to_lowercase();
+    match host.strip_prefix("www.") {
+        Some(h) => h.to_string(),
+        None => host,
     }
 }

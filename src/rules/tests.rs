@@ -2,6 +2,22 @@
 //! internals that the public API already covers.
 
 use super::*;
+use proptest::prelude::*;
+
+/// Asserts the query gives `want` through all three paths: `Query::matches` (direct
+/// evaluation), `RuleSet::matches` (compiled pre-filter) and the naive reference.
+fn check(q: &str, d: &Document, want: bool) {
+    let query = Query::parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+    assert_eq!(query.matches(d).is_some(), want, "Query {q:?} on {d:?}");
+    let set = RuleSet::compile([("r", q)]).unwrap();
+    assert_eq!(!set.matches(d).is_empty(), want, "RuleSet {q:?} on {d:?}");
+    let expr = parser::parse(q).unwrap();
+    assert_eq!(
+        reference::matches(&expr, d),
+        want,
+        "reference {q:?} on {d:?}"
+    );
+}
 
 fn doc(text: &str) -> Document<'_> {
     Document {
@@ -28,7 +44,7 @@ const MATCH_CASES: &[(&str, &str, bool)] = &[
     ("acme2", "acme2 launch", true),
     ("acme", "acme2 launch", false),
     ("café", "Café au lait", true),
-    ("straße", "STRASSE", false),
+    ("straße", "STRASSE", true),
     // phrases: consecutive words, any separators
     ("\"acme corp\"", "Acme Corp announced", true),
     ("\"acme corp\"", "acme, corp", true),
@@ -80,10 +96,328 @@ const MATCH_CASES: &[(&str, &str, bool)] = &[
 
 #[test]
 fn match_table() {
-    for &(q, text, want) in MATCH_CASES {
-        let query = Query::parse(q).unwrap_or_else(|e| panic!("{q}: {e}"));
-        let got = query.matches(&doc(text)).is_some();
-        assert_eq!(got, want, "query {q:?} on {text:?}");
+    for &(q, text, want) in MATCH_CASES.iter().chain(FULL_LANGUAGE_CASES) {
+        check(q, &doc(text), want);
+    }
+}
+
+/// (query, text, should match): the full language of issue 3.
+const FULL_LANGUAGE_CASES: &[(&str, &str, bool)] = &[
+    // hashtags, handles, cashtags
+    ("#acme", "love #Acme!", true),
+    ("#acme", "love acme", false),
+    ("#acme", "#acme_fans", false),
+    ("#acme", "#acme-fans unite", true),
+    ("#acme", "x#acme", false),
+    ("#acme", "＃ａｃｍｅ", true),
+    ("#東京", "今日は #東京 に", true),
+    ("#東京", "今日は東京に", false),
+    ("@acme", "hi @ACME", true),
+    ("@acme", "@acme: hi", true),
+    ("@acme", "mail bob@acme.com", false),
+    ("@acme", "@acme.bsky.social", false),
+    ("@acme", "@acme_support", false),
+    ("@acme.bsky.social", "ping @acme.bsky.social!", true),
+    ("$acme", "$ACME up 5%", true),
+    ("$acme", "acme up", false),
+    // domains and URLs
+    ("acme.com", "visit acme.com today", true),
+    ("acme.com", "https://www.acme.com/pricing", true),
+    ("acme.com", "shop.acme.com", true),
+    ("acme.com", "acme com", false),
+    ("acme.com", "acme.com.evil.net", false),
+    ("acme.com", "acme.community", false),
+    ("acme.com", "I like acme.com.", true),
+    ("www.acme.com", "acme.com", true),
+    (
+        "https://acme.com/pricing",
+        "see http://acme.com/pricing/enterprise",
+        true,
+    ),
+    ("acme.com/pricing", "acme.com/pricing-old", false),
+    ("acme.com/pricing", "acme.com/blog", false),
+    ("u.s.", "the U.S. market", true),
+    // -term
+    ("acme -hiring", "acme hiring", false),
+    ("acme -hiring", "acme", true),
+    ("acme -(jobs OR hiring)", "acme jobs", false),
+    ("-hiring", "nothing", true),
+    ("acme-corp", "acme corp", true),
+    // NEAR/n and ONEAR/n: at most n words between
+    ("acme NEAR/2 refund", "acme wants a refund", true),
+    ("acme NEAR/1 refund", "acme wants a refund", false),
+    ("acme NEAR/2 refund", "refund for acme", true),
+    ("acme ONEAR/2 refund", "refund for acme", false),
+    ("acme ONEAR/2 refund", "acme x refund", true),
+    ("acme NEAR/0 refund", "acme refund", true),
+    ("acme NEAR/0 refund", "acme, refund", true),
+    (
+        "\"acme corp\" NEAR/1 \"bad service\"",
+        "acme corp has bad service",
+        true,
+    ),
+    (
+        "\"acme corp\" NEAR/1 \"bad service\"",
+        "acme corp has very bad service",
+        false,
+    ),
+    ("acme NEAR/3 refund", "acme", false),
+    ("acme NEAR/3 acme", "acme", false),
+    ("acme NEAR/3 acme", "acme x acme", true),
+    ("NOT acme NEAR/1 refund", "acme refund", false),
+    ("NOT acme NEAR/1 refund", "acme x x refund", true),
+    ("acme NEAR/1 refund*", "acme refunded", true),
+    // wildcards
+    ("refund*", "refunds please", true),
+    ("refund*", "refund", true),
+    ("refund*", "refun", false),
+    ("colo?r", "nice colour", true),
+    ("colo?r", "color", false),
+    ("col*r", "colr", true),
+    ("col*r", "colds", false),
+    ("\"acme refund*\"", "acme refunded", true),
+    ("#acme*", "#acmefans", true),
+    ("#acme*", "acmefans", false),
+    ("café*", "CAFES", true),
+    // raw: exact characters
+    ("raw:Acme", "Acme rocks", true),
+    ("raw:Acme", "ACME rocks", false),
+    ("raw:Acme", "Acmes", false),
+    ("raw:\"Acme Corp\"", "the Acme Corp way", true),
+    ("raw:\"Acme Corp\"", "the Acme  Corp way", false),
+    ("raw:Nestlé", "Nestle", false),
+    // normalisation: diacritics, ligatures, full width, emoji, CJK, case folding
+    ("nestle", "Nestlé", true),
+    ("Nestlé", "NESTLE", true),
+    ("NESTLÉ", "nestlé", true),
+    ("finance", "ﬁnance", true),
+    ("ﬁnance", "FINANCE", true),
+    ("acme", "ＡＣＭＥ", true),
+    ("ａｃｍｅ", "acme", true),
+    ("acme", "🔥acme🔥", true),
+    ("acme", "acme👍", true),
+    ("\"acme corp\"", "acme🔥corp", true),
+    ("東京", "今日は東京タワー", true),
+    ("ガ", "ｶﾞ", true),
+    ("ガ", "カ", false),
+    ("ørsted", "Orsted", false),
+    ("istanbul", "İSTANBUL", true),
+    ("müller", "MULLER", true),
+    ("strasse", "Straße", true),
+    ("οδυσσευς", "ΟΔΥΣΣΕΥΣ", true),
+    ("москва", "МОСКВА", true),
+];
+
+/// A document with every field set, for field tests.
+#[derive(Clone, Copy)]
+struct Full {
+    text: &'static str,
+    title: Option<&'static str>,
+    author: Option<&'static str>,
+    url: Option<&'static str>,
+    lang: Option<&'static str>,
+}
+
+const PLAIN: Full = Full {
+    text: "",
+    title: None,
+    author: None,
+    url: None,
+    lang: None,
+};
+
+impl Full {
+    fn doc(&self) -> Document<'static> {
+        Document {
+            text: self.text,
+            title: self.title,
+            author: self.author,
+            url: self.url,
+            source: "hn",
+            source_kind: "hackernews",
+            lang: self.lang,
+        }
+    }
+}
+
+const FIELD_CASES: &[(&str, Full, bool)] = &[
+    (
+        "title:acme",
+        Full {
+            text: "acme",
+            title: Some("news"),
+            ..PLAIN
+        },
+        false,
+    ),
+    (
+        "title:acme",
+        Full {
+            text: "x",
+            title: Some("Acme news"),
+            ..PLAIN
+        },
+        true,
+    ),
+    (
+        "title:(acme OR globex) refund",
+        Full {
+            text: "refund",
+            title: Some("Globex"),
+            ..PLAIN
+        },
+        true,
+    ),
+    (
+        "title:acme",
+        Full {
+            text: "acme",
+            ..PLAIN
+        },
+        false,
+    ),
+    (
+        "author:jane",
+        Full {
+            author: Some("Jane Doe"),
+            ..PLAIN
+        },
+        true,
+    ),
+    (
+        "author:\"jane doe\"",
+        Full {
+            author: Some("jane.doe"),
+            ..PLAIN
+        },
+        true,
+    ),
+    (
+        "author:jane",
+        Full {
+            text: "jane",
+            ..PLAIN
+        },
+        false,
+    ),
+    (
+        "site:acme.com",
+        Full {
+            url: Some("https://blog.acme.com/x"),
+            ..PLAIN
+        },
+        true,
+    ),
+    (
+        "site:acme.com",
+        Full {
+            url: Some("https://acme.co"),
+            ..PLAIN
+        },
+        false,
+    ),
+    (
+        "site:acme.com",
+        Full {
+            text: "acme.com",
+            ..PLAIN
+        },
+        false,
+    ),
+    (
+        "site:https://www.acme.com/",
+        Full {
+            url: Some("http://acme.com"),
+            ..PLAIN
+        },
+        true,
+    ),
+    ("source:hn", Full { ..PLAIN }, true),
+    ("source:HackerNews", Full { ..PLAIN }, true),
+    ("source:rss", Full { ..PLAIN }, false),
+    (
+        "lang:en",
+        Full {
+            lang: Some("en-GB"),
+            ..PLAIN
+        },
+        true,
+    ),
+    (
+        "lang:en",
+        Full {
+            lang: Some("eng"),
+            ..PLAIN
+        },
+        false,
+    ),
+    (
+        "lang:en",
+        Full {
+            lang: None,
+            ..PLAIN
+        },
+        false,
+    ),
+    (
+        "lang:(en OR de)",
+        Full {
+            lang: Some("DE"),
+            ..PLAIN
+        },
+        true,
+    ),
+    (
+        "acme -lang:de",
+        Full {
+            text: "acme",
+            lang: Some("de"),
+            ..PLAIN
+        },
+        false,
+    ),
+    (
+        "acme -lang:de",
+        Full {
+            text: "acme",
+            lang: Some("fr"),
+            ..PLAIN
+        },
+        true,
+    ),
+    (
+        "raw:Acme",
+        Full {
+            text: "x",
+            title: Some("Acme"),
+            ..PLAIN
+        },
+        true,
+    ),
+    (
+        "title:acme NEAR/1 title:refund",
+        Full {
+            text: "acme refund",
+            title: Some("acme x refund"),
+            ..PLAIN
+        },
+        true,
+    ),
+    (
+        "title:acme NEAR/0 title:refund",
+        Full {
+            text: "acme refund",
+            title: Some("acme x refund"),
+            ..PLAIN
+        },
+        false,
+    ),
+];
+
+#[test]
+fn field_table() {
+    for (q, full, want) in FIELD_CASES {
+        check(q, &full.doc(), *want);
     }
 }
 
@@ -108,6 +442,18 @@ const SPAN_CASES: &[(&str, &str, &[&str])] = &[
     ("NOT hiring", "acme rocks", &[]),
     ("acme (\"acme corp\" OR corp)", "acme corp", &["acme corp"]),
     ("İstanbul", "İSTANBUL", &["İSTANBUL"]),
+    ("nestle", "Try NESTLÉ now", &["NESTLÉ"]),
+    ("acme", "ＡＣＭＥ!", &["ＡＣＭＥ"]),
+    ("#acme", "go #acme", &["acme"]),
+    ("acme.com", "at shop.acme.com/x", &["acme.com"]),
+    (
+        "acme NEAR/1 refund",
+        "refund? acme! x x acme",
+        &["refund", "acme"],
+    ),
+    ("raw:Acme", "ACME Acme", &["Acme"]),
+    ("refund*", "refunds, refunded", &["refunds", "refunded"]),
+    ("東京", "東京タワー", &["東京"]),
 ];
 
 #[test]
@@ -329,4 +675,243 @@ fn ruleset_matches_in_rule_order_with_spans() {
 fn ruleset_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<RuleSet>();
+}
+
+#[test]
+fn defaults_exclude_and_mute_for_every_rule() {
+    let defaults = Defaults {
+        exclude: Some("hiring OR \"job opening\""),
+        muted_authors: vec!["@Spammer"],
+        muted_sites: vec!["spam.com"],
+    };
+    let set = RuleSet::compile_with([("acme", "acme"), ("all", "NOT zzz")], &defaults).unwrap();
+    let names =
+        |d: &Document| -> Vec<String> { set.matches(d).into_iter().map(|m| m.name).collect() };
+    assert_eq!(names(&doc("acme rocks")), vec!["acme", "all"]);
+    assert!(names(&doc("acme is hiring")).is_empty());
+    assert!(names(&doc("acme has a Job Opening")).is_empty());
+    let spammer = Document {
+        author: Some("spammer"),
+        ..doc("acme")
+    };
+    assert!(names(&spammer).is_empty());
+    let spam_site = Document {
+        url: Some("https://x.spam.com/a"),
+        ..doc("acme")
+    };
+    assert!(names(&spam_site).is_empty());
+    let other_site = Document {
+        url: Some("https://notspam.com/a"),
+        ..doc("acme")
+    };
+    assert_eq!(names(&other_site), vec!["acme", "all"]);
+}
+
+#[test]
+fn bad_exclude_is_reported_with_the_rules() {
+    let defaults = Defaults {
+        exclude: Some("hiring OR"),
+        ..Defaults::default()
+    };
+    let errs = RuleSet::compile_with([("bad", "(acme"), ("ok", "acme")], &defaults).unwrap_err();
+    let got: Vec<(&str, usize)> = errs
+        .iter()
+        .map(|e| (e.rule.as_str(), e.error.column))
+        .collect();
+    assert_eq!(got, vec![("bad", 1), (EXCLUDE_RULE_NAME, 10)]);
+}
+
+#[test]
+fn untriggered_rules_are_counted() {
+    let set = RuleSet::compile([("a", "acme"), ("b", "NOT acme"), ("c", "lang:en")]).unwrap();
+    assert_eq!(set.untriggered(), 2);
+}
+
+#[test]
+fn many_rules_share_atoms_and_keep_order() {
+    let rules: Vec<(String, String)> = (0..300)
+        .map(|i| (format!("r{i}"), format!("acme{i} OR shared{}", i % 7)))
+        .collect();
+    let set = RuleSet::compile(rules.iter().map(|(n, q)| (n.as_str(), q.as_str()))).unwrap();
+    let got: Vec<usize> = set
+        .matches(&doc("about shared3 and acme250"))
+        .iter()
+        .map(|m| m.rule)
+        .collect();
+    let want: Vec<usize> = (0..300).filter(|i| i % 7 == 3 || *i == 250).collect();
+    assert_eq!(got, want);
+}
+
+// ---- property test: compiled matcher ≡ direct evaluation ≡ naive reference ----
+
+const TERMS: &[&str] = &[
+    "acme",
+    "corp",
+    "refund",
+    "café",
+    "CAFE",
+    "nestlé",
+    "x",
+    "colour",
+    "\"acme corp\"",
+    "\"corp acme\"",
+    "acm*",
+    "ref*",
+    "colo?r",
+    "caf?",
+    "#acme",
+    "@acme",
+    "$acme",
+    "acme.com",
+    "title:acme",
+    "title:refund",
+    "author:jane",
+    "raw:Acme",
+    "lang:en",
+    "source:hn",
+    "site:acme.com",
+    "東京",
+    "ガ",
+];
+
+const TEXT_WORDS: &[&str] = &[
+    "acme",
+    "ACME",
+    "Acme",
+    "corp",
+    "refund",
+    "refunds",
+    "café",
+    "CAFE",
+    "cafe",
+    "Nestle",
+    "colour",
+    "color",
+    "#acme",
+    "@acme",
+    "$ACME",
+    "acme.com",
+    "x",
+    "acmeville",
+    "acm",
+    "Ref",
+    "café.com",
+    "東京",
+    "ｶﾞ",
+    "ＡＣＭＥ",
+    "🔥",
+];
+
+const SEPARATORS: &[&str] = &[" ", ", ", "-", ".", "#", "/", "! "];
+
+fn query_strategy() -> impl Strategy<Value = String> {
+    let leaf = prop::sample::select(TERMS).prop_map(str::to_string);
+    leaf.prop_recursive(4, 24, 3, |inner| {
+        let term = prop::sample::select(TERMS).prop_filter("NEAR takes terms", |t| {
+            !t.contains(':') || t.starts_with("title:")
+        });
+        prop_oneof![
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} AND {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} OR {b}")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} {b}")),
+            inner.clone().prop_map(|a| format!("NOT {a}")),
+            inner.clone().prop_map(|a| format!("-({a})")),
+            inner.prop_map(|a| format!("({a})")),
+            (term.clone(), term, 0u32..3, any::<bool>()).prop_map(|(a, b, n, o)| {
+                // NEAR operands must share a field; drop a lone title: prefix.
+                let (a, b) = if a.starts_with("title:") != b.starts_with("title:") {
+                    (
+                        a.trim_start_matches("title:"),
+                        b.trim_start_matches("title:"),
+                    )
+                } else {
+                    (a, b)
+                };
+                format!("{a} {}NEAR/{n} {b}", if o { "O" } else { "" })
+            }),
+        ]
+    })
+}
+
+fn text_strategy() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        (
+            prop::sample::select(TEXT_WORDS),
+            prop::sample::select(SEPARATORS),
+        ),
+        0..8,
+    )
+    .prop_map(|parts| parts.into_iter().map(|(w, s)| format!("{w}{s}")).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn compiled_matcher_agrees_with_reference(
+        queries in prop::collection::vec(query_strategy(), 1..6),
+        text in text_strategy(),
+        title in prop::option::of(text_strategy()),
+        lang in prop::option::of(prop::sample::select(&["en", "en-GB", "de"][..])),
+    ) {
+        let d = Document {
+            text: &text,
+            title: title.as_deref(),
+            author: Some("Jane"),
+            url: Some("https://shop.acme.com/x"),
+            source: "hn",
+            source_kind: "hackernews",
+            lang,
+        };
+        let named: Vec<(String, &str)> =
+            queries.iter().enumerate().map(|(i, q)| (format!("r{i}"), q.as_str())).collect();
+        let set = RuleSet::compile(named.iter().map(|(n, q)| (n.as_str(), *q))).unwrap();
+        let got: Vec<(usize, Vec<Span>)> =
+            set.matches(&d).into_iter().map(|m| (m.rule, m.spans)).collect();
+        let mut direct = Vec::new();
+        for (i, q) in queries.iter().enumerate() {
+            let expr = parser::parse(q).unwrap();
+            let want = reference::matches(&expr, &d);
+            let spans = Query::parse(q).unwrap().matches(&d);
+            prop_assert_eq!(spans.is_some(), want, "direct vs reference: {:?} on {:?}", q, d);
+            if let Some(spans) = spans {
+                direct.push((i, spans));
+            }
+        }
+        prop_assert_eq!(got, direct, "compiled vs direct: {:?} on {:?}", queries, d);
+    }
+}
+
+#[test]
+fn words_across_64_byte_blocks_are_found() {
+    let set = RuleSet::compile([("acme", "acme"), ("wild", "refund*")]).unwrap();
+    for pad in 55..140 {
+        for (word, rule) in [("ACME", 0), ("refunded", 1)] {
+            let hit = format!("{} {word} z", "x ".repeat(pad / 2));
+            let got: Vec<usize> = set.matches(&doc(&hit)).iter().map(|m| m.rule).collect();
+            assert_eq!(got, vec![rule], "{hit:?}");
+            // Glued to the padding it is a different word and must not match.
+            let glued = format!("{}{word}", "x ".repeat(pad / 2) + "y");
+            assert!(set.matches(&doc(&glued)).is_empty(), "{glued:?}");
+        }
+    }
+}
+
+#[test]
+fn wildcard_prefixes_of_different_lengths_share_one_table() {
+    let set = RuleSet::compile([("a", "colo?r"), ("b", "refund*"), ("c", "müll*")]).unwrap();
+    let cases: &[(&str, &[usize])] = &[
+        ("nice colour", &[0]),
+        ("refunds now", &[1]),
+        ("refu colo", &[]),
+        ("MÜLLER und colour", &[2, 0]),
+        ("Muller", &[2]),
+    ];
+    for (text, want) in cases {
+        let mut got: Vec<usize> = set.matches(&doc(text)).iter().map(|m| m.rule).collect();
+        got.sort_unstable();
+        let mut want = want.to_vec();
+        want.sort_unstable();
+        assert_eq!(got, want, "{text:?}");
+    }
 }

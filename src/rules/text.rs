@@ -1,9 +1,23 @@
 //! Text normalisation and word splitting shared by queries and documents, so both sides are
-//! compared in exactly the same form. It does not know about operators or fields.
+//! compared in exactly the same form. It does not know about operators, fields or rules.
 //!
-//! Rules: every character is lowercased; a word is a maximal run of alphanumeric characters,
-//! except that each CJK ideograph, hiragana or katakana character is a word of its own (those
-//! scripts are written without spaces, so a CJK term matches as a run of characters).
+//! Normalisation, character by character, in this order:
+//! 1. compatibility decomposition (NFKD, the compatibility half of NFKC): ligatures `ﬁ` → `fi`,
+//!    full-width `Ａ` → `A`, `①` → `1`, accented letters split into letter + combining mark;
+//! 2. combining marks that follow a Latin, Greek or Cyrillic letter are dropped (diacritic
+//!    folding: `Nestlé` ≡ `nestle`, `Ørsted` stays `ørsted` because `ø` has no mark); marks in
+//!    other scripts (Devanagari vowel signs, kana voicing marks) are kept as part of the word;
+//! 3. lowercase (Unicode), plus the full case folds `ß`/`ẞ` → `ss` and final `ς` → `σ`.
+//!
+//! Text is compared in this decomposed form and never recomposed: both sides go through the
+//! same steps, so recomposing would change nothing that matching can see.
+//!
+//! Words: a maximal run of letters and digits (plus the kept marks); everything else separates
+//! words. Each CJK ideograph, hiragana or katakana character is a word of its own, because those
+//! scripts are written without spaces: a CJK term then matches as a run of characters. Thai,
+//! Lao, Khmer and Myanmar are not segmented: a term there matches a whole space-delimited run.
+
+use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 
 /// One word of a normalised text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +43,22 @@ impl Tokens {
         let t = self.words[i];
         &self.norm[t.start as usize..t.end as usize]
     }
+
+    /// The normalised text between word `i` and word `i + 1`.
+    pub fn gap(&self, i: usize) -> &str {
+        &self.norm[self.words[i].end as usize..self.words[i + 1].start as usize]
+    }
+
+    /// The normalised character just before word `i`, and the one before that.
+    pub fn before(&self, i: usize) -> (Option<char>, Option<char>) {
+        let mut it = self.norm[..self.words[i].start as usize].chars().rev();
+        (it.next(), it.next())
+    }
+
+    /// The normalised text after word `i`.
+    pub fn after(&self, i: usize) -> &str {
+        &self.norm[self.words[i].end as usize..]
+    }
 }
 
 /// CJK characters that form a word on their own.
@@ -42,42 +72,171 @@ pub fn is_singleton(c: char) -> bool {
         | 0x20000..=0x3134F) // CJK extensions B..G
 }
 
-/// Characters that make up words.
+/// Scripts whose diacritics are folded away.
+fn folds_marks(c: char) -> bool {
+    matches!(c as u32,
+        0x0041..=0x024F      // Latin
+        | 0x1E00..=0x1EFF    // Latin extended additional
+        | 0x0370..=0x03FF    // Greek
+        | 0x1F00..=0x1FFF    // Greek extended
+        | 0x0400..=0x052F) // Cyrillic
+}
+
+/// Whether a normalised character can start or continue a word.
 pub fn is_word_char(c: char) -> bool {
     c.is_alphanumeric()
 }
 
+/// How a normalised character takes part in words.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Class {
+    Word,
+    Singleton,
+    Mark,
+    Other,
+}
+
+fn class(c: char, wild: bool) -> Class {
+    // Marks first: kana voicing marks lie inside the kana block but belong to the kana before.
+    if is_combining_mark(c) {
+        Class::Mark
+    } else if is_singleton(c) {
+        Class::Singleton
+    } else if is_word_char(c) || (wild && (c == '*' || c == '?')) {
+        Class::Word
+    } else {
+        Class::Other
+    }
+}
+
 /// Normalises `s` and splits it into words.
 pub fn tokenize(s: &str) -> Tokens {
-    let mut norm = String::with_capacity(s.len());
-    let mut words = Vec::new();
-    // Word being built: (norm start, original start).
-    let mut open: Option<(usize, usize)> = None;
-    let mut last_oend = 0;
+    split(s, false)
+}
+
+/// Like `tokenize`, but `*` and `?` count as word characters, for wildcard query terms.
+pub fn tokenize_wild(s: &str) -> Tokens {
+    split(s, true)
+}
+
+fn split(s: &str, wild: bool) -> Tokens {
+    if s.is_ascii() {
+        return split_ascii(s, wild);
+    }
+    let mut b = Builder {
+        norm: String::with_capacity(s.len() + 8),
+        words: Vec::new(),
+        open: None,
+        last_end: (0, 0),
+        last_base: None,
+    };
     for (o, c) in s.char_indices() {
         let oend = o + c.len_utf8();
-        let nstart = norm.len();
-        for l in c.to_lowercase() {
-            norm.push(l);
-        }
-        if is_word_char(c) {
-            if is_singleton(c) {
-                if let Some((ns, os)) = open.take() {
-                    words.push(tok(ns, nstart, os, last_oend));
-                }
-                words.push(tok(nstart, norm.len(), o, oend));
-            } else if open.is_none() {
-                open = Some((nstart, o));
+        decompose_compatible(c, |d| {
+            if is_combining_mark(d) && b.last_base.is_some_and(folds_marks) {
+                return;
             }
-        } else if let Some((ns, os)) = open.take() {
-            words.push(tok(ns, nstart, os, last_oend));
+            if !is_combining_mark(d) {
+                b.last_base = Some(d);
+            }
+            match d {
+                'ß' | 'ẞ' => {
+                    b.push('s', o, oend, wild);
+                    b.push('s', o, oend, wild);
+                }
+                'ς' => b.push('σ', o, oend, wild),
+                _ => {
+                    for l in d.to_lowercase() {
+                        b.push(l, o, oend, wild);
+                    }
+                }
+            }
+        });
+    }
+    b.finish()
+}
+
+/// ASCII needs no decomposition and lowercases byte for byte, so offsets are the same on both
+/// sides; most posts take this path.
+fn split_ascii(s: &str, wild: bool) -> Tokens {
+    let bytes = s.as_bytes();
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let is_w = |b: u8| b.is_ascii_alphanumeric() || (wild && (b == b'*' || b == b'?'));
+        if is_w(bytes[i]) {
+            let start = i;
+            while i < bytes.len() && is_w(bytes[i]) {
+                i += 1;
+            }
+            words.push(tok(start, i, start, i));
+        } else {
+            i += 1;
         }
-        last_oend = oend;
     }
-    if let Some((ns, os)) = open {
-        words.push(tok(ns, norm.len(), os, last_oend));
+    Tokens {
+        norm: s.to_ascii_lowercase(),
+        words,
     }
-    Tokens { norm, words }
+}
+
+struct Builder {
+    norm: String,
+    words: Vec<Tok>,
+    /// Word being built: (normalised start, original start, is a CJK singleton).
+    open: Option<(usize, usize, bool)>,
+    /// End of the last character added to a word: (normalised, original).
+    last_end: (usize, usize),
+    /// Last non-mark character seen, to decide whether a following mark is folded.
+    last_base: Option<char>,
+}
+
+impl Builder {
+    fn push(&mut self, c: char, o: usize, oend: usize, wild: bool) {
+        let nstart = self.norm.len();
+        self.norm.push(c);
+        let nend = self.norm.len();
+        match class(c, wild) {
+            Class::Singleton => {
+                self.close();
+                self.open = Some((nstart, o, true));
+            }
+            Class::Word => {
+                if matches!(self.open, Some((_, _, true))) {
+                    self.close();
+                }
+                if self.open.is_none() {
+                    self.open = Some((nstart, o, false));
+                }
+            }
+            // A kept mark extends the word it follows and never starts one.
+            Class::Mark => {
+                if self.open.is_none() {
+                    return;
+                }
+            }
+            Class::Other => {
+                self.close();
+                return;
+            }
+        }
+        self.last_end = (nend, oend);
+    }
+
+    fn close(&mut self) {
+        if let Some((ns, os, _)) = self.open.take() {
+            self.words
+                .push(tok(ns, self.last_end.0, os, self.last_end.1));
+        }
+    }
+
+    fn finish(mut self) -> Tokens {
+        self.close();
+        Tokens {
+            norm: self.norm,
+            words: self.words,
+        }
+    }
 }
 
 fn tok(start: usize, end: usize, ostart: usize, oend: usize) -> Tok {
@@ -99,28 +258,61 @@ mod tests {
     }
 
     #[test]
-    fn splits_on_non_alphanumerics() {
+    fn splits_and_folds() {
         let cases: &[(&str, &[&str])] = &[
             ("Acme, Inc.", &["acme", "inc"]),
             ("acme-corp's", &["acme", "corp", "s"]),
-            ("ÉCLAIR au café", &["éclair", "au", "café"]),
+            ("ÉCLAIR au café", &["eclair", "au", "cafe"]),
+            ("Nestlé", &["nestle"]),
+            ("Ørsted", &["ørsted"]),
+            ("STRASSE straße", &["strasse", "strasse"]),
+            ("ﬁnance", &["finance"]),
+            ("ＡＣＭＥ　Ｃｏｒｐ", &["acme", "corp"]),
+            ("①② x²", &["12", "x2"]),
+            ("ΟΔΥΣΣΕΥΣ", &["οδυσσευσ"]),
+            ("Ångström", &["angstrom"]),
+            ("İstanbul", &["istanbul"]),
             ("🚀acme🚀", &["acme"]),
             ("東京acme", &["東", "京", "acme"]),
+            ("ガ", &["ガ"]),
+            ("हिंदी", &["हिंदी"]),
             ("", &[]),
             ("!!!", &[]),
         ];
         for (input, want) in cases {
-            assert_eq!(words(input), *want, "input {input:?}");
+            let want: Vec<String> = want.iter().map(|w| normalize_expected(w)).collect();
+            assert_eq!(words(input), want, "input {input:?}");
         }
     }
 
+    /// Expected words are written composed; normalisation keeps kept marks decomposed.
+    fn normalize_expected(w: &str) -> String {
+        let mut out = String::new();
+        for c in w.chars() {
+            decompose_compatible(c, |d| out.push(d));
+        }
+        out
+    }
+
     #[test]
-    fn original_offsets_survive_lowercasing() {
-        // 'İ' lowercases to two chars, so normalised and original offsets differ.
-        let s = "İx ACME";
+    fn original_offsets_survive_normalisation() {
+        let s = "İx ﬁnance ＡＣＭＥ";
         let t = tokenize(s);
-        let last = t.words[1];
-        assert_eq!(&s[last.ostart as usize..last.oend as usize], "ACME");
-        assert_eq!(t.word(1), "acme");
+        let spans: Vec<&str> = t
+            .words
+            .iter()
+            .map(|w| &s[w.ostart as usize..w.oend as usize])
+            .collect();
+        assert_eq!(spans, vec!["İx", "ﬁnance", "ＡＣＭＥ"]);
+    }
+
+    #[test]
+    fn ascii_path_agrees_with_general_path() {
+        for s in ["Acme, Inc. 2024!", "a_b-c", "  x  "] {
+            let fast = split_ascii(s, false);
+            // Appending a non-ASCII space forces the general path without adding a word.
+            let slow = split(&format!("{s}\u{3000}"), false);
+            assert_eq!(fast.words, slow.words, "input {s:?}");
+        }
     }
 }
