@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 pub mod console;
+pub mod discord;
 pub mod escape;
 pub mod slack;
 pub mod slack_socket;

@@ -1,0 +1,559 @@
+//! Discord through serenity: alerts as an embed with buttons, a thread started from each
+//! alert for discussion, edits on every state change. Requests are built with serenity's
+//! builders and routes and sent through its proxy rewrite to `[discord].api_url`; because
+//! serenity's rate limiter cannot be used with a proxy, 429s (per-route and global) are
+//! handled here, for every call. Every message parses no mentions (`allowed_mentions`
+//! empty), and every post carries a nonce with `enforce_nonce`, so a repeat after a crash
+//! returns the first message instead of posting twice.
+
+use super::escape::truncate;
+use super::{AlertView, ChatError, ChatPlatform, Posted};
+use crate::model::{AlertId, MessageRef, Note, Part, Priority};
+use chrono::{DateTime, Utc};
+use serenity::builder::{
+    CreateActionRow, CreateAllowedMentions, CreateButton, CreateEmbed, CreateEmbedFooter,
+    CreateMessage, EditMessage,
+};
+use serenity::http::{LightMethod, Request, Route};
+use serenity::model::application::ButtonStyle;
+use serenity::model::channel::Nonce;
+use serenity::model::id::{ChannelId, MessageId};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Button `custom_id` prefixes; the alert id follows the colon (`desk_claim:42`).
+pub const BUTTON_CLAIM: &str = "desk_claim";
+pub const BUTTON_RESOLVE: &str = "desk_resolve";
+pub const BUTTON_SNOOZE: &str = "desk_snooze";
+pub const BUTTON_IGNORE: &str = "desk_ignore";
+
+const MAX_RATE_LIMIT_RETRIES: u32 = 5;
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(60);
+/// Discord's limits, minus room for our own decoration.
+const CONTENT_LIMIT: usize = 2000;
+const TITLE_LIMIT: usize = 256;
+const FIELD_LIMIT: usize = 1024;
+const DESCRIPTION_LIMIT: usize = 4096;
+
+pub struct DiscordPlatform {
+    client: reqwest::Client,
+    /// `Bot <token>`, as the Authorization header wants it.
+    auth: String,
+    api_url: String,
+    /// Until when Discord's global rate limit holds every call.
+    global_until: Mutex<Option<Instant>>,
+}
+
+impl DiscordPlatform {
+    /// `api_url` is the API origin (`https://discord.com`); `http://` works for tests.
+    pub fn new(api_url: &str, bot_token: &str) -> Result<DiscordPlatform, ChatError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ChatError::Config(format!("cannot build the Discord HTTP client: {e}")))?;
+        Ok(DiscordPlatform {
+            client,
+            auth: format!("Bot {}", bot_token.trim_start_matches("Bot ")),
+            api_url: api_url.trim_end_matches('/').to_string(),
+            global_until: Mutex::new(None),
+        })
+    }
+
+    /// Sends one request, waiting out 429s (per route and global) as Discord asks.
+    async fn call(
+        &self,
+        what: &'static str,
+        req: Request<'_>,
+    ) -> Result<serde_json::Value, ChatError> {
+        let mut attempt = 0;
+        loop {
+            let wait = self
+                .global_until
+                .lock()
+                .expect("lock")
+                .and_then(|t| t.checked_duration_since(Instant::now()));
+            if let Some(w) = wait {
+                tokio::time::sleep(w).await;
+            }
+            let builder = req
+                .clone()
+                .build(&self.client, &self.auth, Some(&self.api_url))
+                .map_err(|e| {
+                    ChatError::Config(format!("cannot build the Discord request for {what}: {e}"))
+                })?;
+            let resp = builder.send().await.map_err(|e| ChatError::Network {
+                platform: "discord",
+                detail: format!("{what}: {}", e.without_url()),
+            })?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
+            if status.as_u16() == 429 {
+                let retry = body["retry_after"]
+                    .as_f64()
+                    .or_else(|| {
+                        headers
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok()?.parse().ok())
+                    })
+                    .unwrap_or(1.0);
+                let wait = Duration::from_secs_f64(retry.clamp(0.0, 3600.0));
+                let global = body["global"].as_bool().unwrap_or(false)
+                    || headers.contains_key("x-ratelimit-global");
+                if global {
+                    *self.global_until.lock().expect("lock") = Some(Instant::now() + wait);
+                }
+                attempt += 1;
+                if attempt > MAX_RATE_LIMIT_RETRIES || wait > MAX_INLINE_WAIT {
+                    return Err(ChatError::RateLimited {
+                        platform: "discord",
+                        retry_after: wait,
+                    });
+                }
+                tracing::warn!(
+                    call = what,
+                    wait_secs = wait.as_secs_f64(),
+                    global,
+                    attempt,
+                    "discord rate limit; waiting as asked"
+                );
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if !status.is_success() {
+                let hint = match status.as_u16() {
+                    401 => " (check [discord].bot_token)",
+                    403 => " (give the bot View Channel, Send Messages, Embed Links, Create Public Threads and Send Messages in Threads in that channel)",
+                    404 => " (check the channel id in the alert target)",
+                    _ => "",
+                };
+                return Err(ChatError::Api {
+                    platform: "discord",
+                    code: format!(
+                        "{what} answered HTTP {}: {}",
+                        status.as_u16(),
+                        truncate(body["message"].as_str().unwrap_or_default(), 200)
+                    ),
+                    hint,
+                });
+            }
+            return Ok(body);
+        }
+    }
+
+    async fn post_message(
+        &self,
+        channel: u64,
+        msg: &CreateMessage,
+    ) -> Result<serde_json::Value, ChatError> {
+        let body = serde_json::to_vec(msg).map_err(|e| ChatError::Config(e.to_string()))?;
+        let req = Request::new(
+            Route::ChannelMessages {
+                channel_id: ChannelId::new(channel),
+            },
+            LightMethod::Post,
+        )
+        .body(Some(body));
+        self.call("create message", req).await
+    }
+
+    /// Starts the alert's discussion thread; its id is the root message's id.
+    async fn start_thread(
+        &self,
+        channel: u64,
+        message: u64,
+        view: &AlertView,
+    ) -> Result<(), ChatError> {
+        let name = truncate(&format!("#{} {}", view.id, view.rules.join(", ")), 100);
+        let body = serde_json::json!({"name": name, "auto_archive_duration": 10080});
+        let req = Request::new(
+            Route::ChannelMessageThreads {
+                channel_id: ChannelId::new(channel),
+                message_id: MessageId::new(message),
+            },
+            LightMethod::Post,
+        )
+        .body(Some(body.to_string().into_bytes()));
+        self.call("start thread", req).await.map(|_| ())
+    }
+}
+
+fn snowflake(s: &str, what: &str) -> Result<u64, ChatError> {
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ChatError::Config(format!("{what} {s:?} is not a Discord id")))
+}
+
+fn id_of(v: &serde_json::Value) -> String {
+    v["id"].as_str().unwrap_or_default().to_string()
+}
+
+#[async_trait::async_trait]
+impl ChatPlatform for DiscordPlatform {
+    fn name(&self) -> &'static str {
+        "discord"
+    }
+
+    async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError> {
+        let channel_id = snowflake(channel, "channel")?;
+        let msg = alert_message(view)
+            .nonce(Nonce::String(format!("mdalert-{}", view.id)))
+            .enforce_nonce(true);
+        let posted = self.post_message(channel_id, &msg).await?;
+        let message_id = id_of(&posted);
+        if let Err(e) = self
+            .start_thread(channel_id, snowflake(&message_id, "message")?, view)
+            .await
+        {
+            // The alert is posted; notes will try to start the thread again.
+            tracing::warn!(alert = %view.id, error = %e, "could not start the alert's thread");
+        }
+        Ok(Posted {
+            channel_id: channel.to_string(),
+            message_id,
+        })
+    }
+
+    async fn find_alert(
+        &self,
+        channel: &str,
+        id: AlertId,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Posted>, ChatError> {
+        let channel_id = snowflake(channel, "channel")?;
+        // A Discord id encodes its time: ask only for messages after `since` (minus a minute).
+        let after = (((since.timestamp_millis() - 60_000).max(1_420_070_400_000)
+            - 1_420_070_400_000) as u64)
+            << 22;
+        let req = Request::new(
+            Route::ChannelMessages {
+                channel_id: ChannelId::new(channel_id),
+            },
+            LightMethod::Get,
+        )
+        .params(Some(vec![
+            ("limit", "100".to_string()),
+            ("after", after.to_string()),
+        ]));
+        let messages = self.call("list messages", req).await?;
+        let footer = alert_footer(id);
+        Ok(messages
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| {
+                m["embeds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["footer"]["text"] == footer.as_str())
+            })
+            .map(|m| Posted {
+                channel_id: channel.to_string(),
+                message_id: id_of(m),
+            }))
+    }
+
+    async fn update_alert(&self, msg: &MessageRef, view: &AlertView) -> Result<(), ChatError> {
+        let edit = EditMessage::new()
+            .embed(alert_embed(view))
+            .components(alert_buttons(view))
+            .allowed_mentions(CreateAllowedMentions::new());
+        let body = serde_json::to_vec(&edit).map_err(|e| ChatError::Config(e.to_string()))?;
+        let req = Request::new(
+            Route::ChannelMessage {
+                channel_id: ChannelId::new(snowflake(&msg.channel_id, "channel")?),
+                message_id: MessageId::new(snowflake(&msg.message_id, "message")?),
+            },
+            LightMethod::Patch,
+        )
+        .body(Some(body));
+        self.call("edit message", req).await.map(|_| ())
+    }
+
+    async fn post_note(
+        &self,
+        channel: &str,
+        thread: Option<&str>,
+        note: &Note,
+        delivery: &str,
+    ) -> Result<Posted, ChatError> {
+        let msg = CreateMessage::new()
+            .content(render_note(note))
+            .allowed_mentions(CreateAllowedMentions::new())
+            .nonce(Nonce::String(truncate(&format!("mdn{delivery}"), 25)))
+            .enforce_nonce(true);
+        // A thread started from a message has that message's id.
+        let target = snowflake(thread.unwrap_or(channel), "channel")?;
+        let posted = match self.post_message(target, &msg).await {
+            Err(ChatError::Api { code, .. }) if thread.is_some() && code.contains("HTTP 404") => {
+                // The thread was never started (or was deleted): start it and try once more.
+                let root = snowflake(thread.unwrap_or_default(), "message")?;
+                let body =
+                    serde_json::json!({"name": "discussion", "auto_archive_duration": 10080});
+                let req = Request::new(
+                    Route::ChannelMessageThreads {
+                        channel_id: ChannelId::new(snowflake(channel, "channel")?),
+                        message_id: MessageId::new(root),
+                    },
+                    LightMethod::Post,
+                )
+                .body(Some(body.to_string().into_bytes()));
+                self.call("start thread", req).await?;
+                self.post_message(target, &msg).await?
+            }
+            other => other?,
+        };
+        Ok(Posted {
+            channel_id: target.to_string(),
+            message_id: id_of(&posted),
+        })
+    }
+
+    /// Discord returns the first message again for a repeated nonce, so a repost after a
+    /// crash is harmless; there is nothing to search for.
+    async fn find_note(
+        &self,
+        _channel: &str,
+        _thread: Option<&str>,
+        _delivery: &str,
+        _since: DateTime<Utc>,
+    ) -> Result<Option<Posted>, ChatError> {
+        Ok(None)
+    }
+}
+
+/// The footer that names the alert; `find_alert` recognises our message by it.
+fn alert_footer(id: AlertId) -> String {
+    format!("mentiondesk alert #{id}")
+}
+
+/// Discord markdown: a backslash before every character that formats, quotes, links or
+/// mentions, so untrusted text shows as written. Line breaks become spaces.
+pub fn discord_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '<' | '#' | '[' | ']' | '(' | ')' | '@'
+            | ':' | '-' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\r' | '\n' | '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn discord_user(actor: &str) -> String {
+    match actor.strip_prefix("discord:") {
+        Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => format!("<@{id}>"),
+        _ => discord_text(actor.split_once(':').map_or(actor, |x| x.1)),
+    }
+}
+
+/// A note as Discord markdown, at most 2,000 characters.
+pub fn render_note(note: &Note) -> String {
+    let mut out = String::new();
+    for part in &note.0 {
+        match part {
+            Part::Text(t) => out.push_str(&discord_text(t)),
+            Part::Bold(t) => out.push_str(&format!("**{}**", discord_text(t))),
+            Part::Code(t) => out.push_str(&format!("`{}`", t.replace('`', "ˋ"))),
+            Part::User(u) => out.push_str(&discord_user(u)),
+            Part::Ping(p) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => {
+                out.push_str(&format!("<#{p}>"))
+            }
+            Part::Ping(p) => out.push_str(&discord_text(p)),
+            Part::Link { url, label }
+                if url.starts_with("https://") || url.starts_with("http://") =>
+            {
+                out.push_str(&format!(
+                    "[{}](<{}>)",
+                    discord_text(label),
+                    url.replace(['<', '>', ' '], "")
+                ))
+            }
+            Part::Link { label, .. } => out.push_str(&discord_text(label)),
+            Part::Newline => out.push('\n'),
+        }
+    }
+    truncate(&out, CONTENT_LIMIT)
+}
+
+fn colour(p: Priority) -> u32 {
+    match p {
+        Priority::Low => 0x95a5a6,
+        Priority::Normal => 0x3498db,
+        Priority::High => 0xe67e22,
+        Priority::Critical => 0xe74c3c,
+    }
+}
+
+fn alert_embed(view: &AlertView) -> CreateEmbed {
+    let title = view
+        .title
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| format!("Mention matching {}", view.rules.join(", ")));
+    let mut description = String::new();
+    for (run, hl) in &view.excerpt {
+        let t = discord_text(run);
+        if *hl && !t.trim().is_empty() {
+            description.push_str(&format!("**{t}**"));
+        } else {
+            description.push_str(&t);
+        }
+    }
+    let mut embed = CreateEmbed::new()
+        .title(truncate(
+            &format!("{} #{} · {}", view.priority_icon(), view.id, title),
+            TITLE_LIMIT,
+        ))
+        .description(truncate(&description, DESCRIPTION_LIMIT.min(1500)))
+        .colour(colour(view.priority))
+        .field(
+            "Rule",
+            truncate(&discord_text(&view.rules.join(", ")), FIELD_LIMIT),
+            true,
+        )
+        .field(
+            "Source",
+            truncate(
+                &format!(
+                    "{} ({})",
+                    discord_text(&view.source),
+                    discord_text(&view.source_kind)
+                ),
+                FIELD_LIMIT,
+            ),
+            true,
+        )
+        .field("Priority", view.priority.as_str(), true)
+        .field("Sentiment", view.sentiment_label(), true)
+        .field(
+            "State",
+            truncate(&view.state_line(discord_user), FIELD_LIMIT),
+            false,
+        )
+        .footer(CreateEmbedFooter::new(alert_footer(view.id)));
+    if let Some(a) = &view.author {
+        embed = embed.field("Author", truncate(&discord_text(a), 256), true);
+    }
+    if let Some(u) = view
+        .url
+        .as_deref()
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+    {
+        embed = embed.url(u);
+    }
+    if let Ok(ts) = serenity::model::Timestamp::from_unix_timestamp(view.created_at.timestamp()) {
+        embed = embed.timestamp(ts);
+    }
+    embed
+}
+
+fn alert_buttons(view: &AlertView) -> Vec<CreateActionRow> {
+    let b = |prefix: &str, label: &str, style: ButtonStyle| {
+        CreateButton::new(format!("{prefix}:{}", view.id))
+            .label(label)
+            .style(style)
+    };
+    vec![CreateActionRow::Buttons(vec![
+        b(BUTTON_CLAIM, "Claim", ButtonStyle::Primary),
+        b(BUTTON_RESOLVE, "Resolve", ButtonStyle::Success),
+        b(BUTTON_SNOOZE, "Snooze", ButtonStyle::Secondary),
+        b(BUTTON_IGNORE, "Not relevant", ButtonStyle::Danger),
+    ])]
+}
+
+/// The alert as a message: embed, buttons, and no mentions parsed.
+pub fn alert_message(view: &AlertView) -> CreateMessage {
+    CreateMessage::new()
+        .embed(alert_embed(view))
+        .components(alert_buttons(view))
+        .allowed_mentions(CreateAllowedMentions::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::AlertState;
+
+    fn view() -> AlertView {
+        AlertView {
+            id: AlertId(9),
+            rules: vec!["acme".into()],
+            source: "hn".into(),
+            source_kind: "rss".into(),
+            author: Some("@everyone".into()),
+            title: Some("x".repeat(400)),
+            excerpt: vec![
+                ("<@123> **bold** @here".into(), false),
+                ("acme".into(), true),
+            ],
+            url: Some("https://example.com/p".into()),
+            priority: Priority::High,
+            sentiment: -0.4,
+            negative: true,
+            state: AlertState::Open,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn alert_message_has_embed_buttons_and_no_mentions() {
+        let v = serde_json::to_value(alert_message(&view())).unwrap();
+        assert_eq!(v["allowed_mentions"]["parse"], serde_json::json!([]));
+        let embed = &v["embeds"][0];
+        assert!(
+            embed["title"].as_str().unwrap().chars().count() <= TITLE_LIMIT,
+            "title truncated"
+        );
+        assert_eq!(
+            embed["url"], "https://example.com/p",
+            "the link survives truncation"
+        );
+        assert_eq!(embed["footer"]["text"], "mentiondesk alert #9");
+        let desc = embed["description"].as_str().unwrap();
+        assert!(
+            desc.contains("\\<\\@123\\>")
+                && desc.contains("\\*\\*bold\\*\\*")
+                && desc.ends_with("**acme**"),
+            "{desc}"
+        );
+        let ids: Vec<&str> = v["components"][0]["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["custom_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![
+                "desk_claim:9",
+                "desk_resolve:9",
+                "desk_snooze:9",
+                "desk_ignore:9"
+            ]
+        );
+    }
+
+    #[test]
+    fn notes_escape_text_and_fit_the_limit() {
+        let n = Note::new()
+            .text("@everyone *x* ")
+            .user("discord:42")
+            .text(" ")
+            .user("slack:U1")
+            .text("y".repeat(3000));
+        let r = render_note(&n);
+        assert!(r.starts_with("\\@everyone \\*x\\* <@42> U1"), "{r}");
+        assert!(r.chars().count() <= CONTENT_LIMIT);
+    }
+}
