@@ -3,6 +3,7 @@
 //! about mentions itself.
 
 use crate::chat::console::ConsolePlatform;
+use crate::chat::discord::DiscordPlatform;
 use crate::chat::slack::SlackPlatform;
 use crate::chat::ChatPlatform;
 use crate::clock::Clock;
@@ -11,6 +12,7 @@ use crate::desk::{self, Desk};
 use crate::intake::{self, Judge};
 use crate::metrics::Metrics;
 use crate::relay::{self, Platforms};
+use crate::server::discord::DiscordEndpoints;
 use crate::server::slack::SlackEndpoints;
 use crate::server::{self, AppState};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
@@ -40,9 +42,22 @@ pub fn slack_platform(config: &Config) -> anyhow::Result<Option<Arc<SlackPlatfor
     }
 }
 
-pub fn platforms(slack: Option<Arc<SlackPlatform>>) -> Platforms {
+pub fn discord_platform(config: &Config) -> anyhow::Result<Option<Arc<DiscordPlatform>>> {
+    match &config.discord {
+        Some(d) => Ok(Some(Arc::new(
+            DiscordPlatform::new(&d.api_url, d.bot_token.expose()).context("setting up Discord")?,
+        ))),
+        None => Ok(None),
+    }
+}
+
+pub fn platforms(
+    slack: Option<Arc<SlackPlatform>>,
+    discord: Option<Arc<DiscordPlatform>>,
+) -> Platforms {
     Platforms {
         slack: slack.map(|s| s as Arc<dyn ChatPlatform>),
+        discord: discord.map(|d| d as Arc<dyn ChatPlatform>),
         console: Arc::new(ConsolePlatform),
     }
 }
@@ -69,7 +84,8 @@ pub async fn run_with_clock(
 ) -> anyhow::Result<()> {
     let store = Store::open(&config.store.path)?;
     let slack = slack_platform(&config)?;
-    let platforms = platforms(slack.clone());
+    let discord = discord_platform(&config)?;
+    let platforms = platforms(slack.clone(), discord.clone());
     let metrics = Arc::new(Metrics::default());
     let health = poll::Health::default();
     let listener = server::bind(config.server.listen).await.with_context(|| {
@@ -123,6 +139,29 @@ pub async fn run_with_clock(
         )),
         _ => None,
     };
+    let discord_endpoints = match (&config.discord, discord) {
+        (Some(cfg), Some(platform)) => {
+            if let Err(e) = platform
+                .register_commands(cfg.application_id, cfg.guild_id, &config.desk.command)
+                .await
+            {
+                // The alerts and buttons still work; only the slash command is missing.
+                tracing::error!(error = %e, "could not register the Discord slash command");
+            }
+            Some(
+                DiscordEndpoints::new(
+                    &cfg.public_key,
+                    platform,
+                    cfg.application_id,
+                    desk.clone(),
+                    store.clone(),
+                    clock,
+                )
+                .map_err(anyhow::Error::msg)?,
+            )
+        }
+        _ => None,
+    };
     let socket_mode = match (&config.slack, &slack_endpoints) {
         (Some(cfg), Some(ep)) => match &cfg.app_token {
             Some(app_token) => Some(
@@ -158,6 +197,7 @@ pub async fn run_with_clock(
             health,
             metrics,
             slack: slack_endpoints,
+            discord: discord_endpoints,
         },
         shutdown.clone(),
     ));

@@ -51,6 +51,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub server: ServerConfig,
     pub slack: Option<SlackConfig>,
+    pub discord: Option<DiscordConfig>,
     pub sources: Vec<SourceSpec>,
     pub rules: Vec<RuleConfig>,
     pub rules_defaults: RulesDefaults,
@@ -76,6 +77,17 @@ pub struct SlackConfig {
     pub signing_secret: Secret,
     pub app_token: Option<Secret>,
     pub api_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscordConfig {
+    pub bot_token: Secret,
+    pub application_id: u64,
+    /// Hex Ed25519 key that signs interactions (Developer Portal → General Information).
+    pub public_key: String,
+    pub api_url: String,
+    /// Register `/desk` in this guild (instant) instead of globally.
+    pub guild_id: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -254,6 +266,13 @@ const RULES_DEFAULTS_KEYS: &[&str] = &["exclude", "muted_authors", "muted_sites"
 const STORE_KEYS: &[&str] = &["path"];
 const SERVER_KEYS: &[&str] = &["listen"];
 const SLACK_KEYS: &[&str] = &["bot_token", "signing_secret", "app_token", "api_url"];
+const DISCORD_KEYS: &[&str] = &[
+    "bot_token",
+    "application_id",
+    "public_key",
+    "api_url",
+    "guild_id",
+];
 const SOURCE_KEYS: &[&str] = &[
     "name",
     "kind",
@@ -324,14 +343,7 @@ impl Validator<'_> {
         };
 
         let slack = self.table(root, "slack").and_then(|t| self.slack(t));
-        if let Some(item) = root.get("discord") {
-            let line = self.line(item.span());
-            self.problem(
-                line,
-                "discord",
-                "Discord is not supported by this version yet; remove [discord] (alerts go to Slack or the console)",
-            );
-        }
+        let discord = self.table(root, "discord").and_then(|t| self.discord(t));
         let sources = self.sources(root);
         let rules = self.rules(root);
         let desk = self.desk(root);
@@ -347,6 +359,7 @@ impl Validator<'_> {
             },
             server: ServerConfig { listen: listen? },
             slack,
+            discord,
             sources,
             rules,
             rules_defaults,
@@ -380,6 +393,56 @@ impl Validator<'_> {
             signing_secret: signing_secret?,
             app_token,
             api_url,
+        })
+    }
+
+    fn discord(&mut self, t: &Table) -> Option<DiscordConfig> {
+        self.known_keys(t, "discord", DISCORD_KEYS);
+        let bot_token = self.secret(t, "discord", "bot_token", "DISCORD_BOT_TOKEN");
+        let snowflake = |v: &mut Self, key: &str, required: bool| -> Option<u64> {
+            if !t.contains_key(key) && !required {
+                return None;
+            }
+            let s = if required {
+                v.required_string(t, "discord", key)?
+            } else {
+                v.string(t, "discord", key)?
+            };
+            match s.parse::<u64>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    let line = v.key_line(t, key);
+                    v.problem(line, &format!("discord.{key}"), format!("{s:?} is not a Discord id; copy the number from the Developer Portal (in quotes)"));
+                    None
+                }
+            }
+        };
+        let application_id = snowflake(self, "application_id", true);
+        let guild_id = snowflake(self, "guild_id", false);
+        let public_key = self.required_string(t, "discord", "public_key");
+        if let Some(k) = &public_key {
+            if k.len() != 64 || !k.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let line = self.key_line(t, "public_key");
+                self.problem(line, "discord.public_key", "must be the 64-character hex public key from the Developer Portal's General Information page");
+            }
+        }
+        let api_url = self
+            .string(t, "discord", "api_url")
+            .unwrap_or_else(|| DEFAULT_DISCORD_API_URL.into());
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            let line = self.key_line(t, "api_url");
+            self.problem(
+                line,
+                "discord.api_url",
+                format!("{api_url:?} is not an http(s) URL"),
+            );
+        }
+        Some(DiscordConfig {
+            bot_token: bot_token?,
+            application_id: application_id?,
+            public_key: public_key?,
+            api_url,
+            guild_id,
         })
     }
 

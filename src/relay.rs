@@ -25,6 +25,7 @@ const IDLE_TICK: Duration = Duration::from_secs(1);
 #[derive(Clone)]
 pub struct Platforms {
     pub slack: Option<Arc<dyn ChatPlatform>>,
+    pub discord: Option<Arc<dyn ChatPlatform>>,
     pub console: Arc<dyn ChatPlatform>,
 }
 
@@ -32,7 +33,7 @@ impl Platforms {
     pub fn for_target(&self, target: &Target) -> &Arc<dyn ChatPlatform> {
         match target {
             Target::Slack(_) => self.slack.as_ref().unwrap_or(&self.console),
-            Target::Discord(_) => &self.console,
+            Target::Discord(_) => self.discord.as_ref().unwrap_or(&self.console),
         }
     }
 }

@@ -172,3 +172,88 @@ async fn sigterm_stops_cleanly_after_the_post_in_flight() {
         "a clean stop leaves nothing in flight: {log}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_posting_to_discord_posts_nothing_twice() {
+    use common::discord::*;
+    let discord = FakeDiscord::start().await;
+    discord.state.lock().unwrap().post_delay = Duration::from_millis(150);
+    let n = 12;
+    let items: Vec<(String, String, String)> = (0..n)
+        .map(|i| {
+            (
+                format!("d-{i}"),
+                format!("Acme {i}"),
+                format!("acme unique-marker-{i}"),
+            )
+        })
+        .collect();
+    let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(rss(&items)))]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+[store]
+path = "{store}"
+[server]
+listen = "127.0.0.1:{port}"
+[discord]
+bot_token = "{DISCORD_TOKEN}"
+application_id = "{APP_ID}"
+public_key = "{key}"
+api_url = "{api}"
+[[sources]]
+name = "news"
+kind = "rss"
+url = "{feed}"
+every = "1s"
+allow_private = true
+[[rules]]
+name = "acme"
+query = "acme"
+alert = ["discord:{CHANNEL}"]
+"#,
+        store = dir.path().join("store").display(),
+        port = free_port(),
+        key = public_key_hex(),
+        api = discord.api_url(),
+        feed = feeds.url("/feed.xml"),
+    );
+    let config = dir.path().join("d.toml");
+    std::fs::write(&config, text).unwrap();
+    for (run, kill_after) in [(0, 2usize), (1, 6)] {
+        let mut child = spawn(&config, dir.path(), run);
+        discord
+            .wait_until(30, "posts", |d| {
+                (d.roots().len() >= kill_after).then_some(())
+            })
+            .await;
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    let mut child = spawn(&config, dir.path(), 5);
+    discord
+        .wait_until(60, "all posts", |d| (d.roots().len() >= n).then_some(()))
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let roots = discord.roots();
+    assert_eq!(roots.len(), n, "each alert exactly once");
+    let mut footers: Vec<String> = roots
+        .iter()
+        .map(|m| {
+            m.body["embeds"][0]["footer"]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    footers.sort();
+    footers.dedup();
+    assert_eq!(footers.len(), n);
+    let threads = discord.state.lock().unwrap().threads.len();
+    assert!(
+        threads >= n - 2,
+        "threads started for (almost) every alert: {threads}"
+    );
+}

@@ -179,6 +179,123 @@ impl DiscordPlatform {
     }
 }
 
+/// Discord-only calls the interactions endpoint needs. Neutral types in, neutral out.
+impl DiscordPlatform {
+    /// Registers `/desk` with its subcommands and typed options: in one guild (instant) or
+    /// globally. Replaces whatever was registered before.
+    pub async fn register_commands(
+        &self,
+        application_id: u64,
+        guild_id: Option<u64>,
+        command: &str,
+    ) -> Result<(), ChatError> {
+        let body = serde_json::to_vec(&vec![desk_command(command)])
+            .map_err(|e| ChatError::Config(e.to_string()))?;
+        let application_id = serenity::model::id::ApplicationId::new(application_id);
+        let route = match guild_id {
+            Some(g) => Route::GuildCommands {
+                application_id,
+                guild_id: serenity::model::id::GuildId::new(g),
+            },
+            None => Route::Commands { application_id },
+        };
+        self.call(
+            "register commands",
+            Request::new(route, LightMethod::Put).body(Some(body)),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Replaces a deferred interaction answer with the real one.
+    pub async fn edit_original(
+        &self,
+        application_id: u64,
+        token: &str,
+        note: &Note,
+    ) -> Result<(), ChatError> {
+        let body =
+            serde_json::json!({"content": render_note(note), "allowed_mentions": {"parse": []}});
+        let req = Request::new(
+            Route::WebhookOriginalInteractionResponse {
+                application_id: serenity::model::id::ApplicationId::new(application_id),
+                token,
+            },
+            LightMethod::Patch,
+        )
+        .body(Some(body.to_string().into_bytes()));
+        self.call("edit interaction answer", req).await.map(|_| ())
+    }
+}
+
+/// The `/desk` application command: one subcommand per desk command, with typed options.
+pub fn desk_command(command: &str) -> serenity::builder::CreateCommand {
+    use serenity::all::CommandOptionType as T;
+    use serenity::builder::{CreateCommand, CreateCommandOption as O};
+    let id = || {
+        O::new(T::Integer, "id", "Alert number (the # on the alert)")
+            .required(true)
+            .min_int_value(1)
+    };
+    let text = |name: &str, what: &str, required: bool| {
+        O::new(T::String, name, what)
+            .required(required)
+            .max_length(500)
+    };
+    let sub = |name: &str, what: &str| O::new(T::SubCommand, name, what);
+    CreateCommand::new(command.trim_start_matches('/'))
+        .description("Claim, resolve and list brand mention alerts")
+        .add_option(sub("claim", "Take an alert").add_sub_option(id()))
+        .add_option(sub("unclaim", "Give an alert back").add_sub_option(id()))
+        .add_option(
+            sub("resolve", "Close an alert")
+                .add_sub_option(id())
+                .add_sub_option(text("note", "How it was handled", false)),
+        )
+        .add_option(sub("reopen", "Open a resolved or ignored alert again").add_sub_option(id()))
+        .add_option(
+            sub("assign", "Hand an alert to someone")
+                .add_sub_option(id())
+                .add_sub_option(O::new(T::User, "user", "Who takes it").required(true)),
+        )
+        .add_option(
+            sub("snooze", "Hide an alert for a while")
+                .add_sub_option(id())
+                .add_sub_option(text("for", "How long: 2h, 30m, or tomorrow", true)),
+        )
+        .add_option(
+            sub("ignore", "Mark an alert not relevant")
+                .add_sub_option(id())
+                .add_sub_option(text("reason", "Why", false)),
+        )
+        .add_option(
+            sub("note", "Add a note to an alert's thread")
+                .add_sub_option(id())
+                .add_sub_option(text("text", "The note", true)),
+        )
+        .add_option(
+            sub("list", "List alerts").add_sub_option(
+                O::new(T::String, "which", "Which alerts")
+                    .add_string_choice("open", "open")
+                    .add_string_choice("mine", "mine")
+                    .add_string_choice("unclaimed", "unclaimed"),
+            ),
+        )
+        .add_option(sub("show", "Details and history of an alert").add_sub_option(id()))
+        .add_option(
+            sub("stats", "Counts and response times")
+                .add_sub_option(text("period", "e.g. 7d", false)),
+        )
+        .add_option(
+            sub("preview", "Try a rule on the last 1,000 mentions").add_sub_option(text(
+                "query",
+                "The rule query",
+                true,
+            )),
+        )
+        .add_option(sub("help", "What the desk can do"))
+}
+
 fn snowflake(s: &str, what: &str) -> Result<u64, ChatError> {
     s.parse::<u64>()
         .ok()
@@ -330,14 +447,18 @@ fn alert_footer(id: AlertId) -> String {
     format!("mentiondesk alert #{id}")
 }
 
-/// Discord markdown: a backslash before every character that formats, quotes, links or
-/// mentions, so untrusted text shows as written. Line breaks become spaces.
+/// Discord markdown: a backslash before every character that formats, quotes, masks a link
+/// or mentions (`\ * _ ~ ` | > < @ [ ]`, and `#` or `-` where a line could start), so
+/// untrusted text shows as written. Line breaks become spaces.
 pub fn discord_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
+    for (i, c) in s.chars().enumerate() {
         match c {
-            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '<' | '#' | '[' | ']' | '(' | ')' | '@'
-            | ':' | '-' => {
+            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '<' | '[' | ']' | '@' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '#' | '-' if i == 0 => {
                 out.push('\\');
                 out.push(c);
             }
@@ -412,7 +533,12 @@ fn alert_embed(view: &AlertView) -> CreateEmbed {
     }
     let mut embed = CreateEmbed::new()
         .title(truncate(
-            &format!("{} #{} · {}", view.priority_icon(), view.id, title),
+            &format!(
+                "{} #{} · {}",
+                view.priority_icon(),
+                view.id,
+                discord_text(&title)
+            ),
             TITLE_LIMIT,
         ))
         .description(truncate(&description, DESCRIPTION_LIMIT.min(1500)))

@@ -2,6 +2,7 @@
 //! (Prometheus text) and Slack's callbacks (`slack.rs`). This module verifies and routes
 //! requests; it never decides business outcomes itself.
 
+pub mod discord;
 pub mod slack;
 
 use crate::metrics::Metrics;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Present when `[slack]` is configured.
     pub slack: Option<slack::SlackEndpoints>,
+    /// Present when `[discord]` is configured.
+    pub discord: Option<discord::DiscordEndpoints>,
 }
 
 /// Largest callback body accepted; Slack's are a few kilobytes.
@@ -38,6 +41,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/slack/commands", post(slack_commands))
         .route("/slack/interactions", post(slack_interactions))
+        .route("/discord/interactions", post(discord_interactions))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
         .with_state(state)
 }
@@ -57,6 +61,21 @@ async fn slack_interactions(
     match s.slack {
         Some(ep) => slack::interactions(ep, headers, body).await,
         None => not_configured(),
+    }
+}
+
+async fn discord_interactions(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match s.discord {
+        Some(ep) => discord::interactions(ep, headers, body).await,
+        None => (
+            StatusCode::NOT_FOUND,
+            "Discord is not configured on this mentiondesk: add [discord] to the config",
+        )
+            .into_response(),
     }
 }
 

@@ -3,6 +3,8 @@
 //! tests can assert on it, and can be told to misbehave (429, slowness, broken bodies).
 #![allow(dead_code)]
 
+pub mod discord;
+
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};

@@ -1,0 +1,358 @@
+//! A fake Discord REST API (v10) on 127.0.0.1 for the paths mentiondesk uses, with nonce
+//! deduplication (`enforce_nonce`), 429 injection, and signing of interactions with a test
+//! key pair.
+#![allow(dead_code)]
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{patch, post, put};
+use axum::{Json, Router};
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const DISCORD_TOKEN: &str = "discord-test-token";
+pub const APP_ID: &str = "200000000000000002";
+pub const GUILD_ID: &str = "300000000000000003";
+pub const CHANNEL: &str = "100000000000000001";
+
+#[derive(Debug, Clone)]
+pub struct DiscordMessage {
+    pub id: String,
+    pub channel_id: String,
+    pub body: Value,
+}
+
+#[derive(Default)]
+pub struct DiscordState {
+    pub messages: Vec<DiscordMessage>,
+    pub edits: Vec<(String, String, Value)>,
+    pub threads: Vec<(String, Value)>,
+    pub commands: Vec<(String, Value)>,
+    pub original_edits: Vec<(String, Value)>,
+    /// Answer the next N message creations with 429 (`retry_after` 0.5 s).
+    pub rate_limit_next: u32,
+    pub rate_limit_global: bool,
+    pub rate_limited: u32,
+    /// Hold each message creation's answer this long after storing the message.
+    pub post_delay: Duration,
+    pub bad_auth: u32,
+    seq: u64,
+}
+
+#[derive(Clone)]
+pub struct FakeDiscord {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<DiscordState>>,
+}
+
+type Shared = Arc<Mutex<DiscordState>>;
+
+impl FakeDiscord {
+    pub async fn start() -> FakeDiscord {
+        let state: Shared = Arc::default();
+        let router = Router::new()
+            .route(
+                "/api/v10/channels/{cid}/messages",
+                post(create_message).get(list_messages),
+            )
+            .route(
+                "/api/v10/channels/{cid}/messages/{mid}",
+                patch(edit_message),
+            )
+            .route(
+                "/api/v10/channels/{cid}/messages/{mid}/threads",
+                post(start_thread),
+            )
+            .route("/api/v10/applications/{app}/commands", put(put_commands))
+            .route(
+                "/api/v10/applications/{app}/guilds/{guild}/commands",
+                put(put_commands),
+            )
+            .route(
+                "/api/v10/webhooks/{app}/{token}/messages/@original",
+                patch(edit_original),
+            )
+            .with_state(state.clone());
+        FakeDiscord {
+            addr: super::serve(router).await,
+            state,
+        }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn messages(&self) -> Vec<DiscordMessage> {
+        self.state.lock().unwrap().messages.clone()
+    }
+
+    pub fn roots(&self) -> Vec<DiscordMessage> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m.channel_id == CHANNEL)
+            .collect()
+    }
+
+    /// Messages posted in the thread started from `root`.
+    pub fn thread(&self, root: &str) -> Vec<String> {
+        self.messages()
+            .into_iter()
+            .filter(|m| m.channel_id == root)
+            .map(|m| m.body["content"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    pub fn edits(&self) -> Vec<(String, String, Value)> {
+        self.state.lock().unwrap().edits.clone()
+    }
+
+    pub async fn wait_until<T>(
+        &self,
+        secs: u64,
+        what: &str,
+        mut f: impl FnMut(&FakeDiscord) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Some(v) = f(self) {
+                return v;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn authorized(headers: &HeaderMap, state: &Shared) -> bool {
+    let ok = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bot {DISCORD_TOKEN}"));
+    if !ok {
+        state.lock().unwrap().bad_auth += 1;
+    }
+    ok
+}
+
+fn error(status: u16, code: u64, message: &str) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap(),
+        Json(json!({"code": code, "message": message})),
+    )
+        .into_response()
+}
+
+/// A snowflake for now: milliseconds since the Discord epoch, shifted, plus a sequence.
+fn snowflake(seq: u64) -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    (((ms - 1_420_070_400_000) << 22) + seq).to_string()
+}
+
+async fn create_message(
+    State(state): State<Shared>,
+    Path(cid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers, &state) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let delay;
+    let msg = {
+        let mut s = state.lock().unwrap();
+        if s.rate_limit_next > 0 {
+            s.rate_limit_next -= 1;
+            s.rate_limited += 1;
+            let global = s.rate_limit_global;
+            let mut r = (StatusCode::TOO_MANY_REQUESTS, Json(json!({"message": "You are being rate limited.", "retry_after": 0.5, "global": global}))).into_response();
+            if global {
+                r.headers_mut()
+                    .insert("x-ratelimit-global", "true".parse().unwrap());
+            }
+            return r;
+        }
+        let is_thread = s.threads.iter().any(|(id, _)| *id == cid);
+        if cid != CHANNEL && !is_thread {
+            return error(404, 10003, "Unknown Channel");
+        }
+        if body["enforce_nonce"] == true {
+            if let Some(existing) = s
+                .messages
+                .iter()
+                .find(|m| m.channel_id == cid && m.body["nonce"] == body["nonce"])
+            {
+                let mut out = existing.body.clone();
+                out["id"] = json!(existing.id);
+                out["channel_id"] = json!(cid);
+                return Json(out).into_response();
+            }
+        }
+        s.seq += 1;
+        let id = snowflake(s.seq);
+        let m = DiscordMessage {
+            id,
+            channel_id: cid.clone(),
+            body: body.clone(),
+        };
+        s.messages.push(m.clone());
+        delay = s.post_delay;
+        m
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut out = msg.body.clone();
+    out["id"] = json!(msg.id);
+    out["channel_id"] = json!(msg.channel_id);
+    out["author"] = json!({"id": APP_ID, "username": "mentiondesk", "bot": true});
+    Json(out).into_response()
+}
+
+async fn list_messages(
+    State(state): State<Shared>,
+    Path(cid): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&headers, &state) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let after: u64 = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let s = state.lock().unwrap();
+    let list: Vec<Value> = s
+        .messages
+        .iter()
+        .rev()
+        .filter(|m| m.channel_id == cid && m.id.parse::<u64>().unwrap_or(0) > after)
+        .map(|m| {
+            // Like Discord, a fetched message carries no nonce.
+            json!({"id": m.id, "channel_id": m.channel_id, "content": m.body["content"], "embeds": m.body["embeds"], "author": {"id": APP_ID, "bot": true}})
+        })
+        .collect();
+    Json(list).into_response()
+}
+
+async fn edit_message(
+    State(state): State<Shared>,
+    Path((cid, mid)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers, &state) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let mut s = state.lock().unwrap();
+    if !s
+        .messages
+        .iter()
+        .any(|m| m.channel_id == cid && m.id == mid)
+    {
+        return error(404, 10008, "Unknown Message");
+    }
+    s.edits.push((cid.clone(), mid.clone(), body.clone()));
+    let mut out = body;
+    out["id"] = json!(mid);
+    out["channel_id"] = json!(cid);
+    Json(out).into_response()
+}
+
+async fn start_thread(
+    State(state): State<Shared>,
+    Path((cid, mid)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers, &state) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let mut s = state.lock().unwrap();
+    if !s
+        .messages
+        .iter()
+        .any(|m| m.channel_id == cid && m.id == mid)
+    {
+        return error(404, 10008, "Unknown Message");
+    }
+    if s.threads.iter().any(|(id, _)| *id == mid) {
+        return error(
+            400,
+            160004,
+            "A thread has already been created for this message",
+        );
+    }
+    s.threads.push((mid.clone(), body.clone()));
+    Json(json!({"id": mid, "parent_id": cid, "name": body["name"], "type": 11})).into_response()
+}
+
+async fn put_commands(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers, &state) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    state
+        .lock()
+        .unwrap()
+        .commands
+        .push((uri.path().to_string(), body.clone()));
+    Json(body).into_response()
+}
+
+async fn edit_original(
+    State(state): State<Shared>,
+    Path((_app, token)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    state
+        .lock()
+        .unwrap()
+        .original_edits
+        .push((token, body.clone()));
+    Json(body).into_response()
+}
+
+/// The test application's key pair (a fixed seed, so the public key can go into configs).
+pub fn signing_key() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+pub fn public_key_hex() -> String {
+    signing_key()
+        .verifying_key()
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Signs `timestamp + body` as Discord does; returns the hex signature.
+pub fn sign(timestamp: &str, body: &str) -> String {
+    let mut msg = timestamp.as_bytes().to_vec();
+    msg.extend_from_slice(body.as_bytes());
+    signing_key()
+        .sign(&msg)
+        .to_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
