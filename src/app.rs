@@ -162,6 +162,19 @@ pub async fn run_with_clock(
         }
         _ => None,
     };
+    let gateway = match (&config.discord, &discord_endpoints) {
+        (Some(cfg), Some(ep)) if cfg.gateway => Some(
+            crate::chat::discord_gateway::start(
+                &cfg.api_url,
+                cfg.bot_token.expose(),
+                ep.platform.clone(),
+                Arc::new(ep.clone()),
+            )
+            .await
+            .context("starting the Discord gateway")?,
+        ),
+        _ => None,
+    };
     let socket_mode = match (&config.slack, &slack_endpoints) {
         (Some(cfg), Some(ep)) => match &cfg.app_token {
             Some(app_token) => Some(
@@ -219,6 +232,9 @@ pub async fn run_with_clock(
     let _ = server_task.await;
     if let Some(sm) = socket_mode {
         sm.shutdown().await;
+    }
+    if let Some(gw) = gateway {
+        gw.shutdown().await;
     }
     store.flush().await?;
     tracing::info!("stopped; store flushed");

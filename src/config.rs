@@ -88,6 +88,8 @@ pub struct DiscordConfig {
     pub api_url: String,
     /// Register `/desk` in this guild (instant) instead of globally.
     pub guild_id: Option<u64>,
+    /// Receive interactions over the gateway instead of `POST /discord/interactions`.
+    pub gateway: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -272,6 +274,7 @@ const DISCORD_KEYS: &[&str] = &[
     "public_key",
     "api_url",
     "guild_id",
+    "gateway",
 ];
 const SOURCE_KEYS: &[&str] = &[
     "name",
@@ -437,12 +440,14 @@ impl Validator<'_> {
                 format!("{api_url:?} is not an http(s) URL"),
             );
         }
+        let gateway = self.boolean(t, "discord", "gateway").unwrap_or(false);
         Some(DiscordConfig {
             bot_token: bot_token?,
             application_id: application_id?,
             public_key: public_key?,
             api_url,
             guild_id,
+            gateway,
         })
     }
 

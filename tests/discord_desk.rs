@@ -508,3 +508,68 @@ async fn rate_limited_post_is_waited_out_and_posted_once() {
     assert_eq!(discord.state.lock().unwrap().rate_limited, 2);
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_mode_serves_interactions_without_a_public_endpoint() {
+    let discord = FakeDiscord::start().await;
+    let items = vec![(
+        "g1".to_string(),
+        "Acme".to_string(),
+        "acme broke".to_string(),
+    )];
+    let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(rss(&items)))]).await;
+    let cfg = config(&discord, &feeds.url("/feed.xml")).replace(
+        &format!("guild_id = \"{GUILD_ID}\""),
+        &format!("guild_id = \"{GUILD_ID}\"\ngateway = true"),
+    );
+    let daemon = Daemon::start(&cfg).await;
+    discord
+        .wait_until(15, "alert posted", |d| d.roots().first().cloned())
+        .await;
+    discord
+        .wait_until(15, "gateway ready", |d| {
+            d.state.lock().unwrap().gateway_tx.clone()
+        })
+        .await;
+    let identify = discord
+        .state
+        .lock()
+        .unwrap()
+        .gateway_received
+        .iter()
+        .find(|v| v["op"] == 2)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        identify["d"]["token"],
+        format!("Bot {DISCORD_TOKEN}").as_str(),
+        "identifies with the bot token"
+    );
+
+    let interaction = json!({
+        "id": "400000000000000004", "application_id": APP_ID, "type": 2, "token": "gw-token", "version": 1,
+        "guild_id": GUILD_ID, "channel_id": CHANNEL, "locale": "en-US", "guild_locale": "en-US",
+        "app_permissions": "0", "entitlements": [], "authorizing_integration_owners": {}, "attachment_size_limit": 26214400,
+        "member": {"user": {"id": "55", "username": "gwuser", "discriminator": "0", "global_name": null, "avatar": null},
+                   "roles": [], "joined_at": "2024-01-01T00:00:00.000000+00:00", "deaf": false, "mute": false, "flags": 0, "pending": false, "permissions": "0"},
+        "data": {"id": "500000000000000005", "name": "desk", "type": 1,
+                 "options": [{"name": "claim", "type": 1, "options": [{"name": "id", "type": 4, "value": 1}]}]}
+    });
+    if let Err(e) = serde_json::from_value::<serenity::all::Interaction>(interaction.clone()) {
+        panic!("interaction does not deserialize: {e}");
+    }
+    discord.dispatch("INTERACTION_CREATE", interaction);
+    let (id, body) = discord
+        .wait_until(15, "interaction callback", |d| {
+            d.state.lock().unwrap().callbacks.first().cloned()
+        })
+        .await;
+    assert_eq!(id, "400000000000000004");
+    assert_eq!(body["type"], 4);
+    assert!(content(&body).contains("You claimed #1"), "{body}");
+    let edit = discord
+        .wait_until(10, "claimed edit", |d| d.edits().pop())
+        .await;
+    assert!(state_field(&edit.2).contains("Claimed by <@55>"));
+    daemon.stop().await;
+}

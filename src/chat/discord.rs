@@ -207,6 +207,28 @@ impl DiscordPlatform {
         .map(|_| ())
     }
 
+    /// Answers an interaction that arrived over the gateway (the HTTP endpoint answers in
+    /// its response body instead).
+    pub async fn interaction_callback(
+        &self,
+        id: &str,
+        token: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), ChatError> {
+        let req = Request::new(
+            Route::InteractionResponse {
+                interaction_id: serenity::model::id::InteractionId::new(snowflake(
+                    id,
+                    "interaction",
+                )?),
+                token,
+            },
+            LightMethod::Post,
+        )
+        .body(Some(body.to_string().into_bytes()));
+        self.call("answer interaction", req).await.map(|_| ())
+    }
+
     /// Replaces a deferred interaction answer with the real one.
     pub async fn edit_original(
         &self,

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 pub mod console;
 pub mod discord;
+pub mod discord_gateway;
 pub mod escape;
 pub mod slack;
 pub mod slack_socket;

@@ -8,6 +8,8 @@
 use crate::chat::discord::{
     render_note, DiscordPlatform, BUTTON_CLAIM, BUTTON_IGNORE, BUTTON_RESOLVE, BUTTON_SNOOZE,
 };
+use crate::chat::discord_gateway::GatewayHandler;
+use crate::chat::slack_socket::BoxFuture;
 use crate::clock::Clock;
 use crate::desk::command::{self, SnoozeFor};
 use crate::desk::state::Action;
@@ -103,8 +105,14 @@ pub async fn interactions(ep: DiscordEndpoints, headers: HeaderMap, body: Bytes)
     let Ok(i) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "body is not JSON").into_response();
     };
+    Json(respond(&ep, &i).await).into_response()
+}
+
+/// The response to a verified interaction (from HTTP or the gateway); replays are answered
+/// but never applied twice.
+pub async fn respond(ep: &DiscordEndpoints, i: &Value) -> Value {
     if i["type"] == 1 {
-        return Json(json!({"type": 1})).into_response();
+        return json!({"type": 1});
     }
     let id = i["id"].as_str().unwrap_or_default();
     match ep
@@ -115,13 +123,21 @@ pub async fn interactions(ep: DiscordEndpoints, headers: HeaderMap, body: Bytes)
         Ok(true) => {}
         Ok(false) => {
             tracing::info!(interaction = %id, "Discord interaction already handled (replay); ignored");
-            return Json(answer(&Note::new().text("Already done."))).into_response();
+            return answer(&Note::new().text("Already done."));
         }
         Err(e) => {
             tracing::error!(error = %e, "cannot record a Discord interaction id; treating it as new")
         }
     }
-    Json(handle(&ep, &i).await).into_response()
+    handle(ep, i).await
+}
+
+/// Gateway interactions go through the same code; the websocket itself is authenticated.
+impl GatewayHandler for DiscordEndpoints {
+    fn interaction(&self, interaction: Value) -> BoxFuture<Value> {
+        let ep = self.clone();
+        Box::pin(async move { respond(&ep, &interaction).await })
+    }
 }
 
 /// The response body for a verified, first-seen interaction.

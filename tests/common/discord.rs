@@ -42,6 +42,10 @@ pub struct DiscordState {
     /// Hold each message creation's answer this long after storing the message.
     pub post_delay: Duration,
     pub bad_auth: u32,
+    /// Gateway: frames to send to the connected client, what it sent, interaction answers.
+    pub gateway_tx: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    pub gateway_received: Vec<Value>,
+    pub callbacks: Vec<(String, Value)>,
     seq: u64,
 }
 
@@ -78,6 +82,17 @@ impl FakeDiscord {
                 "/api/v10/webhooks/{app}/{token}/messages/@original",
                 patch(edit_original),
             )
+            .route("/api/v10/gateway/bot", axum::routing::get(gateway_bot))
+            .route("/api/v10/gateway", axum::routing::get(gateway_bot))
+            .route("/gateway", axum::routing::get(gateway))
+            .route(
+                "/api/v10/interactions/{id}/{token}/callback",
+                post(callback),
+            )
+            .fallback(|req: axum::extract::Request| async move {
+                eprintln!("fake discord: no route for {} {}", req.method(), req.uri());
+                StatusCode::NOT_FOUND
+            })
             .with_state(state.clone());
         FakeDiscord {
             addr: super::serve(router).await,
@@ -329,6 +344,106 @@ async fn edit_original(
         .original_edits
         .push((token, body.clone()));
     Json(body).into_response()
+}
+
+async fn gateway_bot(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, &state) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    Json(json!({"url": format!("ws://{host}/gateway"), "shards": 1,
+        "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}))
+    .into_response()
+}
+
+async fn gateway(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    ws: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    use axum::extract::ws::Message;
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    ws.on_upgrade(move |mut socket| async move {
+        let hello = json!({"op": 10, "d": {"heartbeat_interval": 41250}});
+        if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
+            return;
+        }
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let mut seq = 1u64;
+        loop {
+            tokio::select! {
+                out = rx.recv() => match out {
+                    Some(frame) => if socket.send(Message::Text(frame.into())).await.is_err() { break },
+                    None => break,
+                },
+                incoming = socket.recv() => match incoming {
+                    Some(Ok(Message::Text(t))) => {
+                        let v: Value = serde_json::from_str(&t).unwrap_or_default();
+                        state.lock().unwrap().gateway_received.push(v.clone());
+                        match v["op"].as_u64() {
+                            Some(2) => {
+                                let ready = json!({"op": 0, "s": seq, "t": "READY", "d": {
+                                    "v": 10,
+                                    "user": {"id": APP_ID, "username": "mentiondesk", "discriminator": "0", "global_name": null, "avatar": null, "bot": true},
+                                    "guilds": [],
+                                    "session_id": "fake-session",
+                                    "resume_gateway_url": format!("ws://{host}/gateway"),
+                                    "shard": [0, 1],
+                                    "application": {"id": APP_ID, "flags": 0}
+                                }});
+                                seq += 1;
+                                if socket.send(Message::Text(ready.to_string().into())).await.is_err() { break }
+                                state.lock().unwrap().gateway_tx = Some(tx.clone());
+                            }
+                            Some(1) => {
+                                let _ = socket.send(Message::Text(json!({"op": 11}).to_string().into())).await;
+                            }
+                            _ => {}
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    })
+}
+
+async fn callback(
+    State(state): State<Shared>,
+    Path((id, _token)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers, &state) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    state.lock().unwrap().callbacks.push((id, body));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+impl FakeDiscord {
+    /// Sends a gateway dispatch (`t` with payload `d`) to the connected client.
+    pub fn dispatch(&self, t: &str, d: Value) {
+        let tx = self
+            .state
+            .lock()
+            .unwrap()
+            .gateway_tx
+            .clone()
+            .expect("a gateway client is connected");
+        tx.send(json!({"op": 0, "s": 2, "t": t, "d": d}).to_string())
+            .unwrap();
+    }
 }
 
 /// The test application's key pair (a fixed seed, so the public key can go into configs).
