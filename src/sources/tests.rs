@@ -657,6 +657,7 @@ pub(crate) mod helpers {
             timeout: Duration::from_secs(5),
             max_body_bytes: 1024 * 1024,
             allow_private: true,
+            api: Default::default(),
         }
     }
 
@@ -671,6 +672,7 @@ pub(crate) mod helpers {
             timeout: Duration::from_secs(5),
             max_body_bytes: 1024 * 1024,
             allow_private: false,
+            api: Default::default(),
         }
     }
 
