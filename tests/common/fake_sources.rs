@@ -541,3 +541,123 @@ async fn reddit_comments(
     let comments = state.lock().unwrap().reddit_comments.clone();
     reddit_listing(&state, &headers, &q, comments)
 }
+
+// ---------- Jetstream ----------
+
+/// A post-create event in Jetstream's shape.
+pub fn jet_post(did: &str, rkey: &str, time_us: i64, text: &str) -> String {
+    json!({
+        "did": did, "time_us": time_us, "kind": "commit",
+        "commit": {"rev": format!("rev{time_us}"), "operation": "create",
+            "collection": "app.bsky.feed.post", "rkey": rkey,
+            "record": {"$type": "app.bsky.feed.post", "createdAt": "2024-09-09T19:46:02.102Z",
+                "langs": ["en"], "text": text},
+            "cid": "bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi"}
+    })
+    .to_string()
+}
+
+#[derive(Default)]
+pub struct JetState {
+    /// Every event ever sent, for replay from a cursor.
+    pub events: Vec<(i64, String)>,
+    /// The request URI of each connection, in order.
+    pub connections: Vec<String>,
+    live: Vec<mpsc::UnboundedSender<Option<String>>>,
+}
+
+/// A Jetstream server: replays stored events from `cursor` (as Jetstream does, `time_us >=
+/// cursor`), then forwards live ones; can drop every connection.
+#[derive(Clone)]
+pub struct FakeJetstream {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<JetState>>,
+}
+
+impl FakeJetstream {
+    pub async fn start() -> FakeJetstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state: Arc<Mutex<JetState>> = Arc::default();
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move { serve_jetstream(tcp, state).await });
+            }
+        });
+        FakeJetstream { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/subscribe", self.addr)
+    }
+
+    pub fn send(&self, time_us: i64, event: String) {
+        let mut s = self.state.lock().unwrap();
+        s.events.push((time_us, event.clone()));
+        s.live.retain(|tx| tx.send(Some(event.clone())).is_ok());
+    }
+
+    /// Records an event without sending it live (it happened "while we were away").
+    pub fn store_only(&self, time_us: i64, event: String) {
+        self.state.lock().unwrap().events.push((time_us, event));
+    }
+
+    pub fn drop_all(&self) {
+        let mut s = self.state.lock().unwrap();
+        for tx in s.live.drain(..) {
+            let _ = tx.send(None);
+        }
+    }
+
+    pub fn connections(&self) -> Vec<String> {
+        self.state.lock().unwrap().connections.clone()
+    }
+}
+
+async fn serve_jetstream(tcp: tokio::net::TcpStream, state: Arc<Mutex<JetState>>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response as WsResponse};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut uri = String::new();
+    let ws = tokio_tungstenite::accept_hdr_async(tcp, |req: &Request, resp: WsResponse| {
+        uri = req.uri().to_string();
+        Ok(resp)
+    })
+    .await;
+    let Ok(mut ws) = ws else { return };
+    let cursor: Option<i64> = uri
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("cursor="))
+        .and_then(|c| c.parse().ok());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let replay: Vec<String> = {
+        let mut s = state.lock().unwrap();
+        s.connections.push(uri.clone());
+        s.live.push(tx);
+        match cursor {
+            Some(c) => s
+                .events
+                .iter()
+                .filter(|(t, _)| *t >= c)
+                .map(|(_, e)| e.clone())
+                .collect(),
+            None => Vec::new(),
+        }
+    };
+    for e in replay {
+        if ws.send(Message::text(e)).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        tokio::select! {
+            next = rx.recv() => match next {
+                Some(Some(e)) => if ws.send(Message::text(e)).await.is_err() { return },
+                _ => { let _ = ws.close(None).await; return }
+            },
+            incoming = ws.next() => if incoming.is_none() { return },
+        }
+    }
+}
