@@ -666,6 +666,62 @@ mod tests {
             b.await.unwrap();
         }
 
+        /// A streaming-style source: `ready` fires when the test pushes, `poll` drains.
+        struct Streamy {
+            wake: Arc<tokio::sync::Notify>,
+            pending: Arc<Mutex<usize>>,
+        }
+
+        #[async_trait::async_trait]
+        impl Source for Streamy {
+            fn name(&self) -> &str {
+                "streamy"
+            }
+            fn kind(&self) -> SourceKind {
+                SourceKind::Bluesky
+            }
+            async fn poll(&mut self, _: &mut SourceState) -> Result<Vec<Mention>, SourceError> {
+                let n = std::mem::take(&mut *self.pending.lock().unwrap());
+                Ok((0..n).map(mention).collect())
+            }
+            async fn ready(&mut self) {
+                self.wake.notified().await
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_ready_source_is_polled_at_once_instead_of_after_its_interval() {
+            let wake = Arc::new(tokio::sync::Notify::new());
+            let pending = Arc::new(Mutex::new(0));
+            let source = Box::new(Streamy {
+                wake: wake.clone(),
+                pending: pending.clone(),
+            });
+            let (tx, mut rx) = mpsc::channel(8);
+            let (trigger, stop) = shutdown::channel();
+            let task = tokio::spawn(run(
+                source,
+                Duration::from_secs(3600),
+                Duration::from_secs(10),
+                SourceState::default(),
+                tx,
+                Health::new(),
+                stop,
+            ));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let start = Instant::now();
+            *pending.lock().unwrap() = 2;
+            wake.notify_one();
+            let outcome = rx.recv().await.unwrap();
+            assert_eq!(outcome.mentions.len(), 2);
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "not the hour-long interval"
+            );
+            trigger.trigger();
+            task.await.unwrap();
+        }
+
         #[tokio::test]
         async fn the_loop_ends_when_the_intake_is_gone() {
             let (source, _) = scripted("orphan", vec![Step::Ok(1)]);

@@ -478,7 +478,7 @@ mod rss_over_http {
         assert!(err.to_string().contains("needs url"), "{err}");
         spec.kind = crate::sources::SourceKind::Mastodon;
         let err = crate::sources::build(&spec).err().unwrap();
-        assert!(err.to_string().contains("not available"), "{err}");
+        assert!(err.to_string().contains("needs instances"), "{err}");
     }
 }
 
