@@ -616,6 +616,7 @@ impl FakeJetstream {
     }
 }
 
+#[allow(clippy::result_large_err)] // the callback's error type is tungstenite's, not ours
 async fn serve_jetstream(tcp: tokio::net::TcpStream, state: Arc<Mutex<JetState>>) {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response as WsResponse};
