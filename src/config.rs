@@ -4,7 +4,7 @@
 
 use crate::model::{Priority, Target};
 use crate::rules::{Defaults, RuleSet, EXCLUDE_RULE_NAME};
-use crate::sources::{SourceKind, SourceSpec};
+use crate::sources::{ApiOptions, SourceKind, SourceSpec};
 use std::collections::HashSet;
 use std::fmt;
 use std::net::SocketAddr;
@@ -286,6 +286,16 @@ const SOURCE_KEYS: &[&str] = &[
     "timeout",
     "max_body_bytes",
     "allow_private",
+    "instances",
+    "tags",
+    "token",
+    "stream",
+    "subreddits",
+    "client_id",
+    "client_secret",
+    "user_agent",
+    "token_url",
+    "failover_url",
 ];
 const RULE_KEYS: &[&str] = &["name", "query", "alert", "priority"];
 const DESK_KEYS: &[&str] = &[
@@ -476,11 +486,7 @@ impl Validator<'_> {
                 let parsed = SourceKind::parse(&k);
                 let line = self.key_line(t, "kind");
                 match parsed {
-                    Some(SourceKind::Rss | SourceKind::File) => parsed,
-                    Some(other) => {
-                        self.problem(line, &format!("{key}.kind"), format!("source kind {:?} is not built into this version yet; available now: rss, file", other.as_str()));
-                        None
-                    }
+                    Some(_) => parsed,
                     None => {
                         self.problem(line, &format!("{key}.kind"), format!("unknown source kind {k:?}; expected one of rss, file, reddit, hackernews, bluesky, mastodon"));
                         None
@@ -509,18 +515,18 @@ impl Validator<'_> {
                 }
                 _ => {}
             }
-            if let Some(u) = &url {
-                if !(u.starts_with("https://") || u.starts_with("http://")) {
-                    let line = self.key_line(t, "url");
-                    self.problem(
-                        line,
-                        &format!("{key}.url"),
-                        format!("{u:?} is not an http(s) URL"),
-                    );
+            let api = self.source_api(t, &key, kind, query.as_deref());
+            let ws = kind == Some(SourceKind::Bluesky);
+            for (field, value) in [("url", &url), ("failover_url", &api.failover_url)] {
+                if let Some(u) = value {
+                    self.check_source_url(t, &key, field, u, ws);
                 }
             }
             let default_every = match kind {
-                Some(SourceKind::File) => Duration::from_secs(10),
+                Some(SourceKind::File | SourceKind::Bluesky) => Duration::from_secs(10),
+                Some(SourceKind::Hackernews | SourceKind::Reddit | SourceKind::Mastodon) => {
+                    Duration::from_secs(120)
+                }
                 _ => Duration::from_secs(300),
             };
             let every = self.duration(t, &key, "every").unwrap_or(default_every);
@@ -542,10 +548,144 @@ impl Validator<'_> {
                     timeout,
                     max_body_bytes,
                     allow_private,
+                    api,
                 });
             }
         }
         out
+    }
+
+    /// The kind-specific keys of one `[[sources]]` entry, with a problem for each one the
+    /// kind requires but lacks.
+    fn source_api(
+        &mut self,
+        t: &Table,
+        key: &str,
+        kind: Option<SourceKind>,
+        query: Option<&str>,
+    ) -> ApiOptions {
+        let mut api = ApiOptions {
+            instances: self.string_array(t, key, "instances"),
+            tags: self
+                .string_array(t, key, "tags")
+                .into_iter()
+                .map(|tag| tag.trim_start_matches('#').to_string())
+                .collect(),
+            token: None,
+            stream: self.boolean(t, key, "stream").unwrap_or(false),
+            subreddits: self
+                .string_array(t, key, "subreddits")
+                .into_iter()
+                .map(|s| {
+                    s.trim_start_matches("/r/")
+                        .trim_start_matches("r/")
+                        .to_string()
+                })
+                .collect(),
+            client_id: self.string(t, key, "client_id"),
+            client_secret: None,
+            user_agent: self.string(t, key, "user_agent"),
+            token_url: self.string(t, key, "token_url"),
+            failover_url: self.string(t, key, "failover_url"),
+        };
+        if t.contains_key("token") {
+            api.token = self.secret(t, key, "token", "MASTODON_TOKEN");
+        }
+        let line = self.line(t.span());
+        let needs_query = matches!(
+            kind,
+            Some(SourceKind::Hackernews | SourceKind::Reddit | SourceKind::Bluesky)
+        );
+        if needs_query && query.is_none_or(|q| q.trim().is_empty()) {
+            let why = match kind {
+                Some(SourceKind::Bluesky) => "its words prefilter the firehose",
+                _ => "it is what the API is searched for",
+            };
+            self.problem(
+                line,
+                &format!("{key}.query"),
+                format!("missing; add query = \"acme\" ({why})"),
+            );
+        }
+        if kind == Some(SourceKind::Bluesky)
+            && query.is_some_and(|q| {
+                !q.trim().is_empty() && crate::sources::prefilter::positive_terms(q).is_empty()
+            })
+        {
+            self.problem(
+                line,
+                &format!("{key}.query"),
+                "names no word to look for (only NOT terms); the firehose cannot be filtered by it",
+            );
+        }
+        match kind {
+            Some(SourceKind::Mastodon) => {
+                if api.instances.is_empty() {
+                    self.problem(
+                        line,
+                        &format!("{key}.instances"),
+                        "missing; add instances = [\"https://mastodon.social\"]",
+                    );
+                }
+                for i in api.instances.clone() {
+                    self.check_source_url(t, key, "instances", &i, false);
+                }
+                if api.tags.is_empty() {
+                    self.problem(
+                        line,
+                        &format!("{key}.tags"),
+                        "missing; add tags = [\"acme\"] (hashtags without #)",
+                    );
+                }
+                if api.stream && api.token.is_none() {
+                    let line = self.key_line(t, "stream");
+                    self.problem(
+                        line,
+                        &format!("{key}.token"),
+                        "stream = true needs token = \"${MASTODON_TOKEN}\" (the streaming API asks for one)",
+                    );
+                }
+            }
+            Some(SourceKind::Reddit) => {
+                if api.subreddits.is_empty() {
+                    self.problem(
+                        line,
+                        &format!("{key}.subreddits"),
+                        "missing; add subreddits = [\"acme\", \"routers\"]",
+                    );
+                }
+                if api.client_id.is_none() {
+                    self.problem(
+                        line,
+                        &format!("{key}.client_id"),
+                        "missing; add client_id = \"${REDDIT_CLIENT_ID}\" (from reddit.com/prefs/apps)",
+                    );
+                }
+                api.client_secret = self.secret(t, key, "client_secret", "REDDIT_CLIENT_SECRET");
+                if let Some(u) = api.token_url.clone() {
+                    self.check_source_url(t, key, "token_url", &u, false);
+                }
+            }
+            _ => {}
+        }
+        api
+    }
+
+    fn check_source_url(&mut self, t: &Table, key: &str, field: &str, u: &str, ws: bool) {
+        let ok = if ws {
+            u.starts_with("wss://") || u.starts_with("ws://")
+        } else {
+            u.starts_with("https://") || u.starts_with("http://")
+        };
+        if !ok {
+            let line = self.key_line(t, field);
+            let what = if ws { "a ws(s)" } else { "an http(s)" };
+            self.problem(
+                line,
+                &format!("{key}.{field}"),
+                format!("{u:?} is not {what} URL"),
+            );
+        }
     }
 
     fn rules(&mut self, root: &Table) -> Vec<RuleConfig> {

@@ -57,6 +57,7 @@ async fn a_gzip_bomb_never_inflates_past_the_cap_in_memory() {
         timeout: Duration::from_secs(10),
         max_body_bytes: CAP,
         allow_private: true, // the fake server is on 127.0.0.1
+        api: Default::default(),
     };
     let fetcher = Fetcher::new(&spec).unwrap();
 

@@ -19,6 +19,16 @@ pub const USER_AGENT: &str = concat!(
     " (+https://github.com/mentiondesk)"
 );
 
+/// A stream that sends nothing (not even a heartbeat) for this long is taken for dead.
+pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A 2xx answer to an API request: its headers (rate limits, `Link`) and its capped body.
+#[derive(Debug, Clone)]
+pub struct ApiResponse {
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
 /// Redirect hops followed before giving up; feeds rarely need more than two.
 const MAX_REDIRECTS: usize = 5;
 
@@ -43,6 +53,8 @@ pub enum Fetched {
 #[derive(Debug, Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    /// Same guard, no overall timeout: for streams that stay open for hours.
+    stream_client: reqwest::Client,
     timeout: Duration,
     max_body_bytes: u64,
     allow_private: bool,
@@ -67,8 +79,21 @@ impl Fetcher {
         let client = builder.build().map_err(|e| {
             SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e)))
         })?;
+        let mut stream_builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(spec.timeout)
+            .read_timeout(STREAM_IDLE_TIMEOUT)
+            .no_proxy()
+            .redirect(redirect_policy(allow_private));
+        if !allow_private {
+            stream_builder = stream_builder.dns_resolver(Arc::new(PublicOnlyResolver));
+        }
+        let stream_client = stream_builder.build().map_err(|e| {
+            SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e)))
+        })?;
         Ok(Fetcher {
             client,
+            stream_client,
             timeout: spec.timeout,
             max_body_bytes: spec.max_body_bytes,
             allow_private,
@@ -89,12 +114,7 @@ impl Fetcher {
         state: &SourceState,
         extra_headers: &[(&str, &str)],
     ) -> Result<Fetched, SourceError> {
-        let parsed = Url::parse(url).map_err(|e| SourceError::Refused {
-            url: redact_url(url),
-            reason: format!("not a valid URL: {e}"),
-        })?;
-        check_url(&parsed, self.allow_private)?;
-
+        let (parsed, shown) = self.checked(url)?;
         let mut headers = HeaderMap::new();
         if let Some(etag) = state.etag.as_deref().and_then(header_value) {
             headers.insert(IF_NONE_MATCH, etag);
@@ -102,57 +122,150 @@ impl Fetcher {
         if let Some(lm) = state.last_modified.as_deref().and_then(header_value) {
             headers.insert(IF_MODIFIED_SINCE, lm);
         }
-        let mut request = self.client.get(parsed.clone()).headers(headers);
-        for (name, value) in extra_headers {
-            request = request.header(*name, *value);
-        }
-
-        let shown = redact_url(url);
-        let mut response = request
-            .send()
-            .await
-            .map_err(|e| self.map_error(e, &shown))?;
-        let status = response.status();
-        tracing::debug!(url = %shown, status = status.as_u16(), "fetched");
-
-        if status == StatusCode::NOT_MODIFIED {
+        let request = with_headers(self.client.get(parsed).headers(headers), extra_headers);
+        let response = self.send(request, &shown).await?;
+        if response.status() == StatusCode::NOT_MODIFIED {
             return Ok(Fetched::NotModified);
         }
-        if !status.is_success() {
-            return Err(SourceError::Status {
-                status: status.as_u16(),
-                retry_after: response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| parse_retry_after(v, chrono::Utc::now())),
-            });
-        }
-
         let etag = header_string(response.headers(), &ETAG);
         let last_modified = header_string(response.headers(), &LAST_MODIFIED);
+        let bytes = self.read_body(response, &shown).await?;
+        Ok(Fetched::Body {
+            bytes,
+            etag,
+            last_modified,
+        })
+    }
+
+    /// GETs an API resource and returns its headers (rate limits, `Link`) with the capped body.
+    pub async fn get(
+        &self,
+        url: &str,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<ApiResponse, SourceError> {
+        let (parsed, shown) = self.checked(url)?;
+        let request = with_headers(self.client.get(parsed), extra_headers);
+        let response = self.send(request, &shown).await?;
+        let headers = response.headers().clone();
+        let bytes = self.read_body(response, &shown).await?;
+        Ok(ApiResponse { headers, bytes })
+    }
+
+    /// POSTs a form with HTTP Basic credentials (OAuth token endpoints). The credentials are
+    /// sent, never logged, and never appear in an error.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        extra_headers: &[(&str, &str)],
+        basic_auth: (&str, &str),
+        form: &[(&str, &str)],
+    ) -> Result<ApiResponse, SourceError> {
+        let (parsed, shown) = self.checked(url)?;
+        let request = with_headers(self.client.post(parsed), extra_headers)
+            .basic_auth(basic_auth.0, Some(basic_auth.1))
+            .form(form);
+        let response = self.send(request, &shown).await?;
+        let headers = response.headers().clone();
+        let bytes = self.read_body(response, &shown).await?;
+        Ok(ApiResponse { headers, bytes })
+    }
+
+    /// Opens a long-lived response (server-sent events). It has no overall timeout, only
+    /// `STREAM_IDLE_TIMEOUT` between chunks, so a silent dead connection is still noticed.
+    /// Read it with `next_chunk`, which keeps the body cap per event.
+    pub async fn open_stream(
+        &self,
+        url: &str,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<reqwest::Response, SourceError> {
+        let (parsed, shown) = self.checked(url)?;
+        let request = with_headers(self.stream_client.get(parsed), extra_headers);
+        self.send(request, &shown).await
+    }
+
+    /// The next chunk of a stream opened with `open_stream`; `None` when the server ended it.
+    pub async fn next_chunk(
+        &self,
+        response: &mut reqwest::Response,
+        shown_url: &str,
+    ) -> Result<Option<bytes::Bytes>, SourceError> {
+        response
+            .chunk()
+            .await
+            .map_err(|e| self.map_error(e, shown_url))
+    }
+
+    /// The largest body (or streamed event) this fetcher accepts.
+    pub fn max_body_bytes(&self) -> u64 {
+        self.max_body_bytes
+    }
+
+    /// Whether private addresses are allowed (the websocket connector applies the same rule).
+    pub fn allow_private(&self) -> bool {
+        self.allow_private
+    }
+
+    fn checked(&self, url: &str) -> Result<(Url, String), SourceError> {
+        let parsed = Url::parse(url).map_err(|e| SourceError::Refused {
+            url: redact_url(url),
+            reason: format!("not a valid URL: {e}"),
+        })?;
+        check_url(&parsed, self.allow_private)?;
+        Ok((parsed, redact_url(url)))
+    }
+
+    /// Sends a request; a status other than 2xx or 304 becomes `SourceError::Status` with the
+    /// wait the server asked for (Retry-After, or X-Ratelimit-Reset on a 429).
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        shown: &str,
+    ) -> Result<reqwest::Response, SourceError> {
+        let response = request.send().await.map_err(|e| self.map_error(e, shown))?;
+        let status = response.status();
+        tracing::debug!(url = %shown, status = status.as_u16(), "fetched");
+        if status == StatusCode::NOT_MODIFIED || status.is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers();
+        let retry_after = headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, chrono::Utc::now()))
+            .or_else(|| {
+                (status == StatusCode::TOO_MANY_REQUESTS)
+                    .then(|| ratelimit_reset(headers))
+                    .flatten()
+            });
+        Err(SourceError::Status {
+            status: status.as_u16(),
+            retry_after,
+        })
+    }
+
+    /// Reads the body chunk by chunk (already decompressed by reqwest) and stops as soon as the
+    /// cap is crossed, so a gzip bomb costs at most the cap plus one chunk of memory.
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+        shown: &str,
+    ) -> Result<Vec<u8>, SourceError> {
         let limit = self.max_body_bytes;
         if response.content_length().is_some_and(|len| len > limit) {
             return Err(SourceError::TooLarge { limit });
         }
-        // Read chunk by chunk (already decompressed by reqwest) and stop as soon as the cap is
-        // crossed, so a gzip bomb costs at most the cap plus one chunk of memory.
         let mut bytes = Vec::new();
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| self.map_error(e, &shown))?
+            .map_err(|e| self.map_error(e, shown))?
         {
             if bytes.len() as u64 + chunk.len() as u64 > limit {
                 return Err(SourceError::TooLarge { limit });
             }
             bytes.extend_from_slice(&chunk);
         }
-        Ok(Fetched::Body {
-            bytes,
-            etag,
-            last_modified,
-        })
+        Ok(bytes)
     }
 
     /// Turns a reqwest error into ours without its URL (which may carry a token in its query).
@@ -204,6 +317,28 @@ fn chain(e: &dyn std::error::Error) -> String {
         current = err.source();
     }
     out
+}
+
+fn with_headers(
+    mut request: reqwest::RequestBuilder,
+    extra: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    request
+}
+
+/// Seconds until a rate-limit window resets, as Reddit (and others) send it.
+pub fn ratelimit_reset(headers: &HeaderMap) -> Option<Duration> {
+    let secs: f64 = headers
+        .get("x-ratelimit-reset")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
 }
 
 fn header_value(s: &str) -> Option<HeaderValue> {
@@ -339,6 +474,22 @@ fn is_private_v6(ip: Ipv6Addr) -> bool {
     (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
         || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
         || (seg[0] & 0xffc0) == 0xfec0 // site-local fec0::/10 (deprecated, still routable inside)
+}
+
+/// Decodes a JSON API body. A cut-off body ("EOF while parsing") and a body that is not the
+/// expected shape are both parse errors naming `what`, so `/healthz` says which API broke.
+pub fn decode_json<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    what: &str,
+) -> Result<T, SourceError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        let hint = if e.is_eof() {
+            " (the body ends early; was it cut off?)"
+        } else {
+            ""
+        };
+        SourceError::Parse(format!("malformed JSON from {what}: {e}{hint}"))
+    })
 }
 
 /// A URL safe to log or put in an error: no userinfo, no query, no fragment (tokens live there).

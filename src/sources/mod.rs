@@ -3,16 +3,23 @@
 //! Sources never touch the store or chat: they return mentions and their new cursor state,
 //! and the intake decides what to keep.
 
+use crate::config::Secret;
 use crate::model::Mention;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub mod bluesky;
 pub mod file;
+pub mod hackernews;
 pub mod http;
+pub mod mastodon;
 pub mod poll;
+pub mod prefilter;
+pub mod reddit;
 pub mod rss;
+pub mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -73,6 +80,34 @@ pub struct SourceSpec {
     pub max_body_bytes: u64,
     /// Allow fetching from private / loopback addresses (tests, intranet feeds).
     pub allow_private: bool,
+    /// Settings only some kinds use (accounts, instances, subreddits, failover).
+    pub api: ApiOptions,
+}
+
+/// Kind-specific `[[sources]]` keys, kept apart so the common fields stay readable.
+/// Every field is optional here; `config.rs` reports which ones a kind requires.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiOptions {
+    /// `mastodon`: instance base URLs, e.g. `https://mastodon.social`.
+    pub instances: Vec<String>,
+    /// `mastodon`: hashtags to follow, without `#`.
+    pub tags: Vec<String>,
+    /// `mastodon`: an access token (timelines of instances that require one, and streaming).
+    pub token: Option<Secret>,
+    /// `mastodon`: also hold the streaming API (SSE) open for low latency; needs `token`.
+    pub stream: bool,
+    /// `reddit`: subreddits to watch, without `r/`.
+    pub subreddits: Vec<String>,
+    /// `reddit`: the app's client id.
+    pub client_id: Option<String>,
+    /// `reddit`: the app's client secret.
+    pub client_secret: Option<Secret>,
+    /// `reddit`: the User-Agent Reddit's rules ask for (`platform:app:version (by /u/name)`).
+    pub user_agent: Option<String>,
+    /// `reddit`: the OAuth token endpoint (override for tests and proxies).
+    pub token_url: Option<String>,
+    /// `bluesky`: a second Jetstream endpoint used when the first fails.
+    pub failover_url: Option<String>,
 }
 
 /// What a source remembers between polls; persisted by the intake with the items it produced,
@@ -105,6 +140,8 @@ pub enum SourceError {
     Network(String),
     #[error("refused to fetch {url}: {reason}")]
     Refused { url: String, reason: String },
+    #[error("rate limit used up; waiting {}s until it resets", .wait.as_secs())]
+    RateLimited { wait: Duration },
     #[error("{0}")]
     Io(String),
     /// The source cannot be built from its spec (missing url/path, kind not built yet).
@@ -117,25 +154,22 @@ impl SourceError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             SourceError::Status { retry_after, .. } => *retry_after,
+            SourceError::RateLimited { wait } => Some(*wait),
             _ => None,
         }
     }
 }
 
-/// Builds the source a spec names. Kinds without an implementation yet are a clear error,
-/// so `check` and start-up can say which source cannot run.
+/// Builds the source a spec names. A spec missing what its kind needs is a clear error, so
+/// `check` and start-up can say which source cannot run.
 pub fn build(spec: &SourceSpec) -> Result<Box<dyn Source>, SourceError> {
     match spec.kind {
         SourceKind::Rss => Ok(Box::new(rss::RssSource::new(spec)?)),
         SourceKind::File => Ok(Box::new(file::FileSource::new(spec)?)),
-        other @ (SourceKind::Reddit
-        | SourceKind::Hackernews
-        | SourceKind::Bluesky
-        | SourceKind::Mastodon) => Err(SourceError::Config(format!(
-            "source {:?}: kind {:?} is not available in this build yet; use \"rss\" or \"file\"",
-            spec.name,
-            other.as_str()
-        ))),
+        SourceKind::Hackernews => Ok(Box::new(hackernews::HackerNewsSource::new(spec)?)),
+        SourceKind::Mastodon => Ok(Box::new(mastodon::MastodonSource::new(spec)?)),
+        SourceKind::Reddit => Ok(Box::new(reddit::RedditSource::new(spec)?)),
+        SourceKind::Bluesky => Ok(Box::new(bluesky::BlueskySource::new(spec)?)),
     }
 }
 
@@ -147,4 +181,16 @@ pub trait Source: Send {
     /// Fetches what is new since `state`, updating `state` in place on success.
     /// Returning items already seen is allowed; the intake deduplicates.
     async fn poll(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError>;
+
+    /// Resolves when a streaming source has something to hand over, so the poll loop can
+    /// poll at once instead of sleeping out its interval. Polled sources never resolve.
+    async fn ready(&mut self) {
+        std::future::pending::<()>().await
+    }
+
+    /// The longest the poll loop waits after failures. Streaming sources reconnect on their
+    /// own schedule and only need the loop to keep draining, so they keep this short.
+    fn max_backoff(&self) -> Duration {
+        poll::MAX_BACKOFF
+    }
 }

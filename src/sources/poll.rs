@@ -143,7 +143,10 @@ impl Health {
 
 /// Polls `source` now and then every `every` (±10 % jitter, so sources do not poll in step),
 /// each poll bounded by `timeout`. Failures back off exponentially (`every × 2^errors`, capped
-/// at `MAX_BACKOFF`, never shorter than the server's Retry-After). Sends a `PollOutcome` after
+/// at `MAX_BACKOFF` or the source's `max_backoff`, never shorter than the server's
+/// Retry-After). Streaming sources use the same loop: their connection lives in a task the
+/// source owns, `poll` drains what it buffered, and `Source::ready` ends the wait early
+/// when something arrived, so a streamed mention is handed on within milliseconds. Sends a `PollOutcome` after
 /// each successful poll that found mentions or moved the state. Returns when `shutdown` fires
 /// (also mid-poll and mid-wait) or when the receiver of `out` is gone.
 pub async fn run(
@@ -160,6 +163,7 @@ pub async fn run(
     health.register(&name, kind);
     let mut state = initial;
     let mut errors: u32 = 0;
+    let mut wake_early = true;
     tracing::info!(source = %name, kind, every_secs = every.as_secs_f64(), "source started");
 
     loop {
@@ -206,7 +210,12 @@ pub async fn run(
                 errors = errors.saturating_add(1);
                 let message = e.to_string();
                 health.record_error(&name, kind, &message);
-                let delay = backoff(every, errors, e.retry_after());
+                let delay = backoff(every, errors, e.retry_after()).min(
+                    // A server's Retry-After always wins over a source's short cap.
+                    e.retry_after()
+                        .map_or(source.max_backoff(), |ra| ra.max(source.max_backoff())),
+                );
+                wake_early = e.retry_after().is_none();
                 tracing::warn!(
                     source = %name,
                     error = %message,
@@ -223,7 +232,11 @@ pub async fn run(
             biased;
             _ = shutdown.wait() => break,
             _ = tokio::time::sleep(delay) => {}
+            // A streaming source with data waiting is drained at once (never after a
+            // Retry-After, which is the server's call).
+            _ = source.ready(), if wake_early => {}
         }
+        wake_early = true;
     }
     health.set_next_poll(&name, None);
     tracing::info!(source = %name, "source stopped");
@@ -651,6 +664,62 @@ mod tests {
             trigger.trigger();
             a.await.unwrap();
             b.await.unwrap();
+        }
+
+        /// A streaming-style source: `ready` fires when the test pushes, `poll` drains.
+        struct Streamy {
+            wake: Arc<tokio::sync::Notify>,
+            pending: Arc<Mutex<usize>>,
+        }
+
+        #[async_trait::async_trait]
+        impl Source for Streamy {
+            fn name(&self) -> &str {
+                "streamy"
+            }
+            fn kind(&self) -> SourceKind {
+                SourceKind::Bluesky
+            }
+            async fn poll(&mut self, _: &mut SourceState) -> Result<Vec<Mention>, SourceError> {
+                let n = std::mem::take(&mut *self.pending.lock().unwrap());
+                Ok((0..n).map(mention).collect())
+            }
+            async fn ready(&mut self) {
+                self.wake.notified().await
+            }
+        }
+
+        #[tokio::test(start_paused = true)]
+        async fn a_ready_source_is_polled_at_once_instead_of_after_its_interval() {
+            let wake = Arc::new(tokio::sync::Notify::new());
+            let pending = Arc::new(Mutex::new(0));
+            let source = Box::new(Streamy {
+                wake: wake.clone(),
+                pending: pending.clone(),
+            });
+            let (tx, mut rx) = mpsc::channel(8);
+            let (trigger, stop) = shutdown::channel();
+            let task = tokio::spawn(run(
+                source,
+                Duration::from_secs(3600),
+                Duration::from_secs(10),
+                SourceState::default(),
+                tx,
+                Health::new(),
+                stop,
+            ));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let start = Instant::now();
+            *pending.lock().unwrap() = 2;
+            wake.notify_one();
+            let outcome = rx.recv().await.unwrap();
+            assert_eq!(outcome.mentions.len(), 2);
+            assert!(
+                start.elapsed() < Duration::from_secs(1),
+                "not the hour-long interval"
+            );
+            trigger.trigger();
+            task.await.unwrap();
         }
 
         #[tokio::test]

@@ -478,7 +478,7 @@ mod rss_over_http {
         assert!(err.to_string().contains("needs url"), "{err}");
         spec.kind = crate::sources::SourceKind::Mastodon;
         let err = crate::sources::build(&spec).err().unwrap();
-        assert!(err.to_string().contains("not available"), "{err}");
+        assert!(err.to_string().contains("needs instances"), "{err}");
     }
 }
 
@@ -657,6 +657,7 @@ pub(crate) mod helpers {
             timeout: Duration::from_secs(5),
             max_body_bytes: 1024 * 1024,
             allow_private: true,
+            api: Default::default(),
         }
     }
 
@@ -671,6 +672,7 @@ pub(crate) mod helpers {
             timeout: Duration::from_secs(5),
             max_body_bytes: 1024 * 1024,
             allow_private: false,
+            api: Default::default(),
         }
     }
 

@@ -719,3 +719,5 @@ pub fn view_body(callback_id: &str, alert: &str, user: &str, values: Value) -> S
         .append_pair("payload", &payload.to_string())
         .finish()
 }
+
+pub mod fake_sources;

@@ -1,0 +1,471 @@
+//! The `bluesky` source: new posts from a Jetstream websocket (`app.bsky.feed.post`), cut down
+//! by a keyword prefilter from the source's `query` before anything else is decoded. The
+//! connection lives in a task the source owns; `poll` drains what it kept and persists the
+//! cursor (Jetstream's `time_us`), so a restart replays from where the last committed poll
+//! ended. Drops reconnect with backoff, alternating to the failover endpoint.
+//! It does not search (no account is needed) and does not judge posts: the rules do that.
+
+use super::http::{is_private, redact_url, STREAM_IDLE_TIMEOUT};
+use super::prefilter::Prefilter;
+use super::stream::{reconnect_delay, StreamBuffer, TaskGuard};
+use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
+use crate::model::Mention;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use reqwest::Url;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const DEFAULT_URL: &str = "wss://jetstream2.us-east.bsky.network/subscribe";
+pub const DEFAULT_FAILOVER_URL: &str = "wss://jetstream1.us-west.bsky.network/subscribe";
+/// On reconnect, replay this much before the cursor: Jetstream instances stamp `time_us`
+/// independently, so after a failover a few seconds of overlap close any gap (the intake drops
+/// the repeats by post URI).
+pub const REWIND_US: i64 = 5_000_000;
+/// When only rejected events went by, the cursor is persisted at most this often: a restart
+/// then re-reads at most this much of the firehose, and the store is not written every second.
+pub const CURSOR_PERSIST_EVERY: Duration = Duration::from_secs(60);
+/// How long the first poll listens, so `scan --once` hears something.
+pub const FIRST_POLL_LISTEN: Duration = Duration::from_secs(2);
+
+/// Listens to Jetstream for posts that may mention the brand.
+pub struct BlueskySource {
+    name: String,
+    endpoints: Vec<String>,
+    prefilter: Arc<Prefilter>,
+    allow_private: bool,
+    connect_timeout: Duration,
+    max_frame: usize,
+    buffer: StreamBuffer,
+    task: Option<TaskGuard>,
+    last_persist: Option<Instant>,
+}
+
+impl BlueskySource {
+    pub fn new(spec: &SourceSpec) -> Result<BlueskySource, SourceError> {
+        let prefilter = spec
+            .query
+            .as_deref()
+            .and_then(Prefilter::from_query)
+            .ok_or_else(|| {
+                SourceError::Config(format!(
+                    "source {:?}: kind \"bluesky\" needs a query with at least one word to look for",
+                    spec.name
+                ))
+            })?;
+        let primary = spec.url.clone().unwrap_or_else(|| DEFAULT_URL.to_string());
+        let failover = match (&spec.url, &spec.api.failover_url) {
+            (_, Some(f)) => Some(f.clone()),
+            // The default pair fails over to each other; a custom endpoint only when asked.
+            (None, None) => Some(DEFAULT_FAILOVER_URL.to_string()),
+            (Some(_), None) => None,
+        };
+        tracing::debug!(source = %spec.name, keywords = ?prefilter.keywords(), "bluesky prefilter");
+        Ok(BlueskySource {
+            name: spec.name.clone(),
+            endpoints: std::iter::once(primary).chain(failover).collect(),
+            prefilter: Arc::new(prefilter),
+            allow_private: spec.allow_private,
+            connect_timeout: spec.timeout,
+            max_frame: usize::try_from(spec.max_body_bytes).unwrap_or(usize::MAX),
+            buffer: StreamBuffer::new(),
+            task: None,
+            last_persist: None,
+        })
+    }
+
+    fn ensure_task(&mut self, cursor: Option<i64>) -> bool {
+        if self.task.as_ref().is_some_and(|t| !t.is_finished()) {
+            return false;
+        }
+        let task = Jetstream {
+            source: self.name.clone(),
+            endpoints: self.endpoints.clone(),
+            prefilter: self.prefilter.clone(),
+            allow_private: self.allow_private,
+            connect_timeout: self.connect_timeout,
+            max_frame: self.max_frame,
+            buffer: self.buffer.clone(),
+        };
+        self.task = Some(TaskGuard::spawn(task.run(cursor)));
+        true
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for BlueskySource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::Bluesky
+    }
+
+    async fn poll(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError> {
+        let saved = state.cursor.as_deref().and_then(|c| c.parse::<i64>().ok());
+        if self.ensure_task(saved) {
+            self.buffer
+                .wait_connected(self.connect_timeout.min(Duration::from_secs(10)))
+                .await;
+            if self.buffer.is_connected() {
+                tokio::time::sleep(FIRST_POLL_LISTEN).await;
+            }
+            self.last_persist = Some(Instant::now());
+        }
+        let drained = self.buffer.drain();
+        let persist_due = self
+            .last_persist
+            .is_none_or(|at| at.elapsed() >= CURSOR_PERSIST_EVERY);
+        if !drained.mentions.is_empty() || persist_due {
+            if let Some(c) = drained.cursor {
+                state.cursor = Some(c);
+                self.last_persist = Some(Instant::now());
+            }
+        }
+        if drained.mentions.is_empty() {
+            if let Some(e) = drained.error {
+                return Err(SourceError::Network(e));
+            }
+        }
+        tracing::debug!(source = %self.name, events = drained.seen, kept = drained.mentions.len(), "drained jetstream");
+        Ok(drained.mentions)
+    }
+
+    async fn ready(&mut self) {
+        self.buffer.ready().await
+    }
+
+    fn max_backoff(&self) -> Duration {
+        // The task reconnects on its own backoff; the loop only needs to keep draining.
+        Duration::from_secs(10)
+    }
+}
+
+/// What one Jetstream frame turned out to be.
+#[derive(Debug, PartialEq)]
+pub enum Decoded {
+    /// Not a new post, or a post without any keyword; `time_us` when it could be read.
+    Rejected { time_us: Option<i64> },
+    /// A new post with a keyword in its text.
+    Post { mention: Box<Mention>, time_us: i64 },
+    /// Not a Jetstream event (bad JSON); skipped.
+    Invalid,
+}
+
+#[derive(Deserialize)]
+struct Event {
+    did: String,
+    time_us: i64,
+    kind: String,
+    #[serde(default)]
+    commit: Option<Commit>,
+}
+
+#[derive(Deserialize)]
+struct Commit {
+    operation: String,
+    collection: String,
+    rkey: String,
+    #[serde(default)]
+    record: Option<Record>,
+}
+
+#[derive(Deserialize)]
+struct Record {
+    #[serde(default)]
+    text: String,
+    #[serde(default, rename = "createdAt")]
+    created_at: Option<String>,
+    #[serde(default)]
+    langs: Vec<String>,
+}
+
+/// Decodes one Jetstream frame, rejecting most of the firehose before parsing it: a frame
+/// whose raw bytes contain no keyword cannot be a post that mentions one (JSON never escapes
+/// ASCII letters and digits). Public for the throughput bench.
+pub fn decode_event(raw: &str, prefilter: &Prefilter, source: &str) -> Decoded {
+    if !prefilter.may_contain(raw.as_bytes()) {
+        return Decoded::Rejected {
+            time_us: scan_time_us(raw),
+        };
+    }
+    let Ok(event) = serde_json::from_str::<Event>(raw) else {
+        return Decoded::Invalid;
+    };
+    let time_us = event.time_us;
+    let Some(commit) = event.commit.filter(|c| {
+        event.kind == "commit" && c.operation == "create" && c.collection == "app.bsky.feed.post"
+    }) else {
+        return Decoded::Rejected {
+            time_us: Some(time_us),
+        };
+    };
+    let Some(record) = commit.record.filter(|r| prefilter.accepts(&r.text)) else {
+        return Decoded::Rejected {
+            time_us: Some(time_us),
+        };
+    };
+    let mention = Mention {
+        item_id: format!("at://{}/app.bsky.feed.post/{}", event.did, commit.rkey),
+        source: source.to_string(),
+        source_kind: SourceKind::Bluesky.as_str().to_string(),
+        url: Some(format!(
+            "https://bsky.app/profile/{}/post/{}",
+            event.did, commit.rkey
+        )),
+        title: None,
+        text: record.text,
+        // Jetstream carries the DID only; handle and follower count would need an API call per
+        // post, which the firehose does not allow.
+        author: Some(event.did),
+        author_reach: None,
+        published: record
+            .created_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+        lang: record.langs.into_iter().next(),
+    };
+    Decoded::Post {
+        mention: Box::new(mention),
+        time_us,
+    }
+}
+
+/// Reads `"time_us":<digits>` without parsing the event.
+fn scan_time_us(raw: &str) -> Option<i64> {
+    const KEY: &str = "\"time_us\":";
+    let at = memchr::memmem::find(raw.as_bytes(), KEY.as_bytes())? + KEY.len();
+    let digits: &str = raw[at..].trim_start();
+    let end = digits
+        .bytes()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
+/// The connection task: one session at a time, reconnecting until the source is dropped.
+struct Jetstream {
+    source: String,
+    endpoints: Vec<String>,
+    prefilter: Arc<Prefilter>,
+    allow_private: bool,
+    connect_timeout: Duration,
+    max_frame: usize,
+    buffer: StreamBuffer,
+}
+
+impl Jetstream {
+    async fn run(self, mut cursor: Option<i64>) {
+        let mut failures = 0u32;
+        let mut endpoint = 0usize;
+        loop {
+            let url = &self.endpoints[endpoint];
+            let mut frames = 0u64;
+            let result = self.session(url, &mut cursor, &mut frames).await;
+            if frames > 0 {
+                failures = 0; // it worked for a while: reconnect quickly
+            }
+            failures += 1;
+            let why = match result {
+                Ok(()) => "the server closed the connection".to_string(),
+                Err(e) => e.to_string(),
+            };
+            let message = format!("jetstream {}: {why}", redact_url(url));
+            let wait = reconnect_delay(failures);
+            // Fail over after a failed attempt; stay after a drop of a working connection.
+            if frames == 0 {
+                endpoint = (endpoint + 1) % self.endpoints.len();
+            }
+            tracing::warn!(source = %self.source, error = %message, retry_in_ms = wait.as_millis() as u64, next = %redact_url(&self.endpoints[endpoint]), "jetstream disconnected; reconnecting");
+            self.buffer.set_error(message);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn session(
+        &self,
+        endpoint: &str,
+        cursor: &mut Option<i64>,
+        frames: &mut u64,
+    ) -> Result<(), SourceError> {
+        let mut url = Url::parse(endpoint).map_err(|e| SourceError::Refused {
+            url: redact_url(endpoint),
+            reason: format!("not a valid URL: {e}"),
+        })?;
+        url.query_pairs_mut()
+            .append_pair("wantedCollections", "app.bsky.feed.post");
+        if let Some(c) = *cursor {
+            url.query_pairs_mut()
+                .append_pair("cursor", &(c - REWIND_US).max(0).to_string());
+        }
+        let tcp = tokio::time::timeout(self.connect_timeout, self.connect_tcp(&url))
+            .await
+            .map_err(|_| SourceError::Timeout(self.connect_timeout))??;
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = Some(self.max_frame);
+        config.max_frame_size = Some(self.max_frame);
+        let (mut ws, _) = tokio::time::timeout(
+            self.connect_timeout,
+            tokio_tungstenite::client_async_tls_with_config(url.as_str(), tcp, Some(config), None),
+        )
+        .await
+        .map_err(|_| SourceError::Timeout(self.connect_timeout))?
+        .map_err(|e| SourceError::Network(format!("websocket handshake failed: {e}")))?;
+        self.buffer.set_connected(true);
+        tracing::info!(source = %self.source, url = %redact_url(url.as_str()), "jetstream connected");
+        loop {
+            while self.buffer.is_full() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let next = tokio::time::timeout(STREAM_IDLE_TIMEOUT, ws.next())
+                .await
+                .map_err(|_| {
+                    SourceError::Network(format!(
+                        "no event for {}s; the connection looks dead",
+                        STREAM_IDLE_TIMEOUT.as_secs()
+                    ))
+                })?;
+            let message = match next {
+                None => return Ok(()),
+                Some(m) => m.map_err(|e| SourceError::Network(format!("websocket: {e}")))?,
+            };
+            let text = match message {
+                Message::Text(t) => t,
+                Message::Close(_) => return Ok(()),
+                _ => continue,
+            };
+            *frames += 1;
+            match decode_event(text.as_str(), &self.prefilter, &self.source) {
+                Decoded::Post { mention, time_us } => {
+                    *cursor = Some(time_us);
+                    self.buffer.push(Some(time_us.to_string()), Some(*mention));
+                }
+                Decoded::Rejected { time_us } => {
+                    if let Some(t) = time_us {
+                        *cursor = Some(t);
+                    }
+                    self.buffer.push(time_us.map(|t| t.to_string()), None);
+                }
+                Decoded::Invalid => {
+                    tracing::debug!(source = %self.source, "skipped a frame that is not a Jetstream event");
+                }
+            }
+        }
+    }
+
+    /// Resolves the host and connects, refusing private addresses unless allowed: the same
+    /// guard as HTTP sources, since the endpoint comes from configuration.
+    async fn connect_tcp(&self, url: &Url) -> Result<tokio::net::TcpStream, SourceError> {
+        let refuse = |reason: String| SourceError::Refused {
+            url: redact_url(url.as_str()),
+            reason,
+        };
+        if !matches!(url.scheme(), "ws" | "wss") {
+            return Err(refuse(format!(
+                "scheme {:?} is not allowed, only ws and wss",
+                url.scheme()
+            )));
+        }
+        let host = url
+            .host_str()
+            .ok_or_else(|| refuse("no host".into()))?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = url
+            .port_or_known_default()
+            .ok_or_else(|| refuse("no port".into()))?;
+        let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| SourceError::Network(format!("cannot resolve {host}: {e}")))?
+            .collect();
+        let allowed: Vec<_> = addrs
+            .iter()
+            .filter(|a| self.allow_private || !is_private(a.ip()))
+            .copied()
+            .collect();
+        if allowed.is_empty() {
+            return Err(refuse(format!(
+                "{host} resolves only to private or local addresses; set allow_private = true on the source if that is intended"
+            )));
+        }
+        let mut last = None;
+        for addr in allowed {
+            match tokio::net::TcpStream::connect(addr).await {
+                Ok(s) => {
+                    let _ = s.set_nodelay(true);
+                    return Ok(s);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(SourceError::Network(format!(
+            "cannot connect to {host}:{port}: {}",
+            last.map_or_else(|| "no address".to_string(), |e| e.to_string())
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pf() -> Prefilter {
+        Prefilter::from_query(r#"acme OR "acme corp""#).unwrap()
+    }
+
+    const POST: &str = r#"{"did":"did:plc:eygmaihciaxprqvxpfvl6flk","time_us":1725911162329308,"kind":"commit","commit":{"rev":"3l3qo2vuowo2b","operation":"create","collection":"app.bsky.feed.post","rkey":"3l3qo2vutsw2b","record":{"$type":"app.bsky.feed.post","createdAt":"2024-09-09T19:46:02.102Z","langs":["en"],"text":"My ACME router died again"},"cid":"bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi"}}"#;
+
+    #[test]
+    fn a_matching_post_becomes_a_mention() {
+        let Decoded::Post { mention, time_us } = decode_event(POST, &pf(), "bsky") else {
+            panic!("not kept");
+        };
+        assert_eq!(time_us, 1725911162329308);
+        assert_eq!(
+            mention.item_id,
+            "at://did:plc:eygmaihciaxprqvxpfvl6flk/app.bsky.feed.post/3l3qo2vutsw2b"
+        );
+        assert_eq!(
+            mention.url.as_deref(),
+            Some("https://bsky.app/profile/did:plc:eygmaihciaxprqvxpfvl6flk/post/3l3qo2vutsw2b")
+        );
+        assert_eq!(mention.lang.as_deref(), Some("en"));
+        assert_eq!(mention.text, "My ACME router died again");
+        assert!(mention.published.is_some());
+    }
+
+    #[test]
+    fn other_events_are_rejected_with_their_time() {
+        let other = POST.replace("ACME", "nice");
+        assert_eq!(
+            decode_event(&other, &pf(), "b"),
+            Decoded::Rejected {
+                time_us: Some(1725911162329308)
+            }
+        );
+        let delete = r#"{"did":"did:plc:acme","time_us":7,"kind":"commit","commit":{"rev":"x","operation":"delete","collection":"app.bsky.feed.post","rkey":"acme"}}"#;
+        assert_eq!(
+            decode_event(delete, &pf(), "b"),
+            Decoded::Rejected { time_us: Some(7) }
+        );
+        let identity = r#"{"did":"did:plc:x","time_us":8,"kind":"identity","identity":{"did":"did:plc:x","handle":"acme.bsky.social","seq":1,"time":"2024-09-05T06:11:04.870Z"}}"#;
+        assert_eq!(
+            decode_event(identity, &pf(), "b"),
+            Decoded::Rejected { time_us: Some(8) }
+        );
+        // A keyword only in the DID or rkey is decoded and then rejected on the text.
+        let in_did = POST.replace("ACME", "nice").replace("eygmaihc", "acmexxxx");
+        assert!(matches!(
+            decode_event(&in_did, &pf(), "b"),
+            Decoded::Rejected { .. }
+        ));
+        assert_eq!(decode_event("{acme", &pf(), "b"), Decoded::Invalid);
+    }
+}

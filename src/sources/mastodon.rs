@@ -1,0 +1,508 @@
+//! The `mastodon` source: public hashtag timelines on one or more instances, read forward
+//! from a `since_id` kept per instance and tag, plus (with `stream = true` and a token) the
+//! streaming API (server-sent events) for low latency. The timeline poll also fills whatever
+//! the stream missed while it was down, so a status is never lost; the intake drops the
+//! second copy (same `uri`).
+//! It does not filter by rules, and it does not read home or public timelines.
+
+use super::http::{decode_json, redact_url, Fetcher};
+use super::rss::html_to_text;
+use super::stream::{reconnect_delay, StreamBuffer, TaskGuard};
+use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
+use crate::config::Secret;
+use crate::model::Mention;
+use chrono::{DateTime, Utc};
+use reqwest::Url;
+use serde::Deserialize;
+use std::time::Duration;
+
+/// Statuses per timeline request (Mastodon's maximum for tag timelines).
+pub const PAGE_LIMIT: usize = 40;
+/// Pages one poll reads per instance and tag; the next poll continues from `since_id`.
+pub const MAX_PAGES_PER_TAG: usize = 10;
+
+/// Watches hashtags on Mastodon instances.
+pub struct MastodonSource {
+    name: String,
+    instances: Vec<String>,
+    tags: Vec<String>,
+    token: Option<Secret>,
+    stream: bool,
+    fetcher: Fetcher,
+    buffer: StreamBuffer,
+    tasks: Vec<TaskGuard>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Status {
+    id: String,
+    uri: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    created_at: Option<String>,
+    #[serde(default)]
+    content: String,
+    #[serde(default)]
+    spoiler_text: String,
+    #[serde(default)]
+    language: Option<String>,
+    account: Account,
+    #[serde(default)]
+    reblog: Option<Box<Status>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Account {
+    acct: String,
+    #[serde(default)]
+    followers_count: Option<u64>,
+}
+
+impl MastodonSource {
+    pub fn new(spec: &SourceSpec) -> Result<MastodonSource, SourceError> {
+        let api = &spec.api;
+        if api.instances.is_empty() || api.tags.is_empty() {
+            return Err(SourceError::Config(format!(
+                "source {:?}: kind \"mastodon\" needs instances = [\"https://…\"] and tags = [\"…\"]",
+                spec.name
+            )));
+        }
+        if api.stream && api.token.is_none() {
+            return Err(SourceError::Config(format!(
+                "source {:?}: stream = true needs token = \"${{MASTODON_TOKEN}}\"",
+                spec.name
+            )));
+        }
+        Ok(MastodonSource {
+            name: spec.name.clone(),
+            instances: api
+                .instances
+                .iter()
+                .map(|i| i.trim_end_matches('/').to_string())
+                .collect(),
+            tags: api.tags.clone(),
+            token: api.token.clone(),
+            stream: api.stream,
+            fetcher: Fetcher::new(spec)?,
+            buffer: StreamBuffer::new(),
+            tasks: Vec::new(),
+        })
+    }
+
+    fn auth_header(&self) -> Option<String> {
+        self.token
+            .as_ref()
+            .map(|t| format!("Bearer {}", t.expose()))
+    }
+
+    fn start_streams(&mut self) {
+        if !self.stream || !self.tasks.is_empty() {
+            return;
+        }
+        for instance in &self.instances {
+            for tag in &self.tags {
+                let task = SseTask {
+                    source: self.name.clone(),
+                    instance: instance.clone(),
+                    tag: tag.clone(),
+                    auth: self.auth_header(),
+                    fetcher: self.fetcher.clone(),
+                    buffer: self.buffer.clone(),
+                };
+                self.tasks.push(TaskGuard::spawn(task.run()));
+            }
+        }
+    }
+
+    /// Reads one instance's tag timeline forward from `since` (or its newest page on the
+    /// first poll). Returns the statuses and the new `since_id`.
+    async fn timeline(
+        &self,
+        instance: &str,
+        tag: &str,
+        since: Option<String>,
+    ) -> Result<(Vec<Status>, Option<String>), SourceError> {
+        let auth = self.auth_header();
+        let mut headers = vec![("accept", "application/json")];
+        if let Some(a) = auth.as_deref() {
+            headers.push(("authorization", a));
+        }
+        let mut since = since;
+        let mut out = Vec::new();
+        for _ in 0..MAX_PAGES_PER_TAG {
+            let mut url = Url::parse(instance).map_err(|e| {
+                SourceError::Config(format!("instance {instance:?} is not a URL: {e}"))
+            })?;
+            url.path_segments_mut()
+                .map_err(|_| SourceError::Config(format!("instance {instance:?} is not a URL")))?
+                .pop_if_empty()
+                .extend(["api", "v1", "timelines", "tag", tag]);
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("limit", &PAGE_LIMIT.to_string());
+                // min_id (not since_id) returns the statuses right after it, oldest page
+                // first, so a burst larger than one page is read in full, page by page.
+                if let Some(s) = &since {
+                    q.append_pair("min_id", s);
+                }
+            }
+            let response = self.fetcher.get(url.as_str(), &headers).await?;
+            let page: Vec<Status> = decode_json(&response.bytes, "the Mastodon timeline API")?;
+            let full = page.len() >= PAGE_LIMIT;
+            let newest = page
+                .iter()
+                .map(|s| s.id.clone())
+                .max_by(|a, b| cmp_ids(a, b));
+            let first_poll = since.is_none();
+            out.extend(page);
+            match newest {
+                Some(id) if since.as_ref().is_none_or(|s| cmp_ids(&id, s).is_gt()) => {
+                    since = Some(id)
+                }
+                _ => break,
+            }
+            if !full || first_poll {
+                break;
+            }
+        }
+        Ok((out, since))
+    }
+}
+
+/// Mastodon ids are decimal strings of growing length; compare them as numbers.
+fn cmp_ids(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+fn since_key(instance: &str, tag: &str) -> String {
+    format!("since_id {instance} #{tag}")
+}
+
+#[async_trait::async_trait]
+impl Source for MastodonSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::Mastodon
+    }
+
+    async fn poll(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError> {
+        self.start_streams();
+        let streamed = self.buffer.drain();
+        let mut mentions = streamed.mentions;
+        let mut failures = Vec::new();
+        let mut succeeded = 0usize;
+        for instance in self.instances.clone() {
+            for tag in self.tags.clone() {
+                let key = since_key(&instance, &tag);
+                let since = state.extra.get(&key).cloned();
+                match self.timeline(&instance, &tag, since).await {
+                    Ok((statuses, since)) => {
+                        succeeded += 1;
+                        if let Some(s) = since {
+                            state.extra.insert(key, s);
+                        }
+                        mentions.extend(
+                            statuses
+                                .into_iter()
+                                .map(|s| to_mention(s, &self.name, &instance)),
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(source = %self.name, instance = %redact_url(&instance), tag = %tag, error = %e, "timeline poll failed");
+                        failures.push((instance.clone(), tag.clone(), e));
+                    }
+                }
+            }
+        }
+        if succeeded == 0 && !failures.is_empty() {
+            if !mentions.is_empty() {
+                // Hand over what the stream brought; the timeline is read again next poll.
+                return Ok(mentions);
+            }
+            let (instance, tag, e) = failures.remove(0);
+            return Err(prefix(e, &format!("{} #{tag}: ", redact_url(&instance))));
+        }
+        if let Some(err) = streamed.error {
+            tracing::warn!(source = %self.name, error = %err, "stream interrupted; the timeline poll fills the gap");
+            if mentions.is_empty() && failures.is_empty() {
+                return Err(SourceError::Network(err));
+            }
+        }
+        Ok(mentions)
+    }
+
+    async fn ready(&mut self) {
+        if self.stream {
+            self.buffer.ready().await
+        } else {
+            std::future::pending::<()>().await
+        }
+    }
+
+    fn max_backoff(&self) -> Duration {
+        if self.stream {
+            Duration::from_secs(300)
+        } else {
+            super::poll::MAX_BACKOFF
+        }
+    }
+}
+
+/// Puts which instance and tag failed in front of a message, keeping the error's kind.
+fn prefix(e: SourceError, what: &str) -> SourceError {
+    match e {
+        SourceError::Parse(m) => SourceError::Parse(format!("{what}{m}")),
+        SourceError::Network(m) => SourceError::Network(format!("{what}{m}")),
+        other => other,
+    }
+}
+
+fn to_mention(status: Status, source: &str, instance: &str) -> Mention {
+    let status = match status.reblog {
+        Some(inner) => *inner,
+        None => status,
+    };
+    let host = Url::parse(instance)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_string))
+        .unwrap_or_default();
+    // Local accounts come without a domain; add the instance's so the handle is unambiguous.
+    let acct = if status.account.acct.contains('@') || host.is_empty() {
+        status.account.acct.clone()
+    } else {
+        format!("{}@{host}", status.account.acct)
+    };
+    Mention {
+        item_id: status.uri.clone(),
+        source: source.to_string(),
+        source_kind: SourceKind::Mastodon.as_str().to_string(),
+        url: status.url.clone().or(Some(status.uri.clone())),
+        title: Some(status.spoiler_text.trim().to_string()).filter(|s| !s.is_empty()),
+        text: html_to_text(&status.content),
+        author: Some(format!("@{acct}")),
+        author_reach: status.account.followers_count,
+        published: status
+            .created_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+        lang: status.language.filter(|l| !l.is_empty()),
+    }
+}
+
+/// One streaming connection (instance + tag), reconnecting with backoff until dropped.
+struct SseTask {
+    source: String,
+    instance: String,
+    tag: String,
+    auth: Option<String>,
+    fetcher: Fetcher,
+    buffer: StreamBuffer,
+}
+
+impl SseTask {
+    async fn run(self) {
+        let mut failures = 0u32;
+        loop {
+            let error = match self.session().await {
+                Ok(()) => "the server ended the stream".to_string(),
+                Err(e) => e.to_string(),
+            };
+            failures += 1;
+            let message = format!(
+                "stream {} #{}: {error}",
+                redact_url(&self.instance),
+                self.tag
+            );
+            let wait = reconnect_delay(failures);
+            tracing::warn!(source = %self.source, error = %message, retry_in_ms = wait.as_millis() as u64, "stream dropped; reconnecting");
+            self.buffer.set_error(message);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// One connection: reads events until the stream ends or fails.
+    async fn session(&self) -> Result<(), SourceError> {
+        let mut url = Url::parse(&self.instance)
+            .map_err(|e| SourceError::Config(format!("instance is not a URL: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|_| SourceError::Config("instance is not a URL".into()))?
+            .pop_if_empty()
+            .extend(["api", "v1", "streaming", "hashtag"]);
+        url.query_pairs_mut().append_pair("tag", &self.tag);
+        let mut headers = vec![("accept", "text/event-stream")];
+        if let Some(a) = self.auth.as_deref() {
+            headers.push(("authorization", a));
+        }
+        let shown = redact_url(url.as_str());
+        let mut response = self.fetcher.open_stream(url.as_str(), &headers).await?;
+        self.buffer.set_connected(true);
+        tracing::info!(source = %self.source, url = %shown, "stream connected");
+        let mut parser = SseParser::new(self.fetcher.max_body_bytes() as usize);
+        while let Some(chunk) = self.fetcher.next_chunk(&mut response, &shown).await? {
+            for event in parser.feed(&chunk)? {
+                if event.name != "update" {
+                    continue;
+                }
+                match serde_json::from_str::<Status>(&event.data) {
+                    Ok(status) => {
+                        let m = to_mention(status, &self.source, &self.instance);
+                        self.buffer.push(None, Some(m));
+                    }
+                    Err(e) => {
+                        // One bad event is skipped; the timeline poll still has the status.
+                        tracing::warn!(source = %self.source, error = %e, "malformed status in the stream; skipped");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseEvent {
+    pub name: String,
+    pub data: String,
+}
+
+/// Incremental `text/event-stream` parser: bytes in, complete events out. Comments
+/// (`:thump` heartbeats) are dropped; an event larger than the cap is an error, not a
+/// memory problem.
+#[derive(Debug)]
+pub struct SseParser {
+    pending: Vec<u8>,
+    name: String,
+    data: String,
+    cap: usize,
+}
+
+impl SseParser {
+    pub fn new(cap: usize) -> SseParser {
+        SseParser {
+            pending: Vec::new(),
+            name: String::new(),
+            data: String::new(),
+            cap,
+        }
+    }
+
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, SourceError> {
+        self.pending.extend_from_slice(bytes);
+        let mut events = Vec::new();
+        while let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {
+            let mut line: Vec<u8> = self.pending.drain(..=nl).collect();
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            let line = String::from_utf8_lossy(&line);
+            if line.is_empty() {
+                if !self.data.is_empty() || !self.name.is_empty() {
+                    let name = if self.name.is_empty() {
+                        "message".to_string()
+                    } else {
+                        std::mem::take(&mut self.name)
+                    };
+                    events.push(SseEvent {
+                        name,
+                        data: std::mem::take(&mut self.data),
+                    });
+                }
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                None => (line.as_ref(), ""),
+            };
+            match field {
+                "event" => self.name = value.to_string(),
+                "data" => {
+                    if !self.data.is_empty() {
+                        self.data.push('\n');
+                    }
+                    self.data.push_str(value);
+                }
+                _ => {}
+            }
+        }
+        if self.pending.len() + self.data.len() > self.cap {
+            return Err(SourceError::TooLarge {
+                limit: self.cap as u64,
+            });
+        }
+        Ok(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sse_events_are_split_across_chunks_and_heartbeats_dropped() {
+        let mut p = SseParser::new(1 << 20);
+        assert!(p.feed(b":thump\n\nevent: upd").unwrap().is_empty());
+        let ev = p
+            .feed(b"ate\ndata: {\"a\":\ndata: 1}\n\r\nevent: delete\ndata: 42\n\n")
+            .unwrap();
+        assert_eq!(
+            ev,
+            [
+                SseEvent {
+                    name: "update".into(),
+                    data: "{\"a\":\n1}".into()
+                },
+                SseEvent {
+                    name: "delete".into(),
+                    data: "42".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn an_oversized_event_is_refused() {
+        let mut p = SseParser::new(16);
+        let err = p.feed(&[b'x'; 64]).unwrap_err();
+        assert!(matches!(err, SourceError::TooLarge { .. }));
+    }
+
+    #[test]
+    fn ids_compare_as_numbers() {
+        assert!(cmp_ids("110", "99").is_gt());
+        assert!(cmp_ids("103270115826048975", "103270115826048976").is_lt());
+    }
+
+    #[test]
+    fn statuses_map_with_reach_language_and_full_handles() {
+        let s: Status = serde_json::from_str(
+            r#"{"id":"103270115826048975","created_at":"2019-12-08T03:48:33.901Z","in_reply_to_id":null,
+                "sensitive":false,"spoiler_text":"","visibility":"public","language":"en",
+                "uri":"https://mastodon.social/users/Gargron/statuses/103270115826048975",
+                "url":"https://mastodon.social/@Gargron/103270115826048975",
+                "content":"<p>My <a href=\"https://mastodon.social/tags/acme\">#<span>acme</span></a> phone &amp; me</p>",
+                "reblog":null,"account":{"id":"1","username":"Gargron","acct":"Gargron","display_name":"Eugen",
+                "followers_count":322930,"url":"https://mastodon.social/@Gargron"},"media_attachments":[],"tags":[]}"#,
+        )
+        .unwrap();
+        let m = to_mention(s, "masto", "https://mastodon.social");
+        assert_eq!(
+            m.item_id,
+            "https://mastodon.social/users/Gargron/statuses/103270115826048975"
+        );
+        assert_eq!(m.text, "My #acme phone & me");
+        assert_eq!(m.author.as_deref(), Some("@Gargron@mastodon.social"));
+        assert_eq!(m.author_reach, Some(322930));
+        assert_eq!(m.lang.as_deref(), Some("en"));
+        assert_eq!(m.title, None);
+    }
+}

@@ -1,0 +1,664 @@
+//! Fake public APIs for the source tests, on 127.0.0.1 with OS-chosen ports: Algolia HN
+//! search, Mastodon timelines and streaming (SSE), Reddit OAuth and listings, and a Jetstream
+//! websocket. Response shapes follow each API's documentation. Each fake records requests
+//! and can be told to misbehave (status codes with headers, malformed or cut-off bodies,
+//! hangs, dropped streams).
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How the next API answer goes wrong.
+#[derive(Debug, Clone)]
+pub enum Misbehave {
+    /// This status with these headers and a small JSON error body.
+    Status(u16, Vec<(&'static str, String)>),
+    /// 200 with a body that is not JSON.
+    Malformed,
+    /// 200 whose body is cut off mid-way by a connection error.
+    Truncated,
+    /// Never answers.
+    Hang,
+}
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub headers: HashMap<String, String>,
+}
+
+#[derive(Default)]
+pub struct ApiState {
+    pub hn_hits: Vec<Value>,
+    /// Mastodon statuses per tag, oldest first.
+    pub statuses: BTreeMap<String, Vec<Value>>,
+    pub reddit_posts: Vec<Value>,
+    pub reddit_comments: Vec<Value>,
+    pub reddit_client: (String, String),
+    pub token_ttl_secs: u64,
+    pub tokens_issued: u32,
+    /// The token currently valid; anything else gets 401.
+    pub valid_token: Option<String>,
+    /// Sent as `x-ratelimit-remaining` on Reddit listings.
+    pub ratelimit_remaining: f64,
+    pub ratelimit_reset: u64,
+    pub fail_next: VecDeque<Misbehave>,
+    pub requests: Vec<Seen>,
+    pub sse: Option<mpsc::UnboundedSender<Bytes>>,
+    pub sse_connections: u32,
+    pub mastodon_token: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct FakeApi {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<ApiState>>,
+}
+
+type Shared = Arc<Mutex<ApiState>>;
+
+impl FakeApi {
+    pub async fn start() -> FakeApi {
+        let state: Shared = Arc::new(Mutex::new(ApiState {
+            token_ttl_secs: 3600,
+            ratelimit_remaining: 600.0,
+            ratelimit_reset: 300,
+            reddit_client: ("client-id".into(), "client-secret-xyz".into()),
+            ..Default::default()
+        }));
+        let router = Router::new()
+            .route("/api/v1/search_by_date", get(hn_search))
+            .route("/api/v1/timelines/tag/{tag}", get(mastodon_timeline))
+            .route("/api/v1/streaming/hashtag", get(mastodon_stream))
+            .route("/api/v1/access_token", post(reddit_token))
+            .route("/r/{subs}/search", get(reddit_search))
+            .route("/r/{subs}/comments", get(reddit_comments))
+            .with_state(state.clone());
+        FakeApi {
+            addr: super::serve(router).await,
+            state,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn fail_next(&self, m: Misbehave) {
+        self.state.lock().unwrap().fail_next.push_back(m);
+    }
+
+    pub fn requests(&self, path_prefix: &str) -> Vec<Seen> {
+        self.state
+            .lock()
+            .unwrap()
+            .requests
+            .iter()
+            .filter(|r| r.path.starts_with(path_prefix))
+            .cloned()
+            .collect()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state.lock().unwrap().requests.clear();
+    }
+
+    /// Sends raw bytes down the open Mastodon stream; false if none is open.
+    pub fn sse_send(&self, raw: &str) -> bool {
+        let s = self.state.lock().unwrap();
+        s.sse
+            .as_ref()
+            .is_some_and(|tx| tx.send(Bytes::from(raw.to_string())).is_ok())
+    }
+
+    /// Ends the open Mastodon stream, as a restarting server would.
+    pub fn sse_drop(&self) {
+        self.state.lock().unwrap().sse = None;
+    }
+
+    pub fn sse_connections(&self) -> u32 {
+        self.state.lock().unwrap().sse_connections
+    }
+}
+
+fn record(state: &Shared, path: &str, q: &HashMap<String, String>, headers: &HeaderMap) {
+    let headers = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect();
+    state.lock().unwrap().requests.push(Seen {
+        path: path.to_string(),
+        query: q.clone(),
+        headers,
+    });
+}
+
+/// Applies the next scripted misbehaviour, if any.
+async fn misbehave(state: &Shared) -> Option<Response> {
+    let next = state.lock().unwrap().fail_next.pop_front()?;
+    Some(match next {
+        Misbehave::Status(code, headers) => {
+            let mut r = (
+                StatusCode::from_u16(code).unwrap(),
+                json!({"error": code}).to_string(),
+            )
+                .into_response();
+            for (k, v) in headers {
+                r.headers_mut().insert(k, v.parse().unwrap());
+            }
+            r
+        }
+        Misbehave::Malformed => (
+            [("content-type", "application/json")],
+            "<html>502 Bad Gateway</html>",
+        )
+            .into_response(),
+        Misbehave::Truncated => {
+            let parts: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::from_static(b"{\"hits\":[{\"objectID\":\"1\",")),
+                Err(std::io::Error::other("connection reset")),
+            ];
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from_stream(futures_util::stream::iter(parts)))
+                .unwrap()
+        }
+        Misbehave::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+    })
+}
+
+fn json_response(v: Value) -> Response {
+    ([("content-type", "application/json")], v.to_string()).into_response()
+}
+
+// ---------- Algolia HN ----------
+
+/// A hit in the shape `search_by_date` returns: a story when `title` is set, else a comment.
+pub fn hn_hit(id: u64, created_at_i: i64, title: Option<&str>, text: &str) -> Value {
+    match title {
+        Some(t) => json!({
+            "created_at": chrono::DateTime::from_timestamp(created_at_i, 0).unwrap().to_rfc3339(),
+            "created_at_i": created_at_i, "objectID": id.to_string(), "author": "dana",
+            "title": t, "url": format!("https://example.com/{id}"), "story_text": text,
+            "comment_text": null, "points": 3, "num_comments": 0,
+            "_tags": ["story", "author_dana", format!("story_{id}")],
+        }),
+        None => json!({
+            "created_at": chrono::DateTime::from_timestamp(created_at_i, 0).unwrap().to_rfc3339(),
+            "created_at_i": created_at_i, "objectID": id.to_string(), "author": "kim",
+            "comment_text": format!("<p>{text}</p>"), "story_id": 1, "parent_id": 1,
+            "story_title": "Some story", "story_url": "https://example.com/s",
+            "_tags": ["comment", "author_kim", "story_1"],
+        }),
+    }
+}
+
+async fn hn_search(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    record(&state, "/api/v1/search_by_date", &q, &headers);
+    if let Some(r) = misbehave(&state).await {
+        return r;
+    }
+    let hpp: usize = q
+        .get("hitsPerPage")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let filters = q.get("numericFilters").cloned().unwrap_or_default();
+    let mut hits: Vec<Value> = state
+        .lock()
+        .unwrap()
+        .hn_hits
+        .iter()
+        .filter(|h| {
+            let t = h["created_at_i"].as_i64().unwrap();
+            filters.split(',').filter(|f| !f.is_empty()).all(|f| {
+                let f = f.trim_start_matches("created_at_i");
+                let (op, n) = if let Some(n) = f.strip_prefix(">=") {
+                    (">=", n)
+                } else if let Some(n) = f.strip_prefix("<=") {
+                    ("<=", n)
+                } else if let Some(n) = f.strip_prefix('>') {
+                    (">", n)
+                } else {
+                    ("<", f.trim_start_matches('<'))
+                };
+                let n: i64 = n.parse().unwrap();
+                match op {
+                    ">=" => t >= n,
+                    "<=" => t <= n,
+                    ">" => t > n,
+                    _ => t < n,
+                }
+            })
+        })
+        .cloned()
+        .collect();
+    hits.sort_by_key(|h| std::cmp::Reverse(h["created_at_i"].as_i64().unwrap()));
+    let nb_hits = hits.len();
+    // Algolia's cap: only the first 1,000 hits can be paged to.
+    hits.truncate(1000);
+    let nb_pages = hits.len().div_ceil(hpp);
+    let slice: Vec<Value> = hits.into_iter().skip(page * hpp).take(hpp).collect();
+    json_response(json!({
+        "hits": slice, "nbHits": nb_hits, "page": page, "nbPages": nb_pages,
+        "hitsPerPage": hpp, "exhaustiveNbHits": true, "query": q.get("query"),
+        "params": "", "processingTimeMS": 1,
+    }))
+}
+
+// ---------- Mastodon ----------
+
+/// A status in the shape the Mastodon REST API returns.
+pub fn status(id: u64, text: &str, lang: &str, followers: u64) -> Value {
+    json!({
+        "id": id.to_string(), "created_at": "2024-05-01T10:00:00.000Z", "in_reply_to_id": null,
+        "in_reply_to_account_id": null, "sensitive": false, "spoiler_text": "",
+        "visibility": "public", "language": lang,
+        "uri": format!("https://remote.example/users/ann/statuses/{id}"),
+        "url": format!("https://remote.example/@ann/{id}"),
+        "replies_count": 0, "reblogs_count": 0, "favourites_count": 0,
+        "content": format!("<p>{text}</p>"), "reblog": null,
+        "account": {"id": "7", "username": "ann", "acct": "ann@remote.example",
+            "display_name": "Ann", "followers_count": followers,
+            "url": "https://remote.example/@ann"},
+        "media_attachments": [], "mentions": [], "tags": [], "emojis": [], "card": null, "poll": null,
+    })
+}
+
+async fn mastodon_timeline(
+    State(state): State<Shared>,
+    Path(tag): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    record(
+        &state,
+        &format!("/api/v1/timelines/tag/{tag}"),
+        &q,
+        &headers,
+    );
+    if let Some(r) = misbehave(&state).await {
+        return r;
+    }
+    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(20);
+    let id = |v: &Value| v["id"].as_str().unwrap().parse::<u64>().unwrap();
+    let all = state
+        .lock()
+        .unwrap()
+        .statuses
+        .get(&tag)
+        .cloned()
+        .unwrap_or_default();
+    let mut page: Vec<Value> =
+        if let Some(min) = q.get("min_id").and_then(|v| v.parse::<u64>().ok()) {
+            // The statuses right after min_id, oldest first, at most `limit`.
+            all.into_iter()
+                .filter(|s| id(s) > min)
+                .take(limit)
+                .collect()
+        } else {
+            let since = q
+                .get("since_id")
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            let newer: Vec<Value> = all.into_iter().filter(|s| id(s) > since).collect();
+            newer[newer.len().saturating_sub(limit)..].to_vec()
+        };
+    page.reverse(); // newest first, as Mastodon answers
+    json_response(Value::Array(page))
+}
+
+async fn mastodon_stream(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    record(&state, "/api/v1/streaming/hashtag", &q, &headers);
+    let expected = state.lock().unwrap().mastodon_token.clone();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if expected.is_some_and(|t| auth != Some(format!("Bearer {t}"))) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":"Missing access token"}"#,
+        )
+            .into_response();
+    }
+    if let Some(r) = misbehave(&state).await {
+        return r;
+    }
+    let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+    let _ = tx.send(Bytes::from_static(b":)\n"));
+    {
+        let mut s = state.lock().unwrap();
+        s.sse = Some(tx);
+        s.sse_connections += 1;
+    }
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<Bytes, std::io::Error>(b), rx))
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+// ---------- Reddit ----------
+
+/// A post (`t3`) in the shape Reddit's listings return.
+pub fn reddit_post(id: &str, created_utc: f64, title: &str, selftext: &str) -> Value {
+    json!({"kind": "t3", "data": {
+        "id": id, "name": format!("t3_{id}"), "title": title, "selftext": selftext,
+        "author": "u_dana", "subreddit": "routers", "created_utc": created_utc,
+        "permalink": format!("/r/routers/comments/{id}/some_title/"),
+        "url": format!("https://www.reddit.com/r/routers/comments/{id}/some_title/"),
+        "over_18": false, "score": 5, "num_comments": 1,
+    }})
+}
+
+/// A comment (`t1`) in the shape Reddit's listings return.
+pub fn reddit_comment(id: &str, created_utc: f64, body: &str) -> Value {
+    json!({"kind": "t1", "data": {
+        "id": id, "name": format!("t1_{id}"), "body": body, "author": "u_kim",
+        "subreddit": "routers", "created_utc": created_utc, "link_id": "t3_zzz",
+        "link_title": "A thread", "permalink": format!("/r/routers/comments/zzz/a_thread/{id}/"),
+        "score": 1,
+    }})
+}
+
+async fn reddit_token(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    record(&state, "/api/v1/access_token", &HashMap::new(), &headers);
+    if let Some(r) = misbehave(&state).await {
+        return r;
+    }
+    let mut s = state.lock().unwrap();
+    use base64_check::expected_basic;
+    let want = expected_basic(&s.reddit_client.0, &s.reddit_client.1);
+    let got = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if got != want || !String::from_utf8_lossy(&body).contains("grant_type=client_credentials") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            r#"{"message":"Unauthorized","error":401}"#,
+        )
+            .into_response();
+    }
+    s.tokens_issued += 1;
+    let token = format!("token-{}", s.tokens_issued);
+    s.valid_token = Some(token.clone());
+    json_response(json!({
+        "access_token": token, "token_type": "bearer",
+        "expires_in": s.token_ttl_secs, "scope": "*",
+    }))
+}
+
+mod base64_check {
+    /// `Basic base64(id:secret)`, written out so the fake does not share the client's encoder.
+    pub fn expected_basic(id: &str, secret: &str) -> String {
+        const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let input = format!("{id}:{secret}");
+        let b = input.as_bytes();
+        let mut out = String::new();
+        for chunk in b.chunks(3) {
+            let n = (chunk[0] as u32) << 16
+                | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+                | *chunk.get(2).unwrap_or(&0) as u32;
+            out.push(T[(n >> 18) as usize & 63] as char);
+            out.push(T[(n >> 12) as usize & 63] as char);
+            out.push(if chunk.len() > 1 {
+                T[(n >> 6) as usize & 63] as char
+            } else {
+                '='
+            });
+            out.push(if chunk.len() > 2 {
+                T[n as usize & 63] as char
+            } else {
+                '='
+            });
+        }
+        format!("Basic {out}")
+    }
+}
+
+fn reddit_listing(
+    state: &Shared,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    items: Vec<Value>,
+) -> Response {
+    let s = state.lock().unwrap();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if s.valid_token
+        .as_ref()
+        .is_none_or(|t| auth != format!("Bearer {t}"))
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            r#"{"message":"Unauthorized","error":401}"#,
+        )
+            .into_response();
+    }
+    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(25);
+    let mut items = items;
+    items.sort_by(|a, b| {
+        b["data"]["created_utc"]
+            .as_f64()
+            .partial_cmp(&a["data"]["created_utc"].as_f64())
+            .unwrap()
+    });
+    let start = match q.get("after") {
+        Some(after) => items
+            .iter()
+            .position(|i| i["data"]["name"] == after.as_str())
+            .map_or(items.len(), |p| p + 1),
+        None => 0,
+    };
+    let page: Vec<Value> = items.iter().skip(start).take(limit).cloned().collect();
+    let after = (start + page.len() < items.len())
+        .then(|| page.last().map(|p| p["data"]["name"].clone()))
+        .flatten();
+    let body = json!({"kind": "Listing", "data": {
+        "after": after, "before": null, "dist": page.len(), "modhash": "", "children": page,
+    }});
+    let mut r = json_response(body);
+    let h = r.headers_mut();
+    h.insert(
+        "x-ratelimit-remaining",
+        format!("{:.1}", s.ratelimit_remaining).parse().unwrap(),
+    );
+    h.insert("x-ratelimit-used", "1".parse().unwrap());
+    h.insert(
+        "x-ratelimit-reset",
+        s.ratelimit_reset.to_string().parse().unwrap(),
+    );
+    r
+}
+
+async fn reddit_search(
+    State(state): State<Shared>,
+    Path(subs): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    record(&state, &format!("/r/{subs}/search"), &q, &headers);
+    if let Some(r) = misbehave(&state).await {
+        return r;
+    }
+    let needle = q.get("q").cloned().unwrap_or_default().to_lowercase();
+    let posts: Vec<Value> = state
+        .lock()
+        .unwrap()
+        .reddit_posts
+        .iter()
+        .filter(|p| {
+            let d = &p["data"];
+            format!("{} {}", d["title"], d["selftext"])
+                .to_lowercase()
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| needle.split_whitespace().any(|n| n == w))
+        })
+        .cloned()
+        .collect();
+    reddit_listing(&state, &headers, &q, posts)
+}
+
+async fn reddit_comments(
+    State(state): State<Shared>,
+    Path(subs): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    record(&state, &format!("/r/{subs}/comments"), &q, &headers);
+    if let Some(r) = misbehave(&state).await {
+        return r;
+    }
+    let comments = state.lock().unwrap().reddit_comments.clone();
+    reddit_listing(&state, &headers, &q, comments)
+}
+
+// ---------- Jetstream ----------
+
+/// A post-create event in Jetstream's shape.
+pub fn jet_post(did: &str, rkey: &str, time_us: i64, text: &str) -> String {
+    json!({
+        "did": did, "time_us": time_us, "kind": "commit",
+        "commit": {"rev": format!("rev{time_us}"), "operation": "create",
+            "collection": "app.bsky.feed.post", "rkey": rkey,
+            "record": {"$type": "app.bsky.feed.post", "createdAt": "2024-09-09T19:46:02.102Z",
+                "langs": ["en"], "text": text},
+            "cid": "bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi"}
+    })
+    .to_string()
+}
+
+#[derive(Default)]
+pub struct JetState {
+    /// Every event ever sent, for replay from a cursor.
+    pub events: Vec<(i64, String)>,
+    /// The request URI of each connection, in order.
+    pub connections: Vec<String>,
+    live: Vec<mpsc::UnboundedSender<Option<String>>>,
+}
+
+/// A Jetstream server: replays stored events from `cursor` (as Jetstream does, `time_us >=
+/// cursor`), then forwards live ones; can drop every connection.
+#[derive(Clone)]
+pub struct FakeJetstream {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<JetState>>,
+}
+
+impl FakeJetstream {
+    pub async fn start() -> FakeJetstream {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state: Arc<Mutex<JetState>> = Arc::default();
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move { serve_jetstream(tcp, state).await });
+            }
+        });
+        FakeJetstream { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://{}/subscribe", self.addr)
+    }
+
+    pub fn send(&self, time_us: i64, event: String) {
+        let mut s = self.state.lock().unwrap();
+        s.events.push((time_us, event.clone()));
+        s.live.retain(|tx| tx.send(Some(event.clone())).is_ok());
+    }
+
+    /// Records an event without sending it live (it happened "while we were away").
+    pub fn store_only(&self, time_us: i64, event: String) {
+        self.state.lock().unwrap().events.push((time_us, event));
+    }
+
+    pub fn drop_all(&self) {
+        let mut s = self.state.lock().unwrap();
+        for tx in s.live.drain(..) {
+            let _ = tx.send(None);
+        }
+    }
+
+    pub fn connections(&self) -> Vec<String> {
+        self.state.lock().unwrap().connections.clone()
+    }
+}
+
+#[allow(clippy::result_large_err)] // the callback's error type is tungstenite's, not ours
+async fn serve_jetstream(tcp: tokio::net::TcpStream, state: Arc<Mutex<JetState>>) {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::handshake::server::{Request, Response as WsResponse};
+    use tokio_tungstenite::tungstenite::Message;
+    let mut uri = String::new();
+    let ws = tokio_tungstenite::accept_hdr_async(tcp, |req: &Request, resp: WsResponse| {
+        uri = req.uri().to_string();
+        Ok(resp)
+    })
+    .await;
+    let Ok(mut ws) = ws else { return };
+    let cursor: Option<i64> = uri
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("cursor="))
+        .and_then(|c| c.parse().ok());
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let replay: Vec<String> = {
+        let mut s = state.lock().unwrap();
+        s.connections.push(uri.clone());
+        s.live.push(tx);
+        match cursor {
+            Some(c) => s
+                .events
+                .iter()
+                .filter(|(t, _)| *t >= c)
+                .map(|(_, e)| e.clone())
+                .collect(),
+            None => Vec::new(),
+        }
+    };
+    for e in replay {
+        if ws.send(Message::text(e)).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        tokio::select! {
+            next = rx.recv() => match next {
+                Some(Some(e)) => if ws.send(Message::text(e)).await.is_err() { return },
+                _ => { let _ = ws.close(None).await; return }
+            },
+            incoming = ws.next() => if incoming.is_none() { return },
+        }
+    }
+}

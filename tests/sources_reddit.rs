@@ -1,0 +1,234 @@
+//! The `reddit` source against a fake Reddit (OAuth token endpoint and listings) on
+//! 127.0.0.1: the app-only token and its renewal, search and comment listings, paging to the
+//! watermark, restarts, rate-limit headers and failures.
+
+mod common;
+
+use common::fake_sources::{reddit_comment, reddit_post, FakeApi, Misbehave};
+use mentiondesk::sources::{self, SourceError, SourceState};
+use std::path::Path;
+use std::time::Duration;
+
+fn source(fake: &FakeApi) -> Box<dyn sources::Source> {
+    let text = format!(
+        r#"
+[[sources]]
+name = "rd"
+kind = "reddit"
+query = '(acme OR "acme corp") AND NOT hiring'
+subreddits = ["routers", "r/homelab"]
+client_id = "client-id"
+client_secret = "${{REDDIT_CLIENT_SECRET}}"
+user_agent = "linux:mentiondesk-test:0.1 (by /u/acme_pr)"
+url = "{base}"
+token_url = "{base}/api/v1/access_token"
+timeout = "1s"
+allow_private = true
+
+[[rules]]
+name = "acme"
+query = "acme"
+alert = ["slack:#pr"]
+"#,
+        base = fake.url()
+    );
+    let env = |k: &str| (k == "REDDIT_CLIENT_SECRET").then(|| "client-secret-xyz".to_string());
+    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &env).unwrap();
+    sources::build(&config.sources[0]).unwrap()
+}
+
+fn now() -> f64 {
+    chrono::Utc::now().timestamp() as f64
+}
+
+#[tokio::test]
+async fn posts_and_matching_comments_arrive_with_a_token_and_a_descriptive_user_agent() {
+    let fake = FakeApi::start().await;
+    let t = now();
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.reddit_posts = vec![
+            reddit_post("p1", t - 50.0, "Acme router died", "after a week"),
+            reddit_post("p2", t - 40.0, "Other brand", "fine"),
+        ];
+        s.reddit_comments = vec![
+            reddit_comment("c1", t - 30.0, "my ACME does that too"),
+            reddit_comment("c2", t - 20.0, "unrelated chatter"),
+        ];
+    }
+    let mut src = source(&fake);
+    let mut state = SourceState::default();
+    let got = src.poll(&mut state).await.unwrap();
+    let mut ids: Vec<_> = got.iter().map(|m| m.item_id.as_str()).collect();
+    ids.sort();
+    assert_eq!(ids, ["t1_c1", "t3_p1"]);
+    let post = got.iter().find(|m| m.item_id == "t3_p1").unwrap();
+    assert_eq!(post.title.as_deref(), Some("Acme router died"));
+    assert_eq!(post.text, "after a week");
+    assert_eq!(post.author.as_deref(), Some("u/u_dana"));
+    assert_eq!(
+        post.url.as_deref(),
+        Some("https://www.reddit.com/r/routers/comments/p1/some_title/")
+    );
+
+    let search = &fake.requests("/r/routers+homelab/search")[0];
+    assert_eq!(search.query["q"], "acme");
+    assert_eq!(search.query["sort"], "new");
+    assert_eq!(search.query["restrict_sr"], "1");
+    assert_eq!(search.headers["authorization"], "Bearer token-1");
+    assert_eq!(
+        search.headers["user-agent"],
+        "linux:mentiondesk-test:0.1 (by /u/acme_pr)"
+    );
+    assert_eq!(fake.state.lock().unwrap().tokens_issued, 1);
+
+    // Nothing new: nothing handed on, and the token is reused.
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+    assert_eq!(fake.state.lock().unwrap().tokens_issued, 1);
+}
+
+#[tokio::test]
+async fn a_burst_is_paged_to_the_watermark_and_a_restart_resumes_without_repeats() {
+    let fake = FakeApi::start().await;
+    let t = now();
+    fake.state.lock().unwrap().reddit_posts = vec![reddit_post("p0", t - 1000.0, "acme old", "")];
+    let mut state = SourceState::default();
+    assert_eq!(source(&fake).poll(&mut state).await.unwrap().len(), 1);
+
+    // 250 new posts while "down": three pages of 100.
+    fake.state.lock().unwrap().reddit_posts.extend(
+        (0..250).map(|i| reddit_post(&format!("n{i}"), t - 900.0 + i as f64, "acme news", "x")),
+    );
+    let mut restored: SourceState =
+        serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+    let got = source(&fake).poll(&mut restored).await.unwrap();
+    let posts: Vec<_> = got
+        .iter()
+        .filter(|m| m.item_id.starts_with("t3_"))
+        .collect();
+    assert_eq!(
+        posts.len(),
+        250,
+        "every new post once, the old one not again"
+    );
+    assert!(fake
+        .requests("/r/routers+homelab/search")
+        .iter()
+        .any(|r| r.query.contains_key("after")));
+}
+
+#[tokio::test]
+async fn the_token_is_renewed_before_expiry_and_after_a_401() {
+    let fake = FakeApi::start().await;
+    fake.state.lock().unwrap().token_ttl_secs = 60; // less than the renewal margin
+    let mut src = source(&fake);
+    let mut state = SourceState::default();
+    src.poll(&mut state).await.unwrap();
+    src.poll(&mut state).await.unwrap();
+    // Two listings per poll; a token with less than the renewal margin left is never used.
+    assert_eq!(
+        fake.state.lock().unwrap().tokens_issued,
+        4,
+        "renewed before expiry"
+    );
+
+    fake.state.lock().unwrap().token_ttl_secs = 3600;
+    src.poll(&mut state).await.unwrap();
+    fake.state.lock().unwrap().valid_token = Some("revoked-elsewhere".into());
+    src.poll(&mut state).await.unwrap();
+    assert_eq!(
+        fake.state.lock().unwrap().tokens_issued,
+        6,
+        "a 401 renews the token and the poll still succeeds"
+    );
+}
+
+#[tokio::test]
+async fn wrong_credentials_say_so_without_the_secret() {
+    let fake = FakeApi::start().await;
+    fake.state.lock().unwrap().reddit_client.1 = "another-secret".into();
+    let err = source(&fake)
+        .poll(&mut SourceState::default())
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("client_id and client_secret"), "{msg}");
+    assert!(!msg.contains("client-secret-xyz"), "{msg}");
+}
+
+#[tokio::test]
+async fn the_rate_limit_headers_pause_the_source_until_the_reset() {
+    let fake = FakeApi::start().await;
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.ratelimit_remaining = 1.0;
+        s.ratelimit_reset = 240;
+        s.reddit_posts = vec![reddit_post("p1", now(), "acme", "")];
+    }
+    let mut src = source(&fake);
+    let mut state = SourceState::default();
+    assert_eq!(src.poll(&mut state).await.unwrap().len(), 1);
+    let before = fake.requests("/r/").len();
+    let err = src.poll(&mut state).await.unwrap_err();
+    let wait = err.retry_after().expect("a wait");
+    assert!(
+        wait > Duration::from_secs(230) && wait <= Duration::from_secs(240),
+        "{wait:?}"
+    );
+    assert_eq!(
+        fake.requests("/r/").len(),
+        before,
+        "no request while paused"
+    );
+}
+
+#[tokio::test]
+async fn failures_are_reported_and_the_next_poll_recovers() {
+    let fake = FakeApi::start().await;
+    fake.state.lock().unwrap().reddit_posts = vec![reddit_post("p1", now(), "acme", "")];
+    let mut src = source(&fake);
+    let mut state = SourceState::default();
+    src.poll(&mut state).await.unwrap(); // token fetched
+    fake.state
+        .lock()
+        .unwrap()
+        .reddit_posts
+        .push(reddit_post("p2", now(), "acme 2", ""));
+
+    fake.fail_next(Misbehave::Status(
+        429,
+        vec![("x-ratelimit-reset", "42".into())],
+    ));
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(42)), "{err}");
+    fake.fail_next(Misbehave::Status(500, vec![]));
+    assert!(src
+        .poll(&mut state)
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("500"));
+    fake.fail_next(Misbehave::Malformed);
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert!(matches!(err, SourceError::Parse(_)), "{err}");
+    fake.fail_next(Misbehave::Truncated);
+    assert!(src.poll(&mut state).await.is_err());
+    fake.fail_next(Misbehave::Hang);
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert!(matches!(err, SourceError::Timeout(_)), "{err}");
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(
+        got.iter().map(|m| m.item_id.as_str()).collect::<Vec<_>>(),
+        ["t3_p2"]
+    );
+}
+
+#[test]
+fn missing_credentials_are_config_problems() {
+    let text = "[[sources]]\nname = \"r\"\nkind = \"reddit\"\nquery = \"acme\"\nsubreddits = [\"x\"]\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n";
+    let err = mentiondesk::config::parse(text, Path::new("t.toml"), &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("client_id"), "{err}");
+    assert!(err.contains("REDDIT_CLIENT_SECRET"), "{err}");
+}
