@@ -546,6 +546,10 @@ mod tests {
             ),
             ("app doesn’t work since the update", &[Kind::Broken]),
             ("the train was two hours late", &[Kind::Delay]),
+            ("the app won't load since Monday", &[Kind::Broken]),
+            ("my phone isn't charging anymore", &[Kind::Broken]),
+            ("Acme tech support is nonexistent", &[Kind::Ignored]),
+            ("do not buy this kettle", &[Kind::NeverAgain]),
         ];
         for (text, kinds) in cases {
             let c = detect(text);
@@ -566,6 +570,8 @@ mod tests {
             "problem solved within minutes",
             "the box arrived without damage, nothing broken",
             "no issues, works as described",
+            "support fixed the issue the same day",
+            "the only minor issue is the short cable",
         ] {
             assert_eq!(weight(text), 0.0, "{text}: {:?}", detect(text));
         }
