@@ -3,7 +3,7 @@
 //! (dedup happens inside the store's transaction). It never talks to chat; it only wakes
 //! the relay.
 
-use crate::analysis::{dedup, priority, sentiment};
+use crate::analysis::{dedup, negativity, priority};
 use crate::config::{DeskConfig, RuleConfig};
 use crate::metrics::Metrics;
 use crate::model::{Mention, Note, Priority, Target, TimerKind};
@@ -48,7 +48,7 @@ impl Judge {
             Some(t) if !t.is_empty() => format!("{t}. {}", m.text),
             _ => m.text.clone(),
         };
-        let s = sentiment::score(&scored_text);
+        let s = negativity::assess(&scored_text);
         let mut rules = Vec::new();
         let mut targets: Vec<Target> = Vec::new();
         let mut highlights = Vec::new();
@@ -68,7 +68,7 @@ impl Judge {
         highlights.dedup();
         Verdict {
             rules,
-            sentiment: s.score,
+            sentiment: s.sentiment,
             negative: s.negative,
             priority: rule_priority.map(|p| priority::priority(p, s.negative, m.author_reach)),
             targets,

@@ -1,0 +1,91 @@
+//! `mentiondesk match` reports complaints as negative: the binary, not the library, so the
+//! CLI is shown to use `analysis::negativity` exactly as the daemon does.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const CONFIG: &str = r#"
+[[rules]]
+name = "airline"
+query = 'skyways OR acme'
+alert = ["slack:#care"]
+priority = "normal"
+"#;
+
+/// Runs `match` over `texts` (as `{"id":i,"text":..}` lines) and returns its JSON lines.
+fn run_match(texts: &[&str]) -> Vec<serde_json::Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("m.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mentiondesk"))
+        .args(["match", "--config"])
+        .arg(&cfg)
+        .env_remove("MENTIONDESK_CONFIG")
+        .env("MENTIONDESK_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for (i, t) in texts.iter().enumerate() {
+            writeln!(stdin, "{}", serde_json::json!({"id": i, "text": t})).unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn delayed_flight_with_no_one_at_the_desk_is_negative_and_raised() {
+    let out = run_match(&["Skyways flight delayed 3 hours and no one at the desk"]);
+    assert_eq!(out[0]["rules"], serde_json::json!(["airline"]));
+    assert_eq!(out[0]["negative"], true, "{}", out[0]);
+    assert_eq!(
+        out[0]["priority"], "high",
+        "negative raises the rule's priority: {}",
+        out[0]
+    );
+}
+
+#[test]
+fn complaints_vader_calls_neutral_are_negative_and_sentiment_stays_vader() {
+    let texts = [
+        "ordered from Acme two weeks ago and the package never arrived",
+        "still waiting for my Acme refund",
+        "emailed Acme support twice, no reply",
+    ];
+    for (v, text) in run_match(&texts).iter().zip(texts) {
+        // The reported sentiment is VADER's compound, which finds nothing negative here.
+        let compound = mentiondesk::analysis::sentiment::score(text).score;
+        assert_eq!(v["sentiment"].as_f64(), Some(compound), "{text}: {v}");
+        assert!(
+            compound > -0.05,
+            "{text}: VADER alone would not flag it ({compound})"
+        );
+        assert_eq!(v["negative"], true, "{text}: {v}");
+        assert_eq!(v["priority"], "high", "{text}: {v}");
+    }
+}
+
+#[test]
+fn praise_and_no_problem_stay_positive() {
+    let out = run_match(&[
+        "no problem at all, thanks Acme",
+        "Skyways crew were wonderful, on time and so helpful",
+    ]);
+    for v in &out {
+        assert_eq!(v["negative"], false, "{v}");
+        assert_eq!(v["priority"], "normal", "{v}");
+    }
+}
