@@ -7,7 +7,9 @@
 //! returns the first message instead of posting twice.
 
 use super::escape::truncate;
-use super::{AlertView, ChatError, ChatPlatform, Posted};
+use super::{
+    buttons, AlertView, ChatError, ChatPlatform, Posted, MAX_INLINE_WAIT, MAX_RATE_LIMIT_RETRIES,
+};
 use crate::model::{AlertId, MessageRef, Note, Part, Priority};
 use chrono::{DateTime, Utc};
 use serenity::builder::{
@@ -21,14 +23,6 @@ use serenity::model::id::{ChannelId, MessageId};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Button `custom_id` prefixes; the alert id follows the colon (`desk_claim:42`).
-pub const BUTTON_CLAIM: &str = "desk_claim";
-pub const BUTTON_RESOLVE: &str = "desk_resolve";
-pub const BUTTON_SNOOZE: &str = "desk_snooze";
-pub const BUTTON_IGNORE: &str = "desk_ignore";
-
-const MAX_RATE_LIMIT_RETRIES: u32 = 5;
-const MAX_INLINE_WAIT: Duration = Duration::from_secs(60);
 /// Discord's limits, minus room for our own decoration.
 const CONTENT_LIMIT: usize = 2000;
 const TITLE_LIMIT: usize = 256;
@@ -613,10 +607,10 @@ fn alert_buttons(view: &AlertView) -> Vec<CreateActionRow> {
             .style(style)
     };
     vec![CreateActionRow::Buttons(vec![
-        b(BUTTON_CLAIM, "Claim", ButtonStyle::Primary),
-        b(BUTTON_RESOLVE, "Resolve", ButtonStyle::Success),
-        b(BUTTON_SNOOZE, "Snooze", ButtonStyle::Secondary),
-        b(BUTTON_IGNORE, "Not relevant", ButtonStyle::Danger),
+        b(buttons::CLAIM, "Claim", ButtonStyle::Primary),
+        b(buttons::RESOLVE, "Resolve", ButtonStyle::Success),
+        b(buttons::SNOOZE, "Snooze", ButtonStyle::Secondary),
+        b(buttons::IGNORE, "Not relevant", ButtonStyle::Danger),
     ])]
 }
 

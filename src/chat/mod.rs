@@ -16,6 +16,29 @@ pub mod view;
 
 pub use view::AlertView;
 
+/// Ids of the buttons on an alert and of the snooze choices, the same on every platform
+/// (Slack `action_id`; Discord `custom_id` before `:<alert id>`).
+pub mod buttons {
+    pub const CLAIM: &str = "desk_claim";
+    pub const RESOLVE: &str = "desk_resolve";
+    pub const SNOOZE: &str = "desk_snooze";
+    pub const IGNORE: &str = "desk_ignore";
+    pub const SNOOZE_1H: &str = "desk_snooze_1h";
+    pub const SNOOZE_4H: &str = "desk_snooze_4h";
+    pub const SNOOZE_TOMORROW: &str = "desk_snooze_tomorrow";
+    /// The snooze choices offered after Snooze, as (id, label).
+    pub const SNOOZE_CHOICES: [(&str, &str); 3] = [
+        (SNOOZE_1H, "1 hour"),
+        (SNOOZE_4H, "4 hours"),
+        (SNOOZE_TOMORROW, "Tomorrow 9:00"),
+    ];
+}
+
+/// How often one call is retried after a 429 before the relay's own backoff takes over.
+pub const MAX_RATE_LIMIT_RETRIES: u32 = 5;
+/// A rate-limit wait longer than this is not waited out in-line.
+pub const MAX_INLINE_WAIT: Duration = Duration::from_secs(60);
+
 /// Where a platform put a message: enough to edit it or reply in its thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posted {

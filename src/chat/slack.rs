@@ -3,7 +3,9 @@
 //! not decide what to post or when; the relay does.
 
 use super::escape::{slack_text, slack_url, truncate};
-use super::{AlertView, ChatError, ChatPlatform, Posted};
+use super::{
+    buttons, AlertView, ChatError, ChatPlatform, Posted, MAX_INLINE_WAIT, MAX_RATE_LIMIT_RETRIES,
+};
 use crate::model::{AlertId, MessageRef, Note, Part};
 use chrono::{DateTime, Utc};
 use hyper_rustls::HttpsConnector;
@@ -18,16 +20,6 @@ use std::time::Duration;
 /// recognise our own message in channel history.
 pub const ALERT_EVENT_TYPE: &str = "mentiondesk_alert";
 
-/// Button `action_id`s; the button `value` is the alert id.
-pub const ACTION_CLAIM: &str = "desk_claim";
-pub const ACTION_RESOLVE: &str = "desk_resolve";
-pub const ACTION_SNOOZE: &str = "desk_snooze";
-pub const ACTION_IGNORE: &str = "desk_ignore";
-
-/// How often one call is retried after a 429 before the relay's own backoff takes over.
-const MAX_RATE_LIMIT_RETRIES: u32 = 5;
-/// A Retry-After longer than this is not waited out in-line.
-const MAX_INLINE_WAIT: Duration = Duration::from_secs(60);
 /// How much channel history `find_alert` reads at most.
 const MAX_HISTORY_PAGES: usize = 10;
 
@@ -588,12 +580,16 @@ pub fn render_alert(view: &AlertView) -> SlackMessageContent {
         .with_block_id(format!("state-{}", view.id).into())
         .into(),
         SlackActionsBlock::new(vec![
-            button("Claim", ACTION_CLAIM, Some(SlackBlockButtonStyle::Primary)),
-            button("Resolve", ACTION_RESOLVE, None),
-            button("Snooze", ACTION_SNOOZE, None),
+            button(
+                "Claim",
+                buttons::CLAIM,
+                Some(SlackBlockButtonStyle::Primary),
+            ),
+            button("Resolve", buttons::RESOLVE, None),
+            button("Snooze", buttons::SNOOZE, None),
             button(
                 "Not relevant",
-                ACTION_IGNORE,
+                buttons::IGNORE,
                 Some(SlackBlockButtonStyle::Danger),
             ),
         ])

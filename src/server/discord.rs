@@ -5,13 +5,12 @@
 //! (ephemeral) and parse no mentions; work that is not ready at once is deferred and the
 //! answer replaces the deferral. The business outcome is the desk's.
 
-use crate::chat::discord::{
-    render_note, DiscordPlatform, BUTTON_CLAIM, BUTTON_IGNORE, BUTTON_RESOLVE, BUTTON_SNOOZE,
-};
+use crate::chat::buttons;
+use crate::chat::discord::{render_note, DiscordPlatform};
 use crate::chat::discord_gateway::GatewayHandler;
 use crate::chat::slack_socket::BoxFuture;
 use crate::clock::Clock;
-use crate::desk::command::{self, SnoozeFor};
+use crate::desk::command;
 use crate::desk::state::Action;
 use crate::desk::Desk;
 use crate::model::{AlertId, Note};
@@ -262,16 +261,12 @@ async fn component(ep: &DiscordEndpoints, i: &Value, actor: &str) -> Value {
         }
     };
     match kind {
-        BUTTON_CLAIM => act(Action::Claim).await,
-        BUTTON_RESOLVE => resolve_modal(id),
-        BUTTON_IGNORE => ignore_modal(id),
-        BUTTON_SNOOZE => snooze_choices(id),
-        "desk_snooze_1h" | "desk_snooze_4h" | "desk_snooze_tomorrow" => {
-            let how = match kind {
-                "desk_snooze_1h" => SnoozeFor::Duration(Duration::from_secs(3600)),
-                "desk_snooze_4h" => SnoozeFor::Duration(Duration::from_secs(4 * 3600)),
-                _ => SnoozeFor::TomorrowMorning,
-            };
+        buttons::CLAIM => act(Action::Claim).await,
+        buttons::RESOLVE => resolve_modal(id),
+        buttons::IGNORE => ignore_modal(id),
+        buttons::SNOOZE => snooze_choices(id),
+        choice if super::snooze_choice(choice).is_some() => {
+            let how = super::snooze_choice(choice).expect("checked by the guard");
             let until = ep.desk.snooze_until(how, now);
             act(Action::Snooze { until }).await
         }
@@ -307,7 +302,7 @@ async fn modal_submit(ep: &DiscordEndpoints, i: &Value, actor: &str) -> Value {
     let now = ep.clock.now();
     let actor = actor.to_string();
     let result = match kind {
-        BUTTON_RESOLVE => {
+        buttons::RESOLVE => {
             ep.desk
                 .act(
                     id,
@@ -319,7 +314,7 @@ async fn modal_submit(ep: &DiscordEndpoints, i: &Value, actor: &str) -> Value {
                 )
                 .await
         }
-        BUTTON_IGNORE => {
+        buttons::IGNORE => {
             let mute = field("mute").unwrap_or_default().to_lowercase();
             let outcome = ep
                 .desk
@@ -363,19 +358,19 @@ fn text_input(custom_id: &str, label: &str, long: bool) -> Value {
 }
 
 pub fn resolve_modal(id: AlertId) -> Value {
-    json!({"type": 9, "data": {"custom_id": format!("{BUTTON_RESOLVE}:{id}"), "title": format!("Resolve #{id}"),
+    json!({"type": 9, "data": {"custom_id": format!("{}:{id}", buttons::RESOLVE), "title": format!("Resolve #{id}"),
         "components": [text_input("note", "How was it handled? (optional)", true)]}})
 }
 
 pub fn ignore_modal(id: AlertId) -> Value {
-    json!({"type": 9, "data": {"custom_id": format!("{BUTTON_IGNORE}:{id}"), "title": format!("Not relevant: #{id}"),
+    json!({"type": 9, "data": {"custom_id": format!("{}:{id}", buttons::IGNORE), "title": format!("Not relevant: #{id}"),
         "components": [text_input("reason", "Why? (optional)", false), text_input("mute", "Mute from now on: author, site or both (optional)", false)]}})
 }
 
 fn snooze_choices(id: AlertId) -> Value {
     let b = |custom: &str, label: &str| json!({"type": 2, "style": 2, "custom_id": format!("{custom}:{id}"), "label": label});
     json!({"type": 4, "data": {"content": format!("Snooze #{id} until…"), "flags": EPHEMERAL, "allowed_mentions": {"parse": []},
-        "components": [{"type": 1, "components": [b("desk_snooze_1h", "1 hour"), b("desk_snooze_4h", "4 hours"), b("desk_snooze_tomorrow", "Tomorrow 9:00")]}]}})
+        "components": [{"type": 1, "components": buttons::SNOOZE_CHOICES.iter().map(|(c, l)| b(c, l)).collect::<Vec<_>>()}]}})
 }
 
 #[cfg(test)]

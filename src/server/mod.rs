@@ -32,6 +32,20 @@ pub struct AppState {
     pub discord: Option<discord::DiscordEndpoints>,
 }
 
+/// What a snooze-choice button means, for every platform.
+fn snooze_choice(id: &str) -> Option<crate::desk::command::SnoozeFor> {
+    use crate::chat::buttons;
+    use crate::desk::command::SnoozeFor;
+    match id {
+        buttons::SNOOZE_1H => Some(SnoozeFor::Duration(std::time::Duration::from_secs(3600))),
+        buttons::SNOOZE_4H => Some(SnoozeFor::Duration(std::time::Duration::from_secs(
+            4 * 3600,
+        ))),
+        buttons::SNOOZE_TOMORROW => Some(SnoozeFor::TomorrowMorning),
+        _ => None,
+    }
+}
+
 /// Largest callback body accepted; Slack's are a few kilobytes.
 const MAX_CALLBACK_BYTES: usize = 256 * 1024;
 

@@ -5,13 +5,12 @@
 //! work happens afterwards and is reported privately through `response_url`. The business
 //! outcome is the desk's; this module only verifies, parses and routes.
 
-use crate::chat::slack::{
-    SlackPlatform, ACTION_CLAIM, ACTION_IGNORE, ACTION_RESOLVE, ACTION_SNOOZE,
-};
+use crate::chat::buttons;
+use crate::chat::slack::SlackPlatform;
 use crate::chat::slack_socket::{BoxFuture, SocketHandler};
 use crate::clock::Clock;
 use crate::config::Secret;
-use crate::desk::command::{self, SnoozeFor};
+use crate::desk::command;
 use crate::desk::state::Action;
 use crate::desk::Desk;
 use crate::model::{AlertId, Note};
@@ -32,9 +31,6 @@ pub const MAX_SKEW_SECS: i64 = 5 * 60;
 /// How long user-group membership for `[desk].allowed` is trusted.
 const GROUP_CACHE: Duration = Duration::from_secs(300);
 
-pub const ACTION_SNOOZE_1H: &str = "desk_snooze_1h";
-pub const ACTION_SNOOZE_4H: &str = "desk_snooze_4h";
-pub const ACTION_SNOOZE_TOMORROW: &str = "desk_snooze_tomorrow";
 pub const VIEW_RESOLVE: &str = "desk_resolve";
 pub const VIEW_IGNORE: &str = "desk_ignore";
 
@@ -390,24 +386,20 @@ async fn button(
     let now = ep.clock.now();
     let actor = actor.to_string();
     let outcome = match action_id {
-        ACTION_CLAIM => Some(ep.desk.act(id, &actor, Action::Claim, now).await),
-        ACTION_SNOOZE_1H | ACTION_SNOOZE_4H | ACTION_SNOOZE_TOMORROW => {
-            let how = match action_id {
-                ACTION_SNOOZE_1H => SnoozeFor::Duration(Duration::from_secs(3600)),
-                ACTION_SNOOZE_4H => SnoozeFor::Duration(Duration::from_secs(4 * 3600)),
-                _ => SnoozeFor::TomorrowMorning,
-            };
+        buttons::CLAIM => Some(ep.desk.act(id, &actor, Action::Claim, now).await),
+        choice if super::snooze_choice(choice).is_some() => {
+            let how = super::snooze_choice(choice).expect("checked by the guard");
             let until = ep.desk.snooze_until(how, now);
             Some(ep.desk.act(id, &actor, Action::Snooze { until }, now).await)
         }
-        ACTION_SNOOZE => {
+        buttons::SNOOZE => {
             if let Err(e) = ep.platform.offer_snooze(response_url, id).await {
                 tracing::warn!(error = %e, "could not offer snooze choices");
             }
             None
         }
-        ACTION_RESOLVE | ACTION_IGNORE => {
-            let (modal, fallback) = if action_id == ACTION_RESOLVE {
+        buttons::RESOLVE | buttons::IGNORE => {
+            let (modal, fallback) = if action_id == buttons::RESOLVE {
                 (
                     resolve_modal(id),
                     format!("`{command_name} resolve {id} [note]`"),
