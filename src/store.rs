@@ -572,6 +572,21 @@ impl Store {
         Ok(fresh)
     }
 
+    /// Forgets request ids older than `before`; replays are refused by their timestamp long
+    /// before that, so the ids are only needed for Slack's and Discord's retry window.
+    pub fn prune_requests(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for kv in self.requests.iter() {
+            let (k, v) = kv?;
+            let at = i64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8]));
+            if at < before.timestamp() {
+                self.requests.remove(k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// Mutes an author or site (`author:<kind>:<name>` / `site:<domain>`) from now on.
     pub async fn mute(&self, key: &str, by: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.mutes.insert(key.as_bytes(), to_json(&(by, now)))?;
@@ -853,6 +868,35 @@ mod tests {
             got.alerts.len(),
             1,
             "same URL under another id is the same story"
+        );
+    }
+
+    #[tokio::test]
+    async fn request_ids_are_remembered_then_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t0 = Utc::now() - chrono::Duration::days(2);
+        assert!(store.first_request("slack:command:T1", t0).await.unwrap());
+        assert!(
+            !store.first_request("slack:command:T1", t0).await.unwrap(),
+            "a replay is refused"
+        );
+        assert!(store
+            .first_request("slack:command:T2", Utc::now())
+            .await
+            .unwrap());
+        assert_eq!(
+            store
+                .prune_requests(Utc::now() - chrono::Duration::days(1))
+                .unwrap(),
+            1
+        );
+        assert!(
+            !store
+                .first_request("slack:command:T2", Utc::now())
+                .await
+                .unwrap(),
+            "recent ids stay"
         );
     }
 

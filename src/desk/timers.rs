@@ -11,9 +11,22 @@ use std::time::Duration;
 /// How often due timers are looked for; escalation minutes do not need finer.
 pub const TICK: Duration = Duration::from_secs(5);
 
+/// Request ids (for retry/replay dedup) are kept this long.
+const REQUEST_ID_RETENTION: chrono::Duration = chrono::Duration::days(1);
+
 pub async fn run(desk: Desk, store: Store, clock: Clock, mut shutdown: Shutdown) {
+    let mut last_prune = None;
     loop {
         fire_due(&desk, &store, &clock).await;
+        let now = clock.now();
+        if last_prune.is_none_or(|t| now - t > chrono::Duration::hours(1)) {
+            match store.prune_requests(now - REQUEST_ID_RETENTION) {
+                Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned old request ids"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not prune request ids"),
+            }
+            last_prune = Some(now);
+        }
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
             _ = shutdown.wait() => break,
