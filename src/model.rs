@@ -199,6 +199,9 @@ pub struct Alert {
     /// When it was last resolved: time to resolve is `resolved_at - created_at`.
     #[serde(default)]
     pub resolved_at: Option<DateTime<Utc>>,
+    /// A person's correction of `negative` (`/desk relabel`), kept to measure accuracy.
+    #[serde(default)]
+    pub human_negative: Option<bool>,
 }
 
 /// Who did something: `"<platform>:<user id>"`, e.g. `slack:U0123ABCD`, or `system`.

@@ -285,6 +285,7 @@ impl Store {
                                 highlights: new.highlights.clone(),
                                 first_claimed_at: None,
                                 resolved_at: None,
+                                human_negative: None,
                             };
                             alerts.insert(&id.0.to_be_bytes(), to_json(&alert))?;
                             for target in &alert.targets {

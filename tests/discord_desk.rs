@@ -200,7 +200,7 @@ async fn alert_is_an_embed_with_buttons_no_mentions_and_a_thread() {
         subs,
         vec![
             "claim", "unclaim", "resolve", "reopen", "assign", "snooze", "ignore", "note", "list",
-            "show", "stats", "preview", "help"
+            "show", "stats", "preview", "relabel", "help"
         ]
     );
     s.daemon.stop().await;
@@ -332,6 +332,11 @@ async fn every_subcommand_answers_privately_like_slack() {
             json!({"name": "show", "options": [id(77)]}),
             "11",
             "There is no alert #77",
+        ),
+        (
+            json!({"name": "relabel", "options": [id(2)]}),
+            "11",
+            "#2 is now marked not negative",
         ),
     ];
     for (i, (sub, user, want)) in cases.iter().enumerate() {

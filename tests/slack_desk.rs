@@ -428,6 +428,13 @@ async fn every_subcommand_answers_including_errors() {
             "1 of the last 2 mentions match",
         ),
         ("preview acme AND (", "U1", "does not parse"),
+        ("relabel 1", "U1", "#1 is now marked not negative"),
+        (
+            "stats",
+            "U1",
+            "Sentiment: 1 of 2 corrected by people (50 % kept; 0 missed complaints)",
+        ),
+        ("relabel 1", "U1", "#1 is now marked as scored"),
         ("claim 99", "U1", "There is no alert #99"),
         ("clam 1", "U1", "Did you mean `/desk claim`?"),
         ("resolve", "U1", "needs an alert id"),

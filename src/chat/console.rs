@@ -171,6 +171,7 @@ mod tests {
             priority: Priority::High,
             sentiment: -0.4,
             negative: true,
+            human_negative: None,
             state: AlertState::Open,
             created_at: Utc::now(),
         };

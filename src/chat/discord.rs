@@ -309,6 +309,9 @@ pub fn desk_command(command: &str) -> serenity::builder::CreateCommand {
                 true,
             )),
         )
+        .add_option(
+            sub("relabel", "The sentiment is wrong: negative ⇄ not negative").add_sub_option(id()),
+        )
         .add_option(sub("help", "What the desk can do"))
 }
 
@@ -643,6 +646,7 @@ mod tests {
             priority: Priority::High,
             sentiment: -0.4,
             negative: true,
+            human_negative: None,
             state: AlertState::Open,
             created_at: Utc::now(),
         }

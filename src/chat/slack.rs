@@ -635,6 +635,7 @@ mod tests {
             priority: Priority::High,
             sentiment: -0.5,
             negative: true,
+            human_negative: None,
             state: AlertState::Open,
             created_at: Utc::now(),
         }

@@ -22,6 +22,8 @@ pub struct AlertView {
     pub priority: Priority,
     pub sentiment: f64,
     pub negative: bool,
+    /// A person's correction of `negative`, if any.
+    pub human_negative: Option<bool>,
     pub state: AlertState,
     pub created_at: DateTime<Utc>,
 }
@@ -40,6 +42,7 @@ impl AlertView {
             priority: alert.priority,
             sentiment: alert.sentiment,
             negative: alert.negative,
+            human_negative: alert.human_negative,
             state: alert.state.clone(),
             created_at: alert.created_at,
         }
@@ -50,8 +53,21 @@ impl AlertView {
         self.excerpt.iter().map(|(s, _)| s.as_str()).collect()
     }
 
-    /// `negative (-0.62)` / `positive (0.40)` / `neutral (0.00)`.
+    /// `negative (-0.62)` / `positive (0.40)` / `neutral (0.00)`; a person's correction wins
+    /// and says so.
     pub fn sentiment_label(&self) -> String {
+        match self.human_negative {
+            Some(true) => {
+                return format!("negative ({:+.2}, corrected by the team)", self.sentiment)
+            }
+            Some(false) => {
+                return format!(
+                    "not negative ({:+.2}, corrected by the team)",
+                    self.sentiment
+                )
+            }
+            None => {}
+        }
         let word = if self.negative {
             "negative"
         } else if self.sentiment >= 0.05 {

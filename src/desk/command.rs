@@ -34,13 +34,14 @@ pub enum Command {
     List(ListFilter),
     Show(AlertId),
     Stats(Duration),
+    Relabel(AlertId),
     Preview(String),
     Help,
 }
 
 const SUBCOMMANDS: &[&str] = &[
     "claim", "unclaim", "resolve", "reopen", "assign", "snooze", "ignore", "note", "list", "show",
-    "stats", "preview", "help",
+    "stats", "preview", "relabel", "help",
 ];
 
 /// Parses the text after the command (`claim 42`). `platform` prefixes user ids in `assign`.
@@ -78,6 +79,9 @@ pub fn parse(text: &str, command: &str, platform: &str) -> Result<Command, Strin
         }
         "reopen" => no_tail(id_then(rest, "reopen 42")?, "reopen 42", command).map(Command::Reopen),
         "show" => no_tail(id_then(rest, "show 42")?, "show 42", command).map(Command::Show),
+        "relabel" => {
+            no_tail(id_then(rest, "relabel 42")?, "relabel 42", command).map(Command::Relabel)
+        }
         "resolve" => {
             let (id, note) = id_then(rest, "resolve 42 [note]")?;
             Ok(Command::Resolve(id, opt(note)))
@@ -236,6 +240,7 @@ pub fn help(command: &str) -> String {
 `{command} snooze 42 2h` (or `tomorrow`) · `{command} ignore 42 [reason]` not relevant\n\
 `{command} note 42 text` add to its thread · `{command} show 42` details and history\n\
 `{command} list [open|mine|unclaimed]` · `{command} stats [7d]`\n\
+`{command} relabel 42` the sentiment is wrong (negative ⇄ not negative)\n\
 `{command} preview QUERY` try a rule on the last 1,000 mentions"
     )
 }
@@ -290,6 +295,7 @@ mod tests {
             ("list mine", Command::List(ListFilter::Mine)),
             ("list unclaimed", Command::List(ListFilter::Unclaimed)),
             ("show 4", Command::Show(AlertId(4))),
+            ("relabel 4", Command::Relabel(AlertId(4))),
             ("stats", Command::Stats(168 * h)),
             ("stats 30d", Command::Stats(720 * h)),
             (

@@ -93,6 +93,7 @@ impl Desk {
             Command::List(filter) => self.list(filter, actor, now),
             Command::Show(id) => self.show(id),
             Command::Stats(period) => self.stats(period, now),
+            Command::Relabel(id) => self.relabel(id, actor, now).await,
             Command::Preview(q) => self.preview(&q),
             Command::Help => Ok(Note::markup(&command::help(&self.cfg.command))),
         };
@@ -219,6 +220,71 @@ impl Desk {
             if self.store.change_alert(&alert, change).await? == ChangeOutcome::Applied {
                 self.relay.notify_one();
                 return Ok(Note::new().text(format!("Added your note to the thread of #{id}.")));
+            }
+        }
+        Ok(Note::new().text(format!("#{id} is changing fast; try again.")))
+    }
+
+    /// `/desk relabel`: a person says the sentiment is wrong. The correction is stored on
+    /// the alert (and undone by relabelling again) so `stats` can report the model's accuracy.
+    pub async fn relabel(
+        &self,
+        id: AlertId,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Note, StoreError> {
+        for _ in 0..CAS_RETRIES {
+            let Some(alert) = self.store.alert(id)? else {
+                return Ok(not_found(id, &self.cfg.command));
+            };
+            let mut new = alert.clone();
+            new.human_negative = match alert.human_negative {
+                None => Some(!alert.negative),
+                Some(_) => None,
+            };
+            let (said, note) = match new.human_negative {
+                Some(false) => (
+                    "not negative",
+                    Note::new()
+                        .text("👎 ")
+                        .user(actor.clone())
+                        .text(" says this is not negative."),
+                ),
+                Some(true) => (
+                    "negative",
+                    Note::new()
+                        .text("👎 ")
+                        .user(actor.clone())
+                        .text(" says this is negative."),
+                ),
+                None => (
+                    "as scored",
+                    Note::new()
+                        .text("↩️ ")
+                        .user(actor.clone())
+                        .text(" removed the sentiment correction."),
+                ),
+            };
+            let change = AlertChange {
+                audit: AuditEntry {
+                    at: now,
+                    actor: actor.clone(),
+                    action: "relabel".into(),
+                    from: alert.state.name().into(),
+                    to: alert.state.name().into(),
+                    detail: Some(said.into()),
+                },
+                outbox: vec![OutboxAction::UpdateAlert, OutboxAction::ThreadNote(note)],
+                extra_outbox: vec![],
+                cancel_timers: vec![],
+                set_timers: vec![],
+                alert: new,
+            };
+            if self.store.change_alert(&alert, change).await? == ChangeOutcome::Applied {
+                self.relay.notify_one();
+                return Ok(Note::new().text(format!(
+                    "#{id} is now marked {said}. Thanks, this is how accuracy is tracked."
+                )));
             }
         }
         Ok(Note::new().text(format!("#{id} is changing fast; try again.")))
@@ -500,7 +566,9 @@ impl Desk {
             .newline()
             .text(format!("Time to claim: {}", fmt(&mut to_claim)))
             .newline()
-            .text(format!("Time to resolve: {}", fmt(&mut to_resolve))))
+            .text(format!("Time to resolve: {}", fmt(&mut to_resolve)))
+            .newline()
+            .text(sentiment_accuracy(&alerts)))
     }
 
     fn preview(&self, q: &str) -> Result<Note, StoreError> {
@@ -547,6 +615,26 @@ impl Desk {
             note = note.text(format!(" ({})", m.source));
         }
         Ok(note)
+    }
+}
+
+/// How often people corrected `negative`, from `/desk relabel`.
+fn sentiment_accuracy(alerts: &[Alert]) -> String {
+    let corrected = alerts
+        .iter()
+        .filter(|a| a.human_negative.is_some_and(|h| h != a.negative))
+        .count();
+    let missed = alerts
+        .iter()
+        .filter(|a| a.human_negative == Some(true) && !a.negative)
+        .count();
+    match alerts.len() {
+        0 => "Sentiment: no alerts yet".to_string(),
+        n => format!(
+            "Sentiment: {corrected} of {n} corrected by people ({:.0} % kept; {missed} missed complaint{})",
+            100.0 * (n - corrected) as f64 / n as f64,
+            if missed == 1 { "" } else { "s" }
+        ),
     }
 }
 
