@@ -4,17 +4,23 @@
 mod common;
 
 use common::fake_sources::{status, FakeApi, Misbehave};
+use mentiondesk::sources::poll::{self, Health};
 use mentiondesk::sources::{self, SourceError, SourceState};
 use std::path::Path;
 use std::time::Duration;
 
 fn source(fake: &FakeApi, extra: &str) -> Box<dyn sources::Source> {
+    source_on(&[fake], extra)
+}
+
+fn source_on(fakes: &[&FakeApi], extra: &str) -> Box<dyn sources::Source> {
+    let instances: Vec<String> = fakes.iter().map(|f| format!("{:?}", f.url())).collect();
     let text = format!(
         r##"
 [[sources]]
 name = "masto"
 kind = "mastodon"
-instances = ["{}"]
+instances = [{}]
 tags = ["#acme"]
 timeout = "2s"
 allow_private = true
@@ -25,7 +31,7 @@ name = "acme"
 query = "acme"
 alert = ["slack:#pr"]
 "##,
-        fake.url()
+        instances.join(", ")
     );
     let env = |k: &str| (k == "MASTODON_TOKEN").then(|| "masto-secret-token".to_string());
     let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &env).unwrap();
@@ -107,6 +113,54 @@ async fn failures_report_and_recover() {
         .unwrap_err();
     assert!(matches!(err, SourceError::Timeout(_)), "{err}");
     assert_eq!(src.poll(&mut state).await.unwrap().len(), 2);
+}
+
+/// One instance of two failing is not a failed poll (the other's mentions are delivered), but
+/// it must show in the health snapshot (`/healthz`, `errors_total` in metrics), not only in
+/// the log; the next clean poll clears it.
+#[tokio::test]
+async fn a_failing_instance_among_answering_ones_shows_as_degraded_in_health() {
+    let good = FakeApi::start().await;
+    let bad = FakeApi::start().await;
+    add(&good, 1..4);
+    bad.fail_next(Misbehave::Status(502, vec![]));
+    let src = source_on(&[&good, &bad], "");
+    let health = Health::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let (trigger, stop) = mentiondesk::shutdown::channel();
+    let task = tokio::spawn(poll::run(
+        src,
+        Duration::from_millis(300),
+        Duration::from_secs(5),
+        SourceState::default(),
+        tx,
+        health.clone(),
+        stop,
+    ));
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.mentions.len(), 3, "the answering instance is delivered");
+    let status = health.get("masto").unwrap();
+    assert!(status.healthy, "a partial poll is not a failed one");
+    assert!(status.degraded, "{status:?}");
+    let warning = status.last_error.clone().unwrap();
+    assert!(warning.contains(&bad.url()), "names the instance: {warning}");
+    assert!(warning.contains("502"), "{warning}");
+    assert!(!warning.contains(&good.url()), "{warning}");
+    assert_eq!((status.errors_total, status.partial_total), (1, 1));
+    assert_eq!(status.consecutive_errors, 0, "no backoff for a partial poll");
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json["degraded"], true);
+
+    // The next poll finds both instances answering: no longer degraded.
+    wait_until(|| health.get("masto").unwrap().polls_total >= 2).await;
+    let status = health.get("masto").unwrap();
+    assert!(status.healthy && !status.degraded, "{status:?}");
+    assert_eq!(status.errors_total, 1);
+    trigger.trigger();
+    task.await.unwrap();
 }
 
 #[tokio::test]

@@ -31,6 +31,8 @@ pub struct MastodonSource {
     fetcher: Fetcher,
     buffer: StreamBuffer,
     tasks: Vec<TaskGuard>,
+    /// Which instances/tags failed in the last poll that still delivered; see `take_warning`.
+    warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,6 +89,7 @@ impl MastodonSource {
             fetcher: Fetcher::new(spec)?,
             buffer: StreamBuffer::new(),
             tasks: Vec::new(),
+            warning: None,
         })
     }
 
@@ -190,6 +193,7 @@ impl Source for MastodonSource {
     }
 
     async fn poll(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError> {
+        self.warning = None;
         self.start_streams();
         let streamed = self.buffer.drain();
         let mut mentions = streamed.mentions;
@@ -218,11 +222,15 @@ impl Source for MastodonSource {
                 }
             }
         }
+        if !failures.is_empty() {
+            self.warning = Some(partial_warning(&failures, succeeded));
+        }
         if succeeded == 0 && !failures.is_empty() {
             if !mentions.is_empty() {
                 // Hand over what the stream brought; the timeline is read again next poll.
                 return Ok(mentions);
             }
+            self.warning = None;
             let (instance, tag, e) = failures.remove(0);
             return Err(prefix(e, &format!("{} #{tag}: ", redact_url(&instance))));
         }
@@ -233,6 +241,10 @@ impl Source for MastodonSource {
             }
         }
         Ok(mentions)
+    }
+
+    fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
     }
 
     async fn ready(&mut self) {
@@ -250,6 +262,21 @@ impl Source for MastodonSource {
             super::poll::MAX_BACKOFF
         }
     }
+}
+
+/// One line naming every failed instance/tag (URLs redacted, errors are secret-free), e.g.
+/// `1 of 3 timelines failed: https://b.example #acme: server answered HTTP 502`.
+fn partial_warning(failures: &[(String, String, SourceError)], succeeded: usize) -> String {
+    let total = failures.len() + succeeded;
+    let detail: Vec<String> = failures
+        .iter()
+        .map(|(instance, tag, e)| format!("{} #{tag}: {e}", redact_url(instance)))
+        .collect();
+    format!(
+        "{} of {total} timelines failed: {}",
+        failures.len(),
+        detail.join("; ")
+    )
 }
 
 /// Puts which instance and tag failed in front of a message, keeping the error's kind.

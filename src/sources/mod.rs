@@ -188,6 +188,13 @@ pub trait Source: Send {
         std::future::pending::<()>().await
     }
 
+    /// What the last successful `poll` had to work around (some instances failed, a stream
+    /// dropped), already secret-free; taken once by the poll loop, which records it in `Health`
+    /// so a partial failure shows on `/healthz` and in metrics instead of only in the log.
+    fn take_warning(&mut self) -> Option<String> {
+        None
+    }
+
     /// The longest the poll loop waits after failures. Streaming sources reconnect on their
     /// own schedule and only need the loop to keep draining, so they keep this short.
     fn max_backoff(&self) -> Duration {

@@ -34,11 +34,18 @@ pub struct SourceStatus {
     pub kind: String,
     /// True while the last poll succeeded (or none has run yet).
     pub healthy: bool,
+    /// True when the last poll succeeded only in part (e.g. one Mastodon instance of three
+    /// failed): its mentions were delivered, and `last_error` says what was missing.
+    pub degraded: bool,
     pub last_success: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub consecutive_errors: u32,
     pub polls_total: u64,
+    /// Failed polls plus partial failures, so a degraded source shows in
+    /// `mentiondesk_source_errors_total` too.
     pub errors_total: u64,
+    /// Polls that succeeded only in part (a subset of `polls_total`).
+    pub partial_total: u64,
     pub mentions_total: u64,
     /// Seconds until the next poll is due, when one is scheduled.
     pub next_poll_in_secs: Option<u64>,
@@ -91,6 +98,7 @@ impl Health {
     pub fn record_success(&self, name: &str, kind: &str, mentions: usize) {
         self.with(name, kind, |s| {
             s.healthy = true;
+            s.degraded = false;
             s.last_success = Some(Utc::now());
             s.consecutive_errors = 0;
             s.polls_total += 1;
@@ -98,10 +106,24 @@ impl Health {
         });
     }
 
+    /// Records a poll that delivered its mentions but hit a problem it worked around (some
+    /// endpoints failed). Counted as a success (the source is up, nothing backs off) and as an
+    /// error (so it is not only in the log): `degraded` stays set until a clean poll.
+    pub fn record_partial(&self, name: &str, kind: &str, mentions: usize, warning: &str) {
+        self.record_success(name, kind, mentions);
+        self.with(name, kind, |s| {
+            s.degraded = true;
+            s.last_error = Some(warning.to_string());
+            s.errors_total += 1;
+            s.partial_total += 1;
+        });
+    }
+
     /// Records a failed poll with its (already secret-free) message.
     pub fn record_error(&self, name: &str, kind: &str, error: &str) {
         self.with(name, kind, |s| {
             s.healthy = false;
+            s.degraded = false;
             s.last_error = Some(error.to_string());
             s.consecutive_errors = s.consecutive_errors.saturating_add(1);
             s.polls_total += 1;
@@ -122,11 +144,13 @@ impl Health {
                 name: name.to_string(),
                 kind: kind.to_string(),
                 healthy: true,
+                degraded: false,
                 last_success: None,
                 last_error: None,
                 consecutive_errors: 0,
                 polls_total: 0,
                 errors_total: 0,
+                partial_total: 0,
                 mentions_total: 0,
                 next_poll_in_secs: None,
             },
@@ -184,7 +208,13 @@ pub async fn run(
         let delay = match result {
             Ok(mentions) => {
                 errors = 0;
-                health.record_success(&name, kind, mentions.len());
+                match source.take_warning() {
+                    Some(warning) => {
+                        health.record_partial(&name, kind, mentions.len(), &warning);
+                        tracing::warn!(source = %name, mentions = mentions.len(), warning = %warning, "polled in part");
+                    }
+                    None => health.record_success(&name, kind, mentions.len()),
+                }
                 tracing::debug!(source = %name, mentions = mentions.len(), "polled");
                 if !mentions.is_empty() || next_state != state {
                     let outcome = PollOutcome {
