@@ -141,16 +141,26 @@ async fn a_failing_instance_among_answering_ones_shows_as_degraded_in_health() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(first.mentions.len(), 3, "the answering instance is delivered");
+    assert_eq!(
+        first.mentions.len(),
+        3,
+        "the answering instance is delivered"
+    );
     let status = health.get("masto").unwrap();
     assert!(status.healthy, "a partial poll is not a failed one");
     assert!(status.degraded, "{status:?}");
     let warning = status.last_error.clone().unwrap();
-    assert!(warning.contains(&bad.url()), "names the instance: {warning}");
+    assert!(
+        warning.contains(&bad.url()),
+        "names the instance: {warning}"
+    );
     assert!(warning.contains("502"), "{warning}");
     assert!(!warning.contains(&good.url()), "{warning}");
     assert_eq!((status.errors_total, status.partial_total), (1, 1));
-    assert_eq!(status.consecutive_errors, 0, "no backoff for a partial poll");
+    assert_eq!(
+        status.consecutive_errors, 0,
+        "no backoff for a partial poll"
+    );
     let json = serde_json::to_value(&status).unwrap();
     assert_eq!(json["degraded"], true);
 
