@@ -66,34 +66,48 @@ impl Fetcher {
     /// System proxies are ignored on purpose: through a proxy the proxy resolves the host,
     /// and the private-address guard would then check nothing.
     pub fn new(spec: &SourceSpec) -> Result<Fetcher, SourceError> {
+        Fetcher::build(spec, &[])
+    }
+
+    /// A fetcher where each `(host, addr)` resolves to `addr` without the private-address
+    /// filter: tests pin a public-looking name (`public.test`) to their 127.0.0.1 fake, so
+    /// the guard on redirects and IP literals can be exercised with `allow_private = false`
+    /// without sending anything off the machine. Test-only, so production has no bypass.
+    #[cfg(test)]
+    pub(crate) fn with_pinned_hosts(
+        spec: &SourceSpec,
+        pinned: &[(&str, SocketAddr)],
+    ) -> Result<Fetcher, SourceError> {
+        Fetcher::build(spec, pinned)
+    }
+
+    fn build(spec: &SourceSpec, pinned: &[(&str, SocketAddr)]) -> Result<Fetcher, SourceError> {
         let allow_private = spec.allow_private;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(spec.timeout)
-            .timeout(spec.timeout)
-            .no_proxy()
-            .redirect(redirect_policy(allow_private));
-        if !allow_private {
-            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
-        }
-        let client = builder.build().map_err(|e| {
-            SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e)))
-        })?;
-        let mut stream_builder = reqwest::Client::builder()
-            .user_agent(USER_AGENT)
-            .connect_timeout(spec.timeout)
-            .read_timeout(STREAM_IDLE_TIMEOUT)
-            .no_proxy()
-            .redirect(redirect_policy(allow_private));
-        if !allow_private {
-            stream_builder = stream_builder.dns_resolver(Arc::new(PublicOnlyResolver));
-        }
-        let stream_client = stream_builder.build().map_err(|e| {
-            SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e)))
-        })?;
+        let client_builder = |stream: bool| {
+            let mut builder = reqwest::Client::builder()
+                .user_agent(USER_AGENT)
+                .connect_timeout(spec.timeout)
+                .no_proxy()
+                .redirect(redirect_policy(allow_private));
+            builder = if stream {
+                builder.read_timeout(STREAM_IDLE_TIMEOUT)
+            } else {
+                builder.timeout(spec.timeout)
+            };
+            if !allow_private {
+                builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
+            }
+            // reqwest consults these overrides before the resolver above.
+            for (host, addr) in pinned {
+                builder = builder.resolve(host, *addr);
+            }
+            builder.build().map_err(|e| {
+                SourceError::Config(format!("cannot build the HTTP client: {}", chain(&e)))
+            })
+        };
         Ok(Fetcher {
-            client,
-            stream_client,
+            client: client_builder(false)?,
+            stream_client: client_builder(true)?,
             timeout: spec.timeout,
             max_body_bytes: spec.max_body_bytes,
             allow_private,

@@ -19,6 +19,14 @@ impl RssSource {
     /// Needs `spec.url`; the URL is checked when fetched, so a bad one shows up as a poll error
     /// naming the problem rather than failing start-up for every other source.
     pub fn new(spec: &SourceSpec) -> Result<RssSource, SourceError> {
+        RssSource::with_fetcher(spec, Fetcher::new(spec)?)
+    }
+
+    /// Builds the source around a given fetcher (tests pin host names with it).
+    pub(crate) fn with_fetcher(
+        spec: &SourceSpec,
+        fetcher: Fetcher,
+    ) -> Result<RssSource, SourceError> {
         let url = spec
             .url
             .clone()
@@ -32,7 +40,7 @@ impl RssSource {
         Ok(RssSource {
             name: spec.name.clone(),
             url,
-            fetcher: Fetcher::new(spec)?,
+            fetcher,
         })
     }
 }

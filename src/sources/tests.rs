@@ -9,6 +9,7 @@ mod rss_over_http {
     use axum::http::{header, HeaderMap, StatusCode};
     use axum::routing::get;
     use axum::Router;
+    use std::net::SocketAddr;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
@@ -468,6 +469,96 @@ mod rss_over_http {
             .unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(hits.load(Ordering::SeqCst), 1);
+    }
+
+    /// A feed on a public-looking host that redirects to a private address is refused on the
+    /// redirect hop, and the private target never sees a request. `public.test` is pinned to
+    /// the fake on 127.0.0.1 for this test only (treated as public); every redirect target is
+    /// on 127.0.0.1, so nothing leaves the machine even if the guard regressed.
+    #[tokio::test]
+    async fn a_redirect_from_a_public_host_to_a_private_address_is_refused() {
+        let private_hits = Arc::new(AtomicUsize::new(0));
+        let private = serve(counting_router(private_hits.clone())).await;
+        let pport = private.port();
+        let redirect_to = Arc::new(Mutex::new(String::new()));
+        let public_hits = Arc::new(AtomicUsize::new(0));
+        let public = {
+            let target = redirect_to.clone();
+            let hits = public_hits.clone();
+            serve(
+                Router::new()
+                    .route(
+                        "/feed",
+                        get(move || {
+                            hits.fetch_add(1, Ordering::SeqCst);
+                            let to = target.lock().unwrap().clone();
+                            async move { (StatusCode::FOUND, [(header::LOCATION, to)]) }
+                        }),
+                    )
+                    .route("/plain", get(|| async { RSS2 })),
+            )
+            .await
+        };
+        let feed_url = format!("http://public.test:{}/feed", public.port());
+        let mut spec = rss_spec(&feed_url);
+        spec.allow_private = false;
+        let pinned = [("public.test", SocketAddr::new([127, 0, 0, 1].into(), 0))];
+        let source = |spec: &crate::sources::SourceSpec| {
+            RssSource::with_fetcher(spec, Fetcher::with_pinned_hosts(spec, &pinned).unwrap())
+                .unwrap()
+        };
+
+        // The pinned host really is treated as public: a plain fetch succeeds.
+        let mut plain = spec.clone();
+        plain.url = Some(format!("http://public.test:{}/plain", public.port()));
+        let got = source(&plain)
+            .poll(&mut SourceState::default())
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+
+        for (i, target) in [
+            format!("http://127.0.0.1:{pport}/feed"),
+            format!("http://localhost:{pport}/feed"),
+            // Other private ranges (10/8, 169.254/16, ...) are covered without a server by
+            // `private_ranges_are_refused_and_public_ones_allowed`: redirecting there here
+            // would send traffic off 127.0.0.1 if the guard ever regressed.
+            format!("http://[::ffff:127.0.0.1]:{pport}/feed"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            *redirect_to.lock().unwrap() = target.clone();
+            let err = source(&spec)
+                .poll(&mut SourceState::default())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, SourceError::Refused { .. }),
+                "{target}: {err:?}"
+            );
+            assert!(err.to_string().contains("allow_private = true"), "{err}");
+            assert_eq!(
+                public_hits.load(Ordering::SeqCst),
+                i + 1,
+                "the public host was asked"
+            );
+        }
+        assert_eq!(
+            private_hits.load(Ordering::SeqCst),
+            0,
+            "no request may reach the private target"
+        );
+
+        // The same redirect is followed when the source allows private addresses.
+        *redirect_to.lock().unwrap() = format!("http://127.0.0.1:{pport}/feed");
+        spec.allow_private = true;
+        let got = source(&spec)
+            .poll(&mut SourceState::default())
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(private_hits.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
