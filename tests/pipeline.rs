@@ -253,5 +253,9 @@ async fn broken_feeds_are_reported_and_do_not_stop_good_ones() {
         "{metrics}"
     );
     assert!(metrics.contains("mentiondesk_source_errors_total{source=\"bomb\",kind=\"rss\"}"));
+    assert!(
+        metrics.contains("mentiondesk_source_degraded{source=\"good\",kind=\"rss\"} 0"),
+        "{metrics}"
+    );
     daemon.stop().await;
 }

@@ -120,7 +120,8 @@ pub async fn serve(
 /// container unhealthy. The per-source detail says which source and why.
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     let sources = s.health.snapshot();
-    let degraded = sources.iter().any(|src| !src.healthy);
+    // A failing source, or one where only some of its feeds answered, degrades the whole.
+    let degraded = sources.iter().any(|src| !src.healthy || src.degraded);
     let outbox = s.store.outbox().map(|o| o.len()).unwrap_or(0);
     Json(json!({
         "status": if degraded { "degraded" } else { "ok" },
@@ -172,7 +173,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         );
     }
     let sources = s.health.snapshot();
-    let per_source: [PerSourceMetric; 3] = [
+    let per_source: [PerSourceMetric; 4] = [
         (
             "mentiondesk_source_polls_total",
             "Polls per source.",
@@ -181,7 +182,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         ),
         (
             "mentiondesk_source_errors_total",
-            "Failed polls per source.",
+            "Failed or partly failed polls per source.",
             "counter",
             |x| x.errors_total,
         ),
@@ -190,6 +191,12 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             "1 if the source's last poll succeeded.",
             "gauge",
             |x| u64::from(x.healthy),
+        ),
+        (
+            "mentiondesk_source_degraded",
+            "1 if the source's last poll succeeded only in part (some of its feeds failed).",
+            "gauge",
+            |x| u64::from(x.degraded),
         ),
     ];
     for (name, help, kind, f) in per_source {
