@@ -179,7 +179,14 @@ async fn alert_is_an_embed_with_buttons_no_mentions_and_a_thread() {
             "desk_ignore:1"
         ]
     );
-    let threads = s.discord.state.lock().unwrap().threads.clone();
+    // The thread is started right after the post is answered: wait for it.
+    let threads = s
+        .discord
+        .wait_until(10, "thread started", |d| {
+            let t = d.state.lock().unwrap().threads.clone();
+            (!t.is_empty()).then_some(t)
+        })
+        .await;
     assert_eq!(threads.len(), 1);
     assert_eq!(
         threads[0].0, s.root,
@@ -364,7 +371,14 @@ async fn every_subcommand_answers_privately_like_slack() {
         .find(|f| f.contains("Claimed"))
         .unwrap();
     assert!(claim_edit.contains("Claimed by <@11>"), "{claim_edit}");
-    let thread = s.discord.thread(&s.root).join("\n");
+    // Notes are delivered by the relay after the answer: wait for the last one.
+    let thread = s
+        .discord
+        .wait_until(10, "notes in the thread", |d| {
+            let t = d.thread(&s.root).join("\n");
+            t.contains("called \\@everyone back").then_some(t)
+        })
+        .await;
     assert!(thread.contains("<@11> claimed this"), "{thread}");
     assert!(thread.contains("called \\@everyone back"), "{thread}");
     for m in s.discord.messages() {
@@ -375,7 +389,19 @@ async fn every_subcommand_answers_privately_like_slack() {
             m.body
         );
     }
-    // A replayed interaction (same id) changes nothing.
+    // A replayed interaction (same id) changes nothing. First let the relay deliver every
+    // earlier change, so the count below is settled.
+    for _ in 0..200 {
+        if s.daemon.healthz().await["outbox_pending"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        s.daemon.healthz().await["outbox_pending"],
+        0,
+        "relay drained"
+    );
     let before = s.discord.edits().len();
     let resp = interact(
         &s.daemon,

@@ -3,6 +3,7 @@
 //! key pair.
 #![allow(dead_code)]
 
+use super::poll_until;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -134,16 +135,7 @@ impl FakeDiscord {
         what: &str,
         mut f: impl FnMut(&FakeDiscord) -> Option<T>,
     ) -> T {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(v) = f(self) {
-                return v;
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!("timed out waiting for {what}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        poll_until(secs, what, || f(self)).await
     }
 }
 

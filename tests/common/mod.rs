@@ -20,6 +20,20 @@ use tokio::sync::Notify;
 
 pub const BOT_TOKEN: &str = "xoxb-test-token";
 
+/// Polls `f` every 20 ms until it returns Some, or panics after `secs` naming `what`.
+pub async fn poll_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Starts `router` on 127.0.0.1:0 in the background and returns its address.
 pub async fn serve(router: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -194,16 +208,7 @@ impl FakeSlack {
         what: &str,
         mut f: impl FnMut(&FakeSlack) -> Option<T>,
     ) -> T {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(v) = f(self) {
-                return v;
-            }
-            if tokio::time::Instant::now() > deadline {
-                panic!("timed out waiting for {what}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        poll_until(secs, what, || f(self)).await
     }
 
     /// Waits until at least `n` messages were posted, or panics after `secs`.
