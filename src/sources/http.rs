@@ -29,6 +29,31 @@ pub struct ApiResponse {
     pub bytes: Vec<u8>,
 }
 
+/// Any answer to an API request, whatever its status: for APIs whose error bodies say what
+/// went wrong (XRPC answers an expired token with 400 `{"error":"ExpiredToken",…}`), so the
+/// caller can tell one 400 from another. The body is capped like every other.
+#[derive(Debug, Clone)]
+pub struct ApiReply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl ApiReply {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The error `Fetcher::get` would have returned for this answer, with the wait the server
+    /// asked for (Retry-After, or a rate-limit reset header on a 429).
+    pub fn status_error(&self) -> SourceError {
+        SourceError::Status {
+            status: self.status,
+            retry_after: retry_after(self.status, &self.headers, chrono::Utc::now()),
+        }
+    }
+}
+
 /// Redirect hops followed before giving up; feeds rarely need more than two.
 const MAX_REDIRECTS: usize = 5;
 
@@ -184,6 +209,32 @@ impl Fetcher {
         Ok(ApiResponse { headers, bytes })
     }
 
+    /// Sends a request with an optional JSON body and returns the answer whatever its status
+    /// (see `ApiReply`); only transport failures, refusals and an oversized body are errors.
+    /// Header values and the body are never logged or echoed in errors.
+    pub async fn request_any(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        extra_headers: &[(&str, &str)],
+        json_body: Option<&serde_json::Value>,
+    ) -> Result<ApiReply, SourceError> {
+        let (parsed, shown) = self.checked(url)?;
+        let mut request = with_headers(self.client.request(method, parsed), extra_headers);
+        if let Some(body) = json_body {
+            request = request.json(body);
+        }
+        let response = self.send_raw(request, &shown).await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = self.read_body(response, &shown).await?;
+        Ok(ApiReply {
+            status,
+            headers,
+            bytes,
+        })
+    }
+
     /// Opens a long-lived response (server-sent events). It has no overall timeout, only
     /// `STREAM_IDLE_TIMEOUT` between chunks, so a silent dead connection is still noticed.
     /// Read it with `next_chunk`, which keeps the body cap per event.
@@ -235,26 +286,26 @@ impl Fetcher {
         request: reqwest::RequestBuilder,
         shown: &str,
     ) -> Result<reqwest::Response, SourceError> {
-        let response = request.send().await.map_err(|e| self.map_error(e, shown))?;
+        let response = self.send_raw(request, shown).await?;
         let status = response.status();
-        tracing::debug!(url = %shown, status = status.as_u16(), "fetched");
         if status == StatusCode::NOT_MODIFIED || status.is_success() {
             return Ok(response);
         }
-        let headers = response.headers();
-        let retry_after = headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, chrono::Utc::now()))
-            .or_else(|| {
-                (status == StatusCode::TOO_MANY_REQUESTS)
-                    .then(|| ratelimit_reset(headers))
-                    .flatten()
-            });
         Err(SourceError::Status {
             status: status.as_u16(),
-            retry_after,
+            retry_after: retry_after(status.as_u16(), response.headers(), chrono::Utc::now()),
         })
+    }
+
+    /// Sends a request and returns the response whatever its status.
+    async fn send_raw(
+        &self,
+        request: reqwest::RequestBuilder,
+        shown: &str,
+    ) -> Result<reqwest::Response, SourceError> {
+        let response = request.send().await.map_err(|e| self.map_error(e, shown))?;
+        tracing::debug!(url = %shown, status = response.status().as_u16(), "fetched");
+        Ok(response)
     }
 
     /// Reads the body chunk by chunk (already decompressed by reqwest) and stops as soon as the
@@ -353,6 +404,47 @@ pub fn ratelimit_reset(headers: &HeaderMap) -> Option<Duration> {
         .parse()
         .ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)))
+}
+
+/// The wait a non-2xx answer asks for: `Retry-After` on any status; on a 429 without it,
+/// `X-Ratelimit-Reset` (seconds left, as Reddit sends it) or `RateLimit-Reset` (see
+/// `ratelimit_reset_at`).
+pub fn retry_after(
+    status: u16,
+    headers: &HeaderMap,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, now))
+        .or_else(|| {
+            (status == StatusCode::TOO_MANY_REQUESTS.as_u16())
+                .then(|| ratelimit_reset(headers).or_else(|| ratelimit_reset_at(headers, now)))
+                .flatten()
+        })
+}
+
+/// The wait until `RateLimit-Reset`. Bluesky sends it as a Unix time (`1736759405`); the IETF
+/// draft it comes from means seconds left. A value past 10^9 can only be a Unix time (seconds
+/// left would be over 31 years), so both readings are accepted. Capped at a day.
+pub fn ratelimit_reset_at(
+    headers: &HeaderMap,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
+    let value: i64 = headers
+        .get("ratelimit-reset")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let secs = if value >= 1_000_000_000 {
+        value - now.timestamp()
+    } else {
+        value
+    };
+    Some(Duration::from_secs(secs.clamp(0, 86_400) as u64))
 }
 
 fn header_value(s: &str) -> Option<HeaderValue> {
@@ -603,6 +695,36 @@ mod tests {
         assert_eq!(shown, "https://example.com/feed.xml?…");
         assert!(!shown.contains("s3cret") && !shown.contains("abc"));
         assert_eq!(redact_url("not a url"), "<invalid url>");
+    }
+
+    #[test]
+    fn a_429_waits_for_the_rate_limit_reset_in_either_form() {
+        let now = chrono::DateTime::parse_from_rfc3339("2025-01-13T09:09:25Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let headers = |pairs: &[(&'static str, String)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            h
+        };
+        // Bluesky: a Unix time, 90 s from now.
+        let bsky = headers(&[("ratelimit-reset", (now.timestamp() + 90).to_string())]);
+        assert_eq!(retry_after(429, &bsky, now), Some(Duration::from_secs(90)));
+        // The IETF draft: seconds left.
+        let draft = headers(&[("ratelimit-reset", "30".into())]);
+        assert_eq!(retry_after(429, &draft, now), Some(Duration::from_secs(30)));
+        // A reset already past waits nothing; Retry-After wins over both.
+        let past = headers(&[("ratelimit-reset", (now.timestamp() - 5).to_string())]);
+        assert_eq!(retry_after(429, &past, now), Some(Duration::ZERO));
+        let both = headers(&[
+            ("ratelimit-reset", (now.timestamp() + 90).to_string()),
+            ("retry-after", "7".into()),
+        ]);
+        assert_eq!(retry_after(429, &both, now), Some(Duration::from_secs(7)));
+        // Only a 429 is a rate limit; a 400 carrying the same headers is not a wait.
+        assert_eq!(retry_after(400, &bsky, now), None);
     }
 
     #[test]
