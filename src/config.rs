@@ -296,6 +296,10 @@ const SOURCE_KEYS: &[&str] = &[
     "user_agent",
     "token_url",
     "failover_url",
+    "handle",
+    "app_password",
+    "search_url",
+    "search_every",
 ];
 const RULE_KEYS: &[&str] = &["name", "query", "alert", "priority"];
 const DESK_KEYS: &[&str] = &[
@@ -587,6 +591,12 @@ impl Validator<'_> {
             user_agent: self.string(t, key, "user_agent"),
             token_url: self.string(t, key, "token_url"),
             failover_url: self.string(t, key, "failover_url"),
+            handle: self
+                .string(t, key, "handle")
+                .map(|h| h.trim().trim_start_matches('@').to_string()),
+            app_password: None,
+            search_url: self.string(t, key, "search_url"),
+            search_every: self.duration(t, key, "search_every"),
         };
         if t.contains_key("token") {
             api.token = self.secret(t, key, "token", "MASTODON_TOKEN");
@@ -646,6 +656,7 @@ impl Validator<'_> {
                     );
                 }
             }
+            Some(SourceKind::Bluesky) => self.bluesky_search(t, key, &mut api),
             Some(SourceKind::Reddit) => {
                 if api.subreddits.is_empty() {
                     self.problem(
@@ -669,6 +680,56 @@ impl Validator<'_> {
             _ => {}
         }
         api
+    }
+
+    /// The optional search back-fill of a `bluesky` source: `handle` and `app_password` come
+    /// together or not at all, and the other search keys mean nothing without them.
+    fn bluesky_search(&mut self, t: &Table, key: &str, api: &mut ApiOptions) {
+        if t.contains_key("app_password") {
+            api.app_password = self.secret(t, key, "app_password", "BLUESKY_APP_PASSWORD");
+        }
+        if api.handle.as_deref().is_some_and(str::is_empty) {
+            let line = self.key_line(t, "handle");
+            self.problem(
+                line,
+                &format!("{key}.handle"),
+                "is empty; write the account's handle, e.g. handle = \"brand.bsky.social\"",
+            );
+        }
+        match (t.contains_key("handle"), t.contains_key("app_password")) {
+            (true, false) => {
+                let line = self.key_line(t, "handle");
+                self.problem(
+                    line,
+                    &format!("{key}.app_password"),
+                    "missing; the search back-fill signs in with handle and app_password together: add app_password = \"${BLUESKY_APP_PASSWORD}\" (create one in Bluesky under Settings → Privacy and security → App passwords), or remove handle to only stream",
+                );
+            }
+            (false, true) => {
+                let line = self.key_line(t, "app_password");
+                self.problem(
+                    line,
+                    &format!("{key}.handle"),
+                    "missing; the search back-fill signs in with handle and app_password together: add handle = \"brand.bsky.social\" (the account the app password belongs to), or remove app_password to only stream",
+                );
+            }
+            (false, false) => {
+                for field in ["search_url", "search_every"] {
+                    if t.contains_key(field) {
+                        let line = self.key_line(t, field);
+                        self.problem(
+                            line,
+                            &format!("{key}.{field}"),
+                            "has no effect without handle and app_password (the search back-fill needs an account); add both, or remove this key",
+                        );
+                    }
+                }
+            }
+            (true, true) => {}
+        }
+        if let Some(u) = api.search_url.clone() {
+            self.check_source_url(t, key, "search_url", &u, false);
+        }
     }
 
     fn check_source_url(&mut self, t: &Table, key: &str, field: &str, u: &str, ws: bool) {

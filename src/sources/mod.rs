@@ -108,6 +108,16 @@ pub struct ApiOptions {
     pub token_url: Option<String>,
     /// `bluesky`: a second Jetstream endpoint used when the first fails.
     pub failover_url: Option<String>,
+    /// `bluesky`: the account (handle, DID or e-mail) that signs in for the search back-fill;
+    /// set together with `app_password`, or neither.
+    pub handle: Option<String>,
+    /// `bluesky`: an app password of `handle` (Settings → Privacy and security → App passwords).
+    pub app_password: Option<Secret>,
+    /// `bluesky`: the XRPC base for signing in and searching (default the Bluesky PDS
+    /// entryway, `https://bsky.social/xrpc`); an override for tests and proxies.
+    pub search_url: Option<String>,
+    /// `bluesky`: time between back-fill searches (default 5 minutes).
+    pub search_every: Option<Duration>,
 }
 
 /// What a source remembers between polls; persisted by the intake with the items it produced,
