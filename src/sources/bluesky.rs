@@ -3,7 +3,12 @@
 //! connection lives in a task the source owns; `poll` drains what it kept and persists the
 //! cursor (Jetstream's `time_us`), so a restart replays from where the last committed poll
 //! ended. Drops reconnect with backoff, alternating to the failover endpoint.
-//! It does not search (no account is needed) and does not judge posts: the rules do that.
+//! With an account (`handle` + `app_password`) it also back-fills from the search API
+//! (`search.rs`): posts missed while the stream was down longer than Jetstream replays are
+//! found there, as the very same `Mention`, so the intake stores each post once.
+//! Without an account it does not search; it never judges posts: the rules do that.
+
+mod search;
 
 use super::http::{is_private, redact_url, STREAM_IDLE_TIMEOUT};
 use super::prefilter::Prefilter;
@@ -14,6 +19,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use reqwest::Url;
 use serde::Deserialize;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -43,6 +49,10 @@ pub struct BlueskySource {
     buffer: StreamBuffer,
     task: Option<TaskGuard>,
     last_persist: Option<Instant>,
+    /// The search back-fill, when the source has an account.
+    search: Option<search::Search>,
+    /// What the last poll that still delivered had to work around; see `take_warning`.
+    warning: Option<String>,
 }
 
 impl BlueskySource {
@@ -65,16 +75,20 @@ impl BlueskySource {
             (Some(_), None) => None,
         };
         tracing::debug!(source = %spec.name, keywords = ?prefilter.keywords(), "bluesky prefilter");
+        let prefilter = Arc::new(prefilter);
+        let search = search::Search::from_spec(spec, prefilter.clone())?;
         Ok(BlueskySource {
             name: spec.name.clone(),
             endpoints: std::iter::once(primary).chain(failover).collect(),
-            prefilter: Arc::new(prefilter),
+            prefilter,
             allow_private: spec.allow_private,
             connect_timeout: spec.timeout,
             max_frame: usize::try_from(spec.max_body_bytes).unwrap_or(usize::MAX),
             buffer: StreamBuffer::new(),
             task: None,
             last_persist: None,
+            search,
+            warning: None,
         })
     }
 
@@ -107,13 +121,33 @@ impl Source for BlueskySource {
     }
 
     async fn poll(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError> {
+        let started = Instant::now();
+        self.warning = None;
         let saved = state.cursor.as_deref().and_then(|c| c.parse::<i64>().ok());
-        if self.ensure_task(saved) {
+        let first = self.ensure_task(saved);
+        if first {
             self.buffer
                 .wait_connected(self.connect_timeout.min(Duration::from_secs(10)))
                 .await;
+        }
+        let listening_since = Instant::now();
+        // The search runs before the stream's buffer is drained: if it overran the poll's
+        // timeout, the poll loop would drop this future, and streamed posts already taken
+        // out of the buffer would be lost with it. Its own budget keeps it well inside.
+        let mut mentions = Vec::new();
+        let mut search_failing = None;
+        if let Some(search) = self.search.as_mut() {
+            let budget = self
+                .connect_timeout
+                .mul_f64(search::BUDGET_SHARE)
+                .saturating_sub(started.elapsed());
+            search.run_if_due(state, budget, &mut mentions).await;
+            search_failing = search.failing();
+        }
+        if first {
             if self.buffer.is_connected() {
-                tokio::time::sleep(FIRST_POLL_LISTEN).await;
+                tokio::time::sleep(FIRST_POLL_LISTEN.saturating_sub(listening_since.elapsed()))
+                    .await;
             }
             self.last_persist = Some(Instant::now());
         }
@@ -127,13 +161,32 @@ impl Source for BlueskySource {
                 self.last_persist = Some(Instant::now());
             }
         }
-        if drained.mentions.is_empty() {
-            if let Some(e) = drained.error {
-                return Err(SourceError::Network(e));
-            }
-        }
         tracing::debug!(source = %self.name, events = drained.seen, kept = drained.mentions.len(), "drained jetstream");
-        Ok(drained.mentions)
+        // A post found by two keywords' searches, or found and streamed in the same poll, is
+        // handed on once.
+        mentions.extend(drained.mentions);
+        let mut ids: HashSet<String> = HashSet::with_capacity(mentions.len());
+        mentions.retain(|m| ids.insert(m.item_id.clone()));
+        let mut warnings: Vec<String> = Vec::new();
+        if let Some(e) = drained.error {
+            if mentions.is_empty() {
+                let mut message = e;
+                if let Some(s) = search_failing {
+                    message.push_str(&format!("; {s}"));
+                }
+                return Err(SourceError::Network(message));
+            }
+            warnings.push(e);
+        }
+        warnings.extend(search_failing);
+        if !warnings.is_empty() {
+            self.warning = Some(warnings.join("; "));
+        }
+        Ok(mentions)
+    }
+
+    fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
     }
 
     async fn ready(&mut self) {
@@ -210,19 +263,28 @@ pub fn decode_event(raw: &str, prefilter: &Prefilter, source: &str) -> Decoded {
             time_us: Some(time_us),
         };
     };
-    let mention = Mention {
-        item_id: format!("at://{}/app.bsky.feed.post/{}", event.did, commit.rkey),
+    Decoded::Post {
+        mention: Box::new(post_mention(source, &event.did, &commit.rkey, record)),
+        time_us,
+    }
+}
+
+/// The one place a post becomes a `Mention`, for Jetstream and search alike: the same post
+/// from either has the same id, URL, text, author, time and language, so the intake's dedup
+/// drops the second copy.
+fn post_mention(source: &str, did: &str, rkey: &str, record: Record) -> Mention {
+    Mention {
+        item_id: format!("at://{did}/app.bsky.feed.post/{rkey}"),
         source: source.to_string(),
         source_kind: SourceKind::Bluesky.as_str().to_string(),
-        url: Some(format!(
-            "https://bsky.app/profile/{}/post/{}",
-            event.did, commit.rkey
-        )),
+        url: Some(format!("https://bsky.app/profile/{did}/post/{rkey}")),
         title: None,
         text: record.text,
         // Jetstream carries the DID only; handle and follower count would need an API call per
-        // post, which the firehose does not allow.
-        author: Some(event.did),
+        // post, which the firehose does not allow. Search results carry the handle too, but
+        // the author stays the DID so both paths give the same mention (and a handle can
+        // change while a DID cannot, so mutes keep working).
+        author: Some(did.to_string()),
         author_reach: None,
         published: record
             .created_at
@@ -230,10 +292,6 @@ pub fn decode_event(raw: &str, prefilter: &Prefilter, source: &str) -> Decoded {
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc)),
         lang: record.langs.into_iter().next(),
-    };
-    Decoded::Post {
-        mention: Box::new(mention),
-        time_us,
     }
 }
 
