@@ -1,6 +1,6 @@
 //! Fake public APIs for the source tests, on 127.0.0.1 with OS-chosen ports: Algolia HN
-//! search, Mastodon timelines and streaming (SSE), Reddit OAuth and listings, and a Jetstream
-//! websocket. Response shapes follow each API's documentation. Each fake records requests
+//! search, Mastodon timelines and streaming (SSE), Reddit OAuth and listings, Bluesky's XRPC
+//! sign-in and post search, and a Jetstream websocket. Response shapes follow each API's documentation. Each fake records requests
 //! and can be told to misbehave (status codes with headers, malformed or cut-off bodies,
 //! hangs, dropped streams).
 
@@ -57,6 +57,28 @@ pub struct ApiState {
     pub sse: Option<mpsc::UnboundedSender<Bytes>>,
     pub sse_connections: u32,
     pub mastodon_token: Option<String>,
+    pub bsky: BskyState,
+}
+
+/// The fake Bluesky PDS: one account, its session tokens, and the posts search finds.
+#[derive(Default)]
+pub struct BskyState {
+    /// `postView`s, in any order; search sorts them newest first by `sortAt`.
+    pub posts: Vec<Value>,
+    /// The account: (handle, did, app password).
+    pub account: (String, String, String),
+    pub sessions_created: u32,
+    pub refreshes: u32,
+    /// Bumped for every token pair issued, so tokens are never reused.
+    pub tokens_issued: u32,
+    pub access: Option<String>,
+    pub refresh: Option<String>,
+    /// The current access token has expired: searches get 400 `ExpiredToken`.
+    pub access_expired: bool,
+    /// Misbehaviour for the next searchPosts answers only (sign-in is unaffected).
+    pub fail_search: VecDeque<Misbehave>,
+    /// Sent as `ratelimit-remaining` on search answers.
+    pub ratelimit_remaining: u64,
 }
 
 #[derive(Clone)]
@@ -74,6 +96,15 @@ impl FakeApi {
             ratelimit_remaining: 600.0,
             ratelimit_reset: 300,
             reddit_client: ("client-id".into(), "client-secret-xyz".into()),
+            bsky: BskyState {
+                account: (
+                    BSKY_HANDLE.into(),
+                    BSKY_DID.into(),
+                    BSKY_APP_PASSWORD.into(),
+                ),
+                ratelimit_remaining: 2999,
+                ..Default::default()
+            },
             ..Default::default()
         }));
         let router = Router::new()
@@ -83,6 +114,15 @@ impl FakeApi {
             .route("/api/v1/access_token", post(reddit_token))
             .route("/r/{subs}/search", get(reddit_search))
             .route("/r/{subs}/comments", get(reddit_comments))
+            .route(
+                "/xrpc/com.atproto.server.createSession",
+                post(bsky_create_session),
+            )
+            .route(
+                "/xrpc/com.atproto.server.refreshSession",
+                post(bsky_refresh_session),
+            )
+            .route("/xrpc/app.bsky.feed.searchPosts", get(bsky_search_posts))
             .with_state(state.clone());
         FakeApi {
             addr: super::serve(router).await,
@@ -129,7 +169,34 @@ impl FakeApi {
     pub fn sse_connections(&self) -> u32 {
         self.state.lock().unwrap().sse_connections
     }
+
+    /// The XRPC base to configure as a bluesky source's `search_url`.
+    pub fn xrpc_url(&self) -> String {
+        format!("http://{}/xrpc", self.addr)
+    }
+
+    pub fn bsky(&self) -> std::sync::MutexGuard<'_, ApiState> {
+        self.state.lock().unwrap()
+    }
+
+    pub fn bsky_add(&self, post: Value) {
+        self.state.lock().unwrap().bsky.posts.push(post);
+    }
+
+    /// The next searchPosts answer misbehaves (sign-in is unaffected).
+    pub fn bsky_fail_search(&self, m: Misbehave) {
+        self.state.lock().unwrap().bsky.fail_search.push_back(m);
+    }
+
+    /// searchPosts requests seen so far.
+    pub fn bsky_searches(&self) -> Vec<Seen> {
+        self.requests("/xrpc/app.bsky.feed.searchPosts")
+    }
 }
+
+pub const BSKY_HANDLE: &str = "brand.bsky.social";
+pub const BSKY_DID: &str = "did:plc:brandbrandbrandbrand0001";
+pub const BSKY_APP_PASSWORD: &str = "abcd-efgh-ijkl-mnop";
 
 fn record(state: &Shared, path: &str, q: &HashMap<String, String>, headers: &HeaderMap) {
     let headers = headers
@@ -146,7 +213,12 @@ fn record(state: &Shared, path: &str, q: &HashMap<String, String>, headers: &Hea
 /// Applies the next scripted misbehaviour, if any.
 async fn misbehave(state: &Shared) -> Option<Response> {
     let next = state.lock().unwrap().fail_next.pop_front()?;
-    Some(match next {
+    Some(respond_badly(next).await)
+}
+
+/// The answer a misbehaviour gives.
+async fn respond_badly(m: Misbehave) -> Response {
+    match m {
         Misbehave::Status(code, headers) => {
             let mut r = (
                 StatusCode::from_u16(code).unwrap(),
@@ -177,7 +249,7 @@ async fn misbehave(state: &Shared) -> Option<Response> {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             StatusCode::GATEWAY_TIMEOUT.into_response()
         }
-    })
+    }
 }
 
 fn json_response(v: Value) -> Response {
@@ -542,15 +614,224 @@ async fn reddit_comments(
     reddit_listing(&state, &headers, &q, comments)
 }
 
+// ---------- Bluesky XRPC (sign-in and search) ----------
+
+/// A `postView` in the shape `app.bsky.feed.searchPosts` returns, created at `created_at`
+/// (RFC 3339) and indexed a second later.
+pub fn bsky_post(did: &str, handle: &str, rkey: &str, created_at: &str, text: &str) -> Value {
+    let indexed =
+        chrono::DateTime::parse_from_rfc3339(created_at).unwrap() + chrono::Duration::seconds(1);
+    json!({
+        "uri": format!("at://{did}/app.bsky.feed.post/{rkey}"),
+        "cid": "bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi",
+        "author": {"did": did, "handle": handle, "displayName": "Ann Example",
+            "avatar": "https://cdn.bsky.app/img/avatar/plain/x/y@jpeg",
+            "viewer": {"muted": false, "blockedBy": false}, "labels": [],
+            "createdAt": "2023-05-01T10:00:00.000Z"},
+        "record": {"$type": "app.bsky.feed.post", "createdAt": created_at,
+            "langs": ["en"], "text": text},
+        "replyCount": 0, "repostCount": 0, "likeCount": 3, "quoteCount": 0,
+        "indexedAt": indexed.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "viewer": {"threadMuted": false, "embeddingDisabled": false},
+        "labels": [],
+    })
+}
+
+fn bsky_session_reply(s: &mut BskyState) -> Response {
+    s.tokens_issued += 1;
+    let access = format!("eyJhbGciOi.access-{}.sig", s.tokens_issued);
+    let refresh = format!("eyJhbGciOi.refresh-{}.sig", s.tokens_issued);
+    s.access = Some(access.clone());
+    s.refresh = Some(refresh.clone());
+    s.access_expired = false;
+    json_response(json!({
+        "accessJwt": access, "refreshJwt": refresh,
+        "handle": s.account.0, "did": s.account.1,
+        "email": "pr@brand.example", "emailConfirmed": true, "emailAuthFactor": false,
+        "active": true,
+    }))
+}
+
+fn xrpc_error(status: StatusCode, error: &str, message: &str) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        json!({"error": error, "message": message}).to_string(),
+    )
+        .into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("authorization")?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::to_string)
+}
+
+async fn bsky_create_session(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    record(
+        &state,
+        "/xrpc/com.atproto.server.createSession",
+        &HashMap::new(),
+        &headers,
+    );
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut guard = state.lock().unwrap();
+    let s = &mut guard.bsky;
+    let identifier = body["identifier"].as_str().unwrap_or("");
+    let password = body["password"].as_str().unwrap_or("");
+    let known = identifier == s.account.0 || identifier == s.account.1;
+    if !known || password != s.account.2 {
+        return xrpc_error(
+            StatusCode::UNAUTHORIZED,
+            "AuthenticationRequired",
+            "Invalid identifier or password",
+        );
+    }
+    s.sessions_created += 1;
+    bsky_session_reply(s)
+}
+
+async fn bsky_refresh_session(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    record(
+        &state,
+        "/xrpc/com.atproto.server.refreshSession",
+        &HashMap::new(),
+        &headers,
+    );
+    let mut guard = state.lock().unwrap();
+    let s = &mut guard.bsky;
+    if bearer(&headers).is_none() || bearer(&headers) != s.refresh {
+        return xrpc_error(
+            StatusCode::BAD_REQUEST,
+            "ExpiredToken",
+            "Token has been revoked",
+        );
+    }
+    s.refreshes += 1;
+    bsky_session_reply(s)
+}
+
+fn bsky_sort_at(post: &Value) -> chrono::DateTime<chrono::Utc> {
+    let parse = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    parse(&post["record"]["createdAt"]).min(parse(&post["indexedAt"]))
+}
+
+async fn bsky_search_posts(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    record(&state, "/xrpc/app.bsky.feed.searchPosts", &q, &headers);
+    let (posts, remaining, next) = {
+        let mut guard = state.lock().unwrap();
+        // (Cloned whole so the lock is not held while answering.)
+        let s = &mut guard.bsky;
+        if bearer(&headers).is_none() || bearer(&headers) != s.access {
+            return xrpc_error(
+                StatusCode::UNAUTHORIZED,
+                "AuthenticationRequired",
+                "Authentication Required",
+            );
+        }
+        if s.access_expired {
+            return xrpc_error(StatusCode::BAD_REQUEST, "ExpiredToken", "Token has expired");
+        }
+        (
+            s.posts.clone(),
+            s.ratelimit_remaining,
+            s.fail_search.pop_front(),
+        )
+    };
+    if let Some(m) = next {
+        return respond_badly(m).await;
+    }
+    let Some(query) = q.get("q") else {
+        return xrpc_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "Error: Params must have the property \"q\"",
+        );
+    };
+    // Words must all appear (case-insensitive, whole words); quotes make a phrase of one word.
+    let words: Vec<String> = query
+        .trim_matches('"')
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect();
+    let time = |k: &str| {
+        q.get(k).map(|v| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        })
+    };
+    let (since, until) = (time("since"), time("until"));
+    let mut keyed: Vec<(chrono::DateTime<chrono::Utc>, &Value)> = posts
+        .iter()
+        .filter(|p| {
+            let text = p["record"]["text"].as_str().unwrap_or("").to_lowercase();
+            let tokens: Vec<&str> = text.split(|c: char| !c.is_alphanumeric()).collect();
+            words.iter().all(|w| tokens.contains(&w.as_str()))
+        })
+        .map(|p| (bsky_sort_at(p), p))
+        .filter(|(at, _)| since.is_none_or(|s| *at >= s) && until.is_none_or(|u| *at < u))
+        .collect();
+    // Newest first, as sort=latest answers.
+    keyed.sort_by(|a, b| {
+        b.0.cmp(&a.0)
+            .then_with(|| b.1["uri"].as_str().cmp(&a.1["uri"].as_str()))
+    });
+    let hits: Vec<&Value> = keyed.into_iter().map(|(_, p)| p).collect();
+    let limit: usize = q
+        .get("limit")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(25)
+        .min(100);
+    let offset: usize = q.get("cursor").and_then(|c| c.parse().ok()).unwrap_or(0);
+    let total = hits.len();
+    let page: Vec<Value> = hits.into_iter().skip(offset).take(limit).cloned().collect();
+    let mut body = json!({"hitsTotal": total, "posts": page});
+    if offset + limit < total {
+        body["cursor"] = json!((offset + limit).to_string());
+    }
+    let mut r = json_response(body);
+    let h = r.headers_mut();
+    let reset = chrono::Utc::now().timestamp() + 300;
+    h.insert("ratelimit-limit", "3000".parse().unwrap());
+    h.insert(
+        "ratelimit-remaining",
+        remaining.to_string().parse().unwrap(),
+    );
+    h.insert("ratelimit-reset", reset.to_string().parse().unwrap());
+    h.insert("ratelimit-policy", "3000;w=300".parse().unwrap());
+    r
+}
+
 // ---------- Jetstream ----------
 
 /// A post-create event in Jetstream's shape.
 pub fn jet_post(did: &str, rkey: &str, time_us: i64, text: &str) -> String {
+    jet_post_at(did, rkey, time_us, text, "2024-09-09T19:46:02.102Z")
+}
+
+/// A post-create event in Jetstream's shape, created at `created_at` (RFC 3339).
+pub fn jet_post_at(did: &str, rkey: &str, time_us: i64, text: &str, created_at: &str) -> String {
     json!({
         "did": did, "time_us": time_us, "kind": "commit",
         "commit": {"rev": format!("rev{time_us}"), "operation": "create",
             "collection": "app.bsky.feed.post", "rkey": rkey,
-            "record": {"$type": "app.bsky.feed.post", "createdAt": "2024-09-09T19:46:02.102Z",
+            "record": {"$type": "app.bsky.feed.post", "createdAt": created_at,
                 "langs": ["en"], "text": text},
             "cid": "bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi"}
     })
