@@ -4,6 +4,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
+COPY assets ./assets
 RUN cargo build --release --locked --bin mentiondesk
 
 FROM debian:bookworm-slim

@@ -9,14 +9,16 @@ use crate::chat::ChatPlatform;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::desk::{self, Desk};
+use crate::digest::{self, DigestJob};
 use crate::intake::{self, Judge};
 use crate::metrics::Metrics;
 use crate::relay::{self, Platforms};
 use crate::server::discord::DiscordEndpoints;
 use crate::server::slack::SlackEndpoints;
-use crate::server::{self, AppState};
+use crate::server::{self, admin, AppState};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::sources::{self, poll};
+use crate::spikes;
 use crate::store::Store;
 use anyhow::Context;
 use std::sync::Arc;
@@ -60,6 +62,44 @@ pub fn platforms(
         discord: discord.map(|d| d as Arc<dyn ChatPlatform>),
         console: Arc::new(ConsolePlatform),
     }
+}
+
+/// The configured digests with their schedules parsed (the config check already did).
+pub fn digest_jobs(config: &Config) -> anyhow::Result<Vec<DigestJob>> {
+    config
+        .digest
+        .iter()
+        .map(|d| DigestJob::from_config(d).map_err(|e| anyhow::anyhow!("digest {:?}: {e}", d.name)))
+        .collect()
+}
+
+/// `digest --now` without a running daemon: opens the store itself, queues the digest and
+/// delivers it (and anything else still in the outbox) once.
+pub async fn digest_now_offline(
+    config: &Config,
+    name: Option<&str>,
+) -> anyhow::Result<Vec<(String, crate::model::DigestPost)>> {
+    let store = Store::open(&config.store.path)?;
+    let jobs = digest_jobs(config)?;
+    let rules: Vec<String> = config.rules.iter().map(|r| r.name.clone()).collect();
+    let queued = digest::queue_now(&store, &rules, &jobs, name, chrono::Utc::now()).await?;
+    let platforms = platforms(slack_platform(config)?, discord_platform(config)?);
+    let (_trigger, shutdown) = shutdown::channel();
+    relay::deliver_due(&store, &platforms, &Metrics::default(), &shutdown).await;
+    let left: Vec<String> = store
+        .outbox()?
+        .into_iter()
+        .filter(|(_, e)| matches!(e.action, crate::store::OutboxAction::Digest(_)))
+        .map(|(_, e)| format!("{}: {}", e.target, e.last_error.unwrap_or_default()))
+        .collect();
+    store.flush().await?;
+    if !left.is_empty() {
+        anyhow::bail!(
+            "the digest is queued but could not be delivered yet ({}); the daemon retries it when it runs",
+            left.join("; ")
+        );
+    }
+    Ok(queued)
 }
 
 /// The daemon: runs until SIGINT/SIGTERM.
@@ -196,6 +236,48 @@ pub async fn run_with_clock(
         metrics.clone(),
         shutdown.clone(),
     ));
+    let jobs = digest_jobs(&config)?;
+    let rule_names: Vec<String> = config.rules.iter().map(|r| r.name.clone()).collect();
+    let digest_tasks: Vec<_> = jobs
+        .iter()
+        .map(|job| {
+            tokio::spawn(digest::run(
+                job.clone(),
+                store.clone(),
+                rule_names.clone(),
+                clock,
+                wake.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    let spike_task = config.spikes.enabled.then(|| {
+        tokio::spawn(spikes::run(
+            config.spikes.clone(),
+            config.rules.clone(),
+            config.desk.clone(),
+            store.clone(),
+            clock,
+            wake.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ))
+    });
+    let token_path = admin::token_path(&config.store.path);
+    let admin = match admin::write_token(&token_path) {
+        Ok(token) => Some(admin::Admin {
+            token: token.into(),
+            jobs: jobs.into(),
+            rules: rule_names.into(),
+            store: store.clone(),
+            clock,
+            relay_wake: wake.clone(),
+        }),
+        Err(e) => {
+            tracing::warn!(path = %token_path.display(), error = %e, "cannot write the admin token; `digest --now` will not reach this daemon");
+            None
+        }
+    };
     let relay_task = tokio::spawn(relay::run(
         store.clone(),
         platforms,
@@ -211,6 +293,7 @@ pub async fn run_with_clock(
             metrics,
             slack: slack_endpoints,
             discord: discord_endpoints,
+            admin,
         },
         shutdown.clone(),
     ));
@@ -223,6 +306,12 @@ pub async fn run_with_clock(
     }
     let _ = intake_task.await;
     let _ = timers_task.await;
+    for t in digest_tasks {
+        let _ = t.await;
+    }
+    if let Some(t) = spike_task {
+        let _ = t.await;
+    }
     if tokio::time::timeout(DRAIN_TIMEOUT, relay_task)
         .await
         .is_err()
@@ -237,6 +326,7 @@ pub async fn run_with_clock(
         gw.shutdown().await;
     }
     store.flush().await?;
+    let _ = std::fs::remove_file(&token_path);
     tracing::info!("stopped; store flushed");
     Ok(())
 }

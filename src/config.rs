@@ -58,7 +58,9 @@ pub struct Config {
     /// Every rule compiled once; shared by all tasks.
     pub matcher: Arc<RuleSet>,
     pub desk: DeskConfig,
-    pub digest: Option<DigestConfig>,
+    /// `[digest]` or several `[[digest]]`; empty = no digest.
+    pub digest: Vec<DigestConfig>,
+    pub spikes: SpikeConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -121,9 +123,45 @@ pub struct DeskConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DigestConfig {
+    /// Names the digest in its title, in `digest --now NAME` and in the store's slot marker.
+    pub name: String,
     pub schedule: String,
     pub timezone: chrono_tz::Tz,
     pub to: Vec<Target>,
+    /// Attach the PNG chart (default true).
+    pub chart: bool,
+}
+
+/// Spike detection per rule (`[spikes]`); on by default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpikeConfig {
+    pub enabled: bool,
+    /// The window counted against the baseline.
+    pub window: Duration,
+    /// How much history the baseline reads (mean and σ of window-sized buckets).
+    pub baseline: Duration,
+    /// Standard deviations above the mean that count as a spike.
+    pub sigma: f64,
+    /// Fewer mentions than this in the window never alert, however quiet the brand.
+    pub min_count: u32,
+    /// No second spike alert for the same rule within this time.
+    pub cooldown: Duration,
+    /// How often the rules are checked.
+    pub every: Duration,
+}
+
+impl Default for SpikeConfig {
+    fn default() -> SpikeConfig {
+        SpikeConfig {
+            enabled: true,
+            window: Duration::from_secs(3600),
+            baseline: Duration::from_secs(14 * 86_400),
+            sigma: 3.0,
+            min_count: 10,
+            cooldown: Duration::from_secs(6 * 3600),
+            every: Duration::from_secs(300),
+        }
+    }
 }
 
 /// One thing wrong with the config, with where it is.
@@ -263,6 +301,7 @@ const TOP_KEYS: &[&str] = &[
     "rules_defaults",
     "desk",
     "digest",
+    "spikes",
 ];
 const RULES_DEFAULTS_KEYS: &[&str] = &["exclude", "muted_authors", "muted_sites"];
 const STORE_KEYS: &[&str] = &["path"];
@@ -310,7 +349,16 @@ const DESK_KEYS: &[&str] = &[
     "allowed",
     "timezone",
 ];
-const DIGEST_KEYS: &[&str] = &["schedule", "timezone", "to"];
+const DIGEST_KEYS: &[&str] = &["name", "schedule", "timezone", "to", "chart"];
+const SPIKE_KEYS: &[&str] = &[
+    "enabled",
+    "window",
+    "baseline",
+    "sigma",
+    "min_count",
+    "cooldown",
+    "every",
+];
 
 impl Validator<'_> {
     fn problem(&mut self, line: usize, key: &str, message: impl Into<String>) {
@@ -364,7 +412,8 @@ impl Validator<'_> {
         let sources = self.sources(root);
         let rules = self.rules(root);
         let desk = self.desk(root);
-        let digest = self.table(root, "digest").and_then(|t| self.digest(t));
+        let digest = self.digests(root);
+        let spikes = self.spikes(root);
 
         let rules_defaults = self.rules_defaults(root);
         let matcher = self.compile_rules(root, &rules, &rules_defaults);
@@ -383,6 +432,7 @@ impl Validator<'_> {
             matcher: Arc::new(matcher?),
             desk: desk?,
             digest,
+            spikes: spikes?,
         })
     }
 
@@ -892,23 +942,135 @@ impl Validator<'_> {
         Some(desk)
     }
 
-    fn digest(&mut self, t: &Table) -> Option<DigestConfig> {
-        self.known_keys(t, "digest", DIGEST_KEYS);
-        let schedule = self.required_string(t, "digest", "schedule");
+    /// `[digest]` (one) or `[[digest]]` (several, each with its own name).
+    fn digests(&mut self, root: &Table) -> Vec<DigestConfig> {
+        let tables: Vec<(&Table, String)> = match root.get("digest") {
+            None => Vec::new(),
+            Some(Item::Table(t)) => vec![(t, "digest".to_string())],
+            Some(_) => self
+                .array_of_tables(root, "digest")
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| (t, format!("digest[{i}]")))
+                .collect(),
+        };
+        let mut names = HashSet::new();
+        let mut out = Vec::new();
+        for (i, (t, prefix)) in tables.iter().enumerate() {
+            let Some(d) = self.digest(t, prefix, i) else {
+                continue;
+            };
+            if !names.insert(d.name.clone()) {
+                let line = self.key_line(t, "name");
+                self.problem(
+                    line,
+                    &format!("{prefix}.name"),
+                    format!(
+                        "another digest is already named {:?}; give each [[digest]] its own name",
+                        d.name
+                    ),
+                );
+            }
+            out.push(d);
+        }
+        out
+    }
+
+    fn digest(&mut self, t: &Table, prefix: &str, index: usize) -> Option<DigestConfig> {
+        self.known_keys(t, prefix, DIGEST_KEYS);
+        let name = self
+            .string(t, prefix, "name")
+            .unwrap_or_else(|| match index {
+                0 => "Mentions digest".to_string(),
+                i => format!("Mentions digest {}", i + 1),
+            });
+        let schedule = self.required_string(t, prefix, "schedule");
+        let timezone = self.timezone(t, prefix).unwrap_or(chrono_tz::UTC);
         if let Some(s) = &schedule {
-            let fields = s.split_whitespace().count();
-            if !(6..=7).contains(&fields) {
+            if let Err(e) = crate::digest::schedule::Schedule::parse(s, timezone) {
                 let line = self.key_line(t, "schedule");
-                self.problem(line, "digest.schedule", format!("{s:?} has {fields} fields; a schedule has seconds first: \"sec min hour day-of-month month day-of-week\", e.g. \"0 0 9 * * Mon-Fri\""));
+                self.problem(line, &format!("{prefix}.schedule"), e);
             }
         }
-        let timezone = self.timezone(t, "digest").unwrap_or(chrono_tz::UTC);
-        let to = self.targets(t, "digest", "to");
+        let to = self.targets(t, prefix, "to");
+        if to.is_empty() && t.contains_key("to") {
+            let line = self.key_line(t, "to");
+            self.problem(
+                line,
+                &format!("{prefix}.to"),
+                "lists no destination; write e.g. to = [\"slack:#pr-alerts\"]".to_string(),
+            );
+        }
+        let chart = self.boolean(t, prefix, "chart").unwrap_or(true);
         Some(DigestConfig {
+            name,
             schedule: schedule?,
             timezone,
             to,
+            chart,
         })
+    }
+
+    fn spikes(&mut self, root: &Table) -> Option<SpikeConfig> {
+        let d = SpikeConfig::default();
+        let Some(t) = self.table(root, "spikes") else {
+            return Some(d);
+        };
+        self.known_keys(t, "spikes", SPIKE_KEYS);
+        let sigma = match t.get("sigma") {
+            None => d.sigma,
+            Some(item) => match item
+                .as_float()
+                .or_else(|| item.as_integer().map(|i| i as f64))
+            {
+                Some(x) if x > 0.0 && x.is_finite() => x,
+                _ => {
+                    let line = self.key_line(t, "sigma");
+                    self.problem(
+                        line,
+                        "spikes.sigma",
+                        "must be a positive number of standard deviations, e.g. 3".to_string(),
+                    );
+                    d.sigma
+                }
+            },
+        };
+        let min_count = match t.get("min_count") {
+            None => d.min_count,
+            Some(item) => match item.as_integer().and_then(|i| u32::try_from(i).ok()) {
+                Some(n) if n >= 1 => n,
+                _ => {
+                    let line = self.key_line(t, "min_count");
+                    self.problem(
+                        line,
+                        "spikes.min_count",
+                        "must be a whole number of mentions, at least 1, e.g. 10".to_string(),
+                    );
+                    d.min_count
+                }
+            },
+        };
+        let spikes = SpikeConfig {
+            enabled: self.boolean(t, "spikes", "enabled").unwrap_or(d.enabled),
+            window: self.duration(t, "spikes", "window").unwrap_or(d.window),
+            baseline: self.duration(t, "spikes", "baseline").unwrap_or(d.baseline),
+            sigma,
+            min_count,
+            cooldown: self.duration(t, "spikes", "cooldown").unwrap_or(d.cooldown),
+            every: self.duration(t, "spikes", "every").unwrap_or(d.every),
+        };
+        if spikes.baseline < spikes.window * 24 {
+            let line = self.key_line(t, "baseline");
+            self.problem(
+                line,
+                "spikes.baseline",
+                format!(
+                    "must cover at least 24 windows ({:?}) to give a usable mean and σ",
+                    spikes.window * 24
+                ),
+            );
+        }
+        Some(spikes)
     }
 
     fn timezone(&mut self, t: &Table, prefix: &str) -> Option<chrono_tz::Tz> {

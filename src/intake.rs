@@ -90,6 +90,7 @@ impl Judge {
                 timers: vec![],
                 thread_keys: vec![],
                 repeat_note: Note::new(),
+                log_hit: true,
             }),
             mention: m,
         }

@@ -35,6 +35,17 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Build and post the digest now (through the running daemon if there is one)
+    Digest {
+        /// Send it now (required: the schedule in [digest] sends the regular ones)
+        #[arg(long)]
+        now: bool,
+        /// Only the digest with this name (default: every configured digest)
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(clap::Args)]
@@ -60,6 +71,7 @@ fn main() -> ExitCode {
         Command::Check(c) => check(&c),
         Command::Match(c) => match_lines(&c),
         Command::Scan { once, config } => scan(once, &config),
+        Command::Digest { now, name, config } => digest_now(now, name.as_deref(), &config),
     };
     match result {
         Ok(code) => code,
@@ -233,4 +245,86 @@ fn scan(once: bool, c: &ConfigArg) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `digest --now`: asks the running daemon (which holds the store) through its loopback admin
+/// endpoint; with no daemon running, opens the store and sends the digest itself.
+fn digest_now(now: bool, name: Option<&str>, c: &ConfigArg) -> anyhow::Result<ExitCode> {
+    if !now {
+        anyhow::bail!("digest needs --now (scheduled digests are sent by `mentiondesk run`)");
+    }
+    let cfg = load(c)?;
+    if cfg.digest.is_empty() {
+        anyhow::bail!(
+            "no [digest] is configured in {}; add one (see README, \"Daily digest\")",
+            cfg.path.display()
+        );
+    }
+    let rt = runtime()?;
+    let token_path = mentiondesk::server::admin::token_path(&cfg.store.path);
+    let mut addr = cfg.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/admin/digest");
+    if let Ok(token) = std::fs::read_to_string(&token_path) {
+        let asked = rt.block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(60))
+                .no_proxy()
+                .build()?;
+            let body = serde_json::json!({ "name": name });
+            client
+                .post(&url)
+                .bearer_auth(token.trim())
+                .json(&body)
+                .send()
+                .await
+        });
+        match asked {
+            Ok(resp) => {
+                let status = resp.status();
+                let text = rt.block_on(resp.text()).unwrap_or_default();
+                if !status.is_success() {
+                    anyhow::bail!("the running daemon refused: {text}");
+                }
+                let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                for q in v["queued"].as_array().into_iter().flatten() {
+                    println!(
+                        "queued {:?} for {} (the running daemon posts it now)",
+                        q["title"].as_str().unwrap_or_default(),
+                        q["to"]
+                            .as_array()
+                            .map(|a| a
+                                .iter()
+                                .filter_map(|t| t.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "))
+                            .unwrap_or_default()
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) if e.is_connect() => {
+                // Nobody listens: the daemon is not running (a stale token file); go direct.
+            }
+            Err(e) => anyhow::bail!(
+                "could not ask the running daemon at {url}: {}",
+                e.without_url()
+            ),
+        }
+    }
+    let sent = rt.block_on(app::digest_now_offline(&cfg, name)).map_err(|e| {
+        if e.downcast_ref::<mentiondesk::store::StoreError>()
+            .is_some_and(|s| matches!(s, mentiondesk::store::StoreError::Locked { .. }))
+        {
+            anyhow::anyhow!("a running mentiondesk holds the store at {}, but it did not answer at {url}; is [server].listen the same in its config? (or stop it and run this again)", cfg.store.path.display())
+        } else {
+            e
+        }
+    })?;
+    for (_, post) in sent {
+        println!("sent {:?}", post.title);
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -11,6 +11,8 @@ pub struct Metrics {
     pub alerts_posted_total: AtomicU64,
     pub post_errors_total: AtomicU64,
     pub recovered_posts_total: AtomicU64,
+    pub digests_posted_total: AtomicU64,
+    pub spikes_total: AtomicU64,
 }
 
 impl Metrics {

@@ -345,6 +345,40 @@ impl Note {
     }
 }
 
+/// A digest ready to post: neutral text and the chart, the same for every target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestPost {
+    pub title: String,
+    pub body: Note,
+    /// PNG bytes, base64 in the record so it stays compact JSON.
+    #[serde(default, with = "b64_opt")]
+    pub chart: Option<Vec<u8>>,
+    pub chart_alt: String,
+}
+
+/// Base64 for the chart bytes inside JSON records (plain arrays of numbers would triple them).
+mod b64_opt {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&base64::engine::general_purpose::STANDARD.encode(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        let v: Option<String> = Option::deserialize(d)?;
+        v.map(|s| {
+            base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .map_err(serde::de::Error::custom)
+        })
+        .transpose()
+    }
+}
+
 /// Where a posted alert lives on a platform, so it can be edited and threaded later.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRef {

@@ -161,6 +161,24 @@ async fn deliver(
             )
             .await
         }
+        OutboxAction::Digest(post) => {
+            let channel = entry.target.channel();
+            let delivery = format!("digest-{}", key.seq());
+            if let Some(since) = entry.in_flight_since {
+                let found = timed(platform, platform.find_digest(channel, &delivery, since));
+                if found.await?.is_some() {
+                    tracing::info!(target = %entry.target, "found a digest posted before a restart; not posting it again");
+                    store.finish(key).await?;
+                    return Ok(());
+                }
+            }
+            store.mark_in_flight(key, Utc::now()).await?;
+            timed(platform, platform.post_digest(channel, post, &delivery)).await?;
+            store.finish(key).await?;
+            Metrics::add(&metrics.digests_posted_total, 1);
+            tracing::info!(target = %entry.target, "digest posted");
+            Ok(())
+        }
         OutboxAction::ChannelNote(note) => {
             post_note(
                 store,

@@ -4,7 +4,8 @@
 //! not lose what was just written.
 
 use crate::model::{
-    Alert, AlertId, AlertState, AuditEntry, Mention, MessageRef, Note, Priority, Target, TimerKind,
+    Alert, AlertId, AlertState, AuditEntry, DigestPost, Mention, MessageRef, Note, Priority,
+    Target, TimerKind,
 };
 use crate::sources::SourceState;
 use chrono::{DateTime, Utc};
@@ -57,6 +58,20 @@ pub struct NewAlert {
     pub thread_keys: Vec<String>,
     /// What to post in an existing alert's thread if this mention turns out to be a repeat.
     pub repeat_note: Note,
+    /// Whether the mention counts towards its rules' volume (digest, spike baseline). A spike
+    /// alert itself does not: it is about mentions, not one.
+    pub log_hit: bool,
+}
+
+/// One matched mention in a rule's volume log: what the digest and spike detection count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleHit {
+    pub rule: String,
+    pub at: DateTime<Utc>,
+    pub mention_key: String,
+    pub source: String,
+    pub sentiment: f64,
+    pub negative: bool,
 }
 
 /// How long a repeat of the same story or author goes into the existing thread.
@@ -84,7 +99,12 @@ pub enum OutboxAction {
     ThreadNote(Note),
     /// Post a message of its own into the target's channel (escalation to another channel).
     ChannelNote(Note),
+    /// Post a digest into the target's channel (entry's `alert_id` is `DIGEST_ENTRY`).
+    Digest(Box<DigestPost>),
 }
+
+/// The `alert_id` of outbox entries that belong to no alert (digests). Alert ids start at 1.
+pub const DIGEST_ENTRY: AlertId = AlertId(0);
 
 /// Whether a compare-and-swap change to an alert went through.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,6 +177,9 @@ pub struct Store {
     requests: sled::Tree,
     mutes: sled::Tree,
     threads: sled::Tree,
+    /// `rule \x1f unix secs (be) \x1f seq (be)` → `RuleHit`: each rule's matched mentions in time
+    /// order, repeats included, so volume per rule and hour is a range scan.
+    rule_log: sled::Tree,
 }
 
 const NEXT_ALERT_ID: &[u8] = b"next_alert_id";
@@ -168,6 +191,21 @@ type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // Reopening in the same process right after a drop can briefly find the lock still
+        // held by sled's flush thread; a real second process holds it for good.
+        let mut tries = 0;
+        loop {
+            match Store::open_once(path) {
+                Err(StoreError::Locked { .. }) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<Store, StoreError> {
         let db = sled::Config::new().path(path).open().map_err(|e| {
             if e.to_string().contains("could not acquire lock") {
                 StoreError::Locked {
@@ -194,6 +232,7 @@ impl Store {
             requests: db.open_tree("requests")?,
             mutes: db.open_tree("mutes")?,
             threads: db.open_tree("threads")?,
+            rule_log: db.open_tree("rule_log")?,
             db,
         })
     }
@@ -208,7 +247,27 @@ impl Store {
         candidates: &[Candidate],
         now: DateTime<Utc>,
     ) -> Result<Accepted, StoreError> {
-        let state_bytes = to_json(state);
+        self.accept_with(Some((source, state)), candidates, now)
+            .await
+    }
+
+    /// Stores candidates that come from no source (spike alerts): as `accept`, without a
+    /// source state to save.
+    pub async fn accept_generated(
+        &self,
+        candidates: &[Candidate],
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        self.accept_with(None, candidates, now).await
+    }
+
+    async fn accept_with(
+        &self,
+        source: Option<(&str, &SourceState)>,
+        candidates: &[Candidate],
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        let source = source.map(|(name, state)| (name.as_bytes().to_vec(), to_json(state)));
         let trees = (
             &self.meta,
             &self.mentions,
@@ -220,6 +279,7 @@ impl Store {
             &self.timers,
             &self.threads,
             &self.audit,
+            &self.rule_log,
         );
         let accepted = trees
             .transaction(
@@ -234,6 +294,7 @@ impl Store {
                     timers,
                     threads,
                     audit,
+                    rule_log,
                 )| {
                     let mut accepted = Accepted::default();
                     for c in candidates {
@@ -261,6 +322,20 @@ impl Store {
                         accepted.new_mentions += 1;
 
                         if let Some(new) = &c.alert {
+                            if new.log_hit {
+                                for rule in &new.rules {
+                                    let hit = RuleHit {
+                                        rule: rule.clone(),
+                                        at: now,
+                                        mention_key: key.clone(),
+                                        source: c.mention.source.clone(),
+                                        sentiment: new.sentiment,
+                                        negative: new.negative,
+                                    };
+                                    let k = rule_log_key(rule, now.timestamp(), seq);
+                                    rule_log.insert(k, to_json(&hit))?;
+                                }
+                            }
                             if let Some(existing) =
                                 repeat_of(threads, alerts, &new.thread_keys, now)?
                             {
@@ -317,7 +392,9 @@ impl Store {
                             accepted.alerts.push(alert);
                         }
                     }
-                    sources.insert(source.as_bytes(), state_bytes.as_slice())?;
+                    if let Some((name, state)) = &source {
+                        sources.insert(name.as_slice(), state.as_slice())?;
+                    }
                     Ok(accepted)
                 },
             )
@@ -624,6 +701,105 @@ impl Store {
             .transpose()
     }
 
+    /// The hits of one rule in `[from, to)`, oldest first.
+    pub fn rule_hits(
+        &self,
+        rule: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<RuleHit>, StoreError> {
+        // Keys hold whole seconds: read the seconds around the bounds, then cut exactly.
+        let start = rule_log_key(rule, from.timestamp(), 0);
+        let end = rule_log_key(rule, to.timestamp().saturating_add(1), 0);
+        let mut out = Vec::new();
+        for kv in self.rule_log.range(start..end) {
+            let (_, v) = kv?;
+            let hit: RuleHit = from_json(&format!("rule hit of {rule}"), &v)?;
+            if hit.at >= from && hit.at < to {
+                out.push(hit);
+            }
+        }
+        Ok(out)
+    }
+
+    /// When `rule` first matched anything (the start of its volume history).
+    pub fn first_hit(&self, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let start = rule_log_key(rule, i64::MIN, 0);
+        let end = rule_log_key(rule, i64::MAX, u64::MAX);
+        match self.rule_log.range(start..end).next() {
+            Some(kv) => {
+                let (_, v) = kv?;
+                let hit: RuleHit = from_json(&format!("rule hit of {rule}"), &v)?;
+                Ok(Some(hit.at))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Alerts created in `[from, to)`, oldest first. Reads backwards from the newest alert
+    /// (ids grow with time), so a short period costs little however old the store is.
+    pub fn alerts_created(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.alerts.iter().rev() {
+            let (k, v) = kv?;
+            let alert: Alert = from_json(&format!("alert {}", u64_key(&k)), &v)?;
+            // A little slack: ids are handed out in commit order, times by the caller.
+            if alert.created_at < from - chrono::Duration::minutes(10) {
+                break;
+            }
+            if alert.created_at >= from && alert.created_at < to {
+                out.push(alert);
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// A small value in the meta tree (digest slots, spike cooldowns), as JSON.
+    pub fn meta_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.meta
+            .get(key.as_bytes())?
+            .map(|v| from_json(key, &v))
+            .transpose()
+    }
+
+    pub async fn meta_set<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        self.meta.insert(key.as_bytes(), to_json(value))?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Queues a digest for each target and, when `slot` is given, records it as sent, in one
+    /// transaction (then flushes): a crash either keeps both or neither, so a slot is
+    /// neither lost nor posted twice.
+    pub async fn enqueue_digest<T: Serialize>(
+        &self,
+        slot: Option<(&str, &T)>,
+        targets: &[Target],
+        post: &DigestPost,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let slot = slot.map(|(k, v)| (k.as_bytes().to_vec(), to_json(v)));
+        (&self.meta, &self.outbox)
+            .transaction(|(meta, outbox)| {
+                if let Some((k, v)) = &slot {
+                    meta.insert(k.as_slice(), v.as_slice())?;
+                }
+                for t in targets {
+                    let action = OutboxAction::Digest(Box::new(post.clone()));
+                    push_outbox(meta, outbox, DIGEST_ENTRY, t, action, now)?;
+                }
+                Ok(())
+            })
+            .map_err(flatten_tx)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
     fn update_outbox(
         &self,
         key: OutboxKey,
@@ -645,6 +821,16 @@ impl Store {
             reason: "missing or unreadable".into(),
         })
     }
+}
+
+fn rule_log_key(rule: &str, secs: i64, seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(rule.len() + 17);
+    k.extend_from_slice(rule.as_bytes());
+    k.push(0x1f);
+    // Offset so negative (pre-1970) times still sort before positive ones.
+    k.extend_from_slice(&(secs as u64 ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
 }
 
 fn next_counter(meta: &TransactionalTree, name: &[u8]) -> TxResult<u64> {
@@ -805,6 +991,7 @@ mod tests {
                 timers: vec![],
                 thread_keys: vec![],
                 repeat_note: Note::new(),
+                log_hit: true,
             }),
         }
     }

@@ -54,6 +54,7 @@ async fn new_alert(store: &Store, id: &str, now: chrono::DateTime<Utc>, escalate
             )],
             thread_keys: vec![],
             repeat_note: Note::new(),
+            log_hit: true,
         }),
     };
     store

@@ -6,3 +6,4 @@ pub mod dedup;
 pub mod negativity;
 pub mod priority;
 pub mod sentiment;
+pub mod spike;

@@ -3,7 +3,7 @@
 
 use super::escape::{terminal_text, truncate};
 use super::{AlertView, ChatError, ChatPlatform, Posted};
-use crate::model::{AlertId, MessageRef, Note, Part};
+use crate::model::{AlertId, DigestPost, MessageRef, Note, Part};
 use chrono::{DateTime, Utc};
 use std::io::Write;
 
@@ -141,6 +141,38 @@ impl ChatPlatform for ConsolePlatform {
         &self,
         _channel: &str,
         _thread: Option<&str>,
+        _delivery: &str,
+        _since: DateTime<Utc>,
+    ) -> Result<Option<Posted>, ChatError> {
+        Ok(None)
+    }
+
+    async fn post_digest(
+        &self,
+        channel: &str,
+        digest: &DigestPost,
+        delivery: &str,
+    ) -> Result<Posted, ChatError> {
+        let chart = match &digest.chart {
+            Some(png) => format!("\n   (chart: {} bytes of PNG, not shown here)", png.len()),
+            None => String::new(),
+        };
+        let text = format!(
+            "── {} ──\n📊 {}\n   {}{chart}",
+            terminal_text(channel),
+            terminal_text(&digest.title),
+            render_note(&digest.body)
+        );
+        self.print(&text)?;
+        Ok(Posted {
+            channel_id: channel.to_string(),
+            message_id: format!("console-{delivery}"),
+        })
+    }
+
+    async fn find_digest(
+        &self,
+        _channel: &str,
         _delivery: &str,
         _since: DateTime<Utc>,
     ) -> Result<Option<Posted>, ChatError> {

@@ -8,15 +8,16 @@
 
 use super::escape::truncate;
 use super::{
-    buttons, AlertView, ChatError, ChatPlatform, Posted, MAX_INLINE_WAIT, MAX_RATE_LIMIT_RETRIES,
+    buttons, chart_file_name, AlertView, ChatError, ChatPlatform, Posted, MAX_INLINE_WAIT,
+    MAX_RATE_LIMIT_RETRIES,
 };
-use crate::model::{AlertId, MessageRef, Note, Part, Priority};
+use crate::model::{AlertId, DigestPost, MessageRef, Note, Part, Priority};
 use chrono::{DateTime, Utc};
 use serenity::builder::{
-    CreateActionRow, CreateAllowedMentions, CreateButton, CreateEmbed, CreateEmbedFooter,
-    CreateMessage, EditMessage,
+    CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateButton, CreateEmbed,
+    CreateEmbedFooter, CreateMessage, EditMessage,
 };
-use serenity::http::{LightMethod, Request, Route};
+use serenity::http::{LightMethod, Multipart, MultipartUpload, Request, Route};
 use serenity::model::application::ButtonStyle;
 use serenity::model::channel::Nonce;
 use serenity::model::id::{ChannelId, MessageId};
@@ -459,6 +460,45 @@ impl ChatPlatform for DiscordPlatform {
     ) -> Result<Option<Posted>, ChatError> {
         Ok(None)
     }
+
+    async fn post_digest(
+        &self,
+        channel: &str,
+        digest: &DigestPost,
+        delivery: &str,
+    ) -> Result<Posted, ChatError> {
+        let channel_id = snowflake(channel, "channel")?;
+        let payload = digest_payload(digest, delivery).to_string();
+        let route = Route::ChannelMessages {
+            channel_id: ChannelId::new(channel_id),
+        };
+        let req = match &digest.chart {
+            Some(png) => Request::new(route, LightMethod::Post).multipart(Some(Multipart {
+                upload: MultipartUpload::Attachments(vec![CreateAttachment::bytes(
+                    png.clone(),
+                    chart_file_name(delivery),
+                )]),
+                fields: vec![],
+                payload_json: Some(payload),
+            })),
+            None => Request::new(route, LightMethod::Post).body(Some(payload.into_bytes())),
+        };
+        let posted = self.call("create digest message", req).await?;
+        Ok(Posted {
+            channel_id: channel_id.to_string(),
+            message_id: id_of(&posted),
+        })
+    }
+
+    /// As for notes: the nonce makes a repeat harmless, so there is nothing to search for.
+    async fn find_digest(
+        &self,
+        _channel: &str,
+        _delivery: &str,
+        _since: DateTime<Utc>,
+    ) -> Result<Option<Posted>, ChatError> {
+        Ok(None)
+    }
 }
 
 /// The footer that names the alert; `find_alert` recognises our message by it.
@@ -498,6 +538,11 @@ fn discord_user(actor: &str) -> String {
 
 /// A note as Discord markdown, at most 2,000 characters.
 pub fn render_note(note: &Note) -> String {
+    render_note_within(note, CONTENT_LIMIT)
+}
+
+/// A note as Discord markdown, at most `limit` characters.
+pub fn render_note_within(note: &Note, limit: usize) -> String {
     let mut out = String::new();
     for part in &note.0 {
         match part {
@@ -522,7 +567,34 @@ pub fn render_note(note: &Note) -> String {
             Part::Newline => out.push('\n'),
         }
     }
-    truncate(&out, CONTENT_LIMIT)
+    truncate(&out, limit)
+}
+
+/// The digest as `payload_json`: one embed with the chart as its image, no mentions parsed,
+/// and a nonce so a repeat after a crash returns the first message.
+pub fn digest_payload(digest: &DigestPost, delivery: &str) -> serde_json::Value {
+    let file = chart_file_name(delivery);
+    let mut embed = serde_json::json!({
+        "title": truncate(&digest.title, TITLE_LIMIT),
+        "description": render_note_within(&digest.body, DESCRIPTION_LIMIT),
+        "color": 0x3498db,
+    });
+    let mut attachments = Vec::new();
+    if digest.chart.is_some() {
+        embed["image"] = serde_json::json!({ "url": format!("attachment://{file}") });
+        attachments.push(serde_json::json!({
+            "id": 0,
+            "filename": file,
+            "description": truncate(&digest.chart_alt, FIELD_LIMIT),
+        }));
+    }
+    serde_json::json!({
+        "embeds": [embed],
+        "attachments": attachments,
+        "allowed_mentions": { "parse": [] },
+        "nonce": truncate(&format!("mdd{delivery}"), 25),
+        "enforce_nonce": true,
+    })
 }
 
 fn colour(p: Priority) -> u32 {

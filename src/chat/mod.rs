@@ -2,7 +2,7 @@
 //! and the Slack and console implementations. SDK types never leave this folder; nothing here
 //! reads or writes the store.
 
-use crate::model::{AlertId, MessageRef, Note};
+use crate::model::{AlertId, DigestPost, MessageRef, Note};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -109,4 +109,27 @@ pub trait ChatPlatform: Send + Sync {
         delivery: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<Posted>, ChatError>;
+
+    /// Posts a digest into `channel` with its chart as an uploaded image, tagged with
+    /// `delivery` so `find_digest` can recognise it after a crash.
+    async fn post_digest(
+        &self,
+        channel: &str,
+        digest: &DigestPost,
+        delivery: &str,
+    ) -> Result<Posted, ChatError>;
+
+    /// Looks for a digest posted with `delivery` since `since` (crash recovery).
+    async fn find_digest(
+        &self,
+        channel: &str,
+        delivery: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Posted>, ChatError>;
+}
+
+/// The file name a digest's chart is uploaded under; it carries the delivery id so the
+/// upload can be recognised in channel history.
+pub fn chart_file_name(delivery: &str) -> String {
+    format!("mentiondesk-digest-{delivery}.png")
 }

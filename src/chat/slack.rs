@@ -4,9 +4,10 @@
 
 use super::escape::{slack_text, slack_url, truncate};
 use super::{
-    buttons, AlertView, ChatError, ChatPlatform, Posted, MAX_INLINE_WAIT, MAX_RATE_LIMIT_RETRIES,
+    buttons, chart_file_name, AlertView, ChatError, ChatPlatform, Posted, MAX_INLINE_WAIT,
+    MAX_RATE_LIMIT_RETRIES,
 };
-use crate::model::{AlertId, MessageRef, Note, Part};
+use crate::model::{AlertId, DigestPost, MessageRef, Note, Part};
 use chrono::{DateTime, Utc};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -130,6 +131,80 @@ impl SlackPlatform {
                 });
             }
         }
+    }
+}
+
+impl SlackPlatform {
+    /// Reads channel history since `since` (a minute of slack for clock skew), newest pages
+    /// first, for the first message `wanted` accepts.
+    async fn find_in_history(
+        &self,
+        channel: &str,
+        since: DateTime<Utc>,
+        wanted: impl Fn(&SlackHistoryMessage) -> bool,
+    ) -> Result<Option<Posted>, ChatError> {
+        let channel_id = self.channel_id(channel).await?;
+        let oldest = format!("{}.000000", since.timestamp().saturating_sub(60));
+        let mut cursor: Option<SlackCursorId> = None;
+        for _ in 0..MAX_HISTORY_PAGES {
+            let req = SlackApiConversationsHistoryRequest::new()
+                .with_channel(SlackChannelId(channel_id.clone()))
+                .with_oldest(SlackTs(oldest.clone()))
+                .with_include_all_metadata(true)
+                .with_limit(200)
+                .opt_cursor(cursor.clone());
+            let resp: SlackApiConversationsHistoryResponse =
+                slack_call!(self, "conversations.history", |s| s
+                    .conversations_history(&req))?;
+            if let Some(m) = resp.messages.iter().find(|m| wanted(m)) {
+                return Ok(Some(Posted {
+                    channel_id: channel_id.clone(),
+                    message_id: m.origin.ts.0.clone(),
+                }));
+            }
+            cursor = resp
+                .response_metadata
+                .and_then(|m| m.next_cursor)
+                .filter(|c| !c.0.is_empty());
+            if cursor.is_none() {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Uploads a PNG through Slack's external upload flow (get an upload URL, send the bytes
+    /// there, complete the upload into the channel with `blocks` as its message).
+    async fn upload_png(
+        &self,
+        channel_id: &str,
+        png: &[u8],
+        file_name: String,
+        alt: &str,
+        title: &str,
+        blocks: Vec<SlackBlock>,
+    ) -> Result<String, ChatError> {
+        let req = SlackApiFilesGetUploadUrlExternalRequest::new(file_name, png.len())
+            .with_alt_txt(truncate(alt, 1000));
+        let upload: SlackApiFilesGetUploadUrlExternalResponse =
+            slack_call!(self, "files.getUploadURLExternal", |s| s
+                .get_upload_url_external(&req))?;
+        let req = SlackApiFilesUploadViaUrlRequest::new(
+            upload.upload_url.clone(),
+            png.to_vec(),
+            "image/png".into(),
+        );
+        let _: SlackApiFilesUploadViaUrlResponse =
+            slack_call!(self, "files upload", |s| s.files_upload_via_url(&req))?;
+        let file =
+            SlackApiFilesComplete::new(upload.file_id.clone()).with_title(truncate(title, 250));
+        let req = SlackApiFilesCompleteUploadExternalRequest::new(vec![file])
+            .with_channel_id(SlackChannelId(channel_id.to_string()))
+            .with_blocks(blocks);
+        let _: SlackApiFilesCompleteUploadExternalResponse =
+            slack_call!(self, "files.completeUploadExternal", |s| s
+                .files_complete_upload_external(&req))?;
+        Ok(upload.file_id.0)
     }
 }
 
@@ -261,45 +336,18 @@ impl ChatPlatform for SlackPlatform {
         id: AlertId,
         since: DateTime<Utc>,
     ) -> Result<Option<Posted>, ChatError> {
-        let channel_id = self.channel_id(channel).await?;
-        let oldest = format!("{}.000000", since.timestamp().saturating_sub(60));
         let wanted = id.to_string();
-        let mut cursor: Option<SlackCursorId> = None;
-        for _ in 0..MAX_HISTORY_PAGES {
-            let req = SlackApiConversationsHistoryRequest::new()
-                .with_channel(SlackChannelId(channel_id.clone()))
-                .with_oldest(SlackTs(oldest.clone()))
-                .with_include_all_metadata(true)
-                .with_limit(200)
-                .opt_cursor(cursor.clone());
-            let resp: SlackApiConversationsHistoryResponse =
-                slack_call!(self, "conversations.history", |s| s
-                    .conversations_history(&req))?;
-            let found = resp.messages.iter().find(|m| {
-                m.content.metadata.as_ref().is_some_and(|md| {
-                    md.event_type == ALERT_EVENT_TYPE
-                        && md
-                            .event_payload
-                            .as_ref()
-                            .and_then(|p| p.get("alert_id"))
-                            .is_some_and(|v| *v == wanted)
-                })
-            });
-            if let Some(m) = found {
-                return Ok(Some(Posted {
-                    channel_id: channel_id.clone(),
-                    message_id: m.origin.ts.0.clone(),
-                }));
-            }
-            cursor = resp
-                .response_metadata
-                .and_then(|m| m.next_cursor)
-                .filter(|c| !c.0.is_empty());
-            if cursor.is_none() {
-                return Ok(None);
-            }
-        }
-        Ok(None)
+        self.find_in_history(channel, since, |m| {
+            m.content.metadata.as_ref().is_some_and(|md| {
+                md.event_type == ALERT_EVENT_TYPE
+                    && md
+                        .event_payload
+                        .as_ref()
+                        .and_then(|p| p.get("alert_id"))
+                        .is_some_and(|v| *v == wanted)
+            })
+        })
+        .await
     }
 
     async fn update_alert(&self, msg: &MessageRef, view: &AlertView) -> Result<(), ChatError> {
@@ -395,6 +443,103 @@ impl ChatPlatform for SlackPlatform {
                 message_id: ts,
             }))
     }
+
+    async fn post_digest(
+        &self,
+        channel: &str,
+        digest: &DigestPost,
+        delivery: &str,
+    ) -> Result<Posted, ChatError> {
+        let blocks = digest_blocks(digest, delivery);
+        let Some(png) = &digest.chart else {
+            let content = SlackMessageContent::new()
+                .with_text(slack_text(&digest.title))
+                .with_blocks(blocks);
+            let req = SlackApiChatPostMessageRequest::new(channel.into(), content)
+                .with_unfurl_links(false)
+                .with_unfurl_media(false);
+            let resp: SlackApiChatPostMessageResponse =
+                slack_call!(self, "chat.postMessage", |s| s.chat_post_message(&req))?;
+            return Ok(Posted {
+                channel_id: resp.channel.0,
+                message_id: resp.ts.0,
+            });
+        };
+        // The upload needs the channel id, not its name.
+        let channel_id = self.channel_id(channel).await?;
+        let file_id = self
+            .upload_png(
+                &channel_id,
+                png,
+                chart_file_name(delivery),
+                &digest.chart_alt,
+                &digest.title,
+                blocks,
+            )
+            .await?;
+        Ok(Posted {
+            channel_id,
+            message_id: file_id,
+        })
+    }
+
+    async fn find_digest(
+        &self,
+        channel: &str,
+        delivery: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Posted>, ChatError> {
+        let marker = note_block_id(delivery);
+        let file = chart_file_name(delivery);
+        self.find_in_history(channel, since, |m| {
+            let marked = m.content.blocks.iter().flatten().any(|b| {
+                serde_json::to_value(b)
+                    .ok()
+                    .is_some_and(|v| v["block_id"] == marker.as_str())
+            });
+            let has_file = m
+                .content
+                .files
+                .iter()
+                .flatten()
+                .any(|f| f.name.as_deref() == Some(file.as_str()));
+            marked || has_file
+        })
+        .await
+    }
+}
+
+/// Section text is capped at 3,000 characters; the digest is split at line ends below it.
+const SECTION_LIMIT: usize = 2900;
+
+/// The digest as section blocks: the title in bold, then the body split into sections at
+/// line ends; the first block carries the delivery marker for `find_digest`.
+pub fn digest_blocks(digest: &DigestPost, delivery: &str) -> Vec<SlackBlock> {
+    let mut chunks: Vec<String> = vec![format!("*{}*", slack_text(&truncate(&digest.title, 150)))];
+    for line in render_note(&digest.body).split('\n') {
+        let line = truncate(line, SECTION_LIMIT);
+        let last = chunks.last_mut().expect("starts with the title");
+        if last.len() + line.len() < SECTION_LIMIT {
+            last.push('\n');
+            last.push_str(&line);
+        } else {
+            chunks.push(line);
+        }
+    }
+    chunks
+        .into_iter()
+        .take(45)
+        .enumerate()
+        .map(|(i, text)| {
+            let block = SlackSectionBlock::new().with_text(md!(text));
+            let block = if i == 0 {
+                block.with_block_id(note_block_id(delivery).into())
+            } else {
+                block
+            };
+            block.into()
+        })
+        .collect()
 }
 
 /// The `block_id` that marks a note with its delivery id, so it can be found after a crash.

@@ -122,7 +122,10 @@ pub fn human_duration(secs: i64) -> String {
             0 => format!("{} h", s / 3600),
             m => format!("{} h {m} min", s / 3600),
         },
-        _ => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
+        _ => match (s % 86_400) / 3600 {
+            0 => format!("{} d", s / 86_400),
+            h => format!("{} d {h} h", s / 86_400),
+        },
     }
 }
 

@@ -2,6 +2,7 @@
 //! (Prometheus text) and Slack's callbacks (`slack.rs`). This module verifies and routes
 //! requests; it never decides business outcomes itself.
 
+pub mod admin;
 pub mod discord;
 pub mod slack;
 
@@ -30,6 +31,8 @@ pub struct AppState {
     pub slack: Option<slack::SlackEndpoints>,
     /// Present when `[discord]` is configured.
     pub discord: Option<discord::DiscordEndpoints>,
+    /// `digest --now` through the running daemon.
+    pub admin: Option<admin::Admin>,
 }
 
 /// What a snooze-choice button means, for every platform.
@@ -56,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .route("/slack/commands", post(slack_commands))
         .route("/slack/interactions", post(slack_interactions))
         .route("/discord/interactions", post(discord_interactions))
+        .route("/admin/digest", post(admin_digest))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
         .with_state(state)
 }
@@ -90,6 +94,13 @@ async fn discord_interactions(
             "Discord is not configured on this mentiondesk: add [discord] to the config",
         )
             .into_response(),
+    }
+}
+
+async fn admin_digest(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match s.admin {
+        Some(a) => admin::digest(a, headers, body).await,
+        None => (StatusCode::NOT_FOUND, "the admin endpoint is off").into_response(),
     }
 }
 
@@ -164,6 +175,16 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             "mentiondesk_recovered_posts_total",
             "Deliveries found on the platform after a restart instead of posting again.",
             Metrics::get(&m.recovered_posts_total),
+        ),
+        (
+            "mentiondesk_digests_posted_total",
+            "Digests delivered to chat (one per target).",
+            Metrics::get(&m.digests_posted_total),
+        ),
+        (
+            "mentiondesk_spikes_total",
+            "Spike alerts raised.",
+            Metrics::get(&m.spikes_total),
         ),
     ];
     for (name, help, value) in counters {

@@ -47,6 +47,8 @@ pub struct DiscordState {
     pub gateway_tx: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     pub gateway_received: Vec<Value>,
     pub callbacks: Vec<(String, Value)>,
+    /// Files uploaded with messages: (message id, file name, content type, bytes).
+    pub files: Vec<UploadedFile>,
     seq: u64,
 }
 
@@ -176,7 +178,34 @@ async fn create_message(
     if !authorized(&headers, &state) {
         return error(401, 0, "401: Unauthorized");
     }
-    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let (body, files): (Value, Vec<UploadedFile>) = match content_type.split_once("boundary=") {
+        Some((kind, boundary)) if kind.starts_with("multipart/form-data") => {
+            let parts = multipart_parts(&body, boundary.trim_matches('"'));
+            let Some(payload) = parts.iter().find(|p| p.0 == "payload_json") else {
+                return error(400, 50035, "Invalid Form Body: payload_json missing");
+            };
+            let body: Value = serde_json::from_slice(&payload.3).unwrap_or_default();
+            // Like Discord: every attachment in the payload needs its files[id] part.
+            for a in body["attachments"].as_array().into_iter().flatten() {
+                let name = format!("files[{}]", a["id"]);
+                if !parts.iter().any(|p| p.0 == name) {
+                    return error(400, 50035, "Invalid Form Body: attachment without file");
+                }
+            }
+            let files = parts
+                .into_iter()
+                .filter(|p| p.0.starts_with("files["))
+                .map(|p| (p.0, p.1, p.2, p.3))
+                .collect();
+            (body, files)
+        }
+        _ => (serde_json::from_slice(&body).unwrap_or_default(), vec![]),
+    };
     let delay;
     let msg = {
         let mut s = state.lock().unwrap();
@@ -215,6 +244,9 @@ async fn create_message(
             body: body.clone(),
         };
         s.messages.push(m.clone());
+        for (_, filename, ctype, bytes) in files {
+            s.files.push((m.id.clone(), filename, ctype, bytes));
+        }
         delay = s.post_delay;
         m
     };
@@ -462,4 +494,52 @@ pub fn sign(timestamp: &str, body: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// (form field or message id, file name, content type, bytes).
+pub type UploadedFile = (String, String, String, Vec<u8>);
+
+/// The parts of a multipart/form-data body: (name, file name, content type, bytes).
+pub fn multipart_parts(body: &[u8], boundary: &str) -> Vec<UploadedFile> {
+    let delim = format!("--{boundary}");
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(start) = find(rest, delim.as_bytes()) {
+        rest = &rest[start + delim.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let Some(head_end) = find(rest, b"\r\n\r\n") else {
+            break;
+        };
+        let head = String::from_utf8_lossy(&rest[..head_end]).to_string();
+        let content = &rest[head_end + 4..];
+        let end = find(content, delim.as_bytes()).unwrap_or(content.len());
+        let data = content[..end]
+            .strip_suffix(b"\r\n")
+            .unwrap_or(&content[..end]);
+        let attr = |key: &str| {
+            head.split(';')
+                .map(str::trim)
+                .find_map(|kv| kv.strip_prefix(&format!("{key}=\"")))
+                .and_then(|v| v.split('"').next())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let ctype = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-type:")
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap_or_default();
+        out.push((attr("name"), attr("filename"), ctype, data.to_vec()));
+        rest = &content[end..];
+    }
+    out
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
 }

@@ -6,7 +6,7 @@
 pub mod discord;
 
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -83,6 +83,14 @@ pub struct SlackState {
     pub socket_tx: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     pub acks: Vec<Value>,
     pub socket_connections: u32,
+    /// The fake's own address, for upload URLs.
+    pub addr: Option<SocketAddr>,
+    /// Upload URLs handed out: file id → (file name, declared length, alt text).
+    pub upload_urls: HashMap<String, (String, usize, String)>,
+    /// Bytes sent to an upload URL: file id → (content type, bytes).
+    pub uploads: HashMap<String, (String, Vec<u8>)>,
+    /// `files.completeUploadExternal` bodies.
+    pub completed_uploads: Vec<Value>,
     next_ts: u64,
 }
 
@@ -123,9 +131,14 @@ impl FakeSlack {
             .route("/response/{id}", post(response_url))
             .route("/api/apps.connections.open", post(connections_open))
             .route("/socket", get(socket))
+            .route("/api/files.getUploadURLExternal", get(get_upload_url))
+            .route("/upload/{file}", post(upload))
+            .route("/api/files.completeUploadExternal", post(complete_upload))
             .with_state(shared);
+        let addr = serve(router).await;
+        state.lock().unwrap().addr = Some(addr);
         FakeSlack {
-            addr: serve(router).await,
+            addr,
             state,
             posted,
         }
@@ -326,11 +339,108 @@ async fn history(
             if with_metadata {
                 m["metadata"] = p.body["metadata"].clone();
             }
+            if !p.body["blocks"].is_null() {
+                m["blocks"] = p.body["blocks"].clone();
+            }
+            if !p.body["files"].is_null() {
+                m["files"] = p.body["files"].clone();
+            }
             m
         })
         .collect();
     Json(json!({"ok": true, "messages": messages, "has_more": false, "response_metadata": {"next_cursor": ""}}))
         .into_response()
+}
+
+/// `files.getUploadURLExternal`: hands out an upload URL on this fake.
+async fn get_upload_url(
+    State((state, _)): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&headers) {
+        return slack_error("invalid_auth");
+    }
+    let (Some(name), Some(len)) = (
+        q.get("filename"),
+        q.get("length").and_then(|l| l.parse::<usize>().ok()),
+    ) else {
+        return slack_error("invalid_arguments");
+    };
+    let mut s = state.lock().unwrap();
+    let id = format!("F{:08}", s.upload_urls.len() + 1);
+    let alt = q.get("alt_txt").cloned().unwrap_or_default();
+    s.upload_urls.insert(id.clone(), (name.clone(), len, alt));
+    let url = format!("http://{}/upload/{id}", s.addr.unwrap());
+    Json(json!({"ok": true, "upload_url": url, "file_id": id})).into_response()
+}
+
+/// The upload URL: takes the bytes (no auth header, as on Slack's upload host).
+async fn upload(
+    State((state, _)): State<Shared>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let mut s = state.lock().unwrap();
+    let Some((_, len, _)) = s.upload_urls.get(&file) else {
+        return (StatusCode::NOT_FOUND, "no such upload").into_response();
+    };
+    if *len != body.len() {
+        return (StatusCode::BAD_REQUEST, "length mismatch").into_response();
+    }
+    let ctype = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    s.uploads.insert(file, (ctype, body.to_vec()));
+    format!("OK - {}", body.len()).into_response()
+}
+
+/// `files.completeUploadExternal`: shares uploaded files into a channel as one message.
+async fn complete_upload(
+    State((state, posted)): State<Shared>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers) {
+        return slack_error("invalid_auth");
+    }
+    let body: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => return slack_error("invalid_json"),
+    };
+    let mut s = state.lock().unwrap();
+    let Some(channel) = body["channel_id"].as_str().and_then(channel_id) else {
+        return slack_error("channel_not_found");
+    };
+    let mut files = Vec::new();
+    for f in body["files"].as_array().into_iter().flatten() {
+        let id = f["id"].as_str().unwrap_or_default().to_string();
+        if !s.uploads.contains_key(&id) {
+            return slack_error("file_not_found");
+        }
+        let (name, _, _) = s.upload_urls[&id].clone();
+        files.push(json!({"id": id, "name": name, "title": f["title"], "mimetype": "image/png"}));
+    }
+    s.completed_uploads.push(body.clone());
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    s.next_ts = (s.next_ts + 1).max(now_us);
+    let ts = format!("{}.{:06}", s.next_ts / 1_000_000, s.next_ts % 1_000_000);
+    let mut message = json!({"channel": channel, "blocks": body["blocks"], "files": files});
+    message["text"] = json!("");
+    s.posts.push(SlackPost {
+        channel,
+        ts,
+        body: message,
+    });
+    drop(s);
+    posted.notify_waiters();
+    Json(json!({"ok": true, "files": files})).into_response()
 }
 
 async fn list(State((state, _)): State<Shared>, headers: HeaderMap) -> Response {

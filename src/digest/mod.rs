@@ -1,0 +1,237 @@
+//! Scheduled digests: each `[[digest]]` fires on its cron schedule in its time zone, builds
+//! its report and chart, and queues one outbox entry per destination together with the
+//! "slot sent" marker (one transaction), so the relay posts it exactly once. A slot missed
+//! while the daemon was down is sent once at start-up, not once per missed slot. It never
+//! changes an alert.
+
+pub mod chart;
+pub mod report;
+pub mod schedule;
+
+use crate::clock::Clock;
+use crate::config::DigestConfig;
+use crate::model::{DigestPost, Target};
+use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreError};
+use chrono::{DateTime, Duration, Utc};
+use report::Period;
+use schedule::Schedule;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// The longest period one digest covers (and the fallback for rare schedules).
+const MAX_PERIOD_DAYS: i64 = 7;
+/// How long the loop sleeps at most before looking at the clock again, so a wall-clock
+/// jump (suspend, NTP) delays a digest by at most this much.
+const MAX_SLEEP: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One configured digest, ready to run.
+#[derive(Debug, Clone)]
+pub struct DigestJob {
+    pub name: String,
+    pub schedule: Schedule,
+    pub to: Vec<Target>,
+    pub chart: bool,
+}
+
+impl DigestJob {
+    pub fn from_config(c: &DigestConfig) -> Result<DigestJob, String> {
+        Ok(DigestJob {
+            name: c.name.clone(),
+            schedule: Schedule::parse(&c.schedule, c.timezone)?,
+            to: c.to.clone(),
+            chart: c.chart,
+        })
+    }
+
+    /// The store key under which the last slot sent is kept.
+    fn slot_key(&self) -> String {
+        format!("digest_slot:{}", self.name)
+    }
+
+    /// The period the digest of `slot` covers: since the slot before it (at most a week).
+    fn period_ending(&self, slot: DateTime<Utc>) -> Period {
+        let limit = Duration::days(MAX_PERIOD_DAYS);
+        let from = self.schedule.previous(slot, limit).unwrap_or(slot - limit);
+        Period { from, to: slot }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DigestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("there is no digest named {name:?}; configured: {known}")]
+    UnknownName { name: String, known: String },
+    #[error("no [digest] is configured; add one (see README, \"Daily digest\")")]
+    NotConfigured,
+}
+
+/// Builds the digest for `period` and queues it for every destination; with `slot`, also
+/// records that slot as sent, atomically.
+pub async fn queue(
+    store: &Store,
+    rules: &[String],
+    job: &DigestJob,
+    period: Period,
+    slot: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<DigestPost, DigestError> {
+    let tz = job.schedule.timezone();
+    let r = report::gather(store, rules, period, tz, now)?;
+    let (title, body) = report::render(&r, &job.name, now);
+    let chart = if job.chart {
+        let spec = chart::ChartSpec {
+            title: &r.chart_title,
+            buckets: &r.chart,
+        };
+        match chart::render_png(&spec) {
+            Ok(png) => Some(png),
+            Err(e) => {
+                // The numbers still go out; only the picture is missing.
+                tracing::warn!(digest = %job.name, error = %e, "could not render the digest chart");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let post = DigestPost {
+        title,
+        body,
+        chart,
+        chart_alt: format!("{} (stacked: negative, neutral, positive)", r.chart_title),
+    };
+    let key = job.slot_key();
+    let marker = slot.map(|s| (key.as_str(), s));
+    store
+        .enqueue_digest(marker.as_ref().map(|(k, s)| (*k, s)), &job.to, &post, now)
+        .await?;
+    tracing::info!(digest = %job.name, from = %period.from, to = %period.to, targets = job.to.len(), "digest queued");
+    Ok(post)
+}
+
+/// `digest --now`: the digest of the period that ends now, as long as the schedule's usual
+/// period, queued without touching the schedule.
+pub async fn queue_now(
+    store: &Store,
+    rules: &[String],
+    jobs: &[DigestJob],
+    name: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(String, DigestPost)>, DigestError> {
+    if jobs.is_empty() {
+        return Err(DigestError::NotConfigured);
+    }
+    let chosen: Vec<&DigestJob> = match name {
+        Some(n) => {
+            let j = jobs
+                .iter()
+                .find(|j| j.name == n)
+                .ok_or_else(|| DigestError::UnknownName {
+                    name: n.to_string(),
+                    known: jobs
+                        .iter()
+                        .map(|j| j.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?;
+            vec![j]
+        }
+        None => jobs.iter().collect(),
+    };
+    let mut out = Vec::new();
+    for job in chosen {
+        let len = job
+            .schedule
+            .last_at_or_before(now)
+            .map(|last| job.period_ending(last).len())
+            .unwrap_or(Duration::days(1));
+        let period = Period {
+            from: now - len,
+            to: now,
+        };
+        out.push((
+            job.name.clone(),
+            queue(store, rules, job, period, None, now).await?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Runs one digest job until shutdown.
+pub async fn run(
+    job: DigestJob,
+    store: Store,
+    rules: Vec<String>,
+    clock: Clock,
+    relay_wake: Arc<Notify>,
+    mut shutdown: Shutdown,
+) {
+    let mut last = match catch_up(&job, &store, &rules, clock.now()).await {
+        Ok(last) => last,
+        Err(e) => {
+            tracing::error!(digest = %job.name, error = %e, "could not check for a missed digest");
+            clock.now()
+        }
+    };
+    relay_wake.notify_one();
+    loop {
+        let Some(next) = job.schedule.next_after(last.max(clock.now())) else {
+            tracing::warn!(digest = %job.name, "the schedule has no further firings; digest stopped");
+            return;
+        };
+        tracing::debug!(digest = %job.name, next = %next, "next digest");
+        loop {
+            let now = clock.now();
+            if now >= next {
+                break;
+            }
+            let wait = (next - now).to_std().unwrap_or_default().min(MAX_SLEEP);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.wait() => return,
+            }
+        }
+        let period = job.period_ending(next);
+        match queue(&store, &rules, &job, period, Some(next), clock.now()).await {
+            Ok(_) => relay_wake.notify_one(),
+            // The marker was not written either; the next start-up sends it as missed.
+            Err(e) => tracing::error!(digest = %job.name, error = %e, "could not queue the digest"),
+        }
+        last = next;
+    }
+}
+
+/// At start-up: if the latest slot passed while the daemon was down, queue that one digest
+/// now (never one per missed slot). A job seen for the first time starts from now.
+/// Returns the slot to schedule from.
+async fn catch_up(
+    job: &DigestJob,
+    store: &Store,
+    rules: &[String],
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, DigestError> {
+    let sent: Option<DateTime<Utc>> = store.meta_get(&job.slot_key())?;
+    let latest = job.schedule.last_at_or_before(now);
+    match (sent, latest) {
+        (Some(sent), Some(latest)) if latest > sent => {
+            tracing::info!(digest = %job.name, slot = %latest, "sending the digest missed while down");
+            queue(
+                store,
+                rules,
+                job,
+                job.period_ending(latest),
+                Some(latest),
+                now,
+            )
+            .await?;
+            Ok(latest)
+        }
+        (Some(sent), _) => Ok(sent),
+        (None, _) => {
+            store.meta_set(&job.slot_key(), &now).await?;
+            Ok(now)
+        }
+    }
+}

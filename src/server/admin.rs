@@ -1,0 +1,122 @@
+//! The loopback admin endpoint `POST /admin/digest`: lets `mentiondesk digest --now` ask the
+//! running daemon for a digest, because sled lets only one process open the store. Callers
+//! prove they may by a bearer token the daemon writes next to the store (mode 0600) at
+//! start-up: whoever can read the store's directory may ask for a digest, nobody else.
+
+use crate::clock::Clock;
+use crate::digest::{self, DigestError, DigestJob};
+use crate::store::Store;
+use axum::body::Bytes;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+use tokio::sync::Notify;
+
+#[derive(Clone)]
+pub struct Admin {
+    pub token: Arc<str>,
+    pub jobs: Arc<[DigestJob]>,
+    pub rules: Arc<[String]>,
+    pub store: Store,
+    pub clock: Clock,
+    pub relay_wake: Arc<Notify>,
+}
+
+/// Where the admin token lives: beside the store, `<store path>.admin-token`.
+pub fn token_path(store: &Path) -> PathBuf {
+    let mut p = store.as_os_str().to_owned();
+    p.push(".admin-token");
+    PathBuf::from(p)
+}
+
+/// Writes a fresh random token readable only by this user, and returns it.
+pub fn write_token(path: &Path) -> std::io::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::getrandom(&mut bytes).map_err(std::io::Error::other)?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    use std::io::Write;
+    opts.open(path)?.write_all(token.as_bytes())?;
+    Ok(token)
+}
+
+#[derive(serde::Deserialize, Default)]
+struct DigestRequest {
+    name: Option<String>,
+}
+
+pub async fn digest(admin: Admin, headers: HeaderMap, body: Bytes) -> Response {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !bool::from(given.as_bytes().ct_eq(admin.token.as_bytes())) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token; run `mentiondesk digest --now` as the user that runs the daemon, with the same config",
+        )
+            .into_response();
+    }
+    let req: DigestRequest = if body.is_empty() {
+        DigestRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("the body must be JSON like {{\"name\": \"Mentions digest\"}}: {e}"),
+                )
+                    .into_response()
+            }
+        }
+    };
+    let now = admin.clock.now();
+    match digest::queue_now(
+        &admin.store,
+        &admin.rules,
+        &admin.jobs,
+        req.name.as_deref(),
+        now,
+    )
+    .await
+    {
+        Ok(queued) => {
+            admin.relay_wake.notify_one();
+            let list: Vec<_> = queued
+                .iter()
+                .map(|(name, post)| {
+                    let job = admin.jobs.iter().find(|j| &j.name == name);
+                    json!({
+                        "name": name,
+                        "title": post.title,
+                        "to": job.map(|j| j.to.iter().map(|t| t.to_string()).collect::<Vec<_>>()).unwrap_or_default(),
+                        "chart": post.chart.is_some(),
+                    })
+                })
+                .collect();
+            Json(json!({ "queued": list })).into_response()
+        }
+        Err(e @ (DigestError::UnknownName { .. } | DigestError::NotConfigured)) => {
+            (StatusCode::BAD_REQUEST, e.to_string()).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "digest --now failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
+        }
+    }
+}
