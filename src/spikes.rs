@@ -86,16 +86,18 @@ pub async fn check(
     }
     // Only whole windows since the rule's first mention count: before that it was silent
     // because nobody listened, not because the brand was quiet.
+    // Window i (0 = the one just before the current) is [from - (i+1)·w, from - i·w).
+    let w = window.num_milliseconds().max(1);
     let mut counts = vec![0u32; baseline_windows];
-    let mut usable = 0;
-    for (i, c) in counts.iter_mut().enumerate() {
-        let start = window_from - window * (i as i32 + 1);
-        if start >= first - window {
-            usable = i + 1;
+    for h in hits.iter().filter(|h| h.at < window_from) {
+        let i = ((window_from - h.at).num_milliseconds() - 1).max(0) / w;
+        if let Some(c) = counts.get_mut(i as usize) {
+            *c += 1;
         }
-        let end = start + window;
-        *c = hits.iter().filter(|h| h.at >= start && h.at < end).count() as u32;
     }
+    let usable = (0..baseline_windows)
+        .take_while(|&i| window_from - window * (i as i32 + 1) >= first - window)
+        .count();
     counts.truncate(usable);
     let baseline = spike::Baseline::of(&counts);
     if !spike::is_spike(count, &baseline, cfg.sigma, cfg.min_count) {
