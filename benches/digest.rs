@@ -43,7 +43,7 @@ fn candidate(i: usize) -> Candidate {
             rules: vec!["acme".into()],
             priority: Priority::ALL[i % 4],
             sentiment: (i % 7) as f64 / 3.0 - 1.0,
-            negative: i % 3 == 0,
+            negative: i.is_multiple_of(3),
             targets: vec![Target::Slack("#pr-alerts".into())],
             highlights: vec![],
             timers: vec![],

@@ -535,6 +535,14 @@ impl Validator<'_> {
                         format!("duplicate source name {n:?}; names must be unique"),
                     );
                 }
+                if n == crate::digest::report::SPIKE_SOURCE {
+                    let line = self.key_line(t, "name");
+                    self.problem(
+                        line,
+                        &format!("{key}.name"),
+                        format!("{n:?} is reserved for spike alerts; choose another name"),
+                    );
+                }
             }
             let kind = self.required_string(t, &key, "kind").and_then(|k| {
                 let parsed = SourceKind::parse(&k);
@@ -993,7 +1001,15 @@ impl Validator<'_> {
             }
         }
         let to = self.targets(t, prefix, "to");
-        if to.is_empty() && t.contains_key("to") {
+        if !t.contains_key("to") {
+            let line = self.key_line(t, "schedule");
+            self.problem(
+                line,
+                &format!("{prefix}.to"),
+                "is missing: say where the digest goes, e.g. to = [\"slack:#pr-alerts\"]"
+                    .to_string(),
+            );
+        } else if to.is_empty() {
             let line = self.key_line(t, "to");
             self.problem(
                 line,
@@ -1059,6 +1075,22 @@ impl Validator<'_> {
             cooldown: self.duration(t, "spikes", "cooldown").unwrap_or(d.cooldown),
             every: self.duration(t, "spikes", "every").unwrap_or(d.every),
         };
+        if spikes.baseline > Duration::from_secs(30 * 86_400) {
+            let line = self.key_line(t, "baseline");
+            self.problem(
+                line,
+                "spikes.baseline",
+                "can be at most 30d (older mentions are not kept for counting)".to_string(),
+            );
+        }
+        if spikes.window < Duration::from_secs(60) {
+            let line = self.key_line(t, "window");
+            self.problem(
+                line,
+                "spikes.window",
+                "must be at least 1m (mentions are counted per window; e.g. \"1h\")".to_string(),
+            );
+        }
         if spikes.baseline < spikes.window * 24 {
             let line = self.key_line(t, "baseline");
             self.problem(

@@ -18,8 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-/// The `source` shown on spike alerts.
-pub const SPIKE_SOURCE: &str = "spike watch";
+pub use crate::digest::report::SPIKE_SOURCE;
 
 /// Checks every rule every `[spikes].every` until shutdown.
 #[allow(clippy::too_many_arguments)]
@@ -96,7 +95,7 @@ pub async fn check(
         }
     }
     let usable = (0..baseline_windows)
-        .take_while(|&i| window_from - window * (i as i32 + 1) >= first - window)
+        .take_while(|&i| window_from - window * (i as i32 + 1) >= first)
         .count();
     counts.truncate(usable);
     let baseline = spike::Baseline::of(&counts);

@@ -722,6 +722,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Drops rule hits older than `before` (the digest and spike baseline read at most a few
+    /// weeks back). Returns how many were removed.
+    pub fn prune_rule_hits(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let cutoff = before.timestamp() as u64 ^ (1 << 63);
+        let mut removed = 0;
+        for kv in self.rule_log.iter() {
+            let (k, _) = kv?;
+            // Key: rule, 0x1f, secs (8 bytes), seq (8 bytes).
+            if k.len() >= 16 && u64_key(&k[k.len() - 16..k.len() - 8]) < cutoff {
+                self.rule_log.remove(&k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// When `rule` first matched anything (the start of its volume history).
     pub fn first_hit(&self, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let start = rule_log_key(rule, i64::MIN, 0);

@@ -662,7 +662,7 @@ alert = ["slack:#pr-alerts"]
 
 [[digest]]
 name = "Acme morning"
-schedule = "0 0 9 * * *"
+schedule = "0 0 9 1 1 * 2099"
 timezone = "Europe/Berlin"
 to = ["slack:#pr-alerts", "discord:{CHANNEL}"]
 "#,
@@ -731,6 +731,14 @@ async fn digest_now_uploads_the_chart_to_slack_and_discord() {
     }
     let wrong = admin_digest(&daemon, "not-the-token").await;
     assert_eq!(wrong.status(), 401);
+    let proxied = reqwest::Client::new()
+        .post(daemon.url("/admin/digest"))
+        .bearer_auth(&token)
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(proxied.status(), 403, "nothing forwarded by a proxy");
     let resp = admin_digest(&daemon, &token).await;
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
@@ -946,4 +954,132 @@ async fn a_digest_posted_just_before_a_crash_is_found_and_not_posted_again() {
         "found in history, not uploaded twice"
     );
     assert!(s.history_calls >= 1, "the relay looked before posting");
+}
+
+#[tokio::test]
+async fn a_weekly_chart_has_seven_local_days_ending_today() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // Monday 23 Nov 2026, 09:00 Berlin; the period since Friday 09:00 is 72 hours.
+    let to = utc("2026-11-23T08:00:00Z");
+    for (id, at) in [
+        ("today", "2026-11-23T07:30:00Z"),   // Mon 08:30 Berlin
+        ("sunday", "2026-11-22T12:00:00Z"),  // Sun 13:00
+        ("tuesday", "2026-11-17T12:00:00Z"), // Tue 13:00, the first day shown
+        ("too-old", "2026-11-16T12:00:00Z"), // Mon a week ago: not in the chart
+    ] {
+        hit(
+            &store,
+            id,
+            "acme",
+            "hn",
+            "acme",
+            0.0,
+            false,
+            Priority::Normal,
+            utc(at),
+        )
+        .await;
+    }
+    let period = Period {
+        from: utc("2026-11-20T08:00:00Z"),
+        to,
+    };
+    let r = report::gather(
+        &store,
+        &["acme".into()],
+        period,
+        chrono_tz::Europe::Berlin,
+        to,
+    )
+    .unwrap();
+    let labels: Vec<&str> = r.chart.iter().map(|b| b.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["Tue 17", "Wed 18", "Thu 19", "Fri 20", "Sat 21", "Sun 22", "Mon 23"]
+    );
+    let totals: Vec<u32> = r
+        .chart
+        .iter()
+        .map(|b| b.negative + b.neutral + b.positive)
+        .collect();
+    assert_eq!(
+        totals,
+        [1, 0, 0, 0, 0, 1, 1],
+        "today's mention is in today's bar"
+    );
+    assert_eq!(r.chart_title, "Mentions per day, last 7 days");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_app_without_files_write_still_gets_the_digest_text() {
+    use mentiondesk::chat::ChatPlatform;
+    let slack = FakeSlack::start().await;
+    slack.state.lock().unwrap().upload_scope_missing = true;
+    let platform =
+        mentiondesk::chat::slack::SlackPlatform::new(&slack.api_url(), BOT_TOKEN).unwrap();
+    let post = mentiondesk::model::DigestPost {
+        title: "📊 Digest".into(),
+        body: Note::new().bold("New mentions:").text(" 3"),
+        chart: Some(vec![0x89, b'P', b'N', b'G']),
+        chart_alt: "alt".into(),
+    };
+    platform
+        .post_digest("#pr-alerts", &post, "digest-9")
+        .await
+        .unwrap();
+    let posts = slack.posts();
+    assert_eq!(posts.len(), 1, "posted as a plain message");
+    assert!(posts[0].body["blocks"]
+        .to_string()
+        .contains("*New mentions:* 3"));
+    assert!(slack.state.lock().unwrap().completed_uploads.is_empty());
+    // And it is found again by its marker after a crash.
+    let since = Utc::now() - CDuration::minutes(1);
+    assert!(platform
+        .find_digest("#pr-alerts", "digest-9", since)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(platform
+        .find_digest("#pr-alerts", "digest-10", since)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discord_digest_is_found_by_its_footer_after_a_crash() {
+    use mentiondesk::chat::ChatPlatform;
+    let discord = FakeDiscord::start().await;
+    let platform =
+        mentiondesk::chat::discord::DiscordPlatform::new(&discord.api_url(), DISCORD_TOKEN)
+            .unwrap();
+    let post = mentiondesk::model::DigestPost {
+        title: "📊 Digest".into(),
+        body: Note::new().text("hello"),
+        chart: None,
+        chart_alt: "alt".into(),
+    };
+    let since = Utc::now() - CDuration::minutes(1);
+    assert!(platform
+        .find_digest(CHANNEL, "digest-4", since)
+        .await
+        .unwrap()
+        .is_none());
+    let posted = platform
+        .post_digest(CHANNEL, &post, "digest-4")
+        .await
+        .unwrap();
+    let found = platform
+        .find_digest(CHANNEL, "digest-4", since)
+        .await
+        .unwrap()
+        .expect("found by footer, not only by the nonce");
+    assert_eq!(found.message_id, posted.message_id);
+    assert!(platform
+        .find_digest(CHANNEL, "digest-5", since)
+        .await
+        .unwrap()
+        .is_none());
 }

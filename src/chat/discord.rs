@@ -174,6 +174,48 @@ impl DiscordPlatform {
     }
 }
 
+impl DiscordPlatform {
+    /// Looks for our message whose embed footer is `footer`, posted since `since`.
+    async fn find_by_footer(
+        &self,
+        channel: &str,
+        footer: &str,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Posted>, ChatError> {
+        let channel_id = snowflake(channel, "channel")?;
+        // A Discord id encodes its time: ask only for messages after `since` (minus a minute).
+        let after = (((since.timestamp_millis() - 60_000).max(1_420_070_400_000)
+            - 1_420_070_400_000) as u64)
+            << 22;
+        let req = Request::new(
+            Route::ChannelMessages {
+                channel_id: ChannelId::new(channel_id),
+            },
+            LightMethod::Get,
+        )
+        .params(Some(vec![
+            ("limit", "100".to_string()),
+            ("after", after.to_string()),
+        ]));
+        let messages = self.call("list messages", req).await?;
+        Ok(messages
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| {
+                m["embeds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e["footer"]["text"] == footer)
+            })
+            .map(|m| Posted {
+                channel_id: channel.to_string(),
+                message_id: id_of(m),
+            }))
+    }
+}
+
 /// Discord-only calls the interactions endpoint needs. Neutral types in, neutral out.
 impl DiscordPlatform {
     /// Registers `/desk` with its subcommands and typed options: in one guild (instant) or
@@ -359,38 +401,7 @@ impl ChatPlatform for DiscordPlatform {
         id: AlertId,
         since: DateTime<Utc>,
     ) -> Result<Option<Posted>, ChatError> {
-        let channel_id = snowflake(channel, "channel")?;
-        // A Discord id encodes its time: ask only for messages after `since` (minus a minute).
-        let after = (((since.timestamp_millis() - 60_000).max(1_420_070_400_000)
-            - 1_420_070_400_000) as u64)
-            << 22;
-        let req = Request::new(
-            Route::ChannelMessages {
-                channel_id: ChannelId::new(channel_id),
-            },
-            LightMethod::Get,
-        )
-        .params(Some(vec![
-            ("limit", "100".to_string()),
-            ("after", after.to_string()),
-        ]));
-        let messages = self.call("list messages", req).await?;
-        let footer = alert_footer(id);
-        Ok(messages
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|m| {
-                m["embeds"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|e| e["footer"]["text"] == footer.as_str())
-            })
-            .map(|m| Posted {
-                channel_id: channel.to_string(),
-                message_id: id_of(m),
-            }))
+        self.find_by_footer(channel, &alert_footer(id), since).await
     }
 
     async fn update_alert(&self, msg: &MessageRef, view: &AlertView) -> Result<(), ChatError> {
@@ -490,15 +501,21 @@ impl ChatPlatform for DiscordPlatform {
         })
     }
 
-    /// As for notes: the nonce makes a repeat harmless, so there is nothing to search for.
+    /// The nonce only guards a few minutes, so the digest is looked up by its embed footer.
     async fn find_digest(
         &self,
-        _channel: &str,
-        _delivery: &str,
-        _since: DateTime<Utc>,
+        channel: &str,
+        delivery: &str,
+        since: DateTime<Utc>,
     ) -> Result<Option<Posted>, ChatError> {
-        Ok(None)
+        self.find_by_footer(channel, &digest_footer(delivery), since)
+            .await
     }
+}
+
+/// The footer that names a digest delivery; `find_digest` recognises it.
+fn digest_footer(delivery: &str) -> String {
+    format!("mentiondesk {delivery}")
 }
 
 /// The footer that names the alert; `find_alert` recognises our message by it.
@@ -578,6 +595,7 @@ pub fn digest_payload(digest: &DigestPost, delivery: &str) -> serde_json::Value 
         "title": truncate(&digest.title, TITLE_LIMIT),
         "description": render_note_within(&digest.body, DESCRIPTION_LIMIT),
         "color": 0x3498db,
+        "footer": { "text": digest_footer(delivery) },
     });
     let mut attachments = Vec::new();
     if digest.chart.is_some() {

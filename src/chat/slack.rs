@@ -451,7 +451,37 @@ impl ChatPlatform for SlackPlatform {
         delivery: &str,
     ) -> Result<Posted, ChatError> {
         let blocks = digest_blocks(digest, delivery);
-        let Some(png) = &digest.chart else {
+        if let Some(png) = &digest.chart {
+            // The upload needs the channel id, not its name.
+            let channel_id = self.channel_id(channel).await?;
+            let uploaded = self
+                .upload_png(
+                    &channel_id,
+                    png,
+                    chart_file_name(delivery),
+                    &digest.chart_alt,
+                    &digest.title,
+                    blocks.clone(),
+                )
+                .await;
+            match uploaded {
+                Ok(file_id) => {
+                    return Ok(Posted {
+                        channel_id,
+                        message_id: file_id,
+                    })
+                }
+                // An app installed before the digest existed lacks files:write: the
+                // numbers still go out, without the picture.
+                Err(ChatError::Api { code, .. })
+                    if code.starts_with("missing_scope") || code.starts_with("not_allowed") =>
+                {
+                    tracing::warn!(error = %code, "cannot upload the digest chart; add the files:write scope to the Slack app and reinstall it. Posting the digest without it");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        {
             let content = SlackMessageContent::new()
                 .with_text(slack_text(&digest.title))
                 .with_blocks(blocks);
@@ -460,27 +490,11 @@ impl ChatPlatform for SlackPlatform {
                 .with_unfurl_media(false);
             let resp: SlackApiChatPostMessageResponse =
                 slack_call!(self, "chat.postMessage", |s| s.chat_post_message(&req))?;
-            return Ok(Posted {
+            Ok(Posted {
                 channel_id: resp.channel.0,
                 message_id: resp.ts.0,
-            });
-        };
-        // The upload needs the channel id, not its name.
-        let channel_id = self.channel_id(channel).await?;
-        let file_id = self
-            .upload_png(
-                &channel_id,
-                png,
-                chart_file_name(delivery),
-                &digest.chart_alt,
-                &digest.title,
-                blocks,
-            )
-            .await?;
-        Ok(Posted {
-            channel_id,
-            message_id: file_id,
-        })
+            })
+        }
     }
 
     async fn find_digest(

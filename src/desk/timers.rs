@@ -13,6 +13,9 @@ pub const TICK: Duration = Duration::from_secs(5);
 
 /// Request ids (for retry/replay dedup) are kept this long.
 const REQUEST_ID_RETENTION: chrono::Duration = chrono::Duration::days(1);
+/// Rule hits feed digests (two periods of at most a week) and the spike baseline (14 days
+/// by default); older ones are dropped.
+const RULE_HIT_RETENTION: chrono::Duration = chrono::Duration::days(35);
 
 pub async fn run(desk: Desk, store: Store, clock: Clock, mut shutdown: Shutdown) {
     let mut last_prune = None;
@@ -24,6 +27,11 @@ pub async fn run(desk: Desk, store: Store, clock: Clock, mut shutdown: Shutdown)
                 Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned old request ids"),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "could not prune request ids"),
+            }
+            match store.prune_rule_hits(now - RULE_HIT_RETENTION) {
+                Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned old rule hits"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not prune rule hits"),
             }
             last_prune = Some(now);
         }

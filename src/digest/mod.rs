@@ -65,6 +65,8 @@ pub enum DigestError {
     UnknownName { name: String, known: String },
     #[error("no [digest] is configured; add one (see README, \"Daily digest\")")]
     NotConfigured,
+    #[error("building the digest failed: {0}")]
+    Build(String),
 }
 
 /// Builds the digest for `period` and queues it for every destination; with `slot`, also
@@ -75,6 +77,28 @@ pub async fn queue(
     job: &DigestJob,
     period: Period,
     slot: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<DigestPost, DigestError> {
+    let (store2, rules2, job2) = (store.clone(), rules.to_vec(), job.clone());
+    // Reading every alert and compressing a PNG take a while: keep them off the runtime.
+    let post = tokio::task::spawn_blocking(move || build(&store2, &rules2, &job2, period, now))
+        .await
+        .map_err(|e| DigestError::Build(e.to_string()))??;
+    let key = job.slot_key();
+    let marker = slot.map(|s| (key.as_str(), s));
+    store
+        .enqueue_digest(marker.as_ref().map(|(k, s)| (*k, s)), &job.to, &post, now)
+        .await?;
+    tracing::info!(digest = %job.name, from = %period.from, to = %period.to, targets = job.to.len(), "digest queued");
+    Ok(post)
+}
+
+/// The digest's text and chart for `period` (blocking: reads the store, renders the PNG).
+fn build(
+    store: &Store,
+    rules: &[String],
+    job: &DigestJob,
+    period: Period,
     now: DateTime<Utc>,
 ) -> Result<DigestPost, DigestError> {
     let tz = job.schedule.timezone();
@@ -102,12 +126,6 @@ pub async fn queue(
         chart,
         chart_alt: format!("{} (stacked: negative, neutral, positive)", r.chart_title),
     };
-    let key = job.slot_key();
-    let marker = slot.map(|s| (key.as_str(), s));
-    store
-        .enqueue_digest(marker.as_ref().map(|(k, s)| (*k, s)), &job.to, &post, now)
-        .await?;
-    tracing::info!(digest = %job.name, from = %period.from, to = %period.to, targets = job.to.len(), "digest queued");
     Ok(post)
 }
 
@@ -194,10 +212,26 @@ pub async fn run(
             }
         }
         let period = job.period_ending(next);
-        match queue(&store, &rules, &job, period, Some(next), clock.now()).await {
-            Ok(_) => relay_wake.notify_one(),
-            // The marker was not written either; the next start-up sends it as missed.
-            Err(e) => tracing::error!(digest = %job.name, error = %e, "could not queue the digest"),
+        // Retried every minute until it is queued (the marker is written with it), or until
+        // the next slot is due and supersedes it.
+        let following = job.schedule.next_after(next);
+        loop {
+            match queue(&store, &rules, &job, period, Some(next), clock.now()).await {
+                Ok(_) => {
+                    relay_wake.notify_one();
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(digest = %job.name, error = %e, "could not queue the digest; retrying in a minute")
+                }
+            }
+            if following.is_some_and(|f| clock.now() + Duration::minutes(1) >= f) {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(MAX_SLEEP) => {}
+                _ = shutdown.wait() => return,
+            }
         }
         last = next;
     }

@@ -11,10 +11,12 @@ use crate::model::{Alert, AlertId, AlertState, Note, Priority};
 use crate::store::{RuleHit, Store, StoreError};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 
 /// Source kind of the mention behind a spike alert.
 pub const SPIKE_KIND: &str = "spike";
+/// The `source` shown on spike alerts (a name `[[sources]]` may not take).
+pub const SPIKE_SOURCE: &str = "spike watch";
 /// VADER's own thresholds for calling a compound score positive or negative.
 const POSITIVE_AT: f64 = 0.05;
 const TOP: usize = 5;
@@ -124,28 +126,25 @@ pub fn gather(
         hits.extend(store.rule_hits(rule, read_from, period.to)?);
     }
     let alerts = store.alerts()?;
-    let mut kinds: HashMap<AlertId, (String, String, Option<String>, String)> = HashMap::new();
-    for a in &alerts {
-        if let Some(m) = store.mention(&a.mention_key)? {
-            let text = match &m.mention.title {
-                Some(t) if !t.is_empty() && m.mention.source_kind != SPIKE_KIND => {
-                    format!("{t} — {}", m.mention.text)
-                }
-                _ => m.mention.text.clone(),
-            };
-            kinds.insert(
-                a.id,
-                (
-                    m.mention.source_kind.clone(),
-                    m.mention.source.clone(),
-                    m.mention.url.clone(),
-                    text,
-                ),
-            );
-        }
-    }
+    // Only the few listed alerts need their mention read; a spike is known by its key.
     let item = |a: &Alert| {
-        let (_, source, url, text) = kinds.get(&a.id).cloned().unwrap_or_default();
+        let m = store
+            .mention(&a.mention_key)
+            .ok()
+            .flatten()
+            .map(|m| m.mention);
+        let (source, url, text) = match m {
+            Some(m) => {
+                let text = match &m.title {
+                    Some(t) if !t.is_empty() && m.source_kind != SPIKE_KIND => {
+                        format!("{t} — {}", m.text)
+                    }
+                    _ => m.text,
+                };
+                (m.source, m.url, text)
+            }
+            None => Default::default(),
+        };
         Item {
             id: a.id,
             priority: a.priority,
@@ -158,7 +157,8 @@ pub fn gather(
             created_at: a.created_at,
         }
     };
-    let is_spike = |a: &Alert| kinds.get(&a.id).is_some_and(|k| k.0 == SPIKE_KIND);
+    let spike_prefix = format!("{SPIKE_SOURCE}\u{1f}");
+    let is_spike = |a: &Alert| a.mention_key.starts_with(&spike_prefix);
 
     let mut states = States::default();
     let mut top: Vec<&Alert> = Vec::new();
@@ -301,8 +301,8 @@ fn buckets(
 
 /// Seven local calendar days, the last one being the day `to` falls in.
 fn daily_buckets(hits: &[RuleHit], to: DateTime<Utc>, tz: Tz) -> Vec<Bucket> {
-    let starts: Vec<DateTime<Utc>> = (0..=7).rev().map(|d| local_midnight(to, tz, d)).collect();
-    let mut out: Vec<Bucket> = starts[..7]
+    let starts: Vec<DateTime<Utc>> = (0..7).rev().map(|d| local_midnight(to, tz, d)).collect();
+    let mut out: Vec<Bucket> = starts
         .iter()
         .map(|s| Bucket {
             label: s.with_timezone(&tz).format("%a %d").to_string(),
@@ -316,7 +316,7 @@ fn daily_buckets(hits: &[RuleHit], to: DateTime<Utc>, tz: Tz) -> Vec<Bucket> {
         if !seen.insert(&h.mention_key) {
             continue;
         }
-        let i = starts.iter().rposition(|s| *s <= h.at).unwrap_or(0).min(6);
+        let i = starts.iter().rposition(|s| *s <= h.at).unwrap_or(0);
         add(&mut out[i], h);
     }
     out
@@ -469,8 +469,13 @@ pub fn render(r: &Report, name: &str, now: DateTime<Utc>) -> (String, Note) {
         .newline();
     if !r.spikes.is_empty() {
         note = note.bold("Spikes:").newline();
-        for s in &r.spikes {
+        for s in r.spikes.iter().take(TOP) {
             note = item_line(note, s, now);
+        }
+        if r.spikes.len() > TOP {
+            note = note
+                .text(format!("…and {} more", r.spikes.len() - TOP))
+                .newline();
         }
     }
     if !r.oldest_unclaimed.is_empty() {

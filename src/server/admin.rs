@@ -1,7 +1,9 @@
 //! The loopback admin endpoint `POST /admin/digest`: lets `mentiondesk digest --now` ask the
 //! running daemon for a digest, because sled lets only one process open the store. Callers
 //! prove they may by a bearer token the daemon writes next to the store (mode 0600) at
-//! start-up: whoever can read the store's directory may ask for a digest, nobody else.
+//! start-up: whoever can read the store's directory may ask for a digest, nobody else. It
+//! also answers only loopback peers and refuses anything a reverse proxy forwarded, since
+//! `[server].listen` is usually reachable from the internet for Slack's callbacks.
 
 use crate::clock::Clock;
 use crate::digest::{self, DigestError, DigestJob};
@@ -11,6 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -41,8 +44,15 @@ pub fn write_token(path: &Path) -> std::io::Result<String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
+    // A fresh file every time: an old one may have looser permissions, and `create_new`
+    // refuses to follow a symlink planted in its place.
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -58,7 +68,17 @@ struct DigestRequest {
     name: Option<String>,
 }
 
-pub async fn digest(admin: Admin, headers: HeaderMap, body: Bytes) -> Response {
+/// Headers a reverse proxy adds: a request carrying one came from elsewhere.
+const FORWARDED: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
+
+pub async fn digest(admin: Admin, peer: SocketAddr, headers: HeaderMap, body: Bytes) -> Response {
+    if !peer.ip().is_loopback() || FORWARDED.iter().any(|h| headers.contains_key(*h)) {
+        return (
+            StatusCode::FORBIDDEN,
+            "the admin endpoint answers only on this machine (loopback, not through a proxy)",
+        )
+            .into_response();
+    }
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -11,7 +11,7 @@ use crate::shutdown::Shutdown;
 use crate::sources::poll::{Health, SourceStatus};
 use crate::store::Store;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -97,9 +97,14 @@ async fn discord_interactions(
     }
 }
 
-async fn admin_digest(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn admin_digest(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match s.admin {
-        Some(a) => admin::digest(a, headers, body).await,
+        Some(a) => admin::digest(a, peer, headers, body).await,
         None => (StatusCode::NOT_FOUND, "the admin endpoint is off").into_response(),
     }
 }
@@ -122,9 +127,12 @@ pub async fn serve(
     state: AppState,
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move { shutdown.wait().await })
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.wait().await })
+    .await
 }
 
 /// Always 200 while the process serves: a failing feed makes the status `degraded`, not the

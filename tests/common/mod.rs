@@ -89,6 +89,8 @@ pub struct SlackState {
     pub upload_urls: HashMap<String, (String, usize, String)>,
     /// Bytes sent to an upload URL: file id → (content type, bytes).
     pub uploads: HashMap<String, (String, Vec<u8>)>,
+    /// Answer `missing_scope` to upload requests (an app without `files:write`).
+    pub upload_scope_missing: bool,
     /// `files.completeUploadExternal` bodies.
     pub completed_uploads: Vec<Value>,
     next_ts: u64,
@@ -368,6 +370,9 @@ async fn get_upload_url(
         return slack_error("invalid_arguments");
     };
     let mut s = state.lock().unwrap();
+    if s.upload_scope_missing {
+        return slack_error("missing_scope");
+    }
     let id = format!("F{:08}", s.upload_urls.len() + 1);
     let alt = q.get("alt_txt").cloned().unwrap_or_default();
     s.upload_urls.insert(id.clone(), (name.clone(), len, alt));
