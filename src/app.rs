@@ -64,6 +64,11 @@ pub fn platforms(
     }
 }
 
+/// The rules' names, as the digest and the store's volume log know them.
+fn rule_names(config: &Config) -> Vec<String> {
+    config.rules.iter().map(|r| r.name.clone()).collect()
+}
+
 /// The configured digests with their schedules parsed (the config check already did).
 pub fn digest_jobs(config: &Config) -> anyhow::Result<Vec<DigestJob>> {
     config
@@ -81,7 +86,7 @@ pub async fn digest_now_offline(
 ) -> anyhow::Result<Vec<(String, crate::model::DigestPost)>> {
     let store = Store::open(&config.store.path)?;
     let jobs = digest_jobs(config)?;
-    let rules: Vec<String> = config.rules.iter().map(|r| r.name.clone()).collect();
+    let rules = rule_names(config);
     let queued = digest::queue_now(&store, &rules, &jobs, name, chrono::Utc::now()).await?;
     let platforms = platforms(slack_platform(config)?, discord_platform(config)?);
     let (_trigger, shutdown) = shutdown::channel();
@@ -237,7 +242,7 @@ pub async fn run_with_clock(
         shutdown.clone(),
     ));
     let jobs = digest_jobs(&config)?;
-    let rule_names: Vec<String> = config.rules.iter().map(|r| r.name.clone()).collect();
+    let rule_names = rule_names(&config);
     let digest_tasks: Vec<_> = jobs
         .iter()
         .map(|job| {

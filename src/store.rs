@@ -752,29 +752,6 @@ impl Store {
         }
     }
 
-    /// Alerts created in `[from, to)`, oldest first. Reads backwards from the newest alert
-    /// (ids grow with time), so a short period costs little however old the store is.
-    pub fn alerts_created(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<Alert>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.alerts.iter().rev() {
-            let (k, v) = kv?;
-            let alert: Alert = from_json(&format!("alert {}", u64_key(&k)), &v)?;
-            // A little slack: ids are handed out in commit order, times by the caller.
-            if alert.created_at < from - chrono::Duration::minutes(10) {
-                break;
-            }
-            if alert.created_at >= from && alert.created_at < to {
-                out.push(alert);
-            }
-        }
-        out.reverse();
-        Ok(out)
-    }
-
     /// A small value in the meta tree (digest slots, spike cooldowns), as JSON.
     pub fn meta_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         self.meta

@@ -398,13 +398,7 @@ impl ChatPlatform for SlackPlatform {
         let channel_id = self.channel_id(channel).await?;
         let oldest = SlackTs(format!("{}.000000", since.timestamp().saturating_sub(60)));
         let wanted = note_block_id(delivery);
-        let has_marker = |blocks: &Option<Vec<SlackBlock>>| {
-            blocks.iter().flatten().any(|b| {
-                serde_json::to_value(b)
-                    .ok()
-                    .is_some_and(|v| v["block_id"] == wanted.as_str())
-            })
-        };
+        let has_marker = |blocks: &Option<Vec<SlackBlock>>| has_block_id(blocks, &wanted);
         let messages: Vec<(String, bool)> = match thread {
             Some(ts) => {
                 let req = SlackApiConversationsRepliesRequest::new(
@@ -506,11 +500,7 @@ impl ChatPlatform for SlackPlatform {
         let marker = note_block_id(delivery);
         let file = chart_file_name(delivery);
         self.find_in_history(channel, since, |m| {
-            let marked = m.content.blocks.iter().flatten().any(|b| {
-                serde_json::to_value(b)
-                    .ok()
-                    .is_some_and(|v| v["block_id"] == marker.as_str())
-            });
+            let marked = has_block_id(&m.content.blocks, &marker);
             let has_file = m
                 .content
                 .files
@@ -554,6 +544,15 @@ pub fn digest_blocks(digest: &DigestPost, delivery: &str) -> Vec<SlackBlock> {
             block.into()
         })
         .collect()
+}
+
+/// Whether one of `blocks` carries `block_id` (our delivery marker).
+fn has_block_id(blocks: &Option<Vec<SlackBlock>>, block_id: &str) -> bool {
+    blocks.iter().flatten().any(|b| {
+        serde_json::to_value(b)
+            .ok()
+            .is_some_and(|v| v["block_id"] == block_id)
+    })
 }
 
 /// The `block_id` that marks a note with its delivery id, so it can be found after a crash.

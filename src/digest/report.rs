@@ -114,13 +114,16 @@ pub fn gather(
     now: DateTime<Utc>,
 ) -> Result<Report, StoreError> {
     let before = period.before();
-    let hourly = period.len().num_seconds() <= HOURLY_UP_TO;
-    let chart_from = if hourly {
-        period.to - Duration::hours(24)
-    } else {
-        local_midnight(period.to, tz, 6)
-    };
-    let read_from = before.from.min(chart_from);
+    // The chart's bucket starts: the last 24 hours, or the last 7 local days up to today.
+    let (chart_title, starts, label): (&str, Vec<DateTime<Utc>>, &str) =
+        if period.len().num_seconds() <= HOURLY_UP_TO {
+            let hours = (1..=24).rev().map(|h| period.to - Duration::hours(h));
+            ("Mentions per hour, last 24 hours", hours.collect(), "%H:%M")
+        } else {
+            let days = (0..7).rev().map(|d| local_midnight(period.to, tz, d));
+            ("Mentions per day, last 7 days", days.collect(), "%a %d")
+        };
+    let read_from = before.from.min(starts[0]);
     let mut hits = Vec::new();
     for rule in rules {
         hits.extend(store.rule_hits(rule, read_from, period.to)?);
@@ -200,16 +203,8 @@ pub fn gather(
         oldest_unclaimed: unclaimed.iter().take(OLDEST).map(|a| item(a)).collect(),
         top: top.iter().take(TOP).map(|a| item(a)).collect(),
         spikes,
-        chart_title: if hourly {
-            "Mentions per hour, last 24 hours".into()
-        } else {
-            "Mentions per day, last 7 days".into()
-        },
-        chart: if hourly {
-            buckets(&hits, period.to, tz, Duration::hours(1), 24, chart_from)
-        } else {
-            daily_buckets(&hits, period.to, tz)
-        },
+        chart_title: chart_title.into(),
+        chart: buckets(&hits, &starts, period.to, tz, label),
     })
 }
 
@@ -266,46 +261,19 @@ fn class(h: &RuleHit) -> Sentiment {
     }
 }
 
-/// `n` buckets of `step` ending at `to`, labelled with the local hour.
+/// One bucket per start (the last ends at `to`), labelled with its local start time in
+/// `label` format; each mention counted once, by sentiment.
 fn buckets(
     hits: &[RuleHit],
+    starts: &[DateTime<Utc>],
     to: DateTime<Utc>,
     tz: Tz,
-    step: Duration,
-    n: usize,
-    from: DateTime<Utc>,
+    label: &str,
 ) -> Vec<Bucket> {
-    let mut out: Vec<Bucket> = (0..n)
-        .map(|i| Bucket {
-            label: (from + step * i as i32)
-                .with_timezone(&tz)
-                .format("%H:%M")
-                .to_string(),
-            negative: 0,
-            neutral: 0,
-            positive: 0,
-        })
-        .collect();
-    let mut seen = HashSet::new();
-    for h in hits.iter().filter(|h| h.at >= from && h.at < to) {
-        if !seen.insert(&h.mention_key) {
-            continue;
-        }
-        let i = ((h.at - from).num_seconds() / step.num_seconds()) as usize;
-        if let Some(b) = out.get_mut(i) {
-            add(b, h);
-        }
-    }
-    out
-}
-
-/// Seven local calendar days, the last one being the day `to` falls in.
-fn daily_buckets(hits: &[RuleHit], to: DateTime<Utc>, tz: Tz) -> Vec<Bucket> {
-    let starts: Vec<DateTime<Utc>> = (0..7).rev().map(|d| local_midnight(to, tz, d)).collect();
     let mut out: Vec<Bucket> = starts
         .iter()
         .map(|s| Bucket {
-            label: s.with_timezone(&tz).format("%a %d").to_string(),
+            label: s.with_timezone(&tz).format(label).to_string(),
             negative: 0,
             neutral: 0,
             positive: 0,

@@ -284,6 +284,14 @@ async fn list_messages(
     Json(list).into_response()
 }
 
+impl DiscordState {
+    fn has_message(&self, channel: &str, id: &str) -> bool {
+        self.messages
+            .iter()
+            .any(|m| m.channel_id == channel && m.id == id)
+    }
+}
+
 async fn edit_message(
     State(state): State<Shared>,
     Path((cid, mid)): Path<(String, String)>,
@@ -295,11 +303,7 @@ async fn edit_message(
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
     let mut s = state.lock().unwrap();
-    if !s
-        .messages
-        .iter()
-        .any(|m| m.channel_id == cid && m.id == mid)
-    {
+    if !s.has_message(&cid, &mid) {
         return error(404, 10008, "Unknown Message");
     }
     s.edits.push((cid.clone(), mid.clone(), body.clone()));
@@ -320,11 +324,7 @@ async fn start_thread(
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
     let mut s = state.lock().unwrap();
-    if !s
-        .messages
-        .iter()
-        .any(|m| m.channel_id == cid && m.id == mid)
-    {
+    if !s.has_message(&cid, &mid) {
         return error(404, 10008, "Unknown Message");
     }
     if s.threads.iter().any(|(id, _)| *id == mid) {

@@ -96,6 +96,22 @@ pub struct SlackState {
     next_ts: u64,
 }
 
+impl SlackState {
+    /// A new message ts: like real Slack, the current epoch time in microseconds, unique.
+    fn new_ts(&mut self) -> String {
+        let now_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros() as u64;
+        self.next_ts = (self.next_ts + 1).max(now_us);
+        format!(
+            "{}.{:06}",
+            self.next_ts / 1_000_000,
+            self.next_ts % 1_000_000
+        )
+    }
+}
+
 #[derive(Clone)]
 pub struct FakeSlack {
     pub addr: SocketAddr,
@@ -287,13 +303,7 @@ async fn post_message(
         let Some(channel) = body["channel"].as_str().and_then(channel_id) else {
             return slack_error("channel_not_found");
         };
-        // Real Slack ts values are the current epoch time in microseconds, unique per channel.
-        let now_us = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_micros() as u64;
-        s.next_ts = (s.next_ts + 1).max(now_us);
-        let ts = format!("{}.{:06}", s.next_ts / 1_000_000, s.next_ts % 1_000_000);
+        let ts = s.new_ts();
         s.posts.push(SlackPost {
             channel: channel.clone(),
             ts: ts.clone(),
@@ -430,12 +440,7 @@ async fn complete_upload(
         files.push(json!({"id": id, "name": name, "title": f["title"], "mimetype": "image/png"}));
     }
     s.completed_uploads.push(body.clone());
-    let now_us = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64;
-    s.next_ts = (s.next_ts + 1).max(now_us);
-    let ts = format!("{}.{:06}", s.next_ts / 1_000_000, s.next_ts % 1_000_000);
+    let ts = s.new_ts();
     let mut message = json!({"channel": channel, "blocks": body["blocks"], "files": files});
     message["text"] = json!("");
     s.posts.push(SlackPost {
