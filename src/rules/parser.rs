@@ -11,13 +11,14 @@
 //! near    := primary [ ("NEAR/n" | "ONEAR/n") primary ]     both operands terms
 //! primary := "(" or ")" | field primary | term
 //! field   := ("title" | "author" | "site" | "source" | "lang" | "raw") ":"
-//! term    := word | "phrase" | #tag | @handle | $cashtag | domain | url   (words may hold * ?)
+//! term    := word | "phrase" | #tag | @handle | $cashtag | domain | url
+//!            (words may hold * ?; in a url, quoted or not, ? is punctuation and * an error)
 //! ```
 
 use super::ast::{Expr, Field, Joint, Meta, Near, Term, WordPat};
 use super::error::ParseError;
 use super::lexer::{lex, TokKind, Token};
-use super::text::{tokenize_wild, Tokens};
+use super::text::{tokenize, tokenize_wild, Tokens};
 
 /// The field a group or term is scoped to by a `name:` prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,6 +365,36 @@ impl Parser<'_> {
         let mut body = text;
         let mut sigil = None;
         let mut exact_glue = None;
+        // A URL is matched as written: `?`, `=`, `&` and `#` are its punctuation, not
+        // wildcards (`youtube.com/watch?v=abc`), whether it is quoted or not.
+        if let Some(url) = url_term(text.trim()) {
+            if url.contains('*') {
+                return Err(self.err(
+                    tok.col,
+                    "wildcards do not work inside a URL",
+                    "write the URL in full, or use site:domain.com for every page of a site",
+                ));
+            }
+            let t = tokenize(url);
+            if t.words.is_empty() {
+                return Err(self.err(
+                    tok.col,
+                    format!("{} has no letters or digits", tok.kind.describe()),
+                    "a term needs at least one letter or digit; punctuation alone is not searchable",
+                ));
+            }
+            return Ok(Expr::Term(Term {
+                words: (0..t.words.len())
+                    .map(|i| WordPat::Exact(t.word(i).to_string()))
+                    .collect(),
+                joint: Joint::Exact {
+                    seps: gaps(&t),
+                    glue: DOMAIN_GLUE,
+                },
+                sigil: None,
+                field,
+            }));
+        }
         if !is_phrase {
             if let Some(c) = body.chars().next().filter(|c| matches!(c, '#' | '@' | '$')) {
                 if body.len() > 1 {
@@ -442,6 +473,31 @@ fn gaps(t: &Tokens) -> Vec<String> {
     (0..t.words.len().saturating_sub(1))
         .map(|i| t.gap(i).to_string())
         .collect()
+}
+
+/// The part of `s` to match when `s` is a URL, scheme and `www.` dropped: a term with a scheme
+/// (`https://…`), or a dotted host followed by a path or query (`acme.com/x`, `acme.com?x=1`).
+/// A bare domain (`acme.com`) is not a URL here: it keeps the ordinary term rules. Text with
+/// spaces is never a URL.
+fn url_term(s: &str) -> Option<&str> {
+    if s.is_empty() || s.contains(char::is_whitespace) {
+        return None;
+    }
+    let lower = s.get(..8).unwrap_or(s).to_ascii_lowercase();
+    let had_scheme = lower.starts_with("http://") || lower.starts_with("https://");
+    let rest = strip_scheme(s);
+    let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let host = &rest[..host_end];
+    let after = &rest[host_end..];
+    let dotted = host
+        .split('.')
+        .filter(|label| !label.is_empty())
+        .count()
+        >= 2
+        && !host.starts_with('.')
+        && host.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    let has_more = after.chars().nth(1).is_some();
+    (dotted && (had_scheme || has_more)).then_some(rest)
 }
 
 /// Drops `http://`, `https://` and a leading `www.`, so `https://www.acme.com` and `acme.com`

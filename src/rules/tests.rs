@@ -137,6 +137,20 @@ const FULL_LANGUAGE_CASES: &[(&str, &str, bool)] = &[
     ("acme.com/pricing", "acme.com/pricing-old", false),
     ("acme.com/pricing", "acme.com/blog", false),
     ("u.s.", "the U.S. market", true),
+    // URLs with a query (issue 11, defect 6): `?` `=` `&` `#` are the URL's punctuation
+    ("youtube.com/watch?v=abc", "https://www.youtube.com/watch?v=abc", true),
+    ("youtube.com/watch?v=abc", "https://www.youtube.com/watch?v=abd", false),
+    ("youtube.com/watch?v=abc", "see youtube.com/watch?v=abc&t=42s", true),
+    ("youtube.com/watch?v=abc", "youtube.com/watch?v=abc-xyz", false),
+    ("youtube.com/watch?v=abc", "youtube.com/watch?v=abcdef", false),
+    ("youtube.com/watch?v=abc", "https://m.youtube.com/watch?v=abc", true),
+    ("youtube.com/watch?v=abc", "youtube.com/watch/v=abc", false),
+    ("youtube.com/watch?v=abc", "YOUTUBE.COM/WATCH?V=ABC", true),
+    ("https://www.youtube.com/watch?v=abc", "youtube.com/watch?v=abc", true),
+    ("\"youtube.com/watch?v=abc\"", "http://youtube.com/watch?v=abc", true),
+    ("\"youtube.com/watch?v=abc\"", "youtube.com watch v abc", false),
+    ("acme.com?ref=news", "acme.com?ref=news", true),
+    ("acme.com/#pricing", "acme.com/#pricing", true),
     // -term
     ("acme -hiring", "acme hiring", false),
     ("acme -hiring", "acme", true),
@@ -471,6 +485,12 @@ fn span_table() {
 /// (query, column, message, hint)
 const ERROR_CASES: &[(&str, usize, &str, &str)] = &[
     (
+        "acme OR acme.com/blog/*",
+        9,
+        "wildcards do not work inside a URL",
+        "write the URL in full, or use site:domain.com for every page of a site",
+    ),
+    (
         "",
         1,
         "empty query",
@@ -772,6 +792,8 @@ const TERMS: &[&str] = &[
     "site:acme.com",
     "東京",
     "ガ",
+    "acme.com/x?id=1",
+    "\"acme.com/x?id=1\"",
 ];
 
 const TEXT_WORDS: &[&str] = &[
@@ -800,6 +822,9 @@ const TEXT_WORDS: &[&str] = &[
     "ｶﾞ",
     "ＡＣＭＥ",
     "🔥",
+    "acme.com/x?id=1",
+    "acme.com/x?id=2",
+    "acme.com/x?id=1-b",
 ];
 
 const SEPARATORS: &[&str] = &[" ", ", ", "-", ".", "#", "/", "! "];
@@ -914,4 +939,23 @@ fn wildcard_prefixes_of_different_lengths_share_one_table() {
         want.sort_unstable();
         assert_eq!(got, want, "{text:?}");
     }
+}
+
+/// Issue 11, defect 6: the `?` of a URL's query was read as a one-character wildcard, so a
+/// rule on a YouTube link never matched that link.
+#[test]
+fn a_url_with_a_query_matches_that_url_and_no_other() {
+    let q = "youtube.com/watch?v=abc";
+    check(q, &doc("new video https://www.youtube.com/watch?v=abc"), true);
+    check(q, &doc("new video https://www.youtube.com/watch?v=abd"), false);
+    let spans = Query::parse(q)
+        .unwrap()
+        .matches(&doc("see https://www.youtube.com/watch?v=abc now"))
+        .unwrap();
+    let text = "see https://www.youtube.com/watch?v=abc now";
+    let got: Vec<&str> = spans.iter().map(|s| &text[s.start..s.end]).collect();
+    assert_eq!(got, ["youtube.com/watch?v=abc"]);
+    // Outside URLs wildcards work as documented.
+    check("colo?r", &doc("colour"), true);
+    check("refund*", &doc("refunds"), true);
 }
