@@ -489,13 +489,11 @@ fn url_term(s: &str) -> Option<&str> {
     let host_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let host = &rest[..host_end];
     let after = &rest[host_end..];
-    let dotted = host
-        .split('.')
-        .filter(|label| !label.is_empty())
-        .count()
-        >= 2
+    let dotted = host.split('.').filter(|label| !label.is_empty()).count() >= 2
         && !host.starts_with('.')
-        && host.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+        && host
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
     let has_more = after.chars().nth(1).is_some();
     (dotted && (had_scheme || has_more)).then_some(rest)
 }

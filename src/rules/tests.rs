@@ -138,17 +138,53 @@ const FULL_LANGUAGE_CASES: &[(&str, &str, bool)] = &[
     ("acme.com/pricing", "acme.com/blog", false),
     ("u.s.", "the U.S. market", true),
     // URLs with a query (issue 11, defect 6): `?` `=` `&` `#` are the URL's punctuation
-    ("youtube.com/watch?v=abc", "https://www.youtube.com/watch?v=abc", true),
-    ("youtube.com/watch?v=abc", "https://www.youtube.com/watch?v=abd", false),
-    ("youtube.com/watch?v=abc", "see youtube.com/watch?v=abc&t=42s", true),
-    ("youtube.com/watch?v=abc", "youtube.com/watch?v=abc-xyz", false),
-    ("youtube.com/watch?v=abc", "youtube.com/watch?v=abcdef", false),
-    ("youtube.com/watch?v=abc", "https://m.youtube.com/watch?v=abc", true),
+    (
+        "youtube.com/watch?v=abc",
+        "https://www.youtube.com/watch?v=abc",
+        true,
+    ),
+    (
+        "youtube.com/watch?v=abc",
+        "https://www.youtube.com/watch?v=abd",
+        false,
+    ),
+    (
+        "youtube.com/watch?v=abc",
+        "see youtube.com/watch?v=abc&t=42s",
+        true,
+    ),
+    (
+        "youtube.com/watch?v=abc",
+        "youtube.com/watch?v=abc-xyz",
+        false,
+    ),
+    (
+        "youtube.com/watch?v=abc",
+        "youtube.com/watch?v=abcdef",
+        false,
+    ),
+    (
+        "youtube.com/watch?v=abc",
+        "https://m.youtube.com/watch?v=abc",
+        true,
+    ),
     ("youtube.com/watch?v=abc", "youtube.com/watch/v=abc", false),
     ("youtube.com/watch?v=abc", "YOUTUBE.COM/WATCH?V=ABC", true),
-    ("https://www.youtube.com/watch?v=abc", "youtube.com/watch?v=abc", true),
-    ("\"youtube.com/watch?v=abc\"", "http://youtube.com/watch?v=abc", true),
-    ("\"youtube.com/watch?v=abc\"", "youtube.com watch v abc", false),
+    (
+        "https://www.youtube.com/watch?v=abc",
+        "youtube.com/watch?v=abc",
+        true,
+    ),
+    (
+        "\"youtube.com/watch?v=abc\"",
+        "http://youtube.com/watch?v=abc",
+        true,
+    ),
+    (
+        "\"youtube.com/watch?v=abc\"",
+        "youtube.com watch v abc",
+        false,
+    ),
     ("acme.com?ref=news", "acme.com?ref=news", true),
     ("acme.com/#pricing", "acme.com/#pricing", true),
     // -term
@@ -946,8 +982,16 @@ fn wildcard_prefixes_of_different_lengths_share_one_table() {
 #[test]
 fn a_url_with_a_query_matches_that_url_and_no_other() {
     let q = "youtube.com/watch?v=abc";
-    check(q, &doc("new video https://www.youtube.com/watch?v=abc"), true);
-    check(q, &doc("new video https://www.youtube.com/watch?v=abd"), false);
+    check(
+        q,
+        &doc("new video https://www.youtube.com/watch?v=abc"),
+        true,
+    );
+    check(
+        q,
+        &doc("new video https://www.youtube.com/watch?v=abd"),
+        false,
+    );
     let spans = Query::parse(q)
         .unwrap()
         .matches(&doc("see https://www.youtube.com/watch?v=abc now"))
