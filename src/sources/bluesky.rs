@@ -8,6 +8,7 @@
 //! found there, as the very same `Mention`, so the intake stores each post once.
 //! Without an account it does not search; it never judges posts: the rules do that.
 
+mod richtext;
 mod search;
 
 use super::http::{is_private, redact_url, STREAM_IDLE_TIMEOUT};
@@ -236,6 +237,15 @@ struct Record {
     created_at: Option<String>,
     #[serde(default)]
     langs: Vec<String>,
+    /// `app.bsky.richtext.facet`s, kept raw: see `richtext.rs`.
+    #[serde(default)]
+    facets: serde_json::Value,
+    /// `app.bsky.embed.*`, kept raw.
+    #[serde(default)]
+    embed: serde_json::Value,
+    /// `{root, parent}` strong refs when the post is a reply.
+    #[serde(default)]
+    reply: serde_json::Value,
 }
 
 /// Decodes one Jetstream frame, rejecting most of the firehose before parsing it: a frame
@@ -258,13 +268,19 @@ pub fn decode_event(raw: &str, prefilter: &Prefilter, source: &str) -> Decoded {
             time_us: Some(time_us),
         };
     };
-    let Some(record) = commit.record.filter(|r| prefilter.accepts(&r.text)) else {
+    // The prefilter sees the resolved text: a keyword only in a link's full URI or a link
+    // card counts, as it does for the rules.
+    let Some(mention) = commit
+        .record
+        .map(|r| post_mention(source, &event.did, &commit.rkey, r))
+        .filter(|m| prefilter.accepts(&m.text))
+    else {
         return Decoded::Rejected {
             time_us: Some(time_us),
         };
     };
     Decoded::Post {
-        mention: Box::new(post_mention(source, &event.did, &commit.rkey, record)),
+        mention: Box::new(mention),
         time_us,
     }
 }
@@ -279,7 +295,9 @@ fn post_mention(source: &str, did: &str, rkey: &str, record: Record) -> Mention 
         source_kind: SourceKind::Bluesky.as_str().to_string(),
         url: Some(format!("https://bsky.app/profile/{did}/post/{rkey}")),
         title: None,
-        text: record.text,
+        // Link facets resolved to their full URIs, plus embedded links, quotes, image and
+        // video descriptions and the post replied to (`richtext.rs`).
+        text: richtext::post_text(&record.text, &record.facets, &record.embed, &record.reply),
         // Jetstream carries the DID only; handle and follower count would need an API call per
         // post, which the firehose does not allow. Search results carry the handle too, but
         // the author stays the DID so both paths give the same mention (and a handle can

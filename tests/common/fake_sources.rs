@@ -838,6 +838,64 @@ pub fn jet_post_at(did: &str, rkey: &str, time_us: i64, text: &str, created_at: 
     .to_string()
 }
 
+/// A commit event creating `record` (an `app.bsky.feed.post` as JSON), in the shape of the
+/// Jetstream README's commit example (bluesky-social/jetstream, "Example Jetstream events":
+/// `did`, `time_us`, `kind: "commit"`, `commit.{rev, operation, collection, rkey, record,
+/// cid}`).
+pub fn jet_commit(did: &str, rkey: &str, time_us: i64, record: Value) -> String {
+    json!({
+        "did": did, "time_us": time_us, "kind": "commit",
+        "commit": {"rev": format!("rev{time_us}"), "operation": "create",
+            "collection": "app.bsky.feed.post", "rkey": rkey, "record": record,
+            "cid": "bafyreidwaivazkwu67xztlmuobx35hs2lnfh3kolmgfmucldvhd3sgzcqi"}
+    })
+    .to_string()
+}
+
+/// A post deletion, as the Jetstream README's delete example: no `record`, no `cid`.
+pub fn jet_delete(did: &str, rkey: &str, time_us: i64) -> String {
+    json!({
+        "did": did, "time_us": time_us, "kind": "commit",
+        "commit": {"rev": format!("rev{time_us}"), "operation": "delete",
+            "collection": "app.bsky.feed.post", "rkey": rkey}
+    })
+    .to_string()
+}
+
+/// A handle change, as the Jetstream README's identity example.
+pub fn jet_identity(did: &str, handle: &str, time_us: i64) -> String {
+    json!({
+        "did": did, "time_us": time_us, "kind": "identity",
+        "identity": {"did": did, "handle": handle, "seq": 1409752997,
+            "time": "2024-09-05T06:11:04.870Z"}
+    })
+    .to_string()
+}
+
+/// An account status change, as the Jetstream README's account example (here deactivated).
+pub fn jet_account(did: &str, time_us: i64) -> String {
+    json!({
+        "did": did, "time_us": time_us, "kind": "account",
+        "account": {"active": false, "did": did, "seq": 1409753013,
+            "status": "deactivated", "time": "2024-09-05T06:11:04.870Z"}
+    })
+    .to_string()
+}
+
+/// A `postView` as `app.bsky.feed.searchPosts` returns it, around any `record`.
+pub fn bsky_post_view(
+    did: &str,
+    handle: &str,
+    rkey: &str,
+    indexed_at: &str,
+    record: Value,
+) -> Value {
+    let mut v = bsky_post(did, handle, rkey, indexed_at, "");
+    v["record"] = record;
+    v["indexedAt"] = json!(indexed_at);
+    v
+}
+
 #[derive(Default)]
 pub struct JetState {
     /// Every event ever sent, for replay from a cursor.

@@ -422,8 +422,8 @@ impl Search {
     }
 
     /// A search post as the `Mention` Jetstream makes of the same post; `None` for what
-    /// Jetstream would not keep (another record type, or no keyword in the text: search
-    /// also matches alt text, link cards and handles).
+    /// Jetstream would not keep (another record type, or no keyword in the resolved text and
+    /// embeds: search also matches handles and display names, which the record lacks).
     fn mention(&self, post: PostView) -> Option<Mention> {
         let rest = post.uri.strip_prefix("at://")?;
         let mut parts = rest.splitn(3, '/');
@@ -438,10 +438,8 @@ impl Search {
             post.author.did
         };
         let record: Record = serde_json::from_value(post.record).ok()?;
-        if !self.prefilter.accepts(&record.text) {
-            return None;
-        }
         Some(super::post_mention(&self.source, &did, rkey, record))
+            .filter(|m| self.prefilter.accepts(&m.text))
     }
 
     /// GETs with the session's access token; an expired or rejected token renews the session
