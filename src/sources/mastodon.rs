@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use reqwest::Url;
 use serde::Deserialize;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// Statuses per timeline request (Mastodon's maximum for tag timelines).
 pub const PAGE_LIMIT: usize = 40;
@@ -33,6 +34,12 @@ pub struct MastodonSource {
     tasks: Vec<TaskGuard>,
     /// Which instances/tags failed in the last poll that still delivered; see `take_warning`.
     warning: Option<String>,
+    /// The source's `every`: while the stream is healthy the timelines are read at most
+    /// twice per `every`, not once per streamed status (each streamed status wakes a poll,
+    /// and Mastodon allows only 300 requests per 5 minutes).
+    every: Duration,
+    /// When the timelines were last read.
+    last_timeline: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +52,7 @@ struct Status {
     created_at: Option<String>,
     #[serde(default)]
     content: String,
+    /// The content warning; `sensitive` is true with it, and may be true without it (media).
     #[serde(default)]
     spoiler_text: String,
     #[serde(default)]
@@ -90,6 +98,8 @@ impl MastodonSource {
             buffer: StreamBuffer::new(),
             tasks: Vec::new(),
             warning: None,
+            every: spec.every,
+            last_timeline: None,
         })
     }
 
@@ -197,6 +207,17 @@ impl Source for MastodonSource {
         self.start_streams();
         let streamed = self.buffer.drain();
         let mut mentions = streamed.mentions;
+        // A healthy stream delivers everything: the timelines only fill gaps, so a poll woken
+        // by a streamed status does not read them again. A stream error (a gap) or half an
+        // interval since the last read does.
+        let stream_healthy = self.stream && streamed.connected && streamed.error.is_none();
+        let read_recently = self
+            .last_timeline
+            .is_some_and(|at| at.elapsed() < self.every / 2);
+        if stream_healthy && read_recently {
+            return Ok(unique(mentions));
+        }
+        self.last_timeline = Some(Instant::now());
         let mut failures = Vec::new();
         let mut succeeded = 0usize;
         for instance in self.instances.clone() {
@@ -228,7 +249,7 @@ impl Source for MastodonSource {
         if succeeded == 0 && !failures.is_empty() {
             if !mentions.is_empty() {
                 // Hand over what the stream brought; the timeline is read again next poll.
-                return Ok(mentions);
+                return Ok(unique(mentions));
             }
             self.warning = None;
             let (instance, tag, e) = failures.remove(0);
@@ -240,7 +261,7 @@ impl Source for MastodonSource {
                 return Err(SourceError::Network(err));
             }
         }
-        Ok(mentions)
+        Ok(unique(mentions))
     }
 
     fn take_warning(&mut self) -> Option<String> {
@@ -262,6 +283,14 @@ impl Source for MastodonSource {
             super::poll::MAX_BACKOFF
         }
     }
+}
+
+/// One mention per status: a status and its reblogs (or the same status streamed and read
+/// from a timeline, or found under two tags) all carry the original's `uri`.
+fn unique(mut mentions: Vec<Mention>) -> Vec<Mention> {
+    let mut seen = std::collections::HashSet::with_capacity(mentions.len());
+    mentions.retain(|m| seen.insert(m.item_id.clone()));
+    mentions
 }
 
 /// One line naming every failed instance/tag (URLs redacted, errors are secret-free), e.g.
@@ -308,7 +337,11 @@ fn to_mention(status: Status, source: &str, instance: &str) -> Mention {
         source: source.to_string(),
         source_kind: SourceKind::Mastodon.as_str().to_string(),
         url: status.url.clone().or(Some(status.uri.clone())),
-        title: Some(status.spoiler_text.trim().to_string()).filter(|s| !s.is_empty()),
+        // The content warning is the title: rules match it like the text, and the alert
+        // shows it marked as a warning.
+        title: Some(status.spoiler_text.trim())
+            .filter(|s| !s.is_empty())
+            .map(|cw| format!("CW: {cw}")),
         text: html_to_text(&status.content),
         author: Some(format!("@{acct}")),
         author_reach: status.account.followers_count,
@@ -372,8 +405,22 @@ impl SseTask {
         let mut parser = SseParser::new(self.fetcher.max_body_bytes() as usize);
         while let Some(chunk) = self.fetcher.next_chunk(&mut response, &shown).await? {
             for event in parser.feed(&chunk)? {
-                if event.name != "update" {
-                    continue;
+                match event.name.as_str() {
+                    "update" => {}
+                    // An edit of a status already handed on: the intake keeps one alert per
+                    // status (by `uri`), so an edit never makes a second one, and the alert
+                    // keeps the words that raised it.
+                    "status.update" => {
+                        tracing::debug!(source = %self.source, "edited status in the stream; the first version stays");
+                        continue;
+                    }
+                    // `delete` carries only the status id; an alert already posted stays on
+                    // the desk, where people decide about it.
+                    "delete" => {
+                        tracing::debug!(source = %self.source, id = %event.data, "status deleted upstream");
+                        continue;
+                    }
+                    _ => continue,
                 }
                 match serde_json::from_str::<Status>(&event.data) {
                     Ok(status) => {
