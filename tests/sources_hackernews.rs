@@ -177,3 +177,120 @@ async fn private_addresses_are_refused_without_allow_private() {
     assert!(err.to_string().contains("allow_private"), "{err}");
     assert!(fake.requests("/").is_empty());
 }
+
+/// Hits in the shape Algolia's `search_by_date` returns them (hn.algolia.com/api, "Search";
+/// fields as in a captured response: `_highlightResult`, `_tags`, `author`, `created_at(_i)`,
+/// `objectID`, `story_id`, `parent_id`, `story_title`, `story_url`, `updated_at`; comment and
+/// Ask HN text are HN's HTML: `<p>` between paragraphs without a closing tag, `<a href=…
+/// rel="nofollow">`, `<i>`, and entities such as `&#x2F;`, `&#x27;`, `&quot;`).
+fn real_hits(t: i64) -> Vec<serde_json::Value> {
+    let at = |secs: i64| {
+        chrono::DateTime::from_timestamp(t - secs, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let hl = |v: &str, words: &[&str]| {
+        serde_json::json!({"value": v, "matchLevel": if words.is_empty() {"none"} else {"full"},
+            "fullyHighlighted": false, "matchedWords": words})
+    };
+    vec![
+        // A link story: title and url, no story_text.
+        serde_json::json!({
+            "_highlightResult": {"author": hl("dana", &[]),
+                "title": hl("<em>Acme</em> routers recalled", &["acme"]),
+                "url": hl("https://news.example/acme-recall", &[])},
+            "_tags": ["story", "author_dana", "story_40000001"],
+            "author": "dana", "children": [40000010], "created_at": at(900),
+            "created_at_i": t - 900, "num_comments": 1, "objectID": "40000001", "points": 12,
+            "story_id": 40000001, "title": "Acme routers recalled",
+            "updated_at": at(100), "url": "https://news.example/acme-recall"
+        }),
+        // A comment with HTML.
+        serde_json::json!({
+            "_highlightResult": {"author": hl("kim", &[]),
+                "comment_text": hl("My <i><em>Acme</em></i> died", &["acme"]),
+                "story_title": hl("<em>Acme</em> routers recalled", &["acme"]),
+                "story_url": hl("https://news.example/acme-recall", &[])},
+            "_tags": ["comment", "author_kim", "story_40000001"],
+            "author": "kim",
+            "comment_text": "My <i>Acme</i> died after a week. Support said &quot;reboot it&quot;.<p>See <a href=\"https:&#x2F;&#x2F;acme.example&#x2F;recall\" rel=\"nofollow\">https:&#x2F;&#x2F;acme.example&#x2F;recall</a>",
+            "created_at": at(600), "created_at_i": t - 600, "objectID": "40000010",
+            "parent_id": 40000001, "story_id": 40000001,
+            "story_title": "Acme routers recalled",
+            "story_url": "https://news.example/acme-recall", "updated_at": at(100)
+        }),
+        // Ask HN: a story with story_text HTML and no url.
+        serde_json::json!({
+            "_highlightResult": {"author": hl("lee", &[]),
+                "title": hl("Ask HN: Is <em>Acme</em> support always this slow?", &["acme"]),
+                "story_text": hl("I&#x27;ve waited", &[])},
+            "_tags": ["story", "author_lee", "story_40000020", "ask_hn"],
+            "author": "lee", "children": [], "created_at": at(300), "created_at_i": t - 300,
+            "num_comments": 0, "objectID": "40000020", "points": 3, "story_id": 40000020,
+            "story_text": "I&#x27;ve waited 3 weeks for a reply.<p>Anyone else? <a href=\"https:&#x2F;&#x2F;acme.example&#x2F;ticket\" rel=\"nofollow\">ticket</a>",
+            "title": "Ask HN: Is Acme support always this slow?", "updated_at": at(100)
+        }),
+    ]
+}
+
+/// Markup or entities left in a text a person reads.
+fn has_markup(s: &str) -> bool {
+    s.contains('<') || s.contains('>') || s.contains("&#") || s.contains("&quot;")
+}
+
+#[tokio::test]
+async fn real_algolia_hits_become_clean_mentions() {
+    let fake = FakeApi::start().await;
+    let t = now();
+    fake.state.lock().unwrap().hn_hits = real_hits(t);
+    let got = source(&fake, "5s")
+        .poll(&mut SourceState::default())
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 3, "{got:?}");
+    let by_id = |id: &str| got.iter().find(|m| m.item_id == id).unwrap();
+
+    let story = by_id("40000001");
+    assert_eq!(story.title.as_deref(), Some("Acme routers recalled"));
+    assert_eq!(story.text, "https://news.example/acme-recall");
+    assert_eq!(story.author.as_deref(), Some("dana"));
+    assert_eq!(
+        story.url.as_deref(),
+        Some("https://news.ycombinator.com/item?id=40000001")
+    );
+    assert_eq!(story.published.unwrap().timestamp(), t - 900);
+
+    let comment = by_id("40000010");
+    assert!(!has_markup(&comment.text), "{}", comment.text);
+    assert!(
+        comment
+            .text
+            .starts_with("My Acme died after a week. Support said \"reboot it\"."),
+        "{}",
+        comment.text
+    );
+    assert!(comment.text.contains("See https://acme.example/recall"));
+    assert_eq!(
+        comment.title, None,
+        "the story title is context, not its words"
+    );
+    assert_eq!(comment.author.as_deref(), Some("kim"));
+    assert_eq!(
+        comment.url.as_deref(),
+        Some("https://news.ycombinator.com/item?id=40000010")
+    );
+
+    let ask = by_id("40000020");
+    assert_eq!(
+        ask.title.as_deref(),
+        Some("Ask HN: Is Acme support always this slow?")
+    );
+    assert!(!has_markup(&ask.text), "{}", ask.text);
+    assert!(
+        ask.text
+            .starts_with("I've waited 3 weeks for a reply. Anyone else?"),
+        "{}",
+        ask.text
+    );
+    assert_eq!(ask.author.as_deref(), Some("lee"));
+}

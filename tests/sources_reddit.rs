@@ -232,3 +232,135 @@ fn missing_credentials_are_config_problems() {
     assert!(err.contains("client_id"), "{err}");
     assert!(err.contains("REDDIT_CLIENT_SECRET"), "{err}");
 }
+
+// ---------- real payload shapes ----------
+
+/// A `t3` as Reddit's listings return it with `raw_json=1` (reddit.com/dev/api, "listings";
+/// fields as in a captured `/r/{sub}/search.json`: `name`, `title`, `selftext` (Markdown) and
+/// `selftext_html`, `is_self`, `over_18`, `author` (`[deleted]` once the account is gone),
+/// `permalink`, `url`, and for a crosspost `crosspost_parent` + `crosspost_parent_list`).
+fn t3(id: &str, created: f64, fields: serde_json::Value) -> serde_json::Value {
+    let mut data = serde_json::json!({
+        "approved_at_utc": null, "subreddit": "routers", "selftext": "",
+        "author_fullname": "t2_abc123", "saved": false, "gilded": 0, "clicked": false,
+        "title": "", "subreddit_name_prefixed": "r/routers", "hidden": false, "pwls": 6,
+        "downs": 0, "name": format!("t3_{id}"), "upvote_ratio": 0.98, "ups": 12,
+        "total_awards_received": 0, "score": 12, "is_self": true, "created": created,
+        "created_utc": created, "selftext_html": null, "over_18": false, "spoiler": false,
+        "locked": false, "subreddit_id": "t5_2qh0u", "id": id, "author": "dana_k",
+        "num_comments": 4, "send_replies": true, "stickied": false,
+        "permalink": format!("/r/routers/comments/{id}/a_title/"),
+        "url": format!("https://www.reddit.com/r/routers/comments/{id}/a_title/"),
+        "subreddit_subscribers": 120000, "num_crossposts": 0, "media": null, "is_video": false
+    });
+    for (k, v) in fields.as_object().unwrap() {
+        data[k] = v.clone();
+    }
+    serde_json::json!({"kind": "t3", "data": data})
+}
+
+/// A `t1` as the subreddit comment listing returns it (`body` Markdown, `body_html`,
+/// `link_title`, `link_id`, `parent_id`, `permalink`).
+fn t1(id: &str, created: f64, body: &str, author: &str) -> serde_json::Value {
+    serde_json::json!({"kind": "t1", "data": {
+        "subreddit_id": "t5_2qh0u", "link_title": "Acme routers recalled", "subreddit": "routers",
+        "link_author": "dana_k", "id": id, "name": format!("t1_{id}"), "author": author,
+        "author_fullname": "t2_kim", "body": body,
+        "body_html": format!("<div class=\"md\"><p>{}</p>\n</div>", body.replace('&', "&amp;")),
+        "link_id": "t3_lnk1", "parent_id": "t3_lnk1", "score": 1, "created": created,
+        "created_utc": created, "over_18": false, "controversiality": 0, "stickied": false,
+        "permalink": format!("/r/routers/comments/lnk1/acme_routers_recalled/{id}/"),
+        "link_permalink": "https://www.reddit.com/r/routers/comments/lnk1/acme_routers_recalled/",
+        "link_url": "https://news.example/acme-recall"
+    }})
+}
+
+#[tokio::test]
+async fn real_listing_shapes_become_mentions() {
+    let fake = FakeApi::start().await;
+    let t = now();
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.reddit_posts = vec![
+            // A link post.
+            t3(
+                "lnk1",
+                t - 60.0,
+                serde_json::json!({"title": "Acme routers recalled",
+                "is_self": false, "url": "https://news.example/acme-recall",
+                "domain": "news.example"}),
+            ),
+            // A self post, NSFW-flagged, whose author deleted the account.
+            t3(
+                "self1",
+                t - 50.0,
+                serde_json::json!({"title": "Acme support rant",
+                "selftext": "They hung up **twice**.\n\nNever again.",
+                "selftext_html": "<!-- SC_OFF --><div class=\"md\"><p>They hung up <strong>twice</strong>.</p>\n\n<p>Never again.</p>\n</div><!-- SC_ON -->",
+                "author": "[deleted]", "author_fullname": null, "over_18": true}),
+            ),
+            // A crosspost of a self post from another subreddit: no selftext of its own.
+            t3(
+                "xp1",
+                t - 40.0,
+                serde_json::json!({"title": "Acme support rant",
+                "url": "/r/homenetworking/comments/orig1/acme_support_rant/",
+                "crosspost_parent": "t3_orig1", "num_crossposts": 0,
+                "crosspost_parent_list": [{"subreddit": "homenetworking", "id": "orig1",
+                    "name": "t3_orig1", "title": "Acme support rant", "is_self": true,
+                    "selftext": "The Acme hotline dropped my call.", "author": "ann",
+                    "created_utc": t - 4000.0,
+                    "permalink": "/r/homenetworking/comments/orig1/acme_support_rant/",
+                    "url": "https://www.reddit.com/r/homenetworking/comments/orig1/acme_support_rant/"}]}),
+            ),
+        ];
+        s.reddit_comments = vec![
+            t1(
+                "cm1",
+                t - 30.0,
+                "Same, my Acme died & support shrugged",
+                "kim",
+            ),
+            t1("cm2", t - 20.0, "[removed]", "[deleted]"),
+        ];
+    }
+    let got = source(&fake)
+        .poll(&mut SourceState::default())
+        .await
+        .unwrap();
+    let by_id = |id: &str| {
+        got.iter()
+            .find(|m| m.item_id == id)
+            .unwrap_or_else(|| panic!("no {id} in {got:?}"))
+    };
+    assert_eq!(got.len(), 4, "{got:?}");
+
+    let link = by_id("t3_lnk1");
+    assert_eq!(link.title.as_deref(), Some("Acme routers recalled"));
+    assert_eq!(link.text, "https://news.example/acme-recall");
+    assert_eq!(link.author.as_deref(), Some("u/dana_k"));
+    assert_eq!(
+        link.url.as_deref(),
+        Some("https://www.reddit.com/r/routers/comments/lnk1/a_title/")
+    );
+
+    let selfpost = by_id("t3_self1");
+    assert_eq!(selfpost.text, "They hung up **twice**.\n\nNever again.");
+    assert_eq!(
+        selfpost.author, None,
+        "[deleted] is no author: never grouped or muted on"
+    );
+
+    let crosspost = by_id("t3_xp1");
+    assert_eq!(crosspost.text, "The Acme hotline dropped my call.");
+    assert_eq!(crosspost.author.as_deref(), Some("u/dana_k"));
+
+    let comment = by_id("t1_cm1");
+    assert_eq!(comment.text, "Same, my Acme died & support shrugged");
+    assert_eq!(comment.title, None);
+    assert_eq!(comment.author.as_deref(), Some("u/kim"));
+    assert_eq!(
+        comment.url.as_deref(),
+        Some("https://www.reddit.com/r/routers/comments/lnk1/acme_routers_recalled/cm1/")
+    );
+}

@@ -93,6 +93,33 @@ struct ThingData {
     permalink: Option<String>,
     #[serde(default)]
     url: Option<String>,
+    /// A crosspost's original post (Reddit sends a list of one); the crosspost itself has no
+    /// selftext and a relative `url` to the original.
+    #[serde(default)]
+    crosspost_parent_list: Option<Vec<CrosspostParent>>,
+}
+
+#[derive(Deserialize)]
+struct CrosspostParent {
+    #[serde(default)]
+    selftext: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+/// Reddit's placeholders for a deleted or moderator-removed author or text: not words of
+/// the post and not a person (never grouped or muted on).
+fn placeholder(s: &str) -> bool {
+    matches!(s.trim(), "" | "[deleted]" | "[removed]")
+}
+
+/// A link as a reader can open it: Reddit gives crossposts a site-relative `url`.
+fn absolute(url: &str) -> String {
+    if url.starts_with('/') {
+        format!("https://www.reddit.com{url}")
+    } else {
+        url.to_string()
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -331,11 +358,22 @@ impl RedditSource {
             }
             (None, body)
         } else {
-            let body = d.selftext.unwrap_or_default();
-            let text = if body.trim().is_empty() {
-                d.url.clone().unwrap_or_default()
-            } else {
-                body
+            // A crosspost's words are its original's: its own selftext is empty.
+            let parent = d.crosspost_parent_list.as_ref().and_then(|l| l.first());
+            let body = [
+                d.selftext.as_deref(),
+                parent.and_then(|p| p.selftext.as_deref()),
+            ]
+            .into_iter()
+            .flatten()
+            .find(|t| !placeholder(t));
+            let text = match body {
+                Some(b) => b.to_string(),
+                None => parent
+                    .and_then(|p| p.url.as_deref())
+                    .or(d.url.as_deref())
+                    .map(absolute)
+                    .unwrap_or_default(),
             };
             (d.title.filter(|t| !t.is_empty()), text)
         };
@@ -346,7 +384,10 @@ impl RedditSource {
             url: d.permalink.map(|p| format!("https://www.reddit.com{p}")),
             title,
             text,
-            author: d.author.map(|a| format!("u/{a}")),
+            author: d
+                .author
+                .filter(|a| !placeholder(a))
+                .map(|a| format!("u/{a}")),
             // Listings carry no follower or karma count; looking each author up would spend
             // the rate limit on every mention.
             author_reach: None,
