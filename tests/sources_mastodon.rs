@@ -449,3 +449,36 @@ async fn streamed_statuses_do_not_each_cost_a_timeline_request() {
     let _ = src.poll(&mut state).await;
     assert_eq!(fake.requests("/api/v1/timelines/tag/acme").len(), 2);
 }
+
+/// The polls a healthy stream answers without reading the timelines still report the last
+/// read's partial failure, so `/healthz` stays degraded while an instance is failing.
+#[tokio::test]
+async fn polls_between_timeline_reads_keep_reporting_a_failing_instance() {
+    let good = FakeApi::start().await;
+    let bad = FakeApi::start().await;
+    for f in [&good, &bad] {
+        f.state.lock().unwrap().mastodon_token = Some("masto-secret-token".into());
+    }
+    bad.state.lock().unwrap().timeline_fail = Some(502);
+    let mut src = source_on(
+        &[&good, &bad],
+        "stream = true\ntoken = \"${MASTODON_TOKEN}\"\nevery = \"1h\"",
+    );
+    let mut state = SourceState::default();
+    src.poll(&mut state).await.unwrap();
+    let first = src
+        .take_warning()
+        .expect("the failing instance is reported");
+    assert!(first.contains(&bad.url()), "{first}");
+    wait_until(|| good.sse_connections() == 1 && bad.sse_connections() == 1).await;
+    assert!(good.sse_send(&format!(
+        "event: update\ndata: {}\n\n",
+        status(900, "acme streamed", "en", 1)
+    )));
+    tokio::time::timeout(Duration::from_secs(2), src.ready())
+        .await
+        .unwrap();
+    assert_eq!(src.poll(&mut state).await.unwrap().len(), 1);
+    assert_eq!(bad.requests("/api/v1/timelines/tag/acme").len(), 1);
+    assert_eq!(src.take_warning(), Some(first));
+}

@@ -40,6 +40,9 @@ pub struct MastodonSource {
     every: Duration,
     /// When the timelines were last read.
     last_timeline: Option<Instant>,
+    /// What the last timeline read had to work around, repeated by the polls in between so
+    /// `/healthz` does not flip to healthy while an instance is still failing.
+    timeline_warning: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +103,7 @@ impl MastodonSource {
             warning: None,
             every: spec.every,
             last_timeline: None,
+            timeline_warning: None,
         })
     }
 
@@ -215,6 +219,7 @@ impl Source for MastodonSource {
             .last_timeline
             .is_some_and(|at| at.elapsed() < self.every / 2);
         if stream_healthy && read_recently {
+            self.warning = self.timeline_warning.clone();
             return Ok(unique(mentions));
         }
         self.last_timeline = Some(Instant::now());
@@ -246,9 +251,12 @@ impl Source for MastodonSource {
         if !failures.is_empty() {
             self.warning = Some(partial_warning(&failures, succeeded));
         }
+        self.timeline_warning = self.warning.clone();
         if succeeded == 0 && !failures.is_empty() {
             if !mentions.is_empty() {
-                // Hand over what the stream brought; the timeline is read again next poll.
+                // Hand over what the stream brought; the timelines are read again within
+                // half an interval (not per streamed status: a failing instance is not
+                // hammered), or at once if the stream breaks.
                 return Ok(unique(mentions));
             }
             self.warning = None;

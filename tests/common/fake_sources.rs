@@ -57,6 +57,9 @@ pub struct ApiState {
     pub sse: Option<mpsc::UnboundedSender<Bytes>>,
     pub sse_connections: u32,
     pub mastodon_token: Option<String>,
+    /// Every Mastodon timeline request gets this status (an instance whose REST API is
+    /// down while its stream still works).
+    pub timeline_fail: Option<u16>,
     pub bsky: BskyState,
 }
 
@@ -368,6 +371,10 @@ async fn mastodon_timeline(
     );
     if let Some(r) = misbehave(&state).await {
         return r;
+    }
+    let down = state.lock().unwrap().timeline_fail;
+    if let Some(code) = down {
+        return respond_badly(Misbehave::Status(code, vec![])).await;
     }
     let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(20);
     let id = |v: &Value| v["id"].as_str().unwrap().parse::<u64>().unwrap();
