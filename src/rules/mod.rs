@@ -17,8 +17,8 @@
 //!   going on as another domain (`acme.com.evil.net`).
 //! - `youtube.com/watch?v=abc` a URL (a scheme, or a dotted host followed by a path or query),
 //!   quoted or not: matched as written, so `?`, `=`, `&`, `#` are its punctuation, not
-//!   wildcards; it does not match `…?v=abd` nor `…?v=abc-x` (the id goes on). `*` in a URL
-//!   is refused: `site:` covers every page of a site.
+//!   wildcards; it does not match `…?v=abd` nor `…?v=abc-x` (the id goes on). `*` stays a
+//!   wildcard in a URL (`acme.com/blog/recall*`).
 //! - `refund*` any word starting with `refund`; `colo?r` one character in place of `?`; `*`
 //!   may also stand inside a word (`col*r`). At least 3 letters or digits must come before the
 //!   first wildcard.

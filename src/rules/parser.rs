@@ -12,13 +12,13 @@
 //! primary := "(" or ")" | field primary | term
 //! field   := ("title" | "author" | "site" | "source" | "lang" | "raw") ":"
 //! term    := word | "phrase" | #tag | @handle | $cashtag | domain | url
-//!            (words may hold * ?; in a url, quoted or not, ? is punctuation and * an error)
+//!            (words may hold * ?; in a url, quoted or not, ? is punctuation, only * is a wildcard)
 //! ```
 
 use super::ast::{Expr, Field, Joint, Meta, Near, Term, WordPat};
 use super::error::ParseError;
 use super::lexer::{lex, TokKind, Token};
-use super::text::{tokenize, tokenize_wild, Tokens};
+use super::text::{tokenize_star, tokenize_wild, Tokens};
 
 /// The field a group or term is scoped to by a `name:` prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -366,16 +366,10 @@ impl Parser<'_> {
         let mut sigil = None;
         let mut exact_glue = None;
         // A URL is matched as written: `?`, `=`, `&` and `#` are its punctuation, not
-        // wildcards (`youtube.com/watch?v=abc`), whether it is quoted or not.
+        // wildcards (`youtube.com/watch?v=abc`), whether it is quoted or not; `*` is still
+        // a wildcard (`acme.com/blog/recall*`).
         if let Some(url) = url_term(text.trim()) {
-            if url.contains('*') {
-                return Err(self.err(
-                    tok.col,
-                    "wildcards do not work inside a URL",
-                    "write the URL in full, or use site:domain.com for every page of a site",
-                ));
-            }
-            let t = tokenize(url);
+            let t = tokenize_star(url);
             if t.words.is_empty() {
                 return Err(self.err(
                     tok.col,
@@ -383,10 +377,12 @@ impl Parser<'_> {
                     "a term needs at least one letter or digit; punctuation alone is not searchable",
                 ));
             }
+            let mut words = Vec::with_capacity(t.words.len());
+            for i in 0..t.words.len() {
+                words.push(self.word_pat(tok, t.word(i))?);
+            }
             return Ok(Expr::Term(Term {
-                words: (0..t.words.len())
-                    .map(|i| WordPat::Exact(t.word(i).to_string()))
-                    .collect(),
+                words,
                 joint: Joint::Exact {
                     seps: gaps(&t),
                     glue: DOMAIN_GLUE,

@@ -187,6 +187,18 @@ const FULL_LANGUAGE_CASES: &[(&str, &str, bool)] = &[
     ),
     ("acme.com?ref=news", "acme.com?ref=news", true),
     ("acme.com/#pricing", "acme.com/#pricing", true),
+    (
+        "acme.com/blog/recall*",
+        "https://acme.com/blog/recalls?page=2",
+        true,
+    ),
+    (
+        "acme.com/blog/recall*",
+        "https://acme.com/blog/refunds",
+        false,
+    ),
+    ("acme.com/p?id=ref*", "acme.com/p?id=refund", true),
+    ("acme.com/p?id=ref*", "acme.com/p?id=re", false),
     // -term
     ("acme -hiring", "acme hiring", false),
     ("acme -hiring", "acme", true),
@@ -523,8 +535,8 @@ const ERROR_CASES: &[(&str, usize, &str, &str)] = &[
     (
         "acme OR acme.com/blog/*",
         9,
-        "wildcards do not work inside a URL",
-        "write the URL in full, or use site:domain.com for every page of a site",
+        "wildcard too short",
+        "put at least 3 letters or digits before * or ?, or it would match almost everything",
     ),
     (
         "",
@@ -830,6 +842,7 @@ const TERMS: &[&str] = &[
     "ガ",
     "acme.com/x?id=1",
     "\"acme.com/x?id=1\"",
+    "acme.com/refund*",
 ];
 
 const TEXT_WORDS: &[&str] = &[
@@ -861,6 +874,7 @@ const TEXT_WORDS: &[&str] = &[
     "acme.com/x?id=1",
     "acme.com/x?id=2",
     "acme.com/x?id=1-b",
+    "acme.com/refunds",
 ];
 
 const SEPARATORS: &[&str] = &[" ", ", ", "-", ".", "#", "/", "! "];

@@ -96,13 +96,13 @@ enum Class {
     Other,
 }
 
-fn class(c: char, wild: bool) -> Class {
+fn class(c: char, wild: &str) -> Class {
     // Marks first: kana voicing marks lie inside the kana block but belong to the kana before.
     if is_combining_mark(c) {
         Class::Mark
     } else if is_singleton(c) {
         Class::Singleton
-    } else if is_word_char(c) || (wild && (c == '*' || c == '?')) {
+    } else if is_word_char(c) || wild.contains(c) {
         Class::Word
     } else {
         Class::Other
@@ -111,15 +111,21 @@ fn class(c: char, wild: bool) -> Class {
 
 /// Normalises `s` and splits it into words.
 pub fn tokenize(s: &str) -> Tokens {
-    split(s, false)
+    split(s, "")
 }
 
 /// Like `tokenize`, but `*` and `?` count as word characters, for wildcard query terms.
 pub fn tokenize_wild(s: &str) -> Tokens {
-    split(s, true)
+    split(s, "*?")
 }
 
-fn split(s: &str, wild: bool) -> Tokens {
+/// Like `tokenize`, but `*` counts as a word character: for URL terms, where `?` is the
+/// URL's own punctuation and only `*` is a wildcard.
+pub fn tokenize_star(s: &str) -> Tokens {
+    split(s, "*")
+}
+
+fn split(s: &str, wild: &str) -> Tokens {
     if s.is_ascii() {
         return split_ascii(s, wild);
     }
@@ -158,12 +164,12 @@ fn split(s: &str, wild: bool) -> Tokens {
 
 /// ASCII needs no decomposition and lowercases byte for byte, so offsets are the same on both
 /// sides; most posts take this path.
-fn split_ascii(s: &str, wild: bool) -> Tokens {
+fn split_ascii(s: &str, wild: &str) -> Tokens {
     let bytes = s.as_bytes();
     let mut words = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        let is_w = |b: u8| b.is_ascii_alphanumeric() || (wild && (b == b'*' || b == b'?'));
+        let is_w = |b: u8| b.is_ascii_alphanumeric() || wild.as_bytes().contains(&b);
         if is_w(bytes[i]) {
             let start = i;
             while i < bytes.len() && is_w(bytes[i]) {
@@ -192,7 +198,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn push(&mut self, c: char, o: usize, oend: usize, wild: bool) {
+    fn push(&mut self, c: char, o: usize, oend: usize, wild: &str) {
         let nstart = self.norm.len();
         self.norm.push(c);
         let nend = self.norm.len();
@@ -309,9 +315,9 @@ mod tests {
     #[test]
     fn ascii_path_agrees_with_general_path() {
         for s in ["Acme, Inc. 2024!", "a_b-c", "  x  "] {
-            let fast = split_ascii(s, false);
+            let fast = split_ascii(s, "");
             // Appending a non-ASCII space forces the general path without adding a word.
-            let slow = split(&format!("{s}\u{3000}"), false);
+            let slow = split(&format!("{s}\u{3000}"), "");
             assert_eq!(fast.words, slow.words, "input {s:?}");
         }
     }
