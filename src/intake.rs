@@ -253,7 +253,10 @@ mod tests {
         let alerts = accept(&judge(), &desk(), &store, outcome, &Metrics::default())
             .await
             .unwrap();
-        assert_eq!(alerts, 5, "1-4 alert separately; 6 is a repeat of 5 (same author)");
+        assert_eq!(
+            alerts, 5,
+            "1-4 alert separately; 6 is a repeat of 5 (same author)"
+        );
         assert_eq!(store.alerts().unwrap().len(), 5);
         let note = repeat_note(&mention("7", "author", "https://a.example/7")).plain();
         assert!(!note.contains(" by "), "{note}");

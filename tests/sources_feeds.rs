@@ -64,7 +64,9 @@ fn by_title<'a>(got: &'a [Mention], title: &str) -> &'a Mention {
 /// No markup or entity survives into what rules see and chat shows.
 fn assert_plain(m: &Mention) {
     for s in [m.text.as_str(), m.title.as_deref().unwrap_or("")] {
-        for bad in ["<b>", "</", "<q>", "<p>", "<i>", "<a ", "&lt;", "&gt;", "&amp;", "&nbsp;"] {
+        for bad in [
+            "<b>", "</", "<q>", "<p>", "<i>", "<a ", "&lt;", "&gt;", "&amp;", "&nbsp;",
+        ] {
             assert!(!s.contains(bad), "{bad:?} left in {s:?}");
         }
     }
@@ -96,7 +98,9 @@ async fn rss_0_92_description_only_items_become_plain_text() {
         assert_eq!(m.author, None);
     }
     assert!(
-        got[0].text.ends_with("Scripting News. A little change, the wind and rain."),
+        got[0]
+            .text
+            .ends_with("Scripting News. A little change, the wind and rain."),
         "{}",
         got[0].text
     );
@@ -120,14 +124,17 @@ async fn rss_1_0_takes_dc_creator_and_strips_escaped_q() {
     let rdf = by_title(&got, "Putting RDF to Work");
     assert_eq!(rdf.author.as_deref(), Some("Edd Dumbill"));
     assert!(
-        rdf.text.ends_with("one of the most “exciting new RDF toolkits”."),
+        rdf.text
+            .ends_with("one of the most “exciting new RDF toolkits”."),
         "{}",
         rdf.text
     );
     assert_plain(rdf);
     let meerkat = by_title(&got, "Meerkat: An Open Wire Service");
     assert_eq!(meerkat.author.as_deref(), Some("Rael Dornfest"));
-    assert!(meerkat.text.starts_with("Meerkat is a Web-based syndicated content reader"));
+    assert!(meerkat
+        .text
+        .starts_with("Meerkat is a Web-based syndicated content reader"));
 }
 
 #[tokio::test]
@@ -136,14 +143,20 @@ async fn rss_2_0_spec_sample_has_no_author_and_keeps_link_text() {
     assert_eq!(got.len(), 4);
     assert!(got.iter().all(|m| m.author.is_none()));
     let star = by_title(&got, "Star City");
-    assert_eq!(star.item_id, "http://liftoff.msfc.nasa.gov/2003/06/03.html#item573");
+    assert_eq!(
+        star.item_id,
+        "http://liftoff.msfc.nasa.gov/2003/06/03.html#item573"
+    );
     assert!(
-        star.text.ends_with("language and protocol at Russia's Star City."),
+        star.text
+            .ends_with("language and protocol at Russia's Star City."),
         "{}",
         star.text
     );
     let untitled = got.iter().find(|m| m.title.is_none()).unwrap();
-    assert!(untitled.text.contains("partial eclipse of the Sun on Saturday"));
+    assert!(untitled
+        .text
+        .contains("partial eclipse of the Sun on Saturday"));
     assert_eq!(untitled.url, None);
     got.iter().for_each(assert_plain);
 }
@@ -206,7 +219,10 @@ async fn atom_rfc_4287_example_maps_author_xhtml_content_and_dates() {
 async fn google_alerts_links_are_unwrapped_and_the_empty_author_is_no_author() {
     let got = poll_fixture("google-alerts-acme.xml").await;
     assert_eq!(got.len(), 2);
-    let recall = by_title(&got, "Acme recalls 40,000 routers after overheating reports");
+    let recall = by_title(
+        &got,
+        "Acme recalls 40,000 routers after overheating reports",
+    );
     assert_eq!(
         recall.url.as_deref(),
         Some("https://www.news.example/tech/2024/05/07/acme-recalls-routers/")
@@ -234,7 +250,10 @@ async fn youtube_media_description_is_the_text_and_media_title_the_fallback() {
     assert_eq!(got.len(), 2);
     let m = &got[0];
     assert_eq!(m.item_id, "yt:video:V5lDq0xqD2E");
-    assert_eq!(m.url.as_deref(), Some("https://www.youtube.com/watch?v=V5lDq0xqD2E"));
+    assert_eq!(
+        m.url.as_deref(),
+        Some("https://www.youtube.com/watch?v=V5lDq0xqD2E")
+    );
     assert_eq!(m.author.as_deref(), Some("Home Network Hacks"));
     assert_eq!(
         m.title.as_deref(),
@@ -246,7 +265,10 @@ async fn youtube_media_description_is_the_text_and_media_title_the_fallback() {
         "{}",
         m.text
     );
-    assert_eq!(got[1].text, "Three access points, thick walls, one happy family.");
+    assert_eq!(
+        got[1].text,
+        "Three access points, thick walls, one happy family."
+    );
 }
 
 #[tokio::test]
@@ -260,7 +282,11 @@ async fn json_feed_1_1_authors_and_plain_text_as_published() {
         "content_text is plain text by the JSON Feed spec"
     );
     let first = got.iter().find(|m| m.item_id == "1").unwrap();
-    assert_eq!(first.author.as_deref(), Some("Brent Simmons"), "the feed's authors");
+    assert_eq!(
+        first.author.as_deref(),
+        Some("Brent Simmons"),
+        "the feed's authors"
+    );
     assert_eq!(first.text, "Hello, world!");
     let old = got.iter().find(|m| m.item_id == "0").unwrap();
     assert_eq!(old.author.as_deref(), Some("Old Style"));
@@ -316,12 +342,19 @@ fn replies(slack: &FakeSlack) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_author_element_feed_makes_one_alert_per_item_not_one_thread() {
     let slack = FakeSlack::start().await;
-    let feeds =
-        FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(fixture("rss20-author.xml")))])
-            .await;
-    let daemon = Daemon::start(&config_text(&slack, &rss_source("news", &feeds.url("/feed.xml"))))
+    let feeds = FakeFeeds::start(vec![(
+        "/feed.xml",
+        FeedResponse::rss(fixture("rss20-author.xml")),
+    )])
+    .await;
+    let daemon = Daemon::start(&config_text(
+        &slack,
+        &rss_source("news", &feeds.url("/feed.xml")),
+    ))
+    .await;
+    slack
+        .wait_until(20, "5 alerts", |s| (s.roots().len() >= 5).then_some(()))
         .await;
-    slack.wait_until(20, "5 alerts", |s| (s.roots().len() >= 5).then_some(())).await;
     // A few more polls: nothing may be threaded or posted again.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let roots = slack.roots();
@@ -343,7 +376,10 @@ async fn an_author_element_feed_makes_one_alert_per_item_not_one_thread() {
 async fn two_google_alerts_with_one_article_make_one_alert_with_the_article_link() {
     let slack = FakeSlack::start().await;
     let feeds = FakeFeeds::start(vec![
-        ("/alerts/acme", FeedResponse::rss(fixture("google-alerts-acme.xml"))),
+        (
+            "/alerts/acme",
+            FeedResponse::rss(fixture("google-alerts-acme.xml")),
+        ),
         (
             "/alerts/acme-corp",
             FeedResponse::rss(fixture("google-alerts-acme-corp.xml")),
@@ -357,7 +393,9 @@ async fn two_google_alerts_with_one_article_make_one_alert_with_the_article_link
     );
     let daemon = Daemon::start(&config_text(&slack, &sources)).await;
     // Three articles: the recall (in both feeds), the support post, the share price.
-    slack.wait_until(20, "3 alerts", |s| (s.roots().len() >= 3).then_some(())).await;
+    slack
+        .wait_until(20, "3 alerts", |s| (s.roots().len() >= 3).then_some(()))
+        .await;
     poll_until(10, "both feeds polled twice", || {
         let hits = feeds.hits.lock().unwrap();
         (hits.get("/alerts/acme").copied().unwrap_or(0) >= 2
@@ -455,6 +493,9 @@ async fn a_brand_only_in_a_youtube_description_alerts() {
     assert_eq!(slack.roots().len(), 1, "only the video naming Acme");
     let body = posts[0].body.to_string();
     assert!(body.contains("My router caught fire"), "{body}");
-    assert!(body.contains("https://www.youtube.com/watch?v=V5lDq0xqD2E"), "{body}");
+    assert!(
+        body.contains("https://www.youtube.com/watch?v=V5lDq0xqD2E"),
+        "{body}"
+    );
     daemon.stop().await;
 }

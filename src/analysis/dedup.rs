@@ -41,8 +41,7 @@ pub struct MuteKeys {
 /// mention that lacks one (a whole feed, every deleted account).
 pub fn mute_keys(m: &Mention) -> MuteKeys {
     MuteKeys {
-        author: real_author(m)
-            .map(|a| format!("author:{}:{}", m.source_kind, a.to_lowercase())),
+        author: real_author(m).map(|a| format!("author:{}:{}", m.source_kind, a.to_lowercase())),
         site: m
             .url
             .as_deref()
@@ -174,8 +173,9 @@ fn is_google_tld(rest: &str) -> bool {
 }
 
 fn is_absolute_http(s: &str) -> bool {
-    Url::parse(s)
-        .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty()))
+    Url::parse(s).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+    })
 }
 
 /// Lower-cased host without `www.`, path without trailing slash, query without tracking
@@ -401,8 +401,16 @@ mod tests {
     #[test]
     fn placeholder_authors_are_no_author() {
         for name in [
-            "", "  ", "author", "Author", "unknown", "UNKNOWN", "anonymous", "[deleted]",
-            "noreply@blogger.com", "no-reply@example.com",
+            "",
+            "  ",
+            "author",
+            "Author",
+            "unknown",
+            "UNKNOWN",
+            "anonymous",
+            "[deleted]",
+            "noreply@blogger.com",
+            "no-reply@example.com",
         ] {
             assert!(is_placeholder_author(name), "{name:?}");
             let m = mention(Some(name), "https://news.example/a");

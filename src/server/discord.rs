@@ -338,7 +338,11 @@ async fn modal_submit(ep: &DiscordEndpoints, i: &Value, actor: &str) -> Value {
                         if let Ok(o) = &mut outcome {
                             o.note = std::mem::take(&mut o.note).text(format!(
                                 " No author was muted: this mention has no known author{}.",
-                                if site && !muted.is_empty() { "; its site is muted" } else { "" }
+                                if site && !muted.is_empty() {
+                                    "; its site is muted"
+                                } else {
+                                    ""
+                                }
                             ));
                         }
                     }

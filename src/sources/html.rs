@@ -80,7 +80,11 @@ fn strip(html: &str, tags: Tags) -> String {
             continue;
         };
         rest = &after[tag.len..];
-        if !tag.closing && matches!(tag.name.as_str(), "script" | "style" | "noscript" | "template")
+        if !tag.closing
+            && matches!(
+                tag.name.as_str(),
+                "script" | "style" | "noscript" | "template"
+            )
         {
             let close = format!("</{}", tag.name);
             rest = find_ignore_ascii_case(rest, &close)
@@ -233,11 +237,65 @@ fn is_shortened(text: &str, href: &str) -> bool {
 /// Elements treated as markup inside text that claims to be plain, and looked for to spot
 /// HTML that was escaped twice: the ones feeds really put in titles and descriptions.
 const KNOWN: &[&str] = &[
-    "a", "abbr", "b", "big", "blockquote", "br", "center", "cite", "code", "dd", "del", "div",
-    "dl", "dt", "em", "figcaption", "figure", "font", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
-    "i", "img", "ins", "li", "mark", "ol", "p", "pre", "q", "s", "small", "span", "strike",
-    "strong", "sub", "sup", "table", "tbody", "td", "th", "thead", "tr", "u", "ul", "script",
-    "style", "section", "article", "header", "footer", "iframe", "video", "source", "picture",
+    "a",
+    "abbr",
+    "b",
+    "big",
+    "blockquote",
+    "br",
+    "center",
+    "cite",
+    "code",
+    "dd",
+    "del",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "figcaption",
+    "figure",
+    "font",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "i",
+    "img",
+    "ins",
+    "li",
+    "mark",
+    "ol",
+    "p",
+    "pre",
+    "q",
+    "s",
+    "small",
+    "span",
+    "strike",
+    "strong",
+    "sub",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "u",
+    "ul",
+    "script",
+    "style",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "iframe",
+    "video",
+    "source",
+    "picture",
 ];
 
 fn has_known_tag(text: &str) -> bool {
@@ -350,7 +408,6 @@ fn decode_entity(name: &str) -> Option<String> {
 
 /// Windows-1252 for bytes 0x80–0x9F, as the HTML standard maps numeric references to them.
 const WINDOWS_1252: [char; 32] = [
-    '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž',
-    '\u{8f}', '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}',
-    'ž', 'Ÿ',
+    '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}',
+    '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
 ];

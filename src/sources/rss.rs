@@ -372,24 +372,56 @@ mod tests {
     /// ("unknown", email); dc:creator, Atom and JSON Feed names → (name, None or email).
     #[test]
     fn author_comes_from_the_name_or_the_contact_never_a_placeholder() {
-        let cases: &[(&[(&str, Option<&str>)], Option<&str>)] = &[
-            (&[("author", Some("lawyer@boyer.net (Lawyer Boyer)"))], Some("Lawyer Boyer")),
-            (&[("author", Some("lawyer@boyer.net"))], Some("lawyer@boyer.net")),
-            (&[("author", Some("\"Sam Lee\" <sam@news.example>"))], Some("Sam Lee")),
-            (&[("author", Some("<sam@news.example>"))], Some("sam@news.example")),
+        // (people as feed-rs reports them, the author we want)
+        type Case<'a> = (&'a [(&'a str, Option<&'a str>)], Option<&'a str>);
+        let cases: &[Case] = &[
+            (
+                &[("author", Some("lawyer@boyer.net (Lawyer Boyer)"))],
+                Some("Lawyer Boyer"),
+            ),
+            (
+                &[("author", Some("lawyer@boyer.net"))],
+                Some("lawyer@boyer.net"),
+            ),
+            (
+                &[("author", Some("\"Sam Lee\" <sam@news.example>"))],
+                Some("Sam Lee"),
+            ),
+            (
+                &[("author", Some("<sam@news.example>"))],
+                Some("sam@news.example"),
+            ),
             (&[("author", Some("Jane Roe"))], Some("Jane Roe")),
-            (&[("author", Some("noreply@blogger.com (Kim Park)"))], Some("Kim Park")),
+            (
+                &[("author", Some("noreply@blogger.com (Kim Park)"))],
+                Some("Kim Park"),
+            ),
             (&[("author", Some("noreply@blogger.com"))], None),
-            (&[("author", Some("x@example.com (unknown)"))], Some("x@example.com")),
+            (
+                &[("author", Some("x@example.com (unknown)"))],
+                Some("x@example.com"),
+            ),
             (&[("author", Some("  "))], None),
             (&[("unknown", None)], None),
-            (&[("unknown", Some("ann@example.com"))], Some("ann@example.com")),
+            (
+                &[("unknown", Some("ann@example.com"))],
+                Some("ann@example.com"),
+            ),
             (&[("", None)], None),
-            (&[("Rael Dornfest (mailto:rael@oreilly.com)", None)], Some("Rael Dornfest")),
+            (
+                &[("Rael Dornfest (mailto:rael@oreilly.com)", None)],
+                Some("Rael Dornfest"),
+            ),
             (&[("Acme Support (EU)", None)], Some("Acme Support (EU)")),
-            (&[("Mark Pilgrim", Some("f8dy@example.com"))], Some("Mark Pilgrim")),
+            (
+                &[("Mark Pilgrim", Some("f8dy@example.com"))],
+                Some("Mark Pilgrim"),
+            ),
             // An item with both <author> and <dc:creator>: the real name wins.
-            (&[("author", Some("desk@news.example")), ("Jane Doe", None)], Some("Jane Doe")),
+            (
+                &[("author", Some("desk@news.example")), ("Jane Doe", None)],
+                Some("Jane Doe"),
+            ),
             (&[("  Anonymous ", None)], None),
             (&[("Jane &amp; John", None)], Some("Jane & John")),
         ];

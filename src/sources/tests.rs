@@ -800,16 +800,25 @@ mod html_to_text {
             ("<!-- acme --> visible", "visible"),
             ("<?xml version=\"1.0\"?><p>x</p>", "x"),
             ("<!DOCTYPE html><p>x</p>", "x"),
-            ("  lots \n\n of\tspace&nbsp;&nbsp; here ", "lots of space here"),
+            (
+                "  lots \n\n of\tspace&nbsp;&nbsp; here ",
+                "lots of space here",
+            ),
             // A quoted attribute may hold '>'.
             (
                 "<a title=\"a > b\" href=\"https://x.example/\">link text</a> after",
                 "link text after",
             ),
-            ("<p>She said <q>never again</q>.</p>", "She said “never again”."),
+            (
+                "<p>She said <q>never again</q>.</p>",
+                "She said “never again”.",
+            ),
             // CDATA is literal text.
             ("a <![CDATA[1 < 2 &amp; 3]]> b", "a 1 < 2 &amp; 3 b"),
-            ("<figure><img src=\"r.jpg\" alt=\"\"></figure>caption", "caption"),
+            (
+                "<figure><img src=\"r.jpg\" alt=\"\"></figure>caption",
+                "caption",
+            ),
         ];
         for (html, want) in cases {
             assert_eq!(html_to_text(html), want, "input {html:?}");
@@ -823,7 +832,10 @@ mod html_to_text {
             ("1 <2 and 3> 2", "1 <2 and 3> 2"),
             ("unclosed <a href=", "unclosed <a href="),
             // Chat tokens stay visible for the chat layer to escape.
-            ("<!channel> <@U123> <!here> hi", "<!channel> <@U123> <!here> hi"),
+            (
+                "<!channel> <@U123> <!here> hi",
+                "<!channel> <@U123> <!here> hi",
+            ),
         ];
         for (html, want) in cases {
             assert_eq!(html_to_text(html), want, "input {html:?}");
@@ -856,7 +868,9 @@ mod html_to_text {
     #[test]
     fn html_escaped_twice_is_stripped_too() {
         assert_eq!(
-            html_to_text("&lt;p&gt;Acme &lt;q&gt;broke&lt;/q&gt; my order &amp;amp; refund&lt;/p&gt;"),
+            html_to_text(
+                "&lt;p&gt;Acme &lt;q&gt;broke&lt;/q&gt; my order &amp;amp; refund&lt;/p&gt;"
+            ),
             "Acme “broke” my order & refund"
         );
         // RSS 1.0 descriptions and RSS 2.0 titles arrive as "plain" text holding HTML.
