@@ -499,3 +499,80 @@ async fn a_brand_only_in_a_youtube_description_alerts() {
     );
     daemon.stop().await;
 }
+
+/// Discord's "Not relevant" dialog has no field errors, so the answer says that no author was
+/// muted when the mention has none; the site is still muted as asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_mute_of_a_missing_author_is_declined_in_the_answer() {
+    use common::discord::*;
+    let discord = FakeDiscord::start().await;
+    let feeds = FakeFeeds::start(vec![(
+        "/alerts/acme",
+        FeedResponse::rss(fixture("google-alerts-acme.xml")),
+    )])
+    .await;
+    let text = format!(
+        r#"
+[store]
+path = "{{store}}"
+
+[server]
+listen = "127.0.0.1:{{port}}"
+
+[discord]
+bot_token = "{DISCORD_TOKEN}"
+application_id = "{APP_ID}"
+public_key = "{key}"
+api_url = "{api}"
+guild_id = "{GUILD_ID}"
+
+{source}
+
+[[rules]]
+name = "acme"
+query = "acme"
+alert = ["discord:{CHANNEL}"]
+"#,
+        key = public_key_hex(),
+        api = discord.api_url(),
+        source = rss_source("ga", &feeds.url("/alerts/acme")),
+    );
+    let daemon = Daemon::start(&text).await;
+    discord
+        .wait_until(15, "alert posted", |d| d.roots().first().map(|_| ()))
+        .await;
+    let body =
+        json!({"id": "m1", "application_id": APP_ID, "type": 5, "token": "tok-m1", "version": 1,
+        "guild_id": GUILD_ID, "channel_id": CHANNEL,
+        "member": {"user": {"id": "11", "username": "someone"}, "roles": []},
+        "data": {"custom_id": "desk_ignore:1", "components": [
+            {"type": 1, "components": [{"type": 4, "custom_id": "reason", "value": "old news"}]},
+            {"type": 1, "components": [{"type": 4, "custom_id": "mute", "value": "both"}]}]}})
+        .to_string();
+    let ts = chrono::Utc::now().timestamp().to_string();
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(daemon.url("/discord/interactions"))
+        .header("content-type", "application/json")
+        .header("x-signature-timestamp", &ts)
+        .header("x-signature-ed25519", sign(&ts, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let answer = v["data"]["content"].as_str().unwrap_or_default();
+    assert!(
+        answer
+            .contains("No author was muted: this mention has no known author; its site is muted."),
+        "{v}"
+    );
+    let dir = daemon.stop().await;
+    let store = mentiondesk::store::Store::open(&dir.path().join("store")).unwrap();
+    assert!(
+        store.is_muted("site:news.example").unwrap()
+            || store.is_muted("site:blog.example").unwrap()
+    );
+    assert!(!store.is_muted("author:rss:unknown").unwrap());
+}
