@@ -72,12 +72,21 @@ fn strip(html: &str, tags: Tags) -> String {
             rest = cdata.get(end + 3..).unwrap_or("");
             continue;
         }
-        let Some(tag) = read_tag(after, tags) else {
-            // Not markup: "a < b", "1 <2 and 3> 2", or chat tokens such as "<!channel>" that
-            // must stay visible so the chat layer escapes them rather than us dropping them.
-            out.push('<');
-            rest = &after[1..];
-            continue;
+        let tag = match read_tag(after, tags) {
+            Read::Tag(tag) => tag,
+            Read::Text => {
+                // Not markup: "a < b", "1 <2 and 3> 2", or chat tokens such as "<!channel>"
+                // that must stay visible so the chat layer escapes them, not dropped by us.
+                out.push('<');
+                rest = &after[1..];
+                continue;
+            }
+            Read::Unterminated => {
+                // A tag that never closes ("unclosed <a href="): the rest is text. Stopping
+                // here also keeps the pass linear on input full of unclosed tags.
+                rest = after;
+                break;
+            }
         };
         rest = &after[tag.len..];
         if !tag.closing
@@ -122,9 +131,17 @@ struct Tag {
     len: usize,
 }
 
-/// Reads the tag at the start of `s` (which starts with `<`), or `None` when it is not markup.
-/// Quoted attribute values may hold `>`.
-fn read_tag(s: &str, tags: Tags) -> Option<Tag> {
+enum Read {
+    Tag(Tag),
+    /// The `<` is text.
+    Text,
+    /// A tag starts but the input ends before its `>`.
+    Unterminated,
+}
+
+/// Reads the tag at the start of `s` (which starts with `<`). Quoted attribute values may
+/// hold `>`.
+fn read_tag(s: &str, tags: Tags) -> Read {
     let inner = &s[1..];
     let closing = inner.starts_with('/');
     let body = if closing { &inner[1..] } else { inner };
@@ -132,27 +149,33 @@ fn read_tag(s: &str, tags: Tags) -> Option<Tag> {
         .get(..8)
         .is_some_and(|t| t.eq_ignore_ascii_case("!doctype"))
     {
-        return Some(Tag {
-            name: "!doctype".into(),
-            closing: false,
-            href: None,
-            len: s.find('>')? + 1,
-        });
+        return match s.find('>') {
+            Some(gt) => Read::Tag(Tag {
+                name: "!doctype".into(),
+                closing: false,
+                href: None,
+                len: gt + 1,
+            }),
+            None => Read::Unterminated,
+        };
     }
     let name_len = body
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == ':'))
         .unwrap_or(body.len());
     let name = body[..name_len].to_ascii_lowercase();
     if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
-        return None;
+        return Read::Text;
     }
     if tags == Tags::KnownOnly && !KNOWN.contains(&name.as_str()) {
-        return None;
+        return Read::Text;
     }
     // The tag name must end the tag or be followed by space or '/'.
     let after_name = &body[name_len..];
+    if after_name.is_empty() {
+        return Read::Unterminated;
+    }
     if !after_name.starts_with(|c: char| c == '>' || c == '/' || c.is_ascii_whitespace()) {
-        return None;
+        return Read::Text;
     }
     let mut quote: Option<char> = None;
     let mut end = None;
@@ -168,12 +191,14 @@ fn read_tag(s: &str, tags: Tags) -> Option<Tag> {
             (None, _) => {}
         }
     }
-    let end = end?;
+    let Some(end) = end else {
+        return Read::Unterminated;
+    };
     let attrs = &after_name[..end];
     let href = (name == "a" && !closing)
         .then(|| attribute(attrs, "href"))
         .flatten();
-    Some(Tag {
+    Read::Tag(Tag {
         len: 1 + usize::from(closing) + name_len + end + 1,
         name,
         closing,
@@ -301,8 +326,10 @@ const KNOWN: &[&str] = &[
 fn has_known_tag(text: &str) -> bool {
     let mut rest = text;
     while let Some(lt) = rest.find('<') {
-        if read_tag(&rest[lt..], Tags::KnownOnly).is_some() {
-            return true;
+        match read_tag(&rest[lt..], Tags::KnownOnly) {
+            Read::Tag(_) => return true,
+            Read::Unterminated => return false,
+            Read::Text => {}
         }
         rest = &rest[lt + 1..];
     }

@@ -831,6 +831,11 @@ mod html_to_text {
             ("1 < 2 and 3 > 2", "1 < 2 and 3 > 2"),
             ("1 <2 and 3> 2", "1 <2 and 3> 2"),
             ("unclosed <a href=", "unclosed <a href="),
+            (
+                "a <b title=\"x>y never closed",
+                "a <b title=\"x>y never closed",
+            ),
+            ("ends in a tag name <b", "ends in a tag name <b"),
             // Chat tokens stay visible for the chat layer to escape.
             (
                 "<!channel> <@U123> <!here> hi",
@@ -840,6 +845,9 @@ mod html_to_text {
         for (html, want) in cases {
             assert_eq!(html_to_text(html), want, "input {html:?}");
         }
+        // Thousands of unclosed tags are text, read in one pass.
+        let unclosed = "<a \"".repeat(50_000);
+        assert_eq!(html_to_text(&unclosed), unclosed);
         assert_eq!(
             plain_text("Vec<String> is <acme> &lt;!channel&gt;"),
             "Vec<String> is <acme> <!channel>"
