@@ -173,8 +173,9 @@ pub async fn accept(
 /// What goes into an existing alert's thread when the same author or story comes up again.
 fn repeat_note(m: &Mention) -> Note {
     let mut note = Note::new().text("🔁 Another mention");
-    if let Some(a) = &m.author {
-        note = note.text(" by ").bold(a.clone());
+    // A placeholder ("author", "unknown") names nobody; thread keys skip it too.
+    if let Some(a) = dedup::real_author(m) {
+        note = note.text(" by ").bold(a.to_string());
     }
     note = note
         .text(format!(" on {}: “", m.source))
@@ -228,6 +229,37 @@ mod tests {
             published: None,
             lang: None,
         }
+    }
+
+    /// Regression (#11 defect 2): mentions whose author is a placeholder (feed-rs's "author"
+    /// and "unknown", e.g. stored before the rss source stopped passing them on) were threaded
+    /// under the first one as "Another mention by author".
+    #[tokio::test]
+    async fn placeholder_authors_never_thread_repeats() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let outcome = PollOutcome {
+            source: "s".into(),
+            mentions: vec![
+                mention("1", "author", "https://a.example/1"),
+                mention("2", "author", "https://a.example/2"),
+                mention("3", "unknown", "https://b.example/3"),
+                mention("4", " ", "https://b.example/4"),
+                mention("5", "dana", "https://c.example/5"),
+                mention("6", "Dana", "https://c.example/6"),
+            ],
+            state: SourceState::default(),
+        };
+        let alerts = accept(&judge(), &desk(), &store, outcome, &Metrics::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            alerts, 5,
+            "1-4 alert separately; 6 is a repeat of 5 (same author)"
+        );
+        assert_eq!(store.alerts().unwrap().len(), 5);
+        let note = repeat_note(&mention("7", "author", "https://a.example/7")).plain();
+        assert!(!note.contains(" by "), "{note}");
     }
 
     #[tokio::test]

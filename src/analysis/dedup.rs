@@ -1,7 +1,10 @@
 //! Dedup keys: the names under which a mention counts as already seen. The same item polled
 //! twice shares its item key; the same story in two feeds shares its canonical-URL key.
+//! Also what counts as a real author (for repeat threads and mutes) and the unwrapping of
+//! redirect links (Google Alerts, Facebook, …) so a link names the page it leads to.
 
 use crate::model::Mention;
+use url::Url;
 
 /// Query parameters that only track clicks; dropped so the same page has one key.
 const TRACKING_PARAMS: &[&str] = &[
@@ -34,14 +37,11 @@ pub struct MuteKeys {
     pub site: Option<String>,
 }
 
+/// Placeholders and empty names are no author: keys on them would thread or mute every
+/// mention that lacks one (a whole feed, every deleted account).
 pub fn mute_keys(m: &Mention) -> MuteKeys {
     MuteKeys {
-        author: m
-            .author
-            .as_deref()
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|a| format!("author:{}:{}", m.source_kind, a.to_lowercase())),
+        author: real_author(m).map(|a| format!("author:{}:{}", m.source_kind, a.to_lowercase())),
         site: m
             .url
             .as_deref()
@@ -72,35 +72,133 @@ pub fn thread_keys(m: &Mention) -> Vec<String> {
     keys
 }
 
-/// Lower-cased scheme and host, no `www.`, no fragment, no tracking parameters, no trailing
-/// slash. Returns `None` for anything that is not an http(s) URL.
+/// The mention's author, unless it is empty or a placeholder.
+pub fn real_author(m: &Mention) -> Option<&str> {
+    m.author
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !is_placeholder_author(a))
+}
+
+/// Names that stand for "no author": feed-rs's own fill-ins (`author` for an RSS 2.0
+/// `<author>` it cannot split, `unknown` for an empty Atom name), what platforms show for gone
+/// accounts, and no-reply e-mail addresses (Blogger writes `noreply@blogger.com` when the
+/// author hides theirs). Generic but real account names such as `admin` or `editor` are kept:
+/// they name one account on one site.
+pub fn is_placeholder_author(name: &str) -> bool {
+    let name = name.trim().to_lowercase();
+    if let Some((local, _domain)) = name.split_once('@') {
+        return matches!(
+            local,
+            "noreply" | "no-reply" | "no_reply" | "donotreply" | "do-not-reply" | "nobody"
+        );
+    }
+    matches!(
+        name.as_str(),
+        "" | "-"
+            | "author"
+            | "unknown"
+            | "unknown author"
+            | "anonymous"
+            | "anon"
+            | "n/a"
+            | "none"
+            | "null"
+            | "undefined"
+            | "nobody"
+            | "[deleted]"
+            | "[removed]"
+    )
+}
+
+/// Redirect wrappers whose target sits in a query parameter: (host without `www.`, path,
+/// parameter names in the order tried). Google's `/url` exists on every country domain.
+const REDIRECTS: &[(&str, &str, &[&str])] = &[
+    ("google.*", "/url", &["url", "q"]),
+    ("l.facebook.com", "/l.php", &["u"]),
+    ("lm.facebook.com", "/l.php", &["u"]),
+    ("m.facebook.com", "/l.php", &["u"]),
+    ("out.reddit.com", "*", &["url"]),
+    ("bing.com", "/news/apiclick.aspx", &["url"]),
+    ("youtube.com", "/redirect", &["q"]),
+    ("linkedin.com", "/redir/redirect", &["url"]),
+];
+
+/// The page a known redirect link leads to (Google Alerts' `google.com/url?…&url=<target>`,
+/// `l.facebook.com/l.php?u=`, `out.reddit.com/…?url=`, Bing News, YouTube and LinkedIn
+/// redirects), else the link itself. Unwraps only when the embedded target is an absolute
+/// http(s) URL, and at most a few levels deep. Used before display and before dedup, so the
+/// same article from two alerts is one alert showing the article's own link.
+pub fn unwrap_redirect(url: &str) -> String {
+    let mut current = url.trim().to_string();
+    for _ in 0..3 {
+        match redirect_target(&current) {
+            Some(target) => current = target,
+            None => break,
+        }
+    }
+    current
+}
+
+fn redirect_target(url: &str) -> Option<String> {
+    let parsed = Url::parse(url).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return None;
+    }
+    let host = parsed.host_str()?;
+    let host = host.strip_prefix("www.").unwrap_or(host);
+    let (_, _, params) = REDIRECTS.iter().find(|(h, path, _)| {
+        let host_ok = match h.strip_suffix('*') {
+            Some(prefix) => host.strip_prefix(prefix).is_some_and(is_google_tld),
+            None => host == *h,
+        };
+        host_ok && (*path == "*" || parsed.path() == *path)
+    })?;
+    params.iter().find_map(|name| {
+        parsed
+            .query_pairs()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+            .find(|v| is_absolute_http(v))
+    })
+}
+
+/// `com`, `de`, `co.uk`, `com.au`: a country or generic suffix after `google.`.
+fn is_google_tld(rest: &str) -> bool {
+    let labels: Vec<&str> = rest.split('.').collect();
+    (1..=2).contains(&labels.len())
+        && labels
+            .iter()
+            .all(|l| (2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+fn is_absolute_http(s: &str) -> bool {
+    Url::parse(s).is_ok_and(|u| {
+        matches!(u.scheme(), "http" | "https") && u.host_str().is_some_and(|h| !h.is_empty())
+    })
+}
+
+/// Lower-cased host without `www.`, path without trailing slash, query without tracking
+/// parameters; no scheme, user info, default port or fragment. Redirect wrappers are unwrapped
+/// first. Returns `None` for anything that is not an http(s) URL.
+///
+/// The key has the same form as before it was built on `url::Url` (string splitting), so keys
+/// of stored mentions stay valid; they differ only for URLs `url::Url` normalises (spaces or
+/// non-ASCII characters in the path, `..` segments, IDN hosts, an explicit default port).
 pub fn canonical_url(url: &str) -> Option<String> {
-    let url = url.trim();
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    if scheme != "http" && scheme != "https" {
+    let parsed = Url::parse(&unwrap_redirect(url)).ok()?;
+    if !matches!(parsed.scheme(), "http" | "https") {
         return None;
     }
-    let rest = rest.split('#').next().unwrap_or_default();
-    let (host_port, path_query) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, ""),
-    };
-    let host = host_port
-        .rsplit('@')
-        .next()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let host = host.strip_prefix("www.").unwrap_or(&host).to_string();
-    if host.is_empty() {
-        return None;
+    let host = parsed.host_str().filter(|h| !h.is_empty())?;
+    let host = host.strip_prefix("www.").unwrap_or(host);
+    let mut out = host.to_string();
+    if let Some(port) = parsed.port() {
+        out.push_str(&format!(":{port}"));
     }
-    let (path, query) = match path_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (path_query, None),
-    };
-    let path = path.trim_end_matches('/');
-    let params: Vec<&str> = query
+    out.push_str(parsed.path().trim_end_matches('/'));
+    let params: Vec<&str> = parsed
+        .query()
         .unwrap_or_default()
         .split('&')
         .filter(|kv| {
@@ -108,7 +206,6 @@ pub fn canonical_url(url: &str) -> Option<String> {
             !k.is_empty() && !TRACKING_PARAMS.contains(&k.to_ascii_lowercase().as_str())
         })
         .collect();
-    let mut out = format!("{host}{path}");
     if !params.is_empty() {
         out.push('?');
         out.push_str(&params.join("&"));
@@ -119,6 +216,21 @@ pub fn canonical_url(url: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mention(author: Option<&str>, url: &str) -> Mention {
+        Mention {
+            item_id: "1".into(),
+            source: "s".into(),
+            source_kind: "rss".into(),
+            url: Some(url.into()),
+            title: Some("A title long enough for a story key".into()),
+            text: "t".into(),
+            author: author.map(str::to_string),
+            author_reach: None,
+            published: None,
+            lang: None,
+        }
+    }
 
     #[test]
     fn same_page_same_key() {
@@ -132,5 +244,187 @@ mod tests {
     fn non_http_has_no_key() {
         assert_eq!(canonical_url("mailto:x@example.com"), None);
         assert_eq!(canonical_url("https://"), None);
+        assert_eq!(canonical_url("not a url"), None);
+    }
+
+    /// The string-splitting canonicalisation keys were stored with before `url::Url`.
+    fn legacy_canonical_url(url: &str) -> Option<String> {
+        let url = url.trim();
+        let (scheme, rest) = url.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return None;
+        }
+        let rest = rest.split('#').next().unwrap_or_default();
+        let (host_port, path_query) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let host = host_port
+            .rsplit('@')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let host = host.strip_prefix("www.").unwrap_or(&host).to_string();
+        if host.is_empty() {
+            return None;
+        }
+        let (path, query) = match path_query.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path_query, None),
+        };
+        let path = path.trim_end_matches('/');
+        let params: Vec<&str> = query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|kv| {
+                let k = kv.split('=').next().unwrap_or_default();
+                !k.is_empty() && !TRACKING_PARAMS.contains(&k.to_ascii_lowercase().as_str())
+            })
+            .collect();
+        let mut out = format!("{host}{path}");
+        if !params.is_empty() {
+            out.push('?');
+            out.push_str(&params.join("&"));
+        }
+        Some(out)
+    }
+
+    /// Keys of already-stored mentions stay valid: on the URLs feeds and APIs really hand out,
+    /// the `url::Url` canonicalisation gives exactly the old key.
+    #[test]
+    fn url_keys_match_the_stored_legacy_keys() {
+        let urls = [
+            "https://www.example.com/",
+            "https://example.com",
+            "http://Example.COM/Path/To/Page.html",
+            "https://news.example/tech/2024/05/07/acme-recalls-routers/",
+            "https://blog.example/?p=123",
+            "https://example.com?x=1",
+            "https://www.reddit.com/r/acme/comments/1abcde/my_router_died/",
+            "https://news.ycombinator.com/item?id=40000000",
+            "https://mastodon.social/@dana/112345678901234567",
+            "https://bsky.app/profile/dana.bsky.social/post/3l3qo2vutsw2b",
+            "https://www.youtube.com/watch?v=V5lDq0xqD2E&t=42s",
+            "https://example.com:8080/a?b=c&utm_medium=social&ref=home#top",
+            "https://user:pw@example.com/private",
+            "https://example.com/search?q=acme%20router&page=2",
+            "https://example.com/a//b/",
+            "https://example.com/caf%C3%A9",
+        ];
+        for url in urls {
+            assert_eq!(canonical_url(url), legacy_canonical_url(url), "{url}");
+        }
+    }
+
+    #[test]
+    fn known_redirect_wrappers_are_unwrapped() {
+        let cases = [
+            // Google Alerts.
+            (
+                "https://www.google.com/url?rct=j&sa=t&url=https://www.news.example/a/&ct=ga&cd=CAIy&usg=AOvVaw3",
+                "https://www.news.example/a/",
+            ),
+            (
+                "https://www.google.com/url?rct=j&sa=t&url=https://blog.example/p%3Fid%3D5%26x%3Dy&ct=ga",
+                "https://blog.example/p?id=5&x=y",
+            ),
+            // Search result links, on country domains too.
+            (
+                "https://www.google.co.uk/url?q=https://shop.example/item&sa=U&ved=0ahU",
+                "https://shop.example/item",
+            ),
+            (
+                "https://google.de/url?sa=t&url=http%3A%2F%2Fnews.example%2Fx",
+                "http://news.example/x",
+            ),
+            (
+                "https://l.facebook.com/l.php?u=https%3A%2F%2Fnews.example%2Fstory%3Ffbclid%3Dabc&h=AT0",
+                "https://news.example/story?fbclid=abc",
+            ),
+            (
+                "https://out.reddit.com/t3_1abcde?url=https%3A%2F%2Fnews.example%2Fr&token=AQAA&app_name=web",
+                "https://news.example/r",
+            ),
+            (
+                "http://www.bing.com/news/apiclick.aspx?ref=FexRss&aid=&tid=66&url=https%3a%2f%2fnews.example%2fbing&c=1&mkt=en-us",
+                "https://news.example/bing",
+            ),
+            (
+                "https://www.youtube.com/redirect?event=video_description&q=https%3A%2F%2Fshop.example%2Fgear&v=V5lDq0xqD2E",
+                "https://shop.example/gear",
+            ),
+            // A wrapper around a wrapper.
+            (
+                "https://l.facebook.com/l.php?u=https%3A%2F%2Fwww.google.com%2Furl%3Furl%3Dhttps%3A%2F%2Fnews.example%2Fdeep",
+                "https://news.example/deep",
+            ),
+        ];
+        for (wrapped, target) in cases {
+            assert_eq!(unwrap_redirect(wrapped), target, "{wrapped}");
+        }
+    }
+
+    #[test]
+    fn links_that_are_not_known_wrappers_stay() {
+        for url in [
+            // The embedded target must be an absolute http(s) URL.
+            "https://www.google.com/url?q=/relative/path",
+            "https://www.google.com/url?url=javascript:alert(1)",
+            "https://www.google.com/url?url=ftp://files.example/x",
+            // Not the redirect path, or not a redirect host.
+            "https://www.google.com/search?q=https://news.example/",
+            "https://www.google.evil.example/url?url=https://news.example/",
+            "https://notgoogle.com/url?url=https://news.example/",
+            "https://news.example/article?url=https://other.example/",
+            "https://www.youtube.com/watch?v=V5lDq0xqD2E",
+            "not a url",
+        ] {
+            assert_eq!(unwrap_redirect(url), url.trim(), "{url}");
+        }
+    }
+
+    /// Two Google Alerts for one article have different `cd`/`usg` parameters; their keys
+    /// are the article's, and muting the site mutes the article's site, not google.com.
+    #[test]
+    fn redirects_dedup_and_mute_as_their_target() {
+        let a = "https://www.google.com/url?rct=j&sa=t&url=https://www.news.example/a/&ct=ga&cd=ONE&usg=X1";
+        let b = "https://www.google.com/url?rct=j&sa=t&url=https://www.news.example/a/&ct=ga&cd=TWO&usg=X2";
+        assert_eq!(canonical_url(a).as_deref(), Some("news.example/a"));
+        assert_eq!(canonical_url(a), canonical_url(b));
+        assert_eq!(
+            mute_keys(&mention(None, a)).site.as_deref(),
+            Some("site:news.example")
+        );
+    }
+
+    #[test]
+    fn placeholder_authors_are_no_author() {
+        for name in [
+            "",
+            "  ",
+            "author",
+            "Author",
+            "unknown",
+            "UNKNOWN",
+            "anonymous",
+            "[deleted]",
+            "noreply@blogger.com",
+            "no-reply@example.com",
+        ] {
+            assert!(is_placeholder_author(name), "{name:?}");
+            let m = mention(Some(name), "https://news.example/a");
+            assert_eq!(mute_keys(&m).author, None, "{name:?}");
+            assert!(
+                thread_keys(&m).iter().all(|k| !k.starts_with("author:")),
+                "{name:?} must not thread repeats"
+            );
+            assert_eq!(real_author(&m), None);
+        }
+        for name in ["Jane Doe", "admin", "jdoe@news.example", "authority"] {
+            assert!(!is_placeholder_author(name), "{name:?}");
+        }
+        let m = mention(Some(" Jane Doe "), "https://news.example/a");
+        assert_eq!(mute_keys(&m).author.as_deref(), Some("author:rss:jane doe"));
     }
 }

@@ -300,14 +300,10 @@ impl Desk {
         site: bool,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        let Some(alert) = self.store.alert(id)? else {
-            return Ok(vec![]);
-        };
-        let Some(m) = self.store.mention(&alert.mention_key)? else {
+        let Some(keys) = self.mute_keys(id)? else {
             return Ok(vec![]);
         };
         let mut muted = Vec::new();
-        let keys = crate::analysis::dedup::mute_keys(&m.mention);
         if author {
             if let Some(k) = keys.author {
                 self.store.mute(&k, actor, now).await?;
@@ -321,6 +317,22 @@ impl Desk {
             }
         }
         Ok(muted)
+    }
+
+    /// What muting would apply to for an alert, `None` when the alert or its mention is gone.
+    /// Its `author` is `None` when the mention has no real author (none, or a placeholder such
+    /// as feed-rs's "author"): muting that would mute every mention without one.
+    pub fn mute_keys(
+        &self,
+        id: AlertId,
+    ) -> Result<Option<crate::analysis::dedup::MuteKeys>, StoreError> {
+        let Some(alert) = self.store.alert(id)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .mention(&alert.mention_key)?
+            .map(|m| crate::analysis::dedup::mute_keys(&m.mention)))
     }
 
     /// Fires one due timer, unless the state it waited for has changed (then it is dropped).

@@ -316,7 +316,7 @@ async fn modal_submit(ep: &DiscordEndpoints, i: &Value, actor: &str) -> Value {
         }
         buttons::IGNORE => {
             let mute = field("mute").unwrap_or_default().to_lowercase();
-            let outcome = ep
+            let mut outcome = ep
                 .desk
                 .act(
                     id,
@@ -332,8 +332,22 @@ async fn modal_submit(ep: &DiscordEndpoints, i: &Value, actor: &str) -> Value {
                     mute.contains("author") || mute == "both",
                     mute.contains("site") || mute == "both",
                 );
-                if let Err(e) = ep.desk.mute(id, &actor, author, site, now).await {
-                    tracing::error!(error = %e, "could not store a mute");
+                match ep.desk.mute(id, &actor, author, site, now).await {
+                    // No real author (none, or a placeholder): muting it would mute them all.
+                    Ok(muted) if author && !muted.iter().any(|k| k.starts_with("author:")) => {
+                        if let Ok(o) = &mut outcome {
+                            o.note = std::mem::take(&mut o.note).text(format!(
+                                " No author was muted: this mention has no known author{}.",
+                                if site && !muted.is_empty() {
+                                    "; its site is muted"
+                                } else {
+                                    ""
+                                }
+                            ));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "could not store a mute"),
                 }
             }
             outcome

@@ -459,6 +459,11 @@ async fn view_submission(
         view["id"].as_str().unwrap_or_default(),
         view["hash"].as_str().unwrap_or_default()
     );
+    // Checked before the request is recorded, so the person can untick the box and send the
+    // same dialog again.
+    if let Some(msg) = author_mute_refusal(&ep, view) {
+        return Some(json!({"response_action": "errors", "errors": {"mute": msg}}));
+    }
     if !ep.first("view", &request_id, body).await {
         return None;
     }
@@ -545,6 +550,25 @@ async fn view_submission(
         }
     }
 }
+
+/// Why "Mute this author" cannot be done for the dialog's alert: its mention has no real
+/// author (a feed without one, or a placeholder), and muting that would mute them all.
+fn author_mute_refusal(ep: &SlackEndpoints, view: &Value) -> Option<String> {
+    let wants_author = view["callback_id"] == VIEW_IGNORE
+        && view["state"]["values"]["mute"]["mute"]["selected_options"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|o| o["value"] == "author"));
+    let id = view["private_metadata"]
+        .as_str()
+        .and_then(command::parse_id)?;
+    match wants_author.then(|| ep.desk.mute_keys(id)) {
+        Some(Ok(Some(keys))) if keys.author.is_none() => Some(NO_AUTHOR_TO_MUTE.to_string()),
+        _ => None,
+    }
+}
+
+/// Said when someone asks to mute the author of a mention that has none.
+pub const NO_AUTHOR_TO_MUTE: &str = "This mention has no known author (its source names none), so there is no author to mute. Untick \u{201c}Mute this author\u{201d}; you can still mute the site.";
 
 /// Socket Mode hands its events to the same code as the HTTP endpoints. Socket Mode needs
 /// no signature check: the connection itself is authenticated with the app token.

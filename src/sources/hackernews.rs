@@ -4,8 +4,8 @@
 //! watermark plus the ids it saw near it, so nothing is missed or handed on twice.
 //! It does not filter by rules or remember items for longer than the overlap window.
 
+use super::html::html_to_text;
 use super::http::{decode_json, Fetcher};
-use super::rss::html_to_text;
 use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
 use crate::model::Mention;
 use chrono::{DateTime, Utc};

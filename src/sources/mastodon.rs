@@ -5,8 +5,8 @@
 //! second copy (same `uri`).
 //! It does not filter by rules, and it does not read home or public timelines.
 
+use super::html::html_to_text;
 use super::http::{decode_json, redact_url, Fetcher};
-use super::rss::html_to_text;
 use super::stream::{reconnect_delay, StreamBuffer, TaskGuard};
 use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
 use crate::config::Secret;

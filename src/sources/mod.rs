@@ -13,6 +13,7 @@ use std::time::Duration;
 pub mod bluesky;
 pub mod file;
 pub mod hackernews;
+pub mod html;
 pub mod http;
 pub mod mastodon;
 pub mod poll;

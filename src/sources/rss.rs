@@ -2,10 +2,12 @@
 //! `Fetcher` and maps its entries to `Mention`s with ids that stay stable across polls.
 //! It does not filter, deduplicate or remember items: the intake does that.
 
+use super::html::{collapse_whitespace, html_to_text, plain_text};
 use super::http::{Fetched, Fetcher};
 use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
+use crate::analysis::dedup::{is_placeholder_author, unwrap_redirect};
 use crate::model::Mention;
-use feed_rs::model::{Entry, Feed, Link, Text};
+use feed_rs::model::{Entry, Feed, FeedType, Link, Person, Text};
 use sha2::{Digest, Sha256};
 
 /// A feed polled over HTTP(S).
@@ -178,9 +180,16 @@ fn hex(bytes: &[u8]) -> String {
 
 fn map_feed(feed: Feed, source: &str, kind: SourceKind) -> Vec<Mention> {
     let feed_lang = feed.language.clone();
+    // JSON Feed allows HTML only in content_html, so its plain fields are taken as written.
+    // XML feeds put HTML into fields feed-rs calls plain (RSS titles, RSS 1.0 descriptions).
+    let plain: Plain = if feed.feed_type == FeedType::JSON {
+        collapse_whitespace
+    } else {
+        plain_text
+    };
     feed.entries
         .into_iter()
-        .filter_map(|entry| map_entry(entry, source, kind, feed_lang.as_deref()))
+        .filter_map(|entry| map_entry(entry, source, kind, feed_lang.as_deref(), plain))
         .collect()
 }
 
@@ -189,28 +198,44 @@ fn map_entry(
     source: &str,
     kind: SourceKind,
     feed_lang: Option<&str>,
+    plain: Plain,
 ) -> Option<Mention> {
-    let title = entry.title.as_ref().map(text_of).filter(|t| !t.is_empty());
+    // YouTube's Atom feeds carry a video's title and description only in media:group.
+    let media_title = entry.media.iter().find_map(|m| m.title.as_ref());
+    let media_description = entry.media.iter().find_map(|m| m.description.as_ref());
+    let title = entry
+        .title
+        .as_ref()
+        .or(media_title)
+        .map(|t| text_of(t, plain))
+        .filter(|t| !t.is_empty());
     // The full content when the feed has it, so rules see every word; the summary otherwise.
     let content = entry.content.as_ref().and_then(|c| {
         let body = c.body.as_deref()?;
         Some(if c.content_type.to_string().starts_with("text/plain") {
-            plain_text(body)
+            plain(body)
         } else {
             html_to_text(body)
         })
     });
-    let summary = entry.summary.as_ref().map(text_of);
-    let text = content
-        .filter(|t| !t.is_empty())
-        .or(summary)
-        .unwrap_or_default();
+    let text = [
+        content,
+        entry.summary.as_ref().map(|t| text_of(t, plain)),
+        media_description.map(|t| text_of(t, plain)),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|t| !t.is_empty())
+    .unwrap_or_default();
+    // The page a redirect wrapper (Google Alerts' google.com/url?…) leads to, for display and
+    // for dedup alike.
     let url = entry
         .links
         .iter()
         .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
         .or(entry.links.first())
-        .map(|l| l.href.clone());
+        .map(|l| unwrap_redirect(&l.href));
+    let author = author_of(&entry.authors);
     let item_id = if entry.id.is_empty() {
         if text.is_empty() {
             tracing::debug!(
@@ -230,11 +255,7 @@ fn map_entry(
         url,
         title,
         text,
-        author: entry
-            .authors
-            .first()
-            .map(|p| p.name.trim().to_string())
-            .filter(|n| !n.is_empty()),
+        author,
         author_reach: None,
         published: entry.published.or(entry.updated),
         lang: entry
@@ -244,198 +265,64 @@ fn map_entry(
     })
 }
 
-fn text_of(text: &Text) -> String {
+/// The entry's author as people name them, or `None` when the feed gives no real one.
+///
+/// feed-rs reports a real name for `dc:creator`, Atom `<name>` and JSON Feed `name`, but turns
+/// RSS 2.0 `<author>` (an e-mail address by the RSS 2.0 spec) into a person named `author`
+/// with the element's text as e-mail, and an Atom author without a name into `unknown`. So a
+/// real name wins; otherwise the e-mail field is read the way feeds write it:
+/// `lawyer@boyer.net (Lawyer Boyer)` and `Lawyer Boyer <lawyer@boyer.net>` give the name, a
+/// bare address gives the whole address (unique, so a mute or repeat thread never joins two
+/// people who share a local part), and a plain name (many feeds put one there) is kept.
+fn author_of(people: &[Person]) -> Option<String> {
+    let real = |s: String| Some(s).filter(|s| !is_placeholder_author(s));
+    people
+        .iter()
+        .find_map(|p| real(name_from_contact(&plain_text(&p.name))))
+        .or_else(|| {
+            people
+                .iter()
+                .filter_map(|p| p.email.as_deref())
+                .find_map(|e| real(name_from_contact(&plain_text(e))))
+        })
+}
+
+/// `email (Name)`, `Name (mailto:email)` and `Name <email>` → `Name`; the address when the
+/// name part is empty or a placeholder; anything else as written.
+fn name_from_contact(contact: &str) -> String {
+    let contact = contact.trim();
+    let bracketed = |open: char, close: char| {
+        let at = contact.rfind(open)?;
+        let inside = contact[at + open.len_utf8()..].strip_suffix(close)?;
+        Some((contact[..at].trim(), inside.trim()))
+    };
+    let Some((outside, inside)) = bracketed('(', ')').or_else(|| bracketed('<', '>')) else {
+        return contact.trim_start_matches("mailto:").to_string();
+    };
+    let (address, name) = if inside.contains('@') {
+        (inside, outside)
+    } else if outside.contains('@') {
+        (outside, inside)
+    } else {
+        return contact.to_string();
+    };
+    let name = name.trim_matches('"').trim();
+    if is_placeholder_author(name) {
+        address.trim_start_matches("mailto:").to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+/// How a feed's plain-text fields become mention text.
+type Plain = fn(&str) -> String;
+
+fn text_of(text: &Text, plain: Plain) -> String {
     if text.content_type.to_string().starts_with("text/plain") {
-        plain_text(&text.content)
+        plain(&text.content)
     } else {
         html_to_text(&text.content)
     }
-}
-
-/// Plain text as feeds deliver it: entities decoded (many feeds escape twice), spaces collapsed.
-fn plain_text(s: &str) -> String {
-    collapse_whitespace(&decode_entities(s))
-}
-
-/// HTML to readable plain text: tags, comments, scripts and styles dropped, block elements
-/// turned into spaces, entities decoded, whitespace collapsed. Not a sanitiser: its output is
-/// text, never HTML, so there is nothing left to sanitise.
-pub fn html_to_text(html: &str) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(lt) = rest.find('<') {
-        out.push_str(&decode_entities(&rest[..lt]));
-        let after = &rest[lt..];
-        if let Some(comment) = after.strip_prefix("<!--") {
-            rest = comment.find("-->").map_or("", |end| &comment[end + 3..]);
-            continue;
-        }
-        let Some(gt) = after.find('>') else {
-            // A lone '<' is text ("a < b").
-            out.push_str(&decode_entities(after));
-            rest = "";
-            break;
-        };
-        let tag = &after[1..gt];
-        let name: String = tag
-            .trim_start_matches('/')
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_ascii_lowercase();
-        let starts_like_tag = tag
-            .trim_start_matches('/')
-            .starts_with(|c: char| c.is_ascii_alphabetic())
-            || tag
-                .get(..8)
-                .is_some_and(|t| t.eq_ignore_ascii_case("!doctype"));
-        if !starts_like_tag {
-            // "<" followed by something that is not a tag name: "1 <2 and 3> 2", or chat
-            // tokens such as "<!channel>" and "<@U123>" that must stay visible so the chat
-            // layer escapes them rather than us silently dropping them.
-            out.push('<');
-            rest = &after[1..];
-            continue;
-        }
-        rest = &after[gt + 1..];
-        if (name == "script" || name == "style") && !tag.starts_with('/') {
-            let close = format!("</{name}");
-            rest = find_ignore_ascii_case(rest, &close)
-                .and_then(|i| rest[i..].find('>').map(|j| &rest[i + j + 1..]))
-                .unwrap_or("");
-            continue;
-        }
-        if is_block(&name) {
-            out.push(' ');
-        }
-    }
-    out.push_str(&decode_entities(rest));
-    collapse_whitespace(&out)
-}
-
-fn find_ignore_ascii_case(haystack: &str, needle: &str) -> Option<usize> {
-    haystack
-        .as_bytes()
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
-}
-
-fn is_block(name: &str) -> bool {
-    matches!(
-        name,
-        "br" | "p"
-            | "div"
-            | "li"
-            | "ul"
-            | "ol"
-            | "tr"
-            | "td"
-            | "th"
-            | "table"
-            | "h1"
-            | "h2"
-            | "h3"
-            | "h4"
-            | "h5"
-            | "h6"
-            | "blockquote"
-            | "pre"
-            | "hr"
-            | "section"
-            | "article"
-            | "header"
-            | "footer"
-            | "figure"
-            | "figcaption"
-            | "img"
-    )
-}
-
-fn collapse_whitespace(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Decodes numeric entities and the named ones feeds actually use; unknown ones stay as written.
-fn decode_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
-        let after = &rest[amp + 1..];
-        let decoded = after
-            .find(';')
-            .filter(|&semi| semi <= 32)
-            .and_then(|semi| decode_entity(&after[..semi]).map(|c| (c, semi)));
-        match decoded {
-            Some((c, semi)) => {
-                out.push(c);
-                rest = &after[semi + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
-fn decode_entity(name: &str) -> Option<char> {
-    if let Some(num) = name.strip_prefix('#') {
-        let code = match num.strip_prefix(['x', 'X']) {
-            Some(hex) => u32::from_str_radix(hex, 16).ok()?,
-            None => num.parse::<u32>().ok()?,
-        };
-        return char::from_u32(code).filter(|c| *c != '\0');
-    }
-    Some(match name {
-        "amp" => '&',
-        "lt" => '<',
-        "gt" => '>',
-        "quot" => '"',
-        "apos" => '\'',
-        "nbsp" => ' ',
-        "ndash" => '–',
-        "mdash" => '—',
-        "hellip" => '…',
-        "lsquo" => '‘',
-        "rsquo" => '’',
-        "sbquo" => '‚',
-        "ldquo" => '“',
-        "rdquo" => '”',
-        "bdquo" => '„',
-        "laquo" => '«',
-        "raquo" => '»',
-        "copy" => '©',
-        "reg" => '®',
-        "trade" => '™',
-        "euro" => '€',
-        "pound" => '£',
-        "yen" => '¥',
-        "cent" => '¢',
-        "bull" => '•',
-        "middot" => '·',
-        "deg" => '°',
-        "times" => '×',
-        "auml" => 'ä',
-        "ouml" => 'ö',
-        "uuml" => 'ü',
-        "Auml" => 'Ä',
-        "Ouml" => 'Ö',
-        "Uuml" => 'Ü',
-        "szlig" => 'ß',
-        "eacute" => 'é',
-        "egrave" => 'è',
-        "aacute" => 'á',
-        "agrave" => 'à',
-        "ccedil" => 'ç',
-        "ntilde" => 'ñ',
-        _ => return None,
-    })
 }
 
 #[cfg(test)]
@@ -444,34 +331,6 @@ mod tests {
 
     fn parse(xml: &str) -> Vec<Mention> {
         parse_feed(xml.as_bytes(), "feed", SourceKind::Rss, None).unwrap()
-    }
-
-    #[test]
-    fn html_becomes_plain_text() {
-        let cases = [
-            (
-                "<p>Hello <b>Acme</b> &amp; co</p><p>next</p>",
-                "Hello Acme & co next",
-            ),
-            ("a<br/>b", "a b"),
-            ("x<script>alert('acme')</script>y", "xy"),
-            ("x<STYLE>p{}</STYLE>y", "xy"),
-            ("<!-- acme --> visible", "visible"),
-            ("1 < 2 and 3 > 2", "1 < 2 and 3 > 2"),
-            ("1 <2 and 3> 2", "1 <2 and 3> 2"),
-            (
-                "it&#39;s &#x263A; &rsquo;n&nbsp;fine &bogus; &",
-                "it's ☺ ’n fine &bogus; &",
-            ),
-            ("a &lt;b&gt; tag shown as text", "a <b> tag shown as text"),
-            ("  lots \n\n of\tspace ", "lots of space"),
-            ("unclosed <a href=", "unclosed <a href="),
-            ("<!channel> <@U123> hi", "<!channel> <@U123> hi"),
-            ("<!DOCTYPE html><p>x</p>", "x"),
-        ];
-        for (html, want) in cases {
-            assert_eq!(html_to_text(html), want, "input {html:?}");
-        }
     }
 
     #[test]
@@ -499,6 +358,94 @@ mod tests {
             3,
             "distinct entries need distinct ids: {ids:?}"
         );
+    }
+
+    fn person(name: &str, email: Option<&str>) -> Person {
+        Person {
+            name: name.to_string(),
+            uri: None,
+            email: email.map(str::to_string),
+        }
+    }
+
+    /// feed-rs's shapes: RSS 2.0 `<author>` → ("author", Some(text)); Atom without a name →
+    /// ("unknown", email); dc:creator, Atom and JSON Feed names → (name, None or email).
+    #[test]
+    fn author_comes_from_the_name_or_the_contact_never_a_placeholder() {
+        // (people as feed-rs reports them, the author we want)
+        type Case<'a> = (&'a [(&'a str, Option<&'a str>)], Option<&'a str>);
+        let cases: &[Case] = &[
+            (
+                &[("author", Some("lawyer@boyer.net (Lawyer Boyer)"))],
+                Some("Lawyer Boyer"),
+            ),
+            (
+                &[("author", Some("lawyer@boyer.net"))],
+                Some("lawyer@boyer.net"),
+            ),
+            (
+                &[("author", Some("\"Sam Lee\" <sam@news.example>"))],
+                Some("Sam Lee"),
+            ),
+            (
+                &[("author", Some("<sam@news.example>"))],
+                Some("sam@news.example"),
+            ),
+            (&[("author", Some("Jane Roe"))], Some("Jane Roe")),
+            (
+                &[("author", Some("noreply@blogger.com (Kim Park)"))],
+                Some("Kim Park"),
+            ),
+            (&[("author", Some("noreply@blogger.com"))], None),
+            (
+                &[("author", Some("x@example.com (unknown)"))],
+                Some("x@example.com"),
+            ),
+            (&[("author", Some("  "))], None),
+            (&[("unknown", None)], None),
+            (
+                &[("unknown", Some("ann@example.com"))],
+                Some("ann@example.com"),
+            ),
+            (&[("", None)], None),
+            (
+                &[("Rael Dornfest (mailto:rael@oreilly.com)", None)],
+                Some("Rael Dornfest"),
+            ),
+            (&[("Acme Support (EU)", None)], Some("Acme Support (EU)")),
+            (
+                &[("Mark Pilgrim", Some("f8dy@example.com"))],
+                Some("Mark Pilgrim"),
+            ),
+            // An item with both <author> and <dc:creator>: the real name wins.
+            (
+                &[("author", Some("desk@news.example")), ("Jane Doe", None)],
+                Some("Jane Doe"),
+            ),
+            (&[("  Anonymous ", None)], None),
+            (&[("Jane &amp; John", None)], Some("Jane & John")),
+        ];
+        for (people, want) in cases {
+            let people: Vec<Person> = people.iter().map(|(n, e)| person(n, *e)).collect();
+            assert_eq!(author_of(&people).as_deref(), *want, "{people:?}");
+        }
+    }
+
+    #[test]
+    fn rss2_author_element_and_atom_empty_name_give_real_authors_or_none() {
+        let rss = parse(
+            r#"<rss version="2.0"><channel><title>t</title>
+            <item><guid>1</guid><title>a</title><author>lawyer@boyer.net (Lawyer Boyer)</author></item>
+            <item><guid>2</guid><title>b</title><author>jdoe@news.example</author></item>
+            </channel></rss>"#,
+        );
+        assert_eq!(rss[0].author.as_deref(), Some("Lawyer Boyer"));
+        assert_eq!(rss[1].author.as_deref(), Some("jdoe@news.example"));
+        let atom = parse(
+            r#"<feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>f</id>
+            <entry><id>e</id><title>x</title><author><name/></author></entry></feed>"#,
+        );
+        assert_eq!(atom[0].author, None);
     }
 
     #[test]

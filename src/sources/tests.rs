@@ -782,3 +782,137 @@ pub(crate) mod helpers {
         enc.finish().unwrap()
     }
 }
+
+/// The one HTML-to-text path, on snippets shaped like what each source really sends.
+mod html_to_text {
+    use crate::sources::html::{decode_entities, html_to_text, plain_text};
+
+    #[test]
+    fn markup_becomes_readable_text() {
+        let cases = [
+            (
+                "<p>Hello <b>Acme</b> &amp; co</p><p>next</p>",
+                "Hello Acme & co next",
+            ),
+            ("line one<br>line two<br/>three", "line one line two three"),
+            ("x<script>alert('acme')</script>y", "xy"),
+            ("x<STYLE>p{}</STYLE>y<noscript>no js</noscript>", "xy"),
+            ("<!-- acme --> visible", "visible"),
+            ("<?xml version=\"1.0\"?><p>x</p>", "x"),
+            ("<!DOCTYPE html><p>x</p>", "x"),
+            (
+                "  lots \n\n of\tspace&nbsp;&nbsp; here ",
+                "lots of space here",
+            ),
+            // A quoted attribute may hold '>'.
+            (
+                "<a title=\"a > b\" href=\"https://x.example/\">link text</a> after",
+                "link text after",
+            ),
+            (
+                "<p>She said <q>never again</q>.</p>",
+                "She said “never again”.",
+            ),
+            // CDATA is literal text.
+            ("a <![CDATA[1 < 2 &amp; 3]]> b", "a 1 < 2 &amp; 3 b"),
+            (
+                "<figure><img src=\"r.jpg\" alt=\"\"></figure>caption",
+                "caption",
+            ),
+        ];
+        for (html, want) in cases {
+            assert_eq!(html_to_text(html), want, "input {html:?}");
+        }
+    }
+
+    #[test]
+    fn text_that_only_looks_like_markup_stays() {
+        let cases = [
+            ("1 < 2 and 3 > 2", "1 < 2 and 3 > 2"),
+            ("1 <2 and 3> 2", "1 <2 and 3> 2"),
+            ("unclosed <a href=", "unclosed <a href="),
+            (
+                "a <b title=\"x>y never closed",
+                "a <b title=\"x>y never closed",
+            ),
+            ("ends in a tag name <b", "ends in a tag name <b"),
+            // Chat tokens stay visible for the chat layer to escape.
+            (
+                "<!channel> <@U123> <!here> hi",
+                "<!channel> <@U123> <!here> hi",
+            ),
+        ];
+        for (html, want) in cases {
+            assert_eq!(html_to_text(html), want, "input {html:?}");
+        }
+        // Thousands of unclosed tags are text, read in one pass.
+        let unclosed = "<a \"".repeat(50_000);
+        assert_eq!(html_to_text(&unclosed), unclosed);
+        assert_eq!(
+            plain_text("Vec<String> is <acme> &lt;!channel&gt;"),
+            "Vec<String> is <acme> <!channel>"
+        );
+    }
+
+    #[test]
+    fn entities_named_decimal_hex_and_windows_1252() {
+        assert_eq!(
+            decode_entities(
+                "it&#39;s &#x263A; &#X263a; &rsquo;n&hellip; &eacute;&Eacute;&szlig;&mdash;&euro; &frac12;"
+            ),
+            "it's ☺ ☺ ’n… éÉß—€ ½"
+        );
+        // Old feeds write Windows-1252 bytes as numeric references.
+        assert_eq!(decode_entities("don&#146;t &#147;x&#148;"), "don’t “x”");
+        // Unknown or malformed references stay as written.
+        assert_eq!(
+            decode_entities("AT&T &bogus; &#xZZ; &#; & &amp"),
+            "AT&T &bogus; &#xZZ; &#; & &amp"
+        );
+        assert_eq!(decode_entities("&#0;"), "&#0;");
+    }
+
+    /// RSS descriptions are often escaped twice: after XML decoding the HTML is still escaped.
+    #[test]
+    fn html_escaped_twice_is_stripped_too() {
+        assert_eq!(
+            html_to_text(
+                "&lt;p&gt;Acme &lt;q&gt;broke&lt;/q&gt; my order &amp;amp; refund&lt;/p&gt;"
+            ),
+            "Acme “broke” my order & refund"
+        );
+        // RSS 1.0 descriptions and RSS 2.0 titles arrive as "plain" text holding HTML.
+        assert_eq!(
+            plain_text("the most &lt;q&gt;exciting&lt;/q&gt; toolkits"),
+            "the most “exciting” toolkits"
+        );
+        assert_eq!(plain_text("<b>Acme</b> recall"), "Acme recall");
+    }
+
+    /// Mastodon statuses (docs.joinmastodon.org/entities/Status/#content): hashtags as links
+    /// with spans, long links split into invisible/ellipsis spans holding the full URL.
+    #[test]
+    fn mastodon_status_content() {
+        let html = r#"<p>My <a href="https://mastodon.social/tags/acme" class="mention hashtag" rel="tag">#<span>acme</span></a> router died <a href="https://www.youtube.com/watch?v=V5lDq0xqD2E" target="_blank" rel="nofollow noopener noreferrer" translate="no"><span class="invisible">https://www.</span><span class="ellipsis">youtube.com/watch?v=V5lDq0</span><span class="invisible">xqD2E</span></a></p><p>cc <span class="h-card" translate="no"><a href="https://mastodon.social/@acme" class="u-url mention">@<span>acme</span></a></span></p>"#;
+        assert_eq!(
+            html_to_text(html),
+            "My #acme router died https://www.youtube.com/watch?v=V5lDq0xqD2E cc @acme"
+        );
+    }
+
+    /// Hacker News (Algolia `comment_text`): entities for '/' and quotes, `<p>` between
+    /// paragraphs, long links cut to "…..." in their text; the full URL is kept for rules.
+    #[test]
+    fn hacker_news_comment_text() {
+        let html = "It&#x27;s broken: <a href=\"https:&#x2F;&#x2F;example.com&#x2F;support&#x2F;acme-router-recall-2024-details\" rel=\"nofollow\">https:&#x2F;&#x2F;example.com&#x2F;support&#x2F;acme-route...</a><p>Second &quot;paragraph&quot;";
+        assert_eq!(
+            html_to_text(html),
+            "It's broken: https://example.com/support/acme-router-recall-2024-details Second \"paragraph\""
+        );
+        // Link text that is not a cut URL is kept as written.
+        assert_eq!(
+            html_to_text("<a href=\"https://acme.example/\">their site...</a>"),
+            "their site..."
+        );
+    }
+}
