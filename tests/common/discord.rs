@@ -3,6 +3,7 @@
 //! key pair.
 #![allow(dead_code)]
 
+use super::faults::{self, Fault, Faults, Lasting, Platform};
 use super::poll_until;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -36,6 +37,10 @@ pub struct DiscordState {
     pub threads: Vec<(String, Value)>,
     pub commands: Vec<(String, Value)>,
     pub original_edits: Vec<(String, Value)>,
+    /// Follow-up messages sent to an interaction webhook: (interaction token, body).
+    pub followups: Vec<(String, Value)>,
+    /// Edits of follow-ups: (interaction token, message id, body).
+    pub followup_edits: Vec<(String, String, Value)>,
     /// Answer the next N message creations with 429 (`retry_after` 0.5 s).
     pub rate_limit_next: u32,
     pub rate_limit_global: bool,
@@ -56,6 +61,106 @@ pub struct DiscordState {
 pub struct FakeDiscord {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<DiscordState>>,
+    /// Injected faults and the log of every call (see `faults.rs`, `/work/FAKES_API.md`).
+    pub faults: Faults,
+}
+
+/// Operation keys for fault injection and the call log: method and path as in Discord's
+/// OpenAPI spec.
+pub mod ops {
+    pub const CREATE_MESSAGE: &str = "POST /channels/{channel_id}/messages";
+    pub const LIST_MESSAGES: &str = "GET /channels/{channel_id}/messages";
+    pub const EDIT_MESSAGE: &str = "PATCH /channels/{channel_id}/messages/{message_id}";
+    pub const START_THREAD: &str = "POST /channels/{channel_id}/messages/{message_id}/threads";
+    pub const PUT_COMMANDS: &str = "PUT /applications/{application_id}/commands";
+    pub const PUT_GUILD_COMMANDS: &str =
+        "PUT /applications/{application_id}/guilds/{guild_id}/commands";
+    pub const CREATE_FOLLOWUP: &str = "POST /webhooks/{webhook_id}/{webhook_token}";
+    pub const EDIT_ORIGINAL: &str =
+        "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original";
+    pub const EDIT_FOLLOWUP: &str =
+        "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}";
+    pub const GATEWAY_BOT: &str = "GET /gateway/bot";
+    pub const GATEWAY: &str = "GET /gateway";
+    pub const USERS_ME: &str = "GET /users/@me";
+    pub const CALLBACK: &str = "POST /interactions/{interaction_id}/{interaction_token}/callback";
+    pub const ALL: &[&str] = &[
+        CREATE_MESSAGE,
+        LIST_MESSAGES,
+        EDIT_MESSAGE,
+        START_THREAD,
+        PUT_COMMANDS,
+        PUT_GUILD_COMMANDS,
+        CREATE_FOLLOWUP,
+        EDIT_ORIGINAL,
+        EDIT_FOLLOWUP,
+        GATEWAY_BOT,
+        GATEWAY,
+        USERS_ME,
+        CALLBACK,
+    ];
+}
+
+/// Runs before every routed handler: logs the call under its operation key and answers
+/// injected faults and the revoked token.
+async fn discord_gate(
+    State(faults): State<Faults>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(op) = op_of(req.method().as_str(), req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let with_bot_token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bot {DISCORD_TOKEN}"));
+    match faults.on_call(&op, with_bot_token) {
+        Some(fault) => faults::discord_answer(fault, &bucket_of(&op)),
+        None => next.run(req).await,
+    }
+}
+
+/// The operation key (`POST /channels/{channel_id}/messages`) of a request, matched against
+/// the spec paths of `ops::ALL`.
+pub fn op_of(method: &str, path: &str) -> Option<&'static str> {
+    let path = path.strip_prefix("/api/v10")?;
+    let segs: Vec<&str> = path.split('/').collect();
+    ops::ALL.iter().copied().find(|op| {
+        let Some((m, template)) = op.split_once(' ') else {
+            return false;
+        };
+        let t: Vec<&str> = template.split('/').collect();
+        m == method
+            && t.len() == segs.len()
+            && t.iter().zip(&segs).all(|(t, s)| {
+                t == s || (t.starts_with('{') && t.ends_with('}') && !s.starts_with('@'))
+            })
+    })
+}
+
+/// A stable, opaque-looking bucket id per operation, as Discord's `X-RateLimit-Bucket`.
+fn bucket_of(op: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    op.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// The bot's user, as `GET /users/@me` and the gateway READY show it.
+pub fn bot_user() -> Value {
+    json!({"id": APP_ID, "username": "mentiondesk", "discriminator": "0", "global_name": null,
+        "avatar": null, "bot": true, "system": false, "mfa_enabled": true, "banner": null,
+        "accent_color": null, "locale": "en-US", "verified": true, "email": null, "flags": 0,
+        "premium_type": 0, "public_flags": 0})
+}
+
+async fn users_me(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, &state) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    Json(bot_user()).into_response()
 }
 
 type Shared = Arc<Mutex<DiscordState>>;
@@ -63,35 +168,52 @@ type Shared = Arc<Mutex<DiscordState>>;
 impl FakeDiscord {
     pub async fn start() -> FakeDiscord {
         let state: Shared = Arc::default();
+        let faults = Faults::new(Platform::Discord, ops::ALL);
         let router = Router::new()
             .route(
-                "/api/v10/channels/{cid}/messages",
+                "/api/v10/channels/{channel_id}/messages",
                 post(create_message).get(list_messages),
             )
             .route(
-                "/api/v10/channels/{cid}/messages/{mid}",
+                "/api/v10/channels/{channel_id}/messages/{message_id}",
                 patch(edit_message),
             )
             .route(
-                "/api/v10/channels/{cid}/messages/{mid}/threads",
+                "/api/v10/channels/{channel_id}/messages/{message_id}/threads",
                 post(start_thread),
             )
-            .route("/api/v10/applications/{app}/commands", put(put_commands))
             .route(
-                "/api/v10/applications/{app}/guilds/{guild}/commands",
+                "/api/v10/applications/{application_id}/commands",
                 put(put_commands),
             )
             .route(
-                "/api/v10/webhooks/{app}/{token}/messages/@original",
+                "/api/v10/applications/{application_id}/guilds/{guild_id}/commands",
+                put(put_commands),
+            )
+            .route(
+                "/api/v10/webhooks/{webhook_id}/{webhook_token}",
+                post(create_followup),
+            )
+            .route(
+                "/api/v10/webhooks/{webhook_id}/{webhook_token}/messages/@original",
                 patch(edit_original),
+            )
+            .route(
+                "/api/v10/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
+                patch(edit_followup),
             )
             .route("/api/v10/gateway/bot", axum::routing::get(gateway_bot))
             .route("/api/v10/gateway", axum::routing::get(gateway_bot))
-            .route("/gateway", axum::routing::get(gateway))
+            .route("/api/v10/users/@me", axum::routing::get(users_me))
             .route(
-                "/api/v10/interactions/{id}/{token}/callback",
+                "/api/v10/interactions/{interaction_id}/{interaction_token}/callback",
                 post(callback),
             )
+            .route_layer(axum::middleware::from_fn_with_state(
+                faults.clone(),
+                discord_gate,
+            ))
+            .route("/gateway", axum::routing::get(gateway))
             .fallback(|req: axum::extract::Request| async move {
                 eprintln!("fake discord: no route for {} {}", req.method(), req.uri());
                 StatusCode::NOT_FOUND
@@ -100,7 +222,13 @@ impl FakeDiscord {
         FakeDiscord {
             addr: super::serve(router).await,
             state,
+            faults,
         }
+    }
+
+    /// Shorthand for `self.faults.inject(..)`.
+    pub fn inject(&self, op: &str, fault: Fault, lasting: Lasting) {
+        self.faults.inject(op, fault, lasting);
     }
 
     pub fn api_url(&self) -> String {
@@ -368,6 +496,69 @@ async fn edit_original(
         .original_edits
         .push((token, body.clone()));
     Json(body).into_response()
+}
+
+/// `POST /webhooks/{application_id}/{interaction_token}`: a follow-up message.
+async fn create_followup(
+    State(state): State<Shared>,
+    Path((_app, token)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let mut s = state.lock().unwrap();
+    s.seq += 1;
+    let id = snowflake(s.seq);
+    s.followups.push((token, body.clone()));
+    Json(message_object(&id, CHANNEL, &body)).into_response()
+}
+
+/// `PATCH /webhooks/{application_id}/{interaction_token}/messages/{message_id}`.
+async fn edit_followup(
+    State(state): State<Shared>,
+    Path((_app, token, mid)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    state
+        .lock()
+        .unwrap()
+        .followup_edits
+        .push((token, mid.clone(), body.clone()));
+    Json(message_object(&mid, CHANNEL, &body)).into_response()
+}
+
+/// A message object in Discord's documented shape for what `body` asked to send.
+pub fn message_object(id: &str, channel_id: &str, body: &Value) -> Value {
+    let or = |k: &str, d: Value| {
+        if body[k].is_null() {
+            d
+        } else {
+            body[k].clone()
+        }
+    };
+    let mut m = json!({
+        "id": id,
+        "channel_id": channel_id,
+        "author": {"id": APP_ID, "username": "mentiondesk", "discriminator": "0",
+            "global_name": null, "avatar": null, "bot": true, "public_flags": 0, "flags": 0},
+        "content": or("content", json!("")),
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+        "edited_timestamp": null,
+        "tts": or("tts", json!(false)),
+        "mention_everyone": false,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": or("embeds", json!([])),
+        "pinned": false,
+        "type": 0,
+        "flags": or("flags", json!(0)),
+        "components": or("components", json!([])),
+    });
+    if !body["nonce"].is_null() {
+        m["nonce"] = body["nonce"].clone();
+    }
+    m
 }
 
 async fn gateway_bot(State(state): State<Shared>, headers: HeaderMap) -> Response {

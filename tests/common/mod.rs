@@ -4,6 +4,9 @@
 #![allow(dead_code)]
 
 pub mod discord;
+pub mod faults;
+
+use faults::{Fault, Faults, Lasting, Platform};
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -116,6 +119,8 @@ impl SlackState {
 pub struct FakeSlack {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<SlackState>>,
+    /// Injected faults and the log of every call (see `faults.rs`, `/work/FAKES_API.md`).
+    pub faults: Faults,
     /// Notified whenever a message is recorded.
     pub posted: Arc<Notify>,
 }
@@ -138,7 +143,9 @@ impl FakeSlack {
         }));
         let posted = Arc::new(Notify::new());
         let shared = (state.clone(), posted.clone());
+        let faults = Faults::new(Platform::Slack, SLACK_METHODS);
         let router = Router::new()
+            .route("/api/auth.test", get(auth_test).post(auth_test))
             .route("/api/chat.postMessage", post(post_message))
             .route("/api/conversations.history", get(history))
             .route("/api/conversations.list", get(list))
@@ -152,14 +159,24 @@ impl FakeSlack {
             .route("/api/files.getUploadURLExternal", get(get_upload_url))
             .route("/upload/{file}", post(upload))
             .route("/api/files.completeUploadExternal", post(complete_upload))
+            .layer(axum::middleware::from_fn_with_state(
+                faults.clone(),
+                slack_gate,
+            ))
             .with_state(shared);
         let addr = serve(router).await;
         state.lock().unwrap().addr = Some(addr);
         FakeSlack {
             addr,
             state,
+            faults,
             posted,
         }
+    }
+
+    /// Shorthand for `self.faults.inject(..)`.
+    pub fn inject(&self, method: &str, fault: Fault, lasting: Lasting) {
+        self.faults.inject(method, fault, lasting);
     }
 
     pub fn api_url(&self) -> String {
@@ -263,6 +280,72 @@ impl FakeSlack {
 }
 
 type Shared = (Arc<Mutex<SlackState>>, Arc<Notify>);
+
+/// The method keys the fake answers (fault injection refuses others): Web API method names,
+/// plus `response_url` and `upload` for the interaction response URLs and the upload host.
+pub const SLACK_METHODS: &[&str] = &[
+    "auth.test",
+    "chat.postMessage",
+    "chat.update",
+    "conversations.history",
+    "conversations.list",
+    "conversations.replies",
+    "views.open",
+    "usergroups.users.list",
+    "apps.connections.open",
+    "files.getUploadURLExternal",
+    "files.completeUploadExternal",
+    "response_url",
+    "upload",
+];
+
+/// The method key of a request path: `/api/chat.update` → `chat.update`.
+fn slack_method_of(path: &str) -> Option<&'static str> {
+    let key = if let Some(m) = path.strip_prefix("/api/") {
+        m
+    } else if path.starts_with("/response/") {
+        "response_url"
+    } else if path.starts_with("/upload/") {
+        "upload"
+    } else {
+        return None;
+    };
+    SLACK_METHODS.iter().find(|k| **k == key).copied()
+}
+
+/// Runs before every handler: logs the call and answers injected faults and the revoked token.
+async fn slack_gate(
+    State(faults): State<Faults>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(method) = slack_method_of(req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let with_bot_token = authorized(req.headers());
+    match faults.on_call(method, with_bot_token) {
+        Some(fault) => faults::slack_answer(fault),
+        None => next.run(req).await,
+    }
+}
+
+/// `auth.test`: who the token belongs to, in Slack's documented shape.
+async fn auth_test(headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
+        return slack_error("invalid_auth");
+    }
+    Json(json!({
+        "ok": true,
+        "url": "https://fake-workspace.slack.com/",
+        "team": "Fake Workspace",
+        "user": "mentiondesk",
+        "team_id": "T0TEAM",
+        "user_id": "U0BOT",
+        "bot_id": "B0BOT",
+        "is_enterprise_install": false,
+    }))
+    .into_response()
+}
 
 fn authorized(headers: &HeaderMap) -> bool {
     headers
