@@ -3,8 +3,11 @@
 //! key pair.
 #![allow(dead_code)]
 
+use super::discord_spec;
 use super::faults::{self, Fault, Faults, Lasting, Platform};
 use super::poll_until;
+use super::schema::{SchemaError, Seg};
+use super::violations::{Guard, Severity, Violation, Violations};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -63,6 +66,10 @@ pub struct FakeDiscord {
     pub state: Arc<Mutex<DiscordState>>,
     /// Injected faults and the log of every call (see `faults.rs`, `/work/FAKES_API.md`).
     pub faults: Faults,
+    /// Requests that broke Discord's spec or limits (see `discord_spec.rs`).
+    pub violations: Violations,
+    /// Fails the test when the last handle is dropped with unexpected violations.
+    guard: Arc<Guard>,
 }
 
 /// Operation keys for fault injection and the call log: method and path as in Discord's
@@ -101,10 +108,35 @@ pub mod ops {
     ];
 }
 
-/// Runs before every routed handler: logs the call under its operation key and answers
-/// injected faults and the revoked token.
+#[derive(Clone)]
+struct DiscordGate {
+    faults: Faults,
+    violations: Violations,
+}
+
+/// The value at `path` in `v`, for reporting the size of an offending field.
+fn value_at<'a>(v: &'a Value, path: &[Seg]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, seg| match seg {
+        Seg::Key(k) => v.get(k),
+        Seg::Index(i) => v.get(*i),
+    })
+}
+
+fn describe(body: &Value, e: &SchemaError) -> String {
+    let size = match value_at(body, &e.path) {
+        Some(Value::String(s)) => format!(" (is {} characters)", s.chars().count()),
+        Some(Value::Array(a)) => format!(" (has {} items)", a.len()),
+        Some(Value::Number(n)) => format!(" (is {n})"),
+        _ => String::new(),
+    };
+    format!("{} {}{size}", e.code, e.message)
+}
+
+/// Runs before every routed handler: logs the call under its operation key, checks its body
+/// and query against Discord's spec and limits (recording violations and answering as Discord
+/// does), and answers injected faults and the revoked token.
 async fn discord_gate(
-    State(faults): State<Faults>,
+    State(g): State<DiscordGate>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -116,10 +148,91 @@ async fn discord_gate(
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == format!("Bot {DISCORD_TOKEN}"));
-    match faults.on_call(&op, with_bot_token) {
-        Some(fault) => faults::discord_answer(fault, &bucket_of(&op)),
-        None => next.run(req).await,
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut problems = discord_spec::check_query(op, parts.uri.query().unwrap_or_default());
+    let mut json_body = Value::Null;
+    let mut refusal: Option<(u16, Value)> = None;
+    if !bytes.is_empty() {
+        let (parsed, has_files) = match content_type.split_once("boundary=") {
+            Some((kind, boundary)) if kind.starts_with("multipart/form-data") => {
+                let parts = multipart_parts(&bytes, boundary.trim_matches('"'));
+                let has_files = parts.iter().any(|p| p.0.starts_with("files["));
+                match parts.iter().find(|p| p.0 == "payload_json") {
+                    Some(p) => (serde_json::from_slice::<Value>(&p.3).ok(), has_files),
+                    None => (Some(json!({})), has_files),
+                }
+            }
+            _ => (serde_json::from_slice::<Value>(&bytes).ok(), false),
+        };
+        match parsed {
+            Some(v) => {
+                problems.extend(discord_spec::check_body(op, &v));
+                if op == ops::CREATE_MESSAGE && discord_spec::is_empty_message(&v, has_files) {
+                    refusal = Some((
+                        400,
+                        json!({"code": 50006, "message": "Cannot send an empty message"}),
+                    ));
+                    g.violations.record(Violation {
+                        platform: "discord",
+                        call: op.to_string(),
+                        severity: Severity::Refused,
+                        field: "(body)".into(),
+                        rule: "50006 Cannot send an empty message".into(),
+                    });
+                }
+                json_body = v;
+            }
+            None => {
+                refusal = Some((
+                    400,
+                    json!({"code": 50109, "message": "The request body contains invalid JSON."}),
+                ));
+                g.violations.record(Violation {
+                    platform: "discord",
+                    call: op.to_string(),
+                    severity: Severity::Refused,
+                    field: "(body)".into(),
+                    rule: "50109 The request body contains invalid JSON.".into(),
+                });
+            }
+        }
     }
+    for e in &problems {
+        g.violations.record(Violation {
+            platform: "discord",
+            call: op.to_string(),
+            severity: Severity::Refused,
+            field: e.dotted(),
+            rule: describe(&json_body, e),
+        });
+    }
+    if let Some(fault) = g.faults.on_call(op, with_bot_token) {
+        return faults::discord_answer(fault, &bucket_of(op));
+    }
+    if !problems.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(discord_spec::invalid_form_body(&problems)),
+        )
+            .into_response();
+    }
+    if let Some((status, body)) = refusal {
+        return (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// The operation key (`POST /channels/{channel_id}/messages`) of a request, matched against
@@ -169,6 +282,7 @@ impl FakeDiscord {
     pub async fn start() -> FakeDiscord {
         let state: Shared = Arc::default();
         let faults = Faults::new(Platform::Discord, ops::ALL);
+        let violations = Violations::default();
         let router = Router::new()
             .route(
                 "/api/v10/channels/{channel_id}/messages",
@@ -210,7 +324,10 @@ impl FakeDiscord {
                 post(callback),
             )
             .route_layer(axum::middleware::from_fn_with_state(
-                faults.clone(),
+                DiscordGate {
+                    faults: faults.clone(),
+                    violations: violations.clone(),
+                },
                 discord_gate,
             ))
             .route("/gateway", axum::routing::get(gateway))
@@ -223,7 +340,22 @@ impl FakeDiscord {
             addr: super::serve(router).await,
             state,
             faults,
+            guard: Arc::new(Guard {
+                name: "the fake Discord",
+                violations: violations.clone(),
+            }),
+            violations,
         }
+    }
+
+    /// This test sends requests Discord refuses on purpose: do not fail it for them.
+    pub fn expect_violations(&self) {
+        self.violations.expect();
+    }
+
+    /// Takes the violations so far (the test asserts on them; they no longer fail it).
+    pub fn take_violations(&self) -> Vec<Violation> {
+        self.violations.take()
     }
 
     /// Shorthand for `self.faults.inject(..)`.
@@ -358,10 +490,7 @@ async fn create_message(
                 .iter()
                 .find(|m| m.channel_id == cid && m.body["nonce"] == body["nonce"])
             {
-                let mut out = existing.body.clone();
-                out["id"] = json!(existing.id);
-                out["channel_id"] = json!(cid);
-                return Json(out).into_response();
+                return Json(message_object(&existing.id, &cid, &existing.body)).into_response();
             }
         }
         s.seq += 1;
@@ -381,11 +510,7 @@ async fn create_message(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let mut out = msg.body.clone();
-    out["id"] = json!(msg.id);
-    out["channel_id"] = json!(msg.channel_id);
-    out["author"] = json!({"id": APP_ID, "username": "mentiondesk", "bot": true});
-    Json(out).into_response()
+    Json(message_object(&msg.id, &msg.channel_id, &msg.body)).into_response()
 }
 
 async fn list_messages(
@@ -406,7 +531,9 @@ async fn list_messages(
         .filter(|m| m.channel_id == cid && m.id.parse::<u64>().unwrap_or(0) > after)
         .map(|m| {
             // Like Discord, a fetched message carries no nonce.
-            json!({"id": m.id, "channel_id": m.channel_id, "content": m.body["content"], "embeds": m.body["embeds"], "author": {"id": APP_ID, "bot": true}})
+            let mut out = message_object(&m.id, &m.channel_id, &m.body);
+            out.as_object_mut().unwrap().remove("nonce");
+            out
         })
         .collect();
     Json(list).into_response()
@@ -435,9 +562,19 @@ async fn edit_message(
         return error(404, 10008, "Unknown Message");
     }
     s.edits.push((cid.clone(), mid.clone(), body.clone()));
-    let mut out = body;
-    out["id"] = json!(mid);
-    out["channel_id"] = json!(cid);
+    // The message as it is now: the original with the edited fields replaced.
+    let mut now = s
+        .messages
+        .iter()
+        .find(|m| m.channel_id == cid && m.id == mid)
+        .map(|m| m.body.clone())
+        .unwrap_or_default();
+    for (k, v) in body.as_object().into_iter().flatten() {
+        now[k] = v.clone();
+    }
+    let mut out = message_object(&mid, &cid, &now);
+    out["edited_timestamp"] =
+        json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false));
     Json(out).into_response()
 }
 
