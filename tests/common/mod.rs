@@ -410,6 +410,7 @@ async fn slack_gate(
                 error: "invalid_payload",
                 pointer: String::new(),
                 message: "the body is not a JSON object".into(),
+                detail: String::new(),
             }),
         },
         _ => match slack_spec::parse_args(&content_type, &query, &bytes) {
@@ -422,6 +423,7 @@ async fn slack_gate(
                 error: code,
                 pointer: String::new(),
                 message: format!("body not readable as {content_type}"),
+                detail: String::new(),
             }),
         },
     }
@@ -460,10 +462,10 @@ async fn slack_gate(
             call: format!("{http} {method}"),
             severity: f.severity,
             field: f.pointer.clone(),
-            rule: if f.error.is_empty() {
-                f.message.clone()
-            } else {
-                format!("{}: {}", f.error, f.message)
+            rule: match (f.error.is_empty(), f.detail.is_empty()) {
+                (true, _) => f.message.clone(),
+                (false, true) => format!("{}: {}", f.error, f.message),
+                (false, false) => format!("{}: {} ({})", f.error, f.message, f.detail),
             },
         });
     }
