@@ -172,7 +172,7 @@ async fn discord_rate_limits_carry_the_documented_headers() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(
         body,
-        json!({"message": "You are being rate limited.", "retry_after": 1.5, "global": false})
+        json!({"message": "You are being rate limited.", "retry_after": 1.5, "global": false, "code": 0})
     );
     let r = discord_req(&d, reqwest::Method::POST, &path)
         .json(&json!({"content": "a"}))
@@ -480,9 +480,24 @@ fn what_serenity_sends_for_an_alert_passes() {
 fn the_validator_knows_every_keyword_of_the_excerpt() {
     let spec = common::discord_spec::spec();
     let mut used = std::collections::BTreeSet::new();
-    for schema in spec["components"]["schemas"].as_object().unwrap().values() {
+    let responses = common::discord_spec::responses();
+    for schema in spec["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .values()
+        .chain(
+            responses["components"]["schemas"]
+                .as_object()
+                .unwrap()
+                .values(),
+        )
+    {
         keywords_in(schema, &mut used);
     }
+    assert_eq!(
+        responses["x-excerpt"]["commit"],
+        spec["x-excerpt"]["commit"]
+    );
     let unknown: Vec<&String> = used
         .iter()
         .filter(|k| {
@@ -954,4 +969,183 @@ async fn expected_violations_do_not_fail_the_test() {
     .await
     .unwrap();
     assert_eq!(r, json!({"ok": false, "error": "msg_too_long"}));
+}
+
+// ------------------------------------------------------------------ the fakes' own answers
+
+#[tokio::test]
+async fn discord_success_and_error_answers_match_the_response_schemas() {
+    use common::discord_spec::check_response;
+    let d = FakeDiscord::start().await;
+    let path = format!("/channels/{}/messages", discord::CHANNEL);
+    let created: Value = discord_req(&d, reqwest::Method::POST, &path)
+        .json(&json!({"content": "hello", "nonce": "n1", "embeds": [{"title": "t", "description": "d"}],
+            "components": [row(2)]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        check_response("MessageResponse", &created),
+        vec![],
+        "{created}"
+    );
+    let edited: Value = discord_req(
+        &d,
+        reqwest::Method::PATCH,
+        &format!("{path}/{}", created["id"].as_str().unwrap()),
+    )
+    .json(&json!({"content": "edited"}))
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        check_response("MessageResponse", &edited),
+        vec![],
+        "{edited}"
+    );
+    let listed: Value = discord_req(&d, reqwest::Method::GET, &path)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        check_response("MessageResponse", &listed[0]),
+        vec![],
+        "{listed}"
+    );
+    let me: Value = discord_req(&d, reqwest::Method::GET, "/users/@me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check_response("UserPIIResponse", &me), vec![], "{me}");
+
+    d.faults
+        .next(ops::CREATE_MESSAGE, 1, Fault::rate_limited(0.5));
+    let limited: Value = discord_req(&d, reqwest::Method::POST, &path)
+        .json(&json!({"content": "x"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        check_response("RatelimitedResponse", &limited),
+        vec![],
+        "{limited}"
+    );
+    d.faults
+        .next(ops::CREATE_MESSAGE, 1, Fault::discord_missing_access());
+    let denied: Value = discord_req(&d, reqwest::Method::POST, &path)
+        .json(&json!({"content": "x"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check_response("ErrorResponse", &denied), vec![], "{denied}");
+    // 50035: the top level is an Error. Its field errors carry string codes
+    // ("BASE_TYPE_MAX_LENGTH"), as in Discord's documented example (topics/opcodes-and-status-
+    // codes, "Example JSON Error Response"); the spec's InnerErrors types them as integers, so
+    // only the envelope is checked against the spec.
+    let invalid = invalid_form_body(&check_body(ops::CALLBACK, &modal("T", &s(49), "", 100)));
+    assert_eq!(check_response("Error", &invalid), vec![], "{invalid}");
+    // And a wrong answer is caught: a message without its author.
+    let mut broken = created.clone();
+    broken.as_object_mut().unwrap().remove("author");
+    assert_eq!(check_response("MessageResponse", &broken).len(), 1);
+}
+
+#[tokio::test]
+async fn slack_success_answers_have_the_documented_fields() {
+    let slack = FakeSlack::start().await;
+    let posted: Value = slack_post(
+        &slack,
+        "chat.postMessage",
+        Value::Object(post(json!([section("hi")]))),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    for k in ["ok", "channel", "ts", "message"] {
+        assert!(
+            posted.get(k).is_some(),
+            "chat.postMessage lacks {k}: {posted}"
+        );
+    }
+    for k in ["type", "text", "user", "bot_id", "ts", "blocks"] {
+        assert!(
+            posted["message"].get(k).is_some(),
+            "message lacks {k}: {posted}"
+        );
+    }
+    let ts = posted["ts"].as_str().unwrap();
+    let updated: Value = slack_post(&slack, "chat.update", json!({"channel": "C0PRALERTS", "ts": ts, "text": "t2",
+        "blocks": [{"type": "section", "block_id": "b2", "text": {"type": "mrkdwn", "text": "x"}}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for k in ["ok", "channel", "ts", "text", "message"] {
+        assert!(updated.get(k).is_some(), "chat.update lacks {k}: {updated}");
+    }
+    let history: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/conversations.history?channel=C0PRALERTS",
+            slack.api_url()
+        ))
+        .bearer_auth(BOT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["ok"], true);
+    assert_eq!(history["has_more"], false);
+    assert_eq!(history["response_metadata"]["next_cursor"], "");
+    assert_eq!(history["messages"][0]["type"], "message");
+    let me: Value = reqwest::Client::new()
+        .post(format!("{}/auth.test", slack.api_url()))
+        .bearer_auth(BOT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for k in ["ok", "url", "team", "user", "team_id", "user_id", "bot_id"] {
+        assert!(me.get(k).is_some(), "auth.test lacks {k}: {me}");
+    }
+    // The files.getUploadURLExternal of the reference page: POST with form arguments.
+    let up: Value = reqwest::Client::new()
+        .post(format!("{}/files.getUploadURLExternal", slack.api_url()))
+        .bearer_auth(BOT_TOKEN)
+        .form(&[("filename", "d.png"), ("length", "3")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(up["ok"], true, "{up}");
+    assert!(up["upload_url"].as_str().unwrap().contains("/upload/"));
 }

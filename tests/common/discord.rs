@@ -664,6 +664,34 @@ async fn edit_followup(
     Json(message_object(&mid, CHANNEL, &body)).into_response()
 }
 
+/// Embeds as Discord returns them: each with `type: "rich"`.
+fn rich_embeds(mut embeds: Value) -> Value {
+    for e in embeds.as_array_mut().into_iter().flatten() {
+        if e["type"].is_null() {
+            e["type"] = json!("rich");
+        }
+    }
+    embeds
+}
+
+/// Components as Discord returns them: each with an `id`, numbered depth-first from 1 where
+/// the request gave none.
+fn numbered_components(mut components: Value) -> Value {
+    fn walk(v: &mut Value, next: &mut u64) {
+        for c in v.as_array_mut().into_iter().flatten() {
+            if c["id"].is_null() {
+                c["id"] = json!(*next);
+            }
+            *next += 1;
+            if c.get("components").is_some() {
+                walk(&mut c["components"], next);
+            }
+        }
+    }
+    walk(&mut components, &mut 1);
+    components
+}
+
 /// A message object in Discord's documented shape for what `body` asked to send.
 pub fn message_object(id: &str, channel_id: &str, body: &Value) -> Value {
     let or = |k: &str, d: Value| {
@@ -677,7 +705,8 @@ pub fn message_object(id: &str, channel_id: &str, body: &Value) -> Value {
         "id": id,
         "channel_id": channel_id,
         "author": {"id": APP_ID, "username": "mentiondesk", "discriminator": "0",
-            "global_name": null, "avatar": null, "bot": true, "public_flags": 0, "flags": 0},
+            "global_name": null, "avatar": null, "bot": true, "public_flags": 0, "flags": 0,
+            "primary_guild": null},
         "content": or("content", json!("")),
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
         "edited_timestamp": null,
@@ -686,11 +715,11 @@ pub fn message_object(id: &str, channel_id: &str, body: &Value) -> Value {
         "mentions": [],
         "mention_roles": [],
         "attachments": [],
-        "embeds": or("embeds", json!([])),
+        "embeds": rich_embeds(or("embeds", json!([]))),
         "pinned": false,
         "type": 0,
         "flags": or("flags", json!(0)),
-        "components": or("components", json!([])),
+        "components": numbered_components(or("components", json!([]))),
     });
     if !body["nonce"].is_null() {
         m["nonce"] = body["nonce"].clone();
