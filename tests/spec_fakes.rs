@@ -1149,3 +1149,38 @@ async fn slack_success_answers_have_the_documented_fields() {
     assert_eq!(up["ok"], true, "{up}");
     assert!(up["upload_url"].as_str().unwrap().contains("/upload/"));
 }
+
+#[test]
+fn immediate_answers_to_slack_are_checked_as_messages_or_views() {
+    use common::slack_spec::check_immediate_answer;
+    assert!(
+        check_immediate_answer(&json!({"response_type": "ephemeral", "text": "ok"})).is_empty()
+    );
+    let long = check_immediate_answer(&json!({"text": "t", "blocks": [section(&s(3001))]}));
+    assert_eq!(
+        refused(&long),
+        vec![("invalid_blocks", "/blocks/0/text/text".to_string())]
+    );
+    let view = check_immediate_answer(
+        &json!({"response_action": "update", "view": resolve_modal(&s(25), "Note", 10, 1)}),
+    );
+    assert_eq!(
+        refused(&view),
+        vec![("invalid_arguments", "/view/title/text".to_string())]
+    );
+    assert!(check_immediate_answer(
+        &json!({"response_action": "errors", "errors": {"note": "too long"}})
+    )
+    .is_empty());
+}
+
+#[tokio::test]
+#[should_panic(expected = "a body Discord refuses")]
+async fn a_refused_http_interaction_answer_fails_the_test() {
+    let answer = axum::http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(modal("T", &s(46), "", 10).to_string())
+        .unwrap();
+    discord::checked_interaction_answer(reqwest::Response::from(answer)).await;
+}

@@ -900,3 +900,37 @@ pub fn multipart_parts(body: &[u8], boundary: &str) -> Vec<UploadedFile> {
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
+
+/// The daemon's HTTP answer to an interaction Discord posted to `/discord/interactions`:
+/// Discord validates it like a callback (`POST /interactions/{id}/{token}/callback`) and
+/// shows "This interaction failed" when it breaks the spec. Panics (failing the test) when it
+/// does; otherwise hands the response back unchanged for the test to read.
+pub async fn checked_interaction_answer(resp: reqwest::Response) -> reqwest::Response {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("interaction answer body");
+    let is_json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.is_success() && is_json {
+        let body: Value = serde_json::from_slice(&bytes).expect("interaction answer is JSON");
+        let errors = discord_spec::check_body(ops::CALLBACK, &body);
+        if !errors.is_empty() {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("  {}: {}", e.dotted(), describe(&body, e)))
+                .collect();
+            panic!(
+                "the daemon answered a Discord interaction with a body Discord refuses (400 50035):\n{}\n{}",
+                lines.join("\n"),
+                discord_spec::invalid_form_body(&errors)
+            );
+        }
+    }
+    let mut out = axum::http::Response::builder().status(status);
+    for (k, v) in &headers {
+        out = out.header(k, v);
+    }
+    reqwest::Response::from(out.body(bytes).unwrap())
+}

@@ -101,6 +101,8 @@ pub struct SlackState {
     pub upload_scope_missing: bool,
     /// `files.completeUploadExternal` bodies.
     pub completed_uploads: Vec<Value>,
+    /// Where Socket Mode acks that break Slack's rules are recorded.
+    violations: Violations,
     next_ts: u64,
 }
 
@@ -154,6 +156,7 @@ impl FakeSlack {
         let shared = (state.clone(), posted.clone());
         let faults = Faults::new(Platform::Slack, SLACK_METHODS);
         let violations = Violations::default();
+        state.lock().unwrap().violations = violations.clone();
         let router = Router::new()
             .route("/api/auth.test", get(auth_test).post(auth_test))
             .route(
@@ -753,7 +756,21 @@ async fn socket(
                 incoming = socket.recv() => match incoming {
                     Some(Ok(Message::Text(t))) => {
                         if let Ok(v) = serde_json::from_str::<Value>(&t) {
-                            state.lock().unwrap().acks.push(v);
+                            // An ack's payload is an answer Slack shows or applies (a
+                            // command's message, a view_submission's response_action).
+                            let mut s = state.lock().unwrap();
+                            if v["payload"].is_object() {
+                                for f in slack_spec::check_immediate_answer(&v["payload"]) {
+                                    s.violations.record(Violation {
+                                        platform: "slack",
+                                        call: "socket mode ack".into(),
+                                        severity: f.severity,
+                                        field: format!("/payload{}", f.pointer),
+                                        rule: format!("{} {} {}", f.error, f.message, f.detail),
+                                    });
+                                }
+                            }
+                            s.acks.push(v);
                         }
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
@@ -1054,11 +1071,15 @@ impl Daemon {
     }
 
     /// POSTs a form body to a Slack endpoint, signed now with the test secret.
+    /// Its immediate answer is what Slack would receive: when it is a message or view that
+    /// Slack refuses (or flags), the test fails here.
     pub async fn slack_post(&self, path: &str, body: &str) -> reqwest::Response {
         let ts = chrono::Utc::now().timestamp();
         let sig = mentiondesk::server::slack::sign(SIGNING_SECRET, ts, body.as_bytes());
-        self.raw_post(path, body, Some(&ts.to_string()), Some(&sig))
-            .await
+        let resp = self
+            .raw_post(path, body, Some(&ts.to_string()), Some(&sig))
+            .await;
+        checked_slack_answer(path, resp).await
     }
 
     pub async fn raw_post(
@@ -1080,6 +1101,42 @@ impl Daemon {
         }
         req.send().await.unwrap()
     }
+}
+
+/// Checks the daemon's immediate answer to Slack (see `Daemon::slack_post`) and hands the
+/// response back unchanged.
+pub async fn checked_slack_answer(path: &str, resp: reqwest::Response) -> reqwest::Response {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("answer body");
+    let is_json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.is_success() && is_json {
+        let body: Value = serde_json::from_slice(&bytes).expect("answer is JSON");
+        let findings = slack_spec::check_immediate_answer(&body);
+        if !findings.is_empty() {
+            let lines: Vec<String> = findings
+                .iter()
+                .map(|f| {
+                    format!(
+                        "  [{:?}] {} {} {} {}",
+                        f.severity, f.pointer, f.error, f.message, f.detail
+                    )
+                })
+                .collect();
+            panic!(
+                "the daemon answered Slack's POST {path} with a payload Slack refuses or flags:\n{}",
+                lines.join("\n")
+            );
+        }
+    }
+    let mut out = axum::http::Response::builder().status(status);
+    for (k, v) in &headers {
+        out = out.header(k, v);
+    }
+    reqwest::Response::from(out.body(bytes).unwrap())
 }
 
 /// A slash-command form body as Slack sends it.

@@ -327,6 +327,22 @@ pub fn check_response_url(args: &Map<String, Value>) -> Vec<Finding> {
     out
 }
 
+/// The daemon's immediate HTTP answer to Slack (slash command or interaction): a message, or
+/// a `response_action` with a view, checked as Slack checks them.
+pub fn check_immediate_answer(body: &Value) -> Vec<Finding> {
+    let mut out = Vec::new();
+    match body["response_action"].as_str() {
+        Some("update") | Some("push") => check_view(&body["view"], &mut out),
+        Some(_) => {}
+        None => {
+            if let Some(m) = body.as_object() {
+                out = check_response_url(m);
+            }
+        }
+    }
+    out
+}
+
 /// `text` and `blocks` of a message.
 fn check_message(args: &Map<String, Value>, wants_text: bool, out: &mut Vec<Finding>) {
     let text = args.get("text").map(len).unwrap_or(0);
