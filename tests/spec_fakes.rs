@@ -1184,3 +1184,128 @@ async fn a_refused_http_interaction_answer_fails_the_test() {
         .unwrap();
     discord::checked_interaction_answer(reqwest::Response::from(answer)).await;
 }
+
+#[tokio::test]
+async fn history_holds_channel_messages_only_and_pages_like_slack() {
+    let slack = FakeSlack::start().await;
+    let mut roots = Vec::new();
+    for i in 0..3 {
+        let r: Value = slack_post(&slack, "chat.postMessage", message(&format!("root {i}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        roots.push(r["ts"].as_str().unwrap().to_string());
+    }
+    let reply = json!({"channel": "C0PRALERTS", "text": "reply", "thread_ts": roots[0]});
+    assert_eq!(
+        slack_post(&slack, "chat.postMessage", reply)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let get = |q: &str| {
+        reqwest::Client::new()
+            .get(format!(
+                "{}/conversations.history?channel=C0PRALERTS{q}",
+                slack.api_url()
+            ))
+            .bearer_auth(BOT_TOKEN)
+            .send()
+    };
+    let all: Value = get("").await.unwrap().json().await.unwrap();
+    let texts: Vec<&str> = all["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        vec!["root 2", "root 1", "root 0"],
+        "newest first, no thread replies"
+    );
+    let page: Value = get("&limit=2").await.unwrap().json().await.unwrap();
+    assert_eq!(page["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(page["has_more"], true);
+    let thread: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/conversations.replies?channel=C0PRALERTS&ts={}",
+            slack.api_url(),
+            roots[0]
+        ))
+        .bearer_auth(BOT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(thread["messages"].as_array().unwrap().len(), 2, "{thread}");
+}
+
+#[tokio::test]
+async fn discord_lists_and_gets_messages_as_they_are_now() {
+    let d = FakeDiscord::start().await;
+    let path = format!("/channels/{}/messages", discord::CHANNEL);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let m: Value = discord_req(&d, reqwest::Method::POST, &path)
+            .json(&json!({"content": format!("m{i}"), "nonce": format!("n{i}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(m["id"].as_str().unwrap().to_string());
+    }
+    discord_req(&d, reqwest::Method::PATCH, &format!("{path}/{}", ids[0]))
+        .json(&json!({"content": "m0 edited"}))
+        .send()
+        .await
+        .unwrap();
+    let got: Value = discord_req(&d, reqwest::Method::GET, &format!("{path}/{}", ids[0]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["content"], "m0 edited");
+    assert!(
+        got.get("nonce").is_none(),
+        "fetched messages carry no nonce"
+    );
+    assert!(!got["edited_timestamp"].is_null());
+    let page: Value = discord_req(&d, reqwest::Method::GET, &format!("{path}?limit=2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let contents: Vec<&str> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, vec!["m2", "m1"]);
+    // limit is 1..=100 in the spec.
+    let r = discord_req(&d, reqwest::Method::GET, &format!("{path}?limit=101"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(d.take_violations()[0].field, "limit");
+    let r = discord_req(&d, reqwest::Method::GET, &format!("{path}/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}

@@ -78,6 +78,7 @@ pub mod ops {
     pub const CREATE_MESSAGE: &str = "POST /channels/{channel_id}/messages";
     pub const LIST_MESSAGES: &str = "GET /channels/{channel_id}/messages";
     pub const EDIT_MESSAGE: &str = "PATCH /channels/{channel_id}/messages/{message_id}";
+    pub const GET_MESSAGE: &str = "GET /channels/{channel_id}/messages/{message_id}";
     pub const START_THREAD: &str = "POST /channels/{channel_id}/messages/{message_id}/threads";
     pub const PUT_COMMANDS: &str = "PUT /applications/{application_id}/commands";
     pub const PUT_GUILD_COMMANDS: &str =
@@ -95,6 +96,7 @@ pub mod ops {
         CREATE_MESSAGE,
         LIST_MESSAGES,
         EDIT_MESSAGE,
+        GET_MESSAGE,
         START_THREAD,
         PUT_COMMANDS,
         PUT_GUILD_COMMANDS,
@@ -290,7 +292,7 @@ impl FakeDiscord {
             )
             .route(
                 "/api/v10/channels/{channel_id}/messages/{message_id}",
-                patch(edit_message),
+                patch(edit_message).get(get_message),
             )
             .route(
                 "/api/v10/channels/{channel_id}/messages/{message_id}/threads",
@@ -522,21 +524,71 @@ async fn list_messages(
     if !authorized(&headers, &state) {
         return error(401, 0, "401: Unauthorized");
     }
-    let after: u64 = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let id_of = |k: &str| q.get(k).and_then(|a| a.parse::<u64>().ok());
+    let (after, before) = (
+        id_of("after").unwrap_or(0),
+        id_of("before").unwrap_or(u64::MAX),
+    );
+    // Discord's default page is 50 messages, newest first (limit 1..=100, checked by the gate).
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(50);
     let s = state.lock().unwrap();
     let list: Vec<Value> = s
         .messages
         .iter()
         .rev()
-        .filter(|m| m.channel_id == cid && m.id.parse::<u64>().unwrap_or(0) > after)
-        .map(|m| {
-            // Like Discord, a fetched message carries no nonce.
-            let mut out = message_object(&m.id, &m.channel_id, &m.body);
-            out.as_object_mut().unwrap().remove("nonce");
-            out
+        .filter(|m| {
+            let id = m.id.parse::<u64>().unwrap_or(0);
+            m.channel_id == cid && id > after && id < before
         })
+        .take(limit)
+        .map(|m| fetched(&s, m))
         .collect();
     Json(list).into_response()
+}
+
+/// A message as `GET` returns it: edits applied, no nonce (Discord keeps nonces only briefly).
+fn fetched(s: &DiscordState, m: &DiscordMessage) -> Value {
+    let mut body = m.body.clone();
+    let mut edited = false;
+    for (_, _, edit) in s
+        .edits
+        .iter()
+        .filter(|(c, id, _)| *c == m.channel_id && *id == m.id)
+    {
+        for (k, v) in edit.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
+        edited = true;
+    }
+    let mut out = message_object(&m.id, &m.channel_id, &body);
+    out.as_object_mut().unwrap().remove("nonce");
+    if edited {
+        out["edited_timestamp"] = out["timestamp"].clone();
+    }
+    out
+}
+
+/// `GET /channels/{channel_id}/messages/{message_id}`.
+async fn get_message(
+    State(state): State<Shared>,
+    Path((cid, mid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers, &state) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let s = state.lock().unwrap();
+    match s
+        .messages
+        .iter()
+        .find(|m| m.channel_id == cid && m.id == mid)
+    {
+        Some(m) => Json(fetched(&s, m)).into_response(),
+        None => error(404, 10008, "Unknown Message"),
+    }
 }
 
 impl DiscordState {

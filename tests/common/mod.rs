@@ -592,13 +592,39 @@ async fn history(
     let oldest: f64 = arg(&q, "oldest")
         .and_then(|o| o.parse().ok())
         .unwrap_or(0.0);
+    let latest: f64 = arg(&q, "latest")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(f64::MAX);
+    let inclusive = arg(&q, "inclusive").is_some_and(|v| v == "true" || v == "1");
+    // conversations.history: default limit 100 (docs.slack.dev/reference/methods/conversations.history).
+    let limit = arg(&q, "limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(100);
     let with_metadata = arg(&q, "include_all_metadata").is_some_and(|v| v == "true" || v == "1");
-    // Newest first, as Slack returns history.
-    let messages: Vec<Value> = s
+    // Newest first, as Slack returns history; thread replies are not part of the channel's
+    // history unless broadcast (they come from conversations.replies).
+    let matching: Vec<&SlackPost> = s
         .posts
         .iter()
         .rev()
-        .filter(|p| p.channel == channel && p.ts.parse::<f64>().unwrap_or(0.0) >= oldest)
+        .filter(|p| {
+            let ts = p.ts.parse::<f64>().unwrap_or(0.0);
+            let in_range = if inclusive {
+                ts >= oldest && ts <= latest
+            } else {
+                ts > oldest && ts < latest
+            };
+            let is_reply = !p.body["thread_ts"].is_null()
+                && p.body["thread_ts"] != p.ts.as_str()
+                && p.body["reply_broadcast"] != true;
+            p.channel == channel && in_range && !is_reply
+        })
+        .collect();
+    let has_more = matching.len() > limit;
+    let messages: Vec<Value> = matching
+        .into_iter()
+        .take(limit)
         .map(|p| {
             let mut m = message_object(&p.ts, &p.body);
             if !with_metadata {
@@ -610,7 +636,7 @@ async fn history(
             m
         })
         .collect();
-    Json(json!({"ok": true, "messages": messages, "has_more": false, "response_metadata": {"next_cursor": ""}}))
+    Json(json!({"ok": true, "messages": messages, "has_more": has_more, "response_metadata": {"next_cursor": ""}}))
         .into_response()
 }
 
