@@ -681,6 +681,16 @@ fn slack_requires_unique_ids_text_and_arguments() {
         (refused(&f), warnings(&f)),
         (vec![], vec!["/text".to_string()])
     );
+    let meta = args(
+        json!({"channel": "C0PRALERTS", "text": "t", "metadata": {"event_type": "alert", "event_payload": {"alert_id": "1"}}}),
+    );
+    assert!(check_call("chat.postMessage", "POST", &meta).is_empty());
+    let bad_meta =
+        args(json!({"channel": "C0PRALERTS", "text": "t", "metadata": {"event_payload": {}}}));
+    assert_eq!(
+        refused(&check_call("chat.postMessage", "POST", &bad_meta)),
+        vec![("invalid_metadata_schema", "/metadata".to_string())]
+    );
     let nothing = args(json!({"channel": "C0PRALERTS"}));
     assert_eq!(
         refused(&check_call("chat.postMessage", "POST", &nothing)),

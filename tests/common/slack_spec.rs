@@ -369,6 +369,27 @@ fn check_message(args: &Map<String, Value>, wants_text: bool, out: &mut Vec<Find
             return;
         }
     };
+    // https://docs.slack.dev/messaging/message-metadata: metadata = {event_type: string,
+    // event_payload: object}; errors invalid_metadata_format / invalid_metadata_schema.
+    match json_arg(args, "metadata") {
+        Some(Ok(m)) => {
+            let ok = m["event_type"].as_str().is_some_and(|t| !t.is_empty())
+                && m["event_payload"].is_object();
+            if !ok {
+                out.push(Finding::refused(
+                    "invalid_metadata_schema",
+                    "/metadata",
+                    "metadata needs a non-empty event_type and an event_payload object",
+                ));
+            }
+        }
+        Some(Err(())) => out.push(Finding::refused(
+            "invalid_metadata_format",
+            "/metadata",
+            "metadata is not valid JSON",
+        )),
+        None => {}
+    }
     let has_attachments = present(args, "attachments");
     if wants_text {
         match &blocks {
