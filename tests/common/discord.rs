@@ -652,7 +652,14 @@ async fn start_thread(
         );
     }
     s.threads.push((mid.clone(), body.clone()));
-    Json(json!({"id": mid, "parent_id": cid, "name": body["name"], "type": 11})).into_response()
+    // A public thread channel object, as Discord answers thread creation.
+    let archive = body["auto_archive_duration"].as_u64().unwrap_or(4320);
+    Json(json!({"id": mid, "type": 11, "guild_id": GUILD_ID, "parent_id": cid, "name": body["name"],
+        "owner_id": APP_ID, "last_message_id": null, "rate_limit_per_user": 0, "flags": 0,
+        "message_count": 0, "member_count": 1, "total_message_sent": 0,
+        "thread_metadata": {"archived": false, "auto_archive_duration": archive, "locked": false,
+            "archive_timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)}}))
+    .into_response()
 }
 
 async fn put_commands(
@@ -670,7 +677,31 @@ async fn put_commands(
         .unwrap()
         .commands
         .push((uri.path().to_string(), body.clone()));
-    Json(body).into_response()
+    // The registered commands, each with the fields Discord adds (id, application_id, version).
+    let guild = uri
+        .path()
+        .split("/guilds/")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .map(|g| json!(g))
+        .unwrap_or(Value::Null);
+    let mut out = body;
+    for (i, c) in out.as_array_mut().into_iter().flatten().enumerate() {
+        c["id"] = json!(format!("{}", 400_000_000_000_000_000u64 + i as u64));
+        c["application_id"] = json!(APP_ID);
+        c["version"] = json!("1");
+        c["guild_id"] = guild.clone();
+        if c["type"].is_null() {
+            c["type"] = json!(1);
+        }
+        if c["default_member_permissions"].is_null() {
+            c["default_member_permissions"] = Value::Null;
+        }
+        if c["nsfw"].is_null() {
+            c["nsfw"] = json!(false);
+        }
+    }
+    Json(out).into_response()
 }
 
 async fn edit_original(
