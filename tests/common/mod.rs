@@ -880,8 +880,32 @@ async fn views_open(
     if body["trigger_id"].as_str().unwrap_or_default().is_empty() {
         return slack_error("invalid_trigger_id");
     }
+    // The view as views.open documents its answer: the request's view plus Slack's fields.
     let mut view = body["view"].clone();
-    view["id"] = json!("V0123");
+    for (k, v) in [
+        ("id", json!("V0123")),
+        ("team_id", json!("T0TEAM")),
+        ("state", json!({"values": {}})),
+        ("hash", json!("1700000000.abcdef")),
+        ("previous_view_id", Value::Null),
+        ("root_view_id", json!("V0123")),
+        ("app_id", json!("A0APP")),
+        ("bot_id", json!("B0BOT")),
+        ("app_installed_team_id", json!("T0TEAM")),
+    ] {
+        view[k] = v;
+    }
+    for (k, v) in [
+        ("private_metadata", json!("")),
+        ("callback_id", json!("")),
+        ("external_id", json!("")),
+        ("clear_on_close", json!(false)),
+        ("notify_on_close", json!(false)),
+    ] {
+        if view[k].is_null() {
+            view[k] = v;
+        }
+    }
     state.lock().unwrap().views.push(body["view"].clone());
     Json(json!({"ok": true, "view": view})).into_response()
 }
