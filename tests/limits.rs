@@ -134,7 +134,10 @@ async fn slack_desk_note_of_2990_characters_reaches_the_thread_whole() {
     let note = "tea & cake ".repeat(272)[..2990].to_string();
     let words = note.matches("tea").count();
     let body = command_body(&s.slack, &format!("note 1 {note}"), "U0DANA", "t-note");
-    assert_eq!(s.daemon.slack_post("/slack/commands", &body).await.status(), 200);
+    assert_eq!(
+        s.daemon.slack_post("/slack/commands", &body).await.status(),
+        200
+    );
 
     let post = wait_thread(&s, "the note in the thread", |p| {
         p["text"].as_str().unwrap_or_default().contains("📝")
@@ -143,8 +146,16 @@ async fn slack_desk_note_of_2990_characters_reaches_the_thread_whole() {
     let texts = slack_block_texts(&post);
     assert!(texts.len() >= 2, "split over sections: {}", texts.len());
     let all = texts.join(" ");
-    assert_eq!(all.matches("tea &amp; cake").count() + 1, words, "nothing lost");
-    assert!(all.starts_with("📝 <@U0DANA>: tea &amp; cake"), "{}", &all[..60]);
+    assert_eq!(
+        all.matches("tea &amp; cake").count() + 1,
+        words,
+        "nothing lost"
+    );
+    assert!(
+        all.starts_with("📝 <@U0DANA>: tea &amp; cake"),
+        "{}",
+        &all[..60]
+    );
     assert!(!all.contains('…'), "a team's own note is never cut");
     assert!(
         post["blocks"][0]["block_id"]
@@ -194,14 +205,20 @@ async fn slack_resolve_with_a_long_note_fits_the_root_and_the_thread() {
             .collect()
     };
     let (before, after) = (ids(root), ids(&update));
-    assert!(after.iter().any(|id| id.starts_with("state-1")), "{after:?}");
+    assert!(
+        after.iter().any(|id| id.starts_with("state-1")),
+        "{after:?}"
+    );
     assert!(
         after.iter().all(|id| !before.contains(id)),
         "block ids reused on chat.update: {before:?} / {after:?}"
     );
 
     let post = wait_thread(&s, "the resolve note", |p| {
-        p["text"].as_str().unwrap_or_default().contains("resolved this")
+        p["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("resolved this")
     })
     .await;
     let all = slack_block_texts(&post).join(" ");
@@ -217,14 +234,25 @@ async fn slack_desk_show_with_25_notes_fits_the_private_answer() {
     let s = slack_setup(one_item()).await;
     for i in 0..25 {
         let text = format!("note {i:02} {}", "& long words ".repeat(20));
-        let body = command_body(&s.slack, &format!("note 1 {text}"), "U0DANA", &format!("n{i}"));
-        assert_eq!(s.daemon.slack_post("/slack/commands", &body).await.status(), 200);
+        let body = command_body(
+            &s.slack,
+            &format!("note 1 {text}"),
+            "U0DANA",
+            &format!("n{i}"),
+        );
+        assert_eq!(
+            s.daemon.slack_post("/slack/commands", &body).await.status(),
+            200
+        );
         s.slack
             .wait_until(15, "note answer", |f| f.answers(&format!("n{i}")).pop())
             .await;
     }
     let body = command_body(&s.slack, "show 1", "U0DANA", "t-show");
-    assert_eq!(s.daemon.slack_post("/slack/commands", &body).await.status(), 200);
+    assert_eq!(
+        s.daemon.slack_post("/slack/commands", &body).await.status(),
+        200
+    );
     let answer = s
         .slack
         .wait_until(15, "show answer", |f| {
@@ -235,7 +263,11 @@ async fn slack_desk_show_with_25_notes_fits_the_private_answer() {
         })
         .await;
     let all = slack_block_texts(&answer).join(" ");
-    assert!(len16(&all) > SLACK_SECTION_MAX, "a long answer: {}", len16(&all));
+    assert!(
+        len16(&all) > SLACK_SECTION_MAX,
+        "a long answer: {}",
+        len16(&all)
+    );
     for i in [0, 12, 24] {
         assert!(all.contains(&format!("note {i:02}")), "note {i} in {all}");
     }
@@ -269,13 +301,20 @@ fn huge_author_feed() -> FeedResponse {
 async fn slack_repeat_note_for_a_3000_character_author_fits() {
     let s = slack_setup(huge_author_feed()).await;
     let post = wait_thread(&s, "the repeat note", |p| {
-        p["text"].as_str().unwrap_or_default().contains("Another mention")
+        p["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Another mention")
     })
     .await;
     let texts = slack_block_texts(&post);
     assert_eq!(texts.len(), 1, "an untrusted name is cut, not spread out");
     assert!(texts[0].contains("N…*"), "{}", &texts[0][..80]);
-    assert!(texts[0].contains("Acme two"), "the post is still quoted: {}", texts[0]);
+    assert!(
+        texts[0].contains("Acme two"),
+        "the post is still quoted: {}",
+        texts[0]
+    );
     for root in s.slack.roots() {
         slack_block_texts(&root.body);
     }
@@ -465,7 +504,11 @@ fn assert_discord_limits(m: &Value) {
     assert!(chars(&m["content"]) <= 2000);
     let mut total = 0;
     for e in m["embeds"].as_array().into_iter().flatten() {
-        assert!(chars(&e["url"]) <= 2048, "an embed url of {}", chars(&e["url"]));
+        assert!(
+            chars(&e["url"]) <= 2048,
+            "an embed url of {}",
+            chars(&e["url"])
+        );
         assert!(chars(&e["title"]) <= 256);
         assert!(chars(&e["description"]) <= 4096);
         total += chars(&e["title"]) + chars(&e["description"]) + chars(&e["footer"]["text"]);
@@ -499,7 +542,11 @@ async fn discord_not_relevant_click_opens_a_modal_discord_accepts() {
     let s = discord_setup("first").await;
     let answer = interact(
         &s.daemon,
-        &interaction("i1", 3, json!({"custom_id": "desk_ignore:1", "component_type": 2})),
+        &interaction(
+            "i1",
+            3,
+            json!({"custom_id": "desk_ignore:1", "component_type": 2}),
+        ),
     )
     .await;
     assert_eq!(answer["type"], 9, "a modal: {answer}");
@@ -523,7 +570,11 @@ async fn discord_not_relevant_click_opens_a_modal_discord_accepts() {
     ]);
     let done = interact(
         &s.daemon,
-        &interaction("i2", 5, json!({"custom_id": "desk_ignore:1", "components": rows})),
+        &interaction(
+            "i2",
+            5,
+            json!({"custom_id": "desk_ignore:1", "components": rows}),
+        ),
     )
     .await;
     assert!(
@@ -539,13 +590,24 @@ async fn discord_not_relevant_click_opens_a_modal_discord_accepts() {
 async fn discord_long_resolve_note_arrives_whole_in_one_thread_message() {
     let s = discord_setup("first").await;
     let note = "kept @everyone informed ".repeat(121)[..2900].to_string();
-    let rows = json!([{"type": 1, "components": [{"type": 4, "custom_id": "note", "value": note}]}]);
+    let rows =
+        json!([{"type": 1, "components": [{"type": 4, "custom_id": "note", "value": note}]}]);
     let done = interact(
         &s.daemon,
-        &interaction("r1", 5, json!({"custom_id": "desk_resolve:1", "components": rows})),
+        &interaction(
+            "r1",
+            5,
+            json!({"custom_id": "desk_resolve:1", "components": rows}),
+        ),
     )
     .await;
-    assert!(done["data"]["content"].as_str().unwrap().contains("resolved"), "{done}");
+    assert!(
+        done["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("resolved"),
+        "{done}"
+    );
     let edit = s
         .discord
         .wait_until(15, "root edited", |d| d.edits().pop())
@@ -554,9 +616,12 @@ async fn discord_long_resolve_note_arrives_whole_in_one_thread_message() {
     let msg = s
         .discord
         .wait_until(15, "thread note", |d| {
-            d.messages()
-                .into_iter()
-                .find(|m| m.channel_id == s.root.id && m.body["content"].as_str().is_some_and(|c| c.contains("resolved this")))
+            d.messages().into_iter().find(|m| {
+                m.channel_id == s.root.id
+                    && m.body["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("resolved this"))
+            })
         })
         .await;
     assert_discord_limits(&msg.body);

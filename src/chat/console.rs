@@ -67,7 +67,10 @@ impl ConsolePlatform {
 
 /// A user id as `@id`, without its platform prefix.
 fn console_user(actor: &str) -> String {
-    format!("@{}", terminal_text(actor.split_once(':').map_or(actor, |x| x.1)))
+    format!(
+        "@{}",
+        terminal_text(actor.split_once(':').map_or(actor, |x| x.1))
+    )
 }
 
 /// A note as one plain line; users shown as `@id`.

@@ -815,7 +815,11 @@ fn alert_embed(view: &AlertView) -> CreateEmbed {
     let title = text::fit(&title_atoms, EMBED_TITLE_MAX, Unit::Chars);
 
     let mut fields: Vec<(&str, String, bool)> = vec![
-        ("Rule", field_text(&view.rules.join(", "), EMBED_FIELD_VALUE_MAX), true),
+        (
+            "Rule",
+            field_text(&view.rules.join(", "), EMBED_FIELD_VALUE_MAX),
+            true,
+        ),
         (
             "Source",
             field_text(
@@ -988,7 +992,8 @@ mod tests {
     /// an inline code span, or our own mention of user 42.
     fn assert_no_ping(text: &str) {
         let chars: Vec<char> = text.chars().collect();
-        let escaped = |i: usize| chars[..i].iter().rev().take_while(|c| **c == '\\').count() % 2 == 1;
+        let escaped =
+            |i: usize| chars[..i].iter().rev().take_while(|c| **c == '\\').count() % 2 == 1;
         let mut in_code = false;
         let mut in_url = false;
         for (i, c) in chars.iter().enumerate() {
@@ -1010,7 +1015,9 @@ mod tests {
             assert!(
                 ours,
                 "unescaped @ at {i}: {:?}",
-                chars[i.saturating_sub(40)..(i + 20).min(chars.len())].iter().collect::<String>()
+                chars[i.saturating_sub(40)..(i + 20).min(chars.len())]
+                    .iter()
+                    .collect::<String>()
             );
         }
     }
@@ -1021,7 +1028,11 @@ mod tests {
 
     /// Checks one message body against Discord's limits; returns its embeds' total.
     fn assert_within_limits(msg: &serde_json::Value) {
-        assert_eq!(msg["allowed_mentions"]["parse"], serde_json::json!([]), "{msg}");
+        assert_eq!(
+            msg["allowed_mentions"]["parse"],
+            serde_json::json!([]),
+            "{msg}"
+        );
         assert!(count(&msg["content"]) <= CONTENT_MAX);
         assert_no_ping(msg["content"].as_str().unwrap_or_default());
         let embeds = msg["embeds"].as_array().cloned().unwrap_or_default();
@@ -1031,7 +1042,11 @@ mod tests {
             assert!(count(&e["title"]) <= EMBED_TITLE_MAX);
             assert!(count(&e["description"]) <= EMBED_DESCRIPTION_MAX);
             assert!(count(&e["footer"]["text"]) <= EMBED_FOOTER_MAX);
-            assert!(count(&e["url"]) <= EMBED_URL_MAX, "url {}", count(&e["url"]));
+            assert!(
+                count(&e["url"]) <= EMBED_URL_MAX,
+                "url {}",
+                count(&e["url"])
+            );
             if let Some(u) = e["url"].as_str() {
                 assert!(url::Url::parse(u).is_ok(), "{u}");
             }
@@ -1040,7 +1055,10 @@ mod tests {
             total += count(&e["title"]) + count(&e["description"]) + count(&e["footer"]["text"]);
             for f in &fields {
                 assert!((1..=EMBED_FIELD_NAME_MAX).contains(&count(&f["name"])));
-                assert!((1..=EMBED_FIELD_VALUE_MAX).contains(&count(&f["value"])), "{f}");
+                assert!(
+                    (1..=EMBED_FIELD_VALUE_MAX).contains(&count(&f["value"])),
+                    "{f}"
+                );
                 total += count(&f["name"]) + count(&f["value"]);
                 assert_no_ping(f["value"].as_str().unwrap());
             }
@@ -1103,7 +1121,10 @@ mod tests {
         let msg = serde_json::to_value(alert_message(&v)).unwrap();
         assert_within_limits(&msg);
         let embed = &msg["embeds"][0];
-        assert!(embed["url"].is_null(), "a url over 2,048 is refused by Discord");
+        assert!(
+            embed["url"].is_null(),
+            "a url over 2,048 is refused by Discord"
+        );
         let desc = embed["description"].as_str().unwrap();
         assert!(desc.contains(&format!("[Open the post]({long})")), "{desc}");
     }

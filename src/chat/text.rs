@@ -257,7 +257,8 @@ mod tests {
                 let core = t.trim_end_matches(ELLIPSIS);
                 assert!(s.starts_with(core), "{t:?}");
                 assert!(
-                    core.graphemes(true).all(|g| g == "a" || g == "b" || g == FAMILY),
+                    core.graphemes(true)
+                        .all(|g| g == "a" || g == "b" || g == FAMILY),
                     "split cluster in {t:?}"
                 );
             }
@@ -419,37 +420,28 @@ pub(crate) mod testgen {
             any::<u64>(),
         )
             .prop_map(
-                |(rules, (source, kind, author), (title, excerpt, hl), url, state, id)| {
-                    AlertView {
-                        id: AlertId(id),
-                        rules,
-                        source,
-                        source_kind: kind,
-                        author,
-                        title,
-                        excerpt: vec![(excerpt, false), (hl, true)],
-                        url,
-                        priority: Priority::Critical,
-                        sentiment: -0.5,
-                        negative: true,
-                        human_negative: None,
-                        state,
-                        created_at: Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap(),
-                    }
+                |(rules, (source, kind, author), (title, excerpt, hl), url, state, id)| AlertView {
+                    id: AlertId(id),
+                    rules,
+                    source,
+                    source_kind: kind,
+                    author,
+                    title,
+                    excerpt: vec![(excerpt, false), (hl, true)],
+                    url,
+                    priority: Priority::Critical,
+                    sentiment: -0.5,
+                    negative: true,
+                    human_negative: None,
+                    state,
+                    created_at: Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap(),
                 },
             )
     }
 
     pub fn note() -> impl Strategy<Value = Note> {
-        (
-            hostile(),
-            hostile(),
-            hostile(),
-            hostile(),
-            url(),
-            hostile(),
-        )
-            .prop_map(|(a, b, c, d, url, label)| {
+        (hostile(), hostile(), hostile(), hostile(), url(), hostile()).prop_map(
+            |(a, b, c, d, url, label)| {
                 let mut n = Note::new()
                     .text("📝 ")
                     .user("slack:U0OK")
@@ -466,6 +458,7 @@ pub(crate) mod testgen {
                     n = n.link(u, label);
                 }
                 n
-            })
+            },
+        )
     }
 }

@@ -94,14 +94,15 @@ impl AlertView {
     /// The state line, with `user` rendering a user id and `text` escaping untrusted text the
     /// platform's way. A long resolve note or reason is quoted in part: the root message is a
     /// summary, and the whole note is in the thread.
-    pub fn state_line(&self, user: impl Fn(&str) -> String, text: impl Fn(&str) -> String) -> String {
+    pub fn state_line(
+        &self,
+        user: impl Fn(&str) -> String,
+        text: impl Fn(&str) -> String,
+    ) -> String {
         let after = |at: &DateTime<Utc>| human_duration((*at - self.created_at).num_seconds());
         let quote = |n: &str| {
-            let short = crate::chat::text::truncate(
-                n,
-                STATE_NOTE_CHARS,
-                crate::chat::text::Unit::Chars,
-            );
+            let short =
+                crate::chat::text::truncate(n, STATE_NOTE_CHARS, crate::chat::text::Unit::Chars);
             let more = if short.len() < n.len() {
                 " (all of it in the thread)"
             } else {
@@ -224,6 +225,55 @@ mod tests {
         assert!(joined.starts_with('…') && joined.ends_with('…'));
         assert!(runs.iter().any(|r| r.0 == "acme" && r.1));
         assert!(joined.chars().count() <= 102);
+    }
+
+    #[test]
+    fn the_excerpt_window_never_cuts_a_grapheme() {
+        let family = "👩\u{200d}👩\u{200d}👧\u{200d}👦";
+        let text = format!("{} acme {}", family.repeat(300), "e\u{301}".repeat(300));
+        let at = text.find("acme").unwrap();
+        let runs = excerpt(&text, &[(at, at + 4)], 40);
+        let joined: String = runs.iter().map(|r| r.0.as_str()).collect();
+        let inner = joined.trim_start_matches('…').trim_end_matches('…');
+        assert!(
+            inner.starts_with(family) && inner.ends_with("e\u{301}"),
+            "{joined}"
+        );
+        assert!(inner
+            .graphemes(true)
+            .all(|g| [family, "e\u{301}", " ", "a", "c", "m", "e"].contains(&g)));
+        assert_eq!(inner.graphemes(true).count(), 40);
+    }
+
+    #[test]
+    fn the_state_line_quotes_a_long_note_in_part_and_escapes_it() {
+        let v = AlertView {
+            id: AlertId(1),
+            rules: vec![],
+            source: String::new(),
+            source_kind: String::new(),
+            author: None,
+            title: None,
+            excerpt: vec![],
+            url: None,
+            priority: Priority::Normal,
+            sentiment: 0.0,
+            negative: false,
+            human_negative: None,
+            state: AlertState::Resolved {
+                by: "x:ann".into(),
+                at: Utc::now(),
+                note: Some("<b>".repeat(500)),
+            },
+            created_at: Utc::now(),
+        };
+        let line = v.state_line(|u| u.to_string(), |t| t.replace('<', "&lt;"));
+        assert!(
+            line.starts_with("✅ Resolved by x:ann — \"&lt;b>"),
+            "{line}"
+        );
+        assert!(line.ends_with("…\" (all of it in the thread)"), "{line}");
+        assert!(line.chars().count() < STATE_NOTE_CHARS * 2 + 60, "{line}");
     }
 
     #[test]

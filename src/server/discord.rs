@@ -6,11 +6,11 @@
 //! answer replaces the deferral. The business outcome is the desk's.
 
 use crate::chat::buttons;
-use crate::chat::escape::truncate;
-use crate::chat::text::{NOTE_INPUT_MAX, REASON_INPUT_MAX};
 use crate::chat::discord::{self as discord, note_payload, DiscordPlatform};
 use crate::chat::discord_gateway::GatewayHandler;
+use crate::chat::escape::truncate;
 use crate::chat::slack_socket::BoxFuture;
+use crate::chat::text::{NOTE_INPUT_MAX, REASON_INPUT_MAX};
 use crate::clock::Clock;
 use crate::desk::command;
 use crate::desk::state::Action;
@@ -443,7 +443,10 @@ mod tests {
             assert!(count(&data["custom_id"]) <= discord::CUSTOM_ID_MAX, "{m}");
             for row in data["components"].as_array().unwrap() {
                 let input = &row["components"][0];
-                assert!(count(&input["label"]) <= discord::TEXT_INPUT_LABEL_MAX, "{input}");
+                assert!(
+                    count(&input["label"]) <= discord::TEXT_INPUT_LABEL_MAX,
+                    "{input}"
+                );
                 assert!(count(&input["custom_id"]) <= discord::CUSTOM_ID_MAX);
                 if !input["placeholder"].is_null() {
                     assert!(count(&input["placeholder"]) <= discord::TEXT_INPUT_PLACEHOLDER_MAX);
