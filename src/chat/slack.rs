@@ -854,6 +854,9 @@ pub fn render_alert(view: &AlertView) -> SlackMessageContent {
             .opt_style(style);
         SlackActionBlockElement::Button(b)
     };
+    // The facts and the state line are bounded by construction (a quoted note is at most
+    // STATE_NOTE_CHARS characters, a name NAME_MAX, so at most about 2,100 units once
+    // escaped); the cut is a last guard that never applies in practice.
     let context = |text: String| {
         SlackContextBlock::new(vec![SlackContextBlockElement::MarkDown(
             SlackBlockMarkDownText::new(text::truncate(&text, SECTION_TEXT_MAX, UNIT)),
