@@ -47,7 +47,7 @@ pub fn render_alert(view: &AlertView) -> String {
     out.push_str(&format!(
         "   sentiment {} · {}\n",
         view.sentiment_label(),
-        view.state_line(|u| format!("@{}", terminal_text(u.split_once(':').map_or(u, |x| x.1))))
+        view.state_line(console_user, terminal_text)
     ));
     out
 }
@@ -63,6 +63,14 @@ impl ConsolePlatform {
                 detail: e.to_string(),
             })
     }
+}
+
+/// A user id as `@id`, without its platform prefix.
+fn console_user(actor: &str) -> String {
+    format!(
+        "@{}",
+        terminal_text(actor.split_once(':').map_or(actor, |x| x.1))
+    )
 }
 
 /// A note as one plain line; users shown as `@id`.
@@ -109,8 +117,7 @@ impl ChatPlatform for ConsolePlatform {
     }
 
     async fn update_alert(&self, msg: &MessageRef, view: &AlertView) -> Result<(), ChatError> {
-        let state = view
-            .state_line(|u| format!("@{}", terminal_text(u.split_once(':').map_or(u, |x| x.1))));
+        let state = view.state_line(console_user, terminal_text);
         self.print(&format!(
             "   #{} in {}: {}\n",
             view.id,

@@ -7,6 +7,7 @@
 //! returns the first message instead of posting twice.
 
 use super::escape::truncate;
+use super::text::{self, Atom, Unit};
 use super::{
     buttons, chart_file_name, AlertView, ChatError, ChatPlatform, Posted, MAX_INLINE_WAIT,
     MAX_RATE_LIMIT_RETRIES,
@@ -24,11 +25,48 @@ use serenity::model::id::{ChannelId, MessageId};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Discord's limits, minus room for our own decoration.
-const CONTENT_LIMIT: usize = 2000;
-const TITLE_LIMIT: usize = 256;
-const FIELD_LIMIT: usize = 1024;
-const DESCRIPTION_LIMIT: usize = 4096;
+// Discord's limits, all counted in code points (`Unit::Chars`; see there). Sources: the
+// OpenAPI spec (discord/discord-api-spec `specs/openapi.json`, excerpt in shared/specs):
+// `RichEmbed` title ≤ 256, description ≤ 4,096, url ≤ 2,048, ≤ 25 fields; `RichEmbedField`
+// name ≤ 256, value ≤ 1,024; `RichEmbedFooter` text ≤ 2,048; `RichEmbedAuthor` name ≤ 256;
+// `TextInputComponentForModalRequest` label ≤ 45, placeholder ≤ 100, custom_id ≤ 100,
+// value ≤ 4,000; `ModalInteractionCallbackRequestData` title ≤ 45;
+// `ButtonComponentForMessageRequest` label ≤ 80; `CreateTextThreadWithMessageRequest` name
+// ≤ 100. Discord's docs (resources/message, "Embed Limits"): the title, description, field
+// names and values, footer and author name of a message's embeds hold ≤ 6,000 together;
+// "Create Message": content ≤ 2,000 characters, nonce ≤ 25; (interactions/
+// message-components) ≤ 5 buttons in an action row, ≤ 5 rows.
+pub const CONTENT_MAX: usize = 2000;
+pub const EMBED_TITLE_MAX: usize = 256;
+pub const EMBED_DESCRIPTION_MAX: usize = 4096;
+pub const EMBED_FIELD_NAME_MAX: usize = 256;
+pub const EMBED_FIELD_VALUE_MAX: usize = 1024;
+pub const EMBED_FIELDS_MAX: usize = 25;
+pub const EMBED_FOOTER_MAX: usize = 2048;
+pub const EMBED_TOTAL_MAX: usize = 6000;
+pub const EMBED_URL_MAX: usize = 2048;
+pub const CUSTOM_ID_MAX: usize = 100;
+pub const BUTTON_LABEL_MAX: usize = 80;
+pub const MODAL_TITLE_MAX: usize = 45;
+pub const TEXT_INPUT_LABEL_MAX: usize = 45;
+pub const TEXT_INPUT_PLACEHOLDER_MAX: usize = 100;
+pub const TEXT_INPUT_VALUE_MAX: usize = 4000;
+pub const THREAD_NAME_MAX: usize = 100;
+pub const NONCE_MAX: usize = 25;
+/// An attachment's `description` (alt text) ≤ 1,024.
+const ATTACHMENT_DESCRIPTION_MAX: usize = 1024;
+/// An author name: the author field of an embed is held to the embed author limit, 256.
+const AUTHOR_FIELD_MAX: usize = 256;
+/// A name or heading (`Part::Bold`, a display name) is a label: cut at 200 characters.
+const NAME_MAX: usize = 200;
+/// A link longer than this is not put into a note's text, where it would crowd out the note.
+const INLINE_URL_MAX: usize = 1000;
+/// How much of the post an alert's embed quotes at most.
+const EXCERPT_MAX: usize = 1500;
+/// The excerpt keeps at least this much room when a long link joins the description.
+const EXCERPT_MIN: usize = 200;
+/// One message carries a note in its content and up to three embeds (see `note_pieces`).
+const NOTE_PIECES_MAX: usize = 4;
 
 pub struct DiscordPlatform {
     client: reqwest::Client,
@@ -160,7 +198,10 @@ impl DiscordPlatform {
         message: u64,
         view: &AlertView,
     ) -> Result<(), ChatError> {
-        let name = truncate(&format!("#{} {}", view.id, view.rules.join(", ")), 100);
+        let name = truncate(
+            &format!("#{} {}", view.id, view.rules.join(", ")),
+            THREAD_NAME_MAX,
+        );
         let body = serde_json::json!({"name": name, "auto_archive_duration": 10080});
         let req = Request::new(
             Route::ChannelMessageThreads {
@@ -273,8 +314,7 @@ impl DiscordPlatform {
         token: &str,
         note: &Note,
     ) -> Result<(), ChatError> {
-        let body =
-            serde_json::json!({"content": render_note(note), "allowed_mentions": {"parse": []}});
+        let body = note_payload(note);
         let req = Request::new(
             Route::WebhookOriginalInteractionResponse {
                 application_id: serenity::model::id::ApplicationId::new(application_id),
@@ -428,9 +468,7 @@ impl ChatPlatform for DiscordPlatform {
         note: &Note,
         delivery: &str,
     ) -> Result<Posted, ChatError> {
-        let msg = CreateMessage::new()
-            .content(render_note(note))
-            .allowed_mentions(CreateAllowedMentions::new())
+        let msg = note_message(note)
             .nonce(Nonce::String(truncate(&format!("mdn{delivery}"), 25)))
             .enforce_nonce(true);
         // A thread started from a message has that message's id.
@@ -529,73 +567,194 @@ fn alert_footer(id: AlertId) -> String {
 pub fn discord_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 16);
     for (i, c) in s.chars().enumerate() {
-        match c {
-            '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '<' | '[' | ']' | '@' => {
-                out.push('\\');
-                out.push(c);
-            }
-            '#' | '-' if i == 0 => {
-                out.push('\\');
-                out.push(c);
-            }
-            '\r' | '\n' | '\t' => out.push(' '),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
+        escape_char(&mut out, c, i == 0);
     }
     out
+}
+
+fn escape_char(out: &mut String, c: char, line_start: bool) {
+    match c {
+        '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '<' | '[' | ']' | '@' => {
+            out.push('\\');
+            out.push(c);
+        }
+        '#' | '-' if line_start => {
+            out.push('\\');
+            out.push(c);
+        }
+        '\r' | '\n' | '\t' => out.push(' '),
+        c if c.is_control() => {}
+        c => out.push(c),
+    }
+}
+
+/// The atoms of untrusted text: one escaped grapheme each; `#`/`-` are escaped at the start.
+fn text_atoms(s: &str, wrap: &'static str) -> Vec<Atom> {
+    use unicode_segmentation::UnicodeSegmentation;
+    s.graphemes(true)
+        .enumerate()
+        .map(|(i, g)| {
+            let mut out = String::new();
+            for (j, c) in g.chars().enumerate() {
+                escape_char(&mut out, c, i == 0 && j == 0);
+            }
+            Atom { text: out, wrap }
+        })
+        .filter(|a| !a.text.is_empty())
+        .collect()
+}
+
+/// A piece that would start a line with `#` or `-` (a heading or list in Discord markdown
+/// once it stands at the start of a message) gets a backslash; pieces are packed one
+/// character short so it still fits.
+fn guard_start(piece: String) -> String {
+    if piece.starts_with(['#', '-']) {
+        format!("\\{piece}")
+    } else {
+        piece
+    }
 }
 
 fn discord_user(actor: &str) -> String {
     match actor.strip_prefix("discord:") {
         Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => format!("<@{id}>"),
-        _ => discord_text(actor.split_once(':').map_or(actor, |x| x.1)),
+        _ => discord_text(&truncate(
+            actor.split_once(':').map_or(actor, |x| x.1),
+            NAME_MAX,
+        )),
     }
 }
 
-/// A note as Discord markdown, at most 2,000 characters.
-pub fn render_note(note: &Note) -> String {
-    render_note_within(note, CONTENT_LIMIT)
-}
-
-/// A note as Discord markdown, at most `limit` characters.
-pub fn render_note_within(note: &Note, limit: usize) -> String {
-    let mut out = String::new();
-    for part in &note.0 {
-        match part {
-            Part::Text(t) => out.push_str(&discord_text(t)),
-            Part::Bold(t) => out.push_str(&format!("**{}**", discord_text(t))),
-            Part::Code(t) => out.push_str(&format!("`{}`", t.replace('`', "ˋ"))),
-            Part::User(u) => out.push_str(&discord_user(u)),
-            Part::Ping(p) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => {
-                out.push_str(&format!("<#{p}>"))
+/// A URL for a masked link or the embed: only http(s), and without the characters that would
+/// end the link early.
+fn link_url(url: &str) -> Option<String> {
+    let url = url.trim();
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return None;
+    }
+    let mut out = String::with_capacity(url.len());
+    for c in url.chars() {
+        match c {
+            // Characters that end a masked link early or that markdown could read, and those
+            // RFC 3986 does not allow unencoded anyway.
+            '<' | '>' | '(' | ')' | ' ' | '`' | '[' | ']' | '\\' | '"' | '|' | '^' | '{' | '}' => {
+                out.push_str(&format!("%{:02X}", c as u32))
             }
-            Part::Ping(p) => out.push_str(&discord_text(p)),
-            Part::Link { url, label }
-                if url.starts_with("https://") || url.starts_with("http://") =>
-            {
-                out.push_str(&format!(
-                    "[{}](<{}>)",
-                    discord_text(label),
-                    url.replace(['<', '>', ' '], "")
-                ))
-            }
-            Part::Link { label, .. } => out.push_str(&discord_text(label)),
-            Part::Newline => out.push('\n'),
+            c if c.is_control() => {}
+            c => out.push(c),
         }
     }
-    truncate(&out, limit)
+    Some(out)
+}
+
+/// The atoms of a note: escaped graphemes, and mentions and links whole.
+fn note_atoms(note: &Note) -> Vec<Atom> {
+    let mut out = Vec::new();
+    for part in &note.0 {
+        match part {
+            Part::Text(t) => out.extend(text_atoms(t, "")),
+            Part::Bold(t) => out.extend(text_atoms(&truncate(t, NAME_MAX), "**")),
+            Part::Code(t) => out.extend(text::atoms(t, "`", |g| {
+                g.chars()
+                    .map(|c| match c {
+                        '`' => 'ˋ',
+                        '\r' | '\n' | '\t' => ' ',
+                        c => c,
+                    })
+                    .filter(|c| !c.is_control())
+                    .collect()
+            })),
+            Part::User(u) => out.push(Atom::plain(discord_user(u))),
+            Part::Ping(p) if p.bytes().all(|b| b.is_ascii_digit()) && !p.is_empty() => {
+                out.push(Atom::plain(format!("<#{p}>")))
+            }
+            Part::Ping(p) => out.extend(text_atoms(&truncate(p, NAME_MAX), "")),
+            Part::Link { url, label } => match link_url(url) {
+                Some(u) if u.chars().count() <= INLINE_URL_MAX => out.push(Atom::plain(format!(
+                    "[{}](<{u}>)",
+                    discord_text(&truncate(label, NAME_MAX))
+                ))),
+                _ => out.extend(text_atoms(&truncate(label, NAME_MAX), "")),
+            },
+            Part::Newline => out.push(Atom::plain("\n")),
+        }
+    }
+    out
+}
+
+/// A note as Discord markdown, at most 2,000 characters (cut with "…").
+pub fn render_note(note: &Note) -> String {
+    render_note_within(note, CONTENT_MAX)
+}
+
+/// A note as Discord markdown, at most `limit` characters (cut with "…").
+pub fn render_note_within(note: &Note, limit: usize) -> String {
+    guard_start(text::fit(
+        &note_atoms(note),
+        limit.saturating_sub(1),
+        Unit::Chars,
+    ))
+}
+
+/// A note split for one message: the content (≤ 2,000) and, for a longer note, up to three
+/// embed descriptions of ≤ 2,000 each (≤ 6,000 for the message's embeds together), so the
+/// note stays one message (one nonce, found as one) and up to 8,000 characters arrive whole;
+/// anything longer ends in "…".
+pub fn note_pieces(note: &Note) -> (String, Vec<String>) {
+    let mut pieces = text::pack(
+        &note_atoms(note),
+        CONTENT_MAX - 1,
+        NOTE_PIECES_MAX,
+        Unit::Chars,
+    )
+    .pieces
+    .into_iter()
+    .map(guard_start);
+    let content = pieces.next().unwrap_or_default();
+    (content, pieces.collect())
+}
+
+/// A note as a message body (`content`, `embeds`, no mentions parsed), for interaction
+/// answers and edits.
+pub fn note_payload(note: &Note) -> serde_json::Value {
+    let (content, more) = note_pieces(note);
+    let embeds: Vec<serde_json::Value> = more
+        .into_iter()
+        .map(|d| serde_json::json!({ "description": d }))
+        .collect();
+    serde_json::json!({
+        "content": content,
+        "embeds": embeds,
+        "allowed_mentions": { "parse": [] },
+    })
+}
+
+/// A note as a message to post, with its embeds for a long note.
+fn note_message(note: &Note) -> CreateMessage {
+    let (content, more) = note_pieces(note);
+    CreateMessage::new()
+        .content(content)
+        .embeds(
+            more.into_iter()
+                .map(|d| CreateEmbed::new().description(d))
+                .collect(),
+        )
+        .allowed_mentions(CreateAllowedMentions::new())
 }
 
 /// The digest as `payload_json`: one embed with the chart as its image, no mentions parsed,
 /// and a nonce so a repeat after a crash returns the first message.
 pub fn digest_payload(digest: &DigestPost, delivery: &str) -> serde_json::Value {
     let file = chart_file_name(delivery);
+    let footer = digest_footer(delivery);
+    let title = truncate(&digest.title, EMBED_TITLE_MAX);
+    let room = EMBED_TOTAL_MAX - title.chars().count() - footer.chars().count();
     let mut embed = serde_json::json!({
-        "title": truncate(&digest.title, TITLE_LIMIT),
-        "description": render_note_within(&digest.body, DESCRIPTION_LIMIT),
+        "title": title,
+        "description": render_note_within(&digest.body, EMBED_DESCRIPTION_MAX.min(room)),
         "color": 0x3498db,
-        "footer": { "text": digest_footer(delivery) },
+        "footer": { "text": footer },
     });
     let mut attachments = Vec::new();
     if digest.chart.is_some() {
@@ -603,14 +762,14 @@ pub fn digest_payload(digest: &DigestPost, delivery: &str) -> serde_json::Value 
         attachments.push(serde_json::json!({
             "id": 0,
             "filename": file,
-            "description": truncate(&digest.chart_alt, FIELD_LIMIT),
+            "description": truncate(&digest.chart_alt, ATTACHMENT_DESCRIPTION_MAX),
         }));
     }
     serde_json::json!({
         "embeds": [embed],
         "attachments": attachments,
         "allowed_mentions": { "parse": [] },
-        "nonce": truncate(&format!("mdd{delivery}"), 25),
+        "nonce": truncate(&format!("mdd{delivery}"), NONCE_MAX),
         "enforce_nonce": true,
     })
 }
@@ -624,67 +783,116 @@ fn colour(p: Priority) -> u32 {
     }
 }
 
+/// Escaped untrusted text cut to `max` characters without splitting an escape; never empty
+/// (Discord refuses an empty field value).
+fn field_text(s: &str, max: usize) -> String {
+    let t = text::fit(&text_atoms(s, ""), max, Unit::Chars);
+    if t.trim().is_empty() {
+        "—".to_string()
+    } else {
+        t
+    }
+}
+
+/// The alert's embed, within every embed limit: title, description, fields, footer and the
+/// 6,000 characters they may hold together (the excerpt gives way first). A link Discord
+/// would refuse as the embed `url` (over 2,048 characters, or not a valid http(s) URL) is
+/// put into the description as a masked link instead, or shown as text where even that
+/// cannot fit, so people can still reach the post.
 fn alert_embed(view: &AlertView) -> CreateEmbed {
-    let title = view
+    let title_text = view
         .title
         .as_deref()
         .filter(|t| !t.trim().is_empty())
         .map(|t| t.to_string())
         .unwrap_or_else(|| format!("Mention matching {}", view.rules.join(", ")));
-    let mut description = String::new();
-    for (run, hl) in &view.excerpt {
-        let t = discord_text(run);
-        if *hl && !t.trim().is_empty() {
-            description.push_str(&format!("**{t}**"));
-        } else {
-            description.push_str(&t);
-        }
-    }
-    let mut embed = CreateEmbed::new()
-        .title(truncate(
-            &format!(
-                "{} #{} · {}",
-                view.priority_icon(),
-                view.id,
-                discord_text(&title)
-            ),
-            TITLE_LIMIT,
-        ))
-        .description(truncate(&description, DESCRIPTION_LIMIT.min(1500)))
-        .colour(colour(view.priority))
-        .field(
+    let mut title_atoms = vec![Atom::plain(format!(
+        "{} #{} · ",
+        view.priority_icon(),
+        view.id
+    ))];
+    title_atoms.extend(text_atoms(&title_text, ""));
+    let title = text::fit(&title_atoms, EMBED_TITLE_MAX, Unit::Chars);
+
+    let mut fields: Vec<(&str, String, bool)> = vec![
+        (
             "Rule",
-            truncate(&discord_text(&view.rules.join(", ")), FIELD_LIMIT),
+            field_text(&view.rules.join(", "), EMBED_FIELD_VALUE_MAX),
             true,
-        )
-        .field(
+        ),
+        (
             "Source",
-            truncate(
-                &format!(
-                    "{} ({})",
-                    discord_text(&view.source),
-                    discord_text(&view.source_kind)
-                ),
-                FIELD_LIMIT,
+            field_text(
+                &format!("{} ({})", view.source, view.source_kind),
+                EMBED_FIELD_VALUE_MAX,
             ),
             true,
-        )
-        .field("Priority", view.priority.as_str(), true)
-        .field("Sentiment", view.sentiment_label(), true)
-        .field(
+        ),
+        ("Priority", view.priority.as_str().to_string(), true),
+        ("Sentiment", view.sentiment_label(), true),
+        (
             "State",
-            truncate(&view.state_line(discord_user), FIELD_LIMIT),
+            truncate(
+                &view.state_line(discord_user, discord_text),
+                EMBED_FIELD_VALUE_MAX,
+            ),
             false,
-        )
-        .footer(CreateEmbedFooter::new(alert_footer(view.id)));
-    if let Some(a) = &view.author {
-        embed = embed.field("Author", truncate(&discord_text(a), 256), true);
+        ),
+    ];
+    if let Some(a) = view.author.as_deref().filter(|a| !a.trim().is_empty()) {
+        fields.push(("Author", field_text(a, AUTHOR_FIELD_MAX), true));
     }
-    if let Some(u) = view
-        .url
-        .as_deref()
-        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
-    {
+    let footer = alert_footer(view.id);
+
+    let url = view.url.as_deref().and_then(link_url);
+    let embed_url = url.clone().filter(|u| {
+        u.chars().count() <= EMBED_URL_MAX && url::Url::parse(u).is_ok_and(|p| p.has_host())
+    });
+    let used = title.chars().count()
+        + footer.chars().count()
+        + fields
+            .iter()
+            .map(|(n, v, _)| n.chars().count() + v.chars().count())
+            .sum::<usize>();
+    let room = EMBED_DESCRIPTION_MAX.min(EMBED_TOTAL_MAX.saturating_sub(used));
+    let link_line = match (&url, &embed_url) {
+        (Some(u), None) => {
+            let masked = format!("\n\n🔗 [Open the post]({u})");
+            if masked.chars().count() + EXCERPT_MIN <= room {
+                Some(masked)
+            } else {
+                let mut a = vec![Atom::plain("\n\n🔗 Link too long for Discord: ")];
+                a.extend(text_atoms(view.url.as_deref().unwrap_or_default(), ""));
+                Some(text::fit(&a, room / 2, Unit::Chars))
+            }
+        }
+        _ => None,
+    };
+    let link_len = link_line.as_deref().map_or(0, |l| l.chars().count());
+    let excerpt_atoms: Vec<Atom> = view
+        .excerpt
+        .iter()
+        .flat_map(|(run, hl)| text_atoms(run, if *hl { "**" } else { "" }))
+        .collect();
+    let mut description = text::fit(
+        &excerpt_atoms,
+        EXCERPT_MAX.min(room.saturating_sub(link_len)),
+        Unit::Chars,
+    );
+    description.push_str(link_line.as_deref().unwrap_or_default());
+    if description.trim().is_empty() {
+        description = "—".into();
+    }
+
+    let mut embed = CreateEmbed::new()
+        .title(title)
+        .description(description)
+        .colour(colour(view.priority))
+        .footer(CreateEmbedFooter::new(footer));
+    for (name, value, inline) in fields {
+        embed = embed.field(name, value, inline);
+    }
+    if let Some(u) = embed_url {
         embed = embed.url(u);
     }
     if let Ok(ts) = serenity::model::Timestamp::from_unix_timestamp(view.created_at.timestamp()) {
@@ -748,7 +956,7 @@ mod tests {
         assert_eq!(v["allowed_mentions"]["parse"], serde_json::json!([]));
         let embed = &v["embeds"][0];
         assert!(
-            embed["title"].as_str().unwrap().chars().count() <= TITLE_LIMIT,
+            embed["title"].as_str().unwrap().chars().count() <= EMBED_TITLE_MAX,
             "title truncated"
         );
         assert_eq!(
@@ -780,6 +988,163 @@ mod tests {
         );
     }
 
+    /// Every `@` in rendered text is escaped (an odd number of backslashes before it), inside
+    /// an inline code span, or our own mention of user 42.
+    fn assert_no_ping(text: &str) {
+        let chars: Vec<char> = text.chars().collect();
+        let escaped =
+            |i: usize| chars[..i].iter().rev().take_while(|c| **c == '\\').count() % 2 == 1;
+        let mut in_code = false;
+        let mut in_url = false;
+        for (i, c) in chars.iter().enumerate() {
+            // The target of a masked link `[label](url)` is an address, not text.
+            if !in_code && *c == '(' && i > 0 && chars[i - 1] == ']' && !escaped(i - 1) {
+                in_url = true;
+            }
+            if in_url {
+                in_url = *c != ')';
+                continue;
+            }
+            if *c == '`' && !escaped(i) {
+                in_code = !in_code;
+            }
+            if *c != '@' || in_code || escaped(i) {
+                continue;
+            }
+            let ours = i > 0 && chars[i - 1] == '<' && chars[i + 1..].starts_with(&['4', '2', '>']);
+            assert!(
+                ours,
+                "unescaped @ at {i}: {:?}",
+                chars[i.saturating_sub(40)..(i + 20).min(chars.len())]
+                    .iter()
+                    .collect::<String>()
+            );
+        }
+    }
+
+    fn count(v: &serde_json::Value) -> usize {
+        v.as_str().map_or(0, |s| s.chars().count())
+    }
+
+    /// Checks one message body against Discord's limits; returns its embeds' total.
+    fn assert_within_limits(msg: &serde_json::Value) {
+        assert_eq!(
+            msg["allowed_mentions"]["parse"],
+            serde_json::json!([]),
+            "{msg}"
+        );
+        assert!(count(&msg["content"]) <= CONTENT_MAX);
+        assert_no_ping(msg["content"].as_str().unwrap_or_default());
+        let embeds = msg["embeds"].as_array().cloned().unwrap_or_default();
+        assert!(embeds.len() <= 10);
+        let mut total = 0;
+        for e in &embeds {
+            assert!(count(&e["title"]) <= EMBED_TITLE_MAX);
+            assert!(count(&e["description"]) <= EMBED_DESCRIPTION_MAX);
+            assert!(count(&e["footer"]["text"]) <= EMBED_FOOTER_MAX);
+            assert!(
+                count(&e["url"]) <= EMBED_URL_MAX,
+                "url {}",
+                count(&e["url"])
+            );
+            if let Some(u) = e["url"].as_str() {
+                assert!(url::Url::parse(u).is_ok(), "{u}");
+            }
+            let fields = e["fields"].as_array().cloned().unwrap_or_default();
+            assert!(fields.len() <= EMBED_FIELDS_MAX);
+            total += count(&e["title"]) + count(&e["description"]) + count(&e["footer"]["text"]);
+            for f in &fields {
+                assert!((1..=EMBED_FIELD_NAME_MAX).contains(&count(&f["name"])));
+                assert!(
+                    (1..=EMBED_FIELD_VALUE_MAX).contains(&count(&f["value"])),
+                    "{f}"
+                );
+                total += count(&f["name"]) + count(&f["value"]);
+                assert_no_ping(f["value"].as_str().unwrap());
+            }
+            assert_no_ping(e["description"].as_str().unwrap_or_default());
+            assert_no_ping(e["title"].as_str().unwrap_or_default());
+        }
+        assert!(total <= EMBED_TOTAL_MAX, "embeds hold {total}");
+        let rows = msg["components"].as_array().cloned().unwrap_or_default();
+        assert!(rows.len() <= 5);
+        for r in rows {
+            let items = r["components"].as_array().unwrap();
+            assert!(items.len() <= 5);
+            for b in items {
+                assert!(count(&b["custom_id"]) <= CUSTOM_ID_MAX);
+                assert!(count(&b["label"]) <= BUTTON_LABEL_MAX);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn every_alert_fits_discord_and_pings_nobody(v in text::testgen::view()) {
+            let msg = serde_json::to_value(alert_message(&v)).unwrap();
+            assert_within_limits(&msg);
+            let edit = EditMessage::new()
+                .embed(alert_embed(&v))
+                .components(alert_buttons(&v))
+                .allowed_mentions(CreateAllowedMentions::new());
+            assert_within_limits(&serde_json::to_value(edit).unwrap());
+            let name = truncate(&format!("#{} {}", v.id, v.rules.join(", ")), THREAD_NAME_MAX);
+            assert!((1..=THREAD_NAME_MAX).contains(&name.chars().count()));
+        }
+
+        #[test]
+        fn every_note_fits_one_discord_message(n in text::testgen::note()) {
+            let msg = serde_json::to_value(note_message(&n)).unwrap();
+            assert_within_limits(&msg);
+            let payload = note_payload(&n);
+            assert_within_limits(&payload);
+            let (content, more) = note_pieces(&n);
+            assert!(more.len() < NOTE_PIECES_MAX);
+            let whole = text::render(&note_atoms(&n));
+            let last = more.last().unwrap_or(&content);
+            if !last.ends_with(text::ELLIPSIS) {
+                let squash = |s: &str| s.chars()
+                    .filter(|c| !c.is_whitespace() && *c != '*' && *c != '`' && *c != '\\')
+                    .collect::<String>();
+                assert_eq!(squash(&format!("{content}{}", more.concat())), squash(&whole));
+            }
+        }
+    }
+
+    #[test]
+    fn a_3000_character_link_moves_from_the_embed_url_into_the_description() {
+        let mut v = view();
+        let long = format!("https://feed.example/item?{}", "q=1&".repeat(750));
+        v.url = Some(long.clone());
+        let msg = serde_json::to_value(alert_message(&v)).unwrap();
+        assert_within_limits(&msg);
+        let embed = &msg["embeds"][0];
+        assert!(
+            embed["url"].is_null(),
+            "a url over 2,048 is refused by Discord"
+        );
+        let desc = embed["description"].as_str().unwrap();
+        assert!(desc.contains(&format!("[Open the post]({long})")), "{desc}");
+    }
+
+    #[test]
+    fn a_long_note_continues_in_embeds_of_the_same_message() {
+        let n = Note::new()
+            .text("📝 ")
+            .user("discord:42")
+            .text(": ")
+            .text("word ".repeat(598));
+        let (content, more) = note_pieces(&n);
+        assert!(content.chars().count() <= CONTENT_MAX);
+        assert_eq!(more.len(), 1);
+        assert_eq!(
+            format!("{content} {}", more[0]).matches("word").count(),
+            598
+        );
+    }
+
     #[test]
     fn notes_escape_text_and_fit_the_limit() {
         let n = Note::new()
@@ -790,6 +1155,6 @@ mod tests {
             .text("y".repeat(3000));
         let r = render_note(&n);
         assert!(r.starts_with("\\@everyone \\*x\\* <@42> U1"), "{r}");
-        assert!(r.chars().count() <= CONTENT_LIMIT);
+        assert!(r.chars().count() <= CONTENT_MAX);
     }
 }

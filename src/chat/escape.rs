@@ -55,14 +55,11 @@ pub fn terminal_text(s: &str) -> String {
         .collect()
 }
 
-/// Cuts `s` to at most `max` characters on a char boundary, adding `…` when it cut.
+/// Cuts `s` to at most `max` characters (code points) between grapheme clusters, adding `…`
+/// when it cut. For text that is escaped or counted another way afterwards, renderers use
+/// `super::text` directly.
 pub fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_string();
-    }
-    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
+    super::text::truncate(s, max, super::text::Unit::Chars)
 }
 
 #[cfg(test)]
@@ -94,8 +91,11 @@ mod tests {
     }
 
     #[test]
-    fn truncate_respects_chars() {
+    fn truncate_respects_graphemes() {
         assert_eq!(truncate("héllo wörld", 6), "héllo…");
         assert_eq!(truncate("short", 10), "short");
+        let family = "👩\u{200d}👩\u{200d}👧\u{200d}👦";
+        assert_eq!(truncate(&format!("ab{family}"), 5), "ab…");
+        assert_eq!(truncate("e\u{301}e\u{301}e\u{301}", 3), "e\u{301}…");
     }
 }

@@ -12,6 +12,7 @@ pub mod discord_gateway;
 pub mod escape;
 pub mod slack;
 pub mod slack_socket;
+pub mod text;
 pub mod view;
 
 pub use view::AlertView;

@@ -3,7 +3,7 @@
 //! back into Slack's JSON shapes and hands them to a `SocketHandler`, so the same code
 //! serves HTTP and Socket Mode. It decides nothing itself.
 
-use super::slack::{render_note, SlackPlatform};
+use super::slack::{note_content, SlackPlatform};
 use super::ChatError;
 use crate::model::Note;
 use serde_json::Value;
@@ -107,13 +107,12 @@ async fn on_command(
         Some(h) => h.command(fields, value.to_string().into_bytes()).await,
         None => None,
     };
-    let text = note
-        .map(|n| render_note(&n))
-        .unwrap_or_else(|| "⏳ Working on it…".to_string());
-    Ok(
-        SlackCommandEventResponse::new(SlackMessageContent::new().with_text(text))
-            .with_response_type(SlackMessageResponseType::Ephemeral),
-    )
+    let content = match note {
+        Some(n) => note_content(&n, None),
+        None => SlackMessageContent::new().with_text("⏳ Working on it…".to_string()),
+    };
+    Ok(SlackCommandEventResponse::new(content)
+        .with_response_type(SlackMessageResponseType::Ephemeral))
 }
 
 async fn on_interaction(

@@ -4,9 +4,13 @@
 
 use crate::model::{Alert, AlertId, AlertState, Mention, Priority};
 use chrono::{DateTime, Utc};
+use unicode_segmentation::UnicodeSegmentation;
 
 /// How many characters of the post the alert quotes.
 pub const EXCERPT_CHARS: usize = 280;
+/// How much of a resolve note or ignore reason the root message's state line quotes; the
+/// whole text is in the alert's thread.
+pub const STATE_NOTE_CHARS: usize = 200;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertView {
@@ -87,16 +91,32 @@ impl AlertView {
         }
     }
 
-    /// The state line, with `user` rendering a user id the platform's way.
-    pub fn state_line(&self, user: impl Fn(&str) -> String) -> String {
+    /// The state line, with `user` rendering a user id and `text` escaping untrusted text the
+    /// platform's way. A long resolve note or reason is quoted in part: the root message is a
+    /// summary, and the whole note is in the thread.
+    pub fn state_line(
+        &self,
+        user: impl Fn(&str) -> String,
+        text: impl Fn(&str) -> String,
+    ) -> String {
         let after = |at: &DateTime<Utc>| human_duration((*at - self.created_at).num_seconds());
+        let quote = |n: &str| {
+            let short =
+                crate::chat::text::truncate(n, STATE_NOTE_CHARS, crate::chat::text::Unit::Chars);
+            let more = if short.len() < n.len() {
+                " (all of it in the thread)"
+            } else {
+                ""
+            };
+            format!("\"{}\"{more}", text(&short))
+        };
         match &self.state {
             AlertState::Open => "📥 Open · unclaimed".to_string(),
             AlertState::Claimed { by, at } => {
                 format!("🟡 Claimed by {} · {} after posting", user(by), after(at))
             }
             AlertState::Resolved { by, note, .. } => match note {
-                Some(n) => format!("✅ Resolved by {} — \"{n}\"", user(by)),
+                Some(n) => format!("✅ Resolved by {} — {}", user(by), quote(n)),
                 None => format!("✅ Resolved by {}", user(by)),
             },
             AlertState::Snoozed { by, until } => format!(
@@ -105,7 +125,7 @@ impl AlertView {
                 until.format("%Y-%m-%d %H:%M UTC")
             ),
             AlertState::Ignored { by, reason, .. } => match reason {
-                Some(r) => format!("🚫 Not relevant ({}) — \"{r}\"", user(by)),
+                Some(r) => format!("🚫 Not relevant ({}) — {}", user(by), quote(r)),
                 None => format!("🚫 Not relevant ({})", user(by)),
             },
         }
@@ -129,7 +149,7 @@ pub fn human_duration(secs: i64) -> String {
     }
 }
 
-/// Cuts `text` to about `max` characters around the first highlight and splits it into
+/// Cuts `text` to about `max` grapheme clusters around the first highlight and splits it into
 /// highlighted and plain runs. Highlights are byte ranges into `text`; bad ones are ignored.
 pub fn excerpt(text: &str, highlights: &[(usize, usize)], max: usize) -> Vec<(String, bool)> {
     let mut spans: Vec<(usize, usize)> = highlights
@@ -141,21 +161,19 @@ pub fn excerpt(text: &str, highlights: &[(usize, usize)], max: usize) -> Vec<(St
         .collect();
     spans.sort_unstable();
 
-    // Window start: a little before the first highlight, on a char boundary.
-    let total = text.chars().count();
-    let mut start = 0;
+    // The window starts a little before the first highlight and ends `max` graphemes later,
+    // both on grapheme boundaries so no emoji sequence or accented letter is cut.
+    let bounds: Vec<usize> = text.grapheme_indices(true).map(|(i, _)| i).collect();
+    let total = bounds.len();
+    let mut first = 0;
     if total > max {
-        if let Some(&(first, _)) = spans.first() {
-            let chars_before = text[..first].chars().count();
-            let lead = chars_before.saturating_sub(max / 4);
-            start = text.char_indices().nth(lead).map_or(0, |(i, _)| i);
+        if let Some(&(hl, _)) = spans.first() {
+            let before = bounds.partition_point(|&i| i < hl);
+            first = before.saturating_sub(max / 4);
         }
     }
-    let end = text[start..]
-        .char_indices()
-        .nth(max)
-        .map_or(text.len(), |(i, _)| start + i);
-
+    let start = bounds.get(first).copied().unwrap_or(0);
+    let end = bounds.get(first + max).copied().unwrap_or(text.len());
     let mut runs = Vec::new();
     if start > 0 {
         runs.push(("…".to_string(), false));
@@ -207,6 +225,55 @@ mod tests {
         assert!(joined.starts_with('…') && joined.ends_with('…'));
         assert!(runs.iter().any(|r| r.0 == "acme" && r.1));
         assert!(joined.chars().count() <= 102);
+    }
+
+    #[test]
+    fn the_excerpt_window_never_cuts_a_grapheme() {
+        let family = "👩\u{200d}👩\u{200d}👧\u{200d}👦";
+        let text = format!("{} acme {}", family.repeat(300), "e\u{301}".repeat(300));
+        let at = text.find("acme").unwrap();
+        let runs = excerpt(&text, &[(at, at + 4)], 40);
+        let joined: String = runs.iter().map(|r| r.0.as_str()).collect();
+        let inner = joined.trim_start_matches('…').trim_end_matches('…');
+        assert!(
+            inner.starts_with(family) && inner.ends_with("e\u{301}"),
+            "{joined}"
+        );
+        assert!(inner
+            .graphemes(true)
+            .all(|g| [family, "e\u{301}", " ", "a", "c", "m", "e"].contains(&g)));
+        assert_eq!(inner.graphemes(true).count(), 40);
+    }
+
+    #[test]
+    fn the_state_line_quotes_a_long_note_in_part_and_escapes_it() {
+        let v = AlertView {
+            id: AlertId(1),
+            rules: vec![],
+            source: String::new(),
+            source_kind: String::new(),
+            author: None,
+            title: None,
+            excerpt: vec![],
+            url: None,
+            priority: Priority::Normal,
+            sentiment: 0.0,
+            negative: false,
+            human_negative: None,
+            state: AlertState::Resolved {
+                by: "x:ann".into(),
+                at: Utc::now(),
+                note: Some("<b>".repeat(500)),
+            },
+            created_at: Utc::now(),
+        };
+        let line = v.state_line(|u| u.to_string(), |t| t.replace('<', "&lt;"));
+        assert!(
+            line.starts_with("✅ Resolved by x:ann — \"&lt;b>"),
+            "{line}"
+        );
+        assert!(line.ends_with("…\" (all of it in the thread)"), "{line}");
+        assert!(line.chars().count() < STATE_NOTE_CHARS * 2 + 60, "{line}");
     }
 
     #[test]

@@ -519,7 +519,17 @@ impl Desk {
             }
         }
         note = note.newline().bold("History");
-        for e in self.store.audit_log(id)? {
+        // The newest changes matter most; a long history keeps its last SHOW_HISTORY entries
+        // so the answer fits one message (each platform cuts what is still too long).
+        let log = self.store.audit_log(id)?;
+        let skipped = log.len().saturating_sub(SHOW_HISTORY);
+        if skipped > 0 {
+            note = note.newline().text(format!(
+                "… {skipped} earlier change{} not shown",
+                if skipped == 1 { "" } else { "s" }
+            ));
+        }
+        for e in log.into_iter().skip(skipped) {
             note = note
                 .newline()
                 .text(format!("{} · ", e.at.format("%Y-%m-%d %H:%M UTC")));
@@ -656,6 +666,9 @@ fn is_channel_target(t: &Target) -> bool {
         && c.bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()))
 }
+
+/// How many history entries `show` lists (the newest).
+const SHOW_HISTORY: usize = 30;
 
 fn one_line(s: &str, max: usize) -> String {
     crate::chat::escape::truncate(&s.split_whitespace().collect::<Vec<_>>().join(" "), max)

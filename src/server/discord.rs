@@ -6,9 +6,11 @@
 //! answer replaces the deferral. The business outcome is the desk's.
 
 use crate::chat::buttons;
-use crate::chat::discord::{render_note, DiscordPlatform};
+use crate::chat::discord::{self as discord, note_payload, DiscordPlatform};
 use crate::chat::discord_gateway::GatewayHandler;
+use crate::chat::escape::truncate;
 use crate::chat::slack_socket::BoxFuture;
+use crate::chat::text::{NOTE_INPUT_MAX, REASON_INPUT_MAX};
 use crate::clock::Clock;
 use crate::desk::command;
 use crate::desk::state::Action;
@@ -91,8 +93,11 @@ fn decode_key(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// A private answer; a long one (`/desk show`) continues in embeds within Discord's limits.
 fn answer(note: &Note) -> Value {
-    json!({"type": 4, "data": {"content": render_note(note), "flags": EPHEMERAL, "allowed_mentions": {"parse": []}}})
+    let mut data = note_payload(note);
+    data["flags"] = EPHEMERAL.into();
+    json!({"type": 4, "data": data})
 }
 
 /// `POST /discord/interactions`.
@@ -367,18 +372,67 @@ async fn modal_submit(ep: &DiscordEndpoints, i: &Value, actor: &str) -> Value {
     }
 }
 
-fn text_input(custom_id: &str, label: &str, long: bool) -> Value {
-    json!({"type": 1, "components": [{"type": 4, "custom_id": custom_id, "label": label, "style": if long { 2 } else { 1 }, "required": false, "max_length": 1000}]})
+/// One text input in its action row, every text within Discord's modal limits.
+fn text_input(
+    custom_id: &str,
+    label: &str,
+    placeholder: Option<&str>,
+    long: bool,
+    max_length: usize,
+) -> Value {
+    let mut input = json!({
+        "type": 4,
+        "custom_id": custom_id,
+        "label": truncate(label, discord::TEXT_INPUT_LABEL_MAX),
+        "style": if long { 2 } else { 1 },
+        "required": false,
+        "max_length": max_length.min(discord::TEXT_INPUT_VALUE_MAX),
+    });
+    if let Some(p) = placeholder {
+        input["placeholder"] = truncate(p, discord::TEXT_INPUT_PLACEHOLDER_MAX).into();
+    }
+    json!({"type": 1, "components": [input]})
+}
+
+fn modal(custom_id: String, title: String, components: Vec<Value>) -> Value {
+    json!({"type": 9, "data": {
+        "custom_id": truncate(&custom_id, discord::CUSTOM_ID_MAX),
+        "title": truncate(&title, discord::MODAL_TITLE_MAX),
+        "components": components,
+    }})
 }
 
 pub fn resolve_modal(id: AlertId) -> Value {
-    json!({"type": 9, "data": {"custom_id": format!("{}:{id}", buttons::RESOLVE), "title": format!("Resolve #{id}"),
-        "components": [text_input("note", "How was it handled? (optional)", true)]}})
+    modal(
+        format!("{}:{id}", buttons::RESOLVE),
+        format!("Resolve #{id}"),
+        vec![text_input(
+            "note",
+            "How was it handled? (optional)",
+            Some("replied publicly"),
+            true,
+            NOTE_INPUT_MAX,
+        )],
+    )
 }
 
+/// The "Not relevant" dialog. Its labels are 45 characters at most: Discord refuses the
+/// whole modal otherwise, and the button then does nothing at all.
 pub fn ignore_modal(id: AlertId) -> Value {
-    json!({"type": 9, "data": {"custom_id": format!("{}:{id}", buttons::IGNORE), "title": format!("Not relevant: #{id}"),
-        "components": [text_input("reason", "Why? (optional)", false), text_input("mute", "Mute from now on: author, site or both (optional)", false)]}})
+    modal(
+        format!("{}:{id}", buttons::IGNORE),
+        format!("Not relevant: #{id}"),
+        vec![
+            text_input("reason", "Why? (optional)", None, false, REASON_INPUT_MAX),
+            text_input(
+                "mute",
+                "Mute from now on? (optional)",
+                Some("author, site or both"),
+                false,
+                30,
+            ),
+        ],
+    )
 }
 
 fn snooze_choices(id: AlertId) -> Value {
@@ -390,6 +444,32 @@ fn snooze_choices(id: AlertId) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modals_stay_within_discord_limits() {
+        for m in [
+            resolve_modal(AlertId(u64::MAX)),
+            ignore_modal(AlertId(u64::MAX)),
+        ] {
+            let data = &m["data"];
+            let count = |v: &Value| v.as_str().unwrap().chars().count();
+            assert!(count(&data["title"]) <= discord::MODAL_TITLE_MAX, "{m}");
+            assert!(count(&data["custom_id"]) <= discord::CUSTOM_ID_MAX, "{m}");
+            for row in data["components"].as_array().unwrap() {
+                let input = &row["components"][0];
+                assert!(
+                    count(&input["label"]) <= discord::TEXT_INPUT_LABEL_MAX,
+                    "{input}"
+                );
+                assert!(count(&input["custom_id"]) <= discord::CUSTOM_ID_MAX);
+                if !input["placeholder"].is_null() {
+                    assert!(count(&input["placeholder"]) <= discord::TEXT_INPUT_PLACEHOLDER_MAX);
+                }
+                let max = input["max_length"].as_u64().unwrap() as usize;
+                assert!((1..=discord::TEXT_INPUT_VALUE_MAX).contains(&max));
+            }
+        }
+    }
 
     #[test]
     fn typed_options_become_desk_text() {

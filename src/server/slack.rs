@@ -231,11 +231,7 @@ pub async fn commands(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -> Re
         return *r;
     }
     match handle_command(&ep, &form(&body), &body, Duration::ZERO).await {
-        Some(note) => Json(json!({
-            "response_type": "ephemeral",
-            "text": crate::chat::slack::render_note(&note),
-        }))
-        .into_response(),
+        Some(note) => Json(crate::chat::slack::ephemeral_answer(&note)).into_response(),
         None => StatusCode::OK.into_response(),
     }
 }
@@ -587,12 +583,17 @@ impl SocketHandler for SlackEndpoints {
 /// In Socket Mode the acknowledgement can carry the answer; Slack wants it within 3 s.
 const SOCKET_ANSWER_WAIT: Duration = Duration::from_millis(2500);
 
+/// A modal title within Slack's 24 characters (an alert id of ten digits or more is cut).
+fn modal_title(s: String) -> String {
+    crate::chat::escape::truncate(&s, crate::chat::slack::MODAL_TITLE_MAX)
+}
+
 pub fn resolve_modal(id: AlertId) -> Value {
     json!({
         "type": "modal",
         "callback_id": VIEW_RESOLVE,
         "private_metadata": id.to_string(),
-        "title": {"type": "plain_text", "text": format!("Resolve #{id}")},
+        "title": {"type": "plain_text", "text": modal_title(format!("Resolve #{id}"))},
         "submit": {"type": "plain_text", "text": "Resolve"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [{
@@ -601,6 +602,7 @@ pub fn resolve_modal(id: AlertId) -> Value {
             "optional": true,
             "label": {"type": "plain_text", "text": "How was it handled? (optional)"},
             "element": {"type": "plain_text_input", "action_id": "note", "multiline": true,
+                        "max_length": crate::chat::text::NOTE_INPUT_MAX,
                         "placeholder": {"type": "plain_text", "text": "replied publicly"}}
         }]
     })
@@ -611,7 +613,7 @@ pub fn ignore_modal(id: AlertId) -> Value {
         "type": "modal",
         "callback_id": VIEW_IGNORE,
         "private_metadata": id.to_string(),
-        "title": {"type": "plain_text", "text": format!("Not relevant: #{id}")},
+        "title": {"type": "plain_text", "text": modal_title(format!("Not relevant: #{id}"))},
         "submit": {"type": "plain_text", "text": "Mark not relevant"},
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": [
@@ -620,7 +622,8 @@ pub fn ignore_modal(id: AlertId) -> Value {
                 "block_id": "reason",
                 "optional": true,
                 "label": {"type": "plain_text", "text": "Why? (optional)"},
-                "element": {"type": "plain_text_input", "action_id": "reason"}
+                "element": {"type": "plain_text_input", "action_id": "reason",
+                            "max_length": crate::chat::text::REASON_INPUT_MAX}
             },
             {
                 "type": "input",
@@ -684,6 +687,28 @@ mod tests {
         assert_eq!(
             verify("secret", Some(&ts), Some("v1=00"), body, now),
             Err(VerifyError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn modals_stay_within_slack_limits_and_cap_typed_text() {
+        use crate::chat::slack::{INPUT_MAX_LENGTH_MAX, MODAL_TITLE_MAX};
+        for v in [
+            resolve_modal(AlertId(u64::MAX)),
+            ignore_modal(AlertId(u64::MAX)),
+        ] {
+            let title = v["title"]["text"].as_str().unwrap();
+            assert!(title.chars().count() <= MODAL_TITLE_MAX, "{title}");
+            for b in v["blocks"].as_array().unwrap() {
+                if b["element"]["type"] == "plain_text_input" {
+                    let max = b["element"]["max_length"].as_u64().expect("max_length set");
+                    assert!((1..=INPUT_MAX_LENGTH_MAX as u64).contains(&max), "{b}");
+                }
+            }
+        }
+        assert_eq!(
+            resolve_modal(AlertId(7))["blocks"][0]["element"]["max_length"],
+            crate::chat::text::NOTE_INPUT_MAX
         );
     }
 
