@@ -3,7 +3,11 @@
 //! key pair.
 #![allow(dead_code)]
 
+use super::discord_spec;
+use super::faults::{self, Fault, Faults, Lasting, Platform};
 use super::poll_until;
+use super::schema::{SchemaError, Seg};
+use super::violations::{Guard, Severity, Violation, Violations};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -36,6 +40,10 @@ pub struct DiscordState {
     pub threads: Vec<(String, Value)>,
     pub commands: Vec<(String, Value)>,
     pub original_edits: Vec<(String, Value)>,
+    /// Follow-up messages sent to an interaction webhook: (interaction token, body).
+    pub followups: Vec<(String, Value)>,
+    /// Edits of follow-ups: (interaction token, message id, body).
+    pub followup_edits: Vec<(String, String, Value)>,
     /// Answer the next N message creations with 429 (`retry_after` 0.5 s).
     pub rate_limit_next: u32,
     pub rate_limit_global: bool,
@@ -56,6 +64,216 @@ pub struct DiscordState {
 pub struct FakeDiscord {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<DiscordState>>,
+    /// Injected faults and the log of every call (see `faults.rs`, `/work/FAKES_API.md`).
+    pub faults: Faults,
+    /// Requests that broke Discord's spec or limits (see `discord_spec.rs`).
+    pub violations: Violations,
+    /// Fails the test when the last handle is dropped with unexpected violations.
+    guard: Arc<Guard>,
+}
+
+/// Operation keys for fault injection and the call log: method and path as in Discord's
+/// OpenAPI spec.
+pub mod ops {
+    pub const CREATE_MESSAGE: &str = "POST /channels/{channel_id}/messages";
+    pub const LIST_MESSAGES: &str = "GET /channels/{channel_id}/messages";
+    pub const EDIT_MESSAGE: &str = "PATCH /channels/{channel_id}/messages/{message_id}";
+    pub const START_THREAD: &str = "POST /channels/{channel_id}/messages/{message_id}/threads";
+    pub const PUT_COMMANDS: &str = "PUT /applications/{application_id}/commands";
+    pub const PUT_GUILD_COMMANDS: &str =
+        "PUT /applications/{application_id}/guilds/{guild_id}/commands";
+    pub const CREATE_FOLLOWUP: &str = "POST /webhooks/{webhook_id}/{webhook_token}";
+    pub const EDIT_ORIGINAL: &str =
+        "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/@original";
+    pub const EDIT_FOLLOWUP: &str =
+        "PATCH /webhooks/{webhook_id}/{webhook_token}/messages/{message_id}";
+    pub const GATEWAY_BOT: &str = "GET /gateway/bot";
+    pub const GATEWAY: &str = "GET /gateway";
+    pub const USERS_ME: &str = "GET /users/@me";
+    pub const CALLBACK: &str = "POST /interactions/{interaction_id}/{interaction_token}/callback";
+    pub const ALL: &[&str] = &[
+        CREATE_MESSAGE,
+        LIST_MESSAGES,
+        EDIT_MESSAGE,
+        START_THREAD,
+        PUT_COMMANDS,
+        PUT_GUILD_COMMANDS,
+        CREATE_FOLLOWUP,
+        EDIT_ORIGINAL,
+        EDIT_FOLLOWUP,
+        GATEWAY_BOT,
+        GATEWAY,
+        USERS_ME,
+        CALLBACK,
+    ];
+}
+
+#[derive(Clone)]
+struct DiscordGate {
+    faults: Faults,
+    violations: Violations,
+}
+
+/// The value at `path` in `v`, for reporting the size of an offending field.
+fn value_at<'a>(v: &'a Value, path: &[Seg]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, seg| match seg {
+        Seg::Key(k) => v.get(k),
+        Seg::Index(i) => v.get(*i),
+    })
+}
+
+fn describe(body: &Value, e: &SchemaError) -> String {
+    let size = match value_at(body, &e.path) {
+        Some(Value::String(s)) => format!(" (is {} characters)", s.chars().count()),
+        Some(Value::Array(a)) => format!(" (has {} items)", a.len()),
+        Some(Value::Number(n)) => format!(" (is {n})"),
+        _ => String::new(),
+    };
+    format!("{} {}{size}", e.code, e.message)
+}
+
+/// Runs before every routed handler: logs the call under its operation key, checks its body
+/// and query against Discord's spec and limits (recording violations and answering as Discord
+/// does), and answers injected faults and the revoked token.
+async fn discord_gate(
+    State(g): State<DiscordGate>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(op) = op_of(req.method().as_str(), req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let with_bot_token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bot {DISCORD_TOKEN}"));
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let mut problems = discord_spec::check_query(op, parts.uri.query().unwrap_or_default());
+    let mut json_body = Value::Null;
+    let mut refusal: Option<(u16, Value)> = None;
+    if !bytes.is_empty() {
+        let (parsed, has_files) = match content_type.split_once("boundary=") {
+            Some((kind, boundary)) if kind.starts_with("multipart/form-data") => {
+                let parts = multipart_parts(&bytes, boundary.trim_matches('"'));
+                let has_files = parts.iter().any(|p| p.0.starts_with("files["));
+                match parts.iter().find(|p| p.0 == "payload_json") {
+                    Some(p) => (serde_json::from_slice::<Value>(&p.3).ok(), has_files),
+                    None => (Some(json!({})), has_files),
+                }
+            }
+            _ => (serde_json::from_slice::<Value>(&bytes).ok(), false),
+        };
+        match parsed {
+            Some(v) => {
+                problems.extend(discord_spec::check_body(op, &v));
+                if op == ops::CREATE_MESSAGE && discord_spec::is_empty_message(&v, has_files) {
+                    refusal = Some((
+                        400,
+                        json!({"code": 50006, "message": "Cannot send an empty message"}),
+                    ));
+                    g.violations.record(Violation {
+                        platform: "discord",
+                        call: op.to_string(),
+                        severity: Severity::Refused,
+                        field: "(body)".into(),
+                        rule: "50006 Cannot send an empty message".into(),
+                    });
+                }
+                json_body = v;
+            }
+            None => {
+                refusal = Some((
+                    400,
+                    json!({"code": 50109, "message": "The request body contains invalid JSON."}),
+                ));
+                g.violations.record(Violation {
+                    platform: "discord",
+                    call: op.to_string(),
+                    severity: Severity::Refused,
+                    field: "(body)".into(),
+                    rule: "50109 The request body contains invalid JSON.".into(),
+                });
+            }
+        }
+    }
+    for e in &problems {
+        g.violations.record(Violation {
+            platform: "discord",
+            call: op.to_string(),
+            severity: Severity::Refused,
+            field: e.dotted(),
+            rule: describe(&json_body, e),
+        });
+    }
+    if let Some(fault) = g.faults.on_call(op, with_bot_token) {
+        return faults::discord_answer(fault, &bucket_of(op));
+    }
+    if !problems.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(discord_spec::invalid_form_body(&problems)),
+        )
+            .into_response();
+    }
+    if let Some((status, body)) = refusal {
+        return (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
+    }
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}
+
+/// The operation key (`POST /channels/{channel_id}/messages`) of a request, matched against
+/// the spec paths of `ops::ALL`.
+pub fn op_of(method: &str, path: &str) -> Option<&'static str> {
+    let path = path.strip_prefix("/api/v10")?;
+    let segs: Vec<&str> = path.split('/').collect();
+    ops::ALL.iter().copied().find(|op| {
+        let Some((m, template)) = op.split_once(' ') else {
+            return false;
+        };
+        let t: Vec<&str> = template.split('/').collect();
+        m == method
+            && t.len() == segs.len()
+            && t.iter().zip(&segs).all(|(t, s)| {
+                t == s || (t.starts_with('{') && t.ends_with('}') && !s.starts_with('@'))
+            })
+    })
+}
+
+/// A stable, opaque-looking bucket id per operation, as Discord's `X-RateLimit-Bucket`.
+fn bucket_of(op: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    op.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// The bot's user, as `GET /users/@me` and the gateway READY show it.
+pub fn bot_user() -> Value {
+    json!({"id": APP_ID, "username": "mentiondesk", "discriminator": "0", "global_name": null,
+        "avatar": null, "bot": true, "system": false, "mfa_enabled": true, "banner": null,
+        "accent_color": null, "locale": "en-US", "verified": true, "email": null, "flags": 0,
+        "premium_type": 0, "public_flags": 0})
+}
+
+async fn users_me(State(state): State<Shared>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, &state) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    Json(bot_user()).into_response()
 }
 
 type Shared = Arc<Mutex<DiscordState>>;
@@ -63,35 +281,56 @@ type Shared = Arc<Mutex<DiscordState>>;
 impl FakeDiscord {
     pub async fn start() -> FakeDiscord {
         let state: Shared = Arc::default();
+        let faults = Faults::new(Platform::Discord, ops::ALL);
+        let violations = Violations::default();
         let router = Router::new()
             .route(
-                "/api/v10/channels/{cid}/messages",
+                "/api/v10/channels/{channel_id}/messages",
                 post(create_message).get(list_messages),
             )
             .route(
-                "/api/v10/channels/{cid}/messages/{mid}",
+                "/api/v10/channels/{channel_id}/messages/{message_id}",
                 patch(edit_message),
             )
             .route(
-                "/api/v10/channels/{cid}/messages/{mid}/threads",
+                "/api/v10/channels/{channel_id}/messages/{message_id}/threads",
                 post(start_thread),
             )
-            .route("/api/v10/applications/{app}/commands", put(put_commands))
             .route(
-                "/api/v10/applications/{app}/guilds/{guild}/commands",
+                "/api/v10/applications/{application_id}/commands",
                 put(put_commands),
             )
             .route(
-                "/api/v10/webhooks/{app}/{token}/messages/@original",
+                "/api/v10/applications/{application_id}/guilds/{guild_id}/commands",
+                put(put_commands),
+            )
+            .route(
+                "/api/v10/webhooks/{webhook_id}/{webhook_token}",
+                post(create_followup),
+            )
+            .route(
+                "/api/v10/webhooks/{webhook_id}/{webhook_token}/messages/@original",
                 patch(edit_original),
+            )
+            .route(
+                "/api/v10/webhooks/{webhook_id}/{webhook_token}/messages/{message_id}",
+                patch(edit_followup),
             )
             .route("/api/v10/gateway/bot", axum::routing::get(gateway_bot))
             .route("/api/v10/gateway", axum::routing::get(gateway_bot))
-            .route("/gateway", axum::routing::get(gateway))
+            .route("/api/v10/users/@me", axum::routing::get(users_me))
             .route(
-                "/api/v10/interactions/{id}/{token}/callback",
+                "/api/v10/interactions/{interaction_id}/{interaction_token}/callback",
                 post(callback),
             )
+            .route_layer(axum::middleware::from_fn_with_state(
+                DiscordGate {
+                    faults: faults.clone(),
+                    violations: violations.clone(),
+                },
+                discord_gate,
+            ))
+            .route("/gateway", axum::routing::get(gateway))
             .fallback(|req: axum::extract::Request| async move {
                 eprintln!("fake discord: no route for {} {}", req.method(), req.uri());
                 StatusCode::NOT_FOUND
@@ -100,7 +339,28 @@ impl FakeDiscord {
         FakeDiscord {
             addr: super::serve(router).await,
             state,
+            faults,
+            guard: Arc::new(Guard {
+                name: "the fake Discord",
+                violations: violations.clone(),
+            }),
+            violations,
         }
+    }
+
+    /// This test sends requests Discord refuses on purpose: do not fail it for them.
+    pub fn expect_violations(&self) {
+        self.violations.expect();
+    }
+
+    /// Takes the violations so far (the test asserts on them; they no longer fail it).
+    pub fn take_violations(&self) -> Vec<Violation> {
+        self.violations.take()
+    }
+
+    /// Shorthand for `self.faults.inject(..)`.
+    pub fn inject(&self, op: &str, fault: Fault, lasting: Lasting) {
+        self.faults.inject(op, fault, lasting);
     }
 
     pub fn api_url(&self) -> String {
@@ -230,10 +490,7 @@ async fn create_message(
                 .iter()
                 .find(|m| m.channel_id == cid && m.body["nonce"] == body["nonce"])
             {
-                let mut out = existing.body.clone();
-                out["id"] = json!(existing.id);
-                out["channel_id"] = json!(cid);
-                return Json(out).into_response();
+                return Json(message_object(&existing.id, &cid, &existing.body)).into_response();
             }
         }
         s.seq += 1;
@@ -253,11 +510,7 @@ async fn create_message(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let mut out = msg.body.clone();
-    out["id"] = json!(msg.id);
-    out["channel_id"] = json!(msg.channel_id);
-    out["author"] = json!({"id": APP_ID, "username": "mentiondesk", "bot": true});
-    Json(out).into_response()
+    Json(message_object(&msg.id, &msg.channel_id, &msg.body)).into_response()
 }
 
 async fn list_messages(
@@ -278,7 +531,9 @@ async fn list_messages(
         .filter(|m| m.channel_id == cid && m.id.parse::<u64>().unwrap_or(0) > after)
         .map(|m| {
             // Like Discord, a fetched message carries no nonce.
-            json!({"id": m.id, "channel_id": m.channel_id, "content": m.body["content"], "embeds": m.body["embeds"], "author": {"id": APP_ID, "bot": true}})
+            let mut out = message_object(&m.id, &m.channel_id, &m.body);
+            out.as_object_mut().unwrap().remove("nonce");
+            out
         })
         .collect();
     Json(list).into_response()
@@ -307,9 +562,19 @@ async fn edit_message(
         return error(404, 10008, "Unknown Message");
     }
     s.edits.push((cid.clone(), mid.clone(), body.clone()));
-    let mut out = body;
-    out["id"] = json!(mid);
-    out["channel_id"] = json!(cid);
+    // The message as it is now: the original with the edited fields replaced.
+    let mut now = s
+        .messages
+        .iter()
+        .find(|m| m.channel_id == cid && m.id == mid)
+        .map(|m| m.body.clone())
+        .unwrap_or_default();
+    for (k, v) in body.as_object().into_iter().flatten() {
+        now[k] = v.clone();
+    }
+    let mut out = message_object(&mid, &cid, &now);
+    out["edited_timestamp"] =
+        json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false));
     Json(out).into_response()
 }
 
@@ -368,6 +633,69 @@ async fn edit_original(
         .original_edits
         .push((token, body.clone()));
     Json(body).into_response()
+}
+
+/// `POST /webhooks/{application_id}/{interaction_token}`: a follow-up message.
+async fn create_followup(
+    State(state): State<Shared>,
+    Path((_app, token)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let mut s = state.lock().unwrap();
+    s.seq += 1;
+    let id = snowflake(s.seq);
+    s.followups.push((token, body.clone()));
+    Json(message_object(&id, CHANNEL, &body)).into_response()
+}
+
+/// `PATCH /webhooks/{application_id}/{interaction_token}/messages/{message_id}`.
+async fn edit_followup(
+    State(state): State<Shared>,
+    Path((_app, token, mid)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    state
+        .lock()
+        .unwrap()
+        .followup_edits
+        .push((token, mid.clone(), body.clone()));
+    Json(message_object(&mid, CHANNEL, &body)).into_response()
+}
+
+/// A message object in Discord's documented shape for what `body` asked to send.
+pub fn message_object(id: &str, channel_id: &str, body: &Value) -> Value {
+    let or = |k: &str, d: Value| {
+        if body[k].is_null() {
+            d
+        } else {
+            body[k].clone()
+        }
+    };
+    let mut m = json!({
+        "id": id,
+        "channel_id": channel_id,
+        "author": {"id": APP_ID, "username": "mentiondesk", "discriminator": "0",
+            "global_name": null, "avatar": null, "bot": true, "public_flags": 0, "flags": 0},
+        "content": or("content", json!("")),
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+        "edited_timestamp": null,
+        "tts": or("tts", json!(false)),
+        "mention_everyone": false,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": or("embeds", json!([])),
+        "pinned": false,
+        "type": 0,
+        "flags": or("flags", json!(0)),
+        "components": or("components", json!([])),
+    });
+    if !body["nonce"].is_null() {
+        m["nonce"] = body["nonce"].clone();
+    }
+    m
 }
 
 async fn gateway_bot(State(state): State<Shared>, headers: HeaderMap) -> Response {

@@ -4,9 +4,17 @@
 #![allow(dead_code)]
 
 pub mod discord;
+pub mod discord_spec;
+pub mod faults;
+pub mod schema;
+pub mod slack_spec;
+pub mod violations;
+
+use faults::{Fault, Faults, Lasting, Platform};
+use violations::{Guard, Severity, Violation, Violations};
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -116,6 +124,12 @@ impl SlackState {
 pub struct FakeSlack {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<SlackState>>,
+    /// Injected faults and the log of every call (see `faults.rs`, `/work/FAKES_API.md`).
+    pub faults: Faults,
+    /// Requests that broke Slack's spec or limits (see `slack_spec.rs`).
+    pub violations: Violations,
+    /// Fails the test when the last handle is dropped with unexpected violations.
+    guard: Arc<Guard>,
     /// Notified whenever a message is recorded.
     pub posted: Arc<Notify>,
 }
@@ -138,28 +152,75 @@ impl FakeSlack {
         }));
         let posted = Arc::new(Notify::new());
         let shared = (state.clone(), posted.clone());
+        let faults = Faults::new(Platform::Slack, SLACK_METHODS);
+        let violations = Violations::default();
         let router = Router::new()
-            .route("/api/chat.postMessage", post(post_message))
-            .route("/api/conversations.history", get(history))
-            .route("/api/conversations.list", get(list))
-            .route("/api/conversations.replies", get(replies))
-            .route("/api/chat.update", post(chat_update))
-            .route("/api/views.open", post(views_open))
-            .route("/api/usergroups.users.list", get(usergroup_users))
+            .route("/api/auth.test", get(auth_test).post(auth_test))
+            .route(
+                "/api/chat.postMessage",
+                get(post_message).post(post_message),
+            )
+            .route("/api/conversations.history", get(history).post(history))
+            .route("/api/conversations.list", get(list).post(list))
+            .route("/api/conversations.replies", get(replies).post(replies))
+            .route("/api/chat.update", get(chat_update).post(chat_update))
+            .route("/api/views.open", get(views_open).post(views_open))
+            .route(
+                "/api/usergroups.users.list",
+                get(usergroup_users).post(usergroup_users),
+            )
             .route("/response/{id}", post(response_url))
-            .route("/api/apps.connections.open", post(connections_open))
+            .route(
+                "/api/apps.connections.open",
+                get(connections_open).post(connections_open),
+            )
             .route("/socket", get(socket))
-            .route("/api/files.getUploadURLExternal", get(get_upload_url))
+            .route(
+                "/api/files.getUploadURLExternal",
+                get(get_upload_url).post(get_upload_url),
+            )
             .route("/upload/{file}", post(upload))
-            .route("/api/files.completeUploadExternal", post(complete_upload))
+            .route(
+                "/api/files.completeUploadExternal",
+                get(complete_upload).post(complete_upload),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                SlackGate {
+                    faults: faults.clone(),
+                    violations: violations.clone(),
+                    state: state.clone(),
+                },
+                slack_gate,
+            ))
             .with_state(shared);
         let addr = serve(router).await;
         state.lock().unwrap().addr = Some(addr);
         FakeSlack {
             addr,
             state,
+            faults,
+            guard: Arc::new(Guard {
+                name: "the fake Slack",
+                violations: violations.clone(),
+            }),
+            violations,
             posted,
         }
+    }
+
+    /// This test sends requests Slack refuses on purpose: do not fail it for them.
+    pub fn expect_violations(&self) {
+        self.violations.expect();
+    }
+
+    /// Takes the violations so far (the test asserts on them; they no longer fail it).
+    pub fn take_violations(&self) -> Vec<Violation> {
+        self.violations.take()
+    }
+
+    /// Shorthand for `self.faults.inject(..)`.
+    pub fn inject(&self, method: &str, fault: Fault, lasting: Lasting) {
+        self.faults.inject(method, fault, lasting);
     }
 
     pub fn api_url(&self) -> String {
@@ -264,6 +325,196 @@ impl FakeSlack {
 
 type Shared = (Arc<Mutex<SlackState>>, Arc<Notify>);
 
+/// The method keys the fake answers (fault injection refuses others): Web API method names,
+/// plus `response_url` and `upload` for the interaction response URLs and the upload host.
+pub const SLACK_METHODS: &[&str] = &[
+    "auth.test",
+    "chat.postMessage",
+    "chat.update",
+    "conversations.history",
+    "conversations.list",
+    "conversations.replies",
+    "views.open",
+    "usergroups.users.list",
+    "apps.connections.open",
+    "files.getUploadURLExternal",
+    "files.completeUploadExternal",
+    "response_url",
+    "upload",
+];
+
+/// The method key of a request path: `/api/chat.update` → `chat.update`.
+fn slack_method_of(path: &str) -> Option<&'static str> {
+    let key = if let Some(m) = path.strip_prefix("/api/") {
+        m
+    } else if path.starts_with("/response/") {
+        "response_url"
+    } else if path.starts_with("/upload/") {
+        "upload"
+    } else {
+        return None;
+    };
+    SLACK_METHODS.iter().find(|k| **k == key).copied()
+}
+
+#[derive(Clone)]
+struct SlackGate {
+    faults: Faults,
+    violations: Violations,
+    state: Arc<Mutex<SlackState>>,
+}
+
+/// A Web API call's arguments as Slack reads them (query, form or JSON body), JSON-valued
+/// ones (`blocks`, `view`, …) decoded; handed to the handlers by the gate.
+#[derive(Clone)]
+pub struct SlackArgs(pub Value);
+
+/// Arguments whose value is JSON (sent as a JSON string in forms and query strings).
+const JSON_ARGS: &[&str] = &["blocks", "view", "files", "metadata", "attachments"];
+
+/// Runs before every handler: logs the call, checks it against Slack's spec and limits
+/// (recording violations and answering as Slack does), answers injected faults and the revoked
+/// token, and hands the parsed arguments on.
+async fn slack_gate(
+    State(g): State<SlackGate>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(method) = slack_method_of(req.uri().path()) else {
+        return next.run(req).await;
+    };
+    let with_bot_token = authorized(req.headers());
+    let http = req.method().as_str().to_string();
+    let (mut parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let content_type = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let query = parts.uri.query().unwrap_or_default().to_string();
+    let mut findings = Vec::new();
+    let mut args = serde_json::Map::new();
+    match method {
+        "upload" => {}
+        "response_url" => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(m)) => {
+                args = m;
+                findings = slack_spec::check_response_url(&args);
+            }
+            _ => findings.push(slack_spec::Finding {
+                severity: Severity::Refused,
+                error: "invalid_payload",
+                pointer: String::new(),
+                message: "the body is not a JSON object".into(),
+            }),
+        },
+        _ => match slack_spec::parse_args(&content_type, &query, &bytes) {
+            Ok(a) => {
+                args = a;
+                findings = slack_spec::check_call(method, &http, &args);
+            }
+            Err(code) => findings.push(slack_spec::Finding {
+                severity: Severity::Refused,
+                error: code,
+                pointer: String::new(),
+                message: format!("body not readable as {content_type}"),
+            }),
+        },
+    }
+    for k in JSON_ARGS {
+        if let Some(Ok(v)) = slack_spec::json_arg(&args, k) {
+            args.insert(k.to_string(), v);
+        }
+    }
+    if method == "chat.update" {
+        let s = g.state.lock().unwrap();
+        let channel = args
+            .get("channel")
+            .and_then(Value::as_str)
+            .and_then(channel_id)
+            .unwrap_or_default();
+        let ts = args.get("ts").and_then(Value::as_str).unwrap_or_default();
+        let current = s
+            .updates
+            .iter()
+            .rev()
+            .find(|(c, t, _)| channel_id(c).as_deref() == Some(channel.as_str()) && t == ts)
+            .map(|(_, _, b)| b["blocks"].clone())
+            .or_else(|| {
+                s.posts
+                    .iter()
+                    .find(|p| p.channel == channel && p.ts == ts)
+                    .map(|p| p.body["blocks"].clone())
+            });
+        if let (Some(old), Some(new)) = (current, args.get("blocks")) {
+            findings.extend(slack_spec::check_update_block_ids(new, &old));
+        }
+    }
+    for f in &findings {
+        g.violations.record(Violation {
+            platform: "slack",
+            call: format!("{http} {method}"),
+            severity: f.severity,
+            field: f.pointer.clone(),
+            rule: if f.error.is_empty() {
+                f.message.clone()
+            } else {
+                format!("{}: {}", f.error, f.message)
+            },
+        });
+    }
+    if let Some(fault) = g.faults.on_call(method, with_bot_token) {
+        return faults::slack_answer(fault);
+    }
+    if method == "response_url" {
+        // Response URLs answer a refused payload with HTTP 400 and the bare error code
+        // (slackapi/java-slack-sdk#1017, sourcegraph/sourcegraph#49979: `400 invalid_blocks`).
+        if let Some(f) = findings.iter().find(|f| f.severity == Severity::Refused) {
+            return (StatusCode::BAD_REQUEST, f.error).into_response();
+        }
+    } else if let Some(body) = slack_spec::web_api_refusal(&findings) {
+        return Json(body).into_response();
+    }
+    parts.extensions.insert(SlackArgs(Value::Object(args)));
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}
+
+/// A string argument (Slack takes numbers as strings and the reverse).
+fn arg(args: &Value, name: &str) -> Option<String> {
+    match &args[name] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `auth.test`: who the token belongs to, in Slack's documented shape.
+async fn auth_test(headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
+        return slack_error("invalid_auth");
+    }
+    Json(json!({
+        "ok": true,
+        "url": "https://fake-workspace.slack.com/",
+        "team": "Fake Workspace",
+        "user": "mentiondesk",
+        "team_id": "T0TEAM",
+        "user_id": "U0BOT",
+        "bot_id": "B0BOT",
+        "is_enterprise_install": false,
+    }))
+    .into_response()
+}
+
 fn authorized(headers: &HeaderMap) -> bool {
     headers
         .get("authorization")
@@ -278,16 +529,12 @@ fn slack_error(code: &str) -> Response {
 async fn post_message(
     State((state, posted)): State<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    Extension(SlackArgs(body)): Extension<SlackArgs>,
 ) -> Response {
     if !authorized(&headers) {
         state.lock().unwrap().bad_auth += 1;
         return slack_error("invalid_auth");
     }
-    let body: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => return slack_error("invalid_json"),
-    };
     let (delay, ts, channel) = {
         let mut s = state.lock().unwrap();
         if s.rate_limit_next > 0 {
@@ -319,7 +566,7 @@ async fn post_message(
         "ok": true,
         "channel": channel,
         "ts": ts,
-        "message": {"ts": ts, "text": body["text"], "bot_id": "B0BOT"},
+        "message": message_object(&ts, &body),
     }))
     .into_response()
 }
@@ -327,18 +574,20 @@ async fn post_message(
 async fn history(
     State((state, _)): State<Shared>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Extension(SlackArgs(q)): Extension<SlackArgs>,
 ) -> Response {
     if !authorized(&headers) {
         return slack_error("invalid_auth");
     }
     let mut s = state.lock().unwrap();
     s.history_calls += 1;
-    let Some(channel) = q.get("channel").cloned() else {
+    let Some(channel) = arg(&q, "channel").and_then(|c| channel_id(&c)) else {
         return slack_error("channel_not_found");
     };
-    let oldest: f64 = q.get("oldest").and_then(|o| o.parse().ok()).unwrap_or(0.0);
-    let with_metadata = q.get("include_all_metadata").is_some_and(|v| v == "true");
+    let oldest: f64 = arg(&q, "oldest")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(0.0);
+    let with_metadata = arg(&q, "include_all_metadata").is_some_and(|v| v == "true" || v == "1");
     // Newest first, as Slack returns history.
     let messages: Vec<Value> = s
         .posts
@@ -346,13 +595,9 @@ async fn history(
         .rev()
         .filter(|p| p.channel == channel && p.ts.parse::<f64>().unwrap_or(0.0) >= oldest)
         .map(|p| {
-            let mut m =
-                json!({"type": "message", "ts": p.ts, "text": p.body["text"], "bot_id": "B0BOT"});
-            if with_metadata {
-                m["metadata"] = p.body["metadata"].clone();
-            }
-            if !p.body["blocks"].is_null() {
-                m["blocks"] = p.body["blocks"].clone();
+            let mut m = message_object(&p.ts, &p.body);
+            if !with_metadata {
+                m.as_object_mut().unwrap().remove("metadata");
             }
             if !p.body["files"].is_null() {
                 m["files"] = p.body["files"].clone();
@@ -368,14 +613,14 @@ async fn history(
 async fn get_upload_url(
     State((state, _)): State<Shared>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Extension(SlackArgs(q)): Extension<SlackArgs>,
 ) -> Response {
     if !authorized(&headers) {
         return slack_error("invalid_auth");
     }
     let (Some(name), Some(len)) = (
-        q.get("filename"),
-        q.get("length").and_then(|l| l.parse::<usize>().ok()),
+        arg(&q, "filename"),
+        arg(&q, "length").and_then(|l| l.parse::<usize>().ok()),
     ) else {
         return slack_error("invalid_arguments");
     };
@@ -384,7 +629,7 @@ async fn get_upload_url(
         return slack_error("missing_scope");
     }
     let id = format!("F{:08}", s.upload_urls.len() + 1);
-    let alt = q.get("alt_txt").cloned().unwrap_or_default();
+    let alt = arg(&q, "alt_txt").unwrap_or_default();
     s.upload_urls.insert(id.clone(), (name.clone(), len, alt));
     let url = format!("http://{}/upload/{id}", s.addr.unwrap());
     Json(json!({"ok": true, "upload_url": url, "file_id": id})).into_response()
@@ -417,15 +662,11 @@ async fn upload(
 async fn complete_upload(
     State((state, posted)): State<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    Extension(SlackArgs(body)): Extension<SlackArgs>,
 ) -> Response {
     if !authorized(&headers) {
         return slack_error("invalid_auth");
     }
-    let body: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(_) => return slack_error("invalid_json"),
-    };
     let mut s = state.lock().unwrap();
     let Some(channel) = body["channel_id"].as_str().and_then(channel_id) else {
         return slack_error("channel_not_found");
@@ -524,49 +765,73 @@ async fn socket(
 async fn replies(
     State((state, _)): State<Shared>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Extension(SlackArgs(q)): Extension<SlackArgs>,
 ) -> Response {
     if !authorized(&headers) {
         return slack_error("invalid_auth");
     }
     let s = state.lock().unwrap();
-    let (Some(channel), Some(ts)) = (q.get("channel"), q.get("ts")) else {
+    let (Some(channel), Some(ts)) = (
+        arg(&q, "channel").and_then(|c| channel_id(&c)),
+        arg(&q, "ts"),
+    ) else {
         return slack_error("thread_not_found");
     };
+    // The thread's parent first, then its replies oldest first, as Slack returns them.
     let messages: Vec<Value> = s
         .posts
         .iter()
-        .filter(|p| &p.channel == channel && (p.ts == *ts || p.body["thread_ts"] == ts.as_str()))
-        .map(|p| json!({"type": "message", "ts": p.ts, "thread_ts": ts, "text": p.body["text"], "blocks": p.body["blocks"]}))
+        .filter(|p| p.channel == channel && (p.ts == ts || p.body["thread_ts"] == ts.as_str()))
+        .map(|p| {
+            let mut m = message_object(&p.ts, &p.body);
+            m["thread_ts"] = json!(ts);
+            m
+        })
         .collect();
-    Json(json!({"ok": true, "messages": messages, "has_more": false})).into_response()
+    if messages.is_empty() {
+        return slack_error("thread_not_found");
+    }
+    Json(json!({"ok": true, "messages": messages, "has_more": false, "response_metadata": {"next_cursor": ""}})).into_response()
 }
 
 async fn chat_update(
     State((state, _)): State<Shared>,
     headers: HeaderMap,
-    body: Bytes,
+    Extension(SlackArgs(body)): Extension<SlackArgs>,
 ) -> Response {
     if !authorized(&headers) {
         return slack_error("invalid_auth");
     }
-    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
-    let channel = body["channel"].as_str().unwrap_or_default().to_string();
-    let ts = body["ts"].as_str().unwrap_or_default().to_string();
+    let channel = arg(&body, "channel").unwrap_or_default();
+    let ts = arg(&body, "ts").unwrap_or_default();
     let mut s = state.lock().unwrap();
-    if !s.posts.iter().any(|p| p.channel == channel && p.ts == ts) {
+    let Some(channel_id) = channel_id(&channel) else {
+        return slack_error("channel_not_found");
+    };
+    if !s
+        .posts
+        .iter()
+        .any(|p| p.channel == channel_id && p.ts == ts)
+    {
         return slack_error("message_not_found");
     }
     s.updates.push((channel.clone(), ts.clone(), body.clone()));
-    Json(json!({"ok": true, "channel": channel, "ts": ts, "message": {"text": body["text"]}}))
-        .into_response()
+    // chat.update's documented answer: ok, channel, ts, text, message.
+    Json(
+        json!({"ok": true, "channel": channel_id, "ts": ts, "text": body["text"],
+        "message": message_object(&ts, &body)}),
+    )
+    .into_response()
 }
 
-async fn views_open(State((state, _)): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+async fn views_open(
+    State((state, _)): State<Shared>,
+    headers: HeaderMap,
+    Extension(SlackArgs(body)): Extension<SlackArgs>,
+) -> Response {
     if !authorized(&headers) {
         return slack_error("invalid_auth");
     }
-    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
     if body["trigger_id"].as_str().unwrap_or_default().is_empty() {
         return slack_error("invalid_trigger_id");
     }
@@ -579,13 +844,13 @@ async fn views_open(State((state, _)): State<Shared>, headers: HeaderMap, body: 
 async fn usergroup_users(
     State((state, _)): State<Shared>,
     headers: HeaderMap,
-    Query(q): Query<HashMap<String, String>>,
+    Extension(SlackArgs(q)): Extension<SlackArgs>,
 ) -> Response {
     if !authorized(&headers) {
         return slack_error("invalid_auth");
     }
     let s = state.lock().unwrap();
-    match q.get("usergroup").and_then(|g| s.groups.get(g)) {
+    match arg(&q, "usergroup").and_then(|g| s.groups.get(&g).cloned()) {
         Some(users) => Json(json!({"ok": true, "users": users})).into_response(),
         None => slack_error("no_such_subteam"),
     }
@@ -594,15 +859,33 @@ async fn usergroup_users(
 async fn response_url(
     State((state, _)): State<Shared>,
     axum::extract::Path(id): axum::extract::Path<String>,
-    body: Bytes,
+    Extension(SlackArgs(body)): Extension<SlackArgs>,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
     state
         .lock()
         .unwrap()
         .responses
         .push((format!("/response/{id}"), body));
     (StatusCode::OK, "ok").into_response()
+}
+
+/// A message in Slack's documented shape (chat.postMessage's `message`, history items).
+pub fn message_object(ts: &str, body: &Value) -> Value {
+    let mut m = json!({
+        "type": "message",
+        "text": body["text"].as_str().unwrap_or_default(),
+        "user": "U0BOT",
+        "bot_id": "B0BOT",
+        "app_id": "A0APP",
+        "team": "T0TEAM",
+        "ts": ts,
+    });
+    for k in ["blocks", "metadata", "thread_ts", "attachments"] {
+        if !body[k].is_null() {
+            m[k] = body[k].clone();
+        }
+    }
+    m
 }
 
 /// What a post says about its alert: the alert id from its metadata.
