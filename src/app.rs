@@ -204,7 +204,7 @@ pub async fn run_with_clock(
 
     // A refused token is logged with its fix and shows in /healthz; the daemon keeps running
     // and keeps storing alerts, which go out once the token is fixed.
-    relay::check_credentials(&platforms, &delivery).await;
+    relay::check_credentials(&platforms, &delivery, &metrics).await;
 
     let (poll_tx, poll_rx) = mpsc::channel(64);
     let mut source_tasks = Vec::new();

@@ -466,7 +466,11 @@ impl Desk {
                 undelivered
                     .entry(e.alert_id)
                     .or_default()
-                    .push(format!("⚠ not delivered to {}: {}", e.target, p.reason));
+                    .push(format!(
+                        "⚠ not delivered to {}: {}",
+                        e.target,
+                        p.reason.replace('_', " ")
+                    ));
             }
         }
         for a in alerts.iter().take(15) {
