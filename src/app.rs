@@ -114,7 +114,9 @@ const ONLINE_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 /// `GET /users/@me`) and, where they are accepted, every alert, escalation and digest
 /// target channel. One (what, outcome) per check; an `Err` is the problem with its fix.
 /// Tokens never appear in the outcome.
-pub async fn check_online(config: &Config) -> anyhow::Result<Vec<(String, Result<String, String>)>> {
+pub async fn check_online(
+    config: &Config,
+) -> anyhow::Result<Vec<(String, Result<String, String>)>> {
     let platforms = platforms(slack_platform(config)?, discord_platform(config)?);
     let mut out = Vec::new();
     let mut accepted = Vec::new();
@@ -266,6 +268,12 @@ pub async fn run_with_clock(
         _ => None,
     };
     let gateway = match (&config.discord, &discord_endpoints) {
+        // With its token refused the gateway cannot connect; the fix is already logged and in
+        // /healthz, and the daemon keeps storing alerts until a restart with a good token.
+        (Some(cfg), Some(_)) if cfg.gateway && delivery.refused("discord") => {
+            tracing::error!("not starting the Discord gateway: Discord refuses the bot token");
+            None
+        }
         (Some(cfg), Some(ep)) if cfg.gateway => Some(
             crate::chat::discord_gateway::start(
                 &cfg.api_url,

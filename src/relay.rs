@@ -162,9 +162,10 @@ impl DeliveryHealth {
     /// Whether a refused platform is due for another credential check.
     fn probe_due(&self, platform: &'static str) -> bool {
         let now = Instant::now();
-        self.lock().platforms.get(platform).is_some_and(|p| {
-            p.refused.is_some() && p.hold_until.is_none_or(|t| t <= now)
-        })
+        self.lock()
+            .platforms
+            .get(platform)
+            .is_some_and(|p| p.refused.is_some() && p.hold_until.is_none_or(|t| t <= now))
     }
 
     /// A 429: nothing goes to the platform for `wait`.
@@ -214,7 +215,10 @@ impl DeliveryHealth {
         let first = st.logged.insert(format!("{key}|{}", problem.reason));
         let p = st.platforms.entry(platform).or_default();
         let probes = p.targets.get(&key).map_or(0, |t| t.probes);
-        let since = p.targets.get(&key).map_or(problem.since, |t| t.problem.since);
+        let since = p
+            .targets
+            .get(&key)
+            .map_or(problem.since, |t| t.problem.since);
         p.targets.insert(
             key,
             TargetHealth {
@@ -243,8 +247,9 @@ impl DeliveryHealth {
         let target_prefix = target.map(|t| format!("{t}|"));
         if cleared_platform || cleared_target {
             st.logged.retain(|k| {
-                !(cleared_platform && k.starts_with(&prefix))
-                    && !target_prefix.as_ref().is_some_and(|t| k.starts_with(t))
+                let platform_cause = cleared_platform && k.starts_with(&prefix);
+                let target_cause = target_prefix.as_ref().is_some_and(|t| k.starts_with(t));
+                !platform_cause && !target_cause
             });
         }
         Cleared {
@@ -303,6 +308,14 @@ impl DeliveryHealth {
             out.insert(name.to_string(), v);
         }
         serde_json::Value::Object(out)
+    }
+
+    /// Whether `platform` refuses the bot's credentials right now.
+    pub fn refused(&self, platform: &str) -> bool {
+        self.lock()
+            .platforms
+            .get(platform)
+            .is_some_and(|p| p.refused.is_some())
     }
 
     /// 1 per platform unless it refuses the bot's credentials, for `/metrics`.
@@ -476,7 +489,9 @@ async fn probe(store: &Store, p: &dyn ChatPlatform, metrics: &Metrics, health: &
             let cleared = health.succeeded(p.name(), None);
             tracing::info!(platform = p.name(), "the platform accepts the bot again");
             if cleared.platform {
-                if let Err(e) = store.retry_now(|e| e.target.platform() == p.name() && !content_refused(e)) {
+                if let Err(e) =
+                    store.retry_now(|e| e.target.platform() == p.name() && !content_refused(e))
+                {
                     tracing::error!(error = %e, "cannot read the outbox");
                 }
             }
@@ -523,9 +538,7 @@ fn release(store: &Store, platforms: &Platforms, name: &str, target: &Target, cl
 
 /// Whether the platform refused this entry's content (retried only at start-up and daily).
 fn content_refused(e: &OutboxEntry) -> bool {
-    e.parked
-        .as_ref()
-        .is_some_and(|p| p.scope == Scope::Message)
+    e.parked.as_ref().is_some_and(|p| p.scope == Scope::Message)
 }
 
 /// The `kind` label of `mentiondesk_delivery_failures_total`.
@@ -568,10 +581,23 @@ fn failed(
             // Not the entry's fault: no attempt counted; the whole platform waits.
             metrics.delivery_failure(platform, "rate_limited");
             health.rate_limited(platform, *retry_after);
-            tracing::info!(platform, retry_in_secs = retry_after.as_secs_f64(), "rate limited; holding every delivery to {platform} as asked");
-            store.record_failure(key, entry.attempts, &error, now + chrono_duration(*retry_after))
+            tracing::info!(
+                platform,
+                retry_in_secs = retry_after.as_secs_f64(),
+                "rate limited; holding every delivery to {platform} as asked"
+            );
+            store.record_failure(
+                key,
+                entry.attempts,
+                &error,
+                now + chrono_duration(*retry_after),
+            )
         }
-        DeliveryError::Chat(c @ ChatError::Refused { scope, reason, fix, .. }) => {
+        DeliveryError::Chat(
+            c @ ChatError::Refused {
+                scope, reason, fix, ..
+            },
+        ) => {
             metrics.delivery_failure(platform, failure_kind(c));
             let parked = Parked {
                 reason: reason.clone(),
@@ -821,7 +847,15 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_two_seconds_to_five_minutes_with_jitter() {
-        for (step, secs) in [(1, 2), (2, 4), (3, 8), (4, 16), (8, 256), (9, 300), (30, 300)] {
+        for (step, secs) in [
+            (1, 2),
+            (2, 4),
+            (3, 8),
+            (4, 16),
+            (8, 256),
+            (9, 300),
+            (30, 300),
+        ] {
             let b = backoff(step);
             let base = Duration::from_secs(secs);
             assert!(b >= base && b <= base.mul_f64(1.2), "step {step}: {b:?}");
@@ -862,7 +896,12 @@ mod tests {
         let h = DeliveryHealth::default();
         h.register("slack");
         let a = Target::Slack("#a".into());
-        note_refusal(&h, "slack", Some(&a), &refusal(Scope::Platform, "invalid_auth"));
+        note_refusal(
+            &h,
+            "slack",
+            Some(&a),
+            &refusal(Scope::Platform, "invalid_auth"),
+        );
         assert_eq!(h.status(), Status::Unhealthy);
         assert!(h.holds("slack", &a));
         assert!(!h.probe_due("slack"), "first probe after ~16 s");
@@ -900,7 +939,12 @@ mod tests {
         h.register("discord");
         let bad = Target::Discord("1".into());
         let good = Target::Discord("2".into());
-        note_refusal(&h, "discord", Some(&bad), &refusal(Scope::Target, "403/50013"));
+        note_refusal(
+            &h,
+            "discord",
+            Some(&bad),
+            &refusal(Scope::Target, "403/50013"),
+        );
         assert_eq!(h.status(), Status::Degraded);
         assert!(h.holds("discord", &bad) && !h.holds("discord", &good));
         assert_eq!(
@@ -952,9 +996,17 @@ mod tests {
         ] {
             assert_eq!(refusal(code).map(|r| r.0), Some(scope), "{code}");
         }
-        for transient in ["internal_error", "fatal_error", "service_unavailable", "ratelimited"] {
+        for transient in [
+            "internal_error",
+            "fatal_error",
+            "service_unavailable",
+            "ratelimited",
+        ] {
             assert!(refusal(transient).is_none(), "{transient}");
         }
-        assert!(refusal("invalid_auth").unwrap().1.contains("SLACK_BOT_TOKEN"));
+        assert!(refusal("invalid_auth")
+            .unwrap()
+            .1
+            .contains("SLACK_BOT_TOKEN"));
     }
 }

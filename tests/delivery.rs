@@ -269,7 +269,10 @@ async fn revoked_token_parks_reports_unhealthy_and_resumes_after_restart() {
         .faults
         .count_between(ANY, t0, t0 + Duration::from_secs(25));
     // One credential probe after ~16 s (and perhaps one at its doubling), not one every 2 s.
-    assert!(calls <= 2, "{calls} calls to Slack in 25 s with a revoked token");
+    assert!(
+        calls <= 2,
+        "{calls} calls to Slack in 25 s with a revoked token"
+    );
 
     let (code, h) = healthz(&daemon).await;
     assert_eq!(code, 503, "a refused token fails the healthcheck: {h}");
@@ -283,7 +286,10 @@ async fn revoked_token_parks_reports_unhealthy_and_resumes_after_restart() {
             .contains("SLACK_BOT_TOKEN"),
         "{h}"
     );
-    assert!(h["sources"].is_array() && h["outbox_pending"].as_u64() == Some(2), "{h}");
+    assert!(
+        h["sources"].is_array() && h["outbox_pending"].as_u64() == Some(2),
+        "{h}"
+    );
     let parked = h["parked"].as_array().unwrap();
     assert!(
         parked
@@ -516,7 +522,9 @@ async fn discord_note_in_flight_at_a_crash_is_found_and_not_posted_again() {
 
     let mut child = spawn_daemon(&config, dir.path(), 0);
     let root = discord
-        .wait_until(20, "alert posted", |d| d.roots().first().map(|m| m.id.clone()))
+        .wait_until(20, "alert posted", |d| {
+            d.roots().first().map(|m| m.id.clone())
+        })
         .await;
     discord
         .wait_until(10, "thread started", |d| {
@@ -553,7 +561,10 @@ async fn discord_note_in_flight_at_a_crash_is_found_and_not_posted_again() {
     let notes = discord.thread(&root);
     assert_eq!(notes.len(), 1, "the note is in the thread once: {notes:?}");
     assert!(
-        notes[0].lines().last().is_some_and(|l| l.starts_with("-# md:")),
+        notes[0]
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("-# md:")),
         "the note ends with its marker line: {:?}",
         notes[0]
     );
@@ -561,4 +572,63 @@ async fn discord_note_in_flight_at_a_crash_is_found_and_not_posted_again() {
         discord.faults.count(ops::LIST_MESSAGES) > lookups,
         "the thread was read before posting again"
     );
+}
+
+/// `check --online` reports a refused token with its fix, exits 1, and never prints the
+/// token; the daemon checks the same at start-up and says so in `/healthz`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_online_and_start_up_report_a_refused_token_with_its_fix() {
+    let slack = FakeSlack::start().await;
+    slack.faults.revoke_token();
+    let feed = LiveFeed::start(items(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = slack_config(&slack, &feed.url, "\"slack:#pr-alerts\"")
+        .replace("{store}", &dir.path().join("store").display().to_string())
+        .replace("{port}", &free_port().to_string());
+    let path = dir.path().join("mentiondesk.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_mentiondesk"))
+            .args(["check", "--online", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("ok (1 source, 1 rule, alerts to Slack)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("slack credentials: problem:")
+            && stdout.contains("invalid_auth")
+            && stdout.contains("set SLACK_BOT_TOKEN"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains(BOT_TOKEN) && !stderr.contains(BOT_TOKEN));
+    assert!(slack.faults.count("auth.test") >= 1);
+    assert_eq!(
+        slack.faults.count("chat.postMessage"),
+        0,
+        "a check posts nothing"
+    );
+
+    // The daemon finds the same at start-up: unhealthy before any alert is tried, and the
+    // alert waits in the outbox.
+    let daemon = Daemon::start(&slack_config(&slack, &feed.url, "\"slack:#pr-alerts\"")).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (code, h) = healthz(&daemon).await;
+    assert_eq!(
+        (code, h["status"].as_str()),
+        (503, Some("unhealthy")),
+        "{h}"
+    );
+    assert_eq!(h["chat"]["slack"]["reason"], "invalid_auth", "{h}");
+    assert_eq!(h["outbox_pending"], 1, "{h}");
+    assert_eq!(slack.faults.count("chat.postMessage"), 0, "{h}");
+    daemon.stop().await;
 }

@@ -8,8 +8,8 @@
 
 use super::escape::truncate;
 use super::{
-    buttons, chart_file_name, AlertView, ChatError, ChatPlatform, Identity, Pauses, Posted,
-    Scope, GLOBAL_FAMILY, MAX_INLINE_WAIT, MAX_RATE_LIMIT_RETRIES,
+    buttons, chart_file_name, AlertView, ChatError, ChatPlatform, Identity, Pauses, Posted, Scope,
+    GLOBAL_FAMILY, MAX_INLINE_WAIT, MAX_RATE_LIMIT_RETRIES,
 };
 use crate::model::{AlertId, DigestPost, MessageRef, Note, Part, Priority};
 use chrono::{DateTime, Utc};
@@ -364,7 +364,12 @@ const PERMISSIONS_FIX: &str = "give the bot View Channel, Send Messages, Embed L
 
 /// A Discord error answer as a `ChatError`: refusals a retry cannot fix carry their scope
 /// and fix; anything else is retried with backoff.
-fn discord_error(what: &'static str, status: u16, code: u64, body: &serde_json::Value) -> ChatError {
+fn discord_error(
+    what: &'static str,
+    status: u16,
+    code: u64,
+    body: &serde_json::Value,
+) -> ChatError {
     let refused = |scope: Scope, fix: &'static str| ChatError::Refused {
         platform: "discord",
         scope,
@@ -428,7 +433,10 @@ impl ChatPlatform for DiscordPlatform {
 
     async fn verify(&self) -> Result<Identity, ChatError> {
         let me = self
-            .call("current user", Request::new(Route::UserMe, LightMethod::Get))
+            .call(
+                "current user",
+                Request::new(Route::UserMe, LightMethod::Get),
+            )
             .await?;
         Ok(Identity {
             name: me["username"].as_str().unwrap_or("the bot").to_string(),
@@ -553,9 +561,7 @@ impl ChatPlatform for DiscordPlatform {
         let marker = format!("\n{}", note_marker(delivery));
         let found = self
             .find_message(target, since, 50, |m| {
-                m["content"]
-                    .as_str()
-                    .is_some_and(|c| c.ends_with(&marker))
+                m["content"].as_str().is_some_and(|c| c.ends_with(&marker))
             })
             .await;
         match found {

@@ -463,14 +463,11 @@ impl Desk {
         let mut undelivered: std::collections::HashMap<AlertId, Vec<String>> = Default::default();
         for (_, e) in self.store.outbox()? {
             if let Some(p) = &e.parked {
-                undelivered
-                    .entry(e.alert_id)
-                    .or_default()
-                    .push(format!(
-                        "⚠ not delivered to {}: {}",
-                        e.target,
-                        p.reason.replace('_', " ")
-                    ));
+                undelivered.entry(e.alert_id).or_default().push(format!(
+                    "⚠ not delivered to {}: {}",
+                    e.target,
+                    p.reason.replace('_', " ")
+                ));
             }
         }
         for a in alerts.iter().take(15) {
