@@ -617,11 +617,36 @@ async fn check_online_and_start_up_report_a_refused_token_with_its_fix() {
         "a check posts nothing"
     );
 
-    // The daemon finds the same at start-up: unhealthy before any alert is tried, and the
-    // alert waits in the outbox.
-    let daemon = Daemon::start(&slack_config(&slack, &feed.url, "\"slack:#pr-alerts\"")).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let (code, h) = healthz(&daemon).await;
+    // The daemon finds the same at start-up: unhealthy before any alert is tried, the alert
+    // waits in the outbox, and the log gives the fix once, not once per retry.
+    let port = free_port();
+    let text = text.replace(
+        &dir.path().join("store").display().to_string(),
+        &dir.path().join("store2").display().to_string(),
+    );
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("listen = ") {
+                format!("listen = \"127.0.0.1:{port}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = dir.path().join("run.toml");
+    std::fs::write(&path, &text).unwrap();
+    let mut child = spawn_daemon(&path, dir.path(), 0);
+    // Past the first credential probe (~16 s after the start-up check).
+    tokio::time::sleep(Duration::from_secs(21)).await;
+    let resp = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
+        .await
+        .unwrap();
+    let code = resp.status().as_u16();
+    let h: Value = resp.json().await.unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
     assert_eq!(
         (code, h["status"].as_str()),
         (503, Some("unhealthy")),
@@ -630,5 +655,48 @@ async fn check_online_and_start_up_report_a_refused_token_with_its_fix() {
     assert_eq!(h["chat"]["slack"]["reason"], "invalid_auth", "{h}");
     assert_eq!(h["outbox_pending"], 1, "{h}");
     assert_eq!(slack.faults.count("chat.postMessage"), 0, "{h}");
+    assert!(
+        slack.faults.count("auth.test") >= 3,
+        "start-up check and a probe"
+    );
+    let log = std::fs::read_to_string(dir.path().join("run-0.log")).unwrap();
+    assert_eq!(
+        log.matches("set SLACK_BOT_TOKEN").count(),
+        1,
+        "the fix is logged once: {log}"
+    );
+    assert!(!log.contains(BOT_TOKEN));
+}
+
+/// Defect 9 on Discord: a 429 holds every call to Discord, the relay's next entry included,
+/// for the time it asks (a per-route 429 too: the relay holds the whole platform).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_429_holds_every_call_to_discord() {
+    let discord = FakeDiscord::start().await;
+    discord
+        .faults
+        .next(ops::CREATE_MESSAGE, 6, Fault::rate_limited(2.0));
+    let feed = LiveFeed::start(items(3)).await;
+    let daemon = Daemon::start(&discord_config(&discord, &feed.url)).await;
+    discord
+        .wait_until(45, "three alerts", |d| (d.roots().len() == 3).then_some(()))
+        .await;
+    let calls = discord.faults.calls();
+    let limited: Vec<Instant> = calls
+        .iter()
+        .filter(|c| c.faulted && c.method == ops::CREATE_MESSAGE)
+        .map(|c| c.at)
+        .collect();
+    assert_eq!(limited.len(), 6);
+    for t in &limited {
+        let inside = discord.faults.count_between(
+            ANY,
+            *t + Duration::from_millis(20),
+            *t + Duration::from_millis(1900),
+        );
+        assert_eq!(inside, 0, "a call to Discord within a 429's 2 s: {calls:?}");
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(discord.roots().len(), 3, "each posted once");
     daemon.stop().await;
 }
