@@ -36,6 +36,8 @@ pub struct DiscordPlatform {
     api_url: String,
     /// Pauses Discord asked for with 429s: per call kind, and global.
     pauses: Pauses,
+    /// The bot's user id, once `verify` learned it: `find_note` trusts only its messages.
+    user_id: std::sync::OnceLock<String>,
 }
 
 impl DiscordPlatform {
@@ -51,6 +53,7 @@ impl DiscordPlatform {
             auth: format!("Bot {}", bot_token.trim_start_matches("Bot ")),
             api_url: api_url.trim_end_matches('/').to_string(),
             pauses: Pauses::default(),
+            user_id: std::sync::OnceLock::new(),
         })
     }
 
@@ -438,6 +441,7 @@ impl ChatPlatform for DiscordPlatform {
                 Request::new(Route::UserMe, LightMethod::Get),
             )
             .await?;
+        let _ = self.user_id.set(id_of(&me));
         Ok(Identity {
             name: me["username"].as_str().unwrap_or("the bot").to_string(),
             user_id: id_of(&me),
@@ -561,7 +565,13 @@ impl ChatPlatform for DiscordPlatform {
         let marker = format!("\n{}", note_marker(delivery));
         let found = self
             .find_message(target, since, 50, |m| {
-                m["content"].as_str().is_some_and(|c| c.ends_with(&marker))
+                // People can type a marker line too: only the bot's own message counts.
+                let ours = m["author"]["bot"] == true
+                    && self
+                        .user_id
+                        .get()
+                        .is_none_or(|id| m["author"]["id"] == id.as_str());
+                ours && m["content"].as_str().is_some_and(|c| c.ends_with(&marker))
             })
             .await;
         match found {
