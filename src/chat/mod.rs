@@ -244,3 +244,53 @@ pub trait ChatPlatform: Send + Sync {
 pub fn chart_file_name(delivery: &str) -> String {
     format!("mentiondesk-digest-{delivery}.png")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_holds_its_family_and_a_global_one_holds_all() {
+        let p = Pauses::default();
+        p.pause("chat.postMessage", Duration::from_secs(3));
+        assert_eq!(
+            p.remaining("chat.postMessage"),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(p.remaining("views.open"), None, "other methods go on");
+        p.pause(GLOBAL_FAMILY, Duration::from_secs(1));
+        assert_eq!(p.remaining("views.open"), Some(Duration::from_secs(1)));
+        // A shorter pause never shortens a longer one.
+        p.pause("chat.postMessage", Duration::from_secs(1));
+        assert_eq!(
+            p.remaining("chat.postMessage"),
+            Some(Duration::from_secs(3))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_turn_waits_within_the_budget_and_hands_longer_pauses_back() {
+        let p = Pauses::default();
+        let mut budget = MAX_INLINE_WAIT;
+        p.pause("chat.update", Duration::from_secs(4));
+        let start = Instant::now();
+        p.wait_turn("slack", "chat.update", &mut budget)
+            .await
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(4));
+        assert_eq!(budget, MAX_INLINE_WAIT - Duration::from_secs(4));
+        p.pause("chat.update", Duration::from_secs(7));
+        let start = Instant::now();
+        match p.wait_turn("slack", "chat.update", &mut budget).await {
+            Err(ChatError::RateLimited { retry_after, .. }) => {
+                assert_eq!(retry_after, Duration::from_secs(7))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "no waiting beyond the budget"
+        );
+    }
+}
