@@ -85,7 +85,7 @@ async fn interact(d: &Daemon, body: &Value) -> reqwest::Response {
     let body = body.to_string();
     let ts = chrono::Utc::now().timestamp().to_string();
     let sig = sign(&ts, &body);
-    raw(d, &body, Some(&ts), Some(&sig)).await
+    common::discord::checked_interaction_answer(raw(d, &body, Some(&ts), Some(&sig)).await).await
 }
 
 async fn raw(d: &Daemon, body: &str, ts: Option<&str>, sig: Option<&str>) -> reqwest::Response {

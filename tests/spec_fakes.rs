@@ -172,7 +172,7 @@ async fn discord_rate_limits_carry_the_documented_headers() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(
         body,
-        json!({"message": "You are being rate limited.", "retry_after": 1.5, "global": false})
+        json!({"message": "You are being rate limited.", "retry_after": 1.5, "global": false, "code": 0})
     );
     let r = discord_req(&d, reqwest::Method::POST, &path)
         .json(&json!({"content": "a"}))
@@ -246,4 +246,1076 @@ async fn a_slack_fault_on_discord_is_refused() {
     let d = FakeDiscord::start().await;
     d.faults
         .next(ops::CREATE_MESSAGE, 1, Fault::slack("invalid_auth"));
+}
+
+// ------------------------------------------------------------------ Discord spec and limits
+
+use common::discord_spec::{check_body, invalid_form_body};
+use common::schema::{keywords_in, ANNOTATION_KEYWORDS, ASSERTION_KEYWORDS};
+use common::slack_spec::{self, check_call, check_update_block_ids, web_api_refusal, Finding};
+use common::violations::Severity;
+
+fn s(n: usize) -> String {
+    "x".repeat(n)
+}
+
+/// The errors of `body` sent to `op`, as (dotted path, code).
+fn discord_errors(op: &str, body: &Value) -> Vec<(String, &'static str)> {
+    check_body(op, body)
+        .into_iter()
+        .map(|e| (e.dotted(), e.code))
+        .collect()
+}
+
+/// `make(limit)` passes and `make(limit + 1)` is refused at `path`.
+fn discord_limit(op: &str, limit: usize, path: &str, make: impl Fn(usize) -> Value) {
+    let ok = discord_errors(op, &make(limit));
+    assert!(ok.is_empty(), "{path} at {limit}: {ok:?}");
+    let over = discord_errors(op, &make(limit + 1));
+    assert!(
+        over.iter().any(|(p, _)| p == path),
+        "{path} at {} should be refused, got {over:?}",
+        limit + 1
+    );
+}
+
+fn button(custom_id: &str, label: &str) -> Value {
+    json!({"type": 2, "style": 1, "custom_id": custom_id, "label": label})
+}
+
+fn row(n: usize) -> Value {
+    json!({"type": 1, "components": (0..n).map(|i| button(&format!("b{i}"), "B")).collect::<Vec<_>>()})
+}
+
+fn modal(title: &str, label: &str, placeholder: &str, max_length: u64) -> Value {
+    json!({"type": 9, "data": {"custom_id": "m", "title": title, "components": [
+        {"type": 1, "components": [{"type": 4, "custom_id": "reason", "style": 2, "label": label,
+            "placeholder": placeholder, "max_length": max_length, "required": false}]}
+    ]}})
+}
+
+#[test]
+fn discord_message_limits_pass_at_the_limit_and_fail_over_it() {
+    let op = ops::CREATE_MESSAGE;
+    discord_limit(op, 2000, "content", |n| json!({"content": s(n)}));
+    discord_limit(
+        op,
+        4096,
+        "embeds.0.description",
+        |n| json!({"embeds": [{"description": s(n)}]}),
+    );
+    discord_limit(
+        op,
+        2048,
+        "embeds.0.url",
+        |n| json!({"embeds": [{"title": "t", "url": format!("https://e.com/{}", s(n - 14))}]}),
+    );
+    discord_limit(
+        op,
+        256,
+        "embeds.0.title",
+        |n| json!({"embeds": [{"title": s(n)}]}),
+    );
+    discord_limit(
+        op,
+        256,
+        "embeds.0.fields.0.name",
+        |n| json!({"embeds": [{"fields": [{"name": s(n), "value": "v"}]}]}),
+    );
+    discord_limit(
+        op,
+        1024,
+        "embeds.0.fields.0.value",
+        |n| json!({"embeds": [{"fields": [{"name": "n", "value": s(n)}]}]}),
+    );
+    discord_limit(
+        op,
+        25,
+        "embeds.0.fields",
+        |n| json!({"embeds": [{"fields": (0..n).map(|_| json!({"name": "n", "value": "v"})).collect::<Vec<_>>()}]}),
+    );
+    discord_limit(
+        op,
+        2048,
+        "embeds.0.footer.text",
+        |n| json!({"embeds": [{"footer": {"text": s(n)}}]}),
+    );
+    discord_limit(
+        op,
+        256,
+        "embeds.0.author.name",
+        |n| json!({"embeds": [{"author": {"name": s(n)}}]}),
+    );
+    discord_limit(
+        op,
+        10,
+        "embeds",
+        |n| json!({"embeds": (0..n).map(|_| json!({"title": "t"})).collect::<Vec<_>>()}),
+    );
+    // All embeds together: 2 × 3,000 description = 6,000, plus one title character over.
+    discord_limit(
+        op,
+        6000,
+        "embeds",
+        |n| json!({"embeds": [{"description": s(3000)}, {"description": s(3000), "title": s(n - 6000)}]}),
+    );
+    discord_limit(
+        op,
+        100,
+        "components.0.components.0.custom_id",
+        |n| json!({"components": [{"type": 1, "components": [button(&s(n), "B")]}]}),
+    );
+    discord_limit(
+        op,
+        80,
+        "components.0.components.0.label",
+        |n| json!({"components": [{"type": 1, "components": [button("c", &s(n))]}]}),
+    );
+    discord_limit(
+        op,
+        5,
+        "components.0.components",
+        |n| json!({"components": [row(n)]}),
+    );
+    discord_limit(
+        op,
+        5,
+        "components",
+        |n| json!({"components": (0..n).map(|_| row(1)).collect::<Vec<_>>()}),
+    );
+    discord_limit(op, 25, "nonce", |n| json!({"content": "c", "nonce": s(n)}));
+    discord_limit(ops::START_THREAD, 100, "name", |n| json!({"name": s(n)}));
+    discord_limit(
+        ops::EDIT_MESSAGE,
+        2000,
+        "content",
+        |n| json!({"content": s(n)}),
+    );
+    discord_limit(
+        ops::EDIT_ORIGINAL,
+        2000,
+        "content",
+        |n| json!({"content": s(n)}),
+    );
+}
+
+#[test]
+fn discord_modal_limits_pass_at_the_limit_and_fail_over_it() {
+    let op = ops::CALLBACK;
+    discord_limit(op, 45, "data.title", |n| modal(&s(n), "Reason", "", 100));
+    discord_limit(op, 45, "data.components.0.components.0.label", |n| {
+        modal("T", &s(n), "", 100)
+    });
+    discord_limit(op, 100, "data.components.0.components.0.placeholder", |n| {
+        modal("T", "L", &s(n), 100)
+    });
+    discord_limit(op, 4000, "data.components.0.components.0.max_length", |n| {
+        modal("T", "L", "", n as u64)
+    });
+    discord_limit(
+        op,
+        2000,
+        "data.content",
+        |n| json!({"type": 4, "data": {"content": s(n)}}),
+    );
+}
+
+#[test]
+fn discord_errors_are_answered_as_discord_words_them() {
+    // The 49-character "Not relevant" label of issue 11, defect 8.
+    let errors = check_body(ops::CALLBACK, &modal("Not relevant", &s(49), "", 200));
+    let body = invalid_form_body(&errors);
+    assert_eq!(
+        body,
+        json!({"code": 50035, "message": "Invalid Form Body", "errors": {"data": {"components": {"0": {"components": {"0": {"label": {"_errors": [{"code": "BASE_TYPE_BAD_LENGTH", "message": "Must be between 1 and 45 in length."}]}}}}}}}})
+    );
+    let long_url = format!("https://example.com/{}", s(2100));
+    let errors = check_body(
+        ops::CREATE_MESSAGE,
+        &json!({"embeds": [{"title": "t", "url": long_url}]}),
+    );
+    assert_eq!(
+        invalid_form_body(&errors)["errors"],
+        json!({"embeds": {"0": {"url": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 2048 or fewer in length."}]}}}})
+    );
+    // A wrong kind of value, and a missing required field.
+    let errors = discord_errors(ops::START_THREAD, &json!({"auto_archive_duration": 60}));
+    assert_eq!(errors, vec![("name".to_string(), "BASE_TYPE_REQUIRED")]);
+    let errors = discord_errors(ops::CREATE_MESSAGE, &json!({"content": 5}));
+    assert_eq!(errors, vec![("content".to_string(), "BASE_TYPE_STRING")]);
+    // A component type no branch stands for.
+    let errors = discord_errors(ops::CREATE_MESSAGE, &json!({"components": [{"type": 99}]}));
+    assert_eq!(
+        errors,
+        vec![("components.0".to_string(), "UNION_TYPE_CHOICES")]
+    );
+}
+
+#[test]
+fn what_serenity_sends_for_an_alert_passes() {
+    // Integer attachment ids and snowflakes as strings or numbers are accepted, as by Discord.
+    let body = json!({
+        "content": "", "tts": false, "nonce": "alert-1", "enforce_nonce": true,
+        "allowed_mentions": {"parse": []},
+        "embeds": [{"title": "acme", "description": "d", "url": "https://example.com/a",
+            "color": 15158332, "footer": {"text": "#1"}, "fields": [{"name": "n", "value": "v", "inline": true}]}],
+        "components": [row(4)],
+        "attachments": [{"id": 0, "filename": "chart.png"}],
+        "message_reference": {"message_id": "123", "fail_if_not_exists": false},
+    });
+    assert_eq!(discord_errors(ops::CREATE_MESSAGE, &body), vec![]);
+    let commands = json!([{"name": "desk", "description": "The desk", "type": 1,
+        "options": [{"type": 3, "name": "text", "description": "what to do", "required": false}]}]);
+    assert_eq!(discord_errors(ops::PUT_GUILD_COMMANDS, &commands), vec![]);
+    assert_eq!(
+        discord_errors(
+            ops::PUT_GUILD_COMMANDS,
+            &json!([{"name": s(33), "description": "d", "type": 1}])
+        ),
+        vec![("0.name".to_string(), "BASE_TYPE_BAD_LENGTH")]
+    );
+}
+
+#[test]
+fn the_validator_knows_every_keyword_of_the_excerpt() {
+    let spec = common::discord_spec::spec();
+    let mut used = std::collections::BTreeSet::new();
+    let responses = common::discord_spec::responses();
+    for schema in spec["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .values()
+        .chain(
+            responses["components"]["schemas"]
+                .as_object()
+                .unwrap()
+                .values(),
+        )
+    {
+        keywords_in(schema, &mut used);
+    }
+    assert_eq!(
+        responses["x-excerpt"]["commit"],
+        spec["x-excerpt"]["commit"]
+    );
+    let unknown: Vec<&String> = used
+        .iter()
+        .filter(|k| {
+            !ASSERTION_KEYWORDS.contains(&k.as_str()) && !ANNOTATION_KEYWORDS.contains(&k.as_str())
+        })
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "keywords the validator ignores: {unknown:?}"
+    );
+    assert_eq!(
+        spec["x-excerpt"]["commit"],
+        "74fda0fad044407ea280043a03ffc9bc64c4e49e"
+    );
+    assert!(spec["x-excerpt"]["license"]
+        .as_str()
+        .unwrap()
+        .starts_with("MIT License"));
+}
+
+// ------------------------------------------------------------------ Slack spec and limits
+
+fn args(v: Value) -> serde_json::Map<String, Value> {
+    v.as_object().unwrap().clone()
+}
+
+fn refused(findings: &[Finding]) -> Vec<(&'static str, String)> {
+    findings
+        .iter()
+        .filter(|f| f.severity == Severity::Refused)
+        .map(|f| (f.error, f.pointer.clone()))
+        .collect()
+}
+
+fn warnings(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|f| f.severity == Severity::Warning)
+        .map(|f| f.pointer.clone())
+        .collect()
+}
+
+fn post(blocks: Value) -> serde_json::Map<String, Value> {
+    args(json!({"channel": "C0PRALERTS", "text": "fallback", "blocks": blocks}))
+}
+
+/// `make(limit)` passes and `make(limit + 1)` is refused with `error` at `pointer`.
+fn slack_limit(
+    method: &str,
+    limit: usize,
+    error: &str,
+    pointer: &str,
+    make: impl Fn(usize) -> serde_json::Map<String, Value>,
+) {
+    let ok = refused(&check_call(method, "POST", &make(limit)));
+    assert!(ok.is_empty(), "{pointer} at {limit}: {ok:?}");
+    let over = refused(&check_call(method, "POST", &make(limit + 1)));
+    assert!(
+        over.iter().any(|(e, p)| *e == error && p == pointer),
+        "{pointer} at {} should be refused with {error}, got {over:?}",
+        limit + 1
+    );
+}
+
+fn section(text: &str) -> Value {
+    json!({"type": "section", "text": {"type": "mrkdwn", "text": text}})
+}
+
+fn actions(buttons: Vec<Value>) -> Value {
+    json!({"type": "actions", "elements": buttons})
+}
+
+fn sbutton(action_id: &str, text: &str, value: &str) -> Value {
+    json!({"type": "button", "action_id": action_id, "text": {"type": "plain_text", "text": text}, "value": value})
+}
+
+fn view(v: Value) -> serde_json::Map<String, Value> {
+    args(json!({"trigger_id": "t1", "view": v}))
+}
+
+fn resolve_modal(title: &str, label: &str, max_length: usize, n_blocks: usize) -> Value {
+    let mut blocks = vec![
+        json!({"type": "input", "block_id": "note", "optional": true,
+        "label": {"type": "plain_text", "text": label},
+        "element": {"type": "plain_text_input", "action_id": "note", "multiline": true, "max_length": max_length}}),
+    ];
+    blocks.extend((1..n_blocks).map(|_| section("s")));
+    json!({"type": "modal", "callback_id": "resolve", "private_metadata": "1",
+        "title": {"type": "plain_text", "text": title},
+        "submit": {"type": "plain_text", "text": "Resolve"},
+        "close": {"type": "plain_text", "text": "Cancel"}, "blocks": blocks})
+}
+
+#[test]
+fn slack_message_limits_pass_at_the_limit_and_fail_over_it() {
+    let m = "chat.postMessage";
+    slack_limit(m, 3000, "invalid_blocks", "/blocks/0/text/text", |n| {
+        post(json!([section(&s(n))]))
+    });
+    slack_limit(m, 50, "invalid_blocks", "/blocks", |n| {
+        post(json!((0..n).map(|_| section("s")).collect::<Vec<_>>()))
+    });
+    slack_limit(
+        m,
+        2000,
+        "invalid_blocks",
+        "/blocks/0/elements/0/value",
+        |n| post(json!([actions(vec![sbutton("a", "A", &s(n))])])),
+    );
+    slack_limit(
+        m,
+        75,
+        "invalid_blocks",
+        "/blocks/0/elements/0/text/text",
+        |n| post(json!([actions(vec![sbutton("a", &s(n), "v")])])),
+    );
+    slack_limit(
+        m,
+        255,
+        "invalid_blocks",
+        "/blocks/0/elements/0/action_id",
+        |n| post(json!([actions(vec![sbutton(&s(n), "A", "v")])])),
+    );
+    slack_limit(m, 255, "invalid_blocks", "/blocks/0/block_id", |n| {
+        post(json!([{"type": "divider", "block_id": s(n)}]))
+    });
+    slack_limit(m, 150, "invalid_blocks", "/blocks/0/text/text", |n| {
+        post(json!([{"type": "header", "text": {"type": "plain_text", "text": s(n)}}]))
+    });
+    slack_limit(m, 10, "invalid_blocks", "/blocks/0/elements", |n| {
+        post(
+            json!([{"type": "context", "elements": (0..n).map(|_| json!({"type": "mrkdwn", "text": "c"})).collect::<Vec<_>>()}]),
+        )
+    });
+    slack_limit(m, 10, "invalid_blocks", "/blocks/0/fields", |n| {
+        post(
+            json!([{"type": "section", "fields": (0..n).map(|_| json!({"type": "mrkdwn", "text": "f"})).collect::<Vec<_>>()}]),
+        )
+    });
+    slack_limit(m, 2000, "invalid_blocks", "/blocks/0/fields/0/text", |n| {
+        post(json!([{"type": "section", "fields": [{"type": "mrkdwn", "text": s(n)}]}]))
+    });
+    slack_limit(m, 40_000, "msg_too_long", "/text", |n| {
+        args(json!({"channel": "C0PRALERTS", "text": s(n)}))
+    });
+    slack_limit(
+        "chat.update",
+        3000,
+        "invalid_blocks",
+        "/blocks/0/text/text",
+        |n| {
+            args(
+                json!({"channel": "C0PRALERTS", "ts": "1.2", "text": "t", "blocks": [section(&s(n))]}),
+            )
+        },
+    );
+}
+
+#[test]
+fn slack_requires_unique_ids_text_and_arguments() {
+    let dup_action = post(json!([
+        actions(vec![sbutton("claim", "A", "1")]),
+        actions(vec![sbutton("claim", "B", "1")])
+    ]));
+    assert_eq!(
+        refused(&check_call("chat.postMessage", "POST", &dup_action)),
+        vec![(
+            "invalid_blocks",
+            "/blocks/1/elements/0/action_id".to_string()
+        )]
+    );
+    let dup_block =
+        post(json!([{"type": "divider", "block_id": "a"}, {"type": "divider", "block_id": "a"}]));
+    assert_eq!(
+        refused(&check_call("chat.postMessage", "POST", &dup_block)),
+        vec![("invalid_blocks", "/blocks/1/block_id".to_string())]
+    );
+    let no_fallback = args(json!({"channel": "C0PRALERTS", "blocks": [section("s")]}));
+    let f = check_call("chat.postMessage", "POST", &no_fallback);
+    assert_eq!(
+        (refused(&f), warnings(&f)),
+        (vec![], vec!["/text".to_string()])
+    );
+    let meta = args(
+        json!({"channel": "C0PRALERTS", "text": "t", "metadata": {"event_type": "alert", "event_payload": {"alert_id": "1"}}}),
+    );
+    assert!(check_call("chat.postMessage", "POST", &meta).is_empty());
+    let bad_meta =
+        args(json!({"channel": "C0PRALERTS", "text": "t", "metadata": {"event_payload": {}}}));
+    assert_eq!(
+        refused(&check_call("chat.postMessage", "POST", &bad_meta)),
+        vec![("invalid_metadata_schema", "/metadata".to_string())]
+    );
+    let nothing = args(json!({"channel": "C0PRALERTS"}));
+    assert_eq!(
+        refused(&check_call("chat.postMessage", "POST", &nothing)),
+        vec![("no_text", "/text".to_string())]
+    );
+    let no_channel = args(json!({"text": "t"}));
+    assert_eq!(
+        refused(&check_call("chat.postMessage", "POST", &no_channel)),
+        vec![("channel_not_found", "/channel".to_string())]
+    );
+    // Blocks sent form-encoded as a JSON string are read as Slack reads them.
+    let form = slack_spec::parse_args(
+        "application/x-www-form-urlencoded",
+        "",
+        format!(
+            "channel=C0PRALERTS&text=t&blocks={}",
+            url_encode(&json!([section(&s(3001))]).to_string())
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        refused(&check_call("chat.postMessage", "POST", &form)),
+        vec![("invalid_blocks", "/blocks/0/text/text".to_string())]
+    );
+}
+
+fn url_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[test]
+fn slack_modal_limits_pass_at_the_limit_and_fail_over_it() {
+    let m = "views.open";
+    slack_limit(m, 24, "invalid_arguments", "/view/title/text", |n| {
+        view(resolve_modal(&s(n), "Note", 500, 1))
+    });
+    slack_limit(
+        m,
+        2000,
+        "invalid_arguments",
+        "/view/blocks/0/label/text",
+        |n| view(resolve_modal("Resolve", &s(n), 500, 1)),
+    );
+    slack_limit(
+        m,
+        3000,
+        "invalid_arguments",
+        "/view/blocks/0/element/max_length",
+        |n| view(resolve_modal("Resolve", "Note", n, 1)),
+    );
+    slack_limit(m, 100, "invalid_arguments", "/view/blocks", |n| {
+        view(resolve_modal("Resolve", "Note", 500, n))
+    });
+    for (key, limit) in [("submit", 24), ("close", 24)] {
+        slack_limit(
+            m,
+            limit,
+            "invalid_arguments",
+            &format!("/view/{key}/text"),
+            |n| {
+                let mut v = resolve_modal("Resolve", "Note", 500, 1);
+                v[key]["text"] = json!(s(n));
+                view(v)
+            },
+        );
+    }
+    for (key, limit) in [("private_metadata", 3000), ("callback_id", 255)] {
+        slack_limit(
+            m,
+            limit,
+            "invalid_arguments",
+            &format!("/view/{key}"),
+            |n| {
+                let mut v = resolve_modal("Resolve", "Note", 500, 1);
+                v[key] = json!(s(n));
+                view(v)
+            },
+        );
+    }
+    // An input without max_length is accepted by Slack but flagged (issue 11, defect 7).
+    let mut v = resolve_modal("Resolve", "Note", 500, 1);
+    v["blocks"][0]["element"]
+        .as_object_mut()
+        .unwrap()
+        .remove("max_length");
+    let f = check_call(m, "POST", &view(v));
+    assert_eq!(
+        (refused(&f), warnings(&f)),
+        (
+            vec![],
+            vec!["/view/blocks/0/element/max_length".to_string()]
+        )
+    );
+}
+
+#[test]
+fn slack_upload_methods_follow_their_reference_pages() {
+    let good = args(json!({"filename": "digest.png", "length": "1234", "alt_txt": "chart"}));
+    assert!(check_call("files.getUploadURLExternal", "POST", &good).is_empty());
+    let f = check_call("files.getUploadURLExternal", "GET", &good);
+    assert_eq!(
+        (refused(&f), warnings(&f)),
+        (vec![], vec!["(HTTP verb)".to_string()]),
+        "GET is answered but flagged"
+    );
+    let no_length = args(json!({"filename": "digest.png"}));
+    assert_eq!(
+        refused(&check_call(
+            "files.getUploadURLExternal",
+            "POST",
+            &no_length
+        )),
+        vec![("invalid_arguments", "/length".to_string())]
+    );
+    let complete = args(
+        json!({"files": [{"id": "F1", "title": "Digest"}], "channel_id": "C0PRALERTS", "blocks": [section("s")]}),
+    );
+    assert!(check_call("files.completeUploadExternal", "POST", &complete).is_empty());
+    let bad = args(json!({"files": "[]"}));
+    assert_eq!(
+        refused(&check_call("files.completeUploadExternal", "POST", &bad)),
+        vec![("invalid_arguments", "/files".to_string())]
+    );
+}
+
+#[test]
+fn slack_update_with_the_old_block_ids_is_flagged() {
+    let old = json!([{"type": "section", "block_id": "state-1", "text": {"type": "mrkdwn", "text": "open"}}]);
+    let same = json!([{"type": "section", "block_id": "state-1", "text": {"type": "mrkdwn", "text": "claimed"}}]);
+    let fresh = json!([{"type": "section", "block_id": "state-1-v2", "text": {"type": "mrkdwn", "text": "claimed"}}]);
+    assert_eq!(
+        warnings(&check_update_block_ids(&same, &old)),
+        vec!["/blocks/0/block_id".to_string()]
+    );
+    assert!(check_update_block_ids(&fresh, &old).is_empty());
+}
+
+#[test]
+fn slack_refusals_are_worded_as_slack_words_them() {
+    let f = check_call(
+        "chat.postMessage",
+        "POST",
+        &post(json!([section(&s(3001))])),
+    );
+    assert_eq!(
+        web_api_refusal(&f).unwrap(),
+        json!({"ok": false, "error": "invalid_blocks",
+            "errors": ["must be less than 3001 characters [json-pointer:/blocks/0/text/text]"],
+            "response_metadata": {"messages": ["[ERROR] must be less than 3001 characters [json-pointer:/blocks/0/text/text]"]}})
+    );
+    let f = check_call(
+        "chat.postMessage",
+        "POST",
+        &args(json!({"channel": "C0PRALERTS", "text": s(40_001)})),
+    );
+    assert_eq!(
+        web_api_refusal(&f).unwrap(),
+        json!({"ok": false, "error": "msg_too_long"})
+    );
+}
+
+// ------------------------------------------------------------------ the fakes over HTTP
+
+#[tokio::test]
+async fn slack_refuses_a_long_section_over_http_and_records_it() {
+    let slack = FakeSlack::start().await;
+    let r: Value = slack_post(
+        &slack,
+        "chat.postMessage",
+        Value::Object(post(json!([section(&s(3001))]))),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(r["error"], "invalid_blocks");
+    assert!(slack.posts().is_empty(), "nothing was posted");
+    let v = slack.take_violations();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].field, "/blocks/0/text/text");
+    assert!(v[0].rule.contains("is 3001 characters"), "{}", v[0].rule);
+    // A response URL answers 400 with the bare code.
+    let r = reqwest::Client::new()
+        .post(slack.response_url("x"))
+        .json(&json!({"text": "t", "blocks": [section(&s(3001))]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.text().await.unwrap(), "invalid_blocks");
+    assert_eq!(slack.take_violations().len(), 1);
+}
+
+#[tokio::test]
+async fn discord_refuses_a_long_embed_url_over_http_and_records_it() {
+    let d = FakeDiscord::start().await;
+    let r = discord_req(
+        &d,
+        reqwest::Method::POST,
+        &format!("/channels/{}/messages", discord::CHANNEL),
+    )
+    .json(&json!({"embeds": [{"title": "t", "url": format!("https://e.com/{}", s(2100))}]}))
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], 50035);
+    assert_eq!(
+        body["errors"]["embeds"]["0"]["url"]["_errors"][0]["code"],
+        "BASE_TYPE_MAX_LENGTH"
+    );
+    assert!(d.messages().is_empty());
+    let v = d.take_violations();
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].field, "embeds.0.url");
+    assert!(v[0].rule.contains("is 2114 characters"), "{}", v[0].rule);
+    // A good message is answered in Discord's message shape.
+    let m: Value = discord_req(
+        &d,
+        reqwest::Method::POST,
+        &format!("/channels/{}/messages", discord::CHANNEL),
+    )
+    .json(&json!({"content": "hello", "nonce": "n1"}))
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    for k in [
+        "id",
+        "channel_id",
+        "author",
+        "content",
+        "timestamp",
+        "edited_timestamp",
+        "tts",
+        "mention_everyone",
+        "mentions",
+        "mention_roles",
+        "attachments",
+        "embeds",
+        "pinned",
+        "type",
+        "flags",
+        "components",
+        "nonce",
+    ] {
+        assert!(m.get(k).is_some(), "message object lacks {k}: {m}");
+    }
+    assert_eq!(m["author"]["bot"], true);
+}
+
+#[tokio::test]
+#[should_panic(expected = "the fake Discord received 1 request(s)")]
+async fn a_violation_nobody_took_fails_the_test() {
+    let d = FakeDiscord::start().await;
+    let _ = discord_req(
+        &d,
+        reqwest::Method::POST,
+        &format!("/channels/{}/messages", discord::CHANNEL),
+    )
+    .json(&json!({"content": s(2001)}))
+    .send()
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn expected_violations_do_not_fail_the_test() {
+    let slack = FakeSlack::start().await;
+    slack.expect_violations();
+    let r: Value = slack_post(
+        &slack,
+        "chat.postMessage",
+        json!({"channel": "C0PRALERTS", "text": s(40_001)}),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(r, json!({"ok": false, "error": "msg_too_long"}));
+}
+
+// ------------------------------------------------------------------ the fakes' own answers
+
+#[tokio::test]
+async fn discord_success_and_error_answers_match_the_response_schemas() {
+    use common::discord_spec::check_response;
+    let d = FakeDiscord::start().await;
+    let path = format!("/channels/{}/messages", discord::CHANNEL);
+    let created: Value = discord_req(&d, reqwest::Method::POST, &path)
+        .json(&json!({"content": "hello", "nonce": "n1", "embeds": [{"title": "t", "description": "d"}],
+            "components": [row(2)]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        check_response("MessageResponse", &created),
+        vec![],
+        "{created}"
+    );
+    let edited: Value = discord_req(
+        &d,
+        reqwest::Method::PATCH,
+        &format!("{path}/{}", created["id"].as_str().unwrap()),
+    )
+    .json(&json!({"content": "edited"}))
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        check_response("MessageResponse", &edited),
+        vec![],
+        "{edited}"
+    );
+    let listed: Value = discord_req(&d, reqwest::Method::GET, &path)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(
+        check_response("MessageResponse", &listed[0]),
+        vec![],
+        "{listed}"
+    );
+    let me: Value = discord_req(&d, reqwest::Method::GET, "/users/@me")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check_response("UserPIIResponse", &me), vec![], "{me}");
+
+    d.faults
+        .next(ops::CREATE_MESSAGE, 1, Fault::rate_limited(0.5));
+    let limited: Value = discord_req(&d, reqwest::Method::POST, &path)
+        .json(&json!({"content": "x"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        check_response("RatelimitedResponse", &limited),
+        vec![],
+        "{limited}"
+    );
+    d.faults
+        .next(ops::CREATE_MESSAGE, 1, Fault::discord_missing_access());
+    let denied: Value = discord_req(&d, reqwest::Method::POST, &path)
+        .json(&json!({"content": "x"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check_response("ErrorResponse", &denied), vec![], "{denied}");
+    // 50035: the top level is an Error. Its field errors carry string codes
+    // ("BASE_TYPE_MAX_LENGTH"), as in Discord's documented example (topics/opcodes-and-status-
+    // codes, "Example JSON Error Response"); the spec's InnerErrors types them as integers, so
+    // only the envelope is checked against the spec.
+    let invalid = invalid_form_body(&check_body(ops::CALLBACK, &modal("T", &s(49), "", 100)));
+    assert_eq!(check_response("Error", &invalid), vec![], "{invalid}");
+    // And a wrong answer is caught: a message without its author.
+    let mut broken = created.clone();
+    broken.as_object_mut().unwrap().remove("author");
+    assert_eq!(check_response("MessageResponse", &broken).len(), 1);
+}
+
+#[tokio::test]
+async fn slack_success_answers_have_the_documented_fields() {
+    let slack = FakeSlack::start().await;
+    let posted: Value = slack_post(
+        &slack,
+        "chat.postMessage",
+        Value::Object(post(json!([section("hi")]))),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    for k in ["ok", "channel", "ts", "message"] {
+        assert!(
+            posted.get(k).is_some(),
+            "chat.postMessage lacks {k}: {posted}"
+        );
+    }
+    for k in ["type", "text", "user", "bot_id", "ts", "blocks"] {
+        assert!(
+            posted["message"].get(k).is_some(),
+            "message lacks {k}: {posted}"
+        );
+    }
+    let ts = posted["ts"].as_str().unwrap();
+    let updated: Value = slack_post(&slack, "chat.update", json!({"channel": "C0PRALERTS", "ts": ts, "text": "t2",
+        "blocks": [{"type": "section", "block_id": "b2", "text": {"type": "mrkdwn", "text": "x"}}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for k in ["ok", "channel", "ts", "text", "message"] {
+        assert!(updated.get(k).is_some(), "chat.update lacks {k}: {updated}");
+    }
+    let history: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/conversations.history?channel=C0PRALERTS",
+            slack.api_url()
+        ))
+        .bearer_auth(BOT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(history["ok"], true);
+    assert_eq!(history["has_more"], false);
+    assert_eq!(history["response_metadata"]["next_cursor"], "");
+    assert_eq!(history["messages"][0]["type"], "message");
+    let me: Value = reqwest::Client::new()
+        .post(format!("{}/auth.test", slack.api_url()))
+        .bearer_auth(BOT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for k in ["ok", "url", "team", "user", "team_id", "user_id", "bot_id"] {
+        assert!(me.get(k).is_some(), "auth.test lacks {k}: {me}");
+    }
+    // The files.getUploadURLExternal of the reference page: POST with form arguments.
+    let up: Value = reqwest::Client::new()
+        .post(format!("{}/files.getUploadURLExternal", slack.api_url()))
+        .bearer_auth(BOT_TOKEN)
+        .form(&[("filename", "d.png"), ("length", "3")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(up["ok"], true, "{up}");
+    assert!(up["upload_url"].as_str().unwrap().contains("/upload/"));
+}
+
+#[test]
+fn immediate_answers_to_slack_are_checked_as_messages_or_views() {
+    use common::slack_spec::check_immediate_answer;
+    assert!(
+        check_immediate_answer(&json!({"response_type": "ephemeral", "text": "ok"})).is_empty()
+    );
+    let long = check_immediate_answer(&json!({"text": "t", "blocks": [section(&s(3001))]}));
+    assert_eq!(
+        refused(&long),
+        vec![("invalid_blocks", "/blocks/0/text/text".to_string())]
+    );
+    let view = check_immediate_answer(
+        &json!({"response_action": "update", "view": resolve_modal(&s(25), "Note", 10, 1)}),
+    );
+    assert_eq!(
+        refused(&view),
+        vec![("invalid_arguments", "/view/title/text".to_string())]
+    );
+    assert!(check_immediate_answer(
+        &json!({"response_action": "errors", "errors": {"note": "too long"}})
+    )
+    .is_empty());
+}
+
+#[tokio::test]
+#[should_panic(expected = "a body Discord refuses")]
+async fn a_refused_http_interaction_answer_fails_the_test() {
+    let answer = axum::http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(modal("T", &s(46), "", 10).to_string())
+        .unwrap();
+    discord::checked_interaction_answer(reqwest::Response::from(answer)).await;
+}
+
+#[tokio::test]
+async fn history_holds_channel_messages_only_and_pages_like_slack() {
+    let slack = FakeSlack::start().await;
+    let mut roots = Vec::new();
+    for i in 0..3 {
+        let r: Value = slack_post(&slack, "chat.postMessage", message(&format!("root {i}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        roots.push(r["ts"].as_str().unwrap().to_string());
+    }
+    let reply = json!({"channel": "C0PRALERTS", "text": "reply", "thread_ts": roots[0]});
+    assert_eq!(
+        slack_post(&slack, "chat.postMessage", reply)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let get = |q: &str| {
+        reqwest::Client::new()
+            .get(format!(
+                "{}/conversations.history?channel=C0PRALERTS{q}",
+                slack.api_url()
+            ))
+            .bearer_auth(BOT_TOKEN)
+            .send()
+    };
+    let all: Value = get("").await.unwrap().json().await.unwrap();
+    let texts: Vec<&str> = all["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        texts,
+        vec!["root 2", "root 1", "root 0"],
+        "newest first, no thread replies"
+    );
+    let page: Value = get("&limit=2").await.unwrap().json().await.unwrap();
+    assert_eq!(page["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(page["has_more"], true);
+    let thread: Value = reqwest::Client::new()
+        .get(format!(
+            "{}/conversations.replies?channel=C0PRALERTS&ts={}",
+            slack.api_url(),
+            roots[0]
+        ))
+        .bearer_auth(BOT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(thread["messages"].as_array().unwrap().len(), 2, "{thread}");
+}
+
+#[tokio::test]
+async fn discord_lists_and_gets_messages_as_they_are_now() {
+    let d = FakeDiscord::start().await;
+    let path = format!("/channels/{}/messages", discord::CHANNEL);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let m: Value = discord_req(&d, reqwest::Method::POST, &path)
+            .json(&json!({"content": format!("m{i}"), "nonce": format!("n{i}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        ids.push(m["id"].as_str().unwrap().to_string());
+    }
+    discord_req(&d, reqwest::Method::PATCH, &format!("{path}/{}", ids[0]))
+        .json(&json!({"content": "m0 edited"}))
+        .send()
+        .await
+        .unwrap();
+    let got: Value = discord_req(&d, reqwest::Method::GET, &format!("{path}/{}", ids[0]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(got["content"], "m0 edited");
+    assert!(
+        got.get("nonce").is_none(),
+        "fetched messages carry no nonce"
+    );
+    assert!(!got["edited_timestamp"].is_null());
+    let page: Value = discord_req(&d, reqwest::Method::GET, &format!("{path}?limit=2"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let contents: Vec<&str> = page
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(contents, vec!["m2", "m1"]);
+    // limit is 1..=100 in the spec.
+    let r = discord_req(&d, reqwest::Method::GET, &format!("{path}?limit=101"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(d.take_violations()[0].field, "limit");
+    let r = discord_req(&d, reqwest::Method::GET, &format!("{path}/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 }

@@ -78,6 +78,7 @@ pub mod ops {
     pub const CREATE_MESSAGE: &str = "POST /channels/{channel_id}/messages";
     pub const LIST_MESSAGES: &str = "GET /channels/{channel_id}/messages";
     pub const EDIT_MESSAGE: &str = "PATCH /channels/{channel_id}/messages/{message_id}";
+    pub const GET_MESSAGE: &str = "GET /channels/{channel_id}/messages/{message_id}";
     pub const START_THREAD: &str = "POST /channels/{channel_id}/messages/{message_id}/threads";
     pub const PUT_COMMANDS: &str = "PUT /applications/{application_id}/commands";
     pub const PUT_GUILD_COMMANDS: &str =
@@ -95,6 +96,7 @@ pub mod ops {
         CREATE_MESSAGE,
         LIST_MESSAGES,
         EDIT_MESSAGE,
+        GET_MESSAGE,
         START_THREAD,
         PUT_COMMANDS,
         PUT_GUILD_COMMANDS,
@@ -290,7 +292,7 @@ impl FakeDiscord {
             )
             .route(
                 "/api/v10/channels/{channel_id}/messages/{message_id}",
-                patch(edit_message),
+                patch(edit_message).get(get_message),
             )
             .route(
                 "/api/v10/channels/{channel_id}/messages/{message_id}/threads",
@@ -522,21 +524,71 @@ async fn list_messages(
     if !authorized(&headers, &state) {
         return error(401, 0, "401: Unauthorized");
     }
-    let after: u64 = q.get("after").and_then(|a| a.parse().ok()).unwrap_or(0);
+    let id_of = |k: &str| q.get(k).and_then(|a| a.parse::<u64>().ok());
+    let (after, before) = (
+        id_of("after").unwrap_or(0),
+        id_of("before").unwrap_or(u64::MAX),
+    );
+    // Discord's default page is 50 messages, newest first (limit 1..=100, checked by the gate).
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .unwrap_or(50);
     let s = state.lock().unwrap();
     let list: Vec<Value> = s
         .messages
         .iter()
         .rev()
-        .filter(|m| m.channel_id == cid && m.id.parse::<u64>().unwrap_or(0) > after)
-        .map(|m| {
-            // Like Discord, a fetched message carries no nonce.
-            let mut out = message_object(&m.id, &m.channel_id, &m.body);
-            out.as_object_mut().unwrap().remove("nonce");
-            out
+        .filter(|m| {
+            let id = m.id.parse::<u64>().unwrap_or(0);
+            m.channel_id == cid && id > after && id < before
         })
+        .take(limit)
+        .map(|m| fetched(&s, m))
         .collect();
     Json(list).into_response()
+}
+
+/// A message as `GET` returns it: edits applied, no nonce (Discord keeps nonces only briefly).
+fn fetched(s: &DiscordState, m: &DiscordMessage) -> Value {
+    let mut body = m.body.clone();
+    let mut edited = false;
+    for (_, _, edit) in s
+        .edits
+        .iter()
+        .filter(|(c, id, _)| *c == m.channel_id && *id == m.id)
+    {
+        for (k, v) in edit.as_object().into_iter().flatten() {
+            body[k] = v.clone();
+        }
+        edited = true;
+    }
+    let mut out = message_object(&m.id, &m.channel_id, &body);
+    out.as_object_mut().unwrap().remove("nonce");
+    if edited {
+        out["edited_timestamp"] = out["timestamp"].clone();
+    }
+    out
+}
+
+/// `GET /channels/{channel_id}/messages/{message_id}`.
+async fn get_message(
+    State(state): State<Shared>,
+    Path((cid, mid)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers, &state) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    let s = state.lock().unwrap();
+    match s
+        .messages
+        .iter()
+        .find(|m| m.channel_id == cid && m.id == mid)
+    {
+        Some(m) => Json(fetched(&s, m)).into_response(),
+        None => error(404, 10008, "Unknown Message"),
+    }
 }
 
 impl DiscordState {
@@ -600,7 +652,14 @@ async fn start_thread(
         );
     }
     s.threads.push((mid.clone(), body.clone()));
-    Json(json!({"id": mid, "parent_id": cid, "name": body["name"], "type": 11})).into_response()
+    // A public thread channel object, as Discord answers thread creation.
+    let archive = body["auto_archive_duration"].as_u64().unwrap_or(4320);
+    Json(json!({"id": mid, "type": 11, "guild_id": GUILD_ID, "parent_id": cid, "name": body["name"],
+        "owner_id": APP_ID, "last_message_id": null, "rate_limit_per_user": 0, "flags": 0,
+        "message_count": 0, "member_count": 1, "total_message_sent": 0,
+        "thread_metadata": {"archived": false, "auto_archive_duration": archive, "locked": false,
+            "archive_timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)}}))
+    .into_response()
 }
 
 async fn put_commands(
@@ -618,7 +677,31 @@ async fn put_commands(
         .unwrap()
         .commands
         .push((uri.path().to_string(), body.clone()));
-    Json(body).into_response()
+    // The registered commands, each with the fields Discord adds (id, application_id, version).
+    let guild = uri
+        .path()
+        .split("/guilds/")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .map(|g| json!(g))
+        .unwrap_or(Value::Null);
+    let mut out = body;
+    for (i, c) in out.as_array_mut().into_iter().flatten().enumerate() {
+        c["id"] = json!(format!("{}", 400_000_000_000_000_000u64 + i as u64));
+        c["application_id"] = json!(APP_ID);
+        c["version"] = json!("1");
+        c["guild_id"] = guild.clone();
+        if c["type"].is_null() {
+            c["type"] = json!(1);
+        }
+        if c["default_member_permissions"].is_null() {
+            c["default_member_permissions"] = Value::Null;
+        }
+        if c["nsfw"].is_null() {
+            c["nsfw"] = json!(false);
+        }
+    }
+    Json(out).into_response()
 }
 
 async fn edit_original(
@@ -664,6 +747,34 @@ async fn edit_followup(
     Json(message_object(&mid, CHANNEL, &body)).into_response()
 }
 
+/// Embeds as Discord returns them: each with `type: "rich"`.
+fn rich_embeds(mut embeds: Value) -> Value {
+    for e in embeds.as_array_mut().into_iter().flatten() {
+        if e["type"].is_null() {
+            e["type"] = json!("rich");
+        }
+    }
+    embeds
+}
+
+/// Components as Discord returns them: each with an `id`, numbered depth-first from 1 where
+/// the request gave none.
+fn numbered_components(mut components: Value) -> Value {
+    fn walk(v: &mut Value, next: &mut u64) {
+        for c in v.as_array_mut().into_iter().flatten() {
+            if c["id"].is_null() {
+                c["id"] = json!(*next);
+            }
+            *next += 1;
+            if c.get("components").is_some() {
+                walk(&mut c["components"], next);
+            }
+        }
+    }
+    walk(&mut components, &mut 1);
+    components
+}
+
 /// A message object in Discord's documented shape for what `body` asked to send.
 pub fn message_object(id: &str, channel_id: &str, body: &Value) -> Value {
     let or = |k: &str, d: Value| {
@@ -677,7 +788,8 @@ pub fn message_object(id: &str, channel_id: &str, body: &Value) -> Value {
         "id": id,
         "channel_id": channel_id,
         "author": {"id": APP_ID, "username": "mentiondesk", "discriminator": "0",
-            "global_name": null, "avatar": null, "bot": true, "public_flags": 0, "flags": 0},
+            "global_name": null, "avatar": null, "bot": true, "public_flags": 0, "flags": 0,
+            "primary_guild": null},
         "content": or("content", json!("")),
         "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
         "edited_timestamp": null,
@@ -686,11 +798,11 @@ pub fn message_object(id: &str, channel_id: &str, body: &Value) -> Value {
         "mentions": [],
         "mention_roles": [],
         "attachments": [],
-        "embeds": or("embeds", json!([])),
+        "embeds": rich_embeds(or("embeds", json!([]))),
         "pinned": false,
         "type": 0,
         "flags": or("flags", json!(0)),
-        "components": or("components", json!([])),
+        "components": numbered_components(or("components", json!([]))),
     });
     if !body["nonce"].is_null() {
         m["nonce"] = body["nonce"].clone();
@@ -870,4 +982,38 @@ pub fn multipart_parts(body: &[u8], boundary: &str) -> Vec<UploadedFile> {
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The daemon's HTTP answer to an interaction Discord posted to `/discord/interactions`:
+/// Discord validates it like a callback (`POST /interactions/{id}/{token}/callback`) and
+/// shows "This interaction failed" when it breaks the spec. Panics (failing the test) when it
+/// does; otherwise hands the response back unchanged for the test to read.
+pub async fn checked_interaction_answer(resp: reqwest::Response) -> reqwest::Response {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("interaction answer body");
+    let is_json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.is_success() && is_json {
+        let body: Value = serde_json::from_slice(&bytes).expect("interaction answer is JSON");
+        let errors = discord_spec::check_body(ops::CALLBACK, &body);
+        if !errors.is_empty() {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("  {}: {}", e.dotted(), describe(&body, e)))
+                .collect();
+            panic!(
+                "the daemon answered a Discord interaction with a body Discord refuses (400 50035):\n{}\n{}",
+                lines.join("\n"),
+                discord_spec::invalid_form_body(&errors)
+            );
+        }
+    }
+    let mut out = axum::http::Response::builder().status(status);
+    for (k, v) in &headers {
+        out = out.header(k, v);
+    }
+    reqwest::Response::from(out.body(bytes).unwrap())
 }

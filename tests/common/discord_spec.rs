@@ -244,3 +244,19 @@ pub fn is_empty_message(body: &Value, has_files: bool) -> bool {
         && empty("attachments")
         && body["poll"].is_null()
 }
+
+pub const RESPONSES_TEXT: &str = include_str!("../spec/discord-openapi.responses.excerpt.json");
+
+/// The response-schema excerpt (same upstream commit as the request excerpt).
+pub fn responses() -> &'static Value {
+    static SPEC: OnceLock<Value> = OnceLock::new();
+    SPEC.get_or_init(|| {
+        serde_json::from_str(RESPONSES_TEXT).expect("vendored Discord response spec parses")
+    })
+}
+
+/// Errors of `value` against the response schema `name` (`MessageResponse`, …).
+pub fn check_response(name: &str, value: &Value) -> Vec<SchemaError> {
+    let schema = json!({"$ref": format!("#/components/schemas/{name}")});
+    Validator::new(responses()).validate(&schema, value)
+}

@@ -354,10 +354,13 @@ pub fn discord_answer(fault: Option<Fault>, bucket: &str) -> Response {
             let global = scope == RateScope::Global;
             let mut r = (
                 StatusCode::TOO_MANY_REQUESTS,
+                // The docs' example omits `code`; the OpenAPI spec's RatelimitedResponse
+                // requires it (allOf Error), and real answers carry `"code": 0`.
                 axum::Json(json!({
                     "message": "You are being rate limited.",
                     "retry_after": secs,
                     "global": global,
+                    "code": 0,
                 })),
             )
                 .into_response();

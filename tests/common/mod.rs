@@ -101,6 +101,8 @@ pub struct SlackState {
     pub upload_scope_missing: bool,
     /// `files.completeUploadExternal` bodies.
     pub completed_uploads: Vec<Value>,
+    /// Where Socket Mode acks that break Slack's rules are recorded.
+    violations: Violations,
     next_ts: u64,
 }
 
@@ -154,6 +156,7 @@ impl FakeSlack {
         let shared = (state.clone(), posted.clone());
         let faults = Faults::new(Platform::Slack, SLACK_METHODS);
         let violations = Violations::default();
+        state.lock().unwrap().violations = violations.clone();
         let router = Router::new()
             .route("/api/auth.test", get(auth_test).post(auth_test))
             .route(
@@ -410,6 +413,7 @@ async fn slack_gate(
                 error: "invalid_payload",
                 pointer: String::new(),
                 message: "the body is not a JSON object".into(),
+                detail: String::new(),
             }),
         },
         _ => match slack_spec::parse_args(&content_type, &query, &bytes) {
@@ -422,6 +426,7 @@ async fn slack_gate(
                 error: code,
                 pointer: String::new(),
                 message: format!("body not readable as {content_type}"),
+                detail: String::new(),
             }),
         },
     }
@@ -460,10 +465,10 @@ async fn slack_gate(
             call: format!("{http} {method}"),
             severity: f.severity,
             field: f.pointer.clone(),
-            rule: if f.error.is_empty() {
-                f.message.clone()
-            } else {
-                format!("{}: {}", f.error, f.message)
+            rule: match (f.error.is_empty(), f.detail.is_empty()) {
+                (true, _) => f.message.clone(),
+                (false, true) => format!("{}: {}", f.error, f.message),
+                (false, false) => format!("{}: {} ({})", f.error, f.message, f.detail),
             },
         });
     }
@@ -587,13 +592,39 @@ async fn history(
     let oldest: f64 = arg(&q, "oldest")
         .and_then(|o| o.parse().ok())
         .unwrap_or(0.0);
+    let latest: f64 = arg(&q, "latest")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(f64::MAX);
+    let inclusive = arg(&q, "inclusive").is_some_and(|v| v == "true" || v == "1");
+    // conversations.history: default limit 100 (docs.slack.dev/reference/methods/conversations.history).
+    let limit = arg(&q, "limit")
+        .and_then(|l| l.parse::<usize>().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(100);
     let with_metadata = arg(&q, "include_all_metadata").is_some_and(|v| v == "true" || v == "1");
-    // Newest first, as Slack returns history.
-    let messages: Vec<Value> = s
+    // Newest first, as Slack returns history; thread replies are not part of the channel's
+    // history unless broadcast (they come from conversations.replies).
+    let matching: Vec<&SlackPost> = s
         .posts
         .iter()
         .rev()
-        .filter(|p| p.channel == channel && p.ts.parse::<f64>().unwrap_or(0.0) >= oldest)
+        .filter(|p| {
+            let ts = p.ts.parse::<f64>().unwrap_or(0.0);
+            let in_range = if inclusive {
+                ts >= oldest && ts <= latest
+            } else {
+                ts > oldest && ts < latest
+            };
+            let is_reply = !p.body["thread_ts"].is_null()
+                && p.body["thread_ts"] != p.ts.as_str()
+                && p.body["reply_broadcast"] != true;
+            p.channel == channel && in_range && !is_reply
+        })
+        .collect();
+    let has_more = matching.len() > limit;
+    let messages: Vec<Value> = matching
+        .into_iter()
+        .take(limit)
         .map(|p| {
             let mut m = message_object(&p.ts, &p.body);
             if !with_metadata {
@@ -605,7 +636,7 @@ async fn history(
             m
         })
         .collect();
-    Json(json!({"ok": true, "messages": messages, "has_more": false, "response_metadata": {"next_cursor": ""}}))
+    Json(json!({"ok": true, "messages": messages, "has_more": has_more, "response_metadata": {"next_cursor": ""}}))
         .into_response()
 }
 
@@ -751,7 +782,21 @@ async fn socket(
                 incoming = socket.recv() => match incoming {
                     Some(Ok(Message::Text(t))) => {
                         if let Ok(v) = serde_json::from_str::<Value>(&t) {
-                            state.lock().unwrap().acks.push(v);
+                            // An ack's payload is an answer Slack shows or applies (a
+                            // command's message, a view_submission's response_action).
+                            let mut s = state.lock().unwrap();
+                            if v["payload"].is_object() {
+                                for f in slack_spec::check_immediate_answer(&v["payload"]) {
+                                    s.violations.record(Violation {
+                                        platform: "slack",
+                                        call: "socket mode ack".into(),
+                                        severity: f.severity,
+                                        field: format!("/payload{}", f.pointer),
+                                        rule: format!("{} {} {}", f.error, f.message, f.detail),
+                                    });
+                                }
+                            }
+                            s.acks.push(v);
                         }
                     }
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
@@ -835,8 +880,32 @@ async fn views_open(
     if body["trigger_id"].as_str().unwrap_or_default().is_empty() {
         return slack_error("invalid_trigger_id");
     }
+    // The view as views.open documents its answer: the request's view plus Slack's fields.
     let mut view = body["view"].clone();
-    view["id"] = json!("V0123");
+    for (k, v) in [
+        ("id", json!("V0123")),
+        ("team_id", json!("T0TEAM")),
+        ("state", json!({"values": {}})),
+        ("hash", json!("1700000000.abcdef")),
+        ("previous_view_id", Value::Null),
+        ("root_view_id", json!("V0123")),
+        ("app_id", json!("A0APP")),
+        ("bot_id", json!("B0BOT")),
+        ("app_installed_team_id", json!("T0TEAM")),
+    ] {
+        view[k] = v;
+    }
+    for (k, v) in [
+        ("private_metadata", json!("")),
+        ("callback_id", json!("")),
+        ("external_id", json!("")),
+        ("clear_on_close", json!(false)),
+        ("notify_on_close", json!(false)),
+    ] {
+        if view[k].is_null() {
+            view[k] = v;
+        }
+    }
     state.lock().unwrap().views.push(body["view"].clone());
     Json(json!({"ok": true, "view": view})).into_response()
 }
@@ -1052,11 +1121,15 @@ impl Daemon {
     }
 
     /// POSTs a form body to a Slack endpoint, signed now with the test secret.
+    /// Its immediate answer is what Slack would receive: when it is a message or view that
+    /// Slack refuses (or flags), the test fails here.
     pub async fn slack_post(&self, path: &str, body: &str) -> reqwest::Response {
         let ts = chrono::Utc::now().timestamp();
         let sig = mentiondesk::server::slack::sign(SIGNING_SECRET, ts, body.as_bytes());
-        self.raw_post(path, body, Some(&ts.to_string()), Some(&sig))
-            .await
+        let resp = self
+            .raw_post(path, body, Some(&ts.to_string()), Some(&sig))
+            .await;
+        checked_slack_answer(path, resp).await
     }
 
     pub async fn raw_post(
@@ -1078,6 +1151,42 @@ impl Daemon {
         }
         req.send().await.unwrap()
     }
+}
+
+/// Checks the daemon's immediate answer to Slack (see `Daemon::slack_post`) and hands the
+/// response back unchanged.
+pub async fn checked_slack_answer(path: &str, resp: reqwest::Response) -> reqwest::Response {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.bytes().await.expect("answer body");
+    let is_json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if status.is_success() && is_json {
+        let body: Value = serde_json::from_slice(&bytes).expect("answer is JSON");
+        let findings = slack_spec::check_immediate_answer(&body);
+        if !findings.is_empty() {
+            let lines: Vec<String> = findings
+                .iter()
+                .map(|f| {
+                    format!(
+                        "  [{:?}] {} {} {} {}",
+                        f.severity, f.pointer, f.error, f.message, f.detail
+                    )
+                })
+                .collect();
+            panic!(
+                "the daemon answered Slack's POST {path} with a payload Slack refuses or flags:\n{}",
+                lines.join("\n")
+            );
+        }
+    }
+    let mut out = axum::http::Response::builder().status(status);
+    for (k, v) in &headers {
+        out = out.header(k, v);
+    }
+    reqwest::Response::from(out.body(bytes).unwrap())
 }
 
 /// A slash-command form body as Slack sends it.

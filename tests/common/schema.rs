@@ -473,7 +473,7 @@ impl<'a> Validator<'a> {
         };
         let meant: Vec<&Vec<SchemaError>> = results
             .iter()
-            .filter(|errs| !errs.iter().any(|e| discriminates(e)))
+            .filter(|errs| !errs.iter().any(&discriminates))
             .collect();
         match meant.iter().min_by_key(|errs| errs.len()) {
             Some(best) => out.extend(best.iter().cloned()),

@@ -44,7 +44,10 @@ pub struct Finding {
     pub severity: Severity,
     pub error: &'static str,
     pub pointer: String,
+    /// In Slack's words.
     pub message: String,
+    /// The actual size, for the violation report (not part of Slack's answer).
+    pub detail: String,
 }
 
 impl Finding {
@@ -58,7 +61,12 @@ impl Finding {
             error,
             pointer: pointer.into(),
             message: message.into(),
+            detail: String::new(),
         }
+    }
+    fn with_detail(mut self, detail: String) -> Self {
+        self.detail = detail;
+        self
     }
     fn warning(pointer: impl Into<String>, message: impl Into<String>) -> Self {
         Finding {
@@ -66,6 +74,7 @@ impl Finding {
             error: "",
             pointer: pointer.into(),
             message: message.into(),
+            detail: String::new(),
         }
     }
     /// Slack's wording: `must be less than 3001 characters [json-pointer:/blocks/0/text/text]`.
@@ -224,7 +233,7 @@ pub fn check_call(method: &str, http: &str, args: &Map<String, Value>) -> Vec<Fi
         // page even listed GET for files.getUploadURLExternal, so Slack answers such a call;
         // the method's current reference page lists POST only, so it is flagged, not refused.
         out.push(Finding::warning(
-            "",
+            "(HTTP verb)",
             format!("{method} sent as GET; its reference page documents POST ({WEB_API})"),
         ));
     }
@@ -277,11 +286,7 @@ pub fn check_call(method: &str, http: &str, args: &Map<String, Value>) -> Vec<Fi
             // GET_UPLOAD_URL errors: alt_txt_too_large "longer than the limit of 1000 character".
             if let Some(alt) = args.get("alt_txt") {
                 if len(alt) > 1000 {
-                    out.push(Finding::refused(
-                        "alt_txt_too_large",
-                        "/alt_txt",
-                        format!("must be less than 1001 characters (is {})", len(alt)),
-                    ));
+                    out.push(too_long("alt_txt_too_large", "/alt_txt", 1000, len(alt)));
                 }
             }
         }
@@ -322,16 +327,35 @@ pub fn check_response_url(args: &Map<String, Value>) -> Vec<Finding> {
     out
 }
 
+/// The daemon's immediate HTTP answer to Slack (slash command or interaction): a message, or
+/// a `response_action` with a view, checked as Slack checks them.
+pub fn check_immediate_answer(body: &Value) -> Vec<Finding> {
+    let mut out = Vec::new();
+    match body["response_action"].as_str() {
+        Some("update") | Some("push") => check_view(&body["view"], &mut out),
+        Some(_) => {}
+        None => {
+            if let Some(m) = body.as_object() {
+                out = check_response_url(m);
+            }
+        }
+    }
+    out
+}
+
 /// `text` and `blocks` of a message.
 fn check_message(args: &Map<String, Value>, wants_text: bool, out: &mut Vec<Finding>) {
     let text = args.get("text").map(len).unwrap_or(0);
     // POST_MESSAGE: "msg_too_long: Message text is too long"; text is truncated past 40,000.
     if text > 40_000 {
-        out.push(Finding::refused(
-            "msg_too_long",
-            "/text",
-            format!("must be less than 40001 characters (is {text})"),
-        ));
+        out.push(
+            Finding::refused(
+                "msg_too_long",
+                "/text",
+                "must be less than 40001 characters",
+            )
+            .with_detail(format!("is {text} characters")),
+        );
     }
     let blocks = match json_arg(args, "blocks") {
         None => None,
@@ -345,6 +369,27 @@ fn check_message(args: &Map<String, Value>, wants_text: bool, out: &mut Vec<Find
             return;
         }
     };
+    // https://docs.slack.dev/messaging/message-metadata: metadata = {event_type: string,
+    // event_payload: object}; errors invalid_metadata_format / invalid_metadata_schema.
+    match json_arg(args, "metadata") {
+        Some(Ok(m)) => {
+            let ok = m["event_type"].as_str().is_some_and(|t| !t.is_empty())
+                && m["event_payload"].is_object();
+            if !ok {
+                out.push(Finding::refused(
+                    "invalid_metadata_schema",
+                    "/metadata",
+                    "metadata needs a non-empty event_type and an event_payload object",
+                ));
+            }
+        }
+        Some(Err(())) => out.push(Finding::refused(
+            "invalid_metadata_format",
+            "/metadata",
+            "metadata is not valid JSON",
+        )),
+        None => {}
+    }
     let has_attachments = present(args, "attachments");
     if wants_text {
         match &blocks {
@@ -421,8 +466,9 @@ fn too_long(error: &'static str, pointer: &str, max: usize, n: usize) -> Finding
     Finding::refused(
         error,
         pointer,
-        format!("must be less than {} characters (is {n})", max + 1),
+        format!("must be less than {} characters", max + 1),
     )
+    .with_detail(format!("is {n} characters"))
 }
 
 /// A text object: `{type: plain_text|mrkdwn, text}`; TEXT_OBJECT: text 1..=3000 unless the
@@ -470,14 +516,14 @@ pub fn check_blocks(
 ) {
     // BLOCKS: "up to 50 blocks in each message, and 100 blocks in modals or Home tabs".
     if blocks.len() > max_blocks {
-        out.push(Finding::refused(
-            error,
-            base,
-            format!(
-                "no more than {max_blocks} items allowed (is {})",
-                blocks.len()
-            ),
-        ));
+        out.push(
+            Finding::refused(
+                error,
+                base,
+                format!("no more than {max_blocks} items allowed"),
+            )
+            .with_detail(format!("has {} items", blocks.len())),
+        );
     }
     let mut block_ids = HashSet::new();
     let mut action_ids = HashSet::new();
@@ -547,11 +593,14 @@ pub fn check_blocks(
                 }
                 if let Some(fields) = fields {
                     if fields.len() > 10 {
-                        out.push(Finding::refused(
-                            error,
-                            format!("{p}/fields"),
-                            format!("no more than 10 items allowed (is {})", fields.len()),
-                        ));
+                        out.push(
+                            Finding::refused(
+                                error,
+                                format!("{p}/fields"),
+                                "no more than 10 items allowed",
+                            )
+                            .with_detail(format!("has {} items", fields.len())),
+                        );
                     }
                     for (j, f) in fields.iter().enumerate() {
                         check_text(f, &format!("{p}/fields/{j}"), 2000, false, error, out);
