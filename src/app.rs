@@ -107,6 +107,61 @@ pub async fn digest_now_offline(
     Ok(queued)
 }
 
+/// How long `check --online` waits for one platform call.
+const ONLINE_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `check --online`: the configured chat platforms' credentials (`auth.test`,
+/// `GET /users/@me`) and, where they are accepted, every alert, escalation and digest
+/// target channel. One (what, outcome) per check; an `Err` is the problem with its fix.
+/// Tokens never appear in the outcome.
+pub async fn check_online(
+    config: &Config,
+) -> anyhow::Result<Vec<(String, Result<String, String>)>> {
+    let platforms = platforms(slack_platform(config)?, discord_platform(config)?);
+    let mut out = Vec::new();
+    let mut accepted = Vec::new();
+    for p in platforms.configured() {
+        let what = format!("{} credentials", p.name());
+        match tokio::time::timeout(ONLINE_CHECK_TIMEOUT, p.verify()).await {
+            Ok(Ok(me)) => {
+                accepted.push(p.name());
+                out.push((what, Ok(format!("accepted (bot {})", me.name))));
+            }
+            Ok(Err(e)) => out.push((what, Err(e.to_string()))),
+            Err(_) => out.push((
+                what,
+                Err(format!(
+                    "{} did not answer within {ONLINE_CHECK_TIMEOUT:?}; check the network and [{}].api_url",
+                    p.name(),
+                    p.name()
+                )),
+            )),
+        }
+    }
+    let mut targets: Vec<crate::model::Target> = config
+        .rules
+        .iter()
+        .flat_map(|r| r.alert.iter().cloned())
+        .chain(config.desk.escalate_to.iter().cloned())
+        .chain(config.digest.iter().flat_map(|d| d.to.iter().cloned()))
+        .collect();
+    targets.sort();
+    targets.dedup();
+    for t in targets {
+        let p = platforms.for_target(&t);
+        if !accepted.contains(&p.name()) {
+            continue;
+        }
+        let what = format!("target {t}");
+        match tokio::time::timeout(ONLINE_CHECK_TIMEOUT, p.check_channel(t.channel())).await {
+            Ok(Ok(())) => out.push((what, Ok("the bot can post there".into()))),
+            Ok(Err(e)) => out.push((what, Err(e.to_string()))),
+            Err(_) => out.push((what, Err(format!("{} did not answer in time", p.name())))),
+        }
+    }
+    Ok(out)
+}
+
 /// The daemon: runs until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let (trigger, shutdown) = shutdown::channel();
@@ -133,6 +188,7 @@ pub async fn run_with_clock(
     let platforms = platforms(slack.clone(), discord.clone());
     let metrics = Arc::new(Metrics::default());
     let health = poll::Health::default();
+    let delivery = relay::DeliveryHealth::default();
     let listener = server::bind(config.server.listen).await.with_context(|| {
         format!(
             "cannot listen on {} ([server].listen); is another process using it?",
@@ -147,6 +203,10 @@ pub async fn run_with_clock(
         chat = if config.slack.is_some() { "slack" } else { "console" },
         "mentiondesk running"
     );
+
+    // A refused token is logged with its fix and shows in /healthz; the daemon keeps running
+    // and keeps storing alerts, which go out once the token is fixed.
+    relay::check_credentials(&platforms, &delivery, &metrics).await;
 
     let (poll_tx, poll_rx) = mpsc::channel(64);
     let mut source_tasks = Vec::new();
@@ -208,6 +268,12 @@ pub async fn run_with_clock(
         _ => None,
     };
     let gateway = match (&config.discord, &discord_endpoints) {
+        // With its token refused the gateway cannot connect; the fix is already logged and in
+        // /healthz, and the daemon keeps storing alerts until a restart with a good token.
+        (Some(cfg), Some(_)) if cfg.gateway && delivery.refused("discord") => {
+            tracing::error!("not starting the Discord gateway: Discord refuses the bot token");
+            None
+        }
         (Some(cfg), Some(ep)) if cfg.gateway => Some(
             crate::chat::discord_gateway::start(
                 &cfg.api_url,
@@ -288,6 +354,7 @@ pub async fn run_with_clock(
         platforms,
         wake,
         metrics.clone(),
+        delivery.clone(),
         shutdown.clone(),
     ));
     let server_task = tokio::spawn(server::serve(
@@ -299,6 +366,7 @@ pub async fn run_with_clock(
             slack: slack_endpoints,
             discord: discord_endpoints,
             admin,
+            delivery,
         },
         shutdown.clone(),
     ));

@@ -24,7 +24,13 @@ enum Command {
     /// Run the daemon: poll sources, post alerts, serve /healthz and /metrics
     Run(ConfigArg),
     /// Validate the config and compile every rule; print every problem with its line
-    Check(ConfigArg),
+    Check {
+        /// Also check the chat credentials and that the bot can post into every target
+        #[arg(long)]
+        online: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Dry-run the rules: JSON lines of mentions on stdin, one JSON verdict per line on stdout
     Match(ConfigArg),
     /// Poll every source once and print what matched; posts nothing, stores nothing
@@ -68,7 +74,7 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Run(c) => run(&c),
-        Command::Check(c) => check(&c),
+        Command::Check { online, config } => check(&config, online),
         Command::Match(c) => match_lines(&c),
         Command::Scan { once, config } => scan(once, &config),
         Command::Digest { now, name, config } => digest_now(now, name.as_deref(), &config),
@@ -111,9 +117,16 @@ fn run(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(c: &ConfigArg) -> anyhow::Result<ExitCode> {
+fn check(c: &ConfigArg, online: bool) -> anyhow::Result<ExitCode> {
     match config::load(&c.path()) {
         Ok(cfg) => {
+            let chat: Vec<&str> = [
+                cfg.slack.as_ref().map(|_| "Slack"),
+                cfg.discord.as_ref().map(|_| "Discord"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             println!(
                 "{}: ok ({} source{}, {} rule{}, alerts to {})",
                 c.path().display(),
@@ -121,13 +134,34 @@ fn check(c: &ConfigArg) -> anyhow::Result<ExitCode> {
                 if cfg.sources.len() == 1 { "" } else { "s" },
                 cfg.rules.len(),
                 if cfg.rules.len() == 1 { "" } else { "s" },
-                if cfg.slack.is_some() {
-                    "Slack"
+                if chat.is_empty() {
+                    "the console".to_string()
                 } else {
-                    "the console"
+                    chat.join(" and ")
                 },
             );
-            Ok(ExitCode::SUCCESS)
+            if !online {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let results = runtime()?.block_on(app::check_online(&cfg))?;
+            if results.is_empty() {
+                println!("no chat platform configured: alerts go to the console");
+            }
+            let mut problems = 0;
+            for (what, outcome) in results {
+                match outcome {
+                    Ok(ok) => println!("{what}: {ok}"),
+                    Err(problem) => {
+                        problems += 1;
+                        println!("{what}: problem: {problem}");
+                    }
+                }
+            }
+            Ok(if problems > 0 {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         Err(e) => {
             eprintln!("{e}");

@@ -1,7 +1,9 @@
 //! Process-wide counters for `/metrics`. Plain atomics: cheap to bump from any task, read
 //! only when Prometheus scrapes. Per-source poll counters live in the sources' `Health`.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -13,6 +15,8 @@ pub struct Metrics {
     pub recovered_posts_total: AtomicU64,
     pub digests_posted_total: AtomicU64,
     pub spikes_total: AtomicU64,
+    /// Failed chat calls by (platform, kind): `mentiondesk_delivery_failures_total`.
+    delivery_failures: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
@@ -22,5 +26,26 @@ impl Metrics {
 
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
+    }
+
+    /// Counts one failed chat call of `kind` (`rate_limited`, `unavailable`,
+    /// `refused_platform`, `refused_target`, `refused_message`, `error`).
+    pub fn delivery_failure(&self, platform: &'static str, kind: &'static str) {
+        *self
+            .delivery_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((platform, kind))
+            .or_default() += 1;
+    }
+
+    /// Every (platform, kind, count) so far.
+    pub fn delivery_failures(&self) -> Vec<(&'static str, &'static str, u64)> {
+        self.delivery_failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|((p, k), n)| (*p, *k, *n))
+            .collect()
     }
 }

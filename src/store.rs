@@ -148,6 +148,21 @@ pub struct OutboxEntry {
     pub in_flight_since: Option<DateTime<Utc>>,
     pub not_before: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// Set when the platform refused the entry for a reason a retry cannot fix; it stays
+    /// (and shows in `/healthz` and `/desk list`) until a later attempt succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked: Option<Parked>,
+}
+
+/// Why an outbox entry is parked, and what a person must do about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parked {
+    /// The platform's short error code (`invalid_auth`, `403/50013`).
+    pub reason: String,
+    pub fix: String,
+    /// Whether the refusal stops the whole platform, the entry's channel, or only this entry.
+    pub scope: crate::chat::Scope,
+    pub since: DateTime<Utc>,
 }
 
 /// Key of an outbox entry; ordered by creation.
@@ -465,18 +480,55 @@ impl Store {
         Ok(entry)
     }
 
-    /// Records a failed attempt; the entry is retried at `not_before`.
+    /// Records a failed attempt: `attempts` is the entry's attempt count after it, and the
+    /// entry is retried at `not_before`.
     pub fn record_failure(
         &self,
         key: OutboxKey,
+        attempts: u32,
         error: &str,
         not_before: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         self.update_outbox(key, |e| {
+            e.attempts = attempts;
             e.last_error = Some(error.to_string());
             e.not_before = Some(not_before);
         })?;
         Ok(())
+    }
+
+    /// Parks an entry the platform refused for good (`parked.reason`); it is tried again at
+    /// `not_before` (`None`: as soon as the relay lets its platform and channel through).
+    pub fn park(
+        &self,
+        key: OutboxKey,
+        attempts: u32,
+        error: &str,
+        parked: &Parked,
+        not_before: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.update_outbox(key, |e| {
+            e.attempts = attempts;
+            e.last_error = Some(error.to_string());
+            e.not_before = not_before;
+            if e.parked.as_ref().map(|p| &p.reason) != Some(&parked.reason) {
+                e.parked = Some(parked.clone());
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Makes every entry `which` accepts due now (its cause is gone, or the daemon restarted);
+    /// parked entries keep their reason until they are delivered. Returns how many.
+    pub fn retry_now(&self, which: impl Fn(&OutboxEntry) -> bool) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for (key, entry) in self.outbox()? {
+            if entry.not_before.is_some() && which(&entry) {
+                self.update_outbox(key, |e| e.not_before = None)?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// The platform has the message: drop the outbox entry and keep the reference, atomically,
@@ -850,6 +902,7 @@ fn push_outbox(
         in_flight_since: None,
         not_before: None,
         last_error: None,
+        parked: None,
     };
     outbox.insert(&seq.to_be_bytes(), to_json(&entry))?;
     Ok(())

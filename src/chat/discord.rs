@@ -9,8 +9,8 @@
 use super::escape::truncate;
 use super::text::{self, Atom, Unit};
 use super::{
-    buttons, chart_file_name, AlertView, ChatError, ChatPlatform, Posted, MAX_INLINE_WAIT,
-    MAX_RATE_LIMIT_RETRIES,
+    buttons, chart_file_name, AlertView, ChatError, ChatPlatform, Identity, Pauses, Posted, Scope,
+    GLOBAL_FAMILY, MAX_INLINE_WAIT, MAX_RATE_LIMIT_RETRIES,
 };
 use crate::model::{AlertId, DigestPost, MessageRef, Note, Part, Priority};
 use chrono::{DateTime, Utc};
@@ -22,8 +22,7 @@ use serenity::http::{LightMethod, Multipart, MultipartUpload, Request, Route};
 use serenity::model::application::ButtonStyle;
 use serenity::model::channel::Nonce;
 use serenity::model::id::{ChannelId, MessageId};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 // Discord's limits, all counted in code points (`Unit::Chars`; see there). Sources: the
 // OpenAPI spec (discord/discord-api-spec `specs/openapi.json`, excerpt in shared/specs):
@@ -73,8 +72,10 @@ pub struct DiscordPlatform {
     /// `Bot <token>`, as the Authorization header wants it.
     auth: String,
     api_url: String,
-    /// Until when Discord's global rate limit holds every call.
-    global_until: Mutex<Option<Instant>>,
+    /// Pauses Discord asked for with 429s: per call kind, and global.
+    pauses: Pauses,
+    /// The bot's user id, once `verify` learned it: `find_note` trusts only its messages.
+    user_id: std::sync::OnceLock<String>,
 }
 
 impl DiscordPlatform {
@@ -89,26 +90,23 @@ impl DiscordPlatform {
             client,
             auth: format!("Bot {}", bot_token.trim_start_matches("Bot ")),
             api_url: api_url.trim_end_matches('/').to_string(),
-            global_until: Mutex::new(None),
+            pauses: Pauses::default(),
+            user_id: std::sync::OnceLock::new(),
         })
     }
 
-    /// Sends one request, waiting out 429s (per route and global) as Discord asks.
+    /// Sends one request. It honours the pauses 429s set (per call kind, and Discord's global
+    /// limit for every call), waits at most `MAX_INLINE_WAIT` in all, and hands a longer
+    /// pause back as `RateLimited`. Refusals a retry cannot fix come back as `Refused`.
     async fn call(
         &self,
         what: &'static str,
         req: Request<'_>,
     ) -> Result<serde_json::Value, ChatError> {
+        let mut budget = MAX_INLINE_WAIT;
         let mut attempt = 0;
         loop {
-            let wait = self
-                .global_until
-                .lock()
-                .expect("lock")
-                .and_then(|t| t.checked_duration_since(Instant::now()));
-            if let Some(w) = wait {
-                tokio::time::sleep(w).await;
-            }
+            self.pauses.wait_turn("discord", what, &mut budget).await?;
             let builder = req
                 .clone()
                 .build(&self.client, &self.auth, Some(&self.api_url))
@@ -134,11 +132,10 @@ impl DiscordPlatform {
                 let wait = Duration::from_secs_f64(retry.clamp(0.0, 3600.0));
                 let global = body["global"].as_bool().unwrap_or(false)
                     || headers.contains_key("x-ratelimit-global");
-                if global {
-                    *self.global_until.lock().expect("lock") = Some(Instant::now() + wait);
-                }
+                self.pauses
+                    .pause(if global { GLOBAL_FAMILY } else { what }, wait);
                 attempt += 1;
-                if attempt > MAX_RATE_LIMIT_RETRIES || wait > MAX_INLINE_WAIT {
+                if attempt > MAX_RATE_LIMIT_RETRIES || wait > budget {
                     return Err(ChatError::RateLimited {
                         platform: "discord",
                         retry_after: wait,
@@ -151,25 +148,17 @@ impl DiscordPlatform {
                     attempt,
                     "discord rate limit; waiting as asked"
                 );
-                tokio::time::sleep(wait).await;
                 continue;
             }
-            if !status.is_success() {
-                let hint = match status.as_u16() {
-                    401 => " (check [discord].bot_token)",
-                    403 => " (give the bot View Channel, Send Messages, Embed Links, Create Public Threads and Send Messages in Threads in that channel)",
-                    404 => " (check the channel id in the alert target)",
-                    _ => "",
-                };
-                return Err(ChatError::Api {
+            if status.is_server_error() {
+                return Err(ChatError::Network {
                     platform: "discord",
-                    code: format!(
-                        "{what} answered HTTP {}: {}",
-                        status.as_u16(),
-                        truncate(body["message"].as_str().unwrap_or_default(), 200)
-                    ),
-                    hint,
+                    detail: format!("{what} answered HTTP {}", status.as_u16()),
                 });
+            }
+            if !status.is_success() {
+                let code = body["code"].as_u64().unwrap_or(0);
+                return Err(discord_error(what, status.as_u16(), code, &body));
             }
             return Ok(body);
         }
@@ -223,6 +212,25 @@ impl DiscordPlatform {
         footer: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<Posted>, ChatError> {
+        self.find_message(channel, since, 100, |m| {
+            m["embeds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["footer"]["text"] == footer)
+        })
+        .await
+    }
+
+    /// Reads up to `limit` messages of `channel` posted since `since` (a minute of slack)
+    /// for the first one `wanted` accepts.
+    async fn find_message(
+        &self,
+        channel: &str,
+        since: DateTime<Utc>,
+        limit: u32,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<Option<Posted>, ChatError> {
         let channel_id = snowflake(channel, "channel")?;
         // A Discord id encodes its time: ask only for messages after `since` (minus a minute).
         let after = (((since.timestamp_millis() - 60_000).max(1_420_070_400_000)
@@ -235,7 +243,7 @@ impl DiscordPlatform {
             LightMethod::Get,
         )
         .params(Some(vec![
-            ("limit", "100".to_string()),
+            ("limit", limit.to_string()),
             ("after", after.to_string()),
         ]));
         let messages = self.call("list messages", req).await?;
@@ -243,13 +251,7 @@ impl DiscordPlatform {
             .as_array()
             .into_iter()
             .flatten()
-            .find(|m| {
-                m["embeds"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|e| e["footer"]["text"] == footer)
-            })
+            .find(|m| wanted(m))
             .map(|m| Posted {
                 channel_id: channel.to_string(),
                 message_id: id_of(m),
@@ -398,6 +400,63 @@ pub fn desk_command(command: &str) -> serenity::builder::CreateCommand {
         .add_option(sub("help", "What the desk can do"))
 }
 
+/// The fix for a refused Discord token; the daemon needs a restart to read a new one.
+const TOKEN_FIX: &str = "the Discord bot token was refused: reset it under Developer Portal → your application → Bot, set DISCORD_BOT_TOKEN ([discord].bot_token) to the new token and restart mentiondesk";
+/// The fix for missing channel permissions.
+const PERMISSIONS_FIX: &str = "give the bot View Channel, Send Messages, Embed Links, Attach Files, Read Message History, Create Public Threads and Send Messages in Threads in that channel (channel settings → Permissions)";
+
+/// A Discord error answer as a `ChatError`: refusals a retry cannot fix carry their scope
+/// and fix; anything else is retried with backoff.
+fn discord_error(
+    what: &'static str,
+    status: u16,
+    code: u64,
+    body: &serde_json::Value,
+) -> ChatError {
+    let refused = |scope: Scope, fix: &'static str| ChatError::Refused {
+        platform: "discord",
+        scope,
+        reason: if code == 0 {
+            status.to_string()
+        } else {
+            format!("{status}/{code}")
+        },
+        call: format!(
+            "{what} ({})",
+            truncate(body["message"].as_str().unwrap_or("no message"), 200)
+        ),
+        fix,
+    };
+    match (status, code) {
+        (401, _) => refused(Scope::Platform, TOKEN_FIX),
+        (403, _) => refused(Scope::Target, PERMISSIONS_FIX),
+        (404, 10008) => refused(
+            Scope::Message,
+            "the message to edit is gone from Discord; the alert stays on the desk (`/desk show ID`)",
+        ),
+        (404, 10003 | 10004) => refused(
+            Scope::Target,
+            "check the channel id in the alert target (discord:<channel id>) and that the bot is in that server",
+        ),
+        (400, 50008) => refused(
+            Scope::Target,
+            "the alert target is not a text channel the bot can post in: use a text channel's id",
+        ),
+        (400, 50035 | 50006 | 50109) => refused(
+            Scope::Message,
+            "Discord refused this message's content; it stays in the outbox and is sent again after a restart (upgrade mentiondesk first; please report it with the alert id)",
+        ),
+        _ => ChatError::Api {
+            platform: "discord",
+            code: format!(
+                "{what} answered HTTP {status}: {}",
+                truncate(body["message"].as_str().unwrap_or_default(), 200)
+            ),
+            hint: "",
+        },
+    }
+}
+
 fn snowflake(s: &str, what: &str) -> Result<u64, ChatError> {
     s.parse::<u64>()
         .ok()
@@ -413,6 +472,30 @@ fn id_of(v: &serde_json::Value) -> String {
 impl ChatPlatform for DiscordPlatform {
     fn name(&self) -> &'static str {
         "discord"
+    }
+
+    async fn verify(&self) -> Result<Identity, ChatError> {
+        let me = self
+            .call(
+                "current user",
+                Request::new(Route::UserMe, LightMethod::Get),
+            )
+            .await?;
+        let _ = self.user_id.set(id_of(&me));
+        Ok(Identity {
+            name: me["username"].as_str().unwrap_or("the bot").to_string(),
+            user_id: id_of(&me),
+        })
+    }
+
+    async fn check_channel(&self, channel: &str) -> Result<(), ChatError> {
+        let req = Request::new(
+            Route::Channel {
+                channel_id: ChannelId::new(snowflake(channel, "channel")?),
+            },
+            LightMethod::Get,
+        );
+        self.call("get channel", req).await.map(|_| ())
     }
 
     async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError> {
@@ -468,13 +551,18 @@ impl ChatPlatform for DiscordPlatform {
         note: &Note,
         delivery: &str,
     ) -> Result<Posted, ChatError> {
-        let msg = note_message(note)
+        // The marker line lets `find_note` recognise the note after a crash; Discord honours
+        // the nonce only for a few minutes.
+        let marker = note_marker(delivery);
+        let msg = note_message(note, Some(&marker))
             .nonce(Nonce::String(truncate(&format!("mdn{delivery}"), 25)))
             .enforce_nonce(true);
         // A thread started from a message has that message's id.
         let target = snowflake(thread.unwrap_or(channel), "channel")?;
         let posted = match self.post_message(target, &msg).await {
-            Err(ChatError::Api { code, .. }) if thread.is_some() && code.contains("HTTP 404") => {
+            Err(ChatError::Refused { reason, .. })
+                if thread.is_some() && reason.starts_with("404") =>
+            {
                 // The thread was never started (or was deleted): start it and try once more.
                 let root = snowflake(thread.unwrap_or_default(), "message")?;
                 let body =
@@ -498,16 +586,36 @@ impl ChatPlatform for DiscordPlatform {
         })
     }
 
-    /// Discord returns the first message again for a repeated nonce, so a repost after a
-    /// crash is harmless; there is nothing to search for.
+    /// Reads the thread's (or channel's) recent messages for one that ends with the note's
+    /// marker line. A thread that does not exist holds no note.
     async fn find_note(
         &self,
-        _channel: &str,
-        _thread: Option<&str>,
-        _delivery: &str,
-        _since: DateTime<Utc>,
+        channel: &str,
+        thread: Option<&str>,
+        delivery: &str,
+        since: DateTime<Utc>,
     ) -> Result<Option<Posted>, ChatError> {
-        Ok(None)
+        let target = thread.unwrap_or(channel);
+        let marker = format!("\n{}", note_marker(delivery));
+        let found = self
+            .find_message(target, since, 50, |m| {
+                // People can type a marker line too: only the bot's own message counts.
+                let ours = m["author"]["bot"] == true
+                    && self
+                        .user_id
+                        .get()
+                        .is_none_or(|id| m["author"]["id"] == id.as_str());
+                ours && m["content"].as_str().is_some_and(|c| c.ends_with(&marker))
+            })
+            .await;
+        match found {
+            Err(ChatError::Refused { reason, .. })
+                if thread.is_some() && reason.starts_with("404") =>
+            {
+                Ok(None)
+            }
+            other => other,
+        }
     }
 
     async fn post_digest(
@@ -549,6 +657,13 @@ impl ChatPlatform for DiscordPlatform {
         self.find_by_footer(channel, &digest_footer(delivery), since)
             .await
     }
+}
+
+/// The last line of every note: Discord shows `-#` as small grey subtext. `find_note`
+/// recognises a note by it; text from outside cannot start a line with it (see
+/// `discord_text`).
+fn note_marker(delivery: &str) -> String {
+    format!("-# md:{delivery}")
 }
 
 /// The footer that names a digest delivery; `find_digest` recognises it.
@@ -702,9 +817,14 @@ pub fn render_note_within(note: &Note, limit: usize) -> String {
 /// note stays one message (one nonce, found as one) and up to 8,000 characters arrive whole;
 /// anything longer ends in "…".
 pub fn note_pieces(note: &Note) -> (String, Vec<String>) {
+    note_pieces_within(note, CONTENT_MAX)
+}
+
+/// `note_pieces` with the content held to `content_max` (room left for a marker line).
+fn note_pieces_within(note: &Note, content_max: usize) -> (String, Vec<String>) {
     let mut pieces = text::pack(
         &note_atoms(note),
-        CONTENT_MAX - 1,
+        content_max - 1,
         NOTE_PIECES_MAX,
         Unit::Chars,
     )
@@ -730,9 +850,14 @@ pub fn note_payload(note: &Note) -> serde_json::Value {
     })
 }
 
-/// A note as a message to post, with its embeds for a long note.
-fn note_message(note: &Note) -> CreateMessage {
-    let (content, more) = note_pieces(note);
+/// A note as a message to post, with its embeds for a long note, and `marker` as the
+/// content's last line when given.
+fn note_message(note: &Note, marker: Option<&str>) -> CreateMessage {
+    let content_max = CONTENT_MAX - marker.map_or(0, |m| m.chars().count() + 1);
+    let (mut content, more) = note_pieces_within(note, content_max);
+    if let Some(marker) = marker {
+        content = format!("{content}\n{marker}");
+    }
     CreateMessage::new()
         .content(content)
         .embeds(
@@ -1096,7 +1221,7 @@ mod tests {
 
         #[test]
         fn every_note_fits_one_discord_message(n in text::testgen::note()) {
-            let msg = serde_json::to_value(note_message(&n)).unwrap();
+            let msg = serde_json::to_value(note_message(&n, None)).unwrap();
             assert_within_limits(&msg);
             let payload = note_payload(&n);
             assert_within_limits(&payload);

@@ -4,7 +4,11 @@
 
 use crate::model::{AlertId, DigestPost, MessageRef, Note};
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
+use tokio::time::Instant;
 
 pub mod console;
 pub mod discord;
@@ -35,10 +39,76 @@ pub mod buttons {
     ];
 }
 
-/// How often one call is retried after a 429 before the relay's own backoff takes over.
+/// How often one call is retried after a 429 before the pause is handed to the relay.
 pub const MAX_RATE_LIMIT_RETRIES: u32 = 5;
-/// A rate-limit wait longer than this is not waited out in-line.
-pub const MAX_INLINE_WAIT: Duration = Duration::from_secs(60);
+/// The longest a single call waits out rate-limit pauses in-line, summed over its retries.
+/// It stays well below the relay's 30 s call timeout: a longer pause is returned as
+/// `RateLimited` and the relay holds every delivery to that platform until it ends.
+pub const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
+
+/// Pauses a platform asked for with 429 `Retry-After`, per call family (a Slack method, a
+/// Discord route, or `GLOBAL_FAMILY`), shared by every caller of one client, so no call of
+/// that family goes out before the pause ends.
+#[derive(Debug, Default)]
+pub struct Pauses(Mutex<HashMap<&'static str, Instant>>);
+
+/// The family a platform-wide pause (Discord's global limit) is kept under.
+pub const GLOBAL_FAMILY: &str = "*";
+
+impl Pauses {
+    /// Holds `family` for `wait` from now (a longer pause already set stays).
+    pub fn pause(&self, family: &'static str, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut map = self.0.lock().expect("lock");
+        let e = map.entry(family).or_insert(until);
+        *e = (*e).max(until);
+    }
+
+    /// How long `family` (or the whole platform) is still held.
+    pub fn remaining(&self, family: &'static str) -> Option<Duration> {
+        let now = Instant::now();
+        let map = self.0.lock().expect("lock");
+        [family, GLOBAL_FAMILY]
+            .iter()
+            .filter_map(|f| map.get(f))
+            .map(|t| t.saturating_duration_since(now))
+            .filter(|d| !d.is_zero())
+            .max()
+    }
+
+    /// Waits until `family` may be called, spending at most `budget` (shared by one call's
+    /// retries); a longer pause comes back as `RateLimited` without calling.
+    pub async fn wait_turn(
+        &self,
+        platform: &'static str,
+        family: &'static str,
+        budget: &mut Duration,
+    ) -> Result<(), ChatError> {
+        if let Some(wait) = self.remaining(family) {
+            if wait > *budget {
+                return Err(ChatError::RateLimited {
+                    platform,
+                    retry_after: wait,
+                });
+            }
+            *budget -= wait;
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+}
+
+/// What a refusal stops until someone fixes its cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every call to the platform: the token was refused or revoked, the workspace is gone.
+    Platform,
+    /// Every call for one channel: not found, bot not in it, missing permissions.
+    Target,
+    /// Only this message: its content was refused, or the message it edits is gone.
+    Message,
+}
 
 /// Where a platform put a message: enough to edit it or reply in its thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +130,16 @@ pub enum ChatError {
         code: String,
         hint: &'static str,
     },
+    /// A refusal that repeating the same call cannot fix; `fix` says what a person must do.
+    #[error("{platform} refused {call}: {reason}; {fix}")]
+    Refused {
+        platform: &'static str,
+        scope: Scope,
+        /// The platform's short error code (`invalid_auth`, `403/50013`): a metric label.
+        reason: String,
+        call: String,
+        fix: &'static str,
+    },
     #[error("could not reach {platform}: {detail}")]
     Network {
         platform: &'static str,
@@ -69,11 +149,42 @@ pub enum ChatError {
     Config(String),
 }
 
-/// One chat platform. Implementations handle the platform's rate limits themselves and
-/// return `RateLimited` only once their own retries are spent.
+impl ChatError {
+    /// Whether repeating the call unchanged is pointless until someone fixes the cause.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, ChatError::Refused { .. })
+    }
+}
+
+/// Who the bot is on a platform, from its credential check (`auth.test`, `GET /users/@me`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The bot's name (and workspace on Slack), for the start-up log and `check --online`.
+    pub name: String,
+    /// The bot's user id on the platform.
+    pub user_id: String,
+}
+
+/// One chat platform. Implementations honour the platform's 429 pauses for every call,
+/// wait them out in-line up to `MAX_INLINE_WAIT`, and return `RateLimited` beyond that.
+/// Refusals that a retry cannot fix come back as `Refused` with their scope and fix.
 #[async_trait::async_trait]
 pub trait ChatPlatform: Send + Sync {
     fn name(&self) -> &'static str;
+
+    /// Checks the credentials (Slack `auth.test`, Discord `GET /users/@me`). A platform
+    /// without credentials (the console) has nothing to check.
+    async fn verify(&self) -> Result<Identity, ChatError> {
+        Ok(Identity {
+            name: self.name().to_string(),
+            user_id: String::new(),
+        })
+    }
+
+    /// Checks that alerts can be posted into `channel` (it exists and the bot is in it).
+    async fn check_channel(&self, _channel: &str) -> Result<(), ChatError> {
+        Ok(())
+    }
 
     /// Posts a new alert's root message into `channel` (as written in the target).
     async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError>;
@@ -133,4 +244,54 @@ pub trait ChatPlatform: Send + Sync {
 /// upload can be recognised in channel history.
 pub fn chart_file_name(delivery: &str) -> String {
     format!("mentiondesk-digest-{delivery}.png")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_holds_its_family_and_a_global_one_holds_all() {
+        let p = Pauses::default();
+        p.pause("chat.postMessage", Duration::from_secs(3));
+        assert_eq!(
+            p.remaining("chat.postMessage"),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(p.remaining("views.open"), None, "other methods go on");
+        p.pause(GLOBAL_FAMILY, Duration::from_secs(1));
+        assert_eq!(p.remaining("views.open"), Some(Duration::from_secs(1)));
+        // A shorter pause never shortens a longer one.
+        p.pause("chat.postMessage", Duration::from_secs(1));
+        assert_eq!(
+            p.remaining("chat.postMessage"),
+            Some(Duration::from_secs(3))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_turn_waits_within_the_budget_and_hands_longer_pauses_back() {
+        let p = Pauses::default();
+        let mut budget = MAX_INLINE_WAIT;
+        p.pause("chat.update", Duration::from_secs(4));
+        let start = Instant::now();
+        p.wait_turn("slack", "chat.update", &mut budget)
+            .await
+            .unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(4));
+        assert_eq!(budget, MAX_INLINE_WAIT - Duration::from_secs(4));
+        p.pause("chat.update", Duration::from_secs(7));
+        let start = Instant::now();
+        match p.wait_turn("slack", "chat.update", &mut budget).await {
+            Err(ChatError::RateLimited { retry_after, .. }) => {
+                assert_eq!(retry_after, Duration::from_secs(7))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            start.elapsed(),
+            Duration::ZERO,
+            "no waiting beyond the budget"
+        );
+    }
 }

@@ -5,8 +5,8 @@
 use super::escape::{slack_text, slack_url, truncate};
 use super::text::{self, Atom, Unit};
 use super::{
-    buttons, chart_file_name, AlertView, ChatError, ChatPlatform, Posted, MAX_INLINE_WAIT,
-    MAX_RATE_LIMIT_RETRIES,
+    buttons, chart_file_name, AlertView, ChatError, ChatPlatform, Identity, Pauses, Posted, Scope,
+    MAX_INLINE_WAIT, MAX_RATE_LIMIT_RETRIES,
 };
 use crate::model::{AlertId, DigestPost, MessageRef, Note, Part};
 use chrono::{DateTime, Utc};
@@ -27,19 +27,26 @@ const MAX_HISTORY_PAGES: usize = 10;
 
 type Connector = SlackClientHyperConnector<HttpsConnector<HttpConnector>>;
 
-/// Runs one API call (`$call` on a fresh session `$s`), waiting out 429s as Slack asks.
+/// Runs one API call (`$call` on a fresh session `$s`). It honours the pause a 429 set for
+/// the method (Slack limits each method per workspace, in tiers), waits at most
+/// `MAX_INLINE_WAIT` in all, and hands a longer pause back as `RateLimited`.
 /// A macro rather than a function because the SDK's futures borrow the session.
 macro_rules! slack_call {
     ($self:expr, $method:literal, |$s:ident| $call:expr) => {{
+        let mut budget = MAX_INLINE_WAIT;
         let mut attempt = 0u32;
         loop {
+            if let Err(e) = $self.pauses.wait_turn("slack", $method, &mut budget).await {
+                break Err(e);
+            }
             let $s = $self.client.open_session(&$self.token);
             match $call.await {
                 Ok(v) => break Ok(v),
                 Err(SlackClientError::RateLimitError(e)) => {
                     let wait = e.retry_after.unwrap_or(Duration::from_secs(1));
+                    $self.pauses.pause($method, wait);
                     attempt += 1;
-                    if attempt > MAX_RATE_LIMIT_RETRIES || wait > MAX_INLINE_WAIT {
+                    if attempt > MAX_RATE_LIMIT_RETRIES || wait > budget {
                         break Err(ChatError::RateLimited {
                             platform: "slack",
                             retry_after: wait,
@@ -51,7 +58,6 @@ macro_rules! slack_call {
                         attempt,
                         "slack rate limit; waiting as asked"
                     );
-                    tokio::time::sleep(wait).await;
                 }
                 Err(e) => break Err(map_error($method, e)),
             }
@@ -64,6 +70,8 @@ pub struct SlackPlatform {
     token: SlackApiToken,
     /// `#name` → channel id, learned from posts and `conversations.list`.
     channel_ids: Mutex<HashMap<String, String>>,
+    /// Pauses Slack asked for with 429s, per method.
+    pauses: Pauses,
 }
 
 impl SlackPlatform {
@@ -86,6 +94,7 @@ impl SlackPlatform {
             client: SlackClient::new(connector),
             token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_string())),
             channel_ids: Mutex::new(HashMap::new()),
+            pauses: Pauses::default(),
         })
     }
 
@@ -125,10 +134,12 @@ impl SlackPlatform {
                 .and_then(|m| m.next_cursor)
                 .filter(|c| !c.0.is_empty());
             if cursor.is_none() {
-                return Err(ChatError::Api {
+                return Err(ChatError::Refused {
                     platform: "slack",
-                    code: format!("channel_not_found: #{name}"),
-                    hint: " (create the channel, or invite the bot to it with /invite)",
+                    scope: Scope::Target,
+                    reason: "channel_not_found".into(),
+                    call: format!("conversations.list (no channel #{name})"),
+                    fix: "create the channel, or for a private one invite the bot to it with /invite @mentiondesk",
                 });
             }
         }
@@ -234,18 +245,18 @@ impl SlackPlatform {
         })?;
         let req = SlackApiPostWebhookMessageRequest::new(note_content(note, None))
             .with_replace_original(false);
+        let mut budget = MAX_INLINE_WAIT;
         let mut attempt = 0u32;
         loop {
+            self.pauses
+                .wait_turn("slack", "response_url", &mut budget)
+                .await?;
             match self.client.post_webhook_message(&url, &req).await {
                 Ok(_) => return Ok(()),
                 Err(SlackClientError::RateLimitError(e)) if attempt < MAX_RATE_LIMIT_RETRIES => {
                     attempt += 1;
-                    tokio::time::sleep(
-                        e.retry_after
-                            .unwrap_or(Duration::from_secs(1))
-                            .min(MAX_INLINE_WAIT),
-                    )
-                    .await;
+                    let wait = e.retry_after.unwrap_or(Duration::from_secs(1));
+                    self.pauses.pause("response_url", wait);
                 }
                 Err(e) => return Err(map_error("response_url", e)),
             }
@@ -313,6 +324,42 @@ impl SlackPlatform {
 impl ChatPlatform for SlackPlatform {
     fn name(&self) -> &'static str {
         "slack"
+    }
+
+    async fn verify(&self) -> Result<Identity, ChatError> {
+        let resp: SlackApiAuthTestResponse = slack_call!(self, "auth.test", |s| s.auth_test())?;
+        Ok(Identity {
+            name: format!(
+                "{} in {}",
+                resp.user.as_deref().unwrap_or("the bot"),
+                resp.team
+            ),
+            user_id: resp.user_id.0,
+        })
+    }
+
+    async fn check_channel(&self, channel: &str) -> Result<(), ChatError> {
+        let id = self.channel_id(channel).await?;
+        let req = SlackApiConversationsInfoRequest::new(SlackChannelId(id));
+        let resp: SlackApiConversationsInfoResponse =
+            slack_call!(self, "conversations.info", |s| s.conversations_info(&req))?;
+        let refused = |reason: &str| {
+            let (scope, fix) = refusal(reason).expect("a known refusal");
+            Err(ChatError::Refused {
+                platform: "slack",
+                scope,
+                reason: reason.into(),
+                call: format!("conversations.info ({channel})"),
+                fix,
+            })
+        };
+        if resp.channel.flags.is_archived == Some(true) {
+            return refused("is_archived");
+        }
+        if resp.channel.flags.is_member == Some(false) {
+            return refused("not_in_channel");
+        }
+        Ok(())
     }
 
     async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError> {
@@ -465,8 +512,8 @@ impl ChatPlatform for SlackPlatform {
                 }
                 // An app installed before the digest existed lacks files:write: the
                 // numbers still go out, without the picture.
-                Err(ChatError::Api { code, .. })
-                    if code.starts_with("missing_scope") || code.starts_with("not_allowed") =>
+                Err(ChatError::Refused { reason: code, .. })
+                    if code == "missing_scope" || code == "not_allowed_token_type" =>
                 {
                     tracing::warn!(error = %code, "cannot upload the digest chart; add the files:write scope to the Slack app and reinstall it. Posting the digest without it");
                 }
@@ -736,24 +783,83 @@ fn is_channel_id(channel: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
+/// The fix for a refused Slack token; the daemon needs a restart to read a new one.
+const TOKEN_FIX: &str = "create a new bot token under OAuth & Permissions (Reinstall to Workspace), set SLACK_BOT_TOKEN ([slack].bot_token) to it and restart mentiondesk";
+/// The fix for content Slack refused: nothing a person can change in Slack.
+const CONTENT_FIX: &str = "Slack refused this message's content; it stays in the outbox and is sent again after a restart (upgrade mentiondesk first; please report it with the alert id)";
+
+/// Slack error codes that a retry cannot fix: what they stop and what a person must do.
+pub fn refusal(code: &str) -> Option<(Scope, &'static str)> {
+    let r = match code {
+        "invalid_auth" | "not_authed" => (Scope::Platform, TOKEN_FIX),
+        "token_revoked" | "token_expired" => (
+            Scope::Platform,
+            "the Slack bot token was revoked or has expired: reinstall the app under OAuth & Permissions, set SLACK_BOT_TOKEN ([slack].bot_token) to the new xoxb- token and restart mentiondesk",
+        ),
+        "account_inactive" | "team_disabled" => (
+            Scope::Platform,
+            "the token belongs to a deactivated user or workspace: reinstall the app from an active account, set SLACK_BOT_TOKEN ([slack].bot_token) to the new token and restart mentiondesk",
+        ),
+        "not_allowed_token_type" => (
+            Scope::Platform,
+            "[slack].bot_token must be the app's xoxb- bot token (OAuth & Permissions), not a user or app-level token; set it and restart mentiondesk",
+        ),
+        "missing_scope" | "no_permission" => (
+            Scope::Platform,
+            "the app lacks a scope: add the scopes listed in config/slack-app-manifest.yml under OAuth & Permissions, reinstall the app and restart mentiondesk",
+        ),
+        "channel_not_found" => (
+            Scope::Target,
+            "check the channel in the alert target (slack:#name or slack:C0123…); for a private channel, invite the bot first with /invite @mentiondesk",
+        ),
+        "not_in_channel" => (
+            Scope::Target,
+            "invite the bot to the channel: type /invite @mentiondesk in it",
+        ),
+        "is_archived" => (
+            Scope::Target,
+            "the channel is archived: unarchive it, or point the alert target at another channel",
+        ),
+        "restricted_action"
+        | "restricted_action_read_only_channel"
+        | "restricted_action_thread_only_channel"
+        | "restricted_action_non_threadable_channel" => (
+            Scope::Target,
+            "a workspace or channel setting stops the bot from posting there: allow apps to post in the channel, or point the alert target elsewhere",
+        ),
+        "invalid_blocks" | "invalid_blocks_format" | "msg_too_long" | "invalid_arguments"
+        | "no_text" | "too_many_attachments" | "invalid_attachments"
+        | "invalid_metadata_format" | "invalid_metadata_schema" | "metadata_too_large"
+        | "markdown_text_conflict" => (Scope::Message, CONTENT_FIX),
+        "message_not_found" | "cant_update_message" | "edit_window_closed" | "thread_not_found" => (
+            Scope::Message,
+            "the message to edit or reply to is gone from Slack; the alert stays on the desk (`/desk show ID`)",
+        ),
+        _ => return None,
+    };
+    Some(r)
+}
+
 fn map_error(method: &'static str, e: SlackClientError) -> ChatError {
     match e {
-        SlackClientError::ApiError(api) => {
-            let hint = match api.code.as_str() {
-                "not_in_channel" => " (invite the bot to the channel with /invite @mentiondesk)",
-                "channel_not_found" => " (check the channel in the rule's alert targets)",
-                "invalid_auth" | "not_authed" | "token_revoked" | "account_inactive" => {
-                    " (check [slack].bot_token: it must be the xoxb- bot token of an installed app)"
-                }
-                "missing_scope" => " (add the scopes listed in config/slack-app-manifest.yml and reinstall the app)",
-                _ => "",
-            };
-            ChatError::Api {
+        SlackClientError::ApiError(api) if api.code == "ratelimited" => ChatError::RateLimited {
+            platform: "slack",
+            retry_after: Duration::from_secs(1),
+        },
+        SlackClientError::ApiError(api) => match refusal(&api.code) {
+            Some((scope, fix)) => ChatError::Refused {
+                platform: "slack",
+                scope,
+                reason: api.code,
+                call: method.to_string(),
+                fix,
+            },
+            None => ChatError::Api {
                 platform: "slack",
                 code: format!("{} from {method}", api.code),
-                hint,
-            }
-        }
+                hint: "",
+            },
+        },
         SlackClientError::RateLimitError(e) => ChatError::RateLimited {
             platform: "slack",
             retry_after: e.retry_after.unwrap_or(Duration::from_secs(1)),

@@ -471,6 +471,17 @@ impl Desk {
             alerts.len(),
             if alerts.len() == 1 { "" } else { "s" }
         ));
+        // Parked deliveries, so an alert a platform refused is never silently missing.
+        let mut undelivered: std::collections::HashMap<AlertId, Vec<String>> = Default::default();
+        for (_, e) in self.store.outbox()? {
+            if let Some(p) = &e.parked {
+                undelivered.entry(e.alert_id).or_default().push(format!(
+                    "⚠ not delivered to {}: {}",
+                    e.target,
+                    p.reason.replace('_', " ")
+                ));
+            }
+        }
         for a in alerts.iter().take(15) {
             let text = self
                 .store
@@ -485,6 +496,9 @@ impl Desk {
                 human_duration((now - a.created_at).num_seconds()),
                 text
             ));
+            for line in undelivered.get(&a.id).into_iter().flatten() {
+                note = note.newline().text(format!("    {line}"));
+            }
         }
         if alerts.len() > 15 {
             note = note

@@ -33,6 +33,8 @@ pub struct AppState {
     pub discord: Option<discord::DiscordEndpoints>,
     /// `digest --now` through the running daemon.
     pub admin: Option<admin::Admin>,
+    /// How chat delivery is doing, as the relay saw it.
+    pub delivery: crate::relay::DeliveryHealth,
 }
 
 /// What a snooze-choice button means, for every platform.
@@ -135,19 +137,67 @@ pub async fn serve(
     .await
 }
 
-/// Always 200 while the process serves: a failing feed makes the status `degraded`, not the
-/// container unhealthy. The per-source detail says which source and why.
+/// How many parked entries `/healthz` lists one by one.
+const MAX_LISTED_PARKED: usize = 50;
+
+/// 200 while chat is reachable: a failing feed, a failing channel or an undeliverable alert
+/// makes the status `degraded` (restarting would not help). 503 `unhealthy` when a chat
+/// platform refuses the bot's credentials, so a container healthcheck shows it.
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+    use crate::relay::Status;
     let sources = s.health.snapshot();
+    let outbox = s.store.outbox().unwrap_or_default();
+    let parked: Vec<serde_json::Value> = outbox
+        .iter()
+        .filter_map(|(_, e)| {
+            let p = e.parked.as_ref()?;
+            Some(json!({
+                "alert": e.alert_id.0,
+                "target": e.target.to_string(),
+                "action": action_name(&e.action),
+                "reason": p.reason,
+                "scope": p.scope,
+                "fix": p.fix,
+                "since": p.since,
+                "attempts": e.attempts,
+            }))
+        })
+        .collect();
     // A failing source, or one where only some of its feeds answered, degrades the whole.
-    let degraded = sources.iter().any(|src| !src.healthy || src.degraded);
-    let outbox = s.store.outbox().map(|o| o.len()).unwrap_or(0);
-    Json(json!({
-        "status": if degraded { "degraded" } else { "ok" },
-        "sources": sources,
-        "outbox_pending": outbox,
-        "oldest_pending": crate::relay::oldest_pending(&s.store),
-    }))
+    let sources_degraded = sources.iter().any(|src| !src.healthy || src.degraded);
+    let delivery = s.delivery.status();
+    let (status, code) = match delivery {
+        Status::Unhealthy => ("unhealthy", StatusCode::SERVICE_UNAVAILABLE),
+        _ if sources_degraded || delivery == Status::Degraded || !parked.is_empty() => {
+            ("degraded", StatusCode::OK)
+        }
+        _ => ("ok", StatusCode::OK),
+    };
+    let parked_count = parked.len();
+    (
+        code,
+        Json(json!({
+            "status": status,
+            "sources": sources,
+            "chat": s.delivery.snapshot(),
+            "outbox_pending": outbox.len(),
+            "oldest_pending": outbox.iter().map(|(_, e)| e.created_at).min(),
+            "outbox_parked": parked_count,
+            "parked": parked.into_iter().take(MAX_LISTED_PARKED).collect::<Vec<_>>(),
+        })),
+    )
+}
+
+/// The outbox action's name as `/healthz` shows it.
+fn action_name(a: &crate::store::OutboxAction) -> &'static str {
+    use crate::store::OutboxAction as A;
+    match a {
+        A::PostAlert => "post_alert",
+        A::UpdateAlert => "update_alert",
+        A::ThreadNote(_) => "thread_note",
+        A::ChannelNote(_) => "channel_note",
+        A::Digest(_) => "digest",
+    }
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
@@ -176,7 +226,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         ),
         (
             "mentiondesk_post_errors_total",
-            "Failed chat deliveries (retried).",
+            "Failed chat deliveries (see mentiondesk_delivery_failures_total for why).",
             Metrics::get(&m.post_errors_total),
         ),
         (
@@ -240,11 +290,50 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             );
         }
     }
+    let outbox = s.store.outbox().unwrap_or_default();
     let _ = writeln!(
         out,
         "# HELP mentiondesk_outbox_pending Alert deliveries not yet confirmed.\n# TYPE mentiondesk_outbox_pending gauge\nmentiondesk_outbox_pending {}",
-        s.store.outbox().map(|o| o.len()).unwrap_or(0)
+        outbox.len()
     );
+    let mut parked: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
+    for (_, e) in &outbox {
+        if let Some(p) = &e.parked {
+            *parked.entry((e.target.platform(), &p.reason)).or_default() += 1;
+        }
+    }
+    let _ = writeln!(
+        out,
+        "# HELP mentiondesk_outbox_parked Outbox entries parked after a refusal a retry cannot fix, by platform and reason.\n# TYPE mentiondesk_outbox_parked gauge"
+    );
+    for ((platform, reason), n) in parked {
+        let _ = writeln!(
+            out,
+            "mentiondesk_outbox_parked{{platform=\"{platform}\",reason=\"{}\"}} {n}",
+            label(reason)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP mentiondesk_delivery_failures_total Failed chat calls by platform and kind (rate_limited, unavailable, refused_platform, refused_target, refused_message, error).\n# TYPE mentiondesk_delivery_failures_total counter"
+    );
+    for (platform, kind, n) in m.delivery_failures() {
+        let _ = writeln!(
+            out,
+            "mentiondesk_delivery_failures_total{{platform=\"{platform}\",kind=\"{kind}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP mentiondesk_chat_up 1 unless the chat platform refuses the bot's credentials.\n# TYPE mentiondesk_chat_up gauge"
+    );
+    for (platform, up) in s.delivery.up() {
+        let _ = writeln!(
+            out,
+            "mentiondesk_chat_up{{platform=\"{platform}\"}} {}",
+            u64::from(up)
+        );
+    }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
