@@ -186,7 +186,7 @@ pub struct Store {
 
 /// The sled handles behind every clone of a `Store`, in one `Arc` so that the last clone
 /// drops them all on one thread after the flusher has stopped: sled flushes whenever a tree
-/// handle's last copy drops, and two flushes must never run at once (see `store_flush`).
+/// handle's last copy drops, and two flushes must never run at once (see `store_flush.rs`).
 pub struct Trees {
     /// Declared first so it is dropped first: its thread finishes and lets go of the
     /// database before the handles below run sled's final flush.
