@@ -13,6 +13,12 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[path = "store_flush.rs"]
+mod flush;
+pub use flush::FlushStats;
+use flush::{FlushError, Flusher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -24,6 +30,17 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("store record {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error("the store's flusher stopped unexpectedly; restart mentiondesk")]
+    FlusherStopped,
+}
+
+impl From<FlushError> for StoreError {
+    fn from(e: FlushError) -> StoreError {
+        match e {
+            FlushError::Sled(e) => StoreError::Sled(e),
+            FlushError::Stopped => StoreError::FlusherStopped,
+        }
+    }
 }
 
 /// A mention as kept in the store, with when we first heard it.
@@ -176,9 +193,21 @@ impl OutboxKey {
     }
 }
 
+/// The one seam to the database. Clones share one set of sled handles and one flusher.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    inner: Arc<Trees>,
+}
+
+/// The sled handles behind every clone of a `Store`, in one `Arc` so that the last clone
+/// drops them all on one thread after the flusher has stopped: sled flushes whenever a tree
+/// handle's last copy drops, and two flushes must never run at once (see `store_flush.rs`).
+pub struct Trees {
+    /// Declared first so it is dropped first: its thread finishes and lets go of the
+    /// database before the handles below run sled's final flush.
+    flusher: Flusher,
+    /// Unused directly; keeps the database itself open as long as the store.
+    _db: sled::Db,
     meta: sled::Tree,
     mentions: sled::Tree,
     mention_log: sled::Tree,
@@ -197,6 +226,14 @@ pub struct Store {
     rule_log: sled::Tree,
 }
 
+impl std::ops::Deref for Store {
+    type Target = Trees;
+
+    fn deref(&self) -> &Trees {
+        &self.inner
+    }
+}
+
 const NEXT_ALERT_ID: &[u8] = b"next_alert_id";
 const NEXT_OUTBOX_SEQ: &[u8] = b"next_outbox_seq";
 const NEXT_MENTION_SEQ: &[u8] = b"next_mention_seq";
@@ -207,7 +244,8 @@ type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         // Reopening in the same process right after a drop can briefly find the lock still
-        // held by sled's flush thread; a real second process holds it for good.
+        // held by a buffer write finishing on sled's IO pool; a real second process holds
+        // it for good.
         let mut tries = 0;
         loop {
             match Store::open_once(path) {
@@ -221,19 +259,29 @@ impl Store {
     }
 
     fn open_once(path: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(path).open().map_err(|e| {
-            if e.to_string().contains("could not acquire lock") {
-                StoreError::Locked {
-                    path: path.to_path_buf(),
+        // sled's own periodic flusher stays on (every 500 ms, its default, made explicit): it
+        // only seals the current log buffer and hands its write to sled's IO pool, never
+        // waiting for durability on a pool thread, so it cannot starve the pool the way
+        // concurrent `flush_async` calls did (#1308); and it is what runs sled's segment
+        // garbage collection. It covers the writes nobody waits for (`record_failure`,
+        // `defer`, timers); every write that must survive a crash waits on our flusher.
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|e| {
+                if e.to_string().contains("could not acquire lock") {
+                    StoreError::Locked {
+                        path: path.to_path_buf(),
+                    }
+                } else {
+                    StoreError::Open {
+                        path: path.to_path_buf(),
+                        source: e,
+                    }
                 }
-            } else {
-                StoreError::Open {
-                    path: path.to_path_buf(),
-                    source: e,
-                }
-            }
-        })?;
-        Ok(Store {
+            })?;
+        let trees = Trees {
             meta: db.open_tree("meta")?,
             mentions: db.open_tree("mentions")?,
             mention_log: db.open_tree("mention_log")?,
@@ -248,8 +296,24 @@ impl Store {
             mutes: db.open_tree("mutes")?,
             threads: db.open_tree("threads")?,
             rule_log: db.open_tree("rule_log")?,
-            db,
+            flusher: Flusher::start(db.clone()),
+            _db: db,
+        };
+        Ok(Store {
+            inner: Arc::new(trees),
         })
+    }
+
+    /// Waits until everything this caller wrote so far is on disk. Every durability wait in
+    /// the store goes through here: one flusher, one flush at a time, shared by all waiters.
+    async fn durable(&self) -> Result<(), StoreError> {
+        self.flusher.wait().await?;
+        Ok(())
+    }
+
+    /// How the flusher has worked so far (flushes run versus waits served).
+    pub fn flush_stats(&self) -> FlushStats {
+        self.flusher.stats()
     }
 
     /// Writes a poll's results in one transaction: new mentions, their dedup keys, the alerts
@@ -414,7 +478,7 @@ impl Store {
                 },
             )
             .map_err(flatten_tx)?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(accepted)
     }
 
@@ -476,7 +540,7 @@ impl Store {
             e.attempts += 1;
             e.in_flight_since.get_or_insert(now);
         })?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(entry)
     }
 
@@ -548,14 +612,14 @@ impl Store {
                 Ok(())
             })
             .map_err(flatten_tx)?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
     /// The platform did what an entry asked and there is no reference to keep: drop it, flush.
     pub async fn finish(&self, key: OutboxKey) -> Result<(), StoreError> {
         self.outbox.remove(key.0.to_be_bytes())?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -577,9 +641,9 @@ impl Store {
             .collect()
     }
 
+    /// Waits until everything written so far is on disk (shutdown, CLI commands).
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        self.durable().await
     }
 
     /// Compare-and-swap: writes `change` only if the alert is still exactly `expected`, with
@@ -641,7 +705,7 @@ impl Store {
             })
             .map_err(flatten_tx)?;
         if outcome == ChangeOutcome::Applied {
-            self.db.flush_async().await?;
+            self.durable().await?;
         }
         Ok(outcome)
     }
@@ -697,7 +761,7 @@ impl Store {
             )?
             .is_ok();
         if fresh {
-            self.db.flush_async().await?;
+            self.durable().await?;
         }
         Ok(fresh)
     }
@@ -720,7 +784,7 @@ impl Store {
     /// Mutes an author or site (`author:<kind>:<name>` / `site:<domain>`) from now on.
     pub async fn mute(&self, key: &str, by: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.mutes.insert(key.as_bytes(), to_json(&(by, now)))?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -814,7 +878,7 @@ impl Store {
 
     pub async fn meta_set<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
         self.meta.insert(key.as_bytes(), to_json(value))?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -841,7 +905,7 @@ impl Store {
                 Ok(())
             })
             .map_err(flatten_tx)?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -1159,5 +1223,80 @@ mod tests {
         store.complete(key, &entry, &msg).await.unwrap();
         assert_eq!(store.outbox().unwrap().len(), 1);
         assert_eq!(store.message_refs(entry.alert_id).unwrap(), vec![msg]);
+    }
+
+    /// sled 0.34 wedged when many `flush_async` calls ran at once (#1308): hundreds of
+    /// concurrent writers that each wait for durability must all return, through flushes
+    /// that never overlap, and what they wrote must be there after an immediate reopen.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_durable_writes_share_one_flusher_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let batch: Vec<Candidate> = (0..8).map(|i| candidate(&format!("m{i}"), true)).collect();
+        store
+            .accept("feed", &SourceState::default(), &batch, now)
+            .await
+            .unwrap();
+        let outbox = store.outbox().unwrap();
+        let before = store.flush_stats();
+        let mut tasks = Vec::new();
+        for i in 0..400usize {
+            let store = store.clone();
+            let (key, _) = outbox[i % outbox.len()].clone();
+            tasks.push(tokio::spawn(async move {
+                match i % 4 {
+                    0 => assert!(store
+                        .first_request(&format!("slack:command:T{i}"), now)
+                        .await
+                        .unwrap()),
+                    1 => {
+                        store.mark_in_flight(key, now).await.unwrap();
+                    }
+                    2 => store
+                        .mute(&format!("author:rss:a{i}"), "U1", now)
+                        .await
+                        .unwrap(),
+                    _ => store.meta_set(&format!("k{i}"), &i).await.unwrap(),
+                }
+            }));
+        }
+        for t in tasks {
+            tokio::time::timeout(std::time::Duration::from_secs(30), t)
+                .await
+                .expect("no durable write hangs")
+                .unwrap();
+        }
+        let stats = store.flush_stats();
+        assert_eq!(stats.waits - before.waits, 400);
+        assert_eq!(
+            stats.max_concurrent, 1,
+            "two flushes ran at once: {stats:?}"
+        );
+        assert!(
+            stats.flushes - before.flushes < 400,
+            "waiters that queue during a flush share the next one: {stats:?}"
+        );
+        drop(store);
+
+        let store = Store::open(dir.path()).expect("reopens right after the last handle drops");
+        for i in 0..400usize {
+            match i % 4 {
+                0 => assert!(!store
+                    .first_request(&format!("slack:command:T{i}"), now)
+                    .await
+                    .unwrap()),
+                2 => assert!(store.is_muted(&format!("author:rss:a{i}")).unwrap()),
+                3 => assert_eq!(store.meta_get::<usize>(&format!("k{i}")).unwrap(), Some(i)),
+                _ => {}
+            }
+        }
+        let attempts: u32 = store
+            .outbox()
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.attempts)
+            .sum();
+        assert_eq!(attempts, 100, "every mark_in_flight counted one attempt");
     }
 }
