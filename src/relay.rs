@@ -6,7 +6,10 @@
 //! entry with its reason (shown in `/healthz`, `/metrics` and `/desk list`) until its cause
 //! is gone. It decides nothing about what to post; the intake and the desk write the outbox.
 
-use crate::chat::{AlertView, ChatError, ChatPlatform, Posted, Scope};
+use crate::chat::{
+    credential_refusal as credential_reason, message_gone, AlertView, ChatError, ChatPlatform,
+    Posted, Scope,
+};
 use crate::metrics::Metrics;
 use crate::model::{MessageRef, Target};
 use crate::shutdown::Shutdown;
@@ -152,20 +155,27 @@ impl DeliveryHealth {
         let Some(p) = st.platforms.get(platform) else {
             return false;
         };
-        p.refused.is_some()
+        // A credential refusal waits for its probe (the credential check); any other
+        // refusal lets the next entry through when its hold ends, as its probe.
+        p.refused
+            .as_ref()
+            .is_some_and(|r| credential_reason(&r.reason))
             || p.hold_until.is_some_and(|t| t > now)
             || p.targets
                 .get(&target.to_string())
                 .is_some_and(|t| t.retry_at > now)
     }
 
-    /// Whether a refused platform is due for another credential check.
+    /// Whether a platform that refuses the bot's credentials is due for another credential
+    /// check. Other refusals (a missing scope) pass that check, so a delivery probes them.
     fn probe_due(&self, platform: &'static str) -> bool {
         let now = Instant::now();
-        self.lock()
-            .platforms
-            .get(platform)
-            .is_some_and(|p| p.refused.is_some() && p.hold_until.is_none_or(|t| t <= now))
+        self.lock().platforms.get(platform).is_some_and(|p| {
+            p.refused
+                .as_ref()
+                .is_some_and(|r| credential_reason(&r.reason))
+                && p.hold_until.is_none_or(|t| t <= now)
+        })
     }
 
     /// A 429: nothing goes to the platform for `wait`.
@@ -230,24 +240,43 @@ impl DeliveryHealth {
         first
     }
 
-    /// A call to the platform (for `target`, if any) went through: clears what it disproves.
+    /// A delivery to `target` went through: clears every cause it disproves.
     fn succeeded(&self, platform: &'static str, target: Option<&Target>) -> Cleared {
+        self.cleared(platform, target, true)
+    }
+
+    /// The credential check passed: it disproves an outage and a refused token, but not a
+    /// missing scope or permission (those stay until a delivery goes through, or the refused
+    /// call would be retried and refused again every probe, logged and flipping `/healthz`).
+    fn credentials_accepted(&self, platform: &'static str) -> Cleared {
+        self.cleared(platform, None, false)
+    }
+
+    fn cleared(&self, platform: &'static str, target: Option<&Target>, delivered: bool) -> Cleared {
         let mut st = self.lock();
         let Some(p) = st.platforms.get_mut(platform) else {
             return Cleared::default();
         };
-        let cleared_platform = p.refused.is_some() || p.failures > 0;
-        p.refused = None;
+        let refusal_cleared = p
+            .refused
+            .as_ref()
+            .is_some_and(|r| delivered || credential_reason(&r.reason));
+        let cleared_platform = refusal_cleared || p.failures > 0;
+        if refusal_cleared {
+            p.refused = None;
+            p.probes = 0;
+        }
         p.failures = 0;
         p.outage = None;
-        p.probes = 0;
-        p.hold_until = None;
+        if p.refused.is_none() {
+            p.hold_until = None;
+        }
         let cleared_target = target.is_some_and(|t| p.targets.remove(&t.to_string()).is_some());
         let prefix = format!("{platform}|");
         let target_prefix = target.map(|t| format!("{t}|"));
-        if cleared_platform || cleared_target {
+        if refusal_cleared || cleared_target {
             st.logged.retain(|k| {
-                let platform_cause = cleared_platform && k.starts_with(&prefix);
+                let platform_cause = refusal_cleared && k.starts_with(&prefix);
                 let target_cause = target_prefix.as_ref().is_some_and(|t| k.starts_with(t));
                 !platform_cause && !target_cause
             });
@@ -476,8 +505,45 @@ pub async fn deliver_due_with(
                 let cleared = health.succeeded(name, Some(&entry.target));
                 release(store, platforms, name, &entry.target, cleared);
             }
+            Err(DeliveryError::Chat(ChatError::Refused {
+                scope: Scope::Message,
+                reason,
+                ..
+            })) if message_gone(&reason)
+                && matches!(
+                    entry.action,
+                    OutboxAction::UpdateAlert | OutboxAction::ThreadNote(_)
+                ) =>
+            {
+                gone(store, metrics, name, key, &entry, &reason).await
+            }
             Err(e) => failed(store, metrics, health, name, key, &entry, e),
         }
+    }
+}
+
+/// The alert's message was deleted in the channel (by a person: the bot never deletes), so
+/// its state line cannot be edited and its thread cannot take a reply. Retrying cannot help
+/// and the deletion was someone's choice: the entry ends with a warning instead of staying
+/// parked (and `/healthz` degraded) for good. A thread note is not re-posted into the channel
+/// either, where it would bring back, without its context, what a person removed; the alert
+/// and its history stay on the desk (`/desk show ID`).
+async fn gone(
+    store: &Store,
+    metrics: &Metrics,
+    platform: &'static str,
+    key: OutboxKey,
+    entry: &OutboxEntry,
+    reason: &str,
+) {
+    metrics.delivery_failure(platform, "refused_message");
+    let what = match entry.action {
+        OutboxAction::UpdateAlert => "state change",
+        _ => "thread note",
+    };
+    tracing::warn!(alert = %entry.alert_id, target = %entry.target, reason, "the alert's message is gone from {} (deleted?); this {what} is not shown there. The alert stays on the desk: /desk show {}", entry.target, entry.alert_id.0);
+    if let Err(e) = store.finish(key).await {
+        tracing::error!(error = %e, "could not record a delivery failure");
     }
 }
 
@@ -486,7 +552,7 @@ pub async fn deliver_due_with(
 async fn probe(store: &Store, p: &dyn ChatPlatform, metrics: &Metrics, health: &DeliveryHealth) {
     match tokio::time::timeout(CALL_TIMEOUT, p.verify()).await {
         Ok(Ok(_)) => {
-            let cleared = health.succeeded(p.name(), None);
+            let cleared = health.credentials_accepted(p.name());
             tracing::info!(platform = p.name(), "the platform accepts the bot again");
             if cleared.platform {
                 if let Err(e) =
@@ -931,6 +997,50 @@ mod tests {
         assert_eq!(h.status(), Status::Ok);
         assert!(!h.holds("slack", &a));
         assert_eq!(h.up(), vec![("slack", true)]);
+    }
+
+    /// A missing scope passes `auth.test`: the credential check must not clear it (that made
+    /// it flap every probe, logged each time); one entry probes it on the backoff schedule.
+    #[tokio::test(start_paused = true)]
+    async fn missing_scope_waits_for_a_delivery_not_a_credential_check() {
+        let h = DeliveryHealth::default();
+        h.register("slack");
+        let a = Target::Slack("#a".into());
+        let refuse = || {
+            h.refuse_platform(
+                "slack",
+                Problem {
+                    reason: "missing_scope".into(),
+                    fix: "add the scope".into(),
+                    detail: String::new(),
+                    since: Utc::now(),
+                },
+            )
+        };
+        assert!(refuse(), "logged the first time");
+        assert_eq!(h.status(), Status::Unhealthy);
+        assert!(h.holds("slack", &a));
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(!h.probe_due("slack"), "no credential check for a scope");
+        assert!(!h.holds("slack", &a), "an entry may go as the probe");
+        assert_eq!(h.credentials_accepted("slack"), Cleared::default());
+        assert_eq!(
+            h.status(),
+            Status::Unhealthy,
+            "a token check proves nothing"
+        );
+        assert!(!refuse(), "refused again: not logged again");
+        assert!(h.holds("slack", &a));
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(h.holds("slack", &a), "the second probe waits twice as long");
+        tokio::time::advance(Duration::from_secs(20)).await;
+        assert!(!h.holds("slack", &a));
+        assert!(
+            h.succeeded("slack", Some(&a)).platform,
+            "a delivery clears it"
+        );
+        assert_eq!(h.status(), Status::Ok);
+        assert!(refuse(), "a new refusal after a fix is logged again");
     }
 
     #[tokio::test(start_paused = true)]

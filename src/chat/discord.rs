@@ -501,7 +501,7 @@ impl ChatPlatform for DiscordPlatform {
     async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError> {
         let channel_id = snowflake(channel, "channel")?;
         let msg = alert_message(view)
-            .nonce(Nonce::String(format!("mdalert-{}", view.id)))
+            .nonce(Nonce::String(alert_nonce(view.id, channel)))
             .enforce_nonce(true);
         let posted = self.post_message(channel_id, &msg).await?;
         let message_id = id_of(&posted);
@@ -672,6 +672,17 @@ fn digest_footer(delivery: &str) -> String {
 }
 
 /// The footer that names the alert; `find_alert` recognises our message by it.
+/// The nonce of an alert's root message. Discord dedups a nonce per author, not per channel
+/// ("if another message was created by the same author with the same nonce, that message
+/// will be returned"), so it names the channel too (as a hash: nonces are ≤ 25 characters);
+/// it stays the same for every retry of one delivery.
+fn alert_nonce(id: AlertId, channel: &str) -> String {
+    let hash = channel.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    truncate(&format!("mda{id}-{hash:08x}"), NONCE_MAX)
+}
+
 fn alert_footer(id: AlertId) -> String {
     format!("mentiondesk alert #{id}")
 }

@@ -110,6 +110,37 @@ pub enum Scope {
     Message,
 }
 
+/// Whether a platform-wide refusal is about the bot's credentials (Slack `invalid_auth`,
+/// `not_authed`, `token_revoked`, `token_expired`, `account_inactive`, `team_disabled`;
+/// Discord 401): the credential check (`auth.test`, `GET /users/@me`) can disprove only
+/// these. A missing scope or permission passes that check and is refused again on delivery.
+pub fn credential_refusal(reason: &str) -> bool {
+    matches!(
+        reason,
+        "invalid_auth"
+            | "not_authed"
+            | "token_revoked"
+            | "token_expired"
+            | "account_inactive"
+            | "team_disabled"
+            | "401"
+    ) || reason.starts_with("401/")
+}
+
+/// Whether a refusal says the message to edit or reply to is gone (deleted in the channel):
+/// Slack `message_not_found`, `cant_update_message`, `edit_window_closed`,
+/// `thread_not_found`; Discord 404 Unknown Message. No retry or fix can bring it back.
+pub fn message_gone(reason: &str) -> bool {
+    matches!(
+        reason,
+        "message_not_found"
+            | "cant_update_message"
+            | "edit_window_closed"
+            | "thread_not_found"
+            | "404/10008"
+    )
+}
+
 /// Where a platform put a message: enough to edit it or reply in its thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posted {

@@ -245,13 +245,23 @@ impl SlackPlatform {
         })?;
         let req = SlackApiPostWebhookMessageRequest::new(note_content(note, None))
             .with_replace_original(false);
+        self.post_to_response_url(&url, &req).await
+    }
+
+    /// Posts to a `response_url`, honouring the pause a 429 set for response URLs, as
+    /// `slack_call!` does for Web API methods.
+    async fn post_to_response_url(
+        &self,
+        url: &url::Url,
+        req: &SlackApiPostWebhookMessageRequest,
+    ) -> Result<(), ChatError> {
         let mut budget = MAX_INLINE_WAIT;
         let mut attempt = 0u32;
         loop {
             self.pauses
                 .wait_turn("slack", "response_url", &mut budget)
                 .await?;
-            match self.client.post_webhook_message(&url, &req).await {
+            match self.client.post_webhook_message(url, req).await {
                 Ok(_) => return Ok(()),
                 Err(SlackClientError::RateLimitError(e)) if attempt < MAX_RATE_LIMIT_RETRIES => {
                     attempt += 1;
@@ -290,11 +300,7 @@ impl SlackPlatform {
                 .into(),
             ]);
         let req = SlackApiPostWebhookMessageRequest::new(content).with_replace_original(false);
-        self.client
-            .post_webhook_message(&url, &req)
-            .await
-            .map(|_| ())
-            .map_err(|e| map_error("response_url", e))
+        self.post_to_response_url(&url, &req).await
     }
 
     /// Opens a modal (Block Kit view JSON) for the person who pressed a button.
@@ -840,11 +846,26 @@ pub fn refusal(code: &str) -> Option<(Scope, &'static str)> {
     Some(r)
 }
 
+/// Error codes in which Slack reports trouble on its side (methods' "Errors" tables:
+/// `internal_error`, `fatal_error`, `service_unavailable`, `request_timeout`): the platform
+/// is held on the outage backoff like a 5xx, instead of each entry retrying on its own.
+fn transient(code: &str) -> bool {
+    matches!(
+        code,
+        "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout"
+    )
+}
+
 fn map_error(method: &'static str, e: SlackClientError) -> ChatError {
     match e {
         SlackClientError::ApiError(api) if api.code == "ratelimited" => ChatError::RateLimited {
             platform: "slack",
             retry_after: Duration::from_secs(1),
+        },
+        // Slack's own trouble, answered with HTTP 200: an outage, not a refusal.
+        SlackClientError::ApiError(api) if transient(&api.code) => ChatError::Network {
+            platform: "slack",
+            detail: format!("{method} answered {}", api.code),
         },
         SlackClientError::ApiError(api) => match refusal(&api.code) {
             Some((scope, fix)) => ChatError::Refused {
@@ -877,13 +898,55 @@ fn map_error(method: &'static str, e: SlackClientError) -> ChatError {
 
 /// Error text from the SDK can echo a request; keep only its first line and never a token.
 fn redact_error(e: &SlackClientError) -> String {
-    let s = e.to_string();
-    let first = s.lines().next().unwrap_or_default();
-    if first.contains("xox") {
-        "request failed (details withheld: they contained a token)".into()
-    } else {
-        truncate(first, 300)
+    redact(&e.to_string())
+}
+
+/// The first line of an error text, cut to 300 characters, with every URL (a `response_url`
+/// is a secret: anyone holding it can post) and every Slack token (`xox?-…`, `xapp-…`)
+/// replaced by a placeholder.
+pub fn redact(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default();
+    let mut out = String::with_capacity(first.len());
+    let mut rest = first;
+    while !rest.is_empty() {
+        let lower = rest.to_ascii_lowercase();
+        let url = ["http://", "https://"]
+            .iter()
+            .filter_map(|p| lower.find(p))
+            .min();
+        let token = secret_token_start(&lower);
+        let (start, what) = match (url, token) {
+            (Some(u), Some(t)) if t < u => (t, "[token]"),
+            (Some(u), _) => (u, "[url]"),
+            (None, Some(t)) => (t, "[token]"),
+            (None, None) => {
+                out.push_str(rest);
+                break;
+            }
+        };
+        out.push_str(&rest[..start]);
+        out.push_str(what);
+        let tail = &rest[start..];
+        // A URL or token runs to the next whitespace or closing quote/bracket.
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '>' | ']'))
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
     }
+    truncate(&out, 300)
+}
+
+/// Where the first Slack token (`xoxb-`, `xoxp-`, `xoxe.xoxp-`, … or `xapp-`) starts.
+fn secret_token_start(lower: &str) -> Option<usize> {
+    let b = lower.as_bytes();
+    (0..b.len()).find(|&i| {
+        let t = &b[i..];
+        (t.len() > 5
+            && t.starts_with(b"xox")
+            && t[3].is_ascii_alphabetic()
+            && matches!(t[4], b'-' | b'.'))
+            || t.starts_with(b"xapp-")
+    })
 }
 
 /// The alert as Slack Block Kit, fallback text and metadata. Every piece of untrusted text goes
@@ -1291,6 +1354,36 @@ mod tests {
         assert_within_limits(&content);
         let json = serde_json::to_value(content).unwrap().to_string();
         assert!(json.contains("Link too long for Slack: https://feed.example/aaa"));
+    }
+
+    #[test]
+    fn redaction_removes_every_token_and_url() {
+        for (text, secret) in [
+            ("error sending request: xoxb-1234-5678-abcdEFGH failed", "xoxb-1234"),
+            ("token xoxp-99-88-77 refused", "xoxp-99"),
+            ("refresh xoxe.xoxp-1-Mi0yLTE2 expired", "xoxp-1-Mi0"),
+            ("socket: xapp-1-A0123-456-deadbeef was refused", "xapp-1-A0123"),
+            (
+                "error sending request for url (https://hooks.slack.com/actions/T0/1234/Zsecret): connection refused",
+                "hooks.slack.com",
+            ),
+            (
+                "POST HTTP://127.0.0.1:9/response/abc?x=1 failed",
+                "127.0.0.1",
+            ),
+        ] {
+            let r = redact(text);
+            assert!(!r.contains(secret), "{secret} left in {r}");
+            assert!(!r.contains("http") && !r.contains("xox") && !r.contains("xapp"), "{r}");
+        }
+        assert_eq!(
+            redact("request to https://slack.com/api/chat.postMessage with xoxb-1-2 failed\nsecond line"),
+            "request to [url] with [token] failed"
+        );
+        assert_eq!(
+            redact("connection reset by peer"),
+            "connection reset by peer"
+        );
     }
 
     #[test]

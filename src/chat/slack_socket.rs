@@ -3,7 +3,7 @@
 //! back into Slack's JSON shapes and hands them to a `SocketHandler`, so the same code
 //! serves HTTP and Socket Mode. It decides nothing itself.
 
-use super::slack::{note_content, SlackPlatform};
+use super::slack::{note_content, redact, SlackPlatform};
 use super::ChatError;
 use crate::model::Note;
 use serde_json::Value;
@@ -61,21 +61,12 @@ impl SlackPlatform {
         let token = SlackApiToken::new(SlackApiTokenValue::new(app_token.to_string()));
         listener.listen_for(&token).await.map_err(|e| ChatError::Network {
             platform: "slack",
-            detail: format!("could not open Socket Mode (check [slack].app_token, an xapp- token with connections:write): {}", first_line(&e.to_string())),
+            detail: format!("could not open Socket Mode (check [slack].app_token, an xapp- token with connections:write): {}", redact(&e.to_string())),
         })?;
         listener.start().await;
         tracing::info!("slack socket mode connected");
         Ok(SocketMode { listener })
     }
-}
-
-fn first_line(s: &str) -> String {
-    s.lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect()
 }
 
 async fn handler(states: &SlackClientEventsUserState) -> Option<Handler> {
@@ -140,6 +131,6 @@ fn on_error(
     _client: Arc<SlackHyperClient>,
     _states: SlackClientEventsUserState,
 ) -> HttpStatusCode {
-    tracing::warn!(error = %first_line(&err.to_string()), "slack socket mode error");
+    tracing::warn!(error = %redact(&err.to_string()), "slack socket mode error");
     HttpStatusCode::OK
 }

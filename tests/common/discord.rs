@@ -25,6 +25,8 @@ pub const DISCORD_TOKEN: &str = "discord-test-token";
 pub const APP_ID: &str = "200000000000000002";
 pub const GUILD_ID: &str = "300000000000000003";
 pub const CHANNEL: &str = "100000000000000001";
+/// A second text channel of the guild, for alerts with two Discord targets.
+pub const CHANNEL2: &str = "100000000000000007";
 
 #[derive(Debug, Clone)]
 pub struct DiscordMessage {
@@ -483,14 +485,15 @@ async fn create_message(
             return r;
         }
         let is_thread = s.threads.iter().any(|(id, _)| *id == cid);
-        if cid != CHANNEL && !is_thread {
+        if cid != CHANNEL && cid != CHANNEL2 && !is_thread {
             return error(404, 10003, "Unknown Channel");
         }
         if body["enforce_nonce"] == true {
             if let Some(existing) = s
                 .messages
                 .iter()
-                .find(|m| m.channel_id == cid && m.body["nonce"] == body["nonce"])
+                // Per author, as Discord documents it: every message here is the bot's.
+                .find(|m| m.body["nonce"] == body["nonce"])
             {
                 return Json(message_object(&existing.id, &cid, &existing.body)).into_response();
             }
