@@ -605,7 +605,7 @@ impl ChatPlatform for DiscordPlatform {
                         .user_id
                         .get()
                         .is_none_or(|id| m["author"]["id"] == id.as_str());
-                ours && m["content"].as_str().is_some_and(|c| c.ends_with(&marker))
+                ours && last_piece(m).is_some_and(|c| c.ends_with(&marker))
             })
             .await;
         match found {
@@ -850,13 +850,17 @@ pub fn note_payload(note: &Note) -> serde_json::Value {
     })
 }
 
-/// A note as a message to post, with its embeds for a long note, and `marker` as the
-/// content's last line when given.
+/// A note as a message to post, with its embeds for a long note, and `marker` as the last
+/// line of its last piece (the content, or the last embed of a long note), where `find_note`
+/// looks for it. Every piece leaves room for the marker, so the note's text is never split
+/// by it.
 fn note_message(note: &Note, marker: Option<&str>) -> CreateMessage {
-    let content_max = CONTENT_MAX - marker.map_or(0, |m| m.chars().count() + 1);
-    let (mut content, more) = note_pieces_within(note, content_max);
+    let room = marker.map_or(0, |m| m.chars().count() + 1);
+    let (mut content, mut more) = note_pieces_within(note, CONTENT_MAX - room);
     if let Some(marker) = marker {
-        content = format!("{content}\n{marker}");
+        let last = more.last_mut().unwrap_or(&mut content);
+        last.push('\n');
+        last.push_str(marker);
     }
     CreateMessage::new()
         .content(content)
@@ -866,6 +870,15 @@ fn note_message(note: &Note, marker: Option<&str>) -> CreateMessage {
                 .collect(),
         )
         .allowed_mentions(CreateAllowedMentions::new())
+}
+
+/// The text of a posted message's last piece: its last embed's description for a long note,
+/// else its content.
+fn last_piece(m: &serde_json::Value) -> Option<&str> {
+    match m["embeds"].as_array().and_then(|e| e.last()) {
+        Some(embed) => embed["description"].as_str(),
+        None => m["content"].as_str(),
+    }
 }
 
 /// The digest as `payload_json`: one embed with the chart as its image, no mentions parsed,
@@ -1223,6 +1236,14 @@ mod tests {
         fn every_note_fits_one_discord_message(n in text::testgen::note()) {
             let msg = serde_json::to_value(note_message(&n, None)).unwrap();
             assert_within_limits(&msg);
+            // With the crash-recovery marker: still within limits, and the marker is the
+            // last line of the last piece, where `find_note` looks.
+            let marker = note_marker("12345-67890");
+            let marked = serde_json::to_value(note_message(&n, Some(&marker))).unwrap();
+            assert_within_limits(&marked);
+            let last = last_piece(&marked).unwrap();
+            assert!(last.ends_with(&format!("\n{marker}")));
+            assert_eq!(marked.to_string().matches(&marker).count(), 1);
             let payload = note_payload(&n);
             assert_within_limits(&payload);
             let (content, more) = note_pieces(&n);

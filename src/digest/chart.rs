@@ -119,21 +119,14 @@ fn font() -> Result<&'static FontRef<'static>, ChartError> {
 
 /// Makes untrusted text safe to draw: control characters become spaces,
 /// surrounding whitespace is trimmed, and the result is capped at `max_chars`
-/// (ending in an ellipsis when something was cut off).
+/// (ending in an ellipsis when something was cut off, never inside a grapheme).
 fn sanitize(text: &str, max_chars: usize) -> String {
-    let mut out = String::new();
-    let mut chars = text
+    let clean: String = text
         .trim_matches(|c: char| c.is_whitespace() || c.is_control())
-        .chars();
-    for c in chars.by_ref().take(max_chars) {
-        out.push(if c.is_control() { ' ' } else { c });
-    }
-    if chars.next().is_some() {
-        // Replace the last kept char so the result stays within `max_chars`.
-        out.pop();
-        out.push('…');
-    }
-    out
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    crate::chat::text::truncate(&clean, max_chars, crate::chat::text::Unit::Chars)
 }
 
 // ---------------------------------------------------------------------------
@@ -797,6 +790,9 @@ mod tests {
         assert!(t.ends_with('…'));
         assert_eq!(sanitize("a\nb\tc\u{0}", 10), "a b c");
         assert_eq!(sanitize("  short  ", 10), "short");
+        // A family emoji (one grapheme of 7 chars) is kept whole or dropped, never split.
+        let family = "\u{1F469}\u{200D}\u{1F469}\u{200D}\u{1F467}\u{200D}\u{1F466}";
+        assert_eq!(sanitize(&format!("abcd{family}xyz"), 8), "abcd…");
         let buckets: Vec<Bucket> = (0..24)
             .map(|i| bucket(format!("{long}{i}\u{1F600}"), 1, 2, 3))
             .collect();
