@@ -1,6 +1,8 @@
 //! Crash safety: the real `mentiondesk run` binary is killed with SIGKILL while alerts are
 //! flowing (including while a post is in flight) and restarted; every matching item must
-//! reach the fake Slack exactly once in total.
+//! reach the fake Slack exactly once in total. Notes (thread and channel, Slack and Discord)
+//! are crashed in process: the relay is cut off while the platform already has the note and
+//! has not answered yet, then a fresh relay run must find it instead of posting it again.
 
 mod common;
 
@@ -255,5 +257,316 @@ alert = ["discord:{CHANNEL}"]
     assert!(
         threads >= n - 2,
         "threads started for (almost) every alert: {threads}"
+    );
+}
+
+// ------------------------------------------------ notes in flight at a crash (in process)
+
+use mentiondesk::chat::ChatPlatform;
+use mentiondesk::config::DeskConfig;
+use mentiondesk::desk::Desk;
+use mentiondesk::model::{AlertId, Mention, Note, Priority, Target, TimerKind};
+use mentiondesk::relay::Platforms;
+use mentiondesk::sources::SourceState;
+use mentiondesk::store::{Candidate, NewAlert, OutboxAction, Store, Timer};
+use std::sync::Arc;
+
+fn desk(store: &Store, escalate_to: Target) -> Desk {
+    let cfg = DeskConfig {
+        command: "/desk".into(),
+        escalate_after: Duration::from_secs(15 * 60),
+        escalate_to: Some(escalate_to),
+        remind_after: None,
+        allowed: vec![],
+        timezone: chrono_tz::UTC,
+    };
+    Desk::new(store.clone(), cfg, Arc::new(tokio::sync::Notify::new()))
+}
+
+/// Stores one alert for `target`, as intake does after a poll.
+async fn stored_alert(store: &Store, target: Target) -> AlertId {
+    let mention = Mention {
+        item_id: "a".into(),
+        source: "feed".into(),
+        source_kind: "rss".into(),
+        url: Some("https://example.com/a".into()),
+        title: Some("Acme outage".into()),
+        text: "acme broke".into(),
+        author: None,
+        author_reach: None,
+        published: None,
+        lang: None,
+    };
+    let c = Candidate {
+        dedup_keys: vec!["item:a".into()],
+        mention,
+        alert: Some(NewAlert {
+            rules: vec!["acme".into()],
+            priority: Priority::Normal,
+            sentiment: -0.5,
+            negative: true,
+            targets: vec![target],
+            highlights: vec![],
+            timers: vec![],
+            thread_keys: vec![],
+            repeat_note: Note::new(),
+            log_hit: true,
+        }),
+    };
+    let accepted = store
+        .accept("feed", &SourceState::default(), &[c], chrono::Utc::now())
+        .await
+        .unwrap();
+    accepted.alerts[0].id
+}
+
+async fn relay_once(store: &Store, platforms: &Platforms) {
+    let (_trigger, shutdown) = mentiondesk::shutdown::channel();
+    let metrics = mentiondesk::metrics::Metrics::default();
+    mentiondesk::relay::deliver_due(store, platforms, &metrics, &shutdown).await;
+}
+
+/// The crash: a relay run is cut off (its task dropped, as a SIGKILL drops the process) once
+/// `reached` says the platform has the note; the platform's answer is still on its way.
+async fn crash_relay_when(
+    store: &Store,
+    platforms: &Platforms,
+    mut reached: impl FnMut() -> bool,
+    what: &str,
+) {
+    let (store2, platforms2) = (store.clone(), platforms.clone());
+    let run = tokio::spawn(async move { relay_once(&store2, &platforms2).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !reached() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never reached the platform"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    run.abort();
+    let _ = run.await;
+    let in_flight = store
+        .outbox()
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| e.in_flight_since.is_some())
+        .count();
+    assert_eq!(in_flight, 1, "the crash left {what} in flight");
+}
+
+fn slack_platforms(slack: &FakeSlack) -> Platforms {
+    let p = mentiondesk::chat::slack::SlackPlatform::new(&slack.api_url(), BOT_TOKEN).unwrap();
+    Platforms {
+        slack: Some(Arc::new(p) as Arc<dyn ChatPlatform>),
+        discord: None,
+        console: Arc::new(mentiondesk::chat::console::ConsolePlatform),
+    }
+}
+
+fn discord_platforms(discord: &common::discord::FakeDiscord) -> Platforms {
+    let p = mentiondesk::chat::discord::DiscordPlatform::new(
+        &discord.api_url(),
+        common::discord::DISCORD_TOKEN,
+    )
+    .unwrap();
+    Platforms {
+        slack: None,
+        discord: Some(Arc::new(p) as Arc<dyn ChatPlatform>),
+        console: Arc::new(mentiondesk::chat::console::ConsolePlatform),
+    }
+}
+
+fn slack_posts_containing(slack: &FakeSlack, channel: &str, text: &str) -> Vec<SlackPost> {
+    slack
+        .posts()
+        .into_iter()
+        .filter(|p| p.channel == channel && p.body.to_string().contains(text))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_thread_note_in_flight_at_a_crash_is_found_and_not_posted_again() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let platforms = slack_platforms(&slack);
+    let target = Target::Slack("#pr-alerts".into());
+    let id = stored_alert(&store, target.clone()).await;
+    relay_once(&store, &platforms).await;
+    let root = store
+        .message_ref(id, &target)
+        .unwrap()
+        .expect("root posted");
+
+    let desk = desk(&store, Target::Slack("#pr-leads".into()));
+    desk.note(
+        id,
+        &"U0ALICE".to_string(),
+        "called the customer back",
+        chrono::Utc::now(),
+    )
+    .await
+    .unwrap();
+    slack.state.lock().unwrap().post_delay = Duration::from_secs(30);
+    crash_relay_when(
+        &store,
+        &platforms,
+        || !slack_posts_containing(&slack, "C0PRALERTS", "called the customer back").is_empty(),
+        "the thread note",
+    )
+    .await;
+
+    slack.state.lock().unwrap().post_delay = Duration::ZERO;
+    let lookups = slack.faults.count("conversations.replies");
+    relay_once(&store, &platforms).await;
+    assert!(store.outbox().unwrap().is_empty(), "done after the lookup");
+    let notes = slack_posts_containing(&slack, "C0PRALERTS", "called the customer back");
+    assert_eq!(notes.len(), 1, "the note is in the thread once");
+    assert_eq!(
+        notes[0].body["thread_ts"], root.message_id,
+        "and it is in the alert's thread"
+    );
+    assert!(
+        slack.faults.count("conversations.replies") > lookups,
+        "the thread was read before posting again"
+    );
+}
+
+/// An escalation note goes to `escalate_to` as a message of its own. `chatter` messages
+/// arrive in that channel after it and before the restart (a busy channel).
+async fn slack_channel_note_crash(chatter: usize) {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let platforms = slack_platforms(&slack);
+    let target = Target::Slack("#pr-alerts".into());
+    let id = stored_alert(&store, target.clone()).await;
+    relay_once(&store, &platforms).await;
+    assert!(store.outbox().unwrap().is_empty(), "root posted");
+
+    let desk = desk(&store, Target::Slack("#pr-leads".into()));
+    let now = chrono::Utc::now();
+    let timer = Timer {
+        alert_id: id,
+        kind: TimerKind::Escalate,
+        due: now,
+    };
+    desk.fire(&timer, now).await.unwrap();
+    let kinds: Vec<bool> = store
+        .outbox()
+        .unwrap()
+        .iter()
+        .map(|(_, e)| matches!(e.action, OutboxAction::ChannelNote(_)))
+        .collect();
+    assert_eq!(kinds, [false, true], "a thread note, then the channel note");
+    // The thread note is answered at once; the channel note reaches Slack, then the crash.
+    slack.state.lock().unwrap().post_delay = Duration::from_millis(1500);
+    crash_relay_when(
+        &store,
+        &platforms,
+        || !slack_posts_containing(&slack, "C0PRLEADS0", "has been unclaimed").is_empty(),
+        "the channel note",
+    )
+    .await;
+    slack.state.lock().unwrap().post_delay = Duration::ZERO;
+
+    // Others talk in the channel meanwhile.
+    let chat = mentiondesk::chat::slack::SlackPlatform::new(&slack.api_url(), BOT_TOKEN).unwrap();
+    for i in 0..chatter {
+        chat.post_note(
+            "#pr-leads",
+            None,
+            &Note::new().text(format!("chatter {i}")),
+            &format!("other-{i}"),
+        )
+        .await
+        .unwrap();
+    }
+    let pages = slack.faults.count("conversations.history");
+    relay_once(&store, &platforms).await;
+    assert!(store.outbox().unwrap().is_empty(), "done after the lookup");
+    let notes = slack_posts_containing(&slack, "C0PRLEADS0", "has been unclaimed");
+    assert_eq!(notes.len(), 1, "the escalation is in #pr-leads once");
+    assert!(
+        notes[0].body["thread_ts"].is_null(),
+        "as a message of its own"
+    );
+    let pages = slack.faults.count("conversations.history") - pages;
+    // conversations.history hands out at most 200 messages a page (limit=200 asked).
+    let needed = (chatter + 1).div_ceil(200);
+    assert!(
+        pages >= needed,
+        "the channel's history was read back to the note: {pages} pages for {chatter} newer messages"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_channel_note_in_flight_at_a_crash_is_found_and_not_posted_again() {
+    slack_channel_note_crash(0).await;
+}
+
+/// More than a page of newer messages: the note is found on a later page, not posted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_channel_note_is_found_under_more_than_a_page_of_newer_messages() {
+    slack_channel_note_crash(250).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_channel_note_in_flight_at_a_crash_is_found_and_not_posted_again() {
+    use common::discord::{ops, FakeDiscord, CHANNEL};
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let platforms = discord_platforms(&discord);
+    let target = Target::Discord(CHANNEL.into());
+    let id = stored_alert(&store, target.clone()).await;
+    relay_once(&store, &platforms).await;
+    assert!(store.outbox().unwrap().is_empty(), "root posted");
+
+    // Escalation into the alert channel itself (`escalate_to = "discord:<same channel>"`).
+    let desk = desk(&store, target.clone());
+    let now = chrono::Utc::now();
+    let timer = Timer {
+        alert_id: id,
+        kind: TimerKind::Escalate,
+        due: now,
+    };
+    desk.fire(&timer, now).await.unwrap();
+    discord.state.lock().unwrap().post_delay = Duration::from_millis(1500);
+    let escalations = |d: &FakeDiscord| {
+        d.roots()
+            .into_iter()
+            .filter(|m| m.body.to_string().contains("has been unclaimed"))
+            .count()
+    };
+    crash_relay_when(
+        &store,
+        &platforms,
+        || escalations(&discord) > 0,
+        "the channel note",
+    )
+    .await;
+    {
+        let mut s = discord.state.lock().unwrap();
+        s.post_delay = Duration::ZERO;
+        // Later Discord no longer recognises the nonce.
+        for m in s.messages.iter_mut() {
+            if let Some(o) = m.body.as_object_mut() {
+                o.remove("nonce");
+            }
+        }
+    }
+    let lookups = discord.faults.count(ops::LIST_MESSAGES);
+    relay_once(&store, &platforms).await;
+    assert!(store.outbox().unwrap().is_empty(), "done after the lookup");
+    assert_eq!(
+        escalations(&discord),
+        1,
+        "the escalation is in the channel once"
+    );
+    assert!(
+        discord.faults.count(ops::LIST_MESSAGES) > lookups,
+        "the channel was read before posting again"
     );
 }

@@ -6,14 +6,9 @@
 
 mod common;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method};
-use axum::routing::{any, post};
-use axum::{Json, Router};
 use common::discord::*;
 use common::*;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
 
 // ---------------------------------------------------------------- Slack
 
@@ -320,67 +315,14 @@ async fn slack_repeat_note_for_a_3000_character_author_fits() {
     }
 }
 
-/// What the upload fake saw: (method name, HTTP method, content type, body).
-type Calls = Arc<Mutex<Vec<(String, Method, String, String)>>>;
-
-/// A route that records each call and answers `answer` (with `{addr}` filled in).
-fn recording(
-    name: &'static str,
-    calls: Calls,
-    addr: Arc<Mutex<Option<std::net::SocketAddr>>>,
-    answer: &'static str,
-) -> axum::routing::MethodRouter {
-    any(move |method: Method, headers: HeaderMap, body: Bytes| {
-        let (calls, addr) = (calls.clone(), addr.clone());
-        async move {
-            let ctype = headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string();
-            calls.lock().unwrap().push((
-                name.to_string(),
-                method,
-                ctype,
-                String::from_utf8_lossy(&body).to_string(),
-            ));
-            let addr = addr.lock().unwrap().expect("address known").to_string();
-            Json(serde_json::from_str::<Value>(&answer.replace("{addr}", &addr)).unwrap())
-        }
-    })
-}
-
+/// slack-morphism sends `files.getUploadURLExternal` as GET; Slack documents POST. The fake
+/// records a GET as a violation, which fails this test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slack_upload_url_is_requested_with_post() {
     use mentiondesk::chat::ChatPlatform;
-    let calls: Calls = Arc::default();
-    let addr_cell: Arc<Mutex<Option<std::net::SocketAddr>>> = Arc::default();
-    let router = Router::new()
-        .route(
-            "/api/files.getUploadURLExternal",
-            recording(
-                "files.getUploadURLExternal",
-                calls.clone(),
-                addr_cell.clone(),
-                r#"{"ok": true, "upload_url": "http://{addr}/upload/F1", "file_id": "F1"}"#,
-            ),
-        )
-        .route("/upload/F1", post(|| async { "OK" }))
-        .route(
-            "/api/files.completeUploadExternal",
-            recording(
-                "files.completeUploadExternal",
-                calls.clone(),
-                addr_cell.clone(),
-                r#"{"ok": true, "files": [{"id": "F1"}]}"#,
-            ),
-        );
-    let addr = serve(router).await;
-    *addr_cell.lock().unwrap() = Some(addr);
-
+    let slack = FakeSlack::start().await;
     let platform =
-        mentiondesk::chat::slack::SlackPlatform::new(&format!("http://{addr}/api"), BOT_TOKEN)
-            .unwrap();
+        mentiondesk::chat::slack::SlackPlatform::new(&slack.api_url(), BOT_TOKEN).unwrap();
     let digest = mentiondesk::model::DigestPost {
         title: "📊 Morning digest".into(),
         body: mentiondesk::model::Note::new().text("New mentions: 5"),
@@ -391,18 +333,21 @@ async fn slack_upload_url_is_requested_with_post() {
         .post_digest("C0PRALERTS", &digest, "digest-1")
         .await
         .expect("digest posted");
-    assert_eq!(posted.message_id, "F1");
-    let calls = calls.lock().unwrap().clone();
-    let (_, method, ctype, body) = calls
-        .iter()
-        .find(|c| c.0 == "files.getUploadURLExternal")
-        .expect("upload URL requested");
-    assert_eq!(*method, Method::POST, "documented as POST");
-    assert!(ctype.starts_with("application/json"), "{ctype}");
-    let args: Value = serde_json::from_str(body).unwrap();
-    assert_eq!(args["filename"], "mentiondesk-digest-digest-1.png");
-    assert_eq!(args["length"], 7);
-    assert!(calls.iter().any(|c| c.0 == "files.completeUploadExternal"));
+    let violations = slack.take_violations();
+    assert!(
+        violations.is_empty(),
+        "requests Slack flags or refuses: {violations:?}"
+    );
+    assert_eq!(slack.faults.count("files.getUploadURLExternal"), 1);
+    let s = slack.state.lock().unwrap();
+    let (name, length, alt) = s
+        .upload_urls
+        .get(&posted.message_id)
+        .expect("the posted file is the one whose upload URL was requested");
+    assert_eq!(name, "mentiondesk-digest-digest-1.png");
+    assert_eq!(*length, 7);
+    assert_eq!(alt, "mentions per day");
+    assert_eq!(s.completed_uploads.len(), 1, "the upload was completed");
 }
 
 // ---------------------------------------------------------------- Discord
@@ -474,7 +419,7 @@ async fn interact(d: &Daemon, body: &Value) -> Value {
     let body = body.to_string();
     let ts = chrono::Utc::now().timestamp().to_string();
     let sig = sign(&ts, &body);
-    reqwest::Client::new()
+    let resp = reqwest::Client::new()
         .post(d.url("/discord/interactions"))
         .header("content-type", "application/json")
         .header("x-signature-timestamp", ts)
@@ -482,10 +427,9 @@ async fn interact(d: &Daemon, body: &Value) -> Value {
         .body(body)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .unwrap();
+    // Checked against Discord's spec and limits (a violation fails the test), then read.
+    checked_interaction_answer(resp).await.json().await.unwrap()
 }
 
 fn interaction(id: &str, kind: u8, data: Value) -> Value {

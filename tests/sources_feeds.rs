@@ -550,7 +550,7 @@ alert = ["discord:{CHANNEL}"]
             {"type": 1, "components": [{"type": 4, "custom_id": "mute", "value": "both"}]}]}})
         .to_string();
     let ts = chrono::Utc::now().timestamp().to_string();
-    let v: serde_json::Value = reqwest::Client::new()
+    let resp = reqwest::Client::new()
         .post(daemon.url("/discord/interactions"))
         .header("content-type", "application/json")
         .header("x-signature-timestamp", &ts)
@@ -558,10 +558,8 @@ alert = ["discord:{CHANNEL}"]
         .body(body)
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    let v: serde_json::Value = checked_interaction_answer(resp).await.json().await.unwrap();
     let answer = v["data"]["content"].as_str().unwrap_or_default();
     assert!(
         answer

@@ -165,11 +165,8 @@ async fn fire(port: u16, reqs: &[Req]) -> Vec<(String, Result<(u16, Duration), S
     let mut tasks = Vec::new();
     for r in sends {
         let (client, barrier) = (client.clone(), barrier.clone());
-        let (url, body, trigger) = (
-            format!("http://127.0.0.1:{port}{}", r.path),
-            r.body.clone(),
-            r.trigger.clone(),
-        );
+        let (path, body, trigger) = (r.path, r.body.clone(), r.trigger.clone());
+        let url = format!("http://127.0.0.1:{port}{path}");
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             let ts = chrono::Utc::now().timestamp();
@@ -182,9 +179,16 @@ async fn fire(port: u16, reqs: &[Req]) -> Vec<(String, Result<(u16, Duration), S
                 .header("x-slack-signature", sig)
                 .body(body)
                 .send()
-                .await
-                .map(|resp| (resp.status().as_u16(), started.elapsed()))
-                .map_err(|e| format!("{e} after {:?}", started.elapsed()));
+                .await;
+            let result = match result {
+                Ok(resp) => {
+                    let elapsed = started.elapsed();
+                    // What Slack would make of the answer, as `Daemon::slack_post` checks it.
+                    let resp = checked_slack_answer(path, resp).await;
+                    Ok((resp.status().as_u16(), elapsed))
+                }
+                Err(e) => Err(format!("{e} after {:?}", started.elapsed())),
+            };
             (trigger, result)
         }));
     }

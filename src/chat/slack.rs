@@ -446,46 +446,32 @@ impl ChatPlatform for SlackPlatform {
         delivery: &str,
         since: DateTime<Utc>,
     ) -> Result<Option<Posted>, ChatError> {
+        let wanted = note_block_id(delivery);
+        let Some(ts) = thread else {
+            // A channel note (escalation) sits among the channel's own messages: a busy channel
+            // can bury it under more than a page of newer ones, so page back to `since`.
+            return self
+                .find_in_history(channel, since, |m| has_block_id(&m.content.blocks, &wanted))
+                .await;
+        };
         let channel_id = self.channel_id(channel).await?;
         let oldest = SlackTs(format!("{}.000000", since.timestamp().saturating_sub(60)));
-        let wanted = note_block_id(delivery);
-        let has_marker = |blocks: &Option<Vec<SlackBlock>>| has_block_id(blocks, &wanted);
-        let messages: Vec<(String, bool)> = match thread {
-            Some(ts) => {
-                let req = SlackApiConversationsRepliesRequest::new(
-                    SlackChannelId(channel_id.clone()),
-                    SlackTs(ts.to_string()),
-                )
-                .with_oldest(oldest)
-                .with_limit(200);
-                let resp: SlackApiConversationsRepliesResponse =
-                    slack_call!(self, "conversations.replies", |s| s
-                        .conversations_replies(&req))?;
-                resp.messages
-                    .iter()
-                    .map(|m| (m.origin.ts.0.clone(), has_marker(&m.content.blocks)))
-                    .collect()
-            }
-            None => {
-                let req = SlackApiConversationsHistoryRequest::new()
-                    .with_channel(SlackChannelId(channel_id.clone()))
-                    .with_oldest(oldest)
-                    .with_limit(200);
-                let resp: SlackApiConversationsHistoryResponse =
-                    slack_call!(self, "conversations.history", |s| s
-                        .conversations_history(&req))?;
-                resp.messages
-                    .iter()
-                    .map(|m| (m.origin.ts.0.clone(), has_marker(&m.content.blocks)))
-                    .collect()
-            }
-        };
-        Ok(messages
-            .into_iter()
-            .find(|(_, marked)| *marked)
-            .map(|(ts, _)| Posted {
+        let req = SlackApiConversationsRepliesRequest::new(
+            SlackChannelId(channel_id.clone()),
+            SlackTs(ts.to_string()),
+        )
+        .with_oldest(oldest)
+        .with_limit(200);
+        let resp: SlackApiConversationsRepliesResponse =
+            slack_call!(self, "conversations.replies", |s| s
+                .conversations_replies(&req))?;
+        Ok(resp
+            .messages
+            .iter()
+            .find(|m| has_block_id(&m.content.blocks, &wanted))
+            .map(|m| Posted {
                 channel_id,
-                message_id: ts,
+                message_id: m.origin.ts.0.clone(),
             }))
     }
 

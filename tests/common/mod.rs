@@ -602,6 +602,11 @@ async fn history(
         .filter(|l| *l > 0)
         .unwrap_or(100);
     let with_metadata = arg(&q, "include_all_metadata").is_some_and(|v| v == "true" || v == "1");
+    // Pagination: `next_cursor` names the last message handed out; the next page starts
+    // below it (Slack's cursors are opaque; this one is readable for test failures).
+    let before: f64 = arg(&q, "cursor")
+        .and_then(|c| c.strip_prefix("before:").and_then(|ts| ts.parse().ok()))
+        .unwrap_or(f64::MAX);
     // Newest first, as Slack returns history; thread replies are not part of the channel's
     // history unless broadcast (they come from conversations.replies).
     let matching: Vec<&SlackPost> = s
@@ -618,10 +623,15 @@ async fn history(
             let is_reply = !p.body["thread_ts"].is_null()
                 && p.body["thread_ts"] != p.ts.as_str()
                 && p.body["reply_broadcast"] != true;
-            p.channel == channel && in_range && !is_reply
+            p.channel == channel && in_range && ts < before && !is_reply
         })
         .collect();
     let has_more = matching.len() > limit;
+    let next_cursor = if has_more {
+        format!("before:{}", matching[limit - 1].ts)
+    } else {
+        String::new()
+    };
     let messages: Vec<Value> = matching
         .into_iter()
         .take(limit)
@@ -636,7 +646,7 @@ async fn history(
             m
         })
         .collect();
-    Json(json!({"ok": true, "messages": messages, "has_more": has_more, "response_metadata": {"next_cursor": ""}}))
+    Json(json!({"ok": true, "messages": messages, "has_more": has_more, "response_metadata": {"next_cursor": next_cursor}}))
         .into_response()
 }
 
