@@ -425,7 +425,7 @@ fn discord_error(
             "{what} ({})",
             truncate(body["message"].as_str().unwrap_or("no message"), 200)
         ),
-        fix,
+        fix: fix.into(),
     };
     match (status, code) {
         (401, _) => refused(Scope::Platform, TOKEN_FIX),

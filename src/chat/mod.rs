@@ -138,7 +138,8 @@ pub enum ChatError {
         /// The platform's short error code (`invalid_auth`, `403/50013`): a metric label.
         reason: String,
         call: String,
-        fix: &'static str,
+        /// Mostly a fixed text; `check --online` names the channel and the bot in it.
+        fix: std::borrow::Cow<'static, str>,
     },
     #[error("could not reach {platform}: {detail}")]
     Network {
