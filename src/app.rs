@@ -169,7 +169,7 @@ pub async fn check_online(
         }
         let what = format!("target {t}");
         match tokio::time::timeout(ONLINE_CHECK_TIMEOUT, p.check_channel(t.channel())).await {
-            Ok(Ok(())) => out.push((what, Ok("the bot can post there".into()))),
+            Ok(Ok(proved)) => out.push((what, Ok(proved))),
             Ok(Err(e)) => out.push((what, Err(e.to_string()))),
             Err(_) => out.push((what, Err(format!("{} did not answer in time", p.name())))),
         }

@@ -294,7 +294,7 @@ async fn discord_check_online_passes_a_good_config_and_says_what_it_checked() {
     );
     assert_eq!(
         run.line(&format!("target {target}:")),
-        format!("target {target}: the bot can post there")
+        format!("target {target}: the bot can see the channel (Send Messages and Embed Links show on the first alert)")
     );
     assert_eq!(discord.faults.count(ops::USERS_ME), 1);
     assert_eq!(discord.faults.count(ops::GET_CHANNEL), 1);
@@ -319,7 +319,7 @@ async fn discord_check_online_names_an_unknown_channel_and_missing_access_with_t
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
     assert_eq!(
         run.line(&format!("target {good}:")),
-        format!("target {good}: the bot can post there")
+        format!("target {good}: the bot can see the channel (Send Messages and Embed Links show on the first alert)")
     );
     let line = run.line(&format!("target {unknown}:"));
     assert!(

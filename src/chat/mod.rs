@@ -182,9 +182,10 @@ pub trait ChatPlatform: Send + Sync {
         })
     }
 
-    /// Checks that alerts can be posted into `channel` (it exists and the bot is in it).
-    async fn check_channel(&self, _channel: &str) -> Result<(), ChatError> {
-        Ok(())
+    /// Checks that alerts can be posted into `channel` (it exists and the bot is in it);
+    /// says what the check could prove.
+    async fn check_channel(&self, _channel: &str) -> Result<String, ChatError> {
+        Ok("nothing to check".into())
     }
 
     /// Posts a new alert's root message into `channel` (as written in the target).

@@ -351,7 +351,7 @@ impl ChatPlatform for SlackPlatform {
         })
     }
 
-    async fn check_channel(&self, channel: &str) -> Result<(), ChatError> {
+    async fn check_channel(&self, channel: &str) -> Result<String, ChatError> {
         let id = self.channel_id(channel).await?;
         let req = SlackApiConversationsInfoRequest::new(SlackChannelId(id));
         let call = format!("conversations.info ({channel})");
@@ -391,7 +391,7 @@ impl ChatPlatform for SlackPlatform {
                 format!("invite the bot: /invite @{bot} in {name}"),
             ));
         }
-        Ok(())
+        Ok("the bot can post there".into())
     }
 
     async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError> {
