@@ -5,7 +5,7 @@
 use crate::chat::console::ConsolePlatform;
 use crate::chat::discord::DiscordPlatform;
 use crate::chat::slack::SlackPlatform;
-use crate::chat::ChatPlatform;
+use crate::chat::{ChatError, ChatPlatform};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::desk::{self, Desk};
@@ -112,12 +112,13 @@ const ONLINE_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// `check --online`: the configured chat platforms' credentials (`auth.test`,
 /// `GET /users/@me`) and, where they are accepted, every alert, escalation and digest
-/// target channel. One (what, outcome) per check; an `Err` is the problem with its fix.
+/// target channel, and Slack's app-level token when Socket Mode is configured. One (what, outcome) per check; an `Err` is the problem with its fix.
 /// Tokens never appear in the outcome.
 pub async fn check_online(
     config: &Config,
 ) -> anyhow::Result<Vec<(String, Result<String, String>)>> {
-    let platforms = platforms(slack_platform(config)?, discord_platform(config)?);
+    let slack = slack_platform(config)?;
+    let platforms = platforms(slack.clone(), discord_platform(config)?);
     let mut out = Vec::new();
     let mut accepted = Vec::new();
     for p in platforms.configured() {
@@ -138,6 +139,20 @@ pub async fn check_online(
             )),
         }
     }
+    let app_token = config.slack.as_ref().and_then(|c| c.app_token.as_ref());
+    if let (Some(slack), Some(app_token)) = (&slack, app_token) {
+        let what = "slack app-level token (Socket Mode)".to_string();
+        match tokio::time::timeout(
+            ONLINE_CHECK_TIMEOUT,
+            slack.verify_app_token(app_token.expose()),
+        )
+        .await
+        {
+            Ok(Ok(())) => out.push((what, Ok("accepted".into()))),
+            Ok(Err(e)) => out.push((what, Err(e.to_string()))),
+            Err(_) => out.push((what, Err("slack did not answer in time".into()))),
+        }
+    }
     let mut targets: Vec<crate::model::Target> = config
         .rules
         .iter()
@@ -154,12 +169,29 @@ pub async fn check_online(
         }
         let what = format!("target {t}");
         match tokio::time::timeout(ONLINE_CHECK_TIMEOUT, p.check_channel(t.channel())).await {
-            Ok(Ok(())) => out.push((what, Ok("the bot can post there".into()))),
+            Ok(Ok(proved)) => out.push((what, Ok(proved))),
             Ok(Err(e)) => out.push((what, Err(e.to_string()))),
             Err(_) => out.push((what, Err(format!("{} did not answer in time", p.name())))),
         }
     }
     Ok(out)
+}
+
+/// Socket Mode is the only way commands and buttons reach a bot without a public URL, and
+/// a token is read only at start: a refused app-level token stops the start with its fix
+/// (the SDK would otherwise retry it every 10 s forever, with no fix, while the desk looks
+/// up). Slack being unreachable is not fatal: Socket Mode keeps trying to connect.
+async fn check_app_token(slack: &SlackPlatform, app_token: &str) -> anyhow::Result<()> {
+    match slack.verify_app_token(app_token).await {
+        Ok(()) => Ok(()),
+        Err(e @ ChatError::Refused { .. }) => {
+            anyhow::bail!("cannot start Slack Socket Mode: {e}")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check the Slack app-level token; Socket Mode keeps trying to connect");
+            Ok(())
+        }
+    }
 }
 
 /// The daemon: runs until SIGINT/SIGTERM.
@@ -182,8 +214,13 @@ pub async fn run_with_clock(
     shutdown: Shutdown,
     clock: Clock,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&config.store.path)?;
     let slack = slack_platform(&config)?;
+    if let (Some(cfg), Some(platform)) = (&config.slack, &slack) {
+        if let Some(app_token) = &cfg.app_token {
+            check_app_token(platform, app_token.expose()).await?;
+        }
+    }
+    let store = Store::open(&config.store.path)?;
     let discord = discord_platform(&config)?;
     let platforms = platforms(slack.clone(), discord.clone());
     let metrics = Arc::new(Metrics::default());

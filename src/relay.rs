@@ -936,7 +936,7 @@ mod tests {
             scope,
             reason: reason.into(),
             call: "chat.postMessage".into(),
-            fix: "do the thing",
+            fix: "do the thing".into(),
         }
     }
 

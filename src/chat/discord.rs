@@ -425,7 +425,7 @@ fn discord_error(
             "{what} ({})",
             truncate(body["message"].as_str().unwrap_or("no message"), 200)
         ),
-        fix,
+        fix: fix.into(),
     };
     match (status, code) {
         (401, _) => refused(Scope::Platform, TOKEN_FIX),
@@ -488,14 +488,19 @@ impl ChatPlatform for DiscordPlatform {
         })
     }
 
-    async fn check_channel(&self, channel: &str) -> Result<(), ChatError> {
+    /// `GET /channels/{id}` needs only View Channel: it proves the channel exists and the bot
+    /// sees it, not that it may send messages (that needs the member's roles and overwrites).
+    async fn check_channel(&self, channel: &str) -> Result<String, ChatError> {
         let req = Request::new(
             Route::Channel {
                 channel_id: ChannelId::new(snowflake(channel, "channel")?),
             },
             LightMethod::Get,
         );
-        self.call("get channel", req).await.map(|_| ())
+        self.call("get channel", req).await.map(|_| {
+            "the bot can see the channel (Send Messages and Embed Links show on the first alert)"
+                .into()
+        })
     }
 
     async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError> {

@@ -169,7 +169,8 @@ pub enum ChatError {
         /// The platform's short error code (`invalid_auth`, `403/50013`): a metric label.
         reason: String,
         call: String,
-        fix: &'static str,
+        /// Mostly a fixed text; `check --online` names the channel and the bot in it.
+        fix: std::borrow::Cow<'static, str>,
     },
     #[error("could not reach {platform}: {detail}")]
     Network {
@@ -212,9 +213,10 @@ pub trait ChatPlatform: Send + Sync {
         })
     }
 
-    /// Checks that alerts can be posted into `channel` (it exists and the bot is in it).
-    async fn check_channel(&self, _channel: &str) -> Result<(), ChatError> {
-        Ok(())
+    /// Checks that alerts can be posted into `channel` (it exists and the bot is in it);
+    /// says what the check could prove.
+    async fn check_channel(&self, _channel: &str) -> Result<String, ChatError> {
+        Ok("nothing to check".into())
     }
 
     /// Posts a new alert's root message into `channel` (as written in the target).

@@ -72,6 +72,8 @@ pub struct SlackPlatform {
     channel_ids: Mutex<HashMap<String, String>>,
     /// Pauses Slack asked for with 429s, per method.
     pauses: Pauses,
+    /// The bot's user name from `auth.test`, for `/invite @name` in fixes.
+    bot_name: std::sync::OnceLock<String>,
 }
 
 impl SlackPlatform {
@@ -95,10 +97,18 @@ impl SlackPlatform {
             token: SlackApiToken::new(SlackApiTokenValue::new(bot_token.to_string())),
             channel_ids: Mutex::new(HashMap::new()),
             pauses: Pauses::default(),
+            bot_name: std::sync::OnceLock::new(),
         })
     }
 
+    /// The bot's user name as `auth.test` gave it (the app's default name before that).
+    fn bot_name(&self) -> &str {
+        self.bot_name.get().map_or("mentiondesk", String::as_str)
+    }
+
     /// Channel id for a target channel: ids pass through, `#name` is looked up once.
+    /// Archived channels are included (their names stay taken), so an archived target is
+    /// reported as archived rather than as missing.
     async fn channel_id(&self, channel: &str) -> Result<String, ChatError> {
         if is_channel_id(channel) {
             return Ok(channel.to_string());
@@ -111,7 +121,7 @@ impl SlackPlatform {
         loop {
             let req = SlackApiConversationsListRequest::new()
                 .with_limit(1000)
-                .with_exclude_archived(true)
+                .with_exclude_archived(false)
                 .with_types(vec![
                     SlackConversationType::Public,
                     SlackConversationType::Private,
@@ -139,7 +149,7 @@ impl SlackPlatform {
                     scope: Scope::Target,
                     reason: "channel_not_found".into(),
                     call: format!("conversations.list (no channel #{name})"),
-                    fix: "create the channel, or for a private one invite the bot to it with /invite @mentiondesk",
+                    fix: format!("create the channel, or for a private channel invite the bot to it first: /invite @{} in #{name}", self.bot_name()).into(),
                 });
             }
         }
@@ -334,6 +344,9 @@ impl ChatPlatform for SlackPlatform {
 
     async fn verify(&self) -> Result<Identity, ChatError> {
         let resp: SlackApiAuthTestResponse = slack_call!(self, "auth.test", |s| s.auth_test())?;
+        if let Some(user) = &resp.user {
+            let _ = self.bot_name.set(user.clone());
+        }
         Ok(Identity {
             name: format!(
                 "{} in {}",
@@ -344,28 +357,47 @@ impl ChatPlatform for SlackPlatform {
         })
     }
 
-    async fn check_channel(&self, channel: &str) -> Result<(), ChatError> {
+    async fn check_channel(&self, channel: &str) -> Result<String, ChatError> {
         let id = self.channel_id(channel).await?;
         let req = SlackApiConversationsInfoRequest::new(SlackChannelId(id));
-        let resp: SlackApiConversationsInfoResponse =
-            slack_call!(self, "conversations.info", |s| s.conversations_info(&req))?;
-        let refused = |reason: &str| {
-            let (scope, fix) = refusal(reason).expect("a known refusal");
-            Err(ChatError::Refused {
-                platform: "slack",
-                scope,
-                reason: reason.into(),
-                call: format!("conversations.info ({channel})"),
-                fix,
-            })
+        let call = format!("conversations.info ({channel})");
+        let bot = self.bot_name();
+        let refused = |reason: &str, fix: String| ChatError::Refused {
+            platform: "slack",
+            scope: Scope::Target,
+            reason: reason.into(),
+            call: call.clone(),
+            fix: fix.into(),
         };
+        let resp: SlackApiConversationsInfoResponse =
+            slack_call!(self, "conversations.info", |s| s.conversations_info(&req)).map_err(
+                |e| match e {
+                    // Slack hides private channels the bot is not in: they are "not found".
+                    ChatError::Refused { reason, .. } if reason == "channel_not_found" => refused(
+                        "channel_not_found",
+                        format!("check the channel in the alert target (slack:#name or slack:C0123…); for a private channel, invite the bot first: /invite @{bot} in it"),
+                    ),
+                    e => e,
+                },
+            )?;
+        let name = resp
+            .channel
+            .name
+            .as_deref()
+            .map_or_else(|| channel.to_string(), |n| format!("#{n}"));
         if resp.channel.flags.is_archived == Some(true) {
-            return refused("is_archived");
+            return Err(refused(
+                "is_archived",
+                format!("{name} is archived: unarchive it, or point the alert target at another channel"),
+            ));
         }
         if resp.channel.flags.is_member == Some(false) {
-            return refused("not_in_channel");
+            return Err(refused(
+                "not_in_channel",
+                format!("invite the bot: /invite @{bot} in {name}"),
+            ));
         }
-        Ok(())
+        Ok("the bot can post there".into())
     }
 
     async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError> {
@@ -842,7 +874,7 @@ fn transient(code: &str) -> bool {
     )
 }
 
-fn map_error(method: &'static str, e: SlackClientError) -> ChatError {
+pub(super) fn map_error(method: &'static str, e: SlackClientError) -> ChatError {
     match e {
         SlackClientError::ApiError(api) if api.code == "ratelimited" => ChatError::RateLimited {
             platform: "slack",
@@ -859,7 +891,7 @@ fn map_error(method: &'static str, e: SlackClientError) -> ChatError {
                 scope,
                 reason: api.code,
                 call: method.to_string(),
-                fix,
+                fix: fix.into(),
             },
             None => ChatError::Api {
                 platform: "slack",

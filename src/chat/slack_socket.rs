@@ -38,7 +38,42 @@ impl SocketMode {
     }
 }
 
+/// The fix for a refused app-level token; the daemon reads the token only at start.
+pub const APP_TOKEN_FIX: &str = "the Slack app-level token ([slack].app_token) was refused: create one with the connections:write scope under Basic Information → App-Level Tokens, set SLACK_APP_TOKEN to the new xapp- token and restart mentiondesk";
+
 impl SlackPlatform {
+    /// Checks the app-level token with `apps.connections.open` (the call Socket Mode starts
+    /// with). The SDK's listener retries a refused token every few seconds forever, logging
+    /// only Slack's error code, so the token is checked here first.
+    pub async fn verify_app_token(&self, app_token: &str) -> Result<(), ChatError> {
+        let token = SlackApiToken::new(SlackApiTokenValue::new(app_token.to_string()));
+        let req = SlackApiAppsConnectionOpenRequest::new();
+        match self
+            .client()
+            .open_session(&token)
+            .apps_connections_open(&req)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match super::slack::map_error("apps.connections.open", e) {
+                ChatError::Refused {
+                    platform,
+                    scope,
+                    reason,
+                    call,
+                    ..
+                } => ChatError::Refused {
+                    platform,
+                    scope,
+                    reason,
+                    call,
+                    fix: APP_TOKEN_FIX.into(),
+                },
+                other => other,
+            }),
+        }
+    }
+
     /// Opens Socket Mode with the app-level token (`xapp-…`) and starts delivering events.
     pub async fn socket_mode(
         &self,
@@ -64,7 +99,7 @@ impl SlackPlatform {
             detail: format!("could not open Socket Mode (check [slack].app_token, an xapp- token with connections:write): {}", redact(&e.to_string())),
         })?;
         listener.start().await;
-        tracing::info!("slack socket mode connected");
+        tracing::info!("slack socket mode started");
         Ok(SocketMode { listener })
     }
 }

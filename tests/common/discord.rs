@@ -93,6 +93,7 @@ pub mod ops {
     pub const GATEWAY_BOT: &str = "GET /gateway/bot";
     pub const GATEWAY: &str = "GET /gateway";
     pub const USERS_ME: &str = "GET /users/@me";
+    pub const GET_CHANNEL: &str = "GET /channels/{channel_id}";
     pub const CALLBACK: &str = "POST /interactions/{interaction_id}/{interaction_token}/callback";
     pub const ALL: &[&str] = &[
         CREATE_MESSAGE,
@@ -108,6 +109,7 @@ pub mod ops {
         GATEWAY_BOT,
         GATEWAY,
         USERS_ME,
+        GET_CHANNEL,
         CALLBACK,
     ];
 }
@@ -323,6 +325,10 @@ impl FakeDiscord {
             .route("/api/v10/gateway/bot", axum::routing::get(gateway_bot))
             .route("/api/v10/gateway", axum::routing::get(gateway_bot))
             .route("/api/v10/users/@me", axum::routing::get(users_me))
+            .route(
+                "/api/v10/channels/{channel_id}",
+                axum::routing::get(get_channel),
+            )
             .route(
                 "/api/v10/interactions/{interaction_id}/{interaction_token}/callback",
                 post(callback),
@@ -654,15 +660,55 @@ async fn start_thread(
             "A thread has already been created for this message",
         );
     }
-    s.threads.push((mid.clone(), body.clone()));
-    // A public thread channel object, as Discord answers thread creation.
-    let archive = body["auto_archive_duration"].as_u64().unwrap_or(4320);
-    Json(json!({"id": mid, "type": 11, "guild_id": GUILD_ID, "parent_id": cid, "name": body["name"],
+    let thread = thread_object(&mid, &cid, &body);
+    s.threads.push((mid, body));
+    Json(thread).into_response()
+}
+
+/// A public thread channel object (`ThreadResponse`), as Discord answers thread creation and
+/// `GET /channels/{id}` of a thread.
+fn thread_object(id: &str, parent: &str, start: &Value) -> Value {
+    let archive = start["auto_archive_duration"].as_u64().unwrap_or(4320);
+    json!({"id": id, "type": 11, "guild_id": GUILD_ID, "parent_id": parent, "name": start["name"],
         "owner_id": APP_ID, "last_message_id": null, "rate_limit_per_user": 0, "flags": 0,
         "message_count": 0, "member_count": 1, "total_message_sent": 0,
         "thread_metadata": {"archived": false, "auto_archive_duration": archive, "locked": false,
-            "archive_timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)}}))
-    .into_response()
+            "archive_timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false)}})
+}
+
+/// The text channel `CHANNEL` as a `GuildChannelResponse` (type 0, GUILD_TEXT).
+pub fn channel_object() -> Value {
+    json!({"id": CHANNEL, "type": 0, "guild_id": GUILD_ID, "name": "pr-alerts", "position": 0,
+        "flags": 0, "parent_id": null, "last_message_id": null, "rate_limit_per_user": 0,
+        "topic": null, "nsfw": false, "permission_overwrites": [], "last_pin_timestamp": null})
+}
+
+/// `GET /channels/{channel_id}` (operation `get_channel`): the channel object of `CHANNEL`
+/// or of a started thread, 404 10003 "Unknown Channel" for anything else. A bot without
+/// View Channel gets the fault layer's 403 50001 (`Fault::discord_missing_access`).
+async fn get_channel(
+    State(state): State<Shared>,
+    Path(cid): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers, &state) {
+        return error(401, 0, "401: Unauthorized");
+    }
+    if cid == CHANNEL {
+        return Json(channel_object()).into_response();
+    }
+    let s = state.lock().unwrap();
+    let parent = |mid: &str| {
+        s.messages
+            .iter()
+            .find(|m| m.id == mid)
+            .map(|m| m.channel_id.clone())
+            .unwrap_or_else(|| CHANNEL.to_string())
+    };
+    match s.threads.iter().find(|(id, _)| *id == cid) {
+        Some((id, start)) => Json(thread_object(id, &parent(id), start)).into_response(),
+        None => error(404, 10003, "Unknown Channel"),
+    }
 }
 
 async fn put_commands(

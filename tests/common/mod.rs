@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -101,6 +101,12 @@ pub struct SlackState {
     pub upload_scope_missing: bool,
     /// `files.completeUploadExternal` bodies.
     pub completed_uploads: Vec<Value>,
+    /// Channel ids of `CHANNELS` the bot is not a member of (`conversations.info` answers
+    /// `is_member: false`; posting there is `not_in_channel`).
+    pub not_member: HashSet<String>,
+    /// Channel ids of `CHANNELS` that are archived (`is_archived: true`; posting is
+    /// `is_archived`; `conversations.list` leaves them out with `exclude_archived`).
+    pub archived: HashSet<String>,
     /// Where Socket Mode acks that break Slack's rules are recorded.
     violations: Violations,
     next_ts: u64,
@@ -165,6 +171,10 @@ impl FakeSlack {
             )
             .route("/api/conversations.history", get(history).post(history))
             .route("/api/conversations.list", get(list).post(list))
+            .route(
+                "/api/conversations.info",
+                get(conversation_info).post(conversation_info),
+            )
             .route("/api/conversations.replies", get(replies).post(replies))
             .route("/api/chat.update", get(chat_update).post(chat_update))
             .route("/api/views.open", get(views_open).post(views_open))
@@ -335,6 +345,7 @@ pub const SLACK_METHODS: &[&str] = &[
     "chat.postMessage",
     "chat.update",
     "conversations.history",
+    "conversations.info",
     "conversations.list",
     "conversations.replies",
     "views.open",
@@ -555,6 +566,12 @@ async fn post_message(
         let Some(channel) = body["channel"].as_str().and_then(channel_id) else {
             return slack_error("channel_not_found");
         };
+        if s.archived.contains(&channel) {
+            return slack_error("is_archived");
+        }
+        if s.not_member.contains(&channel) {
+            return slack_error("not_in_channel");
+        }
         let ts = s.new_ts();
         s.posts.push(SlackPost {
             channel: channel.clone(),
@@ -735,14 +752,55 @@ async fn complete_upload(
     Json(json!({"ok": true, "files": files})).into_response()
 }
 
-async fn list(State((state, _)): State<Shared>, headers: HeaderMap) -> Response {
+/// A conversation object of `CHANNELS` in the shape of `conversations.info` / `.list`
+/// (docs.slack.dev/reference/objects/conversation-object), with the knobs applied.
+fn conversation_object(s: &SlackState, name: &str, id: &str) -> Value {
+    json!({"id": id, "name": name, "name_normalized": name, "created": 1_600_000_000,
+        "creator": "U0CREATOR", "is_channel": true, "is_group": false, "is_im": false,
+        "is_mpim": false, "is_private": false, "is_archived": s.archived.contains(id),
+        "is_general": false, "is_shared": false, "is_ext_shared": false, "is_org_shared": false,
+        "is_pending_ext_shared": false, "is_member": !s.not_member.contains(id),
+        "unlinked": 0, "updated": 1_600_000_000_000u64, "context_team_id": "T0TEAM",
+        "parent_conversation": null, "pending_shared": [], "shared_team_ids": ["T0TEAM"],
+        "topic": {"value": "", "creator": "", "last_set": 0},
+        "purpose": {"value": "", "creator": "", "last_set": 0}, "previous_names": []})
+}
+
+/// `conversations.info`: the conversation object for a known channel id, `channel_not_found`
+/// otherwise (also for a private channel the bot is not in: Slack hides those).
+async fn conversation_info(
+    State((state, _)): State<Shared>,
+    headers: HeaderMap,
+    Extension(SlackArgs(q)): Extension<SlackArgs>,
+) -> Response {
     if !authorized(&headers) {
         return slack_error("invalid_auth");
     }
-    state.lock().unwrap().list_calls += 1;
+    let s = state.lock().unwrap();
+    let wanted = arg(&q, "channel").unwrap_or_default();
+    match CHANNELS.iter().find(|(_, id)| *id == wanted) {
+        Some((name, id)) => {
+            Json(json!({"ok": true, "channel": conversation_object(&s, name, id)})).into_response()
+        }
+        None => slack_error("channel_not_found"),
+    }
+}
+
+async fn list(
+    State((state, _)): State<Shared>,
+    headers: HeaderMap,
+    Extension(SlackArgs(q)): Extension<SlackArgs>,
+) -> Response {
+    if !authorized(&headers) {
+        return slack_error("invalid_auth");
+    }
+    let mut s = state.lock().unwrap();
+    s.list_calls += 1;
+    let exclude_archived = arg(&q, "exclude_archived").is_some_and(|v| v == "true" || v == "1");
     let channels: Vec<Value> = CHANNELS
         .iter()
-        .map(|(name, id)| json!({"id": id, "name": name, "created": 1_600_000_000, "is_channel": true}))
+        .filter(|(_, id)| !(exclude_archived && s.archived.contains(*id)))
+        .map(|(name, id)| conversation_object(&s, name, id))
         .collect();
     Json(json!({"ok": true, "channels": channels, "response_metadata": {"next_cursor": ""}}))
         .into_response()
