@@ -1319,3 +1319,33 @@ async fn discord_lists_and_gets_messages_as_they_are_now() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// A call to a method or route the fakes do not have would go unchecked: it is answered as
+/// the platform answers an unknown method/route and fails the test.
+#[tokio::test]
+async fn calls_the_fakes_do_not_know_are_recorded_as_violations() {
+    let slack = FakeSlack::start().await;
+    let r: Value = slack_post(&slack, "chat.scheduleMessage", message("later"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r, json!({"ok": false, "error": "unknown_method"}));
+    let v = slack.take_violations();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].call.contains("chat.scheduleMessage"), "{}", v[0]);
+
+    let d = FakeDiscord::start().await;
+    let r = discord_req(&d, reqwest::Method::GET, "/guilds/1/members")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], 0);
+    let v = d.take_violations();
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert!(v[0].call.contains("/guilds/1/members"), "{}", v[0]);
+}

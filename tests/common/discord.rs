@@ -341,9 +341,23 @@ impl FakeDiscord {
                 discord_gate,
             ))
             .route("/gateway", axum::routing::get(gateway))
-            .fallback(|req: axum::extract::Request| async move {
-                eprintln!("fake discord: no route for {} {}", req.method(), req.uri());
-                StatusCode::NOT_FOUND
+            .fallback({
+                // A route this fake does not have is a request no test checks: fail the test,
+                // and answer as Discord answers an unknown route.
+                let violations = violations.clone();
+                move |req: axum::extract::Request| async move {
+                    violations.record(Violation {
+                        platform: "discord",
+                        call: format!("{} {}", req.method(), req.uri().path()),
+                        severity: Severity::Refused,
+                        field: "(route)".into(),
+                        rule: "the fake has no such route, so the request is unchecked".into(),
+                    });
+                    (
+                        StatusCode::NOT_FOUND,
+                        Json(json!({"message": "404: Not Found", "code": 0})),
+                    )
+                }
             })
             .with_state(state.clone());
         FakeDiscord {

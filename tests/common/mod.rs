@@ -395,6 +395,19 @@ async fn slack_gate(
     next: axum::middleware::Next,
 ) -> Response {
     let Some(method) = slack_method_of(req.uri().path()) else {
+        if let Some(unknown) = req.uri().path().strip_prefix("/api/") {
+            // A method this fake does not know is a request no test checks: fail the test,
+            // and answer as Slack answers a method it does not have.
+            g.violations.record(Violation {
+                platform: "slack",
+                call: format!("{} {unknown}", req.method()),
+                severity: Severity::Refused,
+                field: "(method)".into(),
+                rule: "unknown_method: the fake has no such method, so the request is unchecked"
+                    .into(),
+            });
+            return slack_error("unknown_method");
+        }
         return next.run(req).await;
     };
     let with_bot_token = authorized(req.headers());
