@@ -57,6 +57,9 @@ pub struct Config {
     pub rules_defaults: RulesDefaults,
     /// Every rule compiled once; shared by all tasks.
     pub matcher: Arc<RuleSet>,
+    /// Things that are allowed but probably not meant (a rule with a bare `NEAR`): `check`
+    /// prints them and still exits 0; `run` logs them once at start.
+    pub warnings: Vec<Problem>,
     pub desk: DeskConfig,
     /// `[digest]` or several `[[digest]]`; empty = no digest.
     pub digest: Vec<DigestConfig>,
@@ -236,6 +239,7 @@ pub fn parse(
         text,
         env,
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     let config = v.config(doc.as_table(), path);
     if v.problems.is_empty() {
@@ -289,6 +293,7 @@ struct Validator<'a> {
     text: &'a str,
     env: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -430,6 +435,7 @@ impl Validator<'_> {
             rules,
             rules_defaults,
             matcher: Arc::new(matcher?),
+            warnings: std::mem::take(&mut self.warnings),
             desk: desk?,
             digest,
             spikes: spikes?,
@@ -879,28 +885,47 @@ impl Validator<'_> {
             muted_authors: defaults.muted_authors.iter().map(String::as_str).collect(),
             muted_sites: defaults.muted_sites.iter().map(String::as_str).collect(),
         };
+        let tables = self.array_of_tables(root, "rules");
+        // Where `check` points for a rule's query: its line and key.
+        let place = |v: &Self, rule: &str| -> (usize, String) {
+            if rule == EXCLUDE_RULE_NAME {
+                let line = root
+                    .get("rules_defaults")
+                    .and_then(Item::as_table)
+                    .map_or(1, |t| v.key_line(t, "exclude"));
+                return (line, "rules_defaults.exclude".to_string());
+            }
+            let idx = rules.iter().position(|r| r.name == rule).unwrap_or(0);
+            let line = tables
+                .iter()
+                .find(|t| t.get("name").and_then(Item::as_str) == Some(rule))
+                .map_or(1, |t| v.key_line(t, "query"));
+            (line, format!("rules[{idx}].query"))
+        };
         match RuleSet::compile_with(
             rules.iter().map(|r| (r.name.as_str(), r.query.as_str())),
             &d,
         ) {
-            Ok(set) => Some(set),
+            Ok(set) => {
+                for w in set.warnings() {
+                    let (line, key) = place(self, &w.rule);
+                    let message = if w.rule == EXCLUDE_RULE_NAME {
+                        w.warning.to_string()
+                    } else {
+                        w.to_string()
+                    };
+                    self.warnings.push(Problem { line, key, message });
+                }
+                Some(set)
+            }
             Err(errors) => {
-                let tables = self.array_of_tables(root, "rules");
                 for e in errors {
+                    let (line, key) = place(self, &e.rule);
                     if e.rule == EXCLUDE_RULE_NAME {
-                        let line = root
-                            .get("rules_defaults")
-                            .and_then(Item::as_table)
-                            .map_or(1, |t| self.key_line(t, "exclude"));
-                        self.problem(line, "rules_defaults.exclude", e.error.to_string());
-                        continue;
+                        self.problem(line, &key, e.error.to_string());
+                    } else {
+                        self.problem(line, &key, e.to_string());
                     }
-                    let idx = rules.iter().position(|r| r.name == e.rule).unwrap_or(0);
-                    let line = tables
-                        .iter()
-                        .find(|t| t.get("name").and_then(Item::as_str) == Some(e.rule.as_str()))
-                        .map_or(1, |t| self.key_line(t, "query"));
-                    self.problem(line, &format!("rules[{idx}].query"), e.to_string());
                 }
                 None
             }

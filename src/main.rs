@@ -113,6 +113,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     let config = load(c)?;
+    for w in &config.warnings {
+        tracing::warn!(line = w.line, key = %w.key, "config warning: {}", w.message);
+    }
     runtime()?.block_on(app::run(config))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -140,6 +143,17 @@ fn check(c: &ConfigArg, online: bool) -> anyhow::Result<ExitCode> {
                     chat.join(" and ")
                 },
             );
+            // Warnings do not fail the check: the config works, it may just not say what was
+            // meant.
+            for w in &cfg.warnings {
+                println!(
+                    "{}:{}: warning: {}: {}",
+                    c.path().display(),
+                    w.line,
+                    w.key,
+                    w.message.replace('\n', "\n      ")
+                );
+            }
             if !online {
                 return Ok(ExitCode::SUCCESS);
             }

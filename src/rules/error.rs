@@ -73,6 +73,22 @@ impl std::error::Error for RuleError {
     }
 }
 
+/// A rule that parses but probably does not say what was meant (`acme NEAR refund`): the
+/// rule is kept; `check` prints the warning and `run` logs it at start. `warning` reuses the
+/// column, hint and caret of `ParseError`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleWarning {
+    /// The rule's name as configured.
+    pub rule: String,
+    pub warning: ParseError,
+}
+
+impl fmt::Display for RuleWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rule \"{}\": {}", self.rule, self.warning)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

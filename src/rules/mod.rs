@@ -44,8 +44,8 @@
 //! # Matching
 //! `RuleSet::compile` parses every rule once and builds one pre-filter over the literal words
 //! of all rules (`compiled.rs`); `RuleSet::matches` looks a post's words up once and evaluates
-//! only the rules whose words occurred, plus rules with no literal to look for (`NOT x`,
-//! `lang:en`, `raw:...`), which run on every post. `Defaults` (exclude query, muted authors and
+//! only the rules whose words occurred, plus rules with no literal to look for (`lang:en`,
+//! `raw:...`), which run on every post. `Defaults` (exclude query, muted authors and
 //! sites) apply after the rules: an excluded post matches no rule.
 
 mod ast;
@@ -53,6 +53,7 @@ mod compiled;
 mod error;
 mod eval;
 mod lexer;
+mod lint;
 mod parser;
 mod text;
 
@@ -61,7 +62,7 @@ mod reference;
 #[cfg(test)]
 mod tests;
 
-pub use error::{ParseError, RuleError};
+pub use error::{ParseError, RuleError, RuleWarning};
 
 /// The parts of a mention a rule can look at. Borrowed so matching never copies the post.
 #[derive(Debug, Clone, Copy, Default)]
@@ -142,6 +143,7 @@ pub struct RuleSet {
     exclude: Option<ast::Expr>,
     muted_authors: Vec<String>,
     muted_sites: Vec<String>,
+    warnings: Vec<RuleWarning>,
 }
 
 impl RuleSet {
@@ -154,7 +156,10 @@ impl RuleSet {
     }
 
     /// Like `compile`, with global exclusions; a bad `exclude` query is reported as the rule
-    /// named `rules_defaults.exclude`, after the rules' own errors.
+    /// named `rules_defaults.exclude`, after the rules' own errors. A rule that can match a post
+    /// with none of its positive terms (`NOT acme`, `a OR NOT b`) is refused; the exclusion is
+    /// not, since it is meant to be negative. Operator-looking words read as words become
+    /// `warnings()`.
     pub fn compile_with<'a>(
         rules: impl IntoIterator<Item = (&'a str, &'a str)>,
         defaults: &Defaults,
@@ -162,11 +167,23 @@ impl RuleSet {
         let mut names = Vec::new();
         let mut exprs = Vec::new();
         let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut warn = |rule: &str, query: &str, toks: &[lexer::Token]| {
+            warnings.extend(lint::warnings(query, toks).into_iter().map(|warning| {
+                RuleWarning {
+                    rule: rule.to_string(),
+                    warning,
+                }
+            }))
+        };
         for (name, query) in rules {
-            match parser::parse(query) {
-                Ok(expr) => {
+            let parsed = parser::parse_full(query)
+                .and_then(|p| lint::require_positive(query, &p).map(|()| p));
+            match parsed {
+                Ok(p) => {
+                    warn(name, query, &p.toks);
                     names.push(name.to_string());
-                    exprs.push(expr);
+                    exprs.push(p.expr);
                 }
                 Err(error) => errors.push(RuleError {
                     rule: name.to_string(),
@@ -174,10 +191,13 @@ impl RuleSet {
                 }),
             }
         }
-        let exclude = match defaults.exclude.map(parser::parse) {
+        let exclude = match defaults.exclude.map(|q| (q, parser::parse_full(q))) {
             None => None,
-            Some(Ok(e)) => Some(e),
-            Some(Err(error)) => {
+            Some((q, Ok(p))) => {
+                warn(EXCLUDE_RULE_NAME, q, &p.toks);
+                Some(p.expr)
+            }
+            Some((_, Err(error))) => {
                 errors.push(RuleError {
                     rule: EXCLUDE_RULE_NAME.to_string(),
                     error,
@@ -203,7 +223,14 @@ impl RuleSet {
                 .iter()
                 .map(|s| parser::host_of(s))
                 .collect(),
+            warnings,
         })
+    }
+
+    /// Rules (and the exclusion) that compiled but probably do not say what was meant, in
+    /// compile order.
+    pub fn warnings(&self) -> &[RuleWarning] {
+        &self.warnings
     }
 
     /// The rules that match `doc`, in compile order; none if the post is excluded.

@@ -47,6 +47,34 @@ const OPERAND: &str = "a word, \"phrase\" or (group)";
 
 /// Parses a whole query.
 pub fn parse(q: &str) -> Result<Expr, ParseError> {
+    parse_full(q).map(|p| p.expr)
+}
+
+/// Where a `NOT` or `-` was written, so the lint can point at the one that lets a rule match
+/// without any positive term.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotSite {
+    /// 1-based character column of the `NOT` or `-`.
+    pub col: usize,
+    /// `NOT` or `-`, as written.
+    pub op: &'static str,
+    /// The negated operand as written.
+    pub operand: String,
+    /// Whether the operand is a single bare word (then messages quote it).
+    pub bare_word: bool,
+}
+
+/// A parsed query with what the lint needs: the tokens, and one `NotSite` per `Expr::Not` in
+/// pre-order (which is the order the `NOT`s are written in).
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    pub expr: Expr,
+    pub toks: Vec<Token>,
+    pub nots: Vec<NotSite>,
+}
+
+/// Parses a whole query, keeping the tokens and NOT sites for the lint.
+pub fn parse_full(q: &str) -> Result<Parsed, ParseError> {
     let toks = lex(q)?;
     if toks.is_empty() {
         return Err(ParseError::new(
@@ -62,6 +90,7 @@ pub fn parse(q: &str) -> Result<Expr, ParseError> {
         pos: 0,
         depth: 0,
         scope: None,
+        nots: Vec::new(),
     };
     let e = p.parse_or()?;
     if let Some(t) = p.peek() {
@@ -72,7 +101,11 @@ pub fn parse(q: &str) -> Result<Expr, ParseError> {
             "remove it or add a matching \"(\"",
         ));
     }
-    Ok(e)
+    Ok(Parsed {
+        expr: e,
+        toks: p.toks,
+        nots: p.nots,
+    })
 }
 
 struct Parser<'q> {
@@ -83,6 +116,8 @@ struct Parser<'q> {
     depth: usize,
     /// The field prefix in force, if any.
     scope: Option<Scope>,
+    /// Every negation so far, in the order written.
+    nots: Vec<NotSite>,
 }
 
 impl Parser<'_> {
@@ -153,38 +188,39 @@ impl Parser<'_> {
     }
 
     fn parse_unary(&mut self) -> Result<Expr, ParseError> {
-        match self.peek().map(|t| &t.kind) {
-            Some(TokKind::Not) => {
-                let not = self.next().expect("peeked");
-                if !self.starts_operand() {
-                    return Err(self.err(
-                        not.col,
-                        "NOT needs something to negate",
-                        format!("put {OPERAND} after NOT"),
-                    ));
-                }
-                Ok(Expr::Not(Box::new(self.parse_unary()?)))
-            }
-            Some(TokKind::Minus) => {
-                let minus = self.next().expect("peeked");
-                if !self.starts_operand() {
-                    return Err(self.err(
-                        minus.col,
-                        "\"-\" needs something to negate",
-                        format!("put {OPERAND} right after -"),
-                    ));
-                }
-                Ok(Expr::Not(Box::new(self.parse_unary()?)))
-            }
-            _ => self.parse_near(),
+        let (op, what, hint) = match self.peek().map(|t| &t.kind) {
+            Some(TokKind::Not) => ("NOT", "NOT", format!("put {OPERAND} after NOT")),
+            Some(TokKind::Minus) => ("-", "\"-\"", format!("put {OPERAND} right after -")),
+            _ => return self.parse_near(),
+        };
+        let not = self.next().expect("peeked");
+        if !self.starts_operand() {
+            return Err(self.err(not.col, format!("{what} needs something to negate"), hint));
         }
+        // Reserve the site before the operand so nested NOTs keep the written order.
+        let site = self.nots.len();
+        self.nots.push(NotSite {
+            col: not.col,
+            op,
+            operand: String::new(),
+            bare_word: false,
+        });
+        let first = self.pos;
+        let inner = self.parse_unary()?;
+        let (start, end) = (self.toks[first].start, self.toks[self.pos - 1].end);
+        self.nots[site].operand = self.query[start..end].to_string();
+        self.nots[site].bare_word =
+            self.pos == first + 1 && matches!(self.toks[first].kind, TokKind::Word(_));
+        Ok(Expr::Not(Box::new(inner)))
     }
 
     fn parse_near(&mut self) -> Result<Expr, ParseError> {
+        let left_first = self.pos;
         let left = self.parse_primary()?;
         let Some(TokKind::Near { distance, ordered }) = self.peek().map(|t| t.kind.clone()) else {
             return Ok(left);
         };
+        let left_text = self.text(left_first, self.pos);
         let op = self.next().expect("peeked");
         let two_operands = |p: &Self| {
             p.err(
@@ -197,16 +233,33 @@ impl Parser<'_> {
             )
         };
         let Expr::Term(left) = left else {
-            return Err(two_operands(self));
+            let right = match self.peek().map(|t| &t.kind) {
+                Some(TokKind::Word(_) | TokKind::Phrase(_)) => Some(self.text(self.pos, self.pos + 1)),
+                _ => None,
+            };
+            return Err(self.bad_operand(left_first, &op.kind, None, right.as_deref()));
         };
-        if !matches!(
-            self.peek().map(|t| &t.kind),
-            Some(TokKind::Word(_) | TokKind::Phrase(_) | TokKind::Field(_))
-        ) {
-            return Err(two_operands(self));
+        match self.peek().map(|t| &t.kind) {
+            Some(TokKind::Word(_) | TokKind::Phrase(_) | TokKind::Field(_)) => {}
+            Some(TokKind::LParen) => {
+                return Err(self.bad_operand(self.pos, &op.kind, Some(&left_text), None))
+            }
+            Some(TokKind::Not | TokKind::Minus) => {
+                let not = self.peek().expect("peeked");
+                return Err(self.err(
+                    not.col,
+                    format!("NOT cannot be an operand of {}", op.kind.describe()),
+                    format!(
+                        "write {left_text} AND NOT ... to exclude a word, or NOT ({left_text} {} ...) to exclude the pair",
+                        op.kind.describe()
+                    ),
+                ));
+            }
+            _ => return Err(two_operands(self)),
         }
+        let right_first = self.pos;
         let Expr::Term(right) = self.parse_primary()? else {
-            return Err(two_operands(self));
+            return Err(self.bad_operand(right_first, &op.kind, Some(&left_text), None));
         };
         if let Some(t) = self
             .peek()
@@ -234,6 +287,74 @@ impl Parser<'_> {
             distance,
             ordered,
         }))
+    }
+
+    /// The query text of tokens `from..to`, as written.
+    fn text(&self, from: usize, to: usize) -> String {
+        match (self.toks.get(from), to.checked_sub(1).and_then(|i| self.toks.get(i))) {
+            (Some(a), Some(b)) if b.end >= a.start => self.query[a.start..b.end].to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// The error for a NEAR operand at token `at` that is not a plain term: a group (with the
+    /// NEARs to write instead, when the group is a simple OR list) or a metadata field.
+    fn bad_operand(
+        &self,
+        at: usize,
+        op: &TokKind,
+        left: Option<&str>,
+        right: Option<&str>,
+    ) -> ParseError {
+        let near = op.describe();
+        let (prefix, open) = match self.toks.get(at).map(|t| &t.kind) {
+            Some(TokKind::Field(_)) => (self.text(at, at + 1), at + 1),
+            _ => (String::new(), at),
+        };
+        let Some(tok) = self.toks.get(open).filter(|t| t.kind == TokKind::LParen) else {
+            let field = self.text(at, at + 1);
+            return self.err(
+                self.toks.get(at).map_or(1, |t| t.col),
+                format!("{field} cannot be an operand of {near}"),
+                format!("{near} compares word positions in the title or text; join {field} with AND instead"),
+            );
+        };
+        let pairs = |alts: Vec<String>, pair: &dyn Fn(&str) -> String| {
+            format!(
+                "put a single word or \"phrase\" on each side and join the pairs with OR: {}",
+                alts.iter().map(|a| pair(a)).collect::<Vec<_>>().join(" OR ")
+            )
+        };
+        let hint = match (self.alternatives(open), left, right) {
+            (Some(alts), Some(l), _) => pairs(alts, &|a| format!("({l} {near} {prefix}{a})")),
+            (Some(alts), None, Some(r)) => pairs(alts, &|a| format!("({prefix}{a} {near} {r})")),
+            _ => format!(
+                "put a single word or \"phrase\" on each side and join several pairs with AND or OR, e.g. (acme {near} refund) OR (acme {near} money)"
+            ),
+        };
+        self.err(
+            tok.col,
+            format!("a group is not allowed as an operand of {near}"),
+            hint,
+        )
+    }
+
+    /// The words of a group `( a OR "b c" OR d )` opening at token `open`, as written; `None`
+    /// when the group is anything else.
+    fn alternatives(&self, open: usize) -> Option<Vec<String>> {
+        let mut alts = Vec::new();
+        let mut i = open + 1;
+        loop {
+            match self.toks.get(i).map(|t| &t.kind) {
+                Some(TokKind::Word(_) | TokKind::Phrase(_)) => alts.push(self.text(i, i + 1)),
+                _ => return None,
+            }
+            match self.toks.get(i + 1).map(|t| &t.kind) {
+                Some(TokKind::Or) => i += 2,
+                Some(TokKind::RParen) => return Some(alts),
+                _ => return None,
+            }
+        }
     }
 
     /// The token before the current one, to say what an operand was missing after.
