@@ -95,6 +95,60 @@ alert = ["#x"]
 }
 
 #[test]
+fn check_refuses_a_rule_without_a_positive_term_and_warns_about_a_bare_near() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(
+        dir.path(),
+        "bad.toml",
+        r#"[[rules]]
+name = "everything"
+query = 'NOT acme'
+alert = ["slack:#x"]
+
+[[rules]]
+name = "grouped"
+query = 'acme NEAR/5 (refund OR money)'
+alert = ["slack:#x"]
+"#,
+    );
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "bad.toml:3: rules[0].query: rule \"everything\": this query matches every post that lacks \"acme\" (NOT with nothing positive beside it) at column 1: add a term that must be present, e.g. brand AND NOT acme",
+        "bad.toml:8: rules[1].query: rule \"grouped\": a group is not allowed as an operand of NEAR/5 at column 13: put a single word or \"phrase\" on each side and join the pairs with OR: (acme NEAR/5 refund) OR (acme NEAR/5 money)",
+        "acme NEAR/5 (refund OR money)\n                    ^",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+
+    let warned = write(
+        dir.path(),
+        "warned.toml",
+        r#"[[rules]]
+name = "acme"
+query = 'acme NEAR refund'
+alert = ["slack:#x"]
+"#,
+    );
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&warned)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("warned.toml:3: warning: rules[0].query: rule \"acme\": \"NEAR\" without a distance is read as the word \"near\" at column 6: write acme NEAR/5 refund, or \"near\" in quotes to mean the word"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn config_path_comes_from_the_environment_too() {
     let out = bin()
         .arg("check")

@@ -15,8 +15,8 @@
 //! NEAR needs one operand's. Where there is a choice, the atom used by the fewest rules wins
 //! (then the longest): context words many rules share (`refund`, `support`) are common in posts
 //! too, while brand names are rare, so this keeps the candidates per post few. A rule without a
-//! trigger (only NOT, or only `author:`, `raw:`, `site:`, `source:`, `lang:` tests) is
-//! evaluated on every post.
+//! trigger (only `author:`, `raw:`, `site:`, `source:`, `lang:` tests; a rule with only NOT
+//! is refused by the lint in `lint.rs`) is evaluated on every post.
 //!
 //! Per word of a post: an ASCII word is hashed in place (no copy) and checked against a length
 //! mask and a bloom filter; only words that pass are lowercased and looked up. Non-ASCII text

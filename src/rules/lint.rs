@@ -109,7 +109,10 @@ pub fn warnings(q: &str, toks: &[Token]) -> Vec<ParseError> {
                     .filter(|t| matches!(t.kind, TokKind::Word(_) | TokKind::Phrase(_)))
                     .map_or(default.to_string(), |t| q[t.start..t.end].to_string())
             };
-            let (a, b) = (word_at(i.checked_sub(1), "acme"), word_at(Some(i + 1), "refund"));
+            let (a, b) = (
+                word_at(i.checked_sub(1), "acme"),
+                word_at(Some(i + 1), "refund"),
+            );
             out.push(ParseError::new(
                 q,
                 t.col,
@@ -127,8 +130,7 @@ pub fn warnings(q: &str, toks: &[Token]) -> Vec<ParseError> {
                 format!("\"{w}\" is read as text, not as the {upper} operator"),
                 format!("write {upper} in upper case, or \"{w}\" in quotes to mean the text"),
             ));
-        } else if ["AND", "OR", "NOT", "NEAR", "ONEAR"].contains(&upper.as_str()) && *w != lower
-        {
+        } else if ["AND", "OR", "NOT", "NEAR", "ONEAR"].contains(&upper.as_str()) && *w != lower {
             let operator = if upper.ends_with("NEAR") {
                 format!("{upper}/5 (with a distance)")
             } else {

@@ -168,14 +168,15 @@ impl RuleSet {
         let mut exprs = Vec::new();
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
-        let mut warn = |rule: &str, query: &str, toks: &[lexer::Token]| {
-            warnings.extend(lint::warnings(query, toks).into_iter().map(|warning| {
-                RuleWarning {
-                    rule: rule.to_string(),
-                    warning,
-                }
-            }))
-        };
+        let mut warn =
+            |rule: &str, query: &str, toks: &[lexer::Token]| {
+                warnings.extend(lint::warnings(query, toks).into_iter().map(|warning| {
+                    RuleWarning {
+                        rule: rule.to_string(),
+                        warning,
+                    }
+                }))
+            };
         for (name, query) in rules {
             let parsed = parser::parse_full(query)
                 .and_then(|p| lint::require_positive(query, &p).map(|()| p));

@@ -234,7 +234,9 @@ impl Parser<'_> {
         };
         let Expr::Term(left) = left else {
             let right = match self.peek().map(|t| &t.kind) {
-                Some(TokKind::Word(_) | TokKind::Phrase(_)) => Some(self.text(self.pos, self.pos + 1)),
+                Some(TokKind::Word(_) | TokKind::Phrase(_)) => {
+                    Some(self.text(self.pos, self.pos + 1))
+                }
                 _ => None,
             };
             return Err(self.bad_operand(left_first, &op.kind, None, right.as_deref()));
@@ -291,7 +293,10 @@ impl Parser<'_> {
 
     /// The query text of tokens `from..to`, as written.
     fn text(&self, from: usize, to: usize) -> String {
-        match (self.toks.get(from), to.checked_sub(1).and_then(|i| self.toks.get(i))) {
+        match (
+            self.toks.get(from),
+            to.checked_sub(1).and_then(|i| self.toks.get(i)),
+        ) {
             (Some(a), Some(b)) if b.end >= a.start => self.query[a.start..b.end].to_string(),
             _ => String::new(),
         }
@@ -322,7 +327,10 @@ impl Parser<'_> {
         let pairs = |alts: Vec<String>, pair: &dyn Fn(&str) -> String| {
             format!(
                 "put a single word or \"phrase\" on each side and join the pairs with OR: {}",
-                alts.iter().map(|a| pair(a)).collect::<Vec<_>>().join(" OR ")
+                alts.iter()
+                    .map(|a| pair(a))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
             )
         };
         let hint = match (self.alternatives(open), left, right) {

@@ -1053,14 +1053,34 @@ fn a_rule_that_matches_without_a_positive_term_is_refused() {
     let cases: &[(&str, usize, &str, &str)] = &[
         ("NOT acme", 1, "\"acme\"", "brand AND NOT acme"),
         ("-acme", 1, "\"acme\"", "brand -acme"),
-        ("acme OR NOT hiring", 9, "\"hiring\"", "brand AND NOT hiring"),
+        (
+            "acme OR NOT hiring",
+            9,
+            "\"hiring\"",
+            "brand AND NOT hiring",
+        ),
         ("NOT (a AND b)", 1, "(a AND b)", "brand AND NOT (a AND b)"),
         ("title:(NOT acme)", 8, "\"acme\"", "brand AND NOT acme"),
-        ("NOT a NEAR/2 b", 1, "\"a NEAR/2 b\"", "brand AND NOT a NEAR/2 b"),
-        ("NOT \"acme corp\"", 1, "\"acme corp\"", "brand AND NOT \"acme corp\""),
+        (
+            "NOT a NEAR/2 b",
+            1,
+            "\"a NEAR/2 b\"",
+            "brand AND NOT a NEAR/2 b",
+        ),
+        (
+            "NOT \"acme corp\"",
+            1,
+            "\"acme corp\"",
+            "brand AND NOT \"acme corp\"",
+        ),
         ("NOT a NOT b", 1, "\"a\" and \"b\"", "brand AND NOT a"),
         ("(a OR NOT b) OR c", 7, "\"b\"", "brand AND NOT b"),
-        ("NOT NOT NOT a", 1, "\"NOT NOT a\"", "brand AND NOT NOT NOT a"),
+        (
+            "NOT NOT NOT a",
+            1,
+            "\"NOT NOT a\"",
+            "brand AND NOT NOT NOT a",
+        ),
         ("NOT lang:en", 1, "\"lang:en\"", "brand AND NOT lang:en"),
     ];
     for &(q, col, lacks, example) in cases {
@@ -1077,7 +1097,13 @@ fn a_rule_that_matches_without_a_positive_term_is_refused() {
             "{q}"
         );
         // The claim is true: the query matches a post with nothing in it.
-        assert!(Query::parse(q).unwrap().matches(&Document::default()).is_some(), "{q}");
+        assert!(
+            Query::parse(q)
+                .unwrap()
+                .matches(&Document::default())
+                .is_some(),
+            "{q}"
+        );
     }
     let shown = RuleSet::compile([("x", "NOT acme")]).unwrap_err()[0].to_string();
     assert_eq!(
