@@ -114,7 +114,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     let config = load(c)?;
     for w in &config.warnings {
-        tracing::warn!(line = w.line, key = %w.key, "config warning: {}", w.message);
+        // One log line: the query and caret lines are for `check`.
+        let first = w.message.lines().next().unwrap_or_default();
+        tracing::warn!(line = w.line, key = %w.key, "config warning: {first}");
     }
     runtime()?.block_on(app::run(config))?;
     Ok(ExitCode::SUCCESS)

@@ -149,6 +149,26 @@ alert = ["slack:#x"]
 }
 
 #[test]
+fn run_logs_rule_warnings_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // A store under a regular file cannot open, so the daemon stops right after start-up.
+    let blocker = write(dir.path(), "not-a-dir", "");
+    let cfg = write(
+        dir.path(),
+        "w.toml",
+        &format!(
+            "[store]\npath = \"{}\"\n[server]\nlisten = \"127.0.0.1:{}\"\n[[rules]]\nname = \"acme\"\nquery = 'acme NEAR refund'\nalert = [\"slack:#x\"]\n",
+            blocker.join("store").display(),
+            common::free_port()
+        ),
+    );
+    let out = bin().args(["run", "--config"]).arg(&cfg).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warning = "config warning: rule \"acme\": \"NEAR\" without a distance is read as the word \"near\" at column 6: write acme NEAR/5 refund, or \"near\" in quotes to mean the word line=7 key=rules[0].query";
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+}
+
+#[test]
 fn config_path_comes_from_the_environment_too() {
     let out = bin()
         .arg("check")
