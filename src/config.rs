@@ -225,9 +225,7 @@ pub fn parse(
         problems,
     };
     let doc = ImDocument::parse(text).map_err(|e| {
-        let line = e
-            .span()
-            .map_or(1, |s| LineIndex::new(text).line(s.start));
+        let line = e.span().map_or(1, |s| LineIndex::new(text).line(s.start));
         invalid(vec![Problem {
             line,
             key: "(syntax)".into(),
@@ -1643,7 +1641,11 @@ alert = ["teams:#x"]
             let work = work::take();
             assert_eq!(problems.len(), 1, "{problems:?}");
             assert_eq!(problems[0].key, format!("rules[{}].priority", n - 1));
-            assert_eq!(problems[0].line, 6 * n + 1, "line of the last rule's priority");
+            assert_eq!(
+                problems[0].line,
+                6 * n + 1,
+                "line of the last rule's priority"
+            );
             (work, text.len() as u64)
         };
         let (w10, len10) = work_for(10_000);
@@ -1653,7 +1655,10 @@ alert = ["teams:#x"]
             "line look-ups grew {:.2}x for 2x the rules ({w10} -> {w20})",
             w20 as f64 / w10 as f64
         );
-        assert!(w10 <= 3 * len10 && w20 <= 3 * len20, "{w10} / {len10}, {w20} / {len20}");
+        assert!(
+            w10 <= 3 * len10 && w20 <= 3 * len20,
+            "{w10} / {len10}, {w20} / {len20}"
+        );
     }
 
     #[test]
