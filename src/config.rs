@@ -5,7 +5,7 @@
 use crate::model::{Priority, Target};
 use crate::rules::{Defaults, RuleSet, EXCLUDE_RULE_NAME};
 use crate::sources::{ApiOptions, SourceKind, SourceSpec};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -228,7 +228,7 @@ pub fn parse(
         problems,
     };
     let doc = ImDocument::parse(text).map_err(|e| {
-        let line = e.span().map_or(1, |s| line_of(text, s.start));
+        let line = e.span().map_or(1, |s| LineIndex::new(text).line(s.start));
         invalid(vec![Problem {
             line,
             key: "(syntax)".into(),
@@ -236,7 +236,7 @@ pub fn parse(
         }])
     })?;
     let mut v = Validator {
-        text,
+        lines: LineIndex::new(text),
         env,
         problems: Vec::new(),
         warnings: Vec::new(),
@@ -285,12 +285,53 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(total)
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
+/// Where each line starts, built once per parse: a key's line is then a binary search, where
+/// counting newlines from the top for every key read made loading quadratic in the file's size.
+struct LineIndex {
+    /// Byte offset of the first byte of every line; `starts[0] == 0`.
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        #[cfg(test)]
+        work::add(text.len() as u64);
+        let mut starts = Vec::with_capacity(text.len() / 32 + 1);
+        starts.push(0);
+        starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
+        LineIndex { starts }
+    }
+
+    /// The 1-based line holding byte `offset`.
+    fn line(&self, offset: usize) -> usize {
+        #[cfg(test)]
+        work::add(u64::from(self.starts.len().ilog2()) + 1);
+        self.starts.partition_point(|&s| s <= offset)
+    }
+}
+
+/// Counts the work of line look-ups (bytes scanned plus index entries probed) on this thread,
+/// so a test can prove loading stays linear without timing anything.
+#[cfg(test)]
+mod work {
+    use std::cell::Cell;
+
+    thread_local! {
+        static UNITS: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub(super) fn add(n: u64) {
+        UNITS.with(|u| u.set(u.get() + n));
+    }
+
+    /// Returns the work counted since the last call and starts counting afresh.
+    pub(super) fn take() -> u64 {
+        UNITS.with(|u| u.replace(0))
+    }
 }
 
 struct Validator<'a> {
-    text: &'a str,
+    lines: LineIndex,
     env: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
@@ -375,7 +416,7 @@ impl Validator<'_> {
     }
 
     fn line(&self, span: Option<std::ops::Range<usize>>) -> usize {
-        span.map_or(1, |s| line_of(self.text, s.start))
+        span.map_or(1, |s| self.lines.line(s.start))
     }
 
     fn config(&mut self, root: &Table, path: &Path) -> Option<Config> {
@@ -885,8 +926,19 @@ impl Validator<'_> {
             muted_authors: defaults.muted_authors.iter().map(String::as_str).collect(),
             muted_sites: defaults.muted_sites.iter().map(String::as_str).collect(),
         };
-        let tables = self.array_of_tables(root, "rules");
-        // Where `check` points for a rule's query: its line and key.
+        // Where `check` points for a rule's query: its line and key. Indexed by name once:
+        // looking each failing or warned rule up in the lists would be quadratic when many
+        // rules fail. The first rule of a name wins.
+        let mut index_of: HashMap<&str, usize> = HashMap::with_capacity(rules.len());
+        for (i, r) in rules.iter().enumerate() {
+            index_of.entry(r.name.as_str()).or_insert(i);
+        }
+        let mut table_of: HashMap<&str, &Table> = HashMap::new();
+        for t in self.array_of_tables(root, "rules") {
+            if let Some(name) = t.get("name").and_then(Item::as_str) {
+                table_of.entry(name).or_insert(t);
+            }
+        }
         let place = |v: &Self, rule: &str| -> (usize, String) {
             if rule == EXCLUDE_RULE_NAME {
                 let line = root
@@ -895,11 +947,8 @@ impl Validator<'_> {
                     .map_or(1, |t| v.key_line(t, "exclude"));
                 return (line, "rules_defaults.exclude".to_string());
             }
-            let idx = rules.iter().position(|r| r.name == rule).unwrap_or(0);
-            let line = tables
-                .iter()
-                .find(|t| t.get("name").and_then(Item::as_str) == Some(rule))
-                .map_or(1, |t| v.key_line(t, "query"));
+            let idx = index_of.get(rule).copied().unwrap_or(0);
+            let line = table_of.get(rule).map_or(1, |t| v.key_line(t, "query"));
             (line, format!("rules[{idx}].query"))
         };
         match RuleSet::compile_with(
@@ -1588,6 +1637,51 @@ alert = ["teams:#x"]
         let problems = check("[store]\npath = \"x\"\n[[rules]\n").unwrap_err();
         assert_eq!(problems[0].line, 3);
         assert_eq!(problems[0].key, "(syntax)");
+    }
+
+    /// `n` rules, six lines each after a two-line `[store]`; the last rule's priority is bad,
+    /// so loading reports it with a line number from the very end of the file.
+    fn many_rules(n: usize) -> String {
+        let mut text = String::from("[store]\npath = \"data/x.sled\"\n");
+        for i in 0..n {
+            let priority = if i + 1 == n { "urgent" } else { "normal" };
+            text.push_str(&format!(
+                "[[rules]]\nname = \"r{i}\"\nquery = '(acme{i} OR \"acme corp {i}\") AND NOT hiring'\n\
+                 alert = [\"slack:#pr\"]\npriority = \"{priority}\"\n\n"
+            ));
+        }
+        text
+    }
+
+    /// Issue 14: every key read counted newlines from the top of the file, so 10k rules took
+    /// 14 s to load. Counts the line look-up work (not time) for 10k and 20k rules.
+    #[test]
+    fn loading_work_grows_linearly_with_the_number_of_rules() {
+        let work_for = |n: usize| {
+            let text = many_rules(n);
+            work::take();
+            let problems = check(&text).unwrap_err();
+            let work = work::take();
+            assert_eq!(problems.len(), 1, "{problems:?}");
+            assert_eq!(problems[0].key, format!("rules[{}].priority", n - 1));
+            assert_eq!(
+                problems[0].line,
+                6 * n + 1,
+                "line of the last rule's priority"
+            );
+            (work, text.len() as u64)
+        };
+        let (w10, len10) = work_for(10_000);
+        let (w20, len20) = work_for(20_000);
+        assert!(
+            w20 * 10 <= w10 * 22,
+            "line look-ups grew {:.2}x for 2x the rules ({w10} -> {w20})",
+            w20 as f64 / w10 as f64
+        );
+        assert!(
+            w10 <= 3 * len10 && w20 <= 3 * len20,
+            "{w10} / {len10}, {w20} / {len20}"
+        );
     }
 
     #[test]
