@@ -5,6 +5,7 @@
 use crate::model::{Priority, Target};
 use crate::rules::{Defaults, RuleSet, EXCLUDE_RULE_NAME};
 use crate::sources::{ApiOptions, SourceKind, SourceSpec};
+use crate::util::parse_duration;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
@@ -248,41 +249,6 @@ pub fn parse(
         v.problems.sort_by_key(|p| p.line);
         Err(invalid(v.problems))
     }
-}
-
-/// `90s`, `5m`, `2h`, `1d`, `1h30m`, `500ms`. A bare number is refused: the unit matters.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let hint = "write a number with a unit: 500ms, 90s, 5m, 2h, 1d or 1h30m";
-    let s = s.trim();
-    if s.is_empty() {
-        return Err(format!("empty duration; {hint}"));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(format!("{s:?} is not a duration; {hint}"));
-        }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("{s:?} is too large"))?;
-        rest = &rest[digits..];
-        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let part = match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            "d" => Duration::from_secs(n * 86_400),
-            "" => return Err(format!("{s:?} has no unit; {hint}")),
-            other => return Err(format!("{s:?}: unknown unit {other:?}; {hint}")),
-        };
-        total += part;
-    }
-    Ok(total)
 }
 
 /// Where each line starts, built once per parse: a key's line is then a binary search, where
@@ -1682,17 +1648,6 @@ alert = ["teams:#x"]
             w10 <= 3 * len10 && w20 <= 3 * len20,
             "{w10} / {len10}, {w20} / {len20}"
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        for bad in ["", "5", "m5", "5 m", "5w"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -19,3 +19,4 @@ pub mod shutdown;
 pub mod sources;
 pub mod spikes;
 pub mod store;
+pub mod util;

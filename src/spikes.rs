@@ -4,7 +4,6 @@
 //! alerts through the store; posting is the relay's job.
 
 use crate::analysis::{dedup, spike};
-use crate::chat::view::human_duration;
 use crate::clock::Clock;
 use crate::config::{DeskConfig, RuleConfig, SpikeConfig};
 use crate::digest::report::SPIKE_KIND;
@@ -13,6 +12,7 @@ use crate::model::{Alert, Mention, Note, TimerKind};
 use crate::shutdown::Shutdown;
 use crate::sources::prefilter::Prefilter;
 use crate::store::{Candidate, NewAlert, RuleHit, Store, StoreError};
+use crate::util::human_duration;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;

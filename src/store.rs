@@ -224,6 +224,9 @@ pub struct Trees {
     /// `rule \x1f unix secs (be) \x1f seq (be)` → `RuleHit`: each rule's matched mentions in time
     /// order, repeats included, so volume per rule and hour is a range scan.
     rule_log: sled::Tree,
+    /// Rung after every write that adds or releases outbox work, so the relay wakes without
+    /// each writer having to hold a handle to it.
+    outbox_signal: Arc<tokio::sync::Notify>,
 }
 
 impl std::ops::Deref for Store {
@@ -297,6 +300,7 @@ impl Store {
             threads: db.open_tree("threads")?,
             rule_log: db.open_tree("rule_log")?,
             flusher: Flusher::start(db.clone()),
+            outbox_signal: Arc::new(tokio::sync::Notify::new()),
             _db: db,
         };
         Ok(Store {
@@ -309,6 +313,12 @@ impl Store {
     async fn durable(&self) -> Result<(), StoreError> {
         self.flusher.wait().await?;
         Ok(())
+    }
+
+    /// The relay's wake-up: notified (one stored permit) after every durable write that adds
+    /// outbox entries or makes waiting ones due again.
+    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_signal.clone()
     }
 
     /// How the flusher has worked so far (flushes run versus waits served).
@@ -479,6 +489,7 @@ impl Store {
             )
             .map_err(flatten_tx)?;
         self.durable().await?;
+        self.outbox_signal.notify_one();
         Ok(accepted)
     }
 
@@ -591,6 +602,9 @@ impl Store {
                 self.update_outbox(key, |e| e.not_before = None)?;
                 n += 1;
             }
+        }
+        if n > 0 {
+            self.outbox_signal.notify_one();
         }
         Ok(n)
     }
@@ -706,6 +720,7 @@ impl Store {
             .map_err(flatten_tx)?;
         if outcome == ChangeOutcome::Applied {
             self.durable().await?;
+            self.outbox_signal.notify_one();
         }
         Ok(outcome)
     }
@@ -906,6 +921,7 @@ impl Store {
             })
             .map_err(flatten_tx)?;
         self.durable().await?;
+        self.outbox_signal.notify_one();
         Ok(())
     }
 
@@ -1104,6 +1120,39 @@ mod tests {
                 log_hit: true,
             }),
         }
+    }
+
+    /// The relay sleeps on the store's signal alone: a write that queues work must ring it,
+    /// or new alerts would wait for the relay's idle timeout.
+    #[tokio::test]
+    async fn outbox_writes_ring_the_relay_signal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let signal = store.outbox_signal();
+        let rung = || async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), signal.notified())
+                .await
+                .is_ok()
+        };
+        store
+            .accept(
+                "feed",
+                &SourceState::default(),
+                &[candidate("a", true)],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        assert!(rung().await, "accept of a new alert rings the signal");
+        let (key, _) = store.outbox().unwrap()[0].clone();
+        store
+            .defer(key, Utc::now() + chrono::Duration::hours(1))
+            .unwrap();
+        assert_eq!(store.retry_now(|_| true).unwrap(), 1);
+        assert!(
+            rung().await,
+            "making deferred work due again rings the signal"
+        );
     }
 
     #[tokio::test]

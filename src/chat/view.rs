@@ -3,6 +3,7 @@
 //! escapes it for its own markup.
 
 use crate::model::{Alert, AlertId, AlertState, Mention, Priority};
+use crate::util::human_duration;
 use chrono::{DateTime, Utc};
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -129,23 +130,6 @@ impl AlertView {
                 None => format!("🚫 Not relevant ({})", user(by)),
             },
         }
-    }
-}
-
-/// `45 s`, `4 min`, `3 h 20 min`, `2 d 5 h`.
-pub fn human_duration(secs: i64) -> String {
-    let s = secs.max(0);
-    match s {
-        0..=59 => format!("{s} s"),
-        60..=3599 => format!("{} min", s / 60),
-        3600..=86_399 => match (s % 3600) / 60 {
-            0 => format!("{} h", s / 3600),
-            m => format!("{} h {m} min", s / 3600),
-        },
-        _ => match (s % 86_400) / 3600 {
-            0 => format!("{} d", s / 86_400),
-            h => format!("{} d {h} h", s / 86_400),
-        },
     }
 }
 
@@ -280,13 +264,5 @@ mod tests {
     fn out_of_range_highlights_are_ignored() {
         let runs = excerpt("héllo", &[(1, 2), (3, 99)], 10);
         assert_eq!(runs, vec![("héllo".to_string(), false)]);
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_duration(42), "42 s");
-        assert_eq!(human_duration(240), "4 min");
-        assert_eq!(human_duration(3600 * 3 + 1200), "3 h 20 min");
-        assert_eq!(human_duration(86_400 * 2 + 3600 * 5), "2 d 5 h");
     }
 }

@@ -122,7 +122,7 @@ pub fn parse(text: &str, command: &str, platform: &str) -> Result<Command, Strin
                 }
                 "tomorrow" => SnoozeFor::TomorrowMorning,
                 d => SnoozeFor::Duration(
-                    crate::config::parse_duration(d)
+                    crate::util::parse_duration(d)
                         .map_err(|e| format!("{e}. {} (or `tomorrow`)", usage("snooze 42 2h")))?,
                 ),
             };
@@ -143,7 +143,7 @@ pub fn parse(text: &str, command: &str, platform: &str) -> Result<Command, Strin
         },
         "stats" => {
             let period = if rest.is_empty() { "7d" } else { rest };
-            let d = crate::config::parse_duration(period)
+            let d = crate::util::parse_duration(period)
                 .map_err(|e| format!("{e}. {}", usage("stats [7d]")))?;
             Ok(Command::Stats(d))
         }

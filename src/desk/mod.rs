@@ -7,11 +7,12 @@ pub mod command;
 pub mod state;
 pub mod timers;
 
-use crate::chat::view::{excerpt, human_duration};
+use crate::chat::view::excerpt;
 use crate::config::DeskConfig;
 use crate::model::{Actor, Alert, AlertId, AlertState, AuditEntry, Note, Target, TimerKind};
 use crate::rules::{Document, Query};
 use crate::store::{AlertChange, ChangeOutcome, OutboxAction, Store, StoreError, Timer};
+use crate::util::{human_duration, percentile};
 use chrono::{DateTime, Utc};
 use command::{Command, ListFilter, SnoozeFor};
 use state::{Action, Refusal};
@@ -688,16 +689,6 @@ fn one_line(s: &str, max: usize) -> String {
     crate::chat::escape::truncate(&s.split_whitespace().collect::<Vec<_>>().join(" "), max)
 }
 
-/// Nearest-rank percentile of seconds; sorts in place.
-pub fn percentile(v: &mut [i64], p: usize) -> Option<i64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_unstable();
-    let rank = (p * v.len()).div_ceil(100).clamp(1, v.len());
-    Some(v[rank - 1])
-}
-
 /// Tomorrow 9:00 local time in `tz`, as UTC (DST-safe: an ambiguous time takes the earlier).
 pub fn tomorrow_at_nine(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
     use chrono::TimeZone;
@@ -808,14 +799,6 @@ fn thread_note(action: &Action, actor: &Actor, alert: &Alert, tz: chrono_tz::Tz)
 mod tests {
     use super::*;
     use chrono::TimeZone;
-
-    #[test]
-    fn percentiles_use_nearest_rank() {
-        let mut v = vec![50, 10, 40, 20, 30];
-        assert_eq!(percentile(&mut v, 50), Some(30));
-        assert_eq!(percentile(&mut v, 90), Some(50));
-        assert_eq!(percentile(&mut [], 50), None);
-    }
 
     #[test]
     fn tomorrow_nine_respects_time_zone_and_dst() {

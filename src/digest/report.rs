@@ -5,10 +5,10 @@
 
 use super::chart::Bucket;
 use crate::chat::escape::truncate;
-use crate::chat::view::human_duration;
-use crate::desk::percentile;
 use crate::model::{Alert, AlertId, AlertState, Note, Priority};
 use crate::store::{RuleHit, Store, StoreError};
+use crate::util::human_duration;
+use crate::util::percentile;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
 use std::collections::{BTreeMap, HashSet};
