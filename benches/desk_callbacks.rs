@@ -7,7 +7,9 @@
 //! its audit entry and outbox entry (compare-and-swap, flushed) by the desk.
 //! Run: `cargo bench --bench desk_callbacks` (no criterion: it needs a live daemon).
 
-#[path = "../tests/common/mod.rs"]
+// The integration tests' fakes; this bench drives only a few of them.
+#[path = "../tests/it/common/mod.rs"]
+#[allow(dead_code)]
 mod common;
 
 use common::*;

@@ -1,7 +1,6 @@
 //! A fake Discord REST API (v10) on 127.0.0.1 for the paths mentiondesk uses, with nonce
 //! deduplication (`enforce_nonce`), 429 injection, and signing of interactions with a test
 //! key pair.
-#![allow(dead_code)]
 
 use super::discord_spec;
 use super::faults::{self, Fault, Faults, Lasting, Platform};

@@ -1,6 +1,5 @@
 //! What the strict fakes found wrong with the requests they received, and the guard that
 //! fails the test holding a fake when any request broke the platform's spec or limits.
-#![allow(dead_code)]
 
 use std::fmt;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! End to end in one process: a served feed → rules → sled → a Block Kit alert on a fake
 //! Slack, driven through the real slack-morphism client over 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::Value;

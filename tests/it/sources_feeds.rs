@@ -4,7 +4,7 @@
 //! `<author>` feeds that collapsed into one thread, Google Alerts redirect links that posted one
 //! article twice, and YouTube videos whose only text is their `media:description`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use mentiondesk::model::Mention;

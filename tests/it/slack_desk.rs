@@ -2,7 +2,7 @@
 //! HTTP endpoints, changes delivered through slack-morphism to a fake Slack on 127.0.0.1:
 //! the root message edited in place, a note in its thread, private answers via response_url.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! Discord API on 127.0.0.1 (embed, buttons, no mentions, nonce, thread), and signed
 //! interactions through the real `/discord/interactions` endpoint.
 
-mod common;
+use crate::common;
 
 use common::discord::*;
 use common::*;

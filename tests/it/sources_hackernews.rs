@@ -1,7 +1,7 @@
 //! The `hackernews` source against a fake Algolia `search_by_date` on 127.0.0.1: windows under
 //! the 1,000-hit cap, pagination, restarts, and every failure it must survive.
 
-mod common;
+use crate::common;
 
 use common::fake_sources::{hn_hit, FakeApi, Misbehave};
 use mentiondesk::sources::{self, SourceError, SourceState};

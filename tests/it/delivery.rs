@@ -3,7 +3,7 @@
 //! `/desk list`) and delivery resumes when the cause is gone; Discord thread notes are
 //! exactly-once across a crash. All against the fakes over sockets, through the real SDKs.
 
-mod common;
+use crate::common;
 
 use common::discord::{ops, FakeDiscord, APP_ID, CHANNEL, CHANNEL2, DISCORD_TOKEN, GUILD_ID};
 use common::faults::{Fault, ANY};

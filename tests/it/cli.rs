@@ -1,7 +1,7 @@
 //! The command line as a user runs it: `check`, `match`, `scan --once`, and a clear error
 //! when the store is held by another process.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -7,7 +7,6 @@
 //! `"response_url"` and `"upload"` for the non-API URLs; Discord operations as in its OpenAPI
 //! spec (`"POST /channels/{channel_id}/messages"`, see `discord::ops`). [`ANY`] matches every
 //! method.
-#![allow(dead_code)]
 
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

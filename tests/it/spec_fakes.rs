@@ -1,7 +1,7 @@
 //! Tests of the test fakes themselves: fault injection answers as the platforms do, the call
 //! log, and (below) the strict spec and limit checks with payloads at and over each limit.
 
-mod common;
+use crate::common;
 
 use common::discord::{self, ops, FakeDiscord, DISCORD_TOKEN};
 use common::faults::{Fault, Lasting, ANY};

@@ -5,7 +5,7 @@
 //! 127.0.0.1: back-fill after downtime, paging, restarts, token renewal, failures that must
 //! not stop the stream, and one alert for a post that arrives both ways.
 
-mod common;
+use crate::common;
 
 use common::fake_sources::{
     bsky_post, bsky_post_view, jet_account, jet_commit, jet_delete, jet_identity, jet_post,

@@ -1,7 +1,7 @@
 //! `scan --once` with all four API sources configured against their fakes: each source is
 //! polled once and only what the rules match is reported.
 
-mod common;
+use crate::common;
 
 use common::fake_sources::{
     hn_hit, jet_post, reddit_comment, reddit_post, status, FakeApi, FakeJetstream,

@@ -3,7 +3,7 @@
 //! named with its fix and fails the check; no token ever reaches the output. Also the
 //! daemon's start-up with a refused Slack app-level (Socket Mode) token.
 
-mod common;
+use crate::common;
 
 use common::discord::{ops, FakeDiscord, APP_ID, CHANNEL, DISCORD_TOKEN, GUILD_ID};
 use common::faults::Fault;

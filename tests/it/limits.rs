@@ -4,7 +4,7 @@
 //! 8 and 11): Slack answered `invalid_blocks` to a section over 3,000 characters, Discord
 //! answered 400 to an embed url over 2,048 characters and to a modal label over 45.
 
-mod common;
+use crate::common;
 
 use common::discord::*;
 use common::*;

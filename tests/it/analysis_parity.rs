@@ -5,7 +5,7 @@
 
 use mentiondesk::analysis::sentiment;
 
-const SAMPLE: &str = include_str!("data/vader_parity_sample.tsv");
+const SAMPLE: &str = include_str!("../data/vader_parity_sample.tsv");
 
 fn sample() -> Vec<(f64, &'static str)> {
     SAMPLE

@@ -1,7 +1,7 @@
 //! The `mastodon` source against a fake instance on 127.0.0.1: tag timelines read forward by
 //! id (pagination, restarts), the SSE stream (auth, latency, drops and reconnects), failures.
 
-mod common;
+use crate::common;
 
 use common::fake_sources::{status, FakeApi, Misbehave};
 use mentiondesk::sources::poll::{self, Health};

@@ -2,7 +2,7 @@
 //! 127.0.0.1: the app-only token and its renewal, search and comment listings, paging to the
 //! watermark, restarts, rate-limit headers and failures.
 
-mod common;
+use crate::common;
 
 use common::fake_sources::{reddit_comment, reddit_post, FakeApi, Misbehave};
 use mentiondesk::sources::{self, SourceError, SourceState};

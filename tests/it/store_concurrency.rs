@@ -7,7 +7,7 @@
 //! must be one consistent chain with exactly one winner per claim race, and the daemon must
 //! stop cleanly.
 
-mod common;
+use crate::common;
 
 use axum::routing::get;
 use axum::Router;

@@ -8,7 +8,6 @@
 //! on serde_json would be rebuilt for tests). Its `oneOf` errors also do not say which branch
 //! was meant, which Discord's `errors` object does. The keywords handled here are checked
 //! against the excerpt by `tests/spec_fakes.rs::the_validator_knows_every_keyword_of_the_excerpt`.
-#![allow(dead_code)]
 
 use serde_json::Value;
 use std::fmt;

@@ -4,7 +4,7 @@
 //! the real clients, `digest --now` through the daemon's admin endpoint and without a
 //! daemon, and spikes on synthetic series.
 
-mod common;
+use crate::common;
 
 use chrono::{DateTime, Duration as CDuration, Utc};
 use common::discord::*;

@@ -4,7 +4,7 @@
 //! are crashed in process: the relay is cut off while the platform already has the note and
 //! has not answered yet, then a fresh relay run must find it instead of posting it again.
 
-mod common;
+use crate::common;
 
 use common::*;
 use std::collections::HashMap;

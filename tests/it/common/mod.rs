@@ -1,7 +1,6 @@
 //! Test doubles shared by the integration tests: a fake Slack Web API and a fake feed server,
 //! both plain HTTP on 127.0.0.1 with an OS-chosen port. They record what they receive so
 //! tests can assert on it, and can be told to misbehave (429, slowness, broken bodies).
-#![allow(dead_code)]
 
 pub mod discord;
 pub mod discord_spec;
