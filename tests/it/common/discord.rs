@@ -3,7 +3,7 @@
 //! key pair.
 
 use super::discord_spec;
-use super::faults::{self, Fault, Faults, Lasting, Platform};
+use super::faults::{self, Faults, Platform};
 use super::poll_until;
 use super::schema::{SchemaError, Seg};
 use super::violations::{Guard, Severity, Violation, Violations};
@@ -69,8 +69,9 @@ pub struct FakeDiscord {
     pub faults: Faults,
     /// Requests that broke Discord's spec or limits (see `discord_spec.rs`).
     pub violations: Violations,
-    /// Fails the test when the last handle is dropped with unexpected violations.
-    guard: Arc<Guard>,
+    /// Held only for its `Drop`: fails the test when the last handle is dropped with
+    /// unexpected violations.
+    _guard: Arc<Guard>,
 }
 
 /// Operation keys for fault injection and the call log: method and path as in Discord's
@@ -363,7 +364,7 @@ impl FakeDiscord {
             addr: super::serve(router).await,
             state,
             faults,
-            guard: Arc::new(Guard {
+            _guard: Arc::new(Guard {
                 name: "the fake Discord",
                 violations: violations.clone(),
             }),
@@ -371,20 +372,11 @@ impl FakeDiscord {
         }
     }
 
-    /// This test sends requests Discord refuses on purpose: do not fail it for them.
-    pub fn expect_violations(&self) {
-        self.violations.expect();
-    }
-
     /// Takes the violations so far (the test asserts on them; they no longer fail it).
     pub fn take_violations(&self) -> Vec<Violation> {
         self.violations.take()
     }
 
-    /// Shorthand for `self.faults.inject(..)`.
-    pub fn inject(&self, op: &str, fault: Fault, lasting: Lasting) {
-        self.faults.inject(op, fault, lasting);
-    }
 
     pub fn api_url(&self) -> String {
         format!("http://{}", self.addr)

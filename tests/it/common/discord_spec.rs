@@ -16,12 +16,10 @@ pub fn spec() -> &'static Value {
 }
 
 // Reference pages for the limits the spec leaves out.
-const CREATE_MESSAGE_DOC: &str =
-    "https://discord.com/developers/docs/resources/message#create-message";
-const EMBED_LIMITS_DOC: &str =
-    "https://discord.com/developers/docs/resources/message#embed-object-embed-limits";
-const COMPONENTS_DOC: &str = "https://discord.com/developers/docs/components/reference#action-row";
-const MODAL_DOC: &str = "https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-response-object-modal";
+// create message doc: https://discord.com/developers/docs/resources/message#create-message
+// embed limits doc: https://discord.com/developers/docs/resources/message#embed-object-embed-limits
+// components doc: https://discord.com/developers/docs/components/reference#action-row
+// modal doc: https://discord.com/developers/docs/interactions/receiving-and-responding#interaction-response-object-modal
 
 /// The request-body schema of `op` (`"POST /channels/{channel_id}/messages"`).
 pub fn request_schema(op: &str) -> Option<&'static Value> {

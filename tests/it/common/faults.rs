@@ -33,8 +33,6 @@ pub enum RateScope {
     User,
     /// The bot's global limit (`"global": true`, `X-RateLimit-Global: true`).
     Global,
-    /// A limit shared by everyone on the resource; does not count against the bot.
-    Shared,
 }
 
 /// How a faulted call is answered.
@@ -91,10 +89,6 @@ impl Fault {
             message: message.to_string(),
         }
     }
-    /// 401 `{"message":"401: Unauthorized","code":0}`.
-    pub fn discord_unauthorized() -> Fault {
-        Fault::discord(401, 0, "401: Unauthorized")
-    }
     /// 403 50001 Missing Access (the bot cannot see the channel).
     pub fn discord_missing_access() -> Fault {
         Fault::discord(403, 50001, "Missing Access")
@@ -102,14 +96,6 @@ impl Fault {
     /// 403 50013 Missing Permissions (e.g. no Send Messages / Create Public Threads).
     pub fn discord_missing_permissions() -> Fault {
         Fault::discord(403, 50013, "Missing Permissions")
-    }
-    /// 404 10003 Unknown Channel.
-    pub fn discord_unknown_channel() -> Fault {
-        Fault::discord(404, 10003, "Unknown Channel")
-    }
-    /// 404 10008 Unknown Message.
-    pub fn discord_unknown_message() -> Fault {
-        Fault::discord(404, 10008, "Unknown Message")
     }
 
     fn platform(&self) -> Option<Platform> {
@@ -378,7 +364,6 @@ pub fn discord_answer(fault: Option<Fault>, bucket: &str) -> Response {
                 match scope {
                     RateScope::User => "user",
                     RateScope::Global => "global",
-                    RateScope::Shared => "shared",
                 }
                 .into(),
             );

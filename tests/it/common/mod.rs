@@ -9,7 +9,7 @@ pub mod schema;
 pub mod slack_spec;
 pub mod violations;
 
-use faults::{Fault, Faults, Lasting, Platform};
+use faults::{Faults, Platform};
 use violations::{Guard, Severity, Violation, Violations};
 
 use axum::body::Bytes;
@@ -23,7 +23,6 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::Notify;
 
 pub const BOT_TOKEN: &str = "xoxb-test-token";
 
@@ -135,10 +134,9 @@ pub struct FakeSlack {
     pub faults: Faults,
     /// Requests that broke Slack's spec or limits (see `slack_spec.rs`).
     pub violations: Violations,
-    /// Fails the test when the last handle is dropped with unexpected violations.
-    guard: Arc<Guard>,
-    /// Notified whenever a message is recorded.
-    pub posted: Arc<Notify>,
+    /// Held only for its `Drop`: fails the test when the last handle is dropped with
+    /// unexpected violations.
+    _guard: Arc<Guard>,
 }
 
 /// Channel names the fake workspace knows, with their ids.
@@ -157,8 +155,7 @@ impl FakeSlack {
         let state = Arc::new(Mutex::new(SlackState {
             ..Default::default()
         }));
-        let posted = Arc::new(Notify::new());
-        let shared = (state.clone(), posted.clone());
+        let shared = state.clone();
         let faults = Faults::new(Platform::Slack, SLACK_METHODS);
         let violations = Violations::default();
         state.lock().unwrap().violations = violations.clone();
@@ -211,12 +208,11 @@ impl FakeSlack {
             addr,
             state,
             faults,
-            guard: Arc::new(Guard {
+            _guard: Arc::new(Guard {
                 name: "the fake Slack",
                 violations: violations.clone(),
             }),
             violations,
-            posted,
         }
     }
 
@@ -228,11 +224,6 @@ impl FakeSlack {
     /// Takes the violations so far (the test asserts on them; they no longer fail it).
     pub fn take_violations(&self) -> Vec<Violation> {
         self.violations.take()
-    }
-
-    /// Shorthand for `self.faults.inject(..)`.
-    pub fn inject(&self, method: &str, fault: Fault, lasting: Lasting) {
-        self.faults.inject(method, fault, lasting);
     }
 
     pub fn api_url(&self) -> String {
@@ -335,7 +326,7 @@ impl FakeSlack {
     }
 }
 
-type Shared = (Arc<Mutex<SlackState>>, Arc<Notify>);
+type Shared = Arc<Mutex<SlackState>>;
 
 /// The method keys the fake answers (fault injection refuses others): Web API method names,
 /// plus `response_url` and `upload` for the interaction response URLs and the upload host.
@@ -555,7 +546,7 @@ fn slack_error(code: &str) -> Response {
 }
 
 async fn post_message(
-    State((state, posted)): State<Shared>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     Extension(SlackArgs(body)): Extension<SlackArgs>,
 ) -> Response {
@@ -592,7 +583,6 @@ async fn post_message(
         });
         (s.post_delay, ts, channel)
     };
-    posted.notify_waiters();
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -606,7 +596,7 @@ async fn post_message(
 }
 
 async fn history(
-    State((state, _)): State<Shared>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     Extension(SlackArgs(q)): Extension<SlackArgs>,
 ) -> Response {
@@ -681,7 +671,7 @@ async fn history(
 
 /// `files.getUploadURLExternal`: hands out an upload URL on this fake.
 async fn get_upload_url(
-    State((state, _)): State<Shared>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     Extension(SlackArgs(q)): Extension<SlackArgs>,
 ) -> Response {
@@ -707,7 +697,7 @@ async fn get_upload_url(
 
 /// The upload URL: takes the bytes (no auth header, as on Slack's upload host).
 async fn upload(
-    State((state, _)): State<Shared>,
+    State(state): State<Shared>,
     Path(file): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -730,7 +720,7 @@ async fn upload(
 
 /// `files.completeUploadExternal`: shares uploaded files into a channel as one message.
 async fn complete_upload(
-    State((state, posted)): State<Shared>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     Extension(SlackArgs(body)): Extension<SlackArgs>,
 ) -> Response {
@@ -760,7 +750,6 @@ async fn complete_upload(
         body: message,
     });
     drop(s);
-    posted.notify_waiters();
     Json(json!({"ok": true, "files": files})).into_response()
 }
 
@@ -781,7 +770,7 @@ fn conversation_object(s: &SlackState, name: &str, id: &str) -> Value {
 /// `conversations.info`: the conversation object for a known channel id, `channel_not_found`
 /// otherwise (also for a private channel the bot is not in: Slack hides those).
 async fn conversation_info(
-    State((state, _)): State<Shared>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     Extension(SlackArgs(q)): Extension<SlackArgs>,
 ) -> Response {
@@ -799,7 +788,7 @@ async fn conversation_info(
 }
 
 async fn list(
-    State((state, _)): State<Shared>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     Extension(SlackArgs(q)): Extension<SlackArgs>,
 ) -> Response {
@@ -820,7 +809,7 @@ async fn list(
 
 pub const APP_TOKEN: &str = "xapp-test-token";
 
-async fn connections_open(State((state, _)): State<Shared>, headers: HeaderMap) -> Response {
+async fn connections_open(State(state): State<Shared>, headers: HeaderMap) -> Response {
     let host = headers
         .get("host")
         .and_then(|h| h.to_str().ok())
@@ -838,7 +827,7 @@ async fn connections_open(State((state, _)): State<Shared>, headers: HeaderMap) 
 }
 
 async fn socket(
-    State((state, _)): State<Shared>,
+    State(state): State<Shared>,
     ws: axum::extract::ws::WebSocketUpgrade,
 ) -> Response {
     use axum::extract::ws::Message;
@@ -888,7 +877,7 @@ async fn socket(
 }
 
 async fn replies(
-    State((state, _)): State<Shared>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     Extension(SlackArgs(q)): Extension<SlackArgs>,
 ) -> Response {
@@ -920,7 +909,7 @@ async fn replies(
 }
 
 async fn chat_update(
-    State((state, _)): State<Shared>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     Extension(SlackArgs(body)): Extension<SlackArgs>,
 ) -> Response {
@@ -950,7 +939,7 @@ async fn chat_update(
 }
 
 async fn views_open(
-    State((state, _)): State<Shared>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     Extension(SlackArgs(body)): Extension<SlackArgs>,
 ) -> Response {
@@ -991,7 +980,7 @@ async fn views_open(
 }
 
 async fn usergroup_users(
-    State((state, _)): State<Shared>,
+    State(state): State<Shared>,
     headers: HeaderMap,
     Extension(SlackArgs(q)): Extension<SlackArgs>,
 ) -> Response {
@@ -1006,7 +995,7 @@ async fn usergroup_users(
 }
 
 async fn response_url(
-    State((state, _)): State<Shared>,
+    State(state): State<Shared>,
     axum::extract::Path(id): axum::extract::Path<String>,
     Extension(SlackArgs(body)): Extension<SlackArgs>,
 ) -> Response {

@@ -20,22 +20,20 @@ fn spec() -> &'static Value {
 // Reference pages the limits below come from.
 const WEB_API: &str = "https://docs.slack.dev/apis/web-api";
 const BLOCKS: &str = "https://docs.slack.dev/reference/block-kit/blocks";
-const SECTION: &str = "https://docs.slack.dev/reference/block-kit/blocks/section-block";
-const HEADER: &str = "https://docs.slack.dev/reference/block-kit/blocks/header-block";
-const CONTEXT: &str = "https://docs.slack.dev/reference/block-kit/blocks/context-block";
-const ACTIONS: &str = "https://docs.slack.dev/reference/block-kit/blocks/actions-block";
-const INPUT: &str = "https://docs.slack.dev/reference/block-kit/blocks/input-block";
-const IMAGE: &str = "https://docs.slack.dev/reference/block-kit/blocks/image-block";
-const TEXT_OBJECT: &str =
-    "https://docs.slack.dev/reference/block-kit/composition-objects/text-object";
-const BUTTON: &str = "https://docs.slack.dev/reference/block-kit/block-elements/button-element";
+// section: https://docs.slack.dev/reference/block-kit/blocks/section-block
+// header: https://docs.slack.dev/reference/block-kit/blocks/header-block
+// context: https://docs.slack.dev/reference/block-kit/blocks/context-block
+// actions: https://docs.slack.dev/reference/block-kit/blocks/actions-block
+// input: https://docs.slack.dev/reference/block-kit/blocks/input-block
+// image: https://docs.slack.dev/reference/block-kit/blocks/image-block
+// text object: https://docs.slack.dev/reference/block-kit/composition-objects/text-object
+// button: https://docs.slack.dev/reference/block-kit/block-elements/button-element
 const PLAIN_TEXT_INPUT: &str =
     "https://docs.slack.dev/reference/block-kit/block-elements/plain-text-input-element";
-const VIEWS: &str = "https://docs.slack.dev/reference/views";
+// views: https://docs.slack.dev/reference/views
 const POST_MESSAGE: &str = "https://docs.slack.dev/reference/methods/chat.postMessage";
-const GET_UPLOAD_URL: &str = "https://docs.slack.dev/reference/methods/files.getUploadURLExternal";
-const COMPLETE_UPLOAD: &str =
-    "https://docs.slack.dev/reference/methods/files.completeUploadExternal";
+// get upload url: https://docs.slack.dev/reference/methods/files.getUploadURLExternal
+// complete upload: https://docs.slack.dev/reference/methods/files.completeUploadExternal
 
 /// One broken rule: the Slack error code it earns, where (JSON pointer), and what.
 #[derive(Debug, Clone, PartialEq, Eq)]

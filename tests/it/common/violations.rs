@@ -66,10 +66,6 @@ impl Violations {
         std::mem::take(&mut self.inner.lock().unwrap().list)
     }
 
-    pub fn peek(&self) -> Vec<Violation> {
-        self.inner.lock().unwrap().list.clone()
-    }
-
     /// The test sends violating requests on purpose: do not fail it for them.
     pub fn expect(&self) {
         self.inner.lock().unwrap().expected = true;
