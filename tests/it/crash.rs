@@ -6,6 +6,7 @@
 
 use crate::common;
 
+use common::faults::Fault;
 use common::*;
 use std::collections::HashMap;
 use std::path::Path;
@@ -66,7 +67,7 @@ async fn sigkill_while_posting_loses_nothing_and_posts_nothing_twice() {
     let slack = FakeSlack::start().await;
     // Each post is recorded at once but answered late: a kill in that window leaves an
     // entry in flight that Slack already has.
-    slack.state.lock().unwrap().post_delay = Duration::from_millis(150);
+    slack.faults.always("chat.postMessage", Fault::Slow(Duration::from_millis(150)));
     let mut items: Vec<(String, String, String)> = (0..ITEMS)
         .map(|i| {
             (
@@ -128,7 +129,7 @@ async fn sigkill_while_posting_loses_nothing_and_posts_nothing_twice() {
 async fn sigterm_stops_cleanly_after_the_post_in_flight() {
     let slack = FakeSlack::start().await;
     // Slow answers: SIGTERM arrives while a post is waiting for Slack.
-    slack.state.lock().unwrap().post_delay = Duration::from_millis(400);
+    slack.faults.always("chat.postMessage", Fault::Slow(Duration::from_millis(400)));
     let items: Vec<(String, String, String)> = (0..5)
         .map(|i| {
             (
@@ -179,7 +180,7 @@ async fn sigterm_stops_cleanly_after_the_post_in_flight() {
 async fn sigkill_while_posting_to_discord_posts_nothing_twice() {
     use common::discord::*;
     let discord = FakeDiscord::start().await;
-    discord.state.lock().unwrap().post_delay = Duration::from_millis(150);
+    discord.faults.always(ops::CREATE_MESSAGE, Fault::Slow(Duration::from_millis(150)));
     let n = 12;
     let items: Vec<(String, String, String)> = (0..n)
         .map(|i| {
@@ -408,7 +409,7 @@ async fn slack_thread_note_in_flight_at_a_crash_is_found_and_not_posted_again() 
     )
     .await
     .unwrap();
-    slack.state.lock().unwrap().post_delay = Duration::from_secs(30);
+    slack.faults.always("chat.postMessage", Fault::Slow(Duration::from_secs(30)));
     crash_relay_when(
         &store,
         &platforms,
@@ -417,7 +418,7 @@ async fn slack_thread_note_in_flight_at_a_crash_is_found_and_not_posted_again() 
     )
     .await;
 
-    slack.state.lock().unwrap().post_delay = Duration::ZERO;
+    slack.faults.clear();
     let lookups = slack.faults.count("conversations.replies");
     relay_once(&store, &platforms).await;
     assert!(store.outbox().unwrap().is_empty(), "done after the lookup");
@@ -461,7 +462,7 @@ async fn slack_channel_note_crash(chatter: usize) {
         .collect();
     assert_eq!(kinds, [false, true], "a thread note, then the channel note");
     // The thread note is answered at once; the channel note reaches Slack, then the crash.
-    slack.state.lock().unwrap().post_delay = Duration::from_millis(1500);
+    slack.faults.always("chat.postMessage", Fault::Slow(Duration::from_millis(1500)));
     crash_relay_when(
         &store,
         &platforms,
@@ -469,7 +470,7 @@ async fn slack_channel_note_crash(chatter: usize) {
         "the channel note",
     )
     .await;
-    slack.state.lock().unwrap().post_delay = Duration::ZERO;
+    slack.faults.clear();
 
     // Others talk in the channel meanwhile.
     let chat = mentiondesk::chat::slack::SlackPlatform::new(&slack.api_url(), BOT_TOKEN).unwrap();
@@ -533,7 +534,7 @@ async fn discord_channel_note_in_flight_at_a_crash_is_found_and_not_posted_again
         due: now,
     };
     desk.fire(&timer, now).await.unwrap();
-    discord.state.lock().unwrap().post_delay = Duration::from_millis(1500);
+    discord.faults.always(ops::CREATE_MESSAGE, Fault::Slow(Duration::from_millis(1500)));
     let escalations = |d: &FakeDiscord| {
         d.roots()
             .into_iter()
@@ -547,9 +548,9 @@ async fn discord_channel_note_in_flight_at_a_crash_is_found_and_not_posted_again
         "the channel note",
     )
     .await;
+    discord.faults.clear();
     {
         let mut s = discord.state.lock().unwrap();
-        s.post_delay = Duration::ZERO;
         // Later Discord no longer recognises the nonce.
         for m in s.messages.iter_mut() {
             if let Some(o) = m.body.as_object_mut() {

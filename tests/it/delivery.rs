@@ -533,7 +533,7 @@ async fn discord_note_in_flight_at_a_crash_is_found_and_not_posted_again() {
         .await;
     // The note is stored by Discord at once but answered late: a kill in that window
     // leaves the entry in flight although Discord has the note.
-    discord.state.lock().unwrap().post_delay = Duration::from_secs(10);
+    discord.faults.always(ops::CREATE_MESSAGE, Fault::Slow(Duration::from_secs(10)));
     feed.push(("s2".into(), story.into(), "acme second report".into()));
     discord
         .wait_until(20, "note reached Discord", |d| {
@@ -542,9 +542,9 @@ async fn discord_note_in_flight_at_a_crash_is_found_and_not_posted_again() {
         .await;
     child.kill().unwrap();
     child.wait().unwrap();
+    discord.faults.clear();
     {
         let mut s = discord.state.lock().unwrap();
-        s.post_delay = Duration::ZERO;
         // Minutes later Discord no longer recognises the nonce.
         for m in s.messages.iter_mut() {
             if let Some(o) = m.body.as_object_mut() {

@@ -5,6 +5,7 @@
 use crate::common;
 
 use common::discord::*;
+use common::faults::Fault;
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -516,11 +517,9 @@ async fn every_button_and_dialog() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limited_post_is_waited_out_and_posted_once() {
     let discord = FakeDiscord::start().await;
-    {
-        let mut st = discord.state.lock().unwrap();
-        st.rate_limit_next = 2;
-        st.rate_limit_global = true;
-    }
+    discord
+        .faults
+        .next(ops::CREATE_MESSAGE, 2, Fault::global_rate_limit(0.5));
     let items = vec![(
         "r1".to_string(),
         "Acme".to_string(),
@@ -538,7 +537,7 @@ async fn rate_limited_post_is_waited_out_and_posted_once() {
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(discord.roots().len(), 1);
-    assert_eq!(discord.state.lock().unwrap().rate_limited, 2);
+    assert_eq!(discord.faults.faulted(ops::CREATE_MESSAGE), 2);
     daemon.stop().await;
 }
 

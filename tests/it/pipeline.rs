@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use common::faults::Fault;
 use common::*;
 use serde_json::Value;
 use std::time::Duration;
@@ -114,7 +115,9 @@ async fn matching_item_becomes_exactly_one_block_kit_post() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limited_post_is_waited_out_and_lands_once() {
     let slack = FakeSlack::start().await;
-    slack.state.lock().unwrap().rate_limit_next = 2;
+    slack
+        .faults
+        .next("chat.postMessage", 2, Fault::rate_limited(1.0));
     let feed = rss(&[item("r1", "Acme", "acme broke my phone")]);
     let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(feed))]).await;
     let started = std::time::Instant::now();
@@ -126,7 +129,7 @@ async fn rate_limited_post_is_waited_out_and_lands_once() {
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(slack.posts().len(), 1);
-    assert_eq!(slack.state.lock().unwrap().rate_limited, 2);
+    assert_eq!(slack.faults.faulted("chat.postMessage"), 2);
     daemon.stop().await;
 }
 

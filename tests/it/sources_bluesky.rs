@@ -7,9 +7,10 @@
 
 use crate::common;
 
+use common::faults::Fault;
 use common::fake_sources::{
     bsky_post, bsky_post_view, jet_account, jet_commit, jet_delete, jet_identity, jet_post,
-    jet_post_at, FakeApi, FakeJetstream, Misbehave, BSKY_APP_PASSWORD, BSKY_HANDLE,
+    jet_post_at, FakeApi, FakeJetstream,  BSKY_APP_PASSWORD, BSKY_HANDLE,
 };
 use common::*;
 use mentiondesk::model::Mention;
@@ -631,13 +632,13 @@ async fn a_rate_limited_search_waits_for_the_reset_and_the_stream_goes_on() {
     src.poll(&mut state).await.unwrap();
 
     let reset = chrono::Utc::now().timestamp() + 120;
-    api.bsky_fail_search(Misbehave::Status(
+    api.bsky_fail_search(Fault::status(
         429,
-        vec![
-            ("ratelimit-limit", "3000".into()),
-            ("ratelimit-remaining", "0".into()),
-            ("ratelimit-reset", reset.to_string()),
-            ("ratelimit-policy", "3000;w=300".into()),
+        &[
+            ("ratelimit-limit", "3000"),
+            ("ratelimit-remaining", "0"),
+            ("ratelimit-reset", &reset.to_string()),
+            ("ratelimit-policy", "3000;w=300"),
         ],
     ));
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -713,20 +714,20 @@ async fn malformed_cut_off_and_failing_search_answers_are_reported_and_the_strea
     ));
 
     // Each failure backs the search off (300 ms, 600 ms, 1.2 s), so wait past it each time.
-    let cases: [(Misbehave, &[&str], u64); 3] = [
+    let cases: [(Fault, &[&str], u64); 3] = [
         (
-            Misbehave::Malformed,
+            Fault::Malformed,
             &["malformed JSON from the Bluesky searchPosts API"],
             400,
         ),
         // A cut connection shows as a body error, JSON that ends early, or (when it is cut
         // before the headers are out) a connection error.
         (
-            Misbehave::Truncated,
+            Fault::Truncated,
             &["reading the body failed", "ends early", "connection closed"],
             700,
         ),
-        (Misbehave::Status(502, vec![]), &["HTTP 502"], 1300),
+        (Fault::http(502), &["HTTP 502"], 1300),
     ];
     for (i, (failure, expect, wait_ms)) in cases.into_iter().enumerate() {
         api.bsky_fail_search(failure);
@@ -769,7 +770,7 @@ async fn a_hanging_search_is_cut_short_and_does_not_hold_up_streamed_posts() {
     let mut src = search_source(&jet, &api, BSKY_APP_PASSWORD, "search_every = \"300ms\"");
     let mut state = SourceState::default();
     src.poll(&mut state).await.unwrap();
-    api.bsky_fail_search(Misbehave::Hang);
+    api.bsky_fail_search(Fault::Hang);
     tokio::time::sleep(Duration::from_millis(400)).await;
     jet.send(5, jet_post(DID, "h1", 5, "acme while search hangs"));
     tokio::time::sleep(Duration::from_millis(200)).await;

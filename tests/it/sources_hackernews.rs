@@ -3,7 +3,8 @@
 
 use crate::common;
 
-use common::fake_sources::{hn_hit, FakeApi, Misbehave};
+use common::faults::Fault;
+use common::fake_sources::{hn_hit, FakeApi};
 use mentiondesk::sources::{self, SourceError, SourceState};
 use std::collections::HashSet;
 use std::path::Path;
@@ -135,28 +136,28 @@ async fn failures_are_errors_that_leave_the_state_alone_and_the_next_poll_recove
     fake.state.lock().unwrap().hn_hits = vec![hn_hit(1, t - 100, None, "acme")];
     let mut src = source(&fake, "1s");
 
-    fake.fail_next(Misbehave::Status(429, vec![("retry-after", "120".into())]));
+    fake.fail_next(Fault::rate_limited(120.0));
     let mut state = SourceState::default();
     let err = src.poll(&mut state).await.unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(120)), "{err}");
 
-    fake.fail_next(Misbehave::Status(503, vec![]));
+    fake.fail_next(Fault::http(503));
     let err = src.poll(&mut state).await.unwrap_err();
     assert!(err.to_string().contains("503"), "{err}");
 
-    fake.fail_next(Misbehave::Malformed);
+    fake.fail_next(Fault::Malformed);
     let err = src.poll(&mut state).await.unwrap_err();
     assert!(matches!(err, SourceError::Parse(_)), "{err}");
     assert!(err.to_string().contains("HN search API"), "{err}");
 
-    fake.fail_next(Misbehave::Truncated);
+    fake.fail_next(Fault::Truncated);
     let err = src.poll(&mut state).await.unwrap_err();
     assert!(
         matches!(err, SourceError::Network(_) | SourceError::Parse(_)),
         "{err}"
     );
 
-    fake.fail_next(Misbehave::Hang);
+    fake.fail_next(Fault::Hang);
     let err = src.poll(&mut state).await.unwrap_err();
     assert!(matches!(err, SourceError::Timeout(_)), "{err}");
 

@@ -3,7 +3,9 @@
 
 use crate::common;
 
-use common::fake_sources::{status, FakeApi, Misbehave};
+use common::faults::Fault;
+use common::fake_sources;
+use common::fake_sources::{status, FakeApi};
 use mentiondesk::sources::poll::{self, Health};
 use mentiondesk::sources::{self, SourceError, SourceState};
 use std::path::Path;
@@ -92,21 +94,21 @@ async fn failures_report_and_recover() {
     add(&fake, 1..3);
     let mut src = source(&fake, "");
     let mut state = SourceState::default();
-    fake.fail_next(Misbehave::Status(429, vec![("retry-after", "30".into())]));
+    fake.fail_next(Fault::rate_limited(30.0));
     let err = src.poll(&mut state).await.unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
-    fake.fail_next(Misbehave::Status(502, vec![]));
+    fake.fail_next(Fault::http(502));
     assert!(src
         .poll(&mut state)
         .await
         .unwrap_err()
         .to_string()
         .contains("502"));
-    fake.fail_next(Misbehave::Malformed);
+    fake.fail_next(Fault::Malformed);
     let err = src.poll(&mut state).await.unwrap_err();
     assert!(matches!(err, SourceError::Parse(_)), "{err}");
     assert!(err.to_string().contains("#acme"), "names the tag: {err}");
-    fake.fail_next(Misbehave::Hang);
+    fake.fail_next(Fault::Hang);
     let err = tokio::time::timeout(Duration::from_secs(10), src.poll(&mut state))
         .await
         .unwrap()
@@ -123,7 +125,7 @@ async fn a_failing_instance_among_answering_ones_shows_as_degraded_in_health() {
     let good = FakeApi::start().await;
     let bad = FakeApi::start().await;
     add(&good, 1..4);
-    bad.fail_next(Misbehave::Status(502, vec![]));
+    bad.fail_next(Fault::http(502));
     let src = source_on(&[&good, &bad], "");
     let health = Health::new();
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
@@ -459,7 +461,8 @@ async fn polls_between_timeline_reads_keep_reporting_a_failing_instance() {
     for f in [&good, &bad] {
         f.state.lock().unwrap().mastodon_token = Some("masto-secret-token".into());
     }
-    bad.state.lock().unwrap().timeline_fail = Some(502);
+    bad.faults
+        .always(fake_sources::ops::MASTODON_TIMELINE, Fault::http(502));
     let mut src = source_on(
         &[&good, &bad],
         "stream = true\ntoken = \"${MASTODON_TOKEN}\"\nevery = \"1h\"",

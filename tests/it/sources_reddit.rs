@@ -4,7 +4,8 @@
 
 use crate::common;
 
-use common::fake_sources::{reddit_comment, reddit_post, FakeApi, Misbehave};
+use common::faults::Fault;
+use common::fake_sources::{reddit_comment, reddit_post, FakeApi};
 use mentiondesk::sources::{self, SourceError, SourceState};
 use std::path::Path;
 use std::time::Duration;
@@ -195,25 +196,22 @@ async fn failures_are_reported_and_the_next_poll_recovers() {
         .reddit_posts
         .push(reddit_post("p2", now(), "acme 2", ""));
 
-    fake.fail_next(Misbehave::Status(
-        429,
-        vec![("x-ratelimit-reset", "42".into())],
-    ));
+    fake.fail_next(Fault::status(429, &[("x-ratelimit-reset", "42")]));
     let err = src.poll(&mut state).await.unwrap_err();
     assert_eq!(err.retry_after(), Some(Duration::from_secs(42)), "{err}");
-    fake.fail_next(Misbehave::Status(500, vec![]));
+    fake.fail_next(Fault::http(500));
     assert!(src
         .poll(&mut state)
         .await
         .unwrap_err()
         .to_string()
         .contains("500"));
-    fake.fail_next(Misbehave::Malformed);
+    fake.fail_next(Fault::Malformed);
     let err = src.poll(&mut state).await.unwrap_err();
     assert!(matches!(err, SourceError::Parse(_)), "{err}");
-    fake.fail_next(Misbehave::Truncated);
+    fake.fail_next(Fault::Truncated);
     assert!(src.poll(&mut state).await.is_err());
-    fake.fail_next(Misbehave::Hang);
+    fake.fail_next(Fault::Hang);
     let err = src.poll(&mut state).await.unwrap_err();
     assert!(matches!(err, SourceError::Timeout(_)), "{err}");
     let got = src.poll(&mut state).await.unwrap();

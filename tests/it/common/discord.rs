@@ -3,7 +3,7 @@
 //! key pair.
 
 use super::discord_spec;
-use super::faults::{self, Faults, Platform};
+use super::faults::{self, Fault, Faults, Platform};
 use super::poll_until;
 use super::schema::{SchemaError, Seg};
 use super::violations::{Guard, Severity, Violation, Violations};
@@ -45,12 +45,6 @@ pub struct DiscordState {
     pub followups: Vec<(String, Value)>,
     /// Edits of follow-ups: (interaction token, message id, body).
     pub followup_edits: Vec<(String, String, Value)>,
-    /// Answer the next N message creations with 429 (`retry_after` 0.5 s).
-    pub rate_limit_next: u32,
-    pub rate_limit_global: bool,
-    pub rate_limited: u32,
-    /// Hold each message creation's answer this long after storing the message.
-    pub post_delay: Duration,
     pub bad_auth: u32,
     /// Gateway: frames to send to the connected client, what it sent, interaction answers.
     pub gateway_tx: Option<tokio::sync::mpsc::UnboundedSender<String>>,
@@ -221,9 +215,11 @@ async fn discord_gate(
             rule: describe(&json_body, e),
         });
     }
-    if let Some(fault) = g.faults.on_call(op, with_bot_token) {
-        return faults::discord_answer(fault, &bucket_of(op));
-    }
+    let hold = match g.faults.on_call(op, with_bot_token) {
+        None => Duration::ZERO,
+        Some(Some(Fault::Slow(hold))) => hold,
+        Some(fault) => return faults::answer(Platform::Discord, fault, &bucket_of(op)).await,
+    };
     if !problems.is_empty() {
         return (
             StatusCode::BAD_REQUEST,
@@ -234,11 +230,14 @@ async fn discord_gate(
     if let Some((status, body)) = refusal {
         return (StatusCode::from_u16(status).unwrap(), Json(body)).into_response();
     }
-    next.run(axum::extract::Request::from_parts(
-        parts,
-        axum::body::Body::from(bytes),
-    ))
-    .await
+    let answer = next
+        .run(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from(bytes),
+        ))
+        .await;
+    tokio::time::sleep(hold).await;
+    answer
 }
 
 /// The operation key (`POST /channels/{channel_id}/messages`) of a request, matched against
@@ -481,20 +480,8 @@ async fn create_message(
         }
         _ => (serde_json::from_slice(&body).unwrap_or_default(), vec![]),
     };
-    let delay;
     let msg = {
         let mut s = state.lock().unwrap();
-        if s.rate_limit_next > 0 {
-            s.rate_limit_next -= 1;
-            s.rate_limited += 1;
-            let global = s.rate_limit_global;
-            let mut r = (StatusCode::TOO_MANY_REQUESTS, Json(json!({"message": "You are being rate limited.", "retry_after": 0.5, "global": global}))).into_response();
-            if global {
-                r.headers_mut()
-                    .insert("x-ratelimit-global", "true".parse().unwrap());
-            }
-            return r;
-        }
         let is_thread = s.threads.iter().any(|(id, _)| *id == cid);
         if cid != CHANNEL && cid != CHANNEL2 && !is_thread {
             return error(404, 10003, "Unknown Channel");
@@ -520,12 +507,8 @@ async fn create_message(
         for (_, filename, ctype, bytes) in files {
             s.files.push((m.id.clone(), filename, ctype, bytes));
         }
-        delay = s.post_delay;
         m
     };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
     Json(message_object(&msg.id, &msg.channel_id, &msg.body)).into_response()
 }
 

@@ -1,8 +1,9 @@
 //! Fake public APIs for the source tests, on 127.0.0.1 with OS-chosen ports: Algolia HN
 //! search, Mastodon timelines and streaming (SSE), Reddit OAuth and listings, Bluesky's XRPC
-//! sign-in and post search, and a Jetstream websocket. Response shapes follow each API's documentation. Each fake records requests
-//! and can be told to misbehave (status codes with headers, malformed or cut-off bodies,
-//! hangs, dropped streams).
+//! sign-in and post search, and a Jetstream websocket. Response shapes follow each API's
+//! documentation. Each fake records requests and takes injected faults through the same
+//! layer as the chat fakes (`faults.rs`: 429s with headers, 5xx, malformed or cut-off
+//! bodies, hangs); the Jetstream fake can drop its connections.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -11,23 +12,31 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How the next API answer goes wrong.
-#[derive(Debug, Clone)]
-pub enum Misbehave {
-    /// This status with these headers and a small JSON error body.
-    Status(u16, Vec<(&'static str, String)>),
-    /// 200 with a body that is not JSON.
-    Malformed,
-    /// 200 whose body is cut off mid-way by a connection error.
-    Truncated,
-    /// Never answers.
-    Hang,
+use super::faults::{self, Fault, Faults, Platform, ANY};
+
+/// Operation keys of the source APIs for fault injection and the call log.
+pub mod ops {
+    pub const HN_SEARCH: &str = "GET /api/v1/search_by_date";
+    pub const MASTODON_TIMELINE: &str = "GET /api/v1/timelines/tag/{tag}";
+    pub const MASTODON_STREAM: &str = "GET /api/v1/streaming/hashtag";
+    pub const REDDIT_TOKEN: &str = "POST /api/v1/access_token";
+    pub const REDDIT_SEARCH: &str = "GET /r/{subs}/search";
+    pub const REDDIT_COMMENTS: &str = "GET /r/{subs}/comments";
+    pub const BSKY_SEARCH_POSTS: &str = "GET /xrpc/app.bsky.feed.searchPosts";
+    pub const ALL: &[&str] = &[
+        HN_SEARCH,
+        MASTODON_TIMELINE,
+        MASTODON_STREAM,
+        REDDIT_TOKEN,
+        REDDIT_SEARCH,
+        REDDIT_COMMENTS,
+        BSKY_SEARCH_POSTS,
+    ];
 }
 
 #[derive(Debug, Clone)]
@@ -52,14 +61,10 @@ pub struct ApiState {
     /// Sent as `x-ratelimit-remaining` on Reddit listings.
     pub ratelimit_remaining: f64,
     pub ratelimit_reset: u64,
-    pub fail_next: VecDeque<Misbehave>,
     pub requests: Vec<Seen>,
     pub sse: Option<mpsc::UnboundedSender<Bytes>>,
     pub sse_connections: u32,
     pub mastodon_token: Option<String>,
-    /// Every Mastodon timeline request gets this status (an instance whose REST API is
-    /// down while its stream still works).
-    pub timeline_fail: Option<u16>,
     pub bsky: BskyState,
 }
 
@@ -78,8 +83,6 @@ pub struct BskyState {
     pub refresh: Option<String>,
     /// The current access token has expired: searches get 400 `ExpiredToken`.
     pub access_expired: bool,
-    /// Misbehaviour for the next searchPosts answers only (sign-in is unaffected).
-    pub fail_search: VecDeque<Misbehave>,
     /// Sent as `ratelimit-remaining` on search answers.
     pub ratelimit_remaining: u64,
 }
@@ -88,13 +91,28 @@ pub struct BskyState {
 pub struct FakeApi {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<ApiState>>,
+    /// Injected faults and the log of the calls that consult them (the routes in [`ops`];
+    /// Bluesky sign-in takes none).
+    pub faults: Faults,
 }
 
-type Shared = Arc<Mutex<ApiState>>;
+#[derive(Clone)]
+struct Shared {
+    state: Arc<Mutex<ApiState>>,
+    faults: Faults,
+}
+
+impl std::ops::Deref for Shared {
+    type Target = Mutex<ApiState>;
+    fn deref(&self) -> &Mutex<ApiState> {
+        &self.state
+    }
+}
 
 impl FakeApi {
     pub async fn start() -> FakeApi {
-        let state: Shared = Arc::new(Mutex::new(ApiState {
+        let faults = Faults::new(Platform::Api, ops::ALL);
+        let state = Arc::new(Mutex::new(ApiState {
             token_ttl_secs: 3600,
             ratelimit_remaining: 600.0,
             ratelimit_reset: 300,
@@ -126,10 +144,14 @@ impl FakeApi {
                 post(bsky_refresh_session),
             )
             .route("/xrpc/app.bsky.feed.searchPosts", get(bsky_search_posts))
-            .with_state(state.clone());
+            .with_state(Shared {
+                state: state.clone(),
+                faults: faults.clone(),
+            });
         FakeApi {
             addr: super::serve(router).await,
             state,
+            faults,
         }
     }
 
@@ -137,8 +159,9 @@ impl FakeApi {
         format!("http://{}", self.addr)
     }
 
-    pub fn fail_next(&self, m: Misbehave) {
-        self.state.lock().unwrap().fail_next.push_back(m);
+    /// The next call of any route in [`ops`] gets `fault`.
+    pub fn fail_next(&self, fault: Fault) {
+        self.faults.next(ANY, 1, fault);
     }
 
     pub fn requests(&self, path_prefix: &str) -> Vec<Seen> {
@@ -186,9 +209,9 @@ impl FakeApi {
         self.state.lock().unwrap().bsky.posts.push(post);
     }
 
-    /// The next searchPosts answer misbehaves (sign-in is unaffected).
-    pub fn bsky_fail_search(&self, m: Misbehave) {
-        self.state.lock().unwrap().bsky.fail_search.push_back(m);
+    /// The next searchPosts answer gets `fault` (sign-in is unaffected).
+    pub fn bsky_fail_search(&self, fault: Fault) {
+        self.faults.next(ops::BSKY_SEARCH_POSTS, 1, fault);
     }
 
     /// searchPosts requests seen so far.
@@ -213,45 +236,16 @@ fn record(state: &Shared, path: &str, q: &HashMap<String, String>, headers: &Hea
     });
 }
 
-/// Applies the next scripted misbehaviour, if any.
-async fn misbehave(state: &Shared) -> Option<Response> {
-    let next = state.lock().unwrap().fail_next.pop_front()?;
-    Some(respond_badly(next).await)
-}
-
-/// The answer a misbehaviour gives.
-async fn respond_badly(m: Misbehave) -> Response {
-    match m {
-        Misbehave::Status(code, headers) => {
-            let mut r = (
-                StatusCode::from_u16(code).unwrap(),
-                json!({"error": code}).to_string(),
-            )
-                .into_response();
-            for (k, v) in headers {
-                r.headers_mut().insert(k, v.parse().unwrap());
-            }
-            r
+/// The fault injected for this call of `op`, if any, answered; a slow call is held here
+/// and then answered by the handler.
+async fn fault(state: &Shared, op: &str) -> Option<Response> {
+    match state.faults.on_call(op, false) {
+        None => None,
+        Some(Some(Fault::Slow(hold))) => {
+            tokio::time::sleep(hold).await;
+            None
         }
-        Misbehave::Malformed => (
-            [("content-type", "application/json")],
-            "<html>502 Bad Gateway</html>",
-        )
-            .into_response(),
-        Misbehave::Truncated => {
-            let parts: Vec<Result<Bytes, std::io::Error>> = vec![
-                Ok(Bytes::from_static(b"{\"hits\":[{\"objectID\":\"1\",")),
-                Err(std::io::Error::other("connection reset")),
-            ];
-            Response::builder()
-                .header("content-type", "application/json")
-                .body(Body::from_stream(futures_util::stream::iter(parts)))
-                .unwrap()
-        }
-        Misbehave::Hang => {
-            tokio::time::sleep(Duration::from_secs(3600)).await;
-            StatusCode::GATEWAY_TIMEOUT.into_response()
-        }
+        Some(f) => Some(faults::answer(Platform::Api, f, "").await),
     }
 }
 
@@ -287,7 +281,7 @@ async fn hn_search(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     record(&state, "/api/v1/search_by_date", &q, &headers);
-    if let Some(r) = misbehave(&state).await {
+    if let Some(r) = fault(&state, ops::HN_SEARCH).await {
         return r;
     }
     let hpp: usize = q
@@ -369,12 +363,8 @@ async fn mastodon_timeline(
         &q,
         &headers,
     );
-    if let Some(r) = misbehave(&state).await {
+    if let Some(r) = fault(&state, ops::MASTODON_TIMELINE).await {
         return r;
-    }
-    let down = state.lock().unwrap().timeline_fail;
-    if let Some(code) = down {
-        return respond_badly(Misbehave::Status(code, vec![])).await;
     }
     let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(20);
     let id = |v: &Value| v["id"].as_str().unwrap().parse::<u64>().unwrap();
@@ -422,7 +412,7 @@ async fn mastodon_stream(
         )
             .into_response();
     }
-    if let Some(r) = misbehave(&state).await {
+    if let Some(r) = fault(&state, ops::MASTODON_STREAM).await {
         return r;
     }
     let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
@@ -468,7 +458,7 @@ pub fn reddit_comment(id: &str, created_utc: f64, body: &str) -> Value {
 
 async fn reddit_token(State(state): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
     record(&state, "/api/v1/access_token", &HashMap::new(), &headers);
-    if let Some(r) = misbehave(&state).await {
+    if let Some(r) = fault(&state, ops::REDDIT_TOKEN).await {
         return r;
     }
     let mut s = state.lock().unwrap();
@@ -586,7 +576,7 @@ async fn reddit_search(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     record(&state, &format!("/r/{subs}/search"), &q, &headers);
-    if let Some(r) = misbehave(&state).await {
+    if let Some(r) = fault(&state, ops::REDDIT_SEARCH).await {
         return r;
     }
     let needle = q.get("q").cloned().unwrap_or_default().to_lowercase();
@@ -614,7 +604,7 @@ async fn reddit_comments(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     record(&state, &format!("/r/{subs}/comments"), &q, &headers);
-    if let Some(r) = misbehave(&state).await {
+    if let Some(r) = fault(&state, ops::REDDIT_COMMENTS).await {
         return r;
     }
     let comments = state.lock().unwrap().reddit_comments.clone();
@@ -740,10 +730,10 @@ async fn bsky_search_posts(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     record(&state, "/xrpc/app.bsky.feed.searchPosts", &q, &headers);
-    let (posts, remaining, next) = {
-        let mut guard = state.lock().unwrap();
+    let (posts, remaining) = {
+        let guard = state.lock().unwrap();
         // (Cloned whole so the lock is not held while answering.)
-        let s = &mut guard.bsky;
+        let s = &guard.bsky;
         if bearer(&headers).is_none() || bearer(&headers) != s.access {
             return xrpc_error(
                 StatusCode::UNAUTHORIZED,
@@ -754,14 +744,10 @@ async fn bsky_search_posts(
         if s.access_expired {
             return xrpc_error(StatusCode::BAD_REQUEST, "ExpiredToken", "Token has expired");
         }
-        (
-            s.posts.clone(),
-            s.ratelimit_remaining,
-            s.fail_search.pop_front(),
-        )
+        (s.posts.clone(), s.ratelimit_remaining)
     };
-    if let Some(m) = next {
-        return respond_badly(m).await;
+    if let Some(r) = fault(&state, ops::BSKY_SEARCH_POSTS).await {
+        return r;
     }
     let Some(query) = q.get("q") else {
         return xrpc_error(

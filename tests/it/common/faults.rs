@@ -1,13 +1,15 @@
-//! Fault injection and a call log shared by the Slack and Discord fakes: one list of
-//! injected faults, consulted before every handler by a middleware keyed by API method, so a
-//! test can make any call fail the way the real platform fails (429, 5xx, error codes, a
-//! revoked token) and assert how the client paced its calls.
+//! Fault injection and a call log shared by every fake (Slack, Discord and the source APIs):
+//! one list of injected faults, consulted before every handler and keyed by API method, so a
+//! test can make any call fail the way the real service fails (429 with its headers, 5xx for
+//! N calls or for a while, error codes, a revoked token, a malformed or cut-off body, a hang,
+//! a slow answer) and assert how the client paced its calls.
 //!
 //! Method keys: Slack Web API method names (`"chat.postMessage"`, `"chat.update"`, …) plus
 //! `"response_url"` and `"upload"` for the non-API URLs; Discord operations as in its OpenAPI
-//! spec (`"POST /channels/{channel_id}/messages"`, see `discord::ops`). [`ANY`] matches every
-//! method.
+//! spec (`"POST /channels/{channel_id}/messages"`, see `discord::ops`); the source APIs'
+//! routes (see `fake_sources::ops`). [`ANY`] matches every method.
 
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -24,6 +26,8 @@ pub const ANY: &str = "*";
 pub enum Platform {
     Slack,
     Discord,
+    /// A source's plain HTTP API (HN, Mastodon, Reddit, Bluesky).
+    Api,
 }
 
 /// Discord's `X-RateLimit-Scope`.
@@ -48,6 +52,21 @@ pub enum Fault {
     /// An HTTP 5xx from a proxy in front of the API: 500 with an empty body, other codes
     /// with an nginx-style HTML page.
     Http(u16),
+    /// This status with these headers and a small JSON error body (an API's own 429 or 4xx
+    /// with the headers it documents).
+    Status {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+    },
+    /// HTTP 200 whose body is not JSON (an HTML error page behind a JSON content type).
+    Malformed,
+    /// HTTP 200 whose body is cut off mid-way by a connection reset.
+    Truncated,
+    /// Never answers (the client must time out).
+    Hang,
+    /// The handler answers normally, but the answer is held this long (a slow platform:
+    /// the call has taken effect while the client still waits).
+    Slow(Duration),
     /// Slack: HTTP 200 with `{"ok":false,"error":code}`.
     Slack(String),
     /// Discord: `status` with `{"message":message,"code":code}`.
@@ -71,6 +90,13 @@ impl Fault {
         Fault::RateLimited {
             retry_after: Duration::from_secs_f64(secs),
             scope: RateScope::Global,
+        }
+    }
+    /// `status` with `headers` (e.g. `[("x-ratelimit-reset", "42")]`).
+    pub fn status(status: u16, headers: &[(&'static str, &str)]) -> Fault {
+        Fault::Status {
+            status,
+            headers: headers.iter().map(|(k, v)| (*k, v.to_string())).collect(),
         }
     }
     pub fn http(status: u16) -> Fault {
@@ -100,7 +126,13 @@ impl Fault {
 
     fn platform(&self) -> Option<Platform> {
         match self {
-            Fault::RateLimited { .. } | Fault::Http(_) => None,
+            Fault::RateLimited { .. }
+            | Fault::Http(_)
+            | Fault::Status { .. }
+            | Fault::Malformed
+            | Fault::Truncated
+            | Fault::Hang
+            | Fault::Slow(_) => None,
             Fault::Slack(_) => Some(Platform::Slack),
             Fault::Discord { .. } => Some(Platform::Discord),
         }
@@ -248,6 +280,7 @@ impl Faults {
 
     /// Logs a call and decides whether a fault answers it: `Some(None)` for the revoked
     /// token, `Some(Some(fault))` for an injected fault, `None` to let the handler answer.
+    /// A [`Fault::Slow`] is the gate's to apply: the handler still answers.
     pub(crate) fn on_call(&self, method: &str, with_bot_token: bool) -> Option<Option<Fault>> {
         let mut s = self.inner.lock().unwrap();
         let now = Instant::now();
@@ -276,7 +309,7 @@ impl Faults {
         s.calls.push(Call {
             method: method.to_string(),
             at: now,
-            faulted: outcome.is_some(),
+            faulted: !matches!(outcome, None | Some(Some(Fault::Slow(_)))),
         });
         outcome
     }
@@ -298,8 +331,79 @@ fn proxy_page(status: StatusCode) -> Response {
     (status, [("content-type", "text/html")], html).into_response()
 }
 
+/// The answer for a call that `on_call` faulted (`None` = revoked token): the faults every
+/// fake shares are answered here, the platform's own (rate limits, error codes) in its
+/// platform's shape; `bucket` names a Discord route's rate-limit bucket.
+pub async fn answer(platform: Platform, fault: Option<Fault>, bucket: &str) -> Response {
+    match fault {
+        Some(Fault::Status { status, headers }) => {
+            let mut r = (
+                StatusCode::from_u16(status).unwrap(),
+                [("content-type", "application/json")],
+                json!({"error": status}).to_string(),
+            )
+                .into_response();
+            for (k, v) in headers {
+                r.headers_mut().insert(k, HeaderValue::from_str(&v).unwrap());
+            }
+            r
+        }
+        Some(Fault::Malformed) => (
+            [("content-type", "application/json")],
+            "<html>502 Bad Gateway</html>",
+        )
+            .into_response(),
+        Some(Fault::Truncated) => {
+            let parts: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::from_static(b"{\"hits\":[{\"objectID\":\"1\",")),
+                Err(std::io::Error::other("connection reset")),
+            ];
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from_stream(futures_util::stream::iter(parts)))
+                .unwrap()
+        }
+        Some(Fault::Hang) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            StatusCode::GATEWAY_TIMEOUT.into_response()
+        }
+        Some(Fault::Slow(_)) => unreachable!("a slow call is answered by its handler"),
+        fault => match platform {
+            Platform::Slack => slack_answer(fault),
+            Platform::Discord => discord_answer(fault, bucket),
+            Platform::Api => api_answer(fault),
+        },
+    }
+}
+
+/// A source API's answer for `fault` (`None` = revoked token).
+fn api_answer(fault: Option<Fault>) -> Response {
+    match fault {
+        None => (
+            StatusCode::UNAUTHORIZED,
+            [("content-type", "application/json")],
+            json!({"error": "unauthorized"}).to_string(),
+        )
+            .into_response(),
+        Some(Fault::RateLimited { retry_after, .. }) => {
+            let secs = retry_after.as_secs_f64().ceil() as u64;
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [
+                    ("content-type", "application/json".to_string()),
+                    ("retry-after", secs.to_string()),
+                ],
+                json!({"error": 429}).to_string(),
+            )
+                .into_response()
+        }
+        Some(Fault::Http(code)) => proxy_page(StatusCode::from_u16(code).unwrap()),
+        Some(other) => unreachable!("{other:?} is answered by `answer` or refused at inject"),
+    }
+}
+
 /// Slack's answer for `fault` (`None` = revoked token).
-pub fn slack_answer(fault: Option<Fault>) -> Response {
+fn slack_answer(fault: Option<Fault>) -> Response {
     let err = |code: &str| {
         (
             [("content-type", "application/json; charset=utf-8")],
@@ -319,12 +423,12 @@ pub fn slack_answer(fault: Option<Fault>) -> Response {
         }
         Some(Fault::Http(code)) => proxy_page(StatusCode::from_u16(code).unwrap()),
         Some(Fault::Slack(code)) => err(&code),
-        Some(Fault::Discord { .. }) => unreachable!("refused at inject"),
+        Some(other) => unreachable!("{other:?} is answered by `answer` or refused at inject"),
     }
 }
 
 /// Discord's answer for `fault` (`None` = revoked token); `bucket` names the route's bucket.
-pub fn discord_answer(fault: Option<Fault>, bucket: &str) -> Response {
+fn discord_answer(fault: Option<Fault>, bucket: &str) -> Response {
     let err = |status: u16, code: u64, message: &str| {
         (
             StatusCode::from_u16(status).unwrap(),
@@ -384,6 +488,6 @@ pub fn discord_answer(fault: Option<Fault>, bucket: &str) -> Response {
             code,
             message,
         }) => err(status, code, &message),
-        Some(Fault::Slack(_)) => unreachable!("refused at inject"),
+        Some(other) => unreachable!("{other:?} is answered by `answer` or refused at inject"),
     }
 }

@@ -9,7 +9,7 @@ pub mod schema;
 pub mod slack_spec;
 pub mod violations;
 
-use faults::{Faults, Platform};
+use faults::{Fault, Faults, Platform};
 use violations::{Guard, Severity, Violation, Violations};
 
 use axum::body::Bytes;
@@ -69,11 +69,6 @@ pub struct SlackPost {
 #[derive(Default)]
 pub struct SlackState {
     pub posts: Vec<SlackPost>,
-    /// Answer the next N `chat.postMessage` calls with 429 + `Retry-After: 1`.
-    pub rate_limit_next: u32,
-    pub rate_limited: u32,
-    /// Hold each `chat.postMessage` answer this long after recording the message.
-    pub post_delay: Duration,
     pub history_calls: u32,
     pub list_calls: u32,
     pub bad_auth: u32,
@@ -486,9 +481,11 @@ async fn slack_gate(
             },
         });
     }
-    if let Some(fault) = g.faults.on_call(method, with_bot_token) {
-        return faults::slack_answer(fault);
-    }
+    let hold = match g.faults.on_call(method, with_bot_token) {
+        None => Duration::ZERO,
+        Some(Some(Fault::Slow(hold))) => hold,
+        Some(fault) => return faults::answer(Platform::Slack, fault, "").await,
+    };
     if method == "response_url" {
         // Response URLs answer a refused payload with HTTP 400 and the bare error code
         // (slackapi/java-slack-sdk#1017, sourcegraph/sourcegraph#49979: `400 invalid_blocks`).
@@ -499,11 +496,14 @@ async fn slack_gate(
         return Json(body).into_response();
     }
     parts.extensions.insert(SlackArgs(Value::Object(args)));
-    next.run(axum::extract::Request::from_parts(
-        parts,
-        axum::body::Body::from(bytes),
-    ))
-    .await
+    let answer = next
+        .run(axum::extract::Request::from_parts(
+            parts,
+            axum::body::Body::from(bytes),
+        ))
+        .await;
+    tokio::time::sleep(hold).await;
+    answer
 }
 
 /// A string argument (Slack takes numbers as strings and the reverse).
@@ -554,18 +554,8 @@ async fn post_message(
         state.lock().unwrap().bad_auth += 1;
         return slack_error("invalid_auth");
     }
-    let (delay, ts, channel) = {
+    let (ts, channel) = {
         let mut s = state.lock().unwrap();
-        if s.rate_limit_next > 0 {
-            s.rate_limit_next -= 1;
-            s.rate_limited += 1;
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", "1"), ("content-type", "application/json")],
-                json!({"ok": false, "error": "ratelimited"}).to_string(),
-            )
-                .into_response();
-        }
         let Some(channel) = body["channel"].as_str().and_then(channel_id) else {
             return slack_error("channel_not_found");
         };
@@ -581,11 +571,8 @@ async fn post_message(
             ts: ts.clone(),
             body: body.clone(),
         });
-        (s.post_delay, ts, channel)
+        (ts, channel)
     };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
     Json(json!({
         "ok": true,
         "channel": channel,
