@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::discord::{ops, FakeDiscord, APP_ID, CHANNEL, DISCORD_TOKEN, GUILD_ID};
+use common::discord::{ops, FakeDiscord, CHANNEL, DISCORD_TOKEN};
 use common::faults::Fault;
 use common::*;
 
@@ -105,67 +105,25 @@ async fn run_for(text: String, limit: std::time::Duration) -> Run {
     }
 }
 
-const SOURCE: &str = r#"
-[[sources]]
-name = "news"
-kind = "rss"
-url = "http://127.0.0.1:9/feed.xml"
-every = "5m"
-allow_private = true
-"#;
+/// A feed source nothing answers on (`check --online` does not poll sources).
+fn with_source(config: ConfigBuilder) -> ConfigBuilder {
+    config
+        .rss("news", "http://127.0.0.1:9/feed.xml")
+        .key("every", "5m")
+}
 
-fn slack_config(slack: &FakeSlack, targets: &[&str], extra: &str) -> String {
-    let alert: Vec<String> = targets.iter().map(|t| format!("{t:?}")).collect();
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[slack]
-bot_token = "{BOT_TOKEN}"
-signing_secret = "{SIGNING_SECRET}"
-api_url = "{api}"
-{extra}
-{SOURCE}
-[[rules]]
-name = "acme"
-query = "acme"
-alert = [{alert}]
-"#,
-        api = slack.api_url(),
-        alert = alert.join(", "),
-    )
+fn slack_config(slack: &FakeSlack, targets: &[&str], app_token: Option<&str>) -> String {
+    let mut config = ConfigBuilder::new().slack(slack);
+    if let Some(token) = app_token {
+        config = config.key("app_token", token);
+    }
+    with_source(config).rule("acme", "acme", targets).toml()
 }
 
 fn discord_config(discord: &FakeDiscord, targets: &[&str]) -> String {
-    let alert: Vec<String> = targets.iter().map(|t| format!("{t:?}")).collect();
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[discord]
-bot_token = "{DISCORD_TOKEN}"
-application_id = "{APP_ID}"
-public_key = "{key}"
-api_url = "{api}"
-guild_id = "{GUILD_ID}"
-{SOURCE}
-[[rules]]
-name = "acme"
-query = "acme"
-alert = [{alert}]
-"#,
-        key = common::discord::public_key_hex(),
-        api = discord.api_url(),
-        alert = alert.join(", "),
-    )
+    with_source(ConfigBuilder::new().discord(discord))
+        .rule("acme", "acme", targets)
+        .toml()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,7 +131,7 @@ async fn slack_check_online_passes_a_good_config_and_says_what_it_checked() {
     let slack = FakeSlack::start().await;
     let run = mentiondesk(
         &["check", "--online"],
-        slack_config(&slack, &["slack:#pr-alerts", "slack:C0PRLEADS0"], ""),
+        slack_config(&slack, &["slack:#pr-alerts", "slack:C0PRLEADS0"], None),
     )
     .await;
     assert_eq!(run.code, Some(0), "{}{}", run.stdout, run.stderr);
@@ -221,7 +179,7 @@ async fn slack_check_online_names_each_unusable_target_with_its_fix() {
                 "slack:#war-room",
                 "slack:C0SECRET01",
             ],
-            "",
+            None,
         ),
     )
     .await;
@@ -365,11 +323,7 @@ async fn discord_check_online_names_an_unknown_channel_and_missing_access_with_t
 async fn run_with_a_refused_slack_app_token_stops_with_the_fix_and_hides_it() {
     let slack = FakeSlack::start().await;
     let wrong = "xapp-1-A0WRONG-0000-deadbeefcafe";
-    let text = slack_config(
-        &slack,
-        &["slack:#pr-alerts"],
-        &format!("app_token = \"{wrong}\""),
-    );
+    let text = slack_config(&slack, &["slack:#pr-alerts"], Some(wrong));
     let run = run_for(text.clone(), std::time::Duration::from_secs(30)).await;
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
     assert_eq!(slack.faults.count("apps.connections.open"), 1);
@@ -405,11 +359,7 @@ async fn run_with_a_refused_slack_app_token_stops_with_the_fix_and_hides_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_slack_app_token_passes_check_online_and_run_keeps_running() {
     let slack = FakeSlack::start().await;
-    let text = slack_config(
-        &slack,
-        &["slack:#pr-alerts"],
-        &format!("app_token = \"{APP_TOKEN}\""),
-    );
+    let text = slack_config(&slack, &["slack:#pr-alerts"], Some(APP_TOKEN));
     let check = mentiondesk(&["check", "--online"], text.clone()).await;
     assert_eq!(check.code, Some(0), "{}{}", check.stdout, check.stderr);
     assert_eq!(

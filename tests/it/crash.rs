@@ -16,38 +16,12 @@ use std::time::Duration;
 const ITEMS: usize = 30;
 
 fn write_config(dir: &Path, slack: &FakeSlack, feed_url: &str) -> std::path::PathBuf {
-    let text = format!(
-        r#"
-[store]
-path = "{store}"
-
-[server]
-listen = "127.0.0.1:{port}"
-
-[slack]
-bot_token = "{BOT_TOKEN}"
-signing_secret = "test-signing-secret"
-api_url = "{api}"
-
-[[sources]]
-name = "news"
-kind = "rss"
-url = "{feed_url}"
-every = "1s"
-allow_private = true
-
-[[rules]]
-name = "acme"
-query = "acme"
-alert = ["slack:#pr-alerts"]
-"#,
-        store = dir.join("store").display(),
-        port = free_port(),
-        api = slack.api_url(),
-    );
-    let path = dir.join("mentiondesk.toml");
-    std::fs::write(&path, text).unwrap();
-    path
+    ConfigBuilder::new()
+        .slack(slack)
+        .rss("news", feed_url)
+        .rule("acme", "acme", &["slack:#pr-alerts"])
+        .write(dir, "mentiondesk.toml")
+        .0
 }
 
 fn spawn(config: &Path, dir: &Path, n: usize) -> Child {
@@ -67,7 +41,9 @@ async fn sigkill_while_posting_loses_nothing_and_posts_nothing_twice() {
     let slack = FakeSlack::start().await;
     // Each post is recorded at once but answered late: a kill in that window leaves an
     // entry in flight that Slack already has.
-    slack.faults.always("chat.postMessage", Fault::Slow(Duration::from_millis(150)));
+    slack
+        .faults
+        .always("chat.postMessage", Fault::Slow(Duration::from_millis(150)));
     let mut items: Vec<(String, String, String)> = (0..ITEMS)
         .map(|i| {
             (
@@ -129,7 +105,9 @@ async fn sigkill_while_posting_loses_nothing_and_posts_nothing_twice() {
 async fn sigterm_stops_cleanly_after_the_post_in_flight() {
     let slack = FakeSlack::start().await;
     // Slow answers: SIGTERM arrives while a post is waiting for Slack.
-    slack.faults.always("chat.postMessage", Fault::Slow(Duration::from_millis(400)));
+    slack
+        .faults
+        .always("chat.postMessage", Fault::Slow(Duration::from_millis(400)));
     let items: Vec<(String, String, String)> = (0..5)
         .map(|i| {
             (
@@ -180,7 +158,9 @@ async fn sigterm_stops_cleanly_after_the_post_in_flight() {
 async fn sigkill_while_posting_to_discord_posts_nothing_twice() {
     use common::discord::*;
     let discord = FakeDiscord::start().await;
-    discord.faults.always(ops::CREATE_MESSAGE, Fault::Slow(Duration::from_millis(150)));
+    discord
+        .faults
+        .always(ops::CREATE_MESSAGE, Fault::Slow(Duration::from_millis(150)));
     let n = 12;
     let items: Vec<(String, String, String)> = (0..n)
         .map(|i| {
@@ -193,36 +173,12 @@ async fn sigkill_while_posting_to_discord_posts_nothing_twice() {
         .collect();
     let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(rss(&items)))]).await;
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"
-[store]
-path = "{store}"
-[server]
-listen = "127.0.0.1:{port}"
-[discord]
-bot_token = "{DISCORD_TOKEN}"
-application_id = "{APP_ID}"
-public_key = "{key}"
-api_url = "{api}"
-[[sources]]
-name = "news"
-kind = "rss"
-url = "{feed}"
-every = "1s"
-allow_private = true
-[[rules]]
-name = "acme"
-query = "acme"
-alert = ["discord:{CHANNEL}"]
-"#,
-        store = dir.path().join("store").display(),
-        port = free_port(),
-        key = public_key_hex(),
-        api = discord.api_url(),
-        feed = feeds.url("/feed.xml"),
-    );
-    let config = dir.path().join("d.toml");
-    std::fs::write(&config, text).unwrap();
+    let (config, _) = ConfigBuilder::new()
+        .discord(&discord)
+        .without("guild_id")
+        .rss("news", &feeds.url("/feed.xml"))
+        .rule("acme", "acme", &[&format!("discord:{CHANNEL}")])
+        .write(dir.path(), "d.toml");
     for (run, kill_after) in [(0, 2usize), (1, 6)] {
         let mut child = spawn(&config, dir.path(), run);
         discord
@@ -409,7 +365,9 @@ async fn slack_thread_note_in_flight_at_a_crash_is_found_and_not_posted_again() 
     )
     .await
     .unwrap();
-    slack.faults.always("chat.postMessage", Fault::Slow(Duration::from_secs(30)));
+    slack
+        .faults
+        .always("chat.postMessage", Fault::Slow(Duration::from_secs(30)));
     crash_relay_when(
         &store,
         &platforms,
@@ -462,7 +420,9 @@ async fn slack_channel_note_crash(chatter: usize) {
         .collect();
     assert_eq!(kinds, [false, true], "a thread note, then the channel note");
     // The thread note is answered at once; the channel note reaches Slack, then the crash.
-    slack.faults.always("chat.postMessage", Fault::Slow(Duration::from_millis(1500)));
+    slack
+        .faults
+        .always("chat.postMessage", Fault::Slow(Duration::from_millis(1500)));
     crash_relay_when(
         &store,
         &platforms,
@@ -534,7 +494,10 @@ async fn discord_channel_note_in_flight_at_a_crash_is_found_and_not_posted_again
         due: now,
     };
     desk.fire(&timer, now).await.unwrap();
-    discord.faults.always(ops::CREATE_MESSAGE, Fault::Slow(Duration::from_millis(1500)));
+    discord.faults.always(
+        ops::CREATE_MESSAGE,
+        Fault::Slow(Duration::from_millis(1500)),
+    );
     let escalations = |d: &FakeDiscord| {
         d.roots()
             .into_iter()

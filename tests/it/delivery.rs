@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::discord::{ops, FakeDiscord, APP_ID, CHANNEL, CHANNEL2, DISCORD_TOKEN, GUILD_ID};
+use common::discord::{ops, FakeDiscord, CHANNEL, CHANNEL2};
 use common::faults::{Fault, ANY};
 use common::*;
 use serde_json::Value;
@@ -59,74 +59,27 @@ fn items(n: usize) -> Vec<(String, String, String)> {
     (0..n).map(item).collect()
 }
 
-fn slack_config(slack: &FakeSlack, feed_url: &str, targets: &str) -> String {
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[slack]
-bot_token = "{BOT_TOKEN}"
-signing_secret = "{SIGNING_SECRET}"
-api_url = "{api}"
-
-[[sources]]
-name = "news"
-kind = "rss"
-url = "{feed_url}"
-every = "1s"
-timeout = "2s"
-allow_private = true
-
-[[rules]]
-name = "acme"
-query = "acme"
-alert = [{targets}]
-
-[desk]
-escalate_after = "1h"
-"#,
-        api = slack.api_url(),
-    )
+fn slack_config(slack: &FakeSlack, feed_url: &str, targets: &[&str]) -> String {
+    ConfigBuilder::new()
+        .slack(slack)
+        .rss("news", feed_url)
+        .key("timeout", "2s")
+        .rule("acme", "acme", targets)
+        .desk()
+        .toml()
 }
 
 fn discord_config(discord: &FakeDiscord, feed_url: &str) -> String {
-    format!(
-        r#"
-[store]
-path = "{{store}}"
+    discord_config_to(discord, feed_url, &[&format!("discord:{CHANNEL}")])
+}
 
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[discord]
-bot_token = "{DISCORD_TOKEN}"
-application_id = "{APP_ID}"
-public_key = "{key}"
-api_url = "{api}"
-guild_id = "{GUILD_ID}"
-
-[[sources]]
-name = "news"
-kind = "rss"
-url = "{feed_url}"
-every = "1s"
-allow_private = true
-
-[[rules]]
-name = "acme"
-query = "acme"
-alert = ["discord:{CHANNEL}"]
-
-[desk]
-escalate_after = "1h"
-"#,
-        key = common::discord::public_key_hex(),
-        api = discord.api_url(),
-    )
+fn discord_config_to(discord: &FakeDiscord, feed_url: &str, targets: &[&str]) -> String {
+    ConfigBuilder::new()
+        .discord(discord)
+        .rss("news", feed_url)
+        .rule("acme", "acme", targets)
+        .desk()
+        .toml()
 }
 
 /// How many Slack posts carry each item's marker.
@@ -175,7 +128,7 @@ async fn slack_429_holds_every_call_to_slack_for_its_retry_after() {
         .faults
         .next("chat.postMessage", 6, Fault::rate_limited(2.0));
     let feed = LiveFeed::start(items(4)).await;
-    let daemon = Daemon::start(&slack_config(&slack, &feed.url, "\"slack:#pr-alerts\"")).await;
+    let daemon = Daemon::start(&slack_config(&slack, &feed.url, &["slack:#pr-alerts"])).await;
 
     slack.wait_for_posts(4, 40).await;
     let calls = slack.faults.calls();
@@ -209,7 +162,7 @@ async fn slack_429_holds_every_call_to_slack_for_its_retry_after() {
 async fn refused_chat_update_backs_off() {
     let slack = FakeSlack::start().await;
     let feed = LiveFeed::start(items(1)).await;
-    let daemon = Daemon::start(&slack_config(&slack, &feed.url, "\"slack:#pr-alerts\"")).await;
+    let daemon = Daemon::start(&slack_config(&slack, &feed.url, &["slack:#pr-alerts"])).await;
     slack.wait_for_posts(1, 15).await;
 
     // An error Slack does not document as permanent: retried, with backoff.
@@ -250,7 +203,7 @@ async fn refused_chat_update_backs_off() {
 async fn revoked_token_parks_reports_unhealthy_and_resumes_after_restart() {
     let slack = FakeSlack::start().await;
     let feed = LiveFeed::start(items(1)).await;
-    let config = slack_config(&slack, &feed.url, "\"slack:#pr-alerts\"");
+    let config = slack_config(&slack, &feed.url, &["slack:#pr-alerts"]);
     let daemon = Daemon::start(&config).await;
     slack.wait_for_posts(1, 15).await;
     let (code, h) = healthz(&daemon).await;
@@ -347,7 +300,7 @@ async fn slack_outage_costs_few_calls_and_everything_is_delivered_after() {
     slack.faults.until(ANY, outage_end, Fault::http(503));
     let feed = LiveFeed::start(items(10)).await;
     let t0 = Instant::now();
-    let daemon = Daemon::start(&slack_config(&slack, &feed.url, "\"slack:#pr-alerts\"")).await;
+    let daemon = Daemon::start(&slack_config(&slack, &feed.url, &["slack:#pr-alerts"])).await;
 
     poll_until(50, "all ten alerts after the outage", || {
         (posts_per_item(&slack).len() == 10).then_some(())
@@ -377,7 +330,7 @@ async fn channel_not_found_degrades_only_that_target_and_shows_in_desk_list() {
     let daemon = Daemon::start(&slack_config(
         &slack,
         &feed.url,
-        "\"slack:#pr-alerts\", \"slack:#gone\"",
+        &["slack:#pr-alerts", "slack:#gone"],
     ))
     .await;
     slack.wait_for_posts(3, 20).await;
@@ -424,7 +377,7 @@ async fn refused_content_is_parked_visible_and_sent_after_a_restart() {
         .faults
         .always("chat.postMessage", Fault::slack("invalid_blocks"));
     let feed = LiveFeed::start(items(1)).await;
-    let config = slack_config(&slack, &feed.url, "\"slack:#pr-alerts\"");
+    let config = slack_config(&slack, &feed.url, &["slack:#pr-alerts"]);
     let daemon = Daemon::start(&config).await;
     poll_until(15, "a refused post", || {
         (slack.faults.faulted("chat.postMessage") > 0).then_some(())
@@ -533,7 +486,9 @@ async fn discord_note_in_flight_at_a_crash_is_found_and_not_posted_again() {
         .await;
     // The note is stored by Discord at once but answered late: a kill in that window
     // leaves the entry in flight although Discord has the note.
-    discord.faults.always(ops::CREATE_MESSAGE, Fault::Slow(Duration::from_secs(10)));
+    discord
+        .faults
+        .always(ops::CREATE_MESSAGE, Fault::Slow(Duration::from_secs(10)));
     feed.push(("s2".into(), story.into(), "acme second report".into()));
     discord
         .wait_until(20, "note reached Discord", |d| {
@@ -582,7 +537,7 @@ async fn check_online_and_start_up_report_a_refused_token_with_its_fix() {
     slack.faults.revoke_token();
     let feed = LiveFeed::start(items(1)).await;
     let dir = tempfile::tempdir().unwrap();
-    let text = slack_config(&slack, &feed.url, "\"slack:#pr-alerts\"")
+    let text = slack_config(&slack, &feed.url, &["slack:#pr-alerts"])
         .replace("{store}", &dir.path().join("store").display().to_string())
         .replace("{port}", &free_port().to_string());
     let path = dir.path().join("mentiondesk.toml");
@@ -728,7 +683,7 @@ async fn missing_scope_is_probed_by_a_delivery_and_logged_once() {
     let feed = LiveFeed::start(items(2)).await;
     let dir = tempfile::tempdir().unwrap();
     let (config, port) = write_config(
-        &slack_config(&slack, &feed.url, "\"slack:#pr-alerts\""),
+        &slack_config(&slack, &feed.url, &["slack:#pr-alerts"]),
         dir.path(),
     );
     let mut child = spawn_daemon(&config, dir.path(), 0);
@@ -803,7 +758,7 @@ async fn slack_service_unavailable_holds_the_platform_like_an_outage() {
         .until(ANY, outage_end, Fault::slack("service_unavailable"));
     let feed = LiveFeed::start(items(10)).await;
     let t0 = Instant::now();
-    let daemon = Daemon::start(&slack_config(&slack, &feed.url, "\"slack:#pr-alerts\"")).await;
+    let daemon = Daemon::start(&slack_config(&slack, &feed.url, &["slack:#pr-alerts"])).await;
 
     poll_until(50, "all ten alerts after Slack recovered", || {
         (posts_per_item(&slack).len() == 10).then_some(())
@@ -829,7 +784,7 @@ async fn slack_service_unavailable_holds_the_platform_like_an_outage() {
 async fn updates_of_a_deleted_slack_alert_end_without_parking() {
     let slack = FakeSlack::start().await;
     let feed = LiveFeed::start(items(1)).await;
-    let daemon = Daemon::start(&slack_config(&slack, &feed.url, "\"slack:#pr-alerts\"")).await;
+    let daemon = Daemon::start(&slack_config(&slack, &feed.url, &["slack:#pr-alerts"])).await;
     slack.wait_for_posts(1, 15).await;
     slack
         .faults
@@ -925,7 +880,7 @@ async fn a_note_for_a_deleted_discord_alert_ends_without_parking() {
 async fn snooze_choices_wait_out_a_429_on_the_response_url() {
     let slack = FakeSlack::start().await;
     let feed = LiveFeed::start(items(1)).await;
-    let daemon = Daemon::start(&slack_config(&slack, &feed.url, "\"slack:#pr-alerts\"")).await;
+    let daemon = Daemon::start(&slack_config(&slack, &feed.url, &["slack:#pr-alerts"])).await;
     slack.wait_for_posts(1, 15).await;
     slack
         .faults
@@ -961,9 +916,13 @@ async fn snooze_choices_wait_out_a_429_on_the_response_url() {
 async fn one_alert_to_two_discord_channels_appears_in_both() {
     let discord = FakeDiscord::start().await;
     let feed = LiveFeed::start(items(1)).await;
-    let config = discord_config(&discord, &feed.url).replace(
-        &format!("alert = [\"discord:{CHANNEL}\"]"),
-        &format!("alert = [\"discord:{CHANNEL}\", \"discord:{CHANNEL2}\"]"),
+    let config = discord_config_to(
+        &discord,
+        &feed.url,
+        &[
+            &format!("discord:{CHANNEL}"),
+            &format!("discord:{CHANNEL2}"),
+        ],
     );
     let daemon = Daemon::start(&config).await;
     let in_channel = |d: &FakeDiscord, c: &str| {

@@ -628,48 +628,17 @@ async fn a_new_rule_does_not_spike_before_it_has_a_baseline() {
 }
 
 fn chat_config(slack: &FakeSlack, discord: &FakeDiscord, feed_url: &str) -> String {
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[slack]
-bot_token = "{BOT_TOKEN}"
-signing_secret = "{SIGNING_SECRET}"
-api_url = "{slack_api}"
-
-[discord]
-bot_token = "{DISCORD_TOKEN}"
-application_id = "{APP_ID}"
-public_key = "{key}"
-api_url = "{discord_api}"
-guild_id = "{GUILD_ID}"
-
-[[sources]]
-name = "news"
-kind = "rss"
-url = "{feed_url}"
-every = "1s"
-allow_private = true
-
-[[rules]]
-name = "acme"
-query = "acme"
-alert = ["slack:#pr-alerts"]
-
-[[digest]]
-name = "Acme morning"
-schedule = "0 0 9 1 1 * 2099"
-timezone = "Europe/Berlin"
-to = ["slack:#pr-alerts", "discord:{CHANNEL}"]
-"#,
-        slack_api = slack.api_url(),
-        discord_api = discord.api_url(),
-        key = public_key_hex(),
-    )
+    ConfigBuilder::new()
+        .slack(slack)
+        .discord(discord)
+        .rss("news", feed_url)
+        .rule("acme", "acme", &["slack:#pr-alerts"])
+        .table("[[digest]]")
+        .key("name", "Acme morning")
+        .key("schedule", "0 0 9 1 1 * 2099")
+        .key("timezone", "Europe/Berlin")
+        .key("to", ["slack:#pr-alerts", &format!("discord:{CHANNEL}")])
+        .toml()
 }
 
 fn assert_png(bytes: &[u8]) {

@@ -11,39 +11,12 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 fn config(discord: &FakeDiscord, feed_url: &str) -> String {
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[discord]
-bot_token = "{DISCORD_TOKEN}"
-application_id = "{APP_ID}"
-public_key = "{key}"
-api_url = "{api}"
-guild_id = "{GUILD_ID}"
-
-[[sources]]
-name = "news"
-kind = "rss"
-url = "{feed_url}"
-every = "1s"
-allow_private = true
-
-[[rules]]
-name = "acme"
-query = "acme"
-alert = ["discord:{CHANNEL}"]
-
-[desk]
-escalate_after = "1h"
-"#,
-        key = public_key_hex(),
-        api = discord.api_url(),
-    )
+    ConfigBuilder::new()
+        .discord(discord)
+        .rss("news", feed_url)
+        .rule("acme", "acme", &[&format!("discord:{CHANNEL}")])
+        .desk()
+        .toml()
 }
 
 struct Setup {
@@ -550,10 +523,13 @@ async fn gateway_mode_serves_interactions_without_a_public_endpoint() {
         "acme broke".to_string(),
     )];
     let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(rss(&items)))]).await;
-    let cfg = config(&discord, &feeds.url("/feed.xml")).replace(
-        &format!("guild_id = \"{GUILD_ID}\""),
-        &format!("guild_id = \"{GUILD_ID}\"\ngateway = true"),
-    );
+    let cfg = ConfigBuilder::new()
+        .discord(&discord)
+        .key("gateway", true)
+        .rss("news", &feeds.url("/feed.xml"))
+        .rule("acme", "acme", &[&format!("discord:{CHANNEL}")])
+        .desk()
+        .toml();
     let daemon = Daemon::start(&cfg).await;
     discord
         .wait_until(15, "alert posted", |d| d.roots().first().cloned())

@@ -19,36 +19,12 @@ const SLACK_SECTION_MAX: usize = 3000;
 const SLACK_TEXT_MAX: usize = 40_000;
 
 fn slack_config(slack: &FakeSlack, feed_url: &str) -> String {
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[slack]
-bot_token = "{BOT_TOKEN}"
-signing_secret = "{SIGNING_SECRET}"
-api_url = "{api}"
-
-[[sources]]
-name = "news"
-kind = "rss"
-url = "{feed_url}"
-every = "1s"
-allow_private = true
-
-[[rules]]
-name = "acme"
-query = "acme"
-alert = ["slack:#pr-alerts"]
-
-[desk]
-escalate_after = "1h"
-"#,
-        api = slack.api_url(),
-    )
+    ConfigBuilder::new()
+        .slack(slack)
+        .rss("news", feed_url)
+        .rule("acme", "acme", &["slack:#pr-alerts"])
+        .desk()
+        .toml()
 }
 
 struct SlackSetup {
@@ -353,39 +329,12 @@ async fn slack_upload_url_is_requested_with_post() {
 // ---------------------------------------------------------------- Discord
 
 fn discord_config(discord: &FakeDiscord, feed_url: &str) -> String {
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[discord]
-bot_token = "{DISCORD_TOKEN}"
-application_id = "{APP_ID}"
-public_key = "{key}"
-api_url = "{api}"
-guild_id = "{GUILD_ID}"
-
-[[sources]]
-name = "news"
-kind = "rss"
-url = "{feed_url}"
-every = "1s"
-allow_private = true
-
-[[rules]]
-name = "acme"
-query = "acme"
-alert = ["discord:{CHANNEL}"]
-
-[desk]
-escalate_after = "1h"
-"#,
-        key = public_key_hex(),
-        api = discord.api_url(),
-    )
+    ConfigBuilder::new()
+        .discord(discord)
+        .rss("news", feed_url)
+        .rule("acme", "acme", &[&format!("discord:{CHANNEL}")])
+        .desk()
+        .toml()
 }
 
 struct DiscordSetup {

@@ -3,7 +3,6 @@
 
 mod common;
 
-
 mod analysis_cli;
 mod analysis_parity;
 mod check_online;

@@ -8,39 +8,22 @@ use common::*;
 use serde_json::Value;
 use std::time::Duration;
 
-fn config_text(slack: &FakeSlack, sources: &str) -> String {
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[slack]
-bot_token = "{BOT_TOKEN}"
-signing_secret = "{SIGNING_SECRET}"
-api_url = "{api}"
-
-{sources}
-
-[[rules]]
-name = "acme"
-query = '(acme OR "acme corp") AND NOT hiring'
-alert = ["slack:#pr-alerts"]
-priority = "normal"
-"#,
-        api = slack.api_url(),
-    )
+/// Rss sources (name, url), polled every second with a 2 s timeout.
+fn config_text(slack: &FakeSlack, sources: &[(&str, &str)]) -> String {
+    let mut config = ConfigBuilder::new().slack(slack);
+    for (name, url) in sources {
+        config = config.rss(name, url).key("timeout", "2s");
+    }
+    config
+        .table("[[rules]]")
+        .key("name", "acme")
+        .key("query", "(acme OR \"acme corp\") AND NOT hiring")
+        .key("alert", ["slack:#pr-alerts"])
+        .key("priority", "normal")
+        .toml()
 }
 
-fn rss_source(name: &str, url: &str) -> String {
-    format!(
-        "[[sources]]\nname = \"{name}\"\nkind = \"rss\"\nurl = \"{url}\"\nevery = \"1s\"\ntimeout = \"2s\"\nallow_private = true\n"
-    )
-}
-
-async fn start(slack: &FakeSlack, sources: &str) -> Daemon {
+async fn start(slack: &FakeSlack, sources: &[(&str, &str)]) -> Daemon {
     Daemon::start(&config_text(slack, sources)).await
 }
 
@@ -61,7 +44,7 @@ async fn matching_item_becomes_exactly_one_block_kit_post() {
         item("g3", "Acme is hiring", "Acme hiring engineers"),
     ]);
     let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(feed))]).await;
-    let daemon = start(&slack, &rss_source("news", &feeds.url("/feed.xml"))).await;
+    let daemon = start(&slack, &[("news", &feeds.url("/feed.xml"))]).await;
 
     let posts = slack.wait_for_posts(1, 15).await;
     // Let a few more polls happen: the same items must not be posted again.
@@ -121,7 +104,7 @@ async fn rate_limited_post_is_waited_out_and_lands_once() {
     let feed = rss(&[item("r1", "Acme", "acme broke my phone")]);
     let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(feed))]).await;
     let started = std::time::Instant::now();
-    let daemon = start(&slack, &rss_source("news", &feeds.url("/feed.xml"))).await;
+    let daemon = start(&slack, &[("news", &feeds.url("/feed.xml"))]).await;
     slack.wait_for_posts(1, 20).await;
     assert!(
         started.elapsed() >= Duration::from_secs(2),
@@ -142,7 +125,7 @@ async fn hostile_text_reaches_slack_escaped() {
         "<!channel> <@U123> &lt;b&gt; *bold* acme",
     )]);
     let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(feed))]).await;
-    let daemon = start(&slack, &rss_source("news", &feeds.url("/feed.xml"))).await;
+    let daemon = start(&slack, &[("news", &feeds.url("/feed.xml"))]).await;
     let posts = slack.wait_for_posts(1, 15).await;
     let body = &posts[0].body;
     let everything = body.to_string();
@@ -196,14 +179,16 @@ async fn broken_feeds_are_reported_and_do_not_stop_good_ones() {
         ("/bomb.xml", bomb),
     ])
     .await;
-    let sources = [
-        rss_source("bad-xml", &feeds.url("/malformed.xml")),
-        rss_source("server-error", &feeds.url("/500.xml")),
-        rss_source("bomb", &feeds.url("/bomb.xml")),
-        rss_source("good", &feeds.url("/good.xml")),
-    ]
-    .join("\n");
-    let daemon = start(&slack, &sources).await;
+    let daemon = start(
+        &slack,
+        &[
+            ("bad-xml", &feeds.url("/malformed.xml")),
+            ("server-error", &feeds.url("/500.xml")),
+            ("bomb", &feeds.url("/bomb.xml")),
+            ("good", &feeds.url("/good.xml")),
+        ],
+    )
+    .await;
     slack.wait_for_posts(1, 15).await;
 
     // Wait until every source has polled at least once.

@@ -8,38 +8,17 @@ use common::*;
 use serde_json::json;
 use std::time::Duration;
 
-fn config(slack: &FakeSlack, feed_url: &str, desk: &str) -> String {
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[slack]
-bot_token = "{BOT_TOKEN}"
-signing_secret = "{SIGNING_SECRET}"
-api_url = "{api}"
-
-[[sources]]
-name = "news"
-kind = "rss"
-url = "{feed_url}"
-every = "1s"
-allow_private = true
-
-[[rules]]
-name = "acme"
-query = "acme"
-alert = ["slack:#pr-alerts"]
-
-[desk]
-escalate_after = "1h"
-{desk}
-"#,
-        api = slack.api_url(),
-    )
+fn config(slack: &FakeSlack, feed_url: &str, allowed: &[&str]) -> String {
+    let desk = ConfigBuilder::new()
+        .slack(slack)
+        .rss("news", feed_url)
+        .rule("acme", "acme", &["slack:#pr-alerts"])
+        .desk();
+    if allowed.is_empty() {
+        desk.toml()
+    } else {
+        desk.key("allowed", allowed).toml()
+    }
 }
 
 struct Setup {
@@ -50,7 +29,7 @@ struct Setup {
 }
 
 /// A daemon with one alert (#1) posted; `items` more feed items are available.
-async fn setup(desk: &str, items: &[(String, String, String)]) -> Setup {
+async fn setup(allowed: &[&str], items: &[(String, String, String)]) -> Setup {
     let slack = FakeSlack::start().await;
     let mut all = vec![(
         "first".to_string(),
@@ -59,7 +38,7 @@ async fn setup(desk: &str, items: &[(String, String, String)]) -> Setup {
     )];
     all.extend_from_slice(items);
     let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(rss(&all)))]).await;
-    let daemon = Daemon::start(&config(&slack, &feeds.url("/feed.xml"), desk)).await;
+    let daemon = Daemon::start(&config(&slack, &feeds.url("/feed.xml"), allowed)).await;
     let roots = slack.wait_for_posts(1, 15).await;
     Setup {
         root_ts: roots[0].ts.clone(),
@@ -85,7 +64,7 @@ fn state_line(update: &serde_json::Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_claim_edits_the_root_notes_the_thread_and_replay_changes_nothing() {
-    let s = setup("", &[]).await;
+    let s = setup(&[], &[]).await;
     let body = command_body(&s.slack, "claim 1", "U0DANA", "trig-1");
     let resp = s.daemon.slack_post("/slack/commands", &body).await;
     assert_eq!(resp.status(), 200);
@@ -160,7 +139,7 @@ async fn signed_claim_edits_the_root_notes_the_thread_and_replay_changes_nothing
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_stale_and_unsigned_requests_get_401_and_change_nothing() {
-    let s = setup("", &[]).await;
+    let s = setup(&[], &[]).await;
     let body = command_body(&s.slack, "claim 1", "U0EVE", "trig-evil");
     let now = chrono::Utc::now().timestamp();
     let forged = mentiondesk::server::slack::sign("not-the-secret", now, body.as_bytes());
@@ -194,7 +173,7 @@ async fn forged_stale_and_unsigned_requests_get_401_and_change_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_button_works() {
     let s = setup(
-        "",
+        &[],
         &[(
             "second".into(),
             "Acme again".into(),
@@ -350,7 +329,7 @@ async fn every_button_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_concurrent_claims_have_one_winner_and_the_other_is_told_who() {
-    let s = setup("", &[]).await;
+    let s = setup(&[], &[]).await;
     let a = button_body(&s.slack, "desk_claim", "1", "U0ANA", "c1");
     let b = button_body(&s.slack, "desk_claim", "1", "U0BEN", "c2");
     let (ra, rb) = tokio::join!(
@@ -387,7 +366,7 @@ async fn two_concurrent_claims_have_one_winner_and_the_other_is_told_who() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subcommand_answers_including_errors() {
     let s = setup(
-        "",
+        &[],
         &[(
             "second".into(),
             "Acme again".into(),
@@ -467,7 +446,7 @@ async fn every_subcommand_answers_including_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn people_outside_the_allowed_list_are_refused_privately() {
-    let s = setup("allowed = [\"U0BOSS\", \"S0TEAM\"]", &[]).await;
+    let s = setup(&["U0BOSS", "S0TEAM"], &[]).await;
     s.slack
         .state
         .lock()
@@ -522,7 +501,7 @@ async fn a_repeat_from_the_same_author_goes_into_the_existing_thread() {
         x
     };
     let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(feed(2)))]).await;
-    let daemon = Daemon::start(&config(&slack, &feeds.url("/feed.xml"), "")).await;
+    let daemon = Daemon::start(&config(&slack, &feeds.url("/feed.xml"), &[])).await;
     let roots = slack
         .wait_until(15, "first alert", |f| {
             (!f.roots().is_empty()).then(|| f.roots())
@@ -615,10 +594,13 @@ async fn setup_with_app_token() -> Setup {
         "acme is down".to_string(),
     )];
     let feeds = FakeFeeds::start(vec![("/feed.xml", FeedResponse::rss(rss(&items)))]).await;
-    let cfg = config(&slack, &feeds.url("/feed.xml"), "").replace(
-        &format!("signing_secret = \"{SIGNING_SECRET}\""),
-        &format!("signing_secret = \"{SIGNING_SECRET}\"\napp_token = \"{APP_TOKEN}\""),
-    );
+    let cfg = ConfigBuilder::new()
+        .slack(&slack)
+        .key("app_token", APP_TOKEN)
+        .rss("news", &feeds.url("/feed.xml"))
+        .rule("acme", "acme", &["slack:#pr-alerts"])
+        .desk()
+        .toml();
     let daemon = Daemon::start(&cfg).await;
     let roots = slack.wait_for_posts(1, 15).await;
     Setup {

@@ -7,11 +7,11 @@
 
 use crate::common;
 
-use common::faults::Fault;
 use common::fake_sources::{
     bsky_post, bsky_post_view, jet_account, jet_commit, jet_delete, jet_identity, jet_post,
-    jet_post_at, FakeApi, FakeJetstream,  BSKY_APP_PASSWORD, BSKY_HANDLE,
+    jet_post_at, FakeApi, FakeJetstream, BSKY_APP_PASSWORD, BSKY_HANDLE,
 };
+use common::faults::Fault;
 use common::*;
 use mentiondesk::model::Mention;
 use mentiondesk::sources::{self, SourceError, SourceState};
@@ -845,39 +845,28 @@ fn handle_and_app_password_come_together_or_not_at_all() {
     assert!(!format!("{config:?}").contains("abcd-efgh"));
 }
 
-fn daemon_config(slack: &FakeSlack, jet: &FakeJetstream, api: &FakeApi, keys: &str) -> String {
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-[server]
-listen = "127.0.0.1:{{port}}"
-[slack]
-bot_token = "{BOT_TOKEN}"
-signing_secret = "{SIGNING_SECRET}"
-api_url = "{slack}"
-
-[[sources]]
-name = "bsky"
-kind = "bluesky"
-query = '(acme OR "acme corp") AND NOT hiring'
-url = "{jet}"
-every = "1s"
-timeout = "10s"
-allow_private = true
-handle = "{BSKY_HANDLE}"
-search_url = "{xrpc}"
-{keys}
-
-[[rules]]
-name = "acme"
-query = 'acme AND NOT hiring'
-alert = ["slack:#pr-alerts"]
-"#,
-        slack = slack.api_url(),
-        jet = jet.url(),
-        xrpc = api.xrpc_url(),
-    )
+fn daemon_config(
+    slack: &FakeSlack,
+    jet: &FakeJetstream,
+    api: &FakeApi,
+    keys: &[(&str, &str)],
+) -> String {
+    let mut config = ConfigBuilder::new()
+        .slack(slack)
+        .source("bsky", "bluesky")
+        .key("query", "(acme OR \"acme corp\") AND NOT hiring")
+        .key("url", jet.url())
+        .key("every", "1s")
+        .key("timeout", "10s")
+        .key("allow_private", true)
+        .key("handle", BSKY_HANDLE)
+        .key("search_url", api.xrpc_url());
+    for (k, v) in keys {
+        config = config.key(k, *v);
+    }
+    config
+        .rule("acme", "acme AND NOT hiring", &["slack:#pr-alerts"])
+        .toml()
 }
 
 async fn metric(daemon: &Daemon, name: &str) -> u64 {
@@ -923,7 +912,7 @@ async fn the_same_post_from_search_and_jetstream_makes_one_alert() {
         &slack,
         &jet,
         &api,
-        &format!("app_password = \"{BSKY_APP_PASSWORD}\"\nsearch_every = \"2s\""),
+        &[("app_password", BSKY_APP_PASSWORD), ("search_every", "2s")],
     ))
     .await;
 
@@ -983,7 +972,7 @@ async fn a_wrong_app_password_shows_in_healthz_while_jetstream_still_delivers() 
         &slack,
         &jet,
         &api,
-        "app_password = \"wrong-pass-9999\"",
+        &[("app_password", "wrong-pass-9999")],
     ))
     .await;
     wait_until(|| !jet.connections().is_empty()).await;

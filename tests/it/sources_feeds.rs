@@ -296,36 +296,16 @@ async fn json_feed_1_1_authors_and_plain_text_as_published() {
 
 // ---------------------------------------------------------------- through the daemon
 
-fn config_text(slack: &FakeSlack, sources: &str) -> String {
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[slack]
-bot_token = "{BOT_TOKEN}"
-signing_secret = "{SIGNING_SECRET}"
-api_url = "{api}"
-
-{sources}
-
-[[rules]]
-name = "acme"
-query = 'acme'
-alert = ["slack:#pr-alerts"]
-priority = "normal"
-"#,
-        api = slack.api_url(),
-    )
-}
-
-fn rss_source(name: &str, url: &str) -> String {
-    format!(
-        "[[sources]]\nname = \"{name}\"\nkind = \"rss\"\nurl = \"{url}\"\nevery = \"1s\"\ntimeout = \"2s\"\nallow_private = true\n"
-    )
+/// Rss sources (name, url), polled every second with a 2 s timeout.
+fn config_text(slack: &FakeSlack, sources: &[(&str, &str)]) -> String {
+    let mut config = ConfigBuilder::new().slack(slack);
+    for (name, url) in sources {
+        config = config.rss(name, url).key("timeout", "2s");
+    }
+    config
+        .rule("acme", "acme", &["slack:#pr-alerts"])
+        .key("priority", "normal")
+        .toml()
 }
 
 fn replies(slack: &FakeSlack) -> Vec<String> {
@@ -347,11 +327,7 @@ async fn an_author_element_feed_makes_one_alert_per_item_not_one_thread() {
         FeedResponse::rss(fixture("rss20-author.xml")),
     )])
     .await;
-    let daemon = Daemon::start(&config_text(
-        &slack,
-        &rss_source("news", &feeds.url("/feed.xml")),
-    ))
-    .await;
+    let daemon = Daemon::start(&config_text(&slack, &[("news", &feeds.url("/feed.xml"))])).await;
     slack
         .wait_until(20, "5 alerts", |s| (s.roots().len() >= 5).then_some(()))
         .await;
@@ -386,12 +362,14 @@ async fn two_google_alerts_with_one_article_make_one_alert_with_the_article_link
         ),
     ])
     .await;
-    let sources = format!(
-        "{}\n{}",
-        rss_source("ga-acme", &feeds.url("/alerts/acme")),
-        rss_source("ga-acme-corp", &feeds.url("/alerts/acme-corp"))
-    );
-    let daemon = Daemon::start(&config_text(&slack, &sources)).await;
+    let daemon = Daemon::start(&config_text(
+        &slack,
+        &[
+            ("ga-acme", &feeds.url("/alerts/acme")),
+            ("ga-acme-corp", &feeds.url("/alerts/acme-corp")),
+        ],
+    ))
+    .await;
     // Three articles: the recall (in both feeds), the support post, the share price.
     slack
         .wait_until(20, "3 alerts", |s| (s.roots().len() >= 3).then_some(()))
@@ -485,7 +463,7 @@ async fn a_brand_only_in_a_youtube_description_alerts() {
     .await;
     let daemon = Daemon::start(&config_text(
         &slack,
-        &rss_source("yt", &feeds.url("/feeds/videos.xml")),
+        &[("yt", &feeds.url("/feeds/videos.xml"))],
     ))
     .await;
     let posts = slack.wait_for_posts(1, 20).await;
@@ -511,32 +489,12 @@ async fn discord_mute_of_a_missing_author_is_declined_in_the_answer() {
         FeedResponse::rss(fixture("google-alerts-acme.xml")),
     )])
     .await;
-    let text = format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[discord]
-bot_token = "{DISCORD_TOKEN}"
-application_id = "{APP_ID}"
-public_key = "{key}"
-api_url = "{api}"
-guild_id = "{GUILD_ID}"
-
-{source}
-
-[[rules]]
-name = "acme"
-query = "acme"
-alert = ["discord:{CHANNEL}"]
-"#,
-        key = public_key_hex(),
-        api = discord.api_url(),
-        source = rss_source("ga", &feeds.url("/alerts/acme")),
-    );
+    let text = ConfigBuilder::new()
+        .discord(&discord)
+        .rss("ga", &feeds.url("/alerts/acme"))
+        .key("timeout", "2s")
+        .rule("acme", "acme", &[&format!("discord:{CHANNEL}")])
+        .toml();
     let daemon = Daemon::start(&text).await;
     discord
         .wait_until(15, "alert posted", |d| d.roots().first().map(|_| ()))

@@ -3,8 +3,8 @@
 
 use crate::common;
 
-use common::faults::Fault;
 use common::fake_sources::{hn_hit, FakeApi};
+use common::faults::Fault;
 use mentiondesk::sources::{self, SourceError, SourceState};
 use std::collections::HashSet;
 use std::path::Path;

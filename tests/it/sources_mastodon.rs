@@ -3,9 +3,9 @@
 
 use crate::common;
 
-use common::faults::Fault;
 use common::fake_sources;
 use common::fake_sources::{status, FakeApi};
+use common::faults::Fault;
 use mentiondesk::sources::poll::{self, Health};
 use mentiondesk::sources::{self, SourceError, SourceState};
 use std::path::Path;

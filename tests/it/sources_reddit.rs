@@ -4,8 +4,8 @@
 
 use crate::common;
 
-use common::faults::Fault;
 use common::fake_sources::{reddit_comment, reddit_post, FakeApi};
+use common::faults::Fault;
 use mentiondesk::sources::{self, SourceError, SourceState};
 use std::path::Path;
 use std::time::Duration;

@@ -32,36 +32,12 @@ const SNOOZERS: usize = 10;
 const NEW_ITEMS_PER_ROUND: usize = 5;
 
 fn config(slack: &FakeSlack, feed_url: &str) -> String {
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[slack]
-bot_token = "{BOT_TOKEN}"
-signing_secret = "{SIGNING_SECRET}"
-api_url = "{api}"
-
-[[sources]]
-name = "news"
-kind = "rss"
-url = "{feed_url}"
-every = "1s"
-allow_private = true
-
-[[rules]]
-name = "acme"
-query = "acme"
-alert = ["slack:#pr-alerts"]
-
-[desk]
-escalate_after = "1h"
-"#,
-        api = slack.api_url(),
-    )
+    ConfigBuilder::new()
+        .slack(slack)
+        .rss("news", feed_url)
+        .rule("acme", "acme", &["slack:#pr-alerts"])
+        .desk()
+        .toml()
 }
 
 /// An RSS feed whose items can be added while the daemon polls it.

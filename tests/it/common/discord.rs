@@ -376,7 +376,6 @@ impl FakeDiscord {
         self.violations.take()
     }
 
-
     pub fn api_url(&self) -> String {
         format!("http://{}", self.addr)
     }

@@ -344,7 +344,8 @@ pub async fn answer(platform: Platform, fault: Option<Fault>, bucket: &str) -> R
             )
                 .into_response();
             for (k, v) in headers {
-                r.headers_mut().insert(k, HeaderValue::from_str(&v).unwrap());
+                r.headers_mut()
+                    .insert(k, HeaderValue::from_str(&v).unwrap());
             }
             r
         }

@@ -2,6 +2,7 @@
 //! both plain HTTP on 127.0.0.1 with an OS-chosen port. They record what they receive so
 //! tests can assert on it, and can be told to misbehave (429, slowness, broken bodies).
 
+pub mod config;
 pub mod discord;
 pub mod discord_spec;
 pub mod faults;
@@ -9,6 +10,7 @@ pub mod schema;
 pub mod slack_spec;
 pub mod violations;
 
+pub use config::ConfigBuilder;
 use faults::{Fault, Faults, Platform};
 use violations::{Guard, Severity, Violation, Violations};
 
@@ -813,10 +815,7 @@ async fn connections_open(State(state): State<Shared>, headers: HeaderMap) -> Re
     Json(json!({"ok": true, "url": format!("ws://{host}/socket")})).into_response()
 }
 
-async fn socket(
-    State(state): State<Shared>,
-    ws: axum::extract::ws::WebSocketUpgrade,
-) -> Response {
+async fn socket(State(state): State<Shared>, ws: axum::extract::ws::WebSocketUpgrade) -> Response {
     use axum::extract::ws::Message;
     ws.on_upgrade(move |mut socket| async move {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
