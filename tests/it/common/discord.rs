@@ -45,7 +45,6 @@ pub struct DiscordState {
     pub followups: Vec<(String, Value)>,
     /// Edits of follow-ups: (interaction token, message id, body).
     pub followup_edits: Vec<(String, String, Value)>,
-    pub bad_auth: u32,
     /// Gateway: frames to send to the connected client, what it sent, interaction answers.
     pub gateway_tx: Option<tokio::sync::mpsc::UnboundedSender<String>>,
     pub gateway_received: Vec<Value>,
@@ -59,7 +58,7 @@ pub struct DiscordState {
 pub struct FakeDiscord {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<DiscordState>>,
-    /// Injected faults and the log of every call (see `faults.rs`, `/work/FAKES_API.md`).
+    /// Injected faults and the log of every call (see `faults.rs`).
     pub faults: Faults,
     /// Requests that broke Discord's spec or limits (see `discord_spec.rs`).
     pub violations: Violations,
@@ -274,8 +273,8 @@ pub fn bot_user() -> Value {
         "premium_type": 0, "public_flags": 0})
 }
 
-async fn users_me(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if !authorized(&headers, &state) {
+async fn users_me(headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
         return error(401, 0, "401: Unauthorized");
     }
     Json(bot_user()).into_response()
@@ -414,15 +413,11 @@ impl FakeDiscord {
     }
 }
 
-fn authorized(headers: &HeaderMap, state: &Shared) -> bool {
-    let ok = headers
+fn authorized(headers: &HeaderMap) -> bool {
+    headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bot {DISCORD_TOKEN}"));
-    if !ok {
-        state.lock().unwrap().bad_auth += 1;
-    }
-    ok
+        .is_some_and(|v| v == format!("Bot {DISCORD_TOKEN}"))
 }
 
 fn error(status: u16, code: u64, message: &str) -> Response {
@@ -448,7 +443,7 @@ async fn create_message(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&headers, &state) {
+    if !authorized(&headers) {
         return error(401, 0, "401: Unauthorized");
     }
     let content_type = headers
@@ -517,7 +512,7 @@ async fn list_messages(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if !authorized(&headers, &state) {
+    if !authorized(&headers) {
         return error(401, 0, "401: Unauthorized");
     }
     let id_of = |k: &str| q.get(k).and_then(|a| a.parse::<u64>().ok());
@@ -573,7 +568,7 @@ async fn get_message(
     Path((cid, mid)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if !authorized(&headers, &state) {
+    if !authorized(&headers) {
         return error(401, 0, "401: Unauthorized");
     }
     let s = state.lock().unwrap();
@@ -601,7 +596,7 @@ async fn edit_message(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&headers, &state) {
+    if !authorized(&headers) {
         return error(401, 0, "401: Unauthorized");
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -632,7 +627,7 @@ async fn start_thread(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&headers, &state) {
+    if !authorized(&headers) {
         return error(401, 0, "401: Unauthorized");
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -678,7 +673,7 @@ async fn get_channel(
     Path(cid): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if !authorized(&headers, &state) {
+    if !authorized(&headers) {
         return error(401, 0, "401: Unauthorized");
     }
     if cid == CHANNEL {
@@ -704,7 +699,7 @@ async fn put_commands(
     uri: axum::http::Uri,
     body: Bytes,
 ) -> Response {
-    if !authorized(&headers, &state) {
+    if !authorized(&headers) {
         return error(401, 0, "401: Unauthorized");
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -846,8 +841,8 @@ pub fn message_object(id: &str, channel_id: &str, body: &Value) -> Value {
     m
 }
 
-async fn gateway_bot(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    if !authorized(&headers, &state) {
+async fn gateway_bot(headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
         return error(401, 0, "401: Unauthorized");
     }
     let host = headers
@@ -923,7 +918,7 @@ async fn callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&headers, &state) {
+    if !authorized(&headers) {
         return error(401, 0, "401: Unauthorized");
     }
     let body: Value = serde_json::from_slice(&body).unwrap_or_default();

@@ -7,7 +7,7 @@
 //! would exercise a different JSON parser build than the binary ships (and every dependency
 //! on serde_json would be rebuilt for tests). Its `oneOf` errors also do not say which branch
 //! was meant, which Discord's `errors` object does. The keywords handled here are checked
-//! against the excerpt by `tests/spec_fakes.rs::the_validator_knows_every_keyword_of_the_excerpt`.
+//! against the excerpt by `tests/it/spec_fakes/limits.rs::the_validator_knows_every_keyword_of_the_excerpt`.
 
 use serde_json::Value;
 use std::fmt;

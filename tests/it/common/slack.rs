@@ -30,7 +30,6 @@ pub struct SlackState {
     pub posts: Vec<SlackPost>,
     pub history_calls: u32,
     pub list_calls: u32,
-    pub bad_auth: u32,
     /// `chat.update` calls: (channel, ts, body).
     pub updates: Vec<(String, String, Value)>,
     /// `views.open` calls: the view JSON.
@@ -49,8 +48,6 @@ pub struct SlackState {
     pub upload_urls: HashMap<String, (String, usize, String)>,
     /// Bytes sent to an upload URL: file id → (content type, bytes).
     pub uploads: HashMap<String, (String, Vec<u8>)>,
-    /// Answer `missing_scope` to upload requests (an app without `files:write`).
-    pub upload_scope_missing: bool,
     /// `files.completeUploadExternal` bodies.
     pub completed_uploads: Vec<Value>,
     /// Channel ids of `CHANNELS` the bot is not a member of (`conversations.info` answers
@@ -84,7 +81,7 @@ impl SlackState {
 pub struct FakeSlack {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<SlackState>>,
-    /// Injected faults and the log of every call (see `faults.rs`, `/work/FAKES_API.md`).
+    /// Injected faults and the log of every call (see `faults.rs`).
     pub faults: Faults,
     /// Requests that broke Slack's spec or limits (see `slack_spec.rs`).
     pub violations: Violations,
@@ -510,7 +507,6 @@ async fn post_message(
     Extension(SlackArgs(body)): Extension<SlackArgs>,
 ) -> Response {
     if !authorized(&headers) {
-        state.lock().unwrap().bad_auth += 1;
         return slack_error("invalid_auth");
     }
     let (ts, channel) = {
@@ -631,9 +627,6 @@ async fn get_upload_url(
         return slack_error("invalid_arguments");
     };
     let mut s = state.lock().unwrap();
-    if s.upload_scope_missing {
-        return slack_error("missing_scope");
-    }
     let id = format!("F{:08}", s.upload_urls.len() + 1);
     let alt = arg(&q, "alt_txt").unwrap_or_default();
     s.upload_urls.insert(id.clone(), (name.clone(), len, alt));
@@ -755,7 +748,7 @@ async fn list(
 
 pub const APP_TOKEN: &str = "xapp-test-token";
 
-async fn connections_open(State(state): State<Shared>, headers: HeaderMap) -> Response {
+async fn connections_open(headers: HeaderMap) -> Response {
     let host = headers
         .get("host")
         .and_then(|h| h.to_str().ok())
@@ -766,7 +759,6 @@ async fn connections_open(State(state): State<Shared>, headers: HeaderMap) -> Re
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v == format!("Bearer {APP_TOKEN}"));
     if !ok {
-        state.lock().unwrap().bad_auth += 1;
         return slack_error("invalid_auth");
     }
     Json(json!({"ok": true, "url": format!("ws://{host}/socket")})).into_response()

@@ -2,6 +2,7 @@
 //! finding a digest again after a crash.
 
 use super::*;
+use common::faults::Fault;
 
 fn chat_config(slack: &FakeSlack, discord: &FakeDiscord, feed_url: &str) -> String {
     ConfigBuilder::new()
@@ -360,7 +361,10 @@ async fn a_weekly_chart_has_seven_local_days_ending_today() {
 async fn a_slack_app_without_files_write_still_gets_the_digest_text() {
     use mentiondesk::chat::ChatPlatform;
     let slack = FakeSlack::start().await;
-    slack.state.lock().unwrap().upload_scope_missing = true;
+    // An app without `files:write`.
+    slack
+        .faults
+        .always("files.getUploadURLExternal", Fault::slack("missing_scope"));
     let platform =
         mentiondesk::chat::slack::SlackPlatform::new(&slack.api_url(), BOT_TOKEN).unwrap();
     let post = mentiondesk::model::DigestPost {
