@@ -213,8 +213,8 @@ pub async fn run_until(config: Config, shutdown: Shutdown) -> anyhow::Result<()>
 /// `run_until` with an explicit clock for business time (tests anchor it to tokio's).
 ///
 /// Builds the pipeline in data-flow order (store, sources, intake, relay, desk, timers,
-/// spikes, digests, server), spawns each stage's `run(self, shutdown)`, and at shutdown
-/// joins them in the same order: producers first, then the relay finishes the post in
+/// spikes, digests, server), then spawns each stage's `run(self, shutdown)` in the same
+/// order, and at shutdown joins them: producers first, then the relay finishes the post in
 /// flight, then the server; last the store is flushed.
 pub async fn run_with_clock(
     config: Config,
@@ -251,12 +251,12 @@ pub async fn run_with_clock(
     // Sources: one poll loop each, all feeding the intake.
     let health = poll::Health::default();
     let (poll_tx, poll_rx) = mpsc::channel(64);
-    let mut source_tasks = Vec::new();
+    let mut source_runs = Vec::new();
     for spec in &config.sources {
         let source = sources::build(spec).with_context(|| format!("source {:?}", spec.name))?;
         health.register(&spec.name, spec.kind.as_str());
         let state = store.source_state(&spec.name)?;
-        source_tasks.push(tokio::spawn(poll::run(
+        source_runs.push(poll::run(
             source,
             spec.every,
             spec.timeout,
@@ -264,12 +264,12 @@ pub async fn run_with_clock(
             poll_tx.clone(),
             health.clone(),
             shutdown.clone(),
-        )));
+        ));
     }
     drop(poll_tx);
 
     // Intake: judged mentions and their alerts into the store (and so into the outbox).
-    let intake_task = tokio::spawn(intake::run(
+    let intake = intake::run(
         Arc::new(judge(&config)),
         config.desk.clone(),
         store.clone(),
@@ -277,7 +277,7 @@ pub async fn run_with_clock(
         store.outbox_signal(),
         metrics.clone(),
         shutdown.clone(),
-    ));
+    );
 
     // Relay: outbox to chat, woken by the store. A refused token is logged with its fix and
     // shows in /healthz; the daemon keeps running and keeps storing alerts, which go out
@@ -291,28 +291,24 @@ pub async fn run_with_clock(
         clock,
     );
     relay.check_credentials().await;
-    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
 
     // Desk and its timers, the spike watch and the digests: they write alerts, notes and
     // digests to the store; the relay posts them.
     let desk = Desk::new(store.clone(), config.desk.clone(), store.outbox_signal());
-    let timers_task =
-        tokio::spawn(Timers::new(desk.clone(), store.clone(), clock).run(shutdown.clone()));
-    let spike_task = config.spikes.enabled.then(|| {
-        let watch = SpikeWatch::new(
+    let timers = Timers::new(desk.clone(), store.clone(), clock);
+    let spike_watch = config.spikes.enabled.then(|| {
+        SpikeWatch::new(
             config.spikes.clone(),
             config.rules.clone(),
             config.desk.clone(),
             store.clone(),
             clock,
             metrics.clone(),
-        );
-        tokio::spawn(watch.run(shutdown.clone()))
+        )
     });
     let jobs = digest_jobs(&config)?;
     let rule_names = rule_names(&config);
     let digests = Digests::new(jobs.clone(), store.clone(), rule_names.clone(), clock);
-    let digest_task = tokio::spawn(digests.run(shutdown.clone()));
 
     // Server: Slack and Discord callbacks (or Socket Mode and the gateway), the admin
     // endpoint, /healthz and /metrics.
@@ -395,7 +391,7 @@ pub async fn run_with_clock(
             None
         }
     };
-    let server_task = tokio::spawn(server::serve(
+    let server = server::serve(
         listener,
         AppState {
             store: store.clone(),
@@ -407,7 +403,18 @@ pub async fn run_with_clock(
             delivery,
         },
         shutdown.clone(),
-    ));
+    );
+
+    // Start every stage, in the same order. Nothing was spawned before: every platform call
+    // made while building (credential check, command registration, gateway) is done, so a
+    // platform's pause starting now holds everything that follows it.
+    let source_tasks: Vec<_> = source_runs.into_iter().map(tokio::spawn).collect();
+    let intake_task = tokio::spawn(intake);
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+    let timers_task = tokio::spawn(timers.run(shutdown.clone()));
+    let spike_task = spike_watch.map(|w| tokio::spawn(w.run(shutdown.clone())));
+    let digest_task = tokio::spawn(digests.run(shutdown.clone()));
+    let server_task = tokio::spawn(server);
 
     let mut waiter = shutdown.clone();
     waiter.wait().await;

@@ -38,6 +38,7 @@ const _: () = assert!(retry::fits_inside(MAX_INLINE_WAIT, CALL_TIMEOUT));
 pub const BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300))
     .with_jitter(1.0, 1.2)
     .with_max_retry_after(retry::DEFAULT_MAX_RETRY_AFTER);
+/// How often the relay looks at the outbox when nothing wakes it.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 /// The first look at a refused platform or channel comes 2^4 = 16 s after the refusal, then
 /// doubling to five minutes: a fixed permission is noticed soon, a bad token costs a few calls.
