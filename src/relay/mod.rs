@@ -35,7 +35,7 @@ const _: () = assert!(retry::fits_inside(MAX_INLINE_WAIT, CALL_TIMEOUT));
 /// The relay's retry schedule: 2, 4, 8 … seconds for attempt 1, 2, 3 …, capped at five
 /// minutes, plus up to 20 % jitter so held entries do not all return at once. A platform's
 /// Retry-After is honoured as asked, up to a day.
-pub const BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300))
+pub(crate) const BACKOFF: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(300))
     .with_jitter(1.0, 1.2)
     .with_max_retry_after(retry::DEFAULT_MAX_RETRY_AFTER);
 /// How often the relay looks at the outbox when nothing wakes it.
@@ -168,11 +168,6 @@ impl Relay {
             }
         }
         tracing::debug!("relay stopped");
-    }
-
-    /// One pass over the outbox (see `deliver_due`), keeping this relay's platform state.
-    pub async fn deliver_due(&self, shutdown: &Shutdown) {
-        self.pass().deliver_due(shutdown).await
     }
 }
 
