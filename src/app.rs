@@ -1,6 +1,6 @@
-//! Wiring: builds the store, platforms, sources, intake, relay and HTTP server from a
-//! `Config`, runs them as tasks, and stops them in order on shutdown. It decides nothing
-//! about mentions itself.
+//! Wiring: builds the pipeline from a `Config` in data-flow order (store, sources, intake,
+//! relay, desk, timers, spikes, digests, server), runs each stage as a task, and stops them
+//! in order on shutdown. It decides nothing about mentions itself.
 
 use crate::chat::console::ConsolePlatform;
 use crate::chat::discord::DiscordPlatform;
@@ -8,22 +8,24 @@ use crate::chat::slack::SlackPlatform;
 use crate::chat::{ChatError, ChatPlatform};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::desk::{self, Desk};
-use crate::digest::{self, DigestJob};
+use crate::desk::timers::Timers;
+use crate::desk::Desk;
+use crate::digest::{self, DigestJob, Digests};
 use crate::intake::{self, Judge};
 use crate::metrics::Metrics;
-use crate::relay::{self, Platforms};
+use crate::relay::{self, Platforms, Relay};
 use crate::server::discord::DiscordEndpoints;
 use crate::server::slack::SlackEndpoints;
 use crate::server::{self, admin, AppState};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::sources::{self, poll};
-use crate::spikes;
+use crate::spikes::SpikeWatch;
 use crate::store::Store;
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// How long shutdown waits for the relay to finish the post in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(40);
@@ -209,23 +211,28 @@ pub async fn run_until(config: Config, shutdown: Shutdown) -> anyhow::Result<()>
 }
 
 /// `run_until` with an explicit clock for business time (tests anchor it to tokio's).
+///
+/// Builds the pipeline in data-flow order (store, sources, intake, relay, desk, timers,
+/// spikes, digests, server), then spawns each stage's `run(self, shutdown)` in the same
+/// order, and at shutdown joins them: producers first, then the relay finishes the post in
+/// flight, then the server; last the store is flushed.
 pub async fn run_with_clock(
     config: Config,
     shutdown: Shutdown,
     clock: Clock,
 ) -> anyhow::Result<()> {
+    // Chat platforms first: a refused Socket Mode token stops the start before anything runs.
     let slack = slack_platform(&config)?;
     if let (Some(cfg), Some(platform)) = (&config.slack, &slack) {
         if let Some(app_token) = &cfg.app_token {
             check_app_token(platform, app_token.expose()).await?;
         }
     }
-    let store = Store::open(&config.store.path)?;
     let discord = discord_platform(&config)?;
-    let platforms = platforms(slack.clone(), discord.clone());
     let metrics = Arc::new(Metrics::default());
-    let health = poll::Health::default();
-    let delivery = relay::DeliveryHealth::default();
+
+    // Store.
+    let store = Store::open(&config.store.path)?;
     let listener = server::bind(config.server.listen).await.with_context(|| {
         format!(
             "cannot listen on {} ([server].listen); is another process using it?",
@@ -241,17 +248,15 @@ pub async fn run_with_clock(
         "mentiondesk running"
     );
 
-    // A refused token is logged with its fix and shows in /healthz; the daemon keeps running
-    // and keeps storing alerts, which go out once the token is fixed.
-    relay::check_credentials(&platforms, &delivery, &metrics).await;
-
+    // Sources: one poll loop each, all feeding the intake.
+    let health = poll::Health::default();
     let (poll_tx, poll_rx) = mpsc::channel(64);
-    let mut source_tasks = Vec::new();
+    let mut source_runs = Vec::new();
     for spec in &config.sources {
         let source = sources::build(spec).with_context(|| format!("source {:?}", spec.name))?;
         health.register(&spec.name, spec.kind.as_str());
         let state = store.source_state(&spec.name)?;
-        source_tasks.push(tokio::spawn(poll::run(
+        source_runs.push(poll::run(
             source,
             spec.every,
             spec.timeout,
@@ -259,18 +264,54 @@ pub async fn run_with_clock(
             poll_tx.clone(),
             health.clone(),
             shutdown.clone(),
-        )));
+        ));
     }
     drop(poll_tx);
 
-    let wake = Arc::new(Notify::new());
-    let desk = Desk::new(store.clone(), config.desk.clone(), wake.clone());
-    let timers_task = tokio::spawn(desk::timers::run(
-        desk.clone(),
+    // Intake: judged mentions and their alerts into the store (and so into the outbox).
+    let intake = intake::run(
+        Arc::new(judge(&config)),
+        config.desk.clone(),
         store.clone(),
-        clock,
+        poll_rx,
+        store.outbox_signal(),
+        metrics.clone(),
         shutdown.clone(),
-    ));
+    );
+
+    // Relay: outbox to chat, woken by the store. A refused token is logged with its fix and
+    // shows in /healthz; the daemon keeps running and keeps storing alerts, which go out
+    // once the token is fixed.
+    let delivery = relay::DeliveryHealth::default();
+    let relay = Relay::new(
+        store.clone(),
+        platforms(slack.clone(), discord.clone()),
+        metrics.clone(),
+        delivery.clone(),
+        clock,
+    );
+    relay.check_credentials().await;
+
+    // Desk and its timers, the spike watch and the digests: they write alerts, notes and
+    // digests to the store; the relay posts them.
+    let desk = Desk::new(store.clone(), config.desk.clone(), store.outbox_signal());
+    let timers = Timers::new(desk.clone(), store.clone(), clock);
+    let spike_watch = config.spikes.enabled.then(|| {
+        SpikeWatch::new(
+            config.spikes.clone(),
+            config.rules.clone(),
+            config.desk.clone(),
+            store.clone(),
+            clock,
+            metrics.clone(),
+        )
+    });
+    let jobs = digest_jobs(&config)?;
+    let rule_names = rule_names(&config);
+    let digests = Digests::new(jobs.clone(), store.clone(), rule_names.clone(), clock);
+
+    // Server: Slack and Discord callbacks (or Socket Mode and the gateway), the admin
+    // endpoint, /healthz and /metrics.
     let slack_endpoints = match (&config.slack, slack) {
         (Some(cfg), Some(platform)) => Some(SlackEndpoints::new(
             cfg.signing_secret.clone(),
@@ -335,42 +376,6 @@ pub async fn run_with_clock(
         },
         _ => None,
     };
-    let intake_task = tokio::spawn(intake::run(
-        Arc::new(judge(&config)),
-        config.desk.clone(),
-        store.clone(),
-        poll_rx,
-        wake.clone(),
-        metrics.clone(),
-        shutdown.clone(),
-    ));
-    let jobs = digest_jobs(&config)?;
-    let rule_names = rule_names(&config);
-    let digest_tasks: Vec<_> = jobs
-        .iter()
-        .map(|job| {
-            tokio::spawn(digest::run(
-                job.clone(),
-                store.clone(),
-                rule_names.clone(),
-                clock,
-                wake.clone(),
-                shutdown.clone(),
-            ))
-        })
-        .collect();
-    let spike_task = config.spikes.enabled.then(|| {
-        tokio::spawn(spikes::run(
-            config.spikes.clone(),
-            config.rules.clone(),
-            config.desk.clone(),
-            store.clone(),
-            clock,
-            wake.clone(),
-            metrics.clone(),
-            shutdown.clone(),
-        ))
-    });
     let token_path = admin::token_path(&config.store.path);
     let admin = match admin::write_token(&token_path) {
         Ok(token) => Some(admin::Admin {
@@ -379,22 +384,14 @@ pub async fn run_with_clock(
             rules: rule_names.into(),
             store: store.clone(),
             clock,
-            relay_wake: wake.clone(),
+            relay_wake: store.outbox_signal(),
         }),
         Err(e) => {
             tracing::warn!(path = %token_path.display(), error = %e, "cannot write the admin token; `digest --now` will not reach this daemon");
             None
         }
     };
-    let relay_task = tokio::spawn(relay::run(
-        store.clone(),
-        platforms,
-        wake,
-        metrics.clone(),
-        delivery.clone(),
-        shutdown.clone(),
-    ));
-    let server_task = tokio::spawn(server::serve(
+    let server = server::serve(
         listener,
         AppState {
             store: store.clone(),
@@ -406,29 +403,42 @@ pub async fn run_with_clock(
             delivery,
         },
         shutdown.clone(),
-    ));
+    );
+
+    // Start every stage, in the same order. Nothing was spawned before: every platform call
+    // made while building (credential check, command registration, gateway) is done, so a
+    // platform's pause starting now holds everything that follows it.
+    let source_tasks: Vec<_> = source_runs.into_iter().map(tokio::spawn).collect();
+    let intake_task = tokio::spawn(intake);
+    let relay_task = tokio::spawn(relay.run(shutdown.clone()));
+    let timers_task = tokio::spawn(timers.run(shutdown.clone()));
+    let spike_task = spike_watch.map(|w| tokio::spawn(w.run(shutdown.clone())));
+    let digest_task = tokio::spawn(digests.run(shutdown.clone()));
+    let server_task = tokio::spawn(server);
 
     let mut waiter = shutdown.clone();
     waiter.wait().await;
     tracing::info!("shutting down: finishing the delivery in flight");
     for t in source_tasks {
-        let _ = t.await;
+        join("source", t).await;
     }
-    let _ = intake_task.await;
-    let _ = timers_task.await;
-    for t in digest_tasks {
-        let _ = t.await;
-    }
+    join("intake", intake_task).await;
+    join("timers", timers_task).await;
     if let Some(t) = spike_task {
-        let _ = t.await;
+        join("spikes", t).await;
     }
-    if tokio::time::timeout(DRAIN_TIMEOUT, relay_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("relay did not stop in time; undelivered alerts stay in the outbox");
+    join("digests", digest_task).await;
+    match tokio::time::timeout(DRAIN_TIMEOUT, relay_task).await {
+        Ok(r) => report_panic("relay", r),
+        Err(_) => {
+            tracing::warn!("relay did not stop in time; undelivered alerts stay in the outbox")
+        }
     }
-    let _ = server_task.await;
+    match server_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server stopped with an error"),
+        Err(e) => report_panic("server", Err(e)),
+    }
     if let Some(sm) = socket_mode {
         sm.shutdown().await;
     }
@@ -439,6 +449,18 @@ pub async fn run_with_clock(
     let _ = std::fs::remove_file(&token_path);
     tracing::info!("stopped; store flushed");
     Ok(())
+}
+
+/// Waits for a stage's task to end after shutdown.
+async fn join(stage: &'static str, task: JoinHandle<()>) {
+    report_panic(stage, task.await);
+}
+
+/// A stage that panicked has stopped early; shutdown goes on, but the log says so.
+fn report_panic(stage: &'static str, result: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = result {
+        tracing::error!(stage, error = %e, "a pipeline stage ended abnormally");
+    }
 }
 
 async fn wait_for_signal(trigger: ShutdownTrigger) {

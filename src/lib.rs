@@ -13,6 +13,7 @@ pub mod intake;
 pub mod metrics;
 pub mod model;
 pub mod relay;
+pub mod retry;
 pub mod rules;
 pub mod server;
 pub mod shutdown;

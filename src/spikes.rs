@@ -16,40 +16,60 @@ use crate::util::human_duration;
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 pub use crate::digest::report::SPIKE_SOURCE;
 
-/// Checks every rule every `[spikes].every` until shutdown.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
+/// The spike watch task: checks every rule every `[spikes].every` until shutdown.
+pub struct SpikeWatch {
     cfg: SpikeConfig,
     rules: Vec<RuleConfig>,
     desk: DeskConfig,
     store: Store,
     clock: Clock,
-    relay_wake: Arc<Notify>,
     metrics: Arc<Metrics>,
-    mut shutdown: Shutdown,
-) {
-    loop {
-        for rule in &rules {
-            match check(&store, &cfg, rule, &desk, clock.now()).await {
-                Ok(Some(alert)) => {
-                    Metrics::add(&metrics.spikes_total, 1);
-                    tracing::info!(rule = %rule.name, alert = %alert.id, "spike alert");
-                    relay_wake.notify_one();
-                }
-                Ok(None) => {}
-                Err(e) => tracing::error!(rule = %rule.name, error = %e, "spike check failed"),
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(cfg.every) => {}
-            _ = shutdown.wait() => break,
+}
+
+impl SpikeWatch {
+    pub fn new(
+        cfg: SpikeConfig,
+        rules: Vec<RuleConfig>,
+        desk: DeskConfig,
+        store: Store,
+        clock: Clock,
+        metrics: Arc<Metrics>,
+    ) -> SpikeWatch {
+        SpikeWatch {
+            cfg,
+            rules,
+            desk,
+            store,
+            clock,
+            metrics,
         }
     }
-    tracing::debug!("spike watch stopped");
+
+    /// Checks every rule now and then every `[spikes].every`; a spike alert reaches the
+    /// relay through the store's outbox signal.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        loop {
+            for rule in &self.rules {
+                let now = self.clock.now();
+                match check(&self.store, &self.cfg, rule, &self.desk, now).await {
+                    Ok(Some(alert)) => {
+                        Metrics::add(&self.metrics.spikes_total, 1);
+                        tracing::info!(rule = %rule.name, alert = %alert.id, "spike alert");
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(rule = %rule.name, error = %e, "spike check failed"),
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.cfg.every) => {}
+                _ = shutdown.wait() => break,
+            }
+        }
+        tracing::debug!("spike watch stopped");
+    }
 }
 
 fn cooldown_key(rule: &str) -> String {

@@ -17,30 +17,50 @@ const REQUEST_ID_RETENTION: chrono::Duration = chrono::Duration::days(1);
 /// by default); older ones are dropped.
 const RULE_HIT_RETENTION: chrono::Duration = chrono::Duration::days(35);
 
-pub async fn run(desk: Desk, store: Store, clock: Clock, mut shutdown: Shutdown) {
-    let mut last_prune = None;
-    loop {
-        fire_due(&desk, &store, &clock).await;
-        let now = clock.now();
-        if last_prune.is_none_or(|t| now - t > chrono::Duration::hours(1)) {
-            match store.prune_requests(now - REQUEST_ID_RETENTION) {
-                Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned old request ids"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not prune request ids"),
-            }
-            match store.prune_rule_hits(now - RULE_HIT_RETENTION) {
-                Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned old rule hits"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not prune rule hits"),
-            }
-            last_prune = Some(now);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(TICK) => {}
-            _ = shutdown.wait() => break,
-        }
+/// The timer task: fires due timers every `TICK` and prunes old request ids and rule hits
+/// hourly, until shutdown.
+pub struct Timers {
+    desk: Desk,
+    store: Store,
+    clock: Clock,
+}
+
+impl Timers {
+    pub fn new(desk: Desk, store: Store, clock: Clock) -> Timers {
+        Timers { desk, store, clock }
     }
-    tracing::debug!("timers stopped");
+
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let Timers { desk, store, clock } = self;
+        let mut last_prune = None;
+        loop {
+            fire_due(&desk, &store, &clock).await;
+            let now = clock.now();
+            if last_prune.is_none_or(|t| now - t > chrono::Duration::hours(1)) {
+                prune(&store, now);
+                last_prune = Some(now);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(TICK) => {}
+                _ = shutdown.wait() => break,
+            }
+        }
+        tracing::debug!("timers stopped");
+    }
+}
+
+/// Drops request ids and rule hits older than their retention.
+fn prune(store: &Store, now: chrono::DateTime<chrono::Utc>) {
+    match store.prune_requests(now - REQUEST_ID_RETENTION) {
+        Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned old request ids"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not prune request ids"),
+    }
+    match store.prune_rule_hits(now - RULE_HIT_RETENTION) {
+        Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned old rule hits"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not prune rule hits"),
+    }
 }
 
 /// Fires every timer due now; returns how many fired (or were dropped as moot).

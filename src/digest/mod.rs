@@ -16,8 +16,6 @@ use crate::store::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use report::Period;
 use schedule::Schedule;
-use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// The longest period one digest covers (and the fallback for rare schedules).
 const MAX_PERIOD_DAYS: i64 = 7;
@@ -177,23 +175,50 @@ pub async fn queue_now(
     Ok(out)
 }
 
-/// Runs one digest job until shutdown.
-pub async fn run(
-    job: DigestJob,
+/// The digest task: runs every configured digest on its schedule until shutdown. A queued
+/// digest reaches the relay through the store's outbox signal.
+pub struct Digests {
+    jobs: Vec<DigestJob>,
     store: Store,
     rules: Vec<String>,
     clock: Clock,
-    relay_wake: Arc<Notify>,
+}
+
+impl Digests {
+    pub fn new(jobs: Vec<DigestJob>, store: Store, rules: Vec<String>, clock: Clock) -> Digests {
+        Digests {
+            jobs,
+            store,
+            rules,
+            clock,
+        }
+    }
+
+    /// Runs each job's schedule side by side; returns when every one has stopped.
+    pub async fn run(self, shutdown: Shutdown) {
+        let runs = self
+            .jobs
+            .iter()
+            .map(|job| run_job(job, &self.store, &self.rules, self.clock, shutdown.clone()));
+        futures_util::future::join_all(runs).await;
+    }
+}
+
+/// Runs one digest job until shutdown.
+async fn run_job(
+    job: &DigestJob,
+    store: &Store,
+    rules: &[String],
+    clock: Clock,
     mut shutdown: Shutdown,
 ) {
-    let mut last = match catch_up(&job, &store, &rules, clock.now()).await {
+    let mut last = match catch_up(job, store, rules, clock.now()).await {
         Ok(last) => last,
         Err(e) => {
             tracing::error!(digest = %job.name, error = %e, "could not check for a missed digest");
             clock.now()
         }
     };
-    relay_wake.notify_one();
     loop {
         let Some(next) = job.schedule.next_after(last.max(clock.now())) else {
             tracing::warn!(digest = %job.name, "the schedule has no further firings; digest stopped");
@@ -216,9 +241,8 @@ pub async fn run(
         // the next slot is due and supersedes it.
         let following = job.schedule.next_after(next);
         loop {
-            match queue(&store, &rules, &job, period, Some(next), clock.now()).await {
+            match queue(store, rules, job, period, Some(next), clock.now()).await {
                 Ok(_) => {
-                    relay_wake.notify_one();
                     break;
                 }
                 Err(e) => {

@@ -13,7 +13,7 @@ mod search;
 
 use super::http::{is_private, redact_url, STREAM_IDLE_TIMEOUT};
 use super::prefilter::Prefilter;
-use super::stream::{reconnect_delay, StreamBuffer, TaskGuard};
+use super::stream::{StreamBuffer, TaskGuard, RECONNECT};
 use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
 use crate::model::Mention;
 use chrono::{DateTime, Utc};
@@ -353,7 +353,7 @@ impl Jetstream {
                 Err(e) => e.to_string(),
             };
             let message = format!("jetstream {}: {why}", redact_url(url));
-            let wait = reconnect_delay(failures);
+            let wait = RECONNECT.delay(failures);
             // Fail over after a failed attempt; stay after a drop of a working connection.
             if frames == 0 {
                 endpoint = (endpoint + 1) % self.endpoints.len();

@@ -7,7 +7,7 @@
 
 use super::html::html_to_text;
 use super::http::{decode_json, redact_url, Fetcher};
-use super::stream::{reconnect_delay, StreamBuffer, TaskGuard};
+use super::stream::{StreamBuffer, TaskGuard, RECONNECT};
 use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
 use crate::config::Secret;
 use crate::model::Mention;
@@ -386,7 +386,7 @@ impl SseTask {
                 redact_url(&self.instance),
                 self.tag
             );
-            let wait = reconnect_delay(failures);
+            let wait = RECONNECT.delay(failures);
             tracing::warn!(source = %self.source, error = %message, retry_in_ms = wait.as_millis() as u64, "stream dropped; reconnecting");
             self.buffer.set_error(message);
             tokio::time::sleep(wait).await;

@@ -4,6 +4,7 @@
 
 use super::{Source, SourceError, SourceState};
 use crate::model::Mention;
+use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -240,7 +241,7 @@ pub async fn run(
                 errors = errors.saturating_add(1);
                 let message = e.to_string();
                 health.record_error(&name, kind, &message);
-                let delay = backoff(every, errors, e.retry_after()).min(
+                let delay = backoff(every).delay_after(errors, e.retry_after()).min(
                     // A server's Retry-After always wins over a source's short cap.
                     e.retry_after()
                         .map_or(source.max_backoff(), |ra| ra.max(source.max_backoff())),
@@ -277,17 +278,14 @@ fn jitter(d: Duration) -> Duration {
     d.mul_f64(0.9 + 0.2 * fastrand::f64())
 }
 
-/// The wait after `errors` consecutive failures: `every × 2^errors` capped at
-/// `max(MAX_BACKOFF, every)`, jittered, then raised to the server's Retry-After if longer.
-pub fn backoff(every: Duration, errors: u32, retry_after: Option<Duration>) -> Duration {
-    let cap = MAX_BACKOFF.max(every);
-    let factor = 2u32.saturating_pow(errors.min(31));
-    let base = every.saturating_mul(factor).min(cap);
-    let wait = jitter(base);
-    match retry_after {
-        Some(ra) => wait.max(ra.min(MAX_RETRY_AFTER)),
-        None => wait,
-    }
+/// The poll loop's retry schedule for a source polled every `every`: after `errors`
+/// consecutive failures, `every × 2^errors` capped at `max(MAX_BACKOFF, every)` (a slow
+/// source is not polled more often because it fails), ±10 % jitter, raised to the server's
+/// Retry-After (up to `MAX_RETRY_AFTER`) if longer.
+pub fn backoff(every: Duration) -> Backoff {
+    Backoff::new(every.saturating_mul(2), MAX_BACKOFF.max(every))
+        .with_jitter(0.9, 1.1)
+        .with_max_retry_after(MAX_RETRY_AFTER)
 }
 
 #[cfg(test)]
@@ -305,18 +303,21 @@ mod tests {
                 "{got} not within 10% of {want}"
             );
         };
-        within(backoff(every, 1, None), 120);
-        within(backoff(every, 2, None), 240);
-        within(backoff(every, 3, None), 480);
-        within(backoff(every, 10, None), 3600);
-        within(backoff(every, u32::MAX, None), 3600);
-        assert!(backoff(every, 1, Some(Duration::from_secs(900))) >= Duration::from_secs(900));
+        let b = backoff(every);
+        within(b.delay_after(1, None), 120);
+        within(b.delay_after(2, None), 240);
+        within(b.delay_after(3, None), 480);
+        within(b.delay_after(10, None), 3600);
+        within(b.delay_after(u32::MAX, None), 3600);
+        assert!(b.delay_after(1, Some(Duration::from_secs(900))) >= Duration::from_secs(900));
         assert_eq!(
-            backoff(every, 1, Some(Duration::from_secs(10 * 24 * 3600))),
+            b.delay_after(1, Some(Duration::from_secs(10 * 24 * 3600))),
             MAX_RETRY_AFTER
         );
         // A source polled every 2 h is not polled more often because it fails.
-        assert!(backoff(Duration::from_secs(7200), 3, None) >= Duration::from_secs(6480));
+        assert!(
+            backoff(Duration::from_secs(7200)).delay_after(3, None) >= Duration::from_secs(6480)
+        );
     }
 
     #[test]

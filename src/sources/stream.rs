@@ -4,6 +4,7 @@
 //! It does not connect to anything or parse events: each source's task does that.
 
 use crate::model::Mention;
+use crate::retry::Backoff;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -165,13 +166,9 @@ impl Drop for TaskGuard {
     }
 }
 
-/// Delay before reconnect attempt number `failures` (1-based): 1 s doubling to 60 s, ±20 %.
-pub fn reconnect_delay(failures: u32) -> Duration {
-    let base = RECONNECT_MIN
-        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
-        .min(RECONNECT_MAX);
-    base.mul_f64(0.8 + 0.4 * fastrand::f64())
-}
+/// The reconnect schedule of every streaming source: attempt `failures` (1-based) waits 1 s
+/// doubling to 60 s, ±20 %.
+pub const RECONNECT: Backoff = Backoff::new(RECONNECT_MIN, RECONNECT_MAX).with_jitter(0.8, 1.2);
 
 #[cfg(test)]
 mod tests {
@@ -234,8 +231,8 @@ mod tests {
 
     #[test]
     fn reconnect_delay_grows_and_caps() {
-        assert!(reconnect_delay(1) <= Duration::from_millis(1200));
-        assert!(reconnect_delay(4) >= Duration::from_millis(6400));
-        assert!(reconnect_delay(100) <= Duration::from_secs(72));
+        assert!(RECONNECT.delay(1) <= Duration::from_millis(1200));
+        assert!(RECONNECT.delay(4) >= Duration::from_millis(6400));
+        assert!(RECONNECT.delay(100) <= Duration::from_secs(72));
     }
 }

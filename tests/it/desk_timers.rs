@@ -88,7 +88,7 @@ async fn unclaimed_alert_escalates_once_after_the_delay() {
     new_alert(&store, "a", clock.now(), Duration::from_secs(900)).await;
     let desk = Desk::new(store.clone(), desk_config(), Arc::new(Notify::new()));
     let (trigger, shutdown) = mentiondesk::shutdown::channel();
-    let task = tokio::spawn(timers::run(desk, store.clone(), clock, shutdown));
+    let task = tokio::spawn(timers::Timers::new(desk, store.clone(), clock).run(shutdown));
 
     tokio::time::sleep(Duration::from_secs(14 * 60)).await;
     assert!(notes(&store).is_empty(), "not yet after 14 minutes");

@@ -14,6 +14,7 @@ use super::super::{SourceError, SourceSpec, SourceState};
 use super::Record;
 use crate::config::Secret;
 use crate::model::Mention;
+use crate::retry::Backoff;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
@@ -272,14 +273,8 @@ impl Search {
             }
             Err(failure) => {
                 self.failures = self.failures.saturating_add(1);
-                let backoff = self
-                    .every
-                    .saturating_mul(2u32.saturating_pow(self.failures.saturating_sub(1).min(16)))
-                    .min(MAX_RETRY.max(self.every));
-                let wait = match failure.error.retry_after() {
-                    Some(ra) => backoff.max(ra.min(Duration::from_secs(86_400))),
-                    None => backoff,
-                };
+                let wait = Backoff::new(self.every, MAX_RETRY.max(self.every))
+                    .delay_after(self.failures, failure.error.retry_after());
                 self.next_at = Some(Instant::now() + wait);
                 let error = match failure.error {
                     // Say it as a rate limit, with the wait the server asked for.

@@ -15,7 +15,7 @@ use mentiondesk::desk::state::Action;
 use mentiondesk::desk::Desk;
 use mentiondesk::digest::report::{self, Period};
 use mentiondesk::digest::schedule::Schedule;
-use mentiondesk::digest::{self, DigestJob};
+use mentiondesk::digest::{DigestJob, Digests};
 use mentiondesk::model::{AlertState, Mention, Note, Priority, Target, TimerKind};
 use mentiondesk::sources::SourceState;
 use mentiondesk::store::{Candidate, NewAlert, OutboxAction, Store};
@@ -334,14 +334,9 @@ async fn scheduled_digest_keeps_local_nine_across_the_dst_change() {
     let clock = Clock::tokio_at(utc("2026-10-24T12:00:00Z"));
     let (trigger, shutdown) = mentiondesk::shutdown::channel();
     let job = berlin_job("0 0 9 * * *");
-    let task = tokio::spawn(digest::run(
-        job,
-        store.clone(),
-        vec!["acme".into()],
-        clock,
-        Arc::new(Notify::new()),
-        shutdown,
-    ));
+    let task = tokio::spawn(
+        Digests::new(vec![job], store.clone(), vec!["acme".into()], clock).run(shutdown),
+    );
     settle().await;
     step(Duration::from_secs(60), Duration::from_secs(60)).await;
     assert!(
@@ -395,14 +390,15 @@ async fn a_digest_missed_while_down_is_sent_once_at_start_up() {
         .unwrap();
     let clock = Clock::tokio_at(utc("2026-10-24T12:00:00Z"));
     let (trigger, shutdown) = mentiondesk::shutdown::channel();
-    let task = tokio::spawn(digest::run(
-        berlin_job("0 0 9 * * *"),
-        store.clone(),
-        vec!["acme".into()],
-        clock,
-        Arc::new(Notify::new()),
-        shutdown,
-    ));
+    let task = tokio::spawn(
+        Digests::new(
+            vec![berlin_job("0 0 9 * * *")],
+            store.clone(),
+            vec!["acme".into()],
+            clock,
+        )
+        .run(shutdown),
+    );
     settle().await;
     step(Duration::from_secs(5), Duration::from_secs(5)).await;
     let d = digests(&store);
@@ -422,14 +418,15 @@ async fn a_digest_missed_while_down_is_sent_once_at_start_up() {
     task.await.unwrap();
     // A restart right after sends nothing more: the slot is recorded with the digest.
     let (trigger, shutdown) = mentiondesk::shutdown::channel();
-    let task = tokio::spawn(digest::run(
-        berlin_job("0 0 9 * * *"),
-        store.clone(),
-        vec!["acme".into()],
-        Clock::tokio_at(utc("2026-10-24T13:05:00Z")),
-        Arc::new(Notify::new()),
-        shutdown,
-    ));
+    let task = tokio::spawn(
+        Digests::new(
+            vec![berlin_job("0 0 9 * * *")],
+            store.clone(),
+            vec!["acme".into()],
+            Clock::tokio_at(utc("2026-10-24T13:05:00Z")),
+        )
+        .run(shutdown),
+    );
     settle().await;
     step(Duration::from_secs(5), Duration::from_secs(5)).await;
     assert_eq!(digests(&store).len(), 1);
