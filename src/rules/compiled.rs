@@ -617,7 +617,11 @@ mod tests {
             );
             // hashbrown's control byte: the top 7 bits.
             let tags: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
-            assert!(tags.len() >= 120, "family {f}: only {} control bytes", tags.len());
+            assert!(
+                tags.len() >= 120,
+                "family {f}: only {} control bytes",
+                tags.len()
+            );
         }
     }
 }
