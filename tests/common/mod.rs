@@ -838,12 +838,10 @@ async fn connections_open(State((state, _)): State<Shared>, headers: HeaderMap) 
     Json(json!({"ok": true, "url": format!("ws://{host}/socket")})).into_response()
 }
 
-async fn socket(
-    State((state, _)): State<Shared>,
-    ws: axum::extract::ws::WebSocketUpgrade,
-) -> Response {
-    use axum::extract::ws::Message;
-    ws.on_upgrade(move |mut socket| async move {
+async fn socket(State((state, _)): State<Shared>, req: axum::extract::Request) -> Response {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    ws_upgrade(req, move |mut socket| async move {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         {
             let mut s = state.lock().unwrap();
@@ -851,7 +849,11 @@ async fn socket(
             s.socket_connections += 1;
         }
         let hello = json!({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0APP"}, "debug_info": {"host": "fake"}});
-        if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
+        if socket
+            .send(Message::Text(hello.to_string().into()))
+            .await
+            .is_err()
+        {
             return;
         }
         loop {
@@ -860,7 +862,7 @@ async fn socket(
                     Some(frame) => if socket.send(Message::Text(frame.into())).await.is_err() { break },
                     None => break,
                 },
-                incoming = socket.recv() => match incoming {
+                incoming = socket.next() => match incoming {
                     Some(Ok(Message::Text(t))) => {
                         if let Ok(v) = serde_json::from_str::<Value>(&t) {
                             // An ack's payload is an answer Slack shows or applies (a
@@ -1319,3 +1321,47 @@ pub fn view_body(callback_id: &str, alert: &str, user: &str, values: Value) -> S
 }
 
 pub mod fake_sources;
+
+/// Accepts a WebSocket upgrade on an axum route with tokio-tungstenite, the version the
+/// product's own websocket code and slack-morphism already use: axum's `ws` feature would
+/// build a second tungstenite (and its rand/getrandom) into every test binary.
+pub fn ws_upgrade<F, Fut>(req: axum::extract::Request, on_socket: F) -> Response
+where
+    F: FnOnce(
+            tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>,
+        ) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use axum::http::header;
+    use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role};
+    let headers = req.headers();
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return (StatusCode::BAD_REQUEST, "not a websocket upgrade").into_response();
+    };
+    let upgrade_ok = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade_ok {
+        return (StatusCode::BAD_REQUEST, "not a websocket upgrade").into_response();
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let io = hyper_util::rt::TokioIo::new(upgraded);
+            let socket =
+                tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            on_socket(socket).await;
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(axum::body::Body::empty())
+        .expect("static upgrade response")
+}
