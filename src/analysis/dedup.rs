@@ -45,8 +45,8 @@ pub fn mute_keys(m: &Mention) -> MuteKeys {
         site: m
             .url
             .as_deref()
-            .and_then(canonical_url)
-            .and_then(|u| u.split(['/', '?']).next().map(str::to_string))
+            .and_then(http_url)
+            .and_then(|u| site(&u))
             .map(|host| format!("site:{host}")),
     }
 }
@@ -180,22 +180,18 @@ fn is_absolute_http(s: &str) -> bool {
 
 /// Lower-cased host without `www.`, path without trailing slash, query without tracking
 /// parameters; no scheme, user info, default port or fragment. Redirect wrappers are unwrapped
-/// first. Returns `None` for anything that is not an http(s) URL.
+/// first. Returns `None` for anything that is not an http(s) URL with a host.
 ///
-/// The key has the same form as before it was built on `url::Url` (string splitting), so keys
-/// of stored mentions stay valid; they differ only for URLs `url::Url` normalises (spaces or
-/// non-ASCII characters in the path, `..` segments, IDN hosts, an explicit default port).
+/// The key has the same bytes as the string-splitting keys stored before it was built on
+/// `url::Url` for every URL in the table test (`url_keys_match_the_stored_legacy_keys`); it
+/// differs only where `url::Url` normalises (an explicit default port, spaces, quotes or
+/// non-ASCII characters in the path or query, `.`/`..` segments, backslashes, IDN hosts), and
+/// there the new key is the one the normalised and the raw spelling now share. The query keeps
+/// its own spelling and order (only tracking parameters go): re-serialising it would change
+/// every stored key with an encoded character in it.
 pub fn canonical_url(url: &str) -> Option<String> {
-    let parsed = Url::parse(&unwrap_redirect(url)).ok()?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return None;
-    }
-    let host = parsed.host_str().filter(|h| !h.is_empty())?;
-    let host = host.strip_prefix("www.").unwrap_or(host);
-    let mut out = host.to_string();
-    if let Some(port) = parsed.port() {
-        out.push_str(&format!(":{port}"));
-    }
+    let parsed = http_url(url)?;
+    let mut out = site(&parsed)?;
     out.push_str(parsed.path().trim_end_matches('/'));
     let params: Vec<&str> = parsed
         .query()
@@ -211,6 +207,26 @@ pub fn canonical_url(url: &str) -> Option<String> {
         out.push_str(&params.join("&"));
     }
     Some(out)
+}
+
+/// The http(s) URL a link names, known redirect wrappers unwrapped.
+fn http_url(url: &str) -> Option<Url> {
+    let parsed = Url::parse(&unwrap_redirect(url)).ok()?;
+    matches!(parsed.scheme(), "http" | "https").then_some(parsed)
+}
+
+/// `host[:port]` of a URL: the host lower-cased (by `url::Url`) without `www.`, the port only
+/// when it is not the scheme's default. `None` when no host is left (`https://www./`).
+fn site(u: &Url) -> Option<String> {
+    let host = u.host_str()?;
+    let host = host.strip_prefix("www.").unwrap_or(host);
+    if host.is_empty() {
+        return None;
+    }
+    Some(match u.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -290,30 +306,193 @@ mod tests {
         Some(out)
     }
 
-    /// Keys of already-stored mentions stay valid: on the URLs feeds and APIs really hand out,
-    /// the `url::Url` canonicalisation gives exactly the old key.
+    /// Keys of already-stored mentions stay valid: on the URLs feeds and APIs really hand out
+    /// (messy ones included: tracking tails, empty and repeated `&`, encoded characters, ports,
+    /// user info, fragments that look like queries), the `url::Url` canonicalisation gives
+    /// exactly the old key.
     #[test]
     fn url_keys_match_the_stored_legacy_keys() {
         let urls = [
             "https://www.example.com/",
             "https://example.com",
             "http://Example.COM/Path/To/Page.html",
+            "HTTPS://WWW.EXAMPLE.COM/A/B/",
             "https://news.example/tech/2024/05/07/acme-recalls-routers/",
             "https://blog.example/?p=123",
             "https://example.com?x=1",
             "https://www.reddit.com/r/acme/comments/1abcde/my_router_died/",
+            "https://www.reddit.com/r/acme/comments/1abcde/my_router_died/?utm_source=share&utm_medium=web3x&utm_name=web3xcss&utm_term=1&utm_content=share_button",
+            "https://old.reddit.com/r/acme/comments/1abcde/my_router_died/.compact",
             "https://news.ycombinator.com/item?id=40000000",
             "https://mastodon.social/@dana/112345678901234567",
+            "https://mastodon.social/users/dana/statuses/112345678901234567",
             "https://bsky.app/profile/dana.bsky.social/post/3l3qo2vutsw2b",
+            "https://bsky.app/profile/did:plc:abcdefghijklmnop/post/3l3qo2vutsw2b",
             "https://www.youtube.com/watch?v=V5lDq0xqD2E&t=42s",
+            "https://www.youtube.com/watch?v=V5lDq0xqD2E&feature=youtu.be",
+            "https://youtu.be/V5lDq0xqD2E?si=AbCdEfGh12345678",
             "https://example.com:8080/a?b=c&utm_medium=social&ref=home#top",
+            "https://example.com:8443/a/",
+            "https://example.com:80/a",
+            "http://example.com:443/a",
             "https://user:pw@example.com/private",
+            "http://user@example.com/a",
+            "https://user:pa:ss@www.example.com:8080/a",
+            "https://@example.com/a",
             "https://example.com/search?q=acme%20router&page=2",
+            "https://www.example.com/search?q=acme%20router&page=2&fbclid=IwAR0abc",
             "https://example.com/a//b/",
+            "https://example.com//",
+            "https://example.com///a///",
             "https://example.com/caf%C3%A9",
+            "https://example.com/caf%c3%a9",
+            "https://example.com/%7Euser/",
+            "https://example.com/~user/",
+            "https://example.com/a%2Fb",
+            "https://example.com/a%20b",
+            "https://example.com/a+b",
+            "https://example.com/%zz",
+            "https://example.com/a?b=%zz",
+            "https://example.com/a|b?c|d",
+            "https://example.com/a^b?c^d",
+            "https://example.com/a[b]?c[d]=1",
+            "https://example.com/a;jsessionid=ABC?x=1",
+            "https://example.com/a?",
+            "https://example.com/a?#frag",
+            "https://example.com/a#frag?x=1",
+            "https://example.com/a?x=1#/route?y=2",
+            "https://example.com/index.html?",
+            "https://example.com/?utm_source=rss",
+            "https://example.com/a?UTM_SOURCE=x&b=1",
+            "https://example.com/a?b=1&&c=2",
+            "https://example.com/a?=x&b=1",
+            "https://example.com/a?b&c",
+            "https://example.com/a?b=1=2",
+            "https://example.com/a?q=acme+router&x=%2F",
+            "https://example.com/a?x=1&utm_source=a&y=2#c",
+            "https://www.example.com/article.php?id=5&ref=rss&gclid=Cj0KCQ",
+            "https://www.example.com/a?mc_cid=1&mc_eid=2",
+            "https://www.example.com/%E2%80%9Cquoted%E2%80%9D",
+            "https://xn--bcher-kva.example/katalog",
+            "https://EXAMPLE.com./a",
+            "http://[::1]:8080/a",
+            "http://127.0.0.1:3000/x",
+            " https://example.com/trim ",
+            "https://www.www.example.com/a",
+            "https://sub.WWW.example.com/a",
+            "https://www.example.co.uk/a",
+            "https://en.wikipedia.org/wiki/Acme_Corporation",
+            "https://en.wikipedia.org/wiki/Caf%C3%A9_(film)",
+            "https://www.amazon.com/dp/B08N5WRWNW/ref=sr_1_1?keywords=acme&qid=1600000000&sr=8-1",
+            "https://www.amazon.de/-/en/Acme-Router/dp/B0ABCDEF12?ref_=ast_sto_dp&th=1",
+            "https://twitter.com/acme/status/1790000000000000000?s=20&t=abcDEF",
+            "https://x.com/acme/status/1790000000000000000?ref_src=twsrc%5Etfw",
+            "https://www.linkedin.com/posts/acme_router-launch-activity-7190000000000000000-AbCd?utm_source=share&utm_medium=member_desktop",
+            "https://medium.com/@dana/why-acme-routers-fail-3f2c1a9b8e7d?source=rss----abc---4",
+            "https://www.theverge.com/2024/5/7/24151234/acme-router-recall?utm_campaign=theverge&utm_content=chorus&utm_medium=social&utm_source=twitter",
+            "https://www.nytimes.com/2024/05/07/technology/acme-recall.html?smid=nytcore-ios-share&referringSource=articleShare",
+            "https://news.google.com/rss/articles/CBMiW2h0dHBzOi8vd3d3LmV4YW1wbGUuY29tL2FjbWU?oc=5",
+            "https://stackoverflow.com/questions/78000000/acme-sdk-throws-on-init/78000001#78000001",
+            "https://github.com/acme/router/issues/123#issuecomment-2100000000",
+            "https://apps.apple.com/us/app/acme/id1234567890?see-all=reviews",
+            "https://play.google.com/store/apps/details?id=com.acme.app&hl=en_US&gl=US",
+            "https://discourse.example.org/t/acme-router-keeps-rebooting/12345/7",
+            "https://lemmy.world/post/12345678",
+            "https://www.facebook.com/acme/posts/pfbid0abc?__cft__[0]=AZX&__tn__=%2CO%2CP-R",
+            // Not http(s), or no host: no key either way.
+            "ftp://example.com/a",
+            "mailto:x@example.com",
+            "javascript:alert(1)",
+            "https://",
+            "not a url",
         ];
         for url in urls {
             assert_eq!(canonical_url(url), legacy_canonical_url(url), "{url}");
+        }
+    }
+
+    /// Where `url::Url` normalises, the key differs from the legacy one (a stored mention with
+    /// such a URL can come back once after the upgrade; README, "Dedup keys"). Each new key is
+    /// the one both spellings now share, so these are also dedup improvements.
+    #[test]
+    fn url_keys_differ_from_legacy_only_where_url_normalises() {
+        let cases = [
+            // An explicit default port is no port.
+            ("https://example.com:443/a", "example.com/a", "https://example.com/a"),
+            ("http://EXAMPLE.com:80", "example.com", "http://example.com/"),
+            ("https://example.com:/a", "example.com/a", "https://example.com/a"),
+            ("https://example.com:0443/a", "example.com/a", "https://example.com/a"),
+            ("https://example.com:00080/a", "example.com:80/a", "https://example.com:80/a"),
+            // Spaces, quotes and non-ASCII characters are percent-encoded.
+            ("https://example.com/a b/c", "example.com/a%20b/c", "https://example.com/a%20b/c"),
+            ("https://example.com/a?q=acme router", "example.com/a?q=acme%20router", "https://example.com/a?q=acme%20router"),
+            ("https://example.com/café", "example.com/caf%C3%A9", "https://example.com/caf%C3%A9"),
+            ("https://de.wikipedia.org/wiki/Müller", "de.wikipedia.org/wiki/M%C3%BCller", "https://de.wikipedia.org/wiki/M%C3%BCller"),
+            ("https://www.example.com/“quoted”", "example.com/%E2%80%9Cquoted%E2%80%9D", "https://www.example.com/%E2%80%9Cquoted%E2%80%9D"),
+            ("https://www.example.com/emoji/😀", "example.com/emoji/%F0%9F%98%80", "https://www.example.com/emoji/%F0%9F%98%80"),
+            ("https://example.com/a\"b?c\"d", "example.com/a%22b?c%22d", "https://example.com/a%22b?c%22d"),
+            ("https://example.com/a<b>?c<d>", "example.com/a%3Cb%3E?c%3Cd%3E", "https://example.com/a%3Cb%3E?c%3Cd%3E"),
+            ("https://example.com/a'b?c'd", "example.com/a'b?c%27d", "https://example.com/a'b?c%27d"),
+            ("https://example.com/a{b}?c{d}", "example.com/a%7Bb%7D?c{d}", "https://example.com/a%7Bb%7D?c{d}"),
+            ("https://example.com/a`b?c`d", "example.com/a%60b?c`d", "https://example.com/a%60b?c`d"),
+            // Dot segments, backslashes, tabs.
+            ("https://example.com/a/../b", "example.com/b", "https://example.com/b"),
+            ("https://example.com/a/./b", "example.com/a/b", "https://example.com/a/b"),
+            ("https://example.com/./", "example.com", "https://example.com/"),
+            ("https://example.com/a\\b", "example.com/a/b", "https://example.com/a/b"),
+            ("https://example.com/tab\there", "example.com/tabhere", "https://example.com/tabhere"),
+            // IDN and numeric hosts take their canonical spelling.
+            ("https://bücher.example/katalog", "xn--bcher-kva.example/katalog", "https://xn--bcher-kva.example/katalog"),
+            ("http://0x7f.0.0.1/x", "127.0.0.1/x", "http://127.0.0.1/x"),
+            ("https://example.com.:443/a", "example.com./a", "https://example.com./a"),
+            // A host-less `http:///a` reads as host `a`, as browsers read it.
+            ("http:///a", "a", "http://a/"),
+            // Redirect wrappers (issue 11) key as their target.
+            (
+                "https://www.google.com/url?rct=j&sa=t&url=https://www.news.example/a/&ct=ga&cd=CAIy&usg=AOvVaw3",
+                "news.example/a",
+                "https://news.example/a",
+            ),
+        ];
+        for (url, key, same_as) in cases {
+            assert_eq!(canonical_url(url).as_deref(), Some(key), "{url}");
+            assert_ne!(legacy_canonical_url(url).as_deref(), Some(key), "{url}");
+            assert_eq!(canonical_url(same_as).as_deref(), Some(key), "{same_as}");
+        }
+        // Hosts `url::Url` refuses, and a host that is only `www.`, have no key.
+        for url in [
+            "http://a b.com/",
+            "https://exa mple.com/x",
+            "https://www./a",
+        ] {
+            assert_eq!(canonical_url(url), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn site_keys_are_host_and_non_default_port() {
+        let cases = [
+            ("https://www.News.example/a?b=1", Some("site:news.example")),
+            (
+                "https://news.example:8443/a",
+                Some("site:news.example:8443"),
+            ),
+            ("https://news.example:443/a", Some("site:news.example")),
+            ("http://[::1]:8080/a", Some("site:[::1]:8080")),
+            (
+                "https://bücher.example/k",
+                Some("site:xn--bcher-kva.example"),
+            ),
+            ("https://news.example?x=1", Some("site:news.example")),
+            ("https://www./a", None),
+            ("mailto:x@news.example", None),
+        ];
+        for (url, want) in cases {
+            assert_eq!(
+                mute_keys(&mention(None, url)).site.as_deref(),
+                want,
+                "{url}"
+            );
         }
     }
 

@@ -72,8 +72,17 @@ impl Hasher for Fx {
         self.add(n as u64);
     }
 
+    /// The multiply only carries bits upwards, so the raw state's low bits (hashbrown's bucket
+    /// index) depend only on the low, i.e. first, bytes of a word: words sharing a stem would
+    /// share a probe chain. murmur3's 64-bit finaliser folds every input bit into every output
+    /// bit, for two multiplies per lookup.
     fn finish(&self) -> u64 {
-        self.0
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
@@ -560,6 +569,59 @@ mod tests {
         for (q, want) in cases {
             let got = trigger(&parse(q).unwrap(), &uses).unwrap();
             assert_eq!(got[0].0, want, "query {q:?}");
+        }
+    }
+
+    /// Regression (BENCHMARKS.md "config load"): without a final mix, `Fx::finish` returned
+    /// the raw product, whose low bits (the bucket index hashbrown uses) depend only on a
+    /// word's first bytes, so stemmed words sharing a prefix (`brabc`, `brabd`, …,
+    /// `acmerouter1`, `acmerouter2`, …) piled into a few probe chains. Counts the distinct
+    /// buckets and control bytes the keys get in a table of the size hashbrown would use;
+    /// uniform hashing gives about 79 % distinct buckets here.
+    #[test]
+    fn shared_prefix_words_spread_over_buckets() {
+        use std::hash::BuildHasher;
+        let n = 4096usize;
+        let families: [&dyn Fn(usize) -> String; 4] = [
+            // The bench's brand words: "br" + base-26 digits, lowest digit first.
+            &|i| {
+                let (mut n, mut w) = (i, String::from("br"));
+                loop {
+                    w.push((b'a' + (n % 26) as u8) as char);
+                    n /= 26;
+                    if n == 0 {
+                        break w;
+                    }
+                }
+            },
+            &|i| format!("acmerouter{i}"),
+            &|i| format!("brand{i:05}"),
+            &|i| format!("customersupportteam{i}"),
+        ];
+        let build = BuildHasherDefault::<Fx>::default();
+        let buckets = (n * 8 / 7).next_power_of_two();
+        for (f, family) in families.iter().enumerate() {
+            let hashes: Vec<u64> = (0..n)
+                .map(|i| build.hash_one(family(i).into_bytes().into_boxed_slice()))
+                .collect();
+            let mut slots = vec![0u32; buckets];
+            for h in &hashes {
+                slots[(*h as usize) & (buckets - 1)] += 1;
+            }
+            let distinct = slots.iter().filter(|&&c| c > 0).count();
+            let longest = slots.iter().max().copied().unwrap_or(0);
+            assert!(
+                distinct * 100 >= n * 70 && longest <= 12,
+                "family {f}: {distinct} distinct buckets of {buckets} for {n} keys, \
+                 fullest holds {longest}"
+            );
+            // hashbrown's control byte: the top 7 bits.
+            let tags: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+            assert!(
+                tags.len() >= 120,
+                "family {f}: only {} control bytes",
+                tags.len()
+            );
         }
     }
 }

@@ -855,20 +855,22 @@ async fn gateway_bot(headers: HeaderMap) -> Response {
     .into_response()
 }
 
-async fn gateway(
-    State(state): State<Shared>,
-    headers: HeaderMap,
-    ws: axum::extract::ws::WebSocketUpgrade,
-) -> Response {
-    use axum::extract::ws::Message;
-    let host = headers
+async fn gateway(State(state): State<Shared>, req: axum::extract::Request) -> Response {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let host = req
+        .headers()
         .get("host")
         .and_then(|h| h.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    ws.on_upgrade(move |mut socket| async move {
+    super::ws_upgrade(req, move |mut socket| async move {
         let hello = json!({"op": 10, "d": {"heartbeat_interval": 41250}});
-        if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
+        if socket
+            .send(Message::Text(hello.to_string().into()))
+            .await
+            .is_err()
+        {
             return;
         }
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
@@ -879,7 +881,7 @@ async fn gateway(
                     Some(frame) => if socket.send(Message::Text(frame.into())).await.is_err() { break },
                     None => break,
                 },
-                incoming = socket.recv() => match incoming {
+                incoming = socket.next() => match incoming {
                     Some(Ok(Message::Text(t))) => {
                         let v: Value = serde_json::from_str(&t).unwrap_or_default();
                         state.lock().unwrap().gateway_received.push(v.clone());

@@ -21,6 +21,8 @@ pub use daemon::*;
 pub use feeds::*;
 pub use slack::*;
 
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -58,4 +60,48 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Accepts a WebSocket upgrade on an axum route with tokio-tungstenite, the version the
+/// product's own websocket code and slack-morphism already use: axum's `ws` feature would
+/// build a second tungstenite (and its rand/getrandom) into every test binary.
+pub fn ws_upgrade<F, Fut>(req: axum::extract::Request, on_socket: F) -> Response
+where
+    F: FnOnce(
+            tokio_tungstenite::WebSocketStream<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>,
+        ) -> Fut
+        + Send
+        + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use axum::http::header;
+    use tokio_tungstenite::tungstenite::{handshake::derive_accept_key, protocol::Role};
+    let headers = req.headers();
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY) else {
+        return (StatusCode::BAD_REQUEST, "not a websocket upgrade").into_response();
+    };
+    let upgrade_ok = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !upgrade_ok {
+        return (StatusCode::BAD_REQUEST, "not a websocket upgrade").into_response();
+    }
+    let accept = derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        if let Ok(upgraded) = on_upgrade.await {
+            let io = hyper_util::rt::TokioIo::new(upgraded);
+            let socket =
+                tokio_tungstenite::WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+            on_socket(socket).await;
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(axum::body::Body::empty())
+        .expect("static upgrade response")
 }

@@ -764,9 +764,10 @@ async fn connections_open(headers: HeaderMap) -> Response {
     Json(json!({"ok": true, "url": format!("ws://{host}/socket")})).into_response()
 }
 
-async fn socket(State(state): State<Shared>, ws: axum::extract::ws::WebSocketUpgrade) -> Response {
-    use axum::extract::ws::Message;
-    ws.on_upgrade(move |mut socket| async move {
+async fn socket(State(state): State<Shared>, req: axum::extract::Request) -> Response {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    super::ws_upgrade(req, move |mut socket| async move {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         {
             let mut s = state.lock().unwrap();
@@ -774,7 +775,11 @@ async fn socket(State(state): State<Shared>, ws: axum::extract::ws::WebSocketUpg
             s.socket_connections += 1;
         }
         let hello = json!({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0APP"}, "debug_info": {"host": "fake"}});
-        if socket.send(Message::Text(hello.to_string().into())).await.is_err() {
+        if socket
+            .send(Message::Text(hello.to_string().into()))
+            .await
+            .is_err()
+        {
             return;
         }
         loop {
@@ -783,7 +788,7 @@ async fn socket(State(state): State<Shared>, ws: axum::extract::ws::WebSocketUpg
                     Some(frame) => if socket.send(Message::Text(frame.into())).await.is_err() { break },
                     None => break,
                 },
-                incoming = socket.recv() => match incoming {
+                incoming = socket.next() => match incoming {
                     Some(Ok(Message::Text(t))) => {
                         if let Ok(v) = serde_json::from_str::<Value>(&t) {
                             // An ack's payload is an answer Slack shows or applies (a
