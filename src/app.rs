@@ -8,6 +8,7 @@ use crate::chat::slack::SlackPlatform;
 use crate::chat::{ChatError, ChatPlatform};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::desk::dispatch::Dispatcher;
 use crate::desk::{self, Desk};
 use crate::digest::{self, DigestJob};
 use crate::intake::{self, Judge};
@@ -27,6 +28,8 @@ use tokio::sync::{mpsc, Notify};
 
 /// How long shutdown waits for the relay to finish the post in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long shutdown waits for interaction answers still being worked on.
+const ANSWER_DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub fn judge(config: &Config) -> Judge {
     Judge {
@@ -264,20 +267,23 @@ pub async fn run_with_clock(
     drop(poll_tx);
 
     let wake = Arc::new(Notify::new());
-    let desk = Desk::new(store.clone(), config.desk.clone(), wake.clone());
+    let desk = Desk::new(store.clone(), config.desk.clone());
     let timers_task = tokio::spawn(desk::timers::run(
         desk.clone(),
         store.clone(),
         clock,
         shutdown.clone(),
     ));
+    let dispatcher = Dispatcher::new(desk.clone(), store.clone(), clock);
+    // Answers that outlive their request; joined at shutdown.
+    let interaction_work = server::Tasks::default();
     let slack_endpoints = match (&config.slack, slack) {
         (Some(cfg), Some(platform)) => Some(SlackEndpoints::new(
             cfg.signing_secret.clone(),
             platform,
-            desk.clone(),
-            store.clone(),
+            dispatcher.clone(),
             clock,
+            interaction_work.clone(),
         )),
         _ => None,
     };
@@ -295,9 +301,9 @@ pub async fn run_with_clock(
                     &cfg.public_key,
                     platform,
                     cfg.application_id,
-                    desk.clone(),
-                    store.clone(),
+                    dispatcher.clone(),
                     clock,
+                    interaction_work.clone(),
                 )
                 .map_err(anyhow::Error::msg)?,
             )
@@ -312,7 +318,7 @@ pub async fn run_with_clock(
             None
         }
         (Some(cfg), Some(ep)) if cfg.gateway => Some(
-            crate::chat::discord_gateway::start(
+            crate::chat::discord::gateway::start(
                 &cfg.api_url,
                 cfg.bot_token.expose(),
                 ep.platform.clone(),
@@ -379,7 +385,6 @@ pub async fn run_with_clock(
             rules: rule_names.into(),
             store: store.clone(),
             clock,
-            relay_wake: wake.clone(),
         }),
         Err(e) => {
             tracing::warn!(path = %token_path.display(), error = %e, "cannot write the admin token; `digest --now` will not reach this daemon");
@@ -435,6 +440,9 @@ pub async fn run_with_clock(
     if let Some(gw) = gateway {
         gw.shutdown().await;
     }
+    // Answers still being worked on (a deferred command, a button's follow-up) finish or
+    // are reported, before the store closes.
+    interaction_work.join(ANSWER_DRAIN_TIMEOUT).await;
     store.flush().await?;
     let _ = std::fs::remove_file(&token_path);
     tracing::info!("stopped; store flushed");
