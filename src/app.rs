@@ -24,7 +24,7 @@ use crate::store::Store;
 use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 /// How long shutdown waits for the relay to finish the post in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(40);
@@ -266,7 +266,8 @@ pub async fn run_with_clock(
     }
     drop(poll_tx);
 
-    let wake = Arc::new(Notify::new());
+    // The store rings this on every outbox write; the relay waits on it.
+    let wake = store.outbox_signal();
     let desk = Desk::new(store.clone(), config.desk.clone());
     let timers_task = tokio::spawn(desk::timers::run(
         desk.clone(),
