@@ -33,7 +33,7 @@ const ANSWER_WAIT: Duration = Duration::from_millis(2000);
 
 #[derive(Clone)]
 pub struct DiscordEndpoints {
-    pub verifier: Arc<serenity::interactions_endpoint::Verifier>,
+    verifier: Arc<serenity::interactions_endpoint::Verifier>,
     pub platform: Arc<DiscordPlatform>,
     pub application_id: u64,
     pub dispatcher: Dispatcher,

@@ -336,7 +336,7 @@ impl DiscordPlatform {
 }
 
 /// The `/desk` application command: one subcommand per desk command, with typed options.
-pub fn desk_command(command: &str) -> serenity::builder::CreateCommand {
+pub(crate) fn desk_command(command: &str) -> serenity::builder::CreateCommand {
     use serenity::all::CommandOptionType as T;
     use serenity::builder::{CreateCommand, CreateCommandOption as O};
     let id = || {

@@ -410,7 +410,7 @@ pub(super) fn alert_buttons(view: &AlertView) -> Vec<CreateActionRow> {
 }
 
 /// The alert as a message: embed, buttons, and no mentions parsed.
-pub fn alert_message(view: &AlertView) -> CreateMessage {
+pub(crate) fn alert_message(view: &AlertView) -> CreateMessage {
     CreateMessage::new()
         .embed(alert_embed(view))
         .components(alert_buttons(view))

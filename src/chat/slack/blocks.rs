@@ -68,7 +68,7 @@ impl Mrkdwn {
 
 /// The digest as section blocks: the title in bold, then the body split into sections,
 /// preferably at line ends; the first block carries the delivery marker for `find_digest`.
-pub fn digest_blocks(digest: &DigestPost, delivery: &str) -> Vec<SlackBlock> {
+pub(crate) fn digest_blocks(digest: &DigestPost, delivery: &str) -> Vec<SlackBlock> {
     let mut atoms = Mrkdwn::default()
         .styled(&digest.title, NAME_MAX, "*")
         .ours("\n")
@@ -125,7 +125,7 @@ pub fn note_sections(note: &Note, max_sections: usize) -> Vec<String> {
 
 /// A note as a whole message: up to four sections and a fallback `text` for notifications,
 /// the first section marked with `block_id` when given.
-pub fn note_content(note: &Note, block_id: Option<String>) -> SlackMessageContent {
+pub(crate) fn note_content(note: &Note, block_id: Option<String>) -> SlackMessageContent {
     let atoms = note_atoms(note);
     let sections = text::pack(&atoms, SECTION_TEXT_MAX, NOTE_SECTIONS_MAX, UNIT).pieces;
     let blocks: Vec<SlackBlock> = sections
@@ -233,7 +233,7 @@ pub(super) fn is_channel_id(channel: &str) -> bool {
 /// through `slack_text`, the fallback text included, and every text is cut to its block's
 /// limit at grapheme boundaries. Block ids are new on every render (Slack wants new ones on
 /// `chat.update`) and keep their `state-`/`actions-` prefixes.
-pub fn render_alert(view: &AlertView) -> SlackMessageContent {
+pub(crate) fn render_alert(view: &AlertView) -> SlackMessageContent {
     let rules = view.rules.join(", ");
     let mut head = Mrkdwn::default()
         .ours(&format!("{} *#{}* · rule ", view.priority_icon(), view.id))
