@@ -1,7 +1,8 @@
 //! The desk: applies people's actions to alerts (through the pure state machine in
 //! `state.rs`, written with compare-and-swap), answers `/desk` commands, and fires the
-//! durable timers (escalation, reminders, snooze ends). It never calls a chat SDK: changes
-//! go to the outbox and replies are returned as neutral `Note`s.
+//! durable timers (escalation, reminders, snooze ends). Every chat interaction reaches it
+//! through `dispatch.rs`. It never calls a chat SDK: changes go to the outbox and replies
+//! are returned as neutral `Note`s.
 
 pub mod command;
 pub mod dispatch;

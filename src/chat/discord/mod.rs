@@ -1,6 +1,7 @@
-//! Discord through serenity: alerts as an embed with buttons, a thread started from each
-//! alert for discussion, edits on every state change. Requests are built with serenity's
-//! builders and routes and sent through its proxy rewrite to `[discord].api_url`; because
+//! Discord through serenity: alerts as an embed with buttons (rendered in `render.rs`), a
+//! thread started from each alert for discussion, edits on every state change; interaction
+//! response bodies are `interaction.rs`, the gateway `gateway.rs`. Requests are built with
+//! serenity's builders and routes and sent through its proxy rewrite to `[discord].api_url`; because
 //! serenity's rate limiter cannot be used with a proxy, 429s (per-route and global) are
 //! handled here, for every call. Every message parses no mentions (`allowed_mentions`
 //! empty), and every post carries a nonce with `enforce_nonce`, so a repeat after a crash

@@ -1,6 +1,8 @@
-//! Slack through slack-morphism: renders an alert as Block Kit, posts it, and finds it again
-//! after a crash through its message metadata. It honours 429 `Retry-After` itself. It does
-//! not decide what to post or when; the relay does.
+//! Slack through slack-morphism: posts alerts, notes and digests (rendered as Block Kit in
+//! `blocks.rs`), finds them again after a crash through their message metadata, answers
+//! through `response_url` and opens the desk's modals (`modals.rs`); Socket Mode is
+//! `socket.rs`, refusals and redaction `errors.rs`. It honours 429 `Retry-After` itself. It
+//! does not decide what to post or when; the relay and the desk do.
 
 use super::escape::{slack_text, slack_url, truncate};
 use super::text::{self, Atom, Unit};
