@@ -371,3 +371,150 @@ fn snooze_choice(id: &str) -> Option<SnoozeFor> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::desk::DeskConfig;
+
+    fn dispatcher(dir: &tempfile::TempDir, allowed: &[&str]) -> Dispatcher {
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let cfg = DeskConfig {
+            command: "/desk".into(),
+            escalate_after: Duration::from_secs(3600),
+            escalate_to: None,
+            remind_after: None,
+            allowed: allowed.iter().map(|s| s.to_string()).collect(),
+            timezone: chrono_tz::UTC,
+        };
+        Dispatcher::new(Desk::new(store.clone(), cfg), store, Clock::System)
+    }
+
+    fn interaction(user: &str, groups: &[&str], request_id: &str, kind: Kind) -> Interaction {
+        Interaction {
+            actor: format!("slack:{user}"),
+            user: user.into(),
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+            request_id: request_id.into(),
+            kind,
+        }
+    }
+
+    fn command(name: &str, text: &str) -> Kind {
+        Kind::Command {
+            name: Some(name.into()),
+            text: text.into(),
+            platform: "slack",
+        }
+    }
+
+    fn submit(dialog: Option<Dialog>, alert: Option<AlertId>) -> Kind {
+        Kind::ModalSubmit {
+            dialog,
+            alert,
+            text: None,
+            mute: Mute::default(),
+            inline_errors: true,
+        }
+    }
+
+    fn private_text(reply: Reply) -> String {
+        match reply {
+            Reply::Private(note) => note.plain(),
+            other => panic!("expected a private answer, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_is_admitted_once_and_another_apps_command_is_answered_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dispatcher(&dir, &[]);
+        let i = interaction("U1", &[], "slack:command:t1", command("/desk", "help"));
+        assert_eq!(d.admit(&i).await, None);
+        assert_eq!(d.admit(&i).await, Some(Reply::Duplicate));
+        let other = interaction("U1", &[], "slack:command:t2", command("/other", "help"));
+        assert_eq!(
+            d.admit(&other).await.map(private_text),
+            Some("This app answers /desk, not /other.".to_string())
+        );
+    }
+
+    #[tokio::test]
+    async fn the_allowed_gate_takes_people_and_their_groups() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dispatcher(&dir, &["U1", "G1"]);
+        for (user, groups, request) in [("U1", vec![], "a"), ("U2", vec!["G1"], "b")] {
+            let i = interaction(user, &groups, request, command("/desk", "help"));
+            let text = private_text(d.dispatch(i).await);
+            assert!(text.contains("/desk claim"), "{user}: {text}");
+        }
+        let outsider = interaction("U3", &["G2"], "c", command("/desk", "help"));
+        assert!(private_text(d.dispatch(outsider).await).contains("[desk].allowed"));
+        // A refused dialog is refused at its text field.
+        let dialog = interaction(
+            "U3",
+            &[],
+            "d",
+            submit(Some(Dialog::Ignore), Some(AlertId(1))),
+        );
+        match d.dispatch(dialog).await {
+            Reply::Refused { field, note } => {
+                assert_eq!(field, "reason");
+                assert!(note.plain().contains("[desk].allowed"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn buttons_and_dialogs_say_what_is_wrong_or_what_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dispatcher(&dir, &[]);
+        let button = |n: &str, alert: Option<u64>| {
+            interaction(
+                "U1",
+                &[],
+                &format!("{n}:{alert:?}"),
+                Kind::Button {
+                    button: n.into(),
+                    alert: alert.map(AlertId),
+                },
+            )
+        };
+        assert_eq!(
+            private_text(d.dispatch(button(buttons::CLAIM, None)).await),
+            "That button does not name an alert."
+        );
+        match d.dispatch(button(buttons::RESOLVE, Some(5))).await {
+            Reply::Modal {
+                dialog: Dialog::Resolve,
+                alert: AlertId(5),
+                fallback,
+            } => assert!(fallback.plain().contains("/desk resolve 5 [note]")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            d.dispatch(button(buttons::SNOOZE, Some(5))).await,
+            Reply::SnoozeChoices(AlertId(5))
+        );
+        assert_eq!(
+            private_text(d.dispatch(button("desk_frobnicate", Some(5))).await),
+            "That button is not known to this version of mentiondesk."
+        );
+        assert!(
+            private_text(d.dispatch(button(buttons::CLAIM, Some(9))).await)
+                .contains("There is no alert #9")
+        );
+        let lost = interaction("U1", &[], "l", submit(Some(Dialog::Resolve), None));
+        assert!(matches!(d.dispatch(lost).await,
+            Reply::Refused { field: "note", note } if note.plain().contains("lost its alert id")));
+        let unknown = interaction("U1", &[], "u", submit(None, Some(AlertId(5))));
+        assert!(matches!(d.dispatch(unknown).await,
+            Reply::Refused { note, .. } if note.plain().contains("not known")));
+        let other = interaction("U1", &[], "o", Kind::Unsupported);
+        assert_eq!(
+            private_text(d.dispatch(other).await),
+            "This kind of interaction is not used by mentiondesk."
+        );
+    }
+}
