@@ -8,6 +8,7 @@ use crate::chat::slack::SlackPlatform;
 use crate::chat::{ChatError, ChatPlatform};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::desk::dispatch::Dispatcher;
 use crate::desk::timers::Timers;
 use crate::desk::Desk;
 use crate::digest::{self, DigestJob, Digests};
@@ -29,6 +30,8 @@ use tokio::task::JoinHandle;
 
 /// How long shutdown waits for the relay to finish the post in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(40);
+/// How long shutdown waits for interaction answers still being worked on.
+const ANSWER_DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub fn judge(config: &Config) -> Judge {
     Judge {
@@ -294,7 +297,7 @@ pub async fn run_with_clock(
 
     // Desk and its timers, the spike watch and the digests: they write alerts, notes and
     // digests to the store; the relay posts them.
-    let desk = Desk::new(store.clone(), config.desk.clone(), store.outbox_signal());
+    let desk = Desk::new(store.clone(), config.desk.clone());
     let timers = Timers::new(desk.clone(), store.clone(), clock);
     let spike_watch = config.spikes.enabled.then(|| {
         SpikeWatch::new(
@@ -312,13 +315,16 @@ pub async fn run_with_clock(
 
     // Server: Slack and Discord callbacks (or Socket Mode and the gateway), the admin
     // endpoint, /healthz and /metrics.
+    let dispatcher = Dispatcher::new(desk.clone(), store.clone(), clock);
+    // Answers that outlive their request; joined at shutdown.
+    let interaction_work = server::Tasks::default();
     let slack_endpoints = match (&config.slack, slack) {
         (Some(cfg), Some(platform)) => Some(SlackEndpoints::new(
             cfg.signing_secret.clone(),
             platform,
-            desk.clone(),
-            store.clone(),
+            dispatcher.clone(),
             clock,
+            interaction_work.clone(),
         )),
         _ => None,
     };
@@ -336,9 +342,9 @@ pub async fn run_with_clock(
                     &cfg.public_key,
                     platform,
                     cfg.application_id,
-                    desk.clone(),
-                    store.clone(),
+                    dispatcher.clone(),
                     clock,
+                    interaction_work.clone(),
                 )
                 .map_err(anyhow::Error::msg)?,
             )
@@ -353,7 +359,7 @@ pub async fn run_with_clock(
             None
         }
         (Some(cfg), Some(ep)) if cfg.gateway => Some(
-            crate::chat::discord_gateway::start(
+            crate::chat::discord::gateway::start(
                 &cfg.api_url,
                 cfg.bot_token.expose(),
                 ep.platform.clone(),
@@ -384,7 +390,6 @@ pub async fn run_with_clock(
             rules: rule_names.into(),
             store: store.clone(),
             clock,
-            relay_wake: store.outbox_signal(),
         }),
         Err(e) => {
             tracing::warn!(path = %token_path.display(), error = %e, "cannot write the admin token; `digest --now` will not reach this daemon");
@@ -428,6 +433,9 @@ pub async fn run_with_clock(
         join("spikes", t).await;
     }
     join("digests", digest_task).await;
+    // Answers still being worked on (a deferred command, a button's follow-up) finish or are
+    // reported before the relay drains, so the changes they write still go out now.
+    interaction_work.join(ANSWER_DRAIN_TIMEOUT).await;
     match tokio::time::timeout(DRAIN_TIMEOUT, relay_task).await {
         Ok(r) => report_panic("relay", r),
         Err(_) => {

@@ -1,5 +1,5 @@
 //! Chat platforms: the `ChatPlatform` trait, the neutral alert view every platform renders,
-//! and the Slack and console implementations. SDK types never leave this folder; nothing here
+//! and the Slack, Discord and console implementations. SDK types never leave this folder; nothing here
 //! reads or writes the store.
 
 use crate::model::{AlertId, DigestPost, MessageRef, Note};
@@ -12,12 +12,13 @@ use tokio::time::Instant;
 
 pub mod console;
 pub mod discord;
-pub mod discord_gateway;
 pub mod escape;
 pub mod slack;
-pub mod slack_socket;
 pub mod text;
 pub mod view;
+
+/// A boxed future, as the Socket Mode and gateway handler traits must be object-safe.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 pub use view::AlertView;
 

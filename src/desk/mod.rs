@@ -1,9 +1,11 @@
 //! The desk: applies people's actions to alerts (through the pure state machine in
 //! `state.rs`, written with compare-and-swap), answers `/desk` commands, and fires the
-//! durable timers (escalation, reminders, snooze ends). It never calls a chat SDK: changes
-//! go to the outbox and replies are returned as neutral `Note`s.
+//! durable timers (escalation, reminders, snooze ends). Every chat interaction reaches it
+//! through `dispatch.rs`. It never calls a chat SDK: changes go to the outbox and replies
+//! are returned as neutral `Note`s.
 
 pub mod command;
+pub mod dispatch;
 pub mod state;
 pub mod timers;
 
@@ -16,8 +18,6 @@ use crate::util::{human_duration, percentile};
 use chrono::{DateTime, Utc};
 use command::{Command, ListFilter, SnoozeFor};
 use state::{Action, Refusal};
-use std::sync::Arc;
-use tokio::sync::Notify;
 
 /// The answer to an action: whether it changed the alert, and what to tell the person.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,17 +40,16 @@ const CAS_RETRIES: usize = 5;
 /// How many stored mentions `preview` tries a rule on.
 pub const PREVIEW_MENTIONS: usize = 1000;
 
+/// The store wakes the relay itself on every outbox write, so the desk holds no signal.
 #[derive(Clone)]
 pub struct Desk {
     store: Store,
     cfg: DeskConfig,
-    /// Woken after every change so the relay delivers it at once.
-    relay: Arc<Notify>,
 }
 
 impl Desk {
-    pub fn new(store: Store, cfg: DeskConfig, relay: Arc<Notify>) -> Desk {
-        Desk { store, cfg, relay }
+    pub fn new(store: Store, cfg: DeskConfig) -> Desk {
+        Desk { store, cfg }
     }
 
     pub fn config(&self) -> &DeskConfig {
@@ -170,7 +169,6 @@ impl Desk {
             };
             match self.store.change_alert(&alert, change).await? {
                 ChangeOutcome::Applied => {
-                    self.relay.notify_one();
                     tracing::info!(alert = %id, actor = %actor, action = action.name(), from = alert.state.name(), to = new_state.name(), "alert changed");
                     return Ok(Outcome {
                         applied: true,
@@ -219,7 +217,6 @@ impl Desk {
                 alert: alert.clone(),
             };
             if self.store.change_alert(&alert, change).await? == ChangeOutcome::Applied {
-                self.relay.notify_one();
                 return Ok(Note::new().text(format!("Added your note to the thread of #{id}.")));
             }
         }
@@ -282,7 +279,6 @@ impl Desk {
                 alert: new,
             };
             if self.store.change_alert(&alert, change).await? == ChangeOutcome::Applied {
-                self.relay.notify_one();
                 return Ok(Note::new().text(format!(
                     "#{id} is now marked {said}. Thanks, this is how accuracy is tracked."
                 )));
@@ -430,7 +426,6 @@ impl Desk {
         // A conflict means a person acted meanwhile; their change re-armed the timers.
         if self.store.change_alert(alert, change).await? == ChangeOutcome::Applied {
             tracing::info!(alert = %alert.id, what, "timer fired");
-            self.relay.notify_one();
         }
         Ok(())
     }

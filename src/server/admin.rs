@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
-use tokio::sync::Notify;
 
 #[derive(Clone)]
 pub struct Admin {
@@ -26,7 +25,6 @@ pub struct Admin {
     pub rules: Arc<[String]>,
     pub store: Store,
     pub clock: Clock,
-    pub relay_wake: Arc<Notify>,
 }
 
 /// Where the admin token lives: beside the store, `<store path>.admin-token`.
@@ -40,7 +38,7 @@ pub fn token_path(store: &Path) -> PathBuf {
 pub fn write_token(path: &Path) -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).map_err(std::io::Error::other)?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = hex::encode(bytes);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
@@ -116,7 +114,6 @@ pub async fn digest(admin: Admin, peer: SocketAddr, headers: HeaderMap, body: By
     .await
     {
         Ok(queued) => {
-            admin.relay_wake.notify_one();
             let list: Vec<_> = queued
                 .iter()
                 .map(|(name, post)| {

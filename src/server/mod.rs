@@ -1,6 +1,7 @@
 //! HTTP endpoints on `[server].listen`: `/healthz` (per-source status), `/metrics`
-//! (Prometheus text) and Slack's callbacks (`slack.rs`). This module verifies and routes
-//! requests; it never decides business outcomes itself.
+//! (Prometheus text), Slack's and Discord's callbacks (`slack.rs`, `discord.rs`) and the
+//! loopback admin endpoint. This module verifies, decodes and routes requests, and tracks the
+//! work that outlives a request; it never decides business outcomes (`desk::dispatch` does).
 
 pub mod admin;
 pub mod discord;
@@ -18,9 +19,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use std::fmt::Write;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::task::JoinSet;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -37,17 +41,54 @@ pub struct AppState {
     pub delivery: crate::relay::DeliveryHealth,
 }
 
-/// What a snooze-choice button means, for every platform.
-fn snooze_choice(id: &str) -> Option<crate::desk::command::SnoozeFor> {
-    use crate::chat::buttons;
-    use crate::desk::command::SnoozeFor;
-    match id {
-        buttons::SNOOZE_1H => Some(SnoozeFor::Duration(std::time::Duration::from_secs(3600))),
-        buttons::SNOOZE_4H => Some(SnoozeFor::Duration(std::time::Duration::from_secs(
-            4 * 3600,
-        ))),
-        buttons::SNOOZE_TOMORROW => Some(SnoozeFor::TomorrowMorning),
-        _ => None,
+/// Work that outlives its request (a Slack answer through `response_url`, a deferred Discord
+/// answer), tracked so shutdown waits for it instead of dropping it silently.
+#[derive(Clone, Default)]
+pub struct Tasks(Arc<Mutex<JoinSet<()>>>);
+
+impl Tasks {
+    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let mut set = self.0.lock().expect("lock");
+        // Finished work is reaped here so the set holds only what still runs.
+        while set.try_join_next().is_some() {}
+        set.spawn(work);
+    }
+
+    /// Waits up to `limit` for the tracked work, including work spawned meanwhile. Returns how
+    /// much did not finish in time; that is logged and aborted, never dropped silently.
+    pub async fn join(&self, limit: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let mut set = std::mem::take(&mut *self.0.lock().expect("lock"));
+            if set.is_empty() {
+                return 0;
+            }
+            while !set.is_empty() {
+                match tokio::time::timeout_at(deadline, set.join_next()).await {
+                    Ok(Some(Err(e))) if e.is_panic() => {
+                        tracing::error!(error = %e, "deferred interaction work panicked")
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        let left = set.len() + self.0.lock().expect("lock").len();
+                        tracing::warn!(
+                            unfinished = left,
+                            "deferred interaction work did not finish before shutdown; its answers are lost"
+                        );
+                        set.abort_all();
+                        self.0.lock().expect("lock").abort_all();
+                        return left;
+                    }
+                }
+            }
+        }
+    }
+
+    /// How much tracked work is still running.
+    pub fn running(&self) -> usize {
+        let mut set = self.0.lock().expect("lock");
+        while set.try_join_next().is_some() {}
+        set.len()
     }
 }
 
@@ -350,4 +391,64 @@ fn label(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[tokio::test]
+    async fn work_started_just_before_shutdown_finishes() {
+        let tasks = Tasks::default();
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        assert_eq!(tasks.running(), 1);
+        assert_eq!(tasks.join(Duration::from_secs(5)).await, 0);
+        assert!(
+            done.load(Ordering::SeqCst),
+            "joined before the work finished"
+        );
+        assert_eq!(tasks.running(), 0);
+    }
+
+    #[tokio::test]
+    async fn work_spawned_while_joining_is_waited_for_too() {
+        let tasks = Tasks::default();
+        let done = Arc::new(AtomicBool::new(false));
+        let (inner, flag) = (tasks.clone(), done.clone());
+        tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            // A follow-up spawned by work already running (a deferred answer's edit).
+            inner.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                flag.store(true, Ordering::SeqCst);
+            });
+        });
+        assert_eq!(tasks.join(Duration::from_secs(5)).await, 0);
+        assert!(done.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn work_that_outlives_the_wait_is_reported_and_stopped() {
+        let tasks = Tasks::default();
+        let done = Arc::new(AtomicBool::new(false));
+        let flag = done.clone();
+        tasks.spawn(async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            flag.store(true, Ordering::SeqCst);
+        });
+        let started = std::time::Instant::now();
+        assert_eq!(tasks.join(Duration::from_millis(100)).await, 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the wait is bounded"
+        );
+        assert_eq!(tasks.running(), 0, "unfinished work is aborted");
+        assert!(!done.load(Ordering::SeqCst));
+    }
 }

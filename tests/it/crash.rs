@@ -237,7 +237,7 @@ fn desk(store: &Store, escalate_to: Target) -> Desk {
         allowed: vec![],
         timezone: chrono_tz::UTC,
     };
-    Desk::new(store.clone(), cfg, Arc::new(tokio::sync::Notify::new()))
+    Desk::new(store.clone(), cfg)
 }
 
 /// Stores one alert for `target`, as intake does after a poll.

@@ -10,9 +10,7 @@ use mentiondesk::desk::{timers, Desk};
 use mentiondesk::model::{AlertId, AlertState, Mention, Note, Priority, Target, TimerKind};
 use mentiondesk::sources::SourceState;
 use mentiondesk::store::{Candidate, NewAlert, OutboxAction, Store};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 fn desk_config() -> DeskConfig {
     DeskConfig {
@@ -86,7 +84,7 @@ async fn unclaimed_alert_escalates_once_after_the_delay() {
     let store = Store::open(dir.path()).unwrap();
     let clock = Clock::tokio_at(start());
     new_alert(&store, "a", clock.now(), Duration::from_secs(900)).await;
-    let desk = Desk::new(store.clone(), desk_config(), Arc::new(Notify::new()));
+    let desk = Desk::new(store.clone(), desk_config());
     let (trigger, shutdown) = mentiondesk::shutdown::channel();
     let task = tokio::spawn(timers::Timers::new(desk, store.clone(), clock).run(shutdown));
 
@@ -117,7 +115,7 @@ async fn a_claim_cancels_escalation_and_starts_the_reminder() {
     let store = Store::open(dir.path()).unwrap();
     let clock = Clock::tokio_at(start());
     new_alert(&store, "a", clock.now(), Duration::from_secs(900)).await;
-    let desk = Desk::new(store.clone(), desk_config(), Arc::new(Notify::new()));
+    let desk = Desk::new(store.clone(), desk_config());
     tokio::time::sleep(Duration::from_secs(5 * 60)).await;
     let o = desk
         .act(
@@ -171,7 +169,7 @@ async fn timers_survive_a_restart_and_snoozes_wake_up() {
         let store = Store::open(dir.path()).unwrap();
         new_alert(&store, "a", clock.now(), Duration::from_secs(900)).await;
         new_alert(&store, "b", clock.now(), Duration::from_secs(900)).await;
-        let desk = Desk::new(store.clone(), desk_config(), Arc::new(Notify::new()));
+        let desk = Desk::new(store.clone(), desk_config());
         let until = clock.now() + chrono::Duration::hours(1);
         desk.act(
             AlertId(2),
@@ -186,7 +184,7 @@ async fn timers_survive_a_restart_and_snoozes_wake_up() {
 
     tokio::time::sleep(Duration::from_secs(3 * 3600)).await;
     let store = Store::open(dir.path()).unwrap();
-    let desk = Desk::new(store.clone(), desk_config(), Arc::new(Notify::new()));
+    let desk = Desk::new(store.clone(), desk_config());
     assert_eq!(
         timers::fire_due(&desk, &store, &clock).await,
         2,

@@ -610,3 +610,53 @@ async fn setup_with_app_token() -> Setup {
         _feeds: feeds,
     }
 }
+
+/// A command acknowledged just before shutdown still gets its answer: the work after the 3 s
+/// ack is tracked and joined at shutdown, not dropped with the runtime. The answer goes to a
+/// `response_url` on 127.0.0.1 that takes two seconds to accept it, so a daemon that did not
+/// wait for its deferred work would have stopped before the answer arrived.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_answered_just_before_shutdown_is_delivered_before_the_daemon_stops() {
+    use axum::routing::post;
+    use std::sync::{Arc, Mutex};
+    let s = setup(&[], &[]).await;
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let sink = received.clone();
+    let slow = axum::Router::new().route(
+        "/slow",
+        post(move |body: axum::Json<serde_json::Value>| {
+            let sink = sink.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                sink.lock().unwrap().push(body.0);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let slow_url = format!("http://{}/slow", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, slow).await });
+
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("team_id", "T0TEAM")
+        .append_pair("channel_id", "C0PRALERTS")
+        .append_pair("user_id", "U0LATE")
+        .append_pair("command", "/desk")
+        .append_pair("text", "claim 1")
+        .append_pair("response_url", &slow_url)
+        .append_pair("trigger_id", "late-1")
+        .finish();
+    let resp = s.daemon.slack_post("/slack/commands", &body).await;
+    assert_eq!(resp.status(), 200);
+    s.daemon.stop().await;
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "the answer was dropped at shutdown");
+    assert!(
+        got[0]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("You claimed #1"),
+        "{}",
+        got[0]
+    );
+}

@@ -22,7 +22,6 @@ use mentiondesk::store::{Candidate, NewAlert, OutboxAction, Store};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 
 mod chat;
 mod spikes;
@@ -198,7 +197,7 @@ async fn digest_counts_compares_and_ranks_what_came_in() {
     )
     .await;
     // Claim and resolve some of them.
-    let desk = Desk::new(store.clone(), desk_config(), Arc::new(Notify::new()));
+    let desk = Desk::new(store.clone(), desk_config());
     let alerts = store.alerts().unwrap();
     let id_of = |item: &str| {
         alerts

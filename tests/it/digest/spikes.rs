@@ -113,7 +113,7 @@ async fn spikes_alert_once_on_a_real_spike_and_never_on_noise() {
         .unwrap()
         .iter()
         .any(|t| t.alert_id == alert.id && t.kind == TimerKind::Escalate));
-    let desk = Desk::new(store.clone(), desk_config(), Arc::new(Notify::new()));
+    let desk = Desk::new(store.clone(), desk_config());
     desk.act(alert.id, &"slack:U1".into(), Action::Claim, later)
         .await
         .unwrap();

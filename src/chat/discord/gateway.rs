@@ -4,9 +4,8 @@
 //! `GatewayHandler` as Discord's JSON, exactly what the HTTP endpoint would have received;
 //! its answer is sent to the interaction callback. It decides nothing itself.
 
-use super::discord::DiscordPlatform;
-use super::slack_socket::BoxFuture;
-use super::ChatError;
+use super::DiscordPlatform;
+use crate::chat::{BoxFuture, ChatError};
 use serde_json::Value;
 use serenity::all::{Context, EventHandler, GatewayIntents, Interaction, Ready};
 use serenity::http::HttpBuilder;
@@ -38,15 +37,7 @@ impl EventHandler for Events {
             }
         };
         // serenity keeps the interaction type in the enum, not in the serialised struct.
-        raw["type"] = match &interaction {
-            Interaction::Ping(_) => 1,
-            Interaction::Command(_) => 2,
-            Interaction::Component(_) => 3,
-            Interaction::Autocomplete(_) => 4,
-            Interaction::Modal(_) => 5,
-            _ => 0,
-        }
-        .into();
+        raw["type"] = u8::from(interaction.kind()).into();
         let id = raw["id"].as_str().unwrap_or_default().to_string();
         let token = raw["token"].as_str().unwrap_or_default().to_string();
         let answer = self.handler.interaction(raw).await;

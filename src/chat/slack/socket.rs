@@ -1,23 +1,30 @@
 //! Slack Socket Mode: receives slash commands and interactions over Slack's websocket
-//! (slack-morphism's listener) for teams without a public URL. It converts the SDK's events
-//! back into Slack's JSON shapes and hands them to a `SocketHandler`, so the same code
-//! serves HTTP and Socket Mode. It decides nothing itself.
+//! (slack-morphism's listener) for teams without a public URL. A command arrives as the SDK's
+//! typed event and is handed on as a `SlashCommand`; an interaction is handed on in Slack's
+//! JSON shape, what the HTTP endpoint receives, so one decoder serves both. It decides
+//! nothing itself.
 
-use super::slack::{note_content, redact, SlackPlatform};
-use super::ChatError;
+use super::{map_error, note_content, redact, SlackPlatform};
+use crate::chat::{BoxFuture, ChatError};
 use crate::model::Note;
 use serde_json::Value;
 use slack_morphism::prelude::*;
-use std::collections::HashMap;
 use std::sync::Arc;
 
-/// A boxed future, as the handler trait must be object-safe.
-pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+/// A slash command's fields, from an HTTP form or a Socket Mode event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlashCommand {
+    pub command: String,
+    pub text: String,
+    pub user_id: String,
+    pub response_url: String,
+    pub trigger_id: String,
+}
 
 /// What Socket Mode events are handed to (implemented by the server's Slack endpoints).
 pub trait SocketHandler: Send + Sync + 'static {
-    /// A slash command's fields as Slack posts them; returns the private answer if ready.
-    fn command(&self, fields: HashMap<String, String>, raw: Vec<u8>) -> BoxFuture<Option<Note>>;
+    /// A slash command, with its raw form for dedup; returns the private answer if ready.
+    fn command(&self, command: SlashCommand, raw: Vec<u8>) -> BoxFuture<Option<Note>>;
     /// An interaction payload; returns a response body when Slack expects one.
     fn interaction(&self, payload: Value, raw: Vec<u8>) -> BoxFuture<Option<Value>>;
 }
@@ -55,7 +62,7 @@ impl SlackPlatform {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) => Err(match super::slack::map_error("apps.connections.open", e) {
+            Err(e) => Err(match map_error("apps.connections.open", e) {
                 ChatError::Refused {
                     platform,
                     scope,
@@ -113,24 +120,16 @@ async fn on_command(
     _client: Arc<SlackHyperClient>,
     states: SlackClientEventsUserState,
 ) -> UserCallbackResult<SlackCommandEventResponse> {
-    let value = serde_json::to_value(&ev).unwrap_or_default();
-    let fields: HashMap<String, String> = value
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let raw = serde_json::to_vec(&ev).unwrap_or_default();
+    let command = SlashCommand {
+        command: ev.command.0,
+        text: ev.text.unwrap_or_default(),
+        user_id: ev.user_id.0,
+        response_url: ev.response_url.0.to_string(),
+        trigger_id: ev.trigger_id.0,
+    };
     let note = match handler(&states).await {
-        Some(h) => h.command(fields, value.to_string().into_bytes()).await,
+        Some(h) => h.command(command, raw).await,
         None => None,
     };
     let content = match note {
