@@ -4,7 +4,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
-use mentiondesk::config::{DeskConfig, RuleConfig, SpikeConfig};
+use mentiondesk::desk::config::DeskConfig;
+use mentiondesk::rules::config::RuleConfig;
+use mentiondesk::spikes::config::SpikeConfig;
 use mentiondesk::digest::chart::{render_png, Bucket, ChartSpec};
 use mentiondesk::digest::report::{self, Period};
 use mentiondesk::model::{Mention, Note, Priority, Target};

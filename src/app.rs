@@ -7,7 +7,7 @@ use crate::chat::discord::DiscordPlatform;
 use crate::chat::slack::SlackPlatform;
 use crate::chat::{ChatError, ChatPlatform};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::settings::Config;
 use crate::desk::{self, Desk};
 use crate::digest::{self, DigestJob};
 use crate::intake::{self, Judge};
@@ -248,13 +248,13 @@ pub async fn run_with_clock(
     let (poll_tx, poll_rx) = mpsc::channel(64);
     let mut source_tasks = Vec::new();
     for spec in &config.sources {
-        let source = sources::build(spec).with_context(|| format!("source {:?}", spec.name))?;
-        health.register(&spec.name, spec.kind.as_str());
-        let state = store.source_state(&spec.name)?;
+        let source = sources::build(spec).with_context(|| format!("source {:?}", spec.name()))?;
+        health.register(spec.name(), spec.kind().as_str());
+        let state = store.source_state(spec.name())?;
         source_tasks.push(tokio::spawn(poll::run(
             source,
-            spec.every,
-            spec.timeout,
+            spec.every(),
+            spec.timeout(),
             state,
             poll_tx.clone(),
             health.clone(),
@@ -472,11 +472,11 @@ pub async fn scan_once(
     let judge = judge(config);
     let mut out = Vec::new();
     for spec in &config.sources {
-        let mut source = sources::build(spec).with_context(|| format!("source {:?}", spec.name))?;
+        let mut source = sources::build(spec).with_context(|| format!("source {:?}", spec.name()))?;
         let mut state = sources::SourceState::default();
-        let polled = tokio::time::timeout(spec.timeout, source.poll(&mut state)).await;
+        let polled = tokio::time::timeout(spec.timeout(), source.poll(&mut state)).await;
         let result = match polled {
-            Err(_) => Err(format!("timed out after {:?}", spec.timeout)),
+            Err(_) => Err(format!("timed out after {:?}", spec.timeout())),
             Ok(Err(e)) => Err(e.to_string()),
             Ok(Ok(mentions)) => Ok(mentions
                 .into_iter()
@@ -489,7 +489,7 @@ pub async fn scan_once(
                 })
                 .collect()),
         };
-        out.push((spec.name.clone(), result));
+        out.push((spec.name().to_string(), result));
     }
     Ok(out)
 }

@@ -4,7 +4,8 @@
 //! the relay.
 
 use crate::analysis::{dedup, negativity, priority};
-use crate::config::{DeskConfig, RuleConfig};
+use crate::desk::config::DeskConfig;
+use crate::rules::config::RuleConfig;
 use crate::metrics::Metrics;
 use crate::model::{Mention, Note, Priority, Target, TimerKind};
 use crate::rules::{Document, RuleSet};

@@ -3,9 +3,13 @@
 //! resolvable, escalated), explained in its text, with a per-rule cooldown. It only writes
 //! alerts through the store; posting is the relay's job.
 
+pub mod config;
+
 use crate::analysis::{dedup, spike};
 use crate::clock::Clock;
-use crate::config::{DeskConfig, RuleConfig, SpikeConfig};
+use crate::desk::config::DeskConfig;
+use crate::rules::config::RuleConfig;
+use config::SpikeConfig;
 use crate::digest::report::SPIKE_KIND;
 use crate::metrics::Metrics;
 use crate::model::{Alert, Mention, Note, TimerKind};

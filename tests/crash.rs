@@ -263,7 +263,7 @@ alert = ["discord:{CHANNEL}"]
 // ------------------------------------------------ notes in flight at a crash (in process)
 
 use mentiondesk::chat::ChatPlatform;
-use mentiondesk::config::DeskConfig;
+use mentiondesk::desk::config::DeskConfig;
 use mentiondesk::desk::Desk;
 use mentiondesk::model::{AlertId, Mention, Note, Priority, Target, TimerKind};
 use mentiondesk::relay::Platforms;

@@ -40,7 +40,7 @@ fn source(url: &str, extra: &str) -> Box<dyn sources::Source> {
         "{}\n[[rules]]\nname = \"acme\"\nquery = \"acme\"\nalert = [\"slack:#pr-alerts\"]\n",
         source_config(url, extra)
     );
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     sources::build(&config.sources[0]).unwrap()
 }
 
@@ -184,7 +184,7 @@ async fn private_addresses_are_refused_without_allow_private() {
         "[[sources]]\nname = \"b\"\nkind = \"bluesky\"\nquery = \"acme\"\nurl = \"{}\"\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n",
         jet.url()
     );
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     let mut src = sources::build(&config.sources[0]).unwrap();
     let err = src.poll(&mut SourceState::default()).await.unwrap_err();
     assert!(err.to_string().contains("allow_private"), "{err}");
@@ -194,7 +194,7 @@ async fn private_addresses_are_refused_without_allow_private() {
 #[test]
 fn a_query_with_only_negations_is_a_config_error() {
     let text = "[[sources]]\nname = \"b\"\nkind = \"bluesky\"\nquery = \"NOT spam\"\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n";
-    let err = mentiondesk::config::parse(text, Path::new("t.toml"), &|_| None).unwrap_err();
+    let err = mentiondesk::settings::parse(text, Path::new("t.toml"), &|_| None).unwrap_err();
     assert!(err.to_string().contains("sources[0].query"), "{err}");
 }
 
@@ -225,7 +225,7 @@ alert = ["slack:#pr-alerts"]
         api = slack.api_url(),
         source = source_config(&jet.url(), "").replace("every = \"1s\"", "every = \"30s\""),
     );
-    let cfg = mentiondesk::config::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    let cfg = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     let (trigger, shutdown) = mentiondesk::shutdown::channel();
     let task = tokio::spawn(mentiondesk::app::run_until(cfg, shutdown));
     wait_until(|| !jet.connections().is_empty()).await;
@@ -299,7 +299,7 @@ alert = ["slack:#pr-alerts"]
     );
     let password = password.to_string();
     let env = move |k: &str| (k == "BLUESKY_APP_PASSWORD").then(|| password.clone());
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &env).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &env).unwrap();
     sources::build(&config.sources[0]).unwrap()
 }
 
@@ -797,7 +797,7 @@ fn handle_and_app_password_come_together_or_not_at_all() {
         )
     };
     let env = |k: &str| (k == "BLUESKY_APP_PASSWORD").then(|| "abcd-efgh-ijkl-mnop".to_string());
-    let problems = |text: &str| match mentiondesk::config::parse(text, Path::new("t.toml"), &env) {
+    let problems = |text: &str| match mentiondesk::settings::parse(text, Path::new("t.toml"), &env) {
         Err(mentiondesk::config::ConfigError::Invalid { problems, .. }) => problems,
         other => panic!("expected problems, got {:?}", other.map(|c| c.sources)),
     };
@@ -836,10 +836,13 @@ fn handle_and_app_password_come_together_or_not_at_all() {
     let text = cfg(
         "handle = \"@brand.bsky.social\"\napp_password = \"${BLUESKY_APP_PASSWORD}\"\nsearch_every = \"10m\"",
     );
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &env).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &env).unwrap();
     let spec = &config.sources[0];
-    assert_eq!(spec.api.handle.as_deref(), Some("brand.bsky.social"));
-    assert_eq!(spec.api.search_every, Some(Duration::from_secs(600)));
+    let sources::SourceConfig::Bluesky(bluesky) = spec else {
+        panic!("not a bluesky source: {spec:?}")
+    };
+    assert_eq!(bluesky.handle.as_deref(), Some("brand.bsky.social"));
+    assert_eq!(bluesky.search_every, Some(Duration::from_secs(600)));
     assert!(!format!("{spec:?}").contains("abcd-efgh"), "{spec:?}");
     assert!(!format!("{config:?}").contains("abcd-efgh"));
 }
@@ -1040,7 +1043,7 @@ fn source_with_query(url: &str, query: &str) -> Box<dyn sources::Source> {
          every = \"1s\"\ntimeout = \"3s\"\nallow_private = true\n\n\
          [[rules]]\nname = \"r\"\nquery = \"acme\"\nalert = [\"slack:#pr-alerts\"]\n"
     );
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     sources::build(&config.sources[0]).unwrap()
 }
 

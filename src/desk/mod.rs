@@ -4,11 +4,12 @@
 //! go to the outbox and replies are returned as neutral `Note`s.
 
 pub mod command;
+pub mod config;
 pub mod state;
 pub mod timers;
 
 use crate::chat::view::excerpt;
-use crate::config::DeskConfig;
+use config::DeskConfig;
 use crate::model::{Actor, Alert, AlertId, AlertState, AuditEntry, Note, Target, TimerKind};
 use crate::rules::{Document, Query};
 use crate::store::{AlertChange, ChangeOutcome, OutboxAction, Store, StoreError, Timer};

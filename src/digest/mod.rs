@@ -5,11 +5,12 @@
 //! changes an alert.
 
 pub mod chart;
+pub mod config;
 pub mod report;
 pub mod schedule;
 
 use crate::clock::Clock;
-use crate::config::DigestConfig;
+use config::DigestConfig;
 use crate::model::{DigestPost, Target};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};

@@ -3,6 +3,7 @@
 //! requests; it never decides business outcomes itself.
 
 pub mod admin;
+pub mod config;
 pub mod discord;
 pub mod slack;
 

@@ -9,7 +9,7 @@ use crate::chat::buttons;
 use crate::chat::slack::SlackPlatform;
 use crate::chat::slack_socket::{BoxFuture, SocketHandler};
 use crate::clock::Clock;
-use crate::config::Secret;
+use crate::model::Secret;
 use crate::desk::command;
 use crate::desk::state::Action;
 use crate::desk::Desk;
