@@ -5,12 +5,12 @@
 use chrono::{DateTime, Duration, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
 use mentiondesk::desk::config::DeskConfig;
-use mentiondesk::rules::config::RuleConfig;
-use mentiondesk::spikes::config::SpikeConfig;
 use mentiondesk::digest::chart::{render_png, Bucket, ChartSpec};
 use mentiondesk::digest::report::{self, Period};
 use mentiondesk::model::{Mention, Note, Priority, Target};
+use mentiondesk::rules::config::RuleConfig;
 use mentiondesk::sources::SourceState;
+use mentiondesk::spikes::config::SpikeConfig;
 use mentiondesk::store::{Candidate, NewAlert, Store};
 use std::hint::black_box;
 

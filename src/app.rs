@@ -7,7 +7,6 @@ use crate::chat::discord::DiscordPlatform;
 use crate::chat::slack::SlackPlatform;
 use crate::chat::{ChatError, ChatPlatform};
 use crate::clock::Clock;
-use crate::settings::Config;
 use crate::desk::{self, Desk};
 use crate::digest::{self, DigestJob};
 use crate::intake::{self, Judge};
@@ -16,6 +15,7 @@ use crate::relay::{self, Platforms};
 use crate::server::discord::DiscordEndpoints;
 use crate::server::slack::SlackEndpoints;
 use crate::server::{self, admin, AppState};
+use crate::settings::Config;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::sources::{self, poll};
 use crate::spikes;
@@ -472,7 +472,8 @@ pub async fn scan_once(
     let judge = judge(config);
     let mut out = Vec::new();
     for spec in &config.sources {
-        let mut source = sources::build(spec).with_context(|| format!("source {:?}", spec.name()))?;
+        let mut source =
+            sources::build(spec).with_context(|| format!("source {:?}", spec.name()))?;
         let mut state = sources::SourceState::default();
         let polled = tokio::time::timeout(spec.timeout(), source.poll(&mut state)).await;
         let result = match polled {

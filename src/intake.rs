@@ -5,9 +5,9 @@
 
 use crate::analysis::{dedup, negativity, priority};
 use crate::desk::config::DeskConfig;
-use crate::rules::config::RuleConfig;
 use crate::metrics::Metrics;
 use crate::model::{Mention, Note, Priority, Target, TimerKind};
+use crate::rules::config::RuleConfig;
 use crate::rules::{Document, RuleSet};
 use crate::shutdown::Shutdown;
 use crate::sources::poll::PollOutcome;

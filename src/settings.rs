@@ -363,7 +363,11 @@ alert = ["teams:#x"]
             .iter()
             .find(|p| p.key == "sources[0].subredits")
             .unwrap_or_else(|| panic!("{problems:#?}"));
-        assert!(typo.message.contains("did you mean \"subreddits\""), "{}", typo.message);
+        assert!(
+            typo.message.contains("did you mean \"subreddits\""),
+            "{}",
+            typo.message
+        );
         assert!(check(&reddit.replace("subredits", "subreddits")).is_ok());
     }
 

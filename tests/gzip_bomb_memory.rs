@@ -4,8 +4,8 @@
 use axum::http::header;
 use axum::routing::get;
 use axum::Router;
-use mentiondesk::sources::http::Fetcher;
 use mentiondesk::sources::config::Common;
+use mentiondesk::sources::http::Fetcher;
 use mentiondesk::sources::{SourceError, SourceState};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -797,7 +797,8 @@ fn handle_and_app_password_come_together_or_not_at_all() {
         )
     };
     let env = |k: &str| (k == "BLUESKY_APP_PASSWORD").then(|| "abcd-efgh-ijkl-mnop".to_string());
-    let problems = |text: &str| match mentiondesk::settings::parse(text, Path::new("t.toml"), &env) {
+    let problems = |text: &str| match mentiondesk::settings::parse(text, Path::new("t.toml"), &env)
+    {
         Err(mentiondesk::config::ConfigError::Invalid { problems, .. }) => problems,
         other => panic!("expected problems, got {:?}", other.map(|c| c.sources)),
     };

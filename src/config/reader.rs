@@ -371,9 +371,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// `timezone = "Europe/Berlin"`: an IANA zone name.
-    pub fn timezone(&mut self, t: &Table, prefix: &str) -> Option<chrono_tz::Tz> {
-        self.parsed(t, prefix, "timezone", |s| {
+    /// An IANA time zone name such as `"Europe/Berlin"`.
+    pub fn timezone(&mut self, t: &Table, prefix: &str, key: &str) -> Option<chrono_tz::Tz> {
+        self.parsed(t, prefix, key, |s| {
             s.parse::<chrono_tz::Tz>().map_err(|_| {
                 format!("unknown time zone {s:?}; use an IANA name such as \"Europe/Berlin\" or \"UTC\"")
             })
@@ -441,7 +441,10 @@ mod tests {
     #[test]
     fn did_you_mean_picks_the_nearest_within_two_edits() {
         assert_eq!(did_you_mean("pth", &["path", "url"]), Some("path"));
-        assert_eq!(did_you_mean("subredits", &["subreddits"]), Some("subreddits"));
+        assert_eq!(
+            did_you_mean("subredits", &["subreddits"]),
+            Some("subreddits")
+        );
         assert_eq!(did_you_mean("zzzzzz", &["path", "url"]), None);
         // Ties go to the alphabetically first name.
         assert_eq!(did_you_mean("ab", &["ac", "aa"]), Some("aa"));

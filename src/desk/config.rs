@@ -63,7 +63,7 @@ impl DeskConfig {
         desk.remind_after = r.duration(t, "desk", "remind_after");
         desk.escalate_to = r.target(t, "desk", "escalate_to");
         desk.allowed = r.string_array(t, "desk", "allowed");
-        if let Some(tz) = r.timezone(t, "desk") {
+        if let Some(tz) = r.timezone(t, "desk", "timezone") {
             desk.timezone = tz;
         }
         desk

@@ -9,13 +9,13 @@ pub mod state;
 pub mod timers;
 
 use crate::chat::view::excerpt;
-use config::DeskConfig;
 use crate::model::{Actor, Alert, AlertId, AlertState, AuditEntry, Note, Target, TimerKind};
 use crate::rules::{Document, Query};
 use crate::store::{AlertChange, ChangeOutcome, OutboxAction, Store, StoreError, Timer};
 use crate::util::{human_duration, percentile};
 use chrono::{DateTime, Utc};
 use command::{Command, ListFilter, SnoozeFor};
+use config::DeskConfig;
 use state::{Action, Refusal};
 use std::sync::Arc;
 use tokio::sync::Notify;

@@ -56,14 +56,12 @@ impl DigestConfig {
 
     fn read(r: &mut Reader, t: &Table, prefix: &str, index: usize) -> Option<DigestConfig> {
         r.known_keys(t, prefix, KEYS);
-        let name = r
-            .string(t, prefix, "name")
-            .unwrap_or_else(|| match index {
-                0 => "Mentions digest".to_string(),
-                i => format!("Mentions digest {}", i + 1),
-            });
+        let name = r.string(t, prefix, "name").unwrap_or_else(|| match index {
+            0 => "Mentions digest".to_string(),
+            i => format!("Mentions digest {}", i + 1),
+        });
         let schedule = r.required_string(t, prefix, "schedule");
-        let timezone = r.timezone(t, prefix).unwrap_or(chrono_tz::UTC);
+        let timezone = r.timezone(t, prefix, "timezone").unwrap_or(chrono_tz::UTC);
         if let Some(s) = &schedule {
             if let Err(e) = Schedule::parse(s, timezone) {
                 let line = r.key_line(t, "schedule");

@@ -10,11 +10,11 @@ pub mod report;
 pub mod schedule;
 
 use crate::clock::Clock;
-use config::DigestConfig;
 use crate::model::{DigestPost, Target};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
+use config::DigestConfig;
 use report::Period;
 use schedule::Schedule;
 use std::sync::Arc;

@@ -11,10 +11,10 @@
 mod richtext;
 mod search;
 
+use super::config::{required_query, Common, KindConfig};
 use super::http::{is_private, redact_url, STREAM_IDLE_TIMEOUT};
 use super::prefilter::Prefilter;
 use super::stream::{reconnect_delay, StreamBuffer, TaskGuard};
-use super::config::{required_query, Common, KindConfig};
 use super::{Source, SourceError, SourceKind, SourceState};
 use crate::config::{Reader, Table};
 use crate::model::{Mention, Secret};

@@ -51,8 +51,12 @@ impl Common {
         Common {
             every: r.duration(t, key, "every").unwrap_or(d.every),
             timeout: r.duration(t, key, "timeout").unwrap_or(d.timeout),
-            max_body_bytes: r.integer(t, key, "max_body_bytes").unwrap_or(d.max_body_bytes),
-            allow_private: r.boolean(t, key, "allow_private").unwrap_or(d.allow_private),
+            max_body_bytes: r
+                .integer(t, key, "max_body_bytes")
+                .unwrap_or(d.max_body_bytes),
+            allow_private: r
+                .boolean(t, key, "allow_private")
+                .unwrap_or(d.allow_private),
             name: d.name,
         }
     }

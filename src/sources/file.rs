@@ -3,8 +3,8 @@
 //! It does not watch the file (the poll loop decides when to look) and does not follow appends
 //! line by line: a changed file is read whole, and the intake deduplicates.
 
-use super::rss::{content_id, parse_feed};
 use super::config::{Common, KindConfig};
+use super::rss::{content_id, parse_feed};
 use super::{Source, SourceError, SourceKind, SourceState};
 use crate::config::{Reader, Table};
 use crate::model::Mention;

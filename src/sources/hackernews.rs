@@ -4,9 +4,9 @@
 //! watermark plus the ids it saw near it, so nothing is missed or handed on twice.
 //! It does not filter by rules or remember items for longer than the overlap window.
 
+use super::config::{required_query, Common, KindConfig};
 use super::html::html_to_text;
 use super::http::{decode_json, Fetcher};
-use super::config::{required_query, Common, KindConfig};
 use super::{Source, SourceError, SourceKind, SourceState};
 use crate::config::{Reader, Table};
 use crate::model::Mention;

@@ -5,10 +5,10 @@
 //! second copy (same `uri`).
 //! It does not filter by rules, and it does not read home or public timelines.
 
+use super::config::{Common, KindConfig};
 use super::html::html_to_text;
 use super::http::{decode_json, redact_url, Fetcher};
 use super::stream::{reconnect_delay, StreamBuffer, TaskGuard};
-use super::config::{Common, KindConfig};
 use super::{Source, SourceError, SourceKind, SourceState};
 use crate::config::{Reader, Table};
 use crate::model::{Mention, Secret};

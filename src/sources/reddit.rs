@@ -6,9 +6,9 @@
 //! it make sure nothing is missed or handed on twice.
 //! It does not log in as a user and never logs the client secret or the token.
 
+use super::config::{required_query, Common, KindConfig};
 use super::http::{decode_json, ratelimit_reset, ApiResponse, Fetcher};
 use super::prefilter::Prefilter;
-use super::config::{required_query, Common, KindConfig};
 use super::{Source, SourceError, SourceKind, SourceState};
 use crate::config::{Reader, Table};
 use crate::model::{Mention, Secret};

@@ -2,9 +2,9 @@
 //! `Fetcher` and maps its entries to `Mention`s with ids that stay stable across polls.
 //! It does not filter, deduplicate or remember items: the intake does that.
 
+use super::config::{Common, KindConfig};
 use super::html::{collapse_whitespace, html_to_text, plain_text};
 use super::http::{Fetched, Fetcher};
-use super::config::{Common, KindConfig};
 use super::{Source, SourceError, SourceKind, SourceState};
 use crate::analysis::dedup::{is_placeholder_author, unwrap_redirect};
 use crate::config::{Reader, Table};

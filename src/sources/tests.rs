@@ -508,7 +508,7 @@ mod rss_over_http {
                 spec,
                 Fetcher::with_pinned_hosts(&spec.common, &pinned).unwrap(),
             )
-                .unwrap()
+            .unwrap()
         };
 
         // The pinned host really is treated as public: a plain fetch succeeds.
