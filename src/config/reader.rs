@@ -43,11 +43,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Whether any problem was reported so far.
-    pub fn has_problems(&self) -> bool {
-        !self.problems.is_empty()
-    }
-
     pub fn problem(&mut self, line: usize, key: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             line,

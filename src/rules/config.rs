@@ -156,3 +156,74 @@ pub fn compile(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_document, ConfigError, Problem};
+    use std::path::Path;
+
+    const RULES: &str = r#"
+[store]
+path = "data/x.sled"
+
+[[rules]]
+name = "acme"
+query = '(acme OR "acme corp") AND NOT hiring'
+alert = ["slack:#pr-alerts"]
+priority = "high"
+"#;
+
+    /// Reads only the rule sections of `text`, as `settings` does, and compiles them.
+    fn read(text: &str) -> Result<(Vec<RuleConfig>, RuleSet), Vec<Problem>> {
+        let path = Path::new("t.toml");
+        let doc = parse_document(text, path).unwrap();
+        let mut r = Reader::new(text, &|_| None);
+        let rules = RuleConfig::read_all(&mut r, doc.as_table());
+        let defaults = RulesDefaults::read(&mut r, doc.as_table());
+        let set = compile(&mut r, doc.as_table(), &rules, &defaults);
+        match r.finish(path) {
+            Ok(_) => Ok((rules, set.expect("compiled"))),
+            Err(ConfigError::Invalid { problems, .. }) => Err(problems),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn missing_required_keys_point_at_their_table() {
+        let problems = read("[store]\npath = \"x\"\n\n[[rules]]\nname = \"r\"\nquery = \"acme\"\n")
+            .unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "rules[0].alert");
+        assert_eq!(problems[0].line, 4, "{problems:?}");
+    }
+
+    #[test]
+    fn global_exclusions_apply_and_bad_ones_are_reported() {
+        let text = format!("{RULES}\n[rules_defaults]\nexclude = 'giveaway'\nmuted_authors = [\"@spambot\"]\nmuted_sites = [\"spam.example\"]\n");
+        let (_, matcher) = read(&text).unwrap();
+        let doc = |text: &'static str, author: Option<&'static str>, url: Option<&'static str>| {
+            crate::rules::Document {
+                text,
+                author,
+                url,
+                ..Default::default()
+            }
+        };
+        assert_eq!(matcher.matches(&doc("acme rocks", None, None)).len(), 1);
+        assert!(matcher
+            .matches(&doc("acme giveaway", None, None))
+            .is_empty());
+        assert!(matcher
+            .matches(&doc("acme rocks", Some("SpamBot"), None))
+            .is_empty());
+        assert!(matcher
+            .matches(&doc("acme rocks", None, Some("https://www.spam.example/x")))
+            .is_empty());
+
+        let bad = format!("{RULES}\n[rules_defaults]\nexclude = 'giveaway AND'\n");
+        let problems = read(&bad).unwrap_err();
+        assert_eq!(problems[0].key, "rules_defaults.exclude", "{problems:?}");
+        assert_eq!(problems[0].line, RULES.lines().count() + 3);
+    }
+}
