@@ -1,5 +1,5 @@
 //! Issue 14, goal 1: CPU time from a TOML file on disk to a compiled matcher
-//! (`config::load`: read, TOML parse, validation of every key, rule compile) for 1k, 10k and
+//! (`settings::load`: read, TOML parse, validation of every key, rule compile) for 1k, 10k and
 //! 100k generated rules, plus 1k rules behind 1.1 MB of comments. It is what `check`, `run`
 //! and `match` spend before their first real work, less process start-up and tracing set-up.
 //! It does not assert the targets (< 100 ms CPU for 10k, < 1 s for 100k); the figures go into
@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::hint::black_box;
 use std::io::Write as _;
 
-use mentiondesk::config;
+use mentiondesk::settings;
 
 /// CPU time this thread has run, in nanoseconds: the machine is shared with other work, so
 /// wall time would count the time others hold the core.
@@ -104,7 +104,7 @@ fn measure(text: &str, rules: usize, runs: usize) -> Vec<f64> {
     let mut ms = Vec::with_capacity(runs);
     for _ in 0..runs {
         let start = thread_cpu_ns();
-        let cfg = config::load(file.path()).expect("the generated config is valid");
+        let cfg = settings::load(file.path()).expect("the generated config is valid");
         let spent = thread_cpu_ns() - start;
         assert_eq!(cfg.rules.len(), rules);
         black_box(&cfg.matcher);

@@ -4,11 +4,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 use criterion::{criterion_group, criterion_main, Criterion};
-use mentiondesk::config::{DeskConfig, RuleConfig, SpikeConfig};
+use mentiondesk::desk::config::DeskConfig;
 use mentiondesk::digest::chart::{render_png, Bucket, ChartSpec};
 use mentiondesk::digest::report::{self, Period};
 use mentiondesk::model::{Mention, Note, Priority, Target};
+use mentiondesk::rules::config::RuleConfig;
 use mentiondesk::sources::SourceState;
+use mentiondesk::spikes::config::SpikeConfig;
 use mentiondesk::store::{Candidate, NewAlert, Store};
 use std::hint::black_box;
 

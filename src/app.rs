@@ -7,7 +7,6 @@ use crate::chat::discord::DiscordPlatform;
 use crate::chat::slack::SlackPlatform;
 use crate::chat::{ChatError, ChatPlatform};
 use crate::clock::Clock;
-use crate::config::Config;
 use crate::desk::dispatch::Dispatcher;
 use crate::desk::timers::Timers;
 use crate::desk::Desk;
@@ -18,6 +17,7 @@ use crate::relay::{self, Platforms, Relay};
 use crate::server::discord::DiscordEndpoints;
 use crate::server::slack::SlackEndpoints;
 use crate::server::{self, admin, AppState};
+use crate::settings::Config;
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::sources::{self, poll};
 use crate::spikes::SpikeWatch;
@@ -256,13 +256,13 @@ pub async fn run_with_clock(
     let (poll_tx, poll_rx) = mpsc::channel(64);
     let mut source_runs = Vec::new();
     for spec in &config.sources {
-        let source = sources::build(spec).with_context(|| format!("source {:?}", spec.name))?;
-        health.register(&spec.name, spec.kind.as_str());
-        let state = store.source_state(&spec.name)?;
+        let source = sources::build(spec).with_context(|| format!("source {:?}", spec.name()))?;
+        health.register(spec.name(), spec.kind().as_str());
+        let state = store.source_state(&spec.name())?;
         source_runs.push(poll::run(
             source,
-            spec.every,
-            spec.timeout,
+            spec.every(),
+            spec.timeout(),
             state,
             poll_tx.clone(),
             health.clone(),
@@ -502,11 +502,12 @@ pub async fn scan_once(
     let judge = judge(config);
     let mut out = Vec::new();
     for spec in &config.sources {
-        let mut source = sources::build(spec).with_context(|| format!("source {:?}", spec.name))?;
+        let mut source =
+            sources::build(spec).with_context(|| format!("source {:?}", spec.name()))?;
         let mut state = sources::SourceState::default();
-        let polled = tokio::time::timeout(spec.timeout, source.poll(&mut state)).await;
+        let polled = tokio::time::timeout(spec.timeout(), source.poll(&mut state)).await;
         let result = match polled {
-            Err(_) => Err(format!("timed out after {:?}", spec.timeout)),
+            Err(_) => Err(format!("timed out after {:?}", spec.timeout())),
             Ok(Err(e)) => Err(e.to_string()),
             Ok(Ok(mentions)) => Ok(mentions
                 .into_iter()
@@ -519,7 +520,7 @@ pub async fn scan_once(
                 })
                 .collect()),
         };
-        out.push((spec.name.clone(), result));
+        out.push((spec.name().to_string(), result));
     }
     Ok(out)
 }

@@ -4,9 +4,10 @@
 //! the relay.
 
 use crate::analysis::{dedup, negativity, priority};
-use crate::config::{DeskConfig, RuleConfig};
+use crate::desk::config::DeskConfig;
 use crate::metrics::Metrics;
 use crate::model::{Mention, Note, Priority, Target, TimerKind};
+use crate::rules::config::RuleConfig;
 use crate::rules::{Document, RuleSet};
 use crate::shutdown::Shutdown;
 use crate::sources::poll::PollOutcome;

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mentiondesk::{app, config, intake::Judge, model::Mention};
+use mentiondesk::{app, intake::Judge, model::Mention, settings};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,7 +65,7 @@ impl ConfigArg {
     fn path(&self) -> PathBuf {
         self.config
             .clone()
-            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH))
+            .unwrap_or_else(|| PathBuf::from(settings::DEFAULT_PATH))
     }
 }
 
@@ -100,8 +100,8 @@ fn init_tracing() {
         .init();
 }
 
-fn load(c: &ConfigArg) -> anyhow::Result<config::Config> {
-    Ok(config::load(&c.path())?)
+fn load(c: &ConfigArg) -> anyhow::Result<settings::Config> {
+    Ok(settings::load(&c.path())?)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -123,7 +123,7 @@ fn run(c: &ConfigArg) -> anyhow::Result<ExitCode> {
 }
 
 fn check(c: &ConfigArg, online: bool) -> anyhow::Result<ExitCode> {
-    match config::load(&c.path()) {
+    match settings::load(&c.path()) {
         Ok(cfg) => {
             let chat: Vec<&str> = [
                 cfg.slack.as_ref().map(|_| "Slack"),

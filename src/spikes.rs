@@ -3,17 +3,21 @@
 //! resolvable, escalated), explained in its text, with a per-rule cooldown. It only writes
 //! alerts through the store; posting is the relay's job.
 
+pub mod config;
+
 use crate::analysis::{dedup, spike};
 use crate::clock::Clock;
-use crate::config::{DeskConfig, RuleConfig, SpikeConfig};
+use crate::desk::config::DeskConfig;
 use crate::digest::report::SPIKE_KIND;
 use crate::metrics::Metrics;
 use crate::model::{Alert, Mention, Note, TimerKind};
+use crate::rules::config::RuleConfig;
 use crate::shutdown::Shutdown;
 use crate::sources::prefilter::Prefilter;
 use crate::store::{Candidate, NewAlert, RuleHit, Store, StoreError};
 use crate::util::human_duration;
 use chrono::{DateTime, Duration, Utc};
+use config::SpikeConfig;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

@@ -6,8 +6,9 @@
 use axum::http::header;
 use axum::routing::get;
 use axum::Router;
+use mentiondesk::sources::config::Common;
 use mentiondesk::sources::http::Fetcher;
-use mentiondesk::sources::{SourceError, SourceKind, SourceSpec, SourceState};
+use mentiondesk::sources::{SourceError, SourceState};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -49,17 +50,11 @@ async fn a_gzip_bomb_never_inflates_past_the_cap_in_memory() {
         }),
     );
     let addr = serve(router).await;
-    let spec = SourceSpec {
-        name: "bomb".to_string(),
-        kind: SourceKind::Rss,
-        url: None,
-        path: None,
-        query: None,
-        every: Duration::from_secs(60),
+    let spec = Common {
         timeout: Duration::from_secs(10),
         max_body_bytes: CAP,
         allow_private: true, // the fake server is on 127.0.0.1
-        api: Default::default(),
+        ..Common::new("bomb", Duration::from_secs(60))
     };
     let fetcher = Fetcher::new(&spec).unwrap();
 

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
+pub mod config;
 pub mod console;
 pub mod discord;
 pub mod escape;

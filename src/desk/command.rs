@@ -207,27 +207,10 @@ pub fn parse_user(s: &str, platform: &str) -> Option<Actor> {
 fn closest(word: &str) -> Option<&'static str> {
     SUBCOMMANDS
         .iter()
-        .map(|s| (strsim(word, s), *s))
+        .map(|s| (strsim::levenshtein(word, s), *s))
         .filter(|(d, _)| *d <= 2)
         .min()
         .map(|(_, s)| s)
-}
-
-fn strsim(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// The answer to `help`.

@@ -5,18 +5,19 @@
 //! are returned as neutral `Note`s.
 
 pub mod command;
+pub mod config;
 pub mod dispatch;
 pub mod state;
 pub mod timers;
 
 use crate::chat::view::excerpt;
-use crate::config::DeskConfig;
 use crate::model::{Actor, Alert, AlertId, AlertState, AuditEntry, Note, Target, TimerKind};
 use crate::rules::{Document, Query};
 use crate::store::{AlertChange, ChangeOutcome, OutboxAction, Store, StoreError, Timer};
 use crate::util::{human_duration, percentile};
 use chrono::{DateTime, Utc};
 use command::{Command, ListFilter, SnoozeFor};
+use config::DeskConfig;
 use state::{Action, Refusal};
 
 /// The answer to an action: whether it changed the alert, and what to tell the person.

@@ -2,7 +2,7 @@
 //! what the new state is, and which timers it starts or cancels. No I/O; the desk applies
 //! the result to the store with compare-and-swap.
 
-use crate::config::DeskConfig;
+use super::config::DeskConfig;
 use crate::model::{Actor, AlertState, TimerKind};
 use chrono::{DateTime, Utc};
 

@@ -5,15 +5,16 @@
 //! changes an alert.
 
 pub mod chart;
+pub mod config;
 pub mod report;
 pub mod schedule;
 
 use crate::clock::Clock;
-use crate::config::DigestConfig;
 use crate::model::{DigestPost, Target};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
+use config::DigestConfig;
 use report::Period;
 use schedule::Schedule;
 

@@ -50,6 +50,7 @@
 
 mod ast;
 mod compiled;
+pub mod config;
 mod error;
 mod eval;
 mod lexer;

@@ -4,6 +4,7 @@
 //! work that outlives a request; it never decides business outcomes (`desk::dispatch` does).
 
 pub mod admin;
+pub mod config;
 pub mod discord;
 pub mod slack;
 

@@ -11,11 +11,13 @@
 mod richtext;
 mod search;
 
+use super::config::{required_query, Common, KindConfig};
 use super::http::{is_private, redact_url, STREAM_IDLE_TIMEOUT};
 use super::prefilter::Prefilter;
 use super::stream::{StreamBuffer, TaskGuard, RECONNECT};
-use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
-use crate::model::Mention;
+use super::{Source, SourceError, SourceKind, SourceState};
+use crate::config::{Reader, Table};
+use crate::model::{Mention, Secret};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use reqwest::Url;
@@ -39,6 +41,131 @@ pub const CURSOR_PERSIST_EVERY: Duration = Duration::from_secs(60);
 /// How long the first poll listens, so `scan --once` hears something.
 pub const FIRST_POLL_LISTEN: Duration = Duration::from_secs(2);
 
+/// `kind = "bluesky"`: the query that prefilters the firehose, the Jetstream endpoints, and
+/// the optional account for the search back-fill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlueskyConfig {
+    pub common: Common,
+    pub query: String,
+    /// Jetstream endpoint (default [`DEFAULT_URL`]).
+    pub url: Option<String>,
+    /// A second Jetstream endpoint used when the first fails.
+    pub failover_url: Option<String>,
+    /// The account (handle, DID or e-mail) that signs in for the search back-fill; set
+    /// together with `app_password`, or neither.
+    pub handle: Option<String>,
+    /// An app password of `handle` (Settings → Privacy and security → App passwords).
+    pub app_password: Option<Secret>,
+    /// The XRPC base for signing in and searching (default the Bluesky PDS entryway,
+    /// `https://bsky.social/xrpc`); an override for tests and proxies.
+    pub search_url: Option<String>,
+    /// Time between back-fill searches (default 5 minutes).
+    pub search_every: Option<Duration>,
+}
+
+impl KindConfig for BlueskyConfig {
+    const KIND: &'static str = "bluesky";
+    const KEYS: &'static [&'static str] = &[
+        "query",
+        "url",
+        "failover_url",
+        "handle",
+        "app_password",
+        "search_url",
+        "search_every",
+    ];
+    const DEFAULT_EVERY: Duration = Duration::from_secs(10);
+
+    fn read(r: &mut Reader, t: &Table, key: &str, common: Common) -> Option<BlueskyConfig> {
+        let handle = r
+            .string(t, key, "handle")
+            .map(|h| h.trim().trim_start_matches('@').to_string());
+        let search_url = r.string(t, key, "search_url");
+        let search_every = r.duration(t, key, "search_every");
+        let query = required_query(r, t, key, "its words prefilter the firehose");
+        if query
+            .as_deref()
+            .is_some_and(|q| super::prefilter::positive_terms(q).is_empty())
+        {
+            let line = r.table_line(t);
+            r.problem(
+                line,
+                &format!("{key}.query"),
+                "names no word to look for (only NOT terms); the firehose cannot be filtered by it",
+            );
+        }
+        let app_password = r.optional_secret(t, key, "app_password", "BLUESKY_APP_PASSWORD");
+        search_keys(r, t, key, handle.as_deref());
+        if let Some(u) = &search_url {
+            r.check_url(t, key, "search_url", u, false);
+        }
+        let url = r.url(t, key, "url", true);
+        let failover_url = r.url(t, key, "failover_url", true);
+        Some(BlueskyConfig {
+            common,
+            query: query?,
+            url,
+            failover_url,
+            handle,
+            app_password,
+            search_url,
+            search_every,
+        })
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(BlueskySource::new(self)?))
+    }
+}
+
+/// The optional search back-fill: `handle` and `app_password` come together or not at all,
+/// and the other search keys mean nothing without them.
+fn search_keys(r: &mut Reader, t: &Table, key: &str, handle: Option<&str>) {
+    if handle.is_some_and(str::is_empty) {
+        let line = r.key_line(t, "handle");
+        r.problem(
+            line,
+            &format!("{key}.handle"),
+            "is empty; write the account's handle, e.g. handle = \"brand.bsky.social\"",
+        );
+    }
+    match (t.contains_key("handle"), t.contains_key("app_password")) {
+        (true, false) => {
+            let line = r.key_line(t, "handle");
+            r.problem(
+                line,
+                &format!("{key}.app_password"),
+                "missing; the search back-fill signs in with handle and app_password together: add app_password = \"${BLUESKY_APP_PASSWORD}\" (create one in Bluesky under Settings → Privacy and security → App passwords), or remove handle to only stream",
+            );
+        }
+        (false, true) => {
+            let line = r.key_line(t, "app_password");
+            r.problem(
+                line,
+                &format!("{key}.handle"),
+                "missing; the search back-fill signs in with handle and app_password together: add handle = \"brand.bsky.social\" (the account the app password belongs to), or remove app_password to only stream",
+            );
+        }
+        (false, false) => {
+            for field in ["search_url", "search_every"] {
+                if t.contains_key(field) {
+                    let line = r.key_line(t, field);
+                    r.problem(
+                        line,
+                        &format!("{key}.{field}"),
+                        "has no effect without handle and app_password (the search back-fill needs an account); add both, or remove this key",
+                    );
+                }
+            }
+        }
+        (true, true) => {}
+    }
+}
+
 /// Listens to Jetstream for posts that may mention the brand.
 pub struct BlueskySource {
     name: String,
@@ -57,34 +184,30 @@ pub struct BlueskySource {
 }
 
 impl BlueskySource {
-    pub fn new(spec: &SourceSpec) -> Result<BlueskySource, SourceError> {
-        let prefilter = spec
-            .query
-            .as_deref()
-            .and_then(Prefilter::from_query)
-            .ok_or_else(|| {
-                SourceError::Config(format!(
-                    "source {:?}: kind \"bluesky\" needs a query with at least one word to look for",
-                    spec.name
-                ))
-            })?;
+    pub fn new(spec: &BlueskyConfig) -> Result<BlueskySource, SourceError> {
+        let prefilter = Prefilter::from_query(&spec.query).ok_or_else(|| {
+            SourceError::Config(format!(
+                "source {:?}: kind \"bluesky\" needs a query with at least one word to look for",
+                spec.common.name
+            ))
+        })?;
         let primary = spec.url.clone().unwrap_or_else(|| DEFAULT_URL.to_string());
-        let failover = match (&spec.url, &spec.api.failover_url) {
+        let failover = match (&spec.url, &spec.failover_url) {
             (_, Some(f)) => Some(f.clone()),
             // The default pair fails over to each other; a custom endpoint only when asked.
             (None, None) => Some(DEFAULT_FAILOVER_URL.to_string()),
             (Some(_), None) => None,
         };
-        tracing::debug!(source = %spec.name, keywords = ?prefilter.keywords(), "bluesky prefilter");
+        tracing::debug!(source = %spec.common.name, keywords = ?prefilter.keywords(), "bluesky prefilter");
         let prefilter = Arc::new(prefilter);
-        let search = search::Search::from_spec(spec, prefilter.clone())?;
+        let search = search::Search::from_config(spec, prefilter.clone())?;
         Ok(BlueskySource {
-            name: spec.name.clone(),
+            name: spec.common.name.clone(),
             endpoints: std::iter::once(primary).chain(failover).collect(),
             prefilter,
-            allow_private: spec.allow_private,
-            connect_timeout: spec.timeout,
-            max_frame: usize::try_from(spec.max_body_bytes).unwrap_or(usize::MAX),
+            allow_private: spec.common.allow_private,
+            connect_timeout: spec.common.timeout,
+            max_frame: usize::try_from(spec.common.max_body_bytes).unwrap_or(usize::MAX),
             buffer: StreamBuffer::new(),
             task: None,
             last_persist: None,

@@ -3,14 +3,53 @@
 //! It does not watch the file (the poll loop decides when to look) and does not follow appends
 //! line by line: a changed file is read whole, and the intake deduplicates.
 
+use super::config::{Common, KindConfig};
 use super::rss::{content_id, parse_feed};
-use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
+use super::{Source, SourceError, SourceKind, SourceState};
+use crate::config::{Reader, Table};
 use crate::model::Mention;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 use tokio::io::AsyncReadExt;
+
+/// `kind = "file"`: a local feed or JSON-lines file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileConfig {
+    pub common: Common,
+    pub path: PathBuf,
+}
+
+impl KindConfig for FileConfig {
+    const KIND: &'static str = "file";
+    const KEYS: &'static [&'static str] = &["path"];
+    const DEFAULT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn read(r: &mut Reader, t: &Table, key: &str, common: Common) -> Option<FileConfig> {
+        if !t.contains_key("path") {
+            let line = r.table_line(t);
+            r.problem(
+                line,
+                &format!("{key}.path"),
+                "a file source needs path = \"path/to/mentions.jsonl\" (or a .xml feed)",
+            );
+        }
+        let path = r.string(t, key, "path")?;
+        Some(FileConfig {
+            common,
+            path: PathBuf::from(path),
+        })
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(FileSource::new(self)?))
+    }
+}
 
 /// A local file polled for new mentions.
 pub struct FileSource {
@@ -20,18 +59,19 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// Needs `spec.path`; the file may not exist yet (that is a poll error, not a start-up one).
-    pub fn new(spec: &SourceSpec) -> Result<FileSource, SourceError> {
-        let path = spec.path.clone().ok_or_else(|| {
-            SourceError::Config(format!(
+    /// Needs a non-empty `path`; the file may not exist yet (that is a poll error, not a
+    /// start-up one).
+    pub fn new(spec: &FileConfig) -> Result<FileSource, SourceError> {
+        if spec.path.as_os_str().is_empty() {
+            return Err(SourceError::Config(format!(
                 "source {:?}: kind \"file\" needs path = \"…\"",
-                spec.name
-            ))
-        })?;
+                spec.common.name
+            )));
+        }
         Ok(FileSource {
-            name: spec.name.clone(),
-            path,
-            max_body_bytes: spec.max_body_bytes,
+            name: spec.common.name.clone(),
+            path: spec.path.clone(),
+            max_body_bytes: spec.common.max_body_bytes,
         })
     }
 }

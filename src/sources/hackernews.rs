@@ -4,9 +4,11 @@
 //! watermark plus the ids it saw near it, so nothing is missed or handed on twice.
 //! It does not filter by rules or remember items for longer than the overlap window.
 
+use super::config::{required_query, Common, KindConfig};
 use super::html::html_to_text;
 use super::http::{decode_json, Fetcher};
-use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
+use super::{Source, SourceError, SourceKind, SourceState};
+use crate::config::{Reader, Table};
 use crate::model::Mention;
 use chrono::{DateTime, Utc};
 use reqwest::Url;
@@ -14,6 +16,39 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 pub const DEFAULT_URL: &str = "https://hn.algolia.com/api/v1";
+
+/// `kind = "hackernews"`: what to search for, and an API base override.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HackerNewsConfig {
+    pub common: Common,
+    pub query: String,
+    /// API base (default [`DEFAULT_URL`]).
+    pub url: Option<String>,
+}
+
+impl KindConfig for HackerNewsConfig {
+    const KIND: &'static str = "hackernews";
+    const KEYS: &'static [&'static str] = &["query", "url"];
+    const DEFAULT_EVERY: std::time::Duration = std::time::Duration::from_secs(120);
+
+    fn read(r: &mut Reader, t: &Table, key: &str, common: Common) -> Option<HackerNewsConfig> {
+        let query = required_query(r, t, key, "it is what the API is searched for");
+        let url = r.url(t, key, "url", false);
+        Some(HackerNewsConfig {
+            common,
+            query: query?,
+            url,
+        })
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(HackerNewsSource::new(self)?))
+    }
+}
 /// Algolia's hard limit: hits beyond the 1,000th of a query cannot be paged to.
 pub const HIT_CAP: u64 = 1000;
 /// Hits per page (Algolia allows up to 1,000; smaller pages keep bodies small).
@@ -68,19 +103,16 @@ struct Hit {
 }
 
 impl HackerNewsSource {
-    pub fn new(spec: &SourceSpec) -> Result<HackerNewsSource, SourceError> {
-        let query = spec
-            .query
-            .clone()
-            .filter(|q| !q.trim().is_empty())
-            .ok_or_else(|| {
-                SourceError::Config(format!(
-                    "source {:?}: kind \"hackernews\" needs query = \"…\"",
-                    spec.name
-                ))
-            })?;
+    pub fn new(spec: &HackerNewsConfig) -> Result<HackerNewsSource, SourceError> {
+        let query = spec.query.clone();
+        if query.trim().is_empty() {
+            return Err(SourceError::Config(format!(
+                "source {:?}: kind \"hackernews\" needs query = \"…\"",
+                spec.common.name
+            )));
+        }
         Ok(HackerNewsSource {
-            name: spec.name.clone(),
+            name: spec.common.name.clone(),
             base: spec
                 .url
                 .clone()
@@ -88,7 +120,7 @@ impl HackerNewsSource {
                 .trim_end_matches('/')
                 .to_string(),
             words: search_words(&query),
-            fetcher: Fetcher::new(spec)?,
+            fetcher: Fetcher::new(&spec.common)?,
         })
     }
 

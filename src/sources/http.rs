@@ -2,7 +2,8 @@
 //! after decompression, Retry-After, and a guard against private addresses (SSRF).
 //! It does not parse bodies, retry, or schedule anything: that is the source's and the poll loop's job.
 
-use super::{SourceError, SourceSpec, SourceState};
+use super::config::Common;
+use super::{SourceError, SourceState};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{
     HeaderMap, HeaderValue, ETAG, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, RETRY_AFTER,
@@ -86,11 +87,11 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// Builds the client from the spec's timeout, body cap and `allow_private` switch.
+    /// Builds the client from the source's timeout, body cap and `allow_private` switch.
     ///
     /// System proxies are ignored on purpose: through a proxy the proxy resolves the host,
     /// and the private-address guard would then check nothing.
-    pub fn new(spec: &SourceSpec) -> Result<Fetcher, SourceError> {
+    pub fn new(spec: &Common) -> Result<Fetcher, SourceError> {
         Fetcher::build(spec, &[])
     }
 
@@ -100,13 +101,13 @@ impl Fetcher {
     /// without sending anything off the machine. Test-only, so production has no bypass.
     #[cfg(test)]
     pub(crate) fn with_pinned_hosts(
-        spec: &SourceSpec,
+        spec: &Common,
         pinned: &[(&str, SocketAddr)],
     ) -> Result<Fetcher, SourceError> {
         Fetcher::build(spec, pinned)
     }
 
-    fn build(spec: &SourceSpec, pinned: &[(&str, SocketAddr)]) -> Result<Fetcher, SourceError> {
+    fn build(spec: &Common, pinned: &[(&str, SocketAddr)]) -> Result<Fetcher, SourceError> {
         let allow_private = spec.allow_private;
         let client_builder = |stream: bool| {
             let mut builder = reqwest::Client::builder()

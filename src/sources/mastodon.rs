@@ -5,12 +5,13 @@
 //! second copy (same `uri`).
 //! It does not filter by rules, and it does not read home or public timelines.
 
+use super::config::{Common, KindConfig};
 use super::html::html_to_text;
 use super::http::{decode_json, redact_url, Fetcher};
 use super::stream::{StreamBuffer, TaskGuard, RECONNECT};
-use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
-use crate::config::Secret;
-use crate::model::Mention;
+use super::{Source, SourceError, SourceKind, SourceState};
+use crate::config::{Reader, Table};
+use crate::model::{Mention, Secret};
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 use serde::Deserialize;
@@ -21,6 +22,78 @@ use tokio::time::Instant;
 pub const PAGE_LIMIT: usize = 40;
 /// Pages one poll reads per instance and tag; the next poll continues from `since_id`.
 pub const MAX_PAGES_PER_TAG: usize = 10;
+
+/// `kind = "mastodon"`: instances and hashtags to follow, and the optional streaming API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MastodonConfig {
+    pub common: Common,
+    /// Instance base URLs, e.g. `https://mastodon.social`.
+    pub instances: Vec<String>,
+    /// Hashtags to follow, without `#`.
+    pub tags: Vec<String>,
+    /// An access token (timelines of instances that require one, and streaming).
+    pub token: Option<Secret>,
+    /// Also hold the streaming API (SSE) open for low latency; needs `token`.
+    pub stream: bool,
+}
+
+impl KindConfig for MastodonConfig {
+    const KIND: &'static str = "mastodon";
+    const KEYS: &'static [&'static str] = &["instances", "tags", "token", "stream"];
+    const DEFAULT_EVERY: Duration = Duration::from_secs(120);
+
+    fn read(r: &mut Reader, t: &Table, key: &str, common: Common) -> Option<MastodonConfig> {
+        let instances = r.string_array(t, key, "instances");
+        let tags: Vec<String> = r
+            .string_array(t, key, "tags")
+            .into_iter()
+            .map(|tag| tag.trim_start_matches('#').to_string())
+            .collect();
+        let stream = r.boolean(t, key, "stream").unwrap_or(false);
+        let token = r.optional_secret(t, key, "token", "MASTODON_TOKEN");
+        let line = r.table_line(t);
+        if instances.is_empty() {
+            r.problem(
+                line,
+                &format!("{key}.instances"),
+                "missing; add instances = [\"https://mastodon.social\"]",
+            );
+        }
+        for i in &instances {
+            r.check_url(t, key, "instances", i, false);
+        }
+        if tags.is_empty() {
+            r.problem(
+                line,
+                &format!("{key}.tags"),
+                "missing; add tags = [\"acme\"] (hashtags without #)",
+            );
+        }
+        if stream && token.is_none() {
+            let line = r.key_line(t, "stream");
+            r.problem(
+                line,
+                &format!("{key}.token"),
+                "stream = true needs token = \"${MASTODON_TOKEN}\" (the streaming API asks for one)",
+            );
+        }
+        Some(MastodonConfig {
+            common,
+            instances,
+            tags,
+            token,
+            stream,
+        })
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(MastodonSource::new(self)?))
+    }
+}
 
 /// Watches hashtags on Mastodon instances.
 pub struct MastodonSource {
@@ -73,22 +146,22 @@ struct Account {
 }
 
 impl MastodonSource {
-    pub fn new(spec: &SourceSpec) -> Result<MastodonSource, SourceError> {
-        let api = &spec.api;
+    pub fn new(spec: &MastodonConfig) -> Result<MastodonSource, SourceError> {
+        let api = spec;
         if api.instances.is_empty() || api.tags.is_empty() {
             return Err(SourceError::Config(format!(
                 "source {:?}: kind \"mastodon\" needs instances = [\"https://…\"] and tags = [\"…\"]",
-                spec.name
+                spec.common.name
             )));
         }
         if api.stream && api.token.is_none() {
             return Err(SourceError::Config(format!(
                 "source {:?}: stream = true needs token = \"${{MASTODON_TOKEN}}\"",
-                spec.name
+                spec.common.name
             )));
         }
         Ok(MastodonSource {
-            name: spec.name.clone(),
+            name: spec.common.name.clone(),
             instances: api
                 .instances
                 .iter()
@@ -97,11 +170,11 @@ impl MastodonSource {
             tags: api.tags.clone(),
             token: api.token.clone(),
             stream: api.stream,
-            fetcher: Fetcher::new(spec)?,
+            fetcher: Fetcher::new(&spec.common)?,
             buffer: StreamBuffer::new(),
             tasks: Vec::new(),
             warning: None,
-            every: spec.every,
+            every: spec.common.every,
             last_timeline: None,
             timeline_warning: None,
         })

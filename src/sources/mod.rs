@@ -1,16 +1,18 @@
 //! Sources: where mentions come from. One file per kind behind the `Source` trait, plus the
 //! shared HTTP fetch (`http.rs`) and the shared poll loop (`poll.rs`).
+//! Each kind owns its config (struct, keys, checks, `build()`) in its own file, behind the
+//! `SourceConfig` enum tagged by `kind` (see `source_kinds!` below).
 //! Sources never touch the store or chat: they return mentions and their new cursor state,
 //! and the intake decides what to keep.
 
-use crate::config::Secret;
 use crate::model::Mention;
+use config::{Common, KindConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 pub mod bluesky;
+pub mod config;
 pub mod file;
 pub mod hackernews;
 pub mod html;
@@ -24,101 +26,111 @@ pub mod stream;
 #[cfg(test)]
 mod tests;
 
-/// The kinds a `[[sources]]` entry may name. Closed: an unknown kind is a config error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SourceKind {
-    Rss,
-    File,
-    Reddit,
-    Hackernews,
-    Bluesky,
-    Mastodon,
-}
-
-impl SourceKind {
-    pub const ALL: [SourceKind; 6] = [
-        SourceKind::Rss,
-        SourceKind::File,
-        SourceKind::Reddit,
-        SourceKind::Hackernews,
-        SourceKind::Bluesky,
-        SourceKind::Mastodon,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Rss => "rss",
-            SourceKind::File => "file",
-            SourceKind::Reddit => "reddit",
-            SourceKind::Hackernews => "hackernews",
-            SourceKind::Bluesky => "bluesky",
-            SourceKind::Mastodon => "mastodon",
+/// Declares the source kinds from one list: `SourceKind` (the closed set of `kind` names)
+/// and `SourceConfig` (one arm per kind, holding that kind's own config). Adding a kind is
+/// one arm here plus its file; everything else dispatches through `KindConfig`.
+macro_rules! source_kinds {
+    ($($variant:ident($config:ty)),+ $(,)?) => {
+        /// The kinds a `[[sources]]` entry may name. Closed: an unknown kind is a config error.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum SourceKind {
+            $($variant),+
         }
-    }
 
-    pub fn parse(s: &str) -> Option<SourceKind> {
-        SourceKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
+        impl SourceKind {
+            pub const ALL: &'static [SourceKind] = &[$(SourceKind::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(SourceKind::$variant => <$config as KindConfig>::KIND),+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<SourceKind> {
+                SourceKind::ALL.iter().copied().find(|k| k.as_str() == s)
+            }
+
+            /// The keys this kind takes beyond the common ones.
+            pub fn keys(self) -> &'static [&'static str] {
+                match self {
+                    $(SourceKind::$variant => <$config as KindConfig>::KEYS),+
+                }
+            }
+
+            /// `every` when an entry of this kind does not say.
+            pub fn default_every(self) -> Duration {
+                match self {
+                    $(SourceKind::$variant => <$config as KindConfig>::DEFAULT_EVERY),+
+                }
+            }
+        }
+
+        /// A validated `[[sources]]` entry, tagged by `kind`: that kind's own config.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum SourceConfig {
+            $($variant($config)),+
+        }
+
+        impl SourceConfig {
+            pub fn kind(&self) -> SourceKind {
+                match self {
+                    $(SourceConfig::$variant(_) => SourceKind::$variant),+
+                }
+            }
+
+            /// The settings every kind has.
+            pub fn common(&self) -> &Common {
+                match self {
+                    $(SourceConfig::$variant(c) => c.common()),+
+                }
+            }
+
+            /// Builds the source this entry describes.
+            pub fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+                match self {
+                    $(SourceConfig::$variant(c) => c.build()),+
+                }
+            }
+
+            fn read(
+                kind: SourceKind,
+                r: &mut crate::config::Reader,
+                t: &crate::config::Table,
+                key: &str,
+                common: Common,
+            ) -> Option<SourceConfig> {
+                match kind {
+                    $(SourceKind::$variant => {
+                        <$config as KindConfig>::read(r, t, key, common).map(SourceConfig::$variant)
+                    }),+
+                }
+            }
+        }
+    };
 }
 
-/// A validated `[[sources]]` entry: everything a source needs to build itself.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SourceSpec {
-    pub name: String,
-    pub kind: SourceKind,
-    /// Feed URL (`rss`) or API base override (other HTTP kinds).
-    pub url: Option<String>,
-    /// Local file (`file`).
-    pub path: Option<PathBuf>,
-    /// Search query for kinds that search (`hackernews`, ...).
-    pub query: Option<String>,
-    /// Time between polls.
-    pub every: Duration,
-    /// Timeout of one whole poll (connect + body).
-    pub timeout: Duration,
-    /// Largest accepted body, counted after decompression.
-    pub max_body_bytes: u64,
-    /// Allow fetching from private / loopback addresses (tests, intranet feeds).
-    pub allow_private: bool,
-    /// Settings only some kinds use (accounts, instances, subreddits, failover).
-    pub api: ApiOptions,
+source_kinds! {
+    Rss(rss::RssConfig),
+    File(file::FileConfig),
+    Reddit(reddit::RedditConfig),
+    Hackernews(hackernews::HackerNewsConfig),
+    Bluesky(bluesky::BlueskyConfig),
+    Mastodon(mastodon::MastodonConfig),
 }
 
-/// Kind-specific `[[sources]]` keys, kept apart so the common fields stay readable.
-/// Every field is optional here; `config.rs` reports which ones a kind requires.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ApiOptions {
-    /// `mastodon`: instance base URLs, e.g. `https://mastodon.social`.
-    pub instances: Vec<String>,
-    /// `mastodon`: hashtags to follow, without `#`.
-    pub tags: Vec<String>,
-    /// `mastodon`: an access token (timelines of instances that require one, and streaming).
-    pub token: Option<Secret>,
-    /// `mastodon`: also hold the streaming API (SSE) open for low latency; needs `token`.
-    pub stream: bool,
-    /// `reddit`: subreddits to watch, without `r/`.
-    pub subreddits: Vec<String>,
-    /// `reddit`: the app's client id.
-    pub client_id: Option<String>,
-    /// `reddit`: the app's client secret.
-    pub client_secret: Option<Secret>,
-    /// `reddit`: the User-Agent Reddit's rules ask for (`platform:app:version (by /u/name)`).
-    pub user_agent: Option<String>,
-    /// `reddit`: the OAuth token endpoint (override for tests and proxies).
-    pub token_url: Option<String>,
-    /// `bluesky`: a second Jetstream endpoint used when the first fails.
-    pub failover_url: Option<String>,
-    /// `bluesky`: the account (handle, DID or e-mail) that signs in for the search back-fill;
-    /// set together with `app_password`, or neither.
-    pub handle: Option<String>,
-    /// `bluesky`: an app password of `handle` (Settings → Privacy and security → App passwords).
-    pub app_password: Option<Secret>,
-    /// `bluesky`: the XRPC base for signing in and searching (default the Bluesky PDS
-    /// entryway, `https://bsky.social/xrpc`); an override for tests and proxies.
-    pub search_url: Option<String>,
-    /// `bluesky`: time between back-fill searches (default 5 minutes).
-    pub search_every: Option<Duration>,
+impl SourceConfig {
+    pub fn name(&self) -> &str {
+        &self.common().name
+    }
+
+    pub fn every(&self) -> Duration {
+        self.common().every
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.common().timeout
+    }
 }
 
 /// What a source remembers between polls; persisted by the intake with the items it produced,
@@ -171,17 +183,10 @@ impl SourceError {
     }
 }
 
-/// Builds the source a spec names. A spec missing what its kind needs is a clear error, so
-/// `check` and start-up can say which source cannot run.
-pub fn build(spec: &SourceSpec) -> Result<Box<dyn Source>, SourceError> {
-    match spec.kind {
-        SourceKind::Rss => Ok(Box::new(rss::RssSource::new(spec)?)),
-        SourceKind::File => Ok(Box::new(file::FileSource::new(spec)?)),
-        SourceKind::Hackernews => Ok(Box::new(hackernews::HackerNewsSource::new(spec)?)),
-        SourceKind::Mastodon => Ok(Box::new(mastodon::MastodonSource::new(spec)?)),
-        SourceKind::Reddit => Ok(Box::new(reddit::RedditSource::new(spec)?)),
-        SourceKind::Bluesky => Ok(Box::new(bluesky::BlueskySource::new(spec)?)),
-    }
+/// Builds the source a config names. A config missing what its kind needs is a clear error,
+/// so `check` and start-up can say which source cannot run.
+pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
+    config.build()
 }
 
 /// One kind of source. `poll` is called by the shared poll loop, never concurrently.

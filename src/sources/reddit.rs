@@ -6,11 +6,12 @@
 //! it make sure nothing is missed or handed on twice.
 //! It does not log in as a user and never logs the client secret or the token.
 
+use super::config::{required_query, Common, KindConfig};
 use super::http::{decode_json, ratelimit_reset, ApiResponse, Fetcher};
 use super::prefilter::Prefilter;
-use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
-use crate::config::Secret;
-use crate::model::Mention;
+use super::{Source, SourceError, SourceKind, SourceState};
+use crate::config::{Reader, Table};
+use crate::model::{Mention, Secret};
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 use serde::Deserialize;
@@ -28,6 +29,93 @@ pub const MAX_PAGES: usize = 5;
 pub const REFRESH_MARGIN: Duration = Duration::from_secs(120);
 /// Re-read this much before the watermark: search results can appear a little late.
 pub const OVERLAP_SECS: i64 = 300;
+
+/// `kind = "reddit"`: the search, the subreddits, and the app's OAuth credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedditConfig {
+    pub common: Common,
+    pub query: String,
+    /// Subreddits to watch, without `r/`.
+    pub subreddits: Vec<String>,
+    /// The app's client id.
+    pub client_id: String,
+    /// The app's client secret.
+    pub client_secret: Secret,
+    /// The User-Agent Reddit's rules ask for (`platform:app:version (by /u/name)`).
+    pub user_agent: Option<String>,
+    /// The OAuth token endpoint (override for tests and proxies).
+    pub token_url: Option<String>,
+    /// API base (default [`DEFAULT_URL`]).
+    pub url: Option<String>,
+}
+
+impl KindConfig for RedditConfig {
+    const KIND: &'static str = "reddit";
+    const KEYS: &'static [&'static str] = &[
+        "query",
+        "subreddits",
+        "client_id",
+        "client_secret",
+        "user_agent",
+        "token_url",
+        "url",
+    ];
+    const DEFAULT_EVERY: Duration = Duration::from_secs(120);
+
+    fn read(r: &mut Reader, t: &Table, key: &str, common: Common) -> Option<RedditConfig> {
+        let url = r.url(t, key, "url", false);
+        let subreddits: Vec<String> = r
+            .string_array(t, key, "subreddits")
+            .into_iter()
+            .map(|s| {
+                s.trim_start_matches("/r/")
+                    .trim_start_matches("r/")
+                    .to_string()
+            })
+            .collect();
+        let client_id = r.string(t, key, "client_id");
+        let user_agent = r.string(t, key, "user_agent");
+        let token_url = r.string(t, key, "token_url");
+        let query = required_query(r, t, key, "it is what the API is searched for");
+        let line = r.table_line(t);
+        if subreddits.is_empty() {
+            r.problem(
+                line,
+                &format!("{key}.subreddits"),
+                "missing; add subreddits = [\"acme\", \"routers\"]",
+            );
+        }
+        if client_id.is_none() {
+            r.problem(
+                line,
+                &format!("{key}.client_id"),
+                "missing; add client_id = \"${REDDIT_CLIENT_ID}\" (from reddit.com/prefs/apps)",
+            );
+        }
+        let client_secret = r.secret(t, key, "client_secret", "REDDIT_CLIENT_SECRET");
+        if let Some(u) = &token_url {
+            r.check_url(t, key, "token_url", u, false);
+        }
+        Some(RedditConfig {
+            common,
+            query: query?,
+            subreddits,
+            client_id: client_id?,
+            client_secret: client_secret?,
+            user_agent,
+            token_url,
+            url,
+        })
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(RedditSource::new(self)?))
+    }
+}
 /// Stop paging when fewer requests than this are left in the rate-limit window.
 pub const RATE_RESERVE: f64 = 2.0;
 /// Ids remembered per listing at most (the overlap window needs far fewer).
@@ -138,23 +226,23 @@ impl Listed {
 }
 
 impl RedditSource {
-    pub fn new(spec: &SourceSpec) -> Result<RedditSource, SourceError> {
-        let api = &spec.api;
+    pub fn new(spec: &RedditConfig) -> Result<RedditSource, SourceError> {
+        let api = spec;
         let missing = |what: &str| {
             SourceError::Config(format!(
                 "source {:?}: kind \"reddit\" needs {what}",
-                spec.name
+                spec.common.name
             ))
         };
-        let client_id = api.client_id.clone().ok_or_else(|| missing("client_id"))?;
-        let client_secret = api
-            .client_secret
-            .clone()
-            .ok_or_else(|| missing("client_secret"))?;
+        let client_id = api.client_id.clone();
+        if client_id.trim().is_empty() {
+            return Err(missing("client_id"));
+        }
+        let client_secret = api.client_secret.clone();
         if api.subreddits.is_empty() {
             return Err(missing("subreddits = [\"…\"]"));
         }
-        let query = spec.query.clone().ok_or_else(|| missing("query"))?;
+        let query = spec.query.clone();
         let terms = unique(super::prefilter::positive_terms(&query));
         let search = if terms.is_empty() {
             query.clone()
@@ -162,7 +250,7 @@ impl RedditSource {
             terms.join(" OR ")
         };
         Ok(RedditSource {
-            name: spec.name.clone(),
+            name: spec.common.name.clone(),
             base: spec
                 .url
                 .clone()
@@ -179,7 +267,7 @@ impl RedditSource {
             subreddits: api.subreddits.join("+"),
             search,
             prefilter: Prefilter::from_keywords(terms),
-            fetcher: Fetcher::new(spec)?,
+            fetcher: Fetcher::new(&spec.common)?,
             token: None,
             paused_until: None,
         })

@@ -2,13 +2,51 @@
 //! `Fetcher` and maps its entries to `Mention`s with ids that stay stable across polls.
 //! It does not filter, deduplicate or remember items: the intake does that.
 
+use super::config::{Common, KindConfig};
 use super::html::{collapse_whitespace, html_to_text, plain_text};
 use super::http::{Fetched, Fetcher};
-use super::{Source, SourceError, SourceKind, SourceSpec, SourceState};
+use super::{Source, SourceError, SourceKind, SourceState};
 use crate::analysis::dedup::{is_placeholder_author, unwrap_redirect};
+use crate::config::{Reader, Table};
 use crate::model::Mention;
 use feed_rs::model::{Entry, Feed, FeedType, Link, Person, Text};
 use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// `kind = "rss"`: a feed URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RssConfig {
+    pub common: Common,
+    /// The feed's http(s) URL.
+    pub url: String,
+}
+
+impl KindConfig for RssConfig {
+    const KIND: &'static str = "rss";
+    const KEYS: &'static [&'static str] = &["url"];
+    const DEFAULT_EVERY: Duration = Duration::from_secs(300);
+
+    fn read(r: &mut Reader, t: &Table, key: &str, common: Common) -> Option<RssConfig> {
+        if !t.contains_key("url") {
+            let line = r.table_line(t);
+            r.problem(
+                line,
+                &format!("{key}.url"),
+                "an rss source needs url = \"https://…/feed.xml\"",
+            );
+        }
+        let url = r.url(t, key, "url", false)?;
+        Some(RssConfig { common, url })
+    }
+
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn build(&self) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(RssSource::new(self)?))
+    }
+}
 
 /// A feed polled over HTTP(S).
 pub struct RssSource {
@@ -18,29 +56,26 @@ pub struct RssSource {
 }
 
 impl RssSource {
-    /// Needs `spec.url`; the URL is checked when fetched, so a bad one shows up as a poll error
-    /// naming the problem rather than failing start-up for every other source.
-    pub fn new(spec: &SourceSpec) -> Result<RssSource, SourceError> {
-        RssSource::with_fetcher(spec, Fetcher::new(spec)?)
+    /// Needs a non-blank `url`; the URL is checked when fetched, so a bad one shows up as a
+    /// poll error naming the problem rather than failing start-up for every other source.
+    pub fn new(spec: &RssConfig) -> Result<RssSource, SourceError> {
+        RssSource::with_fetcher(spec, Fetcher::new(&spec.common)?)
     }
 
     /// Builds the source around a given fetcher (tests pin host names with it).
     pub(crate) fn with_fetcher(
-        spec: &SourceSpec,
+        spec: &RssConfig,
         fetcher: Fetcher,
     ) -> Result<RssSource, SourceError> {
-        let url = spec
-            .url
-            .clone()
-            .filter(|u| !u.trim().is_empty())
-            .ok_or_else(|| {
-                SourceError::Config(format!(
-                    "source {:?}: kind \"rss\" needs url = \"https://…\"",
-                    spec.name
-                ))
-            })?;
+        if spec.url.trim().is_empty() {
+            return Err(SourceError::Config(format!(
+                "source {:?}: kind \"rss\" needs url = \"https://…\"",
+                spec.common.name
+            )));
+        }
+        let url = spec.url.clone();
         Ok(RssSource {
-            name: spec.name.clone(),
+            name: spec.common.name.clone(),
             url,
             fetcher,
         })
@@ -89,7 +124,7 @@ impl Source for RssSource {
 }
 
 fn body_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex(&Sha256::digest(bytes)[..16]))
+    format!("sha256:{}", hex::encode(&Sha256::digest(bytes)[..16]))
 }
 
 /// Parses a feed document into mentions. Shared by every source that reads feeds (`rss`, `file`).
@@ -171,11 +206,7 @@ pub(crate) fn content_id(parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
         hasher.update([0x1f]);
     }
-    hex(&hasher.finalize()[..16])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&hasher.finalize()[..16])
 }
 
 fn map_feed(feed: Feed, source: &str, kind: SourceKind) -> Vec<Mention> {

@@ -283,7 +283,7 @@ mod rss_over_http {
     #[tokio::test]
     async fn gzip_bomb_is_cut_off_at_the_cap() {
         let addr = serve(feeds()).await;
-        let fetcher = Fetcher::new(&rss_spec("unused")).unwrap();
+        let fetcher = Fetcher::new(&rss_spec("unused").common).unwrap();
         let started = Instant::now();
         let err = fetcher
             .fetch(&format!("http://{addr}/bomb"), &SourceState::default())
@@ -307,7 +307,7 @@ mod rss_over_http {
     #[tokio::test]
     async fn a_body_under_the_cap_is_returned_whole_with_validators() {
         let addr = serve(feeds()).await;
-        let fetcher = Fetcher::new(&rss_spec("unused")).unwrap();
+        let fetcher = Fetcher::new(&rss_spec("unused").common).unwrap();
         match fetcher
             .fetch(&format!("http://{addr}/rss2"), &SourceState::default())
             .await
@@ -361,7 +361,7 @@ mod rss_over_http {
     async fn a_stalled_server_times_out() {
         let addr = serve(feeds()).await;
         let mut spec = rss_spec(&format!("http://{addr}/stall"));
-        spec.timeout = Duration::from_millis(300);
+        spec.common.timeout = Duration::from_millis(300);
         let mut source = RssSource::new(&spec).unwrap();
         let started = Instant::now();
         let err = source.poll(&mut SourceState::default()).await.unwrap_err();
@@ -383,7 +383,7 @@ mod rss_over_http {
             tokio::time::sleep(Duration::from_secs(30)).await;
         });
         let mut spec = rss_spec(&format!("http://{addr}/"));
-        spec.timeout = Duration::from_millis(300);
+        spec.common.timeout = Duration::from_millis(300);
         let started = Instant::now();
         let err = RssSource::new(&spec)
             .unwrap()
@@ -440,7 +440,7 @@ mod rss_over_http {
             format!("http://admin:hunter2@127.0.0.1:{port}/feed?token=s3cret"),
         ] {
             let mut spec = rss_spec(&url);
-            spec.allow_private = false;
+            spec.common.allow_private = false;
             let err = RssSource::new(&spec)
                 .unwrap()
                 .poll(&mut SourceState::default())
@@ -461,7 +461,7 @@ mod rss_over_http {
         );
 
         let mut spec = rss_spec(&format!("http://127.0.0.1:{port}/feed"));
-        spec.allow_private = true;
+        spec.common.allow_private = true;
         let got = RssSource::new(&spec)
             .unwrap()
             .poll(&mut SourceState::default())
@@ -501,16 +501,19 @@ mod rss_over_http {
         };
         let feed_url = format!("http://public.test:{}/feed", public.port());
         let mut spec = rss_spec(&feed_url);
-        spec.allow_private = false;
+        spec.common.allow_private = false;
         let pinned = [("public.test", SocketAddr::new([127, 0, 0, 1].into(), 0))];
-        let source = |spec: &crate::sources::SourceSpec| {
-            RssSource::with_fetcher(spec, Fetcher::with_pinned_hosts(spec, &pinned).unwrap())
-                .unwrap()
+        let source = |spec: &crate::sources::rss::RssConfig| {
+            RssSource::with_fetcher(
+                spec,
+                Fetcher::with_pinned_hosts(&spec.common, &pinned).unwrap(),
+            )
+            .unwrap()
         };
 
         // The pinned host really is treated as public: a plain fetch succeeds.
         let mut plain = spec.clone();
-        plain.url = Some(format!("http://public.test:{}/plain", public.port()));
+        plain.url = format!("http://public.test:{}/plain", public.port());
         let got = source(&plain)
             .poll(&mut SourceState::default())
             .await
@@ -552,7 +555,7 @@ mod rss_over_http {
 
         // The same redirect is followed when the source allows private addresses.
         *redirect_to.lock().unwrap() = format!("http://127.0.0.1:{pport}/feed");
-        spec.allow_private = true;
+        spec.common.allow_private = true;
         let got = source(&spec)
             .poll(&mut SourceState::default())
             .await
@@ -564,11 +567,21 @@ mod rss_over_http {
     #[tokio::test]
     async fn rss_without_url_is_a_config_error() {
         let mut spec = rss_spec("x");
-        spec.url = None;
-        let err = crate::sources::build(&spec).err().unwrap();
+        spec.url = String::new();
+        let err = crate::sources::build(&crate::sources::SourceConfig::Rss(spec.clone()))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("needs url"), "{err}");
-        spec.kind = crate::sources::SourceKind::Mastodon;
-        let err = crate::sources::build(&spec).err().unwrap();
+        let mastodon = crate::sources::mastodon::MastodonConfig {
+            common: spec.common,
+            instances: Vec::new(),
+            tags: Vec::new(),
+            token: None,
+            stream: false,
+        };
+        let err = crate::sources::build(&crate::sources::SourceConfig::Mastodon(mastodon))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("needs instances"), "{err}");
     }
 }
@@ -671,7 +684,7 @@ mod file_source {
         let path = dir.path().join("big.jsonl");
         write(&path, &"x".repeat(2048));
         let mut spec = file_spec(path);
-        spec.max_body_bytes = 1024;
+        spec.common.max_body_bytes = 1024;
         let err = FileSource::new(&spec)
             .unwrap()
             .poll(&mut SourceState::default())
@@ -714,15 +727,19 @@ mod file_source {
     #[test]
     fn file_without_path_is_a_config_error() {
         let mut spec = file_spec("x".into());
-        spec.path = None;
-        let err = crate::sources::build(&spec).err().unwrap();
+        spec.path = std::path::PathBuf::new();
+        let err = crate::sources::build(&crate::sources::SourceConfig::File(spec))
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("needs path"), "{err}");
     }
 }
 
 pub(crate) mod helpers {
 
-    use crate::sources::{SourceKind, SourceSpec};
+    use crate::sources::config::Common;
+    use crate::sources::file::FileConfig;
+    use crate::sources::rss::RssConfig;
     use std::net::SocketAddr;
     use std::path::PathBuf;
     use std::time::Duration;
@@ -737,33 +754,27 @@ pub(crate) mod helpers {
         addr
     }
 
-    pub fn rss_spec(url: &str) -> SourceSpec {
-        SourceSpec {
-            name: "feed".to_string(),
-            kind: SourceKind::Rss,
-            url: Some(url.to_string()),
-            path: None,
-            query: None,
-            every: Duration::from_secs(60),
-            timeout: Duration::from_secs(5),
-            max_body_bytes: 1024 * 1024,
-            allow_private: true,
-            api: Default::default(),
+    pub fn rss_spec(url: &str) -> RssConfig {
+        RssConfig {
+            common: Common {
+                timeout: Duration::from_secs(5),
+                max_body_bytes: 1024 * 1024,
+                allow_private: true,
+                ..Common::new("feed", Duration::from_secs(60))
+            },
+            url: url.to_string(),
         }
     }
 
-    pub fn file_spec(path: PathBuf) -> SourceSpec {
-        SourceSpec {
-            name: "local".to_string(),
-            kind: SourceKind::File,
-            url: None,
-            path: Some(path),
-            query: None,
-            every: Duration::from_secs(60),
-            timeout: Duration::from_secs(5),
-            max_body_bytes: 1024 * 1024,
-            allow_private: false,
-            api: Default::default(),
+    pub fn file_spec(path: PathBuf) -> FileConfig {
+        FileConfig {
+            common: Common {
+                timeout: Duration::from_secs(5),
+                max_body_bytes: 1024 * 1024,
+                allow_private: false,
+                ..Common::new("local", Duration::from_secs(60))
+            },
+            path,
         }
     }
 

@@ -220,7 +220,7 @@ async fn sigkill_while_posting_to_discord_posts_nothing_twice() {
 // ------------------------------------------------ notes in flight at a crash (in process)
 
 use mentiondesk::chat::ChatPlatform;
-use mentiondesk::config::DeskConfig;
+use mentiondesk::desk::config::DeskConfig;
 use mentiondesk::desk::Desk;
 use mentiondesk::model::{AlertId, Mention, Note, Priority, Target, TimerKind};
 use mentiondesk::relay::Platforms;

@@ -4,7 +4,7 @@
 
 use chrono::{TimeZone, Utc};
 use mentiondesk::clock::Clock;
-use mentiondesk::config::DeskConfig;
+use mentiondesk::desk::config::DeskConfig;
 use mentiondesk::desk::state::Action;
 use mentiondesk::desk::{timers, Desk};
 use mentiondesk::model::{AlertId, AlertState, Mention, Note, Priority, Target, TimerKind};

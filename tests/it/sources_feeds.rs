@@ -41,7 +41,7 @@ async fn poll_fixture(name: &str) -> Vec<Mention> {
         "[[sources]]\nname = \"feed\"\nkind = \"rss\"\nurl = \"{}\"\nallow_private = true\n\n[[rules]]\nname = \"acme\"\nquery = \"acme\"\nalert = [\"slack:#pr\"]\n",
         feeds.url("/feed")
     );
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     let mut source = sources::build(&config.sources[0]).unwrap();
     let mut state = SourceState::default();
     let got = source.poll(&mut state).await.unwrap();

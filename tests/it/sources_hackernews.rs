@@ -28,7 +28,7 @@ alert = ["slack:#pr"]
 "#,
         fake.url()
     );
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     sources::build(&config.sources[0]).unwrap()
 }
 
@@ -172,7 +172,7 @@ async fn private_addresses_are_refused_without_allow_private() {
         "[[sources]]\nname = \"hn\"\nkind = \"hackernews\"\nquery = \"acme\"\nurl = \"{}/api/v1\"\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n",
         fake.url()
     );
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     let mut src = sources::build(&config.sources[0]).unwrap();
     let err = src.poll(&mut SourceState::default()).await.unwrap_err();
     assert!(err.to_string().contains("allow_private"), "{err}");

@@ -36,7 +36,7 @@ alert = ["slack:#pr"]
         instances.join(", ")
     );
     let env = |k: &str| (k == "MASTODON_TOKEN").then(|| "masto-secret-token".to_string());
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &env).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &env).unwrap();
     sources::build(&config.sources[0]).unwrap()
 }
 
@@ -224,7 +224,7 @@ async fn the_stream_delivers_at_once_with_the_token_and_reconnects_after_a_drop(
 #[tokio::test]
 async fn stream_without_token_is_a_config_error() {
     let text = "[[sources]]\nname = \"m\"\nkind = \"mastodon\"\ninstances = [\"https://mastodon.social\"]\ntags = [\"acme\"]\nstream = true\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n";
-    let err = mentiondesk::config::parse(text, Path::new("t.toml"), &|_| None).unwrap_err();
+    let err = mentiondesk::settings::parse(text, Path::new("t.toml"), &|_| None).unwrap_err();
     assert!(err.to_string().contains("token"), "{err}");
 }
 

@@ -34,7 +34,7 @@ alert = ["slack:#pr"]
         base = fake.url()
     );
     let env = |k: &str| (k == "REDDIT_CLIENT_SECRET").then(|| "client-secret-xyz".to_string());
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &env).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &env).unwrap();
     sources::build(&config.sources[0]).unwrap()
 }
 
@@ -224,7 +224,7 @@ async fn failures_are_reported_and_the_next_poll_recovers() {
 #[test]
 fn missing_credentials_are_config_problems() {
     let text = "[[sources]]\nname = \"r\"\nkind = \"reddit\"\nquery = \"acme\"\nsubreddits = [\"x\"]\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n";
-    let err = mentiondesk::config::parse(text, Path::new("t.toml"), &|_| None)
+    let err = mentiondesk::settings::parse(text, Path::new("t.toml"), &|_| None)
         .unwrap_err()
         .to_string();
     assert!(err.contains("client_id"), "{err}");

@@ -72,7 +72,7 @@ alert = ["slack:#pr-alerts"]
         base = api.url(),
         jet = jet.url()
     );
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     // Jetstream events that arrive while the first poll listens.
     let j = jet.clone();
     tokio::spawn(async move {

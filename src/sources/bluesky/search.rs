@@ -10,10 +10,11 @@
 
 use super::super::http::{decode_json, ratelimit_reset_at, redact_url, ApiReply, Fetcher};
 use super::super::prefilter::Prefilter;
-use super::super::{SourceError, SourceSpec, SourceState};
+use super::super::{SourceError, SourceState};
+use super::BlueskyConfig;
 use super::Record;
-use crate::config::Secret;
 use crate::model::Mention;
+use crate::model::Secret;
 use crate::retry::Backoff;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, Url};
@@ -175,26 +176,25 @@ enum Read {
 }
 
 impl Search {
-    /// The search of a spec with `handle` and `app_password`; `None` without them.
-    pub fn from_spec(
-        spec: &SourceSpec,
+    /// The search of a config with `handle` and `app_password`; `None` without them.
+    pub fn from_config(
+        spec: &BlueskyConfig,
         prefilter: Arc<Prefilter>,
     ) -> Result<Option<Search>, SourceError> {
-        let (handle, password) = match (&spec.api.handle, &spec.api.app_password) {
+        let (handle, password) = match (&spec.handle, &spec.app_password) {
             (Some(h), Some(p)) => (h.clone(), p.clone()),
             (None, None) => return Ok(None),
             _ => {
                 return Err(SourceError::Config(format!(
                     "source {:?}: the bluesky search back-fill needs both handle and app_password",
-                    spec.name
+                    spec.common.name
                 )))
             }
         };
         let terms = prefilter.keywords().to_vec();
         Ok(Some(Search {
-            source: spec.name.clone(),
+            source: spec.common.name.clone(),
             base: spec
-                .api
                 .search_url
                 .clone()
                 .unwrap_or_else(|| DEFAULT_SEARCH_URL.to_string())
@@ -204,8 +204,8 @@ impl Search {
             password,
             terms,
             prefilter,
-            fetcher: Fetcher::new(spec)?,
-            every: spec.api.search_every.unwrap_or(DEFAULT_SEARCH_EVERY),
+            fetcher: Fetcher::new(&spec.common)?,
+            every: spec.search_every.unwrap_or(DEFAULT_SEARCH_EVERY),
             session: None,
             next_at: None,
             failures: 0,

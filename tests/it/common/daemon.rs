@@ -29,7 +29,7 @@ impl Daemon {
         let text = config_template
             .replace("{store}", &dir.path().join("store").display().to_string())
             .replace("{port}", &port.to_string());
-        let cfg = mentiondesk::config::parse(&text, std::path::Path::new("test.toml"), &|_| None)
+        let cfg = mentiondesk::settings::parse(&text, std::path::Path::new("test.toml"), &|_| None)
             .unwrap_or_else(|e| panic!("{e}"));
         let (trigger, shutdown) = mentiondesk::shutdown::channel();
         let task = tokio::spawn(mentiondesk::app::run_until(cfg, shutdown));

@@ -44,7 +44,7 @@ fn source(url: &str, extra: &str) -> Box<dyn sources::Source> {
         "{}\n[[rules]]\nname = \"acme\"\nquery = \"acme\"\nalert = [\"slack:#pr-alerts\"]\n",
         source_config(url, extra)
     );
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     sources::build(&config.sources[0]).unwrap()
 }
 
@@ -188,7 +188,7 @@ async fn private_addresses_are_refused_without_allow_private() {
         "[[sources]]\nname = \"b\"\nkind = \"bluesky\"\nquery = \"acme\"\nurl = \"{}\"\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n",
         jet.url()
     );
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     let mut src = sources::build(&config.sources[0]).unwrap();
     let err = src.poll(&mut SourceState::default()).await.unwrap_err();
     assert!(err.to_string().contains("allow_private"), "{err}");
@@ -198,7 +198,7 @@ async fn private_addresses_are_refused_without_allow_private() {
 #[test]
 fn a_query_with_only_negations_is_a_config_error() {
     let text = "[[sources]]\nname = \"b\"\nkind = \"bluesky\"\nquery = \"NOT spam\"\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n";
-    let err = mentiondesk::config::parse(text, Path::new("t.toml"), &|_| None).unwrap_err();
+    let err = mentiondesk::settings::parse(text, Path::new("t.toml"), &|_| None).unwrap_err();
     assert!(err.to_string().contains("sources[0].query"), "{err}");
 }
 
@@ -229,7 +229,7 @@ alert = ["slack:#pr-alerts"]
         api = slack.api_url(),
         source = source_config(&jet.url(), "").replace("every = \"1s\"", "every = \"30s\""),
     );
-    let cfg = mentiondesk::config::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    let cfg = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     let (trigger, shutdown) = mentiondesk::shutdown::channel();
     let task = tokio::spawn(mentiondesk::app::run_until(cfg, shutdown));
     wait_until(|| !jet.connections().is_empty()).await;

@@ -26,7 +26,7 @@ fn source_with_query(url: &str, query: &str) -> Box<dyn sources::Source> {
          every = \"1s\"\ntimeout = \"3s\"\nallow_private = true\n\n\
          [[rules]]\nname = \"r\"\nquery = \"acme\"\nalert = [\"slack:#pr-alerts\"]\n"
     );
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     sources::build(&config.sources[0]).unwrap()
 }
 

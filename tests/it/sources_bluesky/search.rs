@@ -39,7 +39,7 @@ alert = ["slack:#pr-alerts"]
     );
     let password = password.to_string();
     let env = move |k: &str| (k == "BLUESKY_APP_PASSWORD").then(|| password.clone());
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &env).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &env).unwrap();
     sources::build(&config.sources[0]).unwrap()
 }
 
@@ -537,7 +537,8 @@ fn handle_and_app_password_come_together_or_not_at_all() {
         )
     };
     let env = |k: &str| (k == "BLUESKY_APP_PASSWORD").then(|| "abcd-efgh-ijkl-mnop".to_string());
-    let problems = |text: &str| match mentiondesk::config::parse(text, Path::new("t.toml"), &env) {
+    let problems = |text: &str| match mentiondesk::settings::parse(text, Path::new("t.toml"), &env)
+    {
         Err(mentiondesk::config::ConfigError::Invalid { problems, .. }) => problems,
         other => panic!("expected problems, got {:?}", other.map(|c| c.sources)),
     };
@@ -576,10 +577,13 @@ fn handle_and_app_password_come_together_or_not_at_all() {
     let text = cfg(
         "handle = \"@brand.bsky.social\"\napp_password = \"${BLUESKY_APP_PASSWORD}\"\nsearch_every = \"10m\"",
     );
-    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &env).unwrap();
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &env).unwrap();
     let spec = &config.sources[0];
-    assert_eq!(spec.api.handle.as_deref(), Some("brand.bsky.social"));
-    assert_eq!(spec.api.search_every, Some(Duration::from_secs(600)));
+    let sources::SourceConfig::Bluesky(bluesky) = spec else {
+        panic!("not a bluesky source: {spec:?}")
+    };
+    assert_eq!(bluesky.handle.as_deref(), Some("brand.bsky.social"));
+    assert_eq!(bluesky.search_every, Some(Duration::from_secs(600)));
     assert!(!format!("{spec:?}").contains("abcd-efgh"), "{spec:?}");
     assert!(!format!("{config:?}").contains("abcd-efgh"));
 }

@@ -1,0 +1,447 @@
+//! The table reader every component uses on its own config section: typed accessors that
+//! report their own problems (key, line, fix) and carry on, so `check` can list them all.
+//! It does not know which keys any section has; callers pass their key lists.
+
+use super::interpolate::interpolate;
+use super::lines::LineIndex;
+use super::{ConfigError, Problem};
+use crate::model::{Secret, Target};
+use crate::util::parse_duration;
+use std::path::Path;
+use std::time::Duration;
+use toml_edit::{Item, Table, Value};
+
+/// Reads one config file's tables, collecting problems and warnings as it goes.
+pub struct Reader<'a> {
+    lines: LineIndex,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl<'a> Reader<'a> {
+    /// `text` is the whole file (for line numbers); `env` answers `${VAR}` look-ups.
+    pub fn new(text: &str, env: &'a dyn Fn(&str) -> Option<String>) -> Reader<'a> {
+        Reader {
+            lines: LineIndex::new(text),
+            env,
+            problems: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The warnings if nothing is wrong, else every problem sorted by line.
+    pub fn finish(mut self, path: &Path) -> Result<Vec<Problem>, ConfigError> {
+        if self.problems.is_empty() {
+            Ok(self.warnings)
+        } else {
+            self.problems.sort_by_key(|p| p.line);
+            Err(ConfigError::Invalid {
+                path: path.to_path_buf(),
+                problems: self.problems,
+            })
+        }
+    }
+
+    pub fn problem(&mut self, line: usize, key: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            line,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// Something allowed but probably not meant: `check` prints it and still exits 0.
+    pub fn warning(&mut self, line: usize, key: &str, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            line,
+            key: key.to_string(),
+            message: message.into(),
+        });
+    }
+
+    /// The line of a span's start (1 without a span).
+    pub fn line(&self, span: Option<std::ops::Range<usize>>) -> usize {
+        self.line_at(span.map(|s| s.start))
+    }
+
+    fn line_at(&self, offset: Option<usize>) -> usize {
+        offset.map_or(1, |o| self.lines.line(o))
+    }
+
+    /// The line where a table starts: where a missing key is reported.
+    pub fn table_line(&self, t: &Table) -> usize {
+        self.line(t.span())
+    }
+
+    /// The line of `key` in `t`, else of the table.
+    pub fn key_line(&self, t: &Table, key: &str) -> usize {
+        self.line(
+            t.key(key)
+                .and_then(|k| k.span())
+                .or_else(|| t.get(key).and_then(Item::span))
+                .or_else(|| t.span()),
+        )
+    }
+
+    /// Reports every key of `t` not in `allowed`, with the nearest allowed one.
+    pub fn known_keys(&mut self, t: &Table, prefix: &str, allowed: &[&str]) {
+        self.unknown_keys(t, prefix, allowed, |_, suggestion| {
+            format!(
+                "unknown key{suggestion} (known here: {})",
+                allowed.join(", ")
+            )
+        });
+    }
+
+    /// Like `known_keys` for a table whose keys depend on a variant (a source's `kind`):
+    /// the message names the key, `owner` (e.g. `kind "rss"`) and the keys it accepts.
+    pub fn known_keys_of(&mut self, t: &Table, prefix: &str, allowed: &[&str], owner: &str) {
+        self.unknown_keys(t, prefix, allowed, |key, suggestion| {
+            format!(
+                "unknown key {key:?} for {owner}{suggestion} ({owner} accepts: {})",
+                allowed.join(", ")
+            )
+        });
+    }
+
+    fn unknown_keys(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        allowed: &[&str],
+        message: impl Fn(&str, &str) -> String,
+    ) {
+        for (k, item) in t.iter() {
+            if allowed.contains(&k) {
+                continue;
+            }
+            let line = self.line(t.key(k).and_then(|k| k.span()).or_else(|| item.span()));
+            let full = if prefix.is_empty() {
+                k.to_string()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            let suggestion = did_you_mean(k, allowed)
+                .map(|s| format!("; did you mean {s:?}?"))
+                .unwrap_or_default();
+            self.problem(line, &full, message(k, &suggestion));
+        }
+    }
+
+    /// `[key]` of `root`; a problem if it is there but not a table.
+    pub fn table<'t>(&mut self, root: &'t Table, key: &str) -> Option<&'t Table> {
+        let item = root.get(key)?;
+        match item.as_table() {
+            Some(t) => Some(t),
+            None => {
+                let line = self.line(item.span());
+                self.problem(line, key, format!("must be a table: write [{key}]"));
+                None
+            }
+        }
+    }
+
+    /// `[[key]]` of `root` (empty when absent); a problem if it is something else.
+    pub fn array_of_tables<'t>(&mut self, root: &'t Table, key: &str) -> Vec<&'t Table> {
+        match root.get(key) {
+            None => Vec::new(),
+            Some(Item::ArrayOfTables(a)) => a.iter().collect(),
+            Some(other) => {
+                let line = self.line(other.span());
+                self.problem(
+                    line,
+                    key,
+                    format!("must be a list of tables: write [[{key}]] for each entry"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn raw_string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<(String, usize)> {
+        let item = t.get(key)?;
+        let line = self.key_line(t, key);
+        match item.as_str() {
+            Some(s) => Some((s.to_string(), line)),
+            None => {
+                self.problem(
+                    line,
+                    &format!("{prefix}.{key}"),
+                    "must be a string in quotes",
+                );
+                None
+            }
+        }
+    }
+
+    /// An optional string, `${VAR}`s replaced.
+    pub fn string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<String> {
+        let (raw, line) = self.raw_string(t, prefix, key)?;
+        match interpolate(&raw, self.env) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.problem(line, &format!("{prefix}.{key}"), e);
+                None
+            }
+        }
+    }
+
+    /// The string at `key` with `${VAR}`s replaced, reporting nothing: for a second look at
+    /// a key its owner has already read (and reported on).
+    pub fn peek_string(&self, t: &Table, key: &str) -> Option<String> {
+        interpolate(t.get(key)?.as_str()?, self.env).ok()
+    }
+
+    /// A string that must be there; its absence is reported at the table's line.
+    pub fn required_string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<String> {
+        if !t.contains_key(key) {
+            let line = self.table_line(t);
+            self.problem(
+                line,
+                &format!("{prefix}.{key}"),
+                format!("missing; add {key} = \"…\""),
+            );
+            return None;
+        }
+        self.string(t, prefix, key)
+    }
+
+    /// An optional string turned into a value by `parse`; its error is reported at the key.
+    pub fn parsed<T>(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let s = self.string(t, prefix, key)?;
+        match parse(&s) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let line = self.key_line(t, key);
+                self.problem(line, &format!("{prefix}.{key}"), e);
+                None
+            }
+        }
+    }
+
+    /// One of a closed set of names (`priority = "high"`): `parse` maps a name to its value,
+    /// `expected` lists the names for the message.
+    pub fn one_of<T>(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        key: &str,
+        what: &str,
+        expected: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Option<T> {
+        self.parsed(t, prefix, key, |s| {
+            parse(s).ok_or_else(|| format!("unknown {what} {s:?}; expected {expected}"))
+        })
+    }
+
+    /// A required secret (`token = "${TOKEN}"`); the hint names the variable to export.
+    /// Its value never appears in a problem.
+    pub fn secret(&mut self, t: &Table, prefix: &str, key: &str, env_hint: &str) -> Option<Secret> {
+        if !t.contains_key(key) {
+            let line = self.table_line(t);
+            self.problem(
+                line,
+                &format!("{prefix}.{key}"),
+                format!("missing secret; add {key} = \"${{{env_hint}}}\" and export {env_hint}"),
+            );
+            return None;
+        }
+        let value = self.string(t, prefix, key)?;
+        if value.trim().is_empty() {
+            let line = self.key_line(t, key);
+            self.problem(
+                line,
+                &format!("{prefix}.{key}"),
+                format!("missing secret: the value is empty; export {env_hint}"),
+            );
+            return None;
+        }
+        Some(Secret::new(value))
+    }
+
+    /// A secret read only when its key is there.
+    pub fn optional_secret(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        key: &str,
+        env_hint: &str,
+    ) -> Option<Secret> {
+        if t.contains_key(key) {
+            self.secret(t, prefix, key, env_hint)
+        } else {
+            None
+        }
+    }
+
+    /// A list of strings (empty when absent), `${VAR}`s replaced.
+    pub fn string_array(&mut self, t: &Table, prefix: &str, key: &str) -> Vec<String> {
+        let Some(item) = t.get(key) else {
+            return Vec::new();
+        };
+        let line = self.key_line(t, key);
+        let full = format!("{prefix}.{key}");
+        let Some(arr) = item.as_array() else {
+            self.problem(
+                line,
+                &full,
+                "must be a list of strings, e.g. [\"slack:#pr-alerts\"]",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for v in arr.iter() {
+            match v.as_str() {
+                Some(s) => match interpolate(s, self.env) {
+                    Ok(s) => out.push(s),
+                    Err(e) => self.problem(line, &full, e),
+                },
+                None => self.problem(line, &full, "every entry must be a string in quotes"),
+            }
+        }
+        out
+    }
+
+    /// A duration such as `"1h30m"`, longer than zero.
+    pub fn duration(&mut self, t: &Table, prefix: &str, key: &str) -> Option<Duration> {
+        let s = self.string(t, prefix, key)?;
+        match parse_duration(&s) {
+            Ok(d) if d.is_zero() => {
+                let line = self.key_line(t, key);
+                self.problem(line, &format!("{prefix}.{key}"), "must be longer than zero");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                let line = self.key_line(t, key);
+                self.problem(
+                    line,
+                    &format!("{prefix}.{key}"),
+                    format!("bad duration: {e}"),
+                );
+                None
+            }
+        }
+    }
+
+    /// A positive whole number.
+    pub fn integer(&mut self, t: &Table, prefix: &str, key: &str) -> Option<u64> {
+        let item = t.get(key)?;
+        match item.as_integer() {
+            Some(i) if i > 0 => Some(i as u64),
+            _ => {
+                let line = self.key_line(t, key);
+                self.problem(
+                    line,
+                    &format!("{prefix}.{key}"),
+                    "must be a positive whole number",
+                );
+                None
+            }
+        }
+    }
+
+    /// `true` or `false`, unquoted.
+    pub fn boolean(&mut self, t: &Table, prefix: &str, key: &str) -> Option<bool> {
+        let item = t.get(key)?;
+        match item.as_value() {
+            Some(Value::Boolean(b)) => Some(*b.value()),
+            _ => {
+                let line = self.key_line(t, key);
+                self.problem(
+                    line,
+                    &format!("{prefix}.{key}"),
+                    "must be true or false (no quotes)",
+                );
+                None
+            }
+        }
+    }
+
+    /// An IANA time zone name such as `"Europe/Berlin"`.
+    pub fn timezone(&mut self, t: &Table, prefix: &str, key: &str) -> Option<chrono_tz::Tz> {
+        self.parsed(t, prefix, key, |s| {
+            s.parse::<chrono_tz::Tz>().map_err(|_| {
+                format!("unknown time zone {s:?}; use an IANA name such as \"Europe/Berlin\" or \"UTC\"")
+            })
+        })
+    }
+
+    /// A list of chat targets (`["slack:#pr", "discord:123"]`), each one checked.
+    pub fn targets(&mut self, t: &Table, key: &str, field: &str) -> Vec<Target> {
+        let mut out = Vec::new();
+        let line = self.key_line(t, field);
+        for s in self.string_array(t, key, field) {
+            match Target::parse(&s) {
+                Ok(target) => out.push(target),
+                Err(e) => self.problem(line, &format!("{key}.{field}"), e),
+            }
+        }
+        out
+    }
+
+    /// A single chat target.
+    pub fn target(&mut self, t: &Table, prefix: &str, key: &str) -> Option<Target> {
+        self.parsed(t, prefix, key, Target::parse)
+    }
+
+    /// An optional http(s) URL (or ws(s) with `websocket`).
+    pub fn url(&mut self, t: &Table, prefix: &str, key: &str, websocket: bool) -> Option<String> {
+        let u = self.string(t, prefix, key)?;
+        self.check_url(t, prefix, key, &u, websocket);
+        Some(u)
+    }
+
+    /// Reports `u` (read from `key`) unless it is an http(s) URL (ws(s) with `websocket`).
+    pub fn check_url(&mut self, t: &Table, prefix: &str, key: &str, u: &str, websocket: bool) {
+        let ok = if websocket {
+            u.starts_with("wss://") || u.starts_with("ws://")
+        } else {
+            u.starts_with("https://") || u.starts_with("http://")
+        };
+        if !ok {
+            let line = self.key_line(t, key);
+            let what = if websocket { "a ws(s)" } else { "an http(s)" };
+            self.problem(
+                line,
+                &format!("{prefix}.{key}"),
+                format!("{u:?} is not {what} URL"),
+            );
+        }
+    }
+}
+
+/// The allowed name nearest to a typo (edit distance ≤ 2), for "did you mean".
+pub fn did_you_mean<'a>(word: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    allowed
+        .iter()
+        .map(|a| (strsim::levenshtein(word, a), *a))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, a)| a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn did_you_mean_picks_the_nearest_within_two_edits() {
+        assert_eq!(did_you_mean("pth", &["path", "url"]), Some("path"));
+        assert_eq!(
+            did_you_mean("subredits", &["subreddits"]),
+            Some("subreddits")
+        );
+        assert_eq!(did_you_mean("zzzzzz", &["path", "url"]), None);
+        // Ties go to the alphabetically first name.
+        assert_eq!(did_you_mean("ab", &["ac", "aa"]), Some("aa"));
+    }
+}

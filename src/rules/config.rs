@@ -1,0 +1,229 @@
+//! `[[rules]]` and `[rules_defaults]`: each rule's name, query, targets and priority, and the
+//! exclusions every rule shares; compiling them all reports a bad query at its own line.
+//! Reads only these sections; where alerts go is the chat's business.
+
+use super::{Defaults, RuleSet, EXCLUDE_RULE_NAME};
+use crate::config::{Item, Reader, Table};
+use crate::model::{Priority, Target};
+use std::collections::{HashMap, HashSet};
+
+const RULE_KEYS: &[&str] = &["name", "query", "alert", "priority"];
+const RULES_DEFAULTS_KEYS: &[&str] = &["exclude", "muted_authors", "muted_sites"];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleConfig {
+    pub name: String,
+    pub query: String,
+    pub alert: Vec<Target>,
+    pub priority: Priority,
+}
+
+/// `[rules_defaults]`: exclusions that apply to every rule.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RulesDefaults {
+    pub exclude: Option<String>,
+    pub muted_authors: Vec<String>,
+    pub muted_sites: Vec<String>,
+}
+
+impl RuleConfig {
+    /// Reads every `[[rules]]` entry; an entry without name or query is left out (reported).
+    pub fn read_all(r: &mut Reader, root: &Table) -> Vec<RuleConfig> {
+        let mut out = Vec::new();
+        let mut names = HashSet::new();
+        for (i, t) in r.array_of_tables(root, "rules").into_iter().enumerate() {
+            let key = format!("rules[{i}]");
+            r.known_keys(t, &key, RULE_KEYS);
+            let name = r.required_string(t, &key, "name");
+            if let Some(n) = &name {
+                if !names.insert(n.clone()) {
+                    let line = r.key_line(t, "name");
+                    r.problem(
+                        line,
+                        &format!("{key}.name"),
+                        format!("duplicate rule name {n:?}; names must be unique"),
+                    );
+                }
+            }
+            let query = r.required_string(t, &key, "query");
+            let alert = r.targets(t, &key, "alert");
+            if !t.contains_key("alert") {
+                let line = r.table_line(t);
+                r.problem(line, &format!("{key}.alert"), "missing; add alert = [\"slack:#channel\"] (without [slack], alerts print to the console)");
+            }
+            let priority = r.one_of(
+                t,
+                &key,
+                "priority",
+                "priority",
+                "low, normal, high or critical",
+                Priority::parse,
+            );
+            if let (Some(name), Some(query)) = (name, query) {
+                out.push(RuleConfig {
+                    name,
+                    query,
+                    alert,
+                    priority: priority.unwrap_or_default(),
+                });
+            }
+        }
+        out
+    }
+}
+
+impl RulesDefaults {
+    /// Reads `[rules_defaults]` (optional).
+    pub fn read(r: &mut Reader, root: &Table) -> RulesDefaults {
+        let Some(t) = r.table(root, "rules_defaults") else {
+            return RulesDefaults::default();
+        };
+        r.known_keys(t, "rules_defaults", RULES_DEFAULTS_KEYS);
+        RulesDefaults {
+            exclude: r.string(t, "rules_defaults", "exclude"),
+            muted_authors: r.string_array(t, "rules_defaults", "muted_authors"),
+            muted_sites: r.string_array(t, "rules_defaults", "muted_sites"),
+        }
+    }
+}
+
+/// Compiles every rule with the global exclusions, reporting each bad one at the line of its
+/// `query` (or of `[rules_defaults].exclude`), and each lint as a warning there.
+pub fn compile(
+    r: &mut Reader,
+    root: &Table,
+    rules: &[RuleConfig],
+    defaults: &RulesDefaults,
+) -> Option<RuleSet> {
+    let d = Defaults {
+        exclude: defaults.exclude.as_deref(),
+        muted_authors: defaults.muted_authors.iter().map(String::as_str).collect(),
+        muted_sites: defaults.muted_sites.iter().map(String::as_str).collect(),
+    };
+    // Where `check` points for a rule's query: its line and key. Indexed by name once:
+    // looking each failing or warned rule up in the lists would be quadratic when many
+    // rules fail. The first rule of a name wins.
+    let mut index_of: HashMap<&str, usize> = HashMap::with_capacity(rules.len());
+    for (i, rule) in rules.iter().enumerate() {
+        index_of.entry(rule.name.as_str()).or_insert(i);
+    }
+    let mut table_of: HashMap<&str, &Table> = HashMap::new();
+    if let Some(Item::ArrayOfTables(a)) = root.get("rules") {
+        for t in a.iter() {
+            if let Some(name) = t.get("name").and_then(Item::as_str) {
+                table_of.entry(name).or_insert(t);
+            }
+        }
+    }
+    let place = |r: &Reader, rule: &str| -> (usize, String) {
+        if rule == EXCLUDE_RULE_NAME {
+            let line = root
+                .get("rules_defaults")
+                .and_then(Item::as_table)
+                .map_or(1, |t| r.key_line(t, "exclude"));
+            return (line, "rules_defaults.exclude".to_string());
+        }
+        let idx = index_of.get(rule).copied().unwrap_or(0);
+        let line = table_of.get(rule).map_or(1, |t| r.key_line(t, "query"));
+        (line, format!("rules[{idx}].query"))
+    };
+    match RuleSet::compile_with(
+        rules.iter().map(|r| (r.name.as_str(), r.query.as_str())),
+        &d,
+    ) {
+        Ok(set) => {
+            for w in set.warnings() {
+                let (line, key) = place(r, &w.rule);
+                let message = if w.rule == EXCLUDE_RULE_NAME {
+                    w.warning.to_string()
+                } else {
+                    w.to_string()
+                };
+                r.warning(line, &key, message);
+            }
+            Some(set)
+        }
+        Err(errors) => {
+            for e in errors {
+                let (line, key) = place(r, &e.rule);
+                if e.rule == EXCLUDE_RULE_NAME {
+                    r.problem(line, &key, e.error.to_string());
+                } else {
+                    r.problem(line, &key, e.to_string());
+                }
+            }
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_document, ConfigError, Problem};
+    use std::path::Path;
+
+    const RULES: &str = r#"
+[store]
+path = "data/x.sled"
+
+[[rules]]
+name = "acme"
+query = '(acme OR "acme corp") AND NOT hiring'
+alert = ["slack:#pr-alerts"]
+priority = "high"
+"#;
+
+    /// Reads only the rule sections of `text`, as `settings` does, and compiles them.
+    fn read(text: &str) -> Result<(Vec<RuleConfig>, RuleSet), Vec<Problem>> {
+        let path = Path::new("t.toml");
+        let doc = parse_document(text, path).unwrap();
+        let mut r = Reader::new(text, &|_| None);
+        let rules = RuleConfig::read_all(&mut r, doc.as_table());
+        let defaults = RulesDefaults::read(&mut r, doc.as_table());
+        let set = compile(&mut r, doc.as_table(), &rules, &defaults);
+        match r.finish(path) {
+            Ok(_) => Ok((rules, set.expect("compiled"))),
+            Err(ConfigError::Invalid { problems, .. }) => Err(problems),
+            Err(other) => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn missing_required_keys_point_at_their_table() {
+        let problems = read("[store]\npath = \"x\"\n\n[[rules]]\nname = \"r\"\nquery = \"acme\"\n")
+            .unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].key, "rules[0].alert");
+        assert_eq!(problems[0].line, 4, "{problems:?}");
+    }
+
+    #[test]
+    fn global_exclusions_apply_and_bad_ones_are_reported() {
+        let text = format!("{RULES}\n[rules_defaults]\nexclude = 'giveaway'\nmuted_authors = [\"@spambot\"]\nmuted_sites = [\"spam.example\"]\n");
+        let (_, matcher) = read(&text).unwrap();
+        let doc = |text: &'static str, author: Option<&'static str>, url: Option<&'static str>| {
+            crate::rules::Document {
+                text,
+                author,
+                url,
+                ..Default::default()
+            }
+        };
+        assert_eq!(matcher.matches(&doc("acme rocks", None, None)).len(), 1);
+        assert!(matcher
+            .matches(&doc("acme giveaway", None, None))
+            .is_empty());
+        assert!(matcher
+            .matches(&doc("acme rocks", Some("SpamBot"), None))
+            .is_empty());
+        assert!(matcher
+            .matches(&doc("acme rocks", None, Some("https://www.spam.example/x")))
+            .is_empty());
+
+        let bad = format!("{RULES}\n[rules_defaults]\nexclude = 'giveaway AND'\n");
+        let problems = read(&bad).unwrap_err();
+        assert_eq!(problems[0].key, "rules_defaults.exclude", "{problems:?}");
+        assert_eq!(problems[0].line, RULES.lines().count() + 3);
+    }
+}
