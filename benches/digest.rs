@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use mentiondesk::config::{DeskConfig, RuleConfig, SpikeConfig};
 use mentiondesk::digest::chart::{render_png, Bucket, ChartSpec};
 use mentiondesk::digest::report::{self, Period};
-use mentiondesk::model::{Mention, Note, Priority, Target};
+use mentiondesk::model::{Mention, Priority, Target};
 use mentiondesk::sources::SourceState;
 use mentiondesk::store::{Candidate, NewAlert, Store};
 use std::hint::black_box;
@@ -48,7 +48,7 @@ fn candidate(i: usize) -> Candidate {
             highlights: vec![],
             timers: vec![],
             thread_keys: vec![],
-            repeat_note: Note::new(),
+            repeat_of: None,
             log_hit: true,
         }),
     }

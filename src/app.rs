@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::desk::{self, Desk};
 use crate::digest::{self, DigestJob};
-use crate::intake::{self, Judge};
+use crate::intake::{self, Intake, Judge};
 use crate::metrics::Metrics;
 use crate::relay::{self, Platforms};
 use crate::server::discord::DiscordEndpoints;
@@ -335,15 +335,17 @@ pub async fn run_with_clock(
         },
         _ => None,
     };
-    let intake_task = tokio::spawn(intake::run(
-        Arc::new(judge(&config)),
-        config.desk.clone(),
-        store.clone(),
-        poll_rx,
-        wake.clone(),
-        metrics.clone(),
-        shutdown.clone(),
-    ));
+    let intake_task = tokio::spawn(
+        Intake::new(
+            Arc::new(judge(&config)),
+            config.desk.clone(),
+            store.clone(),
+            poll_rx,
+            metrics.clone(),
+            clock,
+        )
+        .run(shutdown.clone()),
+    );
     let jobs = digest_jobs(&config)?;
     let rule_names = rule_names(&config);
     let digest_tasks: Vec<_> = jobs

@@ -8,7 +8,7 @@ use crate::clock::Clock;
 use crate::config::{DeskConfig, RuleConfig, SpikeConfig};
 use crate::digest::report::SPIKE_KIND;
 use crate::metrics::Metrics;
-use crate::model::{Alert, Mention, Note, TimerKind};
+use crate::model::{Alert, Mention, TimerKind};
 use crate::shutdown::Shutdown;
 use crate::sources::prefilter::Prefilter;
 use crate::store::{Candidate, NewAlert, RuleHit, Store, StoreError};
@@ -148,7 +148,7 @@ pub async fn check(
             highlights: vec![],
             timers: vec![(TimerKind::Escalate, escalate_at)],
             thread_keys: vec![],
-            repeat_note: Note::new(),
+            repeat_of: None,
             log_hit: false,
         }),
         mention,

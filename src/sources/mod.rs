@@ -6,7 +6,6 @@
 use crate::config::Secret;
 use crate::model::Mention;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -121,17 +120,8 @@ pub struct ApiOptions {
     pub search_every: Option<Duration>,
 }
 
-/// What a source remembers between polls; persisted by the intake with the items it produced,
-/// so a restart resumes where the last committed poll ended.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceState {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-    /// Kind-specific resume point (file fingerprint, API cursor, ...).
-    pub cursor: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra: BTreeMap<String, String>,
-}
+/// A source's resume point between polls (plain data in `model`, which the store keeps too).
+pub use crate::model::SourceState;
 
 /// Why a poll failed. Messages name the problem; the poll loop adds the source name.
 #[derive(Debug, thiserror::Error)]
