@@ -390,10 +390,7 @@ mod tests {
             ],
             state: SourceState::default(),
         };
-        let alerts = intake(&store, Clock::System)
-            .accept(outcome)
-            .await
-            .unwrap();
+        let alerts = intake(&store, Clock::System).accept(outcome).await.unwrap();
         assert_eq!(
             alerts, 5,
             "1-4 alert separately; 6 is a repeat of 5 (same author)"
@@ -425,10 +422,7 @@ mod tests {
             ],
             state: SourceState::default(),
         };
-        let alerts = intake(&store, Clock::System)
-            .accept(outcome)
-            .await
-            .unwrap();
+        let alerts = intake(&store, Clock::System).accept(outcome).await.unwrap();
         assert_eq!(alerts, 1, "only the unmuted mention alerts");
         assert_eq!(store.mention_count(), 3, "muted mentions are still stored");
         let alert = &store.alerts().unwrap()[0];
@@ -449,7 +443,10 @@ mod tests {
         let first = poll(vec![mention("1", "dana", "https://a.example/1")]);
         assert_eq!(intake.accept(first).await.unwrap(), 1);
         let alert = store.alerts().unwrap()[0].clone();
-        assert_eq!(alert.created_at, base, "intake stamps with the injected clock");
+        assert_eq!(
+            alert.created_at, base,
+            "intake stamps with the injected clock"
+        );
         assert_eq!(
             store.timers().unwrap()[0].due,
             base + chrono::Duration::minutes(15)
@@ -507,7 +504,11 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Stale { .. }), "{err}");
-        assert_eq!(store.alerts().unwrap().len(), 1, "the stale batch wrote nothing");
+        assert_eq!(
+            store.alerts().unwrap().len(),
+            1,
+            "the stale batch wrote nothing"
+        );
 
         let fresh = decide_threads(&store, judged, now).unwrap();
         let got = store

@@ -11,8 +11,7 @@ use super::{
     NEXT_ALERT_ID, NEXT_MENTION_SEQ,
 };
 use crate::model::{
-    Alert, AlertId, AlertState, AuditEntry, Mention, Note, Priority, SourceState, Target,
-    TimerKind,
+    Alert, AlertId, AlertState, AuditEntry, Mention, Note, Priority, SourceState, Target, TimerKind,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -96,7 +95,10 @@ pub struct Repeat {
 pub enum RepeatOf {
     /// An alert already in the store; the note goes to each of its targets (an alert's
     /// targets never change after it is created).
-    Stored { alert: AlertId, targets: Vec<Target> },
+    Stored {
+        alert: AlertId,
+        targets: Vec<Target>,
+    },
     /// The alert created by an earlier candidate of the same batch (its index).
     Earlier(usize),
 }
@@ -223,11 +225,9 @@ impl Store {
                                 RepeatOf::Stored { alert, targets } => (*alert, targets),
                                 RepeatOf::Earlier(i) => match created.get(*i) {
                                     Some(Some((id, targets))) => (*id, targets),
-                                    _ => {
-                                        return Err(stale(format!(
-                                            "mention {key} repeats an alert its batch did not create"
-                                        )))
-                                    }
+                                    _ => return Err(stale(format!(
+                                        "mention {key} repeats an alert its batch did not create"
+                                    ))),
                                 },
                             };
                             for target in targets {
@@ -303,7 +303,6 @@ impl Store {
         Ok(out)
     }
 }
-
 
 /// Fails the transaction if any thread key no longer holds what intake read. Runs before the
 /// batch writes anything, so a key claimed earlier in the same batch is not mistaken for a
@@ -488,7 +487,10 @@ mod tests {
             .collect();
         assert_eq!(notes, vec![(AlertId(1), Target::Slack("#pr".into()))]);
         assert_eq!(
-            store.rule_hits("acme", now, now + chrono::Duration::seconds(1)).unwrap().len(),
+            store
+                .rule_hits("acme", now, now + chrono::Duration::seconds(1))
+                .unwrap()
+                .len(),
             2,
             "a repeat still counts towards its rule's volume"
         );

@@ -192,7 +192,6 @@ impl Store {
         self.durable().await
     }
 
-
     /// A small value in the meta tree (digest slots, spike cooldowns), as JSON.
     pub fn meta_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         self.meta

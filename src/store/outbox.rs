@@ -2,8 +2,8 @@
 //! message references a delivery leaves behind. Every write that adds or releases work rings
 //! the store's outbox signal. It does not decide when or how to deliver; the relay does.
 
-use super::{flatten_tx, from_json, next_counter, to_json, u64_key, Store, StoreError, TxResult};
 use super::NEXT_OUTBOX_SEQ;
+use super::{flatten_tx, from_json, next_counter, to_json, u64_key, Store, StoreError, TxResult};
 use crate::model::{AlertId, DigestPost, MessageRef, Note, Target};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -196,7 +196,6 @@ impl Store {
             .collect()
     }
 
-
     /// The message reference of an alert on one target, if it was posted there.
     pub fn message_ref(
         &self,
@@ -208,7 +207,6 @@ impl Store {
             .map(|v| from_json(&format!("message ref of alert {id}"), &v))
             .transpose()
     }
-
 
     /// Queues a digest for each target and, when `slot` is given, records it as sent, in one
     /// transaction (then flushes): a crash either keeps both or neither, so a slot is
