@@ -102,7 +102,7 @@ impl Judge {
 }
 
 /// How long a repeat of the same story or author goes into the existing thread.
-pub const REPEAT_WINDOW_DAYS: i64 = 7;
+pub(crate) const REPEAT_WINDOW_DAYS: i64 = 7;
 
 /// How often one poll's batch is decided again when the store reports that a read it was
 /// decided from changed before the write (another writer claimed a thread key meanwhile).
@@ -153,7 +153,7 @@ impl Intake {
 
     /// Judges one poll's mentions, decides which repeat an alert, and stores the batch. The
     /// store rings the relay itself. Returns how many alerts were created.
-    pub async fn accept(&self, outcome: PollOutcome) -> Result<usize, StoreError> {
+    async fn accept(&self, outcome: PollOutcome) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let total = outcome.mentions.len() as u64;
         let mut judged = Vec::with_capacity(outcome.mentions.len());

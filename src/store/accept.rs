@@ -221,15 +221,7 @@ impl Store {
                             log_hits(rule_log, &c.mention, new, &key, seq, now)?;
                         }
                         if let Some(repeat) = &new.repeat_of {
-                            let (id, targets) = match &repeat.of {
-                                RepeatOf::Stored { alert, targets } => (*alert, targets),
-                                RepeatOf::Earlier(i) => match created.get(*i) {
-                                    Some(Some((id, targets))) => (*id, targets),
-                                    _ => return Err(stale(format!(
-                                        "mention {key} repeats an alert its batch did not create"
-                                    ))),
-                                },
-                            };
+                            let (id, targets) = repeat_target(&repeat.of, &created, &key)?;
                             for target in targets {
                                 let action = OutboxAction::ThreadNote(repeat.note.clone());
                                 push_outbox(meta, outbox, id, target, action, now)?;
@@ -267,12 +259,12 @@ impl Store {
     }
 
     /// Whether any mention was stored under this dedup key (intake's read before deciding).
-    pub fn is_seen(&self, key: &str) -> Result<bool, StoreError> {
+    pub(crate) fn is_seen(&self, key: &str) -> Result<bool, StoreError> {
         Ok(self.seen.contains_key(key.as_bytes())?)
     }
 
     /// What a thread key points at now (intake's read before deciding).
-    pub fn thread_mark(&self, key: &str) -> Result<Option<ThreadMark>, StoreError> {
+    pub(crate) fn thread_mark(&self, key: &str) -> Result<Option<ThreadMark>, StoreError> {
         Ok(self
             .threads
             .get(key.as_bytes())?
@@ -319,6 +311,23 @@ fn check_reads(threads: &TransactionalTree, candidates: &[Candidate]) -> TxResul
         }
     }
     Ok(())
+}
+
+/// The alert a decided repeat goes to, and its targets.
+fn repeat_target<'a>(
+    of: &'a RepeatOf,
+    created: &'a [Option<(AlertId, Vec<Target>)>],
+    mention_key: &str,
+) -> TxResult<(AlertId, &'a [Target])> {
+    match of {
+        RepeatOf::Stored { alert, targets } => Ok((*alert, targets)),
+        RepeatOf::Earlier(i) => match created.get(*i) {
+            Some(Some((id, targets))) => Ok((*id, targets)),
+            _ => Err(stale(format!(
+                "mention {mention_key} repeats an alert its batch did not create"
+            ))),
+        },
+    }
 }
 
 fn stale(reason: String) -> ConflictableTransactionError<StoreError> {

@@ -1,9 +1,12 @@
 //! The outbox: deliveries waiting for a chat platform, their attempts and parking, and the
-//! message references a delivery leaves behind. Every write that adds or releases work rings
-//! the store's outbox signal. It does not decide when or how to deliver; the relay does.
+//! message references a delivery leaves behind. Every durable write that adds or releases work
+//! (here, in `accept` and in `change_alert`) rings the store's outbox signal. It does not decide
+//! when or how to deliver; the relay does.
 
-use super::NEXT_OUTBOX_SEQ;
-use super::{flatten_tx, from_json, next_counter, to_json, u64_key, Store, StoreError, TxResult};
+use super::{
+    flatten_tx, from_json, next_counter, to_json, u64_key, Store, StoreError, TxResult,
+    NEXT_OUTBOX_SEQ,
+};
 use crate::model::{AlertId, DigestPost, MessageRef, Note, Target};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
