@@ -338,7 +338,7 @@ pub async fn run_with_clock(
     let intake_task = tokio::spawn(
         Intake::new(
             Arc::new(judge(&config)),
-            config.desk.clone(),
+            config.desk.escalate_after,
             store.clone(),
             poll_rx,
             metrics.clone(),

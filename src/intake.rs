@@ -6,7 +6,7 @@
 
 use crate::analysis::{dedup, negativity, priority};
 use crate::clock::Clock;
-use crate::config::{DeskConfig, RuleConfig};
+use crate::config::RuleConfig;
 use crate::metrics::Metrics;
 use crate::model::{Mention, Note, Priority, Target, TimerKind};
 use crate::rules::{Document, RuleSet};
@@ -16,6 +16,7 @@ use crate::store::{Candidate, NewAlert, Repeat, RepeatOf, Store, StoreError, Thr
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// What the rules and analysis say about one mention.
@@ -112,7 +113,8 @@ const DECIDE_TRIES: usize = 3;
 /// arrives, until shutdown or until every source has stopped.
 pub struct Intake {
     judge: Arc<Judge>,
-    desk: DeskConfig,
+    /// When an unclaimed alert escalates (`[desk].escalate_after`): its timer starts with it.
+    escalate_after: Duration,
     store: Store,
     polls: mpsc::Receiver<PollOutcome>,
     metrics: Arc<Metrics>,
@@ -122,7 +124,7 @@ pub struct Intake {
 impl Intake {
     pub fn new(
         judge: Arc<Judge>,
-        desk: DeskConfig,
+        escalate_after: Duration,
         store: Store,
         polls: mpsc::Receiver<PollOutcome>,
         metrics: Arc<Metrics>,
@@ -130,7 +132,7 @@ impl Intake {
     ) -> Intake {
         Intake {
             judge,
-            desk,
+            escalate_after,
             store,
             polls,
             metrics,
@@ -205,7 +207,7 @@ impl Intake {
         }
         if let Some(a) = &mut c.alert {
             let escalate_at =
-                now + chrono::Duration::from_std(self.desk.escalate_after).unwrap_or_default();
+                now + chrono::Duration::from_std(self.escalate_after).unwrap_or_default();
             a.timers = vec![(TimerKind::Escalate, escalate_at)];
         }
         Ok(c)
@@ -316,7 +318,7 @@ mod tests {
     fn intake(store: &Store, clock: Clock) -> Intake {
         Intake::new(
             Arc::new(judge()),
-            desk(),
+            Duration::from_secs(900),
             store.clone(),
             mpsc::channel(1).1,
             Arc::new(Metrics::default()),
@@ -342,17 +344,6 @@ mod tests {
         Judge {
             matcher: Arc::new(RuleSet::compile([("acme", "acme")]).unwrap()),
             rules,
-        }
-    }
-
-    fn desk() -> DeskConfig {
-        DeskConfig {
-            command: "/desk".into(),
-            escalate_after: std::time::Duration::from_secs(900),
-            escalate_to: None,
-            remind_after: None,
-            allowed: vec![],
-            timezone: chrono_tz::UTC,
         }
     }
 
