@@ -7,7 +7,9 @@
 //! its audit entry and outbox entry (compare-and-swap, flushed) by the desk.
 //! Run: `cargo bench --bench desk_callbacks` (no criterion: it needs a live daemon).
 
-#[path = "../tests/common/mod.rs"]
+// The integration tests' fakes; this bench drives only a few of them.
+#[path = "../tests/it/common/mod.rs"]
+#[allow(dead_code)]
 mod common;
 
 use common::*;
@@ -16,36 +18,13 @@ use std::time::{Duration, Instant};
 const ALERTS: usize = 20;
 
 fn config(slack: &FakeSlack, feed_url: &str) -> String {
-    format!(
-        r#"
-[store]
-path = "{{store}}"
-
-[server]
-listen = "127.0.0.1:{{port}}"
-
-[slack]
-bot_token = "{BOT_TOKEN}"
-signing_secret = "{SIGNING_SECRET}"
-api_url = "{api}"
-
-[[sources]]
-name = "news"
-kind = "rss"
-url = "{feed_url}"
-every = "1h"
-allow_private = true
-
-[[rules]]
-name = "acme"
-query = "acme"
-alert = ["slack:#pr-alerts"]
-
-[desk]
-escalate_after = "1h"
-"#,
-        api = slack.api_url(),
-    )
+    ConfigBuilder::new()
+        .slack(slack)
+        .rss("news", feed_url)
+        .key("every", "1h")
+        .rule("acme", "acme", &["slack:#pr-alerts"])
+        .desk()
+        .toml()
 }
 
 struct Run {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """VADER parity: compare the compound score `mentiondesk match` prints with the reference
 Python vaderSentiment 3.3.2 on the same texts, and write the small committed sample that
-`tests/analysis_parity.rs` replays without Python.
+`tests/it/analysis_parity.rs` replays without Python.
 
 What it does not do: fetch anything. The ground-truth files come from the public
 cjhutto/vaderSentiment repository (additional_resources/hutto_ICWSM_2014.tar.gz, MIT);

@@ -1,5 +1,7 @@
 //! A gzip bomb must be cut off at the body cap without ever holding the inflated body:
 //! this binary counts live heap bytes with its own global allocator and checks the peak.
+//! It stays out of the one integration binary (`tests/it/`) on purpose: a global allocator
+//! counts the whole process, so any other test running beside it would move the peak.
 
 use axum::http::header;
 use axum::routing::get;

@@ -1,0 +1,61 @@
+//! Test doubles shared by the integration tests, all plain HTTP (or websockets) on 127.0.0.1
+//! with an OS-chosen port: a fake Slack, a fake Discord, fake feed servers and source APIs,
+//! and the daemon run in-process. They record what they receive so tests can assert on it,
+//! take injected faults (`faults.rs`), and build configs (`config.rs`).
+
+pub mod config;
+pub mod daemon;
+pub mod discord;
+pub mod discord_spec;
+pub mod discord_wire;
+pub mod fake_sources;
+pub mod faults;
+pub mod feeds;
+pub mod schema;
+pub mod slack;
+pub mod slack_spec;
+pub mod violations;
+
+pub use config::ConfigBuilder;
+pub use daemon::*;
+pub use feeds::*;
+pub use slack::*;
+
+use axum::Router;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub const BOT_TOKEN: &str = "xoxb-test-token";
+
+/// Polls `f` every 20 ms until it returns Some, or panics after `secs` naming `what`.
+pub async fn poll_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Starts `router` on 127.0.0.1:0 in the background and returns its address.
+pub async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    addr
+}
+
+/// A port that was free a moment ago, for configs that must name one.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

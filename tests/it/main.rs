@@ -1,0 +1,30 @@
+//! The integration tests, one binary so the fakes under `common/` compile once. Each module is
+//! one topic; `tests/gzip_bomb_memory.rs` stays a binary of its own (see its header).
+//!
+//! Every module shares this one process, so no test may change process-wide state: no
+//! `std::env::set_var` or `set_current_dir`, no global tracing subscriber, no fixed port
+//! (fakes and daemons bind 127.0.0.1:0 or take `free_port()`); settings for a child process
+//! go through `Command::env`.
+
+mod common;
+
+mod analysis_cli;
+mod analysis_parity;
+mod check_online;
+mod cli;
+mod crash;
+mod delivery;
+mod desk_timers;
+mod digest;
+mod discord_desk;
+mod limits;
+mod pipeline;
+mod slack_desk;
+mod sources_bluesky;
+mod sources_feeds;
+mod sources_hackernews;
+mod sources_mastodon;
+mod sources_reddit;
+mod sources_scan;
+mod spec_fakes;
+mod store_concurrency;

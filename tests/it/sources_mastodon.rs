@@ -1,0 +1,487 @@
+//! The `mastodon` source against a fake instance on 127.0.0.1: tag timelines read forward by
+//! id (pagination, restarts), the SSE stream (auth, latency, drops and reconnects), failures.
+
+use crate::common;
+
+use common::fake_sources;
+use common::fake_sources::{status, FakeApi};
+use common::faults::Fault;
+use mentiondesk::sources::poll::{self, Health};
+use mentiondesk::sources::{self, SourceError, SourceState};
+use std::path::Path;
+use std::time::Duration;
+
+fn source(fake: &FakeApi, extra: &str) -> Box<dyn sources::Source> {
+    source_on(&[fake], extra)
+}
+
+fn source_on(fakes: &[&FakeApi], extra: &str) -> Box<dyn sources::Source> {
+    let instances: Vec<String> = fakes.iter().map(|f| format!("{:?}", f.url())).collect();
+    let text = format!(
+        r##"
+[[sources]]
+name = "masto"
+kind = "mastodon"
+instances = [{}]
+tags = ["#acme"]
+timeout = "2s"
+allow_private = true
+{extra}
+
+[[rules]]
+name = "acme"
+query = "acme"
+alert = ["slack:#pr"]
+"##,
+        instances.join(", ")
+    );
+    let env = |k: &str| (k == "MASTODON_TOKEN").then(|| "masto-secret-token".to_string());
+    let config = mentiondesk::config::parse(&text, Path::new("t.toml"), &env).unwrap();
+    sources::build(&config.sources[0]).unwrap()
+}
+
+fn add(fake: &FakeApi, ids: std::ops::Range<u64>) {
+    let mut s = fake.state.lock().unwrap();
+    let list = s.statuses.entry("acme".into()).or_default();
+    for id in ids {
+        list.push(status(id, &format!("acme post {id}"), "de", 12_000));
+    }
+}
+
+#[tokio::test]
+async fn the_first_poll_takes_the_newest_page_then_reads_forward_page_by_page() {
+    let fake = FakeApi::start().await;
+    add(&fake, 100..150);
+    let mut src = source(&fake, "");
+    let mut state = SourceState::default();
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(got.len(), 40, "one page of history on the first poll");
+    let m = got.iter().find(|m| m.text == "acme post 149").unwrap();
+    assert_eq!(m.author_reach, Some(12_000));
+    assert_eq!(m.lang.as_deref(), Some("de"));
+    assert_eq!(m.author.as_deref(), Some("@ann@remote.example"));
+    assert_eq!(m.item_id, "https://remote.example/users/ann/statuses/149");
+    assert_eq!(m.url.as_deref(), Some("https://remote.example/@ann/149"));
+
+    // A burst of 95 while we were away: three pages, none missed, none repeated.
+    add(&fake, 150..245);
+    let got = src.poll(&mut state).await.unwrap();
+    let mut ids: Vec<u64> = got
+        .iter()
+        .map(|m| m.text.trim_start_matches("acme post ").parse().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, (150..245).collect::<Vec<_>>());
+    let min_ids: Vec<_> = fake
+        .requests("/api/v1/timelines/tag/acme")
+        .iter()
+        .filter_map(|r| r.query.get("min_id").cloned())
+        .collect();
+    assert_eq!(min_ids, ["149", "189", "229"], "a short page ends the read");
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+
+    // A restart with the saved state resumes after the last id.
+    add(&fake, 245..247);
+    let mut restored: SourceState =
+        serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+    let got = source(&fake, "").poll(&mut restored).await.unwrap();
+    assert_eq!(got.len(), 2);
+}
+
+#[tokio::test]
+async fn failures_report_and_recover() {
+    let fake = FakeApi::start().await;
+    add(&fake, 1..3);
+    let mut src = source(&fake, "");
+    let mut state = SourceState::default();
+    fake.fail_next(Fault::rate_limited(30.0));
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(30)));
+    fake.fail_next(Fault::http(502));
+    assert!(src
+        .poll(&mut state)
+        .await
+        .unwrap_err()
+        .to_string()
+        .contains("502"));
+    fake.fail_next(Fault::Malformed);
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert!(matches!(err, SourceError::Parse(_)), "{err}");
+    assert!(err.to_string().contains("#acme"), "names the tag: {err}");
+    fake.fail_next(Fault::Hang);
+    let err = tokio::time::timeout(Duration::from_secs(10), src.poll(&mut state))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, SourceError::Timeout(_)), "{err}");
+    assert_eq!(src.poll(&mut state).await.unwrap().len(), 2);
+}
+
+/// One instance of two failing is not a failed poll (the other's mentions are delivered), but
+/// it must show in the health snapshot (`/healthz`, `errors_total` in metrics), not only in
+/// the log; the next clean poll clears it.
+#[tokio::test]
+async fn a_failing_instance_among_answering_ones_shows_as_degraded_in_health() {
+    let good = FakeApi::start().await;
+    let bad = FakeApi::start().await;
+    add(&good, 1..4);
+    bad.fail_next(Fault::http(502));
+    let src = source_on(&[&good, &bad], "");
+    let health = Health::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let (trigger, stop) = mentiondesk::shutdown::channel();
+    let task = tokio::spawn(poll::run(
+        src,
+        Duration::from_millis(300),
+        Duration::from_secs(5),
+        SourceState::default(),
+        tx,
+        health.clone(),
+        stop,
+    ));
+    let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.mentions.len(),
+        3,
+        "the answering instance is delivered"
+    );
+    let status = health.get("masto").unwrap();
+    assert!(status.healthy, "a partial poll is not a failed one");
+    assert!(status.degraded, "{status:?}");
+    let warning = status.last_error.clone().unwrap();
+    assert!(
+        warning.contains(&bad.url()),
+        "names the instance: {warning}"
+    );
+    assert!(warning.contains("502"), "{warning}");
+    assert!(!warning.contains(&good.url()), "{warning}");
+    assert_eq!((status.errors_total, status.partial_total), (1, 1));
+    assert_eq!(
+        status.consecutive_errors, 0,
+        "no backoff for a partial poll"
+    );
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json["degraded"], true);
+
+    // The next poll finds both instances answering: no longer degraded.
+    wait_until(|| health.get("masto").unwrap().polls_total >= 2).await;
+    let status = health.get("masto").unwrap();
+    assert!(status.healthy && !status.degraded, "{status:?}");
+    assert_eq!(status.errors_total, 1);
+    trigger.trigger();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn the_stream_delivers_at_once_with_the_token_and_reconnects_after_a_drop() {
+    let fake = FakeApi::start().await;
+    fake.state.lock().unwrap().mastodon_token = Some("masto-secret-token".into());
+    let mut src = source(&fake, "stream = true\ntoken = \"${MASTODON_TOKEN}\"");
+    let mut state = SourceState::default();
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+    wait_until(|| fake.sse_connections() == 1).await;
+    let req = &fake.requests("/api/v1/streaming/hashtag")[0];
+    assert_eq!(req.query["tag"], "acme");
+    assert_eq!(req.headers["authorization"], "Bearer masto-secret-token");
+
+    let event = format!(
+        "event: update\ndata: {}\n\n",
+        status(500, "streamed acme news", "en", 3)
+    );
+    let sent = std::time::Instant::now();
+    assert!(fake.sse_send(&event));
+    tokio::time::timeout(Duration::from_secs(2), src.ready())
+        .await
+        .expect("ready fires when a status arrives");
+    let got = src.poll(&mut state).await.unwrap();
+    assert!(sent.elapsed() < Duration::from_secs(1));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].text, "streamed acme news");
+
+    // The server drops the stream: the next poll says so, and the source reconnects alone.
+    fake.sse_drop();
+    tokio::time::timeout(Duration::from_secs(2), src.ready())
+        .await
+        .expect("a drop wakes the loop");
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert!(err.to_string().contains("stream"), "{err}");
+    assert!(!err.to_string().contains("masto-secret-token"));
+    wait_until(|| fake.sse_connections() == 2).await;
+    assert!(fake.sse_send(&format!(
+        "event: update\ndata: {}\n\n",
+        status(501, "acme after reconnect", "en", 3)
+    )));
+    tokio::time::timeout(Duration::from_secs(2), src.ready())
+        .await
+        .unwrap();
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(got[0].text, "acme after reconnect");
+}
+
+#[tokio::test]
+async fn stream_without_token_is_a_config_error() {
+    let text = "[[sources]]\nname = \"m\"\nkind = \"mastodon\"\ninstances = [\"https://mastodon.social\"]\ntags = [\"acme\"]\nstream = true\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n";
+    let err = mentiondesk::config::parse(text, Path::new("t.toml"), &|_| None).unwrap_err();
+    assert!(err.to_string().contains("token"), "{err}");
+}
+
+async fn wait_until(f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "condition not met in 5s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// ---------- real payload shapes ----------
+
+/// An account in the shape of docs.joinmastodon.org/entities/Account (trimmed to the fields
+/// the example there always carries).
+fn account(id: &str, acct: &str, display_name: &str, followers: u64) -> serde_json::Value {
+    let username = acct.split('@').next().unwrap();
+    serde_json::json!({
+        "id": id, "username": username, "acct": acct, "display_name": display_name,
+        "locked": false, "bot": false, "discoverable": true, "group": false,
+        "created_at": "2022-11-01T00:00:00.000Z", "note": "<p></p>",
+        "url": format!("https://remote.example/@{username}"),
+        "avatar": "https://files.remote.example/avatar.png", "avatar_static": "https://files.remote.example/avatar.png",
+        "header": "", "header_static": "", "followers_count": followers, "following_count": 10,
+        "statuses_count": 100, "last_status_at": "2024-05-01", "emojis": [], "fields": []
+    })
+}
+
+/// A status in the shape of docs.joinmastodon.org/entities/Status (its example status:
+/// `id`, `uri`, `url`, `created_at`, `content` HTML, `spoiler_text`, `sensitive`,
+/// `in_reply_to_id`, `reblog`, `account`, `mentions`, `tags`, `card`, ...).
+fn masto_status(
+    id: u64,
+    account: serde_json::Value,
+    content: &str,
+    extra: serde_json::Value,
+) -> serde_json::Value {
+    let user = account["username"].as_str().unwrap().to_string();
+    let mut s = serde_json::json!({
+        "id": id.to_string(), "created_at": "2024-05-01T10:00:00.000Z",
+        "in_reply_to_id": null, "in_reply_to_account_id": null, "sensitive": false,
+        "spoiler_text": "", "visibility": "public", "language": "en",
+        "uri": format!("https://remote.example/users/{user}/statuses/{id}"),
+        "url": format!("https://remote.example/@{user}/{id}"),
+        "replies_count": 0, "reblogs_count": 0, "favourites_count": 0, "edited_at": null,
+        "content": content, "reblog": null,
+        "application": {"name": "Web", "website": null},
+        "account": account, "media_attachments": [], "mentions": [], "tags": [],
+        "emojis": [], "card": null, "poll": null
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        s[k] = v.clone();
+    }
+    s
+}
+
+fn words(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// HTML content (paragraphs, `<br>`, an `h-card` mention, a hashtag link, a link Mastodon
+/// shortens with `invisible`/`ellipsis` spans), a content warning, a reblog, a reply and an
+/// account without a display name, read from the tag timeline.
+#[tokio::test]
+async fn timeline_statuses_in_their_real_shapes_become_clean_mentions() {
+    let fake = FakeApi::start().await;
+    let ann = account("7", "ann@remote.example", "Ann", 1200);
+    let bob = account("8", "bob", "", 3);
+    let original = masto_status(
+        300,
+        ann.clone(),
+        concat!(
+            "<p>My new <a href=\"https://remote.example/tags/acme\" class=\"mention hashtag\" rel=\"tag\">#<span>acme</span></a> router<br />",
+            "works &amp; it&#39;s fast: <a href=\"https://www.youtube.com/watch?v=V5lDxKq8mYw\" rel=\"nofollow noopener noreferrer\" translate=\"no\" target=\"_blank\">",
+            "<span class=\"invisible\">https://www.</span><span class=\"ellipsis\">youtube.com/watch?v=V5lDx</span><span class=\"invisible\">Kq8mYw</span></a></p>",
+            "<p>cc <span class=\"h-card\" translate=\"no\"><a href=\"https://remote.example/@acmesupport\" class=\"u-url mention\">@<span>acmesupport</span></a></span></p>"
+        ),
+        serde_json::json!({"tags": [{"name": "acme", "url": "https://remote.example/tags/acme"}]}),
+    );
+    let statuses = vec![
+        original.clone(),
+        // A boost of it by bob: the outer status has empty content and the original inside.
+        masto_status(
+            301,
+            bob.clone(),
+            "",
+            serde_json::json!({"reblog": original.clone(),
+                "uri": "https://remote.example/users/bob/statuses/301/activity"}),
+        ),
+        // A content warning: the words behind it are matched, and the warning shown.
+        masto_status(
+            302,
+            bob.clone(),
+            "<p>the <a href=\"https://remote.example/tags/acme\" class=\"mention hashtag\" rel=\"tag\">#<span>acme</span></a> unit caught fire</p>",
+            serde_json::json!({"spoiler_text": "fire, acme", "sensitive": true}),
+        ),
+        // A reply to the first status.
+        masto_status(
+            303,
+            bob.clone(),
+            "<p><span class=\"h-card\" translate=\"no\"><a href=\"https://remote.example/@ann\" class=\"u-url mention\">@<span>ann</span></a></span> same with my <a href=\"https://remote.example/tags/acme\" class=\"mention hashtag\" rel=\"tag\">#<span>acme</span></a></p>",
+            serde_json::json!({"in_reply_to_id": "300", "in_reply_to_account_id": "7",
+                "mentions": [{"id": "7", "username": "ann", "acct": "ann@remote.example",
+                    "url": "https://remote.example/@ann"}]}),
+        ),
+    ];
+    fake.state
+        .lock()
+        .unwrap()
+        .statuses
+        .insert("acme".into(), statuses);
+    let mut src = source(&fake, "");
+    let got = src.poll(&mut SourceState::default()).await.unwrap();
+    let by_id = |id: &str| {
+        got.iter()
+            .find(|m| m.item_id == format!("https://remote.example/users/{id}"))
+            .unwrap_or_else(|| panic!("no {id} in {got:?}"))
+    };
+    assert_eq!(got.len(), 3, "the boost is the original, once: {got:?}");
+
+    let m = by_id("ann/statuses/300");
+    assert_eq!(
+        words(&m.text),
+        "My new #acme router works & it's fast: https://www.youtube.com/watch?v=V5lDxKq8mYw cc @acmesupport"
+    );
+    assert_eq!(m.author.as_deref(), Some("@ann@remote.example"));
+    assert_eq!(m.author_reach, Some(1200), "the original author's reach");
+    assert_eq!(m.title, None);
+
+    let cw = by_id("bob/statuses/302");
+    assert_eq!(cw.title.as_deref(), Some("CW: fire, acme"));
+    assert_eq!(words(&cw.text), "the #acme unit caught fire");
+    // A local account without a display name is shown by its handle with the instance.
+    assert_eq!(cw.author.as_deref(), Some("@bob@127.0.0.1"));
+
+    let reply = by_id("bob/statuses/303");
+    assert_eq!(words(&reply.text), "@ann same with my #acme");
+    assert_eq!(
+        reply.url.as_deref(),
+        Some("https://remote.example/@bob/303")
+    );
+}
+
+/// The streaming API's events (docs.joinmastodon.org/methods/streaming: `update` carries a
+/// Status, `delete` a status id, `status.update` an edited Status; `:thump` comments keep the
+/// connection alive): one mention per new status, none for deletes, edits or heartbeats.
+#[tokio::test]
+async fn stream_updates_deletes_edits_and_heartbeats() {
+    let fake = FakeApi::start().await;
+    fake.state.lock().unwrap().mastodon_token = Some("masto-secret-token".into());
+    let mut src = source(&fake, "stream = true\ntoken = \"${MASTODON_TOKEN}\"");
+    let mut state = SourceState::default();
+    src.poll(&mut state).await.unwrap();
+    wait_until(|| fake.sse_connections() == 1).await;
+    let ann = account("7", "ann@remote.example", "Ann", 5);
+    let first = masto_status(600, ann.clone(), "<p>acme first</p>", serde_json::json!({}));
+    let edited = masto_status(
+        600,
+        ann.clone(),
+        "<p>acme first (edited)</p>",
+        serde_json::json!({"edited_at": "2024-05-01T10:05:00.000Z"}),
+    );
+    let second = masto_status(601, ann, "<p>acme second</p>", serde_json::json!({}));
+    let events = format!(
+        ":thump\n\nevent: update\ndata: {first}\n\n:thump\n\nevent: status.update\ndata: {edited}\n\n\
+         event: delete\ndata: 600\n\nevent: update\ndata: {second}\n\n"
+    );
+    assert!(fake.sse_send(&events));
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        tokio::time::timeout(Duration::from_secs(2), src.ready())
+            .await
+            .expect("the updates arrive");
+        got.extend(src.poll(&mut state).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    got.extend(src.poll(&mut state).await.unwrap());
+    let texts: Vec<&str> = got.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["acme first", "acme second"]);
+    assert_eq!(src.take_warning(), None);
+    assert_eq!(fake.sse_connections(), 1, "no event broke the stream");
+}
+
+/// Performance review: every streamed status woke a poll that read every tag timeline
+/// again (52 requests for 50 statuses), against Mastodon's 300 requests per 5 minutes.
+/// With the stream healthy the timelines are read on the poll interval only. Checked to
+/// fail before the fix.
+#[tokio::test]
+async fn streamed_statuses_do_not_each_cost_a_timeline_request() {
+    let fake = FakeApi::start().await;
+    fake.state.lock().unwrap().mastodon_token = Some("masto-secret-token".into());
+    let mut src = source(
+        &fake,
+        "stream = true\ntoken = \"${MASTODON_TOKEN}\"\nevery = \"1h\"",
+    );
+    let mut state = SourceState::default();
+    src.poll(&mut state).await.unwrap();
+    wait_until(|| fake.sse_connections() == 1).await;
+    let mut got = 0;
+    for id in 0..50u64 {
+        assert!(fake.sse_send(&format!(
+            "event: update\ndata: {}\n\n",
+            status(1000 + id, &format!("acme streamed {id}"), "en", 1)
+        )));
+        tokio::time::timeout(Duration::from_secs(2), src.ready())
+            .await
+            .unwrap();
+        got += src.poll(&mut state).await.unwrap().len();
+    }
+    assert_eq!(got, 50);
+    assert_eq!(
+        fake.requests("/api/v1/timelines/tag/acme").len(),
+        1,
+        "only the first poll reads the timeline"
+    );
+    // A dropped stream is a gap: the next poll reads the timeline to fill it.
+    fake.sse_drop();
+    tokio::time::timeout(Duration::from_secs(2), src.ready())
+        .await
+        .unwrap();
+    let _ = src.poll(&mut state).await;
+    assert_eq!(fake.requests("/api/v1/timelines/tag/acme").len(), 2);
+}
+
+/// The polls a healthy stream answers without reading the timelines still report the last
+/// read's partial failure, so `/healthz` stays degraded while an instance is failing.
+#[tokio::test]
+async fn polls_between_timeline_reads_keep_reporting_a_failing_instance() {
+    let good = FakeApi::start().await;
+    let bad = FakeApi::start().await;
+    for f in [&good, &bad] {
+        f.state.lock().unwrap().mastodon_token = Some("masto-secret-token".into());
+    }
+    bad.faults
+        .always(fake_sources::ops::MASTODON_TIMELINE, Fault::http(502));
+    let mut src = source_on(
+        &[&good, &bad],
+        "stream = true\ntoken = \"${MASTODON_TOKEN}\"\nevery = \"1h\"",
+    );
+    let mut state = SourceState::default();
+    src.poll(&mut state).await.unwrap();
+    let first = src
+        .take_warning()
+        .expect("the failing instance is reported");
+    assert!(first.contains(&bad.url()), "{first}");
+    wait_until(|| good.sse_connections() == 1 && bad.sse_connections() == 1).await;
+    assert!(good.sse_send(&format!(
+        "event: update\ndata: {}\n\n",
+        status(900, "acme streamed", "en", 1)
+    )));
+    tokio::time::timeout(Duration::from_secs(2), src.ready())
+        .await
+        .unwrap();
+    assert_eq!(src.poll(&mut state).await.unwrap().len(), 1);
+    assert_eq!(bad.requests("/api/v1/timelines/tag/acme").len(), 1);
+    assert_eq!(src.take_warning(), Some(first));
+}
