@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use mentiondesk::desk::config::DeskConfig;
 use mentiondesk::digest::chart::{render_png, Bucket, ChartSpec};
 use mentiondesk::digest::report::{self, Period};
-use mentiondesk::model::{Mention, Note, Priority, Target};
+use mentiondesk::model::{Mention, Priority, Target};
 use mentiondesk::rules::config::RuleConfig;
 use mentiondesk::sources::SourceState;
 use mentiondesk::spikes::config::SpikeConfig;
@@ -50,7 +50,7 @@ fn candidate(i: usize) -> Candidate {
             highlights: vec![],
             timers: vec![],
             thread_keys: vec![],
-            repeat_note: Note::new(),
+            repeat_of: None,
             log_hit: true,
         }),
     }

@@ -11,7 +11,7 @@ use crate::desk::dispatch::Dispatcher;
 use crate::desk::timers::Timers;
 use crate::desk::Desk;
 use crate::digest::{self, DigestJob, Digests};
-use crate::intake::{self, Judge};
+use crate::intake::{self, Intake, Judge};
 use crate::metrics::Metrics;
 use crate::relay::{self, Platforms, Relay};
 use crate::server::discord::DiscordEndpoints;
@@ -272,14 +272,13 @@ pub async fn run_with_clock(
     drop(poll_tx);
 
     // Intake: judged mentions and their alerts into the store (and so into the outbox).
-    let intake = intake::run(
+    let intake = Intake::new(
         Arc::new(judge(&config)),
-        config.desk.clone(),
+        config.desk.escalate_after,
         store.clone(),
         poll_rx,
-        store.outbox_signal(),
         metrics.clone(),
-        shutdown.clone(),
+        clock,
     );
 
     // Relay: outbox to chat, woken by the store. A refused token is logged with its fix and
@@ -414,7 +413,7 @@ pub async fn run_with_clock(
     // made while building (credential check, command registration, gateway) is done, so a
     // platform's pause starting now holds everything that follows it.
     let source_tasks: Vec<_> = source_runs.into_iter().map(tokio::spawn).collect();
-    let intake_task = tokio::spawn(intake);
+    let intake_task = tokio::spawn(intake.run(shutdown.clone()));
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
     let timers_task = tokio::spawn(timers.run(shutdown.clone()));
     let spike_task = spike_watch.map(|w| tokio::spawn(w.run(shutdown.clone())));

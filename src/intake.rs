@@ -1,19 +1,23 @@
 //! Intake: turns what a poll returned into stored mentions and alerts. It runs every mention
-//! through the rules, scores sentiment and priority, and hands the store one batch per poll
-//! (dedup happens inside the store's transaction). It never talks to chat; it only wakes
-//! the relay.
+//! through the rules, scores sentiment and priority, decides which mentions repeat an alert
+//! (and go into its thread), and hands the store one batch per poll (dedup happens inside the
+//! store's transaction). It never talks to chat, and it does not wake the relay: the store
+//! does on every outbox write.
 
 use crate::analysis::{dedup, negativity, priority};
-use crate::desk::config::DeskConfig;
+use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::model::{Mention, Note, Priority, Target, TimerKind};
 use crate::rules::config::RuleConfig;
 use crate::rules::{Document, RuleSet};
 use crate::shutdown::Shutdown;
 use crate::sources::poll::PollOutcome;
-use crate::store::{Candidate, NewAlert, Store, StoreError};
+use crate::store::{Candidate, NewAlert, Repeat, RepeatOf, Store, StoreError, ThreadKey};
+use chrono::{DateTime, Utc};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use tokio::sync::{mpsc, Notify};
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// What the rules and analysis say about one mention.
 #[derive(Debug, Clone, PartialEq)]
@@ -90,7 +94,7 @@ impl Judge {
                 highlights: v.highlights,
                 timers: vec![],
                 thread_keys: vec![],
-                repeat_note: Note::new(),
+                repeat_of: None,
                 log_hit: true,
             }),
             mention: m,
@@ -98,47 +102,104 @@ impl Judge {
     }
 }
 
-/// Stores each poll's outcome as it arrives, until shutdown and the channel is drained.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
+/// How long a repeat of the same story or author goes into the existing thread.
+pub(crate) const REPEAT_WINDOW_DAYS: i64 = 7;
+
+/// How often one poll's batch is decided again when the store reports that a read it was
+/// decided from changed before the write (another writer claimed a thread key meanwhile).
+const DECIDE_TRIES: usize = 3;
+
+/// The pipeline stage between the sources and the store: stores each poll's outcome as it
+/// arrives, until shutdown or until every source has stopped.
+pub struct Intake {
     judge: Arc<Judge>,
-    desk: DeskConfig,
+    /// When an unclaimed alert escalates (`[desk].escalate_after`): its timer starts with it.
+    escalate_after: Duration,
     store: Store,
-    mut polls: mpsc::Receiver<PollOutcome>,
-    relay_wake: Arc<Notify>,
+    polls: mpsc::Receiver<PollOutcome>,
     metrics: Arc<Metrics>,
-    mut shutdown: Shutdown,
-) {
-    loop {
-        let outcome = tokio::select! {
-            o = polls.recv() => match o { Some(o) => o, None => break },
-            _ = shutdown.wait() => break,
-        };
-        if let Err(e) = accept(&judge, &desk, &store, outcome, &metrics).await {
-            tracing::error!(error = %e, "could not store a poll's mentions; they will be fetched again");
-            continue;
-        }
-        relay_wake.notify_one();
-    }
-    tracing::debug!("intake stopped");
+    clock: Clock,
 }
 
-pub async fn accept(
-    judge: &Judge,
-    desk: &DeskConfig,
-    store: &Store,
-    outcome: PollOutcome,
-    metrics: &Metrics,
-) -> Result<usize, StoreError> {
-    let now = chrono::Utc::now();
-    let total = outcome.mentions.len() as u64;
-    let mut candidates = Vec::with_capacity(outcome.mentions.len());
-    for m in outcome.mentions {
-        let mut c = judge.candidate(m);
+impl Intake {
+    pub fn new(
+        judge: Arc<Judge>,
+        escalate_after: Duration,
+        store: Store,
+        polls: mpsc::Receiver<PollOutcome>,
+        metrics: Arc<Metrics>,
+        clock: Clock,
+    ) -> Intake {
+        Intake {
+            judge,
+            escalate_after,
+            store,
+            polls,
+            metrics,
+            clock,
+        }
+    }
+
+    pub async fn run(mut self, mut shutdown: Shutdown) {
+        loop {
+            let outcome = tokio::select! {
+                o = self.polls.recv() => match o { Some(o) => o, None => break },
+                _ = shutdown.wait() => break,
+            };
+            if let Err(e) = self.accept(outcome).await {
+                tracing::error!(error = %e, "could not store a poll's mentions; they will be fetched again");
+            }
+        }
+        tracing::debug!("intake stopped");
+    }
+
+    /// Judges one poll's mentions, decides which repeat an alert, and stores the batch. The
+    /// store rings the relay itself. Returns how many alerts were created.
+    async fn accept(&self, outcome: PollOutcome) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let total = outcome.mentions.len() as u64;
+        let mut judged = Vec::with_capacity(outcome.mentions.len());
+        for m in outcome.mentions {
+            judged.push(self.judged(m, now)?);
+        }
+        let mut tries = 0;
+        let accepted = loop {
+            tries += 1;
+            let batch = decide_threads(&self.store, judged.clone(), now)?;
+            match self
+                .store
+                .accept(&outcome.source, &outcome.state, &batch, now)
+                .await
+            {
+                Err(StoreError::Stale { reason }) if tries < DECIDE_TRIES => {
+                    tracing::debug!(source = %outcome.source, %reason, "threading decision went stale; deciding again");
+                }
+                other => break other?,
+            }
+        };
+        let metrics = &self.metrics;
+        Metrics::add(&metrics.mentions_total, accepted.new_mentions as u64);
+        Metrics::add(
+            &metrics.duplicates_total,
+            total - accepted.new_mentions as u64,
+        );
+        Metrics::add(&metrics.alerts_total, accepted.alerts.len() as u64);
+        for a in &accepted.alerts {
+            tracing::info!(source = %outcome.source, alert = %a.id, rules = ?a.rules, priority = %a.priority, "new alert");
+        }
+        for id in &accepted.threaded {
+            tracing::info!(source = %outcome.source, alert = %id, "repeat of an existing alert; added to its thread");
+        }
+        Ok(accepted.alerts.len())
+    }
+
+    /// A mention judged, its alert (unless muted) with the escalation timer; not yet threaded.
+    fn judged(&self, m: Mention, now: DateTime<Utc>) -> Result<Candidate, StoreError> {
+        let mut c = self.judge.candidate(m);
         let keys = dedup::mute_keys(&c.mention);
         let mut muted = false;
         for k in [keys.author, keys.site].into_iter().flatten() {
-            muted |= store.is_muted(&k)?;
+            muted |= self.store.is_muted(&k)?;
         }
         if muted {
             tracing::debug!(source = %c.mention.source, item = %c.mention.item_id, "muted author or site; stored without an alert");
@@ -146,29 +207,89 @@ pub async fn accept(
         }
         if let Some(a) = &mut c.alert {
             let escalate_at =
-                now + chrono::Duration::from_std(desk.escalate_after).unwrap_or_default();
+                now + chrono::Duration::from_std(self.escalate_after).unwrap_or_default();
             a.timers = vec![(TimerKind::Escalate, escalate_at)];
-            a.thread_keys = dedup::thread_keys(&c.mention);
-            a.repeat_note = repeat_note(&c.mention);
         }
-        candidates.push(c);
+        Ok(c)
     }
-    let accepted = store
-        .accept(&outcome.source, &outcome.state, &candidates, now)
-        .await?;
-    Metrics::add(&metrics.mentions_total, accepted.new_mentions as u64);
-    Metrics::add(
-        &metrics.duplicates_total,
-        total - accepted.new_mentions as u64,
-    );
-    Metrics::add(&metrics.alerts_total, accepted.alerts.len() as u64);
-    for a in &accepted.alerts {
-        tracing::info!(source = %outcome.source, alert = %a.id, rules = ?a.rules, priority = %a.priority, "new alert");
+}
+
+/// Decides, for each alerting mention of a batch, whether it repeats an alert (one sharing a
+/// thread key, created within `REPEAT_WINDOW_DAYS`): an earlier alert of the same batch, or
+/// one in the store. It reads the store as the store's transaction would see it after the
+/// batch's earlier candidates: known mentions are skipped (they write nothing), and a new
+/// alert's keys point at it for the rest of the batch. Every thread key's read goes into the
+/// candidate, so the store can refuse the batch if one changed before it wrote
+/// (`StoreError::Stale`).
+fn decide_threads(
+    store: &Store,
+    mut batch: Vec<Candidate>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Candidate>, StoreError> {
+    let window = chrono::Duration::days(REPEAT_WINDOW_DAYS);
+    let mut seen_here: HashSet<String> = HashSet::new();
+    // Thread key -> index of the candidate whose new alert claimed it in this batch.
+    let mut claimed_here: HashMap<String, usize> = HashMap::new();
+    for (i, c) in batch.iter_mut().enumerate() {
+        let mut known = false;
+        for k in &c.dedup_keys {
+            if seen_here.contains(k) || store.is_seen(k)? {
+                known = true;
+                break;
+            }
+        }
+        if known {
+            continue;
+        }
+        seen_here.extend(c.dedup_keys.iter().cloned());
+        let Some(alert) = &mut c.alert else {
+            continue;
+        };
+        alert.thread_keys = Vec::new();
+        for key in dedup::thread_keys(&c.mention) {
+            let read = store.thread_mark(&key)?;
+            alert.thread_keys.push(ThreadKey { key, read });
+        }
+        let mut repeat_of = None;
+        for k in &alert.thread_keys {
+            if let Some(&j) = claimed_here.get(&k.key) {
+                repeat_of = Some(RepeatOf::Earlier(j));
+                break;
+            }
+            let Some(mark) = k.read else {
+                continue;
+            };
+            if now - mark.at > window {
+                continue;
+            }
+            match store.alert(mark.alert) {
+                Ok(Some(a)) => {
+                    repeat_of = Some(RepeatOf::Stored {
+                        alert: a.id,
+                        targets: a.targets,
+                    });
+                    break;
+                }
+                // An unreadable alert threads nothing, as a missing one.
+                Ok(None) | Err(StoreError::Corrupt { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        match repeat_of {
+            Some(of) => {
+                alert.repeat_of = Some(Repeat {
+                    of,
+                    note: repeat_note(&c.mention),
+                })
+            }
+            None => {
+                for k in &alert.thread_keys {
+                    claimed_here.insert(k.key.clone(), i);
+                }
+            }
+        }
     }
-    for id in &accepted.threaded {
-        tracing::info!(source = %outcome.source, alert = %id, "repeat of an existing alert; added to its thread");
-    }
-    Ok(accepted.alerts.len())
+    Ok(batch)
 }
 
 /// What goes into an existing alert's thread when the same author or story comes up again.
@@ -191,7 +312,27 @@ fn repeat_note(m: &Mention) -> Note {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::SourceState;
+    use crate::model::SourceState;
+    use crate::store::OutboxAction;
+
+    fn intake(store: &Store, clock: Clock) -> Intake {
+        Intake::new(
+            Arc::new(judge()),
+            Duration::from_secs(900),
+            store.clone(),
+            mpsc::channel(1).1,
+            Arc::new(Metrics::default()),
+            clock,
+        )
+    }
+
+    fn poll(mentions: Vec<Mention>) -> PollOutcome {
+        PollOutcome {
+            source: "s".into(),
+            mentions,
+            state: SourceState::default(),
+        }
+    }
 
     fn judge() -> Judge {
         let rules = vec![RuleConfig {
@@ -203,17 +344,6 @@ mod tests {
         Judge {
             matcher: Arc::new(RuleSet::compile([("acme", "acme")]).unwrap()),
             rules,
-        }
-    }
-
-    fn desk() -> DeskConfig {
-        DeskConfig {
-            command: "/desk".into(),
-            escalate_after: std::time::Duration::from_secs(900),
-            escalate_to: None,
-            remind_after: None,
-            allowed: vec![],
-            timezone: chrono_tz::UTC,
         }
     }
 
@@ -251,9 +381,7 @@ mod tests {
             ],
             state: SourceState::default(),
         };
-        let alerts = accept(&judge(), &desk(), &store, outcome, &Metrics::default())
-            .await
-            .unwrap();
+        let alerts = intake(&store, Clock::System).accept(outcome).await.unwrap();
         assert_eq!(
             alerts, 5,
             "1-4 alert separately; 6 is a repeat of 5 (same author)"
@@ -285,10 +413,7 @@ mod tests {
             ],
             state: SourceState::default(),
         };
-        let metrics = Metrics::default();
-        let alerts = accept(&judge(), &desk(), &store, outcome, &metrics)
-            .await
-            .unwrap();
+        let alerts = intake(&store, Clock::System).accept(outcome).await.unwrap();
         assert_eq!(alerts, 1, "only the unmuted mention alerts");
         assert_eq!(store.mention_count(), 3, "muted mentions are still stored");
         let alert = &store.alerts().unwrap()[0];
@@ -296,5 +421,92 @@ mod tests {
         let timers = store.timers().unwrap();
         assert_eq!(timers.len(), 1, "the alert's escalation timer started");
         assert_eq!(timers[0].kind, TimerKind::Escalate);
+    }
+
+    /// A repeat in a later poll goes into the stored alert's thread, on every target of that
+    /// alert, and creates nothing; after the window it is an alert of its own again.
+    #[tokio::test(start_paused = true)]
+    async fn a_repeat_in_a_later_poll_threads_into_the_stored_alert() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let base = "2026-01-05T09:00:00Z".parse().unwrap();
+        let intake = intake(&store, Clock::tokio_at(base));
+        let first = poll(vec![mention("1", "dana", "https://a.example/1")]);
+        assert_eq!(intake.accept(first).await.unwrap(), 1);
+        let alert = store.alerts().unwrap()[0].clone();
+        assert_eq!(
+            alert.created_at, base,
+            "intake stamps with the injected clock"
+        );
+        assert_eq!(
+            store.timers().unwrap()[0].due,
+            base + chrono::Duration::minutes(15)
+        );
+
+        tokio::time::advance(std::time::Duration::from_secs(3600)).await;
+        let again = poll(vec![mention("2", "Dana", "https://b.example/2")]);
+        assert_eq!(intake.accept(again).await.unwrap(), 0);
+        let notes: Vec<_> = store
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, e)| match e.action {
+                OutboxAction::ThreadNote(n) => Some((e.alert_id, e.target, n.plain())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes[0].0, alert.id);
+        assert_eq!(notes[0].1, Target::Slack("#pr".into()));
+        assert!(notes[0].2.contains("acme post 2"), "{}", notes[0].2);
+
+        let days = REPEAT_WINDOW_DAYS as u64 + 1;
+        tokio::time::advance(std::time::Duration::from_secs(days * 86_400)).await;
+        let late = poll(vec![mention("3", "dana", "https://c.example/3")]);
+        assert_eq!(
+            intake.accept(late).await.unwrap(),
+            1,
+            "outside the window a repeat is a new alert"
+        );
+    }
+
+    /// Threading is decided from reads outside the store's transaction. When another writer
+    /// claims a thread key between the read and the write, the store refuses the stale batch
+    /// (writing nothing), and deciding again from a fresh read threads the mention.
+    #[tokio::test]
+    async fn a_decision_gone_stale_is_refused_and_decided_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = chrono::Utc::now();
+        let intake = intake(&store, Clock::System);
+        let judged = vec![intake
+            .judged(mention("2", "dana", "https://b.example/2"), now)
+            .unwrap()];
+        let decided = decide_threads(&store, judged.clone(), now).unwrap();
+        assert!(decided[0].alert.as_ref().unwrap().repeat_of.is_none());
+
+        // Meanwhile another writer stores an alert by the same author.
+        intake
+            .accept(poll(vec![mention("1", "dana", "https://a.example/1")]))
+            .await
+            .unwrap();
+        let err = store
+            .accept("s", &SourceState::default(), &decided, now)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Stale { .. }), "{err}");
+        assert_eq!(
+            store.alerts().unwrap().len(),
+            1,
+            "the stale batch wrote nothing"
+        );
+
+        let fresh = decide_threads(&store, judged, now).unwrap();
+        let got = store
+            .accept("s", &SourceState::default(), &fresh, now)
+            .await
+            .unwrap();
+        assert_eq!(got.threaded, vec![store.alerts().unwrap()[0].id]);
+        assert_eq!(store.alerts().unwrap().len(), 1);
     }
 }

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// One item heard on a source, normalised so every later stage treats all sources alike.
@@ -458,4 +459,17 @@ impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
     }
+}
+
+/// What a source remembers between polls; persisted by the intake with the items it produced,
+/// so a restart resumes where the last committed poll ended. Plain data here (not in
+/// `sources/`) because the store keeps it too, and the store must not depend on sources.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceState {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// Kind-specific resume point (file fingerprint, API cursor, ...).
+    pub cursor: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
 }

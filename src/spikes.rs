@@ -10,7 +10,7 @@ use crate::clock::Clock;
 use crate::desk::config::DeskConfig;
 use crate::digest::report::SPIKE_KIND;
 use crate::metrics::Metrics;
-use crate::model::{Alert, Mention, Note, TimerKind};
+use crate::model::{Alert, Mention, TimerKind};
 use crate::rules::config::RuleConfig;
 use crate::shutdown::Shutdown;
 use crate::sources::prefilter::Prefilter;
@@ -172,7 +172,7 @@ pub async fn check(
             highlights: vec![],
             timers: vec![(TimerKind::Escalate, escalate_at)],
             thread_keys: vec![],
-            repeat_note: Note::new(),
+            repeat_of: None,
             log_hit: false,
         }),
         mention,

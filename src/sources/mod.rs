@@ -8,7 +8,6 @@
 use crate::model::Mention;
 use config::{Common, KindConfig};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub mod bluesky;
@@ -133,17 +132,8 @@ impl SourceConfig {
     }
 }
 
-/// What a source remembers between polls; persisted by the intake with the items it produced,
-/// so a restart resumes where the last committed poll ended.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SourceState {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-    /// Kind-specific resume point (file fingerprint, API cursor, ...).
-    pub cursor: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra: BTreeMap<String, String>,
-}
+/// A source's resume point between polls (plain data in `model`, which the store keeps too).
+pub use crate::model::SourceState;
 
 /// Why a poll failed. Messages name the problem; the poll loop adds the source name.
 #[derive(Debug, thiserror::Error)]

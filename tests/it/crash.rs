@@ -266,7 +266,7 @@ async fn stored_alert(store: &Store, target: Target) -> AlertId {
             highlights: vec![],
             timers: vec![],
             thread_keys: vec![],
-            repeat_note: Note::new(),
+            repeat_of: None,
             log_hit: true,
         }),
     };

@@ -7,7 +7,7 @@ use mentiondesk::clock::Clock;
 use mentiondesk::desk::config::DeskConfig;
 use mentiondesk::desk::state::Action;
 use mentiondesk::desk::{timers, Desk};
-use mentiondesk::model::{AlertId, AlertState, Mention, Note, Priority, Target, TimerKind};
+use mentiondesk::model::{AlertId, AlertState, Mention, Priority, Target, TimerKind};
 use mentiondesk::sources::SourceState;
 use mentiondesk::store::{Candidate, NewAlert, OutboxAction, Store};
 use std::time::Duration;
@@ -51,7 +51,7 @@ async fn new_alert(store: &Store, id: &str, now: chrono::DateTime<Utc>, escalate
                 now + chrono::Duration::from_std(escalate_after).unwrap(),
             )],
             thread_keys: vec![],
-            repeat_note: Note::new(),
+            repeat_of: None,
             log_hit: true,
         }),
     };

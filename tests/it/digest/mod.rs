@@ -73,7 +73,7 @@ async fn hit(
             highlights: vec![],
             timers: vec![],
             thread_keys: vec![],
-            repeat_note: Note::new(),
+            repeat_of: None,
             log_hit: true,
         }),
     };

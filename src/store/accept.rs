@@ -1,0 +1,564 @@
+//! Accepting polled (or generated) mentions: the mention, its dedup keys, its alert or its
+//! repeat note, its rule hits and the source's new state, in one transaction. Whether a mention
+//! repeats an alert is decided by intake before it calls here (`NewAlert::repeat_of`); this
+//! file only writes that decision, after checking that what it was based on still holds.
+
+use super::alerts::{push_audit, set_timer};
+use super::outbox::push_outbox;
+use super::rule_log::log_hits;
+use super::{
+    flatten_tx, from_json, next_counter, to_json, OutboxAction, Store, StoreError, TxResult,
+    NEXT_ALERT_ID, NEXT_MENTION_SEQ,
+};
+use crate::model::{
+    Alert, AlertId, AlertState, AuditEntry, Mention, Note, Priority, SourceState, Target, TimerKind,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
+
+/// A mention as kept in the store, with when we first heard it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredMention {
+    pub mention: Mention,
+    pub received_at: DateTime<Utc>,
+}
+
+/// What the intake decided about one polled mention; the store writes it atomically.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub mention: Mention,
+    /// Every key under which this mention counts as already seen (item id, canonical URL, ...).
+    /// If any of them is known, the whole candidate is dropped.
+    pub dedup_keys: Vec<String>,
+    /// Present when the mention matched a rule and should go on the desk.
+    pub alert: Option<NewAlert>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAlert {
+    pub rules: Vec<String>,
+    pub priority: Priority,
+    pub sentiment: f64,
+    pub negative: bool,
+    pub targets: Vec<Target>,
+    pub highlights: Vec<(usize, usize)>,
+    /// Durable timers to start with the alert (escalation).
+    pub timers: Vec<(TimerKind, DateTime<Utc>)>,
+    /// Keys that make a later mention a repeat of this one (same author, same story), each
+    /// with what intake read under it when it decided `repeat_of`. A new alert claims them.
+    pub thread_keys: Vec<ThreadKey>,
+    /// Intake's decision that this mention repeats an alert: then no alert is created, and
+    /// the note goes into that alert's thread instead.
+    pub repeat_of: Option<Repeat>,
+    /// Whether the mention counts towards its rules' volume (digest, spike baseline). A spike
+    /// alert itself does not: it is about mentions, not one.
+    pub log_hit: bool,
+}
+
+/// A thread key and the mark intake read under it (`None`: none, or unreadable).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadKey {
+    pub key: String,
+    pub read: Option<ThreadMark>,
+}
+
+/// What a thread key points at: the alert that claimed it, and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThreadMark {
+    pub alert: AlertId,
+    pub at: DateTime<Utc>,
+}
+
+impl ThreadMark {
+    /// Stored as the JSON pair `[id, at]`, as before the mark had a name.
+    fn to_bytes(self) -> Vec<u8> {
+        to_json(&(self.alert, self.at))
+    }
+
+    /// An unreadable mark counts as none, both for intake's read and the transaction's check.
+    fn from_bytes(bytes: &[u8]) -> Option<ThreadMark> {
+        let (alert, at) = serde_json::from_slice::<(AlertId, DateTime<Utc>)>(bytes).ok()?;
+        Some(ThreadMark { alert, at })
+    }
+}
+
+/// Where a repeat's note goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Repeat {
+    pub of: RepeatOf,
+    pub note: Note,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RepeatOf {
+    /// An alert already in the store; the note goes to each of its targets (an alert's
+    /// targets never change after it is created).
+    Stored {
+        alert: AlertId,
+        targets: Vec<Target>,
+    },
+    /// The alert created by an earlier candidate of the same batch (its index).
+    Earlier(usize),
+}
+
+/// What one accepted batch produced.
+#[derive(Debug, Default, Clone)]
+pub struct Accepted {
+    /// Mentions not seen before (matching or not).
+    pub new_mentions: usize,
+    pub alerts: Vec<Alert>,
+    /// Repeats that went into an existing alert's thread instead.
+    pub threaded: Vec<AlertId>,
+}
+
+impl Store {
+    /// Writes a poll's results in one transaction: new mentions, their dedup keys, the alerts
+    /// (or repeat notes) and their outbox entries, and the source's new state; then flushes.
+    /// Either all of it survives a crash or none of it does (and the next poll fetches the
+    /// items again).
+    ///
+    /// Threading is intake's decision, made from reads outside this transaction, so it can be
+    /// stale by the time the transaction runs (another writer claimed a thread key, or a
+    /// mention intake expected to open an alert turned out to be known). Before writing
+    /// anything the transaction compares every `ThreadKey::read` with the mark stored now, and
+    /// while writing it checks that every `RepeatOf::Earlier` candidate did open an alert. If
+    /// either fails it writes nothing and returns `StoreError::Stale`; intake reads again and
+    /// decides anew. Comparing the reads instead of re-deciding here keeps the rule (window,
+    /// key order) in one place, and the check costs one `get` per thread key. Dedup needs no
+    /// such check: it is decided here, inside the transaction.
+    pub async fn accept(
+        &self,
+        source: &str,
+        state: &SourceState,
+        candidates: &[Candidate],
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        self.accept_with(Some((source, state)), candidates, now)
+            .await
+    }
+
+    /// Stores candidates that come from no source (spike alerts): as `accept`, without a
+    /// source state to save.
+    pub async fn accept_generated(
+        &self,
+        candidates: &[Candidate],
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        self.accept_with(None, candidates, now).await
+    }
+
+    async fn accept_with(
+        &self,
+        source: Option<(&str, &SourceState)>,
+        candidates: &[Candidate],
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        let source = source.map(|(name, state)| (name.as_bytes().to_vec(), to_json(state)));
+        let trees = (
+            &self.meta,
+            &self.mentions,
+            &self.mention_log,
+            &self.alerts,
+            &self.seen,
+            &self.sources,
+            &self.outbox,
+            &self.timers,
+            &self.threads,
+            &self.audit,
+            &self.rule_log,
+        );
+        let accepted = trees
+            .transaction(
+                |(
+                    meta,
+                    mentions,
+                    mention_log,
+                    alerts,
+                    seen,
+                    sources,
+                    outbox,
+                    timers,
+                    threads,
+                    audit,
+                    rule_log,
+                )| {
+                    check_reads(threads, candidates)?;
+                    let mut accepted = Accepted::default();
+                    // Per candidate, the alert it created in this batch: what `Earlier` names.
+                    let mut created: Vec<Option<(AlertId, Vec<Target>)>> =
+                        Vec::with_capacity(candidates.len());
+                    for c in candidates {
+                        created.push(None);
+                        let mut known = false;
+                        for k in &c.dedup_keys {
+                            if seen.get(k.as_bytes())?.is_some() {
+                                known = true;
+                                break;
+                            }
+                        }
+                        if known {
+                            continue;
+                        }
+                        for k in &c.dedup_keys {
+                            seen.insert(k.as_bytes(), &now.timestamp().to_be_bytes())?;
+                        }
+                        let key = c.mention.key();
+                        let stored = StoredMention {
+                            mention: c.mention.clone(),
+                            received_at: now,
+                        };
+                        mentions.insert(key.as_bytes(), to_json(&stored))?;
+                        let seq = next_counter(meta, NEXT_MENTION_SEQ)?;
+                        mention_log.insert(&seq.to_be_bytes(), key.as_bytes())?;
+                        accepted.new_mentions += 1;
+
+                        let Some(new) = &c.alert else {
+                            continue;
+                        };
+                        if new.log_hit {
+                            log_hits(rule_log, &c.mention, new, &key, seq, now)?;
+                        }
+                        if let Some(repeat) = &new.repeat_of {
+                            let (id, targets) = repeat_target(&repeat.of, &created, &key)?;
+                            for target in targets {
+                                let action = OutboxAction::ThreadNote(repeat.note.clone());
+                                push_outbox(meta, outbox, id, target, action, now)?;
+                            }
+                            accepted.threaded.push(id);
+                            continue;
+                        }
+                        let alert = create_alert(meta, alerts, outbox, audit, new, key, now)?;
+                        for (kind, due) in &new.timers {
+                            set_timer(timers, alert.id, *kind, *due)?;
+                        }
+                        let mark = ThreadMark {
+                            alert: alert.id,
+                            at: now,
+                        }
+                        .to_bytes();
+                        for k in &new.thread_keys {
+                            threads.insert(k.key.as_bytes(), mark.as_slice())?;
+                        }
+                        if let Some(last) = created.last_mut() {
+                            *last = Some((alert.id, alert.targets.clone()));
+                        }
+                        accepted.alerts.push(alert);
+                    }
+                    if let Some((name, state)) = &source {
+                        sources.insert(name.as_slice(), state.as_slice())?;
+                    }
+                    Ok(accepted)
+                },
+            )
+            .map_err(flatten_tx)?;
+        self.durable().await?;
+        self.outbox_signal.notify_one();
+        Ok(accepted)
+    }
+
+    /// Whether any mention was stored under this dedup key (intake's read before deciding).
+    pub(crate) fn is_seen(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.seen.contains_key(key.as_bytes())?)
+    }
+
+    /// What a thread key points at now (intake's read before deciding).
+    pub(crate) fn thread_mark(&self, key: &str) -> Result<Option<ThreadMark>, StoreError> {
+        Ok(self
+            .threads
+            .get(key.as_bytes())?
+            .and_then(|v| ThreadMark::from_bytes(&v)))
+    }
+
+    pub fn mention(&self, key: &str) -> Result<Option<StoredMention>, StoreError> {
+        self.mentions
+            .get(key.as_bytes())?
+            .map(|v| from_json(key, &v))
+            .transpose()
+    }
+
+    pub fn mention_count(&self) -> usize {
+        self.mention_log.len()
+    }
+
+    /// The newest `n` stored mentions, newest first (for `/desk preview`).
+    pub fn recent_mentions(&self, n: usize) -> Result<Vec<StoredMention>, StoreError> {
+        let mut out = Vec::with_capacity(n.min(1024));
+        for kv in self.mention_log.iter().rev().take(n) {
+            let (_, key) = kv?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            if let Some(m) = self.mention(&key)? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Fails the transaction if any thread key no longer holds what intake read. Runs before the
+/// batch writes anything, so a key claimed earlier in the same batch is not mistaken for a
+/// concurrent change.
+fn check_reads(threads: &TransactionalTree, candidates: &[Candidate]) -> TxResult<()> {
+    for new in candidates.iter().filter_map(|c| c.alert.as_ref()) {
+        for k in &new.thread_keys {
+            let now = threads
+                .get(k.key.as_bytes())?
+                .and_then(|v| ThreadMark::from_bytes(&v));
+            if now != k.read {
+                return Err(stale(format!("thread key {} changed", k.key)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The alert a decided repeat goes to, and its targets.
+fn repeat_target<'a>(
+    of: &'a RepeatOf,
+    created: &'a [Option<(AlertId, Vec<Target>)>],
+    mention_key: &str,
+) -> TxResult<(AlertId, &'a [Target])> {
+    match of {
+        RepeatOf::Stored { alert, targets } => Ok((*alert, targets)),
+        RepeatOf::Earlier(i) => match created.get(*i) {
+            Some(Some((id, targets))) => Ok((*id, targets)),
+            _ => Err(stale(format!(
+                "mention {mention_key} repeats an alert its batch did not create"
+            ))),
+        },
+    }
+}
+
+fn stale(reason: String) -> ConflictableTransactionError<StoreError> {
+    ConflictableTransactionError::Abort(StoreError::Stale { reason })
+}
+
+/// Writes a new alert with its root-message outbox entries and its "created" audit entry.
+fn create_alert(
+    meta: &TransactionalTree,
+    alerts: &TransactionalTree,
+    outbox: &TransactionalTree,
+    audit: &TransactionalTree,
+    new: &NewAlert,
+    mention_key: String,
+    now: DateTime<Utc>,
+) -> TxResult<Alert> {
+    let id = AlertId(next_counter(meta, NEXT_ALERT_ID)?);
+    let alert = Alert {
+        id,
+        mention_key,
+        rules: new.rules.clone(),
+        priority: new.priority,
+        sentiment: new.sentiment,
+        negative: new.negative,
+        targets: new.targets.clone(),
+        state: AlertState::Open,
+        created_at: now,
+        highlights: new.highlights.clone(),
+        first_claimed_at: None,
+        resolved_at: None,
+        human_negative: None,
+    };
+    alerts.insert(&id.0.to_be_bytes(), to_json(&alert))?;
+    for target in &alert.targets {
+        push_outbox(meta, outbox, id, target, OutboxAction::PostAlert, now)?;
+    }
+    let entry = AuditEntry {
+        at: now,
+        actor: "system".into(),
+        action: "created".into(),
+        from: "-".into(),
+        to: "open".into(),
+        detail: Some(format!("rules {}", new.rules.join(", "))),
+    };
+    push_audit(meta, audit, id, &entry)?;
+    Ok(alert)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::candidate;
+    use super::*;
+
+    #[tokio::test]
+    async fn accept_writes_alerts_and_outbox_and_dedups_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let state = SourceState {
+            etag: Some("\"v1\"".into()),
+            ..Default::default()
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let got = store
+                .accept(
+                    "feed",
+                    &state,
+                    &[candidate("a", true), candidate("b", false)],
+                    now,
+                )
+                .await
+                .unwrap();
+            assert_eq!(got.new_mentions, 2);
+            assert_eq!(got.alerts.len(), 1);
+            assert_eq!(got.alerts[0].id, AlertId(1));
+            let outbox = store.outbox().unwrap();
+            assert_eq!(outbox.len(), 2, "one entry per target");
+            assert_eq!(store.source_state("feed").unwrap(), state);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let again = store
+            .accept(
+                "feed",
+                &state,
+                &[candidate("a", true), candidate("c", true)],
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(again.new_mentions, 1, "a was seen before the reopen");
+        assert_eq!(again.alerts[0].id, AlertId(2), "ids continue after reopen");
+        assert_eq!(store.outbox().unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn duplicate_within_one_batch_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut twin = candidate("a2", true);
+        twin.dedup_keys.push("url:https://example.com/a".into());
+        let got = store
+            .accept(
+                "feed",
+                &SourceState::default(),
+                &[candidate("a", true), twin],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            got.alerts.len(),
+            1,
+            "same URL under another id is the same story"
+        );
+    }
+
+    fn with_thread_key(id: &str, read: Option<ThreadMark>) -> Candidate {
+        let mut c = candidate(id, true);
+        if let Some(a) = &mut c.alert {
+            a.thread_keys = vec![ThreadKey {
+                key: "author:rss:dana".into(),
+                read,
+            }];
+        }
+        c
+    }
+
+    /// A new alert claims its thread keys; a repeat intake decided on writes its note to the
+    /// named alert's targets and creates nothing.
+    #[tokio::test]
+    async fn decided_repeats_are_written_as_thread_notes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let state = SourceState::default();
+        store
+            .accept("feed", &state, &[with_thread_key("a", None)], now)
+            .await
+            .unwrap();
+        let mark = store.thread_mark("author:rss:dana").unwrap();
+        assert_eq!(
+            mark,
+            Some(ThreadMark {
+                alert: AlertId(1),
+                at: now
+            })
+        );
+        let mut repeat = with_thread_key("b", mark);
+        repeat.alert.as_mut().unwrap().repeat_of = Some(Repeat {
+            of: RepeatOf::Stored {
+                alert: AlertId(1),
+                targets: vec![Target::Slack("#pr".into())],
+            },
+            note: Note::new().text("again"),
+        });
+        let got = store.accept("feed", &state, &[repeat], now).await.unwrap();
+        assert_eq!(got.threaded, vec![AlertId(1)]);
+        assert!(got.alerts.is_empty());
+        assert_eq!(store.alerts().unwrap().len(), 1);
+        let notes: Vec<_> = store
+            .outbox()
+            .unwrap()
+            .into_iter()
+            .filter(|(_, e)| matches!(e.action, OutboxAction::ThreadNote(_)))
+            .map(|(_, e)| (e.alert_id, e.target))
+            .collect();
+        assert_eq!(notes, vec![(AlertId(1), Target::Slack("#pr".into()))]);
+        assert_eq!(
+            store
+                .rule_hits("acme", now, now + chrono::Duration::seconds(1))
+                .unwrap()
+                .len(),
+            2,
+            "a repeat still counts towards its rule's volume"
+        );
+    }
+
+    /// A decision based on a read that no longer holds writes nothing: here intake saw no
+    /// alert under the author's key, but another writer claimed it before the transaction.
+    #[tokio::test]
+    async fn a_stale_threading_decision_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let state = SourceState::default();
+        let decided = with_thread_key("b", store.thread_mark("author:rss:dana").unwrap());
+        store
+            .accept("feed", &state, &[with_thread_key("a", None)], now)
+            .await
+            .unwrap();
+        let outbox = store.outbox().unwrap().len();
+        let err = store
+            .accept("other", &state, &[candidate("c", false), decided], now)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Stale { reason } if reason.contains("author:rss:dana")),
+            "{err}"
+        );
+        assert_eq!(store.mention_count(), 1, "not even the unrelated mention");
+        assert_eq!(store.outbox().unwrap().len(), outbox);
+        assert_eq!(store.alerts().unwrap().len(), 1);
+        assert_eq!(
+            store.source_state("other").unwrap(),
+            SourceState::default(),
+            "the source state waits for the retry"
+        );
+    }
+
+    /// A repeat of an earlier candidate that did not open an alert (it was known already) is
+    /// stale too, rather than a note into nowhere.
+    #[tokio::test]
+    async fn a_repeat_of_an_earlier_candidate_that_opened_nothing_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let state = SourceState::default();
+        store
+            .accept("feed", &state, &[candidate("a", false)], now)
+            .await
+            .unwrap();
+        let mut repeat = candidate("b", true);
+        repeat.alert.as_mut().unwrap().repeat_of = Some(Repeat {
+            of: RepeatOf::Earlier(0),
+            note: Note::new().text("again"),
+        });
+        let err = store
+            .accept("feed", &state, &[candidate("a", true), repeat], now)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Stale { .. }), "{err}");
+        assert_eq!(store.mention_count(), 1);
+    }
+}

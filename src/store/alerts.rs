@@ -1,0 +1,203 @@
+//! Alerts after they exist: reads, the desk's compare-and-swap changes (with their audit
+//! entries, outbox work and timers in one transaction), the durable timers and the audit log.
+//! It does not decide what a change is; the desk's state machine does.
+
+use super::outbox::push_outbox;
+use super::{
+    flatten_tx, from_json, next_counter, to_json, OutboxAction, Store, StoreError, TxResult,
+    NEXT_AUDIT_SEQ,
+};
+use crate::model::{Alert, AlertId, AuditEntry, Target, TimerKind};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
+
+/// Whether a compare-and-swap change to an alert went through.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChangeOutcome {
+    Applied,
+    /// Someone changed the alert first; this is what it is now.
+    Conflict(Box<Alert>),
+}
+
+/// A change to an alert, written atomically with its audit entry, outbox work and timers.
+#[derive(Debug, Clone)]
+pub struct AlertChange {
+    pub alert: Alert,
+    pub audit: AuditEntry,
+    /// Work for every target of the alert.
+    pub outbox: Vec<OutboxAction>,
+    /// Extra deliveries to other places (escalation channel).
+    pub extra_outbox: Vec<(Target, OutboxAction)>,
+    /// Timers to cancel (the state change they waited for happened).
+    pub cancel_timers: Vec<TimerKind>,
+    pub set_timers: Vec<(TimerKind, DateTime<Utc>)>,
+}
+
+/// A durable timer that is due.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timer {
+    pub alert_id: AlertId,
+    pub kind: TimerKind,
+    pub due: DateTime<Utc>,
+}
+
+impl Store {
+    pub fn alert(&self, id: AlertId) -> Result<Option<Alert>, StoreError> {
+        self.alerts
+            .get(id.0.to_be_bytes())?
+            .map(|v| from_json(&format!("alert {id}"), &v))
+            .transpose()
+    }
+
+    /// Every alert, oldest first.
+    pub fn alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        self.alerts
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                from_json(&format!("alert {:?}", k), &v)
+            })
+            .collect()
+    }
+
+    /// Compare-and-swap: writes `change` only if the alert is still exactly `expected`, with
+    /// its audit entry, outbox work and timers in the same transaction; then flushes.
+    pub async fn change_alert(
+        &self,
+        expected: &Alert,
+        change: AlertChange,
+    ) -> Result<ChangeOutcome, StoreError> {
+        let id = expected.id;
+        let expected_bytes = to_json(expected);
+        let new_bytes = to_json(&change.alert);
+        let trees = (
+            &self.meta,
+            &self.alerts,
+            &self.audit,
+            &self.outbox,
+            &self.timers,
+        );
+        let outcome = trees
+            .transaction(|(meta, alerts, audit, outbox, timers)| {
+                let current = alerts.get(id.0.to_be_bytes())?;
+                match current {
+                    Some(cur) if cur.as_ref() == expected_bytes.as_slice() => {}
+                    Some(cur) => {
+                        let alert: Alert = serde_json::from_slice(&cur).map_err(|e| {
+                            ConflictableTransactionError::Abort(StoreError::Corrupt {
+                                key: format!("alert {id}"),
+                                reason: e.to_string(),
+                            })
+                        })?;
+                        return Ok(ChangeOutcome::Conflict(Box::new(alert)));
+                    }
+                    None => {
+                        return Err(ConflictableTransactionError::Abort(StoreError::Corrupt {
+                            key: format!("alert {id}"),
+                            reason: "missing".into(),
+                        }))
+                    }
+                }
+                alerts.insert(&id.0.to_be_bytes(), new_bytes.as_slice())?;
+                push_audit(meta, audit, id, &change.audit)?;
+                let now = change.audit.at;
+                for action in &change.outbox {
+                    for target in &change.alert.targets {
+                        push_outbox(meta, outbox, id, target, action.clone(), now)?;
+                    }
+                }
+                for (target, action) in &change.extra_outbox {
+                    push_outbox(meta, outbox, id, target, action.clone(), now)?;
+                }
+                for kind in &change.cancel_timers {
+                    timers.remove(&timer_key(id, *kind))?;
+                }
+                for (kind, due) in &change.set_timers {
+                    set_timer(timers, id, *kind, *due)?;
+                }
+                Ok(ChangeOutcome::Applied)
+            })
+            .map_err(flatten_tx)?;
+        if outcome == ChangeOutcome::Applied {
+            self.durable().await?;
+            self.outbox_signal.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    /// Removes a timer that fired, unless it was re-armed in the meantime.
+    pub fn remove_timer(&self, timer: &Timer) -> Result<(), StoreError> {
+        let key = timer_key(timer.alert_id, timer.kind);
+        let _ = self
+            .timers
+            .compare_and_swap(key, Some(to_json(timer)), None as Option<&[u8]>)?;
+        Ok(())
+    }
+
+    /// Timers due at or before `now`.
+    pub fn due_timers(&self, now: DateTime<Utc>) -> Result<Vec<Timer>, StoreError> {
+        let mut out = Vec::new();
+        for kv in self.timers.iter() {
+            let (_, v) = kv?;
+            let t: Timer = from_json("timer", &v)?;
+            if t.due <= now {
+                out.push(t);
+            }
+        }
+        out.sort_by_key(|t| t.due);
+        Ok(out)
+    }
+
+    /// Every timer, for tests and `/healthz`.
+    pub fn timers(&self) -> Result<Vec<Timer>, StoreError> {
+        self.timers
+            .iter()
+            .map(|kv| from_json("timer", &kv?.1))
+            .collect()
+    }
+
+    /// An alert's audit log, oldest first.
+    pub fn audit_log(&self, id: AlertId) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit
+            .scan_prefix(id.0.to_be_bytes())
+            .map(|kv| from_json(&format!("audit of alert {id}"), &kv?.1))
+            .collect()
+    }
+}
+
+pub(super) fn push_audit(
+    meta: &TransactionalTree,
+    audit: &TransactionalTree,
+    id: AlertId,
+    entry: &AuditEntry,
+) -> TxResult<()> {
+    let seq = next_counter(meta, NEXT_AUDIT_SEQ)?;
+    let mut key = id.0.to_be_bytes().to_vec();
+    key.extend_from_slice(&seq.to_be_bytes());
+    audit.insert(key, to_json(entry))?;
+    Ok(())
+}
+
+fn timer_key(id: AlertId, kind: TimerKind) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[..8].copy_from_slice(&id.0.to_be_bytes());
+    k[8] = kind.code();
+    k
+}
+
+pub(super) fn set_timer(
+    timers: &TransactionalTree,
+    id: AlertId,
+    kind: TimerKind,
+    due: DateTime<Utc>,
+) -> TxResult<()> {
+    let t = Timer {
+        alert_id: id,
+        kind,
+        due,
+    };
+    timers.insert(&timer_key(id, kind), to_json(&t))?;
+    Ok(())
+}

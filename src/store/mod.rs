@@ -1,0 +1,322 @@
+//! The only code that imports sled: mentions, alerts, dedup keys, source state, the outbox and
+//! the chat message references, one file per concern behind the one `Store` type. It knows
+//! nothing about Slack or Discord and decides nothing about mentions: it writes what intake,
+//! the desk and the relay hand it, atomically, and flushes before it answers when a crash
+//! must not lose what was just written.
+
+use serde::{de::DeserializeOwned, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+mod accept;
+mod alerts;
+mod flush;
+mod outbox;
+mod requests;
+mod rule_log;
+mod sources;
+#[cfg(test)]
+mod test_util;
+
+pub use accept::{
+    Accepted, Candidate, NewAlert, Repeat, RepeatOf, StoredMention, ThreadKey, ThreadMark,
+};
+pub use alerts::{AlertChange, ChangeOutcome, Timer};
+pub use flush::FlushStats;
+use flush::{FlushError, Flusher};
+pub use outbox::{OutboxAction, OutboxEntry, OutboxKey, Parked, DIGEST_ENTRY};
+pub use rule_log::RuleHit;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the store at {path} is held by another process (is `mentiondesk run` already running? stop it, or point [store].path elsewhere)")]
+    Locked { path: PathBuf },
+    #[error("could not open the store at {path}: {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("store error: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store record {key} is unreadable: {reason}")]
+    Corrupt { key: String, reason: String },
+    #[error("the store's flusher stopped unexpectedly; restart mentiondesk")]
+    FlusherStopped,
+    /// Nothing was written: see `Store::accept`.
+    #[error("intake decided from a read that no longer holds ({reason}); read the store again and decide anew")]
+    Stale { reason: String },
+}
+
+impl From<FlushError> for StoreError {
+    fn from(e: FlushError) -> StoreError {
+        match e {
+            FlushError::Sled(e) => StoreError::Sled(e),
+            FlushError::Stopped => StoreError::FlusherStopped,
+        }
+    }
+}
+
+/// The one seam to the database. Clones share one set of sled handles and one flusher.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Trees>,
+}
+
+/// The sled handles behind every clone of a `Store`, in one `Arc` so that the last clone
+/// drops them all on one thread after the flusher has stopped: sled flushes whenever a tree
+/// handle's last copy drops, and two flushes must never run at once (see `flush.rs`).
+pub struct Trees {
+    /// Declared first so it is dropped first: its thread finishes and lets go of the
+    /// database before the handles below run sled's final flush.
+    flusher: Flusher,
+    /// Unused directly; keeps the database itself open as long as the store.
+    _db: sled::Db,
+    meta: sled::Tree,
+    mentions: sled::Tree,
+    mention_log: sled::Tree,
+    alerts: sled::Tree,
+    seen: sled::Tree,
+    sources: sled::Tree,
+    outbox: sled::Tree,
+    refs: sled::Tree,
+    audit: sled::Tree,
+    timers: sled::Tree,
+    requests: sled::Tree,
+    mutes: sled::Tree,
+    threads: sled::Tree,
+    /// `rule \x1f unix secs (be) \x1f seq (be)` → `RuleHit`: each rule's matched mentions in time
+    /// order, repeats included, so volume per rule and hour is a range scan.
+    rule_log: sled::Tree,
+    /// Rung after every write that adds or releases outbox work, so the relay wakes without
+    /// each writer having to hold a handle to it.
+    outbox_signal: Arc<tokio::sync::Notify>,
+}
+
+impl std::ops::Deref for Store {
+    type Target = Trees;
+
+    fn deref(&self) -> &Trees {
+        &self.inner
+    }
+}
+
+const NEXT_ALERT_ID: &[u8] = b"next_alert_id";
+const NEXT_OUTBOX_SEQ: &[u8] = b"next_outbox_seq";
+const NEXT_MENTION_SEQ: &[u8] = b"next_mention_seq";
+const NEXT_AUDIT_SEQ: &[u8] = b"next_audit_seq";
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        // Reopening in the same process right after a drop can briefly find the lock still
+        // held by a buffer write finishing on sled's IO pool; a real second process holds
+        // it for good.
+        let mut tries = 0;
+        loop {
+            match Store::open_once(path) {
+                Err(StoreError::Locked { .. }) if tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<Store, StoreError> {
+        // sled's own periodic flusher stays on (every 500 ms, its default, made explicit): it
+        // only seals the current log buffer and hands its write to sled's IO pool, never
+        // waiting for durability on a pool thread, so it cannot starve the pool the way
+        // concurrent `flush_async` calls did (#1308); and it is what runs sled's segment
+        // garbage collection. It covers the writes nobody waits for (`record_failure`,
+        // `defer`, timers); every write that must survive a crash waits on our flusher.
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(|e| {
+                if e.to_string().contains("could not acquire lock") {
+                    StoreError::Locked {
+                        path: path.to_path_buf(),
+                    }
+                } else {
+                    StoreError::Open {
+                        path: path.to_path_buf(),
+                        source: e,
+                    }
+                }
+            })?;
+        let trees = Trees {
+            meta: db.open_tree("meta")?,
+            mentions: db.open_tree("mentions")?,
+            mention_log: db.open_tree("mention_log")?,
+            alerts: db.open_tree("alerts")?,
+            seen: db.open_tree("seen")?,
+            sources: db.open_tree("source_state")?,
+            outbox: db.open_tree("outbox")?,
+            refs: db.open_tree("message_refs")?,
+            audit: db.open_tree("audit")?,
+            timers: db.open_tree("timers")?,
+            requests: db.open_tree("requests")?,
+            mutes: db.open_tree("mutes")?,
+            threads: db.open_tree("threads")?,
+            rule_log: db.open_tree("rule_log")?,
+            flusher: Flusher::start(db.clone()),
+            outbox_signal: Arc::new(tokio::sync::Notify::new()),
+            _db: db,
+        };
+        Ok(Store {
+            inner: Arc::new(trees),
+        })
+    }
+
+    /// Waits until everything this caller wrote so far is on disk. Every durability wait in
+    /// the store goes through here: one flusher, one flush at a time, shared by all waiters.
+    async fn durable(&self) -> Result<(), StoreError> {
+        self.flusher.wait().await?;
+        Ok(())
+    }
+
+    /// The relay's wake-up: notified (one stored permit) after every durable write that adds
+    /// outbox entries or makes waiting ones due again.
+    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_signal.clone()
+    }
+
+    /// How the flusher has worked so far (flushes run versus waits served).
+    pub fn flush_stats(&self) -> FlushStats {
+        self.flusher.stats()
+    }
+
+    /// Waits until everything written so far is on disk (shutdown, CLI commands).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.durable().await
+    }
+
+    /// A small value in the meta tree (digest slots, spike cooldowns), as JSON.
+    pub fn meta_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.meta
+            .get(key.as_bytes())?
+            .map(|v| from_json(key, &v))
+            .transpose()
+    }
+
+    pub async fn meta_set<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        self.meta.insert(key.as_bytes(), to_json(value))?;
+        self.durable().await?;
+        Ok(())
+    }
+}
+
+fn next_counter(meta: &TransactionalTree, name: &[u8]) -> TxResult<u64> {
+    let next = meta.get(name)?.map(|v| u64_key(&v)).unwrap_or(1);
+    meta.insert(name, &(next + 1).to_be_bytes())?;
+    Ok(next)
+}
+
+fn u64_key(bytes: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = bytes.len().min(8);
+    b[..n].copy_from_slice(&bytes[..n]);
+    u64::from_be_bytes(b)
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records are plain data and always serialise")
+}
+
+fn from_json<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: key.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn flatten_tx(e: TransactionError<StoreError>) -> StoreError {
+    match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => StoreError::Sled(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::candidate;
+    use super::*;
+    use crate::model::SourceState;
+    use chrono::Utc;
+
+    /// sled 0.34 wedged when many `flush_async` calls ran at once (#1308): hundreds of
+    /// concurrent writers that each wait for durability must all return, through flushes
+    /// that never overlap, and what they wrote must be there after an immediate reopen.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_durable_writes_share_one_flusher_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let batch: Vec<Candidate> = (0..8).map(|i| candidate(&format!("m{i}"), true)).collect();
+        store
+            .accept("feed", &SourceState::default(), &batch, now)
+            .await
+            .unwrap();
+        let outbox = store.outbox().unwrap();
+        let before = store.flush_stats();
+        let mut tasks = Vec::new();
+        for i in 0..400usize {
+            let store = store.clone();
+            let (key, _) = outbox[i % outbox.len()].clone();
+            tasks.push(tokio::spawn(async move {
+                match i % 4 {
+                    0 => assert!(store
+                        .first_request(&format!("slack:command:T{i}"), now)
+                        .await
+                        .unwrap()),
+                    1 => {
+                        store.mark_in_flight(key, now).await.unwrap();
+                    }
+                    2 => store
+                        .mute(&format!("author:rss:a{i}"), "U1", now)
+                        .await
+                        .unwrap(),
+                    _ => store.meta_set(&format!("k{i}"), &i).await.unwrap(),
+                }
+            }));
+        }
+        for t in tasks {
+            tokio::time::timeout(std::time::Duration::from_secs(30), t)
+                .await
+                .expect("no durable write hangs")
+                .unwrap();
+        }
+        let stats = store.flush_stats();
+        assert_eq!(stats.waits - before.waits, 400);
+        assert_eq!(
+            stats.max_concurrent, 1,
+            "two flushes ran at once: {stats:?}"
+        );
+        assert!(
+            stats.flushes - before.flushes < 400,
+            "waiters that queue during a flush share the next one: {stats:?}"
+        );
+        drop(store);
+
+        let store = Store::open(dir.path()).expect("reopens right after the last handle drops");
+        for i in 0..400usize {
+            match i % 4 {
+                0 => assert!(!store
+                    .first_request(&format!("slack:command:T{i}"), now)
+                    .await
+                    .unwrap()),
+                2 => assert!(store.is_muted(&format!("author:rss:a{i}")).unwrap()),
+                3 => assert_eq!(store.meta_get::<usize>(&format!("k{i}")).unwrap(), Some(i)),
+                _ => {}
+            }
+        }
+        let attempts: u32 = store
+            .outbox()
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.attempts)
+            .sum();
+        assert_eq!(attempts, 100, "every mark_in_flight counted one attempt");
+    }
+}

@@ -1,0 +1,360 @@
+//! The outbox: deliveries waiting for a chat platform, their attempts and parking, and the
+//! message references a delivery leaves behind. Every durable write that adds or releases work
+//! (here, in `accept` and in `change_alert`) rings the store's outbox signal. It does not decide
+//! when or how to deliver; the relay does.
+
+use super::{
+    flatten_tx, from_json, next_counter, to_json, u64_key, Store, StoreError, TxResult,
+    NEXT_OUTBOX_SEQ,
+};
+use crate::model::{AlertId, DigestPost, MessageRef, Note, Target};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sled::transaction::TransactionalTree;
+use sled::Transactional;
+
+/// What the outbox can ask a platform to do for an alert's target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxAction {
+    /// Post the alert's root message.
+    PostAlert,
+    /// Edit the root message so its state line is current.
+    UpdateAlert,
+    /// Reply in the alert's thread.
+    ThreadNote(Note),
+    /// Post a message of its own into the target's channel (escalation to another channel).
+    ChannelNote(Note),
+    /// Post a digest into the target's channel (entry's `alert_id` is `DIGEST_ENTRY`).
+    Digest(Box<DigestPost>),
+}
+
+/// The `alert_id` of outbox entries that belong to no alert (digests). Alert ids start at 1.
+pub const DIGEST_ENTRY: AlertId = AlertId(0);
+
+/// A pending delivery. `in_flight_since` is set (and flushed) before the platform is called,
+/// so after a crash the relay knows the platform may already have the message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub alert_id: AlertId,
+    pub target: Target,
+    pub action: OutboxAction,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub in_flight_since: Option<DateTime<Utc>>,
+    pub not_before: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    /// Set when the platform refused the entry for a reason a retry cannot fix; it stays
+    /// (and shows in `/healthz` and `/desk list`) until a later attempt succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked: Option<Parked>,
+}
+
+/// Why an outbox entry is parked, and what a person must do about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parked {
+    /// The platform's short error code (`invalid_auth`, `403/50013`).
+    pub reason: String,
+    pub fix: String,
+    /// Whether the refusal stops the whole platform, the entry's channel, or only this entry.
+    pub scope: crate::chat::Scope,
+    pub since: DateTime<Utc>,
+}
+
+/// Key of an outbox entry; ordered by creation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OutboxKey(u64);
+
+impl OutboxKey {
+    /// Unique per entry, for platforms to tag a delivery with.
+    pub fn seq(self) -> u64 {
+        self.0
+    }
+}
+
+impl Store {
+    /// Outbox entries in creation order.
+    pub fn outbox(&self) -> Result<Vec<(OutboxKey, OutboxEntry)>, StoreError> {
+        self.outbox
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                let key = OutboxKey(u64_key(&k));
+                Ok((key, from_json(&format!("outbox {}", key.0), &v)?))
+            })
+            .collect()
+    }
+
+    /// Marks an entry as being sent and flushes, before the platform is called.
+    pub async fn mark_in_flight(
+        &self,
+        key: OutboxKey,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxEntry, StoreError> {
+        let entry = self.update_outbox(key, |e| {
+            e.attempts += 1;
+            e.in_flight_since.get_or_insert(now);
+        })?;
+        self.durable().await?;
+        Ok(entry)
+    }
+
+    /// Records a failed attempt: `attempts` is the entry's attempt count after it, and the
+    /// entry is retried at `not_before`.
+    pub fn record_failure(
+        &self,
+        key: OutboxKey,
+        attempts: u32,
+        error: &str,
+        not_before: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.update_outbox(key, |e| {
+            e.attempts = attempts;
+            e.last_error = Some(error.to_string());
+            e.not_before = Some(not_before);
+        })?;
+        Ok(())
+    }
+
+    /// Parks an entry the platform refused for good (`parked.reason`); it is tried again at
+    /// `not_before` (`None`: as soon as the relay lets its platform and channel through).
+    pub fn park(
+        &self,
+        key: OutboxKey,
+        attempts: u32,
+        error: &str,
+        parked: &Parked,
+        not_before: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.update_outbox(key, |e| {
+            e.attempts = attempts;
+            e.last_error = Some(error.to_string());
+            e.not_before = not_before;
+            if e.parked.as_ref().map(|p| &p.reason) != Some(&parked.reason) {
+                e.parked = Some(parked.clone());
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Makes every entry `which` accepts due now (its cause is gone, or the daemon restarted);
+    /// parked entries keep their reason until they are delivered. Returns how many.
+    pub fn retry_now(&self, which: impl Fn(&OutboxEntry) -> bool) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for (key, entry) in self.outbox()? {
+            if entry.not_before.is_some() && which(&entry) {
+                self.update_outbox(key, |e| e.not_before = None)?;
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.outbox_signal.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// The platform has the message: drop the outbox entry and keep the reference, atomically,
+    /// then flush so a restart never posts it again.
+    pub async fn complete(
+        &self,
+        key: OutboxKey,
+        entry: &OutboxEntry,
+        msg: &MessageRef,
+    ) -> Result<(), StoreError> {
+        let ref_key = ref_key(entry.alert_id, &entry.target);
+        let value = to_json(msg);
+        (&self.outbox, &self.refs)
+            .transaction(|(outbox, refs)| {
+                outbox.remove(&key.0.to_be_bytes())?;
+                refs.insert(ref_key.as_slice(), value.as_slice())?;
+                Ok(())
+            })
+            .map_err(flatten_tx)?;
+        self.durable().await?;
+        Ok(())
+    }
+
+    /// The platform did what an entry asked and there is no reference to keep: drop it, flush.
+    pub async fn finish(&self, key: OutboxKey) -> Result<(), StoreError> {
+        self.outbox.remove(key.0.to_be_bytes())?;
+        self.durable().await?;
+        Ok(())
+    }
+
+    /// Puts an entry off until `not_before` without counting an attempt (it waits for
+    /// something else, such as its alert's root message, to be delivered first).
+    pub fn defer(&self, key: OutboxKey, not_before: DateTime<Utc>) -> Result<(), StoreError> {
+        self.update_outbox(key, |e| e.not_before = Some(not_before))?;
+        Ok(())
+    }
+
+    /// Where an alert was posted, one reference per target.
+    pub fn message_refs(&self, id: AlertId) -> Result<Vec<MessageRef>, StoreError> {
+        self.refs
+            .scan_prefix(id.0.to_be_bytes())
+            .map(|kv| {
+                let (_, v) = kv?;
+                from_json(&format!("message ref of alert {id}"), &v)
+            })
+            .collect()
+    }
+
+    /// The message reference of an alert on one target, if it was posted there.
+    pub fn message_ref(
+        &self,
+        id: AlertId,
+        target: &Target,
+    ) -> Result<Option<MessageRef>, StoreError> {
+        self.refs
+            .get(ref_key(id, target))?
+            .map(|v| from_json(&format!("message ref of alert {id}"), &v))
+            .transpose()
+    }
+
+    /// Queues a digest for each target and, when `slot` is given, records it as sent, in one
+    /// transaction (then flushes): a crash either keeps both or neither, so a slot is
+    /// neither lost nor posted twice.
+    pub async fn enqueue_digest<T: Serialize>(
+        &self,
+        slot: Option<(&str, &T)>,
+        targets: &[Target],
+        post: &DigestPost,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let slot = slot.map(|(k, v)| (k.as_bytes().to_vec(), to_json(v)));
+        (&self.meta, &self.outbox)
+            .transaction(|(meta, outbox)| {
+                if let Some((k, v)) = &slot {
+                    meta.insert(k.as_slice(), v.as_slice())?;
+                }
+                for t in targets {
+                    let action = OutboxAction::Digest(Box::new(post.clone()));
+                    push_outbox(meta, outbox, DIGEST_ENTRY, t, action, now)?;
+                }
+                Ok(())
+            })
+            .map_err(flatten_tx)?;
+        self.durable().await?;
+        self.outbox_signal.notify_one();
+        Ok(())
+    }
+
+    fn update_outbox(
+        &self,
+        key: OutboxKey,
+        f: impl Fn(&mut OutboxEntry),
+    ) -> Result<OutboxEntry, StoreError> {
+        let k = key.0.to_be_bytes();
+        let label = format!("outbox {}", key.0);
+        let mut result = None;
+        self.outbox.update_and_fetch(k, |old| {
+            let old = old?;
+            let mut entry: OutboxEntry = serde_json::from_slice(old).ok()?;
+            f(&mut entry);
+            let bytes = to_json(&entry);
+            result = Some(entry);
+            Some(bytes)
+        })?;
+        result.ok_or(StoreError::Corrupt {
+            key: label,
+            reason: "missing or unreadable".into(),
+        })
+    }
+}
+
+pub(super) fn push_outbox(
+    meta: &TransactionalTree,
+    outbox: &TransactionalTree,
+    alert_id: AlertId,
+    target: &Target,
+    action: OutboxAction,
+    now: DateTime<Utc>,
+) -> TxResult<()> {
+    let seq = next_counter(meta, NEXT_OUTBOX_SEQ)?;
+    let entry = OutboxEntry {
+        alert_id,
+        target: target.clone(),
+        action,
+        created_at: now,
+        attempts: 0,
+        in_flight_since: None,
+        not_before: None,
+        last_error: None,
+        parked: None,
+    };
+    outbox.insert(&seq.to_be_bytes(), to_json(&entry))?;
+    Ok(())
+}
+
+fn ref_key(id: AlertId, target: &Target) -> Vec<u8> {
+    let mut k = id.0.to_be_bytes().to_vec();
+    k.extend_from_slice(target.to_string().as_bytes());
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::candidate;
+    use super::*;
+    use crate::model::SourceState;
+
+    /// The relay sleeps on the store's signal alone: a write that queues work must ring it,
+    /// or new alerts would wait for the relay's idle timeout.
+    #[tokio::test]
+    async fn outbox_writes_ring_the_relay_signal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let signal = store.outbox_signal();
+        let rung = || async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), signal.notified())
+                .await
+                .is_ok()
+        };
+        store
+            .accept(
+                "feed",
+                &SourceState::default(),
+                &[candidate("a", true)],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        assert!(rung().await, "accept of a new alert rings the signal");
+        let (key, _) = store.outbox().unwrap()[0].clone();
+        store
+            .defer(key, Utc::now() + chrono::Duration::hours(1))
+            .unwrap();
+        assert_eq!(store.retry_now(|_| true).unwrap(), 1);
+        assert!(
+            rung().await,
+            "making deferred work due again rings the signal"
+        );
+    }
+
+    #[tokio::test]
+    async fn complete_moves_entry_to_refs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .accept(
+                "feed",
+                &SourceState::default(),
+                &[candidate("a", true)],
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let (key, _) = store.outbox().unwrap()[0].clone();
+        let entry = store.mark_in_flight(key, Utc::now()).await.unwrap();
+        assert_eq!(entry.attempts, 1);
+        assert!(entry.in_flight_since.is_some());
+        let msg = MessageRef {
+            target: entry.target.clone(),
+            channel_id: "C1".into(),
+            message_id: "1.2".into(),
+        };
+        store.complete(key, &entry, &msg).await.unwrap();
+        assert_eq!(store.outbox().unwrap().len(), 1);
+        assert_eq!(store.message_refs(entry.alert_id).unwrap(), vec![msg]);
+    }
+}

@@ -1,0 +1,42 @@
+//! Candidates for the store's unit tests; no threading decisions (intake's tests cover those).
+
+use super::{Candidate, NewAlert};
+use crate::model::{Mention, Priority, Target};
+
+pub(super) fn mention(id: &str) -> Mention {
+    Mention {
+        item_id: id.into(),
+        source: "feed".into(),
+        source_kind: "rss".into(),
+        url: Some(format!("https://example.com/{id}")),
+        title: None,
+        text: format!("text {id}"),
+        author: None,
+        author_reach: None,
+        published: None,
+        lang: None,
+    }
+}
+
+pub(super) fn candidate(id: &str, alert: bool) -> Candidate {
+    let m = mention(id);
+    Candidate {
+        dedup_keys: vec![
+            format!("item:{}", m.key()),
+            format!("url:{}", m.url.clone().unwrap()),
+        ],
+        mention: m,
+        alert: alert.then(|| NewAlert {
+            rules: vec!["acme".into()],
+            priority: Priority::Normal,
+            sentiment: 0.0,
+            negative: false,
+            targets: vec![Target::Slack("#pr".into()), Target::Slack("#leads".into())],
+            highlights: vec![],
+            timers: vec![],
+            thread_keys: vec![],
+            repeat_of: None,
+            log_hit: true,
+        }),
+    }
+}
