@@ -6,7 +6,10 @@ included), builds the graph between top-level modules (src/<module>.rs or src/<m
 and prints each strongly connected group of more than one module with the lines that
 create its edges. main.rs is the binary, not a module of the library, and is skipped.
 
-Usage: scripts/check_module_cycles.py [SRC_DIR]   (exit 0: no cycle, 1: cycles found)
+It also checks the layering: src/lib.rs lists the modules in data-flow order, and a module
+may only use modules listed above it. Each edge that points down is printed.
+
+Usage: scripts/check_module_cycles.py [SRC_DIR]   (exit 0: no cycle and no downward edge)
 """
 import os
 import re
@@ -70,12 +73,21 @@ for v in sorted(graph):
     if v not in index:
         visit(v)
 
-if not groups:
-    print(f"no module cycles among {len(graph)} top-level modules")
-    sys.exit(0)
+failed = False
 for g in groups:
+    failed = True
     print("cycle: " + " <-> ".join(g))
     for (a, b), where in sorted(edges.items()):
         if a in g and b in g:
             print(f"  {a} -> {b}   ({where})")
-sys.exit(1)
+
+lib = open(os.path.join(src, "lib.rs"), encoding="utf-8").read()
+order = {m: i for i, m in enumerate(re.findall(r"^pub(?:\(crate\))? mod (\w+);", lib, re.M))}
+for (a, b), where in sorted(edges.items()):
+    if a in order and b in order and order[b] > order[a]:
+        failed = True
+        print(f"layering: {a} uses {b}, which lib.rs lists below it ({where})")
+
+if failed:
+    sys.exit(1)
+print(f"no module cycles among {len(graph)} top-level modules; every use points up lib.rs's order")

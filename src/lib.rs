@@ -1,25 +1,44 @@
 //! mentiondesk: watches the public web for brand mentions and puts the ones that matter on a
-//! team's desk in Slack or Discord. README.md describes the contract; the modules follow the
-//! layout in DESIGN.md.
+//! team's desk in Slack or Discord. README.md describes the contract; ARCHITECTURE.md the
+//! rooms. The modules below are listed in data-flow order: each may use the ones above it,
+//! never one below (`scripts/check_module_cycles.py` checks that no two import each other).
 
-pub mod analysis;
-pub mod app;
-pub mod chat;
+// Leaves: plain data and helpers every component may use.
 pub mod clock;
-pub mod config;
-pub mod desk;
-pub mod digest;
-pub mod intake;
 pub mod metrics;
 pub mod model;
-pub mod relay;
 pub mod retry;
-pub mod rules;
-pub mod server;
-pub mod settings;
 pub mod shutdown;
-pub mod sources;
-pub mod spikes;
-pub mod store;
-pub mod store_config;
 pub mod util;
+
+// The config reader: TOML, `${VAR}`, typed accessors with problems at their line.
+pub mod config;
+
+// Judging text: the rule language and the analysis of a mention.
+pub mod analysis;
+pub mod rules;
+
+// Where mentions come from.
+pub mod sources;
+
+// The one seam to the database.
+pub mod store;
+
+// Chat platforms: the neutral alert view and Slack, Discord, console.
+pub mod chat;
+
+// The desk: alert lifecycle, commands, the interaction dispatcher, timers.
+pub mod desk;
+
+// Pipeline stages: polls → intake → store → relay → chat; spike watch and digests beside.
+pub mod digest;
+pub mod intake;
+pub mod relay;
+pub mod spikes;
+
+// HTTP: verified platform callbacks decoded into desk interactions, health, metrics.
+pub mod server;
+
+// The whole config file, built from each component's section; then the wiring.
+pub mod app;
+pub mod settings;

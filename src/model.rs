@@ -473,3 +473,15 @@ pub struct SourceState {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub extra: BTreeMap<String, String>,
 }
+
+/// What a refusal stops until someone fixes its cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Every call to the platform: the token was refused or revoked, the workspace is gone.
+    Platform,
+    /// Every call for one channel: not found, bot not in it, missing permissions.
+    Target,
+    /// Only this message: its content was refused, or the message it edits is gone.
+    Message,
+}

@@ -11,7 +11,7 @@ use crate::rules::RuleSet;
 use crate::server::config::ServerConfig;
 use crate::sources::SourceConfig;
 use crate::spikes::config::SpikeConfig;
-use crate::store_config::StoreConfig;
+use crate::store::config::StoreConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

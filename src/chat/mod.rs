@@ -4,7 +4,6 @@
 
 use crate::model::{AlertId, DigestPost, MessageRef, Note};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -100,17 +99,8 @@ impl Pauses {
     }
 }
 
-/// What a refusal stops until someone fixes its cause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Every call to the platform: the token was refused or revoked, the workspace is gone.
-    Platform,
-    /// Every call for one channel: not found, bot not in it, missing permissions.
-    Target,
-    /// Only this message: its content was refused, or the message it edits is gone.
-    Message,
-}
+/// Refusal scopes are plain data (the store keeps them with parked entries).
+pub use crate::model::Scope;
 
 /// Whether a platform-wide refusal is about the bot's credentials (Slack `invalid_auth`,
 /// `not_authed`, `token_revoked`, `token_expired`, `account_inactive`, `team_disabled`;

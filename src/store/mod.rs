@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 mod accept;
 mod alerts;
+pub mod config;
 mod flush;
 mod outbox;
 mod requests;

@@ -57,7 +57,7 @@ pub struct Parked {
     pub reason: String,
     pub fix: String,
     /// Whether the refusal stops the whole platform, the entry's channel, or only this entry.
-    pub scope: crate::chat::Scope,
+    pub scope: crate::model::Scope,
     pub since: DateTime<Utc>,
 }
 
