@@ -259,15 +259,15 @@ pub async fn run_with_clock(
         let source = sources::build(spec).with_context(|| format!("source {:?}", spec.name()))?;
         health.register(spec.name(), spec.kind().as_str());
         let state = store.source_state(&spec.name())?;
-        source_runs.push(poll::run(
+        let poller = poll::Poller::new(
             source,
             spec.every(),
             spec.timeout(),
             state,
             poll_tx.clone(),
             health.clone(),
-            shutdown.clone(),
-        ));
+        );
+        source_runs.push(poller.run(shutdown.clone()));
     }
     drop(poll_tx);
 

@@ -172,105 +172,136 @@ impl Health {
 /// Retry-After). Streaming sources use the same loop: their connection lives in a task the
 /// source owns, `poll` drains what it buffered, and `Source::ready` ends the wait early
 /// when something arrived, so a streamed mention is handed on within milliseconds. Sends a `PollOutcome` after
-/// each successful poll that found mentions or moved the state. Returns when `shutdown` fires
-/// (also mid-poll and mid-wait) or when the receiver of `out` is gone.
-pub async fn run(
-    mut source: Box<dyn Source>,
+/// each successful poll that found mentions or moved the state.
+pub struct Poller {
+    source: Box<dyn Source>,
     every: Duration,
     timeout: Duration,
-    initial: SourceState,
+    state: SourceState,
     out: mpsc::Sender<PollOutcome>,
     health: Health,
-    mut shutdown: Shutdown,
-) {
-    let name = source.name().to_string();
-    let kind = source.kind().as_str();
-    health.register(&name, kind);
-    let mut state = initial;
-    let mut errors: u32 = 0;
-    let mut wake_early = true;
-    tracing::info!(source = %name, kind, every_secs = every.as_secs_f64(), "source started");
+}
 
-    loop {
-        if shutdown.is_triggered() {
-            break;
+impl Poller {
+    /// A poll loop for `source`, resuming from `state` (the last committed one), sending to
+    /// `out` and reporting to `health`.
+    pub fn new(
+        source: Box<dyn Source>,
+        every: Duration,
+        timeout: Duration,
+        state: SourceState,
+        out: mpsc::Sender<PollOutcome>,
+        health: Health,
+    ) -> Poller {
+        Poller {
+            source,
+            every,
+            timeout,
+            state,
+            out,
+            health,
         }
-        health.set_next_poll(&name, None);
-        // Poll on a copy: a failed poll must not leave a half-updated state behind.
-        let mut next_state = state.clone();
-        let result = tokio::select! {
-            biased;
-            _ = shutdown.wait() => break,
-            r = tokio::time::timeout(timeout, source.poll(&mut next_state)) => {
-                r.unwrap_or(Err(SourceError::Timeout(timeout)))
-            }
-        };
+    }
 
-        let delay = match result {
-            Ok(mentions) => {
-                errors = 0;
-                match source.take_warning() {
-                    Some(warning) => {
-                        health.record_partial(&name, kind, mentions.len(), &warning);
-                        tracing::warn!(source = %name, mentions = mentions.len(), warning = %warning, "polled in part");
-                    }
-                    None => health.record_success(&name, kind, mentions.len()),
+    /// Runs the loop. Returns when `shutdown` fires (also mid-poll and mid-wait) or when the
+    /// receiver of `out` is gone.
+    pub async fn run(self, mut shutdown: Shutdown) {
+        let Poller {
+            mut source,
+            every,
+            timeout,
+            mut state,
+            out,
+            health,
+        } = self;
+        let name = source.name().to_string();
+        let kind = source.kind().as_str();
+        health.register(&name, kind);
+        let mut errors: u32 = 0;
+        let mut wake_early = true;
+        tracing::info!(source = %name, kind, every_secs = every.as_secs_f64(), "source started");
+
+        loop {
+            if shutdown.is_triggered() {
+                break;
+            }
+            health.set_next_poll(&name, None);
+            // Poll on a copy: a failed poll must not leave a half-updated state behind.
+            let mut next_state = state.clone();
+            let result = tokio::select! {
+                biased;
+                _ = shutdown.wait() => break,
+                r = tokio::time::timeout(timeout, source.poll(&mut next_state)) => {
+                    r.unwrap_or(Err(SourceError::Timeout(timeout)))
                 }
-                tracing::debug!(source = %name, mentions = mentions.len(), "polled");
-                if !mentions.is_empty() || next_state != state {
-                    let outcome = PollOutcome {
-                        source: name.clone(),
-                        mentions,
-                        state: next_state.clone(),
-                    };
-                    tokio::select! {
-                        biased;
-                        _ = shutdown.wait() => break,
-                        sent = out.send(outcome) => {
-                            if sent.is_err() {
-                                tracing::debug!(source = %name, "intake is gone; stopping");
-                                break;
+            };
+
+            let delay = match result {
+                Ok(mentions) => {
+                    errors = 0;
+                    match source.take_warning() {
+                        Some(warning) => {
+                            health.record_partial(&name, kind, mentions.len(), &warning);
+                            tracing::warn!(source = %name, mentions = mentions.len(), warning = %warning, "polled in part");
+                        }
+                        None => health.record_success(&name, kind, mentions.len()),
+                    }
+                    tracing::debug!(source = %name, mentions = mentions.len(), "polled");
+                    if !mentions.is_empty() || next_state != state {
+                        let outcome = PollOutcome {
+                            source: name.clone(),
+                            mentions,
+                            state: next_state.clone(),
+                        };
+                        tokio::select! {
+                            biased;
+                            _ = shutdown.wait() => break,
+                            sent = out.send(outcome) => {
+                                if sent.is_err() {
+                                    tracing::debug!(source = %name, "intake is gone; stopping");
+                                    break;
+                                }
                             }
                         }
+                        state = next_state;
                     }
-                    state = next_state;
+                    jitter(every)
                 }
-                jitter(every)
-            }
-            Err(e) => {
-                errors = errors.saturating_add(1);
-                let message = e.to_string();
-                health.record_error(&name, kind, &message);
-                let delay = backoff(every).delay_after(errors, e.retry_after()).min(
-                    // A server's Retry-After always wins over a source's short cap.
-                    e.retry_after()
-                        .map_or(source.max_backoff(), |ra| ra.max(source.max_backoff())),
-                );
-                wake_early = e.retry_after().is_none();
-                tracing::warn!(
-                    source = %name,
-                    error = %message,
-                    consecutive_errors = errors,
-                    retry_in_secs = delay.as_secs(),
-                    "poll failed"
-                );
-                delay
-            }
-        };
+                Err(e) => {
+                    errors = errors.saturating_add(1);
+                    let message = e.to_string();
+                    health.record_error(&name, kind, &message);
+                    let delay = backoff(every).delay_after(errors, e.retry_after()).min(
+                        // A server's Retry-After always wins over a source's short cap.
+                        e.retry_after()
+                            .map_or(source.max_backoff(), |ra| ra.max(source.max_backoff())),
+                    );
+                    wake_early = e.retry_after().is_none();
+                    tracing::warn!(
+                        source = %name,
+                        error = %message,
+                        consecutive_errors = errors,
+                        retry_in_secs = delay.as_secs(),
+                        "poll failed"
+                    );
+                    delay
+                }
+            };
 
-        health.set_next_poll(&name, Some(Instant::now() + delay));
-        tokio::select! {
-            biased;
-            _ = shutdown.wait() => break,
-            _ = tokio::time::sleep(delay) => {}
-            // A streaming source with data waiting is drained at once (never after a
-            // Retry-After, which is the server's call).
-            _ = source.ready(), if wake_early => {}
+            health.set_next_poll(&name, Some(Instant::now() + delay));
+            tokio::select! {
+                biased;
+                _ = shutdown.wait() => break,
+                _ = tokio::time::sleep(delay) => {}
+                // A streaming source with data waiting is drained at once (never after a
+                // Retry-After, which is the server's call).
+                _ = source.ready(), if wake_early => {}
+            }
+            wake_early = true;
         }
-        wake_early = true;
+        health.set_next_poll(&name, None);
+        tracing::info!(source = %name, "source stopped");
     }
-    health.set_next_poll(&name, None);
-    tracing::info!(source = %name, "source stopped");
 }
 
 /// `d` scaled by a random factor in [0.9, 1.1).

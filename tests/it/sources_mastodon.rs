@@ -6,7 +6,7 @@ use crate::common;
 use common::fake_sources;
 use common::fake_sources::{status, FakeApi};
 use common::faults::Fault;
-use mentiondesk::sources::poll::{self, Health};
+use mentiondesk::sources::poll::{Health, Poller};
 use mentiondesk::sources::{self, SourceError, SourceState};
 use std::path::Path;
 use std::time::Duration;
@@ -130,15 +130,15 @@ async fn a_failing_instance_among_answering_ones_shows_as_degraded_in_health() {
     let health = Health::new();
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
     let (trigger, stop) = mentiondesk::shutdown::channel();
-    let task = tokio::spawn(poll::run(
+    let poller = Poller::new(
         src,
         Duration::from_millis(300),
         Duration::from_secs(5),
         SourceState::default(),
         tx,
         health.clone(),
-        stop,
-    ));
+    );
+    let task = tokio::spawn(poller.run(stop));
     let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
         .await
         .unwrap()
