@@ -40,7 +40,7 @@ pub fn judge(config: &Config) -> Judge {
     }
 }
 
-pub fn slack_platform(config: &Config) -> anyhow::Result<Option<Arc<SlackPlatform>>> {
+pub(crate) fn slack_platform(config: &Config) -> anyhow::Result<Option<Arc<SlackPlatform>>> {
     match &config.slack {
         Some(s) => Ok(Some(Arc::new(
             SlackPlatform::new(&s.api_url, s.bot_token.expose()).context("setting up Slack")?,
@@ -49,7 +49,7 @@ pub fn slack_platform(config: &Config) -> anyhow::Result<Option<Arc<SlackPlatfor
     }
 }
 
-pub fn discord_platform(config: &Config) -> anyhow::Result<Option<Arc<DiscordPlatform>>> {
+pub(crate) fn discord_platform(config: &Config) -> anyhow::Result<Option<Arc<DiscordPlatform>>> {
     match &config.discord {
         Some(d) => Ok(Some(Arc::new(
             DiscordPlatform::new(&d.api_url, d.bot_token.expose()).context("setting up Discord")?,
@@ -58,7 +58,7 @@ pub fn discord_platform(config: &Config) -> anyhow::Result<Option<Arc<DiscordPla
     }
 }
 
-pub fn platforms(
+pub(crate) fn platforms(
     slack: Option<Arc<SlackPlatform>>,
     discord: Option<Arc<DiscordPlatform>>,
 ) -> Platforms {
@@ -75,7 +75,7 @@ fn rule_names(config: &Config) -> Vec<String> {
 }
 
 /// The configured digests with their schedules parsed (the config check already did).
-pub fn digest_jobs(config: &Config) -> anyhow::Result<Vec<DigestJob>> {
+pub(crate) fn digest_jobs(config: &Config) -> anyhow::Result<Vec<DigestJob>> {
     config
         .digest
         .iter()
@@ -219,7 +219,7 @@ pub async fn run_until(config: Config, shutdown: Shutdown) -> anyhow::Result<()>
 /// spikes, digests, server), then spawns each stage's `run(self, shutdown)` in the same
 /// order, and at shutdown joins them: producers first, then the relay finishes the post in
 /// flight, then the server; last the store is flushed.
-pub async fn run_with_clock(
+pub(crate) async fn run_with_clock(
     config: Config,
     shutdown: Shutdown,
     clock: Clock,

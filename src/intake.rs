@@ -81,7 +81,7 @@ impl Judge {
         }
     }
 
-    pub fn candidate(&self, m: Mention) -> Candidate {
+    pub(crate) fn candidate(&self, m: Mention) -> Candidate {
         let v = self.judge(&m);
         Candidate {
             dedup_keys: dedup::keys(&m),
@@ -111,7 +111,7 @@ const DECIDE_TRIES: usize = 3;
 
 /// The pipeline stage between the sources and the store: stores each poll's outcome as it
 /// arrives, until shutdown or until every source has stopped.
-pub struct Intake {
+pub(crate) struct Intake {
     judge: Arc<Judge>,
     /// When an unclaimed alert escalates (`[desk].escalate_after`): its timer starts with it.
     escalate_after: Duration,
@@ -122,7 +122,7 @@ pub struct Intake {
 }
 
 impl Intake {
-    pub fn new(
+    pub(crate) fn new(
         judge: Arc<Judge>,
         escalate_after: Duration,
         store: Store,
@@ -140,7 +140,7 @@ impl Intake {
         }
     }
 
-    pub async fn run(mut self, mut shutdown: Shutdown) {
+    pub(crate) async fn run(mut self, mut shutdown: Shutdown) {
         loop {
             let outcome = tokio::select! {
                 o = self.polls.recv() => match o { Some(o) => o, None => break },

@@ -7,9 +7,9 @@
 pub mod clock;
 pub mod metrics;
 pub mod model;
-pub mod retry;
+pub(crate) mod retry;
 pub mod shutdown;
-pub mod util;
+pub(crate) mod util;
 
 // The config reader: TOML, `${VAR}`, typed accessors with problems at their line.
 pub mod config;

@@ -7,20 +7,20 @@ use std::sync::Mutex;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    pub mentions_total: AtomicU64,
-    pub duplicates_total: AtomicU64,
-    pub alerts_total: AtomicU64,
-    pub alerts_posted_total: AtomicU64,
-    pub post_errors_total: AtomicU64,
-    pub recovered_posts_total: AtomicU64,
-    pub digests_posted_total: AtomicU64,
-    pub spikes_total: AtomicU64,
+    pub(crate) mentions_total: AtomicU64,
+    pub(crate) duplicates_total: AtomicU64,
+    pub(crate) alerts_total: AtomicU64,
+    pub(crate) alerts_posted_total: AtomicU64,
+    pub(crate) post_errors_total: AtomicU64,
+    pub(crate) recovered_posts_total: AtomicU64,
+    pub(crate) digests_posted_total: AtomicU64,
+    pub(crate) spikes_total: AtomicU64,
     /// Failed chat calls by (platform, kind): `mentiondesk_delivery_failures_total`.
     delivery_failures: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }
 
 impl Metrics {
-    pub fn add(counter: &AtomicU64, n: u64) {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
@@ -30,7 +30,7 @@ impl Metrics {
 
     /// Counts one failed chat call of `kind` (`rate_limited`, `unavailable`,
     /// `refused_platform`, `refused_target`, `refused_message`, `error`).
-    pub fn delivery_failure(&self, platform: &'static str, kind: &'static str) {
+    pub(crate) fn delivery_failure(&self, platform: &'static str, kind: &'static str) {
         *self
             .delivery_failures
             .lock()
@@ -40,7 +40,7 @@ impl Metrics {
     }
 
     /// Every (platform, kind, count) so far.
-    pub fn delivery_failures(&self) -> Vec<(&'static str, &'static str, u64)> {
+    pub(crate) fn delivery_failures(&self) -> Vec<(&'static str, &'static str, u64)> {
         self.delivery_failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -67,7 +67,7 @@ impl Priority {
     }
 
     /// One level up, saturating at `Critical`.
-    pub fn raised(self) -> Priority {
+    pub(crate) fn raised(self) -> Priority {
         match self {
             Priority::Low => Priority::Normal,
             Priority::Normal => Priority::High,
@@ -196,13 +196,13 @@ pub struct Alert {
     pub highlights: Vec<(usize, usize)>,
     /// First time anyone claimed it: time to claim is `first_claimed_at - created_at`.
     #[serde(default)]
-    pub first_claimed_at: Option<DateTime<Utc>>,
+    pub(crate) first_claimed_at: Option<DateTime<Utc>>,
     /// When it was last resolved: time to resolve is `resolved_at - created_at`.
     #[serde(default)]
-    pub resolved_at: Option<DateTime<Utc>>,
+    pub(crate) resolved_at: Option<DateTime<Utc>>,
     /// A person's correction of `negative` (`/desk relabel`), kept to measure accuracy.
     #[serde(default)]
-    pub human_negative: Option<bool>,
+    pub(crate) human_negative: Option<bool>,
 }
 
 /// Who did something: `"<platform>:<user id>"`, e.g. `slack:U0123ABCD`, or `system`.
@@ -285,29 +285,29 @@ impl Note {
         self.0.push(Part::User(actor.into()));
         self
     }
-    pub fn ping(mut self, who: impl Into<String>) -> Note {
+    pub(crate) fn ping(mut self, who: impl Into<String>) -> Note {
         self.0.push(Part::Ping(who.into()));
         self
     }
-    pub fn link(mut self, url: impl Into<String>, label: impl Into<String>) -> Note {
+    pub(crate) fn link(mut self, url: impl Into<String>, label: impl Into<String>) -> Note {
         self.0.push(Part::Link {
             url: url.into(),
             label: label.into(),
         });
         self
     }
-    pub fn newline(mut self) -> Note {
+    pub(crate) fn newline(mut self) -> Note {
         self.0.push(Part::Newline);
         self
     }
-    pub fn append(mut self, other: Note) -> Note {
+    pub(crate) fn append(mut self, other: Note) -> Note {
         self.0.extend(other.0);
         self
     }
 
     /// Our own fixed texts with `code` and *bold* spans, turned into parts so each platform
     /// renders them its own way. Anything between the marks is still escaped as text.
-    pub fn markup(s: &str) -> Note {
+    pub(crate) fn markup(s: &str) -> Note {
         let mut note = Note::new();
         for (i, chunk) in s.split('`').enumerate() {
             if chunk.is_empty() {
@@ -362,14 +362,16 @@ mod b64_opt {
     use base64::Engine;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
         match v {
             Some(b) => s.serialize_some(&base64::engine::general_purpose::STANDARD.encode(b)),
             None => s.serialize_none(),
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
         let v: Option<String> = Option::deserialize(d)?;
         v.map(|s| {
             base64::engine::general_purpose::STANDARD
@@ -444,7 +446,7 @@ impl Secret {
         Secret(s.into())
     }
     /// The value, for the one place that sends it (an SDK client or an HMAC).
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -466,8 +468,8 @@ impl fmt::Display for Secret {
 /// `sources/`) because the store keeps it too, and the store must not depend on sources.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceState {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
+    pub(crate) etag: Option<String>,
+    pub(crate) last_modified: Option<String>,
     /// Kind-specific resume point (file fingerprint, API cursor, ...).
     pub cursor: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -9,25 +9,25 @@ use std::time::Duration;
 /// A backoff schedule: `first × 2^(attempt-1)` capped at `cap`, times a random factor in
 /// `[jitter_low, jitter_high)`, never shorter than an honoured Retry-After.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     /// The wait after the first failure (attempt 1; attempt 0 counts as 1).
-    pub first: Duration,
+    pub(crate) first: Duration,
     /// The longest wait before jitter.
-    pub cap: Duration,
+    pub(crate) cap: Duration,
     /// The jitter factor's lower bound (1.0 = never shorter than the schedule).
-    pub jitter_low: f64,
+    pub(crate) jitter_low: f64,
     /// The jitter factor's upper bound (exclusive).
-    pub jitter_high: f64,
+    pub(crate) jitter_high: f64,
     /// A Retry-After beyond this is taken as a server mistake, not as "stop for a week".
-    pub max_retry_after: Duration,
+    pub(crate) max_retry_after: Duration,
 }
 
 /// A day: no server gets to stop us for longer with one Retry-After.
-pub const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const DEFAULT_MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 impl Backoff {
     /// `first` doubling to `cap`, no jitter, Retry-After honoured up to a day.
-    pub const fn new(first: Duration, cap: Duration) -> Backoff {
+    pub(crate) const fn new(first: Duration, cap: Duration) -> Backoff {
         Backoff {
             first,
             cap,
@@ -38,7 +38,7 @@ impl Backoff {
     }
 
     /// Each wait is scaled by a random factor in `[low, high)`.
-    pub const fn with_jitter(self, low: f64, high: f64) -> Backoff {
+    pub(crate) const fn with_jitter(self, low: f64, high: f64) -> Backoff {
         Backoff {
             jitter_low: low,
             jitter_high: high,
@@ -47,7 +47,7 @@ impl Backoff {
     }
 
     /// A Retry-After is honoured up to `max`.
-    pub const fn with_max_retry_after(self, max: Duration) -> Backoff {
+    pub(crate) const fn with_max_retry_after(self, max: Duration) -> Backoff {
         Backoff {
             max_retry_after: max,
             ..self
@@ -55,7 +55,7 @@ impl Backoff {
     }
 
     /// The schedule's wait before jitter after `attempt` failures in a row.
-    pub fn base(&self, attempt: u32) -> Duration {
+    pub(crate) fn base(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(31);
         self.first
             .saturating_mul(2u32.saturating_pow(doublings))
@@ -63,7 +63,7 @@ impl Backoff {
     }
 
     /// The wait after `attempt` failures in a row, jittered.
-    pub fn delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
         let spread = self.jitter_high - self.jitter_low;
         let factor = self.jitter_low + spread * fastrand::f64();
         self.base(attempt).mul_f64(factor)
@@ -71,7 +71,7 @@ impl Backoff {
 
     /// The wait after `attempt` failures when the server may have said how long to wait:
     /// the longer of the two (a Retry-After capped at `max_retry_after`).
-    pub fn delay_after(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    pub(crate) fn delay_after(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let wait = self.delay(attempt);
         match retry_after {
             Some(ra) => wait.max(self.retry_after(ra)),
@@ -81,7 +81,7 @@ impl Backoff {
 
     /// How long a server's Retry-After is honoured on its own (a 429 that is nobody's
     /// failure): as asked, up to `max_retry_after`.
-    pub fn retry_after(&self, retry_after: Duration) -> Duration {
+    pub(crate) fn retry_after(&self, retry_after: Duration) -> Duration {
         retry_after.min(self.max_retry_after)
     }
 }
@@ -90,7 +90,7 @@ impl Backoff {
 /// ends before the `call_timeout` its caller puts around it, with room for the call itself.
 /// A longer in-line wait would end as a timeout (an outage) instead of a rate limit (a
 /// pause): the two constants are tied by a compile-time assertion where they meet.
-pub const fn fits_inside(inline_budget: Duration, call_timeout: Duration) -> bool {
+pub(crate) const fn fits_inside(inline_budget: Duration, call_timeout: Duration) -> bool {
     inline_budget.as_nanos() * 2 <= call_timeout.as_nanos()
 }
 

@@ -40,7 +40,6 @@ pub struct Config {
     pub discord: Option<DiscordConfig>,
     pub sources: Vec<SourceConfig>,
     pub rules: Vec<RuleConfig>,
-    pub rules_defaults: RulesDefaults,
     /// Every rule compiled once; shared by all tasks.
     pub matcher: Arc<RuleSet>,
     /// Things that are allowed but probably not meant (a rule with a bare `NEAR`): `check`
@@ -96,7 +95,6 @@ fn read(r: &mut Reader, root: &Table, path: &Path) -> Option<Config> {
         discord,
         sources,
         rules,
-        rules_defaults,
         matcher: Arc::new(matcher?),
         warnings: Vec::new(),
         desk,

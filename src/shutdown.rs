@@ -25,7 +25,8 @@ impl ShutdownTrigger {
         let _ = self.tx.send(true);
     }
 
-    pub fn subscribe(&self) -> Shutdown {
+    #[cfg(test)]
+    pub(crate) fn subscribe(&self) -> Shutdown {
         Shutdown {
             rx: self.tx.subscribe(),
         }
@@ -33,7 +34,7 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
-    pub fn is_triggered(&self) -> bool {
+    pub(crate) fn is_triggered(&self) -> bool {
         *self.rx.borrow()
     }
 

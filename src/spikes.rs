@@ -21,10 +21,10 @@ use config::SpikeConfig;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use crate::digest::report::SPIKE_SOURCE;
+pub(crate) use crate::digest::report::SPIKE_SOURCE;
 
 /// The spike watch task: checks every rule every `[spikes].every` until shutdown.
-pub struct SpikeWatch {
+pub(crate) struct SpikeWatch {
     cfg: SpikeConfig,
     rules: Vec<RuleConfig>,
     desk: DeskConfig,
@@ -34,7 +34,7 @@ pub struct SpikeWatch {
 }
 
 impl SpikeWatch {
-    pub fn new(
+    pub(crate) fn new(
         cfg: SpikeConfig,
         rules: Vec<RuleConfig>,
         desk: DeskConfig,
@@ -54,7 +54,7 @@ impl SpikeWatch {
 
     /// Checks every rule now and then every `[spikes].every`; a spike alert reaches the
     /// relay through the store's outbox signal.
-    pub async fn run(self, mut shutdown: Shutdown) {
+    pub(crate) async fn run(self, mut shutdown: Shutdown) {
         loop {
             for rule in &self.rules {
                 let now = self.clock.now();

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// `90s`, `5m`, `2h`, `1d`, `1h30m`, `500ms`. A bare number is refused: the unit matters.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let hint = "write a number with a unit: 500ms, 90s, 5m, 2h, 1d or 1h30m";
     let s = s.trim();
     if s.is_empty() {
@@ -39,7 +39,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 /// `45 s`, `4 min`, `3 h 20 min`, `2 d 5 h`.
-pub fn human_duration(secs: i64) -> String {
+pub(crate) fn human_duration(secs: i64) -> String {
     let s = secs.max(0);
     match s {
         0..=59 => format!("{s} s"),
@@ -56,7 +56,7 @@ pub fn human_duration(secs: i64) -> String {
 }
 
 /// Nearest-rank percentile of seconds; sorts in place.
-pub fn percentile(v: &mut [i64], p: usize) -> Option<i64> {
+pub(crate) fn percentile(v: &mut [i64], p: usize) -> Option<i64> {
     if v.is_empty() {
         return None;
     }

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 /// What kind of failure a cue points at; shown to people, so the names are plain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub(crate) enum Kind {
     Delay,
     Cancellation,
     Refund,
@@ -22,22 +22,6 @@ pub enum Kind {
     ServiceFailure,
     NeverAgain,
     Unanswered,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Delay => "delay",
-            Kind::Cancellation => "cancellation",
-            Kind::Refund => "refund",
-            Kind::LostItem => "lost item",
-            Kind::Ignored => "ignored",
-            Kind::Broken => "broken",
-            Kind::ServiceFailure => "service failure",
-            Kind::NeverAgain => "never again",
-            Kind::Unanswered => "unanswered",
-        }
-    }
 }
 
 /// Weight of a cue that is a complaint on its own ("never arrived", "refund").
@@ -332,28 +316,29 @@ const DAMPENERS: &[&str] = &["minor", "slight", "small", "tiny", "little", "only
 
 /// One matched cue, for the explanation on an alert.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Hit {
-    pub kind: Kind,
-    pub phrase: &'static str,
-    pub weight: f64,
+pub(crate) struct Hit {
+    pub(crate) kind: Kind,
+    pub(crate) phrase: &'static str,
+    pub(crate) weight: f64,
 }
 
 /// The complaint found in one text.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct Complaint {
+pub(crate) struct Complaint {
     /// Sum of the weights of the distinct cues that matched; 1.0 is one strong cue.
-    pub weight: f64,
-    pub hits: Vec<Hit>,
+    pub(crate) weight: f64,
+    pub(crate) hits: Vec<Hit>,
 }
 
 impl Complaint {
     /// Weight squashed into 0..1 (one strong cue = 0.5), for combining with other scores.
-    pub fn strength(&self) -> f64 {
+    pub(crate) fn strength(&self) -> f64 {
         self.weight / (self.weight + 1.0)
     }
 
     /// The kinds found, in lexicon order, without repeats.
-    pub fn kinds(&self) -> Vec<Kind> {
+    #[cfg(test)]
+    pub(crate) fn kinds(&self) -> Vec<Kind> {
         let mut kinds: Vec<Kind> = Vec::new();
         for h in &self.hits {
             if !kinds.contains(&h.kind) {
@@ -484,7 +469,7 @@ fn negated_before(tokens: &[Token], at: usize) -> bool {
 }
 
 /// Finds the complaint cues in `text`. Pure; the compiled lexicon is built once per process.
-pub fn detect(text: &str) -> Complaint {
+pub(crate) fn detect(text: &str) -> Complaint {
     let tokens = tokenize(text);
     let mut found = Complaint::default();
     for (parts, cue) in compiled() {

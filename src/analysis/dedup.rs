@@ -22,7 +22,7 @@ const TRACKING_PARAMS: &[&str] = &[
     "ref_src",
 ];
 
-pub fn keys(m: &Mention) -> Vec<String> {
+pub(crate) fn keys(m: &Mention) -> Vec<String> {
     let mut keys = vec![format!("item:{}", m.key())];
     if let Some(u) = m.url.as_deref().and_then(canonical_url) {
         keys.push(format!("url:{u}"));
@@ -32,14 +32,14 @@ pub fn keys(m: &Mention) -> Vec<String> {
 
 /// Keys under which people can mute a mention's author or site from chat.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MuteKeys {
-    pub author: Option<String>,
-    pub site: Option<String>,
+pub(crate) struct MuteKeys {
+    pub(crate) author: Option<String>,
+    pub(crate) site: Option<String>,
 }
 
 /// Placeholders and empty names are no author: keys on them would thread or mute every
 /// mention that lacks one (a whole feed, every deleted account).
-pub fn mute_keys(m: &Mention) -> MuteKeys {
+pub(crate) fn mute_keys(m: &Mention) -> MuteKeys {
     MuteKeys {
         author: real_author(m).map(|a| format!("author:{}:{}", m.source_kind, a.to_lowercase())),
         site: m
@@ -53,7 +53,7 @@ pub fn mute_keys(m: &Mention) -> MuteKeys {
 
 /// Keys that make a later mention a repeat of an alert: the same author on the same kind of
 /// source, or the same story title.
-pub fn thread_keys(m: &Mention) -> Vec<String> {
+pub(crate) fn thread_keys(m: &Mention) -> Vec<String> {
     let mut keys = Vec::new();
     if let Some(a) = mute_keys(m).author {
         keys.push(a);
@@ -73,7 +73,7 @@ pub fn thread_keys(m: &Mention) -> Vec<String> {
 }
 
 /// The mention's author, unless it is empty or a placeholder.
-pub fn real_author(m: &Mention) -> Option<&str> {
+pub(crate) fn real_author(m: &Mention) -> Option<&str> {
     m.author
         .as_deref()
         .map(str::trim)
@@ -85,7 +85,7 @@ pub fn real_author(m: &Mention) -> Option<&str> {
 /// accounts, and no-reply e-mail addresses (Blogger writes `noreply@blogger.com` when the
 /// author hides theirs). Generic but real account names such as `admin` or `editor` are kept:
 /// they name one account on one site.
-pub fn is_placeholder_author(name: &str) -> bool {
+pub(crate) fn is_placeholder_author(name: &str) -> bool {
     let name = name.trim().to_lowercase();
     if let Some((local, _domain)) = name.split_once('@') {
         return matches!(
@@ -129,7 +129,7 @@ const REDIRECTS: &[(&str, &str, &[&str])] = &[
 /// redirects), else the link itself. Unwraps only when the embedded target is an absolute
 /// http(s) URL, and at most a few levels deep. Used before display and before dedup, so the
 /// same article from two alerts is one alert showing the article's own link.
-pub fn unwrap_redirect(url: &str) -> String {
+pub(crate) fn unwrap_redirect(url: &str) -> String {
     let mut current = url.trim().to_string();
     for _ in 0..3 {
         match redirect_target(&current) {
@@ -189,7 +189,7 @@ fn is_absolute_http(s: &str) -> bool {
 /// there the new key is the one the normalised and the raw spelling now share. The query keeps
 /// its own spelling and order (only tracking parameters go): re-serialising it would change
 /// every stored key with an encoded character in it.
-pub fn canonical_url(url: &str) -> Option<String> {
+pub(crate) fn canonical_url(url: &str) -> Option<String> {
     let parsed = http_url(url)?;
     let mut out = site(&parsed)?;
     out.push_str(parsed.path().trim_end_matches('/'));

@@ -1,9 +1,9 @@
 //! Analysis of a mention's text: sentiment, complaint cues, negativity, priority and dedup
 //! keys. Pure functions over plain data; nothing here stores or posts anything.
 
-pub mod complaint;
-pub mod dedup;
-pub mod negativity;
-pub mod priority;
+pub(crate) mod complaint;
+pub(crate) mod dedup;
+pub(crate) mod negativity;
+pub(crate) mod priority;
 pub mod sentiment;
-pub mod spike;
+pub(crate) mod spike;

@@ -11,31 +11,31 @@ use super::sentiment;
 /// Complaint weight from which a mention with some positive wording still counts as
 /// negative: one strong cue ("never arrived") or two weak ones ("waiting" + "why is"). Where
 /// VADER finds nothing positive (compound <= 0), any cue is enough.
-pub const COMPLAINT_THRESHOLD: f64 = 1.0;
+pub(crate) const COMPLAINT_THRESHOLD: f64 = 1.0;
 
 /// VADER compound at and above which a single complaint cue is not enough: "my old one broke,
 /// this one is wonderful" is praise that mentions a failure.
-pub const POSITIVE_GUARD: f64 = 0.5;
+pub(crate) const POSITIVE_GUARD: f64 = 0.5;
 
 /// Complaint weight that outweighs even clearly positive wording ("thanks a lot for the
 /// cancelled flight and the lost bag").
-pub const STRONG_COMPLAINT: f64 = 2.0;
+pub(crate) const STRONG_COMPLAINT: f64 = 2.0;
 
 /// What the analysis says about how negative one text is.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Negativity {
+pub(crate) struct Negativity {
     /// VADER compound, -1..1, unchanged.
-    pub sentiment: f64,
-    pub complaint: Complaint,
+    pub(crate) sentiment: f64,
+    pub(crate) complaint: Complaint,
     /// How negative, 0..1: VADER's negative side and the complaint strength combined as
     /// independent evidence, `1 - (1 - max(0, -sentiment)) * (1 - strength)`. Orders alerts;
     /// 0 for neutral or positive text without complaint cues.
-    pub score: f64,
-    pub negative: bool,
+    pub(crate) score: f64,
+    pub(crate) negative: bool,
 }
 
 /// Scores `text` (title and body joined by the caller).
-pub fn assess(text: &str) -> Negativity {
+pub(crate) fn assess(text: &str) -> Negativity {
     let s = sentiment::score(text);
     let complaint = complaint::detect(text);
     let complains = if s.score <= 0.0 {

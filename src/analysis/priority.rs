@@ -4,9 +4,9 @@
 use crate::model::Priority;
 
 /// Followers from which an author counts as influential.
-pub const INFLUENTIAL_REACH: u64 = 10_000;
+pub(crate) const INFLUENTIAL_REACH: u64 = 10_000;
 
-pub fn priority(rule: Priority, negative: bool, author_reach: Option<u64>) -> Priority {
+pub(crate) fn priority(rule: Priority, negative: bool, author_reach: Option<u64>) -> Priority {
     let mut p = rule;
     if negative {
         p = p.raised();

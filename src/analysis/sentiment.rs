@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use vader_parity::SentimentIntensityAnalyzer;
 
 /// VADER's published threshold for calling a text negative.
-pub const NEGATIVE_THRESHOLD: f64 = -0.05;
+pub(crate) const NEGATIVE_THRESHOLD: f64 = -0.05;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Sentiment {

@@ -6,18 +6,18 @@
 use std::collections::{BTreeMap, HashSet};
 
 /// Fewer history windows than this and the baseline means nothing yet.
-pub const MIN_HISTORY_WINDOWS: usize = 24;
+pub(crate) const MIN_HISTORY_WINDOWS: usize = 24;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Baseline {
-    pub mean: f64,
-    pub sd: f64,
-    pub windows: usize,
+pub(crate) struct Baseline {
+    pub(crate) mean: f64,
+    pub(crate) sd: f64,
+    pub(crate) windows: usize,
 }
 
 impl Baseline {
     /// Population mean and standard deviation of the per-window counts.
-    pub fn of(counts: &[u32]) -> Baseline {
+    pub(crate) fn of(counts: &[u32]) -> Baseline {
         let n = counts.len();
         if n == 0 {
             return Baseline {
@@ -39,13 +39,13 @@ impl Baseline {
         }
     }
 
-    pub fn threshold(&self, sigma: f64) -> f64 {
+    pub(crate) fn threshold(&self, sigma: f64) -> f64 {
         self.mean + sigma * self.sd
     }
 }
 
 /// Whether `count` is a spike against `baseline`.
-pub fn is_spike(count: u32, baseline: &Baseline, sigma: f64, min_count: u32) -> bool {
+pub(crate) fn is_spike(count: u32, baseline: &Baseline, sigma: f64, min_count: u32) -> bool {
     baseline.windows >= MIN_HISTORY_WINDOWS
         && count >= min_count
         && f64::from(count) > baseline.threshold(sigma)
@@ -63,7 +63,7 @@ const STOPWORDS: &[&str] = &[
 
 /// The `n` words found in most texts (each text counts a word once), skipping stopwords,
 /// words under three letters and `exclude` (the brand's own words, which every text has).
-pub fn top_terms(texts: &[&str], exclude: &[String], n: usize) -> Vec<(String, usize)> {
+pub(crate) fn top_terms(texts: &[&str], exclude: &[String], n: usize) -> Vec<(String, usize)> {
     let exclude: HashSet<String> = exclude.iter().map(|w| w.to_lowercase()).collect();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for text in texts {

@@ -4,8 +4,8 @@
 use crate::config::{Reader, Table};
 use crate::model::Secret;
 
-pub const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
-pub const DEFAULT_DISCORD_API_URL: &str = "https://discord.com";
+pub(crate) const DEFAULT_SLACK_API_URL: &str = "https://slack.com/api";
+pub(crate) const DEFAULT_DISCORD_API_URL: &str = "https://discord.com";
 
 const SLACK_KEYS: &[&str] = &["bot_token", "signing_secret", "app_token", "api_url"];
 const DISCORD_KEYS: &[&str] = &[
@@ -19,21 +19,21 @@ const DISCORD_KEYS: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SlackConfig {
-    pub bot_token: Secret,
-    pub signing_secret: Secret,
+    pub(crate) bot_token: Secret,
+    pub(crate) signing_secret: Secret,
     pub app_token: Option<Secret>,
     pub api_url: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DiscordConfig {
-    pub bot_token: Secret,
-    pub application_id: u64,
+    pub(crate) bot_token: Secret,
+    pub(crate) application_id: u64,
     /// Hex Ed25519 key that signs interactions (Developer Portal → General Information).
-    pub public_key: String,
+    pub(crate) public_key: String,
     pub api_url: String,
     /// Register `/desk` in this guild (instant) instead of globally.
-    pub guild_id: Option<u64>,
+    pub(crate) guild_id: Option<u64>,
     /// Receive interactions over the gateway instead of `POST /discord/interactions`.
     pub gateway: bool,
 }
@@ -49,7 +49,7 @@ fn api_url(r: &mut Reader, t: &Table, prefix: &str, default: &str) -> String {
 
 impl SlackConfig {
     /// Reads `[slack]`; `None` when absent or incomplete (reported).
-    pub fn read(r: &mut Reader, root: &Table) -> Option<SlackConfig> {
+    pub(crate) fn read(r: &mut Reader, root: &Table) -> Option<SlackConfig> {
         let t = r.table(root, "slack")?;
         r.known_keys(t, "slack", SLACK_KEYS);
         let bot_token = r.secret(t, "slack", "bot_token", "SLACK_BOT_TOKEN");
@@ -67,7 +67,7 @@ impl SlackConfig {
 
 impl DiscordConfig {
     /// Reads `[discord]`; `None` when absent or incomplete (reported).
-    pub fn read(r: &mut Reader, root: &Table) -> Option<DiscordConfig> {
+    pub(crate) fn read(r: &mut Reader, root: &Table) -> Option<DiscordConfig> {
         let t = r.table(root, "discord")?;
         r.known_keys(t, "discord", DISCORD_KEYS);
         let bot_token = r.secret(t, "discord", "bot_token", "DISCORD_BOT_TOKEN");

@@ -11,7 +11,7 @@ use std::io::Write;
 pub struct ConsolePlatform;
 
 /// The alert as a few plain lines; untrusted text has its control characters removed.
-pub fn render_alert(view: &AlertView) -> String {
+pub(crate) fn render_alert(view: &AlertView) -> String {
     let mut out = format!(
         "{} #{} [{}] rule {} · {} ({})",
         view.priority_icon(),
@@ -74,7 +74,7 @@ fn console_user(actor: &str) -> String {
 }
 
 /// A note as one plain line; users shown as `@id`.
-pub fn render_note(note: &Note) -> String {
+pub(crate) fn render_note(note: &Note) -> String {
     note.0
         .iter()
         .map(|p| match p {

@@ -6,7 +6,7 @@
 /// `<!channel>`, `<!here>`, `<@U..>` and `<url|label>`), and replace the characters that start
 /// formatting (`*`, `_`, `~`, `` ` ``) with look-alikes so a post cannot bold, strike or
 /// code-format our message. Line breaks become spaces so a post cannot fake our layout.
-pub fn slack_text(s: &str) -> String {
+pub(crate) fn slack_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
         match c {
@@ -27,7 +27,7 @@ pub fn slack_text(s: &str) -> String {
 
 /// A URL inside Slack's `<url|label>` syntax: `&<>` escaped and `|` percent-encoded so the
 /// label cannot be spoofed. Only http(s) URLs are linked at all.
-pub fn slack_url(url: &str) -> Option<String> {
+pub(crate) fn slack_url(url: &str) -> Option<String> {
     let lower = url.trim().to_ascii_lowercase();
     if !(lower.starts_with("https://") || lower.starts_with("http://")) {
         return None;

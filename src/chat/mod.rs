@@ -9,31 +9,31 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
 
-pub mod config;
+pub(crate) mod config;
 pub mod console;
 pub mod discord;
 pub mod escape;
 pub mod slack;
-pub mod text;
-pub mod view;
+pub(crate) mod text;
+pub(crate) mod view;
 
 /// A boxed future, as the Socket Mode and gateway handler traits must be object-safe.
-pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+pub(crate) type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 pub use view::AlertView;
 
 /// Ids of the buttons on an alert and of the snooze choices, the same on every platform
 /// (Slack `action_id`; Discord `custom_id` before `:<alert id>`).
-pub mod buttons {
-    pub const CLAIM: &str = "desk_claim";
-    pub const RESOLVE: &str = "desk_resolve";
-    pub const SNOOZE: &str = "desk_snooze";
-    pub const IGNORE: &str = "desk_ignore";
-    pub const SNOOZE_1H: &str = "desk_snooze_1h";
-    pub const SNOOZE_4H: &str = "desk_snooze_4h";
-    pub const SNOOZE_TOMORROW: &str = "desk_snooze_tomorrow";
+pub(crate) mod buttons {
+    pub(crate) const CLAIM: &str = "desk_claim";
+    pub(crate) const RESOLVE: &str = "desk_resolve";
+    pub(crate) const SNOOZE: &str = "desk_snooze";
+    pub(crate) const IGNORE: &str = "desk_ignore";
+    pub(crate) const SNOOZE_1H: &str = "desk_snooze_1h";
+    pub(crate) const SNOOZE_4H: &str = "desk_snooze_4h";
+    pub(crate) const SNOOZE_TOMORROW: &str = "desk_snooze_tomorrow";
     /// The snooze choices offered after Snooze, as (id, label).
-    pub const SNOOZE_CHOICES: [(&str, &str); 3] = [
+    pub(crate) const SNOOZE_CHOICES: [(&str, &str); 3] = [
         (SNOOZE_1H, "1 hour"),
         (SNOOZE_4H, "4 hours"),
         (SNOOZE_TOMORROW, "Tomorrow 9:00"),
@@ -41,24 +41,24 @@ pub mod buttons {
 }
 
 /// How often one call is retried after a 429 before the pause is handed to the relay.
-pub const MAX_RATE_LIMIT_RETRIES: u32 = 5;
+pub(crate) const MAX_RATE_LIMIT_RETRIES: u32 = 5;
 /// The longest a single call waits out rate-limit pauses in-line, summed over its retries.
 /// It stays well below the relay's 30 s call timeout: a longer pause is returned as
 /// `RateLimited` and the relay holds every delivery to that platform until it ends.
-pub const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
+pub(crate) const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
 
 /// Pauses a platform asked for with 429 `Retry-After`, per call family (a Slack method, a
 /// Discord route, or `GLOBAL_FAMILY`), shared by every caller of one client, so no call of
 /// that family goes out before the pause ends.
 #[derive(Debug, Default)]
-pub struct Pauses(Mutex<HashMap<&'static str, Instant>>);
+pub(crate) struct Pauses(Mutex<HashMap<&'static str, Instant>>);
 
 /// The family a platform-wide pause (Discord's global limit) is kept under.
-pub const GLOBAL_FAMILY: &str = "*";
+pub(crate) const GLOBAL_FAMILY: &str = "*";
 
 impl Pauses {
     /// Holds `family` for `wait` from now (a longer pause already set stays).
-    pub fn pause(&self, family: &'static str, wait: Duration) {
+    pub(crate) fn pause(&self, family: &'static str, wait: Duration) {
         let until = Instant::now() + wait;
         let mut map = self.0.lock().expect("lock");
         let e = map.entry(family).or_insert(until);
@@ -66,7 +66,7 @@ impl Pauses {
     }
 
     /// How long `family` (or the whole platform) is still held.
-    pub fn remaining(&self, family: &'static str) -> Option<Duration> {
+    pub(crate) fn remaining(&self, family: &'static str) -> Option<Duration> {
         let now = Instant::now();
         let map = self.0.lock().expect("lock");
         [family, GLOBAL_FAMILY]
@@ -79,7 +79,7 @@ impl Pauses {
 
     /// Waits until `family` may be called, spending at most `budget` (shared by one call's
     /// retries); a longer pause comes back as `RateLimited` without calling.
-    pub async fn wait_turn(
+    pub(crate) async fn wait_turn(
         &self,
         platform: &'static str,
         family: &'static str,
@@ -106,7 +106,7 @@ pub use crate::model::Scope;
 /// `not_authed`, `token_revoked`, `token_expired`, `account_inactive`, `team_disabled`;
 /// Discord 401): the credential check (`auth.test`, `GET /users/@me`) can disprove only
 /// these. A missing scope or permission passes that check and is refused again on delivery.
-pub fn credential_refusal(reason: &str) -> bool {
+pub(crate) fn credential_refusal(reason: &str) -> bool {
     matches!(
         reason,
         "invalid_auth"
@@ -122,7 +122,7 @@ pub fn credential_refusal(reason: &str) -> bool {
 /// Whether a refusal says the message to edit or reply to is gone (deleted in the channel):
 /// Slack `message_not_found`, `cant_update_message`, `edit_window_closed`,
 /// `thread_not_found`; Discord 404 Unknown Message. No retry or fix can bring it back.
-pub fn message_gone(reason: &str) -> bool {
+pub(crate) fn message_gone(reason: &str) -> bool {
     matches!(
         reason,
         "message_not_found"
@@ -173,20 +173,13 @@ pub enum ChatError {
     Config(String),
 }
 
-impl ChatError {
-    /// Whether repeating the call unchanged is pointless until someone fixes the cause.
-    pub fn is_permanent(&self) -> bool {
-        matches!(self, ChatError::Refused { .. })
-    }
-}
-
 /// Who the bot is on a platform, from its credential check (`auth.test`, `GET /users/@me`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// The bot's name (and workspace on Slack), for the start-up log and `check --online`.
     pub name: String,
     /// The bot's user id on the platform.
-    pub user_id: String,
+    pub(crate) user_id: String,
 }
 
 /// One chat platform. Implementations honour the platform's 429 pauses for every call,
@@ -267,7 +260,7 @@ pub trait ChatPlatform: Send + Sync {
 
 /// The file name a digest's chart is uploaded under; it carries the delivery id so the
 /// upload can be recognised in channel history.
-pub fn chart_file_name(delivery: &str) -> String {
+pub(crate) fn chart_file_name(delivery: &str) -> String {
     format!("mentiondesk-digest-{delivery}.png")
 }
 

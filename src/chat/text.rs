@@ -6,20 +6,20 @@
 use unicode_segmentation::UnicodeSegmentation;
 
 /// What a cut text ends with, so readers see that something is missing.
-pub const ELLIPSIS: &str = "…";
+pub(crate) const ELLIPSIS: &str = "…";
 
 /// The most a person can type into a dialog's note (the Resolve dialog), on Slack and Discord
 /// alike. The note goes whole into the alert's thread (over several sections or messages if
 /// need be) and in part onto the root message; 2,900 stays under Slack's input cap of 3,000
 /// and leaves room for the "✅ @name resolved this — “…”" around it, so a typed note
 /// usually fills one Slack section and never more than two.
-pub const NOTE_INPUT_MAX: usize = 2900;
+pub(crate) const NOTE_INPUT_MAX: usize = 2900;
 /// The most a person can type as a reason ("job ad", "not our Acme"): a few words.
-pub const REASON_INPUT_MAX: usize = 500;
+pub(crate) const REASON_INPUT_MAX: usize = 500;
 
 /// How a platform counts the length of a text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
+pub(crate) enum Unit {
     /// Unicode code points: Discord's API counts these (it runs on Python 3; Discord staff in
     /// discord/discord-api-docs#1315: "the API calculates length based on the number of
     /// codepoints").
@@ -31,7 +31,7 @@ pub enum Unit {
 }
 
 impl Unit {
-    pub fn len(self, s: &str) -> usize {
+    pub(crate) fn len(self, s: &str) -> usize {
         match self {
             Unit::Chars => s.chars().count(),
             Unit::Utf16 => s.encode_utf16().count(),
@@ -42,7 +42,7 @@ impl Unit {
 /// Cuts `s` to at most `max` units, only between grapheme clusters (an emoji ZWJ sequence or
 /// a letter with its combining marks stays whole), ending in "…" when it cut. A single
 /// cluster longer than the room left is dropped whole.
-pub fn truncate(s: &str, max: usize, unit: Unit) -> String {
+pub(crate) fn truncate(s: &str, max: usize, unit: Unit) -> String {
     if unit.len(s) <= max {
         return s.to_string();
     }
@@ -68,15 +68,15 @@ pub fn truncate(s: &str, max: usize, unit: Unit) -> String {
 
 /// A piece of rendered markup that is never cut: one escaped grapheme, a mention, a link.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Atom {
-    pub text: String,
+pub(crate) struct Atom {
+    pub(crate) text: String,
     /// The markup around a run of atoms (`*` for Slack bold, `**` for Discord bold, `` ` ``
     /// for code), or "" for none. A piece that splits a run closes and reopens it.
-    pub wrap: &'static str,
+    pub(crate) wrap: &'static str,
 }
 
 impl Atom {
-    pub fn plain(text: impl Into<String>) -> Atom {
+    pub(crate) fn plain(text: impl Into<String>) -> Atom {
         Atom {
             text: text.into(),
             wrap: "",
@@ -90,7 +90,7 @@ impl Atom {
 
 /// The atoms of a text: one per grapheme cluster, each escaped by `escape`, so no cut can
 /// split a cluster or an escape sequence.
-pub fn atoms(s: &str, wrap: &'static str, escape: impl Fn(&str) -> String) -> Vec<Atom> {
+pub(crate) fn atoms(s: &str, wrap: &'static str, escape: impl Fn(&str) -> String) -> Vec<Atom> {
     s.graphemes(true)
         .map(|g| Atom {
             text: escape(g),
@@ -102,16 +102,16 @@ pub fn atoms(s: &str, wrap: &'static str, escape: impl Fn(&str) -> String) -> Ve
 
 /// Text packed into pieces that each fit a limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packed {
-    pub pieces: Vec<String>,
+pub(crate) struct Packed {
+    pub(crate) pieces: Vec<String>,
     /// Whether something did not fit and the last piece ends in "…".
-    pub cut: bool,
+    pub(crate) cut: bool,
 }
 
 /// Renders atoms: runs with the same `wrap` are wrapped once, with their leading and trailing
 /// spaces outside the marks (Slack and Discord only format `*x*`, not `* x *`); runs of
 /// spaces alone stay unwrapped.
-pub fn render(atoms: &[Atom]) -> String {
+pub(crate) fn render(atoms: &[Atom]) -> String {
     let mut out = String::new();
     let mut i = 0;
     while i < atoms.len() {
@@ -167,7 +167,7 @@ impl Measure {
 /// breaks after a space or line break in its second half where there is one, else between
 /// two atoms. When the atoms do not fit, the last piece ends in "…" (`cut`); an atom larger
 /// than a whole piece is replaced by "…".
-pub fn pack(atoms: &[Atom], limit: usize, max_pieces: usize, unit: Unit) -> Packed {
+pub(crate) fn pack(atoms: &[Atom], limit: usize, max_pieces: usize, unit: Unit) -> Packed {
     let room = limit.saturating_sub(unit.len(ELLIPSIS));
     let mut pieces: Vec<String> = Vec::new();
     let mut cut = false;
@@ -236,7 +236,7 @@ pub fn pack(atoms: &[Atom], limit: usize, max_pieces: usize, unit: Unit) -> Pack
 }
 
 /// `atoms` rendered and cut to one piece of at most `limit` units.
-pub fn fit(atoms: &[Atom], limit: usize, unit: Unit) -> String {
+pub(crate) fn fit(atoms: &[Atom], limit: usize, unit: Unit) -> String {
     pack(atoms, limit, 1, unit).pieces.remove(0)
 }
 
@@ -347,7 +347,7 @@ pub(crate) mod testgen {
     /// Text mixing what breaks renderers: emoji ZWJ sequences, combining marks, mention and
     /// markup syntax, entities, line breaks, astral characters; sometimes thousands of
     /// characters long.
-    pub fn hostile() -> impl Strategy<Value = String> {
+    pub(crate) fn hostile() -> impl Strategy<Value = String> {
         let piece = prop_oneof![
             Just("👩\u{200d}👩\u{200d}👧\u{200d}👦".to_string()),
             Just("e\u{301}".to_string()),
@@ -378,7 +378,7 @@ pub(crate) mod testgen {
     }
 
     /// A URL: ordinary, or a few thousand characters long, or not http at all.
-    pub fn url() -> impl Strategy<Value = Option<String>> {
+    pub(crate) fn url() -> impl Strategy<Value = Option<String>> {
         prop_oneof![
             Just(None),
             Just(Some("https://example.com/post?id=1&x=<2>|y".to_string())),
@@ -388,7 +388,7 @@ pub(crate) mod testgen {
         ]
     }
 
-    pub fn state() -> impl Strategy<Value = AlertState> {
+    pub(crate) fn state() -> impl Strategy<Value = AlertState> {
         let at = Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap();
         prop_oneof![
             Just(AlertState::Open),
@@ -410,7 +410,7 @@ pub(crate) mod testgen {
         ]
     }
 
-    pub fn view() -> impl Strategy<Value = AlertView> {
+    pub(crate) fn view() -> impl Strategy<Value = AlertView> {
         (
             prop::collection::vec(hostile(), 1..4),
             (hostile(), hostile(), prop::option::of(hostile())),
@@ -439,7 +439,7 @@ pub(crate) mod testgen {
             )
     }
 
-    pub fn note() -> impl Strategy<Value = Note> {
+    pub(crate) fn note() -> impl Strategy<Value = Note> {
         (hostile(), hostile(), hostile(), hostile(), url(), hostile()).prop_map(
             |(a, b, c, d, url, label)| {
                 let mut n = Note::new()

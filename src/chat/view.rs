@@ -8,10 +8,10 @@ use chrono::{DateTime, Utc};
 use unicode_segmentation::UnicodeSegmentation;
 
 /// How many characters of the post the alert quotes.
-pub const EXCERPT_CHARS: usize = 280;
+pub(crate) const EXCERPT_CHARS: usize = 280;
 /// How much of a resolve note or ignore reason the root message's state line quotes; the
 /// whole text is in the alert's thread.
-pub const STATE_NOTE_CHARS: usize = 200;
+pub(crate) const STATE_NOTE_CHARS: usize = 200;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertView {
@@ -28,7 +28,7 @@ pub struct AlertView {
     pub sentiment: f64,
     pub negative: bool,
     /// A person's correction of `negative`, if any.
-    pub human_negative: Option<bool>,
+    pub(crate) human_negative: Option<bool>,
     pub state: AlertState,
     pub created_at: DateTime<Utc>,
 }
@@ -54,13 +54,13 @@ impl AlertView {
     }
 
     /// The excerpt as plain text, without highlight marks.
-    pub fn excerpt_text(&self) -> String {
+    pub(crate) fn excerpt_text(&self) -> String {
         self.excerpt.iter().map(|(s, _)| s.as_str()).collect()
     }
 
     /// `negative (-0.62)` / `positive (0.40)` / `neutral (0.00)`; a person's correction wins
     /// and says so.
-    pub fn sentiment_label(&self) -> String {
+    pub(crate) fn sentiment_label(&self) -> String {
         match self.human_negative {
             Some(true) => {
                 return format!("negative ({:+.2}, corrected by the team)", self.sentiment)
@@ -83,7 +83,7 @@ impl AlertView {
         format!("{word} ({:+.2})", self.sentiment)
     }
 
-    pub fn priority_icon(&self) -> &'static str {
+    pub(crate) fn priority_icon(&self) -> &'static str {
         match self.priority {
             Priority::Low => "⚪",
             Priority::Normal => "🔵",
@@ -95,7 +95,7 @@ impl AlertView {
     /// The state line, with `user` rendering a user id and `text` escaping untrusted text the
     /// platform's way. A long resolve note or reason is quoted in part: the root message is a
     /// summary, and the whole note is in the thread.
-    pub fn state_line(
+    pub(crate) fn state_line(
         &self,
         user: impl Fn(&str) -> String,
         text: impl Fn(&str) -> String,
@@ -135,7 +135,11 @@ impl AlertView {
 
 /// Cuts `text` to about `max` grapheme clusters around the first highlight and splits it into
 /// highlighted and plain runs. Highlights are byte ranges into `text`; bad ones are ignored.
-pub fn excerpt(text: &str, highlights: &[(usize, usize)], max: usize) -> Vec<(String, bool)> {
+pub(crate) fn excerpt(
+    text: &str,
+    highlights: &[(usize, usize)],
+    max: usize,
+) -> Vec<(String, bool)> {
     let mut spans: Vec<(usize, usize)> = highlights
         .iter()
         .copied()

@@ -2,7 +2,7 @@
 
 /// Replaces `${VAR}` and `${VAR:-default}`; `$${` stays a literal `${`. The error never
 /// contains a value, only the variable's name.
-pub fn interpolate(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(crate) fn interpolate(s: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(pos) = rest.find('$') {

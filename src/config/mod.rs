@@ -7,9 +7,8 @@ mod interpolate;
 mod lines;
 mod reader;
 
-pub use interpolate::interpolate;
-pub use reader::{did_you_mean, Reader};
-pub use toml_edit::{ImDocument, Item, Table};
+pub(crate) use reader::Reader;
+pub(crate) use toml_edit::{ImDocument, Item, Table};
 
 #[cfg(test)]
 pub(crate) use lines::work;
@@ -59,7 +58,7 @@ fn render_problems(path: &Path, problems: &[Problem]) -> String {
 }
 
 /// Reads the config file's text.
-pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+pub(crate) fn read_text(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -67,7 +66,10 @@ pub fn read_text(path: &Path) -> Result<String, ConfigError> {
 }
 
 /// Parses TOML text; a syntax error is one problem with its line, keyed `(syntax)`.
-pub fn parse_document<'t>(text: &'t str, path: &Path) -> Result<ImDocument<&'t str>, ConfigError> {
+pub(crate) fn parse_document<'t>(
+    text: &'t str,
+    path: &Path,
+) -> Result<ImDocument<&'t str>, ConfigError> {
     ImDocument::parse(text).map_err(|e| {
         let line = e.span().map_or(1, |s| LineIndex::new(text).line(s.start));
         ConfigError::Invalid {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use toml_edit::{Item, Table, Value};
 
 /// Reads one config file's tables, collecting problems and warnings as it goes.
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     lines: LineIndex,
     env: &'a dyn Fn(&str) -> Option<String>,
     problems: Vec<Problem>,
@@ -21,7 +21,7 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// `text` is the whole file (for line numbers); `env` answers `${VAR}` look-ups.
-    pub fn new(text: &str, env: &'a dyn Fn(&str) -> Option<String>) -> Reader<'a> {
+    pub(crate) fn new(text: &str, env: &'a dyn Fn(&str) -> Option<String>) -> Reader<'a> {
         Reader {
             lines: LineIndex::new(text),
             env,
@@ -31,7 +31,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The warnings if nothing is wrong, else every problem sorted by line.
-    pub fn finish(mut self, path: &Path) -> Result<Vec<Problem>, ConfigError> {
+    pub(crate) fn finish(mut self, path: &Path) -> Result<Vec<Problem>, ConfigError> {
         if self.problems.is_empty() {
             Ok(self.warnings)
         } else {
@@ -43,7 +43,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub fn problem(&mut self, line: usize, key: &str, message: impl Into<String>) {
+    pub(crate) fn problem(&mut self, line: usize, key: &str, message: impl Into<String>) {
         self.problems.push(Problem {
             line,
             key: key.to_string(),
@@ -52,7 +52,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Something allowed but probably not meant: `check` prints it and still exits 0.
-    pub fn warning(&mut self, line: usize, key: &str, message: impl Into<String>) {
+    pub(crate) fn warning(&mut self, line: usize, key: &str, message: impl Into<String>) {
         self.warnings.push(Problem {
             line,
             key: key.to_string(),
@@ -61,7 +61,7 @@ impl<'a> Reader<'a> {
     }
 
     /// The line of a span's start (1 without a span).
-    pub fn line(&self, span: Option<std::ops::Range<usize>>) -> usize {
+    pub(crate) fn line(&self, span: Option<std::ops::Range<usize>>) -> usize {
         self.line_at(span.map(|s| s.start))
     }
 
@@ -70,12 +70,12 @@ impl<'a> Reader<'a> {
     }
 
     /// The line where a table starts: where a missing key is reported.
-    pub fn table_line(&self, t: &Table) -> usize {
+    pub(crate) fn table_line(&self, t: &Table) -> usize {
         self.line(t.span())
     }
 
     /// The line of `key` in `t`, else of the table.
-    pub fn key_line(&self, t: &Table, key: &str) -> usize {
+    pub(crate) fn key_line(&self, t: &Table, key: &str) -> usize {
         self.line(
             t.key(key)
                 .and_then(|k| k.span())
@@ -85,7 +85,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reports every key of `t` not in `allowed`, with the nearest allowed one.
-    pub fn known_keys(&mut self, t: &Table, prefix: &str, allowed: &[&str]) {
+    pub(crate) fn known_keys(&mut self, t: &Table, prefix: &str, allowed: &[&str]) {
         self.unknown_keys(t, prefix, allowed, |_, suggestion| {
             format!(
                 "unknown key{suggestion} (known here: {})",
@@ -96,7 +96,7 @@ impl<'a> Reader<'a> {
 
     /// Like `known_keys` for a table whose keys depend on a variant (a source's `kind`):
     /// the message names the key, `owner` (e.g. `kind "rss"`) and the keys it accepts.
-    pub fn known_keys_of(&mut self, t: &Table, prefix: &str, allowed: &[&str], owner: &str) {
+    pub(crate) fn known_keys_of(&mut self, t: &Table, prefix: &str, allowed: &[&str], owner: &str) {
         self.unknown_keys(t, prefix, allowed, |key, suggestion| {
             format!(
                 "unknown key {key:?} for {owner}{suggestion} ({owner} accepts: {})",
@@ -130,7 +130,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `[key]` of `root`; a problem if it is there but not a table.
-    pub fn table<'t>(&mut self, root: &'t Table, key: &str) -> Option<&'t Table> {
+    pub(crate) fn table<'t>(&mut self, root: &'t Table, key: &str) -> Option<&'t Table> {
         let item = root.get(key)?;
         match item.as_table() {
             Some(t) => Some(t),
@@ -143,7 +143,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `[[key]]` of `root` (empty when absent); a problem if it is something else.
-    pub fn array_of_tables<'t>(&mut self, root: &'t Table, key: &str) -> Vec<&'t Table> {
+    pub(crate) fn array_of_tables<'t>(&mut self, root: &'t Table, key: &str) -> Vec<&'t Table> {
         match root.get(key) {
             None => Vec::new(),
             Some(Item::ArrayOfTables(a)) => a.iter().collect(),
@@ -176,7 +176,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An optional string, `${VAR}`s replaced.
-    pub fn string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<String> {
+    pub(crate) fn string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<String> {
         let (raw, line) = self.raw_string(t, prefix, key)?;
         match interpolate(&raw, self.env) {
             Ok(s) => Some(s),
@@ -189,12 +189,12 @@ impl<'a> Reader<'a> {
 
     /// The string at `key` with `${VAR}`s replaced, reporting nothing: for a second look at
     /// a key its owner has already read (and reported on).
-    pub fn peek_string(&self, t: &Table, key: &str) -> Option<String> {
+    pub(crate) fn peek_string(&self, t: &Table, key: &str) -> Option<String> {
         interpolate(t.get(key)?.as_str()?, self.env).ok()
     }
 
     /// A string that must be there; its absence is reported at the table's line.
-    pub fn required_string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<String> {
+    pub(crate) fn required_string(&mut self, t: &Table, prefix: &str, key: &str) -> Option<String> {
         if !t.contains_key(key) {
             let line = self.table_line(t);
             self.problem(
@@ -208,7 +208,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An optional string turned into a value by `parse`; its error is reported at the key.
-    pub fn parsed<T>(
+    pub(crate) fn parsed<T>(
         &mut self,
         t: &Table,
         prefix: &str,
@@ -228,7 +228,7 @@ impl<'a> Reader<'a> {
 
     /// One of a closed set of names (`priority = "high"`): `parse` maps a name to its value,
     /// `expected` lists the names for the message.
-    pub fn one_of<T>(
+    pub(crate) fn one_of<T>(
         &mut self,
         t: &Table,
         prefix: &str,
@@ -244,7 +244,13 @@ impl<'a> Reader<'a> {
 
     /// A required secret (`token = "${TOKEN}"`); the hint names the variable to export.
     /// Its value never appears in a problem.
-    pub fn secret(&mut self, t: &Table, prefix: &str, key: &str, env_hint: &str) -> Option<Secret> {
+    pub(crate) fn secret(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        key: &str,
+        env_hint: &str,
+    ) -> Option<Secret> {
         if !t.contains_key(key) {
             let line = self.table_line(t);
             self.problem(
@@ -268,7 +274,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A secret read only when its key is there.
-    pub fn optional_secret(
+    pub(crate) fn optional_secret(
         &mut self,
         t: &Table,
         prefix: &str,
@@ -283,7 +289,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A list of strings (empty when absent), `${VAR}`s replaced.
-    pub fn string_array(&mut self, t: &Table, prefix: &str, key: &str) -> Vec<String> {
+    pub(crate) fn string_array(&mut self, t: &Table, prefix: &str, key: &str) -> Vec<String> {
         let Some(item) = t.get(key) else {
             return Vec::new();
         };
@@ -311,7 +317,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A duration such as `"1h30m"`, longer than zero.
-    pub fn duration(&mut self, t: &Table, prefix: &str, key: &str) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, t: &Table, prefix: &str, key: &str) -> Option<Duration> {
         let s = self.string(t, prefix, key)?;
         match parse_duration(&s) {
             Ok(d) if d.is_zero() => {
@@ -333,7 +339,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A positive whole number.
-    pub fn integer(&mut self, t: &Table, prefix: &str, key: &str) -> Option<u64> {
+    pub(crate) fn integer(&mut self, t: &Table, prefix: &str, key: &str) -> Option<u64> {
         let item = t.get(key)?;
         match item.as_integer() {
             Some(i) if i > 0 => Some(i as u64),
@@ -350,7 +356,7 @@ impl<'a> Reader<'a> {
     }
 
     /// `true` or `false`, unquoted.
-    pub fn boolean(&mut self, t: &Table, prefix: &str, key: &str) -> Option<bool> {
+    pub(crate) fn boolean(&mut self, t: &Table, prefix: &str, key: &str) -> Option<bool> {
         let item = t.get(key)?;
         match item.as_value() {
             Some(Value::Boolean(b)) => Some(*b.value()),
@@ -367,7 +373,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An IANA time zone name such as `"Europe/Berlin"`.
-    pub fn timezone(&mut self, t: &Table, prefix: &str, key: &str) -> Option<chrono_tz::Tz> {
+    pub(crate) fn timezone(&mut self, t: &Table, prefix: &str, key: &str) -> Option<chrono_tz::Tz> {
         self.parsed(t, prefix, key, |s| {
             s.parse::<chrono_tz::Tz>().map_err(|_| {
                 format!("unknown time zone {s:?}; use an IANA name such as \"Europe/Berlin\" or \"UTC\"")
@@ -376,7 +382,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A list of chat targets (`["slack:#pr", "discord:123"]`), each one checked.
-    pub fn targets(&mut self, t: &Table, key: &str, field: &str) -> Vec<Target> {
+    pub(crate) fn targets(&mut self, t: &Table, key: &str, field: &str) -> Vec<Target> {
         let mut out = Vec::new();
         let line = self.key_line(t, field);
         for s in self.string_array(t, key, field) {
@@ -389,19 +395,32 @@ impl<'a> Reader<'a> {
     }
 
     /// A single chat target.
-    pub fn target(&mut self, t: &Table, prefix: &str, key: &str) -> Option<Target> {
+    pub(crate) fn target(&mut self, t: &Table, prefix: &str, key: &str) -> Option<Target> {
         self.parsed(t, prefix, key, Target::parse)
     }
 
     /// An optional http(s) URL (or ws(s) with `websocket`).
-    pub fn url(&mut self, t: &Table, prefix: &str, key: &str, websocket: bool) -> Option<String> {
+    pub(crate) fn url(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        key: &str,
+        websocket: bool,
+    ) -> Option<String> {
         let u = self.string(t, prefix, key)?;
         self.check_url(t, prefix, key, &u, websocket);
         Some(u)
     }
 
     /// Reports `u` (read from `key`) unless it is an http(s) URL (ws(s) with `websocket`).
-    pub fn check_url(&mut self, t: &Table, prefix: &str, key: &str, u: &str, websocket: bool) {
+    pub(crate) fn check_url(
+        &mut self,
+        t: &Table,
+        prefix: &str,
+        key: &str,
+        u: &str,
+        websocket: bool,
+    ) {
         let ok = if websocket {
             u.starts_with("wss://") || u.starts_with("ws://")
         } else {
@@ -420,7 +439,7 @@ impl<'a> Reader<'a> {
 }
 
 /// The allowed name nearest to a typo (edit distance ≤ 2), for "did you mean".
-pub fn did_you_mean<'a>(word: &str, allowed: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn did_you_mean<'a>(word: &str, allowed: &[&'a str]) -> Option<&'a str> {
     allowed
         .iter()
         .map(|a| (strsim::levenshtein(word, a), *a))

@@ -46,7 +46,7 @@ const SUBCOMMANDS: &[&str] = &[
 
 /// Parses the text after the command (`claim 42`). `platform` prefixes user ids in `assign`.
 /// The error is the whole private answer, naming what to type instead.
-pub fn parse(text: &str, command: &str, platform: &str) -> Result<Command, String> {
+pub(crate) fn parse(text: &str, command: &str, platform: &str) -> Result<Command, String> {
     let text = text.trim();
     let (sub, rest) = match text.split_once(char::is_whitespace) {
         Some((s, r)) => (s, r.trim()),
@@ -178,7 +178,7 @@ fn no_tail(parsed: (AlertId, String), u: &str, command: &str) -> Result<AlertId,
 }
 
 /// `42` or `#42`.
-pub fn parse_id(s: &str) -> Option<AlertId> {
+pub(crate) fn parse_id(s: &str) -> Option<AlertId> {
     s.trim_start_matches('#')
         .parse::<u64>()
         .ok()
@@ -187,7 +187,7 @@ pub fn parse_id(s: &str) -> Option<AlertId> {
 }
 
 /// `<@U123|name>` (Slack, escaped), `<@U123>`, `<@!123>` (Discord), or a bare id.
-pub fn parse_user(s: &str, platform: &str) -> Option<Actor> {
+pub(crate) fn parse_user(s: &str, platform: &str) -> Option<Actor> {
     let s = s.trim();
     let inner = s
         .strip_prefix("<@")
@@ -214,7 +214,7 @@ fn closest(word: &str) -> Option<&'static str> {
 }
 
 /// The answer to `help`.
-pub fn help(command: &str) -> String {
+pub(crate) fn help(command: &str) -> String {
     format!(
         "*{command}* — work the alerts on the desk\n\
 `{command} claim 42` take alert #42 · `{command} unclaim 42` give it back\n\

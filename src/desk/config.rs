@@ -40,7 +40,7 @@ impl Default for DeskConfig {
 
 impl DeskConfig {
     /// Reads `[desk]` (optional; every key has a default).
-    pub fn read(r: &mut Reader, root: &Table) -> DeskConfig {
+    pub(crate) fn read(r: &mut Reader, root: &Table) -> DeskConfig {
         let mut desk = DeskConfig::default();
         let Some(t) = r.table(root, "desk") else {
             return desk;

@@ -15,21 +15,21 @@ use std::time::Duration;
 
 /// One verified request, as every platform means it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Interaction {
+pub(crate) struct Interaction {
     /// Who acts, as stored (`slack:U1`, `discord:123`).
-    pub actor: Actor,
+    pub(crate) actor: Actor,
     /// The platform's user id, as `[desk].allowed` names people.
-    pub user: String,
+    pub(crate) user: String,
     /// Groups the person is in that `[desk].allowed` may name (Discord roles, Slack user groups).
-    pub groups: Vec<String>,
+    pub(crate) groups: Vec<String>,
     /// Unique per platform request; a retry or replay carries the same id.
-    pub request_id: String,
-    pub kind: Kind,
+    pub(crate) request_id: String,
+    pub(crate) kind: Kind,
 }
 
 /// What the person did. Closed: a platform decodes into one of these or answers itself.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A slash command. `name` is the command as typed where the platform sends it (Slack);
     /// `platform` prefixes user ids in `assign`.
     Command {
@@ -59,14 +59,14 @@ pub enum Kind {
 
 /// The desk's dialogs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialog {
+pub(crate) enum Dialog {
     Resolve,
     Ignore,
 }
 
 impl Dialog {
     /// The dialog's text field, and where a refusal is shown.
-    pub fn text_field(self) -> &'static str {
+    pub(crate) fn text_field(self) -> &'static str {
         match self {
             Dialog::Resolve => "note",
             Dialog::Ignore => "reason",
@@ -75,18 +75,18 @@ impl Dialog {
 }
 
 /// The field of the Not relevant dialog that asks what to mute.
-pub const MUTE_FIELD: &str = "mute";
+pub(crate) const MUTE_FIELD: &str = "mute";
 
 /// What a Not relevant dialog asks to mute from now on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Mute {
-    pub author: bool,
-    pub site: bool,
+pub(crate) struct Mute {
+    pub(crate) author: bool,
+    pub(crate) site: bool,
 }
 
 /// The answer, for the platform to encode. Closed: every platform encodes every variant.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Reply {
+pub(crate) enum Reply {
     /// A private answer to the person.
     Private(Note),
     /// The request was handled before (a retry or a replay) and is not applied again.
@@ -108,34 +108,32 @@ pub enum Reply {
 }
 
 /// Said when a Slack person asks to mute the author of a mention that has none.
-pub const NO_AUTHOR_TO_MUTE: &str = "This mention has no known author (its source names none), so there is no author to mute. Untick \u{201c}Mute this author\u{201d}; you can still mute the site.";
+pub(crate) const NO_AUTHOR_TO_MUTE: &str = "This mention has no known author (its source names none), so there is no author to mute. Untick \u{201c}Mute this author\u{201d}; you can still mute the site.";
 
 const STORE_FAILED: &str = "Something went wrong on our side; nothing was changed.";
 
 /// Turns interactions into desk actions and answers. Cheap to clone.
 #[derive(Clone)]
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     desk: Desk,
     store: Store,
     clock: Clock,
 }
 
 impl Dispatcher {
-    pub fn new(desk: Desk, store: Store, clock: Clock) -> Dispatcher {
+    pub(crate) fn new(desk: Desk, store: Store, clock: Clock) -> Dispatcher {
         Dispatcher { desk, store, clock }
     }
 
-    pub fn desk(&self) -> &Desk {
-        &self.desk
-    }
-
     /// `[desk].allowed`, for a platform that must look up group membership itself.
-    pub fn allowed(&self) -> &[String] {
+    pub(crate) fn allowed(&self) -> &[String] {
         &self.desk.config().allowed
     }
 
-    /// Handles an interaction from start to end: `admit`, then `run`.
-    pub async fn dispatch(&self, i: Interaction) -> Reply {
+    /// Handles an interaction from start to end: `admit`, then `run` (the servers call the two
+    /// apart, to answer in time before the work).
+    #[cfg(test)]
+    pub(crate) async fn dispatch(&self, i: Interaction) -> Reply {
         match self.admit(&i).await {
             Some(reply) => reply,
             None => self.run(i).await,
@@ -144,7 +142,7 @@ impl Dispatcher {
 
     /// The checks answered at once, before any work: a dialog that cannot be applied as asked,
     /// a request already handled, a command of another app. `None` means: run it.
-    pub async fn admit(&self, i: &Interaction) -> Option<Reply> {
+    pub(crate) async fn admit(&self, i: &Interaction) -> Option<Reply> {
         // Checked before the request is recorded, so the person can untick the box and send
         // the same dialog again.
         if let Kind::ModalSubmit {
@@ -181,7 +179,7 @@ impl Dispatcher {
     }
 
     /// The gate and the action, for an admitted interaction.
-    pub async fn run(&self, i: Interaction) -> Reply {
+    pub(crate) async fn run(&self, i: Interaction) -> Reply {
         let field = match &i.kind {
             Kind::ModalSubmit { dialog, .. } => Some(dialog.map_or("note", Dialog::text_field)),
             _ => None,

@@ -4,9 +4,9 @@
 //! through `dispatch.rs`. It never calls a chat SDK: changes go to the outbox and replies
 //! are returned as neutral `Note`s.
 
-pub mod command;
+pub(crate) mod command;
 pub mod config;
-pub mod dispatch;
+pub(crate) mod dispatch;
 pub mod state;
 pub mod timers;
 
@@ -39,7 +39,7 @@ impl Outcome {
 /// How many times a change is retried when someone else changed the alert first.
 const CAS_RETRIES: usize = 5;
 /// How many stored mentions `preview` tries a rule on.
-pub const PREVIEW_MENTIONS: usize = 1000;
+pub(crate) const PREVIEW_MENTIONS: usize = 1000;
 
 /// The store wakes the relay itself on every outbox write, so the desk holds no signal.
 #[derive(Clone)]
@@ -107,7 +107,7 @@ impl Desk {
     }
 
     /// When a snooze ends: a duration from now, or tomorrow 9:00 in the desk's time zone.
-    pub fn snooze_until(&self, how: SnoozeFor, now: DateTime<Utc>) -> DateTime<Utc> {
+    pub(crate) fn snooze_until(&self, how: SnoozeFor, now: DateTime<Utc>) -> DateTime<Utc> {
         match how {
             SnoozeFor::Duration(d) => now + chrono::Duration::from_std(d).unwrap_or_default(),
             SnoozeFor::TomorrowMorning => tomorrow_at_nine(now, self.cfg.timezone),
@@ -226,7 +226,7 @@ impl Desk {
 
     /// `/desk relabel`: a person says the sentiment is wrong. The correction is stored on
     /// the alert (and undone by relabelling again) so `stats` can report the model's accuracy.
-    pub async fn relabel(
+    pub(crate) async fn relabel(
         &self,
         id: AlertId,
         actor: &Actor,
@@ -290,7 +290,7 @@ impl Desk {
 
     /// "Not relevant" with muting: the author and/or site of the alert's mention produce no
     /// alerts from now on.
-    pub async fn mute(
+    pub(crate) async fn mute(
         &self,
         id: AlertId,
         actor: &Actor,
@@ -320,7 +320,7 @@ impl Desk {
     /// What muting would apply to for an alert, `None` when the alert or its mention is gone.
     /// Its `author` is `None` when the mention has no real author (none, or a placeholder such
     /// as feed-rs's "author"): muting that would mute every mention without one.
-    pub fn mute_keys(
+    pub(crate) fn mute_keys(
         &self,
         id: AlertId,
     ) -> Result<Option<crate::analysis::dedup::MuteKeys>, StoreError> {
@@ -686,7 +686,7 @@ fn one_line(s: &str, max: usize) -> String {
 }
 
 /// Tomorrow 9:00 local time in `tz`, as UTC (DST-safe: an ambiguous time takes the earlier).
-pub fn tomorrow_at_nine(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
+pub(crate) fn tomorrow_at_nine(now: DateTime<Utc>, tz: chrono_tz::Tz) -> DateTime<Utc> {
     use chrono::TimeZone;
     let local_tomorrow = now.with_timezone(&tz).date_naive() + chrono::Duration::days(1);
     let nine = local_tomorrow.and_hms_opt(9, 0, 0).expect("9:00 exists");

@@ -45,7 +45,7 @@ impl Action {
 
 /// Why an action is not allowed now; the desk turns it into a short private answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     AlreadyYours,
     ClaimedBy(Actor),
     NotClaimed,
@@ -56,7 +56,7 @@ pub enum Refusal {
 }
 
 /// The new state for `action` by `actor` at `now`, or why not.
-pub fn transition(
+pub(crate) fn transition(
     state: &AlertState,
     action: &Action,
     actor: &Actor,
@@ -119,7 +119,7 @@ pub fn transition(
 
 /// Timers for a state just entered: which to cancel and which to (re)start. The timer a
 /// state change waits for is cancelled by that change, in the same transaction.
-pub fn timers_for(
+pub(crate) fn timers_for(
     state: &AlertState,
     now: DateTime<Utc>,
     desk: &DeskConfig,

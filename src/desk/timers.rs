@@ -9,7 +9,7 @@ use crate::store::Store;
 use std::time::Duration;
 
 /// How often due timers are looked for; escalation minutes do not need finer.
-pub const TICK: Duration = Duration::from_secs(5);
+pub(crate) const TICK: Duration = Duration::from_secs(5);
 
 /// Request ids (for retry/replay dedup) are kept this long.
 const REQUEST_ID_RETENTION: chrono::Duration = chrono::Duration::days(1);

@@ -23,21 +23,21 @@ pub const WIDTH: u32 = 960;
 pub const HEIGHT: u32 = 480;
 
 /// Maximum number of characters of the title that are drawn.
-pub const MAX_TITLE_CHARS: usize = 80;
+pub(crate) const MAX_TITLE_CHARS: usize = 80;
 /// Maximum number of characters of a bucket label that are drawn.
-pub const MAX_LABEL_CHARS: usize = 24;
+pub(crate) const MAX_LABEL_CHARS: usize = 24;
 /// Maximum number of buckets in one chart (bars get thinner than a few
 /// pixels past this).
-pub const MAX_BUCKETS: usize = 240;
+pub(crate) const MAX_BUCKETS: usize = 240;
 
 /// Colour of the negative series (bottom of each stack).
-pub const NEGATIVE_COLOR: RGBColor = RGBColor(214, 69, 65);
+pub(crate) const NEGATIVE_COLOR: RGBColor = RGBColor(214, 69, 65);
 /// Colour of the neutral series (middle of each stack). A slightly blue
 /// grey: anti-aliased dark text on white produces pure greys, and the bars
 /// should not be confusable with those.
-pub const NEUTRAL_COLOR: RGBColor = RGBColor(150, 162, 173);
+pub(crate) const NEUTRAL_COLOR: RGBColor = RGBColor(150, 162, 173);
 /// Colour of the positive series (top of each stack).
-pub const POSITIVE_COLOR: RGBColor = RGBColor(67, 160, 71);
+pub(crate) const POSITIVE_COLOR: RGBColor = RGBColor(67, 160, 71);
 
 const TEXT_COLOR: RGBColor = RGBColor(33, 33, 33);
 const GRID_COLOR: RGBColor = RGBColor(228, 228, 228);

@@ -21,7 +21,7 @@ pub struct DigestConfig {
 
 impl DigestConfig {
     /// `[digest]` (one) or `[[digest]]` (several, each with its own name); empty = no digest.
-    pub fn read_all(r: &mut Reader, root: &Table) -> Vec<DigestConfig> {
+    pub(crate) fn read_all(r: &mut Reader, root: &Table) -> Vec<DigestConfig> {
         let tables: Vec<(&Table, String)> = match root.get("digest") {
             None => Vec::new(),
             Some(Item::Table(t)) => vec![(t, "digest".to_string())],

@@ -5,7 +5,7 @@
 //! changes an alert.
 
 pub mod chart;
-pub mod config;
+pub(crate) mod config;
 pub mod report;
 pub mod schedule;
 
@@ -34,7 +34,7 @@ pub struct DigestJob {
 }
 
 impl DigestJob {
-    pub fn from_config(c: &DigestConfig) -> Result<DigestJob, String> {
+    pub(crate) fn from_config(c: &DigestConfig) -> Result<DigestJob, String> {
         Ok(DigestJob {
             name: c.name.clone(),
             schedule: Schedule::parse(&c.schedule, c.timezone)?,
@@ -57,7 +57,7 @@ impl DigestJob {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum DigestError {
+pub(crate) enum DigestError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("there is no digest named {name:?}; configured: {known}")]
@@ -70,7 +70,7 @@ pub enum DigestError {
 
 /// Builds the digest for `period` and queues it for every destination; with `slot`, also
 /// records that slot as sent, atomically.
-pub async fn queue(
+pub(crate) async fn queue(
     store: &Store,
     rules: &[String],
     job: &DigestJob,
@@ -130,7 +130,7 @@ fn build(
 
 /// `digest --now`: the digest of the period that ends now, as long as the schedule's usual
 /// period, queued without touching the schedule.
-pub async fn queue_now(
+pub(crate) async fn queue_now(
     store: &Store,
     rules: &[String],
     jobs: &[DigestJob],

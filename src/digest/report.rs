@@ -14,9 +14,9 @@ use chrono_tz::Tz;
 use std::collections::{BTreeMap, HashSet};
 
 /// Source kind of the mention behind a spike alert.
-pub const SPIKE_KIND: &str = "spike";
+pub(crate) const SPIKE_KIND: &str = "spike";
 /// The `source` shown on spike alerts (a name `[[sources]]` may not take).
-pub const SPIKE_SOURCE: &str = "spike watch";
+pub(crate) const SPIKE_SOURCE: &str = "spike watch";
 /// VADER's own thresholds for calling a compound score positive or negative.
 const POSITIVE_AT: f64 = 0.05;
 const TOP: usize = 5;
@@ -82,22 +82,22 @@ pub struct Item {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct States {
     pub open: usize,
-    pub snoozed: usize,
+    pub(crate) snoozed: usize,
     pub claimed: usize,
     pub resolved: usize,
-    pub ignored: usize,
+    pub(crate) ignored: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
-    pub period: Period,
-    pub tz: Tz,
+    pub(crate) period: Period,
+    pub(crate) tz: Tz,
     pub now: Figures,
     pub before: Figures,
     /// States, now, of the alerts created in the period.
     pub states: States,
     /// Alerts still waiting for someone, whenever they came in.
-    pub unclaimed_total: usize,
+    pub(crate) unclaimed_total: usize,
     pub oldest_unclaimed: Vec<Item>,
     pub top: Vec<Item>,
     pub spikes: Vec<Item>,
@@ -315,7 +315,7 @@ fn local_midnight(t: DateTime<Utc>, tz: Tz, days_back: i64) -> DateTime<Utc> {
 }
 
 /// `↑ 35% (was 31)`, `↓ 20% (was 15)`, `→ (same)`: the arrow is the direction of change.
-pub fn compare(now: usize, before: usize) -> String {
+pub(crate) fn compare(now: usize, before: usize) -> String {
     match (now, before) {
         (n, b) if n == b => "→ same as before".into(),
         (_, 0) => "↑ (none before)".into(),

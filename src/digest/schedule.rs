@@ -36,12 +36,12 @@ impl Schedule {
         Ok(s)
     }
 
-    pub fn timezone(&self) -> Tz {
+    pub(crate) fn timezone(&self) -> Tz {
         self.tz
     }
 
     /// The first firing strictly after `after`.
-    pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let mut local = self.local(after);
         for _ in 0..MAX_STEPS {
             let next = self.cron.after(&fake_utc(local)).next()?.naive_utc();
@@ -55,7 +55,7 @@ impl Schedule {
     }
 
     /// The last firing at or before `at`.
-    pub fn last_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub(crate) fn last_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // One second later so a firing exactly at `at` counts.
         let mut local = self.local(at + Duration::seconds(1));
         for _ in 0..MAX_STEPS {
@@ -70,7 +70,7 @@ impl Schedule {
     }
 
     /// The firing before `slot`, or `None` when there is none within `limit`.
-    pub fn previous(&self, slot: DateTime<Utc>, limit: Duration) -> Option<DateTime<Utc>> {
+    pub(crate) fn previous(&self, slot: DateTime<Utc>, limit: Duration) -> Option<DateTime<Utc>> {
         self.last_at_or_before(slot - Duration::seconds(1))
             .filter(|p| slot - *p <= limit)
     }

@@ -15,20 +15,20 @@ use tokio::time::Instant;
 
 /// A cause that stops deliveries, and what a person must do about it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// The platform's short error code (`invalid_auth`, `403/50013`, `unavailable`).
-    pub reason: String,
-    pub fix: String,
+    pub(crate) reason: String,
+    pub(crate) fix: String,
     /// The refused call and the platform's words, for the curious.
-    pub detail: String,
-    pub since: DateTime<Utc>,
+    pub(crate) detail: String,
+    pub(crate) since: DateTime<Utc>,
 }
 
 /// How the chat platforms are doing, as the relay saw it: shared with `/healthz` and
 /// `/metrics`. In memory only; parked entries in the store carry their reasons across
 /// restarts, and the start-up credential check and first deliveries refill this.
 #[derive(Clone, Default)]
-pub struct DeliveryHealth(Arc<Mutex<HealthState>>);
+pub(crate) struct DeliveryHealth(Arc<Mutex<HealthState>>);
 
 #[derive(Default)]
 struct HealthState {
@@ -60,7 +60,7 @@ struct TargetHealth {
 
 /// Overall state of chat delivery, for `/healthz`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     /// Some targets fail, or the platform has an outage: restarting will not help.
     Degraded,
@@ -77,7 +77,7 @@ pub(super) struct Cleared {
 
 impl DeliveryHealth {
     /// Lists a configured platform (as `ok`) before anything happened to it.
-    pub fn register(&self, platform: &'static str) {
+    pub(crate) fn register(&self, platform: &'static str) {
         self.lock().platforms.entry(platform).or_default();
     }
 
@@ -277,7 +277,7 @@ impl DeliveryHealth {
     }
 
     /// The worst state over every platform.
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         let st = self.lock();
         let mut status = Status::Ok;
         for p in st.platforms.values() {
@@ -293,7 +293,7 @@ impl DeliveryHealth {
 
     /// Per platform: `status` (`ok`, `unreachable`, `degraded`), the reason and fix when
     /// it is not ok, and the failing targets with theirs.
-    pub fn snapshot(&self) -> serde_json::Value {
+    pub(crate) fn snapshot(&self) -> serde_json::Value {
         let st = self.lock();
         let mut out = serde_json::Map::new();
         for (name, p) in &st.platforms {
@@ -329,7 +329,7 @@ impl DeliveryHealth {
     }
 
     /// Whether `platform` refuses the bot's credentials right now.
-    pub fn refused(&self, platform: &str) -> bool {
+    pub(crate) fn refused(&self, platform: &str) -> bool {
         self.lock()
             .platforms
             .get(platform)
@@ -337,7 +337,7 @@ impl DeliveryHealth {
     }
 
     /// 1 per platform unless it refuses the bot's credentials, for `/metrics`.
-    pub fn up(&self) -> Vec<(&'static str, bool)> {
+    pub(crate) fn up(&self) -> Vec<(&'static str, bool)> {
         self.lock()
             .platforms
             .iter()

@@ -12,7 +12,7 @@ mod health;
 #[cfg(test)]
 mod tests;
 
-pub use health::{DeliveryHealth, Problem, Status};
+pub(crate) use health::{DeliveryHealth, Status};
 
 use crate::chat::{message_gone, ChatError, ChatPlatform, Scope, MAX_INLINE_WAIT};
 use crate::clock::Clock;
@@ -60,7 +60,7 @@ pub struct Platforms {
 }
 
 impl Platforms {
-    pub fn for_target(&self, target: &Target) -> &Arc<dyn ChatPlatform> {
+    pub(crate) fn for_target(&self, target: &Target) -> &Arc<dyn ChatPlatform> {
         match target {
             Target::Slack(_) => self.slack.as_ref().unwrap_or(&self.console),
             Target::Discord(_) => self.discord.as_ref().unwrap_or(&self.console),
@@ -68,7 +68,7 @@ impl Platforms {
     }
 
     /// The chat platforms with credentials (not the console).
-    pub fn configured(&self) -> impl Iterator<Item = &Arc<dyn ChatPlatform>> {
+    pub(crate) fn configured(&self) -> impl Iterator<Item = &Arc<dyn ChatPlatform>> {
         self.slack.iter().chain(self.discord.iter())
     }
 }
@@ -87,7 +87,7 @@ enum DeliveryError {
 }
 
 /// The relay task: owns what delivering needs and runs until shutdown.
-pub struct Relay {
+pub(crate) struct Relay {
     store: Store,
     platforms: Platforms,
     metrics: Arc<Metrics>,
@@ -96,7 +96,7 @@ pub struct Relay {
 }
 
 impl Relay {
-    pub fn new(
+    pub(crate) fn new(
         store: Store,
         platforms: Platforms,
         metrics: Arc<Metrics>,
@@ -125,7 +125,7 @@ impl Relay {
     /// Checks every configured platform's credentials (`auth.test`, `GET /users/@me`) once,
     /// at start-up: a refused token is logged with its fix and marks the platform
     /// unreachable; the daemon keeps running and keeps storing alerts, nothing is lost.
-    pub async fn check_credentials(&self) {
+    pub(crate) async fn check_credentials(&self) {
         for p in self.platforms.configured() {
             self.health.register(p.name());
             match tokio::time::timeout(VERIFY_TIMEOUT, p.verify()).await {
@@ -147,7 +147,7 @@ impl Relay {
 
     /// Delivers what is due, then waits for the store's outbox signal (or the idle tick)
     /// and does it again, until shutdown; the post in flight is finished first.
-    pub async fn run(self, mut shutdown: Shutdown) {
+    pub(crate) async fn run(self, mut shutdown: Shutdown) {
         // A restart is when a fixed token, renderer or permission is most likely: every
         // parked entry gets one more try (held platforms and channels still hold theirs).
         match self.store.retry_now(|e| e.parked.is_some()) {

@@ -1,6 +1,6 @@
 //! The relay's retry schedule and per-platform delivery state, without a platform.
 
-use super::health::Cleared;
+use super::health::{Cleared, Problem};
 use super::*;
 use crate::chat::{ChatError, Scope};
 use chrono::Utc;

@@ -3,7 +3,7 @@
 
 /// A boolean query. Closed: every construct of the language is one variant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expr {
+pub(crate) enum Expr {
     Term(Term),
     /// `raw:"Acme"`: the exact characters, case-sensitive, on word boundaries, in title or text.
     Raw(String),
@@ -20,7 +20,7 @@ pub enum Expr {
 
 /// Where a term is searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
+pub(crate) enum Field {
     /// Title and text: a match in either counts (the default).
     Any,
     Title,
@@ -29,7 +29,7 @@ pub enum Field {
 
 /// One word of a term.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WordPat {
+pub(crate) enum WordPat {
     /// The normalised word.
     Exact(String),
     /// A normalised word with `*` (any run of characters, possibly none) and `?` (exactly one
@@ -39,7 +39,7 @@ pub enum WordPat {
 
 /// How consecutive words of a term may be separated in the text.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Joint {
+pub(crate) enum Joint {
     /// Anything that is not a word (phrases, plain words with inner punctuation).
     Loose,
     /// Exactly these normalised separators, one per gap (hashtags, handles, domains, URLs),
@@ -52,18 +52,18 @@ pub enum Joint {
 
 /// A word, phrase, wildcard, #hashtag, @handle, $cashtag, domain or URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Term {
+pub(crate) struct Term {
     /// Never empty.
-    pub words: Vec<WordPat>,
-    pub joint: Joint,
+    pub(crate) words: Vec<WordPat>,
+    pub(crate) joint: Joint,
     /// `#`, `@` or `$` right before the first word, itself not preceded by a word character.
-    pub sigil: Option<char>,
-    pub field: Field,
+    pub(crate) sigil: Option<char>,
+    pub(crate) field: Field,
 }
 
 /// Document metadata tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Meta {
+pub(crate) enum Meta {
     /// The URL's host is this domain or one of its subdomains.
     Site(String),
     /// The source name or the source kind equals this, ignoring case.
@@ -75,9 +75,9 @@ pub enum Meta {
 /// Proximity: at most `distance` words between the two terms, in either order unless
 /// `ordered`, within one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Near {
-    pub left: Term,
-    pub right: Term,
-    pub distance: u32,
-    pub ordered: bool,
+pub(crate) struct Near {
+    pub(crate) left: Term,
+    pub(crate) right: Term,
+    pub(crate) distance: u32,
+    pub(crate) ordered: bool,
 }

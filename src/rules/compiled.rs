@@ -219,7 +219,7 @@ impl Bloom {
 type PrefixBucket = Vec<(Box<[u8]>, Box<[u32]>)>;
 
 #[derive(Debug, Clone)]
-pub struct Compiled {
+pub(crate) struct Compiled {
     /// Normalised whole-word atoms → rules they trigger.
     words: FxMap<Box<[u8]>, Box<[u32]>>,
     /// Bit `n` set if some word atom is `n` bytes long (bit 63: 63 or more), so most words of a
@@ -241,10 +241,10 @@ pub struct Compiled {
 
 /// What one scan of a post found: candidate rules (sorted, unique) and, for non-ASCII posts,
 /// the normalised fields it had to build anyway.
-pub struct Scan {
-    pub candidates: Vec<u32>,
-    pub text: Option<Tokens>,
-    pub title: Option<Tokens>,
+pub(crate) struct Scan {
+    pub(crate) candidates: Vec<u32>,
+    pub(crate) text: Option<Tokens>,
+    pub(crate) title: Option<Tokens>,
 }
 
 fn len_bit(n: usize) -> u64 {
@@ -252,7 +252,7 @@ fn len_bit(n: usize) -> u64 {
 }
 
 impl Compiled {
-    pub fn build<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> Compiled {
+    pub(crate) fn build<'e>(exprs: impl IntoIterator<Item = &'e Expr>) -> Compiled {
         let exprs: Vec<&Expr> = exprs.into_iter().collect();
         let mut uses: HashMap<&str, u32> = HashMap::new();
         for e in &exprs {
@@ -315,7 +315,7 @@ impl Compiled {
 
     /// Candidate rules for `doc`: those whose atoms occur in its title or text, plus those
     /// without a trigger.
-    pub fn scan(&self, doc: &Document) -> Scan {
+    pub(crate) fn scan(&self, doc: &Document) -> Scan {
         let mut candidates = Vec::new();
         let text = self.scan_field(doc.text, &mut candidates);
         let title = doc.title.and_then(|t| self.scan_field(t, &mut candidates));
@@ -421,7 +421,7 @@ impl Compiled {
     }
 
     /// Rules evaluated on every post.
-    pub fn untriggered(&self) -> usize {
+    pub(crate) fn untriggered(&self) -> usize {
         self.always.len()
     }
 }

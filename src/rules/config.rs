@@ -20,15 +20,15 @@ pub struct RuleConfig {
 
 /// `[rules_defaults]`: exclusions that apply to every rule.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RulesDefaults {
-    pub exclude: Option<String>,
-    pub muted_authors: Vec<String>,
-    pub muted_sites: Vec<String>,
+pub(crate) struct RulesDefaults {
+    pub(crate) exclude: Option<String>,
+    pub(crate) muted_authors: Vec<String>,
+    pub(crate) muted_sites: Vec<String>,
 }
 
 impl RuleConfig {
     /// Reads every `[[rules]]` entry; an entry without name or query is left out (reported).
-    pub fn read_all(r: &mut Reader, root: &Table) -> Vec<RuleConfig> {
+    pub(crate) fn read_all(r: &mut Reader, root: &Table) -> Vec<RuleConfig> {
         let mut out = Vec::new();
         let mut names = HashSet::new();
         for (i, t) in r.array_of_tables(root, "rules").into_iter().enumerate() {
@@ -74,7 +74,7 @@ impl RuleConfig {
 
 impl RulesDefaults {
     /// Reads `[rules_defaults]` (optional).
-    pub fn read(r: &mut Reader, root: &Table) -> RulesDefaults {
+    pub(crate) fn read(r: &mut Reader, root: &Table) -> RulesDefaults {
         let Some(t) = r.table(root, "rules_defaults") else {
             return RulesDefaults::default();
         };
@@ -89,7 +89,7 @@ impl RulesDefaults {
 
 /// Compiles every rule with the global exclusions, reporting each bad one at the line of its
 /// `query` (or of `[rules_defaults].exclude`), and each lint as a warning there.
-pub fn compile(
+pub(crate) fn compile(
     r: &mut Reader,
     root: &Table,
     rules: &[RuleConfig],

@@ -10,11 +10,11 @@ pub struct ParseError {
     /// The query as written.
     pub query: String,
     /// 1-based character column the problem is at (one past the end for "unexpected end").
-    pub column: usize,
+    pub(crate) column: usize,
     /// What is wrong, lowercase, no trailing period.
     pub message: String,
     /// What to type instead.
-    pub hint: String,
+    pub(crate) hint: String,
 }
 
 impl ParseError {

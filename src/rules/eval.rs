@@ -9,20 +9,20 @@ use super::{Document, Span};
 
 /// A document's searchable fields, normalised once and shared by every rule evaluated on it.
 #[derive(Debug, Clone)]
-pub struct Fields<'d> {
-    pub doc: Document<'d>,
-    pub text: Tokens,
-    pub title: Option<Tokens>,
-    pub author: Option<Tokens>,
+pub(crate) struct Fields<'d> {
+    pub(crate) doc: Document<'d>,
+    pub(crate) text: Tokens,
+    pub(crate) title: Option<Tokens>,
+    pub(crate) author: Option<Tokens>,
 }
 
 impl<'d> Fields<'d> {
-    pub fn new(doc: &Document<'d>) -> Fields<'d> {
+    pub(crate) fn new(doc: &Document<'d>) -> Fields<'d> {
         Fields::with_text(doc, tokenize(doc.text), doc.title.map(tokenize))
     }
 
     /// Reuses text and title already normalised by the caller.
-    pub fn with_text(doc: &Document<'d>, text: Tokens, title: Option<Tokens>) -> Fields<'d> {
+    pub(crate) fn with_text(doc: &Document<'d>, text: Tokens, title: Option<Tokens>) -> Fields<'d> {
         Fields {
             doc: *doc,
             text,
@@ -44,7 +44,7 @@ impl<'d> Fields<'d> {
 /// `Some(spans)` when `e` matches: spans of positive terms found in the text (a term found only
 /// in the title matches with no span). Children of a matching OR all contribute their spans so
 /// every reason for the alert is highlighted; NOT contributes none.
-pub fn eval(e: &Expr, f: &Fields) -> Option<Vec<Span>> {
+pub(crate) fn eval(e: &Expr, f: &Fields) -> Option<Vec<Span>> {
     match e {
         Expr::Term(t) => {
             let [text, other] = f.searched(t.field);
@@ -124,7 +124,10 @@ fn near(n: &Near, t: &Tokens) -> Vec<Span> {
 }
 
 /// Every place the term occurs, as (first, last) word indices.
-pub fn occurrences<'t>(t: &'t Term, toks: &'t Tokens) -> impl Iterator<Item = (usize, usize)> + 't {
+pub(crate) fn occurrences<'t>(
+    t: &'t Term,
+    toks: &'t Tokens,
+) -> impl Iterator<Item = (usize, usize)> + 't {
     let k = t.words.len();
     let n = toks.words.len();
     (0..(n + 1).saturating_sub(k))
@@ -164,7 +167,7 @@ fn occurs_at(t: &Term, toks: &Tokens, i: usize) -> bool {
     }
 }
 
-pub fn word_matches(p: &WordPat, word: &str) -> bool {
+pub(crate) fn word_matches(p: &WordPat, word: &str) -> bool {
     match p {
         WordPat::Exact(w) => w == word,
         WordPat::Wild { pattern, prefix } => {
@@ -174,7 +177,7 @@ pub fn word_matches(p: &WordPat, word: &str) -> bool {
 }
 
 /// `*` matches any run of characters (possibly none), `?` exactly one character.
-pub fn glob(pattern: &str, word: &str) -> bool {
+pub(crate) fn glob(pattern: &str, word: &str) -> bool {
     let p: Vec<char> = pattern.chars().collect();
     let w: Vec<char> = word.chars().collect();
     let (mut pi, mut wi) = (0, 0);
@@ -200,7 +203,10 @@ pub fn glob(pattern: &str, word: &str) -> bool {
 
 /// Case-sensitive occurrences of `needle` in `hay`, on word boundaries where the needle's own
 /// edge is a word character.
-pub fn raw_occurrences<'a>(needle: &'a str, hay: &'a str) -> impl Iterator<Item = Span> + 'a {
+pub(crate) fn raw_occurrences<'a>(
+    needle: &'a str,
+    hay: &'a str,
+) -> impl Iterator<Item = Span> + 'a {
     let starts_word = needle.chars().next().is_some_and(is_word_char);
     let ends_word = needle.chars().next_back().is_some_and(is_word_char);
     hay.match_indices(needle).filter_map(move |(i, m)| {
@@ -211,7 +217,7 @@ pub fn raw_occurrences<'a>(needle: &'a str, hay: &'a str) -> impl Iterator<Item 
     })
 }
 
-pub fn meta(m: &Meta, doc: &Document) -> bool {
+pub(crate) fn meta(m: &Meta, doc: &Document) -> bool {
     match m {
         Meta::Site(domain) => doc.url.is_some_and(|u| site_matches(domain, u)),
         Meta::Source(s) => {
@@ -231,13 +237,13 @@ pub fn meta(m: &Meta, doc: &Document) -> bool {
 }
 
 /// Whether the URL's host is `domain` or a subdomain of it.
-pub fn site_matches(domain: &str, url: &str) -> bool {
+pub(crate) fn site_matches(domain: &str, url: &str) -> bool {
     let host = host_of(url);
     host == domain || host.strip_suffix(domain).is_some_and(|h| h.ends_with('.'))
 }
 
 /// Sorts spans and merges overlapping ones, so a highlighter never marks a byte twice.
-pub fn tidy(mut spans: Vec<Span>) -> Vec<Span> {
+pub(crate) fn tidy(mut spans: Vec<Span>) -> Vec<Span> {
     spans.sort_by_key(|s| (s.start, s.end));
     let mut out: Vec<Span> = Vec::with_capacity(spans.len());
     for s in spans {

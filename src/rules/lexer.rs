@@ -7,7 +7,7 @@ use super::error::ParseError;
 /// What a token is. Operators are recognised only in upper case so that `and`, `or`, `not`
 /// stay searchable words.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokKind {
+pub(crate) enum TokKind {
     /// A bare run of characters up to whitespace, a parenthesis or a quote, as written.
     Word(String),
     /// The text between two double quotes, as written.
@@ -30,7 +30,7 @@ pub enum TokKind {
 
 impl TokKind {
     /// How the token is named in error messages.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             TokKind::Word(w) => format!("\"{w}\""),
             TokKind::Phrase(p) => format!("\"\\\"{p}\\\"\""),
@@ -50,14 +50,14 @@ impl TokKind {
 
 /// One token with its position in the query.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    pub kind: TokKind,
+pub(crate) struct Token {
+    pub(crate) kind: TokKind,
     /// Byte offset of the first character.
-    pub start: usize,
+    pub(crate) start: usize,
     /// Byte offset just past the last character.
-    pub end: usize,
+    pub(crate) end: usize,
     /// 1-based character column of the first character, for error carets.
-    pub col: usize,
+    pub(crate) col: usize,
 }
 
 /// Characters that end a bare word.
@@ -93,7 +93,7 @@ fn near(text: &str) -> Option<Result<TokKind, ()>> {
 
 /// Splits `q` into tokens. Fails only on an unclosed quote, an empty phrase or a bad NEAR
 /// distance; everything else is the parser's business.
-pub fn lex(q: &str) -> Result<Vec<Token>, ParseError> {
+pub(crate) fn lex(q: &str) -> Result<Vec<Token>, ParseError> {
     let chars: Vec<(usize, char)> = q.char_indices().collect();
     let mut toks = Vec::new();
     let mut i = 0;

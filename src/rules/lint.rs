@@ -11,7 +11,7 @@ use super::parser::{NotSite, Parsed};
 /// An error when the rule matches a post with no words and no metadata at all, i.e. when it
 /// can match without any of its positive terms (`NOT a`, `a OR NOT b`, `NOT (a AND b)`).
 /// Points at the first NOT that lets it through and names what the post only has to lack.
-pub fn require_positive(q: &str, parsed: &Parsed) -> Result<(), ParseError> {
+pub(crate) fn require_positive(q: &str, parsed: &Parsed) -> Result<(), ParseError> {
     let mut counter = 0;
     let mut why = Vec::new();
     if !matches_empty(&parsed.expr, &mut counter, &mut why) {
@@ -92,7 +92,7 @@ fn matches_empty(e: &Expr, counter: &mut usize, why: &mut Vec<usize>) -> bool {
 /// (no distance), `near/5` in lower or mixed case, and mixed-case `And`, `Or`, `Not`, `Near`.
 /// All-lowercase `and`, `or`, `not`, `near` are ordinary words by design and never warned
 /// about; neither is anything in quotes or after a field prefix (`raw:NEAR`).
-pub fn warnings(q: &str, toks: &[Token]) -> Vec<ParseError> {
+pub(crate) fn warnings(q: &str, toks: &[Token]) -> Vec<ParseError> {
     let mut out = Vec::new();
     for (i, t) in toks.iter().enumerate() {
         let TokKind::Word(w) = &t.kind else {

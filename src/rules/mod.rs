@@ -81,20 +81,20 @@ pub struct Document<'a> {
 
 /// Byte range in `Document::text` of a matched term, for highlighting the excerpt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Span {
-    pub start: usize,
-    pub end: usize,
+pub(crate) struct Span {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
 }
 
 /// One parsed query, ready to match.
 #[derive(Debug, Clone)]
-pub struct Query {
+pub(crate) struct Query {
     expr: ast::Expr,
 }
 
 impl Query {
     /// Parses `q`; the error points at the column of the first problem.
-    pub fn parse(q: &str) -> Result<Query, ParseError> {
+    pub(crate) fn parse(q: &str) -> Result<Query, ParseError> {
         Ok(Query {
             expr: parser::parse(q)?,
         })
@@ -103,7 +103,7 @@ impl Query {
     /// `Some(spans)` if the query matches `doc`: the sorted, non-overlapping byte ranges of the
     /// positive terms found in `doc.text` (empty when the match came from the title or only
     /// from NOT).
-    pub fn matches(&self, doc: &Document) -> Option<Vec<Span>> {
+    pub(crate) fn matches(&self, doc: &Document) -> Option<Vec<Span>> {
         let fields = eval::Fields::new(doc);
         eval::eval(&self.expr, &fields).map(eval::tidy)
     }
@@ -117,22 +117,22 @@ pub struct RuleMatch {
     /// The rule's name, owned so the match can outlive the borrowed rule set.
     pub name: String,
     /// Sorted, non-overlapping byte ranges in `Document::text`; may be empty.
-    pub spans: Vec<Span>,
+    pub(crate) spans: Vec<Span>,
 }
 
 /// Exclusions that apply to every rule (`[rules_defaults]` in the config).
 #[derive(Debug, Clone, Default)]
-pub struct Defaults<'a> {
+pub(crate) struct Defaults<'a> {
     /// A query; a post it matches matches no rule.
-    pub exclude: Option<&'a str>,
+    pub(crate) exclude: Option<&'a str>,
     /// Author names whose posts match no rule; compared ignoring case and a leading `@`.
-    pub muted_authors: Vec<&'a str>,
+    pub(crate) muted_authors: Vec<&'a str>,
     /// Domains whose pages (subdomains included) match no rule.
-    pub muted_sites: Vec<&'a str>,
+    pub(crate) muted_sites: Vec<&'a str>,
 }
 
 /// The rule name a bad `Defaults::exclude` is reported under.
-pub const EXCLUDE_RULE_NAME: &str = "rules_defaults.exclude";
+pub(crate) const EXCLUDE_RULE_NAME: &str = "rules_defaults.exclude";
 
 /// Every configured rule, compiled once into one matcher; immutable afterwards, so one
 /// `Arc<RuleSet>` serves all tasks.
@@ -161,7 +161,7 @@ impl RuleSet {
     /// with none of its positive terms (`NOT acme`, `a OR NOT b`) is refused; the exclusion is
     /// not, since it is meant to be negative. Operator-looking words read as words become
     /// `warnings()`.
-    pub fn compile_with<'a>(
+    pub(crate) fn compile_with<'a>(
         rules: impl IntoIterator<Item = (&'a str, &'a str)>,
         defaults: &Defaults,
     ) -> Result<RuleSet, Vec<RuleError>> {

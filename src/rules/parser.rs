@@ -41,40 +41,40 @@ const FIELDS: &[(&str, Scope)] = &[
 ];
 
 /// Fewest literal characters a wildcard word needs before its first `*` or `?`.
-pub const MIN_WILDCARD_PREFIX: usize = 3;
+pub(crate) const MIN_WILDCARD_PREFIX: usize = 3;
 
 const OPERAND: &str = "a word, \"phrase\" or (group)";
 
 /// Parses a whole query.
-pub fn parse(q: &str) -> Result<Expr, ParseError> {
+pub(crate) fn parse(q: &str) -> Result<Expr, ParseError> {
     parse_full(q).map(|p| p.expr)
 }
 
 /// Where a `NOT` or `-` was written, so the lint can point at the one that lets a rule match
 /// without any positive term.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotSite {
+pub(crate) struct NotSite {
     /// 1-based character column of the `NOT` or `-`.
-    pub col: usize,
+    pub(crate) col: usize,
     /// `NOT` or `-`, as written.
-    pub op: &'static str,
+    pub(crate) op: &'static str,
     /// The negated operand as written.
-    pub operand: String,
+    pub(crate) operand: String,
     /// Whether the operand is a single bare word (then messages quote it).
-    pub bare_word: bool,
+    pub(crate) bare_word: bool,
 }
 
 /// A parsed query with what the lint needs: the tokens, and one `NotSite` per `Expr::Not` in
 /// pre-order (which is the order the `NOT`s are written in).
 #[derive(Debug, Clone)]
-pub struct Parsed {
-    pub expr: Expr,
-    pub toks: Vec<Token>,
-    pub nots: Vec<NotSite>,
+pub(crate) struct Parsed {
+    pub(crate) expr: Expr,
+    pub(crate) toks: Vec<Token>,
+    pub(crate) nots: Vec<NotSite>,
 }
 
 /// Parses a whole query, keeping the tokens and NOT sites for the lint.
-pub fn parse_full(q: &str) -> Result<Parsed, ParseError> {
+pub(crate) fn parse_full(q: &str) -> Result<Parsed, ParseError> {
     let toks = lex(q)?;
     if toks.is_empty() {
         return Err(ParseError::new(
@@ -638,7 +638,7 @@ fn strip_scheme(s: &str) -> &str {
 }
 
 /// The lowercased host of a URL or domain, without scheme, `www.`, user, port or path.
-pub fn host_of(s: &str) -> String {
+pub(crate) fn host_of(s: &str) -> String {
     let rest = s.find("://").map_or(s, |i| &s[i + 3..]);
     let rest = rest.split(['/', '?', '#']).next().unwrap_or("");
     let rest = rest.rsplit('@').next().unwrap_or("");

@@ -7,7 +7,7 @@ use super::ast::{Expr, Field, Joint, Meta, Term, WordPat};
 use super::text::{is_word_char, tokenize, Tokens};
 use super::Document;
 
-pub fn matches(e: &Expr, doc: &Document) -> bool {
+pub(crate) fn matches(e: &Expr, doc: &Document) -> bool {
     match e {
         Expr::Term(t) => fields(t.field, doc)
             .iter()

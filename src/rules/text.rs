@@ -21,48 +21,48 @@ use unicode_normalization::char::{decompose_compatible, is_combining_mark};
 
 /// One word of a normalised text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tok {
+pub(crate) struct Tok {
     /// Byte range in the normalised text.
-    pub start: u32,
-    pub end: u32,
+    pub(crate) start: u32,
+    pub(crate) end: u32,
     /// Byte range in the original text, for highlight spans.
-    pub ostart: u32,
-    pub oend: u32,
+    pub(crate) ostart: u32,
+    pub(crate) oend: u32,
 }
 
 /// A normalised text and its words, in order.
 #[derive(Debug, Clone, Default)]
-pub struct Tokens {
-    pub norm: String,
-    pub words: Vec<Tok>,
+pub(crate) struct Tokens {
+    pub(crate) norm: String,
+    pub(crate) words: Vec<Tok>,
 }
 
 impl Tokens {
     /// The normalised text of word `i`.
-    pub fn word(&self, i: usize) -> &str {
+    pub(crate) fn word(&self, i: usize) -> &str {
         let t = self.words[i];
         &self.norm[t.start as usize..t.end as usize]
     }
 
     /// The normalised text between word `i` and word `i + 1`.
-    pub fn gap(&self, i: usize) -> &str {
+    pub(crate) fn gap(&self, i: usize) -> &str {
         &self.norm[self.words[i].end as usize..self.words[i + 1].start as usize]
     }
 
     /// The normalised character just before word `i`, and the one before that.
-    pub fn before(&self, i: usize) -> (Option<char>, Option<char>) {
+    pub(crate) fn before(&self, i: usize) -> (Option<char>, Option<char>) {
         let mut it = self.norm[..self.words[i].start as usize].chars().rev();
         (it.next(), it.next())
     }
 
     /// The normalised text after word `i`.
-    pub fn after(&self, i: usize) -> &str {
+    pub(crate) fn after(&self, i: usize) -> &str {
         &self.norm[self.words[i].end as usize..]
     }
 }
 
 /// CJK characters that form a word on their own.
-pub fn is_singleton(c: char) -> bool {
+pub(crate) fn is_singleton(c: char) -> bool {
     matches!(c as u32,
         0x3040..=0x30FF      // hiragana, katakana
         | 0x31F0..=0x31FF    // katakana phonetic extensions
@@ -83,7 +83,7 @@ fn folds_marks(c: char) -> bool {
 }
 
 /// Whether a normalised character can start or continue a word.
-pub fn is_word_char(c: char) -> bool {
+pub(crate) fn is_word_char(c: char) -> bool {
     c.is_alphanumeric()
 }
 
@@ -110,18 +110,18 @@ fn class(c: char, wild: &str) -> Class {
 }
 
 /// Normalises `s` and splits it into words.
-pub fn tokenize(s: &str) -> Tokens {
+pub(crate) fn tokenize(s: &str) -> Tokens {
     split(s, "")
 }
 
 /// Like `tokenize`, but `*` and `?` count as word characters, for wildcard query terms.
-pub fn tokenize_wild(s: &str) -> Tokens {
+pub(crate) fn tokenize_wild(s: &str) -> Tokens {
     split(s, "*?")
 }
 
 /// Like `tokenize`, but `*` counts as a word character: for URL terms, where `?` is the
 /// URL's own punctuation and only `*` is a wildcard.
-pub fn tokenize_star(s: &str) -> Tokens {
+pub(crate) fn tokenize_star(s: &str) -> Tokens {
     split(s, "*")
 }
 

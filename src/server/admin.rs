@@ -19,12 +19,12 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 #[derive(Clone)]
-pub struct Admin {
-    pub token: Arc<str>,
-    pub jobs: Arc<[DigestJob]>,
-    pub rules: Arc<[String]>,
-    pub store: Store,
-    pub clock: Clock,
+pub(crate) struct Admin {
+    pub(crate) token: Arc<str>,
+    pub(crate) jobs: Arc<[DigestJob]>,
+    pub(crate) rules: Arc<[String]>,
+    pub(crate) store: Store,
+    pub(crate) clock: Clock,
 }
 
 /// Where the admin token lives: beside the store, `<store path>.admin-token`.
@@ -35,7 +35,7 @@ pub fn token_path(store: &Path) -> PathBuf {
 }
 
 /// Writes a fresh random token readable only by this user, and returns it.
-pub fn write_token(path: &Path) -> std::io::Result<String> {
+pub(crate) fn write_token(path: &Path) -> std::io::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::getrandom(&mut bytes).map_err(std::io::Error::other)?;
     let token = hex::encode(bytes);
@@ -69,7 +69,12 @@ struct DigestRequest {
 /// Headers a reverse proxy adds: a request carrying one came from elsewhere.
 const FORWARDED: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
 
-pub async fn digest(admin: Admin, peer: SocketAddr, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn digest(
+    admin: Admin,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !peer.ip().is_loopback() || FORWARDED.iter().any(|h| headers.contains_key(*h)) {
         return (
             StatusCode::FORBIDDEN,

@@ -12,7 +12,7 @@ pub struct ServerConfig {
 
 impl ServerConfig {
     /// Reads `[server]`; `None` when `listen` is not an address (reported).
-    pub fn read(r: &mut Reader, root: &Table) -> Option<ServerConfig> {
+    pub(crate) fn read(r: &mut Reader, root: &Table) -> Option<ServerConfig> {
         let t = r.table(root, "server");
         if let Some(t) = t {
             r.known_keys(t, "server", KEYS);

@@ -27,23 +27,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Requests whose timestamp is further from now than this are refused as replays.
-pub const MAX_SKEW_SECS: i64 = 5 * 60;
+pub(crate) const MAX_SKEW_SECS: i64 = 5 * 60;
 /// How long an answer may take before the interaction is deferred.
 const ANSWER_WAIT: Duration = Duration::from_millis(2000);
 
 #[derive(Clone)]
-pub struct DiscordEndpoints {
+pub(crate) struct DiscordEndpoints {
     verifier: Arc<serenity::interactions_endpoint::Verifier>,
-    pub platform: Arc<DiscordPlatform>,
-    pub application_id: u64,
-    pub dispatcher: Dispatcher,
-    pub clock: Clock,
+    pub(crate) platform: Arc<DiscordPlatform>,
+    pub(crate) application_id: u64,
+    pub(crate) dispatcher: Dispatcher,
+    pub(crate) clock: Clock,
     tasks: Tasks,
 }
 
 impl DiscordEndpoints {
     /// Fails when the public key is not a valid Ed25519 key (config validation checked its form).
-    pub fn new(
+    pub(crate) fn new(
         public_key: &str,
         platform: Arc<DiscordPlatform>,
         application_id: u64,
@@ -155,7 +155,11 @@ impl Data {
 }
 
 /// `POST /discord/interactions`.
-pub async fn interactions(ep: DiscordEndpoints, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn interactions(
+    ep: DiscordEndpoints,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if !ep.verify(&headers, &body) {
         tracing::warn!("refused an unverified Discord interaction");
         return (StatusCode::UNAUTHORIZED, "invalid request signature").into_response();

@@ -4,8 +4,8 @@
 //! work that outlives a request; it never decides business outcomes (`desk::dispatch` does).
 
 pub mod admin;
-pub mod config;
-pub mod discord;
+pub(crate) mod config;
+pub(crate) mod discord;
 pub mod slack;
 
 use crate::metrics::Metrics;
@@ -28,27 +28,27 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 #[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub health: Health,
-    pub metrics: Arc<Metrics>,
+pub(crate) struct AppState {
+    pub(crate) store: Store,
+    pub(crate) health: Health,
+    pub(crate) metrics: Arc<Metrics>,
     /// Present when `[slack]` is configured.
-    pub slack: Option<slack::SlackEndpoints>,
+    pub(crate) slack: Option<slack::SlackEndpoints>,
     /// Present when `[discord]` is configured.
-    pub discord: Option<discord::DiscordEndpoints>,
+    pub(crate) discord: Option<discord::DiscordEndpoints>,
     /// `digest --now` through the running daemon.
-    pub admin: Option<admin::Admin>,
+    pub(crate) admin: Option<admin::Admin>,
     /// How chat delivery is doing, as the relay saw it.
-    pub delivery: crate::relay::DeliveryHealth,
+    pub(crate) delivery: crate::relay::DeliveryHealth,
 }
 
 /// Work that outlives its request (a Slack answer through `response_url`, a deferred Discord
 /// answer), tracked so shutdown waits for it instead of dropping it silently.
 #[derive(Clone, Default)]
-pub struct Tasks(Arc<Mutex<JoinSet<()>>>);
+pub(crate) struct Tasks(Arc<Mutex<JoinSet<()>>>);
 
 impl Tasks {
-    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
         let mut set = self.0.lock().expect("lock");
         // Finished work is reaped here so the set holds only what still runs.
         while set.try_join_next().is_some() {}
@@ -57,7 +57,7 @@ impl Tasks {
 
     /// Waits up to `limit` for the tracked work, including work spawned meanwhile. Returns how
     /// much did not finish in time; that is logged and aborted, never dropped silently.
-    pub async fn join(&self, limit: Duration) -> usize {
+    pub(crate) async fn join(&self, limit: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
             let mut set = std::mem::take(&mut *self.0.lock().expect("lock"));
@@ -86,7 +86,8 @@ impl Tasks {
     }
 
     /// How much tracked work is still running.
-    pub fn running(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn running(&self) -> usize {
         let mut set = self.0.lock().expect("lock");
         while set.try_join_next().is_some() {}
         set.len()
@@ -96,7 +97,7 @@ impl Tasks {
 /// Largest callback body accepted; Slack's are a few kilobytes.
 const MAX_CALLBACK_BYTES: usize = 256 * 1024;
 
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -162,11 +163,11 @@ fn not_configured() -> Response {
 }
 
 /// Binds first (so a port in use is a start-up error), then serves until shutdown.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     state: AppState,
     mut shutdown: Shutdown,

@@ -28,14 +28,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Requests older (or newer) than this are refused as replays.
-pub const MAX_SKEW_SECS: i64 = 5 * 60;
+pub(crate) const MAX_SKEW_SECS: i64 = 5 * 60;
 /// How long user-group membership for `[desk].allowed` is trusted.
 const GROUP_CACHE: Duration = Duration::from_secs(300);
 /// In Socket Mode the acknowledgement can carry the answer; Slack wants it within 3 s.
 const SOCKET_ANSWER_WAIT: Duration = Duration::from_millis(2500);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
+pub(crate) enum VerifyError {
     #[error("missing X-Slack-Request-Timestamp or X-Slack-Signature")]
     MissingHeaders,
     #[error("request timestamp is not within five minutes of now")]
@@ -45,7 +45,7 @@ pub enum VerifyError {
 }
 
 /// Checks Slack's v0 signature over the raw body.
-pub fn verify(
+pub(crate) fn verify(
     secret: &str,
     timestamp: Option<&str>,
     signature: Option<&str>,
@@ -88,11 +88,11 @@ type GroupCache = HashMap<String, (Instant, Vec<String>)>;
 
 /// Everything the Slack endpoints need.
 #[derive(Clone)]
-pub struct SlackEndpoints {
-    pub signing_secret: Secret,
-    pub platform: Arc<SlackPlatform>,
-    pub dispatcher: Dispatcher,
-    pub clock: Clock,
+pub(crate) struct SlackEndpoints {
+    pub(crate) signing_secret: Secret,
+    pub(crate) platform: Arc<SlackPlatform>,
+    pub(crate) dispatcher: Dispatcher,
+    pub(crate) clock: Clock,
     tasks: Tasks,
     groups: Arc<Mutex<GroupCache>>,
 }
@@ -105,7 +105,7 @@ struct ReplyTo {
 }
 
 impl SlackEndpoints {
-    pub fn new(
+    pub(crate) fn new(
         signing_secret: Secret,
         platform: Arc<SlackPlatform>,
         dispatcher: Dispatcher,
@@ -248,7 +248,7 @@ fn slash_command(mut f: HashMap<String, String>) -> SlashCommand {
 }
 
 /// `POST /slack/commands`.
-pub async fn commands(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn commands(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = ep.check(&headers, &body) {
         return *r;
     }
@@ -402,7 +402,7 @@ impl View {
 }
 
 /// `POST /slack/interactions`: buttons on alerts and the modals they open.
-pub async fn interactions(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn interactions(ep: SlackEndpoints, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(r) = ep.check(&headers, &body) {
         return *r;
     }

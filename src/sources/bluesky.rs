@@ -29,36 +29,36 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-pub const DEFAULT_URL: &str = "wss://jetstream2.us-east.bsky.network/subscribe";
-pub const DEFAULT_FAILOVER_URL: &str = "wss://jetstream1.us-west.bsky.network/subscribe";
+pub(crate) const DEFAULT_URL: &str = "wss://jetstream2.us-east.bsky.network/subscribe";
+pub(crate) const DEFAULT_FAILOVER_URL: &str = "wss://jetstream1.us-west.bsky.network/subscribe";
 /// On reconnect, replay this much before the cursor: Jetstream instances stamp `time_us`
 /// independently, so after a failover a few seconds of overlap close any gap (the intake drops
 /// the repeats by post URI).
-pub const REWIND_US: i64 = 5_000_000;
+pub(crate) const REWIND_US: i64 = 5_000_000;
 /// When only rejected events went by, the cursor is persisted at most this often: a restart
 /// then re-reads at most this much of the firehose, and the store is not written every second.
-pub const CURSOR_PERSIST_EVERY: Duration = Duration::from_secs(60);
+pub(crate) const CURSOR_PERSIST_EVERY: Duration = Duration::from_secs(60);
 /// How long the first poll listens, so `scan --once` hears something.
-pub const FIRST_POLL_LISTEN: Duration = Duration::from_secs(2);
+pub(crate) const FIRST_POLL_LISTEN: Duration = Duration::from_secs(2);
 
 /// `kind = "bluesky"`: the query that prefilters the firehose, the Jetstream endpoints, and
 /// the optional account for the search back-fill.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BlueskyConfig {
-    pub common: Common,
-    pub query: String,
+    pub(crate) common: Common,
+    pub(crate) query: String,
     /// Jetstream endpoint (default [`DEFAULT_URL`]).
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
     /// A second Jetstream endpoint used when the first fails.
-    pub failover_url: Option<String>,
+    pub(crate) failover_url: Option<String>,
     /// The account (handle, DID or e-mail) that signs in for the search back-fill; set
     /// together with `app_password`, or neither.
     pub handle: Option<String>,
     /// An app password of `handle` (Settings → Privacy and security → App passwords).
-    pub app_password: Option<Secret>,
+    pub(crate) app_password: Option<Secret>,
     /// The XRPC base for signing in and searching (default the Bluesky PDS entryway,
     /// `https://bsky.social/xrpc`); an override for tests and proxies.
-    pub search_url: Option<String>,
+    pub(crate) search_url: Option<String>,
     /// Time between back-fill searches (default 5 minutes).
     pub search_every: Option<Duration>,
 }
@@ -167,7 +167,7 @@ fn search_keys(r: &mut Reader, t: &Table, key: &str, handle: Option<&str>) {
 }
 
 /// Listens to Jetstream for posts that may mention the brand.
-pub struct BlueskySource {
+pub(crate) struct BlueskySource {
     name: String,
     endpoints: Vec<String>,
     prefilter: Arc<Prefilter>,
@@ -184,7 +184,7 @@ pub struct BlueskySource {
 }
 
 impl BlueskySource {
-    pub fn new(spec: &BlueskyConfig) -> Result<BlueskySource, SourceError> {
+    pub(crate) fn new(spec: &BlueskyConfig) -> Result<BlueskySource, SourceError> {
         let prefilter = Prefilter::from_query(&spec.query).ok_or_else(|| {
             SourceError::Config(format!(
                 "source {:?}: kind \"bluesky\" needs a query with at least one word to look for",

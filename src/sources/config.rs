@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 /// Largest feed body accepted unless a source says otherwise: 10 MB after decompression.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 
 /// The keys every kind accepts.
-pub const COMMON_KEYS: &[&str] = &[
+pub(crate) const COMMON_KEYS: &[&str] = &[
     "name",
     "kind",
     "every",
@@ -64,7 +64,7 @@ impl Common {
 
 /// What one kind's config provides: its name in `kind = "…"`, its own keys, how it reads
 /// and checks them, and how it builds its source.
-pub trait KindConfig: Sized {
+pub(crate) trait KindConfig: Sized {
     /// The value of `kind`.
     const KIND: &'static str;
     /// The keys this kind takes beyond [`COMMON_KEYS`].
@@ -82,7 +82,7 @@ pub trait KindConfig: Sized {
 }
 
 /// Every `[[sources]]` entry, each read and checked by its kind; names must be unique.
-pub fn read_all(r: &mut Reader, root: &Table) -> Vec<SourceConfig> {
+pub(crate) fn read_all(r: &mut Reader, root: &Table) -> Vec<SourceConfig> {
     let mut out = Vec::new();
     let mut names = HashSet::new();
     for (i, t) in r.array_of_tables(root, "sources").into_iter().enumerate() {
@@ -143,7 +143,7 @@ pub fn read_all(r: &mut Reader, root: &Table) -> Vec<SourceConfig> {
 }
 
 /// `query`, which kinds that search need: reported at the table when missing or blank.
-pub fn required_query(r: &mut Reader, t: &Table, key: &str, why: &str) -> Option<String> {
+pub(crate) fn required_query(r: &mut Reader, t: &Table, key: &str, why: &str) -> Option<String> {
     let query = r.string(t, key, "query");
     if query.as_deref().is_none_or(|q| q.trim().is_empty()) {
         let line = r.table_line(t);

@@ -17,8 +17,8 @@ use tokio::io::AsyncReadExt;
 /// `kind = "file"`: a local feed or JSON-lines file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FileConfig {
-    pub common: Common,
-    pub path: PathBuf,
+    pub(crate) common: Common,
+    pub(crate) path: PathBuf,
 }
 
 impl KindConfig for FileConfig {
@@ -52,7 +52,7 @@ impl KindConfig for FileConfig {
 }
 
 /// A local file polled for new mentions.
-pub struct FileSource {
+pub(crate) struct FileSource {
     name: String,
     path: PathBuf,
     max_body_bytes: u64,
@@ -61,7 +61,7 @@ pub struct FileSource {
 impl FileSource {
     /// Needs a non-empty `path`; the file may not exist yet (that is a poll error, not a
     /// start-up one).
-    pub fn new(spec: &FileConfig) -> Result<FileSource, SourceError> {
+    pub(crate) fn new(spec: &FileConfig) -> Result<FileSource, SourceError> {
         if spec.path.as_os_str().is_empty() {
             return Err(SourceError::Config(format!(
                 "source {:?}: kind \"file\" needs path = \"…\"",

@@ -15,15 +15,15 @@ use reqwest::Url;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-pub const DEFAULT_URL: &str = "https://hn.algolia.com/api/v1";
+pub(crate) const DEFAULT_URL: &str = "https://hn.algolia.com/api/v1";
 
 /// `kind = "hackernews"`: what to search for, and an API base override.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HackerNewsConfig {
-    pub common: Common,
-    pub query: String,
+    pub(crate) common: Common,
+    pub(crate) query: String,
     /// API base (default [`DEFAULT_URL`]).
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
 }
 
 impl KindConfig for HackerNewsConfig {
@@ -50,21 +50,21 @@ impl KindConfig for HackerNewsConfig {
     }
 }
 /// Algolia's hard limit: hits beyond the 1,000th of a query cannot be paged to.
-pub const HIT_CAP: u64 = 1000;
+pub(crate) const HIT_CAP: u64 = 1000;
 /// Hits per page (Algolia allows up to 1,000; smaller pages keep bodies small).
-pub const HITS_PER_PAGE: u64 = 500;
+pub(crate) const HITS_PER_PAGE: u64 = 500;
 /// Every poll re-reads this much before the watermark: items reach the index a little after
 /// their `created_at_i`, and this is how late one may be and still be seen.
-pub const OVERLAP_SECS: i64 = 600;
+pub(crate) const OVERLAP_SECS: i64 = 600;
 /// How far back the very first poll looks, so a new source does not alert on years of history.
-pub const INITIAL_LOOKBACK_SECS: i64 = 3600;
+pub(crate) const INITIAL_LOOKBACK_SECS: i64 = 3600;
 /// Requests one poll may make; the next poll continues from the last complete window.
-pub const MAX_REQUESTS_PER_POLL: u32 = 20;
+pub(crate) const MAX_REQUESTS_PER_POLL: u32 = 20;
 
 const RECENT_KEY: &str = "recent";
 
 /// Polls Algolia for one query.
-pub struct HackerNewsSource {
+pub(crate) struct HackerNewsSource {
     name: String,
     base: String,
     /// Words sent to Algolia; with more than one they are all sent as optional words, so a
@@ -103,7 +103,7 @@ struct Hit {
 }
 
 impl HackerNewsSource {
-    pub fn new(spec: &HackerNewsConfig) -> Result<HackerNewsSource, SourceError> {
+    pub(crate) fn new(spec: &HackerNewsConfig) -> Result<HackerNewsSource, SourceError> {
         let query = spec.query.clone();
         if query.trim().is_empty() {
             return Err(SourceError::Config(format!(

@@ -14,7 +14,7 @@ use quick_xml::escape::resolve_html5_entity;
 /// (named, decimal, hex), whitespace collapsed. A link keeps its text; when that text is only a
 /// shortened form of the link's URL (Hacker News cuts long links to `https://…/lo...`), the full
 /// URL is used instead so a rule on the URL still matches.
-pub fn html_to_text(html: &str) -> String {
+pub(crate) fn html_to_text(html: &str) -> String {
     convert(html, Tags::Any)
 }
 
@@ -22,7 +22,7 @@ pub fn html_to_text(html: &str) -> String {
 /// RSS 2.0 descriptions and titles, double-escaped summaries), so entities are decoded and
 /// well-known HTML elements are stripped; anything else in angle brackets (`Vec<String>`,
 /// `<!channel>`) stays as written.
-pub fn plain_text(text: &str) -> String {
+pub(crate) fn plain_text(text: &str) -> String {
     convert(text, Tags::KnownOnly)
 }
 
@@ -385,7 +385,7 @@ pub(crate) fn collapse_whitespace(s: &str) -> String {
 
 /// Decodes `&name;`, `&#123;` and `&#x1F600;`; an unknown or malformed reference stays as
 /// written (`AT&T`, `&bogus;`).
-pub fn decode_entities(s: &str) -> String {
+pub(crate) fn decode_entities(s: &str) -> String {
     if !s.contains('&') {
         return s.to_string();
     }

@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Sent with every request so feed owners can see who polls them and how to reach us.
-pub const USER_AGENT: &str = concat!(
+pub(crate) const USER_AGENT: &str = concat!(
     "mentiondesk/",
     env!("CARGO_PKG_VERSION"),
     " (+https://github.com/mentiondesk)"
 );
 
 /// A stream that sends nothing (not even a heartbeat) for this long is taken for dead.
-pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub(crate) const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A 2xx answer to an API request: its headers (rate limits, `Link`) and its capped body.
 #[derive(Debug, Clone)]
@@ -34,20 +34,20 @@ pub struct ApiResponse {
 /// went wrong (XRPC answers an expired token with 400 `{"error":"ExpiredToken",…}`), so the
 /// caller can tell one 400 from another. The body is capped like every other.
 #[derive(Debug, Clone)]
-pub struct ApiReply {
-    pub status: u16,
-    pub headers: HeaderMap,
-    pub bytes: Vec<u8>,
+pub(crate) struct ApiReply {
+    pub(crate) status: u16,
+    pub(crate) headers: HeaderMap,
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl ApiReply {
-    pub fn is_success(&self) -> bool {
+    pub(crate) fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
     /// The error `Fetcher::get` would have returned for this answer, with the wait the server
     /// asked for (Retry-After, or a rate-limit reset header on a 429).
-    pub fn status_error(&self) -> SourceError {
+    pub(crate) fn status_error(&self) -> SourceError {
         SourceError::Status {
             status: self.status,
             retry_after: retry_after(self.status, &self.headers, chrono::Utc::now()),
@@ -148,7 +148,7 @@ impl Fetcher {
 
     /// Like `fetch`, with extra request headers (API sources: `Accept`, auth).
     /// Header values are never logged or echoed in errors.
-    pub async fn fetch_with(
+    pub(crate) async fn fetch_with(
         &self,
         url: &str,
         state: &SourceState,
@@ -193,7 +193,7 @@ impl Fetcher {
 
     /// POSTs a form with HTTP Basic credentials (OAuth token endpoints). The credentials are
     /// sent, never logged, and never appear in an error.
-    pub async fn post_form(
+    pub(crate) async fn post_form(
         &self,
         url: &str,
         extra_headers: &[(&str, &str)],
@@ -213,7 +213,7 @@ impl Fetcher {
     /// Sends a request with an optional JSON body and returns the answer whatever its status
     /// (see `ApiReply`); only transport failures, refusals and an oversized body are errors.
     /// Header values and the body are never logged or echoed in errors.
-    pub async fn request_any(
+    pub(crate) async fn request_any(
         &self,
         method: reqwest::Method,
         url: &str,
@@ -239,7 +239,7 @@ impl Fetcher {
     /// Opens a long-lived response (server-sent events). It has no overall timeout, only
     /// `STREAM_IDLE_TIMEOUT` between chunks, so a silent dead connection is still noticed.
     /// Read it with `next_chunk`, which keeps the body cap per event.
-    pub async fn open_stream(
+    pub(crate) async fn open_stream(
         &self,
         url: &str,
         extra_headers: &[(&str, &str)],
@@ -250,7 +250,7 @@ impl Fetcher {
     }
 
     /// The next chunk of a stream opened with `open_stream`; `None` when the server ended it.
-    pub async fn next_chunk(
+    pub(crate) async fn next_chunk(
         &self,
         response: &mut reqwest::Response,
         shown_url: &str,
@@ -262,13 +262,8 @@ impl Fetcher {
     }
 
     /// The largest body (or streamed event) this fetcher accepts.
-    pub fn max_body_bytes(&self) -> u64 {
+    pub(crate) fn max_body_bytes(&self) -> u64 {
         self.max_body_bytes
-    }
-
-    /// Whether private addresses are allowed (the websocket connector applies the same rule).
-    pub fn allow_private(&self) -> bool {
-        self.allow_private
     }
 
     fn checked(&self, url: &str) -> Result<(Url, String), SourceError> {
@@ -357,7 +352,7 @@ impl Fetcher {
 /// Why the guard refused an address; found again in reqwest's error chain by downcasting.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}; {ALLOW_PRIVATE_HINT}")]
-pub struct PrivateAddress(String);
+pub(crate) struct PrivateAddress(String);
 
 fn find_refusal<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a PrivateAddress> {
     let mut current: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
@@ -396,7 +391,7 @@ fn with_headers(
 }
 
 /// Seconds until a rate-limit window resets, as Reddit (and others) send it.
-pub fn ratelimit_reset(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn ratelimit_reset(headers: &HeaderMap) -> Option<Duration> {
     let secs: f64 = headers
         .get("x-ratelimit-reset")?
         .to_str()
@@ -410,7 +405,7 @@ pub fn ratelimit_reset(headers: &HeaderMap) -> Option<Duration> {
 /// The wait a non-2xx answer asks for: `Retry-After` on any status; on a 429 without it,
 /// `X-Ratelimit-Reset` (seconds left, as Reddit sends it) or `RateLimit-Reset` (see
 /// `ratelimit_reset_at`).
-pub fn retry_after(
+pub(crate) fn retry_after(
     status: u16,
     headers: &HeaderMap,
     now: chrono::DateTime<chrono::Utc>,
@@ -429,7 +424,7 @@ pub fn retry_after(
 /// The wait until `RateLimit-Reset`. Bluesky sends it as a Unix time (`1736759405`); the IETF
 /// draft it comes from means seconds left. A value past 10^9 can only be a Unix time (seconds
 /// left would be over 31 years), so both readings are accepted. Capped at a day.
-pub fn ratelimit_reset_at(
+pub(crate) fn ratelimit_reset_at(
     headers: &HeaderMap,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<Duration> {
@@ -541,7 +536,7 @@ impl Resolve for PublicOnlyResolver {
 /// True for addresses a public feed never lives on: loopback, RFC 1918, link-local (cloud
 /// metadata at 169.254.169.254), CGNAT, unspecified, broadcast, unique-local and site-local IPv6,
 /// and IPv4 addresses embedded in IPv6 (mapped, compatible, NAT64) that are any of those.
-pub fn is_private(ip: IpAddr) -> bool {
+pub(crate) fn is_private(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_private_v4(v4),
         IpAddr::V6(v6) => is_private_v6(v6),
@@ -585,7 +580,7 @@ fn is_private_v6(ip: Ipv6Addr) -> bool {
 
 /// Decodes a JSON API body. A cut-off body ("EOF while parsing") and a body that is not the
 /// expected shape are both parse errors naming `what`, so `/healthz` says which API broke.
-pub fn decode_json<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     what: &str,
 ) -> Result<T, SourceError> {
@@ -600,7 +595,7 @@ pub fn decode_json<T: serde::de::DeserializeOwned>(
 }
 
 /// A URL safe to log or put in an error: no userinfo, no query, no fragment (tokens live there).
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match Url::parse(url) {
         Ok(mut u) => {
             let _ = u.set_username("");
@@ -619,7 +614,10 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Parses Retry-After: delta-seconds, or an HTTP-date turned into the time left from `now`.
-pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+pub(crate) fn parse_retry_after(
+    value: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));

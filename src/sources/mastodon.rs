@@ -19,22 +19,22 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// Statuses per timeline request (Mastodon's maximum for tag timelines).
-pub const PAGE_LIMIT: usize = 40;
+pub(crate) const PAGE_LIMIT: usize = 40;
 /// Pages one poll reads per instance and tag; the next poll continues from `since_id`.
-pub const MAX_PAGES_PER_TAG: usize = 10;
+pub(crate) const MAX_PAGES_PER_TAG: usize = 10;
 
 /// `kind = "mastodon"`: instances and hashtags to follow, and the optional streaming API.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MastodonConfig {
-    pub common: Common,
+    pub(crate) common: Common,
     /// Instance base URLs, e.g. `https://mastodon.social`.
-    pub instances: Vec<String>,
+    pub(crate) instances: Vec<String>,
     /// Hashtags to follow, without `#`.
-    pub tags: Vec<String>,
+    pub(crate) tags: Vec<String>,
     /// An access token (timelines of instances that require one, and streaming).
-    pub token: Option<Secret>,
+    pub(crate) token: Option<Secret>,
     /// Also hold the streaming API (SSE) open for low latency; needs `token`.
-    pub stream: bool,
+    pub(crate) stream: bool,
 }
 
 impl KindConfig for MastodonConfig {
@@ -96,7 +96,7 @@ impl KindConfig for MastodonConfig {
 }
 
 /// Watches hashtags on Mastodon instances.
-pub struct MastodonSource {
+pub(crate) struct MastodonSource {
     name: String,
     instances: Vec<String>,
     tags: Vec<String>,
@@ -146,7 +146,7 @@ struct Account {
 }
 
 impl MastodonSource {
-    pub fn new(spec: &MastodonConfig) -> Result<MastodonSource, SourceError> {
+    pub(crate) fn new(spec: &MastodonConfig) -> Result<MastodonSource, SourceError> {
         let api = spec;
         if api.instances.is_empty() || api.tags.is_empty() {
             return Err(SourceError::Config(format!(
@@ -521,16 +521,16 @@ impl SseTask {
 
 /// One server-sent event.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SseEvent {
-    pub name: String,
-    pub data: String,
+pub(crate) struct SseEvent {
+    pub(crate) name: String,
+    pub(crate) data: String,
 }
 
 /// Incremental `text/event-stream` parser: bytes in, complete events out. Comments
 /// (`:thump` heartbeats) are dropped; an event larger than the cap is an error, not a
 /// memory problem.
 #[derive(Debug)]
-pub struct SseParser {
+pub(crate) struct SseParser {
     pending: Vec<u8>,
     name: String,
     data: String,
@@ -538,7 +538,7 @@ pub struct SseParser {
 }
 
 impl SseParser {
-    pub fn new(cap: usize) -> SseParser {
+    pub(crate) fn new(cap: usize) -> SseParser {
         SseParser {
             pending: Vec::new(),
             name: String::new(),
@@ -547,7 +547,7 @@ impl SseParser {
         }
     }
 
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, SourceError> {
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, SourceError> {
         self.pending.extend_from_slice(bytes);
         let mut events = Vec::new();
         while let Some(nl) = self.pending.iter().position(|&b| b == b'\n') {

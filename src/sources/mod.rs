@@ -12,16 +12,16 @@ use std::time::Duration;
 
 pub mod bluesky;
 pub mod config;
-pub mod file;
-pub mod hackernews;
-pub mod html;
+pub(crate) mod file;
+pub(crate) mod hackernews;
+pub(crate) mod html;
 pub mod http;
-pub mod mastodon;
+pub(crate) mod mastodon;
 pub mod poll;
 pub mod prefilter;
-pub mod reddit;
-pub mod rss;
-pub mod stream;
+pub(crate) mod reddit;
+pub(crate) mod rss;
+pub(crate) mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -58,7 +58,7 @@ macro_rules! source_kinds {
             }
 
             /// `every` when an entry of this kind does not say.
-            pub fn default_every(self) -> Duration {
+            pub(crate) fn default_every(self) -> Duration {
                 match self {
                     $(SourceKind::$variant => <$config as KindConfig>::DEFAULT_EVERY),+
                 }
@@ -123,7 +123,7 @@ impl SourceConfig {
         &self.common().name
     }
 
-    pub fn every(&self) -> Duration {
+    pub(crate) fn every(&self) -> Duration {
         self.common().every
     }
 

@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Longest wait between polls of a failing source (unless its normal interval is longer).
-pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// A Retry-After beyond this is treated as a server mistake, not as "stop polling for a week".
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// What one successful poll produced; the intake stores `mentions` and `state` together so a
 /// restart resumes after the last committed poll.
@@ -38,7 +38,7 @@ pub struct SourceStatus {
     /// True when the last poll succeeded only in part (e.g. one Mastodon instance of three
     /// failed): its mentions were delivered, and `last_error` says what was missing.
     pub degraded: bool,
-    pub last_success: Option<DateTime<Utc>>,
+    pub(crate) last_success: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub consecutive_errors: u32,
     pub polls_total: u64,
@@ -47,9 +47,9 @@ pub struct SourceStatus {
     pub errors_total: u64,
     /// Polls that succeeded only in part (a subset of `polls_total`).
     pub partial_total: u64,
-    pub mentions_total: u64,
+    pub(crate) mentions_total: u64,
     /// Seconds until the next poll is due, when one is scheduled.
-    pub next_poll_in_secs: Option<u64>,
+    pub(crate) next_poll_in_secs: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -70,12 +70,12 @@ impl Health {
     }
 
     /// Adds a source (healthy, no polls yet). Registering again keeps its counters.
-    pub fn register(&self, name: &str, kind: &str) {
+    pub(crate) fn register(&self, name: &str, kind: &str) {
         self.with(name, kind, |_| {});
     }
 
     /// Every source's status, sorted by name.
-    pub fn snapshot(&self) -> Vec<SourceStatus> {
+    pub(crate) fn snapshot(&self) -> Vec<SourceStatus> {
         let now = Instant::now();
         let map = self.lock();
         map.values()
@@ -96,7 +96,7 @@ impl Health {
 
     /// Records a successful poll; resets the consecutive error count. Public so sources that
     /// stream instead of polling can report too.
-    pub fn record_success(&self, name: &str, kind: &str, mentions: usize) {
+    pub(crate) fn record_success(&self, name: &str, kind: &str, mentions: usize) {
         self.with(name, kind, |s| {
             s.healthy = true;
             s.degraded = false;
@@ -110,7 +110,7 @@ impl Health {
     /// Records a poll that delivered its mentions but hit a problem it worked around (some
     /// endpoints failed). Counted as a success (the source is up, nothing backs off) and as an
     /// error (so it is not only in the log): `degraded` stays set until a clean poll.
-    pub fn record_partial(&self, name: &str, kind: &str, mentions: usize, warning: &str) {
+    pub(crate) fn record_partial(&self, name: &str, kind: &str, mentions: usize, warning: &str) {
         self.record_success(name, kind, mentions);
         self.with(name, kind, |s| {
             s.degraded = true;
@@ -121,7 +121,7 @@ impl Health {
     }
 
     /// Records a failed poll with its (already secret-free) message.
-    pub fn record_error(&self, name: &str, kind: &str, error: &str) {
+    pub(crate) fn record_error(&self, name: &str, kind: &str, error: &str) {
         self.with(name, kind, |s| {
             s.healthy = false;
             s.degraded = false;
@@ -313,7 +313,7 @@ fn jitter(d: Duration) -> Duration {
 /// consecutive failures, `every × 2^errors` capped at `max(MAX_BACKOFF, every)` (a slow
 /// source is not polled more often because it fails), ±10 % jitter, raised to the server's
 /// Retry-After (up to `MAX_RETRY_AFTER`) if longer.
-pub fn backoff(every: Duration) -> Backoff {
+pub(crate) fn backoff(every: Duration) -> Backoff {
     Backoff::new(every.saturating_mul(2), MAX_BACKOFF.max(every))
         .with_jitter(0.9, 1.1)
         .with_max_retry_after(MAX_RETRY_AFTER)
@@ -380,7 +380,7 @@ mod tests {
 
     /// The loop itself, with scripted sources, mostly on tokio's paused clock.
     mod run_loop {
-        use super::{run, Health, PollOutcome};
+        use super::{Health, PollOutcome, Poller};
         use crate::model::Mention;
         use crate::shutdown;
         use crate::sources::{Source, SourceError, SourceKind, SourceState};
@@ -389,6 +389,19 @@ mod tests {
         use std::time::Duration;
         use tokio::sync::mpsc;
         use tokio::time::Instant;
+
+        /// The poll loop as `app` starts it.
+        fn run(
+            source: Box<dyn Source>,
+            every: Duration,
+            timeout: Duration,
+            initial: SourceState,
+            out: mpsc::Sender<PollOutcome>,
+            health: Health,
+            stop: shutdown::Shutdown,
+        ) -> impl std::future::Future<Output = ()> {
+            Poller::new(source, every, timeout, initial, out, health).run(stop)
+        }
 
         enum Step {
             Ok(usize),

@@ -29,7 +29,7 @@ impl Prefilter {
     }
 
     /// Builds the prefilter from keywords (lower-cased here); `None` for an empty list.
-    pub fn from_keywords(keywords: Vec<String>) -> Option<Prefilter> {
+    pub(crate) fn from_keywords(keywords: Vec<String>) -> Option<Prefilter> {
         let mut keywords: Vec<String> = keywords
             .into_iter()
             .map(|k| k.trim().to_lowercase())
@@ -57,12 +57,12 @@ impl Prefilter {
     }
 
     /// The keywords, lower-cased and sorted (shown in logs and docs).
-    pub fn keywords(&self) -> &[String] {
+    pub(crate) fn keywords(&self) -> &[String] {
         &self.keywords
     }
 
     /// True if `text` contains any keyword, ignoring case.
-    pub fn accepts(&self, text: &str) -> bool {
+    pub(crate) fn accepts(&self, text: &str) -> bool {
         if self.ascii.as_ref().is_some_and(|ac| ac.is_match(text)) {
             return true;
         }
@@ -76,7 +76,7 @@ impl Prefilter {
     /// True if raw bytes (for instance an undecoded JSON event) may contain a keyword.
     /// Exact for ASCII keywords, which JSON never escapes; with any non-ASCII keyword it
     /// answers true so the caller decodes and asks `accepts`.
-    pub fn may_contain(&self, raw: &[u8]) -> bool {
+    pub(crate) fn may_contain(&self, raw: &[u8]) -> bool {
         if !self.unicode.is_empty() {
             return true;
         }
@@ -86,7 +86,7 @@ impl Prefilter {
 
 /// The positive terms of a query in the rule language: words and phrases not under `NOT`,
 /// operators and parentheses dropped. A phrase contributes its longest word.
-pub fn positive_terms(query: &str) -> Vec<String> {
+pub(crate) fn positive_terms(query: &str) -> Vec<String> {
     let tokens = tokenize(query);
     let mut out = Vec::new();
     let mut i = 0;

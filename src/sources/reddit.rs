@@ -19,34 +19,34 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
-pub const DEFAULT_URL: &str = "https://oauth.reddit.com";
-pub const DEFAULT_TOKEN_URL: &str = "https://www.reddit.com/api/v1/access_token";
+pub(crate) const DEFAULT_URL: &str = "https://oauth.reddit.com";
+pub(crate) const DEFAULT_TOKEN_URL: &str = "https://www.reddit.com/api/v1/access_token";
 /// Reddit's largest listing page.
-pub const PAGE_LIMIT: usize = 100;
+pub(crate) const PAGE_LIMIT: usize = 100;
 /// Pages per listing per poll; the next poll continues where this one stopped.
-pub const MAX_PAGES: usize = 5;
+pub(crate) const MAX_PAGES: usize = 5;
 /// A token is renewed when it has less than this left.
-pub const REFRESH_MARGIN: Duration = Duration::from_secs(120);
+pub(crate) const REFRESH_MARGIN: Duration = Duration::from_secs(120);
 /// Re-read this much before the watermark: search results can appear a little late.
-pub const OVERLAP_SECS: i64 = 300;
+pub(crate) const OVERLAP_SECS: i64 = 300;
 
 /// `kind = "reddit"`: the search, the subreddits, and the app's OAuth credentials.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RedditConfig {
-    pub common: Common,
-    pub query: String,
+    pub(crate) common: Common,
+    pub(crate) query: String,
     /// Subreddits to watch, without `r/`.
-    pub subreddits: Vec<String>,
+    pub(crate) subreddits: Vec<String>,
     /// The app's client id.
-    pub client_id: String,
+    pub(crate) client_id: String,
     /// The app's client secret.
-    pub client_secret: Secret,
+    pub(crate) client_secret: Secret,
     /// The User-Agent Reddit's rules ask for (`platform:app:version (by /u/name)`).
-    pub user_agent: Option<String>,
+    pub(crate) user_agent: Option<String>,
     /// The OAuth token endpoint (override for tests and proxies).
-    pub token_url: Option<String>,
+    pub(crate) token_url: Option<String>,
     /// API base (default [`DEFAULT_URL`]).
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
 }
 
 impl KindConfig for RedditConfig {
@@ -117,12 +117,12 @@ impl KindConfig for RedditConfig {
     }
 }
 /// Stop paging when fewer requests than this are left in the rate-limit window.
-pub const RATE_RESERVE: f64 = 2.0;
+pub(crate) const RATE_RESERVE: f64 = 2.0;
 /// Ids remembered per listing at most (the overlap window needs far fewer).
 const MAX_SEEN: usize = 5000;
 
 /// Watches subreddits through Reddit's OAuth API.
-pub struct RedditSource {
+pub(crate) struct RedditSource {
     name: String,
     base: String,
     token_url: String,
@@ -226,7 +226,7 @@ impl Listed {
 }
 
 impl RedditSource {
-    pub fn new(spec: &RedditConfig) -> Result<RedditSource, SourceError> {
+    pub(crate) fn new(spec: &RedditConfig) -> Result<RedditSource, SourceError> {
         let api = spec;
         let missing = |what: &str| {
             SourceError::Config(format!(

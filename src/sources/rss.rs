@@ -16,9 +16,9 @@ use std::time::Duration;
 /// `kind = "rss"`: a feed URL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RssConfig {
-    pub common: Common,
+    pub(crate) common: Common,
     /// The feed's http(s) URL.
-    pub url: String,
+    pub(crate) url: String,
 }
 
 impl KindConfig for RssConfig {
@@ -49,7 +49,7 @@ impl KindConfig for RssConfig {
 }
 
 /// A feed polled over HTTP(S).
-pub struct RssSource {
+pub(crate) struct RssSource {
     name: String,
     url: String,
     fetcher: Fetcher,
@@ -58,7 +58,7 @@ pub struct RssSource {
 impl RssSource {
     /// Needs a non-blank `url`; the URL is checked when fetched, so a bad one shows up as a
     /// poll error naming the problem rather than failing start-up for every other source.
-    pub fn new(spec: &RssConfig) -> Result<RssSource, SourceError> {
+    pub(crate) fn new(spec: &RssConfig) -> Result<RssSource, SourceError> {
         RssSource::with_fetcher(spec, Fetcher::new(&spec.common)?)
     }
 
@@ -129,7 +129,7 @@ fn body_digest(bytes: &[u8]) -> String {
 
 /// Parses a feed document into mentions. Shared by every source that reads feeds (`rss`, `file`).
 /// `base_uri` resolves relative links; it does not take part in ids.
-pub fn parse_feed(
+pub(crate) fn parse_feed(
     bytes: &[u8],
     source: &str,
     kind: SourceKind,

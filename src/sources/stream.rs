@@ -14,11 +14,11 @@ use tokio::task::JoinHandle;
 /// Mentions buffered before the connection task waits for the poll loop to drain them.
 /// Matching posts are rare (they passed the prefilter), so this is only reached when the
 /// intake is stuck; the task then stops reading and the stream resumes from its cursor.
-pub const BUFFER_CAP: usize = 10_000;
+pub(crate) const BUFFER_CAP: usize = 10_000;
 
 /// First reconnect delay; doubles per failed attempt up to `RECONNECT_MAX`.
-pub const RECONNECT_MIN: Duration = Duration::from_secs(1);
-pub const RECONNECT_MAX: Duration = Duration::from_secs(60);
+pub(crate) const RECONNECT_MIN: Duration = Duration::from_secs(1);
+pub(crate) const RECONNECT_MAX: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -34,23 +34,23 @@ struct Inner {
 
 /// The hand-over point between a connection task and `Source::poll`. Cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct StreamBuffer {
+pub(crate) struct StreamBuffer {
     inner: Arc<Mutex<Inner>>,
     notify: Arc<Notify>,
 }
 
 /// What one drain took out of the buffer.
 #[derive(Debug, Default)]
-pub struct Drained {
-    pub mentions: Vec<Mention>,
-    pub cursor: Option<String>,
-    pub error: Option<String>,
-    pub connected: bool,
-    pub seen: u64,
+pub(crate) struct Drained {
+    pub(crate) mentions: Vec<Mention>,
+    pub(crate) cursor: Option<String>,
+    pub(crate) error: Option<String>,
+    pub(crate) connected: bool,
+    pub(crate) seen: u64,
 }
 
 impl StreamBuffer {
-    pub fn new() -> StreamBuffer {
+    pub(crate) fn new() -> StreamBuffer {
         StreamBuffer::default()
     }
 
@@ -59,7 +59,7 @@ impl StreamBuffer {
     }
 
     /// Records an event the task processed: its resume point and, if it was kept, the mention.
-    pub fn push(&self, cursor: Option<String>, mention: Option<Mention>) {
+    pub(crate) fn push(&self, cursor: Option<String>, mention: Option<Mention>) {
         let wake = {
             let mut inner = self.lock();
             inner.seen += 1;
@@ -80,16 +80,16 @@ impl StreamBuffer {
     }
 
     /// True while the buffer is full; the task then waits before reading on.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         self.lock().mentions.len() >= BUFFER_CAP
     }
 
-    pub fn set_connected(&self, connected: bool) {
+    pub(crate) fn set_connected(&self, connected: bool) {
         self.lock().connected = connected;
     }
 
     /// Records a connection problem (already free of secrets) for the next poll to report.
-    pub fn set_error(&self, error: String) {
+    pub(crate) fn set_error(&self, error: String) {
         {
             let mut inner = self.lock();
             inner.connected = false;
@@ -99,7 +99,7 @@ impl StreamBuffer {
     }
 
     /// Takes everything buffered, the newest cursor and any pending error.
-    pub fn drain(&self) -> Drained {
+    pub(crate) fn drain(&self) -> Drained {
         let mut inner = self.lock();
         Drained {
             mentions: inner.mentions.drain(..).collect(),
@@ -110,12 +110,12 @@ impl StreamBuffer {
         }
     }
 
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         self.lock().connected
     }
 
     /// Resolves once there is a mention or an error to hand over.
-    pub async fn ready(&self) {
+    pub(crate) async fn ready(&self) {
         loop {
             let notified = self.notify.notified();
             tokio::pin!(notified);
@@ -131,7 +131,7 @@ impl StreamBuffer {
     }
 
     /// Waits until the task connected or reported an error, at most `limit`.
-    pub async fn wait_connected(&self, limit: Duration) {
+    pub(crate) async fn wait_connected(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         while tokio::time::Instant::now() < deadline {
             {
@@ -148,14 +148,16 @@ impl StreamBuffer {
 /// Aborts the connection task when the source that owns it is dropped: the poll loop drops
 /// its source on shutdown, so the task stops with it and never outlives the daemon.
 #[derive(Debug)]
-pub struct TaskGuard(JoinHandle<()>);
+pub(crate) struct TaskGuard(JoinHandle<()>);
 
 impl TaskGuard {
-    pub fn spawn(future: impl std::future::Future<Output = ()> + Send + 'static) -> TaskGuard {
+    pub(crate) fn spawn(
+        future: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> TaskGuard {
         TaskGuard(tokio::spawn(future))
     }
 
-    pub fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.0.is_finished()
     }
 }
@@ -168,7 +170,8 @@ impl Drop for TaskGuard {
 
 /// The reconnect schedule of every streaming source: attempt `failures` (1-based) waits 1 s
 /// doubling to 60 s, ±20 %.
-pub const RECONNECT: Backoff = Backoff::new(RECONNECT_MIN, RECONNECT_MAX).with_jitter(0.8, 1.2);
+pub(crate) const RECONNECT: Backoff =
+    Backoff::new(RECONNECT_MIN, RECONNECT_MAX).with_jitter(0.8, 1.2);
 
 #[cfg(test)]
 mod tests {

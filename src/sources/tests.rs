@@ -745,7 +745,7 @@ pub(crate) mod helpers {
     use std::time::Duration;
 
     /// Serves `router` on 127.0.0.1 with an OS-chosen port (never any other address).
-    pub async fn serve(router: axum::Router) -> SocketAddr {
+    pub(crate) async fn serve(router: axum::Router) -> SocketAddr {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -754,7 +754,7 @@ pub(crate) mod helpers {
         addr
     }
 
-    pub fn rss_spec(url: &str) -> RssConfig {
+    pub(crate) fn rss_spec(url: &str) -> RssConfig {
         RssConfig {
             common: Common {
                 timeout: Duration::from_secs(5),
@@ -766,7 +766,7 @@ pub(crate) mod helpers {
         }
     }
 
-    pub fn file_spec(path: PathBuf) -> FileConfig {
+    pub(crate) fn file_spec(path: PathBuf) -> FileConfig {
         FileConfig {
             common: Common {
                 timeout: Duration::from_secs(5),
@@ -779,7 +779,7 @@ pub(crate) mod helpers {
     }
 
     /// `bytes` of zeros, gzip-compressed: a few KB that inflate to `bytes`.
-    pub fn gzip_zeros(bytes: usize) -> Vec<u8> {
+    pub(crate) fn gzip_zeros(bytes: usize) -> Vec<u8> {
         use flate2::write::GzEncoder;
         use std::io::Write;
         let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::best());

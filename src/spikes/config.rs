@@ -48,7 +48,7 @@ impl Default for SpikeConfig {
 
 impl SpikeConfig {
     /// Reads `[spikes]` (optional; every key has a default).
-    pub fn read(r: &mut Reader, root: &Table) -> SpikeConfig {
+    pub(crate) fn read(r: &mut Reader, root: &Table) -> SpikeConfig {
         let d = SpikeConfig::default();
         let Some(t) = r.table(root, "spikes") else {
             return d;

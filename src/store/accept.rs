@@ -22,7 +22,7 @@ use sled::Transactional;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredMention {
     pub mention: Mention,
-    pub received_at: DateTime<Utc>,
+    pub(crate) received_at: DateTime<Utc>,
 }
 
 /// What the intake decided about one polled mention; the store writes it atomically.
@@ -61,14 +61,14 @@ pub struct NewAlert {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThreadKey {
     pub key: String,
-    pub read: Option<ThreadMark>,
+    pub(crate) read: Option<ThreadMark>,
 }
 
 /// What a thread key points at: the alert that claimed it, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ThreadMark {
-    pub alert: AlertId,
-    pub at: DateTime<Utc>,
+pub(crate) struct ThreadMark {
+    pub(crate) alert: AlertId,
+    pub(crate) at: DateTime<Utc>,
 }
 
 impl ThreadMark {
@@ -87,12 +87,12 @@ impl ThreadMark {
 /// Where a repeat's note goes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Repeat {
-    pub of: RepeatOf,
+    pub(crate) of: RepeatOf,
     pub note: Note,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum RepeatOf {
+pub(crate) enum RepeatOf {
     /// An alert already in the store; the note goes to each of its targets (an alert's
     /// targets never change after it is created).
     Stored {
@@ -107,10 +107,10 @@ pub enum RepeatOf {
 #[derive(Debug, Default, Clone)]
 pub struct Accepted {
     /// Mentions not seen before (matching or not).
-    pub new_mentions: usize,
+    pub(crate) new_mentions: usize,
     pub alerts: Vec<Alert>,
     /// Repeats that went into an existing alert's thread instead.
-    pub threaded: Vec<AlertId>,
+    pub(crate) threaded: Vec<AlertId>,
 }
 
 impl Store {
@@ -141,7 +141,7 @@ impl Store {
 
     /// Stores candidates that come from no source (spike alerts): as `accept`, without a
     /// source state to save.
-    pub async fn accept_generated(
+    pub(crate) async fn accept_generated(
         &self,
         candidates: &[Candidate],
         now: DateTime<Utc>,
@@ -278,12 +278,13 @@ impl Store {
             .transpose()
     }
 
-    pub fn mention_count(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn mention_count(&self) -> usize {
         self.mention_log.len()
     }
 
     /// The newest `n` stored mentions, newest first (for `/desk preview`).
-    pub fn recent_mentions(&self, n: usize) -> Result<Vec<StoredMention>, StoreError> {
+    pub(crate) fn recent_mentions(&self, n: usize) -> Result<Vec<StoredMention>, StoreError> {
         let mut out = Vec::with_capacity(n.min(1024));
         for kv in self.mention_log.iter().rev().take(n) {
             let (_, key) = kv?;

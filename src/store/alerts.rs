@@ -15,7 +15,7 @@ use sled::Transactional;
 
 /// Whether a compare-and-swap change to an alert went through.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ChangeOutcome {
+pub(crate) enum ChangeOutcome {
     Applied,
     /// Someone changed the alert first; this is what it is now.
     Conflict(Box<Alert>),
@@ -23,16 +23,16 @@ pub enum ChangeOutcome {
 
 /// A change to an alert, written atomically with its audit entry, outbox work and timers.
 #[derive(Debug, Clone)]
-pub struct AlertChange {
-    pub alert: Alert,
-    pub audit: AuditEntry,
+pub(crate) struct AlertChange {
+    pub(crate) alert: Alert,
+    pub(crate) audit: AuditEntry,
     /// Work for every target of the alert.
-    pub outbox: Vec<OutboxAction>,
+    pub(crate) outbox: Vec<OutboxAction>,
     /// Extra deliveries to other places (escalation channel).
-    pub extra_outbox: Vec<(Target, OutboxAction)>,
+    pub(crate) extra_outbox: Vec<(Target, OutboxAction)>,
     /// Timers to cancel (the state change they waited for happened).
-    pub cancel_timers: Vec<TimerKind>,
-    pub set_timers: Vec<(TimerKind, DateTime<Utc>)>,
+    pub(crate) cancel_timers: Vec<TimerKind>,
+    pub(crate) set_timers: Vec<(TimerKind, DateTime<Utc>)>,
 }
 
 /// A durable timer that is due.
@@ -64,7 +64,7 @@ impl Store {
 
     /// Compare-and-swap: writes `change` only if the alert is still exactly `expected`, with
     /// its audit entry, outbox work and timers in the same transaction; then flushes.
-    pub async fn change_alert(
+    pub(crate) async fn change_alert(
         &self,
         expected: &Alert,
         change: AlertChange,
@@ -128,7 +128,7 @@ impl Store {
     }
 
     /// Removes a timer that fired, unless it was re-armed in the meantime.
-    pub fn remove_timer(&self, timer: &Timer) -> Result<(), StoreError> {
+    pub(crate) fn remove_timer(&self, timer: &Timer) -> Result<(), StoreError> {
         let key = timer_key(timer.alert_id, timer.kind);
         let _ = self
             .timers
@@ -137,7 +137,7 @@ impl Store {
     }
 
     /// Timers due at or before `now`.
-    pub fn due_timers(&self, now: DateTime<Utc>) -> Result<Vec<Timer>, StoreError> {
+    pub(crate) fn due_timers(&self, now: DateTime<Utc>) -> Result<Vec<Timer>, StoreError> {
         let mut out = Vec::new();
         for kv in self.timers.iter() {
             let (_, v) = kv?;

@@ -12,7 +12,7 @@ pub struct StoreConfig {
 
 impl StoreConfig {
     /// Reads `[store]` (all keys optional).
-    pub fn read(r: &mut Reader, root: &Table) -> StoreConfig {
+    pub(crate) fn read(r: &mut Reader, root: &Table) -> StoreConfig {
         let t = r.table(root, "store");
         if let Some(t) = t {
             r.known_keys(t, "store", KEYS);

@@ -16,22 +16,23 @@ use std::thread::JoinHandle;
 use tokio::sync::watch;
 
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum FlushError {
+pub(crate) enum FlushError {
     #[error("could not flush the store to disk: {0}")]
     Sled(#[from] sled::Error),
     #[error("the store's flusher stopped unexpectedly; restart mentiondesk")]
     Stopped,
 }
 
-/// Counters of the flusher since the store was opened, for benchmarks and tests.
+/// Counters of the flusher since the store was opened, for tests.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FlushStats {
+pub(crate) struct FlushStats {
     /// Durability waits requested by writers.
-    pub waits: u64,
+    pub(crate) waits: u64,
     /// Flushes run: fewer than `waits` when one flush covered several writers.
-    pub flushes: u64,
+    pub(crate) flushes: u64,
     /// The most flushes that ever ran at the same moment; 1 once anything was flushed.
-    pub max_concurrent: u64,
+    pub(crate) max_concurrent: u64,
 }
 
 /// A handle to the flusher thread. Dropping it lets the thread finish any flush that was
@@ -123,6 +124,7 @@ impl Flusher {
         }
     }
 
+    #[cfg(test)]
     pub(crate) fn stats(&self) -> FlushStats {
         FlushStats {
             waits: self.shared.waits.load(Ordering::Relaxed),

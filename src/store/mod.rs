@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 mod accept;
 mod alerts;
-pub mod config;
+pub(crate) mod config;
 mod flush;
 mod outbox;
 mod requests;
@@ -20,13 +20,15 @@ mod sources;
 #[cfg(test)]
 mod test_util;
 
-pub use accept::{
-    Accepted, Candidate, NewAlert, Repeat, RepeatOf, StoredMention, ThreadKey, ThreadMark,
-};
-pub use alerts::{AlertChange, ChangeOutcome, Timer};
-pub use flush::FlushStats;
+pub(crate) use accept::RepeatOf;
+pub use accept::{Accepted, Candidate, NewAlert, Repeat, StoredMention, ThreadKey};
+pub use alerts::Timer;
+pub(crate) use alerts::{AlertChange, ChangeOutcome};
+#[cfg(test)]
+pub(crate) use flush::FlushStats;
 use flush::{FlushError, Flusher};
-pub use outbox::{OutboxAction, OutboxEntry, OutboxKey, Parked, DIGEST_ENTRY};
+pub(crate) use outbox::Parked;
+pub use outbox::{OutboxAction, OutboxEntry, OutboxKey};
 pub use rule_log::RuleHit;
 
 #[derive(Debug, thiserror::Error)]
@@ -179,12 +181,13 @@ impl Store {
 
     /// The relay's wake-up: notified (one stored permit) after every durable write that adds
     /// outbox entries or makes waiting ones due again.
-    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+    pub(crate) fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
         self.outbox_signal.clone()
     }
 
     /// How the flusher has worked so far (flushes run versus waits served).
-    pub fn flush_stats(&self) -> FlushStats {
+    #[cfg(test)]
+    pub(crate) fn flush_stats(&self) -> FlushStats {
         self.flusher.stats()
     }
 
@@ -194,7 +197,7 @@ impl Store {
     }
 
     /// A small value in the meta tree (digest slots, spike cooldowns), as JSON.
-    pub fn meta_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+    pub(crate) fn meta_get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         self.meta
             .get(key.as_bytes())?
             .map(|v| from_json(key, &v))

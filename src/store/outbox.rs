@@ -30,7 +30,7 @@ pub enum OutboxAction {
 }
 
 /// The `alert_id` of outbox entries that belong to no alert (digests). Alert ids start at 1.
-pub const DIGEST_ENTRY: AlertId = AlertId(0);
+pub(crate) const DIGEST_ENTRY: AlertId = AlertId(0);
 
 /// A pending delivery. `in_flight_since` is set (and flushed) before the platform is called,
 /// so after a crash the relay knows the platform may already have the message.
@@ -40,25 +40,25 @@ pub struct OutboxEntry {
     pub target: Target,
     pub action: OutboxAction,
     pub created_at: DateTime<Utc>,
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     pub in_flight_since: Option<DateTime<Utc>>,
-    pub not_before: Option<DateTime<Utc>>,
+    pub(crate) not_before: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     /// Set when the platform refused the entry for a reason a retry cannot fix; it stays
     /// (and shows in `/healthz` and `/desk list`) until a later attempt succeeds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub parked: Option<Parked>,
+    pub(crate) parked: Option<Parked>,
 }
 
 /// Why an outbox entry is parked, and what a person must do about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Parked {
+pub(crate) struct Parked {
     /// The platform's short error code (`invalid_auth`, `403/50013`).
-    pub reason: String,
-    pub fix: String,
+    pub(crate) reason: String,
+    pub(crate) fix: String,
     /// Whether the refusal stops the whole platform, the entry's channel, or only this entry.
-    pub scope: crate::model::Scope,
-    pub since: DateTime<Utc>,
+    pub(crate) scope: crate::model::Scope,
+    pub(crate) since: DateTime<Utc>,
 }
 
 /// Key of an outbox entry; ordered by creation.
@@ -101,7 +101,7 @@ impl Store {
 
     /// Records a failed attempt: `attempts` is the entry's attempt count after it, and the
     /// entry is retried at `not_before`.
-    pub fn record_failure(
+    pub(crate) fn record_failure(
         &self,
         key: OutboxKey,
         attempts: u32,
@@ -118,7 +118,7 @@ impl Store {
 
     /// Parks an entry the platform refused for good (`parked.reason`); it is tried again at
     /// `not_before` (`None`: as soon as the relay lets its platform and channel through).
-    pub fn park(
+    pub(crate) fn park(
         &self,
         key: OutboxKey,
         attempts: u32,
@@ -139,7 +139,10 @@ impl Store {
 
     /// Makes every entry `which` accepts due now (its cause is gone, or the daemon restarted);
     /// parked entries keep their reason until they are delivered. Returns how many.
-    pub fn retry_now(&self, which: impl Fn(&OutboxEntry) -> bool) -> Result<usize, StoreError> {
+    pub(crate) fn retry_now(
+        &self,
+        which: impl Fn(&OutboxEntry) -> bool,
+    ) -> Result<usize, StoreError> {
         let mut n = 0;
         for (key, entry) in self.outbox()? {
             if entry.not_before.is_some() && which(&entry) {
@@ -155,7 +158,7 @@ impl Store {
 
     /// The platform has the message: drop the outbox entry and keep the reference, atomically,
     /// then flush so a restart never posts it again.
-    pub async fn complete(
+    pub(crate) async fn complete(
         &self,
         key: OutboxKey,
         entry: &OutboxEntry,
@@ -183,13 +186,18 @@ impl Store {
 
     /// Puts an entry off until `not_before` without counting an attempt (it waits for
     /// something else, such as its alert's root message, to be delivered first).
-    pub fn defer(&self, key: OutboxKey, not_before: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(crate) fn defer(
+        &self,
+        key: OutboxKey,
+        not_before: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.update_outbox(key, |e| e.not_before = Some(not_before))?;
         Ok(())
     }
 
     /// Where an alert was posted, one reference per target.
-    pub fn message_refs(&self, id: AlertId) -> Result<Vec<MessageRef>, StoreError> {
+    #[cfg(test)]
+    pub(crate) fn message_refs(&self, id: AlertId) -> Result<Vec<MessageRef>, StoreError> {
         self.refs
             .scan_prefix(id.0.to_be_bytes())
             .map(|kv| {

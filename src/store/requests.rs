@@ -8,7 +8,11 @@ use chrono::{DateTime, Utc};
 impl Store {
     /// Records a request id (Slack trigger id, ...) and says whether it is new. A replayed or
     /// retried request answers `false`, so its action is never applied twice.
-    pub async fn first_request(&self, key: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub(crate) async fn first_request(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let fresh = self
             .requests
             .compare_and_swap(
@@ -25,7 +29,7 @@ impl Store {
 
     /// Forgets request ids older than `before`; replays are refused by their timestamp long
     /// before that, so the ids are only needed for Slack's and Discord's retry window.
-    pub fn prune_requests(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+    pub(crate) fn prune_requests(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let mut removed = 0;
         for kv in self.requests.iter() {
             let (k, v) = kv?;
@@ -39,7 +43,12 @@ impl Store {
     }
 
     /// Mutes an author or site (`author:<kind>:<name>` / `site:<domain>`) from now on.
-    pub async fn mute(&self, key: &str, by: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub(crate) async fn mute(
+        &self,
+        key: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         self.mutes.insert(key.as_bytes(), to_json(&(by, now)))?;
         self.durable().await?;
         Ok(())

@@ -44,7 +44,7 @@ impl Store {
 
     /// Drops rule hits older than `before` (the digest and spike baseline read at most a few
     /// weeks back). Returns how many were removed.
-    pub fn prune_rule_hits(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+    pub(crate) fn prune_rule_hits(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let cutoff = before.timestamp() as u64 ^ (1 << 63);
         let mut removed = 0;
         for kv in self.rule_log.iter() {
@@ -59,7 +59,7 @@ impl Store {
     }
 
     /// When `rule` first matched anything (the start of its volume history).
-    pub fn first_hit(&self, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    pub(crate) fn first_hit(&self, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let start = rule_log_key(rule, i64::MIN, 0);
         let end = rule_log_key(rule, i64::MAX, u64::MAX);
         match self.rule_log.range(start..end).next() {

@@ -6,7 +6,7 @@ use crate::model::SourceState;
 
 impl Store {
     /// The state the source's last committed poll left (the default before its first).
-    pub fn source_state(&self, source: &str) -> Result<SourceState, StoreError> {
+    pub(crate) fn source_state(&self, source: &str) -> Result<SourceState, StoreError> {
         match self.sources.get(source.as_bytes())? {
             Some(v) => from_json(source, &v),
             None => Ok(SourceState::default()),

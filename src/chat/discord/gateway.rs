@@ -12,7 +12,7 @@ use serenity::http::HttpBuilder;
 use std::sync::Arc;
 
 /// What gateway interactions are handed to (implemented by the server's Discord endpoints).
-pub trait GatewayHandler: Send + Sync + 'static {
+pub(crate) trait GatewayHandler: Send + Sync + 'static {
     /// Discord's interaction JSON in, the interaction response body out.
     fn interaction(&self, interaction: Value) -> BoxFuture<Value>;
 }
@@ -52,20 +52,20 @@ impl EventHandler for Events {
 }
 
 /// A running gateway connection; dropping or `shutdown` closes it.
-pub struct Gateway {
+pub(crate) struct Gateway {
     shards: Arc<serenity::gateway::ShardManager>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Gateway {
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         self.shards.shutdown_all().await;
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await;
     }
 }
 
 /// Connects to the gateway; interactions need no privileged intents.
-pub async fn start(
+pub(crate) async fn start(
     api_url: &str,
     bot_token: &str,
     platform: Arc<DiscordPlatform>,

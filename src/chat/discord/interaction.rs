@@ -41,24 +41,24 @@ fn component(kind: ComponentType) -> u8 {
 }
 
 /// The answer to PING.
-pub fn pong() -> Value {
+pub(crate) fn pong() -> Value {
     json!({"type": Callback::Pong.code()})
 }
 
 /// A private answer; a long one (`/desk show`) continues in embeds within Discord's limits.
-pub fn answer(note: &Note) -> Value {
+pub(crate) fn answer(note: &Note) -> Value {
     let mut data = note_payload(note);
     data["flags"] = ephemeral().into();
     json!({"type": Callback::ChannelMessageWithSource.code(), "data": data})
 }
 
 /// "Thinking…", replaced by the answer once it is ready (`DiscordPlatform::edit_original`).
-pub fn deferred() -> Value {
+pub(crate) fn deferred() -> Value {
     json!({"type": Callback::DeferredChannelMessageWithSource.code(), "data": {"flags": ephemeral()}})
 }
 
 /// The snooze choices for an alert, as private buttons.
-pub fn snooze_choices(id: AlertId) -> Value {
+pub(crate) fn snooze_choices(id: AlertId) -> Value {
     let b = |custom: &str, label: &str| {
         json!({"type": component(ComponentType::Button), "style": u8::from(ButtonStyle::Secondary),
                "custom_id": format!("{custom}:{id}"), "label": label})
@@ -105,7 +105,7 @@ fn modal(custom_id: String, title: String, components: Vec<Value>) -> Value {
 }
 
 /// The Resolve dialog: custom id `desk_resolve:<id>`, one text input `note`.
-pub fn resolve_modal(id: AlertId) -> Value {
+pub(crate) fn resolve_modal(id: AlertId) -> Value {
     modal(
         format!("{}:{id}", buttons::RESOLVE),
         format!("Resolve #{id}"),
@@ -122,7 +122,7 @@ pub fn resolve_modal(id: AlertId) -> Value {
 /// The "Not relevant" dialog: `reason`, and `mute` (author, site or both). Its labels are 45
 /// characters at most: Discord refuses the whole modal otherwise, and the button then does
 /// nothing at all.
-pub fn ignore_modal(id: AlertId) -> Value {
+pub(crate) fn ignore_modal(id: AlertId) -> Value {
     modal(
         format!("{}:{id}", buttons::IGNORE),
         format!("Not relevant: #{id}"),

@@ -42,23 +42,27 @@ pub use render::*;
 // names and values, footer and author name of a message's embeds hold ≤ 6,000 together;
 // "Create Message": content ≤ 2,000 characters, nonce ≤ 25; (interactions/
 // message-components) ≤ 5 buttons in an action row, ≤ 5 rows.
-pub const CONTENT_MAX: usize = 2000;
-pub const EMBED_TITLE_MAX: usize = 256;
-pub const EMBED_DESCRIPTION_MAX: usize = 4096;
-pub const EMBED_FIELD_NAME_MAX: usize = 256;
-pub const EMBED_FIELD_VALUE_MAX: usize = 1024;
-pub const EMBED_FIELDS_MAX: usize = 25;
-pub const EMBED_FOOTER_MAX: usize = 2048;
-pub const EMBED_TOTAL_MAX: usize = 6000;
-pub const EMBED_URL_MAX: usize = 2048;
-pub const CUSTOM_ID_MAX: usize = 100;
-pub const BUTTON_LABEL_MAX: usize = 80;
-pub const MODAL_TITLE_MAX: usize = 45;
-pub const TEXT_INPUT_LABEL_MAX: usize = 45;
-pub const TEXT_INPUT_PLACEHOLDER_MAX: usize = 100;
-pub const TEXT_INPUT_VALUE_MAX: usize = 4000;
-pub const THREAD_NAME_MAX: usize = 100;
-pub const NONCE_MAX: usize = 25;
+pub(crate) const CONTENT_MAX: usize = 2000;
+pub(crate) const EMBED_TITLE_MAX: usize = 256;
+pub(crate) const EMBED_DESCRIPTION_MAX: usize = 4096;
+#[cfg(test)]
+pub(crate) const EMBED_FIELD_NAME_MAX: usize = 256;
+pub(crate) const EMBED_FIELD_VALUE_MAX: usize = 1024;
+#[cfg(test)]
+pub(crate) const EMBED_FIELDS_MAX: usize = 25;
+#[cfg(test)]
+pub(crate) const EMBED_FOOTER_MAX: usize = 2048;
+pub(crate) const EMBED_TOTAL_MAX: usize = 6000;
+pub(crate) const EMBED_URL_MAX: usize = 2048;
+pub(crate) const CUSTOM_ID_MAX: usize = 100;
+#[cfg(test)]
+pub(crate) const BUTTON_LABEL_MAX: usize = 80;
+pub(crate) const MODAL_TITLE_MAX: usize = 45;
+pub(crate) const TEXT_INPUT_LABEL_MAX: usize = 45;
+pub(crate) const TEXT_INPUT_PLACEHOLDER_MAX: usize = 100;
+pub(crate) const TEXT_INPUT_VALUE_MAX: usize = 4000;
+pub(crate) const THREAD_NAME_MAX: usize = 100;
+pub(crate) const NONCE_MAX: usize = 25;
 /// An attachment's `description` (alt text) ≤ 1,024.
 const ATTACHMENT_DESCRIPTION_MAX: usize = 1024;
 /// An author name: the author field of an embed is held to the embed author limit, 256.
@@ -270,7 +274,7 @@ impl DiscordPlatform {
 impl DiscordPlatform {
     /// Registers `/desk` with its subcommands and typed options: in one guild (instant) or
     /// globally. Replaces whatever was registered before.
-    pub async fn register_commands(
+    pub(crate) async fn register_commands(
         &self,
         application_id: u64,
         guild_id: Option<u64>,
@@ -296,7 +300,7 @@ impl DiscordPlatform {
 
     /// Answers an interaction that arrived over the gateway (the HTTP endpoint answers in
     /// its response body instead).
-    pub async fn interaction_callback(
+    pub(crate) async fn interaction_callback(
         &self,
         id: &str,
         token: &str,
@@ -317,7 +321,7 @@ impl DiscordPlatform {
     }
 
     /// Replaces a deferred interaction answer with the real one.
-    pub async fn edit_original(
+    pub(crate) async fn edit_original(
         &self,
         application_id: u64,
         token: &str,

@@ -35,7 +35,7 @@ pub(super) fn alert_footer(id: AlertId) -> String {
 /// Discord markdown: a backslash before every character that formats, quotes, masks a link
 /// or mentions (`\ * _ ~ ` | > < @ [ ]`, and `#` or `-` where a line could start), so
 /// untrusted text shows as written. Line breaks become spaces.
-pub fn discord_text(s: &str) -> String {
+pub(crate) fn discord_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 16);
     for (i, c) in s.chars().enumerate() {
         escape_char(&mut out, c, i == 0);
@@ -155,7 +155,8 @@ pub(super) fn note_atoms(note: &Note) -> Vec<Atom> {
 }
 
 /// A note as Discord markdown, at most 2,000 characters (cut with "…").
-pub fn render_note(note: &Note) -> String {
+#[cfg(test)]
+pub(crate) fn render_note(note: &Note) -> String {
     render_note_within(note, CONTENT_MAX)
 }
 
@@ -172,7 +173,7 @@ pub fn render_note_within(note: &Note, limit: usize) -> String {
 /// embed descriptions of ≤ 2,000 each (≤ 6,000 for the message's embeds together), so the
 /// note stays one message (one nonce, found as one) and up to 8,000 characters arrive whole;
 /// anything longer ends in "…".
-pub fn note_pieces(note: &Note) -> (String, Vec<String>) {
+pub(crate) fn note_pieces(note: &Note) -> (String, Vec<String>) {
     note_pieces_within(note, CONTENT_MAX)
 }
 
@@ -193,7 +194,7 @@ pub(super) fn note_pieces_within(note: &Note, content_max: usize) -> (String, Ve
 
 /// A note as a message body (`content`, `embeds`, no mentions parsed), for interaction
 /// answers and edits.
-pub fn note_payload(note: &Note) -> serde_json::Value {
+pub(crate) fn note_payload(note: &Note) -> serde_json::Value {
     let (content, more) = note_pieces(note);
     let embeds: Vec<serde_json::Value> = more
         .into_iter()
@@ -239,7 +240,7 @@ pub(super) fn last_piece(m: &serde_json::Value) -> Option<&str> {
 
 /// The digest as `payload_json`: one embed with the chart as its image, no mentions parsed,
 /// and a nonce so a repeat after a crash returns the first message.
-pub fn digest_payload(digest: &DigestPost, delivery: &str) -> serde_json::Value {
+pub(crate) fn digest_payload(digest: &DigestPost, delivery: &str) -> serde_json::Value {
     let file = chart_file_name(delivery);
     let footer = digest_footer(delivery);
     let title = truncate(&digest.title, EMBED_TITLE_MAX);

@@ -8,21 +8,23 @@ use super::*;
 /// section block `text` ≤ 3,000 characters (block-kit/blocks/section-block); a context
 /// block's text element is a text object, ≤ 3,000 (block-kit/composition-objects/text-object)
 /// and ≤ 10 elements (block-kit/blocks/context-block).
-pub const SECTION_TEXT_MAX: usize = 3000;
+pub(crate) const SECTION_TEXT_MAX: usize = 3000;
 /// ≤ 50 blocks in a message, 100 in a modal (block-kit/blocks).
-pub const MESSAGE_BLOCKS_MAX: usize = 50;
+#[cfg(test)]
+pub(crate) const MESSAGE_BLOCKS_MAX: usize = 50;
 /// `block_id` and `action_id` ≤ 255 characters, unique in a message; "if a message is updated,
 /// use a new block_id" (block-kit/blocks, "block_id").
-pub const BLOCK_ID_MAX: usize = 255;
+pub(crate) const BLOCK_ID_MAX: usize = 255;
 /// chat.postMessage: Slack truncates message `text` past 40,000 characters (methods/
 /// chat.postMessage, "Truncating content"); the fallback `text` we send is a summary well
 /// below that, and below the 4,000 characters Slack recommends per message.
-pub const FALLBACK_TEXT_MAX: usize = 3000;
+pub(crate) const FALLBACK_TEXT_MAX: usize = 3000;
 /// Modal `title`, `submit` and `close` ≤ 24 characters (views/modal-views).
-pub const MODAL_TITLE_MAX: usize = 24;
+pub(crate) const MODAL_TITLE_MAX: usize = 24;
 /// `plain_text_input` `max_length` must be 1..=3,000 (block-kit/block-elements/
 /// plain-text-input-element).
-pub const INPUT_MAX_LENGTH_MAX: usize = 3000;
+#[cfg(test)]
+pub(crate) const INPUT_MAX_LENGTH_MAX: usize = 3000;
 /// Sections one message carries at most. Slack also refuses a message whose blocks hold
 /// about 13,000 characters in all (`msg_blocks_too_long`, slackapi/bolt-js#2509), far below
 /// 50 × 3,000, so a note fills at most four full sections (12,000).
@@ -117,12 +119,6 @@ pub fn render_note(note: &Note) -> String {
     text::render(&note_atoms(note))
 }
 
-/// A note as the texts of at most `max_sections` section blocks, each within Slack's limit;
-/// text that does not fit ends in "…".
-pub fn note_sections(note: &Note, max_sections: usize) -> Vec<String> {
-    text::pack(&note_atoms(note), SECTION_TEXT_MAX, max_sections, UNIT).pieces
-}
-
 /// A note as a whole message: up to four sections and a fallback `text` for notifications,
 /// the first section marked with `block_id` when given.
 pub(crate) fn note_content(note: &Note, block_id: Option<String>) -> SlackMessageContent {
@@ -145,7 +141,7 @@ pub(crate) fn note_content(note: &Note, block_id: Option<String>) -> SlackMessag
 }
 
 /// The private answer to a slash command as the HTTP response body.
-pub fn ephemeral_answer(note: &Note) -> serde_json::Value {
+pub(crate) fn ephemeral_answer(note: &Note) -> serde_json::Value {
     let mut v = serde_json::to_value(note_content(note, None)).unwrap_or_default();
     v["response_type"] = "ephemeral".into();
     v
@@ -197,7 +193,7 @@ pub(super) fn actor_name(actor: &str) -> &str {
 }
 
 /// `slack:U0123` → `<@U0123>`; anyone else is shown by name, escaped.
-pub fn slack_user(actor: &str) -> String {
+pub(crate) fn slack_user(actor: &str) -> String {
     match slack_user_id(actor) {
         Some(id) => format!("<@{id}>"),
         None => slack_text(&text::truncate(actor_name(actor), NAME_MAX, Unit::Chars)),

@@ -9,7 +9,7 @@ pub(super) const TOKEN_FIX: &str = "create a new bot token under OAuth & Permiss
 pub(super) const CONTENT_FIX: &str = "Slack refused this message's content; it stays in the outbox and is sent again after a restart (upgrade mentiondesk first; please report it with the alert id)";
 
 /// Slack error codes that a retry cannot fix: what they stop and what a person must do.
-pub fn refusal(code: &str) -> Option<(Scope, &'static str)> {
+pub(crate) fn refusal(code: &str) -> Option<(Scope, &'static str)> {
     let r = match code {
         "invalid_auth" | "not_authed" => (Scope::Platform, TOKEN_FIX),
         "token_revoked" | "token_expired" => (
@@ -118,7 +118,7 @@ pub(super) fn redact_error(e: &SlackClientError) -> String {
 /// The first line of an error text, cut to 300 characters, with every URL (a `response_url`
 /// is a secret: anyone holding it can post) and every Slack token (`xox?-…`, `xapp-…`)
 /// replaced by a placeholder.
-pub fn redact(text: &str) -> String {
+pub(crate) fn redact(text: &str) -> String {
     let first = text.lines().next().unwrap_or_default();
     let mut out = String::with_capacity(first.len());
     let mut rest = first;

@@ -26,11 +26,11 @@ pub(crate) mod modals;
 pub(crate) mod socket;
 
 pub use blocks::*;
-pub use errors::*;
+pub(crate) use errors::*;
 
 /// Metadata `event_type` on every alert message; with the alert id in its payload it lets us
 /// recognise our own message in channel history.
-pub const ALERT_EVENT_TYPE: &str = "mentiondesk_alert";
+pub(crate) const ALERT_EVENT_TYPE: &str = "mentiondesk_alert";
 
 /// How much channel history `find_alert` reads at most.
 const MAX_HISTORY_PAGES: usize = 10;
@@ -257,7 +257,7 @@ impl SlackPlatform {
     }
 
     /// Answers a command or button privately through its `response_url`.
-    pub async fn respond(&self, response_url: &str, note: &Note) -> Result<(), ChatError> {
+    pub(crate) async fn respond(&self, response_url: &str, note: &Note) -> Result<(), ChatError> {
         let url: url::Url = response_url.parse().map_err(|_| ChatError::Api {
             platform: "slack",
             code: "invalid response_url".into(),
@@ -294,7 +294,11 @@ impl SlackPlatform {
     }
 
     /// Answers the Snooze button privately with the three choices.
-    pub async fn offer_snooze(&self, response_url: &str, id: AlertId) -> Result<(), ChatError> {
+    pub(crate) async fn offer_snooze(
+        &self,
+        response_url: &str,
+        id: AlertId,
+    ) -> Result<(), ChatError> {
         let url: url::Url = response_url.parse().map_err(|_| ChatError::Api {
             platform: "slack",
             code: "invalid response_url".into(),
@@ -324,7 +328,7 @@ impl SlackPlatform {
     }
 
     /// Opens a modal (Block Kit view JSON) for the person who pressed a button.
-    pub async fn open_modal(
+    pub(crate) async fn open_modal(
         &self,
         trigger_id: &str,
         view: serde_json::Value,
@@ -337,7 +341,7 @@ impl SlackPlatform {
     }
 
     /// The members of a user group (`S…`), for `[desk].allowed`.
-    pub async fn usergroup_members(&self, group: &str) -> Result<Vec<String>, ChatError> {
+    pub(crate) async fn usergroup_members(&self, group: &str) -> Result<Vec<String>, ChatError> {
         let req = SlackApiUserGroupsUsersListRequest::new(SlackUserGroupId(group.to_string()));
         let resp: SlackApiUserGroupsUsersListResponse =
             slack_call!(self, "usergroups.users.list", |s| s

@@ -9,9 +9,9 @@ use crate::model::AlertId;
 use serde_json::{json, Value};
 
 /// `callback_id` of the Resolve modal.
-pub const VIEW_RESOLVE: &str = "desk_resolve";
+pub(crate) const VIEW_RESOLVE: &str = "desk_resolve";
 /// `callback_id` of the Not relevant modal.
-pub const VIEW_IGNORE: &str = "desk_ignore";
+pub(crate) const VIEW_IGNORE: &str = "desk_ignore";
 
 /// A modal title within Slack's 24 characters (an alert id of ten digits or more is cut).
 fn modal_title(s: String) -> String {
@@ -19,7 +19,7 @@ fn modal_title(s: String) -> String {
 }
 
 /// The Resolve modal: an optional note (block and action `note`).
-pub fn resolve_modal(id: AlertId) -> Value {
+pub(crate) fn resolve_modal(id: AlertId) -> Value {
     json!({
         "type": "modal",
         "callback_id": VIEW_RESOLVE,
@@ -41,7 +41,7 @@ pub fn resolve_modal(id: AlertId) -> Value {
 
 /// The Not relevant modal: an optional reason (`reason`) and what to mute (`mute`, checkboxes
 /// `author` and `site`).
-pub fn ignore_modal(id: AlertId) -> Value {
+pub(crate) fn ignore_modal(id: AlertId) -> Value {
     json!({
         "type": "modal",
         "callback_id": VIEW_IGNORE,

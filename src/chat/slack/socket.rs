@@ -13,16 +13,16 @@ use std::sync::Arc;
 
 /// A slash command's fields, from an HTTP form or a Socket Mode event.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SlashCommand {
-    pub command: String,
-    pub text: String,
-    pub user_id: String,
-    pub response_url: String,
-    pub trigger_id: String,
+pub(crate) struct SlashCommand {
+    pub(crate) command: String,
+    pub(crate) text: String,
+    pub(crate) user_id: String,
+    pub(crate) response_url: String,
+    pub(crate) trigger_id: String,
 }
 
 /// What Socket Mode events are handed to (implemented by the server's Slack endpoints).
-pub trait SocketHandler: Send + Sync + 'static {
+pub(crate) trait SocketHandler: Send + Sync + 'static {
     /// A slash command, with its raw form for dedup; returns the private answer if ready.
     fn command(&self, command: SlashCommand, raw: Vec<u8>) -> BoxFuture<Option<Note>>;
     /// An interaction payload; returns a response body when Slack expects one.
@@ -35,24 +35,24 @@ type Connector = SlackClientHyperConnector<
 >;
 
 /// A running Socket Mode connection; `shutdown` closes it.
-pub struct SocketMode {
+pub(crate) struct SocketMode {
     listener: SlackClientSocketModeListener<Connector>,
 }
 
 impl SocketMode {
-    pub async fn shutdown(&self) {
+    pub(crate) async fn shutdown(&self) {
         self.listener.shutdown().await;
     }
 }
 
 /// The fix for a refused app-level token; the daemon reads the token only at start.
-pub const APP_TOKEN_FIX: &str = "the Slack app-level token ([slack].app_token) was refused: create one with the connections:write scope under Basic Information → App-Level Tokens, set SLACK_APP_TOKEN to the new xapp- token and restart mentiondesk";
+pub(crate) const APP_TOKEN_FIX: &str = "the Slack app-level token ([slack].app_token) was refused: create one with the connections:write scope under Basic Information → App-Level Tokens, set SLACK_APP_TOKEN to the new xapp- token and restart mentiondesk";
 
 impl SlackPlatform {
     /// Checks the app-level token with `apps.connections.open` (the call Socket Mode starts
     /// with). The SDK's listener retries a refused token every few seconds forever, logging
     /// only Slack's error code, so the token is checked here first.
-    pub async fn verify_app_token(&self, app_token: &str) -> Result<(), ChatError> {
+    pub(crate) async fn verify_app_token(&self, app_token: &str) -> Result<(), ChatError> {
         let token = SlackApiToken::new(SlackApiTokenValue::new(app_token.to_string()));
         let req = SlackApiAppsConnectionOpenRequest::new();
         match self
@@ -82,7 +82,7 @@ impl SlackPlatform {
     }
 
     /// Opens Socket Mode with the app-level token (`xapp-…`) and starts delivering events.
-    pub async fn socket_mode(
+    pub(crate) async fn socket_mode(
         &self,
         app_token: &str,
         handler: Handler,

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 /// The text rules match and alerts show: facets resolved, then one line per embedded link,
 /// quoted post, image or video description, and the post replied to.
-pub fn post_text(text: &str, facets: &Value, embed: &Value, reply: &Value) -> String {
+pub(crate) fn post_text(text: &str, facets: &Value, embed: &Value, reply: &Value) -> String {
     let mut out = resolve_facets(text, facets);
     let mut context = Vec::new();
     embed_lines(embed, &mut context);
@@ -36,7 +36,7 @@ pub fn post_text(text: &str, facets: &Value, embed: &Value, reply: &Value) -> St
 /// Mention facets keep their display text (`@handle`), which is what people write in rules.
 /// Facets with a range outside the text, not on character boundaries, or overlapping an
 /// earlier one are ignored, as the Bluesky app ignores them.
-pub fn resolve_facets(text: &str, facets: &Value) -> String {
+pub(crate) fn resolve_facets(text: &str, facets: &Value) -> String {
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     for facet in facets.as_array().into_iter().flatten() {
         let index = &facet["index"];
@@ -152,7 +152,7 @@ fn embed_lines(embed: &Value, out: &mut Vec<String>) {
 }
 
 /// The bsky.app address of a post's `at://` URI; other records keep their `at://` URI.
-pub fn web_url(at_uri: &str) -> String {
+pub(crate) fn web_url(at_uri: &str) -> String {
     let parts: Option<(&str, &str, &str)> = at_uri.strip_prefix("at://").and_then(|rest| {
         let mut p = rest.splitn(3, '/');
         Some((p.next()?, p.next()?, p.next()?))

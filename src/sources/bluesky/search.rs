@@ -26,24 +26,24 @@ use tokio::time::Instant;
 
 /// The Bluesky PDS entryway: accounts hosted by Bluesky sign in here, and it forwards
 /// `app.bsky.*` queries to the AppView.
-pub const DEFAULT_SEARCH_URL: &str = "https://bsky.social/xrpc";
+pub(crate) const DEFAULT_SEARCH_URL: &str = "https://bsky.social/xrpc";
 /// Time between searches unless `search_every` says otherwise.
-pub const DEFAULT_SEARCH_EVERY: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_SEARCH_EVERY: Duration = Duration::from_secs(300);
 /// Results per page (the API's maximum).
-pub const PAGE_LIMIT: u32 = 100;
+pub(crate) const PAGE_LIMIT: u32 = 100;
 /// Pages per keyword per search; a larger back-log continues at the next poll.
-pub const MAX_PAGES: usize = 10;
+pub(crate) const MAX_PAGES: usize = 10;
 /// Every search re-reads this much before the high-water mark: posts reach the search index a
 /// little after their time, and this is how late one may be and still be found.
-pub const OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
+pub(crate) const OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
 /// How far back the very first search looks, so a new source does not alert on history.
-pub const INITIAL_LOOKBACK: chrono::Duration = chrono::Duration::hours(1);
+pub(crate) const INITIAL_LOOKBACK: chrono::Duration = chrono::Duration::hours(1);
 /// The furthest back a back-fill reaches, however long the bot was down.
-pub const MAX_LOOKBACK: chrono::Duration = chrono::Duration::days(7);
+pub(crate) const MAX_LOOKBACK: chrono::Duration = chrono::Duration::days(7);
 /// Longest wait between attempts while the search keeps failing.
-pub const MAX_RETRY: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_RETRY: Duration = Duration::from_secs(3600);
 /// Share of the poll's timeout the search may use, so the poll still hands on what streamed.
-pub const BUDGET_SHARE: f64 = 0.8;
+pub(crate) const BUDGET_SHARE: f64 = 0.8;
 /// A search with less time than this left waits for the next poll.
 const MIN_BUDGET: Duration = Duration::from_secs(1);
 /// Post URIs remembered per keyword at most (the overlap window needs far fewer).
@@ -52,7 +52,7 @@ const MAX_SEEN: usize = 5000;
 const STATE_KEY: &str = "search";
 
 /// The search half of a `bluesky` source.
-pub struct Search {
+pub(crate) struct Search {
     source: String,
     base: String,
     handle: String,
@@ -177,7 +177,7 @@ enum Read {
 
 impl Search {
     /// The search of a config with `handle` and `app_password`; `None` without them.
-    pub fn from_config(
+    pub(crate) fn from_config(
         spec: &BlueskyConfig,
         prefilter: Arc<Prefilter>,
     ) -> Result<Option<Search>, SourceError> {
@@ -216,7 +216,7 @@ impl Search {
 
     /// While the search keeps failing: what is wrong and when it tries again, for the poll's
     /// warning (so `/healthz` shows it until a search succeeds).
-    pub fn failing(&self) -> Option<String> {
+    pub(crate) fn failing(&self) -> Option<String> {
         let error = self.last_error.as_ref()?;
         let retry = self
             .next_at
@@ -234,7 +234,7 @@ impl Search {
     /// Searches every keyword if a search is due and `budget` allows, appending what it finds
     /// to `out` and recording progress in `state` page by page, so a search cut short by the
     /// budget has handed on exactly what its state says.
-    pub async fn run_if_due(
+    pub(crate) async fn run_if_due(
         &mut self,
         state: &mut SourceState,
         budget: Duration,
