@@ -39,6 +39,8 @@ pub mod spikes;
 // HTTP: verified platform callbacks decoded into desk interactions, health, metrics.
 pub mod server;
 
-// The whole config file, built from each component's section; then the wiring.
-pub mod app;
+// The whole config file, built from each component's section.
 pub mod settings;
+
+// The wiring: builds each stage from the settings and runs them until shutdown.
+pub mod app;
