@@ -258,7 +258,7 @@ pub async fn run_with_clock(
     for spec in &config.sources {
         let source = sources::build(spec).with_context(|| format!("source {:?}", spec.name()))?;
         health.register(spec.name(), spec.kind().as_str());
-        let state = store.source_state(&spec.name())?;
+        let state = store.source_state(spec.name())?;
         source_runs.push(poll::run(
             source,
             spec.every(),
