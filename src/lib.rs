@@ -2,7 +2,8 @@
 //! team's desk in Slack or Discord. README.md describes the contract; ARCHITECTURE.md the
 //! rooms. The modules below are listed in data-flow order: each may use the ones above it,
 //! never one below (`scripts/check_module_cycles.py` checks both that and that no two
-//! modules import each other).
+//! modules import each other). Groups are kept apart by comments because rustfmt sorts
+//! consecutive `mod` lines alphabetically.
 
 // Leaves: plain data and helpers every component may use.
 pub mod clock;
