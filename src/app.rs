@@ -432,9 +432,6 @@ pub(crate) async fn run_with_clock(
         join("spikes", t).await;
     }
     join("digests", digest_task).await;
-    // Answers still being worked on (a deferred command, a button's follow-up) finish or are
-    // reported before the relay drains, so the changes they write still go out now.
-    interaction_work.join(ANSWER_DRAIN_TIMEOUT).await;
     match tokio::time::timeout(DRAIN_TIMEOUT, relay_task).await {
         Ok(r) => report_panic("relay", r),
         Err(_) => {
@@ -452,6 +449,11 @@ pub(crate) async fn run_with_clock(
     if let Some(gw) = gateway {
         gw.shutdown().await;
     }
+    // Every way a request comes in is closed now, so no new work can start: answers still
+    // being worked on (a deferred command, a button's follow-up) finish or are reported. The
+    // desk changes they write are stored; the relay has stopped, so their messages go out at
+    // the next start.
+    interaction_work.join(ANSWER_DRAIN_TIMEOUT).await;
     store.flush().await?;
     let _ = std::fs::remove_file(&token_path);
     tracing::info!("stopped; store flushed");

@@ -1,7 +1,9 @@
 //! mentiondesk: watches the public web for brand mentions and puts the ones that matter on a
 //! team's desk in Slack or Discord. README.md describes the contract; ARCHITECTURE.md the
 //! rooms. The modules below are listed in data-flow order: each may use the ones above it,
-//! never one below (`scripts/check_module_cycles.py` checks that no two import each other).
+//! never one below (`scripts/check_module_cycles.py` checks both that and that no two
+//! modules import each other). Groups are kept apart by comments because rustfmt sorts
+//! consecutive `mod` lines alphabetically.
 
 // Leaves: plain data and helpers every component may use.
 pub mod clock;
@@ -42,5 +44,5 @@ pub mod server;
 // The whole config file, built from each component's section.
 pub mod settings;
 
-// The wiring: builds each stage from the settings and runs them until shutdown.
+// The wiring: builds every stage from the settings, runs them, stops them.
 pub mod app;

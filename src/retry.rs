@@ -1,7 +1,8 @@
 //! The one retry policy: exponential backoff from a first wait, doubling per failure in a
 //! row up to a cap, with jitter so many waiters do not return at once, and a server's
-//! Retry-After honoured (up to a sanity limit). The relay, the source poll loop and the
-//! stream reconnects each hold one `Backoff` with their own numbers. It only computes waits:
+//! Retry-After honoured (up to a sanity limit). The relay, the source poll loop, the
+//! stream reconnects and the Bluesky search back-fill each hold one `Backoff` with their own
+//! numbers. It only computes waits:
 //! every caller owns its loop, its sleep and its shutdown.
 
 use std::time::Duration;

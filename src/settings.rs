@@ -287,6 +287,36 @@ alert = ["teams:#x"]
         );
     }
 
+    /// A blank `path` or Reddit `client_id` passed `check` and then stopped `run`: `check`
+    /// must say it, at the key's line.
+    #[test]
+    fn blank_values_a_source_cannot_start_with_are_refused_by_check() {
+        let file = "[[sources]]\nname = \"f\"\nkind = \"file\"\npath = \"\"\n\n\
+            [[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n";
+        let problems = check(file).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(problems[0].key, "sources[0].path");
+        assert_eq!(problems[0].line, 4, "the line of path");
+        assert!(
+            problems[0].message.contains("is empty"),
+            "{}",
+            problems[0].message
+        );
+
+        let reddit = "[[sources]]\nname = \"r\"\nkind = \"reddit\"\nquery = \"acme\"\n\
+            subreddits = [\"acme\"]\nclient_id = \"${REDDIT_CLIENT_ID:-}\"\nclient_secret = \"s\"\n\n\
+            [[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n";
+        let problems = check(reddit).unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert_eq!(problems[0].key, "sources[0].client_id");
+        assert_eq!(problems[0].line, 6, "the line of client_id");
+        assert!(
+            problems[0].message.contains("is empty"),
+            "{}",
+            problems[0].message
+        );
+    }
+
     /// Issue 12: one shared key list let `subreddits` pass on an `rss` source. Each kind now
     /// takes only its own keys, and the problem names the key, the kind and what it accepts.
     #[test]

@@ -83,7 +83,7 @@ impl DiscordEndpoints {
 }
 
 /// An interaction, typed as far as mentiondesk reads it; absent fields read as empty.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct RawInteraction {
     #[serde(rename = "type")]
@@ -93,6 +93,21 @@ pub(crate) struct RawInteraction {
     member: Option<Member>,
     user: Option<User>,
     data: Option<Data>,
+}
+
+/// The interaction token lets its holder answer and edit messages for 15 minutes: a
+/// credential, never shown.
+impl std::fmt::Debug for RawInteraction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RawInteraction")
+            .field("kind", &self.kind)
+            .field("id", &self.id)
+            .field("token", &"***")
+            .field("member", &self.member)
+            .field("user", &self.user)
+            .field("data", &self.data)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,6 +372,20 @@ pub(crate) fn command_text(data: &Data) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// An interaction token answers and edits for 15 minutes: never in `{:?}` output.
+    #[test]
+    fn interaction_tokens_never_show_in_debug_output() {
+        let raw: RawInteraction = serde_json::from_value(
+            json!({"type": 3, "id": "111", "token": "aW50ZXJhY3Rpb24tdG9rZW4", "user": {"id": "42"}}),
+        )
+        .unwrap();
+        let shown = format!("{raw:?}");
+        assert!(
+            shown.contains("111") && !shown.contains("aW50ZXJhY3Rpb24tdG9rZW4"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn typed_options_become_desk_text() {

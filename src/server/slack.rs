@@ -305,6 +305,11 @@ pub(crate) async fn handle_command(
     }
 }
 
+/// The payload's `type`, kept for the log when it is one mentiondesk does not use.
+fn payload_kind(payload: &Value) -> String {
+    payload["type"].as_str().unwrap_or_default().to_string()
+}
+
 /// An interaction payload, typed as far as mentiondesk reads it. Every field is optional
 /// in effect: a missing one reads as empty, as Slack's own examples omit some.
 #[derive(Debug, Deserialize)]
@@ -316,13 +321,25 @@ pub(crate) enum Payload {
     Other,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct BlockActions {
     user: User,
     trigger_id: String,
     response_url: String,
     actions: Vec<BlockAction>,
+}
+
+/// `response_url` answers in the channel for 30 minutes: a credential, never shown.
+impl std::fmt::Debug for BlockActions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockActions")
+            .field("user", &self.user)
+            .field("trigger_id", &self.trigger_id)
+            .field("response_url", &"***")
+            .field("actions", &self.actions)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -409,14 +426,14 @@ pub(crate) async fn interactions(ep: SlackEndpoints, headers: HeaderMap, body: B
     let Some(payload) = form(&body).remove("payload") else {
         return (StatusCode::BAD_REQUEST, "missing payload").into_response();
     };
-    let p = match serde_json::from_str::<Payload>(&payload) {
-        Ok(p) => p,
-        Err(e) if e.is_data() => {
-            return (StatusCode::BAD_REQUEST, "payload has no type").into_response()
-        }
-        Err(_) => return (StatusCode::BAD_REQUEST, "payload is not JSON").into_response(),
+    let Ok(value) = serde_json::from_str::<Value>(&payload) else {
+        return (StatusCode::BAD_REQUEST, "payload is not JSON").into_response();
     };
-    match handle_interaction(&ep, p, &body).await {
+    let kind = payload_kind(&value);
+    let Ok(p) = serde_json::from_value::<Payload>(value) else {
+        return (StatusCode::BAD_REQUEST, "payload has no type").into_response();
+    };
+    match handle_interaction(&ep, p, &kind, &body).await {
         Some(v) => Json(v).into_response(),
         None => StatusCode::OK.into_response(),
     }
@@ -427,6 +444,7 @@ pub(crate) async fn interactions(ep: SlackEndpoints, headers: HeaderMap, body: B
 pub(crate) async fn handle_interaction(
     ep: &SlackEndpoints,
     p: Payload,
+    kind: &str,
     raw: &[u8],
 ) -> Option<Value> {
     match p {
@@ -436,7 +454,7 @@ pub(crate) async fn handle_interaction(
         }
         Payload::ViewSubmission(v) => view_submission(ep, v, raw).await,
         Payload::Other => {
-            tracing::debug!("Slack interaction type not used");
+            tracing::debug!(kind, "Slack interaction type not used");
             None
         }
     }
@@ -528,8 +546,9 @@ impl SocketHandler for SlackEndpoints {
     fn interaction(&self, payload: Value, raw: Vec<u8>) -> BoxFuture<Option<Value>> {
         let ep = self.clone();
         Box::pin(async move {
+            let kind = payload_kind(&payload);
             match serde_json::from_value::<Payload>(payload) {
-                Ok(p) => handle_interaction(&ep, p, &raw).await,
+                Ok(p) => handle_interaction(&ep, p, &kind, &raw).await,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not read a Socket Mode interaction");
                     None
@@ -542,6 +561,28 @@ impl SocketHandler for SlackEndpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `response_url` answers in the caller's channel for 30 minutes: a payload that ends up
+    /// in a log line or panic through `{:?}` must not carry it.
+    #[test]
+    fn response_urls_never_show_in_debug_output() {
+        let url = "https://hooks.slack.com/actions/T1/123/SeCrEt";
+        let payload = json!({"type": "block_actions", "user": {"id": "U1"}, "response_url": url,
+            "actions": [{"action_id": "claim", "value": "1"}]});
+        let p: Payload = serde_json::from_value(payload).unwrap();
+        let shown = format!("{p:?}");
+        assert!(shown.contains("U1") && !shown.contains("SeCrEt"), "{shown}");
+        let cmd = SlashCommand {
+            command: "/desk".into(),
+            response_url: url.into(),
+            ..Default::default()
+        };
+        let shown = format!("{cmd:?}");
+        assert!(
+            shown.contains("/desk") && !shown.contains("SeCrEt"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn signature_round_trip_and_failures() {

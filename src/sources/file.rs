@@ -36,6 +36,16 @@ impl KindConfig for FileConfig {
             );
         }
         let path = r.string(t, key, "path")?;
+        if path.trim().is_empty() {
+            // Refused here so `check` names it; the source could not start with it.
+            let line = r.key_line(t, "path");
+            r.problem(
+                line,
+                &format!("{key}.path"),
+                "is empty; write the file to watch, e.g. path = \"data/mentions.jsonl\"",
+            );
+            return None;
+        }
         Some(FileConfig {
             common,
             path: PathBuf::from(path),

@@ -92,6 +92,16 @@ impl KindConfig for RedditConfig {
                 "missing; add client_id = \"${REDDIT_CLIENT_ID}\" (from reddit.com/prefs/apps)",
             );
         }
+        if client_id.as_deref().is_some_and(|id| id.trim().is_empty()) {
+            // Refused here so `check` names it (an unset `${VAR:-}` gives ""); the source
+            // could not start with it.
+            let line = r.key_line(t, "client_id");
+            r.problem(
+                line,
+                &format!("{key}.client_id"),
+                "is empty; set it to the app's id from reddit.com/prefs/apps, e.g. client_id = \"${REDDIT_CLIENT_ID}\"",
+            );
+        }
         let client_secret = r.secret(t, key, "client_secret", "REDDIT_CLIENT_SECRET");
         if let Some(u) = &token_url {
             r.check_url(t, key, "token_url", u, false);

@@ -237,11 +237,7 @@ impl SignHex for ed25519_dalek::SigningKey {
         use ed25519_dalek::Signer;
         let mut msg = ts.as_bytes().to_vec();
         msg.extend_from_slice(body.as_bytes());
-        self.sign(&msg)
-            .to_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(self.sign(&msg).to_bytes())
     }
 }
 

@@ -12,13 +12,27 @@ use slack_morphism::prelude::*;
 use std::sync::Arc;
 
 /// A slash command's fields, from an HTTP form or a Socket Mode event.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct SlashCommand {
     pub(crate) command: String,
     pub(crate) text: String,
     pub(crate) user_id: String,
     pub(crate) response_url: String,
     pub(crate) trigger_id: String,
+}
+
+/// `response_url` lets anyone answer in the caller's channel for 30 minutes, so it is a
+/// credential: `Debug` never shows it.
+impl std::fmt::Debug for SlashCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlashCommand")
+            .field("command", &self.command)
+            .field("text", &self.text)
+            .field("user_id", &self.user_id)
+            .field("response_url", &"***")
+            .field("trigger_id", &self.trigger_id)
+            .finish()
+    }
 }
 
 /// What Socket Mode events are handed to (implemented by the server's Slack endpoints).

@@ -12,24 +12,14 @@ pub fn signing_key() -> SigningKey {
 }
 
 pub fn public_key_hex() -> String {
-    signing_key()
-        .verifying_key()
-        .to_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(signing_key().verifying_key().to_bytes())
 }
 
 /// Signs `timestamp + body` as Discord does; returns the hex signature.
 pub fn sign(timestamp: &str, body: &str) -> String {
     let mut msg = timestamp.as_bytes().to_vec();
     msg.extend_from_slice(body.as_bytes());
-    signing_key()
-        .sign(&msg)
-        .to_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(signing_key().sign(&msg).to_bytes())
 }
 
 /// (form field or message id, file name, content type, bytes).
