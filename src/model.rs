@@ -437,8 +437,10 @@ mod tests {
     }
 }
 
-/// A secret from the config. Its `Debug` and `Display` never show the value.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret from the config or a credential in a platform payload (a Slack `response_url`, a
+/// Discord interaction token). Its `Debug` and `Display` never show the value.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {

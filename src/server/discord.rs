@@ -15,7 +15,7 @@ use crate::chat::BoxFuture;
 use crate::clock::Clock;
 use crate::desk::command::parse_id;
 use crate::desk::dispatch::{Dialog, Dispatcher, Interaction, Kind, Mute, Reply, MUTE_FIELD};
-use crate::model::Note;
+use crate::model::{Note, Secret};
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -83,31 +83,17 @@ impl DiscordEndpoints {
 }
 
 /// An interaction, typed as far as mentiondesk reads it; absent fields read as empty.
-#[derive(Default, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct RawInteraction {
     #[serde(rename = "type")]
     kind: Option<InteractionType>,
     id: String,
-    token: String,
+    /// Answers and edits for 15 minutes: a credential.
+    token: Secret,
     member: Option<Member>,
     user: Option<User>,
     data: Option<Data>,
-}
-
-/// The interaction token lets its holder answer and edit messages for 15 minutes: a
-/// credential, never shown.
-impl std::fmt::Debug for RawInteraction {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawInteraction")
-            .field("kind", &self.kind)
-            .field("id", &self.id)
-            .field("token", &"***")
-            .field("member", &self.member)
-            .field("user", &self.user)
-            .field("data", &self.data)
-            .finish()
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,7 +181,7 @@ pub(crate) async fn respond(ep: &DiscordEndpoints, raw: RawInteraction) -> Value
     if kind == InteractionType::Ping {
         return respond_with::pong();
     }
-    let token = raw.token.clone();
+    let token = raw.token.expose().to_string();
     let i = decode(raw, kind);
     if let Some(reply) = ep.dispatcher.admit(&i).await {
         return encode(reply);

@@ -100,7 +100,7 @@ pub(crate) struct SlackEndpoints {
 /// Where a reply goes that is not the response body.
 #[derive(Debug, Clone, Default)]
 struct ReplyTo {
-    response_url: String,
+    response_url: Secret,
     trigger_id: String,
 }
 
@@ -186,7 +186,7 @@ impl SlackEndpoints {
     async fn deliver(&self, reply: Reply, to: &ReplyTo) {
         match reply {
             Reply::Private(note) | Reply::Accepted(note) | Reply::Refused { note, .. } => {
-                self.respond(&to.response_url, &note).await
+                self.respond(to.response_url.expose(), &note).await
             }
             Reply::Modal {
                 dialog,
@@ -199,11 +199,15 @@ impl SlackEndpoints {
                 };
                 if let Err(e) = self.platform.open_modal(&to.trigger_id, view).await {
                     tracing::warn!(error = %e, "could not open a dialog");
-                    self.respond(&to.response_url, &fallback).await;
+                    self.respond(to.response_url.expose(), &fallback).await;
                 }
             }
             Reply::SnoozeChoices(alert) => {
-                if let Err(e) = self.platform.offer_snooze(&to.response_url, alert).await {
+                if let Err(e) = self
+                    .platform
+                    .offer_snooze(to.response_url.expose(), alert)
+                    .await
+                {
                     tracing::warn!(error = %e, "could not offer snooze choices");
                 }
             }
@@ -242,7 +246,7 @@ fn slash_command(mut f: HashMap<String, String>) -> SlashCommand {
         command: take("command"),
         text: take("text"),
         user_id: take("user_id"),
-        response_url: take("response_url"),
+        response_url: Secret::new(take("response_url")),
         trigger_id: take("trigger_id"),
     }
 }
@@ -321,25 +325,14 @@ pub(crate) enum Payload {
     Other,
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct BlockActions {
     user: User,
     trigger_id: String,
-    response_url: String,
+    /// Answers in the channel for 30 minutes: a credential.
+    response_url: Secret,
     actions: Vec<BlockAction>,
-}
-
-/// `response_url` answers in the channel for 30 minutes: a credential, never shown.
-impl std::fmt::Debug for BlockActions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlockActions")
-            .field("user", &self.user)
-            .field("trigger_id", &self.trigger_id)
-            .field("response_url", &"***")
-            .field("actions", &self.actions)
-            .finish()
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -574,7 +567,7 @@ mod tests {
         assert!(shown.contains("U1") && !shown.contains("SeCrEt"), "{shown}");
         let cmd = SlashCommand {
             command: "/desk".into(),
-            response_url: url.into(),
+            response_url: Secret::new(url),
             ..Default::default()
         };
         let shown = format!("{cmd:?}");

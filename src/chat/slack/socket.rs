@@ -6,33 +6,20 @@
 
 use super::{map_error, note_content, redact, SlackPlatform};
 use crate::chat::{BoxFuture, ChatError};
-use crate::model::Note;
+use crate::model::{Note, Secret};
 use serde_json::Value;
 use slack_morphism::prelude::*;
 use std::sync::Arc;
 
 /// A slash command's fields, from an HTTP form or a Socket Mode event.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SlashCommand {
     pub(crate) command: String,
     pub(crate) text: String,
     pub(crate) user_id: String,
-    pub(crate) response_url: String,
+    /// Lets anyone answer in the caller's channel for 30 minutes: a credential.
+    pub(crate) response_url: Secret,
     pub(crate) trigger_id: String,
-}
-
-/// `response_url` lets anyone answer in the caller's channel for 30 minutes, so it is a
-/// credential: `Debug` never shows it.
-impl std::fmt::Debug for SlashCommand {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlashCommand")
-            .field("command", &self.command)
-            .field("text", &self.text)
-            .field("user_id", &self.user_id)
-            .field("response_url", &"***")
-            .field("trigger_id", &self.trigger_id)
-            .finish()
-    }
 }
 
 /// What Socket Mode events are handed to (implemented by the server's Slack endpoints).
@@ -139,7 +126,7 @@ async fn on_command(
         command: ev.command.0,
         text: ev.text.unwrap_or_default(),
         user_id: ev.user_id.0,
-        response_url: ev.response_url.0.to_string(),
+        response_url: Secret::new(ev.response_url.0.to_string()),
         trigger_id: ev.trigger_id.0,
     };
     let note = match handler(&states).await {
