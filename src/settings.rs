@@ -287,6 +287,46 @@ alert = ["teams:#x"]
         );
     }
 
+    /// Two sources, rules or digests with one name: the second is reported at its own `name`.
+    #[test]
+    fn a_name_taken_twice_is_reported_at_the_second() {
+        let text = "[[sources]]\nname = \"f\"\nkind = \"file\"\npath = \"a.jsonl\"\n\n\
+            [[sources]]\nname = \"f\"\nkind = \"file\"\npath = \"b.jsonl\"\n\n\
+            [[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n\n\
+            [[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n\n\
+            [[digest]]\nname = \"d\"\nschedule = \"0 0 9 * * *\"\nto = [\"slack:#x\"]\n\n\
+            [[digest]]\nname = \"d\"\nschedule = \"0 0 9 * * *\"\nto = [\"slack:#x\"]\n";
+        let problems = check(text).unwrap_err();
+        let find = |key: &str| {
+            problems
+                .iter()
+                .find(|p| p.key == key)
+                .unwrap_or_else(|| panic!("no problem at {key}: {problems:#?}"))
+        };
+        let source = find("sources[1].name");
+        assert_eq!(source.line, 7);
+        assert_eq!(
+            source.message,
+            "duplicate source name \"f\"; names must be unique"
+        );
+        let rule = find("rules[1].name");
+        assert_eq!(rule.line, 17);
+        assert_eq!(
+            rule.message,
+            "duplicate rule name \"a\"; names must be unique"
+        );
+        let digest = find("digest[1].name");
+        assert_eq!(digest.line, 27);
+        assert!(
+            digest
+                .message
+                .contains("another digest is already named \"d\""),
+            "{}",
+            digest.message
+        );
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+    }
+
     /// A blank `path` or Reddit `client_id` passed `check` and then stopped `run`: `check`
     /// must say it, at the key's line.
     #[test]

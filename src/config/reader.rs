@@ -7,6 +7,7 @@ use super::lines::LineIndex;
 use super::{ConfigError, Problem};
 use crate::model::{Secret, Target};
 use crate::util::parse_duration;
+use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 use toml_edit::{Item, Table, Value};
@@ -191,6 +192,22 @@ impl<'a> Reader<'a> {
     /// a key its owner has already read (and reported on).
     pub(crate) fn peek_string(&self, t: &Table, key: &str) -> Option<String> {
         interpolate(t.get(key)?.as_str()?, self.env).ok()
+    }
+
+    /// Records `name` as taken; if an earlier table already took it, reports `message()` at
+    /// this table's `name` key (the second one is the mistake).
+    pub(crate) fn unique_name(
+        &mut self,
+        taken: &mut HashSet<String>,
+        t: &Table,
+        prefix: &str,
+        name: &str,
+        message: impl FnOnce() -> String,
+    ) {
+        if !taken.insert(name.to_string()) {
+            let line = self.key_line(t, "name");
+            self.problem(line, &format!("{prefix}.name"), message());
+        }
     }
 
     /// A string that must be there; its absence is reported at the table's line.

@@ -38,17 +38,12 @@ impl DigestConfig {
             let Some(d) = DigestConfig::read(r, t, prefix, i) else {
                 continue;
             };
-            if !names.insert(d.name.clone()) {
-                let line = r.key_line(t, "name");
-                r.problem(
-                    line,
-                    &format!("{prefix}.name"),
-                    format!(
-                        "another digest is already named {:?}; give each [[digest]] its own name",
-                        d.name
-                    ),
-                );
-            }
+            r.unique_name(&mut names, t, prefix, &d.name, || {
+                format!(
+                    "another digest is already named {:?}; give each [[digest]] its own name",
+                    d.name
+                )
+            });
             out.push(d);
         }
         out

@@ -36,14 +36,9 @@ impl RuleConfig {
             r.known_keys(t, &key, RULE_KEYS);
             let name = r.required_string(t, &key, "name");
             if let Some(n) = &name {
-                if !names.insert(n.clone()) {
-                    let line = r.key_line(t, "name");
-                    r.problem(
-                        line,
-                        &format!("{key}.name"),
-                        format!("duplicate rule name {n:?}; names must be unique"),
-                    );
-                }
+                r.unique_name(&mut names, t, &key, n, || {
+                    format!("duplicate rule name {n:?}; names must be unique")
+                });
             }
             let query = r.required_string(t, &key, "query");
             let alert = r.targets(t, &key, "alert");

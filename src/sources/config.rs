@@ -89,14 +89,9 @@ pub(crate) fn read_all(r: &mut Reader, root: &Table) -> Vec<SourceConfig> {
         let key = format!("sources[{i}]");
         let name = r.required_string(t, &key, "name");
         if let Some(n) = &name {
-            if !names.insert(n.clone()) {
-                let line = r.key_line(t, "name");
-                r.problem(
-                    line,
-                    &format!("{key}.name"),
-                    format!("duplicate source name {n:?}; names must be unique"),
-                );
-            }
+            r.unique_name(&mut names, t, &key, n, || {
+                format!("duplicate source name {n:?}; names must be unique")
+            });
         }
         let kind = r.required_string(t, &key, "kind").and_then(|k| {
             let parsed = SourceKind::parse(&k);
