@@ -179,7 +179,8 @@ fn is_absolute_http(s: &str) -> bool {
 }
 
 /// Lower-cased host without `www.`, path without trailing slash, query without tracking
-/// parameters; no scheme, user info, default port or fragment. Redirect wrappers are unwrapped
+/// parameters, and a fragment only when it names an item (`names_an_item`); no scheme, user
+/// info or default port. Redirect wrappers are unwrapped
 /// first. Returns `None` for anything that is not an http(s) URL with a host.
 ///
 /// The key has the same bytes as the string-splitting keys stored before it was built on
@@ -206,7 +207,22 @@ pub(crate) fn canonical_url(url: &str) -> Option<String> {
         out.push('?');
         out.push_str(&params.join("&"));
     }
+    if let Some(id) = parsed.fragment().filter(|f| names_an_item(f)) {
+        out.push('#');
+        out.push_str(id);
+    }
     Some(out)
+}
+
+/// Whether a fragment points at one item on a page of many (`#issuecomment-2100000000`,
+/// `#post_12`, Stack Overflow's `#78000001`): two comments on one thread are two mentions.
+/// Navigation anchors (`#comments`, `#top`), routes (`#/a?b=1`) and text fragments
+/// (`#:~:text=…`) have no digit or a separator, and still share the page's key.
+fn names_an_item(fragment: &str) -> bool {
+    fragment.bytes().any(|b| b.is_ascii_digit())
+        && fragment
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// The http(s) URL a link names, known redirect wrappers unwrapped.
@@ -392,8 +408,6 @@ mod tests {
             "https://www.theverge.com/2024/5/7/24151234/acme-router-recall?utm_campaign=theverge&utm_content=chorus&utm_medium=social&utm_source=twitter",
             "https://www.nytimes.com/2024/05/07/technology/acme-recall.html?smid=nytcore-ios-share&referringSource=articleShare",
             "https://news.google.com/rss/articles/CBMiW2h0dHBzOi8vd3d3LmV4YW1wbGUuY29tL2FjbWU?oc=5",
-            "https://stackoverflow.com/questions/78000000/acme-sdk-throws-on-init/78000001#78000001",
-            "https://github.com/acme/router/issues/123#issuecomment-2100000000",
             "https://apps.apple.com/us/app/acme/id1234567890?see-all=reviews",
             "https://play.google.com/store/apps/details?id=com.acme.app&hl=en_US&gl=US",
             "https://discourse.example.org/t/acme-router-keeps-rebooting/12345/7",
@@ -409,6 +423,44 @@ mod tests {
         for url in urls {
             assert_eq!(canonical_url(url), legacy_canonical_url(url), "{url}");
         }
+    }
+
+    /// Comments on one page are distinct mentions: a fragment naming an item stays in the key
+    /// (a stored mention with such a URL can come back once after the upgrade that added it).
+    #[test]
+    fn item_fragments_keep_comments_apart_and_anchors_do_not() {
+        let cases = [
+            (
+                "https://github.com/acme/router/issues/123#issuecomment-2100000000",
+                "github.com/acme/router/issues/123#issuecomment-2100000000",
+            ),
+            (
+                "https://stackoverflow.com/questions/78000000/acme-sdk/78000001#78000001",
+                "stackoverflow.com/questions/78000000/acme-sdk/78000001#78000001",
+            ),
+            (
+                "https://forum.example/t/acme-router/12345#post_12",
+                "forum.example/t/acme-router/12345#post_12",
+            ),
+            (
+                "https://blog.example/acme/?utm_source=x#comment-42",
+                "blog.example/acme#comment-42",
+            ),
+            ("https://blog.example/acme/#comments", "blog.example/acme"),
+            (
+                "https://blog.example/acme#:~:text=acme%20broke",
+                "blog.example/acme",
+            ),
+            ("https://app.example/#/thread/1?x=2", "app.example"),
+            ("https://blog.example/acme#", "blog.example/acme"),
+        ];
+        for (url, key) in cases {
+            assert_eq!(canonical_url(url).as_deref(), Some(key), "{url}");
+        }
+        assert_ne!(
+            canonical_url("https://github.com/acme/router/issues/123#issuecomment-1"),
+            canonical_url("https://github.com/acme/router/issues/123#issuecomment-2"),
+        );
     }
 
     /// Where `url::Url` normalises, the key differs from the legacy one (a stored mention with

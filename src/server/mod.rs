@@ -333,6 +333,22 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "# HELP mentiondesk_source_quota_remaining What is left of a source's request budget with its service, as last seen.\n# TYPE mentiondesk_source_quota_remaining gauge"
+    );
+    for src in &sources {
+        if let Some(q) = &src.quota {
+            let _ = writeln!(
+                out,
+                "mentiondesk_source_quota_remaining{{source=\"{}\",kind=\"{}\",unit=\"{}\"}} {}",
+                label(&src.name),
+                label(&src.kind),
+                q.unit,
+                q.remaining
+            );
+        }
+    }
     let outbox = s.store.outbox().unwrap_or_default();
     let _ = writeln!(
         out,

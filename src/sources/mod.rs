@@ -6,6 +6,7 @@
 //! and the intake decides what to keep.
 
 use crate::model::Mention;
+use chrono::{DateTime, Utc};
 use config::{Common, KindConfig};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -135,6 +136,23 @@ impl SourceConfig {
 /// A source's resume point between polls (plain data in `model`, which the store keeps too).
 pub use crate::model::SourceState;
 
+/// A service's request budget as a source last saw it (from its answers' headers or fields),
+/// shown per source on `/healthz` and `/metrics` so a team sees a quota running out before
+/// polling stops.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quota {
+    /// What is counted: `"requests"`, or `"units"` where calls cost different amounts.
+    pub unit: &'static str,
+    /// What is left of the budget.
+    pub remaining: u64,
+    /// The whole budget per period, when the service says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// When the budget refills, when the service says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resets_at: Option<DateTime<Utc>>,
+}
+
 /// Why a poll failed. Messages name the problem; the poll loop adds the source name.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -198,6 +216,12 @@ pub trait Source: Send {
     /// dropped), already secret-free; taken once by the poll loop, which records it in `Health`
     /// so a partial failure shows on `/healthz` and in metrics instead of only in the log.
     fn take_warning(&mut self) -> Option<String> {
+        None
+    }
+
+    /// The service's request budget as of the last poll (successful or not), for `/healthz`
+    /// and `/metrics`. Sources of services without a quota keep the default.
+    fn quota(&self) -> Option<Quota> {
         None
     }
 

@@ -2,7 +2,7 @@
 //! health registry that `/healthz` and `/metrics` read.
 //! It does not persist state or filter mentions: it hands each poll's result to the intake.
 
-use super::{Source, SourceError, SourceState};
+use super::{Quota, Source, SourceError, SourceState};
 use crate::model::Mention;
 use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
@@ -50,6 +50,9 @@ pub struct SourceStatus {
     pub(crate) mentions_total: u64,
     /// Seconds until the next poll is due, when one is scheduled.
     pub(crate) next_poll_in_secs: Option<u64>,
+    /// The service's request budget as the source last saw it (only sources that know one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quota: Option<Quota>,
 }
 
 #[derive(Debug)]
@@ -132,6 +135,11 @@ impl Health {
         });
     }
 
+    /// Records what the source last saw of its service's request budget.
+    pub(crate) fn set_quota(&self, name: &str, kind: &str, quota: Option<Quota>) {
+        self.with(name, kind, |s| s.quota = quota);
+    }
+
     fn set_next_poll(&self, name: &str, at: Option<Instant>) {
         if let Some(entry) = self.lock().get_mut(name) {
             entry.next_poll_at = at;
@@ -154,6 +162,7 @@ impl Health {
                 partial_total: 0,
                 mentions_total: 0,
                 next_poll_in_secs: None,
+                quota: None,
             },
             next_poll_at: None,
         });
@@ -235,6 +244,7 @@ impl Poller {
                     r.unwrap_or(Err(SourceError::Timeout(timeout)))
                 }
             };
+            health.set_quota(&name, kind, source.quota());
 
             let delay = match result {
                 Ok(mentions) => {
@@ -467,6 +477,15 @@ mod tests {
                     Step::Hang => std::future::pending().await,
                 }
             }
+            /// A budget of 100 requests, one spent per poll.
+            fn quota(&self) -> Option<crate::sources::Quota> {
+                Some(crate::sources::Quota {
+                    unit: "requests",
+                    remaining: 100 - self.polls.lock().unwrap().len() as u64,
+                    limit: Some(100),
+                    resets_at: None,
+                })
+            }
         }
 
         fn boom() -> SourceError {
@@ -528,6 +547,10 @@ mod tests {
             );
             let next = status.next_poll_in_secs.expect("a next poll is scheduled");
             assert!(near(next as f64, 480.0), "next poll in {next}s");
+            let quota = status.quota.as_ref().expect("the source's quota");
+            assert_eq!((quota.remaining, quota.limit), (97, Some(100)));
+            let json = serde_json::to_value(&status).unwrap();
+            assert_eq!(json["quota"]["remaining"], 97, "{json}");
 
             wait_for_polls(&polls, 6).await;
             let g = gaps(&polls);

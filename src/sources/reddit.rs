@@ -146,6 +146,8 @@ pub(crate) struct RedditSource {
     token: Option<(Secret, Instant)>,
     /// Set when the rate-limit budget is used up: no request before this instant.
     paused_until: Option<Instant>,
+    /// The budget as the last answer's `X-Ratelimit-*` headers gave it, for `/healthz`.
+    quota: Option<super::Quota>,
 }
 
 #[derive(Deserialize)]
@@ -280,6 +282,7 @@ impl RedditSource {
             fetcher: Fetcher::new(&spec.common)?,
             token: None,
             paused_until: None,
+            quota: None,
         })
     }
 
@@ -369,10 +372,22 @@ impl RedditSource {
 
     /// Notes the rate-limit headers; true when paging should stop for now.
     fn budget_left(&mut self, headers: &reqwest::header::HeaderMap) -> bool {
-        let remaining: Option<f64> = headers
-            .get("x-ratelimit-remaining")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
+        let number = |name: &str| -> Option<f64> {
+            let v: f64 = headers.get(name)?.to_str().ok()?.trim().parse().ok()?;
+            (v.is_finite() && v >= 0.0).then_some(v)
+        };
+        let remaining = number("x-ratelimit-remaining");
+        if let Some(r) = remaining {
+            // Reddit sends the remainder as a float ("598.0") and no limit: used + remaining is it.
+            self.quota = Some(super::Quota {
+                unit: "requests",
+                remaining: r as u64,
+                limit: number("x-ratelimit-used").map(|u| (u + r) as u64),
+                resets_at: ratelimit_reset(headers).and_then(|wait| {
+                    Some(chrono::Utc::now() + chrono::Duration::from_std(wait).ok()?)
+                }),
+            });
+        }
         match remaining {
             Some(r) if r < RATE_RESERVE => {
                 let wait = ratelimit_reset(headers).unwrap_or(Duration::from_secs(60));
@@ -547,6 +562,10 @@ impl Source for RedditSource {
 
     fn kind(&self) -> SourceKind {
         SourceKind::Reddit
+    }
+
+    fn quota(&self) -> Option<super::Quota> {
+        self.quota.clone()
     }
 
     async fn poll(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError> {

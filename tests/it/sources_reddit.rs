@@ -169,6 +169,17 @@ async fn the_rate_limit_headers_pause_the_source_until_the_reset() {
     let mut src = source(&fake);
     let mut state = SourceState::default();
     assert_eq!(src.poll(&mut state).await.unwrap().len(), 1);
+    // What `/healthz` shows for the source: Reddit's budget as its headers gave it.
+    let quota = src.quota().expect("reddit's budget");
+    assert_eq!(
+        (quota.unit, quota.remaining, quota.limit),
+        ("requests", 1, Some(2))
+    );
+    let resets_in = quota.resets_at.unwrap() - chrono::Utc::now();
+    assert!(
+        (230..=240).contains(&resets_in.num_seconds()),
+        "{resets_in}"
+    );
     let before = fake.requests("/r/").len();
     let err = src.poll(&mut state).await.unwrap_err();
     let wait = err.retry_after().expect("a wait");
