@@ -37,6 +37,7 @@ fn candidate(i: usize) -> Candidate {
         author_reach: None,
         published: None,
         lang: None,
+        rating: None,
     };
     Candidate {
         dedup_keys: vec![format!("item:{i}")],

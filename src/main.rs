@@ -245,6 +245,7 @@ fn verdict_json(judge: &Judge, input: MatchInput) -> serde_json::Value {
         author_reach: None,
         published: None,
         lang: input.lang,
+        rating: None,
     };
     let v = judge.judge(&mention);
     serde_json::json!({

@@ -23,6 +23,9 @@ pub struct Mention {
     pub author_reach: Option<u64>,
     pub published: Option<DateTime<Utc>>,
     pub lang: Option<String>,
+    /// The author's star rating, 1 to 5, where the source has one (app store reviews).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<u8>,
 }
 
 impl Mention {

@@ -159,6 +159,7 @@ pub async fn check(
         author_reach: None,
         published: Some(now),
         lang: None,
+        rating: None,
     };
     let escalate_at = now + Duration::from_std(desk.escalate_after).unwrap_or_default();
     let candidate = Candidate {

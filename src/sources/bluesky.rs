@@ -433,6 +433,7 @@ fn post_mention(source: &str, did: &str, rkey: &str, record: Record) -> Mention 
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc)),
         lang: record.langs.into_iter().next(),
+        rating: None,
     }
 }
 

@@ -271,6 +271,7 @@ fn parse_json_lines(bytes: &[u8], path: &Path, source: &str) -> Vec<Mention> {
             author_reach: None,
             published: line.published,
             lang: line.lang,
+            rating: None,
         });
     }
     mentions

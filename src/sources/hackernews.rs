@@ -324,6 +324,7 @@ fn to_mention(hit: Hit, source: &str) -> Option<Mention> {
         author_reach: None,
         published: DateTime::<Utc>::from_timestamp(hit.created_at_i, 0),
         lang: None,
+        rating: None,
     })
 }
 

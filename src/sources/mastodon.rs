@@ -432,6 +432,7 @@ fn to_mention(status: Status, source: &str, instance: &str) -> Mention {
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
             .map(|t| t.with_timezone(&Utc)),
         lang: status.language.filter(|l| !l.is_empty()),
+        rating: None,
     }
 }
 

@@ -449,6 +449,7 @@ mod tests {
                 author_reach: None,
                 published: None,
                 lang: None,
+                rating: None,
             }
         }
 

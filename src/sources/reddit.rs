@@ -506,6 +506,7 @@ impl RedditSource {
             author_reach: None,
             published: DateTime::<Utc>::from_timestamp(d.created_utc as i64, 0),
             lang: None,
+            rating: None,
         })
     }
 }

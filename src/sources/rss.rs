@@ -293,6 +293,7 @@ fn map_entry(
             .language
             .or_else(|| feed_lang.map(str::to_string))
             .filter(|l| !l.is_empty()),
+        rating: None,
     })
 }
 

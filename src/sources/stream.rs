@@ -189,6 +189,7 @@ mod tests {
             author_reach: None,
             published: None,
             lang: None,
+            rating: None,
         }
     }
 

@@ -15,6 +15,7 @@ pub(super) fn mention(id: &str) -> Mention {
         author_reach: None,
         published: None,
         lang: None,
+        rating: None,
     }
 }
 

@@ -253,6 +253,7 @@ async fn stored_alert(store: &Store, target: Target) -> AlertId {
         author_reach: None,
         published: None,
         lang: None,
+        rating: None,
     };
     let c = Candidate {
         dedup_keys: vec!["item:a".into()],

@@ -35,6 +35,7 @@ async fn new_alert(store: &Store, id: &str, now: chrono::DateTime<Utc>, escalate
         author_reach: None,
         published: None,
         lang: None,
+        rating: None,
     };
     let c = Candidate {
         dedup_keys: vec![format!("item:{id}")],

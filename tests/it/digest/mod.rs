@@ -44,6 +44,7 @@ fn mention(id: &str, source: &str, text: &str) -> Mention {
         author_reach: None,
         published: None,
         lang: None,
+        rating: None,
     }
 }
 
