@@ -438,9 +438,10 @@ async fn discord_403_degrades_then_delivers_when_permissions_return() {
         (discord.faults.faulted(ops::CREATE_MESSAGE) > 0).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (code, h) = healthz(&daemon).await;
-    assert_eq!((code, h["status"].as_str()), (200, Some("degraded")), "{h}");
+    let h = healthz_until(&daemon, 10, "the refusal in /healthz", |h| {
+        h["status"] == "degraded"
+    })
+    .await;
     let failing = &h["chat"]["discord"]["failing_targets"][0];
     assert_eq!(failing["target"], format!("discord:{CHANNEL}"), "{h}");
     assert_eq!(failing["reason"], "403/50013", "{h}");
@@ -712,11 +713,18 @@ async fn missing_scope_is_probed_by_a_delivery_and_logged_once() {
     .await;
     let t0 = Instant::now();
     let window = Duration::from_secs(40);
+    // Slack has refused the post; the daemon reads that answer a moment later.
+    let healthz_url = format!("http://127.0.0.1:{port}/healthz");
+    while reqwest::get(&healthz_url).await.unwrap().status() != 503 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the refusal never showed in /healthz"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut statuses = vec![];
     while t0.elapsed() < window {
-        let resp = reqwest::get(format!("http://127.0.0.1:{port}/healthz"))
-            .await
-            .unwrap();
+        let resp = reqwest::get(&healthz_url).await.unwrap();
         let code = resp.status().as_u16();
         let h: Value = resp.json().await.unwrap();
         statuses.push((code, h["status"].as_str().unwrap_or_default().to_string()));
