@@ -391,12 +391,13 @@ impl AppStoreSource {
         now: i64,
     ) -> Result<(Vec<Mention>, FeedState), FeedError> {
         let key = FeedKey::new(app, country);
-        let watermark: Option<i64> = state.extra.get(&key.watermark).and_then(|s| s.parse().ok());
+        let number = |k: &str| -> Option<i64> { state.extra.get(k).and_then(|s| s.parse().ok()) };
+        let watermark = number(&key.watermark);
+        // The first poll's lookback stays the floor: the overlap must not reach back to
+        // reviews older than it, which were never meant to alert.
+        let floor = number(&key.floor).unwrap_or(now - INITIAL_LOOKBACK_SECS);
         let mut recent = read_recent(state.extra.get(&key.recent));
-        let since = match watermark {
-            Some(w) => w - OVERLAP_SECS,
-            None => now - INITIAL_LOOKBACK_SECS,
-        };
+        let since = watermark.map_or(floor, |w| (w - OVERLAP_SECS).max(floor));
         let mut reviews: Vec<Review> = Vec::new();
         let mut reached = false;
         for page in 1..=MAX_PAGES {
@@ -440,6 +441,7 @@ impl AppStoreSource {
             mentions,
             FeedState {
                 key,
+                floor,
                 watermark: newest,
                 recent,
             },
@@ -449,6 +451,7 @@ impl AppStoreSource {
 
 /// The state keys of one app's feed in one country.
 struct FeedKey {
+    floor: String,
     watermark: String,
     recent: String,
 }
@@ -456,6 +459,7 @@ struct FeedKey {
 impl FeedKey {
     fn new(app: &str, country: &str) -> FeedKey {
         FeedKey {
+            floor: format!("floor:{app}:{country}"),
             watermark: format!("watermark:{app}:{country}"),
             recent: format!("recent:{app}:{country}"),
         }
@@ -464,12 +468,15 @@ impl FeedKey {
 
 struct FeedState {
     key: FeedKey,
+    /// Where the first poll started reading (its lookback).
+    floor: i64,
     watermark: i64,
     recent: BTreeMap<String, i64>,
 }
 
 impl FeedState {
     fn save(self, state: &mut SourceState) {
+        state.extra.insert(self.key.floor, self.floor.to_string());
         state
             .extra
             .insert(self.key.watermark, self.watermark.to_string());
