@@ -439,19 +439,31 @@ async fn scan_once_reports_matching_reviews() {
             review("2", t - 70, 5, "Great", "no brand named"),
         ],
     );
-    let config = mentiondesk::settings::parse(
-        &config(&fake, &format!("[{APP}]"), None),
-        Path::new("t.toml"),
-        &|_| None,
-    )
-    .unwrap();
+    // Reviews seldom name the brand: `source:` catches every review of the source.
+    let text = format!(
+        "{}\n[[rules]]\nname = \"all-reviews\"\nquery = \"source:ios\"\nalert = [\"slack:#app\"]\n",
+        config(&fake, &format!("[{APP}]"), None)
+    );
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     let results = mentiondesk::app::scan_once(&config).await.unwrap();
     let (_, r) = results.iter().find(|(n, _)| n == "ios").unwrap();
-    let hits = r.as_ref().unwrap();
+    let hits: Vec<_> = r
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h.mention.item_id.as_str(),
+                h.verdict.rules.join(","),
+                h.verdict.negative,
+            )
+        })
+        .collect();
     assert_eq!(
-        hits.iter()
-            .map(|h| h.mention.item_id.as_str())
-            .collect::<Vec<_>>(),
-        ["1"]
+        hits,
+        [
+            ("1", "acme,all-reviews".to_string(), true),
+            ("2", "all-reviews".to_string(), false)
+        ]
     );
 }
