@@ -55,13 +55,15 @@ pub(crate) fn mute_keys(m: &Mention) -> MuteKeys {
 }
 
 /// Keys that make a later mention a repeat of an alert: the same author on the same kind of
-/// source, or the same story title.
+/// source, or the same story title. A rated review's title is its author's own summary
+/// ("Stopped working after update"), not a shared headline: two reviewers who chose the same
+/// words are two complaints, so reviews never thread by title.
 pub(crate) fn thread_keys(m: &Mention) -> Vec<String> {
     let mut keys = Vec::new();
     if let Some(a) = mute_keys(m).author {
         keys.push(a);
     }
-    if let Some(t) = m.title.as_deref() {
+    if let Some(t) = m.title.as_deref().filter(|_| m.rating.is_none()) {
         let norm: String = t
             .to_lowercase()
             .split(|c: char| !c.is_alphanumeric())
@@ -711,6 +713,15 @@ mod tests {
         );
         assert_eq!(keys(&a)[1], keys(&b)[1], "one article, one key");
         assert_eq!(mute_keys(&a).site.as_deref(), Some("site:news.example"));
+    }
+
+    #[test]
+    fn reviews_do_not_thread_by_their_title() {
+        let mut review = mention(Some("dana"), "https://apps.apple.com/us/app/id1#review-1");
+        review.title = Some("Stopped working after the update".into());
+        assert!(thread_keys(&review).iter().any(|k| k.starts_with("story:")));
+        review.rating = Some(1);
+        assert_eq!(thread_keys(&review), ["author:rss:dana"]);
     }
 
     #[test]

@@ -368,6 +368,7 @@ fn config_problems_name_the_key_and_the_fix() {
 
 /// A 1-star review with friendly words is a complaint: the daemon posts it as a negative,
 /// raised-priority alert that shows the stars; a 5-star review of the same words is not.
+/// The two share a title, and still are two alerts (reviews never thread by title).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_one_star_review_becomes_a_negative_alert_showing_its_stars() {
     let slack = FakeSlack::start().await;
@@ -381,14 +382,14 @@ async fn a_one_star_review_becomes_a_negative_alert_showing_its_stars() {
                 "901",
                 t - 60,
                 1,
-                "Acme update",
+                "The new Acme update",
                 "Thanks for the Acme update, I guess.",
             ),
             review(
                 "902",
                 t - 90,
                 5,
-                "Acme app",
+                "The new Acme update",
                 "Thanks for the Acme update, I guess.",
             ),
         ],
