@@ -401,7 +401,12 @@ impl AppStoreSource {
         let mut reviews: Vec<Review> = Vec::new();
         let mut reached = false;
         for page in 1..=MAX_PAGES {
-            let got = self.page(app, country, page).await?;
+            let got = match self.page(app, country, page).await {
+                // Past its last page the feed may refuse instead of answering empty: the
+                // app exists (page 1 was read), so that is the end of its reviews.
+                Err(FeedError::Skip(_)) if page > 1 => Vec::new(),
+                other => other?,
+            };
             if got.is_empty() {
                 reached = true;
                 break;

@@ -407,6 +407,7 @@ mod tests {
             <guid isPermaLink="false">CBMiX</guid>
             <source url="https://www.example.com">The Example Times</source></item>
             <item><title>No source</title><guid isPermaLink="false">CBMiY</guid></item>
+            <item><guid>CBMiZ</guid><source url="https://att.example">AT&amp;T &#8211; News</source></item>
         </channel></rss>"#;
         let p = publishers(xml);
         assert_eq!(
@@ -416,6 +417,7 @@ mod tests {
             }
         );
         assert_eq!(p["CBMiY"].name, "");
+        assert_eq!(p["CBMiZ"].name, "AT&T \u{2013} News");
     }
 
     #[test]
