@@ -54,6 +54,9 @@ impl Judge {
             _ => m.text.clone(),
         };
         let s = negativity::assess(&scored_text);
+        // A 1- or 2-star review is a complaint whatever its words say ("fine I guess" with one
+        // star): the stars are the author's own verdict. The text's sentiment score is kept.
+        let negative = s.negative || m.rating.is_some_and(|r| (1..=2).contains(&r));
         let mut rules = Vec::new();
         let mut targets: Vec<Target> = Vec::new();
         let mut highlights = Vec::new();
@@ -74,8 +77,8 @@ impl Judge {
         Verdict {
             rules,
             sentiment: s.sentiment,
-            negative: s.negative,
-            priority: rule_priority.map(|p| priority::priority(p, s.negative, m.author_reach)),
+            negative,
+            priority: rule_priority.map(|p| priority::priority(p, negative, m.author_reach)),
             targets,
             highlights,
         }
@@ -361,6 +364,39 @@ mod tests {
             lang: None,
             rating: None,
         }
+    }
+
+    #[test]
+    fn one_or_two_stars_are_a_complaint_whatever_the_words() {
+        let j = judge();
+        let review = |rating: Option<u8>| Mention {
+            text: "acme is great, I love it".into(),
+            rating,
+            ..mention("r", "dana", "https://apps.apple.com/us/app/id1#review-1")
+        };
+        let praise = j.judge(&review(None));
+        assert!(!praise.negative && praise.sentiment > 0.0, "{praise:?}");
+        for stars in [1, 2] {
+            let v = j.judge(&review(Some(stars)));
+            assert!(v.negative, "{stars} stars: {v:?}");
+            assert_eq!(v.sentiment, praise.sentiment, "the text's score is kept");
+            assert_eq!(
+                v.priority,
+                Some(Priority::High),
+                "a complaint raises the priority"
+            );
+        }
+        for stars in [3, 4, 5] {
+            assert!(!j.judge(&review(Some(stars))).negative, "{stars} stars");
+        }
+        let angry = Mention {
+            text: "acme is terrible, awful, the worst".into(),
+            ..review(Some(5))
+        };
+        assert!(
+            j.judge(&angry).negative,
+            "five stars do not hide angry words"
+        );
     }
 
     /// Regression (#11 defect 2): mentions whose author is a placeholder (feed-rs's "author"

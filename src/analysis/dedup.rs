@@ -42,9 +42,12 @@ pub(crate) struct MuteKeys {
 pub(crate) fn mute_keys(m: &Mention) -> MuteKeys {
     MuteKeys {
         author: real_author(m).map(|a| format!("author:{}:{}", m.source_kind, a.to_lowercase())),
+        // An undecodable Google News link names Google, not the publisher: muting that
+        // "site" would mute every such article, so it has none (the publisher is its author).
         site: m
             .url
             .as_deref()
+            .filter(|u| !is_opaque_google_news_link(u))
             .and_then(http_url)
             .and_then(|u| site(&u))
             .map(|host| format!("site:{host}")),
@@ -52,13 +55,15 @@ pub(crate) fn mute_keys(m: &Mention) -> MuteKeys {
 }
 
 /// Keys that make a later mention a repeat of an alert: the same author on the same kind of
-/// source, or the same story title.
+/// source, or the same story title. A rated review's title is its author's own summary
+/// ("Stopped working after update"), not a shared headline: two reviewers who chose the same
+/// words are two complaints, so reviews never thread by title.
 pub(crate) fn thread_keys(m: &Mention) -> Vec<String> {
     let mut keys = Vec::new();
     if let Some(a) = mute_keys(m).author {
         keys.push(a);
     }
-    if let Some(t) = m.title.as_deref() {
+    if let Some(t) = m.title.as_deref().filter(|_| m.rating.is_none()) {
         let norm: String = t
             .to_lowercase()
             .split(|c: char| !c.is_alphanumeric())
@@ -147,6 +152,9 @@ fn redirect_target(url: &str) -> Option<String> {
     }
     let host = parsed.host_str()?;
     let host = host.strip_prefix("www.").unwrap_or(host);
+    if host == GOOGLE_NEWS_HOST {
+        return google_news_article_id(&parsed).and_then(google_news_target);
+    }
     let (_, _, params) = REDIRECTS.iter().find(|(h, path, _)| {
         let host_ok = match h.strip_suffix('*') {
             Some(prefix) => host.strip_prefix(prefix).is_some_and(is_google_tld),
@@ -160,6 +168,84 @@ fn redirect_target(url: &str) -> Option<String> {
             .filter(|(k, _)| k == name)
             .map(|(_, v)| v.trim().to_string())
             .find(|v| is_absolute_http(v))
+    })
+}
+
+const GOOGLE_NEWS_HOST: &str = "news.google.com";
+
+/// The article id of a Google News article link: the last segment of
+/// `news.google.com/rss/articles/<id>?oc=5` (the form its RSS feeds use), `/articles/<id>`
+/// or `/read/<id>`.
+fn google_news_article_id(u: &Url) -> Option<&str> {
+    let mut segments = u.path_segments()?;
+    let id = match segments.next()? {
+        "rss" => {
+            if segments.next()? != "articles" {
+                return None;
+            }
+            segments.next()?
+        }
+        "articles" | "read" => segments.next()?,
+        _ => return None,
+    };
+    (segments.next().is_none() && !id.is_empty()).then_some(id)
+}
+
+/// The publisher URL inside a Google News article id, decoded offline, when it has one.
+///
+/// The id is the base64url encoding of a small protobuf message. In the older ids (decoded
+/// bytes `08 13 22 <len> https://…`, base64 `CBMi…`) field 4 is the article's URL in plain
+/// text (and field 26, when present, its AMP URL), so it is read here without asking Google.
+/// The newer ids (since mid-2024) carry an opaque token in field 4 instead (it starts with
+/// `AU_yqL`): only a call to Google's internal `batchexecute` endpoint can resolve those, and
+/// mentiondesk does not make that call, so they return `None` and the Google link stays.
+pub(crate) fn google_news_target(id: &str) -> Option<String> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(id.trim_end_matches('='))
+        .ok()?;
+    let mut rest = bytes.as_slice();
+    while !rest.is_empty() {
+        let (tag, after) = read_varint(rest)?;
+        rest = after;
+        match tag & 7 {
+            0 => rest = read_varint(rest)?.1,
+            1 => rest = rest.get(8..)?,
+            2 => {
+                let (len, after) = read_varint(rest)?;
+                let len = usize::try_from(len).ok()?;
+                let field = after.get(..len)?;
+                rest = &after[len..];
+                if tag >> 3 == 4 {
+                    let text = std::str::from_utf8(field).ok()?;
+                    return is_absolute_http(text).then(|| text.to_string());
+                }
+            }
+            5 => rest = rest.get(4..)?,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// A protobuf varint and what follows it.
+fn read_varint(bytes: &[u8]) -> Option<(u64, &[u8])> {
+    let mut value = 0u64;
+    for (i, b) in bytes.iter().enumerate().take(10) {
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((value, &bytes[i + 1..]));
+        }
+    }
+    None
+}
+
+/// Whether a link is a Google News article link that could not be decoded (a newer, opaque
+/// id): its site is Google's, not the publisher's.
+pub(crate) fn is_opaque_google_news_link(url: &str) -> bool {
+    Url::parse(url.trim()).is_ok_and(|u| {
+        u.host_str() == Some(GOOGLE_NEWS_HOST)
+            && google_news_article_id(&u).is_some_and(|id| google_news_target(id).is_none())
     })
 }
 
@@ -595,6 +681,73 @@ mod tests {
         for (wrapped, target) in cases {
             assert_eq!(unwrap_redirect(wrapped), target, "{wrapped}");
         }
+    }
+
+    #[test]
+    fn google_news_article_links_with_a_url_inside_are_unwrapped() {
+        // Ids made the way Google's older ones are (base64url of `08 13 22 <len> <url>`, an
+        // AMP URL in field 26 after it), as in links such as
+        // news.google.com/rss/articles/CBMiLmh0dHBzOi8vd3d3LmJiYy5jb20v…?oc=5.
+        let cases = [
+            (
+                "https://news.google.com/rss/articles/CBMiKGh0dHBzOi8vbmV3cy5leGFtcGxlLzIwMjYvMTEvYWNtZS1yZWNhbGw?oc=5",
+                "https://news.example/2026/11/acme-recall",
+            ),
+            (
+                "https://news.google.com/rss/articles/CBMiaWh0dHBzOi8vd3d3LmV4YW1wbGUuY28udWsvYnVzaW5lc3MvYWNtZS1vdXRhZ2UtbGVhdmVzLWN1c3RvbWVycy13aXRob3V0LXNlcnZpY2UtZm9yLWEtZGF5LTIwMjYtMTEtMzAuaHRtbNIBbWh0dHBzOi8vd3d3LmV4YW1wbGUuY28udWsvYnVzaW5lc3MvYWNtZS1vdXRhZ2UtbGVhdmVzLWN1c3RvbWVycy13aXRob3V0LXNlcnZpY2UtZm9yLWEtZGF5LTIwMjYtMTEtMzAuYW1wLmh0bWw?oc=5",
+                "https://www.example.co.uk/business/acme-outage-leaves-customers-without-service-for-a-day-2026-11-30.html",
+            ),
+            (
+                "https://news.google.com/articles/CBMiKGh0dHBzOi8vbmV3cy5leGFtcGxlLzIwMjYvMTEvYWNtZS1yZWNhbGw?hl=en-US&gl=US&ceid=US%3Aen",
+                "https://news.example/2026/11/acme-recall",
+            ),
+        ];
+        for (wrapped, target) in cases {
+            assert_eq!(unwrap_redirect(wrapped), target, "{wrapped}");
+            assert!(!is_opaque_google_news_link(wrapped));
+        }
+        let a = mention(None, cases[0].0);
+        let b = mention(
+            None,
+            "https://news.example/2026/11/acme-recall?utm_source=x",
+        );
+        assert_eq!(keys(&a)[1], keys(&b)[1], "one article, one key");
+        assert_eq!(mute_keys(&a).site.as_deref(), Some("site:news.example"));
+    }
+
+    #[test]
+    fn reviews_do_not_thread_by_their_title() {
+        let mut review = mention(Some("dana"), "https://apps.apple.com/us/app/id1#review-1");
+        review.title = Some("Stopped working after the update".into());
+        assert!(thread_keys(&review).iter().any(|k| k.starts_with("story:")));
+        review.rating = Some(1);
+        assert_eq!(thread_keys(&review), ["author:rss:dana"]);
+    }
+
+    #[test]
+    fn opaque_google_news_ids_keep_the_google_link_and_have_no_site() {
+        // A newer id: field 4 is the token "AU_yqL…", resolvable only by asking Google.
+        let opaque = "https://news.google.com/rss/articles/CBMiVkFVX3lxTE4zaGU2bTY2ZGkzdTRkSkJ0cFpsTGlDUjkxU2FBRURaTWU0c3QzVWZ1MHZZNkZ5Vzk1ZVBnTDFHY2R6ZmdCUkpUTUJsS1pqQTlCRzlzbHV3?oc=5";
+        assert_eq!(unwrap_redirect(opaque), opaque);
+        assert!(is_opaque_google_news_link(opaque));
+        let m = mention(Some("The Example Times"), opaque);
+        assert_eq!(
+            mute_keys(&m).site,
+            None,
+            "muting news.google.com would mute all of it"
+        );
+        assert!(keys(&m)[1].starts_with("url:news.google.com/rss/articles/CBMiVkFV"));
+        for other in [
+            "https://news.google.com/rss/articles/not-base64!?oc=5",
+            "https://news.google.com/rss/articles/",
+            "https://news.google.com/topics/CAAqBwgKMLGv?hl=en-US",
+            "https://news.google.com/rss/search?q=acme",
+        ] {
+            assert_eq!(unwrap_redirect(other), other, "{other}");
+        }
+        assert!(!is_opaque_google_news_link(
+            "https://news.google.com/rss/search?q=acme"
+        ));
     }
 
     #[test]

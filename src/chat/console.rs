@@ -44,8 +44,12 @@ pub(crate) fn render_alert(view: &AlertView) -> String {
     if let Some(u) = &view.url {
         out.push_str(&format!("   {}\n", terminal_text(u)));
     }
+    let stars = view
+        .stars_label()
+        .map(|s| format!("rating {s} · "))
+        .unwrap_or_default();
     out.push_str(&format!(
-        "   sentiment {} · {}\n",
+        "   {stars}sentiment {} · {}\n",
         view.sentiment_label(),
         view.state_line(console_user, terminal_text)
     ));
@@ -207,6 +211,7 @@ mod tests {
                 (" broke".into(), false),
             ],
             url: Some("https://example.com/p/1".into()),
+            rating: None,
             priority: Priority::High,
             sentiment: -0.4,
             negative: true,
@@ -219,5 +224,14 @@ mod tests {
         assert!(out.contains("\"my [Acme] broke\""));
         assert!(out.contains("📥 Open · unclaimed"));
         assert!(!out.contains('\u{1b}'));
+        assert!(!out.contains("rating"), "no rating, no stars");
+        let out = render_alert(&AlertView {
+            rating: Some(1),
+            ..view
+        });
+        assert!(
+            out.contains("rating ★☆☆☆☆ 1/5 · sentiment negative"),
+            "{out}"
+        );
     }
 }

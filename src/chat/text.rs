@@ -429,6 +429,8 @@ pub(crate) mod testgen {
                     title,
                     excerpt: vec![(excerpt, false), (hl, true)],
                     url,
+                    // Every star count, so the limit tests cover the rating line too.
+                    rating: Some((id % 5) as u8 + 1),
                     priority: Priority::Critical,
                     sentiment: -0.5,
                     negative: true,

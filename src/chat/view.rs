@@ -24,6 +24,8 @@ pub struct AlertView {
     /// Runs of the excerpt; `true` runs are what the rule matched.
     pub excerpt: Vec<(String, bool)>,
     pub url: Option<String>,
+    /// The author's star rating, 1 to 5 (app store reviews).
+    pub rating: Option<u8>,
     pub priority: Priority,
     pub sentiment: f64,
     pub negative: bool,
@@ -44,6 +46,7 @@ impl AlertView {
             title: mention.title.clone(),
             excerpt: excerpt(&mention.text, &alert.highlights, EXCERPT_CHARS),
             url: mention.url.clone(),
+            rating: mention.rating,
             priority: alert.priority,
             sentiment: alert.sentiment,
             negative: alert.negative,
@@ -81,6 +84,13 @@ impl AlertView {
             "neutral"
         };
         format!("{word} ({:+.2})", self.sentiment)
+    }
+
+    /// `★★☆☆☆ 2/5` when the mention has a star rating; `None` otherwise (and for a value
+    /// outside 1–5, which no source sends).
+    pub(crate) fn stars_label(&self) -> Option<String> {
+        let r = self.rating.filter(|r| (1..=5).contains(r))? as usize;
+        Some(format!("{}{} {r}/5", "★".repeat(r), "☆".repeat(5 - r)))
     }
 
     pub(crate) fn priority_icon(&self) -> &'static str {
@@ -234,6 +244,47 @@ mod tests {
     }
 
     #[test]
+    fn stars_show_the_rating_out_of_five() {
+        let mut v = AlertView::new(
+            &crate::model::Alert {
+                id: AlertId(1),
+                mention_key: "ios\u{1f}1".into(),
+                rules: vec!["acme".into()],
+                priority: Priority::High,
+                sentiment: 0.6,
+                negative: true,
+                targets: vec![],
+                state: AlertState::Open,
+                created_at: Utc::now(),
+                highlights: vec![],
+                first_claimed_at: None,
+                resolved_at: None,
+                human_negative: None,
+            },
+            &crate::model::Mention {
+                item_id: "1".into(),
+                source: "ios".into(),
+                source_kind: "appstore".into(),
+                url: None,
+                title: None,
+                text: String::new(),
+                author: None,
+                author_reach: None,
+                published: None,
+                lang: None,
+                rating: Some(2),
+            },
+        );
+        assert_eq!(v.stars_label().as_deref(), Some("★★☆☆☆ 2/5"));
+        v.rating = Some(5);
+        assert_eq!(v.stars_label().as_deref(), Some("★★★★★ 5/5"));
+        for none in [None, Some(0), Some(6)] {
+            v.rating = none;
+            assert_eq!(v.stars_label(), None, "{none:?}");
+        }
+    }
+
+    #[test]
     fn the_state_line_quotes_a_long_note_in_part_and_escapes_it() {
         let v = AlertView {
             id: AlertId(1),
@@ -244,6 +295,7 @@ mod tests {
             title: None,
             excerpt: vec![],
             url: None,
+            rating: None,
             priority: Priority::Normal,
             sentiment: 0.0,
             negative: false,

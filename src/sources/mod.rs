@@ -11,9 +11,11 @@ use config::{Common, KindConfig};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+pub(crate) mod appstore;
 pub mod bluesky;
 pub mod config;
 pub(crate) mod file;
+pub(crate) mod googlenews;
 pub(crate) mod hackernews;
 pub(crate) mod html;
 pub mod http;
@@ -117,6 +119,8 @@ source_kinds! {
     Hackernews(hackernews::HackerNewsConfig),
     Bluesky(bluesky::BlueskyConfig),
     Mastodon(mastodon::MastodonConfig),
+    Appstore(appstore::AppStoreConfig),
+    Googlenews(googlenews::GoogleNewsConfig),
 }
 
 impl SourceConfig {

@@ -337,6 +337,9 @@ pub(super) fn alert_embed(view: &AlertView) -> CreateEmbed {
     if let Some(a) = view.author.as_deref().filter(|a| !a.trim().is_empty()) {
         fields.push(("Author", field_text(a, AUTHOR_FIELD_MAX), true));
     }
+    if let Some(stars) = view.stars_label() {
+        fields.push(("Rating", stars, true));
+    }
     let footer = alert_footer(view.id);
 
     let url = view.url.as_deref().and_then(link_url);
@@ -436,6 +439,7 @@ mod tests {
                 ("acme".into(), true),
             ],
             url: Some("https://example.com/p".into()),
+            rating: None,
             priority: Priority::High,
             sentiment: -0.4,
             negative: true,
@@ -443,6 +447,22 @@ mod tests {
             state: AlertState::Open,
             created_at: Utc::now(),
         }
+    }
+
+    #[test]
+    fn a_rating_is_a_field_only_when_there_is_one() {
+        let fields = |v: &AlertView| {
+            let json = serde_json::to_value(alert_message(v)).unwrap();
+            json["embeds"][0]["fields"].as_array().unwrap().clone()
+        };
+        let plain = fields(&view());
+        assert!(!plain.iter().any(|f| f["name"] == "Rating"));
+        let rated = fields(&AlertView {
+            rating: Some(2),
+            ..view()
+        });
+        let f = rated.iter().find(|f| f["name"] == "Rating").unwrap();
+        assert_eq!(f["value"], "★★☆☆☆ 2/5");
     }
 
     #[test]

@@ -284,8 +284,12 @@ pub(crate) fn render_alert(view: &AlertView) -> SlackMessageContent {
         _ => None,
     };
 
+    let stars = view
+        .stars_label()
+        .map(|s| format!(" · rating {s}"))
+        .unwrap_or_default();
     let facts = format!(
-        "Priority *{}* · sentiment {} · id `#{}`",
+        "Priority *{}*{stars} · sentiment {} · id `#{}`",
         view.priority,
         view.sentiment_label(),
         view.id
@@ -375,6 +379,7 @@ mod tests {
             title: Some("*Big* <news>".into()),
             excerpt: vec![(text.into(), false)],
             url: Some("https://x.test/a|<!here>".into()),
+            rating: None,
             priority: Priority::High,
             sentiment: -0.5,
             negative: true,
@@ -394,6 +399,18 @@ mod tests {
         assert!(json.contains("&lt;!channel&gt;"));
         assert!(json.contains("&amp;lt;b&amp;gt;"));
         assert!(content.text.unwrap().contains("&lt;@U123&gt;"));
+    }
+
+    #[test]
+    fn the_stars_are_on_the_facts_line_when_rated() {
+        let plain = serde_json::to_string(&render_alert(&view("acme broke"))).unwrap();
+        assert!(!plain.contains("rating"), "{plain}");
+        let rated = serde_json::to_string(&render_alert(&AlertView {
+            rating: Some(2),
+            ..view("acme broke")
+        }))
+        .unwrap();
+        assert!(rated.contains("rating ★★☆☆☆ 2/5 · sentiment"), "{rated}");
     }
 
     #[test]
