@@ -14,6 +14,7 @@ use std::time::Duration;
 pub mod bluesky;
 pub mod config;
 pub(crate) mod file;
+pub(crate) mod github;
 pub(crate) mod hackernews;
 pub(crate) mod html;
 pub mod http;
@@ -117,6 +118,7 @@ source_kinds! {
     Hackernews(hackernews::HackerNewsConfig),
     Bluesky(bluesky::BlueskyConfig),
     Mastodon(mastodon::MastodonConfig),
+    Github(github::GithubConfig),
 }
 
 impl SourceConfig {

@@ -22,6 +22,7 @@ mod pipeline;
 mod slack_desk;
 mod sources_bluesky;
 mod sources_feeds;
+mod sources_github;
 mod sources_hackernews;
 mod sources_mastodon;
 mod sources_reddit;

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod discord;
 pub mod discord_spec;
 pub mod discord_wire;
+pub mod fake_github;
 pub mod fake_sources;
 pub mod faults;
 pub mod feeds;
