@@ -320,6 +320,14 @@ impl GithubSource {
         })
     }
 
+    /// Adds to what this poll had to work around (shown on `/healthz`).
+    fn add_warning(&mut self, warning: String) {
+        self.warning = Some(match self.warning.take() {
+            Some(w) => format!("{w}; {warning}"),
+            None => warning,
+        });
+    }
+
     fn budget(&mut self, resource: Resource) -> &mut Budget {
         match resource {
             Resource::Search => &mut self.search,
@@ -530,7 +538,15 @@ impl GithubSource {
         // Everything created up to this second has been read (or handed on before).
         let mut covered = watermark;
         loop {
-            let first = self.search_page(lo, hi, 1).await?;
+            let first = match self.search_page(lo, hi, 1).await {
+                Ok(page) => page,
+                // Later windows failing keep what the earlier ones read (they are covered).
+                Err(e) if requests > 0 => {
+                    self.add_warning(format!("search stopped early: {e}"));
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             requests += 1;
             let out_of_budget = |s: &Self, requests: u32| {
                 requests >= MAX_SEARCH_REQUESTS || s.search.paused(Utc::now()).is_some()
@@ -561,7 +577,14 @@ impl GithubSource {
                     stopped = true;
                     break;
                 }
-                let next = self.search_page(lo, hi, page).await?;
+                let next = match self.search_page(lo, hi, page).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        self.add_warning(format!("search stopped early: {e}"));
+                        stopped = true;
+                        break;
+                    }
+                };
                 requests += 1;
                 incomplete |= next.incomplete_results;
                 if next.items.is_empty() {
@@ -574,7 +597,7 @@ impl GithubSource {
             if incomplete {
                 // GitHub timed out inside this window: keep what came, and read the window
                 // again next poll instead of moving past what may be missing.
-                self.warning = Some(
+                self.add_warning(
                     "GitHub search answered with incomplete_results (it timed out); the window is read again next poll".into(),
                 );
                 break;
@@ -652,9 +675,23 @@ impl GithubSource {
             if pages > 0 && self.core.paused(Utc::now()).is_some() {
                 break;
             }
-            let reply = self.get(&page_url, Resource::Core, &what).await?;
+            let page = match self.get(&page_url, Resource::Core, &what).await {
+                Ok((headers, bytes)) => {
+                    decode_json::<Vec<Comment>>(&bytes, "the GitHub comments API")
+                        .map(|comments| (headers, comments))
+                }
+                Err(e) => Err(e),
+            };
+            let (headers, comments) = match page {
+                Ok(page) => page,
+                // A later page failing keeps what the earlier ones read (oldest first).
+                Err(e) if pages > 0 => {
+                    self.add_warning(format!("comments of {repo} stopped early: {e}"));
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
             pages += 1;
-            let comments: Vec<Comment> = decode_json(&reply.1, "the GitHub comments API")?;
             for c in comments {
                 let created = c.created_at.timestamp();
                 // `since` is about updates: an old comment edited lately is not new.
@@ -670,7 +707,15 @@ impl GithubSource {
                     out.push(m);
                 }
             }
-            next = next_link(&reply.0);
+            next = next_link(&headers);
+            // The token goes with every request: follow only links to the same API.
+            if next
+                .as_deref()
+                .is_some_and(|n| !n.starts_with(&format!("{}/", self.base)))
+            {
+                tracing::warn!(source = %self.name, repo, "comment listing links outside the API base; not followed");
+                next = None;
+            }
             if pages >= MAX_COMMENT_PAGES {
                 break;
             }
@@ -853,16 +898,8 @@ impl Source for GithubSource {
                 .unwrap_or(0);
             return Err(failures.swap_remove(first).1);
         }
-        if !failures.is_empty() {
-            let parts: Vec<String> = failures
-                .iter()
-                .map(|(what, e)| format!("{what}: {e}"))
-                .collect();
-            let mut warning = parts.join("; ");
-            if let Some(w) = self.warning.take() {
-                warning = format!("{w}; {warning}");
-            }
-            self.warning = Some(warning);
+        for (what, e) in failures {
+            self.add_warning(format!("{what}: {e}"));
         }
         Ok(mentions)
     }

@@ -584,3 +584,65 @@ async fn the_daemon_turns_a_github_issue_into_an_alert() {
     assert_eq!(slack.posts().len(), 1, "the hiring issue is no alert");
     daemon.stop().await;
 }
+
+/// The core budget (60 an hour without a token) runs low in the middle of a long comment
+/// listing: the source stops before zero, keeps what it read, says so, and continues after
+/// the reset without repeating or skipping a comment.
+#[tokio::test]
+async fn a_low_core_budget_stops_the_listing_and_it_continues_after_the_reset() {
+    let fake = FakeGithub::start().await;
+    let t = now();
+    for i in 0..250u64 {
+        fake.add_comment(
+            "a/b",
+            gh_comment(5000 + i, "a/b", 7, t - 2000 + i as i64, "acme again"),
+        );
+    }
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.core.limit = 60;
+        s.core.remaining = 3; // two pages, then 1 left: the reserve
+        s.core.reset = now() + 2;
+    }
+    let mut src = source(&fake, "repos = [\"a/b\"]");
+    let mut state = SourceState::default();
+    let first = src.poll(&mut state).await.unwrap();
+    assert_eq!(first.len(), 200, "two pages read");
+    assert_eq!(fake.requests("/repos/a/b/issues/comments").len(), 2);
+    let quota = src.quota().unwrap();
+    assert_eq!(
+        (quota.remaining, quota.limit),
+        (1, Some(60)),
+        "core is the one running out"
+    );
+
+    // Paused: the search still runs, the listing waits, and the poll says so.
+    let got = src.poll(&mut state).await.unwrap();
+    assert!(got.is_empty());
+    let warning = src.take_warning().expect("the paused listing");
+    assert!(
+        warning.contains("comments of a/b") && warning.contains("rate limit"),
+        "{warning}"
+    );
+    assert_eq!(
+        fake.requests("/repos/a/b/issues/comments").len(),
+        2,
+        "no request while paused"
+    );
+
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.core.remaining = 60;
+        s.core.reset = now() + 3600;
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut state = restored(&state);
+    let rest = src.poll(&mut state).await.unwrap();
+    let all: HashSet<String> = first
+        .iter()
+        .chain(&rest)
+        .map(|m| m.item_id.clone())
+        .collect();
+    assert_eq!(rest.len(), 50, "only the rest");
+    assert_eq!(all.len(), 250);
+}
