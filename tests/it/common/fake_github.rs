@@ -303,16 +303,16 @@ fn with_rate_headers(mut r: Response, b: &Budget, resource: &str) -> Response {
 
 /// Auth, secondary and primary limits, in GitHub's order; `Ok` with the budget after this
 /// request when the call may proceed.
-fn gate(state: &Shared, headers: &HeaderMap, search: bool) -> Result<Budget, Response> {
+fn gate(state: &Shared, headers: &HeaderMap, search: bool) -> Result<Budget, Box<Response>> {
     let mut s = state.state.lock().unwrap();
     let resource = if search { "search" } else { "core" };
     if let Some(auth) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         if auth != format!("Bearer {}", s.token) {
-            return Err(error(
+            return Err(Box::new(error(
                 401,
                 "Bad credentials",
                 "https://docs.github.com/rest",
-            ));
+            )));
         }
     }
     if let Some(secs) = s.secondary_limit.take() {
@@ -323,7 +323,7 @@ fn gate(state: &Shared, headers: &HeaderMap, search: bool) -> Result<Budget, Res
         );
         r.headers_mut()
             .insert("retry-after", HeaderValue::from(secs));
-        return Err(r);
+        return Err(Box::new(r));
     }
     let budget = if search { &mut s.search } else { &mut s.core };
     if budget.remaining == 0 {
@@ -332,7 +332,7 @@ fn gate(state: &Shared, headers: &HeaderMap, search: bool) -> Result<Budget, Res
             "API rate limit exceeded for user ID 1. If you reach out to GitHub Support for help, please include the request ID 1234:5678:9ABC.",
             "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api",
         );
-        return Err(with_rate_headers(r, budget, resource));
+        return Err(Box::new(with_rate_headers(r, budget, resource)));
     }
     budget.remaining -= 1;
     Ok(budget.clone())
@@ -364,7 +364,7 @@ async fn search(
     }
     let budget = match gate(&state, &headers, true) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut s = state.state.lock().unwrap();
     if std::mem::take(&mut s.invalid_search) {
@@ -472,7 +472,7 @@ async fn comments(
     }
     let budget = match gate(&state, &headers, false) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let s = state.state.lock().unwrap();
     let Some(all) = s.comments.get(&format!("{owner}/{repo}")) else {
