@@ -439,7 +439,9 @@ impl GithubSource {
                     .reset
                     .map(|r| (r - now).to_std().unwrap_or(Duration::ZERO))
                     .unwrap_or(SECONDARY_WAIT)
-                    .min(Duration::from_secs(3600));
+                    // A reset just past (clocks differ) still waits a moment; an hour is the
+                    // longest window GitHub has.
+                    .clamp(Duration::from_secs(1), Duration::from_secs(3600));
                 return SourceError::RateLimited { wait };
             }
             if status == 429 || message.to_lowercase().contains("rate limit") {
@@ -457,7 +459,7 @@ impl GithubSource {
                 "GitHub asks for a token ({said}): {token_fix}"
             )),
             403 => SourceError::Config(format!(
-                "GitHub refused {what} ({said}); check that the token may read it (an organization with SAML single sign-on must authorize the token), or remove it from repos"
+                "GitHub refused {what} ({said}); check that the token may read it (an organization with SAML single sign-on must authorize the token), or take the repository out of repos"
             )),
             404 => SourceError::Config(format!(
                 "GitHub does not know {what} ({said}); check that repos names existing repositories as owner/name (a private one needs a token that can read it) and that url is the API base"
