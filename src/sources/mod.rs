@@ -15,6 +15,7 @@ pub(crate) mod appstore;
 pub mod bluesky;
 pub mod config;
 pub(crate) mod file;
+pub(crate) mod github;
 pub(crate) mod googlenews;
 pub(crate) mod hackernews;
 pub(crate) mod html;
@@ -121,6 +122,7 @@ source_kinds! {
     Mastodon(mastodon::MastodonConfig),
     Appstore(appstore::AppStoreConfig),
     Googlenews(googlenews::GoogleNewsConfig),
+    Github(github::GithubConfig),
 }
 
 impl SourceConfig {

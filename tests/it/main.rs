@@ -23,6 +23,7 @@ mod slack_desk;
 mod sources_appstore;
 mod sources_bluesky;
 mod sources_feeds;
+mod sources_github;
 mod sources_googlenews;
 mod sources_hackernews;
 mod sources_mastodon;

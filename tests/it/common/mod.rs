@@ -9,6 +9,7 @@ pub mod discord;
 pub mod discord_spec;
 pub mod discord_wire;
 pub mod fake_appstore;
+pub mod fake_github;
 pub mod fake_sources;
 pub mod faults;
 pub mod feeds;
