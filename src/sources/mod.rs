@@ -25,6 +25,7 @@ pub(crate) mod rss;
 pub(crate) mod stream;
 #[cfg(test)]
 mod tests;
+pub(crate) mod webhook;
 
 /// Declares the source kinds from one list: `SourceKind` (the closed set of `kind` names)
 /// and `SourceConfig` (one arm per kind, holding that kind's own config). Adding a kind is
@@ -117,6 +118,7 @@ source_kinds! {
     Hackernews(hackernews::HackerNewsConfig),
     Bluesky(bluesky::BlueskyConfig),
     Mastodon(mastodon::MastodonConfig),
+    Webhook(webhook::WebhookConfig),
 }
 
 impl SourceConfig {
