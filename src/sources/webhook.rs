@@ -146,43 +146,6 @@ pub(crate) fn decode(body: &[u8], source: &str) -> Result<(Vec<Mention>, Vec<Bad
 mod tests {
     use super::*;
 
-    fn read(toml: &str) -> Result<crate::settings::Config, String> {
-        crate::settings::parse(toml, std::path::Path::new("t.toml"), &|_| None)
-            .map_err(|e| e.to_string())
-    }
-
-    #[test]
-    fn secret_is_required_and_long_enough_and_never_printed() {
-        let err = read("[[sources]]\nname = \"hook\"\nkind = \"webhook\"\n").unwrap_err();
-        assert!(err.contains("sources[0].secret"), "{err}");
-        assert!(err.contains("missing secret"), "{err}");
-
-        let err = read("[[sources]]\nname = \"hook\"\nkind = \"webhook\"\nsecret = \"hunter2\"\n")
-            .unwrap_err();
-        assert!(err.contains("too short (7 characters)"), "{err}");
-        assert!(err.contains("openssl rand -hex 32"), "{err}");
-        assert!(!err.contains("hunter2"), "{err}");
-
-        let err = read(
-            "[[sources]]\nname = \"hook\"\nkind = \"webhook\"\nsecret = \"0123456789abcdef\"\nquery = \"x\"\n",
-        )
-        .unwrap_err();
-        assert!(err.contains("query"), "{err}");
-    }
-
-    #[test]
-    fn body_cap_defaults_to_one_mebibyte_unless_set() {
-        let config = |extra: &str| {
-            let cfg = read(&format!(
-                "[[sources]]\nname = \"hook\"\nkind = \"webhook\"\nsecret = \"0123456789abcdef\"\n{extra}"
-            ))
-            .unwrap();
-            cfg.sources[0].common().max_body_bytes
-        };
-        assert_eq!(config(""), 1024 * 1024);
-        assert_eq!(config("max_body_bytes = 4096\n"), 4096);
-    }
-
     #[test]
     fn one_object_or_an_array_decodes_item_by_item() {
         let (m, bad) = decode(br#"{"id": "r1", "text": "acme broke"}"#, "hook").unwrap();

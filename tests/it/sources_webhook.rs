@@ -48,7 +48,7 @@ async fn post(
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    let value = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text));
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, value)
 }
 
@@ -117,6 +117,15 @@ async fn a_signed_batch_is_stored_and_alerted_and_a_repeat_alerts_nothing() {
     daemon.stop().await;
 }
 
+/// What is wrong, the body, the two headers, and what the 401's reason must say.
+type Case = (
+    &'static str,
+    String,
+    Option<String>,
+    Option<String>,
+    &'static str,
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_signatures_are_refused_with_a_reason_and_store_nothing() {
     let slack = FakeSlack::start().await;
@@ -126,7 +135,7 @@ async fn bad_signatures_are_refused_with_a_reason_and_store_nothing() {
     let ts = now();
     let good_sig = mentiondesk::server::ingest::sign(SECRET, ts, body.as_bytes());
     let tampered = body.replace("down", "fine");
-    let cases: Vec<(&str, String, Option<String>, Option<String>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "tampered body",
             tampered,
@@ -489,4 +498,41 @@ fn scan_once_says_a_webhook_source_receives_instead_of_polling() {
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
+}
+
+fn parse(toml: &str) -> Result<mentiondesk::settings::Config, String> {
+    mentiondesk::settings::parse(toml, std::path::Path::new("t.toml"), &|_| None)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn check_wants_a_long_enough_secret_and_never_prints_it() {
+    let err = parse("[[sources]]\nname = \"hook\"\nkind = \"webhook\"\n").unwrap_err();
+    assert!(err.contains("sources[0].secret"), "{err}");
+    assert!(err.contains("missing secret"), "{err}");
+
+    let err = parse("[[sources]]\nname = \"hook\"\nkind = \"webhook\"\nsecret = \"hunter2\"\n")
+        .unwrap_err();
+    assert!(err.contains("too short (7 characters)"), "{err}");
+    assert!(err.contains("openssl rand -hex 32"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+
+    let err = parse(
+        "[[sources]]\nname = \"hook\"\nkind = \"webhook\"\nsecret = \"0123456789abcdef\"\nquery = \"x\"\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("query"), "{err}");
+}
+
+#[test]
+fn the_body_cap_defaults_to_one_mebibyte_unless_set() {
+    let cap = |extra: &str| {
+        let cfg = parse(&format!(
+            "[[sources]]\nname = \"hook\"\nkind = \"webhook\"\nsecret = \"0123456789abcdef\"\n{extra}"
+        ))
+        .unwrap();
+        cfg.sources[0].common().max_body_bytes
+    };
+    assert_eq!(cap(""), 1024 * 1024);
+    assert_eq!(cap("max_body_bytes = 4096\n"), 4096);
 }
