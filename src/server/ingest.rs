@@ -316,8 +316,97 @@ fn bad_items(bad: &[BadItem], accepted: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sources::config::Common;
 
     const SECRET: &str = "0123456789abcdef0123";
+
+    /// Endpoints for one webhook source `hook` waiting at most `timeout` for the intake, and
+    /// the intake's end of the hand-off.
+    fn endpoints(
+        timeout: Duration,
+        shutdown: Shutdown,
+    ) -> (IngestEndpoints, mpsc::Receiver<Delivery>, Health) {
+        let mut common = Common::new("hook", Duration::from_secs(60));
+        common.timeout = timeout;
+        let config = WebhookConfig {
+            common,
+            secret: Secret::new(SECRET),
+        };
+        let (tx, rx) = mpsc::channel(1);
+        let health = Health::new();
+        let ep = IngestEndpoints::new([&config], tx, health.clone(), Clock::System, shutdown);
+        (ep, rx, health)
+    }
+
+    async fn send(ep: &IngestEndpoints) -> (StatusCode, String) {
+        let body = r#"{"id":"1","text":"acme"}"#;
+        let ts = chrono::Utc::now().timestamp();
+        let mut headers = HeaderMap::new();
+        headers.insert(TIMESTAMP_HEADER, ts.to_string().parse().unwrap());
+        headers.insert(
+            SIGNATURE_HEADER,
+            sign(SECRET, ts, body.as_bytes()).parse().unwrap(),
+        );
+        let r = ingest(ep.clone(), "hook".into(), headers, Body::from(body)).await;
+        let status = r.status();
+        let bytes = axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_answer_waits_for_the_intake_and_says_when_it_cannot_store() {
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        // Stored: 202 only after the intake answered.
+        let (ep, mut rx, health) = endpoints(Duration::from_secs(5), shutdown.clone());
+        let intake = tokio::spawn(async move {
+            let d = rx.recv().await.unwrap();
+            assert_eq!(d.outcome.mentions[0].item_id, "1");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            d.stored.send(Ok(())).unwrap();
+            // The next one cannot be stored.
+            let d = rx.recv().await.unwrap();
+            d.stored.send(Err("disk full".into())).unwrap();
+            // The next one is never answered: the intake stopped (shutdown).
+            drop(rx.recv().await.unwrap());
+            rx
+        });
+        let started = std::time::Instant::now();
+        assert_eq!(send(&ep).await.0, StatusCode::ACCEPTED);
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        assert_eq!(health.get("hook").unwrap().mentions_total, 1);
+
+        let (status, body) = send(&ep).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("send them again"), "{body}");
+        assert!(health
+            .get("hook")
+            .unwrap()
+            .last_error
+            .unwrap()
+            .contains("disk full"));
+
+        let (status, body) = send(&ep).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("shutting down"), "{body}");
+
+        // An intake that takes longer than the source's timeout.
+        let _rx = intake.await.unwrap();
+        let (ep, _rx, _) = endpoints(Duration::from_millis(100), shutdown);
+        let (status, body) = send(&ep).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("not stored within"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn nothing_is_taken_once_shutdown_started() {
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let (ep, mut rx, _) = endpoints(Duration::from_secs(5), shutdown);
+        trigger.trigger();
+        let r = ingest(ep, "hook".into(), HeaderMap::new(), Body::empty()).await;
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "5");
+        assert!(rx.try_recv().is_err());
+    }
 
     #[test]
     fn a_signed_request_verifies_and_any_change_does_not() {
