@@ -255,9 +255,15 @@ pub(crate) async fn run_with_clock(
     let health = poll::Health::default();
     let (poll_tx, poll_rx) = mpsc::channel(64);
     let mut source_runs = Vec::new();
+    // Webhook sources are not polled: the server hands their deliveries to the intake.
+    let mut webhooks = Vec::new();
     for spec in &config.sources {
         let source = sources::build(spec).with_context(|| format!("source {:?}", spec.name()))?;
         health.register(spec.name(), spec.kind().as_str());
+        if let sources::SourceConfig::Webhook(c) = spec {
+            webhooks.push(c);
+            continue;
+        }
         let state = store.source_state(spec.name())?;
         let poller = poll::Poller::new(
             source,
@@ -271,8 +277,10 @@ pub(crate) async fn run_with_clock(
     }
     drop(poll_tx);
 
-    // Intake: judged mentions and their alerts into the store (and so into the outbox).
-    let intake = Intake::new(
+    // Intake: judged mentions and their alerts into the store (and so into the outbox),
+    // and webhook deliveries, each answered once stored (`sources::webhook`).
+    let (delivery_tx, delivery_rx) = mpsc::channel(16);
+    let mut intake = Intake::new(
         Arc::new(judge(&config)),
         config.desk.escalate_after,
         store.clone(),
@@ -280,6 +288,18 @@ pub(crate) async fn run_with_clock(
         metrics.clone(),
         clock,
     );
+    let ingest = (!webhooks.is_empty()).then(|| {
+        server::ingest::IngestEndpoints::new(
+            webhooks,
+            delivery_tx,
+            health.clone(),
+            clock,
+            shutdown.clone(),
+        )
+    });
+    if ingest.is_some() {
+        intake = intake.with_deliveries(delivery_rx);
+    }
 
     // Relay: outbox to chat, woken by the store. A refused token is logged with its fix and
     // shows in /healthz; the daemon keeps running and keeps storing alerts, which go out
@@ -405,6 +425,7 @@ pub(crate) async fn run_with_clock(
             discord: discord_endpoints,
             admin,
             delivery,
+            ingest,
         },
         shutdown.clone(),
     );

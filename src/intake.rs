@@ -12,6 +12,7 @@ use crate::rules::config::RuleConfig;
 use crate::rules::{Document, RuleSet};
 use crate::shutdown::Shutdown;
 use crate::sources::poll::PollOutcome;
+use crate::sources::webhook::Delivery;
 use crate::store::{Candidate, NewAlert, Repeat, RepeatOf, Store, StoreError, ThreadKey};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
@@ -120,6 +121,8 @@ pub(crate) struct Intake {
     escalate_after: Duration,
     store: Store,
     polls: mpsc::Receiver<PollOutcome>,
+    /// Webhook deliveries, each answered once stored (see `with_deliveries`).
+    deliveries: Option<mpsc::Receiver<Delivery>>,
     metrics: Arc<Metrics>,
     clock: Clock,
 }
@@ -138,19 +141,52 @@ impl Intake {
             escalate_after,
             store,
             polls,
+            deliveries: None,
             metrics,
             clock,
         }
     }
 
+    /// Also stores the webhook deliveries sent on `deliveries` (by `server::ingest`), in turn
+    /// with the polls, and answers each one's `stored` only after `accept` returned: after the
+    /// store's flush, so the 202 the server then sends means the items survive a crash. The
+    /// intake then runs until shutdown even when no source polls.
+    pub(crate) fn with_deliveries(mut self, deliveries: mpsc::Receiver<Delivery>) -> Intake {
+        self.deliveries = Some(deliveries);
+        self
+    }
+
     pub(crate) async fn run(mut self, mut shutdown: Shutdown) {
+        let mut polling = true;
+        let receiving = self.deliveries.is_some();
         loop {
-            let outcome = tokio::select! {
-                o = self.polls.recv() => match o { Some(o) => o, None => break },
+            let (outcome, stored) = tokio::select! {
+                o = self.polls.recv(), if polling => match o {
+                    Some(o) => (o, None),
+                    None if receiving => {
+                        polling = false;
+                        continue;
+                    }
+                    None => break,
+                },
+                Some(d) = next_delivery(&mut self.deliveries) => (d.outcome, Some(d.stored)),
                 _ = shutdown.wait() => break,
             };
-            if let Err(e) = self.accept(outcome).await {
-                tracing::error!(error = %e, "could not store a poll's mentions; they will be fetched again");
+            let result = self.accept(outcome).await;
+            match stored {
+                None => {
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "could not store a poll's mentions; they will be fetched again");
+                    }
+                }
+                Some(stored) => {
+                    let result = result.map(|_| ()).map_err(|e| {
+                        tracing::error!(error = %e, "could not store a webhook delivery; its sender is asked to send it again");
+                        e.to_string()
+                    });
+                    // The sender may have given up waiting; the items are stored either way.
+                    let _ = stored.send(result);
+                }
             }
         }
         tracing::debug!("intake stopped");
@@ -214,6 +250,14 @@ impl Intake {
             a.timers = vec![(TimerKind::Escalate, escalate_at)];
         }
         Ok(c)
+    }
+}
+
+/// The next webhook delivery; never resolves without a receiver.
+async fn next_delivery(deliveries: &mut Option<mpsc::Receiver<Delivery>>) -> Option<Delivery> {
+    match deliveries {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -265,6 +265,18 @@ fn scan(once: bool, c: &ConfigArg) -> anyhow::Result<ExitCode> {
     let results = runtime()?.block_on(app::scan_once(&cfg))?;
     let mut failed = 0;
     for (source, result) in results {
+        let kind = cfg
+            .sources
+            .iter()
+            .find(|s| s.name() == source)
+            .map(|s| s.kind());
+        if kind == Some(mentiondesk::sources::SourceKind::Webhook) {
+            // Nothing to poll: its mentions arrive while `run` listens.
+            println!(
+                "{source}: webhook source: it receives mentions at POST /ingest/{source} while `mentiondesk run` runs; nothing to poll"
+            );
+            continue;
+        }
         match result {
             Ok(hits) => {
                 println!(

@@ -6,6 +6,7 @@
 pub mod admin;
 pub(crate) mod config;
 pub(crate) mod discord;
+pub mod ingest;
 pub mod slack;
 
 use crate::metrics::Metrics;
@@ -40,6 +41,8 @@ pub(crate) struct AppState {
     pub(crate) admin: Option<admin::Admin>,
     /// How chat delivery is doing, as the relay saw it.
     pub(crate) delivery: crate::relay::DeliveryHealth,
+    /// `POST /ingest/{source}`, present when a `webhook` source is configured.
+    pub(crate) ingest: Option<ingest::IngestEndpoints>,
 }
 
 /// Work that outlives its request (a Slack answer through `response_url`, a deferred Discord
@@ -105,6 +108,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/slack/interactions", post(slack_interactions))
         .route("/discord/interactions", post(discord_interactions))
         .route("/admin/digest", post(admin_digest))
+        // Each webhook source caps its own body (`max_body_bytes`); `ingest` enforces it.
+        .route(
+            "/ingest/{source}",
+            post(ingest_delivery).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
         .with_state(state)
 }
@@ -151,6 +159,18 @@ async fn admin_digest(
     match s.admin {
         Some(a) => admin::digest(a, peer, headers, body).await,
         None => (StatusCode::NOT_FOUND, "the admin endpoint is off").into_response(),
+    }
+}
+
+async fn ingest_delivery(
+    State(s): State<AppState>,
+    axum::extract::Path(source): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    match s.ingest {
+        Some(ep) => ingest::ingest(ep, source, headers, body).await,
+        None => ingest::unknown_source(),
     }
 }
 

@@ -206,7 +206,8 @@ fn parse_file(bytes: &[u8], path: &Path, source: &str) -> Result<Vec<Mention>, S
     }
 }
 
-/// One line of a JSON-lines file, as documented for `mentiondesk match`.
+/// One mention as JSON: a line of a JSON-lines file (as documented for `mentiondesk match`)
+/// and an item of a webhook delivery (`webhook.rs`) have this one shape.
 #[derive(Debug, Deserialize)]
 struct Line {
     id: Option<LineId>,
@@ -248,33 +249,51 @@ fn parse_json_lines(bytes: &[u8], path: &Path, source: &str) -> Vec<Mention> {
                 continue;
             }
         };
-        let published = line.published.map(|p| p.to_rfc3339());
-        let item_id = match line.id {
-            Some(LineId::Text(id)) if !id.trim().is_empty() => id,
-            Some(LineId::Number(n)) => n.to_string(),
-            _ => content_id(&[
-                &line.text,
-                line.title.as_deref().unwrap_or(""),
-                line.url.as_deref().unwrap_or(""),
-                line.author.as_deref().unwrap_or(""),
-                published.as_deref().unwrap_or(""),
-            ]),
-        };
-        mentions.push(Mention {
-            item_id,
-            source: source.to_string(),
-            source_kind: SourceKind::File.as_str().to_string(),
-            url: line.url,
-            title: line.title,
-            text: line.text,
-            author: line.author,
-            author_reach: None,
-            published: line.published,
-            lang: line.lang,
-            rating: None,
-        });
+        mentions.push(line_mention(line, source, SourceKind::File));
     }
     mentions
+}
+
+/// One JSON object in the shape of a JSON line, as a mention of `source` (of `kind`); the
+/// reason (serde's, naming the field) when it is not one. Shared with the `webhook` source so
+/// a delivered item and a line of a file mean the same thing.
+pub(crate) fn json_mention(
+    value: serde_json::Value,
+    source: &str,
+    kind: SourceKind,
+) -> Result<Mention, String> {
+    let line: Line = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    Ok(line_mention(line, source, kind))
+}
+
+/// A parsed line as a mention. Without `id` it gets one derived from its content, so the same
+/// item read (or delivered) again has the same id and the intake drops it as a duplicate.
+fn line_mention(line: Line, source: &str, kind: SourceKind) -> Mention {
+    let published = line.published.map(|p| p.to_rfc3339());
+    let item_id = match line.id {
+        Some(LineId::Text(id)) if !id.trim().is_empty() => id,
+        Some(LineId::Number(n)) => n.to_string(),
+        _ => content_id(&[
+            &line.text,
+            line.title.as_deref().unwrap_or(""),
+            line.url.as_deref().unwrap_or(""),
+            line.author.as_deref().unwrap_or(""),
+            published.as_deref().unwrap_or(""),
+        ]),
+    };
+    Mention {
+        item_id,
+        source: source.to_string(),
+        source_kind: kind.as_str().to_string(),
+        url: line.url,
+        title: line.title,
+        text: line.text,
+        author: line.author,
+        author_reach: None,
+        published: line.published,
+        lang: line.lang,
+        rating: None,
+    }
 }
 
 #[cfg(test)]

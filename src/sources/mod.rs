@@ -28,6 +28,7 @@ pub(crate) mod rss;
 pub(crate) mod stream;
 #[cfg(test)]
 mod tests;
+pub(crate) mod webhook;
 
 /// Declares the source kinds from one list: `SourceKind` (the closed set of `kind` names)
 /// and `SourceConfig` (one arm per kind, holding that kind's own config). Adding a kind is
@@ -123,6 +124,7 @@ source_kinds! {
     Appstore(appstore::AppStoreConfig),
     Googlenews(googlenews::GoogleNewsConfig),
     Github(github::GithubConfig),
+    Webhook(webhook::WebhookConfig),
 }
 
 impl SourceConfig {

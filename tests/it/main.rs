@@ -29,5 +29,6 @@ mod sources_hackernews;
 mod sources_mastodon;
 mod sources_reddit;
 mod sources_scan;
+mod sources_webhook;
 mod spec_fakes;
 mod store_concurrency;
