@@ -17,11 +17,13 @@ pub(crate) mod file;
 pub(crate) mod hackernews;
 pub(crate) mod html;
 pub mod http;
+pub(crate) mod lemmy;
 pub(crate) mod mastodon;
 pub mod poll;
 pub mod prefilter;
 pub(crate) mod reddit;
 pub(crate) mod rss;
+pub(crate) mod stackexchange;
 pub(crate) mod stream;
 #[cfg(test)]
 mod tests;
@@ -117,6 +119,8 @@ source_kinds! {
     Hackernews(hackernews::HackerNewsConfig),
     Bluesky(bluesky::BlueskyConfig),
     Mastodon(mastodon::MastodonConfig),
+    Stackexchange(stackexchange::StackExchangeConfig),
+    Lemmy(lemmy::LemmyConfig),
 }
 
 impl SourceConfig {
