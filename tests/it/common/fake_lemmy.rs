@@ -19,13 +19,16 @@ use std::sync::{Arc, Mutex};
 
 pub const SEARCH: &str = "GET /api/v3/search";
 
+/// A canned answer: status, JSON body, headers.
+pub type Canned = (u16, Value, Vec<(&'static str, String)>);
+
 #[derive(Default)]
 pub struct LemmyState {
     /// `PostView`s and `CommentView`s, in any order.
     pub posts: Vec<Value>,
     pub comments: Vec<Value>,
     /// The next answers: (status, JSON body, headers).
-    pub answers_next: Vec<(u16, Value, Vec<(&'static str, String)>)>,
+    pub answers_next: Vec<Canned>,
     pub requests: Vec<Seen>,
 }
 
