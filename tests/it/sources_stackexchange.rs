@@ -553,3 +553,58 @@ async fn the_daemon_alerts_on_a_question_and_shows_the_quota_in_healthz() {
     );
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn each_site_and_search_word_is_one_search_with_its_own_watermark() {
+    let fake = FakeStackExchange::start().await;
+    let t = now();
+    fake.add(
+        "stackoverflow",
+        question(1, t - 100, "acme sdk", "<p>x</p>"),
+    );
+    fake.add(
+        "superuser",
+        question(2, t - 90, "widgets on linux", "<p>x</p>"),
+    );
+    let mut src = source(&fake, "sites = [\"stackoverflow\", \"superuser\"]");
+    // The rule query of `source` has one positive word; this one has two.
+    let env = |_: &str| None;
+    let text = config_text(&fake, "sites = [\"stackoverflow\", \"superuser\"]").replace(
+        r#"'(acme OR "acme corp") AND NOT hiring'"#,
+        "'acme OR widgets'",
+    );
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &env).unwrap();
+    let mut two_words = sources::build(&config.sources[0]).unwrap();
+    let mut state = SourceState::default();
+    let got = two_words.poll(&mut state).await.unwrap();
+    assert_eq!(ids(&got), ["stackoverflow:q1", "superuser:q2"]);
+    let asked: Vec<(String, String)> = fake
+        .requests()
+        .iter()
+        .map(|r| (r.query["site"].clone(), r.query["q"].clone()))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("stackoverflow".into(), "acme".into()),
+            ("stackoverflow".into(), "widgets".into()),
+            ("superuser".into(), "acme".into()),
+            ("superuser".into(), "widgets".into()),
+        ]
+    );
+    assert_eq!(
+        state
+            .extra
+            .keys()
+            .filter(|k| k.starts_with("watermark"))
+            .count(),
+        4,
+        "{state:?}"
+    );
+    assert!(two_words.poll(&mut state).await.unwrap().is_empty());
+    assert_eq!(
+        ids(&src.poll(&mut SourceState::default()).await.unwrap()),
+        ["stackoverflow:q1"],
+        "one word: widgets are not searched"
+    );
+}
