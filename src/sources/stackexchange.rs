@@ -234,6 +234,8 @@ pub(crate) struct StackExchangeSource {
     quota_message: Option<String>,
     /// The quota as the last answer gave it.
     quota: Option<Quota>,
+    /// Which sites failed in the last poll that still delivered; see `take_warning`.
+    warning: Option<String>,
 }
 
 /// How a search read ended.
@@ -267,6 +269,7 @@ impl StackExchangeSource {
             paused_until: None,
             quota_message: None,
             quota: None,
+            warning: None,
         })
     }
 
@@ -444,7 +447,7 @@ impl StackExchangeSource {
     }
 
     /// Reads one search (site × word) forward from its watermark into `mentions`, updating
-    /// `state`; `budget` counts the requests left for this poll.
+    /// `state` (both only when it succeeds); `budget` counts the requests left for this poll.
     async fn read(
         &mut self,
         site: &str,
@@ -461,6 +464,7 @@ impl StackExchangeSource {
         let mut seen = read_seen(state.extra.get(&seen_key));
         let mut newest = watermark.unwrap_or(now - INITIAL_LOOKBACK_SECS);
         let mut page = 1u32;
+        let mut found = Vec::new();
         let outcome = loop {
             if *budget == 0 || self.paused_until.is_some() {
                 break Read::Stopped;
@@ -476,7 +480,7 @@ impl StackExchangeSource {
                 }
                 seen.insert(id.clone(), item.creation_date);
                 if let Some(m) = to_mention(item, id, site, &self.name) {
-                    mentions.push(m);
+                    found.push(m);
                 }
             }
             if !answer.has_more {
@@ -487,6 +491,7 @@ impl StackExchangeSource {
         seen.retain(|_, ts| *ts >= newest - OVERLAP_SECS);
         state.extra.insert(wm_key, newest.to_string());
         write_seen(state, &seen_key, seen);
+        mentions.extend(found);
         Ok(outcome)
     }
 }
@@ -599,26 +604,73 @@ impl Source for StackExchangeSource {
         if let Some(e) = self.paused() {
             return Err(e);
         }
-        // Work on a copy: an error leaves the caller's state as it was.
+        self.warning = None;
+        // Work on a copy: a failed poll leaves the caller's state as it was.
         let mut work = state.clone();
         let mut mentions = Vec::new();
         let mut budget = MAX_REQUESTS_PER_POLL;
         let mut stopped = false;
+        let mut failures: Vec<(String, SourceError)> = Vec::new();
+        let mut succeeded = 0usize;
         for site in self.sites.clone() {
+            let mut failed = None;
             for word in self.words.clone() {
-                if let Read::Stopped = self
+                match self
                     .read(&site, &word, &mut work, &mut budget, &mut mentions)
-                    .await?
+                    .await
                 {
-                    stopped = true;
+                    Ok(Read::Complete) => {}
+                    Ok(Read::Stopped) => stopped = true,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
             }
+            match failed {
+                None => succeeded += 1,
+                Some(e) => {
+                    tracing::warn!(source = %self.name, site = %site, error = %e, "stack exchange search failed");
+                    failures.push((site, e));
+                }
+            }
+        }
+        if succeeded == 0 {
+            if let Some((site, e)) = failures.into_iter().next() {
+                return Err(prefix(e, &format!("site {site:?}: ")));
+            }
+        } else if !failures.is_empty() {
+            // One site failing (a misspelt name, a 5xx) does not hold up the others.
+            let total = failures.len() + succeeded;
+            let detail: Vec<String> = failures
+                .iter()
+                .map(|(site, e)| format!("site {site:?}: {e}"))
+                .collect();
+            self.warning = Some(format!(
+                "{} of {total} sites failed: {}",
+                failures.len(),
+                detail.join("; ")
+            ));
         }
         if stopped {
             tracing::info!(source = %self.name, "stack exchange read stopped early (page budget, backoff or quota); the next poll continues");
         }
         *state = work;
         Ok(mentions)
+    }
+
+    fn take_warning(&mut self) -> Option<String> {
+        self.warning.take()
+    }
+}
+
+/// Puts which site failed in front of a message, keeping the error's kind.
+fn prefix(e: SourceError, what: &str) -> SourceError {
+    match e {
+        SourceError::Parse(m) => SourceError::Parse(format!("{what}{m}")),
+        SourceError::Network(m) => SourceError::Network(format!("{what}{m}")),
+        SourceError::Config(m) => SourceError::Config(format!("{what}{m}")),
+        other => other,
     }
 }
 

@@ -608,3 +608,39 @@ async fn each_site_and_search_word_is_one_search_with_its_own_watermark() {
         "one word: widgets are not searched"
     );
 }
+
+#[tokio::test]
+async fn a_failing_site_among_answering_ones_is_a_partial_success() {
+    let fake = FakeStackExchange::start().await;
+    let t = now();
+    fake.add("stackoverflow", question(1, t - 100, "acme", "<p>x</p>"));
+    let mut src = source(&fake, r#"sites = ["stackoverflow", "stackoverfow"]"#);
+    let mut state = SourceState::default();
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(
+        ids(&got),
+        ["stackoverflow:q1"],
+        "the answering site is delivered"
+    );
+    let warning = src.take_warning().expect("the failing site is reported");
+    assert!(warning.starts_with("1 of 2 sites failed"), "{warning}");
+    assert!(
+        warning.contains("\"stackoverfow\"") && warning.contains("check sites"),
+        "{warning}"
+    );
+    assert!(
+        state.extra.keys().any(|k| k.contains("stackoverflow")),
+        "{state:?}"
+    );
+    assert!(
+        !state.extra.keys().any(|k| k.contains("stackoverfow")),
+        "{state:?}"
+    );
+    // Both failing: the poll fails, naming the site.
+    let mut src = source(&fake, r#"sites = ["stackoverfow"]"#);
+    let err = src.poll(&mut SourceState::default()).await.unwrap_err();
+    assert!(
+        err.to_string().starts_with("site \"stackoverfow\": "),
+        "{err}"
+    );
+}
