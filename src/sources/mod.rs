@@ -20,11 +20,13 @@ pub(crate) mod googlenews;
 pub(crate) mod hackernews;
 pub(crate) mod html;
 pub mod http;
+pub(crate) mod lemmy;
 pub(crate) mod mastodon;
 pub mod poll;
 pub mod prefilter;
 pub(crate) mod reddit;
 pub(crate) mod rss;
+pub(crate) mod stackexchange;
 pub(crate) mod stream;
 #[cfg(test)]
 mod tests;
@@ -125,6 +127,8 @@ source_kinds! {
     Googlenews(googlenews::GoogleNewsConfig),
     Github(github::GithubConfig),
     Webhook(webhook::WebhookConfig),
+    Stackexchange(stackexchange::StackExchangeConfig),
+    Lemmy(lemmy::LemmyConfig),
 }
 
 impl SourceConfig {
