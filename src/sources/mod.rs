@@ -13,6 +13,7 @@ use std::time::Duration;
 
 pub mod bluesky;
 pub mod config;
+pub(crate) mod discourse;
 pub(crate) mod file;
 pub(crate) mod hackernews;
 pub(crate) mod html;
@@ -25,6 +26,7 @@ pub(crate) mod rss;
 pub(crate) mod stream;
 #[cfg(test)]
 mod tests;
+pub(crate) mod youtube;
 
 /// Declares the source kinds from one list: `SourceKind` (the closed set of `kind` names)
 /// and `SourceConfig` (one arm per kind, holding that kind's own config). Adding a kind is
@@ -117,6 +119,8 @@ source_kinds! {
     Hackernews(hackernews::HackerNewsConfig),
     Bluesky(bluesky::BlueskyConfig),
     Mastodon(mastodon::MastodonConfig),
+    Discourse(discourse::DiscourseConfig),
+    Youtube(youtube::YoutubeConfig),
 }
 
 impl SourceConfig {
