@@ -437,6 +437,14 @@ async fn failures_leave_the_state_alone_and_the_next_poll_recovers() {
     fake.fail_next(Fault::http(503));
     let err = src.poll(&mut state).await.unwrap_err();
     assert!(err.to_string().contains("503"), "{err}");
+    // A 429 (per-minute limits) waits for Retry-After, and nothing is sent before then.
+    fake.fail_next(Fault::rate_limited(30.0));
+    let err = src.poll(&mut kept.clone()).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(30)), "{err}");
+    let sent = fake.state.lock().unwrap().requests.len();
+    assert!(src.poll(&mut kept.clone()).await.is_err());
+    assert_eq!(fake.state.lock().unwrap().requests.len(), sent, "paused");
+    let mut src = build(&config(&fake, "timeout = \"1s\"").replace("timeout = \"5s\"\n", ""));
     let mut copy = kept.clone();
     fake.fail_next(Fault::Malformed);
     let err = src.poll(&mut copy).await.unwrap_err();
