@@ -748,7 +748,6 @@ impl Source for YoutubeSource {
                 .await?;
             mentions.extend(got);
         }
-        write_seen(state, seen, now);
         // Watermarks of videos no longer followed are dropped.
         let tracked = read_videos(state);
         let channels = self.channels.clone();
@@ -756,6 +755,7 @@ impl Source for YoutubeSource {
             k.strip_prefix("wm:")
                 .is_none_or(|id| tracked.contains_key(id) || channels.iter().any(|c| c == id))
         });
+        write_seen(state, seen, now);
         state.extra.insert("quota_day".into(), today.to_string());
         state
             .extra
@@ -809,12 +809,20 @@ fn read_seen(state: &SourceState) -> BTreeMap<String, i64> {
     read_pairs(state.extra.get("seen"))
 }
 
-/// Keeps comment ids of the last day (watermarks sit within minutes of the last poll, and a
-/// day covers a long outage), the newest `MAX_SEEN`.
+/// Keeps the comment ids a next poll may read again: those of the last day, and any at or
+/// above the oldest listing's overlap (after a long outage), the newest `MAX_SEEN`.
 fn write_seen(state: &mut SourceState, seen: BTreeMap<String, i64>, now: i64) {
+    let oldest_floor = state
+        .extra
+        .iter()
+        .filter(|(k, _)| k.starts_with("wm:"))
+        .filter_map(|(_, w)| w.parse::<i64>().ok())
+        .min()
+        .map_or(now, |w| w - OVERLAP_SECS);
+    let keep_from = oldest_floor.min(now - 86_400);
     let mut v: Vec<(String, i64)> = seen
         .into_iter()
-        .filter(|(_, ts)| *ts >= now - 86_400)
+        .filter(|(_, ts)| *ts >= keep_from)
         .collect();
     v.sort_by_key(|(_, ts)| std::cmp::Reverse(*ts));
     v.truncate(MAX_SEEN);

@@ -530,3 +530,53 @@ async fn scan_once_turns_a_youtube_comment_into_a_match() {
         .collect();
     assert_eq!(hits, ["UgA"]);
 }
+
+/// The daemon polls the source, alerts on a channel comment in Slack with a link to it, and
+/// shows the remaining daily quota on `/healthz`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_alerts_on_a_channel_comment_and_shows_the_quota_on_healthz() {
+    let slack = common::FakeSlack::start().await;
+    let fake = FakeYoutube::start().await;
+    let t = now();
+    fake.state.lock().unwrap().threads = vec![thread(
+        "UgDaemon1",
+        CHANNEL,
+        "ownVid00001",
+        t - 60,
+        "Acme support never called back",
+    )];
+    let config = common::ConfigBuilder::new()
+        .slack(&slack)
+        .source("yt", "youtube")
+        .key("key", KEY)
+        .key("channels", &[CHANNEL][..])
+        .key("url", fake.url())
+        .key("every", "1s")
+        .key("allow_private", true)
+        .rule("acme", "acme", &["slack:#pr-alerts"])
+        .desk()
+        .toml();
+    let daemon = common::Daemon::start(&config).await;
+    let posts = slack.wait_for_posts(1, 20).await;
+    let body = posts[0].body.to_string();
+    // Slack mrkdwn escapes `&` in the link and highlights the matched word.
+    assert!(
+        body.contains("https://www.youtube.com/watch?v=ownVid00001&amp;lc=UgDaemon1"),
+        "{body}"
+    );
+    assert!(body.contains("*Acme* support never called back"), "{body}");
+
+    let health = daemon.healthz().await;
+    let yt = health["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "yt")
+        .cloned()
+        .unwrap();
+    assert_eq!(yt["quota"]["unit"], "units", "{yt}");
+    assert_eq!(yt["quota"]["limit"], 10000, "{yt}");
+    let remaining = yt["quota"]["remaining"].as_u64().unwrap();
+    assert!((9000..10000).contains(&remaining), "{yt}");
+    daemon.stop().await;
+}
