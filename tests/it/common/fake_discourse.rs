@@ -94,9 +94,10 @@ impl FakeDiscourse {
     }
 }
 
-/// A post as `/posts.json` renders it (PostSerializer with `add_raw`, `add_excerpt`,
-/// `add_title`), following a captured `latest_posts` entry of a public forum: `cooked` is the
-/// rendered HTML, `raw` the Markdown, `topic_slug`/`topic_title` name its topic.
+/// A post as `/posts.json` renders it: the fields of docs.discourse.org "Posts → List latest
+/// posts across topics" (`latest_posts[]`), which `PostsController#latest` fills with
+/// PostSerializer plus `add_raw`, `add_excerpt` and `add_title`: `cooked` is the rendered
+/// HTML, `raw` the Markdown, `topic_slug`/`topic_title` name its topic.
 pub fn post(id: u64, topic_id: u64, post_number: u64, created_at: i64, cooked: &str) -> Value {
     let at = chrono::DateTime::from_timestamp(created_at, 0)
         .unwrap()
