@@ -14,6 +14,7 @@ use std::time::Duration;
 pub(crate) mod appstore;
 pub mod bluesky;
 pub mod config;
+pub(crate) mod discourse;
 pub(crate) mod file;
 pub(crate) mod github;
 pub(crate) mod googlenews;
@@ -31,6 +32,7 @@ pub(crate) mod stream;
 #[cfg(test)]
 mod tests;
 pub(crate) mod webhook;
+pub(crate) mod youtube;
 
 /// Declares the source kinds from one list: `SourceKind` (the closed set of `kind` names)
 /// and `SourceConfig` (one arm per kind, holding that kind's own config). Adding a kind is
@@ -129,6 +131,8 @@ source_kinds! {
     Webhook(webhook::WebhookConfig),
     Stackexchange(stackexchange::StackExchangeConfig),
     Lemmy(lemmy::LemmyConfig),
+    Discourse(discourse::DiscourseConfig),
+    Youtube(youtube::YoutubeConfig),
 }
 
 impl SourceConfig {

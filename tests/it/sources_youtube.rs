@@ -1,0 +1,582 @@
+//! The `youtube` source against a fake YouTube Data API v3 on 127.0.0.1: channel comments and
+//! comments on searched videos, the one-hour first look, watermarks across restarts, the daily
+//! quota budget (counted per Pacific day, persisted, never exceeded), Google's error shapes
+//! (quotaExceeded, commentsDisabled, an invalid key), the key kept out of errors and logs,
+//! config checks, and `scan --once`.
+
+use crate::common;
+
+use common::fake_youtube::{thread, video, FakeYoutube, CHANNEL, KEY};
+use common::faults::Fault;
+use mentiondesk::sources::{self, SourceError, SourceState};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn config(fake: &FakeYoutube, extra: &str) -> String {
+    format!(
+        r#"
+[[sources]]
+name = "yt"
+kind = "youtube"
+key = "${{YOUTUBE_API_KEY}}"
+query = '(acme OR "acme corp") AND NOT hiring'
+channels = ["{CHANNEL}"]
+url = "{}"
+timeout = "5s"
+allow_private = true
+{extra}
+
+[[rules]]
+name = "acme"
+query = "acme AND NOT hiring"
+alert = ["slack:#pr"]
+"#,
+        fake.url()
+    )
+}
+
+fn env(k: &str) -> Option<String> {
+    (k == "YOUTUBE_API_KEY").then(|| KEY.to_string())
+}
+
+fn build(text: &str) -> Box<dyn sources::Source> {
+    let config = mentiondesk::settings::parse(text, Path::new("t.toml"), &env).unwrap();
+    sources::build(&config.sources[0]).unwrap()
+}
+
+fn source(fake: &FakeYoutube) -> Box<dyn sources::Source> {
+    build(&config(fake, ""))
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn ids(got: &[mentiondesk::model::Mention]) -> Vec<String> {
+    let mut v: Vec<String> = got.iter().map(|m| m.item_id.clone()).collect();
+    v.sort();
+    v
+}
+
+/// The channel's own video, a video search finds (half an hour old) and one it found
+/// three days ago, with comments on each.
+fn seed(fake: &FakeYoutube, t: i64) {
+    let mut s = fake.state.lock().unwrap();
+    s.threads = vec![
+        thread(
+            "UgOld",
+            CHANNEL,
+            "ownVid00001",
+            t - 7200,
+            "Old news about acme",
+        ),
+        thread(
+            "UgOwn1",
+            CHANNEL,
+            "ownVid00001",
+            t - 900,
+            "Love the new firmware!",
+        ),
+        thread(
+            "UgOwn2",
+            CHANNEL,
+            "ownVid00001",
+            t - 600,
+            "Support hung up on me &amp; the app crashes<br>Fix it please",
+        ),
+        thread(
+            "UgV1a",
+            "UCreviewerreviewerrevie0",
+            "newVid00001",
+            t - 300,
+            "my <b>Acme</b> died too",
+        ),
+        thread(
+            "UgV1b",
+            "UCreviewerreviewerrevie0",
+            "newVid00001",
+            t - 200,
+            "great editing",
+        ),
+        thread(
+            "UgV2a",
+            "UCreviewerreviewerrevie0",
+            "oldVid00001",
+            t - 100,
+            "acme refund took weeks",
+        ),
+    ];
+    s.videos = vec![
+        video(
+            "newVid00001",
+            t - 1800,
+            "Acme X200 review &amp; teardown",
+            "Is the Acme X200 worth it?",
+        ),
+        video(
+            "oldVid00001",
+            t - 3 * 86_400,
+            "Acme vs the rest",
+            "Comparison",
+        ),
+    ];
+}
+
+#[tokio::test]
+async fn channel_comments_searched_videos_and_their_comments_become_mentions() {
+    let fake = FakeYoutube::start().await;
+    let t = now();
+    seed(&fake, t);
+    let mut src = source(&fake);
+    let mut state = SourceState::default();
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(
+        ids(&got),
+        ["UgOwn1", "UgOwn2", "UgV1a", "UgV2a", "newVid00001"],
+        "the 2-hour-old comment and the 3-day-old video are history; a comment on a found video must name the query"
+    );
+    let own = got.iter().find(|m| m.item_id == "UgOwn2").unwrap();
+    assert_eq!(
+        own.text,
+        "Support hung up on me & the app crashes Fix it please"
+    );
+    assert_eq!(own.author.as_deref(), Some("@kim-reviews"));
+    assert_eq!(own.title, None);
+    assert_eq!(own.source_kind, "youtube");
+    assert_eq!(
+        own.url.as_deref(),
+        Some("https://www.youtube.com/watch?v=ownVid00001&lc=UgOwn2")
+    );
+    let vid = got.iter().find(|m| m.item_id == "newVid00001").unwrap();
+    assert_eq!(vid.title.as_deref(), Some("Acme X200 review & teardown"));
+    assert_eq!(vid.text, "Is the Acme X200 worth it?");
+    assert_eq!(
+        vid.url.as_deref(),
+        Some("https://www.youtube.com/watch?v=newVid00001")
+    );
+    assert_eq!(vid.author.as_deref(), Some("Gadget Reviews"));
+
+    let search = &fake.requests("/youtube/v3/search")[0];
+    assert_eq!(search.query["q"], "acme");
+    assert_eq!(search.query["type"], "video");
+    assert_eq!(search.query["order"], "date");
+    assert!(search.query.contains_key("publishedAfter"));
+    let threads = fake.requests("/youtube/v3/commentThreads");
+    assert_eq!(threads[0].query["allThreadsRelatedToChannelId"], CHANNEL);
+    assert_eq!(threads[0].query["order"], "time");
+    assert_eq!(threads[0].query["maxResults"], "100");
+    assert_eq!(threads.len(), 3, "the channel and the two found videos");
+
+    // One search (100) and three listings (1 each), as the fake charged them.
+    assert_eq!(fake.units(), 103);
+    let quota = src.quota().expect("the daily budget");
+    assert_eq!(
+        (quota.unit, quota.remaining, quota.limit),
+        ("units", 9897, Some(10000))
+    );
+    let resets_in = quota.resets_at.unwrap() - chrono::Utc::now();
+    assert!(resets_in > chrono::Duration::zero() && resets_in <= chrono::Duration::hours(25));
+}
+
+#[tokio::test]
+async fn later_polls_and_restarts_repeat_nothing_skip_nothing_and_remember_the_spending() {
+    let fake = FakeYoutube::start().await;
+    let t = now();
+    seed(&fake, t);
+    let mut state = SourceState::default();
+    assert_eq!(source(&fake).poll(&mut state).await.unwrap().len(), 5);
+
+    // A restart: nothing new, nothing again, and no second search within the hour.
+    let mut restored: SourceState =
+        serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+    let mut src = source(&fake);
+    assert!(src.poll(&mut restored).await.unwrap().is_empty());
+    assert_eq!(fake.requests("/youtube/v3/search").len(), 1);
+    assert_eq!(
+        src.quota().unwrap().remaining,
+        10000 - 106,
+        "the units spent before the restart still count"
+    );
+
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.threads
+            .push(thread("UgOwn3", CHANNEL, "ownVid00001", t - 5, "any news?"));
+        s.threads.push(thread(
+            "UgV2b",
+            "UCreviewerreviewerrevie0",
+            "oldVid00001",
+            t - 4,
+            "ACME forever",
+        ));
+        // A comment that reached the listing late, a little before the last poll's newest.
+        s.threads.push(thread(
+            "UgLate",
+            CHANNEL,
+            "ownVid00001",
+            t - 700,
+            "late but here",
+        ));
+    }
+    let mut restored: SourceState =
+        serde_json::from_str(&serde_json::to_string(&restored).unwrap()).unwrap();
+    let got = source(&fake).poll(&mut restored).await.unwrap();
+    assert_eq!(ids(&got), ["UgLate", "UgOwn3", "UgV2b"]);
+}
+
+#[tokio::test]
+async fn the_daily_quota_is_never_exceeded_and_what_is_skipped_is_said() {
+    let fake = FakeYoutube::start().await;
+    let t = now();
+    seed(&fake, t);
+    let text = config(&fake, "daily_quota = 103");
+    let mut src = build(&text);
+    let mut state = SourceState::default();
+    assert_eq!(src.poll(&mut state).await.unwrap().len(), 5);
+    assert_eq!(fake.units(), 103);
+    assert_eq!(src.quota().unwrap().remaining, 0);
+    assert_eq!(src.take_warning(), None);
+
+    fake.state.lock().unwrap().threads.push(thread(
+        "UgOwn9",
+        CHANNEL,
+        "ownVid00001",
+        t - 1,
+        "acme?",
+    ));
+    let before = fake.state.lock().unwrap().requests.len();
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+    assert_eq!(
+        fake.state.lock().unwrap().requests.len(),
+        before,
+        "nothing sent over budget"
+    );
+    let warning = src.take_warning().expect("a warning");
+    assert!(
+        warning.contains("daily quota of 103 units is spent"),
+        "{warning}"
+    );
+    assert!(warning.contains("midnight Pacific"), "{warning}");
+
+    // A restart remembers the spending: still nothing sent.
+    let mut restored: SourceState =
+        serde_json::from_str(&serde_json::to_string(&state).unwrap()).unwrap();
+    let mut again = build(&text);
+    assert!(again.poll(&mut restored).await.unwrap().is_empty());
+    assert_eq!(fake.state.lock().unwrap().requests.len(), before);
+    assert_eq!(again.quota().unwrap().remaining, 0);
+    assert_eq!(fake.units(), 103, "never more than daily_quota");
+}
+
+#[tokio::test]
+async fn a_search_that_would_not_leave_the_channel_listings_paid_for_is_skipped_with_a_warning() {
+    let fake = FakeYoutube::start().await;
+    let t = now();
+    seed(&fake, t);
+    let mut src = build(&config(&fake, "daily_quota = 100"));
+    let got = src.poll(&mut SourceState::default()).await.unwrap();
+    assert_eq!(ids(&got), ["UgOwn1", "UgOwn2"], "the channel is still read");
+    assert!(fake.requests("/youtube/v3/search").is_empty());
+    let warning = src.take_warning().expect("a warning");
+    assert!(warning.contains("skipped the video search"), "{warning}");
+    assert_eq!(fake.units(), 1);
+}
+
+#[tokio::test]
+async fn quota_exceeded_waits_until_midnight_pacific_time() {
+    let fake = FakeYoutube::start().await;
+    fake.state.lock().unwrap().quota_exceeded = true;
+    let mut src = source(&fake);
+    let mut state = SourceState::default();
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert!(matches!(err, SourceError::RateLimited { .. }), "{err}");
+    let wait = err.retry_after().unwrap();
+    let expected = midnight_pacific_in();
+    assert!(
+        wait.abs_diff(expected) < Duration::from_secs(5),
+        "{wait:?} vs {expected:?}"
+    );
+    let quota = src.quota().unwrap();
+    assert_eq!(quota.remaining, 0);
+    let before = fake.state.lock().unwrap().requests.len();
+    assert!(src.poll(&mut state).await.is_err());
+    assert_eq!(
+        fake.state.lock().unwrap().requests.len(),
+        before,
+        "no request until the reset"
+    );
+}
+
+/// Time until the next midnight in America/Los_Angeles, computed independently.
+fn midnight_pacific_in() -> Duration {
+    use chrono::TimeZone;
+    let tz: chrono_tz::Tz = "America/Los_Angeles".parse().unwrap();
+    let now = chrono::Utc::now();
+    let local = now.with_timezone(&tz);
+    let next = tz
+        .from_local_datetime(
+            &(local.date_naive() + chrono::Days::new(1))
+                .and_hms_opt(0, 0, 0)
+                .unwrap(),
+        )
+        .earliest()
+        .unwrap();
+    (next.with_timezone(&chrono::Utc) - now).to_std().unwrap()
+}
+
+#[tokio::test]
+async fn comments_disabled_on_one_video_skips_that_video_not_the_source() {
+    let fake = FakeYoutube::start().await;
+    let t = now();
+    seed(&fake, t);
+    fake.state
+        .lock()
+        .unwrap()
+        .comments_disabled
+        .insert("newVid00001".into());
+    fake.state
+        .lock()
+        .unwrap()
+        .missing_videos
+        .insert("oldVid00001".into());
+    let mut src = source(&fake);
+    let mut state = SourceState::default();
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(ids(&got), ["UgOwn1", "UgOwn2", "newVid00001"]);
+    let warning = src.take_warning().expect("a warning");
+    assert!(
+        warning.contains("comments are turned off on video newVid00001"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("video oldVid00001 was not found"),
+        "{warning}"
+    );
+    // Neither is asked for again.
+    let listed = fake.requests("/youtube/v3/commentThreads").len();
+    src.poll(&mut state).await.unwrap();
+    assert_eq!(
+        fake.requests("/youtube/v3/commentThreads").len(),
+        listed + 1,
+        "only the channel"
+    );
+}
+
+/// Collects what the source logs (debug and up) on this thread.
+#[derive(Clone, Default)]
+struct LogBuf(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_key_is_named_with_the_fix_and_the_key_is_never_printed() {
+    let fake = FakeYoutube::start().await;
+    let logs = LogBuf::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // Thread-local: only this test's polls (a current-thread runtime) are captured.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let wrong = "AIzaSyWRONG-key-zyxwvutsrqponmlkjihgf";
+    let text = config(&fake, "");
+    let parsed = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|k: &str| {
+        (k == "YOUTUBE_API_KEY").then(|| wrong.to_string())
+    })
+    .unwrap();
+    let mut src = sources::build(&parsed.sources[0]).unwrap();
+    let err = src.poll(&mut SourceState::default()).await.unwrap_err();
+    let msg = format!("{err} / {err:?}");
+    assert!(msg.contains("refused the API key"), "{msg}");
+    assert!(
+        msg.contains("console.cloud.google.com/apis/credentials"),
+        "{msg}"
+    );
+    assert!(!msg.contains(wrong), "{msg}");
+    // A network failure's error names the URL without its query.
+    let mut src = build(&config(&fake, "").replace(&fake.url(), "http://127.0.0.1:9"));
+    let err = src.poll(&mut SourceState::default()).await.unwrap_err();
+    assert!(!format!("{err} {err:?}").contains(KEY), "{err:?}");
+
+    // What was logged (the fetch log names each URL, redacted) holds neither key. Whether a
+    // given debug line is captured depends on tracing's process-wide callsite cache, which
+    // other tests' threads race on, so only the absence of the keys is asserted.
+    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(!logged.contains(wrong) && !logged.contains(KEY), "{logged}");
+}
+
+#[tokio::test]
+async fn failures_leave_the_state_alone_and_the_next_poll_recovers() {
+    let fake = FakeYoutube::start().await;
+    let t = now();
+    seed(&fake, t);
+    let mut src = build(&config(&fake, "timeout = \"1s\"").replace("timeout = \"5s\"\n", ""));
+    let mut state = SourceState::default();
+    src.poll(&mut state).await.unwrap();
+    fake.state.lock().unwrap().threads.push(thread(
+        "UgNew",
+        CHANNEL,
+        "ownVid00001",
+        t - 1,
+        "hello",
+    ));
+    let kept = state.clone();
+
+    fake.fail_next(Fault::http(503));
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert!(err.to_string().contains("503"), "{err}");
+    // A 429 (per-minute limits) waits for Retry-After, and nothing is sent before then.
+    fake.fail_next(Fault::rate_limited(30.0));
+    let err = src.poll(&mut kept.clone()).await.unwrap_err();
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(30)), "{err}");
+    let sent = fake.state.lock().unwrap().requests.len();
+    assert!(src.poll(&mut kept.clone()).await.is_err());
+    assert_eq!(fake.state.lock().unwrap().requests.len(), sent, "paused");
+    let mut src = build(&config(&fake, "timeout = \"1s\"").replace("timeout = \"5s\"\n", ""));
+    let mut copy = kept.clone();
+    fake.fail_next(Fault::Malformed);
+    let err = src.poll(&mut copy).await.unwrap_err();
+    assert!(matches!(err, SourceError::Parse(_)), "{err}");
+    assert!(err.to_string().contains("commentThreads"), "{err}");
+    fake.fail_next(Fault::Hang);
+    let err = src.poll(&mut kept.clone()).await.unwrap_err();
+    assert!(matches!(err, SourceError::Timeout(_)), "{err}");
+
+    let mut state = kept.clone();
+    assert_eq!(ids(&src.poll(&mut state).await.unwrap()), ["UgNew"]);
+}
+
+#[test]
+fn config_problems_name_the_key_and_the_fix() {
+    let check = |body: &str| {
+        let text = format!(
+            "[[sources]]\nname = \"y\"\nkind = \"youtube\"\n{body}\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n"
+        );
+        mentiondesk::settings::parse(&text, Path::new("t.toml"), &env)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    };
+    let err = check("query = \"acme\"");
+    assert!(
+        err.contains("sources[0].key") && err.contains("YOUTUBE_API_KEY"),
+        "{err}"
+    );
+    let err = check("key = \"${YOUTUBE_API_KEY}\"");
+    assert!(err.contains("query") && err.contains("channels"), "{err}");
+    let err = check("key = \"${YOUTUBE_API_KEY}\"\nchannels = [\"@acme\"]");
+    assert!(
+        err.contains("\"@acme\" is not a channel id") && err.contains("UC"),
+        "{err}"
+    );
+    let err = check("key = \"${YOUTUBE_API_KEY}\"\nquery = \"acme\"\ndaily_quota = 50");
+    assert!(
+        err.contains("daily_quota") && err.contains("100 units"),
+        "{err}"
+    );
+    let err = check("key = \"${YOUTUBE_API_KEY}\"\nquery = \"acme\"\ndaily_quota = 0");
+    assert!(err.contains("daily_quota"), "{err}");
+    assert!(!err.contains(KEY), "{err}");
+    assert_eq!(
+        check(&format!(
+            "key = \"${{YOUTUBE_API_KEY}}\"\nchannels = [\"{CHANNEL}\"]"
+        )),
+        ""
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scan_once_turns_a_youtube_comment_into_a_match() {
+    let fake = FakeYoutube::start().await;
+    let t = now();
+    fake.state.lock().unwrap().threads = vec![
+        thread(
+            "UgA",
+            CHANNEL,
+            "ownVid00001",
+            t - 60,
+            "Acme support never called back",
+        ),
+        thread(
+            "UgB",
+            CHANNEL,
+            "ownVid00001",
+            t - 30,
+            "Acme is hiring? nice",
+        ),
+        thread("UgC", CHANNEL, "ownVid00001", t - 20, "nice video"),
+    ];
+    let text = config(&fake, "").replace("query = '(acme OR \"acme corp\") AND NOT hiring'\n", "");
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &env).unwrap();
+    let results = mentiondesk::app::scan_once(&config).await.unwrap();
+    let (_, hits) = results.iter().find(|(n, _)| n == "yt").unwrap();
+    let hits: Vec<String> = hits
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|h| h.mention.item_id.clone())
+        .collect();
+    assert_eq!(hits, ["UgA"]);
+}
+
+/// The daemon polls the source, alerts on a channel comment in Slack with a link to it, and
+/// shows the remaining daily quota on `/healthz`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_alerts_on_a_channel_comment_and_shows_the_quota_on_healthz() {
+    let slack = common::FakeSlack::start().await;
+    let fake = FakeYoutube::start().await;
+    let t = now();
+    fake.state.lock().unwrap().threads = vec![thread(
+        "UgDaemon1",
+        CHANNEL,
+        "ownVid00001",
+        t - 60,
+        "Acme support never called back",
+    )];
+    let config = common::ConfigBuilder::new()
+        .slack(&slack)
+        .source("yt", "youtube")
+        .key("key", KEY)
+        .key("channels", &[CHANNEL][..])
+        .key("url", fake.url())
+        .key("every", "1s")
+        .key("allow_private", true)
+        .rule("acme", "acme", &["slack:#pr-alerts"])
+        .desk()
+        .toml();
+    let daemon = common::Daemon::start(&config).await;
+    let posts = slack.wait_for_posts(1, 20).await;
+    let body = posts[0].body.to_string();
+    // Slack mrkdwn escapes `&` in the link and highlights the matched word.
+    assert!(
+        body.contains("https://www.youtube.com/watch?v=ownVid00001&amp;lc=UgDaemon1"),
+        "{body}"
+    );
+    assert!(body.contains("*Acme* support never called back"), "{body}");
+
+    let health = daemon.healthz().await;
+    let yt = health["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "yt")
+        .cloned()
+        .unwrap();
+    assert_eq!(yt["quota"]["unit"], "units", "{yt}");
+    assert_eq!(yt["quota"]["limit"], 10000, "{yt}");
+    let remaining = yt["quota"]["remaining"].as_u64().unwrap();
+    assert!((9000..10000).contains(&remaining), "{yt}");
+    daemon.stop().await;
+}
