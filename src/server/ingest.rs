@@ -17,7 +17,8 @@
 //! waits for it: 202 once they are stored and flushed, or 400 listing the bad items by index
 //! and reason when some were bad (the good ones are stored all the same); 503 if they could
 //! not be stored in time, so the sender retries (repeated items are dropped by their id).
-//! Every outcome is recorded in the source's `/healthz` entry.
+//! Every outcome is recorded in the source's `/healthz` entry: requests refused before their
+//! signature was checked only as `refused_total`/`last_refused`, never as the source's health.
 
 use crate::clock::Clock;
 use crate::model::Secret;
@@ -196,7 +197,15 @@ pub(crate) async fn ingest(
     let Some(hook) = ep.hooks.get(&name) else {
         return unknown_source();
     };
+    // Before the signature is checked anyone can send anything: such refusals are counted
+    // and logged but leave the source's health alone (a forger must not be able to flip it).
     let refuse = |code: StatusCode, reason: String| {
+        tracing::warn!(source = %name, status = code.as_u16(), reason = %reason, "refused a webhook delivery");
+        ep.health.record_refused(&name, KIND, &reason);
+        answer(code, json!({ "error": reason }))
+    };
+    // After it, the sender is the configured one: a bad body is its problem to see.
+    let refuse_signed = |code: StatusCode, reason: String| {
         tracing::warn!(source = %name, status = code.as_u16(), reason = %reason, "refused a webhook delivery");
         ep.health
             .record_error(&name, KIND, &format!("refused a delivery: {reason}"));
@@ -241,7 +250,7 @@ pub(crate) async fn ingest(
 
     let (mentions, bad) = match webhook::decode(&body, &name) {
         Ok(decoded) => decoded,
-        Err(reason) => return refuse(StatusCode::BAD_REQUEST, reason),
+        Err(reason) => return refuse_signed(StatusCode::BAD_REQUEST, reason),
     };
     let accepted = mentions.len();
     if accepted > 0 {

@@ -315,7 +315,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         );
     }
     let sources = s.health.snapshot();
-    let per_source: [PerSourceMetric; 4] = [
+    let per_source: [PerSourceMetric; 5] = [
         (
             "mentiondesk_source_polls_total",
             "Polls per source.",
@@ -339,6 +339,12 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             "1 if the source's last poll succeeded only in part (some of its feeds failed).",
             "gauge",
             |x| u64::from(x.degraded),
+        ),
+        (
+            "mentiondesk_source_refused_total",
+            "Requests to a receiving source refused before they were authenticated (webhook signatures).",
+            "counter",
+            |x| x.refused_total,
         ),
     ];
     for (name, help, kind, f) in per_source {

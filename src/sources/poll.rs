@@ -53,6 +53,18 @@ pub struct SourceStatus {
     /// The service's request budget as the source last saw it (only sources that know one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quota: Option<Quota>,
+    /// Requests refused before they proved who sent them (a `webhook` source's bad
+    /// signatures): counted and shown, but they never change `healthy`, or anyone who knows
+    /// a source's name could make `/healthz` report a problem.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refused_total: u64,
+    /// Why the last such request was refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_refused: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug)]
@@ -135,6 +147,14 @@ impl Health {
         });
     }
 
+    /// Records a request refused before it was authenticated; the source's health stays.
+    pub(crate) fn record_refused(&self, name: &str, kind: &str, reason: &str) {
+        self.with(name, kind, |s| {
+            s.refused_total += 1;
+            s.last_refused = Some(reason.to_string());
+        });
+    }
+
     /// Records what the source last saw of its service's request budget.
     pub(crate) fn set_quota(&self, name: &str, kind: &str, quota: Option<Quota>) {
         self.with(name, kind, |s| s.quota = quota);
@@ -163,6 +183,8 @@ impl Health {
                 mentions_total: 0,
                 next_poll_in_secs: None,
                 quota: None,
+                refused_total: 0,
+                last_refused: None,
             },
             next_poll_at: None,
         });

@@ -198,6 +198,7 @@ async fn bad_signatures_are_refused_with_a_reason_and_store_nothing() {
             "not v1=",
         ),
     ];
+    let cases_len = cases.len();
     for (what, body, ts, sig, reason) in cases {
         let (status, answer) = post(port, SOURCE, &body, ts, sig).await;
         assert_eq!(status, 401, "{what}: {answer}");
@@ -205,14 +206,30 @@ async fn bad_signatures_are_refused_with_a_reason_and_store_nothing() {
         assert!(error.contains(reason), "{what}: {answer}");
         assert!(!answer.to_string().contains(SECRET), "{what}: {answer}");
     }
+    // A misconfigured sender shows, but unsigned requests cannot make the source unhealthy.
     let src = source_health(&daemon.healthz().await);
-    assert_eq!(src["healthy"], false, "a refused sender shows: {src}");
+    assert_eq!(
+        src["healthy"], true,
+        "forged requests change no health: {src}"
+    );
+    assert_eq!(src["refused_total"], cases_len, "{src}");
     assert!(
-        src["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("refused a delivery"),
+        src["last_refused"].as_str().unwrap().contains("not v1="),
         "{src}"
+    );
+    let h = daemon.healthz().await;
+    assert_eq!(h["status"], "ok", "{h}");
+    let m = reqwest::get(daemon.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains(&format!(
+            "mentiondesk_source_refused_total{{source=\"{SOURCE}\",kind=\"webhook\"}} {cases_len}"
+        )),
+        "{m}"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(slack.posts().is_empty(), "nothing alerted");
