@@ -32,6 +32,9 @@ use tokio::task::JoinHandle;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(40);
 /// How long shutdown waits for interaction answers still being worked on.
 const ANSWER_DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the HTTP server may finish the requests open at shutdown (a webhook body is
+/// bounded by its source's timeout; a client that trickles forever is cut off here).
+const SERVER_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn judge(config: &Config) -> Judge {
     Judge {
@@ -459,10 +462,19 @@ pub(crate) async fn run_with_clock(
             tracing::warn!("relay did not stop in time; undelivered alerts stay in the outbox")
         }
     }
-    match server_task.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!(error = %e, "the HTTP server stopped with an error"),
-        Err(e) => report_panic("server", Err(e)),
+    let server_abort = server_task.abort_handle();
+    match tokio::time::timeout(SERVER_DRAIN_TIMEOUT, server_task).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::error!(error = %e, "the HTTP server stopped with an error"),
+        Ok(Err(e)) => report_panic("server", Err(e)),
+        Err(_) => {
+            // A client that never finishes its request must not keep the daemon running.
+            tracing::warn!(
+                wait_secs = SERVER_DRAIN_TIMEOUT.as_secs(),
+                "requests still open after the wait; closing their connections"
+            );
+            server_abort.abort();
+        }
     }
     if let Some(sm) = socket_mode {
         sm.shutdown().await;

@@ -133,6 +133,26 @@ pub(crate) struct IngestEndpoints {
     health: Health,
     clock: Clock,
     shutdown: Shutdown,
+    /// When each source last logged a refused request at warn level.
+    warned: Arc<std::sync::Mutex<HashMap<String, std::time::Instant>>>,
+}
+
+/// Unauthenticated refusals are logged at warn level at most this often per source.
+const REFUSAL_WARN_EVERY: Duration = Duration::from_secs(60);
+
+impl IngestEndpoints {
+    /// Whether a refusal for `source` may be logged at warn level now (and notes that it was).
+    fn warn_now(&self, source: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        match warned.get(source) {
+            Some(at) if now.duration_since(*at) < REFUSAL_WARN_EVERY => false,
+            _ => {
+                warned.insert(source.to_string(), now);
+                true
+            }
+        }
+    }
 }
 
 impl IngestEndpoints {
@@ -160,6 +180,7 @@ impl IngestEndpoints {
             health,
             clock,
             shutdown,
+            warned: Arc::default(),
         }
     }
 }
@@ -200,7 +221,13 @@ pub(crate) async fn ingest(
     // Before the signature is checked anyone can send anything: such refusals are counted
     // and logged but leave the source's health alone (a forger must not be able to flip it).
     let refuse = |code: StatusCode, reason: String| {
-        tracing::warn!(source = %name, status = code.as_u16(), reason = %reason, "refused a webhook delivery");
+        // At most one warning a minute per source, so a flood of forged requests cannot
+        // flood the log; the rest are counted in `refused_total` and logged at debug.
+        if ep.warn_now(&name) {
+            tracing::warn!(source = %name, status = code.as_u16(), reason = %reason, "refused a webhook delivery (further refusals this minute are only counted)");
+        } else {
+            tracing::debug!(source = %name, status = code.as_u16(), reason = %reason, "refused a webhook delivery");
+        }
         ep.health.record_refused(&name, KIND, &reason);
         answer(code, json!({ "error": reason }))
     };
@@ -230,12 +257,23 @@ pub(crate) async fn ingest(
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, too_large());
     }
     let limit = usize::try_from(hook.max_body_bytes).unwrap_or(usize::MAX);
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+    // A body trickled in slowly would hold a connection (and a graceful shutdown) open.
+    let read = tokio::time::timeout(hook.timeout, Limited::new(body, limit).collect()).await;
+    let body = match read {
+        Err(_) => {
+            return refuse(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body did not arrive within {}s (the source's timeout); send it in one go",
+                    hook.timeout.as_secs()
+                ),
+            )
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return refuse(StatusCode::PAYLOAD_TOO_LARGE, too_large())
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             tracing::warn!(source = %name, error = %e, "could not read a webhook delivery");
             return answer(
                 StatusCode::BAD_REQUEST,
@@ -326,6 +364,21 @@ fn bad_items(bad: &[BadItem], accepted: usize) -> String {
 mod tests {
     use super::*;
     use crate::sources::config::Common;
+
+    /// The README's recipe, computed outside this crate: `printf '%s'
+    /// 'v1:1700000000:{"id":"1","text":"acme is down"}' | openssl dgst -sha256 -hmac
+    /// 'correct horse battery staple'`. Catches a change to the signed message's format,
+    /// which tests signing with `sign()` itself cannot.
+    #[test]
+    fn the_readme_recipe_signature_verifies() {
+        let secret = "correct horse battery staple";
+        let body = br#"{"id":"1","text":"acme is down"}"#;
+        let openssl = "d404e49f18c7551f009f1e64703b52f4b9aaa85bb638f5b349ba73fe0b70cdf5";
+        assert_eq!(sign(secret, 1_700_000_000, body), format!("v1={openssl}"));
+        let expected = hex::decode(openssl).unwrap();
+        verify(&Secret::new(secret), "1700000000", body, &expected).unwrap();
+        assert!(verify(&Secret::new(secret), "1700000001", body, &expected).is_err());
+    }
 
     const SECRET: &str = "0123456789abcdef0123";
 

@@ -49,7 +49,18 @@ impl KindConfig for WebhookConfig {
 
     fn read(r: &mut Reader, t: &Table, key: &str, mut common: Common) -> Option<WebhookConfig> {
         let secret = r.secret(t, key, "secret", "MENTIONDESK_WEBHOOK_SECRET")?;
-        let chars = secret.expose().trim().chars().count();
+        if secret.expose().trim() != secret.expose() {
+            // Senders sign with the secret as written; a stray newline from an env file
+            // would make every delivery fail its signature.
+            let line = r.key_line(t, "secret");
+            r.problem(
+                line,
+                &format!("{key}.secret"),
+                "starts or ends with whitespace (often a newline from an env file); remove it, senders sign with the exact value".to_string(),
+            );
+            return None;
+        }
+        let chars = secret.expose().chars().count();
         if chars < MIN_SECRET_CHARS {
             // Only the length is named: the value never appears in a problem.
             let line = r.key_line(t, "secret");

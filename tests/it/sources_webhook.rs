@@ -376,6 +376,70 @@ async fn chunked_post(port: u16, source: &str, body: &str, ts: i64, sig: &str) -
         .to_string()
 }
 
+/// Sends a request head promising `promised` body bytes and only `sent` of them, then waits
+/// for the answer's status line (the connection stays open from our side).
+async fn trickle(port: u16, path: &str, extra: &str, promised: usize, sent: usize) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {promised}\r\n{extra}\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&vec![b'{'; sent]).await.unwrap();
+    let mut answer = vec![0u8; 512];
+    let n = stream.read(&mut answer).await.unwrap_or(0);
+    String::from_utf8_lossy(&answer[..n])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A sender that trickles its body (or a slow-loris client) gets 408 after the source's
+/// `timeout` instead of holding the connection, and a request that never completes cannot
+/// keep the daemon from stopping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_arrives_is_408_and_does_not_hold_shutdown() {
+    let slack = FakeSlack::start().await;
+    let text = ConfigBuilder::new()
+        .slack(&slack)
+        .source(SOURCE, "webhook")
+        .key("secret", SECRET)
+        .key("timeout", "1s")
+        .rule("acme", "acme", &["slack:#pr-alerts"])
+        .toml();
+    let daemon = Daemon::start(&text).await;
+    let ts = now();
+    let sig = mentiondesk::server::ingest::sign(SECRET, ts, b"irrelevant");
+    let headers = format!("X-Mentiondesk-Timestamp: {ts}\r\nX-Mentiondesk-Signature: {sig}\r\n");
+    let started = std::time::Instant::now();
+    let status = tokio::time::timeout(
+        Duration::from_secs(10),
+        trickle(daemon.port, &format!("/ingest/{SOURCE}"), &headers, 100, 10),
+    )
+    .await
+    .expect("an answer, not a hung connection");
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let src = source_health(&daemon.healthz().await);
+    assert!(
+        src["last_refused"]
+            .as_str()
+            .unwrap()
+            .contains("did not arrive"),
+        "{src}"
+    );
+
+    // A Slack command whose body never completes is open while the daemon stops.
+    let port = daemon.port;
+    let hung = tokio::spawn(async move { trickle(port, "/slack/commands", "", 100, 10).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    daemon.stop().await;
+    hung.abort();
+}
+
 /// 202 means stored and flushed: a SIGKILL right after it loses nothing, and the restarted
 /// daemon delivers the alert exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -533,6 +597,14 @@ fn check_wants_a_long_enough_secret_and_never_prints_it() {
     assert!(err.contains("too short (7 characters)"), "{err}");
     assert!(err.contains("openssl rand -hex 32"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
+
+    // A newline from an env file would make every signature fail: refused, value unprinted.
+    let err = parse(
+        "[[sources]]\nname = \"hook\"\nkind = \"webhook\"\nsecret = \"0123456789abcdef0123\\n\"\n",
+    )
+    .unwrap_err();
+    assert!(err.contains("ends with whitespace"), "{err}");
+    assert!(!err.contains("0123456789abcdef0123"), "{err}");
 
     let err = parse(
         "[[sources]]\nname = \"hook\"\nkind = \"webhook\"\nsecret = \"0123456789abcdef\"\nquery = \"x\"\n",
