@@ -34,6 +34,8 @@ pub(crate) const INITIAL_LOOKBACK_SECS: i64 = 3600;
 /// Once `quota_remaining` reaches zero, no request for this long; the API does not say when
 /// the quota refills, and a request made while it is empty answers how long is left.
 pub(crate) const QUOTA_PROBE: Duration = Duration::from_secs(3600);
+/// The longest wait taken from an answer (`backoff`, "available in N seconds"): one day.
+const MAX_SERVER_WAIT: Duration = crate::retry::DEFAULT_MAX_RETRY_AFTER;
 /// Wait after a `throttle_violation` that does not say for how long.
 const THROTTLE_WAIT: Duration = Duration::from_secs(60);
 /// The daily quota per IP without and with an app key (api.stackexchange.com/docs/throttle).
@@ -312,8 +314,13 @@ impl StackExchangeSource {
         })
     }
 
+    /// Pauses for `wait`, capped at [`MAX_SERVER_WAIT`]: the wait comes from the server, and a
+    /// hostile or broken one (`backoff: 18446744073709551615`) must not overflow the clock.
     fn pause(&mut self, wait: Duration, quota_message: Option<String>) {
-        let until = Instant::now() + wait;
+        let now = Instant::now();
+        let until = now
+            .checked_add(wait.min(MAX_SERVER_WAIT))
+            .unwrap_or(now + MAX_SERVER_WAIT);
         if self.paused_until.is_none_or(|u| u < until) {
             self.paused_until = Some(until);
         }
@@ -347,6 +354,7 @@ impl StackExchangeSource {
             return Err(self.api_error(id, &wrapper, &reply));
         }
         if let Some(secs) = wrapper.backoff.filter(|s| *s > 0) {
+            let secs = secs.min(MAX_SERVER_WAIT.as_secs());
             tracing::info!(source = %self.name, backoff_secs = secs, "stack exchange asked for a backoff; no request before it passes");
             self.pause(Duration::from_secs(secs), None);
         }
@@ -408,6 +416,8 @@ impl StackExchangeSource {
                 // when the daily quota is gone; "Violation of backoff parameter" otherwise.
                 match seconds_in(&message) {
                     Some(secs) => {
+                        // Capped before any arithmetic: the number is the server's.
+                        let secs = secs.min(MAX_SERVER_WAIT.as_secs());
                         let max = self
                             .quota
                             .as_ref()
@@ -423,7 +433,10 @@ impl StackExchangeSource {
                             unit: "requests",
                             remaining: 0,
                             limit: Some(max),
-                            resets_at: Some(Utc::now() + chrono::Duration::seconds(secs as i64)),
+                            resets_at: i64::try_from(secs)
+                                .ok()
+                                .and_then(chrono::Duration::try_seconds)
+                                .and_then(|d| Utc::now().checked_add_signed(d)),
                         });
                         SourceError::Config(format!(
                             "{text}; next try in {} min",

@@ -325,6 +325,57 @@ async fn a_throttle_violation_pauses_until_the_quota_is_back() {
 }
 
 #[tokio::test]
+async fn hostile_waits_from_the_api_are_capped_at_a_day_and_never_panic() {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let t = now();
+    // `backoff: u64::MAX`: `Instant::now() + wait` would overflow and kill the source task.
+    let fake = FakeStackExchange::start().await;
+    fake.add("stackoverflow", question(1, t - 100, "acme", "<p>x</p>"));
+    fake.state.lock().unwrap().backoff_next = Some(u64::MAX);
+    let mut src = source(&fake, "");
+    let mut state = SourceState::default();
+    assert_eq!(
+        ids(&src.poll(&mut state).await.unwrap()),
+        ["stackoverflow:q1"]
+    );
+    let err = src.poll(&mut state).await.unwrap_err();
+    let wait = err.retry_after().expect("a wait");
+    assert!(
+        wait <= DAY && wait > DAY - Duration::from_secs(60),
+        "{wait:?}"
+    );
+    assert_eq!(fake.requests().len(), 1, "paused for the capped wait");
+
+    // A throttle message with a number past u64 / i64 / chrono's range: capped to a day.
+    for secs in [
+        "18446744073709551615",
+        "9223372036854775807",
+        "9223372036854775",
+    ] {
+        let fake = FakeStackExchange::start().await;
+        fake.error_next(
+            502,
+            "throttle_violation",
+            &format!("too many requests from this IP, more requests available in {secs} seconds"),
+        );
+        let mut src = source(&fake, "");
+        let mut state = SourceState::default();
+        let err = src.poll(&mut state).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("next try in 1440 min"), "{secs}: {msg}");
+        let quota = src.quota().expect("shown as used up");
+        let resets_in = quota.resets_at.expect("a reset time") - chrono::Utc::now();
+        assert!(
+            (86_340..=86_400).contains(&resets_in.num_seconds()),
+            "{secs}: {resets_in}"
+        );
+        let err = src.poll(&mut state).await.unwrap_err();
+        assert!(err.to_string().contains("next try in 1440 min"), "{err}");
+        assert_eq!(fake.requests().len(), 1, "{secs}: paused");
+    }
+}
+
+#[tokio::test]
 async fn error_answers_name_the_fix_and_leave_the_state_alone() {
     let fake = FakeStackExchange::start().await;
     let t = now();
