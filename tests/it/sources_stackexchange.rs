@@ -526,6 +526,25 @@ fn config_problems_name_the_key_and_the_fix() {
             && m.contains("key")),
         "{w:?}"
     );
+    // More searches than one poll's requests: they take turns, and check says so.
+    let config = mentiondesk::settings::parse(
+        &format!("[[sources]]\nname = \"se\"\nkind = \"stackexchange\"\nquery = \"acme OR widgets OR gizmo\"\nsites = [\"stackoverflow\", \"superuser\", \"askubuntu\", \"serverfault\"]\nkey = \"k\"\nevery = \"1h\"\n{rule}"),
+        Path::new("t.toml"),
+        &|_| None,
+    )
+    .unwrap();
+    let w: Vec<String> = config
+        .warnings
+        .iter()
+        .map(|p| format!("{}: {}", p.key, p.message))
+        .collect();
+    assert!(
+        w.iter().any(|m| m.contains("sources[0].sites")
+            && m.contains("12 searches")
+            && m.contains("10 requests one poll makes")
+            && m.contains("every 2 polls")),
+        "{w:?}"
+    );
     // The default: one site, every 10 minutes, fits.
     let config = mentiondesk::settings::parse(
         &format!("[[sources]]\nname = \"se\"\nkind = \"stackexchange\"\nquery = \"acme\"\n{rule}"),
@@ -658,6 +677,112 @@ async fn each_site_and_search_word_is_one_search_with_its_own_watermark() {
         ["stackoverflow:q1"],
         "one word: widgets are not searched"
     );
+}
+
+/// Four sites × three words: twelve searches, more than one poll's ten requests.
+const MANY_SITES: [&str; 4] = ["stackoverflow", "superuser", "askubuntu", "serverfault"];
+const MANY_WORDS: [&str; 3] = ["acme", "widgets", "gizmo"];
+
+fn many_searches(fake: &FakeStackExchange) -> Box<dyn sources::Source> {
+    let text = config_text(
+        fake,
+        r#"sites = ["stackoverflow", "superuser", "askubuntu", "serverfault"]"#,
+    )
+    .replace(
+        r#"'(acme OR "acme corp") AND NOT hiring'"#,
+        "'acme OR widgets OR gizmo'",
+    );
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    sources::build(&config.sources[0]).unwrap()
+}
+
+/// The (site, word) of every request from `from` on.
+fn asked_since(fake: &FakeStackExchange, from: usize) -> Vec<(String, String)> {
+    fake.requests()[from..]
+        .iter()
+        .map(|r| (r.query["site"].clone(), r.query["q"].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn more_searches_than_one_poll_allows_take_turns_and_none_is_skipped() {
+    let fake = FakeStackExchange::start().await;
+    let t = now();
+    let mut want = Vec::new();
+    for (s, site) in MANY_SITES.iter().enumerate() {
+        fake.state
+            .lock()
+            .unwrap()
+            .items
+            .insert(site.to_string(), Vec::new());
+        for (w, word) in MANY_WORDS.iter().enumerate() {
+            let id = 100 + (s * 10 + w) as u64;
+            fake.add(site, question(id, t - 500, word, "<p>x</p>"));
+            want.push(format!("{site}:q{id}"));
+        }
+    }
+    want.sort();
+    let every_search: Vec<(String, String)> = MANY_SITES
+        .iter()
+        .flat_map(|s| MANY_WORDS.iter().map(|w| (s.to_string(), w.to_string())))
+        .collect();
+
+    let mut state = SourceState::default();
+    let mut got = many_searches(&fake).poll(&mut state).await.unwrap();
+    assert_eq!(fake.requests().len(), 10, "one poll's budget");
+    assert_eq!(asked_since(&fake, 0), every_search[..10]);
+
+    // A restart in between: the turn is kept in the state, not in the source.
+    let mut src = many_searches(&fake);
+    got.extend(src.poll(&mut state).await.unwrap());
+    let second = asked_since(&fake, 10);
+    assert_eq!(second.len(), 10);
+    assert_eq!(
+        second[..2],
+        every_search[10..],
+        "the searches left out go first"
+    );
+    assert_eq!(ids(&got), want, "every search read, each item once");
+    let warning = src
+        .take_warning()
+        .expect("a poll that could not read everything says so");
+    assert!(
+        warning.contains("2 of 12 searches were not read") && warning.contains("at most 10"),
+        "{warning}"
+    );
+
+    // New items everywhere, and a backlog of 350 on one search: over the next polls every
+    // search gets its turn while the backlog is read, and nothing is skipped or repeated.
+    let mut want = Vec::new();
+    for (s, site) in MANY_SITES.iter().enumerate() {
+        for (w, word) in MANY_WORDS.iter().enumerate() {
+            let id = 1000 + (s * 10 + w) as u64;
+            fake.add(site, question(id, t - 300, word, "<p>x</p>"));
+            want.push(format!("{site}:q{id}"));
+        }
+    }
+    for i in 0..350u64 {
+        let id = 5000 + i;
+        fake.add(
+            "askubuntu",
+            question(id, t - 400 + i as i64, "gizmo", "<p>x</p>"),
+        );
+        want.push(format!("askubuntu:q{id}"));
+    }
+    want.sort();
+    let from = fake.requests().len();
+    let mut got = Vec::new();
+    for _ in 0..8 {
+        got.extend(src.poll(&mut state).await.unwrap());
+    }
+    let asked = asked_since(&fake, from);
+    for search in &every_search {
+        assert!(asked.contains(search), "{search:?} never asked: {asked:?}");
+    }
+    let mut unique = ids(&got);
+    unique.dedup();
+    assert_eq!(unique.len(), got.len(), "nothing repeated");
+    assert_eq!(ids(&got), want, "nothing skipped");
 }
 
 #[tokio::test]
