@@ -8,6 +8,7 @@ use crate::common;
 use common::fake_stackexchange::{answer, question, FakeStackExchange};
 use common::faults::Fault;
 use common::{ConfigBuilder, Daemon, FakeSlack};
+use mentiondesk::sources::poll::{Health, Poller};
 use mentiondesk::sources::{self, SourceError, SourceState};
 use serde_json::json;
 use std::path::Path;
@@ -783,6 +784,33 @@ async fn more_searches_than_one_poll_allows_take_turns_and_none_is_skipped() {
     unique.dedup();
     assert_eq!(unique.len(), got.len(), "nothing repeated");
     assert_eq!(ids(&got), want, "nothing skipped");
+
+    // In the daemon's poller the warning is what /healthz shows: healthy but degraded.
+    let health = Health::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let (trigger, stop) = mentiondesk::shutdown::channel();
+    let poller = Poller::new(
+        many_searches(&fake),
+        Duration::from_secs(60),
+        Duration::from_secs(5),
+        SourceState::default(),
+        tx,
+        health.clone(),
+    );
+    let task = tokio::spawn(poller.run(stop));
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let status = health.get("se").unwrap();
+    assert!(status.healthy && status.degraded, "{status:?}");
+    let warning = status.last_error.clone().unwrap();
+    assert!(
+        warning.contains("of 12 searches were not read"),
+        "{warning}"
+    );
+    trigger.trigger();
+    task.await.unwrap();
 }
 
 #[tokio::test]
