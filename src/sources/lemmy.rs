@@ -32,6 +32,8 @@ pub(crate) const INITIAL_LOOKBACK_SECS: i64 = 3600;
 /// Wait after a rate-limit answer that does not say for how long (Lemmy 0.19 answers HTTP
 /// 400 `{"error":"rate_limit_error"}` without Retry-After).
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(120);
+/// The longest wait taken from an instance's Retry-After: one day.
+const MAX_SERVER_WAIT: Duration = crate::retry::DEFAULT_MAX_RETRY_AFTER;
 /// Ids remembered per instance at most.
 const MAX_SEEN: usize = 2000;
 
@@ -236,12 +238,16 @@ impl LemmySource {
         let name = code.as_ref().map(|c| c.error.as_str()).unwrap_or("");
         let rate_limited = reply.status == 429 || name == "rate_limit_error";
         if rate_limited {
+            // The instance's Retry-After, capped before any arithmetic: a hostile or broken
+            // value (18446744073709551615) must not overflow the clock.
             let wait = reply
                 .status_error()
                 .retry_after()
-                .unwrap_or(RATE_LIMIT_WAIT);
-            self.paused
-                .insert(instance.to_string(), Instant::now() + wait);
+                .unwrap_or(RATE_LIMIT_WAIT)
+                .min(MAX_SERVER_WAIT);
+            let now = Instant::now();
+            let until = now.checked_add(wait).unwrap_or(now + MAX_SERVER_WAIT);
+            self.paused.insert(instance.to_string(), until);
             return SourceError::RateLimited { wait };
         }
         let detail = match &code {

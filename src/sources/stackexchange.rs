@@ -3,6 +3,8 @@
 //! kinds with `item_type`). Each search (site × search word) is read oldest first from a
 //! `creation_date` watermark with an overlap and the ids seen near it, so a poll that stops
 //! early (page budget, the API's `backoff`) still makes progress and nothing repeats.
+//! The searches share one poll's request budget and take turns: each poll starts where the
+//! last one ran out (kept in the state), and one that cannot reach them all says so.
 //! The API's daily quota (`quota_remaining` of `quota_max` in every answer) is shown through
 //! `Source::quota`; the source stops before it is used up, and obeys `backoff` (no request to
 //! the method before it passes).
@@ -24,7 +26,8 @@ use tokio::time::Instant;
 pub(crate) const DEFAULT_URL: &str = "https://api.stackexchange.com";
 /// The largest page the API serves.
 pub(crate) const PAGE_SIZE: u32 = 100;
-/// Requests one poll may make across all its searches; the next poll continues.
+/// Requests one poll may make across all its searches; the next poll continues with the
+/// searches this one did not reach.
 pub(crate) const MAX_REQUESTS_PER_POLL: u32 = 10;
 /// Every read starts this far before the watermark: the search index lags a little behind
 /// `creation_date`, and a late item inside this window is still found.
@@ -34,11 +37,15 @@ pub(crate) const INITIAL_LOOKBACK_SECS: i64 = 3600;
 /// Once `quota_remaining` reaches zero, no request for this long; the API does not say when
 /// the quota refills, and a request made while it is empty answers how long is left.
 pub(crate) const QUOTA_PROBE: Duration = Duration::from_secs(3600);
+/// The longest wait taken from an answer (`backoff`, "available in N seconds"): one day.
+const MAX_SERVER_WAIT: Duration = crate::retry::DEFAULT_MAX_RETRY_AFTER;
 /// Wait after a `throttle_violation` that does not say for how long.
 const THROTTLE_WAIT: Duration = Duration::from_secs(60);
 /// The daily quota per IP without and with an app key (api.stackexchange.com/docs/throttle).
 pub(crate) const DAILY_QUOTA_WITHOUT_KEY: u64 = 300;
 pub(crate) const DAILY_QUOTA_WITH_KEY: u64 = 10_000;
+/// The state key naming the search the next poll starts with (`"{site} {word}"`).
+const NEXT_SEARCH_KEY: &str = "next search";
 /// Ids remembered per search at most (the overlap window needs far fewer).
 const MAX_SEEN: usize = 2000;
 
@@ -104,6 +111,20 @@ impl KindConfig for StackExchangeConfig {
                     "raise every or add key = \"${STACKEXCHANGE_KEY}\" (10,000 a day)",
                 )
             };
+            if searches > u64::from(MAX_REQUESTS_PER_POLL) {
+                let line = r.table_line(t);
+                let rounds = searches.div_ceil(u64::from(MAX_REQUESTS_PER_POLL));
+                r.warning(
+                    line,
+                    &format!("{key}.sites"),
+                    format!(
+                        "{} site(s) × {} search word(s) = {searches} searches, more than the {MAX_REQUESTS_PER_POLL} requests one poll makes; they take turns, so each is read only every {rounds} polls or so (~{}s); list fewer sites or search words, or split them over two sources",
+                        sites.len(),
+                        searches / sites.len() as u64,
+                        rounds * common.every.as_secs()
+                    ),
+                );
+            }
             if needed > quota {
                 let line = r.table_line(t);
                 r.warning(
@@ -293,6 +314,14 @@ impl StackExchangeSource {
         Ok(url)
     }
 
+    /// Every search (site × word), site by site: the round robin's order.
+    fn searches(&self) -> Vec<(String, String)> {
+        self.sites
+            .iter()
+            .flat_map(|s| self.words.iter().map(move |w| (s.clone(), w.clone())))
+            .collect()
+    }
+
     /// A `Some(error)` while a pause is on (no request may be sent).
     fn paused(&mut self) -> Option<SourceError> {
         let until = self.paused_until?;
@@ -312,8 +341,13 @@ impl StackExchangeSource {
         })
     }
 
+    /// Pauses for `wait`, capped at [`MAX_SERVER_WAIT`]: the wait comes from the server, and a
+    /// hostile or broken one (`backoff: 18446744073709551615`) must not overflow the clock.
     fn pause(&mut self, wait: Duration, quota_message: Option<String>) {
-        let until = Instant::now() + wait;
+        let now = Instant::now();
+        let until = now
+            .checked_add(wait.min(MAX_SERVER_WAIT))
+            .unwrap_or(now + MAX_SERVER_WAIT);
         if self.paused_until.is_none_or(|u| u < until) {
             self.paused_until = Some(until);
         }
@@ -347,6 +381,7 @@ impl StackExchangeSource {
             return Err(self.api_error(id, &wrapper, &reply));
         }
         if let Some(secs) = wrapper.backoff.filter(|s| *s > 0) {
+            let secs = secs.min(MAX_SERVER_WAIT.as_secs());
             tracing::info!(source = %self.name, backoff_secs = secs, "stack exchange asked for a backoff; no request before it passes");
             self.pause(Duration::from_secs(secs), None);
         }
@@ -408,6 +443,8 @@ impl StackExchangeSource {
                 // when the daily quota is gone; "Violation of backoff parameter" otherwise.
                 match seconds_in(&message) {
                     Some(secs) => {
+                        // Capped before any arithmetic: the number is the server's.
+                        let secs = secs.min(MAX_SERVER_WAIT.as_secs());
                         let max = self
                             .quota
                             .as_ref()
@@ -423,7 +460,10 @@ impl StackExchangeSource {
                             unit: "requests",
                             remaining: 0,
                             limit: Some(max),
-                            resets_at: Some(Utc::now() + chrono::Duration::seconds(secs as i64)),
+                            resets_at: i64::try_from(secs)
+                                .ok()
+                                .and_then(chrono::Duration::try_seconds)
+                                .and_then(|d| Utc::now().checked_add_signed(d)),
                         });
                         SourceError::Config(format!(
                             "{text}; next try in {} min",
@@ -494,6 +534,11 @@ impl StackExchangeSource {
         mentions.extend(found);
         Ok(outcome)
     }
+}
+
+/// How a search is named in the state (`"{site} {word}"`, as in its watermark's key).
+fn search_name(site: &str, word: &str) -> String {
+    format!("{site} {word}")
 }
 
 /// The first number followed by "second" in an API message.
@@ -610,50 +655,88 @@ impl Source for StackExchangeSource {
         let mut mentions = Vec::new();
         let mut budget = MAX_REQUESTS_PER_POLL;
         let mut stopped = false;
-        let mut failures: Vec<(String, SourceError)> = Vec::new();
-        let mut succeeded = 0usize;
-        for site in self.sites.clone() {
-            let mut failed = None;
-            for word in self.words.clone() {
-                match self
-                    .read(&site, &word, &mut work, &mut budget, &mut mentions)
-                    .await
-                {
-                    Ok(Read::Complete) => {}
-                    Ok(Read::Stopped) => stopped = true,
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
+        let searches = self.searches();
+        // Round robin: each poll starts where the last one ran out of requests, so with more
+        // searches than one poll's budget every search still gets its turn.
+        let first = work
+            .extra
+            .get(NEXT_SEARCH_KEY)
+            .and_then(|n| searches.iter().position(|(s, w)| search_name(s, w) == *n))
+            .unwrap_or(0);
+        let mut failed_sites: Vec<(String, SourceError)> = Vec::new();
+        let mut not_reached = 0usize;
+        let mut last_asked: Option<usize> = None;
+        for i in (0..searches.len()).map(|k| (first + k) % searches.len()) {
+            let (site, word) = &searches[i];
+            // One failing search fails its site for this poll (a misspelt name, a 5xx).
+            if failed_sites.iter().any(|(s, _)| s == site) {
+                continue;
             }
-            match failed {
-                None => succeeded += 1,
-                Some(e) => {
+            if budget == 0 || self.paused_until.is_some() {
+                not_reached += 1;
+                continue;
+            }
+            let before = budget;
+            let result = self
+                .read(site, word, &mut work, &mut budget, &mut mentions)
+                .await;
+            if budget < before {
+                last_asked = Some(i);
+            }
+            match result {
+                Ok(Read::Complete) => {}
+                Ok(Read::Stopped) => stopped = true,
+                Err(e) => {
                     tracing::warn!(source = %self.name, site = %site, error = %e, "stack exchange search failed");
-                    failures.push((site, e));
+                    failed_sites.push((site.clone(), e));
                 }
             }
         }
+        let succeeded = self.sites.len() - failed_sites.len();
+        let mut warnings = Vec::new();
         if succeeded == 0 {
-            if let Some((site, e)) = failures.into_iter().next() {
+            if let Some((site, e)) = failed_sites.into_iter().next() {
                 return Err(prefix(e, &format!("site {site:?}: ")));
             }
-        } else if !failures.is_empty() {
-            // One site failing (a misspelt name, a 5xx) does not hold up the others.
-            let total = failures.len() + succeeded;
-            let detail: Vec<String> = failures
+        } else if !failed_sites.is_empty() {
+            // One site failing does not hold up the others.
+            let detail: Vec<String> = failed_sites
                 .iter()
                 .map(|(site, e)| format!("site {site:?}: {e}"))
                 .collect();
-            self.warning = Some(format!(
-                "{} of {total} sites failed: {}",
-                failures.len(),
+            warnings.push(format!(
+                "{} of {} sites failed: {}",
+                failed_sites.len(),
+                self.sites.len(),
                 detail.join("; ")
             ));
         }
-        if stopped {
-            tracing::info!(source = %self.name, "stack exchange read stopped early (page budget, backoff or quota); the next poll continues");
+        if not_reached > 0 {
+            let why = if self.paused_until.is_some() {
+                "the API asked for a pause (backoff or quota)".to_string()
+            } else {
+                format!(
+                    "one poll makes at most {MAX_REQUESTS_PER_POLL} requests and there are {} searches (sites × search words); list fewer sites or words",
+                    searches.len()
+                )
+            };
+            warnings.push(format!(
+                "{not_reached} of {} searches were not read this poll: {why}; they go first next poll",
+                searches.len()
+            ));
+        }
+        if let Some(i) = last_asked {
+            // The next poll starts after the last search that was sent a request: the ones
+            // not reached go first, and one with a backlog goes on when its turn comes again.
+            let (site, word) = &searches[(i + 1) % searches.len()];
+            work.extra
+                .insert(NEXT_SEARCH_KEY.to_string(), search_name(site, word));
+        }
+        if stopped || not_reached > 0 {
+            tracing::info!(source = %self.name, not_reached, "stack exchange read stopped early (page budget, backoff or quota); the next poll continues");
+        }
+        if !warnings.is_empty() {
+            self.warning = Some(warnings.join("; "));
         }
         *state = work;
         Ok(mentions)

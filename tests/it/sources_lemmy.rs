@@ -376,6 +376,62 @@ async fn a_rate_limited_instance_is_left_alone_until_its_wait_passes() {
 }
 
 #[tokio::test]
+async fn a_hostile_retry_after_is_capped_at_a_day_and_never_panics() {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let good = FakeLemmy::start().await;
+    let hostile = FakeLemmy::start().await;
+    good.add_post(post_view(
+        "lemmy.world",
+        1,
+        &at(now() - 100),
+        "acme",
+        None,
+        None,
+    ));
+    // u64::MAX seconds: `Instant::now() + wait` would overflow and kill the source task.
+    hostile.answer_next(
+        429,
+        json!({"error": "rate_limit_error"}),
+        &[("retry-after", "18446744073709551615")],
+    );
+    let mut src = source(&[&good, &hostile]);
+    let mut state = SourceState::default();
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(ids(&got), ["https://lemmy.world/post/1"]);
+    let warning = src.take_warning().unwrap();
+    assert!(
+        warning.contains("rate limit") && warning.contains(&hostile.url()),
+        "{warning}"
+    );
+    // Still paused (for a day, not forever), and still no panic.
+    let asked = hostile.requests().len();
+    src.poll(&mut state).await.unwrap();
+    assert_eq!(hostile.requests().len(), asked);
+    let warning = src.take_warning().unwrap();
+    assert!(warning.contains("rate limit"), "{warning}");
+
+    // Alone: the poll fails with the capped wait, for the delta-seconds and the date forms.
+    for value in ["18446744073709551615", "Fri, 31 Dec 9999 23:59:59 GMT"] {
+        let lone = FakeLemmy::start().await;
+        lone.answer_next(
+            429,
+            json!({"error": "rate_limit_error"}),
+            &[("retry-after", value)],
+        );
+        let mut src = source(&[&lone]);
+        let err = src.poll(&mut SourceState::default()).await.unwrap_err();
+        let wait = err.retry_after().expect("a wait");
+        assert!(
+            wait <= DAY && wait > DAY - Duration::from_secs(60),
+            "{value}: {wait:?}"
+        );
+        let err = src.poll(&mut SourceState::default()).await.unwrap_err();
+        assert!(err.retry_after().unwrap() <= DAY, "{err}");
+        assert_eq!(lone.requests().len(), 1, "{value}: paused");
+    }
+}
+
+#[tokio::test]
 async fn errors_name_the_instance_and_the_fix_and_leave_the_state_alone() {
     let fake = FakeLemmy::start().await;
     fake.add_post(post_view(

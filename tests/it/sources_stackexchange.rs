@@ -8,6 +8,7 @@ use crate::common;
 use common::fake_stackexchange::{answer, question, FakeStackExchange};
 use common::faults::Fault;
 use common::{ConfigBuilder, Daemon, FakeSlack};
+use mentiondesk::sources::poll::{Health, Poller};
 use mentiondesk::sources::{self, SourceError, SourceState};
 use serde_json::json;
 use std::path::Path;
@@ -325,6 +326,57 @@ async fn a_throttle_violation_pauses_until_the_quota_is_back() {
 }
 
 #[tokio::test]
+async fn hostile_waits_from_the_api_are_capped_at_a_day_and_never_panic() {
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+    let t = now();
+    // `backoff: u64::MAX`: `Instant::now() + wait` would overflow and kill the source task.
+    let fake = FakeStackExchange::start().await;
+    fake.add("stackoverflow", question(1, t - 100, "acme", "<p>x</p>"));
+    fake.state.lock().unwrap().backoff_next = Some(u64::MAX);
+    let mut src = source(&fake, "");
+    let mut state = SourceState::default();
+    assert_eq!(
+        ids(&src.poll(&mut state).await.unwrap()),
+        ["stackoverflow:q1"]
+    );
+    let err = src.poll(&mut state).await.unwrap_err();
+    let wait = err.retry_after().expect("a wait");
+    assert!(
+        wait <= DAY && wait > DAY - Duration::from_secs(60),
+        "{wait:?}"
+    );
+    assert_eq!(fake.requests().len(), 1, "paused for the capped wait");
+
+    // A throttle message with a number past u64 / i64 / chrono's range: capped to a day.
+    for secs in [
+        "18446744073709551615",
+        "9223372036854775807",
+        "9223372036854775",
+    ] {
+        let fake = FakeStackExchange::start().await;
+        fake.error_next(
+            502,
+            "throttle_violation",
+            &format!("too many requests from this IP, more requests available in {secs} seconds"),
+        );
+        let mut src = source(&fake, "");
+        let mut state = SourceState::default();
+        let err = src.poll(&mut state).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("next try in 1440 min"), "{secs}: {msg}");
+        let quota = src.quota().expect("shown as used up");
+        let resets_in = quota.resets_at.expect("a reset time") - chrono::Utc::now();
+        assert!(
+            (86_340..=86_400).contains(&resets_in.num_seconds()),
+            "{secs}: {resets_in}"
+        );
+        let err = src.poll(&mut state).await.unwrap_err();
+        assert!(err.to_string().contains("next try in 1440 min"), "{err}");
+        assert_eq!(fake.requests().len(), 1, "{secs}: paused");
+    }
+}
+
+#[tokio::test]
 async fn error_answers_name_the_fix_and_leave_the_state_alone() {
     let fake = FakeStackExchange::start().await;
     let t = now();
@@ -475,6 +527,25 @@ fn config_problems_name_the_key_and_the_fix() {
             && m.contains("key")),
         "{w:?}"
     );
+    // More searches than one poll's requests: they take turns, and check says so.
+    let config = mentiondesk::settings::parse(
+        &format!("[[sources]]\nname = \"se\"\nkind = \"stackexchange\"\nquery = \"acme OR widgets OR gizmo\"\nsites = [\"stackoverflow\", \"superuser\", \"askubuntu\", \"serverfault\"]\nkey = \"k\"\nevery = \"1h\"\n{rule}"),
+        Path::new("t.toml"),
+        &|_| None,
+    )
+    .unwrap();
+    let w: Vec<String> = config
+        .warnings
+        .iter()
+        .map(|p| format!("{}: {}", p.key, p.message))
+        .collect();
+    assert!(
+        w.iter().any(|m| m.contains("sources[0].sites")
+            && m.contains("12 searches")
+            && m.contains("10 requests one poll makes")
+            && m.contains("every 2 polls")),
+        "{w:?}"
+    );
     // The default: one site, every 10 minutes, fits.
     let config = mentiondesk::settings::parse(
         &format!("[[sources]]\nname = \"se\"\nkind = \"stackexchange\"\nquery = \"acme\"\n{rule}"),
@@ -607,6 +678,139 @@ async fn each_site_and_search_word_is_one_search_with_its_own_watermark() {
         ["stackoverflow:q1"],
         "one word: widgets are not searched"
     );
+}
+
+/// Four sites × three words: twelve searches, more than one poll's ten requests.
+const MANY_SITES: [&str; 4] = ["stackoverflow", "superuser", "askubuntu", "serverfault"];
+const MANY_WORDS: [&str; 3] = ["acme", "widgets", "gizmo"];
+
+fn many_searches(fake: &FakeStackExchange) -> Box<dyn sources::Source> {
+    let text = config_text(
+        fake,
+        r#"sites = ["stackoverflow", "superuser", "askubuntu", "serverfault"]"#,
+    )
+    .replace(
+        r#"'(acme OR "acme corp") AND NOT hiring'"#,
+        "'acme OR widgets OR gizmo'",
+    );
+    let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
+    sources::build(&config.sources[0]).unwrap()
+}
+
+/// The (site, word) of every request from `from` on.
+fn asked_since(fake: &FakeStackExchange, from: usize) -> Vec<(String, String)> {
+    fake.requests()[from..]
+        .iter()
+        .map(|r| (r.query["site"].clone(), r.query["q"].clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn more_searches_than_one_poll_allows_take_turns_and_none_is_skipped() {
+    let fake = FakeStackExchange::start().await;
+    let t = now();
+    let mut want = Vec::new();
+    for (s, site) in MANY_SITES.iter().enumerate() {
+        fake.state
+            .lock()
+            .unwrap()
+            .items
+            .insert(site.to_string(), Vec::new());
+        for (w, word) in MANY_WORDS.iter().enumerate() {
+            let id = 100 + (s * 10 + w) as u64;
+            fake.add(site, question(id, t - 500, word, "<p>x</p>"));
+            want.push(format!("{site}:q{id}"));
+        }
+    }
+    want.sort();
+    let every_search: Vec<(String, String)> = MANY_SITES
+        .iter()
+        .flat_map(|s| MANY_WORDS.iter().map(|w| (s.to_string(), w.to_string())))
+        .collect();
+
+    let mut state = SourceState::default();
+    let mut got = many_searches(&fake).poll(&mut state).await.unwrap();
+    assert_eq!(fake.requests().len(), 10, "one poll's budget");
+    assert_eq!(asked_since(&fake, 0), every_search[..10]);
+
+    // A restart in between: the turn is kept in the state, not in the source.
+    let mut src = many_searches(&fake);
+    got.extend(src.poll(&mut state).await.unwrap());
+    let second = asked_since(&fake, 10);
+    assert_eq!(second.len(), 10);
+    assert_eq!(
+        second[..2],
+        every_search[10..],
+        "the searches left out go first"
+    );
+    assert_eq!(ids(&got), want, "every search read, each item once");
+    let warning = src
+        .take_warning()
+        .expect("a poll that could not read everything says so");
+    assert!(
+        warning.contains("2 of 12 searches were not read") && warning.contains("at most 10"),
+        "{warning}"
+    );
+
+    // New items everywhere, and a backlog of 350 on one search: over the next polls every
+    // search gets its turn while the backlog is read, and nothing is skipped or repeated.
+    let mut want = Vec::new();
+    for (s, site) in MANY_SITES.iter().enumerate() {
+        for (w, word) in MANY_WORDS.iter().enumerate() {
+            let id = 1000 + (s * 10 + w) as u64;
+            fake.add(site, question(id, t - 300, word, "<p>x</p>"));
+            want.push(format!("{site}:q{id}"));
+        }
+    }
+    for i in 0..350u64 {
+        let id = 5000 + i;
+        fake.add(
+            "askubuntu",
+            question(id, t - 400 + i as i64, "gizmo", "<p>x</p>"),
+        );
+        want.push(format!("askubuntu:q{id}"));
+    }
+    want.sort();
+    let from = fake.requests().len();
+    let mut got = Vec::new();
+    for _ in 0..8 {
+        got.extend(src.poll(&mut state).await.unwrap());
+    }
+    let asked = asked_since(&fake, from);
+    for search in &every_search {
+        assert!(asked.contains(search), "{search:?} never asked: {asked:?}");
+    }
+    let mut unique = ids(&got);
+    unique.dedup();
+    assert_eq!(unique.len(), got.len(), "nothing repeated");
+    assert_eq!(ids(&got), want, "nothing skipped");
+
+    // In the daemon's poller the warning is what /healthz shows: healthy but degraded.
+    let health = Health::new();
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let (trigger, stop) = mentiondesk::shutdown::channel();
+    let poller = Poller::new(
+        many_searches(&fake),
+        Duration::from_secs(60),
+        Duration::from_secs(5),
+        SourceState::default(),
+        tx,
+        health.clone(),
+    );
+    let task = tokio::spawn(poller.run(stop));
+    tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let status = health.get("se").unwrap();
+    assert!(status.healthy && status.degraded, "{status:?}");
+    let warning = status.last_error.clone().unwrap();
+    assert!(
+        warning.contains("of 12 searches were not read"),
+        "{warning}"
+    );
+    trigger.trigger();
+    task.await.unwrap();
 }
 
 #[tokio::test]
