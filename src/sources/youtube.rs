@@ -10,6 +10,12 @@
 //! listings come first, a search runs at most once an hour and only when it leaves the
 //! channel listings paid for, and anything skipped is said in a warning.
 //!
+//! One listing failing skips that listing (a warning; a video turned private is no longer
+//! followed), not the poll; a listing with more new comments than a poll reads keeps its next
+//! page token and is read to its end by the next polls. A poll that counted units always
+//! returns `Ok`, so the count is saved with its state: only a poll whose first request Google
+//! refused without charging (key, API, quota, rate limit) or that never reached Google fails.
+//!
 //! The key travels in the query string, as Google requires for API keys; every URL that is
 //! logged or put in an error goes through `redact_url`, and Google's error messages are
 //! scrubbed of the key before they are shown. Only top-level comments are read (replies need

@@ -1,8 +1,9 @@
 //! The `youtube` source against a fake YouTube Data API v3 on 127.0.0.1: channel comments and
 //! comments on searched videos, the one-hour first look, watermarks across restarts, the daily
-//! quota budget (counted per Pacific day, persisted, never exceeded), Google's error shapes
-//! (quotaExceeded, commentsDisabled, an invalid key), the key kept out of errors and logs,
-//! config checks, and `scan --once`.
+//! quota budget (counted per Pacific day, persisted even by polls that failed part-way, never
+//! exceeded), Google's error shapes (quotaExceeded, commentsDisabled, forbidden, a listing's
+//! 4xx/5xx, invalidPageToken, an invalid key), backlogs longer than a poll reads, capped
+//! waits, the key kept out of errors and logs, config checks, and `scan --once`.
 
 use crate::common;
 
