@@ -12,16 +12,19 @@
 //!
 //! Discourse limits requests per IP (defaults: 200 a minute, 50 per 10 s; an admin can lower
 //! them): requests are spaced `REQUEST_SPACING` apart, which stays under both, and a 429's
-//! `Retry-After` / `extras.wait_seconds` pauses the source. `api_key` / `api_username` are
-//! sent as the `Api-Key` / `Api-Username` headers, never in a URL, and never logged.
+//! `Retry-After` / `extras.wait_seconds` pauses the source (at most a day). `api_key` /
+//! `api_username` are sent as the `Api-Key` / `Api-Username` headers, never in a URL, and
+//! never logged; with them, a redirect off the forum's origin is not followed (reqwest would
+//! carry these headers to the other host).
 
 use super::config::{Common, KindConfig};
 use super::html::html_to_text;
-use super::http::{decode_json, parse_retry_after, ApiReply, Fetcher};
+use super::http::{decode_json, parse_retry_after, redact_url, ApiReply, Fetcher};
 use super::prefilter::Prefilter;
 use super::{Quota, Source, SourceError, SourceKind, SourceState};
 use crate::config::{Reader, Table};
 use crate::model::{Mention, Secret};
+use crate::retry::DEFAULT_MAX_RETRY_AFTER;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -225,8 +228,13 @@ impl DiscourseSource {
             name: spec.common.name.clone(),
             base,
             prefilter: spec.query.as_deref().and_then(Prefilter::from_query),
+            // The key must not follow a redirect to another host.
+            fetcher: if credentials.is_some() {
+                Fetcher::same_origin(&spec.common)?
+            } else {
+                Fetcher::new(&spec.common)?
+            },
             credentials,
-            fetcher: Fetcher::new(&spec.common)?,
             last_request: None,
             sent: VecDeque::new(),
             paused_until: None,
@@ -289,10 +297,26 @@ impl DiscourseSource {
                             .filter(|s| s.is_finite() && *s >= 0.0)
                             .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
                     })
-                    .unwrap_or(DEFAULT_RATE_WAIT);
+                    .unwrap_or(DEFAULT_RATE_WAIT)
+                    .min(DEFAULT_MAX_RETRY_AFTER);
                 tracing::info!(source = %self.name, wait_secs = wait.as_secs(), "discourse rate limit hit; pausing");
-                self.paused_until = Some(Instant::now() + wait);
+                self.paused_until = Instant::now().checked_add(wait);
                 SourceError::RateLimited { wait }
+            }
+            // Only a redirect off the forum's origin comes back (the others are followed),
+            // and only when a key is set.
+            300..=399 => {
+                let to = reply
+                    .headers
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .filter(|v| reqwest::Url::parse(v).is_ok())
+                    .map_or_else(|| "another address".to_string(), redact_url);
+                SourceError::Config(format!(
+                    "the forum at {} redirects to {to} (HTTP {}); the API key is only sent to the forum's own address, \
+                     so set url to where the forum is now",
+                    self.base, reply.status
+                ))
             }
             401 | 403 if self.credentials.is_none() => SourceError::Config(format!(
                 "the forum at {} refused anonymous reading (HTTP {}{said}); it is private or login-only: \

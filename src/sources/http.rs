@@ -92,7 +92,15 @@ impl Fetcher {
     /// System proxies are ignored on purpose: through a proxy the proxy resolves the host,
     /// and the private-address guard would then check nothing.
     pub fn new(spec: &Common) -> Result<Fetcher, SourceError> {
-        Fetcher::build(spec, &[])
+        Fetcher::build(spec, &[], false)
+    }
+
+    /// Like `new`, but a redirect that leaves the origin (scheme, host, port) of the URL first
+    /// asked is not followed: the 3xx comes back as the answer. For requests that carry
+    /// credentials in headers of their own (`Api-Key`), which reqwest keeps on a redirect to
+    /// another host (it drops only `Authorization` and cookies).
+    pub(crate) fn same_origin(spec: &Common) -> Result<Fetcher, SourceError> {
+        Fetcher::build(spec, &[], true)
     }
 
     /// A fetcher where each `(host, addr)` resolves to `addr` without the private-address
@@ -104,17 +112,21 @@ impl Fetcher {
         spec: &Common,
         pinned: &[(&str, SocketAddr)],
     ) -> Result<Fetcher, SourceError> {
-        Fetcher::build(spec, pinned)
+        Fetcher::build(spec, pinned, false)
     }
 
-    fn build(spec: &Common, pinned: &[(&str, SocketAddr)]) -> Result<Fetcher, SourceError> {
+    fn build(
+        spec: &Common,
+        pinned: &[(&str, SocketAddr)],
+        same_origin: bool,
+    ) -> Result<Fetcher, SourceError> {
         let allow_private = spec.allow_private;
         let client_builder = |stream: bool| {
             let mut builder = reqwest::Client::builder()
                 .user_agent(USER_AGENT)
                 .connect_timeout(spec.timeout)
                 .no_proxy()
-                .redirect(redirect_policy(allow_private));
+                .redirect(redirect_policy(allow_private, same_origin));
             builder = if stream {
                 builder.read_timeout(STREAM_IDLE_TIMEOUT)
             } else {
@@ -486,9 +498,18 @@ fn literal_host_refusal(url: &Url) -> Option<PrivateAddress> {
 }
 
 /// Follows up to `MAX_REDIRECTS` hops, re-checking scheme and IP-literal hosts on each hop;
-/// hosts by name are checked again by the resolver when the hop connects.
-fn redirect_policy(allow_private: bool) -> reqwest::redirect::Policy {
+/// hosts by name are checked again by the resolver when the hop connects. With
+/// `same_origin`, a hop off the first URL's origin is not followed (the 3xx is the answer).
+fn redirect_policy(allow_private: bool, same_origin: bool) -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(move |attempt| {
+        if same_origin
+            && attempt
+                .previous()
+                .first()
+                .is_some_and(|first| first.origin() != attempt.url().origin())
+        {
+            return attempt.stop();
+        }
         if attempt.previous().len() > MAX_REDIRECTS {
             return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
         }

@@ -10,6 +10,12 @@
 //! listings come first, a search runs at most once an hour and only when it leaves the
 //! channel listings paid for, and anything skipped is said in a warning.
 //!
+//! One listing failing skips that listing (a warning; a video turned private is no longer
+//! followed), not the poll; a listing with more new comments than a poll reads keeps its next
+//! page token and is read to its end by the next polls. A poll that counted units always
+//! returns `Ok`, so the count is saved with its state: only a poll whose first request Google
+//! refused without charging (key, API, quota, rate limit) or that never reached Google fails.
+//!
 //! The key travels in the query string, as Google requires for API keys; every URL that is
 //! logged or put in an error goes through `redact_url`, and Google's error messages are
 //! scrubbed of the key before they are shown. Only top-level comments are read (replies need
@@ -22,6 +28,7 @@ use super::prefilter::Prefilter;
 use super::{Quota, Source, SourceError, SourceKind, SourceState};
 use crate::config::{Reader, Table};
 use crate::model::{Mention, Secret};
+use crate::retry::DEFAULT_MAX_RETRY_AFTER;
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::America::Los_Angeles;
 use reqwest::Url;
@@ -45,7 +52,7 @@ pub(crate) const TRACK_DAYS: i64 = 7;
 pub(crate) const MAX_VIDEOS: usize = 20;
 /// Comment threads per page (the API's maximum).
 pub(crate) const PAGE_SIZE: u32 = 100;
-/// Pages per listing per poll.
+/// Pages per listing per poll; a longer backlog is read on by the next polls.
 pub(crate) const MAX_PAGES: usize = 5;
 /// How far back the first poll of a listing looks.
 pub(crate) const INITIAL_LOOKBACK_SECS: i64 = 3600;
@@ -157,8 +164,10 @@ pub(crate) struct YoutubeSource {
     prefilter: Option<Prefilter>,
     daily_quota: u64,
     fetcher: Fetcher,
-    /// Units spent on a Pacific day, as this process counted them (a failed poll's spending
-    /// never reaches the saved state, but still counts here).
+    /// The source's `timeout`, which bounds a whole poll.
+    timeout: Duration,
+    /// Units spent on a Pacific day. A poll that counted any returns `Ok` (its state, with
+    /// the count, is saved); one that fails outright has counted none.
     spent: Option<(NaiveDate, u64)>,
     /// Set by `quotaExceeded` or a rate limit: no request before this instant.
     paused_until: Option<Instant>,
@@ -266,10 +275,31 @@ struct GoogleReason {
     reason: Option<String>,
 }
 
-/// A listing's failure that only skips that listing.
-enum Skip {
-    /// Comments are turned off on the video, or it (or the channel) is gone.
+/// Why a request brought nothing to use.
+enum Failure {
+    /// Only this listing (or the search) is affected: skipped, with a warning, this poll.
+    Skip(String),
+    /// Comments are turned off on the video, it is gone or private (or the channel is gone):
+    /// skipped, and a video is no longer followed.
     Gone(String),
+    /// The page token of a backlog is no longer accepted.
+    BadPageToken(String),
+    /// The source as a whole (the key, the quota, the API or the network): the poll sends
+    /// nothing more.
+    Stop(SourceError),
+}
+
+/// One poll's day, clock, deadline and spending.
+struct Round {
+    today: NaiveDate,
+    now: i64,
+    /// No request is sent or waited for past this: the poll loop drops a poll that outlasts
+    /// `timeout` with everything it read, so the poll ends a little before.
+    deadline: Option<Instant>,
+    /// Units this poll counted (requests Google refused without charging are taken back).
+    counted: u64,
+    /// Some request of this poll was answered (a page, or a definite word on one listing).
+    answered: bool,
 }
 
 /// What one listing is.
@@ -319,6 +349,7 @@ impl YoutubeSource {
             prefilter: Prefilter::from_keywords(terms),
             daily_quota: spec.daily_quota,
             fetcher: Fetcher::new(&spec.common)?,
+            timeout: spec.common.timeout,
             spent: None,
             paused_until: None,
             warning: None,
@@ -342,6 +373,20 @@ impl YoutubeSource {
         self.spent = Some((today, used + units));
     }
 
+    /// Takes back the units of a request Google refused without charging for it.
+    fn refund(&mut self, round: &mut Round, units: u64) {
+        let used = self.used(round.today);
+        self.spent = Some((round.today, used.saturating_sub(units)));
+        round.counted = round.counted.saturating_sub(units);
+    }
+
+    /// No request before `now + wait` (a server's wait, capped at a day first).
+    fn pause(&mut self, wait: Duration) -> Duration {
+        let wait = wait.min(DEFAULT_MAX_RETRY_AFTER);
+        self.paused_until = Instant::now().checked_add(wait);
+        wait
+    }
+
     fn warn(&mut self, what: String) {
         tracing::warn!(source = %self.name, "{what}");
         self.warning = Some(match self.warning.take() {
@@ -350,33 +395,67 @@ impl YoutubeSource {
         });
     }
 
-    /// GETs `path` with `params` and the key, paying `cost` units first (Google charges
-    /// failed requests too).
+    /// GETs `path` with `params` and the key, counting `cost` units first (Google charges
+    /// failed requests too, except those it refuses before the API: see `refusal`). A 2xx
+    /// is the answer; anything else is what it means for the listing `what` or the source.
     async fn call(
         &mut self,
-        today: NaiveDate,
+        round: &mut Round,
         cost: u64,
         path: &str,
         params: &[(&str, &str)],
-    ) -> Result<ApiReply, SourceError> {
-        let mut url = Url::parse(&format!("{}/youtube/v3/{path}", self.base))
-            .map_err(|e| SourceError::Config(format!("youtube url is not valid: {e}")))?;
+        what: &str,
+    ) -> Result<ApiReply, Failure> {
+        if round.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Failure::Stop(SourceError::Timeout(self.timeout)));
+        }
+        let mut url = Url::parse(&format!("{}/youtube/v3/{path}", self.base)).map_err(|e| {
+            Failure::Stop(SourceError::Config(format!(
+                "youtube url is not valid: {e}"
+            )))
+        })?;
         url.query_pairs_mut()
             .extend_pairs(params)
             .append_pair("key", self.key.expose());
-        self.spend(today, cost);
-        self.fetcher
-            .request_any(
-                reqwest::Method::GET,
-                url.as_str(),
-                &[("accept", "application/json")],
-                None,
-            )
-            .await
+        self.spend(round.today, cost);
+        round.counted += cost;
+        let request = self.fetcher.request_any(
+            reqwest::Method::GET,
+            url.as_str(),
+            &[("accept", "application/json")],
+            None,
+        );
+        let sent = match round.deadline {
+            Some(d) => tokio::time::timeout_at(d, request)
+                .await
+                .unwrap_or(Err(SourceError::Timeout(self.timeout))),
+            None => request.await,
+        };
+        let reply = match sent {
+            Ok(reply) => reply,
+            // Nothing reached Google (refused address, no connection): nothing to pay.
+            Err(e @ (SourceError::Refused { .. } | SourceError::Network(_)))
+                if !e.to_string().contains("reading the body failed") =>
+            {
+                self.refund(round, cost);
+                return Err(Failure::Stop(e));
+            }
+            // It may have been answered (and charged), too late.
+            Err(e @ SourceError::Timeout(_)) => return Err(Failure::Stop(e)),
+            Err(e) => {
+                round.answered = true;
+                return Err(Failure::Skip(format!("{what}: {e}")));
+            }
+        };
+        if reply.is_success() {
+            round.answered = true;
+            return Ok(reply);
+        }
+        Err(self.refusal(round, cost, &reply, what))
     }
 
-    /// The error a non-2xx answer stands for (`Ok(Skip)` when only this listing is affected).
-    fn refusal(&mut self, reply: &ApiReply, what: &str) -> Result<Skip, SourceError> {
+    /// What a non-2xx answer means: for the source (`Stop`), or only for the listing `what`.
+    fn refusal(&mut self, round: &mut Round, cost: u64, reply: &ApiReply, what: &str) -> Failure {
         let body: GoogleError = serde_json::from_slice(&reply.bytes).unwrap_or_default();
         let reasons: Vec<&str> = body
             .error
@@ -388,56 +467,80 @@ impl YoutubeSource {
         let has = |r: &str| reasons.contains(&r);
         let message = self.scrub(&body.error.message);
         let status = reply.status;
+        // Refused before the API ran (no quota left, a rate limit, a key Google does not
+        // accept, an API the project has not enabled): not charged, and the whole source.
         if has("quotaExceeded") || has("dailyLimitExceeded") {
+            self.refund(round, cost);
             let wait = until_pacific_midnight(Utc::now());
-            let today = pacific_today(Utc::now());
-            self.spent = Some((today, self.daily_quota.max(self.used(today))));
-            self.paused_until = Some(Instant::now() + wait);
+            self.spent = Some((round.today, self.daily_quota.max(self.used(round.today))));
+            let wait = self.pause(wait);
             tracing::warn!(source = %self.name, wait_secs = wait.as_secs(), "youtube daily quota used up; waiting for the reset at midnight Pacific time");
-            return Err(SourceError::RateLimited { wait });
+            return Failure::Stop(SourceError::RateLimited { wait });
         }
         if status == 429
             || has("rateLimitExceeded")
             || has("userRateLimitExceeded")
             || has("RATE_LIMIT_EXCEEDED")
         {
-            let wait = reply
-                .status_error()
-                .retry_after()
-                .unwrap_or(Duration::from_secs(100));
-            self.paused_until = Some(Instant::now() + wait);
-            return Err(SourceError::RateLimited { wait });
+            self.refund(round, cost);
+            let asked = reply.status_error().retry_after();
+            let wait = self.pause(asked.unwrap_or(Duration::from_secs(100)));
+            return Failure::Stop(SourceError::RateLimited { wait });
         }
         if has("keyInvalid") || has("API_KEY_INVALID") || message.contains("API key not valid") {
-            return Err(SourceError::Config(format!(
+            self.refund(round, cost);
+            return Failure::Stop(SourceError::Config(format!(
                 "YouTube refused the API key (HTTP {status} keyInvalid); create a key at https://console.cloud.google.com/apis/credentials in a project with the YouTube Data API v3 enabled, and set key"
             )));
         }
         if has("accessNotConfigured") || has("SERVICE_DISABLED") {
-            return Err(SourceError::Config(format!(
+            self.refund(round, cost);
+            return Failure::Stop(SourceError::Config(format!(
                 "the YouTube Data API v3 is not enabled for the key's project (HTTP {status}); enable it at https://console.cloud.google.com/apis/library/youtube.googleapis.com"
             )));
         }
-        if has("commentsDisabled") {
-            return Ok(Skip::Gone(format!("comments are turned off on {what}")));
-        }
-        if has("videoNotFound") || has("channelNotFound") || status == 404 {
-            return Ok(Skip::Gone(format!(
-                "{what} was not found (HTTP {status}); check channels"
-            )));
-        }
         if status == 403 && (has("ipRefererBlocked") || has("API_KEY_HTTP_REFERRER_BLOCKED")) {
-            return Err(SourceError::Config(format!(
+            self.refund(round, cost);
+            return Failure::Stop(SourceError::Config(format!(
                 "the API key's restrictions refuse this server (HTTP 403: {message}); allow its IP address, or remove the restriction, at https://console.cloud.google.com/apis/credentials"
             )));
         }
-        if status == 400 || status == 401 || status == 403 {
-            let reason = reasons.first().copied().unwrap_or("badRequest");
-            return Err(SourceError::Config(format!(
-                "YouTube refused the request for {what} (HTTP {status} {reason}: {message}); check key, channels and query"
-            )));
+        if status >= 500 {
+            // Before anything answered, the API looks down: stop here. After, only this
+            // listing failed.
+            if !round.answered {
+                let retry_after = reply.status_error().retry_after();
+                if let Some(wait) = retry_after {
+                    self.pause(wait);
+                }
+                return Failure::Stop(SourceError::Status {
+                    status,
+                    retry_after: retry_after.map(|w| w.min(DEFAULT_MAX_RETRY_AFTER)),
+                });
+            }
+            return Failure::Skip(format!("{what}: YouTube answered HTTP {status}"));
         }
-        Err(reply.status_error())
+        round.answered = true;
+        if has("commentsDisabled") {
+            return Failure::Gone(format!("comments are turned off on {what}"));
+        }
+        if has("videoNotFound") || has("channelNotFound") || status == 404 {
+            return Failure::Gone(format!(
+                "{what} was not found (HTTP {status}); check channels"
+            ));
+        }
+        if has("invalidPageToken") {
+            return Failure::BadPageToken(format!("HTTP {status} invalidPageToken"));
+        }
+        if status == 403 && has("forbidden") {
+            return Failure::Gone(format!(
+                "{what} cannot be read (HTTP 403 forbidden: made private or its comments restricted)"
+            ));
+        }
+        let reason = reasons.first().copied().unwrap_or("badRequest");
+        Failure::Skip(format!(
+            "{what}: YouTube refused the request (HTTP {status} {reason}: {message})"
+        ))
     }
 
     /// A text from Google with the key taken out, should it ever echo it.
@@ -451,28 +554,41 @@ impl YoutubeSource {
         }
     }
 
-    /// Reads one listing newest first down to its watermark; returns its new comments.
+    /// Reads one listing newest first down to its watermark, adding its new comments to
+    /// `out`. A listing with more new comments than `MAX_PAGES` pages (or one that failed
+    /// part-way) keeps where it stopped (`rs:{id}`: the newest comment read and the next
+    /// page's token); the next poll reads on from there down to the watermark before the
+    /// watermark moves, so a backlog is read to its end, not skipped. `Err` only for a
+    /// failure of the whole source.
     async fn read_listing(
         &mut self,
-        today: NaiveDate,
+        round: &mut Round,
         listing: Listing<'_>,
         state: &mut SourceState,
         seen: &mut BTreeMap<String, i64>,
-        now: i64,
-    ) -> Result<Vec<Mention>, SourceError> {
+        out: &mut Vec<Mention>,
+    ) -> Result<(), SourceError> {
         let (param, id, what) = match listing {
             Listing::Channel(c) => ("allThreadsRelatedToChannelId", c, format!("channel {c}")),
             Listing::Video(v) => ("videoId", v, format!("video {v}")),
         };
+        let now = round.now;
         let wm_key = format!("wm:{id}");
+        let rs_key = format!("rs:{id}");
         let watermark: Option<i64> = state.extra.get(&wm_key).and_then(|w| w.parse().ok());
+        let resume = watermark.and(read_resume(state, &rs_key));
         let floor = watermark.map_or(now - INITIAL_LOOKBACK_SECS, |w| w - OVERLAP_SECS);
-        let mut newest = watermark.unwrap_or(now - INITIAL_LOOKBACK_SECS);
-        let mut page_token: Option<String> = None;
+        let mut newest = resume
+            .as_ref()
+            .map(|(top, _)| *top)
+            .or(watermark)
+            .unwrap_or(now - INITIAL_LOOKBACK_SECS);
+        let mut page_token: Option<String> = resume.map(|(_, token)| token);
         let mut complete = false;
-        let mut out = Vec::new();
+        let mut read_any = false;
+        let mut stop = None;
         for _ in 0..MAX_PAGES {
-            if !self.can_spend(today, LIST_COST) {
+            if !self.can_spend(round.today, LIST_COST) {
                 self.warn(format!(
                     "skipped the comments of {what}: the daily quota of {} units is spent; it resets at midnight Pacific time",
                     self.daily_quota
@@ -490,21 +606,49 @@ impl YoutubeSource {
             if let Some(t) = &page_token {
                 params.push(("pageToken", t.as_str()));
             }
-            let reply = self
-                .call(today, LIST_COST, "commentThreads", &params)
-                .await?;
-            if !reply.is_success() {
-                match self.refusal(&reply, &what)? {
-                    Skip::Gone(why) => {
-                        self.warn(format!("skipped {why}"));
-                        if let Listing::Video(v) = listing {
-                            untrack(state, v);
-                        }
-                        return Ok(out);
-                    }
+            let reply = match self
+                .call(round, LIST_COST, "commentThreads", &params, &what)
+                .await
+            {
+                Ok(reply) => reply,
+                Err(Failure::Stop(e)) => {
+                    stop = Some(e);
+                    break;
                 }
-            }
-            let list: ThreadList = decode_json(&reply.bytes, "the YouTube commentThreads API")?;
+                Err(Failure::Skip(why)) => {
+                    self.warn(format!("skipped {why}"));
+                    break;
+                }
+                Err(Failure::Gone(why)) => {
+                    if let Listing::Video(v) = listing {
+                        self.warn(format!("skipped {why}; no longer followed"));
+                        untrack(state, v);
+                    } else {
+                        self.warn(format!("skipped {why}"));
+                    }
+                    return Ok(());
+                }
+                Err(Failure::BadPageToken(why)) => {
+                    // The rest of the backlog cannot be reached any more: say so, and go
+                    // on from the newest comment read.
+                    self.warn(format!(
+                        "could not read the rest of the older new comments of {what} ({why}); comments between {} and {} may have been missed",
+                        rfc3339(floor),
+                        rfc3339(newest)
+                    ));
+                    complete = true;
+                    break;
+                }
+            };
+            let list: ThreadList = match decode_json(&reply.bytes, "the YouTube commentThreads API")
+            {
+                Ok(list) => list,
+                Err(e) => {
+                    self.warn(format!("skipped {what}: {e}"));
+                    break;
+                }
+            };
+            read_any = true;
             let mut reached_floor = false;
             for thread in list.items {
                 let published = thread.snippet.top_level_comment.snippet.published_at;
@@ -529,12 +673,19 @@ impl YoutubeSource {
                 break;
             }
         }
-        // Only a listing read down to its watermark may move it; otherwise the next poll
-        // reads it again from the top and the seen ids keep anything from repeating.
-        if complete || watermark.is_none() {
+        if complete || (watermark.is_none() && read_any) {
+            // Read down to the watermark (or, the first time, back one hour: older comments
+            // of a first read that ran out of pages are history, not news).
             state.extra.insert(wm_key, newest.to_string());
+            state.extra.remove(&rs_key);
+        } else if let (Some(_), Some(token)) = (watermark, &page_token) {
+            tracing::info!(source = %self.name, listing = %what, "more new comments than one poll reads; the next poll reads on from here");
+            write_resume(state, &rs_key, newest, token);
         }
-        Ok(out)
+        match stop {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn to_mention(&self, thread: Thread, listing: Listing<'_>) -> Option<Mention> {
@@ -576,20 +727,24 @@ impl YoutubeSource {
         })
     }
 
-    /// Searches new videos when a search is due and affordable; returns the new ones as
-    /// mentions and adds them to the followed videos.
+    /// Searches new videos when a search is due and affordable; adds the new ones to `out`
+    /// as mentions and to the followed videos. A search that fails is skipped with a warning
+    /// and tried again a search interval later (`search_tried`), not every poll; `Err` only
+    /// for a failure of the whole source.
     async fn search_videos(
         &mut self,
-        today: NaiveDate,
+        round: &mut Round,
         state: &mut SourceState,
-        now: i64,
-    ) -> Result<Vec<Mention>, SourceError> {
+        out: &mut Vec<Mention>,
+    ) -> Result<(), SourceError> {
         let Some(q) = self.search.clone() else {
-            return Ok(Vec::new());
+            return Ok(());
         };
+        let (today, now) = (round.today, round.now);
         let last: Option<i64> = state.extra.get("searched_at").and_then(|s| s.parse().ok());
-        if last.is_some_and(|l| now - l < SEARCH_EVERY_SECS) {
-            return Ok(Vec::new());
+        let tried: Option<i64> = state.extra.get("search_tried").and_then(|s| s.parse().ok());
+        if last.max(tried).is_some_and(|l| now - l < SEARCH_EVERY_SECS) {
+            return Ok(());
         }
         // The channel listings come first: a search must leave one page each paid for.
         let reserve = self.channels.len() as u64 * LIST_COST;
@@ -599,7 +754,7 @@ impl YoutubeSource {
                 "skipped the video search: it costs {SEARCH_COST} units and {left} of the daily {} are left; it resets at midnight Pacific time",
                 self.daily_quota
             ));
-            return Ok(Vec::new());
+            return Ok(());
         }
         // The first search looks for videos of the last `TRACK_DAYS` to follow; later ones
         // overlap the previous by a search interval (videos reach the index late).
@@ -619,18 +774,39 @@ impl YoutubeSource {
             ("publishedAfter", after.as_str()),
             ("maxResults", max.as_str()),
         ];
-        let reply = self.call(today, SEARCH_COST, "search", &params).await?;
-        if !reply.is_success() {
-            match self.refusal(&reply, "the video search")? {
-                Skip::Gone(why) => {
-                    self.warn(format!("skipped {why}"));
-                    return Ok(Vec::new());
+        let what = "the video search";
+        let failed = match self.call(round, SEARCH_COST, "search", &params, what).await {
+            Ok(reply) => match decode_json::<SearchList>(&reply.bytes, "the YouTube search API") {
+                Ok(list) => Ok(list),
+                Err(e) => Err(format!("{what}: {e}")),
+            },
+            Err(Failure::Stop(e)) => {
+                // Charged (a 5xx, a timeout): not again before the next search interval.
+                if round.counted > 0 {
+                    state.extra.insert("search_tried".into(), now.to_string());
                 }
+                return Err(e);
             }
-        }
-        let list: SearchList = decode_json(&reply.bytes, "the YouTube search API")?;
+            Err(Failure::Skip(why) | Failure::Gone(why) | Failure::BadPageToken(why)) => {
+                Err(if why.starts_with(what) {
+                    why
+                } else {
+                    format!("{what}: {why}")
+                })
+            }
+        };
+        let list = match failed {
+            Ok(list) => list,
+            Err(why) => {
+                self.warn(format!(
+                    "skipped {why}; it is tried again in {} minutes",
+                    SEARCH_EVERY_SECS / 60
+                ));
+                state.extra.insert("search_tried".into(), now.to_string());
+                return Ok(());
+            }
+        };
         let mut tracked = read_videos(state);
-        let mut out = Vec::new();
         for item in list.items {
             let (Some(id), Some(snippet)) = (item.id.video_id, item.snippet) else {
                 continue;
@@ -669,7 +845,8 @@ impl YoutubeSource {
         }
         write_videos(state, tracked, now);
         state.extra.insert("searched_at".into(), now.to_string());
-        Ok(out)
+        state.extra.remove("search_tried");
+        Ok(())
     }
 }
 
@@ -729,13 +906,33 @@ impl Source for YoutubeSource {
         };
         self.spent = Some((today, self.used(today).max(saved)));
 
+        let mut round = Round {
+            today,
+            now,
+            deadline: Instant::now().checked_add(self.timeout.mul_f64(0.9)),
+            counted: 0,
+            answered: false,
+        };
         let mut seen = read_seen(state);
-        let mut mentions = self.search_videos(today, state, now).await?;
+        let mut mentions = Vec::new();
+        let mut stop = self
+            .search_videos(&mut round, state, &mut mentions)
+            .await
+            .err();
         for c in self.channels.clone() {
-            let got = self
-                .read_listing(today, Listing::Channel(&c), state, &mut seen, now)
-                .await?;
-            mentions.extend(got);
+            if stop.is_some() {
+                break;
+            }
+            stop = self
+                .read_listing(
+                    &mut round,
+                    Listing::Channel(&c),
+                    state,
+                    &mut seen,
+                    &mut mentions,
+                )
+                .await
+                .err();
         }
         let videos: Vec<String> = {
             let mut v: Vec<(String, i64)> = read_videos(state).into_iter().collect();
@@ -743,16 +940,37 @@ impl Source for YoutubeSource {
             v.into_iter().map(|(id, _)| id).collect()
         };
         for v in videos {
-            let got = self
-                .read_listing(today, Listing::Video(&v), state, &mut seen, now)
-                .await?;
-            mentions.extend(got);
+            if stop.is_some() {
+                break;
+            }
+            stop = self
+                .read_listing(
+                    &mut round,
+                    Listing::Video(&v),
+                    state,
+                    &mut seen,
+                    &mut mentions,
+                )
+                .await
+                .err();
         }
-        // Watermarks of videos no longer followed are dropped.
+        if let Some(e) = stop {
+            // A poll that counted nothing and got no answer changed nothing: it fails, and
+            // the state stays as it was. One that counted units or read something delivers
+            // what it read, so the units and the places reached are saved.
+            if round.counted == 0 && !round.answered {
+                return Err(e);
+            }
+            self.warn(format!(
+                "stopped this poll early ({e}); the listings not read are read next time"
+            ));
+        }
+        // Watermarks and backlogs of videos no longer followed are dropped.
         let tracked = read_videos(state);
         let channels = self.channels.clone();
         state.extra.retain(|k, _| {
             k.strip_prefix("wm:")
+                .or_else(|| k.strip_prefix("rs:"))
                 .is_none_or(|id| tracked.contains_key(id) || channels.iter().any(|c| c == id))
         });
         write_seen(state, seen, now);
@@ -803,6 +1021,27 @@ fn untrack(state: &mut SourceState, video: &str) {
     let v: Vec<(String, i64)> = v.into_iter().collect();
     write_pairs(state, "videos", v);
     state.extra.remove(&format!("wm:{video}"));
+    state.extra.remove(&format!("rs:{video}"));
+}
+
+/// Where a listing's backlog goes on: the newest comment read so far and the next page's
+/// token (`rs:{id}` = `{newest} {token}`).
+fn read_resume(state: &SourceState, key: &str) -> Option<(i64, String)> {
+    let (top, token) = state.extra.get(key)?.split_once(' ')?;
+    let token = token.trim();
+    (!token.is_empty()).then(|| Some((top.parse().ok()?, token.to_string())))?
+}
+
+fn write_resume(state: &mut SourceState, key: &str, newest: i64, token: &str) {
+    state
+        .extra
+        .insert(key.to_string(), format!("{newest} {token}"));
+}
+
+fn rfc3339(ts: i64) -> String {
+    DateTime::<Utc>::from_timestamp(ts, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn read_seen(state: &SourceState) -> BTreeMap<String, i64> {

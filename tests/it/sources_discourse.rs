@@ -273,6 +273,109 @@ async fn the_forums_429_pauses_the_source_for_the_wait_it_names() {
 }
 
 #[tokio::test]
+async fn a_huge_wait_from_the_forum_is_capped_at_a_day_and_does_not_panic() {
+    let fake = FakeDiscourse::start().await;
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.rate_limited = 1;
+        s.wait_seconds = u64::MAX;
+        s.retry_after_header = true;
+    }
+    let mut src = source(&fake);
+    let err = src.poll(&mut SourceState::default()).await.unwrap_err();
+    assert_eq!(
+        err.retry_after(),
+        Some(Duration::from_secs(86_400)),
+        "{err}"
+    );
+    let quota = src.quota().unwrap();
+    assert_eq!(quota.remaining, 0, "paused");
+    // Only in the body's extras.wait_seconds, a Retry-After of any size, or an HTTP-date.
+    for headers in [
+        vec![],
+        vec![("retry-after", "18446744073709551615")],
+        vec![("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")],
+    ] {
+        {
+            let mut s = fake.state.lock().unwrap();
+            s.rate_limited = 1;
+            s.retry_after_header = false;
+        }
+        if !headers.is_empty() {
+            fake.state.lock().unwrap().rate_limited = 0;
+            fake.fail_next(Fault::status(429, &headers));
+        }
+        let err = source(&fake)
+            .poll(&mut SourceState::default())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.retry_after(),
+            Some(Duration::from_secs(86_400)),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_api_key_never_follows_a_redirect_to_another_host() {
+    let forum = FakeDiscourse::start().await;
+    let elsewhere = FakeDiscourse::start().await;
+    let t = now();
+    elsewhere.add(post(5, 1, 1, t - 10, "<p>acme</p>"));
+    forum.state.lock().unwrap().redirect_to = Some(elsewhere.url());
+    let text = config(
+        &forum,
+        "api_key = \"${DISCOURSE_API_KEY}\"\napi_username = \"system\"",
+    );
+    let err = build(&text)
+        .poll(&mut SourceState::default())
+        .await
+        .unwrap_err();
+    let msg = format!("{err} {err:?}");
+    assert!(matches!(err, SourceError::Config(_)), "{msg}");
+    assert!(
+        msg.contains(&format!("redirects to {}/posts.json", elsewhere.url())),
+        "{msg}"
+    );
+    assert!(msg.contains("set url to where the forum is now"), "{msg}");
+    assert!(!msg.contains(KEY), "{msg}");
+    assert_eq!(forum.requests()[0].headers["api-key"], KEY);
+    assert!(
+        elsewhere.requests().is_empty(),
+        "the other host never gets the key: {:?}",
+        elsewhere.requests()
+    );
+
+    // Without a key the move is followed.
+    let got = source(&forum)
+        .poll(&mut SourceState::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(&got), ["5"]);
+    assert_eq!(elsewhere.requests().len(), 1);
+
+    // With a key, a redirect within the forum's own address is followed.
+    {
+        let mut s = forum.state.lock().unwrap();
+        s.redirect_to = None;
+        s.api_key = Some((KEY.into(), "system".into()));
+    }
+    forum.add(post(7, 1, 2, t - 5, "<p>acme here</p>"));
+    let text = text.replace(
+        &format!("{}/", forum.url()),
+        &format!("{}/moved", forum.url()),
+    );
+    let got = build(&text)
+        .poll(&mut SourceState::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(&got), ["7"]);
+    let last = forum.requests().pop().unwrap();
+    assert_eq!(last.headers["api-key"], KEY);
+}
+
+#[tokio::test]
 async fn requests_are_spaced_within_the_per_ip_limits_and_counted_in_the_quota() {
     let fake = FakeDiscourse::start().await;
     let t = now();

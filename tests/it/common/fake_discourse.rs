@@ -2,7 +2,9 @@
 //! first, 50 a page, paged with `before={post id}` meaning ids strictly below, as
 //! `LatestPostsQuery#public_posts` does), API-key headers, a private (login-required) mode,
 //! and the forum's own 429 (`Retry-After` plus `{"errors":[…],"error_type":"rate_limit",
-//! "extras":{"wait_seconds":N}}`). Faults go through the shared layer (`faults.rs`).
+//! "extras":{"wait_seconds":N}}`). Faults go through the shared layer (`faults.rs`). A forum
+//! that moved answers `301 Moved Permanently` with a `Location` (to another address, or from
+//! `/moved/posts.json` to its own `/posts.json`).
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -44,6 +46,8 @@ pub struct DiscourseState {
     pub rate_limited: u32,
     pub wait_seconds: u64,
     pub retry_after_header: bool,
+    /// `/posts.json` answers 301 to this base URL's `/posts.json` (same query).
+    pub redirect_to: Option<String>,
     pub requests: Vec<Seen>,
 }
 
@@ -66,6 +70,7 @@ impl FakeDiscourse {
         let state = Arc::new(Mutex::new(DiscourseState::default()));
         let router = Router::new()
             .route("/posts.json", get(latest_posts))
+            .route("/moved/posts.json", get(moved))
             .with_state(Shared {
                 state: state.clone(),
                 faults: faults.clone(),
@@ -129,6 +134,24 @@ pub fn post(id: u64, topic_id: u64, post_number: u64, created_at: i64, cooked: &
     p
 }
 
+fn moved_to(location: String) -> Response {
+    (StatusCode::MOVED_PERMANENTLY, [("location", location)], "").into_response()
+}
+
+fn query_string(q: &HashMap<String, String>) -> String {
+    let pairs: Vec<String> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", pairs.join("&"))
+    }
+}
+
+/// The forum's old address: a relative redirect to its own `/posts.json`.
+async fn moved(Query(q): Query<HashMap<String, String>>) -> Response {
+    moved_to(format!("/posts.json{}", query_string(&q)))
+}
+
 fn error(status: StatusCode, error_type: &str, message: &str) -> Response {
     (
         status,
@@ -157,6 +180,9 @@ async fn latest_posts(
         Some(f) => return faults::answer(Platform::Api, f, "").await,
     }
     let mut s = shared.state.lock().unwrap();
+    if let Some(to) = &s.redirect_to {
+        return moved_to(format!("{to}/posts.json{}", query_string(&q)));
+    }
     if s.rate_limited > 0 {
         s.rate_limited -= 1;
         let wait = s.wait_seconds;

@@ -5,7 +5,9 @@
 //! `search.list`) and answers errors in Google's shape
 //! (`{"error":{"code","message","errors":[{"message","domain","reason"}],…}}`, as in
 //! developers.google.com/youtube/v3/docs/errors): `quotaExceeded`, `commentsDisabled`,
-//! `videoNotFound`, and an invalid key (400 `badRequest` with `API_KEY_INVALID` details).
+//! `videoNotFound`, `forbidden` (a video made private), `invalidPageToken`, a listing's own
+//! 4xx/5xx, and an invalid key (400 `badRequest` with `API_KEY_INVALID` details). Page tokens
+//! name the first comment of the next page, so comments arriving on top do not move a page.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -42,6 +44,12 @@ pub struct YoutubeState {
     pub videos: Vec<Value>,
     pub comments_disabled: HashSet<String>,
     pub missing_videos: HashSet<String>,
+    /// Videos whose comments answer 403 `forbidden` (made private).
+    pub forbidden_videos: HashSet<String>,
+    /// Listings (video or channel id) that answer this status with Google's error body.
+    pub broken: HashMap<String, u16>,
+    /// Every `pageToken` is refused (400 `invalidPageToken`), as an expired one is.
+    pub expire_tokens: bool,
     /// Every call answers 403 `quotaExceeded`.
     pub quota_exceeded: bool,
     /// Units charged so far.
@@ -252,6 +260,22 @@ async fn comment_threads(
         return r;
     }
     let s = shared.state.lock().unwrap();
+    let listing = q
+        .get("videoId")
+        .or(q.get("allThreadsRelatedToChannelId"))
+        .cloned()
+        .unwrap_or_default();
+    if let Some(code) = s.broken.get(&listing) {
+        return match *code {
+            400 => google_error(
+                400,
+                "youtube.parameter",
+                "invalidParameter",
+                "The request specifies an invalid parameter value.",
+            ),
+            code => google_error(code, "global", "backendError", "Backend Error"),
+        };
+    }
     let mut items: Vec<Value> = if let Some(v) = q.get("videoId") {
         if s.comments_disabled.contains(v) {
             return google_error(
@@ -267,6 +291,15 @@ async fn comment_threads(
                 "youtube.commentThread",
                 "videoNotFound",
                 "The video identified by the <code><a href=\"/youtube/v3/docs/commentThreads/list#videoId\">videoId</a></code> parameter could not be found.",
+            );
+        }
+        if s.forbidden_videos.contains(v) {
+            // commentThreads.list, "Errors": forbidden (403) forbidden.
+            return google_error(
+                403,
+                "youtube.commentThread",
+                "forbidden",
+                "The comment thread could not be retrieved due to insufficient permissions. The request might not be properly authorized.",
             );
         }
         s.threads
@@ -297,8 +330,22 @@ async fn comment_threads(
         .get("maxResults")
         .and_then(|m| m.parse().ok())
         .unwrap_or(20);
-    let start: usize = q.get("pageToken").and_then(|p| p.parse().ok()).unwrap_or(0);
-    let total = items.len();
+    let start: usize = match q.get("pageToken") {
+        None => 0,
+        Some(token) => match items.iter().position(|t| t["id"] == token.as_str()) {
+            Some(i) if !s.expire_tokens => i,
+            _ => {
+                return google_error(
+                    400,
+                    "youtube.parameter",
+                    "invalidPageToken",
+                    "The request specifies an invalid page token.",
+                )
+            }
+        },
+    };
+    // The next page starts at this comment: its id is the token.
+    let next = items.get(start + max).map(|t| t["id"].clone());
     let page: Vec<Value> = items.into_iter().skip(start).take(max).collect();
     let mut body = json!({
         "kind": "youtube#commentThreadListResponse",
@@ -306,8 +353,8 @@ async fn comment_threads(
         "pageInfo": {"totalResults": page.len(), "resultsPerPage": max},
         "items": page
     });
-    if start + max < total {
-        body["nextPageToken"] = json!((start + max).to_string());
+    if let Some(next) = next {
+        body["nextPageToken"] = next;
     }
     (
         [("content-type", "application/json; charset=UTF-8")],
