@@ -18,6 +18,7 @@ use super::prefilter::{positive_terms, Prefilter};
 use super::{Quota, Source, SourceError, SourceKind, SourceState};
 use crate::config::{Reader, Table};
 use crate::model::{Mention, Secret};
+use crate::retry::DEFAULT_MAX_RETRY_AFTER;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::HeaderMap;
 use reqwest::Url;
@@ -55,7 +56,20 @@ pub(crate) const MAX_TEXT_CHARS: usize = 8000;
 /// Ids remembered per listing at most (the overlap window needs far fewer).
 const MAX_SEEN: usize = 5000;
 
+/// A narrowed search window aims at this many results: under the cap, so that a window sized
+/// from `total_count` a little off still fits.
+pub(crate) const WINDOW_TARGET: u64 = 900;
+/// A window that answers `incomplete_results` this many polls in a row is taken as it came.
+pub(crate) const MAX_INCOMPLETE: u32 = 3;
+
 const SEARCH_RECENT_KEY: &str = "search_recent";
+/// The upper end of the search window to read next (`created:lo..hi`), when one was narrowed.
+const SEARCH_HI_KEY: &str = "search_hi";
+/// When a poll last moved the search watermark (Unix seconds): the overlap is counted from it.
+const SEARCH_READ_AT_KEY: &str = "search_read_at";
+/// `<watermark> <n>`: the window from that watermark answered `incomplete_results` n polls in
+/// a row.
+const SEARCH_INCOMPLETE_KEY: &str = "search_incomplete";
 
 /// `kind = "github"`: what to search for, an optional token, where to look, an API base.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,10 +213,15 @@ struct Budget {
 }
 
 impl Budget {
-    /// The wait left when paused.
+    /// The wait left when paused (never more than a day, whatever the server said).
     fn paused(&self, now: DateTime<Utc>) -> Option<Duration> {
         let until = self.paused_until?;
-        (until > now).then(|| (until - now).to_std().unwrap_or(Duration::ZERO))
+        (until > now).then(|| {
+            (until - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(DEFAULT_MAX_RETRY_AFTER)
+        })
     }
 
     fn quota(&self) -> Option<Quota> {
@@ -368,11 +387,11 @@ impl GithubSource {
             Some("core") => Resource::Core,
             _ => resource,
         };
-        self.note_budget(resource, &reply.headers);
+        self.note_budget(resource, &reply.headers, now);
         if reply.is_success() {
             let budget = self.budget(resource);
             if budget.remaining.is_some_and(|r| r <= RATE_RESERVE) {
-                let until = budget.reset.unwrap_or(now + SECONDARY_WAIT);
+                let until = budget.reset.unwrap_or_else(|| later(now, SECONDARY_WAIT));
                 tracing::info!(
                     source = %self.name,
                     resource = ?resource,
@@ -385,13 +404,12 @@ impl GithubSource {
         }
         let err = self.error(&reply, resource, what, now);
         if let SourceError::RateLimited { wait } = &err {
-            let until = now + chrono::Duration::from_std(*wait).unwrap_or_default();
-            self.budget(resource).paused_until = Some(until);
+            self.budget(resource).paused_until = Some(later(now, *wait));
         }
         Err(err)
     }
 
-    fn note_budget(&mut self, resource: Resource, headers: &HeaderMap) {
+    fn note_budget(&mut self, resource: Resource, headers: &HeaderMap, now: DateTime<Utc>) {
         let number = |name: &str| -> Option<u64> { header(headers, name)?.trim().parse().ok() };
         let Some(remaining) = number("x-ratelimit-remaining") else {
             return;
@@ -399,9 +417,11 @@ impl GithubSource {
         let budget = self.budget(resource);
         budget.remaining = Some(remaining);
         budget.limit = number("x-ratelimit-limit");
-        // GitHub sends the reset as a Unix time (UTC epoch seconds).
+        // GitHub sends the reset as a Unix time (UTC epoch seconds), at most an hour away; one
+        // further than a day is a server mistake and is taken as a day.
         budget.reset = number("x-ratelimit-reset")
-            .and_then(|s| DateTime::<Utc>::from_timestamp(i64::try_from(s).ok()?, 0));
+            .and_then(|s| DateTime::<Utc>::from_timestamp(i64::try_from(s).ok()?, 0))
+            .map(|r| r.min(later(now, DEFAULT_MAX_RETRY_AFTER)));
     }
 
     /// The error for a non-2xx answer, naming the fix; never the token.
@@ -425,9 +445,7 @@ impl GithubSource {
             format!("HTTP {status}: {message}")
         };
         if matches!(status, 403 | 429) {
-            let retry_after =
-                header(&reply.headers, "retry-after").and_then(|v| parse_retry_after(&v, now));
-            if let Some(wait) = retry_after {
+            if let Some(wait) = retry_after(&reply.headers, now) {
                 return SourceError::RateLimited { wait };
             }
             if header(&reply.headers, "x-ratelimit-remaining").as_deref() == Some("0") {
@@ -486,8 +504,7 @@ impl GithubSource {
             }
             _ => SourceError::Status {
                 status,
-                retry_after: header(&reply.headers, "retry-after")
-                    .and_then(|v| parse_retry_after(&v, now)),
+                retry_after: retry_after(&reply.headers, now),
             },
         }
     }
@@ -524,20 +541,42 @@ impl GithubSource {
 
     /// Issues and pull requests created since the search watermark (`state.cursor`), in
     /// windows under the 1,000-result cap, oldest first.
+    ///
+    /// Every answer moves the read forward, however large the backlog: a window with more
+    /// than 1,000 results still gives its oldest 100 on its first page (results come oldest
+    /// first), which are read, and the next window is sized from `total_count` to hold about
+    /// [`WINDOW_TARGET`] results. The window's upper end is kept in the state, so the next
+    /// poll starts from a window that fits instead of narrowing again.
     async fn read_search(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError> {
         let now = Utc::now().timestamp();
+        let number = |key: &str| -> Option<i64> { state.extra.get(key)?.parse().ok() };
         let watermark: i64 = state
             .cursor
             .as_deref()
             .and_then(|c| c.parse().ok())
             .unwrap_or(now - INITIAL_LOOKBACK_SECS);
+        // The overlap is for items the index shows late: those created within OVERLAP_SECS
+        // before the read that reached the watermark. A backlog read long after its items
+        // were created needs none (re-reading ten minutes of a busy word every poll could
+        // use the whole budget); the watermark's own second is always read again.
+        let lo_floor = watermark - OVERLAP_SECS;
+        let mut lo = match number(SEARCH_READ_AT_KEY) {
+            Some(read_at) => watermark.min(read_at - OVERLAP_SECS).max(lo_floor),
+            None => lo_floor,
+        };
+        let mut hi: Option<i64> = number(SEARCH_HI_KEY).filter(|h| *h >= lo && *h < now);
+        // (watermark the window started at, incomplete answers in a row for it)
+        let mut incomplete_run: Option<(i64, u32)> =
+            state.extra.get(SEARCH_INCOMPLETE_KEY).and_then(|v| {
+                let (at, n) = v.split_once(' ')?;
+                Some((at.parse().ok()?, n.parse().ok()?))
+            });
         let mut recent = read_seen(state.extra.get(SEARCH_RECENT_KEY));
 
-        let mut lo = watermark - OVERLAP_SECS;
-        let mut hi: Option<i64> = None;
         let mut requests = 0u32;
         let mut issues: Vec<Issue> = Vec::new();
-        // Everything created up to this second has been read (or handed on before).
+        // Everything created up to this second has been read (or handed on before); its own
+        // second may have more, and is read again.
         let mut covered = watermark;
         loop {
             let first = match self.search_page(lo, hi, 1).await {
@@ -554,10 +593,23 @@ impl GithubSource {
                 requests >= MAX_SEARCH_REQUESTS || s.search.paused(Utc::now()).is_some()
             };
             let top = hi.unwrap_or(now).max(lo);
-            if first.total_count > RESULT_CAP && top - lo >= 1 {
-                // Too many results to page through: halve the window and read its older half.
-                hi = Some(lo + (top - lo) / 2);
+            if first.total_count > RESULT_CAP && top > lo {
+                // Too many results to page through. The first page holds the window's oldest
+                // results: everything up to its newest second is read (that second again next).
+                let aim = lo as i128
+                    + (top - lo) as i128 * i128::from(WINDOW_TARGET)
+                        / i128::from(first.total_count);
+                if !first.incomplete_results {
+                    if let Some(newest) = first.items.iter().map(|i| i.created_at.timestamp()).max()
+                    {
+                        covered = covered.max(newest);
+                        lo = lo.max(newest);
+                    }
+                    issues.extend(first.items);
+                }
+                hi = Some((aim as i64).max(lo).min(top));
                 if out_of_budget(self, requests) {
+                    tracing::info!(source = %self.name, covered_to = covered, "search budget used up; the next poll continues from here");
                     break;
                 }
                 continue;
@@ -570,9 +622,10 @@ impl GithubSource {
                     "more than 1000 results created in one second; some cannot be read"
                 );
             }
+            let total = first.total_count;
             let mut incomplete = first.incomplete_results;
             let mut window = first.items;
-            let pages = first.total_count.min(RESULT_CAP).div_ceil(PER_PAGE);
+            let pages = total.min(RESULT_CAP).div_ceil(PER_PAGE);
             let mut stopped = false;
             for page in 2..=pages {
                 if out_of_budget(self, requests) {
@@ -598,15 +651,32 @@ impl GithubSource {
             issues.extend(window);
             if incomplete {
                 // GitHub timed out inside this window: keep what came, and read the window
-                // again next poll instead of moving past what may be missing.
-                self.add_warning(
-                    "GitHub search answered with incomplete_results (it timed out); the window is read again next poll".into(),
-                );
-                break;
+                // again next poll instead of moving past what may be missing; a window that
+                // never answers completely is taken as it is after MAX_INCOMPLETE tries, so the
+                // source does not stay stuck on it.
+                let tries = match incomplete_run {
+                    Some((at, n)) if at == covered => n.saturating_add(1),
+                    _ => 1,
+                };
+                if tries < MAX_INCOMPLETE {
+                    incomplete_run = Some((covered, tries));
+                    self.add_warning(format!(
+                        "GitHub search answered with incomplete_results (it timed out); the window from {} is read again next poll (try {tries} of {MAX_INCOMPLETE})",
+                        iso(lo)
+                    ));
+                    break;
+                }
+                incomplete_run = None;
+                self.add_warning(format!(
+                    "GitHub search answered with incomplete_results {MAX_INCOMPLETE} times in a row for the window from {}; its results were taken as they came and may be incomplete",
+                    iso(lo)
+                ));
+            } else if !stopped {
+                incomplete_run = None;
             }
             if stopped {
                 // Results come oldest first: everything before the newest one read is read
-                // (its own second is read again through the overlap).
+                // (its own second is read again).
                 covered = covered.max(newest.unwrap_or(covered));
                 tracing::info!(source = %self.name, covered_to = covered, "search budget used up; the next poll continues from here");
                 break;
@@ -618,8 +688,12 @@ impl GithubSource {
                 }
                 Some(h) => {
                     covered = covered.max(h);
+                    // The next window: this one's width scaled to hold about WINDOW_TARGET.
+                    let width = i128::from(h - lo + 1);
+                    let next_width = width * i128::from(WINDOW_TARGET) / i128::from(total.max(1));
                     lo = h + 1;
-                    hi = None;
+                    let aim = i128::from(lo) + next_width.max(1) - 1;
+                    hi = (aim < i128::from(now)).then_some(aim as i64);
                     if out_of_budget(self, requests) {
                         tracing::info!(source = %self.name, covered_to = covered, "search budget used up; the next poll continues from here");
                         break;
@@ -640,6 +714,21 @@ impl GithubSource {
             }
         }
         recent.retain(|_, ts| *ts >= covered - OVERLAP_SECS);
+        if covered > watermark {
+            state
+                .extra
+                .insert(SEARCH_READ_AT_KEY.to_string(), now.to_string());
+        }
+        match hi {
+            Some(h) => state.extra.insert(SEARCH_HI_KEY.to_string(), h.to_string()),
+            None => state.extra.remove(SEARCH_HI_KEY),
+        };
+        match incomplete_run {
+            Some((at, n)) => state
+                .extra
+                .insert(SEARCH_INCOMPLETE_KEY.to_string(), format!("{at} {n}")),
+            None => state.extra.remove(SEARCH_INCOMPLETE_KEY),
+        };
         state.cursor = Some(covered.to_string());
         write_seen(state, SEARCH_RECENT_KEY, recent);
         Ok(mentions)
@@ -779,6 +868,20 @@ impl GithubSource {
             rating: None,
         })
     }
+}
+
+/// `now + wait`, with a wait taken from a server capped at a day first: a hostile
+/// `retry-after: 10000000000000` must neither overflow the date nor stop the source for ages.
+fn later(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
+    let wait = chrono::Duration::from_std(wait.min(DEFAULT_MAX_RETRY_AFTER)).unwrap_or_default();
+    now.checked_add_signed(wait).unwrap_or(now)
+}
+
+/// A `retry-after` header as a wait, capped at a day.
+fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    header(headers, "retry-after")
+        .and_then(|v| parse_retry_after(&v, now))
+        .map(|w| w.min(DEFAULT_MAX_RETRY_AFTER))
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::fake_github::{gh_comment, gh_issue, gh_pull, FakeGithub, GITHUB_TOKEN};
+use common::fake_github::{gh_comment, gh_issue, gh_pull, Backlog, FakeGithub, GITHUB_TOKEN};
 use common::faults::Fault;
 use common::{ConfigBuilder, Daemon, FakeSlack};
 use mentiondesk::sources::{self, SourceError, SourceState};
@@ -481,6 +481,161 @@ async fn incomplete_results_are_read_again_and_shown_as_a_warning() {
     fake.add_issue(gh_issue(2, "a/b", 2, t - 150, "acme found late", None));
     assert_eq!(ids(&src.poll(&mut state).await.unwrap()), ["issue:2"]);
     assert!(state.cursor > cursor);
+}
+
+/// A window GitHub keeps answering `incomplete_results` for is read again twice, then taken as
+/// it came with a warning that results may be incomplete: the watermark moves on instead of
+/// staying on that window for good.
+#[tokio::test]
+async fn a_window_that_stays_incomplete_is_taken_after_three_tries_with_a_warning() {
+    let fake = FakeGithub::start().await;
+    let t = now();
+    fake.add_issue(gh_issue(1, "a/b", 1, t - 100, "acme one", None));
+    fake.state.lock().unwrap().incomplete = true;
+    let mut src = source(&fake, "");
+    let mut state = SourceState::default();
+    let cursor = |s: &SourceState| -> i64 { s.cursor.as_deref().unwrap().parse().unwrap() };
+
+    assert_eq!(ids(&src.poll(&mut state).await.unwrap()), ["issue:1"]);
+    let w = src.take_warning().unwrap();
+    assert!(
+        w.contains("incomplete_results") && w.contains("try 1 of 3"),
+        "{w}"
+    );
+    let stuck = cursor(&state);
+    let mut state = restored(&state);
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+    let w = src.take_warning().unwrap();
+    assert!(w.contains("try 2 of 3"), "{w}");
+    assert_eq!(cursor(&state), stuck, "read again, not passed");
+
+    // The third incomplete answer in a row is taken: what came is handed on, the watermark
+    // moves, and /healthz says results may be incomplete.
+    fake.add_issue(gh_issue(2, "a/b", 2, t - 50, "acme two", None));
+    let mut state = restored(&state);
+    assert_eq!(ids(&src.poll(&mut state).await.unwrap()), ["issue:2"]);
+    let w = src.take_warning().unwrap();
+    assert!(
+        w.contains("3 times in a row") && w.contains("may be incomplete"),
+        "{w}"
+    );
+    assert!(cursor(&state) > stuck);
+
+    // The next window counts its own tries.
+    fake.add_issue(gh_issue(3, "a/b", 3, t - 10, "acme three", None));
+    assert_eq!(ids(&src.poll(&mut state).await.unwrap()), ["issue:3"]);
+    let w = src.take_warning().unwrap();
+    assert!(w.contains("try 1 of 3"), "{w}");
+    fake.state.lock().unwrap().incomplete = false;
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+    assert_eq!(src.take_warning(), None);
+    assert!(!state.extra.contains_key("search_incomplete"));
+}
+
+/// A week of downtime on a busy word: 50,000 issues, one a second from just after the
+/// watermark. Narrowing the window by halves took more than a poll's 10 search requests and
+/// the narrowed window was not kept, and the ten minutes re-read before the watermark held
+/// more than a poll could read, so the watermark stopped moving for good. Now every poll
+/// moves it, and the backlog arrives whole and once, across restarts.
+#[tokio::test]
+async fn a_week_long_backlog_is_read_completely_and_every_poll_moves_the_watermark() {
+    let fake = FakeGithub::start().await;
+    let t = now();
+    let week_ago = t - 7 * 86_400;
+    const COUNT: u64 = 50_000;
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.search.limit = 1_000_000;
+        s.search.remaining = 1_000_000;
+        s.backlog = Some(Backlog {
+            first_id: 1_000_000,
+            start: week_ago + 1,
+            step: 1,
+            count: COUNT,
+        });
+    }
+    fake.add_issue(gh_issue(7, "a/b", 7, t - 30, "acme today", None));
+    let mut state = SourceState::default();
+    state.cursor = Some(week_ago.to_string());
+    let cursor = |s: &SourceState| -> i64 { s.cursor.as_deref().unwrap().parse().unwrap() };
+    let mut seen: Vec<String> = Vec::new();
+    let mut polls = 0u32;
+    while seen.len() < COUNT as usize + 1 {
+        polls += 1;
+        assert!(
+            polls <= 80,
+            "not caught up after {polls} polls ({} read)",
+            seen.len()
+        );
+        let before = cursor(&state);
+        let searches = fake.requests("/search/issues").len();
+        // A fresh source on the saved state every poll: restarts in the middle of the backlog.
+        let got = source(&fake, "").poll(&mut state).await.unwrap();
+        assert!(fake.requests("/search/issues").len() - searches <= 10);
+        assert!(!got.is_empty(), "poll {polls} read nothing");
+        seen.extend(got.into_iter().map(|m| m.item_id));
+        assert!(
+            cursor(&state) > before || seen.len() == COUNT as usize + 1,
+            "poll {polls} did not move the watermark from {before}"
+        );
+        state = restored(&state);
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no issue twice");
+    assert!(
+        unique.contains(&"issue:7".to_string()) && unique.contains(&"issue:1049999".to_string())
+    );
+    assert!(source(&fake, "").poll(&mut state).await.unwrap().is_empty());
+    assert!(fake
+        .requests("/search/issues")
+        .iter()
+        .all(|r| r.query["page"].parse::<u32>().unwrap() <= 10));
+}
+
+/// A server's wait is capped at a day before any arithmetic: a `retry-after` of 10^13 seconds
+/// or an `x-ratelimit-reset` in the year 250,000 used to overflow the pause's date (a panic) or
+/// stop the source for millennia.
+#[tokio::test]
+async fn hostile_retry_after_and_reset_values_are_capped_at_a_day() {
+    let day = Duration::from_secs(86_400);
+    let near_a_day = |w: Duration| w <= day && w > day - Duration::from_secs(60);
+    let fake = FakeGithub::start().await;
+    fake.state.lock().unwrap().secondary_limit = Some(10_000_000_000_000);
+    let mut src = source(&fake, "");
+    let mut state = SourceState::default();
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert!(matches!(err, SourceError::RateLimited { .. }), "{err}");
+    assert!(near_a_day(err.retry_after().unwrap()), "{err:?}");
+    // Paused: the next poll asks nothing and says the same capped wait.
+    let before = fake.requests("/search/issues").len();
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert!(near_a_day(err.retry_after().unwrap()), "{err:?}");
+    assert_eq!(fake.requests("/search/issues").len(), before);
+
+    // A 503 with such a retry-after.
+    let fake = FakeGithub::start().await;
+    fake.fail_next(Fault::status(503, &[("retry-after", "10000000000000")]));
+    let err = source(&fake, "").poll(&mut state).await.unwrap_err();
+    assert!(near_a_day(err.retry_after().unwrap()), "{err:?}");
+
+    // A reset far in the future on a budget at its reserve.
+    let fake = FakeGithub::start().await;
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.search.remaining = 2;
+        s.search.reset = 8_000_000_000_000;
+    }
+    fake.add_issue(gh_issue(1, "a/b", 1, now() - 10, "acme", None));
+    let mut src = source(&fake, "");
+    let mut state = SourceState::default();
+    assert_eq!(src.poll(&mut state).await.unwrap().len(), 1);
+    let resets = src.quota().unwrap().resets_at.unwrap();
+    assert!(
+        resets <= chrono::Utc::now() + chrono::Duration::days(1),
+        "{resets}"
+    );
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert!(near_a_day(err.retry_after().unwrap()), "{err:?}");
 }
 
 fn problems(entry: &str) -> String {
