@@ -3,8 +3,8 @@
 //! watched `repos` from their comment listings, cut down to those naming a query word.
 //!
 //! Search returns at most 1,000 results per query, so the source walks `created:` windows
-//! sized from `total_count` to fit under that cap, oldest first (as `hackernews` does), and keeps a
-//! watermark plus the ids it saw near it, so nothing is missed or handed on twice. It reads
+//! sized from `total_count` to fit under that cap, oldest first (as `hackernews` does), and
+//! keeps a watermark plus the ids it saw near it, so nothing is missed or handed on twice. It reads
 //! GitHub's `x-ratelimit-*` headers per resource (`search`: 30 requests a minute with a token,
 //! 10 without; `core`: 5,000 an hour with a token, 60 without), stops before a budget runs
 //! out and waits for its reset, and honours `retry-after` on secondary rate limits.
