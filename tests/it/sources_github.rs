@@ -5,7 +5,9 @@
 
 use crate::common;
 
-use common::fake_github::{gh_comment, gh_issue, gh_pull, Backlog, FakeGithub, GITHUB_TOKEN};
+use common::fake_github::{
+    gh_comment, gh_discussion, gh_issue, gh_pull, Backlog, FakeGithub, GITHUB_TOKEN,
+};
 use common::faults::Fault;
 use common::{ConfigBuilder, Daemon, FakeSlack};
 use mentiondesk::sources::{self, SourceError, SourceState};
@@ -638,6 +640,153 @@ async fn hostile_retry_after_and_reset_values_are_capped_at_a_day() {
     assert!(near_a_day(err.retry_after().unwrap()), "{err:?}");
 }
 
+/// With a token, discussions are searched too, through GraphQL (`search(type: DISCUSSION)`),
+/// paged by `endCursor`, oldest first, in the same windows and watermark scheme as issues.
+#[tokio::test]
+async fn discussions_are_searched_through_graphql_when_a_token_is_set() {
+    let fake = FakeGithub::start().await;
+    let t = now();
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.discussions.push(gh_discussion(
+            "D_kwDOAHz1OX4uYAah",
+            "acme/widgets",
+            12,
+            t - 300,
+            "  Acme SDK roadmap ",
+            "Will acme support arm64?",
+        ));
+        s.discussions.push(gh_discussion(
+            "D_other",
+            "x/y",
+            1,
+            t - 200,
+            "unrelated",
+            "nothing",
+        ));
+        s.discussions.push(gh_discussion(
+            "D_old",
+            "x/y",
+            2,
+            t - 7200,
+            "acme old",
+            "old",
+        ));
+        for i in 0..150u64 {
+            s.discussions.push(gh_discussion(
+                &format!("D_bulk{i}"),
+                "x/y",
+                100 + i,
+                t - 2000 + i as i64,
+                "acme question",
+                "acme?",
+            ));
+        }
+    }
+    let mut src = source(&fake, WITH_TOKEN);
+    let mut state = SourceState::default();
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(got.len(), 151, "{:?}", ids(&got));
+    let d = got
+        .iter()
+        .find(|m| m.item_id == "discussion:D_kwDOAHz1OX4uYAah")
+        .expect("the discussion");
+    assert_eq!(d.title.as_deref(), Some("Acme SDK roadmap"));
+    assert_eq!(d.text, "Will acme support arm64?");
+    assert_eq!(
+        d.url.as_deref(),
+        Some("https://github.com/acme/widgets/discussions/12")
+    );
+    assert_eq!(d.author.as_deref(), Some("monalisa"));
+    assert_eq!(d.published.unwrap().timestamp(), t - 300);
+    assert_eq!(d.source_kind, "github");
+
+    let calls = fake.requests("/graphql");
+    assert_eq!(calls.len(), 2, "two pages of 100");
+    assert!(calls[0].query["graphql"].contains("search(type: DISCUSSION"));
+    assert!(calls[0].query["q"].starts_with("acme created:>="));
+    assert!(!calls[0].query.contains_key("after"));
+    assert!(calls[1].query.contains_key("after"), "paged by endCursor");
+    assert_eq!(
+        calls[0].headers["authorization"],
+        format!("Bearer {GITHUB_TOKEN}")
+    );
+
+    // Nothing new: nothing twice. A new one arrives alone.
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+    fake.state.lock().unwrap().discussions.push(gh_discussion(
+        "D_new",
+        "x/y",
+        9,
+        t - 5,
+        "acme new",
+        "acme!",
+    ));
+    let mut state = restored(&state);
+    assert_eq!(
+        ids(&source(&fake, WITH_TOKEN).poll(&mut state).await.unwrap()),
+        ["discussion:D_new"]
+    );
+
+    // Without a token (GraphQL refuses those), or with discussions = false: not asked.
+    let before = fake.requests("/graphql").len();
+    source(&fake, "")
+        .poll(&mut SourceState::default())
+        .await
+        .unwrap();
+    source(&fake, &format!("{WITH_TOKEN}\ndiscussions = false"))
+        .poll(&mut SourceState::default())
+        .await
+        .unwrap();
+    assert_eq!(fake.requests("/graphql").len(), before);
+}
+
+/// GraphQL's budget used up (`{"errors": [{"type": "RATE_LIMITED"}]}`): the issue search
+/// still runs, the poll says why discussions were skipped, and no GraphQL request is made
+/// until the reset.
+#[tokio::test]
+async fn a_used_up_graphql_budget_pauses_only_the_discussion_search() {
+    let fake = FakeGithub::start().await;
+    let t = now();
+    fake.add_issue(gh_issue(1, "a/b", 1, t - 100, "acme one", None));
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.graphql.remaining = 0;
+        s.graphql.reset = t + 90;
+        s.discussions
+            .push(gh_discussion("D_1", "a/b", 1, t - 50, "acme", "acme"));
+    }
+    let mut src = source(&fake, WITH_TOKEN);
+    let mut state = SourceState::default();
+    assert_eq!(ids(&src.poll(&mut state).await.unwrap()), ["issue:1"]);
+    let w = src.take_warning().expect("discussions skipped");
+    assert!(
+        w.contains("discussion search") && w.contains("rate limit"),
+        "{w}"
+    );
+    assert!(!state.extra.contains_key("discussions_watermark"));
+    let calls = fake.requests("/graphql").len();
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+    assert_eq!(
+        fake.requests("/graphql").len(),
+        calls,
+        "paused until the reset"
+    );
+    let w = src.take_warning().unwrap();
+    assert!(w.contains("discussion search"), "{w}");
+
+    // After the reset it is read.
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.graphql.remaining = 5000;
+    }
+    let mut state = restored(&state);
+    assert_eq!(
+        ids(&source(&fake, WITH_TOKEN).poll(&mut state).await.unwrap()),
+        ["discussion:D_1"]
+    );
+}
+
 fn problems(entry: &str) -> String {
     let text = format!(
         "[[sources]]\nname = \"gh\"\nkind = \"github\"\n{entry}\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n"
@@ -684,6 +833,12 @@ fn config_problems_name_the_key_and_the_fix() {
     );
     let e = problems("query = \"acme\"\nurl = \"api.github.com\"");
     assert!(e.contains("sources[0].url"), "{e}");
+    let e = problems("query = \"acme\"\ndiscussions = true");
+    assert!(
+        e.contains("sources[0].discussions") && e.contains("needs a token"),
+        "{e}"
+    );
+    assert_eq!(problems("query = \"acme\"\ndiscussions = false"), "");
     let e = problems("query = \"acme\"\nsubreddits = [\"x\"]");
     assert!(e.contains("subreddits"), "{e}");
 }
