@@ -1,6 +1,8 @@
 //! The `github` source: issues and pull requests that mention `query`, from GitHub's issue
-//! search (`/search/issues`, optionally limited to `repos` / `orgs`), and new comments on the
-//! watched `repos` from their comment listings, cut down to those naming a query word.
+//! search (`/search/issues`, optionally limited to `repos` / `orgs`), discussions from the
+//! GraphQL search (`search(type: DISCUSSION)`, only with a token: GraphQL refuses requests
+//! without one), and new comments on the watched `repos` from their comment listings, cut
+//! down to those naming a query word.
 //!
 //! Search returns at most 1,000 results per query, so the source walks `created:` windows
 //! sized from `total_count` to fit under that cap, oldest first (as `hackernews` does), and
@@ -10,8 +12,7 @@
 //! out and waits for its reset, and honours `retry-after` on secondary rate limits.
 //!
 //! It does not find comments on issues outside `repos` (search matches an issue by its
-//! comments, but only issues created inside the window), nor GitHub Discussions (GraphQL
-//! only, with a token; the REST search does not cover them), and never logs the token.
+//! comments, but only issues created inside the window), and never logs the token.
 
 use super::config::{required_query, Common, KindConfig};
 use super::http::{decode_json, parse_retry_after, ApiReply, Fetcher};
@@ -1371,6 +1372,29 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(next_link(&h), None);
+    }
+
+    #[test]
+    fn the_graphql_endpoint_sits_beside_the_rest_api() {
+        let source = |url: &str| {
+            let text = format!(
+                "[[sources]]\nname = \"gh\"\nkind = \"github\"\nquery = \"acme\"\nurl = \"{url}\"\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n"
+            );
+            let config =
+                crate::settings::parse(&text, std::path::Path::new("t.toml"), &|_| None).unwrap();
+            match &config.sources[0] {
+                crate::sources::SourceConfig::Github(spec) => GithubSource::new(spec).unwrap(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            source("https://api.github.com").graphql_url(),
+            "https://api.github.com/graphql"
+        );
+        assert_eq!(
+            source("https://ghe.example.com/api/v3/").graphql_url(),
+            "https://ghe.example.com/api/graphql"
+        );
     }
 
     #[test]
