@@ -924,7 +924,11 @@ impl GithubSource {
                 let aim = lo as i128
                     + (top - lo) as i128 * i128::from(WINDOW_TARGET)
                         / i128::from(first.total_count);
-                if !first.incomplete_results {
+                // Only when GitHub really answered oldest first (`sort` honoured): otherwise the
+                // page is no prefix of the window and says nothing about what is covered.
+                if !first.incomplete_results
+                    && oldest_first(first.items.iter().map(|i| i.created_at))
+                {
                     if let Some(newest) = first.items.iter().map(|i| i.created_at.timestamp()).max()
                     {
                         covered = covered.max(newest);
@@ -950,6 +954,9 @@ impl GithubSource {
             let total = first.total_count;
             let mut incomplete = first.incomplete_results;
             let mut window = first.items;
+            // The pages' results in the order they came (checked before the watermark moves).
+            let mut window_order: Vec<DateTime<Utc>> =
+                window.iter().map(|i| i.created_at).collect();
             let mut after = first.after;
             let pages = total.min(RESULT_CAP).div_ceil(PER_PAGE);
             let mut stopped = false;
@@ -976,6 +983,7 @@ impl GithubSource {
                 if next.items.is_empty() {
                     break;
                 }
+                window_order.extend(next.items.iter().map(|i| i.created_at));
                 window.extend(next.items);
             }
             let newest = window.iter().map(|i| i.created_at.timestamp()).max();
@@ -1007,8 +1015,11 @@ impl GithubSource {
             }
             if stopped {
                 // Results come oldest first: everything before the newest one read is read
-                // (its own second is read again).
-                covered = covered.max(newest.unwrap_or(covered));
+                // (its own second is read again). Out of order, nothing is known to be
+                // covered: the window is read again next poll.
+                if oldest_first(window_order.iter().copied()) {
+                    covered = covered.max(newest.unwrap_or(covered));
+                }
                 tracing::info!(source = %self.name, covered_to = covered, "search budget used up; the next poll continues from here");
                 break;
             }
@@ -1197,6 +1208,16 @@ impl GithubSource {
             rating: None,
         })
     }
+}
+
+/// Whether results came oldest first, as asked (`sort=created&order=asc`, `sort:created-asc`).
+fn oldest_first(times: impl IntoIterator<Item = DateTime<Utc>>) -> bool {
+    let mut last: Option<DateTime<Utc>> = None;
+    times.into_iter().all(|t| {
+        let ok = last.is_none_or(|l| l <= t);
+        last = Some(t);
+        ok
+    })
 }
 
 /// `now + wait`, with a wait taken from a server capped at a day first: a hostile

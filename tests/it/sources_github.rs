@@ -787,6 +787,41 @@ async fn a_used_up_graphql_budget_pauses_only_the_discussion_search() {
     );
 }
 
+/// Should GitHub ignore `sort:created-asc` and answer newest first, a page says nothing about
+/// what is covered: the watermark moves only past windows read whole, and nothing is skipped.
+#[tokio::test]
+async fn a_search_answered_out_of_order_skips_nothing() {
+    let fake = FakeGithub::start().await;
+    let t = now();
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.discussions_newest_first = true;
+        for i in 0..1500u64 {
+            s.discussions.push(gh_discussion(
+                &format!("D_{i}"),
+                "x/y",
+                i,
+                t - 3000 + (i as i64 * 2),
+                "acme",
+                "acme",
+            ));
+        }
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut state = SourceState::default();
+    for _ in 0..10 {
+        let got = source(&fake, WITH_TOKEN).poll(&mut state).await.unwrap();
+        seen.extend(got.into_iter().map(|m| m.item_id));
+        state = restored(&state);
+        if seen.len() >= 1500 {
+            break;
+        }
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), 1500, "every discussion");
+    assert_eq!(seen.len(), 1500, "none twice");
+}
+
 fn problems(entry: &str) -> String {
     let text = format!(
         "[[sources]]\nname = \"gh\"\nkind = \"github\"\n{entry}\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n"

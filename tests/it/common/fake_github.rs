@@ -108,6 +108,8 @@ pub struct GithubState {
     pub graphql: Budget,
     /// Discussions (GraphQL `Discussion` nodes as `gh_discussion` makes them), in any order.
     pub discussions: Vec<Value>,
+    /// The discussion search ignores `sort:created-asc` and answers newest first.
+    pub discussions_newest_first: bool,
     /// The next search answers 422 "Validation Failed" (a repo:/org: that does not exist).
     pub invalid_search: bool,
     /// The next call answers a secondary rate limit with this `retry-after`.
@@ -145,6 +147,7 @@ impl FakeGithub {
             core: Budget::new(5000),
             graphql: Budget::new(5000),
             discussions: Vec::new(),
+            discussions_newest_first: false,
             invalid_search: false,
             secondary_limit: None,
             incomplete: false,
@@ -420,6 +423,9 @@ async fn graphql(State(state): State<Shared>, headers: HeaderMap, body: String) 
         .cloned()
         .collect();
     hits.sort_by_key(|d| (created(d), d["id"].as_str().unwrap().to_string()));
+    if s.discussions_newest_first {
+        hits.reverse();
+    }
     let total = hits.len();
     hits.truncate(1000);
     let first = vars["first"].as_u64().unwrap() as usize;
