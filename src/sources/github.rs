@@ -1,10 +1,12 @@
 //! The `github` source: issues and pull requests that mention `query`, from GitHub's issue
-//! search (`/search/issues`, optionally limited to `repos` / `orgs`), and new comments on the
-//! watched `repos` from their comment listings, cut down to those naming a query word.
+//! search (`/search/issues`, optionally limited to `repos` / `orgs`), discussions from the
+//! GraphQL search (`search(type: DISCUSSION)`, only with a token: GraphQL refuses requests
+//! without one), and new comments on the watched `repos` from their comment listings, cut
+//! down to those naming a query word.
 //!
 //! Search returns at most 1,000 results per query, so the source walks `created:` windows
-//! small enough to fit under that cap, oldest first (as `hackernews` does), and keeps a
-//! watermark plus the ids it saw near it, so nothing is missed or handed on twice. It reads
+//! sized from `total_count` to fit under that cap, oldest first (as `hackernews` does), and
+//! keeps a watermark plus the ids it saw near it, so nothing is missed or handed on twice. It reads
 //! GitHub's `x-ratelimit-*` headers per resource (`search`: 30 requests a minute with a token,
 //! 10 without; `core`: 5,000 an hour with a token, 60 without), stops before a budget runs
 //! out and waits for its reset, and honours `retry-after` on secondary rate limits.
@@ -18,6 +20,7 @@ use super::prefilter::{positive_terms, Prefilter};
 use super::{Quota, Source, SourceError, SourceKind, SourceState};
 use crate::config::{Reader, Table};
 use crate::model::{Mention, Secret};
+use crate::retry::DEFAULT_MAX_RETRY_AFTER;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::HeaderMap;
 use reqwest::Url;
@@ -55,7 +58,24 @@ pub(crate) const MAX_TEXT_CHARS: usize = 8000;
 /// Ids remembered per listing at most (the overlap window needs far fewer).
 const MAX_SEEN: usize = 5000;
 
-const SEARCH_RECENT_KEY: &str = "search_recent";
+/// A narrowed search window aims at this many results: under the cap, so that a window sized
+/// from `total_count` a little off still fits.
+pub(crate) const WINDOW_TARGET: u64 = 900;
+/// A window that answers `incomplete_results` this many polls in a row is taken as it came.
+pub(crate) const MAX_INCOMPLETE: u32 = 3;
+
+// State keys of a search (prefixed `search_` or `discussions_`, see `Searched::key`):
+// `recent`: ids seen near the watermark; `hi`: the upper end of the window to read next
+// (`created:lo..hi`), when one was narrowed; `read_at`: when a poll last moved the watermark
+// (Unix seconds), the overlap is counted from it; `incomplete`: `<watermark> <n>`, the window
+// from that watermark answered `incomplete_results` n polls in a row.
+const RECENT: &str = "recent";
+const HI: &str = "hi";
+const READ_AT: &str = "read_at";
+const INCOMPLETE: &str = "incomplete";
+
+/// The discussion search (docs.github.com/en/graphql/reference/queries#search).
+const DISCUSSION_QUERY: &str = "query($q: String!, $first: Int!, $after: String) { search(type: DISCUSSION, query: $q, first: $first, after: $after) { discussionCount pageInfo { hasNextPage endCursor } nodes { ... on Discussion { id url title bodyText createdAt author { login } } } } }";
 
 /// `kind = "github"`: what to search for, an optional token, where to look, an API base.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,11 +91,15 @@ pub struct GithubConfig {
     pub(crate) orgs: Vec<String>,
     /// API base (default [`DEFAULT_URL`]; GitHub Enterprise Server: `https://HOST/api/v3`).
     pub(crate) url: Option<String>,
+    /// Search GitHub Discussions too (GraphQL, so only with a token); on by default when a
+    /// token is set.
+    pub(crate) discussions: bool,
 }
 
 impl KindConfig for GithubConfig {
     const KIND: &'static str = "github";
-    const KEYS: &'static [&'static str] = &["query", "token", "repos", "orgs", "url"];
+    const KEYS: &'static [&'static str] =
+        &["query", "token", "repos", "orgs", "url", "discussions"];
     const DEFAULT_EVERY: Duration = Duration::from_secs(120);
 
     fn read(r: &mut Reader, t: &Table, key: &str, common: Common) -> Option<GithubConfig> {
@@ -125,9 +149,19 @@ impl KindConfig for GithubConfig {
             }
         }
         let url = r.url(t, key, "url", false);
+        let discussions = r.boolean(t, key, "discussions");
+        if discussions == Some(true) && token.is_none() && t.get("token").is_none() {
+            let line = r.key_line(t, "discussions");
+            r.problem(
+                line,
+                &format!("{key}.discussions"),
+                "needs a token: GitHub offers Discussions only through its GraphQL API, which refuses requests without one; set token = \"${GITHUB_TOKEN}\" or remove discussions",
+            );
+        }
         Some(GithubConfig {
             common,
             query: query?,
+            discussions: discussions.unwrap_or(token.is_some()),
             token,
             repos,
             orgs,
@@ -186,6 +220,56 @@ fn search_words(query: &str) -> Vec<String> {
 enum Resource {
     Search,
     Core,
+    /// GraphQL: 5,000 points an hour with a token (a search costs one).
+    Graphql,
+}
+
+/// What a search reads: issues and pull requests (REST), or discussions (GraphQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Searched {
+    Issues,
+    Discussions,
+}
+
+impl Searched {
+    /// The state key of `what`: the issue search keeps its original keys.
+    fn key(self, what: &str) -> String {
+        match self {
+            Searched::Issues => format!("search_{what}"),
+            Searched::Discussions => format!("discussions_{what}"),
+        }
+    }
+
+    fn resource(self) -> Resource {
+        match self {
+            Searched::Issues => Resource::Search,
+            Searched::Discussions => Resource::Graphql,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Searched::Issues => "search",
+            Searched::Discussions => "discussion search",
+        }
+    }
+
+    /// The watermark: the issue search keeps it in `cursor`, as it always did.
+    fn watermark(self, state: &SourceState) -> Option<i64> {
+        match self {
+            Searched::Issues => state.cursor.as_deref()?.parse().ok(),
+            Searched::Discussions => state.extra.get(&self.key("watermark"))?.parse().ok(),
+        }
+    }
+
+    fn set_watermark(self, state: &mut SourceState, at: i64) {
+        match self {
+            Searched::Issues => state.cursor = Some(at.to_string()),
+            Searched::Discussions => {
+                state.extra.insert(self.key("watermark"), at.to_string());
+            }
+        }
+    }
 }
 
 /// One resource's budget as its last answer's `x-ratelimit-*` headers gave it.
@@ -199,10 +283,15 @@ struct Budget {
 }
 
 impl Budget {
-    /// The wait left when paused.
+    /// The wait left when paused (never more than a day, whatever the server said).
     fn paused(&self, now: DateTime<Utc>) -> Option<Duration> {
         let until = self.paused_until?;
-        (until > now).then(|| (until - now).to_std().unwrap_or(Duration::ZERO))
+        (until > now).then(|| {
+            (until - now)
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(DEFAULT_MAX_RETRY_AFTER)
+        })
     }
 
     fn quota(&self) -> Option<Quota> {
@@ -229,6 +318,9 @@ pub(crate) struct GithubSource {
     fetcher: Fetcher,
     search: Budget,
     core: Budget,
+    graphql: Budget,
+    /// Search discussions too (GraphQL, with the token).
+    discussions: bool,
     /// What the last poll had to skip (a repository that failed, incomplete results).
     warning: Option<String>,
 }
@@ -275,6 +367,117 @@ struct User {
     login: String,
 }
 
+/// One page of a search, issues or discussions alike.
+struct Hits {
+    total_count: u64,
+    incomplete_results: bool,
+    items: Vec<Hit>,
+    /// The discussion search's cursor for the next page, when there is one.
+    after: Option<String>,
+}
+
+/// An issue, pull request or discussion found by a search.
+struct Hit {
+    /// What the seen-set remembers: the issue id, or a hash of the discussion's node id.
+    key: u64,
+    item_id: String,
+    title: Option<String>,
+    body: Option<String>,
+    url: String,
+    author: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<Issue> for Hit {
+    fn from(i: Issue) -> Hit {
+        Hit {
+            key: i.id,
+            item_id: format!("issue:{}", i.id),
+            title: i.title,
+            body: i.body,
+            url: i.html_url,
+            author: i.user.map(|u| u.login),
+            created_at: i.created_at,
+        }
+    }
+}
+
+impl From<Discussion> for Hit {
+    fn from(d: Discussion) -> Hit {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(d.id.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        Hit {
+            key: u64::from_be_bytes(first),
+            item_id: format!("discussion:{}", d.id),
+            title: d.title,
+            body: d.body_text,
+            url: d.url,
+            author: d.author.map(|u| u.login),
+            created_at: d.created_at,
+        }
+    }
+}
+
+/// The GraphQL answer: `{"data": {"search": …}}`, or `{"errors": [{"type", "message"}]}`
+/// (docs.github.com/en/graphql/overview/rate-limits-and-query-limits-for-the-graphql-api).
+#[derive(Debug, Deserialize)]
+struct GraphqlReply {
+    #[serde(default)]
+    data: Option<GraphqlData>,
+    #[serde(default)]
+    errors: Vec<GraphqlError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GraphqlData {
+    search: DiscussionSearch,
+}
+
+/// `SearchResultItemConnection` (docs.github.com/en/graphql/reference/objects).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DiscussionSearch {
+    #[serde(alias = "issueCount")]
+    discussion_count: u64,
+    page_info: PageInfo,
+    /// Each a `Discussion`; anything else is skipped.
+    #[serde(default)]
+    nodes: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageInfo {
+    #[serde(default)]
+    has_next_page: bool,
+    #[serde(default)]
+    end_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Discussion {
+    id: String,
+    url: String,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    body_text: Option<String>,
+    created_at: DateTime<Utc>,
+    #[serde(default)]
+    author: Option<User>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GraphqlError {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
 /// GitHub's error body: `{"message": …, "errors": [{"message"|"code", …}], "documentation_url"}`.
 #[derive(Debug, Default, Deserialize)]
 struct ApiError {
@@ -316,6 +519,8 @@ impl GithubSource {
             fetcher: Fetcher::new(&spec.common)?,
             search: Budget::default(),
             core: Budget::default(),
+            graphql: Budget::default(),
+            discussions: spec.discussions && spec.token.is_some(),
             warning: None,
         })
     }
@@ -332,6 +537,15 @@ impl GithubSource {
         match resource {
             Resource::Search => &mut self.search,
             Resource::Core => &mut self.core,
+            Resource::Graphql => &mut self.graphql,
+        }
+    }
+
+    fn budget_of(&self, resource: Resource) -> &Budget {
+        match resource {
+            Resource::Search => &self.search,
+            Resource::Core => &self.core,
+            Resource::Graphql => &self.graphql,
         }
     }
 
@@ -341,6 +555,19 @@ impl GithubSource {
     async fn get(
         &mut self,
         url: &str,
+        resource: Resource,
+        what: &str,
+    ) -> Result<(HeaderMap, Vec<u8>), SourceError> {
+        self.request(reqwest::Method::GET, url, None, resource, what)
+            .await
+    }
+
+    /// [`get`](Self::get) with any method and an optional JSON body.
+    async fn request(
+        &mut self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
         resource: Resource,
         what: &str,
     ) -> Result<(HeaderMap, Vec<u8>), SourceError> {
@@ -360,19 +587,20 @@ impl GithubSource {
         }
         let reply = self
             .fetcher
-            .request_any(reqwest::Method::GET, url, &headers, None)
+            .request_any(method, url, &headers, body)
             .await?;
         let now = Utc::now();
         let resource = match header(&reply.headers, "x-ratelimit-resource").as_deref() {
             Some("search") => Resource::Search,
             Some("core") => Resource::Core,
+            Some("graphql") => Resource::Graphql,
             _ => resource,
         };
-        self.note_budget(resource, &reply.headers);
+        self.note_budget(resource, &reply.headers, now);
         if reply.is_success() {
             let budget = self.budget(resource);
             if budget.remaining.is_some_and(|r| r <= RATE_RESERVE) {
-                let until = budget.reset.unwrap_or(now + SECONDARY_WAIT);
+                let until = budget.reset.unwrap_or_else(|| later(now, SECONDARY_WAIT));
                 tracing::info!(
                     source = %self.name,
                     resource = ?resource,
@@ -385,13 +613,12 @@ impl GithubSource {
         }
         let err = self.error(&reply, resource, what, now);
         if let SourceError::RateLimited { wait } = &err {
-            let until = now + chrono::Duration::from_std(*wait).unwrap_or_default();
-            self.budget(resource).paused_until = Some(until);
+            self.budget(resource).paused_until = Some(later(now, *wait));
         }
         Err(err)
     }
 
-    fn note_budget(&mut self, resource: Resource, headers: &HeaderMap) {
+    fn note_budget(&mut self, resource: Resource, headers: &HeaderMap, now: DateTime<Utc>) {
         let number = |name: &str| -> Option<u64> { header(headers, name)?.trim().parse().ok() };
         let Some(remaining) = number("x-ratelimit-remaining") else {
             return;
@@ -399,9 +626,11 @@ impl GithubSource {
         let budget = self.budget(resource);
         budget.remaining = Some(remaining);
         budget.limit = number("x-ratelimit-limit");
-        // GitHub sends the reset as a Unix time (UTC epoch seconds).
+        // GitHub sends the reset as a Unix time (UTC epoch seconds), at most an hour away; one
+        // further than a day is a server mistake and is taken as a day.
         budget.reset = number("x-ratelimit-reset")
-            .and_then(|s| DateTime::<Utc>::from_timestamp(i64::try_from(s).ok()?, 0));
+            .and_then(|s| DateTime::<Utc>::from_timestamp(i64::try_from(s).ok()?, 0))
+            .map(|r| r.min(later(now, DEFAULT_MAX_RETRY_AFTER)));
     }
 
     /// The error for a non-2xx answer, naming the fix; never the token.
@@ -425,24 +654,13 @@ impl GithubSource {
             format!("HTTP {status}: {message}")
         };
         if matches!(status, 403 | 429) {
-            let retry_after =
-                header(&reply.headers, "retry-after").and_then(|v| parse_retry_after(&v, now));
-            if let Some(wait) = retry_after {
+            if let Some(wait) = retry_after(&reply.headers, now) {
                 return SourceError::RateLimited { wait };
             }
             if header(&reply.headers, "x-ratelimit-remaining").as_deref() == Some("0") {
-                let budget = match resource {
-                    Resource::Search => &self.search,
-                    Resource::Core => &self.core,
+                return SourceError::RateLimited {
+                    wait: self.wait_for_reset(resource, now),
                 };
-                let wait = budget
-                    .reset
-                    .map(|r| (r - now).to_std().unwrap_or(Duration::ZERO))
-                    .unwrap_or(SECONDARY_WAIT)
-                    // A reset just past (clocks differ) still waits a moment; an hour is the
-                    // longest window GitHub has.
-                    .clamp(Duration::from_secs(1), Duration::from_secs(3600));
-                return SourceError::RateLimited { wait };
             }
             if status == 429 || message.to_lowercase().contains("rate limit") {
                 return SourceError::RateLimited {
@@ -486,20 +704,138 @@ impl GithubSource {
             }
             _ => SourceError::Status {
                 status,
-                retry_after: header(&reply.headers, "retry-after")
-                    .and_then(|v| parse_retry_after(&v, now)),
+                retry_after: retry_after(&reply.headers, now),
             },
         }
+    }
+
+    /// The wait until `resource`'s budget resets, after it was used up.
+    fn wait_for_reset(&self, resource: Resource, now: DateTime<Utc>) -> Duration {
+        self.budget_of(resource)
+            .reset
+            .map(|r| (r - now).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(SECONDARY_WAIT)
+            // A reset just past (clocks differ) still waits a moment; an hour is the
+            // longest window GitHub has.
+            .clamp(Duration::from_secs(1), Duration::from_secs(3600))
+    }
+
+    /// The search text: any of the words, the scope, the `created:` window.
+    fn search_text(&self, lo: i64, hi: Option<i64>) -> String {
+        let created = match hi {
+            Some(hi) => format!("created:{}..{}", iso(lo), iso(hi)),
+            None => format!("created:>={}", iso(lo)),
+        };
+        format!("{}{} {created}", self.words.join(" OR "), self.scope)
+    }
+
+    /// The GraphQL endpoint: `/graphql` beside the REST API (`https://api.github.com/graphql`;
+    /// GitHub Enterprise Server: `https://HOST/api/graphql` for `https://HOST/api/v3`).
+    fn graphql_url(&self) -> String {
+        match self.base.strip_suffix("/v3") {
+            Some(api) if api.ends_with("/api") => format!("{api}/graphql"),
+            _ => format!("{}/graphql", self.base),
+        }
+    }
+
+    /// One page of `searched` in the window: page `page` of the issue search, or the
+    /// discussion search's page after `after`.
+    async fn hits_page(
+        &mut self,
+        searched: Searched,
+        lo: i64,
+        hi: Option<i64>,
+        page: u64,
+        after: Option<String>,
+    ) -> Result<Hits, SourceError> {
+        match searched {
+            Searched::Issues => {
+                let p = self.search_page(lo, hi, page).await?;
+                Ok(Hits {
+                    total_count: p.total_count,
+                    incomplete_results: p.incomplete_results,
+                    items: p.items.into_iter().map(Hit::from).collect(),
+                    after: None,
+                })
+            }
+            Searched::Discussions => self.discussion_page(lo, hi, after).await,
+        }
+    }
+
+    /// `POST /graphql` with the discussion search, oldest first.
+    async fn discussion_page(
+        &mut self,
+        lo: i64,
+        hi: Option<i64>,
+        after: Option<String>,
+    ) -> Result<Hits, SourceError> {
+        let body = serde_json::json!({
+            "query": DISCUSSION_QUERY,
+            "variables": {
+                "q": format!("{} sort:created-asc", self.search_text(lo, hi)),
+                "first": PER_PAGE,
+                "after": after,
+            }
+        });
+        let url = self.graphql_url();
+        let (_, bytes) = self
+            .request(
+                reqwest::Method::POST,
+                &url,
+                Some(&body),
+                Resource::Graphql,
+                "the discussion search",
+            )
+            .await?;
+        let reply: GraphqlReply = decode_json(&bytes, "the GitHub GraphQL API")?;
+        if !reply.errors.is_empty() {
+            let now = Utc::now();
+            if reply
+                .errors
+                .iter()
+                .any(|e| e.kind.as_deref() == Some("RATE_LIMITED"))
+            {
+                let wait = self.wait_for_reset(Resource::Graphql, now);
+                self.graphql.paused_until = Some(later(now, wait));
+                return Err(SourceError::RateLimited { wait });
+            }
+            if reply.data.is_none() {
+                let said: Vec<String> = reply
+                    .errors
+                    .iter()
+                    .filter_map(|e| e.message.as_deref().map(|m| cut(m.trim(), 300)))
+                    .collect();
+                return Err(SourceError::Config(format!(
+                    "GitHub refused the discussion search ({}); check query, repos and orgs, and that the token may read them",
+                    said.join("; ")
+                )));
+            }
+        }
+        let search = reply
+            .data
+            .ok_or_else(|| SourceError::Parse("GitHub's GraphQL answer has no data".into()))?
+            .search;
+        Ok(Hits {
+            total_count: search.discussion_count,
+            incomplete_results: false,
+            items: search
+                .nodes
+                .into_iter()
+                .filter_map(|n| serde_json::from_value::<Discussion>(n).ok())
+                .map(Hit::from)
+                .collect(),
+            after: search
+                .page_info
+                .has_next_page
+                .then_some(search.page_info.end_cursor)
+                .flatten(),
+        })
     }
 
     fn search_url(&self, lo: i64, hi: Option<i64>, page: u64) -> Result<Url, SourceError> {
         let mut url = Url::parse(&format!("{}/search/issues", self.base))
             .map_err(|e| SourceError::Config(format!("github url is not valid: {e}")))?;
-        let created = match hi {
-            Some(hi) => format!("created:{}..{}", iso(lo), iso(hi)),
-            None => format!("created:>={}", iso(lo)),
-        };
-        let q = format!("{}{} {created}", self.words.join(" OR "), self.scope);
+        let q = self.search_text(lo, hi);
         url.query_pairs_mut()
             .append_pair("q", &q)
             .append_pair("sort", "created")
@@ -524,40 +860,85 @@ impl GithubSource {
 
     /// Issues and pull requests created since the search watermark (`state.cursor`), in
     /// windows under the 1,000-result cap, oldest first.
-    async fn read_search(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError> {
+    ///
+    /// Every answer moves the read forward, however large the backlog: a window with more
+    /// than 1,000 results still gives its oldest 100 on its first page (results come oldest
+    /// first), which are read, and the next window is sized from `total_count` to hold about
+    /// [`WINDOW_TARGET`] results. The window's upper end is kept in the state, so the next
+    /// poll starts from a window that fits instead of narrowing again.
+    async fn read_search(
+        &mut self,
+        searched: Searched,
+        state: &mut SourceState,
+    ) -> Result<Vec<Mention>, SourceError> {
         let now = Utc::now().timestamp();
-        let watermark: i64 = state
-            .cursor
-            .as_deref()
-            .and_then(|c| c.parse().ok())
+        let number =
+            |key: &str| -> Option<i64> { state.extra.get(&searched.key(key))?.parse().ok() };
+        let watermark: i64 = searched
+            .watermark(state)
             .unwrap_or(now - INITIAL_LOOKBACK_SECS);
-        let mut recent = read_seen(state.extra.get(SEARCH_RECENT_KEY));
+        // The overlap is for items the index shows late: those created within OVERLAP_SECS
+        // before the read that reached the watermark. A backlog read long after its items
+        // were created needs none (re-reading ten minutes of a busy word every poll could
+        // use the whole budget); the watermark's own second is always read again.
+        let lo_floor = watermark - OVERLAP_SECS;
+        let mut lo = match number(READ_AT) {
+            Some(read_at) => watermark.min(read_at - OVERLAP_SECS).max(lo_floor),
+            None => lo_floor,
+        };
+        let mut hi: Option<i64> = number(HI).filter(|h| *h >= lo && *h < now);
+        // (watermark the window started at, incomplete answers in a row for it)
+        let mut incomplete_run: Option<(i64, u32)> =
+            state.extra.get(&searched.key(INCOMPLETE)).and_then(|v| {
+                let (at, n) = v.split_once(' ')?;
+                Some((at.parse().ok()?, n.parse().ok()?))
+            });
+        let mut recent = read_seen(state.extra.get(&searched.key(RECENT)));
 
-        let mut lo = watermark - OVERLAP_SECS;
-        let mut hi: Option<i64> = None;
         let mut requests = 0u32;
-        let mut issues: Vec<Issue> = Vec::new();
-        // Everything created up to this second has been read (or handed on before).
+        let mut issues: Vec<Hit> = Vec::new();
+        // Everything created up to this second has been read (or handed on before); its own
+        // second may have more, and is read again.
         let mut covered = watermark;
         loop {
-            let first = match self.search_page(lo, hi, 1).await {
+            let first = match self.hits_page(searched, lo, hi, 1, None).await {
                 Ok(page) => page,
                 // Later windows failing keep what the earlier ones read (they are covered).
                 Err(e) if requests > 0 => {
-                    self.add_warning(format!("search stopped early: {e}"));
+                    self.add_warning(format!("{} stopped early: {e}", searched.label()));
                     break;
                 }
                 Err(e) => return Err(e),
             };
             requests += 1;
             let out_of_budget = |s: &Self, requests: u32| {
-                requests >= MAX_SEARCH_REQUESTS || s.search.paused(Utc::now()).is_some()
+                requests >= MAX_SEARCH_REQUESTS
+                    || s.budget_of(searched.resource())
+                        .paused(Utc::now())
+                        .is_some()
             };
             let top = hi.unwrap_or(now).max(lo);
-            if first.total_count > RESULT_CAP && top - lo >= 1 {
-                // Too many results to page through: halve the window and read its older half.
-                hi = Some(lo + (top - lo) / 2);
+            if first.total_count > RESULT_CAP && top > lo {
+                // Too many results to page through. The first page holds the window's oldest
+                // results: everything up to its newest second is read (that second again next).
+                let aim = lo as i128
+                    + (top - lo) as i128 * i128::from(WINDOW_TARGET)
+                        / i128::from(first.total_count);
+                // Only when GitHub really answered oldest first (`sort` honoured): otherwise the
+                // page is no prefix of the window and says nothing about what is covered.
+                if !first.incomplete_results
+                    && oldest_first(first.items.iter().map(|i| i.created_at))
+                {
+                    if let Some(newest) = first.items.iter().map(|i| i.created_at.timestamp()).max()
+                    {
+                        covered = covered.max(newest);
+                        lo = lo.max(newest);
+                    }
+                    issues.extend(first.items);
+                }
+                hi = Some((aim as i64).max(lo).min(top));
                 if out_of_budget(self, requests) {
+                    tracing::info!(source = %self.name, covered_to = covered, "search budget used up; the next poll continues from here");
                     break;
                 }
                 continue;
@@ -570,44 +951,75 @@ impl GithubSource {
                     "more than 1000 results created in one second; some cannot be read"
                 );
             }
+            let total = first.total_count;
             let mut incomplete = first.incomplete_results;
             let mut window = first.items;
-            let pages = first.total_count.min(RESULT_CAP).div_ceil(PER_PAGE);
+            // The pages' results in the order they came (checked before the watermark moves).
+            let mut window_order: Vec<DateTime<Utc>> =
+                window.iter().map(|i| i.created_at).collect();
+            let mut after = first.after;
+            let pages = total.min(RESULT_CAP).div_ceil(PER_PAGE);
             let mut stopped = false;
             for page in 2..=pages {
+                // The discussion search pages by cursor: none means no more.
+                if searched == Searched::Discussions && after.is_none() {
+                    break;
+                }
                 if out_of_budget(self, requests) {
                     stopped = true;
                     break;
                 }
-                let next = match self.search_page(lo, hi, page).await {
+                let next = match self.hits_page(searched, lo, hi, page, after.take()).await {
                     Ok(next) => next,
                     Err(e) => {
-                        self.add_warning(format!("search stopped early: {e}"));
+                        self.add_warning(format!("{} stopped early: {e}", searched.label()));
                         stopped = true;
                         break;
                     }
                 };
                 requests += 1;
+                after = next.after;
                 incomplete |= next.incomplete_results;
                 if next.items.is_empty() {
                     break;
                 }
+                window_order.extend(next.items.iter().map(|i| i.created_at));
                 window.extend(next.items);
             }
             let newest = window.iter().map(|i| i.created_at.timestamp()).max();
             issues.extend(window);
             if incomplete {
                 // GitHub timed out inside this window: keep what came, and read the window
-                // again next poll instead of moving past what may be missing.
-                self.add_warning(
-                    "GitHub search answered with incomplete_results (it timed out); the window is read again next poll".into(),
-                );
-                break;
+                // again next poll instead of moving past what may be missing; a window that
+                // never answers completely is taken as it is after MAX_INCOMPLETE tries, so the
+                // source does not stay stuck on it.
+                let tries = match incomplete_run {
+                    Some((at, n)) if at == covered => n.saturating_add(1),
+                    _ => 1,
+                };
+                if tries < MAX_INCOMPLETE {
+                    incomplete_run = Some((covered, tries));
+                    self.add_warning(format!(
+                        "GitHub search answered with incomplete_results (it timed out); the window from {} is read again next poll (try {tries} of {MAX_INCOMPLETE})",
+                        iso(lo)
+                    ));
+                    break;
+                }
+                incomplete_run = None;
+                self.add_warning(format!(
+                    "GitHub search answered with incomplete_results {MAX_INCOMPLETE} times in a row for the window from {}; its results were taken as they came and may be incomplete",
+                    iso(lo)
+                ));
+            } else if !stopped {
+                incomplete_run = None;
             }
             if stopped {
                 // Results come oldest first: everything before the newest one read is read
-                // (its own second is read again through the overlap).
-                covered = covered.max(newest.unwrap_or(covered));
+                // (its own second is read again). Out of order, nothing is known to be
+                // covered: the window is read again next poll.
+                if oldest_first(window_order.iter().copied()) {
+                    covered = covered.max(newest.unwrap_or(covered));
+                }
                 tracing::info!(source = %self.name, covered_to = covered, "search budget used up; the next poll continues from here");
                 break;
             }
@@ -618,8 +1030,12 @@ impl GithubSource {
                 }
                 Some(h) => {
                     covered = covered.max(h);
+                    // The next window: this one's width scaled to hold about WINDOW_TARGET.
+                    let width = i128::from(h - lo + 1);
+                    let next_width = width * i128::from(WINDOW_TARGET) / i128::from(total.max(1));
                     lo = h + 1;
-                    hi = None;
+                    let aim = i128::from(lo) + next_width.max(1) - 1;
+                    hi = (aim < i128::from(now)).then_some(aim as i64);
                     if out_of_budget(self, requests) {
                         tracing::info!(source = %self.name, covered_to = covered, "search budget used up; the next poll continues from here");
                         break;
@@ -631,17 +1047,30 @@ impl GithubSource {
         let mut mentions = Vec::new();
         for issue in issues {
             let created = issue.created_at.timestamp();
-            if recent.contains_key(&issue.id) {
+            if recent.contains_key(&issue.key) {
                 continue;
             }
-            recent.insert(issue.id, created);
+            recent.insert(issue.key, created);
             if let Some(m) = self.issue_mention(issue) {
                 mentions.push(m);
             }
         }
         recent.retain(|_, ts| *ts >= covered - OVERLAP_SECS);
-        state.cursor = Some(covered.to_string());
-        write_seen(state, SEARCH_RECENT_KEY, recent);
+        if covered > watermark {
+            state.extra.insert(searched.key(READ_AT), now.to_string());
+        }
+        match hi {
+            Some(h) => state.extra.insert(searched.key(HI), h.to_string()),
+            None => state.extra.remove(&searched.key(HI)),
+        };
+        match incomplete_run {
+            Some((at, n)) => state
+                .extra
+                .insert(searched.key(INCOMPLETE), format!("{at} {n}")),
+            None => state.extra.remove(&searched.key(INCOMPLETE)),
+        };
+        searched.set_watermark(state, covered);
+        write_seen(state, &searched.key(RECENT), recent);
         Ok(mentions)
     }
 
@@ -730,25 +1159,25 @@ impl GithubSource {
         Ok(out)
     }
 
-    fn issue_mention(&self, issue: Issue) -> Option<Mention> {
+    fn issue_mention(&self, issue: Hit) -> Option<Mention> {
         let title = issue
             .title
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty());
         let body = cut(issue.body.as_deref().unwrap_or("").trim(), MAX_TEXT_CHARS);
         let text = if body.is_empty() {
-            issue.html_url.clone()
+            issue.url.clone()
         } else {
             body
         };
         Some(Mention {
-            item_id: format!("issue:{}", issue.id),
+            item_id: issue.item_id,
             source: self.name.clone(),
             source_kind: SourceKind::Github.as_str().to_string(),
-            url: Some(issue.html_url),
+            url: Some(issue.url),
             title,
             text,
-            author: issue.user.map(|u| u.login),
+            author: issue.author,
             // Search results carry no follower count; looking each author up would spend
             // the core budget on every mention.
             author_reach: None,
@@ -779,6 +1208,30 @@ impl GithubSource {
             rating: None,
         })
     }
+}
+
+/// Whether results came oldest first, as asked (`sort=created&order=asc`, `sort:created-asc`).
+fn oldest_first(times: impl IntoIterator<Item = DateTime<Utc>>) -> bool {
+    let mut last: Option<DateTime<Utc>> = None;
+    times.into_iter().all(|t| {
+        let ok = last.is_none_or(|l| l <= t);
+        last = Some(t);
+        ok
+    })
+}
+
+/// `now + wait`, with a wait taken from a server capped at a day first: a hostile
+/// `retry-after: 10000000000000` must neither overflow the date nor stop the source for ages.
+fn later(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
+    let wait = chrono::Duration::from_std(wait.min(DEFAULT_MAX_RETRY_AFTER)).unwrap_or_default();
+    now.checked_add_signed(wait).unwrap_or(now)
+}
+
+/// A `retry-after` header as a wait, capped at a day.
+fn retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Duration> {
+    header(headers, "retry-after")
+        .and_then(|v| parse_retry_after(&v, now))
+        .map(|w| w.min(DEFAULT_MAX_RETRY_AFTER))
 }
 
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -861,7 +1314,7 @@ impl Source for GithubSource {
     fn quota(&self) -> Option<Quota> {
         let fraction =
             |q: &Quota| q.remaining as f64 / q.limit.unwrap_or(q.remaining.max(1)).max(1) as f64;
-        [self.search.quota(), self.core.quota()]
+        [self.search.quota(), self.core.quota(), self.graphql.quota()]
             .into_iter()
             .flatten()
             .min_by(|a, b| fraction(a).total_cmp(&fraction(b)))
@@ -876,12 +1329,21 @@ impl Source for GithubSource {
         let mut mentions = Vec::new();
         let mut failures: Vec<(String, SourceError)> = Vec::new();
         let mut succeeded = 0usize;
-        match self.read_search(state).await {
+        match self.read_search(Searched::Issues, state).await {
             Ok(m) => {
                 succeeded += 1;
                 mentions.extend(m);
             }
             Err(e) => failures.push(("search".to_string(), e)),
+        }
+        if self.discussions {
+            match self.read_search(Searched::Discussions, state).await {
+                Ok(m) => {
+                    succeeded += 1;
+                    mentions.extend(m);
+                }
+                Err(e) => failures.push(("discussion search".to_string(), e)),
+            }
         }
         for repo in self.repos.clone() {
             match self.read_comments(&repo, state).await {
@@ -931,6 +1393,29 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(next_link(&h), None);
+    }
+
+    #[test]
+    fn the_graphql_endpoint_sits_beside_the_rest_api() {
+        let source = |url: &str| {
+            let text = format!(
+                "[[sources]]\nname = \"gh\"\nkind = \"github\"\nquery = \"acme\"\nurl = \"{url}\"\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n"
+            );
+            let config =
+                crate::settings::parse(&text, std::path::Path::new("t.toml"), &|_| None).unwrap();
+            match &config.sources[0] {
+                crate::sources::SourceConfig::Github(spec) => GithubSource::new(spec).unwrap(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(
+            source("https://api.github.com").graphql_url(),
+            "https://api.github.com/graphql"
+        );
+        assert_eq!(
+            source("https://ghe.example.com/api/v3/").graphql_url(),
+            "https://ghe.example.com/api/graphql"
+        );
     }
 
     #[test]

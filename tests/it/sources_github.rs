@@ -5,7 +5,9 @@
 
 use crate::common;
 
-use common::fake_github::{gh_comment, gh_issue, gh_pull, FakeGithub, GITHUB_TOKEN};
+use common::fake_github::{
+    gh_comment, gh_discussion, gh_issue, gh_pull, Backlog, FakeGithub, GITHUB_TOKEN,
+};
 use common::faults::Fault;
 use common::{ConfigBuilder, Daemon, FakeSlack};
 use mentiondesk::sources::{self, SourceError, SourceState};
@@ -483,6 +485,343 @@ async fn incomplete_results_are_read_again_and_shown_as_a_warning() {
     assert!(state.cursor > cursor);
 }
 
+/// A window GitHub keeps answering `incomplete_results` for is read again twice, then taken as
+/// it came with a warning that results may be incomplete: the watermark moves on instead of
+/// staying on that window for good.
+#[tokio::test]
+async fn a_window_that_stays_incomplete_is_taken_after_three_tries_with_a_warning() {
+    let fake = FakeGithub::start().await;
+    let t = now();
+    fake.add_issue(gh_issue(1, "a/b", 1, t - 100, "acme one", None));
+    fake.state.lock().unwrap().incomplete = true;
+    let mut src = source(&fake, "");
+    let mut state = SourceState::default();
+    let cursor = |s: &SourceState| -> i64 { s.cursor.as_deref().unwrap().parse().unwrap() };
+
+    assert_eq!(ids(&src.poll(&mut state).await.unwrap()), ["issue:1"]);
+    let w = src.take_warning().unwrap();
+    assert!(
+        w.contains("incomplete_results") && w.contains("try 1 of 3"),
+        "{w}"
+    );
+    let stuck = cursor(&state);
+    let mut state = restored(&state);
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+    let w = src.take_warning().unwrap();
+    assert!(w.contains("try 2 of 3"), "{w}");
+    assert_eq!(cursor(&state), stuck, "read again, not passed");
+
+    // The third incomplete answer in a row is taken: what came is handed on, the watermark
+    // moves, and /healthz says results may be incomplete.
+    fake.add_issue(gh_issue(2, "a/b", 2, t - 50, "acme two", None));
+    let mut state = restored(&state);
+    assert_eq!(ids(&src.poll(&mut state).await.unwrap()), ["issue:2"]);
+    let w = src.take_warning().unwrap();
+    assert!(
+        w.contains("3 times in a row") && w.contains("may be incomplete"),
+        "{w}"
+    );
+    assert!(cursor(&state) > stuck);
+
+    // The next window counts its own tries.
+    fake.add_issue(gh_issue(3, "a/b", 3, t - 10, "acme three", None));
+    assert_eq!(ids(&src.poll(&mut state).await.unwrap()), ["issue:3"]);
+    let w = src.take_warning().unwrap();
+    assert!(w.contains("try 1 of 3"), "{w}");
+    fake.state.lock().unwrap().incomplete = false;
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+    assert_eq!(src.take_warning(), None);
+    assert!(!state.extra.contains_key("search_incomplete"));
+}
+
+/// A week of downtime on a busy word: 50,000 issues, one a second from just after the
+/// watermark. Narrowing the window by halves took more than a poll's 10 search requests and
+/// the narrowed window was not kept, and the ten minutes re-read before the watermark held
+/// more than a poll could read, so the watermark stopped moving for good. Now every poll
+/// moves it, and the backlog arrives whole and once, across restarts.
+#[tokio::test]
+async fn a_week_long_backlog_is_read_completely_and_every_poll_moves_the_watermark() {
+    let fake = FakeGithub::start().await;
+    let t = now();
+    let week_ago = t - 7 * 86_400;
+    const COUNT: u64 = 50_000;
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.search.limit = 1_000_000;
+        s.search.remaining = 1_000_000;
+        s.backlog = Some(Backlog {
+            first_id: 1_000_000,
+            start: week_ago + 1,
+            step: 1,
+            count: COUNT,
+        });
+    }
+    fake.add_issue(gh_issue(7, "a/b", 7, t - 30, "acme today", None));
+    let mut state = SourceState::default();
+    state.cursor = Some(week_ago.to_string());
+    let cursor = |s: &SourceState| -> i64 { s.cursor.as_deref().unwrap().parse().unwrap() };
+    let mut seen: Vec<String> = Vec::new();
+    let mut polls = 0u32;
+    while seen.len() < COUNT as usize + 1 {
+        polls += 1;
+        assert!(
+            polls <= 80,
+            "not caught up after {polls} polls ({} read)",
+            seen.len()
+        );
+        let before = cursor(&state);
+        let searches = fake.requests("/search/issues").len();
+        // A fresh source on the saved state every poll: restarts in the middle of the backlog.
+        let got = source(&fake, "").poll(&mut state).await.unwrap();
+        assert!(fake.requests("/search/issues").len() - searches <= 10);
+        assert!(!got.is_empty(), "poll {polls} read nothing");
+        seen.extend(got.into_iter().map(|m| m.item_id));
+        assert!(
+            cursor(&state) > before || seen.len() == COUNT as usize + 1,
+            "poll {polls} did not move the watermark from {before}"
+        );
+        state = restored(&state);
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no issue twice");
+    assert!(
+        unique.contains(&"issue:7".to_string()) && unique.contains(&"issue:1049999".to_string())
+    );
+    assert!(source(&fake, "").poll(&mut state).await.unwrap().is_empty());
+    assert!(fake
+        .requests("/search/issues")
+        .iter()
+        .all(|r| r.query["page"].parse::<u32>().unwrap() <= 10));
+}
+
+/// A server's wait is capped at a day before any arithmetic: a `retry-after` of 10^13 seconds
+/// or an `x-ratelimit-reset` in the year 250,000 used to overflow the pause's date (a panic) or
+/// stop the source for millennia.
+#[tokio::test]
+async fn hostile_retry_after_and_reset_values_are_capped_at_a_day() {
+    let day = Duration::from_secs(86_400);
+    let near_a_day = |w: Duration| w <= day && w > day - Duration::from_secs(60);
+    let fake = FakeGithub::start().await;
+    fake.state.lock().unwrap().secondary_limit = Some(10_000_000_000_000);
+    let mut src = source(&fake, "");
+    let mut state = SourceState::default();
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert!(matches!(err, SourceError::RateLimited { .. }), "{err}");
+    assert!(near_a_day(err.retry_after().unwrap()), "{err:?}");
+    // Paused: the next poll asks nothing and says the same capped wait.
+    let before = fake.requests("/search/issues").len();
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert!(near_a_day(err.retry_after().unwrap()), "{err:?}");
+    assert_eq!(fake.requests("/search/issues").len(), before);
+
+    // A 503 with such a retry-after.
+    let fake = FakeGithub::start().await;
+    fake.fail_next(Fault::status(503, &[("retry-after", "10000000000000")]));
+    let err = source(&fake, "").poll(&mut state).await.unwrap_err();
+    assert!(near_a_day(err.retry_after().unwrap()), "{err:?}");
+
+    // A reset far in the future on a budget at its reserve.
+    let fake = FakeGithub::start().await;
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.search.remaining = 2;
+        s.search.reset = 8_000_000_000_000;
+    }
+    fake.add_issue(gh_issue(1, "a/b", 1, now() - 10, "acme", None));
+    let mut src = source(&fake, "");
+    let mut state = SourceState::default();
+    assert_eq!(src.poll(&mut state).await.unwrap().len(), 1);
+    let resets = src.quota().unwrap().resets_at.unwrap();
+    assert!(
+        resets <= chrono::Utc::now() + chrono::Duration::days(1),
+        "{resets}"
+    );
+    let err = src.poll(&mut state).await.unwrap_err();
+    assert!(near_a_day(err.retry_after().unwrap()), "{err:?}");
+}
+
+/// With a token, discussions are searched too, through GraphQL (`search(type: DISCUSSION)`),
+/// paged by `endCursor`, oldest first, in the same windows and watermark scheme as issues.
+#[tokio::test]
+async fn discussions_are_searched_through_graphql_when_a_token_is_set() {
+    let fake = FakeGithub::start().await;
+    let t = now();
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.discussions.push(gh_discussion(
+            "D_kwDOAHz1OX4uYAah",
+            "acme/widgets",
+            12,
+            t - 300,
+            "  Acme SDK roadmap ",
+            "Will acme support arm64?",
+        ));
+        s.discussions.push(gh_discussion(
+            "D_other",
+            "x/y",
+            1,
+            t - 200,
+            "unrelated",
+            "nothing",
+        ));
+        s.discussions.push(gh_discussion(
+            "D_old",
+            "x/y",
+            2,
+            t - 7200,
+            "acme old",
+            "old",
+        ));
+        for i in 0..150u64 {
+            s.discussions.push(gh_discussion(
+                &format!("D_bulk{i}"),
+                "x/y",
+                100 + i,
+                t - 2000 + i as i64,
+                "acme question",
+                "acme?",
+            ));
+        }
+    }
+    let mut src = source(&fake, WITH_TOKEN);
+    let mut state = SourceState::default();
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(got.len(), 151, "{:?}", ids(&got));
+    let d = got
+        .iter()
+        .find(|m| m.item_id == "discussion:D_kwDOAHz1OX4uYAah")
+        .expect("the discussion");
+    assert_eq!(d.title.as_deref(), Some("Acme SDK roadmap"));
+    assert_eq!(d.text, "Will acme support arm64?");
+    assert_eq!(
+        d.url.as_deref(),
+        Some("https://github.com/acme/widgets/discussions/12")
+    );
+    assert_eq!(d.author.as_deref(), Some("monalisa"));
+    assert_eq!(d.published.unwrap().timestamp(), t - 300);
+    assert_eq!(d.source_kind, "github");
+
+    let calls = fake.requests("/graphql");
+    assert_eq!(calls.len(), 2, "two pages of 100");
+    assert!(calls[0].query["graphql"].contains("search(type: DISCUSSION"));
+    assert!(calls[0].query["q"].starts_with("acme created:>="));
+    assert!(!calls[0].query.contains_key("after"));
+    assert!(calls[1].query.contains_key("after"), "paged by endCursor");
+    assert_eq!(
+        calls[0].headers["authorization"],
+        format!("Bearer {GITHUB_TOKEN}")
+    );
+
+    // Nothing new: nothing twice. A new one arrives alone.
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+    fake.state.lock().unwrap().discussions.push(gh_discussion(
+        "D_new",
+        "x/y",
+        9,
+        t - 5,
+        "acme new",
+        "acme!",
+    ));
+    let mut state = restored(&state);
+    assert_eq!(
+        ids(&source(&fake, WITH_TOKEN).poll(&mut state).await.unwrap()),
+        ["discussion:D_new"]
+    );
+
+    // Without a token (GraphQL refuses those), or with discussions = false: not asked.
+    let before = fake.requests("/graphql").len();
+    source(&fake, "")
+        .poll(&mut SourceState::default())
+        .await
+        .unwrap();
+    source(&fake, &format!("{WITH_TOKEN}\ndiscussions = false"))
+        .poll(&mut SourceState::default())
+        .await
+        .unwrap();
+    assert_eq!(fake.requests("/graphql").len(), before);
+}
+
+/// GraphQL's budget used up (`{"errors": [{"type": "RATE_LIMITED"}]}`): the issue search
+/// still runs, the poll says why discussions were skipped, and no GraphQL request is made
+/// until the reset.
+#[tokio::test]
+async fn a_used_up_graphql_budget_pauses_only_the_discussion_search() {
+    let fake = FakeGithub::start().await;
+    let t = now();
+    fake.add_issue(gh_issue(1, "a/b", 1, t - 100, "acme one", None));
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.graphql.remaining = 0;
+        s.graphql.reset = t + 90;
+        s.discussions
+            .push(gh_discussion("D_1", "a/b", 1, t - 50, "acme", "acme"));
+    }
+    let mut src = source(&fake, WITH_TOKEN);
+    let mut state = SourceState::default();
+    assert_eq!(ids(&src.poll(&mut state).await.unwrap()), ["issue:1"]);
+    let w = src.take_warning().expect("discussions skipped");
+    assert!(
+        w.contains("discussion search") && w.contains("rate limit"),
+        "{w}"
+    );
+    assert!(!state.extra.contains_key("discussions_watermark"));
+    let calls = fake.requests("/graphql").len();
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+    assert_eq!(
+        fake.requests("/graphql").len(),
+        calls,
+        "paused until the reset"
+    );
+    let w = src.take_warning().unwrap();
+    assert!(w.contains("discussion search"), "{w}");
+
+    // After the reset it is read.
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.graphql.remaining = 5000;
+    }
+    let mut state = restored(&state);
+    assert_eq!(
+        ids(&source(&fake, WITH_TOKEN).poll(&mut state).await.unwrap()),
+        ["discussion:D_1"]
+    );
+}
+
+/// Should GitHub ignore `sort:created-asc` and answer newest first, a page says nothing about
+/// what is covered: the watermark moves only past windows read whole, and nothing is skipped.
+#[tokio::test]
+async fn a_search_answered_out_of_order_skips_nothing() {
+    let fake = FakeGithub::start().await;
+    let t = now();
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.discussions_newest_first = true;
+        for i in 0..1500u64 {
+            s.discussions.push(gh_discussion(
+                &format!("D_{i}"),
+                "x/y",
+                i,
+                t - 3000 + (i as i64 * 2),
+                "acme",
+                "acme",
+            ));
+        }
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut state = SourceState::default();
+    for _ in 0..10 {
+        let got = source(&fake, WITH_TOKEN).poll(&mut state).await.unwrap();
+        seen.extend(got.into_iter().map(|m| m.item_id));
+        state = restored(&state);
+        if seen.len() >= 1500 {
+            break;
+        }
+    }
+    let unique: HashSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), 1500, "every discussion");
+    assert_eq!(seen.len(), 1500, "none twice");
+}
+
 fn problems(entry: &str) -> String {
     let text = format!(
         "[[sources]]\nname = \"gh\"\nkind = \"github\"\n{entry}\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n"
@@ -529,6 +868,12 @@ fn config_problems_name_the_key_and_the_fix() {
     );
     let e = problems("query = \"acme\"\nurl = \"api.github.com\"");
     assert!(e.contains("sources[0].url"), "{e}");
+    let e = problems("query = \"acme\"\ndiscussions = true");
+    assert!(
+        e.contains("sources[0].discussions") && e.contains("needs a token"),
+        "{e}"
+    );
+    assert_eq!(problems("query = \"acme\"\ndiscussions = false"), "");
     let e = problems("query = \"acme\"\nsubreddits = [\"x\"]");
     assert!(e.contains("subreddits"), "{e}");
 }

@@ -11,12 +11,18 @@
 //!   rest/using-the-rest-api/rate-limits-for-the-rest-api (`x-ratelimit-limit`, `-remaining`,
 //!   `-used`, `-reset` in UTC epoch seconds, `-resource`; 403/429 with remaining 0 for a
 //!   primary limit, `retry-after` on a secondary one);
-//! - paging: rest/using-the-rest-api/using-pagination-in-the-rest-api (`Link` header).
+//! - paging: rest/using-the-rest-api/using-pagination-in-the-rest-api (`Link` header);
+//! - discussions: `POST /graphql` with `search(type: DISCUSSION, query:, first:, after:)`
+//!   (graphql/reference/queries#search, objects#searchresultitemconnection: `discussionCount`,
+//!   `pageInfo { hasNextPage endCursor }`, `nodes` as `Discussion`), 401 without a token
+//!   (graphql/guides/forming-calls-with-graphql#authenticating-with-graphql), and a used-up
+//!   budget as `{"errors": [{"type": "RATE_LIMITED", …}]}` with `x-ratelimit-resource: graphql`
+//!   (graphql/overview/rate-limits-and-query-limits-for-the-graphql-api).
 
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -30,7 +36,8 @@ use super::faults::{self, Fault, Faults, Platform, ANY};
 pub mod ops {
     pub const SEARCH: &str = "GET /search/issues";
     pub const COMMENTS: &str = "GET /repos/{owner}/{repo}/issues/comments";
-    pub const ALL: &[&str] = &[SEARCH, COMMENTS];
+    pub const GRAPHQL: &str = "POST /graphql";
+    pub const ALL: &[&str] = &[SEARCH, COMMENTS, GRAPHQL];
 }
 
 /// The token the fake accepts when a test sets one.
@@ -43,6 +50,40 @@ pub struct Budget {
     pub remaining: u64,
     /// UTC epoch seconds.
     pub reset: i64,
+}
+
+/// `count` issues in `a/b` titled "acme backlog", the i-th created at `start + i * step` with
+/// id `first_id + i`.
+#[derive(Debug, Clone)]
+pub struct Backlog {
+    pub first_id: u64,
+    pub start: i64,
+    pub step: i64,
+    pub count: u64,
+}
+
+impl Backlog {
+    /// The indexes of the issues created in `lo..=hi`.
+    fn range(&self, lo: i64, hi: i64) -> std::ops::Range<u64> {
+        let (start, step) = (i128::from(self.start), i128::from(self.step.max(1)));
+        let first = ((i128::from(lo) - start + step - 1).div_euclid(step)).max(0);
+        let last = ((i128::from(hi) - start).div_euclid(step)).min(i128::from(self.count) - 1);
+        if last < first {
+            return 0..0;
+        }
+        first as u64..last as u64 + 1
+    }
+
+    fn issue(&self, i: u64) -> Value {
+        gh_issue(
+            self.first_id + i,
+            "a/b",
+            i + 1,
+            self.start + i as i64 * self.step,
+            "acme backlog",
+            None,
+        )
+    }
 }
 
 impl Budget {
@@ -64,12 +105,20 @@ pub struct GithubState {
     pub token: String,
     pub search: Budget,
     pub core: Budget,
+    pub graphql: Budget,
+    /// Discussions (GraphQL `Discussion` nodes as `gh_discussion` makes them), in any order.
+    pub discussions: Vec<Value>,
+    /// The discussion search ignores `sort:created-asc` and answers newest first.
+    pub discussions_newest_first: bool,
     /// The next search answers 422 "Validation Failed" (a repo:/org: that does not exist).
     pub invalid_search: bool,
     /// The next call answers a secondary rate limit with this `retry-after`.
     pub secondary_limit: Option<u64>,
     /// Search answers `incomplete_results: true` (GitHub timed out).
     pub incomplete: bool,
+    /// Issues made on demand, searched with `issues`: a backlog of tens of thousands costs
+    /// nothing until a page of it is asked for.
+    pub backlog: Option<Backlog>,
     pub requests: Vec<Seen>,
 }
 
@@ -96,9 +145,13 @@ impl FakeGithub {
             token: GITHUB_TOKEN.into(),
             search: Budget::new(30),
             core: Budget::new(5000),
+            graphql: Budget::new(5000),
+            discussions: Vec::new(),
+            discussions_newest_first: false,
             invalid_search: false,
             secondary_limit: None,
             incomplete: false,
+            backlog: None,
             requests: Vec::new(),
         }));
         // The router needs its own address for `Link` URLs: bind first.
@@ -107,6 +160,7 @@ impl FakeGithub {
         let router = Router::new()
             .route("/search/issues", get(search))
             .route("/repos/{owner}/{repo}/issues/comments", get(comments))
+            .route("/graphql", post(graphql))
             .with_state(Shared {
                 state: state.clone(),
                 faults: faults.clone(),
@@ -251,6 +305,147 @@ pub fn gh_comment(id: u64, repo: &str, issue: u64, created: i64, body: &str) -> 
                       "heart": 0, "rocket": 0, "eyes": 0},
         "performed_via_github_app": null
     })
+}
+
+/// A discussion as the source's query asks for it: `id` (a node id), `url`, `title`,
+/// `bodyText`, `createdAt`, `author { login }`.
+pub fn gh_discussion(
+    id: &str,
+    repo: &str,
+    number: u64,
+    created: i64,
+    title: &str,
+    body: &str,
+) -> Value {
+    json!({
+        "id": id,
+        "url": format!("https://github.com/{repo}/discussions/{number}"),
+        "title": title,
+        "bodyText": body,
+        "createdAt": iso(created),
+        "author": {"login": "monalisa"}
+    })
+}
+
+async fn graphql(State(state): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let req: Value = serde_json::from_str(&body).unwrap();
+    let vars = &req["variables"];
+    let query = vars["q"].as_str().unwrap_or("").to_string();
+    let after = vars["after"].as_str().map(str::to_string);
+    let mut seen = HashMap::new();
+    seen.insert("q".to_string(), query.clone());
+    seen.insert(
+        "graphql".to_string(),
+        req["query"].as_str().unwrap_or("").to_string(),
+    );
+    if let Some(a) = &after {
+        seen.insert("after".to_string(), a.clone());
+    }
+    record(&state, "/graphql", &seen, &headers);
+    if let Some(r) = fault(&state, ops::GRAPHQL).await {
+        return r;
+    }
+    let mut s = state.state.lock().unwrap();
+    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        None => {
+            return error(
+                401,
+                "This endpoint requires you to be authenticated.",
+                "https://docs.github.com/graphql/guides/forming-calls-with-graphql#authenticating-with-graphql",
+            )
+        }
+        Some(auth) if auth != format!("Bearer {}", s.token) => {
+            return error(401, "Bad credentials", "https://docs.github.com/graphql")
+        }
+        Some(_) => {}
+    }
+    let json_reply = |v: Value| {
+        (
+            [("content-type", "application/json; charset=utf-8")],
+            v.to_string(),
+        )
+            .into_response()
+    };
+    if s.graphql.remaining == 0 {
+        let r = json_reply(json!({"errors": [{
+            "type": "RATE_LIMITED",
+            "code": "graphql_rate_limit",
+            "message": "API rate limit already exceeded for user ID 1."
+        }]}));
+        return with_rate_headers(r, &s.graphql, "graphql");
+    }
+    s.graphql.remaining -= 1;
+    let budget = s.graphql.clone();
+    assert!(req["query"].as_str().unwrap().contains("type: DISCUSSION"));
+    assert!(query.contains("sort:created-asc"), "{query}");
+    let (lo, hi) = created_range(&query);
+    let mut words = Vec::new();
+    let mut repos = Vec::new();
+    for t in query.split_whitespace() {
+        if let Some(r) = t.strip_prefix("repo:") {
+            repos.push(r.to_lowercase());
+        } else if t != "OR"
+            && !t.starts_with("created:")
+            && !t.starts_with("sort:")
+            && !t.starts_with("org:")
+        {
+            words.push(t.to_lowercase());
+        }
+    }
+    let created = |d: &Value| {
+        DateTime::parse_from_rfc3339(d["createdAt"].as_str().unwrap())
+            .unwrap()
+            .timestamp()
+    };
+    let mut hits: Vec<Value> = s
+        .discussions
+        .iter()
+        .filter(|d| {
+            let text = format!(
+                "{} {}",
+                d["title"].as_str().unwrap_or(""),
+                d["bodyText"].as_str().unwrap_or("")
+            )
+            .to_lowercase();
+            let url = d["url"].as_str().unwrap();
+            let repo = url
+                .trim_start_matches("https://github.com/")
+                .split("/discussions/")
+                .next()
+                .unwrap()
+                .to_lowercase();
+            (lo..=hi).contains(&created(d))
+                && (repos.is_empty() || repos.contains(&repo))
+                && words.iter().any(|w| text.contains(w))
+        })
+        .cloned()
+        .collect();
+    hits.sort_by_key(|d| (created(d), d["id"].as_str().unwrap().to_string()));
+    if s.discussions_newest_first {
+        hits.reverse();
+    }
+    let total = hits.len();
+    hits.truncate(1000);
+    let first = vars["first"].as_u64().unwrap() as usize;
+    let offset: usize = after
+        .map(|a| {
+            let raw = String::from_utf8(b64.decode(a).unwrap()).unwrap();
+            raw.strip_prefix("cursor:").unwrap().parse().unwrap()
+        })
+        .unwrap_or(0);
+    let nodes: Vec<Value> = hits.iter().skip(offset).take(first).cloned().collect();
+    let end = offset + nodes.len();
+    let r = json_reply(json!({"data": {"search": {
+        "discussionCount": total,
+        "pageInfo": {
+            "hasNextPage": end < hits.len(),
+            "endCursor": if nodes.is_empty() { Value::Null } else { json!(b64.encode(format!("cursor:{end}"))) }
+        },
+        "nodes": nodes
+    }}}));
+    with_rate_headers(r, &budget, "graphql")
 }
 
 fn record(state: &Shared, path: &str, q: &HashMap<String, String>, headers: &HeaderMap) {
@@ -426,13 +621,25 @@ async fn search(
         })
         .cloned()
         .collect();
+    let mut total = hits.len();
+    if let Some(b) = &s.backlog {
+        let full = "a/b".to_string();
+        let scoped = (repos.is_empty() && orgs.is_empty())
+            || repos.contains(&full)
+            || orgs.contains(&"a".to_string());
+        if scoped && words.iter().any(|w| "acme backlog".contains(w.as_str())) {
+            let r = b.range(lo, hi);
+            total += (r.end - r.start) as usize;
+            // Only the first 1,000 can be paged to.
+            hits.extend((r.start..r.end.min(r.start + 1000)).map(|i| b.issue(i)));
+        }
+    }
     hits.sort_by_key(|i| {
         (
             i["created_at"].as_str().unwrap().to_string(),
             i["id"].as_u64(),
         )
     });
-    let total = hits.len();
     let per_page: usize = q.get("per_page").and_then(|v| v.parse().ok()).unwrap_or(30);
     let page: usize = q.get("page").and_then(|v| v.parse().ok()).unwrap_or(1);
     if page * per_page > 1000 && (page - 1) * per_page >= 1000 {
