@@ -1397,16 +1397,18 @@ mod tests {
 
     #[test]
     fn the_graphql_endpoint_sits_beside_the_rest_api() {
+        // Built directly: `sources` sits above `settings` and must not use it.
         let source = |url: &str| {
-            let text = format!(
-                "[[sources]]\nname = \"gh\"\nkind = \"github\"\nquery = \"acme\"\nurl = \"{url}\"\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n"
-            );
-            let config =
-                crate::settings::parse(&text, std::path::Path::new("t.toml"), &|_| None).unwrap();
-            match &config.sources[0] {
-                crate::sources::SourceConfig::Github(spec) => GithubSource::new(spec).unwrap(),
-                other => panic!("{other:?}"),
-            }
+            let spec = GithubConfig {
+                common: Common::new("gh", Duration::from_secs(120)),
+                query: "acme".into(),
+                token: None,
+                repos: vec![],
+                orgs: vec![],
+                url: Some(url.into()),
+                discussions: false,
+            };
+            GithubSource::new(&spec).unwrap()
         };
         assert_eq!(
             source("https://api.github.com").graphql_url(),
