@@ -150,7 +150,7 @@ impl KindConfig for GithubConfig {
         }
         let url = r.url(t, key, "url", false);
         let discussions = r.boolean(t, key, "discussions");
-        if discussions == Some(true) && token.is_none() && t.get("token").is_none() {
+        if discussions == Some(true) && token.is_none() {
             let line = r.key_line(t, "discussions");
             r.problem(
                 line,

@@ -714,6 +714,8 @@ impl Source for StackExchangeSource {
         if not_reached > 0 {
             let why = if self.paused_until.is_some() {
                 "the API asked for a pause (backoff or quota)".to_string()
+            } else if searches.len() <= MAX_REQUESTS_PER_POLL as usize {
+                format!("a backlog used this poll's {MAX_REQUESTS_PER_POLL} requests")
             } else {
                 format!(
                     "one poll makes at most {MAX_REQUESTS_PER_POLL} requests and there are {} searches (sites × search words); list fewer sites or words",

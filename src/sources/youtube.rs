@@ -60,6 +60,9 @@ pub(crate) const INITIAL_LOOKBACK_SECS: i64 = 3600;
 pub(crate) const OVERLAP_SECS: i64 = 600;
 /// Comment ids remembered at most.
 const MAX_SEEN: usize = 5000;
+/// Polls in a row a saved backlog page may fail before the listing is read from its newest
+/// comment again.
+const MAX_RESUME_FAILS: u32 = 3;
 
 /// `kind = "youtube"`: the API key, what to watch, and the daily quota it may spend.
 #[derive(Debug, Clone, PartialEq)]
@@ -577,13 +580,15 @@ impl YoutubeSource {
         let rs_key = format!("rs:{id}");
         let watermark: Option<i64> = state.extra.get(&wm_key).and_then(|w| w.parse().ok());
         let resume = watermark.and(read_resume(state, &rs_key));
+        let resumed = resume.is_some();
+        let resume_fails = resume.as_ref().map_or(0, |(_, _, fails)| *fails);
         let floor = watermark.map_or(now - INITIAL_LOOKBACK_SECS, |w| w - OVERLAP_SECS);
         let mut newest = resume
             .as_ref()
-            .map(|(top, _)| *top)
+            .map(|(top, _, _)| *top)
             .or(watermark)
             .unwrap_or(now - INITIAL_LOOKBACK_SECS);
-        let mut page_token: Option<String> = resume.map(|(_, token)| token);
+        let mut page_token: Option<String> = resume.map(|(_, token, _)| token);
         let mut complete = false;
         let mut read_any = false;
         let mut stop = None;
@@ -629,15 +634,15 @@ impl YoutubeSource {
                     return Ok(());
                 }
                 Err(Failure::BadPageToken(why)) => {
-                    // The rest of the backlog cannot be reached any more: say so, and go
-                    // on from the newest comment read.
+                    // The saved place in the backlog cannot be reached any more. The
+                    // watermark has not moved, so the next poll reads the listing again from
+                    // its newest comment down to it (seen ids keep what was handed on from
+                    // repeating) and nothing in between is lost.
                     self.warn(format!(
-                        "could not read the rest of the older new comments of {what} ({why}); comments between {} and {} may have been missed",
-                        rfc3339(floor),
-                        rfc3339(newest)
+                        "the saved place in the backlog of {what} expired ({why}); the next poll reads it again from the newest comment"
                     ));
-                    complete = true;
-                    break;
+                    state.extra.remove(&rs_key);
+                    return Ok(());
                 }
             };
             let list: ThreadList = match decode_json(&reply.bytes, "the YouTube commentThreads API")
@@ -678,9 +683,22 @@ impl YoutubeSource {
             // of a first read that ran out of pages are history, not news).
             state.extra.insert(wm_key, newest.to_string());
             state.extra.remove(&rs_key);
+        } else if resumed && !read_any && stop.is_none() {
+            // The saved page itself failed (not the quota or the whole API): try it again a
+            // few times, then read from the newest comment again rather than be stuck on it
+            // (the watermark has not moved, so nothing is skipped).
+            let fails = resume_fails + 1;
+            if fails >= MAX_RESUME_FAILS {
+                self.warn(format!(
+                    "gave up the saved place in the backlog of {what} after {fails} failed tries; the next poll reads it again from the newest comment"
+                ));
+                state.extra.remove(&rs_key);
+            } else if let Some(token) = &page_token {
+                write_resume(state, &rs_key, newest, token, fails);
+            }
         } else if let (Some(_), Some(token)) = (watermark, &page_token) {
             tracing::info!(source = %self.name, listing = %what, "more new comments than one poll reads; the next poll reads on from here");
-            write_resume(state, &rs_key, newest, token);
+            write_resume(state, &rs_key, newest, token, 0);
         }
         match stop {
             Some(e) => Err(e),
@@ -1026,22 +1044,22 @@ fn untrack(state: &mut SourceState, video: &str) {
 
 /// Where a listing's backlog goes on: the newest comment read so far and the next page's
 /// token (`rs:{id}` = `{newest} {token}`).
-fn read_resume(state: &SourceState, key: &str) -> Option<(i64, String)> {
-    let (top, token) = state.extra.get(key)?.split_once(' ')?;
-    let token = token.trim();
-    (!token.is_empty()).then(|| Some((top.parse().ok()?, token.to_string())))?
+/// `rs:{id}` = "NEWEST TOKEN [FAILS]": the newest comment read, the next page's token, and
+/// how many polls in a row that page failed (absent in states saved before it was counted).
+fn read_resume(state: &SourceState, key: &str) -> Option<(i64, String, u32)> {
+    let mut parts = state.extra.get(key)?.split_whitespace();
+    let top = parts.next()?.parse().ok()?;
+    let token = parts.next()?.to_string();
+    let fails = parts.next().and_then(|f| f.parse().ok()).unwrap_or(0);
+    Some((top, token, fails))
 }
 
-fn write_resume(state: &mut SourceState, key: &str, newest: i64, token: &str) {
-    state
-        .extra
-        .insert(key.to_string(), format!("{newest} {token}"));
-}
-
-fn rfc3339(ts: i64) -> String {
-    DateTime::<Utc>::from_timestamp(ts, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+fn write_resume(state: &mut SourceState, key: &str, newest: i64, token: &str, fails: u32) {
+    let value = match fails {
+        0 => format!("{newest} {token}"),
+        n => format!("{newest} {token} {n}"),
+    };
+    state.extra.insert(key.to_string(), value);
 }
 
 fn read_seen(state: &SourceState) -> BTreeMap<String, i64> {

@@ -677,7 +677,41 @@ async fn a_backlog_longer_than_a_poll_reads_is_read_to_its_end_over_the_next_pol
 }
 
 #[tokio::test]
-async fn a_backlog_whose_page_token_expired_is_given_up_with_a_warning() {
+async fn a_backlog_whose_page_token_expired_is_read_again_from_the_top_and_nothing_is_missed() {
+    let fake = FakeYoutube::start().await;
+    let t = now();
+    let mut src = build(&channel_only(&fake));
+    let mut state = SourceState::default();
+    flood(&fake, "UgA", 3, t - 2000);
+    src.poll(&mut state).await.unwrap();
+    let backlog = flood(&fake, "UgB", 700, t - 10);
+    let mut got = ids(&src.poll(&mut state).await.unwrap());
+    assert_eq!(got.len(), 500);
+    fake.state.lock().unwrap().expire_tokens = true;
+    assert!(src.poll(&mut state).await.unwrap().is_empty());
+    let warning = src.take_warning().expect("a warning");
+    assert!(
+        warning.contains("invalidPageToken") && warning.contains("reads it again"),
+        "{warning}"
+    );
+    assert!(!state.extra.contains_key(&format!("rs:{CHANNEL}")));
+    // The watermark did not move: the listing is read again from its top, what was handed
+    // on is not repeated, and the 200 oldest comments of the backlog still arrive.
+    fake.state.lock().unwrap().expire_tokens = false;
+    flood(&fake, "UgC", 2, t - 1);
+    assert_eq!(
+        ids(&src.poll(&mut state).await.unwrap()),
+        ["UgC0000", "UgC0001"]
+    );
+    got.extend(ids(&src.poll(&mut state).await.unwrap()));
+    got.sort();
+    assert_eq!(got, backlog, "every comment of the backlog once");
+}
+
+/// A saved backlog page that keeps failing (here: an answer that is not JSON) is tried a
+/// few times, then the listing is read from its top again instead of being stuck on it.
+#[tokio::test]
+async fn a_backlog_page_that_keeps_failing_is_given_up_after_three_tries() {
     let fake = FakeYoutube::start().await;
     let t = now();
     let mut src = build(&channel_only(&fake));
@@ -686,21 +720,28 @@ async fn a_backlog_whose_page_token_expired_is_given_up_with_a_warning() {
     src.poll(&mut state).await.unwrap();
     flood(&fake, "UgB", 700, t - 10);
     assert_eq!(src.poll(&mut state).await.unwrap().len(), 500);
-    fake.state.lock().unwrap().expire_tokens = true;
-    assert!(src.poll(&mut state).await.unwrap().is_empty());
-    let warning = src.take_warning().expect("a warning");
-    assert!(
-        warning.contains("invalidPageToken") && warning.contains("may have been missed"),
-        "{warning}"
-    );
-    assert!(!state.extra.contains_key(&format!("rs:{CHANNEL}")));
-    // From then on the listing is read from its top down to the newest comment read.
-    fake.state.lock().unwrap().expire_tokens = false;
-    flood(&fake, "UgC", 2, t - 1);
-    assert_eq!(
-        ids(&src.poll(&mut state).await.unwrap()),
-        ["UgC0000", "UgC0001"]
-    );
+    let rs = format!("rs:{CHANNEL}");
+    for tries in 1..=3 {
+        fake.fail_next(Fault::Malformed);
+        assert!(src.poll(&mut state).await.unwrap().is_empty());
+        let warning = src.take_warning().expect("a warning");
+        if tries < 3 {
+            assert!(
+                state.extra[&rs].ends_with(&format!(" {tries}")),
+                "{state:?}"
+            );
+        } else {
+            assert!(
+                warning.contains("gave up") && warning.contains("3 failed tries"),
+                "{warning}"
+            );
+            assert!(!state.extra.contains_key(&rs), "{state:?}");
+        }
+    }
+    // Read from the top: the 500 seen are not repeated and the 200 left arrive over two polls.
+    let mut rest = src.poll(&mut state).await.unwrap().len();
+    rest += src.poll(&mut state).await.unwrap().len();
+    assert_eq!(rest, 200);
 }
 
 #[tokio::test]
