@@ -330,18 +330,7 @@ fn publishers(bytes: &[u8]) -> HashMap<String, Publisher> {
 /// Item ids (hashed: Google's are up to 300 characters) with the last time they were in
 /// the feed: `hash@ts hash@ts …`.
 fn read_seen(state: &SourceState) -> BTreeMap<String, i64> {
-    state
-        .extra
-        .get(SEEN_KEY)
-        .map(|s| {
-            s.split_whitespace()
-                .filter_map(|e| {
-                    let (id, ts) = e.rsplit_once('@')?;
-                    Some((id.to_string(), ts.parse().ok()?))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    super::seen::decode(state.extra.get(SEEN_KEY))
 }
 
 fn write_seen(state: &mut SourceState, seen: &BTreeMap<String, i64>) {

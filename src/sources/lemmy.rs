@@ -368,17 +368,7 @@ impl LemmySource {
                 updates.push((resume_key, Some(format!("{p} {newest}"))));
             }
         }
-        let mut entries: Vec<(String, i64)> = seen.into_iter().collect();
-        entries.sort_by_key(|(_, ts)| std::cmp::Reverse(*ts));
-        entries.truncate(MAX_SEEN);
-        let seen_value = (!entries.is_empty()).then(|| {
-            entries
-                .iter()
-                .map(|(id, ts)| format!("{id}@{ts}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        });
-        updates.push((seen_key, seen_value));
+        updates.push((seen_key, super::seen::encode(seen, MAX_SEEN)));
         Ok((out, updates))
     }
 
@@ -455,15 +445,7 @@ fn search_words(query: &str) -> Vec<String> {
 }
 
 fn read_seen(raw: Option<&String>) -> BTreeMap<String, i64> {
-    raw.map(|s| {
-        s.split_whitespace()
-            .filter_map(|e| {
-                let (id, ts) = e.rsplit_once('@')?;
-                Some((id.to_string(), ts.parse().ok()?))
-            })
-            .collect()
-    })
-    .unwrap_or_default()
+    super::seen::decode(raw)
 }
 
 #[async_trait::async_trait]

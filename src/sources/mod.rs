@@ -27,6 +27,7 @@ pub mod poll;
 pub mod prefilter;
 pub(crate) mod reddit;
 pub(crate) mod rss;
+pub(crate) mod seen;
 pub(crate) mod stackexchange;
 pub(crate) mod stream;
 #[cfg(test)]

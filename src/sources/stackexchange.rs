@@ -605,30 +605,14 @@ fn to_mention(item: Excerpt, id: String, site: &str, source: &str) -> Option<Men
 }
 
 fn read_seen(raw: Option<&String>) -> BTreeMap<String, i64> {
-    raw.map(|s| {
-        s.split_whitespace()
-            .filter_map(|e| {
-                let (id, ts) = e.rsplit_once('@')?;
-                Some((id.to_string(), ts.parse().ok()?))
-            })
-            .collect()
-    })
-    .unwrap_or_default()
+    super::seen::decode(raw)
 }
 
 fn write_seen(state: &mut SourceState, key: &str, seen: BTreeMap<String, i64>) {
-    let mut entries: Vec<(String, i64)> = seen.into_iter().collect();
-    entries.sort_by_key(|(_, ts)| std::cmp::Reverse(*ts));
-    entries.truncate(MAX_SEEN);
-    if entries.is_empty() {
-        state.extra.remove(key);
-    } else {
-        let joined: Vec<String> = entries
-            .iter()
-            .map(|(id, ts)| format!("{id}@{ts}"))
-            .collect();
-        state.extra.insert(key.to_string(), joined.join(" "));
-    }
+    match super::seen::encode(seen, MAX_SEEN) {
+        Some(value) => state.extra.insert(key.to_string(), value),
+        None => state.extra.remove(key),
+    };
 }
 
 #[async_trait::async_trait]

@@ -1087,15 +1087,7 @@ fn write_seen(state: &mut SourceState, seen: BTreeMap<String, i64>, now: i64) {
 }
 
 fn read_pairs(raw: Option<&String>) -> BTreeMap<String, i64> {
-    raw.map(|s| {
-        s.split_whitespace()
-            .filter_map(|e| {
-                let (id, ts) = e.rsplit_once('@')?;
-                Some((id.to_string(), ts.parse().ok()?))
-            })
-            .collect()
-    })
-    .unwrap_or_default()
+    super::seen::decode(raw)
 }
 
 fn write_pairs(state: &mut SourceState, key: &str, pairs: Vec<(String, i64)>) {
