@@ -547,3 +547,44 @@ async fn scan_once_turns_a_forum_post_into_a_match() {
         .collect();
     assert_eq!(hits, ["41"], "the hiring post is excluded by the rule");
 }
+
+/// End to end: the daemon polls the forum and posts the matching post to Slack once, with
+/// its link; the hiring post is excluded by the rule, and a later poll repeats nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_alerts_once_on_a_forum_post() {
+    let slack = common::FakeSlack::start().await;
+    let fake = FakeDiscourse::start().await;
+    let t = now();
+    fake.add(post(
+        51,
+        5,
+        1,
+        t - 60,
+        "<p>Acme support never answered my ticket</p>",
+    ));
+    fake.add(post(
+        52,
+        5,
+        2,
+        t - 30,
+        "<p>Acme is hiring support staff</p>",
+    ));
+    let config = common::ConfigBuilder::new()
+        .slack(&slack)
+        .source("forum", "discourse")
+        .key("url", format!("{}/", fake.url()))
+        .key("query", "acme")
+        .key("every", "1s")
+        .key("allow_private", true)
+        .rule("acme", "acme AND NOT hiring", &["slack:#pr-alerts"])
+        .toml();
+    let daemon = common::Daemon::start(&config).await;
+    let posts = slack.wait_for_posts(1, 20).await;
+    let body = posts[0].body.to_string();
+    assert!(body.contains("support never answered my ticket"), "{body}");
+    assert!(body.contains("/t/topic-5/5/1"), "{body}");
+    // Several more polls of the same forum: nothing is posted again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(slack.posts().len(), 1, "{:#?}", slack.posts());
+    daemon.stop().await;
+}
