@@ -396,7 +396,7 @@ impl AppStoreSource {
         // The first poll's lookback stays the floor: the overlap must not reach back to
         // reviews older than it, which were never meant to alert.
         let floor = number(&key.floor).unwrap_or(now - INITIAL_LOOKBACK_SECS);
-        let mut recent = read_recent(state.extra.get(&key.recent));
+        let mut recent = super::seen::decode(state.extra.get(&key.recent));
         let since = watermark.map_or(floor, |w| (w - OVERLAP_SECS).max(floor));
         let mut reviews: Vec<Review> = Vec::new();
         let mut reached = false;
@@ -496,20 +496,6 @@ impl FeedState {
             state.extra.insert(self.key.recent, joined.join(" "));
         }
     }
-}
-
-/// Ids handed on inside the overlap, with their `updated` second: `id@ts id@ts …`.
-fn read_recent(saved: Option<&String>) -> BTreeMap<String, i64> {
-    saved
-        .map(|s| {
-            s.split_whitespace()
-                .filter_map(|e| {
-                    let (id, ts) = e.rsplit_once('@')?;
-                    Some((id.to_string(), ts.parse().ok()?))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[async_trait::async_trait]

@@ -265,18 +265,7 @@ impl Source for HackerNewsSource {
 
 /// Ids seen inside the overlap window, with their creation second: `id@ts id@ts …`.
 fn read_recent(state: &SourceState) -> BTreeMap<String, i64> {
-    state
-        .extra
-        .get(RECENT_KEY)
-        .map(|s| {
-            s.split_whitespace()
-                .filter_map(|e| {
-                    let (id, ts) = e.rsplit_once('@')?;
-                    Some((id.to_string(), ts.parse().ok()?))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    super::seen::decode(state.extra.get(RECENT_KEY))
 }
 
 fn write_recent(state: &mut SourceState, recent: &BTreeMap<String, i64>) {

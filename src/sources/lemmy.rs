@@ -16,7 +16,7 @@ use crate::model::Mention;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use reqwest::Url;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -287,7 +287,7 @@ impl LemmySource {
         let now = Utc::now().timestamp();
         let watermark: Option<i64> = state.extra.get(&wm_key).and_then(|w| w.parse().ok());
         let floor = watermark.map_or(now - INITIAL_LOOKBACK_SECS, |w| w - OVERLAP_SECS);
-        let mut seen = read_seen(state.extra.get(&seen_key));
+        let mut seen = super::seen::decode(state.extra.get(&seen_key));
         // A read cut short by the page budget goes on where it stopped ("page newest"): the
         // pages only shift down as new items arrive, so nothing is skipped (the seen ids
         // catch what is read twice), and a backlog larger than one poll's pages is still
@@ -442,10 +442,6 @@ fn search_words(query: &str) -> Vec<String> {
         words.push(query.trim().to_string());
     }
     words
-}
-
-fn read_seen(raw: Option<&String>) -> BTreeMap<String, i64> {
-    super::seen::decode(raw)
 }
 
 #[async_trait::async_trait]

@@ -15,7 +15,6 @@ use crate::model::{Mention, Secret};
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -407,7 +406,7 @@ impl RedditSource {
         let wm_key = format!("{}_watermark", listed.key());
         let seen_key = format!("{}_seen", listed.key());
         let watermark: Option<i64> = state.extra.get(&wm_key).and_then(|w| w.parse().ok());
-        let mut seen = read_seen(state.extra.get(&seen_key));
+        let mut seen = super::seen::decode(state.extra.get(&seen_key));
         let floor = watermark.map(|w| w - OVERLAP_SECS);
         let mut after: Option<String> = None;
         let mut newest = watermark.unwrap_or(i64::MIN);
@@ -455,7 +454,7 @@ impl RedditSource {
             state.extra.insert(wm_key, new_wm.to_string());
             seen.retain(|_, ts| *ts >= new_wm - OVERLAP_SECS || !complete);
         }
-        write_seen(state, &seen_key, seen);
+        super::seen::write(state, &seen_key, seen, MAX_SEEN);
         Ok(out)
     }
 
@@ -528,17 +527,6 @@ fn unique(v: Vec<String>) -> Vec<String> {
     out
 }
 
-fn read_seen(raw: Option<&String>) -> BTreeMap<String, i64> {
-    super::seen::decode(raw)
-}
-
-fn write_seen(state: &mut SourceState, key: &str, seen: BTreeMap<String, i64>) {
-    match super::seen::encode(seen, MAX_SEEN) {
-        Some(value) => state.extra.insert(key.to_string(), value),
-        None => state.extra.remove(key),
-    };
-}
-
 #[async_trait::async_trait]
 impl Source for RedditSource {
     fn name(&self) -> &str {
@@ -572,13 +560,14 @@ impl Source for RedditSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn seen_ids_round_trip_and_are_bounded() {
         let mut state = SourceState::default();
         let seen: BTreeMap<String, i64> = (0..6000).map(|i| (format!("t3_{i}"), i)).collect();
-        write_seen(&mut state, "k", seen);
-        let back = read_seen(state.extra.get("k"));
+        crate::sources::seen::write(&mut state, "k", seen, MAX_SEEN);
+        let back = crate::sources::seen::decode(state.extra.get("k"));
         assert_eq!(back.len(), MAX_SEEN);
         assert!(back.contains_key("t3_5999"), "the newest are kept");
     }

@@ -32,6 +32,19 @@ pub(crate) fn encode(seen: BTreeMap<String, i64>, max: usize) -> Option<String> 
     })
 }
 
+/// Stores the newest `max` of `seen` under `key`, or removes the key when nothing is left.
+pub(crate) fn write(
+    state: &mut super::SourceState,
+    key: &str,
+    seen: BTreeMap<String, i64>,
+    max: usize,
+) {
+    match encode(seen, max) {
+        Some(value) => state.extra.insert(key.to_string(), value),
+        None => state.extra.remove(key),
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,6 @@ use crate::model::{Mention, Secret};
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -501,7 +500,7 @@ impl StackExchangeSource {
         let now = Utc::now().timestamp();
         let watermark: Option<i64> = state.extra.get(&wm_key).and_then(|w| w.parse().ok());
         let from = watermark.map_or(now - INITIAL_LOOKBACK_SECS, |w| w - OVERLAP_SECS);
-        let mut seen = read_seen(state.extra.get(&seen_key));
+        let mut seen = super::seen::decode(state.extra.get(&seen_key));
         let mut newest = watermark.unwrap_or(now - INITIAL_LOOKBACK_SECS);
         let mut page = 1u32;
         let mut found = Vec::new();
@@ -530,7 +529,7 @@ impl StackExchangeSource {
         };
         seen.retain(|_, ts| *ts >= newest - OVERLAP_SECS);
         state.extra.insert(wm_key, newest.to_string());
-        write_seen(state, &seen_key, seen);
+        super::seen::write(state, &seen_key, seen, MAX_SEEN);
         mentions.extend(found);
         Ok(outcome)
     }
@@ -602,17 +601,6 @@ fn to_mention(item: Excerpt, id: String, site: &str, source: &str) -> Option<Men
         lang: None,
         rating: None,
     })
-}
-
-fn read_seen(raw: Option<&String>) -> BTreeMap<String, i64> {
-    super::seen::decode(raw)
-}
-
-fn write_seen(state: &mut SourceState, key: &str, seen: BTreeMap<String, i64>) {
-    match super::seen::encode(seen, MAX_SEEN) {
-        Some(value) => state.extra.insert(key.to_string(), value),
-        None => state.extra.remove(key),
-    };
 }
 
 #[async_trait::async_trait]

@@ -1019,7 +1019,7 @@ pub(crate) fn until_pacific_midnight(now: DateTime<Utc>) -> Duration {
 
 /// Followed videos: `id@published …`.
 fn read_videos(state: &SourceState) -> BTreeMap<String, i64> {
-    read_pairs(state.extra.get("videos"))
+    super::seen::decode(state.extra.get("videos"))
 }
 
 /// Keeps the `MAX_VIDEOS` newest videos published within `TRACK_DAYS`.
@@ -1063,7 +1063,7 @@ fn write_resume(state: &mut SourceState, key: &str, newest: i64, token: &str, fa
 }
 
 fn read_seen(state: &SourceState) -> BTreeMap<String, i64> {
-    read_pairs(state.extra.get("seen"))
+    super::seen::decode(state.extra.get("seen"))
 }
 
 /// Keeps the comment ids a next poll may read again: those of the last day, and any at or
@@ -1084,10 +1084,6 @@ fn write_seen(state: &mut SourceState, seen: BTreeMap<String, i64>, now: i64) {
     v.sort_by_key(|(_, ts)| std::cmp::Reverse(*ts));
     v.truncate(MAX_SEEN);
     write_pairs(state, "seen", v);
-}
-
-fn read_pairs(raw: Option<&String>) -> BTreeMap<String, i64> {
-    super::seen::decode(raw)
 }
 
 fn write_pairs(state: &mut SourceState, key: &str, pairs: Vec<(String, i64)>) {
