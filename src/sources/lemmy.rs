@@ -490,7 +490,7 @@ impl Source for LemmySource {
         }
         if succeeded == 0 {
             if let Some((instance, e)) = failures.into_iter().next() {
-                return Err(prefix(e, &format!("{}: ", redact_url(&instance))));
+                return Err(e.prefixed(&format!("{}: ", redact_url(&instance))));
             }
         } else if !failures.is_empty() {
             self.warning = Some(partial_warning(&failures, succeeded));
@@ -525,16 +525,6 @@ fn partial_warning(failures: &[(String, SourceError)], succeeded: usize) -> Stri
         failures.len(),
         detail.join("; ")
     )
-}
-
-/// Puts which instance failed in front of a message, keeping the error's kind.
-fn prefix(e: SourceError, what: &str) -> SourceError {
-    match e {
-        SourceError::Parse(m) => SourceError::Parse(format!("{what}{m}")),
-        SourceError::Network(m) => SourceError::Network(format!("{what}{m}")),
-        SourceError::Config(m) => SourceError::Config(format!("{what}{m}")),
-        other => other,
-    }
 }
 
 #[cfg(test)]

@@ -198,6 +198,17 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// The same error with `what` (which site or instance of several failed) in front of its
+    /// message; kinds without a message of their own are returned as they are.
+    pub(crate) fn prefixed(self, what: &str) -> SourceError {
+        match self {
+            SourceError::Parse(m) => SourceError::Parse(format!("{what}{m}")),
+            SourceError::Network(m) => SourceError::Network(format!("{what}{m}")),
+            SourceError::Config(m) => SourceError::Config(format!("{what}{m}")),
+            other => other,
+        }
+    }
+
     /// How long the server asked us to wait, if it did (429 / 503 with Retry-After).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -668,7 +668,7 @@ impl Source for StackExchangeSource {
         let mut warnings = Vec::new();
         if succeeded == 0 {
             if let Some((site, e)) = failed_sites.into_iter().next() {
-                return Err(prefix(e, &format!("site {site:?}: ")));
+                return Err(e.prefixed(&format!("site {site:?}: ")));
             }
         } else if !failed_sites.is_empty() {
             // One site failing does not hold up the others.
@@ -718,16 +718,6 @@ impl Source for StackExchangeSource {
 
     fn take_warning(&mut self) -> Option<String> {
         self.warning.take()
-    }
-}
-
-/// Puts which site failed in front of a message, keeping the error's kind.
-fn prefix(e: SourceError, what: &str) -> SourceError {
-    match e {
-        SourceError::Parse(m) => SourceError::Parse(format!("{what}{m}")),
-        SourceError::Network(m) => SourceError::Network(format!("{what}{m}")),
-        SourceError::Config(m) => SourceError::Config(format!("{what}{m}")),
-        other => other,
     }
 }
 
