@@ -393,6 +393,10 @@ pub struct MessageRef {
     pub channel_id: String,
     /// Slack `ts` or Discord message id.
     pub message_id: String,
+    /// A link people can open to reach the message (escalation rounds list it), when the
+    /// platform could build one; references stored before it was recorded have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permalink: Option<String>,
 }
 
 #[cfg(test)]

@@ -48,10 +48,17 @@ pub(crate) fn human_duration(secs: i64) -> String {
             0 => format!("{} h", s / 3600),
             m => format!("{} h {m} min", s / 3600),
         },
-        _ => match (s % 86_400) / 3600 {
-            0 => format!("{} d", s / 86_400),
-            h => format!("{} d {h} h", s / 86_400),
-        },
+        // Days in words: "1 d" read as a glitch next to "15 min" and "2 h".
+        _ => {
+            let days = match s / 86_400 {
+                1 => "1 day".to_string(),
+                n => format!("{n} days"),
+            };
+            match (s % 86_400) / 3600 {
+                0 => days,
+                h => format!("{days} {h} h"),
+            }
+        }
     }
 }
 
@@ -85,7 +92,8 @@ mod tests {
         assert_eq!(human_duration(42), "42 s");
         assert_eq!(human_duration(240), "4 min");
         assert_eq!(human_duration(3600 * 3 + 1200), "3 h 20 min");
-        assert_eq!(human_duration(86_400 * 2 + 3600 * 5), "2 d 5 h");
+        assert_eq!(human_duration(86_400 * 2 + 3600 * 5), "2 days 5 h");
+        assert_eq!(human_duration(86_400), "1 day");
     }
 
     #[test]

@@ -169,7 +169,7 @@ impl ChatPlatform for ConsolePlatform {
             None => String::new(),
         };
         let text = format!(
-            "── {} ──\n📊 {}\n   {}{chart}",
+            "── {} ──\n{}\n   {}{chart}",
             terminal_text(channel),
             terminal_text(&digest.title),
             render_note(&digest.body)

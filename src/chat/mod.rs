@@ -204,6 +204,12 @@ pub trait ChatPlatform: Send + Sync {
         Ok("nothing to check".into())
     }
 
+    /// A link a person can open to reach a posted alert (escalation rounds list it), or `None`
+    /// when the platform cannot build one without asking (the console; before `verify`).
+    fn permalink(&self, _posted: &Posted) -> Option<String> {
+        None
+    }
+
     /// Posts a new alert's root message into `channel` (as written in the target).
     async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError>;
 

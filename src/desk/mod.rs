@@ -11,7 +11,9 @@ pub mod state;
 pub mod timers;
 
 use crate::chat::view::excerpt;
-use crate::model::{Actor, Alert, AlertId, AlertState, AuditEntry, Note, Target, TimerKind};
+use crate::model::{
+    Actor, Alert, AlertId, AlertState, AuditEntry, Note, Priority, Target, TimerKind,
+};
 use crate::rules::{Document, Query};
 use crate::store::{AlertChange, ChangeOutcome, OutboxAction, Store, StoreError, Timer};
 use crate::util::{human_duration, percentile};
@@ -333,102 +335,240 @@ impl Desk {
             .map(|m| crate::analysis::dedup::mute_keys(&m.mention)))
     }
 
-    /// Fires one due timer, unless the state it waited for has changed (then it is dropped).
+    /// Fires one due timer (a round of one; see `fire_round`).
     pub async fn fire(&self, timer: &Timer, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let Some(alert) = self.store.alert(timer.alert_id)? else {
-            return self.store.remove_timer(timer);
-        };
-        match (timer.kind, &alert.state) {
-            (TimerKind::Wake, AlertState::Snoozed { .. }) => {
-                self.act(alert.id, &"system".to_string(), Action::Wake, now)
-                    .await?;
-            }
-            (TimerKind::Escalate, AlertState::Open) => {
-                let waited = human_duration((now - alert.created_at).num_seconds());
-                let mut note = Note::new().text(format!("⏰ Unclaimed for {waited}"));
-                let mut extra = vec![];
-                match &self.cfg.escalate_to {
-                    Some(to) => {
-                        note = note
-                            .text(". Escalating to ")
-                            .ping(to.channel().to_string())
-                            .text(".");
-                        if is_channel_target(to) {
-                            let channel_note = Note::new()
-                                .text(format!("⏰ Alert #{} (rule ", alert.id))
-                                .bold(alert.rules.join(", "))
-                                .text(format!(") has been unclaimed for {waited}. Claim it with "))
-                                .code(format!("{} claim {}", self.cfg.command, alert.id))
-                                .text(".");
-                            extra.push((to.clone(), OutboxAction::ChannelNote(channel_note)));
-                        }
-                    }
-                    None => note = note.text(". Who can take it?"),
+        self.fire_round(std::slice::from_ref(timer), now).await
+    }
+
+    /// Fires the timers that came due in one timer tick as one round. A snooze end wakes its
+    /// alert (a change in its own thread). Escalations become one message per destination
+    /// listing every unclaimed alert with headline, age and a link, pinging `[desk].escalate_to`
+    /// once; reminders one message per owner listing their alerts, pinging the owner once: one
+    /// message per round, as PagerDuty and Opsgenie do, instead of one (or two) per alert. The
+    /// messages, audit entries and timer removals are one store transaction, so a crash
+    /// neither repeats nor loses a round. A timer whose state changed meanwhile is dropped.
+    pub async fn fire_round(&self, due: &[Timer], now: DateTime<Utc>) -> Result<(), StoreError> {
+        for t in due.iter().filter(|t| t.kind == TimerKind::Wake) {
+            match self.store.alert(t.alert_id)? {
+                Some(a) if matches!(a.state, AlertState::Snoozed { .. }) => {
+                    self.act(a.id, &"system".to_string(), Action::Wake, now)
+                        .await?;
                 }
-                self.system_change(
-                    &alert,
-                    "escalated",
-                    OutboxAction::ThreadNote(note),
-                    extra,
-                    TimerKind::Escalate,
-                    now,
-                )
-                .await?;
+                _ => self.store.remove_timer(t)?,
             }
-            (TimerKind::Remind, AlertState::Claimed { by, at }) => {
-                let held = human_duration((now - *at).num_seconds());
-                let note = Note::new()
-                    .text("⏰ ")
-                    .user(by.clone())
-                    .text(format!(
-                        ", this is still unresolved after {held}. Resolve it with "
-                    ))
-                    .code(format!("{} resolve {}", self.cfg.command, alert.id))
-                    .text(" or hand it over.");
-                self.system_change(
-                    &alert,
-                    "reminded",
-                    OutboxAction::ThreadNote(note),
-                    vec![],
-                    TimerKind::Remind,
-                    now,
-                )
-                .await?;
-            }
-            _ => self.store.remove_timer(timer)?,
         }
+        let rest: Vec<&Timer> = due.iter().filter(|t| t.kind != TimerKind::Wake).collect();
+        for _ in 0..CAS_RETRIES {
+            let mut fired = Vec::new();
+            for t in &rest {
+                let Some(alert) = self.store.alert(t.alert_id)? else {
+                    self.store.remove_timer(t)?;
+                    continue;
+                };
+                match (t.kind, &alert.state) {
+                    (TimerKind::Escalate, AlertState::Open)
+                    | (TimerKind::Remind, AlertState::Claimed { .. }) => fired.push((alert, t.kind)),
+                    _ => self.store.remove_timer(t)?,
+                }
+            }
+            if fired.is_empty() {
+                return Ok(());
+            }
+            let messages = self.round_messages(&fired, now)?;
+            let entries: Vec<(Alert, TimerKind, AuditEntry)> = fired
+                .into_iter()
+                .map(|(a, kind)| {
+                    let audit = AuditEntry {
+                        at: now,
+                        actor: "system".into(),
+                        action: match kind {
+                            TimerKind::Escalate => "escalated",
+                            _ => "reminded",
+                        }
+                        .into(),
+                        from: a.state.name().into(),
+                        to: a.state.name().into(),
+                        detail: None,
+                    };
+                    (a, kind, audit)
+                })
+                .collect();
+            match self.store.fire_round(&entries, &messages, now).await? {
+                Ok(()) => {
+                    let ids: Vec<String> = entries.iter().map(|(a, _, _)| a.id.to_string()).collect();
+                    tracing::info!(alerts = %ids.join(","), messages = messages.len(), "timer round fired");
+                    return Ok(());
+                }
+                // A person acted meanwhile (their change re-armed the timers): decide again.
+                Err(id) => tracing::debug!(alert = %id, "alert changed during a timer round"),
+            }
+        }
+        tracing::warn!("alerts kept changing during a timer round; trying again next tick");
         Ok(())
     }
 
-    async fn system_change(
+    /// The messages of one round: escalations to `[desk].escalate_to` when it is a channel,
+    /// else into each alert's own channel (pinging a user group there when one is set);
+    /// reminders into the owner's alert channels, one per owner.
+    fn round_messages(
         &self,
-        alert: &Alert,
-        what: &str,
-        action: OutboxAction,
-        extra: Vec<(Target, OutboxAction)>,
-        done: TimerKind,
+        fired: &[(Alert, TimerKind)],
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let change = AlertChange {
-            alert: alert.clone(),
-            audit: AuditEntry {
-                at: now,
-                actor: "system".into(),
-                action: what.into(),
-                from: alert.state.name().into(),
-                to: alert.state.name().into(),
-                detail: None,
-            },
-            outbox: vec![action],
-            extra_outbox: extra,
-            cancel_timers: vec![done],
-            set_timers: vec![],
-        };
-        // A conflict means a person acted meanwhile; their change re-armed the timers.
-        if self.store.change_alert(alert, change).await? == ChangeOutcome::Applied {
-            tracing::info!(alert = %alert.id, what, "timer fired");
+    ) -> Result<Vec<(Target, OutboxAction)>, StoreError> {
+        let mut out = Vec::new();
+        let mut escalated: Vec<&Alert> = fired
+            .iter()
+            .filter(|(_, k)| *k == TimerKind::Escalate)
+            .map(|(a, _)| a)
+            .collect();
+        escalated.sort_by_key(|a| (a.created_at, a.id));
+        if !escalated.is_empty() {
+            match &self.cfg.escalate_to {
+                // Posting into the escalation channel is what calls people there.
+                Some(to) if is_channel_target(to) => {
+                    let note = self.escalation_note(&escalated, None, to, now)?;
+                    out.push((to.clone(), OutboxAction::ChannelNote(note)));
+                }
+                group => {
+                    for (target, alerts) in by_target(&escalated, |_| None) {
+                        let ping = group.as_ref().filter(|g| g.platform() == target.platform());
+                        let note = self.escalation_note(&alerts, ping, &target, now)?;
+                        out.push((target, OutboxAction::ChannelNote(note)));
+                    }
+                }
+            }
         }
-        Ok(())
+        let mut reminded: Vec<&Alert> = fired
+            .iter()
+            .filter(|(_, k)| *k == TimerKind::Remind)
+            .map(|(a, _)| a)
+            .collect();
+        reminded.sort_by_key(|a| (a.created_at, a.id));
+        let mut owners: std::collections::BTreeMap<&str, Vec<&Alert>> = Default::default();
+        for a in reminded {
+            if let AlertState::Claimed { by, .. } = &a.state {
+                owners.entry(by.as_str()).or_default().push(a);
+            }
+        }
+        for (owner, alerts) in owners {
+            // Into the owner's own platform's channels, where the ping reaches them.
+            let platform = owner.split_once(':').map(|(p, _)| p);
+            for (target, alerts) in by_target(&alerts, |t| platform.map(|p| t.platform() == p)) {
+                let note = self.reminder_note(owner, &alerts, &target, now)?;
+                out.push((target, OutboxAction::ChannelNote(note)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `⏰ @group 3 alerts have been unclaimed for 15 min or more:` and one line per alert.
+    fn escalation_note(
+        &self,
+        alerts: &[&Alert],
+        ping: Option<&Target>,
+        dest: &Target,
+        now: DateTime<Utc>,
+    ) -> Result<Note, StoreError> {
+        let mut head = Note::new().text("⏰ ");
+        if let Some(p) = ping {
+            head = head.ping(p.channel().to_string()).text(" ");
+        }
+        let wait = human_duration(self.cfg.escalate_after.as_secs() as i64);
+        head = head.bold(match alerts.len() {
+            1 => format!("1 alert has been unclaimed for {wait} or more"),
+            n => format!("{n} alerts have been unclaimed for {wait} or more"),
+        });
+        head = head.text(if alerts.len() == 1 {
+            ". Who can take it?"
+        } else {
+            ". Who can take them?"
+        });
+        let mut lines = Vec::new();
+        for a in alerts {
+            let age = human_duration((now - a.created_at).num_seconds());
+            lines.push(self.round_line(a, dest, &format!("{age} old"), "claim")?);
+        }
+        Ok(fit_round(head, lines))
+    }
+
+    /// `⏰ @owner, 2 alerts you claimed are still unresolved:` and one line per alert.
+    fn reminder_note(
+        &self,
+        owner: &str,
+        alerts: &[&Alert],
+        dest: &Target,
+        now: DateTime<Utc>,
+    ) -> Result<Note, StoreError> {
+        let head = Note::new()
+            .text("⏰ ")
+            .user(owner.to_string())
+            .text(match alerts.len() {
+                1 => ", 1 alert you claimed is still unresolved. Resolve it or hand it over:"
+                    .to_string(),
+                n => format!(
+                    ", {n} alerts you claimed are still unresolved. Resolve them or hand them over:"
+                ),
+            });
+        let mut lines = Vec::new();
+        for a in alerts {
+            let held = match &a.state {
+                AlertState::Claimed { at, .. } => human_duration((now - *at).num_seconds()),
+                _ => String::new(),
+            };
+            lines.push(self.round_line(a, dest, &format!("yours for {held}"), "resolve")?);
+        }
+        Ok(fit_round(head, lines))
+    }
+
+    /// `• #12 “Checkout broken again” · High · rule acme · 17 min old`: the headline links to
+    /// the alert's message; without a link, the command that acts on it is named instead.
+    fn round_line(
+        &self,
+        a: &Alert,
+        dest: &Target,
+        age: &str,
+        verb: &str,
+    ) -> Result<Note, StoreError> {
+        let headline = self
+            .store
+            .mention(&a.mention_key)?
+            .map(|m| headline(&m.mention))
+            .unwrap_or_default();
+        let label = if headline.is_empty() {
+            format!("#{}", a.id)
+        } else {
+            format!("#{} “{headline}”", a.id)
+        };
+        let mut note = Note::new().text("• ");
+        let link = self.alert_link(a, dest)?;
+        note = match &link {
+            Some(url) => note.link(url.clone(), label),
+            None => note.text(label),
+        };
+        note = note.text(format!(
+            " · {} · rule {} · {age}",
+            priority_word(a.priority),
+            a.rules.join(", ")
+        ));
+        if link.is_none() {
+            note = note
+                .text(" · ")
+                .code(format!("{} {verb} {}", self.cfg.command, a.id));
+        }
+        Ok(note)
+    }
+
+    /// A link to the alert's message: on the round's own target if it was posted there, else
+    /// on any target that has one.
+    fn alert_link(&self, a: &Alert, dest: &Target) -> Result<Option<String>, StoreError> {
+        let mut targets: Vec<&Target> = a.targets.iter().filter(|t| *t == dest).collect();
+        targets.extend(a.targets.iter().filter(|t| *t != dest));
+        for t in targets {
+            if let Some(url) = self.store.message_ref(a.id, t)?.and_then(|m| m.permalink) {
+                return Ok(Some(url));
+            }
+        }
+        Ok(None)
     }
 
     fn list(
@@ -671,6 +811,93 @@ fn sentiment_accuracy(alerts: &[Alert]) -> String {
     }
 }
 
+/// The mention's headline: its title, or else the first line of its text, cut to
+/// `HEADLINE_MAX` characters.
+fn headline(m: &crate::model::Mention) -> String {
+    let title = m.title.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let first = m.text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    one_line(title.unwrap_or(first), HEADLINE_MAX)
+}
+
+/// A headline in a round message is a label, not the post: this many characters at most.
+const HEADLINE_MAX: usize = 80;
+
+/// How much a round message may hold, counted by `rendered_bound`: Discord's 2,000-character
+/// message content, less room for the platform's own marker line.
+const ROUND_BUDGET: usize = 1900;
+
+/// An upper bound on a note's length once a platform has rendered it. Escaping at most
+/// doubles untrusted text on Discord (a backslash per character) and bold or code adds its
+/// marks; on Slack `&` becomes `&amp;` (five times), so what fits this bound fits Slack's
+/// four 3,000-character sections too.
+fn rendered_bound(note: &Note) -> usize {
+    use crate::model::Part;
+    note.0
+        .iter()
+        .map(|p| match p {
+            Part::Text(s) => 2 * s.chars().count(),
+            Part::Bold(s) | Part::Code(s) => 2 * s.chars().count() + 4,
+            Part::User(u) | Part::Ping(u) => 2 * u.chars().count() + 16,
+            Part::Link { url, label } => url.chars().count() + 2 * label.chars().count() + 8,
+            Part::Newline => 1,
+        })
+        .sum()
+}
+
+/// The round message: `head`, then as many `lines` as fit `ROUND_BUDGET`, then "…and N more"
+/// for the rest (which `/desk list unclaimed` shows in full).
+fn fit_round(head: Note, lines: Vec<Note>) -> Note {
+    let total = lines.len();
+    let mut note = head;
+    for (i, line) in lines.into_iter().enumerate() {
+        let with = note.clone().newline().append(line);
+        let after = total - i - 1;
+        let reserve = match after {
+            0 => 0,
+            n => 1 + rendered_bound(&more_line(n)),
+        };
+        if rendered_bound(&with) + reserve > ROUND_BUDGET {
+            return note.newline().append(more_line(total - i));
+        }
+        note = with;
+    }
+    note
+}
+
+fn more_line(n: usize) -> Note {
+    Note::new().text(format!("…and {n} more"))
+}
+
+/// Priority in words, as alerts and the digest show it.
+pub(crate) fn priority_word(p: Priority) -> &'static str {
+    match p {
+        Priority::Low => "Low",
+        Priority::Normal => "Normal",
+        Priority::High => "High",
+        Priority::Critical => "Critical",
+    }
+}
+
+/// The alerts of a round grouped by the targets they were posted to (each alert under every
+/// target `keep` accepts, or under all its targets when it accepts none), in first-seen order.
+fn by_target<'a>(
+    alerts: &[&'a Alert],
+    keep: impl Fn(&Target) -> Option<bool>,
+) -> Vec<(Target, Vec<&'a Alert>)> {
+    let mut out: Vec<(Target, Vec<&'a Alert>)> = Vec::new();
+    for a in alerts {
+        let kept: Vec<&Target> = a.targets.iter().filter(|t| keep(t).unwrap_or(true)).collect();
+        let targets = if kept.is_empty() { a.targets.iter().collect() } else { kept };
+        for t in targets {
+            match out.iter_mut().find(|(x, _)| x == t) {
+                Some((_, v)) => v.push(a),
+                None => out.push((t.clone(), vec![a])),
+            }
+        }
+    }
+    out
+}
+
 fn is_channel_target(t: &Target) -> bool {
     let c = t.channel();
     !(c.starts_with('S')
@@ -795,6 +1022,21 @@ fn thread_note(action: &Action, actor: &Actor, alert: &Alert, tz: chrono_tz::Tz)
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_round_lists_what_fits_and_counts_the_rest() {
+        let line = |i: usize| Note::new().text(format!("• #{i} ")).text("x".repeat(150));
+        let note = fit_round(Note::new().text("head"), (0..100).map(line).collect());
+        assert!(rendered_bound(&note) <= ROUND_BUDGET);
+        let text = note.plain();
+        let listed = text.matches("\n• ").count();
+        assert!(listed > 1, "{text}");
+        assert!(text.ends_with(&format!("…and {} more", 100 - listed)), "{text}");
+        // A round that fits is listed whole, with no "more".
+        let note = fit_round(Note::new().text("head"), (0..3).map(line).collect());
+        assert_eq!(note.plain().matches("\n• ").count(), 3);
+        assert!(!note.plain().contains("more"));
+    }
 
     #[test]
     fn tomorrow_nine_respects_time_zone_and_dst() {

@@ -63,7 +63,8 @@ fn prune(store: &Store, now: chrono::DateTime<chrono::Utc>) {
     }
 }
 
-/// Fires every timer due now; returns how many fired (or were dropped as moot).
+/// Fires every timer due now as one round (`Desk::fire_round`); returns how many fired (or
+/// were dropped as moot).
 pub async fn fire_due(desk: &Desk, store: &Store, clock: &Clock) -> usize {
     let now = clock.now();
     let due = match store.due_timers(now) {
@@ -73,10 +74,11 @@ pub async fn fire_due(desk: &Desk, store: &Store, clock: &Clock) -> usize {
             return 0;
         }
     };
-    for t in &due {
-        if let Err(e) = desk.fire(t, now).await {
-            tracing::error!(alert = %t.alert_id, kind = ?t.kind, error = %e, "timer failed; will retry");
-        }
+    if due.is_empty() {
+        return 0;
+    }
+    if let Err(e) = desk.fire_round(&due, now).await {
+        tracing::error!(timers = due.len(), error = %e, "timer round failed; will retry");
     }
     due.len()
 }

@@ -100,6 +100,9 @@ pub struct Report {
     pub(crate) unclaimed_total: usize,
     pub oldest_unclaimed: Vec<Item>,
     pub top: Vec<Item>,
+    /// How many of the top mentions are left out of `top` because "Oldest unclaimed" lists
+    /// them.
+    pub top_skipped: usize,
     pub spikes: Vec<Item>,
     pub chart_title: String,
     pub chart: Vec<Bucket>,
@@ -117,7 +120,11 @@ pub fn gather(
     // The chart's bucket starts: the last 24 hours, or the last 7 local days up to today.
     let (chart_title, starts, label): (&str, Vec<DateTime<Utc>>, &str) =
         if period.len().num_seconds() <= HOURLY_UP_TO {
-            let hours = (1..=24).rev().map(|h| period.to - Duration::hours(h));
+            // Whole local hours, so the ticks read 08:00, 09:00 (not 08:48): the last bar is
+            // the hour the period's last moment falls in (at 09:48, 09:00 so far; at 09:00,
+            // the whole hour from 08:00).
+            let last = local_hour_start(period.to - Duration::nanoseconds(1), tz);
+            let hours = (0..24).rev().map(|h| last - Duration::hours(h));
             ("Mentions per hour, last 24 hours", hours.collect(), "%H:%M")
         } else {
             let days = (0..7).rev().map(|d| local_midnight(period.to, tz, d));
@@ -193,6 +200,9 @@ pub fn gather(
         .filter(|a| matches!(a.state, AlertState::Open) && a.created_at < now)
         .collect();
     unclaimed.sort_by_key(|a| (a.created_at, a.id));
+    // An alert both unclaimed and among the top is listed once, under "Oldest unclaimed",
+    // where it asks for someone; "Top mentions" says so and lists the next ones instead.
+    let oldest: Vec<&Alert> = unclaimed.iter().take(OLDEST).copied().collect();
     Ok(Report {
         period,
         tz,
@@ -200,8 +210,18 @@ pub fn gather(
         before: figures(&hits, &alerts, before),
         states,
         unclaimed_total: unclaimed.len(),
-        oldest_unclaimed: unclaimed.iter().take(OLDEST).map(|a| item(a)).collect(),
-        top: top.iter().take(TOP).map(|a| item(a)).collect(),
+        oldest_unclaimed: oldest.iter().map(|a| item(a)).collect(),
+        top: top
+            .iter()
+            .filter(|a| !oldest.iter().any(|o| o.id == a.id))
+            .take(TOP)
+            .map(|a| item(a))
+            .collect(),
+        top_skipped: top
+            .iter()
+            .take(TOP)
+            .filter(|a| oldest.iter().any(|o| o.id == a.id))
+            .count(),
         spikes,
         chart_title: chart_title.into(),
         chart: buckets(&hits, &starts, period.to, tz, label),
@@ -298,6 +318,15 @@ fn add(b: &mut Bucket, h: &RuleHit) {
     }
 }
 
+/// The start of the local hour `t` falls in (time zones with half-hour offsets included).
+fn local_hour_start(t: DateTime<Utc>, tz: Tz) -> DateTime<Utc> {
+    use chrono::Timelike;
+    let local = t.with_timezone(&tz);
+    let into_hour = Duration::seconds(i64::from(local.minute() * 60 + local.second()))
+        + Duration::nanoseconds(i64::from(local.nanosecond()));
+    t - into_hour
+}
+
 /// Local midnight `days_back` days before the local day of `t`, as UTC (DST-safe).
 fn local_midnight(t: DateTime<Utc>, tz: Tz, days_back: i64) -> DateTime<Utc> {
     let day = t.with_timezone(&tz).date_naive() - Duration::days(days_back);
@@ -343,14 +372,21 @@ fn times(label: &str, now: &[i64], before: &[i64]) -> Note {
     let (mut n, mut b) = (now.to_vec(), before.to_vec());
     let note = Note::new().bold(format!("{label}:")).text(" ");
     match (percentile(&mut n, 50), percentile(&mut n, 90)) {
-        (Some(m), Some(p)) => note.text(format!(
-            "median {} {} · p90 {} · {} alert{}",
-            human_duration(m),
-            compare_secs(Some(m), percentile(&mut b, 50)),
-            human_duration(p),
-            n.len(),
-            if n.len() == 1 { "" } else { "s" }
-        )),
+        (Some(m), Some(p)) => {
+            let change = compare_secs(Some(m), percentile(&mut b, 50));
+            let change = if change.is_empty() {
+                change
+            } else {
+                format!(" {change}")
+            };
+            note.text(format!(
+                "median {}{change} · p90 {} · {} alert{}",
+                human_duration(m),
+                human_duration(p),
+                n.len(),
+                if n.len() == 1 { "" } else { "s" }
+            ))
+        }
         _ => note.text("none in this period"),
     }
 }
@@ -366,29 +402,149 @@ fn counts(v: &[(String, usize)]) -> String {
         .join(" · ")
 }
 
-fn item_line(note: Note, i: &Item, now: DateTime<Utc>) -> Note {
-    let flag = match (i.priority, i.negative) {
-        (Priority::Critical, _) => "🔴",
-        (Priority::High, _) => "🟠",
-        (_, true) => "🟡",
-        _ => "⚪",
+/// Priority as alerts show it: its colour and its word.
+fn priority_label(p: Priority) -> String {
+    let icon = match p {
+        Priority::Low => "⚪",
+        Priority::Normal => "🔵",
+        Priority::High => "🟠",
+        Priority::Critical => "🔴",
     };
+    format!("{icon} {}", crate::desk::priority_word(p))
+}
+
+/// `🟠 High · #12 · rule acme · hn · 2 h ago · open — “excerpt” · view post`
+fn item_line(note: Note, i: &Item, now: DateTime<Utc>) -> Note {
     let mut note = note
-        .text(format!("{flag} "))
+        .text(format!("{} · ", priority_label(i.priority)))
         .bold(format!("#{}", i.id))
-        .text(format!(
-            " {} · {} · {} · {} ago — “",
-            i.priority,
-            i.rule,
-            i.source,
-            human_duration((now - i.created_at).num_seconds())
-        ))
-        .text(i.excerpt.clone())
-        .text(format!("” ({})", i.state));
+        .text(format!(" · rule {} · ", i.rule));
+    if !i.source.is_empty() {
+        note = note.text(i.source.clone()).text(" · ");
+    }
+    note = note.text(format!(
+        "{} ago · {}{} — “",
+        human_duration((now - i.created_at).num_seconds()),
+        i.state,
+        if i.negative { " · negative" } else { "" }
+    ));
+    note = note.text(i.excerpt.clone()).text("”");
     if let Some(u) = &i.url {
-        note = note.text(" ").link(u.clone(), "open");
+        note = note.text(" · ").link(u.clone(), "view post");
     }
     note.newline()
+}
+
+/// A period in words: "day", "7 days", "12 hours" (else the short form, "90 min").
+fn period_words(secs: i64) -> String {
+    let plural = |n: i64, unit: &str| match n {
+        1 => unit.to_string(),
+        n => format!("{n} {unit}s"),
+    };
+    match secs {
+        s if s > 0 && s % 86_400 == 0 => plural(s / 86_400, "day"),
+        s if s > 0 && s % 3600 == 0 => plural(s / 3600, "hour"),
+        s => human_duration(s),
+    }
+}
+
+/// The summary: volume, sentiment, rules, sources, desk state and response times.
+pub(crate) fn summary_section(r: &Report) -> Note {
+    let (n, b) = (&r.now, &r.before);
+    let span = period_words(r.period.len().num_seconds());
+    Note::new()
+        .text(format!(
+            "Covering the last {span}, compared with the {span} before."
+        ))
+        .newline()
+        .bold("New mentions:")
+        .text(" ")
+        .text(format!("{} {}", n.mentions, compare(n.mentions, b.mentions)))
+        .newline()
+        .bold("Sentiment:")
+        .text(" ")
+        .text(format!(
+            "negative {} {} · neutral {} · positive {}",
+            n.negative,
+            compare(n.negative, b.negative),
+            n.neutral,
+            n.positive
+        ))
+        .newline()
+        .bold("By rule:")
+        .text(" ")
+        .text(counts(&n.by_rule))
+        .newline()
+        .bold("By source:")
+        .text(" ")
+        .text(counts(&n.by_source))
+        .newline()
+        .bold("Desk:")
+        .text(" ")
+        .text(format!(
+            "{} open · {} snoozed · {} claimed · {} resolved · {} ignored (this period's alerts); {} waiting for someone in all",
+            r.states.open, r.states.snoozed, r.states.claimed, r.states.resolved, r.states.ignored, r.unclaimed_total
+        ))
+        .newline()
+        .append(times("Time to claim", &n.to_claim, &b.to_claim))
+        .newline()
+        .append(times("Time to resolve", &n.to_resolve, &b.to_resolve))
+        .newline()
+}
+
+/// The period's spikes (empty when there were none).
+pub(crate) fn spikes_section(r: &Report, now: DateTime<Utc>) -> Note {
+    let mut note = Note::new();
+    if r.spikes.is_empty() {
+        return note;
+    }
+    note = note.bold("Spikes:").newline();
+    for s in r.spikes.iter().take(TOP) {
+        note = item_line(note, s, now);
+    }
+    if r.spikes.len() > TOP {
+        note = note
+            .text(format!("…and {} more", r.spikes.len() - TOP))
+            .newline();
+    }
+    note
+}
+
+/// The alerts waiting longest for someone, whenever they came in (empty when none wait).
+pub(crate) fn unclaimed_section(r: &Report, now: DateTime<Utc>) -> Note {
+    let mut note = Note::new();
+    if r.oldest_unclaimed.is_empty() {
+        return note;
+    }
+    note = note.bold("Oldest unclaimed:").newline();
+    for i in &r.oldest_unclaimed {
+        note = item_line(note, i, now);
+    }
+    note
+}
+
+/// The period's most urgent alerts, without those "Oldest unclaimed" already lists.
+pub(crate) fn top_section(r: &Report, now: DateTime<Utc>) -> Note {
+    let mut note = Note::new().bold("Top mentions:");
+    if r.top_skipped > 0 {
+        note = note.text(match r.top_skipped {
+            1 => " (1 more is listed under Oldest unclaimed)".to_string(),
+            n => format!(" ({n} more are listed under Oldest unclaimed)"),
+        });
+    }
+    if r.top.is_empty() {
+        let none = if r.top_skipped > 0 {
+            " no others in this period"
+        } else {
+            " none in this period"
+        };
+        return note.text(none);
+    }
+    note = note.newline();
+    for i in &r.top {
+        note = item_line(note, i, now);
+    }
+    note
 }
 
 /// The digest's title and body.
@@ -399,70 +555,10 @@ pub fn render(r: &Report, name: &str, now: DateTime<Utc>) -> (String, Note) {
         local.format("%a %d %b %Y, %H:%M"),
         r.tz.name()
     );
-    let (n, b) = (&r.now, &r.before);
-    let mut note = Note::new()
-        .text(format!(
-            "Covering the last {}, compared with the {} before.",
-            human_duration(r.period.len().num_seconds()),
-            human_duration(r.period.len().num_seconds())
-        ))
-        .newline()
-        .bold("New mentions:").text(" ")
-        .text(format!("{} {}", n.mentions, compare(n.mentions, b.mentions)))
-        .newline()
-        .bold("Sentiment:").text(" ")
-        .text(format!(
-            "negative {} {} · neutral {} · positive {}",
-            n.negative,
-            compare(n.negative, b.negative),
-            n.neutral,
-            n.positive
-        ))
-        .newline()
-        .bold("By rule:").text(" ")
-        .text(counts(&n.by_rule))
-        .newline()
-        .bold("By source:").text(" ")
-        .text(counts(&n.by_source))
-        .newline()
-        .bold("Desk:").text(" ")
-        .text(format!(
-            "{} open · {} snoozed · {} claimed · {} resolved · {} ignored (this period's alerts); {} waiting for someone in all",
-            r.states.open, r.states.snoozed, r.states.claimed, r.states.resolved, r.states.ignored, r.unclaimed_total
-        ))
-        .newline()
-        .append(times("Time to claim", &n.to_claim, &b.to_claim))
-        .newline()
-        .append(times("Time to resolve", &n.to_resolve, &b.to_resolve))
-        .newline();
-    if !r.spikes.is_empty() {
-        note = note.bold("Spikes:").newline();
-        for s in r.spikes.iter().take(TOP) {
-            note = item_line(note, s, now);
-        }
-        if r.spikes.len() > TOP {
-            note = note
-                .text(format!("…and {} more", r.spikes.len() - TOP))
-                .newline();
-        }
-    }
-    if !r.oldest_unclaimed.is_empty() {
-        note = note.bold("Oldest unclaimed:").newline();
-        for i in &r.oldest_unclaimed {
-            note = item_line(note, i, now);
-        }
-    }
-    if r.top.is_empty() {
-        note = note
-            .bold("Top mentions:")
-            .text(" ")
-            .text("none in this period");
-    } else {
-        note = note.bold("Top mentions:").newline();
-        for i in &r.top {
-            note = item_line(note, i, now);
-        }
-    }
+    let note = summary_section(r)
+        .append(spikes_section(r, now))
+        .append(unclaimed_section(r, now))
+        .append(top_section(r, now));
     (title, note)
 }
 
@@ -496,5 +592,133 @@ mod tests {
             local_midnight(t, tz, 0),
             DateTime::parse_from_rfc3339("2026-03-29T22:00:00Z").unwrap()
         );
+    }
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn item(id: u64, priority: Priority, negative: bool, excerpt: &str, age_h: i64) -> Item {
+        Item {
+            id: AlertId(id),
+            priority,
+            negative,
+            rule: "acme".into(),
+            source: "hn".into(),
+            excerpt: excerpt.into(),
+            url: Some(format!("https://news.example/item?id={id}")),
+            state: "open",
+            created_at: t("2026-11-24T09:00:00Z") - Duration::hours(age_h),
+        }
+    }
+
+    /// A report with every section filled, from fixed data.
+    fn fixed_report() -> Report {
+        let mut spike = item(11, Priority::High, false, "42 mentions in the last hour", 5);
+        spike.source = SPIKE_SOURCE.into();
+        let mut resolved = item(9, Priority::Critical, false, "Acme CEO interview", 20);
+        resolved.state = "resolved";
+        resolved.url = None;
+        Report {
+            period: Period {
+                from: t("2026-11-23T09:00:00Z"),
+                to: t("2026-11-24T09:00:00Z"),
+            },
+            tz: chrono_tz::UTC,
+            now: Figures {
+                mentions: 12,
+                by_rule: vec![("acme".into(), 10), ("acme-ceo".into(), 3)],
+                by_source: vec![("hn".into(), 7), ("reddit".into(), 5)],
+                negative: 4,
+                neutral: 6,
+                positive: 2,
+                to_claim: vec![300, 900, 1800],
+                to_resolve: vec![7200],
+            },
+            before: Figures {
+                mentions: 8,
+                negative: 4,
+                to_claim: vec![600],
+                ..Figures::default()
+            },
+            states: States {
+                open: 2,
+                snoozed: 0,
+                claimed: 1,
+                resolved: 3,
+                ignored: 1,
+            },
+            unclaimed_total: 3,
+            oldest_unclaimed: vec![
+                item(4, Priority::High, true, "Checkout & login <broken> again", 30),
+                item(7, Priority::Normal, false, "Does acme ship to Norway?", 2),
+            ],
+            top: vec![resolved],
+            top_skipped: 1,
+            spikes: vec![spike],
+            chart_title: "Mentions per hour, last 24 hours".into(),
+            chart: vec![],
+        }
+    }
+
+    /// Each section of the digest, rendered for the console and as Slack mrkdwn, is exactly
+    /// the expected text: wording, spacing, priority words and escaping.
+    #[test]
+    fn every_digest_section_renders_to_its_expected_text() {
+        let r = fixed_report();
+        let now = t("2026-11-24T09:00:00Z");
+        let sections = [
+            ("summary", summary_section(&r)),
+            ("spikes", spikes_section(&r, now)),
+            ("unclaimed", unclaimed_section(&r, now)),
+            ("top", top_section(&r, now)),
+        ];
+        let console: Vec<String> = sections
+            .iter()
+            .map(|(_, n)| crate::chat::console::render_note(n))
+            .collect();
+        let slack: Vec<String> = sections
+            .iter()
+            .map(|(_, n)| crate::chat::slack::render_note(n))
+            .collect();
+        for (i, (name, _)) in sections.iter().enumerate() {
+            println!("== {name} console ==\n{}\n== {name} slack ==\n{}", console[i], slack[i]);
+        }
+        assert_eq!(console[0], GOLDEN_SUMMARY_CONSOLE);
+        assert_eq!(slack[0], GOLDEN_SUMMARY_SLACK);
+        assert_eq!(console[1], GOLDEN_SPIKES_CONSOLE);
+        assert_eq!(slack[1], GOLDEN_SPIKES_SLACK);
+        assert_eq!(console[2], GOLDEN_UNCLAIMED_CONSOLE);
+        assert_eq!(slack[2], GOLDEN_UNCLAIMED_SLACK);
+        assert_eq!(console[3], GOLDEN_TOP_CONSOLE);
+        assert_eq!(slack[3], GOLDEN_TOP_SLACK);
+    }
+
+    const GOLDEN_SUMMARY_CONSOLE: &str = "Covering the last day, compared with the day before.\n   New mentions: 12 ↑ 50% (was 8)\n   Sentiment: negative 4 → same as before · neutral 6 · positive 2\n   By rule: acme 10 · acme-ceo 3\n   By source: hn 7 · reddit 5\n   Desk: 2 open · 0 snoozed · 1 claimed · 3 resolved · 1 ignored (this period's alerts); 3 waiting for someone in all\n   Time to claim: median 15 min ↑ slower (was 10 min) · p90 30 min · 3 alerts\n   Time to resolve: median 2 h · p90 2 h · 1 alert\n   ";
+    const GOLDEN_SUMMARY_SLACK: &str = "Covering the last day, compared with the day before.\n*New mentions:* 12 ↑ 50% (was 8)\n*Sentiment:* negative 4 → same as before · neutral 6 · positive 2\n*By rule:* acme 10 · acme-ceo 3\n*By source:* hn 7 · reddit 5\n*Desk:* 2 open · 0 snoozed · 1 claimed · 3 resolved · 1 ignored (this period's alerts); 3 waiting for someone in all\n*Time to claim:* median 15 min ↑ slower (was 10 min) · p90 30 min · 3 alerts\n*Time to resolve:* median 2 h · p90 2 h · 1 alert\n";
+    const GOLDEN_SPIKES_CONSOLE: &str = "Spikes:\n   🟠 High · #11 · rule acme · spike watch · 5 h ago · open — “42 mentions in the last hour” · view post <https://news.example/item?id=11>\n   ";
+    const GOLDEN_SPIKES_SLACK: &str = "*Spikes:*\n🟠 High · *#11* · rule acme · spike watch · 5 h ago · open — “42 mentions in the last hour” · <https://news.example/item?id=11|view post>\n";
+    const GOLDEN_UNCLAIMED_CONSOLE: &str = "Oldest unclaimed:\n   🟠 High · #4 · rule acme · hn · 1 day 6 h ago · open · negative — “Checkout & login <broken> again” · view post <https://news.example/item?id=4>\n   🔵 Normal · #7 · rule acme · hn · 2 h ago · open — “Does acme ship to Norway?” · view post <https://news.example/item?id=7>\n   ";
+    const GOLDEN_UNCLAIMED_SLACK: &str = "*Oldest unclaimed:*\n🟠 High · *#4* · rule acme · hn · 1 day 6 h ago · open · negative — “Checkout &amp; login &lt;broken&gt; again” · <https://news.example/item?id=4|view post>\n🔵 Normal · *#7* · rule acme · hn · 2 h ago · open — “Does acme ship to Norway?” · <https://news.example/item?id=7|view post>\n";
+    const GOLDEN_TOP_CONSOLE: &str = "Top mentions: (1 more is listed under Oldest unclaimed)\n   🔴 Critical · #9 · rule acme · hn · 20 h ago · resolved — “Acme CEO interview”\n   ";
+    const GOLDEN_TOP_SLACK: &str = "*Top mentions:* (1 more is listed under Oldest unclaimed)\n🔴 Critical · *#9* · rule acme · hn · 20 h ago · resolved — “Acme CEO interview”\n";
+
+    #[test]
+    fn hourly_chart_buckets_start_on_whole_local_hours() {
+        let to = t("2026-11-24T09:48:30Z");
+        assert_eq!(local_hour_start(to, chrono_tz::UTC), t("2026-11-24T09:00:00Z"));
+        // India is UTC+5:30: its whole hours are at :30 UTC.
+        assert_eq!(
+            local_hour_start(to, chrono_tz::Asia::Kolkata),
+            t("2026-11-24T09:30:00Z")
+        );
+    }
+
+    #[test]
+    fn periods_read_as_words() {
+        assert_eq!(period_words(86_400), "day");
+        assert_eq!(period_words(7 * 86_400), "7 days");
+        assert_eq!(period_words(12 * 3600), "12 hours");
+        assert_eq!(period_words(5400), "1 h 30 min");
     }
 }

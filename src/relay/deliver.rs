@@ -151,7 +151,7 @@ impl Pass<'_> {
             .await?;
             if let Some(posted) = found {
                 tracing::info!(alert = %entry.alert_id, target = %entry.target, "found an alert posted before a restart; not posting it again");
-                self.record(key, entry, posted).await?;
+                self.record(platform, key, entry, posted).await?;
                 Metrics::add(&self.metrics.recovered_posts_total, 1);
                 return Ok(());
             }
@@ -159,7 +159,7 @@ impl Pass<'_> {
         let view = self.current_view(entry)?;
         let entry = store.mark_in_flight(key, self.clock.now()).await?;
         let posted = timed(platform, platform.post_alert(channel, &view)).await?;
-        self.record(key, &entry, posted).await?;
+        self.record(platform, key, &entry, posted).await?;
         Metrics::add(&self.metrics.alerts_posted_total, 1);
         tracing::info!(alert = %entry.alert_id, target = %entry.target, "alert posted");
         Ok(())
@@ -167,14 +167,17 @@ impl Pass<'_> {
 
     async fn record(
         &self,
+        platform: &dyn ChatPlatform,
         key: OutboxKey,
         entry: &OutboxEntry,
         posted: Posted,
     ) -> Result<(), DeliveryError> {
+        let permalink = platform.permalink(&posted);
         let msg = MessageRef {
             target: entry.target.clone(),
             channel_id: posted.channel_id,
             message_id: posted.message_id,
+            permalink,
         };
         self.store.complete(key, entry, &msg).await?;
         Ok(())

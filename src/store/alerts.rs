@@ -35,6 +35,10 @@ pub(crate) struct AlertChange {
     pub(crate) set_timers: Vec<(TimerKind, DateTime<Utc>)>,
 }
 
+/// The `alert_id` of a timer round's message: it lists several alerts and belongs to none
+/// (alert ids start at 1; digests use the same id).
+pub(crate) const ROUND_ENTRY: AlertId = AlertId(0);
+
 /// A durable timer that is due.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timer {
@@ -121,6 +125,44 @@ impl Store {
             })
             .map_err(flatten_tx)?;
         if outcome == ChangeOutcome::Applied {
+            self.durable().await?;
+            self.outbox_signal.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    /// One timer round (see `desk::Desk::fire_round`): for every alert in `fired`, still exactly
+    /// as expected, its audit entry and the removal of its fired timer; and the round's
+    /// messages, all in one transaction, then flushed. A crash keeps all or nothing, so a
+    /// round is neither lost nor posted twice. Nothing is written when any alert changed
+    /// meanwhile: its id comes back and the caller decides the round anew.
+    pub(crate) async fn fire_round(
+        &self,
+        fired: &[(Alert, TimerKind, AuditEntry)],
+        messages: &[(Target, OutboxAction)],
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), AlertId>, StoreError> {
+        let expected: Vec<(AlertId, Vec<u8>)> =
+            fired.iter().map(|(a, _, _)| (a.id, to_json(a))).collect();
+        let trees = (&self.meta, &self.alerts, &self.audit, &self.outbox, &self.timers);
+        let outcome = trees
+            .transaction(|(meta, alerts, audit, outbox, timers)| {
+                for (id, bytes) in &expected {
+                    if alerts.get(id.0.to_be_bytes())?.as_deref() != Some(bytes.as_slice()) {
+                        return Ok(Err(*id));
+                    }
+                }
+                for (alert, kind, entry) in fired {
+                    push_audit(meta, audit, alert.id, entry)?;
+                    timers.remove(&timer_key(alert.id, *kind))?;
+                }
+                for (target, action) in messages {
+                    push_outbox(meta, outbox, ROUND_ENTRY, target, action.clone(), now)?;
+                }
+                Ok(Ok(()))
+            })
+            .map_err(flatten_tx)?;
+        if outcome.is_ok() {
             self.durable().await?;
             self.outbox_signal.notify_one();
         }

@@ -360,6 +360,7 @@ mod tests {
             target: entry.target.clone(),
             channel_id: "C1".into(),
             message_id: "1.2".into(),
+            permalink: None,
         };
         store.complete(key, &entry, &msg).await.unwrap();
         assert_eq!(store.outbox().unwrap().len(), 1);

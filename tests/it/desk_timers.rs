@@ -93,19 +93,16 @@ async fn unclaimed_alert_escalates_once_after_the_delay() {
     assert!(notes(&store).is_empty(), "not yet after 14 minutes");
     tokio::time::sleep(Duration::from_secs(2 * 60)).await;
     let n = notes(&store);
-    assert_eq!(n.len(), 2, "{n:?}");
-    assert!(
-        n[0].1
-            .contains("thread: ⏰ Unclaimed for 15 min. Escalating to @#pr-leads"),
-        "{n:?}"
-    );
-    assert_eq!(n[1].0, Target::Slack("#pr-leads".into()));
-    assert!(
-        n[1].1.contains("Alert #1 (rule acme) has been unclaimed"),
-        "{n:?}"
+    assert_eq!(n.len(), 1, "one round message, no thread note: {n:?}");
+    assert_eq!(n[0].0, Target::Slack("#pr-leads".into()));
+    assert_eq!(
+        n[0].1,
+        "channel: ⏰ 1 alert has been unclaimed for 15 min or more. Who can take it?\n\
+         • #1 “acme broke” · Normal · rule acme · 15 min old · /desk claim 1",
+        "without a posted message to link to, the command is named"
     );
     tokio::time::sleep(Duration::from_secs(3600)).await;
-    assert_eq!(notes(&store).len(), 2, "escalates once");
+    assert_eq!(notes(&store).len(), 1, "escalates once");
     trigger.trigger();
     task.await.unwrap();
 }
@@ -156,10 +153,11 @@ async fn a_claim_cancels_escalation_and_starts_the_reminder() {
     assert!(
         reminder
             .1
-            .contains("@U1, this is still unresolved after 2 h"),
+            .contains("@U1, 1 alert you claimed is still unresolved"),
         "{n:?}"
     );
-    assert!(!n.iter().any(|(_, t)| t.contains("Unclaimed")), "{n:?}");
+    assert!(reminder.1.contains("yours for 2 h"), "{n:?}");
+    assert!(!n.iter().any(|(_, t)| t.contains("unclaimed")), "{n:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -198,7 +196,7 @@ async fn timers_survive_a_restart_and_snoozes_wake_up() {
     );
     let n = notes(&store);
     assert!(
-        n.iter().any(|(_, t)| t.contains("Unclaimed for 3 h")),
+        n.iter().any(|(_, t)| t.contains("#1 “acme broke” · Normal · rule acme · 3 h old")),
         "{n:?}"
     );
     assert!(

@@ -16,6 +16,7 @@ mod crash;
 mod delivery;
 mod desk_timers;
 mod digest;
+mod escalation_rounds;
 mod discord_desk;
 mod limits;
 mod pipeline;

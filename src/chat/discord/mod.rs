@@ -87,6 +87,9 @@ pub struct DiscordPlatform {
     pauses: Pauses,
     /// The bot's user id, once `verify` learned it: `find_note` trusts only its messages.
     user_id: std::sync::OnceLock<String>,
+    /// Channel id → its guild id, learned from the threads started on alerts (a thread
+    /// object names its guild), for message links.
+    guilds: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
 impl DiscordPlatform {
@@ -103,6 +106,7 @@ impl DiscordPlatform {
             api_url: api_url.trim_end_matches('/').to_string(),
             pauses: Pauses::default(),
             user_id: std::sync::OnceLock::new(),
+            guilds: Default::default(),
         })
     }
 
@@ -211,7 +215,14 @@ impl DiscordPlatform {
             LightMethod::Post,
         )
         .body(Some(body.to_string().into_bytes()));
-        self.call("start thread", req).await.map(|_| ())
+        let thread = self.call("start thread", req).await?;
+        if let Some(guild) = thread["guild_id"].as_str() {
+            self.guilds
+                .lock()
+                .expect("lock")
+                .insert(channel.to_string(), guild.to_string());
+        }
+        Ok(())
     }
 }
 
@@ -512,6 +523,17 @@ impl ChatPlatform for DiscordPlatform {
             "the bot can see the channel (Send Messages and Embed Links show on the first alert)"
                 .into()
         })
+    }
+
+    /// `https://discord.com/channels/<guild>/<channel>/<message>`, Discord's message link, once
+    /// the channel's guild is known (from the alert's thread).
+    fn permalink(&self, posted: &Posted) -> Option<String> {
+        let guilds = self.guilds.lock().expect("lock");
+        let guild = guilds.get(&posted.channel_id)?;
+        Some(format!(
+            "https://discord.com/channels/{guild}/{}/{}",
+            posted.channel_id, posted.message_id
+        ))
     }
 
     async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError> {

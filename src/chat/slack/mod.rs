@@ -84,6 +84,8 @@ pub struct SlackPlatform {
     pauses: Pauses,
     /// The bot's user name from `auth.test`, for `/invite @name` in fixes.
     bot_name: std::sync::OnceLock<String>,
+    /// The workspace's address from `auth.test` (`https://acme.slack.com/`), for permalinks.
+    workspace_url: std::sync::OnceLock<String>,
 }
 
 impl SlackPlatform {
@@ -108,6 +110,7 @@ impl SlackPlatform {
             channel_ids: Mutex::new(HashMap::new()),
             pauses: Pauses::default(),
             bot_name: std::sync::OnceLock::new(),
+            workspace_url: std::sync::OnceLock::new(),
         })
     }
 
@@ -361,6 +364,7 @@ impl ChatPlatform for SlackPlatform {
         if let Some(user) = &resp.user {
             let _ = self.bot_name.set(user.clone());
         }
+        let _ = self.workspace_url.set(resp.url.0.to_string());
         Ok(Identity {
             name: format!(
                 "{} in {}",
@@ -412,6 +416,18 @@ impl ChatPlatform for SlackPlatform {
             ));
         }
         Ok("the bot can post there".into())
+    }
+
+    /// Slack's permalink form, `https://<workspace>.slack.com/archives/<channel>/p<ts without
+    /// the dot>` (as `chat.getPermalink` answers), from the workspace address `auth.test` gave.
+    fn permalink(&self, posted: &Posted) -> Option<String> {
+        let base = self.workspace_url.get()?;
+        Some(format!(
+            "{}/archives/{}/p{}",
+            base.trim_end_matches('/'),
+            posted.channel_id,
+            posted.message_id.replace('.', "")
+        ))
     }
 
     async fn post_alert(&self, channel: &str, view: &AlertView) -> Result<Posted, ChatError> {

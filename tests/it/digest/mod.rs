@@ -280,6 +280,22 @@ async fn digest_counts_compares_and_ranks_what_came_in() {
     );
     assert_eq!(r.chart[23].label, "08:00", "labels are Berlin time");
 
+    // No alert is listed twice: one both unclaimed and among the top stays under "Oldest
+    // unclaimed" and "Top mentions" says so.
+    for i in &r.oldest_unclaimed {
+        assert!(!r.top.iter().any(|t| t.id == i.id), "{:?} twice", i.id);
+    }
+    assert_eq!(r.top_skipped, 1, "the loved one is unclaimed");
+    // A digest sent at 08:48 still has its chart on whole hours.
+    let late = Period {
+        from: period.from + CDuration::minutes(48),
+        to: to + CDuration::minutes(48),
+    };
+    let r2 = report::gather(&store, &rules, late, chrono_tz::Europe::Berlin, late.to).unwrap();
+    let labels: Vec<&str> = r2.chart.iter().map(|b| b.label.as_str()).collect();
+    assert!(labels.iter().all(|l| l.ends_with(":00")), "{labels:?}");
+    assert_eq!(labels[23], "09:00", "the hour the digest is sent in, so far");
+
     let (title, body) = report::render(&r, "Morning digest", to);
     assert_eq!(
         title,
@@ -292,6 +308,13 @@ async fn digest_counts_compares_and_ranks_what_came_in() {
     assert!(text.contains("Time to claim: median 10 min"), "{text}");
     assert!(text.contains("Time to resolve: median 2 h"), "{text}");
     assert!(text.contains("1 claimed · 1 resolved"), "{text}");
+    assert!(text.contains("Covering the last day, compared with the day before."), "{text}");
+    assert!(
+        text.contains("Top mentions: (1 more is listed under Oldest unclaimed)"),
+        "{text}"
+    );
+    assert!(text.contains("🔴 Critical · #"), "priority in words: {text}");
+    assert!(!text.contains("(open) open") && !text.contains("  "), "{text}");
     // Hostile text stays text: the platforms escape Text parts.
     let slack = mentiondesk::chat::slack::render_note(&body);
     assert!(!slack.contains("<!channel>"), "{slack}");
@@ -361,7 +384,7 @@ async fn scheduled_digest_keeps_local_nine_across_the_dst_change() {
         "📊 Morning digest — Sun 25 Oct 2026, 09:00 (Europe/Berlin)"
     );
     assert!(
-        d[0].1.body.plain().contains("Covering the last 1 d 1 h"),
+        d[0].1.body.plain().contains("Covering the last 25 hours"),
         "the DST day is 25 hours long: {}",
         d[0].1.body.plain()
     );
