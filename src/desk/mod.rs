@@ -342,8 +342,9 @@ impl Desk {
 
     /// Fires the timers that came due in one timer tick as one round. A snooze end wakes its
     /// alert (a change in its own thread). Escalations become one message per destination
-    /// listing every unclaimed alert with headline, age and a link, pinging `[desk].escalate_to`
-    /// once; reminders one message per owner listing their alerts, pinging the owner once: one
+    /// listing every unclaimed alert with headline, age and a link, pinging a user group set
+    /// as `[desk].escalate_to` once; reminders one message per owner listing their alerts,
+    /// pinging the owner once: one
     /// message per round, as PagerDuty and Opsgenie do, instead of one (or two) per alert. The
     /// messages, audit entries and timer removals are one store transaction, so a crash
     /// neither repeats nor loses a round. A timer whose state changed meanwhile is dropped.
@@ -367,7 +368,9 @@ impl Desk {
                 };
                 match (t.kind, &alert.state) {
                     (TimerKind::Escalate, AlertState::Open)
-                    | (TimerKind::Remind, AlertState::Claimed { .. }) => fired.push((alert, t.kind)),
+                    | (TimerKind::Remind, AlertState::Claimed { .. }) => {
+                        fired.push((alert, t.kind))
+                    }
                     _ => self.store.remove_timer(t)?,
                 }
             }
@@ -395,7 +398,8 @@ impl Desk {
                 .collect();
             match self.store.fire_round(&entries, &messages, now).await? {
                 Ok(()) => {
-                    let ids: Vec<String> = entries.iter().map(|(a, _, _)| a.id.to_string()).collect();
+                    let ids: Vec<String> =
+                        entries.iter().map(|(a, _, _)| a.id.to_string()).collect();
                     tracing::info!(alerts = %ids.join(","), messages = messages.len(), "timer round fired");
                     return Ok(());
                 }
@@ -815,7 +819,12 @@ fn sentiment_accuracy(alerts: &[Alert]) -> String {
 /// `HEADLINE_MAX` characters.
 fn headline(m: &crate::model::Mention) -> String {
     let title = m.title.as_deref().map(str::trim).filter(|t| !t.is_empty());
-    let first = m.text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("");
+    let first = m
+        .text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("");
     one_line(title.unwrap_or(first), HEADLINE_MAX)
 }
 
@@ -886,8 +895,16 @@ fn by_target<'a>(
 ) -> Vec<(Target, Vec<&'a Alert>)> {
     let mut out: Vec<(Target, Vec<&'a Alert>)> = Vec::new();
     for a in alerts {
-        let kept: Vec<&Target> = a.targets.iter().filter(|t| keep(t).unwrap_or(true)).collect();
-        let targets = if kept.is_empty() { a.targets.iter().collect() } else { kept };
+        let kept: Vec<&Target> = a
+            .targets
+            .iter()
+            .filter(|t| keep(t).unwrap_or(true))
+            .collect();
+        let targets = if kept.is_empty() {
+            a.targets.iter().collect()
+        } else {
+            kept
+        };
         for t in targets {
             match out.iter_mut().find(|(x, _)| x == t) {
                 Some((_, v)) => v.push(a),
@@ -1031,7 +1048,10 @@ mod tests {
         let text = note.plain();
         let listed = text.matches("\n• ").count();
         assert!(listed > 1, "{text}");
-        assert!(text.ends_with(&format!("…and {} more", 100 - listed)), "{text}");
+        assert!(
+            text.ends_with(&format!("…and {} more", 100 - listed)),
+            "{text}"
+        );
         // A round that fits is listed whole, with no "more".
         let note = fit_round(Note::new().text("head"), (0..3).map(line).collect());
         assert_eq!(note.plain().matches("\n• ").count(), 3);

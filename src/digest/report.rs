@@ -650,7 +650,13 @@ mod tests {
             },
             unclaimed_total: 3,
             oldest_unclaimed: vec![
-                item(4, Priority::High, true, "Checkout & login <broken> again", 30),
+                item(
+                    4,
+                    Priority::High,
+                    true,
+                    "Checkout & login <broken> again",
+                    30,
+                ),
                 item(7, Priority::Normal, false, "Does acme ship to Norway?", 2),
             ],
             top: vec![resolved],
@@ -682,7 +688,10 @@ mod tests {
             .map(|(_, n)| crate::chat::slack::render_note(n))
             .collect();
         for (i, (name, _)) in sections.iter().enumerate() {
-            println!("== {name} console ==\n{}\n== {name} slack ==\n{}", console[i], slack[i]);
+            println!(
+                "== {name} console ==\n{}\n== {name} slack ==\n{}",
+                console[i], slack[i]
+            );
         }
         assert_eq!(console[0], GOLDEN_SUMMARY_CONSOLE);
         assert_eq!(slack[0], GOLDEN_SUMMARY_SLACK);
@@ -706,7 +715,10 @@ mod tests {
     #[test]
     fn hourly_chart_buckets_start_on_whole_local_hours() {
         let to = t("2026-11-24T09:48:30Z");
-        assert_eq!(local_hour_start(to, chrono_tz::UTC), t("2026-11-24T09:00:00Z"));
+        assert_eq!(
+            local_hour_start(to, chrono_tz::UTC),
+            t("2026-11-24T09:00:00Z")
+        );
         // India is UTC+5:30: its whole hours are at :30 UTC.
         assert_eq!(
             local_hour_start(to, chrono_tz::Asia::Kolkata),

@@ -144,7 +144,13 @@ impl Store {
     ) -> Result<Result<(), AlertId>, StoreError> {
         let expected: Vec<(AlertId, Vec<u8>)> =
             fired.iter().map(|(a, _, _)| (a.id, to_json(a))).collect();
-        let trees = (&self.meta, &self.alerts, &self.audit, &self.outbox, &self.timers);
+        let trees = (
+            &self.meta,
+            &self.alerts,
+            &self.audit,
+            &self.outbox,
+            &self.timers,
+        );
         let outcome = trees
             .transaction(|(meta, alerts, audit, outbox, timers)| {
                 for (id, bytes) in &expected {

@@ -196,7 +196,8 @@ async fn timers_survive_a_restart_and_snoozes_wake_up() {
     );
     let n = notes(&store);
     assert!(
-        n.iter().any(|(_, t)| t.contains("#1 “acme broke” · Normal · rule acme · 3 h old")),
+        n.iter()
+            .any(|(_, t)| t.contains("#1 “acme broke” · Normal · rule acme · 3 h old")),
         "{n:?}"
     );
     assert!(

@@ -249,7 +249,11 @@ async fn reminders_are_one_message_per_owner() {
     };
     let desk = Desk::new(store.clone(), cfg);
     let claim_at = t0 + chrono::Duration::minutes(5);
-    for (id, who) in [(1, "slack:U0ALICE"), (2, "slack:U0BOB"), (3, "slack:U0ALICE")] {
+    for (id, who) in [
+        (1, "slack:U0ALICE"),
+        (2, "slack:U0BOB"),
+        (3, "slack:U0ALICE"),
+    ] {
         let o = desk
             .act(
                 mentiondesk::model::AlertId(id),
@@ -268,7 +272,9 @@ async fn reminders_are_one_message_per_owner() {
     let reminders: Vec<String> = slack
         .posts()
         .into_iter()
-        .filter(|p| p.body["thread_ts"].is_null() && p.body.to_string().contains("still unresolved"))
+        .filter(|p| {
+            p.body["thread_ts"].is_null() && p.body.to_string().contains("still unresolved")
+        })
         .map(|p| slack_sections(&p.body.to_string()))
         .collect();
     assert_eq!(reminders.len(), 2, "one per owner: {reminders:#?}");
@@ -277,12 +283,27 @@ async fn reminders_are_one_message_per_owner() {
         .find(|r| r.contains("<@U0ALICE>"))
         .expect("Alice's");
     assert_eq!(alice.matches("<@U0ALICE>").count(), 1, "{alice}");
-    assert!(alice.contains("2 alerts you claimed are still unresolved"), "{alice}");
-    assert!(alice.contains("Complaint 0") && alice.contains("Complaint 2"), "{alice}");
+    assert!(
+        alice.contains("2 alerts you claimed are still unresolved"),
+        "{alice}"
+    );
+    assert!(
+        alice.contains("Complaint 0") && alice.contains("Complaint 2"),
+        "{alice}"
+    );
     assert!(alice.contains("yours for 1 h 1 min"), "{alice}");
-    let bob = reminders.iter().find(|r| r.contains("<@U0BOB>")).expect("Bob's");
-    assert!(bob.contains("1 alert you claimed is still unresolved"), "{bob}");
-    assert!(bob.contains("Complaint 1") && !bob.contains("Complaint 0"), "{bob}");
+    let bob = reminders
+        .iter()
+        .find(|r| r.contains("<@U0BOB>"))
+        .expect("Bob's");
+    assert!(
+        bob.contains("1 alert you claimed is still unresolved"),
+        "{bob}"
+    );
+    assert!(
+        bob.contains("Complaint 1") && !bob.contains("Complaint 0"),
+        "{bob}"
+    );
 }
 
 /// More alerts in one round than one message holds: Discord's content stays within 2,000
@@ -316,10 +337,15 @@ async fn a_big_round_fits_discord_and_says_how_many_more() {
     let content = new[0].body["content"].as_str().unwrap().to_string();
     assert!(content.chars().count() <= 2000, "{}", content.len());
     assert!(
-        new[0].body["embeds"].as_array().is_none_or(|e| e.is_empty()),
+        new[0].body["embeds"]
+            .as_array()
+            .is_none_or(|e| e.is_empty()),
         "all of it in the content"
     );
-    assert!(content.contains("40 alerts have been unclaimed"), "{content}");
+    assert!(
+        content.contains("40 alerts have been unclaimed"),
+        "{content}"
+    );
     let listed = content.matches("\n• ").count();
     assert!(listed >= 3, "{content}");
     assert!(
@@ -328,12 +354,18 @@ async fn a_big_round_fits_discord_and_says_how_many_more() {
     );
     assert_eq!(
         content
-            .matches(&format!("](<https://discord.com/channels/{}/{CHANNEL}/", common::discord::GUILD_ID))
+            .matches(&format!(
+                "](<https://discord.com/channels/{}/{CHANNEL}/",
+                common::discord::GUILD_ID
+            ))
             .count(),
         listed,
         "each listed alert links to its message: {content}"
     );
-    assert_eq!(new[0].body["allowed_mentions"]["parse"], serde_json::json!([]));
+    assert_eq!(
+        new[0].body["allowed_mentions"]["parse"],
+        serde_json::json!([])
+    );
 }
 
 /// The same on Slack: sections within 3,000 characters and the block limit (the fake
@@ -347,7 +379,10 @@ async fn a_big_round_fits_slack_and_says_how_many_more() {
     let target = Target::Slack("#pr-alerts".into());
     let t0 = chrono::Utc::now();
     // `&` becomes `&amp;` on Slack: five times longer.
-    stored_alerts(&store, &target, 60, t0, |i| format!("{i} {}", "&".repeat(100))).await;
+    stored_alerts(&store, &target, 60, t0, |i| {
+        format!("{i} {}", "&".repeat(100))
+    })
+    .await;
     relay_once(&store, &platforms).await;
     let desk = desk(&store, Target::Slack("#pr-leads".into()));
     let clock = Clock::tokio_at(t0 + chrono::Duration::minutes(16));
@@ -359,6 +394,9 @@ async fn a_big_round_fits_slack_and_says_how_many_more() {
     assert_eq!(rounds.len(), 1);
     let text = slack_sections(&rounds[0]);
     let listed = text.matches("\n• ").count();
-    assert!(listed >= 3 && listed < 60, "{text}");
-    assert!(text.contains(&format!("…and {} more", 60 - listed)), "{text}");
+    assert!((3..60).contains(&listed), "{text}");
+    assert!(
+        text.contains(&format!("…and {} more", 60 - listed)),
+        "{text}"
+    );
 }

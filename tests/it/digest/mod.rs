@@ -294,7 +294,10 @@ async fn digest_counts_compares_and_ranks_what_came_in() {
     let r2 = report::gather(&store, &rules, late, chrono_tz::Europe::Berlin, late.to).unwrap();
     let labels: Vec<&str> = r2.chart.iter().map(|b| b.label.as_str()).collect();
     assert!(labels.iter().all(|l| l.ends_with(":00")), "{labels:?}");
-    assert_eq!(labels[23], "09:00", "the hour the digest is sent in, so far");
+    assert_eq!(
+        labels[23], "09:00",
+        "the hour the digest is sent in, so far"
+    );
 
     let (title, body) = report::render(&r, "Morning digest", to);
     assert_eq!(
@@ -308,13 +311,22 @@ async fn digest_counts_compares_and_ranks_what_came_in() {
     assert!(text.contains("Time to claim: median 10 min"), "{text}");
     assert!(text.contains("Time to resolve: median 2 h"), "{text}");
     assert!(text.contains("1 claimed · 1 resolved"), "{text}");
-    assert!(text.contains("Covering the last day, compared with the day before."), "{text}");
+    assert!(
+        text.contains("Covering the last day, compared with the day before."),
+        "{text}"
+    );
     assert!(
         text.contains("Top mentions: (1 more is listed under Oldest unclaimed)"),
         "{text}"
     );
-    assert!(text.contains("🔴 Critical · #"), "priority in words: {text}");
-    assert!(!text.contains("(open) open") && !text.contains("  "), "{text}");
+    assert!(
+        text.contains("🔴 Critical · #"),
+        "priority in words: {text}"
+    );
+    assert!(
+        !text.contains("(open) open") && !text.contains("  "),
+        "{text}"
+    );
     // Hostile text stays text: the platforms escape Text parts.
     let slack = mentiondesk::chat::slack::render_note(&body);
     assert!(!slack.contains("<!channel>"), "{slack}");
