@@ -475,6 +475,13 @@ async fn people_outside_the_allowed_list_are_refused_privately() {
         .wait_until(10, "group member claim", |f| f.answers("al-2").pop())
         .await;
     assert!(a.contains("You claimed #1"), "{a}");
+    // The answer can reach Slack before the relay's edit of the root message: wait for the
+    // edit, then check that it is the only one (the refused claim came first and changed nothing).
+    s.slack
+        .wait_until(10, "the claim's edit", |f| {
+            (!f.updates().is_empty()).then_some(())
+        })
+        .await;
     assert_eq!(
         s.slack.updates().len(),
         1,
