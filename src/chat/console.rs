@@ -272,10 +272,7 @@ mod tests {
                 ..open.clone()
             });
             let lines: Vec<&str> = out.lines().collect();
-            (
-                lines[0].to_string(),
-                lines[lines.len() - 2..].join("\n"),
-            )
+            (lines[0].to_string(), lines[lines.len() - 2..].join("\n"))
         };
         let (head, end) = tail(AlertState::Claimed {
             by: "slack:U0DANA".into(),
@@ -311,6 +308,9 @@ mod tests {
             reason: Some("job ad".into()),
         });
         assert!(head.starts_with("🚫 "), "{head}");
-        assert_eq!(end, "   🚫 Not relevant (@U0DANA) — \"job ad\"\n   [Reopen]");
+        assert_eq!(
+            end,
+            "   🚫 Not relevant (@U0DANA) — \"job ad\"\n   [Reopen]"
+        );
     }
 }

@@ -67,10 +67,7 @@ pub struct AlertView {
 impl AlertView {
     pub fn new(alert: &Alert, mention: &Mention) -> AlertView {
         let text = &mention.text;
-        let title = mention
-            .title
-            .as_deref()
-            .filter(|t| !t.trim().is_empty());
+        let title = mention.title.as_deref().filter(|t| !t.trim().is_empty());
         let mut excerpt_runs = excerpt(text, &alert.highlights, EXCERPT_CHARS);
         let headline = match title {
             Some(t) => one_line(t, HEADLINE_CHARS),
@@ -662,7 +659,10 @@ mod tests {
         let (a, m) = mention(None, "  acme broke my phone  ");
         let v = AlertView::new(&a, &m);
         assert_eq!(v.headline, "acme broke my phone");
-        assert!(v.excerpt.is_empty(), "a one-line post is the headline alone");
+        assert!(
+            v.excerpt.is_empty(),
+            "a one-line post is the headline alone"
+        );
         assert_eq!(v.matched, vec!["acme".to_string()]);
         let (a, m) = mention(None, "");
         assert_eq!(AlertView::new(&a, &m).headline, "A mention matching acme");
@@ -676,10 +676,7 @@ mod tests {
             v.who_line(),
             "by dana_k (12.3k followers) · forum-feed (file)"
         );
-        let v = AlertView {
-            author: None,
-            ..v
-        };
+        let v = AlertView { author: None, ..v };
         assert_eq!(v.who_line(), "forum-feed (file)");
     }
 
@@ -734,7 +731,10 @@ mod tests {
         // The words come from the text, the same way the intake judged it.
         let (mut a, m) = mention(Some("Where is my refund?"), "acme never answered");
         a.negative = true;
-        assert_eq!(AlertView::new(&a, &m).sentiment_words(), "negative — complaint");
+        assert_eq!(
+            AlertView::new(&a, &m).sentiment_words(),
+            "negative — complaint"
+        );
         let (a, m) = mention(None, "does acme ship to Norway?");
         assert_eq!(AlertView::new(&a, &m).sentiment_words(), "neutral question");
     }
@@ -772,7 +772,12 @@ mod tests {
         let ids = |s: &AlertState| buttons_for(s).iter().map(|b| b.id).collect::<Vec<_>>();
         assert_eq!(
             ids(&states[0]),
-            [buttons::CLAIM, buttons::RESOLVE, buttons::SNOOZE, buttons::IGNORE]
+            [
+                buttons::CLAIM,
+                buttons::RESOLVE,
+                buttons::SNOOZE,
+                buttons::IGNORE
+            ]
         );
         assert_eq!(
             ids(&states[1]),

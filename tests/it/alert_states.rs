@@ -98,9 +98,8 @@ async fn slack_buttons_and_marker_follow_the_state_and_the_handle_is_exact() {
     assert!(detail.starts_with("sentiment score "), "{detail}");
     assert_eq!(slack_labels(&root.body), OPEN);
 
-    let press = |action: &str, user: &str, trigger: &str| {
-        button_body(&slack, action, "1", user, trigger)
-    };
+    let press =
+        |action: &str, user: &str, trigger: &str| button_body(&slack, action, "1", user, trigger);
     // Claim: the owner is shown and the buttons become Unclaim / Resolve / Snooze.
     daemon
         .slack_post("/slack/interactions", &press("desk_claim", "U0ANA", "s1"))
@@ -137,7 +136,10 @@ async fn slack_buttons_and_marker_follow_the_state_and_the_handle_is_exact() {
     let e = slack_edit(&slack, 3, "resolved edit").await;
     assert!(slack_header(&e).starts_with("✅ "));
     assert_eq!(slack_labels(&e), ["Reopen"]);
-    assert!(e["text"].as_str().unwrap().contains("· Resolved · #1"), "{e}");
+    assert!(
+        e["text"].as_str().unwrap().contains("· Resolved · #1"),
+        "{e}"
+    );
 
     // Reopen: back to the open set.
     daemon
@@ -261,7 +263,10 @@ async fn discord_colour_and_buttons_follow_the_state_and_the_handle_is_exact() {
     assert_eq!(embed["title"], "📥 Acme outage", "headline first");
     let desc = embed["description"].as_str().unwrap();
     let lines: Vec<&str> = desc.lines().collect();
-    assert_eq!(lines[0], "by dana\\_k · news (rss)", "handle escaped, shown as written");
+    assert_eq!(
+        lines[0], "by dana\\_k · news (rss)",
+        "handle escaped, shown as written"
+    );
     assert_eq!(lines[1], "> **acme** is down again");
     assert_eq!(lines[2], "Matched rule **acme**: **acme**");
     assert!(lines[3].contains(" priority** · "), "{desc}");
@@ -277,7 +282,10 @@ async fn discord_colour_and_buttons_follow_the_state_and_the_handle_is_exact() {
 
     // Claim: amber, the owner, Unclaim / Resolve / Snooze.
     let v = interact(&daemon, &button("d1", "11", "desk_claim:1")).await;
-    assert!(v["data"]["content"].as_str().unwrap().contains("You claimed #1"));
+    assert!(v["data"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("You claimed #1"));
     let e = discord_edit(&discord, 1, "claimed edit").await;
     assert_eq!(colour(&e), 0xf1c40f);
     assert!(e.to_string().contains("Claimed by <@11>"), "{e}");
@@ -315,7 +323,10 @@ async fn discord_colour_and_buttons_follow_the_state_and_the_handle_is_exact() {
     // Reopen: the open set again.
     let v = interact(&daemon, &button("d5", "12", "desk_reopen:1")).await;
     assert!(
-        v["data"]["content"].as_str().unwrap().contains("open again"),
+        v["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("open again"),
         "{v}"
     );
     let e = discord_edit(&discord, 5, "reopened edit").await;

@@ -321,7 +321,10 @@ pub(super) fn alert_embed(view: &AlertView) -> CreateEmbed {
 
     let who = field_text(&view.who_line(), WHO_MAX);
     let mut why = vec![Atom::plain("Matched rule ")];
-    why.extend(text_atoms(&truncate(&view.rules.join(", "), RULES_MAX), "**"));
+    why.extend(text_atoms(
+        &truncate(&view.rules.join(", "), RULES_MAX),
+        "**",
+    ));
     for (i, w) in view.matched_words().iter().enumerate() {
         why.push(Atom::plain(if i == 0 { ": " } else { ", " }));
         why.extend(text_atoms(w, "**"));
@@ -477,14 +480,59 @@ mod tests {
         let at = Utc::now();
         let by = "discord:42".to_string();
         let cases = [
-            (AlertState::Open, 0xe74c3c, "📥", vec!["desk_claim:9", "desk_resolve:9", "desk_snooze:9", "desk_ignore:9"]),
-            (AlertState::Claimed { by: by.clone(), at }, 0xf1c40f, "🙋", vec!["desk_unclaim:9", "desk_resolve:9", "desk_snooze:9"]),
-            (AlertState::Snoozed { by: by.clone(), until: at }, 0x9b59b6, "💤", vec!["desk_claim:9", "desk_resolve:9", "desk_ignore:9"]),
-            (AlertState::Resolved { by: by.clone(), at, note: None }, 0x2ecc71, "✅", vec!["desk_reopen:9"]),
-            (AlertState::Ignored { by: by.clone(), at, reason: None }, 0x95a5a6, "🚫", vec!["desk_reopen:9"]),
+            (
+                AlertState::Open,
+                0xe74c3c,
+                "📥",
+                vec![
+                    "desk_claim:9",
+                    "desk_resolve:9",
+                    "desk_snooze:9",
+                    "desk_ignore:9",
+                ],
+            ),
+            (
+                AlertState::Claimed { by: by.clone(), at },
+                0xf1c40f,
+                "🙋",
+                vec!["desk_unclaim:9", "desk_resolve:9", "desk_snooze:9"],
+            ),
+            (
+                AlertState::Snoozed {
+                    by: by.clone(),
+                    until: at,
+                },
+                0x9b59b6,
+                "💤",
+                vec!["desk_claim:9", "desk_resolve:9", "desk_ignore:9"],
+            ),
+            (
+                AlertState::Resolved {
+                    by: by.clone(),
+                    at,
+                    note: None,
+                },
+                0x2ecc71,
+                "✅",
+                vec!["desk_reopen:9"],
+            ),
+            (
+                AlertState::Ignored {
+                    by: by.clone(),
+                    at,
+                    reason: None,
+                },
+                0x95a5a6,
+                "🚫",
+                vec!["desk_reopen:9"],
+            ),
         ];
         for (state, colour, mark, ids) in cases {
-            let v = serde_json::to_value(alert_message(&AlertView { state: state.clone(), ..view() })).unwrap();
+            let v = serde_json::to_value(alert_message(&AlertView {
+                state: state.clone(),
+                ..view()
+            }))
+            .unwrap();
             assert_eq!(v["embeds"][0]["color"], colour, "{state:?}");
             assert!(v["embeds"][0]["title"].as_str().unwrap().starts_with(mark));
             let got: Vec<&str> = v["components"][0]["components"]

@@ -270,7 +270,9 @@ pub(crate) fn render_alert(view: &AlertView) -> SlackMessageContent {
     }
     why = why.ours("Matched rule ").styled(&rules, 300, "*");
     for (i, w) in view.matched_words().iter().enumerate() {
-        why = why.ours(if i == 0 { ": " } else { ", " }).styled(w, 100, "*");
+        why = why
+            .ours(if i == 0 { ": " } else { ", " })
+            .styled(w, 100, "*");
     }
     let (priority, sentiment, stars) = view.urgency_words();
     why = why.ours(&format!("\n*{priority}* · {sentiment}"));
@@ -684,7 +686,10 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("🙋 "));
-        assert!(json.to_string().contains("🙋 Claimed by <@U0OK>"), "owner shown");
+        assert!(
+            json.to_string().contains("🙋 Claimed by <@U0OK>"),
+            "owner shown"
+        );
         let resolved = AlertView {
             state: AlertState::Resolved {
                 by: "slack:U0OK".into(),
@@ -697,7 +702,10 @@ mod tests {
         let content = render_alert(&resolved);
         assert!(content.text.as_deref().unwrap().starts_with("✅ "));
         assert!(content.text.as_deref().unwrap().contains("· Resolved · #7"));
-        assert_eq!(labels(&view("acme")), ["Claim", "Resolve", "Snooze", "Not relevant"]);
+        assert_eq!(
+            labels(&view("acme")),
+            ["Claim", "Resolve", "Snooze", "Not relevant"]
+        );
     }
 
     #[test]
@@ -712,8 +720,7 @@ mod tests {
         let blocks = json["blocks"].as_array().unwrap();
         assert_eq!(blocks[0]["type"], "header");
         assert_eq!(
-            blocks[0]["text"]["text"],
-            "📥 Acme_support *never* answered",
+            blocks[0]["text"]["text"], "📥 Acme_support *never* answered",
             "plain_text: shown as written"
         );
         assert_eq!(blocks[1]["type"], "context");
