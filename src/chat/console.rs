@@ -2,6 +2,7 @@
 //! no chat account. It cannot find earlier messages, so a crash mid-print may print twice.
 
 use super::escape::{terminal_text, truncate};
+use super::view::state_look;
 use super::{AlertView, ChatError, ChatPlatform, Posted};
 use crate::model::{AlertId, DigestPost, MessageRef, Note, Part};
 use chrono::{DateTime, Utc};
@@ -10,49 +11,65 @@ use std::io::Write;
 #[derive(Default)]
 pub struct ConsolePlatform;
 
-/// The alert as a few plain lines; untrusted text has its control characters removed.
+/// The alert as a few plain lines, in the order every platform uses: the state marker and
+/// the headline, who said it where, the quoted excerpt with matched words in `[brackets]`,
+/// the rule and those words, priority and sentiment in words, the numbers, the link, the
+/// state line and the buttons the state offers on Slack and Discord. Untrusted text has its
+/// control characters removed and is otherwise shown as written.
 pub(crate) fn render_alert(view: &AlertView) -> String {
+    let look = state_look(&view.state);
     let mut out = format!(
-        "{} #{} [{}] rule {} · {} ({})",
-        view.priority_icon(),
-        view.id,
-        view.priority,
-        terminal_text(&view.rules.join(", ")),
-        terminal_text(&view.source),
-        terminal_text(&view.source_kind),
+        "{} {}\n   {}\n",
+        look.emoji,
+        terminal_text(&view.headline),
+        terminal_text(&truncate(&view.who_line(), 400)),
     );
-    if let Some(a) = &view.author {
-        out.push_str(&format!(" · by {}", terminal_text(&truncate(a, 80))));
+    if !view.excerpt.is_empty() {
+        let excerpt: String = view
+            .excerpt
+            .iter()
+            .map(|(run, hl)| {
+                let t = terminal_text(run);
+                if *hl {
+                    format!("[{t}]")
+                } else {
+                    t
+                }
+            })
+            .collect();
+        out.push_str(&format!("   \"{excerpt}\"\n"));
     }
+    let mut why = format!(
+        "   matched rule {}",
+        terminal_text(&truncate(&view.rules.join(", "), 300))
+    );
+    if !view.matched.is_empty() {
+        let words: Vec<String> = view
+            .matched_words()
+            .iter()
+            .map(|w| format!("[{}]", terminal_text(w)))
+            .collect();
+        why.push_str(&format!(": {}", words.join(", ")));
+    }
+    out.push_str(&why);
     out.push('\n');
-    if let Some(t) = view.title.as_deref().filter(|t| !t.trim().is_empty()) {
-        out.push_str(&format!("   {}\n", terminal_text(&truncate(t, 200))));
-    }
-    let excerpt: String = view
-        .excerpt
-        .iter()
-        .map(|(run, hl)| {
-            let t = terminal_text(run);
-            if *hl {
-                format!("[{t}]")
-            } else {
-                t
-            }
-        })
-        .collect();
-    out.push_str(&format!("   \"{excerpt}\"\n"));
+    let (priority, sentiment, stars) = view.urgency_words();
+    let stars = stars.map(|s| format!(" · rating {s}")).unwrap_or_default();
+    out.push_str(&format!("   {priority} · {sentiment}{stars}\n"));
+    out.push_str(&format!("   {}\n", view.detail_line()));
     if let Some(u) = &view.url {
-        out.push_str(&format!("   {}\n", terminal_text(u)));
+        out.push_str(&format!("   🔗 {}\n", terminal_text(u)));
     }
-    let stars = view
-        .stars_label()
-        .map(|s| format!("rating {s} · "))
-        .unwrap_or_default();
     out.push_str(&format!(
-        "   {stars}sentiment {} · {}\n",
-        view.sentiment_label(),
+        "   {}\n",
         view.state_line(console_user, terminal_text)
     ));
+    let buttons: Vec<String> = view
+        .buttons()
+        .iter()
+        .map(|b| format!("[{}]", b.label))
+        .collect();
+    out.push_str(&format!("   {}\n", buttons.join(" ")));
     out
 }
 
@@ -120,13 +137,13 @@ impl ChatPlatform for ConsolePlatform {
         Ok(None)
     }
 
+    /// The whole alert again, as it now looks: its state decides its marker and buttons.
     async fn update_alert(&self, msg: &MessageRef, view: &AlertView) -> Result<(), ChatError> {
-        let state = view.state_line(console_user, terminal_text);
         self.print(&format!(
-            "   #{} in {}: {}\n",
+            "── #{} updated in {} ──\n{}",
             view.id,
             terminal_text(&msg.channel_id),
-            state
+            render_alert(view)
         ))
     }
 
@@ -194,33 +211,21 @@ impl ChatPlatform for ConsolePlatform {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AlertState, Priority};
+    use crate::model::AlertState;
 
     #[test]
     fn console_alert_is_readable_and_strips_escapes() {
         let view = AlertView {
             id: AlertId(3),
-            rules: vec!["acme".into()],
-            source: "sample".into(),
-            source_kind: "file".into(),
             author: Some("dana\u{1b}[2J".into()),
-            title: None,
             excerpt: vec![
                 ("my ".into(), false),
                 ("Acme".into(), true),
                 (" broke".into(), false),
             ],
-            url: Some("https://example.com/p/1".into()),
-            rating: None,
-            priority: Priority::High,
-            sentiment: -0.4,
-            negative: true,
-            human_negative: None,
-            state: AlertState::Open,
-            created_at: Utc::now(),
+            ..AlertView::sample()
         };
         let out = render_alert(&view);
-        assert!(out.contains("#3 [high] rule acme"));
         assert!(out.contains("\"my [Acme] broke\""));
         assert!(out.contains("📥 Open · unclaimed"));
         assert!(!out.contains('\u{1b}'));
@@ -230,8 +235,82 @@ mod tests {
             ..view
         });
         assert!(
-            out.contains("rating ★☆☆☆☆ 1/5 · sentiment negative"),
+            out.contains("🟠 High priority · negative — complaint · rating ★☆☆☆☆ 1/5"),
             "{out}"
+        );
+    }
+
+    /// The README shows these renderings; this keeps them true.
+    #[test]
+    fn each_state_renders_headline_first_with_its_own_marker_and_buttons() {
+        let open = AlertView {
+            author_reach: Some(12_345),
+            excerpt: vec![
+                ("Ordered two weeks ago, ".into(), false),
+                ("Acme".into(), true),
+                (" support never answered my refund request".into(), false),
+            ],
+            ..AlertView::sample()
+        };
+        assert_eq!(
+            render_alert(&open),
+            "📥 Acme support never answered my refund request
+   by dana_k (12.3k followers) · forum-feed (file)
+   \"Ordered two weeks ago, [Acme] support never answered my refund request\"
+   matched rule acme: [Acme]
+   🟠 High priority · negative — complaint
+   sentiment score -0.62 (from -1 to +1) · alert #1
+   🔗 https://example.com/p/1
+   📥 Open · unclaimed
+   [Claim] [Resolve] [Snooze] [Not relevant]
+"
+        );
+        let at = open.created_at + chrono::Duration::minutes(4);
+        let tail = |state: AlertState| {
+            let out = render_alert(&AlertView {
+                state,
+                ..open.clone()
+            });
+            let lines: Vec<&str> = out.lines().collect();
+            (lines[0].to_string(), lines[lines.len() - 2..].join("\n"))
+        };
+        let (head, end) = tail(AlertState::Claimed {
+            by: "slack:U0DANA".into(),
+            at,
+        });
+        assert!(head.starts_with("🙋 Acme support"), "{head}");
+        assert_eq!(
+            end,
+            "   🙋 Claimed by @U0DANA · 4 min after posting\n   [Unclaim] [Resolve] [Snooze]"
+        );
+        let (head, end) = tail(AlertState::Snoozed {
+            by: "slack:U0DANA".into(),
+            until: at,
+        });
+        assert!(head.starts_with("💤 "), "{head}");
+        assert_eq!(
+            end,
+            "   💤 Snoozed by @U0DANA until 2026-11-30 09:04 UTC\n   [Claim] [Resolve] [Not relevant]"
+        );
+        let (head, end) = tail(AlertState::Resolved {
+            by: "slack:U0DANA".into(),
+            at,
+            note: Some("refunded and replied".into()),
+        });
+        assert!(head.starts_with("✅ "), "{head}");
+        assert_eq!(
+            end,
+            "   ✅ Resolved by @U0DANA — \"refunded and replied\"\n   [Reopen]"
+        );
+        let (head, end) = tail(AlertState::Ignored {
+            by: "slack:U0DANA".into(),
+            at,
+            reason: Some("job ad".into()),
+        });
+        assert!(head.starts_with("🚫 "), "{head}");
+        assert_eq!(
+            end,
+            "   🚫 Not relevant (@U0DANA) — \"job ad\"\n   [Reopen]"
         );
     }
 }

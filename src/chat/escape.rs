@@ -6,6 +6,10 @@
 /// `<!channel>`, `<!here>`, `<@U..>` and `<url|label>`), and replace the characters that start
 /// formatting (`*`, `_`, `~`, `` ` ``) with look-alikes so a post cannot bold, strike or
 /// code-format our message. Line breaks become spaces so a post cannot fake our layout.
+///
+/// The look-alikes change what people copy, so text that must stay exactly as written (an
+/// author's handle such as `dana_k`, the headline) goes into a `plain_text` object instead,
+/// escaped with [`slack_plain`]: Slack formats nothing there.
 pub(crate) fn slack_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
@@ -17,6 +21,25 @@ pub(crate) fn slack_text(s: &str) -> String {
             '_' => out.push('\u{02CD}'), // ˍ modifier letter low macron
             '~' => out.push('\u{223C}'), // ∼ tilde operator
             '`' => out.push('\u{02CB}'), // ˋ modifier letter grave accent
+            '\r' | '\n' | '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Slack `plain_text` (header blocks, context elements): escape exactly `&`, `<`, `>` (Slack
+/// parses them in every text object, so `<!channel>` must still be neutralised) and nothing
+/// else: `plain_text` has no formatting, so `_`, `*`, `~` and `` ` `` stay as written and a
+/// handle copied from the alert finds the person. Line breaks become spaces.
+pub(crate) fn slack_plain(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
             '\r' | '\n' | '\t' => out.push(' '),
             c if c.is_control() => {}
             c => out.push(c),
@@ -74,6 +97,15 @@ mod tests {
             "&lt;!channel&gt; &lt;@U123&gt; &amp;lt;b&amp;gt; ∗bold∗ ˍitˍ ∼s∼ ˋcˋ line"
         );
         assert!(!got.contains('<') && !got.contains('>') && !got.contains('*'));
+    }
+
+    #[test]
+    fn slack_plain_keeps_handles_exact_and_still_neutralises_pings() {
+        assert_eq!(slack_plain("dana_k"), "dana_k");
+        assert_eq!(slack_plain("_x_ *y* ~z~ `c`"), "_x_ *y* ~z~ `c`");
+        let got = slack_plain("<!channel> <@U123> a&b\nline\u{1b}");
+        assert_eq!(got, "&lt;!channel&gt; &lt;@U123&gt; a&amp;b line");
+        assert!(!got.contains('<') && !got.contains('>'));
     }
 
     #[test]

@@ -23,12 +23,15 @@ pub(crate) type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output 
 pub use view::AlertView;
 
 /// Ids of the buttons on an alert and of the snooze choices, the same on every platform
-/// (Slack `action_id`; Discord `custom_id` before `:<alert id>`).
+/// (Slack `action_id`; Discord `custom_id` before `:<alert id>`). Which of them an alert shows
+/// depends on its state (`view::buttons_for`); the desk's dispatcher maps each to an action.
 pub(crate) mod buttons {
     pub(crate) const CLAIM: &str = "desk_claim";
+    pub(crate) const UNCLAIM: &str = "desk_unclaim";
     pub(crate) const RESOLVE: &str = "desk_resolve";
     pub(crate) const SNOOZE: &str = "desk_snooze";
     pub(crate) const IGNORE: &str = "desk_ignore";
+    pub(crate) const REOPEN: &str = "desk_reopen";
     pub(crate) const SNOOZE_1H: &str = "desk_snooze_1h";
     pub(crate) const SNOOZE_4H: &str = "desk_snooze_4h";
     pub(crate) const SNOOZE_TOMORROW: &str = "desk_snooze_tomorrow";

@@ -1,7 +1,15 @@
 //! The neutral alert view: what every platform shows for an alert, decided once so Slack,
 //! Discord and the console agree. Text here is still untrusted and unescaped; each renderer
 //! escapes it for its own markup.
+//!
+//! The layout language is shared too: the headline (what was said) comes first, then who
+//! said it where, why it is here (rule and matched words), how urgent (priority and
+//! sentiment in words), a detail line with the numbers, the link, and the state with the
+//! buttons that state allows. The state decides the marker, the colour and the buttons
+//! ([`state_look`], [`buttons_for`]); the priority words and icons ([`priority_label`]) are
+//! the same wherever alerts are listed, the digest included.
 
+use crate::chat::buttons;
 use crate::model::{Alert, AlertId, AlertState, Mention, Priority};
 use crate::util::human_duration;
 use chrono::{DateTime, Utc};
@@ -9,9 +17,18 @@ use unicode_segmentation::UnicodeSegmentation;
 
 /// How many characters of the post the alert quotes.
 pub(crate) const EXCERPT_CHARS: usize = 280;
+/// How many characters of the title or first line make the headline. Slack's header block
+/// takes 150; the state marker and a space go before it.
+pub(crate) const HEADLINE_CHARS: usize = 140;
 /// How much of a resolve note or ignore reason the root message's state line quotes; the
 /// whole text is in the alert's thread.
 pub(crate) const STATE_NOTE_CHARS: usize = 200;
+/// An author name longer than this is cut: it is a label, not content.
+pub(crate) const AUTHOR_CHARS: usize = 80;
+/// How many distinct matched words the "why" line names.
+pub(crate) const MATCHED_MAX: usize = 5;
+/// How long one matched word may be on the "why" line.
+const MATCHED_CHARS: usize = 40;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertView {
@@ -20,9 +37,16 @@ pub struct AlertView {
     pub source: String,
     pub source_kind: String,
     pub author: Option<String>,
+    /// Followers or similar, when the source tells it.
+    pub author_reach: Option<u64>,
     pub title: Option<String>,
-    /// Runs of the excerpt; `true` runs are what the rule matched.
+    /// What was said, in one line: the title, else the first line of the text.
+    pub headline: String,
+    /// Runs of the excerpt; `true` runs are what the rule matched. Empty when the headline
+    /// already is the whole text.
     pub excerpt: Vec<(String, bool)>,
+    /// The distinct words the rules matched, in order of appearance (at most `MATCHED_MAX`).
+    pub matched: Vec<String>,
     pub url: Option<String>,
     /// The author's star rating, 1 to 5 (app store reviews).
     pub rating: Option<u8>,
@@ -31,26 +55,60 @@ pub struct AlertView {
     pub negative: bool,
     /// A person's correction of `negative`, if any.
     pub(crate) human_negative: Option<bool>,
+    /// Whether the text has complaint cues ("never arrived", "refund"): the reason a
+    /// negative mention is negative, said in words.
+    pub(crate) complaint: bool,
+    /// Whether the text asks something.
+    pub(crate) question: bool,
     pub state: AlertState,
     pub created_at: DateTime<Utc>,
 }
 
 impl AlertView {
     pub fn new(alert: &Alert, mention: &Mention) -> AlertView {
+        let text = &mention.text;
+        let title = mention.title.as_deref().filter(|t| !t.trim().is_empty());
+        let mut excerpt_runs = excerpt(text, &alert.highlights, EXCERPT_CHARS);
+        let headline = match title {
+            Some(t) => one_line(t, HEADLINE_CHARS),
+            None => {
+                let first = text.trim().lines().next().unwrap_or_default();
+                let line = one_line(first, HEADLINE_CHARS);
+                // A one-line post that fits the headline is said once, not twice.
+                if line == one_line(text, usize::MAX) {
+                    excerpt_runs.clear();
+                }
+                line
+            }
+        };
+        let headline = if headline.is_empty() {
+            format!("A mention matching {}", alert.rules.join(", "))
+        } else {
+            headline
+        };
+        let scored = match title {
+            Some(t) => format!("{t}. {text}"),
+            None => text.clone(),
+        };
         AlertView {
             id: alert.id,
             rules: alert.rules.clone(),
             source: mention.source.clone(),
             source_kind: mention.source_kind.clone(),
             author: mention.author.clone(),
+            author_reach: mention.author_reach,
             title: mention.title.clone(),
-            excerpt: excerpt(&mention.text, &alert.highlights, EXCERPT_CHARS),
+            headline,
+            excerpt: excerpt_runs,
+            matched: matched_words(text, &alert.highlights),
             url: mention.url.clone(),
             rating: mention.rating,
             priority: alert.priority,
             sentiment: alert.sentiment,
             negative: alert.negative,
             human_negative: alert.human_negative,
+            complaint: crate::analysis::complaint::detect(&scored).weight > 0.0,
+            question: scored.contains('?'),
             state: alert.state.clone(),
             created_at: alert.created_at,
         }
@@ -61,29 +119,67 @@ impl AlertView {
         self.excerpt.iter().map(|(s, _)| s.as_str()).collect()
     }
 
-    /// `negative (-0.62)` / `positive (0.40)` / `neutral (0.00)`; a person's correction wins
-    /// and says so.
-    pub(crate) fn sentiment_label(&self) -> String {
+    /// The author with reach, `dana_k (12.3k followers)`, unescaped; `None` without an author.
+    /// Renderers escape it whole so the handle shows exactly as written.
+    pub(crate) fn author_label(&self) -> Option<String> {
+        let a = self.author.as_deref().filter(|a| !a.trim().is_empty())?;
+        let a = crate::chat::text::truncate(
+            &crate::chat::escape::terminal_text(a),
+            AUTHOR_CHARS,
+            crate::chat::text::Unit::Chars,
+        );
+        Some(match self.author_reach {
+            Some(n) => format!("{a} ({})", reach_label(n)),
+            None => a,
+        })
+    }
+
+    /// Who said it where: `by dana_k (12.3k followers) · forum-feed (file)`, unescaped.
+    pub(crate) fn who_line(&self) -> String {
+        let place = format!("{} ({})", self.source, self.source_kind);
+        match self.author_label() {
+            Some(a) => format!("by {a} · {place}"),
+            None => place,
+        }
+    }
+
+    /// The sentiment in words: `negative — complaint`, `neutral question`, `positive`; a
+    /// person's correction wins and says so. The score is in [`AlertView::detail_line`].
+    pub(crate) fn sentiment_words(&self) -> &'static str {
         match self.human_negative {
-            Some(true) => {
-                return format!("negative ({:+.2}, corrected by the team)", self.sentiment)
-            }
-            Some(false) => {
-                return format!(
-                    "not negative ({:+.2}, corrected by the team)",
-                    self.sentiment
-                )
-            }
+            Some(true) => return "negative (marked by the team)",
+            Some(false) => return "not negative (corrected by the team)",
             None => {}
         }
-        let word = if self.negative {
-            "negative"
-        } else if self.sentiment >= 0.05 {
-            "positive"
-        } else {
-            "neutral"
-        };
-        format!("{word} ({:+.2})", self.sentiment)
+        let low_rating = self.rating.is_some_and(|r| (1..=2).contains(&r));
+        match (self.negative, self.sentiment >= POSITIVE_AT) {
+            (true, _) if self.complaint => "negative — complaint",
+            (true, _) if low_rating => "negative — low rating",
+            (true, _) if self.question => "negative question",
+            (true, _) => "negative",
+            (false, true) if self.question => "positive question",
+            (false, true) => "positive",
+            (false, false) if self.question => "neutral question",
+            (false, false) => "neutral",
+        }
+    }
+
+    /// How urgent, in words: `🟠 High priority · negative — complaint · ★★☆☆☆ 2/5`.
+    pub(crate) fn urgency_words(&self) -> (String, &'static str, Option<String>) {
+        (
+            priority_label(self.priority),
+            self.sentiment_words(),
+            self.stars_label(),
+        )
+    }
+
+    /// The numbers behind the words, for a secondary line: `sentiment score -0.62 (from -1
+    /// to +1) · alert #1`.
+    pub(crate) fn detail_line(&self) -> String {
+        format!(
+            "sentiment score {:+.2} (from -1 to +1) · alert #{}",
+            self.sentiment, self.id
+        )
     }
 
     /// `★★☆☆☆ 2/5` when the mention has a star rating; `None` otherwise (and for a value
@@ -91,15 +187,6 @@ impl AlertView {
     pub(crate) fn stars_label(&self) -> Option<String> {
         let r = self.rating.filter(|r| (1..=5).contains(r))? as usize;
         Some(format!("{}{} {r}/5", "★".repeat(r), "☆".repeat(5 - r)))
-    }
-
-    pub(crate) fn priority_icon(&self) -> &'static str {
-        match self.priority {
-            Priority::Low => "⚪",
-            Priority::Normal => "🔵",
-            Priority::High => "🟠",
-            Priority::Critical => "🔴",
-        }
     }
 
     /// The state line, with `user` rendering a user id and `text` escaping untrusted text the
@@ -121,26 +208,214 @@ impl AlertView {
             };
             format!("\"{}\"{more}", text(&short))
         };
+        let mark = state_look(&self.state).emoji;
         match &self.state {
-            AlertState::Open => "📥 Open · unclaimed".to_string(),
+            AlertState::Open => format!("{mark} Open · unclaimed"),
             AlertState::Claimed { by, at } => {
-                format!("🟡 Claimed by {} · {} after posting", user(by), after(at))
+                format!(
+                    "{mark} Claimed by {} · {} after posting",
+                    user(by),
+                    after(at)
+                )
             }
             AlertState::Resolved { by, note, .. } => match note {
-                Some(n) => format!("✅ Resolved by {} — {}", user(by), quote(n)),
-                None => format!("✅ Resolved by {}", user(by)),
+                Some(n) => format!("{mark} Resolved by {} — {}", user(by), quote(n)),
+                None => format!("{mark} Resolved by {}", user(by)),
             },
             AlertState::Snoozed { by, until } => format!(
-                "💤 Snoozed by {} until {}",
+                "{mark} Snoozed by {} until {}",
                 user(by),
                 until.format("%Y-%m-%d %H:%M UTC")
             ),
             AlertState::Ignored { by, reason, .. } => match reason {
-                Some(r) => format!("🚫 Not relevant ({}) — {}", user(by), quote(r)),
-                None => format!("🚫 Not relevant ({})", user(by)),
+                Some(r) => format!("{mark} Not relevant ({}) — {}", user(by), quote(r)),
+                None => format!("{mark} Not relevant ({})", user(by)),
             },
         }
     }
+
+    /// The matched words to name, each cut to a label's length: at most `MATCHED_MAX`.
+    pub(crate) fn matched_words(&self) -> Vec<String> {
+        self.matched
+            .iter()
+            .take(MATCHED_MAX)
+            .map(|w| one_line(w, MATCHED_CHARS))
+            .collect()
+    }
+
+    /// The buttons this alert offers in its state.
+    pub(crate) fn buttons(&self) -> &'static [Button] {
+        buttons_for(&self.state)
+    }
+}
+
+/// VADER compound from which a mention that is not negative reads as positive.
+const POSITIVE_AT: f64 = 0.05;
+
+/// The priority's icon. Never shown alone: always with [`priority_words`].
+pub(crate) fn priority_icon(p: Priority) -> &'static str {
+    match p {
+        Priority::Low => "⚪",
+        Priority::Normal => "🔵",
+        Priority::High => "🟠",
+        Priority::Critical => "🔴",
+    }
+}
+
+/// The priority in words: `High priority`.
+pub(crate) fn priority_words(p: Priority) -> &'static str {
+    match p {
+        Priority::Low => "Low priority",
+        Priority::Normal => "Normal priority",
+        Priority::High => "High priority",
+        Priority::Critical => "Critical priority",
+    }
+}
+
+/// Icon and words, `🟠 High priority`: how alerts and digests name a priority.
+pub(crate) fn priority_label(p: Priority) -> String {
+    format!("{} {}", priority_icon(p), priority_words(p))
+}
+
+/// A follower count as people say it: `1 follower`, `950 followers`, `12.3k followers`,
+/// `2.1M followers`.
+pub(crate) fn reach_label(n: u64) -> String {
+    let one = |x: f64, unit: &str| {
+        let s = format!("{x:.1}");
+        format!("{}{unit}", s.strip_suffix(".0").unwrap_or(&s))
+    };
+    let count = match n {
+        0..=999 => n.to_string(),
+        1_000..=999_949 => one(n as f64 / 1e3, "k"),
+        999_950..=999_949_999 => one(n as f64 / 1e6, "M"),
+        _ => one(n as f64 / 1e9, "B"),
+    };
+    format!("{count} follower{}", if n == 1 { "" } else { "s" })
+}
+
+/// How a state looks: the marker before the headline and on the state line, its name, and
+/// the colour of a Discord embed (RGB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StateLook {
+    pub(crate) emoji: &'static str,
+    pub(crate) word: &'static str,
+    pub(crate) colour: u32,
+}
+
+/// Open is red (someone must act), claimed amber, snoozed purple, resolved green, not
+/// relevant grey, so a channel of alerts reads at a glance.
+pub(crate) fn state_look(state: &AlertState) -> StateLook {
+    let (emoji, word, colour) = match state {
+        AlertState::Open => ("📥", "Open", 0xe74c3c),
+        AlertState::Claimed { .. } => ("🙋", "Claimed", 0xf1c40f),
+        AlertState::Snoozed { .. } => ("💤", "Snoozed", 0x9b59b6),
+        AlertState::Resolved { .. } => ("✅", "Resolved", 0x2ecc71),
+        AlertState::Ignored { .. } => ("🚫", "Not relevant", 0x95a5a6),
+    };
+    StateLook {
+        emoji,
+        word,
+        colour,
+    }
+}
+
+/// How much a button stands out; each platform maps it to its styles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Emphasis {
+    /// The next step most people take (Slack `primary`, Discord blurple).
+    Main,
+    /// Closing it well (Discord green; plain on Slack, which has one primary).
+    Positive,
+    Plain,
+    /// Taking it off the desk (Slack and Discord `danger`).
+    Danger,
+}
+
+/// One button on an alert: its id (`chat::buttons`), label and emphasis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Button {
+    pub(crate) id: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) emphasis: Emphasis,
+}
+
+const CLAIM: Button = Button {
+    id: buttons::CLAIM,
+    label: "Claim",
+    emphasis: Emphasis::Main,
+};
+const UNCLAIM: Button = Button {
+    id: buttons::UNCLAIM,
+    label: "Unclaim",
+    emphasis: Emphasis::Plain,
+};
+const RESOLVE: Button = Button {
+    id: buttons::RESOLVE,
+    label: "Resolve",
+    emphasis: Emphasis::Positive,
+};
+const SNOOZE: Button = Button {
+    id: buttons::SNOOZE,
+    label: "Snooze",
+    emphasis: Emphasis::Plain,
+};
+const IGNORE: Button = Button {
+    id: buttons::IGNORE,
+    label: "Not relevant",
+    emphasis: Emphasis::Danger,
+};
+const REOPEN: Button = Button {
+    id: buttons::REOPEN,
+    label: "Reopen",
+    emphasis: Emphasis::Plain,
+};
+
+/// The buttons a state offers: only what the state machine (`desk::state`) allows from it,
+/// so a closed alert shows only Reopen and a claimed one Unclaim, Resolve and Snooze. A
+/// snoozed alert can be claimed, resolved or marked not relevant before it wakes.
+pub(crate) fn buttons_for(state: &AlertState) -> &'static [Button] {
+    match state {
+        AlertState::Open => &[CLAIM, RESOLVE, SNOOZE, IGNORE],
+        AlertState::Claimed { .. } => &[UNCLAIM, RESOLVE, SNOOZE],
+        AlertState::Snoozed { .. } => &[CLAIM, RESOLVE, IGNORE],
+        AlertState::Resolved { .. } | AlertState::Ignored { .. } => &[REOPEN],
+    }
+}
+
+/// One line of `s`: line breaks and tabs become spaces, control characters go, and it is cut
+/// to `max` characters between graphemes.
+pub(crate) fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s
+        .trim()
+        .chars()
+        .map(|c| if c.is_whitespace() { ' ' } else { c })
+        .filter(|c| !c.is_control())
+        .collect();
+    crate::chat::text::truncate(&flat, max, crate::chat::text::Unit::Chars)
+}
+
+/// The distinct matched words of `text` (case-insensitively), in order, at most
+/// `MATCHED_MAX`; bad highlight ranges are ignored as in [`excerpt`].
+fn matched_words(text: &str, highlights: &[(usize, usize)]) -> Vec<String> {
+    let mut spans: Vec<(usize, usize)> = highlights
+        .iter()
+        .copied()
+        .filter(|&(s, e)| {
+            s < e && e <= text.len() && text.is_char_boundary(s) && text.is_char_boundary(e)
+        })
+        .collect();
+    spans.sort_unstable();
+    let mut out: Vec<String> = Vec::new();
+    for (s, e) in spans {
+        let word = one_line(&text[s..e], MATCHED_CHARS);
+        if !word.is_empty() && !out.iter().any(|w| w.to_lowercase() == word.to_lowercase()) {
+            out.push(word);
+        }
+        if out.len() == MATCHED_MAX {
+            break;
+        }
+    }
+    out
 }
 
 /// Cuts `text` to about `max` grapheme clusters around the first highlight and splits it into
@@ -195,6 +470,35 @@ pub(crate) fn excerpt(
         runs.push(("…".to_string(), false));
     }
     runs
+}
+
+/// A plain open alert for renderers' tests to vary with struct update syntax.
+#[cfg(test)]
+impl AlertView {
+    pub(crate) fn sample() -> AlertView {
+        AlertView {
+            id: AlertId(1),
+            rules: vec!["acme".into()],
+            source: "forum-feed".into(),
+            source_kind: "file".into(),
+            author: Some("dana_k".into()),
+            author_reach: None,
+            title: None,
+            headline: "Acme support never answered my refund request".into(),
+            excerpt: vec![],
+            matched: vec!["Acme".into()],
+            url: Some("https://example.com/p/1".into()),
+            rating: None,
+            priority: Priority::High,
+            sentiment: -0.62,
+            negative: true,
+            human_negative: None,
+            complaint: true,
+            question: false,
+            state: AlertState::Open,
+            created_at: chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 30, 9, 0, 0).unwrap(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -287,25 +591,12 @@ mod tests {
     #[test]
     fn the_state_line_quotes_a_long_note_in_part_and_escapes_it() {
         let v = AlertView {
-            id: AlertId(1),
-            rules: vec![],
-            source: String::new(),
-            source_kind: String::new(),
-            author: None,
-            title: None,
-            excerpt: vec![],
-            url: None,
-            rating: None,
-            priority: Priority::Normal,
-            sentiment: 0.0,
-            negative: false,
-            human_negative: None,
             state: AlertState::Resolved {
                 by: "x:ann".into(),
                 at: Utc::now(),
                 note: Some("<b>".repeat(500)),
             },
-            created_at: Utc::now(),
+            ..AlertView::sample()
         };
         let line = v.state_line(|u| u.to_string(), |t| t.replace('<', "&lt;"));
         assert!(
@@ -320,5 +611,183 @@ mod tests {
     fn out_of_range_highlights_are_ignored() {
         let runs = excerpt("héllo", &[(1, 2), (3, 99)], 10);
         assert_eq!(runs, vec![("héllo".to_string(), false)]);
+    }
+
+    fn mention(title: Option<&str>, text: &str) -> (crate::model::Alert, Mention) {
+        let at = text.find("acme").unwrap_or(0);
+        let alert = crate::model::Alert {
+            id: AlertId(4),
+            mention_key: "f\u{1f}1".into(),
+            rules: vec!["acme".into()],
+            priority: Priority::Normal,
+            sentiment: 0.0,
+            negative: false,
+            targets: vec![],
+            state: AlertState::Open,
+            created_at: Utc::now(),
+            highlights: vec![(at, at + 4)],
+            first_claimed_at: None,
+            resolved_at: None,
+            human_negative: None,
+        };
+        let m = Mention {
+            item_id: "1".into(),
+            source: "forum-feed".into(),
+            source_kind: "file".into(),
+            url: None,
+            title: title.map(str::to_string),
+            text: text.into(),
+            author: Some("dana_k".into()),
+            author_reach: Some(12_345),
+            published: None,
+            lang: None,
+            rating: None,
+        };
+        (alert, m)
+    }
+
+    #[test]
+    fn the_headline_is_the_title_else_the_first_line_and_is_never_said_twice() {
+        let (a, m) = mention(Some("Refund\nplease"), "my acme order never came");
+        let v = AlertView::new(&a, &m);
+        assert_eq!(v.headline, "Refund please");
+        assert_eq!(v.excerpt_text(), "my acme order never came");
+        let (a, m) = mention(None, "is acme down?\nsecond line here");
+        let v = AlertView::new(&a, &m);
+        assert_eq!(v.headline, "is acme down?");
+        assert!(!v.excerpt.is_empty(), "the rest of the post is quoted");
+        let (a, m) = mention(None, "  acme broke my phone  ");
+        let v = AlertView::new(&a, &m);
+        assert_eq!(v.headline, "acme broke my phone");
+        assert!(
+            v.excerpt.is_empty(),
+            "a one-line post is the headline alone"
+        );
+        assert_eq!(v.matched, vec!["acme".to_string()]);
+        let (a, m) = mention(None, "");
+        assert_eq!(AlertView::new(&a, &m).headline, "A mention matching acme");
+    }
+
+    #[test]
+    fn who_said_it_where_keeps_the_handle_and_says_the_reach() {
+        let (a, m) = mention(None, "acme");
+        let v = AlertView::new(&a, &m);
+        assert_eq!(
+            v.who_line(),
+            "by dana_k (12.3k followers) · forum-feed (file)"
+        );
+        let v = AlertView { author: None, ..v };
+        assert_eq!(v.who_line(), "forum-feed (file)");
+    }
+
+    #[test]
+    fn reach_reads_like_people_say_it() {
+        for (n, want) in [
+            (1, "1 follower"),
+            (950, "950 followers"),
+            (1_000, "1k followers"),
+            (12_345, "12.3k followers"),
+            (999_949, "999.9k followers"),
+            (999_950, "1M followers"),
+            (2_130_000, "2.1M followers"),
+            (3_000_000_000, "3B followers"),
+        ] {
+            assert_eq!(reach_label(n), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn priority_and_sentiment_are_said_in_words() {
+        assert_eq!(priority_label(Priority::High), "🟠 High priority");
+        assert_eq!(priority_label(Priority::Low), "⚪ Low priority");
+        let v = AlertView::sample();
+        assert_eq!(v.sentiment_words(), "negative — complaint");
+        let q = AlertView {
+            negative: false,
+            complaint: false,
+            question: true,
+            sentiment: 0.0,
+            ..AlertView::sample()
+        };
+        assert_eq!(q.sentiment_words(), "neutral question");
+        let p = AlertView {
+            question: false,
+            sentiment: 0.6,
+            ..q.clone()
+        };
+        assert_eq!(p.sentiment_words(), "positive");
+        assert_eq!(
+            AlertView {
+                human_negative: Some(false),
+                ..AlertView::sample()
+            }
+            .sentiment_words(),
+            "not negative (corrected by the team)"
+        );
+        assert_eq!(
+            v.detail_line(),
+            "sentiment score -0.62 (from -1 to +1) · alert #1"
+        );
+        // The words come from the text, the same way the intake judged it.
+        let (mut a, m) = mention(Some("Where is my refund?"), "acme never answered");
+        a.negative = true;
+        assert_eq!(
+            AlertView::new(&a, &m).sentiment_words(),
+            "negative — complaint"
+        );
+        let (a, m) = mention(None, "does acme ship to Norway?");
+        assert_eq!(AlertView::new(&a, &m).sentiment_words(), "neutral question");
+    }
+
+    #[test]
+    fn each_state_has_its_own_marker_colour_and_buttons() {
+        let at = Utc::now();
+        let states = [
+            AlertState::Open,
+            AlertState::Claimed {
+                by: "slack:U1".into(),
+                at,
+            },
+            AlertState::Snoozed {
+                by: "slack:U1".into(),
+                until: at,
+            },
+            AlertState::Resolved {
+                by: "slack:U1".into(),
+                at,
+                note: None,
+            },
+            AlertState::Ignored {
+                by: "slack:U1".into(),
+                at,
+                reason: None,
+            },
+        ];
+        let looks: Vec<StateLook> = states.iter().map(state_look).collect();
+        for (i, a) in looks.iter().enumerate() {
+            for b in &looks[i + 1..] {
+                assert!(a.emoji != b.emoji && a.colour != b.colour, "{a:?} {b:?}");
+            }
+        }
+        let ids = |s: &AlertState| buttons_for(s).iter().map(|b| b.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&states[0]),
+            [
+                buttons::CLAIM,
+                buttons::RESOLVE,
+                buttons::SNOOZE,
+                buttons::IGNORE
+            ]
+        );
+        assert_eq!(
+            ids(&states[1]),
+            [buttons::UNCLAIM, buttons::RESOLVE, buttons::SNOOZE]
+        );
+        assert_eq!(
+            ids(&states[2]),
+            [buttons::CLAIM, buttons::RESOLVE, buttons::IGNORE]
+        );
+        assert_eq!(ids(&states[3]), [buttons::REOPEN]);
+        assert_eq!(ids(&states[4]), [buttons::REOPEN]);
     }
 }

@@ -283,6 +283,8 @@ impl Dispatcher {
         let now = self.clock.now();
         let action = match button {
             buttons::CLAIM => Action::Claim,
+            buttons::UNCLAIM => Action::Unclaim,
+            buttons::REOPEN => Action::Reopen,
             buttons::SNOOZE => return Reply::SnoozeChoices(id),
             buttons::RESOLVE => {
                 return Reply::Modal {
@@ -514,5 +516,80 @@ mod tests {
             private_text(d.dispatch(other).await),
             "This kind of interaction is not used by mentiondesk."
         );
+    }
+
+    /// Every button an alert shows in a state is one the state machine accepts from that
+    /// state (Resolve, Not relevant and Snooze through their dialogs and choices), so no
+    /// button on a message can only ever be refused.
+    #[test]
+    fn every_button_an_alert_shows_is_allowed_in_its_state() {
+        use crate::desk::state::transition;
+        use crate::model::AlertState;
+        let now = chrono::Utc::now();
+        let by = "slack:U1".to_string();
+        let states = [
+            AlertState::Open,
+            AlertState::Claimed {
+                by: by.clone(),
+                at: now,
+            },
+            AlertState::Snoozed {
+                by: by.clone(),
+                until: now + chrono::Duration::hours(1),
+            },
+            AlertState::Resolved {
+                by: by.clone(),
+                at: now,
+                note: None,
+            },
+            AlertState::Ignored {
+                by: by.clone(),
+                at: now,
+                reason: None,
+            },
+        ];
+        for state in &states {
+            for b in crate::chat::view::buttons_for(state) {
+                let action = match b.id {
+                    buttons::CLAIM => Action::Claim,
+                    buttons::UNCLAIM => Action::Unclaim,
+                    buttons::REOPEN => Action::Reopen,
+                    buttons::RESOLVE => Action::Resolve { note: None },
+                    buttons::IGNORE => Action::Ignore { reason: None },
+                    buttons::SNOOZE => Action::Snooze {
+                        until: now + chrono::Duration::hours(2),
+                    },
+                    other => panic!("button {other} maps to no action"),
+                };
+                // Someone other than the owner acts: a claim by another person is refused
+                // on purpose, so Claim is only shown where nobody holds the alert.
+                let actor = "slack:U2".to_string();
+                assert!(
+                    transition(state, &action, &actor, now).is_ok(),
+                    "{} shown on a {} alert is refused",
+                    b.label,
+                    state.name()
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn unclaim_and_reopen_buttons_are_known_actions() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dispatcher(&dir, &[]);
+        for (n, b) in [buttons::UNCLAIM, buttons::REOPEN].into_iter().enumerate() {
+            let i = interaction(
+                "U1",
+                &[],
+                &format!("r{n}"),
+                Kind::Button {
+                    button: b.into(),
+                    alert: Some(AlertId(9)),
+                },
+            );
+            let text = private_text(d.dispatch(i).await);
+            assert!(text.contains("There is no alert #9"), "{b}: {text}");
+        }
     }
 }

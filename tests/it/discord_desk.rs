@@ -132,9 +132,10 @@ async fn alert_is_an_embed_with_buttons_no_mentions_and_a_thread() {
     let embed = &m.body["embeds"][0];
     let title = embed["title"].as_str().unwrap();
     assert!(
-        title.contains("#1") && title.contains("Acme outage \\<\\@&999\\> \\@everyone"),
-        "{title}"
+        title.starts_with("📥 Acme outage \\<\\@&999\\> \\@everyone"),
+        "the headline first: {title}"
     );
+    assert_eq!(embed["footer"]["text"], "mentiondesk alert #1");
     assert!(embed["description"]
         .as_str()
         .unwrap()

@@ -8,6 +8,7 @@
 
 mod common;
 
+mod alert_states;
 mod analysis_cli;
 mod analysis_parity;
 mod check_online;

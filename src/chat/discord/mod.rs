@@ -10,10 +10,10 @@
 use super::escape::truncate;
 use super::text::{self, Atom, Unit};
 use super::{
-    buttons, chart_file_name, AlertView, ChatError, ChatPlatform, Identity, Pauses, Posted, Scope,
+    chart_file_name, AlertView, ChatError, ChatPlatform, Identity, Pauses, Posted, Scope,
     GLOBAL_FAMILY, MAX_INLINE_WAIT, MAX_RATE_LIMIT_RETRIES,
 };
-use crate::model::{AlertId, DigestPost, MessageRef, Note, Part, Priority};
+use crate::model::{AlertId, DigestPost, MessageRef, Note, Part};
 use chrono::{DateTime, Utc};
 use serenity::builder::{
     CreateActionRow, CreateAllowedMentions, CreateAttachment, CreateButton, CreateEmbed,
@@ -65,8 +65,6 @@ pub(crate) const THREAD_NAME_MAX: usize = 100;
 pub(crate) const NONCE_MAX: usize = 25;
 /// An attachment's `description` (alt text) ≤ 1,024.
 const ATTACHMENT_DESCRIPTION_MAX: usize = 1024;
-/// An author name: the author field of an embed is held to the embed author limit, 256.
-const AUTHOR_FIELD_MAX: usize = 256;
 /// A name or heading (`Part::Bold`, a display name) is a label: cut at 200 characters.
 const NAME_MAX: usize = 200;
 /// A link longer than this is not put into a note's text, where it would crowd out the note.

@@ -3,6 +3,7 @@
 //! renders only; sending is the platform's (`mod.rs`).
 
 use super::*;
+use crate::chat::view::{state_look, Emphasis};
 
 /// The last line of every note: Discord shows `-#` as small grey subtext. `find_note`
 /// recognises a note by it; text from outside cannot start a line with it (see
@@ -269,15 +270,6 @@ pub(crate) fn digest_payload(digest: &DigestPost, delivery: &str) -> serde_json:
     })
 }
 
-pub(super) fn colour(p: Priority) -> u32 {
-    match p {
-        Priority::Low => 0x95a5a6,
-        Priority::Normal => 0x3498db,
-        Priority::High => 0xe67e22,
-        Priority::Critical => 0xe74c3c,
-    }
-}
-
 /// Escaped untrusted text cut to `max` characters without splitting an escape; never empty
 /// (Discord refuses an empty field value).
 pub(super) fn field_text(s: &str, max: usize) -> String {
@@ -289,42 +281,32 @@ pub(super) fn field_text(s: &str, max: usize) -> String {
     }
 }
 
-/// The alert's embed, within every embed limit: title, description, fields, footer and the
-/// 6,000 characters they may hold together (the excerpt gives way first). A link Discord
-/// would refuse as the embed `url` (over 2,048 characters, or not a valid http(s) URL) is
-/// put into the description as a masked link instead, or shown as text where even that
-/// cannot fit, so people can still reach the post.
+/// The "who said it where" line is a label: cut at this many characters.
+const WHO_MAX: usize = 600;
+/// The rule names on the "why" line are cut at this many characters.
+const RULES_MAX: usize = 300;
+
+/// The alert's embed, headline first, in the same order as on Slack and the console:
+///
+/// - title: the state marker and what was said, linked to the post;
+/// - description: who said it where (the handle backslash-escaped, so it shows and copies as
+///   written), the quoted excerpt, the rule and the words it matched, priority and
+///   sentiment in words;
+/// - fields: the state line (with the owner) and the numbers behind the words;
+/// - colour: the state's, so a channel of alerts reads at a glance.
+///
+/// It stays within every embed limit: title, description, fields, footer and the 6,000
+/// characters they may hold together (the excerpt gives way first). A link Discord would
+/// refuse as the embed `url` (over 2,048 characters, or not a valid http(s) URL) is put into
+/// the description as a masked link instead, or shown as text where even that cannot fit, so
+/// people can still reach the post.
 pub(super) fn alert_embed(view: &AlertView) -> CreateEmbed {
-    let title_text = view
-        .title
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-        .map(|t| t.to_string())
-        .unwrap_or_else(|| format!("Mention matching {}", view.rules.join(", ")));
-    let mut title_atoms = vec![Atom::plain(format!(
-        "{} #{} · ",
-        view.priority_icon(),
-        view.id
-    ))];
-    title_atoms.extend(text_atoms(&title_text, ""));
+    let look = state_look(&view.state);
+    let mut title_atoms = vec![Atom::plain(format!("{} ", look.emoji))];
+    title_atoms.extend(text_atoms(&view.headline, ""));
     let title = text::fit(&title_atoms, EMBED_TITLE_MAX, Unit::Chars);
 
-    let mut fields: Vec<(&str, String, bool)> = vec![
-        (
-            "Rule",
-            field_text(&view.rules.join(", "), EMBED_FIELD_VALUE_MAX),
-            true,
-        ),
-        (
-            "Source",
-            field_text(
-                &format!("{} ({})", view.source, view.source_kind),
-                EMBED_FIELD_VALUE_MAX,
-            ),
-            true,
-        ),
-        ("Priority", view.priority.as_str().to_string(), true),
-        ("Sentiment", view.sentiment_label(), true),
+    let fields: Vec<(&str, String, bool)> = vec![
         (
             "State",
             truncate(
@@ -333,33 +315,49 @@ pub(super) fn alert_embed(view: &AlertView) -> CreateEmbed {
             ),
             false,
         ),
+        ("Details", view.detail_line(), false),
     ];
-    if let Some(a) = view.author.as_deref().filter(|a| !a.trim().is_empty()) {
-        fields.push(("Author", field_text(a, AUTHOR_FIELD_MAX), true));
-    }
-    if let Some(stars) = view.stars_label() {
-        fields.push(("Rating", stars, true));
-    }
     let footer = alert_footer(view.id);
+
+    let who = field_text(&view.who_line(), WHO_MAX);
+    let mut why = vec![Atom::plain("Matched rule ")];
+    why.extend(text_atoms(
+        &truncate(&view.rules.join(", "), RULES_MAX),
+        "**",
+    ));
+    for (i, w) in view.matched_words().iter().enumerate() {
+        why.push(Atom::plain(if i == 0 { ": " } else { ", " }));
+        why.extend(text_atoms(w, "**"));
+    }
+    let why = text::render(&why);
+    let (priority, sentiment, stars) = view.urgency_words();
+    let urgency = match stars {
+        Some(stars) => format!("**{priority}** · {sentiment} · rating {stars}"),
+        None => format!("**{priority}** · {sentiment}"),
+    };
 
     let url = view.url.as_deref().and_then(link_url);
     let embed_url = url.clone().filter(|u| {
         u.chars().count() <= EMBED_URL_MAX && url::Url::parse(u).is_ok_and(|p| p.has_host())
     });
+    // Who, why and urgency with the line breaks between them and the quote's "> ".
+    let fixed = who.chars().count() + why.chars().count() + urgency.chars().count() + 6;
     let used = title.chars().count()
         + footer.chars().count()
         + fields
             .iter()
             .map(|(n, v, _)| n.chars().count() + v.chars().count())
             .sum::<usize>();
-    let room = EMBED_DESCRIPTION_MAX.min(EMBED_TOTAL_MAX.saturating_sub(used));
+    let room = EMBED_DESCRIPTION_MAX
+        .min(EMBED_TOTAL_MAX.saturating_sub(used))
+        .saturating_sub(fixed);
     let link_line = match (&url, &embed_url) {
         (Some(u), None) => {
-            let masked = format!("\n\n🔗 [Open the post]({u})");
+            let masked = format!("\n🔗 [Open the post]({u})");
             if masked.chars().count() + EXCERPT_MIN <= room {
                 Some(masked)
             } else {
-                let mut a = vec![Atom::plain("\n\n🔗 Link too long for Discord: ")];
+                let mut a = vec![Atom::plain("\n🔗 Link too long for Discord: ")];
                 a.extend(text_atoms(view.url.as_deref().unwrap_or_default(), ""));
                 Some(text::fit(&a, room / 2, Unit::Chars))
             }
@@ -372,20 +370,26 @@ pub(super) fn alert_embed(view: &AlertView) -> CreateEmbed {
         .iter()
         .flat_map(|(run, hl)| text_atoms(run, if *hl { "**" } else { "" }))
         .collect();
-    let mut description = text::fit(
+    let quote = text::fit(
         &excerpt_atoms,
         EXCERPT_MAX.min(room.saturating_sub(link_len)),
         Unit::Chars,
     );
-    description.push_str(link_line.as_deref().unwrap_or_default());
-    if description.trim().is_empty() {
-        description = "—".into();
+    let mut description = who;
+    if !quote.trim().is_empty() {
+        description.push_str("\n> ");
+        description.push_str(&quote);
     }
+    description.push('\n');
+    description.push_str(&why);
+    description.push('\n');
+    description.push_str(&urgency);
+    description.push_str(link_line.as_deref().unwrap_or_default());
 
     let mut embed = CreateEmbed::new()
         .title(title)
         .description(description)
-        .colour(colour(view.priority))
+        .colour(look.colour)
         .footer(CreateEmbedFooter::new(footer));
     for (name, value, inline) in fields {
         embed = embed.field(name, value, inline);
@@ -399,18 +403,24 @@ pub(super) fn alert_embed(view: &AlertView) -> CreateEmbed {
     embed
 }
 
+/// The buttons the alert's state allows, as one row (`<button id>:<alert id>`, at most 34
+/// characters: well within `custom_id`'s 100).
 pub(super) fn alert_buttons(view: &AlertView) -> Vec<CreateActionRow> {
-    let b = |prefix: &str, label: &str, style: ButtonStyle| {
-        CreateButton::new(format!("{prefix}:{}", view.id))
-            .label(label)
-            .style(style)
-    };
-    vec![CreateActionRow::Buttons(vec![
-        b(buttons::CLAIM, "Claim", ButtonStyle::Primary),
-        b(buttons::RESOLVE, "Resolve", ButtonStyle::Success),
-        b(buttons::SNOOZE, "Snooze", ButtonStyle::Secondary),
-        b(buttons::IGNORE, "Not relevant", ButtonStyle::Danger),
-    ])]
+    let row = view
+        .buttons()
+        .iter()
+        .map(|b| {
+            CreateButton::new(format!("{}:{}", b.id, view.id))
+                .label(b.label)
+                .style(match b.emphasis {
+                    Emphasis::Main => ButtonStyle::Primary,
+                    Emphasis::Positive => ButtonStyle::Success,
+                    Emphasis::Plain => ButtonStyle::Secondary,
+                    Emphasis::Danger => ButtonStyle::Danger,
+                })
+        })
+        .collect();
+    vec![CreateActionRow::Buttons(row)]
 }
 
 /// The alert as a message: embed, buttons, and no mentions parsed.
@@ -434,35 +444,118 @@ mod tests {
             source_kind: "rss".into(),
             author: Some("@everyone".into()),
             title: Some("x".repeat(400)),
+            headline: "x".repeat(400),
             excerpt: vec![
                 ("<@123> **bold** @here".into(), false),
                 ("acme".into(), true),
             ],
             url: Some("https://example.com/p".into()),
-            rating: None,
-            priority: Priority::High,
-            sentiment: -0.4,
-            negative: true,
-            human_negative: None,
-            state: AlertState::Open,
-            created_at: Utc::now(),
+            ..AlertView::sample()
+        }
+    }
+
+    fn description(v: &AlertView) -> String {
+        let json = serde_json::to_value(alert_message(v)).unwrap();
+        json["embeds"][0]["description"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn a_rating_is_said_with_the_urgency_only_when_there_is_one() {
+        assert!(!description(&view()).contains("rating"));
+        let rated = description(&AlertView {
+            rating: Some(2),
+            ..view()
+        });
+        assert!(
+            rated.ends_with("**🟠 High priority** · negative — complaint · rating ★★☆☆☆ 2/5"),
+            "{rated}"
+        );
+    }
+
+    #[test]
+    fn the_state_decides_colour_marker_and_buttons() {
+        let at = Utc::now();
+        let by = "discord:42".to_string();
+        let cases = [
+            (
+                AlertState::Open,
+                0xe74c3c,
+                "📥",
+                vec![
+                    "desk_claim:9",
+                    "desk_resolve:9",
+                    "desk_snooze:9",
+                    "desk_ignore:9",
+                ],
+            ),
+            (
+                AlertState::Claimed { by: by.clone(), at },
+                0xf1c40f,
+                "🙋",
+                vec!["desk_unclaim:9", "desk_resolve:9", "desk_snooze:9"],
+            ),
+            (
+                AlertState::Snoozed {
+                    by: by.clone(),
+                    until: at,
+                },
+                0x9b59b6,
+                "💤",
+                vec!["desk_claim:9", "desk_resolve:9", "desk_ignore:9"],
+            ),
+            (
+                AlertState::Resolved {
+                    by: by.clone(),
+                    at,
+                    note: None,
+                },
+                0x2ecc71,
+                "✅",
+                vec!["desk_reopen:9"],
+            ),
+            (
+                AlertState::Ignored {
+                    by: by.clone(),
+                    at,
+                    reason: None,
+                },
+                0x95a5a6,
+                "🚫",
+                vec!["desk_reopen:9"],
+            ),
+        ];
+        for (state, colour, mark, ids) in cases {
+            let v = serde_json::to_value(alert_message(&AlertView {
+                state: state.clone(),
+                ..view()
+            }))
+            .unwrap();
+            assert_eq!(v["embeds"][0]["color"], colour, "{state:?}");
+            assert!(v["embeds"][0]["title"].as_str().unwrap().starts_with(mark));
+            let got: Vec<&str> = v["components"][0]["components"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["custom_id"].as_str().unwrap())
+                .collect();
+            assert_eq!(got, ids, "{state:?}");
         }
     }
 
     #[test]
-    fn a_rating_is_a_field_only_when_there_is_one() {
-        let fields = |v: &AlertView| {
-            let json = serde_json::to_value(alert_message(v)).unwrap();
-            json["embeds"][0]["fields"].as_array().unwrap().clone()
-        };
-        let plain = fields(&view());
-        assert!(!plain.iter().any(|f| f["name"] == "Rating"));
-        let rated = fields(&AlertView {
-            rating: Some(2),
+    fn the_handle_is_escaped_so_it_shows_as_written() {
+        let desc = description(&AlertView {
+            author: Some("dana_k".into()),
+            author_reach: Some(12_345),
             ..view()
         });
-        let f = rated.iter().find(|f| f["name"] == "Rating").unwrap();
-        assert_eq!(f["value"], "★★☆☆☆ 2/5");
+        assert!(
+            desc.starts_with("by dana\\_k (12.3k followers) · hn (rss)\n> "),
+            "{desc}"
+        );
     }
 
     #[test]
@@ -483,7 +576,7 @@ mod tests {
         assert!(
             desc.contains("\\<\\@123\\>")
                 && desc.contains("\\*\\*bold\\*\\*")
-                && desc.ends_with("**acme**"),
+                && desc.contains("\\@here**acme**"),
             "{desc}"
         );
         let ids: Vec<&str> = v["components"][0]["components"]

@@ -3,6 +3,8 @@
 //! the platform's (`mod.rs`).
 
 use super::*;
+use crate::chat::escape::slack_plain;
+use crate::chat::view::{priority_words, state_look, Emphasis, HEADLINE_CHARS};
 
 /// Block Kit and Web API limits, as Slack documents them (docs.slack.dev/reference/…):
 /// section block `text` ≤ 3,000 characters (block-kit/blocks/section-block); a context
@@ -32,8 +34,8 @@ pub(super) const NOTE_SECTIONS_MAX: usize = 4;
 /// A name or heading (`Part::Bold`, someone's display name) is cut at this many characters:
 /// it is a label, and a 3,000-character "author name" is noise, not content.
 pub(super) const NAME_MAX: usize = 200;
-/// A link whose URL is longer than this is not put inside a sentence or title, where it
-/// would crowd out the text within the section limit; it gets a section of its own.
+/// A link whose URL is longer than this is not put inside a sentence, where it would crowd
+/// out the text within the section limit; it is shown as its label and address instead.
 pub(super) const INLINE_URL_MAX: usize = 1000;
 
 /// How Slack's limits are counted here (see `Unit::Utf16`).
@@ -48,10 +50,6 @@ impl Mrkdwn {
     /// Our own text and markup; never cut inside.
     fn ours(mut self, s: &str) -> Mrkdwn {
         self.0.push(Atom::plain(s));
-        self
-    }
-    fn atom(mut self, a: Atom) -> Mrkdwn {
-        self.0.push(a);
         self
     }
     /// Untrusted text, escaped, at most `max` characters.
@@ -225,85 +223,78 @@ pub(super) fn is_channel_id(channel: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
-/// The alert as Slack Block Kit, fallback text and metadata. Every piece of untrusted text goes
-/// through `slack_text`, the fallback text included, and every text is cut to its block's
-/// limit at grapheme boundaries. Block ids are new on every render (Slack wants new ones on
-/// `chat.update`) and keep their `state-`/`actions-` prefixes.
+/// Slack's header block holds at most 150 characters of `plain_text` (block-kit/blocks/
+/// header-block).
+pub(crate) const HEADER_TEXT_MAX: usize = 150;
+
+/// Untrusted text as the atoms of a `plain_text` object: only `&<>` escaped.
+fn plain_atoms(s: &str) -> Vec<Atom> {
+    text::atoms(s, "", slack_plain)
+}
+
+/// A `plain_text` object that Slack shows exactly as given: no `:shortcode:` emoji either.
+fn plain(text: String) -> SlackBlockPlainText {
+    SlackBlockPlainText::new(text).with_emoji(false)
+}
+
+/// The alert as Slack Block Kit, fallback text and metadata, headline first:
+///
+/// 1. header (`plain_text`): the state marker and what was said;
+/// 2. context (`plain_text`): who said it where, the handle exactly as written;
+/// 3. section: the quoted excerpt, the rule and the words it matched, priority and sentiment
+///    in words;
+/// 4. context: the numbers (sentiment score, alert id);
+/// 5. section: the link;
+/// 6. context `state-…`: the state line, with the owner;
+/// 7. actions `actions-…`: the buttons the state allows.
+///
+/// Every piece of untrusted text is escaped (`slack_plain` in `plain_text`, `slack_text` in
+/// mrkdwn), the fallback text included, and cut to its block's limit at grapheme boundaries.
+/// Block ids are new on every render (Slack wants new ones on `chat.update`).
 pub(crate) fn render_alert(view: &AlertView) -> SlackMessageContent {
+    let look = state_look(&view.state);
     let rules = view.rules.join(", ");
-    let mut head = Mrkdwn::default()
-        .ours(&format!("{} *#{}* · rule ", view.priority_icon(), view.id))
-        .styled(&rules, 300, "*")
-        .ours(" · ")
-        .text(&view.source, 200)
-        .ours(" ")
-        .styled(&view.source_kind, 50, "`");
-    if let Some(a) = view.author.as_deref().filter(|a| !a.trim().is_empty()) {
-        head = head.ours(" · by ").text(a, 80);
+
+    let mut head = vec![Atom::plain(format!("{} ", look.emoji))];
+    head.extend(plain_atoms(&view.headline));
+    let head = text::fit(&head, HEADER_TEXT_MAX, UNIT);
+    let who = text::fit(&plain_atoms(&view.who_line()), SECTION_TEXT_MAX, UNIT);
+
+    let mut why = Mrkdwn::default();
+    if !view.excerpt.is_empty() {
+        why = why.ours("> ");
+        for (run, hl) in &view.excerpt {
+            why = why.styled(run, usize::MAX, if *hl { "*" } else { "" });
+        }
+        why = why.ours("\n");
+    }
+    why = why.ours("Matched rule ").styled(&rules, 300, "*");
+    for (i, w) in view.matched_words().iter().enumerate() {
+        why = why
+            .ours(if i == 0 { ": " } else { ", " })
+            .styled(w, 100, "*");
+    }
+    let (priority, sentiment, stars) = view.urgency_words();
+    why = why.ours(&format!("\n*{priority}* · {sentiment}"));
+    if let Some(stars) = stars {
+        why = why.ours(&format!(" · rating {stars}"));
     }
 
-    let url = view.url.as_deref().and_then(slack_url);
-    let inline_url = url.as_deref().filter(|u| UNIT.len(u) <= INLINE_URL_MAX);
-    let title = view
-        .title
-        .as_deref()
-        .map(|t| text::truncate(t, 200, Unit::Chars))
-        .filter(|t| !t.trim().is_empty());
-    let mut body = Mrkdwn::default();
-    if let Some(t) = &title {
-        body = match inline_url {
-            Some(u) => body.atom(Atom {
-                text: format!("<{u}|{}>", slack_text(t)),
-                wrap: "*",
-            }),
-            None => body.styled(t, 200, "*"),
-        }
-        .ours("\n");
-    }
-    body = body.ours("> ");
-    for (run, hl) in &view.excerpt {
-        body = body.styled(run, usize::MAX, if *hl { "*" } else { "" });
-    }
-    if title.is_none() {
-        if let Some(u) = inline_url {
-            body = body.ours(&format!("\n<{u}|Open the post>"));
-        }
-    }
-    // A long address gets a section of its own: linked while it fits, else shown as text
-    // (cut visibly) so people can still see where the post is.
-    let long_link = match (&url, inline_url) {
-        (Some(u), None) if UNIT.len(u) + 20 <= SECTION_TEXT_MAX => {
-            Some(format!("🔗 <{u}|Open the post>"))
-        }
-        (Some(_), None) => Some(
+    // A link that fits is linked; a very long one is shown as text (cut visibly) so people
+    // can still see where the post is.
+    let link = view.url.as_deref().and_then(slack_url).map(|u| {
+        if UNIT.len(&u) + 20 <= SECTION_TEXT_MAX {
+            format!("🔗 <{u}|Open the post>")
+        } else {
             Mrkdwn::default()
                 .ours("🔗 Link too long for Slack: ")
                 .text(view.url.as_deref().unwrap_or_default(), usize::MAX)
-                .fit(SECTION_TEXT_MAX),
-        ),
-        _ => None,
-    };
+                .fit(SECTION_TEXT_MAX)
+        }
+    });
 
-    let stars = view
-        .stars_label()
-        .map(|s| format!(" · rating {s}"))
-        .unwrap_or_default();
-    let facts = format!(
-        "Priority *{}*{stars} · sentiment {} · id `#{}`",
-        view.priority,
-        view.sentiment_label(),
-        view.id
-    );
     let state = view.state_line(slack_user, slack_text);
-
-    let button = |label: &str, action: &str, style: Option<SlackBlockButtonStyle>| {
-        let b = SlackBlockButtonElement::new(pt!(label))
-            .with_action_id(action.into())
-            .with_value(view.id.to_string())
-            .opt_style(style);
-        SlackActionBlockElement::Button(b)
-    };
-    // The facts and the state line are bounded by construction (a quoted note is at most
+    // The detail and the state line are bounded by construction (a quoted note is at most
     // STATE_NOTE_CHARS characters, a name NAME_MAX, so at most about 2,100 units once
     // escaped); the cut is a last guard that never applies in practice.
     let context = |text: String| {
@@ -311,45 +302,60 @@ pub(crate) fn render_alert(view: &AlertView) -> SlackMessageContent {
             SlackBlockMarkDownText::new(text::truncate(&text, SECTION_TEXT_MAX, UNIT)),
         )])
     };
+    let buttons: Vec<SlackActionBlockElement> = view
+        .buttons()
+        .iter()
+        .map(|b| {
+            let style = match b.emphasis {
+                Emphasis::Main => Some(SlackBlockButtonStyle::Primary),
+                Emphasis::Danger => Some(SlackBlockButtonStyle::Danger),
+                Emphasis::Positive | Emphasis::Plain => None,
+            };
+            SlackActionBlockElement::Button(
+                SlackBlockButtonElement::new(pt!(b.label))
+                    .with_action_id(b.id.into())
+                    .with_value(view.id.to_string())
+                    .opt_style(style),
+            )
+        })
+        .collect();
+
     let mut blocks: Vec<SlackBlock> = vec![
+        SlackHeaderBlock::new(plain(head).into()).into(),
+        SlackContextBlock::new(vec![SlackContextBlockElement::Plain(plain(who))]).into(),
         SlackSectionBlock::new()
-            .with_text(md!(head.fit(SECTION_TEXT_MAX)))
+            .with_text(md!(why.fit(SECTION_TEXT_MAX)))
             .into(),
-        SlackSectionBlock::new()
-            .with_text(md!(body.fit(SECTION_TEXT_MAX)))
-            .into(),
+        context(view.detail_line()).into(),
     ];
-    if let Some(link) = long_link {
+    if let Some(link) = link {
         blocks.push(SlackSectionBlock::new().with_text(md!(link)).into());
     }
     blocks.extend([
-        context(facts).into(),
         context(state)
             .with_block_id(fresh_block_id(&format!("state-{}", view.id)).into())
             .into(),
-        SlackActionsBlock::new(vec![
-            button(
-                "Claim",
-                buttons::CLAIM,
-                Some(SlackBlockButtonStyle::Primary),
-            ),
-            button("Resolve", buttons::RESOLVE, None),
-            button("Snooze", buttons::SNOOZE, None),
-            button(
-                "Not relevant",
-                buttons::IGNORE,
-                Some(SlackBlockButtonStyle::Danger),
-            ),
-        ])
-        .with_block_id(fresh_block_id(&format!("actions-{}", view.id)).into())
-        .into(),
+        SlackActionsBlock::new(buttons)
+            .with_block_id(fresh_block_id(&format!("actions-{}", view.id)).into())
+            .into(),
     ]);
 
-    let fallback = Mrkdwn::default()
-        .ours(&format!("#{} [{}] ", view.id, view.priority))
-        .text(&rules, 300)
-        .ours(": ")
-        .text(&view.excerpt_text(), 150)
+    let mut fallback = Mrkdwn::default()
+        .ours(&format!("{} ", look.emoji))
+        .text(&view.headline, HEADLINE_CHARS);
+    if !view.excerpt.is_empty() {
+        fallback = fallback
+            .ours(" — “")
+            .text(&view.excerpt_text(), 150)
+            .ours("”");
+    }
+    let fallback = fallback
+        .ours(&format!(
+            " · {} · {} · #{}",
+            priority_words(view.priority),
+            look.word,
+            view.id
+        ))
         .fit(FALLBACK_TEXT_MAX);
     let metadata = SlackMessageMetadata {
         event_type: ALERT_EVENT_TYPE.to_string(),
@@ -367,7 +373,7 @@ pub(crate) fn render_alert(view: &AlertView) -> SlackMessageContent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AlertState, Priority};
+    use crate::model::AlertState;
 
     fn view(text: &str) -> AlertView {
         AlertView {
@@ -377,15 +383,10 @@ mod tests {
             source_kind: "rss".into(),
             author: Some("<!everyone>".into()),
             title: Some("*Big* <news>".into()),
+            headline: "*Big* <news>".into(),
             excerpt: vec![(text.into(), false)],
             url: Some("https://x.test/a|<!here>".into()),
-            rating: None,
-            priority: Priority::High,
-            sentiment: -0.5,
-            negative: true,
-            human_negative: None,
-            state: AlertState::Open,
-            created_at: Utc::now(),
+            ..AlertView::sample()
         }
     }
 
@@ -410,7 +411,10 @@ mod tests {
             ..view("acme broke")
         }))
         .unwrap();
-        assert!(rated.contains("rating ★★☆☆☆ 2/5 · sentiment"), "{rated}");
+        assert!(
+            rated.contains("negative — complaint · rating ★★☆☆☆ 2/5"),
+            "{rated}"
+        );
     }
 
     #[test]
@@ -510,6 +514,11 @@ mod tests {
             let mut texts = vec![];
             if let Some(t) = b["text"]["text"].as_str() {
                 texts.push(t);
+            }
+            if b["type"] == "header" {
+                let t = b["text"]["text"].as_str().unwrap();
+                assert_eq!(b["text"]["type"], "plain_text");
+                assert!(len16(t) <= HEADER_TEXT_MAX, "header {}", len16(t));
             }
             let elements = b["elements"].as_array().cloned().unwrap_or_default();
             if b["type"] == "context" {
@@ -647,6 +656,98 @@ mod tests {
         assert_within_limits(&content);
         let json = serde_json::to_value(content).unwrap().to_string();
         assert!(json.contains("Link too long for Slack: https://feed.example/aaa"));
+    }
+
+    fn labels(v: &AlertView) -> Vec<String> {
+        let json = serde_json::to_value(render_alert(v)).unwrap();
+        json["blocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["type"] == "actions")
+            .flat_map(|b| b["elements"].as_array().unwrap().clone())
+            .map(|e| e["text"]["text"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn the_state_decides_the_marker_and_the_buttons() {
+        let at = Utc::now();
+        let claimed = AlertView {
+            state: AlertState::Claimed {
+                by: "slack:U0OK".into(),
+                at,
+            },
+            ..view("acme broke")
+        };
+        assert_eq!(labels(&claimed), ["Unclaim", "Resolve", "Snooze"]);
+        let json = serde_json::to_value(render_alert(&claimed)).unwrap();
+        assert!(json["blocks"][0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("🙋 "));
+        assert!(
+            json.to_string().contains("🙋 Claimed by <@U0OK>"),
+            "owner shown"
+        );
+        let resolved = AlertView {
+            state: AlertState::Resolved {
+                by: "slack:U0OK".into(),
+                at,
+                note: None,
+            },
+            ..view("acme broke")
+        };
+        assert_eq!(labels(&resolved), ["Reopen"]);
+        let content = render_alert(&resolved);
+        assert!(content.text.as_deref().unwrap().starts_with("✅ "));
+        assert!(content.text.as_deref().unwrap().contains("· Resolved · #7"));
+        assert_eq!(
+            labels(&view("acme")),
+            ["Claim", "Resolve", "Snooze", "Not relevant"]
+        );
+    }
+
+    #[test]
+    fn the_headline_comes_first_and_the_handle_is_shown_exactly() {
+        let v = AlertView {
+            author: Some("dana_k".into()),
+            author_reach: Some(12_345),
+            headline: "Acme_support *never* answered".into(),
+            ..view("acme broke")
+        };
+        let json = serde_json::to_value(render_alert(&v)).unwrap();
+        let blocks = json["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["type"], "header");
+        assert_eq!(
+            blocks[0]["text"]["text"], "📥 Acme_support *never* answered",
+            "plain_text: shown as written"
+        );
+        assert_eq!(blocks[1]["type"], "context");
+        assert_eq!(blocks[1]["elements"][0]["type"], "plain_text");
+        assert_eq!(
+            blocks[1]["elements"][0]["text"],
+            "by dana_k (12.3k followers) · hn (rss)"
+        );
+        let why = blocks[2]["text"]["text"].as_str().unwrap();
+        assert!(
+            why.contains("Matched rule *acme*: *Acme*\n*🟠 High priority* · negative — complaint"),
+            "{why}"
+        );
+        assert!(blocks[3]["elements"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("sentiment score -0.62"));
+        // A hostile handle still pings nobody.
+        let v = AlertView {
+            author: Some("<!channel>_x".into()),
+            ..view("acme")
+        };
+        let json = serde_json::to_value(render_alert(&v)).unwrap();
+        assert_eq!(
+            json["blocks"][1]["elements"][0]["text"],
+            "by &lt;!channel&gt;_x · hn (rss)"
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 use super::escape::{slack_text, slack_url, truncate};
 use super::text::{self, Atom, Unit};
 use super::{
-    buttons, chart_file_name, AlertView, ChatError, ChatPlatform, Identity, Pauses, Posted, Scope,
+    chart_file_name, AlertView, ChatError, ChatPlatform, Identity, Pauses, Posted, Scope,
     MAX_INLINE_WAIT, MAX_RATE_LIMIT_RETRIES,
 };
 use crate::model::{AlertId, DigestPost, MessageRef, Note, Part};
