@@ -55,7 +55,13 @@ mod tests {
         );
         // A mid-sized subreddit is not a large audience; r/technology is.
         let sub = "subreddit members";
-        assert_eq!(priority(Priority::Normal, false, Some(48_000), sub), Priority::Normal);
-        assert_eq!(priority(Priority::Normal, false, Some(17_000_000), sub), Priority::High);
+        assert_eq!(
+            priority(Priority::Normal, false, Some(48_000), sub),
+            Priority::Normal
+        );
+        assert_eq!(
+            priority(Priority::Normal, false, Some(17_000_000), sub),
+            Priority::High
+        );
     }
 }

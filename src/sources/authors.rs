@@ -159,7 +159,10 @@ mod tests {
         c.insert("a", Some(5));
         c.insert("gone", None);
         assert!(!c.wants("a"));
-        assert!(!c.wants("gone"), "a known missing author is not asked again");
+        assert!(
+            !c.wants("gone"),
+            "a known missing author is not asked again"
+        );
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(c.get("a"), Known::Stale(Some(5)));
         assert!(c.wants("a"));

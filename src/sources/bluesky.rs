@@ -328,10 +328,11 @@ impl Source for BlueskySource {
         if let Some(p) = &self.profiles {
             // Within what is left of the poll's timeout, so the drained posts are never lost
             // to a slow AppView.
-            let budget = self
-                .connect_timeout
-                .mul_f64(profiles::BUDGET_SHARE)
-                .min(self.connect_timeout.mul_f64(0.95).saturating_sub(started.elapsed()));
+            let budget = self.connect_timeout.mul_f64(profiles::BUDGET_SHARE).min(
+                self.connect_timeout
+                    .mul_f64(0.95)
+                    .saturating_sub(started.elapsed()),
+            );
             p.enrich(&mut mentions, budget).await;
         }
         let mut warnings: Vec<String> = Vec::new();

@@ -232,7 +232,6 @@ async fn user_karma(fetcher: &Fetcher, base: &str, user: &str) -> Result<Option<
 }
 
 impl HackerNewsSource {
-
     /// One page of hits created in `[lo, hi]` (`hi` open when `None`), newest first.
     async fn page(&self, lo: i64, hi: Option<i64>, page: u64) -> Result<Page, SourceError> {
         let mut url = Url::parse(&format!("{}/search_by_date", self.base))

@@ -621,7 +621,10 @@ impl RedditSource {
 
 /// The subreddit a mention is in, lowercase, from its permalink (`/r/{sub}/comments/…`).
 fn subreddit_of(m: &Mention) -> Option<String> {
-    let rest = m.url.as_deref()?.strip_prefix("https://www.reddit.com/r/")?;
+    let rest = m
+        .url
+        .as_deref()?
+        .strip_prefix("https://www.reddit.com/r/")?;
     let sub = rest.split('/').next()?;
     (!sub.is_empty()).then(|| sub.to_lowercase())
 }

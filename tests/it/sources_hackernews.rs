@@ -334,13 +334,25 @@ async fn authors_come_with_their_karma_looked_up_once_each() {
     let users = |f: &FakeApi| f.requests("/v0/user/").len();
     assert_eq!(users(&fake), 2, "one request per author, not per mention");
 
-    fake.state.lock().unwrap().hn_hits.push(hn_hit(4, t - 10, None, "acme?"));
-    fake.state.lock().unwrap().hn_hits.push(hn_hit(5, t - 5, Some("Acme 3"), ""));
+    fake.state
+        .lock()
+        .unwrap()
+        .hn_hits
+        .push(hn_hit(4, t - 10, None, "acme?"));
+    fake.state
+        .lock()
+        .unwrap()
+        .hn_hits
+        .push(hn_hit(5, t - 5, Some("Acme 3"), ""));
     let got = src.poll(&mut state).await.unwrap();
     assert_eq!(got.len(), 2);
     let dana = got.iter().find(|m| m.item_id == "5").unwrap();
     assert_eq!(dana.author_reach, Some(12_345), "remembered");
-    assert_eq!(users(&fake), 2, "known authors, and known unknowns, are not asked again");
+    assert_eq!(
+        users(&fake),
+        2,
+        "known authors, and known unknowns, are not asked again"
+    );
 }
 
 /// A 404, a 429, a 5xx or a user API that never answers: the mentions are handed on without
@@ -364,14 +376,21 @@ async fn a_failing_user_api_never_costs_a_mention() {
         fake.faults.always(ops::HN_USER, fault.clone());
         let mut src = source(&fake, "2s");
         let mut state = SourceState::default();
-        let got = src.poll(&mut state).await.unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        let got = src
+            .poll(&mut state)
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
         assert_eq!(got.len(), 1, "{fault:?}");
         assert_eq!(got[0].author.as_deref(), Some("dana"));
         assert_eq!(got[0].author_reach, None, "{fault:?}");
         assert_eq!(fake.requests("/v0/user/").len(), 1);
         // The next poll's new mention: a missing user (404) is remembered, and every other
         // failure pauses the lookups, so neither asks again.
-        fake.state.lock().unwrap().hn_hits.push(hn_hit(2, t - 50, Some("Acme 2"), ""));
+        fake.state
+            .lock()
+            .unwrap()
+            .hn_hits
+            .push(hn_hit(2, t - 50, Some("Acme 2"), ""));
         let got = src.poll(&mut state).await.unwrap();
         assert_eq!(got.len(), 1, "{fault:?}");
         assert_eq!(fake.requests("/v0/user/").len(), 1, "{fault:?}");

@@ -223,7 +223,10 @@ async fn next_streamed(
 ) -> Vec<mentiondesk::model::Mention> {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
-        assert!(std::time::Instant::now() < deadline, "nothing arrived in 5s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing arrived in 5s"
+        );
         tokio::time::timeout(Duration::from_secs(2), src.ready())
             .await
             .expect("ready fires when a status arrives");
@@ -468,7 +471,13 @@ async fn streamed_statuses_never_cost_timeline_requests_only_connects_and_interv
             tokio::time::timeout(Duration::from_secs(5), src.ready())
                 .await
                 .expect("the statuses arrive");
-            got.extend(src.poll(&mut state).await.unwrap().into_iter().map(|m| m.text));
+            got.extend(
+                src.poll(&mut state)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|m| m.text),
+            );
         }
     }
     assert_eq!(got.len(), 150);
@@ -481,18 +490,31 @@ async fn streamed_statuses_never_cost_timeline_requests_only_connects_and_interv
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let mut after = Vec::new();
     while !after.iter().any(|t: &String| t == "acme post 5000") {
-        assert!(std::time::Instant::now() < deadline, "the gap was not read up");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the gap was not read up"
+        );
         let _ = tokio::time::timeout(Duration::from_secs(5), src.ready()).await;
         if let Ok(ms) = src.poll(&mut state).await {
             after.extend(ms.into_iter().map(|m| m.text));
         }
     }
     assert_eq!(fake.sse_connections(), 2);
-    assert_eq!(timeline(), 3, "one read after the reconnect, none for the drop");
+    assert_eq!(
+        timeline(),
+        3,
+        "one read after the reconnect, none for the drop"
+    );
     let order: Vec<&str> = fake
         .requests("/api/v1/")
         .iter()
-        .map(|r| if r.path.contains("streaming") { "stream" } else { "timeline" })
+        .map(|r| {
+            if r.path.contains("streaming") {
+                "stream"
+            } else {
+                "timeline"
+            }
+        })
         .collect();
     assert_eq!(
         order[order.len() - 2..],

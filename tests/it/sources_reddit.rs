@@ -404,17 +404,38 @@ async fn mentions_carry_their_subreddits_members_looked_up_once_for_comments() {
     let got = src.poll(&mut state).await.unwrap();
     let reach = |id: &str| got.iter().find(|m| m.item_id == id).unwrap().author_reach;
     assert_eq!(reach("t3_p1"), Some(48_000), "from the listing");
-    assert_eq!(reach("t1_c1"), Some(48_000), "the post's subreddit, remembered");
+    assert_eq!(
+        reach("t1_c1"),
+        Some(48_000),
+        "the post's subreddit, remembered"
+    );
     assert_eq!(reach("t1_c3"), Some(1_200_000), "looked up");
     assert_eq!(got[0].reach_unit(), "subreddit members");
-    let about: Vec<String> = fake.requests("/r/").iter().filter(|r| r.path.ends_with("/about")).map(|r| r.path.clone()).collect();
-    assert_eq!(about, ["/r/homelab/about"], "only the subreddit no listing sized");
+    let about: Vec<String> = fake
+        .requests("/r/")
+        .iter()
+        .filter(|r| r.path.ends_with("/about"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        about,
+        ["/r/homelab/about"],
+        "only the subreddit no listing sized"
+    );
 
-    fake.state.lock().unwrap().reddit_comments.push(homelab_comment("c4", t - 5.0, "acme again"));
+    fake.state
+        .lock()
+        .unwrap()
+        .reddit_comments
+        .push(homelab_comment("c4", t - 5.0, "acme again"));
     let got = src.poll(&mut state).await.unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].author_reach, Some(1_200_000));
-    let abouts = fake.requests("/r/").iter().filter(|r| r.path.ends_with("/about")).count();
+    let abouts = fake
+        .requests("/r/")
+        .iter()
+        .filter(|r| r.path.ends_with("/about"))
+        .count();
     assert_eq!(abouts, 1, "remembered");
 }
 
@@ -433,13 +454,24 @@ async fn a_failing_subreddit_lookup_never_costs_a_comment() {
         fake.faults.always(ops::REDDIT_ABOUT, fault.clone());
         let mut src = source(&fake);
         let mut state = SourceState::default();
-        let got = src.poll(&mut state).await.unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        let got = src
+            .poll(&mut state)
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
         assert_eq!(got.len(), 1, "{fault:?}");
         assert_eq!(got[0].author_reach, None);
-        fake.state.lock().unwrap().reddit_comments.push(homelab_comment("c2", t - 5.0, "acme 2"));
+        fake.state
+            .lock()
+            .unwrap()
+            .reddit_comments
+            .push(homelab_comment("c2", t - 5.0, "acme 2"));
         let got = src.poll(&mut state).await.unwrap();
         assert_eq!(got.len(), 1, "{fault:?}");
-        let abouts = fake.requests("/r/").iter().filter(|r| r.path.ends_with("/about")).count();
+        let abouts = fake
+            .requests("/r/")
+            .iter()
+            .filter(|r| r.path.ends_with("/about"))
+            .count();
         assert_eq!(abouts, 1, "paused after {fault:?}");
     }
 }

@@ -21,8 +21,10 @@ use std::time::Duration;
 pub(crate) const DEFAULT_PROFILES_URL: &str = "https://public.api.bsky.app/xrpc";
 /// `getProfiles` takes at most this many actors (its lexicon's `maxLength`).
 pub(crate) const BATCH: usize = 25;
-/// Requests one poll may make: 100 new authors. The rest keep their DID; the AppView allows
-/// 3,000 requests per 5 minutes per IP, and a poll runs every 10 s at most by default.
+/// Requests one poll may make: 100 new authors; the rest keep their DID until a later poll
+/// sees them again. At the default `every` of 10 s that is at most 120 requests per 5 minutes,
+/// well under the 3,000 per 5 minutes per IP Bluesky documents for its API hosts
+/// (docs.bsky.app, "Rate Limits"); a 429 pauses the lookups for as long as it asks.
 pub(crate) const MAX_BATCHES_PER_POLL: usize = 4;
 /// Share of the poll's timeout the lookups may use, so a slow AppView cannot make the poll
 /// time out (which would lose the posts it drained from the stream).

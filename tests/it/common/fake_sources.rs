@@ -359,7 +359,12 @@ async fn hn_user_route(
     Path(file): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    record(&state, &format!("/v0/user/{file}"), &HashMap::new(), &headers);
+    record(
+        &state,
+        &format!("/v0/user/{file}"),
+        &HashMap::new(),
+        &headers,
+    );
     if let Some(r) = fault(&state, ops::HN_USER).await {
         return r;
     }

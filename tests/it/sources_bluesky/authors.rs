@@ -25,7 +25,11 @@ async fn collect(
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut got = Vec::new();
     while got.len() < n {
-        assert!(Instant::now() < deadline, "only {} of {n} arrived", got.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} arrived",
+            got.len()
+        );
         let _ = tokio::time::timeout(Duration::from_secs(5), src.ready()).await;
         got.extend(src.poll(state).await.unwrap());
     }
@@ -50,10 +54,8 @@ async fn jetstream_authors_show_as_handles_with_followers_looked_up_once_in_batc
             s.bsky_profiles.insert(did(i), p);
         }
         // An account whose handle no longer verifies is shown by its DID.
-        s.bsky_profiles.insert(
-            did(40),
-            bsky_profile(&did(40), "handle.invalid", 7),
-        );
+        s.bsky_profiles
+            .insert(did(40), bsky_profile(&did(40), "handle.invalid", 7));
     }
     let mut src = source(
         &jet.url(),
@@ -71,10 +73,16 @@ async fn jetstream_authors_show_as_handles_with_followers_looked_up_once_in_batc
     }
     let got = collect(&mut src, &mut state, authors.len()).await;
     for m in &got {
-        let i: usize = m.item_id.split("author").nth(1).unwrap()[..20].parse().unwrap();
+        let i: usize = m.item_id.split("author").nth(1).unwrap()[..20]
+            .parse()
+            .unwrap();
         match i {
             35 => {
-                assert_eq!(m.author.as_deref(), Some(did(35).as_str()), "unknown: the DID");
+                assert_eq!(
+                    m.author.as_deref(),
+                    Some(did(35).as_str()),
+                    "unknown: the DID"
+                );
                 assert_eq!(m.author_reach, None);
             }
             40 => {
@@ -82,7 +90,10 @@ async fn jetstream_authors_show_as_handles_with_followers_looked_up_once_in_batc
                 assert_eq!(m.author_reach, Some(7));
             }
             _ => {
-                assert_eq!(m.author.as_deref(), Some(format!("@user{i}.bsky.social").as_str()));
+                assert_eq!(
+                    m.author.as_deref(),
+                    Some(format!("@user{i}.bsky.social").as_str())
+                );
                 assert_eq!(m.author_reach, Some(i as u64 * 1000));
                 assert_eq!(m.reach_unit(), "followers");
             }
@@ -91,7 +102,10 @@ async fn jetstream_authors_show_as_handles_with_followers_looked_up_once_in_batc
         assert!(m.url.as_deref().unwrap().contains("/profile/did:plc:"));
     }
     let asked = actors_asked(&api);
-    assert!(asked.iter().all(|a| a.len() <= 25), "batches of at most 25: {asked:?}");
+    assert!(
+        asked.iter().all(|a| a.len() <= 25),
+        "batches of at most 25: {asked:?}"
+    );
     let mut all: Vec<String> = asked.concat();
     all.sort();
     let mut want: Vec<String> = authors.iter().map(|&i| did(i)).collect();
@@ -102,7 +116,10 @@ async fn jetstream_authors_show_as_handles_with_followers_looked_up_once_in_batc
     let requests = asked.len();
     for &i in &authors {
         t += 1;
-        jet.send(t, jet_post(&did(i), &format!("again{i}"), t, "acme still down"));
+        jet.send(
+            t,
+            jet_post(&did(i), &format!("again{i}"), t, "acme still down"),
+        );
     }
     let got = collect(&mut src, &mut state, authors.len()).await;
     assert!(got
@@ -118,7 +135,11 @@ async fn jetstream_authors_show_as_handles_with_followers_looked_up_once_in_batc
     let got = collect(&mut src, &mut state, 1).await;
     assert_eq!(got[0].author.as_deref(), Some("@dana.example.com"));
     assert_eq!(got[0].author_reach, Some(3000));
-    assert_eq!(actors_asked(&api).len(), requests, "no lookup for a known author");
+    assert_eq!(
+        actors_asked(&api).len(),
+        requests,
+        "no lookup for a known author"
+    );
 }
 
 /// The AppView refusing (429 with a long Retry-After, 400), failing (503, a broken body) or
