@@ -187,6 +187,11 @@ impl HackerNewsSource {
             }
         }
         wanted.truncate(MAX_USER_LOOKUPS_PER_POLL);
+        if wanted.is_empty() || budget.is_zero() {
+            // Nothing new, or no time left: not the API's fault, so no pause.
+            Self::show_karma(&karma.cache, mentions);
+            return;
+        }
         let fetcher = &self.fetcher;
         let lookups = async {
             for user in &wanted {
@@ -203,8 +208,12 @@ impl HackerNewsSource {
             karma.cache.pause_after(&e);
             tracing::warn!(source = %self.name, error = %e, "hacker news user lookup failed; mentions go on without karma for now");
         }
+        Self::show_karma(&karma.cache, mentions);
+    }
+
+    fn show_karma(cache: &AuthorCache<u64>, mentions: &mut [Mention]) {
         for m in mentions.iter_mut() {
-            if let Some(k) = m.author.as_deref().and_then(|a| karma.cache.value(a)) {
+            if let Some(k) = m.author.as_deref().and_then(|a| cache.value(a)) {
                 m.author_reach = Some(k);
             }
         }

@@ -104,7 +104,9 @@ impl Profiles {
             }
         }
         wanted.truncate(BATCH * MAX_BATCHES_PER_POLL);
-        if !wanted.is_empty() {
+        // A poll with no time left (a long search) leaves the lookups to the next one; that
+        // is not the AppView's fault, so it does not pause them.
+        if !wanted.is_empty() && !budget.is_zero() {
             let lookups = async {
                 for batch in wanted.chunks(BATCH) {
                     self.lookup(batch).await?;
