@@ -79,7 +79,8 @@ impl Judge {
             rules,
             sentiment: s.sentiment,
             negative,
-            priority: rule_priority.map(|p| priority::priority(p, negative, m.author_reach)),
+            priority: rule_priority
+                .map(|p| priority::priority(p, negative, m.author_reach, m.reach_unit())),
             targets,
             highlights,
         }

@@ -19,7 +19,7 @@ pub struct Mention {
     pub title: Option<String>,
     pub text: String,
     pub author: Option<String>,
-    /// Followers or similar, when the source tells it.
+    /// Followers or similar, when the source tells it; `reach_unit()` says what it counts.
     pub author_reach: Option<u64>,
     pub published: Option<DateTime<Utc>>,
     pub lang: Option<String>,
@@ -32,6 +32,19 @@ impl Mention {
     /// The key under which this mention is stored and deduplicated: unique per source item.
     pub fn key(&self) -> String {
         format!("{}\u{1f}{}", self.source, self.item_id)
+    }
+
+    /// What `author_reach` counts, as the plural noun to print after the number. It follows
+    /// from the kind of source, so stored mentions need no field for it: Hacker News has no
+    /// followers and gives the author's karma; Reddit gives the members of the subreddit the
+    /// mention is in (the reach of the place, not of the author); every other source that
+    /// gives a reach gives followers.
+    pub fn reach_unit(&self) -> &'static str {
+        match self.source_kind.as_str() {
+            "hackernews" => "karma",
+            "reddit" => "subreddit members",
+            _ => "followers",
+        }
     }
 }
 

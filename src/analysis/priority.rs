@@ -3,15 +3,29 @@
 
 use crate::model::Priority;
 
-/// Followers from which an author counts as influential.
+/// Followers (or Hacker News karma) from which an author counts as influential.
 pub(crate) const INFLUENTIAL_REACH: u64 = 10_000;
+/// Subreddit members from which a Reddit mention counts as far-reaching: most subreddits
+/// where products are discussed have tens of thousands, so the followers' bar would raise
+/// nearly every Reddit mention.
+pub(crate) const INFLUENTIAL_SUBREDDIT: u64 = 1_000_000;
 
-pub(crate) fn priority(rule: Priority, negative: bool, author_reach: Option<u64>) -> Priority {
+/// `reach_unit` is `Mention::reach_unit()`: what `author_reach` counts.
+pub(crate) fn priority(
+    rule: Priority,
+    negative: bool,
+    author_reach: Option<u64>,
+    reach_unit: &str,
+) -> Priority {
     let mut p = rule;
     if negative {
         p = p.raised();
     }
-    if author_reach.is_some_and(|r| r >= INFLUENTIAL_REACH) {
+    let bar = match reach_unit {
+        "subreddit members" => INFLUENTIAL_SUBREDDIT,
+        _ => INFLUENTIAL_REACH,
+    };
+    if author_reach.is_some_and(|r| r >= bar) {
         p = p.raised();
     }
     p
@@ -23,16 +37,31 @@ mod tests {
 
     #[test]
     fn negativity_and_reach_raise_priority() {
-        assert_eq!(priority(Priority::Normal, false, None), Priority::Normal);
-        assert_eq!(priority(Priority::Normal, true, None), Priority::High);
+        let f = "followers";
+        assert_eq!(priority(Priority::Normal, false, None, f), Priority::Normal);
+        assert_eq!(priority(Priority::Normal, true, None, f), Priority::High);
         assert_eq!(
-            priority(Priority::Normal, true, Some(50_000)),
+            priority(Priority::Normal, true, Some(50_000), f),
             Priority::Critical
         );
-        assert_eq!(priority(Priority::Low, false, Some(10)), Priority::Low);
+        assert_eq!(priority(Priority::Low, false, Some(10), f), Priority::Low);
         assert_eq!(
-            priority(Priority::Critical, true, Some(1 << 20)),
+            priority(Priority::Critical, true, Some(1 << 20), f),
             Priority::Critical
+        );
+        assert_eq!(
+            priority(Priority::Normal, false, Some(12_000), "karma"),
+            Priority::High
+        );
+        // A mid-sized subreddit is not a large audience; r/technology is.
+        let sub = "subreddit members";
+        assert_eq!(
+            priority(Priority::Normal, false, Some(48_000), sub),
+            Priority::Normal
+        );
+        assert_eq!(
+            priority(Priority::Normal, false, Some(17_000_000), sub),
+            Priority::High
         );
     }
 }

@@ -7,7 +7,10 @@
 //! (`search.rs`): posts missed while the stream was down longer than Jetstream replays are
 //! found there, as the very same `Mention`, so the intake stores each post once.
 //! Without an account it does not search; it never judges posts: the rules do that.
+//! Authors are shown by handle with their follower count, looked up on the public AppView
+//! (`profiles.rs`), unless `author_details = false`.
 
+mod profiles;
 mod richtext;
 mod search;
 
@@ -61,6 +64,11 @@ pub struct BlueskyConfig {
     pub(crate) search_url: Option<String>,
     /// Time between back-fill searches (default 5 minutes).
     pub search_every: Option<Duration>,
+    /// Look authors' handles and follower counts up on the public AppView (default true).
+    pub(crate) author_details: bool,
+    /// The XRPC base for those lookups (default [`profiles::DEFAULT_PROFILES_URL`]); an
+    /// override for tests and proxies.
+    pub(crate) profiles_url: Option<String>,
 }
 
 impl KindConfig for BlueskyConfig {
@@ -73,6 +81,8 @@ impl KindConfig for BlueskyConfig {
         "app_password",
         "search_url",
         "search_every",
+        "author_details",
+        "profiles_url",
     ];
     const DEFAULT_EVERY: Duration = Duration::from_secs(10);
 
@@ -101,6 +111,11 @@ impl KindConfig for BlueskyConfig {
         }
         let url = r.url(t, key, "url", true);
         let failover_url = r.url(t, key, "failover_url", true);
+        let author_details = r.boolean(t, key, "author_details").unwrap_or(true);
+        let profiles_url = r.string(t, key, "profiles_url");
+        if let Some(u) = &profiles_url {
+            r.check_url(t, key, "profiles_url", u, false);
+        }
         Some(BlueskyConfig {
             common,
             query: query?,
@@ -110,6 +125,8 @@ impl KindConfig for BlueskyConfig {
             app_password,
             search_url,
             search_every,
+            author_details,
+            profiles_url,
         })
     }
 
@@ -179,6 +196,8 @@ pub(crate) struct BlueskySource {
     last_persist: Option<Instant>,
     /// The search back-fill, when the source has an account.
     search: Option<search::Search>,
+    /// Handle and follower lookups, unless `author_details = false`.
+    profiles: Option<profiles::Profiles>,
     /// What the last poll that still delivered had to work around; see `take_warning`.
     warning: Option<String>,
 }
@@ -201,6 +220,19 @@ impl BlueskySource {
         tracing::debug!(source = %spec.common.name, keywords = ?prefilter.keywords(), "bluesky prefilter");
         let prefilter = Arc::new(prefilter);
         let search = search::Search::from_config(spec, prefilter.clone())?;
+        let profiles = if spec.author_details {
+            let base = spec
+                .profiles_url
+                .as_deref()
+                .unwrap_or(profiles::DEFAULT_PROFILES_URL);
+            Some(profiles::Profiles::new(
+                &spec.common.name,
+                base,
+                super::http::Fetcher::new(&spec.common)?,
+            ))
+        } else {
+            None
+        };
         Ok(BlueskySource {
             name: spec.common.name.clone(),
             endpoints: std::iter::once(primary).chain(failover).collect(),
@@ -212,6 +244,7 @@ impl BlueskySource {
             task: None,
             last_persist: None,
             search,
+            profiles,
             warning: None,
         })
     }
@@ -228,6 +261,7 @@ impl BlueskySource {
             connect_timeout: self.connect_timeout,
             max_frame: self.max_frame,
             buffer: self.buffer.clone(),
+            profiles: self.profiles.as_ref().map(profiles::Profiles::shared),
         };
         self.task = Some(TaskGuard::spawn(task.run(cursor)));
         true
@@ -291,6 +325,16 @@ impl Source for BlueskySource {
         mentions.extend(drained.mentions);
         let mut ids: HashSet<String> = HashSet::with_capacity(mentions.len());
         mentions.retain(|m| ids.insert(m.item_id.clone()));
+        if let Some(p) = &self.profiles {
+            // Within what is left of the poll's timeout, so the drained posts are never lost
+            // to a slow AppView.
+            let budget = self.connect_timeout.mul_f64(profiles::BUDGET_SHARE).min(
+                self.connect_timeout
+                    .mul_f64(0.95)
+                    .saturating_sub(started.elapsed()),
+            );
+            p.enrich(&mut mentions, budget).await;
+        }
         let mut warnings: Vec<String> = Vec::new();
         if let Some(e) = drained.error {
             if mentions.is_empty() {
@@ -330,6 +374,13 @@ pub enum Decoded {
     Rejected { time_us: Option<i64> },
     /// A new post with a keyword in its text.
     Post { mention: Box<Mention>, time_us: i64 },
+    /// An account's handle changed (Jetstream sends identity events whatever
+    /// `wantedCollections` says).
+    Identity {
+        did: String,
+        handle: String,
+        time_us: i64,
+    },
     /// Not a Jetstream event (bad JSON); skipped.
     Invalid,
 }
@@ -375,6 +426,9 @@ struct Record {
 /// whose raw bytes contain no keyword cannot be a post that mentions one (JSON never escapes
 /// ASCII letters and digits). Public for the throughput bench.
 pub fn decode_event(raw: &str, prefilter: &Prefilter, source: &str) -> Decoded {
+    if is_identity(raw) {
+        return decode_identity(raw);
+    }
     if !prefilter.may_contain(raw.as_bytes()) {
         return Decoded::Rejected {
             time_us: scan_time_us(raw),
@@ -421,10 +475,9 @@ fn post_mention(source: &str, did: &str, rkey: &str, record: Record) -> Mention 
         // Link facets resolved to their full URIs, plus embedded links, quotes, image and
         // video descriptions and the post replied to (`richtext.rs`).
         text: richtext::post_text(&record.text, &record.facets, &record.embed, &record.reply),
-        // Jetstream carries the DID only; handle and follower count would need an API call per
-        // post, which the firehose does not allow. Search results carry the handle too, but
-        // the author stays the DID so both paths give the same mention (and a handle can
-        // change while a DID cannot, so mutes keep working).
+        // Jetstream carries the DID only, and so does this, for both paths alike: the poll
+        // replaces it with the handle and adds the follower count when the profile lookup
+        // knows them (`profiles.rs`), and leaves the DID when it does not.
         author: Some(did.to_string()),
         author_reach: None,
         published: record
@@ -434,6 +487,46 @@ fn post_mention(source: &str, did: &str, rkey: &str, record: Record) -> Mention 
             .map(|t| t.with_timezone(&Utc)),
         lang: record.langs.into_iter().next(),
         rating: None,
+    }
+}
+
+/// Whether a frame is an identity event, from its first bytes: Jetstream writes `did`,
+/// `time_us` and `kind` first, so this costs a short scan, not a parse, per frame.
+fn is_identity(raw: &str) -> bool {
+    const KIND: &[u8] = b"\"kind\":\"identity\"";
+    let head = &raw.as_bytes()[..raw.len().min(256)];
+    memchr::memmem::find(head, KIND).is_some()
+}
+
+/// An identity event (`{"did","time_us","kind":"identity","identity":{"did","handle",…}}`,
+/// as the Jetstream README shows it); one without a handle is only a resume point.
+fn decode_identity(raw: &str) -> Decoded {
+    #[derive(Deserialize)]
+    struct IdentityEvent {
+        did: String,
+        time_us: i64,
+        #[serde(default)]
+        identity: Option<Identity>,
+    }
+    #[derive(Deserialize)]
+    struct Identity {
+        #[serde(default)]
+        handle: Option<String>,
+    }
+    let Ok(event) = serde_json::from_str::<IdentityEvent>(raw) else {
+        return Decoded::Rejected {
+            time_us: scan_time_us(raw),
+        };
+    };
+    match event.identity.and_then(|i| i.handle) {
+        Some(handle) if !handle.is_empty() => Decoded::Identity {
+            did: event.did,
+            handle,
+            time_us: event.time_us,
+        },
+        _ => Decoded::Rejected {
+            time_us: Some(event.time_us),
+        },
     }
 }
 
@@ -458,6 +551,8 @@ struct Jetstream {
     connect_timeout: Duration,
     max_frame: usize,
     buffer: StreamBuffer,
+    /// The remembered profiles, for identity events; none without `author_details`.
+    profiles: Option<profiles::SharedProfiles>,
 }
 
 impl Jetstream {
@@ -545,6 +640,17 @@ impl Jetstream {
                 Decoded::Post { mention, time_us } => {
                     *cursor = Some(time_us);
                     self.buffer.push(Some(time_us.to_string()), Some(*mention));
+                }
+                Decoded::Identity {
+                    did,
+                    handle,
+                    time_us,
+                } => {
+                    if let Some(p) = &self.profiles {
+                        profiles::apply_identity(p, &did, &handle);
+                    }
+                    *cursor = Some(time_us);
+                    self.buffer.push(Some(time_us.to_string()), None);
                 }
                 Decoded::Rejected { time_us } => {
                     if let Some(t) = time_us {
@@ -658,8 +764,24 @@ mod tests {
         let identity = r#"{"did":"did:plc:x","time_us":8,"kind":"identity","identity":{"did":"did:plc:x","handle":"acme.bsky.social","seq":1,"time":"2024-09-05T06:11:04.870Z"}}"#;
         assert_eq!(
             decode_event(identity, &pf(), "b"),
-            Decoded::Rejected { time_us: Some(8) }
+            Decoded::Identity {
+                did: "did:plc:x".into(),
+                handle: "acme.bsky.social".into(),
+                time_us: 8
+            },
+            "identity events are read whatever the prefilter says"
         );
+        let no_handle = r#"{"did":"did:plc:x","time_us":9,"kind":"identity","identity":{"did":"did:plc:x","seq":2,"time":"2024-09-05T06:11:04.870Z"}}"#;
+        assert_eq!(
+            decode_event(no_handle, &pf(), "b"),
+            Decoded::Rejected { time_us: Some(9) }
+        );
+        // A post quoting the words is still a post, not an identity event.
+        let quoted = POST.replace("My ACME router died again", r#"acme \"kind\":\"identity\""#);
+        assert!(matches!(
+            decode_event(&quoted, &pf(), "b"),
+            Decoded::Post { .. }
+        ));
         // A keyword only in the DID or rkey is decoded and then rejected on the text.
         let in_did = POST.replace("ACME", "nice").replace("eygmaihc", "acmexxxx");
         assert!(matches!(

@@ -2,8 +2,11 @@
 //! search API (`search_by_date`). Algolia returns at most 1,000 hits per query, so the source
 //! walks `created_at_i` windows small enough to fit under that cap, oldest first, and keeps a
 //! watermark plus the ids it saw near it, so nothing is missed or handed on twice.
+//! Authors come with their karma from the official HN API (`/v0/user/{id}.json`), looked up
+//! once per author and remembered (`authors.rs`), unless `author_details = false`.
 //! It does not filter by rules or remember items for longer than the overlap window.
 
+use super::authors::{AuthorCache, CAPACITY, TTL};
 use super::config::{required_query, Common, KindConfig};
 use super::html::html_to_text;
 use super::http::{decode_json, Fetcher};
@@ -13,9 +16,17 @@ use crate::model::Mention;
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
 pub(crate) const DEFAULT_URL: &str = "https://hn.algolia.com/api/v1";
+/// The official Hacker News API (Firebase), which has each user's karma.
+pub(crate) const DEFAULT_USERS_URL: &str = "https://hacker-news.firebaseio.com/v0";
+/// User lookups one poll may make; authors beyond them are shown without karma. The API
+/// states no rate limit; this keeps a busy query polite.
+pub(crate) const MAX_USER_LOOKUPS_PER_POLL: usize = 20;
+/// Share of the poll's timeout the user lookups may use, so they never make it time out.
+pub(crate) const LOOKUP_BUDGET_SHARE: f64 = 0.2;
 
 /// `kind = "hackernews"`: what to search for, and an API base override.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,20 +35,28 @@ pub struct HackerNewsConfig {
     pub(crate) query: String,
     /// API base (default [`DEFAULT_URL`]).
     pub(crate) url: Option<String>,
+    /// Look each author's karma up on the official API (default true).
+    pub(crate) author_details: bool,
+    /// That API's base (default [`DEFAULT_USERS_URL`]); an override for tests and proxies.
+    pub(crate) users_url: Option<String>,
 }
 
 impl KindConfig for HackerNewsConfig {
     const KIND: &'static str = "hackernews";
-    const KEYS: &'static [&'static str] = &["query", "url"];
+    const KEYS: &'static [&'static str] = &["query", "url", "author_details", "users_url"];
     const DEFAULT_EVERY: std::time::Duration = std::time::Duration::from_secs(120);
 
     fn read(r: &mut Reader, t: &Table, key: &str, common: Common) -> Option<HackerNewsConfig> {
         let query = required_query(r, t, key, "it is what the API is searched for");
         let url = r.url(t, key, "url", false);
+        let author_details = r.boolean(t, key, "author_details").unwrap_or(true);
+        let users_url = r.url(t, key, "users_url", false);
         Some(HackerNewsConfig {
             common,
             query: query?,
             url,
+            author_details,
+            users_url,
         })
     }
 
@@ -71,6 +90,23 @@ pub(crate) struct HackerNewsSource {
     /// hit needs any of them (the rules then decide).
     words: Vec<String>,
     fetcher: Fetcher,
+    timeout: Duration,
+    /// Karma lookups, unless `author_details = false`.
+    karma: Option<Karma>,
+}
+
+/// Each author's karma from the official API, remembered per author.
+struct Karma {
+    base: String,
+    cache: AuthorCache<u64>,
+}
+
+/// The parts of an HN user (`/v0/user/{id}.json`, documented at github.com/HackerNews/API:
+/// `{"id","created","karma","about","submitted"}`) used here; an unknown user is `null`.
+#[derive(Deserialize)]
+struct User {
+    #[serde(default)]
+    karma: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,9 +157,90 @@ impl HackerNewsSource {
                 .to_string(),
             words: search_words(&query),
             fetcher: Fetcher::new(&spec.common)?,
+            timeout: spec.common.timeout,
+            karma: spec.author_details.then(|| Karma {
+                base: spec
+                    .users_url
+                    .as_deref()
+                    .unwrap_or(DEFAULT_USERS_URL)
+                    .trim_end_matches('/')
+                    .to_string(),
+                cache: AuthorCache::new(CAPACITY, TTL),
+            }),
         })
     }
 
+    /// Adds each author's karma as `author_reach` (unit `karma`, see `Mention::reach_unit`),
+    /// looking up at most `MAX_USER_LOOKUPS_PER_POLL` new authors within `budget`. A failed
+    /// lookup pauses the lookups and leaves the mentions as they are; it never fails the poll.
+    async fn add_karma(&mut self, mentions: &mut [Mention], budget: Duration) {
+        let Some(karma) = self.karma.as_mut() else {
+            return;
+        };
+        let mut wanted: Vec<String> = Vec::new();
+        if !karma.cache.paused() {
+            let mut seen = HashSet::new();
+            for a in mentions.iter().filter_map(|m| m.author.as_deref()) {
+                if karma.cache.wants(a) && seen.insert(a) {
+                    wanted.push(a.to_string());
+                }
+            }
+        }
+        wanted.truncate(MAX_USER_LOOKUPS_PER_POLL);
+        if wanted.is_empty() || budget.is_zero() {
+            // Nothing new, or no time left: not the API's fault, so no pause.
+            Self::show_karma(&karma.cache, mentions);
+            return;
+        }
+        let fetcher = &self.fetcher;
+        let lookups = async {
+            for user in &wanted {
+                let found = user_karma(fetcher, &karma.base, user).await?;
+                karma.cache.insert(user, found);
+            }
+            Ok::<(), SourceError>(())
+        };
+        let result = match tokio::time::timeout(budget, lookups).await {
+            Ok(r) => r,
+            Err(_) => Err(SourceError::Timeout(budget)),
+        };
+        if let Err(e) = result {
+            karma.cache.pause_after(&e);
+            tracing::warn!(source = %self.name, error = %e, "hacker news user lookup failed; mentions go on without karma for now");
+        }
+        Self::show_karma(&karma.cache, mentions);
+    }
+
+    fn show_karma(cache: &AuthorCache<u64>, mentions: &mut [Mention]) {
+        for m in mentions.iter_mut() {
+            if let Some(k) = m.author.as_deref().and_then(|a| cache.value(a)) {
+                m.author_reach = Some(k);
+            }
+        }
+    }
+}
+
+/// One user's karma; `None` for a user the API does not know (`null`, or 404 from a proxy).
+async fn user_karma(fetcher: &Fetcher, base: &str, user: &str) -> Result<Option<u64>, SourceError> {
+    let mut url = Url::parse(&format!("{base}/user"))
+        .map_err(|e| SourceError::Config(format!("users_url is not valid: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|_| SourceError::Config("users_url is not valid".into()))?
+        .push(&format!("{user}.json"));
+    match fetcher
+        .get(url.as_str(), &[("accept", "application/json")])
+        .await
+    {
+        Ok(response) => {
+            let user: Option<User> = decode_json(&response.bytes, "the HN user API")?;
+            Ok(user.and_then(|u| u.karma))
+        }
+        Err(SourceError::Status { status: 404, .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl HackerNewsSource {
     /// One page of hits created in `[lo, hi]` (`hi` open when `None`), newest first.
     async fn page(&self, lo: i64, hi: Option<i64>, page: u64) -> Result<Page, SourceError> {
         let mut url = Url::parse(&format!("{}/search_by_date", self.base))
@@ -179,6 +296,7 @@ impl Source for HackerNewsSource {
     }
 
     async fn poll(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError> {
+        let started = tokio::time::Instant::now();
         let now = Utc::now().timestamp();
         let watermark: i64 = state
             .cursor
@@ -259,6 +377,11 @@ impl Source for HackerNewsSource {
         recent.retain(|_, ts| *ts >= covered - OVERLAP_SECS);
         state.cursor = Some(covered.to_string());
         write_recent(state, &recent);
+        let budget = self
+            .timeout
+            .mul_f64(LOOKUP_BUDGET_SHARE)
+            .min(self.timeout.mul_f64(0.95).saturating_sub(started.elapsed()));
+        self.add_karma(&mut mentions, budget).await;
         Ok(mentions)
     }
 }
@@ -309,7 +432,7 @@ fn to_mention(hit: Hit, source: &str) -> Option<Mention> {
         title,
         text,
         author: hit.author,
-        // The search API does not say how much karma or how many readers an author has.
+        // Karma, when the user lookup knows it (`add_karma`); HN has no followers.
         author_reach: None,
         published: DateTime::<Utc>::from_timestamp(hit.created_at_i, 0),
         lang: None,

@@ -22,6 +22,10 @@ use tokio::time::Instant;
 pub(crate) const PAGE_LIMIT: usize = 40;
 /// Pages one poll reads per instance and tag; the next poll continues from `since_id`.
 pub(crate) const MAX_PAGES_PER_TAG: usize = 10;
+/// With a stream, the timelines are read again once this share of `every` has passed: the
+/// poll loop waits `every` ±10 % between polls, so its interval polls always read, while the
+/// polls each streamed status wakes never do.
+pub(crate) const INTERVAL_SHARE: f64 = 0.9;
 
 /// `kind = "mastodon"`: instances and hashtags to follow, and the optional streaming API.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,9 +111,9 @@ pub(crate) struct MastodonSource {
     tasks: Vec<TaskGuard>,
     /// Which instances/tags failed in the last poll that still delivered; see `take_warning`.
     warning: Option<String>,
-    /// The source's `every`: while the stream is healthy the timelines are read at most
-    /// twice per `every`, not once per streamed status (each streamed status wakes a poll,
-    /// and Mastodon allows only 300 requests per 5 minutes).
+    /// The source's `every`: with a stream the timelines are read once per `every` and after
+    /// each (re)connect, never per streamed status (each streamed status wakes a poll, and
+    /// Mastodon allows only 300 requests per 5 minutes).
     every: Duration,
     /// When the timelines were last read.
     last_timeline: Option<Instant>,
@@ -284,15 +288,25 @@ impl Source for MastodonSource {
         self.start_streams();
         let streamed = self.buffer.drain();
         let mut mentions = streamed.mentions;
-        // A healthy stream delivers everything: the timelines only fill gaps, so a poll woken
-        // by a streamed status does not read them again. A stream error (a gap) or half an
-        // interval since the last read does.
-        let stream_healthy = self.stream && streamed.connected && streamed.error.is_none();
-        let read_recently = self
+        // The stream delivers while it is up; the timelines fill the gaps: once after every
+        // (re)connect (what was said while it was down), and once per interval (what a stream
+        // may not carry). A poll woken by a streamed status, or by a drop, reads nothing: a
+        // drop is read up after the reconnect, or at the next interval if that takes long.
+        // A stream that keeps dropping is read up at most once per reconnect, and its
+        // reconnects back off to one a minute (`RECONNECT`).
+        let interval_due = self
             .last_timeline
-            .is_some_and(|at| at.elapsed() < self.every / 2);
-        if stream_healthy && read_recently {
-            self.warning = self.timeline_warning.clone();
+            .is_none_or(|at| at.elapsed() >= self.every.mul_f64(INTERVAL_SHARE));
+        if self.stream && !interval_due && !streamed.connect {
+            let mut warnings: Vec<String> = self.timeline_warning.iter().cloned().collect();
+            if let Some(err) = streamed.error {
+                tracing::warn!(source = %self.name, error = %err, "stream interrupted; the timelines are read when it is back");
+                if mentions.is_empty() {
+                    return Err(SourceError::Network(err));
+                }
+                warnings.push(err);
+            }
+            self.warning = (!warnings.is_empty()).then(|| warnings.join("; "));
             return Ok(unique(mentions));
         }
         self.last_timeline = Some(Instant::now());
@@ -327,9 +341,9 @@ impl Source for MastodonSource {
         self.timeline_warning = self.warning.clone();
         if succeeded == 0 && !failures.is_empty() {
             if !mentions.is_empty() {
-                // Hand over what the stream brought; the timelines are read again within
-                // half an interval (not per streamed status: a failing instance is not
-                // hammered), or at once if the stream breaks.
+                // Hand over what the stream brought; the timelines are read again at the
+                // next interval or reconnect (not per streamed status: a failing instance is
+                // not hammered).
                 return Ok(unique(mentions));
             }
             self.warning = None;
@@ -482,7 +496,8 @@ impl SseTask {
         }
         let shown = redact_url(url.as_str());
         let mut response = self.fetcher.open_stream(url.as_str(), &headers).await?;
-        self.buffer.set_connected(true);
+        // The poll reads the timelines once now: what was said before the stream was up.
+        self.buffer.mark_connect();
         tracing::info!(source = %self.source, url = %shown, "stream connected");
         let mut parser = SseParser::new(self.fetcher.max_body_bytes() as usize);
         while let Some(chunk) = self.fetcher.next_chunk(&mut response, &shown).await? {

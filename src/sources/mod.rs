@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 pub(crate) mod appstore;
+pub(crate) mod authors;
 pub mod bluesky;
 pub mod config;
 pub(crate) mod discourse;

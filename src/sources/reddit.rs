@@ -4,8 +4,13 @@
 //! sends the descriptive User-Agent Reddit asks for and stops before the `X-Ratelimit-*`
 //! budget runs out. Listings come newest first; a watermark per listing plus the ids seen near
 //! it make sure nothing is missed or handed on twice.
+//! Each mention's reach is the size of its subreddit (`subreddit_subscribers`, which post
+//! listings carry for free; a comment's subreddit is looked up once per 6 h on `/about`
+//! unless `author_details = false`). Authors' karma is not looked up: it would cost one
+//! request per author from the same 100-a-minute budget, and karma is not an audience.
 //! It does not log in as a user and never logs the client secret or the token.
 
+use super::authors::{AuthorCache, TTL};
 use super::config::{required_query, Common, KindConfig};
 use super::http::{decode_json, ratelimit_reset, ApiResponse, Fetcher};
 use super::prefilter::Prefilter;
@@ -46,6 +51,8 @@ pub struct RedditConfig {
     pub(crate) token_url: Option<String>,
     /// API base (default [`DEFAULT_URL`]).
     pub(crate) url: Option<String>,
+    /// Look up the size of a comment's subreddit when no post listing gave it (default true).
+    pub(crate) author_details: bool,
 }
 
 impl KindConfig for RedditConfig {
@@ -58,6 +65,7 @@ impl KindConfig for RedditConfig {
         "user_agent",
         "token_url",
         "url",
+        "author_details",
     ];
     const DEFAULT_EVERY: Duration = Duration::from_secs(120);
 
@@ -102,6 +110,7 @@ impl KindConfig for RedditConfig {
             );
         }
         let client_secret = r.secret(t, key, "client_secret", "REDDIT_CLIENT_SECRET");
+        let author_details = r.boolean(t, key, "author_details").unwrap_or(true);
         if let Some(u) = &token_url {
             r.check_url(t, key, "token_url", u, false);
         }
@@ -114,6 +123,7 @@ impl KindConfig for RedditConfig {
             user_agent,
             token_url,
             url,
+            author_details,
         })
     }
 
@@ -129,6 +139,10 @@ impl KindConfig for RedditConfig {
 pub(crate) const RATE_RESERVE: f64 = 2.0;
 /// Ids remembered per listing at most (the overlap window needs far fewer).
 const MAX_SEEN: usize = 5000;
+/// Subreddit sizes remembered at most (a source watches a handful).
+const MAX_SUBREDDITS: usize = 1000;
+/// `/about` lookups one poll may make.
+const MAX_ABOUT_PER_POLL: usize = 5;
 
 /// Watches subreddits through Reddit's OAuth API.
 pub(crate) struct RedditSource {
@@ -147,6 +161,24 @@ pub(crate) struct RedditSource {
     paused_until: Option<Instant>,
     /// The budget as the last answer's `X-Ratelimit-*` headers gave it, for `/healthz`.
     quota: Option<super::Quota>,
+    /// Members per subreddit (lowercase name), from post listings and `/about`.
+    subscribers: AuthorCache<u64>,
+    /// Whether a comment's subreddit may be looked up on `/about`.
+    author_details: bool,
+    timeout: Duration,
+}
+
+/// `/r/{sub}/about`: a `t5` thing whose data has `subscribers` (Reddit API docs,
+/// `GET /r/subreddit/about`).
+#[derive(Deserialize)]
+struct About {
+    data: AboutData,
+}
+
+#[derive(Deserialize)]
+struct AboutData {
+    #[serde(default)]
+    subscribers: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +228,11 @@ struct ThingData {
     /// selftext and a relative `url` to the original.
     #[serde(default)]
     crosspost_parent_list: Option<Vec<CrosspostParent>>,
+    #[serde(default)]
+    subreddit: Option<String>,
+    /// The subreddit's members; posts (`t3`) carry it, comments (`t1`) do not.
+    #[serde(default)]
+    subreddit_subscribers: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +319,9 @@ impl RedditSource {
             token: None,
             paused_until: None,
             quota: None,
+            subscribers: AuthorCache::new(MAX_SUBREDDITS, TTL),
+            author_details: api.author_details,
+            timeout: spec.common.timeout,
         })
     }
 
@@ -429,6 +469,11 @@ impl RedditSource {
                     continue;
                 }
                 seen.insert(thing.data.name.clone(), created);
+                if let (Some(sub), Some(n)) =
+                    (&thing.data.subreddit, thing.data.subreddit_subscribers)
+                {
+                    self.subscribers.insert(&sub.to_lowercase(), Some(n));
+                }
                 if let Some(m) = self.to_mention(thing) {
                     out.push(m);
                 }
@@ -456,6 +501,66 @@ impl RedditSource {
         }
         super::seen::write(state, &seen_key, seen, MAX_SEEN);
         Ok(out)
+    }
+
+    /// Gives mentions without a reach their subreddit's size, looking up on `/about` the
+    /// subreddits no listing gave (a few per poll, each once per 6 h, only while the rate
+    /// limit has room). A failed lookup pauses the lookups; the mentions go on without it.
+    async fn add_subreddit_sizes(&mut self, mentions: &mut [Mention]) {
+        if !self.author_details || self.subscribers.paused() {
+            return;
+        }
+        let mut wanted: Vec<String> = Vec::new();
+        for m in mentions.iter().filter(|m| m.author_reach.is_none()) {
+            if let Some(sub) = subreddit_of(m) {
+                if self.subscribers.wants(&sub) && !wanted.contains(&sub) {
+                    wanted.push(sub);
+                }
+            }
+        }
+        // Well inside the poll's timeout: a poll that timed out would read its listings again.
+        let deadline = Instant::now() + self.timeout.mul_f64(0.2);
+        for sub in wanted.into_iter().take(MAX_ABOUT_PER_POLL) {
+            if self.paused_until.is_some() {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let answer = tokio::time::timeout(left, self.about(&sub))
+                .await
+                .unwrap_or(Err(SourceError::Timeout(left)));
+            match answer {
+                Ok(n) => self.subscribers.insert(&sub, n),
+                Err(e) => {
+                    tracing::warn!(source = %self.name, subreddit = %sub, error = %e, "subreddit size lookup failed; mentions go on without it");
+                    self.subscribers.pause_after(&e);
+                    break;
+                }
+            }
+        }
+        for m in mentions.iter_mut().filter(|m| m.author_reach.is_none()) {
+            m.author_reach = subreddit_of(m).and_then(|s| self.subscribers.value(&s));
+        }
+    }
+
+    /// One subreddit's members; `None` for one Reddit does not show (private, banned: 403/404).
+    async fn about(&mut self, sub: &str) -> Result<Option<u64>, SourceError> {
+        let mut url = Url::parse(&format!("{}/r", self.base))
+            .map_err(|e| SourceError::Config(format!("reddit url is not valid: {e}")))?;
+        url.path_segments_mut()
+            .map_err(|_| SourceError::Config("reddit url is not valid".into()))?
+            .extend([sub, "about"]);
+        url.query_pairs_mut().append_pair("raw_json", "1");
+        match self.get(&url).await {
+            Ok(response) => {
+                self.budget_left(&response.headers);
+                let about: About = decode_json(&response.bytes, "the Reddit subreddit API")?;
+                Ok(about.data.subscribers)
+            }
+            Err(SourceError::Status {
+                status: 403 | 404, ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn to_mention(&self, thing: Thing) -> Option<Mention> {
@@ -500,14 +605,28 @@ impl RedditSource {
                 .author
                 .filter(|a| !placeholder(a))
                 .map(|a| format!("u/{a}")),
-            // Listings carry no follower or karma count; looking each author up would spend
-            // the rate limit on every mention.
-            author_reach: None,
+            // The subreddit's members (`Mention::reach_unit`); a comment's come from the
+            // cache or `add_subreddit_sizes`. Authors' karma would cost a request each.
+            author_reach: d.subreddit_subscribers.or_else(|| {
+                d.subreddit
+                    .as_deref()
+                    .and_then(|s| self.subscribers.value(&s.to_lowercase()))
+            }),
             published: DateTime::<Utc>::from_timestamp(d.created_utc as i64, 0),
             lang: None,
             rating: None,
         })
     }
+}
+
+/// The subreddit a mention is in, lowercase, from its permalink (`/r/{sub}/comments/…`).
+fn subreddit_of(m: &Mention) -> Option<String> {
+    let rest = m
+        .url
+        .as_deref()?
+        .strip_prefix("https://www.reddit.com/r/")?;
+    let sub = rest.split('/').next()?;
+    (!sub.is_empty()).then(|| sub.to_lowercase())
 }
 
 fn default_user_agent() -> String {
@@ -553,6 +672,7 @@ impl Source for RedditSource {
         if self.paused_until.is_none() {
             mentions.extend(self.read(Listed::Comments, state).await?);
         }
+        self.add_subreddit_sizes(&mut mentions).await;
         Ok(mentions)
     }
 }

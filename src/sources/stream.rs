@@ -28,6 +28,9 @@ struct Inner {
     /// A connection problem not yet reported to the poll loop.
     error: Option<String>,
     connected: bool,
+    /// A connection was (re)established since the last drain: whatever was said while it was
+    /// down (or before it first came up) is only in the source's polled API.
+    connect_pending: bool,
     /// Events seen since the last drain (kept or rejected), for logs.
     seen: u64,
 }
@@ -45,7 +48,8 @@ pub(crate) struct Drained {
     pub(crate) mentions: Vec<Mention>,
     pub(crate) cursor: Option<String>,
     pub(crate) error: Option<String>,
-    pub(crate) connected: bool,
+    /// A connection came up since the last drain (see `mark_connect`).
+    pub(crate) connect: bool,
     pub(crate) seen: u64,
 }
 
@@ -88,6 +92,17 @@ impl StreamBuffer {
         self.lock().connected = connected;
     }
 
+    /// Records that a connection came up and wakes the poll loop, for sources that read their
+    /// polled API once after every (re)connect to fill the gap before it.
+    pub(crate) fn mark_connect(&self) {
+        {
+            let mut inner = self.lock();
+            inner.connected = true;
+            inner.connect_pending = true;
+        }
+        self.notify.notify_one();
+    }
+
     /// Records a connection problem (already free of secrets) for the next poll to report.
     pub(crate) fn set_error(&self, error: String) {
         {
@@ -105,7 +120,7 @@ impl StreamBuffer {
             mentions: inner.mentions.drain(..).collect(),
             cursor: inner.cursor.clone(),
             error: inner.error.take(),
-            connected: inner.connected,
+            connect: std::mem::take(&mut inner.connect_pending),
             seen: std::mem::take(&mut inner.seen),
         }
     }
@@ -122,7 +137,7 @@ impl StreamBuffer {
             notified.as_mut().enable();
             {
                 let inner = self.lock();
-                if !inner.mentions.is_empty() || inner.error.is_some() {
+                if !inner.mentions.is_empty() || inner.error.is_some() || inner.connect_pending {
                     return;
                 }
             }
@@ -231,6 +246,19 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), buf.ready())
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connect_wakes_the_loop_once() {
+        let buf = StreamBuffer::new();
+        buf.mark_connect();
+        tokio::time::timeout(Duration::from_secs(1), buf.ready())
+            .await
+            .unwrap();
+        let d = buf.drain();
+        assert!(d.connect);
+        assert!(buf.is_connected());
+        assert!(!buf.drain().connect, "reported once");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use common::fake_sources::{hn_hit, FakeApi};
+use common::fake_sources::{hn_hit, hn_user, ops, FakeApi};
 use common::faults::Fault;
 use mentiondesk::sources::{self, SourceError, SourceState};
 use std::collections::HashSet;
@@ -11,22 +11,29 @@ use std::path::Path;
 use std::time::Duration;
 
 fn source(fake: &FakeApi, timeout: &str) -> Box<dyn sources::Source> {
+    source_with(fake, timeout, "")
+}
+
+/// The source with its user lookups on the fake too (`users_url`), and `extra` keys.
+fn source_with(fake: &FakeApi, timeout: &str, extra: &str) -> Box<dyn sources::Source> {
     let text = format!(
         r#"
 [[sources]]
 name = "hn"
 kind = "hackernews"
 query = '(acme OR "acme corp") AND NOT hiring'
-url = "{}/api/v1"
+url = "{base}/api/v1"
+users_url = "{base}/v0"
 timeout = "{timeout}"
 allow_private = true
+{extra}
 
 [[rules]]
 name = "acme"
 query = "acme"
 alert = ["slack:#pr"]
 "#,
-        fake.url()
+        base = fake.url()
     );
     let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();
     sources::build(&config.sources[0]).unwrap()
@@ -294,4 +301,111 @@ async fn real_algolia_hits_become_clean_mentions() {
         ask.text
     );
     assert_eq!(ask.author.as_deref(), Some("lee"));
+}
+
+/// Issue 13: HN has no followers, so an author's reach is their karma, from the official API
+/// (`/v0/user/{id}.json`, github.com/HackerNews/API), shown as karma. Each author is looked up
+/// once and remembered, and so is a user the API does not know (`null`).
+#[tokio::test]
+async fn authors_come_with_their_karma_looked_up_once_each() {
+    let fake = FakeApi::start().await;
+    let t = now();
+    {
+        let mut s = fake.state.lock().unwrap();
+        // hn_hit's stories are by "dana", its comments by "kim"; kim is unknown to the API.
+        s.hn_hits = vec![
+            hn_hit(1, t - 100, Some("Acme is down"), ""),
+            hn_hit(2, t - 90, None, "acme support is slow"),
+            hn_hit(3, t - 80, Some("Acme again"), ""),
+        ];
+        s.hn_users.insert("dana".into(), hn_user("dana", 12_345));
+    }
+    let mut src = source(&fake, "5s");
+    let mut state = SourceState::default();
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(got.len(), 3);
+    for m in got.iter().filter(|m| m.author.as_deref() == Some("dana")) {
+        assert_eq!(m.author_reach, Some(12_345));
+        assert_eq!(m.reach_unit(), "karma");
+    }
+    let kim = got.iter().find(|m| m.item_id == "2").unwrap();
+    assert_eq!(kim.author.as_deref(), Some("kim"));
+    assert_eq!(kim.author_reach, None, "an unknown user has no karma");
+    let users = |f: &FakeApi| f.requests("/v0/user/").len();
+    assert_eq!(users(&fake), 2, "one request per author, not per mention");
+
+    fake.state
+        .lock()
+        .unwrap()
+        .hn_hits
+        .push(hn_hit(4, t - 10, None, "acme?"));
+    fake.state
+        .lock()
+        .unwrap()
+        .hn_hits
+        .push(hn_hit(5, t - 5, Some("Acme 3"), ""));
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(got.len(), 2);
+    let dana = got.iter().find(|m| m.item_id == "5").unwrap();
+    assert_eq!(dana.author_reach, Some(12_345), "remembered");
+    assert_eq!(
+        users(&fake),
+        2,
+        "known authors, and known unknowns, are not asked again"
+    );
+}
+
+/// A 404, a 429, a 5xx or a user API that never answers: the mentions are handed on without
+/// karma, the poll succeeds well inside its timeout, and after a 429 the lookups wait.
+#[tokio::test]
+async fn a_failing_user_api_never_costs_a_mention() {
+    for fault in [
+        Fault::status(404, &[]),
+        Fault::rate_limited(600.0),
+        Fault::http(503),
+        Fault::Malformed,
+        Fault::Hang,
+    ] {
+        let fake = FakeApi::start().await;
+        let t = now();
+        {
+            let mut s = fake.state.lock().unwrap();
+            s.hn_hits = vec![hn_hit(1, t - 100, Some("Acme is down"), "")];
+            s.hn_users.insert("dana".into(), hn_user("dana", 12_345));
+        }
+        fake.faults.always(ops::HN_USER, fault.clone());
+        let mut src = source(&fake, "2s");
+        let mut state = SourceState::default();
+        let got = src
+            .poll(&mut state)
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(got.len(), 1, "{fault:?}");
+        assert_eq!(got[0].author.as_deref(), Some("dana"));
+        assert_eq!(got[0].author_reach, None, "{fault:?}");
+        assert_eq!(fake.requests("/v0/user/").len(), 1);
+        // The next poll's new mention: a missing user (404) is remembered, and every other
+        // failure pauses the lookups, so neither asks again.
+        fake.state
+            .lock()
+            .unwrap()
+            .hn_hits
+            .push(hn_hit(2, t - 50, Some("Acme 2"), ""));
+        let got = src.poll(&mut state).await.unwrap();
+        assert_eq!(got.len(), 1, "{fault:?}");
+        assert_eq!(fake.requests("/v0/user/").len(), 1, "{fault:?}");
+    }
+}
+
+/// `author_details = false`: no user request at all.
+#[tokio::test]
+async fn author_details_off_makes_no_user_request() {
+    let fake = FakeApi::start().await;
+    let t = now();
+    fake.state.lock().unwrap().hn_hits = vec![hn_hit(1, t - 100, Some("Acme is down"), "")];
+    let mut src = source_with(&fake, "5s", "author_details = false");
+    let got = src.poll(&mut SourceState::default()).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].author_reach, None);
+    assert!(fake.requests("/v0/user/").is_empty());
 }

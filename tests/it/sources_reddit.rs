@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use common::fake_sources::{reddit_comment, reddit_post, FakeApi};
+use common::fake_sources::{ops, reddit_comment, reddit_post, FakeApi};
 use common::faults::Fault;
 use mentiondesk::sources::{self, SourceError, SourceState};
 use std::path::Path;
@@ -372,4 +372,106 @@ async fn real_listing_shapes_become_mentions() {
         comment.url.as_deref(),
         Some("https://www.reddit.com/r/routers/comments/lnk1/acme_routers_recalled/cm1/")
     );
+}
+
+/// A comment in r/homelab, which `reddit_comment` (r/routers) is not.
+fn homelab_comment(id: &str, created_utc: f64, body: &str) -> serde_json::Value {
+    let mut c = reddit_comment(id, created_utc, body);
+    c["data"]["subreddit"] = "homelab".into();
+    c["data"]["permalink"] = format!("/r/homelab/comments/zzz/a_thread/{id}/").into();
+    c
+}
+
+/// Issue 13: a Reddit mention's reach is its subreddit's members (the reach of the place;
+/// an author's karma would cost a request per author from the 100-a-minute budget). Posts
+/// carry `subreddit_subscribers`; a comment's subreddit is looked up on `/r/{sub}/about`
+/// (Reddit API: a `t5` with `subscribers`) only when no post gave it, and once.
+#[tokio::test]
+async fn mentions_carry_their_subreddits_members_looked_up_once_for_comments() {
+    let fake = FakeApi::start().await;
+    let t = now();
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.reddit_posts = vec![reddit_post("p1", t - 50.0, "Acme router died", "")];
+        s.reddit_comments = vec![
+            reddit_comment("c1", t - 30.0, "my ACME does that too"),
+            homelab_comment("c3", t - 20.0, "acme in the lab"),
+        ];
+        s.reddit_subscribers.insert("homelab".into(), 1_200_000);
+    }
+    let mut src = source(&fake);
+    let mut state = SourceState::default();
+    let got = src.poll(&mut state).await.unwrap();
+    let reach = |id: &str| got.iter().find(|m| m.item_id == id).unwrap().author_reach;
+    assert_eq!(reach("t3_p1"), Some(48_000), "from the listing");
+    assert_eq!(
+        reach("t1_c1"),
+        Some(48_000),
+        "the post's subreddit, remembered"
+    );
+    assert_eq!(reach("t1_c3"), Some(1_200_000), "looked up");
+    assert_eq!(got[0].reach_unit(), "subreddit members");
+    let about: Vec<String> = fake
+        .requests("/r/")
+        .iter()
+        .filter(|r| r.path.ends_with("/about"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        about,
+        ["/r/homelab/about"],
+        "only the subreddit no listing sized"
+    );
+
+    fake.state
+        .lock()
+        .unwrap()
+        .reddit_comments
+        .push(homelab_comment("c4", t - 5.0, "acme again"));
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].author_reach, Some(1_200_000));
+    let abouts = fake
+        .requests("/r/")
+        .iter()
+        .filter(|r| r.path.ends_with("/about"))
+        .count();
+    assert_eq!(abouts, 1, "remembered");
+}
+
+/// `/about` refusing (429), failing (503) or never answering: the comment is handed on
+/// without a reach, the poll succeeds, and the lookups pause.
+#[tokio::test]
+async fn a_failing_subreddit_lookup_never_costs_a_comment() {
+    for fault in [Fault::rate_limited(600.0), Fault::http(503), Fault::Hang] {
+        let fake = FakeApi::start().await;
+        let t = now();
+        {
+            let mut s = fake.state.lock().unwrap();
+            s.reddit_comments = vec![homelab_comment("c1", t - 30.0, "acme in the lab")];
+            s.reddit_subscribers.insert("homelab".into(), 1_200_000);
+        }
+        fake.faults.always(ops::REDDIT_ABOUT, fault.clone());
+        let mut src = source(&fake);
+        let mut state = SourceState::default();
+        let got = src
+            .poll(&mut state)
+            .await
+            .unwrap_or_else(|e| panic!("{fault:?}: {e}"));
+        assert_eq!(got.len(), 1, "{fault:?}");
+        assert_eq!(got[0].author_reach, None);
+        fake.state
+            .lock()
+            .unwrap()
+            .reddit_comments
+            .push(homelab_comment("c2", t - 5.0, "acme 2"));
+        let got = src.poll(&mut state).await.unwrap();
+        assert_eq!(got.len(), 1, "{fault:?}");
+        let abouts = fake
+            .requests("/r/")
+            .iter()
+            .filter(|r| r.path.ends_with("/about"))
+            .count();
+        assert_eq!(abouts, 1, "paused after {fault:?}");
+    }
 }

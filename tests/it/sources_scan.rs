@@ -36,6 +36,7 @@ name = "hn"
 kind = "hackernews"
 query = "acme"
 url = "{base}/api/v1"
+users_url = "{base}/v0"
 allow_private = true
 
 [[sources]]
@@ -61,6 +62,7 @@ name = "bsky"
 kind = "bluesky"
 query = "acme"
 url = "{jet}"
+profiles_url = "{base}/xrpc"
 timeout = "5s"
 allow_private = true
 

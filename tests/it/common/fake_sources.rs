@@ -28,6 +28,9 @@ pub mod ops {
     pub const REDDIT_SEARCH: &str = "GET /r/{subs}/search";
     pub const REDDIT_COMMENTS: &str = "GET /r/{subs}/comments";
     pub const BSKY_SEARCH_POSTS: &str = "GET /xrpc/app.bsky.feed.searchPosts";
+    pub const BSKY_GET_PROFILES: &str = "GET /xrpc/app.bsky.actor.getProfiles";
+    pub const HN_USER: &str = "GET /v0/user/{id}";
+    pub const REDDIT_ABOUT: &str = "GET /r/{sub}/about";
     pub const ALL: &[&str] = &[
         HN_SEARCH,
         MASTODON_TIMELINE,
@@ -36,6 +39,9 @@ pub mod ops {
         REDDIT_SEARCH,
         REDDIT_COMMENTS,
         BSKY_SEARCH_POSTS,
+        BSKY_GET_PROFILES,
+        HN_USER,
+        REDDIT_ABOUT,
     ];
 }
 
@@ -66,6 +72,12 @@ pub struct ApiState {
     pub sse_connections: u32,
     pub mastodon_token: Option<String>,
     pub bsky: BskyState,
+    /// Public AppView profiles (`profileViewDetailed`) by DID, for `getProfiles`.
+    pub bsky_profiles: HashMap<String, Value>,
+    /// HN users (`/v0/user/{id}.json`) by id; others answer `null`, as the real API does.
+    pub hn_users: HashMap<String, Value>,
+    /// Subreddit members by name, for `/r/{sub}/about`; others answer 404.
+    pub reddit_subscribers: HashMap<String, u64>,
 }
 
 /// The fake Bluesky PDS: one account, its session tokens, and the posts search finds.
@@ -144,6 +156,9 @@ impl FakeApi {
                 post(bsky_refresh_session),
             )
             .route("/xrpc/app.bsky.feed.searchPosts", get(bsky_search_posts))
+            .route("/xrpc/app.bsky.actor.getProfiles", get(bsky_get_profiles))
+            .route("/v0/user/{file}", get(hn_user_route))
+            .route("/r/{subs}/about", get(reddit_about))
             .with_state(Shared {
                 state: state.clone(),
                 faults: faults.clone(),
@@ -332,6 +347,35 @@ async fn hn_search(
     }))
 }
 
+/// A user in the shape the official HN API returns (github.com/HackerNews/API, "Users":
+/// `id`, `created`, `karma`, `about`, `submitted`).
+pub fn hn_user(id: &str, karma: u64) -> Value {
+    json!({"id": id, "created": 1173923446, "karma": karma,
+           "about": "This is a test", "submitted": [8265435, 8168423, 4289]})
+}
+
+async fn hn_user_route(
+    State(state): State<Shared>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    record(
+        &state,
+        &format!("/v0/user/{file}"),
+        &HashMap::new(),
+        &headers,
+    );
+    if let Some(r) = fault(&state, ops::HN_USER).await {
+        return r;
+    }
+    let Some(id) = file.strip_suffix(".json") else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    // An unknown user is `null` with 200, as Firebase answers.
+    let user = state.lock().unwrap().hn_users.get(id).cloned();
+    json_response(user.unwrap_or(Value::Null))
+}
+
 // ---------- Mastodon ----------
 
 /// A status in the shape the Mastodon REST API returns.
@@ -439,7 +483,8 @@ async fn mastodon_stream(
 pub fn reddit_post(id: &str, created_utc: f64, title: &str, selftext: &str) -> Value {
     json!({"kind": "t3", "data": {
         "id": id, "name": format!("t3_{id}"), "title": title, "selftext": selftext,
-        "author": "u_dana", "subreddit": "routers", "created_utc": created_utc,
+        "author": "u_dana", "subreddit": "routers", "subreddit_subscribers": 48_000,
+        "created_utc": created_utc,
         "permalink": format!("/r/routers/comments/{id}/some_title/"),
         "url": format!("https://www.reddit.com/r/routers/comments/{id}/some_title/"),
         "over_18": false, "score": 5, "num_comments": 1,
@@ -611,7 +656,91 @@ async fn reddit_comments(
     reddit_listing(&state, &headers, &q, comments)
 }
 
+/// `GET /r/{sub}/about`: a `t5` thing with `subscribers` (Reddit API docs), 404 for a
+/// subreddit it does not know.
+async fn reddit_about(
+    State(state): State<Shared>,
+    Path(sub): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    record(&state, &format!("/r/{sub}/about"), &q, &headers);
+    if let Some(r) = fault(&state, ops::REDDIT_ABOUT).await {
+        return r;
+    }
+    let s = state.lock().unwrap();
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if s.valid_token
+        .as_ref()
+        .is_none_or(|t| auth != format!("Bearer {t}"))
+    {
+        return (
+            StatusCode::UNAUTHORIZED,
+            r#"{"message":"Unauthorized","error":401}"#,
+        )
+            .into_response();
+    }
+    match s.reddit_subscribers.get(&sub.to_lowercase()) {
+        Some(n) => json_response(json!({"kind": "t5", "data": {
+            "display_name": sub, "subscribers": n, "public_description": "",
+            "subreddit_type": "public", "url": format!("/r/{sub}/"),
+        }})),
+        None => (
+            StatusCode::NOT_FOUND,
+            r#"{"message":"Not Found","error":404}"#,
+        )
+            .into_response(),
+    }
+}
+
 // ---------- Bluesky XRPC (sign-in and search) ----------
+
+/// A `profileViewDetailed` as the public AppView's `getProfiles` returns it (lexicon
+/// app.bsky.actor.defs#profileViewDetailed; example values from docs.bsky.app).
+pub fn bsky_profile(did: &str, handle: &str, followers: u64) -> Value {
+    json!({"did": did, "handle": handle, "displayName": "Someone",
+           "avatar": "https://cdn.bsky.app/img/avatar/plain/x/y@jpeg",
+           "associated": {"lists": 0, "feedgens": 0, "starterPacks": 0, "labeler": false},
+           "indexedAt": "2024-01-25T23:46:46.000Z", "createdAt": "2023-04-12T04:53:57.057Z",
+           "followersCount": followers, "followsCount": 12, "postsCount": 340,
+           "labels": []})
+}
+
+/// `app.bsky.actor.getProfiles?actors=…&actors=…`: the known actors' profiles; unknown ones
+/// are left out (not an error); more than 25 actors is 400 `InvalidRequest`, as the lexicon's
+/// `maxLength` makes the AppView answer. No account needed.
+async fn bsky_get_profiles(
+    State(state): State<Shared>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let actors: Vec<String> = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .filter(|(k, _)| k == "actors")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    let mut q = HashMap::new();
+    q.insert("actors".to_string(), actors.join(","));
+    record(&state, "/xrpc/app.bsky.actor.getProfiles", &q, &headers);
+    if let Some(r) = fault(&state, ops::BSKY_GET_PROFILES).await {
+        return r;
+    }
+    if actors.is_empty() || actors.len() > 25 {
+        return xrpc_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "Error: actors must not have more than 25 elements",
+        );
+    }
+    let s = state.lock().unwrap();
+    let profiles: Vec<Value> = actors
+        .iter()
+        .filter_map(|a| s.bsky_profiles.get(a).cloned())
+        .collect();
+    json_response(json!({ "profiles": profiles }))
+}
 
 /// A `postView` in the shape `app.bsky.feed.searchPosts` returns, created at `created_at`
 /// (RFC 3339) and indexed a second later.

@@ -18,12 +18,20 @@ use mentiondesk::sources::{self, SourceError, SourceState};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+mod authors;
 mod payloads;
 mod search;
 
 const DID: &str = "did:plc:eygmaihciaxprqvxpfvl6flk";
 
+/// Profile lookups are off unless `extra` configures them (see `authors.rs`): these tests
+/// have no AppView, and no test sends anything off the machine.
 fn source_config(url: &str, extra: &str) -> String {
+    let details = if extra.contains("author_details") || extra.contains("profiles_url") {
+        ""
+    } else {
+        "author_details = false"
+    };
     format!(
         r#"
 [[sources]]
@@ -34,6 +42,7 @@ url = "{url}"
 every = "1s"
 timeout = "3s"
 allow_private = true
+{details}
 {extra}
 "#
     )

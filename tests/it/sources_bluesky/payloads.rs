@@ -23,7 +23,7 @@ fn rule_hits(rules: &[(&str, &str)], m: &Mention) -> Vec<String> {
 fn source_with_query(url: &str, query: &str) -> Box<dyn sources::Source> {
     let text = format!(
         "[[sources]]\nname = \"bsky\"\nkind = \"bluesky\"\nquery = '{query}'\nurl = \"{url}\"\n\
-         every = \"1s\"\ntimeout = \"3s\"\nallow_private = true\n\n\
+         every = \"1s\"\ntimeout = \"3s\"\nallow_private = true\nauthor_details = false\n\n\
          [[rules]]\nname = \"r\"\nquery = \"acme\"\nalert = [\"slack:#pr-alerts\"]\n"
     );
     let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();

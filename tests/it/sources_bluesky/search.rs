@@ -27,6 +27,7 @@ allow_private = true
 handle = "{BSKY_HANDLE}"
 app_password = "${{BLUESKY_APP_PASSWORD}}"
 search_url = "{xrpc}"
+{details}
 {extra}
 
 [[rules]]
@@ -36,6 +37,12 @@ alert = ["slack:#pr-alerts"]
 "#,
         jet = jet.url(),
         xrpc = api.xrpc_url(),
+        // Profile lookups are covered in `authors.rs`.
+        details = if extra.contains("author_details") || extra.contains("profiles_url") {
+            ""
+        } else {
+            "author_details = false"
+        },
     );
     let password = password.to_string();
     let env = move |k: &str| (k == "BLUESKY_APP_PASSWORD").then(|| password.clone());

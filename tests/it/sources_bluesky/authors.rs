@@ -1,0 +1,182 @@
+//! Issue 13: Bluesky authors shown by handle with their follower count, from the public
+//! AppView's `app.bsky.actor.getProfiles` (faked on 127.0.0.1 after its lexicon: at most 25
+//! `actors`, unknown ones left out) and Jetstream identity events; looked up once per author,
+//! and never at the cost of a post when the AppView fails.
+
+use super::{source, wait_until};
+use crate::common::fake_sources::{
+    bsky_profile, jet_identity, jet_post, ops, FakeApi, FakeJetstream,
+};
+use crate::common::faults::Fault;
+use mentiondesk::model::Mention;
+use mentiondesk::sources::{self, SourceState};
+use std::time::{Duration, Instant};
+
+fn did(i: usize) -> String {
+    format!("did:plc:author{i:020}")
+}
+
+/// Polls as the poll loop does until `n` mentions arrived.
+async fn collect(
+    src: &mut Box<dyn sources::Source>,
+    state: &mut SourceState,
+    n: usize,
+) -> Vec<Mention> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while got.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} arrived",
+            got.len()
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(5), src.ready()).await;
+        got.extend(src.poll(state).await.unwrap());
+    }
+    got
+}
+
+fn actors_asked(api: &FakeApi) -> Vec<Vec<String>> {
+    api.requests("/xrpc/app.bsky.actor.getProfiles")
+        .iter()
+        .map(|r| r.query["actors"].split(',').map(str::to_string).collect())
+        .collect()
+}
+
+#[tokio::test]
+async fn jetstream_authors_show_as_handles_with_followers_looked_up_once_in_batches() {
+    let jet = FakeJetstream::start().await;
+    let api = FakeApi::start().await;
+    {
+        let mut s = api.state.lock().unwrap();
+        for i in 0..30 {
+            let p = bsky_profile(&did(i), &format!("user{i}.bsky.social"), i as u64 * 1000);
+            s.bsky_profiles.insert(did(i), p);
+        }
+        // An account whose handle no longer verifies is shown by its DID.
+        s.bsky_profiles
+            .insert(did(40), bsky_profile(&did(40), "handle.invalid", 7));
+    }
+    let mut src = source(
+        &jet.url(),
+        &format!("profiles_url = \"{}\"", api.xrpc_url()),
+    );
+    let mut state = SourceState::default();
+    src.poll(&mut state).await.unwrap();
+    wait_until(|| !jet.connections().is_empty()).await;
+    // 30 known authors, one the AppView does not know (deleted), one with handle.invalid.
+    let mut t = 10;
+    let authors: Vec<usize> = (0..30).chain([35, 40]).collect();
+    for &i in &authors {
+        t += 1;
+        jet.send(t, jet_post(&did(i), &format!("r{i}"), t, "acme is down"));
+    }
+    let got = collect(&mut src, &mut state, authors.len()).await;
+    for m in &got {
+        let i: usize = m.item_id.split("author").nth(1).unwrap()[..20]
+            .parse()
+            .unwrap();
+        match i {
+            35 => {
+                assert_eq!(
+                    m.author.as_deref(),
+                    Some(did(35).as_str()),
+                    "unknown: the DID"
+                );
+                assert_eq!(m.author_reach, None);
+            }
+            40 => {
+                assert_eq!(m.author.as_deref(), Some(did(40).as_str()));
+                assert_eq!(m.author_reach, Some(7));
+            }
+            _ => {
+                assert_eq!(
+                    m.author.as_deref(),
+                    Some(format!("@user{i}.bsky.social").as_str())
+                );
+                assert_eq!(m.author_reach, Some(i as u64 * 1000));
+                assert_eq!(m.reach_unit(), "followers");
+            }
+        }
+        // The link keeps the DID: it works whatever the handle becomes.
+        assert!(m.url.as_deref().unwrap().contains("/profile/did:plc:"));
+    }
+    let asked = actors_asked(&api);
+    assert!(
+        asked.iter().all(|a| a.len() <= 25),
+        "batches of at most 25: {asked:?}"
+    );
+    let mut all: Vec<String> = asked.concat();
+    all.sort();
+    let mut want: Vec<String> = authors.iter().map(|&i| did(i)).collect();
+    want.sort();
+    assert_eq!(all, want, "each author asked for once");
+
+    // The same authors again: nothing asked, the answers (and the unknown) are remembered.
+    let requests = asked.len();
+    for &i in &authors {
+        t += 1;
+        jet.send(
+            t,
+            jet_post(&did(i), &format!("again{i}"), t, "acme still down"),
+        );
+    }
+    let got = collect(&mut src, &mut state, authors.len()).await;
+    assert!(got
+        .iter()
+        .any(|m| m.author.as_deref() == Some("@user3.bsky.social")));
+    assert_eq!(actors_asked(&api).len(), requests);
+
+    // A handle change arrives as a Jetstream identity event and shows at once.
+    t += 1;
+    jet.send(t, jet_identity(&did(3), "dana.example.com", t));
+    t += 1;
+    jet.send(t, jet_post(&did(3), "renamed", t, "acme news"));
+    let got = collect(&mut src, &mut state, 1).await;
+    assert_eq!(got[0].author.as_deref(), Some("@dana.example.com"));
+    assert_eq!(got[0].author_reach, Some(3000));
+    assert_eq!(
+        actors_asked(&api).len(),
+        requests,
+        "no lookup for a known author"
+    );
+}
+
+/// The AppView refusing (429 with a long Retry-After, 400), failing (503, a broken body) or
+/// never answering: each post is handed on with its DID, inside the poll's timeout, and the
+/// lookups pause instead of asking again for every post.
+#[tokio::test]
+async fn a_failing_appview_leaves_the_did_and_never_costs_a_post() {
+    for fault in [
+        Fault::rate_limited(600.0),
+        Fault::status(400, &[]),
+        Fault::http(503),
+        Fault::Malformed,
+        Fault::Hang,
+    ] {
+        let jet = FakeJetstream::start().await;
+        let api = FakeApi::start().await;
+        api.state
+            .lock()
+            .unwrap()
+            .bsky_profiles
+            .insert(did(1), bsky_profile(&did(1), "one.bsky.social", 5));
+        api.faults.always(ops::BSKY_GET_PROFILES, fault.clone());
+        let mut src = source(
+            &jet.url(),
+            &format!("profiles_url = \"{}\"", api.xrpc_url()),
+        );
+        let mut state = SourceState::default();
+        src.poll(&mut state).await.unwrap();
+        wait_until(|| !jet.connections().is_empty()).await;
+        jet.send(1, jet_post(&did(1), "a", 1, "acme outage"));
+        let got = collect(&mut src, &mut state, 1).await;
+        assert_eq!(got[0].author.as_deref(), Some(did(1).as_str()), "{fault:?}");
+        assert_eq!(got[0].author_reach, None);
+        assert_eq!(actors_asked(&api).len(), 1, "{fault:?}");
+        jet.send(2, jet_post(&did(2), "b", 2, "acme outage two"));
+        let got = collect(&mut src, &mut state, 1).await;
+        assert_eq!(got[0].text, "acme outage two", "{fault:?}");
+        assert_eq!(actors_asked(&api).len(), 1, "paused after {fault:?}");
+    }
+}
