@@ -40,11 +40,16 @@ impl Mention {
     /// mention is in (the reach of the place, not of the author); every other source that
     /// gives a reach gives followers.
     pub fn reach_unit(&self) -> &'static str {
-        match self.source_kind.as_str() {
-            "hackernews" => "karma",
-            "reddit" => "subreddit members",
-            _ => "followers",
-        }
+        reach_unit_of(&self.source_kind)
+    }
+}
+
+/// [`Mention::reach_unit`] for a source kind, for views that keep only the kind.
+pub fn reach_unit_of(source_kind: &str) -> &'static str {
+    match source_kind {
+        "hackernews" => "karma",
+        "reddit" => "subreddit members",
+        _ => "followers",
     }
 }
 

@@ -129,7 +129,10 @@ impl AlertView {
             crate::chat::text::Unit::Chars,
         );
         Some(match self.author_reach {
-            Some(n) => format!("{a} ({})", reach_label(n)),
+            Some(n) => format!(
+                "{a} ({})",
+                reach_label(n, crate::model::reach_unit_of(&self.source_kind))
+            ),
             None => a,
         })
     }
@@ -277,9 +280,10 @@ pub(crate) fn priority_label(p: Priority) -> String {
     format!("{} {}", priority_icon(p), priority_words(p))
 }
 
-/// A follower count as people say it: `1 follower`, `950 followers`, `12.3k followers`,
-/// `2.1M followers`.
-pub(crate) fn reach_label(n: u64) -> String {
+/// A reach as people say it: `1 follower`, `950 followers`, `12.3k followers`,
+/// `2.1M subreddit members`, `4.2k karma`; `unit` is the plural from
+/// [`crate::model::reach_unit_of`].
+pub(crate) fn reach_label(n: u64, unit: &str) -> String {
     let one = |x: f64, unit: &str| {
         let s = format!("{x:.1}");
         format!("{}{unit}", s.strip_suffix(".0").unwrap_or(&s))
@@ -290,7 +294,11 @@ pub(crate) fn reach_label(n: u64) -> String {
         999_950..=999_949_999 => one(n as f64 / 1e6, "M"),
         _ => one(n as f64 / 1e9, "B"),
     };
-    format!("{count} follower{}", if n == 1 { "" } else { "s" })
+    let unit = match (n, unit.strip_suffix('s')) {
+        (1, Some(one)) => one,
+        _ => unit,
+    };
+    format!("{count} {unit}")
 }
 
 /// How a state looks: the marker before the headline and on the state line, its name, and
@@ -676,6 +684,12 @@ mod tests {
             v.who_line(),
             "by dana_k (12.3k followers) · forum-feed (file)"
         );
+        let hn = AlertView {
+            source: "hn".into(),
+            source_kind: "hackernews".into(),
+            ..v.clone()
+        };
+        assert_eq!(hn.who_line(), "by dana_k (12.3k karma) · hn (hackernews)");
         let v = AlertView { author: None, ..v };
         assert_eq!(v.who_line(), "forum-feed (file)");
     }
@@ -692,8 +706,15 @@ mod tests {
             (2_130_000, "2.1M followers"),
             (3_000_000_000, "3B followers"),
         ] {
-            assert_eq!(reach_label(n), want, "{n}");
+            assert_eq!(reach_label(n, "followers"), want, "{n}");
         }
+        assert_eq!(reach_label(4_200, "karma"), "4.2k karma");
+        assert_eq!(reach_label(1, "karma"), "1 karma");
+        assert_eq!(
+            reach_label(2_130_000, "subreddit members"),
+            "2.1M subreddit members"
+        );
+        assert_eq!(reach_label(1, "subreddit members"), "1 subreddit member");
     }
 
     #[test]
