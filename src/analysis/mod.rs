@@ -3,6 +3,7 @@
 
 pub(crate) mod complaint;
 pub(crate) mod dedup;
+pub mod model;
 pub(crate) mod negativity;
 pub(crate) mod priority;
 pub mod sentiment;
