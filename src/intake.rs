@@ -345,7 +345,13 @@ fn repeat_note(m: &Mention) -> Note {
     let mut note = Note::new().text("🔁 Another mention");
     // A placeholder ("author", "unknown") names nobody; thread keys skip it too.
     if let Some(a) = dedup::real_author(m) {
-        note = note.text(" by ").bold(a.to_string());
+        // In a code span so the handle shows exactly as written (`dana_k`), yet cannot format
+        // or ping anything.
+        note = note.text(" by ").code(crate::chat::text::truncate(
+            a,
+            80,
+            crate::chat::text::Unit::Chars,
+        ));
     }
     note = note
         .text(format!(" on {}: “", m.source))

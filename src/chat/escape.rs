@@ -29,6 +29,26 @@ pub(crate) fn slack_text(s: &str) -> String {
     out
 }
 
+/// Text inside a Slack code span (`` `x` ``): mrkdwn formats nothing there, so `_`, `*` and
+/// `~` stay as written (a handle such as `dana_k` can be copied and searched); `&`, `<`, `>`
+/// are still escaped (Slack parses them everywhere) and a backtick, which would end the span,
+/// becomes a look-alike. Line breaks become spaces.
+pub(crate) fn slack_code(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '`' => out.push('\u{02CB}'),
+            '\r' | '\n' | '\t' => out.push(' '),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Slack `plain_text` (header blocks, context elements): escape exactly `&`, `<`, `>` (Slack
 /// parses them in every text object, so `<!channel>` must still be neutralised) and nothing
 /// else: `plain_text` has no formatting, so `_`, `*`, `~` and `` ` `` stay as written and a
@@ -129,5 +149,14 @@ mod tests {
         let family = "👩\u{200d}👩\u{200d}👧\u{200d}👦";
         assert_eq!(truncate(&format!("ab{family}"), 5), "ab…");
         assert_eq!(truncate("e\u{301}e\u{301}e\u{301}", 3), "e\u{301}…");
+    }
+
+    #[test]
+    fn slack_code_keeps_handles_exact_and_cannot_end_the_span_or_ping() {
+        assert_eq!(slack_code("dana_k *x* ~y~"), "dana_k *x* ~y~");
+        assert_eq!(
+            slack_code("a`b <!channel> & c\nd"),
+            "aˋb &lt;!channel&gt; &amp; c d"
+        );
     }
 }

@@ -995,7 +995,7 @@ fn thread_note(action: &Action, actor: &Actor, alert: &Alert, tz: chrono_tz::Tz)
                 }
                 _ => String::new(),
             };
-            n.text("🟡 ")
+            n.text("🙋 ")
                 .user(actor.clone())
                 .text(format!(" claimed this, {after} after posting."))
         }

@@ -152,7 +152,11 @@ pub(super) fn note_atoms(note: &Note) -> Vec<Atom> {
         out = match part {
             Part::Text(t) => out.text(t, usize::MAX),
             Part::Bold(t) => out.styled(t, NAME_MAX, "*"),
-            Part::Code(t) => out.styled(t, usize::MAX, "`"),
+            Part::Code(t) => {
+                out.0
+                    .extend(text::atoms(t, "`", crate::chat::escape::slack_code));
+                out
+            }
             Part::User(u) => match slack_user_id(u) {
                 Some(id) => out.ours(&format!("<@{id}>")),
                 None => out.text(actor_name(u), NAME_MAX),
