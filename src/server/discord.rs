@@ -94,6 +94,8 @@ pub(crate) struct RawInteraction {
     member: Option<Member>,
     user: Option<User>,
     data: Option<Data>,
+    /// The channel the interaction came from (`/desk test` posts there).
+    channel_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -211,6 +213,7 @@ fn decode(raw: RawInteraction, kind: InteractionType) -> Interaction {
             name: None,
             text: command_text(&data),
             platform: "discord",
+            channel: raw.channel_id.clone(),
         },
         InteractionType::Component => Kind::Button {
             button: what,

@@ -248,6 +248,7 @@ fn slash_command(mut f: HashMap<String, String>) -> SlashCommand {
         user_id: take("user_id"),
         response_url: Secret::new(take("response_url")),
         trigger_id: take("trigger_id"),
+        channel_id: take("channel_id"),
     }
 }
 
@@ -279,6 +280,7 @@ pub(crate) async fn handle_command(
             name: Some(c.command),
             text: c.text,
             platform: "slack",
+            channel: Some(c.channel_id).filter(|c| !c.is_empty()),
         },
     };
     if let Some(reply) = ep.dispatcher.admit(&i).await {
