@@ -164,9 +164,8 @@ mod tests {
     fn the_permissions_integer_is_the_sum_of_discords_documented_bits() {
         // 1024 + 2048 + 16384 + 32768 + 65536 + 34359738368 + 274877906944
         assert_eq!(discord_permissions_integer(), 309_237_763_072);
-        assert!(discord_invite_url(42).ends_with(
-            "client_id=42&scope=bot+applications.commands&permissions=309237763072"
-        ));
+        assert!(discord_invite_url(42)
+            .ends_with("client_id=42&scope=bot+applications.commands&permissions=309237763072"));
         assert!(discord_permission_names().contains("Attach Files"));
     }
 

@@ -194,6 +194,15 @@ pub(crate) fn parse_id(s: &str) -> Option<AlertId> {
         .map(AlertId)
 }
 
+/// An alert id on a button or dialog: as `parse_id`, but also `0`, which the buttons of a test
+/// alert carry (`chat::setup::TEST_ALERT_ID`), so the dispatcher can say what they are.
+pub(crate) fn parse_button_id(s: &str) -> Option<AlertId> {
+    match s.trim_start_matches('#') {
+        "0" => Some(AlertId(0)),
+        other => parse_id(other),
+    }
+}
+
 /// `<@U123|name>` (Slack, escaped), `<@U123>`, `<@!123>` (Discord), or a bare id.
 pub(crate) fn parse_user(s: &str, platform: &str) -> Option<Actor> {
     let s = s.trim();

@@ -9,9 +9,9 @@ use super::state::Action;
 use super::Desk;
 use crate::chat::{buttons, setup, ChatPlatform};
 use crate::clock::Clock;
-use std::sync::Arc;
 use crate::model::{Actor, AlertId, Note};
 use crate::store::{Store, StoreError};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One verified request, as every platform means it.
@@ -572,6 +572,18 @@ mod tests {
         let unknown = interaction("U1", &[], "u", submit(None, Some(AlertId(5))));
         assert!(matches!(d.dispatch(unknown).await,
             Reply::Refused { note, .. } if note.plain().contains("not known")));
+        assert_eq!(
+            private_text(d.dispatch(button(buttons::CLAIM, Some(0))).await),
+            setup::TEST_ALERT_BUTTON,
+            "a test alert's buttons say what it is"
+        );
+        assert_eq!(
+            private_text(
+                d.dispatch(interaction("U1", &[], "t", command("/desk", "test")))
+                    .await
+            ),
+            "This mentiondesk has no slack connection to post a test alert with."
+        );
         let other = interaction("U1", &[], "o", Kind::Unsupported);
         assert_eq!(
             private_text(d.dispatch(other).await),

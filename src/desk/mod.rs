@@ -99,7 +99,8 @@ impl Desk {
             Command::Help => Ok(Note::markup(&command::help(&self.cfg.command))),
             // The dispatcher posts test alerts (it holds the chat platforms); a desk on its own
             // cannot.
-            Command::Test => Ok(Note::new().text("Test alerts are posted by the chat app; this desk has no chat platform.")),
+            Command::Test => Ok(Note::new()
+                .text("Test alerts are posted by the chat app; this desk has no chat platform.")),
         };
         result.unwrap_or_else(|e| {
             tracing::error!(error = %e, "desk command failed in the store");

@@ -7,8 +7,8 @@
 //! also answers only loopback peers and refuses anything a reverse proxy forwarded, since
 //! `[server].listen` is usually reachable from the internet for Slack's callbacks.
 
-use crate::clock::Clock;
 use crate::chat::setup;
+use crate::clock::Clock;
 use crate::digest::{self, DigestError, DigestJob};
 use crate::model::Target;
 use crate::relay::Platforms;
@@ -246,9 +246,13 @@ pub(crate) async fn send_test_alerts(
     let mut out = Vec::with_capacity(chosen.len());
     for target in chosen {
         let platform = platforms.for_target(&target);
-        let outcome =
-            setup::post_test_alert(platform.as_ref(), target.channel(), now, discord_application)
-                .await;
+        let outcome = setup::post_test_alert(
+            platform.as_ref(),
+            target.channel(),
+            now,
+            discord_application,
+        )
+        .await;
         match &outcome {
             Ok(_) => tracing::info!(target = %target, "test alert posted"),
             Err(problem) => tracing::warn!(target = %target, %problem, "test alert failed"),

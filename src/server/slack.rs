@@ -12,7 +12,7 @@ use crate::chat::slack::socket::{SlashCommand, SocketHandler};
 use crate::chat::slack::{ephemeral_answer, SlackPlatform};
 use crate::chat::BoxFuture;
 use crate::clock::Clock;
-use crate::desk::command::parse_id;
+use crate::desk::command::{parse_button_id, parse_id};
 use crate::desk::dispatch::{Dialog, Dispatcher, Interaction, Kind, Mute, Reply};
 use crate::model::{Note, Secret};
 use axum::body::Bytes;
@@ -469,7 +469,7 @@ async fn button(ep: &SlackEndpoints, b: BlockActions, raw: &[u8]) {
         ),
         kind: Kind::Button {
             button: action.action_id,
-            alert: action.value.as_deref().and_then(parse_id),
+            alert: action.value.as_deref().and_then(parse_button_id),
         },
     };
     let to = ReplyTo {

@@ -412,7 +412,10 @@ async fn discord_check_online_names_a_refused_command_registration_with_the_invi
     let run = mentiondesk(&["check", "--online"], discord_config(&discord, &[&target])).await;
     assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
     let line = run.line("discord command /desk:");
-    assert!(line.contains("problem:") && line.contains("403/50001"), "{line}");
+    assert!(
+        line.contains("problem:") && line.contains("403/50001"),
+        "{line}"
+    );
     assert!(
         line.contains("check [discord].application_id (Developer Portal → General Information → Application ID) and [discord].guild_id and that the bot was invited with the applications.commands scope"),
         "{line}"

@@ -361,7 +361,12 @@ fn help_names_slack_and_discord_and_each_command_explains_itself() {
 /// or directory (os error 2)").
 #[test]
 fn a_missing_config_says_so_once_with_the_fix() {
-    for cmd in [&["check"][..], &["run"], &["test-alert"], &["scan", "--once"]] {
+    for cmd in [
+        &["check"][..],
+        &["run"],
+        &["test-alert"],
+        &["scan", "--once"],
+    ] {
         let out = bin()
             .args(cmd)
             .args(["--config", "/nonexistent/mentiondesk.toml"])
@@ -445,7 +450,10 @@ fn run_says_how_many_alerts_are_stored_and_that_only_new_mentions_alert() {
     let (second_out, second_err) = run_until(&cfg, |_, e| e.contains(said));
     assert!(second_err.contains(said), "{second_err}");
     assert!(second_err.contains("stored_alerts=2"), "{second_err}");
-    assert!(second_err.contains("mentiondesk test-alert"), "{second_err}");
+    assert!(
+        second_err.contains("mentiondesk test-alert"),
+        "{second_err}"
+    );
     assert!(
         !second_out.contains("── #pr-alerts ──"),
         "nothing alerts again: {second_out}"

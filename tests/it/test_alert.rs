@@ -80,16 +80,24 @@ async fn test_alert_posts_to_each_target_once_and_names_the_fix_for_the_others()
     );
     assert!(leads.contains("/invite @mentiondesk"), "{leads}");
     assert!(
-        run.stdout.contains("1 of 2 targets reached, directly (no daemon is running)"),
+        run.stdout
+            .contains("1 of 2 targets reached, directly (no daemon is running)"),
         "{}",
         run.stdout
     );
     let posts = slack.posts();
-    assert_eq!(posts.len(), 1, "one post: the digest repeats the rule's target");
+    assert_eq!(
+        posts.len(),
+        1,
+        "one post: the digest repeats the rule's target"
+    );
     assert_eq!(posts[0].channel, "C0PRALERTS");
     let body = posts[0].body.to_string();
     assert!(body.contains(TITLE), "{body}");
-    assert!(body.contains("refund"), "the sample mention is shown: {body}");
+    assert!(
+        body.contains("refund"),
+        "the sample mention is shown: {body}"
+    );
     assert!(
         !dir.path().join("store").exists(),
         "a test alert opens no store"
@@ -119,7 +127,9 @@ async fn discord_test_alert_refused_names_the_permissions_and_the_invite_url() {
     let roots = discord.roots();
     assert_eq!(roots.len(), 1);
     assert!(
-        serde_json::to_string(&roots[0].body).unwrap().contains(TITLE),
+        serde_json::to_string(&roots[0].body)
+            .unwrap()
+            .contains(TITLE),
         "{:?}",
         roots[0].body
     );
@@ -129,7 +139,13 @@ async fn discord_test_alert_refused_names_the_permissions_and_the_invite_url() {
         Fault::discord_missing_permissions(),
     );
     let refused = test_alert(&path, &["--to", &target]).await;
-    assert_eq!(refused.code, Some(1), "{}{}", refused.stdout, refused.stderr);
+    assert_eq!(
+        refused.code,
+        Some(1),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
     let l = line(&refused, &format!("{target}:"));
     assert!(l.contains("problem:") && l.contains("403/50013"), "{l}");
     assert!(
@@ -175,7 +191,8 @@ async fn through_the_daemon_and_desk_test_nothing_is_stored() {
         "slack:#pr-alerts: ok: test alert posted"
     );
     assert!(
-        run.stdout.contains("1 of 1 target reached, through the running daemon"),
+        run.stdout
+            .contains("1 of 1 target reached, through the running daemon"),
         "{}",
         run.stdout
     );
