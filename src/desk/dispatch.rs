@@ -121,9 +121,15 @@ pub(crate) struct Dispatcher {
     desk: Desk,
     store: Store,
     clock: Clock,
-    /// The chat platforms `/desk test` posts with, and `[discord].application_id` for the
-    /// invite URL in a permissions fix.
-    test_alerts: Arc<(Vec<Arc<dyn ChatPlatform>>, Option<u64>)>,
+    test_alerts: Arc<TestAlerts>,
+}
+
+/// What `/desk test` posts with: the chat platforms, and `[discord].application_id` for the
+/// invite URL in a permissions fix.
+#[derive(Default)]
+struct TestAlerts {
+    platforms: Vec<Arc<dyn ChatPlatform>>,
+    discord_application: Option<u64>,
 }
 
 impl Dispatcher {
@@ -132,7 +138,7 @@ impl Dispatcher {
             desk,
             store,
             clock,
-            test_alerts: Arc::new((Vec::new(), None)),
+            test_alerts: Arc::default(),
         }
     }
 
@@ -142,7 +148,10 @@ impl Dispatcher {
         platforms: Vec<Arc<dyn ChatPlatform>>,
         discord_application: Option<u64>,
     ) -> Dispatcher {
-        self.test_alerts = Arc::new((platforms, discord_application));
+        self.test_alerts = Arc::new(TestAlerts {
+            platforms,
+            discord_application,
+        });
         self
     }
 
@@ -313,7 +322,10 @@ impl Dispatcher {
                 "Could not tell which channel `{command} test` was typed in; run `mentiondesk test-alert --to {platform}:<channel>` on the server instead."
             ));
         };
-        let (platforms, discord_application) = &*self.test_alerts;
+        let TestAlerts {
+            platforms,
+            discord_application,
+        } = &*self.test_alerts;
         let Some(p) = platforms.iter().find(|p| p.name() == platform) else {
             return Note::new().text(format!(
                 "This mentiondesk has no {platform} connection to post a test alert with."

@@ -401,18 +401,22 @@ fn run_until(cfg: &std::path::Path, done: impl Fn(&str, &str) -> bool) -> (Strin
         .spawn()
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (o, e) = (
+    let read = || {
+        (
             std::fs::read_to_string(&out).unwrap_or_default(),
             std::fs::read_to_string(&err).unwrap_or_default(),
-        );
-        if done(&o, &e) || std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return (o, e);
+        )
+    };
+    while std::time::Instant::now() < deadline {
+        let (o, e) = read();
+        if done(&o, &e) {
+            break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    read()
 }
 
 /// The quick start's surprise: a second run posts nothing because the mentions are stored.
