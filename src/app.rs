@@ -4,6 +4,7 @@
 
 use crate::chat::console::ConsolePlatform;
 use crate::chat::discord::DiscordPlatform;
+use crate::chat::setup;
 use crate::chat::slack::SlackPlatform;
 use crate::chat::{ChatError, ChatPlatform};
 use crate::clock::Clock;
@@ -120,13 +121,16 @@ const ONLINE_CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// `check --online`: the configured chat platforms' credentials (`auth.test`,
 /// `GET /users/@me`) and, where they are accepted, every alert, escalation and digest
-/// target channel, and Slack's app-level token when Socket Mode is configured. One (what, outcome) per check; an `Err` is the problem with its fix.
+/// target channel, Slack's app-level token when Socket Mode is configured, and the `/desk`
+/// command's registration on Discord. One (what, outcome) per check; an `Err` is the problem
+/// with its fix (a Discord permission problem names every permission and the invite URL).
 /// Tokens never appear in the outcome.
 pub async fn check_online(
     config: &Config,
 ) -> anyhow::Result<Vec<(String, Result<String, String>)>> {
     let slack = slack_platform(config)?;
-    let platforms = platforms(slack.clone(), discord_platform(config)?);
+    let discord = discord_platform(config)?;
+    let platforms = platforms(slack.clone(), discord.clone());
     let mut out = Vec::new();
     let mut accepted = Vec::new();
     for p in platforms.configured() {
@@ -161,6 +165,76 @@ pub async fn check_online(
             Err(_) => out.push((what, Err("slack did not answer in time".into()))),
         }
     }
+    let discord_app = config.discord.as_ref().map(|d| d.application_id);
+    for t in alert_targets(config) {
+        let p = platforms.for_target(&t);
+        if !accepted.contains(&p.name()) {
+            continue;
+        }
+        let what = format!("target {t}");
+        match tokio::time::timeout(ONLINE_CHECK_TIMEOUT, p.check_channel(t.channel())).await {
+            Ok(Ok(proved)) => out.push((what, Ok(proved))),
+            Ok(Err(e)) => out.push((what, Err(setup::describe_error(&e, discord_app)))),
+            Err(_) => out.push((what, Err(format!("{} did not answer in time", p.name())))),
+        }
+    }
+    // The slash command. Discord: registered as `run` registers it (a PUT that replaces the
+    // same definition, so repeating it changes nothing), which proves the application id
+    // belongs to the token and the bot was invited with the applications.commands scope.
+    // Slack keeps commands in the app's settings, which a bot token cannot read.
+    if let (Some(cfg), Some(discord)) = (&config.discord, &discord) {
+        if accepted.contains(&"discord") {
+            let what = format!("discord command {}", config.desk.command);
+            let registered = tokio::time::timeout(
+                ONLINE_CHECK_TIMEOUT,
+                discord.register_commands(cfg.application_id, cfg.guild_id, &config.desk.command),
+            )
+            .await;
+            out.push((
+                what,
+                match registered {
+                    Ok(Ok(())) => Ok(format!("registered ({})", registered_where(cfg))),
+                    Ok(Err(e)) => Err(format!(
+                        "{e}; check [discord].application_id (Developer Portal → General Information → Application ID){} and that the bot was invited with the applications.commands scope: {}",
+                        if cfg.guild_id.is_some() { " and [discord].guild_id" } else { "" },
+                        setup::discord_invite_url(cfg.application_id)
+                    )),
+                    Err(_) => Err("discord did not answer in time".into()),
+                },
+            ));
+        }
+    }
+    if config.slack.is_some() && accepted.contains(&"slack") {
+        out.push((
+            format!("slack command {}", config.desk.command),
+            Ok(format!(
+                "not checkable with a bot token: the app's Slash Commands page must list {}{}",
+                config.desk.command,
+                if config.slack.as_ref().is_some_and(|s| s.app_token.is_some()) {
+                    " (Socket Mode: no Request URL needed)"
+                } else {
+                    " with the Request URL https://<your host>/slack/commands"
+                }
+            )),
+        ));
+    }
+    Ok(out)
+}
+
+/// Where `/desk` is registered on Discord, for the log and `check --online`.
+fn registered_where(cfg: &crate::chat::config::DiscordConfig) -> String {
+    match cfg.guild_id {
+        Some(g) => format!("application {}, guild {g}", cfg.application_id),
+        None => format!(
+            "application {}, globally: new servers may take up to an hour to see it",
+            cfg.application_id
+        ),
+    }
+}
+
+/// Every alert target of the config: each rule's `alert`, `[desk].escalate_to` and every
+/// digest's `to`, sorted and deduplicated.
+pub fn alert_targets(config: &Config) -> Vec<crate::model::Target> {
     let mut targets: Vec<crate::model::Target> = config
         .rules
         .iter()
@@ -170,19 +244,36 @@ pub async fn check_online(
         .collect();
     targets.sort();
     targets.dedup();
-    for t in targets {
-        let p = platforms.for_target(&t);
-        if !accepted.contains(&p.name()) {
-            continue;
-        }
-        let what = format!("target {t}");
-        match tokio::time::timeout(ONLINE_CHECK_TIMEOUT, p.check_channel(t.channel())).await {
-            Ok(Ok(proved)) => out.push((what, Ok(proved))),
-            Ok(Err(e)) => out.push((what, Err(e.to_string()))),
-            Err(_) => out.push((what, Err(format!("{} did not answer in time", p.name())))),
-        }
+    targets
+}
+
+/// `test-alert` without a running daemon: posts the test alert with this process's own
+/// credentials. Nothing is stored; the store is not even opened.
+pub async fn test_alert_direct(
+    config: &Config,
+    to: Option<&str>,
+) -> anyhow::Result<Vec<(crate::model::Target, Result<String, String>)>> {
+    let platforms = platforms(slack_platform(config)?, discord_platform(config)?);
+    admin::send_test_alerts(
+        &platforms,
+        &alert_targets(config),
+        to,
+        chrono::Utc::now(),
+        config.discord.as_ref().map(|d| d.application_id),
+    )
+    .await
+    .map_err(anyhow::Error::msg)
+}
+
+/// Which chat platforms the config posts to, for the start-up log and `check`:
+/// `slack`, `discord`, `slack+discord` or `console`.
+pub fn chat_label(config: &Config) -> &'static str {
+    match (config.slack.is_some(), config.discord.is_some()) {
+        (true, true) => "slack+discord",
+        (true, false) => "slack",
+        (false, true) => "discord",
+        (false, false) => "console",
     }
-    Ok(out)
 }
 
 /// Socket Mode is the only way commands and buttons reach a bot without a public URL, and
@@ -250,9 +341,19 @@ pub(crate) async fn run_with_clock(
         store = %config.store.path.display(),
         sources = config.sources.len(),
         rules = config.rules.len(),
-        chat = if config.slack.is_some() { "slack" } else { "console" },
+        chat = chat_label(&config),
         "mentiondesk running"
     );
+    // Mentions already stored never alert again (dedup), so a config newly pointed at Slack
+    // or Discord posts nothing until a new mention arrives: say so, and how to test.
+    let stored_alerts = store.alert_count();
+    if stored_alerts > 0 {
+        tracing::info!(
+            stored_alerts,
+            "{stored_alerts} alert{} already in the store; only new mentions will alert (to see an alert now: mentiondesk test-alert)",
+            if stored_alerts == 1 { " is" } else { "s are" }
+        );
+    }
 
     // Sources: one poll loop each, all feeding the intake.
     let health = poll::Health::default();
@@ -308,9 +409,10 @@ pub(crate) async fn run_with_clock(
     // shows in /healthz; the daemon keeps running and keeps storing alerts, which go out
     // once the token is fixed.
     let delivery = relay::DeliveryHealth::default();
+    let admin_platforms = platforms(slack.clone(), discord.clone());
     let relay = Relay::new(
         store.clone(),
-        platforms(slack.clone(), discord.clone()),
+        admin_platforms.clone(),
         metrics.clone(),
         delivery.clone(),
         clock,
@@ -337,7 +439,10 @@ pub(crate) async fn run_with_clock(
 
     // Server: Slack and Discord callbacks (or Socket Mode and the gateway), the admin
     // endpoint, /healthz and /metrics.
-    let dispatcher = Dispatcher::new(desk.clone(), store.clone(), clock);
+    let dispatcher = Dispatcher::new(desk.clone(), store.clone(), clock).with_test_alerts(
+        admin_platforms.configured().cloned().collect(),
+        config.discord.as_ref().map(|d| d.application_id),
+    );
     // Answers that outlive their request; joined at shutdown.
     let interaction_work = server::Tasks::default();
     let slack_endpoints = match (&config.slack, slack) {
@@ -352,12 +457,25 @@ pub(crate) async fn run_with_clock(
     };
     let discord_endpoints = match (&config.discord, discord) {
         (Some(cfg), Some(platform)) => {
-            if let Err(e) = platform
+            match platform
                 .register_commands(cfg.application_id, cfg.guild_id, &config.desk.command)
                 .await
             {
+                Ok(()) => tracing::info!(
+                    command = %config.desk.command,
+                    application = cfg.application_id,
+                    guild = cfg.guild_id.map(|g| g.to_string()).unwrap_or_else(|| "global".into()),
+                    "registered the Discord slash command ({})",
+                    registered_where(cfg)
+                ),
                 // The alerts and buttons still work; only the slash command is missing.
-                tracing::error!(error = %e, "could not register the Discord slash command");
+                Err(e) => tracing::error!(
+                    command = %config.desk.command,
+                    application = cfg.application_id,
+                    error = %e,
+                    "could not register the Discord slash command; check [discord].application_id and invite the bot with the applications.commands scope: {}",
+                    setup::discord_invite_url(cfg.application_id)
+                ),
             }
             Some(
                 DiscordEndpoints::new(
@@ -412,6 +530,9 @@ pub(crate) async fn run_with_clock(
             rules: rule_names.into(),
             store: store.clone(),
             clock,
+            platforms: admin_platforms,
+            targets: alert_targets(&config).into(),
+            discord_application: config.discord.as_ref().map(|d| d.application_id),
         }),
         Err(e) => {
             tracing::warn!(path = %token_path.display(), error = %e, "cannot write the admin token; `digest --now` will not reach this daemon");

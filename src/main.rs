@@ -12,7 +12,13 @@ use std::process::ExitCode;
 #[command(
     name = "mentiondesk",
     version,
-    about = "Puts brand mentions that matter on your team's desk in Slack"
+    about = "Puts brand mentions that matter on your team's desk in Slack or Discord (or the console)",
+    long_about = "Puts brand mentions that matter on your team's desk in Slack or Discord, where \
+people claim, discuss and resolve them; without [slack] or [discord] in the config, alerts go \
+to the console.",
+    after_help = "Every command reads the config from --config PATH, else $MENTIONDESK_CONFIG, \
+else config/mentiondesk.toml. Logs go to stderr; set MENTIONDESK_LOG (e.g. debug) for more. \
+Exit code: 0 on success, 1 on any problem."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -22,18 +28,50 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the daemon: poll sources, post alerts, serve /healthz and /metrics
+    #[command(
+        long_about = "Run the daemon: poll every source, post alerts for new matching mentions \
+to Slack, Discord or the console, answer /desk commands and buttons, send escalations and \
+digests, and serve /healthz and /metrics on [server].listen. Mentions already in the store never \
+alert again. Stops cleanly on SIGINT/SIGTERM."
+    )]
     Run(ConfigArg),
     /// Validate the config and compile every rule; print every problem with its line
+    #[command(
+        long_about = "Validate the config and compile every rule; print every problem with its \
+line and key, and warnings (a rule that may not mean what it says). Exits 1 if there is any \
+problem; warnings alone exit 0. With --online, also ask Slack and Discord: tokens, every \
+alert/escalation/digest channel, Socket Mode's app token and the /desk command, each with its \
+fix."
+    )]
     Check {
-        /// Also check the chat credentials and that the bot can post into every target
+        /// Also check the chat credentials, that the bot can reach every target channel, and
+        /// the /desk command's registration (Discord); posts nothing
         #[arg(long)]
         online: bool,
         #[command(flatten)]
         config: ConfigArg,
     },
     /// Dry-run the rules: JSON lines of mentions on stdin, one JSON verdict per line on stdout
+    #[command(
+        long_about = "Dry-run the rules: read one JSON mention per line on stdin, write one JSON \
+verdict per line on stdout, in the same order. No store, no network.",
+        after_help = "Input, one object per line (only id and text are required):
+  {\"id\": 1, \"text\": \"...\", \"title\": \"...\", \"url\": \"...\", \"author\": \"...\", \"source\": \"...\", \"lang\": \"en\"}
+Output, one object per input line:
+  {\"id\": 1, \"rules\": [\"acme\"], \"sentiment\": -0.62, \"negative\": true, \"priority\": \"high\"}
+  rules: the names of the rules that matched (empty: no alert); sentiment: -1..1;
+  priority: low | normal | high | critical, or null when no rule matched.
+A line that is not a mention gets {\"line\": N, \"error\": \"...\"} and the exit code is 1.
+Example:
+  echo '{\"id\":1,\"text\":\"Acme lost my refund\"}' | mentiondesk match --config config/mentiondesk.toml"
+    )]
     Match(ConfigArg),
     /// Poll every source once and print what matched; posts nothing, stores nothing
+    #[command(
+        after_help = "Prints, per source, the number of matching mentions and one line each: \
+[priority] rules · link · text. Exit code: 0 when every source answered, 1 when any source \
+failed (its line says why); the other sources are still printed."
+    )]
     Scan {
         /// Poll once and exit (the only mode today; required so the intent is explicit)
         #[arg(long)]
@@ -49,6 +87,25 @@ enum Command {
         /// Only the digest with this name (default: every configured digest)
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Post a clearly marked sample alert to every alert target and report each outcome
+    #[command(
+        name = "test-alert",
+        long_about = "Post a clearly marked sample alert (\"🧪 Test alert — mentiondesk is \
+connected; nothing to do\") to every configured target: each rule's alert targets, \
+[desk].escalate_to and every digest's targets, each once; or only to --to TARGET. Prints one \
+line per target: ok, or the problem with its fix (token refused, channel not found, bot not in \
+the channel, missing scope or permission). Goes through the running daemon when there is one \
+(its credentials are the ones that matter), directly otherwise. The test alert is not stored: \
+it never escalates, never shows in digests or stats, and its buttons do nothing. Exit code 1 \
+if any target failed."
+    )]
+    TestAlert {
+        /// Only this target, e.g. slack:#pr-alerts, slack:C0123ABCD or discord:<channel id>
+        #[arg(long, value_name = "TARGET")]
+        to: Option<String>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -78,6 +135,7 @@ fn main() -> ExitCode {
         Command::Match(c) => match_lines(&c),
         Command::Scan { once, config } => scan(once, &config),
         Command::Digest { now, name, config } => digest_now(now, name.as_deref(), &config),
+        Command::TestAlert { to, config } => test_alert(to.as_deref(), &config),
     };
     match result {
         Ok(code) => code,
@@ -101,7 +159,23 @@ fn init_tracing() {
 }
 
 fn load(c: &ConfigArg) -> anyhow::Result<settings::Config> {
-    Ok(settings::load(&c.path())?)
+    settings::load(&c.path()).map_err(|e| anyhow::anyhow!(config_message(&e)))
+}
+
+/// A config error as one message: a missing file says where it was looked for and how to fix
+/// it, once (the io error's text is not repeated as a cause).
+fn config_message(e: &mentiondesk::config::ConfigError) -> String {
+    match e {
+        mentiondesk::config::ConfigError::Read { path, source }
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            format!(
+                "no config file at {}: copy the bundled config/mentiondesk.toml there and edit it, or pass --config PATH (or set MENTIONDESK_CONFIG)",
+                path.display()
+            )
+        }
+        e => e.to_string(),
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -125,13 +199,12 @@ fn run(c: &ConfigArg) -> anyhow::Result<ExitCode> {
 fn check(c: &ConfigArg, online: bool) -> anyhow::Result<ExitCode> {
     match settings::load(&c.path()) {
         Ok(cfg) => {
-            let chat: Vec<&str> = [
-                cfg.slack.as_ref().map(|_| "Slack"),
-                cfg.discord.as_ref().map(|_| "Discord"),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
+            let chat = match app::chat_label(&cfg) {
+                "slack+discord" => "Slack and Discord",
+                "slack" => "Slack",
+                "discord" => "Discord",
+                _ => "the console",
+            };
             println!(
                 "{}: ok ({} source{}, {} rule{}, alerts to {})",
                 c.path().display(),
@@ -139,11 +212,7 @@ fn check(c: &ConfigArg, online: bool) -> anyhow::Result<ExitCode> {
                 if cfg.sources.len() == 1 { "" } else { "s" },
                 cfg.rules.len(),
                 if cfg.rules.len() == 1 { "" } else { "s" },
-                if chat.is_empty() {
-                    "the console".to_string()
-                } else {
-                    chat.join(" and ")
-                },
+                chat,
             );
             // Warnings do not fail the check: the config works, it may just not say what was
             // meant.
@@ -180,7 +249,7 @@ fn check(c: &ConfigArg, online: bool) -> anyhow::Result<ExitCode> {
             })
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", config_message(&e));
             Ok(ExitCode::FAILURE)
         }
     }
@@ -310,6 +379,69 @@ fn scan(once: bool, c: &ConfigArg) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Asks the running daemon at `/admin/{endpoint}` with the admin token it wrote beside the
+/// store. `Ok(None)` when no daemon is running (no token file, or nobody listens).
+fn ask_daemon(
+    rt: &tokio::runtime::Runtime,
+    cfg: &settings::Config,
+    endpoint: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let token_path = mentiondesk::server::admin::token_path(&cfg.store.path);
+    let Ok(token) = std::fs::read_to_string(&token_path) else {
+        return Ok(None);
+    };
+    let url = daemon_url(cfg, endpoint);
+    let asked = rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(120))
+            .no_proxy()
+            .build()?;
+        client
+            .post(&url)
+            .bearer_auth(token.trim())
+            .json(&body)
+            .send()
+            .await
+    });
+    match asked {
+        Ok(resp) => {
+            let status = resp.status();
+            let text = rt.block_on(resp.text()).unwrap_or_default();
+            if !status.is_success() {
+                anyhow::bail!("the running daemon refused: {text}");
+            }
+            Ok(Some(serde_json::from_str(&text).unwrap_or_default()))
+        }
+        // Nobody listens: the daemon is not running (a stale token file); go direct.
+        Err(e) if e.is_connect() => Ok(None),
+        Err(e) => anyhow::bail!(
+            "could not ask the running daemon at {url}: {}",
+            e.without_url()
+        ),
+    }
+}
+
+/// The daemon's admin URL on this machine.
+fn daemon_url(cfg: &settings::Config, endpoint: &str) -> String {
+    let mut addr = cfg.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}/admin/{endpoint}")
+}
+
+/// The error for a store another process holds while its admin endpoint did not answer.
+fn held_store(e: anyhow::Error, cfg: &settings::Config, endpoint: &str) -> anyhow::Error {
+    if e.downcast_ref::<mentiondesk::store::StoreError>()
+        .is_some_and(|s| matches!(s, mentiondesk::store::StoreError::Locked { .. }))
+    {
+        anyhow::anyhow!("a running mentiondesk holds the store at {}, but it did not answer at {}; is [server].listen the same in its config? (or stop it and run this again)", cfg.store.path.display(), daemon_url(cfg, endpoint))
+    } else {
+        e
+    }
+}
+
 /// `digest --now`: asks the running daemon (which holds the store) through its loopback admin
 /// endpoint; with no daemon running, opens the store and sends the digest itself.
 fn digest_now(now: bool, name: Option<&str>, c: &ConfigArg) -> anyhow::Result<ExitCode> {
@@ -324,70 +456,82 @@ fn digest_now(now: bool, name: Option<&str>, c: &ConfigArg) -> anyhow::Result<Ex
         );
     }
     let rt = runtime()?;
-    let token_path = mentiondesk::server::admin::token_path(&cfg.store.path);
-    let mut addr = cfg.server.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    let url = format!("http://{addr}/admin/digest");
-    if let Ok(token) = std::fs::read_to_string(&token_path) {
-        let asked = rt.block_on(async {
-            let client = reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(60))
-                .no_proxy()
-                .build()?;
-            let body = serde_json::json!({ "name": name });
-            client
-                .post(&url)
-                .bearer_auth(token.trim())
-                .json(&body)
-                .send()
-                .await
-        });
-        match asked {
-            Ok(resp) => {
-                let status = resp.status();
-                let text = rt.block_on(resp.text()).unwrap_or_default();
-                if !status.is_success() {
-                    anyhow::bail!("the running daemon refused: {text}");
-                }
-                let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                for q in v["queued"].as_array().into_iter().flatten() {
-                    println!(
-                        "queued {:?} for {} (the running daemon posts it now)",
-                        q["title"].as_str().unwrap_or_default(),
-                        q["to"]
-                            .as_array()
-                            .map(|a| a
-                                .iter()
-                                .filter_map(|t| t.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", "))
-                            .unwrap_or_default()
-                    );
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            Err(e) if e.is_connect() => {
-                // Nobody listens: the daemon is not running (a stale token file); go direct.
-            }
-            Err(e) => anyhow::bail!(
-                "could not ask the running daemon at {url}: {}",
-                e.without_url()
-            ),
+    if let Some(v) = ask_daemon(&rt, &cfg, "digest", serde_json::json!({ "name": name }))? {
+        for q in v["queued"].as_array().into_iter().flatten() {
+            println!(
+                "queued {:?} for {} (the running daemon posts it now)",
+                q["title"].as_str().unwrap_or_default(),
+                q["to"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|t| t.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "))
+                    .unwrap_or_default()
+            );
         }
+        return Ok(ExitCode::SUCCESS);
     }
-    let sent = rt.block_on(app::digest_now_offline(&cfg, name)).map_err(|e| {
-        if e.downcast_ref::<mentiondesk::store::StoreError>()
-            .is_some_and(|s| matches!(s, mentiondesk::store::StoreError::Locked { .. }))
-        {
-            anyhow::anyhow!("a running mentiondesk holds the store at {}, but it did not answer at {url}; is [server].listen the same in its config? (or stop it and run this again)", cfg.store.path.display())
-        } else {
-            e
-        }
-    })?;
+    let sent = rt
+        .block_on(app::digest_now_offline(&cfg, name))
+        .map_err(|e| held_store(e, &cfg, "digest"))?;
     for (_, post) in sent {
         println!("sent {:?}", post.title);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `test-alert`: posts the sample alert through the running daemon if there is one (its
+/// credentials are the ones alerts use), else with this process's; one line per target.
+fn test_alert(to: Option<&str>, c: &ConfigArg) -> anyhow::Result<ExitCode> {
+    let cfg = load(c)?;
+    let rt = runtime()?;
+    let (results, via): (Vec<(String, bool, String)>, &str) =
+        match ask_daemon(&rt, &cfg, "test-alert", serde_json::json!({ "to": to }))? {
+            Some(v) => (
+                v["results"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        (
+                            r["target"].as_str().unwrap_or_default().to_string(),
+                            r["ok"].as_bool().unwrap_or(false),
+                            r["detail"].as_str().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+                "through the running daemon",
+            ),
+            None => (
+                rt.block_on(app::test_alert_direct(&cfg, to))?
+                    .into_iter()
+                    .map(|(t, r)| match r {
+                        Ok(d) => (t.to_string(), true, d),
+                        Err(d) => (t.to_string(), false, d),
+                    })
+                    .collect(),
+                "directly (no daemon is running)",
+            ),
+        };
+    let failed = results.iter().filter(|(_, ok, _)| !ok).count();
+    for (target, ok, detail) in &results {
+        if *ok {
+            println!("{target}: ok: {detail}");
+        } else {
+            println!("{target}: problem: {detail}");
+        }
+    }
+    println!(
+        "{} of {} target{} reached, {via}; test alerts are not stored (no escalation, digest or stats)",
+        results.len() - failed,
+        results.len(),
+        if results.len() == 1 { "" } else { "s" }
+    );
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

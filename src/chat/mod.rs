@@ -13,6 +13,7 @@ pub(crate) mod config;
 pub mod console;
 pub mod discord;
 pub mod escape;
+pub mod setup;
 pub mod slack;
 pub(crate) mod text;
 pub(crate) mod view;

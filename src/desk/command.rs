@@ -36,12 +36,15 @@ pub enum Command {
     Stats(Duration),
     Relabel(AlertId),
     Preview(String),
+    /// Post a test alert into the channel the command was typed in (the dispatcher runs it:
+    /// it needs the chat platform, which the desk does not hold).
+    Test,
     Help,
 }
 
 const SUBCOMMANDS: &[&str] = &[
     "claim", "unclaim", "resolve", "reopen", "assign", "snooze", "ignore", "note", "list", "show",
-    "stats", "preview", "relabel", "help",
+    "stats", "preview", "relabel", "test", "help",
 ];
 
 /// Parses the text after the command (`claim 42`). `platform` prefixes user ids in `assign`.
@@ -73,6 +76,11 @@ pub(crate) fn parse(text: &str, command: &str, platform: &str) -> Result<Command
     let opt = |s: String| (!s.is_empty()).then_some(s);
     match sub_lc.as_str() {
         "" | "help" => Ok(Command::Help),
+        "test" if rest.is_empty() => Ok(Command::Test),
+        "test" => Err(format!(
+            "`test` takes nothing after it: it posts a test alert in this channel. {}",
+            usage("test")
+        )),
         "claim" => no_tail(id_then(rest, "claim 42")?, "claim 42", command).map(Command::Claim),
         "unclaim" => {
             no_tail(id_then(rest, "unclaim 42")?, "unclaim 42", command).map(Command::Unclaim)
@@ -186,6 +194,15 @@ pub(crate) fn parse_id(s: &str) -> Option<AlertId> {
         .map(AlertId)
 }
 
+/// An alert id on a button or dialog: as `parse_id`, but also `0`, which the buttons of a test
+/// alert carry (`chat::setup::TEST_ALERT_ID`), so the dispatcher can say what they are.
+pub(crate) fn parse_button_id(s: &str) -> Option<AlertId> {
+    match s.trim_start_matches('#') {
+        "0" => Some(AlertId(0)),
+        other => parse_id(other),
+    }
+}
+
 /// `<@U123|name>` (Slack, escaped), `<@U123>`, `<@!123>` (Discord), or a bare id.
 pub(crate) fn parse_user(s: &str, platform: &str) -> Option<Actor> {
     let s = s.trim();
@@ -224,7 +241,8 @@ pub(crate) fn help(command: &str) -> String {
 `{command} note 42 text` add to its thread · `{command} show 42` details and history\n\
 `{command} list [open|mine|unclaimed]` · `{command} stats [7d]`\n\
 `{command} relabel 42` the sentiment is wrong (negative ⇄ not negative)\n\
-`{command} preview QUERY` try a rule on the last 1,000 mentions"
+`{command} preview QUERY` try a rule on the last 1,000 mentions\n\
+`{command} test` post a test alert in this channel (not stored, nothing to do)"
     )
 }
 

@@ -7,10 +7,11 @@
 use super::command::{self, SnoozeFor};
 use super::state::Action;
 use super::Desk;
-use crate::chat::buttons;
+use crate::chat::{buttons, setup, ChatPlatform};
 use crate::clock::Clock;
 use crate::model::{Actor, AlertId, Note};
 use crate::store::{Store, StoreError};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One verified request, as every platform means it.
@@ -36,6 +37,8 @@ pub(crate) enum Kind {
         name: Option<String>,
         text: String,
         platform: &'static str,
+        /// The channel it was typed in, where the platform says (`/desk test` posts there).
+        channel: Option<String>,
     },
     /// A button on an alert (`chat::buttons`); `alert` is `None` when it names none.
     Button {
@@ -118,11 +121,38 @@ pub(crate) struct Dispatcher {
     desk: Desk,
     store: Store,
     clock: Clock,
+    test_alerts: Arc<TestAlerts>,
+}
+
+/// What `/desk test` posts with: the chat platforms, and `[discord].application_id` for the
+/// invite URL in a permissions fix.
+#[derive(Default)]
+struct TestAlerts {
+    platforms: Vec<Arc<dyn ChatPlatform>>,
+    discord_application: Option<u64>,
 }
 
 impl Dispatcher {
     pub(crate) fn new(desk: Desk, store: Store, clock: Clock) -> Dispatcher {
-        Dispatcher { desk, store, clock }
+        Dispatcher {
+            desk,
+            store,
+            clock,
+            test_alerts: Arc::default(),
+        }
+    }
+
+    /// Lets `/desk test` post with `platforms`.
+    pub(crate) fn with_test_alerts(
+        mut self,
+        platforms: Vec<Arc<dyn ChatPlatform>>,
+        discord_application: Option<u64>,
+    ) -> Dispatcher {
+        self.test_alerts = Arc::new(TestAlerts {
+            platforms,
+            discord_application,
+        });
+        self
     }
 
     /// `[desk].allowed`, for a platform that must look up group membership itself.
@@ -193,9 +223,17 @@ impl Dispatcher {
         }
         let now = self.clock.now();
         match i.kind {
-            Kind::Command { text, platform, .. } => {
+            Kind::Command {
+                text,
+                platform,
+                channel,
+                ..
+            } => {
                 let configured = &self.desk.config().command;
                 Reply::Private(match command::parse(&text, configured, platform) {
+                    Ok(command::Command::Test) => {
+                        self.test_alert(platform, channel.as_deref()).await
+                    }
                     Ok(cmd) => self.desk.run(&i.actor, cmd, now).await,
                     Err(e) => Note::markup(&e),
                 })
@@ -275,10 +313,46 @@ impl Dispatcher {
         matches!(self.desk.mute_keys(id), Ok(Some(keys)) if keys.author.is_none())
     }
 
+    /// `/desk test`: posts the test alert into the channel it was typed in; the answer says
+    /// it worked or gives the fix.
+    async fn test_alert(&self, platform: &str, channel: Option<&str>) -> Note {
+        let command = &self.desk.config().command;
+        let Some(channel) = channel.filter(|c| !c.is_empty()) else {
+            return Note::markup(&format!(
+                "Could not tell which channel `{command} test` was typed in; run `mentiondesk test-alert --to {platform}:<channel>` on the server instead."
+            ));
+        };
+        let TestAlerts {
+            platforms,
+            discord_application,
+        } = &*self.test_alerts;
+        let Some(p) = platforms.iter().find(|p| p.name() == platform) else {
+            return Note::new().text(format!(
+                "This mentiondesk has no {platform} connection to post a test alert with."
+            ));
+        };
+        match setup::post_test_alert(p.as_ref(), channel, self.clock.now(), *discord_application)
+            .await
+        {
+            Ok(_) => Note::new().text(
+                "Posted a test alert in this channel: mentiondesk can post here. It is not stored, so it never escalates or shows in digests or stats, and its buttons do nothing.",
+            ),
+            Err(problem) => {
+                tracing::warn!(platform, channel, %problem, "test alert failed");
+                Note::new().text(format!(
+                    "Could not post a test alert in this channel: {problem}"
+                ))
+            }
+        }
+    }
+
     async fn button(&self, actor: &Actor, button: &str, alert: Option<AlertId>) -> Reply {
         let Some(id) = alert else {
             return Reply::Private(Note::new().text("That button does not name an alert."));
         };
+        if id == setup::TEST_ALERT_ID {
+            return Reply::Private(Note::new().text(setup::TEST_ALERT_BUTTON));
+        }
         let command = &self.desk.config().command;
         let now = self.clock.now();
         let action = match button {
@@ -405,6 +479,7 @@ mod tests {
             name: Some(name.into()),
             text: text.into(),
             platform: "slack",
+            channel: Some("C0PRALERTS".into()),
         }
     }
 
@@ -511,6 +586,18 @@ mod tests {
         let unknown = interaction("U1", &[], "u", submit(None, Some(AlertId(5))));
         assert!(matches!(d.dispatch(unknown).await,
             Reply::Refused { note, .. } if note.plain().contains("not known")));
+        assert_eq!(
+            private_text(d.dispatch(button(buttons::CLAIM, Some(0))).await),
+            setup::TEST_ALERT_BUTTON,
+            "a test alert's buttons say what it is"
+        );
+        assert_eq!(
+            private_text(
+                d.dispatch(interaction("U1", &[], "t", command("/desk", "test")))
+                    .await
+            ),
+            "This mentiondesk has no slack connection to post a test alert with."
+        );
         let other = interaction("U1", &[], "o", Kind::Unsupported);
         assert_eq!(
             private_text(d.dispatch(other).await),

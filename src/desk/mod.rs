@@ -99,6 +99,10 @@ impl Desk {
             Command::Relabel(id) => self.relabel(id, actor, now).await,
             Command::Preview(q) => self.preview(&q),
             Command::Help => Ok(Note::markup(&command::help(&self.cfg.command))),
+            // The dispatcher posts test alerts (it holds the chat platforms); a desk on its own
+            // cannot.
+            Command::Test => Ok(Note::new()
+                .text("Test alerts are posted by the chat app; this desk has no chat platform.")),
         };
         result.unwrap_or_else(|e| {
             tracing::error!(error = %e, "desk command failed in the store");

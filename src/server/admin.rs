@@ -1,12 +1,17 @@
-//! The loopback admin endpoint `POST /admin/digest`: lets `mentiondesk digest --now` ask the
-//! running daemon for a digest, because sled lets only one process open the store. Callers
-//! prove they may by a bearer token the daemon writes next to the store (mode 0600) at
-//! start-up: whoever can read the store's directory may ask for a digest, nobody else. It
+//! The loopback admin endpoints `POST /admin/digest` and `POST /admin/test-alert`: let
+//! `mentiondesk digest --now` and `mentiondesk test-alert` ask the running daemon, because
+//! sled lets only one process open the store (and the daemon's own credentials are what a
+//! test alert should prove). Callers prove they may by a bearer token the daemon writes next
+//! to the store (mode 0600) at start-up: whoever can read the store's directory may ask,
+//! nobody else. It
 //! also answers only loopback peers and refuses anything a reverse proxy forwarded, since
 //! `[server].listen` is usually reachable from the internet for Slack's callbacks.
 
+use crate::chat::setup;
 use crate::clock::Clock;
 use crate::digest::{self, DigestError, DigestJob};
+use crate::model::Target;
+use crate::relay::Platforms;
 use crate::store::Store;
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -25,6 +30,12 @@ pub(crate) struct Admin {
     pub(crate) rules: Arc<[String]>,
     pub(crate) store: Store,
     pub(crate) clock: Clock,
+    /// The chat platforms the daemon posts with, for test alerts.
+    pub(crate) platforms: Platforms,
+    /// Every configured alert, escalation and digest target, deduplicated.
+    pub(crate) targets: Arc<[Target]>,
+    /// `[discord].application_id`, for the invite URL in a permissions fix.
+    pub(crate) discord_application: Option<u64>,
 }
 
 /// Where the admin token lives: beside the store, `<store path>.admin-token`.
@@ -69,18 +80,17 @@ struct DigestRequest {
 /// Headers a reverse proxy adds: a request carrying one came from elsewhere.
 const FORWARDED: [&str; 3] = ["forwarded", "x-forwarded-for", "x-real-ip"];
 
-pub(crate) async fn digest(
-    admin: Admin,
-    peer: SocketAddr,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// Refuses a request that is not from this machine or lacks the admin token; `command` is
+/// the CLI command that should have sent it.
+fn refuse(admin: &Admin, peer: SocketAddr, headers: &HeaderMap, command: &str) -> Option<Response> {
     if !peer.ip().is_loopback() || FORWARDED.iter().any(|h| headers.contains_key(*h)) {
-        return (
-            StatusCode::FORBIDDEN,
-            "the admin endpoint answers only on this machine (loopback, not through a proxy)",
-        )
-            .into_response();
+        return Some(
+            (
+                StatusCode::FORBIDDEN,
+                "the admin endpoint answers only on this machine (loopback, not through a proxy)",
+            )
+                .into_response(),
+        );
     }
     let given = headers
         .get(header::AUTHORIZATION)
@@ -88,11 +98,25 @@ pub(crate) async fn digest(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     if !bool::from(given.as_bytes().ct_eq(admin.token.as_bytes())) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong admin token; run `mentiondesk digest --now` as the user that runs the daemon, with the same config",
-        )
-            .into_response();
+        return Some(
+            (
+                StatusCode::UNAUTHORIZED,
+                format!("missing or wrong admin token; run `mentiondesk {command}` as the user that runs the daemon, with the same config"),
+            )
+                .into_response(),
+        );
+    }
+    None
+}
+
+pub(crate) async fn digest(
+    admin: Admin,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse(&admin, peer, &headers, "digest --now") {
+        return refused;
     }
     let req: DigestRequest = if body.is_empty() {
         DigestRequest::default()
@@ -141,4 +165,99 @@ pub(crate) async fn digest(
             (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
         }
     }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct TestAlertRequest {
+    /// One target (`slack:#x`, `discord:<id>`) instead of every configured one.
+    to: Option<String>,
+}
+
+/// `POST /admin/test-alert`: posts the test alert to every configured target (or the one
+/// asked for) and answers `{"results": [{"target", "ok", "detail"}]}`. Nothing is stored.
+pub(crate) async fn test_alert(
+    admin: Admin,
+    peer: SocketAddr,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(refused) = refuse(&admin, peer, &headers, "test-alert") {
+        return refused;
+    }
+    let req: TestAlertRequest = if body.is_empty() {
+        TestAlertRequest::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    format!("the body must be JSON like {{\"to\": \"slack:#pr-alerts\"}}: {e}"),
+                )
+                    .into_response()
+            }
+        }
+    };
+    match send_test_alerts(
+        &admin.platforms,
+        &admin.targets,
+        req.to.as_deref(),
+        admin.clock.now(),
+        admin.discord_application,
+    )
+    .await
+    {
+        Ok(results) => {
+            let list: Vec<_> = results
+                .into_iter()
+                .map(|(target, outcome)| {
+                    let (ok, detail) = match outcome {
+                        Ok(d) => (true, d),
+                        Err(d) => (false, d),
+                    };
+                    json!({ "target": target.to_string(), "ok": ok, "detail": detail })
+                })
+                .collect();
+            Json(json!({ "results": list })).into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
+    }
+}
+
+/// Posts the test alert to `to` (any valid target) or else to every target in `targets`, one
+/// after the other; one outcome per target, `Err` being the problem with its fix. `Err` as a
+/// whole when `to` is not a target or there is nothing to post to.
+pub(crate) async fn send_test_alerts(
+    platforms: &Platforms,
+    targets: &[Target],
+    to: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+    discord_application: Option<u64>,
+) -> Result<Vec<(Target, Result<String, String>)>, String> {
+    let chosen: Vec<Target> = match to {
+        Some(t) => vec![Target::parse(t)?],
+        None => targets.to_vec(),
+    };
+    if chosen.is_empty() {
+        return Err(
+            "no alert target is configured: give a rule an alert target (alert = [\"slack:#pr-alerts\"]) or pass --to TARGET".into(),
+        );
+    }
+    let mut out = Vec::with_capacity(chosen.len());
+    for target in chosen {
+        let platform = platforms.for_target(&target);
+        let outcome = setup::post_test_alert(
+            platform.as_ref(),
+            target.channel(),
+            now,
+            discord_application,
+        )
+        .await;
+        match &outcome {
+            Ok(_) => tracing::info!(target = %target, "test alert posted"),
+            Err(problem) => tracing::warn!(target = %target, %problem, "test alert failed"),
+        }
+        out.push((target, outcome));
+    }
+    Ok(out)
 }

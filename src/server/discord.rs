@@ -13,7 +13,7 @@ use crate::chat::discord::interaction as respond_with;
 use crate::chat::discord::DiscordPlatform;
 use crate::chat::BoxFuture;
 use crate::clock::Clock;
-use crate::desk::command::parse_id;
+use crate::desk::command::parse_button_id;
 use crate::desk::dispatch::{Dialog, Dispatcher, Interaction, Kind, Mute, Reply, MUTE_FIELD};
 use crate::model::{Note, Secret};
 use axum::body::Bytes;
@@ -94,6 +94,8 @@ pub(crate) struct RawInteraction {
     member: Option<Member>,
     user: Option<User>,
     data: Option<Data>,
+    /// The channel the interaction came from (`/desk test` posts there).
+    channel_id: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,7 +205,7 @@ fn decode(raw: RawInteraction, kind: InteractionType) -> Interaction {
     let custom = data.custom_id.clone().unwrap_or_default();
     // Components and dialogs carry `<what>:<alert id>` as their custom id.
     let (what, alert) = match custom.split_once(':') {
-        Some((what, id)) => (what.to_string(), parse_id(id)),
+        Some((what, id)) => (what.to_string(), parse_button_id(id)),
         None => (custom.clone(), None),
     };
     let kind = match kind {
@@ -211,6 +213,7 @@ fn decode(raw: RawInteraction, kind: InteractionType) -> Interaction {
             name: None,
             text: command_text(&data),
             platform: "discord",
+            channel: raw.channel_id.clone(),
         },
         InteractionType::Component => Kind::Button {
             button: what,

@@ -108,6 +108,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/slack/interactions", post(slack_interactions))
         .route("/discord/interactions", post(discord_interactions))
         .route("/admin/digest", post(admin_digest))
+        .route("/admin/test-alert", post(admin_test_alert))
         // Each webhook source caps its own body (`max_body_bytes`); `ingest` enforces it.
         .route(
             "/ingest/{source}",
@@ -158,6 +159,18 @@ async fn admin_digest(
 ) -> Response {
     match s.admin {
         Some(a) => admin::digest(a, peer, headers, body).await,
+        None => (StatusCode::NOT_FOUND, "the admin endpoint is off").into_response(),
+    }
+}
+
+async fn admin_test_alert(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match s.admin {
+        Some(a) => admin::test_alert(a, peer, headers, body).await,
         None => (StatusCode::NOT_FOUND, "the admin endpoint is off").into_response(),
     }
 }

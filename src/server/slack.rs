@@ -12,7 +12,7 @@ use crate::chat::slack::socket::{SlashCommand, SocketHandler};
 use crate::chat::slack::{ephemeral_answer, SlackPlatform};
 use crate::chat::BoxFuture;
 use crate::clock::Clock;
-use crate::desk::command::parse_id;
+use crate::desk::command::{parse_button_id, parse_id};
 use crate::desk::dispatch::{Dialog, Dispatcher, Interaction, Kind, Mute, Reply};
 use crate::model::{Note, Secret};
 use axum::body::Bytes;
@@ -248,6 +248,7 @@ fn slash_command(mut f: HashMap<String, String>) -> SlashCommand {
         user_id: take("user_id"),
         response_url: Secret::new(take("response_url")),
         trigger_id: take("trigger_id"),
+        channel_id: take("channel_id"),
     }
 }
 
@@ -279,6 +280,7 @@ pub(crate) async fn handle_command(
             name: Some(c.command),
             text: c.text,
             platform: "slack",
+            channel: Some(c.channel_id).filter(|c| !c.is_empty()),
         },
     };
     if let Some(reply) = ep.dispatcher.admit(&i).await {
@@ -467,7 +469,7 @@ async fn button(ep: &SlackEndpoints, b: BlockActions, raw: &[u8]) {
         ),
         kind: Kind::Button {
             button: action.action_id,
-            alert: action.value.as_deref().and_then(parse_id),
+            alert: action.value.as_deref().and_then(parse_button_id),
         },
     };
     let to = ReplyTo {

@@ -55,6 +55,11 @@ impl Store {
             .transpose()
     }
 
+    /// How many alerts are stored (counts keys; reads no alert).
+    pub(crate) fn alert_count(&self) -> usize {
+        self.alerts.len()
+    }
+
     /// Every alert, oldest first.
     pub fn alerts(&self) -> Result<Vec<Alert>, StoreError> {
         self.alerts

@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use common::discord::{ops, FakeDiscord, CHANNEL, DISCORD_TOKEN};
+use common::discord::{ops, FakeDiscord, APP_ID, CHANNEL, DISCORD_TOKEN, GUILD_ID};
 use common::faults::Fault;
 use common::*;
 
@@ -70,6 +70,12 @@ async fn mentiondesk(args: &[&str], text: String) -> Run {
 /// Runs `mentiondesk run` with the config `text` until it exits or `limit` passes (then it
 /// is killed, and `code` is None).
 async fn run_for(text: String, limit: std::time::Duration) -> Run {
+    run_until(text, limit, |_| false).await
+}
+
+/// Runs `mentiondesk run` with the config `text` until it exits, its stderr satisfies
+/// `done`, or `limit` passes (then it is killed, and `code` is None).
+async fn run_until(text: String, limit: std::time::Duration, done: impl Fn(&str) -> bool) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let text = text
         .replace("{store}", &dir.path().join("store").display().to_string())
@@ -91,7 +97,9 @@ async fn run_for(text: String, limit: std::time::Duration) -> Run {
         if let Some(status) = child.try_wait().unwrap() {
             break status.code();
         }
-        if tokio::time::Instant::now() > deadline {
+        if tokio::time::Instant::now() > deadline
+            || done(&std::fs::read_to_string(&err).unwrap_or_default())
+        {
             child.kill().unwrap();
             child.wait().unwrap();
             break None;
@@ -254,8 +262,23 @@ async fn discord_check_online_passes_a_good_config_and_says_what_it_checked() {
         run.line(&format!("target {target}:")),
         format!("target {target}: the bot can see the channel (Send Messages and Embed Links show on the first alert)")
     );
+    // A Discord-only config is not "the console".
+    assert!(
+        run.stdout
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .ends_with("ok (1 source, 1 rule, alerts to Discord)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        run.line("discord command /desk:"),
+        format!("discord command /desk: registered (application {APP_ID}, guild {GUILD_ID})")
+    );
     assert_eq!(discord.faults.count(ops::USERS_ME), 1);
     assert_eq!(discord.faults.count(ops::GET_CHANNEL), 1);
+    assert_eq!(discord.faults.count(ops::PUT_GUILD_COMMANDS), 1);
     assert_eq!(
         discord.faults.count(ops::CREATE_MESSAGE),
         0,
@@ -302,8 +325,11 @@ async fn discord_check_online_names_an_unknown_channel_and_missing_access_with_t
         "{line}"
     );
     assert!(
-        line.contains("give the bot View Channel, Send Messages")
-            && line.contains("(channel settings → Permissions)"),
+        line.contains("give the bot View Channel, Send Messages, Embed Links, Attach Files, Read Message History, Create Public Threads, Send Messages in Threads in that channel (channel settings → Permissions)"),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("https://discord.com/oauth2/authorize?client_id={APP_ID}&scope=bot+applications.commands&permissions=309237763072")),
         "{line}"
     );
     assert_eq!(
@@ -371,4 +397,56 @@ async fn a_good_slack_app_token_passes_check_online_and_run_keeps_running() {
     assert_eq!(run.code, None, "still running after 5 s: {}", run.stderr);
     assert!(slack.state.lock().unwrap().socket_connections >= 1);
     run.assert_no_secrets(&[APP_TOKEN, BOT_TOKEN, SIGNING_SECRET]);
+}
+
+/// Command registration refused (the bot was invited without applications.commands, or the
+/// application id is another app's): `check --online` names it with the fix and the invite
+/// URL, and fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discord_check_online_names_a_refused_command_registration_with_the_invite_url() {
+    let discord = FakeDiscord::start().await;
+    discord
+        .faults
+        .always(ops::PUT_GUILD_COMMANDS, Fault::discord_missing_access());
+    let target = format!("discord:{CHANNEL}");
+    let run = mentiondesk(&["check", "--online"], discord_config(&discord, &[&target])).await;
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    let line = run.line("discord command /desk:");
+    assert!(
+        line.contains("problem:") && line.contains("403/50001"),
+        "{line}"
+    );
+    assert!(
+        line.contains("check [discord].application_id (Developer Portal → General Information → Application ID) and [discord].guild_id and that the bot was invited with the applications.commands scope"),
+        "{line}"
+    );
+    assert!(line.contains("permissions=309237763072"), "{line}");
+    run.assert_no_secrets(&[DISCORD_TOKEN]);
+}
+
+/// A Discord-only daemon logs `chat="discord"` (not "console") and the registered `/desk`
+/// with its application and guild.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discord_only_daemon_logs_its_chat_and_the_registered_command() {
+    let discord = FakeDiscord::start().await;
+    let target = format!("discord:{CHANNEL}");
+    let run = run_until(
+        discord_config(&discord, &[&target]),
+        std::time::Duration::from_secs(60),
+        |err| err.contains("registered the Discord slash command"),
+    )
+    .await;
+    assert_eq!(run.code, None, "still running: {}", run.stderr);
+    assert!(run.stderr.contains("chat=\"discord\""), "{}", run.stderr);
+    let registered = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("registered the Discord slash command"))
+        .unwrap_or_else(|| panic!("no registration line in:\n{}", run.stderr));
+    assert!(
+        registered.contains(&format!("application {APP_ID}, guild {GUILD_ID}"))
+            && registered.contains("command=/desk"),
+        "{registered}"
+    );
+    run.assert_no_secrets(&[DISCORD_TOKEN]);
 }

@@ -109,6 +109,11 @@ alert = ["slack:#x"]
 name = "grouped"
 query = 'acme NEAR/5 (refund OR money)'
 alert = ["slack:#x"]
+
+[[rules]]
+name = "either"
+query = 'acme OR NOT hiring'
+alert = ["slack:#x"]
 "#,
     );
     let out = bin()
@@ -122,6 +127,7 @@ alert = ["slack:#x"]
         "bad.toml:3: rules[0].query: rule \"everything\": this query matches every post that lacks \"acme\" (NOT with nothing positive beside it) at column 1: add a term that must be present, e.g. brand AND NOT acme",
         "bad.toml:8: rules[1].query: rule \"grouped\": a group is not allowed as an operand of NEAR/5 at column 13: put a single word or \"phrase\" on each side and join the pairs with OR: (acme NEAR/5 refund) OR (acme NEAR/5 money)",
         "acme NEAR/5 (refund OR money)\n                    ^",
+        "bad.toml:13: rules[2].query: rule \"either\": this query matches every post that lacks \"hiring\" (NOT with nothing positive beside it)",
     ] {
         assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
     }
@@ -132,6 +138,11 @@ alert = ["slack:#x"]
         r#"[[rules]]
 name = "acme"
 query = 'acme NEAR refund'
+alert = ["slack:#x"]
+
+[[rules]]
+name = "mixed"
+query = 'acme Or refund'
 alert = ["slack:#x"]
 "#,
     );
@@ -144,6 +155,10 @@ alert = ["slack:#x"]
     assert!(out.status.success(), "{stdout}");
     assert!(
         stdout.contains("warned.toml:3: warning: rules[0].query: rule \"acme\": \"NEAR\" without a distance is read as the word \"near\" at column 6: write acme NEAR/5 refund, or \"near\" in quotes to mean the word"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("warned.toml:8: warning: rules[1].query: rule \"mixed\": \"Or\" is read as the word \"or\", not as the OR operator"),
         "{stdout}"
     );
 }
@@ -305,4 +320,146 @@ fn second_daemon_on_the_same_store_says_it_is_held() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("held by another process"), "{err}");
+}
+
+/// `--help` names every chat platform, and each command's help says what a user needs: the
+/// `match` line formats, `scan --once`'s exit code, `test-alert`'s targets.
+#[test]
+fn help_names_slack_and_discord_and_each_command_explains_itself() {
+    let help = |args: &[&str]| {
+        let out = bin().args(args).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&[]);
+    assert!(
+        top.contains("Slack or Discord") && top.contains("console"),
+        "{top}"
+    );
+    for cmd in ["run", "check", "match", "scan", "digest", "test-alert"] {
+        assert!(top.contains(cmd), "{cmd} missing from:\n{top}");
+    }
+    let m = help(&["match"]);
+    assert!(m.contains("Input, one object per line"), "{m}");
+    assert!(
+        m.contains(r#"{"id": 1, "rules": ["acme"], "sentiment": -0.62, "negative": true, "priority": "high"}"#),
+        "{m}"
+    );
+    let s = help(&["scan"]);
+    assert!(s.contains("1 when any source failed"), "{s}");
+    let t = help(&["test-alert"]);
+    assert!(
+        t.contains("--to <TARGET>") && t.contains("not stored"),
+        "{t}"
+    );
+    let c = help(&["check"]);
+    assert!(c.contains("--online"), "{c}");
+}
+
+/// A missing config file: one message naming the path and the fix, not the OS error twice
+/// (before: "cannot read config x: No such file or directory (os error 2) (…): No such file
+/// or directory (os error 2)").
+#[test]
+fn a_missing_config_says_so_once_with_the_fix() {
+    for cmd in [
+        &["check"][..],
+        &["run"],
+        &["test-alert"],
+        &["scan", "--once"],
+    ] {
+        let out = bin()
+            .args(cmd)
+            .args(["--config", "/nonexistent/mentiondesk.toml"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{cmd:?}: one line: {err}"
+        );
+        assert!(
+            err.contains("no config file at /nonexistent/mentiondesk.toml: copy the bundled config/mentiondesk.toml there and edit it, or pass --config PATH (or set MENTIONDESK_CONFIG)"),
+            "{cmd:?}: {err}"
+        );
+        assert!(!err.contains("No such file"), "{cmd:?}: {err}");
+    }
+}
+
+/// Runs `mentiondesk run --config cfg` until `done(stdout, stderr)` holds (or 60 s pass), then
+/// kills it; returns what it printed.
+fn run_until(cfg: &std::path::Path, done: impl Fn(&str, &str) -> bool) -> (String, String) {
+    let dir = cfg.parent().unwrap();
+    let (out, err) = (dir.join("out.log"), dir.join("err.log"));
+    let mut child = bin()
+        .env("MENTIONDESK_LOG", "info")
+        .args(["run", "--config"])
+        .arg(cfg)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let read = || {
+        (
+            std::fs::read_to_string(&out).unwrap_or_default(),
+            std::fs::read_to_string(&err).unwrap_or_default(),
+        )
+    };
+    while std::time::Instant::now() < deadline {
+        let (o, e) = read();
+        if done(&o, &e) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    read()
+}
+
+/// The quick start's surprise: a second run posts nothing because the mentions are stored.
+/// The start-up log now says how many alerts are stored and that only new mentions alert.
+#[test]
+fn run_says_how_many_alerts_are_stored_and_that_only_new_mentions_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let jsonl = write(
+        dir.path(),
+        "m.jsonl",
+        "{\"id\":\"a\",\"text\":\"acme broke\"}\n{\"id\":\"b\",\"text\":\"acme corp is down\"}\n",
+    );
+    let cfg = write(
+        dir.path(),
+        "s.toml",
+        &format!(
+            "[store]\npath = \"{}\"\n[server]\nlisten = \"127.0.0.1:{}\"\n[[sources]]\nname = \"local\"\nkind = \"file\"\npath = \"{}\"\nevery = \"1s\"\n{RULES}",
+            dir.path().join("store").display(),
+            common::free_port(),
+            jsonl.display()
+        ),
+    );
+    let said = "2 alerts are already in the store; only new mentions will alert";
+    let (first_out, first_err) = run_until(&cfg, |o, _| o.matches("── #pr-alerts ──").count() >= 2);
+    assert_eq!(
+        first_out.matches("── #pr-alerts ──").count(),
+        2,
+        "{first_out}{first_err}"
+    );
+    assert!(first_err.contains("chat=\"console\""), "{first_err}");
+    assert!(
+        !first_err.contains("already in the store"),
+        "an empty store says nothing: {first_err}"
+    );
+    let (second_out, second_err) = run_until(&cfg, |_, e| e.contains(said));
+    assert!(second_err.contains(said), "{second_err}");
+    assert!(second_err.contains("stored_alerts=2"), "{second_err}");
+    assert!(
+        second_err.contains("mentiondesk test-alert"),
+        "{second_err}"
+    );
+    assert!(
+        !second_out.contains("── #pr-alerts ──"),
+        "nothing alerts again: {second_out}"
+    );
 }

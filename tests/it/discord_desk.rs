@@ -184,7 +184,7 @@ async fn alert_is_an_embed_with_buttons_no_mentions_and_a_thread() {
         subs,
         vec![
             "claim", "unclaim", "resolve", "reopen", "assign", "snooze", "ignore", "note", "list",
-            "show", "stats", "preview", "relabel", "help"
+            "show", "stats", "preview", "relabel", "test", "help"
         ]
     );
     s.daemon.stop().await;
@@ -317,6 +317,12 @@ async fn every_subcommand_answers_privately_like_slack() {
             json!({"name": "relabel", "options": [id(2)]}),
             "11",
             "#2 is now marked not negative",
+        ),
+        // Posted into the channel it was typed in (the interaction's channel_id).
+        (
+            json!({"name": "test"}),
+            "11",
+            "Posted a test alert in this channel",
         ),
     ];
     for (i, (sub, user, want)) in cases.iter().enumerate() {

@@ -38,3 +38,4 @@ mod sources_webhook;
 mod sources_youtube;
 mod spec_fakes;
 mod store_concurrency;
+mod test_alert;

@@ -417,6 +417,10 @@ pub(crate) fn desk_command(command: &str) -> serenity::builder::CreateCommand {
         .add_option(
             sub("relabel", "The sentiment is wrong: negative ⇄ not negative").add_sub_option(id()),
         )
+        .add_option(sub(
+            "test",
+            "Post a test alert in this channel (not stored, nothing to do)",
+        ))
         .add_option(sub("help", "What the desk can do"))
 }
 

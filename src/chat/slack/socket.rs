@@ -20,6 +20,8 @@ pub(crate) struct SlashCommand {
     /// Lets anyone answer in the caller's channel for 30 minutes: a credential.
     pub(crate) response_url: Secret,
     pub(crate) trigger_id: String,
+    /// The channel the command was typed in (`/desk test` posts there).
+    pub(crate) channel_id: String,
 }
 
 /// What Socket Mode events are handed to (implemented by the server's Slack endpoints).
@@ -128,6 +130,7 @@ async fn on_command(
         user_id: ev.user_id.0,
         response_url: Secret::new(ev.response_url.0.to_string()),
         trigger_id: ev.trigger_id.0,
+        channel_id: ev.channel_id.0,
     };
     let note = match handler(&states).await {
         Some(h) => h.command(command, raw).await,
