@@ -60,12 +60,24 @@ pub async fn serve(router: Router) -> SocketAddr {
 }
 
 /// A port that was free a moment ago, for configs that must name one.
+///
+/// Taken from 20000–31999, below Linux's ephemeral range (32768–60999 by default) from which
+/// every `127.0.0.1:0` fake and every outgoing connection gets its port: a port handed out by
+/// the kernel could be given to another test's fake between this check and the daemon's
+/// bind, and that test would then talk to the wrong server. A counter keeps this process's
+/// ports distinct; the process id spreads concurrent test processes apart.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = (std::process::id() % 600) * 20;
+    for _ in 0..12_000 {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + ((start + n) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000–31999");
 }
 
 /// Accepts a WebSocket upgrade on an axum route with tokio-tungstenite, the version the
