@@ -67,7 +67,7 @@ fn check_from_another_directory_reports_the_file_the_daemon_would_miss() {
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(
         stdout.contains(
-            "../site/x.toml:8: warning: sources[0].path: ../site/mentions.jsonl does not exist, so every poll of this source will fail until it does; create it or correct path (a relative path is read from the config file's folder)"
+            "../site/x.toml:7: warning: sources[0].path: ../site/mentions.jsonl does not exist, so every poll of this source will fail until it does; create it or correct path (a relative path is read from the config file's folder)"
         ),
         "{stdout}"
     );
