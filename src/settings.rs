@@ -483,6 +483,42 @@ alert = ["teams:#x"]
         );
     }
 
+    /// The error paths must stay linear too: 10k and 20k rules where every rule has a
+    /// misspelt key (did-you-mean), a name taken twice and a bad priority, so three problems
+    /// per rule are placed at their lines, then sorted.
+    #[test]
+    fn a_config_where_every_rule_is_wrong_is_reported_in_linear_work() {
+        let bad = |n: usize| {
+            let mut text = String::new();
+            for i in 0..n {
+                text.push_str(&format!(
+                    "[[rules]]\nname = \"r{}\"\nqurey = \"acme\"\nquery = \"acme{i}\"\n\
+                     alert = [\"slack:#pr\"]\npriority = \"urgent\"\n\n",
+                    i / 2
+                ));
+            }
+            text
+        };
+        let work_for = |n: usize| {
+            let text = bad(n);
+            work::take();
+            let problems = check(&text).unwrap_err();
+            let work = work::take();
+            // Every rule: the typo and the priority; every second rule: the duplicate name.
+            assert_eq!(problems.len(), n * 2 + n / 2, "{:?}", &problems[..3]);
+            let last = &problems[problems.len() - 1];
+            assert_eq!(last.key, format!("rules[{}].priority", n - 1));
+            assert_eq!(last.line, 7 * n - 1, "line of the last rule's priority");
+            work
+        };
+        let (w10, w20) = (work_for(10_000), work_for(20_000));
+        assert!(
+            w20 * 10 <= w10 * 22,
+            "reporting grew {:.2}x for 2x the rules ({w10} -> {w20})",
+            w20 as f64 / w10 as f64
+        );
+    }
+
     /// Two sources, rules or digests with one name: the second is reported at its own `name`.
     #[test]
     fn a_name_taken_twice_is_reported_at_the_second() {

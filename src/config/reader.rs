@@ -232,6 +232,8 @@ impl<'a> Reader<'a> {
         name: &str,
         message: impl FnOnce() -> String,
     ) {
+        #[cfg(test)]
+        super::lines::work::add(1);
         if !taken.insert(name.to_string()) {
             let line = self.key_line(t, "name");
             self.problem(line, &format!("{prefix}.name"), message());
@@ -504,6 +506,8 @@ impl<'a> Reader<'a> {
 
 /// The allowed name nearest to a typo (edit distance ≤ 2), for "did you mean".
 pub(crate) fn did_you_mean<'a>(word: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    #[cfg(test)]
+    super::lines::work::add(allowed.len() as u64);
     allowed
         .iter()
         .map(|a| (strsim::levenshtein(word, a), *a))
