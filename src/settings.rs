@@ -100,7 +100,14 @@ fn read(
     let server = ServerConfig::read(r, root);
     let server = listen_override(r, server, &mut origins);
     let slack = chat_section(r, root, &SLACK_ENV, env, &mut origins, SlackConfig::read);
-    let discord = chat_section(r, root, &DISCORD_ENV, env, &mut origins, DiscordConfig::read);
+    let discord = chat_section(
+        r,
+        root,
+        &DISCORD_ENV,
+        env,
+        &mut origins,
+        DiscordConfig::read,
+    );
     let sources = crate::sources::config::read_all(r, root);
     reserved_source_names(r, root);
     let rules = RuleConfig::read_all(r, root);
@@ -244,7 +251,11 @@ fn chat_section<T>(
                 set.join(", "),
                 if set.len() == 1 { "is" } else { "are" },
                 missing.join(", "),
-                if missing.len() == 1 { "is not" } else { "are not" },
+                if missing.len() == 1 {
+                    "is not"
+                } else {
+                    "are not"
+                },
                 s.platform,
                 missing.join(" and "),
                 s.table,
@@ -277,7 +288,11 @@ fn chat_section<T>(
         let var = s
             .vars
             .iter()
-            .find(|(k, _, _)| key.strip_prefix(s.table).and_then(|rest| rest.strip_prefix('.')) == Some(*k))
+            .find(|(k, _, _)| {
+                key.strip_prefix(s.table)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    == Some(*k)
+            })
             .map(|(_, var, _)| *var);
         match var {
             Some(var) => format!("{key} (from {var})"),
@@ -651,11 +666,7 @@ alert = ["teams:#x"]
         assert!(problems[0].message.contains("reserved for spike alerts"));
     }
 
-    fn parse_with(
-        text: &str,
-        path: &str,
-        vars: &[(&str, &str)],
-    ) -> Result<Config, Vec<Problem>> {
+    fn parse_with(text: &str, path: &str, vars: &[(&str, &str)]) -> Result<Config, Vec<Problem>> {
         let env = |k: &str| {
             vars.iter()
                 .find(|(name, _)| *name == k)
@@ -717,12 +728,14 @@ alert = ["teams:#x"]
         assert_eq!((w.line, w.key.as_str()), (4, "sources[0].path"));
         let looked_for = dir.path().join("conf").join("../feeds/m.jsonl");
         assert!(
-            w.message.starts_with(&format!("{} does not exist", looked_for.display())),
+            w.message
+                .starts_with(&format!("{} does not exist", looked_for.display())),
             "{}",
             w.message
         );
         assert!(
-            w.message.contains("relative path is read from the config file's folder"),
+            w.message
+                .contains("relative path is read from the config file's folder"),
             "{}",
             w.message
         );
@@ -730,10 +743,13 @@ alert = ["teams:#x"]
 
     #[test]
     fn a_blank_store_path_is_refused_at_its_line() {
-        let problems = parse_with(&format!("[store]\npath = \"  \"\n{RULE}"), "x.toml", &[])
-            .unwrap_err();
+        let problems =
+            parse_with(&format!("[store]\npath = \"  \"\n{RULE}"), "x.toml", &[]).unwrap_err();
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert_eq!((problems[0].line, problems[0].key.as_str()), (2, "store.path"));
+        assert_eq!(
+            (problems[0].line, problems[0].key.as_str()),
+            (2, "store.path")
+        );
         assert!(problems[0].message.starts_with("is empty; write a path"));
     }
 
@@ -774,7 +790,10 @@ alert = ["teams:#x"]
         let c = parse_with(RULE, "x.toml", &[("SLACK_BOT_TOKEN", "xoxb-1")]).unwrap();
         assert!(c.slack.is_none());
         assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-        assert_eq!((c.warnings[0].line, c.warnings[0].key.as_str()), (0, "slack"));
+        assert_eq!(
+            (c.warnings[0].line, c.warnings[0].key.as_str()),
+            (0, "slack")
+        );
         assert_eq!(
             c.warnings[0].message,
             "SLACK_BOT_TOKEN is set but SLACK_SIGNING_SECRET is not, so Slack stays off: export SLACK_SIGNING_SECRET too, or add [slack] to the config"
@@ -812,7 +831,9 @@ alert = ["teams:#x"]
             ],
             "{problems:#?}"
         );
-        assert!(problems[1].message.contains("\"my-app\" is not a Discord id"));
+        assert!(problems[1]
+            .message
+            .contains("\"my-app\" is not a Discord id"));
         let shown = format!("{problems:?}");
         assert!(!shown.contains("discord-token-secret"), "{shown}");
         let rendered = ConfigError::Invalid {
@@ -830,7 +851,8 @@ alert = ["teams:#x"]
     /// and keeps its store on the volume.
     #[test]
     fn listen_and_store_variables_override_the_file() {
-        let text = format!("[store]\npath = \"s.sled\"\n[server]\nlisten = \"127.0.0.1:9000\"\n{RULE}");
+        let text =
+            format!("[store]\npath = \"s.sled\"\n[server]\nlisten = \"127.0.0.1:9000\"\n{RULE}");
         let vars = [
             ("MENTIONDESK_LISTEN", "0.0.0.0:8080"),
             ("MENTIONDESK_STORE", "/app/data/mentiondesk.sled"),

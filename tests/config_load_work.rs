@@ -101,8 +101,16 @@ fn loading_twice_the_rules_costs_at_most_twice_the_work() {
     );
     // The per-rule budget: about 1.5x what one rule costs today (see BENCHMARKS.md), so a
     // change that makes every rule much dearer to load shows here too.
-    assert!(allocs20 / 20_000 <= ALLOCS_PER_RULE, "{} allocations per rule", allocs20 / 20_000);
-    assert!(bytes20 / 20_000 <= BYTES_PER_RULE, "{} bytes allocated per rule", bytes20 / 20_000);
+    assert!(
+        allocs20 / 20_000 <= ALLOCS_PER_RULE,
+        "{} allocations per rule",
+        allocs20 / 20_000
+    );
+    assert!(
+        bytes20 / 20_000 <= BYTES_PER_RULE,
+        "{} bytes allocated per rule",
+        bytes20 / 20_000
+    );
 }
 
 /// Measured in the debug build (30 November 2026): 72.5 allocations and 12.1 KB per rule.

@@ -35,7 +35,8 @@ fn bin(cwd: &Path) -> Command {
 }
 
 /// Like the bundled sample: no `[slack]`, no `[server]`, no placeholders.
-const PLAIN: &str = "[[sources]]\nname = \"local\"\nkind = \"file\"\npath = \"mentions.jsonl\"\nevery = \"1s\"\n\n\
+const PLAIN: &str =
+    "[[sources]]\nname = \"local\"\nkind = \"file\"\npath = \"mentions.jsonl\"\nevery = \"1s\"\n\n\
     [[rules]]\nname = \"acme\"\nquery = \"acme\"\nalert = [\"slack:#pr-alerts\"]\n";
 
 #[test]
@@ -144,9 +145,14 @@ async fn run_takes_slack_and_the_listen_address_from_the_environment() {
     );
     assert!(store_created, "the default store is next to the config");
     assert!(
-        logs.contains("[slack] from the environment: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL"),
+        logs.contains(
+            "[slack] from the environment: SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL"
+        ),
         "{logs}"
     );
-    assert!(!logs.contains(BOT_TOKEN), "the token never reaches the logs");
+    assert!(
+        !logs.contains(BOT_TOKEN),
+        "the token never reaches the logs"
+    );
     assert!(!logs.contains(SIGNING_SECRET), "nor the signing secret");
 }

@@ -119,7 +119,10 @@ fn durations_read_as_people_write_them_and_a_typo_says_what_to_write() {
             .unwrap();
         let (stdout, stderr) = text(&out);
         assert!(out.status.success(), "{every}: {stdout}{stderr}");
-        assert!(stdout.starts_with("d.toml: ok (1 source, 1 rule"), "{stdout}");
+        assert!(
+            stdout.starts_with("d.toml: ok (1 source, 1 rule"),
+            "{stdout}"
+        );
     }
 
     std::fs::write(dir.path().join("d.toml"), config("5 minuets")).unwrap();
