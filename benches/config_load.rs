@@ -6,7 +6,9 @@
 //! BENCHMARKS.md. The config is generated here and written to a temporary file; nothing large
 //! is committed.
 //!
-//! Run: `cargo bench --bench config_load`
+//! Run: `cargo bench --bench config_load` (in-process figures), or
+//! `scripts/config_load_check.sh` (CPU time of the `mentiondesk check` process on the same
+//! configs, what a user waits for).
 
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -116,12 +118,37 @@ fn measure(text: &str, rules: usize, runs: usize) -> Vec<f64> {
     ms
 }
 
+/// The configs `scripts/config_load_check.sh` times `mentiondesk check` on, written from the
+/// same generator as the in-process figures: `c1k.toml`, `c10k.toml`, `c20k.toml`,
+/// `c100k.toml` and `c1k-comments.toml` in `dir`.
+fn write_configs(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).expect("create the output folder");
+    for (file, rules, comments) in [
+        ("c1k.toml", 1_000, 0),
+        ("c10k.toml", 10_000, 0),
+        ("c20k.toml", 20_000, 0),
+        ("c100k.toml", 100_000, 0),
+        ("c1k-comments.toml", 1_000, 1_100_000),
+    ] {
+        let path = dir.join(file);
+        std::fs::write(&path, config_text(rules, comments)).expect("write a config");
+        println!("{}", path.display());
+    }
+}
+
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--write-configs") {
+        let dir = args.get(i + 1).expect("--write-configs DIR");
+        write_configs(std::path::Path::new(dir));
+        return;
+    }
     // `cargo bench` passes `--bench`; a name filter may follow, as with criterion benches.
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    let cases: [(&str, usize, usize, usize); 4] = [
+    let filter = args.into_iter().find(|a| !a.starts_with('-'));
+    let cases: [(&str, usize, usize, usize); 5] = [
         ("1k rules", 1_000, 0, 20),
         ("10k rules", 10_000, 0, 10),
+        ("20k rules", 20_000, 0, 10),
         ("100k rules", 100_000, 0, 5),
         ("1k rules after 1.1 MB of comments", 1_000, 1_100_000, 20),
     ];

@@ -192,6 +192,9 @@ fn run(c: &ConfigArg) -> anyhow::Result<ExitCode> {
         let first = w.message.lines().next().unwrap_or_default();
         tracing::warn!(line = w.line, key = %w.key, "config warning: {first}");
     }
+    for origin in &config.origins {
+        tracing::info!("config: {origin}");
+    }
     runtime()?.block_on(app::run(config))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -214,13 +217,16 @@ fn check(c: &ConfigArg, online: bool) -> anyhow::Result<ExitCode> {
                 if cfg.rules.len() == 1 { "" } else { "s" },
                 chat,
             );
+            // Which chat sections and overrides came from the environment (names, no values).
+            for origin in &cfg.origins {
+                println!("  {origin}");
+            }
             // Warnings do not fail the check: the config works, it may just not say what was
             // meant.
             for w in &cfg.warnings {
                 println!(
-                    "{}:{}: warning: {}: {}",
-                    c.path().display(),
-                    w.line,
+                    "{}: warning: {}: {}",
+                    w.location(&c.path()),
                     w.key,
                     w.message.replace('\n', "\n      ")
                 );

@@ -25,8 +25,9 @@ impl LineIndex {
     }
 }
 
-/// Counts the work of line look-ups (bytes scanned plus index entries probed) on this thread,
-/// so a test can prove loading stays linear without timing anything.
+/// Counts the work of line look-ups (bytes scanned plus index entries probed), did-you-mean
+/// comparisons and name-uniqueness checks on this thread, so a test can prove loading stays
+/// linear without timing anything.
 #[cfg(test)]
 pub(crate) mod work {
     use std::cell::Cell;

@@ -19,9 +19,20 @@ use std::path::{Path, PathBuf};
 /// One thing wrong with the config, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
+    /// 1-based; 0 when the value came from an environment variable, not a line of the file.
     pub line: usize,
     pub key: String,
     pub message: String,
+}
+
+impl Problem {
+    /// `file:line` as editors jump to it, or just `file` for a value from the environment.
+    pub fn location(&self, path: &Path) -> String {
+        match self.line {
+            0 => path.display().to_string(),
+            line => format!("{}:{line}", path.display()),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,9 +58,8 @@ fn render_problems(path: &Path, problems: &[Problem]) -> String {
     );
     for p in problems {
         out.push_str(&format!(
-            "\n  {}:{}: {}: {}",
-            path.display(),
-            p.line,
+            "\n  {}: {}: {}",
+            p.location(path),
             p.key,
             p.message.replace('\n', "\n      ")
         ));

@@ -8,7 +8,7 @@ use super::{ConfigError, Problem};
 use crate::model::{Secret, Target};
 use crate::util::parse_duration;
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml_edit::{Item, Table, Value};
 
@@ -16,6 +16,9 @@ use toml_edit::{Item, Table, Value};
 pub(crate) struct Reader<'a> {
     lines: LineIndex,
     env: &'a dyn Fn(&str) -> Option<String>,
+    /// The config file's folder: relative paths in the file mean "next to this file", so
+    /// `check --config elsewhere/x.toml` and `run` from any directory read the same files.
+    base: PathBuf,
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
 }
@@ -26,9 +29,34 @@ impl<'a> Reader<'a> {
         Reader {
             lines: LineIndex::new(text),
             env,
+            base: PathBuf::new(),
             problems: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+
+    /// Resolves relative paths against `dir` (the config file's folder) from now on.
+    pub(crate) fn base_dir(mut self, dir: &Path) -> Reader<'a> {
+        self.base = dir.to_path_buf();
+        self
+    }
+
+    /// `${VAR}` look-up in the environment this reader was given.
+    pub(crate) fn env(&self, name: &str) -> Option<String> {
+        (self.env)(name).filter(|v| !v.is_empty())
+    }
+
+    /// Moves `other`'s problems and warnings into this reader, renaming each key with
+    /// `rename` and placing it on line 0 (no line of the file): for a section that was built
+    /// from environment variables rather than read from the file.
+    pub(crate) fn absorb(&mut self, other: Reader, rename: impl Fn(&str) -> String) {
+        let moved = |p: Problem| Problem {
+            line: 0,
+            key: rename(&p.key),
+            message: p.message,
+        };
+        self.problems.extend(other.problems.into_iter().map(moved));
+        self.warnings.extend(other.warnings.into_iter().map(moved));
     }
 
     /// The warnings if nothing is wrong, else every problem sorted by line.
@@ -204,10 +232,34 @@ impl<'a> Reader<'a> {
         name: &str,
         message: impl FnOnce() -> String,
     ) {
+        #[cfg(test)]
+        super::lines::work::add(1);
         if !taken.insert(name.to_string()) {
             let line = self.key_line(t, "name");
             self.problem(line, &format!("{prefix}.name"), message());
         }
+    }
+
+    /// `p` as the program should open it: a relative path is relative to the config file's
+    /// folder, not to the working directory.
+    pub(crate) fn resolve(&self, p: &str) -> PathBuf {
+        self.base.join(p)
+    }
+
+    /// An optional path, `${VAR}`s replaced and resolved with [`Reader::resolve`]; a blank
+    /// value is reported (nothing could be opened with it).
+    pub(crate) fn path(&mut self, t: &Table, prefix: &str, key: &str) -> Option<PathBuf> {
+        let s = self.string(t, prefix, key)?;
+        if s.trim().is_empty() {
+            let line = self.key_line(t, key);
+            self.problem(
+                line,
+                &format!("{prefix}.{key}"),
+                format!("is empty; write a path, e.g. {key} = \"data/mentions.jsonl\" (relative to the config file's folder)"),
+            );
+            return None;
+        }
+        Some(self.resolve(&s))
     }
 
     /// A string that must be there; its absence is reported at the table's line.
@@ -333,7 +385,8 @@ impl<'a> Reader<'a> {
         out
     }
 
-    /// A duration such as `"1h30m"`, longer than zero.
+    /// A duration such as `"5m"`, `"5 minutes"` or `"1h30m"` (`util::parse_duration`), longer
+    /// than zero.
     pub(crate) fn duration(&mut self, t: &Table, prefix: &str, key: &str) -> Option<Duration> {
         let s = self.string(t, prefix, key)?;
         match parse_duration(&s) {
@@ -345,11 +398,7 @@ impl<'a> Reader<'a> {
             Ok(d) => Some(d),
             Err(e) => {
                 let line = self.key_line(t, key);
-                self.problem(
-                    line,
-                    &format!("{prefix}.{key}"),
-                    format!("bad duration: {e}"),
-                );
+                self.problem(line, &format!("{prefix}.{key}"), e);
                 None
             }
         }
@@ -457,6 +506,8 @@ impl<'a> Reader<'a> {
 
 /// The allowed name nearest to a typo (edit distance ≤ 2), for "did you mean".
 pub(crate) fn did_you_mean<'a>(word: &str, allowed: &[&'a str]) -> Option<&'a str> {
+    #[cfg(test)]
+    super::lines::work::add(allowed.len() as u64);
     allowed
         .iter()
         .map(|a| (strsim::levenshtein(word, a), *a))

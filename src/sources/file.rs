@@ -46,10 +46,24 @@ impl KindConfig for FileConfig {
             );
             return None;
         }
-        Some(FileConfig {
-            common,
-            path: PathBuf::from(path),
-        })
+        // Relative to the config file's folder, so `check` and `run` read the same file
+        // whatever the working directory.
+        let path = r.resolve(&path);
+        if !path.exists() {
+            // A warning, not a problem: another program may create the file later; until
+            // then every poll of this source fails.
+            let line = r.key_line(t, "path");
+            r.warning(
+                line,
+                &format!("{key}.path"),
+                format!(
+                    "{} does not exist, so every poll of this source will fail until it does; \
+                     create it or correct path (a relative path is read from the config file's folder)",
+                    path.display()
+                ),
+            );
+        }
+        Some(FileConfig { common, path })
     }
 
     fn common(&self) -> &Common {

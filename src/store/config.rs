@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 const KEYS: &[&str] = &["path"];
 
+/// Where the store lives without `[store] path`: `data/` next to the config file.
+const DEFAULT_PATH: &str = "data/mentiondesk.sled";
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoreConfig {
     pub path: PathBuf,
@@ -17,11 +20,10 @@ impl StoreConfig {
         if let Some(t) = t {
             r.known_keys(t, "store", KEYS);
         }
+        // Relative paths, the default too, are relative to the config file's folder.
         let path = t
-            .and_then(|t| r.string(t, "store", "path"))
-            .unwrap_or_else(|| "data/mentiondesk.sled".into());
-        StoreConfig {
-            path: PathBuf::from(path),
-        }
+            .and_then(|t| r.path(t, "store", "path"))
+            .unwrap_or_else(|| r.resolve(DEFAULT_PATH));
+        StoreConfig { path }
     }
 }

@@ -13,6 +13,8 @@ mod analysis_cli;
 mod analysis_parity;
 mod check_online;
 mod cli;
+mod config_env;
+mod config_paths;
 mod crash;
 mod delivery;
 mod desk_timers;
