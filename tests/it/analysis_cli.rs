@@ -2,7 +2,7 @@
 //! CLI is shown to use `analysis::negativity` exactly as the daemon does.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 const CONFIG: &str = r#"
 [[rules]]
@@ -17,7 +17,7 @@ fn run_match(texts: &[&str]) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("m.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mentiondesk"))
+    let mut child = crate::common::mentiondesk()
         .args(["match", "--config"])
         .arg(&cfg)
         .env_remove("MENTIONDESK_CONFIG")

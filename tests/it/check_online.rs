@@ -48,7 +48,7 @@ async fn mentiondesk(args: &[&str], text: String) -> Run {
     std::fs::write(&path, text).unwrap();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mentiondesk"))
+        crate::common::mentiondesk()
             .args(&args)
             .arg("--config")
             .arg(&path)
@@ -83,7 +83,7 @@ async fn run_until(text: String, limit: std::time::Duration, done: impl Fn(&str)
     let path = dir.path().join("mentiondesk.toml");
     std::fs::write(&path, text).unwrap();
     let (out, err) = (dir.path().join("out.log"), dir.path().join("err.log"));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mentiondesk"))
+    let mut child = crate::common::mentiondesk()
         .args(["run", "--config"])
         .arg(&path)
         .env_remove("MENTIONDESK_CONFIG")

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mentiondesk"));
+    let mut c = crate::common::mentiondesk();
     c.env_remove("MENTIONDESK_CONFIG")
         .env("MENTIONDESK_LOG", "warn");
     c

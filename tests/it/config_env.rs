@@ -12,24 +12,7 @@ use std::time::Duration;
 
 /// The binary with only the variables a test gives it from the deployment set.
 fn bin(cwd: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mentiondesk"));
-    for var in [
-        "MENTIONDESK_CONFIG",
-        "MENTIONDESK_STORE",
-        "MENTIONDESK_LISTEN",
-        "SLACK_BOT_TOKEN",
-        "SLACK_SIGNING_SECRET",
-        "SLACK_APP_TOKEN",
-        "SLACK_API_URL",
-        "DISCORD_BOT_TOKEN",
-        "DISCORD_APPLICATION_ID",
-        "DISCORD_PUBLIC_KEY",
-        "DISCORD_GUILD_ID",
-        "DISCORD_GATEWAY",
-        "DISCORD_API_URL",
-    ] {
-        c.env_remove(var);
-    }
+    let mut c = crate::common::mentiondesk();
     c.current_dir(cwd);
     c
 }

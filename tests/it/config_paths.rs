@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 /// The binary with no config or deployment variables inherited from the test's environment.
 fn bin(cwd: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mentiondesk"));
+    let mut c = crate::common::mentiondesk();
     for var in [
         "MENTIONDESK_CONFIG",
         "MENTIONDESK_STORE",

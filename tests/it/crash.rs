@@ -26,7 +26,7 @@ fn write_config(dir: &Path, slack: &FakeSlack, feed_url: &str) -> std::path::Pat
 
 fn spawn(config: &Path, dir: &Path, n: usize) -> Child {
     let log = std::fs::File::create(dir.join(format!("run-{n}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_mentiondesk"))
+    crate::common::mentiondesk()
         .args(["run", "--config"])
         .arg(config)
         .env("MENTIONDESK_LOG", "info")

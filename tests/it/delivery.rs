@@ -462,7 +462,7 @@ async fn discord_403_degrades_then_delivers_when_permissions_return() {
 
 fn spawn_daemon(config: &std::path::Path, dir: &std::path::Path, n: usize) -> std::process::Child {
     let log = std::fs::File::create(dir.join(format!("run-{n}.log"))).unwrap();
-    std::process::Command::new(env!("CARGO_BIN_EXE_mentiondesk"))
+    crate::common::mentiondesk()
         .args(["run", "--config"])
         .arg(config)
         .env("MENTIONDESK_LOG", "info")
@@ -563,7 +563,7 @@ async fn check_online_and_start_up_report_a_refused_token_with_its_fix() {
     let path = dir.path().join("mentiondesk.toml");
     std::fs::write(&path, &text).unwrap();
     let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_mentiondesk"))
+        crate::common::mentiondesk()
             .args(["check", "--online", "--config"])
             .arg(&path)
             .output()

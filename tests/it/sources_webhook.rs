@@ -451,7 +451,7 @@ async fn a_202_survives_sigkill_and_alerts_exactly_once() {
     let (path, port) = config(&slack).write(dir.path(), "mentiondesk.toml");
     let spawn = |n: usize| {
         let log = std::fs::File::create(dir.path().join(format!("run-{n}.log"))).unwrap();
-        std::process::Command::new(env!("CARGO_BIN_EXE_mentiondesk"))
+        crate::common::mentiondesk()
             .args(["run", "--config"])
             .arg(&path)
             .env("MENTIONDESK_LOG", "info")
@@ -553,7 +553,7 @@ fn scan_once_says_a_webhook_source_receives_instead_of_polling() {
         .replace("{port}", "0");
     let path = dir.path().join("mentiondesk.toml");
     std::fs::write(&path, text).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mentiondesk"))
+    let out = crate::common::mentiondesk()
         .args(["scan", "--once", "--config"])
         .arg(&path)
         .output()
@@ -568,7 +568,7 @@ fn scan_once_says_a_webhook_source_receives_instead_of_polling() {
         stdout.contains("reviews: webhook source: it receives mentions at POST /ingest/reviews"),
         "{stdout}"
     );
-    let check = std::process::Command::new(env!("CARGO_BIN_EXE_mentiondesk"))
+    let check = crate::common::mentiondesk()
         .args(["check", "--config"])
         .arg(&path)
         .output()

@@ -20,7 +20,7 @@ struct Run {
 
 /// Runs `mentiondesk test-alert` with `args` on the config file `path`.
 async fn test_alert(path: &std::path::Path, args: &[&str]) -> Run {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mentiondesk"));
+    let mut cmd = crate::common::mentiondesk();
     cmd.arg("test-alert")
         .args(args)
         .arg("--config")

@@ -59,6 +59,31 @@ pub async fn serve(router: Router) -> SocketAddr {
     addr
 }
 
+/// The `mentiondesk` binary with the settings it reads from the environment removed, so a
+/// developer's exported `SLACK_BOT_TOKEN` (which turns Slack on without a `[slack]` table) or
+/// `MENTIONDESK_LISTEN` can never make a test talk to a real workspace or another port.
+pub fn mentiondesk() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mentiondesk"));
+    for var in [
+        "MENTIONDESK_CONFIG",
+        "MENTIONDESK_STORE",
+        "MENTIONDESK_LISTEN",
+        "SLACK_BOT_TOKEN",
+        "SLACK_SIGNING_SECRET",
+        "SLACK_APP_TOKEN",
+        "SLACK_API_URL",
+        "DISCORD_BOT_TOKEN",
+        "DISCORD_APPLICATION_ID",
+        "DISCORD_PUBLIC_KEY",
+        "DISCORD_GUILD_ID",
+        "DISCORD_GATEWAY",
+        "DISCORD_API_URL",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
 /// A port that was free a moment ago, for configs that must name one.
 ///
 /// Taken from 20000–31999, below Linux's ephemeral range (32768–60999 by default) from which

@@ -162,7 +162,7 @@ async fn digest_now_uploads_the_chart_to_slack_and_discord() {
 }
 
 fn cli(config: &std::path::Path, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_mentiondesk"))
+    crate::common::mentiondesk()
         .args(args)
         .arg("--config")
         .arg(config)
