@@ -238,8 +238,8 @@ impl Intake {
         let mut c = self.judge.candidate(m);
         let keys = dedup::mute_keys(&c.mention);
         let mut muted = false;
-        for k in [keys.author, keys.site].into_iter().flatten() {
-            muted |= self.store.is_muted(&k)?;
+        for k in keys.all() {
+            muted |= self.store.is_muted(k)?;
         }
         if muted {
             tracing::debug!(source = %c.mention.source, item = %c.mention.item_id, "muted author or site; stored without an alert");
@@ -509,6 +509,64 @@ mod tests {
         let timers = store.timers().unwrap();
         assert_eq!(timers.len(), 1, "the alert's escalation timer started");
         assert_eq!(timers[0].kind, TimerKind::Escalate);
+    }
+
+    /// A Bluesky post as the source hands it on: by DID when the profile lookup failed or is
+    /// paused, by `@handle` when it worked.
+    fn bluesky(rkey: &str, did: &str, shown: &str) -> Mention {
+        Mention {
+            item_id: format!("at://{did}/app.bsky.feed.post/{rkey}"),
+            source_kind: "bluesky".into(),
+            url: Some(format!("https://bsky.app/profile/{did}/post/{rkey}")),
+            ..mention(rkey, shown, "")
+        }
+    }
+
+    /// Review 6 #7: Bluesky mutes and repeat threads go by the DID, whatever the alert shows.
+    /// A mute set from chat (stored under the DID) holds while the AppView fails (the post
+    /// shows the DID) and after a handle change; a mute stored under a handle (before mutes
+    /// went by DID) still holds for that handle; the same author threads whether the lookup
+    /// worked or not.
+    #[tokio::test]
+    async fn bluesky_authors_are_muted_and_threaded_by_did_whatever_is_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = chrono::Utc::now();
+        let spammer = "did:plc:spamspamspamspam";
+        let old = "did:plc:oldmuteoldmuteold";
+        let dana = "did:plc:danadanadanadana";
+        let keys = dedup::mute_keys(&bluesky("0", spammer, "@spam.bsky.social"));
+        assert_eq!(
+            keys.author.as_deref(),
+            Some("author:bluesky:did:plc:spamspamspamspam"),
+            "a new mute stores the DID"
+        );
+        store
+            .mute(&keys.author.unwrap(), "slack:U1", now)
+            .await
+            .unwrap();
+        store
+            .mute("author:bluesky:@old.bsky.social", "slack:U1", now)
+            .await
+            .unwrap();
+        let intake = intake(&store, Clock::System);
+        let outcome = poll(vec![
+            bluesky("1", spammer, spammer),
+            bluesky("2", spammer, "@Spam.bsky.social"),
+            bluesky("3", spammer, "@renamed.example.com"),
+            bluesky("4", old, "@old.bsky.social"),
+            bluesky("5", dana, dana),
+        ]);
+        assert_eq!(intake.accept(outcome).await.unwrap(), 1, "only dana alerts");
+        assert_eq!(store.mention_count(), 5, "muted posts are still stored");
+
+        let again = poll(vec![bluesky("6", dana, "@dana.bsky.social")]);
+        assert_eq!(
+            intake.accept(again).await.unwrap(),
+            0,
+            "dana by handle repeats dana by DID"
+        );
+        assert_eq!(store.alerts().unwrap().len(), 1);
     }
 
     /// A repeat in a later poll goes into the stored alert's thread, on every target of that

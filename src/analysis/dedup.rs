@@ -33,15 +33,42 @@ pub(crate) fn keys(m: &Mention) -> Vec<String> {
 /// Keys under which people can mute a mention's author or site from chat.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct MuteKeys {
+    /// The key a new author mute stores, and the author's thread key.
     pub(crate) author: Option<String>,
+    /// Other keys the same author may already be muted under: a Bluesky author's handle
+    /// (mutes stored before mutes went by DID).
+    pub(crate) author_aliases: Vec<String>,
     pub(crate) site: Option<String>,
+}
+
+impl MuteKeys {
+    /// Every key a stored mute may match.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &String> {
+        self.author
+            .iter()
+            .chain(&self.author_aliases)
+            .chain(&self.site)
+    }
 }
 
 /// Placeholders and empty names are no author: keys on them would thread or mute every
 /// mention that lacks one (a whole feed, every deleted account).
+/// A Bluesky author is keyed by the DID in the post's `at://` URI, not by what the alert
+/// shows: the shown name is a handle only when the profile lookup worked, and a handle can
+/// change, so a mute or a thread by handle would come and go with the AppView.
 pub(crate) fn mute_keys(m: &Mention) -> MuteKeys {
+    let shown = real_author(m).map(|a| format!("author:{}:{}", m.source_kind, a.to_lowercase()));
+    let (author, author_aliases) = match bluesky_did(m) {
+        Some(did) => {
+            let key = format!("author:{}:{}", m.source_kind, did.to_lowercase());
+            let aliases = shown.filter(|s| *s != key).into_iter().collect();
+            (Some(key), aliases)
+        }
+        None => (shown, Vec::new()),
+    };
     MuteKeys {
-        author: real_author(m).map(|a| format!("author:{}:{}", m.source_kind, a.to_lowercase())),
+        author,
+        author_aliases,
         // An undecodable Google News link names Google, not the publisher: muting that
         // "site" would mute every such article, so it has none (the publisher is its author).
         site: m
@@ -75,6 +102,17 @@ pub(crate) fn thread_keys(m: &Mention) -> Vec<String> {
         }
     }
     keys
+}
+
+/// A Bluesky post's author DID, from its `at://{did}/app.bsky.feed.post/{rkey}` id.
+fn bluesky_did(m: &Mention) -> Option<&str> {
+    if m.source_kind != "bluesky" {
+        return None;
+    }
+    m.item_id
+        .strip_prefix("at://")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|d| d.starts_with("did:"))
 }
 
 /// The mention's author, unless it is empty or a placeholder.

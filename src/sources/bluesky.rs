@@ -229,6 +229,7 @@ impl BlueskySource {
                 &spec.common.name,
                 base,
                 super::http::Fetcher::new(&spec.common)?,
+                spec.common.timeout,
             ))
         } else {
             None
@@ -282,6 +283,9 @@ impl Source for BlueskySource {
         let started = Instant::now();
         self.warning = None;
         let saved = state.cursor.as_deref().and_then(|c| c.parse::<i64>().ok());
+        if let Some(p) = self.profiles.as_mut() {
+            p.start();
+        }
         let first = self.ensure_task(saved);
         if first {
             self.buffer
@@ -325,15 +329,9 @@ impl Source for BlueskySource {
         mentions.extend(drained.mentions);
         let mut ids: HashSet<String> = HashSet::with_capacity(mentions.len());
         mentions.retain(|m| ids.insert(m.item_id.clone()));
-        if let Some(p) = &self.profiles {
-            // Within what is left of the poll's timeout, so the drained posts are never lost
-            // to a slow AppView.
-            let budget = self.connect_timeout.mul_f64(profiles::BUDGET_SHARE).min(
-                self.connect_timeout
-                    .mul_f64(0.95)
-                    .saturating_sub(started.elapsed()),
-            );
-            p.enrich(&mut mentions, budget).await;
+        if let Some(p) = self.profiles.as_mut() {
+            // What is known now; the rest is looked up in the background (`profiles.rs`).
+            p.enrich(&mut mentions);
         }
         let mut warnings: Vec<String> = Vec::new();
         if let Some(e) = drained.error {
@@ -477,7 +475,8 @@ fn post_mention(source: &str, did: &str, rkey: &str, record: Record) -> Mention 
         text: richtext::post_text(&record.text, &record.facets, &record.embed, &record.reply),
         // Jetstream carries the DID only, and so does this, for both paths alike: the poll
         // replaces it with the handle and adds the follower count when the profile lookup
-        // knows them (`profiles.rs`), and leaves the DID when it does not.
+        // knows them already (`profiles.rs`), and leaves the DID when it does not. Mutes and
+        // repeat threads go by the DID either way (`analysis::dedup::mute_keys`).
         author: Some(did.to_string()),
         author_reach: None,
         published: record
@@ -638,6 +637,9 @@ impl Jetstream {
             *frames += 1;
             match decode_event(text.as_str(), &self.prefilter, &self.source) {
                 Decoded::Post { mention, time_us } => {
+                    if let Some(p) = &self.profiles {
+                        profiles::want(p, &mention);
+                    }
                     *cursor = Some(time_us);
                     self.buffer.push(Some(time_us.to_string()), Some(*mention));
                 }

@@ -26,6 +26,10 @@ pub(crate) const MAX_PAGES_PER_TAG: usize = 10;
 /// poll loop waits `every` ±10 % between polls, so its interval polls always read, while the
 /// polls each streamed status wakes never do.
 pub(crate) const INTERVAL_SHARE: f64 = 0.9;
+/// Connection problems in a row (the drop, then failed reconnects) before a poll that has
+/// nothing to hand on counts as failed: a single drop is reconnected and read up alone, so
+/// until then the source is only degraded.
+pub(crate) const STREAM_FAILING_AFTER: u32 = 3;
 
 /// `kind = "mastodon"`: instances and hashtags to follow, and the optional streaming API.
 #[derive(Debug, Clone, PartialEq)]
@@ -300,11 +304,14 @@ impl Source for MastodonSource {
         if self.stream && !interval_due && !streamed.connect {
             let mut warnings: Vec<String> = self.timeline_warning.iter().cloned().collect();
             if let Some(err) = streamed.error {
-                tracing::warn!(source = %self.name, error = %err, "stream interrupted; the timelines are read when it is back");
-                if mentions.is_empty() {
-                    return Err(SourceError::Network(err));
+                tracing::warn!(source = %self.name, error = %err, failures_in_row = streamed.failures_in_row, "stream interrupted; the timelines are read when it is back");
+                if mentions.is_empty() && streamed.failures_in_row >= STREAM_FAILING_AFTER {
+                    return Err(SourceError::Network(format!(
+                        "{err} ({} connection failures in a row)",
+                        streamed.failures_in_row
+                    )));
                 }
-                warnings.push(err);
+                warnings.push(format!("{err}; reconnecting"));
             }
             self.warning = (!warnings.is_empty()).then(|| warnings.join("; "));
             return Ok(unique(mentions));
@@ -351,10 +358,13 @@ impl Source for MastodonSource {
             return Err(prefix(e, &format!("{} #{tag}: ", redact_url(&instance))));
         }
         if let Some(err) = streamed.error {
+            // The timelines answered, so nothing is missed: the source is degraded, not down.
             tracing::warn!(source = %self.name, error = %err, "stream interrupted; the timeline poll fills the gap");
-            if mentions.is_empty() && failures.is_empty() {
-                return Err(SourceError::Network(err));
-            }
+            let warning = format!("{err}; reconnecting");
+            self.warning = Some(match self.warning.take() {
+                Some(w) => format!("{w}; {warning}"),
+                None => warning,
+            });
         }
         Ok(unique(mentions))
     }
@@ -464,11 +474,13 @@ impl SseTask {
     async fn run(self) {
         let mut failures = 0u32;
         loop {
-            let error = match self.session().await {
+            let mut connected = false;
+            let error = match self.session(&mut connected).await {
                 Ok(()) => "the server ended the stream".to_string(),
                 Err(e) => e.to_string(),
             };
-            failures += 1;
+            // A drop of a working connection reconnects quickly; only failed attempts back off.
+            failures = if connected { 1 } else { failures + 1 };
             let message = format!(
                 "stream {} #{}: {error}",
                 redact_url(&self.instance),
@@ -482,7 +494,7 @@ impl SseTask {
     }
 
     /// One connection: reads events until the stream ends or fails.
-    async fn session(&self) -> Result<(), SourceError> {
+    async fn session(&self, connected: &mut bool) -> Result<(), SourceError> {
         let mut url = Url::parse(&self.instance)
             .map_err(|e| SourceError::Config(format!("instance is not a URL: {e}")))?;
         url.path_segments_mut()
@@ -498,6 +510,7 @@ impl SseTask {
         let mut response = self.fetcher.open_stream(url.as_str(), &headers).await?;
         // The poll reads the timelines once now: what was said before the stream was up.
         self.buffer.mark_connect();
+        *connected = true;
         tracing::info!(source = %self.source, url = %shown, "stream connected");
         let mut parser = SseParser::new(self.fetcher.max_body_bytes() as usize);
         while let Some(chunk) = self.fetcher.next_chunk(&mut response, &shown).await? {

@@ -506,7 +506,7 @@ impl RedditSource {
     /// Gives mentions without a reach their subreddit's size, looking up on `/about` the
     /// subreddits no listing gave (a few per poll, each once per 6 h, only while the rate
     /// limit has room). A failed lookup pauses the lookups; the mentions go on without it.
-    async fn add_subreddit_sizes(&mut self, mentions: &mut [Mention]) {
+    async fn add_subreddit_sizes(&mut self, mentions: &mut [Mention], started: Instant) {
         if !self.author_details || self.subscribers.paused() {
             return;
         }
@@ -518,8 +518,16 @@ impl RedditSource {
                 }
             }
         }
-        // Well inside the poll's timeout: a poll that timed out would read its listings again.
-        let deadline = Instant::now() + self.timeout.mul_f64(0.2);
+        // Well inside the poll's timeout, counting the time the listings took: a poll that
+        // timed out would read its listings again. No time left: the next poll looks up.
+        let left = self
+            .timeout
+            .mul_f64(0.2)
+            .min(self.timeout.mul_f64(0.95).saturating_sub(started.elapsed()));
+        if left.is_zero() {
+            return;
+        }
+        let deadline = Instant::now() + left;
         for sub in wanted.into_iter().take(MAX_ABOUT_PER_POLL) {
             if self.paused_until.is_some() {
                 break;
@@ -668,11 +676,12 @@ impl Source for RedditSource {
             }
             self.paused_until = None;
         }
+        let started = Instant::now();
         let mut mentions = self.read(Listed::Posts, state).await?;
         if self.paused_until.is_none() {
             mentions.extend(self.read(Listed::Comments, state).await?);
         }
-        self.add_subreddit_sizes(&mut mentions).await;
+        self.add_subreddit_sizes(&mut mentions, started).await;
         Ok(mentions)
     }
 }

@@ -33,6 +33,9 @@ struct Inner {
     connect_pending: bool,
     /// Events seen since the last drain (kept or rejected), for logs.
     seen: u64,
+    /// Connection problems reported since a connection last came up: 1 after a drop, more
+    /// while the reconnects fail too.
+    failures_in_row: u32,
 }
 
 /// The hand-over point between a connection task and `Source::poll`. Cheap to clone.
@@ -51,6 +54,8 @@ pub(crate) struct Drained {
     /// A connection came up since the last drain (see `mark_connect`).
     pub(crate) connect: bool,
     pub(crate) seen: u64,
+    /// Connection problems since a connection last came up (see `Inner::failures_in_row`).
+    pub(crate) failures_in_row: u32,
 }
 
 impl StreamBuffer {
@@ -89,7 +94,11 @@ impl StreamBuffer {
     }
 
     pub(crate) fn set_connected(&self, connected: bool) {
-        self.lock().connected = connected;
+        let mut inner = self.lock();
+        inner.connected = connected;
+        if connected {
+            inner.failures_in_row = 0;
+        }
     }
 
     /// Records that a connection came up and wakes the poll loop, for sources that read their
@@ -99,6 +108,7 @@ impl StreamBuffer {
             let mut inner = self.lock();
             inner.connected = true;
             inner.connect_pending = true;
+            inner.failures_in_row = 0;
         }
         self.notify.notify_one();
     }
@@ -109,6 +119,7 @@ impl StreamBuffer {
             let mut inner = self.lock();
             inner.connected = false;
             inner.error = Some(error);
+            inner.failures_in_row = inner.failures_in_row.saturating_add(1);
         }
         self.notify.notify_one();
     }
@@ -122,6 +133,7 @@ impl StreamBuffer {
             error: inner.error.take(),
             connect: std::mem::take(&mut inner.connect_pending),
             seen: std::mem::take(&mut inner.seen),
+            failures_in_row: inner.failures_in_row,
         }
     }
 

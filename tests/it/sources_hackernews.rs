@@ -176,7 +176,7 @@ async fn failures_are_errors_that_leave_the_state_alone_and_the_next_poll_recove
 async fn private_addresses_are_refused_without_allow_private() {
     let fake = FakeApi::start().await;
     let text = format!(
-        "[[sources]]\nname = \"hn\"\nkind = \"hackernews\"\nquery = \"acme\"\nurl = \"{}/api/v1\"\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n",
+        "[[sources]]\nname = \"hn\"\nkind = \"hackernews\"\nquery = \"acme\"\nurl = \"{}/api/v1\"\nauthor_details = false\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n",
         fake.url()
     );
     let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();

@@ -11,6 +11,10 @@ use std::path::Path;
 use std::time::Duration;
 
 fn source(fake: &FakeApi) -> Box<dyn sources::Source> {
+    source_with_timeout(fake, "1s")
+}
+
+fn source_with_timeout(fake: &FakeApi, timeout: &str) -> Box<dyn sources::Source> {
     let text = format!(
         r#"
 [[sources]]
@@ -23,7 +27,7 @@ client_secret = "${{REDDIT_CLIENT_SECRET}}"
 user_agent = "linux:mentiondesk-test:0.1 (by /u/acme_pr)"
 url = "{base}"
 token_url = "{base}/api/v1/access_token"
-timeout = "1s"
+timeout = "{timeout}"
 allow_private = true
 
 [[rules]]
@@ -31,7 +35,7 @@ name = "acme"
 query = "acme"
 alert = ["slack:#pr"]
 "#,
-        base = fake.url()
+        base = fake.url(),
     );
     let env = |k: &str| (k == "REDDIT_CLIENT_SECRET").then(|| "client-secret-xyz".to_string());
     let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &env).unwrap();
@@ -474,4 +478,47 @@ async fn a_failing_subreddit_lookup_never_costs_a_comment() {
             .count();
         assert_eq!(abouts, 1, "paused after {fault:?}");
     }
+}
+
+/// The `/about` lookups get what is left of the poll's timeout after the listings, never a
+/// fixed share on top of it: a slow listing leaves them to the next poll instead of pushing
+/// the poll past its timeout (which would read the listings again). Counted, not timed: with
+/// the comments listing answering after 96 % of the timeout, no `/about` request is made.
+#[tokio::test]
+async fn a_slow_listing_leaves_the_subreddit_lookup_to_the_next_poll() {
+    let fake = FakeApi::start().await;
+    let t = now();
+    {
+        let mut s = fake.state.lock().unwrap();
+        s.reddit_comments = vec![homelab_comment("c1", t - 30.0, "acme in the lab")];
+        s.reddit_subscribers.insert("homelab".into(), 1_200_000);
+    }
+    fake.faults.next(
+        ops::REDDIT_COMMENTS,
+        1,
+        Fault::Slow(Duration::from_millis(9_600)),
+    );
+    let mut src = source_with_timeout(&fake, "10s");
+    let mut state = SourceState::default();
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].author_reach, None, "no time was left to look it up");
+    let abouts = |fake: &FakeApi| {
+        fake.requests("/r/")
+            .iter()
+            .filter(|r| r.path.ends_with("/about"))
+            .count()
+    };
+    assert_eq!(abouts(&fake), 0, "no lookup past 95 % of the timeout");
+
+    // The next poll, quick again, looks the subreddit up.
+    fake.state
+        .lock()
+        .unwrap()
+        .reddit_comments
+        .push(homelab_comment("c2", t - 5.0, "acme 2"));
+    let got = src.poll(&mut state).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].author_reach, Some(1_200_000));
+    assert_eq!(abouts(&fake), 1);
 }

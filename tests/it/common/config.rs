@@ -8,6 +8,9 @@ use super::discord::{public_key_hex, FakeDiscord, APP_ID, DISCORD_TOKEN, GUILD_I
 use super::{free_port, FakeSlack, BOT_TOKEN, SIGNING_SECRET};
 use std::path::{Path, PathBuf};
 
+/// Source kinds with author lookups on a second API (see [`ConfigBuilder::source`]).
+const LOOKUP_KINDS: &[&str] = &["bluesky", "hackernews", "reddit"];
+
 /// A TOML value as the builder writes it.
 pub enum Val {
     Str(String),
@@ -140,10 +143,20 @@ impl ConfigBuilder {
     }
 
     /// A `[[sources]]` entry of `kind`; add its keys with [`ConfigBuilder::key`].
+    /// Kinds that look authors up on a second API whose default is a real host (Bluesky's
+    /// AppView, Hacker News' Firebase API, Reddit's `/about`) get `author_details = false`:
+    /// no test may send traffic off 127.0.0.1. A test of the lookups sets
+    /// `author_details = true` and points the lookup URL at a fake.
     pub fn source(self, name: &str, kind: &str) -> ConfigBuilder {
-        self.table("[[sources]]")
+        let builder = self
+            .table("[[sources]]")
             .key("name", name)
-            .key("kind", kind)
+            .key("kind", kind);
+        if LOOKUP_KINDS.contains(&kind) {
+            builder.key("author_details", false)
+        } else {
+            builder
+        }
     }
 
     /// An `rss` source on a fake feed: polled every second, private addresses allowed.

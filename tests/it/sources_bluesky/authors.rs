@@ -1,7 +1,8 @@
 //! Issue 13: Bluesky authors shown by handle with their follower count, from the public
 //! AppView's `app.bsky.actor.getProfiles` (faked on 127.0.0.1 after its lexicon: at most 25
-//! `actors`, unknown ones left out) and Jetstream identity events; looked up once per author,
-//! and never at the cost of a post when the AppView fails.
+//! `actors`, unknown ones left out) and Jetstream identity events; looked up once per author
+//! in the background, in rounds on their own clock (never one request per streamed post),
+//! and never at the cost of a post or its latency when the AppView fails.
 
 use super::{source, wait_until};
 use crate::common::fake_sources::{
@@ -43,6 +44,16 @@ fn actors_asked(api: &FakeApi) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The source's timeout for these tests: long enough that a loaded machine never times a
+/// lookup round out (which would pause the lookups for a minute).
+const TIMEOUT: &str = "timeout = \"20s\"";
+
+fn all_asked(api: &FakeApi) -> Vec<String> {
+    let mut all: Vec<String> = actors_asked(api).concat();
+    all.sort();
+    all
+}
+
 #[tokio::test]
 async fn jetstream_authors_show_as_handles_with_followers_looked_up_once_in_batches() {
     let jet = FakeJetstream::start().await;
@@ -59,17 +70,38 @@ async fn jetstream_authors_show_as_handles_with_followers_looked_up_once_in_batc
     }
     let mut src = source(
         &jet.url(),
-        &format!("profiles_url = \"{}\"", api.xrpc_url()),
+        &format!("profiles_url = \"{}\"\n{TIMEOUT}", api.xrpc_url()),
     );
     let mut state = SourceState::default();
     src.poll(&mut state).await.unwrap();
     wait_until(|| !jet.connections().is_empty()).await;
     // 30 known authors, one the AppView does not know (deleted), one with handle.invalid.
+    // Their first posts are handed on at once, by DID unless the lookup was already done;
+    // the lookups follow in the background.
     let mut t = 10;
     let authors: Vec<usize> = (0..30).chain([35, 40]).collect();
     for &i in &authors {
         t += 1;
         jet.send(t, jet_post(&did(i), &format!("r{i}"), t, "acme is down"));
+    }
+    let got = collect(&mut src, &mut state, authors.len()).await;
+    assert_eq!(got.len(), authors.len());
+    let mut want: Vec<String> = authors.iter().map(|&i| did(i)).collect();
+    want.sort();
+    wait_until(|| all_asked(&api) == want).await;
+    let asked = actors_asked(&api);
+    assert!(
+        asked.iter().all(|a| a.len() <= 25),
+        "batches of at most 25: {asked:?}"
+    );
+
+    // Their next posts show what the lookups found.
+    for &i in &authors {
+        t += 1;
+        jet.send(
+            t,
+            jet_post(&did(i), &format!("s{i}"), t, "acme is still down"),
+        );
     }
     let got = collect(&mut src, &mut state, authors.len()).await;
     for m in &got {
@@ -101,16 +133,7 @@ async fn jetstream_authors_show_as_handles_with_followers_looked_up_once_in_batc
         // The link keeps the DID: it works whatever the handle becomes.
         assert!(m.url.as_deref().unwrap().contains("/profile/did:plc:"));
     }
-    let asked = actors_asked(&api);
-    assert!(
-        asked.iter().all(|a| a.len() <= 25),
-        "batches of at most 25: {asked:?}"
-    );
-    let mut all: Vec<String> = asked.concat();
-    all.sort();
-    let mut want: Vec<String> = authors.iter().map(|&i| did(i)).collect();
-    want.sort();
-    assert_eq!(all, want, "each author asked for once");
+    assert_eq!(all_asked(&api), want, "each author asked for once");
 
     // The same authors again: nothing asked, the answers (and the unknown) are remembered.
     let requests = asked.len();
@@ -164,7 +187,7 @@ async fn a_failing_appview_leaves_the_did_and_never_costs_a_post() {
         api.faults.always(ops::BSKY_GET_PROFILES, fault.clone());
         let mut src = source(
             &jet.url(),
-            &format!("profiles_url = \"{}\"", api.xrpc_url()),
+            &format!("profiles_url = \"{}\"\ntimeout = \"5s\"", api.xrpc_url()),
         );
         let mut state = SourceState::default();
         src.poll(&mut state).await.unwrap();
@@ -173,10 +196,59 @@ async fn a_failing_appview_leaves_the_did_and_never_costs_a_post() {
         let got = collect(&mut src, &mut state, 1).await;
         assert_eq!(got[0].author.as_deref(), Some(did(1).as_str()), "{fault:?}");
         assert_eq!(got[0].author_reach, None);
-        assert_eq!(actors_asked(&api).len(), 1, "{fault:?}");
+        wait_until(|| actors_asked(&api).len() == 1).await;
         jet.send(2, jet_post(&did(2), "b", 2, "acme outage two"));
         let got = collect(&mut src, &mut state, 1).await;
         assert_eq!(got[0].text, "acme outage two", "{fault:?}");
+        assert_eq!(got[0].author.as_deref(), Some(did(2).as_str()), "{fault:?}");
+        // Long enough for another round to have run, had the lookups not paused.
+        tokio::time::sleep(Duration::from_secs(4)).await;
         assert_eq!(actors_asked(&api).len(), 1, "paused after {fault:?}");
     }
+}
+
+/// Review 6 #8: the lookups run on their own clock, not the stream's. Each streamed post from
+/// a new author wakes a poll; those polls make no request of their own: the authors are
+/// batched into rounds at least 3 s apart. Counted: with 60 posts by 60 new authors, each
+/// polled on its own, the requests stay within what the rounds allow for the time taken
+/// (one request per post before), and every author is still asked for once.
+#[tokio::test]
+async fn lookups_are_batched_on_their_own_clock_not_one_per_streamed_post() {
+    let jet = FakeJetstream::start().await;
+    let api = FakeApi::start().await;
+    {
+        let mut s = api.state.lock().unwrap();
+        for i in 0..60 {
+            let p = bsky_profile(&did(i), &format!("user{i}.bsky.social"), 10);
+            s.bsky_profiles.insert(did(i), p);
+        }
+    }
+    let mut src = source(
+        &jet.url(),
+        &format!("profiles_url = \"{}\"\n{TIMEOUT}", api.xrpc_url()),
+    );
+    let mut state = SourceState::default();
+    src.poll(&mut state).await.unwrap();
+    wait_until(|| !jet.connections().is_empty()).await;
+    let started = Instant::now();
+    for i in 0..60 {
+        let t = 100 + i as i64;
+        jet.send(t, jet_post(&did(i), &format!("p{i}"), t, "acme news"));
+        let got = collect(&mut src, &mut state, 1).await;
+        assert_eq!(got.len(), 1);
+    }
+    let mut want: Vec<String> = (0..60).map(did).collect();
+    want.sort();
+    wait_until(|| all_asked(&api) == want).await;
+    let requests = actors_asked(&api).len();
+    // Rounds start at most every 3 s; each takes every author queued by then (25 a request),
+    // so 60 authors cost at most 3 requests more than there were rounds.
+    let rounds = 1 + (started.elapsed().as_secs_f64() / 3.0).ceil() as usize;
+    assert!(
+        requests <= rounds + 3,
+        "{requests} requests for 60 posts in {:?}: {:?}",
+        started.elapsed(),
+        actors_asked(&api)
+    );
+    assert!(requests < 60, "not one request per post: {requests}");
 }

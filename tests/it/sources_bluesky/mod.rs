@@ -32,6 +32,11 @@ fn source_config(url: &str, extra: &str) -> String {
     } else {
         "author_details = false"
     };
+    let timeout = if extra.contains("timeout") {
+        ""
+    } else {
+        "timeout = \"3s\""
+    };
     format!(
         r#"
 [[sources]]
@@ -40,7 +45,7 @@ kind = "bluesky"
 query = '(acme OR "acme corp") AND NOT hiring'
 url = "{url}"
 every = "1s"
-timeout = "3s"
+{timeout}
 allow_private = true
 {details}
 {extra}
@@ -194,7 +199,7 @@ async fn an_unreachable_endpoint_fails_over_to_the_second() {
 async fn private_addresses_are_refused_without_allow_private() {
     let jet = FakeJetstream::start().await;
     let text = format!(
-        "[[sources]]\nname = \"b\"\nkind = \"bluesky\"\nquery = \"acme\"\nurl = \"{}\"\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n",
+        "[[sources]]\nname = \"b\"\nkind = \"bluesky\"\nquery = \"acme\"\nurl = \"{}\"\nauthor_details = false\n\n[[rules]]\nname = \"a\"\nquery = \"acme\"\nalert = [\"slack:#x\"]\n",
         jet.url()
     );
     let config = mentiondesk::settings::parse(&text, Path::new("t.toml"), &|_| None).unwrap();

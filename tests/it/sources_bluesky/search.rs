@@ -610,7 +610,10 @@ fn daemon_config(
         .key("timeout", "10s")
         .key("allow_private", true)
         .key("handle", BSKY_HANDLE)
-        .key("search_url", api.xrpc_url());
+        .key("search_url", api.xrpc_url())
+        // Never the real AppView: the lookups are off unless a test points them at the fake.
+        .key("author_details", false)
+        .key("profiles_url", api.xrpc_url());
     for (k, v) in keys {
         config = config.key(k, *v);
     }
