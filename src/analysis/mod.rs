@@ -7,3 +7,4 @@ pub(crate) mod negativity;
 pub(crate) mod priority;
 pub mod sentiment;
 pub(crate) mod spike;
+mod vader;
