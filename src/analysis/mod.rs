@@ -3,7 +3,7 @@
 
 pub(crate) mod complaint;
 pub(crate) mod dedup;
-pub(crate) mod negativity;
+pub mod negativity;
 pub(crate) mod priority;
 pub mod sentiment;
 pub(crate) mod spike;

@@ -23,7 +23,7 @@ pub(crate) const STRONG_COMPLAINT: f64 = 2.0;
 
 /// What the analysis says about how negative one text is.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Negativity {
+pub struct Negativity {
     /// VADER compound, -1..1, unchanged.
     pub(crate) sentiment: f64,
     pub(crate) complaint: Complaint,
@@ -34,8 +34,8 @@ pub(crate) struct Negativity {
     pub(crate) negative: bool,
 }
 
-/// Scores `text` (title and body joined by the caller).
-pub(crate) fn assess(text: &str) -> Negativity {
+/// Scores `text` (title and body joined by the caller). Public for `benches/analysis.rs`.
+pub fn assess(text: &str) -> Negativity {
     let s = sentiment::score(text);
     let complaint = complaint::detect(text);
     let complains = if s.score <= 0.0 {
