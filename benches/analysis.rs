@@ -14,6 +14,9 @@ use mentiondesk::analysis::{negativity, sentiment};
 use std::hint::black_box;
 use vader_parity::SentimentIntensityAnalyzer;
 
+/// One way of scoring a post, returning a number so the work cannot be optimised away.
+type Scorer<'a> = dyn Fn(&str) -> f64 + 'a;
+
 fn thread_cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
@@ -69,12 +72,13 @@ fn main() {
         .filter(|p| sentiment::score(p).score != reference.polarity_scores(p).compound)
         .count();
     println!("analysis: sentiment differs from vader-parity on {differ} posts");
-    let rows: [(&str, &dyn Fn(&str) -> f64); 3] = [
-        ("sentiment::score (VADER compound)", &|p| sentiment::score(p).score),
-        (
-            "negativity::assess (VADER + complaint cues)",
-            &|p| negativity::assess(p).score,
-        ),
+    let rows: [(&str, &Scorer); 3] = [
+        ("sentiment::score (VADER compound)", &|p| {
+            sentiment::score(p).score
+        }),
+        ("negativity::assess (VADER + complaint cues)", &|p| {
+            negativity::assess(p).score
+        }),
         ("vader-parity crate alone (before)", &|p| {
             reference.polarity_scores(p).compound
         }),

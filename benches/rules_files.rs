@@ -36,7 +36,8 @@ fn doc(text: &str) -> Document<'_> {
 }
 
 fn main() {
-    let (Ok(rules_path), Ok(posts_path)) = (std::env::var("RULES_FILE"), std::env::var("POSTS_FILE"))
+    let (Ok(rules_path), Ok(posts_path)) =
+        (std::env::var("RULES_FILE"), std::env::var("POSTS_FILE"))
     else {
         eprintln!("rules_files: set RULES_FILE and POSTS_FILE (see the top of benches/rules_files.rs); nothing measured");
         return;

@@ -477,7 +477,10 @@ mod tests {
             ..mention("m", "dana", "https://a.example/m")
         };
         let v = j.judge(&matched);
-        assert!(v.sentiment < Some(-0.4) && v.negative == Some(true), "{v:?}");
+        assert!(
+            v.sentiment < Some(-0.4) && v.negative == Some(true),
+            "{v:?}"
+        );
         let alert = j.candidate(matched).alert.expect("an alert");
         assert_eq!(Some(alert.sentiment), v.sentiment);
         assert!(alert.negative);

@@ -408,7 +408,10 @@ fn lexicon() -> &'static Lexicon {
                 Part::OneOf(alternatives) => alternatives,
                 p => std::slice::from_ref(p),
             };
-            if firsts.iter().all(|p| matches!(p, Part::Word(_) | Part::Prefix(_))) {
+            if firsts
+                .iter()
+                .all(|p| matches!(p, Part::Word(_) | Part::Prefix(_)))
+            {
                 for p in firsts {
                     match p {
                         Part::Word(w) => lex.by_word.entry(w).or_default().push(i),
@@ -588,7 +591,6 @@ pub(crate) fn detect(text: &str) -> Complaint {
     }
     found
 }
-
 
 /// The detector as it was before words were indexed (every cue tried at every word), kept to
 /// check the indexed one against.
@@ -872,11 +874,34 @@ mod tests {
             .map(|w| w.trim_end_matches('*').replace('#', "3"))
             .filter(|w| !w.is_empty())
             .collect();
-        v.extend(NEGATORS.iter().chain(RESOLVED).chain(DAMPENERS).map(|w| w.to_string()));
+        v.extend(
+            NEGATORS
+                .iter()
+                .chain(RESOLVED)
+                .chain(DAMPENERS)
+                .map(|w| w.to_string()),
+        );
         v.extend(
             [
-                "but", ".", ",", "!", "?", "\n", "two", "hours", "late", "Delayed", "NEVER",
-                "doesn’t", "it's", "x", "acme", "overcharged", "crashing", "refunds!", "'",
+                "but",
+                ".",
+                ",",
+                "!",
+                "?",
+                "\n",
+                "two",
+                "hours",
+                "late",
+                "Delayed",
+                "NEVER",
+                "doesn’t",
+                "it's",
+                "x",
+                "acme",
+                "overcharged",
+                "crashing",
+                "refunds!",
+                "'",
             ]
             .map(String::from),
         );
