@@ -1,9 +1,9 @@
 //! Sentiment: the VADER compound score (Hutto & Gilbert 2014), exactly as the Python reference
 //! vaderSentiment 3.3.2 computes it. `negative` is VADER's own convention: compound ≤ -0.05.
 //!
-//! Most texts are scored by [`super::vader`] (about 1 µs for a tweet); the few with characters
-//! whose Python casing it does not reproduce go to the `vader-parity` crate, which vendors
-//! CPython's casing tables (about ten times slower, equally exact).
+//! Most texts are scored by [`super::vader`] (one pass, no per-token allocation); the few with
+//! characters whose Python casing it does not reproduce go to the `vader-parity` crate, which
+//! vendors CPython's casing tables (slower, equally exact).
 
 use super::vader;
 use std::sync::OnceLock;

@@ -2,8 +2,7 @@
 //! over the text's tokens, without per-token allocation, for the texts it can score exactly;
 //! [`super::sentiment`] sends every other text to the `vader-parity` crate.
 //!
-//! Why a second implementation: `vader-parity` is exact but spends ~10 µs on a tweet (a String
-//! per token, SipHash lookups of every token in several tables, idiom n-grams built as Strings,
+//! Why a second implementation: `vader-parity` is exact but slow per text (a String per token, SipHash lookups of every token in several tables, idiom n-grams built as Strings,
 //! rounding through `format!`), which made sentiment 90 % of `match`'s per-post time. This
 //! module looks each token up once in one FxHash table that holds everything VADER asks about a
 //! word (valence, booster increment, negation and the handful of words the rules test), and
