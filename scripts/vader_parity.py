@@ -10,7 +10,7 @@ unpack them somewhere and pass their paths.
     pip install vaderSentiment==3.3.2
     cargo build
     python3 scripts/vader_parity.py compare --bin target/debug/mentiondesk \
-        /path/to/hutto_ICWSM_2014/*GroundTruth.txt
+        /path/to/hutto_ICWSM_2014/*GroundTruth.txt [--complaints /path/to/complaints-data.csv]
     python3 scripts/vader_parity.py sample --out tests/data/vader_parity_sample.tsv \
         tests/data/vader_parity_texts.txt
 
@@ -26,11 +26,12 @@ import tempfile
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
-# A config with one rule and no sources: `match` needs a valid config, nothing else.
+# A config with one rule and no sources: `match` needs a valid config, nothing else. `match`
+# analyses only lines a rule matched, so the rule matches every line: its source is `stdin`.
 CONFIG = """
 [[rules]]
 name = "any"
-query = 'the OR a OR i'
+query = 'source:stdin'
 alert = ["slack:#x"]
 """
 
@@ -75,11 +76,23 @@ def rust_match(binary, texts, titles=None):
     return verdicts
 
 
+def read_complaints(path):
+    """Yields (id, label, text) from complaints-data.csv (danielpreotiuc/complaints-social-media)."""
+    import csv
+
+    with open(path, encoding="utf-8", newline="") as f:
+        for ident, text, label, _domain in csv.reader(f):
+            yield ident, float(label), text
+
+
 def compare(args):
     sia = SentimentIntensityAnalyzer()
     total = differ = 0
-    for path in args.files:
-        rows = list(read_ground_truth(path))
+    sets = [(p, read_ground_truth) for p in args.files]
+    if args.complaints:
+        sets.append((args.complaints, read_complaints))
+    for path, reader in sets:
+        rows = list(reader(path))
         texts = [t for _, _, t in rows]
         rust = rust_match(args.bin, texts)
         n_diff = 0
@@ -122,7 +135,8 @@ def main():
     c = sub.add_parser("compare")
     c.add_argument("--bin", default="target/debug/mentiondesk")
     c.add_argument("--show", type=int, default=10, help="differences to print per file")
-    c.add_argument("files", nargs="+")
+    c.add_argument("--complaints", help="complaints-data.csv, compared like the ground-truth files")
+    c.add_argument("files", nargs="*")
     s = sub.add_parser("sample")
     s.add_argument("--out", required=True)
     s.add_argument("texts")

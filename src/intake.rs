@@ -24,8 +24,10 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub rules: Vec<String>,
-    pub sentiment: f64,
-    pub negative: bool,
+    /// VADER compound; `None` when no rule matched (only matched mentions are analysed).
+    pub sentiment: Option<f64>,
+    /// `None` when no rule matched.
+    pub negative: Option<bool>,
     /// `None` when no rule matched.
     pub priority: Option<Priority>,
     pub targets: Vec<Target>,
@@ -50,11 +52,22 @@ impl Judge {
             lang: m.lang.as_deref(),
         };
         let matches = self.matcher.matches(&doc);
-        let scored_text = match &m.title {
-            Some(t) if !t.is_empty() => format!("{t}. {}", m.text),
-            _ => m.text.clone(),
+        if matches.is_empty() {
+            // Sentiment and complaint analysis cost more than matching; nothing reads them for
+            // a mention that alerts nobody.
+            return Verdict {
+                rules: Vec::new(),
+                sentiment: None,
+                negative: None,
+                priority: None,
+                targets: Vec::new(),
+                highlights: Vec::new(),
+            };
+        }
+        let s = match &m.title {
+            Some(t) if !t.is_empty() => negativity::assess(&format!("{t}. {}", m.text)),
+            _ => negativity::assess(&m.text),
         };
-        let s = negativity::assess(&scored_text);
         // A 1- or 2-star review is a complaint whatever its words say ("fine I guess" with one
         // star): the stars are the author's own verdict. The text's sentiment score is kept.
         let negative = s.negative || m.rating.is_some_and(|r| (1..=2).contains(&r));
@@ -77,8 +90,8 @@ impl Judge {
         highlights.dedup();
         Verdict {
             rules,
-            sentiment: s.sentiment,
-            negative,
+            sentiment: Some(s.sentiment),
+            negative: Some(negative),
             priority: rule_priority
                 .map(|p| priority::priority(p, negative, m.author_reach, m.reach_unit())),
             targets,
@@ -93,8 +106,8 @@ impl Judge {
             alert: v.priority.map(|priority| NewAlert {
                 rules: v.rules,
                 priority,
-                sentiment: v.sentiment,
-                negative: v.negative,
+                sentiment: v.sentiment.unwrap_or_default(),
+                negative: v.negative.unwrap_or_default(),
                 targets: v.targets,
                 highlights: v.highlights,
                 timers: vec![],
@@ -426,10 +439,13 @@ mod tests {
             ..mention("r", "dana", "https://apps.apple.com/us/app/id1#review-1")
         };
         let praise = j.judge(&review(None));
-        assert!(!praise.negative && praise.sentiment > 0.0, "{praise:?}");
+        assert!(
+            praise.negative == Some(false) && praise.sentiment > Some(0.0),
+            "{praise:?}"
+        );
         for stars in [1, 2] {
             let v = j.judge(&review(Some(stars)));
-            assert!(v.negative, "{stars} stars: {v:?}");
+            assert_eq!(v.negative, Some(true), "{stars} stars: {v:?}");
             assert_eq!(v.sentiment, praise.sentiment, "the text's score is kept");
             assert_eq!(
                 v.priority,
@@ -438,16 +454,43 @@ mod tests {
             );
         }
         for stars in [3, 4, 5] {
-            assert!(!j.judge(&review(Some(stars))).negative, "{stars} stars");
+            let v = j.judge(&review(Some(stars)));
+            assert_eq!(v.negative, Some(false), "{stars} stars");
         }
         let angry = Mention {
             text: "acme is terrible, awful, the worst".into(),
             ..review(Some(5))
         };
-        assert!(
+        assert_eq!(
             j.judge(&angry).negative,
+            Some(true),
             "five stars do not hide angry words"
         );
+    }
+
+    #[test]
+    fn only_matched_mentions_are_analysed() {
+        let j = judge();
+        let unmatched = Mention {
+            text: "globex is terrible, my parcel never arrived".into(),
+            rating: Some(1),
+            ..mention("u", "dana", "https://a.example/u")
+        };
+        let v = j.judge(&unmatched);
+        assert_eq!((v.sentiment, v.negative, v.priority), (None, None, None));
+        assert!(j.candidate(unmatched).alert.is_none());
+        let matched = Mention {
+            text: "acme is terrible, my parcel never arrived".into(),
+            ..mention("m", "dana", "https://a.example/m")
+        };
+        let v = j.judge(&matched);
+        assert!(
+            v.sentiment < Some(-0.4) && v.negative == Some(true),
+            "{v:?}"
+        );
+        let alert = j.candidate(matched).alert.expect("an alert");
+        assert_eq!(Some(alert.sentiment), v.sentiment);
+        assert!(alert.negative);
     }
 
     /// Regression (#11 defect 2): mentions whose author is a placeholder (feed-rs's "author"

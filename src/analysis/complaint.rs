@@ -8,6 +8,7 @@
 //! negative. It does not detect sarcasm, does not read anything but English, and does not
 //! decide `negative` on its own: [`super::negativity`] combines it with VADER.
 
+use rustc_hash::FxHashMap;
 use std::sync::OnceLock;
 
 /// What kind of failure a cue points at; shown to people, so the names are plain.
@@ -360,26 +361,6 @@ enum Part {
     Any,
 }
 
-fn compiled() -> &'static [(Vec<Part>, &'static Cue)] {
-    static COMPILED: OnceLock<Vec<(Vec<Part>, &'static Cue)>> = OnceLock::new();
-    COMPILED.get_or_init(|| {
-        CUES.iter()
-            .map(|c| {
-                let parts = c
-                    .pattern
-                    .split(' ')
-                    .filter(|w| !w.is_empty())
-                    .map(|w| match w.contains('|') {
-                        true => Part::OneOf(w.split('|').map(part).collect()),
-                        false => part(w),
-                    })
-                    .collect();
-                (parts, c)
-            })
-            .collect()
-    })
-}
-
 fn part(w: &'static str) -> Part {
     match w {
         "#" => Part::Number,
@@ -389,42 +370,125 @@ fn part(w: &'static str) -> Part {
     }
 }
 
-/// A word token, or a clause break that stops negation from reaching across it.
-#[derive(Debug, PartialEq)]
-enum Token {
-    Word(String),
-    Break,
+fn parts(pattern: &'static str) -> Vec<Part> {
+    pattern
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(|w| match w.contains('|') {
+            true => Part::OneOf(w.split('|').map(part).collect()),
+            false => part(w),
+        })
+        .collect()
 }
 
-/// Lower-cases, folds typographic apostrophes, and splits into words and clause breaks.
-fn tokenize(text: &str) -> Vec<Token> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    for ch in text.chars() {
-        let ch = if ch == '\u{2019}' { '\'' } else { ch };
-        if ch.is_alphanumeric() || (ch == '\'' && !word.is_empty()) {
-            word.extend(ch.to_lowercase());
-            continue;
-        }
-        if !word.is_empty() {
-            let w = std::mem::take(&mut word);
-            let w = w.trim_end_matches('\'').to_string();
-            let is_but = w == "but";
-            out.push(Token::Word(w));
-            if is_but {
-                out.push(Token::Break);
+/// The cues compiled, and indexed by what their first word can be, so a text's word only
+/// tries the few cues that can start with it (instead of every cue at every word).
+struct Lexicon {
+    cues: Vec<(Vec<Part>, &'static Cue)>,
+    /// Cues whose first part is a word (or words: `a|b`), by that word.
+    by_word: FxHashMap<&'static str, Vec<usize>>,
+    /// Cues whose first part is a prefix, by that prefix.
+    by_prefix: Vec<(&'static str, usize)>,
+    /// Cues whose first part is a number, or is anything else no word index covers: tried at
+    /// every word.
+    anywhere: Vec<usize>,
+}
+
+fn lexicon() -> &'static Lexicon {
+    static LEXICON: OnceLock<Lexicon> = OnceLock::new();
+    LEXICON.get_or_init(|| {
+        let mut lex = Lexicon {
+            cues: CUES.iter().map(|c| (parts(c.pattern), c)).collect(),
+            by_word: FxHashMap::default(),
+            by_prefix: Vec::new(),
+            anywhere: Vec::new(),
+        };
+        for (i, (parts, _)) in lex.cues.iter().enumerate() {
+            let firsts: &[Part] = match &parts[0] {
+                Part::OneOf(alternatives) => alternatives,
+                p => std::slice::from_ref(p),
+            };
+            if firsts
+                .iter()
+                .all(|p| matches!(p, Part::Word(_) | Part::Prefix(_)))
+            {
+                for p in firsts {
+                    match p {
+                        Part::Word(w) => lex.by_word.entry(w).or_default().push(i),
+                        Part::Prefix(x) => lex.by_prefix.push((x, i)),
+                        _ => unreachable!("only words and prefixes here"),
+                    }
+                }
+            } else {
+                lex.anywhere.push(i);
             }
         }
-        if matches!(ch, '.' | '!' | '?' | ';' | ',' | ':' | '\n')
-            && out.last() != Some(&Token::Break)
-        {
-            out.push(Token::Break);
+        lex
+    })
+}
+
+/// A text's lower-cased words (`lower[start..end]`) and clause breaks ([`BREAK`]).
+#[derive(Debug, Default)]
+struct Words {
+    lower: String,
+    toks: Vec<(u32, u32)>,
+}
+
+/// A clause break: negation does not reach across it and phrases do not span it.
+const BREAK: (u32, u32) = (u32::MAX, u32::MAX);
+
+impl Words {
+    /// Word `k`; `None` past the end or at a break.
+    fn word(&self, k: usize) -> Option<&str> {
+        match self.toks.get(k) {
+            Some(&(s, e)) if (s, e) != BREAK => Some(&self.lower[s as usize..e as usize]),
+            _ => None,
         }
     }
-    if !word.is_empty() {
-        out.push(Token::Word(word.trim_end_matches('\'').to_string()));
+
+    fn close(&mut self, start: usize, break_after_but: bool) {
+        let word = self.lower[start..].trim_end_matches('\'');
+        let is_but = word == "but";
+        let end = start + word.len();
+        self.toks.push((start as u32, end as u32));
+        if is_but && break_after_but {
+            self.toks.push(BREAK);
+        }
     }
-    out
+}
+
+/// Lower-cases, folds typographic apostrophes, and splits into words and clause breaks: a word
+/// is letters and digits with inner apostrophes; `.!?;,:`, a newline and the word "but" end a
+/// clause.
+fn tokenize(text: &str) -> Words {
+    let mut w = Words {
+        lower: String::with_capacity(text.len()),
+        toks: Vec::with_capacity(text.len() / 4 + 1),
+    };
+    let mut open: Option<usize> = None;
+    for ch in text.chars() {
+        let ch = if ch == '\u{2019}' { '\'' } else { ch };
+        if ch.is_ascii_alphanumeric() || (ch == '\'' && open.is_some()) {
+            open.get_or_insert(w.lower.len());
+            w.lower.push(ch.to_ascii_lowercase());
+            continue;
+        }
+        if !ch.is_ascii() && ch.is_alphanumeric() {
+            open.get_or_insert(w.lower.len());
+            w.lower.extend(ch.to_lowercase());
+            continue;
+        }
+        if let Some(start) = open.take() {
+            w.close(start, true);
+        }
+        if matches!(ch, '.' | '!' | '?' | ';' | ',' | ':' | '\n') && w.toks.last() != Some(&BREAK) {
+            w.toks.push(BREAK);
+        }
+    }
+    if let Some(start) = open {
+        w.close(start, false);
+    }
+    w
 }
 
 fn is_negator(w: &str) -> bool {
@@ -447,46 +511,76 @@ const NUMBER_WORDS: &[&str] = &[
     "several", "few", "many",
 ];
 
-/// The words of the clause starting at `start`, up to the next break.
-fn words_from(tokens: &[Token], start: usize) -> impl Iterator<Item = &str> {
-    tokens[start..].iter().map_while(|t| match t {
-        Token::Word(w) => Some(w.as_str()),
-        Token::Break => None,
-    })
-}
-
-/// Whether a negator or a fix ("solved our problem") sits within [`NEGATION_WINDOW`] words before `at`, in the same clause.
-fn negated_before(tokens: &[Token], at: usize) -> bool {
-    tokens[..at]
-        .iter()
+/// Whether a negator or a fix ("solved our problem") sits within [`NEGATION_WINDOW`] words
+/// before `at`, in the same clause.
+fn negated_before(words: &Words, at: usize) -> bool {
+    (at.saturating_sub(NEGATION_WINDOW)..at)
         .rev()
-        .take(NEGATION_WINDOW)
-        .map_while(|t| match t {
-            Token::Word(w) => Some(w.as_str()),
-            Token::Break => None,
-        })
+        .map_while(|k| words.word(k))
         .any(|w| is_negator(w) || RESOLVED.contains(&w))
 }
 
+/// Whether cue `parts` matches at word `i` and, for a negatable cue, is not negated,
+/// resolved or dampened there.
+fn hit_at(words: &Words, parts: &[Part], cue: &Cue, i: usize) -> bool {
+    let mut k = i;
+    for p in parts {
+        match words.word(k) {
+            Some(w) if part_matches(p, w) => k += 1,
+            _ => return false,
+        }
+    }
+    if !cue.negatable {
+        return true;
+    }
+    let resolved = (k..k + 2)
+        .map_while(|j| words.word(j))
+        .any(|w| RESOLVED.contains(&w));
+    let dampened = i > 0 && words.word(i - 1).is_some_and(|w| DAMPENERS.contains(&w));
+    !resolved && !dampened && !negated_before(words, i)
+}
+
 /// Finds the complaint cues in `text`. Pure; the compiled lexicon is built once per process.
+/// Each word of the text is looked up once in the index of cues' first words, so the cost is
+/// a pass over the words plus the few cues that start at one of them.
 pub(crate) fn detect(text: &str) -> Complaint {
-    let tokens = tokenize(text);
-    let mut found = Complaint::default();
-    for (parts, cue) in compiled() {
-        let hit = (0..tokens.len()).any(|i| {
-            let mut words = words_from(&tokens, i);
-            let matched = parts
-                .iter()
-                .all(|p| words.next().is_some_and(|w| part_matches(p, w)));
-            if !matched || !cue.negatable {
-                return matched;
+    let lex = lexicon();
+    let words = tokenize(text);
+    let mut hit = vec![false; lex.cues.len()];
+    let mut any = false;
+    let mut try_cue = |c: usize, i: usize| {
+        if !hit[c] {
+            let (parts, cue) = &lex.cues[c];
+            if hit_at(&words, parts, cue, i) {
+                hit[c] = true;
+                any = true;
             }
-            let resolved = words.take(2).any(|w| RESOLVED.contains(&w));
-            let dampened = i > 0
-                && matches!(&tokens[i - 1], Token::Word(w) if DAMPENERS.contains(&w.as_str()));
-            !resolved && !dampened && !negated_before(&tokens, i)
-        });
-        if hit {
+        }
+    };
+    for i in 0..words.toks.len() {
+        let Some(w) = words.word(i) else {
+            continue;
+        };
+        if let Some(cues) = lex.by_word.get(w) {
+            for &c in cues {
+                try_cue(c, i);
+            }
+        }
+        for &(prefix, c) in &lex.by_prefix {
+            if w.starts_with(prefix) {
+                try_cue(c, i);
+            }
+        }
+        for &c in &lex.anywhere {
+            try_cue(c, i);
+        }
+    }
+    let mut found = Complaint::default();
+    if !any {
+        return found;
+    }
+    for (c, (_, cue)) in lex.cues.iter().enumerate() {
+        if hit[c] {
             found.weight += cue.weight;
             found.hits.push(Hit {
                 kind: cue.kind,
@@ -496,6 +590,163 @@ pub(crate) fn detect(text: &str) -> Complaint {
         }
     }
     found
+}
+
+/// The detector as it was before words were indexed (every cue tried at every word), kept to
+/// check the indexed one against.
+#[cfg(test)]
+mod reference {
+    use super::{Complaint, Cue, Hit, CUES, DAMPENERS, NEGATION_WINDOW, NEGATORS, RESOLVED};
+    use std::sync::OnceLock;
+
+    /// A compiled pattern element.
+    #[derive(Debug)]
+    enum Part {
+        Word(&'static str),
+        Prefix(&'static str),
+        /// `a|b*|c`: any of the alternatives.
+        OneOf(Vec<Part>),
+        Number,
+        Any,
+    }
+
+    fn compiled() -> &'static [(Vec<Part>, &'static Cue)] {
+        static COMPILED: OnceLock<Vec<(Vec<Part>, &'static Cue)>> = OnceLock::new();
+        COMPILED.get_or_init(|| {
+            CUES.iter()
+                .map(|c| {
+                    let parts = c
+                        .pattern
+                        .split(' ')
+                        .filter(|w| !w.is_empty())
+                        .map(|w| match w.contains('|') {
+                            true => Part::OneOf(w.split('|').map(part).collect()),
+                            false => part(w),
+                        })
+                        .collect();
+                    (parts, c)
+                })
+                .collect()
+        })
+    }
+
+    fn part(w: &'static str) -> Part {
+        match w {
+            "#" => Part::Number,
+            "_" | "*" => Part::Any,
+            w if w.ends_with('*') => Part::Prefix(&w[..w.len() - 1]),
+            w => Part::Word(w),
+        }
+    }
+
+    /// A word token, or a clause break that stops negation from reaching across it.
+    #[derive(Debug, PartialEq)]
+    enum Token {
+        Word(String),
+        Break,
+    }
+
+    /// Lower-cases, folds typographic apostrophes, and splits into words and clause breaks.
+    fn tokenize(text: &str) -> Vec<Token> {
+        let mut out = Vec::new();
+        let mut word = String::new();
+        for ch in text.chars() {
+            let ch = if ch == '\u{2019}' { '\'' } else { ch };
+            if ch.is_alphanumeric() || (ch == '\'' && !word.is_empty()) {
+                word.extend(ch.to_lowercase());
+                continue;
+            }
+            if !word.is_empty() {
+                let w = std::mem::take(&mut word);
+                let w = w.trim_end_matches('\'').to_string();
+                let is_but = w == "but";
+                out.push(Token::Word(w));
+                if is_but {
+                    out.push(Token::Break);
+                }
+            }
+            if matches!(ch, '.' | '!' | '?' | ';' | ',' | ':' | '\n')
+                && out.last() != Some(&Token::Break)
+            {
+                out.push(Token::Break);
+            }
+        }
+        if !word.is_empty() {
+            out.push(Token::Word(word.trim_end_matches('\'').to_string()));
+        }
+        out
+    }
+
+    fn is_negator(w: &str) -> bool {
+        NEGATORS.contains(&w) || w.ends_with("n't")
+    }
+
+    fn part_matches(p: &Part, w: &str) -> bool {
+        match p {
+            Part::Word(x) => *x == w,
+            Part::Prefix(x) => w.starts_with(x),
+            Part::OneOf(alternatives) => alternatives.iter().any(|p| part_matches(p, w)),
+            Part::Number => w.chars().all(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&w),
+            Part::Any => true,
+        }
+    }
+
+    /// Spelled numbers, so "two hours late" reads like "2 hours late".
+    const NUMBER_WORDS: &[&str] = &[
+        "a", "an", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+        "several", "few", "many",
+    ];
+
+    /// The words of the clause starting at `start`, up to the next break.
+    fn words_from(tokens: &[Token], start: usize) -> impl Iterator<Item = &str> {
+        tokens[start..].iter().map_while(|t| match t {
+            Token::Word(w) => Some(w.as_str()),
+            Token::Break => None,
+        })
+    }
+
+    /// Whether a negator or a fix ("solved our problem") sits within [`NEGATION_WINDOW`] words before `at`, in the same clause.
+    fn negated_before(tokens: &[Token], at: usize) -> bool {
+        tokens[..at]
+            .iter()
+            .rev()
+            .take(NEGATION_WINDOW)
+            .map_while(|t| match t {
+                Token::Word(w) => Some(w.as_str()),
+                Token::Break => None,
+            })
+            .any(|w| is_negator(w) || RESOLVED.contains(&w))
+    }
+
+    /// Finds the complaint cues in `text`. Pure; the compiled lexicon is built once per process.
+    pub(crate) fn detect(text: &str) -> Complaint {
+        let tokens = tokenize(text);
+        let mut found = Complaint::default();
+        for (parts, cue) in compiled() {
+            let hit = (0..tokens.len()).any(|i| {
+                let mut words = words_from(&tokens, i);
+                let matched = parts
+                    .iter()
+                    .all(|p| words.next().is_some_and(|w| part_matches(p, w)));
+                if !matched || !cue.negatable {
+                    return matched;
+                }
+                let resolved = words.take(2).any(|w| RESOLVED.contains(&w));
+                let dampened = i > 0
+                    && matches!(&tokens[i - 1], Token::Word(w) if DAMPENERS.contains(&w.as_str()));
+                !resolved && !dampened && !negated_before(&tokens, i)
+            });
+            if hit {
+                found.weight += cue.weight;
+                found.hits.push(Hit {
+                    kind: cue.kind,
+                    phrase: cue.pattern,
+                    weight: cue.weight,
+                });
+            }
+        }
+        found
+    }
 }
 
 #[cfg(test)]
@@ -595,18 +846,94 @@ mod tests {
 
     #[test]
     fn tokens_split_on_clause_marks_and_but() {
-        let t = tokenize("Good, but DOESN’T work!");
+        let w = tokenize("Good, but DOESN’T work! Ça va'' but");
+        let toks: Vec<Option<&str>> = (0..w.toks.len()).map(|k| w.word(k)).collect();
         assert_eq!(
-            t,
+            toks,
             vec![
-                Token::Word("good".into()),
-                Token::Break,
-                Token::Word("but".into()),
-                Token::Break,
-                Token::Word("doesn't".into()),
-                Token::Word("work".into()),
-                Token::Break,
+                Some("good"),
+                None,
+                Some("but"),
+                None,
+                Some("doesn't"),
+                Some("work"),
+                None,
+                Some("ça"),
+                Some("va"),
+                Some("but"),
             ]
         );
+    }
+
+    /// Texts made of cue words, negators, fixes, dampeners, numbers and clause marks: the
+    /// indexed detector finds exactly what trying every cue at every word finds.
+    fn vocabulary() -> Vec<String> {
+        let mut v: Vec<String> = CUES
+            .iter()
+            .flat_map(|c| c.pattern.split([' ', '|']))
+            .map(|w| w.trim_end_matches('*').replace('#', "3"))
+            .filter(|w| !w.is_empty())
+            .collect();
+        v.extend(
+            NEGATORS
+                .iter()
+                .chain(RESOLVED)
+                .chain(DAMPENERS)
+                .map(|w| w.to_string()),
+        );
+        v.extend(
+            [
+                "but",
+                ".",
+                ",",
+                "!",
+                "?",
+                "\n",
+                "two",
+                "hours",
+                "late",
+                "Delayed",
+                "NEVER",
+                "doesn’t",
+                "it's",
+                "x",
+                "acme",
+                "overcharged",
+                "crashing",
+                "refunds!",
+                "'",
+            ]
+            .map(String::from),
+        );
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        #[test]
+        fn indexed_detector_agrees_with_the_reference(
+            words in proptest::collection::vec(proptest::sample::select(vocabulary()), 0..25),
+        ) {
+            let text = words.join(" ");
+            proptest::prop_assert_eq!(detect(&text), reference::detect(&text), "{:?}", text);
+        }
+    }
+
+    #[test]
+    fn indexed_detector_agrees_with_the_reference_on_the_examples() {
+        for text in [
+            "flight delayed 3 hours and no one at the desk",
+            "never had an issue with them",
+            "the only minor issue is the short cable",
+            "problem solved within minutes",
+            "i do not think the train is delayed",
+            "my phone won't charge, can't connect and never updates",
+            "second time this week, why is it down again?",
+            "",
+        ] {
+            assert_eq!(detect(text), reference::detect(text), "{text}");
+        }
     }
 }

@@ -4,7 +4,8 @@
 pub(crate) mod complaint;
 pub(crate) mod dedup;
 pub mod model;
-pub(crate) mod negativity;
+pub mod negativity;
 pub(crate) mod priority;
 pub mod sentiment;
 pub(crate) mod spike;
+mod vader;

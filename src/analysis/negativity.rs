@@ -23,19 +23,19 @@ pub(crate) const STRONG_COMPLAINT: f64 = 2.0;
 
 /// What the analysis says about how negative one text is.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Negativity {
+pub struct Negativity {
     /// VADER compound, -1..1, unchanged.
-    pub(crate) sentiment: f64,
+    pub sentiment: f64,
     pub(crate) complaint: Complaint,
     /// How negative, 0..1: VADER's negative side and the complaint strength combined as
     /// independent evidence, `1 - (1 - max(0, -sentiment)) * (1 - strength)`. Orders alerts;
     /// 0 for neutral or positive text without complaint cues.
-    pub(crate) score: f64,
-    pub(crate) negative: bool,
+    pub score: f64,
+    pub negative: bool,
 }
 
-/// Scores `text` (title and body joined by the caller).
-pub(crate) fn assess(text: &str) -> Negativity {
+/// Scores `text` (title and body joined by the caller). Public for `benches/analysis.rs`.
+pub fn assess(text: &str) -> Negativity {
     let s = sentiment::score(text);
     let complaint = complaint::detect(text);
     let complains = if s.score <= 0.0 {

@@ -1,7 +1,11 @@
-//! Sentiment: the VADER compound score (Hutto & Gilbert 2014) through `vader-parity`, which
-//! claims exact parity with the Python reference. `negative` is VADER's own convention:
-//! compound ≤ -0.05.
+//! Sentiment: the VADER compound score (Hutto & Gilbert 2014), exactly as the Python reference
+//! vaderSentiment 3.3.2 computes it. `negative` is VADER's own convention: compound ≤ -0.05.
+//!
+//! Most texts are scored by [`super::vader`] (one pass, no per-token allocation); the few with
+//! characters whose Python casing it does not reproduce go to the `vader-parity` crate, which
+//! vendors CPython's casing tables (slower, equally exact).
 
+use super::vader;
 use std::sync::OnceLock;
 use vader_parity::SentimentIntensityAnalyzer;
 
@@ -15,11 +19,13 @@ pub struct Sentiment {
     pub negative: bool,
 }
 
-/// Scores `text` (title and body joined by the caller). The lexicon loads once per process.
+/// Scores `text` (title and body joined by the caller). The lexicons load once per process.
 pub fn score(text: &str) -> Sentiment {
-    static ANALYZER: OnceLock<SentimentIntensityAnalyzer> = OnceLock::new();
-    let analyzer = ANALYZER.get_or_init(SentimentIntensityAnalyzer::new);
-    let score = analyzer.polarity_scores(text).compound;
+    let score = vader::compound(text).unwrap_or_else(|| {
+        static ANALYZER: OnceLock<SentimentIntensityAnalyzer> = OnceLock::new();
+        let analyzer = ANALYZER.get_or_init(SentimentIntensityAnalyzer::new);
+        analyzer.polarity_scores(text).compound
+    });
     Sentiment {
         score,
         negative: score <= NEGATIVE_THRESHOLD,

@@ -1,5 +1,6 @@
 //! `mentiondesk match` reports complaints as negative: the binary, not the library, so the
-//! CLI is shown to use `analysis::negativity` exactly as the daemon does.
+//! CLI is shown to use `analysis::negativity` exactly as the daemon does, and like the daemon
+//! it analyses only the mentions a rule matched.
 
 use std::io::Write;
 use std::process::Stdio;
@@ -88,4 +89,21 @@ fn praise_and_no_problem_stay_positive() {
         assert_eq!(v["negative"], false, "{v}");
         assert_eq!(v["priority"], "normal", "{v}");
     }
+}
+
+#[test]
+fn a_line_no_rule_matches_is_not_analysed() {
+    let out = run_match(&[
+        "Globex flight delayed 3 hours, terrible service, never again",
+        "Skyways flight delayed 3 hours, terrible service, never again",
+    ]);
+    assert_eq!(
+        out[0],
+        serde_json::json!({"id": 0, "rules": [], "sentiment": null, "negative": null, "priority": null}),
+        "a post no rule matched gets no sentiment, negativity or priority"
+    );
+    assert_eq!(out[1]["rules"], serde_json::json!(["airline"]));
+    assert!(out[1]["sentiment"].as_f64().unwrap() < -0.5, "{}", out[1]);
+    assert_eq!(out[1]["negative"], true, "{}", out[1]);
+    assert_eq!(out[1]["priority"], "high", "{}", out[1]);
 }

@@ -238,6 +238,16 @@ not json
     assert_eq!(lines[1]["id"], 2);
     assert_eq!(lines[1]["rules"], serde_json::json!([]));
     assert_eq!(lines[1]["priority"], serde_json::Value::Null);
+    assert_eq!(
+        lines[1]["sentiment"],
+        serde_json::Value::Null,
+        "not analysed"
+    );
+    assert_eq!(
+        lines[1]["negative"],
+        serde_json::Value::Null,
+        "not analysed"
+    );
     assert_eq!(lines[2]["rules"], serde_json::json!(["acme"]));
     assert_eq!(lines[2]["negative"], false);
     assert_eq!(lines[2]["priority"], "normal");

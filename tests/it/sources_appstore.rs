@@ -462,8 +462,8 @@ async fn scan_once_reports_matching_reviews() {
     assert_eq!(
         hits,
         [
-            ("1", "acme,all-reviews".to_string(), true),
-            ("2", "all-reviews".to_string(), false)
+            ("1", "acme,all-reviews".to_string(), Some(true)),
+            ("2", "all-reviews".to_string(), Some(false))
         ]
     );
 }
