@@ -660,7 +660,7 @@ mod tests {
         for (id, alert) in [("legacy-quiet", false), ("legacy-loud", true)] {
             let c = candidate(id, alert);
             store
-                .accept("feed", &state, &[c.clone()], old)
+                .accept("feed", &state, std::slice::from_ref(&c), old)
                 .await
                 .unwrap();
             let json = serde_json::to_vec(&StoredMention {
