@@ -93,7 +93,7 @@ pub async fn digest_now_offline(
     config: &Config,
     name: Option<&str>,
 ) -> anyhow::Result<Vec<(String, crate::model::DigestPost)>> {
-    let store = Store::open(&config.store.path)?;
+    let store = Store::open_with(&config.store)?;
     let jobs = digest_jobs(config)?;
     let rules = rule_names(config);
     let queued = digest::queue_now(&store, &rules, &jobs, name, chrono::Utc::now()).await?;
@@ -329,7 +329,7 @@ pub(crate) async fn run_with_clock(
     let metrics = Arc::new(Metrics::default());
 
     // Store.
-    let store = Store::open(&config.store.path)?;
+    let store = Store::open_with(&config.store)?;
     let listener = server::bind(config.server.listen).await.with_context(|| {
         format!(
             "cannot listen on {} ([server].listen); is another process using it?",

@@ -7,13 +7,15 @@
 use crate::analysis::{dedup, negativity, priority};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
-use crate::model::{Mention, Note, Priority, Target, TimerKind};
+use crate::model::{Mention, Note, Priority, SourceState, Target, TimerKind};
 use crate::rules::config::RuleConfig;
 use crate::rules::{Document, RuleSet};
 use crate::shutdown::Shutdown;
 use crate::sources::poll::PollOutcome;
 use crate::sources::webhook::Delivery;
-use crate::store::{Candidate, NewAlert, Repeat, RepeatOf, Store, StoreError, ThreadKey};
+use crate::store::{
+    off_runtime, Candidate, NewAlert, Repeat, RepeatOf, Store, StoreError, ThreadKey,
+};
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -123,6 +125,13 @@ impl Judge {
 /// How long a repeat of the same story or author goes into the existing thread.
 pub(crate) const REPEAT_WINDOW_DAYS: i64 = 7;
 
+/// The most mentions one store transaction holds: a larger poll is written in batches, so
+/// neither a transaction's memory nor how long it holds the store grows with the poll.
+pub(crate) const MAX_BATCH: usize = 500;
+
+/// How often old mention bodies are dropped (`[store] keep_mentions`); also once at start.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// How often one poll's batch is decided again when the store reports that a read it was
 /// decided from changed before the write (another writer claimed a thread key meanwhile).
 const DECIDE_TRIES: usize = 3;
@@ -173,8 +182,14 @@ impl Intake {
     pub(crate) async fn run(mut self, mut shutdown: Shutdown) {
         let mut polling = true;
         let receiving = self.deliveries.is_some();
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let (outcome, stored) = tokio::select! {
+                _ = prune.tick() => {
+                    self.prune().await;
+                    continue;
+                }
                 o = self.polls.recv(), if polling => match o {
                     Some(o) => (o, None),
                     None if receiving => {
@@ -206,26 +221,62 @@ impl Intake {
         tracing::debug!("intake stopped");
     }
 
-    /// Judges one poll's mentions, decides which repeat an alert, and stores the batch. The
-    /// store rings the relay itself. Returns how many alerts were created.
+    /// Judges one poll's mentions, decides which repeat an alert, and stores them in batches
+    /// of at most `MAX_BATCH`, each one transaction (mentions, alerts, outbox entries), the
+    /// source's new state only with the last: a crash between batches leaves the state
+    /// where it was, so the next poll fetches the items again and dedup drops those already
+    /// stored, and nothing is lost or posted twice. Judging, threading and the writes run
+    /// off the runtime's workers. The store rings the relay itself. Returns how many alerts
+    /// were created.
     async fn accept(&self, outcome: PollOutcome) -> Result<usize, StoreError> {
         let now = self.clock.now();
-        let total = outcome.mentions.len() as u64;
-        let mut judged = Vec::with_capacity(outcome.mentions.len());
-        for m in outcome.mentions {
-            judged.push(self.judged(m, now)?);
+        let PollOutcome {
+            source,
+            mentions,
+            state,
+        } = outcome;
+        let total = mentions.len();
+        let mut mentions = mentions.into_iter();
+        let mut alerts = 0;
+        let mut left = total;
+        loop {
+            let batch: Vec<Mention> = mentions.by_ref().take(MAX_BATCH).collect();
+            left -= batch.len();
+            let last = left == 0;
+            let with_state = last.then(|| (source.clone(), state.clone()));
+            alerts += self.accept_batch(&source, with_state, batch, now).await?;
+            if last {
+                return Ok(alerts);
+            }
         }
+    }
+
+    /// Stores one batch of a poll (see `accept`); `state` only with the poll's last batch.
+    async fn accept_batch(
+        &self,
+        source: &str,
+        state: Option<(String, SourceState)>,
+        batch: Vec<Mention>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let total = batch.len() as u64;
+        let (judge, store, escalate_after) =
+            (self.judge.clone(), self.store.clone(), self.escalate_after);
+        let judged = off_runtime(move || {
+            batch
+                .into_iter()
+                .map(|m| judged(&judge, &store, escalate_after, m, now))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await?;
         let mut tries = 0;
         let accepted = loop {
             tries += 1;
-            let batch = decide_threads(&self.store, judged.clone(), now)?;
-            match self
-                .store
-                .accept(&outcome.source, &outcome.state, &batch, now)
-                .await
-            {
+            let (store, judged) = (self.store.clone(), judged.clone());
+            let batch = off_runtime(move || decide_threads(&store, judged, now)).await?;
+            match self.store.accept_owned(state.clone(), batch, now).await {
                 Err(StoreError::Stale { reason }) if tries < DECIDE_TRIES => {
-                    tracing::debug!(source = %outcome.source, %reason, "threading decision went stale; deciding again");
+                    tracing::debug!(source, %reason, "threading decision went stale; deciding again");
                 }
                 other => break other?,
             }
@@ -238,33 +289,60 @@ impl Intake {
         );
         Metrics::add(&metrics.alerts_total, accepted.alerts.len() as u64);
         for a in &accepted.alerts {
-            tracing::info!(source = %outcome.source, alert = %a.id, rules = ?a.rules, priority = %a.priority, "new alert");
+            tracing::info!(source, alert = %a.id, rules = ?a.rules, priority = %a.priority, "new alert");
         }
         for id in &accepted.threaded {
-            tracing::info!(source = %outcome.source, alert = %id, "repeat of an existing alert; added to its thread");
+            tracing::info!(source, alert = %id, "repeat of an existing alert; added to its thread");
         }
         Ok(accepted.alerts.len())
     }
 
     /// A mention judged, its alert (unless muted) with the escalation timer; not yet threaded.
+    #[cfg(test)]
     fn judged(&self, m: Mention, now: DateTime<Utc>) -> Result<Candidate, StoreError> {
-        let mut c = self.judge.candidate(m);
-        let keys = dedup::mute_keys(&c.mention);
-        let mut muted = false;
-        for k in keys.all() {
-            muted |= self.store.is_muted(k)?;
-        }
-        if muted {
-            tracing::debug!(source = %c.mention.source, item = %c.mention.item_id, "muted author or site; stored without an alert");
-            c.alert = None;
-        }
-        if let Some(a) = &mut c.alert {
-            let escalate_at =
-                now + chrono::Duration::from_std(self.escalate_after).unwrap_or_default();
-            a.timers = vec![(TimerKind::Escalate, escalate_at)];
-        }
-        Ok(c)
+        judged(&self.judge, &self.store, self.escalate_after, m, now)
     }
+
+    /// Drops old mention bodies (`[store] keep_mentions`) off the runtime; a failure is
+    /// logged and tried again at the next prune.
+    async fn prune(&self) {
+        let (store, now) = (self.store.clone(), self.clock.now());
+        match off_runtime(move || store.prune_mentions(now)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                dropped = n,
+                "dropped old mention bodies ([store] keep_mentions)"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not drop old mention bodies; trying again later")
+            }
+        }
+    }
+}
+
+/// A mention judged, its alert (unless muted) with the escalation timer; not yet threaded.
+fn judged(
+    judge: &Judge,
+    store: &Store,
+    escalate_after: Duration,
+    m: Mention,
+    now: DateTime<Utc>,
+) -> Result<Candidate, StoreError> {
+    let mut c = judge.candidate(m);
+    let keys = dedup::mute_keys(&c.mention);
+    let mut muted = false;
+    for k in keys.all() {
+        muted |= store.is_muted(k)?;
+    }
+    if muted {
+        tracing::debug!(source = %c.mention.source, item = %c.mention.item_id, "muted author or site; stored without an alert");
+        c.alert = None;
+    }
+    if let Some(a) = &mut c.alert {
+        let escalate_at = now + chrono::Duration::from_std(escalate_after).unwrap_or_default();
+        a.timers = vec![(TimerKind::Escalate, escalate_at)];
+    }
+    Ok(c)
 }
 
 /// The next webhook delivery; never resolves without a receiver.
@@ -697,5 +775,60 @@ mod tests {
             .unwrap();
         assert_eq!(got.threaded, vec![store.alerts().unwrap()[0].id]);
         assert_eq!(store.alerts().unwrap().len(), 1);
+    }
+
+    /// A large poll is written in batches of at most `MAX_BATCH` mentions, one transaction
+    /// each, and its source state only with the last. If a crash ends the write after some
+    /// batches (here: only the first batch was stored, without the state), the next poll
+    /// hands the same items again and every mention ends up stored and alerted exactly once.
+    #[tokio::test]
+    async fn a_large_poll_is_written_in_bounded_batches_and_resumes_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let intake = intake(&store, Clock::System);
+        let n = 2 * MAX_BATCH + 34;
+        let mentions: Vec<Mention> = (0..n)
+            .map(|i| {
+                mention(
+                    &i.to_string(),
+                    &format!("a{i}"),
+                    &format!("https://a.example/{i}"),
+                )
+            })
+            .collect();
+        let state = SourceState {
+            cursor: Some("end".into()),
+            ..SourceState::default()
+        };
+        // A crash after the first batch: stored without the poll's state.
+        let first: Vec<Mention> = mentions[..MAX_BATCH].to_vec();
+        intake
+            .accept_batch("s", None, first, chrono::Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(store.source_state("s").unwrap(), SourceState::default());
+        let before = store.batch_stats().0;
+
+        let outcome = PollOutcome {
+            source: "s".into(),
+            mentions,
+            state: state.clone(),
+        };
+        let alerts = intake.accept(outcome).await.unwrap();
+        assert_eq!(alerts, n - MAX_BATCH, "the first batch was alerted before");
+        assert_eq!(
+            store.alerts().unwrap().len(),
+            n,
+            "each mention alerted once"
+        );
+        assert_eq!(store.outbox().unwrap().len(), n, "and posted once");
+        assert_eq!(store.source_state("s").unwrap(), state);
+        let (transactions, largest) = store.batch_stats();
+        assert_eq!(
+            transactions - before,
+            3,
+            "{n} mentions in batches of {MAX_BATCH}"
+        );
+        assert!(largest <= MAX_BATCH, "{largest}");
     }
 }

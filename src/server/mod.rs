@@ -222,10 +222,11 @@ const MAX_LISTED_PARKED: usize = 50;
 async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     use crate::relay::Status;
     let sources = s.health.snapshot();
-    let outbox = s.store.outbox().unwrap_or_default();
+    let outbox = read_outbox(&s.store).await;
     let parked: Vec<serde_json::Value> = outbox
+        .parked
         .iter()
-        .filter_map(|(_, e)| {
+        .filter_map(|e| {
             let p = e.parked.as_ref()?;
             Some(json!({
                 "alert": e.alert_id.0,
@@ -256,12 +257,20 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
             "status": status,
             "sources": sources,
             "chat": s.delivery.snapshot(),
-            "outbox_pending": outbox.len(),
-            "oldest_pending": outbox.iter().map(|(_, e)| e.created_at).min(),
+            "outbox_pending": outbox.pending,
+            "oldest_pending": outbox.oldest,
             "outbox_parked": parked_count,
             "parked": parked.into_iter().take(MAX_LISTED_PARKED).collect::<Vec<_>>(),
         })),
     )
+}
+
+/// What `/healthz` and `/metrics` show of the outbox: its count is kept in memory, so a long
+/// outbox (a large ingest, a platform down) does not slow them; read on the blocking pool,
+/// since while entries are parked it reads them all.
+async fn read_outbox(store: &Store) -> crate::store::OutboxSummary {
+    let store = store.clone();
+    crate::store::off_runtime(move || store.outbox_summary().unwrap_or_default()).await
 }
 
 /// The outbox action's name as `/healthz` shows it.
@@ -388,14 +397,14 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             );
         }
     }
-    let outbox = s.store.outbox().unwrap_or_default();
+    let outbox = read_outbox(&s.store).await;
     let _ = writeln!(
         out,
         "# HELP mentiondesk_outbox_pending Alert deliveries not yet confirmed.\n# TYPE mentiondesk_outbox_pending gauge\nmentiondesk_outbox_pending {}",
-        outbox.len()
+        outbox.pending
     );
     let mut parked: std::collections::BTreeMap<(&str, &str), u64> = Default::default();
-    for (_, e) in &outbox {
+    for e in &outbox.parked {
         if let Some(p) = &e.parked {
             *parked.entry((e.target.platform(), &p.reason)).or_default() += 1;
         }

@@ -12,7 +12,6 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
-use tokio::io::AsyncReadExt;
 
 /// `kind = "file"`: a local feed or JSON-lines file.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,6 +79,8 @@ pub(crate) struct FileSource {
     name: String,
     path: PathBuf,
     max_body_bytes: u64,
+    /// The last poll read a JSON-lines file only in part (see `PART_BYTES`).
+    more: bool,
 }
 
 impl FileSource {
@@ -96,6 +97,7 @@ impl FileSource {
             name: spec.common.name.clone(),
             path: spec.path.clone(),
             max_body_bytes: spec.common.max_body_bytes,
+            more: false,
         })
     }
 }
@@ -111,6 +113,7 @@ impl Source for FileSource {
     }
 
     async fn poll(&mut self, state: &mut SourceState) -> Result<Vec<Mention>, SourceError> {
+        self.more = false;
         let io = |what: &str, e: std::io::Error| {
             SourceError::Io(format!("cannot {what} {}: {e}", self.path.display()))
         };
@@ -126,34 +129,159 @@ impl Source for FileSource {
         // Taken before reading: if the file changes while we read, the next poll sees a newer
         // fingerprint and reads it again.
         let fingerprint = fingerprint(&meta);
-        if state.cursor.as_deref() == Some(fingerprint.as_str()) {
+        let reading = state
+            .extra
+            .get(READING)
+            .and_then(|r| Reading::parse(r.as_str()));
+        if reading.is_none() && state.cursor.as_deref() == Some(fingerprint.as_str()) {
             return Ok(Vec::new());
         }
         let limit = self.max_body_bytes;
         if meta.len() > limit {
             return Err(SourceError::TooLarge { limit });
         }
-        let file = tokio::fs::File::open(&self.path)
-            .await
-            .map_err(|e| io("open", e))?;
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        // The file may have grown since `metadata`: never read more than the cap plus one byte.
-        file.take(limit.saturating_add(1))
+        // A file that shrank below where the last part ended was rewritten: read it anew.
+        let from = reading
+            .filter(|r| r.offset <= meta.len())
+            .unwrap_or(Reading {
+                offset: 0,
+                line: 0,
+                fingerprint,
+            });
+
+        let name = self.name.clone();
+        let path = self.path.clone();
+        let (mentions, next) =
+            tokio::task::spawn_blocking(move || read_part(&path, &name, limit, &from))
+                .await
+                .map_err(|e| SourceError::Parse(format!("file parser stopped: {e}")))??;
+        match next {
+            Part::Rest(reading) => {
+                state.extra.insert(READING.into(), reading.to_string());
+                self.more = true;
+            }
+            Part::End(fingerprint) => {
+                state.extra.remove(READING);
+                state.cursor = Some(fingerprint);
+            }
+        }
+        Ok(mentions)
+    }
+
+    /// A JSON-lines file read in part has more to hand over: poll again at once.
+    async fn ready(&mut self) {
+        if !self.more {
+            std::future::pending::<()>().await
+        }
+    }
+}
+
+/// The `SourceState::extra` key of a JSON-lines file read in parts: where the next part
+/// starts, and the fingerprint of the file when its first part was read (the cursor once the
+/// last part is read, so a file that changed meanwhile is read again).
+const READING: &str = "reading";
+
+/// At most this much of a JSON-lines file (whole lines, at least one) is read per poll, so
+/// memory does not grow with the file: a larger file is read in parts on consecutive polls,
+/// each stored with its place in the file, and a restart resumes at the last stored part.
+const PART_BYTES: u64 = 128 * 1024;
+
+/// Where the next part of a JSON-lines file starts.
+#[derive(Debug, Clone, PartialEq)]
+struct Reading {
+    offset: u64,
+    /// Lines before `offset`, so warnings name the right line.
+    line: usize,
+    fingerprint: String,
+}
+
+impl Reading {
+    fn parse(s: &str) -> Option<Reading> {
+        let mut parts = s.splitn(3, ';');
+        Some(Reading {
+            offset: parts.next()?.parse().ok()?,
+            line: parts.next()?.parse().ok()?,
+            fingerprint: parts.next()?.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for Reading {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{};{};{}", self.offset, self.line, self.fingerprint)
+    }
+}
+
+/// What is left after a part.
+#[derive(Debug, PartialEq)]
+enum Part {
+    Rest(Reading),
+    /// The file is read to its end; the fingerprint it had when reading began.
+    End(String),
+}
+
+/// Reads the part of the file that starts at `from`: a feed whole, JSON lines up to
+/// `PART_BYTES` of whole lines.
+fn read_part(
+    path: &Path,
+    source: &str,
+    limit: u64,
+    from: &Reading,
+) -> Result<(Vec<Mention>, Part), SourceError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io = |what: &str, e: std::io::Error| {
+        SourceError::Io(format!("cannot {what} {}: {e}", path.display()))
+    };
+    let mut file = std::fs::File::open(path).map_err(|e| io("open", e))?;
+    file.seek(SeekFrom::Start(from.offset))
+        .map_err(|e| io("read", e))?;
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(PART_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io("read", e))?;
+    let end = Part::End(from.fingerprint.clone());
+    if from.offset == 0 && detect(path, &bytes) == Format::Feed {
+        // Feeds are one document: read whole (never more than the cap plus one byte, as the
+        // file may have grown since its size was checked).
+        file.take(limit.saturating_add(1).saturating_sub(bytes.len() as u64))
             .read_to_end(&mut bytes)
-            .await
             .map_err(|e| io("read", e))?;
         if bytes.len() as u64 > limit {
             return Err(SourceError::TooLarge { limit });
         }
-
-        let name = self.name.clone();
-        let path = self.path.clone();
-        let mentions = tokio::task::spawn_blocking(move || parse_file(&bytes, &path, &name))
-            .await
-            .map_err(|e| SourceError::Parse(format!("file parser stopped: {e}")))??;
-        state.cursor = Some(fingerprint);
-        Ok(mentions)
+        return Ok((parse_file(&bytes, path, source)?, end));
     }
+    let mut at_end = (bytes.len() as u64) < PART_BYTES;
+    // Up to the last whole line; a line longer than a part is read on to its end.
+    let mut cut = memchr::memrchr(b'\n', &bytes).map(|i| i + 1);
+    while cut.is_none() && !at_end {
+        let before = bytes.len();
+        (&mut file)
+            .take(PART_BYTES)
+            .read_to_end(&mut bytes)
+            .map_err(|e| io("read", e))?;
+        if bytes.len() as u64 > limit {
+            return Err(SourceError::TooLarge { limit });
+        }
+        at_end = bytes.len() - before < PART_BYTES as usize;
+        cut = memchr::memchr(b'\n', &bytes[before..]).map(|i| before + i + 1);
+    }
+    let cut = if at_end {
+        bytes.len()
+    } else {
+        cut.unwrap_or(bytes.len())
+    };
+    let (mentions, lines) = parse_json_lines(&bytes[..cut], path, source, from.line);
+    if at_end && cut == bytes.len() {
+        return Ok((mentions, end));
+    }
+    let next = Reading {
+        offset: from.offset + cut as u64,
+        line: from.line + lines,
+        fingerprint: from.fingerprint.clone(),
+    };
+    Ok((mentions, Part::Rest(next)))
 }
 
 /// mtime (ns since the epoch) and length: cheap to get and changes on every ordinary write.
@@ -216,7 +344,7 @@ fn parse_file(bytes: &[u8], path: &Path, source: &str) -> Result<Vec<Mention>, S
     }
     match detect(path, bytes) {
         Format::Feed => parse_feed(bytes, source, SourceKind::File, None),
-        Format::JsonLines => Ok(parse_json_lines(bytes, path, source)),
+        Format::JsonLines => Ok(parse_json_lines(bytes, path, source, 0).0),
     }
 }
 
@@ -241,10 +369,18 @@ enum LineId {
     Number(serde_json::Number),
 }
 
-/// Parses JSON lines; a bad line is logged with its number and skipped so one typo does not
-/// hide the rest of the file. A line without `id` gets one derived from its content.
-fn parse_json_lines(bytes: &[u8], path: &Path, source: &str) -> Vec<Mention> {
+/// Parses JSON lines (`first_line` lines of the file came before `bytes`); a bad line is
+/// logged with its number and skipped so one typo does not hide the rest of the file. A line
+/// without `id` gets one derived from its content. Also returns how many lines it read.
+fn parse_json_lines(
+    bytes: &[u8],
+    path: &Path,
+    source: &str,
+    first_line: usize,
+) -> (Vec<Mention>, usize) {
     let mut mentions = Vec::new();
+    let lines = memchr::memchr_iter(b'\n', bytes).count()
+        + usize::from(bytes.last().is_some_and(|b| *b != b'\n'));
     for (index, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let raw = raw.trim_ascii();
         if raw.is_empty() {
@@ -256,7 +392,7 @@ fn parse_json_lines(bytes: &[u8], path: &Path, source: &str) -> Vec<Mention> {
                 tracing::warn!(
                     source,
                     file = %path.display(),
-                    line = index + 1,
+                    line = first_line + index + 1,
                     error = %e,
                     "skipping a bad JSON line"
                 );
@@ -265,7 +401,7 @@ fn parse_json_lines(bytes: &[u8], path: &Path, source: &str) -> Vec<Mention> {
         };
         mentions.push(line_mention(line, source, SourceKind::File));
     }
-    mentions
+    (mentions, lines)
 }
 
 /// One JSON object in the shape of a JSON line, as a mention of `source` (of `kind`); the
@@ -349,7 +485,7 @@ mod tests {
             "{\"id\":7,\"text\":\"numeric id\"}\n",
             "{\"id\":\"d\",\"text\":\"bad date\",\"published\":\"yesterday\"}\n",
         );
-        let got = parse_json_lines(input.as_bytes(), Path::new("m.jsonl"), "src");
+        let (got, _) = parse_json_lines(input.as_bytes(), Path::new("m.jsonl"), "src", 0);
         let ids: Vec<_> = got.iter().map(|m| m.item_id.as_str()).collect();
         assert_eq!(ids.len(), 3, "{ids:?}");
         assert_eq!(ids[0], "a");
@@ -361,8 +497,68 @@ mod tests {
         assert_eq!(got[0].lang.as_deref(), Some("en"));
         assert_eq!(got[0].source_kind, "file");
         // Derived ids are stable and differ from other lines.
-        let again = parse_json_lines(input.as_bytes(), Path::new("m.jsonl"), "src");
+        let (again, _) = parse_json_lines(input.as_bytes(), Path::new("m.jsonl"), "src", 0);
         assert_eq!(got[1].item_id, again[1].item_id);
         assert_eq!(got[1].item_id.len(), 32);
+    }
+
+    /// A JSON-lines file larger than a part is handed over in parts of whole lines on
+    /// consecutive polls (the source asks to be polled again at once), each part's place
+    /// saved in the state, so memory does not grow with the file; every line arrives exactly
+    /// once, a state saved mid-file resumes there, and the file counts as read only at its end.
+    #[tokio::test]
+    async fn a_large_json_lines_file_is_read_in_parts() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.jsonl");
+        let lines = 3 * PART_BYTES as usize / 100 + 7;
+        let body: String = (0..lines)
+            .map(|i| format!("{{\"id\":\"{i}\",\"text\":\"acme post {i:>70}\"}}\n"))
+            .collect();
+        std::fs::write(&path, &body).unwrap();
+        let spec = FileConfig {
+            common: Common {
+                max_body_bytes: 64 * 1024 * 1024,
+                ..Common::new("big", std::time::Duration::from_secs(60))
+            },
+            path: path.clone(),
+        };
+        let mut source = FileSource::new(&spec).unwrap();
+        let mut state = SourceState::default();
+        let mut ids = Vec::new();
+        let mut polls = 0;
+        let mut saved_mid_file = None;
+        loop {
+            let got = source.poll(&mut state).await.unwrap();
+            polls += 1;
+            assert!(
+                !got.is_empty() && got.len() as u64 * 100 <= PART_BYTES + 100,
+                "poll {polls}: {} lines",
+                got.len()
+            );
+            ids.extend(got.into_iter().map(|m| m.item_id));
+            let more = tokio::time::timeout(std::time::Duration::from_millis(1), source.ready())
+                .await
+                .is_ok();
+            if !more {
+                break;
+            }
+            assert!(state.cursor.is_none(), "not read to its end yet");
+            saved_mid_file.get_or_insert((state.clone(), ids.len()));
+        }
+        assert!(polls >= 3, "{polls} polls");
+        let want: Vec<String> = (0..lines).map(|i| i.to_string()).collect();
+        assert_eq!(ids, want, "every line once, in order");
+        assert!(state.cursor.is_some() && !state.extra.contains_key(READING));
+        assert!(
+            source.poll(&mut state).await.unwrap().is_empty(),
+            "read whole"
+        );
+
+        // A restart with the state of the first part resumes after it.
+        let (mid, seen) = saved_mid_file.unwrap();
+        let mut state = mid;
+        let mut source = FileSource::new(&spec).unwrap();
+        let next = source.poll(&mut state).await.unwrap();
+        assert_eq!(next[0].item_id, seen.to_string());
     }
 }

@@ -7,7 +7,7 @@ use super::alerts::{push_audit, set_timer};
 use super::outbox::push_outbox;
 use super::rule_log::log_hits;
 use super::{
-    flatten_tx, from_json, next_counter, to_json, OutboxAction, Store, StoreError, TxResult,
+    flatten_tx, mention_record, next_counter, to_json, OutboxAction, Store, StoreError, TxResult,
     NEXT_ALERT_ID, NEXT_MENTION_SEQ,
 };
 use crate::model::{
@@ -111,6 +111,8 @@ pub struct Accepted {
     pub alerts: Vec<Alert>,
     /// Repeats that went into an existing alert's thread instead.
     pub(crate) threaded: Vec<AlertId>,
+    /// Outbox entries the batch queued.
+    outbox_added: usize,
 }
 
 impl Store {
@@ -155,7 +157,39 @@ impl Store {
         candidates: &[Candidate],
         now: DateTime<Utc>,
     ) -> Result<Accepted, StoreError> {
-        let source = source.map(|(name, state)| (name.as_bytes().to_vec(), to_json(state)));
+        let source = source.map(|(name, state)| (name.to_string(), state.clone()));
+        self.accept_owned(source, candidates.to_vec(), now).await
+    }
+
+    /// `accept` for a batch the caller hands over: the transaction runs on a blocking thread,
+    /// so a large batch never holds up the runtime's workers (and with them `/healthz` and
+    /// the desk's callbacks). `source` is `None` for a batch whose source state is written
+    /// by a later batch of the same poll (see `Intake`) or that has none.
+    pub(crate) async fn accept_owned(
+        &self,
+        source: Option<(String, SourceState)>,
+        candidates: Vec<Candidate>,
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        let store = self.clone();
+        let accepted = super::off_runtime(move || {
+            let source = source.map(|(name, state)| (name.into_bytes(), to_json(&state)));
+            store.write_batch(source.as_ref(), &candidates, now)
+        })
+        .await?;
+        self.outbox_added(accepted.outbox_added);
+        self.durable().await?;
+        self.outbox_signal.notify_one();
+        Ok(accepted)
+    }
+
+    /// The transaction of `accept`: writes, does not flush.
+    fn write_batch(
+        &self,
+        source: Option<&(Vec<u8>, Vec<u8>)>,
+        candidates: &[Candidate],
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
         let trees = (
             &self.meta,
             &self.mentions,
@@ -169,7 +203,13 @@ impl Store {
             &self.audit,
             &self.rule_log,
         );
-        let accepted = trees
+        #[cfg(test)]
+        {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.transactions.fetch_add(1, Relaxed);
+            self.largest_batch.fetch_max(candidates.len(), Relaxed);
+        }
+        trees
             .transaction(
                 |(
                     meta,
@@ -205,11 +245,11 @@ impl Store {
                             seen.insert(k.as_bytes(), &now.timestamp().to_be_bytes())?;
                         }
                         let key = c.mention.key();
-                        let stored = StoredMention {
-                            mention: c.mention.clone(),
-                            received_at: now,
-                        };
-                        mentions.insert(key.as_bytes(), to_json(&stored))?;
+                        // Only a mention that opens an alert keeps its body past the
+                        // retention; a repeat's note carries its own excerpt.
+                        let alerted = matches!(&c.alert, Some(a) if a.repeat_of.is_none());
+                        let record = mention_record::encode(&c.mention, now, alerted);
+                        mentions.insert(key.as_bytes(), record)?;
                         let seq = next_counter(meta, NEXT_MENTION_SEQ)?;
                         mention_log.insert(&seq.to_be_bytes(), key.as_bytes())?;
                         accepted.new_mentions += 1;
@@ -226,6 +266,7 @@ impl Store {
                                 let action = OutboxAction::ThreadNote(repeat.note.clone());
                                 push_outbox(meta, outbox, id, target, action, now)?;
                             }
+                            accepted.outbox_added += targets.len();
                             accepted.threaded.push(id);
                             continue;
                         }
@@ -244,18 +285,16 @@ impl Store {
                         if let Some(last) = created.last_mut() {
                             *last = Some((alert.id, alert.targets.clone()));
                         }
+                        accepted.outbox_added += alert.targets.len();
                         accepted.alerts.push(alert);
                     }
-                    if let Some((name, state)) = &source {
+                    if let Some((name, state)) = source {
                         sources.insert(name.as_slice(), state.as_slice())?;
                     }
                     Ok(accepted)
                 },
             )
-            .map_err(flatten_tx)?;
-        self.durable().await?;
-        self.outbox_signal.notify_one();
-        Ok(accepted)
+            .map_err(flatten_tx)
     }
 
     /// Whether any mention was stored under this dedup key (intake's read before deciding).
@@ -271,11 +310,54 @@ impl Store {
             .and_then(|v| ThreadMark::from_bytes(&v)))
     }
 
+    /// A stored mention; `None` also once its body was dropped after `[store] keep_mentions`.
     pub fn mention(&self, key: &str) -> Result<Option<StoredMention>, StoreError> {
         self.mentions
             .get(key.as_bytes())?
-            .map(|v| from_json(key, &v))
+            .map(|v| mention_record::decode(key, &v).map(|d| d.stored))
             .transpose()
+    }
+
+    /// Drops the bodies of mentions received before `now - keep_mentions` that opened no
+    /// alert (their dedup keys stay, so they are never alerted again), and forgets the order
+    /// of every mention that old (only `/desk preview` reads it, newest first). Walks the
+    /// mentions oldest first and stops at the first one inside the retention, so a run costs
+    /// what it drops. Returns how many bodies it dropped.
+    pub(crate) fn prune_mentions(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let cutoff = now - self.keep_mentions;
+        // Records from before the compact format do not say whether they opened an alert.
+        let mut alerted_keys: Option<std::collections::HashSet<String>> = None;
+        let mut dropped = 0;
+        for kv in self.mention_log.iter() {
+            let (seq, key) = kv?;
+            let key_text = String::from_utf8_lossy(&key).into_owned();
+            if let Some(v) = self.mentions.get(&key)? {
+                let Ok(record) = mention_record::decode(&key_text, &v) else {
+                    // Unreadable: kept for a person to look at, never counted as pruned.
+                    self.mention_log.remove(&seq)?;
+                    continue;
+                };
+                if record.stored.received_at >= cutoff {
+                    break;
+                }
+                let alerted = match record.alerted {
+                    Some(alerted) => alerted,
+                    None => {
+                        if alerted_keys.is_none() {
+                            let keys = self.alerts()?.into_iter().map(|a| a.mention_key);
+                            alerted_keys = Some(keys.collect());
+                        }
+                        alerted_keys.as_ref().is_some_and(|k| k.contains(&key_text))
+                    }
+                };
+                if !alerted {
+                    self.mentions.remove(&key)?;
+                    dropped += 1;
+                }
+            }
+            self.mention_log.remove(&seq)?;
+        }
+        Ok(dropped)
     }
 
     #[cfg(test)]
@@ -561,5 +643,123 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::Stale { .. }), "{err}");
         assert_eq!(store.mention_count(), 1);
+    }
+
+    /// After `keep_mentions`, the bodies of mentions without an alert are dropped and those
+    /// of alerts kept; dedup still knows the dropped ones, so they never alert again. Records
+    /// written in the format from before (plain JSON) are pruned alike.
+    #[tokio::test]
+    async fn old_mention_bodies_are_pruned_but_alerts_and_dedup_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let state = SourceState::default();
+        let old: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let batch = [candidate("quiet", false), candidate("loud", true)];
+        store.accept("feed", &state, &batch, old).await.unwrap();
+        // Two mentions as the previous version stored them.
+        for (id, alert) in [("legacy-quiet", false), ("legacy-loud", true)] {
+            let c = candidate(id, alert);
+            store
+                .accept("feed", &state, std::slice::from_ref(&c), old)
+                .await
+                .unwrap();
+            let json = serde_json::to_vec(&StoredMention {
+                mention: c.mention.clone(),
+                received_at: old,
+            })
+            .unwrap();
+            store
+                .mentions
+                .insert(c.mention.key().as_bytes(), json)
+                .unwrap();
+        }
+        let recent = old + chrono::Duration::days(80);
+        store
+            .accept("feed", &state, &[candidate("recent", false)], recent)
+            .await
+            .unwrap();
+        let key = |id: &str| super::super::test_util::mention(id).key();
+        assert_eq!(
+            store
+                .mention(&key("legacy-quiet"))
+                .unwrap()
+                .unwrap()
+                .mention
+                .item_id,
+            "legacy-quiet",
+            "a record from before loads"
+        );
+
+        assert_eq!(
+            store
+                .prune_mentions(old + chrono::Duration::days(89))
+                .unwrap(),
+            0
+        );
+        let dropped = store
+            .prune_mentions(old + chrono::Duration::days(91))
+            .unwrap();
+        assert_eq!(dropped, 2, "the two without an alert");
+        assert!(store.mention(&key("quiet")).unwrap().is_none());
+        assert!(store.mention(&key("legacy-quiet")).unwrap().is_none());
+        for id in ["loud", "legacy-loud", "recent"] {
+            assert!(store.mention(&key(id)).unwrap().is_some(), "{id} kept");
+        }
+        assert_eq!(
+            store.mention_count(),
+            1,
+            "only the recent one is still listed"
+        );
+        let later = old + chrono::Duration::days(92);
+        let again = store
+            .accept("feed", &state, &[candidate("quiet", true)], later)
+            .await
+            .unwrap();
+        assert_eq!(again.new_mentions, 0, "a pruned mention is still known");
+        assert_eq!(
+            store.prune_mentions(later).unwrap(),
+            0,
+            "nothing left to drop"
+        );
+    }
+
+    /// Memory guard for the store's size: a few thousand mentions of ~150 bytes of text
+    /// (every tenth with an alert, its audit entry and rule hit) cost under 400 bytes each in
+    /// keys and values across all trees once the outbox is delivered: the text, URL and
+    /// author plus the keys that find them. sled's
+    /// log adds its own overhead on disk; `scripts/memory_bench.sh` measures that.
+    #[tokio::test]
+    async fn a_stored_mention_costs_little_more_than_its_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let n = 3_000;
+        let batch: Vec<Candidate> = (0..n)
+            .map(|i| {
+                let mut c = candidate(&format!("{i:07}"), i % 10 == 0);
+                c.mention.text = format!("{i:07} {}", "acme router slow again ".repeat(6));
+                c.mention.author = Some(format!("user{i}"));
+                c
+            })
+            .collect();
+        assert!((140..160).contains(&batch[0].mention.text.len()));
+        for part in batch.chunks(500) {
+            store
+                .accept("feed", &SourceState::default(), part, Utc::now())
+                .await
+                .unwrap();
+        }
+        // The outbox only holds entries until the relay delivers them.
+        let mut bytes = 0;
+        for name in store._db.tree_names() {
+            if name == "outbox" {
+                continue;
+            }
+            for kv in store._db.open_tree(name).unwrap().iter() {
+                let (k, v) = kv.unwrap();
+                bytes += k.len() + v.len();
+            }
+        }
+        let per_mention = bytes / n;
+        assert!(per_mention < 400, "{per_mention} bytes per mention");
     }
 }

@@ -130,6 +130,8 @@ impl Store {
             })
             .map_err(flatten_tx)?;
         if outcome == ChangeOutcome::Applied {
+            let targets = change.alert.targets.len();
+            self.outbox_added(change.outbox.len() * targets + change.extra_outbox.len());
             self.durable().await?;
             self.outbox_signal.notify_one();
         }

@@ -4,6 +4,7 @@
 //! the desk and the relay hand it, atomically, and flushes before it answers when a crash
 //! must not lose what was just written.
 
+use config::StoreConfig;
 use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ mod accept;
 mod alerts;
 pub(crate) mod config;
 mod flush;
+mod mention_record;
 mod outbox;
 mod requests;
 mod rule_log;
@@ -27,8 +29,8 @@ pub(crate) use alerts::{AlertChange, ChangeOutcome};
 #[cfg(test)]
 pub(crate) use flush::FlushStats;
 use flush::{FlushError, Flusher};
-pub(crate) use outbox::Parked;
 pub use outbox::{OutboxAction, OutboxEntry, OutboxKey};
+pub(crate) use outbox::{OutboxSummary, Parked};
 pub use rule_log::RuleHit;
 
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +90,19 @@ pub struct Trees {
     /// `rule \x1f unix secs (be) \x1f seq (be)` → `RuleHit`: each rule's matched mentions in time
     /// order, repeats included, so volume per rule and hour is a range scan.
     rule_log: sled::Tree,
+    /// How long the bodies of mentions without an alert are kept (`[store] keep_mentions`).
+    keep_mentions: chrono::Duration,
+    /// Outbox entries waiting, and how many of them are parked: counted at open and kept up
+    /// to date by every write that adds or removes one, so `/healthz` and `/metrics` answer
+    /// without reading the whole outbox (see `Store::outbox_summary`).
+    outbox_pending: std::sync::atomic::AtomicU64,
+    outbox_parked: std::sync::atomic::AtomicU64,
+    /// `accept` transactions run, and the most candidates one of them held (tests check that
+    /// large polls are written in bounded batches).
+    #[cfg(test)]
+    transactions: std::sync::atomic::AtomicU64,
+    #[cfg(test)]
+    largest_batch: std::sync::atomic::AtomicUsize,
     /// Rung after every write that adds or releases outbox work, so the relay wakes without
     /// each writer having to hold a handle to it.
     outbox_signal: Arc<tokio::sync::Notify>,
@@ -109,13 +124,19 @@ const NEXT_AUDIT_SEQ: &[u8] = b"next_audit_seq";
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 impl Store {
+    /// Opens the store at `path` with the default cache size and retention.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Store::open_with(&StoreConfig::at(path))
+    }
+
+    /// Opens the store as `[store]` configures it.
+    pub fn open_with(config: &StoreConfig) -> Result<Store, StoreError> {
         // Reopening in the same process right after a drop can briefly find the lock still
         // held by a buffer write finishing on sled's IO pool; a real second process holds
         // it for good.
         let mut tries = 0;
         loop {
-            match Store::open_once(path) {
+            match Store::open_once(config) {
                 Err(StoreError::Locked { .. }) if tries < 20 => {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -125,15 +146,20 @@ impl Store {
         }
     }
 
-    fn open_once(path: &Path) -> Result<Store, StoreError> {
+    fn open_once(config: &StoreConfig) -> Result<Store, StoreError> {
+        let path = config.path.as_path();
         // sled's own periodic flusher stays on (every 500 ms, its default, made explicit): it
         // only seals the current log buffer and hands its write to sled's IO pool, never
         // waiting for durability on a pool thread, so it cannot starve the pool the way
         // concurrent `flush_async` calls did (#1308); and it is what runs sled's segment
         // garbage collection. It covers the writes nobody waits for (`record_failure`,
         // `defer`, timers); every write that must survive a crash waits on our flusher.
+        //
+        // The page cache is sized by `[store] cache_mb`: sled's default (1 GiB) let the
+        // daemon's memory grow with the store until it reached that.
         let db = sled::Config::new()
             .path(path)
+            .cache_capacity(config.cache_mb.saturating_mul(1024 * 1024))
             .flush_every_ms(Some(500))
             .open()
             .map_err(|e| {
@@ -148,6 +174,8 @@ impl Store {
                     }
                 }
             })?;
+        let outbox = db.open_tree("outbox")?;
+        let (pending, parked) = outbox::count(&outbox)?;
         let trees = Trees {
             meta: db.open_tree("meta")?,
             mentions: db.open_tree("mentions")?,
@@ -155,7 +183,9 @@ impl Store {
             alerts: db.open_tree("alerts")?,
             seen: db.open_tree("seen")?,
             sources: db.open_tree("source_state")?,
-            outbox: db.open_tree("outbox")?,
+            outbox,
+            outbox_pending: pending.into(),
+            outbox_parked: parked.into(),
             refs: db.open_tree("message_refs")?,
             audit: db.open_tree("audit")?,
             timers: db.open_tree("timers")?,
@@ -163,6 +193,12 @@ impl Store {
             mutes: db.open_tree("mutes")?,
             threads: db.open_tree("threads")?,
             rule_log: db.open_tree("rule_log")?,
+            keep_mentions: chrono::Duration::from_std(config.keep_mentions)
+                .unwrap_or(chrono::Duration::MAX),
+            #[cfg(test)]
+            transactions: Default::default(),
+            #[cfg(test)]
+            largest_batch: Default::default(),
             flusher: Flusher::start(db.clone()),
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
             _db: db,
@@ -191,6 +227,16 @@ impl Store {
         self.flusher.stats()
     }
 
+    /// How many `accept` transactions ran, and the most candidates one held.
+    #[cfg(test)]
+    pub(crate) fn batch_stats(&self) -> (u64, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.transactions.load(Relaxed),
+            self.largest_batch.load(Relaxed),
+        )
+    }
+
     /// Waits until everything written so far is on disk (shutdown, CLI commands).
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.durable().await
@@ -208,6 +254,18 @@ impl Store {
         self.meta.insert(key.as_bytes(), to_json(value))?;
         self.durable().await?;
         Ok(())
+    }
+}
+
+/// Runs `f` on tokio's blocking pool: store transactions and other work that takes more than
+/// a moment stay off the runtime's workers, which answer `/healthz` and the desk's callbacks.
+/// A panic in `f` resumes here.
+pub(crate) async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only at runtime shutdown, when nothing waits for the answer any more.
+        Err(e) => panic!("blocking store work was cancelled: {e}"),
     }
 }
 

@@ -72,7 +72,81 @@ impl OutboxKey {
     }
 }
 
+/// What `/healthz` and `/metrics` show of the outbox.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OutboxSummary {
+    pub(crate) pending: u64,
+    /// When the oldest waiting entry was queued.
+    pub(crate) oldest: Option<DateTime<Utc>>,
+    /// Every parked entry, oldest first.
+    pub(crate) parked: Vec<OutboxEntry>,
+}
+
+/// Entries in the outbox tree, and how many are parked (once, at open).
+pub(super) fn count(outbox: &sled::Tree) -> Result<(u64, u64), StoreError> {
+    let (mut pending, mut parked) = (0, 0);
+    for kv in outbox.iter() {
+        let (_, v) = kv?;
+        pending += 1;
+        parked += u64::from(is_parked(&v));
+    }
+    Ok((pending, parked))
+}
+
+/// Whether a stored entry is parked; an unreadable one is not.
+fn is_parked(bytes: &[u8]) -> bool {
+    serde_json::from_slice::<OutboxEntry>(bytes).is_ok_and(|e| e.parked.is_some())
+}
+
 impl Store {
+    /// The outbox as `/healthz` and `/metrics` show it, without reading every entry: the
+    /// count is kept in memory, the oldest entry is the first key (keys follow creation), and
+    /// the entries are read only while some are parked (then the desk is degraded anyway).
+    pub(crate) fn outbox_summary(&self) -> Result<OutboxSummary, StoreError> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let oldest = match self.outbox.first()? {
+            Some((k, v)) => {
+                let entry: OutboxEntry = from_json(&format!("outbox {}", u64_key(&k)), &v)?;
+                Some(entry.created_at)
+            }
+            None => None,
+        };
+        let parked = if self.outbox_parked.load(Relaxed) > 0 {
+            self.outbox()?
+                .into_iter()
+                .filter_map(|(_, e)| e.parked.is_some().then_some(e))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(OutboxSummary {
+            pending: self.outbox_pending.load(Relaxed),
+            oldest,
+            parked,
+        })
+    }
+
+    /// Counts entries a committed write queued.
+    pub(super) fn outbox_added(&self, n: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.outbox_pending.fetch_add(n as u64, Relaxed);
+    }
+
+    /// Counts an entry a committed write removed (its stored bytes).
+    fn outbox_removed(&self, old: Option<&[u8]>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(old) = old else {
+            return;
+        };
+        let sub = |n: &std::sync::atomic::AtomicU64| {
+            let _ = n.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
+        };
+        sub(&self.outbox_pending);
+        if is_parked(old) {
+            sub(&self.outbox_parked);
+        }
+    }
+
     /// Outbox entries in creation order.
     pub fn outbox(&self) -> Result<Vec<(OutboxKey, OutboxEntry)>, StoreError> {
         self.outbox
@@ -126,14 +200,21 @@ impl Store {
         parked: &Parked,
         not_before: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
+        let newly = std::sync::atomic::AtomicBool::new(false);
         self.update_outbox(key, |e| {
             e.attempts = attempts;
             e.last_error = Some(error.to_string());
             e.not_before = not_before;
+            // Set on every run of this closure: the last run is the one that was written.
+            newly.store(e.parked.is_none(), std::sync::atomic::Ordering::Relaxed);
             if e.parked.as_ref().map(|p| &p.reason) != Some(&parked.reason) {
                 e.parked = Some(parked.clone());
             }
         })?;
+        if newly.into_inner() {
+            self.outbox_parked
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -166,20 +247,22 @@ impl Store {
     ) -> Result<(), StoreError> {
         let ref_key = ref_key(entry.alert_id, &entry.target);
         let value = to_json(msg);
-        (&self.outbox, &self.refs)
+        let old = (&self.outbox, &self.refs)
             .transaction(|(outbox, refs)| {
-                outbox.remove(&key.0.to_be_bytes())?;
+                let old = outbox.remove(&key.0.to_be_bytes())?;
                 refs.insert(ref_key.as_slice(), value.as_slice())?;
-                Ok(())
+                Ok(old)
             })
             .map_err(flatten_tx)?;
+        self.outbox_removed(old.as_deref());
         self.durable().await?;
         Ok(())
     }
 
     /// The platform did what an entry asked and there is no reference to keep: drop it, flush.
     pub async fn finish(&self, key: OutboxKey) -> Result<(), StoreError> {
-        self.outbox.remove(key.0.to_be_bytes())?;
+        let old = self.outbox.remove(key.0.to_be_bytes())?;
+        self.outbox_removed(old.as_deref());
         self.durable().await?;
         Ok(())
     }
@@ -242,6 +325,7 @@ impl Store {
                 Ok(())
             })
             .map_err(flatten_tx)?;
+        self.outbox_added(targets.len());
         self.durable().await?;
         self.outbox_signal.notify_one();
         Ok(())
@@ -365,5 +449,74 @@ mod tests {
         store.complete(key, &entry, &msg).await.unwrap();
         assert_eq!(store.outbox().unwrap().len(), 1);
         assert_eq!(store.message_refs(entry.alert_id).unwrap(), vec![msg]);
+    }
+
+    /// `/healthz` reads the outbox's count from memory: it must stay what the outbox holds
+    /// through queueing, parking, delivery and a reopen.
+    #[tokio::test]
+    async fn the_summary_counts_what_the_outbox_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let now = Utc::now();
+        let batch = [
+            candidate("a", true),
+            candidate("b", true),
+            candidate("c", false),
+        ];
+        store
+            .accept("feed", &SourceState::default(), &batch, now)
+            .await
+            .unwrap();
+        let check = |store: &Store| {
+            let summary = store.outbox_summary().unwrap();
+            let all = store.outbox().unwrap();
+            assert_eq!(summary.pending as usize, all.len());
+            assert_eq!(summary.oldest, all.iter().map(|(_, e)| e.created_at).min());
+            let parked: Vec<_> = all
+                .into_iter()
+                .filter(|(_, e)| e.parked.is_some())
+                .collect();
+            assert_eq!(summary.parked.len(), parked.len());
+            summary
+        };
+        assert_eq!(check(&store).pending, 4);
+        let entries = store.outbox().unwrap();
+        let parked = Parked {
+            reason: "not_in_channel".into(),
+            fix: "invite the bot".into(),
+            scope: crate::model::Scope::Target,
+            since: now,
+        };
+        for _ in 0..2 {
+            store
+                .park(entries[0].0, 1, "refused", &parked, None)
+                .unwrap();
+        }
+        assert_eq!(check(&store).parked.len(), 1, "parked twice counts once");
+        let msg = MessageRef {
+            target: entries[0].1.target.clone(),
+            channel_id: "C1".into(),
+            message_id: "1.2".into(),
+            permalink: None,
+        };
+        store
+            .complete(entries[0].0, &entries[0].1, &msg)
+            .await
+            .unwrap();
+        store.finish(entries[1].0).await.unwrap();
+        store.finish(entries[1].0).await.unwrap();
+        let summary = check(&store);
+        assert_eq!((summary.pending, summary.parked.len()), (2, 0));
+        store
+            .park(entries[2].0, 1, "refused", &parked, None)
+            .unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let summary = check(&store);
+        assert_eq!(
+            (summary.pending, summary.parked.len()),
+            (2, 1),
+            "counted at open"
+        );
     }
 }
