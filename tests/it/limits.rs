@@ -280,7 +280,7 @@ async fn slack_repeat_note_for_a_3000_character_author_fits() {
     .await;
     let texts = slack_block_texts(&post);
     assert_eq!(texts.len(), 1, "an untrusted name is cut, not spread out");
-    assert!(texts[0].contains("N…*"), "{}", &texts[0][..80]);
+    assert!(texts[0].contains("N…`"), "{}", &texts[0][..80]);
     assert!(
         texts[0].contains("Acme two"),
         "the post is still quoted: {}",
