@@ -38,6 +38,9 @@ impl Outcome {
     }
 }
 
+/// The longest `Desk::round_window`.
+const ROUND_WINDOW_MAX: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 /// How many times a change is retried when someone else changed the alert first.
 const CAS_RETRIES: usize = 5;
 /// How many stored mentions `preview` tries a rule on.
@@ -339,12 +342,26 @@ impl Desk {
             .map(|m| crate::analysis::dedup::mute_keys(&m.mention)))
     }
 
-    /// Fires one due timer (a round of one; see `fire_round`).
-    pub async fn fire(&self, timer: &Timer, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.fire_round(std::slice::from_ref(timer), now).await
+    /// How far ahead an escalation round reaches: when an escalation is due, every open alert
+    /// that reaches `escalate_after` within this window is escalated in the same round, so a
+    /// burst of alerts created minutes apart (separate polls, streaming sources) makes one
+    /// message and one ping, not one each. A fifth of `escalate_after`, at most 5 minutes.
+    pub fn round_window(&self) -> chrono::Duration {
+        let w = (self.cfg.escalate_after / 5).min(ROUND_WINDOW_MAX);
+        chrono::Duration::from_std(w).unwrap_or_default()
     }
 
-    /// Fires the timers that came due in one timer tick as one round. A snooze end wakes its
+    /// Fires the alert's stored timer of `timer.kind` now, due or not (a round of one; see
+    /// `fire_round`): `timer` names the timer, the store says which one it is now.
+    pub async fn fire(&self, timer: &Timer, now: DateTime<Utc>) -> Result<(), StoreError> {
+        match self.store.timer(timer.alert_id, timer.kind)? {
+            Some(stored) => self.fire_round(std::slice::from_ref(&stored), now).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Fires the timers that came due in one timer tick (and the escalations that come due
+    /// within the round window, see `round_window`) as one round. A snooze end wakes its
     /// alert (a change in its own thread). Escalations become one message per destination
     /// listing every unclaimed alert with headline, age and a link, pinging a user group set
     /// as `[desk].escalate_to` once; reminders one message per owner listing their alerts,
@@ -366,29 +383,34 @@ impl Desk {
         for _ in 0..CAS_RETRIES {
             let mut fired = Vec::new();
             for t in &rest {
-                let Some(alert) = self.store.alert(t.alert_id)? else {
-                    self.store.remove_timer(t)?;
+                // Read again: a person may have re-armed it (claim, then unclaim) since.
+                let Some(timer) = self.store.timer(t.alert_id, t.kind)? else {
                     continue;
                 };
-                match (t.kind, &alert.state) {
+                if timer.due > t.due {
+                    continue;
+                }
+                let Some(alert) = self.store.alert(t.alert_id)? else {
+                    self.store.remove_timer(&timer)?;
+                    continue;
+                };
+                match (timer.kind, &alert.state) {
                     (TimerKind::Escalate, AlertState::Open)
-                    | (TimerKind::Remind, AlertState::Claimed { .. }) => {
-                        fired.push((alert, t.kind))
-                    }
-                    _ => self.store.remove_timer(t)?,
+                    | (TimerKind::Remind, AlertState::Claimed { .. }) => fired.push((alert, timer)),
+                    _ => self.store.remove_timer(&timer)?,
                 }
             }
             if fired.is_empty() {
                 return Ok(());
             }
             let messages = self.round_messages(&fired, now)?;
-            let entries: Vec<(Alert, TimerKind, AuditEntry)> = fired
+            let entries: Vec<(Alert, Timer, AuditEntry)> = fired
                 .into_iter()
-                .map(|(a, kind)| {
+                .map(|(a, timer)| {
                     let audit = AuditEntry {
                         at: now,
                         actor: "system".into(),
-                        action: match kind {
+                        action: match timer.kind {
                             TimerKind::Escalate => "escalated",
                             _ => "reminded",
                         }
@@ -397,7 +419,7 @@ impl Desk {
                         to: a.state.name().into(),
                         detail: None,
                     };
-                    (a, kind, audit)
+                    (a, timer, audit)
                 })
                 .collect();
             match self.store.fire_round(&entries, &messages, now).await? {
@@ -420,13 +442,13 @@ impl Desk {
     /// reminders into the owner's alert channels, one per owner.
     fn round_messages(
         &self,
-        fired: &[(Alert, TimerKind)],
+        fired: &[(Alert, Timer)],
         now: DateTime<Utc>,
     ) -> Result<Vec<(Target, OutboxAction)>, StoreError> {
         let mut out = Vec::new();
         let mut escalated: Vec<&Alert> = fired
             .iter()
-            .filter(|(_, k)| *k == TimerKind::Escalate)
+            .filter(|(_, t)| t.kind == TimerKind::Escalate)
             .map(|(a, _)| a)
             .collect();
         escalated.sort_by_key(|a| (a.created_at, a.id));
@@ -438,8 +460,14 @@ impl Desk {
                     out.push((to.clone(), OutboxAction::ChannelNote(note)));
                 }
                 group => {
+                    // The group is called once per round: in the first of its platform's
+                    // messages (alerts posted to several channels make several messages).
+                    let mut pinged = false;
                     for (target, alerts) in by_target(&escalated, |_| None) {
-                        let ping = group.as_ref().filter(|g| g.platform() == target.platform());
+                        let ping = group
+                            .as_ref()
+                            .filter(|g| !pinged && g.platform() == target.platform());
+                        pinged |= ping.is_some();
                         let note = self.escalation_note(&alerts, ping, &target, now)?;
                         out.push((target, OutboxAction::ChannelNote(note)));
                     }
@@ -448,7 +476,7 @@ impl Desk {
         }
         let mut reminded: Vec<&Alert> = fired
             .iter()
-            .filter(|(_, k)| *k == TimerKind::Remind)
+            .filter(|(_, t)| t.kind == TimerKind::Remind)
             .map(|(a, _)| a)
             .collect();
         reminded.sort_by_key(|a| (a.created_at, a.id));
@@ -481,7 +509,14 @@ impl Desk {
         if let Some(p) = ping {
             head = head.ping(p.channel().to_string()).text(" ");
         }
-        let wait = human_duration(self.cfg.escalate_after.as_secs() as i64);
+        // A round also takes alerts that reach `escalate_after` within its window (see
+        // `round_window`); the head says what holds for every alert listed.
+        let youngest = alerts
+            .iter()
+            .map(|a| (now - a.created_at).num_seconds())
+            .min()
+            .unwrap_or(0);
+        let wait = human_duration(youngest.min(self.cfg.escalate_after.as_secs() as i64));
         head = head.bold(match alerts.len() {
             1 => format!("1 alert has been unclaimed for {wait} or more"),
             n => format!("{n} alerts have been unclaimed for {wait} or more"),

@@ -4,6 +4,7 @@
 
 use super::Desk;
 use crate::clock::Clock;
+use crate::model::TimerKind;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use std::time::Duration;
@@ -63,17 +64,25 @@ fn prune(store: &Store, now: chrono::DateTime<chrono::Utc>) {
     }
 }
 
-/// Fires every timer due now as one round (`Desk::fire_round`); returns how many fired (or
-/// were dropped as moot).
+/// Fires every timer due now as one round (`Desk::fire_round`), with, when an escalation is
+/// due, every escalation due within the round window (`Desk::round_window`); returns how
+/// many fired (or were dropped as moot).
 pub async fn fire_due(desk: &Desk, store: &Store, clock: &Clock) -> usize {
     let now = clock.now();
-    let due = match store.due_timers(now) {
+    let soon = match store.due_timers(now + desk.round_window()) {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "cannot read timers");
             return 0;
         }
     };
+    let escalating = soon
+        .iter()
+        .any(|t| t.kind == TimerKind::Escalate && t.due <= now);
+    let due: Vec<_> = soon
+        .into_iter()
+        .filter(|t| t.due <= now || (escalating && t.kind == TimerKind::Escalate))
+        .collect();
     if due.is_empty() {
         return 0;
     }

@@ -117,19 +117,29 @@ pub fn gather(
     now: DateTime<Utc>,
 ) -> Result<Report, StoreError> {
     let before = period.before();
-    // The chart's bucket starts: the last 24 hours, or the last 7 local days up to today.
-    let (chart_title, starts, label): (&str, Vec<DateTime<Utc>>, &str) =
-        if period.len().num_seconds() <= HOURLY_UP_TO {
-            // Whole local hours, so the ticks read 08:00, 09:00 (not 08:48): the last bar is
-            // the hour the period's last moment falls in (at 09:48, 09:00 so far; at 09:00,
-            // the whole hour from 08:00).
-            let last = local_hour_start(period.to - Duration::nanoseconds(1), tz);
-            let hours = (0..24).rev().map(|h| last - Duration::hours(h));
-            ("Mentions per hour, last 24 hours", hours.collect(), "%H:%M")
-        } else {
-            let days = (0..7).rev().map(|d| local_midnight(period.to, tz, d));
-            ("Mentions per day, last 7 days", days.collect(), "%a %d")
-        };
+    // The chart's bucket starts: the last 24 hours, or the last 7 local days up to today;
+    // further back when the period starts earlier, so the chart counts every mention of the
+    // period (a digest at 09:48 also has 09:48–10:00 the day before, as a first partial bar).
+    let hourly = period.len().num_seconds() <= HOURLY_UP_TO;
+    let (mut chart_title, starts, label) = if hourly {
+        // Whole local hours, so the ticks read 08:00, 09:00 (not 08:48): the last bar is
+        // the hour the period's last moment falls in (at 09:48, 09:00 so far; at 09:00,
+        // the whole hour from 08:00).
+        let last = local_hour_start(period.to - Duration::nanoseconds(1), tz);
+        let hours = bucket_starts(period.from, 24, |h| last - Duration::hours(h));
+        (
+            "Mentions per hour, last 24 hours".to_string(),
+            hours,
+            "%H:%M",
+        )
+    } else {
+        let days = bucket_starts(period.from, 7, |d| local_midnight(period.to, tz, d));
+        ("Mentions per day, last 7 days".to_string(), days, "%a %d")
+    };
+    if hourly && period.len() > Duration::hours(24) {
+        let hours = (period.len().num_seconds() + 3599) / 3600;
+        chart_title = format!("Mentions per hour, last {hours} hours");
+    }
     let read_from = before.from.min(starts[0]);
     let mut hits = Vec::new();
     for rule in rules {
@@ -200,6 +210,9 @@ pub fn gather(
         .filter(|a| matches!(a.state, AlertState::Open) && a.created_at < now)
         .collect();
     unclaimed.sort_by_key(|a| (a.created_at, a.id));
+    let unclaimed_total = unclaimed.len();
+    // This period's spikes are listed under "Spikes" already (with their state): once is enough.
+    unclaimed.retain(|a| !(is_spike(a) && period.contains(a.created_at)));
     // An alert both unclaimed and among the top is listed once, under "Oldest unclaimed",
     // where it asks for someone; "Top mentions" says so and lists the next ones instead.
     let oldest: Vec<&Alert> = unclaimed.iter().take(OLDEST).copied().collect();
@@ -209,7 +222,7 @@ pub fn gather(
         now: figures(&hits, &alerts, period),
         before: figures(&hits, &alerts, before),
         states,
-        unclaimed_total: unclaimed.len(),
+        unclaimed_total,
         oldest_unclaimed: oldest.iter().map(|a| item(a)).collect(),
         top: top
             .iter()
@@ -223,7 +236,7 @@ pub fn gather(
             .filter(|a| oldest.iter().any(|o| o.id == a.id))
             .count(),
         spikes,
-        chart_title: chart_title.into(),
+        chart_title,
         chart: buckets(&hits, &starts, period.to, tz, label),
     })
 }
@@ -283,6 +296,25 @@ fn class(h: &RuleHit) -> Sentiment {
 
 /// One bucket per start (the last ends at `to`), labelled with its local start time in
 /// `label` format; each mention counted once, by sentiment.
+/// Bucket starts, oldest first: `at(k)` for k = `least`-1 down to 0 (the chart's usual
+/// span), preceded by older ones while they are after `from`, and then `from` itself as the
+/// start of a partial first bucket when the period begins before the usual span.
+fn bucket_starts(
+    from: DateTime<Utc>,
+    least: i64,
+    at: impl Fn(i64) -> DateTime<Utc>,
+) -> Vec<DateTime<Utc>> {
+    let mut k = least - 1;
+    while at(k + 1) > from {
+        k += 1;
+    }
+    let mut starts: Vec<DateTime<Utc>> = (0..=k).rev().map(at).collect();
+    if from < starts[0] {
+        starts.insert(0, from);
+    }
+    starts
+}
+
 fn buckets(
     hits: &[RuleHit],
     starts: &[DateTime<Utc>],
@@ -526,19 +558,18 @@ pub(crate) fn unclaimed_section(r: &Report, now: DateTime<Utc>) -> Note {
 /// The period's most urgent alerts, without those "Oldest unclaimed" already lists.
 pub(crate) fn top_section(r: &Report, now: DateTime<Utc>) -> Note {
     let mut note = Note::new().bold("Top mentions:");
+    if r.top.is_empty() {
+        return note.text(match r.top_skipped {
+            0 => " none in this period".to_string(),
+            1 => " the only one is listed under Oldest unclaimed".to_string(),
+            n => format!(" all {n} are listed under Oldest unclaimed"),
+        });
+    }
     if r.top_skipped > 0 {
         note = note.text(match r.top_skipped {
             1 => " (1 more is listed under Oldest unclaimed)".to_string(),
             n => format!(" ({n} more are listed under Oldest unclaimed)"),
         });
-    }
-    if r.top.is_empty() {
-        let none = if r.top_skipped > 0 {
-            " no others in this period"
-        } else {
-            " none in this period"
-        };
-        return note.text(none);
     }
     note = note.newline();
     for i in &r.top {

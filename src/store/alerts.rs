@@ -39,6 +39,9 @@ pub(crate) struct AlertChange {
 /// (alert ids start at 1; digests use the same id).
 pub(crate) const ROUND_ENTRY: AlertId = AlertId(0);
 
+/// What a round checks is unchanged for one alert: id, alert bytes, timer key, timer bytes.
+type RoundCheck = (AlertId, Vec<u8>, [u8; 9], Vec<u8>);
+
 /// A durable timer that is due.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timer {
@@ -141,16 +144,20 @@ impl Store {
     /// One timer round (see `desk::Desk::fire_round`): for every alert in `fired`, still exactly
     /// as expected, its audit entry and the removal of its fired timer; and the round's
     /// messages, all in one transaction, then flushed. A crash keeps all or nothing, so a
-    /// round is neither lost nor posted twice. Nothing is written when any alert changed
-    /// meanwhile: its id comes back and the caller decides the round anew.
+    /// round is neither lost nor posted twice. Nothing is written when any alert or its timer
+    /// changed meanwhile (a claim and an unclaim leave the alert as it was but re-arm the
+    /// timer with a later due time): its id comes back and the caller decides the round anew.
     pub(crate) async fn fire_round(
         &self,
-        fired: &[(Alert, TimerKind, AuditEntry)],
+        fired: &[(Alert, Timer, AuditEntry)],
         messages: &[(Target, OutboxAction)],
         now: DateTime<Utc>,
     ) -> Result<Result<(), AlertId>, StoreError> {
-        let expected: Vec<(AlertId, Vec<u8>)> =
-            fired.iter().map(|(a, _, _)| (a.id, to_json(a))).collect();
+        // Per alert: its id and bytes, its timer's key and bytes, as the round read them.
+        let expected: Vec<RoundCheck> = fired
+            .iter()
+            .map(|(a, t, _)| (a.id, to_json(a), timer_key(t.alert_id, t.kind), to_json(t)))
+            .collect();
         let trees = (
             &self.meta,
             &self.alerts,
@@ -160,14 +167,16 @@ impl Store {
         );
         let outcome = trees
             .transaction(|(meta, alerts, audit, outbox, timers)| {
-                for (id, bytes) in &expected {
-                    if alerts.get(id.0.to_be_bytes())?.as_deref() != Some(bytes.as_slice()) {
+                for (id, bytes, key, timer) in &expected {
+                    if alerts.get(id.0.to_be_bytes())?.as_deref() != Some(bytes.as_slice())
+                        || timers.get(key)?.as_deref() != Some(timer.as_slice())
+                    {
                         return Ok(Err(*id));
                     }
                 }
-                for (alert, kind, entry) in fired {
+                for ((alert, _, entry), (_, _, key, _)) in fired.iter().zip(&expected) {
                     push_audit(meta, audit, alert.id, entry)?;
-                    timers.remove(&timer_key(alert.id, *kind))?;
+                    timers.remove(key)?;
                 }
                 for (target, action) in messages {
                     push_outbox(meta, outbox, ROUND_ENTRY, target, action.clone(), now)?;
@@ -189,6 +198,14 @@ impl Store {
             .timers
             .compare_and_swap(key, Some(to_json(timer)), None as Option<&[u8]>)?;
         Ok(())
+    }
+
+    /// The alert's timer of `kind`, if one is set.
+    pub(crate) fn timer(&self, id: AlertId, kind: TimerKind) -> Result<Option<Timer>, StoreError> {
+        self.timers
+            .get(timer_key(id, kind))?
+            .map(|v| from_json("timer", &v))
+            .transpose()
     }
 
     /// Timers due at or before `now`.

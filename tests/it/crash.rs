@@ -265,7 +265,8 @@ async fn stored_alert(store: &Store, target: Target) -> AlertId {
             negative: true,
             targets: vec![target],
             highlights: vec![],
-            timers: vec![],
+            // Due at once: the escalation tests fire it (a round fires only stored timers).
+            timers: vec![(TimerKind::Escalate, chrono::Utc::now())],
             thread_keys: vec![],
             repeat_of: None,
             log_hit: true,

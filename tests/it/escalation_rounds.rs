@@ -40,7 +40,18 @@ async fn stored_alerts(
     at: chrono::DateTime<chrono::Utc>,
     title: impl Fn(usize) -> String,
 ) {
-    let batch: Vec<Candidate> = (0..n)
+    numbered_alerts(store, target, 0..n, at, title).await
+}
+
+/// Like `stored_alerts`, for the items numbered `items` (so later batches are new mentions).
+async fn numbered_alerts(
+    store: &Store,
+    target: &Target,
+    items: std::ops::Range<usize>,
+    at: chrono::DateTime<chrono::Utc>,
+    title: impl Fn(usize) -> String,
+) {
+    let batch: Vec<Candidate> = items
         .map(|i| Candidate {
             dedup_keys: vec![format!("item:{i}")],
             mention: Mention {
@@ -399,4 +410,282 @@ async fn a_big_round_fits_slack_and_says_how_many_more() {
         text.contains(&format!("…and {} more", 60 - listed)),
         "{text}"
     );
+}
+
+/// Alerts created minutes apart (separate polls, a streaming source): when the first one is
+/// due, the others that reach `escalate_after` within the round window (a fifth of it, here
+/// 3 minutes) are in the same round: one message, one ping, and no second round for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_created_minutes_apart_make_one_round() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let platforms = slack_platforms(&slack).await;
+    let target = Target::Slack("#pr-alerts".into());
+    let t0 = chrono::Utc::now();
+    for (i, secs) in [0, 40, 100, 170].into_iter().enumerate() {
+        let at = t0 + chrono::Duration::seconds(secs);
+        numbered_alerts(&store, &target, i..i + 1, at, |i| format!("Spread {i}")).await;
+    }
+    // One more, well outside the window: it gets its own round later.
+    numbered_alerts(
+        &store,
+        &target,
+        4..5,
+        t0 + chrono::Duration::minutes(10),
+        |i| format!("Spread {i}"),
+    )
+    .await;
+    relay_once(&store, &platforms).await;
+    assert_eq!(slack.roots().len(), 5);
+
+    let desk = desk(&store, Target::Slack("S0PRLEADS".into()));
+    let first_due = t0 + chrono::Duration::minutes(15) + chrono::Duration::seconds(5);
+    assert_eq!(
+        timers::fire_due(&desk, &store, &Clock::tokio_at(first_due)).await,
+        4
+    );
+    relay_once(&store, &platforms).await;
+    let rounds = slack_rounds(&slack, "C0PRALERTS");
+    assert_eq!(rounds.len(), 1, "one message for the burst: {rounds:#?}");
+    let text = slack_sections(&rounds[0]);
+    assert!(
+        text.contains("4 alerts have been unclaimed for 12 min or more"),
+        "the head holds for the youngest listed: {text}"
+    );
+    assert_eq!(text.matches("<!subteam^S0PRLEADS>").count(), 1, "{text}");
+    for i in 0..4 {
+        assert!(text.contains(&format!("Spread {i}")), "{text}");
+    }
+    assert!(!text.contains("Spread 4"), "{text}");
+
+    // When the others would have been due, nothing more is posted for them.
+    let later = Clock::tokio_at(t0 + chrono::Duration::minutes(19));
+    assert_eq!(timers::fire_due(&desk, &store, &later).await, 0);
+    relay_once(&store, &platforms).await;
+    assert_eq!(slack_rounds(&slack, "C0PRALERTS").len(), 1);
+    // The last one has its own round when it is due.
+    let last = Clock::tokio_at(t0 + chrono::Duration::minutes(25) + chrono::Duration::seconds(5));
+    assert_eq!(timers::fire_due(&desk, &store, &last).await, 1);
+    relay_once(&store, &platforms).await;
+    let rounds = slack_rounds(&slack, "C0PRALERTS");
+    assert_eq!(rounds.len(), 2);
+    assert!(slack_sections(&rounds[1]).contains("Spread 4"));
+    assert!(store.timers().unwrap().is_empty());
+}
+
+/// Alerts posted to two channels, escalated to a user group: a message in each channel, but
+/// the group is pinged once for the round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_group_is_pinged_once_per_round_across_channels() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let platforms = slack_platforms(&slack).await;
+    let t0 = chrono::Utc::now();
+    let alerts = Target::Slack("#pr-alerts".into());
+    let leads = Target::Slack("#pr-leads".into());
+    numbered_alerts(&store, &alerts, 0..2, t0, |i| format!("Here {i}")).await;
+    numbered_alerts(&store, &leads, 2..4, t0, |i| format!("There {i}")).await;
+    relay_once(&store, &platforms).await;
+
+    let desk = desk(&store, Target::Slack("S0PRLEADS".into()));
+    let clock = Clock::tokio_at(t0 + chrono::Duration::minutes(16));
+    assert_eq!(timers::fire_due(&desk, &store, &clock).await, 4);
+    relay_once(&store, &platforms).await;
+    let here = slack_rounds(&slack, "C0PRALERTS");
+    let there = slack_rounds(&slack, "C0PRLEADS0");
+    assert_eq!((here.len(), there.len()), (1, 1), "{here:#?} {there:#?}");
+    let pings: usize = here
+        .iter()
+        .chain(&there)
+        .map(|b| slack_sections(b).matches("<!subteam^S0PRLEADS>").count())
+        .sum();
+    assert_eq!(pings, 1, "{here:#?} {there:#?}");
+    assert!(slack_sections(&there[0]).contains("There 2"));
+}
+
+/// A claim and an unclaim between the timer tick reading the due timers and the round being
+/// written: the alert is open again and looks as before, but its escalation starts over, so
+/// the stale round must not escalate it (nor drop its new timer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_and_unclaim_during_a_round_starts_the_escalation_over() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let platforms = slack_platforms(&slack).await;
+    let target = Target::Slack("#pr-alerts".into());
+    let t0 = chrono::Utc::now();
+    stored_alerts(&store, &target, 1, t0, |i| format!("Bounce {i}")).await;
+    relay_once(&store, &platforms).await;
+    let desk = desk(&store, Target::Slack("S0PRLEADS".into()));
+    // A first claim and unclaim, so the alert's bytes repeat after the second pair.
+    let who = "slack:U0ALICE".to_string();
+    let at = t0 + chrono::Duration::minutes(1);
+    for action in [
+        mentiondesk::desk::state::Action::Claim,
+        mentiondesk::desk::state::Action::Unclaim,
+    ] {
+        assert!(
+            desk.act(mentiondesk::model::AlertId(1), &who, action, at)
+                .await
+                .unwrap()
+                .applied
+        );
+    }
+    let due = store.timers().unwrap();
+    assert_eq!(due.len(), 1);
+    let fire_at = due[0].due + chrono::Duration::seconds(1);
+    // The tick has read `due`; now the alert is claimed and given back.
+    let again = t0 + chrono::Duration::minutes(10);
+    for action in [
+        mentiondesk::desk::state::Action::Claim,
+        mentiondesk::desk::state::Action::Unclaim,
+    ] {
+        assert!(
+            desk.act(mentiondesk::model::AlertId(1), &who, action, again)
+                .await
+                .unwrap()
+                .applied
+        );
+    }
+    let rearmed = store.timers().unwrap();
+    desk.fire_round(&due, fire_at).await.unwrap();
+    relay_once(&store, &platforms).await;
+    assert!(
+        slack_rounds(&slack, "C0PRALERTS").is_empty(),
+        "not escalated"
+    );
+    assert_eq!(store.timers().unwrap(), rearmed, "its new timer stays");
+}
+
+/// The Discord links of a round, `](<https://discord.com/channels/<guild>/<channel>/…`.
+fn discord_links(content: &str) -> usize {
+    content
+        .matches(&format!(
+            "](<https://discord.com/channels/{}/{CHANNEL}/",
+            common::discord::GUILD_ID
+        ))
+        .count()
+}
+
+/// The escalation round posted on Discord after `relay_once` (the newest root message).
+async fn discord_round(
+    discord: &FakeDiscord,
+    store: &Store,
+    platforms: &Platforms,
+    t0: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let desk = desk(store, Target::Discord(CHANNEL.into()));
+    let clock = Clock::tokio_at(t0 + chrono::Duration::minutes(16));
+    assert!(timers::fire_due(&desk, store, &clock).await > 0);
+    relay_once(store, platforms).await;
+    assert!(store.outbox().unwrap().is_empty(), "the round is delivered");
+    let round = discord
+        .roots()
+        .into_iter()
+        .rev()
+        .find(|m| m.body.to_string().contains("been unclaimed"))
+        .expect("a round");
+    round.body["content"].as_str().unwrap().to_string()
+}
+
+/// An alert whose thread could not be started (no thread object tells the guild) still gets
+/// a link in the round: the channel's guild is read from `GET /channels/{id}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discord_alert_without_a_thread_still_gets_a_link() {
+    use common::discord::ops;
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let platforms = discord_platforms(&discord);
+    let target = Target::Discord(CHANNEL.into());
+    let t0 = chrono::Utc::now();
+    discord.faults.always(ops::START_THREAD, Fault::http(500));
+    stored_alerts(&store, &target, 2, t0, |i| format!("No thread {i}")).await;
+    relay_once(&store, &platforms).await;
+    assert!(store.outbox().unwrap().is_empty(), "alerts posted");
+    assert!(discord.faults.count(ops::START_THREAD) >= 2);
+    discord.faults.clear();
+    let content = discord_round(&discord, &store, &platforms, t0).await;
+    assert_eq!(discord_links(&content), 2, "{content}");
+    assert!(!content.contains("/desk claim"), "{content}");
+}
+
+/// An alert posted just before a crash and found again after the restart (a fresh client
+/// that started no thread) links to its message in the round too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discord_alert_found_after_a_crash_still_gets_a_link() {
+    use common::discord::ops;
+    let discord = FakeDiscord::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let target = Target::Discord(CHANNEL.into());
+    let t0 = chrono::Utc::now();
+    stored_alerts(&store, &target, 1, t0, |i| format!("Crashed {i}")).await;
+    {
+        let platforms = discord_platforms(&discord);
+        discord
+            .faults
+            .always(ops::CREATE_MESSAGE, Fault::Slow(Duration::from_secs(30)));
+        let (store2, platforms2) = (store.clone(), platforms.clone());
+        let run = tokio::spawn(async move { relay_once(&store2, &platforms2).await });
+        discord
+            .wait_until(30, "the alert reaching Discord", |d| {
+                (!d.roots().is_empty()).then_some(())
+            })
+            .await;
+        run.abort();
+        let _ = run.await;
+        discord.faults.clear();
+    }
+    // The restart: a new client, which finds the alert instead of posting it again.
+    let platforms = discord_platforms(&discord);
+    relay_once(&store, &platforms).await;
+    assert!(
+        store.outbox().unwrap().is_empty(),
+        "found, not posted again"
+    );
+    assert_eq!(discord.roots().len(), 1);
+    assert_eq!(
+        discord.faults.count(ops::START_THREAD),
+        0,
+        "no thread told the guild"
+    );
+    let content = discord_round(&discord, &store, &platforms, t0).await;
+    assert_eq!(discord_links(&content), 1, "{content}");
+}
+
+/// Slack's links need the workspace address `auth.test` gives at start-up; when that check
+/// failed (Slack briefly down), it is asked again with the next alert, and the round links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slack_alert_still_gets_a_link_when_the_start_up_check_failed() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let p = mentiondesk::chat::slack::SlackPlatform::new(&slack.api_url(), BOT_TOKEN).unwrap();
+    slack.faults.next("auth.test", 1, Fault::http(503));
+    assert!(p.verify().await.is_err(), "the start-up check fails");
+    let platforms = Platforms {
+        slack: Some(Arc::new(p) as Arc<dyn ChatPlatform>),
+        discord: None,
+        console: Arc::new(mentiondesk::chat::console::ConsolePlatform),
+    };
+    let target = Target::Slack("#pr-alerts".into());
+    let t0 = chrono::Utc::now();
+    stored_alerts(&store, &target, 1, t0, |i| format!("Linked {i}")).await;
+    relay_once(&store, &platforms).await;
+    let root = slack.roots().pop().expect("posted");
+    let desk = desk(&store, Target::Slack("#pr-leads".into()));
+    let clock = Clock::tokio_at(t0 + chrono::Duration::minutes(16));
+    assert_eq!(timers::fire_due(&desk, &store, &clock).await, 1);
+    relay_once(&store, &platforms).await;
+    let rounds = slack_rounds(&slack, "C0PRLEADS0");
+    assert_eq!(rounds.len(), 1);
+    let text = slack_sections(&rounds[0]);
+    let link = format!(
+        "<https://fake-workspace.slack.com/archives/C0PRALERTS/p{}|",
+        root.ts.replace('.', "")
+    );
+    assert!(text.contains(&link), "{text}");
 }

@@ -85,8 +85,9 @@ pub struct DiscordPlatform {
     pauses: Pauses,
     /// The bot's user id, once `verify` learned it: `find_note` trusts only its messages.
     user_id: std::sync::OnceLock<String>,
-    /// Channel id → its guild id, learned from the threads started on alerts (a thread
-    /// object names its guild), for message links.
+    /// Channel id → its guild id, for message links: learned from the threads started on
+    /// alerts (a thread object names its guild), else from `GET /channels/{id}` (an alert
+    /// found again after a restart, or one whose thread could not be started).
     guilds: std::sync::Mutex<std::collections::HashMap<String, String>>,
 }
 
@@ -225,6 +226,37 @@ impl DiscordPlatform {
 }
 
 impl DiscordPlatform {
+    /// Makes sure the guild of `channel` is known, for `permalink`: asks Discord for the
+    /// channel (View Channel suffices) when no thread has told us. A failure only costs the
+    /// link (rounds then name the command), so it is logged, not returned.
+    async fn learn_guild(&self, channel: &str) {
+        if self.guilds.lock().expect("lock").contains_key(channel) {
+            return;
+        }
+        let Ok(channel_id) = snowflake(channel, "channel") else {
+            return;
+        };
+        let req = Request::new(
+            Route::Channel {
+                channel_id: ChannelId::new(channel_id),
+            },
+            LightMethod::Get,
+        );
+        match self.call("get channel", req).await {
+            Ok(c) => {
+                if let Some(guild) = c["guild_id"].as_str() {
+                    self.guilds
+                        .lock()
+                        .expect("lock")
+                        .insert(channel.to_string(), guild.to_string());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "could not read the channel's server; alert links wait for the next alert")
+            }
+        }
+    }
+
     /// Looks for our message whose embed footer is `footer`, posted since `since`.
     async fn find_by_footer(
         &self,
@@ -528,7 +560,7 @@ impl ChatPlatform for DiscordPlatform {
     }
 
     /// `https://discord.com/channels/<guild>/<channel>/<message>`, Discord's message link, once
-    /// the channel's guild is known (from the alert's thread).
+    /// the channel's guild is known (from the alert's thread or the channel; see `learn_guild`).
     fn permalink(&self, posted: &Posted) -> Option<String> {
         let guilds = self.guilds.lock().expect("lock");
         let guild = guilds.get(&posted.channel_id)?;
@@ -552,6 +584,7 @@ impl ChatPlatform for DiscordPlatform {
             // The alert is posted; notes will try to start the thread again.
             tracing::warn!(alert = %view.id, error = %e, "could not start the alert's thread");
         }
+        self.learn_guild(channel).await;
         Ok(Posted {
             channel_id: channel.to_string(),
             message_id,
@@ -564,7 +597,13 @@ impl ChatPlatform for DiscordPlatform {
         id: AlertId,
         since: DateTime<Utc>,
     ) -> Result<Option<Posted>, ChatError> {
-        self.find_by_footer(channel, &alert_footer(id), since).await
+        let found = self
+            .find_by_footer(channel, &alert_footer(id), since)
+            .await?;
+        if found.is_some() {
+            self.learn_guild(channel).await;
+        }
+        Ok(found)
     }
 
     async fn update_alert(&self, msg: &MessageRef, view: &AlertView) -> Result<(), ChatError> {

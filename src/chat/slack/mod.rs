@@ -353,6 +353,26 @@ impl SlackPlatform {
     }
 }
 
+impl SlackPlatform {
+    /// Makes sure the workspace's address is known, for `permalink`: `verify` learns it at
+    /// start-up, but when that `auth.test` failed (Slack down for a moment) it is asked again
+    /// with the next alert. A failure only costs the link, so it is logged, not returned.
+    async fn learn_workspace(&self) {
+        if self.workspace_url.get().is_some() {
+            return;
+        }
+        match slack_call!(self, "auth.test", |s| s.auth_test()) {
+            Ok(resp) => {
+                let resp: SlackApiAuthTestResponse = resp;
+                let _ = self.workspace_url.set(resp.url.0.to_string());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the workspace's address; alert links wait for the next alert")
+            }
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl ChatPlatform for SlackPlatform {
     fn name(&self) -> &'static str {
@@ -443,6 +463,7 @@ impl ChatPlatform for SlackPlatform {
                 resp.channel.0.clone(),
             );
         }
+        self.learn_workspace().await;
         Ok(Posted {
             channel_id: resp.channel.0,
             message_id: resp.ts.0,
@@ -456,17 +477,22 @@ impl ChatPlatform for SlackPlatform {
         since: DateTime<Utc>,
     ) -> Result<Option<Posted>, ChatError> {
         let wanted = id.to_string();
-        self.find_in_history(channel, since, |m| {
-            m.content.metadata.as_ref().is_some_and(|md| {
-                md.event_type == ALERT_EVENT_TYPE
-                    && md
-                        .event_payload
-                        .as_ref()
-                        .and_then(|p| p.get("alert_id"))
-                        .is_some_and(|v| *v == wanted)
+        let found = self
+            .find_in_history(channel, since, |m| {
+                m.content.metadata.as_ref().is_some_and(|md| {
+                    md.event_type == ALERT_EVENT_TYPE
+                        && md
+                            .event_payload
+                            .as_ref()
+                            .and_then(|p| p.get("alert_id"))
+                            .is_some_and(|v| *v == wanted)
+                })
             })
-        })
-        .await
+            .await?;
+        if found.is_some() {
+            self.learn_workspace().await;
+        }
+        Ok(found)
     }
 
     async fn update_alert(&self, msg: &MessageRef, view: &AlertView) -> Result<(), ChatError> {

@@ -286,16 +286,18 @@ async fn digest_counts_compares_and_ranks_what_came_in() {
         assert!(!r.top.iter().any(|t| t.id == i.id), "{:?} twice", i.id);
     }
     assert_eq!(r.top_skipped, 1, "the loved one is unclaimed");
-    // A digest sent at 08:48 still has its chart on whole hours.
+    // A digest sent at 09:48 has its chart on whole hours after a partial first bar from
+    // 09:48 the day before (see `a_digest_at_an_odd_minute_charts_the_whole_period`).
     let late = Period {
         from: period.from + CDuration::minutes(48),
         to: to + CDuration::minutes(48),
     };
     let r2 = report::gather(&store, &rules, late, chrono_tz::Europe::Berlin, late.to).unwrap();
     let labels: Vec<&str> = r2.chart.iter().map(|b| b.label.as_str()).collect();
-    assert!(labels.iter().all(|l| l.ends_with(":00")), "{labels:?}");
+    assert_eq!(labels[0], "09:48", "{labels:?}");
+    assert!(labels[1..].iter().all(|l| l.ends_with(":00")), "{labels:?}");
     assert_eq!(
-        labels[23], "09:00",
+        labels[24], "09:00",
         "the hour the digest is sent in, so far"
     );
 
@@ -469,4 +471,112 @@ async fn a_digest_missed_while_down_is_sent_once_at_start_up() {
     assert_eq!(digests(&store).len(), 1);
     trigger.trigger();
     task.await.unwrap();
+}
+
+/// A digest sent at 09:48 covers 09:48 the day before to 09:48: its chart starts with the
+/// partial hour 09:48–10:00, so the chart counts every new mention the text reports.
+#[tokio::test]
+async fn a_digest_at_an_odd_minute_charts_the_whole_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    // 09:48 in Berlin.
+    let to = utc("2026-11-23T08:48:00Z");
+    let period = Period {
+        from: to - CDuration::hours(24),
+        to,
+    };
+    for (i, at) in [
+        period.from - CDuration::minutes(5),
+        period.from + CDuration::minutes(3),
+        period.from + CDuration::minutes(11),
+        to - CDuration::hours(5),
+        to - CDuration::minutes(1),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("c{i}");
+        hit(
+            &store,
+            &id,
+            "acme",
+            "hn",
+            "acme",
+            0.0,
+            false,
+            Priority::Normal,
+            at,
+        )
+        .await;
+    }
+    let tz = chrono_tz::Europe::Berlin;
+    let r = report::gather(&store, &["acme".into()], period, tz, to).unwrap();
+    let total: u32 = r
+        .chart
+        .iter()
+        .map(|b| b.negative + b.neutral + b.positive)
+        .sum();
+    assert_eq!(
+        r.now.mentions, 4,
+        "the one before 09:48 is not in the period"
+    );
+    assert_eq!(total as usize, r.now.mentions, "{:?}", r.chart);
+    assert_eq!(r.chart.len(), 25);
+    assert_eq!(r.chart[0].label, "09:48", "a partial first bar");
+    assert_eq!(r.chart[0].neutral, 2);
+    assert_eq!(r.chart[1].label, "10:00");
+    assert_eq!(r.chart[24].label, "09:00");
+    assert_eq!(r.chart_title, "Mentions per hour, last 24 hours");
+    let text = report::render(&r, "Digest", to).1.plain();
+    assert!(text.contains("New mentions: 4"), "{text}");
+}
+
+/// An open spike of the period is listed under "Spikes" only, not again under "Oldest
+/// unclaimed"; and when every top mention is under "Oldest unclaimed", "Top mentions" says
+/// so plainly.
+#[tokio::test]
+async fn an_open_spike_is_listed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let to = utc("2026-11-23T08:00:00Z");
+    let period = Period {
+        from: to - CDuration::hours(24),
+        to,
+    };
+    // Stored as the spike watch stores its alerts (its own source name).
+    hit(
+        &store,
+        "spike-1",
+        "acme",
+        "spike watch",
+        "42 mentions in the last hour",
+        -0.5,
+        true,
+        Priority::High,
+        to - CDuration::hours(3),
+    )
+    .await;
+    hit(
+        &store,
+        "m1",
+        "acme",
+        "hn",
+        "acme is down",
+        -0.5,
+        true,
+        Priority::High,
+        to - CDuration::hours(2),
+    )
+    .await;
+    let r = report::gather(&store, &["acme".into()], period, chrono_tz::UTC, to).unwrap();
+    let spike = r.spikes.first().expect("the spike").id;
+    assert!(r.oldest_unclaimed.iter().all(|i| i.id != spike));
+    let text = report::render(&r, "Digest", to).1.plain();
+    assert!(text.contains("2 waiting for someone in all"), "{text}");
+    assert_eq!(text.matches(&format!("· #{spike} ·")).count(), 1, "{text}");
+    assert!(
+        text.contains("Top mentions: the only one is listed under Oldest unclaimed"),
+        "{text}"
+    );
+    assert!(!text.contains("no others"), "{text}");
 }
