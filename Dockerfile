@@ -5,6 +5,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY benches ./benches
 COPY assets ./assets
+COPY models ./models
 RUN cargo build --release --locked --bin mentiondesk
 
 FROM debian:bookworm-slim

@@ -27,6 +27,11 @@ pub struct StoreConfig {
     /// dropped this long after they were received (`keep_mentions`); their dedup keys stay,
     /// so they are never alerted again. Alerts keep their mention.
     pub keep_mentions: Duration,
+    /// Where versions before config-relative paths opened this store: `path` (or the default)
+    /// relative to the working directory, `${VAR}`s replaced. When nothing is at `path` but
+    /// a store is here, opening refuses instead of starting an empty store that would alert
+    /// on every mention again.
+    pub previous: Option<PathBuf>,
 }
 
 impl StoreConfig {
@@ -36,6 +41,7 @@ impl StoreConfig {
             path: path.into(),
             cache_mb: DEFAULT_CACHE_MB,
             keep_mentions: DEFAULT_KEEP_MENTIONS,
+            previous: None,
         }
     }
 
@@ -50,6 +56,8 @@ impl StoreConfig {
             .and_then(|t| r.path(t, "store", "path"))
             .unwrap_or_else(|| r.resolve(DEFAULT_PATH));
         let mut config = StoreConfig::at(path);
+        let raw = t.and_then(|t| r.peek_string(t, "path"));
+        config.previous = Some(PathBuf::from(raw.as_deref().unwrap_or(DEFAULT_PATH)));
         if let Some(t) = t {
             if let Some(mb) = r.integer(t, "store", "cache_mb") {
                 config.cache_mb = mb;

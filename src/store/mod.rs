@@ -37,6 +37,12 @@ pub use rule_log::RuleHit;
 pub enum StoreError {
     #[error("the store at {path} is held by another process (is `mentiondesk run` already running? stop it, or point [store].path elsewhere)")]
     Locked { path: PathBuf },
+    #[error("no store at {path}, but there is one at {previous}, where mentiondesk kept it before relative paths became relative to the config file's folder (or before $MENTIONDESK_STORE overrode the file): move it to {path}, or set [store] path = \"{previous_abs}\"; an empty store would alert on every mention again", previous_abs = previous_abs.display(), path = path.display(), previous = previous.display())]
+    Moved {
+        path: PathBuf,
+        previous: PathBuf,
+        previous_abs: PathBuf,
+    },
     #[error("could not open the store at {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
     #[error("store error: {0}")]
@@ -148,6 +154,22 @@ impl Store {
 
     fn open_once(config: &StoreConfig) -> Result<Store, StoreError> {
         let path = config.path.as_path();
+        if !path.exists() {
+            // sled's `conf` file marks a store (an empty folder is not one).
+            if let Some(previous) = config
+                .previous
+                .as_deref()
+                .filter(|p| p.join("conf").is_file())
+            {
+                return Err(StoreError::Moved {
+                    path: path.to_path_buf(),
+                    previous: previous.to_path_buf(),
+                    previous_abs: std::path::absolute(previous)
+                        .unwrap_or_else(|_| previous.to_path_buf()),
+                });
+            }
+            tracing::info!(path = %path.display(), "creating a new store");
+        }
         // sled's own periodic flusher stays on (every 500 ms, its default, made explicit): it
         // only seals the current log buffer and hands its write to sled's IO pool, never
         // waiting for durability on a pool thread, so it cannot starve the pool the way
@@ -306,6 +328,32 @@ mod tests {
     use super::*;
     use crate::model::SourceState;
     use chrono::Utc;
+
+    /// An upgrade that moves where a relative store path points must not start an empty
+    /// store next to the existing one (everything would alert again): it says where the old
+    /// one is and how to keep it; with no old store, a new one is created.
+    #[test]
+    fn a_store_left_at_its_previous_place_is_named_instead_of_starting_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old.sled");
+        drop(Store::open(&old).unwrap());
+        let mut config = StoreConfig::at(dir.path().join("config/data/mentiondesk.sled"));
+        config.previous = Some(old.clone());
+        let e = Store::open_with(&config)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains(&old.display().to_string()), "{e}");
+        assert!(e.contains("config/data/mentiondesk.sled"), "{e}");
+        assert!(e.contains("move it to"), "{e}");
+        assert!(!config.path.exists(), "nothing was created");
+        // Nothing at the previous place: a new store, as for a first start.
+        config.previous = Some(dir.path().join("nothing-here"));
+        drop(Store::open_with(&config).unwrap());
+        // Once the store is where the config points, the old one no longer matters.
+        config.previous = Some(old);
+        Store::open_with(&config).unwrap();
+    }
 
     /// sled 0.34 wedged when many `flush_async` calls ran at once (#1308): hundreds of
     /// concurrent writers that each wait for durability must all return, through flushes
