@@ -178,8 +178,9 @@ pub async fn check_online(
             Err(_) => out.push((what, Err(format!("{} did not answer in time", p.name())))),
         }
     }
-    // The slash command. Discord: registered as `run` registers it (a PUT that replaces the
-    // same definition, so repeating it changes nothing), which proves the application id
+    // The slash command. Discord: registered exactly as `run` registers it (a PUT that
+    // replaces the application's guild or global command list with this one definition, so
+    // any other command there is removed, as `run` would), which proves the application id
     // belongs to the token and the bot was invited with the applications.commands scope.
     // Slack keeps commands in the app's settings, which a bot token cannot read.
     if let (Some(cfg), Some(discord)) = (&config.discord, &discord) {
@@ -193,7 +194,12 @@ pub async fn check_online(
             out.push((
                 what,
                 match registered {
-                    Ok(Ok(())) => Ok(format!("registered ({})", registered_where(cfg))),
+                    Ok(Ok(())) => Ok(format!(
+                        "registered ({}), as `run` registers it: the application's {} command list is now {} alone",
+                        registered_where(cfg),
+                        if cfg.guild_id.is_some() { "guild" } else { "global" },
+                        config.desk.command
+                    )),
                     Ok(Err(e)) => Err(format!(
                         "{e}; check [discord].application_id (Developer Portal → General Information → Application ID){} and that the bot was invited with the applications.commands scope: {}",
                         if cfg.guild_id.is_some() { " and [discord].guild_id" } else { "" },

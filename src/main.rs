@@ -41,11 +41,13 @@ alert again. Stops cleanly on SIGINT/SIGTERM."
 line and key, and warnings (a rule that may not mean what it says). Exits 1 if there is any \
 problem; warnings alone exit 0. With --online, also ask Slack and Discord: tokens, every \
 alert/escalation/digest channel, Socket Mode's app token and the /desk command, each with its \
-fix."
+fix. On Discord the /desk check registers the command exactly as `run` does, replacing the \
+application's (guild or global) command list with that one definition; no message is posted."
     )]
     Check {
         /// Also check the chat credentials, that the bot can reach every target channel, and
-        /// the /desk command's registration (Discord); posts nothing
+        /// the /desk command (Discord: registered exactly as `run` registers it, replacing the
+        /// application's command list with that one definition); posts no message
         #[arg(long)]
         online: bool,
         #[command(flatten)]
@@ -399,8 +401,13 @@ fn ask_daemon(
     };
     let url = daemon_url(cfg, endpoint);
     let asked = rt.block_on(async {
+        // Longer than the daemon's own bound on a test alert (every target at once, each
+        // allowed TEST_ALERT_TIMEOUT), so the per-target results always arrive.
         let client = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(120))
+            .timeout(
+                std::time::Duration::from_secs(120)
+                    .max(mentiondesk::chat::setup::TEST_ALERT_TIMEOUT * 2),
+            )
             .no_proxy()
             .build()?;
         client

@@ -153,8 +153,10 @@ pub(crate) async fn post_test_alert(
     }
 }
 
-/// How long one test post may take (a platform's in-line rate-limit waits included).
-const TEST_ALERT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long one test post may take (a platform's in-line rate-limit waits included). The
+/// targets are posted to at once, so this bounds the whole `test-alert`; the CLI waits longer
+/// for the daemon's answer.
+pub const TEST_ALERT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {

@@ -224,8 +224,8 @@ pub(crate) async fn test_alert(
     }
 }
 
-/// Posts the test alert to `to` (any valid target) or else to every target in `targets`, one
-/// after the other; one outcome per target, `Err` being the problem with its fix. `Err` as a
+/// Posts the test alert to `to` (any valid target) or else to every target in `targets`, all
+/// at once; one outcome per target, in target order, `Err` being the problem with its fix. `Err` as a
 /// whole when `to` is not a target or there is nothing to post to.
 pub(crate) async fn send_test_alerts(
     platforms: &Platforms,
@@ -243,21 +243,26 @@ pub(crate) async fn send_test_alerts(
             "no alert target is configured: give a rule an alert target (alert = [\"slack:#pr-alerts\"]) or pass --to TARGET".into(),
         );
     }
-    let mut out = Vec::with_capacity(chosen.len());
-    for target in chosen {
-        let platform = platforms.for_target(&target);
-        let outcome = setup::post_test_alert(
-            platform.as_ref(),
-            target.channel(),
-            now,
-            discord_application,
-        )
-        .await;
-        match &outcome {
-            Ok(_) => tracing::info!(target = %target, "test alert posted"),
-            Err(problem) => tracing::warn!(target = %target, %problem, "test alert failed"),
+    // All at once, so a platform that never answers costs one timeout, not one per target
+    // (the CLI asking the daemon waits for the whole answer); results stay in target order.
+    let posts = chosen.iter().map(|target| {
+        let platform = platforms.for_target(target);
+        async move {
+            let outcome = setup::post_test_alert(
+                platform.as_ref(),
+                target.channel(),
+                now,
+                discord_application,
+            )
+            .await;
+            match &outcome {
+                Ok(_) => tracing::info!(target = %target, "test alert posted"),
+                Err(problem) => tracing::warn!(target = %target, %problem, "test alert failed"),
+            }
+            outcome
         }
-        out.push((target, outcome));
-    }
+    });
+    let outcomes = futures_util::future::join_all(posts).await;
+    let out: Vec<_> = chosen.into_iter().zip(outcomes).collect();
     Ok(out)
 }

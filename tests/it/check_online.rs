@@ -274,8 +274,22 @@ async fn discord_check_online_passes_a_good_config_and_says_what_it_checked() {
     );
     assert_eq!(
         run.line("discord command /desk:"),
-        format!("discord command /desk: registered (application {APP_ID}, guild {GUILD_ID})")
+        format!("discord command /desk: registered (application {APP_ID}, guild {GUILD_ID}), as `run` registers it: the application's guild command list is now /desk alone")
     );
+    // Review 7 #6: the help says what the check writes.
+    let help = crate::common::mentiondesk()
+        .args(["check", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("registers the command exactly as `run` does, replacing the application's (guild or global) command list with that one definition; no message is posted"),
+        "{help}"
+    );
+    assert!(!help.contains("posts nothing"), "{help}");
     assert_eq!(discord.faults.count(ops::USERS_ME), 1);
     assert_eq!(discord.faults.count(ops::GET_CHANNEL), 1);
     assert_eq!(discord.faults.count(ops::PUT_GUILD_COMMANDS), 1);

@@ -248,3 +248,56 @@ async fn through_the_daemon_and_desk_test_nothing_is_stored() {
     );
     daemon.stop().await;
 }
+
+/// Review 7 #8: Slack never answering a post, through the daemon: both targets are posted to
+/// at once (both posts reach the fake while neither has timed out, where one after the other
+/// the second started only after the first's 30 s), and the CLI prints a line per target
+/// naming the problem and exits 1 instead of timing out with no results.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_targets_are_posted_to_at_once_and_each_gets_its_line() {
+    let slack = FakeSlack::start().await;
+    let config = ConfigBuilder::new()
+        .slack(&slack)
+        .rule("acme", "acme", &["slack:#pr-alerts", "slack:#pr-leads"])
+        .desk();
+    let daemon = Daemon::start(&config.toml()).await;
+    let text = config
+        .toml()
+        .replace(
+            "{store}",
+            &daemon.dir.path().join("store").display().to_string(),
+        )
+        .replace("{port}", &daemon.port.to_string());
+    let cli_dir = tempfile::tempdir().unwrap();
+    let path = cli_dir.path().join("mentiondesk.toml");
+    std::fs::write(&path, text).unwrap();
+    let before = slack.faults.count("chat.postMessage");
+    slack.faults.always("chat.postMessage", Fault::Hang);
+
+    let run = tokio::spawn(async move { test_alert(&path, &[]).await });
+    // Both posts are in flight together, well before either's 30 s timeout could end.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(25);
+    while slack.faults.count("chat.postMessage") < before + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second target was not posted to while the first hung"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let run = run.await.unwrap();
+    assert_eq!(run.code, Some(1), "{}{}", run.stdout, run.stderr);
+    for target in ["slack:#pr-alerts", "slack:#pr-leads"] {
+        let l = line(&run, &format!("{target}:"));
+        assert!(
+            l.starts_with(&format!("{target}: problem: slack did not answer within")),
+            "{l}"
+        );
+    }
+    assert!(
+        run.stdout
+            .contains("0 of 2 targets reached, through the running daemon"),
+        "{}",
+        run.stdout
+    );
+    daemon.stop().await;
+}

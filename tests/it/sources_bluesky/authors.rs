@@ -95,15 +95,36 @@ async fn jetstream_authors_show_as_handles_with_followers_looked_up_once_in_batc
         "batches of at most 25: {asked:?}"
     );
 
-    // Their next posts show what the lookups found.
-    for &i in &authors {
-        t += 1;
-        jet.send(
-            t,
-            jet_post(&did(i), &format!("s{i}"), t, "acme is still down"),
-        );
-    }
-    let got = collect(&mut src, &mut state, authors.len()).await;
+    // Their next posts show what the lookups found. The fake records a request before it
+    // answers, so the last round's answer may not be stored yet: send the next posts again
+    // (new ids) until every known author shows its handle, within a generous deadline.
+    let known = |m: &Mention| {
+        let i: usize = m.item_id.split("author").nth(1).unwrap()[..20]
+            .parse()
+            .unwrap();
+        match i {
+            35 => true,
+            40 => m.author_reach == Some(7),
+            _ => m.author.as_deref() == Some(format!("@user{i}.bsky.social").as_str()),
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut round = 0;
+    let got = loop {
+        round += 1;
+        for &i in &authors {
+            t += 1;
+            jet.send(
+                t,
+                jet_post(&did(i), &format!("s{round}x{i}"), t, "acme is still down"),
+            );
+        }
+        let got = collect(&mut src, &mut state, authors.len()).await;
+        if got.iter().all(known) || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     for m in &got {
         let i: usize = m.item_id.split("author").nth(1).unwrap()[..20]
             .parse()
