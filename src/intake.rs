@@ -14,7 +14,7 @@ use crate::shutdown::Shutdown;
 use crate::sources::poll::PollOutcome;
 use crate::sources::webhook::Delivery;
 use crate::store::{
-    off_runtime, Candidate, NewAlert, Repeat, RepeatOf, Store, StoreError, ThreadKey,
+    off_runtime, Candidate, MentionPrune, NewAlert, Repeat, RepeatOf, Store, StoreError, ThreadKey,
 };
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
@@ -132,6 +132,9 @@ pub(crate) const MAX_BATCH: usize = 500;
 /// How often old mention bodies are dropped (`[store] keep_mentions`); also once at start.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
+/// Mention-log entries one blocking prune call looks at (a few milliseconds of sled work).
+const PRUNE_CHUNK: usize = 2000;
+
 /// How often one poll's batch is decided again when the store reports that a read it was
 /// decided from changed before the write (another writer claimed a thread key meanwhile).
 const DECIDE_TRIES: usize = 3;
@@ -182,12 +185,18 @@ impl Intake {
     pub(crate) async fn run(mut self, mut shutdown: Shutdown) {
         let mut polling = true;
         let receiving = self.deliveries.is_some();
-        let mut prune = tokio::time::interval(PRUNE_EVERY);
-        prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut prune_every = tokio::time::interval(PRUNE_EVERY);
+        prune_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut pruning: Option<tokio::task::JoinHandle<usize>> = None;
         loop {
             let (outcome, stored) = tokio::select! {
-                _ = prune.tick() => {
-                    self.prune().await;
+                _ = prune_every.tick() => {
+                    // In a task of its own, so polls and webhooks are stored meanwhile; never
+                    // two at once (a tick while one runs is skipped).
+                    if pruning.as_ref().is_none_or(|p| p.is_finished()) {
+                        let (store, now) = (self.store.clone(), self.clock.now());
+                        pruning = Some(tokio::spawn(prune(store, now, shutdown.clone())));
+                    }
                     continue;
                 }
                 o = self.polls.recv(), if polling => match o {
@@ -302,22 +311,42 @@ impl Intake {
     fn judged(&self, m: Mention, now: DateTime<Utc>) -> Result<Candidate, StoreError> {
         judged(&self.judge, &self.store, self.escalate_after, m, now)
     }
+}
 
-    /// Drops old mention bodies (`[store] keep_mentions`) off the runtime; a failure is
-    /// logged and tried again at the next prune.
-    async fn prune(&self) {
-        let (store, now) = (self.store.clone(), self.clock.now());
-        match off_runtime(move || store.prune_mentions(now)).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(
-                dropped = n,
-                "dropped old mention bodies ([store] keep_mentions)"
-            ),
+/// Drops old mention bodies (`[store] keep_mentions`) off the runtime, `PRUNE_CHUNK` log
+/// entries per blocking call, stopping between chunks at shutdown; a failure is logged and
+/// tried again at the next prune. Returns how many chunks it ran.
+async fn prune(store: Store, now: DateTime<Utc>, shutdown: Shutdown) -> usize {
+    let mut state = MentionPrune::new(now);
+    loop {
+        if shutdown.is_triggered() {
+            break;
+        }
+        let chunk = {
+            let store = store.clone();
+            off_runtime(move || {
+                let done = store.prune_mentions_chunk(&mut state, PRUNE_CHUNK);
+                (state, done)
+            })
+            .await
+        };
+        state = chunk.0;
+        match chunk.1 {
+            Ok(false) => {}
+            Ok(true) => break,
             Err(e) => {
-                tracing::warn!(error = %e, "could not drop old mention bodies; trying again later")
+                tracing::warn!(error = %e, "could not drop old mention bodies; trying again later");
+                break;
             }
         }
     }
+    if state.dropped > 0 {
+        tracing::info!(
+            dropped = state.dropped,
+            "dropped old mention bodies ([store] keep_mentions)"
+        );
+    }
+    state.calls
 }
 
 /// A mention judged, its alert (unless muted) with the escalation timer; not yet threaded.
@@ -830,5 +859,27 @@ mod tests {
             "{n} mentions in batches of {MAX_BATCH}"
         );
         assert!(largest <= MAX_BATCH, "{largest}");
+    }
+
+    /// The prune task listens for shutdown between its chunks: once shut down, it runs none.
+    #[tokio::test]
+    async fn a_prune_stops_between_chunks_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = chrono::Utc::now() - chrono::Duration::days(400);
+        let quiet: Vec<Mention> = (0..3)
+            .map(|i| mention(&i.to_string(), &format!("a{i}"), "quiet words"))
+            .collect();
+        intake(&store, Clock::System)
+            .accept_batch("s", None, quiet, old)
+            .await
+            .unwrap();
+        let (trigger, shutdown) = crate::shutdown::channel();
+        trigger.trigger();
+        assert_eq!(prune(store.clone(), chrono::Utc::now(), shutdown).await, 0);
+        assert_eq!(store.mention_count(), 3, "nothing pruned after shutdown");
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        assert_eq!(prune(store.clone(), chrono::Utc::now(), shutdown).await, 1);
+        assert_eq!(store.mention_count(), 0);
     }
 }

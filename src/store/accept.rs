@@ -322,14 +322,28 @@ impl Store {
     /// alert (their dedup keys stay, so they are never alerted again), and forgets the order
     /// of every mention that old (only `/desk preview` reads it, newest first). Walks the
     /// mentions oldest first and stops at the first one inside the retention, so a run costs
-    /// what it drops. Returns how many bodies it dropped.
-    pub(crate) fn prune_mentions(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        let cutoff = now - self.keep_mentions;
-        // Records from before the compact format do not say whether they opened an alert.
-        let mut alerted_keys: Option<std::collections::HashSet<String>> = None;
-        let mut dropped = 0;
-        for kv in self.mention_log.iter() {
+    /// what it drops. Looks at most `limit` entries per call and resumes where `prune` says,
+    /// so a first run over a large old store is many short blocking calls, not one long one.
+    /// Returns whether the walk is done.
+    pub(crate) fn prune_mentions_chunk(
+        &self,
+        prune: &mut MentionPrune,
+        limit: usize,
+    ) -> Result<bool, StoreError> {
+        let cutoff = prune.now - self.keep_mentions;
+        let entries = match &prune.after {
+            Some(after) => self.mention_log.range((
+                std::ops::Bound::Excluded(after.clone()),
+                std::ops::Bound::Unbounded,
+            )),
+            None => self.mention_log.range::<&[u8], _>(..),
+        };
+        prune.calls += 1;
+        let mut seen = 0;
+        for kv in entries.take(limit) {
             let (seq, key) = kv?;
+            seen += 1;
+            prune.after = Some(seq.clone());
             let key_text = String::from_utf8_lossy(&key).into_owned();
             if let Some(v) = self.mentions.get(&key)? {
                 let Ok(record) = mention_record::decode(&key_text, &v) else {
@@ -338,26 +352,39 @@ impl Store {
                     continue;
                 };
                 if record.stored.received_at >= cutoff {
-                    break;
+                    return Ok(true);
                 }
                 let alerted = match record.alerted {
                     Some(alerted) => alerted,
+                    // Records from before the compact format do not say whether they opened
+                    // an alert: read every alert's mention key once per prune.
                     None => {
-                        if alerted_keys.is_none() {
+                        if prune.alerted_keys.is_none() {
                             let keys = self.alerts()?.into_iter().map(|a| a.mention_key);
-                            alerted_keys = Some(keys.collect());
+                            prune.alerted_keys = Some(keys.collect());
                         }
-                        alerted_keys.as_ref().is_some_and(|k| k.contains(&key_text))
+                        prune
+                            .alerted_keys
+                            .as_ref()
+                            .is_some_and(|k| k.contains(&key_text))
                     }
                 };
                 if !alerted {
                     self.mentions.remove(&key)?;
-                    dropped += 1;
+                    prune.dropped += 1;
                 }
             }
             self.mention_log.remove(&seq)?;
         }
-        Ok(dropped)
+        Ok(seen < limit)
+    }
+
+    /// A whole prune in one call (tests).
+    #[cfg(test)]
+    pub(crate) fn prune_mentions(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut prune = MentionPrune::new(now);
+        while !self.prune_mentions_chunk(&mut prune, 1000)? {}
+        Ok(prune.dropped)
     }
 
     #[cfg(test)]
@@ -376,6 +403,32 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// Where a prune of old mention bodies is (see `Store::prune_mentions_chunk`).
+#[derive(Debug)]
+pub(crate) struct MentionPrune {
+    now: DateTime<Utc>,
+    /// The last mention-log key looked at; the next chunk starts after it.
+    after: Option<sled::IVec>,
+    /// Mention keys that opened an alert, read once when the first old-format record shows up.
+    alerted_keys: Option<std::collections::HashSet<String>>,
+    /// Bodies dropped so far.
+    pub(crate) dropped: usize,
+    /// Chunks run so far.
+    pub(crate) calls: usize,
+}
+
+impl MentionPrune {
+    pub(crate) fn new(now: DateTime<Utc>) -> MentionPrune {
+        MentionPrune {
+            now,
+            after: None,
+            alerted_keys: None,
+            dropped: 0,
+            calls: 0,
+        }
     }
 }
 
@@ -761,5 +814,29 @@ mod tests {
         }
         let per_mention = bytes / n;
         assert!(per_mention < 400, "{per_mention} bytes per mention");
+    }
+
+    /// A prune over many old mentions runs in bounded chunks, each resuming where the last
+    /// stopped, and drops them all.
+    #[tokio::test]
+    async fn a_large_prune_runs_in_bounded_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let batch: Vec<Candidate> = (0..25)
+            .map(|i| candidate(&format!("m{i}"), false))
+            .collect();
+        store
+            .accept("feed", &SourceState::default(), &batch, old)
+            .await
+            .unwrap();
+        let mut prune = MentionPrune::new(old + chrono::Duration::days(365));
+        let mut done = Vec::new();
+        while done.last() != Some(&true) {
+            done.push(store.prune_mentions_chunk(&mut prune, 10).unwrap());
+        }
+        assert_eq!(done, [false, false, true], "10 + 10 + 5 entries");
+        assert_eq!((prune.calls, prune.dropped), (3, 25));
+        assert_eq!(store.mention_count(), 0);
     }
 }

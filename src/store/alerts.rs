@@ -4,8 +4,8 @@
 
 use super::outbox::push_outbox;
 use super::{
-    flatten_tx, from_json, next_counter, to_json, OutboxAction, Store, StoreError, TxResult,
-    NEXT_AUDIT_SEQ,
+    flatten_tx, from_json, next_counter, to_json, u64_key, OutboxAction, Store, StoreError,
+    TxResult, NEXT_AUDIT_SEQ,
 };
 use crate::model::{Alert, AlertId, AuditEntry, Target, TimerKind};
 use chrono::{DateTime, Utc};
@@ -58,9 +58,16 @@ impl Store {
             .transpose()
     }
 
-    /// How many alerts are stored (counts keys; reads no alert).
+    /// How many alerts are stored, from the last key alone: ids are given out 1, 2, 3… by
+    /// `NEXT_ALERT_ID` inside the transaction that writes the alert (an aborted one takes no
+    /// id) and alerts are never deleted, so the highest id is the count. (`Tree::len` would
+    /// walk every key.) Only start-up's hint reads it, so a read error counts as none, as
+    /// it did with `Tree::len`.
     pub(crate) fn alert_count(&self) -> usize {
-        self.alerts.len()
+        match self.alerts.last() {
+            Ok(last) => last.map_or(0, |(k, _)| u64_key(&k) as usize),
+            Err(_) => 0,
+        }
     }
 
     /// Every alert, oldest first.
@@ -185,6 +192,7 @@ impl Store {
             })
             .map_err(flatten_tx)?;
         if outcome.is_ok() {
+            self.outbox_added(messages.len());
             self.durable().await?;
             self.outbox_signal.notify_one();
         }

@@ -22,8 +22,8 @@ mod sources;
 #[cfg(test)]
 mod test_util;
 
-pub(crate) use accept::RepeatOf;
 pub use accept::{Accepted, Candidate, NewAlert, Repeat, StoredMention, ThreadKey};
+pub(crate) use accept::{MentionPrune, RepeatOf};
 pub use alerts::Timer;
 pub(crate) use alerts::{AlertChange, ChangeOutcome};
 #[cfg(test)]
@@ -101,8 +101,9 @@ pub struct Trees {
     /// Outbox entries waiting, and how many of them are parked: counted at open and kept up
     /// to date by every write that adds or removes one, so `/healthz` and `/metrics` answer
     /// without reading the whole outbox (see `Store::outbox_summary`).
-    outbox_pending: std::sync::atomic::AtomicU64,
-    outbox_parked: std::sync::atomic::AtomicU64,
+    /// Signed: a delivery may be uncounted before its queueing is counted (see `outbox_added`).
+    outbox_pending: std::sync::atomic::AtomicI64,
+    outbox_parked: std::sync::atomic::AtomicI64,
     /// `accept` transactions run, and the most candidates one of them held (tests check that
     /// large polls are written in bounded batches).
     #[cfg(test)]

@@ -83,12 +83,12 @@ pub(crate) struct OutboxSummary {
 }
 
 /// Entries in the outbox tree, and how many are parked (once, at open).
-pub(super) fn count(outbox: &sled::Tree) -> Result<(u64, u64), StoreError> {
+pub(super) fn count(outbox: &sled::Tree) -> Result<(i64, i64), StoreError> {
     let (mut pending, mut parked) = (0, 0);
     for kv in outbox.iter() {
         let (_, v) = kv?;
         pending += 1;
-        parked += u64::from(is_parked(&v));
+        parked += i64::from(is_parked(&v));
     }
     Ok((pending, parked))
 }
@@ -120,16 +120,19 @@ impl Store {
             Vec::new()
         };
         Ok(OutboxSummary {
-            pending: self.outbox_pending.load(Relaxed),
+            // Below zero only for the moment between a delivery and the count of its queueing.
+            pending: self.outbox_pending.load(Relaxed).max(0) as u64,
             oldest,
             parked,
         })
     }
 
-    /// Counts entries a committed write queued.
+    /// Counts entries a committed write queued. Counted after the commit, so the relay may
+    /// already have delivered (and uncounted) them: the counters are signed and never
+    /// clamped, so the two orders end at the same count.
     pub(super) fn outbox_added(&self, n: usize) {
         use std::sync::atomic::Ordering::Relaxed;
-        self.outbox_pending.fetch_add(n as u64, Relaxed);
+        self.outbox_pending.fetch_add(n as i64, Relaxed);
     }
 
     /// Counts an entry a committed write removed (its stored bytes).
@@ -138,12 +141,9 @@ impl Store {
         let Some(old) = old else {
             return;
         };
-        let sub = |n: &std::sync::atomic::AtomicU64| {
-            let _ = n.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_sub(1)));
-        };
-        sub(&self.outbox_pending);
+        self.outbox_pending.fetch_sub(1, Relaxed);
         if is_parked(old) {
-            sub(&self.outbox_parked);
+            self.outbox_parked.fetch_sub(1, Relaxed);
         }
     }
 
@@ -201,11 +201,16 @@ impl Store {
         not_before: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         let newly = std::sync::atomic::AtomicBool::new(false);
-        self.update_outbox(key, |e| {
+        // Set on every run of the update (reset when the entry is gone, then `update_outbox`
+        // fails): the last run is the one that was written.
+        self.update_outbox_with(key, |e| {
+            let Some(e) = e else {
+                newly.store(false, std::sync::atomic::Ordering::Relaxed);
+                return;
+            };
             e.attempts = attempts;
             e.last_error = Some(error.to_string());
             e.not_before = not_before;
-            // Set on every run of this closure: the last run is the one that was written.
             newly.store(e.parked.is_none(), std::sync::atomic::Ordering::Relaxed);
             if e.parked.as_ref().map(|p| &p.reason) != Some(&parked.reason) {
                 e.parked = Some(parked.clone());
@@ -336,17 +341,44 @@ impl Store {
         key: OutboxKey,
         f: impl Fn(&mut OutboxEntry),
     ) -> Result<OutboxEntry, StoreError> {
+        self.update_outbox_with(key, |e| {
+            if let Some(e) = e {
+                f(e)
+            }
+        })
+    }
+
+    /// Rewrites an entry with `f`, which also runs (with `None`) when a retry of sled's
+    /// compare-and-swap finds the entry gone. An unreadable entry is deleted (and uncounted);
+    /// both are errors to the caller.
+    fn update_outbox_with(
+        &self,
+        key: OutboxKey,
+        f: impl Fn(Option<&mut OutboxEntry>),
+    ) -> Result<OutboxEntry, StoreError> {
         let k = key.0.to_be_bytes();
         let label = format!("outbox {}", key.0);
         let mut result = None;
+        let mut dropped: Option<Vec<u8>> = None;
         self.outbox.update_and_fetch(k, |old| {
-            let old = old?;
-            let mut entry: OutboxEntry = serde_json::from_slice(old).ok()?;
-            f(&mut entry);
+            // Only the last run is written: forget what an earlier one saw.
+            result = None;
+            dropped = None;
+            let Some(old) = old else {
+                f(None);
+                return None;
+            };
+            let Ok(mut entry) = serde_json::from_slice::<OutboxEntry>(old) else {
+                dropped = Some(old.to_vec());
+                f(None);
+                return None;
+            };
+            f(Some(&mut entry));
             let bytes = to_json(&entry);
             result = Some(entry);
             Some(bytes)
         })?;
+        self.outbox_removed(dropped.as_deref());
         result.ok_or(StoreError::Corrupt {
             key: label,
             reason: "missing or unreadable".into(),
@@ -518,5 +550,95 @@ mod tests {
             (2, 1),
             "counted at open"
         );
+    }
+
+    /// A timer round's messages are outbox entries like any other: `/healthz` counts them.
+    #[tokio::test]
+    async fn a_round_s_messages_are_counted_as_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let messages = [
+            (Target::Slack("#pr".into()), OutboxAction::UpdateAlert),
+            (Target::Slack("#leads".into()), OutboxAction::UpdateAlert),
+        ];
+        store
+            .fire_round(&[], &messages, Utc::now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.outbox().unwrap().len(), 2);
+        assert_eq!(store.outbox_summary().unwrap().pending, 2);
+    }
+
+    /// The relay can deliver an entry before the write that queued it has counted it: the
+    /// count must still end at what the outbox holds, not one too many for ever.
+    #[tokio::test]
+    async fn a_delivery_uncounted_before_its_queueing_is_counted_leaves_the_count_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let entry = OutboxEntry {
+            alert_id: AlertId(1),
+            target: Target::Slack("#pr".into()),
+            action: OutboxAction::PostAlert,
+            created_at: Utc::now(),
+            attempts: 0,
+            in_flight_since: None,
+            not_before: None,
+            last_error: None,
+            parked: None,
+        };
+        // Committed, not yet counted (as between `accept`'s commit and its `outbox_added`).
+        store
+            .outbox
+            .insert(7u64.to_be_bytes(), to_json(&entry))
+            .unwrap();
+        store.finish(OutboxKey(7)).await.unwrap();
+        store.outbox_added(1);
+        assert!(store.outbox().unwrap().is_empty());
+        assert_eq!(store.outbox_summary().unwrap().pending, 0);
+    }
+
+    /// An update that finds an entry unreadable deletes it (sled's update with `None`): it
+    /// must leave the count too.
+    #[tokio::test]
+    async fn an_unreadable_entry_an_update_deletes_is_uncounted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .outbox
+            .insert(9u64.to_be_bytes(), &b"not json"[..])
+            .unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        // (The summary itself cannot read an unreadable oldest entry; the count is what it shows.)
+        let pending = || {
+            store
+                .outbox_pending
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        assert_eq!(pending(), 1, "counted at open");
+        let err = store.record_failure(OutboxKey(9), 1, "boom", Utc::now());
+        assert!(err.is_err());
+        assert!(store.outbox.is_empty());
+        assert_eq!(pending(), 0);
+    }
+
+    /// The alert count comes from the last alert id; it must match the alerts stored.
+    #[tokio::test]
+    async fn the_alert_count_is_the_number_of_alerts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.alert_count(), 0);
+        let batch = [
+            candidate("a", true),
+            candidate("b", false),
+            candidate("c", true),
+        ];
+        store
+            .accept("feed", &SourceState::default(), &batch, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(store.alert_count(), 2);
+        assert_eq!(store.alerts().unwrap().len(), 2);
     }
 }
