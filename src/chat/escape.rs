@@ -11,22 +11,7 @@
 /// author's handle such as `dana_k`, the headline) goes into a `plain_text` object instead,
 /// escaped with [`slack_plain`]: Slack formats nothing there.
 pub(crate) fn slack_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '*' => out.push('\u{2217}'), // ∗ asterisk operator
-            '_' => out.push('\u{02CD}'), // ˍ modifier letter low macron
-            '~' => out.push('\u{223C}'), // ∼ tilde operator
-            '`' => out.push('\u{02CB}'), // ˋ modifier letter grave accent
-            '\r' | '\n' | '\t' => out.push(' '),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
+    slack_escape(s, &['*', '_', '~', '`'])
 }
 
 /// Text inside a Slack code span (`` `x` ``): mrkdwn formats nothing there, so `_`, `*` and
@@ -34,19 +19,7 @@ pub(crate) fn slack_text(s: &str) -> String {
 /// are still escaped (Slack parses them everywhere) and a backtick, which would end the span,
 /// becomes a look-alike. Line breaks become spaces.
 pub(crate) fn slack_code(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '`' => out.push('\u{02CB}'),
-            '\r' | '\n' | '\t' => out.push(' '),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
+    slack_escape(s, &['`'])
 }
 
 /// Slack `plain_text` (header blocks, context elements): escape exactly `&`, `<`, `>` (Slack
@@ -54,6 +27,12 @@ pub(crate) fn slack_code(s: &str) -> String {
 /// else: `plain_text` has no formatting, so `_`, `*`, `~` and `` ` `` stay as written and a
 /// handle copied from the alert finds the person. Line breaks become spaces.
 pub(crate) fn slack_plain(s: &str) -> String {
+    slack_escape(s, &[])
+}
+
+/// `&`, `<`, `>` as entities, the `marks` among `*_~`` ` `` as look-alikes, line breaks and
+/// tabs as spaces, other control characters dropped.
+fn slack_escape(s: &str, marks: &[char]) -> String {
     let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
         match c {
@@ -62,6 +41,12 @@ pub(crate) fn slack_plain(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '\r' | '\n' | '\t' => out.push(' '),
             c if c.is_control() => {}
+            c if marks.contains(&c) => out.push(match c {
+                '*' => '\u{2217}', // ∗ asterisk operator
+                '_' => '\u{02CD}', // ˍ modifier letter low macron
+                '~' => '\u{223C}', // ∼ tilde operator
+                _ => '\u{02CB}',   // ˋ modifier letter grave accent (for `)
+            }),
             c => out.push(c),
         }
     }

@@ -118,19 +118,9 @@ pub(crate) async fn digest(
     if let Some(refused) = refuse(&admin, peer, &headers, "digest --now") {
         return refused;
     }
-    let req: DigestRequest = if body.is_empty() {
-        DigestRequest::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    format!("the body must be JSON like {{\"name\": \"Mentions digest\"}}: {e}"),
-                )
-                    .into_response()
-            }
-        }
+    let req: DigestRequest = match json_body(&body, r#"{"name": "Mentions digest"}"#) {
+        Ok(r) => r,
+        Err(refused) => return *refused,
     };
     let now = admin.clock.now();
     match digest::queue_now(
@@ -167,6 +157,26 @@ pub(crate) async fn digest(
     }
 }
 
+/// An admin request's optional JSON body: the defaults when empty, else a 400 that shows
+/// what to send (`example`).
+fn json_body<T: serde::de::DeserializeOwned + Default>(
+    body: &Bytes,
+    example: &str,
+) -> Result<T, Box<Response>> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        Box::new(
+            (
+                StatusCode::BAD_REQUEST,
+                format!("the body must be JSON like {example}: {e}"),
+            )
+                .into_response(),
+        )
+    })
+}
+
 #[derive(serde::Deserialize, Default)]
 struct TestAlertRequest {
     /// One target (`slack:#x`, `discord:<id>`) instead of every configured one.
@@ -184,19 +194,9 @@ pub(crate) async fn test_alert(
     if let Some(refused) = refuse(&admin, peer, &headers, "test-alert") {
         return refused;
     }
-    let req: TestAlertRequest = if body.is_empty() {
-        TestAlertRequest::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(r) => r,
-            Err(e) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    format!("the body must be JSON like {{\"to\": \"slack:#pr-alerts\"}}: {e}"),
-                )
-                    .into_response()
-            }
-        }
+    let req: TestAlertRequest = match json_body(&body, r#"{"to": "slack:#pr-alerts"}"#) {
+        Ok(r) => r,
+        Err(refused) => return *refused,
     };
     match send_test_alerts(
         &admin.platforms,
