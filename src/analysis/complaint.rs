@@ -596,47 +596,17 @@ pub(crate) fn detect(text: &str) -> Complaint {
 /// check the indexed one against.
 #[cfg(test)]
 mod reference {
-    use super::{Complaint, Cue, Hit, CUES, DAMPENERS, NEGATION_WINDOW, NEGATORS, RESOLVED};
+    // The pattern parts and their matching are shared with the indexed detector: what this
+    // reference checks is the index and the one-pass tokens, not the pattern language.
+    use super::{
+        is_negator, part_matches, parts, Complaint, Cue, Hit, Part, CUES, DAMPENERS,
+        NEGATION_WINDOW, RESOLVED,
+    };
     use std::sync::OnceLock;
-
-    /// A compiled pattern element.
-    #[derive(Debug)]
-    enum Part {
-        Word(&'static str),
-        Prefix(&'static str),
-        /// `a|b*|c`: any of the alternatives.
-        OneOf(Vec<Part>),
-        Number,
-        Any,
-    }
 
     fn compiled() -> &'static [(Vec<Part>, &'static Cue)] {
         static COMPILED: OnceLock<Vec<(Vec<Part>, &'static Cue)>> = OnceLock::new();
-        COMPILED.get_or_init(|| {
-            CUES.iter()
-                .map(|c| {
-                    let parts = c
-                        .pattern
-                        .split(' ')
-                        .filter(|w| !w.is_empty())
-                        .map(|w| match w.contains('|') {
-                            true => Part::OneOf(w.split('|').map(part).collect()),
-                            false => part(w),
-                        })
-                        .collect();
-                    (parts, c)
-                })
-                .collect()
-        })
-    }
-
-    fn part(w: &'static str) -> Part {
-        match w {
-            "#" => Part::Number,
-            "_" | "*" => Part::Any,
-            w if w.ends_with('*') => Part::Prefix(&w[..w.len() - 1]),
-            w => Part::Word(w),
-        }
+        COMPILED.get_or_init(|| CUES.iter().map(|c| (parts(c.pattern), c)).collect())
     }
 
     /// A word token, or a clause break that stops negation from reaching across it.
@@ -676,26 +646,6 @@ mod reference {
         }
         out
     }
-
-    fn is_negator(w: &str) -> bool {
-        NEGATORS.contains(&w) || w.ends_with("n't")
-    }
-
-    fn part_matches(p: &Part, w: &str) -> bool {
-        match p {
-            Part::Word(x) => *x == w,
-            Part::Prefix(x) => w.starts_with(x),
-            Part::OneOf(alternatives) => alternatives.iter().any(|p| part_matches(p, w)),
-            Part::Number => w.chars().all(|c| c.is_ascii_digit()) || NUMBER_WORDS.contains(&w),
-            Part::Any => true,
-        }
-    }
-
-    /// Spelled numbers, so "two hours late" reads like "2 hours late".
-    const NUMBER_WORDS: &[&str] = &[
-        "a", "an", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-        "several", "few", "many",
-    ];
 
     /// The words of the clause starting at `start`, up to the next break.
     fn words_from(tokens: &[Token], start: usize) -> impl Iterator<Item = &str> {
