@@ -557,6 +557,24 @@ mod base64_check {
     }
 }
 
+/// Reddit's 401 answer when the request lacks the bearer token the fake issued.
+fn reddit_unauthorized(s: &ApiState, headers: &HeaderMap) -> Option<Response> {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    s.valid_token
+        .as_ref()
+        .is_none_or(|t| auth != format!("Bearer {t}"))
+        .then(|| {
+            (
+                StatusCode::UNAUTHORIZED,
+                r#"{"message":"Unauthorized","error":401}"#,
+            )
+                .into_response()
+        })
+}
+
 fn reddit_listing(
     state: &Shared,
     headers: &HeaderMap,
@@ -564,19 +582,8 @@ fn reddit_listing(
     items: Vec<Value>,
 ) -> Response {
     let s = state.lock().unwrap();
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if s.valid_token
-        .as_ref()
-        .is_none_or(|t| auth != format!("Bearer {t}"))
-    {
-        return (
-            StatusCode::UNAUTHORIZED,
-            r#"{"message":"Unauthorized","error":401}"#,
-        )
-            .into_response();
+    if let Some(refused) = reddit_unauthorized(&s, headers) {
+        return refused;
     }
     let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(25);
     let mut items = items;
@@ -669,19 +676,8 @@ async fn reddit_about(
         return r;
     }
     let s = state.lock().unwrap();
-    let auth = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if s.valid_token
-        .as_ref()
-        .is_none_or(|t| auth != format!("Bearer {t}"))
-    {
-        return (
-            StatusCode::UNAUTHORIZED,
-            r#"{"message":"Unauthorized","error":401}"#,
-        )
-            .into_response();
+    if let Some(refused) = reddit_unauthorized(&s, &headers) {
+        return refused;
     }
     match s.reddit_subscribers.get(&sub.to_lowercase()) {
         Some(n) => json_response(json!({"kind": "t5", "data": {
