@@ -91,7 +91,8 @@ impl Coverage {
 
     /// One round: the run is alive until `now`; a newly seen source is listened to from now
     /// (unless this is the first round ever); a failing source has failed since its last
-    /// good poll of this run (else since the run started) until now.
+    /// good poll of this run (else since the run started) until now, and a recovered one
+    /// until its good poll.
     pub(crate) fn sample(
         &mut self,
         run_start: DateTime<Utc>,
@@ -124,6 +125,11 @@ impl Coverage {
                         .min(now);
                     c.failures.push(Span { from, to: now });
                     c.failing = true;
+                }
+                // Recovered: failing until the good poll (or this round, if unknown).
+                (true, true, Some(open)) => {
+                    open.to = open.to.max(s.last_success.unwrap_or(now).min(now));
+                    c.failing = false;
                 }
                 (true, _, _) => c.failing = false,
             }
@@ -199,17 +205,18 @@ mod tests {
             c.sources["hn"].failures,
             vec![Span {
                 from: t(2),
-                to: t(4)
-            }]
+                to: t(6)
+            }],
+            "failing from the last good poll to the next good one"
         );
         assert!(c.covers(t(1), t(2)));
         assert!(!c.covers(t(2), t(3)));
-        assert!(!c.covers(t(3), t(4)));
-        assert!(c.covers(t(5), t(6)));
+        assert!(!c.covers(t(5), t(6)));
+        assert!(c.covers(t(6), t(7)));
         // A source added at hour 8: hours before it were not heard in full.
         c.sample(t(0), t(8), &[src("hn", true, None), src("forum", true, None)]);
         assert_eq!(c.sources["forum"].since, Some(t(8)));
-        assert!(!c.covers(t(6), t(7)));
+        assert!(!c.covers(t(7), t(8)));
         assert!(c.covers(t(8), t(9)));
     }
 

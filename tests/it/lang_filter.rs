@@ -175,7 +175,7 @@ async fn the_daemon_says_when_sentiment_was_not_scored_and_drops_unlisted_langua
         .key("languages", ["en", "de"])
         .toml();
     let daemon = Daemon::start(&config).await;
-    let posts = slack.wait_for_posts(2, 20).await;
+    slack.wait_for_posts(2, 20).await;
     // A few more polls: the French item must not be posted later either.
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let posts = slack.posts();

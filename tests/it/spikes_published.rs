@@ -204,6 +204,65 @@ async fn a_new_sources_back_catalogue_is_not_a_spike() {
     );
 }
 
+/// "hn" fails for three days and hands over nothing of them when it recovers (the quiet
+/// hours are a gap in what was heard, not a quiet brand). Left in, those empty hours would
+/// drag the baseline to 15 ± 8 an hour against the usual 19 ± 1, and a burst of 30 would
+/// pass unseen; left out, it alerts.
+#[tokio::test]
+async fn a_failing_sources_empty_hours_do_not_hide_a_real_spike() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let now = utc("2026-11-23T12:00:00Z");
+    let start = now - Duration::days(15);
+    let (fail_from, fail_to) = (now - Duration::days(5), now - Duration::days(2));
+    let hn = |healthy: bool, last_success: Option<DateTime<Utc>>| {
+        vec![SourceSample {
+            name: "hn".into(),
+            healthy,
+            last_success,
+        }]
+    };
+    Coverage::record(&store, start, start, &hn(true, None))
+        .await
+        .unwrap();
+    let mut at = start;
+    let mut n = 0;
+    while at < now - Duration::hours(1) {
+        if at == fail_from {
+            Coverage::record(&store, start, at, &hn(false, Some(fail_from)))
+                .await
+                .unwrap();
+        }
+        if at == fail_to {
+            Coverage::record(&store, start, at, &hn(true, Some(fail_to)))
+                .await
+                .unwrap();
+        }
+        if at < fail_from || at >= fail_to {
+            for k in 0..(18 + (at.timestamp() / 3600) % 3) {
+                n += 1;
+                let published = at + Duration::minutes(1 + 3 * k);
+                hit(&store, "hn", &format!("v{n}"), Some(published), published).await;
+            }
+        }
+        at += Duration::hours(1);
+    }
+    Coverage::record(&store, start, now, &hn(true, None))
+        .await
+        .unwrap();
+    for k in 0..30 {
+        let at = now - Duration::minutes(55) + Duration::minutes(k);
+        hit(&store, "hn", &format!("b{k}"), Some(at), at).await;
+    }
+    let alert = check(&store, now).await.expect("a real spike");
+    let m = store.mention(&alert.mention_key).unwrap().unwrap().mention;
+    assert!(
+        m.text.starts_with("30 mentions in the last hour; usually 19 ± 1"),
+        "{}",
+        m.text
+    );
+}
+
 /// A source that gives no publication time is counted when its posts arrive, as before.
 #[tokio::test]
 async fn posts_without_a_publication_time_count_when_they_arrive() {
