@@ -71,17 +71,17 @@ impl Judge {
                 priority: None,
                 targets: Vec::new(),
                 highlights: Vec::new(),
-                lang: given.map(str::to_string).or(found.detected.flatten().map(str::to_string)),
+                lang: given
+                    .map(str::to_string)
+                    .or(found.detected.flatten().map(str::to_string)),
             };
         }
-        let lang = given
-            .map(str::to_string)
-            .or_else(|| {
-                found
-                    .detected
-                    .unwrap_or_else(|| lang::detect(m.title.as_deref(), &m.text))
-                    .map(str::to_string)
-            });
+        let lang = given.map(str::to_string).or_else(|| {
+            found
+                .detected
+                .unwrap_or_else(|| lang::detect(m.title.as_deref(), &m.text))
+                .map(str::to_string)
+        });
         // The analysis knows English only: elsewhere its score would be a guess, so it is
         // left unknown (and the alert says why).
         let s = lang::is_scored(lang.as_deref()).then(|| match &m.title {
@@ -118,12 +118,7 @@ impl Judge {
             sentiment: s.map(|s| s.sentiment),
             negative,
             priority: rule_priority.map(|p| {
-                priority::priority(
-                    p,
-                    negative.unwrap_or(false),
-                    m.author_reach,
-                    m.reach_unit(),
-                )
+                priority::priority(p, negative.unwrap_or(false), m.author_reach, m.reach_unit())
             }),
             targets,
             highlights,

@@ -79,7 +79,8 @@ impl SpikeWatch {
                 .iter()
                 .map(SourceSample::from)
                 .collect();
-            if let Err(e) = Coverage::record(&self.store, run_start, self.clock.now(), &sources).await
+            if let Err(e) =
+                Coverage::record(&self.store, run_start, self.clock.now(), &sources).await
             {
                 tracing::warn!(error = %e, "could not record which hours were heard in full; spike baselines may count an outage as quiet");
             }
@@ -489,7 +490,12 @@ mod tests {
             .map(|k| candidate(&format!("b{k}"), Some(base + Duration::seconds(5 * k + 1))))
             .collect();
         store
-            .accept("hn", &SourceState::default(), &burst, base + Duration::minutes(2))
+            .accept(
+                "hn",
+                &SourceState::default(),
+                &burst,
+                base + Duration::minutes(2),
+            )
             .await
             .unwrap();
         tokio::time::advance(cfg.every).await;

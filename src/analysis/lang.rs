@@ -136,8 +136,7 @@ fn words_only(title: Option<&str>, text: &str) -> String {
         .flat_map(str::split_whitespace)
         .chain(text.split_whitespace())
     {
-        if word.starts_with(['@', '#', '$']) || word.contains("://") || word.starts_with("www.")
-        {
+        if word.starts_with(['@', '#', '$']) || word.contains("://") || word.starts_with("www.") {
             continue;
         }
         if out.len() + word.len() + 1 > MAX_BYTES {
@@ -212,7 +211,10 @@ mod tests {
             Some("en")
         );
         assert_eq!(
-            detect(None, "Ich warte immer noch auf meine Rückerstattung von Acme"),
+            detect(
+                None,
+                "Ich warte immer noch auf meine Rückerstattung von Acme"
+            ),
             Some("de")
         );
         assert_eq!(detect(None, "Acmeの注文がまだ届かない"), Some("ja"));
@@ -228,7 +230,10 @@ mod tests {
     #[test]
     fn links_and_handles_do_not_decide() {
         let text = "@AcmeHilfe #AcmeFail https://acme.example/hilfe/rueckerstattung Ich warte seit drei Wochen auf mein Geld";
-        assert_eq!(words_only(None, text), "Ich warte seit drei Wochen auf mein Geld");
+        assert_eq!(
+            words_only(None, text),
+            "Ich warte seit drei Wochen auf mein Geld"
+        );
         assert_eq!(detect(Some("Acme"), text), Some("de"));
     }
 

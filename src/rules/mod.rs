@@ -239,7 +239,11 @@ impl RuleSet {
             compiled: compiled::Compiled::build(&exprs),
             tests_lang: exprs.iter().map(tests_lang).collect(),
             exclude_tests_lang: exclude.as_ref().is_some_and(tests_lang),
-            languages: defaults.languages.iter().map(|l| lang::primary(l)).collect(),
+            languages: defaults
+                .languages
+                .iter()
+                .map(|l| lang::primary(l))
+                .collect(),
             names,
             exprs,
             exclude,
@@ -286,12 +290,7 @@ impl RuleSet {
                 doc.lang = found;
             }
         };
-        if self.exclude_tests_lang
-            || scan
-                .candidates
-                .iter()
-                .any(|&i| self.tests_lang[i as usize])
-        {
+        if self.exclude_tests_lang || scan.candidates.iter().any(|&i| self.tests_lang[i as usize]) {
             detect(&mut doc);
         }
         let fields = eval::Fields::with_text(

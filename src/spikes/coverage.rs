@@ -214,7 +214,11 @@ mod tests {
         assert!(!c.covers(t(5), t(6)));
         assert!(c.covers(t(6), t(7)));
         // A source added at hour 8: hours before it were not heard in full.
-        c.sample(t(0), t(8), &[src("hn", true, None), src("forum", true, None)]);
+        c.sample(
+            t(0),
+            t(8),
+            &[src("hn", true, None), src("forum", true, None)],
+        );
         assert_eq!(c.sources["forum"].since, Some(t(8)));
         assert!(!c.covers(t(7), t(8)));
         assert!(c.covers(t(8), t(9)));

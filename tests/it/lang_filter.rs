@@ -85,9 +85,17 @@ fn match_detects_filters_and_leaves_foreign_sentiment_unscored() {
     assert!(en["sentiment"].is_number(), "{en}");
 
     let de = by_id("de");
-    assert_eq!(de["rules"], json!(["acme", "acme-de"]), "lang:de sees it: {de}");
+    assert_eq!(
+        de["rules"],
+        json!(["acme", "acme-de"]),
+        "lang:de sees it: {de}"
+    );
     assert_eq!(de["lang"], "de", "{de}");
-    assert_eq!(de["sentiment"], json!(null), "not scored, not guessed: {de}");
+    assert_eq!(
+        de["sentiment"],
+        json!(null),
+        "not scored, not guessed: {de}"
+    );
     assert_eq!(de["negative"], json!(null), "{de}");
     assert_eq!(de["priority"], "normal", "not raised for negativity: {de}");
 
@@ -105,7 +113,11 @@ fn match_detects_filters_and_leaves_foreign_sentiment_unscored() {
     assert_eq!(pt["rules"], json!([]), "the given tag decides: {pt}");
     assert_eq!(pt["lang"], "pt-BR");
     let tagged_de = by_id("tagged-de");
-    assert_eq!(tagged_de["rules"], json!(["acme", "acme-de"]), "{tagged_de}");
+    assert_eq!(
+        tagged_de["rules"],
+        json!(["acme", "acme-de"]),
+        "{tagged_de}"
+    );
     assert_eq!(tagged_de["sentiment"], json!(null), "{tagged_de}");
 
     let nothing = by_id("nothing");
@@ -141,8 +153,8 @@ fn check_refuses_an_unknown_language_code_with_the_fix() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr).to_string()
-        + &String::from_utf8_lossy(&out.stdout);
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(
         err.contains("rules_defaults.languages: \"english\" is not a language code; use two-letter ISO 639-1 codes such as \"en\", \"de\", \"fr\""),
         "{err}"
@@ -200,6 +212,8 @@ async fn the_daemon_says_when_sentiment_was_not_scored_and_drops_unlisted_langua
         "{de}"
     );
     assert!(de.contains("Normal priority"), "not raised: {de}");
-    assert!(!posts.iter().any(|p| p.body.to_string().contains("commande")));
+    assert!(!posts
+        .iter()
+        .any(|p| p.body.to_string().contains("commande")));
     daemon.stop().await;
 }

@@ -107,7 +107,14 @@ async fn usual_run(store: &Store, from: DateTime<Utc>, to: DateTime<Utc>, source
             let published = at + Duration::minutes(5 + k * 10);
             if published < to {
                 let id = format!("u{}-{n}", from.timestamp());
-                hit(store, "hn", &id, Some(published), published + Duration::minutes(2)).await;
+                hit(
+                    store,
+                    "hn",
+                    &id,
+                    Some(published),
+                    published + Duration::minutes(2),
+                )
+                .await;
             }
         }
         at += Duration::hours(1);
@@ -169,7 +176,8 @@ async fn a_catch_up_after_downtime_is_not_a_spike_but_a_real_burst_is() {
     let alert = check(&store, later).await.expect("a real burst spikes");
     let m = store.mention(&alert.mention_key).unwrap().unwrap().mention;
     assert!(
-        m.text.starts_with("25 mentions in the last hour; usually 3 ± 1"),
+        m.text
+            .starts_with("25 mentions in the last hour; usually 3 ± 1"),
         "{}",
         m.text
     );
@@ -257,7 +265,8 @@ async fn a_failing_sources_empty_hours_do_not_hide_a_real_spike() {
     let alert = check(&store, now).await.expect("a real spike");
     let m = store.mention(&alert.mention_key).unwrap().unwrap().mention;
     assert!(
-        m.text.starts_with("30 mentions in the last hour; usually 19 ± 1"),
+        m.text
+            .starts_with("30 mentions in the last hour; usually 19 ± 1"),
         "{}",
         m.text
     );
@@ -269,14 +278,31 @@ async fn posts_without_a_publication_time_count_when_they_arrive() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let now = utc("2026-11-23T12:00:00Z");
-    usual_run(&store, now - Duration::days(15), now - Duration::hours(1), &["hn"]).await;
+    usual_run(
+        &store,
+        now - Duration::days(15),
+        now - Duration::hours(1),
+        &["hn"],
+    )
+    .await;
     for k in 0..30 {
         let at = now - Duration::minutes(55) + Duration::minutes(k);
         hit(&store, "hn", &format!("x{k}"), None, at).await;
     }
     // A post "published" after it arrived (a clock ahead) counts when it arrived.
-    hit(&store, "hn", "future", Some(now + Duration::days(3)), now - Duration::minutes(1)).await;
+    hit(
+        &store,
+        "hn",
+        "future",
+        Some(now + Duration::days(3)),
+        now - Duration::minutes(1),
+    )
+    .await;
     let alert = check(&store, now).await.expect("a spike");
     let m = store.mention(&alert.mention_key).unwrap().unwrap().mention;
-    assert!(m.text.starts_with("31 mentions in the last hour"), "{}", m.text);
+    assert!(
+        m.text.starts_with("31 mentions in the last hour"),
+        "{}",
+        m.text
+    );
 }

@@ -99,7 +99,11 @@ fn detected_languages_feed_lang_rules_and_the_language_list() {
     let got = set.matches_detecting(&doc(de));
     let names: Vec<&str> = got.rules.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, vec!["de", "any"]);
-    assert_eq!(got.detected, Some(Some("de")), "detected for the lang: rule");
+    assert_eq!(
+        got.detected,
+        Some(Some("de")),
+        "detected for the lang: rule"
+    );
     let got = set.matches_detecting(&doc(en));
     assert_eq!(got.rules.len(), 1, "{got:?}");
     assert_eq!(got.detected, Some(Some("en")));
@@ -109,7 +113,10 @@ fn detected_languages_feed_lang_rules_and_the_language_list() {
     };
     let got = set.matches_detecting(&tagged);
     assert_eq!(got.rules.len(), 2, "a given tag wins over detection");
-    assert_eq!(got.detected, None, "nothing detected when the post has a tag");
+    assert_eq!(
+        got.detected, None,
+        "nothing detected when the post has a tag"
+    );
     let got = set.matches_detecting(&doc("Ich warte immer noch auf mein Paket"));
     assert_eq!(got, Matched::default(), "no brand word: nothing detected");
 
@@ -126,7 +133,9 @@ fn detected_languages_feed_lang_rules_and_the_language_list() {
     };
     let set = RuleSet::compile_with([("any", "acme")], &exclude).unwrap();
     assert!(set
-        .matches(&doc("Ma commande Acme n'est jamais arrivée, aucune réponse du service client"))
+        .matches(&doc(
+            "Ma commande Acme n'est jamais arrivée, aucune réponse du service client"
+        ))
         .is_empty());
     assert_eq!(set.matches(&doc(de)).len(), 1);
 
@@ -146,9 +155,15 @@ fn detected_languages_feed_lang_rules_and_the_language_list() {
         lang: Some("EN-gb"),
         ..doc(de)
     };
-    assert_eq!(set.matches(&tagged).len(), 1, "the tag decides, subtags ignored");
+    assert_eq!(
+        set.matches(&tagged).len(),
+        1,
+        "the tag decides, subtags ignored"
+    );
     assert!(
-        set.matches_detecting(&doc("nothing here")).detected.is_none(),
+        set.matches_detecting(&doc("nothing here"))
+            .detected
+            .is_none(),
         "a post no rule matched is never detected"
     );
 }
