@@ -281,7 +281,11 @@ impl RuleSet {
         if scan.candidates.is_empty() || self.muted(doc) {
             return Matched::default();
         }
-        let mut doc = *doc;
+        // A tag that says nothing (`und`) counts as none.
+        let mut doc = Document {
+            lang: lang::given(doc.lang),
+            ..*doc
+        };
         let mut detected = None;
         let mut detect = |doc: &mut Document| {
             if doc.lang.is_none() && detected.is_none() {
