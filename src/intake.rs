@@ -604,6 +604,41 @@ mod tests {
         );
     }
 
+    /// A matched mention in another language: its detected language is stored with it, and
+    /// its alert is neither scored nor negative (so the digest and spike alerts do not count
+    /// it as negative) nor raised, unless a low rating says so.
+    #[test]
+    fn a_mention_in_another_language_is_stored_with_its_language_and_not_scored() {
+        let j = judge();
+        let de = Mention {
+            text: "Acme hat mein Geld nicht erstattet und der Kundenservice antwortet nicht".into(),
+            ..mention("d", "dana", "https://a.example/d")
+        };
+        let v = j.judge(&de);
+        assert_eq!(v.lang.as_deref(), Some("de"));
+        assert_eq!((v.sentiment, v.negative), (None, None), "{v:?}");
+        assert_eq!(v.priority, Some(Priority::Normal));
+        let c = j.candidate(de.clone());
+        assert_eq!(
+            c.mention.lang.as_deref(),
+            Some("de"),
+            "filled on the mention"
+        );
+        let alert = c.alert.expect("an alert");
+        assert!(!alert.negative && alert.sentiment == 0.0);
+        let rated = j.judge(&Mention {
+            rating: Some(1),
+            ..de
+        });
+        assert_eq!((rated.sentiment, rated.negative), (None, Some(true)));
+        assert_eq!(rated.priority, Some(Priority::High));
+        let tagged = Mention {
+            lang: Some("en".into()),
+            ..mention("e", "dana", "https://a.example/e")
+        };
+        assert_eq!(j.candidate(tagged).mention.lang.as_deref(), Some("en"));
+    }
+
     #[test]
     fn only_matched_mentions_are_analysed() {
         let j = judge();
