@@ -437,6 +437,7 @@ pub(crate) async fn run_with_clock(
             store.clone(),
             clock,
             metrics.clone(),
+            health.clone(),
         )
     });
     let jobs = digest_jobs(&config)?;

@@ -4,7 +4,7 @@
 //! store's transaction). It never talks to chat, and it does not wake the relay: the store
 //! does on every outbox write.
 
-use crate::analysis::{dedup, negativity, priority};
+use crate::analysis::{dedup, lang, negativity, priority};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::model::{Mention, Note, Priority, SourceState, Target, TimerKind};
@@ -26,14 +26,19 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Verdict {
     pub rules: Vec<String>,
-    /// VADER compound; `None` when no rule matched (only matched mentions are analysed).
+    /// VADER compound; `None` when no rule matched (only matched mentions are analysed) or
+    /// the mention is in a language the analysis was not built for (`lang::is_scored`).
     pub sentiment: Option<f64>,
-    /// `None` when no rule matched.
+    /// `None` when no rule matched, or when the language is not scored and no 1–2 star
+    /// rating says so.
     pub negative: Option<bool>,
     /// `None` when no rule matched.
     pub priority: Option<Priority>,
     pub targets: Vec<Target>,
     pub highlights: Vec<(usize, usize)>,
+    /// The mention's language: its own tag, else detected (ISO 639-1) when a rule matched or
+    /// a rule needed it; `None` when unknown.
+    pub lang: Option<String>,
 }
 
 /// Everything needed to judge a mention; shared by `run`, `match` and `scan`.
@@ -44,6 +49,7 @@ pub struct Judge {
 
 impl Judge {
     pub fn judge(&self, m: &Mention) -> Verdict {
+        let given = lang::given(m.lang.as_deref());
         let doc = Document {
             text: &m.text,
             title: m.title.as_deref(),
@@ -51,12 +57,13 @@ impl Judge {
             url: m.url.as_deref(),
             source: &m.source,
             source_kind: &m.source_kind,
-            lang: m.lang.as_deref(),
+            lang: given,
         };
-        let matches = self.matcher.matches(&doc);
+        let found = self.matcher.matches_detecting(&doc);
+        let matches = found.rules;
         if matches.is_empty() {
-            // Sentiment and complaint analysis cost more than matching; nothing reads them for
-            // a mention that alerts nobody.
+            // Sentiment and complaint analysis (and language detection) cost more than
+            // matching; nothing reads them for a mention that alerts nobody.
             return Verdict {
                 rules: Vec::new(),
                 sentiment: None,
@@ -64,15 +71,31 @@ impl Judge {
                 priority: None,
                 targets: Vec::new(),
                 highlights: Vec::new(),
+                lang: given
+                    .map(str::to_string)
+                    .or(found.detected.flatten().map(str::to_string)),
             };
         }
-        let s = match &m.title {
+        let lang = given.map(str::to_string).or_else(|| {
+            found
+                .detected
+                .unwrap_or_else(|| lang::detect(m.title.as_deref(), &m.text))
+                .map(str::to_string)
+        });
+        // The analysis knows English only: elsewhere its score would be a guess, so it is
+        // left unknown (and the alert says why).
+        let s = lang::is_scored(lang.as_deref()).then(|| match &m.title {
             Some(t) if !t.is_empty() => negativity::assess(&format!("{t}. {}", m.text)),
             _ => negativity::assess(&m.text),
-        };
+        });
         // A 1- or 2-star review is a complaint whatever its words say ("fine I guess" with one
-        // star): the stars are the author's own verdict. The text's sentiment score is kept.
-        let negative = s.negative || m.rating.is_some_and(|r| (1..=2).contains(&r));
+        // star): the stars are the author's own verdict, in any language. The text's sentiment
+        // score is kept.
+        let low_rating = m.rating.is_some_and(|r| (1..=2).contains(&r));
+        let negative = match &s {
+            Some(s) => Some(s.negative || low_rating),
+            None => low_rating.then_some(true),
+        };
         let mut rules = Vec::new();
         let mut targets: Vec<Target> = Vec::new();
         let mut highlights = Vec::new();
@@ -92,17 +115,23 @@ impl Judge {
         highlights.dedup();
         Verdict {
             rules,
-            sentiment: Some(s.sentiment),
-            negative: Some(negative),
-            priority: rule_priority
-                .map(|p| priority::priority(p, negative, m.author_reach, m.reach_unit())),
+            sentiment: s.map(|s| s.sentiment),
+            negative,
+            priority: rule_priority.map(|p| {
+                priority::priority(p, negative.unwrap_or(false), m.author_reach, m.reach_unit())
+            }),
             targets,
             highlights,
+            lang,
         }
     }
 
-    pub(crate) fn candidate(&self, m: Mention) -> Candidate {
+    /// The mention judged, with its language filled in when it had none and one was found.
+    pub(crate) fn candidate(&self, mut m: Mention) -> Candidate {
         let v = self.judge(&m);
+        if lang::given(m.lang.as_deref()).is_none() && v.lang.is_some() {
+            m.lang = v.lang.clone();
+        }
         Candidate {
             dedup_keys: dedup::keys(&m),
             alert: v.priority.map(|priority| NewAlert {
@@ -573,6 +602,41 @@ mod tests {
             Some(true),
             "five stars do not hide angry words"
         );
+    }
+
+    /// A matched mention in another language: its detected language is stored with it, and
+    /// its alert is neither scored nor negative (so the digest and spike alerts do not count
+    /// it as negative) nor raised, unless a low rating says so.
+    #[test]
+    fn a_mention_in_another_language_is_stored_with_its_language_and_not_scored() {
+        let j = judge();
+        let de = Mention {
+            text: "Acme hat mein Geld nicht erstattet und der Kundenservice antwortet nicht".into(),
+            ..mention("d", "dana", "https://a.example/d")
+        };
+        let v = j.judge(&de);
+        assert_eq!(v.lang.as_deref(), Some("de"));
+        assert_eq!((v.sentiment, v.negative), (None, None), "{v:?}");
+        assert_eq!(v.priority, Some(Priority::Normal));
+        let c = j.candidate(de.clone());
+        assert_eq!(
+            c.mention.lang.as_deref(),
+            Some("de"),
+            "filled on the mention"
+        );
+        let alert = c.alert.expect("an alert");
+        assert!(!alert.negative && alert.sentiment == 0.0);
+        let rated = j.judge(&Mention {
+            rating: Some(1),
+            ..de
+        });
+        assert_eq!((rated.sentiment, rated.negative), (None, Some(true)));
+        assert_eq!(rated.priority, Some(Priority::High));
+        let tagged = Mention {
+            lang: Some("en".into()),
+            ..mention("e", "dana", "https://a.example/e")
+        };
+        assert_eq!(j.candidate(tagged).mention.lang.as_deref(), Some("en"));
     }
 
     #[test]

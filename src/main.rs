@@ -60,9 +60,11 @@ verdict per line on stdout, in the same order. No store, no network.",
         after_help = "Input, one object per line (only id and text are required):
   {\"id\": 1, \"text\": \"...\", \"title\": \"...\", \"url\": \"...\", \"author\": \"...\", \"source\": \"...\", \"lang\": \"en\"}
 Output, one object per input line:
-  {\"id\": 1, \"rules\": [\"acme\"], \"sentiment\": -0.62, \"negative\": true, \"priority\": \"high\"}
+  {\"id\": 1, \"rules\": [\"acme\"], \"sentiment\": -0.62, \"negative\": true, \"priority\": \"high\", \"lang\": \"en\"}
   rules: the names of the rules that matched (empty: no alert); sentiment: -1..1;
-  priority: low | normal | high | critical, or null when no rule matched.
+  priority: low | normal | high | critical, or null when no rule matched;
+  lang: the input's lang, else detected (ISO 639-1) when a rule matched, null when unknown;
+  sentiment and negative are null for a post not in English (only English is scored).
 A line that is not a mention gets {\"line\": N, \"error\": \"...\"} and the exit code is 1.
 Example:
   echo '{\"id\":1,\"text\":\"Acme lost my refund\"}' | mentiondesk match --config config/mentiondesk.toml"
@@ -331,6 +333,7 @@ fn verdict_json(judge: &Judge, input: MatchInput) -> serde_json::Value {
         "sentiment": v.sentiment,
         "negative": v.negative,
         "priority": v.priority,
+        "lang": v.lang,
     })
 }
 

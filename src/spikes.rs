@@ -1,9 +1,17 @@
 //! The spike watch: every few minutes, each rule's mentions in the last window are compared
 //! with its baseline (`analysis::spike`); a spike becomes an alert like any other (claimable,
-//! resolvable, escalated), explained in its text, with a per-rule cooldown. It only writes
-//! alerts through the store; posting is the relay's job.
+//! resolvable, escalated), explained in its text, with a per-rule cooldown written in the
+//! same transaction as the alert. It only writes alerts through the store; posting is the
+//! relay's job.
+//!
+//! Mentions are counted in the window they were published in (the time they arrived only
+//! when the source gives none), and windows in which the daemon was down or a source was
+//! failing or not yet added (`coverage`, sampled here every round) are left out of the
+//! baseline: a catch-up after an outage or a new source's back catalogue lands in the past
+//! hours it was written in, not in the current one, and never looks like a spike.
 
 pub mod config;
+pub mod coverage;
 
 use crate::analysis::{dedup, spike};
 use crate::clock::Clock;
@@ -13,11 +21,13 @@ use crate::metrics::Metrics;
 use crate::model::{Alert, Mention, TimerKind};
 use crate::rules::config::RuleConfig;
 use crate::shutdown::Shutdown;
+use crate::sources::poll::Health;
 use crate::sources::prefilter::Prefilter;
 use crate::store::{Candidate, NewAlert, RuleHit, Store, StoreError};
 use crate::util::human_duration;
 use chrono::{DateTime, Duration, Utc};
 use config::SpikeConfig;
+use coverage::{Coverage, SourceSample};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -31,6 +41,8 @@ pub(crate) struct SpikeWatch {
     store: Store,
     clock: Clock,
     metrics: Arc<Metrics>,
+    /// The sources' health, sampled into the coverage record every round.
+    health: Health,
 }
 
 impl SpikeWatch {
@@ -41,6 +53,7 @@ impl SpikeWatch {
         store: Store,
         clock: Clock,
         metrics: Arc<Metrics>,
+        health: Health,
     ) -> SpikeWatch {
         SpikeWatch {
             cfg,
@@ -49,13 +62,28 @@ impl SpikeWatch {
             store,
             clock,
             metrics,
+            health,
         }
     }
 
-    /// Checks every rule now and then every `[spikes].every`; a spike alert reaches the
-    /// relay through the store's outbox signal.
+    /// Records this round in the coverage record and checks every rule, now and then every
+    /// `[spikes].every`; a spike alert reaches the relay through the store's outbox signal.
+    /// A crash loses at most one round of up-time, which only leaves a little more out of
+    /// the baseline.
     pub(crate) async fn run(self, mut shutdown: Shutdown) {
+        let run_start = self.clock.now();
         loop {
+            let sources: Vec<SourceSample> = self
+                .health
+                .snapshot()
+                .iter()
+                .map(SourceSample::from)
+                .collect();
+            if let Err(e) =
+                Coverage::record(&self.store, run_start, self.clock.now(), &sources).await
+            {
+                tracing::warn!(error = %e, "could not record which hours were heard in full; spike baselines may count an outage as quiet");
+            }
             for rule in &self.rules {
                 let now = self.clock.now();
                 match check(&self.store, &self.cfg, rule, &self.desk, now).await {
@@ -80,6 +108,12 @@ fn cooldown_key(rule: &str) -> String {
     format!("spike_last:{rule}")
 }
 
+/// When a hit counts: when it was published, unless the source gave no time or a time after
+/// it arrived (a clock ahead, a scheduled post), then when it arrived.
+fn counted_at(h: &RuleHit) -> DateTime<Utc> {
+    h.published.filter(|p| *p <= h.at).unwrap_or(h.at)
+}
+
 /// Checks one rule at `now`; raises and returns the spike alert if there is one.
 pub async fn check(
     store: &Store,
@@ -101,27 +135,43 @@ pub async fn check(
     let window_from = now - window;
     let baseline_windows = (cfg.baseline.as_secs() / cfg.window.as_secs().max(1)).max(1) as usize;
     let history_from = window_from - window * baseline_windows as i32;
+    // A hit is never counted before it arrived, so every hit counted in the history arrived
+    // in it too: reading by arrival time finds them all.
     let hits = store.rule_hits(&rule.name, history_from.max(first), now)?;
-    let current: Vec<&RuleHit> = hits.iter().filter(|h| h.at >= window_from).collect();
+    let current: Vec<&RuleHit> = hits
+        .iter()
+        .filter(|h| counted_at(h) >= window_from)
+        .collect();
     let count = current.len() as u32;
     if count < cfg.min_count {
         return Ok(None);
     }
-    // Only whole windows since the rule's first mention count: before that it was silent
-    // because nobody listened, not because the brand was quiet.
     // Window i (0 = the one just before the current) is [from - (i+1)·w, from - i·w).
     let w = window.num_milliseconds().max(1);
     let mut counts = vec![0u32; baseline_windows];
-    for h in hits.iter().filter(|h| h.at < window_from) {
-        let i = ((window_from - h.at).num_milliseconds() - 1).max(0) / w;
-        if let Some(c) = counts.get_mut(i as usize) {
-            *c += 1;
+    for h in &hits {
+        let at = counted_at(h);
+        if at < window_from && at >= history_from {
+            let i = ((window_from - at).num_milliseconds() - 1).max(0) / w;
+            if let Some(c) = counts.get_mut(i as usize) {
+                *c += 1;
+            }
         }
     }
-    let usable = (0..baseline_windows)
-        .take_while(|&i| window_from - window * (i as i32 + 1) >= first)
-        .count();
-    counts.truncate(usable);
+    // Only windows heard in full count: after the rule's first mention arrived (before that
+    // nobody listened), with the daemon up and every source polling. A quiet window of an
+    // outage would lower the baseline; its catch-up, counted when published, would raise it.
+    let coverage = Coverage::load(store)?;
+    let counts: Vec<u32> = counts
+        .into_iter()
+        .enumerate()
+        .filter(|&(i, _)| {
+            let to = window_from - window * i as i32;
+            let from = to - window;
+            from >= first && coverage.covers(from, to)
+        })
+        .map(|(_, c)| c)
+        .collect();
     let baseline = spike::Baseline::of(&counts);
     if !spike::is_spike(count, &baseline, cfg.sigma, cfg.min_count) {
         return Ok(None);
@@ -178,8 +228,11 @@ pub async fn check(
         }),
         mention,
     };
-    let accepted = store.accept_generated(&[candidate], now).await?;
-    store.meta_set(&cooldown_key(&rule.name), &now).await?;
+    // One transaction: a crash cannot leave the alert without its cooldown (posted again) or
+    // the cooldown without its alert (a spike nobody saw).
+    let accepted = store
+        .accept_generated_marked(&[candidate], now, &cooldown_key(&rule.name), &now)
+        .await?;
     Ok(accepted.alerts.into_iter().next())
 }
 
@@ -216,4 +269,251 @@ fn explain(
         list(sources.iter().take(3).map(|(s, n)| format!("{s} {n}")).collect()),
         list(terms.iter().map(|(t, n)| format!("{t} {n}")).collect()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Priority, Target};
+    use crate::sources::SourceState;
+    use crate::store::{Repeat, RepeatOf};
+
+    fn rule() -> RuleConfig {
+        RuleConfig {
+            name: "acme".into(),
+            query: "acme".into(),
+            alert: vec![Target::Slack("#pr".into())],
+            priority: Priority::Normal,
+        }
+    }
+
+    fn desk() -> DeskConfig {
+        DeskConfig {
+            command: "/desk".into(),
+            escalate_after: std::time::Duration::from_secs(900),
+            escalate_to: None,
+            remind_after: None,
+            allowed: vec![],
+            timezone: chrono_tz::UTC,
+        }
+    }
+
+    fn candidate(id: &str, published: Option<DateTime<Utc>>) -> Candidate {
+        Candidate {
+            dedup_keys: vec![format!("item:hn:{id}")],
+            mention: Mention {
+                item_id: id.into(),
+                source: "hn".into(),
+                source_kind: "hackernews".into(),
+                url: None,
+                title: None,
+                text: format!("acme post {id}"),
+                author: Some(format!("a{id}")),
+                author_reach: None,
+                published,
+                lang: None,
+                rating: None,
+            },
+            alert: Some(NewAlert {
+                rules: vec!["acme".into()],
+                priority: Priority::Normal,
+                sentiment: 0.0,
+                negative: false,
+                targets: vec![Target::Slack("#pr".into())],
+                highlights: vec![],
+                timers: vec![],
+                thread_keys: vec![],
+                repeat_of: None,
+                log_hit: true,
+            }),
+        }
+    }
+
+    /// Three mentions an hour (2, 3 or 4) published and heard from `from` to `to`, and the
+    /// spike watch's first and last rounds of that run.
+    async fn usual(store: &Store, from: DateTime<Utc>, to: DateTime<Utc>) {
+        let hn = [SourceSample {
+            name: "hn".into(),
+            healthy: true,
+            last_success: None,
+        }];
+        Coverage::record(store, from, from, &hn).await.unwrap();
+        let mut at = from;
+        let mut batch = Vec::new();
+        while at < to {
+            for k in 0..(2 + (at.timestamp() / 3600) % 3) {
+                let published = at + Duration::minutes(5 + 10 * k);
+                let c = candidate(&format!("u{}", published.timestamp()), Some(published));
+                batch.push((c, published));
+            }
+            at += Duration::hours(1);
+        }
+        for (c, published) in batch {
+            store
+                .accept("hn", &SourceState::default(), &[c], published)
+                .await
+                .unwrap();
+        }
+        Coverage::record(store, from, to, &hn).await.unwrap();
+    }
+
+    /// The spike alert and its cooldown marker are one transaction: when the transaction is
+    /// refused (here a second candidate of the batch is invalid, after the alert was written
+    /// inside it), neither exists; when it commits, both do, also after the store is opened
+    /// again (a crash after `check` returned), and the next check stays quiet.
+    #[tokio::test]
+    async fn the_cooldown_marker_and_the_spike_alert_are_written_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let now: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+        let key = cooldown_key("acme");
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut bad = candidate("bad", None);
+            bad.alert.as_mut().unwrap().repeat_of = Some(Repeat {
+                of: RepeatOf::Earlier(5),
+                note: Default::default(),
+            });
+            let err = store
+                .accept_generated_marked(&[candidate("spike", None), bad], now, &key, &now)
+                .await
+                .unwrap_err();
+            assert!(matches!(err, StoreError::Stale { .. }), "{err}");
+            assert_eq!(store.meta_get::<DateTime<Utc>>(&key).unwrap(), None);
+            assert!(store.alerts().unwrap().is_empty());
+            assert!(store.outbox().unwrap().is_empty());
+
+            usual(&store, now - Duration::days(15), now - Duration::hours(1)).await;
+            for k in 0..30 {
+                let at = now - Duration::minutes(50) + Duration::minutes(k);
+                store
+                    .accept(
+                        "hn",
+                        &SourceState::default(),
+                        &[candidate(&format!("b{k}"), Some(at))],
+                        at,
+                    )
+                    .await
+                    .unwrap();
+            }
+            let cfg = SpikeConfig::default();
+            let alert = check(&store, &cfg, &rule(), &desk(), now)
+                .await
+                .unwrap()
+                .expect("a spike");
+            assert_eq!(alert.created_at, now);
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.meta_get::<DateTime<Utc>>(&key).unwrap(), Some(now));
+        let spikes: Vec<_> = store
+            .alerts()
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.mention_key.starts_with(SPIKE_SOURCE))
+            .collect();
+        assert_eq!(spikes.len(), 1);
+        let cfg = SpikeConfig::default();
+        let again = check(&store, &cfg, &rule(), &desk(), now + Duration::minutes(5))
+            .await
+            .unwrap();
+        assert!(again.is_none(), "cooling down after the reopen");
+    }
+
+    /// The spike task itself: at start it records its run (so the hours the daemon was down
+    /// are known), finds no spike in a catch-up of posts published during the downtime, and
+    /// alerts once on a real burst in a later round.
+    #[tokio::test(start_paused = true)]
+    async fn the_spike_task_skips_a_catch_up_and_alerts_on_a_burst() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let base: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+        let down_from = base - Duration::hours(6);
+        usual(&store, base - Duration::days(15), down_from).await;
+        // Back at `base`: 18 posts published while down arrive in the first poll.
+        for k in 0..18 {
+            let published = down_from + Duration::minutes(20 * k + 3);
+            store
+                .accept(
+                    "hn",
+                    &SourceState::default(),
+                    &[candidate(&format!("c{k}"), Some(published))],
+                    base,
+                )
+                .await
+                .unwrap();
+        }
+        let health = Health::new();
+        health.register("hn", "hackernews");
+        let cfg = SpikeConfig::default();
+        let watch = SpikeWatch::new(
+            cfg.clone(),
+            vec![rule()],
+            desk(),
+            store.clone(),
+            Clock::tokio_at(base),
+            Arc::new(Metrics::default()),
+            health,
+        );
+        let (trigger, shutdown) = crate::shutdown::channel();
+        let task = tokio::spawn(watch.run(shutdown));
+        let wait_for = |what: &'static str, done: Box<dyn Fn(&Store) -> bool>| {
+            let store = store.clone();
+            async move {
+                for _ in 0..10_000 {
+                    if done(&store) {
+                        return;
+                    }
+                    tokio::task::yield_now().await;
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                panic!("timed out waiting for {what}");
+            }
+        };
+        wait_for(
+            "the run to be recorded",
+            Box::new(|s| Coverage::load(s).unwrap().runs.len() == 2),
+        )
+        .await;
+        let runs = Coverage::load(&store).unwrap().runs;
+        assert!(runs[1].from >= base && runs[1].from < base + Duration::minutes(1));
+        assert_eq!(runs[0].to, down_from, "down from then until the restart");
+        let spiked = |s: &Store| {
+            s.alerts()
+                .unwrap()
+                .iter()
+                .any(|a| a.mention_key.starts_with(SPIKE_SOURCE))
+        };
+        assert!(!spiked(&store), "a catch-up is not a spike");
+
+        // A real burst: 25 new posts in the next minutes, stored in one poll (one
+        // transaction), so a round sees all of them or none.
+        let burst: Vec<Candidate> = (0..25)
+            .map(|k| candidate(&format!("b{k}"), Some(base + Duration::seconds(5 * k + 1))))
+            .collect();
+        store
+            .accept(
+                "hn",
+                &SourceState::default(),
+                &burst,
+                base + Duration::minutes(2),
+            )
+            .await
+            .unwrap();
+        tokio::time::advance(cfg.every).await;
+        wait_for("the spike alert", Box::new(spiked)).await;
+        trigger.trigger();
+        task.await.unwrap();
+        let spikes: Vec<_> = store
+            .alerts()
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.mention_key.starts_with(SPIKE_SOURCE))
+            .collect();
+        assert_eq!(spikes.len(), 1, "one spike alert");
+        let m = store.mention(&spikes[0].mention_key).unwrap().unwrap();
+        assert!(
+            m.mention.text.starts_with("27 mentions in the last hour"),
+            "25 new and the 2 of the catch-up published in the last hour: {}",
+            m.mention.text
+        );
+    }
 }

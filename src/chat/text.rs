@@ -440,6 +440,7 @@ pub(crate) mod testgen {
                     human_negative: None,
                     complaint: id % 2 == 0,
                     question: id % 3 == 0,
+                    unscored_lang: None,
                     state,
                     created_at: Utc.with_ymd_and_hms(2026, 11, 30, 8, 0, 0).unwrap(),
                 },

@@ -60,6 +60,9 @@ pub struct AlertView {
     pub(crate) complaint: bool,
     /// Whether the text asks something.
     pub(crate) question: bool,
+    /// The mention's language when the analysis does not score it (not English): the
+    /// sentiment is then unknown, and the alert says so instead of showing a score.
+    pub(crate) unscored_lang: Option<String>,
     pub state: AlertState,
     pub created_at: DateTime<Utc>,
 }
@@ -109,6 +112,11 @@ impl AlertView {
             human_negative: alert.human_negative,
             complaint: crate::analysis::complaint::detect(&scored).weight > 0.0,
             question: scored.contains('?'),
+            unscored_lang: mention
+                .lang
+                .as_deref()
+                .filter(|l| !crate::analysis::lang::is_scored(Some(l)))
+                .map(lang_label),
             state: alert.state.clone(),
             created_at: alert.created_at,
         }
@@ -147,15 +155,24 @@ impl AlertView {
     }
 
     /// The sentiment in words: `negative — complaint`, `neutral question`, `positive`; a
-    /// person's correction wins and says so. The score is in [`AlertView::detail_line`].
-    pub(crate) fn sentiment_words(&self) -> &'static str {
+    /// person's correction wins and says so. The score is in [`AlertView::detail_line`]. A
+    /// mention in a language the analysis does not score says so: `sentiment not scored
+    /// (language: de)` (or `negative — low rating · …` when its stars said so).
+    pub(crate) fn sentiment_words(&self) -> String {
         match self.human_negative {
-            Some(true) => return "negative (marked by the team)",
-            Some(false) => return "not negative (corrected by the team)",
+            Some(true) => return "negative (marked by the team)".into(),
+            Some(false) => return "not negative (corrected by the team)".into(),
             None => {}
         }
         let low_rating = self.rating.is_some_and(|r| (1..=2).contains(&r));
-        match (self.negative, self.sentiment >= POSITIVE_AT) {
+        if let Some(lang) = &self.unscored_lang {
+            let unscored = format!("sentiment not scored (language: {lang})");
+            return match self.negative && low_rating {
+                true => format!("negative — low rating · {unscored}"),
+                false => unscored,
+            };
+        }
+        let words = match (self.negative, self.sentiment >= POSITIVE_AT) {
             (true, _) if self.complaint => "negative — complaint",
             (true, _) if low_rating => "negative — low rating",
             (true, _) if self.question => "negative question",
@@ -164,11 +181,12 @@ impl AlertView {
             (false, true) => "positive",
             (false, false) if self.question => "neutral question",
             (false, false) => "neutral",
-        }
+        };
+        words.into()
     }
 
     /// How urgent, in words: `🟠 High priority · negative — complaint · ★★☆☆☆ 2/5`.
-    pub(crate) fn urgency_words(&self) -> (String, &'static str, Option<String>) {
+    pub(crate) fn urgency_words(&self) -> (String, String, Option<String>) {
         (
             priority_label(self.priority),
             self.sentiment_words(),
@@ -179,6 +197,12 @@ impl AlertView {
     /// The numbers behind the words, for a secondary line: `sentiment score -0.62 (from -1
     /// to +1) · alert #1`.
     pub(crate) fn detail_line(&self) -> String {
+        if self.unscored_lang.is_some() {
+            return format!(
+                "sentiment is scored for English posts only · alert #{}",
+                self.id
+            );
+        }
         format!(
             "sentiment score {:+.2} (from -1 to +1) · alert #{}",
             self.sentiment, self.id
@@ -480,6 +504,20 @@ pub(crate) fn excerpt(
     runs
 }
 
+/// A language tag as shown: the tag comes from the source (untrusted), so only letters,
+/// digits and `-` pass, at most 16 of them; anything else shows as `unknown`.
+fn lang_label(tag: &str) -> String {
+    let tag = tag.trim();
+    if !tag.is_empty()
+        && tag.len() <= 16
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    {
+        tag.to_string()
+    } else {
+        "unknown".to_string()
+    }
+}
+
 /// A plain open alert for renderers' tests to vary with struct update syntax.
 #[cfg(test)]
 impl AlertView {
@@ -503,6 +541,7 @@ impl AlertView {
             human_negative: None,
             complaint: true,
             question: false,
+            unscored_lang: None,
             state: AlertState::Open,
             created_at: chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 30, 9, 0, 0).unwrap(),
         }
@@ -758,6 +797,37 @@ mod tests {
         );
         let (a, m) = mention(None, "does acme ship to Norway?");
         assert_eq!(AlertView::new(&a, &m).sentiment_words(), "neutral question");
+    }
+
+    /// A mention in a language the analysis does not score says so, on the urgency line and
+    /// the detail line, instead of a made-up score; a hostile tag shows as `unknown`.
+    #[test]
+    fn an_unscored_language_is_said_instead_of_a_score() {
+        let (a, mut m) = mention(None, "Acme hat mein Geld nicht erstattet");
+        m.lang = Some("de".into());
+        let v = AlertView::new(&a, &m);
+        assert_eq!(v.sentiment_words(), "sentiment not scored (language: de)");
+        assert_eq!(
+            v.detail_line(),
+            "sentiment is scored for English posts only · alert #4"
+        );
+        m.lang = Some("en-GB".into());
+        assert_eq!(AlertView::new(&a, &m).unscored_lang, None);
+        m.lang = Some("<!channel>".into());
+        assert_eq!(
+            AlertView::new(&a, &m).sentiment_words(),
+            "sentiment not scored (language: unknown)"
+        );
+        let rated = AlertView {
+            rating: Some(1),
+            negative: true,
+            unscored_lang: Some("fr".into()),
+            ..AlertView::sample()
+        };
+        assert_eq!(
+            rated.sentiment_words(),
+            "negative — low rating · sentiment not scored (language: fr)"
+        );
     }
 
     #[test]

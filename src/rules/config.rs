@@ -3,12 +3,13 @@
 //! Reads only these sections; where alerts go is the chat's business.
 
 use super::{Defaults, RuleSet, EXCLUDE_RULE_NAME};
+use crate::analysis::lang;
 use crate::config::{Item, Reader, Table};
 use crate::model::{Priority, Target};
 use std::collections::{HashMap, HashSet};
 
 const RULE_KEYS: &[&str] = &["name", "query", "alert", "priority"];
-const RULES_DEFAULTS_KEYS: &[&str] = &["exclude", "muted_authors", "muted_sites"];
+const RULES_DEFAULTS_KEYS: &[&str] = &["exclude", "muted_authors", "muted_sites", "languages"];
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleConfig {
@@ -24,6 +25,8 @@ pub(crate) struct RulesDefaults {
     pub(crate) exclude: Option<String>,
     pub(crate) muted_authors: Vec<String>,
     pub(crate) muted_sites: Vec<String>,
+    /// ISO 639-1 codes, lower case: posts in other languages match no rule.
+    pub(crate) languages: Vec<String>,
 }
 
 impl RuleConfig {
@@ -78,8 +81,38 @@ impl RulesDefaults {
             exclude: r.string(t, "rules_defaults", "exclude"),
             muted_authors: r.string_array(t, "rules_defaults", "muted_authors"),
             muted_sites: r.string_array(t, "rules_defaults", "muted_sites"),
+            languages: read_languages(r, t),
         }
     }
+}
+
+/// `[rules_defaults] languages`: each entry a code language detection can answer, so a
+/// typo ("english", "ger") is refused rather than silently dropping every post.
+fn read_languages(r: &mut Reader, t: &Table) -> Vec<String> {
+    let codes = r.string_array(t, "rules_defaults", "languages");
+    let mut out = Vec::new();
+    for code in codes {
+        let lower = code.trim().to_ascii_lowercase();
+        let problem = if lang::is_known(&lower) {
+            if !out.contains(&lower) {
+                out.push(lower);
+            }
+            continue;
+        } else if lower.contains(['-', '_']) && lang::is_known(&lang::primary(&lower)) {
+            format!(
+                "{code:?} names a region; list languages only, e.g. {:?}",
+                lang::primary(&lower)
+            )
+        } else {
+            format!(
+                "{code:?} is not a language code; use two-letter ISO 639-1 codes such as \"en\", \"de\", \"fr\" (known: {})",
+                lang::known_codes().collect::<Vec<_>>().join(", ")
+            )
+        };
+        let line = r.key_line(t, "languages");
+        r.problem(line, "rules_defaults.languages", problem);
+    }
+    out
 }
 
 /// Compiles every rule with the global exclusions, reporting each bad one at the line of its
@@ -94,6 +127,7 @@ pub(crate) fn compile(
         exclude: defaults.exclude.as_deref(),
         muted_authors: defaults.muted_authors.iter().map(String::as_str).collect(),
         muted_sites: defaults.muted_sites.iter().map(String::as_str).collect(),
+        languages: defaults.languages.iter().map(String::as_str).collect(),
     };
     // Where `check` points for a rule's query: its line and key. Indexed by name once:
     // looking each failing or warned rule up in the lists would be quadratic when many

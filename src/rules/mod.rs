@@ -46,7 +46,12 @@
 //! of all rules (`compiled.rs`); `RuleSet::matches` looks a post's words up once and evaluates
 //! only the rules whose words occurred, plus rules with no literal to look for (`lang:en`,
 //! `raw:...`), which run on every post. `Defaults` (exclude query, muted authors and
-//! sites) apply after the rules: an excluded post matches no rule.
+//! sites, languages) apply after the rules: an excluded post matches no rule.
+//!
+//! A post without a language tag gets one from `analysis::lang` only when something needs it
+//! (`RuleSet::matches_detecting`): a candidate rule or the exclusion tests `lang:`, or a rule
+//! matched and `[rules_defaults] languages` is set. Detection costs far more than matching,
+//! so a post no rule looks at is never detected.
 
 mod ast;
 mod compiled;
@@ -64,6 +69,8 @@ mod reference;
 mod tests;
 
 pub use error::{ParseError, RuleError, RuleWarning};
+
+use crate::analysis::lang;
 
 /// The parts of a mention a rule can look at. Borrowed so matching never copies the post.
 #[derive(Debug, Clone, Copy, Default)]
@@ -129,6 +136,19 @@ pub(crate) struct Defaults<'a> {
     pub(crate) muted_authors: Vec<&'a str>,
     /// Domains whose pages (subdomains included) match no rule.
     pub(crate) muted_sites: Vec<&'a str>,
+    /// ISO 639-1 codes (checked by the config reader): a post in another language matches no
+    /// rule; a post whose language cannot be told is kept. Empty: every language.
+    pub(crate) languages: Vec<&'a str>,
+}
+
+/// What `RuleSet::matches_detecting` found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Matched {
+    pub rules: Vec<RuleMatch>,
+    /// `Some` when the language was detected on the way (the document had none and a rule,
+    /// the exclusion or the language list needed it), holding the answer (`None`: could not
+    /// tell). The caller reuses it instead of detecting again.
+    pub detected: Option<Option<&'static str>>,
 }
 
 /// The rule name a bad `Defaults::exclude` is reported under.
@@ -144,6 +164,11 @@ pub struct RuleSet {
     exclude: Option<ast::Expr>,
     muted_authors: Vec<String>,
     muted_sites: Vec<String>,
+    /// Per rule (compile order): whether it tests `lang:`, so only those make a post's
+    /// language be detected before they are evaluated.
+    tests_lang: Vec<bool>,
+    exclude_tests_lang: bool,
+    languages: Vec<String>,
     warnings: Vec<RuleWarning>,
 }
 
@@ -212,6 +237,13 @@ impl RuleSet {
         }
         Ok(RuleSet {
             compiled: compiled::Compiled::build(&exprs),
+            tests_lang: exprs.iter().map(tests_lang).collect(),
+            exclude_tests_lang: exclude.as_ref().is_some_and(tests_lang),
+            languages: defaults
+                .languages
+                .iter()
+                .map(|l| lang::primary(l))
+                .collect(),
             names,
             exprs,
             exclude,
@@ -237,16 +269,40 @@ impl RuleSet {
 
     /// The rules that match `doc`, in compile order; none if the post is excluded.
     pub fn matches(&self, doc: &Document) -> Vec<RuleMatch> {
+        self.matches_detecting(doc).rules
+    }
+
+    /// The rules that match `doc`, in compile order (none if the post is excluded or in a
+    /// language `[rules_defaults] languages` leaves out), detecting the post's language
+    /// when `doc.lang` is `None` and a candidate rule, the exclusion or the language list
+    /// needs it.
+    pub fn matches_detecting(&self, doc: &Document) -> Matched {
         let scan = self.compiled.scan(doc);
         if scan.candidates.is_empty() || self.muted(doc) {
-            return Vec::new();
+            return Matched::default();
+        }
+        // A tag that says nothing (`und`) counts as none.
+        let mut doc = Document {
+            lang: lang::given(doc.lang),
+            ..*doc
+        };
+        let mut detected = None;
+        let mut detect = |doc: &mut Document| {
+            if doc.lang.is_none() && detected.is_none() {
+                let found = lang::detect(doc.title, doc.text);
+                detected = Some(found);
+                doc.lang = found;
+            }
+        };
+        if self.exclude_tests_lang || scan.candidates.iter().any(|&i| self.tests_lang[i as usize]) {
+            detect(&mut doc);
         }
         let fields = eval::Fields::with_text(
-            doc,
+            &doc,
             scan.text.unwrap_or_else(|| text::tokenize(doc.text)),
             scan.title.or_else(|| doc.title.map(text::tokenize)),
         );
-        let found: Vec<RuleMatch> = scan
+        let mut found: Vec<RuleMatch> = scan
             .candidates
             .iter()
             .filter_map(|&i| {
@@ -264,9 +320,22 @@ impl RuleSet {
                 .as_ref()
                 .is_some_and(|e| eval::eval(e, &fields).is_some())
         {
-            return Vec::new();
+            found.clear();
         }
-        found
+        if !found.is_empty() && !self.languages.is_empty() {
+            detect(&mut doc);
+            if doc
+                .lang
+                .map(lang::primary)
+                .is_some_and(|l| !self.languages.contains(&l))
+            {
+                found.clear();
+            }
+        }
+        Matched {
+            rules: found,
+            detected,
+        }
     }
 
     /// Whether the author or site is muted.
@@ -292,6 +361,16 @@ impl RuleSet {
     /// logging at start-up because each one costs time on every post.
     pub fn untriggered(&self) -> usize {
         self.compiled.untriggered()
+    }
+}
+
+/// Whether `e` tests the document's language anywhere.
+fn tests_lang(e: &ast::Expr) -> bool {
+    match e {
+        ast::Expr::Meta(ast::Meta::Lang(_)) => true,
+        ast::Expr::Not(inner) => tests_lang(inner),
+        ast::Expr::And(v) | ast::Expr::Or(v) => v.iter().any(tests_lang),
+        ast::Expr::Term(_) | ast::Expr::Raw(_) | ast::Expr::Meta(_) | ast::Expr::Near(_) => false,
     }
 }
 

@@ -141,14 +141,29 @@ impl Store {
             .await
     }
 
-    /// Stores candidates that come from no source (spike alerts): as `accept`, without a
-    /// source state to save.
-    pub(crate) async fn accept_generated(
+    /// Stores candidates that come from no source (spike alerts), as `accept` without a source
+    /// state, and sets `meta[key]` to `mark` in the same transaction, so the two survive a
+    /// crash together or not at all: a spike alert and its rule's cooldown marker (a lost
+    /// marker would post the spike again; a marker without its alert would hide it). The
+    /// mark is written even when the candidate turns out to be known.
+    pub(crate) async fn accept_generated_marked<T: Serialize>(
         &self,
         candidates: &[Candidate],
         now: DateTime<Utc>,
+        key: &str,
+        mark: &T,
     ) -> Result<Accepted, StoreError> {
-        self.accept_with(None, candidates, now).await
+        let store = self.clone();
+        let candidates = candidates.to_vec();
+        let mark = (key.as_bytes().to_vec(), to_json(mark));
+        let accepted = super::off_runtime(move || {
+            store.write_batch_marked(None, &candidates, now, Some(&mark))
+        })
+        .await?;
+        self.outbox_added(accepted.outbox_added);
+        self.durable().await?;
+        self.outbox_signal.notify_one();
+        Ok(accepted)
     }
 
     async fn accept_with(
@@ -189,6 +204,17 @@ impl Store {
         source: Option<&(Vec<u8>, Vec<u8>)>,
         candidates: &[Candidate],
         now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        self.write_batch_marked(source, candidates, now, None)
+    }
+
+    /// `write_batch`, also writing `mark` (meta key, value) in the same transaction.
+    fn write_batch_marked(
+        &self,
+        source: Option<&(Vec<u8>, Vec<u8>)>,
+        candidates: &[Candidate],
+        now: DateTime<Utc>,
+        mark: Option<&(Vec<u8>, Vec<u8>)>,
     ) -> Result<Accepted, StoreError> {
         let trees = (
             &self.meta,
@@ -290,6 +316,9 @@ impl Store {
                     }
                     if let Some((name, state)) = source {
                         sources.insert(name.as_slice(), state.as_slice())?;
+                    }
+                    if let Some((key, value)) = mark {
+                        meta.insert(key.as_slice(), value.as_slice())?;
                     }
                     Ok(accepted)
                 },

@@ -18,6 +18,11 @@ pub struct RuleHit {
     pub source: String,
     pub sentiment: f64,
     pub negative: bool,
+    /// When the source says the mention was published (`Mention::published`); spike
+    /// detection counts by it, so a catch-up or a back catalogue lands in the hours it was
+    /// written in, not the hour it arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<DateTime<Utc>>,
 }
 
 impl Store {
@@ -90,6 +95,7 @@ pub(super) fn log_hits(
             source: mention.source.clone(),
             sentiment: new.sentiment,
             negative: new.negative,
+            published: mention.published,
         };
         rule_log.insert(rule_log_key(rule, now.timestamp(), seq), to_json(&hit))?;
     }

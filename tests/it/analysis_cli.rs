@@ -99,8 +99,8 @@ fn a_line_no_rule_matches_is_not_analysed() {
     ]);
     assert_eq!(
         out[0],
-        serde_json::json!({"id": 0, "rules": [], "sentiment": null, "negative": null, "priority": null}),
-        "a post no rule matched gets no sentiment, negativity or priority"
+        serde_json::json!({"id": 0, "rules": [], "sentiment": null, "negative": null, "priority": null, "lang": null}),
+        "a post no rule matched gets no sentiment, negativity, priority or detected language"
     );
     assert_eq!(out[1]["rules"], serde_json::json!(["airline"]));
     assert!(out[1]["sentiment"].as_f64().unwrap() < -0.5, "{}", out[1]);

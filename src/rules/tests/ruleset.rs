@@ -46,6 +46,7 @@ fn defaults_exclude_and_mute_for_every_rule() {
         exclude: Some("hiring OR \"job opening\""),
         muted_authors: vec!["@Spammer"],
         muted_sites: vec!["spam.com"],
+        ..Defaults::default()
     };
     let set =
         RuleSet::compile_with([("acme", "acme"), ("all", "source:test -zzz")], &defaults).unwrap();
@@ -83,6 +84,88 @@ fn bad_exclude_is_reported_with_the_rules() {
         .map(|e| (e.rule.as_str(), e.error.column))
         .collect();
     assert_eq!(got, vec![("bad", 1), (EXCLUDE_RULE_NAME, 10)]);
+}
+
+/// Posts without a language tag: `lang:` rules and the exclusion see the detected language,
+/// `[rules_defaults] languages` drops matched posts in other languages and keeps posts whose
+/// language cannot be told, and nothing is detected for a post no rule looks at.
+#[test]
+fn detected_languages_feed_lang_rules_and_the_language_list() {
+    let en = "My Acme order never arrived and support has not answered my emails for a week";
+    let de = "Ich warte immer noch auf meine Rückerstattung von Acme";
+    let short = "acme x2";
+
+    let set = RuleSet::compile([("de", "acme lang:de"), ("any", "acme")]).unwrap();
+    let got = set.matches_detecting(&doc(de));
+    let names: Vec<&str> = got.rules.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, vec!["de", "any"]);
+    assert_eq!(
+        got.detected,
+        Some(Some("de")),
+        "detected for the lang: rule"
+    );
+    let got = set.matches_detecting(&doc(en));
+    assert_eq!(got.rules.len(), 1, "{got:?}");
+    assert_eq!(got.detected, Some(Some("en")));
+    let tagged = Document {
+        lang: Some("de-AT"),
+        ..doc(en)
+    };
+    let got = set.matches_detecting(&tagged);
+    assert_eq!(got.rules.len(), 2, "a given tag wins over detection");
+    assert_eq!(
+        got.detected, None,
+        "nothing detected when the post has a tag"
+    );
+    let got = set.matches_detecting(&doc("Ich warte immer noch auf mein Paket"));
+    assert_eq!(got, Matched::default(), "no brand word: nothing detected");
+
+    let plain = RuleSet::compile([("any", "acme")]).unwrap();
+    assert_eq!(
+        plain.matches_detecting(&doc(de)).detected,
+        None,
+        "no rule tests lang:, no list: detection is the caller's choice"
+    );
+
+    let exclude = Defaults {
+        exclude: Some("lang:fr"),
+        ..Defaults::default()
+    };
+    let set = RuleSet::compile_with([("any", "acme")], &exclude).unwrap();
+    assert!(set
+        .matches(&doc(
+            "Ma commande Acme n'est jamais arrivée, aucune réponse du service client"
+        ))
+        .is_empty());
+    assert_eq!(set.matches(&doc(de)).len(), 1);
+
+    let only = Defaults {
+        languages: vec!["en", "fr"],
+        ..Defaults::default()
+    };
+    let set = RuleSet::compile_with([("any", "acme")], &only).unwrap();
+    assert_eq!(set.matches(&doc(en)).len(), 1);
+    let got = set.matches_detecting(&doc(de));
+    assert!(got.rules.is_empty(), "German is not on the list");
+    assert_eq!(got.detected, Some(Some("de")));
+    let got = set.matches_detecting(&doc(short));
+    assert_eq!(got.rules.len(), 1, "unknown language is kept");
+    assert_eq!(got.detected, Some(None));
+    let tagged = Document {
+        lang: Some("EN-gb"),
+        ..doc(de)
+    };
+    assert_eq!(
+        set.matches(&tagged).len(),
+        1,
+        "the tag decides, subtags ignored"
+    );
+    assert!(
+        set.matches_detecting(&doc("nothing here"))
+            .detected
+            .is_none(),
+        "a post no rule matched is never detected"
+    );
 }
 
 #[test]
