@@ -55,6 +55,9 @@ pub struct AlertView {
     pub negative: bool,
     /// A person's correction of `negative`, if any.
     pub(crate) human_negative: Option<bool>,
+    /// The relevance the rule's model gave it (`Alert::relevance`), from the rule's first
+    /// label on.
+    pub(crate) relevance: Option<f32>,
     /// Whether the text has complaint cues ("never arrived", "refund"): the reason a
     /// negative mention is negative, said in words.
     pub(crate) complaint: bool,
@@ -107,6 +110,7 @@ impl AlertView {
             sentiment: alert.sentiment,
             negative: alert.negative,
             human_negative: alert.human_negative,
+            relevance: alert.relevance,
             complaint: crate::analysis::complaint::detect(&scored).weight > 0.0,
             question: scored.contains('?'),
             state: alert.state.clone(),
@@ -178,9 +182,18 @@ impl AlertView {
 
     /// The numbers behind the words, for a secondary line: `sentiment score -0.62 (from -1
     /// to +1) · alert #1`.
+    /// With a relevance score once the rule has labels: `sentiment score -0.62 (from -1 to
+    /// +1) · relevance 0.12 — most like mentions you marked not relevant · alert #1`.
     pub(crate) fn detail_line(&self) -> String {
+        let relevance = match self.relevance {
+            Some(r) => format!(
+                " · relevance {r:.2} — {}",
+                crate::analysis::relevance::explain(f64::from(r))
+            ),
+            None => String::new(),
+        };
         format!(
-            "sentiment score {:+.2} (from -1 to +1) · alert #{}",
+            "sentiment score {:+.2} (from -1 to +1){relevance} · alert #{}",
             self.sentiment, self.id
         )
     }
@@ -234,6 +247,7 @@ impl AlertView {
                 Some(r) => format!("{mark} Not relevant ({}) — {}", user(by), quote(r)),
                 None => format!("{mark} Not relevant ({})", user(by)),
             },
+            AlertState::Held => format!("{mark} Held back · low relevance"),
         }
     }
 
@@ -319,6 +333,7 @@ pub(crate) fn state_look(state: &AlertState) -> StateLook {
         AlertState::Snoozed { .. } => ("💤", "Snoozed", 0x9b59b6),
         AlertState::Resolved { .. } => ("✅", "Resolved", 0x2ecc71),
         AlertState::Ignored { .. } => ("🚫", "Not relevant", 0x95a5a6),
+        AlertState::Held => ("🫥", "Held back", 0x95a5a6),
     };
     StateLook {
         emoji,
@@ -387,6 +402,8 @@ pub(crate) fn buttons_for(state: &AlertState) -> &'static [Button] {
         AlertState::Claimed { .. } => &[UNCLAIM, RESOLVE, SNOOZE],
         AlertState::Snoozed { .. } => &[CLAIM, RESOLVE, IGNORE],
         AlertState::Resolved { .. } | AlertState::Ignored { .. } => &[REOPEN],
+        // Never posted while held; promoting it (`/desk promote ID`) posts it as open.
+        AlertState::Held => &[],
     }
 }
 
@@ -501,6 +518,7 @@ impl AlertView {
             sentiment: -0.62,
             negative: true,
             human_negative: None,
+            relevance: None,
             complaint: true,
             question: false,
             state: AlertState::Open,
@@ -572,6 +590,8 @@ mod tests {
                 first_claimed_at: None,
                 resolved_at: None,
                 human_negative: None,
+                relevance: None,
+                held: false,
             },
             &crate::model::Mention {
                 item_id: "1".into(),
@@ -637,6 +657,8 @@ mod tests {
             first_claimed_at: None,
             resolved_at: None,
             human_negative: None,
+            relevance: None,
+            held: false,
         };
         let m = Mention {
             item_id: "1".into(),

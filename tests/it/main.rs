@@ -23,6 +23,7 @@ mod discord_desk;
 mod escalation_rounds;
 mod limits;
 mod pipeline;
+mod relevance;
 mod slack_desk;
 mod sources_appstore;
 mod sources_bluesky;
