@@ -733,7 +733,7 @@ mod tests {
             let outbox = store.outbox().unwrap().len();
             let timers = store.timers().unwrap().len();
             let quiet = Mention {
-                text: "another acme anvil gag with the coyote in a cartoon".into(),
+                text: "another acme anvil scene with the coyote in a cartoon".into(),
                 ..mention("c3", "a-c3", "https://x.example/c3")
             };
             intake.accept(poll(vec![quiet])).await.unwrap();

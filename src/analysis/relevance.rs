@@ -136,11 +136,18 @@ pub fn score(rule: &Counts, global: &Counts, features: &[u32]) -> f64 {
         (n + PRIOR_STRENGTH * p_global(f, c)) / (r.mass[c] as f64 + PRIOR_STRENGTH)
     };
     let prior = ((r.docs[0] as f64 + 1.0) / (r.docs[1] as f64 + 1.0)).ln();
-    let evidence: f64 = features
+    // A feature no label ever had says nothing about either class; counting it would only
+    // favour the class whose labelled mentions were shorter.
+    let known: Vec<u32> = features
+        .iter()
+        .copied()
+        .filter(|f| global.features.contains_key(f) || rule.features.contains_key(f))
+        .collect();
+    let evidence: f64 = known
         .iter()
         .map(|&f| (p_rule(f, 0) / p_rule(f, 1)).ln())
         .sum();
-    let logit = prior + evidence / temper(features.len());
+    let logit = prior + evidence / temper(known.len());
     1.0 / (1.0 + (-logit).exp())
 }
 

@@ -90,6 +90,13 @@ const CAR_TEMPLATES: &[&str] = &[
     "Spotted a vintage Jaguar {model} at {place}, the paintwork and chrome were stunning",
     "Jaguar's electric plans: the {model} replacement promises a longer {noun} and a new {part}",
     "Third visit to {place} for the {part} on our Jaguar {model}; the loan car is nice at least",
+    // Frames the animal posts use too, and posts with the other sense's words.
+    "Just saw a Jaguar {model} outside {place} and honestly it made my day",
+    "Can't stop looking at this photo of a classic Jaguar {model}, what a beauty",
+    "Jaguar's new advert has a real jaguar prowling through a rainforest to sell the {model}",
+    "Drove the Jaguar {model} to the zoo so the kids could see real jaguars, they loved both",
+    "Our Jaguar {model} owners club is raising money for jaguar conservation this year",
+    "Video of a Jaguar {model} going viral today, {person} sent it to me twice",
 ];
 
 const CATS: &[&str] = &[
@@ -159,6 +166,13 @@ const WILD_TEMPLATES: &[&str] = &[
     "Kids loved the jaguar enclosure today, the {cat} was napping on a branch",
     "Drawing of a {cat} resting by a {prey} trail in {place}, inspired by the {noun}",
     "Jaguar spotted on a trail camera in {place} for the first time, {people} are thrilled",
+    // Frames the car posts use too, and posts with the other sense's words.
+    "Just saw a {cat} in {place} and honestly it made my day",
+    "Can't stop looking at this photo of a {cat} by the river, what a beauty",
+    "A {cat} crossed the road right in front of our rental car in {place}",
+    "The {cat} at the zoo can outrun most cars over a short sprint, {people} told us",
+    "{people} parked the jeep and waited two hours for the {cat} to come out",
+    "Video of a {cat} going viral today, {people} filmed it from the boat",
 ];
 
 fn fill(rng: &mut fastrand::Rng, template: &str, slots: &[(&str, &[&str])]) -> String {
@@ -185,10 +199,11 @@ pub(crate) fn corpus(n: usize, seed: u64) -> Vec<Post> {
     for car in [true, false] {
         let mut made = 0;
         while made < n {
+            let template = pick(&mut rng, if car { CAR_TEMPLATES } else { WILD_TEMPLATES });
             let text = if car {
                 fill(
                     &mut rng,
-                    pick(&mut rng, CAR_TEMPLATES),
+                    template,
                     &[
                         ("model", MODELS),
                         ("part", CAR_PARTS),
@@ -200,7 +215,7 @@ pub(crate) fn corpus(n: usize, seed: u64) -> Vec<Post> {
             } else {
                 fill(
                     &mut rng,
-                    pick(&mut rng, WILD_TEMPLATES),
+                    template,
                     &[
                         ("cat", CATS),
                         ("place", WILD_PLACES),
@@ -258,12 +273,12 @@ pub(crate) async fn replay(posts: &[Post], learn: usize, cfg: RelevanceConfig) -
     let store = Store::open(dir.path()).unwrap();
     let rules = vec![RuleConfig {
         name: "jaguar".into(),
-        query: "jaguar".into(),
+        query: "jaguar OR jaguars".into(),
         alert: vec![Target::Slack("#pr".into())],
         priority: Priority::Normal,
     }];
     let judge = Arc::new(Judge {
-        matcher: Arc::new(RuleSet::compile([("jaguar", "jaguar")]).unwrap()),
+        matcher: Arc::new(RuleSet::compile([("jaguar", "jaguar OR jaguars")]).unwrap()),
         rules,
     });
     let (_tx, rx) = mpsc::channel(1);
@@ -293,8 +308,9 @@ pub(crate) async fn replay(posts: &[Post], learn: usize, cfg: RelevanceConfig) -
             mentions: vec![mention(i, &p.text)],
             state: SourceState::default(),
         };
-        intake.accept(outcome).await.unwrap();
+        let created = intake.accept(outcome).await.unwrap();
         // Every post makes one alert (distinct authors and links: no repeats), ids from 1.
+        assert_eq!(created, 1, "post {i} makes an alert: {}", p.text);
         let alert = store
             .alert(crate::model::AlertId(i as u64 + 1))
             .unwrap()

@@ -186,3 +186,42 @@ async fn wrong_sense_mentions_are_held_back_listed_promoted_and_kept_across_a_re
     assert_eq!(slack.roots().len(), first.len() + 2);
     daemon.stop().await;
 }
+
+/// `[relevance]` is checked like every section: each mistake named with its key and line,
+/// an unknown key refused with the keys that are accepted; absent, the defaults hold.
+#[test]
+fn relevance_settings_are_checked_with_their_lines() {
+    let base = ConfigBuilder::new()
+        .rule("jaguar", "jaguar", &["slack:#pr-alerts"])
+        .toml()
+        .replace("{store}", "/tmp/x.sled")
+        .replace("{port}", "8080");
+    let parse = |extra: &str| {
+        mentiondesk::settings::parse(
+            &format!("{base}{extra}"),
+            Path::new("t.toml"),
+            &|_| None,
+        )
+    };
+    let c = parse("").unwrap();
+    assert!(c.relevance.enabled);
+    assert_eq!((c.relevance.min_labels, c.relevance.hold_below), (30, 0.2));
+    let c = parse("[relevance]\nenabled = false\nmin_labels = 50\nhold_below = 0.35\n").unwrap();
+    assert!(!c.relevance.enabled);
+    assert_eq!((c.relevance.min_labels, c.relevance.hold_below), (50, 0.35));
+
+    let lines = base.lines().count();
+    let err = parse("[relevance]\nmin_labels = 1\nhold_below = 1.5\nenable = true\n")
+        .unwrap_err()
+        .to_string();
+    for (line, key, says) in [
+        (lines + 2, "relevance.min_labels", "from 2"),
+        (lines + 3, "relevance.hold_below", "from 0 up to"),
+        (lines + 4, "relevance.enable", "enabled"),
+    ] {
+        let found = err
+            .lines()
+            .any(|l| l.contains(&format!(":{line}")) && l.contains(key) && l.contains(says));
+        assert!(found, "{key} at line {line}: {err}");
+    }
+}
