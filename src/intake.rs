@@ -663,10 +663,7 @@ mod tests {
 
     /// A store, intake and desk whose rule `acme` (of `priority`) learned from four labels:
     /// router posts claimed, cartoon anvil posts marked not relevant (`min_labels` 4).
-    async fn learned(
-        store: &Store,
-        priority: Priority,
-    ) -> (Intake, crate::desk::Desk) {
+    async fn learned(store: &Store, priority: Priority) -> (Intake, crate::desk::Desk) {
         use crate::desk::{config::DeskConfig, state::Action, Desk};
         let cfg = RelevanceConfig {
             enabled: true,
@@ -694,10 +691,22 @@ mod tests {
         };
         let desk = Desk::new(store.clone(), desk_cfg).with_relevance(cfg);
         let posts = [
-            ("r1", "the acme router firmware update fixed my wifi speed", true),
-            ("c1", "acme anvil falls on the coyote in the old cartoon", false),
+            (
+                "r1",
+                "the acme router firmware update fixed my wifi speed",
+                true,
+            ),
+            (
+                "c1",
+                "acme anvil falls on the coyote in the old cartoon",
+                false,
+            ),
             ("r2", "setting up the acme router mesh wifi at home", true),
-            ("c2", "the roadrunner cartoon where the acme anvil misses the coyote", false),
+            (
+                "c2",
+                "the roadrunner cartoon where the acme anvil misses the coyote",
+                false,
+            ),
         ];
         for (id, text, relevant) in posts {
             let m = Mention {
@@ -706,14 +715,23 @@ mod tests {
             };
             intake.accept(poll(vec![m])).await.unwrap();
             let alert = store.alerts().unwrap().pop().unwrap();
-            assert_eq!(alert.state, crate::model::AlertState::Open, "not learned yet");
+            assert_eq!(
+                alert.state,
+                crate::model::AlertState::Open,
+                "not learned yet"
+            );
             let action = if relevant {
                 Action::Claim
             } else {
                 Action::Ignore { reason: None }
             };
             let o = desk
-                .act(alert.id, &"slack:U1".to_string(), action, chrono::Utc::now())
+                .act(
+                    alert.id,
+                    &"slack:U1".to_string(),
+                    action,
+                    chrono::Utc::now(),
+                )
                 .await
                 .unwrap();
             assert!(o.applied);
@@ -754,7 +772,10 @@ mod tests {
             };
             intake.accept(poll(vec![complaint])).await.unwrap();
             let alert = store.alerts().unwrap().pop().unwrap();
-            assert!(alert.negative && alert.priority >= Priority::High, "{alert:?}");
+            assert!(
+                alert.negative && alert.priority >= Priority::High,
+                "{alert:?}"
+            );
             assert!(alert.relevance.unwrap() < 0.4, "{alert:?}");
             assert!(!alert.held, "a complaint is never held back");
             assert_eq!(alert.state, crate::model::AlertState::Open);
@@ -794,9 +815,14 @@ mod tests {
             .await
             .unwrap();
         let a = store.alerts().unwrap().pop().unwrap();
-        desk.act(a.id, &"slack:U1".to_string(), Action::Claim, chrono::Utc::now())
-            .await
-            .unwrap();
+        desk.act(
+            a.id,
+            &"slack:U1".to_string(),
+            Action::Claim,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
         assert_eq!(store.relevance_header("acme").unwrap().labels.total(), 0);
         intake
             .accept(poll(vec![mention("2", "kim", "https://a.example/2")]))

@@ -165,7 +165,9 @@ pub fn features(m: &Mention) -> Vec<u32> {
     let words: Vec<String> = text
         .unicode_words()
         .map(|w| w.to_lowercase())
-        .filter(|w| w.chars().count() > 1 || w.chars().all(|c| c.is_alphanumeric() && !c.is_ascii()))
+        .filter(|w| {
+            w.chars().count() > 1 || w.chars().all(|c| c.is_alphanumeric() && !c.is_ascii())
+        })
         .collect();
     for w in &words {
         out.push(hash(&["w", w]));
@@ -271,8 +273,16 @@ mod tests {
     fn a_score_follows_the_labels_and_the_global_prior_helps_a_young_rule() {
         let mut rule = Counts::default();
         for _ in 0..5 {
-            learn(&mut rule, "jaguar dealership test drive of the new sedan", LabelKind::Positive);
-            learn(&mut rule, "a jaguar hunts capybara in the rainforest", LabelKind::Negative);
+            learn(
+                &mut rule,
+                "jaguar dealership test drive of the new sedan",
+                LabelKind::Positive,
+            );
+            learn(
+                &mut rule,
+                "a jaguar hunts capybara in the rainforest",
+                LabelKind::Negative,
+            );
         }
         let global = rule.clone();
         let car = features(&mention("my jaguar sedan is at the dealership again"));

@@ -12,13 +12,13 @@ pub mod state;
 pub mod timers;
 
 use crate::analysis::relevance::config::RelevanceConfig;
+use crate::analysis::relevance::LabelKind;
 use crate::chat::view::excerpt;
 use crate::model::{
     Actor, Alert, AlertId, AlertState, AuditEntry, Note, Priority, Target, TimerKind,
 };
 use crate::rules::{Document, Query};
 use crate::store::{AlertChange, ChangeOutcome, OutboxAction, Store, StoreError, Timer};
-use crate::analysis::relevance::LabelKind;
 use crate::util::{human_duration, percentile};
 use chrono::{DateTime, Utc};
 use command::{Command, ListFilter, SnoozeFor};
@@ -872,10 +872,14 @@ impl Desk {
         let rules = relevance::figures(&self.store, &refs, self.relevance.min_labels)?;
         let mut note = Note::new().newline().text("Relevance: ");
         if rules.is_empty() {
-            return Ok(note.text("no labels yet (claiming, resolving or marking alerts not relevant teaches it)"));
+            return Ok(note.text(
+                "no labels yet (claiming, resolving or marking alerts not relevant teaches it)",
+            ));
         }
         for r in rules {
-            note = note.newline().text(format!("• {}", r.line(self.relevance.min_labels)));
+            note = note
+                .newline()
+                .text(format!("• {}", r.line(self.relevance.min_labels)));
         }
         Ok(note)
     }

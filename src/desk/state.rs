@@ -284,7 +284,12 @@ mod tests {
             (Held, Action::Promote, "U1", Ok("open")),
             (Held, Action::Ignore { reason: None }, "U1", Ok("ignored")),
             (Held, Action::Claim, "U1", Err(Refusal::Held)),
-            (Held, Action::Resolve { note: None }, "U1", Err(Refusal::Held)),
+            (
+                Held,
+                Action::Resolve { note: None },
+                "U1",
+                Err(Refusal::Held),
+            ),
             (Open, Action::Promote, "U1", Err(Refusal::NotHeld)),
         ];
         for (state, action, who, want) in cases {

@@ -4,11 +4,11 @@
 //! writes nothing.
 
 use super::chart::Bucket;
+use crate::analysis::relevance::config::RelevanceConfig;
 use crate::chat::escape::truncate;
+use crate::desk::relevance::RuleRelevance;
 use crate::model::{Alert, AlertId, AlertState, Note, Priority};
 use crate::store::{RuleHit, Store, StoreError};
-use crate::analysis::relevance::config::RelevanceConfig;
-use crate::desk::relevance::RuleRelevance;
 use crate::util::human_duration;
 use crate::util::percentile;
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -641,24 +641,27 @@ pub(crate) fn held_section(r: &Report, now: DateTime<Utc>) -> Note {
     }
     note = note.newline().bold("Relevance:").newline();
     for rule in &r.relevance {
-        note = note.text(format!("• {}", rule.line(r.min_labels))).newline();
+        note = note
+            .text(format!("• {}", rule.line(r.min_labels)))
+            .newline();
     }
     if r.held.is_empty() {
         return note;
     }
     note = note
         .bold(format!("Held back ({}):", r.held.len()))
-        .text(" not posted; `/desk promote ID` posts one")
+        .text(" not posted; ")
+        .code("/desk promote ID")
+        .text(" posts one")
         .newline();
     for i in r.held.iter().take(TOP) {
         note = item_line(note, i, now);
     }
     if r.held.len() > TOP {
         note = note
-            .text(format!(
-                "…and {} more (`/desk list held` shows them)",
-                r.held.len() - TOP
-            ))
+            .text(format!("…and {} more (", r.held.len() - TOP))
+            .code("/desk list held")
+            .text(" shows them)")
             .newline();
     }
     note
@@ -694,6 +697,50 @@ mod tests {
             local_midnight(t, tz, 0),
             DateTime::parse_from_rfc3339("2026-03-29T22:00:00Z").unwrap()
         );
+    }
+
+    /// The relevance section names each rule's figures and lists the held-back alerts with
+    /// the command that promotes one; with nothing learned or held it is absent.
+    #[test]
+    fn the_held_back_section_lists_figures_and_held_alerts() {
+        let now = t("2026-11-24T09:00:00Z");
+        let mut r = fixed_report();
+        assert!(held_section(&r, now).plain().is_empty());
+        let mut held = item(
+            14,
+            Priority::Normal,
+            false,
+            "A jaguar cub was born at the zoo",
+            3,
+        );
+        held.state = "held";
+        r.held = vec![held];
+        r.relevance = vec![RuleRelevance {
+            rule: "jaguar".into(),
+            labels: 34,
+            trained: true,
+            held: 2,
+            promoted: 1,
+            posted_positive: 9,
+            posted_negative: 1,
+        }];
+        let text = held_section(&r, now).plain();
+        assert!(
+            text.contains(
+                "• jaguar: 34 labels · 2 held back · 1 promoted · precision 90 % (of 10 labelled)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("Held back (1): not posted; /desk promote ID posts one"),
+            "{text}"
+        );
+        assert!(
+            text.contains("#14") && text.contains("held — “A jaguar cub"),
+            "{text}"
+        );
+        let (_, body) = render(&r, "Morning", now);
+        assert!(body.plain().contains("Held back (1)"));
     }
 
     fn t(s: &str) -> DateTime<Utc> {

@@ -242,7 +242,8 @@ pub(crate) struct Replay {
     pub(crate) wrong_held: usize,
     pub(crate) right: usize,
     pub(crate) right_held: usize,
-    /// Wrong-sense mentions not held because they read as a complaint (negative, high).
+    /// Wrong-sense mentions scored below `hold_below` but posted because they read as a
+    /// complaint (negative, high priority).
     pub(crate) wrong_bypassed: usize,
 }
 
@@ -299,6 +300,7 @@ pub(crate) async fn replay(posts: &[Post], learn: usize, cfg: RelevanceConfig) -
         allowed: vec![],
         timezone: chrono_tz::UTC,
     };
+    let hold_below = cfg.hold_below;
     let desk = Desk::new(store.clone(), desk_cfg).with_relevance(cfg);
     let person = "slack:U0PR".to_string();
     let mut out = Replay::default();
@@ -322,7 +324,8 @@ pub(crate) async fn replay(posts: &[Post], learn: usize, cfg: RelevanceConfig) -
         );
         let held = alert.state == AlertState::Held;
         if i >= learn {
-            let bypassed = !held && alert.negative && alert.priority >= Priority::High;
+            let low = alert.relevance.is_some_and(|r| f64::from(r) < hold_below);
+            let bypassed = !held && low && alert.negative && alert.priority >= Priority::High;
             if p.car {
                 out.right += 1;
                 out.right_held += usize::from(held);

@@ -208,7 +208,10 @@ impl Store {
             if k.len() != prefix.len() + 4 {
                 continue;
             }
-            features.insert(u32::from_be_bytes([b[0], b[1], b[2], b[3]]), decode_counts(&v));
+            features.insert(
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+                decode_counts(&v),
+            );
         }
         Ok(Counts { header, features })
     }

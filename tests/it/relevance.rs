@@ -27,10 +27,10 @@ const ANIMAL: &[&str] = &[
 const LATER_ANIMAL: &[&str] = &[
     "Fresh jaguar paw prints near the lodge in the Pantanal at dawn, our guide was thrilled",
     "Night vision video of a female jaguar swimming across the river in the Amazon",
-    "The researchers counted six jaguars on camera traps in the wetlands this season",
+    "The researchers fitted another jaguar with a tracking collar near the river in the Pantanal",
 ];
 const LATER_CAR: &str =
-    "Took the Jaguar F-Type to the track day, the V8 sound and the brakes are superb";
+    "Booked my Jaguar F-Pace in at the dealership for the infotainment screen update, quick service";
 
 fn line(id: &str, text: &str) -> String {
     format!(
@@ -52,6 +52,8 @@ fn append(path: &Path, lines: &[String]) {
 }
 
 fn config(slack: &FakeSlack, posts: &Path) -> String {
+    // `ConfigBuilder` takes no floats: the section is written out.
+    let relevance = "[relevance]\nmin_labels = 8\nhold_below = 0.3\n";
     ConfigBuilder::new()
         .slack(slack)
         .source("posts", "file")
@@ -59,10 +61,8 @@ fn config(slack: &FakeSlack, posts: &Path) -> String {
         .key("every", "1s")
         .rule("jaguar", "jaguar", &["slack:#pr-alerts"])
         .desk()
-        .table("[relevance]")
-        .key("min_labels", 8i64)
-        .key("hold_below", 0.3)
         .toml()
+        + relevance
 }
 
 /// Sends `/desk <text>` as `user` and waits for its private answer.
@@ -97,6 +97,13 @@ async fn held_ids(slack: &FakeSlack, daemon: &Daemon, want: usize, tag: &str) ->
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
     panic!("fewer than {want} alerts held back");
+}
+
+/// The first root message `found` accepts, waited for.
+async fn root_with(slack: &FakeSlack, found: impl Fn(&SlackPost) -> bool) -> SlackPost {
+    slack
+        .wait_until(30, "a root message", |f| f.roots().into_iter().find(&found))
+        .await
 }
 
 fn text_of(post: &SlackPost) -> String {
@@ -144,30 +151,35 @@ async fn wrong_sense_mentions_are_held_back_listed_promoted_and_kept_across_a_re
     later.push(line("later-car", LATER_CAR));
     append(&posts, &later);
     let held = held_ids(&slack, &daemon, 2, "a").await;
-    let posted = slack.wait_for_posts(first.len() + 1, 30).await;
-    let car_post = posted.last().unwrap();
-    assert!(text_of(car_post).contains("track day"), "{car_post:?}");
+    let car_post = root_with(&slack, |p| text_of(p).contains("quick service")).await;
+    let car_post = &car_post;
     assert!(
         text_of(car_post).contains("most like mentions you acted on"),
         "the relevance is shown on the alert: {car_post:?}"
     );
     // Give the relay time to (wrongly) post a held alert before counting.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    assert_eq!(slack.roots().len(), first.len() + 1, "held alerts are not posted");
+    assert_eq!(
+        slack.roots().len(),
+        first.len() + 1,
+        "held alerts are not posted"
+    );
 
     // Promoting one posts it as usual (a positive label: the filter missed it).
     let answer = desk(&slack, &daemon, &format!("promote {}", held[0]), "promote").await;
     assert!(answer.contains("is promoted"), "{answer}");
-    let posted = slack.wait_for_posts(first.len() + 2, 30).await;
-    let promoted = posted.last().unwrap();
-    assert_eq!(alert_id_of(promoted), held[0]);
+    let promoted = root_with(&slack, |p| alert_id_of(p) == held[0]).await;
+    let promoted = &promoted;
     let thread = slack
         .wait_until(15, "promotion note", |f| {
             let t = f.thread(&promoted.ts);
             (!t.is_empty()).then_some(t)
         })
         .await;
-    assert!(thread[0].contains("promoted this from held back"), "{thread:?}");
+    assert!(
+        thread[0].contains("promoted this from held back"),
+        "{thread:?}"
+    );
     let stats = desk(&slack, &daemon, "stats", "stats").await;
     assert!(
         stats.contains("jaguar: 11 labels · 2 held back · 1 promoted"),
@@ -181,7 +193,11 @@ async fn wrong_sense_mentions_are_held_back_listed_promoted_and_kept_across_a_re
     assert_eq!(still, vec![held[1].clone()]);
     append(&posts, &[line("after-restart", LATER_ANIMAL[2])]);
     let held = held_ids(&slack, &daemon, 2, "c").await;
-    assert_eq!(held.len(), 2, "the new animal post is held after the restart");
+    assert_eq!(
+        held.len(),
+        2,
+        "the new animal post is held after the restart"
+    );
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert_eq!(slack.roots().len(), first.len() + 2);
     daemon.stop().await;
@@ -197,11 +213,7 @@ fn relevance_settings_are_checked_with_their_lines() {
         .replace("{store}", "/tmp/x.sled")
         .replace("{port}", "8080");
     let parse = |extra: &str| {
-        mentiondesk::settings::parse(
-            &format!("{base}{extra}"),
-            Path::new("t.toml"),
-            &|_| None,
-        )
+        mentiondesk::settings::parse(&format!("{base}{extra}"), Path::new("t.toml"), &|_| None)
     };
     let c = parse("").unwrap();
     assert!(c.relevance.enabled);
