@@ -573,6 +573,35 @@ mod tests {
         assert_eq!(inner.graphemes(true).count(), 40);
     }
 
+    /// From a rule's first label on, the detail line every platform shows gives the score and
+    /// which labelled mentions it reads like; before that it says nothing about relevance.
+    #[test]
+    fn the_detail_line_shows_relevance_once_there_is_one() {
+        let v = AlertView::sample();
+        assert!(
+            !v.detail_line().contains("relevance"),
+            "{}",
+            v.detail_line()
+        );
+        let low = AlertView {
+            relevance: Some(0.12),
+            ..AlertView::sample()
+        };
+        assert_eq!(
+            low.detail_line(),
+            "sentiment score -0.62 (from -1 to +1) · relevance 0.12 — most like mentions you marked not relevant · alert #1"
+        );
+        let high = AlertView {
+            relevance: Some(0.93),
+            ..AlertView::sample()
+        };
+        assert!(high
+            .detail_line()
+            .contains("relevance 0.93 — most like mentions you acted on"));
+        let console = crate::chat::console::render_alert(&low);
+        assert!(console.contains("relevance 0.12"), "{console}");
+    }
+
     #[test]
     fn stars_show_the_rating_out_of_five() {
         let mut v = AlertView::new(
