@@ -685,9 +685,11 @@ impl Desk {
             .alerts()?
             .into_iter()
             .filter(|a| match (&filter, &a.state) {
-                (ListFilter::Open, s) => {
-                    !matches!(s, AlertState::Resolved { .. } | AlertState::Ignored { .. })
-                }
+                // Held-back alerts are not on the desk: `list held` shows them.
+                (ListFilter::Open, s) => !matches!(
+                    s,
+                    AlertState::Resolved { .. } | AlertState::Ignored { .. } | AlertState::Held
+                ),
                 (ListFilter::Mine, AlertState::Claimed { by, .. }) => by == actor,
                 (ListFilter::Unclaimed, AlertState::Open) => true,
                 (ListFilter::Held, AlertState::Held) => true,

@@ -151,6 +151,13 @@ async fn wrong_sense_mentions_are_held_back_listed_promoted_and_kept_across_a_re
     later.push(line("later-car", LATER_CAR));
     append(&posts, &later);
     let held = held_ids(&slack, &daemon, 2, "a").await;
+    let open = desk(&slack, &daemon, "list", "list-open").await;
+    for id in &held {
+        assert!(
+            !open.contains(&format!("#{id}")),
+            "held #{id} is not open: {open}"
+        );
+    }
     let car_post = root_with(&slack, |p| text_of(p).contains("quick service")).await;
     let car_post = &car_post;
     assert!(
