@@ -53,6 +53,8 @@ fn candidate(i: usize) -> Candidate {
             thread_keys: vec![],
             repeat_of: None,
             log_hit: true,
+            relevance: None,
+            held: false,
         }),
     }
 }

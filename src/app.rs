@@ -83,7 +83,12 @@ pub(crate) fn digest_jobs(config: &Config) -> anyhow::Result<Vec<DigestJob>> {
     config
         .digest
         .iter()
-        .map(|d| DigestJob::from_config(d).map_err(|e| anyhow::anyhow!("digest {:?}: {e}", d.name)))
+        .map(|d| {
+            let mut job = DigestJob::from_config(d)
+                .map_err(|e| anyhow::anyhow!("digest {:?}: {e}", d.name))?;
+            job.relevance = config.relevance.clone();
+            Ok(job)
+        })
         .collect()
 }
 
@@ -397,7 +402,8 @@ pub(crate) async fn run_with_clock(
         poll_rx,
         metrics.clone(),
         clock,
-    );
+    )
+    .with_relevance(config.relevance.clone());
     let ingest = (!webhooks.is_empty()).then(|| {
         server::ingest::IngestEndpoints::new(
             webhooks,
@@ -427,7 +433,8 @@ pub(crate) async fn run_with_clock(
 
     // Desk and its timers, the spike watch and the digests: they write alerts, notes and
     // digests to the store; the relay posts them.
-    let desk = Desk::new(store.clone(), config.desk.clone());
+    let desk =
+        Desk::new(store.clone(), config.desk.clone()).with_relevance(config.relevance.clone());
     let timers = Timers::new(desk.clone(), store.clone(), clock);
     let spike_watch = config.spikes.enabled.then(|| {
         SpikeWatch::new(

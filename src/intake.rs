@@ -4,6 +4,7 @@
 //! store's transaction). It never talks to chat, and it does not wake the relay: the store
 //! does on every outbox write.
 
+use crate::analysis::relevance::{self, config::RelevanceConfig, Counts};
 use crate::analysis::{dedup, lang, negativity, priority};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -18,9 +19,12 @@ use crate::store::{
 };
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
+
+#[cfg(test)]
+mod replay;
 
 /// What the rules and analysis say about one mention.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +149,8 @@ impl Judge {
                 thread_keys: vec![],
                 repeat_of: None,
                 log_hit: true,
+                relevance: None,
+                held: false,
             }),
             mention: m,
         }
@@ -178,6 +184,7 @@ pub(crate) struct Intake {
     polls: mpsc::Receiver<PollOutcome>,
     /// Webhook deliveries, each answered once stored (see `with_deliveries`).
     deliveries: Option<mpsc::Receiver<Delivery>>,
+    relevance: Arc<RelevanceFilter>,
     metrics: Arc<Metrics>,
     clock: Clock,
 }
@@ -197,9 +204,16 @@ impl Intake {
             store,
             polls,
             deliveries: None,
+            relevance: Arc::new(RelevanceFilter::new(RelevanceConfig::default())),
             metrics,
             clock,
         }
+    }
+
+    /// Scores and holds back as `[relevance]` says (the default is on).
+    pub(crate) fn with_relevance(mut self, cfg: RelevanceConfig) -> Intake {
+        self.relevance = Arc::new(RelevanceFilter::new(cfg));
+        self
     }
 
     /// Also stores the webhook deliveries sent on `deliveries` (by `server::ingest`), in turn
@@ -300,10 +314,11 @@ impl Intake {
         let total = batch.len() as u64;
         let (judge, store, escalate_after) =
             (self.judge.clone(), self.store.clone(), self.escalate_after);
+        let relevance = self.relevance.clone();
         let judged = off_runtime(move || {
             batch
                 .into_iter()
-                .map(|m| judged(&judge, &store, escalate_after, m, now))
+                .map(|m| judged(&judge, &relevance, &store, escalate_after, m, now))
                 .collect::<Result<Vec<_>, _>>()
         })
         .await?;
@@ -327,7 +342,11 @@ impl Intake {
         );
         Metrics::add(&metrics.alerts_total, accepted.alerts.len() as u64);
         for a in &accepted.alerts {
-            tracing::info!(source, alert = %a.id, rules = ?a.rules, priority = %a.priority, "new alert");
+            if a.held {
+                tracing::info!(source, alert = %a.id, rules = ?a.rules, relevance = ?a.relevance, "new alert held back (low relevance)");
+            } else {
+                tracing::info!(source, alert = %a.id, rules = ?a.rules, priority = %a.priority, "new alert");
+            }
         }
         for id in &accepted.threaded {
             tracing::info!(source, alert = %id, "repeat of an existing alert; added to its thread");
@@ -338,7 +357,14 @@ impl Intake {
     /// A mention judged, its alert (unless muted) with the escalation timer; not yet threaded.
     #[cfg(test)]
     fn judged(&self, m: Mention, now: DateTime<Utc>) -> Result<Candidate, StoreError> {
-        judged(&self.judge, &self.store, self.escalate_after, m, now)
+        judged(
+            &self.judge,
+            &self.relevance,
+            &self.store,
+            self.escalate_after,
+            m,
+            now,
+        )
     }
 }
 
@@ -378,9 +404,11 @@ async fn prune(store: Store, now: DateTime<Utc>, shutdown: Shutdown) -> usize {
     state.calls
 }
 
-/// A mention judged, its alert (unless muted) with the escalation timer; not yet threaded.
+/// A mention judged, its alert (unless muted) scored for relevance and, unless held back,
+/// with the escalation timer; not yet threaded.
 fn judged(
     judge: &Judge,
+    relevance: &RelevanceFilter,
     store: &Store,
     escalate_after: Duration,
     m: Mention,
@@ -397,10 +425,116 @@ fn judged(
         c.alert = None;
     }
     if let Some(a) = &mut c.alert {
-        let escalate_at = now + chrono::Duration::from_std(escalate_after).unwrap_or_default();
-        a.timers = vec![(TimerKind::Escalate, escalate_at)];
+        let critical = a.rules.iter().any(|name| {
+            judge
+                .rules
+                .iter()
+                .any(|r| r.name == *name && r.priority == Priority::Critical)
+        });
+        (a.relevance, a.held) = relevance.judge(store, &c.mention, a, critical)?;
+        if !a.held {
+            let escalate_at = now + chrono::Duration::from_std(escalate_after).unwrap_or_default();
+            a.timers = vec![(TimerKind::Escalate, escalate_at)];
+        }
     }
     Ok(c)
+}
+
+/// Scores alerting mentions with their rules' relevance models and decides which are held
+/// back. The counts are read from the store once per label written (the store's label
+/// generation) and shared by every mention until the next label.
+pub(crate) struct RelevanceFilter {
+    cfg: RelevanceConfig,
+    cache: Mutex<ModelCache>,
+}
+
+#[derive(Default)]
+struct ModelCache {
+    /// The store's label generation the models below were read at.
+    generation: Option<u64>,
+    global: Option<Arc<Counts>>,
+    rules: HashMap<String, Arc<Counts>>,
+}
+
+impl RelevanceFilter {
+    pub(crate) fn new(cfg: RelevanceConfig) -> RelevanceFilter {
+        RelevanceFilter {
+            cfg,
+            cache: Mutex::default(),
+        }
+    }
+
+    /// The relevance of `m` (the highest of its rules' scores; `None` while none of its rules
+    /// has a label) and whether it is held back: only when every rule it matched has learned
+    /// enough (`min_labels`, both kinds) and scores it below `hold_below`, and never a
+    /// complaint (negative at high priority or above) or a mention of a critical rule.
+    fn judge(
+        &self,
+        store: &Store,
+        m: &Mention,
+        alert: &NewAlert,
+        critical: bool,
+    ) -> Result<(Option<f32>, bool), StoreError> {
+        if !self.cfg.enabled || alert.rules.is_empty() {
+            return Ok((None, false));
+        }
+        let (global, models) = self.models(store, &alert.rules)?;
+        if models.iter().all(|c| c.header.labels.total() == 0) {
+            return Ok((None, false));
+        }
+        let features = relevance::features(m);
+        let mut best: Option<f64> = None;
+        let mut all_low = true;
+        for counts in &models {
+            let labelled = counts.header.labels.total() > 0;
+            let trained = relevance::trained(&counts.header.labels, self.cfg.min_labels);
+            let score = labelled.then(|| relevance::score(counts, &global, &features));
+            if let Some(s) = score {
+                best = Some(best.map_or(s, |b: f64| b.max(s)));
+            }
+            all_low &= trained && score.is_some_and(|s| s < self.cfg.hold_below);
+        }
+        let complaint = alert.negative && alert.priority >= Priority::High;
+        let held = all_low && !complaint && !critical;
+        Ok((best.map(|s| s as f32), held))
+    }
+
+    /// The global model and each rule's, from the cache while no label was written since.
+    fn models(
+        &self,
+        store: &Store,
+        rules: &[String],
+    ) -> Result<(Arc<Counts>, Vec<Arc<Counts>>), StoreError> {
+        let generation = store.label_generation();
+        let mut cache = self.cache.lock().expect("relevance cache lock");
+        if cache.generation != Some(generation) {
+            *cache = ModelCache {
+                generation: Some(generation),
+                ..ModelCache::default()
+            };
+        }
+        let global = match &cache.global {
+            Some(g) => g.clone(),
+            None => {
+                let g = Arc::new(store.relevance_counts(None)?);
+                cache.global = Some(g.clone());
+                g
+            }
+        };
+        let mut models = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let counts = match cache.rules.get(rule) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = Arc::new(store.relevance_counts(Some(rule))?);
+                    cache.rules.insert(rule.clone(), c.clone());
+                    c
+                }
+            };
+            models.push(counts);
+        }
+        Ok((global, models))
+    }
 }
 
 /// The next webhook delivery; never resolves without a receiver.
@@ -442,6 +576,12 @@ fn decide_threads(
         let Some(alert) = &mut c.alert else {
             continue;
         };
+        // A held-back alert is not on the desk: nothing threads into it, and it threads
+        // into nothing (it would post a note about a mention the filter kept back).
+        if alert.held {
+            alert.thread_keys = Vec::new();
+            continue;
+        }
         alert.thread_keys = Vec::new();
         for key in dedup::thread_keys(&c.mention) {
             let read = store.thread_mark(&key)?;
@@ -548,6 +688,176 @@ mod tests {
             matcher: Arc::new(RuleSet::compile([("acme", "acme")]).unwrap()),
             rules,
         }
+    }
+
+    /// A store, intake and desk whose rule `acme` (of `priority`) learned from four labels:
+    /// router posts claimed, cartoon anvil posts marked not relevant (`min_labels` 4).
+    async fn learned(store: &Store, priority: Priority) -> (Intake, crate::desk::Desk) {
+        use crate::desk::{config::DeskConfig, state::Action, Desk};
+        let cfg = RelevanceConfig {
+            enabled: true,
+            min_labels: 4,
+            hold_below: 0.4,
+        };
+        let mut judge = judge();
+        judge.rules[0].priority = priority;
+        let intake = Intake::new(
+            Arc::new(judge),
+            Duration::from_secs(900),
+            store.clone(),
+            mpsc::channel(1).1,
+            Arc::new(Metrics::default()),
+            Clock::System,
+        )
+        .with_relevance(cfg.clone());
+        let desk_cfg = DeskConfig {
+            command: "/desk".into(),
+            escalate_after: Duration::from_secs(900),
+            escalate_to: None,
+            remind_after: None,
+            allowed: vec![],
+            timezone: chrono_tz::UTC,
+        };
+        let desk = Desk::new(store.clone(), desk_cfg).with_relevance(cfg);
+        let posts = [
+            (
+                "r1",
+                "the acme router firmware update fixed my wifi speed",
+                true,
+            ),
+            (
+                "c1",
+                "acme anvil falls on the coyote in the old cartoon",
+                false,
+            ),
+            ("r2", "setting up the acme router mesh wifi at home", true),
+            (
+                "c2",
+                "the roadrunner cartoon where the acme anvil misses the coyote",
+                false,
+            ),
+        ];
+        for (id, text, relevant) in posts {
+            let m = Mention {
+                text: text.into(),
+                ..mention(id, &format!("a-{id}"), &format!("https://x.example/{id}"))
+            };
+            intake.accept(poll(vec![m])).await.unwrap();
+            let alert = store.alerts().unwrap().pop().unwrap();
+            assert_eq!(
+                alert.state,
+                crate::model::AlertState::Open,
+                "not learned yet"
+            );
+            let action = if relevant {
+                Action::Claim
+            } else {
+                Action::Ignore { reason: None }
+            };
+            let o = desk
+                .act(
+                    alert.id,
+                    &"slack:U1".to_string(),
+                    action,
+                    chrono::Utc::now(),
+                )
+                .await
+                .unwrap();
+            assert!(o.applied);
+        }
+        (intake, desk)
+    }
+
+    /// Once a rule learned, a mention like those marked not relevant is held back: stored,
+    /// no outbox entry, no escalation timer, its score kept. A complaint (negative, high
+    /// priority) like them is posted all the same, and so is anything of a critical rule.
+    #[tokio::test]
+    async fn held_back_unless_a_complaint_or_a_critical_rule() {
+        for priority in [Priority::Normal, Priority::Critical] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let (intake, _desk) = learned(&store, priority).await;
+            let outbox = store.outbox().unwrap().len();
+            let timers = store.timers().unwrap().len();
+            let quiet = Mention {
+                text: "another acme anvil scene with the coyote in a cartoon".into(),
+                ..mention("c3", "a-c3", "https://x.example/c3")
+            };
+            intake.accept(poll(vec![quiet])).await.unwrap();
+            let alert = store.alerts().unwrap().pop().unwrap();
+            let score = alert.relevance.expect("scored from the first label on");
+            assert!(score < 0.4, "{score}");
+            let held = priority != Priority::Critical;
+            assert_eq!(alert.held, held, "{priority}");
+            assert_eq!(alert.state == crate::model::AlertState::Held, held);
+            let new_entries = store.outbox().unwrap().len() - outbox;
+            assert_eq!(new_entries, if held { 0 } else { 1 }, "{priority}");
+            let new_timers = store.timers().unwrap().len() - timers;
+            assert_eq!(new_timers, if held { 0 } else { 1 }, "{priority}");
+
+            let complaint = Mention {
+                text: "the acme anvil coyote cartoon is terrible, awful, I hate it".into(),
+                ..mention("c4", "a-c4", "https://x.example/c4")
+            };
+            intake.accept(poll(vec![complaint])).await.unwrap();
+            let alert = store.alerts().unwrap().pop().unwrap();
+            assert!(
+                alert.negative && alert.priority >= Priority::High,
+                "{alert:?}"
+            );
+            assert!(alert.relevance.unwrap() < 0.4, "{alert:?}");
+            assert!(!alert.held, "a complaint is never held back");
+            assert_eq!(alert.state, crate::model::AlertState::Open);
+
+            let relevant = Mention {
+                text: "my acme router keeps the wifi fast after the firmware update".into(),
+                ..mention("r3", "a-r3", "https://x.example/r3")
+            };
+            intake.accept(poll(vec![relevant])).await.unwrap();
+            let alert = store.alerts().unwrap().pop().unwrap();
+            assert!(alert.relevance.unwrap() > 0.5 && !alert.held, "{alert:?}");
+        }
+    }
+
+    /// With `[relevance] enabled = false` nothing is learned, scored or held.
+    #[tokio::test]
+    async fn relevance_off_learns_and_holds_nothing() {
+        use crate::desk::state::Action;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let off = RelevanceConfig {
+            enabled: false,
+            ..RelevanceConfig::default()
+        };
+        let intake = intake(&store, Clock::System).with_relevance(off.clone());
+        let desk_cfg = crate::desk::config::DeskConfig {
+            command: "/desk".into(),
+            escalate_after: Duration::from_secs(900),
+            escalate_to: None,
+            remind_after: None,
+            allowed: vec![],
+            timezone: chrono_tz::UTC,
+        };
+        let desk = crate::desk::Desk::new(store.clone(), desk_cfg).with_relevance(off);
+        intake
+            .accept(poll(vec![mention("1", "dana", "https://a.example/1")]))
+            .await
+            .unwrap();
+        let a = store.alerts().unwrap().pop().unwrap();
+        desk.act(
+            a.id,
+            &"slack:U1".to_string(),
+            Action::Claim,
+            chrono::Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(store.relevance_header("acme").unwrap().labels.total(), 0);
+        intake
+            .accept(poll(vec![mention("2", "kim", "https://a.example/2")]))
+            .await
+            .unwrap();
+        assert_eq!(store.alerts().unwrap().pop().unwrap().relevance, None);
     }
 
     fn mention(id: &str, author: &str, url: &str) -> Mention {

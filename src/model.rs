@@ -183,6 +183,9 @@ pub enum AlertState {
         at: DateTime<Utc>,
         reason: Option<String>,
     },
+    /// Held back: the rule's relevance model scored it below `[relevance] hold_below`, so it
+    /// is stored but not posted until someone promotes it (`/desk promote ID`).
+    Held,
 }
 
 impl AlertState {
@@ -193,6 +196,7 @@ impl AlertState {
             AlertState::Resolved { .. } => "resolved",
             AlertState::Snoozed { .. } => "snoozed",
             AlertState::Ignored { .. } => "ignored",
+            AlertState::Held => "held",
         }
     }
 }
@@ -224,6 +228,14 @@ pub struct Alert {
     /// A person's correction of `negative` (`/desk relabel`), kept to measure accuracy.
     #[serde(default)]
     pub(crate) human_negative: Option<bool>,
+    /// The relevance its rules' models gave the mention when the alert was made (the highest
+    /// of its rules), 0..1; `None` before a rule's first label or with `[relevance]` off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relevance: Option<f32>,
+    /// Whether it was held back when made; stays true after a promotion (that is how a
+    /// promotion, a miss of the filter, is counted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 /// Who did something: `"<platform>:<user id>"`, e.g. `slack:U0123ABCD`, or `system`.

@@ -2,6 +2,7 @@
 //! (each component reads and checks its keys with `config::Reader`), plus the checks that
 //! span sections. It decides nothing about a section's keys beyond which sections exist.
 
+use crate::analysis::relevance::config::RelevanceConfig;
 use crate::chat::config::{DiscordConfig, SlackConfig};
 use crate::config::{self, ConfigError, Problem, Reader, Table};
 use crate::desk::config::DeskConfig;
@@ -30,6 +31,7 @@ const TOP_KEYS: &[&str] = &[
     "desk",
     "digest",
     "spikes",
+    "relevance",
 ];
 
 #[derive(Debug, Clone)]
@@ -55,6 +57,7 @@ pub struct Config {
     /// `[digest]` or several `[[digest]]`; empty = no digest.
     pub digest: Vec<DigestConfig>,
     pub spikes: SpikeConfig,
+    pub relevance: RelevanceConfig,
 }
 
 /// Reads and validates the config file, taking `${VAR}` values from the process environment.
@@ -114,6 +117,7 @@ fn read(
     let desk = DeskConfig::read(r, root);
     let digest = DigestConfig::read_all(r, root);
     let spikes = SpikeConfig::read(r, root);
+    let relevance = RelevanceConfig::read(r, root);
     let rules_defaults = RulesDefaults::read(r, root);
     let matcher = crate::rules::config::compile(r, root, &rules, &rules_defaults);
     Some(Config {
@@ -130,6 +134,7 @@ fn read(
         desk,
         digest,
         spikes,
+        relevance,
     })
 }
 

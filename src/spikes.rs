@@ -225,6 +225,8 @@ pub async fn check(
             thread_keys: vec![],
             repeat_of: None,
             log_hit: false,
+            relevance: None,
+            held: false,
         }),
         mention,
     };

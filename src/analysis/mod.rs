@@ -1,5 +1,6 @@
-//! Analysis of a mention's text: language, sentiment, complaint cues, negativity, priority and
-//! dedup keys. Pure functions over plain data; nothing here stores or posts anything.
+//! Analysis of a mention's text: language, sentiment, complaint cues, negativity, priority,
+//! dedup keys and relevance learned from the desk. Pure functions over plain data; nothing
+//! here stores or posts anything.
 
 pub(crate) mod complaint;
 pub(crate) mod dedup;
@@ -7,6 +8,7 @@ pub mod lang;
 pub mod model;
 pub mod negativity;
 pub(crate) mod priority;
+pub mod relevance;
 pub mod sentiment;
 pub(crate) mod spike;
 mod vader;

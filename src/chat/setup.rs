@@ -126,6 +126,8 @@ pub(crate) fn test_alert_view(now: DateTime<Utc>) -> AlertView {
         first_claimed_at: None,
         resolved_at: None,
         human_negative: None,
+        relevance: None,
+        held: false,
     };
     AlertView::new(&alert, &mention)
 }

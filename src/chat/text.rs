@@ -438,6 +438,7 @@ pub(crate) mod testgen {
                     sentiment: -0.5,
                     negative: true,
                     human_negative: None,
+                    relevance: None,
                     complaint: id % 2 == 0,
                     question: id % 3 == 0,
                     unscored_lang: None,

@@ -55,6 +55,9 @@ pub struct AlertView {
     pub negative: bool,
     /// A person's correction of `negative`, if any.
     pub(crate) human_negative: Option<bool>,
+    /// The relevance the rule's model gave it (`Alert::relevance`), from the rule's first
+    /// label on.
+    pub(crate) relevance: Option<f32>,
     /// Whether the text has complaint cues ("never arrived", "refund"): the reason a
     /// negative mention is negative, said in words.
     pub(crate) complaint: bool,
@@ -110,6 +113,7 @@ impl AlertView {
             sentiment: alert.sentiment,
             negative: alert.negative,
             human_negative: alert.human_negative,
+            relevance: alert.relevance,
             complaint: crate::analysis::complaint::detect(&scored).weight > 0.0,
             question: scored.contains('?'),
             unscored_lang: mention
@@ -196,15 +200,24 @@ impl AlertView {
 
     /// The numbers behind the words, for a secondary line: `sentiment score -0.62 (from -1
     /// to +1) · alert #1`.
+    /// With a relevance score once the rule has labels: `sentiment score -0.62 (from -1 to
+    /// +1) · relevance 0.12 — most like mentions you marked not relevant · alert #1`.
     pub(crate) fn detail_line(&self) -> String {
+        let relevance = match self.relevance {
+            Some(r) => format!(
+                " · relevance {r:.2} — {}",
+                crate::analysis::relevance::explain(f64::from(r))
+            ),
+            None => String::new(),
+        };
         if self.unscored_lang.is_some() {
             return format!(
-                "sentiment is scored for English posts only · alert #{}",
+                "sentiment is scored for English posts only{relevance} · alert #{}",
                 self.id
             );
         }
         format!(
-            "sentiment score {:+.2} (from -1 to +1) · alert #{}",
+            "sentiment score {:+.2} (from -1 to +1){relevance} · alert #{}",
             self.sentiment, self.id
         )
     }
@@ -258,6 +271,7 @@ impl AlertView {
                 Some(r) => format!("{mark} Not relevant ({}) — {}", user(by), quote(r)),
                 None => format!("{mark} Not relevant ({})", user(by)),
             },
+            AlertState::Held => format!("{mark} Held back · low relevance"),
         }
     }
 
@@ -343,6 +357,7 @@ pub(crate) fn state_look(state: &AlertState) -> StateLook {
         AlertState::Snoozed { .. } => ("💤", "Snoozed", 0x9b59b6),
         AlertState::Resolved { .. } => ("✅", "Resolved", 0x2ecc71),
         AlertState::Ignored { .. } => ("🚫", "Not relevant", 0x95a5a6),
+        AlertState::Held => ("🫥", "Held back", 0x95a5a6),
     };
     StateLook {
         emoji,
@@ -411,6 +426,8 @@ pub(crate) fn buttons_for(state: &AlertState) -> &'static [Button] {
         AlertState::Claimed { .. } => &[UNCLAIM, RESOLVE, SNOOZE],
         AlertState::Snoozed { .. } => &[CLAIM, RESOLVE, IGNORE],
         AlertState::Resolved { .. } | AlertState::Ignored { .. } => &[REOPEN],
+        // Never posted while held; promoting it (`/desk promote ID`) posts it as open.
+        AlertState::Held => &[],
     }
 }
 
@@ -539,6 +556,7 @@ impl AlertView {
             sentiment: -0.62,
             negative: true,
             human_negative: None,
+            relevance: None,
             complaint: true,
             question: false,
             unscored_lang: None,
@@ -594,6 +612,35 @@ mod tests {
         assert_eq!(inner.graphemes(true).count(), 40);
     }
 
+    /// From a rule's first label on, the detail line every platform shows gives the score and
+    /// which labelled mentions it reads like; before that it says nothing about relevance.
+    #[test]
+    fn the_detail_line_shows_relevance_once_there_is_one() {
+        let v = AlertView::sample();
+        assert!(
+            !v.detail_line().contains("relevance"),
+            "{}",
+            v.detail_line()
+        );
+        let low = AlertView {
+            relevance: Some(0.12),
+            ..AlertView::sample()
+        };
+        assert_eq!(
+            low.detail_line(),
+            "sentiment score -0.62 (from -1 to +1) · relevance 0.12 — most like mentions you marked not relevant · alert #1"
+        );
+        let high = AlertView {
+            relevance: Some(0.93),
+            ..AlertView::sample()
+        };
+        assert!(high
+            .detail_line()
+            .contains("relevance 0.93 — most like mentions you acted on"));
+        let console = crate::chat::console::render_alert(&low);
+        assert!(console.contains("relevance 0.12"), "{console}");
+    }
+
     #[test]
     fn stars_show_the_rating_out_of_five() {
         let mut v = AlertView::new(
@@ -611,6 +658,8 @@ mod tests {
                 first_claimed_at: None,
                 resolved_at: None,
                 human_negative: None,
+                relevance: None,
+                held: false,
             },
             &crate::model::Mention {
                 item_id: "1".into(),
@@ -676,6 +725,8 @@ mod tests {
             first_claimed_at: None,
             resolved_at: None,
             human_negative: None,
+            relevance: None,
+            held: false,
         };
         let m = Mention {
             item_id: "1".into(),

@@ -11,6 +11,8 @@ pub enum ListFilter {
     Open,
     Mine,
     Unclaimed,
+    /// Held back by the relevance filter, not posted.
+    Held,
 }
 
 /// When a snooze ends.
@@ -30,6 +32,8 @@ pub enum Command {
     Assign(AlertId, Actor),
     Snooze(AlertId, SnoozeFor),
     Ignore(AlertId, Option<String>),
+    /// Post a held-back alert after all.
+    Promote(AlertId),
     Note(AlertId, String),
     List(ListFilter),
     Show(AlertId),
@@ -44,7 +48,7 @@ pub enum Command {
 
 const SUBCOMMANDS: &[&str] = &[
     "claim", "unclaim", "resolve", "reopen", "assign", "snooze", "ignore", "note", "list", "show",
-    "stats", "preview", "relabel", "test", "help",
+    "stats", "preview", "relabel", "test", "help", "promote",
 ];
 
 /// Parses the text after the command (`claim 42`). `platform` prefixes user ids in `assign`.
@@ -87,6 +91,9 @@ pub(crate) fn parse(text: &str, command: &str, platform: &str) -> Result<Command
         }
         "reopen" => no_tail(id_then(rest, "reopen 42")?, "reopen 42", command).map(Command::Reopen),
         "show" => no_tail(id_then(rest, "show 42")?, "show 42", command).map(Command::Show),
+        "promote" => {
+            no_tail(id_then(rest, "promote 42")?, "promote 42", command).map(Command::Promote)
+        }
         "relabel" => {
             no_tail(id_then(rest, "relabel 42")?, "relabel 42", command).map(Command::Relabel)
         }
@@ -144,9 +151,10 @@ pub(crate) fn parse(text: &str, command: &str, platform: &str) -> Result<Command
             "" | "open" => Ok(Command::List(ListFilter::Open)),
             "mine" => Ok(Command::List(ListFilter::Mine)),
             "unclaimed" => Ok(Command::List(ListFilter::Unclaimed)),
+            "held" => Ok(Command::List(ListFilter::Held)),
             other => Err(format!(
                 "`{other}` is not a list filter. {}",
-                usage("list [open|mine|unclaimed]")
+                usage("list [open|mine|unclaimed|held]")
             )),
         },
         "stats" => {
@@ -239,7 +247,8 @@ pub(crate) fn help(command: &str) -> String {
 `{command} assign 42 @user` hand it to someone\n\
 `{command} snooze 42 2h` (or `tomorrow`) · `{command} ignore 42 [reason]` not relevant\n\
 `{command} note 42 text` add to its thread · `{command} show 42` details and history\n\
-`{command} list [open|mine|unclaimed]` · `{command} stats [7d]`\n\
+`{command} list [open|mine|unclaimed|held]` · `{command} stats [7d]`\n\
+`{command} promote 42` post an alert the relevance filter held back\n\
 `{command} relabel 42` the sentiment is wrong (negative ⇄ not negative)\n\
 `{command} preview QUERY` try a rule on the last 1,000 mentions\n\
 `{command} test` post a test alert in this channel (not stored, nothing to do)"
@@ -295,6 +304,8 @@ mod tests {
             ("list", Command::List(ListFilter::Open)),
             ("list mine", Command::List(ListFilter::Mine)),
             ("list unclaimed", Command::List(ListFilter::Unclaimed)),
+            ("list held", Command::List(ListFilter::Held)),
+            ("promote #7", Command::Promote(AlertId(7))),
             ("show 4", Command::Show(AlertId(4))),
             ("relabel 4", Command::Relabel(AlertId(4))),
             ("stats", Command::Stats(168 * h)),

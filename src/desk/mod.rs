@@ -7,9 +7,12 @@
 pub(crate) mod command;
 pub mod config;
 pub(crate) mod dispatch;
+pub mod relevance;
 pub mod state;
 pub mod timers;
 
+use crate::analysis::relevance::config::RelevanceConfig;
+use crate::analysis::relevance::LabelKind;
 use crate::chat::view::excerpt;
 use crate::model::{
     Actor, Alert, AlertId, AlertState, AuditEntry, Note, Priority, Target, TimerKind,
@@ -51,11 +54,22 @@ pub(crate) const PREVIEW_MENTIONS: usize = 1000;
 pub struct Desk {
     store: Store,
     cfg: DeskConfig,
+    relevance: RelevanceConfig,
 }
 
 impl Desk {
     pub fn new(store: Store, cfg: DeskConfig) -> Desk {
-        Desk { store, cfg }
+        Desk {
+            store,
+            cfg,
+            relevance: RelevanceConfig::default(),
+        }
+    }
+
+    /// Learns relevance (or not) as `[relevance]` says; the default is on.
+    pub fn with_relevance(mut self, relevance: RelevanceConfig) -> Desk {
+        self.relevance = relevance;
+        self
     }
 
     pub fn config(&self) -> &DeskConfig {
@@ -93,6 +107,10 @@ impl Desk {
             }
             Command::Ignore(id, reason) => self
                 .act(id, actor, Action::Ignore { reason }, now)
+                .await
+                .map(|o| o.note),
+            Command::Promote(id) => self
+                .act(id, actor, Action::Promote, now)
                 .await
                 .map(|o| o.note),
             Command::Note(id, text) => self.note(id, actor, &text, now).await,
@@ -151,6 +169,24 @@ impl Desk {
                 _ => {}
             }
             let (cancel, set) = state::timers_for(&new_state, now, &self.cfg);
+            let label = relevance::label_write(
+                &self.store,
+                self.relevance.enabled,
+                &alert,
+                relevance::label_of(&action),
+                action.name(),
+                actor,
+                now,
+            )?;
+            let note = thread_note(&action, actor, &new, self.cfg.timezone);
+            let outbox = match (&alert.state, &action) {
+                // Never posted: nothing to edit; a promotion posts it now, with its note.
+                (AlertState::Held, Action::Promote) => {
+                    vec![OutboxAction::PostAlert, OutboxAction::ThreadNote(note)]
+                }
+                (AlertState::Held, _) => vec![],
+                _ => vec![OutboxAction::UpdateAlert, OutboxAction::ThreadNote(note)],
+            };
             let detail = match &action {
                 Action::Resolve { note: Some(n) } | Action::Ignore { reason: Some(n) } => {
                     Some(n.clone())
@@ -168,13 +204,11 @@ impl Desk {
                     to: new_state.name().into(),
                     detail,
                 },
-                outbox: vec![
-                    OutboxAction::UpdateAlert,
-                    OutboxAction::ThreadNote(thread_note(&action, actor, &new, self.cfg.timezone)),
-                ],
+                outbox,
                 extra_outbox: vec![],
                 cancel_timers: cancel,
                 set_timers: set,
+                label,
                 alert: new,
             };
             match self.store.change_alert(&alert, change).await? {
@@ -205,7 +239,20 @@ impl Desk {
             let Some(alert) = self.store.alert(id)? else {
                 return Ok(not_found(id, &self.cfg.command));
             };
+            if matches!(alert.state, AlertState::Held) {
+                return Ok(refusal(id, &Refusal::Held, &self.cfg.command));
+            }
+            let label = relevance::label_write(
+                &self.store,
+                self.relevance.enabled,
+                &alert,
+                Some(LabelKind::Positive),
+                "note",
+                actor,
+                now,
+            )?;
             let change = AlertChange {
+                label,
                 audit: AuditEntry {
                     at: now,
                     actor: actor.clone(),
@@ -245,6 +292,18 @@ impl Desk {
             let Some(alert) = self.store.alert(id)? else {
                 return Ok(not_found(id, &self.cfg.command));
             };
+            if matches!(alert.state, AlertState::Held) {
+                return Ok(refusal(id, &Refusal::Held, &self.cfg.command));
+            }
+            let label = relevance::label_write(
+                &self.store,
+                self.relevance.enabled,
+                &alert,
+                Some(LabelKind::Positive),
+                "relabel",
+                actor,
+                now,
+            )?;
             let mut new = alert.clone();
             new.human_negative = match alert.human_negative {
                 None => Some(!alert.negative),
@@ -286,6 +345,7 @@ impl Desk {
                 extra_outbox: vec![],
                 cancel_timers: vec![],
                 set_timers: vec![],
+                label,
                 alert: new,
             };
             if self.store.change_alert(&alert, change).await? == ChangeOutcome::Applied {
@@ -625,11 +685,14 @@ impl Desk {
             .alerts()?
             .into_iter()
             .filter(|a| match (&filter, &a.state) {
-                (ListFilter::Open, s) => {
-                    !matches!(s, AlertState::Resolved { .. } | AlertState::Ignored { .. })
-                }
+                // Held-back alerts are not on the desk: `list held` shows them.
+                (ListFilter::Open, s) => !matches!(
+                    s,
+                    AlertState::Resolved { .. } | AlertState::Ignored { .. } | AlertState::Held
+                ),
                 (ListFilter::Mine, AlertState::Claimed { by, .. }) => by == actor,
                 (ListFilter::Unclaimed, AlertState::Open) => true,
+                (ListFilter::Held, AlertState::Held) => true,
                 _ => false,
             })
             .collect();
@@ -642,6 +705,7 @@ impl Desk {
             ListFilter::Open => "open",
             ListFilter::Mine => "claimed by you",
             ListFilter::Unclaimed => "unclaimed",
+            ListFilter::Held => "held back",
         };
         if alerts.is_empty() {
             return Ok(Note::new().text(format!("No {label} alerts. 🎉")));
@@ -676,6 +740,14 @@ impl Desk {
                 human_duration((now - a.created_at).num_seconds()),
                 text
             ));
+            if matches!(a.state, AlertState::Held) {
+                if let Some(r) = a.relevance {
+                    note = note.text(format!(" · relevance {r:.2}"));
+                }
+                note = note
+                    .text(" · ")
+                    .code(format!("{} promote {}", self.cfg.command, a.id));
+            }
             for line in undelivered.get(&a.id).into_iter().flatten() {
                 note = note.newline().text(format!("    {line}"));
             }
@@ -692,8 +764,12 @@ impl Desk {
         let Some(a) = self.store.alert(id)? else {
             return Ok(not_found(id, &self.cfg.command));
         };
+        let relevance = a
+            .relevance
+            .map(|r| format!(" · relevance {r:.2}"))
+            .unwrap_or_default();
         let mut note = Note::new().bold(format!("#{id}")).text(format!(
-            " · rule {} · priority {} · sentiment {:+.2} · {}",
+            " · rule {} · priority {} · sentiment {:+.2}{relevance} · {}",
             a.rules.join(", "),
             a.priority,
             a.sentiment,
@@ -784,7 +860,30 @@ impl Desk {
             .newline()
             .text(format!("Time to resolve: {}", fmt(&mut to_resolve)))
             .newline()
-            .text(sentiment_accuracy(&alerts)))
+            .text(sentiment_accuracy(&alerts))
+            .append(self.relevance_lines(&alerts)?))
+    }
+
+    /// Per rule: labels so far, held back, promoted, estimated precision (see
+    /// `relevance::RuleRelevance`); nothing when relevance learning is off.
+    fn relevance_lines(&self, alerts: &[Alert]) -> Result<Note, StoreError> {
+        if !self.relevance.enabled {
+            return Ok(Note::new());
+        }
+        let refs: Vec<&Alert> = alerts.iter().collect();
+        let rules = relevance::figures(&self.store, &refs, self.relevance.min_labels)?;
+        let mut note = Note::new().newline().text("Relevance: ");
+        if rules.is_empty() {
+            return Ok(note.text(
+                "no labels yet (claiming, resolving or marking alerts not relevant teaches it)",
+            ));
+        }
+        for r in rules {
+            note = note
+                .newline()
+                .text(format!("• {}", r.line(self.relevance.min_labels)));
+        }
+        Ok(note)
     }
 
     fn preview(&self, q: &str) -> Result<Note, StoreError> {
@@ -1003,6 +1102,14 @@ fn refusal(id: AlertId, r: &Refusal, command: &str) -> Note {
         Refusal::SnoozeInPast => {
             Note::new().text("That time has already passed; snooze for a duration like 2h.")
         }
+        Refusal::Held => Note::new()
+            .text(format!(
+                "#{id} is held back (its relevance is low), so it was never posted. Promote it first: "
+            ))
+            .code(format!("{command} promote {id}")),
+        Refusal::NotHeld => Note::new().text(format!(
+            "#{id} is not held back; it is on the desk already."
+        )),
     }
 }
 
@@ -1019,6 +1126,9 @@ fn success(id: AlertId, action: &Action) -> Note {
         ),
         Action::Ignore { .. } => format!("#{id} is marked not relevant."),
         Action::Wake => format!("#{id} is open again."),
+        Action::Promote => {
+            format!("#{id} is promoted: it is posted now. Thanks, the filter learns from it.")
+        }
     };
     Note::new().text(what)
 }
@@ -1071,6 +1181,15 @@ fn thread_note(action: &Action, actor: &Actor, alert: &Alert, tz: chrono_tz::Tz)
             .user(actor.clone())
             .text(" marked this not relevant."),
         Action::Wake => n.text("⏰ The snooze is over; this is open again."),
+        Action::Promote => n
+            .text("⬆️ ")
+            .user(actor.clone())
+            .text(match alert.relevance {
+                Some(r) => format!(
+                    " promoted this from held back (relevance {r:.2}); the filter learns from it."
+                ),
+                None => " promoted this from held back.".to_string(),
+            }),
     }
 }
 

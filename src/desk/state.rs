@@ -26,6 +26,8 @@ pub enum Action {
     },
     /// The snooze ran out (system).
     Wake,
+    /// A held-back alert is posted after all (`/desk promote ID`).
+    Promote,
 }
 
 impl Action {
@@ -39,6 +41,7 @@ impl Action {
             Action::Snooze { .. } => "snooze",
             Action::Ignore { .. } => "ignore",
             Action::Wake => "wake",
+            Action::Promote => "promote",
         }
     }
 }
@@ -53,6 +56,9 @@ pub(crate) enum Refusal {
     NotClosed,
     NotSnoozed,
     SnoozeInPast,
+    /// The alert is held back: only promoting it or marking it not relevant applies.
+    Held,
+    NotHeld,
 }
 
 /// The new state for `action` by `actor` at `now`, or why not.
@@ -66,6 +72,11 @@ pub(crate) fn transition(
     let closed = |s: &AlertState| matches!(s, Resolved { .. } | Ignored { .. });
     if closed(state) && !matches!(action, Action::Reopen) {
         return Err(Refusal::Closed(state.name()));
+    }
+    // A held-back alert was never posted: it is promoted (then posted as open) or confirmed
+    // not relevant, nothing else.
+    if matches!(state, Held) && !matches!(action, Action::Promote | Action::Ignore { .. }) {
+        return Err(Refusal::Held);
     }
     Ok(match action {
         Action::Claim => match state {
@@ -114,6 +125,10 @@ pub(crate) fn transition(
             Snoozed { until, .. } if *until <= now => Open,
             _ => return Err(Refusal::NotSnoozed),
         },
+        Action::Promote => match state {
+            Held => Open,
+            _ => return Err(Refusal::NotHeld),
+        },
     })
 }
 
@@ -141,7 +156,7 @@ pub(crate) fn timers_for(
             vec![TimerKind::Escalate, TimerKind::Remind, TimerKind::Wake],
             vec![(TimerKind::Wake, *until)],
         ),
-        AlertState::Resolved { .. } | AlertState::Ignored { .. } => (
+        AlertState::Resolved { .. } | AlertState::Ignored { .. } | AlertState::Held => (
             vec![TimerKind::Escalate, TimerKind::Remind, TimerKind::Wake],
             vec![],
         ),
@@ -266,6 +281,16 @@ mod tests {
                 Ok("open"),
             ),
             (Open, Action::Wake, "system", Err(Refusal::NotSnoozed)),
+            (Held, Action::Promote, "U1", Ok("open")),
+            (Held, Action::Ignore { reason: None }, "U1", Ok("ignored")),
+            (Held, Action::Claim, "U1", Err(Refusal::Held)),
+            (
+                Held,
+                Action::Resolve { note: None },
+                "U1",
+                Err(Refusal::Held),
+            ),
+            (Open, Action::Promote, "U1", Err(Refusal::NotHeld)),
         ];
         for (state, action, who, want) in cases {
             let got = transition(&state, &action, &a(who), t(0)).map(|s| s.name());

@@ -9,6 +9,7 @@ pub(crate) mod config;
 pub mod report;
 pub mod schedule;
 
+use crate::analysis::relevance::config::RelevanceConfig;
 use crate::clock::Clock;
 use crate::model::{DigestPost, Target};
 use crate::shutdown::Shutdown;
@@ -31,6 +32,8 @@ pub struct DigestJob {
     pub schedule: Schedule,
     pub to: Vec<Target>,
     pub chart: bool,
+    /// `[relevance]`, for the digest's relevance figures.
+    pub relevance: RelevanceConfig,
 }
 
 impl DigestJob {
@@ -40,6 +43,7 @@ impl DigestJob {
             schedule: Schedule::parse(&c.schedule, c.timezone)?,
             to: c.to.clone(),
             chart: c.chart,
+            relevance: RelevanceConfig::default(),
         })
     }
 
@@ -101,7 +105,7 @@ fn build(
     now: DateTime<Utc>,
 ) -> Result<DigestPost, DigestError> {
     let tz = job.schedule.timezone();
-    let r = report::gather(store, rules, period, tz, now)?;
+    let r = report::gather_with(store, rules, period, tz, now, &job.relevance)?;
     let (title, body) = report::render(&r, &job.name, now);
     let chart = if job.chart {
         let spec = chart::ChartSpec {

@@ -4,7 +4,9 @@
 //! writes nothing.
 
 use super::chart::Bucket;
+use crate::analysis::relevance::config::RelevanceConfig;
 use crate::chat::escape::truncate;
+use crate::desk::relevance::RuleRelevance;
 use crate::model::{Alert, AlertId, AlertState, Note, Priority};
 use crate::store::{RuleHit, Store, StoreError};
 use crate::util::human_duration;
@@ -104,17 +106,36 @@ pub struct Report {
     /// them.
     pub top_skipped: usize,
     pub spikes: Vec<Item>,
+    /// The period's alerts the relevance filter held back and nobody promoted yet.
+    pub held: Vec<Item>,
+    /// Relevance learning per rule, over the period's alerts (empty with `[relevance]` off).
+    pub relevance: Vec<RuleRelevance>,
+    /// `[relevance] min_labels`, for the "learning" wording.
+    pub(crate) min_labels: u32,
     pub chart_title: String,
     pub chart: Vec<Bucket>,
 }
 
-/// Reads what the digest needs for `period` (and the period before it) from the store.
+/// Reads what the digest needs for `period` (and the period before it) from the store, with
+/// relevance learning as configured by default.
 pub fn gather(
     store: &Store,
     rules: &[String],
     period: Period,
     tz: Tz,
     now: DateTime<Utc>,
+) -> Result<Report, StoreError> {
+    gather_with(store, rules, period, tz, now, &RelevanceConfig::default())
+}
+
+/// `gather`, with the relevance figures as `[relevance]` configures them.
+pub fn gather_with(
+    store: &Store,
+    rules: &[String],
+    period: Period,
+    tz: Tz,
+    now: DateTime<Utc>,
+    relevance: &RelevanceConfig,
 ) -> Result<Report, StoreError> {
     let before = period.before();
     // The chart's bucket starts: the last 24 hours, or the last 7 local days up to today;
@@ -183,13 +204,23 @@ pub fn gather(
     let mut states = States::default();
     let mut top: Vec<&Alert> = Vec::new();
     let mut spikes = Vec::new();
-    for a in alerts.iter().filter(|a| period.contains(a.created_at)) {
+    let mut held = Vec::new();
+    let in_period: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| period.contains(a.created_at))
+        .collect();
+    for a in in_period.iter().copied() {
         match &a.state {
             AlertState::Open => states.open += 1,
             AlertState::Snoozed { .. } => states.snoozed += 1,
             AlertState::Claimed { .. } => states.claimed += 1,
             AlertState::Resolved { .. } => states.resolved += 1,
             AlertState::Ignored { .. } => states.ignored += 1,
+            // Not on the desk: listed under "Held back" instead of among the top mentions.
+            AlertState::Held => {
+                held.push(item(a));
+                continue;
+            }
         }
         if is_spike(a) {
             spikes.push(item(a));
@@ -236,6 +267,13 @@ pub fn gather(
             .filter(|a| oldest.iter().any(|o| o.id == a.id))
             .count(),
         spikes,
+        held,
+        relevance: if relevance.enabled {
+            crate::desk::relevance::figures(store, &in_period, relevance.min_labels)?
+        } else {
+            Vec::new()
+        },
+        min_labels: relevance.min_labels,
         chart_title,
         chart: buckets(&hits, &starts, period.to, tz, label),
     })
@@ -589,8 +627,44 @@ pub fn render(r: &Report, name: &str, now: DateTime<Utc>) -> (String, Note) {
     let note = summary_section(r)
         .append(spikes_section(r, now))
         .append(unclaimed_section(r, now))
-        .append(top_section(r, now));
+        .append(top_section(r, now))
+        .append(held_section(r, now));
     (title, note)
+}
+
+/// Relevance learning per rule, and the period's held-back alerts with the command that
+/// promotes each (empty when nothing was learned or held).
+pub(crate) fn held_section(r: &Report, now: DateTime<Utc>) -> Note {
+    let mut note = Note::new();
+    if r.relevance.is_empty() && r.held.is_empty() {
+        return note;
+    }
+    note = note.newline().bold("Relevance:").newline();
+    for rule in &r.relevance {
+        note = note
+            .text(format!("• {}", rule.line(r.min_labels)))
+            .newline();
+    }
+    if r.held.is_empty() {
+        return note;
+    }
+    note = note
+        .bold(format!("Held back ({}):", r.held.len()))
+        .text(" not posted; ")
+        .code("/desk promote ID")
+        .text(" posts one")
+        .newline();
+    for i in r.held.iter().take(TOP) {
+        note = item_line(note, i, now);
+    }
+    if r.held.len() > TOP {
+        note = note
+            .text(format!("…and {} more (", r.held.len() - TOP))
+            .code("/desk list held")
+            .text(" shows them)")
+            .newline();
+    }
+    note
 }
 
 #[cfg(test)]
@@ -623,6 +697,50 @@ mod tests {
             local_midnight(t, tz, 0),
             DateTime::parse_from_rfc3339("2026-03-29T22:00:00Z").unwrap()
         );
+    }
+
+    /// The relevance section names each rule's figures and lists the held-back alerts with
+    /// the command that promotes one; with nothing learned or held it is absent.
+    #[test]
+    fn the_held_back_section_lists_figures_and_held_alerts() {
+        let now = t("2026-11-24T09:00:00Z");
+        let mut r = fixed_report();
+        assert!(held_section(&r, now).plain().is_empty());
+        let mut held = item(
+            14,
+            Priority::Normal,
+            false,
+            "A jaguar cub was born at the zoo",
+            3,
+        );
+        held.state = "held";
+        r.held = vec![held];
+        r.relevance = vec![RuleRelevance {
+            rule: "jaguar".into(),
+            labels: 34,
+            trained: true,
+            held: 2,
+            promoted: 1,
+            posted_positive: 9,
+            posted_negative: 1,
+        }];
+        let text = held_section(&r, now).plain();
+        assert!(
+            text.contains(
+                "• jaguar: 34 labels · 2 held back · 1 promoted · precision 90 % (of 10 labelled)"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("Held back (1): not posted; /desk promote ID posts one"),
+            "{text}"
+        );
+        assert!(
+            text.contains("#14") && text.contains("held — “A jaguar cub"),
+            "{text}"
+        );
+        let (_, body) = render(&r, "Morning", now);
+        assert!(body.plain().contains("Held back (1)"));
     }
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -693,6 +811,9 @@ mod tests {
             top: vec![resolved],
             top_skipped: 1,
             spikes: vec![spike],
+            held: vec![],
+            relevance: vec![],
+            min_labels: 30,
             chart_title: "Mentions per hour, last 24 hours".into(),
             chart: vec![],
         }

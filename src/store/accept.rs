@@ -55,6 +55,11 @@ pub struct NewAlert {
     /// Whether the mention counts towards its rules' volume (digest, spike baseline). A spike
     /// alert itself does not: it is about mentions, not one.
     pub log_hit: bool,
+    /// The relevance intake scored (see `Alert::relevance`).
+    pub relevance: Option<f32>,
+    /// Held back: the alert is stored as `AlertState::Held` with no outbox entry; intake
+    /// gives it no timers and no thread keys.
+    pub held: bool,
 }
 
 /// A thread key and the mark intake read under it (`None`: none, or unreadable).
@@ -311,7 +316,9 @@ impl Store {
                         if let Some(last) = created.last_mut() {
                             *last = Some((alert.id, alert.targets.clone()));
                         }
-                        accepted.outbox_added += alert.targets.len();
+                        if !alert.held {
+                            accepted.outbox_added += alert.targets.len();
+                        }
                         accepted.alerts.push(alert);
                     }
                     if let Some((name, state)) = source {
@@ -518,23 +525,32 @@ fn create_alert(
         sentiment: new.sentiment,
         negative: new.negative,
         targets: new.targets.clone(),
-        state: AlertState::Open,
+        state: if new.held {
+            AlertState::Held
+        } else {
+            AlertState::Open
+        },
         created_at: now,
         highlights: new.highlights.clone(),
         first_claimed_at: None,
         resolved_at: None,
         human_negative: None,
+        relevance: new.relevance,
+        held: new.held,
     };
     alerts.insert(&id.0.to_be_bytes(), to_json(&alert))?;
-    for target in &alert.targets {
-        push_outbox(meta, outbox, id, target, OutboxAction::PostAlert, now)?;
+    // A held-back alert is not posted until someone promotes it.
+    if !alert.held {
+        for target in &alert.targets {
+            push_outbox(meta, outbox, id, target, OutboxAction::PostAlert, now)?;
+        }
     }
     let entry = AuditEntry {
         at: now,
         actor: "system".into(),
         action: "created".into(),
         from: "-".into(),
-        to: "open".into(),
+        to: alert.state.name().into(),
         detail: Some(format!("rules {}", new.rules.join(", "))),
     };
     push_audit(meta, audit, id, &entry)?;

@@ -2,10 +2,11 @@
 //! entries, outbox work and timers in one transaction), the durable timers and the audit log.
 //! It does not decide what a change is; the desk's state machine does.
 
+use super::labels::apply_label;
 use super::outbox::push_outbox;
 use super::{
-    flatten_tx, from_json, next_counter, to_json, u64_key, OutboxAction, Store, StoreError,
-    TxResult, NEXT_AUDIT_SEQ,
+    flatten_tx, from_json, next_counter, to_json, u64_key, LabelWrite, OutboxAction, Store,
+    StoreError, TxResult, NEXT_AUDIT_SEQ,
 };
 use crate::model::{Alert, AlertId, AuditEntry, Target, TimerKind};
 use chrono::{DateTime, Utc};
@@ -33,6 +34,8 @@ pub(crate) struct AlertChange {
     /// Timers to cancel (the state change they waited for happened).
     pub(crate) cancel_timers: Vec<TimerKind>,
     pub(crate) set_timers: Vec<(TimerKind, DateTime<Utc>)>,
+    /// The relevance label the change gives the alert's rules, written with it.
+    pub(crate) label: Option<LabelWrite>,
 }
 
 /// The `alert_id` of a timer round's message: it lists several alerts and belongs to none
@@ -97,9 +100,13 @@ impl Store {
             &self.audit,
             &self.outbox,
             &self.timers,
+            &self.labels,
+            &self.relevance,
         );
+        // The closure may run more than once (a conflict); the last run's answer counts.
+        let labelled = std::cell::Cell::new(false);
         let outcome = trees
-            .transaction(|(meta, alerts, audit, outbox, timers)| {
+            .transaction(|(meta, alerts, audit, outbox, timers, labels, relevance)| {
                 let current = alerts.get(id.0.to_be_bytes())?;
                 match current {
                     Some(cur) if cur.as_ref() == expected_bytes.as_slice() => {}
@@ -136,12 +143,19 @@ impl Store {
                 for (kind, due) in &change.set_timers {
                     set_timer(timers, id, *kind, *due)?;
                 }
+                labelled.set(match &change.label {
+                    Some(label) => apply_label(labels, relevance, id, label)?,
+                    None => false,
+                });
                 Ok(ChangeOutcome::Applied)
             })
             .map_err(flatten_tx)?;
         if outcome == ChangeOutcome::Applied {
             let targets = change.alert.targets.len();
             self.outbox_added(change.outbox.len() * targets + change.extra_outbox.len());
+            if labelled.get() {
+                self.labels_changed();
+            }
             self.durable().await?;
             self.outbox_signal.notify_one();
         }

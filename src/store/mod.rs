@@ -14,6 +14,7 @@ mod accept;
 mod alerts;
 pub(crate) mod config;
 mod flush;
+mod labels;
 mod mention_record;
 mod outbox;
 mod requests;
@@ -29,6 +30,8 @@ pub(crate) use alerts::{AlertChange, ChangeOutcome};
 #[cfg(test)]
 pub(crate) use flush::FlushStats;
 use flush::{FlushError, Flusher};
+pub use labels::LabelRecord;
+pub(crate) use labels::LabelWrite;
 pub use outbox::{OutboxAction, OutboxEntry, OutboxKey};
 pub(crate) use outbox::{OutboxSummary, Parked};
 pub use rule_log::RuleHit;
@@ -96,6 +99,12 @@ pub struct Trees {
     /// `rule \x1f unix secs (be) \x1f seq (be)` → `RuleHit`: each rule's matched mentions in time
     /// order, repeats included, so volume per rule and hour is a range scan.
     rule_log: sled::Tree,
+    /// `rule \x1f alert id (be)` → `LabelRecord`: the desk's relevance label per alert and rule.
+    labels: sled::Tree,
+    /// The relevance models' counts (see `labels.rs`).
+    relevance: sled::Tree,
+    /// Bumped after every label write (see `Store::label_generation`).
+    label_generation: std::sync::atomic::AtomicU64,
     /// How long the bodies of mentions without an alert are kept (`[store] keep_mentions`).
     keep_mentions: chrono::Duration,
     /// Outbox entries waiting, and how many of them are parked: counted at open and kept up
@@ -216,6 +225,9 @@ impl Store {
             mutes: db.open_tree("mutes")?,
             threads: db.open_tree("threads")?,
             rule_log: db.open_tree("rule_log")?,
+            labels: db.open_tree("labels")?,
+            relevance: db.open_tree("relevance")?,
+            label_generation: Default::default(),
             keep_mentions: chrono::Duration::from_std(config.keep_mentions)
                 .unwrap_or(chrono::Duration::MAX),
             #[cfg(test)]

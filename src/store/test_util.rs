@@ -38,6 +38,8 @@ pub(super) fn candidate(id: &str, alert: bool) -> Candidate {
             thread_keys: vec![],
             repeat_of: None,
             log_hit: true,
+            relevance: None,
+            held: false,
         }),
     }
 }

@@ -270,6 +270,8 @@ async fn stored_alert(store: &Store, target: Target) -> AlertId {
             thread_keys: vec![],
             repeat_of: None,
             log_hit: true,
+            relevance: None,
+            held: false,
         }),
     };
     let accepted = store

@@ -54,6 +54,8 @@ async fn new_alert(store: &Store, id: &str, now: chrono::DateTime<Utc>, escalate
             thread_keys: vec![],
             repeat_of: None,
             log_hit: true,
+            relevance: None,
+            held: false,
         }),
     };
     store

@@ -78,6 +78,8 @@ async fn numbered_alerts(
                 thread_keys: vec![],
                 repeat_of: None,
                 log_hit: true,
+                relevance: None,
+                held: false,
             }),
         })
         .collect();

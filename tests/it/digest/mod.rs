@@ -76,6 +76,8 @@ async fn hit(
             thread_keys: vec![],
             repeat_of: None,
             log_hit: true,
+            relevance: None,
+            held: false,
         }),
     };
     store
@@ -362,6 +364,7 @@ fn berlin_job(expr: &str) -> DigestJob {
         schedule: Schedule::parse(expr, chrono_tz::Europe::Berlin).unwrap(),
         to: vec![Target::Slack("#pr-alerts".into())],
         chart: false,
+        relevance: Default::default(),
     }
 }
 
