@@ -327,6 +327,8 @@ mod tests {
                 thread_keys: vec![],
                 repeat_of: None,
                 log_hit: true,
+                relevance: None,
+                held: false,
             }),
         }
     }

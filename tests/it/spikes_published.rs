@@ -73,6 +73,8 @@ async fn hit(
             thread_keys: vec![],
             repeat_of: None,
             log_hit: true,
+            relevance: None,
+            held: false,
         }),
     };
     store
