@@ -42,6 +42,14 @@ pub struct Judge {
     pub rules: Vec<RuleConfig>,
 }
 
+/// The text the analysis scores: title and body joined as "title. body", or the body alone.
+pub fn analysed_text(m: &Mention) -> std::borrow::Cow<'_, str> {
+    match &m.title {
+        Some(t) if !t.is_empty() => format!("{t}. {}", m.text).into(),
+        _ => m.text.as_str().into(),
+    }
+}
+
 impl Judge {
     pub fn judge(&self, m: &Mention) -> Verdict {
         let doc = Document {
@@ -66,10 +74,7 @@ impl Judge {
                 highlights: Vec::new(),
             };
         }
-        let s = match &m.title {
-            Some(t) if !t.is_empty() => negativity::assess(&format!("{t}. {}", m.text)),
-            _ => negativity::assess(&m.text),
-        };
+        let s = negativity::assess(&analysed_text(m));
         // A 1- or 2-star review is a complaint whatever its words say ("fine I guess" with one
         // star): the stars are the author's own verdict. The text's sentiment score is kept.
         let negative = s.negative || m.rating.is_some_and(|r| (1..=2).contains(&r));

@@ -3,7 +3,12 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mentiondesk::{app, intake::Judge, model::Mention, settings};
+use mentiondesk::{
+    app,
+    intake::{analysed_text, Judge},
+    model::Mention,
+    settings,
+};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,9 +65,11 @@ verdict per line on stdout, in the same order. No store, no network.",
         after_help = "Input, one object per line (only id and text are required):
   {\"id\": 1, \"text\": \"...\", \"title\": \"...\", \"url\": \"...\", \"author\": \"...\", \"source\": \"...\", \"lang\": \"en\"}
 Output, one object per input line:
-  {\"id\": 1, \"rules\": [\"acme\"], \"sentiment\": -0.62, \"negative\": true, \"priority\": \"high\"}
-  rules: the names of the rules that matched (empty: no alert); sentiment: -1..1;
-  priority: low | normal | high | critical, or null when no rule matched.
+  {\"id\": 1, \"rules\": [\"acme\"], \"sentiment\": -0.62, \"negative\": true, \"priority\": \"high\", \"vader\": -0.34}
+  rules: the names of the rules that matched (empty: no alert); sentiment: -1..1, the
+  trained model's P(positive) - P(negative); negative: the model calls it negative about or a
+  complaint to the brand; priority: low | normal | high | critical; vader: VADER's compound
+  score, for comparison. sentiment, negative, priority and vader are null when no rule matched.
 A line that is not a mention gets {\"line\": N, \"error\": \"...\"} and the exit code is 1.
 Example:
   echo '{\"id\":1,\"text\":\"Acme lost my refund\"}' | mentiondesk match --config config/mentiondesk.toml"
@@ -325,12 +332,18 @@ fn verdict_json(judge: &Judge, input: MatchInput) -> serde_json::Value {
         rating: None,
     };
     let v = judge.judge(&mention);
+    // VADER's compound, for comparison and the parity scripts; like the model's figures,
+    // only for a matched mention.
+    let vader = v
+        .sentiment
+        .map(|_| mentiondesk::analysis::sentiment::score(&analysed_text(&mention)).score);
     serde_json::json!({
         "id": input.id,
         "rules": v.rules,
         "sentiment": v.sentiment,
         "negative": v.negative,
         "priority": v.priority,
+        "vader": vader,
     })
 }
 

@@ -9,6 +9,7 @@
 //! ([`state_look`], [`buttons_for`]); the priority words and icons ([`priority_label`]) are
 //! the same wherever alerts are listed, the digest included.
 
+use crate::analysis::negativity::positive_at;
 use crate::chat::buttons;
 use crate::model::{Alert, AlertId, AlertState, Mention, Priority};
 use crate::util::human_duration;
@@ -155,7 +156,7 @@ impl AlertView {
             None => {}
         }
         let low_rating = self.rating.is_some_and(|r| (1..=2).contains(&r));
-        match (self.negative, self.sentiment >= POSITIVE_AT) {
+        match (self.negative, self.sentiment >= positive_at()) {
             (true, _) if self.complaint => "negative — complaint",
             (true, _) if low_rating => "negative — low rating",
             (true, _) if self.question => "negative question",
@@ -251,9 +252,6 @@ impl AlertView {
         buttons_for(&self.state)
     }
 }
-
-/// VADER compound from which a mention that is not negative reads as positive.
-const POSITIVE_AT: f64 = 0.05;
 
 /// The priority's icon. Never shown alone: always with [`priority_words`].
 pub(crate) fn priority_icon(p: Priority) -> &'static str {
