@@ -1,5 +1,6 @@
 //! Time per post of the trained negative model (`analysis::model`, issue 15): scoring posts of
-//! about 100 and about 280 bytes with the embedded model (load excluded). The figures go into
+//! about 60 and about 380 bytes with the embedded model, both heads (load excluded), and
+//! `negativity::assess`, what the intake runs per matched post. The figures go into
 //! BENCHMARKS.md ("Negative model"); the bench asserts nothing.
 //!
 //! Run: `cargo bench --bench negative_model`
@@ -7,7 +8,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mentiondesk::analysis::model::NegativeModel;
+use mentiondesk::analysis::{model::NegativeModel, negativity};
 
 const SHORT: &[&str] = &[
     "@AcmeHelp my order is three weeks late and nobody answers my emails",
@@ -39,14 +40,21 @@ fn bench(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 for t in SHORT {
-                    black_box(model.score(black_box(t)));
+                    black_box(model.scores(black_box(t)));
                 }
             })
         },
     );
+    g.bench_function("negativity::assess, the same posts", |b| {
+        b.iter(|| {
+            for t in SHORT {
+                black_box(negativity::assess(black_box(t)));
+            }
+        })
+    });
     g.throughput(Throughput::Elements(1));
     g.bench_function(format!("score 1 post of {} bytes", LONG.len()), |b| {
-        b.iter(|| black_box(model.score(black_box(LONG))))
+        b.iter(|| black_box(model.scores(black_box(LONG))))
     });
     g.finish();
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Precision and recall of `negative` as `mentiondesk match` prints it, next to plain VADER
-(compound <= -0.05, read from the same output's `sentiment`) on the same texts.
+(compound <= -0.05, read from the same output's `vader`; `sentiment` before issue 15) on the
+same texts.
 
 What it does not do: fetch data or tune anything. Pass the labelled files:
 
@@ -51,7 +52,8 @@ def report(name, rows, binary, errors):
     texts = [t for _, _, t in rows]
     gold = [g for _, g, _ in rows]
     verdicts = rust_match(binary, texts)
-    vader = [v["sentiment"] <= VADER_NEGATIVE for v in verdicts]
+    # Binaries from before issue 15 print VADER's compound as `sentiment` and have no `vader`.
+    vader = [v.get("vader", v["sentiment"]) <= VADER_NEGATIVE for v in verdicts]
     ours = [v["negative"] for v in verdicts]
     pv, rv, fv = prf(vader, gold)
     po, ro, fo = prf(ours, gold)

@@ -1,7 +1,8 @@
 """Tokeniser and hashed features of the negative model, shared by training and evaluation.
 
 `src/analysis/model.rs` implements exactly the same steps; change both together and bump
-SCHEME. The steps (version "negative-v1"):
+SCHEME. The steps (version "negative-v2"; v2 is v1 with two heads in the file, see
+train_negative.py):
 
 1. Lowercase each code point on its own with the Unicode default mapping (Python `c.lower()`,
    Rust `char::to_lowercase`); no context rules, so a final sigma stays "σ". Drop `'` and
@@ -29,7 +30,7 @@ SCHEME. The steps (version "negative-v1"):
    sigmoid(bias + sum of weight * value).
 """
 
-SCHEME = "negative-v1"
+SCHEME = "negative-v2"
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
 MASK64 = (1 << 64) - 1

@@ -2,7 +2,7 @@
 # Time per post of the trained negative model (src/analysis/model.rs) in a release build of
 # that one file, without building the whole crate (`cargo bench --bench negative_model` is the
 # criterion version; it needs the full release build). Builds a throwaway cargo project in a
-# temporary directory that includes the module by path, scores the same posts as the bench
+# temporary directory that includes the module by path, scores the same posts as the bench (both heads)
 # for N rounds, and prints CPU time per post read from /proc/thread-self/schedstat (what one
 # dedicated core does, whatever else the machine is running) and wall time.
 #
@@ -56,12 +56,12 @@ fn main() {
     let rounds: usize = std::env::args().nth(1).unwrap().parse().unwrap();
     let m = model::NegativeModel::embedded();
     for p in POSTS {
-        black_box(m.score(p));
+        black_box(m.scores(p));
     }
     let (cpu0, wall0) = (cpu_ns(), Instant::now());
     for _ in 0..rounds {
         for p in POSTS {
-            black_box(m.score(black_box(p)));
+            black_box(m.scores(black_box(p)));
         }
     }
     let (cpu, wall) = (cpu_ns() - cpu0, wall0.elapsed());

@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Train and evaluate mentiondesk's negative/complaint model (issue 15, part 1).
 
-A logistic regression over hashed word uni/bigrams and character 3-5-grams (the features are
-defined in scripts/negative_features.py and reproduced by src/analysis/model.rs). It writes
-`models/negative.bin` and `tests/data/negative_model_fixture.jsonl`, and prints precision,
-recall and F1 of the negative class on every test split next to plain VADER (compound <=
--0.05) and, with --bin, next to what `mentiondesk match` prints as `negative` today.
+Two logistic regressions ("heads") over the same hashed word uni/bigrams and character
+3-5-grams (defined in scripts/negative_features.py and reproduced by src/analysis/model.rs):
+p_neg, "negative about or a complaint to the brand", and p_pos, "positive". `negative` is
+p_neg >= the stored threshold; `sentiment` is p_pos - p_neg. It writes `models/negative.bin`
+and `tests/data/negative_model_fixture.jsonl`, and prints precision, recall and F1 of the
+negative class on every test split next to plain VADER (compound <= -0.05) and, with --bin,
+next to what `mentiondesk match` prints as `negative`.
 
 Data (see models/README.md for sources, licences and splits): a directory with
   complaints-data.csv                 danielpreotiuc/complaints-social-media
   tweeteval/{val,test}_{text,labels}.txt   cardiffnlp/tweeteval datasets/sentiment
   hutto_ICWSM_2014/*_GroundTruth.txt  cjhutto/vaderSentiment additional_resources/hutto_ICWSM_2014.tar.gz
+  semeval/twitter-*-A.txt             SemEval-2013..2016 task "Sentiment Analysis in Twitter",
+                                      subtask A gold files (the source of TweetEval's train split)
+  sanders-full-corpus.csv             Sanders Twitter sentiment corpus (zfz/twitter_corpus)
 
 Tweets addressed to or about airlines are dropped from every source before splitting
 (AIRLINE below): the airline-tweets sentiment set is the held-out judge of this work.
@@ -44,6 +49,7 @@ MODEL = os.path.join(ROOT, "models", "negative.bin")
 FIXTURE = os.path.join(ROOT, "tests", "data", "negative_model_fixture.jsonl")
 VADER_NEGATIVE = -0.05
 HUTTO_NEGATIVE_BELOW = -0.5
+HUTTO_POSITIVE_ABOVE = 0.5
 HUTTO = ["tweets", "amazonReviewSnippets", "nytEditorialSnippets", "movieReviewSnippets"]
 
 # Handles of airlines and airports, and words about flying. A text matching any of them is
@@ -58,27 +64,40 @@ AIRLINE = re.compile(
 )
 
 
-def split_of(index, n, fractions=(0.7, 0.1)):
-    """train/val/test by a seeded permutation of 0..n-1."""
+def norm(text):
+    """Text as compared for duplicates across sources: TweetEval writes every handle as
+    "@user" and some files quote or escape the text, so only letters and digits outside
+    handles and links count, lowercased."""
+    text = re.sub(r"@\w+|https?://\S+", " ", text.lower())
+    return "".join(c for c in text if c.isalnum())
+
+
+def seeded_rank(n):
+    """Rank of each index 0..n-1 in a seeded shuffle, as a fraction of n."""
     order = list(range(n))
     random.Random(SEED).shuffle(order)
-    rank = {j: r for r, j in enumerate(order)}[index]
-    if rank < fractions[0] * n:
-        return "train"
-    if rank < (fractions[0] + fractions[1]) * n:
-        return "val"
-    return "test"
+    rank = [0.0] * n
+    for r, j in enumerate(order):
+        rank[j] = r / n
+    return rank
+
+
+def split_70_10_20(r):
+    return "train" if r < 0.7 else "val" if r < 0.8 else "test"
 
 
 def load(data):
-    """Every labelled text as dict(source, split, text, y); airline texts dropped."""
+    """Every labelled text as dict(source, split, text, y, pos); airline texts dropped.
+
+    y: negative (or a complaint); pos: positive, or None where the source does not say (the
+    complaints set labels complaints only)."""
     rows, dropped = [], {}
 
-    def add(source, split, text, y):
+    def add(source, split, text, y, pos):
         if AIRLINE.search(text):
             dropped[source] = dropped.get(source, 0) + 1
             return
-        rows.append({"source": source, "split": split, "text": text, "y": int(y)})
+        rows.append({"source": source, "split": split, "text": text, "y": int(y), "pos": pos})
 
     # Complaints: the odd rows are the test half (as scripts/negative_bench.py); the even
     # rows are split 80/20 into train and validation by the seed.
@@ -90,12 +109,12 @@ def load(data):
     is_val = {j: r < 0.2 * len(even) for r, j in enumerate(val_rank)}
     for i, (_id, text, label, _domain) in enumerate(crow):
         if i % 2 == 1:
-            add("complaints", "test", text, label == "1")
+            add("complaints", "test", text, label == "1", None)
         else:
-            add("complaints", "val" if is_val[i // 2] else "train", text, label == "1")
+            add("complaints", "val" if is_val[i // 2] else "train", text, label == "1", None)
 
-    # TweetEval sentiment: val and test files pooled (its train_text.txt is not in the
-    # snapshot available here), then 70/10/20 by the seed. Label 0 = negative.
+    # TweetEval sentiment: val and test files pooled (its train_text.txt is over the size
+    # the snapshots carry), then 70/10/20 by the seed. Labels 0/1/2 = negative/neutral/positive.
     texts, labels = [], []
     for part in ("val", "test"):
         with open(os.path.join(data, "tweeteval", f"{part}_text.txt"), encoding="utf-8") as f:
@@ -103,26 +122,68 @@ def load(data):
         with open(os.path.join(data, "tweeteval", f"{part}_labels.txt"), encoding="utf-8") as f:
             labels += [int(x) for x in f.read().split()]
     assert len(texts) == len(labels), (len(texts), len(labels))
-    order = list(range(len(texts)))
-    random.Random(SEED).shuffle(order)
-    rank = {j: r for r, j in enumerate(order)}
+    rank = seeded_rank(len(texts))
     for i, (t, l) in enumerate(zip(texts, labels)):
-        r = rank[i] / len(texts)
-        add("tweeteval", "train" if r < 0.7 else "val" if r < 0.8 else "test", t, l == 0)
+        add("tweeteval", split_70_10_20(rank[i]), t, l == 0, l == 2)
+    tweeteval_seen = {norm(t) for t in texts}
 
-    # VADER's human-rated ground truth: negative = mean rating below -0.5; 70/10/20 each.
+    # SemEval 2013-2016 subtask A gold tweets, the pool TweetEval's train split was drawn
+    # from: training only. A tweet that is also in TweetEval's val or test file (which our
+    # TweetEval validation and test splits come from) is left out, and so is every repeat.
+    sem_dir = os.path.join(data, "semeval")
+    if os.path.isdir(sem_dir):
+        seen = set(tweeteval_seen)
+        for name in sorted(os.listdir(sem_dir)):
+            if not (name.startswith("twitter-") and name.endswith("-A.txt")):
+                continue
+            with open(os.path.join(sem_dir, name), encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    parts = line.rstrip("\r\n").split("\t")
+                    if len(parts) < 3 or parts[1] not in ("negative", "neutral", "positive"):
+                        continue
+                    text = parts[2]
+                    if len(text) > 1 and text[0] == '"' and text[-1] == '"':
+                        text = text[1:-1].replace('""', '"')
+                    k = norm(text)
+                    if k in seen:
+                        dropped["semeval duplicates"] = dropped.get("semeval duplicates", 0) + 1
+                        continue
+                    seen.add(k)
+                    add("semeval", "train", text, parts[1] == "negative", parts[1] == "positive")
+
+    # Sanders: tweets to and about Apple, Google, Microsoft and Twitter, hand-labelled
+    # positive / negative / neutral / irrelevant (not English or not about the brand; left
+    # out). 70/10/20 by the seed.
+    sanders = os.path.join(data, "sanders-full-corpus.csv")
+    if os.path.exists(sanders):
+        with open(sanders, encoding="utf-8", errors="replace", newline="") as f:
+            items = [r for r in csv.DictReader(f) if r["Sentiment"] in ("positive", "negative", "neutral")]
+        rank = seeded_rank(len(items))
+        for i, r in enumerate(items):
+            add("sanders", split_70_10_20(rank[i]), r["TweetText"], r["Sentiment"] == "negative",
+                r["Sentiment"] == "positive")
+
+    # VADER's human-rated ground truth: negative = mean rating below -0.5, positive = above
+    # 0.5; 70/10/20 each.
     for name in HUTTO:
         path = os.path.join(data, "hutto_ICWSM_2014", f"{name}_GroundTruth.txt")
         with open(path, encoding="utf-8", errors="replace", newline="") as f:
             items = [ln.rstrip("\r\n").split("\t", 2) for ln in f if ln.strip()]
-        order = list(range(len(items)))
-        random.Random(SEED).shuffle(order)
-        rank = {j: r for r, j in enumerate(order)}
+        rank = seeded_rank(len(items))
         for i, (_id, mean, text) in enumerate(items):
-            r = rank[i] / len(items)
-            split = "train" if r < 0.7 else "val" if r < 0.8 else "test"
-            add(name, split, text, float(mean) < HUTTO_NEGATIVE_BELOW)
+            add(name, split_70_10_20(rank[i]), text, float(mean) < HUTTO_NEGATIVE_BELOW,
+                float(mean) > HUTTO_POSITIVE_ABOVE)
     return rows, dropped
+
+
+SOURCES = ["complaints", "sanders", "tweeteval", "semeval"] + HUTTO
+# The validation rows that choose the settings and the threshold: posts to brands.
+BRAND_VAL = ("complaints", "sanders")
+# Sources the negative head does not learn from, by default: on the brand validation rows
+# (C = 0.5, complaint weight 5) leaving them out scored F1 0.636, against 0.626 without
+# semeval only and 0.608 with every source (models/README.md). Film reviews and editorials are
+# far from posts to brands, and SemEval's general tweets outnumber the complaints 36 to 1.
+NEG_EXCLUDE = ("semeval", "movieReviewSnippets", "nytEditorialSnippets")
 
 
 def matrix(texts, bits):
@@ -163,19 +224,30 @@ def best_threshold(scores, gold):
     return best[1], best[0]
 
 
-class Model:
-    """Weights as stored (f32), scored in f64 exactly as src/analysis/model.rs does."""
+HEADS = ["negative", "positive"]
 
-    def __init__(self, weights, bias, threshold, bits):
-        self.weights, self.bias, self.threshold, self.bits = weights, bias, threshold, bits
+
+class Model:
+    """Weights as stored (f32, one row of len(HEADS) per bucket), scored in f64 exactly as
+    src/analysis/model.rs does."""
+
+    def __init__(self, weights, biases, threshold, bits):
+        self.weights, self.biases, self.threshold, self.bits = weights, biases, threshold, bits
+
+    def scores(self, text):
+        """(p_neg, p_pos)."""
+        b = nf.feature_buckets(text, self.bits)
+        out = []
+        for h, bias in enumerate(self.biases):
+            z = 0.0
+            for k in b:
+                z += float(self.weights[k, h])
+            z = bias + (z / math.sqrt(len(b)) if b else 0.0)
+            out.append(1.0 / (1.0 + math.exp(-z)))
+        return tuple(out)
 
     def score(self, text):
-        b = nf.feature_buckets(text, self.bits)
-        z = 0.0
-        for k in b:
-            z += float(self.weights[k])
-        z = self.bias + (z / math.sqrt(len(b)) if b else 0.0)
-        return 1.0 / (1.0 + math.exp(-z))
+        return self.scores(text)[0]
 
     def write(self, path, meta):
         header = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode()
@@ -189,39 +261,80 @@ class Model:
 
         raw = open(path, "rb").read()
         assert raw[:8] == MAGIC, "not a negative model"
-        (n,) = struct.unpack("<I", raw[8:12])
+        (n,) = struct.unpack("<I", raw[8 : 12])
         meta = json.loads(raw[12 : 12 + n])
         assert meta["scheme"] == nf.SCHEME, meta["scheme"]
-        w = np.frombuffer(raw[12 + n :], dtype="<f4")
+        heads = len(meta["heads"])
+        w = np.frombuffer(raw[12 + n :], dtype="<f4").reshape(-1, heads)
         assert len(w) == meta["features"] == 1 << meta["bits"]
-        return cls(w, meta["bias"], meta["threshold"], meta["bits"]), meta
+        return cls(w, meta["biases"], meta["threshold"], meta["bits"]), meta
 
 
 _TRAIN_MATRIX = {}
 
 
-def fit(rows, c, complaint_weight, bits):
+def train_matrix(rows, bits):
+    if bits not in _TRAIN_MATRIX:
+        train = [r for r in rows if r["split"] == "train"]
+        _TRAIN_MATRIX[bits] = (train, matrix([r["text"] for r in train], bits))
+    return _TRAIN_MATRIX[bits]
+
+
+def fit_head(rows, bits, c, label, weight_of, exclude=()):
+    """One logistic regression on the training rows that have `label` and whose source is not
+    in `exclude`; returns (w, bias)."""
     import numpy as np
     from sklearn.linear_model import LogisticRegression
 
-    train = [r for r in rows if r["split"] == "train"]
-    if bits not in _TRAIN_MATRIX:
-        _TRAIN_MATRIX[bits] = matrix([r["text"] for r in train], bits)
-    x = _TRAIN_MATRIX[bits]
-    y = np.array([r["y"] for r in train])
-    w = np.array([complaint_weight if r["source"] == "complaints" else 1.0 for r in train])
+    train, x = train_matrix(rows, bits)
+    keep = [i for i, r in enumerate(train) if r[label] is not None and r["source"] not in exclude]
+    y = np.array([int(train[i][label]) for i in keep])
+    w = np.array([weight_of(train[i]) for i in keep])
     clf = LogisticRegression(C=c, solver="liblinear", max_iter=1000, random_state=SEED)
-    clf.fit(x, y, sample_weight=w)
-    weights = clf.coef_[0].astype(np.float32)
-    bias = float(np.float32(clf.intercept_[0]))
-    return Model(weights, bias, 0.5, bits)
+    clf.fit(x[keep], y, sample_weight=w)
+    return clf.coef_[0].astype(np.float32), float(np.float32(clf.intercept_[0]))
+
+
+def fit(rows, c, complaint_weight, bits, exclude, positive=None):
+    """The negative head with (c, complaint_weight), not trained on the sources in `exclude`;
+    the positive head from `positive` (weights, bias) or, if None, a zero head (used while
+    searching the negative settings)."""
+    import numpy as np
+
+    wn, bn = fit_head(rows, bits, c, "y", lambda r: complaint_weight if r["source"] == "complaints" else 1.0,
+                      exclude)
+    wp, bp = positive if positive is not None else (np.zeros(1 << bits, dtype=np.float32), 0.0)
+    return Model(np.stack([wn, wp], axis=1), [bn, bp], 0.5, bits)
 
 
 def validation_choice(model, rows):
-    """Threshold with the best F1 on the complaints validation split, and that F1."""
-    val = [r for r in rows if r["split"] == "val" and r["source"] == "complaints"]
+    """Threshold with the best F1 on the brand validation rows, and that F1."""
+    val = [r for r in rows if r["split"] == "val" and r["source"] in BRAND_VAL]
     scores = [model.score(r["text"]) for r in val]
     return best_threshold(scores, [bool(r["y"]) for r in val])
+
+
+# The validation rows that choose where `sentiment` (p_pos - p_neg) counts as positive: the
+# tweet sets whose labels say positive/neutral/negative.
+POSITIVE_VAL = ("sanders", "tweeteval")
+
+
+def positive_choice(model, rows):
+    """The sentiment (0.01 steps, -0.5..0.9) from which a text is called positive with the
+    best F1 of the positive class on the POSITIVE_VAL validation rows, and that F1."""
+    val = [r for r in rows if r["split"] == "val" and r["source"] in POSITIVE_VAL]
+    sent = []
+    for r in val:
+        n, p = model.scores(r["text"])
+        sent.append(p - n)
+    gold = [bool(r["pos"]) for r in val]
+    best = (0.0, 0.0)
+    for k in range(-50, 91):
+        t = k / 100
+        f = prf([s >= t for s in sent], gold)[2]
+        if f > best[0]:
+            best = (f, t)
+    return best[1], best[0]
 
 
 # Texts of the fixture: written for it (edge cases of the tokeniser) plus MIT-licensed
@@ -260,25 +373,34 @@ FIXTURE_TEXTS = [
 ]
 
 
+def export_lines(model, texts, f):
+    for t in texts:
+        p_neg, p_pos = model.scores(t)
+        line = {"text": t, "features": len(nf.feature_buckets(t, model.bits)), "p": p_neg, "pos": p_pos}
+        f.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+
 def export_fixture(model, rows):
     hutto_test = [r for r in rows if r["source"] in HUTTO and r["split"] == "test"]
     rng = random.Random(SEED)
     texts = FIXTURE_TEXTS + [r["text"] for r in rng.sample(hutto_test, 20)]
     with open(FIXTURE, "w", encoding="utf-8") as f:
-        for t in texts:
-            line = {"text": t, "features": len(nf.feature_buckets(t, model.bits)), "p": model.score(t)}
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        export_lines(model, texts, f)
     return len(texts)
 
 
 def counts(rows, dropped):
-    print("| source | train | val | test | negative share | airline texts dropped |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for s in ["complaints", "tweeteval"] + HUTTO:
+    print("| source | train | val | test | negative share | positive share | airline texts dropped |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for s in SOURCES:
         sub = [r for r in rows if r["source"] == s]
         n = {k: sum(r["split"] == k for r in sub) for k in ("train", "val", "test")}
         neg = sum(r["y"] for r in sub) / max(len(sub), 1)
-        print(f"| {s} | {n['train']} | {n['val']} | {n['test']} | {neg:.2f} | {dropped.get(s, 0)} |")
+        pos = [r["pos"] for r in sub if r["pos"] is not None]
+        pos_share = f"{sum(pos) / len(pos):.2f}" if pos else "-"
+        print(f"| {s} | {n['train']} | {n['val']} | {n['test']} | {neg:.2f} | {pos_share} | {dropped.get(s, 0)} |")
+    if dropped.get("semeval duplicates"):
+        print(f"semeval tweets left out as repeats or TweetEval val/test tweets: {dropped['semeval duplicates']}")
 
 
 def train(args):
@@ -287,31 +409,42 @@ def train(args):
     best = None
     for c in args.c:
         for cw in args.complaint_weight:
-            m = fit(rows, c, cw, args.bits)
+            m = fit(rows, c, cw, args.bits, args.neg_exclude)
             t, f = validation_choice(m, rows)
-            print(f"C={c} complaint_weight={cw}: complaints val F1 {f:.3f} at threshold {t:.2f}", file=sys.stderr)
+            print(f"C={c} complaint_weight={cw}: brand val F1 {f:.3f} at threshold {t:.2f}", file=sys.stderr)
             if best is None or f > best[0]:
                 best = (f, c, cw, t, m)
     f, c, cw, t, m = best
+    # The positive head: the same C, every row whose source says whether it is positive.
+    wp, bp = fit_head(rows, args.bits, c, "pos", lambda r: 1.0)
+    m.weights[:, 1] = wp
+    m.biases[1] = bp
     m.threshold = t
+    pa, pf = positive_choice(m, rows)
+    print(f"positive head: sentiment >= {pa:.2f} counts as positive (val F1 {pf:.3f})", file=sys.stderr)
     meta = {
         "scheme": nf.SCHEME,
         "hash": "fnv1a64, then h ^ (h >> 32), low bits",
         "bits": args.bits,
         "features": 1 << args.bits,
+        "heads": HEADS,
         "word_ngrams": [1, 2],
         "char_ngrams": list(nf.CHAR_NGRAMS),
-        "bias": m.bias,
+        "biases": m.biases,
         "threshold": t,
+        "positive_at": pa,
+        "positive_validation_f1": round(pf, 4),
         "seed": SEED,
         "C": c,
         "complaint_weight": cw,
+        "negative_head_excludes": list(args.neg_exclude),
+        "validation": "+".join(BRAND_VAL),
         "validation_f1": round(f, 4),
     }
     os.makedirs(os.path.dirname(MODEL), exist_ok=True)
     m.write(MODEL, meta)
     n = export_fixture(m, rows)
-    print(f"chose C={c} complaint_weight={cw} threshold={t:.2f} (complaints val F1 {f:.3f}); "
+    print(f"chose C={c} complaint_weight={cw} threshold={t:.2f} (brand val F1 {f:.3f}); "
           f"wrote {MODEL} ({os.path.getsize(MODEL)} bytes) and {n} fixture texts", file=sys.stderr)
 
 
@@ -323,15 +456,17 @@ def evaluate(args):
     vader = SentimentIntensityAnalyzer()
     if args.bin:
         from vader_parity import rust_match
-    print(f"threshold {meta['threshold']} (chosen on the complaints validation split)")
-    head = "| test split | texts | negative | VADER P | VADER R | VADER F1 |"
+    print(f"threshold {meta['threshold']} (chosen on the {meta['validation']} validation rows)")
+    head = "| split | texts | negative | VADER P | VADER R | VADER F1 |"
     if args.bin:
-        head += " cues P | cues R | cues F1 |"
+        head += " match P | match R | match F1 |"
     print(head + " model P | model R | model F1 |")
     print("|" + " --- |" + " ---: |" * (head.count("|") + 2))
     for split in args.splits:
-        for s in ["complaints", "tweeteval"] + HUTTO:
+        for s in SOURCES:
             sub = [r for r in rows if r["source"] == s and r["split"] == split]
+            if not sub:
+                continue
             gold = [bool(r["y"]) for r in sub]
             texts = [r["text"] for r in sub]
             cells = [f"{s} ({split})", str(len(sub)), str(sum(gold))]
@@ -346,16 +481,12 @@ def evaluate(args):
 
 
 def export(args):
-    """Every text of the chosen splits with the Python probability, for a large Rust check:
+    """Every text of the chosen splits with the Python probabilities, for a large Rust check:
     NEGATIVE_MODEL_CHECK=FILE cargo test --lib analysis::model -- --ignored"""
     rows, _ = load(args.data)
     model, _ = Model.read(MODEL)
     with open(args.out, "w", encoding="utf-8") as f:
-        for r in rows:
-            if r["split"] in args.splits:
-                t = r["text"]
-                line = {"text": t, "features": len(nf.feature_buckets(t, model.bits)), "p": model.score(t)}
-                f.write(json.dumps(line, ensure_ascii=False) + "\n")
+        export_lines(model, [r["text"] for r in rows if r["split"] in args.splits], f)
 
 
 def main():
@@ -364,8 +495,10 @@ def main():
     t = sub.add_parser("train")
     t.add_argument("--data", required=True)
     t.add_argument("--bits", type=int, default=BITS)
-    t.add_argument("--c", type=float, nargs="+", default=[0.25, 0.5, 1.0])
-    t.add_argument("--complaint-weight", type=float, nargs="+", default=[1.0, 3.0, 5.0])
+    t.add_argument("--c", type=float, nargs="+", default=[0.5, 1.0])
+    t.add_argument("--complaint-weight", type=float, nargs="+", default=[3.0, 5.0])
+    t.add_argument("--neg-exclude", nargs="*", default=list(NEG_EXCLUDE), choices=SOURCES,
+                   help="sources the negative head does not train on (the positive head uses all)")
     e = sub.add_parser("eval")
     e.add_argument("--data", required=True)
     e.add_argument("--bin", help="mentiondesk binary: also report today's `negative` (VADER + cues)")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""VADER parity: compare the compound score `mentiondesk match` prints with the reference
+"""VADER parity: compare the VADER compound `mentiondesk match` prints (`vader`) with the reference
 Python vaderSentiment 3.3.2 on the same texts, and write the small committed sample that
 `tests/it/analysis_parity.rs` replays without Python.
 
@@ -99,7 +99,7 @@ def compare(args):
         worst = 0.0
         for (ident, _, text), v in zip(rows, rust):
             ref = sia.polarity_scores(text)["compound"]
-            got = v["sentiment"]
+            got = v["vader"]
             if round(got, 4) != round(ref, 4):
                 n_diff += 1
                 worst = max(worst, abs(got - ref))

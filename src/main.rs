@@ -3,7 +3,12 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mentiondesk::{app, intake::Judge, model::Mention, settings};
+use mentiondesk::{
+    app,
+    intake::{analysed_text, Judge},
+    model::Mention,
+    settings,
+};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,11 +65,13 @@ verdict per line on stdout, in the same order. No store, no network.",
         after_help = "Input, one object per line (only id and text are required):
   {\"id\": 1, \"text\": \"...\", \"title\": \"...\", \"url\": \"...\", \"author\": \"...\", \"source\": \"...\", \"lang\": \"en\"}
 Output, one object per input line:
-  {\"id\": 1, \"rules\": [\"acme\"], \"sentiment\": -0.62, \"negative\": true, \"priority\": \"high\", \"lang\": \"en\"}
-  rules: the names of the rules that matched (empty: no alert); sentiment: -1..1;
-  priority: low | normal | high | critical, or null when no rule matched;
+  {\"id\": 1, \"rules\": [\"acme\"], \"sentiment\": -0.62, \"negative\": true, \"priority\": \"high\", \"lang\": \"en\", \"vader\": -0.34}
+  rules: the names of the rules that matched (empty: no alert); sentiment: -1..1, the
+  trained model's P(positive) - P(negative); negative: the model calls it negative about or a
+  complaint to the brand; priority: low | normal | high | critical; vader: VADER's compound
+  score, for comparison. sentiment, negative, priority and vader are null when no rule matched;
   lang: the input's lang, else detected (ISO 639-1) when a rule matched, null when unknown;
-  sentiment and negative are null for a post not in English (only English is scored).
+  sentiment, negative and vader are null for a post not in English (only English is scored).
 A line that is not a mention gets {\"line\": N, \"error\": \"...\"} and the exit code is 1.
 Example:
   echo '{\"id\":1,\"text\":\"Acme lost my refund\"}' | mentiondesk match --config config/mentiondesk.toml"
@@ -327,6 +334,11 @@ fn verdict_json(judge: &Judge, input: MatchInput) -> serde_json::Value {
         rating: None,
     };
     let v = judge.judge(&mention);
+    // VADER's compound, for comparison and the parity scripts; like the model's figures,
+    // only for a matched mention.
+    let vader = v
+        .sentiment
+        .map(|_| mentiondesk::analysis::sentiment::score(&analysed_text(&mention)).score);
     serde_json::json!({
         "id": input.id,
         "rules": v.rules,
@@ -334,6 +346,7 @@ fn verdict_json(judge: &Judge, input: MatchInput) -> serde_json::Value {
         "negative": v.negative,
         "priority": v.priority,
         "lang": v.lang,
+        "vader": vader,
     })
 }
 

@@ -332,11 +332,6 @@ pub(crate) struct Complaint {
 }
 
 impl Complaint {
-    /// Weight squashed into 0..1 (one strong cue = 0.5), for combining with other scores.
-    pub(crate) fn strength(&self) -> f64 {
-        self.weight / (self.weight + 1.0)
-    }
-
     /// The kinds found, in lexicon order, without repeats.
     #[cfg(test)]
     pub(crate) fn kinds(&self) -> Vec<Kind> {
@@ -791,7 +786,6 @@ mod tests {
         let c = detect("flight delayed 3 hours and no one at the desk");
         let sum: f64 = c.hits.iter().map(|h| h.weight).sum();
         assert_eq!(c.weight, sum);
-        assert!(c.strength() > 0.5 && c.strength() < 1.0);
     }
 
     #[test]

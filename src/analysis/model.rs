@@ -1,9 +1,11 @@
-//! The trained negative/complaint model (issue 15): a logistic regression over hashed word
-//! uni/bigrams and character 3–5-grams, trained by `scripts/train_negative.py` and shipped
-//! in `models/negative.bin`. Scoring reproduces the Python model's probability (the fixture
-//! test holds it to 1e-5), so the figures in BENCHMARKS.md are what this code does.
+//! The trained negative/complaint model (issue 15): two logistic regressions ("heads") over
+//! the same hashed word uni/bigrams and character 3–5-grams, trained by
+//! `scripts/train_negative.py` and shipped in `models/negative.bin`: the probability that a
+//! post is negative about (or a complaint to) the brand, and the probability that it is
+//! positive. Scoring reproduces the Python model's probabilities (the fixture test holds them
+//! to 1e-5), so the figures in BENCHMARKS.md are what this code does.
 //!
-//! Features ("negative-v1", the same steps as `scripts/negative_features.py`):
+//! Features ("negative-v2", the same steps as `scripts/negative_features.py`):
 //! 1. each code point is lowercased on its own (`char::to_lowercase`, no context rules) and
 //!    `'`/`’` are dropped ("don't" is "dont");
 //! 2. tokens: `@` + word character is a handle, all "@user"; a link
@@ -13,10 +15,11 @@
 //!    anything else ends a word;
 //! 3. features "w\0"+token, "b\0"+token+"\0"+next, and "c\0"+n code points (n = 3..=5) of
 //!    " "+word+" ", each hashed with 64-bit FNV-1a, folded `h ^ (h >> 32)`, low `bits` bits;
-//! 4. probability = sigmoid(bias + sum of the hit weights / sqrt(number of hits)).
+//! 4. per head, probability = sigmoid(bias + sum of the hit weights / sqrt(number of hits)).
 //!
-//! File: `MDNEGMOD`, u32 LE header length, a JSON header (scheme, bits, features, bias,
-//! threshold, training parameters), then `features` f32 LE weights.
+//! File: `MDNEGMOD`, u32 LE header length, a JSON header (scheme, bits, features, heads =
+//! ["negative", "positive"], biases, threshold, training parameters), then `features` rows of
+//! two f32 LE weights (negative, positive): one lookup reads both heads' weights.
 
 use std::sync::OnceLock;
 
@@ -26,7 +29,9 @@ use serde::Deserialize;
 static EMBEDDED: &[u8] = include_bytes!("../../models/negative.bin");
 
 const MAGIC: &[u8; 8] = b"MDNEGMOD";
-const SCHEME: &str = "negative-v1";
+const SCHEME: &str = "negative-v2";
+/// The heads, in the order of each weight row.
+const HEADS: [&str; 2] = ["negative", "positive"];
 /// More than 2^26 weights (256 MiB) is not a model this crate ships.
 const MAX_BITS: u32 = 26;
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -55,7 +60,9 @@ pub enum ModelError {
     Header(String),
     #[error("negative model: scheme {0:?} is not {SCHEME:?}; retrain with this version's scripts/train_negative.py")]
     Scheme(String),
-    #[error("negative model: {found} weight bytes where the header promises {features} f32 weights (bits = {bits}); the file is truncated or mismatched")]
+    #[error("negative model: heads {0:?} are not [\"negative\", \"positive\"]; retrain with this version's scripts/train_negative.py")]
+    Heads(Vec<String>),
+    #[error("negative model: {found} weight bytes where the header promises {features} rows of 2 f32 weights (bits = {bits}); the file is truncated or mismatched")]
     Weights {
         bits: u32,
         features: u64,
@@ -68,16 +75,29 @@ struct Header {
     scheme: String,
     bits: u32,
     features: u64,
-    bias: f64,
+    heads: Vec<String>,
+    biases: [f64; 2],
     threshold: f64,
+    positive_at: f64,
+}
+
+/// What the model says about one text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scores {
+    /// Probability, 0..1, that the text is negative about or a complaint to the brand.
+    pub negative: f32,
+    /// Probability, 0..1, that the text is positive.
+    pub positive: f32,
 }
 
 /// Weights and decision threshold of a loaded model.
 pub struct NegativeModel {
-    weights: Vec<f32>,
+    /// One row per bucket: the negative head's weight, then the positive head's.
+    weights: Vec<[f32; 2]>,
     mask: u64,
-    bias: f64,
+    biases: [f64; 2],
     threshold: f32,
+    positive_at: f64,
 }
 
 impl NegativeModel {
@@ -95,11 +115,14 @@ impl NegativeModel {
         if header.scheme != SCHEME {
             return Err(ModelError::Scheme(header.scheme));
         }
+        if header.heads != HEADS {
+            return Err(ModelError::Heads(header.heads));
+        }
         let body = &bytes[12 + len..];
         if header.bits == 0
             || header.bits > MAX_BITS
             || header.features != 1u64 << header.bits
-            || body.len() as u64 != header.features * 4
+            || body.len() as u64 != header.features * 8
         {
             return Err(ModelError::Weights {
                 bits: header.bits,
@@ -107,15 +130,17 @@ impl NegativeModel {
                 found: body.len(),
             });
         }
+        let f = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
         let weights = body
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .chunks_exact(8)
+            .map(|c| [f(&c[..4]), f(&c[4..])])
             .collect();
         Ok(NegativeModel {
             weights,
             mask: header.features - 1,
-            bias: header.bias,
+            biases: header.biases,
             threshold: header.threshold as f32,
+            positive_at: header.positive_at,
         })
     }
 
@@ -131,16 +156,23 @@ impl NegativeModel {
 
     /// Probability, 0..1, that `text` is negative about or a complaint to the brand.
     pub fn score(&self, text: &str) -> f32 {
+        self.scores(text).negative
+    }
+
+    /// Both heads' probabilities for `text`.
+    pub fn scores(&self, text: &str) -> Scores {
         let lower: String = text
             .chars()
             .filter(|&c| !is_apostrophe(c))
             .flat_map(char::to_lowercase)
             .collect();
         let tokens = tokenize(&lower);
-        let mut sum = 0.0f64;
+        let (mut neg, mut pos) = (0.0f64, 0.0f64);
         let mut hits = 0u32;
         let mut add = |h: u64| {
-            sum += f64::from(self.weights[((h ^ (h >> 32)) & self.mask) as usize]);
+            let [n, p] = self.weights[((h ^ (h >> 32)) & self.mask) as usize];
+            neg += f64::from(n);
+            pos += f64::from(p);
             hits += 1;
         };
         for t in &tokens {
@@ -174,12 +206,14 @@ impl NegativeModel {
                 }
             }
         }
-        let z = if hits == 0 {
-            self.bias
-        } else {
-            self.bias + sum / f64::from(hits).sqrt()
-        };
-        (1.0 / (1.0 + (-z).exp())) as f32
+        // As the Python reference: bias + sum / sqrt(hits), the bias alone without features.
+        let root = f64::from(hits).sqrt();
+        let z = |bias: f64, sum: f64| if hits == 0 { bias } else { bias + sum / root };
+        let sigmoid = |z: f64| (1.0 / (1.0 + (-z).exp())) as f32;
+        Scores {
+            negative: sigmoid(z(self.biases[0], neg)),
+            positive: sigmoid(z(self.biases[1], pos)),
+        }
     }
 
     /// Whether `score(text)` reaches the threshold chosen on the validation split.
@@ -190,6 +224,12 @@ impl NegativeModel {
     /// The decision threshold stored with the weights.
     pub fn threshold(&self) -> f32 {
         self.threshold
+    }
+
+    /// P(positive) - P(negative) from which a text counts as positive, stored with the
+    /// weights (chosen on the validation split like the threshold).
+    pub fn positive_at(&self) -> f64 {
+        self.positive_at
     }
 }
 
@@ -312,6 +352,7 @@ mod tests {
         text: String,
         features: usize,
         p: f64,
+        pos: f64,
     }
 
     #[test]
@@ -319,6 +360,7 @@ mod tests {
         let model = NegativeModel::embedded();
         assert_eq!(model.weights.len(), model.mask as usize + 1);
         assert!(model.threshold > 0.0 && model.threshold < 1.0);
+        assert!(model.positive_at > -1.0 && model.positive_at < 1.0);
     }
 
     /// The probabilities scripts/train_negative.py computed for the same texts with the same
@@ -349,13 +391,17 @@ mod tests {
                 .sum();
             let features = tokens.len() + tokens.len().saturating_sub(1) + words;
             assert_eq!(features, want.features, "feature count of {:?}", want.text);
-            let got = f64::from(model.score(&want.text));
-            assert!(
-                (got - want.p).abs() < 1e-5,
-                "{:?}: rust {got}, python {}",
-                want.text,
-                want.p
-            );
+            let got = model.scores(&want.text);
+            for (head, got, want_p) in [
+                ("negative", got.negative, want.p),
+                ("positive", got.positive, want.pos),
+            ] {
+                assert!(
+                    (f64::from(got) - want_p).abs() < 1e-5,
+                    "{:?} {head}: rust {got}, python {want_p}",
+                    want.text,
+                );
+            }
             checked += 1;
         }
         assert!(checked >= 50, "fixture has {checked} texts");
@@ -373,14 +419,12 @@ mod tests {
         let mut n = 0;
         for line in export.lines() {
             let want: FixtureLine = serde_json::from_str(line).unwrap();
-            let got = f64::from(model.score(&want.text));
-            assert!(
-                (got - want.p).abs() < 1e-5,
-                "{:?}: rust {got}, python {}",
-                want.text,
-                want.p
-            );
-            worst = worst.max((got - want.p).abs());
+            let got = model.scores(&want.text);
+            for (got, want_p) in [(got.negative, want.p), (got.positive, want.pos)] {
+                let d = (f64::from(got) - want_p).abs();
+                assert!(d < 1e-5, "{:?}: rust {got}, python {want_p}", want.text);
+                worst = worst.max(d);
+            }
             n += 1;
         }
         println!("{n} texts, largest difference {worst:e}");
@@ -410,7 +454,7 @@ mod tests {
         let err = NegativeModel::load(cut).err().unwrap();
         assert!(matches!(err, ModelError::Weights { .. }), "{err}");
         let mut wrong = EMBEDDED.to_vec();
-        let at = wrong.windows(11).position(|w| w == b"negative-v1").unwrap();
+        let at = wrong.windows(11).position(|w| w == b"negative-v2").unwrap();
         wrong[at + 10] = b'9';
         assert!(matches!(
             NegativeModel::load(&wrong),
@@ -423,8 +467,11 @@ mod tests {
         let model = NegativeModel::embedded();
         let complaint =
             model.score("Still waiting for my refund, nobody answers. Terrible service.");
-        let praise = model.score("Thanks so much, the new version is great!");
-        assert!(complaint > praise, "complaint {complaint}, praise {praise}");
+        let praise = model.scores("Thanks so much, the new version is great!");
+        assert!(
+            complaint > praise.negative && praise.positive > 0.5,
+            "complaint {complaint}, praise {praise:?}"
+        );
         assert!(model.is_negative("Still waiting for my refund, nobody answers. Terrible service."));
     }
 }

@@ -1,5 +1,8 @@
-//! Sentiment: the VADER compound score (Hutto & Gilbert 2014), exactly as the Python reference
+//! VADER: the compound score (Hutto & Gilbert 2014), exactly as the Python reference
 //! vaderSentiment 3.3.2 computes it. `negative` is VADER's own convention: compound ≤ -0.05.
+//! Since issue 15 the alerts' sentiment and `negative` come from the trained model
+//! ([`super::negativity`]); VADER is what `match` prints as `vader`, for comparison and for
+//! the parity checks (`scripts/vader_parity.py`, `tests/it/analysis_parity.rs`).
 //!
 //! Most texts are scored by [`super::vader`] (one pass, no per-token allocation); the few with
 //! characters whose Python casing it does not reproduce go to the `vader-parity` crate, which

@@ -9,6 +9,7 @@
 //! ([`state_look`], [`buttons_for`]); the priority words and icons ([`priority_label`]) are
 //! the same wherever alerts are listed, the digest included.
 
+use crate::analysis::negativity::positive_at;
 use crate::chat::buttons;
 use crate::model::{Alert, AlertId, AlertState, Mention, Priority};
 use crate::util::human_duration;
@@ -176,7 +177,7 @@ impl AlertView {
                 false => unscored,
             };
         }
-        let words = match (self.negative, self.sentiment >= POSITIVE_AT) {
+        let words = match (self.negative, self.sentiment >= positive_at()) {
             (true, _) if self.complaint => "negative — complaint",
             (true, _) if low_rating => "negative — low rating",
             (true, _) if self.question => "negative question",
@@ -289,9 +290,6 @@ impl AlertView {
         buttons_for(&self.state)
     }
 }
-
-/// VADER compound from which a mention that is not negative reads as positive.
-const POSITIVE_AT: f64 = 0.05;
 
 /// The priority's icon. Never shown alone: always with [`priority_words`].
 pub(crate) fn priority_icon(p: Priority) -> &'static str {

@@ -5,6 +5,7 @@
 
 use super::chart::Bucket;
 use crate::analysis::relevance::config::RelevanceConfig;
+use crate::analysis::negativity::positive_at;
 use crate::chat::escape::truncate;
 use crate::desk::relevance::RuleRelevance;
 use crate::model::{Alert, AlertId, AlertState, Note, Priority};
@@ -19,8 +20,6 @@ use std::collections::{BTreeMap, HashSet};
 pub(crate) const SPIKE_KIND: &str = "spike";
 /// The `source` shown on spike alerts (a name `[[sources]]` may not take).
 pub(crate) const SPIKE_SOURCE: &str = "spike watch";
-/// VADER's own thresholds for calling a compound score positive or negative.
-const POSITIVE_AT: f64 = 0.05;
 const TOP: usize = 5;
 const OLDEST: usize = 3;
 /// Periods longer than this get a per-day chart of the last 7 days instead of per hour.
@@ -325,7 +324,7 @@ enum Sentiment {
 fn class(h: &RuleHit) -> Sentiment {
     if h.negative {
         Sentiment::Negative
-    } else if h.sentiment >= POSITIVE_AT {
+    } else if h.sentiment >= positive_at() {
         Sentiment::Positive
     } else {
         Sentiment::Neutral

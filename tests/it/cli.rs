@@ -352,7 +352,7 @@ fn help_names_slack_and_discord_and_each_command_explains_itself() {
     let m = help(&["match"]);
     assert!(m.contains("Input, one object per line"), "{m}");
     assert!(
-        m.contains(r#"{"id": 1, "rules": ["acme"], "sentiment": -0.62, "negative": true, "priority": "high", "lang": "en"}"#),
+        m.contains(r#"{"id": 1, "rules": ["acme"], "sentiment": -0.62, "negative": true, "priority": "high", "lang": "en", "vader": -0.34}"#),
         "{m}"
     );
     let s = help(&["scan"]);

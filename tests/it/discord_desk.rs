@@ -314,9 +314,11 @@ async fn every_subcommand_answers_privately_like_slack() {
             "There is no alert #77",
         ),
         (
+            // "Acme again 0" is neutral to the trained model (the old cues took "again" for a
+            // complaint), so relabelling marks it negative.
             json!({"name": "relabel", "options": [id(2)]}),
             "11",
-            "#2 is now marked not negative",
+            "#2 is now marked negative",
         ),
         // Posted into the channel it was typed in (the interaction's channel_id).
         (
