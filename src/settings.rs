@@ -4,7 +4,7 @@
 
 use crate::analysis::relevance::config::RelevanceConfig;
 use crate::chat::config::{DiscordConfig, SlackConfig};
-use crate::config::{self, ConfigError, Problem, Reader, Table};
+use crate::config::{self, ConfigError, Problem, RawTable, Reader, Table};
 use crate::desk::config::DeskConfig;
 use crate::digest::config::DigestConfig;
 use crate::rules::config::{RuleConfig, RulesDefaults};
@@ -72,10 +72,28 @@ pub fn parse(
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, ConfigError> {
-    let doc = config::parse_document(text, path)?;
     let base = path.parent().unwrap_or(Path::new(""));
+    // The `[[rules]]` tables through the lean scanner and the rest through `toml_edit`, when
+    // the scanner can (see `config::split`); else the whole file through `toml_edit`.
+    if let Some(split) = config::split(text, "rules") {
+        if let Ok(doc) = config::ImDocument::parse(split.rest.as_str()) {
+            if !doc.as_table().contains_key("rules") {
+                let mut r = Reader::new(&split.rest, env).base_dir(base);
+                let config = read(&mut r, doc.as_table(), Some(&split.tables), path, env);
+                return finish(r, config, path);
+            }
+        }
+        // Something outside the tables is wrong (or a `rules` key is there as well): the
+        // whole file goes through `toml_edit`, so the error is the one it gives for the file.
+    }
+    let doc = config::parse_document(text, path)?;
     let mut r = Reader::new(text, env).base_dir(base);
-    let config = read(&mut r, doc.as_table(), path, env);
+    let config = read(&mut r, doc.as_table(), None, path, env);
+    finish(r, config, path)
+}
+
+/// The config with the warnings, or every problem found.
+fn finish(r: Reader, config: Option<Config>, path: &Path) -> Result<Config, ConfigError> {
     let warnings = r.finish(path)?;
     let mut config = config.expect("a config without problems is complete");
     config.warnings = warnings;
@@ -86,6 +104,7 @@ pub fn parse(
 fn read(
     r: &mut Reader,
     root: &Table,
+    rule_tables: Option<&[RawTable]>,
     path: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Option<Config> {
@@ -113,13 +132,21 @@ fn read(
     );
     let sources = crate::sources::config::read_all(r, root);
     reserved_source_names(r, root);
-    let rules = RuleConfig::read_all(r, root);
+    let converted;
+    let rule_tables = match rule_tables {
+        Some(tables) => tables,
+        None => {
+            converted = crate::rules::config::rule_tables(r, root);
+            &converted
+        }
+    };
+    let (rules, places) = RuleConfig::read_all(r, rule_tables);
     let desk = DeskConfig::read(r, root);
     let digest = DigestConfig::read_all(r, root);
     let spikes = SpikeConfig::read(r, root);
     let relevance = RelevanceConfig::read(r, root);
     let rules_defaults = RulesDefaults::read(r, root);
-    let matcher = crate::rules::config::compile(r, root, &rules, &rules_defaults);
+    let matcher = crate::rules::config::compile(r, root, &rules, &places, &rules_defaults);
     Some(Config {
         path: path.to_path_buf(),
         store,
@@ -537,6 +564,49 @@ alert = ["teams:#x"]
             "reporting grew {:.2}x for 2x the rules ({w10} -> {w20})",
             w20 as f64 / w10 as f64
         );
+    }
+
+    /// The `[[rules]]` tables go through the lean scanner unless something in the file is
+    /// beyond it; either way a rule's problems are the same, at the same lines. (A one-line
+    /// `'''x'''` is valid TOML the scanner leaves to `toml_edit`, so `full` takes the old path.)
+    #[test]
+    fn the_lean_rules_path_reports_what_the_toml_edit_path_reports() {
+        let rules = "[[rules]]\nname = \"a\"\nquery = \"acme AND (\"\nalert = [\"slack:#x\", \"teams:y\"]\n\n\
+            [[rules]]\nname = \"a\"\nqurey = \"x\"\nquery = \"${NOPE}\"\nalert = \"slack:#x\"\npriority = \"urgent\"\n\n\
+            [[rules]]\nquery = \"acme\"\npriority = \"top\"\n\n\
+            [[rules]]\nname = \"ok\"\nquery = 'globex OR \"globex corp\"'\nalert = [\"slack:#x\"]\n";
+        let lean = format!("[store]\npath = \"x\"\n\n{rules}");
+        let full = format!("[store]\npath = '''x'''\n\n{rules}");
+        assert!(config::split(&lean, "rules").is_some());
+        assert!(config::split(&full, "rules").is_none());
+        let (lean, full) = (check(&lean).unwrap_err(), check(&full).unwrap_err());
+        assert_eq!(lean, full);
+        let keys: Vec<(&str, usize)> = lean.iter().map(|p| (p.key.as_str(), p.line)).collect();
+        for expected in [
+            ("rules[1].name", 10),
+            ("rules[1].qurey", 11),
+            ("rules[1].query", 12),
+            ("rules[1].alert", 13),
+            ("rules[1].priority", 14),
+            ("rules[2].name", 16),
+            ("rules[2].alert", 16),
+            ("rules[2].priority", 18),
+        ] {
+            assert!(keys.contains(&expected), "{expected:?} not in {lean:#?}");
+        }
+        // With the reading problems fixed, the bad query is reported at its line.
+        let bad_query = "[store]\npath = \"x\"\n[[rules]]\nname = \"r\"\nquery = \"acme AND (\"\nalert = [\"slack:#x\"]\n";
+        assert!(config::split(bad_query, "rules").is_some());
+        let problems = check(bad_query).unwrap_err();
+        assert_eq!(
+            (problems[0].key.as_str(), problems[0].line),
+            ("rules[0].query", 5)
+        );
+        let good = "[store]\npath = \"x\"\n[[rules]]\nname = \"r\\u00e9\"\nquery = 'acme'\nalert = [\"slack:#x\"]\n";
+        let slow = good.replace("\"x\"", "'''x'''");
+        let (a, b) = (check(good).unwrap(), check(&slow).unwrap());
+        assert_eq!(a.rules, b.rules);
+        assert_eq!(a.rules[0].name, "ré");
     }
 
     /// Two sources, rules or digests with one name: the second is reported at its own `name`.

@@ -4,9 +4,11 @@
 //! validates its own section with [`Reader`], and `settings` puts the sections together.
 
 mod interpolate;
+mod lean;
 mod lines;
 mod reader;
 
+pub(crate) use lean::{split, RawTable};
 pub(crate) use reader::Reader;
 pub(crate) use toml_edit::{ImDocument, Item, Table};
 

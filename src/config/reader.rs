@@ -3,11 +3,14 @@
 //! It does not know which keys any section has; callers pass their key lists.
 
 use super::interpolate::interpolate;
+use super::lean::{RawTable, RawValue};
 use super::lines::LineIndex;
 use super::{ConfigError, Problem};
 use crate::model::{Secret, Target};
 use crate::util::parse_duration;
+use std::borrow::Cow;
 use std::collections::HashSet;
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml_edit::{Item, Table, Value};
@@ -297,6 +300,7 @@ impl<'a> Reader<'a> {
 
     /// One of a closed set of names (`priority = "high"`): `parse` maps a name to its value,
     /// `expected` lists the names for the message.
+    #[allow(dead_code)] // part of the section-reader API; `[[rules]]` reads its raw table
     pub(crate) fn one_of<T>(
         &mut self,
         t: &Table,
@@ -500,6 +504,146 @@ impl<'a> Reader<'a> {
                 &format!("{prefix}.{key}"),
                 format!("{u:?} is not {what} URL"),
             );
+        }
+    }
+}
+
+/// Accessors for [`RawTable`]s (the `[[rules]]` tables read by the lean scanner, or
+/// converted from `toml_edit`): the same checks and messages as the [`Table`] accessors. A
+/// table's key prefix (`rules[3]`) is formatted only when a problem is reported.
+impl Reader<'_> {
+    /// Reports every key of `t` not in `allowed`, with the nearest allowed one.
+    pub(crate) fn raw_known_keys(&mut self, t: &RawTable, prefix: &dyn Display, allowed: &[&str]) {
+        for e in &t.entries {
+            if allowed.contains(&e.key) {
+                continue;
+            }
+            let suggestion = did_you_mean(e.key, allowed)
+                .map(|s| format!("; did you mean {s:?}?"))
+                .unwrap_or_default();
+            self.problem(
+                e.line,
+                &format!("{prefix}.{}", e.key),
+                format!(
+                    "unknown key{suggestion} (known here: {})",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+
+    /// `raw` with `${VAR}`s replaced (borrowed when it has no `$`); a bad reference is
+    /// reported at `line`.
+    fn raw_interpolate<'s>(
+        &mut self,
+        raw: &'s str,
+        line: usize,
+        prefix: &dyn Display,
+        key: &str,
+    ) -> Option<Cow<'s, str>> {
+        if !raw.contains('$') {
+            return Some(Cow::Borrowed(raw));
+        }
+        match interpolate(raw, self.env) {
+            Ok(s) => Some(Cow::Owned(s)),
+            Err(e) => {
+                self.problem(line, &format!("{prefix}.{key}"), e);
+                None
+            }
+        }
+    }
+
+    /// An optional string, `${VAR}`s replaced, with the line of its key.
+    pub(crate) fn raw_str<'s>(
+        &mut self,
+        t: &'s RawTable,
+        prefix: &dyn Display,
+        key: &str,
+    ) -> Option<(Cow<'s, str>, usize)> {
+        let e = t.get(key)?;
+        match &e.value {
+            RawValue::Str(s) => self
+                .raw_interpolate(s, e.line, prefix, key)
+                .map(|s| (s, e.line)),
+            _ => {
+                self.problem(
+                    e.line,
+                    &format!("{prefix}.{key}"),
+                    "must be a string in quotes",
+                );
+                None
+            }
+        }
+    }
+
+    /// A string that must be there; its absence is reported at the table's line.
+    pub(crate) fn raw_required_str<'s>(
+        &mut self,
+        t: &'s RawTable,
+        prefix: &dyn Display,
+        key: &str,
+    ) -> Option<(Cow<'s, str>, usize)> {
+        if t.get(key).is_none() {
+            self.problem(
+                t.line,
+                &format!("{prefix}.{key}"),
+                format!("missing; add {key} = \"…\""),
+            );
+            return None;
+        }
+        self.raw_str(t, prefix, key)
+    }
+
+    /// A list of strings (empty when absent), `${VAR}`s replaced, each passed to `each` with
+    /// the key's line.
+    pub(crate) fn raw_string_array<'s>(
+        &mut self,
+        t: &'s RawTable,
+        prefix: &dyn Display,
+        key: &str,
+        mut each: impl FnMut(&mut Self, Cow<'s, str>, usize),
+    ) {
+        let Some(e) = t.get(key) else {
+            return;
+        };
+        let RawValue::Array(items) = &e.value else {
+            self.problem(
+                e.line,
+                &format!("{prefix}.{key}"),
+                "must be a list of strings, e.g. [\"slack:#pr-alerts\"]",
+            );
+            return;
+        };
+        for item in items {
+            match item {
+                Some(s) => {
+                    if let Some(s) = self.raw_interpolate(s, e.line, prefix, key) {
+                        each(self, s, e.line);
+                    }
+                }
+                None => self.problem(
+                    e.line,
+                    &format!("{prefix}.{key}"),
+                    "every entry must be a string in quotes",
+                ),
+            }
+        }
+    }
+
+    /// Records `name` as taken; if an earlier table already took it, reports `message()` at
+    /// this table's `name` key (the second one is the mistake).
+    pub(crate) fn raw_unique_name<'s>(
+        &mut self,
+        taken: &mut HashSet<Cow<'s, str>>,
+        name: Cow<'s, str>,
+        line: usize,
+        prefix: &dyn Display,
+        message: impl FnOnce() -> String,
+    ) {
+        #[cfg(test)]
+        super::lines::work::add(1);
+        if !taken.insert(name) {
+            self.problem(line, &format!("{prefix}.name"), message());
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{Defaults, RuleSet, EXCLUDE_RULE_NAME};
 use crate::analysis::lang;
-use crate::config::{Item, Reader, Table};
+use crate::config::{Item, RawTable, Reader, Table};
 use crate::model::{Priority, Target};
 use std::collections::{HashMap, HashSet};
 
@@ -29,45 +29,78 @@ pub(crate) struct RulesDefaults {
     pub(crate) languages: Vec<String>,
 }
 
+/// Where each read rule came from, for reporting a bad query: the index of its `[[rules]]`
+/// table and the line of its `query` key. Parallel to the rules `read_all` returns.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RulePlaces(Vec<(usize, usize)>);
+
+/// `rules[i]`, formatted only when a problem names it.
+struct Prefix(usize);
+
+impl std::fmt::Display for Prefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rules[{}]", self.0)
+    }
+}
+
 impl RuleConfig {
-    /// Reads every `[[rules]]` entry; an entry without name or query is left out (reported).
-    pub(crate) fn read_all(r: &mut Reader, root: &Table) -> Vec<RuleConfig> {
-        let mut out = Vec::new();
-        let mut names = HashSet::new();
-        for (i, t) in r.array_of_tables(root, "rules").into_iter().enumerate() {
-            let key = format!("rules[{i}]");
-            r.known_keys(t, &key, RULE_KEYS);
-            let name = r.required_string(t, &key, "name");
-            if let Some(n) = &name {
-                r.unique_name(&mut names, t, &key, n, || {
+    /// Reads every `[[rules]]` entry (`tables`: from the lean scanner, or converted from
+    /// `toml_edit` with [`rule_tables`]); an entry without name or query is left out
+    /// (reported).
+    pub(crate) fn read_all(r: &mut Reader, tables: &[RawTable]) -> (Vec<RuleConfig>, RulePlaces) {
+        let mut out = Vec::with_capacity(tables.len());
+        let mut places = Vec::with_capacity(tables.len());
+        let mut names = HashSet::with_capacity(tables.len());
+        for (i, t) in tables.iter().enumerate() {
+            let key = &Prefix(i);
+            r.raw_known_keys(t, key, RULE_KEYS);
+            let name = r.raw_required_str(t, key, "name");
+            if let Some((n, line)) = &name {
+                r.raw_unique_name(&mut names, n.clone(), *line, key, || {
                     format!("duplicate rule name {n:?}; names must be unique")
                 });
             }
-            let query = r.required_string(t, &key, "query");
-            let alert = r.targets(t, &key, "alert");
-            if !t.contains_key("alert") {
-                let line = r.table_line(t);
-                r.problem(line, &format!("{key}.alert"), "missing; add alert = [\"slack:#channel\"] (without [slack], alerts print to the console)");
+            let query = r.raw_required_str(t, key, "query");
+            let mut alert = Vec::new();
+            r.raw_string_array(t, key, "alert", |r, s, line| match Target::parse(&s) {
+                Ok(target) => alert.push(target),
+                Err(e) => r.problem(line, &format!("{key}.alert"), e),
+            });
+            if t.get("alert").is_none() {
+                r.problem(t.line, &format!("{key}.alert"), "missing; add alert = [\"slack:#channel\"] (without [slack], alerts print to the console)");
             }
-            let priority = r.one_of(
-                t,
-                &key,
-                "priority",
-                "priority",
-                "low, normal, high or critical",
-                Priority::parse,
-            );
-            if let (Some(name), Some(query)) = (name, query) {
+            let priority = r.raw_str(t, key, "priority").and_then(|(s, line)| {
+                let p = Priority::parse(&s);
+                if p.is_none() {
+                    r.problem(
+                        line,
+                        &format!("{key}.priority"),
+                        format!("unknown priority {s:?}; expected low, normal, high or critical"),
+                    );
+                }
+                p
+            });
+            if let (Some((name, _)), Some((query, query_line))) = (name, query) {
                 out.push(RuleConfig {
-                    name,
-                    query,
+                    name: name.into_owned(),
+                    query: query.into_owned(),
                     alert,
                     priority: priority.unwrap_or_default(),
                 });
+                places.push((i, query_line));
             }
         }
-        out
+        (out, RulePlaces(places))
     }
+}
+
+/// The `[[rules]]` tables of a document `toml_edit` parsed (when the lean scanner gave up),
+/// as raw tables; a `rules` that is not a list of tables is reported.
+pub(crate) fn rule_tables<'t>(r: &mut Reader, root: &'t Table) -> Vec<RawTable<'t>> {
+    r.array_of_tables(root, "rules")
+        .into_iter()
+        .map(|t| RawTable::from_table(t, |span| r.line(span)))
+        .collect()
 }
 
 impl RulesDefaults {
@@ -121,6 +154,7 @@ pub(crate) fn compile(
     r: &mut Reader,
     root: &Table,
     rules: &[RuleConfig],
+    places: &RulePlaces,
     defaults: &RulesDefaults,
 ) -> Option<RuleSet> {
     let d = Defaults {
@@ -129,22 +163,11 @@ pub(crate) fn compile(
         muted_sites: defaults.muted_sites.iter().map(String::as_str).collect(),
         languages: defaults.languages.iter().map(String::as_str).collect(),
     };
-    // Where `check` points for a rule's query: its line and key. Indexed by name once:
-    // looking each failing or warned rule up in the lists would be quadratic when many
-    // rules fail. The first rule of a name wins.
-    let mut index_of: HashMap<&str, usize> = HashMap::with_capacity(rules.len());
-    for (i, rule) in rules.iter().enumerate() {
-        index_of.entry(rule.name.as_str()).or_insert(i);
-    }
-    let mut table_of: HashMap<&str, &Table> = HashMap::new();
-    if let Some(Item::ArrayOfTables(a)) = root.get("rules") {
-        for t in a.iter() {
-            if let Some(name) = t.get("name").and_then(Item::as_str) {
-                table_of.entry(name).or_insert(t);
-            }
-        }
-    }
-    let place = |r: &Reader, rule: &str| -> (usize, String) {
+    // Where `check` points for a rule's query: its line and key. Indexed by name only when
+    // something is reported (looking each failing or warned rule up in the list would be
+    // quadratic when many rules fail). The first rule of a name wins.
+    let mut index_of: Option<HashMap<&str, usize>> = None;
+    let mut place = |r: &Reader, rule: &str| -> (usize, String) {
         if rule == EXCLUDE_RULE_NAME {
             let line = root
                 .get("rules_defaults")
@@ -152,9 +175,19 @@ pub(crate) fn compile(
                 .map_or(1, |t| r.key_line(t, "exclude"));
             return (line, "rules_defaults.exclude".to_string());
         }
-        let idx = index_of.get(rule).copied().unwrap_or(0);
-        let line = table_of.get(rule).map_or(1, |t| r.key_line(t, "query"));
-        (line, format!("rules[{idx}].query"))
+        let index_of = index_of.get_or_insert_with(|| {
+            let mut m = HashMap::with_capacity(rules.len());
+            for (i, rule) in rules.iter().enumerate() {
+                m.entry(rule.name.as_str()).or_insert(i);
+            }
+            m
+        });
+        let (table, line) = index_of
+            .get(rule)
+            .and_then(|&i| places.0.get(i))
+            .copied()
+            .unwrap_or((0, 1));
+        (line, format!("rules[{table}].query"))
     };
     match RuleSet::compile_with(
         rules.iter().map(|r| (r.name.as_str(), r.query.as_str())),
@@ -208,9 +241,10 @@ priority = "high"
         let path = Path::new("t.toml");
         let doc = parse_document(text, path).unwrap();
         let mut r = Reader::new(text, &|_| None);
-        let rules = RuleConfig::read_all(&mut r, doc.as_table());
+        let tables = rule_tables(&mut r, doc.as_table());
+        let (rules, places) = RuleConfig::read_all(&mut r, &tables);
         let defaults = RulesDefaults::read(&mut r, doc.as_table());
-        let set = compile(&mut r, doc.as_table(), &rules, &defaults);
+        let set = compile(&mut r, doc.as_table(), &rules, &places, &defaults);
         match r.finish(path) {
             Ok(_) => Ok((rules, set.expect("compiled"))),
             Err(ConfigError::Invalid { problems, .. }) => Err(problems),
