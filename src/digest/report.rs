@@ -4,8 +4,8 @@
 //! writes nothing.
 
 use super::chart::Bucket;
-use crate::analysis::relevance::config::RelevanceConfig;
 use crate::analysis::negativity::positive_at;
+use crate::analysis::relevance::config::RelevanceConfig;
 use crate::chat::escape::truncate;
 use crate::desk::relevance::RuleRelevance;
 use crate::model::{Alert, AlertId, AlertState, Note, Priority};
