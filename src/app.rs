@@ -87,6 +87,7 @@ pub(crate) fn digest_jobs(config: &Config) -> anyhow::Result<Vec<DigestJob>> {
             let mut job = DigestJob::from_config(d)
                 .map_err(|e| anyhow::anyhow!("digest {:?}: {e}", d.name))?;
             job.relevance = config.relevance.clone();
+            job.command = config.desk.command.clone();
             Ok(job)
         })
         .collect()

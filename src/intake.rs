@@ -472,7 +472,8 @@ impl RelevanceFilter {
     /// The relevance of `m` (the highest of its rules' scores; `None` while none of its rules
     /// has a label) and whether it is held back: only when every rule it matched has learned
     /// enough (`min_labels`, both kinds) and scores it below `hold_below`, and never a
-    /// complaint (negative at high priority or above) or a mention of a critical rule.
+    /// complaint (negative at high priority or above), a post in a language whose sentiment is
+    /// not scored, or a mention of a critical rule.
     fn judge(
         &self,
         store: &Store,
@@ -500,7 +501,10 @@ impl RelevanceFilter {
             all_low &= trained && score.is_some_and(|s| s < self.cfg.hold_below);
         }
         let complaint = alert.negative && alert.priority >= Priority::High;
-        let held = all_low && !complaint && !critical;
+        // A post in a language the analysis does not score could be a complaint nobody can
+        // tell: it is never held back.
+        let unscored = !lang::is_scored(m.lang.as_deref());
+        let held = all_low && !complaint && !critical && !unscored;
         Ok((best.map(|s| s as f32), held))
     }
 
@@ -822,6 +826,70 @@ mod tests {
             let alert = store.alerts().unwrap().pop().unwrap();
             assert!(alert.relevance.unwrap() > 0.5 && !alert.held, "{alert:?}");
         }
+    }
+
+    /// A held-back alert confirmed not relevant and then reopened goes back to the held list
+    /// (it was never posted: nothing to edit, nothing to escalate) and is not counted as a
+    /// promotion; promoting it posts it and counts it, and its ages start at the promotion.
+    /// A post in a language that is not scored is never held back.
+    #[tokio::test]
+    async fn a_reopened_held_alert_stays_held_and_only_a_promotion_counts() {
+        use crate::desk::state::Action;
+        use crate::model::AlertState;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (intake, desk) = learned(&store, Priority::Normal).await;
+        let quiet = Mention {
+            text: "another acme anvil scene with the coyote in a cartoon".into(),
+            ..mention("c3", "a-c3", "https://x.example/c3")
+        };
+        intake.accept(poll(vec![quiet])).await.unwrap();
+        let held = store.alerts().unwrap().pop().unwrap();
+        assert_eq!(held.state, AlertState::Held);
+        let outbox = store.outbox().unwrap().len();
+        let timers = store.timers().unwrap().len();
+        let who = "slack:U9".to_string();
+        let now = chrono::Utc::now();
+        let ignore = Action::Ignore { reason: None };
+        assert!(desk.act(held.id, &who, ignore, now).await.unwrap().applied);
+        assert!(
+            desk.act(held.id, &who, Action::Reopen, now)
+                .await
+                .unwrap()
+                .applied
+        );
+        let a = store.alert(held.id).unwrap().unwrap();
+        assert_eq!(a.state, AlertState::Held, "back among the held ones");
+        assert_eq!(
+            store.outbox().unwrap().len(),
+            outbox,
+            "nothing to edit or note"
+        );
+        assert_eq!(store.timers().unwrap().len(), timers, "nothing escalates");
+        assert!(a.promoted_at.is_none());
+
+        let later = now + chrono::Duration::hours(3);
+        assert!(
+            desk.act(held.id, &who, Action::Promote, later)
+                .await
+                .unwrap()
+                .applied
+        );
+        let a = store.alert(held.id).unwrap().unwrap();
+        assert_eq!(a.state, AlertState::Open);
+        assert_eq!(a.posted_at(), later, "ages count from the promotion");
+        let posts = store.outbox().unwrap().len() - outbox;
+        assert_eq!(posts, 2, "the alert and its note");
+
+        let german = Mention {
+            text: "noch eine acme anvil Szene mit dem coyote im cartoon".into(),
+            lang: Some("de".into()),
+            ..mention("c5", "a-c5", "https://x.example/c5")
+        };
+        intake.accept(poll(vec![german])).await.unwrap();
+        let a = store.alerts().unwrap().pop().unwrap();
+        assert!(a.relevance.is_some_and(|r| r < 0.4), "{a:?}");
+        assert!(!a.held, "an unscored language is never held back");
     }
 
     /// With `[relevance] enabled = false` nothing is learned, scored or held.

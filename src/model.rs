@@ -236,6 +236,23 @@ pub struct Alert {
     /// promotion, a miss of the filter, is counted).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// When a held-back alert was promoted (posted): response times and ages count from then,
+    /// not from the days it waited unseen. `None` for an alert posted when made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_at: Option<DateTime<Utc>>,
+}
+
+impl Alert {
+    /// When the team could first see it: its promotion for a held-back alert, else its
+    /// creation.
+    pub fn posted_at(&self) -> DateTime<Utc> {
+        self.promoted_at.unwrap_or(self.created_at)
+    }
+
+    /// Held back and never promoted: no message of it exists in any channel.
+    pub fn never_posted(&self) -> bool {
+        self.held && self.promoted_at.is_none()
+    }
 }
 
 /// Who did something: `"<platform>:<user id>"`, e.g. `slack:U0123ABCD`, or `system`.

@@ -161,8 +161,16 @@ pub fn primary(tag: &str) -> String {
 
 /// A source's language tag, unless it says nothing: empty, `und` (undetermined), `mul`
 /// (several) or `zxx` (no language). Such a mention counts as having no tag.
+/// A tag whose primary subtag is not two or three ASCII letters (`English`, `en us`, `1`) is
+/// not a language tag either: a feed's `<language>English</language>` must not make every
+/// post unscored, or drop them all under `[rules_defaults] languages`; detection decides.
 pub fn given(tag: Option<&str>) -> Option<&str> {
-    tag.filter(|t| !matches!(primary(t).as_str(), "" | "und" | "mul" | "zxx"))
+    tag.filter(|t| {
+        let p = primary(t);
+        (2..=3).contains(&p.len())
+            && p.bytes().all(|b| b.is_ascii_lowercase())
+            && !matches!(p.as_str(), "und" | "mul" | "zxx")
+    })
 }
 
 /// Whether sentiment and negativity are scored for a post in `lang` (a tag as sources give
@@ -255,6 +263,15 @@ mod tests {
         assert!(!is_scored(Some("de")));
         assert!(!is_scored(Some("pt-BR")));
         assert!(is_scored(Some("und")) && given(Some("und")).is_none());
+        for not_a_tag in ["English", "en us", "1", "", "deutsch-DE"] {
+            assert_eq!(given(Some(not_a_tag)), None, "{not_a_tag:?}");
+        }
+        assert_eq!(given(Some("en-GB")), Some("en-GB"));
+        assert_eq!(given(Some("DE")), Some("DE"));
+        assert!(
+            is_scored(Some("English")),
+            "detection decides, not the bad tag"
+        );
         assert_eq!(primary("pt-BR"), "pt");
         assert!(is_known("de") && !is_known("english") && !is_known("DE"));
     }

@@ -128,6 +128,7 @@ pub(crate) fn test_alert_view(now: DateTime<Utc>) -> AlertView {
         human_negative: None,
         relevance: None,
         held: false,
+        promoted_at: None,
     };
     AlertView::new(&alert, &mention)
 }

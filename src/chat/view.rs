@@ -658,6 +658,7 @@ mod tests {
                 human_negative: None,
                 relevance: None,
                 held: false,
+                promoted_at: None,
             },
             &crate::model::Mention {
                 item_id: "1".into(),
@@ -725,6 +726,7 @@ mod tests {
             human_negative: None,
             relevance: None,
             held: false,
+            promoted_at: None,
         };
         let m = Mention {
             item_id: "1".into(),
@@ -849,7 +851,7 @@ mod tests {
     }
 
     /// A mention in a language the analysis does not score says so, on the urgency line and
-    /// the detail line, instead of a made-up score; a hostile tag shows as `unknown`.
+    /// the detail line, instead of a made-up score; a hostile tag is never shown.
     #[test]
     fn an_unscored_language_is_said_instead_of_a_score() {
         let (a, mut m) = mention(None, "Acme hat mein Geld nicht erstattet");
@@ -862,7 +864,11 @@ mod tests {
         );
         m.lang = Some("en-GB".into());
         assert_eq!(AlertView::new(&a, &m).unscored_lang, None);
+        // Not a language tag at all: treated as none (so it is never shown); a tag-shaped
+        // but odd one shows as `unknown`.
         m.lang = Some("<!channel>".into());
+        assert_eq!(AlertView::new(&a, &m).unscored_lang, None);
+        m.lang = Some("xx-<!channel>".into());
         assert_eq!(
             AlertView::new(&a, &m).sentiment_words(),
             "sentiment not scored (language: unknown)"

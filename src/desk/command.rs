@@ -46,7 +46,7 @@ pub enum Command {
     Help,
 }
 
-const SUBCOMMANDS: &[&str] = &[
+pub(crate) const SUBCOMMANDS: &[&str] = &[
     "claim", "unclaim", "resolve", "reopen", "assign", "snooze", "ignore", "note", "list", "show",
     "stats", "preview", "relabel", "test", "help", "promote",
 ];

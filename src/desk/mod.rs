@@ -158,6 +158,12 @@ impl Desk {
                 Ok(s) => s,
                 Err(r) => return Outcome::refused(refusal(id, &r, &self.cfg.command)),
             };
+            // Reopening a held-back alert that was confirmed not relevant puts it back among
+            // the held ones: it was never posted, so there is no message to reopen.
+            let new_state = match (&action, new_state) {
+                (Action::Reopen, AlertState::Open) if alert.never_posted() => AlertState::Held,
+                (_, s) => s,
+            };
             let mut new = alert.clone();
             new.state = new_state.clone();
             if matches!(new_state, AlertState::Claimed { .. }) && new.first_claimed_at.is_none() {
@@ -167,6 +173,9 @@ impl Desk {
                 AlertState::Resolved { .. } => new.resolved_at = Some(now),
                 AlertState::Open => new.resolved_at = None,
                 _ => {}
+            }
+            if matches!(action, Action::Promote) {
+                new.promoted_at = Some(now);
             }
             let (cancel, set) = state::timers_for(&new_state, now, &self.cfg);
             let label = relevance::label_write(
@@ -185,6 +194,8 @@ impl Desk {
                     vec![OutboxAction::PostAlert, OutboxAction::ThreadNote(note)]
                 }
                 (AlertState::Held, _) => vec![],
+                // Held back, confirmed not relevant, never posted: nothing to edit either.
+                _ if alert.never_posted() => vec![],
                 _ => vec![OutboxAction::UpdateAlert, OutboxAction::ThreadNote(note)],
             };
             let detail = match &action {
@@ -573,7 +584,7 @@ impl Desk {
         // `round_window`); the head says what holds for every alert listed.
         let youngest = alerts
             .iter()
-            .map(|a| (now - a.created_at).num_seconds())
+            .map(|a| (now - a.posted_at()).num_seconds())
             .min()
             .unwrap_or(0);
         let wait = human_duration(youngest.min(self.cfg.escalate_after.as_secs() as i64));
@@ -588,7 +599,7 @@ impl Desk {
         });
         let mut lines = Vec::new();
         for a in alerts {
-            let age = human_duration((now - a.created_at).num_seconds());
+            let age = human_duration((now - a.posted_at()).num_seconds());
             lines.push(self.round_line(a, dest, &format!("{age} old"), "claim")?);
         }
         Ok(fit_round(head, lines))
@@ -737,7 +748,7 @@ impl Desk {
                 a.priority,
                 a.rules.join(","),
                 a.state.name(),
-                human_duration((now - a.created_at).num_seconds()),
+                human_duration((now - a.posted_at()).num_seconds()),
                 text
             ));
             if matches!(a.state, AlertState::Held) {
@@ -827,11 +838,14 @@ impl Desk {
         let count = |name: &str| alerts.iter().filter(|a| a.state.name() == name).count();
         let mut to_claim: Vec<i64> = alerts
             .iter()
-            .filter_map(|a| a.first_claimed_at.map(|t| (t - a.created_at).num_seconds()))
+            .filter_map(|a| {
+                a.first_claimed_at
+                    .map(|t| (t - a.posted_at()).num_seconds())
+            })
             .collect();
         let mut to_resolve: Vec<i64> = alerts
             .iter()
-            .filter_map(|a| a.resolved_at.map(|t| (t - a.created_at).num_seconds()))
+            .filter_map(|a| a.resolved_at.map(|t| (t - a.posted_at()).num_seconds()))
             .collect();
         let fmt = |v: &mut Vec<i64>| match (percentile(v, 50), percentile(v, 90)) {
             (Some(m), Some(p)) => {
@@ -1140,7 +1154,7 @@ fn thread_note(action: &Action, actor: &Actor, alert: &Alert, tz: chrono_tz::Tz)
         Action::Claim => {
             let after = match &alert.state {
                 AlertState::Claimed { at, .. } => {
-                    human_duration((*at - alert.created_at).num_seconds())
+                    human_duration((*at - alert.posted_at()).num_seconds())
                 }
                 _ => String::new(),
             };

@@ -5,7 +5,7 @@
 
 use super::state::Action;
 use crate::analysis::relevance::{self, LabelKind};
-use crate::model::{Actor, Alert, AlertState};
+use crate::model::{Actor, Alert};
 use crate::store::{LabelWrite, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -140,7 +140,9 @@ pub fn figures(
         for a in alerts {
             if a.held {
                 f.held += 1;
-                if !matches!(a.state, AlertState::Held) {
+                // Promoted: a miss of the filter. Held and then confirmed not relevant is
+                // the filter being right, not a promotion.
+                if a.promoted_at.is_some() {
                     f.promoted += 1;
                 }
                 continue;

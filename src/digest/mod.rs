@@ -34,6 +34,8 @@ pub struct DigestJob {
     pub chart: bool,
     /// `[relevance]`, for the digest's relevance figures.
     pub relevance: RelevanceConfig,
+    /// `[desk] command`, for the commands the digest tells people to type.
+    pub command: String,
 }
 
 impl DigestJob {
@@ -44,6 +46,7 @@ impl DigestJob {
             to: c.to.clone(),
             chart: c.chart,
             relevance: RelevanceConfig::default(),
+            command: "/desk".into(),
         })
     }
 
@@ -105,7 +108,8 @@ fn build(
     now: DateTime<Utc>,
 ) -> Result<DigestPost, DigestError> {
     let tz = job.schedule.timezone();
-    let r = report::gather_with(store, rules, period, tz, now, &job.relevance)?;
+    let mut r = report::gather_with(store, rules, period, tz, now, &job.relevance)?;
+    r.command = job.command.clone();
     let (title, body) = report::render(&r, &job.name, now);
     let chart = if job.chart {
         let spec = chart::ChartSpec {

@@ -91,6 +91,8 @@ pub struct States {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Report {
+    /// The desk's slash command (`[desk] command`), in the commands the digest names.
+    pub(crate) command: String,
     pub(crate) period: Period,
     pub(crate) tz: Tz,
     pub now: Figures,
@@ -247,6 +249,7 @@ pub fn gather_with(
     // where it asks for someone; "Top mentions" says so and lists the next ones instead.
     let oldest: Vec<&Alert> = unclaimed.iter().take(OLDEST).copied().collect();
     Ok(Report {
+        command: "/desk".into(),
         period,
         tz,
         now: figures(&hits, &alerts, period),
@@ -300,10 +303,10 @@ fn figures(hits: &[RuleHit], alerts: &[Alert], period: Period) -> Figures {
     f.by_source = sorted_counts(sources);
     for a in alerts {
         if let Some(t) = a.first_claimed_at.filter(|t| period.contains(*t)) {
-            f.to_claim.push((t - a.created_at).num_seconds());
+            f.to_claim.push((t - a.posted_at()).num_seconds());
         }
         if let Some(t) = a.resolved_at.filter(|t| period.contains(*t)) {
-            f.to_resolve.push((t - a.created_at).num_seconds());
+            f.to_resolve.push((t - a.posted_at()).num_seconds());
         }
     }
     f
@@ -650,7 +653,7 @@ pub(crate) fn held_section(r: &Report, now: DateTime<Utc>) -> Note {
     note = note
         .bold(format!("Held back ({}):", r.held.len()))
         .text(" not posted; ")
-        .code("/desk promote ID")
+        .code(format!("{} promote ID", r.command))
         .text(" posts one")
         .newline();
     for i in r.held.iter().take(TOP) {
@@ -659,7 +662,7 @@ pub(crate) fn held_section(r: &Report, now: DateTime<Utc>) -> Note {
     if r.held.len() > TOP {
         note = note
             .text(format!("…and {} more (", r.held.len() - TOP))
-            .code("/desk list held")
+            .code(format!("{} list held", r.command))
             .text(" shows them)")
             .newline();
     }
@@ -740,6 +743,12 @@ mod tests {
         );
         let (_, body) = render(&r, "Morning", now);
         assert!(body.plain().contains("Held back (1)"));
+        r.command = "/pr".into();
+        let text = held_section(&r, now).plain();
+        assert!(
+            text.contains("/pr promote ID") && !text.contains("/desk"),
+            "{text}"
+        );
     }
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -768,6 +777,7 @@ mod tests {
         resolved.state = "resolved";
         resolved.url = None;
         Report {
+            command: "/desk".into(),
             period: Period {
                 from: t("2026-11-23T09:00:00Z"),
                 to: t("2026-11-24T09:00:00Z"),

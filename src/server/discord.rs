@@ -413,3 +413,31 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod command_tests {
+    /// Discord offers only registered subcommands and choices (Slack sends free text), so a
+    /// desk command missing here cannot be typed in Discord at all.
+    #[test]
+    fn every_desk_subcommand_and_list_filter_is_registered() {
+        let json = serde_json::to_value(crate::chat::discord::desk_command("/desk")).unwrap();
+        let subs: Vec<&serde_json::Value> = json["options"].as_array().unwrap().iter().collect();
+        let names: Vec<&str> = subs.iter().map(|o| o["name"].as_str().unwrap()).collect();
+        for sub in crate::desk::command::SUBCOMMANDS {
+            assert!(
+                names.contains(sub),
+                "/desk {sub} is not registered with Discord"
+            );
+        }
+        let list = subs.iter().find(|o| o["name"] == "list").unwrap();
+        let choices: Vec<&str> = list["options"][0]["choices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["value"].as_str().unwrap())
+            .collect();
+        for which in ["open", "mine", "unclaimed", "held"] {
+            assert!(choices.contains(&which), "list {which} is not a choice");
+        }
+    }
+}

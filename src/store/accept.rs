@@ -537,6 +537,7 @@ fn create_alert(
         human_negative: None,
         relevance: new.relevance,
         held: new.held,
+        promoted_at: None,
     };
     alerts.insert(&id.0.to_be_bytes(), to_json(&alert))?;
     // A held-back alert is not posted until someone promotes it.

@@ -184,7 +184,7 @@ async fn alert_is_an_embed_with_buttons_no_mentions_and_a_thread() {
         subs,
         vec![
             "claim", "unclaim", "resolve", "reopen", "assign", "snooze", "ignore", "note", "list",
-            "show", "stats", "preview", "relabel", "test", "help"
+            "promote", "show", "stats", "preview", "relabel", "test", "help"
         ]
     );
     s.daemon.stop().await;

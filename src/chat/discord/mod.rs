@@ -431,8 +431,12 @@ pub(crate) fn desk_command(command: &str) -> serenity::builder::CreateCommand {
                 O::new(T::String, "which", "Which alerts")
                     .add_string_choice("open", "open")
                     .add_string_choice("mine", "mine")
-                    .add_string_choice("unclaimed", "unclaimed"),
+                    .add_string_choice("unclaimed", "unclaimed")
+                    .add_string_choice("held", "held"),
             ),
+        )
+        .add_option(
+            sub("promote", "Post an alert the relevance filter held back").add_sub_option(id()),
         )
         .add_option(sub("show", "Details and history of an alert").add_sub_option(id()))
         .add_option(

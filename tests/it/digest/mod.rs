@@ -365,6 +365,7 @@ fn berlin_job(expr: &str) -> DigestJob {
         to: vec![Target::Slack("#pr-alerts".into())],
         chart: false,
         relevance: Default::default(),
+        command: "/desk".into(),
     }
 }
 
