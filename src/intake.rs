@@ -892,6 +892,40 @@ mod tests {
         assert!(!a.held, "an unscored language is never held back");
     }
 
+    /// A note on an alert marked Not relevant (most likely saying why) keeps its label: it
+    /// does not teach the rule the opposite of what the person meant.
+    #[tokio::test]
+    async fn a_note_on_an_ignored_alert_keeps_its_not_relevant_label() {
+        use crate::analysis::relevance::LabelKind;
+        use crate::desk::state::Action;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (intake, desk) = learned(&store, Priority::Critical).await;
+        let m = Mention {
+            text: "acme anvil falls on the coyote again in the cartoon".into(),
+            ..mention("n1", "a-n1", "https://x.example/n1")
+        };
+        intake.accept(poll(vec![m])).await.unwrap();
+        let a = store.alerts().unwrap().pop().unwrap();
+        let who = "slack:U9".to_string();
+        let now = chrono::Utc::now();
+        let ignore = Action::Ignore { reason: None };
+        assert!(desk.act(a.id, &who, ignore, now).await.unwrap().applied);
+        let label = |store: &Store| {
+            store
+                .labels("acme")
+                .unwrap()
+                .into_iter()
+                .find(|(id, _)| *id == a.id)
+                .map(|(_, l)| l.kind)
+        };
+        assert_eq!(label(&store), Some(LabelKind::Negative));
+        desk.note(a.id, &who, "the cartoon, not our anvils", now)
+            .await
+            .unwrap();
+        assert_eq!(label(&store), Some(LabelKind::Negative), "the note kept it");
+    }
+
     /// With `[relevance] enabled = false` nothing is learned, scored or held.
     #[tokio::test]
     async fn relevance_off_learns_and_holds_nothing() {

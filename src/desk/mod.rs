@@ -12,7 +12,6 @@ pub mod state;
 pub mod timers;
 
 use crate::analysis::relevance::config::RelevanceConfig;
-use crate::analysis::relevance::LabelKind;
 use crate::chat::view::excerpt;
 use crate::model::{
     Actor, Alert, AlertId, AlertState, AuditEntry, Note, Priority, Target, TimerKind,
@@ -257,7 +256,7 @@ impl Desk {
                 &self.store,
                 self.relevance.enabled,
                 &alert,
-                Some(LabelKind::Positive),
+                relevance::label_of_engagement(&alert),
                 "note",
                 actor,
                 now,
@@ -310,7 +309,7 @@ impl Desk {
                 &self.store,
                 self.relevance.enabled,
                 &alert,
-                Some(LabelKind::Positive),
+                relevance::label_of_engagement(&alert),
                 "relabel",
                 actor,
                 now,

@@ -5,7 +5,7 @@
 
 use super::state::Action;
 use crate::analysis::relevance::{self, LabelKind};
-use crate::model::{Actor, Alert};
+use crate::model::{Actor, Alert, AlertState};
 use crate::store::{LabelWrite, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
@@ -26,6 +26,13 @@ pub(crate) fn label_of(action: &Action) -> Option<LabelKind> {
         Action::Wake => Some(LabelKind::WeakNegative),
         Action::Unclaim | Action::Reopen | Action::Snooze { .. } => None,
     }
+}
+
+/// The label a note or a relabel gives: engaging with an alert says it is relevant, except on
+/// one marked Not relevant, where the note is most likely why ("this is the animal, not the
+/// car") and must not turn the person's label around.
+pub(crate) fn label_of_engagement(alert: &Alert) -> Option<LabelKind> {
+    (!matches!(alert.state, AlertState::Ignored { .. })).then_some(LabelKind::Positive)
 }
 
 /// The label write for `alert`, with its mention's features; `None` when relevance learning
