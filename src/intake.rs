@@ -436,7 +436,15 @@ fn judged(
                 .iter()
                 .any(|r| r.name == *name && r.priority == Priority::Critical)
         });
-        (a.relevance, a.held) = relevance.judge(store, &c.mention, a, critical)?;
+        // The relevance filter only ever holds back: when its counts cannot be read, the
+        // mention is posted as if there were none, never dropped or retried for ever.
+        (a.relevance, a.held) = match relevance.judge(store, &c.mention, a, critical) {
+            Ok(judged) => judged,
+            Err(e) => {
+                tracing::warn!(rules = ?a.rules, error = %e, "relevance counts unreadable; the alert is posted without a relevance score");
+                (None, false)
+            }
+        };
         if !a.held {
             let escalate_at = now + chrono::Duration::from_std(escalate_after).unwrap_or_default();
             a.timers = vec![(TimerKind::Escalate, escalate_at)];
