@@ -137,7 +137,8 @@ pub async fn check(
     let history_from = window_from - window * baseline_windows as i32;
     // A hit is never counted before it arrived, so every hit counted in the history arrived
     // in it too: reading by arrival time finds them all.
-    let hits = store.rule_hits(&rule.name, history_from.max(first), now)?;
+    let mut hits = store.rule_hits(&rule.name, history_from.max(first), now)?;
+    hits.retain(|h| !h.held);
     let current: Vec<&RuleHit> = hits
         .iter()
         .filter(|h| counted_at(h) >= window_from)
@@ -420,6 +421,31 @@ mod tests {
             .await
             .unwrap();
         assert!(again.is_none(), "cooling down after the reopen");
+    }
+
+    /// A burst of mentions the relevance filter held back is no spike (they are what the team
+    /// taught it to keep off the desk); the same burst posted is one.
+    #[tokio::test]
+    async fn a_burst_of_held_back_mentions_is_no_spike() {
+        for held in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let now: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+            usual(&store, now - Duration::days(15), now - Duration::hours(1)).await;
+            for k in 0..30 {
+                let at = now - Duration::minutes(50) + Duration::minutes(k);
+                let mut c = candidate(&format!("b{k}"), Some(at));
+                c.alert.as_mut().unwrap().held = held;
+                store
+                    .accept("hn", &SourceState::default(), &[c], at)
+                    .await
+                    .unwrap();
+            }
+            let spike = check(&store, &SpikeConfig::default(), &rule(), &desk(), now)
+                .await
+                .unwrap();
+            assert_eq!(spike.is_some(), !held, "held: {held}");
+        }
     }
 
     /// The spike task itself: at start it records its run (so the hours the daemon was down

@@ -23,6 +23,10 @@ pub struct RuleHit {
     /// written in, not the hour it arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<DateTime<Utc>>,
+    /// Held back by the relevance filter when it came in: the digest still counts it as
+    /// volume, but a spike of mentions the filter judged irrelevant is no spike.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
 }
 
 impl Store {
@@ -96,6 +100,7 @@ pub(super) fn log_hits(
             sentiment: new.sentiment,
             negative: new.negative,
             published: mention.published,
+            held: new.held,
         };
         rule_log.insert(rule_log_key(rule, now.timestamp(), seq), to_json(&hit))?;
     }
