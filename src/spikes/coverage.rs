@@ -17,6 +17,12 @@ const KEY: &str = "spike_coverage";
 /// 30 days.
 const KEEP_DAYS: i64 = 31;
 
+/// How much of a failure is left out of the baseline: its first day. A source broken for
+/// longer is as good as removed: it adds nothing to the baseline or to the current window
+/// alike, so those hours count again, and one dead feed cannot wear every rule's baseline down
+/// until spike detection stops.
+const FAILURE_EXCLUDED_HOURS: i64 = 24;
+
 /// `[from, to]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Span {
@@ -155,7 +161,13 @@ impl Coverage {
         });
         let sources = self.sources.values().any(|s| {
             s.since.is_some_and(|since| from < since)
-                || s.failures.iter().any(|f| f.overlaps(from, to))
+                || s.failures.iter().any(|f| {
+                    Span {
+                        from: f.from,
+                        to: f.to.min(f.from + Duration::hours(FAILURE_EXCLUDED_HOURS)),
+                    }
+                    .overlaps(from, to)
+                })
         });
         !down && !sources
     }
@@ -222,6 +234,20 @@ mod tests {
         assert_eq!(c.sources["forum"].since, Some(t(8)));
         assert!(!c.covers(t(7), t(8)));
         assert!(c.covers(t(8), t(9)));
+    }
+
+    /// A source broken for days leaves only its first day out: after that it is as good as
+    /// removed, and the hours count again (else one dead feed would stop spike detection).
+    #[test]
+    fn a_long_failure_leaves_out_only_its_first_day() {
+        let mut c = Coverage::default();
+        c.sample(t(0), t(0), &[src("hn", true, None)]);
+        c.sample(t(0), t(1), &[src("hn", false, Some(t(1)))]);
+        c.sample(t(0), t(72), &[src("hn", false, Some(t(1)))]);
+        assert!(!c.covers(t(1), t(2)));
+        assert!(!c.covers(t(24), t(25)));
+        assert!(c.covers(t(25), t(26)));
+        assert!(c.covers(t(48), t(49)));
     }
 
     #[test]
