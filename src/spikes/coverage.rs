@@ -17,10 +17,11 @@ const KEY: &str = "spike_coverage";
 /// 30 days.
 const KEEP_DAYS: i64 = 31;
 
-/// How much of a failure is left out of the baseline: its first day. A source broken for
-/// longer is as good as removed: it adds nothing to the baseline or to the current window
-/// alike, so those hours count again, and one dead feed cannot wear every rule's baseline down
-/// until spike detection stops.
+/// How much of a failure that is still going on is left out of the baseline: its first day.
+/// A source broken for longer is as good as removed while it stays broken: it adds nothing to
+/// the baseline or to the current window alike, so those hours count again, and one dead feed
+/// cannot wear every rule's baseline down until spike detection stops. Once it recovers, the
+/// whole failure is left out again (its catch-up lands in those hours).
 const FAILURE_EXCLUDED_HOURS: i64 = 24;
 
 /// `[from, to]`.
@@ -161,10 +162,15 @@ impl Coverage {
         });
         let sources = self.sources.values().any(|s| {
             s.since.is_some_and(|since| from < since)
-                || s.failures.iter().any(|f| {
+                || s.failures.iter().enumerate().any(|(i, f)| {
+                    let ongoing = s.failing && i + 1 == s.failures.len();
+                    let to_excluded = match ongoing {
+                        true => f.to.min(f.from + Duration::hours(FAILURE_EXCLUDED_HOURS)),
+                        false => f.to,
+                    };
                     Span {
                         from: f.from,
-                        to: f.to.min(f.from + Duration::hours(FAILURE_EXCLUDED_HOURS)),
+                        to: to_excluded,
                     }
                     .overlaps(from, to)
                 })
@@ -236,8 +242,9 @@ mod tests {
         assert!(c.covers(t(8), t(9)));
     }
 
-    /// A source broken for days leaves only its first day out: after that it is as good as
-    /// removed, and the hours count again (else one dead feed would stop spike detection).
+    /// A source broken for days leaves only its first day out while it stays broken: after
+    /// that it is as good as removed, and the hours count again (else one dead feed would stop
+    /// spike detection). Once it recovers, the whole failure is left out.
     #[test]
     fn a_long_failure_leaves_out_only_its_first_day() {
         let mut c = Coverage::default();
@@ -248,6 +255,12 @@ mod tests {
         assert!(!c.covers(t(24), t(25)));
         assert!(c.covers(t(25), t(26)));
         assert!(c.covers(t(48), t(49)));
+        c.sample(t(0), t(80), &[src("hn", true, Some(t(80)))]);
+        assert!(
+            !c.covers(t(48), t(49)),
+            "recovered: its catch-up lands there"
+        );
+        assert!(c.covers(t(80), t(81)));
     }
 
     #[test]
