@@ -298,23 +298,6 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// One of a closed set of names (`priority = "high"`): `parse` maps a name to its value,
-    /// `expected` lists the names for the message.
-    #[allow(dead_code)] // part of the section-reader API; `[[rules]]` reads its raw table
-    pub(crate) fn one_of<T>(
-        &mut self,
-        t: &Table,
-        prefix: &str,
-        key: &str,
-        what: &str,
-        expected: &str,
-        parse: impl FnOnce(&str) -> Option<T>,
-    ) -> Option<T> {
-        self.parsed(t, prefix, key, |s| {
-            parse(s).ok_or_else(|| format!("unknown {what} {s:?}; expected {expected}"))
-        })
-    }
-
     /// A required secret (`token = "${TOKEN}"`); the hint names the variable to export.
     /// Its value never appears in a problem.
     pub(crate) fn secret(
