@@ -51,14 +51,6 @@ pub struct Judge {
     pub rules: Vec<RuleConfig>,
 }
 
-/// The text the analysis scores: title and body joined as "title. body", or the body alone.
-pub fn analysed_text(m: &Mention) -> std::borrow::Cow<'_, str> {
-    match &m.title {
-        Some(t) if !t.is_empty() => format!("{t}. {}", m.text).into(),
-        _ => m.text.as_str().into(),
-    }
-}
-
 impl Judge {
     pub fn judge(&self, m: &Mention) -> Verdict {
         let given = lang::given(m.lang.as_deref());
@@ -96,7 +88,8 @@ impl Judge {
         });
         // The analysis knows English only: elsewhere its score would be a guess, so it is
         // left unknown (and the alert says why).
-        let s = lang::is_scored(lang.as_deref()).then(|| negativity::assess(&analysed_text(m)));
+        let s = lang::is_scored(lang.as_deref())
+            .then(|| negativity::assess(&negativity::analysed_text(m.title.as_deref(), &m.text)));
         // A 1- or 2-star review is a complaint whatever its words say ("fine I guess" with one
         // star): the stars are the author's own verdict, in any language. The text's sentiment
         // score is kept.

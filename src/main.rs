@@ -3,12 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mentiondesk::{
-    app,
-    intake::{analysed_text, Judge},
-    model::Mention,
-    settings,
-};
+use mentiondesk::{app, intake::Judge, model::Mention, settings};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -336,9 +331,13 @@ fn verdict_json(judge: &Judge, input: MatchInput) -> serde_json::Value {
     let v = judge.judge(&mention);
     // VADER's compound, for comparison and the parity scripts; like the model's figures,
     // only for a matched mention.
-    let vader = v
-        .sentiment
-        .map(|_| mentiondesk::analysis::sentiment::score(&analysed_text(&mention)).score);
+    let vader = v.sentiment.map(|_| {
+        let text = mentiondesk::analysis::negativity::analysed_text(
+            mention.title.as_deref(),
+            &mention.text,
+        );
+        mentiondesk::analysis::sentiment::score(&text).score
+    });
     serde_json::json!({
         "id": input.id,
         "rules": v.rules,

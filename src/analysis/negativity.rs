@@ -22,6 +22,15 @@ pub struct Negativity {
     pub negative: bool,
 }
 
+/// The text the analysis scores: title and body joined as "title. body", or the body alone.
+/// One definition for intake, `match` and the alert view, so they score the same words.
+pub fn analysed_text<'t>(title: Option<&str>, text: &'t str) -> std::borrow::Cow<'t, str> {
+    match title {
+        Some(t) if !t.is_empty() => format!("{t}. {text}").into(),
+        _ => text.into(),
+    }
+}
+
 /// Scores `text` (title and body joined by the caller). Public for `benches/analysis.rs`.
 pub fn assess(text: &str) -> Negativity {
     let model = NegativeModel::embedded();

@@ -93,10 +93,7 @@ impl AlertView {
         } else {
             headline
         };
-        let scored = match title {
-            Some(t) => format!("{t}. {text}"),
-            None => text.clone(),
-        };
+        let scored = crate::analysis::negativity::analysed_text(title, text);
         AlertView {
             id: alert.id,
             rules: alert.rules.clone(),
