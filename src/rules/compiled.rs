@@ -27,7 +27,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use super::ast::{Expr, Field, Term, WordPat};
 use super::parser::MIN_WILDCARD_PREFIX;
-use super::text::{tokenize, Tokens};
+use super::text::tokenize;
 use super::Document;
 
 /// How an atom must sit in the text for a hit to count.
@@ -122,13 +122,58 @@ static ALNUM: [bool; 256] = {
     t
 };
 
-/// Bit `k` set if `block[k]` (at most 64 bytes) is an ASCII letter or digit.
-fn alnum_mask(block: &[u8]) -> u64 {
+/// ASCII letters and digits, and every byte of a non-ASCII character: what is left between
+/// ASCII separators.
+static WORDISH: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = (i as u8).is_ascii_alphanumeric() || i >= 0x80;
+        i += 1;
+    }
+    t
+};
+
+/// Bit `k` set if `block[k]` (at most 64 bytes) is in `table`.
+fn byte_mask(block: &[u8], table: &[bool; 256]) -> u64 {
     let mut m = 0u64;
     for (k, &x) in block.iter().enumerate() {
-        m |= (ALNUM[x as usize] as u64) << k;
+        m |= (table[x as usize] as u64) << k;
     }
     m
+}
+
+/// Calls `f(start, end)` for every maximal run of bytes of `b` that are in `table`. Runs are
+/// found 64 bytes at a time from a bit mask: their starts and ends are the mask's 0→1 and 1→0
+/// edges, so the loop branches per run, not per byte. `open` is the start of a run still going
+/// at the end of the previous block.
+fn for_each_run(b: &[u8], table: &[bool; 256], mut f: impl FnMut(usize, usize)) {
+    let mut open: Option<usize> = None;
+    for (block_no, block) in b.chunks(64).enumerate() {
+        let base = block_no * 64;
+        let m = byte_mask(block, table);
+        let valid = if block.len() == 64 {
+            u64::MAX
+        } else {
+            (1u64 << block.len()) - 1
+        };
+        let prev = (m << 1) | open.is_some() as u64;
+        let ends = !m & prev & valid;
+        let mut edges = (m & !prev) | ends;
+        while edges != 0 {
+            let k = edges.trailing_zeros() as usize;
+            edges &= edges - 1;
+            if ends >> k & 1 == 1 {
+                let start = open.take().expect("an end follows a start");
+                f(start, base + k);
+            } else {
+                open = Some(base + k);
+            }
+        }
+    }
+    if let Some(start) = open {
+        f(start, b.len());
+    }
 }
 
 /// `n <= 8` bytes of `b` from `at`, little-endian, zero-padded.
@@ -239,12 +284,9 @@ pub(crate) struct Compiled {
     always: Vec<u32>,
 }
 
-/// What one scan of a post found: candidate rules (sorted, unique) and, for non-ASCII posts,
-/// the normalised fields it had to build anyway.
+/// What one scan of a post found: candidate rules (sorted, unique).
 pub(crate) struct Scan {
     pub(crate) candidates: Vec<u32>,
-    pub(crate) text: Option<Tokens>,
-    pub(crate) title: Option<Tokens>,
 }
 
 fn len_bit(n: usize) -> u64 {
@@ -317,62 +359,43 @@ impl Compiled {
     /// without a trigger.
     pub(crate) fn scan(&self, doc: &Document) -> Scan {
         let mut candidates = Vec::new();
-        let text = self.scan_field(doc.text, &mut candidates);
-        let title = doc.title.and_then(|t| self.scan_field(t, &mut candidates));
+        self.scan_field(doc.text, &mut candidates);
+        if let Some(title) = doc.title {
+            self.scan_field(title, &mut candidates);
+        }
         candidates.extend_from_slice(&self.always);
         candidates.sort_unstable();
         candidates.dedup();
-        Scan {
-            candidates,
-            text,
-            title,
-        }
+        Scan { candidates }
     }
 
     /// Looks every word of `s` up. ASCII is split in place (ASCII normalises to its lowercase
-    /// and its words are runs of ASCII letters and digits, exactly as `text.rs` splits it);
-    /// other text is normalised and split by `text.rs`, and the result handed back for reuse.
-    fn scan_field(&self, s: &str, out: &mut Vec<u32>) -> Option<Tokens> {
-        if !s.is_ascii() {
-            let t = tokenize(s);
-            for i in 0..t.words.len() {
-                let w = t.word(i).as_bytes();
-                let hp = w.get(..self.prefix_key_len).map_or(0, key_hash);
-                self.lookup(w, key_hash(w), hp, out);
-            }
-            return Some(t);
-        }
+    /// and its words are runs of ASCII letters and digits, exactly as `text.rs` splits it).
+    /// Other text is cut at its ASCII separators, which separate words in `text.rs` too
+    /// (normalisation maps them to themselves): the pieces that are plain ASCII are looked up
+    /// in place, and only a piece holding non-ASCII characters is normalised and split by
+    /// `text.rs`. One emoji or curly quote no longer sends the whole post through Unicode
+    /// normalisation; the property test in `tests/properties.rs` holds both paths to the
+    /// reference matcher.
+    fn scan_field(&self, s: &str, out: &mut Vec<u32>) {
         let b = s.as_bytes();
-        // Words are found 64 bytes at a time from a bit mask of alphanumeric bytes: word starts
-        // and ends are the mask's 0→1 and 1→0 edges, so the loop branches per word, not per
-        // byte. `open` is the start of a word still running at the end of the previous block.
-        let mut open: Option<usize> = None;
-        for (block_no, block) in b.chunks(64).enumerate() {
-            let base = block_no * 64;
-            let m = alnum_mask(block);
-            let valid = if block.len() == 64 {
-                u64::MAX
-            } else {
-                (1u64 << block.len()) - 1
-            };
-            let prev = (m << 1) | open.is_some() as u64;
-            let ends = !m & prev & valid;
-            let mut edges = (m & !prev) | ends;
-            while edges != 0 {
-                let k = edges.trailing_zeros() as usize;
-                edges &= edges - 1;
-                if ends >> k & 1 == 1 {
-                    let start = open.take().expect("an end follows a start");
-                    self.ascii_word(b, start, base + k, out);
+        if s.is_ascii() {
+            for_each_run(b, &ALNUM, |start, end| self.ascii_word(b, start, end, out));
+        } else {
+            for_each_run(b, &WORDISH, |start, end| {
+                if b[start..end].is_ascii() {
+                    self.ascii_word(b, start, end, out);
                 } else {
-                    open = Some(base + k);
+                    // Cut at ASCII bytes only, so `start..end` lies on character boundaries.
+                    let t = tokenize(&s[start..end]);
+                    for i in 0..t.words.len() {
+                        let w = t.word(i).as_bytes();
+                        let hp = w.get(..self.prefix_key_len).map_or(0, key_hash);
+                        self.lookup(w, key_hash(w), hp, out);
+                    }
                 }
-            }
+            });
         }
-        if let Some(start) = open {
-            self.ascii_word(b, start, b.len(), out);
-        }
-        None
     }
 
     /// Looks up the ASCII word `b[start..end]` without copying it unless a filter lets it by.

@@ -18,15 +18,10 @@ pub(crate) struct Fields<'d> {
 
 impl<'d> Fields<'d> {
     pub(crate) fn new(doc: &Document<'d>) -> Fields<'d> {
-        Fields::with_text(doc, tokenize(doc.text), doc.title.map(tokenize))
-    }
-
-    /// Reuses text and title already normalised by the caller.
-    pub(crate) fn with_text(doc: &Document<'d>, text: Tokens, title: Option<Tokens>) -> Fields<'d> {
         Fields {
             doc: *doc,
-            text,
-            title,
+            text: tokenize(doc.text),
+            title: doc.title.map(tokenize),
             author: doc.author.map(tokenize),
         }
     }

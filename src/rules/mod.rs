@@ -297,11 +297,7 @@ impl RuleSet {
         if self.exclude_tests_lang || scan.candidates.iter().any(|&i| self.tests_lang[i as usize]) {
             detect(&mut doc);
         }
-        let fields = eval::Fields::with_text(
-            &doc,
-            scan.text.unwrap_or_else(|| text::tokenize(doc.text)),
-            scan.title.or_else(|| doc.title.map(text::tokenize)),
-        );
+        let fields = eval::Fields::new(&doc);
         let mut found: Vec<RuleMatch> = scan
             .candidates
             .iter()

@@ -138,6 +138,18 @@ fn split(s: &str, wild: &str) -> Tokens {
     };
     for (o, c) in s.char_indices() {
         let oend = o + c.len_utf8();
+        // ASCII decomposes to itself, is never a mark and lowercases byte for byte: most
+        // characters of a post with one emoji or accent skip the Unicode tables.
+        if c.is_ascii() {
+            b.last_base = Some(c);
+            let class = if c.is_ascii_alphanumeric() || wild.contains(c) {
+                Class::Word
+            } else {
+                Class::Other
+            };
+            b.push_classed(c.to_ascii_lowercase(), class, o, oend);
+            continue;
+        }
         decompose_compatible(c, |d| {
             if is_combining_mark(d) && b.last_base.is_some_and(folds_marks) {
                 return;
@@ -199,10 +211,15 @@ struct Builder {
 
 impl Builder {
     fn push(&mut self, c: char, o: usize, oend: usize, wild: &str) {
+        self.push_classed(c, class(c, wild), o, oend);
+    }
+
+    /// `push` with the character's class already known.
+    fn push_classed(&mut self, c: char, class: Class, o: usize, oend: usize) {
         let nstart = self.norm.len();
         self.norm.push(c);
         let nend = self.norm.len();
-        match class(c, wild) {
+        match class {
             Class::Singleton => {
                 self.close();
                 self.open = Some((nstart, o, true));

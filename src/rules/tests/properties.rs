@@ -36,6 +36,9 @@ const TERMS: &[&str] = &[
     "acme.com/x?id=1",
     "\"acme.com/x?id=1\"",
     "acme.com/refund*",
+    "finance",
+    "strasse",
+    "\"acme finance\"",
 ];
 
 const TEXT_WORDS: &[&str] = &[
@@ -68,6 +71,17 @@ const TEXT_WORDS: &[&str] = &[
     "acme.com/x?id=2",
     "acme.com/x?id=1-b",
     "acme.com/refunds",
+    // Non-ASCII next to ASCII words with no ASCII separator between them: the matcher's scan
+    // normalises only the pieces between ASCII separators that hold non-ASCII characters.
+    "ﬁnance",
+    "Straße",
+    "cafe\u{301}",
+    "acme\u{2019}s",
+    "\u{201c}acme\u{201d}",
+    "acme\u{1f525}finance",
+    "\u{301}acme",
+    "x\u{b2}",
+    "acme\u{3000}corp",
 ];
 
 const SEPARATORS: &[&str] = &[" ", ", ", "-", ".", "#", "/", "! "];
