@@ -355,8 +355,12 @@ impl Dispatcher {
         }
         let command = &self.desk.config().command;
         let now = self.clock.now();
+        // A button that can repeat in one message (Promote in a list) carries its alert in
+        // its id too (`chat::note_button_id`); the action is what comes before `:`.
+        let button = button.split_once(':').map_or(button, |(action, _)| action);
         let action = match button {
             buttons::CLAIM => Action::Claim,
+            buttons::PROMOTE => Action::Promote,
             buttons::UNCLAIM => Action::Unclaim,
             buttons::REOPEN => Action::Reopen,
             buttons::SNOOZE => return Reply::SnoozeChoices(id),

@@ -87,6 +87,7 @@ pub(crate) fn digest_blocks(digest: &DigestPost, delivery: &str) -> Vec<SlackBlo
             };
             block.into()
         })
+        .chain(note_actions(&digest.body))
         .collect()
 }
 
@@ -135,7 +136,32 @@ pub(crate) fn note_content(note: &Note, block_id: Option<String>) -> SlackMessag
         .collect();
     SlackMessageContent::new()
         .with_text(text::fit(&atoms, FALLBACK_TEXT_MAX, UNIT))
-        .with_blocks(blocks)
+        .with_blocks(blocks.into_iter().chain(note_actions(note)).collect())
+}
+
+/// A button's text: `plain_text`, at most 75 characters (block-kit/block-elements/
+/// button-element).
+pub(crate) const BUTTON_TEXT_MAX: usize = 75;
+
+/// A note's buttons as one actions block below its sections (`None` without buttons): each
+/// `action_id` `<action>:<alert>` (unique in the message, as Slack requires) with the alert id
+/// as its `value`, at most `NOTE_BUTTONS_MAX` (an actions block holds 25 elements).
+fn note_actions(note: &Note) -> Option<SlackBlock> {
+    let elements: Vec<SlackActionBlockElement> = note
+        .buttons()
+        .take(crate::chat::NOTE_BUTTONS_MAX)
+        .map(|(action, alert, label)| {
+            SlackActionBlockElement::Button(
+                SlackBlockButtonElement::new(
+                    plain(text::fit(&plain_atoms(label), BUTTON_TEXT_MAX, UNIT)).into(),
+                )
+                .with_action_id(crate::chat::note_button_id(action, alert).into())
+                .with_value(alert.to_string())
+                .with_style(SlackBlockButtonStyle::Primary),
+            )
+        })
+        .collect();
+    (!elements.is_empty()).then(|| SlackActionsBlock::new(elements).into())
 }
 
 /// The private answer to a slash command as the HTTP response body.
@@ -179,6 +205,8 @@ pub(super) fn note_atoms(note: &Note) -> Vec<Atom> {
                 None => out.text(label, NAME_MAX),
             },
             Part::Newline => out.ours("\n"),
+            // Shown below the text, in `note_actions`.
+            Part::Button { .. } => out,
         };
     }
     out.0
