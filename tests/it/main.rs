@@ -24,6 +24,7 @@ mod escalation_rounds;
 mod lang_filter;
 mod limits;
 mod pipeline;
+mod promote;
 mod relevance;
 mod slack_desk;
 mod sources_appstore;
