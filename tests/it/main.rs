@@ -27,6 +27,7 @@ mod pipeline;
 mod promote;
 mod relevance;
 mod slack_desk;
+mod source_languages;
 mod sources_appstore;
 mod sources_bluesky;
 mod sources_discourse;
