@@ -711,14 +711,43 @@ mod tests {
         assert!(total <= EMBED_TOTAL_MAX, "embeds hold {total}");
         let rows = msg["components"].as_array().cloned().unwrap_or_default();
         assert!(rows.len() <= 5);
+        let mut ids = std::collections::HashSet::new();
         for r in rows {
             let items = r["components"].as_array().unwrap();
-            assert!(items.len() <= 5);
+            assert!((1..=5).contains(&items.len()));
             for b in items {
                 assert!(count(&b["custom_id"]) <= CUSTOM_ID_MAX);
                 assert!(count(&b["label"]) <= BUTTON_LABEL_MAX);
+                let id = b["custom_id"].as_str().unwrap().to_string();
+                assert!(ids.insert(id), "a custom_id repeats in {msg}");
             }
         }
+    }
+
+    /// A note's buttons become action rows of five, at most five rows, `custom_id`
+    /// `desk_promote:<id>`; a note without buttons sends no `components`.
+    #[test]
+    fn note_buttons_are_rows_of_five_at_most_five_rows() {
+        let mut note = Note::new().text("held back");
+        for i in 1..=27 {
+            note = note.button(
+                crate::chat::buttons::PROMOTE,
+                AlertId(i),
+                format!("Promote #{i}"),
+            );
+        }
+        let v = note_payload(&note);
+        let rows = v["components"].as_array().unwrap();
+        assert_eq!(rows.len(), 5);
+        assert!(rows
+            .iter()
+            .all(|r| r["type"] == 1 && r["components"].as_array().unwrap().len() == 5));
+        assert_eq!(rows[0]["components"][0]["custom_id"], "desk_promote:1");
+        assert_eq!(rows[0]["components"][0]["label"], "Promote #1");
+        assert_eq!(rows[4]["components"][4]["custom_id"], "desk_promote:25");
+        let posted = serde_json::to_value(note_message(&note, None)).unwrap();
+        assert_eq!(posted["components"], v["components"]);
+        assert!(note_payload(&Note::new().text("x"))["components"].is_null());
     }
 
     proptest::proptest! {
