@@ -395,6 +395,20 @@ async fn one_click_promotes_a_held_alert_once_on_slack_discord_and_from_the_dige
     assert_eq!(metric(&daemon, "mentiondesk_promoted_total").await, 3);
     assert_eq!(metric(&daemon, "mentiondesk_held_total").await, 3);
     assert_eq!(metric(&daemon, "mentiondesk_alerts_total").await, 10);
+    let text = reqwest::get(daemon.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for help in [
+        "# HELP mentiondesk_alerts_total Alerts created and put on the desk; held-back alerts count in mentiondesk_held_total instead.",
+        "# HELP mentiondesk_held_total Alerts held back by the relevance filter",
+        "# HELP mentiondesk_promoted_total Held-back alerts a person promoted",
+        "# TYPE mentiondesk_promoted_total counter",
+    ] {
+        assert!(text.contains(help), "{help} in {text}");
+    }
     let list = slack_desk(&slack, &daemon, "list held", "held-after").await;
     assert!(slack_buttons(&list).is_empty(), "{list}");
     daemon.stop().await;
