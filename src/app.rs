@@ -41,6 +41,13 @@ pub fn judge(config: &Config) -> Judge {
     Judge {
         matcher: config.matcher.clone(),
         rules: config.rules.clone(),
+        source_languages: config
+            .sources
+            .iter()
+            .map(|s| s.common())
+            .filter(|c| !c.languages.is_empty())
+            .map(|c| (c.name.clone(), c.languages.clone()))
+            .collect(),
     }
 }
 
@@ -434,8 +441,9 @@ pub(crate) async fn run_with_clock(
 
     // Desk and its timers, the spike watch and the digests: they write alerts, notes and
     // digests to the store; the relay posts them.
-    let desk =
-        Desk::new(store.clone(), config.desk.clone()).with_relevance(config.relevance.clone());
+    let desk = Desk::new(store.clone(), config.desk.clone())
+        .with_relevance(config.relevance.clone())
+        .with_metrics(metrics.clone());
     let timers = Timers::new(desk.clone(), store.clone(), clock);
     let spike_watch = config.spikes.enabled.then(|| {
         SpikeWatch::new(

@@ -49,6 +49,9 @@ pub struct Verdict {
 pub struct Judge {
     pub matcher: Arc<RuleSet>,
     pub rules: Vec<RuleConfig>,
+    /// Source name → the languages its `languages` key keeps (primary codes); sources
+    /// without the key are not listed.
+    pub source_languages: HashMap<String, Vec<String>>,
 }
 
 impl Judge {
@@ -86,6 +89,22 @@ impl Judge {
                 .unwrap_or_else(|| lang::detect(m.title.as_deref(), &m.text))
                 .map(str::to_string)
         });
+        // A source's `languages` drops its mentions in other languages, as `[rules_defaults]
+        // languages` does for every source; a language that cannot be told passes.
+        let kept = self.source_languages.get(&m.source);
+        if let (Some(kept), Some(l)) = (kept, lang.as_deref()) {
+            if !kept.contains(&lang::primary(l)) {
+                return Verdict {
+                    rules: Vec::new(),
+                    sentiment: None,
+                    negative: None,
+                    priority: None,
+                    targets: Vec::new(),
+                    highlights: Vec::new(),
+                    lang,
+                };
+            }
+        }
         // The analysis knows English only: elsewhere its score would be a guess, so it is
         // left unknown (and the alert says why).
         let s = lang::is_scored(lang.as_deref())
@@ -338,7 +357,9 @@ impl Intake {
             &metrics.duplicates_total,
             total - accepted.new_mentions as u64,
         );
-        Metrics::add(&metrics.alerts_total, accepted.alerts.len() as u64);
+        let held = accepted.alerts.iter().filter(|a| a.held).count() as u64;
+        Metrics::add(&metrics.alerts_total, accepted.alerts.len() as u64 - held);
+        Metrics::add(&metrics.held_total, held);
         for a in &accepted.alerts {
             if a.held {
                 tracing::info!(source, alert = %a.id, rules = ?a.rules, relevance = ?a.relevance, "new alert held back (low relevance)");
@@ -697,6 +718,7 @@ mod tests {
         Judge {
             matcher: Arc::new(RuleSet::compile([("acme", "acme")]).unwrap()),
             rules,
+            source_languages: HashMap::new(),
         }
     }
 
@@ -1055,6 +1077,39 @@ mod tests {
             ..mention("e", "dana", "https://a.example/e")
         };
         assert_eq!(j.candidate(tagged).mention.lang.as_deref(), Some("en"));
+    }
+
+    /// A source's `languages` drops its matched mentions in other languages (given or
+    /// detected); a mention whose language cannot be told passes, and other sources are not
+    /// affected.
+    #[test]
+    fn a_sources_languages_drop_its_mentions_in_other_languages() {
+        let mut j = judge();
+        j.source_languages
+            .insert("forum".into(), vec!["de".into(), "fr".into()]);
+        let post = |source: &str, text: &str, lang: Option<&str>| Mention {
+            source: source.into(),
+            text: text.into(),
+            lang: lang.map(str::to_string),
+            ..mention("p", "dana", "https://a.example/p")
+        };
+        let en = "Acme refunded my order quickly and the support team was friendly and helpful";
+        let de = "Acme hat mein Geld nicht erstattet und der Kundenservice antwortet nicht";
+        let v = j.judge(&post("forum", en, None));
+        assert!(v.rules.is_empty(), "detected English is dropped: {v:?}");
+        assert_eq!(v.lang.as_deref(), Some("en"));
+        assert_eq!((v.priority, v.negative), (None, None));
+        assert!(j.candidate(post("forum", en, None)).alert.is_none());
+        assert!(j.judge(&post("forum", en, Some("en-GB"))).rules.is_empty());
+        assert_eq!(j.judge(&post("forum", de, None)).rules, vec!["acme"]);
+        assert_eq!(
+            j.judge(&post("forum", en, Some("fr-CA"))).rules,
+            vec!["acme"],
+            "a given tag wins, its region ignored"
+        );
+        let short = j.judge(&post("forum", "acme!", None));
+        assert_eq!((short.rules, short.lang), (vec!["acme".to_string()], None));
+        assert_eq!(j.judge(&post("hn", en, None)).rules, vec!["acme"]);
     }
 
     #[test]

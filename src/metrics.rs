@@ -9,7 +9,12 @@ use std::sync::Mutex;
 pub struct Metrics {
     pub(crate) mentions_total: AtomicU64,
     pub(crate) duplicates_total: AtomicU64,
+    /// Alerts created and put on the desk (posted); held-back alerts are in `held_total`.
     pub(crate) alerts_total: AtomicU64,
+    /// Alerts the relevance filter held back instead of posting.
+    pub(crate) held_total: AtomicU64,
+    /// Held-back alerts a person promoted (posted after all): each a miss of the filter.
+    pub(crate) promoted_total: AtomicU64,
     pub(crate) alerts_posted_total: AtomicU64,
     pub(crate) post_errors_total: AtomicU64,
     pub(crate) recovered_posts_total: AtomicU64,

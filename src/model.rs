@@ -309,6 +309,14 @@ pub enum Part {
         label: String,
     },
     Newline,
+    /// A button acting on an alert (Promote on a held-back one): `action` is a button id of
+    /// `chat::buttons`, `label` what it says. Platforms show a note's buttons together below
+    /// its text (the text next to it names the command, for where there are none).
+    Button {
+        action: String,
+        alert: AlertId,
+        label: String,
+    },
 }
 
 /// A sequence of parts; build with the helpers for readable call sites.
@@ -354,6 +362,31 @@ impl Note {
         self.0.extend(other.0);
         self
     }
+    pub(crate) fn button(
+        mut self,
+        action: impl Into<String>,
+        alert: AlertId,
+        label: impl Into<String>,
+    ) -> Note {
+        self.0.push(Part::Button {
+            action: action.into(),
+            alert,
+            label: label.into(),
+        });
+        self
+    }
+
+    /// The note's buttons, in order: (action, alert, label).
+    pub(crate) fn buttons(&self) -> impl Iterator<Item = (&str, AlertId, &str)> {
+        self.0.iter().filter_map(|p| match p {
+            Part::Button {
+                action,
+                alert,
+                label,
+            } => Some((action.as_str(), *alert, label.as_str())),
+            _ => None,
+        })
+    }
 
     /// Our own fixed texts with `code` and *bold* spans, turned into parts so each platform
     /// renders them its own way. Anything between the marks is still escaped as text.
@@ -391,6 +424,8 @@ impl Note {
                 Part::Ping(p) => format!("@{p}"),
                 Part::Link { label, url } => format!("{label} ({url})"),
                 Part::Newline => "\n".into(),
+                // Shown apart from the text; see `buttons`.
+                Part::Button { .. } => String::new(),
             })
             .collect()
     }

@@ -696,7 +696,7 @@ alert = ["teams:#x"]
         assert!(p.message.contains("kind \"rss\""), "{}", p.message);
         assert!(
             p.message.contains(
-                "accepts: name, kind, every, timeout, max_body_bytes, allow_private, url"
+                "accepts: name, kind, every, timeout, max_body_bytes, allow_private, languages, url"
             ),
             "{}",
             p.message

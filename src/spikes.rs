@@ -179,9 +179,12 @@ pub async fn check(
     }
     let mut texts = Vec::new();
     let mut sources: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut tone = Tone::default();
     for h in &current {
         *sources.entry(h.source.as_str()).or_default() += 1;
-        if let Some(m) = store.mention(&h.mention_key)? {
+        let mention = store.mention(&h.mention_key)?;
+        tone.add(h, mention.as_ref().map(|m| &m.mention));
+        if let Some(m) = mention {
             let title = m.mention.title.unwrap_or_default();
             texts.push(format!("{title} {}", m.mention.text));
         }
@@ -191,10 +194,11 @@ pub async fn check(
         .unwrap_or_default();
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let terms = spike::top_terms(&text_refs, &brand_words, 5);
-    let explanation = explain(count, &baseline, window, cfg, &sources, &terms);
-
-    let negatives = current.iter().filter(|h| h.negative).count();
-    let sentiment = current.iter().map(|h| h.sentiment).sum::<f64>() / current.len() as f64;
+    let explanation = format!(
+        "{} {}",
+        explain(count, &baseline, window, cfg, &sources, &terms),
+        tone.words(count)
+    );
     let mention = Mention {
         item_id: format!(
             "{}:{}",
@@ -209,7 +213,9 @@ pub async fn check(
         author: None,
         author_reach: None,
         published: Some(now),
-        lang: None,
+        // With no hit scored, the alert says "sentiment not scored (language: …)" instead of
+        // showing a score of 0.
+        lang: tone.unscored_lang(),
         rating: None,
     };
     let escalate_at = now + Duration::from_std(desk.escalate_after).unwrap_or_default();
@@ -218,8 +224,8 @@ pub async fn check(
         alert: Some(NewAlert {
             rules: vec![rule.name.clone()],
             priority: rule.priority.raised(),
-            sentiment,
-            negative: negatives * 2 > current.len(),
+            sentiment: tone.mean().unwrap_or(0.0),
+            negative: tone.negative(),
             targets: rule.alert.clone(),
             highlights: vec![],
             timers: vec![(TimerKind::Escalate, escalate_at)],
@@ -237,6 +243,83 @@ pub async fn check(
         .accept_generated_marked(&[candidate], now, &cooldown_key(&rule.name), &now)
         .await?;
     Ok(accepted.alerts.into_iter().next())
+}
+
+/// The tone of a spike's mentions, from the hits the analysis scored: a mention in a
+/// language it does not score has no sentiment (stored as 0), and averaging it in would pull
+/// a burst of German complaints towards neutral.
+#[derive(Debug, Default)]
+struct Tone {
+    /// Sentiment of each scored hit.
+    scored: Vec<f64>,
+    /// Negative hits: scored and negative, or unscored with a 1–2 star rating.
+    negative: usize,
+    /// Hits whose negativity is known: scored ones, and negative unscored ones.
+    judged: usize,
+    /// Unscored hits by language.
+    unscored: BTreeMap<String, usize>,
+}
+
+impl Tone {
+    /// Adds one hit; `mention` is its stored mention (`None` once pruned: scored, as most
+    /// are, since its language can no longer be told).
+    fn add(&mut self, h: &RuleHit, mention: Option<&Mention>) {
+        let lang = mention.and_then(|m| crate::analysis::lang::given(m.lang.as_deref()));
+        if crate::analysis::lang::is_scored(lang) {
+            self.scored.push(h.sentiment);
+            self.judged += 1;
+        } else {
+            let lang = crate::analysis::lang::primary(lang.unwrap_or_default());
+            *self.unscored.entry(lang).or_default() += 1;
+            self.judged += usize::from(h.negative);
+        }
+        self.negative += usize::from(h.negative);
+    }
+
+    /// The mean sentiment of the scored hits; `None` when none was scored.
+    fn mean(&self) -> Option<f64> {
+        (!self.scored.is_empty())
+            .then(|| self.scored.iter().sum::<f64>() / self.scored.len() as f64)
+    }
+
+    /// Most hits whose negativity is known are negative.
+    fn negative(&self) -> bool {
+        self.negative * 2 > self.judged
+    }
+
+    /// The most common language of the unscored hits when no hit was scored.
+    fn unscored_lang(&self) -> Option<String> {
+        if !self.scored.is_empty() {
+            return None;
+        }
+        self.unscored
+            .iter()
+            .max_by_key(|(lang, n)| (**n, std::cmp::Reverse(lang.as_str())))
+            .map(|(lang, _)| lang.clone())
+    }
+
+    /// "Sentiment: -0.42 on average over the 8 of 12 mentions in English (4 in languages it
+    /// is not scored in: de 3, fr 1)." or "Sentiment: not scored: …".
+    fn words(&self, count: u32) -> String {
+        let langs = self
+            .unscored
+            .iter()
+            .map(|(l, n)| format!("{l} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match self.mean() {
+            None => format!(
+                "Sentiment: not scored; none of the {count} mentions is in a language it is scored in ({langs})."
+            ),
+            Some(mean) if self.unscored.is_empty() => {
+                format!("Sentiment: {mean:+.2} on average.")
+            }
+            Some(mean) => format!(
+                "Sentiment: {mean:+.2} on average over the {} of {count} mentions it is scored for; the others are in languages it is not scored in ({langs}).",
+                self.scored.len()
+            ),
+        }
+    }
 }
 
 /// "42 mentions in the last hour; usually 3 ± 1 (mean ± σ per hour over 14 days)…"
@@ -445,6 +528,65 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(spike.is_some(), !held, "held: {held}");
+        }
+    }
+
+    /// A spike's sentiment is the mean over the hits the analysis scored: German posts (no
+    /// sentiment, stored as 0) do not pull a burst of English complaints towards neutral,
+    /// and a burst with nothing scored says so instead of showing 0.
+    #[tokio::test]
+    async fn spike_sentiment_averages_scored_hits_only_and_says_when_none_were() {
+        for english in [10u32, 0] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).unwrap();
+            let now: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+            usual(&store, now - Duration::days(15), now - Duration::hours(1)).await;
+            for k in 0..30u32 {
+                let at = now - Duration::minutes(50) + Duration::minutes(i64::from(k));
+                let mut c = candidate(&format!("b{k}"), Some(at));
+                let alert = c.alert.as_mut().unwrap();
+                if k < english {
+                    c.mention.lang = Some("en".into());
+                    alert.sentiment = -0.8;
+                    alert.negative = true;
+                } else {
+                    c.mention.lang = Some(if k % 3 == 0 { "fr" } else { "de-AT" }.into());
+                }
+                store
+                    .accept("hn", &SourceState::default(), &[c], at)
+                    .await
+                    .unwrap();
+            }
+            let alert = check(&store, &SpikeConfig::default(), &rule(), &desk(), now)
+                .await
+                .unwrap()
+                .expect("a spike");
+            let m = store.mention(&alert.mention_key).unwrap().unwrap().mention;
+            if english > 0 {
+                assert!((alert.sentiment + 0.8).abs() < 1e-9, "{}", alert.sentiment);
+                assert!(alert.negative, "all scored hits are negative");
+                assert_eq!(m.lang, None);
+                assert!(
+                    m.text.contains("Sentiment: -0.80 on average over the 10 of 30 mentions it is scored for; the others are in languages it is not scored in (de 14, fr 6)."),
+                    "{}",
+                    m.text
+                );
+            } else {
+                assert_eq!(alert.sentiment, 0.0);
+                assert!(!alert.negative);
+                assert_eq!(m.lang.as_deref(), Some("de"), "the alert says the language");
+                assert!(
+                    m.text.contains("Sentiment: not scored; none of the 30 mentions is in a language it is scored in (de 20, fr 10)."),
+                    "{}",
+                    m.text
+                );
+                let view = crate::chat::AlertView::new(&alert, &m);
+                assert!(
+                    view.sentiment_words().starts_with("sentiment not scored"),
+                    "{}",
+                    view.sentiment_words()
+                );
+            }
         }
     }
 

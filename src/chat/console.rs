@@ -109,6 +109,8 @@ pub(crate) fn render_note(note: &Note) -> String {
                 format!("{} <{}>", terminal_text(label), terminal_text(url))
             }
             Part::Newline => "\n   ".to_string(),
+            // No buttons on a terminal; the text beside them names the command.
+            Part::Button { .. } => String::new(),
         })
         .collect()
 }

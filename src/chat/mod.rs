@@ -36,12 +36,27 @@ pub(crate) mod buttons {
     pub(crate) const SNOOZE_1H: &str = "desk_snooze_1h";
     pub(crate) const SNOOZE_4H: &str = "desk_snooze_4h";
     pub(crate) const SNOOZE_TOMORROW: &str = "desk_snooze_tomorrow";
+    /// Posts a held-back alert after all; shown beside held alerts in `/desk list held` and
+    /// the digest, never on an alert.
+    pub(crate) const PROMOTE: &str = "desk_promote";
     /// The snooze choices offered after Snooze, as (id, label).
     pub(crate) const SNOOZE_CHOICES: [(&str, &str); 3] = [
         (SNOOZE_1H, "1 hour"),
         (SNOOZE_4H, "4 hours"),
         (SNOOZE_TOMORROW, "Tomorrow 9:00"),
     ];
+}
+
+/// At most this many of a note's buttons are shown: Discord's 5 action rows of 5 buttons,
+/// and the 25 elements of one Slack actions block. A note that lists more alerts names the
+/// command for the rest.
+pub(crate) const NOTE_BUTTONS_MAX: usize = 25;
+
+/// The id a note's button carries on every platform (Slack `action_id`, Discord `custom_id`):
+/// `<action>:<alert id>`, so that several Promote buttons in one message stay unique (both
+/// platforms refuse a message that repeats one). The dispatcher reads the action before `:`.
+pub(crate) fn note_button_id(action: &str, alert: AlertId) -> String {
+    format!("{action}:{alert}")
 }
 
 /// How often one call is retried after a 429 before the pause is handed to the relay.

@@ -448,9 +448,19 @@ pub(crate) mod testgen {
             )
     }
 
+    /// A note with hostile text and, sometimes, more Promote buttons than any platform shows
+    /// (each renderer keeps `NOTE_BUTTONS_MAX`).
     pub(crate) fn note() -> impl Strategy<Value = Note> {
-        (hostile(), hostile(), hostile(), hostile(), url(), hostile()).prop_map(
-            |(a, b, c, d, url, label)| {
+        (
+            hostile(),
+            hostile(),
+            hostile(),
+            hostile(),
+            url(),
+            hostile(),
+            0usize..40,
+        )
+            .prop_map(|(a, b, c, d, url, label, buttons)| {
                 let mut n = Note::new()
                     .text("📝 ")
                     .user("slack:U0OK")
@@ -464,10 +474,16 @@ pub(crate) mod testgen {
                     .user(format!("rss:{d}"))
                     .ping(d);
                 if let Some(u) = url {
-                    n = n.link(u, label);
+                    n = n.link(u, label.clone());
+                }
+                for i in 0..buttons {
+                    n = n.button(
+                        crate::chat::buttons::PROMOTE,
+                        crate::model::AlertId(i as u64 + 1),
+                        format!("{label} #{i}"),
+                    );
                 }
                 n
-            },
-        )
+            })
     }
 }

@@ -355,8 +355,12 @@ impl Dispatcher {
         }
         let command = &self.desk.config().command;
         let now = self.clock.now();
+        // A button that can repeat in one message (Promote in a list) carries its alert in
+        // its id too (`chat::note_button_id`); the action is what comes before `:`.
+        let button = button.split_once(':').map_or(button, |(action, _)| action);
         let action = match button {
             buttons::CLAIM => Action::Claim,
+            buttons::PROMOTE => Action::Promote,
             buttons::UNCLAIM => Action::Unclaim,
             buttons::REOPEN => Action::Reopen,
             buttons::SNOOZE => return Reply::SnoozeChoices(id),
@@ -662,10 +666,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn unclaim_and_reopen_buttons_are_known_actions() {
+    async fn unclaim_reopen_and_promote_buttons_are_known_actions() {
         let dir = tempfile::tempdir().unwrap();
         let d = dispatcher(&dir, &[]);
-        for (n, b) in [buttons::UNCLAIM, buttons::REOPEN].into_iter().enumerate() {
+        // Promote as a list shows it: its alert in its id too, to keep ids unique.
+        let promote = crate::chat::note_button_id(buttons::PROMOTE, AlertId(9));
+        for (n, b) in [buttons::UNCLAIM, buttons::REOPEN, promote.as_str()]
+            .into_iter()
+            .enumerate()
+        {
             let i = interaction(
                 "U1",
                 &[],

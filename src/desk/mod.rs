@@ -12,7 +12,9 @@ pub mod state;
 pub mod timers;
 
 use crate::analysis::relevance::config::RelevanceConfig;
+use crate::chat::buttons;
 use crate::chat::view::excerpt;
+use crate::metrics::Metrics;
 use crate::model::{
     Actor, Alert, AlertId, AlertState, AuditEntry, Note, Priority, Target, TimerKind,
 };
@@ -23,6 +25,7 @@ use chrono::{DateTime, Utc};
 use command::{Command, ListFilter, SnoozeFor};
 use config::DeskConfig;
 use state::{Action, Refusal};
+use std::sync::Arc;
 
 /// The answer to an action: whether it changed the alert, and what to tell the person.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +57,8 @@ pub struct Desk {
     store: Store,
     cfg: DeskConfig,
     relevance: RelevanceConfig,
+    /// Where promotions are counted (`mentiondesk_promoted_total`).
+    metrics: Arc<Metrics>,
 }
 
 impl Desk {
@@ -62,7 +67,14 @@ impl Desk {
             store,
             cfg,
             relevance: RelevanceConfig::default(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts promotions in the daemon's `/metrics` (a desk of its own counts for nobody).
+    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>) -> Desk {
+        self.metrics = metrics;
+        self
     }
 
     /// Learns relevance (or not) as `[relevance]` says; the default is on.
@@ -153,6 +165,12 @@ impl Desk {
             let Some(alert) = self.store.alert(id)? else {
                 return Outcome::refused(not_found(id, &self.cfg.command));
             };
+            // A second click on Promote (or a click on an old list) finds it posted already.
+            if let (Action::Promote, Some(at)) = (&action, alert.promoted_at) {
+                if !matches!(alert.state, AlertState::Held) {
+                    return Outcome::refused(already_promoted(id, at, self.cfg.timezone));
+                }
+            }
             let new_state = match state::transition(&alert.state, &action, actor, now) {
                 Ok(s) => s,
                 Err(r) => return Outcome::refused(refusal(id, &r, &self.cfg.command)),
@@ -223,6 +241,9 @@ impl Desk {
             };
             match self.store.change_alert(&alert, change).await? {
                 ChangeOutcome::Applied => {
+                    if matches!(action, Action::Promote) {
+                        Metrics::add(&self.metrics.promoted_total, 1);
+                    }
                     tracing::info!(alert = %id, actor = %actor, action = action.name(), from = alert.state.name(), to = new_state.name(), "alert changed");
                     return Ok(Outcome {
                         applied: true,
@@ -756,7 +777,8 @@ impl Desk {
                 }
                 note = note
                     .text(" · ")
-                    .code(format!("{} promote {}", self.cfg.command, a.id));
+                    .code(format!("{} promote {}", self.cfg.command, a.id))
+                    .button(buttons::PROMOTE, a.id, format!("Promote #{}", a.id));
             }
             for line in undelivered.get(&a.id).into_iter().flatten() {
                 note = note.newline().text(format!("    {line}"));
@@ -1000,6 +1022,7 @@ fn rendered_bound(note: &Note) -> usize {
             Part::User(u) | Part::Ping(u) => 2 * u.chars().count() + 16,
             Part::Link { url, label } => url.chars().count() + 2 * label.chars().count() + 8,
             Part::Newline => 1,
+            Part::Button { .. } => 0,
         })
         .sum()
 }
@@ -1124,6 +1147,13 @@ fn refusal(id: AlertId, r: &Refusal, command: &str) -> Note {
             "#{id} is not held back; it is on the desk already."
         )),
     }
+}
+
+fn already_promoted(id: AlertId, at: DateTime<Utc>, tz: chrono_tz::Tz) -> Note {
+    Note::new().text(format!(
+        "#{id} is already promoted ({}): it was posted then, and is on the desk. Nothing more to do.",
+        at.with_timezone(&tz).format("%a %d %b %H:%M %Z")
+    ))
 }
 
 fn success(id: AlertId, action: &Action) -> Note {

@@ -652,12 +652,17 @@ pub(crate) fn held_section(r: &Report, now: DateTime<Utc>) -> Note {
     }
     note = note
         .bold(format!("Held back ({}):", r.held.len()))
-        .text(" not posted; ")
+        .text(" not posted; Promote or ")
         .code(format!("{} promote ID", r.command))
         .text(" posts one")
         .newline();
+    // Each with a Promote button (below the digest's text): one click posts it.
     for i in r.held.iter().take(TOP) {
-        note = item_line(note, i, now);
+        note = item_line(note, i, now).button(
+            crate::chat::buttons::PROMOTE,
+            i.id,
+            format!("Promote #{}", i.id),
+        );
     }
     if r.held.len() > TOP {
         note = note
@@ -734,8 +739,15 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("Held back (1): not posted; /desk promote ID posts one"),
+            text.contains("Held back (1): not posted; Promote or /desk promote ID posts one"),
             "{text}"
+        );
+        let section = held_section(&r, now);
+        let buttons: Vec<_> = section.buttons().collect();
+        assert_eq!(
+            buttons,
+            vec![(crate::chat::buttons::PROMOTE, AlertId(14), "Promote #14")],
+            "each held alert listed has its Promote button"
         );
         assert!(
             text.contains("#14") && text.contains("held — “A jaguar cub"),

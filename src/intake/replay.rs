@@ -281,6 +281,7 @@ pub(crate) async fn replay(posts: &[Post], learn: usize, cfg: RelevanceConfig) -
     let judge = Arc::new(Judge {
         matcher: Arc::new(RuleSet::compile([("jaguar", "jaguar OR jaguars")]).unwrap()),
         rules,
+        source_languages: Default::default(),
     });
     let (_tx, rx) = mpsc::channel(1);
     let intake = Intake::new(

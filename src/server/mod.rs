@@ -301,7 +301,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         ),
         (
             "mentiondesk_alerts_total",
-            "Alerts created.",
+            "Alerts created and put on the desk; held-back alerts count in mentiondesk_held_total instead.",
             Metrics::get(&m.alerts_total),
         ),
         (
@@ -328,6 +328,16 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             "mentiondesk_spikes_total",
             "Spike alerts raised.",
             Metrics::get(&m.spikes_total),
+        ),
+        (
+            "mentiondesk_held_total",
+            "Alerts held back by the relevance filter (stored, not posted).",
+            Metrics::get(&m.held_total),
+        ),
+        (
+            "mentiondesk_promoted_total",
+            "Held-back alerts a person promoted (posted after all; each a miss of the filter).",
+            Metrics::get(&m.promoted_total),
         ),
     ];
     for (name, help, value) in counters {

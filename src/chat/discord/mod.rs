@@ -55,8 +55,10 @@ pub(crate) const EMBED_FOOTER_MAX: usize = 2048;
 pub(crate) const EMBED_TOTAL_MAX: usize = 6000;
 pub(crate) const EMBED_URL_MAX: usize = 2048;
 pub(crate) const CUSTOM_ID_MAX: usize = 100;
-#[cfg(test)]
 pub(crate) const BUTTON_LABEL_MAX: usize = 80;
+/// Buttons in one action row, and action rows in one message (interactions/
+/// message-components).
+pub(crate) const ROW_BUTTONS_MAX: usize = 5;
 pub(crate) const MODAL_TITLE_MAX: usize = 45;
 pub(crate) const TEXT_INPUT_LABEL_MAX: usize = 45;
 pub(crate) const TEXT_INPUT_PLACEHOLDER_MAX: usize = 100;

@@ -150,9 +150,33 @@ pub(super) fn note_atoms(note: &Note) -> Vec<Atom> {
                 _ => out.extend(text_atoms(&truncate(label, NAME_MAX), "")),
             },
             Part::Newline => out.push(Atom::plain("\n")),
+            // Shown below the text, in `note_buttons`.
+            Part::Button { .. } => {}
         }
     }
     out
+}
+
+/// A note's buttons as action rows of at most five (Discord takes five rows of five), each
+/// `custom_id` `<action>:<alert>`, unique in the message as Discord requires; none without
+/// buttons.
+pub(super) fn note_buttons(note: &Note) -> Vec<CreateActionRow> {
+    let buttons: Vec<CreateButton> = note
+        .buttons()
+        .take(crate::chat::NOTE_BUTTONS_MAX)
+        .map(|(action, alert, label)| {
+            CreateButton::new(truncate(
+                &crate::chat::note_button_id(action, alert),
+                CUSTOM_ID_MAX,
+            ))
+            .label(truncate(label, BUTTON_LABEL_MAX))
+            .style(ButtonStyle::Primary)
+        })
+        .collect();
+    buttons
+        .chunks(ROW_BUTTONS_MAX)
+        .map(|row| CreateActionRow::Buttons(row.to_vec()))
+        .collect()
 }
 
 /// A note as Discord markdown, at most 2,000 characters (cut with "…").
@@ -201,11 +225,16 @@ pub(crate) fn note_payload(note: &Note) -> serde_json::Value {
         .into_iter()
         .map(|d| serde_json::json!({ "description": d }))
         .collect();
-    serde_json::json!({
+    let mut payload = serde_json::json!({
         "content": content,
         "embeds": embeds,
         "allowed_mentions": { "parse": [] },
-    })
+    });
+    let buttons = note_buttons(note);
+    if !buttons.is_empty() {
+        payload["components"] = serde_json::json!(buttons);
+    }
+    payload
 }
 
 /// A note as a message to post, with its embeds for a long note, and `marker` as the last
@@ -227,6 +256,7 @@ pub(super) fn note_message(note: &Note, marker: Option<&str>) -> CreateMessage {
                 .map(|d| CreateEmbed::new().description(d))
                 .collect(),
         )
+        .components(note_buttons(note))
         .allowed_mentions(CreateAllowedMentions::new())
 }
 
@@ -261,13 +291,18 @@ pub(crate) fn digest_payload(digest: &DigestPost, delivery: &str) -> serde_json:
             "description": truncate(&digest.chart_alt, ATTACHMENT_DESCRIPTION_MAX),
         }));
     }
-    serde_json::json!({
+    let buttons = note_buttons(&digest.body);
+    let mut payload = serde_json::json!({
         "embeds": [embed],
         "attachments": attachments,
         "allowed_mentions": { "parse": [] },
         "nonce": truncate(&format!("mdd{delivery}"), NONCE_MAX),
         "enforce_nonce": true,
-    })
+    });
+    if !buttons.is_empty() {
+        payload["components"] = serde_json::json!(buttons);
+    }
+    payload
 }
 
 /// Escaped untrusted text cut to `max` characters without splitting an escape; never empty
@@ -676,14 +711,43 @@ mod tests {
         assert!(total <= EMBED_TOTAL_MAX, "embeds hold {total}");
         let rows = msg["components"].as_array().cloned().unwrap_or_default();
         assert!(rows.len() <= 5);
+        let mut ids = std::collections::HashSet::new();
         for r in rows {
             let items = r["components"].as_array().unwrap();
-            assert!(items.len() <= 5);
+            assert!((1..=5).contains(&items.len()));
             for b in items {
                 assert!(count(&b["custom_id"]) <= CUSTOM_ID_MAX);
                 assert!(count(&b["label"]) <= BUTTON_LABEL_MAX);
+                let id = b["custom_id"].as_str().unwrap().to_string();
+                assert!(ids.insert(id), "a custom_id repeats in {msg}");
             }
         }
+    }
+
+    /// A note's buttons become action rows of five, at most five rows, `custom_id`
+    /// `desk_promote:<id>`; a note without buttons sends no `components`.
+    #[test]
+    fn note_buttons_are_rows_of_five_at_most_five_rows() {
+        let mut note = Note::new().text("held back");
+        for i in 1..=27 {
+            note = note.button(
+                crate::chat::buttons::PROMOTE,
+                AlertId(i),
+                format!("Promote #{i}"),
+            );
+        }
+        let v = note_payload(&note);
+        let rows = v["components"].as_array().unwrap();
+        assert_eq!(rows.len(), 5);
+        assert!(rows
+            .iter()
+            .all(|r| r["type"] == 1 && r["components"].as_array().unwrap().len() == 5));
+        assert_eq!(rows[0]["components"][0]["custom_id"], "desk_promote:1");
+        assert_eq!(rows[0]["components"][0]["label"], "Promote #1");
+        assert_eq!(rows[4]["components"][4]["custom_id"], "desk_promote:25");
+        let posted = serde_json::to_value(note_message(&note, None)).unwrap();
+        assert_eq!(posted["components"], v["components"]);
+        assert!(note_payload(&Note::new().text("x"))["components"].is_null());
     }
 
     proptest::proptest! {

@@ -87,6 +87,7 @@ pub(crate) fn digest_blocks(digest: &DigestPost, delivery: &str) -> Vec<SlackBlo
             };
             block.into()
         })
+        .chain(note_actions(&digest.body))
         .collect()
 }
 
@@ -135,7 +136,32 @@ pub(crate) fn note_content(note: &Note, block_id: Option<String>) -> SlackMessag
         .collect();
     SlackMessageContent::new()
         .with_text(text::fit(&atoms, FALLBACK_TEXT_MAX, UNIT))
-        .with_blocks(blocks)
+        .with_blocks(blocks.into_iter().chain(note_actions(note)).collect())
+}
+
+/// A button's text: `plain_text`, at most 75 characters (block-kit/block-elements/
+/// button-element).
+pub(crate) const BUTTON_TEXT_MAX: usize = 75;
+
+/// A note's buttons as one actions block below its sections (`None` without buttons): each
+/// `action_id` `<action>:<alert>` (unique in the message, as Slack requires) with the alert id
+/// as its `value`, at most `NOTE_BUTTONS_MAX` (an actions block holds 25 elements).
+fn note_actions(note: &Note) -> Option<SlackBlock> {
+    let elements: Vec<SlackActionBlockElement> = note
+        .buttons()
+        .take(crate::chat::NOTE_BUTTONS_MAX)
+        .map(|(action, alert, label)| {
+            SlackActionBlockElement::Button(
+                SlackBlockButtonElement::new(
+                    plain(text::fit(&plain_atoms(label), BUTTON_TEXT_MAX, UNIT)).into(),
+                )
+                .with_action_id(crate::chat::note_button_id(action, alert).into())
+                .with_value(alert.to_string())
+                .with_style(SlackBlockButtonStyle::Primary),
+            )
+        })
+        .collect();
+    (!elements.is_empty()).then(|| SlackActionsBlock::new(elements).into())
 }
 
 /// The private answer to a slash command as the HTTP response body.
@@ -179,6 +205,8 @@ pub(super) fn note_atoms(note: &Note) -> Vec<Atom> {
                 None => out.text(label, NAME_MAX),
             },
             Part::Newline => out.ours("\n"),
+            // Shown below the text, in `note_actions`.
+            Part::Button { .. } => out,
         };
     }
     out.0
@@ -549,6 +577,34 @@ mod tests {
         assert!(total <= 12_100, "blocks hold {total} characters");
     }
 
+    /// A note's buttons (Promote in `/desk list held`) become one actions block below its
+    /// text: `action_id` `desk_promote:<id>` (unique in the message), the id as `value`, at
+    /// most 25; a note without buttons has no actions block.
+    #[test]
+    fn note_buttons_are_one_actions_block_of_at_most_25() {
+        let mut note = Note::new().text("3 held back alerts");
+        for i in 1..=30 {
+            note = note.button(
+                crate::chat::buttons::PROMOTE,
+                AlertId(i),
+                format!("Promote #{i}"),
+            );
+        }
+        let v = serde_json::to_value(note_content(&note, None)).unwrap();
+        let blocks = v["blocks"].as_array().unwrap();
+        assert_eq!(blocks.len(), 2, "{v}");
+        assert_eq!(blocks[1]["type"], "actions");
+        let els = blocks[1]["elements"].as_array().unwrap();
+        assert_eq!(els.len(), 25);
+        assert_eq!(els[0]["action_id"], "desk_promote:1");
+        assert_eq!(els[0]["value"], "1");
+        assert_eq!(els[0]["text"]["text"], "Promote #1");
+        assert_eq!(els[24]["action_id"], "desk_promote:25");
+        assert_eq!(v["text"], "3 held back alerts", "the fallback is the text");
+        let plain = serde_json::to_value(note_content(&Note::new().text("x"), None)).unwrap();
+        assert_eq!(plain["blocks"].as_array().unwrap().len(), 1);
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
 
@@ -572,8 +628,19 @@ mod tests {
             let v = serde_json::to_value(&content).unwrap();
             let blocks = v["blocks"].as_array().unwrap();
             assert_eq!(blocks[0]["block_id"], "mdnote-7-1");
-            let sections: Vec<&str> =
-                blocks.iter().map(|b| b["text"]["text"].as_str().unwrap()).collect();
+            let sections: Vec<&str> = blocks
+                .iter()
+                .filter(|b| b["type"] == "section")
+                .map(|b| b["text"]["text"].as_str().unwrap())
+                .collect();
+            // The buttons follow the text, one actions block of at most 25.
+            let buttons = n.buttons().count();
+            match blocks.last() {
+                Some(b) if b["type"] == "actions" => {
+                    assert_eq!(b["elements"].as_array().unwrap().len(), buttons.min(25));
+                }
+                _ => assert_eq!(buttons, 0),
+            }
             let whole = render_note(&n);
             let squash = |s: &str| s.chars().filter(|c| !c.is_whitespace() && *c != '*' && *c != '`').collect::<String>();
             if !sections.last().unwrap().ends_with(text::ELLIPSIS) {

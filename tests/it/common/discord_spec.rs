@@ -142,6 +142,34 @@ fn documented_limits(op: &str, body: &Value, out: &mut Vec<SchemaError>) {
                     "Must be 5 or fewer in length.".into(),
                 ));
             }
+            // COMPONENTS_DOC: "custom_id … must be unique per component. Multiple components
+            // on the same message must not share the same custom_id."
+            let mut seen = std::collections::HashSet::new();
+            for (i, row) in rows.iter().enumerate() {
+                for (j, c) in row["components"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    if let Some(id) = c["custom_id"].as_str() {
+                        if !seen.insert(id.to_string()) {
+                            let mut p = at("components");
+                            p.extend([
+                                Seg::Index(i),
+                                key("components"),
+                                Seg::Index(j),
+                                key("custom_id"),
+                            ]);
+                            out.push(err(
+                                p,
+                                "COMPONENT_CUSTOM_ID_DUPLICATED",
+                                "Component custom id cannot be duplicated".into(),
+                            ));
+                        }
+                    }
+                }
+            }
         }
     }
     // MODAL_DOC: a modal holds between 1 and 5 components.

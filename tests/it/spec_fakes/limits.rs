@@ -92,7 +92,7 @@ fn discord_message_limits_pass_at_the_limit_and_fail_over_it() {
         op,
         5,
         "components",
-        |n| json!({"components": (0..n).map(|_| row(1)).collect::<Vec<_>>()}),
+        |n| json!({"components": (0..n).map(|r| json!({"type": 1, "components": [button(&format!("r{r}"), "B")]})).collect::<Vec<_>>()}),
     );
     discord_limit(op, 25, "nonce", |n| json!({"content": "c", "nonce": s(n)}));
     discord_limit(ops::START_THREAD, 100, "name", |n| json!({"name": s(n)}));
@@ -159,6 +159,30 @@ fn discord_errors_are_answered_as_discord_words_them() {
     assert_eq!(
         errors,
         vec![("components.0".to_string(), "UNION_TYPE_CHOICES")]
+    );
+}
+
+/// Discord refuses a message whose components share a `custom_id` (components reference:
+/// "Multiple components on the same message must not share the same custom_id"), so the
+/// fake does too; distinct ids over five rows of five pass.
+#[test]
+fn discord_refuses_a_repeated_custom_id_in_one_message() {
+    let button = |id: &str| button(id, "Promote");
+    let rows: Vec<Value> = (0..5)
+        .map(|r| json!({"type": 1, "components": (0..5).map(|b| button(&format!("desk_promote:{}", r * 5 + b))).collect::<Vec<_>>()}))
+        .collect();
+    let ok = json!({"type": 4, "data": {"content": "held", "components": rows}});
+    assert_eq!(discord_errors(ops::CALLBACK, &ok), vec![]);
+    let twice = json!({"content": "held", "components": [
+        {"type": 1, "components": [button("desk_promote:1")]},
+        {"type": 1, "components": [button("desk_promote:2"), button("desk_promote:1")]},
+    ]});
+    assert_eq!(
+        discord_errors(ops::CREATE_MESSAGE, &twice),
+        vec![(
+            "components.1.components.1.custom_id".to_string(),
+            "COMPONENT_CUSTOM_ID_DUPLICATED"
+        )]
     );
 }
 
