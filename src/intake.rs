@@ -12,7 +12,7 @@ use crate::model::{Mention, Note, Priority, SourceState, Target, TimerKind};
 use crate::rules::config::RuleConfig;
 use crate::rules::{Document, RuleSet};
 use crate::shutdown::Shutdown;
-use crate::sources::poll::PollOutcome;
+use crate::sources::poll::{PollOutcome, Polled};
 use crate::sources::webhook::Delivery;
 use crate::store::{
     off_runtime, Candidate, MentionPrune, NewAlert, Repeat, RepeatOf, Store, StoreError, ThreadKey,
@@ -198,7 +198,7 @@ pub(crate) struct Intake {
     /// When an unclaimed alert escalates (`[desk].escalate_after`): its timer starts with it.
     escalate_after: Duration,
     store: Store,
-    polls: mpsc::Receiver<PollOutcome>,
+    polls: mpsc::Receiver<Polled>,
     /// Webhook deliveries, each answered once stored (see `with_deliveries`).
     deliveries: Option<mpsc::Receiver<Delivery>>,
     relevance: Arc<RelevanceFilter>,
@@ -206,12 +206,20 @@ pub(crate) struct Intake {
     clock: Clock,
 }
 
+/// Who waits for a stored outcome, and how they are answered.
+enum Answer {
+    /// A poller: whether to move on to the outcome's state.
+    Poll(tokio::sync::oneshot::Sender<bool>),
+    /// A webhook's sender: stored, or why not.
+    Webhook(tokio::sync::oneshot::Sender<Result<(), String>>),
+}
+
 impl Intake {
     pub(crate) fn new(
         judge: Arc<Judge>,
         escalate_after: Duration,
         store: Store,
-        polls: mpsc::Receiver<PollOutcome>,
+        polls: mpsc::Receiver<Polled>,
         metrics: Arc<Metrics>,
         clock: Clock,
     ) -> Intake {
@@ -249,7 +257,7 @@ impl Intake {
         prune_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut pruning: Option<tokio::task::JoinHandle<usize>> = None;
         loop {
-            let (outcome, stored) = tokio::select! {
+            let (outcome, answer) = tokio::select! {
                 _ = prune_every.tick() => {
                     // In a task of its own, so polls and webhooks are stored meanwhile; never
                     // two at once (a tick while one runs is skipped).
@@ -260,24 +268,26 @@ impl Intake {
                     continue;
                 }
                 o = self.polls.recv(), if polling => match o {
-                    Some(o) => (o, None),
+                    Some(p) => (p.outcome, Answer::Poll(p.stored)),
                     None if receiving => {
                         polling = false;
                         continue;
                     }
                     None => break,
                 },
-                Some(d) = next_delivery(&mut self.deliveries) => (d.outcome, Some(d.stored)),
+                Some(d) = next_delivery(&mut self.deliveries) => (d.outcome, Answer::Webhook(d.stored)),
                 _ = shutdown.wait() => break,
             };
             let result = self.accept(outcome).await;
-            match stored {
-                None => {
-                    if let Err(e) = result {
+            match answer {
+                Answer::Poll(stored) => {
+                    if let Err(e) = &result {
                         tracing::error!(error = %e, "could not store a poll's mentions; they will be fetched again");
                     }
+                    // The poller keeps its last stored state unless this one was stored.
+                    let _ = stored.send(result.is_ok());
                 }
-                Some(stored) => {
+                Answer::Webhook(stored) => {
                     let result = result.map(|_| ()).map_err(|e| {
                         tracing::error!(error = %e, "could not store a webhook delivery; its sender is asked to send it again");
                         e.to_string()

@@ -28,6 +28,15 @@ pub struct PollOutcome {
     pub state: SourceState,
 }
 
+/// A poll's outcome on its way to the intake, with the answer whether it was stored: the
+/// poller moves on to the new state only once it was, so after a failed write the next poll
+/// fetches the same items again instead of resuming past them.
+#[derive(Debug)]
+pub struct Polled {
+    pub outcome: PollOutcome,
+    pub stored: tokio::sync::oneshot::Sender<bool>,
+}
+
 /// How one source is doing, as shown on `/healthz` and `/metrics`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceStatus {
@@ -203,13 +212,14 @@ impl Health {
 /// Retry-After). Streaming sources use the same loop: their connection lives in a task the
 /// source owns, `poll` drains what it buffered, and `Source::ready` ends the wait early
 /// when something arrived, so a streamed mention is handed on within milliseconds. Sends a `PollOutcome` after
-/// each successful poll that found mentions or moved the state.
+/// each successful poll that found mentions or moved the state, and keeps the new state
+/// only once the intake answers that it was stored.
 pub struct Poller {
     source: Box<dyn Source>,
     every: Duration,
     timeout: Duration,
     state: SourceState,
-    out: mpsc::Sender<PollOutcome>,
+    out: mpsc::Sender<Polled>,
     health: Health,
 }
 
@@ -221,7 +231,7 @@ impl Poller {
         every: Duration,
         timeout: Duration,
         state: SourceState,
-        out: mpsc::Sender<PollOutcome>,
+        out: mpsc::Sender<Polled>,
         health: Health,
     ) -> Poller {
         Poller {
@@ -280,22 +290,42 @@ impl Poller {
                     }
                     tracing::debug!(source = %name, mentions = mentions.len(), "polled");
                     if !mentions.is_empty() || next_state != state {
-                        let outcome = PollOutcome {
-                            source: name.clone(),
-                            mentions,
-                            state: next_state.clone(),
+                        let (stored_tx, stored_rx) = tokio::sync::oneshot::channel();
+                        let polled = Polled {
+                            outcome: PollOutcome {
+                                source: name.clone(),
+                                mentions,
+                                state: next_state.clone(),
+                            },
+                            stored: stored_tx,
                         };
                         tokio::select! {
                             biased;
                             _ = shutdown.wait() => break,
-                            sent = out.send(outcome) => {
+                            sent = out.send(polled) => {
                                 if sent.is_err() {
                                     tracing::debug!(source = %name, "intake is gone; stopping");
                                     break;
                                 }
                             }
                         }
-                        state = next_state;
+                        let stored = tokio::select! {
+                            biased;
+                            _ = shutdown.wait() => break,
+                            stored = stored_rx => match stored {
+                                Ok(stored) => stored,
+                                Err(_) => {
+                                    tracing::debug!(source = %name, "intake is gone; stopping");
+                                    break;
+                                }
+                            },
+                        };
+                        if stored {
+                            state = next_state;
+                        } else {
+                            // The intake logged why; the items are fetched again next time.
+                            tracing::warn!(source = %name, "poll not stored; the next poll resumes from the last stored state");
+                        }
                     }
                     jitter(every)
                 }
@@ -412,7 +442,7 @@ mod tests {
 
     /// The loop itself, with scripted sources, mostly on tokio's paused clock.
     mod run_loop {
-        use super::{Health, PollOutcome, Poller};
+        use super::{Health, PollOutcome, Polled, Poller};
         use crate::model::Mention;
         use crate::shutdown;
         use crate::sources::{Source, SourceError, SourceKind, SourceState};
@@ -432,13 +462,41 @@ mod tests {
             health: Health,
             stop: shutdown::Shutdown,
         ) -> impl std::future::Future<Output = ()> {
-            Poller::new(source, every, timeout, initial, out, health).run(stop)
+            run_answering(source, every, timeout, initial, out, health, stop, |_| true)
+        }
+
+        /// The poll loop with an intake that answers each outcome with `stored(&outcome)`,
+        /// then hands it to `out`.
+        #[allow(clippy::too_many_arguments)]
+        fn run_answering(
+            source: Box<dyn Source>,
+            every: Duration,
+            timeout: Duration,
+            initial: SourceState,
+            out: mpsc::Sender<PollOutcome>,
+            health: Health,
+            stop: shutdown::Shutdown,
+            mut stored: impl FnMut(&PollOutcome) -> bool + Send + 'static,
+        ) -> impl std::future::Future<Output = ()> {
+            let (tx, mut rx) = mpsc::channel::<Polled>(1);
+            tokio::spawn(async move {
+                while let Some(p) = rx.recv().await {
+                    let answer = stored(&p.outcome);
+                    if out.send(p.outcome).await.is_err() {
+                        break;
+                    }
+                    let _ = p.stored.send(answer);
+                }
+            });
+            Poller::new(source, every, timeout, initial, tx, health).run(stop)
         }
 
         enum Step {
             Ok(usize),
             /// Succeeds with no mentions but moves the cursor.
             Moved,
+            /// Succeeds with one mention and appends `+` to the cursor it was given.
+            Append,
             Fail(SourceError),
             Hang,
         }
@@ -487,6 +545,11 @@ mod tests {
                 self.polls.lock().unwrap().push(Instant::now());
                 match self.steps.pop_front().unwrap_or(Step::Ok(0)) {
                     Step::Ok(n) => Ok((0..n).map(mention).collect()),
+                    Step::Append => {
+                        let given = state.cursor.take().unwrap_or_default();
+                        state.cursor = Some(format!("{given}+"));
+                        Ok(vec![mention(1)])
+                    }
                     Step::Moved => {
                         let n = self.polls.lock().unwrap().len();
                         state.cursor = Some(format!("c{n}"));
@@ -658,6 +721,41 @@ mod tests {
             let status = health.get("slow").unwrap();
             assert_eq!(status.errors_total, 1);
             assert!(status.last_error.unwrap().contains("timed out"));
+            trigger.trigger();
+            task.await.unwrap();
+        }
+
+        /// When the intake could not store a poll (a full disk, a store error), the poller
+        /// keeps the state it had: the next poll resumes from the last stored state and hands
+        /// the same items on again, instead of resuming past them and losing them.
+        #[tokio::test(start_paused = true)]
+        async fn a_poll_the_intake_could_not_store_is_fetched_again() {
+            let (source, _polls) =
+                scripted("disk-full", vec![Step::Append, Step::Append, Step::Append]);
+            let (tx, mut rx) = mpsc::channel(8);
+            let (trigger, stop) = shutdown::channel();
+            let mut answers = vec![false, true, true].into_iter();
+            let task = tokio::spawn(run_answering(
+                source,
+                Duration::from_secs(60),
+                Duration::from_secs(10),
+                SourceState::default(),
+                tx,
+                Health::new(),
+                stop,
+                move |_| answers.next().unwrap_or(true),
+            ));
+            let mut cursors = Vec::new();
+            for _ in 0..3 {
+                let outcome = rx.recv().await.unwrap();
+                assert_eq!(outcome.mentions.len(), 1);
+                cursors.push(outcome.state.cursor.unwrap());
+            }
+            assert_eq!(
+                cursors,
+                ["+", "+", "++"],
+                "the failed poll's state was not kept; the stored one was"
+            );
             trigger.trigger();
             task.await.unwrap();
         }
