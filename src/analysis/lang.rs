@@ -11,7 +11,8 @@
 
 use whatlang::Lang;
 
-/// Lowest whatlang confidence (0..1) taken as an answer. Chosen with `scripts/lang_bench.sh`
+/// Lowest whatlang confidence (0..1) taken as an answer, for the posts the word check
+/// ([`evidence`]) leaves to whatlang. Chosen with `scripts/lang_bench.sh`
 /// (figures in BENCHMARKS.md, "Language detection"): from 0.4 up no short post of
 /// `tests/data/lang_short.tsv` gets a wrong language, and the higher the floor the fewer
 /// English posts are called another language (and so lose their sentiment, or are dropped
@@ -219,6 +220,7 @@ const NEITHER_MAX_WORDS: usize = 14;
 
 /// English function words that are not words of another Latin-script language in CODES
 /// (`is`, `of`, `to`, `in`, `my`, `was`, `will` are, in Dutch, Polish, German...). Sorted.
+#[rustfmt::skip]
 const ENGLISH_WORDS: &[&str] = &[
     "about", "after", "again", "also", "and", "any", "are", "aren", "be", "because", "been",
     "being", "but", "could", "couldn", "day", "did", "didn", "does", "doesn", "don", "dont",
@@ -232,18 +234,19 @@ const ENGLISH_WORDS: &[&str] = &[
 ];
 
 /// Function words of other Latin-script languages that English does not use. Sorted.
+#[rustfmt::skip]
 const FOREIGN_WORDS: &[&str] = &[
     "ainda", "ako", "aku", "als", "ama", "anche", "ang", "att", "auf", "aussi", "avec", "ay",
     "bei", "bir", "bu", "che", "chez", "cok", "como", "con", "czy", "dan", "das", "dass", "de",
     "del", "della", "den", "dengan", "der", "des", "det", "di", "dit", "du", "een", "ei", "ein",
     "eine", "el", "en", "es", "est", "esta", "este", "geen", "het", "hindi", "ich", "icin", "ik",
     "ikke", "il", "ile", "ini", "inte", "io", "ist", "itu", "ja", "jag", "je", "jeg", "jest",
-    "jij", "juz", "kami", "la", "las", "les", "lo", "los", "maar", "mais", "mas", "mein",
-    "meine", "meu", "mga", "mijn", "minha", "mir", "mit", "muy", "na", "nao", "ne", "ng", "ni",
-    "nicht", "nie", "niet", "noch", "nog", "nous", "och", "og", "ook", "ou", "pada", "para", "pas",
-    "pero", "por", "pour", "qu", "que", "qui", "saya", "sie", "sind", "som", "sono", "sur", "tak",
-    "tidak", "tres", "tu", "uma", "und", "une", "uno", "untuk", "van", "voor", "vous", "wie",
-    "wir", "yang", "ze", "zu",
+    "jij", "juz", "kami", "la", "las", "les", "lo", "los", "maar", "mais", "mas", "mein", "meine",
+    "meu", "mga", "mijn", "minha", "mir", "mit", "muy", "na", "nao", "ne", "ng", "ni", "nicht",
+    "nie", "niet", "noch", "nog", "nous", "och", "og", "ook", "ou", "pada", "para", "pas", "pero",
+    "por", "pour", "qu", "que", "qui", "saya", "sie", "sind", "som", "sono", "sur", "tak", "tidak",
+    "tres", "tu", "uma", "und", "une", "uno", "untuk", "van", "voor", "vous", "wie", "wir", "yang",
+    "ze", "zu",
 ];
 
 /// The title and text, without links, `@handles`, `#hashtags` and `$cashtags` (names, not
@@ -361,13 +364,23 @@ mod tests {
 
     #[test]
     fn function_words_decide_before_whatlang() {
-        assert_eq!(evidence("Why does the Acme app log me out"), Evidence::English);
+        assert_eq!(
+            evidence("Why does the Acme app log me out"),
+            Evidence::English
+        );
         assert_eq!(evidence("I've had it with Acme"), Evidence::English);
         // A word of another language sends the post to whatlang, English words or not.
         assert_eq!(evidence("Acme ist the best"), Evidence::Other);
-        assert_eq!(evidence("Waarom logt de Acme app me steeds uit"), Evidence::Other);
+        assert_eq!(
+            evidence("Waarom logt de Acme app me steeds uit"),
+            Evidence::Other
+        );
         assert_eq!(evidence("The café at Acme"), Evidence::Other, "diacritics");
-        assert_eq!(evidence("Acmeの注文がまだ届かない"), Evidence::Other, "another script");
+        assert_eq!(
+            evidence("Acmeの注文がまだ届かない"),
+            Evidence::Other,
+            "another script"
+        );
         assert_eq!(evidence("Acme Bestellung storniert"), Evidence::Neither);
         let long = "Acme ".repeat(NEITHER_MAX_WORDS);
         assert_eq!(evidence(&long), Evidence::Other, "long enough for whatlang");
@@ -394,7 +407,10 @@ mod tests {
     fn short_posts_get_their_language_or_none() {
         let data = include_str!("../../tests/data/lang_short.tsv");
         let (mut right, mut english_right) = (0, 0);
-        for line in data.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        for line in data
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
             let (want, text) = line.split_once('\t').expect("code TAB text");
             match detect(None, text) {
                 Some(got) if got == want => {
@@ -405,7 +421,10 @@ mod tests {
                 None => {}
             }
         }
-        assert!(right >= 90 && english_right >= 19, "{right} right, {english_right} English");
+        assert!(
+            right >= 90 && english_right >= 19,
+            "{right} right, {english_right} English"
+        );
     }
 
     #[test]
