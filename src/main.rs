@@ -301,7 +301,9 @@ fn match_lines(c: &ConfigArg, with_vader: bool) -> anyhow::Result<ExitCode> {
             continue;
         }
         match serde_json::from_str::<MatchInput>(&line) {
-            Ok(input) => serde_json::to_writer(&mut stdout, &verdict_json(&judge, input, with_vader))?,
+            Ok(input) => {
+                serde_json::to_writer(&mut stdout, &verdict_json(&judge, input, with_vader))?
+            }
             Err(e) => {
                 bad += 1;
                 let out = serde_json::json!({
