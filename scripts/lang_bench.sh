@@ -3,13 +3,15 @@
 # post, and what whatlang adds to a release binary — without building the whole crate. Builds
 # a throwaway cargo project that includes the module by path and:
 #   1. detects every post of tests/data/lang_short.tsv (code TAB text) and prints, for several
-#      confidence floors, how many posts got the right language, a wrong one, or none
-#      (`lang::MIN_CONFIDENCE` is the floor the daemon uses);
+#      confidence floors, how many posts whatlang alone gives the right language, a wrong one,
+#      or none (`lang::MIN_CONFIDENCE` is the floor the daemon uses), then the same for
+#      `lang::detect` (function words first, whatlang for the rest: what the daemon runs);
 #   2. times `lang::detect` over those posts for ROUNDS rounds, in CPU time read from
 #      /proc/thread-self/schedstat (what one dedicated core does, whatever else runs);
 #   3. with ENGLISH (a file of English posts, one per line, e.g. TweetEval's
 #      datasets/sentiment/test_text.txt from github.com/cardiffnlp/tweeteval), counts how many
-#      of them would lose their sentiment score, i.e. are called another language;
+#      of them would lose their sentiment score, i.e. are called another language (whatlang
+#      alone by floor, and lang::detect), and times lang::detect and whatlang on them;
 #   4. builds the same program with and without the whatlang call and prints the size of both
 #      stripped release binaries.
 #
@@ -115,6 +117,50 @@ fn main() {
                 println!("wrong at the floor: {want} read as {} ({:.2}): {text}", g.code, g.confidence);
             }
         }
+        // What the daemon uses: function words first, whatlang for the rest (lang::detect).
+        let (mut right, mut wrong, mut none) = (0, 0, 0);
+        for (want, t) in &posts {
+            match lang::detect(None, t) {
+                Some(got) if got == *want => right += 1,
+                Some(got) => { wrong += 1; println!("detect wrong: {want} read as {got}: {t}"); }
+                None => none += 1,
+            }
+        }
+        let en_short = posts.iter().filter(|p| p.0 == "en").count();
+        let en_named = posts.iter().filter(|p| p.0 == "en" && lang::detect(None, p.1) == Some("en")).count();
+        println!("lang::detect (function words, then whatlang >= MIN_CONFIDENCE): right {right}, wrong {wrong}, unknown {none} | English posts: right {en_named} of {en_short}");
+        if let Some(path) = std::env::args().nth(2) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let english: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+            let mut called = std::collections::BTreeMap::new();
+            let mut asked = 0usize;
+            for t in &english {
+                *called.entry(lang::detect(None, t).unwrap_or("unknown")).or_insert(0usize) += 1;
+                asked += usize::from(lang::evidence(&lang::words_only(None, t)) == lang::Evidence::Other);
+            }
+            let other: usize = called.iter().filter(|(k, _)| **k != "en" && **k != "unknown").map(|(_, n)| n).sum();
+            println!("lang::detect on the English posts: English {}, unknown {}, another language {} ({:.2} %); whatlang asked for {asked} ({:.1} %)",
+                called.get("en").unwrap_or(&0), called.get("unknown").unwrap_or(&0), other,
+                100.0 * other as f64 / english.len() as f64, 100.0 * asked as f64 / english.len() as f64);
+            let reps = (rounds * posts.len() / english.len()).max(1);
+            let cpu0 = cpu_ns();
+            for _ in 0..reps {
+                for t in &english {
+                    black_box(lang::detect(None, black_box(t)));
+                }
+            }
+            let (cpu, n) = (cpu_ns() - cpu0, (reps * english.len()) as f64);
+            println!("detect, English posts: {n} posts, {:.2} µs CPU per post ({:.0} k posts per CPU-second)",
+                cpu as f64 / n / 1e3, n / (cpu as f64 / 1e9) / 1e3);
+            let cpu0 = cpu_ns();
+            for _ in 0..reps.min(3) {
+                for t in &english {
+                    black_box(lang::guess(None, black_box(t)));
+                }
+            }
+            let n = (reps.min(3) * english.len()) as f64;
+            println!("whatlang alone (lang::guess), English posts: {:.2} µs CPU per post", (cpu_ns() - cpu0) as f64 / n / 1e3);
+        }
         for (_, t) in &posts { black_box(lang::detect(None, t)); }
         let (cpu0, wall0) = (cpu_ns(), Instant::now());
         for _ in 0..rounds {
@@ -124,7 +170,7 @@ fn main() {
         }
         let (cpu, wall) = (cpu_ns() - cpu0, wall0.elapsed());
         let n = (rounds * posts.len()) as f64;
-        println!("detect: {n} posts, {:.2} µs CPU per post ({:.0} k posts per CPU-second), {:.2} µs wall per post",
+        println!("detect, short posts: {n} posts, {:.2} µs CPU per post ({:.0} k posts per CPU-second), {:.2} µs wall per post",
             cpu as f64 / n / 1e3, n / (cpu as f64 / 1e9) / 1e3, wall.as_nanos() as f64 / n / 1e3);
     }
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""VADER parity: compare the VADER compound `mentiondesk match` prints (`vader`) with the reference
+"""VADER parity: compare the VADER compound `mentiondesk match --vader` prints (`vader`) with the reference
 Python vaderSentiment 3.3.2 on the same texts, and write the small committed sample that
 `tests/it/analysis_parity.rs` replays without Python.
 
@@ -61,14 +61,20 @@ def rust_match(binary, texts, titles=None):
             lines.append(json.dumps(m))
         env = dict(os.environ, MENTIONDESK_LOG="warn")
         env.pop("MENTIONDESK_CONFIG", None)
-        out = subprocess.run(
-            [binary, "match", "--config", cfg],
-            input="\n".join(lines) + "\n",
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
+        def run(flags):
+            return subprocess.run(
+                [binary, "match", *flags, "--config", cfg],
+                input="\n".join(lines) + "\n",
+                capture_output=True,
+                text=True,
+                env=env,
+            )
+
+        # `vader` is printed with --vader (issue 14); binaries from before always print it.
+        out = run(["--vader"])
+        if out.returncode != 0 and "--vader" in out.stderr:
+            out = run([])
+        out.check_returncode()
     verdicts = [json.loads(l) for l in out.stdout.splitlines() if l.strip()]
     assert len(verdicts) == len(texts), (len(verdicts), len(texts))
     for i, v in enumerate(verdicts):

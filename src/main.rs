@@ -64,14 +64,15 @@ Output, one object per input line:
   rules: the names of the rules that matched (empty: no alert); sentiment: -1..1, the
   trained model's P(positive) - P(negative); negative: the model calls it negative about or a
   complaint to the brand; priority: low | normal | high | critical; vader: VADER's compound
-  score, for comparison. sentiment, negative, priority and vader are null when no rule matched;
+  score, for comparison, with --vader only (null without it: VADER costs more than the rest
+  of the analysis). sentiment, negative, priority and vader are null when no rule matched;
   lang: the input's lang, else detected (ISO 639-1) when a rule matched, null when unknown;
   sentiment, negative and vader are null for a post not in English (only English is scored).
 A line that is not a mention gets {\"line\": N, \"error\": \"...\"} and the exit code is 1.
 Example:
   echo '{\"id\":1,\"text\":\"Acme lost my refund\"}' | mentiondesk match --config config/mentiondesk.toml"
     )]
-    Match(ConfigArg),
+    Match(MatchArgs),
     /// Poll every source once and print what matched; posts nothing, stores nothing
     #[command(
         after_help = "Prints, per source, the number of matching mentions and one line each: \
@@ -118,6 +119,15 @@ if any target failed."
 }
 
 #[derive(clap::Args)]
+struct MatchArgs {
+    /// Also print VADER's compound score of each matched line (`vader`; null without this)
+    #[arg(long)]
+    vader: bool,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+#[derive(clap::Args)]
 struct ConfigArg {
     /// Config file [default: config/mentiondesk.toml]
     #[arg(long, short = 'c', env = "MENTIONDESK_CONFIG", value_name = "PATH")]
@@ -138,7 +148,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(c) => run(&c),
         Command::Check { online, config } => check(&config, online),
-        Command::Match(c) => match_lines(&c),
+        Command::Match(m) => match_lines(&m.config, m.vader),
         Command::Scan { once, config } => scan(once, &config),
         Command::Digest { now, name, config } => digest_now(now, name.as_deref(), &config),
         Command::TestAlert { to, config } => test_alert(to.as_deref(), &config),
@@ -279,7 +289,7 @@ struct MatchInput {
     lang: Option<String>,
 }
 
-fn match_lines(c: &ConfigArg) -> anyhow::Result<ExitCode> {
+fn match_lines(c: &ConfigArg, with_vader: bool) -> anyhow::Result<ExitCode> {
     let cfg = load(c)?;
     let judge = app::judge(&cfg);
     let stdin = std::io::stdin().lock();
@@ -290,17 +300,20 @@ fn match_lines(c: &ConfigArg) -> anyhow::Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        let out = match serde_json::from_str::<MatchInput>(&line) {
-            Ok(input) => verdict_json(&judge, input),
+        match serde_json::from_str::<MatchInput>(&line) {
+            Ok(input) => {
+                serde_json::to_writer(&mut stdout, &verdict_json(&judge, input, with_vader))?
+            }
             Err(e) => {
                 bad += 1;
-                serde_json::json!({
+                let out = serde_json::json!({
                     "line": n + 1,
                     "error": format!("not a mention: {e}; expected {{\"id\",\"text\",\"title\"?,\"url\"?,\"author\"?,\"source\"?,\"lang\"?}}"),
-                })
+                });
+                serde_json::to_writer(&mut stdout, &out)?;
             }
-        };
-        writeln!(stdout, "{out}")?;
+        }
+        stdout.write_all(b"\n")?;
     }
     stdout.flush()?;
     if bad > 0 {
@@ -313,7 +326,7 @@ fn match_lines(c: &ConfigArg) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verdict_json(judge: &Judge, input: MatchInput) -> serde_json::Value {
+fn verdict_json(judge: &Judge, input: MatchInput, with_vader: bool) -> MatchOutput {
     let source = input.source.unwrap_or_else(|| "stdin".into());
     let mention = Mention {
         item_id: input.id.to_string(),
@@ -329,24 +342,38 @@ fn verdict_json(judge: &Judge, input: MatchInput) -> serde_json::Value {
         rating: None,
     };
     let v = judge.judge(&mention);
-    // VADER's compound, for comparison and the parity scripts; like the model's figures,
-    // only for a matched mention.
-    let vader = v.sentiment.map(|_| {
+    // VADER's compound, for comparison and the parity scripts (`--vader`); like the model's
+    // figures, only for a matched mention. Off by default: it costs more per post than the
+    // model and the matcher together (BENCHMARKS.md, "Rule matcher").
+    let vader = v.sentiment.filter(|_| with_vader).map(|_| {
         let text = mentiondesk::analysis::negativity::analysed_text(
             mention.title.as_deref(),
             &mention.text,
         );
         mentiondesk::analysis::sentiment::score(&text).score
     });
-    serde_json::json!({
-        "id": input.id,
-        "rules": v.rules,
-        "sentiment": v.sentiment,
-        "negative": v.negative,
-        "priority": v.priority,
-        "lang": v.lang,
-        "vader": vader,
-    })
+    MatchOutput {
+        id: input.id,
+        lang: v.lang,
+        negative: v.negative,
+        priority: v.priority,
+        rules: v.rules,
+        sentiment: v.sentiment,
+        vader,
+    }
+}
+
+/// One output line of `match`. The fields are in the order the output always had (sorted):
+/// written straight from this struct, without building a `serde_json::Value` map per line.
+#[derive(serde::Serialize)]
+struct MatchOutput {
+    id: serde_json::Value,
+    lang: Option<String>,
+    negative: Option<bool>,
+    priority: Option<mentiondesk::model::Priority>,
+    rules: Vec<String>,
+    sentiment: Option<f64>,
+    vader: Option<f64>,
 }
 
 fn scan(once: bool, c: &ConfigArg) -> anyhow::Result<ExitCode> {

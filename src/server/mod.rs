@@ -7,6 +7,7 @@ pub mod admin;
 pub(crate) mod config;
 pub(crate) mod discord;
 pub mod ingest;
+mod outbox_view;
 pub mod slack;
 
 use crate::metrics::Metrics;
@@ -46,16 +47,30 @@ pub(crate) struct AppState {
 }
 
 /// Work that outlives its request (a Slack answer through `response_url`, a deferred Discord
-/// answer), tracked so shutdown waits for it instead of dropping it silently.
-#[derive(Clone, Default)]
-pub(crate) struct Tasks(Arc<Mutex<JoinSet<()>>>);
+/// answer), tracked so shutdown waits for it instead of dropping it silently. It runs on the
+/// runtime the `Tasks` were made on (the daemon's), not on the HTTP server's own runtime
+/// ([`serve`]): desk work reads and writes the store, and must not hold up `/healthz`.
+#[derive(Clone)]
+pub(crate) struct Tasks(Arc<Mutex<JoinSet<()>>>, Option<tokio::runtime::Handle>);
+
+impl Default for Tasks {
+    fn default() -> Tasks {
+        Tasks(
+            Default::default(),
+            tokio::runtime::Handle::try_current().ok(),
+        )
+    }
+}
 
 impl Tasks {
     pub(crate) fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
         let mut set = self.0.lock().expect("lock");
         // Finished work is reaped here so the set holds only what still runs.
         while set.try_join_next().is_some() {}
-        set.spawn(work);
+        match &self.1 {
+            Some(runtime) => set.spawn_on(work, runtime),
+            None => set.spawn(work),
+        };
     }
 
     /// Waits up to `limit` for the tracked work, including work spawned meanwhile. Returns how
@@ -115,6 +130,7 @@ pub(crate) fn router(state: AppState) -> Router {
             post(ingest_delivery).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .layer(axum::extract::DefaultBodyLimit::max(MAX_CALLBACK_BYTES))
+        .layer(axum::Extension(outbox_view::OutboxView::default()))
         .with_state(state)
 }
 
@@ -200,18 +216,53 @@ pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
+/// Serves until shutdown, on a runtime of its own ([`HTTP_WORKERS`] threads named
+/// `mentiondesk-http`): the daemon's runtime also runs the relay and the desk, which call the
+/// store directly and can hold its workers for as long as an ingest's write transaction takes
+/// (sled makes every read wait for a committing transaction), so requests served there waited
+/// up to a few hundred milliseconds during a large poll. Here a request waits only for its own
+/// work. Dropping the returned future (the daemon gave up waiting for open requests) closes
+/// every connection.
 pub(crate) async fn serve(
     listener: TcpListener,
     state: AppState,
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { shutdown.wait().await })
-    .await
+    let listener = listener.into_std()?;
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    // Dropped with this future: the server stops without waiting for open requests.
+    let (_abandon, abandoned) = tokio::sync::oneshot::channel::<()>();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(HTTP_WORKERS)
+        .thread_name("mentiondesk-http")
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("mentiondesk-http".into())
+        .spawn(move || {
+            let served = runtime.block_on(async move {
+                let listener = TcpListener::from_std(listener)?;
+                let server = axum::serve(
+                    listener,
+                    router(state).into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move { shutdown.wait().await });
+                tokio::select! {
+                    r = server => r,
+                    _ = abandoned => Ok(()),
+                }
+            });
+            // Whatever a request left running (a blocking read) is not waited for.
+            runtime.shutdown_background();
+            let _ = done_tx.send(served);
+        })?;
+    done_rx.await.unwrap_or(Ok(()))
 }
+
+/// Worker threads of the HTTP server's runtime: two, so one request stuck on the store (a
+/// Discord or Slack interaction records its request id before answering) does not hold up
+/// `/healthz`.
+const HTTP_WORKERS: usize = 2;
 
 /// How many parked entries `/healthz` lists one by one.
 const MAX_LISTED_PARKED: usize = 50;
@@ -219,10 +270,13 @@ const MAX_LISTED_PARKED: usize = 50;
 /// 200 while chat is reachable: a failing feed, a failing channel or an undeliverable alert
 /// makes the status `degraded` (restarting would not help). 503 `unhealthy` when a chat
 /// platform refuses the bot's credentials, so a container healthcheck shows it.
-async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
+async fn healthz(
+    State(s): State<AppState>,
+    axum::Extension(view): axum::Extension<outbox_view::OutboxView>,
+) -> impl IntoResponse {
     use crate::relay::Status;
     let sources = s.health.snapshot();
-    let outbox = read_outbox(&s.store).await;
+    let outbox = view.get(&s.store).await;
     let parked: Vec<serde_json::Value> = outbox
         .parked
         .iter()
@@ -265,14 +319,6 @@ async fn healthz(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
-/// What `/healthz` and `/metrics` show of the outbox: its count is kept in memory, so a long
-/// outbox (a large ingest, a platform down) does not slow them; read on the blocking pool,
-/// since while entries are parked it reads them all.
-async fn read_outbox(store: &Store) -> crate::store::OutboxSummary {
-    let store = store.clone();
-    crate::store::off_runtime(move || store.outbox_summary().unwrap_or_default()).await
-}
-
 /// The outbox action's name as `/healthz` shows it.
 fn action_name(a: &crate::store::OutboxAction) -> &'static str {
     use crate::store::OutboxAction as A;
@@ -285,7 +331,10 @@ fn action_name(a: &crate::store::OutboxAction) -> &'static str {
     }
 }
 
-async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
+async fn metrics(
+    State(s): State<AppState>,
+    axum::Extension(view): axum::Extension<outbox_view::OutboxView>,
+) -> impl IntoResponse {
     let mut out = String::new();
     let m = &s.metrics;
     let counters = [
@@ -407,7 +456,7 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
             );
         }
     }
-    let outbox = read_outbox(&s.store).await;
+    let outbox = view.get(&s.store).await;
     let _ = writeln!(
         out,
         "# HELP mentiondesk_outbox_pending Alert deliveries not yet confirmed.\n# TYPE mentiondesk_outbox_pending gauge\nmentiondesk_outbox_pending {}",
@@ -472,7 +521,66 @@ fn label(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write as _};
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The design issue 14's goal 5 relies on: the server has a runtime of its own, so
+    /// `/healthz` answers while every worker of the daemon's runtime is held in blocking code
+    /// (as the relay and the desk are while a store call waits for an ingest's transaction).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn healthz_answers_while_every_daemon_worker_is_blocked() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = AppState {
+            store: Store::open(dir.path()).unwrap(),
+            health: Health::new(),
+            metrics: Arc::default(),
+            slack: None,
+            discord: None,
+            admin: None,
+            delivery: Default::default(),
+            ingest: None,
+        };
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, shutdown) = crate::shutdown::channel();
+        let server = tokio::spawn(serve(listener, state, shutdown));
+
+        // Both workers of this runtime (the daemon's) blocked until the answer is in.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Arc::new(Mutex::new(held));
+        let both = Arc::new(std::sync::Barrier::new(3));
+        for _ in 0..2 {
+            let (held, both) = (held.clone(), both.clone());
+            tokio::spawn(async move {
+                both.wait();
+                let _ = held.lock().unwrap().recv_timeout(Duration::from_secs(120));
+            });
+        }
+        both.wait();
+        let answer = std::thread::spawn(move || {
+            let mut conn = std::net::TcpStream::connect(addr).unwrap();
+            conn.set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            conn.write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            let _ = conn.read_to_string(&mut answer);
+            answer
+        })
+        .join()
+        .unwrap();
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.contains("\"outbox_pending\":0"), "{answer}");
+
+        stop.trigger();
+        tokio::time::timeout(Duration::from_secs(60), server)
+            .await
+            .expect("the server stops at shutdown")
+            .unwrap()
+            .unwrap();
+    }
 
     #[tokio::test]
     async fn work_started_just_before_shutdown_finishes() {

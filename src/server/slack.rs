@@ -283,28 +283,39 @@ pub(crate) async fn handle_command(
             channel: Some(c.channel_id).filter(|c| !c.is_empty()),
         },
     };
-    if let Some(reply) = ep.dispatcher.admit(&i).await {
-        return match reply {
-            Reply::Private(note) => Some(note),
-            _ => None,
-        };
-    }
-    let (tx, rx) = tokio::sync::oneshot::channel::<Reply>();
+    // Over HTTP (`wait` zero) nobody waits for the answer: the work delivers it itself. A
+    // channel whose receiver is dropped as this returns could take the answer and lose it.
+    let (tx, rx) = if wait.is_zero() {
+        (None, None)
+    } else {
+        let (tx, rx) = tokio::sync::oneshot::channel::<Reply>();
+        (Some(tx), Some(rx))
+    };
     let worker = ep.clone();
     let to = ReplyTo {
         response_url: c.response_url,
         trigger_id: c.trigger_id,
     };
     ep.tasks.spawn(async move {
-        let reply = worker.run(i).await;
-        // Whoever waited for the answer has gone: it goes through response_url instead.
-        if let Err(reply) = tx.send(reply) {
+        // Admitting records the request id in the store and waits for it to be on disk; done
+        // here, not before the HTTP answer, so that the acknowledgement Slack waits for never
+        // waits on the store (during a large ingest that took a few hundred milliseconds).
+        // A retried command is still applied once: its id is checked before any work.
+        let reply = match worker.dispatcher.admit(&i).await {
+            Some(Reply::Private(note)) => Reply::Private(note),
+            Some(_) => return,
+            None => worker.run(i).await,
+        };
+        // Nobody waits, or whoever waited has gone: it goes through response_url instead.
+        let unsent = match tx {
+            Some(tx) => tx.send(reply).err(),
+            None => Some(reply),
+        };
+        if let Some(reply) = unsent {
             worker.deliver(reply, &to).await;
         }
     });
-    if wait.is_zero() {
-        return None;
-    }
+    let rx = rx?;
     match tokio::time::timeout(wait, rx).await {
         Ok(Ok(Reply::Private(note))) => Some(note),
         _ => None,

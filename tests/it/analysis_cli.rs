@@ -15,11 +15,17 @@ priority = "normal"
 
 /// Runs `match` over `texts` (as `{"id":i,"text":..}` lines) and returns its JSON lines.
 fn run_match(texts: &[&str]) -> Vec<serde_json::Value> {
+    run_match_with(&["--vader"], texts)
+}
+
+fn run_match_with(args: &[&str], texts: &[&str]) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("m.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
     let mut child = crate::common::mentiondesk()
-        .args(["match", "--config"])
+        .arg("match")
+        .args(args)
+        .arg("--config")
         .arg(&cfg)
         .env_remove("MENTIONDESK_CONFIG")
         .env("MENTIONDESK_LOG", "warn")
@@ -94,6 +100,21 @@ fn praise_stays_positive() {
         assert!(v["sentiment"].as_f64().unwrap() > 0.3, "{v}");
         assert_eq!(v["priority"], "normal", "{v}");
     }
+}
+
+#[test]
+fn vader_is_scored_only_with_the_flag() {
+    let text = "Skyways flight delayed 3 hours, terrible service, never again";
+    let plain = run_match_with(&[], &[text]);
+    assert_eq!(plain[0]["rules"], serde_json::json!(["airline"]));
+    assert_eq!(plain[0]["vader"], serde_json::Value::Null, "{}", plain[0]);
+    let with = run_match_with(&["--vader"], &[text]);
+    let compound = mentiondesk::analysis::sentiment::score(text).score;
+    assert_eq!(with[0]["vader"].as_f64(), Some(compound), "{}", with[0]);
+    // Everything else is the same either way.
+    let mut without_vader = with[0].clone();
+    without_vader["vader"] = serde_json::Value::Null;
+    assert_eq!(plain[0], without_vader);
 }
 
 #[test]
