@@ -112,7 +112,6 @@ fn key_hash_in(b: &[u8], start: usize, len: usize) -> u64 {
 
 /// ASCII letters and digits: the bytes ASCII words are made of (`text.rs` splits ASCII text
 /// the same way).
-#[cfg(any(test, not(target_arch = "x86_64")))]
 static ALNUM: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
@@ -125,7 +124,6 @@ static ALNUM: [bool; 256] = {
 
 /// ASCII letters and digits, and every byte of a non-ASCII character: what is left between
 /// ASCII separators.
-#[cfg(any(test, not(target_arch = "x86_64")))]
 static WORDISH: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
@@ -145,7 +143,6 @@ enum Runs {
     Wordish,
 }
 
-#[cfg(any(test, not(target_arch = "x86_64")))]
 impl Runs {
     fn table(self) -> &'static [bool; 256] {
         match self {
