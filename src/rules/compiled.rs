@@ -134,28 +134,8 @@ static WORDISH: [bool; 256] = {
     t
 };
 
-/// Which bytes make up the runs `for_each_run` finds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Runs {
-    /// ASCII letters and digits (`ALNUM`).
-    Alnum,
-    /// ASCII letters and digits and every non-ASCII byte (`WORDISH`).
-    Wordish,
-}
-
-impl Runs {
-    fn table(self) -> &'static [bool; 256] {
-        match self {
-            Runs::Alnum => &ALNUM,
-            Runs::Wordish => &WORDISH,
-        }
-    }
-}
-
-/// Bit `k` set if `block[k]` (at most 64 bytes) belongs to `runs`.
-#[cfg(any(test, not(target_arch = "x86_64")))]
-fn byte_mask_scalar(block: &[u8], runs: Runs) -> u64 {
-    let table = runs.table();
+/// Bit `k` set if `block[k]` (at most 64 bytes) is in `table`.
+fn byte_mask(block: &[u8], table: &[bool; 256]) -> u64 {
     let mut m = 0u64;
     for (k, &x) in block.iter().enumerate() {
         m |= (table[x as usize] as u64) << k;
@@ -163,62 +143,15 @@ fn byte_mask_scalar(block: &[u8], runs: Runs) -> u64 {
     m
 }
 
-/// Bit `k` set if `block[k]` (at most 64 bytes) belongs to `runs`, 16
-/// bytes per step with SSE2 (part of every x86-64 CPU): building this mask was a byte-by-byte
-/// table walk and the largest single cost of scanning a post.
-#[cfg(not(target_arch = "x86_64"))]
-fn byte_mask(block: &[u8], runs: Runs) -> u64 {
-    byte_mask_scalar(block, runs)
-}
-
-#[cfg(target_arch = "x86_64")]
-fn byte_mask(block: &[u8], runs: Runs) -> u64 {
-    use std::arch::x86_64::*;
-    let non_ascii = runs == Runs::Wordish;
-    let mut padded = [0u8; 64];
-    let bytes: &[u8] = if block.len() == 64 {
-        block
-    } else {
-        // Zero bytes are in neither table.
-        padded[..block.len()].copy_from_slice(block);
-        &padded
-    };
-    let mut m = 0u64;
-    for (i, chunk) in bytes.chunks_exact(16).enumerate() {
-        // SAFETY: `chunk` is 16 readable bytes and `loadu` has no alignment requirement;
-        // SSE2 is in the x86-64 baseline, so every intrinsic here is available.
-        let bits = unsafe {
-            let x = _mm_loadu_si128(chunk.as_ptr().cast());
-            // Unsigned `v < n` as a signed compare of both sides with the top bit flipped.
-            let below = |v: __m128i, n: u8| {
-                _mm_cmplt_epi8(
-                    _mm_xor_si128(v, _mm_set1_epi8(i8::MIN)),
-                    _mm_set1_epi8((n ^ 0x80) as i8),
-                )
-            };
-            let lower = _mm_or_si128(x, _mm_set1_epi8(0x20));
-            let alpha = below(_mm_sub_epi8(lower, _mm_set1_epi8(b'a' as i8)), 26);
-            let digit = below(_mm_sub_epi8(x, _mm_set1_epi8(b'0' as i8)), 10);
-            let mut bits = _mm_movemask_epi8(_mm_or_si128(alpha, digit)) as u32;
-            if non_ascii {
-                bits |= _mm_movemask_epi8(x) as u32;
-            }
-            bits
-        };
-        m |= u64::from(bits & 0xffff) << (16 * i);
-    }
-    m
-}
-
-/// Calls `f(start, end)` for every maximal run of bytes of `b` that belong to `runs`. Runs are
+/// Calls `f(start, end)` for every maximal run of bytes of `b` that are in `table`. Runs are
 /// found 64 bytes at a time from a bit mask: their starts and ends are the mask's 0→1 and 1→0
 /// edges, so the loop branches per run, not per byte. `open` is the start of a run still going
 /// at the end of the previous block.
-fn for_each_run(b: &[u8], runs: Runs, mut f: impl FnMut(usize, usize)) {
+fn for_each_run(b: &[u8], table: &[bool; 256], mut f: impl FnMut(usize, usize)) {
     let mut open: Option<usize> = None;
     for (block_no, block) in b.chunks(64).enumerate() {
         let base = block_no * 64;
-        let m = byte_mask(block, runs);
+        let m = byte_mask(block, table);
         let valid = if block.len() == 64 {
             u64::MAX
         } else {
@@ -447,11 +380,9 @@ impl Compiled {
     fn scan_field(&self, s: &str, out: &mut Vec<u32>) {
         let b = s.as_bytes();
         if s.is_ascii() {
-            for_each_run(b, Runs::Alnum, |start, end| {
-                self.ascii_word(b, start, end, out)
-            });
+            for_each_run(b, &ALNUM, |start, end| self.ascii_word(b, start, end, out));
         } else {
-            for_each_run(b, Runs::Wordish, |start, end| {
+            for_each_run(b, &WORDISH, |start, end| {
                 if b[start..end].is_ascii() {
                     self.ascii_word(b, start, end, out);
                 } else {
@@ -600,27 +531,6 @@ fn term_atom(t: &Term, uses: &HashMap<&str, u32>) -> Option<(String, Kind)> {
 mod tests {
     use super::super::parser::parse;
     use super::*;
-
-    /// The SIMD mask says what the byte tables say, for every byte value at every position
-    /// of blocks of every length up to 64.
-    #[test]
-    fn byte_masks_agree_with_the_tables() {
-        for runs in [Runs::Alnum, Runs::Wordish] {
-            for len in 1..=64usize {
-                for v in 0..=255u8 {
-                    for at in [0, len / 2, len - 1] {
-                        let mut block: Vec<u8> = (0..len).map(|i| b"a-Z9 \xc3"[i % 6]).collect();
-                        block[at] = v;
-                        assert_eq!(
-                            byte_mask(&block, runs),
-                            byte_mask_scalar(&block, runs),
-                            "{runs:?}, byte {v:#04x} at {at} of {len}"
-                        );
-                    }
-                }
-            }
-        }
-    }
 
     #[test]
     fn triggers() {
