@@ -114,17 +114,17 @@ impl RulesDefaults {
             exclude: r.string(t, "rules_defaults", "exclude"),
             muted_authors: r.string_array(t, "rules_defaults", "muted_authors"),
             muted_sites: r.string_array(t, "rules_defaults", "muted_sites"),
-            languages: read_languages(r, t),
+            languages: read_languages(r, t, "rules_defaults"),
         }
     }
 }
 
-/// `[rules_defaults] languages`: each entry a code language detection can answer, so a
-/// typo ("english", "ger") is refused rather than silently dropping every post.
-fn read_languages(r: &mut Reader, t: &Table) -> Vec<String> {
-    let codes = r.string_array(t, "rules_defaults", "languages");
+/// A `languages` list (`[rules_defaults]`, or a source's, `key` naming the table): each entry
+/// a code language detection can answer, so a typo ("english", "ger") is refused at its line
+/// with the fix rather than silently dropping every post. Lower case, without repeats.
+pub(crate) fn read_languages(r: &mut Reader, t: &Table, key: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for code in codes {
+    for code in r.string_array(t, key, "languages") {
         let lower = code.trim().to_ascii_lowercase();
         let problem = if lang::is_known(&lower) {
             if !out.contains(&lower) {
@@ -133,17 +133,17 @@ fn read_languages(r: &mut Reader, t: &Table) -> Vec<String> {
             continue;
         } else if lower.contains(['-', '_']) && lang::is_known(&lang::primary(&lower)) {
             format!(
-                "{code:?} names a region; list languages only, e.g. {:?}",
+                "{code:?} names a region; list languages only, e.g. languages = [{:?}]",
                 lang::primary(&lower)
             )
         } else {
             format!(
-                "{code:?} is not a language code; use two-letter ISO 639-1 codes such as \"en\", \"de\", \"fr\" (known: {})",
+                "{code:?} is not a language code; use two-letter ISO 639-1 codes such as languages = [\"en\", \"de\"] (known: {})",
                 lang::known_codes().collect::<Vec<_>>().join(", ")
             )
         };
         let line = r.key_line(t, "languages");
-        r.problem(line, "rules_defaults.languages", problem);
+        r.problem(line, &format!("{key}.languages"), problem);
     }
     out
 }

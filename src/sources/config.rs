@@ -3,7 +3,6 @@
 //! its kind's own config (`KindConfig`, one per file). It does not know any kind's own keys.
 
 use super::{Source, SourceConfig, SourceError, SourceKind};
-use crate::analysis::lang;
 use crate::config::{Reader, Table};
 use std::collections::HashSet;
 use std::time::Duration;
@@ -64,39 +63,10 @@ impl Common {
             allow_private: r
                 .boolean(t, key, "allow_private")
                 .unwrap_or(d.allow_private),
-            languages: read_languages(r, t, key),
+            languages: crate::rules::config::read_languages(r, t, key),
             name: d.name,
         }
     }
-}
-
-/// `languages` of a source: each entry a code language detection can answer (as
-/// `[rules_defaults] languages` checks them), so a typo ("english", "ger") is refused at its
-/// line with the fix rather than silently dropping every mention of the source.
-fn read_languages(r: &mut Reader, t: &Table, key: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for code in r.string_array(t, key, "languages") {
-        let lower = code.trim().to_ascii_lowercase();
-        let problem = if lang::is_known(&lower) {
-            if !out.contains(&lower) {
-                out.push(lower);
-            }
-            continue;
-        } else if lower.contains(['-', '_']) && lang::is_known(&lang::primary(&lower)) {
-            format!(
-                "{code:?} names a region; list languages only, e.g. languages = [{:?}]",
-                lang::primary(&lower)
-            )
-        } else {
-            format!(
-                "{code:?} is not a language code; use two-letter ISO 639-1 codes such as languages = [\"en\", \"de\"] (known: {})",
-                lang::known_codes().collect::<Vec<_>>().join(", ")
-            )
-        };
-        let line = r.key_line(t, "languages");
-        r.problem(line, &format!("{key}.languages"), problem);
-    }
-    out
 }
 
 /// What one kind's config provides: its name in `kind = "…"`, its own keys, how it reads

@@ -156,11 +156,11 @@ fn check_refuses_an_unknown_language_code_with_the_fix() {
     let err =
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(
-        err.contains("rules_defaults.languages: \"english\" is not a language code; use two-letter ISO 639-1 codes such as \"en\", \"de\", \"fr\""),
+        err.contains("rules_defaults.languages: \"english\" is not a language code; use two-letter ISO 639-1 codes such as languages = [\"en\", \"de\"]"),
         "{err}"
     );
     assert!(
-        err.contains("\"en-GB\" names a region; list languages only, e.g. \"en\""),
+        err.contains("\"en-GB\" names a region; list languages only, e.g. languages = [\"en\"]"),
         "{err}"
     );
 }
