@@ -54,6 +54,21 @@ pub struct Judge {
     pub source_languages: HashMap<String, Vec<String>>,
 }
 
+impl Verdict {
+    /// No rule matched (or the mention was dropped as a whole): nothing analysed.
+    fn unmatched(lang: Option<String>) -> Verdict {
+        Verdict {
+            rules: Vec::new(),
+            sentiment: None,
+            negative: None,
+            priority: None,
+            targets: Vec::new(),
+            highlights: Vec::new(),
+            lang,
+        }
+    }
+}
+
 impl Judge {
     pub fn judge(&self, m: &Mention) -> Verdict {
         let given = lang::given(m.lang.as_deref());
@@ -71,17 +86,11 @@ impl Judge {
         if matches.is_empty() {
             // Sentiment and complaint analysis (and language detection) cost more than
             // matching; nothing reads them for a mention that alerts nobody.
-            return Verdict {
-                rules: Vec::new(),
-                sentiment: None,
-                negative: None,
-                priority: None,
-                targets: Vec::new(),
-                highlights: Vec::new(),
-                lang: given
+            return Verdict::unmatched(
+                given
                     .map(str::to_string)
                     .or(found.detected.flatten().map(str::to_string)),
-            };
+            );
         }
         let lang = given.map(str::to_string).or_else(|| {
             found
@@ -94,15 +103,7 @@ impl Judge {
         let kept = self.source_languages.get(&m.source);
         if let (Some(kept), Some(l)) = (kept, lang.as_deref()) {
             if !kept.contains(&lang::primary(l)) {
-                return Verdict {
-                    rules: Vec::new(),
-                    sentiment: None,
-                    negative: None,
-                    priority: None,
-                    targets: Vec::new(),
-                    highlights: Vec::new(),
-                    lang,
-                };
+                return Verdict::unmatched(lang);
             }
         }
         // The analysis knows English only: elsewhere its score would be a guess, so it is
