@@ -218,19 +218,21 @@ static FUNCTION_WORDS: std::sync::LazyLock<Vec<(u128, bool)>> = std::sync::LazyL
 /// for whatlang to name a language these lists do not cover.
 const NEITHER_MAX_WORDS: usize = 14;
 
-/// English function words that are not words of another Latin-script language in CODES
-/// (`is`, `of`, `to`, `in`, `my`, `was`, `will` are, in Dutch, Polish, German...). Sorted.
+/// English function words that are not everyday words of another Latin-script language in
+/// CODES (`is`, `of`, `to`, `in`, `my`, `was`, `will` are, in Dutch, Polish, German...; so are
+/// `we` and `had` in Dutch, `also` in German, `her` in Danish and Turkish, `are` in Romanian,
+/// `don` in Spanish), nor loanwords many languages use (`like`, `love`, `lol`, `please`,
+/// `thanks`). Sorted.
 #[rustfmt::skip]
 const ENGLISH_WORDS: &[&str] = &[
-    "about", "after", "again", "also", "and", "any", "are", "aren", "be", "because", "been",
-    "being", "but", "could", "couldn", "day", "did", "didn", "does", "doesn", "don", "dont",
-    "from", "get", "good", "got", "had", "have", "haven", "her", "here", "him", "his", "how", "if",
-    "isn", "it", "just", "know", "like", "ll", "lol", "love", "more", "much", "never", "new",
-    "not", "nothing", "now", "one", "only", "our", "out", "people", "please", "really", "she",
-    "should", "shouldn", "some", "something", "still", "than", "thank", "thanks", "that", "the",
-    "their", "them", "then", "there", "these", "they", "think", "this", "those", "today", "up",
-    "very", "want", "wasn", "we", "were", "what", "when", "where", "which", "who", "why", "with",
-    "would", "wouldn", "you", "your",
+    "about", "after", "again", "and", "any", "aren", "be", "because", "been",
+    "being", "but", "could", "couldn", "day", "did", "didn", "does", "doesn", "dont", "from",
+    "get", "good", "got", "have", "haven", "here", "him", "his", "how", "if", "isn", "it",
+    "just", "know", "ll", "more", "much", "never", "new", "not", "nothing", "now", "one",
+    "only", "our", "out", "people", "really", "she", "should", "shouldn", "some", "something",
+    "still", "than", "that", "the", "their", "them", "then", "there", "these", "they", "think",
+    "this", "those", "today", "up", "very", "want", "wasn", "were", "what", "when", "where",
+    "which", "who", "why", "with", "would", "wouldn", "you", "your",
 ];
 
 /// Function words of other Latin-script languages that English does not use. Sorted.
@@ -382,6 +384,18 @@ mod tests {
             "another script"
         );
         assert_eq!(evidence("Acme Bestellung storniert"), Evidence::Neither);
+        // Words English shares with Dutch, German, Danish or Turkish are no evidence: these
+        // are not called English (and so not dropped by `languages = ["nl"]` or scored as
+        // English).
+        for other in [
+            "we wachten al weken op Acme",
+            "Also Acme kann man echt vergessen",
+            "Acme er elendig her",
+            "Acme are o problema",
+        ] {
+            assert_ne!(evidence(other), Evidence::English, "{other}");
+            assert_ne!(detect(None, other), Some("en"), "{other}");
+        }
         let long = "Acme ".repeat(NEITHER_MAX_WORDS);
         assert_eq!(evidence(&long), Evidence::Other, "long enough for whatlang");
         assert_eq!(evidence(""), Evidence::Neither);

@@ -82,12 +82,18 @@ impl OutboxView {
             let finished = inner.read.notified();
             tokio::pin!(finished);
             finished.as_mut().enable();
-            if let Some(last) = inner.state().last.clone() {
+            // One lock for both fields: a read finishing between two lookups would otherwise
+            // make the first request answer an empty summary.
+            let (last, reading) = {
+                let state = inner.state();
+                (state.last.clone(), state.reading)
+            };
+            if let Some(last) = last {
                 return last;
             }
             // Nothing read yet: this is the first request, and it waits for the read; if
             // that read panicked, an empty summary rather than a request that never answers.
-            if !inner.state().reading {
+            if !reading {
                 return Arc::new(OutboxSummary::default());
             }
             finished.await;

@@ -323,7 +323,11 @@ impl Poller {
                         if stored {
                             state = next_state;
                         } else {
-                            // The intake logged why; the items are fetched again next time.
+                            // The intake logged why. A polled source fetches the items again
+                            // from the last stored state; a stream's drained buffer is not
+                            // replayed until it reconnects from its stored cursor.
+                            let message = "polled, but the store could not take the mentions (see the log); the next poll resumes from the last stored state";
+                            health.record_error(&name, kind, message);
                             tracing::warn!(source = %name, "poll not stored; the next poll resumes from the last stored state");
                         }
                     }
@@ -735,13 +739,14 @@ mod tests {
             let (tx, mut rx) = mpsc::channel(8);
             let (trigger, stop) = shutdown::channel();
             let mut answers = vec![false, true, true].into_iter();
+            let health = Health::new();
             let task = tokio::spawn(run_answering(
                 source,
                 Duration::from_secs(60),
                 Duration::from_secs(10),
                 SourceState::default(),
                 tx,
-                Health::new(),
+                health.clone(),
                 stop,
                 move |_| answers.next().unwrap_or(true),
             ));
@@ -756,6 +761,12 @@ mod tests {
                 ["+", "+", "++"],
                 "the failed poll's state was not kept; the stored one was"
             );
+            let status = health.get("disk-full").unwrap();
+            assert_eq!(
+                status.errors_total, 1,
+                "the unstored poll shows on /healthz"
+            );
+            assert!(status.last_error.unwrap().contains("store could not take"));
             trigger.trigger();
             task.await.unwrap();
         }
