@@ -100,9 +100,8 @@ impl Judge {
         });
         // A source's `languages` drops its mentions in other languages, as `[rules_defaults]
         // languages` does for every source; a language that cannot be told passes.
-        let kept = self.source_languages.get(&m.source);
-        if let (Some(kept), Some(l)) = (kept, lang.as_deref()) {
-            if !kept.contains(&lang::primary(l)) {
+        if let Some(kept) = self.source_languages.get(&m.source) {
+            if lang::left_out_by(kept, lang.as_deref()) {
                 return Verdict::unmatched(lang);
             }
         }

@@ -111,6 +111,13 @@ pub struct Guess {
     pub confidence: f64,
 }
 
+/// Whether a list of languages (`[rules_defaults] languages`, a source's `languages`, primary
+/// codes) leaves out a post in `lang`: only a known language outside the list does; a post
+/// whose language cannot be told is kept.
+pub fn left_out_by(languages: &[String], lang: Option<&str>) -> bool {
+    lang.map(primary).is_some_and(|l| !languages.contains(&l))
+}
+
 /// whatlang's best guess for `title` and `text`, whatever its confidence and without the
 /// function-word check of [`detect`] (`None` when the text has no letters). Public for
 /// `scripts/lang_bench.sh`.

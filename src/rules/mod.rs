@@ -320,11 +320,7 @@ impl RuleSet {
         }
         if !found.is_empty() && !self.languages.is_empty() {
             detect(&mut doc);
-            if doc
-                .lang
-                .map(lang::primary)
-                .is_some_and(|l| !self.languages.contains(&l))
-            {
+            if lang::left_out_by(&self.languages, doc.lang) {
                 found.clear();
             }
         }

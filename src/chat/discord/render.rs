@@ -230,11 +230,17 @@ pub(crate) fn note_payload(note: &Note) -> serde_json::Value {
         "embeds": embeds,
         "allowed_mentions": { "parse": [] },
     });
+    add_note_buttons(&mut payload, note);
+    payload
+}
+
+/// Adds `note`'s buttons to a JSON message as `components`; a note without buttons sends
+/// none.
+fn add_note_buttons(payload: &mut serde_json::Value, note: &Note) {
     let buttons = note_buttons(note);
     if !buttons.is_empty() {
         payload["components"] = serde_json::json!(buttons);
     }
-    payload
 }
 
 /// A note as a message to post, with its embeds for a long note, and `marker` as the last
@@ -291,7 +297,6 @@ pub(crate) fn digest_payload(digest: &DigestPost, delivery: &str) -> serde_json:
             "description": truncate(&digest.chart_alt, ATTACHMENT_DESCRIPTION_MAX),
         }));
     }
-    let buttons = note_buttons(&digest.body);
     let mut payload = serde_json::json!({
         "embeds": [embed],
         "attachments": attachments,
@@ -299,9 +304,7 @@ pub(crate) fn digest_payload(digest: &DigestPost, delivery: &str) -> serde_json:
         "nonce": truncate(&format!("mdd{delivery}"), NONCE_MAX),
         "enforce_nonce": true,
     });
-    if !buttons.is_empty() {
-        payload["components"] = serde_json::json!(buttons);
-    }
+    add_note_buttons(&mut payload, &digest.body);
     payload
 }
 
