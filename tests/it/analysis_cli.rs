@@ -2,9 +2,6 @@
 //! CLI is shown to use `analysis::negativity` (the trained model) exactly as the daemon does,
 //! and like the daemon it analyses only the mentions a rule matched.
 
-use std::io::Write;
-use std::process::Stdio;
-
 const CONFIG: &str = r#"
 [[rules]]
 name = "airline"
@@ -22,35 +19,12 @@ fn run_match_with(args: &[&str], texts: &[&str]) -> Vec<serde_json::Value> {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("m.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
-    let mut child = crate::common::mentiondesk()
-        .arg("match")
-        .args(args)
-        .arg("--config")
-        .arg(&cfg)
-        .env_remove("MENTIONDESK_CONFIG")
-        .env("MENTIONDESK_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for (i, t) in texts.iter().enumerate() {
-            writeln!(stdin, "{}", serde_json::json!({"id": i, "text": t})).unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    let lines: Vec<serde_json::Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| serde_json::json!({"id": i, "text": t}))
+        .collect();
+    crate::common::run_match(&cfg, args, &lines)
 }
 
 #[test]

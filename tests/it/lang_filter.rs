@@ -6,8 +6,6 @@
 use crate::common;
 
 use common::*;
-use std::io::Write;
-use std::process::Stdio;
 
 const EN: &str = "My Acme order never arrived and support has not answered my emails for a week";
 const DE: &str = "Acme hat mein Geld nicht erstattet und der Kundenservice antwortet nicht";
@@ -33,32 +31,7 @@ fn run_match(config: &str, lines: &[serde_json::Value]) -> Vec<serde_json::Value
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("m.toml");
     std::fs::write(&cfg, config).unwrap();
-    let mut child = mentiondesk()
-        .args(["match", "--config"])
-        .arg(&cfg)
-        .env("MENTIONDESK_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for l in lines {
-            writeln!(stdin, "{l}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::run_match(&cfg, &[], lines)
 }
 
 #[test]

@@ -7,9 +7,7 @@ use crate::common;
 
 use common::*;
 use serde_json::json;
-use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 
 const EN: &str = "My Acme order never arrived and support has not answered my emails for a week";
 const DE: &str = "Acme hat mein Geld nicht erstattet und der Kundenservice antwortet nicht";
@@ -74,32 +72,7 @@ fn match_applies_the_list_of_the_source_a_line_names() {
         json!({"id": "news-en", "text": EN, "source": "news"}),
         json!({"id": "none-en", "text": EN}),
     ];
-    let mut child = mentiondesk()
-        .args(["match", "--config"])
-        .arg(&cfg)
-        .env("MENTIONDESK_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        for l in &lines {
-            writeln!(stdin, "{l}").unwrap();
-        }
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let out = run_match(&cfg, &[], &lines);
     let rules = |id: &str| {
         let v = out.iter().find(|v| v["id"] == id).unwrap();
         (v["rules"].clone(), v["lang"].clone())

@@ -59,6 +59,45 @@ pub async fn serve(router: Router) -> SocketAddr {
     addr
 }
 
+/// Runs `mentiondesk match` with the config file `cfg` and `args` over `lines` (one JSON
+/// object each) and returns its JSON output lines; fails the test unless it exits 0.
+pub fn run_match(
+    cfg: &std::path::Path,
+    args: &[&str],
+    lines: &[serde_json::Value],
+) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = mentiondesk()
+        .arg("match")
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .env("MENTIONDESK_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        for l in lines {
+            writeln!(stdin, "{l}").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// The `mentiondesk` binary with the settings it reads from the environment removed, so a
 /// developer's exported `SLACK_BOT_TOKEN` (which turns Slack on without a `[slack]` table) or
 /// `MENTIONDESK_LISTEN` can never make a test talk to a real workspace or another port.
