@@ -417,6 +417,14 @@ mod tests {
         }
     }
 
+    /// Stores `candidates` as one poll of `hn` received at `at`.
+    async fn stored(store: &Store, candidates: &[Candidate], at: DateTime<Utc>) {
+        store
+            .accept("hn", &SourceState::default(), candidates, at)
+            .await
+            .unwrap();
+    }
+
     /// Three mentions an hour (2, 3 or 4) published and heard from `from` to `to`, and the
     /// spike watch's first and last rounds of that run.
     async fn usual(store: &Store, from: DateTime<Utc>, to: DateTime<Utc>) {
@@ -437,10 +445,7 @@ mod tests {
             at += Duration::hours(1);
         }
         for (c, published) in batch {
-            store
-                .accept("hn", &SourceState::default(), &[c], published)
-                .await
-                .unwrap();
+            stored(store, &[c], published).await;
         }
         Coverage::record(store, from, to, &hn).await.unwrap();
     }
@@ -473,15 +478,7 @@ mod tests {
             usual(&store, now - Duration::days(15), now - Duration::hours(1)).await;
             for k in 0..30 {
                 let at = now - Duration::minutes(50) + Duration::minutes(k);
-                store
-                    .accept(
-                        "hn",
-                        &SourceState::default(),
-                        &[candidate(&format!("b{k}"), Some(at))],
-                        at,
-                    )
-                    .await
-                    .unwrap();
+                stored(&store, &[candidate(&format!("b{k}"), Some(at))], at).await;
             }
             let cfg = SpikeConfig::default();
             let alert = check(&store, &cfg, &rule(), &desk(), now)
@@ -519,10 +516,7 @@ mod tests {
                 let at = now - Duration::minutes(50) + Duration::minutes(k);
                 let mut c = candidate(&format!("b{k}"), Some(at));
                 c.alert.as_mut().unwrap().held = held;
-                store
-                    .accept("hn", &SourceState::default(), &[c], at)
-                    .await
-                    .unwrap();
+                stored(&store, &[c], at).await;
             }
             let spike = check(&store, &SpikeConfig::default(), &rule(), &desk(), now)
                 .await
@@ -552,10 +546,7 @@ mod tests {
                 } else {
                     c.mention.lang = Some(if k % 3 == 0 { "fr" } else { "de-AT" }.into());
                 }
-                store
-                    .accept("hn", &SourceState::default(), &[c], at)
-                    .await
-                    .unwrap();
+                stored(&store, &[c], at).await;
             }
             let alert = check(&store, &SpikeConfig::default(), &rule(), &desk(), now)
                 .await
@@ -603,15 +594,12 @@ mod tests {
         // Back at `base`: 18 posts published while down arrive in the first poll.
         for k in 0..18 {
             let published = down_from + Duration::minutes(20 * k + 3);
-            store
-                .accept(
-                    "hn",
-                    &SourceState::default(),
-                    &[candidate(&format!("c{k}"), Some(published))],
-                    base,
-                )
-                .await
-                .unwrap();
+            stored(
+                &store,
+                &[candidate(&format!("c{k}"), Some(published))],
+                base,
+            )
+            .await;
         }
         let health = Health::new();
         health.register("hn", "hackernews");
@@ -661,15 +649,7 @@ mod tests {
         let burst: Vec<Candidate> = (0..25)
             .map(|k| candidate(&format!("b{k}"), Some(base + Duration::seconds(5 * k + 1))))
             .collect();
-        store
-            .accept(
-                "hn",
-                &SourceState::default(),
-                &burst,
-                base + Duration::minutes(2),
-            )
-            .await
-            .unwrap();
+        stored(&store, &burst, base + Duration::minutes(2)).await;
         tokio::time::advance(cfg.every).await;
         wait_for("the spike alert", Box::new(spiked)).await;
         trigger.trigger();
