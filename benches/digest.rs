@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion) {
     let rules = vec!["acme".to_string()];
     c.bench_function("digest/gather daily digest, 10k alerts in store", |b| {
         b.iter(|| {
-            report::gather(
+            rt.block_on(report::gather(
                 &store,
                 &rules,
                 Period {
@@ -113,7 +113,7 @@ fn bench(c: &mut Criterion) {
                 },
                 chrono_tz::Europe::Berlin,
                 now,
-            )
+            ))
             .unwrap()
         })
     });

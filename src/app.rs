@@ -114,7 +114,8 @@ pub async fn digest_now_offline(
     let (_trigger, shutdown) = shutdown::channel();
     relay::deliver_due(&store, &platforms, &Metrics::default(), &shutdown).await;
     let left: Vec<String> = store
-        .outbox()?
+        .outbox()
+        .await?
         .into_iter()
         .filter(|(_, e)| matches!(e.action, crate::store::OutboxAction::Digest(_)))
         .map(|(_, e)| format!("{}: {}", e.target, e.last_error.unwrap_or_default()))
@@ -365,7 +366,7 @@ pub(crate) async fn run_with_clock(
     );
     // Mentions already stored never alert again (dedup), so a config newly pointed at Slack
     // or Discord posts nothing until a new mention arrives: say so, and how to test.
-    let stored_alerts = store.alert_count();
+    let stored_alerts = store.alert_count().await;
     if stored_alerts > 0 {
         tracing::info!(
             stored_alerts,
@@ -387,7 +388,7 @@ pub(crate) async fn run_with_clock(
             webhooks.push(c);
             continue;
         }
-        let state = store.source_state(spec.name())?;
+        let state = store.source_state(spec.name()).await?;
         let poller = poll::Poller::new(
             source,
             spec.every(),

@@ -341,19 +341,18 @@ impl Intake {
         let total = batch.len() as u64;
         let (judge, store, escalate_after) =
             (self.judge.clone(), self.store.clone(), self.escalate_after);
-        let relevance = self.relevance.clone();
-        let judged = off_runtime(move || {
-            batch
-                .into_iter()
-                .map(|m| judged(&judge, &relevance, &store, escalate_after, m, now))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .await?;
+        // Matching and scoring take the CPU time: off the runtime. The store reads that
+        // follow (mutes, relevance counts, threading) are each a lookup.
+        let scored = {
+            let judge = judge.clone();
+            off_runtime(move || batch.into_iter().map(|m| judge.candidate(m)).collect()).await
+        };
+        let judged =
+            settle_all(&judge, &self.relevance, &store, escalate_after, scored, now).await?;
         let mut tries = 0;
         let accepted = loop {
             tries += 1;
-            let (store, judged) = (self.store.clone(), judged.clone());
-            let batch = off_runtime(move || decide_threads(&store, judged, now)).await?;
+            let batch = decide_threads(&self.store, judged.clone(), now).await?;
             match self.store.accept_owned(state.clone(), batch, now).await {
                 Err(StoreError::Stale { reason }) if tries < DECIDE_TRIES => {
                     tracing::debug!(source, %reason, "threading decision went stale; deciding again");
@@ -385,15 +384,17 @@ impl Intake {
 
     /// A mention judged, its alert (unless muted) with the escalation timer; not yet threaded.
     #[cfg(test)]
-    fn judged(&self, m: Mention, now: DateTime<Utc>) -> Result<Candidate, StoreError> {
-        judged(
+    async fn judged(&self, m: Mention, now: DateTime<Utc>) -> Result<Candidate, StoreError> {
+        let c = self.judge.candidate(m);
+        settle(
             &self.judge,
             &self.relevance,
             &self.store,
             self.escalate_after,
-            m,
+            c,
             now,
         )
+        .await
     }
 }
 
@@ -406,16 +407,9 @@ async fn prune(store: Store, now: DateTime<Utc>, shutdown: Shutdown) -> usize {
         if shutdown.is_triggered() {
             break;
         }
-        let chunk = {
-            let store = store.clone();
-            off_runtime(move || {
-                let done = store.prune_mentions_chunk(&mut state, PRUNE_CHUNK);
-                (state, done)
-            })
-            .await
-        };
-        state = chunk.0;
-        match chunk.1 {
+        let done;
+        (state, done) = store.prune_mentions_chunk(state, PRUNE_CHUNK).await;
+        match done {
             Ok(false) => {}
             Ok(true) => break,
             Err(e) => {
@@ -433,21 +427,39 @@ async fn prune(store: Store, now: DateTime<Utc>, shutdown: Shutdown) -> usize {
     state.calls
 }
 
-/// A mention judged, its alert (unless muted) scored for relevance and, unless held back,
-/// with the escalation timer; not yet threaded.
-fn judged(
+/// `settle` for each candidate of a batch.
+async fn settle_all(
     judge: &Judge,
     relevance: &RelevanceFilter,
     store: &Store,
     escalate_after: Duration,
-    m: Mention,
+    candidates: Vec<Candidate>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Candidate>, StoreError> {
+    let mut settled = Vec::with_capacity(candidates.len());
+    for c in candidates {
+        settled.push(settle(judge, relevance, store, escalate_after, c, now).await?);
+    }
+    Ok(settled)
+}
+
+/// A matched and scored mention's alert: dropped when its author or site is muted, else
+/// scored for relevance and, unless held back, given its escalation timer; not yet threaded.
+async fn settle(
+    judge: &Judge,
+    relevance: &RelevanceFilter,
+    store: &Store,
+    escalate_after: Duration,
+    mut c: Candidate,
     now: DateTime<Utc>,
 ) -> Result<Candidate, StoreError> {
-    let mut c = judge.candidate(m);
+    if c.alert.is_none() {
+        return Ok(c);
+    }
     let keys = dedup::mute_keys(&c.mention);
     let mut muted = false;
     for k in keys.all() {
-        muted |= store.is_muted(k)?;
+        muted |= store.is_muted(k).await?;
     }
     if muted {
         tracing::debug!(source = %c.mention.source, item = %c.mention.item_id, "muted author or site; stored without an alert");
@@ -462,7 +474,7 @@ fn judged(
         });
         // The relevance filter only ever holds back: when its counts cannot be read, the
         // mention is posted as if there were none, never dropped or retried for ever.
-        (a.relevance, a.held) = match relevance.judge(store, &c.mention, a, critical) {
+        (a.relevance, a.held) = match relevance.judge(store, &c.mention, a, critical).await {
             Ok(judged) => judged,
             Err(e) => {
                 tracing::warn!(rules = ?a.rules, error = %e, "relevance counts unreadable; the alert is posted without a relevance score");
@@ -506,7 +518,7 @@ impl RelevanceFilter {
     /// enough (`min_labels`, both kinds) and scores it below `hold_below`, and never a
     /// complaint (negative at high priority or above), a post in a language whose sentiment is
     /// not scored, or a mention of a critical rule.
-    fn judge(
+    async fn judge(
         &self,
         store: &Store,
         m: &Mention,
@@ -516,7 +528,7 @@ impl RelevanceFilter {
         if !self.cfg.enabled || alert.rules.is_empty() {
             return Ok((None, false));
         }
-        let (global, models) = self.models(store, &alert.rules)?;
+        let (global, models) = self.models(store, &alert.rules).await?;
         if models.iter().all(|c| c.header.labels.total() == 0) {
             return Ok((None, false));
         }
@@ -541,34 +553,52 @@ impl RelevanceFilter {
     }
 
     /// The global model and each rule's, from the cache while no label was written since.
-    fn models(
+    async fn models(
         &self,
         store: &Store,
         rules: &[String],
     ) -> Result<(Arc<Counts>, Vec<Arc<Counts>>), StoreError> {
-        let generation = store.label_generation();
-        let mut cache = self.cache.lock().expect("relevance cache lock");
-        if cache.generation != Some(generation) {
-            *cache = ModelCache {
-                generation: Some(generation),
-                ..ModelCache::default()
-            };
-        }
-        let global = match &cache.global {
-            Some(g) => g.clone(),
+        let generation = store.label_generation().await?;
+        let cached = |rule: Option<&str>| -> Option<Arc<Counts>> {
+            let mut cache = self.cache.lock().expect("relevance cache lock");
+            if cache.generation != Some(generation) {
+                *cache = ModelCache {
+                    generation: Some(generation),
+                    ..ModelCache::default()
+                };
+            }
+            match rule {
+                None => cache.global.clone(),
+                Some(r) => cache.rules.get(r).cloned(),
+            }
+        };
+        // The lock is never held across a read: counts read twice by racing batches are equal.
+        let keep = |rule: Option<&str>, counts: Arc<Counts>| {
+            let mut cache = self.cache.lock().expect("relevance cache lock");
+            if cache.generation == Some(generation) {
+                match rule {
+                    None => cache.global = Some(counts),
+                    Some(r) => {
+                        cache.rules.insert(r.to_string(), counts);
+                    }
+                }
+            }
+        };
+        let global = match cached(None) {
+            Some(g) => g,
             None => {
-                let g = Arc::new(store.relevance_counts(None)?);
-                cache.global = Some(g.clone());
+                let g = Arc::new(store.relevance_counts(None).await?);
+                keep(None, g.clone());
                 g
             }
         };
         let mut models = Vec::with_capacity(rules.len());
         for rule in rules {
-            let counts = match cache.rules.get(rule) {
-                Some(c) => c.clone(),
+            let counts = match cached(Some(rule)) {
+                Some(c) => c,
                 None => {
-                    let c = Arc::new(store.relevance_counts(Some(rule))?);
-                    cache.rules.insert(rule.clone(), c.clone());
+                    let c = Arc::new(store.relevance_counts(Some(rule)).await?);
+                    keep(Some(rule), c.clone());
                     c
                 }
             };
@@ -593,7 +623,7 @@ async fn next_delivery(deliveries: &mut Option<mpsc::Receiver<Delivery>>) -> Opt
 /// alert's keys point at it for the rest of the batch. Every thread key's read goes into the
 /// candidate, so the store can refuse the batch if one changed before it wrote
 /// (`StoreError::Stale`).
-fn decide_threads(
+async fn decide_threads(
     store: &Store,
     mut batch: Vec<Candidate>,
     now: DateTime<Utc>,
@@ -605,7 +635,7 @@ fn decide_threads(
     for (i, c) in batch.iter_mut().enumerate() {
         let mut known = false;
         for k in &c.dedup_keys {
-            if seen_here.contains(k) || store.is_seen(k)? {
+            if seen_here.contains(k) || store.is_seen(k).await? {
                 known = true;
                 break;
             }
@@ -625,7 +655,7 @@ fn decide_threads(
         }
         alert.thread_keys = Vec::new();
         for key in dedup::thread_keys(&c.mention) {
-            let read = store.thread_mark(&key)?;
+            let read = store.thread_mark(&key).await?;
             alert.thread_keys.push(ThreadKey { key, read });
         }
         let mut repeat_of = None;
@@ -640,7 +670,7 @@ fn decide_threads(
             if now - mark.at > window {
                 continue;
             }
-            match store.alert(mark.alert) {
+            match store.alert(mark.alert).await {
                 Ok(Some(a)) => {
                     repeat_of = Some(RepeatOf::Stored {
                         alert: a.id,
@@ -785,7 +815,7 @@ mod tests {
                 ..mention(id, &format!("a-{id}"), &format!("https://x.example/{id}"))
             };
             intake.accept(poll(vec![m])).await.unwrap();
-            let alert = store.alerts().unwrap().pop().unwrap();
+            let alert = store.alerts().await.unwrap().pop().unwrap();
             assert_eq!(
                 alert.state,
                 crate::model::AlertState::Open,
@@ -819,22 +849,22 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let store = Store::open(dir.path()).unwrap();
             let (intake, _desk) = learned(&store, priority).await;
-            let outbox = store.outbox().unwrap().len();
-            let timers = store.timers().unwrap().len();
+            let outbox = store.outbox().await.unwrap().len();
+            let timers = store.timers().await.unwrap().len();
             let quiet = Mention {
                 text: "another acme anvil scene with the coyote in a cartoon".into(),
                 ..mention("c3", "a-c3", "https://x.example/c3")
             };
             intake.accept(poll(vec![quiet])).await.unwrap();
-            let alert = store.alerts().unwrap().pop().unwrap();
+            let alert = store.alerts().await.unwrap().pop().unwrap();
             let score = alert.relevance.expect("scored from the first label on");
             assert!(score < 0.4, "{score}");
             let held = priority != Priority::Critical;
             assert_eq!(alert.held, held, "{priority}");
             assert_eq!(alert.state == crate::model::AlertState::Held, held);
-            let new_entries = store.outbox().unwrap().len() - outbox;
+            let new_entries = store.outbox().await.unwrap().len() - outbox;
             assert_eq!(new_entries, if held { 0 } else { 1 }, "{priority}");
-            let new_timers = store.timers().unwrap().len() - timers;
+            let new_timers = store.timers().await.unwrap().len() - timers;
             assert_eq!(new_timers, if held { 0 } else { 1 }, "{priority}");
 
             let complaint = Mention {
@@ -842,7 +872,7 @@ mod tests {
                 ..mention("c4", "a-c4", "https://x.example/c4")
             };
             intake.accept(poll(vec![complaint])).await.unwrap();
-            let alert = store.alerts().unwrap().pop().unwrap();
+            let alert = store.alerts().await.unwrap().pop().unwrap();
             assert!(
                 alert.negative && alert.priority >= Priority::High,
                 "{alert:?}"
@@ -856,7 +886,7 @@ mod tests {
                 ..mention("r3", "a-r3", "https://x.example/r3")
             };
             intake.accept(poll(vec![relevant])).await.unwrap();
-            let alert = store.alerts().unwrap().pop().unwrap();
+            let alert = store.alerts().await.unwrap().pop().unwrap();
             assert!(alert.relevance.unwrap() > 0.5 && !alert.held, "{alert:?}");
         }
     }
@@ -877,10 +907,10 @@ mod tests {
             ..mention("c3", "a-c3", "https://x.example/c3")
         };
         intake.accept(poll(vec![quiet])).await.unwrap();
-        let held = store.alerts().unwrap().pop().unwrap();
+        let held = store.alerts().await.unwrap().pop().unwrap();
         assert_eq!(held.state, AlertState::Held);
-        let outbox = store.outbox().unwrap().len();
-        let timers = store.timers().unwrap().len();
+        let outbox = store.outbox().await.unwrap().len();
+        let timers = store.timers().await.unwrap().len();
         let who = "slack:U9".to_string();
         let now = chrono::Utc::now();
         let ignore = Action::Ignore { reason: None };
@@ -891,14 +921,18 @@ mod tests {
                 .unwrap()
                 .applied
         );
-        let a = store.alert(held.id).unwrap().unwrap();
+        let a = store.alert(held.id).await.unwrap().unwrap();
         assert_eq!(a.state, AlertState::Held, "back among the held ones");
         assert_eq!(
-            store.outbox().unwrap().len(),
+            store.outbox().await.unwrap().len(),
             outbox,
             "nothing to edit or note"
         );
-        assert_eq!(store.timers().unwrap().len(), timers, "nothing escalates");
+        assert_eq!(
+            store.timers().await.unwrap().len(),
+            timers,
+            "nothing escalates"
+        );
         assert!(a.promoted_at.is_none());
 
         let later = now + chrono::Duration::hours(3);
@@ -908,10 +942,10 @@ mod tests {
                 .unwrap()
                 .applied
         );
-        let a = store.alert(held.id).unwrap().unwrap();
+        let a = store.alert(held.id).await.unwrap().unwrap();
         assert_eq!(a.state, AlertState::Open);
         assert_eq!(a.posted_at(), later, "ages count from the promotion");
-        let posts = store.outbox().unwrap().len() - outbox;
+        let posts = store.outbox().await.unwrap().len() - outbox;
         assert_eq!(posts, 2, "the alert and its note");
 
         let german = Mention {
@@ -920,7 +954,7 @@ mod tests {
             ..mention("c5", "a-c5", "https://x.example/c5")
         };
         intake.accept(poll(vec![german])).await.unwrap();
-        let a = store.alerts().unwrap().pop().unwrap();
+        let a = store.alerts().await.unwrap().pop().unwrap();
         assert!(a.relevance.is_some_and(|r| r < 0.4), "{a:?}");
         assert!(!a.held, "an unscored language is never held back");
     }
@@ -939,24 +973,29 @@ mod tests {
             ..mention("n1", "a-n1", "https://x.example/n1")
         };
         intake.accept(poll(vec![m])).await.unwrap();
-        let a = store.alerts().unwrap().pop().unwrap();
+        let a = store.alerts().await.unwrap().pop().unwrap();
         let who = "slack:U9".to_string();
         let now = chrono::Utc::now();
         let ignore = Action::Ignore { reason: None };
         assert!(desk.act(a.id, &who, ignore, now).await.unwrap().applied);
-        let label = |store: &Store| {
+        let label = async |store: &Store| {
             store
                 .labels("acme")
+                .await
                 .unwrap()
                 .into_iter()
                 .find(|(id, _)| *id == a.id)
                 .map(|(_, l)| l.kind)
         };
-        assert_eq!(label(&store), Some(LabelKind::Negative));
+        assert_eq!(label(&store).await, Some(LabelKind::Negative));
         desk.note(a.id, &who, "the cartoon, not our anvils", now)
             .await
             .unwrap();
-        assert_eq!(label(&store), Some(LabelKind::Negative), "the note kept it");
+        assert_eq!(
+            label(&store).await,
+            Some(LabelKind::Negative),
+            "the note kept it"
+        );
     }
 
     /// With `[relevance] enabled = false` nothing is learned, scored or held.
@@ -983,7 +1022,7 @@ mod tests {
             .accept(poll(vec![mention("1", "dana", "https://a.example/1")]))
             .await
             .unwrap();
-        let a = store.alerts().unwrap().pop().unwrap();
+        let a = store.alerts().await.unwrap().pop().unwrap();
         desk.act(
             a.id,
             &"slack:U1".to_string(),
@@ -992,12 +1031,15 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(store.relevance_header("acme").unwrap().labels.total(), 0);
+        assert_eq!(
+            store.relevance_header("acme").await.unwrap().labels.total(),
+            0
+        );
         intake
             .accept(poll(vec![mention("2", "kim", "https://a.example/2")]))
             .await
             .unwrap();
-        assert_eq!(store.alerts().unwrap().pop().unwrap().relevance, None);
+        assert_eq!(store.alerts().await.unwrap().pop().unwrap().relevance, None);
     }
 
     fn mention(id: &str, author: &str, url: &str) -> Mention {
@@ -1171,7 +1213,7 @@ mod tests {
             alerts, 5,
             "1-4 alert separately; 6 is a repeat of 5 (same author)"
         );
-        assert_eq!(store.alerts().unwrap().len(), 5);
+        assert_eq!(store.alerts().await.unwrap().len(), 5);
         let note = repeat_note(&mention("7", "author", "https://a.example/7")).plain();
         assert!(!note.contains(" by "), "{note}");
     }
@@ -1200,10 +1242,14 @@ mod tests {
         };
         let alerts = intake(&store, Clock::System).accept(outcome).await.unwrap();
         assert_eq!(alerts, 1, "only the unmuted mention alerts");
-        assert_eq!(store.mention_count(), 3, "muted mentions are still stored");
-        let alert = &store.alerts().unwrap()[0];
+        assert_eq!(
+            store.mention_count().await,
+            3,
+            "muted mentions are still stored"
+        );
+        let alert = &store.alerts().await.unwrap()[0];
         assert!(alert.mention_key.ends_with('3'));
-        let timers = store.timers().unwrap();
+        let timers = store.timers().await.unwrap();
         assert_eq!(timers.len(), 1, "the alert's escalation timer started");
         assert_eq!(timers[0].kind, TimerKind::Escalate);
     }
@@ -1255,7 +1301,11 @@ mod tests {
             bluesky("5", dana, dana),
         ]);
         assert_eq!(intake.accept(outcome).await.unwrap(), 1, "only dana alerts");
-        assert_eq!(store.mention_count(), 5, "muted posts are still stored");
+        assert_eq!(
+            store.mention_count().await,
+            5,
+            "muted posts are still stored"
+        );
 
         let again = poll(vec![bluesky("6", dana, "@dana.bsky.social")]);
         assert_eq!(
@@ -1263,7 +1313,7 @@ mod tests {
             0,
             "dana by handle repeats dana by DID"
         );
-        assert_eq!(store.alerts().unwrap().len(), 1);
+        assert_eq!(store.alerts().await.unwrap().len(), 1);
     }
 
     /// A repeat in a later poll goes into the stored alert's thread, on every target of that
@@ -1276,13 +1326,13 @@ mod tests {
         let intake = intake(&store, Clock::tokio_at(base));
         let first = poll(vec![mention("1", "dana", "https://a.example/1")]);
         assert_eq!(intake.accept(first).await.unwrap(), 1);
-        let alert = store.alerts().unwrap()[0].clone();
+        let alert = store.alerts().await.unwrap()[0].clone();
         assert_eq!(
             alert.created_at, base,
             "intake stamps with the injected clock"
         );
         assert_eq!(
-            store.timers().unwrap()[0].due,
+            store.timers().await.unwrap()[0].due,
             base + chrono::Duration::minutes(15)
         );
 
@@ -1291,6 +1341,7 @@ mod tests {
         assert_eq!(intake.accept(again).await.unwrap(), 0);
         let notes: Vec<_> = store
             .outbox()
+            .await
             .unwrap()
             .into_iter()
             .filter_map(|(_, e)| match e.action {
@@ -1324,8 +1375,9 @@ mod tests {
         let intake = intake(&store, Clock::System);
         let judged = vec![intake
             .judged(mention("2", "dana", "https://b.example/2"), now)
+            .await
             .unwrap()];
-        let decided = decide_threads(&store, judged.clone(), now).unwrap();
+        let decided = decide_threads(&store, judged.clone(), now).await.unwrap();
         assert!(decided[0].alert.as_ref().unwrap().repeat_of.is_none());
 
         // Meanwhile another writer stores an alert by the same author.
@@ -1339,18 +1391,18 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::Stale { .. }), "{err}");
         assert_eq!(
-            store.alerts().unwrap().len(),
+            store.alerts().await.unwrap().len(),
             1,
             "the stale batch wrote nothing"
         );
 
-        let fresh = decide_threads(&store, judged, now).unwrap();
+        let fresh = decide_threads(&store, judged, now).await.unwrap();
         let got = store
             .accept("s", &SourceState::default(), &fresh, now)
             .await
             .unwrap();
-        assert_eq!(got.threaded, vec![store.alerts().unwrap()[0].id]);
-        assert_eq!(store.alerts().unwrap().len(), 1);
+        assert_eq!(got.threaded, vec![store.alerts().await.unwrap()[0].id]);
+        assert_eq!(store.alerts().await.unwrap().len(), 1);
     }
 
     /// A large poll is written in batches of at most `MAX_BATCH` mentions, one transaction
@@ -1382,8 +1434,11 @@ mod tests {
             .accept_batch("s", None, first, chrono::Utc::now())
             .await
             .unwrap();
-        assert_eq!(store.source_state("s").unwrap(), SourceState::default());
-        let before = store.batch_stats().0;
+        assert_eq!(
+            store.source_state("s").await.unwrap(),
+            SourceState::default()
+        );
+        let before = store.sled().batch_stats().0;
 
         let outcome = PollOutcome {
             source: "s".into(),
@@ -1393,13 +1448,13 @@ mod tests {
         let alerts = intake.accept(outcome).await.unwrap();
         assert_eq!(alerts, n - MAX_BATCH, "the first batch was alerted before");
         assert_eq!(
-            store.alerts().unwrap().len(),
+            store.alerts().await.unwrap().len(),
             n,
             "each mention alerted once"
         );
-        assert_eq!(store.outbox().unwrap().len(), n, "and posted once");
-        assert_eq!(store.source_state("s").unwrap(), state);
-        let (transactions, largest) = store.batch_stats();
+        assert_eq!(store.outbox().await.unwrap().len(), n, "and posted once");
+        assert_eq!(store.source_state("s").await.unwrap(), state);
+        let (transactions, largest) = store.sled().batch_stats();
         assert_eq!(
             transactions - before,
             3,
@@ -1424,9 +1479,13 @@ mod tests {
         let (trigger, shutdown) = crate::shutdown::channel();
         trigger.trigger();
         assert_eq!(prune(store.clone(), chrono::Utc::now(), shutdown).await, 0);
-        assert_eq!(store.mention_count(), 3, "nothing pruned after shutdown");
+        assert_eq!(
+            store.mention_count().await,
+            3,
+            "nothing pruned after shutdown"
+        );
         let (_trigger, shutdown) = crate::shutdown::channel();
         assert_eq!(prune(store.clone(), chrono::Utc::now(), shutdown).await, 1);
-        assert_eq!(store.mention_count(), 0);
+        assert_eq!(store.mention_count().await, 0);
     }
 }

@@ -124,12 +124,15 @@ pub async fn check(
 ) -> Result<Option<Alert>, StoreError> {
     let window = Duration::from_std(cfg.window).unwrap_or(Duration::hours(1));
     let cooldown = Duration::from_std(cfg.cooldown).unwrap_or_default();
-    if let Some(last) = store.meta_get::<DateTime<Utc>>(&cooldown_key(&rule.name))? {
+    if let Some(last) = store
+        .meta_get::<DateTime<Utc>>(&cooldown_key(&rule.name))
+        .await?
+    {
         if now - last < cooldown {
             return Ok(None);
         }
     }
-    let Some(first) = store.first_hit(&rule.name)? else {
+    let Some(first) = store.first_hit(&rule.name).await? else {
         return Ok(None);
     };
     let window_from = now - window;
@@ -137,7 +140,9 @@ pub async fn check(
     let history_from = window_from - window * baseline_windows as i32;
     // A hit is never counted before it arrived, so every hit counted in the history arrived
     // in it too: reading by arrival time finds them all.
-    let mut hits = store.rule_hits(&rule.name, history_from.max(first), now)?;
+    let mut hits = store
+        .rule_hits(&rule.name, history_from.max(first), now)
+        .await?;
     hits.retain(|h| !h.held);
     let current: Vec<&RuleHit> = hits
         .iter()
@@ -162,7 +167,7 @@ pub async fn check(
     // Only windows heard in full count: after the rule's first mention arrived (before that
     // nobody listened), with the daemon up and every source polling. A quiet window of an
     // outage would lower the baseline; its catch-up, counted when published, would raise it.
-    let coverage = Coverage::load(store)?;
+    let coverage = Coverage::load(store).await?;
     let counts: Vec<u32> = counts
         .into_iter()
         .enumerate()
@@ -182,7 +187,7 @@ pub async fn check(
     let mut tone = Tone::default();
     for h in &current {
         *sources.entry(h.source.as_str()).or_default() += 1;
-        let mention = store.mention(&h.mention_key)?;
+        let mention = store.mention(&h.mention_key).await?;
         tone.add(h, mention.as_ref().map(|m| &m.mention));
         if let Some(m) = mention {
             let title = m.mention.title.unwrap_or_default();
@@ -471,9 +476,9 @@ mod tests {
                 .await
                 .unwrap_err();
             assert!(matches!(err, StoreError::Stale { .. }), "{err}");
-            assert_eq!(store.meta_get::<DateTime<Utc>>(&key).unwrap(), None);
-            assert!(store.alerts().unwrap().is_empty());
-            assert!(store.outbox().unwrap().is_empty());
+            assert_eq!(store.meta_get::<DateTime<Utc>>(&key).await.unwrap(), None);
+            assert!(store.alerts().await.unwrap().is_empty());
+            assert!(store.outbox().await.unwrap().is_empty());
 
             usual(&store, now - Duration::days(15), now - Duration::hours(1)).await;
             for k in 0..30 {
@@ -488,9 +493,13 @@ mod tests {
             assert_eq!(alert.created_at, now);
         }
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.meta_get::<DateTime<Utc>>(&key).unwrap(), Some(now));
+        assert_eq!(
+            store.meta_get::<DateTime<Utc>>(&key).await.unwrap(),
+            Some(now)
+        );
         let spikes: Vec<_> = store
             .alerts()
+            .await
             .unwrap()
             .into_iter()
             .filter(|a| a.mention_key.starts_with(SPIKE_SOURCE))
@@ -552,7 +561,12 @@ mod tests {
                 .await
                 .unwrap()
                 .expect("a spike");
-            let m = store.mention(&alert.mention_key).unwrap().unwrap().mention;
+            let m = store
+                .mention(&alert.mention_key)
+                .await
+                .unwrap()
+                .unwrap()
+                .mention;
             if english > 0 {
                 assert!((alert.sentiment + 0.8).abs() < 1e-9, "{}", alert.sentiment);
                 assert!(alert.negative, "all scored hits are negative");
@@ -615,34 +629,32 @@ mod tests {
         );
         let (trigger, shutdown) = crate::shutdown::channel();
         let task = tokio::spawn(watch.run(shutdown));
-        let wait_for = |what: &'static str, done: Box<dyn Fn(&Store) -> bool>| {
-            let store = store.clone();
-            async move {
-                for _ in 0..10_000 {
-                    if done(&store) {
-                        return;
-                    }
-                    tokio::task::yield_now().await;
-                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        /// Waits (in paused time) until `done` holds for the store.
+        async fn wait_for(store: &Store, what: &str, done: impl AsyncFn(&Store) -> bool) {
+            for _ in 0..10_000 {
+                if done(store).await {
+                    return;
                 }
-                panic!("timed out waiting for {what}");
+                tokio::task::yield_now().await;
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
-        };
-        wait_for(
-            "the run to be recorded",
-            Box::new(|s| Coverage::load(s).unwrap().runs.len() == 2),
-        )
+            panic!("timed out waiting for {what}");
+        }
+        wait_for(&store, "the run to be recorded", async |s: &Store| {
+            Coverage::load(s).await.unwrap().runs.len() == 2
+        })
         .await;
-        let runs = Coverage::load(&store).unwrap().runs;
+        let runs = Coverage::load(&store).await.unwrap().runs;
         assert!(runs[1].from >= base && runs[1].from < base + Duration::minutes(1));
         assert_eq!(runs[0].to, down_from, "down from then until the restart");
-        let spiked = |s: &Store| {
+        let spiked = async |s: &Store| {
             s.alerts()
+                .await
                 .unwrap()
                 .iter()
                 .any(|a| a.mention_key.starts_with(SPIKE_SOURCE))
         };
-        assert!(!spiked(&store), "a catch-up is not a spike");
+        assert!(!spiked(&store).await, "a catch-up is not a spike");
 
         // A real burst: 25 new posts in the next minutes, stored in one poll (one
         // transaction), so a round sees all of them or none.
@@ -651,17 +663,22 @@ mod tests {
             .collect();
         stored(&store, &burst, base + Duration::minutes(2)).await;
         tokio::time::advance(cfg.every).await;
-        wait_for("the spike alert", Box::new(spiked)).await;
+        wait_for(&store, "the spike alert", spiked).await;
         trigger.trigger();
         task.await.unwrap();
         let spikes: Vec<_> = store
             .alerts()
+            .await
             .unwrap()
             .into_iter()
             .filter(|a| a.mention_key.starts_with(SPIKE_SOURCE))
             .collect();
         assert_eq!(spikes.len(), 1, "one spike alert");
-        let m = store.mention(&spikes[0].mention_key).unwrap().unwrap();
+        let m = store
+            .mention(&spikes[0].mention_key)
+            .await
+            .unwrap()
+            .unwrap();
         assert!(
             m.mention.text.starts_with("27 mentions in the last hour"),
             "25 new and the 2 of the catch-up published in the last hour: {}",

@@ -183,7 +183,7 @@ impl Dispatcher {
             ..
         } = &i.kind
         {
-            if mute.author && self.has_no_author(*id) {
+            if mute.author && self.has_no_author(*id).await {
                 return Some(Reply::Refused {
                     field: MUTE_FIELD,
                     note: Note::new().text(NO_AUTHOR_TO_MUTE),
@@ -309,8 +309,8 @@ impl Dispatcher {
 
     /// Whether the alert's mention has no real author (none, or a placeholder): muting that
     /// would mute every mention without one.
-    fn has_no_author(&self, id: AlertId) -> bool {
-        matches!(self.desk.mute_keys(id), Ok(Some(keys)) if keys.author.is_none())
+    async fn has_no_author(&self, id: AlertId) -> bool {
+        matches!(self.desk.mute_keys(id).await, Ok(Some(keys)) if keys.author.is_none())
     }
 
     /// `/desk test`: posts the test alert into the channel it was typed in; the answer says

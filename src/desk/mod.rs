@@ -125,11 +125,11 @@ impl Desk {
                 .await
                 .map(|o| o.note),
             Command::Note(id, text) => self.note(id, actor, &text, now).await,
-            Command::List(filter) => self.list(filter, actor, now),
-            Command::Show(id) => self.show(id),
-            Command::Stats(period) => self.stats(period, now),
+            Command::List(filter) => self.list(filter, actor, now).await,
+            Command::Show(id) => self.show(id).await,
+            Command::Stats(period) => self.stats(period, now).await,
             Command::Relabel(id) => self.relabel(id, actor, now).await,
-            Command::Preview(q) => self.preview(&q),
+            Command::Preview(q) => self.preview(&q).await,
             Command::Help => Ok(Note::markup(&command::help(&self.cfg.command))),
             // The dispatcher posts test alerts (it holds the chat platforms); a desk on its own
             // cannot.
@@ -162,7 +162,7 @@ impl Desk {
         now: DateTime<Utc>,
     ) -> Result<Outcome, StoreError> {
         for _ in 0..CAS_RETRIES {
-            let Some(alert) = self.store.alert(id)? else {
+            let Some(alert) = self.store.alert(id).await? else {
                 return Outcome::refused(not_found(id, &self.cfg.command));
             };
             // A second click on Promote (or a click on an old list) finds it posted already.
@@ -203,7 +203,8 @@ impl Desk {
                 action.name(),
                 actor,
                 now,
-            )?;
+            )
+            .await?;
             let note = thread_note(&action, actor, &new, self.cfg.timezone);
             let outbox = match (&alert.state, &action) {
                 // Never posted: nothing to edit; a promotion posts it now, with its note.
@@ -267,7 +268,7 @@ impl Desk {
         now: DateTime<Utc>,
     ) -> Result<Note, StoreError> {
         for _ in 0..CAS_RETRIES {
-            let Some(alert) = self.store.alert(id)? else {
+            let Some(alert) = self.store.alert(id).await? else {
                 return Ok(not_found(id, &self.cfg.command));
             };
             if matches!(alert.state, AlertState::Held) {
@@ -281,7 +282,8 @@ impl Desk {
                 "note",
                 actor,
                 now,
-            )?;
+            )
+            .await?;
             let change = AlertChange {
                 label,
                 audit: AuditEntry {
@@ -320,7 +322,7 @@ impl Desk {
         now: DateTime<Utc>,
     ) -> Result<Note, StoreError> {
         for _ in 0..CAS_RETRIES {
-            let Some(alert) = self.store.alert(id)? else {
+            let Some(alert) = self.store.alert(id).await? else {
                 return Ok(not_found(id, &self.cfg.command));
             };
             if matches!(alert.state, AlertState::Held) {
@@ -334,7 +336,8 @@ impl Desk {
                 "relabel",
                 actor,
                 now,
-            )?;
+            )
+            .await?;
             let mut new = alert.clone();
             new.human_negative = match alert.human_negative {
                 None => Some(!alert.negative),
@@ -398,7 +401,7 @@ impl Desk {
         site: bool,
         now: DateTime<Utc>,
     ) -> Result<Vec<String>, StoreError> {
-        let Some(keys) = self.mute_keys(id)? else {
+        let Some(keys) = self.mute_keys(id).await? else {
             return Ok(vec![]);
         };
         let mut muted = Vec::new();
@@ -420,16 +423,17 @@ impl Desk {
     /// What muting would apply to for an alert, `None` when the alert or its mention is gone.
     /// Its `author` is `None` when the mention has no real author (none, or a placeholder such
     /// as feed-rs's "author"): muting that would mute every mention without one.
-    pub(crate) fn mute_keys(
+    pub(crate) async fn mute_keys(
         &self,
         id: AlertId,
     ) -> Result<Option<crate::analysis::dedup::MuteKeys>, StoreError> {
-        let Some(alert) = self.store.alert(id)? else {
+        let Some(alert) = self.store.alert(id).await? else {
             return Ok(None);
         };
         Ok(self
             .store
-            .mention(&alert.mention_key)?
+            .mention(&alert.mention_key)
+            .await?
             .map(|m| crate::analysis::dedup::mute_keys(&m.mention)))
     }
 
@@ -445,7 +449,7 @@ impl Desk {
     /// Fires the alert's stored timer of `timer.kind` now, due or not (a round of one; see
     /// `fire_round`): `timer` names the timer, the store says which one it is now.
     pub async fn fire(&self, timer: &Timer, now: DateTime<Utc>) -> Result<(), StoreError> {
-        match self.store.timer(timer.alert_id, timer.kind)? {
+        match self.store.timer(timer.alert_id, timer.kind).await? {
             Some(stored) => self.fire_round(std::slice::from_ref(&stored), now).await,
             None => Ok(()),
         }
@@ -462,12 +466,12 @@ impl Desk {
     /// neither repeats nor loses a round. A timer whose state changed meanwhile is dropped.
     pub async fn fire_round(&self, due: &[Timer], now: DateTime<Utc>) -> Result<(), StoreError> {
         for t in due.iter().filter(|t| t.kind == TimerKind::Wake) {
-            match self.store.alert(t.alert_id)? {
+            match self.store.alert(t.alert_id).await? {
                 Some(a) if matches!(a.state, AlertState::Snoozed { .. }) => {
                     self.act(a.id, &"system".to_string(), Action::Wake, now)
                         .await?;
                 }
-                _ => self.store.remove_timer(t)?,
+                _ => self.store.remove_timer(t).await?,
             }
         }
         let rest: Vec<&Timer> = due.iter().filter(|t| t.kind != TimerKind::Wake).collect();
@@ -475,26 +479,26 @@ impl Desk {
             let mut fired = Vec::new();
             for t in &rest {
                 // Read again: a person may have re-armed it (claim, then unclaim) since.
-                let Some(timer) = self.store.timer(t.alert_id, t.kind)? else {
+                let Some(timer) = self.store.timer(t.alert_id, t.kind).await? else {
                     continue;
                 };
                 if timer.due > t.due {
                     continue;
                 }
-                let Some(alert) = self.store.alert(t.alert_id)? else {
-                    self.store.remove_timer(&timer)?;
+                let Some(alert) = self.store.alert(t.alert_id).await? else {
+                    self.store.remove_timer(&timer).await?;
                     continue;
                 };
                 match (timer.kind, &alert.state) {
                     (TimerKind::Escalate, AlertState::Open)
                     | (TimerKind::Remind, AlertState::Claimed { .. }) => fired.push((alert, timer)),
-                    _ => self.store.remove_timer(&timer)?,
+                    _ => self.store.remove_timer(&timer).await?,
                 }
             }
             if fired.is_empty() {
                 return Ok(());
             }
-            let messages = self.round_messages(&fired, now)?;
+            let messages = self.round_messages(&fired, now).await?;
             let entries: Vec<(Alert, Timer, AuditEntry)> = fired
                 .into_iter()
                 .map(|(a, timer)| {
@@ -531,7 +535,7 @@ impl Desk {
     /// The messages of one round: escalations to `[desk].escalate_to` when it is a channel,
     /// else into each alert's own channel (pinging a user group there when one is set);
     /// reminders into the owner's alert channels, one per owner.
-    fn round_messages(
+    async fn round_messages(
         &self,
         fired: &[(Alert, Timer)],
         now: DateTime<Utc>,
@@ -547,7 +551,7 @@ impl Desk {
             match &self.cfg.escalate_to {
                 // Posting into the escalation channel is what calls people there.
                 Some(to) if is_channel_target(to) => {
-                    let note = self.escalation_note(&escalated, None, to, now)?;
+                    let note = self.escalation_note(&escalated, None, to, now).await?;
                     out.push((to.clone(), OutboxAction::ChannelNote(note)));
                 }
                 group => {
@@ -559,7 +563,7 @@ impl Desk {
                             .as_ref()
                             .filter(|g| !pinged && g.platform() == target.platform());
                         pinged |= ping.is_some();
-                        let note = self.escalation_note(&alerts, ping, &target, now)?;
+                        let note = self.escalation_note(&alerts, ping, &target, now).await?;
                         out.push((target, OutboxAction::ChannelNote(note)));
                     }
                 }
@@ -581,7 +585,7 @@ impl Desk {
             // Into the owner's own platform's channels, where the ping reaches them.
             let platform = owner.split_once(':').map(|(p, _)| p);
             for (target, alerts) in by_target(&alerts, |t| platform.map(|p| t.platform() == p)) {
-                let note = self.reminder_note(owner, &alerts, &target, now)?;
+                let note = self.reminder_note(owner, &alerts, &target, now).await?;
                 out.push((target, OutboxAction::ChannelNote(note)));
             }
         }
@@ -589,7 +593,7 @@ impl Desk {
     }
 
     /// `⏰ @group 3 alerts have been unclaimed for 15 min or more:` and one line per alert.
-    fn escalation_note(
+    async fn escalation_note(
         &self,
         alerts: &[&Alert],
         ping: Option<&Target>,
@@ -620,13 +624,16 @@ impl Desk {
         let mut lines = Vec::new();
         for a in alerts {
             let age = human_duration((now - a.posted_at()).num_seconds());
-            lines.push(self.round_line(a, dest, &format!("{age} old"), "claim")?);
+            lines.push(
+                self.round_line(a, dest, &format!("{age} old"), "claim")
+                    .await?,
+            );
         }
         Ok(fit_round(head, lines))
     }
 
     /// `⏰ @owner, 2 alerts you claimed are still unresolved:` and one line per alert.
-    fn reminder_note(
+    async fn reminder_note(
         &self,
         owner: &str,
         alerts: &[&Alert],
@@ -649,14 +656,17 @@ impl Desk {
                 AlertState::Claimed { at, .. } => human_duration((now - *at).num_seconds()),
                 _ => String::new(),
             };
-            lines.push(self.round_line(a, dest, &format!("yours for {held}"), "resolve")?);
+            lines.push(
+                self.round_line(a, dest, &format!("yours for {held}"), "resolve")
+                    .await?,
+            );
         }
         Ok(fit_round(head, lines))
     }
 
     /// `• #12 “Checkout broken again” · High · rule acme · 17 min old`: the headline links to
     /// the alert's message; without a link, the command that acts on it is named instead.
-    fn round_line(
+    async fn round_line(
         &self,
         a: &Alert,
         dest: &Target,
@@ -665,7 +675,8 @@ impl Desk {
     ) -> Result<Note, StoreError> {
         let headline = self
             .store
-            .mention(&a.mention_key)?
+            .mention(&a.mention_key)
+            .await?
             .map(|m| headline(&m.mention))
             .unwrap_or_default();
         let label = if headline.is_empty() {
@@ -674,7 +685,7 @@ impl Desk {
             format!("#{} “{headline}”", a.id)
         };
         let mut note = Note::new().text("• ");
-        let link = self.alert_link(a, dest)?;
+        let link = self.alert_link(a, dest).await?;
         note = match &link {
             Some(url) => note.link(url.clone(), label),
             None => note.text(label),
@@ -694,18 +705,23 @@ impl Desk {
 
     /// A link to the alert's message: on the round's own target if it was posted there, else
     /// on any target that has one.
-    fn alert_link(&self, a: &Alert, dest: &Target) -> Result<Option<String>, StoreError> {
+    async fn alert_link(&self, a: &Alert, dest: &Target) -> Result<Option<String>, StoreError> {
         let mut targets: Vec<&Target> = a.targets.iter().filter(|t| *t == dest).collect();
         targets.extend(a.targets.iter().filter(|t| *t != dest));
         for t in targets {
-            if let Some(url) = self.store.message_ref(a.id, t)?.and_then(|m| m.permalink) {
+            if let Some(url) = self
+                .store
+                .message_ref(a.id, t)
+                .await?
+                .and_then(|m| m.permalink)
+            {
                 return Ok(Some(url));
             }
         }
         Ok(None)
     }
 
-    fn list(
+    async fn list(
         &self,
         filter: ListFilter,
         actor: &Actor,
@@ -713,7 +729,8 @@ impl Desk {
     ) -> Result<Note, StoreError> {
         let mut alerts: Vec<Alert> = self
             .store
-            .alerts()?
+            .alerts()
+            .await?
             .into_iter()
             .filter(|a| match (&filter, &a.state) {
                 // Held-back alerts are not on the desk: `list held` shows them.
@@ -748,7 +765,7 @@ impl Desk {
         ));
         // Parked deliveries, so an alert a platform refused is never silently missing.
         let mut undelivered: std::collections::HashMap<AlertId, Vec<String>> = Default::default();
-        for (_, e) in self.store.outbox()? {
+        for (_, e) in self.store.outbox().await? {
             if let Some(p) = &e.parked {
                 undelivered.entry(e.alert_id).or_default().push(format!(
                     "⚠ not delivered to {}: {}",
@@ -760,7 +777,8 @@ impl Desk {
         for a in alerts.iter().take(15) {
             let text = self
                 .store
-                .mention(&a.mention_key)?
+                .mention(&a.mention_key)
+                .await?
                 .map(|m| one_line(&m.mention.text, 80))
                 .unwrap_or_default();
             note = note.newline().code(format!("#{}", a.id)).text(format!(
@@ -792,8 +810,8 @@ impl Desk {
         Ok(note)
     }
 
-    fn show(&self, id: AlertId) -> Result<Note, StoreError> {
-        let Some(a) = self.store.alert(id)? else {
+    async fn show(&self, id: AlertId) -> Result<Note, StoreError> {
+        let Some(a) = self.store.alert(id).await? else {
             return Ok(not_found(id, &self.cfg.command));
         };
         let relevance = a
@@ -807,7 +825,7 @@ impl Desk {
             a.sentiment,
             a.state.name()
         ));
-        if let Some(m) = self.store.mention(&a.mention_key)? {
+        if let Some(m) = self.store.mention(&a.mention_key).await? {
             let m = m.mention;
             note = note
                 .newline()
@@ -823,7 +841,7 @@ impl Desk {
         note = note.newline().bold("History");
         // The newest changes matter most; a long history keeps its last SHOW_HISTORY entries
         // so the answer fits one message (each platform cuts what is still too long).
-        let log = self.store.audit_log(id)?;
+        let log = self.store.audit_log(id).await?;
         let skipped = log.len().saturating_sub(SHOW_HISTORY);
         if skipped > 0 {
             note = note.newline().text(format!(
@@ -848,11 +866,16 @@ impl Desk {
         Ok(note)
     }
 
-    fn stats(&self, period: std::time::Duration, now: DateTime<Utc>) -> Result<Note, StoreError> {
+    async fn stats(
+        &self,
+        period: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Note, StoreError> {
         let since = now - chrono::Duration::from_std(period).unwrap_or_default();
         let alerts: Vec<Alert> = self
             .store
-            .alerts()?
+            .alerts()
+            .await?
             .into_iter()
             .filter(|a| a.created_at >= since)
             .collect();
@@ -896,17 +919,17 @@ impl Desk {
             .text(format!("Time to resolve: {}", fmt(&mut to_resolve)))
             .newline()
             .text(sentiment_accuracy(&alerts))
-            .append(self.relevance_lines(&alerts)?))
+            .append(self.relevance_lines(&alerts).await?))
     }
 
     /// Per rule: labels so far, held back, promoted, estimated precision (see
     /// `relevance::RuleRelevance`); nothing when relevance learning is off.
-    fn relevance_lines(&self, alerts: &[Alert]) -> Result<Note, StoreError> {
+    async fn relevance_lines(&self, alerts: &[Alert]) -> Result<Note, StoreError> {
         if !self.relevance.enabled {
             return Ok(Note::new());
         }
         let refs: Vec<&Alert> = alerts.iter().collect();
-        let rules = relevance::figures(&self.store, &refs, self.relevance.min_labels)?;
+        let rules = relevance::figures(&self.store, &refs, self.relevance.min_labels).await?;
         let mut note = Note::new().newline().text("Relevance: ");
         if rules.is_empty() {
             return Ok(note.text(
@@ -921,7 +944,7 @@ impl Desk {
         Ok(note)
     }
 
-    fn preview(&self, q: &str) -> Result<Note, StoreError> {
+    async fn preview(&self, q: &str) -> Result<Note, StoreError> {
         let query = match Query::parse(q) {
             Ok(q) => q,
             Err(e) => {
@@ -931,7 +954,7 @@ impl Desk {
                     .code(e.to_string()))
             }
         };
-        let mentions = self.store.recent_mentions(PREVIEW_MENTIONS)?;
+        let mentions = self.store.recent_mentions(PREVIEW_MENTIONS).await?;
         let hits: Vec<_> = mentions
             .iter()
             .filter_map(|sm| {

@@ -37,7 +37,7 @@ pub(crate) fn label_of_engagement(alert: &Alert) -> Option<LabelKind> {
 
 /// The label write for `alert`, with its mention's features; `None` when relevance learning
 /// is off, the action gives no label, or the alert is a spike or lost its mention.
-pub(crate) fn label_write(
+pub(crate) async fn label_write(
     store: &Store,
     enabled: bool,
     alert: &Alert,
@@ -49,7 +49,7 @@ pub(crate) fn label_write(
     let Some(kind) = kind.filter(|_| enabled) else {
         return Ok(None);
     };
-    let Some(m) = store.mention(&alert.mention_key)? else {
+    let Some(m) = store.mention(&alert.mention_key).await? else {
         return Ok(None);
     };
     if m.mention.source_kind == SPIKE_KIND {
@@ -119,7 +119,7 @@ impl RuleRelevance {
 
 /// Relevance figures per rule for `alerts` (each under every rule it matched), rules in
 /// name order; rules whose model has no label and that held nothing back are left out.
-pub fn figures(
+pub async fn figures(
     store: &Store,
     alerts: &[&Alert],
     min_labels: u32,
@@ -132,9 +132,10 @@ pub fn figures(
     }
     let mut out = Vec::new();
     for (rule, alerts) in by_rule {
-        let header = store.relevance_header(rule)?;
+        let header = store.relevance_header(rule).await?;
         let labels: HashMap<_, _> = store
-            .labels(rule)?
+            .labels(rule)
+            .await?
             .into_iter()
             .map(|(id, l)| (id, l.kind))
             .collect();

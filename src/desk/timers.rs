@@ -38,7 +38,7 @@ impl Timers {
             fire_due(&desk, &store, &clock).await;
             let now = clock.now();
             if last_prune.is_none_or(|t| now - t > chrono::Duration::hours(1)) {
-                prune(&store, now);
+                prune(&store, now).await;
                 last_prune = Some(now);
             }
             tokio::select! {
@@ -51,13 +51,13 @@ impl Timers {
 }
 
 /// Drops request ids and rule hits older than their retention.
-fn prune(store: &Store, now: chrono::DateTime<chrono::Utc>) {
-    match store.prune_requests(now - REQUEST_ID_RETENTION) {
+async fn prune(store: &Store, now: chrono::DateTime<chrono::Utc>) {
+    match store.prune_requests(now - REQUEST_ID_RETENTION).await {
         Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned old request ids"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not prune request ids"),
     }
-    match store.prune_rule_hits(now - RULE_HIT_RETENTION) {
+    match store.prune_rule_hits(now - RULE_HIT_RETENTION).await {
         Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned old rule hits"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not prune rule hits"),
@@ -69,7 +69,7 @@ fn prune(store: &Store, now: chrono::DateTime<chrono::Utc>) {
 /// many fired (or were dropped as moot).
 pub async fn fire_due(desk: &Desk, store: &Store, clock: &Clock) -> usize {
     let now = clock.now();
-    let soon = match store.due_timers(now + desk.round_window()) {
+    let soon = match store.due_timers(now + desk.round_window()).await {
         Ok(d) => d,
         Err(e) => {
             tracing::error!(error = %e, "cannot read timers");

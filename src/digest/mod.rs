@@ -85,11 +85,7 @@ pub(crate) async fn queue(
     slot: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<DigestPost, DigestError> {
-    let (store2, rules2, job2) = (store.clone(), rules.to_vec(), job.clone());
-    // Reading every alert and compressing a PNG take a while: keep them off the runtime.
-    let post = tokio::task::spawn_blocking(move || build(&store2, &rules2, &job2, period, now))
-        .await
-        .map_err(|e| DigestError::Build(e.to_string()))??;
+    let post = build(store, rules, job, period, now).await?;
     let key = job.slot_key();
     let marker = slot.map(|s| (key.as_str(), s));
     store
@@ -99,8 +95,8 @@ pub(crate) async fn queue(
     Ok(post)
 }
 
-/// The digest's text and chart for `period` (blocking: reads the store, renders the PNG).
-fn build(
+/// The digest's text and chart for `period`; the PNG is compressed off the runtime.
+async fn build(
     store: &Store,
     rules: &[String],
     job: &DigestJob,
@@ -108,15 +104,20 @@ fn build(
     now: DateTime<Utc>,
 ) -> Result<DigestPost, DigestError> {
     let tz = job.schedule.timezone();
-    let mut r = report::gather_with(store, rules, period, tz, now, &job.relevance)?;
+    let mut r = report::gather_with(store, rules, period, tz, now, &job.relevance).await?;
     r.command = job.command.clone();
     let (title, body) = report::render(&r, &job.name, now);
     let chart = if job.chart {
-        let spec = chart::ChartSpec {
-            title: &r.chart_title,
-            buckets: &r.chart,
-        };
-        match chart::render_png(&spec) {
+        let (title, buckets) = (r.chart_title.clone(), r.chart.clone());
+        let png = tokio::task::spawn_blocking(move || {
+            chart::render_png(&chart::ChartSpec {
+                title: &title,
+                buckets: &buckets,
+            })
+        })
+        .await
+        .map_err(|e| DigestError::Build(e.to_string()))?;
+        match png {
             Ok(png) => Some(png),
             Err(e) => {
                 // The numbers still go out; only the picture is missing.
@@ -279,7 +280,7 @@ async fn catch_up(
     rules: &[String],
     now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, DigestError> {
-    let sent: Option<DateTime<Utc>> = store.meta_get(&job.slot_key())?;
+    let sent: Option<DateTime<Utc>> = store.meta_get(&job.slot_key()).await?;
     let latest = job.schedule.last_at_or_before(now);
     match (sent, latest) {
         (Some(sent), Some(latest)) if latest > sent => {

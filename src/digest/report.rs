@@ -119,18 +119,18 @@ pub struct Report {
 
 /// Reads what the digest needs for `period` (and the period before it) from the store, with
 /// relevance learning as configured by default.
-pub fn gather(
+pub async fn gather(
     store: &Store,
     rules: &[String],
     period: Period,
     tz: Tz,
     now: DateTime<Utc>,
 ) -> Result<Report, StoreError> {
-    gather_with(store, rules, period, tz, now, &RelevanceConfig::default())
+    gather_with(store, rules, period, tz, now, &RelevanceConfig::default()).await
 }
 
 /// `gather`, with the relevance figures as `[relevance]` configures them.
-pub fn gather_with(
+pub async fn gather_with(
     store: &Store,
     rules: &[String],
     period: Period,
@@ -165,40 +165,9 @@ pub fn gather_with(
     let read_from = before.from.min(starts[0]);
     let mut hits = Vec::new();
     for rule in rules {
-        hits.extend(store.rule_hits(rule, read_from, period.to)?);
+        hits.extend(store.rule_hits(rule, read_from, period.to).await?);
     }
-    let alerts = store.alerts()?;
-    // Only the few listed alerts need their mention read; a spike is known by its key.
-    let item = |a: &Alert| {
-        let m = store
-            .mention(&a.mention_key)
-            .ok()
-            .flatten()
-            .map(|m| m.mention);
-        let (source, url, text) = match m {
-            Some(m) => {
-                let text = match &m.title {
-                    Some(t) if !t.is_empty() && m.source_kind != SPIKE_KIND => {
-                        format!("{t} — {}", m.text)
-                    }
-                    _ => m.text,
-                };
-                (m.source, m.url, text)
-            }
-            None => Default::default(),
-        };
-        Item {
-            id: a.id,
-            priority: a.priority,
-            negative: a.negative,
-            rule: a.rules.first().cloned().unwrap_or_default(),
-            source,
-            excerpt: truncate(&text.split_whitespace().collect::<Vec<_>>().join(" "), 120),
-            url,
-            state: a.state.name(),
-            created_at: a.created_at,
-        }
-    };
+    let alerts = store.alerts().await?;
     let spike_prefix = format!("{SPIKE_SOURCE}\u{1f}");
     let is_spike = |a: &Alert| a.mention_key.starts_with(&spike_prefix);
 
@@ -219,12 +188,12 @@ pub fn gather_with(
             AlertState::Ignored { .. } => states.ignored += 1,
             // Not on the desk: listed under "Held back" instead of among the top mentions.
             AlertState::Held => {
-                held.push(item(a));
+                held.push(item(store, a).await);
                 continue;
             }
         }
         if is_spike(a) {
-            spikes.push(item(a));
+            spikes.push(item(store, a).await);
         } else {
             top.push(a);
         }
@@ -248,6 +217,18 @@ pub fn gather_with(
     // An alert both unclaimed and among the top is listed once, under "Oldest unclaimed",
     // where it asks for someone; "Top mentions" says so and lists the next ones instead.
     let oldest: Vec<&Alert> = unclaimed.iter().take(OLDEST).copied().collect();
+    let mut oldest_unclaimed = Vec::with_capacity(oldest.len());
+    for a in &oldest {
+        oldest_unclaimed.push(item(store, a).await);
+    }
+    let mut top_items = Vec::new();
+    for a in top
+        .iter()
+        .filter(|a| !oldest.iter().any(|o| o.id == a.id))
+        .take(TOP)
+    {
+        top_items.push(item(store, a).await);
+    }
     Ok(Report {
         command: "/desk".into(),
         period,
@@ -256,13 +237,8 @@ pub fn gather_with(
         before: figures(&hits, &alerts, before),
         states,
         unclaimed_total,
-        oldest_unclaimed: oldest.iter().map(|a| item(a)).collect(),
-        top: top
-            .iter()
-            .filter(|a| !oldest.iter().any(|o| o.id == a.id))
-            .take(TOP)
-            .map(|a| item(a))
-            .collect(),
+        oldest_unclaimed,
+        top: top_items,
         top_skipped: top
             .iter()
             .take(TOP)
@@ -271,7 +247,7 @@ pub fn gather_with(
         spikes,
         held,
         relevance: if relevance.enabled {
-            crate::desk::relevance::figures(store, &in_period, relevance.min_labels)?
+            crate::desk::relevance::figures(store, &in_period, relevance.min_labels).await?
         } else {
             Vec::new()
         },
@@ -279,6 +255,40 @@ pub fn gather_with(
         chart_title,
         chart: buckets(&hits, &starts, period.to, tz, label),
     })
+}
+
+/// One listed alert with its mention's source, link and excerpt (only the few listed alerts
+/// need their mention read; an unreadable one is listed without them).
+async fn item(store: &Store, a: &Alert) -> Item {
+    let m = store
+        .mention(&a.mention_key)
+        .await
+        .ok()
+        .flatten()
+        .map(|m| m.mention);
+    let (source, url, text) = match m {
+        Some(m) => {
+            let text = match &m.title {
+                Some(t) if !t.is_empty() && m.source_kind != SPIKE_KIND => {
+                    format!("{t} — {}", m.text)
+                }
+                _ => m.text,
+            };
+            (m.source, m.url, text)
+        }
+        None => Default::default(),
+    };
+    Item {
+        id: a.id,
+        priority: a.priority,
+        negative: a.negative,
+        rule: a.rules.first().cloned().unwrap_or_default(),
+        source,
+        excerpt: truncate(&text.split_whitespace().collect::<Vec<_>>().join(" "), 120),
+        url,
+        state: a.state.name(),
+        created_at: a.created_at,
+    }
 }
 
 fn figures(hits: &[RuleHit], alerts: &[Alert], period: Period) -> Figures {

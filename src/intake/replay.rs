@@ -316,6 +316,7 @@ pub(crate) async fn replay(posts: &[Post], learn: usize, cfg: RelevanceConfig) -
         assert_eq!(created, 1, "post {i} makes an alert: {}", p.text);
         let alert = store
             .alert(crate::model::AlertId(i as u64 + 1))
+            .await
             .unwrap()
             .expect("an alert per post");
         assert!(

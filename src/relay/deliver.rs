@@ -21,20 +21,22 @@ impl Pass<'_> {
         match &entry.action {
             OutboxAction::PostAlert => self.post_alert(platform, key, entry).await,
             OutboxAction::UpdateAlert => {
-                let Some(msg) = store.message_ref(entry.alert_id, &entry.target)? else {
+                let Some(msg) = store.message_ref(entry.alert_id, &entry.target).await? else {
                     // Not posted yet: the pending post will show the current state anyway.
                     store.finish(key).await?;
                     return Ok(());
                 };
-                let view = self.current_view(entry)?;
+                let view = self.current_view(entry).await?;
                 timed(platform, platform.update_alert(&msg, &view)).await?;
                 store.finish(key).await?;
                 Ok(())
             }
             OutboxAction::ThreadNote(note) => {
-                let Some(msg) = store.message_ref(entry.alert_id, &entry.target)? else {
-                    if self.root_pending(entry)? {
-                        store.defer(key, self.clock.now() + chrono::Duration::seconds(2))?;
+                let Some(msg) = store.message_ref(entry.alert_id, &entry.target).await? else {
+                    if self.root_pending(entry).await? {
+                        store
+                            .defer(key, self.clock.now() + chrono::Duration::seconds(2))
+                            .await?;
                     } else {
                         tracing::warn!(alert = %entry.alert_id, target = %entry.target, "thread note for an alert that was never posted there; dropped");
                         store.finish(key).await?;
@@ -112,8 +114,8 @@ impl Pass<'_> {
     }
 
     /// Whether the alert's root post to this target is still waiting in the outbox.
-    fn root_pending(&self, entry: &OutboxEntry) -> Result<bool, DeliveryError> {
-        Ok(self.store.outbox()?.iter().any(|(_, e)| {
+    async fn root_pending(&self, entry: &OutboxEntry) -> Result<bool, DeliveryError> {
+        Ok(self.store.outbox().await?.iter().any(|(_, e)| {
             e.alert_id == entry.alert_id
                 && e.target == entry.target
                 && e.action == OutboxAction::PostAlert
@@ -121,14 +123,16 @@ impl Pass<'_> {
     }
 
     /// The alert as it is now, for posting or editing.
-    fn current_view(&self, entry: &OutboxEntry) -> Result<AlertView, DeliveryError> {
+    async fn current_view(&self, entry: &OutboxEntry) -> Result<AlertView, DeliveryError> {
         let alert = self
             .store
-            .alert(entry.alert_id)?
+            .alert(entry.alert_id)
+            .await?
             .ok_or_else(|| DeliveryError::Missing(entry.alert_id.to_string()))?;
         let mention = self
             .store
-            .mention(&alert.mention_key)?
+            .mention(&alert.mention_key)
+            .await?
             .ok_or_else(|| DeliveryError::Missing(alert.mention_key.clone()))?;
         Ok(AlertView::new(&alert, &mention.mention))
     }
@@ -156,7 +160,7 @@ impl Pass<'_> {
                 return Ok(());
             }
         }
-        let view = self.current_view(entry)?;
+        let view = self.current_view(entry).await?;
         let entry = store.mark_in_flight(key, self.clock.now()).await?;
         let posted = timed(platform, platform.post_alert(channel, &view)).await?;
         self.record(platform, key, &entry, posted).await?;

@@ -150,7 +150,7 @@ impl Relay {
     pub(crate) async fn run(self, mut shutdown: Shutdown) {
         // A restart is when a fixed token, renderer or permission is most likely: every
         // parked entry gets one more try (held platforms and channels still hold theirs).
-        match self.store.retry_now(|e| e.parked.is_some()) {
+        match self.store.retry_now(|e| e.parked.is_some()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(entries = n, "retrying parked deliveries after the restart"),
             Err(e) => tracing::error!(error = %e, "cannot read the outbox"),
@@ -210,7 +210,7 @@ impl Pass<'_> {
                 self.probe(p.as_ref()).await;
             }
         }
-        let entries = match self.store.outbox() {
+        let entries = match self.store.outbox().await {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the outbox");
@@ -233,7 +233,7 @@ impl Pass<'_> {
             match self.deliver(platform.as_ref(), key, &entry).await {
                 Ok(()) => {
                     let cleared = self.health.succeeded(name, Some(&entry.target));
-                    self.release(name, &entry.target, cleared);
+                    self.release(name, &entry.target, cleared).await;
                 }
                 Err(DeliveryError::Chat(ChatError::Refused {
                     scope: Scope::Message,
@@ -247,7 +247,7 @@ impl Pass<'_> {
                 {
                     self.gone(name, key, &entry, &reason).await
                 }
-                Err(e) => self.failed(name, key, &entry, e),
+                Err(e) => self.failed(name, key, &entry, e).await,
             }
         }
     }
@@ -285,8 +285,9 @@ impl Pass<'_> {
                 let cleared = health.credentials_accepted(p.name());
                 tracing::info!(platform = p.name(), "the platform accepts the bot again");
                 if cleared.platform {
-                    if let Err(e) =
-                        store.retry_now(|e| e.target.platform() == p.name() && !content_refused(e))
+                    if let Err(e) = store
+                        .retry_now(|e| e.target.platform() == p.name() && !content_refused(e))
+                        .await
                     {
                         tracing::error!(error = %e, "cannot read the outbox");
                     }
@@ -314,7 +315,7 @@ impl Pass<'_> {
 
     /// After a success cleared a platform's or channel's trouble, its held entries go now
     /// instead of at their backoff time (content refusals wait for a restart).
-    fn release(&self, name: &str, target: &Target, cleared: Cleared) {
+    async fn release(&self, name: &str, target: &Target, cleared: Cleared) {
         let (store, platforms) = (self.store, self.platforms);
         if cleared == Cleared::default() {
             return;
@@ -324,7 +325,7 @@ impl Pass<'_> {
                 && (cleared.platform || &e.target == target)
                 && !content_refused(e)
         });
-        match released {
+        match released.await {
             Ok(n) => tracing::info!(
                 platform = name,
                 target = %target,
@@ -336,7 +337,7 @@ impl Pass<'_> {
     }
 
     /// Records a failed delivery: the entry's next try, and what it says about its platform.
-    fn failed(
+    async fn failed(
         &self,
         platform: &'static str,
         key: OutboxKey,
@@ -359,7 +360,9 @@ impl Pass<'_> {
                     retry_in_secs = wait.as_secs_f64(),
                     "rate limited; holding every delivery to {platform} as asked"
                 );
-                store.record_failure(key, entry.attempts, &error, now + chrono_duration(wait))
+                store
+                    .record_failure(key, entry.attempts, &error, now + chrono_duration(wait))
+                    .await
             }
             DeliveryError::Chat(
                 c @ ChatError::Refused {
@@ -385,7 +388,7 @@ impl Pass<'_> {
                         None
                     }
                 };
-                store.park(key, attempts, &error, &parked, retry)
+                store.park(key, attempts, &error, &parked, retry).await
             }
             DeliveryError::Chat(c) => {
                 let wait = BACKOFF.delay(attempts);
@@ -394,19 +397,25 @@ impl Pass<'_> {
                     health.unavailable(platform, &error, now);
                 }
                 tracing::warn!(alert = %entry.alert_id, target = %entry.target, attempts, retry_in_secs = wait.as_secs(), error = %e, "could not deliver; will retry");
-                store.record_failure(key, attempts, &error, now + chrono_duration(wait))
+                store
+                    .record_failure(key, attempts, &error, now + chrono_duration(wait))
+                    .await
             }
             DeliveryError::Timeout { .. } => {
                 let wait = BACKOFF.delay(attempts);
                 metrics.delivery_failure(platform, "unavailable");
                 health.unavailable(platform, &error, now);
                 tracing::warn!(alert = %entry.alert_id, target = %entry.target, attempts, retry_in_secs = wait.as_secs(), error = %e, "could not deliver; will retry");
-                store.record_failure(key, attempts, &error, now + chrono_duration(wait))
+                store
+                    .record_failure(key, attempts, &error, now + chrono_duration(wait))
+                    .await
             }
             DeliveryError::Store(_) | DeliveryError::Missing(_) => {
                 let wait = BACKOFF.delay(attempts);
                 tracing::error!(alert = %entry.alert_id, target = %entry.target, attempts, retry_in_secs = wait.as_secs(), error = %e, "could not deliver; will retry");
-                store.record_failure(key, attempts, &error, now + chrono_duration(wait))
+                store
+                    .record_failure(key, attempts, &error, now + chrono_duration(wait))
+                    .await
             }
         };
         if let Err(e) = result {

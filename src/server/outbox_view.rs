@@ -52,13 +52,13 @@ impl OutboxView {
     /// one read (the first request after start waits for its read).
     pub(crate) async fn get(&self, store: &Store) -> Arc<OutboxSummary> {
         let store = store.clone();
-        self.get_with(move || store.outbox_summary().unwrap_or_default())
+        self.get_with(async move { store.outbox_summary().await.unwrap_or_default() })
             .await
     }
 
     async fn get_with(
         &self,
-        read: impl FnOnce() -> OutboxSummary + Send + 'static,
+        read: impl std::future::Future<Output = OutboxSummary> + Send + 'static,
     ) -> Arc<OutboxSummary> {
         let inner = &self.0;
         let finished = inner.read.notified();
@@ -71,8 +71,8 @@ impl OutboxView {
         };
         if start {
             let reading = Reading(inner.clone());
-            tokio::task::spawn_blocking(move || {
-                let summary = Arc::new(read());
+            tokio::spawn(async move {
+                let summary = Arc::new(read.await);
                 reading.0.state().last = Some(summary);
                 drop(reading);
             });
@@ -117,13 +117,13 @@ mod tests {
     #[tokio::test]
     async fn a_blocked_store_read_answers_with_the_last_figures() {
         let view = OutboxView::default();
-        assert_eq!(view.get_with(|| pending(1)).await.pending, 1);
+        assert_eq!(view.get_with(async { pending(1) }).await.pending, 1);
 
-        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let (release, blocked) = tokio::sync::oneshot::channel::<()>();
         let answer = tokio::time::timeout(
             Duration::from_secs(60),
-            view.get_with(move || {
-                let _ = blocked.recv();
+            view.get_with(async move {
+                let _ = blocked.await;
                 pending(2)
             }),
         )
@@ -133,7 +133,7 @@ mod tests {
         // A request while that read is still under way does not start another, nor wait.
         let answer = tokio::time::timeout(
             Duration::from_secs(60),
-            view.get_with(|| panic!("a second read while one is under way")),
+            view.get_with(async { panic!("a second read while one is under way") }),
         )
         .await
         .expect("answered");
@@ -143,7 +143,7 @@ mod tests {
         // Once the read finishes, its figures are what the next request sees (or fresher).
         let mut seen = 0;
         for _ in 0..600 {
-            seen = view.get_with(|| pending(3)).await.pending;
+            seen = view.get_with(async { pending(3) }).await.pending;
             if seen >= 2 {
                 break;
             }
@@ -155,8 +155,8 @@ mod tests {
     #[tokio::test]
     async fn the_first_request_waits_for_its_read_and_an_idle_store_answers_fresh() {
         let view = OutboxView::default();
-        let first = view.get_with(|| {
-            std::thread::sleep(Duration::from_millis(100));
+        let first = view.get_with(async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
             pending(7)
         });
         assert_eq!(first.await.pending, 7, "not an empty default");
@@ -164,7 +164,7 @@ mod tests {
         // checks that a fresh read does show up.
         let mut seen = 7;
         for _ in 0..600 {
-            seen = view.get_with(|| pending(8)).await.pending;
+            seen = view.get_with(async { pending(8) }).await.pending;
             if seen == 8 {
                 break;
             }
@@ -175,11 +175,11 @@ mod tests {
     #[tokio::test]
     async fn a_read_that_panics_does_not_stop_later_reads() {
         let view = OutboxView::default();
-        let first = view.get_with(|| panic!("store read failed")).await;
+        let first = view.get_with(async { panic!("store read failed") }).await;
         assert_eq!(first.pending, 0);
         let mut seen = 0;
         for _ in 0..600 {
-            seen = view.get_with(|| pending(5)).await.pending;
+            seen = view.get_with(async { pending(5) }).await.pending;
             if seen == 5 {
                 break;
             }

@@ -79,8 +79,8 @@ impl From<&SourceStatus> for SourceSample {
 
 impl Coverage {
     /// The record as stored (empty before the first round).
-    pub fn load(store: &Store) -> Result<Coverage, StoreError> {
-        Ok(store.meta_get::<Coverage>(KEY)?.unwrap_or_default())
+    pub async fn load(store: &Store) -> Result<Coverage, StoreError> {
+        Ok(store.meta_get::<Coverage>(KEY).await?.unwrap_or_default())
     }
 
     /// Adds one round at `now` of the run that started at `run_start`, with the sources'
@@ -91,7 +91,7 @@ impl Coverage {
         now: DateTime<Utc>,
         sources: &[SourceSample],
     ) -> Result<(), StoreError> {
-        let mut c = Coverage::load(store)?;
+        let mut c = Coverage::load(store).await?;
         c.sample(run_start, now, sources);
         store.meta_set(KEY, &c).await
     }

@@ -7,8 +7,8 @@ use super::alerts::{push_audit, set_timer};
 use super::outbox::push_outbox;
 use super::rule_log::log_hits;
 use super::{
-    flatten_tx, mention_record, next_counter, to_json, OutboxAction, Store, StoreError, TxResult,
-    NEXT_ALERT_ID, NEXT_MENTION_SEQ,
+    flatten_tx, mention_record, next_counter, to_json, OutboxAction, SledStore, StoreError,
+    TxResult, NEXT_ALERT_ID, NEXT_MENTION_SEQ,
 };
 use crate::model::{
     Alert, AlertId, AlertState, AuditEntry, Mention, Note, Priority, SourceState, Target, TimerKind,
@@ -120,7 +120,7 @@ pub struct Accepted {
     outbox_added: usize,
 }
 
-impl Store {
+impl SledStore {
     /// Writes a poll's results in one transaction: new mentions, their dedup keys, the alerts
     /// (or repeat notes) and their outbox entries, and the source's new state; then flushes.
     /// Either all of it survives a crash or none of it does (and the next poll fetches the
@@ -442,7 +442,7 @@ impl Store {
     }
 }
 
-/// Where a prune of old mention bodies is (see `Store::prune_mentions_chunk`).
+/// Where a prune of old mention bodies is (see `SledStore::prune_mentions_chunk`).
 #[derive(Debug)]
 pub(crate) struct MentionPrune {
     now: DateTime<Utc>,
@@ -572,7 +572,7 @@ mod tests {
             ..Default::default()
         };
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = SledStore::open(dir.path()).unwrap();
             let got = store
                 .accept(
                     "feed",
@@ -589,7 +589,7 @@ mod tests {
             assert_eq!(outbox.len(), 2, "one entry per target");
             assert_eq!(store.source_state("feed").unwrap(), state);
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let again = store
             .accept(
                 "feed",
@@ -607,7 +607,7 @@ mod tests {
     #[tokio::test]
     async fn duplicate_within_one_batch_is_dropped() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let mut twin = candidate("a2", true);
         twin.dedup_keys.push("url:https://example.com/a".into());
         let got = store
@@ -642,7 +642,7 @@ mod tests {
     #[tokio::test]
     async fn decided_repeats_are_written_as_thread_notes() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let now = Utc::now();
         let state = SourceState::default();
         store
@@ -692,7 +692,7 @@ mod tests {
     #[tokio::test]
     async fn a_stale_threading_decision_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let now = Utc::now();
         let state = SourceState::default();
         let decided = with_thread_key("b", store.thread_mark("author:rss:dana").unwrap());
@@ -724,7 +724,7 @@ mod tests {
     #[tokio::test]
     async fn a_repeat_of_an_earlier_candidate_that_opened_nothing_is_stale() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let now = Utc::now();
         let state = SourceState::default();
         store
@@ -750,7 +750,7 @@ mod tests {
     #[tokio::test]
     async fn old_mention_bodies_are_pruned_but_alerts_and_dedup_stay() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let state = SourceState::default();
         let old: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         let batch = [candidate("quiet", false), candidate("loud", true)];
@@ -830,7 +830,7 @@ mod tests {
     #[tokio::test]
     async fn a_stored_mention_costs_little_more_than_its_text() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let n = 3_000;
         let batch: Vec<Candidate> = (0..n)
             .map(|i| {
@@ -867,7 +867,7 @@ mod tests {
     #[tokio::test]
     async fn a_large_prune_runs_in_bounded_chunks() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let old: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
         let batch: Vec<Candidate> = (0..25)
             .map(|i| candidate(&format!("m{i}"), false))

@@ -5,7 +5,7 @@
 use super::labels::apply_label;
 use super::outbox::push_outbox;
 use super::{
-    flatten_tx, from_json, next_counter, to_json, u64_key, LabelWrite, OutboxAction, Store,
+    flatten_tx, from_json, next_counter, to_json, u64_key, LabelWrite, OutboxAction, SledStore,
     StoreError, TxResult, NEXT_AUDIT_SEQ,
 };
 use crate::model::{Alert, AlertId, AuditEntry, Target, TimerKind};
@@ -53,7 +53,7 @@ pub struct Timer {
     pub due: DateTime<Utc>,
 }
 
-impl Store {
+impl SledStore {
     pub fn alert(&self, id: AlertId) -> Result<Option<Alert>, StoreError> {
         self.alerts
             .get(id.0.to_be_bytes())?

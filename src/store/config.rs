@@ -21,7 +21,7 @@ const DEFAULT_PATH: &str = "data/mentiondesk.sled";
 pub struct StoreConfig {
     pub path: PathBuf,
     /// sled's page cache in MiB (`cache_mb`): the largest part of the daemon's memory that
-    /// grows with the store (see README, "Store").
+    /// grows with the store (see README, "SledStore").
     pub cache_mb: u64,
     /// Mention bodies (text, title, author, link) of mentions that raised no alert are
     /// dropped this long after they were received (`keep_mentions`); their dedup keys stay,

@@ -1,11 +1,11 @@
 //! The desk's relevance labels and the counts the relevance models score with: one label per
 //! alert and rule (`labels`), and per rule (and for every rule together, the global prior)
 //! a header with its totals and one small entry per feature (`relevance`). A label is written
-//! in the transaction of the desk change that gives it (see `Store::change_alert`), so the
+//! in the transaction of the desk change that gives it (see `SledStore::change_alert`), so the
 //! counts never disagree with the labels. What a label is and how a model scores is
 //! `analysis::relevance`'s business.
 
-use super::{from_json, to_json, Store, StoreError, TxResult};
+use super::{from_json, to_json, SledStore, StoreError, TxResult};
 use crate::analysis::relevance::{Counts, LabelKind, ModelHeader};
 use crate::model::{Actor, AlertId};
 use chrono::{DateTime, Utc};
@@ -175,7 +175,7 @@ fn count(
     Ok(())
 }
 
-impl Store {
+impl SledStore {
     /// A rule's model totals (labels per kind); the default before its first label.
     pub fn relevance_header(&self, rule: &str) -> Result<ModelHeader, StoreError> {
         Ok(self
@@ -250,7 +250,7 @@ mod tests {
     use super::*;
     use crate::model::{AuditEntry, SourceState};
 
-    fn change(store: &Store, id: AlertId, kind: LabelKind, features: &[u32]) -> AlertChange {
+    fn change(store: &SledStore, id: AlertId, kind: LabelKind, features: &[u32]) -> AlertChange {
         let alert = store.alert(id).unwrap().unwrap();
         AlertChange {
             audit: AuditEntry {
@@ -277,7 +277,7 @@ mod tests {
         }
     }
 
-    async fn label(store: &Store, id: AlertId, kind: LabelKind, features: &[u32]) {
+    async fn label(store: &SledStore, id: AlertId, kind: LabelKind, features: &[u32]) {
         let expected = store.alert(id).unwrap().unwrap();
         let c = change(store, id, kind, features);
         assert_eq!(
@@ -293,7 +293,7 @@ mod tests {
     async fn labels_count_exactly_and_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let store = Store::open(dir.path()).unwrap();
+            let store = SledStore::open(dir.path()).unwrap();
             let batch = [candidate("a", true), candidate("b", true)];
             let got = store
                 .accept("feed", &SourceState::default(), &batch, Utc::now())
@@ -311,7 +311,7 @@ mod tests {
             // A person overrides the weak negative: taken back, the negative counted.
             label(&store, b, LabelKind::Negative, &[3, 4]).await;
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         for model in [Some("acme"), None] {
             let c = store.relevance_counts(model).unwrap();
             assert_eq!(c.header.labels.positive, 1);

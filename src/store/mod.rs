@@ -1,5 +1,5 @@
 //! The only code that imports sled: mentions, alerts, dedup keys, source state, the outbox and
-//! the chat message references, one file per concern behind the one `Store` type. It knows
+//! the chat message references, one file per concern behind the one `SledStore` type. It knows
 //! nothing about Slack or Discord and decides nothing about mentions: it writes what intake,
 //! the desk and the relay hand it, atomically, and flushes before it answers when a crash
 //! must not lose what was just written.
@@ -13,6 +13,7 @@ use std::sync::Arc;
 mod accept;
 mod alerts;
 pub(crate) mod config;
+mod facade;
 mod flush;
 mod labels;
 mod mention_record;
@@ -24,9 +25,10 @@ mod sources;
 mod test_util;
 
 pub use accept::{Accepted, Candidate, NewAlert, Repeat, StoredMention, ThreadKey};
-pub(crate) use accept::{MentionPrune, RepeatOf};
+pub(crate) use accept::{MentionPrune, RepeatOf, ThreadMark};
 pub use alerts::Timer;
 pub(crate) use alerts::{AlertChange, ChangeOutcome};
+pub use facade::Store;
 #[cfg(test)]
 pub(crate) use flush::FlushStats;
 use flush::{FlushError, Flusher};
@@ -54,7 +56,7 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("the store's flusher stopped unexpectedly; restart mentiondesk")]
     FlusherStopped,
-    /// Nothing was written: see `Store::accept`.
+    /// Nothing was written: see `SledStore::accept`.
     #[error("intake decided from a read that no longer holds ({reason}); read the store again and decide anew")]
     Stale { reason: String },
 }
@@ -68,13 +70,14 @@ impl From<FlushError> for StoreError {
     }
 }
 
-/// The one seam to the database. Clones share one set of sled handles and one flusher.
+/// The sled backend (see `facade.rs` for the `Store` everyone else uses). Clones share one set
+/// of sled handles and one flusher.
 #[derive(Clone)]
-pub struct Store {
+pub struct SledStore {
     inner: Arc<Trees>,
 }
 
-/// The sled handles behind every clone of a `Store`, in one `Arc` so that the last clone
+/// The sled handles behind every clone of a `SledStore`, in one `Arc` so that the last clone
 /// drops them all on one thread after the flusher has stopped: sled flushes whenever a tree
 /// handle's last copy drops, and two flushes must never run at once (see `flush.rs`).
 pub struct Trees {
@@ -103,13 +106,13 @@ pub struct Trees {
     labels: sled::Tree,
     /// The relevance models' counts (see `labels.rs`).
     relevance: sled::Tree,
-    /// Bumped after every label write (see `Store::label_generation`).
+    /// Bumped after every label write (see `SledStore::label_generation`).
     label_generation: std::sync::atomic::AtomicU64,
     /// How long the bodies of mentions without an alert are kept (`[store] keep_mentions`).
     keep_mentions: chrono::Duration,
     /// Outbox entries waiting, and how many of them are parked: counted at open and kept up
     /// to date by every write that adds or removes one, so `/healthz` and `/metrics` answer
-    /// without reading the whole outbox (see `Store::outbox_summary`).
+    /// without reading the whole outbox (see `SledStore::outbox_summary`).
     /// Signed: a delivery may be uncounted before its queueing is counted (see `outbox_added`).
     outbox_pending: std::sync::atomic::AtomicI64,
     outbox_parked: std::sync::atomic::AtomicI64,
@@ -124,7 +127,7 @@ pub struct Trees {
     outbox_signal: Arc<tokio::sync::Notify>,
 }
 
-impl std::ops::Deref for Store {
+impl std::ops::Deref for SledStore {
     type Target = Trees;
 
     fn deref(&self) -> &Trees {
@@ -139,20 +142,20 @@ const NEXT_AUDIT_SEQ: &[u8] = b"next_audit_seq";
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
-impl Store {
+impl SledStore {
     /// Opens the store at `path` with the default cache size and retention.
-    pub fn open(path: &Path) -> Result<Store, StoreError> {
-        Store::open_with(&StoreConfig::at(path))
+    pub fn open(path: &Path) -> Result<SledStore, StoreError> {
+        SledStore::open_with(&StoreConfig::at(path))
     }
 
     /// Opens the store as `[store]` configures it.
-    pub fn open_with(config: &StoreConfig) -> Result<Store, StoreError> {
+    pub fn open_with(config: &StoreConfig) -> Result<SledStore, StoreError> {
         // Reopening in the same process right after a drop can briefly find the lock still
         // held by a buffer write finishing on sled's IO pool; a real second process holds
         // it for good.
         let mut tries = 0;
         loop {
-            match Store::open_once(config) {
+            match SledStore::open_once(config) {
                 Err(StoreError::Locked { .. }) if tries < 20 => {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -162,7 +165,7 @@ impl Store {
         }
     }
 
-    fn open_once(config: &StoreConfig) -> Result<Store, StoreError> {
+    fn open_once(config: &StoreConfig) -> Result<SledStore, StoreError> {
         let path = config.path.as_path();
         if !path.exists() {
             // sled's `conf` file marks a store (an empty folder is not one).
@@ -238,7 +241,7 @@ impl Store {
             outbox_signal: Arc::new(tokio::sync::Notify::new()),
             _db: db,
         };
-        Ok(Store {
+        Ok(SledStore {
             inner: Arc::new(trees),
         })
     }
@@ -349,10 +352,10 @@ mod tests {
     fn a_store_left_at_its_previous_place_is_named_instead_of_starting_empty() {
         let dir = tempfile::tempdir().unwrap();
         let old = dir.path().join("old.sled");
-        drop(Store::open(&old).unwrap());
+        drop(SledStore::open(&old).unwrap());
         let mut config = StoreConfig::at(dir.path().join("config/data/mentiondesk.sled"));
         config.previous = Some(old.clone());
-        let e = Store::open_with(&config)
+        let e = SledStore::open_with(&config)
             .err()
             .expect("refused")
             .to_string();
@@ -362,10 +365,10 @@ mod tests {
         assert!(!config.path.exists(), "nothing was created");
         // Nothing at the previous place: a new store, as for a first start.
         config.previous = Some(dir.path().join("nothing-here"));
-        drop(Store::open_with(&config).unwrap());
+        drop(SledStore::open_with(&config).unwrap());
         // Once the store is where the config points, the old one no longer matters.
         config.previous = Some(old);
-        Store::open_with(&config).unwrap();
+        SledStore::open_with(&config).unwrap();
     }
 
     /// sled 0.34 wedged when many `flush_async` calls ran at once (#1308): hundreds of
@@ -374,7 +377,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_durable_writes_share_one_flusher_and_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let now = Utc::now();
         let batch: Vec<Candidate> = (0..8).map(|i| candidate(&format!("m{i}"), true)).collect();
         store
@@ -422,7 +425,7 @@ mod tests {
         );
         drop(store);
 
-        let store = Store::open(dir.path()).expect("reopens right after the last handle drops");
+        let store = SledStore::open(dir.path()).expect("reopens right after the last handle drops");
         for i in 0..400usize {
             match i % 4 {
                 0 => assert!(!store

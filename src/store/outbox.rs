@@ -4,7 +4,7 @@
 //! when or how to deliver; the relay does.
 
 use super::{
-    flatten_tx, from_json, next_counter, to_json, u64_key, Store, StoreError, TxResult,
+    flatten_tx, from_json, next_counter, to_json, u64_key, SledStore, StoreError, TxResult,
     NEXT_OUTBOX_SEQ,
 };
 use crate::model::{AlertId, DigestPost, MessageRef, Note, Target};
@@ -98,7 +98,7 @@ fn is_parked(bytes: &[u8]) -> bool {
     serde_json::from_slice::<OutboxEntry>(bytes).is_ok_and(|e| e.parked.is_some())
 }
 
-impl Store {
+impl SledStore {
     /// The outbox as `/healthz` and `/metrics` show it, without reading every entry: the
     /// count is kept in memory, the oldest entry is the first key (keys follow creation), and
     /// the entries are read only while some are parked (then the desk is degraded anyway).
@@ -427,7 +427,7 @@ mod tests {
     #[tokio::test]
     async fn outbox_writes_ring_the_relay_signal() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let signal = store.outbox_signal();
         let rung = || async {
             tokio::time::timeout(std::time::Duration::from_secs(5), signal.notified())
@@ -458,7 +458,7 @@ mod tests {
     #[tokio::test]
     async fn complete_moves_entry_to_refs() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         store
             .accept(
                 "feed",
@@ -488,7 +488,7 @@ mod tests {
     #[tokio::test]
     async fn the_summary_counts_what_the_outbox_holds() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let now = Utc::now();
         let batch = [
             candidate("a", true),
@@ -499,7 +499,7 @@ mod tests {
             .accept("feed", &SourceState::default(), &batch, now)
             .await
             .unwrap();
-        let check = |store: &Store| {
+        let check = |store: &SledStore| {
             let summary = store.outbox_summary().unwrap();
             let all = store.outbox().unwrap();
             assert_eq!(summary.pending as usize, all.len());
@@ -543,7 +543,7 @@ mod tests {
             .park(entries[2].0, 1, "refused", &parked, None)
             .unwrap();
         drop(store);
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let summary = check(&store);
         assert_eq!(
             (summary.pending, summary.parked.len()),
@@ -556,7 +556,7 @@ mod tests {
     #[tokio::test]
     async fn a_round_s_messages_are_counted_as_pending() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let messages = [
             (Target::Slack("#pr".into()), OutboxAction::UpdateAlert),
             (Target::Slack("#leads".into()), OutboxAction::UpdateAlert),
@@ -575,7 +575,7 @@ mod tests {
     #[tokio::test]
     async fn a_delivery_uncounted_before_its_queueing_is_counted_leaves_the_count_right() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let entry = OutboxEntry {
             alert_id: AlertId(1),
             target: Target::Slack("#pr".into()),
@@ -603,13 +603,13 @@ mod tests {
     #[tokio::test]
     async fn an_unreadable_entry_an_update_deletes_is_uncounted() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         store
             .outbox
             .insert(9u64.to_be_bytes(), &b"not json"[..])
             .unwrap();
         drop(store);
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         // (The summary itself cannot read an unreadable oldest entry; the count is what it shows.)
         let pending = || {
             store
@@ -627,7 +627,7 @@ mod tests {
     #[tokio::test]
     async fn the_alert_count_is_the_number_of_alerts() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(store.alert_count(), 0);
         let batch = [
             candidate("a", true),

@@ -2,10 +2,10 @@
 //! (authors and sites whose mentions are stored without an alert). It does not verify
 //! requests or decide who may mute; the server and the desk do.
 
-use super::{to_json, Store, StoreError};
+use super::{to_json, SledStore, StoreError};
 use chrono::{DateTime, Utc};
 
-impl Store {
+impl SledStore {
     /// Records a request id (Slack trigger id, ...) and says whether it is new. A replayed or
     /// retried request answers `false`, so its action is never applied twice.
     pub(crate) async fn first_request(
@@ -66,7 +66,7 @@ mod tests {
     #[tokio::test]
     async fn request_ids_are_remembered_then_pruned() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
         let t0 = Utc::now() - chrono::Duration::days(2);
         assert!(store.first_request("slack:command:T1", t0).await.unwrap());
         assert!(

@@ -3,7 +3,7 @@
 //! not decide what counts as a hit; intake's `NewAlert::log_hit` does.
 
 use super::accept::NewAlert;
-use super::{from_json, to_json, u64_key, Store, StoreError, TxResult};
+use super::{from_json, to_json, u64_key, SledStore, StoreError, TxResult};
 use crate::model::Mention;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -29,7 +29,7 @@ pub struct RuleHit {
     pub held: bool,
 }
 
-impl Store {
+impl SledStore {
     /// The hits of one rule in `[from, to)`, oldest first.
     pub fn rule_hits(
         &self,

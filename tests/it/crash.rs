@@ -309,6 +309,7 @@ async fn crash_relay_when(
     let _ = run.await;
     let in_flight = store
         .outbox()
+        .await
         .unwrap()
         .into_iter()
         .filter(|(_, e)| e.in_flight_since.is_some())
@@ -357,6 +358,7 @@ async fn slack_thread_note_in_flight_at_a_crash_is_found_and_not_posted_again() 
     relay_once(&store, &platforms).await;
     let root = store
         .message_ref(id, &target)
+        .await
         .unwrap()
         .expect("root posted");
 
@@ -383,7 +385,10 @@ async fn slack_thread_note_in_flight_at_a_crash_is_found_and_not_posted_again() 
     slack.faults.clear();
     let lookups = slack.faults.count("conversations.replies");
     relay_once(&store, &platforms).await;
-    assert!(store.outbox().unwrap().is_empty(), "done after the lookup");
+    assert!(
+        store.outbox().await.unwrap().is_empty(),
+        "done after the lookup"
+    );
     let notes = slack_posts_containing(&slack, "C0PRALERTS", "called the customer back");
     assert_eq!(notes.len(), 1, "the note is in the thread once");
     assert_eq!(
@@ -406,7 +411,7 @@ async fn slack_channel_note_crash(chatter: usize) {
     let target = Target::Slack("#pr-alerts".into());
     let id = stored_alert(&store, target.clone()).await;
     relay_once(&store, &platforms).await;
-    assert!(store.outbox().unwrap().is_empty(), "root posted");
+    assert!(store.outbox().await.unwrap().is_empty(), "root posted");
 
     let desk = desk(&store, Target::Slack("#pr-leads".into()));
     let now = chrono::Utc::now();
@@ -418,6 +423,7 @@ async fn slack_channel_note_crash(chatter: usize) {
     desk.fire(&timer, now).await.unwrap();
     let kinds: Vec<bool> = store
         .outbox()
+        .await
         .unwrap()
         .iter()
         .map(|(_, e)| matches!(e.action, OutboxAction::ChannelNote(_)))
@@ -450,7 +456,10 @@ async fn slack_channel_note_crash(chatter: usize) {
     }
     let pages = slack.faults.count("conversations.history");
     relay_once(&store, &platforms).await;
-    assert!(store.outbox().unwrap().is_empty(), "done after the lookup");
+    assert!(
+        store.outbox().await.unwrap().is_empty(),
+        "done after the lookup"
+    );
     let notes = slack_posts_containing(&slack, "C0PRLEADS0", "has been unclaimed");
     assert_eq!(notes.len(), 1, "the escalation is in #pr-leads once");
     assert!(
@@ -487,7 +496,7 @@ async fn discord_channel_note_in_flight_at_a_crash_is_found_and_not_posted_again
     let target = Target::Discord(CHANNEL.into());
     let id = stored_alert(&store, target.clone()).await;
     relay_once(&store, &platforms).await;
-    assert!(store.outbox().unwrap().is_empty(), "root posted");
+    assert!(store.outbox().await.unwrap().is_empty(), "root posted");
 
     // Escalation into the alert channel itself (`escalate_to = "discord:<same channel>"`).
     let desk = desk(&store, target.clone());
@@ -527,7 +536,10 @@ async fn discord_channel_note_in_flight_at_a_crash_is_found_and_not_posted_again
     }
     let lookups = discord.faults.count(ops::LIST_MESSAGES);
     relay_once(&store, &platforms).await;
-    assert!(store.outbox().unwrap().is_empty(), "done after the lookup");
+    assert!(
+        store.outbox().await.unwrap().is_empty(),
+        "done after the lookup"
+    );
     assert_eq!(
         escalations(&discord),
         1,

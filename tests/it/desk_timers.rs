@@ -64,9 +64,10 @@ async fn new_alert(store: &Store, id: &str, now: chrono::DateTime<Utc>, escalate
         .unwrap();
 }
 
-fn notes(store: &Store) -> Vec<(Target, String)> {
+async fn notes(store: &Store) -> Vec<(Target, String)> {
     store
         .outbox()
+        .await
         .unwrap()
         .into_iter()
         .filter_map(|(_, e)| match e.action {
@@ -92,9 +93,9 @@ async fn unclaimed_alert_escalates_once_after_the_delay() {
     let task = tokio::spawn(timers::Timers::new(desk, store.clone(), clock).run(shutdown));
 
     tokio::time::sleep(Duration::from_secs(14 * 60)).await;
-    assert!(notes(&store).is_empty(), "not yet after 14 minutes");
+    assert!(notes(&store).await.is_empty(), "not yet after 14 minutes");
     tokio::time::sleep(Duration::from_secs(2 * 60)).await;
-    let n = notes(&store);
+    let n = notes(&store).await;
     assert_eq!(n.len(), 1, "one round message, no thread note: {n:?}");
     assert_eq!(n[0].0, Target::Slack("#pr-leads".into()));
     assert_eq!(
@@ -104,7 +105,7 @@ async fn unclaimed_alert_escalates_once_after_the_delay() {
         "without a posted message to link to, the command is named"
     );
     tokio::time::sleep(Duration::from_secs(3600)).await;
-    assert_eq!(notes(&store).len(), 1, "escalates once");
+    assert_eq!(notes(&store).await.len(), 1, "escalates once");
     trigger.trigger();
     task.await.unwrap();
 }
@@ -129,6 +130,7 @@ async fn a_claim_cancels_escalation_and_starts_the_reminder() {
     assert!(o.applied);
     let timers_now: Vec<TimerKind> = store
         .timers()
+        .await
         .unwrap()
         .into_iter()
         .map(|t| t.kind)
@@ -147,7 +149,7 @@ async fn a_claim_cancels_escalation_and_starts_the_reminder() {
     );
     tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
     assert_eq!(timers::fire_due(&desk, &store, &clock).await, 1);
-    let n = notes(&store);
+    let n = notes(&store).await;
     let reminder = n
         .iter()
         .find(|(_, t)| t.contains("still unresolved"))
@@ -192,11 +194,11 @@ async fn timers_survive_a_restart_and_snoozes_wake_up() {
         "escalation of #1 and wake of #2"
     );
     assert_eq!(
-        store.alert(AlertId(2)).unwrap().unwrap().state,
+        store.alert(AlertId(2)).await.unwrap().unwrap().state,
         AlertState::Open,
         "snooze over"
     );
-    let n = notes(&store);
+    let n = notes(&store).await;
     assert!(
         n.iter()
             .any(|(_, t)| t.contains("#1 “acme broke” · Normal · rule acme · 3 h old")),
@@ -209,6 +211,7 @@ async fn timers_survive_a_restart_and_snoozes_wake_up() {
     // The woken alert is open again, so its escalation clock restarted.
     let kinds: Vec<(AlertId, TimerKind)> = store
         .timers()
+        .await
         .unwrap()
         .into_iter()
         .map(|t| (t.alert_id, t.kind))

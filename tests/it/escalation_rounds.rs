@@ -166,7 +166,7 @@ async fn five_alerts_due_at_once_make_one_round_message_with_one_ping() {
     let clock = Clock::tokio_at(t0 + chrono::Duration::minutes(17));
     assert_eq!(timers::fire_due(&desk, &store, &clock).await, 5);
     relay_once(&store, &platforms).await;
-    assert!(store.outbox().unwrap().is_empty(), "all delivered");
+    assert!(store.outbox().await.unwrap().is_empty(), "all delivered");
 
     let rounds = slack_rounds(&slack, "C0PRALERTS");
     assert_eq!(rounds.len(), 1, "one message for the round: {rounds:#?}");
@@ -191,7 +191,7 @@ async fn five_alerts_due_at_once_make_one_round_message_with_one_ping() {
     assert!(!text.contains("<!channel>"), "{text}");
     assert!(text.contains("&lt;!channel&gt; &amp; more"), "{text}");
     // Nothing is due any more.
-    assert_eq!(store.timers().unwrap().len(), 0);
+    assert_eq!(store.timers().await.unwrap().len(), 0);
 }
 
 /// A crash while the round message is on its way: after a restart (a new store handle on
@@ -238,7 +238,10 @@ async fn a_restart_mid_round_posts_the_round_once() {
         "the round's timers went with it"
     );
     relay_once(&store, &platforms).await;
-    assert!(store.outbox().unwrap().is_empty(), "done after the lookup");
+    assert!(
+        store.outbox().await.unwrap().is_empty(),
+        "done after the lookup"
+    );
     let rounds = slack_rounds(&slack, "C0PRLEADS0");
     assert_eq!(rounds.len(), 1, "the round is in #pr-leads once");
     assert_eq!(slack_sections(&rounds[0]).matches("\n• ").count(), 5);
@@ -336,14 +339,17 @@ async fn a_big_round_fits_discord_and_says_how_many_more() {
     })
     .await;
     relay_once(&store, &platforms).await;
-    assert!(store.outbox().unwrap().is_empty(), "alerts posted");
+    assert!(store.outbox().await.unwrap().is_empty(), "alerts posted");
     let roots = discord.roots().len();
 
     let desk = desk(&store, target.clone());
     let clock = Clock::tokio_at(t0 + chrono::Duration::minutes(16));
     assert_eq!(timers::fire_due(&desk, &store, &clock).await, 40);
     relay_once(&store, &platforms).await;
-    assert!(store.outbox().unwrap().is_empty(), "the round is delivered");
+    assert!(
+        store.outbox().await.unwrap().is_empty(),
+        "the round is delivered"
+    );
     assert!(discord.take_violations().is_empty());
     let new: Vec<_> = discord.roots().into_iter().skip(roots).collect();
     assert_eq!(new.len(), 1, "one message for the round");
@@ -401,7 +407,10 @@ async fn a_big_round_fits_slack_and_says_how_many_more() {
     let clock = Clock::tokio_at(t0 + chrono::Duration::minutes(16));
     assert_eq!(timers::fire_due(&desk, &store, &clock).await, 60);
     relay_once(&store, &platforms).await;
-    assert!(store.outbox().unwrap().is_empty(), "the round is delivered");
+    assert!(
+        store.outbox().await.unwrap().is_empty(),
+        "the round is delivered"
+    );
     assert!(slack.take_violations().is_empty());
     let rounds = slack_rounds(&slack, "C0PRLEADS0");
     assert_eq!(rounds.len(), 1);
@@ -473,7 +482,7 @@ async fn alerts_created_minutes_apart_make_one_round() {
     let rounds = slack_rounds(&slack, "C0PRALERTS");
     assert_eq!(rounds.len(), 2);
     assert!(slack_sections(&rounds[1]).contains("Spread 4"));
-    assert!(store.timers().unwrap().is_empty());
+    assert!(store.timers().await.unwrap().is_empty());
 }
 
 /// Alerts posted to two channels, escalated to a user group: a message in each channel, but
@@ -535,7 +544,7 @@ async fn a_claim_and_unclaim_during_a_round_starts_the_escalation_over() {
                 .applied
         );
     }
-    let due = store.timers().unwrap();
+    let due = store.timers().await.unwrap();
     assert_eq!(due.len(), 1);
     let fire_at = due[0].due + chrono::Duration::seconds(1);
     // The tick has read `due`; now the alert is claimed and given back.
@@ -551,14 +560,18 @@ async fn a_claim_and_unclaim_during_a_round_starts_the_escalation_over() {
                 .applied
         );
     }
-    let rearmed = store.timers().unwrap();
+    let rearmed = store.timers().await.unwrap();
     desk.fire_round(&due, fire_at).await.unwrap();
     relay_once(&store, &platforms).await;
     assert!(
         slack_rounds(&slack, "C0PRALERTS").is_empty(),
         "not escalated"
     );
-    assert_eq!(store.timers().unwrap(), rearmed, "its new timer stays");
+    assert_eq!(
+        store.timers().await.unwrap(),
+        rearmed,
+        "its new timer stays"
+    );
 }
 
 /// The Discord links of a round, `](<https://discord.com/channels/<guild>/<channel>/…`.
@@ -582,7 +595,10 @@ async fn discord_round(
     let clock = Clock::tokio_at(t0 + chrono::Duration::minutes(16));
     assert!(timers::fire_due(&desk, store, &clock).await > 0);
     relay_once(store, platforms).await;
-    assert!(store.outbox().unwrap().is_empty(), "the round is delivered");
+    assert!(
+        store.outbox().await.unwrap().is_empty(),
+        "the round is delivered"
+    );
     let round = discord
         .roots()
         .into_iter()
@@ -606,7 +622,7 @@ async fn a_discord_alert_without_a_thread_still_gets_a_link() {
     discord.faults.always(ops::START_THREAD, Fault::http(500));
     stored_alerts(&store, &target, 2, t0, |i| format!("No thread {i}")).await;
     relay_once(&store, &platforms).await;
-    assert!(store.outbox().unwrap().is_empty(), "alerts posted");
+    assert!(store.outbox().await.unwrap().is_empty(), "alerts posted");
     assert!(discord.faults.count(ops::START_THREAD) >= 2);
     discord.faults.clear();
     let content = discord_round(&discord, &store, &platforms, t0).await;
@@ -645,7 +661,7 @@ async fn a_discord_alert_found_after_a_crash_still_gets_a_link() {
     let platforms = discord_platforms(&discord);
     relay_once(&store, &platforms).await;
     assert!(
-        store.outbox().unwrap().is_empty(),
+        store.outbox().await.unwrap().is_empty(),
         "found, not posted again"
     );
     assert_eq!(discord.roots().len(), 1);

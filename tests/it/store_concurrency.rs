@@ -497,7 +497,7 @@ async fn scenario() {
     // The alerts' histories: one unbroken chain of states, one claim per race per round.
     let store = Store::open(&dir.path().join("store")).unwrap();
     for alert in RACE.into_iter().chain(CALM) {
-        let log = store.audit_log(AlertId(alert)).unwrap();
+        let log = store.audit_log(AlertId(alert)).await.unwrap();
         assert_eq!(log[0].action, "created");
         for pair in log.windows(2) {
             assert_eq!(
@@ -506,7 +506,7 @@ async fn scenario() {
                 pair[1], pair[0]
             );
         }
-        let state = store.alert(AlertId(alert)).unwrap().unwrap().state;
+        let state = store.alert(AlertId(alert)).await.unwrap().unwrap().state;
         assert_eq!(state.name(), log.last().unwrap().to, "#{alert} state");
         let notes = log.iter().filter(|e| e.action == "note").count();
         let applied = applied_notes.get(&alert).map_or(0, Vec::len);

@@ -277,7 +277,7 @@ async fn a_digest_posted_just_before_a_crash_is_found_and_not_posted_again() {
         .enqueue_digest::<()>(None, std::slice::from_ref(&target), &post, Utc::now())
         .await
         .unwrap();
-    let (key, _) = store.outbox().unwrap()[0].clone();
+    let (key, _) = store.outbox().await.unwrap()[0].clone();
     // The crash: marked in flight, uploaded, and the process died before finishing.
     store.mark_in_flight(key, Utc::now()).await.unwrap();
     platform
@@ -292,7 +292,10 @@ async fn a_digest_posted_just_before_a_crash_is_found_and_not_posted_again() {
     let (_trigger, shutdown) = mentiondesk::shutdown::channel();
     let metrics = mentiondesk::metrics::Metrics::default();
     mentiondesk::relay::deliver_due(&store, &platforms, &metrics, &shutdown).await;
-    assert!(store.outbox().unwrap().is_empty(), "done after the lookup");
+    assert!(
+        store.outbox().await.unwrap().is_empty(),
+        "done after the lookup"
+    );
     let s = slack.state.lock().unwrap();
     assert_eq!(
         s.completed_uploads.len(),
@@ -338,6 +341,7 @@ async fn a_weekly_chart_has_seven_local_days_ending_today() {
         chrono_tz::Europe::Berlin,
         to,
     )
+    .await
     .unwrap();
     let labels: Vec<&str> = r.chart.iter().map(|b| b.label.as_str()).collect();
     assert_eq!(

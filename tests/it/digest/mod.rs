@@ -97,9 +97,10 @@ fn desk_config() -> DeskConfig {
     }
 }
 
-fn digests(store: &Store) -> Vec<(Target, mentiondesk::model::DigestPost)> {
+async fn digests(store: &Store) -> Vec<(Target, mentiondesk::model::DigestPost)> {
     store
         .outbox()
+        .await
         .unwrap()
         .into_iter()
         .filter_map(|(_, e)| match e.action {
@@ -203,7 +204,7 @@ async fn digest_counts_compares_and_ranks_what_came_in() {
     .await;
     // Claim and resolve some of them.
     let desk = Desk::new(store.clone(), desk_config());
-    let alerts = store.alerts().unwrap();
+    let alerts = store.alerts().await.unwrap();
     let id_of = |item: &str| {
         alerts
             .iter()
@@ -244,7 +245,9 @@ async fn digest_counts_compares_and_ranks_what_came_in() {
         to,
     };
     let rules = vec!["acme".to_string(), "acme-ceo".to_string()];
-    let r = report::gather(&store, &rules, period, chrono_tz::Europe::Berlin, to).unwrap();
+    let r = report::gather(&store, &rules, period, chrono_tz::Europe::Berlin, to)
+        .await
+        .unwrap();
     assert_eq!(r.now.mentions, 5);
     assert_eq!(r.before.mentions, 2);
     assert_eq!(r.now.negative, 3);
@@ -294,7 +297,9 @@ async fn digest_counts_compares_and_ranks_what_came_in() {
         from: period.from + CDuration::minutes(48),
         to: to + CDuration::minutes(48),
     };
-    let r2 = report::gather(&store, &rules, late, chrono_tz::Europe::Berlin, late.to).unwrap();
+    let r2 = report::gather(&store, &rules, late, chrono_tz::Europe::Berlin, late.to)
+        .await
+        .unwrap();
     let labels: Vec<&str> = r2.chart.iter().map(|b| b.label.as_str()).collect();
     assert_eq!(labels[0], "09:48", "{labels:?}");
     assert!(labels[1..].iter().all(|l| l.ends_with(":00")), "{labels:?}");
@@ -383,7 +388,7 @@ async fn scheduled_digest_keeps_local_nine_across_the_dst_change() {
     settle().await;
     step(Duration::from_secs(60), Duration::from_secs(60)).await;
     assert!(
-        digests(&store).is_empty(),
+        digests(&store).await.is_empty(),
         "a new digest does not fire at start-up"
     );
     // Sunday 08:59 Berlin (CET, UTC+1) = 07:59 UTC: not yet.
@@ -392,10 +397,13 @@ async fn scheduled_digest_keeps_local_nine_across_the_dst_change() {
         Duration::from_secs(3600),
     )
     .await;
-    assert!(digests(&store).is_empty(), "nothing before 09:00 local");
+    assert!(
+        digests(&store).await.is_empty(),
+        "nothing before 09:00 local"
+    );
     // 09:00 CET = 08:00 UTC: an hour later in UTC than the day before (07:00 UTC in CEST).
     step(Duration::from_secs(3 * 60), Duration::from_secs(30)).await;
-    let d = digests(&store);
+    let d = digests(&store).await;
     assert_eq!(d.len(), 1, "{d:?}");
     assert_eq!(
         d[0].1.title,
@@ -408,9 +416,9 @@ async fn scheduled_digest_keeps_local_nine_across_the_dst_change() {
     );
     // Monday 09:00 CET, and no other digest in between.
     step(Duration::from_secs(23 * 3600), Duration::from_secs(3600)).await;
-    assert_eq!(digests(&store).len(), 1);
+    assert_eq!(digests(&store).await.len(), 1);
     step(Duration::from_secs(3600 + 120), Duration::from_secs(30)).await;
-    let d = digests(&store);
+    let d = digests(&store).await;
     assert_eq!(d.len(), 2);
     assert!(
         d[1].1.title.contains("Mon 26 Oct 2026, 09:00"),
@@ -444,7 +452,7 @@ async fn a_digest_missed_while_down_is_sent_once_at_start_up() {
     );
     settle().await;
     step(Duration::from_secs(5), Duration::from_secs(5)).await;
-    let d = digests(&store);
+    let d = digests(&store).await;
     assert_eq!(
         d.len(),
         1,
@@ -456,7 +464,7 @@ async fn a_digest_missed_while_down_is_sent_once_at_start_up() {
         d[0].1.title
     );
     step(Duration::from_secs(3600), Duration::from_secs(600)).await;
-    assert_eq!(digests(&store).len(), 1, "and not again");
+    assert_eq!(digests(&store).await.len(), 1, "and not again");
     trigger.trigger();
     task.await.unwrap();
     // A restart right after sends nothing more: the slot is recorded with the digest.
@@ -472,7 +480,7 @@ async fn a_digest_missed_while_down_is_sent_once_at_start_up() {
     );
     settle().await;
     step(Duration::from_secs(5), Duration::from_secs(5)).await;
-    assert_eq!(digests(&store).len(), 1);
+    assert_eq!(digests(&store).await.len(), 1);
     trigger.trigger();
     task.await.unwrap();
 }
@@ -514,7 +522,9 @@ async fn a_digest_at_an_odd_minute_charts_the_whole_period() {
         .await;
     }
     let tz = chrono_tz::Europe::Berlin;
-    let r = report::gather(&store, &["acme".into()], period, tz, to).unwrap();
+    let r = report::gather(&store, &["acme".into()], period, tz, to)
+        .await
+        .unwrap();
     let total: u32 = r
         .chart
         .iter()
@@ -572,7 +582,9 @@ async fn an_open_spike_is_listed_once() {
         to - CDuration::hours(2),
     )
     .await;
-    let r = report::gather(&store, &["acme".into()], period, chrono_tz::UTC, to).unwrap();
+    let r = report::gather(&store, &["acme".into()], period, chrono_tz::UTC, to)
+        .await
+        .unwrap();
     let spike = r.spikes.first().expect("the spike").id;
     assert!(r.oldest_unclaimed.iter().all(|i| i.id != spike));
     let text = report::render(&r, "Digest", to).1.plain();

@@ -82,7 +82,12 @@ async fn spikes_alert_once_on_a_real_spike_and_never_on_noise() {
         .await
         .unwrap()
         .expect("a spike");
-    let m = store.mention(&alert.mention_key).unwrap().unwrap().mention;
+    let m = store
+        .mention(&alert.mention_key)
+        .await
+        .unwrap()
+        .unwrap()
+        .mention;
     assert!(
         m.text.starts_with(
             "42 mentions in the last hour; usually 3 ± 1 (mean ± σ per hour over the last 14 days)"
@@ -104,12 +109,13 @@ async fn spikes_alert_once_on_a_real_spike_and_never_on_noise() {
     assert!(alert.negative);
     assert_eq!(alert.state, AlertState::Open);
     // It is an alert like any other: posted, escalated, claimable.
-    let outbox = store.outbox().unwrap();
+    let outbox = store.outbox().await.unwrap();
     assert!(outbox
         .iter()
         .any(|(_, e)| e.alert_id == alert.id && e.action == OutboxAction::PostAlert));
     assert!(store
         .timers()
+        .await
         .unwrap()
         .iter()
         .any(|t| t.alert_id == alert.id && t.kind == TimerKind::Escalate));
@@ -118,7 +124,7 @@ async fn spikes_alert_once_on_a_real_spike_and_never_on_noise() {
         .await
         .unwrap();
     assert_eq!(
-        store.alert(alert.id).unwrap().unwrap().state.name(),
+        store.alert(alert.id).await.unwrap().unwrap().state.name(),
         "claimed"
     );
     // The spike alert does not count as a mention of its own rule.
@@ -129,6 +135,7 @@ async fn spikes_alert_once_on_a_real_spike_and_never_on_noise() {
                 now - CDuration::hours(1),
                 later + CDuration::seconds(1)
             )
+            .await
             .unwrap()
             .len(),
         42
@@ -158,6 +165,7 @@ async fn spikes_alert_once_on_a_real_spike_and_never_on_noise() {
         chrono_tz::UTC,
         later,
     )
+    .await
     .unwrap();
     assert_eq!(r.spikes.len(), 1);
     assert!(

@@ -1,0 +1,459 @@
+//! The one `Store` the rest of mentiondesk uses, over a closed set of backends: sled (the
+//! embedded default, one process) and, as issue 17 lands, PostgreSQL (several replicas). Every
+//! operation is async because a database over a socket answers later; sled answers at once and
+//! its writes that must survive a crash wait on its flusher. This file only dispatches: what an
+//! operation means is documented on the sled backend's method of the same name, and every
+//! backend keeps those semantics.
+
+use super::config::StoreConfig;
+use super::{
+    Accepted, Candidate, LabelRecord, MentionPrune, OutboxAction, OutboxEntry, OutboxKey,
+    OutboxSummary, Parked, RuleHit, SledStore, StoreError, StoredMention, ThreadMark, Timer,
+};
+use super::{AlertChange, ChangeOutcome};
+use crate::analysis::relevance::{Counts, ModelHeader};
+use crate::model::{
+    Alert, AlertId, AuditEntry, DigestPost, MessageRef, SourceState, Target, TimerKind,
+};
+use chrono::{DateTime, Utc};
+use serde::{de::DeserializeOwned, Serialize};
+use std::path::Path;
+use std::sync::Arc;
+
+/// The store: cheap to clone, every clone the same database.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sled(SledStore),
+}
+
+impl Store {
+    /// Opens the sled store at `path` with the default cache size and retention.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Ok(Store::from(SledStore::open(path)?))
+    }
+
+    /// Opens the store as `[store]` configures it.
+    pub fn open_with(config: &StoreConfig) -> Result<Store, StoreError> {
+        Ok(Store::from(SledStore::open_with(config)?))
+    }
+
+    /// The sled backend, for tests of what only sled has (its flusher, its batches).
+    #[cfg(test)]
+    pub(crate) fn sled(&self) -> &SledStore {
+        match &self.backend {
+            Backend::Sled(s) => s,
+        }
+    }
+
+    /// The relay's wake-up: notified after every durable write that adds outbox entries or
+    /// makes waiting ones due again.
+    pub(crate) fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        match &self.backend {
+            Backend::Sled(s) => s.outbox_signal(),
+        }
+    }
+
+    /// Waits until everything written so far is durable (shutdown, CLI commands).
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.flush().await,
+        }
+    }
+
+    // --- mentions (accept.rs) ---
+
+    pub async fn accept(
+        &self,
+        source: &str,
+        state: &SourceState,
+        candidates: &[Candidate],
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.accept(source, state, candidates, now).await,
+        }
+    }
+
+    pub(crate) async fn accept_generated_marked<T: Serialize>(
+        &self,
+        candidates: &[Candidate],
+        now: DateTime<Utc>,
+        key: &str,
+        mark: &T,
+    ) -> Result<Accepted, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.accept_generated_marked(candidates, now, key, mark).await,
+        }
+    }
+
+    pub(crate) async fn accept_owned(
+        &self,
+        source: Option<(String, SourceState)>,
+        candidates: Vec<Candidate>,
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.accept_owned(source, candidates, now).await,
+        }
+    }
+
+    pub(crate) async fn is_seen(&self, key: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.is_seen(key),
+        }
+    }
+
+    pub(crate) async fn thread_mark(&self, key: &str) -> Result<Option<ThreadMark>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.thread_mark(key),
+        }
+    }
+
+    pub async fn mention(&self, key: &str) -> Result<Option<StoredMention>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.mention(key),
+        }
+    }
+
+    /// One chunk of a prune of old mention bodies, off the runtime; hands the prune back with
+    /// whether the walk is done.
+    pub(crate) async fn prune_mentions_chunk(
+        &self,
+        mut prune: MentionPrune,
+        limit: usize,
+    ) -> (MentionPrune, Result<bool, StoreError>) {
+        match &self.backend {
+            Backend::Sled(s) => {
+                let s = s.clone();
+                super::off_runtime(move || {
+                    let done = s.prune_mentions_chunk(&mut prune, limit);
+                    (prune, done)
+                })
+                .await
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) async fn mention_count(&self) -> usize {
+        match &self.backend {
+            Backend::Sled(s) => s.mention_count(),
+        }
+    }
+
+    pub(crate) async fn recent_mentions(&self, n: usize) -> Result<Vec<StoredMention>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.recent_mentions(n),
+        }
+    }
+
+    // --- alerts, timers, audit (alerts.rs) ---
+
+    pub async fn alert(&self, id: AlertId) -> Result<Option<Alert>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.alert(id),
+        }
+    }
+
+    pub(crate) async fn alert_count(&self) -> usize {
+        match &self.backend {
+            Backend::Sled(s) => s.alert_count(),
+        }
+    }
+
+    pub async fn alerts(&self) -> Result<Vec<Alert>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.alerts(),
+        }
+    }
+
+    pub(crate) async fn change_alert(
+        &self,
+        expected: &Alert,
+        change: AlertChange,
+    ) -> Result<ChangeOutcome, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.change_alert(expected, change).await,
+        }
+    }
+
+    pub(crate) async fn fire_round(
+        &self,
+        fired: &[(Alert, Timer, AuditEntry)],
+        messages: &[(Target, OutboxAction)],
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), AlertId>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.fire_round(fired, messages, now).await,
+        }
+    }
+
+    pub(crate) async fn remove_timer(&self, timer: &Timer) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.remove_timer(timer),
+        }
+    }
+
+    pub(crate) async fn timer(
+        &self,
+        id: AlertId,
+        kind: TimerKind,
+    ) -> Result<Option<Timer>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.timer(id, kind),
+        }
+    }
+
+    pub(crate) async fn due_timers(&self, now: DateTime<Utc>) -> Result<Vec<Timer>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.due_timers(now),
+        }
+    }
+
+    pub async fn timers(&self) -> Result<Vec<Timer>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.timers(),
+        }
+    }
+
+    pub async fn audit_log(&self, id: AlertId) -> Result<Vec<AuditEntry>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.audit_log(id),
+        }
+    }
+
+    // --- relevance labels (labels.rs) ---
+
+    pub async fn relevance_header(&self, rule: &str) -> Result<ModelHeader, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.relevance_header(rule),
+        }
+    }
+
+    pub(crate) async fn relevance_counts(&self, rule: Option<&str>) -> Result<Counts, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.relevance_counts(rule),
+        }
+    }
+
+    pub async fn labels(&self, rule: &str) -> Result<Vec<(AlertId, LabelRecord)>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.labels(rule),
+        }
+    }
+
+    /// Changes whenever a label is written, so cached relevance counts know they are old.
+    pub(crate) async fn label_generation(&self) -> Result<u64, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => Ok(s.label_generation()),
+        }
+    }
+
+    // --- small values (mod.rs) ---
+
+    pub(crate) async fn meta_get<T: DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.meta_get(key),
+        }
+    }
+
+    pub async fn meta_set<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.meta_set(key, value).await,
+        }
+    }
+
+    // --- the outbox and message references (outbox.rs) ---
+
+    pub(crate) async fn outbox_summary(&self) -> Result<OutboxSummary, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => {
+                let s = s.clone();
+                super::off_runtime(move || s.outbox_summary()).await
+            }
+        }
+    }
+
+    pub async fn outbox(&self) -> Result<Vec<(OutboxKey, OutboxEntry)>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.outbox(),
+        }
+    }
+
+    pub async fn mark_in_flight(
+        &self,
+        key: OutboxKey,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxEntry, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.mark_in_flight(key, now).await,
+        }
+    }
+
+    pub(crate) async fn record_failure(
+        &self,
+        key: OutboxKey,
+        attempts: u32,
+        error: &str,
+        not_before: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.record_failure(key, attempts, error, not_before),
+        }
+    }
+
+    pub(crate) async fn park(
+        &self,
+        key: OutboxKey,
+        attempts: u32,
+        error: &str,
+        parked: &Parked,
+        not_before: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.park(key, attempts, error, parked, not_before),
+        }
+    }
+
+    pub(crate) async fn retry_now(
+        &self,
+        which: impl Fn(&OutboxEntry) -> bool,
+    ) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.retry_now(which),
+        }
+    }
+
+    pub(crate) async fn complete(
+        &self,
+        key: OutboxKey,
+        entry: &OutboxEntry,
+        msg: &MessageRef,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.complete(key, entry, msg).await,
+        }
+    }
+
+    pub async fn finish(&self, key: OutboxKey) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.finish(key).await,
+        }
+    }
+
+    pub(crate) async fn defer(
+        &self,
+        key: OutboxKey,
+        not_before: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.defer(key, not_before),
+        }
+    }
+
+    pub async fn message_ref(
+        &self,
+        id: AlertId,
+        target: &Target,
+    ) -> Result<Option<MessageRef>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.message_ref(id, target),
+        }
+    }
+
+    pub async fn enqueue_digest<T: Serialize>(
+        &self,
+        slot: Option<(&str, &T)>,
+        targets: &[Target],
+        post: &DigestPost,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.enqueue_digest(slot, targets, post, now).await,
+        }
+    }
+
+    // --- request dedup and mutes (requests.rs) ---
+
+    pub(crate) async fn first_request(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.first_request(key, now).await,
+        }
+    }
+
+    pub(crate) async fn prune_requests(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.prune_requests(before),
+        }
+    }
+
+    pub(crate) async fn mute(
+        &self,
+        key: &str,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.mute(key, by, now).await,
+        }
+    }
+
+    pub async fn is_muted(&self, key: &str) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.is_muted(key),
+        }
+    }
+
+    // --- per-rule hit log (rule_log.rs) ---
+
+    pub async fn rule_hits(
+        &self,
+        rule: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<RuleHit>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.rule_hits(rule, from, to),
+        }
+    }
+
+    pub(crate) async fn prune_rule_hits(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.prune_rule_hits(before),
+        }
+    }
+
+    pub(crate) async fn first_hit(&self, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.first_hit(rule),
+        }
+    }
+
+    // --- source state (sources.rs) ---
+
+    pub(crate) async fn source_state(&self, source: &str) -> Result<SourceState, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.source_state(source),
+        }
+    }
+}
+
+impl From<SledStore> for Store {
+    fn from(s: SledStore) -> Store {
+        Store {
+            backend: Backend::Sled(s),
+        }
+    }
+}
