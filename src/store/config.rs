@@ -195,6 +195,14 @@ impl StoreConfig {
         }
     }
 
+    /// The PostgreSQL settings when `backend = "postgres"`.
+    pub fn postgres(&self) -> Option<&PgConfig> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sled => None,
+        }
+    }
+
     /// Reads `[store]` (all keys optional).
     pub(crate) fn read(r: &mut Reader, root: &Table) -> StoreConfig {
         let t = r.table(root, "store");
@@ -259,6 +267,14 @@ fn read_backend(r: &mut Reader, t: &Table) -> Backend {
         .integer(t, "store", "pool_size")
         .map_or(DEFAULT_POOL_SIZE, |n| n as usize);
     let tls = r.parsed(t, "store", "tls", TlsMode::parse);
+    // Until the store's reads and writes run on PostgreSQL (issue 17), say so rather than
+    // let a user believe the replicas share a database.
+    let line = r.key_line(t, "backend");
+    r.warning(
+        line,
+        "store.backend",
+        "the PostgreSQL backend is in progress: `check --online` checks the database, but `run` and the other commands still keep the store in sled at [store] path",
+    );
     match url {
         Some(url) => Backend::Postgres(PgConfig {
             url: PgUrl::new(url),
@@ -331,9 +347,17 @@ mod tests {
         assert!(warnings.is_empty());
 
         let text = "[store]\nbackend = \"postgres\"\nurl = \"${DATABASE_URL}\"\npool_size = 3\ntls = \"require\"\n";
-        let Backend::Postgres(pg) = read(text, SECRET_URL).0.unwrap().backend else {
+        let (config, warnings) = read(text, SECRET_URL);
+        let Backend::Postgres(pg) = config.unwrap().backend else {
             panic!("postgres")
         };
+        // Honest until the store runs on it.
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(
+            (warnings[0].line, warnings[0].key.as_str()),
+            (2, "store.backend")
+        );
+        assert!(warnings[0].message.contains("in progress"), "{warnings:?}");
         assert_eq!(pg.url.expose(), SECRET_URL);
         assert_eq!(pg.pool_size, 3);
         assert_eq!(pg.tls, Some(TlsMode::Require));
