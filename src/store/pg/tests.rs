@@ -191,11 +191,24 @@ async fn the_online_check_reports_server_and_schema_without_migrating() {
 }
 
 /// `tls = "require"` is honoured: the throwaway server has no TLS, so the connection is
-/// refused instead of falling back to plain text.
+/// refused instead of falling back to plain text; `prefer`, and a URL without `sslmode`
+/// (libpq's default, prefer), fall back and connect.
 #[tokio::test]
-async fn tls_require_refuses_a_server_without_tls() {
+async fn tls_require_refuses_a_server_without_tls_and_prefer_falls_back() {
     let Some(db) = fresh().await else { return };
     let mut config = db.config();
+    config.tls = Some(TlsMode::Prefer);
+    PgStore::connect(&config).await.expect("prefer falls back");
+    config.tls = None;
+    let facts = PgStore::check_online(&config).await.unwrap();
+    assert!(!facts.tls);
+    config.url = PgUrl::new(format!("{}?sslmode=require", db.url()));
+    let e = PgStore::connect(&config).await.unwrap_err();
+    assert!(
+        e.to_string().contains("TLS"),
+        "the URL's sslmode counts: {e}"
+    );
+    config.url = PgUrl::new(db.url());
     config.tls = Some(TlsMode::Require);
     let e = PgStore::connect(&config).await.unwrap_err();
     assert!(matches!(e, StoreError::PgConnect { .. }), "{e:?}");

@@ -59,7 +59,7 @@ pub fn find_binaries(path: Option<&OsStr>, lib_dir: &Path) -> Result<Binaries, S
             Some((major, e.path().join("bin")))
         })
         .collect();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
     dirs.extend(versions.into_iter().map(|(_, d)| d));
     let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| is_executable(p));
     match (find("initdb"), find("postgres")) {
