@@ -204,12 +204,16 @@ fn pool(config: &PgConfig) -> Result<Pool, StoreError> {
 
 /// A failure to get a connection: the server is unreachable, refused us, or is too slow.
 fn pool_error(url: &PgUrl, e: PoolError) -> StoreError {
+    use deadpool_postgres::TimeoutType;
     let reason = match e {
         PoolError::Backend(e) => describe(&e),
+        PoolError::Timeout(TimeoutType::Wait) => format!(
+            "every pooled connection stayed busy for {}s (raise [store] pool_size, or look for slow queries)",
+            POOL_WAIT.as_secs()
+        ),
         PoolError::Timeout(_) => format!(
-            "no connection within {}s (all {} busy, or the server does not answer)",
-            POOL_WAIT.as_secs(),
-            "pooled connections"
+            "the server did not answer within {}s",
+            CONNECT_TIMEOUT.as_secs()
         ),
         other => other.to_string(),
     };

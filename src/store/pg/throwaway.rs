@@ -203,14 +203,30 @@ impl Cluster {
         }
     }
 
+    /// Starts a cluster; a port found free can be taken before the server binds it, so a
+    /// failed start is tried again from scratch (its folder is gone by then) a few times.
     fn start(bins: &Binaries) -> Result<Cluster, String> {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir =
-            std::env::temp_dir().join(format!("mentiondesk-pg-{}-{stamp}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let user = run_as()?;
+        let mut last = String::new();
+        for attempt in 0..3 {
+            match Cluster::start_once(bins, user, attempt) {
+                Ok(c) => return Ok(c),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    fn start_once(
+        bins: &Binaries,
+        user: Option<(u32, u32)>,
+        attempt: u32,
+    ) -> Result<Cluster, String> {
+        let dir =
+            std::env::temp_dir().join(format!("mentiondesk-pg-{}-{attempt}", std::process::id()));
+        // Left by an earlier process with the same pid, whose watchdog could not clean up.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
                 .map_err(|e| format!("handing {} to uid {uid}: {e}", dir.display()))?;
@@ -231,34 +247,32 @@ impl Cluster {
             ])
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| format!("running {}: {e}", bins.initdb.display()))?;
-        if !out.status.success() {
-            let _ = std::fs::remove_dir_all(&dir);
-            return Err(format!(
-                "{} failed: {}{}",
-                bins.initdb.display(),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        // A port found free can be taken before the server binds it: try a few.
-        let mut last = String::new();
-        for _ in 0..5 {
-            let port = free_port()?;
-            match start_server(bins, &dir, &data, port, user) {
-                Ok(watchdog) => {
-                    return Ok(Cluster {
-                        port,
-                        dir,
-                        _watchdog: Mutex::new(watchdog),
-                        next_db: AtomicU64::new(0),
-                    })
-                }
-                Err(e) => last = e,
+            .map_err(|e| format!("running {}: {e}", bins.initdb.display()));
+        let out = match out {
+            Ok(out) if out.status.success() => out,
+            failed => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(match failed {
+                    Ok(out) => format!(
+                        "{} failed: {}{}",
+                        bins.initdb.display(),
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    ),
+                    Err(e) => e,
+                });
             }
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-        Err(last)
+        };
+        drop(out);
+        let port = free_port()?;
+        // From here on the watchdog owns the folder: it deletes it when the server stops.
+        let watchdog = start_server(bins, &dir, &data, port, user)?;
+        Ok(Cluster {
+            port,
+            dir,
+            _watchdog: Mutex::new(watchdog),
+            next_db: AtomicU64::new(0),
+        })
     }
 }
 
@@ -300,16 +314,20 @@ fn start_server(
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("starting the watchdog shell: {e}"))?;
+        .map_err(|e| {
+            let _ = std::fs::remove_dir_all(dir);
+            format!("starting the watchdog shell: {e}")
+        })?;
     let mut line = String::new();
     let stdout = watchdog.stdout.take().expect("piped");
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .map_err(|e| format!("reading the server's pid: {e}"))?;
-    let pid: u32 = line
-        .trim()
-        .parse()
-        .map_err(|_| format!("the watchdog printed {line:?} instead of the server's pid"))?;
+    let read = BufReader::new(stdout).read_line(&mut line);
+    let Some(pid) = read.ok().and_then(|_| line.trim().parse::<u32>().ok()) else {
+        drop(watchdog.stdin.take());
+        let _ = watchdog.wait();
+        return Err(format!(
+            "the watchdog printed {line:?} instead of the server's pid"
+        ));
+    };
     let log = dir.join("postgres.log");
     let pidfile = data.join("postmaster.pid");
     let deadline = Instant::now() + START_TIMEOUT;
@@ -321,12 +339,17 @@ fn start_server(
         if ready {
             return Ok(watchdog);
         }
-        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        // An exited server stays a zombie until the watchdog reaps it (after the pipe closes).
+        let alive = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z'))
+        });
         if !alive || Instant::now() > deadline {
             // Closing the pipe makes the watchdog stop the server (if running) and clean up;
             // keep the log's text first.
             let text = std::fs::read_to_string(&log).unwrap_or_default();
-            stop_without_cleanup(watchdog, dir);
+            drop(watchdog.stdin.take());
+            let _ = watchdog.wait();
             return Err(format!(
                 "postgres on port {port} {}: {}",
                 if alive {
@@ -339,17 +362,6 @@ fn start_server(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// Stops a failed start's server; the watchdog deletes the folder, so recreate it with the
-/// data directory for the next try.
-fn stop_without_cleanup(mut watchdog: Child, dir: &Path) {
-    // The watchdog would delete the whole folder: move the data aside first.
-    let keep = dir.with_extension("keep");
-    let _ = std::fs::rename(dir, &keep);
-    drop(watchdog.stdin.take());
-    let _ = watchdog.wait();
-    let _ = std::fs::rename(&keep, dir);
 }
 
 /// `program` run from `dir`, as `user` (uid, gid) when given.
@@ -438,5 +450,36 @@ mod tests {
         assert_eq!(found.initdb, bin.join("initdb"));
         assert_eq!(found.postgres, bin.join("postgres"));
         std::fs::remove_dir_all(&empty).unwrap();
+    }
+
+    /// A server that exits at start is reported with its log (not waited for until the
+    /// start timeout), and its folder is gone afterwards.
+    #[test]
+    fn a_server_that_cannot_start_is_reported_with_its_log_and_cleaned_up() {
+        let bin = std::env::temp_dir().join(format!("mentiondesk-pg-fake-{}", std::process::id()));
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = |name: &str, body: &str| {
+            let p = bin.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let bins = Binaries {
+            // Called as `initdb -D DATA …`.
+            initdb: script("initdb", "mkdir -p \"$2\""),
+            postgres: script(
+                "postgres",
+                "echo 'FATAL: this fake server cannot start' >&2; exit 1",
+            ),
+        };
+        let e = Cluster::start_once(&bins, run_as().unwrap(), 99)
+            .err()
+            .expect("refused");
+        assert!(e.contains("exited"), "not a timeout: {e}");
+        assert!(e.contains("FATAL: this fake server cannot start"), "{e}");
+        let dir = std::env::temp_dir().join(format!("mentiondesk-pg-{}-99", std::process::id()));
+        assert!(!dir.exists(), "{} left behind", dir.display());
+        std::fs::remove_dir_all(&bin).unwrap();
     }
 }
