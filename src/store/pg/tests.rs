@@ -264,3 +264,33 @@ async fn a_password_in_the_url_never_shows_in_errors_or_debug() {
         assert!(!format!("{store:?}").contains(password));
     }
 }
+
+/// The throwaway cluster listens on 127.0.0.1 only, runs with its test-only settings, and
+/// never as root (PostgreSQL refuses root; the harness hands it to the `postgres` user).
+#[tokio::test]
+async fn the_throwaway_cluster_is_local_fast_and_not_root() {
+    let Some(db) = fresh().await else { return };
+    let client = look(&db).await;
+    for (setting, expected) in [
+        ("listen_addresses", "127.0.0.1"),
+        ("fsync", "off"),
+        ("synchronous_commit", "off"),
+    ] {
+        let value: String = client
+            .query_one(&format!("SHOW {setting}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(value, expected, "{setting}");
+    }
+    let cluster = throwaway::cluster().expect("running");
+    let pidfile = std::fs::read_to_string(cluster.dir().join("data/postmaster.pid")).unwrap();
+    let pid = pidfile.lines().next().unwrap().trim();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap();
+    assert_ne!(uid, "0", "the server runs as root");
+}
