@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use mentiondesk::store::pg::PgStore;
 use mentiondesk::{app, intake::Judge, model::Mention, settings};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -42,12 +43,15 @@ line and key, and warnings (a rule that may not mean what it says). Exits 1 if t
 problem; warnings alone exit 0. With --online, also ask Slack and Discord: tokens, every \
 alert/escalation/digest channel, Socket Mode's app token and the /desk command, each with its \
 fix. On Discord the /desk check registers the command exactly as `run` does, replacing the \
-application's (guild or global) command list with that one definition; no message is posted."
+application's (guild or global) command list with that one definition; no message is posted. \
+With [store] backend = \"postgres\", also connect to the database and report its schema version \
+(nothing is migrated)."
     )]
     Check {
         /// Also check the chat credentials, that the bot can reach every target channel, and
         /// the /desk command (Discord: registered exactly as `run` registers it, replacing the
-        /// application's command list with that one definition); posts no message
+        /// application's command list with that one definition); posts no message. With the
+        /// PostgreSQL backend, also the database connection and schema version
         #[arg(long)]
         online: bool,
         #[command(flatten)]
@@ -250,9 +254,16 @@ fn check(c: &ConfigArg, online: bool) -> anyhow::Result<ExitCode> {
             if !online {
                 return Ok(ExitCode::SUCCESS);
             }
-            let results = runtime()?.block_on(app::check_online(&cfg))?;
+            let rt = runtime()?;
+            let mut results = rt.block_on(app::check_online(&cfg))?;
             if results.is_empty() {
                 println!("no chat platform configured: alerts go to the console");
+            }
+            if let Some(pg) = cfg.store.postgres() {
+                // Connects without migrating: `run` migrates.
+                let facts = rt.block_on(PgStore::check_online(pg));
+                let outcome = facts.map_err(|e| e.to_string()).and_then(|f| f.summary());
+                results.push(("store (PostgreSQL)".to_string(), outcome));
             }
             let mut problems = 0;
             for (what, outcome) in results {

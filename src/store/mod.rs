@@ -18,6 +18,8 @@ mod flush;
 mod labels;
 mod mention_record;
 mod outbox;
+#[doc(hidden)]
+pub mod pg;
 mod requests;
 mod rule_log;
 mod sources;
@@ -59,6 +61,16 @@ pub enum StoreError {
     /// Nothing was written: see `SledStore::accept`.
     #[error("intake decided from a read that no longer holds ({reason}); read the store again and decide anew")]
     Stale { reason: String },
+    /// `url` is redacted (no password); so is `reason`.
+    #[error("[store] url {url} cannot be used: {reason}")]
+    PgConfig { url: String, reason: String },
+    /// `url` is redacted (no password); so is `reason`.
+    #[error("cannot connect to PostgreSQL at {url}: {reason}; check [store] url, that the server runs and is reachable from here, and its user and password")]
+    PgConnect { url: String, reason: String },
+    #[error("PostgreSQL failed {what}: {reason}")]
+    Postgres { what: &'static str, reason: String },
+    #[error("the database's schema is at version {database}, newer than this mentiondesk knows (version {binary}): a newer mentiondesk migrated it; upgrade mentiondesk on this machine to the version the other replicas run (never point an older one at it)")]
+    SchemaTooNew { database: i32, binary: i32 },
 }
 
 impl From<FlushError> for StoreError {

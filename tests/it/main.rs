@@ -45,4 +45,5 @@ mod sources_youtube;
 mod spec_fakes;
 mod spikes_published;
 mod store_concurrency;
+mod store_postgres;
 mod test_alert;
