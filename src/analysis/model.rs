@@ -216,6 +216,28 @@ impl NegativeModel {
         }
     }
 
+    /// How many hashed features `text` has (what `scores` looks up and divides by): for the
+    /// speed script's report and the fixture test.
+    pub fn feature_count(&self, text: &str) -> usize {
+        let lower: String = text
+            .chars()
+            .filter(|&c| !is_apostrophe(c))
+            .flat_map(char::to_lowercase)
+            .collect();
+        let tokens = tokenize(&lower);
+        let grams: usize = tokens
+            .iter()
+            .filter(|t| t.word)
+            .map(|t| {
+                let n = t.text.chars().count() + 2;
+                CHAR_NGRAMS
+                    .map(|k| (n + 1).saturating_sub(k))
+                    .sum::<usize>()
+            })
+            .sum();
+        tokens.len() + tokens.len().saturating_sub(1) + grams
+    }
+
     /// Whether `score(text)` reaches the threshold chosen on the validation split.
     pub fn is_negative(&self, text: &str) -> bool {
         self.score(text) >= self.threshold
