@@ -8,11 +8,12 @@
 #
 # Builds a throwaway cargo project in a temporary directory that includes src/analysis/model.rs,
 # negativity.rs and lang.rs by path (release profile, no need to build the whole crate), reads
-# the posts (one per line), and for each of RUNS runs scores every post once, in file order,
-# timing the thread's CPU time (/proc/thread-self/schedstat: what one dedicated core does,
-# whatever else the machine runs). Prints each run and the median, and the load average.
+# the posts (one per line), and for each of RUNS runs scores every post PASSES times, in file
+# order, timing the thread's CPU time (/proc/thread-self/schedstat: what one dedicated core
+# does, whatever else the machine runs; it may count in 4 ms ticks, hence several passes per
+# run). Prints each run, the median and the fastest, and the load average.
 #
-#   scripts/negative_model_speed.sh POSTS.txt [RUNS]      (default 7 runs)
+#   scripts/negative_model_speed.sh POSTS.txt [RUNS] [PASSES]    (default 7 runs of 10 passes)
 #
 # POSTS.txt: e.g. the 18,403 TweetEval tweets `scripts/bench_match.sh` uses (not committed:
 # TweetEval's terms are the original tasks' and Twitter's). To make it, bring
@@ -22,9 +23,10 @@
 # SPEED_TARGET_DIR: keep the build between runs (default: a fresh temporary directory).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-[ $# -ge 1 ] || { echo "usage: $0 POSTS.txt [RUNS]" >&2; exit 2; }
+[ $# -ge 1 ] || { echo "usage: $0 POSTS.txt [RUNS] [PASSES]" >&2; exit 2; }
 posts="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
 runs="${2:-7}"
+passes="${3:-10}"
 dir="$(mktemp -d)"
 trap 'rm -rf "$dir"' EXIT
 mkdir -p "$dir/src"
@@ -64,16 +66,18 @@ fn cpu_ns() -> u64 {
     s.split_whitespace().next().unwrap().parse().unwrap()
 }
 
-/// CPU nanoseconds per post of one pass of \`f\` over \`posts\`, for each of \`runs\` passes.
-fn per_post(posts: &[String], runs: usize, mut f: impl FnMut(&str) -> f64) -> Vec<f64> {
+/// CPU nanoseconds per post of \`passes\` passes of \`f\` over \`posts\`, for each of \`runs\` runs.
+fn per_post(posts: &[String], runs: usize, passes: usize, mut f: impl FnMut(&str) -> f64) -> Vec<f64> {
     let mut sink = 0.0;
     (0..runs)
         .map(|_| {
             let start = cpu_ns();
-            for p in posts {
-                sink += f(black_box(p));
+            for _ in 0..passes {
+                for p in posts {
+                    sink += f(black_box(p));
+                }
             }
-            let ns = (cpu_ns() - start) as f64 / posts.len() as f64;
+            let ns = (cpu_ns() - start) as f64 / (passes * posts.len()) as f64;
             black_box(sink);
             ns
         })
@@ -97,6 +101,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().unwrap();
     let runs: usize = args.next().unwrap().parse().unwrap();
+    let passes: usize = args.next().unwrap().parse().unwrap();
     let posts: Vec<String> = std::fs::read_to_string(&path)
         .unwrap()
         .lines()
@@ -107,15 +112,15 @@ fn main() {
     let model = NegativeModel::embedded();
     let features: usize = posts.iter().map(|p| model.feature_count(p)).sum();
     println!(
-        "{} distinct posts from {path}, {bytes:.0} bytes and {:.0} model features on average; {runs} runs, each scores every post once",
+        "{} distinct posts from {path}, {bytes:.0} bytes and {:.0} model features on average; {runs} runs, each scores every post {passes} times",
         posts.len(),
         features as f64 / posts.len() as f64,
     );
     // One pass first, so no run pays for loading the model or first page faults.
-    per_post(&posts, 1, |p| f64::from(model.scores(p).negative));
+    per_post(&posts, 1, 1, |p| f64::from(model.scores(p).negative));
     report(
         "model alone (NegativeModel::scores, both heads)",
-        per_post(&posts, runs, |p| {
+        per_post(&posts, runs, passes, |p| {
             let s = model.scores(p);
             f64::from(s.negative + s.positive)
         }),
@@ -126,14 +131,14 @@ fn main() {
     }
     report(
         "lang::detect alone (no language tag)",
-        per_post(&posts, runs, |p| lang::detect(None, p).map_or(0.0, |l| l.len() as f64)),
+        per_post(&posts, runs, passes, |p| lang::detect(None, p).map_or(0.0, |l| l.len() as f64)),
     );
     report(
         &format!(
             "per matched post as the daemon runs it, no language tag (lang::detect, then negativity::assess for the {:.0} % scored)",
             100.0 * english as f64 / posts.len() as f64
         ),
-        per_post(&posts, runs, |p| {
+        per_post(&posts, runs, passes, |p| {
             let lang = lang::detect(None, p);
             if lang::is_scored(lang) {
                 negativity::assess(&negativity::analysed_text(None, p)).score
@@ -145,4 +150,4 @@ fn main() {
     println!("load average while running: {}", std::fs::read_to_string("/proc/loadavg").unwrap().trim());
 }
 EOF
-cargo run --quiet --release --manifest-path "$dir/Cargo.toml" --target-dir "${SPEED_TARGET_DIR:-$dir/target}" -- "$posts" "$runs"
+cargo run --quiet --release --manifest-path "$dir/Cargo.toml" --target-dir "${SPEED_TARGET_DIR:-$dir/target}" -- "$posts" "$runs" "$passes"
