@@ -1,8 +1,8 @@
 """Tokeniser and hashed features of the negative model, shared by training and evaluation.
 
 `src/analysis/model.rs` implements exactly the same steps; change both together and bump
-SCHEME. The steps (version "negative-v2"; v2 is v1 with two heads in the file, see
-train_negative.py):
+SCHEME. The steps (version "negative-v3"; v2 is v1 with two heads in the file, v3 is v2
+with 16-bit weights, see train_negative.py; the features are the same since v1):
 
 1. Lowercase each code point on its own with the Unicode default mapping (Python `c.lower()`,
    Rust `char::to_lowercase`); no context rules, so a final sigma stays "σ". Drop `'` and
@@ -30,7 +30,7 @@ train_negative.py):
    sigmoid(bias + sum of weight * value).
 """
 
-SCHEME = "negative-v2"
+SCHEME = "negative-v3"
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
 MASK64 = (1 << 64) - 1
