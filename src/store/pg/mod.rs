@@ -3,6 +3,7 @@
 //! only connects and migrates, the store's reads and writes over it live beside it once the
 //! `Store` façade dispatches to backends.
 
+mod leases;
 mod migrate;
 #[doc(hidden)]
 pub mod throwaway;

@@ -1,0 +1,220 @@
+//! Source leases (issue 17): which replica polls a source. Two replicas must never poll one
+//! source at once (they would fetch, and spend the API quota on, the same items), and a dead
+//! replica's sources must move within a lease period. A lease is the `owner`/`lease_until`
+//! pair of the source's `source_state` row, taken or renewed in one conditional upsert and
+//! timed by the database's clock, so replicas whose clocks disagree still agree on who holds
+//! it. Not yet called by the poll loop: that comes with the PostgreSQL backend in the façade.
+
+use super::{query_error, PgStore};
+use crate::model::SourceState;
+use crate::store::StoreError;
+use chrono::{DateTime, Utc};
+use std::time::Duration;
+
+/// Who holds a source now, as `/healthz` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub source: String,
+    pub owner: String,
+    pub until: DateTime<Utc>,
+}
+
+impl PgStore {
+    /// Takes the lease on `source` for `owner` for `ttl`, or renews it if `owner` holds it
+    /// already; a lease another replica let lapse is taken over. Returns the source's stored
+    /// state (what a replica taking over resumes from), or `None` while another replica's
+    /// lease is live.
+    #[allow(dead_code)] // Called by the poll loop once the façade dispatches to PostgreSQL.
+    pub(crate) async fn lease_source(
+        &self,
+        source: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<SourceState>, StoreError> {
+        let what = "taking a source lease";
+        let client = self.client().await?;
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        // The conflict branch updates only when the lease is free, ours or lapsed; otherwise
+        // no row comes back.
+        let row = client
+            .query_opt(
+                "INSERT INTO source_state (name, owner, lease_until) \
+                 VALUES ($1, $2, clock_timestamp() + $3 * interval '1 millisecond') \
+                 ON CONFLICT (name) DO UPDATE \
+                 SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until \
+                 WHERE source_state.owner IS NULL \
+                    OR source_state.owner = EXCLUDED.owner \
+                    OR source_state.lease_until IS NULL \
+                    OR source_state.lease_until < clock_timestamp() \
+                 RETURNING state",
+                &[&source, &owner, &(ttl_ms as f64)],
+            )
+            .await
+            .map_err(|e| query_error(&self.url, what, e))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let state: serde_json::Value = row.get(0);
+        serde_json::from_value(state)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                key: format!("source_state/{source}"),
+                reason: e.to_string(),
+            })
+    }
+
+    /// Gives up `owner`'s lease on `source` (at shutdown), so another replica takes the
+    /// source at its next try instead of after the lease period. A lease `owner` no longer
+    /// holds is left alone.
+    #[allow(dead_code)] // Called at shutdown once the façade dispatches to PostgreSQL.
+    pub(crate) async fn release_source(&self, source: &str, owner: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "UPDATE source_state SET owner = NULL, lease_until = NULL \
+                 WHERE name = $1 AND owner = $2",
+                &[&source, &owner],
+            )
+            .await
+            .map_err(|e| query_error(&self.url, "releasing a source lease", e))?;
+        Ok(())
+    }
+
+    /// Every live lease, by source (for `/healthz`: which replica polls what).
+    #[allow(dead_code)] // Shown by /healthz once the façade dispatches to PostgreSQL.
+    pub(crate) async fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT name, owner, lease_until FROM source_state \
+                 WHERE owner IS NOT NULL AND lease_until >= clock_timestamp() ORDER BY name",
+                &[],
+            )
+            .await
+            .map_err(|e| query_error(&self.url, "reading source leases", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| Lease {
+                source: r.get(0),
+                owner: r.get(1),
+                until: r.get(2),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::throwaway;
+    use super::*;
+
+    const SHORT: Duration = Duration::from_millis(300);
+    const LONG: Duration = Duration::from_secs(60);
+
+    /// One replica holds a source; a second is refused while the lease is live, renewing
+    /// keeps it, and once the holder stops renewing the other takes over after the lease
+    /// period, with the state the first one stored.
+    #[tokio::test]
+    async fn one_replica_holds_a_source_until_its_lease_lapses() {
+        let Some(db) = throwaway::database().await else {
+            return;
+        };
+        let store = PgStore::connect(&db.config()).await.unwrap();
+        assert_eq!(
+            store.lease_source("hn", "a", SHORT).await.unwrap(),
+            Some(SourceState::default()),
+            "a new source starts from an empty state"
+        );
+        assert_eq!(store.lease_source("hn", "b", SHORT).await.unwrap(), None);
+        assert!(store
+            .lease_source("hn", "a", SHORT)
+            .await
+            .unwrap()
+            .is_some());
+        let held = store.leases().await.unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(
+            (held[0].source.as_str(), held[0].owner.as_str()),
+            ("hn", "a")
+        );
+
+        // What "a" stored (accept writes it) is what "b" resumes from.
+        let state = SourceState {
+            cursor: Some("1700000000".into()),
+            ..SourceState::default()
+        };
+        let client = store.client().await.unwrap();
+        client
+            .execute(
+                "UPDATE source_state SET state = $1 WHERE name = 'hn'",
+                &[&serde_json::to_value(&state).unwrap()],
+            )
+            .await
+            .unwrap();
+        // "a" stops renewing (it died): "b" gets the source once the lease lapses.
+        let mut taken = None;
+        for _ in 0..200 {
+            taken = store.lease_source("hn", "b", LONG).await.unwrap();
+            if taken.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(
+            taken,
+            Some(state),
+            "taken over, resuming from the stored state"
+        );
+        assert_eq!(store.lease_source("hn", "a", SHORT).await.unwrap(), None);
+    }
+
+    /// A replica that shuts down lets go at once; releasing a lease it no longer holds does
+    /// not take it from the replica that does.
+    #[tokio::test]
+    async fn a_released_lease_moves_at_once_and_a_stale_release_changes_nothing() {
+        let Some(db) = throwaway::database().await else {
+            return;
+        };
+        let store = PgStore::connect(&db.config()).await.unwrap();
+        assert!(store
+            .lease_source("rss", "a", LONG)
+            .await
+            .unwrap()
+            .is_some());
+        store.release_source("rss", "a").await.unwrap();
+        assert!(store
+            .lease_source("rss", "b", LONG)
+            .await
+            .unwrap()
+            .is_some());
+        store.release_source("rss", "a").await.unwrap();
+        assert_eq!(store.lease_source("rss", "a", LONG).await.unwrap(), None);
+        assert_eq!(store.leases().await.unwrap()[0].owner, "b");
+    }
+
+    /// Many replicas racing for one free source: exactly one gets it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn racing_replicas_get_a_source_exactly_once() {
+        let Some(db) = throwaway::database().await else {
+            return;
+        };
+        let store = PgStore::connect(&db.config()).await.unwrap();
+        let tries: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .lease_source("bluesky", &format!("r{i}"), LONG)
+                        .await
+                        .unwrap()
+                        .is_some()
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for t in tries {
+            winners += usize::from(t.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+    }
+}
