@@ -135,18 +135,18 @@ fn whatlang_guess(cleaned: &str) -> Option<Guess> {
 }
 
 /// The language of a post as an ISO 639-1 code (`"en"`, `"de"`), or `None` when the post is
-/// too short or mixed to tell. The post's function words decide first ([`evidence`]): English
-/// ones alone make it English, none at all in a short post leave it unknown, and only the
+/// too short or mixed to tell. The post's function words decide first ([`evidence`]): enough
+/// English ones make it English, none at all in a short post leave it unknown, and only the
 /// rest (another script, diacritics, another language's function words, long posts) go to
 /// whatlang, whose guess counts from [`MIN_CONFIDENCE`]. On English tweets this is both
-/// cheaper (whatlang runs for about 4 % of them) and more often right than whatlang alone
-/// (BENCHMARKS.md, "Language detection").
+/// cheaper (whatlang runs for about 1 % of them) and more often right than whatlang alone
+/// (BENCHMARKS.md, "Language detection"). The word check reads the post in place; only a post
+/// left to whatlang is copied (without links and handles) for it.
 pub fn detect(title: Option<&str>, text: &str) -> Option<&'static str> {
-    let cleaned = words_only(title, text);
-    match evidence(&cleaned) {
+    match evidence_of(kept_words(title, text)) {
         Evidence::English => Some("en"),
         Evidence::Neither => None,
-        Evidence::Other => whatlang_guess(&cleaned)
+        Evidence::Other => whatlang_guess(&words_only(title, text))
             .filter(|g| g.confidence >= MIN_CONFIDENCE)
             .map(|g| g.code),
     }
@@ -157,72 +157,266 @@ pub fn detect(title: Option<&str>, text: &str) -> Option<&'static str> {
 /// languages), a word lookup well under one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Evidence {
-    /// Only ASCII letters, at least one English function word and no function word of another
-    /// Latin-script language.
+    /// English function words and nothing against them: only ASCII letters, at least one
+    /// English function word and no function word of another Latin-script language; or, as
+    /// the stronger evidence some posts need, two English function words beside Latin
+    /// diacritics (a name like "José" in an English post), at least two and twice as many as
+    /// another language's function words ("Livin' la vida loca, and then you..."), or, in a
+    /// post of at least [`NEITHER_MAX_WORDS`] ASCII words with no listed function word, two
+    /// distinct words English shares with other languages ([`SHARED_WORDS`]). Another
+    /// language's function word in capitals (`LA`, `IL`, `EST`) counts as an abbreviation,
+    /// not as that language.
     English,
-    /// Letters outside ASCII (another script, or diacritics), or a function word of another
-    /// Latin-script language: whatlang decides.
+    /// Letters of another script, diacritics or another language's function words without
+    /// the English evidence above, or a long post with no word of any list: whatlang decides.
     Other,
-    /// ASCII letters and no function word of any listed language: too little to tell.
+    /// ASCII letters and no function word of any listed language, in a short post, or in a
+    /// long one with a single word of [`SHARED_WORDS`] (mostly English headlines: whatlang
+    /// named 26 of 58 such tweets English and none another language, and could not tell
+    /// the rest; asking it cost more than the rest of the analysis): too little to tell.
     Neither,
 }
 
-/// The evidence of `cleaned` (see [`Evidence`]). One pass over the bytes; each word is packed
-/// into an integer and looked up in [`FUNCTION_WORDS`], so a tweet costs well under a
-/// microsecond.
-pub fn evidence(cleaned: &str) -> Evidence {
-    if !cleaned.is_ascii() && cleaned.chars().any(|c| !c.is_ascii() && c.is_alphabetic()) {
-        return Evidence::Other;
-    }
-    let table = &*FUNCTION_WORDS;
-    let (mut english, mut words) = (false, 0usize);
-    let (mut key, mut len) = (0u128, 0usize);
-    for &b in cleaned.as_bytes().iter().chain([b' '].iter()) {
-        if b.is_ascii_alphabetic() {
-            key = key << 8 | u128::from(b.to_ascii_lowercase());
-            len += 1;
-            continue;
+/// The words of the title and text that detection reads: split at whitespace, without links,
+/// `@handles`, `#hashtags` and `$cashtags` (names, not language), as many as fit in
+/// `MAX_BYTES` joined by spaces ([`words_only`] joins exactly these).
+fn kept_words<'a>(title: Option<&'a str>, text: &'a str) -> impl Iterator<Item = &'a str> {
+    let mut len = 0usize;
+    title
+        .into_iter()
+        .flat_map(|t| Words { rest: t })
+        .chain(Words { rest: text })
+        .filter(|w| {
+            // `contains(':')` first: a byte search, where `contains("://")` sets up a
+            // substring search for every word.
+            !(w.starts_with(['@', '#', '$'])
+                || (w.contains(':') && w.contains("://"))
+                || w.starts_with("www."))
+        })
+        .take_while(move |w| {
+            if len + w.len() + 1 > MAX_BYTES {
+                return false;
+            }
+            len += w.len() + usize::from(len > 0);
+            true
+        })
+}
+
+/// The words of a text as `str::split_whitespace` gives them, reading ASCII byte by byte (the
+/// standard splitter decodes every character, a fifth of the word check's time).
+struct Words<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let bytes = self.rest.as_bytes();
+        let mut start = 0;
+        while start < bytes.len() && matches!(bytes[start], b'\t'..=b'\r' | b' ') {
+            start += 1;
         }
-        if len == 0 {
-            continue;
+        let rest = if bytes.get(start).is_some_and(|&b| b >= 0x80) {
+            self.rest[start..].trim_start()
+        } else {
+            &self.rest[start..]
+        };
+        if rest.is_empty() {
+            self.rest = rest;
+            return None;
         }
-        words += 1;
-        if len <= 16 {
-            match table.binary_search_by_key(&key, |&(k, _)| k) {
-                Ok(i) if table[i].1 => english = true,
-                Ok(_) => return Evidence::Other,
-                Err(_) => {}
+        let bytes = rest.as_bytes();
+        let mut end = 0;
+        while end < bytes.len() {
+            let b = bytes[end];
+            if b < 0x80 {
+                if matches!(b, b'\t'..=b'\r' | b' ') {
+                    break;
+                }
+                end += 1;
+            } else {
+                let c = rest[end..].chars().next().unwrap_or(' ');
+                if c.is_whitespace() {
+                    break;
+                }
+                end += c.len_utf8();
             }
         }
-        (key, len) = (0, 0);
+        self.rest = &rest[end..];
+        Some(&rest[..end])
     }
+}
+
+/// Letters of the Latin script outside ASCII (Latin-1, Extended-A and -B, Extended
+/// Additional): diacritics, which English posts carry in names and loanwords.
+fn is_latin_diacritic(c: char) -> bool {
+    matches!(c, '\u{c0}'..='\u{24f}' | '\u{1e00}'..='\u{1eff}') && c.is_alphabetic()
+}
+
+/// The evidence of a post's text (see [`Evidence`]), as [`detect`] weighs it. Public (with
+/// [`Evidence`]) for `scripts/lang_bench.sh`.
+pub fn evidence(text: &str) -> Evidence {
+    evidence_of(kept_words(None, text))
+}
+
+/// The evidence of a post's words, without allocating. A word is a run of letters; a run of
+/// ASCII letters is packed into an integer and looked up in [`FUNCTION_WORDS`], a run with a
+/// diacritic is no function word, so a tweet costs well under a microsecond.
+fn evidence_of<'a>(words: impl IntoIterator<Item = &'a str>) -> Evidence {
+    let table = &*FUNCTION_WORDS;
+    let (mut english, mut foreign, mut count) = (0usize, 0usize, 0usize);
+    let (mut shared, mut diacritics) = (0u32, false);
+    // The run being read: its key, its ASCII length, whether it holds a diacritic, whether
+    // it is all capitals.
+    let (mut key, mut len, mut mixed, mut caps) = (0u64, 0usize, false, true);
+    let mut end_run = |key: &mut u64, len: &mut usize, mixed: &mut bool, caps: &mut bool| {
+        if *len == 0 && !*mixed {
+            return;
+        }
+        count += 1;
+        if !*mixed && *len <= MAX_KEY_LETTERS {
+            match table.get(*key) {
+                Some(Word::English) => english += 1,
+                // In capitals it is an abbreviation in English posts (`LA`, `IL`, `EST`,
+                // `MIT`) more often than a shouted article.
+                Some(Word::Foreign) if !*caps => foreign += 1,
+                Some(Word::Shared(bit)) => shared |= bit,
+                _ => {}
+            }
+        }
+        (*key, *len, *mixed, *caps) = (0, 0, false, true);
+    };
+    for word in words {
+        if word.is_ascii() {
+            for &b in word.as_bytes() {
+                if b.is_ascii_alphabetic() {
+                    key = key << 5 | u64::from(b.to_ascii_lowercase() - b'a' + 1);
+                    len += 1;
+                    caps &= b.is_ascii_uppercase();
+                } else {
+                    end_run(&mut key, &mut len, &mut mixed, &mut caps);
+                }
+            }
+        } else {
+            for c in word.chars() {
+                if c.is_ascii_alphabetic() {
+                    key = key << 5 | u64::from(c.to_ascii_lowercase() as u8 - b'a' + 1);
+                    len += 1;
+                    caps &= c.is_ascii_uppercase();
+                } else if is_latin_diacritic(c) {
+                    (mixed, diacritics) = (true, true);
+                } else if c.is_alphabetic() {
+                    return Evidence::Other;
+                } else {
+                    end_run(&mut key, &mut len, &mut mixed, &mut caps);
+                }
+            }
+        }
+        end_run(&mut key, &mut len, &mut mixed, &mut caps);
+    }
+    let english = if diacritics {
+        english >= 2 && foreign == 0
+    } else if foreign > 0 {
+        english >= 2 && english >= 2 * foreign
+    } else if english > 0 {
+        true
+    } else {
+        count >= NEITHER_MAX_WORDS && shared.count_ones() >= 2
+    };
     if english {
         Evidence::English
-    } else if words >= NEITHER_MAX_WORDS {
+    } else if diacritics || foreign > 0 || (count >= NEITHER_MAX_WORDS && shared == 0) {
         Evidence::Other
     } else {
         Evidence::Neither
     }
 }
 
-/// A word of up to 16 ASCII letters as one integer (its bytes, first byte highest).
-fn word_key(word: &str) -> u128 {
-    word.bytes().fold(0, |k, b| k << 8 | u128::from(b))
+/// What a word of [`FUNCTION_WORDS`] says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Word {
+    English,
+    Foreign,
+    /// One of [`SHARED_WORDS`], as its own bit (distinct ones are counted).
+    Shared(u32),
 }
 
-/// [`ENGLISH_WORDS`] (true) and [`FOREIGN_WORDS`] (false) by [`word_key`], sorted.
-static FUNCTION_WORDS: std::sync::LazyLock<Vec<(u128, bool)>> = std::sync::LazyLock::new(|| {
-    let mut table: Vec<(u128, bool)> = ENGLISH_WORDS
-        .iter()
-        .map(|w| (word_key(w), true))
-        .chain(FOREIGN_WORDS.iter().map(|w| (word_key(w), false)))
-        .collect();
-    table.sort_unstable();
-    table
+/// Longest word [`word_key`] packs (5 bits a letter in a `u64`); the lists' words are
+/// shorter, so a longer run is no function word.
+const MAX_KEY_LETTERS: usize = 12;
+
+/// A word of up to [`MAX_KEY_LETTERS`] ASCII letters as one integer: 5 bits a letter (`a` = 1),
+/// first letter highest; never 0. Shifting a longer run pushes its first letters out, which is
+/// why runs longer than that are not looked up.
+fn word_key(word: &str) -> u64 {
+    word.bytes().fold(0, |k, b| {
+        k << 5 | u64::from(b.to_ascii_lowercase() - b'a' + 1)
+    })
+}
+
+/// [`ENGLISH_WORDS`], [`FOREIGN_WORDS`] and [`SHARED_WORDS`] by [`word_key`]: an
+/// open-addressing hash table (one multiplication and usually one probe a word, where a
+/// binary search took nine unpredictable comparisons).
+struct FunctionWords {
+    keys: Vec<u64>,
+    words: Vec<Word>,
+}
+
+impl FunctionWords {
+    /// Slots: a power of two over twice the number of words.
+    const BITS: u32 = 10;
+
+    fn slot(key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - Self::BITS)) as usize
+    }
+
+    fn new(entries: impl Iterator<Item = (&'static str, Word)>) -> Self {
+        let size = 1 << Self::BITS;
+        let mut table = FunctionWords {
+            keys: vec![0; size],
+            words: vec![Word::English; size],
+        };
+        for (word, what) in entries {
+            let key = word_key(word);
+            let mut i = Self::slot(key);
+            while table.keys[i] != 0 {
+                i = (i + 1) & (size - 1);
+            }
+            (table.keys[i], table.words[i]) = (key, what);
+        }
+        table
+    }
+
+    fn get(&self, key: u64) -> Option<Word> {
+        let mut i = Self::slot(key);
+        loop {
+            match self.keys[i] {
+                0 => return None,
+                k if k == key => return Some(self.words[i]),
+                _ => i = (i + 1) & (self.keys.len() - 1),
+            }
+        }
+    }
+}
+
+static FUNCTION_WORDS: std::sync::LazyLock<FunctionWords> = std::sync::LazyLock::new(|| {
+    FunctionWords::new(
+        ENGLISH_WORDS
+            .iter()
+            .map(|&w| (w, Word::English))
+            .chain(FOREIGN_WORDS.iter().map(|&w| (w, Word::Foreign)))
+            .chain(
+                SHARED_WORDS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &w)| (w, Word::Shared(1 << i))),
+            ),
+    )
 });
 
-/// A post of this many words without a function word of any listed language is long enough
-/// for whatlang to name a language these lists do not cover.
+/// A post of this many words without a function word or a shared word of any listed language
+/// is long enough for whatlang to name a language these lists do not cover.
 const NEITHER_MAX_WORDS: usize = 14;
 
 /// English function words that are not everyday words of another Latin-script language in
@@ -242,6 +436,17 @@ const ENGLISH_WORDS: &[&str] = &[
     "which", "who", "why", "with", "would", "wouldn", "you", "your",
 ];
 
+/// Everyday English words that other Latin-script languages use too (so they are not in
+/// [`ENGLISH_WORDS`]): two distinct ones in a long post with no function word of either
+/// list make it English (a 14-word post of another language nearly always has one of
+/// [`FOREIGN_WORDS`]). Single letters (`a`, `i`, `o`) are left out. At most 32. Sorted.
+#[rustfmt::skip]
+const SHARED_WORDS: &[&str] = &[
+    "all", "also", "am", "an", "are", "as", "at", "by", "can", "don", "for", "had", "has", "her",
+    "in", "is", "like", "love", "me", "my", "of", "on", "or", "please", "so", "to", "was", "we",
+    "will",
+];
+
 /// Function words of other Latin-script languages that English does not use. Sorted.
 #[rustfmt::skip]
 const FOREIGN_WORDS: &[&str] = &[
@@ -258,21 +463,11 @@ const FOREIGN_WORDS: &[&str] = &[
     "ze", "zu",
 ];
 
-/// The title and text, without links, `@handles`, `#hashtags` and `$cashtags` (names, not
-/// language), cut at `MAX_BYTES`. Crate-visible for `scripts/lang_bench.sh`.
+/// The title and text as whatlang reads them: [`kept_words`] joined by spaces.
+/// Crate-visible for `scripts/lang_bench.sh`.
 pub(crate) fn words_only(title: Option<&str>, text: &str) -> String {
     let mut out = String::with_capacity(MAX_BYTES.min(text.len() + 64));
-    for word in title
-        .into_iter()
-        .flat_map(str::split_whitespace)
-        .chain(text.split_whitespace())
-    {
-        if word.starts_with(['@', '#', '$']) || word.contains("://") || word.starts_with("www.") {
-            continue;
-        }
-        if out.len() + word.len() + 1 > MAX_BYTES {
-            break;
-        }
+    for word in kept_words(title, text) {
         if !out.is_empty() {
             out.push(' ');
         }
@@ -405,6 +600,60 @@ mod tests {
         }
         let long = "Acme ".repeat(NEITHER_MAX_WORDS);
         assert_eq!(evidence(&long), Evidence::Other, "long enough for whatlang");
+        let one_shared = format!("{long} is");
+        assert_eq!(evidence(&one_shared), Evidence::Neither, "one shared word");
+        assert_eq!(
+            evidence(&format!("{one_shared} of")),
+            Evidence::English,
+            "two shared words"
+        );
+        // Stronger English evidence decides some posts whatlang was asked about.
+        assert_eq!(
+            evidence("mi mamá didn't tell me there was codeine in the syrup"),
+            Evidence::English,
+            "two English function words beside a diacritic"
+        );
+        assert_eq!(
+            evidence("Ich wünsche mir eine Antwort, the end"),
+            Evidence::Other,
+            "a foreign function word beside diacritics"
+        );
+        assert_eq!(
+            evidence("Livin' la vida loca and then you know what the day brings"),
+            Evidence::English,
+            "one foreign word against three English ones"
+        );
+        assert_eq!(evidence("la vida loca and"), Evidence::Other);
+        assert_eq!(
+            evidence("de la vida loca, and the day"),
+            Evidence::Other,
+            "fewer than twice as many English words"
+        );
+        assert_eq!(
+            evidence("spotted my buddy in LA and the IL crew"),
+            Evidence::English,
+            "capitals are abbreviations"
+        );
+        assert_eq!(
+            evidence("Trump is likely supporting Putin talking on unsecured phone lines bc Trump's tied to Russia"),
+            Evidence::English,
+            "a long post with shared words"
+        );
+        assert_eq!(
+            evidence("Putin is TV Putin is TV Putin is TV Putin is TV Putin is TV"),
+            Evidence::Neither,
+            "one distinct shared word is not enough"
+        );
+        assert_eq!(
+            evidence("Commander visit and the wounded ¯\\_(ツ)_/¯"),
+            Evidence::Other,
+            "letters of another script"
+        );
+        assert_eq!(
+            evidence("itá and"),
+            Evidence::Other,
+            "a word with a diacritic is a word, not a function word"
+        );
         assert_eq!(evidence(""), Evidence::Neither);
     }
 
@@ -414,10 +663,29 @@ mod tests {
             assert!(list.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
             assert!(list
                 .iter()
-                .all(|w| w.len() <= 16 && w.bytes().all(|b| b.is_ascii_lowercase())));
+                .all(|w| w.len() <= MAX_KEY_LETTERS && w.bytes().all(|b| b.is_ascii_lowercase())));
+        }
+        for w in ENGLISH_WORDS.iter().chain(FOREIGN_WORDS) {
+            assert!(SHARED_WORDS.binary_search(w).is_err(), "{w} in two lists");
         }
         for w in ENGLISH_WORDS {
             assert!(FOREIGN_WORDS.binary_search(w).is_err(), "{w} in both lists");
+        }
+        assert!(SHARED_WORDS.len() <= 32, "one bit each in a u32");
+        let table = &*FUNCTION_WORDS;
+        for (list, what) in [
+            (ENGLISH_WORDS, Word::English),
+            (FOREIGN_WORDS, Word::Foreign),
+        ] {
+            for w in list {
+                assert_eq!(table.get(word_key(w)), Some(what), "{w}");
+            }
+        }
+        for (i, w) in SHARED_WORDS.iter().enumerate() {
+            assert_eq!(table.get(word_key(w)), Some(Word::Shared(1 << i)), "{w}");
+        }
+        for other in ["thee", "a", "i", "somethin", "everything", "acme"] {
+            assert_eq!(table.get(word_key(other)), None, "{other}");
         }
     }
 
@@ -446,6 +714,20 @@ mod tests {
             right >= 90 && english_right >= 19,
             "{right} right, {english_right} English"
         );
+    }
+
+    #[test]
+    fn words_split_as_split_whitespace_does() {
+        for text in [
+            "",
+            "  one\ttwo\n\u{b}three\u{a0}four\u{3000}five  ",
+            "caf\u{e9} na\u{ef}ve\u{2003}\u{65e5}\u{672c} x",
+            "\u{85}a\u{2028}b\r\n",
+        ] {
+            let ours: Vec<&str> = Words { rest: text }.collect();
+            let std: Vec<&str> = text.split_whitespace().collect();
+            assert_eq!(ours, std, "{text:?}");
+        }
     }
 
     #[test]
