@@ -304,9 +304,9 @@ impl Intake {
     /// of at most `MAX_BATCH`, each one transaction (mentions, alerts, outbox entries), the
     /// source's new state only with the last: a crash between batches leaves the state
     /// where it was, so the next poll fetches the items again and dedup drops those already
-    /// stored, and nothing is lost or posted twice. Judging, threading and the writes run
-    /// off the runtime's workers. The store rings the relay itself. Returns how many alerts
-    /// were created.
+    /// stored, and nothing is lost or posted twice. Judging (matching, scoring) and the
+    /// writes run off the runtime's workers; the threading decision awaits the store's
+    /// lookups. The store rings the relay itself. Returns how many alerts were created.
     async fn accept(&self, outcome: PollOutcome) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let PollOutcome {

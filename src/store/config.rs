@@ -35,7 +35,7 @@ const DEFAULT_PATH: &str = "data/mentiondesk.sled";
 pub struct StoreConfig {
     pub path: PathBuf,
     /// sled's page cache in MiB (`cache_mb`): the largest part of the daemon's memory that
-    /// grows with the store (see README, "SledStore").
+    /// grows with the store (see README, "Store").
     pub cache_mb: u64,
     /// Mention bodies (text, title, author, link) of mentions that raised no alert are
     /// dropped this long after they were received (`keep_mentions`); their dedup keys stay,
@@ -123,14 +123,29 @@ impl PgUrl {
         &self.0
     }
 
-    /// The URL with its password replaced by `***` (and the whole URL hidden when it does
-    /// not parse, as it might then show a password anywhere).
+    /// The URL with its password replaced by `***`, in the user part and in a `password=`
+    /// query parameter (both reach the server), and the whole URL hidden when it does not
+    /// parse, as it might then show a password anywhere.
     pub fn redacted(&self) -> String {
         match url::Url::parse(&self.0) {
             Ok(mut u) => {
                 if u.password().is_some() {
                     // Cannot fail on a URL that has a password (it has a host).
                     let _ = u.set_password(Some("***"));
+                }
+                if u.query_pairs().any(|(k, _)| k == "password") {
+                    let pairs: Vec<(String, String)> = u
+                        .query_pairs()
+                        .map(|(k, v)| {
+                            let v = if k == "password" {
+                                "***".into()
+                            } else {
+                                v.into_owned()
+                            };
+                            (k.into_owned(), v)
+                        })
+                        .collect();
+                    u.query_pairs_mut().clear().extend_pairs(pairs);
                 }
                 u.to_string()
             }
@@ -140,14 +155,34 @@ impl PgUrl {
 
     /// `text` (a driver's or a server's error) with the password, should it appear, replaced.
     pub fn scrub(&self, text: &str) -> String {
-        match url::Url::parse(&self.0).ok().and_then(|u| {
-            u.password()
-                .filter(|p| !p.is_empty())
-                .map(|p| (p.to_string(), decode(p)))
-        }) {
-            Some((raw, decoded)) => text.replace(&raw, "***").replace(&decoded, "***"),
-            None => text.to_string(),
+        let Ok(u) = url::Url::parse(&self.0) else {
+            return text.to_string();
+        };
+        let mut secrets: Vec<String> = Vec::new();
+        if let Some(p) = u.password().filter(|p| !p.is_empty()) {
+            secrets.push(p.to_string());
+            secrets.push(decode(p));
         }
+        for (k, v) in u.query_pairs() {
+            if k == "password" && !v.is_empty() {
+                secrets.push(v.into_owned());
+            }
+        }
+        // The raw query form too (`%XX` escapes as written).
+        if let Some(q) = u.query() {
+            for pair in q.split('&') {
+                if let Some(("password", v)) = pair.split_once('=') {
+                    if !v.is_empty() {
+                        secrets.push(v.to_string());
+                    }
+                }
+            }
+        }
+        // Longest first, so a password that contains another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.iter().fold(text.to_string(), |t, secret| {
+            t.replace(secret.as_str(), "***")
+        })
     }
 }
 
@@ -303,6 +338,25 @@ fn check_url(r: &mut Reader, t: &Table, url: &str) -> bool {
         );
         return false;
     }
+    // libpq's certificate-checking modes, as managed databases print them: the driver knows
+    // only disable/prefer/require (and `tls = "require"` checks the certificate anyway).
+    let sslmode = url::Url::parse(url).ok().and_then(|u| {
+        u.query_pairs()
+            .find(|(k, _)| k == "sslmode" || k == "sslrootcert")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+    });
+    if let Some((key, value)) = sslmode.filter(|(k, v)| {
+        k == "sslrootcert" || matches!(v.as_str(), "verify-full" | "verify-ca" | "allow")
+    }) {
+        r.problem(
+            line,
+            "store.url",
+            format!(
+                "has {key}={value}, which mentiondesk does not read; remove it from the URL and write [store] tls = \"require\" (the server's certificate is then checked against the system's trusted roots)"
+            ),
+        );
+        return false;
+    }
     if let Err(e) = url.parse::<tokio_postgres::Config>() {
         let redacted = PgUrl::new(url);
         r.problem(
@@ -439,6 +493,27 @@ mod tests {
     }
 
     #[test]
+    fn libpq_certificate_modes_name_the_setting_to_use_instead() {
+        for (url, shown) in [
+            (
+                "postgres://u@db/x?sslmode=verify-full",
+                "sslmode=verify-full",
+            ),
+            (
+                "postgres://u@db/x?sslrootcert=/etc/ca.pem",
+                "sslrootcert=/etc/ca.pem",
+            ),
+        ] {
+            let text = format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n");
+            let problems = read(&text, SECRET_URL).0.unwrap_err();
+            let p = &problems[0];
+            assert_eq!((p.line, p.key.as_str()), (3, "store.url"), "{p:?}");
+            assert!(p.message.contains(shown), "{p:?}");
+            assert!(p.message.contains("tls = \"require\""), "{p:?}");
+        }
+    }
+
+    #[test]
     fn the_url_prints_without_its_password() {
         let url = PgUrl::new(SECRET_URL);
         for shown in [
@@ -466,5 +541,16 @@ mod tests {
         assert!(!PgUrl::new("not a url hunter2")
             .to_string()
             .contains("hunter2"));
+        // libpq and the driver also take the password as a query parameter.
+        let query = PgUrl::new("postgres://desk@db/md?sslmode=require&password=hunter%212");
+        for shown in [query.to_string(), format!("{query:?}")] {
+            assert!(!shown.contains("hunter"), "{shown}");
+            assert!(shown.contains("sslmode=require"), "{shown}");
+            assert!(shown.contains("password=***"), "{shown}");
+        }
+        assert_eq!(
+            query.scrub("bad password hunter!2 (hunter%212)"),
+            "bad password *** (***)"
+        );
     }
 }

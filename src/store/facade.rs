@@ -168,7 +168,11 @@ impl Store {
 
     pub async fn alerts(&self) -> Result<Vec<Alert>, StoreError> {
         match &self.backend {
-            Backend::Sled(s) => s.alerts(),
+            // Every alert, decoded: a whole-store read, kept off the runtime's workers.
+            Backend::Sled(s) => {
+                let s = s.clone();
+                super::off_runtime(move || s.alerts()).await
+            }
         }
     }
 
@@ -237,13 +241,20 @@ impl Store {
 
     pub(crate) async fn relevance_counts(&self, rule: Option<&str>) -> Result<Counts, StoreError> {
         match &self.backend {
-            Backend::Sled(s) => s.relevance_counts(rule),
+            // A rule's whole vocabulary (or all of them): off the runtime's workers.
+            Backend::Sled(s) => {
+                let (s, rule) = (s.clone(), rule.map(str::to_string));
+                super::off_runtime(move || s.relevance_counts(rule.as_deref())).await
+            }
         }
     }
 
     pub async fn labels(&self, rule: &str) -> Result<Vec<(AlertId, LabelRecord)>, StoreError> {
         match &self.backend {
-            Backend::Sled(s) => s.labels(rule),
+            Backend::Sled(s) => {
+                let (s, rule) = (s.clone(), rule.to_string());
+                super::off_runtime(move || s.labels(&rule)).await
+            }
         }
     }
 

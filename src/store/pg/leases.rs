@@ -33,7 +33,8 @@ impl PgStore {
     ) -> Result<Option<SourceState>, StoreError> {
         let what = "taking a source lease";
         let client = self.client().await?;
-        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        // Capped at a year: a longer interval is out of PostgreSQL's range for no use.
+        let ttl_ms = ttl.min(Duration::from_secs(365 * 24 * 3600)).as_millis() as f64;
         // The conflict branch updates only when the lease is free, ours or lapsed; otherwise
         // no row comes back.
         let row = client
@@ -47,7 +48,7 @@ impl PgStore {
                     OR source_state.lease_until IS NULL \
                     OR source_state.lease_until < clock_timestamp() \
                  RETURNING state",
-                &[&source, &owner, &(ttl_ms as f64)],
+                &[&source, &owner, &ttl_ms],
             )
             .await
             .map_err(|e| query_error(&self.url, what, e))?;

@@ -61,9 +61,22 @@ pub fn find_binaries(path: Option<&OsStr>, lib_dir: &Path) -> Result<Binaries, S
         .collect();
     versions.sort_by_key(|v| std::cmp::Reverse(v.0));
     dirs.extend(versions.into_iter().map(|(_, d)| d));
+    // Both from one folder: an initdb of one major version cannot start the server of another.
+    let both = dirs
+        .iter()
+        .find(|d| is_executable(&d.join("initdb")) && is_executable(&d.join("postgres")));
     let find = |name: &str| dirs.iter().map(|d| d.join(name)).find(|p| is_executable(p));
+    if let Some(d) = both {
+        return Ok(Binaries {
+            initdb: d.join("initdb"),
+            postgres: d.join("postgres"),
+        });
+    }
     match (find("initdb"), find("postgres")) {
-        (Some(initdb), Some(postgres)) => Ok(Binaries { initdb, postgres }),
+        (Some(_), Some(_)) => Err(format!(
+            "skipping the PostgreSQL tests: initdb and postgres were found, but not in one folder (in PATH or {}/*/bin); install the server with `apt-get install postgresql`",
+            lib_dir.display()
+        )),
         (initdb, postgres) => {
             let missing: Vec<&str> = [
                 ("initdb", initdb.is_none()),
@@ -222,11 +235,19 @@ impl Cluster {
         user: Option<(u32, u32)>,
         attempt: u32,
     ) -> Result<Cluster, String> {
-        let dir =
-            std::env::temp_dir().join(format!("mentiondesk-pg-{}-{attempt}", std::process::id()));
-        // Left by an earlier process with the same pid, whose watchdog could not clean up.
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        // A name nobody can guess, made with `create_dir` (which fails on anything already
+        // there, a planted symlink included) in the sticky temp folder.
+        let random = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u32(attempt);
+            h.finish()
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "mentiondesk-pg-{}-{attempt}-{random:016x}",
+            std::process::id()
+        ));
+        std::fs::create_dir(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(&dir, Some(uid), Some(gid))
                 .map_err(|e| format!("handing {} to uid {uid}: {e}", dir.display()))?;
@@ -313,6 +334,10 @@ fn start_server(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
+        // A group of its own: a terminal's hang-up or Ctrl-C reaches only the test process,
+        // whose exit closes the pipe, and the watchdog still stops the server and cleans up
+        // (postgres would take SIGHUP as "reload" and outlive it).
+        .process_group(0)
         .spawn()
         .map_err(|e| {
             let _ = std::fs::remove_dir_all(dir);
