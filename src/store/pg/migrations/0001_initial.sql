@@ -98,6 +98,9 @@ CREATE TABLE timers (
     -- `TimerKind` as serde writes it: escalate, remind, wake.
     kind     text        NOT NULL,
     due      timestamptz NOT NULL,
+    -- The whole `Timer` (its `due` to the nanosecond, as sled keeps it): what a round
+    -- compares before it fires the timer.
+    data     jsonb       NOT NULL,
     PRIMARY KEY (alert_id, kind)
 );
 CREATE INDEX timers_due ON timers (due);
