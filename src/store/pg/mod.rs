@@ -3,10 +3,13 @@
 //! only connects and migrates, the store's reads and writes over it live beside it once the
 //! `Store` façade dispatches to backends.
 
+mod alerts;
+mod label_write;
 mod migrate;
 #[doc(hidden)]
 pub mod throwaway;
 mod tls;
+mod tx;
 
 use super::config::{PgConfig, PgUrl, TlsMode};
 use super::StoreError;
@@ -258,3 +261,5 @@ fn describe(e: &tokio_postgres::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_alerts;
