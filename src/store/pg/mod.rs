@@ -6,6 +6,7 @@
 mod alerts;
 mod label_write;
 mod migrate;
+mod outbox;
 #[doc(hidden)]
 pub mod throwaway;
 mod tls;
@@ -263,3 +264,5 @@ fn describe(e: &tokio_postgres::Error) -> String {
 mod tests;
 #[cfg(test)]
 mod tests_alerts;
+#[cfg(test)]
+mod tests_outbox;
