@@ -3,6 +3,7 @@
 //! only connects and migrates, the store's reads and writes over it live beside it once the
 //! `Store` façade dispatches to backends.
 
+mod accept;
 mod alerts;
 mod label_write;
 mod migrate;
@@ -262,6 +263,8 @@ fn describe(e: &tokio_postgres::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_accept;
 #[cfg(test)]
 mod tests_alerts;
 #[cfg(test)]
