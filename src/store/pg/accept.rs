@@ -17,7 +17,8 @@ use super::tx::{corrupt, db_error, in_transaction, TxError};
 use super::PgStore;
 use crate::model::{Alert, AlertId, AlertState, AuditEntry, Mention, SourceState, Target};
 use crate::store::{
-    Accepted, Candidate, NewAlert, OutboxAction, RepeatOf, StoreError, StoredMention, ThreadMark,
+    Accepted, Candidate, MentionPrune, NewAlert, OutboxAction, RepeatOf, StoreError, StoredMention,
+    ThreadMark,
 };
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
@@ -481,5 +482,54 @@ impl PgStore {
             .await
             .map_err(|e| db_error(self, "reading the recent mentions", &e))?;
         Ok(rows.iter().map(mention_from).collect())
+    }
+}
+
+#[allow(dead_code)] // Dispatched to once the `Store` façade has its PostgreSQL variant.
+impl PgStore {
+    /// One chunk of the retention (see the sled backend's `prune_mentions_chunk`): drops at
+    /// most `limit` bodies of mentions received before `now - keep_mentions` that opened no
+    /// alert (their dedup keys stay), oldest first, and forgets at most `limit` mention-log
+    /// entries that old. Needs no cursor: what a chunk deleted is gone for the next.
+    /// Hands the prune back with whether the walk is done.
+    pub(crate) async fn prune_mentions_chunk(
+        &self,
+        mut prune: MentionPrune,
+        limit: usize,
+    ) -> (MentionPrune, Result<bool, StoreError>) {
+        prune.calls += 1;
+        let cutoff = prune.now() - self.keep_mentions;
+        let limit_db = i64::try_from(limit).unwrap_or(i64::MAX);
+        let result = async {
+            let client = self.client().await?;
+            let err = |e: tokio_postgres::Error| db_error(self, "pruning old mentions", &e);
+            let dropped = client
+                .execute(
+                    "DELETE FROM mentions m USING (SELECT source, item_id FROM mentions \
+                     WHERE NOT alerted AND received_at < $1 ORDER BY received_at LIMIT $2) o \
+                     WHERE m.source = o.source AND m.item_id = o.item_id",
+                    &[&cutoff, &limit_db],
+                )
+                .await
+                .map_err(err)?;
+            let forgotten = client
+                .execute(
+                    "DELETE FROM mention_log WHERE seq IN (SELECT seq FROM mention_log \
+                     WHERE received_at < $1 ORDER BY seq LIMIT $2)",
+                    &[&cutoff, &limit_db],
+                )
+                .await
+                .map_err(err)?;
+            Ok::<_, StoreError>((dropped, forgotten))
+        }
+        .await;
+        match result {
+            Ok((dropped, forgotten)) => {
+                prune.dropped += usize::try_from(dropped).unwrap_or(usize::MAX);
+                let done = dropped < limit_db as u64 && forgotten < limit_db as u64;
+                (prune, Ok(done))
+            }
+            Err(e) => (prune, Err(e)),
+        }
     }
 }

@@ -35,6 +35,8 @@ pub struct PgStore {
     pool: Pool,
     url: PgUrl,
     schema_version: i32,
+    /// How long the bodies of mentions without an alert are kept (`[store] keep_mentions`).
+    keep_mentions: chrono::Duration,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -114,6 +116,7 @@ impl PgStore {
                 pool,
                 url: config.url.clone(),
                 schema_version: migrated.version,
+                keep_mentions: keep_duration(super::config::DEFAULT_KEEP_MENTIONS),
             },
             migrated,
         ))
@@ -144,6 +147,14 @@ impl PgStore {
         })
     }
 
+    /// The store with `[store] keep_mentions` as the retention of unalerted mention bodies
+    /// (the default, 90 days, until this is called).
+    #[allow(dead_code)] // Called once the `Store` façade opens the PostgreSQL backend.
+    pub(crate) fn with_keep_mentions(mut self, keep: std::time::Duration) -> PgStore {
+        self.keep_mentions = keep_duration(keep);
+        self
+    }
+
     /// The schema version the database was at once connected (this binary's).
     pub fn schema_version(&self) -> i32 {
         self.schema_version
@@ -154,6 +165,11 @@ impl PgStore {
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|e| pool_error(&self.url, e))
     }
+}
+
+/// A retention as chrono counts it; one too long to count keeps everything.
+fn keep_duration(keep: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX)
 }
 
 /// The pool for `config` (no connection is opened until one is asked for).

@@ -298,3 +298,65 @@ async fn generated_alerts_keep_their_mark_and_owned_batches_their_source() {
         .unwrap();
     assert_eq!(count(&store, "SELECT count(*) FROM source_state").await, 1);
 }
+
+/// The retention drops the bodies of old mentions that opened no alert, in chunks, and
+/// forgets their place in the log; their dedup keys stay (they are never alerted again) and
+/// alerted mentions keep their body.
+#[tokio::test]
+async fn the_retention_drops_old_unalerted_bodies_in_chunks_and_keeps_their_keys() {
+    let Some((_db, store)) = store().await else {
+        return;
+    };
+    let store = store.with_keep_mentions(std::time::Duration::from_secs(24 * 3600));
+    let old = t0();
+    let batch = vec![
+        candidate("m1", true),
+        candidate("m2", false),
+        candidate("m3", false),
+    ];
+    store
+        .accept("feed", &state("c1"), &batch, old)
+        .await
+        .unwrap();
+    let recent = old + Duration::days(2);
+    store
+        .accept("feed", &state("c2"), &[candidate("m4", false)], recent)
+        .await
+        .unwrap();
+    let mut prune = crate::store::MentionPrune::new(recent + Duration::hours(1));
+    loop {
+        let (p, done) = store.prune_mentions_chunk(prune, 1).await;
+        prune = p;
+        if done.unwrap() {
+            break;
+        }
+        assert!(prune.calls < 10, "the walk ends");
+    }
+    assert_eq!(prune.dropped, 2);
+    assert!(prune.calls > 2, "one entry per chunk: {}", prune.calls);
+    let body = |id: &str| batch_key(id);
+    assert!(
+        store.mention(&body("m1")).await.unwrap().is_some(),
+        "alerted"
+    );
+    assert!(store.mention(&body("m2")).await.unwrap().is_none());
+    assert!(store.mention(&body("m3")).await.unwrap().is_none());
+    assert!(
+        store.mention(&body("m4")).await.unwrap().is_some(),
+        "recent"
+    );
+    assert_eq!(store.mention_count().await, 1);
+    let again = store
+        .accept("feed", &state("c3"), &[candidate("m2", true)], recent)
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.new_mentions, again.alerts.len()),
+        (0, 0),
+        "still seen"
+    );
+}
+
+fn batch_key(id: &str) -> String {
+    candidate(id, false).mention.key()
+}
