@@ -83,6 +83,17 @@ pub(super) async fn apply_label(
         .await?;
         changed = true;
     }
+    if changed {
+        // Every replica's cached counts are old now: the `label_generation` counter that
+        // `PgStore::label_generation` (labels.rs, helper pgside) reads, bumped exactly as its
+        // `bump_label_generation` does (the first bump creates the row at 1).
+        tx.execute(
+            "INSERT INTO counters (name, next_value) VALUES ('label_generation', 1) \
+             ON CONFLICT (name) DO UPDATE SET next_value = counters.next_value + 1",
+            &[],
+        )
+        .await?;
+    }
     Ok(changed)
 }
 

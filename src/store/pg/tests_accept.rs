@@ -122,7 +122,7 @@ async fn repeats_thread_stale_batches_leave_nothing_and_ids_have_no_gaps() {
         read: None,
     }];
     let accepted = store
-        .accept("feed", &state("c1"), &[first.clone()], now)
+        .accept("feed", &state("c1"), std::slice::from_ref(&first), now)
         .await
         .unwrap();
     assert_eq!(accepted.alerts[0].id, AlertId(1));
@@ -136,7 +136,7 @@ async fn repeats_thread_stale_batches_leave_nothing_and_ids_have_no_gaps() {
         read: None,
     }];
     let err = store
-        .accept("feed", &state("c2"), &[late.clone()], now)
+        .accept("feed", &state("c2"), std::slice::from_ref(&late), now)
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Stale { .. }), "{err}");
@@ -269,7 +269,12 @@ async fn generated_alerts_keep_their_mark_and_owned_batches_their_source() {
     let now = t0();
     let spike = candidate("spike:acme:1", true);
     let a = store
-        .accept_generated_marked(&[spike.clone()], now, "spike:acme", &"2026-12-01T01")
+        .accept_generated_marked(
+            std::slice::from_ref(&spike),
+            now,
+            "spike:acme",
+            &"2026-12-01T01",
+        )
         .await
         .unwrap();
     assert_eq!(a.alerts.len(), 1);

@@ -243,6 +243,20 @@ async fn labels_written_with_changes_keep_the_counts_in_step() {
     };
     assert_eq!(features("acme").await, [(7, 2, 0), (9, 2, 0)]);
     assert_eq!(features("").await, [(7, 2, 0), (9, 2, 0)]);
+    let generation = || {
+        let client = &client;
+        async move {
+            client
+                .query_one(
+                    "SELECT next_value FROM counters WHERE name = 'label_generation'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    assert_eq!(generation().await, 1, "cached counts are told they are old");
 
     // Ignored as not relevant: the positive label is taken back, the negative counted.
     let mut ignored = claimed.clone();
@@ -315,6 +329,7 @@ async fn labels_written_with_changes_keep_the_counts_in_step() {
     };
     store.change_alert(&ignored, change).await.unwrap();
     assert_eq!(features("acme").await, [(9, 0, 2), (11, 0, 2)]);
+    assert_eq!(generation().await, 2, "no label changed, no bump");
 }
 
 /// Timers: due ones come soonest first to the nanosecond; a removal of a fired timer leaves
