@@ -137,15 +137,7 @@ async fn write_candidates(
         let key = c.mention.key();
         // Only a mention that opens an alert keeps its body past the retention.
         let alerted = matches!(&c.alert, Some(a) if a.repeat_of.is_none());
-        insert_mention(tx, &c.mention, now, alerted).await?;
-        let seq: i64 = tx
-            .query_one(
-                "INSERT INTO mention_log (source, item_id, received_at) VALUES ($1, $2, $3) \
-                 RETURNING seq",
-                &[&c.mention.source, &c.mention.item_id, &now],
-            )
-            .await?
-            .get(0);
+        let seq = insert_mention(tx, &c.mention, now, alerted).await?;
         accepted.new_mentions += 1;
 
         let Some(new) = &c.alert else {
@@ -268,41 +260,46 @@ async fn claim_keys(
     Ok(false)
 }
 
+/// Stores a mention's body and appends it to the mention log, in one round trip; returns its
+/// place in the log.
 async fn insert_mention(
     tx: &Transaction<'_>,
     m: &Mention,
     now: DateTime<Utc>,
     alerted: bool,
-) -> Result<(), TxError> {
+) -> Result<i64, TxError> {
     let reach = m.author_reach.map(|r| i64::try_from(r).unwrap_or(i64::MAX));
     let rating = m.rating.map(i16::from);
-    tx.execute(
-        "INSERT INTO mentions (source, item_id, source_kind, text, url, title, author, \
-         author_reach, published, lang, rating, received_at, alerted) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (source, item_id) DO UPDATE SET source_kind = EXCLUDED.source_kind, \
-         text = EXCLUDED.text, url = EXCLUDED.url, title = EXCLUDED.title, \
-         author = EXCLUDED.author, author_reach = EXCLUDED.author_reach, \
-         published = EXCLUDED.published, lang = EXCLUDED.lang, rating = EXCLUDED.rating, \
-         received_at = EXCLUDED.received_at, alerted = EXCLUDED.alerted",
-        &[
-            &m.source,
-            &m.item_id,
-            &m.source_kind,
-            &m.text,
-            &m.url,
-            &m.title,
-            &m.author,
-            &reach,
-            &m.published,
-            &m.lang,
-            &rating,
-            &now,
-            &alerted,
-        ],
-    )
-    .await?;
-    Ok(())
+    let row = tx
+        .query_one(
+            "WITH body AS (INSERT INTO mentions (source, item_id, source_kind, text, url, \
+             title, author, author_reach, published, lang, rating, received_at, alerted) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (source, item_id) DO UPDATE SET source_kind = EXCLUDED.source_kind, \
+             text = EXCLUDED.text, url = EXCLUDED.url, title = EXCLUDED.title, \
+             author = EXCLUDED.author, author_reach = EXCLUDED.author_reach, \
+             published = EXCLUDED.published, lang = EXCLUDED.lang, rating = EXCLUDED.rating, \
+             received_at = EXCLUDED.received_at, alerted = EXCLUDED.alerted) \
+             INSERT INTO mention_log (source, item_id, received_at) VALUES ($1, $2, $12) \
+             RETURNING seq",
+            &[
+                &m.source,
+                &m.item_id,
+                &m.source_kind,
+                &m.text,
+                &m.url,
+                &m.title,
+                &m.author,
+                &reach,
+                &m.published,
+                &m.lang,
+                &rating,
+                &now,
+                &alerted,
+            ],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 /// One hit per rule of a newly stored mention (`seq`: its place in the mention log).
