@@ -443,3 +443,71 @@ async fn timers_and_a_round_fire_only_what_is_unchanged() {
     store.remove_timer(&now_b).await.unwrap();
     assert_eq!(store.timers().await.unwrap(), Vec::<Timer>::new());
 }
+
+/// Two writes that lock the same rows in opposite orders deadlock; the server aborts one,
+/// and the store runs it again instead of failing the write: both complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_transaction_aborted_by_a_deadlock_is_run_again() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
+    let Some((_db, store)) = store().await else {
+        return;
+    };
+    store
+        .client()
+        .await
+        .unwrap()
+        .execute(
+            "INSERT INTO meta (key, value) VALUES ('x', '0'), ('y', '0')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let barrier = Arc::new(tokio::sync::Barrier::new(2));
+    let runs = Arc::new(AtomicU32::new(0));
+    let tasks: Vec<_> = [("x", "y"), ("y", "x")]
+        .into_iter()
+        .map(|(first, second)| {
+            let (store, barrier, runs) = (store.clone(), barrier.clone(), runs.clone());
+            tokio::spawn(async move {
+                let mine = AtomicU32::new(0);
+                let r: Result<(), crate::store::StoreError> =
+                    super::tx::in_transaction!(&store, "a test write", |tx| {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        let attempt = mine.fetch_add(1, Ordering::SeqCst);
+                        tx.execute(
+                            "UPDATE meta SET value = to_jsonb(value::text::int + 1) WHERE key = $1",
+                            &[&first],
+                        )
+                        .await?;
+                        if attempt == 0 {
+                            // Both hold their first row before either asks for its second.
+                            barrier.wait().await;
+                        }
+                        tx.execute(
+                            "UPDATE meta SET value = to_jsonb(value::text::int + 1) WHERE key = $1",
+                            &[&second],
+                        )
+                        .await?;
+                        Ok(())
+                    });
+                r
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await
+            .unwrap()
+            .expect("the deadlocked write was run again");
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 3, "one of the two ran twice");
+    let rows = store
+        .client()
+        .await
+        .unwrap()
+        .query("SELECT value::text FROM meta ORDER BY key", &[])
+        .await
+        .unwrap();
+    let values: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(values, ["2", "2"], "each write applied once");
+}
