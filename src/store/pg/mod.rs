@@ -3,7 +3,14 @@
 //! only connects and migrates, the store's reads and writes over it live beside it once the
 //! `Store` façade dispatches to backends.
 
+mod labels;
+mod meta;
 mod migrate;
+mod requests;
+mod rule_log;
+mod sources;
+#[cfg(test)]
+mod test_store;
 #[doc(hidden)]
 pub mod throwaway;
 mod tls;
