@@ -371,6 +371,53 @@ mod tests {
         assert_eq!(b.label_generation().await.unwrap(), before + 20);
     }
 
+    /// Intake scores with a header and feature counts that belong together: while another
+    /// replica writes label after label (each adding one feature to the global model and
+    /// its header's `vocab`), every read finds exactly `vocab` features.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn counts_are_read_in_one_snapshot_while_labels_are_written() {
+        let Some((db, writer)) = store().await else {
+            return;
+        };
+        let reader = PgStore::connect(&db.config()).await.unwrap();
+        let writing = tokio::spawn(async move {
+            for i in 0..60u32 {
+                let mut client = writer.client().await.unwrap();
+                let tx = client.transaction().await.unwrap();
+                let header = ModelHeader {
+                    vocab: u64::from(i) + 1,
+                    ..ModelHeader::default()
+                };
+                tx.execute(
+                    "INSERT INTO relevance_models (model, header) VALUES ('', $1) \
+                     ON CONFLICT (model) DO UPDATE SET header = EXCLUDED.header",
+                    &[&to_value(&header)],
+                )
+                .await
+                .unwrap();
+                tx.execute(
+                    "INSERT INTO relevance_features (model, feature, relevant) VALUES ('', $1, 2)",
+                    &[&i64::from(i)],
+                )
+                .await
+                .unwrap();
+                bump_label_generation(&tx).await.unwrap();
+                tx.commit().await.unwrap();
+            }
+        });
+        let mut reads = 0;
+        while !writing.is_finished() || reads == 0 {
+            let c = reader.relevance_counts(None).await.unwrap();
+            assert_eq!(c.features.len() as u64, c.header.vocab, "read {reads}");
+            reads += 1;
+        }
+        writing.await.unwrap();
+        let c = reader.relevance_counts(None).await.unwrap();
+        assert_eq!(c.header.vocab, 60);
+        assert_eq!(c.features.len(), 60);
+        assert_eq!(reader.label_generation().await.unwrap(), 60);
+    }
+
     /// A header or a label that no longer reads is a corrupt record naming what it is, not a
     /// silent default.
     #[tokio::test]
