@@ -2,7 +2,7 @@
 //! `labels` and `relevance` trees as the `labels`, `relevance_models` (one header per model)
 //! and `relevance_features` tables. Labels are written with the desk change that gives them
 //! (`label_write.rs`); this file reads them, and says how a writer tells every replica's
-//! cached counts that they are old ([`bump_label_generation`]).
+//! cached counts that they are old ([`LABEL_GENERATION`]).
 
 use super::meta::from_value;
 use super::{query_error, PgStore};
@@ -16,7 +16,9 @@ use std::collections::HashMap;
 /// can have (as in sled).
 pub(super) const GLOBAL: &str = "";
 
-/// The `counters` row every label write bumps: [`PgStore::label_generation`] reads it.
+/// The `counters` row every label write bumps in its transaction (`label_write.rs`: when
+/// anything changed, `INSERT … VALUES ('label_generation', 1) ON CONFLICT (name) DO UPDATE SET
+/// next_value = counters.next_value + 1`); [`PgStore::label_generation`] reads it.
 pub(super) const LABEL_GENERATION: &str = "label_generation";
 
 #[allow(dead_code)] // Called through the `Store` façade once it has a PostgreSQL variant.
@@ -118,8 +120,8 @@ impl PgStore {
     }
 
     /// Changes every time any replica writes a label (see `SledStore::label_generation`), so
-    /// a scorer knows its cached counts are old: the `label_generation` counter that every
-    /// label write bumps in its transaction ([`bump_label_generation`]); 0 before the first.
+    /// a scorer knows its cached counts are old: the [`LABEL_GENERATION`] counter that every
+    /// label write bumps in its transaction; 0 before the first.
     pub(crate) async fn label_generation(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let row = client
@@ -131,23 +133,6 @@ impl PgStore {
             .map_err(|e| query_error(&self.url, "reading the label generation", e))?;
         Ok(row.map_or(0, |r| r.get::<_, i64>(0) as u64))
     }
-}
-
-/// For the label writer (`label_write.rs`): bumps the label generation inside the transaction
-/// that changed a label or the counts (call it once per such transaction, when anything
-/// changed, as sled's `labels_changed`). The first bump creates the row at 1. It locks the
-/// row until the transaction ends, so label writes take turns on it.
-#[allow(dead_code)] // Called by the PostgreSQL label writer.
-pub(super) async fn bump_label_generation(
-    tx: &tokio_postgres::Transaction<'_>,
-) -> Result<(), tokio_postgres::Error> {
-    tx.execute(
-        "INSERT INTO counters (name, next_value) VALUES ($1, 1) \
-         ON CONFLICT (name) DO UPDATE SET next_value = counters.next_value + 1",
-        &[&LABEL_GENERATION],
-    )
-    .await?;
-    Ok(())
 }
 
 /// A model's header JSON, if it has one.
@@ -180,6 +165,20 @@ mod tests {
     use super::*;
     use crate::analysis::relevance::LabelCounts;
     use chrono::{DateTime, Utc};
+
+    /// What the label writer (`label_write.rs`) does in every transaction that changed a
+    /// label: bumps the generation (the first bump creates the row at 1).
+    async fn bump_label_generation(
+        tx: &tokio_postgres::Transaction<'_>,
+    ) -> Result<(), tokio_postgres::Error> {
+        tx.execute(
+            "INSERT INTO counters (name, next_value) VALUES ($1, 1) \
+             ON CONFLICT (name) DO UPDATE SET next_value = counters.next_value + 1",
+            &[&LABEL_GENERATION],
+        )
+        .await?;
+        Ok(())
+    }
 
     /// Writes what a label write leaves in the tables (as `label_write.rs` does, with the
     /// schema's encoding): the label row, the rule's and the global header, their feature

@@ -1,15 +1,14 @@
 //! Each rule's volume log (sled's `rule_log` tree as the `rule_log` table): one row per rule of
 //! each matched mention, repeats included, keyed by the mention's place in the mention log,
 //! so the digest and spike detection count a rule's mentions per hour with an index range.
-//! Rows are written by `accept` (with [`log_hits`], in its transaction).
+//! Rows are written by `accept` (`accept.rs`), in the transaction of their mention.
 //!
 //! Order is sled's key order: by whole second, then by mention sequence (two replicas' clocks
 //! may disagree within a second; the sequence decides there, as in sled).
 
 use super::requests::whole_second;
 use super::{query_error, PgStore};
-use crate::model::Mention;
-use crate::store::{NewAlert, RuleHit, StoreError};
+use crate::store::{RuleHit, StoreError};
 use chrono::{DateTime, Utc};
 
 /// The columns a [`RuleHit`] is read from, in [`hit`]'s order.
@@ -87,50 +86,51 @@ fn hit(r: &tokio_postgres::Row) -> RuleHit {
     }
 }
 
-/// Logs one hit per rule of a newly stored mention, inside the caller's transaction (`seq`:
-/// the mention's `mention_log.seq`); the PostgreSQL twin of sled's `rule_log::log_hits`, for
-/// `accept`. A rule listed twice is logged once, as sled's overwrite of the same key does.
-#[allow(dead_code)] // Called by the PostgreSQL `accept`.
-pub(super) async fn log_hits(
-    tx: &tokio_postgres::Transaction<'_>,
-    mention: &Mention,
-    new: &NewAlert,
-    mention_key: &str,
-    seq: i64,
-    now: DateTime<Utc>,
-) -> Result<(), tokio_postgres::Error> {
-    for rule in &new.rules {
-        tx.execute(
-            "INSERT INTO rule_log \
-                 (rule, mention_seq, at, mention_key, source, sentiment, negative, published, held) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (rule, mention_seq) DO UPDATE SET \
-                 at = EXCLUDED.at, mention_key = EXCLUDED.mention_key, source = EXCLUDED.source, \
-                 sentiment = EXCLUDED.sentiment, negative = EXCLUDED.negative, \
-                 published = EXCLUDED.published, held = EXCLUDED.held",
-            &[
-                rule,
-                &seq,
-                &now,
-                &mention_key,
-                &mention.source,
-                &new.sentiment,
-                &new.negative,
-                &mention.published,
-                &new.held,
-            ],
-        )
-        .await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::test_store::store;
     use super::*;
+    use crate::model::Mention;
     use crate::store::test_util::candidate;
+    use crate::store::NewAlert;
     use chrono::Duration;
+
+    /// Logs one hit per rule of a mention inside `tx` (`seq`: its `mention_log.seq`), in
+    /// the rows the PostgreSQL `accept` writes (`accept.rs`); a rule listed twice is logged
+    /// once, as sled's overwrite of the same key does.
+    async fn log_hits(
+        tx: &tokio_postgres::Transaction<'_>,
+        mention: &Mention,
+        new: &NewAlert,
+        mention_key: &str,
+        seq: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), tokio_postgres::Error> {
+        for rule in &new.rules {
+            tx.execute(
+                "INSERT INTO rule_log \
+                     (rule, mention_seq, at, mention_key, source, sentiment, negative, published, held) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (rule, mention_seq) DO UPDATE SET \
+                     at = EXCLUDED.at, mention_key = EXCLUDED.mention_key, source = EXCLUDED.source, \
+                     sentiment = EXCLUDED.sentiment, negative = EXCLUDED.negative, \
+                     published = EXCLUDED.published, held = EXCLUDED.held",
+                &[
+                    rule,
+                    &seq,
+                    &now,
+                    &mention_key,
+                    &mention.source,
+                    &new.sentiment,
+                    &new.negative,
+                    &mention.published,
+                    &new.held,
+                ],
+            )
+            .await?;
+        }
+        Ok(())
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
