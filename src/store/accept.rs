@@ -466,6 +466,11 @@ impl MentionPrune {
             calls: 0,
         }
     }
+
+    /// The moment the prune measures the retention from.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
 }
 
 /// Fails the transaction if any thread key no longer holds what intake read. Runs before the

@@ -70,6 +70,11 @@ impl OutboxKey {
     pub fn seq(self) -> u64 {
         self.0
     }
+
+    /// The key of the entry numbered `seq` (backends other than sled number entries their way).
+    pub(crate) fn from_seq(seq: u64) -> OutboxKey {
+        OutboxKey(seq)
+    }
 }
 
 /// What `/healthz` and `/metrics` show of the outbox.

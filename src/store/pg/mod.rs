@@ -3,9 +3,13 @@
 //! only connects and migrates, the store's reads and writes over it live beside it once the
 //! `Store` façade dispatches to backends.
 
+mod accept;
+mod alerts;
+mod label_write;
 mod labels;
 mod meta;
 mod migrate;
+mod outbox;
 mod requests;
 mod rule_log;
 mod sources;
@@ -14,6 +18,7 @@ mod test_store;
 #[doc(hidden)]
 pub mod throwaway;
 mod tls;
+mod tx;
 
 use super::config::{PgConfig, PgUrl, TlsMode};
 use super::StoreError;
@@ -37,6 +42,8 @@ pub struct PgStore {
     pool: Pool,
     url: PgUrl,
     schema_version: i32,
+    /// How long the bodies of mentions without an alert are kept (`[store] keep_mentions`).
+    keep_mentions: chrono::Duration,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -116,6 +123,7 @@ impl PgStore {
                 pool,
                 url: config.url.clone(),
                 schema_version: migrated.version,
+                keep_mentions: keep_duration(super::config::DEFAULT_KEEP_MENTIONS),
             },
             migrated,
         ))
@@ -146,6 +154,14 @@ impl PgStore {
         })
     }
 
+    /// The store with `[store] keep_mentions` as the retention of unalerted mention bodies
+    /// (the default, 90 days, until this is called).
+    #[allow(dead_code)] // Called once the `Store` façade opens the PostgreSQL backend.
+    pub(crate) fn with_keep_mentions(mut self, keep: std::time::Duration) -> PgStore {
+        self.keep_mentions = keep_duration(keep);
+        self
+    }
+
     /// The schema version the database was at once connected (this binary's).
     pub fn schema_version(&self) -> i32 {
         self.schema_version
@@ -156,6 +172,11 @@ impl PgStore {
     pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|e| pool_error(&self.url, e))
     }
+}
+
+/// A retention as chrono counts it; one too long to count keeps everything.
+fn keep_duration(keep: std::time::Duration) -> chrono::Duration {
+    chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX)
 }
 
 /// The pool for `config` (no connection is opened until one is asked for).
@@ -265,3 +286,9 @@ fn describe(e: &tokio_postgres::Error) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_accept;
+#[cfg(test)]
+mod tests_alerts;
+#[cfg(test)]
+mod tests_outbox;
