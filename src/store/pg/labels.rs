@@ -417,6 +417,102 @@ mod tests {
         assert_eq!(reader.label_generation().await.unwrap(), 60);
     }
 
+    /// sled's `labels_count_exactly_and_survive_a_reopen`, with the same assertions, through
+    /// the PostgreSQL `accept` and `change_alert` (pgcore) and these reads: a label is counted
+    /// in the rule's and the global model with its change; a label that changes kind is taken
+    /// back exactly; a weak negative never replaces a person's label; counts and labels are
+    /// read by another replica; every label write moves the generation, and one that changes
+    /// nothing does not.
+    #[tokio::test]
+    async fn labels_count_exactly_through_desk_changes_as_in_sled() {
+        use crate::model::{AuditEntry, SourceState};
+        use crate::store::test_util::candidate;
+        use crate::store::{AlertChange, ChangeOutcome, LabelWrite};
+
+        async fn label(store: &PgStore, id: AlertId, kind: LabelKind, features: &[u32]) {
+            let alert = store.alert(id).await.unwrap().unwrap();
+            let change = AlertChange {
+                audit: AuditEntry {
+                    at: Utc::now(),
+                    actor: "slack:U1".into(),
+                    action: "test".into(),
+                    from: "open".into(),
+                    to: "open".into(),
+                    detail: None,
+                },
+                outbox: vec![],
+                extra_outbox: vec![],
+                cancel_timers: vec![],
+                set_timers: vec![],
+                label: Some(LabelWrite {
+                    rules: alert.rules.clone(),
+                    kind,
+                    by: "slack:U1".into(),
+                    action: "test".into(),
+                    features: features.to_vec(),
+                    at: Utc::now(),
+                }),
+                alert: alert.clone(),
+            };
+            assert_eq!(
+                store.change_alert(&alert, change).await.unwrap(),
+                ChangeOutcome::Applied
+            );
+        }
+
+        let Some((db, store)) = store().await else {
+            return;
+        };
+        let batch = [candidate("a", true), candidate("b", true)];
+        let got = store
+            .accept("feed", &SourceState::default(), &batch, Utc::now())
+            .await
+            .unwrap();
+        let (a, b) = (got.alerts[0].id, got.alerts[1].id);
+        let g0 = store.label_generation().await.unwrap();
+        label(&store, a, LabelKind::Positive, &[1, 2, 3]).await;
+        assert!(store.label_generation().await.unwrap() > g0);
+        label(&store, b, LabelKind::WeakNegative, &[3, 4]).await;
+        // A snooze running out after a claim says nothing new.
+        let g1 = store.label_generation().await.unwrap();
+        label(&store, a, LabelKind::WeakNegative, &[1, 2, 3]).await;
+        assert_eq!(
+            store.label_generation().await.unwrap(),
+            g1,
+            "nothing changed"
+        );
+        // A person overrides the weak negative: taken back, the negative counted.
+        label(&store, b, LabelKind::Negative, &[3, 4]).await;
+
+        let store = PgStore::connect(&db.config()).await.unwrap();
+        for model in [Some("acme"), None] {
+            let c = store.relevance_counts(model).await.unwrap();
+            assert_eq!(c.header.labels.positive, 1);
+            assert_eq!(c.header.labels.negative, 1);
+            assert_eq!(c.header.labels.weak_negative, 0);
+            assert_eq!(c.header.docs, [2, 2]);
+            assert_eq!(c.header.mass, [6, 4]);
+            assert_eq!(c.header.vocab, 4);
+            assert_eq!(c.features[&3], [2, 2]);
+            assert_eq!(c.features[&4], [0, 2]);
+        }
+        assert_eq!(
+            store.relevance_header("acme").await.unwrap(),
+            store.relevance_counts(Some("acme")).await.unwrap().header
+        );
+        let labels = store.labels("acme").await.unwrap();
+        assert_eq!(labels.len(), 2);
+        assert_eq!(labels[1].1.kind, LabelKind::Negative);
+        // Changing the claim to not relevant takes every positive count back.
+        let a = labels[0].0;
+        label(&store, a, LabelKind::Negative, &[1, 2, 3]).await;
+        let c = store.relevance_counts(Some("acme")).await.unwrap();
+        assert_eq!(c.header.docs, [0, 4]);
+        assert_eq!(c.header.mass, [0, 10]);
+        assert_eq!(c.features[&1], [0, 2]);
+        assert_eq!(c.header.vocab, 4);
+    }
+
     /// A header or a label that no longer reads is a corrupt record naming what it is, not a
     /// silent default.
     #[tokio::test]
