@@ -6,9 +6,16 @@
 mod accept;
 mod alerts;
 mod label_write;
+mod labels;
 mod leases;
+mod meta;
 mod migrate;
 mod outbox;
+mod requests;
+mod rule_log;
+mod sources;
+#[cfg(test)]
+mod test_store;
 #[doc(hidden)]
 pub mod throwaway;
 mod tls;

@@ -5,6 +5,7 @@
 //! `{store}` and `{port}` stay placeholders that [`super::Daemon::start`] fills in.
 
 use super::discord::{public_key_hex, FakeDiscord, APP_ID, DISCORD_TOKEN, GUILD_ID};
+use super::store_backend::{self, TestStore};
 use super::{free_port, FakeSlack, BOT_TOKEN, SIGNING_SECRET};
 use std::path::{Path, PathBuf};
 
@@ -95,13 +96,29 @@ pub struct ConfigBuilder {
 }
 
 impl ConfigBuilder {
-    /// `[store]` under the `{store}` placeholder and `[server]` on `127.0.0.1:{port}`.
+    /// `[store]` for the backend `MENTIONDESK_TEST_STORE` picks (see [`TestStore`]) and
+    /// `[server]` on `127.0.0.1:{port}`.
     pub fn new() -> ConfigBuilder {
-        ConfigBuilder { tables: vec![] }
+        ConfigBuilder::for_store(TestStore::from_env())
+    }
+
+    /// `[store]` for `store` and `[server]` on `127.0.0.1:{port}`. sled: the store under the
+    /// `{store}` placeholder. PostgreSQL: a fresh throwaway database (no TLS, a small pool),
+    /// and `path` still under `{store}`, so whatever is not on the database yet stays in the
+    /// test's directory.
+    pub fn for_store(store: TestStore) -> ConfigBuilder {
+        let builder = ConfigBuilder { tables: vec![] }
             .table("[store]")
-            .key("path", "{store}")
-            .table("[server]")
-            .key("listen", "127.0.0.1:{port}")
+            .key("path", "{store}");
+        let builder = match store {
+            TestStore::Sled => builder,
+            TestStore::Postgres => builder
+                .key("backend", "postgres")
+                .key("url", store_backend::fresh_database_url())
+                .key("tls", "disable")
+                .key("pool_size", 4),
+        };
+        builder.table("[server]").key("listen", "127.0.0.1:{port}")
     }
 
     /// Starts a table (`"[desk]"`) or an array entry (`"[[sources]]"`).

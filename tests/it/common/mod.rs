@@ -20,6 +20,7 @@ pub mod feeds;
 pub mod schema;
 pub mod slack;
 pub mod slack_spec;
+pub mod store_backend;
 pub mod violations;
 
 pub use config::ConfigBuilder;
