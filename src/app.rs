@@ -106,7 +106,7 @@ pub async fn digest_now_offline(
     config: &Config,
     name: Option<&str>,
 ) -> anyhow::Result<Vec<(String, crate::model::DigestPost)>> {
-    let store = Store::open_with(&config.store)?;
+    let store = Store::open_with(&config.store).await?;
     let jobs = digest_jobs(config)?;
     let rules = rule_names(config);
     let queued = digest::queue_now(&store, &rules, &jobs, name, chrono::Utc::now()).await?;
@@ -349,7 +349,7 @@ pub(crate) async fn run_with_clock(
     let metrics = Arc::new(Metrics::default());
 
     // Store.
-    let store = Store::open_with(&config.store)?;
+    let store = Store::open_with(&config.store).await?;
     let listener = server::bind(config.server.listen).await.with_context(|| {
         format!(
             "cannot listen on {} ([server].listen); is another process using it?",

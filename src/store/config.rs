@@ -302,14 +302,6 @@ fn read_backend(r: &mut Reader, t: &Table) -> Backend {
         .integer(t, "store", "pool_size")
         .map_or(DEFAULT_POOL_SIZE, |n| n as usize);
     let tls = r.parsed(t, "store", "tls", TlsMode::parse);
-    // Until the store's reads and writes run on PostgreSQL (issue 17), say so rather than
-    // let a user believe the replicas share a database.
-    let line = r.key_line(t, "backend");
-    r.warning(
-        line,
-        "store.backend",
-        "the PostgreSQL backend is in progress: `check --online` checks the database, but `run` and the other commands still keep the store in sled at [store] path",
-    );
     match url {
         Some(url) => Backend::Postgres(PgConfig {
             url: PgUrl::new(url),
@@ -405,13 +397,7 @@ mod tests {
         let Backend::Postgres(pg) = config.unwrap().backend else {
             panic!("postgres")
         };
-        // Honest until the store runs on it.
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert_eq!(
-            (warnings[0].line, warnings[0].key.as_str()),
-            (2, "store.backend")
-        );
-        assert!(warnings[0].message.contains("in progress"), "{warnings:?}");
+        assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(pg.url.expose(), SECRET_URL);
         assert_eq!(pg.pool_size, 3);
         assert_eq!(pg.tls, Some(TlsMode::Require));

@@ -5,7 +5,8 @@
 //! operation means is documented on the sled backend's method of the same name, and every
 //! backend keeps those semantics.
 
-use super::config::StoreConfig;
+use super::config::{self, StoreConfig};
+use super::pg::PgStore;
 use super::{
     Accepted, Candidate, LabelRecord, MentionPrune, OutboxAction, OutboxEntry, OutboxKey,
     OutboxSummary, Parked, RuleHit, SledStore, StoreError, StoredMention, ThreadMark, Timer,
@@ -29,6 +30,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Backend {
     Sled(SledStore),
+    Postgres(PgStore),
 }
 
 impl Store {
@@ -37,9 +39,18 @@ impl Store {
         Ok(Store::from(SledStore::open(path)?))
     }
 
-    /// Opens the store as `[store]` configures it.
-    pub fn open_with(config: &StoreConfig) -> Result<Store, StoreError> {
-        Ok(Store::from(SledStore::open_with(config)?))
+    /// Opens the store as `[store]` configures it: the sled store at `path`, or connects to
+    /// PostgreSQL and migrates its schema.
+    pub async fn open_with(config: &StoreConfig) -> Result<Store, StoreError> {
+        let backend = match &config.backend {
+            config::Backend::Sled => Backend::Sled(SledStore::open_with(config)?),
+            config::Backend::Postgres(pg) => Backend::Postgres(
+                PgStore::connect(pg)
+                    .await?
+                    .with_keep_mentions(config.keep_mentions),
+            ),
+        };
+        Ok(Store { backend })
     }
 
     /// The sled backend, for tests of what only sled has (its flusher, its batches).
@@ -47,6 +58,7 @@ impl Store {
     pub(crate) fn sled(&self) -> &SledStore {
         match &self.backend {
             Backend::Sled(s) => s,
+            Backend::Postgres(_) => panic!("a sled-only test ran on the PostgreSQL backend"),
         }
     }
 
@@ -55,6 +67,7 @@ impl Store {
     pub(crate) fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
         match &self.backend {
             Backend::Sled(s) => s.outbox_signal(),
+            Backend::Postgres(p) => p.outbox_signal(),
         }
     }
 
@@ -62,6 +75,8 @@ impl Store {
     pub async fn flush(&self) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.flush().await,
+            // A committed transaction is durable: nothing waits in a buffer.
+            Backend::Postgres(_) => Ok(()),
         }
     }
 
@@ -76,6 +91,13 @@ impl Store {
     ) -> Result<Accepted, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.accept(source, state, candidates, now).await,
+
+            Backend::Postgres(p) => {
+                let written = p.accept(source, state, candidates, now).await;
+                // This replica's relay at once; the others at their idle tick.
+                p.outbox_signal().notify_one();
+                written
+            }
         }
     }
 
@@ -88,6 +110,13 @@ impl Store {
     ) -> Result<Accepted, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.accept_generated_marked(candidates, now, key, mark).await,
+
+            Backend::Postgres(p) => {
+                let written = p.accept_generated_marked(candidates, now, key, mark).await;
+                // This replica's relay at once; the others at their idle tick.
+                p.outbox_signal().notify_one();
+                written
+            }
         }
     }
 
@@ -99,24 +128,37 @@ impl Store {
     ) -> Result<Accepted, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.accept_owned(source, candidates, now).await,
+
+            Backend::Postgres(p) => {
+                let written = p.accept_owned(source, candidates, now).await;
+                // This replica's relay at once; the others at their idle tick.
+                p.outbox_signal().notify_one();
+                written
+            }
         }
     }
 
     pub(crate) async fn is_seen(&self, key: &str) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.is_seen(key),
+
+            Backend::Postgres(p) => p.is_seen(key).await,
         }
     }
 
     pub(crate) async fn thread_mark(&self, key: &str) -> Result<Option<ThreadMark>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.thread_mark(key),
+
+            Backend::Postgres(p) => p.thread_mark(key).await,
         }
     }
 
     pub async fn mention(&self, key: &str) -> Result<Option<StoredMention>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.mention(key),
+
+            Backend::Postgres(p) => p.mention(key).await,
         }
     }
 
@@ -136,6 +178,8 @@ impl Store {
                 })
                 .await
             }
+
+            Backend::Postgres(p) => p.prune_mentions_chunk(prune, limit).await,
         }
     }
 
@@ -143,12 +187,16 @@ impl Store {
     pub(crate) async fn mention_count(&self) -> usize {
         match &self.backend {
             Backend::Sled(s) => s.mention_count(),
+
+            Backend::Postgres(p) => p.mention_count().await,
         }
     }
 
     pub(crate) async fn recent_mentions(&self, n: usize) -> Result<Vec<StoredMention>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.recent_mentions(n),
+
+            Backend::Postgres(p) => p.recent_mentions(n).await,
         }
     }
 
@@ -157,12 +205,16 @@ impl Store {
     pub async fn alert(&self, id: AlertId) -> Result<Option<Alert>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.alert(id),
+
+            Backend::Postgres(p) => p.alert(id).await,
         }
     }
 
     pub(crate) async fn alert_count(&self) -> usize {
         match &self.backend {
             Backend::Sled(s) => s.alert_count(),
+
+            Backend::Postgres(p) => p.alert_count().await,
         }
     }
 
@@ -173,6 +225,8 @@ impl Store {
                 let s = s.clone();
                 super::off_runtime(move || s.alerts()).await
             }
+
+            Backend::Postgres(p) => p.alerts().await,
         }
     }
 
@@ -183,6 +237,13 @@ impl Store {
     ) -> Result<ChangeOutcome, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.change_alert(expected, change).await,
+
+            Backend::Postgres(p) => {
+                let written = p.change_alert(expected, change).await;
+                // This replica's relay at once; the others at their idle tick.
+                p.outbox_signal().notify_one();
+                written
+            }
         }
     }
 
@@ -194,12 +255,21 @@ impl Store {
     ) -> Result<Result<(), AlertId>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.fire_round(fired, messages, now).await,
+
+            Backend::Postgres(p) => {
+                let written = p.fire_round(fired, messages, now).await;
+                // This replica's relay at once; the others at their idle tick.
+                p.outbox_signal().notify_one();
+                written
+            }
         }
     }
 
     pub(crate) async fn remove_timer(&self, timer: &Timer) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.remove_timer(timer),
+
+            Backend::Postgres(p) => p.remove_timer(timer).await,
         }
     }
 
@@ -210,24 +280,32 @@ impl Store {
     ) -> Result<Option<Timer>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.timer(id, kind),
+
+            Backend::Postgres(p) => p.timer(id, kind).await,
         }
     }
 
     pub(crate) async fn due_timers(&self, now: DateTime<Utc>) -> Result<Vec<Timer>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.due_timers(now),
+
+            Backend::Postgres(p) => p.due_timers(now).await,
         }
     }
 
     pub async fn timers(&self) -> Result<Vec<Timer>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.timers(),
+
+            Backend::Postgres(p) => p.timers().await,
         }
     }
 
     pub async fn audit_log(&self, id: AlertId) -> Result<Vec<AuditEntry>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.audit_log(id),
+
+            Backend::Postgres(p) => p.audit_log(id).await,
         }
     }
 
@@ -236,6 +314,8 @@ impl Store {
     pub async fn relevance_header(&self, rule: &str) -> Result<ModelHeader, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.relevance_header(rule),
+
+            Backend::Postgres(p) => p.relevance_header(rule).await,
         }
     }
 
@@ -246,6 +326,8 @@ impl Store {
                 let (s, rule) = (s.clone(), rule.map(str::to_string));
                 super::off_runtime(move || s.relevance_counts(rule.as_deref())).await
             }
+
+            Backend::Postgres(p) => p.relevance_counts(rule).await,
         }
     }
 
@@ -255,6 +337,8 @@ impl Store {
                 let (s, rule) = (s.clone(), rule.to_string());
                 super::off_runtime(move || s.labels(&rule)).await
             }
+
+            Backend::Postgres(p) => p.labels(rule).await,
         }
     }
 
@@ -262,6 +346,8 @@ impl Store {
     pub(crate) async fn label_generation(&self) -> Result<u64, StoreError> {
         match &self.backend {
             Backend::Sled(s) => Ok(s.label_generation()),
+
+            Backend::Postgres(p) => p.label_generation().await,
         }
     }
 
@@ -273,12 +359,16 @@ impl Store {
     ) -> Result<Option<T>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.meta_get(key),
+
+            Backend::Postgres(p) => p.meta_get(key).await,
         }
     }
 
     pub async fn meta_set<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.meta_set(key, value).await,
+
+            Backend::Postgres(p) => p.meta_set(key, value).await,
         }
     }
 
@@ -290,12 +380,16 @@ impl Store {
                 let s = s.clone();
                 super::off_runtime(move || s.outbox_summary()).await
             }
+
+            Backend::Postgres(p) => p.outbox_summary().await,
         }
     }
 
     pub async fn outbox(&self) -> Result<Vec<(OutboxKey, OutboxEntry)>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.outbox(),
+
+            Backend::Postgres(p) => p.outbox().await,
         }
     }
 
@@ -306,6 +400,8 @@ impl Store {
     ) -> Result<OutboxEntry, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.mark_in_flight(key, now).await,
+
+            Backend::Postgres(p) => p.mark_in_flight(key, now).await,
         }
     }
 
@@ -318,6 +414,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.record_failure(key, attempts, error, not_before),
+
+            Backend::Postgres(p) => p.record_failure(key, attempts, error, not_before).await,
         }
     }
 
@@ -331,6 +429,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.park(key, attempts, error, parked, not_before),
+
+            Backend::Postgres(p) => p.park(key, attempts, error, parked, not_before).await,
         }
     }
 
@@ -340,6 +440,13 @@ impl Store {
     ) -> Result<usize, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.retry_now(which),
+
+            Backend::Postgres(p) => {
+                let written = p.retry_now(which).await;
+                // This replica's relay at once; the others at their idle tick.
+                p.outbox_signal().notify_one();
+                written
+            }
         }
     }
 
@@ -351,12 +458,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.complete(key, entry, msg).await,
+
+            Backend::Postgres(p) => p.complete(key, entry, msg).await,
         }
     }
 
     pub async fn finish(&self, key: OutboxKey) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.finish(key).await,
+
+            Backend::Postgres(p) => p.finish(key).await,
         }
     }
 
@@ -367,6 +478,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.defer(key, not_before),
+
+            Backend::Postgres(p) => p.defer(key, not_before).await,
         }
     }
 
@@ -377,6 +490,8 @@ impl Store {
     ) -> Result<Option<MessageRef>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.message_ref(id, target),
+
+            Backend::Postgres(p) => p.message_ref(id, target).await,
         }
     }
 
@@ -389,6 +504,13 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.enqueue_digest(slot, targets, post, now).await,
+
+            Backend::Postgres(p) => {
+                let written = p.enqueue_digest(slot, targets, post, now).await;
+                // This replica's relay at once; the others at their idle tick.
+                p.outbox_signal().notify_one();
+                written
+            }
         }
     }
 
@@ -401,12 +523,16 @@ impl Store {
     ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.first_request(key, now).await,
+
+            Backend::Postgres(p) => p.first_request(key, now).await,
         }
     }
 
     pub(crate) async fn prune_requests(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.prune_requests(before),
+
+            Backend::Postgres(p) => p.prune_requests(before).await,
         }
     }
 
@@ -418,12 +544,16 @@ impl Store {
     ) -> Result<(), StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.mute(key, by, now).await,
+
+            Backend::Postgres(p) => p.mute(key, by, now).await,
         }
     }
 
     pub async fn is_muted(&self, key: &str) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.is_muted(key),
+
+            Backend::Postgres(p) => p.is_muted(key).await,
         }
     }
 
@@ -437,18 +567,24 @@ impl Store {
     ) -> Result<Vec<RuleHit>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.rule_hits(rule, from, to),
+
+            Backend::Postgres(p) => p.rule_hits(rule, from, to).await,
         }
     }
 
     pub(crate) async fn prune_rule_hits(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.prune_rule_hits(before),
+
+            Backend::Postgres(p) => p.prune_rule_hits(before).await,
         }
     }
 
     pub(crate) async fn first_hit(&self, rule: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.first_hit(rule),
+
+            Backend::Postgres(p) => p.first_hit(rule).await,
         }
     }
 
@@ -457,6 +593,8 @@ impl Store {
     pub(crate) async fn source_state(&self, source: &str) -> Result<SourceState, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.source_state(source),
+
+            Backend::Postgres(p) => p.source_state(source).await,
         }
     }
 }

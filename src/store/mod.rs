@@ -4,7 +4,6 @@
 //! the desk and the relay hand it, atomically, and flushes before it answers when a crash
 //! must not lose what was just written.
 
-use config::StoreConfig;
 use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use std::path::{Path, PathBuf};
@@ -30,6 +29,7 @@ pub use accept::{Accepted, Candidate, NewAlert, Repeat, StoredMention, ThreadKey
 pub(crate) use accept::{MentionPrune, RepeatOf, ThreadMark};
 pub use alerts::Timer;
 pub(crate) use alerts::{AlertChange, ChangeOutcome};
+pub use config::StoreConfig;
 pub use facade::Store;
 #[cfg(test)]
 pub(crate) use flush::FlushStats;

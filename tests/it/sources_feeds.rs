@@ -445,8 +445,7 @@ async fn two_google_alerts_with_one_article_make_one_alert_with_the_article_link
             (s.updates().len() > updates_before).then_some(())
         })
         .await;
-    let dir = daemon.stop().await;
-    let store = mentiondesk::store::Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, store) = daemon.stop_and_open_store().await;
     assert!(store.is_muted("site:news.example").await.unwrap());
     assert!(!store.is_muted("site:google.com").await.unwrap());
 }
@@ -524,8 +523,7 @@ async fn discord_mute_of_a_missing_author_is_declined_in_the_answer() {
             .contains("No author was muted: this mention has no known author; its site is muted."),
         "{v}"
     );
-    let dir = daemon.stop().await;
-    let store = mentiondesk::store::Store::open(&dir.path().join("store")).unwrap();
+    let (_dir, store) = daemon.stop_and_open_store().await;
     assert!(
         store.is_muted("site:news.example").await.unwrap()
             || store.is_muted("site:blog.example").await.unwrap()

@@ -13,7 +13,6 @@ use axum::routing::get;
 use axum::Router;
 use common::*;
 use mentiondesk::model::AlertId;
-use mentiondesk::store::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -491,11 +490,10 @@ async fn scenario() {
     }
 
     let stopping = Instant::now();
-    let dir = daemon.stop().await;
+    let (_dir, store) = daemon.stop_and_open_store().await;
     let stop_took = stopping.elapsed();
 
     // The alerts' histories: one unbroken chain of states, one claim per race per round.
-    let store = Store::open(&dir.path().join("store")).unwrap();
     for alert in RACE.into_iter().chain(CALM) {
         let log = store.audit_log(AlertId(alert)).await.unwrap();
         assert_eq!(log[0].action, "created");

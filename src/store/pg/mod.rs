@@ -45,6 +45,8 @@ pub struct PgStore {
     schema_version: i32,
     /// How long the bodies of mentions without an alert are kept (`[store] keep_mentions`).
     keep_mentions: chrono::Duration,
+    /// Rung when outbox work may be waiting (see `Store::outbox_signal`).
+    outbox_signal: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -125,6 +127,7 @@ impl PgStore {
                 url: config.url.clone(),
                 schema_version: migrated.version,
                 keep_mentions: keep_duration(super::config::DEFAULT_KEEP_MENTIONS),
+                outbox_signal: Default::default(),
             },
             migrated,
         ))
@@ -153,6 +156,12 @@ impl PgStore {
             schema_version,
             binary_schema_version: SCHEMA_VERSION,
         })
+    }
+
+    /// The relay's wake-up (see `SledStore::outbox_signal`); rung by the façade after this
+    /// replica's writes that add or release outbox work.
+    pub(crate) fn outbox_signal(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.outbox_signal.clone()
     }
 
     /// The store with `[store] keep_mentions` as the retention of unalerted mention bodies

@@ -15,6 +15,8 @@ pub struct Daemon {
     pub task: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub port: u16,
     pub dir: tempfile::TempDir,
+    /// The daemon's `[store]`, to open its store once it has stopped (sled or PostgreSQL).
+    store: mentiondesk::store::StoreConfig,
 }
 
 impl Daemon {
@@ -32,12 +34,14 @@ impl Daemon {
         let cfg = mentiondesk::settings::parse(&text, std::path::Path::new("test.toml"), &|_| None)
             .unwrap_or_else(|e| panic!("{e}"));
         let (trigger, shutdown) = mentiondesk::shutdown::channel();
+        let store = cfg.store.clone();
         let task = tokio::spawn(mentiondesk::app::run_until(cfg, shutdown));
         let d = Daemon {
             trigger,
             task,
             port,
             dir,
+            store,
         };
         d.wait_ready().await;
         d
@@ -55,6 +59,17 @@ impl Daemon {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Stops it and opens its store, whichever backend the config chose (see
+    /// `store_backend.rs`), with the directory it ran in.
+    pub async fn stop_and_open_store(self) -> (tempfile::TempDir, mentiondesk::store::Store) {
+        let store = self.store.clone();
+        let dir = self.stop().await;
+        let store = mentiondesk::store::Store::open_with(&store)
+            .await
+            .expect("the stopped daemon's store opens");
+        (dir, store)
     }
 
     /// Stops it and hands back its directory (for a restart).
