@@ -511,6 +511,47 @@ fn stale(reason: String) -> ConflictableTransactionError<StoreError> {
     ConflictableTransactionError::Abort(StoreError::Stale { reason })
 }
 
+impl NewAlert {
+    /// The alert this candidate opens as `id`: open, or held back by the relevance filter.
+    /// Both backends build it here, so a new alert is the same whichever stores it.
+    pub(crate) fn alert(&self, id: AlertId, mention_key: String, now: DateTime<Utc>) -> Alert {
+        Alert {
+            id,
+            mention_key,
+            rules: self.rules.clone(),
+            priority: self.priority,
+            sentiment: self.sentiment,
+            negative: self.negative,
+            targets: self.targets.clone(),
+            state: if self.held {
+                AlertState::Held
+            } else {
+                AlertState::Open
+            },
+            created_at: now,
+            highlights: self.highlights.clone(),
+            first_claimed_at: None,
+            resolved_at: None,
+            human_negative: None,
+            relevance: self.relevance,
+            held: self.held,
+            promoted_at: None,
+        }
+    }
+
+    /// The "created" entry of `alert`'s audit log.
+    pub(crate) fn created_entry(&self, alert: &Alert, now: DateTime<Utc>) -> AuditEntry {
+        AuditEntry {
+            at: now,
+            actor: "system".into(),
+            action: "created".into(),
+            from: "-".into(),
+            to: alert.state.name().into(),
+            detail: Some(format!("rules {}", self.rules.join(", "))),
+        }
+    }
+}
+
 /// Writes a new alert with its root-message outbox entries and its "created" audit entry.
 fn create_alert(
     meta: &TransactionalTree,
@@ -522,28 +563,7 @@ fn create_alert(
     now: DateTime<Utc>,
 ) -> TxResult<Alert> {
     let id = AlertId(next_counter(meta, NEXT_ALERT_ID)?);
-    let alert = Alert {
-        id,
-        mention_key,
-        rules: new.rules.clone(),
-        priority: new.priority,
-        sentiment: new.sentiment,
-        negative: new.negative,
-        targets: new.targets.clone(),
-        state: if new.held {
-            AlertState::Held
-        } else {
-            AlertState::Open
-        },
-        created_at: now,
-        highlights: new.highlights.clone(),
-        first_claimed_at: None,
-        resolved_at: None,
-        human_negative: None,
-        relevance: new.relevance,
-        held: new.held,
-        promoted_at: None,
-    };
+    let alert = new.alert(id, mention_key, now);
     alerts.insert(&id.0.to_be_bytes(), to_json(&alert))?;
     // A held-back alert is not posted until someone promotes it.
     if !alert.held {
@@ -551,14 +571,7 @@ fn create_alert(
             push_outbox(meta, outbox, id, target, OutboxAction::PostAlert, now)?;
         }
     }
-    let entry = AuditEntry {
-        at: now,
-        actor: "system".into(),
-        action: "created".into(),
-        from: "-".into(),
-        to: alert.state.name().into(),
-        detail: Some(format!("rules {}", new.rules.join(", "))),
-    };
+    let entry = new.created_entry(&alert, now);
     push_audit(meta, audit, id, &entry)?;
     Ok(alert)
 }

@@ -391,6 +391,28 @@ impl SledStore {
     }
 }
 
+impl OutboxEntry {
+    /// A delivery queued now and not yet tried; both backends queue through here.
+    pub(crate) fn new(
+        alert_id: AlertId,
+        target: &Target,
+        action: OutboxAction,
+        now: DateTime<Utc>,
+    ) -> OutboxEntry {
+        OutboxEntry {
+            alert_id,
+            target: target.clone(),
+            action,
+            created_at: now,
+            attempts: 0,
+            in_flight_since: None,
+            not_before: None,
+            last_error: None,
+            parked: None,
+        }
+    }
+}
+
 pub(super) fn push_outbox(
     meta: &TransactionalTree,
     outbox: &TransactionalTree,
@@ -400,17 +422,7 @@ pub(super) fn push_outbox(
     now: DateTime<Utc>,
 ) -> TxResult<()> {
     let seq = next_counter(meta, NEXT_OUTBOX_SEQ)?;
-    let entry = OutboxEntry {
-        alert_id,
-        target: target.clone(),
-        action,
-        created_at: now,
-        attempts: 0,
-        in_flight_since: None,
-        not_before: None,
-        last_error: None,
-        parked: None,
-    };
+    let entry = OutboxEntry::new(alert_id, target, action, now);
     outbox.insert(&seq.to_be_bytes(), to_json(&entry))?;
     Ok(())
 }

@@ -15,7 +15,7 @@
 use super::alerts::{db_id, insert_alert, push_audit, push_outbox, set_timer};
 use super::tx::{corrupt, db_error, in_transaction, TxError};
 use super::PgStore;
-use crate::model::{Alert, AlertId, AlertState, AuditEntry, Mention, SourceState, Target};
+use crate::model::{Alert, AlertId, Mention, SourceState, Target};
 use crate::store::{
     Accepted, Candidate, MentionPrune, NewAlert, OutboxAction, RepeatOf, StoreError, StoredMention,
     ThreadMark,
@@ -341,28 +341,7 @@ async fn create_alert(
     mention_key: String,
     now: DateTime<Utc>,
 ) -> Result<Alert, TxError> {
-    let alert = Alert {
-        id,
-        mention_key,
-        rules: new.rules.clone(),
-        priority: new.priority,
-        sentiment: new.sentiment,
-        negative: new.negative,
-        targets: new.targets.clone(),
-        state: if new.held {
-            AlertState::Held
-        } else {
-            AlertState::Open
-        },
-        created_at: now,
-        highlights: new.highlights.clone(),
-        first_claimed_at: None,
-        resolved_at: None,
-        human_negative: None,
-        relevance: new.relevance,
-        held: new.held,
-        promoted_at: None,
-    };
+    let alert = new.alert(id, mention_key, now);
     insert_alert(tx, &alert).await?;
     // A held-back alert is not posted until someone promotes it.
     if !alert.held {
@@ -370,14 +349,7 @@ async fn create_alert(
             push_outbox(tx, id, target, OutboxAction::PostAlert, now).await?;
         }
     }
-    let entry = AuditEntry {
-        at: now,
-        actor: "system".into(),
-        action: "created".into(),
-        from: "-".into(),
-        to: alert.state.name().into(),
-        detail: Some(format!("rules {}", new.rules.join(", "))),
-    };
+    let entry = new.created_entry(&alert, now);
     push_audit(tx, id, &entry).await?;
     Ok(alert)
 }

@@ -105,17 +105,7 @@ pub(super) async fn push_outbox(
     action: OutboxAction,
     now: DateTime<Utc>,
 ) -> Result<(), TxError> {
-    let entry = OutboxEntry {
-        alert_id,
-        target: target.clone(),
-        action,
-        created_at: now,
-        attempts: 0,
-        in_flight_since: None,
-        not_before: None,
-        last_error: None,
-        parked: None,
-    };
+    let entry = OutboxEntry::new(alert_id, target, action, now);
     tx.execute(
         "INSERT INTO outbox (alert_id, created_at, data) VALUES ($1, $2, $3)",
         &[&db_id(alert_id), &now, &Json(&entry)],
