@@ -2,8 +2,9 @@
 //! touches the store, and while an ingest commits a write transaction every store read waits
 //! for it (sled's transactions lock out readers), which made `/healthz` take a few hundred
 //! milliseconds during a large poll. So a request waits at most [`FRESH_WAIT`] for a fresh
-//! read and otherwise answers with the last one that finished; one read runs at a time, so
-//! requests never queue behind each other either. It does not decide health; `healthz` does.
+//! read and otherwise answers with the last one that finished, unless that one is older than
+//! [`STALE_AFTER`] (then it waits for the read under way, at most [`STALE_WAIT`]); one read
+//! runs at a time, so requests never queue behind each other either. It does not decide health; `healthz` does.
 
 use crate::store::{OutboxSummary, Store};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,6 +14,15 @@ use tokio::sync::Notify;
 /// How long a request waits for a fresh read before answering with the last one. An idle
 /// store answers in well under a millisecond, so only a busy store shows older figures.
 pub(crate) const FRESH_WAIT: Duration = Duration::from_millis(10);
+
+/// How old the last figures may be before a request waits for the read under way instead
+/// (at most [`STALE_WAIT`]): a store that is slow for a while (a large ingest, a loaded
+/// database server) shows figures at most about this old, never ones from long ago.
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(1);
+
+/// The longest a request waits for a read when the last figures are older than
+/// [`STALE_AFTER`]; after that it answers with them anyway.
+pub(crate) const STALE_WAIT: Duration = Duration::from_secs(2);
 
 /// The last outbox summary read, and the read under way; cheap to clone (shared).
 #[derive(Clone, Default)]
@@ -27,7 +37,8 @@ struct Inner {
 
 #[derive(Default)]
 struct State {
-    last: Option<Arc<OutboxSummary>>,
+    /// The last figures read, and when that read finished.
+    last: Option<(std::time::Instant, Arc<OutboxSummary>)>,
     reading: bool,
 }
 
@@ -49,7 +60,8 @@ impl Drop for Reading {
 
 impl OutboxView {
     /// The outbox summary: fresh if the store answers within [`FRESH_WAIT`], else the last
-    /// one read (the first request after start waits for its read).
+    /// one read if it is younger than [`STALE_AFTER`], else the read under way (waited for up
+    /// to [`STALE_WAIT`]); the first request after start waits for its read.
     pub(crate) async fn get(&self, store: &Store) -> Arc<OutboxSummary> {
         let store = store.clone();
         self.get_with(async move { store.outbox_summary().await.unwrap_or_default() })
@@ -73,10 +85,11 @@ impl OutboxView {
             let reading = Reading(inner.clone());
             tokio::spawn(async move {
                 let summary = Arc::new(read.await);
-                reading.0.state().last = Some(summary);
+                reading.0.state().last = Some((std::time::Instant::now(), summary));
                 drop(reading);
             });
         }
+        let asked = std::time::Instant::now();
         let _ = tokio::time::timeout(FRESH_WAIT, finished).await;
         loop {
             let finished = inner.read.notified();
@@ -88,8 +101,14 @@ impl OutboxView {
                 let state = inner.state();
                 (state.last.clone(), state.reading)
             };
-            if let Some(last) = last {
-                return last;
+            if let Some((at, last)) = last {
+                // Recent enough, nothing to wait for, or waited long enough: answer.
+                if at.elapsed() < STALE_AFTER || !reading || asked.elapsed() >= STALE_WAIT {
+                    return last;
+                }
+                let left = STALE_WAIT.saturating_sub(asked.elapsed());
+                let _ = tokio::time::timeout(left, finished.as_mut()).await;
+                continue;
             }
             // Nothing read yet: this is the first request, and it waits for the read; if
             // that read panicked, an empty summary rather than a request that never answers.
@@ -170,6 +189,22 @@ mod tests {
             }
         }
         assert_eq!(seen, 8);
+    }
+
+    /// Figures older than STALE_AFTER are not shown while a read is under way: the request
+    /// waits for it (up to STALE_WAIT), so a slow store never shows figures from long ago.
+    #[tokio::test]
+    async fn old_figures_wait_for_the_read_under_way() {
+        let view = OutboxView::default();
+        assert_eq!(view.get_with(async { pending(1) }).await.pending, 1);
+        tokio::time::sleep(STALE_AFTER + Duration::from_millis(100)).await;
+        let answer = view
+            .get_with(async {
+                tokio::time::sleep(FRESH_WAIT * 20).await;
+                pending(2)
+            })
+            .await;
+        assert_eq!(answer.pending, 2, "waited for the slow read");
     }
 
     #[tokio::test]
