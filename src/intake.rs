@@ -149,6 +149,7 @@ impl Judge {
 
     /// The mention judged, with its language filled in when it had none and one was found.
     pub(crate) fn candidate(&self, mut m: Mention) -> Candidate {
+        m.strip_nul();
         let v = self.judge(&m);
         if lang::given(m.lang.as_deref()).is_none() && v.lang.is_some() {
             m.lang = v.lang.clone();
@@ -1252,6 +1253,30 @@ mod tests {
         let timers = store.timers().await.unwrap();
         assert_eq!(timers.len(), 1, "the alert's escalation timer started");
         assert_eq!(timers[0].kind, TimerKind::Escalate);
+    }
+
+    /// A NUL character in a post (a feed or webhook can carry one; PostgreSQL refuses it in
+    /// text and JSON) is dropped before the mention is judged and stored, so the poll is
+    /// stored, alerting once, instead of failing on every retry.
+    #[tokio::test]
+    async fn a_post_with_a_nul_character_is_stored_without_it_on_postgresql() {
+        let Some(db) = crate::store::pg::throwaway::database().await else {
+            return;
+        };
+        let mut cfg = crate::store::StoreConfig::at("unused-by-postgres");
+        cfg.backend = crate::store::config::Backend::Postgres(db.config());
+        let store = Store::open_with(&cfg).await.unwrap();
+        let mut m = mention("1\0", "da\0na", "https://ok.example/1");
+        m.text = "acme\0 checkout is down".into();
+        m.title = Some("\0acme".into());
+        let alerts = intake(&store, Clock::System).accept(poll(vec![m])).await;
+        assert_eq!(alerts.unwrap(), 1);
+        let alert = &store.alerts().await.unwrap()[0];
+        let stored = store.mention(&alert.mention_key).await.unwrap().unwrap();
+        assert_eq!(stored.mention.text, "acme checkout is down");
+        assert_eq!(stored.mention.title.as_deref(), Some("acme"));
+        assert_eq!(stored.mention.author.as_deref(), Some("dana"));
+        assert_eq!(stored.mention.item_id, "1");
     }
 
     /// A Bluesky post as the source hands it on: by DID when the profile lookup failed or is

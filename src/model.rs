@@ -29,6 +29,36 @@ pub struct Mention {
 }
 
 impl Mention {
+    /// Drops NUL characters (U+0000) from every text field. A feed or webhook can carry one;
+    /// PostgreSQL refuses it in text and JSON, which would fail that poll's transaction on
+    /// every retry, and no reader can see it anyway. Both backends store the same text.
+    pub(crate) fn strip_nul(&mut self) {
+        fn strip(s: &mut String) {
+            if s.contains('\0') {
+                s.retain(|c| c != '\0');
+            }
+        }
+        for s in [
+            &mut self.item_id,
+            &mut self.source,
+            &mut self.source_kind,
+            &mut self.text,
+        ] {
+            strip(s);
+        }
+        for s in [
+            &mut self.url,
+            &mut self.title,
+            &mut self.author,
+            &mut self.lang,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            strip(s);
+        }
+    }
+
     /// The key under which this mention is stored and deduplicated: unique per source item.
     pub fn key(&self) -> String {
         format!("{}\u{1f}{}", self.source, self.item_id)
