@@ -124,6 +124,55 @@ pub(super) fn apply_label(
     Ok(changed)
 }
 
+/// One label added to (or taken back from) a model: how its totals and each feature's counts
+/// change. Both backends count through here; they differ only in where the numbers live.
+pub(super) struct LabelStep {
+    weight: u32,
+    class: usize,
+    add: bool,
+}
+
+impl LabelStep {
+    /// Counts the label itself in `header`.
+    pub(super) fn start(header: &mut ModelHeader, kind: LabelKind, add: bool) -> LabelStep {
+        let step = LabelStep {
+            weight: kind.weight(),
+            class: kind.class(),
+            add,
+        };
+        header.labels.add(kind, if add { 1 } else { -1 });
+        header.docs[step.class] = step.total(header.docs[step.class]);
+        step
+    }
+
+    /// A feature's new counts from `counts`, with `header`'s mass and vocabulary kept in
+    /// step; `[0, 0]` means the feature is gone from the model.
+    pub(super) fn feature(&self, header: &mut ModelHeader, mut counts: [u32; 2]) -> [u32; 2] {
+        let was_zero = counts == [0, 0];
+        let c = &mut counts[self.class];
+        *c = if self.add {
+            *c + self.weight
+        } else {
+            c.saturating_sub(self.weight)
+        };
+        header.mass[self.class] = self.total(header.mass[self.class]);
+        match (was_zero, counts == [0, 0]) {
+            (true, false) => header.vocab += 1,
+            (false, true) => header.vocab = header.vocab.saturating_sub(1),
+            _ => {}
+        }
+        counts
+    }
+
+    fn total(&self, x: u64) -> u64 {
+        if self.add {
+            x + u64::from(self.weight)
+        } else {
+            x.saturating_sub(u64::from(self.weight))
+        }
+    }
+}
+
 /// Adds (or takes back) one label's features to a model's counts and totals.
 fn count(
     relevance: &TransactionalTree,
@@ -137,34 +186,14 @@ fn count(
         .get(&hkey)?
         .and_then(|v| serde_json::from_slice(&v).ok())
         .unwrap_or_default();
-    let (w, class) = (kind.weight(), kind.class());
-    let step = |x: u64| {
-        if add {
-            x + u64::from(w)
-        } else {
-            x.saturating_sub(u64::from(w))
-        }
-    };
-    header.labels.add(kind, if add { 1 } else { -1 });
-    header.docs[class] = step(header.docs[class]);
+    let step = LabelStep::start(&mut header, kind, add);
     for &f in features {
         let fkey = feature_key(model, f);
-        let mut c = relevance
+        let c = relevance
             .get(&fkey)?
             .map(|v| decode_counts(&v))
             .unwrap_or([0, 0]);
-        let was_zero = c == [0, 0];
-        c[class] = if add {
-            c[class] + w
-        } else {
-            c[class].saturating_sub(w)
-        };
-        header.mass[class] = step(header.mass[class]);
-        match (was_zero, c == [0, 0]) {
-            (true, false) => header.vocab += 1,
-            (false, true) => header.vocab = header.vocab.saturating_sub(1),
-            _ => {}
-        }
+        let c = step.feature(&mut header, c);
         if c == [0, 0] {
             relevance.remove(fkey)?;
         } else {

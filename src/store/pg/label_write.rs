@@ -8,6 +8,7 @@ use super::alerts::db_id;
 use super::tx::TxError;
 use crate::analysis::relevance::{LabelKind, ModelHeader};
 use crate::model::AlertId;
+use crate::store::labels::LabelStep;
 use crate::store::LabelWrite;
 use deadpool_postgres::Transaction;
 use tokio_postgres::types::Json;
@@ -119,16 +120,7 @@ async fn count(
         .await?;
     // An unreadable header starts again from zero, as in sled.
     let mut header: ModelHeader = serde_json::from_value(row.get(0)).unwrap_or_default();
-    let (w, class) = (kind.weight(), kind.class());
-    let step = |x: u64| {
-        if add {
-            x + u64::from(w)
-        } else {
-            x.saturating_sub(u64::from(w))
-        }
-    };
-    header.labels.add(kind, if add { 1 } else { -1 });
-    header.docs[class] = step(header.docs[class]);
+    let step = LabelStep::start(&mut header, kind, add);
     for &f in features {
         let row = tx
             .query_opt(
@@ -137,25 +129,14 @@ async fn count(
                 &[&model, &i64::from(f)],
             )
             .await?;
-        let mut c: [u32; 2] = match row {
+        let c: [u32; 2] = match row {
             Some(r) => [
                 u32::try_from(r.get::<_, i64>(0)).unwrap_or(u32::MAX),
                 u32::try_from(r.get::<_, i64>(1)).unwrap_or(u32::MAX),
             ],
             None => [0, 0],
         };
-        let was_zero = c == [0, 0];
-        c[class] = if add {
-            c[class] + w
-        } else {
-            c[class].saturating_sub(w)
-        };
-        header.mass[class] = step(header.mass[class]);
-        match (was_zero, c == [0, 0]) {
-            (true, false) => header.vocab += 1,
-            (false, true) => header.vocab = header.vocab.saturating_sub(1),
-            _ => {}
-        }
+        let c = step.feature(&mut header, c);
         if c == [0, 0] {
             tx.execute(
                 "DELETE FROM relevance_features WHERE model = $1 AND feature = $2",
