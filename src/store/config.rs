@@ -15,11 +15,17 @@ const KEYS: &[&str] = &[
     "url",
     "pool_size",
     "tls",
+    "replica",
+    "lease",
 ];
 
 /// Connections in the PostgreSQL pool when `pool_size` is not set: enough for the desk's
 /// callbacks, the relay and the intake at once without holding many server processes.
 pub(crate) const DEFAULT_POOL_SIZE: usize = 8;
+
+/// How long a replica's claim on a source (and on an outbox entry) lasts without renewal when
+/// `lease` is not set: a dead replica's work moves to another within this time.
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(15);
 
 /// sled's page cache when `cache_mb` is not set. sled's own default is 1 GiB, which it fills
 /// as the store grows: the daemon's memory then grows with the store instead of the config.
@@ -69,6 +75,12 @@ pub struct PgConfig {
     pub pool_size: usize,
     /// `tls`; `None` follows the URL's `sslmode` (libpq's default, `prefer`, without one).
     pub tls: Option<TlsMode>,
+    /// `replica`: this process's name among the replicas sharing the database, written as
+    /// the owner of what it holds (source leases, outbox claims) and shown on `/healthz`.
+    /// Unique per process: the default is `<hostname>-<pid>`.
+    pub replica: String,
+    /// `lease`: how long what a replica holds stays held without renewal.
+    pub lease: Duration,
 }
 
 impl PgConfig {
@@ -78,8 +90,22 @@ impl PgConfig {
             url: PgUrl::new(url),
             pool_size: DEFAULT_POOL_SIZE,
             tls: None,
+            replica: default_replica(),
+            lease: DEFAULT_LEASE,
         }
     }
+}
+
+/// `<hostname>-<pid>`: unique among processes, readable on `/healthz`, and stable for the
+/// life of the process (a restarted replica is a new owner; its old leases lapse).
+fn default_replica() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "mentiondesk".to_string());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Whether the connection to PostgreSQL is encrypted (`[store] tls`), as libpq's `sslmode`
@@ -282,7 +308,7 @@ fn read_backend(r: &mut Reader, t: &Table) -> Backend {
         }
     };
     if !postgres {
-        for key in ["url", "pool_size", "tls"] {
+        for key in ["url", "pool_size", "tls", "replica", "lease"] {
             if t.contains_key(key) {
                 let line = r.key_line(t, key);
                 r.warning(
@@ -302,11 +328,33 @@ fn read_backend(r: &mut Reader, t: &Table) -> Backend {
         .integer(t, "store", "pool_size")
         .map_or(DEFAULT_POOL_SIZE, |n| n as usize);
     let tls = r.parsed(t, "store", "tls", TlsMode::parse);
+    let replica = r
+        .string(t, "store", "replica")
+        .map(|s| s.trim().to_string());
+    if replica.as_deref() == Some("") {
+        let line = r.key_line(t, "replica");
+        r.problem(
+            line,
+            "store.replica",
+            "is empty; write a name unique to this process (e.g. replica = \"${HOSTNAME}\"), or remove it for <hostname>-<pid>",
+        );
+    }
+    let lease = r.duration(t, "store", "lease").unwrap_or(DEFAULT_LEASE);
+    if lease < Duration::from_secs(3) {
+        let line = r.key_line(t, "lease");
+        r.problem(
+            line,
+            "store.lease",
+            "is shorter than 3s: a replica renews every third of it, and a shorter lease would move sources on every slow database answer; write lease = \"15s\" (the default) or longer",
+        );
+    }
     match url {
         Some(url) => Backend::Postgres(PgConfig {
             url: PgUrl::new(url),
             pool_size,
             tls,
+            replica: replica.unwrap_or_else(default_replica),
+            lease,
         }),
         // Reported; the config is refused, so what is returned does not matter.
         None => Backend::Sled,

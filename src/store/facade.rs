@@ -53,6 +53,23 @@ impl Store {
         Ok(Store { backend })
     }
 
+    /// This process's name among the replicas sharing a PostgreSQL store (the owner of its
+    /// source leases and outbox claims); `None` on sled, which one process holds alone.
+    pub fn replica(&self) -> Option<&str> {
+        match &self.backend {
+            Backend::Sled(_) => None,
+            Backend::Postgres(p) => Some(p.replica()),
+        }
+    }
+
+    /// How long a replica's lease or claim lasts without renewal; `None` on sled.
+    pub fn lease_period(&self) -> Option<std::time::Duration> {
+        match &self.backend {
+            Backend::Sled(_) => None,
+            Backend::Postgres(p) => Some(p.lease_period()),
+        }
+    }
+
     /// The sled backend, for tests of what only sled has (its flusher, its batches).
     #[cfg(test)]
     pub(crate) fn sled(&self) -> &SledStore {

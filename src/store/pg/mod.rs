@@ -47,6 +47,11 @@ pub struct PgStore {
     keep_mentions: chrono::Duration,
     /// Rung when outbox work may be waiting (see `Store::outbox_signal`).
     outbox_signal: std::sync::Arc<tokio::sync::Notify>,
+    /// This process's name among the replicas (`[store] replica`): the owner of its leases
+    /// and claims.
+    replica: String,
+    /// How long a lease or claim lasts without renewal (`[store] lease`).
+    lease: std::time::Duration,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -128,9 +133,21 @@ impl PgStore {
                 schema_version: migrated.version,
                 keep_mentions: keep_duration(super::config::DEFAULT_KEEP_MENTIONS),
                 outbox_signal: Default::default(),
+                replica: config.replica.clone(),
+                lease: config.lease,
             },
             migrated,
         ))
+    }
+
+    /// This process's name among the replicas: the owner of its leases and claims.
+    pub(crate) fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    /// How long a lease or claim lasts without renewal.
+    pub(crate) fn lease_period(&self) -> std::time::Duration {
+        self.lease
     }
 
     /// Connects once without migrating anything and reports what `check --online` prints:
