@@ -26,6 +26,7 @@ mod limits;
 mod pipeline;
 mod promote;
 mod relevance;
+mod replicas;
 mod slack_desk;
 mod source_languages;
 mod sources_appstore;

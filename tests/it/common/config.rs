@@ -121,6 +121,22 @@ impl ConfigBuilder {
         builder.table("[server]").key("listen", "127.0.0.1:{port}")
     }
 
+    /// `[store]` on the PostgreSQL database at `url` as replica `replica` of several sharing
+    /// it, with `lease`, and `[server]` on `127.0.0.1:{port}` (the replica tests).
+    pub fn replica(url: &str, replica: &str, lease: &str) -> ConfigBuilder {
+        ConfigBuilder { tables: vec![] }
+            .table("[store]")
+            .key("path", "{store}")
+            .key("backend", "postgres")
+            .key("url", url)
+            .key("tls", "disable")
+            .key("pool_size", 4)
+            .key("replica", replica)
+            .key("lease", lease)
+            .table("[server]")
+            .key("listen", "127.0.0.1:{port}")
+    }
+
     /// Starts a table (`"[desk]"`) or an array entry (`"[[sources]]"`).
     pub fn table(mut self, header: &str) -> ConfigBuilder {
         self.tables.push(Table {
