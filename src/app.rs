@@ -584,11 +584,6 @@ pub(crate) async fn run_with_clock(
     let source_tasks: Vec<_> = source_runs.into_iter().map(tokio::spawn).collect();
     let intake_task = tokio::spawn(intake.run(shutdown.clone()));
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
-    // Wakes the relay for other replicas' outbox entries (PostgreSQL; nothing on sled).
-    let listen_task = tokio::spawn({
-        let (store, shutdown) = (store.clone(), shutdown.clone());
-        async move { store.listen_for_outbox(shutdown).await }
-    });
     let timers_task = tokio::spawn(timers.run(shutdown.clone()));
     let spike_task = spike_watch.map(|w| tokio::spawn(w.run(shutdown.clone())));
     let digest_task = tokio::spawn(digests.run(shutdown.clone()));
@@ -612,7 +607,6 @@ pub(crate) async fn run_with_clock(
             tracing::warn!("relay did not stop in time; undelivered alerts stay in the outbox")
         }
     }
-    join("outbox listener", listen_task).await;
     let server_abort = server_task.abort_handle();
     match tokio::time::timeout(SERVER_DRAIN_TIMEOUT, server_task).await {
         Ok(Ok(Ok(()))) => {}

@@ -431,16 +431,6 @@ impl Store {
         }
     }
 
-    /// Rings `outbox_signal()` whenever any replica writes an outbox entry, until shutdown
-    /// (PostgreSQL's `LISTEN`; on sled every write is this process's and rings it already).
-    pub(crate) async fn listen_for_outbox(&self, shutdown: crate::shutdown::Shutdown) {
-        match &self.backend {
-            Backend::Sled(_) => {}
-
-            Backend::Postgres(p) => p.listen_for_outbox(shutdown).await,
-        }
-    }
-
     pub async fn mark_in_flight(
         &self,
         key: OutboxKey,

@@ -54,12 +54,13 @@ pub struct PgStore {
     replica: String,
     /// How long a lease or claim lasts without renewal (`[store] lease`).
     lease: std::time::Duration,
-    /// How the pool connects, for the one connection outside it that listens for other
-    /// replicas' outbox entries (`claims.rs`).
-    connect: std::sync::Arc<Connect>,
+    /// This replica's own connection: its presence (which frees its outbox claims the
+    /// moment it dies) and the wake-up for other replicas' outbox entries (`claims.rs`).
+    _presence: std::sync::Arc<claims::Presence>,
 }
 
-/// What opens a connection: the driver's settings and the TLS connector the pool uses.
+/// What opens a connection: the driver's settings and the TLS connector the pool uses (and
+/// the replica's own connection beside it, `claims.rs`).
 struct Connect {
     config: tokio_postgres::Config,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
@@ -138,16 +139,26 @@ impl PgStore {
             "connected to PostgreSQL"
         );
         drop(client);
+        let connect = std::sync::Arc::new(connect);
+        let outbox_signal = std::sync::Arc::<tokio::sync::Notify>::default();
+        let presence = claims::PresenceTask {
+            connect: connect.clone(),
+            url: config.url.clone(),
+            replica: config.replica.clone(),
+            signal: outbox_signal.clone(),
+        }
+        .start()
+        .await?;
         Ok((
             PgStore {
                 pool,
                 url: config.url.clone(),
                 schema_version: migrated.version,
                 keep_mentions: keep_duration(super::config::DEFAULT_KEEP_MENTIONS),
-                outbox_signal: Default::default(),
+                outbox_signal,
                 replica: config.replica.clone(),
                 lease: config.lease,
-                connect: std::sync::Arc::new(connect),
+                _presence: std::sync::Arc::new(presence),
             },
             migrated,
         ))

@@ -256,34 +256,73 @@ async fn an_alerts_later_entries_wait_for_its_earlier_ones_across_replicas() {
 }
 
 /// An outbox entry written through one replica's store rings another replica's outbox signal
-/// (the trigger's NOTIFY, heard by its listener), and the listener stops on shutdown.
+/// (the trigger's NOTIFY, heard on that store's own connection): nothing else rings it here.
 #[tokio::test]
 async fn an_entry_written_by_one_replica_wakes_anothers_relay() {
     let Some((_db, a, b)) = replicas().await else {
         return;
     };
-    let (trigger, shutdown) = crate::shutdown::channel();
     let signal = b.outbox_signal();
-    let listener = tokio::spawn({
-        let b = b.clone();
-        async move { b.listen_for_outbox(shutdown).await }
-    });
-    // The listener rings once when it starts listening (for entries it may have missed).
-    let wait = StdDuration::from_secs(60);
-    tokio::time::timeout(wait, signal.notified())
-        .await
-        .expect("the listener started listening");
-
     a.enqueue_digest::<String>(None, &[Target::Slack("#pr".into())], &digest(), t0())
         .await
         .unwrap();
-    tokio::time::timeout(wait, signal.notified())
+    tokio::time::timeout(StdDuration::from_secs(60), signal.notified())
         .await
         .expect("b's relay is woken by a's entry");
+}
 
-    trigger.trigger();
-    tokio::time::timeout(wait, listener)
+/// A replica whose process ends (its connections closed, as when it is killed) frees its
+/// claims at once: another replica takes its in-flight entry over without waiting for the
+/// claim period, and sees that it may already be on the platform.
+#[tokio::test]
+async fn a_dead_replicas_claims_are_taken_over_at_once() {
+    let Some((db, dead, b)) = replicas().await else {
+        return;
+    };
+    queue(
+        &dead,
+        &[(
+            0,
+            Target::Slack("#pr".into()),
+            OutboxAction::Digest(Box::new(digest())),
+        )],
+    )
+    .await;
+    let key = keys(&dead).await[0];
+    dead.claim(key, t0()).await.unwrap().expect("free");
+    dead.mark_in_flight(key, t0()).await.unwrap();
+    assert!(
+        b.claim(key, t0()).await.unwrap().is_none(),
+        "alive: skipped"
+    );
+
+    drop(dead);
+    // The server notices the closed session soon; never the claim period (45 s or more).
+    let deadline = tokio::time::Instant::now() + StdDuration::from_secs(20);
+    let taken = loop {
+        if let Some(c) = b.claim(key, t0()).await.unwrap() {
+            break c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the dead replica's claim is still held"
+        );
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    };
+    assert_eq!(
+        taken.taken_over_from.as_deref(),
+        Some("a"),
+        "the dead one is a"
+    );
+    assert!(taken.entry.in_flight_since.is_some());
+    let claimed_until: Option<chrono::DateTime<chrono::Utc>> = b
+        .client()
         .await
-        .expect("the listener stops on shutdown")
-        .unwrap();
+        .unwrap()
+        .query_one("SELECT claimed_until FROM outbox", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(claimed_until.is_some());
+    let _ = db;
 }
