@@ -20,6 +20,11 @@ pub struct Metrics {
     pub(crate) recovered_posts_total: AtomicU64,
     pub(crate) digests_posted_total: AtomicU64,
     pub(crate) spikes_total: AtomicU64,
+    /// Outbox entries this replica's relay claimed before delivering them (PostgreSQL).
+    pub(crate) outbox_claims_total: AtomicU64,
+    /// Of those, entries whose claim by another replica had lapsed (that replica died or
+    /// stalled mid-delivery).
+    pub(crate) outbox_claims_taken_over_total: AtomicU64,
     /// Failed chat calls by (platform, kind): `mentiondesk_delivery_failures_total`.
     delivery_failures: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
 }

@@ -11,6 +11,8 @@ mod deliver;
 mod health;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_claims;
 
 pub(crate) use health::{DeliveryHealth, Status};
 
@@ -20,7 +22,8 @@ use crate::metrics::Metrics;
 use crate::model::Target;
 use crate::retry::{self, Backoff};
 use crate::shutdown::Shutdown;
-use crate::store::{OutboxAction, OutboxEntry, OutboxKey, Parked, Store};
+use crate::store::pg::Claimed;
+use crate::store::{OutboxAction, OutboxEntry, OutboxKey, Parked, Store, StoreError};
 use health::Cleared;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +35,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 // A platform's in-line Retry-After wait sits inside one call: if it could outlast the call's
 // timeout, a rate limit would end as a timeout and hold the platform as an outage.
 const _: () = assert!(retry::fits_inside(MAX_INLINE_WAIT, CALL_TIMEOUT));
+// On PostgreSQL a post starts only under a claim renewed for at least `MIN_CLAIM`: the call
+// must end well inside it, or another replica could take the entry over mid-post and, finding
+// nothing on the platform yet, post it again.
+const _: () = assert!(CALL_TIMEOUT.as_secs() + 10 <= crate::store::pg::MIN_CLAIM.as_secs());
 /// The relay's retry schedule: 2, 4, 8 … seconds for attempt 1, 2, 3 …, capped at five
 /// minutes, plus up to 20 % jitter so held entries do not all return at once. A platform's
 /// Retry-After is honoured as asked, up to a day.
@@ -230,6 +237,16 @@ impl Pass<'_> {
             if self.health.holds(name, &entry.target) {
                 continue;
             }
+            // Several replicas read one outbox on PostgreSQL: deliver only what this one
+            // claimed, as it is stored now (another replica may have marked it in flight).
+            let entry = match self.store.claim(key, entry, now).await {
+                Ok(Some(claimed)) => self.claimed(key, claimed),
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim an outbox entry");
+                    return;
+                }
+            };
             match self.deliver(platform.as_ref(), key, &entry).await {
                 Ok(()) => {
                     let cleared = self.health.succeeded(name, Some(&entry.target));
@@ -247,9 +264,25 @@ impl Pass<'_> {
                 {
                     self.gone(name, key, &entry, &reason).await
                 }
+                Err(DeliveryError::Store(e @ StoreError::ClaimLost { .. })) => {
+                    // Its new holder delivers it; recording anything here would undo that.
+                    tracing::info!(alert = %entry.alert_id, target = %entry.target, reason = %e, "left an outbox entry to the replica that took it over")
+                }
                 Err(e) => self.failed(name, key, &entry, e).await,
             }
         }
+    }
+
+    /// Counts a claim taken (none on sled) and a takeover from a replica whose claim lapsed.
+    fn claimed(&self, key: OutboxKey, claimed: Claimed) -> OutboxEntry {
+        if claimed.claimed {
+            Metrics::add(&self.metrics.outbox_claims_total, 1);
+        }
+        if let Some(from) = &claimed.taken_over_from {
+            Metrics::add(&self.metrics.outbox_claims_taken_over_total, 1);
+            tracing::info!(seq = key.seq(), alert = %claimed.entry.alert_id, target = %claimed.entry.target, from = %from, "took over an outbox entry whose replica's claim lapsed");
+        }
+        claimed.entry
     }
 
     /// The alert's message was deleted in the channel (by a person: the bot never deletes), so

@@ -369,6 +369,16 @@ async fn metrics(
             Metrics::get(&m.recovered_posts_total),
         ),
         (
+            "mentiondesk_outbox_claims_total",
+            "Outbox entries this replica claimed before delivering them (PostgreSQL; 0 on sled).",
+            Metrics::get(&m.outbox_claims_total),
+        ),
+        (
+            "mentiondesk_outbox_claims_taken_over_total",
+            "Claimed outbox entries whose claim by another replica had lapsed (it died or stalled mid-delivery).",
+            Metrics::get(&m.outbox_claims_taken_over_total),
+        ),
+        (
             "mentiondesk_digests_posted_total",
             "Digests delivered to chat (one per target).",
             Metrics::get(&m.digests_posted_total),

@@ -410,6 +410,27 @@ impl Store {
         }
     }
 
+    /// Claims an outbox entry (read from `outbox()`) for this replica just before the relay
+    /// delivers it, and returns it as stored now; `None` when another replica delivers it, it
+    /// waits behind an earlier entry of its alert, or it is gone (see `pg/claims.rs`). On
+    /// sled, which one process owns, the entry as read, unclaimed.
+    pub(crate) async fn claim(
+        &self,
+        key: OutboxKey,
+        entry: OutboxEntry,
+        now: DateTime<Utc>,
+    ) -> Result<Option<super::pg::Claimed>, StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(Some(super::pg::Claimed {
+                entry,
+                claimed: false,
+                taken_over_from: None,
+            })),
+
+            Backend::Postgres(p) => p.claim(key, now).await,
+        }
+    }
+
     pub async fn mark_in_flight(
         &self,
         key: OutboxKey,

@@ -71,6 +71,10 @@ pub enum StoreError {
     Postgres { what: &'static str, reason: String },
     #[error("the database's schema is at version {database}, newer than this mentiondesk knows (version {binary}): a newer mentiondesk migrated it; upgrade mentiondesk on this machine to the version the other replicas run (never point an older one at it)")]
     SchemaTooNew { database: i32, binary: i32 },
+    /// Another replica took over an outbox entry this one had claimed (its claim lapsed): that
+    /// replica delivers it now, and this one must leave the entry alone.
+    #[error("outbox entry {seq} is now claimed by replica {owner} (this replica's claim on it lapsed); that replica delivers it")]
+    ClaimLost { seq: u64, owner: String },
 }
 
 impl From<FlushError> for StoreError {

@@ -5,6 +5,7 @@
 
 mod accept;
 mod alerts;
+mod claims;
 mod label_write;
 mod labels;
 mod leases;
@@ -27,6 +28,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use std::time::Duration;
 use tokio_postgres::config::SslMode;
 
+pub use claims::{Claimed, MIN_CLAIM};
 pub use migrate::{Migrated, SCHEMA_VERSION};
 
 /// How long opening one connection may take before the attempt fails (when the URL's
@@ -52,6 +54,16 @@ pub struct PgStore {
     replica: String,
     /// How long a lease or claim lasts without renewal (`[store] lease`).
     lease: std::time::Duration,
+    /// This replica's own connection: its presence (which frees its outbox claims the
+    /// moment it dies) and the wake-up for other replicas' outbox entries (`claims.rs`).
+    _presence: std::sync::Arc<claims::Presence>,
+}
+
+/// What opens a connection: the driver's settings and the TLS connector the pool uses (and
+/// the replica's own connection beside it, `claims.rs`).
+struct Connect {
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -116,7 +128,8 @@ impl PgStore {
 
     /// [`PgStore::connect`], also saying which migrations this start applied.
     pub async fn connect_reporting(config: &PgConfig) -> Result<(PgStore, Migrated), StoreError> {
-        let pool = pool(config)?;
+        let connect = connect_config(config)?;
+        let pool = pool(config, &connect)?;
         let mut client = pool.get().await.map_err(|e| pool_error(&config.url, e))?;
         let migrated = migrate::migrate(&mut client, &config.url).await?;
         tracing::info!(
@@ -126,15 +139,26 @@ impl PgStore {
             "connected to PostgreSQL"
         );
         drop(client);
+        let connect = std::sync::Arc::new(connect);
+        let outbox_signal = std::sync::Arc::<tokio::sync::Notify>::default();
+        let presence = claims::PresenceTask {
+            connect: connect.clone(),
+            url: config.url.clone(),
+            replica: config.replica.clone(),
+            signal: outbox_signal.clone(),
+        }
+        .start()
+        .await?;
         Ok((
             PgStore {
                 pool,
                 url: config.url.clone(),
                 schema_version: migrated.version,
                 keep_mentions: keep_duration(super::config::DEFAULT_KEEP_MENTIONS),
-                outbox_signal: Default::default(),
+                outbox_signal,
                 replica: config.replica.clone(),
                 lease: config.lease,
+                _presence: std::sync::Arc::new(presence),
             },
             migrated,
         ))
@@ -153,7 +177,7 @@ impl PgStore {
     /// Connects once without migrating anything and reports what `check --online` prints:
     /// the server, whether the connection is encrypted, and the schema versions.
     pub async fn check_online(config: &PgConfig) -> Result<OnlineFacts, StoreError> {
-        let pool = pool(config)?;
+        let pool = pool(config, &connect_config(config)?)?;
         let client = pool.get().await.map_err(|e| pool_error(&config.url, e))?;
         let query = |e| query_error(&config.url, "reading the server's facts", e);
         let row = client
@@ -206,8 +230,8 @@ fn keep_duration(keep: std::time::Duration) -> chrono::Duration {
     chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX)
 }
 
-/// The pool for `config` (no connection is opened until one is asked for).
-fn pool(config: &PgConfig) -> Result<Pool, StoreError> {
+/// The driver's settings and TLS connector for `config`.
+fn connect_config(config: &PgConfig) -> Result<Connect, StoreError> {
     let mut pg: tokio_postgres::Config =
         config
             .url
@@ -236,9 +260,14 @@ fn pool(config: &PgConfig) -> Result<Pool, StoreError> {
             reason,
         }
     })?;
+    Ok(Connect { config: pg, tls })
+}
+
+/// The pool for `config` (no connection is opened until one is asked for).
+fn pool(config: &PgConfig, connect: &Connect) -> Result<Pool, StoreError> {
     let manager = Manager::from_config(
-        pg,
-        tls,
+        connect.config.clone(),
+        connect.tls.clone(),
         ManagerConfig {
             // Checks a pooled connection is still open before handing it out, without a
             // round trip; a connection the server dropped fails its query and is replaced.
@@ -317,5 +346,7 @@ mod tests;
 mod tests_accept;
 #[cfg(test)]
 mod tests_alerts;
+#[cfg(test)]
+mod tests_claims;
 #[cfg(test)]
 mod tests_outbox;

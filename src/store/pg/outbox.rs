@@ -23,13 +23,54 @@ fn entry_from(seq: i64, data: serde_json::Value) -> Result<(OutboxKey, OutboxEnt
     Ok((OutboxKey::from_seq(u64::try_from(seq).unwrap_or(0)), entry))
 }
 
-/// Writes an entry's row back: its JSON and the columns that repeat it.
-async fn write_entry(tx: &Transaction<'_>, seq: i64, e: &OutboxEntry) -> Result<(), TxError> {
-    tx.execute(
-        "UPDATE outbox SET data = $2, not_before = $3, parked = $4 WHERE seq = $1",
-        &[&seq, &Json(e), &e.not_before, &e.parked.is_some()],
-    )
-    .await?;
+/// What writing an entry back does to its claim (`claims.rs`).
+#[derive(Clone, Copy)]
+enum ClaimWrite {
+    /// Leave it: not the delivering replica's write (`retry_now`).
+    Keep,
+    /// The delivery is recorded: this replica's claim ends (another replica's is left).
+    Release,
+    /// A post is about to start: renew this replica's claim for a full period, and refuse
+    /// ([`StoreError::ClaimLost`]) an entry another replica has claimed since.
+    Renew,
+}
+
+/// Writes an entry's row back: its JSON and the columns that repeat it, and its claim.
+async fn write_entry(
+    tx: &Transaction<'_>,
+    store: &PgStore,
+    seq: i64,
+    e: &OutboxEntry,
+    claim: ClaimWrite,
+) -> Result<(), TxError> {
+    let columns: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+        [&seq, &Json(e), &e.not_before, &e.parked.is_some()];
+    let set = "UPDATE outbox SET data = $2, not_before = $3, parked = $4";
+    match claim {
+        ClaimWrite::Keep => {
+            tx.execute(&format!("{set} WHERE seq = $1"), &columns)
+                .await?
+        }
+        ClaimWrite::Release => {
+            let sql = format!(
+                "{set}, claimed_by = NULLIF(claimed_by, $5), \
+                 claimed_until = CASE WHEN claimed_by = $5 THEN NULL ELSE claimed_until END \
+                 WHERE seq = $1"
+            );
+            let params = [&columns[..], &[&store.replica]].concat();
+            tx.execute(&sql, &params).await?
+        }
+        ClaimWrite::Renew => {
+            let sql = format!(
+                "{set}, claimed_by = $5, \
+                 claimed_until = clock_timestamp() + $6 * interval '1 millisecond' \
+                 WHERE seq = $1"
+            );
+            let period = store.claim_period_ms();
+            let params = [&columns[..], &[&store.replica, &period]].concat();
+            tx.execute(&sql, &params).await?
+        }
+    };
     Ok(())
 }
 
@@ -87,10 +128,15 @@ impl PgStore {
         key: OutboxKey,
         now: DateTime<Utc>,
     ) -> Result<OutboxEntry, StoreError> {
-        self.update_outbox(key, "marking an outbox entry in flight", |e| {
-            e.attempts += 1;
-            e.in_flight_since.get_or_insert(now);
-        })
+        self.update_outbox(
+            key,
+            "marking an outbox entry in flight",
+            ClaimWrite::Renew,
+            |e| {
+                e.attempts += 1;
+                e.in_flight_since.get_or_insert(now);
+            },
+        )
         .await
     }
 
@@ -103,11 +149,16 @@ impl PgStore {
         error: &str,
         not_before: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.update_outbox(key, "recording a failed delivery", |e| {
-            e.attempts = attempts;
-            e.last_error = Some(error.to_string());
-            e.not_before = Some(not_before);
-        })
+        self.update_outbox(
+            key,
+            "recording a failed delivery",
+            ClaimWrite::Release,
+            |e| {
+                e.attempts = attempts;
+                e.last_error = Some(error.to_string());
+                e.not_before = Some(not_before);
+            },
+        )
         .await?;
         Ok(())
     }
@@ -123,7 +174,7 @@ impl PgStore {
         parked: &Parked,
         not_before: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        self.update_outbox(key, "parking an outbox entry", |e| {
+        self.update_outbox(key, "parking an outbox entry", ClaimWrite::Release, |e| {
             e.attempts = attempts;
             e.last_error = Some(error.to_string());
             e.not_before = not_before;
@@ -157,7 +208,9 @@ impl PgStore {
         for (key, entry) in waiting {
             if entry.not_before.is_some() && which(&entry) {
                 match self
-                    .update_outbox(key, "making an outbox entry due", |e| e.not_before = None)
+                    .update_outbox(key, "making an outbox entry due", ClaimWrite::Keep, |e| {
+                        e.not_before = None
+                    })
                     .await
                 {
                     Ok(_) => n += 1,
@@ -209,7 +262,7 @@ impl PgStore {
         key: OutboxKey,
         not_before: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.update_outbox(key, "deferring an outbox entry", |e| {
+        self.update_outbox(key, "deferring an outbox entry", ClaimWrite::Release, |e| {
             e.not_before = Some(not_before)
         })
         .await?;
@@ -289,19 +342,24 @@ impl PgStore {
         })
     }
 
-    /// Rewrites an entry with `f` under a row lock and returns it. A missing entry is an
-    /// error; an unreadable one is deleted (as sled does) and an error too.
+    /// Rewrites an entry with `f` under a row lock and returns it, doing `claim` to its claim.
+    /// A missing entry is an error; an unreadable one is deleted (as sled does) and an error
+    /// too.
     async fn update_outbox(
         &self,
         key: OutboxKey,
         what: &'static str,
+        claim: ClaimWrite,
         f: impl Fn(&mut OutboxEntry),
     ) -> Result<OutboxEntry, StoreError> {
         let seq = db_seq(key);
         let missing = || corrupt(format!("outbox {seq}"), "missing or unreadable");
         let outcome: Option<OutboxEntry> = in_transaction!(self, what, |tx| {
             let Some(row) = tx
-                .query_opt("SELECT data FROM outbox WHERE seq = $1 FOR UPDATE", &[&seq])
+                .query_opt(
+                    "SELECT data, claimed_by FROM outbox WHERE seq = $1 FOR UPDATE",
+                    &[&seq],
+                )
                 .await?
             else {
                 return Ok(None);
@@ -311,8 +369,17 @@ impl PgStore {
                     .await?;
                 return Ok(None);
             };
+            let owner: Option<String> = row.get(1);
+            if let (ClaimWrite::Renew, Some(owner)) = (claim, owner) {
+                if owner != self.replica {
+                    return Err(TxError::Store(StoreError::ClaimLost {
+                        seq: key.seq(),
+                        owner,
+                    }));
+                }
+            }
             f(&mut entry);
-            write_entry(&tx, seq, &entry).await?;
+            write_entry(&tx, self, seq, &entry, claim).await?;
             Ok(Some(entry))
         })?;
         outcome.ok_or_else(missing)
