@@ -27,6 +27,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use std::time::Duration;
 use tokio_postgres::config::SslMode;
 
+pub use leases::{Lease, SourceLease};
 pub use migrate::{Migrated, SCHEMA_VERSION};
 
 /// How long opening one connection may take before the attempt fails (when the URL's
