@@ -28,6 +28,7 @@ mod promote;
 mod relevance;
 mod slack_desk;
 mod source_languages;
+mod source_leases;
 mod sources_appstore;
 mod sources_bluesky;
 mod sources_discourse;

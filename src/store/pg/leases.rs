@@ -301,4 +301,145 @@ mod tests {
         }
         assert_eq!(winners, 1);
     }
+
+    /// Another replica's lease names its holder; the next poll time stored with a renewal
+    /// is what a replica taking the source over gets (counted down by the database's clock),
+    /// and a renewal without one keeps it.
+    #[tokio::test]
+    async fn a_takeover_gets_the_holders_name_and_its_stored_schedule() {
+        let Some(db) = throwaway::database().await else {
+            return;
+        };
+        let store = PgStore::connect(&db.config()).await.unwrap();
+        let short = Duration::from_millis(500);
+        let first = store.lease_source("gh", "a", short, None).await.unwrap();
+        assert_eq!(
+            first,
+            SourceLease::Held {
+                state: SourceState::default(),
+                next_poll_in: None
+            },
+            "no schedule before the first poll"
+        );
+        assert_eq!(
+            store.lease_source("gh", "b", LONG, None).await.unwrap(),
+            SourceLease::Elsewhere {
+                owner: Some("a".into())
+            }
+        );
+        // "a" polled and stores its next poll an hour from now; a plain renewal keeps it.
+        store
+            .lease_source("gh", "a", short, Some(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        store.lease_source("gh", "a", short, None).await.unwrap();
+        let mut taken = None;
+        for _ in 0..200 {
+            if let SourceLease::Held { next_poll_in, .. } =
+                store.lease_source("gh", "b", LONG, None).await.unwrap()
+            {
+                taken = Some(next_poll_in);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let next = taken.expect("taken over once the lease lapsed").unwrap();
+        assert!(
+            next > Duration::from_secs(3000) && next <= Duration::from_secs(3600),
+            "the stored schedule, not a poll at once: {next:?}"
+        );
+    }
+
+    /// Fencing: once another replica took a source over, the replica that held it can store
+    /// nothing of its poll (neither the batch with the state nor one before it), and what the
+    /// new holder stores stands; a webhook's write, which no lease guards, still goes through.
+    #[tokio::test]
+    async fn a_replica_whose_lease_was_taken_cannot_store_its_poll() {
+        use crate::store::test_util::candidate;
+        let Some(db) = throwaway::database().await else {
+            return;
+        };
+        let store = PgStore::connect(&db.config()).await.unwrap();
+        let now = Utc::now();
+        let polled = |c: &str| SourceState {
+            cursor: Some(c.into()),
+            ..SourceState::default()
+        };
+        store
+            .lease_source("feed", "a", Duration::from_millis(300), None)
+            .await
+            .unwrap();
+        // While it holds the lease, "a" stores its polls.
+        store
+            .accept_leased(
+                "feed",
+                "a",
+                Some(polled("1")),
+                vec![candidate("1", true)],
+                now,
+            )
+            .await
+            .unwrap();
+        // "a" stalls; its lease lapses and "b" takes the source over from the stored state.
+        let mut taken = None;
+        for _ in 0..200 {
+            taken = store
+                .lease_source("feed", "b", LONG, None)
+                .await
+                .unwrap()
+                .state();
+            if taken.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(taken, Some(polled("1")));
+        store
+            .accept_leased(
+                "feed",
+                "b",
+                Some(polled("2")),
+                vec![candidate("2", true)],
+                now,
+            )
+            .await
+            .unwrap();
+
+        // "a" wakes up with its poll of items 3 and 4: refused, nothing written.
+        for state in [None, Some(polled("stale"))] {
+            let e = store
+                .accept_leased("feed", "a", state, vec![candidate("3", true)], now)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&e, StoreError::LeaseLost { name } if name == "feed"),
+                "{e:?}"
+            );
+            assert!(
+                e.to_string().contains("another replica took it over"),
+                "{e}"
+            );
+        }
+        assert_eq!(store.source_state("feed").await.unwrap(), polled("2"));
+        assert_eq!(store.mention_count().await, 2, "items 1 and 2 only");
+        assert_eq!(store.alert_count().await, 2);
+
+        // A webhook source has no lease: its deliveries are stored by whichever replica
+        // takes the request.
+        store
+            .accept_owned(
+                Some(("hook".into(), SourceState::default())),
+                vec![candidate("4", true)],
+                now,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.mention_count().await, 3);
+        assert!(store
+            .leases()
+            .await
+            .unwrap()
+            .iter()
+            .all(|l| l.source != "hook"));
+    }
 }
