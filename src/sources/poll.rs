@@ -508,12 +508,30 @@ impl Poller {
             health.set_next_poll(&name, None);
             // Poll on a copy: a failed poll must not leave a half-updated state behind.
             let mut next_state = state.clone();
-            let result = tokio::select! {
-                biased;
-                _ = shutdown.wait() => break,
-                r = tokio::time::timeout(timeout, source.poll(&mut next_state)) => {
-                    r.unwrap_or(Err(SourceError::Timeout(timeout)))
+            let result = {
+                let poll = tokio::time::timeout(timeout, source.poll(&mut next_state));
+                tokio::pin!(poll);
+                loop {
+                    let renew_at = keeper.as_ref().map(|k| k.renew_at);
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.wait() => break 'run,
+                        r = &mut poll => break Some(r.unwrap_or(Err(SourceError::Timeout(timeout)))),
+                        // A poll may outlast the lease period: renewed meanwhile, so no
+                        // other replica takes the source over while this one still polls it.
+                        _ = tokio::time::sleep_until(renew_at.unwrap_or_else(Instant::now)), if renew_at.is_some() => {
+                            if let Some(k) = keeper.as_mut() {
+                                if let Kept::NotHeld = k.keep(&name, kind, &health, None).await {
+                                    // Lost mid-poll: abandoned (the new holder polls it).
+                                    break None;
+                                }
+                            }
+                        }
+                    }
                 }
+            };
+            let Some(result) = result else {
+                continue;
             };
             health.set_quota(&name, kind, source.quota());
 
@@ -1218,6 +1236,201 @@ mod tests {
                 .await
                 .expect("run returned")
                 .unwrap();
+        }
+
+        /// A lease gate the test scripts: grants the lease while `held` is set (with the
+        /// `stored` state and schedule), and logs every call.
+        #[derive(Clone, Default)]
+        struct FakeGate {
+            held: Arc<std::sync::atomic::AtomicBool>,
+            stored: Arc<Mutex<(SourceState, Option<Duration>)>>,
+            calls: Arc<Mutex<Vec<(Instant, Option<Duration>)>>>,
+            released: Arc<std::sync::atomic::AtomicBool>,
+        }
+
+        const PERIOD: Duration = Duration::from_secs(15);
+
+        #[async_trait::async_trait]
+        impl crate::sources::lease::LeaseGate for FakeGate {
+            fn replica(&self) -> &str {
+                "me"
+            }
+            fn period(&self) -> Duration {
+                PERIOD
+            }
+            async fn hold(
+                &self,
+                _: &str,
+                next_poll_in: Option<Duration>,
+            ) -> Result<crate::sources::lease::Hold, crate::sources::lease::LeaseError>
+            {
+                use crate::sources::lease::Hold;
+                use std::sync::atomic::Ordering;
+                self.calls
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), next_poll_in));
+                if !self.held.load(Ordering::SeqCst) {
+                    return Ok(Hold::Elsewhere {
+                        holder: Some("other".into()),
+                    });
+                }
+                let (state, next) = self.stored.lock().unwrap().clone();
+                Ok(Hold::Held {
+                    state,
+                    next_poll_in: next,
+                })
+            }
+            async fn release(&self, _: &str) -> Result<(), crate::sources::lease::LeaseError> {
+                self.released
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+        }
+
+        fn hold_calls(gate: &FakeGate) -> Vec<(Instant, Option<Duration>)> {
+            gate.calls.lock().unwrap().clone()
+        }
+
+        /// With a lease: polls only while it is held, renews it every third of the period
+        /// while waiting (storing the next poll time right after each poll), retries that
+        /// often while another replica holds it, resumes from the stored state and schedule
+        /// when it gets it back, and releases it at shutdown.
+        #[tokio::test(start_paused = true)]
+        async fn a_leased_loop_polls_only_while_held_and_renews_every_third_of_the_period() {
+            use std::sync::atomic::Ordering;
+            let (source, polls) = scripted("leased", (0..10).map(|_| Step::Append).collect());
+            let (tx, mut rx) = mpsc::channel(8);
+            let health = Health::new();
+            let gate = FakeGate::default();
+            gate.held.store(true, Ordering::SeqCst);
+            let (trigger, stop) = shutdown::channel();
+            let (ptx, mut prx) = mpsc::channel::<Polled>(1);
+            tokio::spawn(async move {
+                while let Some(p) = prx.recv().await {
+                    let _ = p.stored.send(true);
+                    if tx.send(p.outcome).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let every = Duration::from_secs(60);
+            let task = tokio::spawn(
+                Poller::new(
+                    source,
+                    every,
+                    Duration::from_secs(10),
+                    SourceState::default(),
+                    ptx,
+                    health.clone(),
+                )
+                .with_lease(Some(Arc::new(gate.clone())))
+                .run(stop),
+            );
+            rx.recv().await.unwrap();
+            rx.recv().await.unwrap();
+            let calls = hold_calls(&gate);
+            let first_poll = polls.lock().unwrap()[0];
+            let second_poll = polls.lock().unwrap()[1];
+            let between: Vec<_> = calls
+                .iter()
+                .filter(|(at, _)| *at >= first_poll && *at <= second_poll)
+                .collect();
+            assert!(
+                between
+                    .windows(2)
+                    .all(|w| w[1].0 - w[0].0 <= PERIOD / 3 + Duration::from_millis(10)),
+                "renewed every third of the period: {between:?}"
+            );
+            let stored_next = between
+                .iter()
+                .find_map(|(_, next)| *next)
+                .expect("the next poll time, stored after the poll");
+            assert!(stored_next >= every.mul_f64(0.9) && stored_next <= every.mul_f64(1.1));
+            let status = health.get("leased").unwrap();
+            assert_eq!(status.held_by.as_deref(), Some("me"));
+            assert!(status.lease_held);
+
+            // Another replica takes it over: no more polls, retries every third of the period.
+            gate.held.store(false, Ordering::SeqCst);
+            let lost_at = Instant::now();
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            let polled = polls.lock().unwrap().len();
+            assert!(
+                polls
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .all(|at| *at <= lost_at + PERIOD / 3),
+                "not polled while held elsewhere"
+            );
+            let status = health.get("leased").unwrap();
+            assert_eq!(status.held_by.as_deref(), Some("other"));
+            assert!(status.healthy && !status.lease_held);
+            assert_eq!(status.lease_lost_total, 1);
+            let retries = hold_calls(&gate)
+                .iter()
+                .filter(|(at, _)| *at > lost_at + PERIOD)
+                .count();
+            assert!((100..=125).contains(&retries), "{retries} tries in 10 min");
+
+            // Given back, advanced by the other replica and due in 30 s: resumes from there.
+            *gate.stored.lock().unwrap() = (
+                SourceState {
+                    cursor: Some("theirs".into()),
+                    ..SourceState::default()
+                },
+                Some(Duration::from_secs(30)),
+            );
+            gate.held.store(true, Ordering::SeqCst);
+            let back = Instant::now();
+            let outcome = rx.recv().await.unwrap();
+            assert_eq!(outcome.state.cursor.as_deref(), Some("theirs+"));
+            let at = polls.lock().unwrap()[polled];
+            assert!(
+                at >= back + Duration::from_secs(25),
+                "kept the stored schedule"
+            );
+            assert_eq!(health.get("leased").unwrap().lease_acquired_total, 2);
+
+            trigger.trigger();
+            task.await.unwrap();
+            assert!(gate.released.load(Ordering::SeqCst), "released at shutdown");
+        }
+
+        /// A poll that outlasts the lease period renews the lease meanwhile.
+        #[tokio::test(start_paused = true)]
+        async fn a_long_poll_keeps_its_lease() {
+            use std::sync::atomic::Ordering;
+            let (source, polls) = scripted("slow", vec![Step::Hang]);
+            let (tx, _rx) = mpsc::channel(8);
+            let gate = FakeGate::default();
+            gate.held.store(true, Ordering::SeqCst);
+            let (trigger, stop) = shutdown::channel();
+            let task = tokio::spawn(
+                Poller::new(
+                    source,
+                    Duration::from_secs(60),
+                    Duration::from_secs(45),
+                    SourceState::default(),
+                    tx,
+                    Health::new(),
+                )
+                .with_lease(Some(Arc::new(gate.clone())))
+                .run(stop),
+            );
+            while polls.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let started = polls.lock().unwrap()[0];
+            tokio::time::sleep(Duration::from_secs(44)).await;
+            let during = hold_calls(&gate)
+                .iter()
+                .filter(|(at, _)| *at > started)
+                .count();
+            assert!(during >= 7, "{during} renewals during a 44 s poll");
+            trigger.trigger();
+            task.await.unwrap();
         }
     }
 }
