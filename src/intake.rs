@@ -289,7 +289,7 @@ impl Intake {
                 Answer::Poll(stored) => {
                     match &result {
                         Err(e @ StoreError::LeaseLost { .. }) => {
-                            tracing::warn!(error = %e, "a poll was not stored: its source moved to another replica");
+                            tracing::warn!(error = %e, "a poll was not stored: this replica no longer holds its source (taken over, or released at shutdown); the holder fetches the items again");
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "could not store a poll's mentions; they will be fetched again");

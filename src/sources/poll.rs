@@ -1238,13 +1238,16 @@ mod tests {
                 .unwrap();
         }
 
+        /// One call of the gate: when, and the next poll time it was asked to store.
+        type HoldCall = (Instant, Option<Duration>);
+
         /// A lease gate the test scripts: grants the lease while `held` is set (with the
         /// `stored` state and schedule), and logs every call.
         #[derive(Clone, Default)]
         struct FakeGate {
             held: Arc<std::sync::atomic::AtomicBool>,
             stored: Arc<Mutex<(SourceState, Option<Duration>)>>,
-            calls: Arc<Mutex<Vec<(Instant, Option<Duration>)>>>,
+            calls: Arc<Mutex<Vec<HoldCall>>>,
             released: Arc<std::sync::atomic::AtomicBool>,
         }
 
@@ -1288,7 +1291,7 @@ mod tests {
             }
         }
 
-        fn hold_calls(gate: &FakeGate) -> Vec<(Instant, Option<Duration>)> {
+        fn hold_calls(gate: &FakeGate) -> Vec<HoldCall> {
             gate.calls.lock().unwrap().clone()
         }
 

@@ -2,7 +2,8 @@
 //! PostgreSQL (skipped on sled, which has no leases; run with `MENTIONDESK_TEST_STORE=postgres`):
 //! `/healthz` names the replica, the sources it holds and every live lease; a source another
 //! replica took over is shown as held there and is not a problem; a replica cut off from the
-//! database reports `unhealthy` (503) with the reason; `/metrics` counts the leases.
+//! database reports `unhealthy` (503) with the reason; `/metrics` counts the leases. On sled
+//! (always run) none of it shows.
 //! The multi-daemon failover tests are in `replicas.rs`.
 
 use crate::common;
@@ -46,6 +47,38 @@ fn source<'a>(health: &'a Value, name: &str) -> &'a Value {
         .iter()
         .find(|s| s["name"] == name)
         .unwrap_or_else(|| panic!("no source {name} in {health}"))
+}
+
+/// On sled (one process, no leases) `/healthz` and `/metrics` show nothing of leases: sled
+/// users notice nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sled_shows_no_leases() {
+    let slack = FakeSlack::start().await;
+    let feeds = FakeFeeds::start(vec![(
+        "/feed.xml",
+        FeedResponse::rss(rss(&[("g1".into(), "Gardening".into(), "nothing".into())])),
+    )])
+    .await;
+    let text = ConfigBuilder::for_store(TestStore::Sled)
+        .slack(&slack)
+        .rss("news", &feeds.url("/feed.xml"))
+        .rule("acme", "acme", &["slack:#pr-alerts"])
+        .toml();
+    let daemon = Daemon::start(&text).await;
+    let health = healthz_until(&daemon, "news polled", |code, h| {
+        code == 200 && h["sources"][0]["polls_total"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    for key in ["replica", "holds", "leases", "store_error"] {
+        assert!(health.get(key).is_none(), "{key} in {health}");
+    }
+    let news = source(&health, "news");
+    for key in ["held_by", "lease_acquired_total", "lease_lost_total"] {
+        assert!(news.get(key).is_none(), "{key} in {news}");
+    }
+    let m = metrics(&daemon).await;
+    assert!(!m.contains("lease"), "{m}");
+    daemon.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
