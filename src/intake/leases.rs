@@ -80,7 +80,9 @@ mod tests {
     use tokio::task::JoinHandle;
     use tokio::time::Instant;
 
-    const LEASE: Duration = Duration::from_secs(3);
+    /// Short, so a takeover comes soon; a third of it (how long a lease call may take before
+    /// it counts as a loss) is still long on a loaded machine.
+    const LEASE: Duration = Duration::from_secs(5);
     /// How long a test waits for something that should happen within a lease period or two.
     const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -317,7 +319,7 @@ mod tests {
             first_of_b.at - killed
         );
         until("b holds it", || b.holds()).await;
-        assert_eq!(b.health.get("feed").unwrap().lease_acquired_total, 1);
+        assert!(b.health.get("feed").unwrap().lease_acquired_total >= 1);
         b.stop.trigger();
         let _ = b.poller.await;
     }
@@ -373,10 +375,16 @@ mod tests {
         )
         .await
         .unwrap();
-        until("a disconnects", || !a.connected.load(Ordering::SeqCst)).await;
+        // (A loaded machine may also time a lease call out first: that is a loss too, and
+        // the next try finds "b".)
+        until("a disconnects and shows b as the holder", || {
+            !a.connected.load(Ordering::SeqCst)
+                && a.health.get("feed").unwrap().held_by.as_deref() == Some("b")
+        })
+        .await;
         let status = a.health.get("feed").unwrap();
-        assert_eq!(status.held_by.as_deref(), Some("b"));
-        assert_eq!(status.lease_lost_total, 1);
+        assert!(status.lease_lost_total >= 1, "{status:?}");
+        let acquired = status.lease_acquired_total;
         assert!(
             status.healthy,
             "held elsewhere is not a problem: {status:?}"
@@ -401,7 +409,7 @@ mod tests {
             500,
             "resumed from the stored cursor, not from its own"
         );
-        assert_eq!(a.health.get("feed").unwrap().lease_acquired_total, 2);
+        assert!(a.health.get("feed").unwrap().lease_acquired_total > acquired);
         a.stop.trigger();
         let _ = a.poller.await;
     }
@@ -436,7 +444,7 @@ mod tests {
         assert!(error.contains("polls nothing"), "{error}");
         let status = a.health.get("feed").unwrap();
         assert!(!status.lease_held && status.held_by.is_none(), "{status:?}");
-        assert_eq!(status.lease_lost_total, 1);
+        assert!(status.lease_lost_total >= 1, "{status:?}");
         // Give the loop a few retries to (wrongly) poll meanwhile.
         let polls_then = polls_by(&log, "a").len();
         tokio::time::sleep(LEASE).await;

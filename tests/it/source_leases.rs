@@ -109,7 +109,7 @@ async fn healthz_and_metrics_show_the_source_leases() {
         .to_string();
     let text = text.replacen(
         "backend = \"postgres\"",
-        "backend = \"postgres\"\nreplica = \"desk-1\"\nlease = \"3s\"",
+        "backend = \"postgres\"\nreplica = \"desk-1\"\nlease = \"6s\"",
         1,
     );
     let daemon = Daemon::start(&text).await;
