@@ -396,7 +396,9 @@ pub(crate) async fn run_with_clock(
             state,
             poll_tx.clone(),
             health.clone(),
-        );
+        )
+        // Several replicas on PostgreSQL: polled only while this one holds its lease.
+        .with_lease(crate::intake::leases::StoreLeases::gate(&store));
         source_runs.push(poller.run(shutdown.clone()));
     }
     drop(poll_tx);

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+pub(crate) mod leases;
 #[cfg(test)]
 mod replay;
 
@@ -279,11 +280,21 @@ impl Intake {
                 Some(d) = next_delivery(&mut self.deliveries) => (d.outcome, Answer::Webhook(d.stored)),
                 _ = shutdown.wait() => break,
             };
-            let result = self.accept(outcome).await;
+            // A poll was made under this replica's lease on its source: stored only while the
+            // lease is still held (fencing). A webhook delivery has no lease: any replica
+            // takes its requests.
+            let leased = matches!(answer, Answer::Poll(_));
+            let result = self.accept_as(outcome, leased).await;
             match answer {
                 Answer::Poll(stored) => {
-                    if let Err(e) = &result {
-                        tracing::error!(error = %e, "could not store a poll's mentions; they will be fetched again");
+                    match &result {
+                        Err(e @ StoreError::LeaseLost { .. }) => {
+                            tracing::warn!(error = %e, "a poll was not stored: this replica no longer holds its source (taken over, or released at shutdown); the holder fetches the items again");
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not store a poll's mentions; they will be fetched again");
+                        }
+                        Ok(_) => {}
                     }
                     // The poller keeps its last stored state unless this one was stored.
                     let _ = stored.send(result.is_ok());
@@ -308,7 +319,14 @@ impl Intake {
     /// stored, and nothing is lost or posted twice. Judging (matching, scoring) and the
     /// writes run off the runtime's workers; the threading decision awaits the store's
     /// lookups. The store rings the relay itself. Returns how many alerts were created.
+    #[cfg(test)]
     async fn accept(&self, outcome: PollOutcome) -> Result<usize, StoreError> {
+        self.accept_as(outcome, false).await
+    }
+
+    /// `accept`, fenced by this replica's lease on the outcome's source when `leased` (see
+    /// `Store::accept_leased`: nothing is written once another replica took the source over).
+    async fn accept_as(&self, outcome: PollOutcome, leased: bool) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let PollOutcome {
             source,
@@ -324,7 +342,9 @@ impl Intake {
             left -= batch.len();
             let last = left == 0;
             let with_state = last.then(|| (source.clone(), state.clone()));
-            alerts += self.accept_batch(&source, with_state, batch, now).await?;
+            alerts += self
+                .accept_batch(&source, with_state, batch, now, leased)
+                .await?;
             if last {
                 return Ok(alerts);
             }
@@ -338,6 +358,7 @@ impl Intake {
         state: Option<(String, SourceState)>,
         batch: Vec<Mention>,
         now: DateTime<Utc>,
+        leased: bool,
     ) -> Result<usize, StoreError> {
         let total = batch.len() as u64;
         let (judge, store, escalate_after) =
@@ -354,7 +375,13 @@ impl Intake {
         let accepted = loop {
             tries += 1;
             let batch = decide_threads(&self.store, judged.clone(), now).await?;
-            match self.store.accept_owned(state.clone(), batch, now).await {
+            let written = if leased {
+                let state = state.clone().map(|(_, state)| state);
+                self.store.accept_leased(source, state, batch, now).await
+            } else {
+                self.store.accept_owned(state.clone(), batch, now).await
+            };
+            match written {
                 Err(StoreError::Stale { reason }) if tries < DECIDE_TRIES => {
                     tracing::debug!(source, %reason, "threading decision went stale; deciding again");
                 }
@@ -1456,7 +1483,7 @@ mod tests {
         // A crash after the first batch: stored without the poll's state.
         let first: Vec<Mention> = mentions[..MAX_BATCH].to_vec();
         intake
-            .accept_batch("s", None, first, chrono::Utc::now())
+            .accept_batch("s", None, first, chrono::Utc::now(), false)
             .await
             .unwrap();
         assert_eq!(
@@ -1498,7 +1525,7 @@ mod tests {
             .map(|i| mention(&i.to_string(), &format!("a{i}"), "quiet words"))
             .collect();
         intake(&store, Clock::System)
-            .accept_batch("s", None, quiet, old)
+            .accept_batch("s", None, quiet, old, false)
             .await
             .unwrap();
         let (trigger, shutdown) = crate::shutdown::channel();

@@ -269,7 +269,9 @@ const MAX_LISTED_PARKED: usize = 50;
 
 /// 200 while chat is reachable: a failing feed, a failing channel or an undeliverable alert
 /// makes the status `degraded` (restarting would not help). 503 `unhealthy` when a chat
-/// platform refuses the bot's credentials, so a container healthcheck shows it.
+/// platform refuses the bot's credentials, or (PostgreSQL) when this replica cannot reach the
+/// store for its source leases and so polls nothing, so a container healthcheck shows it. A
+/// source another replica holds is listed with its holder and is not a problem here.
 async fn healthz(
     State(s): State<AppState>,
     axum::Extension(view): axum::Extension<outbox_view::OutboxView>,
@@ -297,7 +299,11 @@ async fn healthz(
     // A failing source, or one where only some of its feeds answered, degrades the whole.
     let sources_degraded = sources.iter().any(|src| !src.healthy || src.degraded);
     let delivery = s.delivery.status();
+    let replica = replica_view(&s).await;
+    let store_error = s.health.lease_error();
     let (status, code) = match delivery {
+        // The replica cannot reach the database: it polls nothing, its leases lapse.
+        _ if store_error.is_some() => ("unhealthy", StatusCode::SERVICE_UNAVAILABLE),
         Status::Unhealthy => ("unhealthy", StatusCode::SERVICE_UNAVAILABLE),
         _ if sources_degraded || delivery == Status::Degraded || !parked.is_empty() => {
             ("degraded", StatusCode::OK)
@@ -305,18 +311,48 @@ async fn healthz(
         _ => ("ok", StatusCode::OK),
     };
     let parked_count = parked.len();
-    (
-        code,
-        Json(json!({
-            "status": status,
-            "sources": sources,
-            "chat": s.delivery.snapshot(),
-            "outbox_pending": outbox.pending,
-            "oldest_pending": outbox.oldest,
-            "outbox_parked": parked_count,
-            "parked": parked.into_iter().take(MAX_LISTED_PARKED).collect::<Vec<_>>(),
-        })),
-    )
+    let mut body = json!({
+        "status": status,
+        "sources": sources,
+        "chat": s.delivery.snapshot(),
+        "outbox_pending": outbox.pending,
+        "oldest_pending": outbox.oldest,
+        "outbox_parked": parked_count,
+        "parked": parked.into_iter().take(MAX_LISTED_PARKED).collect::<Vec<_>>(),
+    });
+    if let (Some(replica), Some(fields)) = (replica, body.as_object_mut()) {
+        fields.extend(replica);
+        if let Some(e) = store_error {
+            fields.insert("store_error".into(), e.into());
+        }
+    }
+    (code, Json(body))
+}
+
+/// How long `/healthz` waits for the store's list of leases before answering without it.
+const LEASES_WAIT: Duration = Duration::from_secs(2);
+
+/// With several replicas on PostgreSQL: this replica's name, the sources it holds, and every
+/// live lease (which replica holds which source, until when) as the store has them (`null`
+/// when the store did not answer within [`LEASES_WAIT`]). `None` on sled.
+async fn replica_view(s: &AppState) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let name = s.store.replica()?.to_string();
+    let holds: Vec<String> = s
+        .health
+        .snapshot()
+        .into_iter()
+        .filter(|src| src.lease_held)
+        .map(|src| src.name)
+        .collect();
+    let leases = match tokio::time::timeout(LEASES_WAIT, s.store.leases()).await {
+        Ok(Ok(leases)) => json!(leases),
+        _ => serde_json::Value::Null,
+    };
+    let mut fields = serde_json::Map::new();
+    fields.insert("replica".into(), name.into());
+    fields.insert("holds".into(), json!(holds));
+    fields.insert("leases".into(), leases);
+    Some(fields)
 }
 
 /// The outbox action's name as `/healthz` shows it.
@@ -466,6 +502,9 @@ async fn metrics(
             );
         }
     }
+    if s.store.replica().is_some() {
+        lease_metrics(&mut out, &sources);
+    }
     let outbox = view.get(&s.store).await;
     let _ = writeln!(
         out,
@@ -511,6 +550,42 @@ async fn metrics(
         );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The source lease figures of a replica on PostgreSQL (see README, "HTTP endpoints").
+fn lease_metrics(out: &mut String, sources: &[SourceStatus]) {
+    let held = sources.iter().filter(|src| src.lease_held).count();
+    let _ = writeln!(
+        out,
+        "# HELP mentiondesk_source_leases_held Sources whose lease this replica holds (it polls them).\n# TYPE mentiondesk_source_leases_held gauge\nmentiondesk_source_leases_held {held}"
+    );
+    let per_source: [PerSourceMetric; 2] = [
+        (
+            "mentiondesk_source_lease_acquired_total",
+            "Times this replica took a source's lease.",
+            "counter",
+            |x| x.lease_acquired_total,
+        ),
+        (
+            "mentiondesk_source_lease_lost_total",
+            "Times this replica lost a source's lease (another replica took it over, or the store was unreachable).",
+            "counter",
+            |x| x.lease_lost_total,
+        ),
+    ];
+    for (name, help, kind, f) in per_source {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        // Webhook sources have no lease.
+        for src in sources.iter().filter(|src| src.kind != "webhook") {
+            let _ = writeln!(
+                out,
+                "{name}{{source=\"{}\",kind=\"{}\"}} {}",
+                label(&src.name),
+                label(&src.kind),
+                f(src)
+            );
+        }
+    }
 }
 
 /// Name, help, type and value of one per-source metric.

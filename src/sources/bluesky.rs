@@ -359,6 +359,15 @@ impl Source for BlueskySource {
         self.buffer.ready().await
     }
 
+    fn disconnect(&mut self) {
+        // Dropping the guard aborts the connection task; a fresh buffer drops what it streamed
+        // but no poll stored: the replica holding the source now streams from the stored
+        // cursor, and so does this one's next poll if it takes the source back.
+        self.task = None;
+        self.buffer = StreamBuffer::new();
+        self.last_persist = None;
+    }
+
     fn max_backoff(&self) -> Duration {
         // The task reconnects on its own backoff; the loop only needs to keep draining.
         Duration::from_secs(10)

@@ -373,6 +373,15 @@ impl Source for MastodonSource {
         self.warning.take()
     }
 
+    fn disconnect(&mut self) {
+        // Dropping the guards aborts the streams; a fresh buffer drops what they streamed but
+        // no poll stored. The next poll (if this replica takes the source back) connects
+        // again and reads the timelines from the stored `since_id`s first.
+        self.tasks.clear();
+        self.buffer = StreamBuffer::new();
+        self.last_timeline = None;
+    }
+
     async fn ready(&mut self) {
         if self.stream {
             self.buffer.ready().await

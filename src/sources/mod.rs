@@ -22,6 +22,7 @@ pub(crate) mod googlenews;
 pub(crate) mod hackernews;
 pub(crate) mod html;
 pub mod http;
+pub mod lease;
 pub(crate) mod lemmy;
 pub(crate) mod mastodon;
 pub mod poll;
@@ -253,6 +254,12 @@ pub trait Source: Send {
     fn quota(&self) -> Option<Quota> {
         None
     }
+
+    /// Drops any connection the source keeps open (a stream), because this replica lost the
+    /// source's lease (issue 17): another replica streams it now. The next `poll` connects
+    /// again, resuming from the state it is given (the stored cursor). Polled sources keep
+    /// nothing open and keep the default.
+    fn disconnect(&mut self) {}
 
     /// The longest the poll loop waits after failures. Streaming sources reconnect on their
     /// own schedule and only need the loop to keep draining, so they keep this short.

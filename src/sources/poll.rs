@@ -2,6 +2,7 @@
 //! health registry that `/healthz` and `/metrics` read.
 //! It does not persist state or filter mentions: it hands each poll's result to the intake.
 
+use super::lease::{Hold, LeaseGate};
 use super::{Quota, Source, SourceError, SourceState};
 use crate::model::Mention;
 use crate::retry::Backoff;
@@ -70,6 +71,20 @@ pub struct SourceStatus {
     /// Why the last such request was refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_refused: Option<String>,
+    /// With several replicas on PostgreSQL: the replica polling this source, as this one last
+    /// saw (its own name while it holds the lease). A source another replica holds is not
+    /// polled here and is not unhealthy here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<String>,
+    /// Whether this replica holds the source's lease (`held_by` shows it).
+    #[serde(skip)]
+    pub(crate) lease_held: bool,
+    /// Times this replica took the source's lease (PostgreSQL).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lease_acquired_total: u64,
+    /// Times this replica lost the source's lease: taken over, or the store unreachable.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lease_lost_total: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -86,6 +101,8 @@ struct Entry {
 #[derive(Debug, Clone, Default)]
 pub struct Health {
     inner: Arc<Mutex<BTreeMap<String, Entry>>>,
+    /// Why the last try for a source lease could not reach the store, until one does.
+    lease_error: Arc<Mutex<Option<String>>>,
 }
 
 impl Health {
@@ -164,6 +181,62 @@ impl Health {
         });
     }
 
+    /// This replica took (or took back) the source's lease: it polls the source now.
+    pub(crate) fn record_lease_taken(&self, name: &str, kind: &str, replica: &str) {
+        self.with(name, kind, |s| {
+            s.lease_held = true;
+            s.held_by = Some(replica.to_string());
+            s.lease_acquired_total += 1;
+        });
+        self.set_lease_error(None);
+    }
+
+    /// A renewal went through: the store answers.
+    pub(crate) fn record_lease_renewed(&self) {
+        self.set_lease_error(None);
+    }
+
+    /// Another replica holds the source (`holder`, when known): this one does not poll it,
+    /// and its own earlier errors no longer say anything about the source.
+    pub(crate) fn record_lease_elsewhere(&self, name: &str, kind: &str, holder: Option<&str>) {
+        self.with(name, kind, |s| {
+            if std::mem::take(&mut s.lease_held) {
+                s.lease_lost_total += 1;
+            }
+            s.held_by = holder.map(str::to_string);
+            s.healthy = true;
+            s.degraded = false;
+            s.consecutive_errors = 0;
+        });
+        self.set_next_poll(name, None);
+        self.set_lease_error(None);
+    }
+
+    /// The store could not be asked for the source's lease: this replica stops polling it
+    /// (its lease lapses) and `/healthz` reports the replica unhealthy with `error`.
+    pub(crate) fn record_lease_error(&self, name: &str, kind: &str, error: &str) {
+        self.with(name, kind, |s| {
+            if std::mem::take(&mut s.lease_held) {
+                s.lease_lost_total += 1;
+            }
+            s.held_by = None;
+        });
+        self.set_next_poll(name, None);
+        self.set_lease_error(Some(error.to_string()));
+    }
+
+    /// Why this replica cannot reach the store for its source leases, while it cannot.
+    pub fn lease_error(&self) -> Option<String> {
+        self.lease_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set_lease_error(&self, error: Option<String>) {
+        *self.lease_error.lock().unwrap_or_else(|e| e.into_inner()) = error;
+    }
+
     /// Records what the source last saw of its service's request budget.
     pub(crate) fn set_quota(&self, name: &str, kind: &str, quota: Option<Quota>) {
         self.with(name, kind, |s| s.quota = quota);
@@ -194,6 +267,10 @@ impl Health {
                 quota: None,
                 refused_total: 0,
                 last_refused: None,
+                held_by: None,
+                lease_held: false,
+                lease_acquired_total: 0,
+                lease_lost_total: 0,
             },
             next_poll_at: None,
         });
@@ -214,6 +291,14 @@ impl Health {
 /// when something arrived, so a streamed mention is handed on within milliseconds. Sends a `PollOutcome` after
 /// each successful poll that found mentions or moved the state, and keeps the new state
 /// only once the intake answers that it was stored.
+///
+/// With a lease gate (several replicas on PostgreSQL) the loop polls only while it holds the
+/// source's lease: it takes or renews it before a poll when the last renewal is a third of
+/// the lease period old, stores the next poll time with it after every poll, renews every
+/// third of the period while it waits, and retries that often while another replica holds
+/// the source. Taking a source (over) resumes from the stored state and schedule; losing it
+/// (taken over, or the store unreachable) stops polling at once and drops a stream's
+/// connection. At shutdown the lease is released.
 pub struct Poller {
     source: Box<dyn Source>,
     every: Duration,
@@ -221,6 +306,92 @@ pub struct Poller {
     state: SourceState,
     out: mpsc::Sender<Polled>,
     health: Health,
+    lease: Option<Arc<dyn LeaseGate>>,
+}
+
+/// This loop's hold on its source's lease.
+struct Keeper {
+    gate: Arc<dyn LeaseGate>,
+    held: bool,
+    /// When the lease is renewed next (a third of the period after the last renewal).
+    renew_at: Instant,
+}
+
+/// What one try for the lease found, for the loop.
+enum Kept {
+    /// Held before and still.
+    Holding,
+    /// Taken just now: resume from the stored state and schedule.
+    Taken {
+        state: SourceState,
+        next_poll_in: Option<Duration>,
+    },
+    /// Not held (another replica, or the store unreachable): do not poll.
+    NotHeld,
+}
+
+impl Keeper {
+    fn third(&self) -> Duration {
+        self.gate.period() / 3
+    }
+
+    /// Takes or renews the lease (storing `next_poll_in` when given) and records what it
+    /// found in `health`. A store that does not answer within a third of the lease period
+    /// counts as unreachable: the lease may lapse meanwhile.
+    async fn keep(
+        &mut self,
+        name: &str,
+        kind: &str,
+        health: &Health,
+        next_poll_in: Option<Duration>,
+    ) -> Kept {
+        let asked = Instant::now();
+        let third = self.third();
+        let answer = tokio::time::timeout(third, self.gate.hold(name, next_poll_in))
+            .await
+            .unwrap_or_else(|_| {
+                Err(super::lease::LeaseError(format!(
+                    "the store did not answer within {third:?}"
+                )))
+            });
+        match answer {
+            Ok(Hold::Held {
+                state,
+                next_poll_in,
+            }) => {
+                self.renew_at = asked + third;
+                if std::mem::replace(&mut self.held, true) {
+                    health.record_lease_renewed();
+                    return Kept::Holding;
+                }
+                health.record_lease_taken(name, kind, self.gate.replica());
+                tracing::info!(source = %name, replica = %self.gate.replica(), next_poll_in_secs = next_poll_in.map(|d| d.as_secs_f64()), "took the source's lease; polling it from its stored state");
+                Kept::Taken {
+                    state,
+                    next_poll_in,
+                }
+            }
+            Ok(Hold::Elsewhere { holder }) => {
+                if std::mem::take(&mut self.held) {
+                    tracing::warn!(source = %name, holder = holder.as_deref().unwrap_or("?"), "another replica took the source's lease over; stopped polling it");
+                }
+                health.record_lease_elsewhere(name, kind, holder.as_deref());
+                Kept::NotHeld
+            }
+            Err(e) => {
+                let message = format!(
+                    "cannot reach the store for source leases, so this replica polls nothing until it can (its leases lapse and other replicas take the sources): {e}"
+                );
+                if std::mem::take(&mut self.held) {
+                    tracing::error!(source = %name, error = %e, "could not renew the source's lease; stopped polling it");
+                } else {
+                    tracing::warn!(source = %name, error = %e, "could not try for the source's lease");
+                }
+                health.record_lease_error(name, kind, &message);
+                Kept::NotHeld
+            }
+        }
+    }
 }
 
 impl Poller {
@@ -241,7 +412,15 @@ impl Poller {
             state,
             out,
             health,
+            lease: None,
         }
+    }
+
+    /// Polls only while `gate` grants this replica the source's lease (`None`: always, as
+    /// on sled).
+    pub fn with_lease(mut self, gate: Option<Arc<dyn LeaseGate>>) -> Poller {
+        self.lease = gate;
+        self
     }
 
     /// Runs the loop. Returns when `shutdown` fires (also mid-poll and mid-wait) or when the
@@ -254,27 +433,105 @@ impl Poller {
             mut state,
             out,
             health,
+            lease,
         } = self;
         let name = source.name().to_string();
         let kind = source.kind().as_str();
         health.register(&name, kind);
         let mut errors: u32 = 0;
         let mut wake_early = true;
+        let mut keeper = lease.map(|gate| Keeper {
+            gate,
+            held: false,
+            renew_at: Instant::now(),
+        });
+        // When the next poll is due, and (with a lease) the delay to store with the next renewal.
+        let mut due = Instant::now();
+        let mut store_next: Option<Duration> = None;
         tracing::info!(source = %name, kind, every_secs = every.as_secs_f64(), "source started");
 
-        loop {
-            if shutdown.is_triggered() {
-                break;
+        'run: loop {
+            // Wait until the poll is due (or a stream has something), holding the lease.
+            loop {
+                if shutdown.is_triggered() {
+                    break 'run;
+                }
+                if let Some(k) = keeper.as_mut() {
+                    if !k.held || store_next.is_some() || Instant::now() >= k.renew_at {
+                        let kept = tokio::select! {
+                            biased;
+                            _ = shutdown.wait() => break 'run,
+                            kept = k.keep(&name, kind, &health, store_next.take()) => kept,
+                        };
+                        match kept {
+                            Kept::Holding => {}
+                            Kept::Taken {
+                                state: stored,
+                                next_poll_in,
+                            } => {
+                                // Another replica may have polled it meanwhile: its state and
+                                // schedule are the stored ones, not this loop's.
+                                state = stored;
+                                due = Instant::now() + next_poll_in.unwrap_or_default();
+                                errors = 0;
+                                wake_early = true;
+                            }
+                            Kept::NotHeld => {
+                                source.disconnect();
+                                let retry = k.third();
+                                tokio::select! {
+                                    biased;
+                                    _ = shutdown.wait() => break 'run,
+                                    _ = tokio::time::sleep(retry) => {}
+                                }
+                                continue;
+                            }
+                        }
+                    }
+                }
+                let now = Instant::now();
+                if now >= due {
+                    break;
+                }
+                health.set_next_poll(&name, Some(due));
+                let wake = keeper.as_ref().map_or(due, |k| due.min(k.renew_at));
+                tokio::select! {
+                    biased;
+                    _ = shutdown.wait() => break 'run,
+                    _ = tokio::time::sleep_until(wake) => {}
+                    // A streaming source with data waiting is drained at once (never after a
+                    // Retry-After, which is the server's call).
+                    _ = source.ready(), if wake_early => break,
+                }
             }
+            wake_early = true;
             health.set_next_poll(&name, None);
             // Poll on a copy: a failed poll must not leave a half-updated state behind.
             let mut next_state = state.clone();
-            let result = tokio::select! {
-                biased;
-                _ = shutdown.wait() => break,
-                r = tokio::time::timeout(timeout, source.poll(&mut next_state)) => {
-                    r.unwrap_or(Err(SourceError::Timeout(timeout)))
+            let result = {
+                let poll = tokio::time::timeout(timeout, source.poll(&mut next_state));
+                tokio::pin!(poll);
+                loop {
+                    let renew_at = keeper.as_ref().map(|k| k.renew_at);
+                    tokio::select! {
+                        biased;
+                        _ = shutdown.wait() => break 'run,
+                        r = &mut poll => break Some(r.unwrap_or(Err(SourceError::Timeout(timeout)))),
+                        // A poll may outlast the lease period: renewed meanwhile, so no
+                        // other replica takes the source over while this one still polls it.
+                        _ = tokio::time::sleep_until(renew_at.unwrap_or_else(Instant::now)), if renew_at.is_some() => {
+                            if let Some(k) = keeper.as_mut() {
+                                if let Kept::NotHeld = k.keep(&name, kind, &health, None).await {
+                                    // Lost mid-poll: abandoned (the new holder polls it).
+                                    break None;
+                                }
+                            }
+                        }
+                    }
                 }
+            };
+            let Some(result) = result else {
+                continue;
             };
             health.set_quota(&name, kind, source.quota());
 
@@ -325,7 +582,8 @@ impl Poller {
                         } else {
                             // The intake logged why. A polled source fetches the items again
                             // from the last stored state; a stream's drained buffer is not
-                            // replayed until it reconnects from its stored cursor.
+                            // replayed until it reconnects from its stored cursor. (With a
+                            // lease, the renewal below finds out whether it was lost.)
                             let message = "polled, but the store could not take the mentions (see the log); the next poll resumes from the last stored state";
                             health.record_error(&name, kind, message);
                             tracing::warn!(source = %name, "poll not stored; the next poll resumes from the last stored state");
@@ -353,19 +611,26 @@ impl Poller {
                     delay
                 }
             };
-
-            health.set_next_poll(&name, Some(Instant::now() + delay));
-            tokio::select! {
-                biased;
-                _ = shutdown.wait() => break,
-                _ = tokio::time::sleep(delay) => {}
-                // A streaming source with data waiting is drained at once (never after a
-                // Retry-After, which is the server's call).
-                _ = source.ready(), if wake_early => {}
+            due = Instant::now() + delay;
+            if keeper.is_some() {
+                store_next = Some(delay);
             }
-            wake_early = true;
         }
         health.set_next_poll(&name, None);
+        if let Some(k) = keeper.filter(|k| k.held) {
+            // Let go at once so another replica takes the source at its next try; bounded, so
+            // an unreachable store does not hold up the shutdown (the lease then lapses).
+            let released = tokio::time::timeout(k.third(), k.gate.release(&name)).await;
+            match released {
+                Ok(Ok(())) => tracing::debug!(source = %name, "released the source's lease"),
+                Ok(Err(e)) => {
+                    tracing::warn!(source = %name, error = %e, "could not release the source's lease; it lapses")
+                }
+                Err(_) => {
+                    tracing::warn!(source = %name, "the store did not answer the lease release in time; it lapses")
+                }
+            }
+        }
         tracing::info!(source = %name, "source stopped");
     }
 }
@@ -971,6 +1236,204 @@ mod tests {
                 .await
                 .expect("run returned")
                 .unwrap();
+        }
+
+        /// One call of the gate: when, and the next poll time it was asked to store.
+        type HoldCall = (Instant, Option<Duration>);
+
+        /// A lease gate the test scripts: grants the lease while `held` is set (with the
+        /// `stored` state and schedule), and logs every call.
+        #[derive(Clone, Default)]
+        struct FakeGate {
+            held: Arc<std::sync::atomic::AtomicBool>,
+            stored: Arc<Mutex<(SourceState, Option<Duration>)>>,
+            calls: Arc<Mutex<Vec<HoldCall>>>,
+            released: Arc<std::sync::atomic::AtomicBool>,
+        }
+
+        const PERIOD: Duration = Duration::from_secs(15);
+
+        #[async_trait::async_trait]
+        impl crate::sources::lease::LeaseGate for FakeGate {
+            fn replica(&self) -> &str {
+                "me"
+            }
+            fn period(&self) -> Duration {
+                PERIOD
+            }
+            async fn hold(
+                &self,
+                _: &str,
+                next_poll_in: Option<Duration>,
+            ) -> Result<crate::sources::lease::Hold, crate::sources::lease::LeaseError>
+            {
+                use crate::sources::lease::Hold;
+                use std::sync::atomic::Ordering;
+                self.calls
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), next_poll_in));
+                if !self.held.load(Ordering::SeqCst) {
+                    return Ok(Hold::Elsewhere {
+                        holder: Some("other".into()),
+                    });
+                }
+                let (state, next) = self.stored.lock().unwrap().clone();
+                Ok(Hold::Held {
+                    state,
+                    next_poll_in: next,
+                })
+            }
+            async fn release(&self, _: &str) -> Result<(), crate::sources::lease::LeaseError> {
+                self.released
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            }
+        }
+
+        fn hold_calls(gate: &FakeGate) -> Vec<HoldCall> {
+            gate.calls.lock().unwrap().clone()
+        }
+
+        /// With a lease: polls only while it is held, renews it every third of the period
+        /// while waiting (storing the next poll time right after each poll), retries that
+        /// often while another replica holds it, resumes from the stored state and schedule
+        /// when it gets it back, and releases it at shutdown.
+        #[tokio::test(start_paused = true)]
+        async fn a_leased_loop_polls_only_while_held_and_renews_every_third_of_the_period() {
+            use std::sync::atomic::Ordering;
+            let (source, polls) = scripted("leased", (0..10).map(|_| Step::Append).collect());
+            let (tx, mut rx) = mpsc::channel(8);
+            let health = Health::new();
+            let gate = FakeGate::default();
+            gate.held.store(true, Ordering::SeqCst);
+            let (trigger, stop) = shutdown::channel();
+            let (ptx, mut prx) = mpsc::channel::<Polled>(1);
+            tokio::spawn(async move {
+                while let Some(p) = prx.recv().await {
+                    let _ = p.stored.send(true);
+                    if tx.send(p.outcome).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            let every = Duration::from_secs(60);
+            let task = tokio::spawn(
+                Poller::new(
+                    source,
+                    every,
+                    Duration::from_secs(10),
+                    SourceState::default(),
+                    ptx,
+                    health.clone(),
+                )
+                .with_lease(Some(Arc::new(gate.clone())))
+                .run(stop),
+            );
+            rx.recv().await.unwrap();
+            rx.recv().await.unwrap();
+            let calls = hold_calls(&gate);
+            let first_poll = polls.lock().unwrap()[0];
+            let second_poll = polls.lock().unwrap()[1];
+            let between: Vec<_> = calls
+                .iter()
+                .filter(|(at, _)| *at >= first_poll && *at <= second_poll)
+                .collect();
+            assert!(
+                between
+                    .windows(2)
+                    .all(|w| w[1].0 - w[0].0 <= PERIOD / 3 + Duration::from_millis(10)),
+                "renewed every third of the period: {between:?}"
+            );
+            let stored_next = between
+                .iter()
+                .find_map(|(_, next)| *next)
+                .expect("the next poll time, stored after the poll");
+            assert!(stored_next >= every.mul_f64(0.9) && stored_next <= every.mul_f64(1.1));
+            let status = health.get("leased").unwrap();
+            assert_eq!(status.held_by.as_deref(), Some("me"));
+            assert!(status.lease_held);
+
+            // Another replica takes it over: no more polls, retries every third of the period.
+            gate.held.store(false, Ordering::SeqCst);
+            let lost_at = Instant::now();
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            let polled = polls.lock().unwrap().len();
+            assert!(
+                polls
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .all(|at| *at <= lost_at + PERIOD / 3),
+                "not polled while held elsewhere"
+            );
+            let status = health.get("leased").unwrap();
+            assert_eq!(status.held_by.as_deref(), Some("other"));
+            assert!(status.healthy && !status.lease_held);
+            assert_eq!(status.lease_lost_total, 1);
+            let retries = hold_calls(&gate)
+                .iter()
+                .filter(|(at, _)| *at > lost_at + PERIOD)
+                .count();
+            assert!((100..=125).contains(&retries), "{retries} tries in 10 min");
+
+            // Given back, advanced by the other replica and due in 30 s: resumes from there.
+            *gate.stored.lock().unwrap() = (
+                SourceState {
+                    cursor: Some("theirs".into()),
+                    ..SourceState::default()
+                },
+                Some(Duration::from_secs(30)),
+            );
+            gate.held.store(true, Ordering::SeqCst);
+            let back = Instant::now();
+            let outcome = rx.recv().await.unwrap();
+            assert_eq!(outcome.state.cursor.as_deref(), Some("theirs+"));
+            let at = polls.lock().unwrap()[polled];
+            assert!(
+                at >= back + Duration::from_secs(25),
+                "kept the stored schedule"
+            );
+            assert_eq!(health.get("leased").unwrap().lease_acquired_total, 2);
+
+            trigger.trigger();
+            task.await.unwrap();
+            assert!(gate.released.load(Ordering::SeqCst), "released at shutdown");
+        }
+
+        /// A poll that outlasts the lease period renews the lease meanwhile.
+        #[tokio::test(start_paused = true)]
+        async fn a_long_poll_keeps_its_lease() {
+            use std::sync::atomic::Ordering;
+            let (source, polls) = scripted("slow", vec![Step::Hang]);
+            let (tx, _rx) = mpsc::channel(8);
+            let gate = FakeGate::default();
+            gate.held.store(true, Ordering::SeqCst);
+            let (trigger, stop) = shutdown::channel();
+            let task = tokio::spawn(
+                Poller::new(
+                    source,
+                    Duration::from_secs(60),
+                    Duration::from_secs(45),
+                    SourceState::default(),
+                    tx,
+                    Health::new(),
+                )
+                .with_lease(Some(Arc::new(gate.clone())))
+                .run(stop),
+            );
+            while polls.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let started = polls.lock().unwrap()[0];
+            tokio::time::sleep(Duration::from_secs(44)).await;
+            let during = hold_calls(&gate)
+                .iter()
+                .filter(|(at, _)| *at > started)
+                .count();
+            assert!(during >= 7, "{during} renewals during a 44 s poll");
+            trigger.trigger();
+            task.await.unwrap();
         }
     }
 }

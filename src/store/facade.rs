@@ -12,6 +12,7 @@ use super::{
     OutboxSummary, Parked, RuleHit, SledStore, StoreError, StoredMention, ThreadMark, Timer,
 };
 use super::{AlertChange, ChangeOutcome};
+use super::{Lease, SourceLease};
 use crate::analysis::relevance::{Counts, ModelHeader};
 use crate::model::{
     Alert, AlertId, AuditEntry, DigestPost, MessageRef, SourceState, Target, TimerKind,
@@ -633,6 +634,71 @@ impl Store {
             Backend::Sled(s) => s.source_state(source),
 
             Backend::Postgres(p) => p.source_state(source).await,
+        }
+    }
+
+    // --- source leases (pg/leases.rs; issue 17) ---
+
+    /// Takes or renews this replica's lease on `source` (`replica()`, for `lease_period()`),
+    /// storing `next_poll_in` as its next poll when given. On sled, which one process holds
+    /// alone, the source is always held: its stored state, no schedule.
+    pub(crate) async fn lease_source(
+        &self,
+        source: &str,
+        next_poll_in: Option<std::time::Duration>,
+    ) -> Result<SourceLease, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => Ok(SourceLease::Held {
+                state: s.source_state(source)?,
+                next_poll_in: None,
+            }),
+            Backend::Postgres(p) => {
+                p.lease_source(source, p.replica(), p.lease_period(), next_poll_in)
+                    .await
+            }
+        }
+    }
+
+    /// Gives up this replica's lease on `source` (shutdown); nothing to do on sled.
+    pub(crate) async fn release_source(&self, source: &str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(()),
+            Backend::Postgres(p) => p.release_source(source, p.replica()).await,
+        }
+    }
+
+    /// Every live source lease, by source (none on sled).
+    pub(crate) async fn leases(&self) -> Result<Vec<Lease>, StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(Vec::new()),
+            Backend::Postgres(p) => p.leases().await,
+        }
+    }
+
+    /// `accept_owned` for a batch of a poll made under this replica's lease on `source`
+    /// (`state` only with the poll's last batch): on PostgreSQL nothing is written, with
+    /// `StoreError::LeaseLost`, once another replica took the source over (fencing); on sled
+    /// the same as `accept_owned`.
+    pub(crate) async fn accept_leased(
+        &self,
+        source: &str,
+        state: Option<SourceState>,
+        candidates: Vec<Candidate>,
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => {
+                let state = state.map(|st| (source.to_string(), st));
+                s.accept_owned(state, candidates, now).await
+            }
+            Backend::Postgres(p) => {
+                let written = p
+                    .accept_leased(source, p.replica(), state, candidates, now)
+                    .await;
+                // This replica's relay at once; the others at their idle tick.
+                p.outbox_signal().notify_one();
+                written
+            }
         }
     }
 }

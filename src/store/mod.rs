@@ -38,6 +38,7 @@ pub use labels::LabelRecord;
 pub(crate) use labels::LabelWrite;
 pub use outbox::{OutboxAction, OutboxEntry, OutboxKey};
 pub(crate) use outbox::{OutboxSummary, Parked};
+pub use pg::{Lease, SourceLease};
 pub use rule_log::RuleHit;
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +70,10 @@ pub enum StoreError {
     PgConnect { url: String, reason: String },
     #[error("PostgreSQL failed {what}: {reason}")]
     Postgres { what: &'static str, reason: String },
+    /// Nothing was written: the writer no longer holds the source's lease (PostgreSQL; see
+    /// `Store::accept_leased`).
+    #[error("this replica no longer holds the lease on source {name:?} (another replica took it over); nothing was written, and the replica holding it polls the source from its stored state")]
+    LeaseLost { name: String },
     #[error("the database's schema is at version {database}, newer than this mentiondesk knows (version {binary}): a newer mentiondesk migrated it; upgrade mentiondesk on this machine to the version the other replicas run (never point an older one at it)")]
     SchemaTooNew { database: i32, binary: i32 },
     /// Another replica took over an outbox entry this one had claimed (its claim lapsed): that

@@ -29,6 +29,7 @@ mod relevance;
 mod replicas;
 mod slack_desk;
 mod source_languages;
+mod source_leases;
 mod sources_appstore;
 mod sources_bluesky;
 mod sources_discourse;

@@ -180,6 +180,30 @@ async fn a_failing_instance_among_answering_ones_shows_as_degraded_in_health() {
     task.await.unwrap();
 }
 
+/// When its replica loses the source's lease to another (issue 17) the poll loop calls
+/// `disconnect`: the stream closes. Taken back, the next poll reads the timelines up from the
+/// `since_id`s it is given (what was said meanwhile) and streams again.
+#[tokio::test]
+async fn a_disconnected_stream_closes_and_the_next_poll_reads_up_and_streams_again() {
+    let fake = FakeApi::start().await;
+    fake.state.lock().unwrap().mastodon_token = Some("masto-secret-token".into());
+    let mut src = source(&fake, "stream = true\ntoken = \"${MASTODON_TOKEN}\"");
+    let mut state = SourceState::default();
+    src.poll(&mut state).await.unwrap();
+    wait_until(|| fake.sse_connections() == 1).await;
+    assert!(fake.sse_send(":thump\n\n"));
+
+    src.disconnect();
+    wait_until(|| !fake.sse_send(":thump\n\n")).await;
+    let reads = fake.requests("/api/v1/timelines/tag/acme").len();
+    src.poll(&mut state).await.unwrap();
+    assert!(
+        fake.requests("/api/v1/timelines/tag/acme").len() > reads,
+        "the timelines are read up after the stream was taken back"
+    );
+    wait_until(|| fake.sse_connections() == 2).await;
+}
+
 #[tokio::test]
 async fn the_stream_delivers_at_once_with_the_token_and_reconnects_after_a_drop() {
     let fake = FakeApi::start().await;

@@ -36,7 +36,26 @@ impl PgStore {
         candidates: &[Candidate],
         now: DateTime<Utc>,
     ) -> Result<Accepted, StoreError> {
-        self.write_batch(Some((source, state)), candidates, now, None)
+        self.write_batch(Some((source, state)), candidates, now, None, None)
+            .await
+    }
+
+    /// `accept_owned` for a poll made under `owner`'s lease on `source` (fencing, issue 17):
+    /// the transaction first writes the state (or, for a batch without it, locks the row)
+    /// only where `owner` is still the lease's owner, and is rolled back with
+    /// `StoreError::LeaseLost` when another replica took the source over, so a replica that
+    /// lost its lease mid-poll never writes an older state over the new holder's. The row
+    /// stays locked until the commit, so a takeover waits for it and resumes from it.
+    pub(crate) async fn accept_leased(
+        &self,
+        source: &str,
+        owner: &str,
+        state: Option<SourceState>,
+        candidates: Vec<Candidate>,
+        now: DateTime<Utc>,
+    ) -> Result<Accepted, StoreError> {
+        let with_state = state.as_ref().map(|s| (source, s));
+        self.write_batch(with_state, &candidates, now, None, Some((source, owner)))
             .await
     }
 
@@ -49,7 +68,7 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<Accepted, StoreError> {
         let source = source.as_ref().map(|(name, state)| (name.as_str(), state));
-        self.write_batch(source, &candidates, now, None).await
+        self.write_batch(source, &candidates, now, None, None).await
     }
 
     /// Stores candidates from no source (spike alerts) and sets `meta[key]` to `mark` in the
@@ -63,7 +82,7 @@ impl PgStore {
     ) -> Result<Accepted, StoreError> {
         let mark =
             serde_json::to_value(mark).expect("store records are plain data and always serialise");
-        self.write_batch(None, candidates, now, Some((key, &mark)))
+        self.write_batch(None, candidates, now, Some((key, &mark)), None)
             .await
     }
 
@@ -73,6 +92,7 @@ impl PgStore {
         candidates: &[Candidate],
         now: DateTime<Utc>,
         mark: Option<(&str, &serde_json::Value)>,
+        lease: Option<(&str, &str)>,
     ) -> Result<Accepted, StoreError> {
         let state = source.map(|(name, state)| {
             (
@@ -82,8 +102,31 @@ impl PgStore {
             )
         });
         in_transaction!(self, "accepting mentions", |tx| {
+            if let Some((name, owner)) = lease {
+                let held = match &state {
+                    Some((_, state)) => {
+                        tx.execute(
+                            "UPDATE source_state SET state = $3 WHERE name = $1 AND owner = $2",
+                            &[&name, &owner, state],
+                        )
+                        .await?
+                    }
+                    None => tx
+                        .query(
+                            "SELECT 1 FROM source_state WHERE name = $1 AND owner = $2 FOR UPDATE",
+                            &[&name, &owner],
+                        )
+                        .await?
+                        .len() as u64,
+                };
+                if held == 0 {
+                    return Err(TxError::Store(StoreError::LeaseLost {
+                        name: name.to_string(),
+                    }));
+                }
+            }
             let accepted = write_candidates(&tx, candidates, now).await?;
-            if let Some((name, state)) = &state {
+            if let (Some((name, state)), None) = (&state, lease) {
                 tx.execute(
                     "INSERT INTO source_state (name, state) VALUES ($1, $2) \
                      ON CONFLICT (name) DO UPDATE SET state = EXCLUDED.state",

@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "outbox_notify",
         sql: include_str!("migrations/0002_outbox_notify.sql"),
     },
+    Migration {
+        version: 3,
+        name: "source_next_poll",
+        sql: include_str!("migrations/0003_source_next_poll.sql"),
+    },
 ];
 
 /// The schema version this binary brings the database to.

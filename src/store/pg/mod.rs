@@ -29,6 +29,7 @@ use std::time::Duration;
 use tokio_postgres::config::SslMode;
 
 pub use claims::{Claimed, MIN_CLAIM};
+pub use leases::{Lease, SourceLease};
 pub use migrate::{Migrated, SCHEMA_VERSION};
 
 /// How long opening one connection may take before the attempt fails (when the URL's

@@ -1071,6 +1071,13 @@ impl FakeJetstream {
     pub fn connections(&self) -> Vec<String> {
         self.state.lock().unwrap().connections.clone()
     }
+
+    /// How many connections are still open (those the client closed are dropped).
+    pub fn open_connections(&self) -> usize {
+        let mut s = self.state.lock().unwrap();
+        s.live.retain(|tx| !tx.is_closed());
+        s.live.len()
+    }
 }
 
 #[allow(clippy::result_large_err)] // the callback's error type is tungstenite's, not ours

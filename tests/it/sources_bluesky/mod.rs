@@ -171,6 +171,46 @@ async fn a_dropped_connection_is_reported_and_resumed_without_a_gap() {
     assert!(got.contains(&"acme during".to_string()), "{got:?}");
 }
 
+/// When its replica loses the source's lease to another (issue 17) the poll loop calls
+/// `disconnect`: the stream is closed. Taken back, the next poll connects again from the
+/// cursor it is given (the one the other replica stored), so what was said meanwhile arrives.
+#[tokio::test]
+async fn a_disconnected_stream_closes_and_reconnects_from_the_cursor_it_is_given() {
+    let jet = FakeJetstream::start().await;
+    let mut src = source(&jet.url(), "");
+    let mut state = SourceState::default();
+    src.poll(&mut state).await.unwrap();
+    assert_eq!(jet.open_connections(), 1);
+
+    src.disconnect();
+    wait_until(|| jet.open_connections() == 0).await;
+    let base = 1_725_911_162_000_000i64;
+    jet.store_only(
+        base + 1_000_000,
+        jet_post(
+            DID,
+            "d1",
+            base + 1_000_000,
+            "acme while another replica held it",
+        ),
+    );
+    let mut stored = SourceState::default();
+    stored.cursor = Some(base.to_string());
+    let got = src.poll(&mut stored).await.unwrap();
+    let texts: Vec<_> = got.iter().map(|m| m.text.as_str()).collect();
+    assert!(
+        texts.contains(&"acme while another replica held it"),
+        "{texts:?}"
+    );
+    let connections = jet.connections();
+    assert_eq!(connections.len(), 2, "{connections:?}");
+    assert!(
+        connections[1].contains(&format!("cursor={}", base - 5_000_000)),
+        "{connections:?}"
+    );
+    assert_eq!(jet.open_connections(), 1);
+}
+
 #[tokio::test]
 async fn an_unreachable_endpoint_fails_over_to_the_second() {
     let jet = FakeJetstream::start().await;
