@@ -78,12 +78,12 @@ pub(crate) struct ThreadMark {
 
 impl ThreadMark {
     /// Stored as the JSON pair `[id, at]`, as before the mark had a name.
-    fn to_bytes(self) -> Vec<u8> {
+    pub(super) fn to_bytes(self) -> Vec<u8> {
         to_json(&(self.alert, self.at))
     }
 
     /// An unreadable mark counts as none, both for intake's read and the transaction's check.
-    fn from_bytes(bytes: &[u8]) -> Option<ThreadMark> {
+    pub(super) fn from_bytes(bytes: &[u8]) -> Option<ThreadMark> {
         let (alert, at) = serde_json::from_slice::<(AlertId, DateTime<Utc>)>(bytes).ok()?;
         Some(ThreadMark { alert, at })
     }

@@ -616,6 +616,61 @@ impl Store {
     }
 }
 
+impl Store {
+    // --- moving a store (copy.rs) ---
+
+    /// Sends every record the store holds to `out`, in batches (`mentiondesk store copy`).
+    pub(crate) async fn export(
+        &self,
+        out: tokio::sync::mpsc::Sender<Vec<super::copy::Record>>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.export(out).await,
+            Backend::Postgres(p) => p.export(out).await,
+        }
+    }
+
+    /// Empties the store and starts writing a copy of `from` into it.
+    pub(crate) async fn import_start(
+        &self,
+        from: &str,
+    ) -> Result<super::copy::Importer, StoreError> {
+        use super::copy::{ImportInto, Importer};
+        Ok(Importer::new(match &self.backend {
+            Backend::Sled(s) => {
+                s.import_start(from).await?;
+                ImportInto::Sled(s.clone())
+            }
+            Backend::Postgres(p) => ImportInto::Postgres(p.import_start(from).await?),
+        }))
+    }
+
+    /// A live source lease (holder, source): a replica runs on this database. Never on sled,
+    /// whose lock keeps a second process out.
+    pub(crate) async fn live_lease(&self) -> Result<Option<(String, String)>, StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(None),
+            Backend::Postgres(p) => p.live_lease().await,
+        }
+    }
+
+    /// Figures that change whenever a daemon works on the store (see `copy::Fingerprint`).
+    pub(crate) async fn copy_fingerprint(&self) -> Result<super::copy::Fingerprint, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.copy_fingerprint(),
+            Backend::Postgres(p) => p.copy_fingerprint().await,
+        }
+    }
+
+    /// Whether the store holds anything but a copy's mark.
+    pub(crate) async fn holds_data(&self) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.holds_data(),
+            Backend::Postgres(p) => p.holds_data().await,
+        }
+    }
+}
+
 impl From<SledStore> for Store {
     fn from(s: SledStore) -> Store {
         Store {

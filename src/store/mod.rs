@@ -12,6 +12,7 @@ use std::sync::Arc;
 mod accept;
 mod alerts;
 pub(crate) mod config;
+pub mod copy;
 mod facade;
 mod flush;
 mod labels;

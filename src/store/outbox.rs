@@ -427,7 +427,7 @@ pub(super) fn push_outbox(
     Ok(())
 }
 
-fn ref_key(id: AlertId, target: &Target) -> Vec<u8> {
+pub(super) fn ref_key(id: AlertId, target: &Target) -> Vec<u8> {
     let mut k = id.0.to_be_bytes().to_vec();
     k.extend_from_slice(target.to_string().as_bytes());
     k

@@ -354,7 +354,7 @@ async fn create_alert(
     Ok(alert)
 }
 
-fn mention_from(r: &tokio_postgres::Row) -> StoredMention {
+pub(super) fn mention_from(r: &tokio_postgres::Row) -> StoredMention {
     StoredMention {
         mention: Mention {
             source: r.get("source"),

@@ -5,6 +5,7 @@
 
 mod accept;
 mod alerts;
+mod copy;
 mod label_write;
 mod labels;
 mod leases;
@@ -27,6 +28,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod
 use std::time::Duration;
 use tokio_postgres::config::SslMode;
 
+pub(crate) use copy::PgImporter;
 pub use migrate::{Migrated, SCHEMA_VERSION};
 
 /// How long opening one connection may take before the attempt fails (when the URL's
