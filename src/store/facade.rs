@@ -43,7 +43,18 @@ impl Store {
     /// PostgreSQL and migrates its schema.
     pub async fn open_with(config: &StoreConfig) -> Result<Store, StoreError> {
         let backend = match &config.backend {
-            config::Backend::Sled => Backend::Sled(SledStore::open_with(config)?),
+            config::Backend::Sled => {
+                let s = SledStore::open_with(config)?;
+                // Only sled can hold half a copy: into PostgreSQL a copy is one transaction.
+                let mark = s.meta_get::<super::copy::CopyMark>(super::copy::MARKER)?;
+                if let Some(mark) = mark.filter(|m| !m.complete) {
+                    return Err(StoreError::UnfinishedCopy {
+                        path: config.path.clone(),
+                        from: mark.from,
+                    });
+                }
+                Backend::Sled(s)
+            }
             config::Backend::Postgres(pg) => Backend::Postgres(
                 PgStore::connect(pg)
                     .await?
