@@ -14,10 +14,9 @@
 use super::accept::ThreadMark;
 use super::config::{PgConfig, PgUrl, StoreConfig};
 use super::{
-    alerts::timer_key, from_json, labels, mention_record,
-    rule_log::rule_log_key, to_json, u64_key, LabelRecord, OutboxEntry, RuleHit, SledStore,
-    Store, StoreError, StoredMention, Timer, NEXT_ALERT_ID, NEXT_AUDIT_SEQ, NEXT_MENTION_SEQ,
-    NEXT_OUTBOX_SEQ,
+    alerts::timer_key, from_json, labels, mention_record, rule_log::rule_log_key, to_json, u64_key,
+    LabelRecord, OutboxEntry, RuleHit, SledStore, Store, StoreError, StoredMention, Timer,
+    NEXT_ALERT_ID, NEXT_AUDIT_SEQ, NEXT_MENTION_SEQ, NEXT_OUTBOX_SEQ,
 };
 use crate::model::{Alert, AlertId, AuditEntry, MessageRef};
 use chrono::{DateTime, Utc};
@@ -35,7 +34,10 @@ const BATCH: usize = 1000;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Record {
     /// A counter's next value (alert ids are the ones people see: `#42`).
-    Counter { counter: Counter, next: u64 },
+    Counter {
+        counter: Counter,
+        next: u64,
+    },
     /// A small JSON value by name: digest slots, spike cooldowns, generated-mention marks.
     Meta {
         key: String,
@@ -47,7 +49,10 @@ pub(crate) enum Record {
         state: serde_json::Value,
     },
     /// A dedup key: a mention under it counts as already seen.
-    Seen { key: String, at: DateTime<Utc> },
+    Seen {
+        key: String,
+        at: DateTime<Utc>,
+    },
     Mention {
         stored: StoredMention,
         alerted: bool,
@@ -65,21 +70,33 @@ pub(crate) enum Record {
         entry: AuditEntry,
     },
     Timer(Timer),
-    Outbox { seq: u64, entry: OutboxEntry },
+    Outbox {
+        seq: u64,
+        entry: OutboxEntry,
+    },
     MessageRef {
         alert: AlertId,
         target: String,
         data: MessageRef,
     },
     /// A platform request id already applied.
-    Request { key: String, at: DateTime<Utc> },
+    Request {
+        key: String,
+        at: DateTime<Utc>,
+    },
     Mute {
         key: String,
         by: String,
         at: DateTime<Utc>,
     },
-    Thread { key: String, mark: ThreadMark },
-    RuleHit { seq: u64, hit: RuleHit },
+    Thread {
+        key: String,
+        mark: ThreadMark,
+    },
+    RuleHit {
+        seq: u64,
+        hit: RuleHit,
+    },
     Label {
         rule: String,
         alert: AlertId,
@@ -441,7 +458,7 @@ pub(crate) struct Importer {
 
 pub(crate) enum ImportInto {
     Sled(SledStore),
-    Postgres(super::pg::PgImporter),
+    Postgres(Box<super::pg::PgImporter>),
 }
 
 impl Importer {
@@ -781,7 +798,8 @@ impl SledStore {
                         .insert(key.as_bytes(), &at.timestamp().to_be_bytes())?;
                 }
                 Record::Mention { stored, alerted } => {
-                    let record = mention_record::encode(&stored.mention, stored.received_at, *alerted);
+                    let record =
+                        mention_record::encode(&stored.mention, stored.received_at, *alerted);
                     self.mentions
                         .insert(stored.mention.key().as_bytes(), record)?;
                 }
@@ -803,7 +821,11 @@ impl SledStore {
                 Record::Outbox { seq, entry } => {
                     self.outbox.insert(seq.to_be_bytes(), to_json(entry))?;
                 }
-                Record::MessageRef { alert, target, data } => {
+                Record::MessageRef {
+                    alert,
+                    target,
+                    data,
+                } => {
                     let mut key = alert.0.to_be_bytes().to_vec();
                     key.extend_from_slice(target.as_bytes());
                     self.refs.insert(key, to_json(data))?;
@@ -819,8 +841,10 @@ impl SledStore {
                     self.threads.insert(key.as_bytes(), mark.to_bytes())?;
                 }
                 Record::RuleHit { seq, hit } => {
-                    self.rule_log
-                        .insert(rule_log_key(&hit.rule, hit.at.timestamp(), *seq), to_json(hit))?;
+                    self.rule_log.insert(
+                        rule_log_key(&hit.rule, hit.at.timestamp(), *seq),
+                        to_json(hit),
+                    )?;
                 }
                 Record::Label {
                     rule,
@@ -929,7 +953,10 @@ mod tests {
             .await
             .unwrap();
         store.meta_set("digest:daily", &now).await.unwrap();
-        store.mute("author:rss:dana", "slack:U1", now).await.unwrap();
+        store
+            .mute("author:rss:dana", "slack:U1", now)
+            .await
+            .unwrap();
         assert!(store.first_request("slack:T1", now).await.unwrap());
         store.flush().await.unwrap();
     }
@@ -986,13 +1013,21 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(format!("{accepted:?}").matches("AlertId(3)").count(), 1, "{accepted:?}");
+        assert_eq!(
+            format!("{accepted:?}").matches("AlertId(3)").count(),
+            1,
+            "{accepted:?}"
+        );
         assert!(on_pg.is_seen("url:https://example.com/a").await.unwrap());
 
         // Now the copy has changed: copying over it again is refused.
         let e = copy(&sled_at(&a), &pg).await.unwrap_err();
         assert!(matches!(e, CopyError::TargetChanged { .. }), "{e}");
-        assert_eq!(on_pg.alerts().await.unwrap().len(), 3, "the target is untouched");
+        assert_eq!(
+            on_pg.alerts().await.unwrap().len(),
+            3,
+            "the target is untouched"
+        );
         // And a store that is no copy of the source is refused as well.
         let e = copy(&sled_at(&b), &pg).await.unwrap_err();
         assert!(matches!(e, CopyError::TargetNotEmpty { .. }), "{e}");
@@ -1007,7 +1042,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
         let missing = copy(&sled_at(&a), &sled_at(&b)).await.unwrap_err();
-        assert!(matches!(missing, CopyError::NoSledStore { .. }), "{missing}");
+        assert!(
+            matches!(missing, CopyError::NoSledStore { .. }),
+            "{missing}"
+        );
         assert!(!a.exists() && !b.exists(), "nothing created");
         seeded(&a).await;
         let same = copy(&sled_at(&a), &sled_at(&a)).await.unwrap_err();

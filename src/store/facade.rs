@@ -652,7 +652,7 @@ impl Store {
                 s.import_start(from).await?;
                 ImportInto::Sled(s.clone())
             }
-            Backend::Postgres(p) => ImportInto::Postgres(p.import_start(from).await?),
+            Backend::Postgres(p) => ImportInto::Postgres(Box::new(p.import_start(from).await?)),
         }))
     }
 

@@ -35,7 +35,11 @@ async fn store_copy(from: &str, to: &str) -> Run {
 }
 
 fn item(guid: &str, title: &str) -> (String, String, String) {
-    (guid.into(), title.into(), format!("{title}: acme broke my phone"))
+    (
+        guid.into(),
+        title.into(),
+        format!("{title}: acme broke my phone"),
+    )
 }
 
 /// The count the summary gives for `kind`.
@@ -57,7 +61,9 @@ async fn desk(daemon: &Daemon, slack: &FakeSlack, text: &str, trigger: &str) -> 
         .slack_post("/slack/commands", &command_body(slack, text, "U1", trigger))
         .await;
     assert_eq!(resp.status(), 200);
-    slack.wait_until(10, text, |f| f.answers(trigger).pop()).await
+    slack
+        .wait_until(10, text, |f| f.answers(trigger).pop())
+        .await
 }
 
 /// The store a config names (its `[store]` table), opened as the daemon would.
@@ -75,7 +81,10 @@ async fn open_configured(template: &str) -> Store {
 async fn desk_state(store: &Store) -> String {
     let mut out = String::new();
     for a in store.alerts().await.unwrap() {
-        out.push_str(&format!("{a:?}\n{:?}\n", store.audit_log(a.id).await.unwrap()));
+        out.push_str(&format!(
+            "{a:?}\n{:?}\n",
+            store.audit_log(a.id).await.unwrap()
+        ));
     }
     out.push_str(&format!("{:?}\n", store.timers().await.unwrap()));
     out.push_str(&format!("{:?}\n", store.outbox().await.unwrap()));
@@ -98,7 +107,9 @@ async fn a_sled_store_moves_to_postgres_and_back_and_the_desk_carries_on() {
         .toml();
     let daemon = Daemon::start(&on_sled).await;
     slack.wait_for_posts(2, 15).await;
-    assert!(desk(&daemon, &slack, "claim 1", "c1").await.contains("You claimed #1"));
+    assert!(desk(&daemon, &slack, "claim 1", "c1")
+        .await
+        .contains("You claimed #1"));
     let sled_path = daemon.dir.path().join("store");
     let sled = format!("sled:{}", sled_path.display());
 
@@ -124,7 +135,11 @@ async fn a_sled_store_moves_to_postgres_and_back_and_the_desk_carries_on() {
     // The daemon holds the sled store: refused, naming it and the fix.
     let held = store_copy(&sled, &url).await;
     assert_eq!(held.code, Some(1), "{}{}", held.stdout, held.stderr);
-    assert!(held.stderr.contains("held by a running mentiondesk"), "{}", held.stderr);
+    assert!(
+        held.stderr.contains("held by a running mentiondesk"),
+        "{}",
+        held.stderr
+    );
     assert!(held.stderr.contains("stop the daemon"), "{}", held.stderr);
 
     let dir = daemon.stop().await;
@@ -139,10 +154,18 @@ async fn a_sled_store_moves_to_postgres_and_back_and_the_desk_carries_on() {
     // Again: the same store, nothing twice.
     let again = store_copy(&sled, &url).await;
     assert_eq!(again.code, Some(0), "{}{}", again.stdout, again.stderr);
-    assert!(again.stdout.contains("replacing an earlier copy"), "{}", again.stdout);
+    assert!(
+        again.stdout.contains("replacing an earlier copy"),
+        "{}",
+        again.stdout
+    );
     assert_eq!(desk_state(&open_configured(&on_pg).await).await, once);
     let source = Store::open(&dir.path().join("store")).unwrap();
-    assert_eq!(desk_state(&source).await, once, "the copy holds what sled held");
+    assert_eq!(
+        desk_state(&source).await,
+        once,
+        "the copy holds what sled held"
+    );
     drop(source);
 
     // A daemon on the copy: the desk as it was, the seen items stay quiet, the new one is #3.
@@ -154,11 +177,22 @@ async fn a_sled_store_moves_to_postgres_and_back_and_the_desk_carries_on() {
         })
         .await;
     assert_eq!(alert_id_of(&roots[2]), "3");
-    assert!(desk(&daemon, &slack, "list mine", "l1").await.contains("1 claimed by you alert"));
-    assert!(desk(&daemon, &slack, "list", "l2").await.contains("3 open alerts"));
-    assert!(desk(&daemon, &slack, "resolve 1 done", "r1").await.contains("#1 is resolved"));
+    assert!(desk(&daemon, &slack, "list mine", "l1")
+        .await
+        .contains("1 claimed by you alert"));
+    assert!(desk(&daemon, &slack, "list", "l2")
+        .await
+        .contains("3 open alerts"));
+    assert!(desk(&daemon, &slack, "resolve 1 done", "r1")
+        .await
+        .contains("#1 is resolved"));
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-    assert_eq!(slack.roots().len(), 3, "no item alerted twice: {:#?}", slack.roots());
+    assert_eq!(
+        slack.roots().len(),
+        3,
+        "no item alerted twice: {:#?}",
+        slack.roots()
+    );
     daemon.stop().await;
 
     // And back to sled: the same alerts, audit logs, timers and outbox.
@@ -174,6 +208,16 @@ async fn a_sled_store_moves_to_postgres_and_back_and_the_desk_carries_on() {
 
     // The first sled store is no copy of PostgreSQL: copying into it is refused.
     let refused = store_copy(&url, &sled).await;
-    assert_eq!(refused.code, Some(1), "{}{}", refused.stdout, refused.stderr);
-    assert!(refused.stderr.contains("not a copy of"), "{}", refused.stderr);
+    assert_eq!(
+        refused.code,
+        Some(1),
+        "{}{}",
+        refused.stdout,
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("not a copy of"),
+        "{}",
+        refused.stderr
+    );
 }

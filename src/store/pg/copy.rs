@@ -313,9 +313,12 @@ impl PgStore {
             return Ok(());
         }
         for t in EXPORTS {
-            tx.batch_execute(&format!("DECLARE copy_{} NO SCROLL CURSOR FOR {}", t.name, t.query))
-                .await
-                .map_err(err("opening an export cursor"))?;
+            tx.batch_execute(&format!(
+                "DECLARE copy_{} NO SCROLL CURSOR FOR {}",
+                t.name, t.query
+            ))
+            .await
+            .map_err(err("opening an export cursor"))?;
             let fetch = format!("FETCH {FETCH} FROM copy_{}", t.name);
             loop {
                 let rows = tx
@@ -541,7 +544,12 @@ impl PgImporter {
             Record::Timer(t) => {
                 self.exec(
                     "INSERT INTO timers (alert_id, kind, due, data) VALUES ($1, $2, $3, $4)",
-                    &[&db_id(t.alert_id), &timer_kind_name(t.kind), &t.due, &Json(t)],
+                    &[
+                        &db_id(t.alert_id),
+                        &timer_kind_name(t.kind),
+                        &t.due,
+                        &Json(t),
+                    ],
                 )
                 .await?;
             }
