@@ -135,12 +135,18 @@ impl Store {
         now: DateTime<Utc>,
         key: &str,
         mark: &T,
+        before: Option<DateTime<Utc>>,
     ) -> Result<Accepted, StoreError> {
         match &self.backend {
-            Backend::Sled(s) => s.accept_generated_marked(candidates, now, key, mark).await,
+            Backend::Sled(s) => {
+                s.accept_generated_marked(candidates, now, key, mark, before)
+                    .await
+            }
 
             Backend::Postgres(p) => {
-                let written = p.accept_generated_marked(candidates, now, key, mark).await;
+                let written = p
+                    .accept_generated_marked(candidates, now, key, mark, before)
+                    .await;
                 // This replica's relay at once; the others at their idle tick.
                 p.outbox_signal().notify_one();
                 written
@@ -523,13 +529,15 @@ impl Store {
         }
     }
 
-    pub async fn enqueue_digest<T: Serialize>(
+    /// `false`: the stored slot is not older than `slot` (another replica sent it), and
+    /// nothing was queued.
+    pub async fn enqueue_digest<T: Serialize + DeserializeOwned + PartialOrd + Sync>(
         &self,
         slot: Option<(&str, &T)>,
         targets: &[Target],
         post: &DigestPost,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.enqueue_digest(slot, targets, post, now).await,
 

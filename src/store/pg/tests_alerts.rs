@@ -526,8 +526,16 @@ async fn two_replicas_firing_the_same_timer_fire_it_once() {
         let a = alert(id);
         seed(&first, &a, &[(TimerKind::Escalate, due)]).await;
         // Both replicas read the due timer before either fires it.
-        let t1 = first.timer(a.id, TimerKind::Escalate).await.unwrap().unwrap();
-        let t2 = second.timer(a.id, TimerKind::Escalate).await.unwrap().unwrap();
+        let t1 = first
+            .timer(a.id, TimerKind::Escalate)
+            .await
+            .unwrap()
+            .unwrap();
+        let t2 = second
+            .timer(a.id, TimerKind::Escalate)
+            .await
+            .unwrap()
+            .unwrap();
         let round = |t: Timer| {
             (
                 vec![(a.clone(), t, entry("escalated", "open", "open", due))],
