@@ -345,19 +345,13 @@ pub async fn copy(from: &Location, to: &Location) -> Result<CopySummary, CopyErr
     if from_name == to_name {
         return Err(CopyError::SameStore(from_name));
     }
-    let source = open(from, true).await?;
-    let target = open(to, false).await?;
     // Both stores must be idle: a daemon on the source would keep changing it after the
-    // snapshot; one on the target would race the copy.
-    for (store, name) in [(&source, &from_name), (&target, &to_name)] {
-        if let Some((holder, source_name)) = store.live_lease().await? {
-            return Err(CopyError::PgLive {
-                url: name.clone(),
-                holder,
-                source_name,
-            });
-        }
-    }
+    // snapshot; one on the target would race the copy. The source is checked before the
+    // target is opened (which creates a sled folder or a schema).
+    let source = open(from, true).await?;
+    idle(&source, &from_name).await?;
+    let target = open(to, false).await?;
+    idle(&target, &to_name).await?;
     let replaced = match target.meta_get::<CopyMark>(MARKER).await? {
         Some(mark) if mark.from == from_name => {
             let now = target.copy_fingerprint().await?;
@@ -412,6 +406,18 @@ pub async fn copy(from: &Location, to: &Location) -> Result<CopySummary, CopyErr
     importer.finish(&from_name).await?;
     source.flush().await?;
     Ok(summary)
+}
+
+/// Refuses a PostgreSQL store a replica is running on (sled's lock keeps a daemon out).
+async fn idle(store: &Store, name: &str) -> Result<(), CopyError> {
+    match store.live_lease().await? {
+        Some((holder, source_name)) => Err(CopyError::PgLive {
+            url: name.to_string(),
+            holder,
+            source_name,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Opens a store to copy from (`source`: it must exist, and is never created) or into.
@@ -1031,7 +1037,19 @@ mod tests {
         // And a store that is no copy of the source is refused as well.
         let e = copy(&sled_at(&b), &pg).await.unwrap_err();
         assert!(matches!(e, CopyError::TargetNotEmpty { .. }), "{e}");
-        assert!(!e.to_string().contains("secret"), "{e}");
+
+        // A replica running on the database (a live source lease): refused as a source too,
+        // naming the replica; nothing is written to the target.
+        let replica = super::super::pg::PgStore::connect(&db.config())
+            .await
+            .unwrap();
+        let lease = std::time::Duration::from_secs(60);
+        replica.lease_source("feed", "desk-7", lease).await.unwrap();
+        let c = dir.path().join("c");
+        let e = copy(&pg, &sled_at(&c)).await.unwrap_err();
+        assert!(matches!(e, CopyError::PgLive { .. }), "{e}");
+        assert!(e.to_string().contains("desk-7"), "{e}");
+        assert!(!c.exists(), "the target was not even created");
     }
 
     /// A missing sled store is not created; a store is not copied onto itself. (A store held

@@ -447,10 +447,11 @@ impl PgImporter {
             .map_err(|e| query_error(&self.store.url, "writing a copied record", e))
     }
 
+    /// Writes a batch with its statements pipelined on the one connection (tokio-postgres
+    /// sends them without waiting for each answer): the rows are independent inserts, and a
+    /// failing one aborts the transaction, which the caller then rolls back.
     pub(crate) async fn write(&mut self, batch: &[Record]) -> Result<(), StoreError> {
-        for r in batch {
-            self.write_one(r).await?;
-        }
+        futures_util::future::try_join_all(batch.iter().map(|r| self.write_one(r))).await?;
         Ok(())
     }
 
