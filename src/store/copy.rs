@@ -257,10 +257,14 @@ impl Location {
                 )),
             };
         }
-        Err(CopyError::Spec(format!(
-            "{} is not a store: write sled:PATH, postgres://user@host/db, or postgres (the URL in $DATABASE_URL)",
-            // Not a store, but it may still be a URL with a password.
+        // Not a store, but it may still be a URL with a password.
+        let shown = if spec.contains("://") {
             PgUrl::new(spec).redacted()
+        } else {
+            format!("`{spec}`")
+        };
+        Err(CopyError::Spec(format!(
+            "{shown} is not a store: write sled:PATH, postgres://user@host/db, or postgres (the URL in $DATABASE_URL)"
         )))
     }
 
@@ -1084,6 +1088,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!e.contains("secret"), "{e}");
+        let e = Location::parse("data/x", None).unwrap_err().to_string();
+        assert!(
+            e.starts_with("`data/x` is not a store: write sled:PATH"),
+            "{e}"
+        );
         assert!(matches!(
             Location::parse("sled:data/x", None).unwrap(),
             Location::Sled(_)
