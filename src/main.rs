@@ -120,6 +120,37 @@ if any target failed."
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Work on a store itself (copy it to another backend)
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy everything a store holds into another (sled to PostgreSQL, and back)
+    #[command(
+        long_about = "Copy everything a store holds (mentions and their seen keys, alerts with \
+their audit logs, timers, outbox and message references, request ids, mutes, thread keys, \
+labels and relevance counts, rule hits, digest slots and other marks, source states, and the \
+next alert id) into another store, so a daemon started on the copy carries on where the \
+original stopped. Stop the daemon (or every replica) first: a sled store allows one process, \
+and a PostgreSQL store with live leases is refused. The source is only read. The target must \
+be empty, or an earlier copy of the same source that nothing has written to since (an \
+interrupted copy, or running this again): that copy is replaced, so running it twice gives \
+the same store. Prints how many records of each kind were copied.",
+        after_help = "Stores: sled:PATH (the store's folder), postgres://user[:password]@host[:port]/db \
+(passwords are never printed), or postgres alone for the URL in $DATABASE_URL.
+Example:
+  mentiondesk store copy --from sled:data/mentiondesk.sled --to postgres"
+    )]
+    Copy {
+        /// The store to copy from: sled:PATH, postgres://… or postgres ($DATABASE_URL)
+        #[arg(long, value_name = "STORE")]
+        from: String,
+        /// The store to copy into: sled:PATH, postgres://… or postgres ($DATABASE_URL)
+        #[arg(long, value_name = "STORE")]
+        to: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -156,6 +187,7 @@ fn main() -> ExitCode {
         Command::Scan { once, config } => scan(once, &config),
         Command::Digest { now, name, config } => digest_now(now, name.as_deref(), &config),
         Command::TestAlert { to, config } => test_alert(to.as_deref(), &config),
+        Command::Store(StoreCommand::Copy { from, to }) => store_copy(&from, &to),
     };
     match result {
         Ok(code) => code,
@@ -216,6 +248,16 @@ fn run(c: &ConfigArg) -> anyhow::Result<ExitCode> {
         tracing::info!("config: {origin}");
     }
     runtime()?.block_on(app::run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn store_copy(from: &str, to: &str) -> anyhow::Result<ExitCode> {
+    use mentiondesk::store::copy::{copy, Location};
+    let database_url = std::env::var("DATABASE_URL").ok();
+    let from = Location::parse(from, database_url.clone()).context("--from")?;
+    let to = Location::parse(to, database_url).context("--to")?;
+    let summary = runtime()?.block_on(copy(&from, &to))?;
+    print!("{summary}");
     Ok(ExitCode::SUCCESS)
 }
 

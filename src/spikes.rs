@@ -243,9 +243,19 @@ pub async fn check(
         mention,
     };
     // One transaction: a crash cannot leave the alert without its cooldown (posted again) or
-    // the cooldown without its alert (a spike nobody saw).
+    // the cooldown without its alert (a spike nobody saw). It is written only while the
+    // cooldown read above still holds (the last spike at or before `now - cooldown`): a
+    // replica that checked the same rule at the same time and wrote first makes this one
+    // write nothing.
+    let passed = now - cooldown + Duration::nanoseconds(1);
     let accepted = store
-        .accept_generated_marked(&[candidate], now, &cooldown_key(&rule.name), &now)
+        .accept_generated_marked(
+            &[candidate],
+            now,
+            &cooldown_key(&rule.name),
+            &now,
+            Some(passed),
+        )
         .await?;
     Ok(accepted.alerts.into_iter().next())
 }
@@ -472,7 +482,7 @@ mod tests {
                 note: Default::default(),
             });
             let err = store
-                .accept_generated_marked(&[candidate("spike", None), bad], now, &key, &now)
+                .accept_generated_marked(&[candidate("spike", None), bad], now, &key, &now, None)
                 .await
                 .unwrap_err();
             assert!(matches!(err, StoreError::Stale { .. }), "{err}");
@@ -683,6 +693,78 @@ mod tests {
             m.mention.text.starts_with("27 mentions in the last hour"),
             "25 new and the 2 of the catch-up published in the last hour: {}",
             m.mention.text
+        );
+    }
+
+    /// A spike store with the usual volume of 15 days and a burst in the last hour before
+    /// `now`, on a fresh PostgreSQL database (`None`: the server binaries are missing).
+    async fn spiking_database(
+        now: DateTime<Utc>,
+    ) -> Option<(crate::store::pg::throwaway::TestDatabase, Store, Store)> {
+        let db = crate::store::pg::throwaway::database().await?;
+        let mut config = crate::store::StoreConfig::at("");
+        config.backend = crate::store::config::Backend::Postgres(db.config());
+        let first = Store::open_with(&config).await.unwrap();
+        let second = Store::open_with(&config).await.unwrap();
+        usual(&first, now - Duration::days(15), now - Duration::hours(1)).await;
+        for k in 0..30 {
+            let at = now - Duration::minutes(50) + Duration::minutes(k);
+            stored(&first, &[candidate(&format!("b{k}"), Some(at))], at).await;
+        }
+        Some((db, first, second))
+    }
+
+    fn spike_alerts(alerts: Vec<Alert>) -> usize {
+        alerts
+            .into_iter()
+            .filter(|a| a.mention_key.starts_with(SPIKE_SOURCE))
+            .count()
+    }
+
+    /// Two replicas check the same rule at the same moment (a minute apart, so their spike
+    /// mentions differ and dedup alone would not stop the second): one spike alert is
+    /// raised, whichever commits first. And a replica whose cooldown read is stale by the
+    /// time it writes (another raised the spike meanwhile) writes nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_replicas_checking_a_spike_at_once_raise_it_once() {
+        let now: DateTime<Utc> = "2026-11-23T12:00:00Z".parse().unwrap();
+        let Some((_db, first, second)) = spiking_database(now).await else {
+            return;
+        };
+        let cfg = SpikeConfig::default();
+        let earlier = now - Duration::minutes(1);
+        let (rule, desk) = (rule(), desk());
+        let (a, b) = tokio::join!(
+            check(&first, &cfg, &rule, &desk, now),
+            check(&second, &cfg, &rule, &desk, earlier)
+        );
+        let raised = [a.unwrap(), b.unwrap()];
+        assert_eq!(
+            raised.iter().filter(|r| r.is_some()).count(),
+            1,
+            "{raised:?}"
+        );
+        assert_eq!(spike_alerts(first.alerts().await.unwrap()), 1);
+
+        // The stale read, made deterministic: the second replica decided before the first
+        // wrote its cooldown, and writes with the bound its read gave.
+        let key = cooldown_key("acme");
+        let passed = earlier - Duration::from_std(cfg.cooldown).unwrap() + Duration::nanoseconds(1);
+        let late = second
+            .accept_generated_marked(
+                &[candidate("late-spike", None)],
+                earlier,
+                &key,
+                &earlier,
+                Some(passed),
+            )
+            .await
+            .unwrap();
+        assert!(late.alerts.is_empty());
+        assert_eq!(spike_alerts(first.alerts().await.unwrap()), 1);
+        assert!(
+            !first.is_seen("item:hn:late-spike").await.unwrap(),
+            "nothing written"
         );
     }
 }

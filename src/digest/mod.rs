@@ -76,7 +76,8 @@ pub(crate) enum DigestError {
 }
 
 /// Builds the digest for `period` and queues it for every destination; with `slot`, also
-/// records that slot as sent, atomically.
+/// records that slot as sent, atomically, unless it was sent already (another replica at
+/// the same slot): then nothing is queued and the post is not returned.
 pub(crate) async fn queue(
     store: &Store,
     rules: &[String],
@@ -84,15 +85,19 @@ pub(crate) async fn queue(
     period: Period,
     slot: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-) -> Result<DigestPost, DigestError> {
+) -> Result<Option<DigestPost>, DigestError> {
     let post = build(store, rules, job, period, now).await?;
     let key = job.slot_key();
     let marker = slot.map(|s| (key.as_str(), s));
-    store
+    let queued = store
         .enqueue_digest(marker.as_ref().map(|(k, s)| (*k, s)), &job.to, &post, now)
         .await?;
+    if !queued {
+        tracing::info!(digest = %job.name, to = %period.to, "digest already sent for this slot (by another replica)");
+        return Ok(None);
+    }
     tracing::info!(digest = %job.name, from = %period.from, to = %period.to, targets = job.to.len(), "digest queued");
-    Ok(post)
+    Ok(Some(post))
 }
 
 /// The digest's text and chart for `period`; the PNG is compressed off the runtime.
@@ -177,10 +182,10 @@ pub(crate) async fn queue_now(
             from: now - len,
             to: now,
         };
-        out.push((
-            job.name.clone(),
-            queue(store, rules, job, period, None, now).await?,
-        ));
+        // Without a slot nothing can have been sent already: always queued.
+        if let Some(post) = queue(store, rules, job, period, None, now).await? {
+            out.push((job.name.clone(), post));
+        }
     }
     Ok(out)
 }

@@ -78,12 +78,12 @@ pub(crate) struct ThreadMark {
 
 impl ThreadMark {
     /// Stored as the JSON pair `[id, at]`, as before the mark had a name.
-    fn to_bytes(self) -> Vec<u8> {
+    pub(super) fn to_bytes(self) -> Vec<u8> {
         to_json(&(self.alert, self.at))
     }
 
     /// An unreadable mark counts as none, both for intake's read and the transaction's check.
-    fn from_bytes(bytes: &[u8]) -> Option<ThreadMark> {
+    pub(super) fn from_bytes(bytes: &[u8]) -> Option<ThreadMark> {
         let (alert, at) = serde_json::from_slice::<(AlertId, DateTime<Utc>)>(bytes).ok()?;
         Some(ThreadMark { alert, at })
     }
@@ -151,18 +151,23 @@ impl SledStore {
     /// crash together or not at all: a spike alert and its rule's cooldown marker (a lost
     /// marker would post the spike again; a marker without its alert would hide it). The
     /// mark is written even when the candidate turns out to be known.
+    ///
+    /// With `before`, all of it is written only while the stored mark (a time) is absent,
+    /// unreadable or earlier than `before`; otherwise nothing is written and the result is
+    /// empty: another writer (a replica checking the same rule) set the mark first.
     pub(crate) async fn accept_generated_marked<T: Serialize>(
         &self,
         candidates: &[Candidate],
         now: DateTime<Utc>,
         key: &str,
         mark: &T,
+        before: Option<DateTime<Utc>>,
     ) -> Result<Accepted, StoreError> {
         let store = self.clone();
         let candidates = candidates.to_vec();
         let mark = (key.as_bytes().to_vec(), to_json(mark));
         let accepted = super::off_runtime(move || {
-            store.write_batch_marked(None, &candidates, now, Some(&mark))
+            store.write_batch_marked(None, &candidates, now, Some(&mark), before)
         })
         .await?;
         self.outbox_added(accepted.outbox_added);
@@ -210,16 +215,18 @@ impl SledStore {
         candidates: &[Candidate],
         now: DateTime<Utc>,
     ) -> Result<Accepted, StoreError> {
-        self.write_batch_marked(source, candidates, now, None)
+        self.write_batch_marked(source, candidates, now, None, None)
     }
 
-    /// `write_batch`, also writing `mark` (meta key, value) in the same transaction.
+    /// `write_batch`, also writing `mark` (meta key, value) in the same transaction; with
+    /// `before`, only while the stored mark is earlier (see `accept_generated_marked`).
     fn write_batch_marked(
         &self,
         source: Option<&(Vec<u8>, Vec<u8>)>,
         candidates: &[Candidate],
         now: DateTime<Utc>,
         mark: Option<&(Vec<u8>, Vec<u8>)>,
+        before: Option<DateTime<Utc>>,
     ) -> Result<Accepted, StoreError> {
         let trees = (
             &self.meta,
@@ -255,6 +262,11 @@ impl SledStore {
                     audit,
                     rule_log,
                 )| {
+                    if let (Some((key, _)), Some(before)) = (mark, before) {
+                        if !mark_is_before(meta.get(key.as_slice())?.as_deref(), before) {
+                            return Ok(Accepted::default());
+                        }
+                    }
                     check_reads(threads, candidates)?;
                     let mut accepted = Accepted::default();
                     // Per candidate, the alert it created in this batch: what `Earlier` names.
@@ -471,6 +483,14 @@ impl MentionPrune {
     pub(crate) fn now(&self) -> DateTime<Utc> {
         self.now
     }
+}
+
+/// Whether a stored time mark is absent, unreadable (replaced, as before marks were
+/// guarded) or earlier than `before`.
+fn mark_is_before(stored: Option<&[u8]>, before: DateTime<Utc>) -> bool {
+    stored
+        .and_then(|v| serde_json::from_slice::<DateTime<Utc>>(v).ok())
+        .is_none_or(|at| at < before)
 }
 
 /// Fails the transaction if any thread key no longer holds what intake read. Runs before the

@@ -274,7 +274,7 @@ pub(super) fn push_audit(
     Ok(())
 }
 
-fn timer_key(id: AlertId, kind: TimerKind) -> [u8; 9] {
+pub(super) fn timer_key(id: AlertId, kind: TimerKind) -> [u8; 9] {
     let mut k = [0u8; 9];
     k[..8].copy_from_slice(&id.0.to_be_bytes());
     k[8] = kind.code();

@@ -44,7 +44,18 @@ impl Store {
     /// PostgreSQL and migrates its schema.
     pub async fn open_with(config: &StoreConfig) -> Result<Store, StoreError> {
         let backend = match &config.backend {
-            config::Backend::Sled => Backend::Sled(SledStore::open_with(config)?),
+            config::Backend::Sled => {
+                let s = SledStore::open_with(config)?;
+                // Only sled can hold half a copy: into PostgreSQL a copy is one transaction.
+                let mark = s.meta_get::<super::copy::CopyMark>(super::copy::MARKER)?;
+                if let Some(mark) = mark.filter(|m| !m.complete) {
+                    return Err(StoreError::UnfinishedCopy {
+                        path: config.path.clone(),
+                        from: mark.from,
+                    });
+                }
+                Backend::Sled(s)
+            }
             config::Backend::Postgres(pg) => Backend::Postgres(
                 PgStore::connect(pg)
                     .await?
@@ -125,12 +136,18 @@ impl Store {
         now: DateTime<Utc>,
         key: &str,
         mark: &T,
+        before: Option<DateTime<Utc>>,
     ) -> Result<Accepted, StoreError> {
         match &self.backend {
-            Backend::Sled(s) => s.accept_generated_marked(candidates, now, key, mark).await,
+            Backend::Sled(s) => {
+                s.accept_generated_marked(candidates, now, key, mark, before)
+                    .await
+            }
 
             Backend::Postgres(p) => {
-                let written = p.accept_generated_marked(candidates, now, key, mark).await;
+                let written = p
+                    .accept_generated_marked(candidates, now, key, mark, before)
+                    .await;
                 // This replica's relay at once; the others at their idle tick.
                 p.outbox_signal().notify_one();
                 written
@@ -534,13 +551,15 @@ impl Store {
         }
     }
 
-    pub async fn enqueue_digest<T: Serialize>(
+    /// `false`: the stored slot is not older than `slot` (another replica sent it), and
+    /// nothing was queued.
+    pub async fn enqueue_digest<T: Serialize + DeserializeOwned + PartialOrd + Sync>(
         &self,
         slot: Option<(&str, &T)>,
         targets: &[Target],
         post: &DigestPost,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.enqueue_digest(slot, targets, post, now).await,
 
@@ -699,6 +718,61 @@ impl Store {
                 p.outbox_signal().notify_one();
                 written
             }
+        }
+    }
+}
+
+impl Store {
+    // --- moving a store (copy.rs) ---
+
+    /// Sends every record the store holds to `out`, in batches (`mentiondesk store copy`).
+    pub(crate) async fn export(
+        &self,
+        out: tokio::sync::mpsc::Sender<Vec<super::copy::Record>>,
+    ) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.export(out).await,
+            Backend::Postgres(p) => p.export(out).await,
+        }
+    }
+
+    /// Empties the store and starts writing a copy of `from` into it.
+    pub(crate) async fn import_start(
+        &self,
+        from: &str,
+    ) -> Result<super::copy::Importer, StoreError> {
+        use super::copy::{ImportInto, Importer};
+        Ok(Importer::new(match &self.backend {
+            Backend::Sled(s) => {
+                s.import_start(from).await?;
+                ImportInto::Sled(s.clone())
+            }
+            Backend::Postgres(p) => ImportInto::Postgres(Box::new(p.import_start(from).await?)),
+        }))
+    }
+
+    /// A live source lease (holder, source): a replica runs on this database. Never on sled,
+    /// whose lock keeps a second process out.
+    pub(crate) async fn live_lease(&self) -> Result<Option<(String, String)>, StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(None),
+            Backend::Postgres(p) => p.live_lease().await,
+        }
+    }
+
+    /// Figures that change whenever a daemon works on the store (see `copy::Fingerprint`).
+    pub(crate) async fn copy_fingerprint(&self) -> Result<super::copy::Fingerprint, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.copy_fingerprint(),
+            Backend::Postgres(p) => p.copy_fingerprint().await,
+        }
+    }
+
+    /// Whether the store holds anything but a copy's mark.
+    pub(crate) async fn holds_data(&self) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.holds_data(),
+            Backend::Postgres(p) => p.holds_data().await,
         }
     }
 }

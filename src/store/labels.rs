@@ -17,7 +17,7 @@ use std::collections::HashMap;
 /// rule can have.
 const GLOBAL: &str = "";
 /// After a model's name: its header.
-const HEADER: u8 = 0x1e;
+pub(super) const HEADER: u8 = 0x1e;
 /// After a model's name (or a rule's, in `labels`): a feature's hash or an alert id.
 const SEP: u8 = 0x1f;
 
@@ -44,14 +44,14 @@ pub(crate) struct LabelWrite {
     pub(crate) at: DateTime<Utc>,
 }
 
-fn label_key(rule: &str, id: AlertId) -> Vec<u8> {
+pub(super) fn label_key(rule: &str, id: AlertId) -> Vec<u8> {
     let mut k = rule.as_bytes().to_vec();
     k.push(SEP);
     k.extend_from_slice(&id.0.to_be_bytes());
     k
 }
 
-fn header_key(model: &str) -> Vec<u8> {
+pub(super) fn header_key(model: &str) -> Vec<u8> {
     let mut k = model.as_bytes().to_vec();
     k.push(HEADER);
     k
@@ -63,13 +63,13 @@ fn feature_prefix(model: &str) -> Vec<u8> {
     k
 }
 
-fn feature_key(model: &str, f: u32) -> Vec<u8> {
+pub(super) fn feature_key(model: &str, f: u32) -> Vec<u8> {
     let mut k = feature_prefix(model);
     k.extend_from_slice(&f.to_be_bytes());
     k
 }
 
-fn decode_counts(v: &[u8]) -> [u32; 2] {
+pub(super) fn decode_counts(v: &[u8]) -> [u32; 2] {
     let mut out = [0u32; 2];
     for (i, slot) in out.iter_mut().enumerate() {
         if let Some(b) = v.get(i * 4..i * 4 + 4) {
@@ -79,7 +79,7 @@ fn decode_counts(v: &[u8]) -> [u32; 2] {
     out
 }
 
-fn encode_counts(c: [u32; 2]) -> [u8; 8] {
+pub(super) fn encode_counts(c: [u32; 2]) -> [u8; 8] {
     let mut out = [0u8; 8];
     out[..4].copy_from_slice(&c[0].to_le_bytes());
     out[4..].copy_from_slice(&c[1].to_le_bytes());

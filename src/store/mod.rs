@@ -12,6 +12,7 @@ use std::sync::Arc;
 mod accept;
 mod alerts;
 pub(crate) mod config;
+pub mod copy;
 mod facade;
 mod flush;
 mod labels;
@@ -51,6 +52,8 @@ pub enum StoreError {
         previous: PathBuf,
         previous_abs: PathBuf,
     },
+    #[error("the store at {path} is an unfinished copy of {from} (`mentiondesk store copy` was interrupted): run the same `store copy` again to finish it before starting mentiondesk on it")]
+    UnfinishedCopy { path: PathBuf, from: String },
     #[error("could not open the store at {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
     #[error("store error: {0}")]

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::model::{AlertId, DigestPost, MessageRef, Note, Target};
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
@@ -315,30 +315,44 @@ impl SledStore {
     /// Queues a digest for each target and, when `slot` is given, records it as sent, in one
     /// transaction (then flushes): a crash either keeps both or neither, so a slot is
     /// neither lost nor posted twice.
-    pub async fn enqueue_digest<T: Serialize>(
+    ///
+    /// The slot is written (and the digest queued) only when the stored slot is absent,
+    /// unreadable or older: otherwise another writer (a replica at the same slot) sent it
+    /// already, nothing is queued and `false` comes back.
+    pub async fn enqueue_digest<T: Serialize + DeserializeOwned + PartialOrd>(
         &self,
         slot: Option<(&str, &T)>,
         targets: &[Target],
         post: &DigestPost,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let slot = slot.map(|(k, v)| (k.as_bytes().to_vec(), to_json(v)));
-        (&self.meta, &self.outbox)
+    ) -> Result<bool, StoreError> {
+        let encoded = slot.map(|(k, v)| (k.as_bytes().to_vec(), to_json(v)));
+        let queued = (&self.meta, &self.outbox)
             .transaction(|(meta, outbox)| {
-                if let Some((k, v)) = &slot {
+                if let (Some((k, v)), Some((_, slot))) = (&encoded, slot) {
+                    let stored = meta.get(k.as_slice())?;
+                    let newer = stored
+                        .and_then(|s| serde_json::from_slice::<T>(&s).ok())
+                        .is_some_and(|s| s >= *slot);
+                    if newer {
+                        return Ok(false);
+                    }
                     meta.insert(k.as_slice(), v.as_slice())?;
                 }
                 for t in targets {
                     let action = OutboxAction::Digest(Box::new(post.clone()));
                     push_outbox(meta, outbox, DIGEST_ENTRY, t, action, now)?;
                 }
-                Ok(())
+                Ok(true)
             })
             .map_err(flatten_tx)?;
+        if !queued {
+            return Ok(false);
+        }
         self.outbox_added(targets.len());
         self.durable().await?;
         self.outbox_signal.notify_one();
-        Ok(())
+        Ok(true)
     }
 
     fn update_outbox(
@@ -427,7 +441,7 @@ pub(super) fn push_outbox(
     Ok(())
 }
 
-fn ref_key(id: AlertId, target: &Target) -> Vec<u8> {
+pub(super) fn ref_key(id: AlertId, target: &Target) -> Vec<u8> {
     let mut k = id.0.to_be_bytes().to_vec();
     k.extend_from_slice(target.to_string().as_bytes());
     k
@@ -657,5 +671,35 @@ mod tests {
             .unwrap();
         assert_eq!(store.alert_count(), 2);
         assert_eq!(store.alerts().unwrap().len(), 2);
+    }
+
+    /// A digest slot is queued once: the same slot again, or an older one, queues nothing
+    /// and says so; a newer one is queued.
+    #[tokio::test]
+    async fn a_digest_slot_is_queued_once_and_never_for_an_older_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let post = DigestPost {
+            title: "Daily digest".into(),
+            body: Note::default().text("3 mentions"),
+            chart: None,
+            chart_alt: String::new(),
+        };
+        let targets = [Target::Slack("#pr".into())];
+        let now = Utc::now();
+        let slot = |h| now + chrono::Duration::hours(h);
+        let key = "digest_slot:daily";
+        let queue = async |h| {
+            store
+                .enqueue_digest(Some((key, &slot(h))), &targets, &post, now)
+                .await
+                .unwrap()
+        };
+        assert!(queue(1).await);
+        assert!(!queue(1).await, "the same slot again");
+        assert!(!queue(0).await, "an older slot");
+        assert!(queue(2).await);
+        assert_eq!(store.outbox().unwrap().len(), 2);
+        assert_eq!(store.meta_get(key).unwrap(), Some(slot(2)));
     }
 }

@@ -107,7 +107,7 @@ pub(super) fn log_hits(
     Ok(())
 }
 
-fn rule_log_key(rule: &str, secs: i64, seq: u64) -> Vec<u8> {
+pub(super) fn rule_log_key(rule: &str, secs: i64, seq: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(rule.len() + 17);
     k.extend_from_slice(rule.as_bytes());
     k.push(0x1f);

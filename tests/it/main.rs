@@ -47,5 +47,6 @@ mod sources_youtube;
 mod spec_fakes;
 mod spikes_published;
 mod store_concurrency;
+mod store_copy;
 mod store_postgres;
 mod test_alert;

@@ -72,17 +72,20 @@ impl PgStore {
     }
 
     /// Stores candidates from no source (spike alerts) and sets `meta[key]` to `mark` in the
-    /// same transaction, even when the candidate turns out to be known.
+    /// same transaction, even when the candidate turns out to be known; with `before`, only
+    /// while the stored mark is earlier (see `SledStore::accept_generated_marked`), else
+    /// nothing is written and the result is empty.
     pub(crate) async fn accept_generated_marked<T: Serialize>(
         &self,
         candidates: &[Candidate],
         now: DateTime<Utc>,
         key: &str,
         mark: &T,
+        before: Option<DateTime<Utc>>,
     ) -> Result<Accepted, StoreError> {
         let mark =
             serde_json::to_value(mark).expect("store records are plain data and always serialise");
-        self.write_batch(None, candidates, now, Some((key, &mark)), None)
+        self.write_batch(None, candidates, now, Some((key, &mark, before)), None)
             .await
     }
 
@@ -91,7 +94,7 @@ impl PgStore {
         source: Option<(&str, &SourceState)>,
         candidates: &[Candidate],
         now: DateTime<Utc>,
-        mark: Option<(&str, &serde_json::Value)>,
+        mark: Option<(&str, &serde_json::Value, Option<DateTime<Utc>>)>,
         lease: Option<(&str, &str)>,
     ) -> Result<Accepted, StoreError> {
         let state = source.map(|(name, state)| {
@@ -125,6 +128,12 @@ impl PgStore {
                     }));
                 }
             }
+            if let Some((key, value, Some(before))) = mark {
+                // First, so a second replica waits here for the first one's commit.
+                if !super::meta::advance_mark(&tx, key, value, &before).await? {
+                    return Ok(Accepted::default());
+                }
+            }
             let accepted = write_candidates(&tx, candidates, now).await?;
             if let (Some((name, state)), None) = (&state, lease) {
                 tx.execute(
@@ -134,7 +143,7 @@ impl PgStore {
                 )
                 .await?;
             }
-            if let Some((key, value)) = mark {
+            if let Some((key, value, None)) = mark {
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES ($1, $2) \
                      ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
@@ -397,7 +406,7 @@ async fn create_alert(
     Ok(alert)
 }
 
-fn mention_from(r: &tokio_postgres::Row) -> StoredMention {
+pub(super) fn mention_from(r: &tokio_postgres::Row) -> StoredMention {
     StoredMention {
         mention: Mention {
             source: r.get("source"),

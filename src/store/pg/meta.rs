@@ -38,6 +38,41 @@ impl PgStore {
     }
 }
 
+/// Sets `meta[key]` to `value` only while the stored value is absent, unreadable or earlier
+/// than `bound` (a digest slot not yet sent, a spike cooldown that has passed); answers
+/// whether it did. The row lock makes two replicas at the same slot queue it once: the
+/// second waits for the first's commit and then finds the newer value.
+pub(super) async fn advance_mark<T: DeserializeOwned + PartialOrd + Sync>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    key: &str,
+    value: &serde_json::Value,
+    bound: &T,
+) -> Result<bool, tokio_postgres::Error> {
+    loop {
+        let row = tx
+            .query_opt("SELECT value FROM meta WHERE key = $1 FOR UPDATE", &[&key])
+            .await?;
+        if let Some(row) = row {
+            let earlier = serde_json::from_value::<T>(row.get(0)).map_or(true, |s| s < *bound);
+            if earlier {
+                tx.execute("UPDATE meta SET value = $2 WHERE key = $1", &[&key, value])
+                    .await?;
+            }
+            return Ok(earlier);
+        }
+        let inserted = tx
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+                &[&key, value],
+            )
+            .await?;
+        if inserted == 1 {
+            return Ok(true);
+        }
+        // Another replica inserted it meanwhile (and committed): compare with its value.
+    }
+}
+
 /// A model struct as the JSON sled writes (`serde_json`), for a JSONB column.
 pub(super) fn to_value<T: Serialize + ?Sized>(value: &T) -> serde_json::Value {
     serde_json::to_value(value).expect("store records are plain data and always serialise")

@@ -6,6 +6,7 @@
 mod accept;
 mod alerts;
 mod claims;
+mod copy;
 mod label_write;
 mod labels;
 mod leases;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use tokio_postgres::config::SslMode;
 
 pub use claims::{Claimed, MIN_CLAIM};
+pub(crate) use copy::PgImporter;
 pub use leases::{Lease, SourceLease};
 pub use migrate::{Migrated, SCHEMA_VERSION};
 

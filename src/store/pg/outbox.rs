@@ -11,7 +11,7 @@ use crate::store::outbox::DIGEST_ENTRY;
 use crate::store::{OutboxAction, OutboxEntry, OutboxKey, OutboxSummary, Parked, StoreError};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Transaction;
-use serde::Serialize;
+use serde::{de::DeserializeOwned, Serialize};
 use tokio_postgres::types::Json;
 
 fn db_seq(key: OutboxKey) -> i64 {
@@ -311,34 +311,33 @@ impl PgStore {
 
     /// Queues a digest for each target and, when `slot` is given, records it as sent, in one
     /// transaction: a crash either keeps both or neither, so a slot is neither lost nor
-    /// posted twice.
-    pub async fn enqueue_digest<T: Serialize>(
+    /// posted twice. The slot is written (and the digest queued) only while the stored one is
+    /// older (see `SledStore::enqueue_digest`): of two replicas at the same slot, the second
+    /// waits for the first's commit, finds the slot sent and queues nothing (`false`).
+    pub async fn enqueue_digest<T: Serialize + DeserializeOwned + PartialOrd + Sync>(
         &self,
         slot: Option<(&str, &T)>,
         targets: &[Target],
         post: &DigestPost,
         now: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let slot = slot.map(|(k, v)| {
+    ) -> Result<bool, StoreError> {
+        let encoded = slot.map(|(k, v)| {
             (
                 k.to_string(),
                 serde_json::to_value(v).expect("store records are plain data and always serialise"),
             )
         });
         in_transaction!(self, "queueing a digest", |tx| {
-            if let Some((k, v)) = &slot {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES ($1, $2) \
-                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                    &[k, v],
-                )
-                .await?;
+            if let (Some((k, v)), Some((_, slot))) = (&encoded, slot) {
+                if !super::meta::advance_mark(&tx, k, v, slot).await? {
+                    return Ok(false);
+                }
             }
             for t in targets {
                 let action = OutboxAction::Digest(Box::new(post.clone()));
                 push_outbox(&tx, DIGEST_ENTRY, t, action, now).await?;
             }
-            Ok(())
+            Ok(true)
         })
     }
 

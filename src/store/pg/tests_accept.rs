@@ -274,12 +274,13 @@ async fn generated_alerts_keep_their_mark_and_owned_batches_their_source() {
             now,
             "spike:acme",
             &"2026-12-01T01",
+            None,
         )
         .await
         .unwrap();
     assert_eq!(a.alerts.len(), 1);
     let a = store
-        .accept_generated_marked(&[spike], now, "spike:acme", &"2026-12-01T02")
+        .accept_generated_marked(&[spike], now, "spike:acme", &"2026-12-01T02", None)
         .await
         .unwrap();
     assert_eq!(a.alerts.len(), 0);

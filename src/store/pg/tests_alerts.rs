@@ -511,3 +511,63 @@ async fn a_transaction_aborted_by_a_deadlock_is_run_again() {
     let values: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     assert_eq!(values, ["2", "2"], "each write applied once");
 }
+
+/// Two replicas (two stores on one database) fire the same due timers at the same moment:
+/// for every timer exactly one round commits (its audit entry and its message are written
+/// once); the other learns the alert changed and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_firing_the_same_timer_fire_it_once() {
+    let Some((db, first)) = store().await else {
+        return;
+    };
+    let second = PgStore::connect(&db.config()).await.unwrap();
+    let due = t0() + Duration::minutes(15);
+    for id in 1..=12u64 {
+        let a = alert(id);
+        seed(&first, &a, &[(TimerKind::Escalate, due)]).await;
+        // Both replicas read the due timer before either fires it.
+        let t1 = first
+            .timer(a.id, TimerKind::Escalate)
+            .await
+            .unwrap()
+            .unwrap();
+        let t2 = second
+            .timer(a.id, TimerKind::Escalate)
+            .await
+            .unwrap()
+            .unwrap();
+        let round = |t: Timer| {
+            (
+                vec![(a.clone(), t, entry("escalated", "open", "open", due))],
+                vec![(Target::Slack("#leads".into()), OutboxAction::PostAlert)],
+            )
+        };
+        let (f1, m1) = round(t1);
+        let (f2, m2) = round(t2);
+        let (r1, r2) = tokio::join!(
+            first.fire_round(&f1, &m1, due),
+            second.fire_round(&f2, &m2, due)
+        );
+        let outcomes = [r1.unwrap(), r2.unwrap()];
+        assert_eq!(
+            outcomes.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "alert {id}: {outcomes:?}"
+        );
+        assert!(outcomes.contains(&Err(a.id)), "{outcomes:?}");
+        let escalated = first
+            .audit_log(a.id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == "escalated")
+            .count();
+        assert_eq!(escalated, 1, "alert {id}");
+        assert_eq!(first.timer(a.id, TimerKind::Escalate).await.unwrap(), None);
+    }
+    assert_eq!(
+        outbox_rows(&first, crate::store::alerts::ROUND_ENTRY).await,
+        12,
+        "one round message per timer"
+    );
+}

@@ -31,7 +31,7 @@ async fn outbox_entries_are_marked_completed_and_finished_once() {
     let now = t0();
     store
         .enqueue_digest(
-            Some(("digest:daily", &"2026-12-01")),
+            Some(("digest:daily", &"2026-12-01".to_string())),
             &targets(),
             &digest(),
             now,
@@ -179,4 +179,36 @@ async fn failures_wait_parked_entries_show_and_retry_now_makes_them_due() {
     );
     store.finish(keys[0]).await.unwrap();
     assert!(store.defer(keys[0], retry_at).await.is_err(), "gone");
+}
+
+/// Two replicas (two stores on one database) reach the same digest slot at once: for every
+/// slot exactly one queues the digest (one entry per target); the other learns it was sent
+/// and queues nothing. An older slot than the one recorded is never queued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_at_the_same_digest_slot_queue_it_once() {
+    let Some((db, first)) = store().await else {
+        return;
+    };
+    let second = super::PgStore::connect(&db.config()).await.unwrap();
+    let now = t0();
+    let (targets, digest) = (targets(), digest());
+    for hour in 0..10 {
+        let slot = now + Duration::hours(hour);
+        let key = "digest_slot:daily";
+        let (a, b) = tokio::join!(
+            first.enqueue_digest(Some((key, &slot)), &targets, &digest, now),
+            second.enqueue_digest(Some((key, &slot)), &targets, &digest, now)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert!(a != b, "slot {hour}: exactly one queued it ({a}, {b})");
+        let entries = first.outbox().await.unwrap().len() as i64;
+        assert_eq!(entries, 2 * (hour + 1), "slot {hour}");
+    }
+    let older = now + Duration::hours(3);
+    let queued = second
+        .enqueue_digest(Some(("digest_slot:daily", &older)), &targets, &digest, now)
+        .await
+        .unwrap();
+    assert!(!queued);
+    assert_eq!(first.outbox().await.unwrap().len(), 20);
 }
