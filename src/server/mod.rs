@@ -300,7 +300,11 @@ async fn healthz(
     let sources_degraded = sources.iter().any(|src| !src.healthy || src.degraded);
     let delivery = s.delivery.status();
     let replica = replica_view(&s).await;
-    let store_error = s.health.lease_error();
+    let store_error = s.health.lease_error().or_else(|| {
+        s.store
+            .connection_lost()
+            .map(|reason| format!("cannot reach the database: {reason}"))
+    });
     let (status, code) = match delivery {
         // The replica cannot reach the database: it polls nothing, its leases lapse.
         _ if store_error.is_some() => ("unhealthy", StatusCode::SERVICE_UNAVAILABLE),

@@ -77,7 +77,7 @@ pub struct PgConfig {
     pub tls: Option<TlsMode>,
     /// `replica`: this process's name among the replicas sharing the database, written as
     /// the owner of what it holds (source leases, outbox claims) and shown on `/healthz`.
-    /// Unique per process: the default is `<hostname>-<pid>`.
+    /// Unique per process: the default is `<hostname>-<pid>-<random>`.
     pub replica: String,
     /// `lease`: how long what a replica holds stays held without renewal.
     pub lease: Duration,
@@ -96,16 +96,24 @@ impl PgConfig {
     }
 }
 
-/// `<hostname>-<pid>`: unique among processes, readable on `/healthz`, and stable for the
-/// life of the process (a restarted replica is a new owner; its old leases lapse).
+/// `<hostname>-<pid>-<4 random hex digits>`: readable on `/healthz`, stable for the life of
+/// the process (a restarted replica is a new owner; its old leases lapse), and unique even
+/// where hostname and pid repeat (containers on the host's network all run as pid 1 under
+/// the host's name).
 fn default_replica() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    // std's per-process random hash keys: randomness without a dependency.
+    let salt = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+        & 0xffff;
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "mentiondesk".to_string());
-    format!("{host}-{}", std::process::id())
+    format!("{host}-{}-{salt:04x}", std::process::id())
 }
 
 /// Whether the connection to PostgreSQL is encrypted (`[store] tls`), as libpq's `sslmode`
@@ -336,7 +344,7 @@ fn read_backend(r: &mut Reader, t: &Table) -> Backend {
         r.problem(
             line,
             "store.replica",
-            "is empty; write a name unique to this process (e.g. replica = \"${HOSTNAME}\"), or remove it for <hostname>-<pid>",
+            "is empty; write a name unique to this process (e.g. replica = \"${HOSTNAME}\"), or remove it for <hostname>-<pid>-<random>",
         );
     }
     let lease = r.duration(t, "store", "lease").unwrap_or(DEFAULT_LEASE);

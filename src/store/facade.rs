@@ -74,6 +74,15 @@ impl Store {
         }
     }
 
+    /// Why this replica cannot reach its PostgreSQL database (its own connection is down),
+    /// for `/healthz`; `None` while it can, and always on sled.
+    pub fn connection_lost(&self) -> Option<String> {
+        match &self.backend {
+            Backend::Sled(_) => None,
+            Backend::Postgres(p) => p.connection_lost(),
+        }
+    }
+
     /// How long a replica's lease or claim lasts without renewal; `None` on sled.
     pub fn lease_period(&self) -> Option<std::time::Duration> {
         match &self.backend {

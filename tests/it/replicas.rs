@@ -760,3 +760,39 @@ async fn a_replica_cut_off_from_the_database_stops_and_says_so() {
     let metrics = cut.metrics().await;
     assert!(metrics.contains("mentiondesk_"), "{metrics}");
 }
+
+/// A replica with no polled source (only a webhook, so it makes no lease calls) notices a lost
+/// database too: its own connection drops, `/healthz` says unhealthy and names the database,
+/// and it is healthy again once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_only_replica_cut_off_from_the_database_says_so() {
+    let Some(url) = database() else { return };
+    let slack = FakeSlack::start().await;
+    let proxy = DbProxy::start(server_addr(&url)).await;
+    let mut cluster = Cluster::new(url.clone(), move |b: ConfigBuilder| {
+        b.slack(&slack)
+            .source("reviews", "webhook")
+            .key("secret", "a-webhook-secret-of-enough-length")
+            .rule("acme", "acme", &["slack:#pr-alerts"])
+    });
+    let replica = cluster.start_on("hooks", &proxy.url_for(&url)).await;
+    let (code, _) = replica.healthz().await.unwrap();
+    assert_eq!(code, 200);
+    proxy.cut();
+    let (_, health) = poll_until_async(60, "the replica to report the lost database", || async {
+        replica.healthz().await.filter(|(code, _)| *code == 503)
+    })
+    .await;
+    assert_eq!(health["status"], "unhealthy", "{health:#}");
+    let said = health["store_error"].as_str().unwrap_or_default();
+    assert!(said.contains("database"), "{health:#}");
+    assert!(
+        !said.contains("postgres@"),
+        "no URL user or password: {said}"
+    );
+    proxy.restore();
+    poll_until_async(90, "the replica to recover", || async {
+        replica.healthz().await.filter(|(code, _)| *code == 200)
+    })
+    .await;
+}

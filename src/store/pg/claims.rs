@@ -63,8 +63,10 @@ impl PgStore {
     /// it is not claimed by another live replica (a claim that lapsed, or whose replica's
     /// presence lock is gone, is taken over), not locked
     /// by another replica's claim right now (`SKIP LOCKED`: no waiting), and no earlier entry
-    /// of the same alert to the same target is still in the outbox, so an alert's state edit
-    /// or thread note never goes before its post, whichever replicas deliver them. (Entries of
+    /// of the same alert to the same target is still in the outbox (parked ones excepted: a
+    /// note refused for its content must not hold the alert's later edits for good, as on
+    /// sled), so an alert's state edit or thread note never goes before its post, whichever
+    /// replicas deliver them. (Entries of
     /// no alert, digests and timer rounds, have no such order.) `seq` is insert order, not
     /// commit order, but an alert's entries are written by transactions that each lock the
     /// alert (or create it), so a later entry of one alert is always inserted after the
@@ -95,7 +97,7 @@ impl PgStore {
                        AND (o.alert_id = 0 OR NOT EXISTS ( \
                             SELECT 1 FROM outbox e \
                             WHERE e.alert_id = o.alert_id AND e.seq < o.seq \
-                              AND e.data->'target' = o.data->'target')) \
+                              AND e.data->'target' = o.data->'target' AND NOT e.parked)) \
                      FOR UPDATE SKIP LOCKED) \
                  UPDATE outbox SET claimed_by = $2, \
                      claimed_until = clock_timestamp() + $3 * interval '1 millisecond' \
@@ -156,6 +158,10 @@ pub(super) struct PresenceTask {
     pub(super) url: super::PgUrl,
     pub(super) replica: String,
     pub(super) signal: std::sync::Arc<tokio::sync::Notify>,
+    /// Why this replica's own connection is down (redacted), `None` while it is up: what
+    /// `/healthz` reports for a replica that reaches the database through nothing else
+    /// (no polled source, so no lease calls).
+    pub(super) lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl PresenceTask {
@@ -198,6 +204,7 @@ impl PresenceTask {
                 }));
                 return;
             }
+            *self.lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason.clone());
             tracing::warn!(
                 url = %self.url,
                 reason = %reason,
@@ -267,9 +274,10 @@ impl PresenceTask {
             // Another store of this name (a test's second store, or a second process
             // misconfigured with the same `[store] replica`) holds it: claims of the name are
             // present while it lives; this store takes the lock over if it goes.
-            tracing::debug!(replica = %self.replica, "another session holds this replica's presence lock");
+            tracing::error!(replica = %self.replica, "another process connected to this database uses the replica name {:?}: both would poll the same sources and post the same alerts. Give each process its own [store] replica (or remove the key: the default is unique per process)", self.replica);
         }
         tracing::debug!(channel = CHANNEL, "listening for outbox entries");
+        *self.lost.lock().unwrap_or_else(|p| p.into_inner()) = None;
         match ready.take() {
             Some(ready) => {
                 let _ = ready.send(Ok(()));

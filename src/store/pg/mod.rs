@@ -60,6 +60,9 @@ pub struct PgStore {
     /// This replica's own connection: its presence (which frees its outbox claims the
     /// moment it dies) and the wake-up for other replicas' outbox entries (`claims.rs`).
     _presence: std::sync::Arc<claims::Presence>,
+    /// Why this replica's own connection is down, `None` while it is up (see
+    /// [`PgStore::connection_lost`]).
+    connection_lost: std::sync::Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// What opens a connection: the driver's settings and the TLS connector the pool uses (and
@@ -144,11 +147,13 @@ impl PgStore {
         drop(client);
         let connect = std::sync::Arc::new(connect);
         let outbox_signal = std::sync::Arc::<tokio::sync::Notify>::default();
+        let connection_lost = std::sync::Arc::<std::sync::Mutex<Option<String>>>::default();
         let presence = claims::PresenceTask {
             connect: connect.clone(),
             url: config.url.clone(),
             replica: config.replica.clone(),
             signal: outbox_signal.clone(),
+            lost: connection_lost.clone(),
         }
         .start()
         .await?;
@@ -162,9 +167,21 @@ impl PgStore {
                 replica: config.replica.clone(),
                 lease: config.lease,
                 _presence: std::sync::Arc::new(presence),
+                connection_lost,
             },
             migrated,
         ))
+    }
+
+    /// Why this replica cannot reach the database, as its own long-lived connection found
+    /// (closed or refused, password scrubbed); `None` while that connection is up. It is
+    /// the one store call every replica makes whatever its sources, so a replica with only
+    /// webhook sources notices a lost database too.
+    pub(crate) fn connection_lost(&self) -> Option<String> {
+        self.connection_lost
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// This process's name among the replicas: the owner of its leases and claims.

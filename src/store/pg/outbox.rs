@@ -369,13 +369,15 @@ impl PgStore {
                 return Ok(None);
             };
             let owner: Option<String> = row.get(1);
-            if let (ClaimWrite::Renew, Some(owner)) = (claim, owner) {
-                if owner != self.replica {
-                    return Err(TxError::Store(StoreError::ClaimLost {
-                        seq: key.seq(),
-                        owner,
-                    }));
-                }
+            // A post starts only under this replica's own live claim: not under another's
+            // (it took the entry over), nor under none (another replica took it over,
+            // delivered or failed, and released it while this one stalled; its copy of the
+            // entry would not show that the message may be on the platform already).
+            if matches!(claim, ClaimWrite::Renew) && owner.as_deref() != Some(&self.replica) {
+                return Err(TxError::Store(StoreError::ClaimLost {
+                    seq: key.seq(),
+                    owner: owner.unwrap_or_else(|| "(released)".to_string()),
+                }));
             }
             f(&mut entry);
             write_entry(&tx, self, seq, &entry, claim).await?;

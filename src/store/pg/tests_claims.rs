@@ -326,3 +326,42 @@ async fn a_dead_replicas_claims_are_taken_over_at_once() {
     assert!(claimed_until.is_some());
     let _ = db;
 }
+
+/// A parked entry (its content refused, retried daily) does not hold the alert's later
+/// entries to its channel: they are delivered as on sled, not stuck behind it for good.
+#[tokio::test]
+async fn a_parked_entry_does_not_hold_its_alerts_later_ones() {
+    let Some((_db, a, b)) = replicas().await else {
+        return;
+    };
+    let pr = Target::Slack("#pr".into());
+    let note = OutboxAction::ThreadNote(Note::default().text("a note Slack refuses"));
+    queue(
+        &a,
+        &[
+            (9, pr.clone(), note),
+            (9, pr.clone(), OutboxAction::UpdateAlert),
+        ],
+    )
+    .await;
+    let k = keys(&a).await;
+    let now = t0();
+    assert!(
+        b.claim(k[1], now).await.unwrap().is_none(),
+        "behind the note"
+    );
+    assert!(a.claim(k[0], now).await.unwrap().is_some());
+    let parked = crate::store::Parked {
+        reason: "msg_too_long".into(),
+        fix: "shorten it".into(),
+        scope: crate::chat::Scope::Message,
+        since: now,
+    };
+    a.park(k[0], 1, "refused", &parked, Some(now + Duration::days(1)))
+        .await
+        .unwrap();
+    assert!(
+        b.claim(k[1], now).await.unwrap().is_some(),
+        "the edit goes although the note waits a day"
+    );
+}

@@ -4,7 +4,7 @@
 
 use super::tests_alerts::{store, t0};
 use crate::model::{AlertId, DigestPost, MessageRef, Note, Scope, Target};
-use crate::store::{OutboxAction, Parked};
+use crate::store::{OutboxAction, Parked, StoreError};
 use chrono::Duration;
 
 fn digest() -> DigestPost {
@@ -64,6 +64,12 @@ async fn outbox_entries_are_marked_completed_and_finished_once() {
     assert!(summary.parked.is_empty());
 
     let (first, second) = (outbox[0].0, outbox[1].0);
+    // A post starts only under this replica's claim.
+    assert!(matches!(
+        store.mark_in_flight(first, now).await,
+        Err(StoreError::ClaimLost { .. })
+    ));
+    store.claim(first, now).await.unwrap().expect("claimed");
     let marked = store.mark_in_flight(first, now).await.unwrap();
     assert_eq!((marked.attempts, marked.in_flight_since), (1, Some(now)));
     let later = now + Duration::seconds(30);
