@@ -566,16 +566,31 @@ impl Poller {
                                 }
                             }
                         }
-                        let stored = tokio::select! {
-                            biased;
-                            _ = shutdown.wait() => break,
-                            stored = stored_rx => match stored {
-                                Ok(stored) => stored,
-                                Err(_) => {
-                                    tracing::debug!(source = %name, "intake is gone; stopping");
-                                    break;
+                        let mut stored_rx = stored_rx;
+                        let stored = loop {
+                            // Only while held: a lease lost meanwhile is not taken back here
+                            // (the intake's fenced write then fails, and the loop starts over).
+                            let renew_at = keeper.as_ref().filter(|k| k.held).map(|k| k.renew_at);
+                            tokio::select! {
+                                biased;
+                                _ = shutdown.wait() => break 'run,
+                                stored = &mut stored_rx => match stored {
+                                    Ok(stored) => break stored,
+                                    Err(_) => {
+                                        tracing::debug!(source = %name, "intake is gone; stopping");
+                                        break 'run;
+                                    }
+                                },
+                                // The intake stores one poll at a time for every source, so a
+                                // slow store or another source's large poll can keep this one
+                                // waiting: the lease is renewed meanwhile, so no other replica
+                                // takes the source over (and fetches it again) for that.
+                                _ = tokio::time::sleep_until(renew_at.unwrap_or_else(Instant::now)), if renew_at.is_some() => {
+                                    if let Some(k) = keeper.as_mut() {
+                                        k.keep(&name, kind, &health, None).await;
+                                    }
                                 }
-                            },
+                            }
                         };
                         if stored {
                             state = next_state;
@@ -1432,6 +1447,52 @@ mod tests {
                 .filter(|(at, _)| *at > started)
                 .count();
             assert!(during >= 7, "{during} renewals during a 44 s poll");
+            trigger.trigger();
+            task.await.unwrap();
+        }
+
+        /// A poll the intake takes long to store (its store is slow, or it is busy with
+        /// another source's large poll) keeps its lease while it waits for the answer.
+        #[tokio::test(start_paused = true)]
+        async fn a_poll_waiting_for_the_intake_keeps_its_lease() {
+            use std::sync::atomic::Ordering;
+            let (source, polls) = scripted("busy", vec![Step::Ok(1)]);
+            // The intake takes the poll but does not answer for 44 s.
+            let (tx, mut rx) = mpsc::channel::<Polled>(8);
+            let answered = tokio::spawn(async move {
+                let polled = rx.recv().await.unwrap();
+                tokio::time::sleep(Duration::from_secs(44)).await;
+                let _ = polled.stored.send(true);
+                rx
+            });
+            let gate = FakeGate::default();
+            gate.held.store(true, Ordering::SeqCst);
+            let (trigger, stop) = shutdown::channel();
+            let task = tokio::spawn(
+                Poller::new(
+                    source,
+                    Duration::from_secs(600),
+                    Duration::from_secs(45),
+                    SourceState::default(),
+                    tx,
+                    Health::new(),
+                )
+                .with_lease(Some(Arc::new(gate.clone())))
+                .run(stop),
+            );
+            while polls.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let polled = polls.lock().unwrap()[0];
+            let _rx = answered.await.unwrap();
+            let during = hold_calls(&gate)
+                .iter()
+                .filter(|(at, _)| *at > polled && *at < polled + Duration::from_secs(44))
+                .count();
+            assert!(
+                during >= 7,
+                "{during} renewals while the intake stored the poll"
+            );
             trigger.trigger();
             task.await.unwrap();
         }

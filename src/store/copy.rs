@@ -260,6 +260,9 @@ impl Location {
         // Not a store, but it may still be a URL with a password.
         let shown = if spec.contains("://") {
             PgUrl::new(spec).redacted()
+        } else if spec.to_ascii_lowercase().contains("password") {
+            // A libpq `key=value` string: never echo what may be a password.
+            "the connection string given (not shown: it holds a password)".to_string()
         } else {
             format!("`{spec}`")
         };
@@ -304,6 +307,8 @@ pub enum CopyError {
     },
     #[error("{target} already holds a store that is not a copy of {from}: nothing was copied; copy into an empty database or a new sled folder (or empty this one yourself if you mean to replace it)")]
     TargetNotEmpty { target: String, from: String },
+    #[error("{count} mentiondesk replica(s) are connected to {url} (they hold no source lease: webhook sources only, or just started): stop every `mentiondesk run` on that database, then copy again")]
+    PgConnected { url: String, count: i64 },
     #[error("{target} is a copy of {from} that has changed since the copy (a daemon ran on it): copying again would drop what it wrote, so nothing was copied; to start over from {from}, empty {target} yourself first")]
     TargetChanged { target: String, from: String },
     #[error(transparent)]
@@ -414,13 +419,28 @@ pub async fn copy(from: &Location, to: &Location) -> Result<CopySummary, CopyErr
 
 /// Refuses a PostgreSQL store a replica is running on (sled's lock keeps a daemon out).
 async fn idle(store: &Store, name: &str) -> Result<(), CopyError> {
-    match store.live_lease().await? {
-        Some((holder, source_name)) => Err(CopyError::PgLive {
+    if let Some((holder, source_name)) = store.live_lease().await? {
+        return Err(CopyError::PgLive {
             url: name.to_string(),
             holder,
             source_name,
+        });
+    }
+    // A replica that stopped a moment ago may still show while the server ends its session.
+    let mut count = store.other_replicas_connected().await?;
+    for _ in 0..10 {
+        if count == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        count = store.other_replicas_connected().await?;
+    }
+    match count {
+        0 => Ok(()),
+        count => Err(CopyError::PgConnected {
+            url: name.to_string(),
+            count,
         }),
-        None => Ok(()),
     }
 }
 
@@ -997,11 +1017,17 @@ mod tests {
         config.backend = super::super::config::Backend::Postgres(db.config());
         let on_pg = Store::open_with(&config).await.unwrap();
         assert_eq!(contents(&on_pg).await, original);
+        // A replica connected to the database (here: holding no lease) keeps a copy away.
+        let e = copy(&sled_at(&a), &pg).await.unwrap_err();
+        assert!(matches!(e, CopyError::PgConnected { count: 1, .. }), "{e}");
+        drop(on_pg);
 
         let again = copy(&sled_at(&a), &pg).await.unwrap();
         assert!(again.replaced, "{again}");
         assert_eq!(again.count("alerts"), 2);
+        let on_pg = Store::open_with(&config).await.unwrap();
         assert_eq!(contents(&on_pg).await, original, "no duplicates");
+        drop(on_pg);
         let source = Store::open(&a).unwrap();
         assert_eq!(contents(&source).await, original, "the source is unchanged");
         drop(source);
@@ -1013,6 +1039,7 @@ mod tests {
         drop(copied);
 
         // A daemon on the copy: the next alert is #3, nothing seen alerts again.
+        let on_pg = Store::open_with(&config).await.unwrap();
         let now = Utc::now();
         let accepted = on_pg
             .accept(
@@ -1029,15 +1056,18 @@ mod tests {
             "{accepted:?}"
         );
         assert!(on_pg.is_seen("url:https://example.com/a").await.unwrap());
+        drop(on_pg);
 
         // Now the copy has changed: copying over it again is refused.
         let e = copy(&sled_at(&a), &pg).await.unwrap_err();
         assert!(matches!(e, CopyError::TargetChanged { .. }), "{e}");
+        let on_pg = Store::open_with(&config).await.unwrap();
         assert_eq!(
             on_pg.alerts().await.unwrap().len(),
             3,
             "the target is untouched"
         );
+        drop(on_pg);
         // And a store that is no copy of the source is refused as well.
         let e = copy(&sled_at(&b), &pg).await.unwrap_err();
         assert!(matches!(e, CopyError::TargetNotEmpty { .. }), "{e}");
@@ -1091,6 +1121,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!e.contains("secret"), "{e}");
+        let e = Location::parse("host=db user=desk password=secret dbname=md", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !e.contains("secret"),
+            "a libpq connection string is not echoed: {e}"
+        );
         let e = Location::parse("data/x", None).unwrap_err().to_string();
         assert!(
             e.starts_with("`data/x` is not a store: write sled:PATH"),

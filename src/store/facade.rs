@@ -778,6 +778,14 @@ impl Store {
     }
 
     /// Whether the store holds anything but a copy's mark.
+    /// Other replicas connected to a PostgreSQL store (0 on sled, which its lock guards).
+    pub(crate) async fn other_replicas_connected(&self) -> Result<i64, StoreError> {
+        match &self.backend {
+            Backend::Sled(_) => Ok(0),
+            Backend::Postgres(p) => p.other_replicas_connected().await,
+        }
+    }
+
     pub(crate) async fn holds_data(&self) -> Result<bool, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.holds_data(),

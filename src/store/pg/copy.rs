@@ -383,6 +383,25 @@ impl PgStore {
             .map(|l| (l.owner, l.source)))
     }
 
+    /// How many other replicas are connected to this database: the presence locks (see
+    /// `claims::Presence`) of names other than this store's own, so a replica that holds no
+    /// lease (webhook sources only, or just started) still keeps a copy away.
+    pub(crate) async fn other_replicas_connected(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(
+                "SELECT count(*) FROM pg_locks l \
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 \
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                   AND l.classid = $1::int4::oid \
+                   AND l.objid <> hashtext($2)::oid",
+                &[&super::claims::PRESENCE_LOCK, &self.replica()],
+            )
+            .await
+            .map_err(|e| query_error(&self.url, "looking for running replicas", e))?;
+        Ok(row.get(0))
+    }
+
     /// See `Fingerprint`.
     pub(crate) async fn copy_fingerprint(&self) -> Result<Fingerprint, StoreError> {
         let client = self.client().await?;
