@@ -354,7 +354,7 @@ async fn a_parked_entry_does_not_hold_its_alerts_later_ones() {
     let parked = crate::store::Parked {
         reason: "msg_too_long".into(),
         fix: "shorten it".into(),
-        scope: crate::chat::Scope::Message,
+        scope: crate::model::Scope::Message,
         since: now,
     };
     a.park(k[0], 1, "refused", &parked, Some(now + Duration::days(1)))
