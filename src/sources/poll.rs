@@ -633,9 +633,11 @@ impl Poller {
         }
         health.set_next_poll(&name, None);
         if let Some(k) = keeper.filter(|k| k.held) {
-            // Let go at once so another replica takes the source at its next try; bounded, so
-            // an unreachable store does not hold up the shutdown (the lease then lapses).
-            let released = tokio::time::timeout(k.third(), k.gate.release(&name)).await;
+            // Let go at once so another replica takes the source at its next try; bounded (at
+            // most 2 s, whatever the lease), so an unreachable store does not hold up the
+            // shutdown past a container's stop timeout (the lease then lapses).
+            let wait = k.third().min(Duration::from_secs(2));
+            let released = tokio::time::timeout(wait, k.gate.release(&name)).await;
             match released {
                 Ok(Ok(())) => tracing::debug!(source = %name, "released the source's lease"),
                 Ok(Err(e)) => {
