@@ -500,7 +500,11 @@ async fn a_transaction_aborted_by_a_deadlock_is_run_again() {
             .unwrap()
             .expect("the deadlocked write was run again");
     }
-    assert_eq!(runs.load(Ordering::SeqCst), 3, "one of the two ran twice");
+    // At least one rerun (a loaded server may abort a retry once more before the other
+    // commits; the retry bound still ends it). Without reruns the deadlocked write fails
+    // above.
+    let runs = runs.load(Ordering::SeqCst);
+    assert!(runs >= 3, "{runs} runs: the deadlocked one ran again");
     let rows = store
         .client()
         .await
