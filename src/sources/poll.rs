@@ -1418,31 +1418,50 @@ mod tests {
             assert!(gate.released.load(Ordering::SeqCst), "released at shutdown");
         }
 
-        /// A poll that outlasts the lease period renews the lease meanwhile.
-        #[tokio::test(start_paused = true)]
-        async fn a_long_poll_keeps_its_lease() {
-            use std::sync::atomic::Ordering;
-            let (source, polls) = scripted("slow", vec![Step::Hang]);
-            let (tx, _rx) = mpsc::channel(8);
+        /// A leased poll loop over `source` polling every `every` (45 s timeout) whose gate
+        /// grants the lease: the gate, the loop's shutdown trigger and its task.
+        fn spawn_holding(
+            source: Box<dyn Source>,
+            every: Duration,
+            out: mpsc::Sender<Polled>,
+        ) -> (
+            FakeGate,
+            shutdown::ShutdownTrigger,
+            tokio::task::JoinHandle<()>,
+        ) {
             let gate = FakeGate::default();
-            gate.held.store(true, Ordering::SeqCst);
+            gate.held.store(true, std::sync::atomic::Ordering::SeqCst);
             let (trigger, stop) = shutdown::channel();
             let task = tokio::spawn(
                 Poller::new(
                     source,
-                    Duration::from_secs(60),
+                    every,
                     Duration::from_secs(45),
                     SourceState::default(),
-                    tx,
+                    out,
                     Health::new(),
                 )
                 .with_lease(Some(Arc::new(gate.clone())))
                 .run(stop),
             );
+            (gate, trigger, task)
+        }
+
+        /// When the loop's first poll started.
+        async fn first_poll(polls: &Arc<Mutex<Vec<Instant>>>) -> Instant {
             while polls.lock().unwrap().is_empty() {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let started = polls.lock().unwrap()[0];
+            polls.lock().unwrap()[0]
+        }
+
+        /// A poll that outlasts the lease period renews the lease meanwhile.
+        #[tokio::test(start_paused = true)]
+        async fn a_long_poll_keeps_its_lease() {
+            let (source, polls) = scripted("slow", vec![Step::Hang]);
+            let (tx, _rx) = mpsc::channel(8);
+            let (gate, trigger, task) = spawn_holding(source, Duration::from_secs(60), tx);
+            let started = first_poll(&polls).await;
             tokio::time::sleep(Duration::from_secs(44)).await;
             let during = hold_calls(&gate)
                 .iter()
@@ -1457,7 +1476,6 @@ mod tests {
         /// another source's large poll) keeps its lease while it waits for the answer.
         #[tokio::test(start_paused = true)]
         async fn a_poll_waiting_for_the_intake_keeps_its_lease() {
-            use std::sync::atomic::Ordering;
             let (source, polls) = scripted("busy", vec![Step::Ok(1)]);
             // The intake takes the poll but does not answer for 44 s.
             let (tx, mut rx) = mpsc::channel::<Polled>(8);
@@ -1467,25 +1485,8 @@ mod tests {
                 let _ = polled.stored.send(true);
                 rx
             });
-            let gate = FakeGate::default();
-            gate.held.store(true, Ordering::SeqCst);
-            let (trigger, stop) = shutdown::channel();
-            let task = tokio::spawn(
-                Poller::new(
-                    source,
-                    Duration::from_secs(600),
-                    Duration::from_secs(45),
-                    SourceState::default(),
-                    tx,
-                    Health::new(),
-                )
-                .with_lease(Some(Arc::new(gate.clone())))
-                .run(stop),
-            );
-            while polls.lock().unwrap().is_empty() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            let polled = polls.lock().unwrap()[0];
+            let (gate, trigger, task) = spawn_holding(source, Duration::from_secs(600), tx);
+            let polled = first_poll(&polls).await;
             let _rx = answered.await.unwrap();
             let during = hold_calls(&gate)
                 .iter()

@@ -162,6 +162,26 @@ mod tests {
     const SHORT: Duration = Duration::from_millis(300);
     const LONG: Duration = Duration::from_secs(60);
 
+    /// Tries for `source`'s lease as `owner` every 25 ms until it is granted (the holder's
+    /// lease lapsed), for at most 5 s: the stored state and next poll it was taken with.
+    async fn take_over(
+        store: &PgStore,
+        source: &str,
+        owner: &str,
+    ) -> Option<(SourceState, Option<Duration>)> {
+        for _ in 0..200 {
+            if let SourceLease::Held {
+                state,
+                next_poll_in,
+            } = store.lease_source(source, owner, LONG, None).await.unwrap()
+            {
+                return Some((state, next_poll_in));
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        None
+    }
+
     /// One replica holds a source; a second is refused while the lease is live, renewing
     /// keeps it, and once the holder stops renewing the other takes over after the lease
     /// period, with the state the first one stored.
@@ -215,18 +235,7 @@ mod tests {
             .await
             .unwrap();
         // "a" stops renewing (it died): "b" gets the source once the lease lapses.
-        let mut taken = None;
-        for _ in 0..200 {
-            taken = store
-                .lease_source("hn", "b", LONG, None)
-                .await
-                .unwrap()
-                .state();
-            if taken.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let taken = take_over(&store, "hn", "b").await.map(|(state, _)| state);
         assert_eq!(
             taken,
             Some(state),
@@ -333,17 +342,10 @@ mod tests {
             .await
             .unwrap();
         store.lease_source("gh", "a", short, None).await.unwrap();
-        let mut taken = None;
-        for _ in 0..200 {
-            if let SourceLease::Held { next_poll_in, .. } =
-                store.lease_source("gh", "b", LONG, None).await.unwrap()
-            {
-                taken = Some(next_poll_in);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        let next = taken.expect("taken over once the lease lapsed").unwrap();
+        let (_, next) = take_over(&store, "gh", "b")
+            .await
+            .expect("taken over once the lease lapsed");
+        let next = next.unwrap();
         assert!(
             next > Duration::from_secs(3000) && next <= Duration::from_secs(3600),
             "the stored schedule, not a poll at once: {next:?}"
@@ -381,18 +383,7 @@ mod tests {
             .await
             .unwrap();
         // "a" stalls; its lease lapses and "b" takes the source over from the stored state.
-        let mut taken = None;
-        for _ in 0..200 {
-            taken = store
-                .lease_source("feed", "b", LONG, None)
-                .await
-                .unwrap()
-                .state();
-            if taken.is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        let taken = take_over(&store, "feed", "b").await.map(|(state, _)| state);
         assert_eq!(taken, Some(polled("1")));
         store
             .accept_leased(

@@ -48,6 +48,20 @@ async fn queue(store: &PgStore, entries: &[(u64, Target, OutboxAction)]) {
     r.unwrap();
 }
 
+/// Queues one digest to `#pr` (an entry of no alert) and returns its key.
+async fn one_digest(store: &PgStore) -> OutboxKey {
+    queue(
+        store,
+        &[(
+            0,
+            Target::Slack("#pr".into()),
+            OutboxAction::Digest(Box::new(digest())),
+        )],
+    )
+    .await;
+    keys(store).await[0]
+}
+
 async fn keys(store: &PgStore) -> Vec<OutboxKey> {
     store
         .outbox()
@@ -83,16 +97,7 @@ async fn a_live_claim_is_skipped_and_a_lapsed_one_is_taken_over() {
         return;
     };
     assert!(a.claim_period() >= MIN_CLAIM, "never shorter than a call");
-    queue(
-        &a,
-        &[(
-            0,
-            Target::Slack("#pr".into()),
-            OutboxAction::Digest(Box::new(digest())),
-        )],
-    )
-    .await;
-    let key = keys(&a).await[0];
+    let key = one_digest(&a).await;
     let now = t0();
 
     let claimed = a.claim(key, now).await.unwrap().expect("free: a claims it");
@@ -141,16 +146,7 @@ async fn an_entry_is_claimed_only_when_due() {
     let Some((_db, a, _b)) = replicas().await else {
         return;
     };
-    queue(
-        &a,
-        &[(
-            0,
-            Target::Slack("#pr".into()),
-            OutboxAction::Digest(Box::new(digest())),
-        )],
-    )
-    .await;
-    let key = keys(&a).await[0];
+    let key = one_digest(&a).await;
     let later = t0() + Duration::minutes(5);
     a.defer(key, later).await.unwrap();
     assert!(a.claim(key, t0()).await.unwrap().is_none());
@@ -279,16 +275,7 @@ async fn a_dead_replicas_claims_are_taken_over_at_once() {
     let Some((db, dead, b)) = replicas().await else {
         return;
     };
-    queue(
-        &dead,
-        &[(
-            0,
-            Target::Slack("#pr".into()),
-            OutboxAction::Digest(Box::new(digest())),
-        )],
-    )
-    .await;
-    let key = keys(&dead).await[0];
+    let key = one_digest(&dead).await;
     dead.claim(key, t0()).await.unwrap().expect("free");
     dead.mark_in_flight(key, t0()).await.unwrap();
     assert!(
