@@ -1528,16 +1528,26 @@ mod tests {
             .accept_batch("s", None, quiet, old, false)
             .await
             .unwrap();
+        // A mention today: the old ones' journal segment is closed and can be rewritten.
+        let today = vec![mention("new", "b", "quiet words")];
+        intake(&store, Clock::System)
+            .accept_batch("s", None, today, chrono::Utc::now(), false)
+            .await
+            .unwrap();
         let (trigger, shutdown) = crate::shutdown::channel();
         trigger.trigger();
         assert_eq!(prune(store.clone(), chrono::Utc::now(), shutdown).await, 0);
         assert_eq!(
             store.mention_count().await,
-            3,
+            4,
             "nothing pruned after shutdown"
         );
         let (_trigger, shutdown) = crate::shutdown::channel();
-        assert_eq!(prune(store.clone(), chrono::Utc::now(), shutdown).await, 1);
-        assert_eq!(store.mention_count().await, 0);
+        assert_eq!(
+            prune(store.clone(), chrono::Utc::now(), shutdown).await,
+            2,
+            "the journal's old segment, then sled's (empty) log"
+        );
+        assert_eq!(store.mention_count().await, 1);
     }
 }

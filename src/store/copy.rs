@@ -632,7 +632,8 @@ impl SledStore {
                 continue;
             }
             let key = key_text(&k);
-            if key == MARKER {
+            // The journal's end is where this store's own files stop; a copy writes its own.
+            if key == MARKER || *k == *super::journal::JOURNAL_TIP {
                 continue;
             }
             let value = from_json(&key, &v)?;
@@ -650,6 +651,40 @@ impl SledStore {
                 key: key_text(&k),
                 at: secs(&v),
             });
+        }
+        // The mention journal: every mention's dedup keys (since the journal), and the bodies
+        // of mentions that matched no rule, with their place in the arrival order.
+        let mut stopped = false;
+        self.journal.for_each(|e| {
+            for key in e.dedup_keys {
+                if !tx.push(Record::Seen {
+                    key,
+                    at: e.received_at,
+                }) {
+                    stopped = true;
+                    return Ok::<_, StoreError>(false);
+                }
+            }
+            if let Some(stored) = e.body {
+                let key = stored.mention.key();
+                let at = stored.received_at;
+                let go = tx.push(Record::Mention {
+                    stored,
+                    alerted: false,
+                }) && tx.push(Record::MentionLog {
+                    seq: e.seq,
+                    key,
+                    at,
+                });
+                if !go {
+                    stopped = true;
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })?;
+        if stopped {
+            return Ok(());
         }
         for kv in self.mentions.iter() {
             let (k, v) = kv?;
@@ -924,7 +959,7 @@ impl SledStore {
     pub(crate) fn copy_fingerprint(&self) -> Result<Fingerprint, StoreError> {
         Ok(Fingerprint {
             next_alert_id: self.meta.get(NEXT_ALERT_ID)?.map_or(1, |v| u64_key(&v)),
-            seen: self.seen.len() as u64,
+            seen: self.seen.len() as u64 + self.journal.tip().hash_count(),
         })
     }
 

@@ -15,6 +15,7 @@ pub(crate) mod config;
 pub mod copy;
 mod facade;
 mod flush;
+mod journal;
 mod labels;
 mod mention_record;
 mod outbox;
@@ -58,6 +59,8 @@ pub enum StoreError {
     Open { path: PathBuf, source: sled::Error },
     #[error("store error: {0}")]
     Sled(#[from] sled::Error),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     #[error("store record {key} is unreadable: {reason}")]
     Corrupt { key: String, reason: String },
     #[error("the store's flusher stopped unexpectedly; restart mentiondesk")]
@@ -114,7 +117,13 @@ pub struct Trees {
     mentions: sled::Tree,
     mention_log: sled::Tree,
     alerts: sled::Tree,
+    /// Dedup keys of stores from before the mention journal (read, no longer written).
     seen: sled::Tree,
+    /// Whether `seen` holds anything: only then does a dedup check read it.
+    legacy_seen: bool,
+    /// Every mention's dedup keys, and the bodies of mentions that matched no rule (see
+    /// `journal.rs`).
+    journal: journal::Journal,
     sources: sled::Tree,
     outbox: sled::Tree,
     refs: sled::Tree,
@@ -235,12 +244,17 @@ impl SledStore {
             })?;
         let outbox = db.open_tree("outbox")?;
         let (pending, parked) = outbox::count(&outbox)?;
+        let meta = db.open_tree("meta")?;
+        let seen = db.open_tree("seen")?;
+        let journal = journal::Journal::open(path, meta.get(journal::JOURNAL_TIP)?.as_deref())?;
         let trees = Trees {
-            meta: db.open_tree("meta")?,
+            meta,
             mentions: db.open_tree("mentions")?,
             mention_log: db.open_tree("mention_log")?,
             alerts: db.open_tree("alerts")?,
-            seen: db.open_tree("seen")?,
+            legacy_seen: !seen.is_empty(),
+            seen,
+            journal,
             sources: db.open_tree("source_state")?,
             outbox,
             outbox_pending: pending.into(),
