@@ -76,6 +76,9 @@ ts_next = [1700000000000000]
 
 class FakeSlack(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY the body would wait for the
+    # client's delayed ACK (40 ms) on every call.
+    disable_nagle_algorithm = True
     def log_message(self, *a):
         pass
     def reply(self, obj):
@@ -158,6 +161,7 @@ answers = {}  # trigger -> (threading.Event, monotonic time the private answer a
 class ResponseUrl(BaseHTTPRequestHandler):
     """The slash commands' response URL: records when each private answer arrived."""
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     def log_message(self, *a):
         pass
     def do_POST(self):
@@ -185,7 +189,7 @@ def probe_desk():
         answers[trigger] = [threading.Event(), None]
         body = urllib.parse.urlencode({
             "token": "legacy", "team_id": "T0TEAM", "channel_id": "C0BENCH", "user_id": "U0BENCH",
-            "user_name": "bench", "command": "/desk", "text": "list",
+            "user_name": "bench", "command": "/desk", "text": os.environ.get("DESK_TEXT", "list"),
             "response_url": f"http://127.0.0.1:{responses.server_port}/response/{trigger}",
             "trigger_id": trigger,
         }).encode()
