@@ -19,7 +19,7 @@ use crate::model::{
     Actor, Alert, AlertId, AlertState, AuditEntry, Note, Priority, Target, TimerKind,
 };
 use crate::rules::{Document, Query};
-use crate::store::{AlertChange, ChangeOutcome, OutboxAction, Store, StoreError, Timer};
+use crate::store::{AlertChange, AlertHead, ChangeOutcome, OutboxAction, Store, StoreError, Timer};
 use crate::util::{human_duration, percentile};
 use chrono::{DateTime, Utc};
 use command::{Command, ListFilter, SnoozeFor};
@@ -727,9 +727,11 @@ impl Desk {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Note, StoreError> {
-        let mut alerts: Vec<Alert> = self
+        // Filtered and sorted on the heads (on sled from memory); only the alerts shown are
+        // read in full.
+        let mut heads: Vec<AlertHead> = self
             .store
-            .alerts()
+            .desk_heads()
             .await?
             .into_iter()
             .filter(|a| match (&filter, &a.state) {
@@ -744,7 +746,7 @@ impl Desk {
                 _ => false,
             })
             .collect();
-        alerts.sort_by(|a, b| {
+        heads.sort_by(|a, b| {
             b.priority
                 .cmp(&a.priority)
                 .then(a.created_at.cmp(&b.created_at))
@@ -755,17 +757,18 @@ impl Desk {
             ListFilter::Unclaimed => "unclaimed",
             ListFilter::Held => "held back",
         };
-        if alerts.is_empty() {
+        if heads.is_empty() {
             return Ok(Note::new().text(format!("No {label} alerts. 🎉")));
         }
         let mut note = Note::new().bold(format!(
             "{} {label} alert{}",
-            alerts.len(),
-            if alerts.len() == 1 { "" } else { "s" }
+            heads.len(),
+            if heads.len() == 1 { "" } else { "s" }
         ));
-        // Parked deliveries, so an alert a platform refused is never silently missing.
+        // Parked deliveries, so an alert a platform refused is never silently missing (the
+        // summary reads the outbox only when something is parked).
         let mut undelivered: std::collections::HashMap<AlertId, Vec<String>> = Default::default();
-        for (_, e) in self.store.outbox().await? {
+        for e in self.store.outbox_summary().await?.parked {
             if let Some(p) = &e.parked {
                 undelivered.entry(e.alert_id).or_default().push(format!(
                     "⚠ not delivered to {}: {}",
@@ -774,7 +777,10 @@ impl Desk {
                 ));
             }
         }
-        for a in alerts.iter().take(15) {
+        for head in heads.iter().take(15) {
+            let Some(a) = self.store.alert(head.id).await? else {
+                continue;
+            };
             let text = self
                 .store
                 .mention(&a.mention_key)
@@ -802,10 +808,10 @@ impl Desk {
                 note = note.newline().text(format!("    {line}"));
             }
         }
-        if alerts.len() > 15 {
+        if heads.len() > 15 {
             note = note
                 .newline()
-                .text(format!("…and {} more.", alerts.len() - 15));
+                .text(format!("…and {} more.", heads.len() - 15));
         }
         Ok(note)
     }

@@ -236,7 +236,14 @@ impl SledStore {
         let mut writer = self.journal.writer();
         let plan = self.plan(candidates, now)?;
         let (start, tip) = writer.append(&plan.records, &plan.hashes, now)?;
+        let writes = self.desk.lock_writes();
         let result = self.transact(source, candidates, &plan, tip, now, mark, before);
+        if let Ok(Some(accepted)) = &result {
+            for alert in &accepted.alerts {
+                self.desk.put(alert);
+            }
+        }
+        drop(writes);
         match result {
             Ok(Some(accepted)) => {
                 self.journal.committed(tip, &plan.hashes);

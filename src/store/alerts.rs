@@ -8,7 +8,7 @@ use super::{
     flatten_tx, from_json, next_counter, to_json, u64_key, LabelWrite, OutboxAction, SledStore,
     StoreError, TxResult, NEXT_AUDIT_SEQ,
 };
-use crate::model::{Alert, AlertId, AuditEntry, Target, TimerKind};
+use crate::model::{Alert, AlertId, AlertState, AuditEntry, Priority, Target, TimerKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
@@ -45,6 +45,91 @@ pub(crate) const ROUND_ENTRY: AlertId = AlertId(0);
 /// What a round checks is unchanged for one alert: id, alert bytes, timer key, timer bytes.
 type RoundCheck = (AlertId, Vec<u8>, [u8; 9], Vec<u8>);
 
+/// What `/desk list` sorts and filters by, for an alert still on the desk (neither resolved
+/// nor ignored). sled keeps these in memory (`DeskIndex`), so a list during a large ingest
+/// reads the few alerts it shows instead of decoding every alert ever stored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct AlertHead {
+    pub id: AlertId,
+    pub priority: Priority,
+    pub created_at: DateTime<Utc>,
+    pub state: AlertState,
+}
+
+impl AlertHead {
+    /// `None` once the alert left the desk.
+    pub(crate) fn of(a: &Alert) -> Option<AlertHead> {
+        AlertHead {
+            id: a.id,
+            priority: a.priority,
+            created_at: a.created_at,
+            state: a.state.clone(),
+        }
+        .on_desk()
+    }
+
+    fn on_desk(self) -> Option<AlertHead> {
+        (!matches!(
+            self.state,
+            AlertState::Resolved { .. } | AlertState::Ignored { .. }
+        ))
+        .then_some(self)
+    }
+}
+
+/// The heads of the alerts on the desk, kept in step with sled's alerts tree: built at open,
+/// and updated under `writes` by every write of an alert (creation, change, copy), so that
+/// two writers of one alert cannot leave the older state behind.
+#[derive(Default)]
+pub(crate) struct DeskIndex {
+    heads: std::sync::RwLock<std::collections::BTreeMap<AlertId, AlertHead>>,
+    pub(super) writes: std::sync::Mutex<()>,
+}
+
+impl DeskIndex {
+    /// Reads the heads out of the stored alerts (only the fields it needs are decoded).
+    pub(super) fn build(alerts: &sled::Tree) -> Result<DeskIndex, StoreError> {
+        let index = DeskIndex::default();
+        {
+            let mut heads = index.heads.write().unwrap_or_else(|e| e.into_inner());
+            for kv in alerts.iter() {
+                let (k, v) = kv?;
+                let head: AlertHead = from_json(&format!("alert {}", u64_key(&k)), &v)?;
+                if let Some(head) = head.on_desk() {
+                    heads.insert(head.id, head);
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    /// Call with `writes` held, after the write committed.
+    pub(super) fn put(&self, a: &Alert) {
+        let mut heads = self.heads.write().unwrap_or_else(|e| e.into_inner());
+        match AlertHead::of(a) {
+            Some(head) => heads.insert(a.id, head),
+            None => heads.remove(&a.id),
+        };
+    }
+
+    /// Call with `writes` held, after the alerts tree was emptied.
+    pub(super) fn clear(&self) {
+        self.heads
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    pub(super) fn lock_writes(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.writes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn heads(&self) -> Vec<AlertHead> {
+        let heads = self.heads.read().unwrap_or_else(|e| e.into_inner());
+        heads.values().cloned().collect()
+    }
+}
+
 /// A durable timer that is due.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timer {
@@ -71,6 +156,11 @@ impl SledStore {
             Ok(last) => last.map_or(0, |(k, _)| u64_key(&k) as usize),
             Err(_) => 0,
         }
+    }
+
+    /// The alerts on the desk (neither resolved nor ignored), oldest first, from memory.
+    pub(crate) fn desk_heads(&self) -> Vec<AlertHead> {
+        self.desk.heads()
     }
 
     /// Every alert, oldest first.
@@ -105,6 +195,7 @@ impl SledStore {
         );
         // The closure may run more than once (a conflict); the last run's answer counts.
         let labelled = std::cell::Cell::new(false);
+        let writes = self.desk.lock_writes();
         let outcome = trees
             .transaction(|(meta, alerts, audit, outbox, timers, labels, relevance)| {
                 let current = alerts.get(id.0.to_be_bytes())?;
@@ -150,6 +241,10 @@ impl SledStore {
                 Ok(ChangeOutcome::Applied)
             })
             .map_err(flatten_tx)?;
+        if outcome == ChangeOutcome::Applied {
+            self.desk.put(&change.alert);
+        }
+        drop(writes);
         if outcome == ChangeOutcome::Applied {
             let targets = change.alert.targets.len();
             self.outbox_added(change.outbox.len() * targets + change.extra_outbox.len());
@@ -294,4 +389,97 @@ pub(super) fn set_timer(
     };
     timers.insert(&timer_key(id, kind), to_json(&t))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::candidate;
+    use super::*;
+    use crate::model::SourceState;
+
+    fn change_to(store: &SledStore, id: AlertId, state: AlertState) -> (Alert, AlertChange) {
+        let expected = store.alert(id).unwrap().unwrap();
+        let mut alert = expected.clone();
+        alert.state = state;
+        let change = AlertChange {
+            audit: AuditEntry {
+                at: Utc::now(),
+                actor: "slack:U1".into(),
+                action: "test".into(),
+                from: "open".into(),
+                to: "changed".into(),
+                detail: None,
+            },
+            outbox: vec![],
+            extra_outbox: vec![],
+            cancel_timers: vec![],
+            set_timers: vec![],
+            label: None,
+            alert,
+        };
+        (expected, change)
+    }
+
+    /// What the desk lists comes from memory on sled: it must follow every write (new
+    /// alerts, claims, resolutions, racing changes) and read the same after a reopen as the
+    /// stored alerts say.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_desk_heads_follow_every_alert_write_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let batch: Vec<_> = (0..6).map(|i| candidate(&format!("m{i}"), true)).collect();
+        store
+            .accept("feed", &SourceState::default(), &batch, Utc::now())
+            .await
+            .unwrap();
+        let from_alerts = |store: &SledStore| -> Vec<AlertHead> {
+            store
+                .alerts()
+                .unwrap()
+                .iter()
+                .filter_map(AlertHead::of)
+                .collect()
+        };
+        assert_eq!(store.desk_heads().len(), 6);
+        let now = Utc::now();
+        let claimed = AlertState::Claimed {
+            by: "slack:U1".into(),
+            at: now,
+        };
+        let resolved = AlertState::Resolved {
+            by: "slack:U1".into(),
+            at: now,
+            note: None,
+        };
+        let (e, c) = change_to(&store, AlertId(1), claimed.clone());
+        store.change_alert(&e, c).await.unwrap();
+        let (e, c) = change_to(&store, AlertId(2), resolved.clone());
+        store.change_alert(&e, c).await.unwrap();
+        // Eight changes of one alert at once, each from the same read: one applies, and the
+        // heads show that one.
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let store = store.clone();
+            let state = if i % 2 == 0 {
+                claimed.clone()
+            } else {
+                resolved.clone()
+            };
+            let (e, c) = change_to(&store, AlertId(3), state);
+            tasks.push(tokio::spawn(async move { store.change_alert(&e, c).await }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        let heads = store.desk_heads();
+        assert_eq!(heads, from_alerts(&store));
+        assert!(
+            heads.iter().all(|h| h.id != AlertId(2)),
+            "resolved left the desk"
+        );
+        assert_eq!(heads[0].state, claimed, "alert 1 is claimed");
+        drop(store);
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.desk_heads(), heads, "the same after a reopen");
+    }
 }

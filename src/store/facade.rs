@@ -11,7 +11,7 @@ use super::{
     Accepted, Candidate, LabelRecord, MentionPrune, OutboxAction, OutboxEntry, OutboxKey,
     OutboxSummary, Parked, RuleHit, SledStore, StoreError, StoredMention, ThreadMark, Timer,
 };
-use super::{AlertChange, ChangeOutcome};
+use super::{AlertChange, AlertHead, ChangeOutcome};
 use super::{Lease, SourceLease};
 use crate::analysis::relevance::{Counts, ModelHeader};
 use crate::model::{
@@ -259,6 +259,17 @@ impl Store {
             Backend::Sled(s) => s.alert_count(),
 
             Backend::Postgres(p) => p.alert_count().await,
+        }
+    }
+
+    /// The alerts on the desk (neither resolved nor ignored), oldest first: what `/desk list`
+    /// filters and sorts. On sled from memory; on PostgreSQL from the alerts.
+    pub(crate) async fn desk_heads(&self) -> Result<Vec<AlertHead>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => Ok(s.desk_heads()),
+            Backend::Postgres(p) => {
+                Ok(p.alerts().await?.iter().filter_map(AlertHead::of).collect())
+            }
         }
     }
 

@@ -29,8 +29,8 @@ mod test_util;
 
 pub use accept::{Accepted, Candidate, NewAlert, Repeat, StoredMention, ThreadKey};
 pub(crate) use accept::{MentionPrune, RepeatOf, ThreadMark};
-pub use alerts::Timer;
 pub(crate) use alerts::{AlertChange, ChangeOutcome};
+pub use alerts::{AlertHead, Timer};
 pub use config::StoreConfig;
 pub use facade::Store;
 #[cfg(test)]
@@ -124,6 +124,8 @@ pub struct Trees {
     /// Every mention's dedup keys, and the bodies of mentions that matched no rule (see
     /// `journal.rs`).
     journal: journal::Journal,
+    /// The alerts on the desk, in memory (see `alerts::DeskIndex`).
+    desk: alerts::DeskIndex,
     sources: sled::Tree,
     outbox: sled::Tree,
     refs: sled::Tree,
@@ -247,11 +249,14 @@ impl SledStore {
         let meta = db.open_tree("meta")?;
         let seen = db.open_tree("seen")?;
         let journal = journal::Journal::open(path, meta.get(journal::JOURNAL_TIP)?.as_deref())?;
+        let alerts = db.open_tree("alerts")?;
+        let desk = alerts::DeskIndex::build(&alerts)?;
         let trees = Trees {
             meta,
             mentions: db.open_tree("mentions")?,
             mention_log: db.open_tree("mention_log")?,
-            alerts: db.open_tree("alerts")?,
+            alerts,
+            desk,
             legacy_seen: !seen.is_empty(),
             seen,
             journal,
