@@ -264,7 +264,7 @@ struct WordTable {
     buckets: Vec<u64>,
     /// Per slot (`4 * bucket + lane`): index in `entries`.
     index: Vec<u32>,
-    entries: Vec<(Box<[u8]>, Box<[u32]>)>,
+    entries: Vec<Atom>,
     /// `64 - log2(buckets)`.
     shift: u32,
 }
@@ -410,8 +410,11 @@ impl Bloom {
     }
 }
 
+/// An atom (normalised word or wildcard prefix) and the rules it triggers.
+type Atom = (Box<[u8]>, Box<[u32]>);
+
 /// Wildcard prefixes sharing their first bytes, each with the rules it triggers.
-type PrefixBucket = Vec<(Box<[u8]>, Box<[u32]>)>;
+type PrefixBucket = Vec<Atom>;
 
 /// Set in a rule number of the word table when the rule is a `Direct` term: a hit on its
 /// trigger is checked against the scan's word list instead of evaluating the rule.

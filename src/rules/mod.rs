@@ -45,8 +45,11 @@
 //! `RuleSet::compile` parses every rule once and builds one pre-filter over the literal words
 //! of all rules (`compiled.rs`); `RuleSet::matches` looks a post's words up once and evaluates
 //! only the rules whose words occurred, plus rules with no literal to look for (`lang:en`,
-//! `raw:...`), which run on every post. `Defaults` (exclude query, muted authors and
-//! sites, languages) apply after the rules: an excluded post matches no rule.
+//! `raw:...`), which run on every post. A rule that is one plain word or phrase (most of a
+//! deployment's rules) is decided by the scan itself from where its word occurred, so a post
+//! is normalised and split again for the evaluator only when another kind of rule, or the
+//! exclusion, needs it. `Defaults` (exclude query, muted authors and sites, languages) apply
+//! after the rules: an excluded post matches no rule.
 //!
 //! A post without a language tag gets one from `analysis::lang` only when something needs it
 //! (`RuleSet::matches_detecting`): a candidate rule or the exclusion tests `lang:`, or a rule
