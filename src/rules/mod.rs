@@ -45,8 +45,11 @@
 //! `RuleSet::compile` parses every rule once and builds one pre-filter over the literal words
 //! of all rules (`compiled.rs`); `RuleSet::matches` looks a post's words up once and evaluates
 //! only the rules whose words occurred, plus rules with no literal to look for (`lang:en`,
-//! `raw:...`), which run on every post. `Defaults` (exclude query, muted authors and
-//! sites, languages) apply after the rules: an excluded post matches no rule.
+//! `raw:...`), which run on every post. A rule that is one plain word or phrase (most of a
+//! deployment's rules) is decided by the scan itself from where its word occurred, so a post
+//! is normalised and split again for the evaluator only when another kind of rule, or the
+//! exclusion, needs it. `Defaults` (exclude query, muted authors and sites, languages) apply
+//! after the rules: an excluded post matches no rule.
 //!
 //! A post without a language tag gets one from `analysis::lang` only when something needs it
 //! (`RuleSet::matches_detecting`): a candidate rule or the exclusion tests `lang:`, or a rule
@@ -149,6 +152,12 @@ pub struct Matched {
     /// the exclusion or the language list needed it), holding the answer (`None`: could not
     /// tell). The caller reuses it instead of detecting again.
     pub detected: Option<Option<&'static str>>,
+}
+
+thread_local! {
+    /// The matcher's buffers, reused by every post matched on this thread.
+    static SCRATCH: std::cell::RefCell<compiled::Scratch> =
+        const { std::cell::RefCell::new(compiled::Scratch::new()) };
 }
 
 /// The rule name a bad `Defaults::exclude` is reported under.
@@ -277,8 +286,22 @@ impl RuleSet {
     /// when `doc.lang` is `None` and a candidate rule, the exclusion or the language list
     /// needs it.
     pub fn matches_detecting(&self, doc: &Document) -> Matched {
-        let scan = self.compiled.scan(doc);
-        if scan.candidates.is_empty() || self.muted(doc) {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) => {
+                let found = self.matches_in(doc, &mut scratch);
+                if doc.text.len() + doc.title.map_or(0, str::len) > compiled::KEEP {
+                    scratch.shrink();
+                }
+                found
+            }
+            // Only if matching ever re-entered itself on this thread.
+            Err(_) => self.matches_in(doc, &mut compiled::Scratch::default()),
+        })
+    }
+
+    fn matches_in(&self, doc: &Document, scan: &mut compiled::Scratch) -> Matched {
+        self.compiled.scan(doc, scan);
+        if scan.is_empty() || self.muted(doc) {
             return Matched::default();
         }
         // A tag that says nothing (`und`) counts as none.
@@ -294,27 +317,45 @@ impl RuleSet {
                 doc.lang = found;
             }
         };
+        // Direct rules never test `lang:`.
         if self.exclude_tests_lang || scan.candidates.iter().any(|&i| self.tests_lang[i as usize]) {
             detect(&mut doc);
         }
-        let fields = eval::Fields::new(&doc);
-        let mut found: Vec<RuleMatch> = scan
+        let direct = self.compiled.direct_matches(&doc, scan);
+        // The post is normalised and split again only for rules the scan cannot decide.
+        let mut fields = None;
+        let mut evaluated = scan
             .candidates
             .iter()
             .filter_map(|&i| {
                 let i = i as usize;
-                eval::eval(&self.exprs[i], &fields).map(|spans| RuleMatch {
-                    rule: i,
-                    name: self.names[i].clone(),
-                    spans: eval::tidy(spans),
-                })
+                let fields = fields.get_or_insert_with(|| eval::Fields::new(&doc));
+                eval::eval(&self.exprs[i], fields).map(|spans| (i, eval::tidy(spans)))
             })
-            .collect();
+            .peekable();
+        // Both lists are in rule order and no rule is in both: merge them.
+        let mut found: Vec<RuleMatch> = Vec::new();
+        let mut direct = direct.into_iter().peekable();
+        loop {
+            let next = match (direct.peek(), evaluated.peek()) {
+                (Some(d), Some(e)) if d.0 < e.0 => direct.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => evaluated.next(),
+                (Some(_), None) => direct.next(),
+                (None, None) => break,
+            };
+            let (rule, spans) = next.expect("peeked");
+            found.push(RuleMatch {
+                rule,
+                name: self.names[rule].clone(),
+                spans,
+            });
+        }
+        drop(evaluated);
         if !found.is_empty()
-            && self
-                .exclude
-                .as_ref()
-                .is_some_and(|e| eval::eval(e, &fields).is_some())
+            && self.exclude.as_ref().is_some_and(|e| {
+                let fields = fields.get_or_insert_with(|| eval::Fields::new(&doc));
+                eval::eval(e, fields).is_some()
+            })
         {
             found.clear();
         }

@@ -39,6 +39,8 @@ const TERMS: &[&str] = &[
     "finance",
     "strasse",
     "\"acme finance\"",
+    "\"acme acme\"",
+    "\"acme corp acme\"",
 ];
 
 const TEXT_WORDS: &[&str] = &[
@@ -82,6 +84,12 @@ const TEXT_WORDS: &[&str] = &[
     "\u{301}acme",
     "x\u{b2}",
     "acme\u{3000}corp",
+    // Plain separators the scan cuts at, and a variation selector it must not cut at.
+    "\u{2764}\u{fe0f}acme",
+    "acme\u{fe0f}corp",
+    "acme\u{200d}corp",
+    "acme\u{2026}corp",
+    "\u{1f44d}\u{1f3fb}corp",
 ];
 
 const SEPARATORS: &[&str] = &[" ", ", ", "-", ".", "#", "/", "! "];
