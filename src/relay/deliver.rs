@@ -33,7 +33,7 @@ impl Pass<'_> {
             }
             OutboxAction::ThreadNote(note) => {
                 let Some(msg) = store.message_ref(entry.alert_id, &entry.target).await? else {
-                    if self.root_pending(entry).await? {
+                    if self.root_pending(key, entry).await? {
                         store
                             .defer(key, self.clock.now() + chrono::Duration::seconds(2))
                             .await?;
@@ -113,13 +113,33 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Whether the alert's root post to this target is still waiting in the outbox.
-    async fn root_pending(&self, entry: &OutboxEntry) -> Result<bool, DeliveryError> {
-        Ok(self.store.outbox().await?.iter().any(|(_, e)| {
-            e.alert_id == entry.alert_id
-                && e.target == entry.target
-                && e.action == OutboxAction::PostAlert
-        }))
+    /// Whether the alert's root post to this target is still waiting in the outbox. Only
+    /// entries queued before the note are read: a root post is always queued before the
+    /// notes of its thread (with the alert, or with the promotion whose note follows it),
+    /// and the entries still ahead of a note are few once the relay has worked through them.
+    async fn root_pending(
+        &self,
+        key: OutboxKey,
+        entry: &OutboxEntry,
+    ) -> Result<bool, DeliveryError> {
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .outbox_page(after, Some(key), super::PAGE)
+                .await?;
+            if page.iter().any(|(_, e)| {
+                e.alert_id == entry.alert_id
+                    && e.target == entry.target
+                    && e.action == OutboxAction::PostAlert
+            }) {
+                return Ok(true);
+            }
+            if page.len() < super::PAGE {
+                return Ok(false);
+            }
+            after = page.last().map(|(k, _)| *k);
+        }
     }
 
     /// The alert as it is now, for posting or editing.

@@ -207,6 +207,9 @@ struct Pass<'a> {
     clock: Clock,
 }
 
+/// Outbox entries the relay reads at once.
+const PAGE: usize = 256;
+
 impl Pass<'_> {
     /// Delivers every entry that is due, oldest first, except where its platform or channel
     /// is held. Stops between entries on shutdown, so the post in flight is finished and
@@ -217,58 +220,68 @@ impl Pass<'_> {
                 self.probe(p.as_ref()).await;
             }
         }
-        let entries = match self.store.outbox().await {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the outbox");
-                return;
-            }
-        };
-        let now = self.clock.now();
-        for (key, entry) in entries {
-            if shutdown.is_triggered() {
-                return;
-            }
-            if entry.not_before.is_some_and(|t| t > now) {
-                continue;
-            }
-            let platform = self.platforms.for_target(&entry.target).clone();
-            let name = platform.name();
-            if self.health.holds(name, &entry.target) {
-                continue;
-            }
-            // Several replicas read one outbox on PostgreSQL: deliver only what this one
-            // claimed, as it is stored now (another replica may have marked it in flight).
-            let entry = match self.store.claim(key, entry, now).await {
-                Ok(Some(claimed)) => self.claimed(key, claimed),
-                Ok(None) => continue,
+        // A page at a time (a backlog after an outage can be large); entries queued during
+        // the pass are reached by later pages.
+        let mut after = None;
+        loop {
+            let page = match self.store.outbox_page(after, None, PAGE).await {
+                Ok(e) => e,
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot claim an outbox entry");
+                    tracing::error!(error = %e, "cannot read the outbox");
                     return;
                 }
             };
-            match self.deliver(platform.as_ref(), key, &entry).await {
-                Ok(()) => {
-                    let cleared = self.health.succeeded(name, Some(&entry.target));
-                    self.release(name, &entry.target, cleared).await;
+            let full = page.len() == PAGE;
+            after = page.last().map(|(k, _)| *k);
+            let now = self.clock.now();
+            for (key, entry) in page {
+                if shutdown.is_triggered() {
+                    return;
                 }
-                Err(DeliveryError::Chat(ChatError::Refused {
-                    scope: Scope::Message,
-                    reason,
-                    ..
-                })) if message_gone(&reason)
-                    && matches!(
-                        entry.action,
-                        OutboxAction::UpdateAlert | OutboxAction::ThreadNote(_)
-                    ) =>
-                {
-                    self.gone(name, key, &entry, &reason).await
+                if entry.not_before.is_some_and(|t| t > now) {
+                    continue;
                 }
-                Err(DeliveryError::Store(e @ StoreError::ClaimLost { .. })) => {
-                    // Its new holder delivers it; recording anything here would undo that.
-                    tracing::info!(alert = %entry.alert_id, target = %entry.target, reason = %e, "left an outbox entry to the replica that took it over")
+                let platform = self.platforms.for_target(&entry.target).clone();
+                let name = platform.name();
+                if self.health.holds(name, &entry.target) {
+                    continue;
                 }
-                Err(e) => self.failed(name, key, &entry, e).await,
+                // Several replicas read one outbox on PostgreSQL: deliver only what this one
+                // claimed, as it is stored now (another replica may have marked it in flight).
+                let entry = match self.store.claim(key, entry, now).await {
+                    Ok(Some(claimed)) => self.claimed(key, claimed),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot claim an outbox entry");
+                        return;
+                    }
+                };
+                match self.deliver(platform.as_ref(), key, &entry).await {
+                    Ok(()) => {
+                        let cleared = self.health.succeeded(name, Some(&entry.target));
+                        self.release(name, &entry.target, cleared).await;
+                    }
+                    Err(DeliveryError::Chat(ChatError::Refused {
+                        scope: Scope::Message,
+                        reason,
+                        ..
+                    })) if message_gone(&reason)
+                        && matches!(
+                            entry.action,
+                            OutboxAction::UpdateAlert | OutboxAction::ThreadNote(_)
+                        ) =>
+                    {
+                        self.gone(name, key, &entry, &reason).await
+                    }
+                    Err(DeliveryError::Store(e @ StoreError::ClaimLost { .. })) => {
+                        // Its new holder delivers it; recording anything here would undo that.
+                        tracing::info!(alert = %entry.alert_id, target = %entry.target, reason = %e, "left an outbox entry to the replica that took it over")
+                    }
+                    Err(e) => self.failed(name, key, &entry, e).await,
+                }
+            }
+            if !full {
+                return;
             }
         }
     }

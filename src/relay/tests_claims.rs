@@ -264,3 +264,35 @@ async fn sled_delivers_without_claims() {
     assert_eq!(recorder.posted().len(), 3);
     assert_eq!(Metrics::get(&metrics.outbox_claims_total), 0);
 }
+
+/// The relay reads the outbox a page at a time: a backlog of more than two pages (an outage
+/// that kept 600 digests waiting) is delivered whole in one pass, each entry once,
+/// on either backend.
+#[tokio::test]
+async fn a_backlog_larger_than_a_page_is_delivered_in_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut stores = vec![Store::open(dir.path()).unwrap()];
+    let db = throwaway::database().await;
+    if let Some(db) = &db {
+        stores.push(replica(db, "a").await);
+    }
+    for store in stores {
+        queue_digests(&store, 600).await;
+        let recorder = Arc::new(Recorder::default());
+        let (_trigger, shutdown) = crate::shutdown::channel();
+        deliver_due(
+            &store,
+            &platforms(&recorder),
+            &Metrics::default(),
+            &shutdown,
+        )
+        .await;
+        assert_eq!(
+            recorder.posted().len(),
+            600,
+            "every entry posted in one pass"
+        );
+        assert!(recorder.posted().values().all(|&n| n == 1));
+        assert!(store.outbox().await.unwrap().is_empty());
+    }
+}

@@ -440,6 +440,23 @@ impl Store {
         }
     }
 
+    /// Up to `limit` outbox entries with keys strictly between `after` and `before`, oldest
+    /// first (the relay's pages).
+    pub(crate) async fn outbox_page(
+        &self,
+        after: Option<OutboxKey>,
+        before: Option<OutboxKey>,
+        limit: usize,
+    ) -> Result<Vec<(OutboxKey, OutboxEntry)>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => {
+                let s = s.clone();
+                super::off_runtime(move || s.outbox_page(after, before, limit)).await
+            }
+            Backend::Postgres(p) => p.outbox_page(after, before, limit).await,
+        }
+    }
+
     pub async fn outbox(&self) -> Result<Vec<(OutboxKey, OutboxEntry)>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.outbox(),

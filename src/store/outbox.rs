@@ -164,6 +164,35 @@ impl SledStore {
             .collect()
     }
 
+    /// Up to `limit` entries with keys strictly between `after` and `before`, oldest first:
+    /// the relay reads the outbox a page at a time, so a backlog after an outage costs a
+    /// page of memory, not the whole backlog.
+    pub(crate) fn outbox_page(
+        &self,
+        after: Option<OutboxKey>,
+        before: Option<OutboxKey>,
+        limit: usize,
+    ) -> Result<Vec<(OutboxKey, OutboxEntry)>, StoreError> {
+        use std::ops::Bound;
+        let start = match after {
+            Some(k) => Bound::Excluded(k.0.to_be_bytes()),
+            None => Bound::Unbounded,
+        };
+        let end = match before {
+            Some(k) => Bound::Excluded(k.0.to_be_bytes()),
+            None => Bound::Unbounded,
+        };
+        self.outbox
+            .range::<[u8; 8], _>((start, end))
+            .take(limit)
+            .map(|kv| {
+                let (k, v) = kv?;
+                let key = OutboxKey(u64_key(&k));
+                Ok((key, from_json(&format!("outbox {}", key.0), &v)?))
+            })
+            .collect()
+    }
+
     /// Marks an entry as being sent and flushes, before the platform is called.
     pub async fn mark_in_flight(
         &self,

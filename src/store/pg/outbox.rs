@@ -122,6 +122,30 @@ impl PgStore {
             .collect()
     }
 
+    /// Up to `limit` entries with keys strictly between `after` and `before`, oldest first
+    /// (see `SledStore::outbox_page`).
+    pub async fn outbox_page(
+        &self,
+        after: Option<OutboxKey>,
+        before: Option<OutboxKey>,
+        limit: usize,
+    ) -> Result<Vec<(OutboxKey, OutboxEntry)>, StoreError> {
+        let after = after.map_or(-1, |k| i64::try_from(k.seq()).unwrap_or(i64::MAX));
+        let before = before.map_or(i64::MAX, |k| i64::try_from(k.seq()).unwrap_or(i64::MAX));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        client
+            .query(
+                "SELECT seq, data FROM outbox WHERE seq > $1 AND seq < $2 ORDER BY seq LIMIT $3",
+                &[&after, &before, &limit],
+            )
+            .await
+            .map_err(|e| db_error(self, "reading the outbox", &e))?
+            .into_iter()
+            .map(|r| entry_from(r.get(0), r.get(1)))
+            .collect()
+    }
+
     /// Marks an entry as being sent (committed) before the platform is called.
     pub async fn mark_in_flight(
         &self,
