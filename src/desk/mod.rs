@@ -19,7 +19,9 @@ use crate::model::{
     Actor, Alert, AlertId, AlertState, AuditEntry, Note, Priority, Target, TimerKind,
 };
 use crate::rules::{Document, Query};
-use crate::store::{AlertChange, AlertHead, ChangeOutcome, OutboxAction, Store, StoreError, Timer};
+use crate::store::{
+    AlertChange, AlertHead, ChangeOutcome, HeadState, OutboxAction, Store, StoreError, Timer,
+};
 use crate::util::{human_duration, percentile};
 use chrono::{DateTime, Utc};
 use command::{Command, ListFilter, SnoozeFor};
@@ -736,13 +738,10 @@ impl Desk {
             .into_iter()
             .filter(|a| match (&filter, &a.state) {
                 // Held-back alerts are not on the desk: `list held` shows them.
-                (ListFilter::Open, s) => !matches!(
-                    s,
-                    AlertState::Resolved { .. } | AlertState::Ignored { .. } | AlertState::Held
-                ),
-                (ListFilter::Mine, AlertState::Claimed { by, .. }) => by == actor,
-                (ListFilter::Unclaimed, AlertState::Open) => true,
-                (ListFilter::Held, AlertState::Held) => true,
+                (ListFilter::Open, s) => !matches!(s, HeadState::Held),
+                (ListFilter::Mine, HeadState::Claimed { by }) => **by == **actor,
+                (ListFilter::Unclaimed, HeadState::Open) => true,
+                (ListFilter::Held, HeadState::Held) => true,
                 _ => false,
             })
             .collect();

@@ -47,33 +47,61 @@ type RoundCheck = (AlertId, Vec<u8>, [u8; 9], Vec<u8>);
 
 /// What `/desk list` sorts and filters by, for an alert still on the desk (neither resolved
 /// nor ignored). sled keeps these in memory (`DeskIndex`), so a list during a large ingest
-/// reads the few alerts it shows instead of decoding every alert ever stored.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// reads the few alerts it shows instead of decoding every alert ever stored. Compact (about
+/// 48 bytes): a desk may hold many open alerts.
+#[derive(Debug, Clone, PartialEq)]
 pub struct AlertHead {
     pub id: AlertId,
     pub priority: Priority,
     pub created_at: DateTime<Utc>,
-    pub state: AlertState,
+    pub state: HeadState,
+}
+
+/// The desk states `list` tells apart; only a claim keeps who holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HeadState {
+    Open,
+    Claimed { by: Box<str> },
+    Snoozed,
+    Held,
+}
+
+/// The fields of a stored alert the index reads (the rest are skipped, not decoded).
+#[derive(Deserialize)]
+struct HeadRecord {
+    id: AlertId,
+    priority: Priority,
+    created_at: DateTime<Utc>,
+    state: AlertState,
 }
 
 impl AlertHead {
     /// `None` once the alert left the desk.
     pub(crate) fn of(a: &Alert) -> Option<AlertHead> {
-        AlertHead {
-            id: a.id,
-            priority: a.priority,
-            created_at: a.created_at,
-            state: a.state.clone(),
-        }
-        .on_desk()
+        AlertHead::from_parts(a.id, a.priority, a.created_at, &a.state)
     }
 
-    fn on_desk(self) -> Option<AlertHead> {
-        (!matches!(
-            self.state,
-            AlertState::Resolved { .. } | AlertState::Ignored { .. }
-        ))
-        .then_some(self)
+    fn from_parts(
+        id: AlertId,
+        priority: Priority,
+        created_at: DateTime<Utc>,
+        state: &AlertState,
+    ) -> Option<AlertHead> {
+        let state = match state {
+            AlertState::Open => HeadState::Open,
+            AlertState::Claimed { by, .. } => HeadState::Claimed {
+                by: by.as_str().into(),
+            },
+            AlertState::Snoozed { .. } => HeadState::Snoozed,
+            AlertState::Held => HeadState::Held,
+            AlertState::Resolved { .. } | AlertState::Ignored { .. } => return None,
+        };
+        Some(AlertHead {
+            id,
+            priority,
+            created_at,
+            state,
+        })
     }
 }
 
@@ -87,20 +115,21 @@ pub(crate) struct DeskIndex {
 }
 
 impl DeskIndex {
-    /// Reads the heads out of the stored alerts (only the fields it needs are decoded).
+    /// Reads the heads out of the stored alerts (only the fields it needs are decoded), into
+    /// a map built in one go from the sorted list (denser than inserting one by one).
     pub(super) fn build(alerts: &sled::Tree) -> Result<DeskIndex, StoreError> {
-        let index = DeskIndex::default();
-        {
-            let mut heads = index.heads.write().unwrap_or_else(|e| e.into_inner());
-            for kv in alerts.iter() {
-                let (k, v) = kv?;
-                let head: AlertHead = from_json(&format!("alert {}", u64_key(&k)), &v)?;
-                if let Some(head) = head.on_desk() {
-                    heads.insert(head.id, head);
-                }
+        let mut list = Vec::new();
+        for kv in alerts.iter() {
+            let (k, v) = kv?;
+            let r: HeadRecord = from_json(&format!("alert {}", u64_key(&k)), &v)?;
+            if let Some(head) = AlertHead::from_parts(r.id, r.priority, r.created_at, &r.state) {
+                list.push((head.id, head));
             }
         }
-        Ok(index)
+        Ok(DeskIndex {
+            heads: std::sync::RwLock::new(list.into_iter().collect()),
+            writes: Default::default(),
+        })
     }
 
     /// Call with `writes` held, after the write committed.
@@ -477,7 +506,13 @@ mod tests {
             heads.iter().all(|h| h.id != AlertId(2)),
             "resolved left the desk"
         );
-        assert_eq!(heads[0].state, claimed, "alert 1 is claimed");
+        assert_eq!(
+            heads[0].state,
+            HeadState::Claimed {
+                by: "slack:U1".into()
+            },
+            "alert 1 is claimed"
+        );
         drop(store);
         let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(store.desk_heads(), heads, "the same after a reopen");

@@ -30,7 +30,7 @@ mod test_util;
 pub use accept::{Accepted, Candidate, NewAlert, Repeat, StoredMention, ThreadKey};
 pub(crate) use accept::{MentionPrune, RepeatOf, ThreadMark};
 pub(crate) use alerts::{AlertChange, ChangeOutcome};
-pub use alerts::{AlertHead, Timer};
+pub use alerts::{AlertHead, HeadState, Timer};
 pub use config::StoreConfig;
 pub use facade::Store;
 #[cfg(test)]
