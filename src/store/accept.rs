@@ -277,15 +277,11 @@ impl SledStore {
         let mut here: rustc_hash::FxHashSet<u64> = Default::default();
         for c in candidates {
             let hashes: Vec<u64> = c.dedup_keys.iter().map(|k| self.journal.hash(k)).collect();
-            let mut known = hashes
-                .iter()
-                .any(|h| here.contains(h) || self.journal.is_seen_hash(*h));
-            if !known && self.legacy_seen {
-                for k in &c.dedup_keys {
-                    if self.seen.contains_key(k.as_bytes())? {
-                        known = true;
-                        break;
-                    }
+            let mut known = false;
+            for (k, &h) in c.dedup_keys.iter().zip(&hashes) {
+                if here.contains(&h) || self.seen_before(k, h)? {
+                    known = true;
+                    break;
                 }
             }
             if known {
@@ -437,7 +433,13 @@ impl SledStore {
 
     /// Whether any mention was stored under this dedup key (intake's read before deciding).
     pub(crate) fn is_seen(&self, key: &str) -> Result<bool, StoreError> {
-        if self.journal.is_seen_hash(self.journal.hash(key)) {
+        self.seen_before(key, self.journal.hash(key))
+    }
+
+    /// Whether a committed mention had dedup key `key` (whose journal hash is `hash`): in the
+    /// journal, or in sled's `seen` tree of a store from before the journal.
+    fn seen_before(&self, key: &str, hash: u64) -> Result<bool, StoreError> {
+        if self.journal.is_seen_hash(hash) {
             return Ok(true);
         }
         Ok(self.legacy_seen && self.seen.contains_key(key.as_bytes())?)

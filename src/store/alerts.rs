@@ -430,23 +430,7 @@ mod tests {
         let expected = store.alert(id).unwrap().unwrap();
         let mut alert = expected.clone();
         alert.state = state;
-        let change = AlertChange {
-            audit: AuditEntry {
-                at: Utc::now(),
-                actor: "slack:U1".into(),
-                action: "test".into(),
-                from: "open".into(),
-                to: "changed".into(),
-                detail: None,
-            },
-            outbox: vec![],
-            extra_outbox: vec![],
-            cancel_timers: vec![],
-            set_timers: vec![],
-            label: None,
-            alert,
-        };
-        (expected, change)
+        (expected, super::super::test_util::change(alert))
     }
 
     /// What the desk lists comes from memory on sled: it must follow every write (new

@@ -262,12 +262,7 @@ impl Writer {
         }
         let next = self.segment_no + 1;
         let path = segment_path(&self.dir, next, "seg");
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(io_at(&path))?;
+        let file = open_append(&path)?;
         file.set_len(0).map_err(io_at(&path))?;
         sync_dir(&self.dir)?;
         self.segment = file;
@@ -308,13 +303,7 @@ impl Journal {
         clean_up(&dir, tip.segment)?;
 
         let seg_path = segment_path(&dir, tip.segment, "seg");
-        let segment = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .append(true)
-            .open(&seg_path)
-            .map_err(io_at(&seg_path))?;
+        let segment = open_append(&seg_path)?;
         let len = segment.metadata().map_err(io_at(&seg_path))?.len();
         if len < tip.offset {
             return Err(JournalError::Damaged {
@@ -328,13 +317,7 @@ impl Journal {
         segment.set_len(tip.offset).map_err(io_at(&seg_path))?;
 
         let hash_path = dir.join("seen.hashes");
-        let hashes = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .append(true)
-            .open(&hash_path)
-            .map_err(io_at(&hash_path))?;
+        let hashes = open_append(&hash_path)?;
         let hlen = hashes.metadata().map_err(io_at(&hash_path))?.len();
         if hlen < tip.hashes * 8 {
             return Err(JournalError::Damaged {
@@ -435,8 +418,7 @@ impl Journal {
         let tip = self.tip();
         for (no, kind) in self.segments(tip)? {
             let path = segment_path(&self.dir, no, kind);
-            let limit = (no == tip.segment).then_some(tip.offset);
-            let Some(bytes) = read_segment(&path, limit)? else {
+            let Some(bytes) = read_committed(&path, no, tip)? else {
                 continue;
             };
             for entry in Records::new(&bytes, &path) {
@@ -458,8 +440,7 @@ impl Journal {
                 break;
             }
             let path = segment_path(&self.dir, no, kind);
-            let limit = (no == tip.segment).then_some(tip.offset);
-            let Some(bytes) = read_segment(&path, limit)? else {
+            let Some(bytes) = read_committed(&path, no, tip)? else {
                 continue;
             };
             let mut here = Vec::new();
@@ -695,6 +676,11 @@ fn parse_segment_name(name: &str) -> Option<(u64, &'static str)> {
     Some((no.parse().ok()?, kind))
 }
 
+/// Segment `no`'s committed bytes: the segment being written only up to `tip`.
+fn read_committed(path: &Path, no: u64, tip: Tip) -> Result<Option<Vec<u8>>, JournalError> {
+    read_segment(path, (no == tip.segment).then_some(tip.offset))
+}
+
 /// A segment's bytes up to `limit`; `None` if it went away meanwhile (a prune rewrote it).
 fn read_segment(path: &Path, limit: Option<u64>) -> Result<Option<Vec<u8>>, JournalError> {
     let mut file = match File::open(path) {
@@ -761,6 +747,18 @@ fn read_or_create_key(dir: &Path) -> Result<(u64, u64), JournalError> {
     let k0 = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
     let k1 = u64::from_le_bytes(bytes[8..].try_into().expect("8 bytes"));
     Ok((k0, k1))
+}
+
+/// A file appended to (created if missing): every write lands at its end, also after
+/// `set_len` cut it back.
+fn open_append(path: &Path) -> Result<File, JournalError> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(io_at(path))
 }
 
 fn create_new(path: &Path) -> Result<File, JournalError> {

@@ -277,32 +277,21 @@ mod tests {
     use super::super::test_util::candidate;
     use super::super::{AlertChange, ChangeOutcome};
     use super::*;
-    use crate::model::{AuditEntry, SourceState};
+    use crate::model::SourceState;
 
     fn change(store: &SledStore, id: AlertId, kind: LabelKind, features: &[u32]) -> AlertChange {
         let alert = store.alert(id).unwrap().unwrap();
+        let label = LabelWrite {
+            rules: alert.rules.clone(),
+            kind,
+            by: "slack:U1".into(),
+            action: "test".into(),
+            features: features.to_vec(),
+            at: Utc::now(),
+        };
         AlertChange {
-            audit: AuditEntry {
-                at: Utc::now(),
-                actor: "slack:U1".into(),
-                action: "test".into(),
-                from: "open".into(),
-                to: "open".into(),
-                detail: None,
-            },
-            outbox: vec![],
-            extra_outbox: vec![],
-            cancel_timers: vec![],
-            set_timers: vec![],
-            label: Some(LabelWrite {
-                rules: alert.rules.clone(),
-                kind,
-                by: "slack:U1".into(),
-                action: "test".into(),
-                features: features.to_vec(),
-                at: Utc::now(),
-            }),
-            alert,
+            label: Some(label),
+            ..super::super::test_util::change(alert)
         }
     }
 

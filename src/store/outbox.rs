@@ -154,14 +154,7 @@ impl SledStore {
 
     /// Outbox entries in creation order.
     pub fn outbox(&self) -> Result<Vec<(OutboxKey, OutboxEntry)>, StoreError> {
-        self.outbox
-            .iter()
-            .map(|kv| {
-                let (k, v) = kv?;
-                let key = OutboxKey(u64_key(&k));
-                Ok((key, from_json(&format!("outbox {}", key.0), &v)?))
-            })
-            .collect()
+        self.outbox_page(None, None, usize::MAX)
     }
 
     /// Up to `limit` entries with keys strictly between `after` and `before`, oldest first:

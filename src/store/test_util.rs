@@ -1,7 +1,7 @@
 //! Candidates for the store's unit tests; no threading decisions (intake's tests cover those).
 
-use super::{Candidate, NewAlert};
-use crate::model::{Mention, Priority, Target};
+use super::{AlertChange, Candidate, NewAlert};
+use crate::model::{Alert, AuditEntry, Mention, Priority, Target};
 
 pub(super) fn mention(id: &str) -> Mention {
     Mention {
@@ -41,5 +41,26 @@ pub(super) fn candidate(id: &str, alert: bool) -> Candidate {
             relevance: None,
             held: false,
         }),
+    }
+}
+
+/// A desk change that writes `alert` as it is, by `slack:U1`, with nothing else attached
+/// (tests add the label, outbox work or timers they need).
+pub(super) fn change(alert: Alert) -> AlertChange {
+    AlertChange {
+        audit: AuditEntry {
+            at: chrono::Utc::now(),
+            actor: "slack:U1".into(),
+            action: "test".into(),
+            from: "open".into(),
+            to: "open".into(),
+            detail: None,
+        },
+        outbox: vec![],
+        extra_outbox: vec![],
+        cancel_timers: vec![],
+        set_timers: vec![],
+        label: None,
+        alert,
     }
 }

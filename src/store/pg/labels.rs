@@ -425,34 +425,23 @@ mod tests {
     /// nothing does not.
     #[tokio::test]
     async fn labels_count_exactly_through_desk_changes_as_in_sled() {
-        use crate::model::{AuditEntry, SourceState};
+        use crate::model::SourceState;
         use crate::store::test_util::candidate;
         use crate::store::{AlertChange, ChangeOutcome, LabelWrite};
 
         async fn label(store: &PgStore, id: AlertId, kind: LabelKind, features: &[u32]) {
             let alert = store.alert(id).await.unwrap().unwrap();
+            let label = LabelWrite {
+                rules: alert.rules.clone(),
+                kind,
+                by: "slack:U1".into(),
+                action: "test".into(),
+                features: features.to_vec(),
+                at: Utc::now(),
+            };
             let change = AlertChange {
-                audit: AuditEntry {
-                    at: Utc::now(),
-                    actor: "slack:U1".into(),
-                    action: "test".into(),
-                    from: "open".into(),
-                    to: "open".into(),
-                    detail: None,
-                },
-                outbox: vec![],
-                extra_outbox: vec![],
-                cancel_timers: vec![],
-                set_timers: vec![],
-                label: Some(LabelWrite {
-                    rules: alert.rules.clone(),
-                    kind,
-                    by: "slack:U1".into(),
-                    action: "test".into(),
-                    features: features.to_vec(),
-                    at: Utc::now(),
-                }),
-                alert: alert.clone(),
+                label: Some(label),
+                ..crate::store::test_util::change(alert.clone())
             };
             assert_eq!(
                 store.change_alert(&alert, change).await.unwrap(),

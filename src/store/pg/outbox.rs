@@ -112,14 +112,7 @@ impl PgStore {
 
     /// Outbox entries in creation order.
     pub async fn outbox(&self) -> Result<Vec<(OutboxKey, OutboxEntry)>, StoreError> {
-        let client = self.client().await?;
-        client
-            .query("SELECT seq, data FROM outbox ORDER BY seq", &[])
-            .await
-            .map_err(|e| db_error(self, "reading the outbox", &e))?
-            .into_iter()
-            .map(|r| entry_from(r.get(0), r.get(1)))
-            .collect()
+        self.outbox_page(None, None, usize::MAX).await
     }
 
     /// Up to `limit` entries with keys strictly between `after` and `before`, oldest first
