@@ -13,6 +13,7 @@
 #
 # Usage: scripts/memory_bench.sh [N=1000000] [PCT=10] [CACHE_MB=16] [CPUS=all]
 #   CPUS: a taskset list ("0" pins the daemon to one core).
+#   KEEP_STORE=DIR: keep the store and its config in DIR.
 #   Needs: a release build (cargo build --release), python3, curl.
 set -euo pipefail
 N=${1:-1000000}
@@ -79,7 +80,7 @@ PY
 
 RUST_LOG=warn run > "$WORK/console.out" 2> "$WORK/daemon.err" &
 PID=$!
-until curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz"; do sleep 0.05; done
+until curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz"; do kill -0 "$PID" 2>/dev/null || { cat "$WORK/daemon.err" >&2; exit 1; }; sleep 0.05; done
 START=$(date +%s.%N)
 latency /healthz "$WORK/healthz.lat" &
 latency /metrics "$WORK/metrics.lat" &
@@ -109,7 +110,7 @@ STORE_BYTES=$(du -sb "$WORK/store" | cut -f1)
 
 RUST_LOG=warn run > /dev/null 2>> "$WORK/daemon.err" &
 PID=$!
-until curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz"; do sleep 0.05; done
+until curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz"; do kill -0 "$PID" 2>/dev/null || { cat "$WORK/daemon.err" >&2; exit 1; }; sleep 0.05; done
 sleep 10
 IDLE=$(kib "$PID" VmRSS)
 IDLE_PEAK=$(kib "$PID" VmHWM)
@@ -126,3 +127,9 @@ echo "idle after restart: RSS $((IDLE / 1024)) MiB (peak $((IDLE_PEAK / 1024)) M
 echo -n "/healthz during ingest: "; pct "$WORK/healthz.lat"
 echo -n "/metrics during ingest: "; pct "$WORK/metrics.lat"
 grep -c "" "$WORK/daemon.err" | xargs -I{} echo "daemon stderr lines: {}"
+# KEEP_STORE=DIR keeps the store and its config there (e.g. to start it again later, when its
+# escalation timers are due).
+if [ -n "${KEEP_STORE:-}" ]; then
+    mkdir -p "$KEEP_STORE" && mv "$WORK/store" "$KEEP_STORE/store"
+    sed "s#$WORK/store#$KEEP_STORE/store#" "$WORK/bench.toml" > "$KEEP_STORE/bench.toml"
+fi

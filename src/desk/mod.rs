@@ -478,52 +478,29 @@ impl Desk {
         }
         let rest: Vec<&Timer> = due.iter().filter(|t| t.kind != TimerKind::Wake).collect();
         for _ in 0..CAS_RETRIES {
-            let mut fired = Vec::new();
-            for t in &rest {
-                // Read again: a person may have re-armed it (claim, then unclaim) since.
-                let Some(timer) = self.store.timer(t.alert_id, t.kind).await? else {
-                    continue;
-                };
-                if timer.due > t.due {
-                    continue;
-                }
-                let Some(alert) = self.store.alert(t.alert_id).await? else {
-                    self.store.remove_timer(&timer).await?;
-                    continue;
-                };
-                match (timer.kind, &alert.state) {
-                    (TimerKind::Escalate, AlertState::Open)
-                    | (TimerKind::Remind, AlertState::Claimed { .. }) => fired.push((alert, timer)),
-                    _ => self.store.remove_timer(&timer).await?,
-                }
-            }
+            let fired = self.still_due(&rest).await?;
             if fired.is_empty() {
                 return Ok(());
             }
             let messages = self.round_messages(&fired, now).await?;
-            let entries: Vec<(Alert, Timer, AuditEntry)> = fired
+            let mut entries: Vec<(Alert, Timer, AuditEntry)> = fired
                 .into_iter()
                 .map(|(a, timer)| {
-                    let audit = AuditEntry {
-                        at: now,
-                        actor: "system".into(),
-                        action: match timer.kind {
-                            TimerKind::Escalate => "escalated",
-                            _ => "reminded",
-                        }
-                        .into(),
-                        from: a.state.name().into(),
-                        to: a.state.name().into(),
-                        detail: None,
-                    };
+                    let audit = round_audit(&a, timer.kind, now);
                     (a, timer, audit)
                 })
                 .collect();
+            let total = entries.len();
+            let rest = entries.split_off(entries.len().min(ROUND_CHUNK));
             match self.store.fire_round(&entries, &messages, now).await? {
                 Ok(()) => {
-                    let ids: Vec<String> =
-                        entries.iter().map(|(a, _, _)| a.id.to_string()).collect();
-                    tracing::info!(alerts = %ids.join(","), messages = messages.len(), "timer round fired");
+                    let left = self.fire_round_rest(rest, now).await?;
+                    tracing::info!(
+                        alerts = total - left,
+                        first = %entries[0].0.id,
+                        messages = messages.len(),
+                        "timer round fired"
+                    );
                     return Ok(());
                 }
                 // A person acted meanwhile (their change re-armed the timers): decide again.
@@ -532,6 +509,79 @@ impl Desk {
         }
         tracing::warn!("alerts kept changing during a timer round; trying again next tick");
         Ok(())
+    }
+
+    /// The timers of `due` that still fire, with their alerts: each is read again (a person
+    /// may have re-armed it, claim then unclaim, since the tick read it); a moot one (its
+    /// alert gone or no longer in the state it fires for) is removed.
+    async fn still_due(&self, due: &[&Timer]) -> Result<Vec<(Alert, Timer)>, StoreError> {
+        let mut fired = Vec::new();
+        for t in due {
+            let Some(timer) = self.store.timer(t.alert_id, t.kind).await? else {
+                continue;
+            };
+            if timer.due > t.due {
+                continue;
+            }
+            let Some(alert) = self.store.alert(t.alert_id).await? else {
+                self.store.remove_timer(&timer).await?;
+                continue;
+            };
+            match (timer.kind, &alert.state) {
+                (TimerKind::Escalate, AlertState::Open)
+                | (TimerKind::Remind, AlertState::Claimed { .. }) => fired.push((alert, timer)),
+                _ => self.store.remove_timer(&timer).await?,
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Writes the audit entries and timer removals of a round past its first
+    /// `ROUND_CHUNK` alerts (whose transaction carried the messages), a chunk per
+    /// transaction, so a round after a long outage never builds one huge transaction. An
+    /// alert that changed meanwhile is decided again; returns how many were left for the next
+    /// tick (a chunk that kept changing, or a crash between chunks: that round then posts its
+    /// own message for them).
+    async fn fire_round_rest(
+        &self,
+        rest: Vec<(Alert, Timer, AuditEntry)>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let mut left = 0;
+        let mut rest = rest.into_iter();
+        loop {
+            let mut entries: Vec<_> = rest.by_ref().take(ROUND_CHUNK).collect();
+            if entries.is_empty() {
+                break;
+            }
+            let chunk: Vec<Timer> = entries.iter().map(|(_, t, _)| t.clone()).collect();
+            let timers: Vec<&Timer> = chunk.iter().collect();
+            let mut written = false;
+            for _ in 0..CAS_RETRIES {
+                match self.store.fire_round(&entries, &[], now).await? {
+                    Ok(()) => {
+                        written = true;
+                        break;
+                    }
+                    Err(id) => {
+                        tracing::debug!(alert = %id, "alert changed during a timer round");
+                        entries = self
+                            .still_due(&timers)
+                            .await?
+                            .into_iter()
+                            .map(|(a, t)| {
+                                let audit = round_audit(&a, t.kind, now);
+                                (a, t, audit)
+                            })
+                            .collect();
+                    }
+                }
+            }
+            if !written {
+                left += entries.len();
+            }
+        }
+        Ok(left)
     }
 
     /// The messages of one round: escalations to `[desk].escalate_to` when it is a channel,
@@ -623,15 +673,17 @@ impl Desk {
         } else {
             ". Who can take them?"
         });
-        let mut lines = Vec::new();
+        let mut fit = RoundFit::new(head, alerts.len());
         for a in alerts {
             let age = human_duration((now - a.posted_at()).num_seconds());
-            lines.push(
-                self.round_line(a, dest, &format!("{age} old"), "claim")
-                    .await?,
-            );
+            let line = self
+                .round_line(a, dest, &format!("{age} old"), "claim")
+                .await?;
+            if !fit.push(line) {
+                break;
+            }
         }
-        Ok(fit_round(head, lines))
+        Ok(fit.finish())
     }
 
     /// `⏰ @owner, 2 alerts you claimed are still unresolved:` and one line per alert.
@@ -652,18 +704,20 @@ impl Desk {
                     ", {n} alerts you claimed are still unresolved. Resolve them or hand them over:"
                 ),
             });
-        let mut lines = Vec::new();
+        let mut fit = RoundFit::new(head, alerts.len());
         for a in alerts {
             let held = match &a.state {
                 AlertState::Claimed { at, .. } => human_duration((now - *at).num_seconds()),
                 _ => String::new(),
             };
-            lines.push(
-                self.round_line(a, dest, &format!("yours for {held}"), "resolve")
-                    .await?,
-            );
+            let line = self
+                .round_line(a, dest, &format!("yours for {held}"), "resolve")
+                .await?;
+            if !fit.push(line) {
+                break;
+            }
         }
-        Ok(fit_round(head, lines))
+        Ok(fit.finish())
     }
 
     /// `• #12 “Checkout broken again” · High · rule acme · 17 min old`: the headline links to
@@ -1029,6 +1083,27 @@ fn headline(m: &crate::model::Mention) -> String {
     one_line(title.unwrap_or(first), HEADLINE_MAX)
 }
 
+/// Alerts whose escalation or reminder one store transaction writes: a round after a long
+/// outage can hold tens of thousands (every alert of a big ingest at once), and one
+/// transaction of them all held gigabytes of memory.
+pub(crate) const ROUND_CHUNK: usize = 256;
+
+/// The audit entry of an alert escalated or reminded by a round (its state does not change).
+fn round_audit(a: &Alert, kind: TimerKind, now: DateTime<Utc>) -> AuditEntry {
+    AuditEntry {
+        at: now,
+        actor: "system".into(),
+        action: match kind {
+            TimerKind::Escalate => "escalated",
+            _ => "reminded",
+        }
+        .into(),
+        from: a.state.name().into(),
+        to: a.state.name().into(),
+        detail: None,
+    }
+}
+
 /// A headline in a round message is a label, not the post: this many characters at most.
 const HEADLINE_MAX: usize = 80;
 
@@ -1055,24 +1130,46 @@ fn rendered_bound(note: &Note) -> usize {
         .sum()
 }
 
-/// The round message: `head`, then as many `lines` as fit `ROUND_BUDGET`, then "…and N more"
-/// for the rest (which `/desk list unclaimed` shows in full).
-fn fit_round(head: Note, lines: Vec<Note>) -> Note {
-    let total = lines.len();
-    let mut note = head;
-    for (i, line) in lines.into_iter().enumerate() {
-        let with = note.clone().newline().append(line);
-        let after = total - i - 1;
-        let reserve = match after {
+/// The round message, built line by line: `head`, then as many lines as fit `ROUND_BUDGET`
+/// with room kept for "…and N more" for the rest (which `/desk list unclaimed` shows in
+/// full). `push` says when the message is full, so a round of thousands of alerts reads only
+/// the few it lists.
+struct RoundFit {
+    note: Note,
+    total: usize,
+    listed: usize,
+}
+
+impl RoundFit {
+    fn new(head: Note, total: usize) -> RoundFit {
+        RoundFit {
+            note: head,
+            total,
+            listed: 0,
+        }
+    }
+
+    /// Adds `line` if it fits; `false` when it does not (the message is full).
+    fn push(&mut self, line: Note) -> bool {
+        let with = self.note.clone().newline().append(line);
+        let reserve = match self.total - self.listed - 1 {
             0 => 0,
             n => 1 + rendered_bound(&more_line(n)),
         };
         if rendered_bound(&with) + reserve > ROUND_BUDGET {
-            return note.newline().append(more_line(total - i));
+            return false;
         }
-        note = with;
+        self.note = with;
+        self.listed += 1;
+        true
     }
-    note
+
+    fn finish(self) -> Note {
+        match self.total - self.listed {
+            0 => self.note,
+            n => self.note.newline().append(more_line(n)),
+        }
+    }
 }
 
 fn more_line(n: usize) -> Note {
@@ -1272,8 +1369,21 @@ mod tests {
     #[test]
     fn a_round_lists_what_fits_and_counts_the_rest() {
         let line = |i: usize| Note::new().text(format!("• #{i} ")).text("x".repeat(150));
-        let note = fit_round(Note::new().text("head"), (0..100).map(line).collect());
+        let fit_round = |total: usize| {
+            let mut fit = RoundFit::new(Note::new().text("head"), total);
+            let mut offered = 0;
+            for i in 0..total {
+                offered += 1;
+                if !fit.push(line(i)) {
+                    break;
+                }
+            }
+            (fit.finish(), offered)
+        };
+        let (note, offered) = fit_round(100);
         assert!(rendered_bound(&note) <= ROUND_BUDGET);
+        // Lines are built only until the message is full.
+        assert_eq!(offered, note.plain().matches("\n• ").count() + 1);
         let text = note.plain();
         let listed = text.matches("\n• ").count();
         assert!(listed > 1, "{text}");
@@ -1282,7 +1392,7 @@ mod tests {
             "{text}"
         );
         // A round that fits is listed whole, with no "more".
-        let note = fit_round(Note::new().text("head"), (0..3).map(line).collect());
+        let (note, _) = fit_round(3);
         assert_eq!(note.plain().matches("\n• ").count(), 3);
         assert!(!note.plain().contains("more"));
     }

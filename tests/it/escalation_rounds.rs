@@ -707,3 +707,61 @@ async fn a_slack_alert_still_gets_a_link_when_the_start_up_check_failed() {
     );
     assert!(text.contains(&link), "{text}");
 }
+
+/// A restart long after a big ingest finds thousands of escalations due at once. They make
+/// one message (listing what fits, counting the rest) and every alert is escalated exactly
+/// once; the store writes such a round a chunk of alerts per transaction (256), so 1,000
+/// alerts span four, the first carrying the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_due_escalations_makes_one_message_and_escalates_each_alert_once() {
+    use mentiondesk::store::OutboxAction;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let target = Target::Slack("#pr-alerts".into());
+    let leads = Target::Slack("#pr-leads".into());
+    let t0 = chrono::Utc::now() - chrono::Duration::hours(3);
+    stored_alerts(&store, &target, 1000, t0, |i| format!("Complaint {i}")).await;
+    let desk = desk(&store, leads.clone());
+    let clock = Clock::tokio_at(t0 + chrono::Duration::hours(2));
+    assert_eq!(timers::fire_due(&desk, &store, &clock).await, 1000);
+
+    let rounds: Vec<(Target, String)> = store
+        .outbox()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, e)| match e.action {
+            OutboxAction::ChannelNote(n) => Some((e.target, n.plain())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rounds.len(), 1, "one message for the round");
+    let (to, text) = &rounds[0];
+    assert_eq!(to, &leads);
+    assert!(
+        text.contains("1000 alerts have been unclaimed for 15 min or more"),
+        "{text}"
+    );
+    let listed = text.matches("\n• ").count();
+    assert!((3..100).contains(&listed), "{text}");
+    assert!(
+        text.ends_with(&format!("…and {} more", 1000 - listed)),
+        "{text}"
+    );
+    assert!(
+        store.timers().await.unwrap().is_empty(),
+        "every timer fired"
+    );
+    for id in 1..=1000 {
+        let escalated = store
+            .audit_log(mentiondesk::model::AlertId(id))
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.action == "escalated")
+            .count();
+        assert_eq!(escalated, 1, "alert #{id}");
+    }
+    let later = Clock::tokio_at(t0 + chrono::Duration::hours(3));
+    assert_eq!(timers::fire_due(&desk, &store, &later).await, 0);
+}
