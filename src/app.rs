@@ -374,6 +374,9 @@ pub(crate) async fn run_with_clock(
             if stored_alerts == 1 { " is" } else { "s are" }
         );
     }
+    // Opening a big store (sled's recovery, the desk index, the journal's hashes) freed
+    // much of what it allocated; give it back before the daemon settles.
+    crate::heap::release_free();
 
     // Sources: one poll loop each, all feeding the intake.
     let health = poll::Health::default();

@@ -7,6 +7,7 @@
 
 // Leaves: plain data and helpers every component may use.
 pub mod clock;
+pub mod heap;
 pub mod metrics;
 pub mod model;
 pub(crate) mod retry;

@@ -178,6 +178,7 @@ impl ConfigArg {
 }
 
 fn main() -> ExitCode {
+    mentiondesk::heap::limit_arenas();
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command {

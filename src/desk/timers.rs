@@ -62,6 +62,7 @@ async fn prune(store: &Store, now: chrono::DateTime<chrono::Utc>) {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not prune rule hits"),
     }
+    crate::heap::release_free();
 }
 
 /// Fires every timer due now as one round (`Desk::fire_round`), with, when an escalation is
@@ -88,6 +89,10 @@ pub async fn fire_due(desk: &Desk, store: &Store, clock: &Clock) -> usize {
     }
     if let Err(e) = desk.fire_round(&due, now).await {
         tracing::error!(timers = due.len(), error = %e, "timer round failed; will retry");
+    }
+    if due.len() > super::ROUND_CHUNK {
+        // A round this big read every one of its alerts: give that memory back.
+        crate::heap::release_free();
     }
     due.len()
 }
