@@ -247,6 +247,10 @@ impl SledStore {
         match result {
             Ok(Some(accepted)) => {
                 self.journal.committed(tip, &plan.hashes);
+                if let Err(e) = writer.pack_closed(tip) {
+                    // The batch is stored; the segment stays unpacked and readable.
+                    tracing::warn!(error = %e, "could not pack a closed journal segment");
+                }
                 Ok(accepted)
             }
             Ok(None) => {

@@ -9,9 +9,11 @@
 //! memory; sled keeps what the desk works on (alerts, their mentions, outbox, threads).
 //!
 //! Files under `<store>/journal/`:
-//! - `NNNNNNNNNNNNNNNN.seg`: records, appended in arrival order. A closed segment older than
-//!   `[store] keep_mentions` is rewritten as `….keys` without the bodies (dedup keys stay
-//!   forever, as they always did).
+//! - `NNNNNNNNNNNNNNNN.seg`: records, appended in arrival order. Once a batch in the next
+//!   segment has committed, a closed segment is rewritten deflated as `….segz` (real posts
+//!   shrink to less than half; BENCHMARKS.md, "Memory, store size…"). A closed segment older
+//!   than `[store] keep_mentions` is rewritten as `….keys` without the bodies (dedup keys
+//!   stay forever, as they always did).
 //! - `seen.hashes`: one keyed 64-bit SipHash per dedup key, little-endian, in the order
 //!   written; read into a sorted array at start (8 bytes per key in memory).
 //! - `key`: the 16-byte SipHash key, random per store, so nobody can craft a URL whose hash
@@ -48,6 +50,50 @@ const MERGE_AT: usize = 1 << 16;
 
 const FULL: u8 = 1;
 const KEYS_ONLY: u8 = 2;
+
+/// What a file in the journal holds, by its extension. A rewrite goes through a `.tmp`
+/// file renamed into place, then removes its source, so after a crash at any point each
+/// segment's records are readable from at least one file (`clean_up` removes the rest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    /// `.seg`: records as appended (the segment being written, or a closed one not yet packed).
+    Raw,
+    /// `.segz`: a closed segment's records, deflated.
+    Packed,
+    /// `.keys`: a pruned segment's records without bodies.
+    Keys,
+    PackedTmp,
+    KeysTmp,
+}
+
+impl Kind {
+    fn ext(self) -> &'static str {
+        match self {
+            Kind::Raw => "seg",
+            Kind::Packed => "segz",
+            Kind::Keys => "keys",
+            Kind::PackedTmp => "segz.tmp",
+            Kind::KeysTmp => "keys.tmp",
+        }
+    }
+
+    fn from_ext(ext: &str) -> Option<Kind> {
+        [
+            Kind::Raw,
+            Kind::Packed,
+            Kind::Keys,
+            Kind::PackedTmp,
+            Kind::KeysTmp,
+        ]
+        .into_iter()
+        .find(|k| k.ext() == ext)
+    }
+
+    /// A rewrite's unfinished output.
+    fn is_tmp(self) -> bool {
+        matches!(self, Kind::PackedTmp | Kind::KeysTmp)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -170,6 +216,8 @@ pub(super) struct Writer {
     broken: bool,
     /// When the first record of the current segment arrived (`None`: it is empty).
     started: Option<DateTime<Utc>>,
+    /// Closed segments still `.seg`: packed once a later segment holds a committed batch.
+    unpacked: Vec<u64>,
 }
 
 impl Writer {
@@ -192,7 +240,7 @@ impl Writer {
         now: DateTime<Utc>,
     ) -> Result<(Tip, Tip), JournalError> {
         if self.broken {
-            let path = segment_path(&self.dir, self.segment_no, "seg");
+            let path = segment_path(&self.dir, self.segment_no, Kind::Raw);
             return Err(JournalError::Stuck { path });
         }
         if !records.is_empty() {
@@ -214,7 +262,7 @@ impl Writer {
         hashes: &[u64],
         now: DateTime<Utc>,
     ) -> Result<(), JournalError> {
-        let seg_path = segment_path(&self.dir, self.segment_no, "seg");
+        let seg_path = segment_path(&self.dir, self.segment_no, Kind::Raw);
         let hash_path = self.dir.join("seen.hashes");
         if !records.is_empty() {
             self.started.get_or_insert(now);
@@ -237,7 +285,7 @@ impl Writer {
     /// Cuts the files back to `tip`: the batch's transaction did not commit.
     pub(super) fn rollback(&mut self, tip: Tip) -> Result<(), JournalError> {
         self.broken = true;
-        let seg_path = segment_path(&self.dir, self.segment_no, "seg");
+        let seg_path = segment_path(&self.dir, self.segment_no, Kind::Raw);
         self.segment.set_len(tip.offset).map_err(io_at(&seg_path))?;
         self.segment_len = tip.offset;
         if tip.offset == 0 {
@@ -261,16 +309,52 @@ impl Writer {
             return Ok(());
         }
         let next = self.segment_no + 1;
-        let path = segment_path(&self.dir, next, "seg");
+        let path = segment_path(&self.dir, next, Kind::Raw);
         let file = open_append(&path)?;
         file.set_len(0).map_err(io_at(&path))?;
         sync_dir(&self.dir)?;
+        self.unpacked.push(self.segment_no);
         self.segment = file;
         self.segment_no = next;
         self.segment_len = 0;
         self.started = None;
         Ok(())
     }
+
+    /// After a batch committed at `tip`: packs the closed segments before `tip.segment`
+    /// (never the one `tip` names, which a restart would append to). A segment that cannot
+    /// be packed stays `.seg` and readable; the next start tries again.
+    pub(super) fn pack_closed(&mut self, tip: Tip) -> Result<usize, JournalError> {
+        let mut packed = 0;
+        while let Some(&no) = self.unpacked.first() {
+            if no >= tip.segment {
+                break;
+            }
+            self.unpacked.remove(0);
+            pack(&self.dir, no)?;
+            packed += 1;
+        }
+        Ok(packed)
+    }
+}
+
+/// Rewrites closed segment `no` deflated (`.segz`), then removes the `.seg`.
+fn pack(dir: &Path, no: u64) -> Result<(), JournalError> {
+    let path = segment_path(dir, no, Kind::Raw);
+    let Some(bytes) = read_segment(&path, Kind::Raw, None)? else {
+        return Ok(());
+    };
+    let tmp = segment_path(dir, no, Kind::PackedTmp);
+    let mut encoder =
+        flate2::write::DeflateEncoder::new(create_new(&tmp)?, flate2::Compression::fast());
+    encoder.write_all(&bytes).map_err(io_at(&tmp))?;
+    let file = encoder.finish().map_err(io_at(&tmp))?;
+    file.sync_all().map_err(io_at(&tmp))?;
+    let packed = segment_path(dir, no, Kind::Packed);
+    std::fs::rename(&tmp, &packed).map_err(io_at(&packed))?;
+    sync_dir(dir)?;
+    std::fs::remove_file(&path).map_err(io_at(&path))?;
+    Ok(())
 }
 
 /// The journal of one store.
@@ -300,9 +384,9 @@ impl Journal {
             })?,
         };
         let key = read_or_create_key(&dir)?;
-        clean_up(&dir, tip.segment)?;
+        let unpacked = clean_up(&dir, tip.segment)?;
 
-        let seg_path = segment_path(&dir, tip.segment, "seg");
+        let seg_path = segment_path(&dir, tip.segment, Kind::Raw);
         let segment = open_append(&seg_path)?;
         let len = segment.metadata().map_err(io_at(&seg_path))?.len();
         if len < tip.offset {
@@ -359,6 +443,7 @@ impl Journal {
                 broken: false,
                 // Not read back: after a restart the segment counts as started now.
                 started: (tip.offset > 0).then(Utc::now),
+                unpacked,
             }),
             dir,
             key,
@@ -417,8 +502,7 @@ impl Journal {
     ) -> Result<(), E> {
         let tip = self.tip();
         for (no, kind) in self.segments(tip)? {
-            let path = segment_path(&self.dir, no, kind);
-            let Some(bytes) = read_committed(&path, no, tip)? else {
+            let Some((path, bytes)) = self.read_committed(no, kind, tip)? else {
                 continue;
             };
             for entry in Records::new(&bytes, &path) {
@@ -436,11 +520,10 @@ impl Journal {
         let tip = self.tip();
         let mut out = Vec::new();
         for (no, kind) in self.segments(tip)?.into_iter().rev() {
-            if out.len() >= n || kind == "keys" {
+            if out.len() >= n || kind == Kind::Keys {
                 break;
             }
-            let path = segment_path(&self.dir, no, kind);
-            let Some(bytes) = read_committed(&path, no, tip)? else {
+            let Some((path, bytes)) = self.read_committed(no, kind, tip)? else {
                 continue;
             };
             let mut here = Vec::new();
@@ -460,16 +543,16 @@ impl Journal {
     /// rewrite (the rest are newer, or the one being written).
     pub(super) fn prune_one(&self, cutoff: DateTime<Utc>) -> Result<Option<usize>, JournalError> {
         let tip = self.tip();
-        let Some(no) = self
+        let Some((no, kind)) = self
             .segments(tip)?
             .into_iter()
-            .find(|(no, kind)| *kind == "seg" && *no < tip.segment)
-            .map(|(no, _)| no)
+            .find(|&(no, kind)| kind != Kind::Keys && no < tip.segment)
         else {
             return Ok(None);
         };
-        let path = segment_path(&self.dir, no, "seg");
-        let Some(bytes) = read_segment(&path, None)? else {
+        // Under the writer's lock, so a pack never replaces the file being read here.
+        let _writer = self.writer();
+        let Some((path, bytes)) = self.read_committed(no, kind, tip)? else {
             return Ok(None);
         };
         let entries = Records::new(&bytes, &path).collect::<Result<Vec<_>, _>>()?;
@@ -482,11 +565,11 @@ impl Journal {
             dropped += usize::from(e.body.take().is_some());
             encode(&mut out, &e, None);
         }
-        let tmp = segment_path(&self.dir, no, "keys.tmp");
+        let tmp = segment_path(&self.dir, no, Kind::KeysTmp);
         let mut file = create_new(&tmp)?;
         file.write_all(&out).map_err(io_at(&tmp))?;
         file.sync_all().map_err(io_at(&tmp))?;
-        let keys = segment_path(&self.dir, no, "keys");
+        let keys = segment_path(&self.dir, no, Kind::Keys);
         std::fs::rename(&tmp, &keys).map_err(io_at(&keys))?;
         sync_dir(&self.dir)?;
         std::fs::remove_file(&path).map_err(io_at(&path))?;
@@ -505,8 +588,8 @@ impl Journal {
         n
     }
 
-    /// The segment files up to `tip`, oldest first, with their kind (`seg` or `keys`).
-    fn segments(&self, tip: Tip) -> Result<Vec<(u64, &'static str)>, JournalError> {
+    /// The segment files up to `tip`, oldest first, with their kind (no unfinished rewrite).
+    fn segments(&self, tip: Tip) -> Result<Vec<(u64, Kind)>, JournalError> {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(io_at(&self.dir))? {
             let entry = entry.map_err(io_at(&self.dir))?;
@@ -514,12 +597,38 @@ impl Journal {
             let Some((no, kind)) = parse_segment_name(&name.to_string_lossy()) else {
                 continue;
             };
-            if no <= tip.segment && kind != "keys.tmp" {
+            if no <= tip.segment && !kind.is_tmp() {
                 out.push((no, kind));
             }
         }
-        out.sort_unstable();
+        // A pack or prune between renaming its output in and removing its source leaves
+        // two files of one segment: only the newer kind (`Raw` < `Packed` < `Keys`) counts.
+        out.sort_unstable_by_key(|&(no, kind)| (no, std::cmp::Reverse(kind)));
+        out.dedup_by_key(|(no, _)| *no);
         Ok(out)
+    }
+
+    /// Segment `no`'s committed records (the segment being written only up to `tip`), and
+    /// the file they came from. A `.seg` packed meanwhile is read from its `.segz`; `None`
+    /// when the segment went away (pruned meanwhile: its bodies are gone anyway).
+    fn read_committed(
+        &self,
+        no: u64,
+        kind: Kind,
+        tip: Tip,
+    ) -> Result<Option<(PathBuf, Vec<u8>)>, JournalError> {
+        let limit = (no == tip.segment).then_some(tip.offset);
+        let path = segment_path(&self.dir, no, kind);
+        if let Some(bytes) = read_segment(&path, kind, limit)? {
+            return Ok(Some((path, bytes)));
+        }
+        if kind == Kind::Raw {
+            let packed = segment_path(&self.dir, no, Kind::Packed);
+            if let Some(bytes) = read_segment(&packed, Kind::Packed, None)? {
+                return Ok(Some((packed, bytes)));
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -661,45 +770,41 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn segment_path(dir: &Path, no: u64, kind: &str) -> PathBuf {
-    dir.join(format!("{no:016}.{kind}"))
+fn segment_path(dir: &Path, no: u64, kind: Kind) -> PathBuf {
+    dir.join(format!("{no:016}.{}", kind.ext()))
 }
 
-fn parse_segment_name(name: &str) -> Option<(u64, &'static str)> {
-    let (no, kind) = name.split_once('.')?;
-    let kind = match kind {
-        "seg" => "seg",
-        "keys" => "keys",
-        "keys.tmp" => "keys.tmp",
-        _ => return None,
-    };
-    Some((no.parse().ok()?, kind))
+fn parse_segment_name(name: &str) -> Option<(u64, Kind)> {
+    let (no, ext) = name.split_once('.')?;
+    Some((no.parse().ok()?, Kind::from_ext(ext)?))
 }
 
-/// Segment `no`'s committed bytes: the segment being written only up to `tip`.
-fn read_committed(path: &Path, no: u64, tip: Tip) -> Result<Option<Vec<u8>>, JournalError> {
-    read_segment(path, (no == tip.segment).then_some(tip.offset))
-}
-
-/// A segment's bytes up to `limit`; `None` if it went away meanwhile (a prune rewrote it).
-fn read_segment(path: &Path, limit: Option<u64>) -> Result<Option<Vec<u8>>, JournalError> {
-    let mut file = match File::open(path) {
+/// A segment file's records (a `.segz` inflated) up to `limit` bytes of a `.seg`; `None`
+/// if the file went away meanwhile (a pack or prune replaced it).
+fn read_segment(
+    path: &Path,
+    kind: Kind,
+    limit: Option<u64>,
+) -> Result<Option<Vec<u8>>, JournalError> {
+    let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_at(path)(e)),
     };
     let mut bytes = Vec::new();
-    match limit {
-        Some(limit) => file.take(limit).read_to_end(&mut bytes),
-        None => file.read_to_end(&mut bytes),
+    match (kind, limit) {
+        (Kind::Packed, _) => flate2::read::DeflateDecoder::new(file).read_to_end(&mut bytes),
+        (_, Some(limit)) => file.take(limit).read_to_end(&mut bytes),
+        (_, None) => (&file).read_to_end(&mut bytes),
     }
     .map_err(io_at(path))?;
     Ok(Some(bytes))
 }
 
-/// Removes what a crash left: segments past the committed one, unfinished rewrites, and a
-/// segment whose rewrite finished (the `.keys` file replaced it).
-fn clean_up(dir: &Path, current: u64) -> Result<(), JournalError> {
+/// Removes what a crash left: segments past the committed one, unfinished rewrites, and the
+/// source of a rewrite that finished (a `.segz` replaced its `.seg`, a `.keys` either).
+/// Returns the closed segments still to pack, oldest first.
+fn clean_up(dir: &Path, current: u64) -> Result<Vec<u64>, JournalError> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_at(dir))? {
         let name = entry.map_err(io_at(dir))?.file_name();
@@ -707,18 +812,25 @@ fn clean_up(dir: &Path, current: u64) -> Result<(), JournalError> {
             names.push((no, kind));
         }
     }
+    let mut unpacked = Vec::new();
     for &(no, kind) in &names {
-        let remove = match kind {
-            "keys.tmp" => true,
-            "seg" => no > current || names.contains(&(no, "keys")),
-            _ => no > current,
-        };
+        let replaced = |by: Kind| names.contains(&(no, by));
+        let remove = kind.is_tmp()
+            || no > current
+            || match kind {
+                Kind::Raw => replaced(Kind::Packed) || replaced(Kind::Keys),
+                Kind::Packed => replaced(Kind::Keys),
+                _ => false,
+            };
         if remove {
             let path = segment_path(dir, no, kind);
             std::fs::remove_file(&path).map_err(io_at(&path))?;
+        } else if kind == Kind::Raw && no < current {
+            unpacked.push(no);
         }
     }
-    Ok(())
+    unpacked.sort_unstable();
+    Ok(unpacked)
 }
 
 fn read_or_create_key(dir: &Path) -> Result<(u64, u64), JournalError> {
@@ -954,6 +1066,11 @@ mod tests {
             2,
             "a day-old segment was closed"
         );
+        assert!(
+            dir.path().join("journal/0000000000000001.segz").is_file()
+                && !dir.path().join("journal/0000000000000001.seg").exists(),
+            "and packed once the next one held a committed batch"
+        );
         // Long after: the closed segment loses its bodies, the open one keeps them.
         let dropped = store.prune_mentions(at(400)).unwrap();
         assert_eq!(
@@ -978,6 +1095,87 @@ mod tests {
             "a pruned mention is still known after a restart"
         );
         assert_eq!(ids(&store), ["d1"]);
+    }
+
+    /// A crash while a closed segment was being packed: a finished `.segz` beside its `.seg`
+    /// wins, an unfinished `.segz.tmp` is dropped and the `.seg` packed again after the next
+    /// batch; no mention is lost or read twice either way.
+    #[tokio::test]
+    async fn a_crash_while_packing_a_segment_loses_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = dir.path().join("journal");
+        let file = |ext: &str| journal.join(format!("0000000000000001.{ext}"));
+        let state = SourceState::default();
+        let ids = |store: &SledStore| -> Vec<String> {
+            store
+                .recent_mentions(10)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.mention.item_id)
+                .collect()
+        };
+        let store = SledStore::open(dir.path()).unwrap();
+        for (id, day) in [("d0", 0), ("d1", 1)] {
+            store
+                .accept("feed", &state, &[candidate(id, false)], at(day))
+                .await
+                .unwrap();
+        }
+        assert!(file("segz").is_file() && !file("seg").exists());
+        drop(store);
+        let mut raw = Vec::new();
+        flate2::read::DeflateDecoder::new(File::open(file("segz")).unwrap())
+            .read_to_end(&mut raw)
+            .unwrap();
+
+        // Renamed in, the source not yet removed.
+        std::fs::write(file("seg"), &raw).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(ids(&store), ["d1", "d0"]);
+        assert!(!file("seg").exists(), "the packed copy replaced it");
+        drop(store);
+
+        // Half written: only the `.seg` and a cut-off `.segz.tmp`.
+        let packed = std::fs::read(file("segz")).unwrap();
+        std::fs::remove_file(file("segz")).unwrap();
+        std::fs::write(file("seg"), &raw).unwrap();
+        std::fs::write(file("segz.tmp"), &packed[..packed.len() / 2]).unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        assert!(!file("segz.tmp").exists());
+        assert_eq!(ids(&store), ["d1", "d0"]);
+        store
+            .accept("feed", &state, &[candidate("d2", false)], at(2))
+            .await
+            .unwrap();
+        assert!(
+            file("segz").is_file() && !file("seg").exists(),
+            "packed again"
+        );
+        assert_eq!(ids(&store), ["d2", "d1", "d0"]);
+        let again = store
+            .accept("feed", &state, &[candidate("d0", false)], at(3))
+            .await
+            .unwrap();
+        assert_eq!(again.new_mentions, 0, "its keys are still known");
+    }
+
+    /// A packed segment that no longer inflates is an error naming the file, not mentions
+    /// silently missing.
+    #[tokio::test]
+    async fn a_damaged_packed_segment_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SourceState::default();
+        let store = SledStore::open(dir.path()).unwrap();
+        for (id, day) in [("d0", 0), ("d1", 1)] {
+            store
+                .accept("feed", &state, &[candidate(id, false)], at(day))
+                .await
+                .unwrap();
+        }
+        let packed = dir.path().join("journal/0000000000000001.segz");
+        std::fs::write(&packed, b"not deflate at all").unwrap();
+        let err = store.recent_mentions(10).unwrap_err().to_string();
+        assert!(err.contains("0000000000000001.segz"), "{err}");
     }
 
     #[test]
