@@ -673,17 +673,11 @@ impl Desk {
         } else {
             ". Who can take them?"
         });
-        let mut fit = RoundFit::new(head, alerts.len());
-        for a in alerts {
+        let age = |a: &Alert| {
             let age = human_duration((now - a.posted_at()).num_seconds());
-            let line = self
-                .round_line(a, dest, &format!("{age} old"), "claim")
-                .await?;
-            if !fit.push(line) {
-                break;
-            }
-        }
-        Ok(fit.finish())
+            format!("{age} old")
+        };
+        self.round_note(head, alerts, dest, age, "claim").await
     }
 
     /// `⏰ @owner, 2 alerts you claimed are still unresolved:` and one line per alert.
@@ -704,15 +698,29 @@ impl Desk {
                     ", {n} alerts you claimed are still unresolved. Resolve them or hand them over:"
                 ),
             });
-        let mut fit = RoundFit::new(head, alerts.len());
-        for a in alerts {
+        let held = |a: &Alert| {
             let held = match &a.state {
                 AlertState::Claimed { at, .. } => human_duration((now - *at).num_seconds()),
                 _ => String::new(),
             };
-            let line = self
-                .round_line(a, dest, &format!("yours for {held}"), "resolve")
-                .await?;
+            format!("yours for {held}")
+        };
+        self.round_note(head, alerts, dest, held, "resolve").await
+    }
+
+    /// `head`, then a line per alert (`round_line`, with `age` of it and `verb`) for as many
+    /// as fit; the rest are counted, never read.
+    async fn round_note(
+        &self,
+        head: Note,
+        alerts: &[&Alert],
+        dest: &Target,
+        age: impl Fn(&Alert) -> String,
+        verb: &str,
+    ) -> Result<Note, StoreError> {
+        let mut fit = RoundFit::new(head, alerts.len());
+        for a in alerts {
+            let line = self.round_line(a, dest, &age(a), verb).await?;
             if !fit.push(line) {
                 break;
             }

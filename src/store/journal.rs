@@ -900,6 +900,31 @@ mod tests {
         "2026-03-01T00:00:00Z".parse::<DateTime<Utc>>().unwrap() + chrono::Duration::days(day)
     }
 
+    /// What `/desk preview` would see: the kept mentions' ids, newest first.
+    fn recent_ids(store: &SledStore) -> Vec<String> {
+        store
+            .recent_mentions(10)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.mention.item_id)
+            .collect()
+    }
+
+    /// Mentions "d0" on day 0 and "d1" on day 1: segment 1 closed (and packed), 2 open.
+    async fn two_days(store: &SledStore) {
+        for (id, day) in [("d0", 0), ("d1", 1)] {
+            store
+                .accept(
+                    "feed",
+                    &SourceState::default(),
+                    &[candidate(id, false)],
+                    at(day),
+                )
+                .await
+                .unwrap();
+        }
+    }
+
     /// A crash after a batch's journal records were written but before its transaction
     /// committed: on open the records are cut off, so the batch's mentions are new again
     /// (the source's state did not move either, so the next poll brings them back).
@@ -1052,15 +1077,7 @@ mod tests {
             .accept("feed", &state, &[candidate("d1", false)], at(1))
             .await
             .unwrap();
-        let ids = |store: &SledStore| -> Vec<String> {
-            store
-                .recent_mentions(10)
-                .unwrap()
-                .into_iter()
-                .map(|m| m.mention.item_id)
-                .collect()
-        };
-        assert_eq!(ids(&store), ["d1", "d0-later", "d0-alert", "d0"]);
+        assert_eq!(recent_ids(&store), ["d1", "d0-later", "d0-alert", "d0"]);
         assert_eq!(
             store.journal.tip().segment,
             2,
@@ -1078,7 +1095,7 @@ mod tests {
             "d0 and d0-later; the alert's body stays in sled"
         );
         assert_eq!(
-            ids(&store),
+            recent_ids(&store),
             ["d1"],
             "the alert's mention left the log as before"
         );
@@ -1094,7 +1111,7 @@ mod tests {
             again.new_mentions, 0,
             "a pruned mention is still known after a restart"
         );
-        assert_eq!(ids(&store), ["d1"]);
+        assert_eq!(recent_ids(&store), ["d1"]);
     }
 
     /// A crash while a closed segment was being packed: a finished `.segz` beside its `.seg`
@@ -1106,21 +1123,8 @@ mod tests {
         let journal = dir.path().join("journal");
         let file = |ext: &str| journal.join(format!("0000000000000001.{ext}"));
         let state = SourceState::default();
-        let ids = |store: &SledStore| -> Vec<String> {
-            store
-                .recent_mentions(10)
-                .unwrap()
-                .into_iter()
-                .map(|m| m.mention.item_id)
-                .collect()
-        };
         let store = SledStore::open(dir.path()).unwrap();
-        for (id, day) in [("d0", 0), ("d1", 1)] {
-            store
-                .accept("feed", &state, &[candidate(id, false)], at(day))
-                .await
-                .unwrap();
-        }
+        two_days(&store).await;
         assert!(file("segz").is_file() && !file("seg").exists());
         drop(store);
         let mut raw = Vec::new();
@@ -1131,7 +1135,7 @@ mod tests {
         // Renamed in, the source not yet removed.
         std::fs::write(file("seg"), &raw).unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        assert_eq!(ids(&store), ["d1", "d0"]);
+        assert_eq!(recent_ids(&store), ["d1", "d0"]);
         assert!(!file("seg").exists(), "the packed copy replaced it");
         drop(store);
 
@@ -1142,7 +1146,7 @@ mod tests {
         std::fs::write(file("segz.tmp"), &packed[..packed.len() / 2]).unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         assert!(!file("segz.tmp").exists());
-        assert_eq!(ids(&store), ["d1", "d0"]);
+        assert_eq!(recent_ids(&store), ["d1", "d0"]);
         store
             .accept("feed", &state, &[candidate("d2", false)], at(2))
             .await
@@ -1151,7 +1155,7 @@ mod tests {
             file("segz").is_file() && !file("seg").exists(),
             "packed again"
         );
-        assert_eq!(ids(&store), ["d2", "d1", "d0"]);
+        assert_eq!(recent_ids(&store), ["d2", "d1", "d0"]);
         let again = store
             .accept("feed", &state, &[candidate("d0", false)], at(3))
             .await
@@ -1164,14 +1168,8 @@ mod tests {
     #[tokio::test]
     async fn a_damaged_packed_segment_is_an_error_naming_it() {
         let dir = tempfile::tempdir().unwrap();
-        let state = SourceState::default();
         let store = SledStore::open(dir.path()).unwrap();
-        for (id, day) in [("d0", 0), ("d1", 1)] {
-            store
-                .accept("feed", &state, &[candidate(id, false)], at(day))
-                .await
-                .unwrap();
-        }
+        two_days(&store).await;
         let packed = dir.path().join("journal/0000000000000001.segz");
         std::fs::write(&packed, b"not deflate at all").unwrap();
         let err = store.recent_mentions(10).unwrap_err().to_string();
