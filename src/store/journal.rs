@@ -399,6 +399,12 @@ impl Journal {
             });
         }
         segment.set_len(tip.offset).map_err(io_at(&seg_path))?;
+        // When the open segment's first mention arrived, so that it closes a day after that
+        // across restarts too (and a quiet store's bodies are pruned on time).
+        let started = match tip.offset {
+            0 => None,
+            _ => Some(first_arrival(&seg_path)?),
+        };
 
         let hash_path = dir.join("seen.hashes");
         let hashes = open_append(&hash_path)?;
@@ -441,8 +447,7 @@ impl Journal {
                 hashes,
                 hash_count: tip.hashes,
                 broken: false,
-                // Not read back: after a restart the segment counts as started now.
-                started: (tip.offset > 0).then(Utc::now),
+                started,
                 unpacked,
             }),
             dir,
@@ -767,6 +772,23 @@ impl<'a> Cursor<'a> {
     fn str(&mut self) -> Option<String> {
         let n = u16::from_le_bytes(self.take(2)?.try_into().ok()?) as usize;
         String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+}
+
+/// The arrival time of a segment's first record (the segment holds a committed one).
+fn first_arrival(path: &Path) -> Result<DateTime<Utc>, JournalError> {
+    let mut file = File::open(path).map_err(io_at(path))?;
+    let mut record = vec![0u8; 8];
+    file.read_exact(&mut record).map_err(io_at(path))?;
+    let len = u32::from_le_bytes(record[..4].try_into().expect("4 bytes")) as usize;
+    record.resize(8 + len.min(SEGMENT_BYTES as usize), 0);
+    file.read_exact(&mut record[8..]).map_err(io_at(path))?;
+    match Records::new(&record, path).next() {
+        Some(entry) => Ok(entry?.received_at),
+        None => Err(JournalError::Damaged {
+            path: path.to_path_buf(),
+            reason: "its first record is empty".into(),
+        }),
     }
 }
 
@@ -1112,6 +1134,32 @@ mod tests {
             "a pruned mention is still known after a restart"
         );
         assert_eq!(recent_ids(&store), ["d1"]);
+    }
+
+    /// A segment closes a day after its first mention also when the daemon restarted in
+    /// between (the arrival is read back from the segment, not taken as the restart).
+    #[tokio::test]
+    async fn a_segment_closes_a_day_after_its_first_mention_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SourceState::default();
+        let store = SledStore::open(dir.path()).unwrap();
+        store
+            .accept("feed", &state, &[candidate("d0", false)], at(0))
+            .await
+            .unwrap();
+        drop(store);
+        let store = SledStore::open(dir.path()).unwrap();
+        store
+            .accept(
+                "feed",
+                &state,
+                &[candidate("d1", false)],
+                at(1) + chrono::Duration::hours(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.journal.tip().segment, 2, "the day-old segment closed");
+        assert_eq!(recent_ids(&store), ["d1", "d0"]);
     }
 
     /// A crash while a closed segment was being packed: a finished `.segz` beside its `.seg`
