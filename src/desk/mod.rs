@@ -483,13 +483,7 @@ impl Desk {
                 return Ok(());
             }
             let messages = self.round_messages(&fired, now).await?;
-            let mut entries: Vec<(Alert, Timer, AuditEntry)> = fired
-                .into_iter()
-                .map(|(a, timer)| {
-                    let audit = round_audit(&a, timer.kind, now);
-                    (a, timer, audit)
-                })
-                .collect();
+            let mut entries = with_audits(fired, now);
             let total = entries.len();
             let rest = entries.split_off(entries.len().min(ROUND_CHUNK));
             match self.store.fire_round(&entries, &messages, now).await? {
@@ -565,15 +559,7 @@ impl Desk {
                     }
                     Err(id) => {
                         tracing::debug!(alert = %id, "alert changed during a timer round");
-                        entries = self
-                            .still_due(&timers)
-                            .await?
-                            .into_iter()
-                            .map(|(a, t)| {
-                                let audit = round_audit(&a, t.kind, now);
-                                (a, t, audit)
-                            })
-                            .collect();
+                        entries = with_audits(self.still_due(&timers).await?, now);
                     }
                 }
             }
@@ -1096,20 +1082,27 @@ fn headline(m: &crate::model::Mention) -> String {
 /// transaction of them all held gigabytes of memory.
 pub(crate) const ROUND_CHUNK: usize = 256;
 
-/// The audit entry of an alert escalated or reminded by a round (its state does not change).
-fn round_audit(a: &Alert, kind: TimerKind, now: DateTime<Utc>) -> AuditEntry {
-    AuditEntry {
-        at: now,
-        actor: "system".into(),
-        action: match kind {
-            TimerKind::Escalate => "escalated",
-            _ => "reminded",
-        }
-        .into(),
-        from: a.state.name().into(),
-        to: a.state.name().into(),
-        detail: None,
-    }
+/// Each fired alert with its audit entry, "escalated" or "reminded" (its state does not
+/// change).
+fn with_audits(fired: Vec<(Alert, Timer)>, now: DateTime<Utc>) -> Vec<(Alert, Timer, AuditEntry)> {
+    fired
+        .into_iter()
+        .map(|(a, timer)| {
+            let audit = AuditEntry {
+                at: now,
+                actor: "system".into(),
+                action: match timer.kind {
+                    TimerKind::Escalate => "escalated",
+                    _ => "reminded",
+                }
+                .into(),
+                from: a.state.name().into(),
+                to: a.state.name().into(),
+                detail: None,
+            };
+            (a, timer, audit)
+        })
+        .collect()
 }
 
 /// A headline in a round message is a label, not the post: this many characters at most.
