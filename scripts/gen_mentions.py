@@ -5,8 +5,9 @@ mentioning "acme" (so they match the benchmark's rule), each with a unique id, a
 
 Usage: gen_mentions.py N PCT OUT.jsonl [SEED]
 
-With POSTS_FROM=FILE (one real post per line, e.g. TweetEval's texts) each post is two
-random lines of FILE joined and cut to ~150 characters, so it compresses like real text
+With POSTS_FROM=FILE (one real post per line, e.g. TweetEval's texts) each post is the
+words of random lines of FILE, one line after another, cut to ~150 characters, so it
+compresses like real text
 (the default vocabulary of 60 words compresses far better than real posts do).
 """
 import os
