@@ -274,30 +274,14 @@ impl SledStore {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::candidate;
-    use super::super::{AlertChange, ChangeOutcome};
+    use super::super::test_util::{candidate, label_change};
+    use super::super::ChangeOutcome;
     use super::*;
     use crate::model::SourceState;
 
-    fn change(store: &SledStore, id: AlertId, kind: LabelKind, features: &[u32]) -> AlertChange {
-        let alert = store.alert(id).unwrap().unwrap();
-        let label = LabelWrite {
-            rules: alert.rules.clone(),
-            kind,
-            by: "slack:U1".into(),
-            action: "test".into(),
-            features: features.to_vec(),
-            at: Utc::now(),
-        };
-        AlertChange {
-            label: Some(label),
-            ..super::super::test_util::change(alert)
-        }
-    }
-
     async fn label(store: &SledStore, id: AlertId, kind: LabelKind, features: &[u32]) {
         let expected = store.alert(id).unwrap().unwrap();
-        let c = change(store, id, kind, features);
+        let c = label_change(expected.clone(), kind, features);
         assert_eq!(
             store.change_alert(&expected, c).await.unwrap(),
             ChangeOutcome::Applied

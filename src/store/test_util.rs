@@ -1,6 +1,7 @@
 //! Candidates for the store's unit tests; no threading decisions (intake's tests cover those).
 
-use super::{AlertChange, Candidate, NewAlert};
+use super::{AlertChange, Candidate, LabelWrite, NewAlert};
+use crate::analysis::relevance::LabelKind;
 use crate::model::{Alert, AuditEntry, Mention, Priority, Target};
 
 pub(super) fn mention(id: &str) -> Mention {
@@ -62,5 +63,21 @@ pub(super) fn change(alert: Alert) -> AlertChange {
         set_timers: vec![],
         label: None,
         alert,
+    }
+}
+
+/// `change`, with a label of `kind` by `slack:U1` on the alert's rules.
+pub(super) fn label_change(alert: Alert, kind: LabelKind, features: &[u32]) -> AlertChange {
+    let label = LabelWrite {
+        rules: alert.rules.clone(),
+        kind,
+        by: "slack:U1".into(),
+        action: "test".into(),
+        features: features.to_vec(),
+        at: chrono::Utc::now(),
+    };
+    AlertChange {
+        label: Some(label),
+        ..change(alert)
     }
 }

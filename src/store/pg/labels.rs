@@ -427,22 +427,11 @@ mod tests {
     async fn labels_count_exactly_through_desk_changes_as_in_sled() {
         use crate::model::SourceState;
         use crate::store::test_util::candidate;
-        use crate::store::{AlertChange, ChangeOutcome, LabelWrite};
+        use crate::store::ChangeOutcome;
 
         async fn label(store: &PgStore, id: AlertId, kind: LabelKind, features: &[u32]) {
             let alert = store.alert(id).await.unwrap().unwrap();
-            let label = LabelWrite {
-                rules: alert.rules.clone(),
-                kind,
-                by: "slack:U1".into(),
-                action: "test".into(),
-                features: features.to_vec(),
-                at: Utc::now(),
-            };
-            let change = AlertChange {
-                label: Some(label),
-                ..crate::store::test_util::change(alert.clone())
-            };
+            let change = crate::store::test_util::label_change(alert.clone(), kind, features);
             assert_eq!(
                 store.change_alert(&alert, change).await.unwrap(),
                 ChangeOutcome::Applied
