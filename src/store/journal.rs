@@ -322,38 +322,52 @@ impl Writer {
     }
 
     /// After a batch committed at `tip`: packs the closed segments before `tip.segment`
-    /// (never the one `tip` names, which a restart would append to). A segment that cannot
-    /// be packed stays `.seg` and readable; the next start tries again.
-    pub(super) fn pack_closed(&mut self, tip: Tip) -> Result<usize, JournalError> {
-        let mut packed = 0;
+    /// (never the one `tip` names, which a restart would append to) into `.segz`. A segment
+    /// that cannot be packed stays `.seg` and readable; the next start tries again.
+    pub(super) fn pack_closed(&mut self, tip: Tip) -> Result<(), JournalError> {
         while let Some(&no) = self.unpacked.first() {
             if no >= tip.segment {
                 break;
             }
             self.unpacked.remove(0);
-            pack(&self.dir, no)?;
-            packed += 1;
+            let path = segment_path(&self.dir, no, Kind::Raw);
+            if let Some(bytes) = read_segment(&path, Kind::Raw, None)? {
+                rewrite(&self.dir, no, &path, Kind::Packed, &bytes)?;
+            }
         }
-        Ok(packed)
+        Ok(())
     }
 }
 
-/// Rewrites closed segment `no` deflated (`.segz`), then removes the `.seg`.
-fn pack(dir: &Path, no: u64) -> Result<(), JournalError> {
-    let path = segment_path(dir, no, Kind::Raw);
-    let Some(bytes) = read_segment(&path, Kind::Raw, None)? else {
-        return Ok(());
+/// Replaces segment file `source` by segment `no`'s file of kind `to` (`Packed` or `Keys`)
+/// holding `records` (deflated for `Packed`): written to its `.tmp`, made durable and renamed
+/// into place, then `source` is removed, so after a crash at any point one of the two is
+/// whole.
+fn rewrite(
+    dir: &Path,
+    no: u64,
+    source: &Path,
+    to: Kind,
+    records: &[u8],
+) -> Result<(), JournalError> {
+    let tmp_kind = match to {
+        Kind::Packed => Kind::PackedTmp,
+        _ => Kind::KeysTmp,
     };
-    let tmp = segment_path(dir, no, Kind::PackedTmp);
-    let mut encoder =
-        flate2::write::DeflateEncoder::new(create_new(&tmp)?, flate2::Compression::fast());
-    encoder.write_all(&bytes).map_err(io_at(&tmp))?;
-    let file = encoder.finish().map_err(io_at(&tmp))?;
+    let tmp = segment_path(dir, no, tmp_kind);
+    let mut file = create_new(&tmp)?;
+    if to == Kind::Packed {
+        let mut encoder = flate2::write::DeflateEncoder::new(file, flate2::Compression::fast());
+        encoder.write_all(records).map_err(io_at(&tmp))?;
+        file = encoder.finish().map_err(io_at(&tmp))?;
+    } else {
+        file.write_all(records).map_err(io_at(&tmp))?;
+    }
     file.sync_all().map_err(io_at(&tmp))?;
-    let packed = segment_path(dir, no, Kind::Packed);
-    std::fs::rename(&tmp, &packed).map_err(io_at(&packed))?;
+    let dest = segment_path(dir, no, to);
+    std::fs::rename(&tmp, &dest).map_err(io_at(&dest))?;
     sync_dir(dir)?;
-    std::fs::remove_file(&path).map_err(io_at(&path))?;
+    std::fs::remove_file(source).map_err(io_at(source))?;
     Ok(())
 }
 
@@ -570,14 +584,7 @@ impl Journal {
             dropped += usize::from(e.body.take().is_some());
             encode(&mut out, &e, None);
         }
-        let tmp = segment_path(&self.dir, no, Kind::KeysTmp);
-        let mut file = create_new(&tmp)?;
-        file.write_all(&out).map_err(io_at(&tmp))?;
-        file.sync_all().map_err(io_at(&tmp))?;
-        let keys = segment_path(&self.dir, no, Kind::Keys);
-        std::fs::rename(&tmp, &keys).map_err(io_at(&keys))?;
-        sync_dir(&self.dir)?;
-        std::fs::remove_file(&path).map_err(io_at(&path))?;
+        rewrite(&self.dir, no, &path, Kind::Keys, &out)?;
         Ok(Some(dropped))
     }
 
