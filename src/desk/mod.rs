@@ -548,8 +548,6 @@ impl Desk {
             if entries.is_empty() {
                 break;
             }
-            let chunk: Vec<Timer> = entries.iter().map(|(_, t, _)| t.clone()).collect();
-            let timers: Vec<&Timer> = chunk.iter().collect();
             let mut written = false;
             for _ in 0..CAS_RETRIES {
                 match self.store.fire_round(&entries, &[], now).await? {
@@ -559,6 +557,8 @@ impl Desk {
                     }
                     Err(id) => {
                         tracing::debug!(alert = %id, "alert changed during a timer round");
+                        let timers: Vec<Timer> = entries.into_iter().map(|(_, t, _)| t).collect();
+                        let timers: Vec<&Timer> = timers.iter().collect();
                         entries = with_audits(self.still_due(&timers).await?, now);
                     }
                 }
@@ -1137,6 +1137,8 @@ fn rendered_bound(note: &Note) -> usize {
 /// the few it lists.
 struct RoundFit {
     note: Note,
+    /// `rendered_bound(&note)`, kept as lines are added (the bound is a sum over parts).
+    bound: usize,
     total: usize,
     listed: usize,
 }
@@ -1144,6 +1146,7 @@ struct RoundFit {
 impl RoundFit {
     fn new(head: Note, total: usize) -> RoundFit {
         RoundFit {
+            bound: rendered_bound(&head),
             note: head,
             total,
             listed: 0,
@@ -1152,15 +1155,16 @@ impl RoundFit {
 
     /// Adds `line` if it fits; `false` when it does not (the message is full).
     fn push(&mut self, line: Note) -> bool {
-        let with = self.note.clone().newline().append(line);
+        let bound = self.bound + 1 + rendered_bound(&line);
         let reserve = match self.total - self.listed - 1 {
             0 => 0,
             n => 1 + rendered_bound(&more_line(n)),
         };
-        if rendered_bound(&with) + reserve > ROUND_BUDGET {
+        if bound + reserve > ROUND_BUDGET {
             return false;
         }
-        self.note = with;
+        self.note = std::mem::take(&mut self.note).newline().append(line);
+        self.bound = bound;
         self.listed += 1;
         true
     }
