@@ -321,36 +321,24 @@ impl RuleSet {
         if self.exclude_tests_lang || scan.candidates.iter().any(|&i| self.tests_lang[i as usize]) {
             detect(&mut doc);
         }
-        let direct = self.compiled.direct_matches(&doc, scan);
+        let mut hits = self.compiled.direct_matches(&doc, scan);
         // The post is normalised and split again only for rules the scan cannot decide.
         let mut fields = None;
-        let mut evaluated = scan
-            .candidates
-            .iter()
-            .filter_map(|&i| {
-                let i = i as usize;
-                let fields = fields.get_or_insert_with(|| eval::Fields::new(&doc));
-                eval::eval(&self.exprs[i], fields).map(|spans| (i, eval::tidy(spans)))
-            })
-            .peekable();
-        // Both lists are in rule order and no rule is in both: merge them.
-        let mut found: Vec<RuleMatch> = Vec::new();
-        let mut direct = direct.into_iter().peekable();
-        loop {
-            let next = match (direct.peek(), evaluated.peek()) {
-                (Some(d), Some(e)) if d.0 < e.0 => direct.next(),
-                (Some(_), Some(_)) | (None, Some(_)) => evaluated.next(),
-                (Some(_), None) => direct.next(),
-                (None, None) => break,
-            };
-            let (rule, spans) = next.expect("peeked");
-            found.push(RuleMatch {
+        hits.extend(scan.candidates.iter().filter_map(|&i| {
+            let i = i as usize;
+            let fields = fields.get_or_insert_with(|| eval::Fields::new(&doc));
+            eval::eval(&self.exprs[i], fields).map(|spans| (i, eval::tidy(spans)))
+        }));
+        // No rule is in both lists: rule order is the order of their indices.
+        hits.sort_unstable_by_key(|&(rule, _)| rule);
+        let mut found: Vec<RuleMatch> = hits
+            .into_iter()
+            .map(|(rule, spans)| RuleMatch {
                 rule,
                 name: self.names[rule].clone(),
                 spans,
-            });
-        }
-        drop(evaluated);
+            })
+            .collect();
         if !found.is_empty()
             && self.exclude.as_ref().is_some_and(|e| {
                 let fields = fields.get_or_insert_with(|| eval::Fields::new(&doc));
