@@ -120,7 +120,7 @@ pub async fn digest_now_offline(
         .filter(|(_, e)| matches!(e.action, crate::store::OutboxAction::Digest(_)))
         .map(|(_, e)| format!("{}: {}", e.target, e.last_error.unwrap_or_default()))
         .collect();
-    store.flush().await?;
+    store.close().await?;
     if !left.is_empty() {
         anyhow::bail!(
             "the digest is queued but could not be delivered yet ({}); the daemon retries it when it runs",
@@ -637,7 +637,7 @@ pub(crate) async fn run_with_clock(
     // desk changes they write are stored; the relay has stopped, so their messages go out at
     // the next start.
     interaction_work.join(ANSWER_DRAIN_TIMEOUT).await;
-    store.flush().await?;
+    store.close().await?;
     let _ = std::fs::remove_file(&token_path);
     tracing::info!("stopped; store flushed");
     Ok(())

@@ -66,22 +66,13 @@ pub enum HeadState {
     Held,
 }
 
-/// The fields of a stored alert the index reads (the rest are skipped, not decoded).
-#[derive(Deserialize)]
-struct HeadRecord {
-    id: AlertId,
-    priority: Priority,
-    created_at: DateTime<Utc>,
-    state: AlertState,
-}
-
 impl AlertHead {
     /// `None` once the alert left the desk.
     pub(crate) fn of(a: &Alert) -> Option<AlertHead> {
         AlertHead::from_parts(a.id, a.priority, a.created_at, &a.state)
     }
 
-    fn from_parts(
+    pub(super) fn from_parts(
         id: AlertId,
         priority: Priority,
         created_at: DateTime<Utc>,
@@ -102,60 +93,6 @@ impl AlertHead {
             created_at,
             state,
         })
-    }
-}
-
-/// The heads of the alerts on the desk, kept in step with sled's alerts tree: built at open,
-/// and updated under `writes` by every write of an alert (creation, change, copy), so that
-/// two writers of one alert cannot leave the older state behind.
-#[derive(Default)]
-pub(crate) struct DeskIndex {
-    heads: std::sync::RwLock<std::collections::BTreeMap<AlertId, AlertHead>>,
-    pub(super) writes: std::sync::Mutex<()>,
-}
-
-impl DeskIndex {
-    /// Reads the heads out of the stored alerts (only the fields it needs are decoded), into
-    /// a map built in one go from the sorted list (denser than inserting one by one).
-    pub(super) fn build(alerts: &sled::Tree) -> Result<DeskIndex, StoreError> {
-        let mut list = Vec::new();
-        for kv in alerts.iter() {
-            let (k, v) = kv?;
-            let r: HeadRecord = from_json(&format!("alert {}", u64_key(&k)), &v)?;
-            if let Some(head) = AlertHead::from_parts(r.id, r.priority, r.created_at, &r.state) {
-                list.push((head.id, head));
-            }
-        }
-        Ok(DeskIndex {
-            heads: std::sync::RwLock::new(list.into_iter().collect()),
-            writes: Default::default(),
-        })
-    }
-
-    /// Call with `writes` held, after the write committed.
-    pub(super) fn put(&self, a: &Alert) {
-        let mut heads = self.heads.write().unwrap_or_else(|e| e.into_inner());
-        match AlertHead::of(a) {
-            Some(head) => heads.insert(a.id, head),
-            None => heads.remove(&a.id),
-        };
-    }
-
-    /// Call with `writes` held, after the alerts tree was emptied.
-    pub(super) fn clear(&self) {
-        self.heads
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-    }
-
-    pub(super) fn lock_writes(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.writes.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn heads(&self) -> Vec<AlertHead> {
-        let heads = self.heads.read().unwrap_or_else(|e| e.into_inner());
-        heads.values().cloned().collect()
     }
 }
 

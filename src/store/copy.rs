@@ -818,7 +818,7 @@ impl SledStore {
                 tree.clear()?;
             }
             s.desk.clear();
-            Ok(())
+            super::desk_index::remove(&s.dir)
         })
         .await?;
         self.meta_set(MARKER, &started_mark(from)).await

@@ -118,6 +118,15 @@ impl Store {
         }
     }
 
+    /// The clean shutdown's last step: everything durable, and for sled the desk index
+    /// snapshot written for the next start (see `desk_index.rs`).
+    pub async fn close(&self) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.close().await,
+            Backend::Postgres(_) => Ok(()),
+        }
+    }
+
     // --- mentions (accept.rs) ---
 
     pub async fn accept(

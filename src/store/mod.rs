@@ -13,6 +13,7 @@ mod accept;
 mod alerts;
 pub(crate) mod config;
 pub mod copy;
+mod desk_index;
 mod facade;
 mod flush;
 mod journal;
@@ -65,6 +66,11 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
     #[error("the store's flusher stopped unexpectedly; restart mentiondesk")]
     FlusherStopped,
+    #[error("could not write the desk index snapshot {path}: {source} (the next start reads every alert instead, which is slower and uses more memory)")]
+    Snapshot {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// Nothing was written: see `SledStore::accept`.
     #[error("intake decided from a read that no longer holds ({reason}); read the store again and decide anew")]
     Stale { reason: String },
@@ -124,8 +130,10 @@ pub struct Trees {
     /// Every mention's dedup keys, and the bodies of mentions that matched no rule (see
     /// `journal.rs`).
     journal: journal::Journal,
-    /// The alerts on the desk, in memory (see `alerts::DeskIndex`).
-    desk: alerts::DeskIndex,
+    /// The alerts on the desk, in memory (see `desk_index.rs`).
+    desk: desk_index::DeskIndex,
+    /// The store's folder (sled's files, the journal, the desk index snapshot).
+    dir: PathBuf,
     sources: sled::Tree,
     outbox: sled::Tree,
     refs: sled::Tree,
@@ -250,13 +258,14 @@ impl SledStore {
         let seen = db.open_tree("seen")?;
         let journal = journal::Journal::open(path, meta.get(journal::JOURNAL_TIP)?.as_deref())?;
         let alerts = db.open_tree("alerts")?;
-        let desk = alerts::DeskIndex::build(&alerts)?;
+        let desk = desk_index::DeskIndex::open(path, &meta, &alerts)?;
         let trees = Trees {
             meta,
             mentions: db.open_tree("mentions")?,
             mention_log: db.open_tree("mention_log")?,
             alerts,
             desk,
+            dir: path.to_path_buf(),
             legacy_seen: !seen.is_empty(),
             seen,
             journal,
@@ -321,6 +330,18 @@ impl SledStore {
     /// Waits until everything written so far is on disk (shutdown, CLI commands).
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.durable().await
+    }
+
+    /// The clean shutdown's last step, after every other write: flushes, then writes the desk
+    /// index snapshot for a quicker, leaner next start (see `desk_index.rs`). A snapshot that
+    /// cannot be written is reported and costs only that.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        self.durable().await?;
+        let store = self.clone();
+        if let Err(e) = off_runtime(move || store.desk.save(&store.dir, &store.meta)).await {
+            tracing::warn!(error = %e, "desk index snapshot not written");
+        }
+        Ok(())
     }
 
     /// A small value in the meta tree (digest slots, spike cooldowns), as JSON.
