@@ -15,7 +15,8 @@
 //!   than `[store] keep_mentions` is rewritten as `….keys` without the bodies (dedup keys
 //!   stay forever, as they always did).
 //! - `seen.hashes`: one keyed 64-bit SipHash per dedup key, little-endian, in the order
-//!   written; read into a sorted array at start (8 bytes per key in memory).
+//!   written; read at start into a packed sorted array (6 bytes per key in memory, see
+//!   `seen_set.rs`).
 //! - `key`: the 16-byte SipHash key, random per store, so nobody can craft a URL whose hash
 //!   collides with another mention's and have it dropped as a duplicate.
 //!
@@ -24,9 +25,9 @@
 //! anything past the tip is cut off, so a batch is in both or in neither.
 
 use super::mention_record;
+use super::seen_set::SeenSet;
 use super::StoredMention;
 use chrono::{DateTime, Utc};
-use rustc_hash::FxHashSet;
 use std::fs::{File, OpenOptions};
 use std::hash::Hasher;
 use std::io::{Read, Write};
@@ -43,10 +44,6 @@ const SEGMENT_BYTES: u64 = 4 << 20;
 /// A segment is also closed once its first mention is this old, so that a quiet store's
 /// bodies are dropped within a day of `keep_mentions` too.
 const SEGMENT_AGE: chrono::TimeDelta = chrono::TimeDelta::days(1);
-
-/// New hashes wait in a hash set until there are this many, then merge into the sorted array
-/// (one linear merge per 64k keys keeps inserts cheap and memory at 8 bytes a key).
-const MERGE_AT: usize = 1 << 16;
 
 const FULL: u8 = 1;
 const KEYS_ONLY: u8 = 2;
@@ -108,6 +105,22 @@ pub enum JournalError {
     Damaged { path: PathBuf, reason: String },
 }
 
+/// Hands the first `count` hashes of the `seen.hashes` file at `path` to `f`, in file order.
+fn read_hashes(path: &Path, count: u64, f: &mut dyn FnMut(u64)) -> Result<(), JournalError> {
+    let mut buf = vec![0u8; 1 << 16];
+    let mut reader = File::open(path).map_err(io_at(path))?;
+    let mut left = count * 8;
+    while left > 0 {
+        let n = (left as usize).min(buf.len());
+        reader.read_exact(&mut buf[..n]).map_err(io_at(path))?;
+        for c in buf[..n].chunks_exact(8) {
+            f(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        left -= n as u64;
+    }
+    Ok(())
+}
+
 fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     move |source| JournalError::Io {
         path: path.to_path_buf(),
@@ -160,47 +173,6 @@ pub(super) struct Entry {
     /// `None` for a mention whose body sled keeps (it matched a rule), or whose body was
     /// dropped after `keep_mentions`.
     pub(super) body: Option<StoredMention>,
-}
-
-/// Dedup keys as hashes: a sorted array plus the newest ones in a set.
-#[derive(Default)]
-struct SeenSet {
-    sorted: Vec<u64>,
-    recent: FxHashSet<u64>,
-}
-
-impl SeenSet {
-    fn contains(&self, h: u64) -> bool {
-        self.recent.contains(&h) || self.sorted.binary_search(&h).is_ok()
-    }
-
-    fn insert_all(&mut self, hashes: &[u64]) {
-        self.recent.extend(hashes.iter().copied());
-        if self.recent.len() >= MERGE_AT {
-            self.merge();
-        }
-    }
-
-    /// Merges the set into the sorted array in place, from the back.
-    fn merge(&mut self) {
-        let mut new: Vec<u64> = self.recent.drain().collect();
-        self.recent.shrink_to(MERGE_AT);
-        new.sort_unstable();
-        let old_len = self.sorted.len();
-        self.sorted.reserve_exact(new.len());
-        self.sorted.resize(old_len + new.len(), 0);
-        let (mut i, mut j, mut k) = (old_len, new.len(), self.sorted.len());
-        while j > 0 {
-            if i > 0 && self.sorted[i - 1] > new[j - 1] {
-                self.sorted[k - 1] = self.sorted[i - 1];
-                i -= 1;
-            } else {
-                self.sorted[k - 1] = new[j - 1];
-                j -= 1;
-            }
-            k -= 1;
-        }
-    }
 }
 
 /// The appending side: one batch at a time.
@@ -434,23 +406,7 @@ impl Journal {
             });
         }
         hashes.set_len(tip.hashes * 8).map_err(io_at(&hash_path))?;
-        let mut sorted = Vec::with_capacity(tip.hashes as usize);
-        let mut buf = vec![0u8; 1 << 16];
-        let mut reader = File::open(&hash_path).map_err(io_at(&hash_path))?;
-        let mut left = tip.hashes * 8;
-        while left > 0 {
-            let n = (left as usize).min(buf.len());
-            reader
-                .read_exact(&mut buf[..n])
-                .map_err(io_at(&hash_path))?;
-            sorted.extend(
-                buf[..n]
-                    .chunks_exact(8)
-                    .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))),
-            );
-            left -= n as u64;
-        }
-        sorted.sort_unstable();
+        let seen = SeenSet::load(|f: &mut dyn FnMut(u64)| read_hashes(&hash_path, tip.hashes, f))?;
         sync_dir(&dir)?;
         Ok(Journal {
             writer: Mutex::new(Writer {
@@ -466,10 +422,7 @@ impl Journal {
             }),
             dir,
             key,
-            seen: RwLock::new(SeenSet {
-                sorted,
-                recent: FxHashSet::default(),
-            }),
+            seen: RwLock::new(seen),
             committed: Mutex::new(tip),
         })
     }
@@ -1229,20 +1182,5 @@ mod tests {
         std::fs::write(&packed, b"not deflate at all").unwrap();
         let err = store.recent_mentions(10).unwrap_err().to_string();
         assert!(err.contains("0000000000000001.segz"), "{err}");
-    }
-
-    #[test]
-    fn the_seen_set_finds_every_key_across_merges() {
-        let mut set = SeenSet::default();
-        let keys: Vec<u64> = (0..200_000u64)
-            .map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-            .collect();
-        for chunk in keys.chunks(777) {
-            set.insert_all(chunk);
-        }
-        assert!(set.sorted.len() >= 196_608, "merged at least three times");
-        assert!(set.sorted.windows(2).all(|w| w[0] < w[1]), "sorted");
-        assert!(keys.iter().all(|&k| set.contains(k)));
-        assert!(!set.contains(12345), "a key never inserted");
     }
 }

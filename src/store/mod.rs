@@ -24,6 +24,7 @@ mod outbox;
 pub mod pg;
 mod requests;
 mod rule_log;
+mod seen_set;
 mod sources;
 #[cfg(test)]
 mod test_util;
