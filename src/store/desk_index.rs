@@ -12,7 +12,6 @@ use super::{from_json, u64_key, StoreError, NEXT_ALERT_ID, NEXT_AUDIT_SEQ};
 use crate::model::{AlertId, AlertState, Priority};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -27,7 +26,7 @@ const MAGIC: &[u8; 8] = b"mdesk\0i\x01";
 /// so that two writers of one alert cannot leave the older state behind.
 #[derive(Default)]
 pub(crate) struct DeskIndex {
-    heads: std::sync::RwLock<BTreeMap<AlertId, AlertHead>>,
+    heads: std::sync::RwLock<Heads>,
     pub(super) writes: std::sync::Mutex<()>,
     /// Where the heads came from at open (tests, and the start-up log).
     #[cfg_attr(not(test), allow(dead_code))]
@@ -101,19 +100,19 @@ impl DeskIndex {
         DeskIndex::build(alerts)
     }
 
-    /// Reads the heads out of the stored alerts (only the fields it needs are decoded), into
-    /// a map built in one go from the sorted list (denser than inserting one by one).
+    /// Reads the heads out of the stored alerts (only the fields it needs are decoded; in id
+    /// order, so each is appended).
     fn build(alerts: &sled::Tree) -> Result<DeskIndex, StoreError> {
-        let mut list = Vec::new();
+        let mut heads = Heads::default();
         for kv in alerts.iter() {
             let (k, v) = kv?;
             let r: HeadRecord = from_json(&format!("alert {}", u64_key(&k)), &v)?;
             if let Some(head) = AlertHead::from_parts(r.id, r.priority, r.created_at, &r.state) {
-                list.push((head.id, head));
+                heads.put(&head);
             }
         }
         Ok(DeskIndex {
-            heads: std::sync::RwLock::new(list.into_iter().collect()),
+            heads: std::sync::RwLock::new(heads),
             writes: Default::default(),
             origin: Origin::Built,
         })
@@ -147,9 +146,9 @@ impl DeskIndex {
     pub(super) fn put(&self, a: &crate::model::Alert) {
         let mut heads = self.heads.write().unwrap_or_else(|e| e.into_inner());
         match AlertHead::of(a) {
-            Some(head) => heads.insert(a.id, head),
-            None => heads.remove(&a.id),
-        };
+            Some(head) => heads.put(&head),
+            None => heads.remove(a.id),
+        }
     }
 
     /// Call with `writes` held, after the alerts tree was emptied.
@@ -166,7 +165,119 @@ impl DeskIndex {
 
     pub(super) fn heads(&self) -> Vec<AlertHead> {
         let heads = self.heads.read().unwrap_or_else(|e| e.into_inner());
-        heads.values().cloned().collect()
+        heads.iter().collect()
+    }
+}
+
+/// The heads, compact: sorted by id, 32 bytes each (a `BTreeMap` of `AlertHead`s took about
+/// 60), claimers stored once each (a team has few). A new alert has the highest id yet, so
+/// creating one appends; an alert leaving the desk shifts the ones after it, a copy of 32
+/// bytes per alert still on the desk.
+#[derive(Default)]
+struct Heads {
+    slots: Vec<Slot>,
+    /// `Slot::claimer` indexes this.
+    claimers: Vec<Box<str>>,
+    claimer_ids: rustc_hash::FxHashMap<Box<str>, u32>,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    id: u64,
+    secs: i64,
+    nanos: u32,
+    claimer: u32,
+    priority: Priority,
+    state: SlotState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    Open,
+    Claimed,
+    Snoozed,
+    Held,
+}
+
+impl Heads {
+    fn with_capacity(n: usize) -> Heads {
+        Heads {
+            slots: Vec::with_capacity(n),
+            ..Heads::default()
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn last_id(&self) -> Option<AlertId> {
+        self.slots.last().map(|s| AlertId(s.id))
+    }
+
+    /// Adds or replaces the head of `head.id`.
+    fn put(&mut self, head: &AlertHead) {
+        let (state, claimer) = match &head.state {
+            HeadState::Open => (SlotState::Open, 0),
+            HeadState::Claimed { by } => (SlotState::Claimed, self.claimer_id(by)),
+            HeadState::Snoozed => (SlotState::Snoozed, 0),
+            HeadState::Held => (SlotState::Held, 0),
+        };
+        let slot = Slot {
+            id: head.id.0,
+            secs: head.created_at.timestamp(),
+            nanos: head.created_at.timestamp_subsec_nanos(),
+            claimer,
+            priority: head.priority,
+            state,
+        };
+        match self.slots.last() {
+            Some(last) if last.id >= slot.id => match self.find(head.id) {
+                Ok(i) => self.slots[i] = slot,
+                Err(i) => self.slots.insert(i, slot),
+            },
+            _ => self.slots.push(slot),
+        }
+    }
+
+    fn remove(&mut self, id: AlertId) {
+        if let Ok(i) = self.find(id) {
+            self.slots.remove(i);
+        }
+    }
+
+    fn clear(&mut self) {
+        *self = Heads::default();
+    }
+
+    fn find(&self, id: AlertId) -> Result<usize, usize> {
+        self.slots.binary_search_by_key(&id.0, |s| s.id)
+    }
+
+    fn claimer_id(&mut self, by: &str) -> u32 {
+        if let Some(&id) = self.claimer_ids.get(by) {
+            return id;
+        }
+        let id = self.claimers.len() as u32;
+        self.claimers.push(by.into());
+        self.claimer_ids.insert(by.into(), id);
+        id
+    }
+
+    fn iter(&self) -> impl Iterator<Item = AlertHead> + '_ {
+        self.slots.iter().map(|s| AlertHead {
+            id: AlertId(s.id),
+            priority: s.priority,
+            created_at: DateTime::from_timestamp(s.secs, s.nanos).unwrap_or_default(),
+            state: match s.state {
+                SlotState::Open => HeadState::Open,
+                SlotState::Claimed => HeadState::Claimed {
+                    by: self.claimers[s.claimer as usize].clone(),
+                },
+                SlotState::Snoozed => HeadState::Snoozed,
+                SlotState::Held => HeadState::Held,
+            },
+        })
     }
 }
 
@@ -184,13 +295,13 @@ pub(super) fn remove(dir: &Path) -> Result<(), StoreError> {
 /// Layout, little-endian: `MAGIC`, the stamp (two u64), the count (u64), then per head its
 /// id (u64), created_at (i64 seconds, u32 nanoseconds), priority (u8), state (u8) and for a
 /// claim the claimer (u32 length, UTF-8); last a CRC-32 of everything before it.
-fn encode(stamp: Stamp, heads: &BTreeMap<AlertId, AlertHead>) -> Vec<u8> {
+fn encode(stamp: Stamp, heads: &Heads) -> Vec<u8> {
     let mut out = Vec::with_capacity(32 + heads.len() * 24);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&stamp.next_alert_id.to_le_bytes());
     out.extend_from_slice(&stamp.next_audit_seq.to_le_bytes());
     out.extend_from_slice(&(heads.len() as u64).to_le_bytes());
-    for h in heads.values() {
+    for h in heads.iter() {
         out.extend_from_slice(&h.id.0.to_le_bytes());
         out.extend_from_slice(&h.created_at.timestamp().to_le_bytes());
         out.extend_from_slice(&h.created_at.timestamp_subsec_nanos().to_le_bytes());
@@ -218,7 +329,7 @@ fn encode(stamp: Stamp, heads: &BTreeMap<AlertId, AlertHead>) -> Vec<u8> {
 
 /// The snapshot's heads when it exists and was written for the store as it is (`stamp`);
 /// `Ok(None)` when absent or stale, `Err` (why) when unreadable.
-fn load(path: &Path, stamp: Stamp) -> Result<Option<BTreeMap<AlertId, AlertHead>>, String> {
+fn load(path: &Path, stamp: Stamp) -> Result<Option<Heads>, String> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -242,7 +353,7 @@ fn load(path: &Path, stamp: Stamp) -> Result<Option<BTreeMap<AlertId, AlertHead>
         return Ok(None);
     }
     let count = r.u64()?;
-    let mut list = Vec::with_capacity(count.min(body.len() as u64 / 22) as usize);
+    let mut heads = Heads::with_capacity(count.min(body.len() as u64 / 22) as usize);
     for _ in 0..count {
         let id = AlertId(r.u64()?);
         let secs = r.u64()? as i64;
@@ -266,20 +377,20 @@ fn load(path: &Path, stamp: Stamp) -> Result<Option<BTreeMap<AlertId, AlertHead>
             3 => HeadState::Held,
             s => return Err(format!("unknown state {s}")),
         };
-        list.push((
+        if heads.last_id().is_some_and(|last| last >= id) {
+            return Err("heads out of order".into());
+        }
+        heads.put(&AlertHead {
             id,
-            AlertHead {
-                id,
-                priority,
-                created_at,
-                state,
-            },
-        ));
+            priority,
+            created_at,
+            state,
+        });
     }
     if !r.bytes.is_empty() {
         return Err("bytes after the last head".into());
     }
-    Ok(Some(list.into_iter().collect()))
+    Ok(Some(heads))
 }
 
 struct Reader<'a> {
@@ -445,6 +556,46 @@ mod tests {
         let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(store.desk.origin, Origin::Built);
         assert_eq!(store.desk_heads(), heads);
+    }
+
+    /// The compact heads behave as a map from id to head under any order of writes.
+    #[test]
+    fn the_compact_heads_match_a_plain_map_under_any_writes() {
+        let mut heads = Heads::default();
+        let mut model = std::collections::BTreeMap::new();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let t0 = Utc::now();
+        for step in 0..5000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let id = AlertId(if step.is_multiple_of(3) { 1000 + step } else { x % 400 });
+            if x.is_multiple_of(5) {
+                heads.remove(id);
+                model.remove(&id);
+                continue;
+            }
+            let state = match x % 4 {
+                0 => HeadState::Open,
+                1 => HeadState::Claimed {
+                    by: format!("slack:U{}", x % 7).into(),
+                },
+                2 => HeadState::Snoozed,
+                _ => HeadState::Held,
+            };
+            let head = AlertHead {
+                id,
+                priority: [Priority::Low, Priority::Critical][(x % 2) as usize],
+                created_at: t0 + chrono::TimeDelta::nanoseconds((x % 1_000_000_007) as i64),
+                state,
+            };
+            heads.put(&head);
+            model.insert(id, head);
+        }
+        let want: Vec<AlertHead> = model.into_values().collect();
+        assert_eq!(heads.iter().collect::<Vec<_>>(), want);
+        assert_eq!(heads.len(), want.len());
+        assert!(heads.claimers.len() <= 7, "each claimer kept once");
     }
 
     /// A copy into the store replaces every alert, and may leave the counters where the old
