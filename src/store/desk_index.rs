@@ -569,7 +569,11 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let id = AlertId(if step.is_multiple_of(3) { 1000 + step } else { x % 400 });
+            let id = AlertId(if step.is_multiple_of(3) {
+                1000 + step
+            } else {
+                x % 400
+            });
             if x.is_multiple_of(5) {
                 heads.remove(id);
                 model.remove(&id);
