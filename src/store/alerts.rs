@@ -359,7 +359,7 @@ pub(super) fn set_timer(
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::candidate;
+    use super::super::test_util::{candidate, heads_from_alerts as from_alerts};
     use super::*;
     use crate::model::SourceState;
 
@@ -382,14 +382,6 @@ mod tests {
             .accept("feed", &SourceState::default(), &batch, Utc::now())
             .await
             .unwrap();
-        let from_alerts = |store: &SledStore| -> Vec<AlertHead> {
-            store
-                .alerts()
-                .unwrap()
-                .iter()
-                .filter_map(AlertHead::of)
-                .collect()
-        };
         assert_eq!(store.desk_heads().len(), 6);
         let now = Utc::now();
         let claimed = AlertState::Claimed {

@@ -426,21 +426,10 @@ impl<'a> Reader<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::test_util::{candidate, change};
+    use super::super::test_util::{candidate, change, heads_from_alerts as from_alerts};
     use super::super::SledStore;
     use super::*;
     use crate::model::SourceState;
-
-    /// What the desk lists after a restart must be what the stored alerts say, whichever way
-    /// the index was made.
-    fn from_alerts(store: &SledStore) -> Vec<AlertHead> {
-        store
-            .alerts()
-            .unwrap()
-            .iter()
-            .filter_map(AlertHead::of)
-            .collect()
-    }
 
     async fn set_state(store: &SledStore, id: u64, state: AlertState) {
         let expected = store.alert(AlertId(id)).unwrap().unwrap();

@@ -81,3 +81,13 @@ pub(super) fn label_change(alert: Alert, kind: LabelKind, features: &[u32]) -> A
         ..change(alert)
     }
 }
+
+/// The desk heads as the stored alerts say they are (what the desk index must hold).
+pub(super) fn heads_from_alerts(store: &super::SledStore) -> Vec<super::AlertHead> {
+    store
+        .alerts()
+        .unwrap()
+        .iter()
+        .filter_map(super::AlertHead::of)
+        .collect()
+}
