@@ -240,7 +240,7 @@ impl SledStore {
         let result = self.transact(source, candidates, &plan, tip, now, mark, before);
         if let Ok(Some(accepted)) = &result {
             for alert in &accepted.alerts {
-                self.desk.put(alert);
+                writes.put(alert);
             }
         }
         drop(writes);

@@ -161,56 +161,58 @@ impl SledStore {
         );
         // The closure may run more than once (a conflict); the last run's answer counts.
         let labelled = std::cell::Cell::new(false);
-        let writes = self.desk.lock_writes();
-        let outcome = trees
-            .transaction(|(meta, alerts, audit, outbox, timers, labels, relevance)| {
-                let current = alerts.get(id.0.to_be_bytes())?;
-                match current {
-                    Some(cur) if cur.as_ref() == expected_bytes.as_slice() => {}
-                    Some(cur) => {
-                        let alert: Alert = serde_json::from_slice(&cur).map_err(|e| {
-                            ConflictableTransactionError::Abort(StoreError::Corrupt {
+        let outcome = {
+            let writes = self.desk.lock_writes();
+            let outcome = trees
+                .transaction(|(meta, alerts, audit, outbox, timers, labels, relevance)| {
+                    let current = alerts.get(id.0.to_be_bytes())?;
+                    match current {
+                        Some(cur) if cur.as_ref() == expected_bytes.as_slice() => {}
+                        Some(cur) => {
+                            let alert: Alert = serde_json::from_slice(&cur).map_err(|e| {
+                                ConflictableTransactionError::Abort(StoreError::Corrupt {
+                                    key: format!("alert {id}"),
+                                    reason: e.to_string(),
+                                })
+                            })?;
+                            return Ok(ChangeOutcome::Conflict(Box::new(alert)));
+                        }
+                        None => {
+                            return Err(ConflictableTransactionError::Abort(StoreError::Corrupt {
                                 key: format!("alert {id}"),
-                                reason: e.to_string(),
-                            })
-                        })?;
-                        return Ok(ChangeOutcome::Conflict(Box::new(alert)));
+                                reason: "missing".into(),
+                            }))
+                        }
                     }
-                    None => {
-                        return Err(ConflictableTransactionError::Abort(StoreError::Corrupt {
-                            key: format!("alert {id}"),
-                            reason: "missing".into(),
-                        }))
+                    alerts.insert(&id.0.to_be_bytes(), new_bytes.as_slice())?;
+                    push_audit(meta, audit, id, &change.audit)?;
+                    let now = change.audit.at;
+                    for action in &change.outbox {
+                        for target in &change.alert.targets {
+                            push_outbox(meta, outbox, id, target, action.clone(), now)?;
+                        }
                     }
-                }
-                alerts.insert(&id.0.to_be_bytes(), new_bytes.as_slice())?;
-                push_audit(meta, audit, id, &change.audit)?;
-                let now = change.audit.at;
-                for action in &change.outbox {
-                    for target in &change.alert.targets {
+                    for (target, action) in &change.extra_outbox {
                         push_outbox(meta, outbox, id, target, action.clone(), now)?;
                     }
-                }
-                for (target, action) in &change.extra_outbox {
-                    push_outbox(meta, outbox, id, target, action.clone(), now)?;
-                }
-                for kind in &change.cancel_timers {
-                    timers.remove(&timer_key(id, *kind))?;
-                }
-                for (kind, due) in &change.set_timers {
-                    set_timer(timers, id, *kind, *due)?;
-                }
-                labelled.set(match &change.label {
-                    Some(label) => apply_label(labels, relevance, id, label)?,
-                    None => false,
-                });
-                Ok(ChangeOutcome::Applied)
-            })
-            .map_err(flatten_tx)?;
-        if outcome == ChangeOutcome::Applied {
-            self.desk.put(&change.alert);
-        }
-        drop(writes);
+                    for kind in &change.cancel_timers {
+                        timers.remove(&timer_key(id, *kind))?;
+                    }
+                    for (kind, due) in &change.set_timers {
+                        set_timer(timers, id, *kind, *due)?;
+                    }
+                    labelled.set(match &change.label {
+                        Some(label) => apply_label(labels, relevance, id, label)?,
+                        None => false,
+                    });
+                    Ok(ChangeOutcome::Applied)
+                })
+                .map_err(flatten_tx)?;
+            if outcome == ChangeOutcome::Applied {
+                writes.put(&change.alert);
+            }
+            outcome
+        };
         if outcome == ChangeOutcome::Applied {
             let targets = change.alert.targets.len();
             self.outbox_added(change.outbox.len() * targets + change.extra_outbox.len());

@@ -813,11 +813,11 @@ impl SledStore {
     pub(crate) async fn import_start(&self, from: &str) -> Result<(), StoreError> {
         let s = self.clone();
         super::off_runtime(move || -> Result<(), StoreError> {
-            let _writes = s.desk.lock_writes();
+            let writes = s.desk.lock_writes();
             for tree in s.all_trees() {
                 tree.clear()?;
             }
-            s.desk.clear();
+            writes.clear();
             super::desk_index::remove(&s.dir)
         })
         .await?;
@@ -874,9 +874,9 @@ impl SledStore {
                     self.mention_log.insert(seq.to_be_bytes(), key.as_bytes())?;
                 }
                 Record::Alert(a) => {
-                    let _writes = self.desk.lock_writes();
+                    let writes = self.desk.lock_writes();
                     self.alerts.insert(a.id.0.to_be_bytes(), to_json(a))?;
-                    self.desk.put(a);
+                    writes.put(a);
                 }
                 Record::Audit { seq, alert, entry } => {
                     let mut key = alert.0.to_be_bytes().to_vec();

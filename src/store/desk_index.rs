@@ -27,7 +27,7 @@ const MAGIC: &[u8; 8] = b"mdesk\0i\x01";
 #[derive(Default)]
 pub(crate) struct DeskIndex {
     heads: std::sync::RwLock<Heads>,
-    pub(super) writes: std::sync::Mutex<()>,
+    writes: std::sync::Mutex<()>,
     /// Where the heads came from at open (tests, and the start-up log).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(super) origin: Origin,
@@ -142,30 +142,45 @@ impl DeskIndex {
         Ok(())
     }
 
-    /// Call with `writes` held, after the write committed.
+    /// Takes the index's write lock: a writer of alerts holds it across its transaction and
+    /// its update of the heads (only the guard can update them), so two writers of one alert
+    /// cannot leave the older state in the index.
+    pub(super) fn lock_writes(&self) -> DeskWrites<'_> {
+        DeskWrites {
+            index: self,
+            _lock: self.writes.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    pub(super) fn heads(&self) -> Vec<AlertHead> {
+        let heads = self.heads.read().unwrap_or_else(|e| e.into_inner());
+        heads.iter().collect()
+    }
+}
+
+/// The index's write lock, held (see `DeskIndex::lock_writes`).
+pub(super) struct DeskWrites<'a> {
+    index: &'a DeskIndex,
+    _lock: std::sync::MutexGuard<'a, ()>,
+}
+
+impl DeskWrites<'_> {
+    /// After a write of `a` committed.
     pub(super) fn put(&self, a: &crate::model::Alert) {
-        let mut heads = self.heads.write().unwrap_or_else(|e| e.into_inner());
+        let mut heads = self.index.heads.write().unwrap_or_else(|e| e.into_inner());
         match AlertHead::of(a) {
             Some(head) => heads.put(&head),
             None => heads.remove(a.id),
         }
     }
 
-    /// Call with `writes` held, after the alerts tree was emptied.
+    /// After the alerts tree was emptied.
     pub(super) fn clear(&self) {
-        self.heads
+        self.index
+            .heads
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-    }
-
-    pub(super) fn lock_writes(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.writes.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub(super) fn heads(&self) -> Vec<AlertHead> {
-        let heads = self.heads.read().unwrap_or_else(|e| e.into_inner());
-        heads.iter().collect()
     }
 }
 
