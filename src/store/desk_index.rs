@@ -28,7 +28,7 @@ const MAGIC: &[u8; 8] = b"mdesk\0i\x01";
 pub(crate) struct DeskIndex {
     heads: std::sync::RwLock<Heads>,
     writes: std::sync::Mutex<()>,
-    /// Where the heads came from at open (tests, and the start-up log).
+    /// Where the heads came from at open (tests check it).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(super) origin: Origin,
 }
