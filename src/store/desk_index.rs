@@ -12,7 +12,6 @@ use super::{from_json, u64_key, StoreError, NEXT_ALERT_ID, NEXT_AUDIT_SEQ};
 use crate::model::{AlertId, AlertState, Priority};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The snapshot's file name, in the store's folder.
@@ -129,17 +128,7 @@ impl DeskIndex {
             encode(stamp, &heads)
         };
         let path = dir.join(FILE);
-        let tmp = dir.join(format!("{FILE}.tmp"));
-        let io = |source| StoreError::Snapshot {
-            path: path.clone(),
-            source,
-        };
-        let mut file = std::fs::File::create(&tmp).map_err(io)?;
-        file.write_all(&bytes).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        Ok(())
+        super::replace_file(&path, &bytes).map_err(|source| StoreError::Snapshot { path, source })
     }
 
     /// Takes the index's write lock: a writer of alerts holds it across its transaction and

@@ -25,6 +25,7 @@
 //! anything past the tip is cut off, so a batch is in both or in neither.
 
 use super::mention_record;
+use super::replace_file;
 use super::seen_set::SeenSet;
 use super::StoredMention;
 use chrono::{DateTime, Utc};
@@ -312,9 +313,9 @@ impl Writer {
 }
 
 /// Replaces segment file `source` by segment `no`'s file of kind `to` (`Packed` or `Keys`)
-/// holding `records` (deflated for `Packed`): written to its `.tmp`, made durable and renamed
-/// into place, then `source` is removed, so after a crash at any point one of the two is
-/// whole.
+/// holding `records` (deflated for `Packed`): its `.tmp` (`PackedTmp`, `KeysTmp`) is made
+/// durable and renamed into place (`replace_file`), then `source` is removed, so after a
+/// crash at any point one of the two is whole.
 fn rewrite(
     dir: &Path,
     no: u64,
@@ -322,23 +323,18 @@ fn rewrite(
     to: Kind,
     records: &[u8],
 ) -> Result<(), JournalError> {
-    let tmp_kind = match to {
-        Kind::Packed => Kind::PackedTmp,
-        _ => Kind::KeysTmp,
-    };
-    let tmp = segment_path(dir, no, tmp_kind);
-    let mut file = create_new(&tmp)?;
-    if to == Kind::Packed {
-        let mut encoder = flate2::write::DeflateEncoder::new(file, flate2::Compression::fast());
-        encoder.write_all(records).map_err(io_at(&tmp))?;
-        file = encoder.finish().map_err(io_at(&tmp))?;
-    } else {
-        file.write_all(records).map_err(io_at(&tmp))?;
-    }
-    file.sync_all().map_err(io_at(&tmp))?;
     let dest = segment_path(dir, no, to);
-    std::fs::rename(&tmp, &dest).map_err(io_at(&dest))?;
-    sync_dir(dir)?;
+    let deflated;
+    let bytes = if to == Kind::Packed {
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(records).map_err(io_at(&dest))?;
+        deflated = encoder.finish().map_err(io_at(&dest))?;
+        &deflated
+    } else {
+        records
+    };
+    replace_file(&dest, bytes).map_err(io_at(&dest))?;
     std::fs::remove_file(source).map_err(io_at(source))?;
     Ok(())
 }
@@ -822,12 +818,7 @@ fn read_or_create_key(dir: &Path) -> Result<(u64, u64), JournalError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut b = [0u8; 16];
             getrandom::getrandom(&mut b).map_err(|e| io_at(&path)(std::io::Error::other(e)))?;
-            let tmp = dir.join("key.tmp");
-            let mut f = File::create(&tmp).map_err(io_at(&tmp))?;
-            f.write_all(&b).map_err(io_at(&tmp))?;
-            f.sync_all().map_err(io_at(&tmp))?;
-            std::fs::rename(&tmp, &path).map_err(io_at(&path))?;
-            sync_dir(dir)?;
+            replace_file(&path, &b).map_err(io_at(&path))?;
             b.to_vec()
         }
         Err(e) => return Err(io_at(&path)(e)),
@@ -851,16 +842,6 @@ fn open_append(path: &Path) -> Result<File, JournalError> {
         .truncate(false)
         .read(true)
         .append(true)
-        .open(path)
-        .map_err(io_at(path))
-}
-
-fn create_new(path: &Path) -> Result<File, JournalError> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .read(true)
-        .write(true)
         .open(path)
         .map_err(io_at(path))
 }

@@ -372,6 +372,23 @@ pub(crate) async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send 
     }
 }
 
+/// Replaces the file at `path` by one holding `bytes`: written to `<path>.tmp`, fsynced,
+/// renamed into place and the folder fsynced, so after a crash `path` holds the old contents
+/// or the new ones, whole. A `.tmp` left by a crash is overwritten by the next replacement.
+fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
 fn next_counter(meta: &TransactionalTree, name: &[u8]) -> TxResult<u64> {
     let next = meta.get(name)?.map(|v| u64_key(&v)).unwrap_or(1);
     meta.insert(name, &(next + 1).to_be_bytes())?;

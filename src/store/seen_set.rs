@@ -97,7 +97,6 @@ impl SeenSet {
             .collect();
         self.recent.shrink_to(MERGE_AT);
         new.sort_unstable();
-        new.dedup();
         self.packed.merge(&new);
     }
 
