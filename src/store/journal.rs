@@ -15,7 +15,7 @@
 //!   than `[store] keep_mentions` is rewritten as `….keys` without the bodies (dedup keys
 //!   stay forever, as they always did).
 //! - `seen.hashes`: one keyed 64-bit SipHash per dedup key, little-endian, in the order
-//!   written; read at start into a packed sorted array (6 bytes per key in memory, see
+//!   written; read at start into a packed sorted array (4 bytes per key in memory, see
 //!   `seen_set.rs`).
 //! - `key`: the 16-byte SipHash key, random per store, so nobody can craft a URL whose hash
 //!   collides with another mention's and have it dropped as a duplicate.
