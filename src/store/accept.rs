@@ -383,9 +383,20 @@ impl SledStore {
                         // Only a mention that opens an alert keeps its body past the
                         // retention; a repeat's note carries its own excerpt.
                         let alerted = new.repeat_of.is_none();
-                        let record = mention_record::encode(&c.mention, now, alerted);
+                        // The log is for the prune, which never drops an alert's mention, and
+                        // for `recent_mentions`, which finds those by the alerts: such a
+                        // mention keeps its place in its record instead, one sled entry less
+                        // per alert (sled's memory grows with its entries).
+                        let record = mention_record::encode(
+                            &c.mention,
+                            now,
+                            alerted,
+                            alerted.then_some(seq),
+                        );
                         mentions.insert(key.as_bytes(), record)?;
-                        mention_log.insert(&seq.to_be_bytes(), key.as_bytes())?;
+                        if !alerted {
+                            mention_log.insert(&seq.to_be_bytes(), key.as_bytes())?;
+                        }
                         if new.log_hit {
                             log_hits(rule_log, &c.mention, new, &key, seq, now)?;
                         }
@@ -512,6 +523,7 @@ impl SledStore {
                     continue;
                 };
                 if record.stored.received_at >= cutoff {
+                    self.forget_order_before(cutoff)?;
                     return Ok(true);
                 }
                 let alerted = match record.alerted {
@@ -536,7 +548,27 @@ impl SledStore {
             }
             self.mention_log.remove(&seq)?;
         }
+        if seen < limit {
+            self.forget_order_before(cutoff)?;
+        }
         Ok(seen < limit)
+    }
+
+    /// Alerts' mentions keep their place in their record, which the prune does not touch:
+    /// the prune's cutoff, kept here, hides them from `recent_mentions` once they are as old
+    /// as the mentions whose log entries it removed.
+    fn forget_order_before(&self, cutoff: DateTime<Utc>) -> Result<(), StoreError> {
+        if self.order_from()?.is_some_and(|from| from >= cutoff) {
+            return Ok(());
+        }
+        self.meta
+            .insert(ORDER_FROM.as_bytes(), super::to_json(&cutoff))?;
+        Ok(())
+    }
+
+    /// Mentions received before this are no longer listed (see `forget_order_before`).
+    fn order_from(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.meta_get(ORDER_FROM)
     }
 
     /// A whole prune in one call (tests).
@@ -547,14 +579,30 @@ impl SledStore {
         Ok(prune.dropped)
     }
 
-    /// Mentions whose body is kept (tests).
+    /// Mentions still in the arrival order (tests): in the log, in the journal, or alerted
+    /// with their place in their record and not older than the last prune's cutoff.
     #[cfg(test)]
     pub(crate) fn mention_count(&self) -> usize {
-        self.mention_log.len() + self.journal.bodies()
+        let from = self.order_from().unwrap();
+        let placed = self
+            .mentions
+            .iter()
+            .filter(|kv| {
+                let (k, v) = kv.as_ref().unwrap();
+                let d = mention_record::decode(&String::from_utf8_lossy(k), v).unwrap();
+                d.seq.is_some() && from.is_none_or(|from| d.stored.received_at >= from)
+            })
+            .count();
+        self.mention_log.len() + self.journal.bodies() + placed
     }
 
     /// The newest `n` stored mentions, newest first (for `/desk preview`): those that matched
     /// a rule from sled, the others from the journal, merged by arrival.
+    ///
+    /// A mention that opened an alert keeps its place in its record, not in the log (see
+    /// `transact`); alerts are numbered in arrival order, so the newest `n` of those are
+    /// among the newest `n` alerts' mentions. Those without a place in their record
+    /// (written before, or copied in) are in the log.
     pub(crate) fn recent_mentions(&self, n: usize) -> Result<Vec<StoredMention>, StoreError> {
         let mut all = self.journal.recent(n)?;
         for kv in self.mention_log.iter().rev().take(n) {
@@ -564,10 +612,29 @@ impl SledStore {
                 all.push((super::u64_key(&seq), m));
             }
         }
+        let from = self.order_from()?;
+        for kv in self.alerts.iter().rev().take(n) {
+            let (k, v) = kv?;
+            let alert: crate::model::Alert =
+                super::from_json(&format!("alert {}", super::u64_key(&k)), &v)?;
+            let Some(v) = self.mentions.get(alert.mention_key.as_bytes())? else {
+                continue;
+            };
+            let d = mention_record::decode(&alert.mention_key, &v)?;
+            if let Some(seq) = d.seq {
+                if from.is_none_or(|from| d.stored.received_at >= from) {
+                    all.push((seq, d.stored));
+                }
+            }
+        }
         all.sort_by_key(|m| std::cmp::Reverse(m.0));
         Ok(all.into_iter().take(n).map(|(_, m)| m).collect())
     }
 }
+
+/// Meta key: the last mention prune's cutoff (see `forget_order_before`). sled's own layout,
+/// not copied by `store copy`.
+pub(super) const ORDER_FROM: &str = "mention_order_from";
 
 /// What a batch writes outside sled, decided before its transaction.
 struct Plan {
@@ -918,6 +985,83 @@ mod tests {
         assert_eq!(store.mention_count(), 1);
     }
 
+    /// A mention that opens an alert keeps its place in the arrival order in its own record,
+    /// not in a `mention_log` entry (one sled entry less per alert); a repeat and a mention
+    /// recorded the way earlier versions did keep theirs in the log. The preview still lists
+    /// all of them with the journal's, newest first, each once.
+    #[tokio::test]
+    async fn an_alerts_mention_takes_no_log_entry_and_still_lists_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let state = SourceState::default();
+        let now = Utc::now();
+        let batch = [
+            candidate("quiet-1", false),
+            candidate("loud-1", true),
+            candidate("loud-2", true),
+        ];
+        store.accept("feed", &state, &batch, now).await.unwrap();
+        assert_eq!(store.mention_log.len(), 0, "two alerts, no log entry");
+        assert_eq!(store.mentions.len(), 2);
+
+        // As an earlier version stored an alerted mention: body without its place, log entry.
+        let legacy = candidate("legacy-loud", true);
+        store
+            .accept("feed", &state, std::slice::from_ref(&legacy), now)
+            .await
+            .unwrap();
+        let key = legacy.mention.key();
+        let old_record = mention_record::encode(&legacy.mention, now, true, None);
+        store.mentions.insert(key.as_bytes(), old_record).unwrap();
+        store
+            .mention_log
+            .insert(4u64.to_be_bytes(), key.as_bytes())
+            .unwrap();
+
+        let mut repeat = candidate("repeat", true);
+        repeat.alert.as_mut().unwrap().repeat_of = Some(Repeat {
+            of: RepeatOf::Stored {
+                alert: AlertId(1),
+                targets: vec![Target::Slack("#pr".into())],
+            },
+            note: Note::new().text("again"),
+        });
+        let batch = [
+            repeat,
+            candidate("loud-3", true),
+            candidate("quiet-2", false),
+        ];
+        store.accept("feed", &state, &batch, now).await.unwrap();
+        assert_eq!(
+            store.mention_log.len(),
+            2,
+            "the legacy entry and the repeat's"
+        );
+
+        let ids = |n| -> Vec<String> {
+            store
+                .recent_mentions(n)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.mention.item_id)
+                .collect()
+        };
+        assert_eq!(
+            ids(10),
+            [
+                "quiet-2",
+                "loud-3",
+                "repeat",
+                "legacy-loud",
+                "loud-2",
+                "loud-1",
+                "quiet-1"
+            ]
+        );
+        assert_eq!(ids(3), ["quiet-2", "loud-3", "repeat"]);
+        assert_eq!(store.mention_count(), 7);
+    }
+
     /// After `keep_mentions`, the bodies of mentions without an alert are dropped and those
     /// of alerts kept; dedup still knows the dropped ones, so they never alert again. Records
     /// written in the format from before (plain JSON) are pruned alike.
@@ -1078,7 +1222,7 @@ mod tests {
             .unwrap();
         for i in 0..25u64 {
             let m = super::super::test_util::mention(&format!("legacy{i}"));
-            let record = mention_record::encode(&m, old, false);
+            let record = mention_record::encode(&m, old, false, None);
             store.mentions.insert(m.key().as_bytes(), record).unwrap();
             store
                 .mention_log

@@ -633,7 +633,11 @@ impl SledStore {
             }
             let key = key_text(&k);
             // The journal's end is where this store's own files stop; a copy writes its own.
-            if key == MARKER || *k == *super::journal::JOURNAL_TIP {
+            // The prune's cutoff only applies to this store's records (`accept.rs`).
+            if key == MARKER
+                || *k == *super::journal::JOURNAL_TIP
+                || key == super::accept::ORDER_FROM
+            {
                 continue;
             }
             let value = from_json(&key, &v)?;
@@ -688,13 +692,19 @@ impl SledStore {
         }
         for kv in self.mentions.iter() {
             let (k, v) = kv?;
-            let d = mention_record::decode(&key_text(&k), &v)?;
+            let key = key_text(&k);
+            let d = mention_record::decode(&key, &v)?;
+            let at = d.stored.received_at;
             // A record from before the compact format does not say; keeping its body is
             // the safe side (it may be an alert's).
             send!(Record::Mention {
                 stored: d.stored,
                 alerted: d.alerted.unwrap_or(true),
             });
+            // An alert's mention keeps its place in its record, not in `mention_log`.
+            if let Some(seq) = d.seq {
+                send!(Record::MentionLog { seq, key, at });
+            }
         }
         for kv in self.mention_log.iter() {
             let (k, v) = kv?;
@@ -866,7 +876,7 @@ impl SledStore {
                 }
                 Record::Mention { stored, alerted } => {
                     let record =
-                        mention_record::encode(&stored.mention, stored.received_at, *alerted);
+                        mention_record::encode(&stored.mention, stored.received_at, *alerted, None);
                     self.mentions
                         .insert(stored.mention.key().as_bytes(), record)?;
                 }
@@ -1126,6 +1136,31 @@ mod tests {
         assert!(matches!(e, CopyError::PgLive { .. }), "{e}");
         assert!(e.to_string().contains("desk-7"), "{e}");
         assert!(!c.exists(), "the target was not even created");
+    }
+
+    /// Alerts' mentions keep their place in their record, not in the log (`accept.rs`); a
+    /// copy still carries it, so the copy's preview lists what the source's does, in order.
+    #[tokio::test]
+    async fn a_copy_keeps_the_arrival_order_of_alerted_mentions() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        seeded(&a).await;
+        let listed = |path: std::path::PathBuf| async move {
+            let store = Store::open(&path).unwrap();
+            let ids: Vec<String> = store
+                .recent_mentions(10)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|m| m.mention.item_id)
+                .collect();
+            ids
+        };
+        let before = listed(a.clone()).await;
+        assert_eq!(before, ["c", "b", "a"]);
+        let summary = copy(&sled_at(&a), &sled_at(&b)).await.unwrap();
+        assert_eq!(summary.count("mention log entries"), 3, "{summary}");
+        assert_eq!(listed(b).await, before);
     }
 
     /// A missing sled store is not created; a store is not copied onto itself. (A store held

@@ -619,7 +619,7 @@ pub(super) fn encode(out: &mut Vec<u8>, e: &Entry, body: Option<&[u8]>) {
 pub(super) fn body_bytes(m: &crate::model::Mention, received_at: DateTime<Utc>) -> Vec<u8> {
     let mut out = Vec::with_capacity(m.text.len() + 128);
     put_str(&mut out, &m.key());
-    out.extend_from_slice(&mention_record::encode(m, received_at, false));
+    out.extend_from_slice(&mention_record::encode(m, received_at, false, None));
     out
 }
 

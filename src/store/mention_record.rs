@@ -40,10 +40,20 @@ struct Record<'a> {
     received_at: DateTime<Utc>,
     #[serde(rename = "al", default, skip_serializing_if = "std::ops::Not::not")]
     alerted: bool,
+    /// The mention's place in the arrival order, kept in the record of a mention that
+    /// opened an alert instead of in a `mention_log` entry (see `accept.rs`).
+    #[serde(rename = "q", default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
-/// A mention's record under its key (`Mention::key()`: source, 0x1f, item id).
-pub(super) fn encode(m: &Mention, received_at: DateTime<Utc>, alerted: bool) -> Vec<u8> {
+/// A mention's record under its key (`Mention::key()`: source, 0x1f, item id); `seq` for a
+/// mention whose place in the arrival order is kept here rather than in `mention_log`.
+pub(super) fn encode(
+    m: &Mention,
+    received_at: DateTime<Utc>,
+    alerted: bool,
+    seq: Option<u64>,
+) -> Vec<u8> {
     let record = Record {
         source_kind: Cow::Borrowed(&m.source_kind),
         text: Cow::Borrowed(&m.text),
@@ -56,6 +66,7 @@ pub(super) fn encode(m: &Mention, received_at: DateTime<Utc>, alerted: bool) -> 
         rating: m.rating,
         received_at,
         alerted,
+        seq,
     };
     let mut out = Vec::with_capacity(m.text.len() + 96);
     out.push(COMPACT);
@@ -68,6 +79,8 @@ pub(super) struct Decoded {
     pub(super) stored: StoredMention,
     /// `None` for a record from before this format, which did not say.
     pub(super) alerted: Option<bool>,
+    /// Its place in the arrival order, when the record holds it (see `encode`).
+    pub(super) seq: Option<u64>,
 }
 
 pub(super) fn decode(key: &str, bytes: &[u8]) -> Result<Decoded, StoreError> {
@@ -80,6 +93,7 @@ pub(super) fn decode(key: &str, bytes: &[u8]) -> Result<Decoded, StoreError> {
         return Ok(Decoded {
             stored,
             alerted: None,
+            seq: None,
         });
     };
     let r: Record = serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()))?;
@@ -104,6 +118,7 @@ pub(super) fn decode(key: &str, bytes: &[u8]) -> Result<Decoded, StoreError> {
             received_at: r.received_at,
         },
         alerted: Some(r.alerted),
+        seq: r.seq,
     })
 }
 
@@ -130,8 +145,8 @@ mod tests {
     #[test]
     fn every_field_survives_the_round_trip() {
         let at: DateTime<Utc> = "2026-01-06T10:00:00Z".parse().unwrap();
-        for (m, alerted) in [
-            (full(), true),
+        for (m, alerted, seq) in [
+            (full(), true, Some(u64::MAX - 3)),
             (
                 Mention {
                     url: None,
@@ -144,13 +159,15 @@ mod tests {
                     ..full()
                 },
                 false,
+                None,
             ),
         ] {
-            let bytes = encode(&m, at, alerted);
+            let bytes = encode(&m, at, alerted, seq);
             let got = decode(&m.key(), &bytes).unwrap();
             assert_eq!(got.stored.mention, m);
             assert_eq!(got.stored.received_at, at);
             assert_eq!(got.alerted, Some(alerted));
+            assert_eq!(got.seq, seq);
         }
     }
 
@@ -167,6 +184,7 @@ mod tests {
         let got = decode(&m.key(), &old).unwrap();
         assert_eq!(got.stored.mention, m);
         assert_eq!(got.alerted, None);
+        assert_eq!(got.seq, None);
     }
 
     /// The compact record of a typical post costs its text plus well under 100 bytes, about
@@ -187,7 +205,7 @@ mod tests {
             lang: None,
             rating: None,
         };
-        let new = encode(&m, at, false).len();
+        let new = encode(&m, at, false, None).len();
         let old = serde_json::to_vec(&StoredMention {
             mention: m.clone(),
             received_at: at,
