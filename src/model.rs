@@ -320,6 +320,15 @@ impl TimerKind {
             TimerKind::Wake => 3,
         }
     }
+
+    pub fn from_code(code: u8) -> Option<TimerKind> {
+        match code {
+            1 => Some(TimerKind::Escalate),
+            2 => Some(TimerKind::Remind),
+            3 => Some(TimerKind::Wake),
+            _ => None,
+        }
+    }
 }
 
 /// Platform-neutral rich text for thread notes, replies and escalations. Each platform

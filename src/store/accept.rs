@@ -3,9 +3,10 @@
 //! repeats an alert is decided by intake before it calls here (`NewAlert::repeat_of`); this
 //! file only writes that decision, after checking that what it was based on still holds.
 
-use super::alerts::{push_audit, set_timer};
+use super::alerts::push_audit;
 use super::outbox::push_outbox;
 use super::rule_log::log_hits;
+use super::timer_queue::TimerTrees;
 use super::{
     flatten_tx, journal, mention_record, next_counter, to_json, OutboxAction, SledStore,
     StoreError, TxResult, NEXT_ALERT_ID, NEXT_MENTION_SEQ,
@@ -335,6 +336,7 @@ impl SledStore {
             &self.sources,
             &self.outbox,
             &self.timers,
+            &self.timer_queue,
             &self.threads,
             &self.audit,
             &self.rule_log,
@@ -355,10 +357,12 @@ impl SledStore {
                     sources,
                     outbox,
                     timers,
+                    queue,
                     threads,
                     audit,
                     rule_log,
                 )| {
+                    let timers = TimerTrees { timers, queue };
                     if let (Some((key, _)), Some(before)) = (mark, before) {
                         if !mark_is_before(meta.get(key.as_slice())?.as_deref(), before) {
                             return Ok(None);
@@ -412,7 +416,7 @@ impl SledStore {
                         }
                         let alert = create_alert(meta, alerts, outbox, audit, new, key, now)?;
                         for (kind, due) in &new.timers {
-                            set_timer(timers, alert.id, *kind, *due)?;
+                            timers.set(alert.id, *kind, *due)?;
                         }
                         let mark = ThreadMark {
                             alert: alert.id,

@@ -4,6 +4,7 @@
 
 use super::labels::apply_label;
 use super::outbox::push_outbox;
+use super::timer_queue::TimerTrees;
 use super::{
     flatten_tx, from_json, next_counter, to_json, u64_key, LabelWrite, OutboxAction, SledStore,
     StoreError, TxResult, NEXT_AUDIT_SEQ,
@@ -156,6 +157,7 @@ impl SledStore {
             &self.audit,
             &self.outbox,
             &self.timers,
+            &self.timer_queue,
             &self.labels,
             &self.relevance,
         );
@@ -164,49 +166,54 @@ impl SledStore {
         let outcome = {
             let writes = self.desk.lock_writes();
             let outcome = trees
-                .transaction(|(meta, alerts, audit, outbox, timers, labels, relevance)| {
-                    let current = alerts.get(id.0.to_be_bytes())?;
-                    match current {
-                        Some(cur) if cur.as_ref() == expected_bytes.as_slice() => {}
-                        Some(cur) => {
-                            let alert: Alert = serde_json::from_slice(&cur).map_err(|e| {
-                                ConflictableTransactionError::Abort(StoreError::Corrupt {
-                                    key: format!("alert {id}"),
-                                    reason: e.to_string(),
-                                })
-                            })?;
-                            return Ok(ChangeOutcome::Conflict(Box::new(alert)));
+                .transaction(
+                    |(meta, alerts, audit, outbox, timers, queue, labels, relevance)| {
+                        let timers = TimerTrees { timers, queue };
+                        let current = alerts.get(id.0.to_be_bytes())?;
+                        match current {
+                            Some(cur) if cur.as_ref() == expected_bytes.as_slice() => {}
+                            Some(cur) => {
+                                let alert: Alert = serde_json::from_slice(&cur).map_err(|e| {
+                                    ConflictableTransactionError::Abort(StoreError::Corrupt {
+                                        key: format!("alert {id}"),
+                                        reason: e.to_string(),
+                                    })
+                                })?;
+                                return Ok(ChangeOutcome::Conflict(Box::new(alert)));
+                            }
+                            None => {
+                                return Err(ConflictableTransactionError::Abort(
+                                    StoreError::Corrupt {
+                                        key: format!("alert {id}"),
+                                        reason: "missing".into(),
+                                    },
+                                ))
+                            }
                         }
-                        None => {
-                            return Err(ConflictableTransactionError::Abort(StoreError::Corrupt {
-                                key: format!("alert {id}"),
-                                reason: "missing".into(),
-                            }))
+                        alerts.insert(&id.0.to_be_bytes(), new_bytes.as_slice())?;
+                        push_audit(meta, audit, id, &change.audit)?;
+                        let now = change.audit.at;
+                        for action in &change.outbox {
+                            for target in &change.alert.targets {
+                                push_outbox(meta, outbox, id, target, action.clone(), now)?;
+                            }
                         }
-                    }
-                    alerts.insert(&id.0.to_be_bytes(), new_bytes.as_slice())?;
-                    push_audit(meta, audit, id, &change.audit)?;
-                    let now = change.audit.at;
-                    for action in &change.outbox {
-                        for target in &change.alert.targets {
+                        for (target, action) in &change.extra_outbox {
                             push_outbox(meta, outbox, id, target, action.clone(), now)?;
                         }
-                    }
-                    for (target, action) in &change.extra_outbox {
-                        push_outbox(meta, outbox, id, target, action.clone(), now)?;
-                    }
-                    for kind in &change.cancel_timers {
-                        timers.remove(&timer_key(id, *kind))?;
-                    }
-                    for (kind, due) in &change.set_timers {
-                        set_timer(timers, id, *kind, *due)?;
-                    }
-                    labelled.set(match &change.label {
-                        Some(label) => apply_label(labels, relevance, id, label)?,
-                        None => false,
-                    });
-                    Ok(ChangeOutcome::Applied)
-                })
+                        for kind in &change.cancel_timers {
+                            timers.cancel(id, *kind)?;
+                        }
+                        for (kind, due) in &change.set_timers {
+                            timers.set(id, *kind, *due)?;
+                        }
+                        labelled.set(match &change.label {
+                            Some(label) => apply_label(labels, relevance, id, label)?,
+                            None => false,
+                        });
+                        Ok(ChangeOutcome::Applied)
+                    },
+                )
                 .map_err(flatten_tx)?;
             if outcome == ChangeOutcome::Applied {
                 writes.put(&change.alert);
@@ -248,9 +255,10 @@ impl SledStore {
             &self.audit,
             &self.outbox,
             &self.timers,
+            &self.timer_queue,
         );
         let outcome = trees
-            .transaction(|(meta, alerts, audit, outbox, timers)| {
+            .transaction(|(meta, alerts, audit, outbox, timers, queue)| {
                 for (id, bytes, key, timer) in &expected {
                     if alerts.get(id.0.to_be_bytes())?.as_deref() != Some(bytes.as_slice())
                         || timers.get(key)?.as_deref() != Some(timer.as_slice())
@@ -258,9 +266,10 @@ impl SledStore {
                         return Ok(Err(*id));
                     }
                 }
-                for ((alert, _, entry), (_, _, key, _)) in fired.iter().zip(&expected) {
+                let timers = TimerTrees { timers, queue };
+                for (alert, timer, entry) in fired {
                     push_audit(meta, audit, alert.id, entry)?;
-                    timers.remove(key)?;
+                    timers.cancel(timer.alert_id, timer.kind)?;
                 }
                 for (target, action) in messages {
                     push_outbox(meta, outbox, ROUND_ENTRY, target, action.clone(), now)?;
@@ -279,10 +288,15 @@ impl SledStore {
     /// Removes a timer that fired, unless it was re-armed in the meantime.
     pub(crate) fn remove_timer(&self, timer: &Timer) -> Result<(), StoreError> {
         let key = timer_key(timer.alert_id, timer.kind);
-        let _ = self
-            .timers
-            .compare_and_swap(key, Some(to_json(timer)), None as Option<&[u8]>)?;
-        Ok(())
+        let expected = to_json(timer);
+        (&self.timers, &self.timer_queue)
+            .transaction(|(timers, queue)| {
+                if timers.get(key)?.as_deref() == Some(expected.as_slice()) {
+                    TimerTrees { timers, queue }.cancel(timer.alert_id, timer.kind)?;
+                }
+                Ok(())
+            })
+            .map_err(flatten_tx)
     }
 
     /// The alert's timer of `kind`, if one is set.
@@ -293,18 +307,10 @@ impl SledStore {
             .transpose()
     }
 
-    /// Timers due at or before `now`.
+    /// Timers due at or before `now`, soonest first (only those due are read, see
+    /// `timer_queue.rs`).
     pub(crate) fn due_timers(&self, now: DateTime<Utc>) -> Result<Vec<Timer>, StoreError> {
-        let mut out = Vec::new();
-        for kv in self.timers.iter() {
-            let (_, v) = kv?;
-            let t: Timer = from_json("timer", &v)?;
-            if t.due <= now {
-                out.push(t);
-            }
-        }
-        out.sort_by_key(|t| t.due);
-        Ok(out)
+        super::timer_queue::due(&self.timers, &self.timer_queue, now)
     }
 
     /// Every timer, for tests and `/healthz`.
@@ -342,21 +348,6 @@ pub(super) fn timer_key(id: AlertId, kind: TimerKind) -> [u8; 9] {
     k[..8].copy_from_slice(&id.0.to_be_bytes());
     k[8] = kind.code();
     k
-}
-
-pub(super) fn set_timer(
-    timers: &TransactionalTree,
-    id: AlertId,
-    kind: TimerKind,
-    due: DateTime<Utc>,
-) -> TxResult<()> {
-    let t = Timer {
-        alert_id: id,
-        kind,
-        due,
-    };
-    timers.insert(&timer_key(id, kind), to_json(&t))?;
-    Ok(())
 }
 
 #[cfg(test)]

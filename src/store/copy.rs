@@ -637,6 +637,7 @@ impl SledStore {
             if key == MARKER
                 || *k == *super::journal::JOURNAL_TIP
                 || key == super::accept::ORDER_FROM
+                || key == super::timer_queue::QUEUE_STAMP
             {
                 continue;
             }
@@ -834,7 +835,7 @@ impl SledStore {
         self.meta_set(MARKER, &started_mark(from)).await
     }
 
-    fn all_trees(&self) -> [&sled::Tree; 16] {
+    fn all_trees(&self) -> [&sled::Tree; 17] {
         [
             &self.meta,
             &self.mentions,
@@ -846,6 +847,7 @@ impl SledStore {
             &self.refs,
             &self.audit,
             &self.timers,
+            &self.timer_queue,
             &self.requests,
             &self.mutes,
             &self.threads,
@@ -963,6 +965,9 @@ impl SledStore {
             self.meta
                 .insert(name, &counters.next(counter).to_be_bytes())?;
         }
+        // The copied timers were written without their queue entries.
+        let s = self.clone();
+        super::off_runtime(move || super::timer_queue::rebuild(&s.timers, &s.timer_queue)).await?;
         self.flush().await?;
         let fingerprint = self.copy_fingerprint()?;
         self.meta_set(MARKER, &finished_mark(from, fingerprint))

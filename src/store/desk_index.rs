@@ -52,14 +52,14 @@ struct HeadRecord {
 
 /// The counters a snapshot is valid for: while both read the same, no alert was created and
 /// no alert changed (each such write appends an audit entry in its transaction).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(super) struct Stamp {
     next_alert_id: u64,
     next_audit_seq: u64,
 }
 
 impl Stamp {
-    fn read(meta: &sled::Tree) -> Result<Stamp, StoreError> {
+    pub(super) fn read(meta: &sled::Tree) -> Result<Stamp, StoreError> {
         let counter = |key: &[u8]| -> Result<u64, StoreError> {
             Ok(meta.get(key)?.map_or(0, |v| u64_key(&v)))
         };

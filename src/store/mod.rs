@@ -28,6 +28,7 @@ mod seen_set;
 mod sources;
 #[cfg(test)]
 mod test_util;
+mod timer_queue;
 
 pub use accept::{Accepted, Candidate, NewAlert, Repeat, StoredMention, ThreadKey};
 pub(crate) use accept::{MentionPrune, RepeatOf, ThreadMark};
@@ -140,6 +141,8 @@ pub struct Trees {
     refs: sled::Tree,
     audit: sled::Tree,
     timers: sled::Tree,
+    /// The timers in due order (`timer_queue.rs`).
+    timer_queue: sled::Tree,
     requests: sled::Tree,
     mutes: sled::Tree,
     threads: sled::Tree,
@@ -260,6 +263,9 @@ impl SledStore {
         let journal = journal::Journal::open(path, meta.get(journal::JOURNAL_TIP)?.as_deref())?;
         let alerts = db.open_tree("alerts")?;
         let desk = desk_index::DeskIndex::open(path, &meta, &alerts)?;
+        let timers = db.open_tree("timers")?;
+        let timer_queue = db.open_tree("timer_queue")?;
+        timer_queue::open(&meta, &timers, &timer_queue)?;
         let trees = Trees {
             meta,
             mentions: db.open_tree("mentions")?,
@@ -276,7 +282,8 @@ impl SledStore {
             outbox_parked: parked.into(),
             refs: db.open_tree("message_refs")?,
             audit: db.open_tree("audit")?,
-            timers: db.open_tree("timers")?,
+            timers,
+            timer_queue,
             requests: db.open_tree("requests")?,
             mutes: db.open_tree("mutes")?,
             threads: db.open_tree("threads")?,
@@ -337,6 +344,8 @@ impl SledStore {
     /// index snapshot for a quicker, leaner next start (see `desk_index.rs`). A snapshot that
     /// cannot be written is reported and costs only that.
     pub async fn close(&self) -> Result<(), StoreError> {
+        self.durable().await?;
+        timer_queue::save(&self.meta)?;
         self.durable().await?;
         let store = self.clone();
         if let Err(e) = off_runtime(move || store.desk.save(&store.dir, &store.meta)).await {
