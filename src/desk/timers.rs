@@ -65,10 +65,21 @@ async fn prune(store: &Store, now: chrono::DateTime<chrono::Utc>) {
     crate::heap::release_free();
 }
 
+/// At most this many timers make one round: a round holds each of its alerts in memory
+/// (about 1.3 KiB each: 98,109 unclaimed alerts escalating at once took the daemon from 110
+/// to 240 MiB). The soonest due go first; the rest are still due at the next tick, 5 s later,
+/// and make the next round.
+pub const ROUND_MAX: usize = 5_000;
+
 /// Fires every timer due now as one round (`Desk::fire_round`), with, when an escalation is
-/// due, every escalation due within the round window (`Desk::round_window`); returns how
-/// many fired (or were dropped as moot).
+/// due, every escalation due within the round window (`Desk::round_window`), at most
+/// `ROUND_MAX` of them; returns how many fired (or were dropped as moot).
 pub async fn fire_due(desk: &Desk, store: &Store, clock: &Clock) -> usize {
+    fire_due_at_most(desk, store, clock, ROUND_MAX).await
+}
+
+/// `fire_due` with a round of at most `max` timers, the soonest due.
+pub async fn fire_due_at_most(desk: &Desk, store: &Store, clock: &Clock, max: usize) -> usize {
     let now = clock.now();
     let soon = match store.due_timers(now + desk.round_window()).await {
         Ok(d) => d,
@@ -80,9 +91,11 @@ pub async fn fire_due(desk: &Desk, store: &Store, clock: &Clock) -> usize {
     let escalating = soon
         .iter()
         .any(|t| t.kind == TimerKind::Escalate && t.due <= now);
+    // `due_timers` gives them soonest first.
     let due: Vec<_> = soon
         .into_iter()
         .filter(|t| t.due <= now || (escalating && t.kind == TimerKind::Escalate))
+        .take(max)
         .collect();
     if due.is_empty() {
         return 0;

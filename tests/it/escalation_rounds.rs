@@ -194,6 +194,69 @@ async fn five_alerts_due_at_once_make_one_round_message_with_one_ping() {
     assert_eq!(store.timers().await.unwrap().len(), 0);
 }
 
+/// More timers due than one round takes (`ROUND_MAX`, here 3 so the test stays small):
+/// the soonest go first, the rest make the next ticks' rounds; each round's message counts
+/// and lists only its own alerts, and every alert escalates exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_takes_at_most_its_limit_and_the_next_tick_takes_the_rest() {
+    let slack = FakeSlack::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let platforms = slack_platforms(&slack).await;
+    let target = Target::Slack("#pr-alerts".into());
+    let t0 = chrono::Utc::now();
+    // Items 0..4 first, 4..7 a minute later: the first round takes three of the older four.
+    numbered_alerts(
+        &store,
+        &target,
+        4..7,
+        t0 + chrono::Duration::minutes(1),
+        |i| format!("Late {i}"),
+    )
+    .await;
+    numbered_alerts(&store, &target, 0..4, t0, |i| format!("Early {i}")).await;
+    relay_once(&store, &platforms).await;
+    assert_eq!(slack.roots().len(), 7);
+
+    let desk = desk(&store, Target::Slack("S0PRLEADS".into()));
+    let clock = Clock::tokio_at(t0 + chrono::Duration::minutes(17));
+    let mut fired = vec![];
+    loop {
+        let n = timers::fire_due_at_most(&desk, &store, &clock, 3).await;
+        if n == 0 {
+            break;
+        }
+        fired.push(n);
+        relay_once(&store, &platforms).await;
+    }
+    assert_eq!(fired, [3, 3, 1]);
+    let rounds: Vec<String> = slack_rounds(&slack, "C0PRALERTS")
+        .iter()
+        .map(|r| slack_sections(r))
+        .collect();
+    assert_eq!(rounds.len(), 3, "{rounds:#?}");
+    for (round, n) in rounds.iter().zip(["3 alerts", "3 alerts", "1 alert has"]) {
+        assert!(round.contains(n), "{round}");
+    }
+    assert!(
+        ["Early 0", "Early 1", "Early 2"]
+            .iter()
+            .all(|t| rounds[0].contains(t))
+            && !rounds[0].contains("Late"),
+        "the soonest due first: {}",
+        rounds[0]
+    );
+    for i in 0..4 {
+        let t = format!("Early {i}");
+        assert_eq!(rounds.iter().filter(|r| r.contains(&t)).count(), 1, "{t}");
+    }
+    for i in 4..7 {
+        let t = format!("Late {i}");
+        assert_eq!(rounds.iter().filter(|r| r.contains(&t)).count(), 1, "{t}");
+    }
+    assert_eq!(store.timers().await.unwrap().len(), 0);
+}
+
 /// A crash while the round message is on its way: after a restart (a new store handle on
 /// the same files, a fresh relay) the round is in the escalation channel exactly once, and
 /// the timers that made it do not fire again.
