@@ -376,7 +376,7 @@ pub(crate) async fn run_with_clock(
     }
     // Opening a big store (sled's recovery, the desk index, the journal's hashes) freed
     // much of what it allocated; give it back before the daemon settles.
-    crate::heap::release_free();
+    crate::heap::release_free_off_runtime().await;
 
     // Sources: one poll loop each, all feeding the intake.
     let health = poll::Health::default();

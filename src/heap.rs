@@ -17,12 +17,22 @@ pub fn limit_arenas() {
 }
 
 /// Returns freed heap pages to the system (`malloc_trim`). Call after work that freed a lot
-/// at once: the start (store recovery, the desk index), a big timer round.
+/// at once: the start (store recovery, the desk index), a big timer round. It walks the
+/// whole heap (milliseconds on a large one), so async code runs it on the blocking pool:
+/// `release_free_off_runtime`.
 pub fn release_free() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: `malloc_trim` walks the allocator's own free lists under its locks; it is safe
     // to call from any thread at any time.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// `release_free` on tokio's blocking pool, so no runtime worker (which answers `/healthz`
+/// and the desk's callbacks) waits for it.
+pub async fn release_free_off_runtime() {
+    if let Err(e) = tokio::task::spawn_blocking(release_free).await {
+        tracing::debug!(error = %e, "heap release did not run");
     }
 }

@@ -62,7 +62,7 @@ async fn prune(store: &Store, now: chrono::DateTime<chrono::Utc>) {
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not prune rule hits"),
     }
-    crate::heap::release_free();
+    crate::heap::release_free_off_runtime().await;
 }
 
 /// At most this many timers make one round: a round holds each of its alerts in memory
@@ -105,7 +105,7 @@ pub async fn fire_due_at_most(desk: &Desk, store: &Store, clock: &Clock, max: us
     }
     if due.len() > super::ROUND_CHUNK {
         // A round this big read every one of its alerts: give that memory back.
-        crate::heap::release_free();
+        crate::heap::release_free_off_runtime().await;
     }
     due.len()
 }
