@@ -321,13 +321,11 @@ impl TimerKind {
         }
     }
 
+    /// The kind whose `code` this is.
     pub fn from_code(code: u8) -> Option<TimerKind> {
-        match code {
-            1 => Some(TimerKind::Escalate),
-            2 => Some(TimerKind::Remind),
-            3 => Some(TimerKind::Wake),
-            _ => None,
-        }
+        [TimerKind::Escalate, TimerKind::Remind, TimerKind::Wake]
+            .into_iter()
+            .find(|k| k.code() == code)
     }
 }
 

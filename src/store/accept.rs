@@ -594,7 +594,7 @@ impl SledStore {
             .filter(|kv| {
                 let (k, v) = kv.as_ref().unwrap();
                 let d = mention_record::decode(&String::from_utf8_lossy(k), v).unwrap();
-                d.seq.is_some() && from.is_none_or(|from| d.stored.received_at >= from)
+                listed_place(&d, from).is_some()
             })
             .count();
         self.mention_log.len() + self.journal.bodies() + placed
@@ -625,15 +625,20 @@ impl SledStore {
                 continue;
             };
             let d = mention_record::decode(&alert.mention_key, &v)?;
-            if let Some(seq) = d.seq {
-                if from.is_none_or(|from| d.stored.received_at >= from) {
-                    all.push((seq, d.stored));
-                }
+            if let Some(seq) = listed_place(&d, from) {
+                all.push((seq, d.stored));
             }
         }
         all.sort_by_key(|m| std::cmp::Reverse(m.0));
         Ok(all.into_iter().take(n).map(|(_, m)| m).collect())
     }
+}
+
+/// A record's place in the arrival order when it holds one and is not older than the last
+/// prune's cutoff `from` (see `forget_order_before`).
+fn listed_place(d: &mention_record::Decoded, from: Option<DateTime<Utc>>) -> Option<u64> {
+    d.seq
+        .filter(|_| from.is_none_or(|from| d.stored.received_at >= from))
 }
 
 /// Meta key: the last mention prune's cutoff (see `forget_order_before`). sled's own layout,
