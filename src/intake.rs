@@ -156,7 +156,11 @@ impl Judge {
             m.lang = v.lang.clone();
         }
         Candidate {
-            dedup_keys: dedup::keys(&m),
+            dedup_keys: if v.priority.is_some() {
+                dedup::keys(&m)
+            } else {
+                dedup::unmatched_keys(&m)
+            },
             alert: v.priority.map(|priority| NewAlert {
                 rules: v.rules,
                 priority,
@@ -1280,6 +1284,68 @@ mod tests {
         let timers = store.timers().await.unwrap();
         assert_eq!(timers.len(), 1, "the alert's escalation timer started");
         assert_eq!(timers[0].kind, TimerKind::Escalate);
+    }
+
+    /// A page is remembered by its URL only once it matched a rule: the same article from a
+    /// second source is a duplicate after an alert, but news when the first copy alerted
+    /// nothing (its words did not match). Its item key is always kept, so a source serving
+    /// it again is never stored twice.
+    #[tokio::test]
+    async fn a_page_is_a_duplicate_by_its_url_only_after_it_matched() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let poll = |source: &str, mentions: Vec<Mention>| PollOutcome {
+            source: source.into(),
+            mentions: mentions
+                .into_iter()
+                .map(|m| Mention {
+                    source: source.into(),
+                    ..m
+                })
+                .collect(),
+            state: SourceState::default(),
+        };
+        let quiet = Mention {
+            text: "a review of routers".into(),
+            ..mention("q", "dana", "https://news.example/routers?utm_source=feed")
+        };
+        let loud = mention("l", "dana", "https://news.example/acme");
+        let intake = intake(&store, Clock::System);
+        assert_eq!(
+            intake
+                .accept(poll("feed", vec![quiet.clone(), loud.clone()]))
+                .await
+                .unwrap(),
+            1
+        );
+        // Served again by the same source: both are known by their items.
+        assert_eq!(
+            intake
+                .accept(poll("feed", vec![quiet.clone(), loud.clone()]))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(store.mention_count().await, 2);
+        // The same two pages from another source, whose copy of the first names acme.
+        let quiet_elsewhere = Mention {
+            text: "acme routers reviewed".into(),
+            ..mention("q2", "lee", "https://news.example/routers")
+        };
+        let loud_elsewhere = mention("l2", "lee", "https://news.example/acme");
+        assert_eq!(
+            intake
+                .accept(poll("other", vec![quiet_elsewhere, loud_elsewhere]))
+                .await
+                .unwrap(),
+            1,
+            "the page that alerted nothing alerts now; the alerted one is a duplicate"
+        );
+        let alerts = store.alerts().await.unwrap();
+        assert_eq!(
+            alerts.iter().map(|a| a.mention_key.as_str()).collect::<Vec<_>>(),
+            ["feed\u{1f}l", "other\u{1f}q2"]
+        );
     }
 
     /// A NUL character in a post (a feed or webhook can carry one; PostgreSQL refuses it in

@@ -22,12 +22,22 @@ const TRACKING_PARAMS: &[&str] = &[
     "ref_src",
 ];
 
+/// The keys under which a mention that matched a rule is remembered: its item (a source
+/// serving it again) and its canonical URL (the same page through another source).
 pub(crate) fn keys(m: &Mention) -> Vec<String> {
-    let mut keys = vec![format!("item:{}", m.key())];
+    let mut keys = unmatched_keys(m);
     if let Some(u) = m.url.as_deref().and_then(canonical_url) {
         keys.push(format!("url:{u}"));
     }
     keys
+}
+
+/// The keys of a mention that matched no rule: its item only. The URL key is there so one
+/// page alerts once; a page that alerted nothing has nothing to repeat, and if another
+/// source's copy of it matches a rule, that copy is news the team has not seen. Every key
+/// held costs memory for as long as the store lives (README, "Storage").
+pub(crate) fn unmatched_keys(m: &Mention) -> Vec<String> {
+    vec![format!("item:{}", m.key())]
 }
 
 /// Keys under which people can mute a mention's author or site from chat.
