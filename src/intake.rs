@@ -1343,7 +1343,10 @@ mod tests {
         );
         let alerts = store.alerts().await.unwrap();
         assert_eq!(
-            alerts.iter().map(|a| a.mention_key.as_str()).collect::<Vec<_>>(),
+            alerts
+                .iter()
+                .map(|a| a.mention_key.as_str())
+                .collect::<Vec<_>>(),
             ["feed\u{1f}l", "other\u{1f}q2"]
         );
     }

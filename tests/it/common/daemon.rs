@@ -27,6 +27,7 @@ impl Daemon {
 
     /// Starts on an existing directory (a restart keeps the store).
     pub async fn start_in(config_template: &str, dir: tempfile::TempDir) -> Daemon {
+        super::capture_daemon_logs();
         let port = free_port();
         let text = config_template
             .replace("{store}", &dir.path().join("store").display().to_string())

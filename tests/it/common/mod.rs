@@ -36,6 +36,24 @@ use std::time::Duration;
 
 pub const BOT_TOKEN: &str = "xoxb-test-token";
 
+/// Sends the in-process daemons' log (warnings and errors; `MENTIONDESK_TEST_LOG` sets
+/// another filter) to the test harness's captured output, which is printed only for a test
+/// that fails: a failure then says what the daemon saw, not just what the test asserted.
+/// Tests that capture the log themselves set their own subscriber on their thread.
+pub fn capture_daemon_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = std::env::var("MENTIONDESK_TEST_LOG").unwrap_or_else(|_| "warn".into());
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_ansi(false)
+            .with_test_writer()
+            .finish();
+        // Another test binary's harness may have set one already: theirs stays.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
+
 /// Polls `f` every 20 ms until it returns Some, or panics after `secs` naming `what`.
 pub async fn poll_until<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
