@@ -270,6 +270,16 @@ pub struct Alert {
     /// not from the days it waited unseen. `None` for an alert posted when made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_at: Option<DateTime<Utc>>,
+    /// sled only: the audit sequence number its "created" entry was given. That entry is
+    /// not stored, it is `created_entry()`: one store entry less per alert (sled's memory
+    /// grows with its entries). `None` where the entry is stored (PostgreSQL, and alerts
+    /// from before, or copied in with their audit).
+    #[serde(
+        default,
+        rename = "created_seq",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) created_audit_seq: Option<u64>,
 }
 
 impl Alert {
@@ -277,6 +287,25 @@ impl Alert {
     /// creation.
     pub fn posted_at(&self) -> DateTime<Utc> {
         self.promoted_at.unwrap_or(self.created_at)
+    }
+
+    /// The first line of its audit log, which everything in it says: made by the system
+    /// when it was created, open or held back by the relevance filter (`held` stays true
+    /// after a promotion), with the rules that matched.
+    pub fn created_entry(&self) -> AuditEntry {
+        let to = if self.held {
+            AlertState::Held
+        } else {
+            AlertState::Open
+        };
+        AuditEntry {
+            at: self.created_at,
+            actor: "system".into(),
+            action: "created".into(),
+            from: "-".into(),
+            to: to.name().into(),
+            detail: Some(format!("rules {}", self.rules.join(", "))),
+        }
     }
 
     /// Held back and never promoted: no message of it exists in any channel.

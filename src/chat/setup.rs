@@ -129,6 +129,7 @@ pub(crate) fn test_alert_view(now: DateTime<Utc>) -> AlertView {
         relevance: None,
         held: false,
         promoted_at: None,
+        created_audit_seq: None,
     };
     AlertView::new(&alert, &mention)
 }

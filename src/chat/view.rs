@@ -656,6 +656,7 @@ mod tests {
                 relevance: None,
                 held: false,
                 promoted_at: None,
+                created_audit_seq: None,
             },
             &crate::model::Mention {
                 item_id: "1".into(),
@@ -724,6 +725,7 @@ mod tests {
             relevance: None,
             held: false,
             promoted_at: None,
+            created_audit_seq: None,
         };
         let m = Mention {
             item_id: "1".into(),

@@ -3,16 +3,15 @@
 //! repeats an alert is decided by intake before it calls here (`NewAlert::repeat_of`); this
 //! file only writes that decision, after checking that what it was based on still holds.
 
-use super::alerts::push_audit;
 use super::outbox::push_outbox;
 use super::rule_log::log_hits;
 use super::timer_queue::TimerTrees;
 use super::{
     flatten_tx, journal, mention_record, next_counter, to_json, OutboxAction, SledStore,
-    StoreError, TxResult, NEXT_ALERT_ID, NEXT_MENTION_SEQ,
+    StoreError, TxResult, NEXT_ALERT_ID, NEXT_AUDIT_SEQ, NEXT_MENTION_SEQ,
 };
 use crate::model::{
-    Alert, AlertId, AlertState, AuditEntry, Mention, Note, Priority, SourceState, Target, TimerKind,
+    Alert, AlertId, AlertState, Mention, Note, Priority, SourceState, Target, TimerKind,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -338,7 +337,6 @@ impl SledStore {
             &self.timers,
             &self.timer_queue,
             &self.threads,
-            &self.audit,
             &self.rule_log,
         );
         #[cfg(test)]
@@ -359,7 +357,6 @@ impl SledStore {
                     timers,
                     queue,
                     threads,
-                    audit,
                     rule_log,
                 )| {
                     let timers = TimerTrees { timers, queue };
@@ -414,7 +411,7 @@ impl SledStore {
                             accepted.threaded.push(id);
                             continue;
                         }
-                        let alert = create_alert(meta, alerts, outbox, audit, new, key, now)?;
+                        let alert = create_alert(meta, alerts, outbox, new, key, now)?;
                         for (kind, due) in &new.timers {
                             timers.set(alert.id, *kind, *due)?;
                         }
@@ -768,34 +765,25 @@ impl NewAlert {
             relevance: self.relevance,
             held: self.held,
             promoted_at: None,
-        }
-    }
-
-    /// The "created" entry of `alert`'s audit log.
-    pub(crate) fn created_entry(&self, alert: &Alert, now: DateTime<Utc>) -> AuditEntry {
-        AuditEntry {
-            at: now,
-            actor: "system".into(),
-            action: "created".into(),
-            from: "-".into(),
-            to: alert.state.name().into(),
-            detail: Some(format!("rules {}", self.rules.join(", "))),
+            created_audit_seq: None,
         }
     }
 }
 
-/// Writes a new alert with its root-message outbox entries and its "created" audit entry.
+/// Writes a new alert with its root-message outbox entries. Its "created" audit entry takes
+/// its sequence number, kept in the alert, but is not written: `Alert::created_entry` says
+/// all it holds (see `audit_log`).
 fn create_alert(
     meta: &TransactionalTree,
     alerts: &TransactionalTree,
     outbox: &TransactionalTree,
-    audit: &TransactionalTree,
     new: &NewAlert,
     mention_key: String,
     now: DateTime<Utc>,
 ) -> TxResult<Alert> {
     let id = AlertId(next_counter(meta, NEXT_ALERT_ID)?);
-    let alert = new.alert(id, mention_key, now);
+    let mut alert = new.alert(id, mention_key, now);
+    alert.created_audit_seq = Some(next_counter(meta, NEXT_AUDIT_SEQ)?);
     alerts.insert(&id.0.to_be_bytes(), to_json(&alert))?;
     // A held-back alert is not posted until someone promotes it.
     if !alert.held {
@@ -803,8 +791,6 @@ fn create_alert(
             push_outbox(meta, outbox, id, target, OutboxAction::PostAlert, now)?;
         }
     }
-    let entry = new.created_entry(&alert, now);
-    push_audit(meta, audit, id, &entry)?;
     Ok(alert)
 }
 

@@ -321,12 +321,37 @@ impl SledStore {
             .collect()
     }
 
-    /// An alert's audit log, oldest first.
+    /// An alert's audit log, oldest first: its "created" entry (built from the alert when
+    /// not stored, see `create_alert`), then the stored ones.
     pub fn audit_log(&self, id: AlertId) -> Result<Vec<AuditEntry>, StoreError> {
-        self.audit
-            .scan_prefix(id.0.to_be_bytes())
-            .map(|kv| from_json(&format!("audit of alert {id}"), &kv?.1))
-            .collect()
+        let mut log = Vec::new();
+        if let Some(alert) = self.alert(id)? {
+            if let Some((_, entry)) = self.unstored_created_entry(&alert)? {
+                log.push(entry);
+            }
+        }
+        for kv in self.audit.scan_prefix(id.0.to_be_bytes()) {
+            log.push(from_json(&format!("audit of alert {id}"), &kv?.1)?);
+        }
+        Ok(log)
+    }
+
+    /// The "created" entry of `alert` with its sequence number, when the store keeps only
+    /// that number. An alert copied in from another store carries the number and its entry
+    /// too: the stored entry counts then, never both.
+    pub(super) fn unstored_created_entry(
+        &self,
+        alert: &Alert,
+    ) -> Result<Option<(u64, AuditEntry)>, StoreError> {
+        let Some(seq) = alert.created_audit_seq else {
+            return Ok(None);
+        };
+        let mut key = alert.id.0.to_be_bytes().to_vec();
+        key.extend_from_slice(&seq.to_be_bytes());
+        if self.audit.contains_key(key)? {
+            return Ok(None);
+        }
+        Ok(Some((seq, alert.created_entry())))
     }
 }
 

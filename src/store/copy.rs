@@ -721,12 +721,25 @@ impl SledStore {
                 at: body.received_at,
             });
         }
+        // Alerts, then every audit entry: stored ones, and the "created" entries sled keeps
+        // only the number of (see `create_alert`), which are written out like the others.
         for kv in self.alerts.iter() {
             let (k, v) = kv?;
             send!(Record::Alert(from_json(
                 &format!("alert {}", u64_key(&k)),
                 &v
             )?));
+        }
+        for kv in self.alerts.iter() {
+            let (k, v) = kv?;
+            let alert: Alert = from_json(&format!("alert {}", u64_key(&k)), &v)?;
+            if let Some((seq, entry)) = self.unstored_created_entry(&alert)? {
+                send!(Record::Audit {
+                    seq,
+                    alert: alert.id,
+                    entry,
+                });
+            }
         }
         for kv in self.audit.iter() {
             let (k, v) = kv?;
@@ -1166,6 +1179,49 @@ mod tests {
         let summary = copy(&sled_at(&a), &sled_at(&b)).await.unwrap();
         assert_eq!(summary.count("mention log entries"), 3, "{summary}");
         assert_eq!(listed(b).await, before);
+    }
+
+    /// sled keeps a new alert's "created" audit entry as a number in the alert, not as an
+    /// entry (one sled entry less per alert). Its history still starts with it, before the
+    /// changes; a copy writes it out like any entry, and the copy's history shows it once.
+    #[tokio::test]
+    async fn a_created_entry_kept_as_a_number_is_in_the_history_once_before_and_after_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        seeded(&a).await;
+        let store = Store::open(&a).unwrap();
+        assert_eq!(store.sled().audit.len(), 0, "nothing stored at creation");
+        let alert = store.alert(AlertId(1)).await.unwrap().unwrap();
+        let created = AuditEntry {
+            at: alert.created_at,
+            actor: "system".into(),
+            action: "created".into(),
+            from: "-".into(),
+            to: "open".into(),
+            detail: Some("rules acme".into()),
+        };
+        assert_eq!(
+            store.audit_log(AlertId(1)).await.unwrap(),
+            vec![created.clone()]
+        );
+        let mut claimed = alert.clone();
+        claimed.state = crate::model::AlertState::Claimed {
+            by: "slack:U1".into(),
+            at: Utc::now(),
+        };
+        let change = super::super::test_util::change(claimed);
+        let claim = change.audit.clone();
+        store.sled().change_alert(&alert, change).await.unwrap();
+        let history = store.audit_log(AlertId(1)).await.unwrap();
+        assert_eq!(history, [created.clone(), claim]);
+        drop(store);
+
+        let summary = copy(&sled_at(&a), &sled_at(&b)).await.unwrap();
+        assert_eq!(summary.count("audit entries"), 3, "{summary}");
+        let copied = Store::open(&b).unwrap();
+        assert_eq!(copied.sled().audit.len(), 3, "written out in the copy");
+        assert_eq!(copied.audit_log(AlertId(1)).await.unwrap(), history);
+        assert_eq!(copied.audit_log(AlertId(2)).await.unwrap().len(), 1);
     }
 
     /// A missing sled store is not created; a store is not copied onto itself. (A store held

@@ -401,8 +401,7 @@ async fn create_alert(
             push_outbox(tx, id, target, OutboxAction::PostAlert, now).await?;
         }
     }
-    let entry = new.created_entry(&alert, now);
-    push_audit(tx, id, &entry).await?;
+    push_audit(tx, id, &alert.created_entry()).await?;
     Ok(alert)
 }
 

@@ -39,6 +39,7 @@ pub(super) fn alert(id: u64) -> Alert {
         relevance: Some(0.3),
         held: false,
         promoted_at: None,
+        created_audit_seq: None,
     }
 }
 
