@@ -4,7 +4,7 @@
 //! file only writes that decision, after checking that what it was based on still holds.
 
 use super::outbox::push_outbox;
-use super::rule_log::log_hits;
+use super::rule_log::BatchHits;
 use super::timer_queue::TimerTrees;
 use super::{
     flatten_tx, journal, mention_record, next_counter, to_json, OutboxAction, SledStore,
@@ -367,6 +367,7 @@ impl SledStore {
                     }
                     check_reads(threads, candidates)?;
                     let mut accepted = Accepted::default();
+                    let mut hits = BatchHits::default();
                     // Per candidate, the alert it created in this batch: what `Earlier` names.
                     let mut created: Vec<Option<(AlertId, Vec<Target>)>> =
                         Vec::with_capacity(candidates.len());
@@ -399,7 +400,7 @@ impl SledStore {
                             mention_log.insert(&seq.to_be_bytes(), key.as_bytes())?;
                         }
                         if new.log_hit {
-                            log_hits(rule_log, &c.mention, new, &key, seq, now)?;
+                            hits.add(&c.mention, new, &key, seq);
                         }
                         if let Some(repeat) = &new.repeat_of {
                             let (id, targets) = repeat_target(&repeat.of, &created, &key)?;
@@ -431,6 +432,7 @@ impl SledStore {
                         }
                         accepted.alerts.push(alert);
                     }
+                    hits.write(rule_log, now)?;
                     if let Some((name, state)) = source {
                         sources.insert(name.as_slice(), state.as_slice())?;
                     }

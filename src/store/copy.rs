@@ -796,11 +796,9 @@ impl SledStore {
         }
         for kv in self.rule_log.iter() {
             let (k, v) = kv?;
-            let seq = be_u64(&k, k.len().saturating_sub(8));
-            send!(Record::RuleHit {
-                seq,
-                hit: from_json("rule hit", &v)?,
-            });
+            for (seq, hit) in super::rule_log::decode_entry(&k, &v)? {
+                send!(Record::RuleHit { seq, hit });
+            }
         }
         for kv in self.labels.iter() {
             let (k, v) = kv?;
