@@ -9,7 +9,8 @@
 #   - store size on disk after a clean shutdown, and per stored mention,
 #   - /healthz and /metrics latency (p50/p99/max of curl's time_total, one request every
 #     ~20 ms per endpoint) from the start until every mention is stored,
-#   - RSS after a restart with no new input (idle, 10 s after the start).
+#   - RSS after a restart with no new input (idle, 10 s after the start), and of it the
+#     anonymous part (heap) and the part mapped from files (the binary and its libraries).
 #
 # Usage: scripts/memory_bench.sh [N=1000000] [PCT=10] [CACHE_MB=16] [CPUS=all]
 #   CPUS: a taskset list ("0" pins the daemon to one core).
@@ -114,6 +115,8 @@ until curl -s -o /dev/null "http://127.0.0.1:$PORT/healthz"; do kill -0 "$PID" 2
 sleep 10
 IDLE=$(kib "$PID" VmRSS)
 IDLE_PEAK=$(kib "$PID" VmHWM)
+IDLE_ANON=$(kib "$PID" RssAnon)
+IDLE_FILE=$(kib "$PID" RssFile)
 kill -INT "$PID"; wait "$PID" || true
 
 echo "mentions=$N matching=$PCT% alerts=$POSTED cache_mb=$CACHE_MB cpus=$CPUS"
@@ -123,7 +126,7 @@ awk -v a="$POSTED" -v s="$START" -v e="$END" -v c="$CPU_ALL" 'BEGIN {
     printf "until every alert was printed: %.1f s wall, %.1f CPU-s\n", e - s, c }'
 echo "peak RSS: $((PEAK_STORED / 1024)) MiB when all were stored, $((PEAK / 1024)) MiB until all alerts were printed; RSS holding them at the end: $((HELD / 1024)) MiB"
 awk -v b="$STORE_BYTES" -v n="$N" 'BEGIN { printf "store on disk: %.1f MiB, %.0f bytes per mention\n", b / 1048576, b / n }'
-echo "idle after restart: RSS $((IDLE / 1024)) MiB (peak $((IDLE_PEAK / 1024)) MiB)"
+echo "idle after restart: RSS $((IDLE / 1024)) MiB (peak $((IDLE_PEAK / 1024)) MiB; heap and other anonymous $((IDLE_ANON / 1024)) MiB, the binary and libraries mapped from disk $((IDLE_FILE / 1024)) MiB)"
 echo -n "/healthz during ingest: "; pct "$WORK/healthz.lat"
 echo -n "/metrics during ingest: "; pct "$WORK/metrics.lat"
 grep -c "" "$WORK/daemon.err" | xargs -I{} echo "daemon stderr lines: {}"

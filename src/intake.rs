@@ -180,8 +180,7 @@ impl Judge {
     }
 }
 
-/// How long a repeat of the same story or author goes into the existing thread.
-pub(crate) const REPEAT_WINDOW_DAYS: i64 = 7;
+pub(crate) use crate::store::REPEAT_WINDOW_DAYS;
 
 /// The most mentions one store transaction holds: a larger poll is written in batches, so
 /// neither a transaction's memory nor how long it holds the store grows with the poll.

@@ -50,7 +50,7 @@ impl Timers {
     }
 }
 
-/// Drops request ids and rule hits older than their retention.
+/// Drops request ids, rule hits and thread marks older than their retention.
 async fn prune(store: &Store, now: chrono::DateTime<chrono::Utc>) {
     match store.prune_requests(now - REQUEST_ID_RETENTION).await {
         Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned old request ids"),
@@ -61,6 +61,12 @@ async fn prune(store: &Store, now: chrono::DateTime<chrono::Utc>) {
         Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned old rule hits"),
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "could not prune rule hits"),
+    }
+    let window = chrono::Duration::days(crate::store::REPEAT_WINDOW_DAYS);
+    match store.prune_thread_marks(now - window).await {
+        Ok(n) if n > 0 => tracing::debug!(removed = n, "pruned old thread marks"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not prune thread marks"),
     }
     crate::heap::release_free_off_runtime().await;
 }

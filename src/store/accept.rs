@@ -69,6 +69,11 @@ pub struct ThreadKey {
     pub(crate) read: Option<ThreadMark>,
 }
 
+/// How long a repeat of the same story or author goes into the existing thread. A thread
+/// key's mark older than this threads nothing (the next alert on the key replaces it), so
+/// the store drops such marks (`prune_thread_marks`).
+pub const REPEAT_WINDOW_DAYS: i64 = 7;
+
 /// What a thread key points at: the alert that claimed it, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ThreadMark {
@@ -471,6 +476,29 @@ impl SledStore {
             .and_then(|v| ThreadMark::from_bytes(&v)))
     }
 
+    /// Drops the thread marks set before `before` (see `REPEAT_WINDOW_DAYS`): every alert
+    /// sets one or two, and they were kept forever. A mark is only removed as it was read,
+    /// so one that intake just set for a new alert stays. Reads every mark: the hourly prune
+    /// calls it, and what it keeps is a week of alerts' marks. Returns how many went.
+    pub(crate) fn prune_thread_marks(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for kv in self.threads.iter() {
+            let (k, v) = kv?;
+            // An unreadable mark counts as none everywhere: nothing is lost with it.
+            if ThreadMark::from_bytes(&v).is_some_and(|m| m.at >= before) {
+                continue;
+            }
+            if self
+                .threads
+                .compare_and_swap(&k, Some(&v), None as Option<&[u8]>)?
+                .is_ok()
+            {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     /// A stored mention; `None` also once its body was dropped after `[store] keep_mentions`,
     /// and on sled for a mention that matched no rule (its body is in the journal, which is
     /// read in arrival order only: `recent_mentions`, `store copy`). Every caller asks for an
@@ -800,6 +828,67 @@ fn create_alert(
 mod tests {
     use super::super::test_util::candidate;
     use super::*;
+    use crate::store::Store;
+
+    /// Marks older than the repeat window go; a newer one stays; a key whose mark went is
+    /// free again (the next alert on it sets a new mark). On both backends.
+    async fn thread_marks_older_than_the_window_are_pruned(store: &Store) {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        for (id, key, at) in [
+            ("m1", "author:rss:ann", "2026-11-01T09:00:00Z"),
+            ("m2", "author:rss:bo", "2026-11-20T09:00:00Z"),
+        ] {
+            let mut c = candidate(id, true);
+            c.alert.as_mut().unwrap().thread_keys = vec![ThreadKey {
+                key: key.into(),
+                read: None,
+            }];
+            store
+                .accept("feed", &SourceState::default(), &[c], t(at))
+                .await
+                .unwrap();
+        }
+        let before = t("2026-11-20T09:00:00Z") - chrono::Duration::days(REPEAT_WINDOW_DAYS);
+        assert_eq!(store.prune_thread_marks(before).await.unwrap(), 1);
+        assert_eq!(store.thread_mark("author:rss:ann").await.unwrap(), None);
+        let kept = store.thread_mark("author:rss:bo").await.unwrap().unwrap();
+        assert_eq!(
+            (kept.alert, kept.at),
+            (AlertId(2), t("2026-11-20T09:00:00Z"))
+        );
+        assert_eq!(store.prune_thread_marks(before).await.unwrap(), 0);
+        // The pruned key reads as never set, which is what the next alert on it expects.
+        let mut again = candidate("m3", true);
+        again.alert.as_mut().unwrap().thread_keys = vec![ThreadKey {
+            key: "author:rss:ann".into(),
+            read: None,
+        }];
+        let now = t("2026-11-21T09:00:00Z");
+        store
+            .accept("feed", &SourceState::default(), &[again], now)
+            .await
+            .unwrap();
+        let mark = store.thread_mark("author:rss:ann").await.unwrap().unwrap();
+        assert_eq!(mark.alert, AlertId(3));
+    }
+
+    #[tokio::test]
+    async fn thread_marks_older_than_the_window_are_pruned_on_sled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        thread_marks_older_than_the_window_are_pruned(&store).await;
+    }
+
+    #[tokio::test]
+    async fn thread_marks_older_than_the_window_are_pruned_on_postgresql() {
+        let Some(db) = crate::store::pg::throwaway::database().await else {
+            return;
+        };
+        let mut cfg = crate::store::StoreConfig::at("unused-by-postgres");
+        cfg.backend = crate::store::config::Backend::Postgres(db.config());
+        let store = Store::open_with(&cfg).await.unwrap();
+        thread_marks_older_than_the_window_are_pruned(&store).await;
+    }
 
     #[tokio::test]
     async fn accept_writes_alerts_and_outbox_and_dedups_across_reopen() {

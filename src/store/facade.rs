@@ -632,6 +632,17 @@ impl Store {
         }
     }
 
+    /// Drops thread marks too old to thread anything (`REPEAT_WINDOW_DAYS`).
+    pub(crate) async fn prune_thread_marks(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.prune_thread_marks(before),
+            Backend::Postgres(p) => p.prune_thread_marks(before).await,
+        }
+    }
+
     pub(crate) async fn prune_requests(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.prune_requests(before),

@@ -30,7 +30,9 @@ mod sources;
 mod test_util;
 mod timer_queue;
 
-pub use accept::{Accepted, Candidate, NewAlert, Repeat, StoredMention, ThreadKey};
+pub use accept::{
+    Accepted, Candidate, NewAlert, Repeat, StoredMention, ThreadKey, REPEAT_WINDOW_DAYS,
+};
 pub(crate) use accept::{MentionPrune, RepeatOf, ThreadMark};
 pub(crate) use alerts::{AlertChange, ChangeOutcome};
 pub use alerts::{AlertHead, HeadState, Timer};

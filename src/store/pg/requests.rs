@@ -31,6 +31,19 @@ impl PgStore {
 
     /// Forgets request ids older than `before`, in whole seconds as sled keeps them (an id
     /// received in the same second as `before` stays). Returns how many were removed.
+    /// Drops the thread marks set before `before` (sled's `prune_thread_marks`).
+    pub(crate) async fn prune_thread_marks(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let removed = client
+            .execute("DELETE FROM threads WHERE claimed_at < $1", &[&before])
+            .await
+            .map_err(|e| query_error(&self.url, "pruning thread marks", e))?;
+        Ok(removed as usize)
+    }
+
     pub(crate) async fn prune_requests(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
         let client = self.client().await?;
         let removed = client
