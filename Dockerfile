@@ -1,7 +1,7 @@
 # mentiondesk — multi-stage build: compile in the Rust image, run in a small Debian image.
 FROM rust:1-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY benches ./benches
 COPY assets ./assets

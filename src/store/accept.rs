@@ -74,6 +74,19 @@ pub struct ThreadKey {
 /// the store drops such marks (`prune_thread_marks`).
 pub const REPEAT_WINDOW_DAYS: i64 = 7;
 
+/// Where the walk of `prune_thread_marks` goes on from, and how far one call reads.
+#[derive(Debug, Clone)]
+pub(crate) struct ThreadPrune {
+    pub(crate) limit: usize,
+    after: Option<sled::IVec>,
+}
+
+impl ThreadPrune {
+    pub(crate) fn new(limit: usize) -> ThreadPrune {
+        ThreadPrune { limit, after: None }
+    }
+}
+
 /// What a thread key points at: the alert that claimed it, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ThreadMark {
@@ -476,14 +489,30 @@ impl SledStore {
             .and_then(|v| ThreadMark::from_bytes(&v)))
     }
 
-    /// Drops the thread marks set before `before` (see `REPEAT_WINDOW_DAYS`): every alert
-    /// sets one or two, and they were kept forever. A mark is only removed as it was read,
-    /// so one that intake just set for a new alert stays. Reads every mark: the hourly prune
-    /// calls it, and what it keeps is a week of alerts' marks. Returns how many went.
-    pub(crate) fn prune_thread_marks(&self, before: DateTime<Utc>) -> Result<usize, StoreError> {
+    /// Drops the thread marks set before `before` (see `REPEAT_WINDOW_DAYS`) among the next
+    /// `prune.limit` marks after where the last call stopped: every alert sets one or two,
+    /// and they were kept forever. Marks are keyed by story or author, not by time, so
+    /// finding the old ones reads them all; a bounded walk per call keeps that from pulling
+    /// the whole tree through sled's cache at once (which left 10 MiB more resident after a
+    /// start with 98,109 marks). A mark is only removed as it was read, so one that intake
+    /// just set for a new alert stays. Returns how many went.
+    pub(crate) fn prune_thread_marks(
+        &self,
+        before: DateTime<Utc>,
+        prune: &mut ThreadPrune,
+    ) -> Result<usize, StoreError> {
+        let entries = match prune.after.take() {
+            Some(after) => self
+                .threads
+                .range((std::ops::Bound::Excluded(after), std::ops::Bound::Unbounded)),
+            None => self.threads.range::<&[u8], _>(..),
+        };
         let mut removed = 0;
-        for kv in self.threads.iter() {
+        let mut seen = 0;
+        for kv in entries.take(prune.limit) {
             let (k, v) = kv?;
+            seen += 1;
+            prune.after = Some(k.clone());
             // An unreadable mark counts as none everywhere: nothing is lost with it.
             if ThreadMark::from_bytes(&v).is_some_and(|m| m.at >= before) {
                 continue;
@@ -495,6 +524,10 @@ impl SledStore {
             {
                 removed += 1;
             }
+        }
+        if seen < prune.limit {
+            // The end: the next call starts over.
+            prune.after = None;
         }
         Ok(removed)
     }
@@ -828,10 +861,12 @@ fn create_alert(
 mod tests {
     use super::super::test_util::candidate;
     use super::*;
-    use crate::store::Store;
+    use crate::store::{Store, ThreadPrune};
 
     /// Marks older than the repeat window go; a newer one stays; a key whose mark went is
-    /// free again (the next alert on it sets a new mark). On both backends.
+    /// free again (the next alert on it sets a new mark). On both backends; on sled a walk
+    /// of one mark per call, which goes on where the last one stopped and starts over at the
+    /// end.
     async fn thread_marks_older_than_the_window_are_pruned(store: &Store) {
         let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
         for (id, key, at) in [
@@ -849,14 +884,32 @@ mod tests {
                 .unwrap();
         }
         let before = t("2026-11-20T09:00:00Z") - chrono::Duration::days(REPEAT_WINDOW_DAYS);
-        assert_eq!(store.prune_thread_marks(before).await.unwrap(), 1);
+        let mut walk = ThreadPrune::new(1);
+        // "ann" sorts first: the first call reads it (sled) or everything (PostgreSQL).
+        assert_eq!(
+            store.prune_thread_marks(before, &mut walk).await.unwrap(),
+            1
+        );
         assert_eq!(store.thread_mark("author:rss:ann").await.unwrap(), None);
         let kept = store.thread_mark("author:rss:bo").await.unwrap().unwrap();
         assert_eq!(
             (kept.alert, kept.at),
             (AlertId(2), t("2026-11-20T09:00:00Z"))
         );
-        assert_eq!(store.prune_thread_marks(before).await.unwrap(), 0);
+        for _ in 0..3 {
+            assert_eq!(
+                store.prune_thread_marks(before, &mut walk).await.unwrap(),
+                0
+            );
+        }
+        // Later, "bo" is old too: a walk that started over finds it.
+        let later = t("2026-12-01T09:00:00Z");
+        let mut removed = 0;
+        for _ in 0..3 {
+            removed += store.prune_thread_marks(later, &mut walk).await.unwrap();
+        }
+        assert_eq!(removed, 1);
+        assert_eq!(store.thread_mark("author:rss:bo").await.unwrap(), None);
         // The pruned key reads as never set, which is what the next alert on it expects.
         let mut again = candidate("m3", true);
         again.alert.as_mut().unwrap().thread_keys = vec![ThreadKey {

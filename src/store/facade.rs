@@ -9,7 +9,8 @@ use super::config::{self, StoreConfig};
 use super::pg::PgStore;
 use super::{
     Accepted, Candidate, LabelRecord, MentionPrune, OutboxAction, OutboxEntry, OutboxKey,
-    OutboxSummary, Parked, RuleHit, SledStore, StoreError, StoredMention, ThreadMark, Timer,
+    OutboxSummary, Parked, RuleHit, SledStore, StoreError, StoredMention, ThreadMark, ThreadPrune,
+    Timer,
 };
 use super::{AlertChange, AlertHead, ChangeOutcome};
 use super::{Lease, SourceLease};
@@ -632,13 +633,15 @@ impl Store {
         }
     }
 
-    /// Drops thread marks too old to thread anything (`REPEAT_WINDOW_DAYS`).
+    /// Drops thread marks too old to thread anything (`REPEAT_WINDOW_DAYS`): on sled among
+    /// the next `prune.limit` marks, on PostgreSQL all at once (one delete).
     pub(crate) async fn prune_thread_marks(
         &self,
         before: DateTime<Utc>,
+        prune: &mut ThreadPrune,
     ) -> Result<usize, StoreError> {
         match &self.backend {
-            Backend::Sled(s) => s.prune_thread_marks(before),
+            Backend::Sled(s) => s.prune_thread_marks(before, prune),
             Backend::Postgres(p) => p.prune_thread_marks(before).await,
         }
     }

@@ -33,7 +33,7 @@ mod timer_queue;
 pub use accept::{
     Accepted, Candidate, NewAlert, Repeat, StoredMention, ThreadKey, REPEAT_WINDOW_DAYS,
 };
-pub(crate) use accept::{MentionPrune, RepeatOf, ThreadMark};
+pub(crate) use accept::{MentionPrune, RepeatOf, ThreadMark, ThreadPrune};
 pub(crate) use alerts::{AlertChange, ChangeOutcome};
 pub use alerts::{AlertHead, HeadState, Timer};
 pub use config::StoreConfig;

@@ -36,6 +36,7 @@ impl PgStore {
         &self,
         before: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
+        // No walk to bound here: PostgreSQL reads the table itself, outside this process.
         let client = self.client().await?;
         let removed = client
             .execute("DELETE FROM threads WHERE claimed_at < $1", &[&before])
