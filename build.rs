@@ -1,8 +1,9 @@
 //! Links the daemon with packed relative relocations (`DT_RELR`) where the toolchain and the C
-//! library support them. The loader reads every relocation at start, and those pages stay in
-//! the process's memory: 1.5 MiB of plain ones against a few KiB packed (BENCHMARKS.md,
-//! "Session 15"). Decided by linking and running a tiny program, so a linker or glibc too old
-//! for it (binutils < 2.38, glibc < 2.36) builds the binary as before.
+//! library support them. The loader reads every relocation at start: 1.5 MiB of plain ones
+//! against a few KiB packed (the resident memory this saves was within the memory
+//! benchmark's noise, BENCHMARKS.md "Session 15"). Decided by linking and running a tiny
+//! program, so a linker or glibc too old for it (binutils < 2.38, glibc < 2.36) builds the
+//! binary as before.
 
 use std::path::Path;
 use std::process::Command;
