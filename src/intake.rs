@@ -1367,7 +1367,7 @@ mod tests {
         let alerts = intake(&store, Clock::System).accept(poll(vec![m])).await;
         assert_eq!(alerts.unwrap(), 1);
         let alert = &store.alerts().await.unwrap()[0];
-        let stored = store.mention(&alert.mention_key).await.unwrap().unwrap();
+        let stored = store.alert_mention(alert).await.unwrap().unwrap();
         assert_eq!(stored.mention.text, "acme checkout is down");
         assert_eq!(stored.mention.title.as_deref(), Some("acme"));
         assert_eq!(stored.mention.author.as_deref(), Some("dana"));

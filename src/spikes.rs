@@ -187,7 +187,7 @@ pub async fn check(
     let mut tone = Tone::default();
     for h in &current {
         *sources.entry(h.source.as_str()).or_default() += 1;
-        let mention = store.mention(&h.mention_key).await?;
+        let mention = store.hit_mention(h).await?;
         tone.add(h, mention.as_ref().map(|m| &m.mention));
         if let Some(m) = mention {
             let title = m.mention.title.unwrap_or_default();
@@ -571,12 +571,7 @@ mod tests {
                 .await
                 .unwrap()
                 .expect("a spike");
-            let m = store
-                .mention(&alert.mention_key)
-                .await
-                .unwrap()
-                .unwrap()
-                .mention;
+            let m = store.alert_mention(&alert).await.unwrap().unwrap().mention;
             if english > 0 {
                 assert!((alert.sentiment + 0.8).abs() < 1e-9, "{}", alert.sentiment);
                 assert!(alert.negative, "all scored hits are negative");
@@ -684,11 +679,7 @@ mod tests {
             .filter(|a| a.mention_key.starts_with(SPIKE_SOURCE))
             .collect();
         assert_eq!(spikes.len(), 1, "one spike alert");
-        let m = store
-            .mention(&spikes[0].mention_key)
-            .await
-            .unwrap()
-            .unwrap();
+        let m = store.alert_mention(&spikes[0]).await.unwrap().unwrap();
         assert!(
             m.mention.text.starts_with("27 mentions in the last hour"),
             "25 new and the 2 of the catch-up published in the last hour: {}",

@@ -434,7 +434,7 @@ impl Desk {
         };
         Ok(self
             .store
-            .mention(&alert.mention_key)
+            .alert_mention(&alert)
             .await?
             .map(|m| crate::analysis::dedup::mute_keys(&m.mention)))
     }
@@ -725,7 +725,7 @@ impl Desk {
     ) -> Result<Note, StoreError> {
         let headline = self
             .store
-            .mention(&a.mention_key)
+            .alert_mention(a)
             .await?
             .map(|m| headline(&m.mention))
             .unwrap_or_default();
@@ -830,7 +830,7 @@ impl Desk {
             };
             let text = self
                 .store
-                .mention(&a.mention_key)
+                .alert_mention(&a)
                 .await?
                 .map(|m| one_line(&m.mention.text, 80))
                 .unwrap_or_default();
@@ -878,7 +878,7 @@ impl Desk {
             a.sentiment,
             a.state.name()
         ));
-        if let Some(m) = self.store.mention(&a.mention_key).await? {
+        if let Some(m) = self.store.alert_mention(&a).await? {
             let m = m.mention;
             note = note
                 .newline()

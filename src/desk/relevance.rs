@@ -49,7 +49,7 @@ pub(crate) async fn label_write(
     let Some(kind) = kind.filter(|_| enabled) else {
         return Ok(None);
     };
-    let Some(m) = store.mention(&alert.mention_key).await? else {
+    let Some(m) = store.alert_mention(alert).await? else {
         return Ok(None);
     };
     if m.mention.source_kind == SPIKE_KIND {

@@ -261,7 +261,7 @@ pub async fn gather_with(
 /// need their mention read; an unreadable one is listed without them).
 async fn item(store: &Store, a: &Alert) -> Item {
     let m = store
-        .mention(&a.mention_key)
+        .alert_mention(a)
         .await
         .ok()
         .flatten()

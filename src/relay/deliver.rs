@@ -151,7 +151,7 @@ impl Pass<'_> {
             .ok_or_else(|| DeliveryError::Missing(entry.alert_id.to_string()))?;
         let mention = self
             .store
-            .mention(&alert.mention_key)
+            .alert_mention(&alert)
             .await?
             .ok_or_else(|| DeliveryError::Missing(alert.mention_key.clone()))?;
         Ok(AlertView::new(&alert, &mention.mention))

@@ -3,6 +3,7 @@
 //! repeats an alert is decided by intake before it calls here (`NewAlert::repeat_of`); this
 //! file only writes that decision, after checking that what it was based on still holds.
 
+use super::alert_record;
 use super::outbox::push_outbox;
 use super::rule_log::BatchHits;
 use super::timer_queue::TimerTrees;
@@ -413,12 +414,14 @@ impl SledStore {
                             alerted,
                             alerted.then_some(seq),
                         );
-                        mentions.insert(key.as_bytes(), record)?;
                         if !alerted {
+                            // An alert's own mention goes into the alert's value instead
+                            // (`create_alert`): one sled entry less per alert.
+                            mentions.insert(key.as_bytes(), record.as_slice())?;
                             mention_log.insert(&seq.to_be_bytes(), key.as_bytes())?;
-                        }
-                        if new.log_hit {
-                            hits.add(&c.mention, new, &key, seq);
+                            if new.log_hit {
+                                hits.add(&c.mention, new, &key, seq, None);
+                            }
                         }
                         if let Some(repeat) = &new.repeat_of {
                             let (id, targets) = repeat_target(&repeat.of, &created, &key)?;
@@ -430,7 +433,11 @@ impl SledStore {
                             accepted.threaded.push(id);
                             continue;
                         }
-                        let alert = create_alert(meta, alerts, outbox, new, key, now)?;
+                        let alert =
+                            create_alert(meta, alerts, outbox, new, key.clone(), &record, now)?;
+                        if new.log_hit {
+                            hits.add(&c.mention, new, &key, seq, Some(alert.id));
+                        }
                         for (kind, due) in &new.timers {
                             timers.set(alert.id, *kind, *due)?;
                         }
@@ -657,7 +664,21 @@ impl SledStore {
                 listed_place(&d, from).is_some()
             })
             .count();
-        self.mention_log.len() + self.journal.bodies() + placed
+        let held = self
+            .alerts
+            .iter()
+            .filter(|kv| {
+                let (k, v) = kv.as_ref().unwrap();
+                let id = crate::model::AlertId(super::u64_key(k));
+                let parts = super::alerts::alert_parts(id, v).unwrap();
+                let alert: crate::model::Alert = super::from_json("alert", parts.alert).unwrap();
+                parts.mention.is_some_and(|m| {
+                    let d = mention_record::decode(&alert.mention_key, m).unwrap();
+                    listed_place(&d, from).is_some()
+                })
+            })
+            .count();
+        self.mention_log.len() + self.journal.bodies() + placed + held
     }
 
     /// The newest `n` stored mentions, newest first (for `/desk preview`): those that matched
@@ -679,12 +700,16 @@ impl SledStore {
         let from = self.order_from()?;
         for kv in self.alerts.iter().rev().take(n) {
             let (k, v) = kv?;
-            let alert: crate::model::Alert =
-                super::from_json(&format!("alert {}", super::u64_key(&k)), &v)?;
-            let Some(v) = self.mentions.get(alert.mention_key.as_bytes())? else {
-                continue;
+            let id = crate::model::AlertId(super::u64_key(&k));
+            let parts = super::alerts::alert_parts(id, &v)?;
+            let alert: crate::model::Alert = super::from_json(&format!("alert {id}"), parts.alert)?;
+            let d = match parts.mention {
+                Some(m) => mention_record::decode(&alert.mention_key, m)?,
+                None => match self.mentions.get(alert.mention_key.as_bytes())? {
+                    Some(v) => mention_record::decode(&alert.mention_key, &v)?,
+                    None => continue,
+                },
             };
-            let d = mention_record::decode(&alert.mention_key, &v)?;
             if let Some(seq) = listed_place(&d, from) {
                 all.push((seq, d.stored));
             }
@@ -842,12 +867,19 @@ fn create_alert(
     outbox: &TransactionalTree,
     new: &NewAlert,
     mention_key: String,
+    mention: &[u8],
     now: DateTime<Utc>,
 ) -> TxResult<Alert> {
     let id = AlertId(next_counter(meta, NEXT_ALERT_ID)?);
     let mut alert = new.alert(id, mention_key, now);
     alert.created_audit_seq = Some(next_counter(meta, NEXT_AUDIT_SEQ)?);
-    alerts.insert(&id.0.to_be_bytes(), to_json(&alert))?;
+    let value = alert_record::Parts {
+        alert: &to_json(&alert),
+        mention: Some(mention),
+        refs: None,
+    }
+    .encode();
+    alerts.insert(&id.0.to_be_bytes(), value)?;
     // A held-back alert is not posted until someone promotes it.
     if !alert.held {
         for target in &alert.targets {
@@ -1141,7 +1173,11 @@ mod tests {
         ];
         store.accept("feed", &state, &batch, now).await.unwrap();
         assert_eq!(store.mention_log.len(), 0, "two alerts, no log entry");
-        assert_eq!(store.mentions.len(), 2);
+        assert_eq!(store.mentions.len(), 0, "the alerts hold their mentions");
+        for a in store.alerts().unwrap() {
+            let m = store.alert_mention(&a).unwrap().expect("held by the alert");
+            assert_eq!(m.mention.key(), a.mention_key);
+        }
 
         // As an earlier version stored an alerted mention: body without its place, log entry.
         let legacy = candidate("legacy-loud", true);
@@ -1152,6 +1188,13 @@ mod tests {
         let key = legacy.mention.key();
         let old_record = mention_record::encode(&legacy.mention, now, true, None);
         store.mentions.insert(key.as_bytes(), old_record).unwrap();
+        // ... and its alert as plain JSON, without the mention.
+        let legacy_alert = store.alert(AlertId(3)).unwrap().unwrap();
+        assert_eq!(legacy_alert.mention_key, key);
+        store
+            .alerts
+            .insert(3u64.to_be_bytes(), to_json(&legacy_alert))
+            .unwrap();
         store
             .mention_log
             .insert(4u64.to_be_bytes(), key.as_bytes())
@@ -1270,7 +1313,13 @@ mod tests {
         assert!(store.mention(&key("quiet")).unwrap().is_none());
         assert!(store.mention(&key("legacy-quiet")).unwrap().is_none());
         for id in ["loud", "legacy-loud"] {
-            assert!(store.mention(&key(id)).unwrap().is_some(), "{id} kept");
+            let alert = store
+                .alerts()
+                .unwrap()
+                .into_iter()
+                .find(|a| a.mention_key == key(id))
+                .unwrap();
+            assert!(store.alert_mention(&alert).unwrap().is_some(), "{id} kept");
         }
         let listed = store.recent_mentions(10).unwrap();
         let ids: Vec<&str> = listed.iter().map(|m| m.mention.item_id.as_str()).collect();

@@ -2,8 +2,12 @@
 //! entries, outbox work and timers in one transaction), the durable timers and the audit log.
 //! It does not decide what a change is; the desk's state machine does.
 
+use super::accept::StoredMention;
+use super::alert_record::Parts;
 use super::labels::apply_label;
+use super::mention_record;
 use super::outbox::push_outbox;
+use super::rule_log::RuleHit;
 use super::timer_queue::TimerTrees;
 use super::{
     flatten_tx, from_json, next_counter, to_json, u64_key, LabelWrite, OutboxAction, SledStore,
@@ -109,8 +113,32 @@ impl SledStore {
     pub fn alert(&self, id: AlertId) -> Result<Option<Alert>, StoreError> {
         self.alerts
             .get(id.0.to_be_bytes())?
-            .map(|v| from_json(&format!("alert {id}"), &v))
+            .map(|v| decode_alert(&format!("alert {id}"), &v))
             .transpose()
+    }
+
+    /// The mention an alert is about: held in the alert's value, or (an alert stored before
+    /// that, or copied in) in `mentions`. `None` once its body is gone.
+    pub fn alert_mention(&self, alert: &Alert) -> Result<Option<StoredMention>, StoreError> {
+        if let Some(v) = self.alerts.get(alert.id.0.to_be_bytes())? {
+            let parts = alert_parts(alert.id, &v)?;
+            if let Some(m) = parts.mention {
+                return Ok(Some(mention_record::decode(&alert.mention_key, m)?.stored));
+            }
+        }
+        self.mention(&alert.mention_key)
+    }
+
+    /// The mention of a rule hit: held by the alert it opened, or in `mentions`.
+    pub fn hit_mention(&self, hit: &RuleHit) -> Result<Option<StoredMention>, StoreError> {
+        if let Some(id) = hit.alert {
+            if let Some(v) = self.alerts.get(id.0.to_be_bytes())? {
+                if let Some(m) = alert_parts(id, &v)?.mention {
+                    return Ok(Some(mention_record::decode(&hit.mention_key, m)?.stored));
+                }
+            }
+        }
+        self.mention(&hit.mention_key)
     }
 
     /// How many alerts are stored, from the last key alone: ids are given out 1, 2, 3… by
@@ -136,7 +164,7 @@ impl SledStore {
             .iter()
             .map(|kv| {
                 let (k, v) = kv?;
-                from_json(&format!("alert {:?}", k), &v)
+                decode_alert(&format!("alert {}", u64_key(&k)), &v)
             })
             .collect()
     }
@@ -169,28 +197,25 @@ impl SledStore {
                 .transaction(
                     |(meta, alerts, audit, outbox, timers, queue, labels, relevance)| {
                         let timers = TimerTrees { timers, queue };
-                        let current = alerts.get(id.0.to_be_bytes())?;
-                        match current {
-                            Some(cur) if cur.as_ref() == expected_bytes.as_slice() => {}
-                            Some(cur) => {
-                                let alert: Alert = serde_json::from_slice(&cur).map_err(|e| {
-                                    ConflictableTransactionError::Abort(StoreError::Corrupt {
-                                        key: format!("alert {id}"),
-                                        reason: e.to_string(),
-                                    })
-                                })?;
-                                return Ok(ChangeOutcome::Conflict(Box::new(alert)));
-                            }
-                            None => {
-                                return Err(ConflictableTransactionError::Abort(
-                                    StoreError::Corrupt {
-                                        key: format!("alert {id}"),
-                                        reason: "missing".into(),
-                                    },
-                                ))
-                            }
+                        let Some(current) = alerts.get(id.0.to_be_bytes())? else {
+                            return Err(ConflictableTransactionError::Abort(StoreError::Corrupt {
+                                key: format!("alert {id}"),
+                                reason: "missing".into(),
+                            }));
+                        };
+                        let parts = alert_parts(id, &current)
+                            .map_err(ConflictableTransactionError::Abort)?;
+                        if parts.alert != expected_bytes.as_slice() {
+                            let alert = decode_alert(&format!("alert {id}"), &current)
+                                .map_err(ConflictableTransactionError::Abort)?;
+                            return Ok(ChangeOutcome::Conflict(Box::new(alert)));
                         }
-                        alerts.insert(&id.0.to_be_bytes(), new_bytes.as_slice())?;
+                        // The mention and message references it holds stay as they are.
+                        let stored = Parts {
+                            alert: &new_bytes,
+                            ..parts
+                        };
+                        alerts.insert(&id.0.to_be_bytes(), stored.encode())?;
                         push_audit(meta, audit, id, &change.audit)?;
                         let now = change.audit.at;
                         for action in &change.outbox {
@@ -260,9 +285,17 @@ impl SledStore {
         let outcome = trees
             .transaction(|(meta, alerts, audit, outbox, timers, queue)| {
                 for (id, bytes, key, timer) in &expected {
-                    if alerts.get(id.0.to_be_bytes())?.as_deref() != Some(bytes.as_slice())
-                        || timers.get(key)?.as_deref() != Some(timer.as_slice())
-                    {
+                    let alert = alerts.get(id.0.to_be_bytes())?;
+                    let same = match &alert {
+                        Some(v) => {
+                            alert_parts(*id, v)
+                                .map_err(ConflictableTransactionError::Abort)?
+                                .alert
+                                == bytes.as_slice()
+                        }
+                        None => false,
+                    };
+                    if !same || timers.get(key)?.as_deref() != Some(timer.as_slice()) {
                         return Ok(Err(*id));
                     }
                 }
@@ -353,6 +386,23 @@ impl SledStore {
         }
         Ok(Some((seq, alert.created_entry())))
     }
+}
+
+/// The parts of alert `id`'s stored value (see `alert_record.rs`).
+pub(super) fn alert_parts(id: AlertId, v: &[u8]) -> Result<Parts<'_>, StoreError> {
+    Parts::of(v).map_err(|reason| StoreError::Corrupt {
+        key: format!("alert {id}"),
+        reason,
+    })
+}
+
+/// An alert from its stored value, plain or in an envelope; `what` names it in an error.
+pub(super) fn decode_alert(what: &str, v: &[u8]) -> Result<Alert, StoreError> {
+    let parts = Parts::of(v).map_err(|reason| StoreError::Corrupt {
+        key: what.to_string(),
+        reason,
+    })?;
+    from_json(what, parts.alert)
 }
 
 pub(super) fn push_audit(

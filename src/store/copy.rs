@@ -12,6 +12,7 @@
 //! duplicates anything. The mark that says so is the meta value [`MARKER`] in the target.
 
 use super::accept::ThreadMark;
+use super::alerts::{alert_parts, decode_alert};
 use super::config::{PgConfig, PgUrl, StoreConfig};
 use super::{
     alerts::timer_key, from_json, labels, mention_record, rule_log::rule_log_key, to_json, u64_key,
@@ -707,6 +708,27 @@ impl SledStore {
                 send!(Record::MentionLog { seq, key, at });
             }
         }
+        // The mentions alerts hold in their values (`alert_record.rs`), written out like
+        // those in `mentions`.
+        for kv in self.alerts.iter() {
+            let (k, v) = kv?;
+            let id = AlertId(u64_key(&k));
+            let parts = alert_parts(id, &v)?;
+            let Some(record) = parts.mention else {
+                continue;
+            };
+            let alert: Alert = from_json(&format!("alert {id}"), parts.alert)?;
+            let key = alert.mention_key;
+            let d = mention_record::decode(&key, record)?;
+            let at = d.stored.received_at;
+            send!(Record::Mention {
+                stored: d.stored,
+                alerted: d.alerted.unwrap_or(true),
+            });
+            if let Some(seq) = d.seq {
+                send!(Record::MentionLog { seq, key, at });
+            }
+        }
         for kv in self.mention_log.iter() {
             let (k, v) = kv?;
             let key = key_text(&v);
@@ -725,14 +747,14 @@ impl SledStore {
         // only the number of (see `create_alert`), which are written out like the others.
         for kv in self.alerts.iter() {
             let (k, v) = kv?;
-            send!(Record::Alert(from_json(
+            send!(Record::Alert(decode_alert(
                 &format!("alert {}", u64_key(&k)),
                 &v
             )?));
         }
         for kv in self.alerts.iter() {
             let (k, v) = kv?;
-            let alert: Alert = from_json(&format!("alert {}", u64_key(&k)), &v)?;
+            let alert = decode_alert(&format!("alert {}", u64_key(&k)), &v)?;
             if let Some((seq, entry)) = self.unstored_created_entry(&alert)? {
                 send!(Record::Audit {
                     seq,
@@ -762,12 +784,44 @@ impl SledStore {
                 entry: from_json(&format!("outbox {seq}"), &v)?,
             });
         }
+        // References alerts hold in their values, then those in `message_refs` (digests,
+        // rounds, and alerts' from before) that no alert's value replaced.
+        for kv in self.alerts.iter() {
+            let (k, v) = kv?;
+            let alert = AlertId(u64_key(&k));
+            let held =
+                alert_parts(alert, &v)?
+                    .message_refs()
+                    .map_err(|reason| StoreError::Corrupt {
+                        key: format!("message refs of alert {alert}"),
+                        reason,
+                    })?;
+            for data in held {
+                send!(Record::MessageRef {
+                    alert,
+                    target: data.target.to_string(),
+                    data,
+                });
+            }
+        }
         for kv in self.refs.iter() {
             let (k, v) = kv?;
             let alert = AlertId(be_u64(&k, 0));
+            let target = key_text(k.get(8..).unwrap_or_default());
+            let shadowed = match self.alerts.get(alert.0.to_be_bytes())? {
+                Some(a) => alert_parts(alert, &a)?
+                    .message_refs()
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|r| r.target.to_string() == target),
+                None => false,
+            };
+            if shadowed {
+                continue;
+            }
             send!(Record::MessageRef {
                 alert,
-                target: key_text(k.get(8..).unwrap_or_default()),
+                target,
                 data: from_json(&format!("message ref of alert {alert}"), &v)?,
             });
         }
@@ -796,7 +850,9 @@ impl SledStore {
         }
         for kv in self.rule_log.iter() {
             let (k, v) = kv?;
-            for (seq, hit) in super::rule_log::decode_entry(&k, &v)? {
+            for (seq, mut hit) in super::rule_log::decode_entry(&k, &v)? {
+                // Where sled keeps the body is its own layout: a copy keeps it in `mentions`.
+                hit.alert = None;
                 send!(Record::RuleHit { seq, hit });
             }
         }

@@ -105,7 +105,9 @@ impl DeskIndex {
         let mut heads = Heads::default();
         for kv in alerts.iter() {
             let (k, v) = kv?;
-            let r: HeadRecord = from_json(&format!("alert {}", u64_key(&k)), &v)?;
+            let id = crate::model::AlertId(u64_key(&k));
+            let parts = super::alerts::alert_parts(id, &v)?;
+            let r: HeadRecord = from_json(&format!("alert {id}"), parts.alert)?;
             if let Some(head) = AlertHead::from_parts(r.id, r.priority, r.created_at, &r.state) {
                 heads.put(&head);
             }

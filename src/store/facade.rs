@@ -208,6 +208,26 @@ impl Store {
         }
     }
 
+    /// The mention an alert is about; `None` once its body is gone.
+    pub async fn alert_mention(&self, alert: &Alert) -> Result<Option<StoredMention>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.alert_mention(alert),
+
+            Backend::Postgres(p) => p.mention(&alert.mention_key).await,
+        }
+    }
+
+    /// The mention of a rule hit; `None` once its body is gone.
+    pub async fn hit_mention(&self, hit: &RuleHit) -> Result<Option<StoredMention>, StoreError> {
+        match &self.backend {
+            Backend::Sled(s) => s.hit_mention(hit),
+
+            Backend::Postgres(p) => p.mention(&hit.mention_key).await,
+        }
+    }
+
+    /// A stored mention by its key. An alert's or a rule hit's mention is read with
+    /// `alert_mention` or `hit_mention`: on sled it may be held in its alert's value.
     pub async fn mention(&self, key: &str) -> Result<Option<StoredMention>, StoreError> {
         match &self.backend {
             Backend::Sled(s) => s.mention(key),

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 mod accept;
+mod alert_record;
 mod alerts;
 pub(crate) mod config;
 pub mod copy;

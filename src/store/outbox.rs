@@ -3,6 +3,8 @@
 //! (here, in `accept` and in `change_alert`) rings the store's outbox signal. It does not decide
 //! when or how to deliver; the relay does.
 
+use super::alert_record;
+use super::alerts::alert_parts;
 use super::{
     flatten_tx, from_json, next_counter, to_json, u64_key, SledStore, StoreError, TxResult,
     NEXT_OUTBOX_SEQ,
@@ -10,7 +12,7 @@ use super::{
 use crate::model::{AlertId, DigestPost, MessageRef, Note, Target};
 use chrono::{DateTime, Utc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use sled::transaction::TransactionalTree;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
 
 /// What the outbox can ask a platform to do for an alert's target.
@@ -270,19 +272,42 @@ impl SledStore {
     }
 
     /// The platform has the message: drop the outbox entry and keep the reference, atomically,
-    /// then flush so a restart never posts it again.
+    /// then flush so a restart never posts it again. An alert's references are kept in its
+    /// value (`alert_record.rs`); a digest's or a timer round's (no alert) in `message_refs`.
     pub(crate) async fn complete(
         &self,
         key: OutboxKey,
         entry: &OutboxEntry,
         msg: &MessageRef,
     ) -> Result<(), StoreError> {
-        let ref_key = ref_key(entry.alert_id, &entry.target);
+        let id = entry.alert_id;
+        let ref_key = ref_key(id, &entry.target);
         let value = to_json(msg);
-        let old = (&self.outbox, &self.refs)
-            .transaction(|(outbox, refs)| {
+        let old = (&self.outbox, &self.refs, &self.alerts)
+            .transaction(|(outbox, refs, alerts)| {
                 let old = outbox.remove(&key.0.to_be_bytes())?;
-                refs.insert(ref_key.as_slice(), value.as_slice())?;
+                match alerts.get(id.0.to_be_bytes())? {
+                    Some(v) => {
+                        let abort = ConflictableTransactionError::Abort;
+                        let parts = alert_parts(id, &v).map_err(abort)?;
+                        let held = parts.message_refs().map_err(|reason| {
+                            abort(StoreError::Corrupt {
+                                key: format!("message refs of alert {id}"),
+                                reason,
+                            })
+                        })?;
+                        let list = alert_record::with_ref(held, msg);
+                        let stored = alert_record::Parts {
+                            refs: Some(&list),
+                            ..parts
+                        };
+                        // One kept in `message_refs` from before is shadowed by this one.
+                        alerts.insert(&id.0.to_be_bytes(), stored.encode())?;
+                    }
+                    None => {
+                        refs.insert(ref_key.as_slice(), value.as_slice())?;
+                    }
+                }
                 Ok(old)
             })
             .map_err(flatten_tx)?;
@@ -310,16 +335,29 @@ impl SledStore {
         Ok(())
     }
 
-    /// Where an alert was posted, one reference per target.
+    /// Where an alert was posted, one reference per target: those its value holds, then any
+    /// kept in `message_refs` (written before references moved into the alert, or copied).
     #[cfg(test)]
     pub(crate) fn message_refs(&self, id: AlertId) -> Result<Vec<MessageRef>, StoreError> {
-        self.refs
-            .scan_prefix(id.0.to_be_bytes())
-            .map(|kv| {
-                let (_, v) = kv?;
-                from_json(&format!("message ref of alert {id}"), &v)
-            })
-            .collect()
+        let mut out = match self.alerts.get(id.0.to_be_bytes())? {
+            Some(v) => {
+                alert_parts(id, &v)?
+                    .message_refs()
+                    .map_err(|reason| StoreError::Corrupt {
+                        key: format!("message refs of alert {id}"),
+                        reason,
+                    })?
+            }
+            None => Vec::new(),
+        };
+        for kv in self.refs.scan_prefix(id.0.to_be_bytes()) {
+            let (_, v) = kv?;
+            let r: MessageRef = from_json(&format!("message ref of alert {id}"), &v)?;
+            if !out.iter().any(|o| o.target == r.target) {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// The message reference of an alert on one target, if it was posted there.
@@ -328,6 +366,16 @@ impl SledStore {
         id: AlertId,
         target: &Target,
     ) -> Result<Option<MessageRef>, StoreError> {
+        if let Some(v) = self.alerts.get(id.0.to_be_bytes())? {
+            let parts = alert_parts(id, &v)?;
+            let held = parts.message_refs().map_err(|reason| StoreError::Corrupt {
+                key: format!("message refs of alert {id}"),
+                reason,
+            })?;
+            if let Some(r) = alert_record::ref_for(held, target) {
+                return Ok(Some(r));
+            }
+        }
         self.refs
             .get(ref_key(id, target))?
             .map(|v| from_json(&format!("message ref of alert {id}"), &v))
@@ -723,5 +771,144 @@ mod tests {
         assert!(queue(2).await);
         assert_eq!(store.outbox().unwrap().len(), 2);
         assert_eq!(store.meta_get(key).unwrap(), Some(slot(2)));
+    }
+
+    /// An alert's mention and its message references live in the alert's own sled entry
+    /// (one entry per alert where there were three): they read back, a desk change that
+    /// read the alert before a reference was written still applies and keeps them, a
+    /// reference of something that is no alert (a digest) and one kept from before in
+    /// `message_refs` still read, and `store copy` carries them all.
+    #[tokio::test]
+    async fn an_alert_holds_its_mention_and_message_refs_in_its_own_entry() {
+        use super::super::copy::{copy, Location};
+        use super::super::test_util::change;
+        use crate::model::AlertState;
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let store = SledStore::open(&a).unwrap();
+        let c = candidate("loud", true);
+        store
+            .accept(
+                "feed",
+                &SourceState::default(),
+                std::slice::from_ref(&c),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let id = AlertId(1);
+        let before = store.alert(id).unwrap().unwrap();
+        let posted = |target: &Target, ts: &str| MessageRef {
+            target: target.clone(),
+            channel_id: "C1".into(),
+            message_id: ts.into(),
+            permalink: None,
+        };
+        let (pr, leads) = (Target::Slack("#pr".into()), Target::Slack("#leads".into()));
+        for (key, entry) in store.outbox().unwrap() {
+            let ts = if entry.target == pr { "1.0" } else { "2.0" };
+            store
+                .complete(key, &entry, &posted(&entry.target, ts))
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.alerts.len(), 1);
+        assert_eq!(store.mentions.len(), 0, "the mention is in the alert");
+        assert_eq!(store.refs.len(), 0, "the references are in the alert");
+        assert_eq!(
+            store.message_ref(id, &pr).unwrap(),
+            Some(posted(&pr, "1.0"))
+        );
+        assert_eq!(store.message_refs(id).unwrap().len(), 2);
+
+        // A claim decided on the alert as read before the posts went out.
+        let mut claimed = before.clone();
+        claimed.state = AlertState::Claimed {
+            by: "slack:U1".into(),
+            at: Utc::now(),
+        };
+        let outcome = store.change_alert(&before, change(claimed)).await.unwrap();
+        assert_eq!(outcome, super::super::ChangeOutcome::Applied);
+        let now = store.alert(id).unwrap().unwrap();
+        assert!(matches!(now.state, AlertState::Claimed { .. }));
+        assert_eq!(
+            store.message_ref(id, &leads).unwrap(),
+            Some(posted(&leads, "2.0"))
+        );
+        let m = store
+            .alert_mention(&now)
+            .unwrap()
+            .expect("kept by the change");
+        assert_eq!(m.mention.text, c.mention.text);
+
+        // A later post to one target replaces only that reference.
+        let again = OutboxEntry {
+            alert_id: id,
+            target: pr.clone(),
+            action: OutboxAction::PostAlert,
+            created_at: Utc::now(),
+            attempts: 0,
+            in_flight_since: None,
+            not_before: None,
+            last_error: None,
+            parked: None,
+        };
+        store
+            .complete(OutboxKey(999), &again, &posted(&pr, "3.0"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.message_ref(id, &pr).unwrap(),
+            Some(posted(&pr, "3.0"))
+        );
+        assert_eq!(
+            store.message_ref(id, &leads).unwrap(),
+            Some(posted(&leads, "2.0"))
+        );
+
+        // No alert (a digest): its own tree. From before: a reference in the tree.
+        let digest = OutboxEntry {
+            alert_id: AlertId(0),
+            ..again.clone()
+        };
+        store
+            .complete(OutboxKey(1000), &digest, &posted(&pr, "9.0"))
+            .await
+            .unwrap();
+        assert_eq!(store.refs.len(), 1);
+        assert_eq!(
+            store.message_ref(AlertId(0), &pr).unwrap(),
+            Some(posted(&pr, "9.0"))
+        );
+        let discord = Target::Discord("42".into());
+        store
+            .refs
+            .insert(ref_key(id, &discord), to_json(&posted(&discord, "7")))
+            .unwrap();
+        assert_eq!(
+            store.message_ref(id, &discord).unwrap(),
+            Some(posted(&discord, "7"))
+        );
+        assert_eq!(store.message_refs(id).unwrap().len(), 3);
+
+        store.flush().await.unwrap();
+        drop(store);
+        copy(&Location::Sled(a), &Location::Sled(b.clone()))
+            .await
+            .unwrap();
+        let copied = SledStore::open(&b).unwrap();
+        assert_eq!(copied.message_refs(id).unwrap().len(), 3);
+        assert_eq!(
+            copied.message_ref(id, &pr).unwrap(),
+            Some(posted(&pr, "3.0"))
+        );
+        assert_eq!(
+            copied.message_ref(AlertId(0), &pr).unwrap(),
+            Some(posted(&pr, "9.0"))
+        );
+        let alert = copied.alert(id).unwrap().unwrap();
+        assert_eq!(alert.state, now.state);
+        let m = copied.alert_mention(&alert).unwrap().expect("copied");
+        assert_eq!(m.mention.text, c.mention.text);
     }
 }

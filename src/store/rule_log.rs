@@ -10,7 +10,7 @@
 
 use super::accept::NewAlert;
 use super::{from_json, to_json, SledStore, StoreError, TxResult};
-use crate::model::Mention;
+use crate::model::{AlertId, Mention};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sled::transaction::TransactionalTree;
@@ -33,6 +33,11 @@ pub struct RuleHit {
     /// volume, but a spike of mentions the filter judged irrelevant is no spike.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
+    /// sled: the alert whose value holds the mention's body (`alert_record.rs`), for a
+    /// mention that opened one; `None` where the body is in `mentions` (PostgreSQL, repeats,
+    /// hits stored before, copies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<AlertId>,
 }
 
 /// At most this many hits in one entry (a batch is at most 500 mentions): an entry stays a
@@ -67,6 +72,8 @@ struct PackedHit {
     published: Option<DateTime<Utc>>,
     #[serde(rename = "h", default, skip_serializing_if = "std::ops::Not::not")]
     held: bool,
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
+    alert: Option<AlertId>,
 }
 
 /// The hits one entry holds with their places in the mention log, in order. `key` is the
@@ -93,6 +100,7 @@ pub(super) fn decode_entry(key: &[u8], v: &[u8]) -> Result<Vec<(u64, RuleHit)>, 
                 negative: h.negative,
                 published: h.published,
                 held: h.held,
+                alert: h.alert,
             };
             (h.q, hit)
         })
@@ -108,7 +116,15 @@ pub(super) struct BatchHits {
 
 impl BatchHits {
     /// One hit per rule of a newly stored mention (`seq`: its place in the mention log).
-    pub(super) fn add(&mut self, mention: &Mention, new: &NewAlert, mention_key: &str, seq: u64) {
+    /// `alert`: the alert that holds the mention's body, if one does.
+    pub(super) fn add(
+        &mut self,
+        mention: &Mention,
+        new: &NewAlert,
+        mention_key: &str,
+        seq: u64,
+        alert: Option<AlertId>,
+    ) {
         for rule in &new.rules {
             self.by_rule
                 .entry(rule.clone())
@@ -121,6 +137,7 @@ impl BatchHits {
                     negative: new.negative,
                     published: mention.published,
                     held: new.held,
+                    alert,
                 });
         }
     }
@@ -253,6 +270,7 @@ mod tests {
             negative: true,
             published: Some(t("2026-11-30T08:00:00Z")),
             held: true,
+            alert: None,
         };
         store
             .rule_log

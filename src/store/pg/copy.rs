@@ -205,6 +205,7 @@ const EXPORTS: &[Table] = &[
                     negative: r.get(6),
                     published: r.get(7),
                     held: r.get(8),
+                    alert: None,
                 },
             }))
         },

@@ -83,6 +83,7 @@ fn hit(r: &tokio_postgres::Row) -> RuleHit {
         negative: r.get(5),
         published: r.get(6),
         held: r.get(7),
+        alert: None,
     }
 }
 
