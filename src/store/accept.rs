@@ -378,7 +378,11 @@ impl SledStore {
                     threads,
                     rule_log,
                 )| {
-                    let timers = TimerTrees { timers, queue };
+                    let timers = TimerTrees {
+                        alerts,
+                        queue,
+                        legacy: timers,
+                    };
                     if let (Some((key, _)), Some(before)) = (mark, before) {
                         if !mark_is_before(meta.get(key.as_slice())?.as_deref(), before) {
                             return Ok(None);
@@ -877,6 +881,7 @@ fn create_alert(
         alert: &to_json(&alert),
         mention: Some(mention),
         refs: None,
+        timers: None,
     }
     .encode();
     alerts.insert(&id.0.to_be_bytes(), value)?;

@@ -1,13 +1,15 @@
 //! How sled stores an alert (`alerts` tree): the alert's JSON alone, or an envelope that
-//! also holds the record of the mention it is about and the references of the messages
-//! posted for it. Why: sled's memory grows with its entries, not its bytes (every page of
-//! at most 16 entries costs about 250 bytes of page table, cached or not; BENCHMARKS.md,
-//! session 15), and an alert's mention and its message references were two more entries
-//! per alert, only ever read through the alert. Alerts written before the envelope, and
-//! mentions and references kept in their own trees (old stores, `store copy`), still read.
+//! also holds the record of the mention it is about, the references of the messages posted
+//! for it and its pending timers. Why: sled's memory grows with its entries, not its bytes
+//! (every page of at most 16 entries costs about 250 bytes of page table, cached or not;
+//! BENCHMARKS.md, session 15), and an alert's mention, its message references and its
+//! timers were three more entries per alert, each found through the alert's id. Alerts
+//! written before the envelope, and mentions, references and timers kept in their own
+//! trees (old stores, `store copy`), still read.
 //! It does not decide what an alert is; `alerts.rs`, `accept.rs` and `outbox.rs` do.
 
-use crate::model::{MessageRef, Target};
+use crate::model::{MessageRef, Target, TimerKind};
+use chrono::{DateTime, Utc};
 
 /// First byte of an envelope. A plain alert's JSON starts with `{`.
 const ENVELOPE: u8 = 2;
@@ -15,6 +17,9 @@ const ENVELOPE: u8 = 2;
 const ALERT: u8 = b'a';
 const MENTION: u8 = b'm';
 const REFS: u8 = b'r';
+const TIMERS: u8 = b't';
+/// A timer in the timers section: kind code, due seconds (i64), nanoseconds (u32).
+const TIMER_LEN: usize = 13;
 
 /// The parts of a stored alert value, borrowed from it.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -25,6 +30,8 @@ pub(super) struct Parts<'a> {
     pub(super) mention: Option<&'a [u8]>,
     /// Its message references (a JSON list of `MessageRef`), once one was posted.
     pub(super) refs: Option<&'a [u8]>,
+    /// Its pending timers (`encode_timers`), while it has any.
+    pub(super) timers: Option<&'a [u8]>,
 }
 
 impl<'a> Parts<'a> {
@@ -50,6 +57,10 @@ impl<'a> Parts<'a> {
                 ALERT => parts.alert = bytes,
                 MENTION => parts.mention = Some(bytes),
                 REFS => parts.refs = Some(bytes),
+                TIMERS if bytes.len() % TIMER_LEN != 0 => {
+                    return Err("an alert's timers section is cut off".into())
+                }
+                TIMERS => parts.timers = Some(bytes),
                 other => return Err(format!("unknown alert envelope section {other}")),
             }
             rest = &tail[4 + len..];
@@ -62,13 +73,14 @@ impl<'a> Parts<'a> {
 
     /// The stored value: the alert's JSON alone when there is nothing else to hold.
     pub(super) fn encode(&self) -> Vec<u8> {
-        if self.mention.is_none() && self.refs.is_none() {
+        if self.mention.is_none() && self.refs.is_none() && self.timers.is_none() {
             return self.alert.to_vec();
         }
         let sections = [
             (ALERT, Some(self.alert)),
             (MENTION, self.mention),
             (REFS, self.refs),
+            (TIMERS, self.timers),
         ];
         let len = sections
             .iter()
@@ -93,6 +105,35 @@ impl<'a> Parts<'a> {
             Some(b) => serde_json::from_slice(b).map_err(|e| e.to_string()),
         }
     }
+}
+
+/// A timers section's timers, in the order they were set. A record with an unknown kind
+/// (written by a later version) is skipped.
+pub(super) fn timers_of(section: Option<&[u8]>) -> Vec<(TimerKind, DateTime<Utc>)> {
+    section
+        .unwrap_or_default()
+        .chunks_exact(TIMER_LEN)
+        .filter_map(|t| {
+            let kind = TimerKind::from_code(t[0])?;
+            let secs = i64::from_be_bytes(t[1..9].try_into().expect("eight bytes"));
+            let nanos = u32::from_be_bytes(t[9..13].try_into().expect("four bytes"));
+            Some((kind, DateTime::from_timestamp(secs, nanos)?))
+        })
+        .collect()
+}
+
+/// The timers section for `timers`; `None` when there are none (the section is left out).
+pub(super) fn encode_timers(timers: &[(TimerKind, DateTime<Utc>)]) -> Option<Vec<u8>> {
+    if timers.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(timers.len() * TIMER_LEN);
+    for (kind, due) in timers {
+        out.push(kind.code());
+        out.extend_from_slice(&due.timestamp().to_be_bytes());
+        out.extend_from_slice(&due.timestamp_subsec_nanos().to_be_bytes());
+    }
+    Some(out)
 }
 
 /// The references list with `msg` in place of any earlier one for its target, as JSON.
@@ -142,10 +183,13 @@ mod tests {
         assert_eq!(plain.encode(), alert.to_vec(), "nothing else: plain JSON");
 
         let refs = with_ref(Vec::new(), &msg("slack:#pr", "1.0"));
+        let due = DateTime::from_timestamp(1_780_000_000, 500_000_000).unwrap();
+        let timers = encode_timers(&[(TimerKind::Escalate, due)]).unwrap();
         let full = Parts {
             alert,
             mention: Some(b"\x01{\"x\":\"text\"}"),
             refs: Some(&refs),
+            timers: Some(&timers),
         };
         let bytes = full.encode();
         assert_eq!(Parts::of(&bytes).unwrap(), full);
@@ -161,6 +205,22 @@ mod tests {
         let mut unknown = bytes.clone();
         unknown[1] = b'z';
         assert!(Parts::of(&unknown).is_err());
+    }
+
+    /// Timers keep their kind and their due time to the nanosecond, in order; none is no
+    /// section at all.
+    #[test]
+    fn timers_round_trip_exactly() {
+        let t = |s, n| DateTime::from_timestamp(s, n).unwrap();
+        let timers = [
+            (TimerKind::Escalate, t(1_780_000_000, 0)),
+            (TimerKind::Wake, t(-5, 999_999_999)),
+            (TimerKind::Remind, t(1_780_000_123, 1)),
+        ];
+        let section = encode_timers(&timers).unwrap();
+        assert_eq!(timers_of(Some(&section)), timers);
+        assert_eq!(encode_timers(&[]), None);
+        assert_eq!(timers_of(None), []);
     }
 
     /// A new reference replaces the one of its target and keeps the others.

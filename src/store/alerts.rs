@@ -47,8 +47,8 @@ pub(crate) struct AlertChange {
 /// (alert ids start at 1; digests use the same id).
 pub(crate) const ROUND_ENTRY: AlertId = AlertId(0);
 
-/// What a round checks is unchanged for one alert: id, alert bytes, timer key, timer bytes.
-type RoundCheck = (AlertId, Vec<u8>, [u8; 9], Vec<u8>);
+/// What a round checks is unchanged for one alert: id, alert bytes, its timer.
+type RoundCheck = (AlertId, Vec<u8>, Timer);
 
 /// What `/desk list` sorts and filters by, for an alert still on the desk (neither resolved
 /// nor ignored). sled keeps these in memory (`DeskIndex`), so a list during a large ingest
@@ -196,7 +196,6 @@ impl SledStore {
             let outcome = trees
                 .transaction(
                     |(meta, alerts, audit, outbox, timers, queue, labels, relevance)| {
-                        let timers = TimerTrees { timers, queue };
                         let Some(current) = alerts.get(id.0.to_be_bytes())? else {
                             return Err(ConflictableTransactionError::Abort(StoreError::Corrupt {
                                 key: format!("alert {id}"),
@@ -226,6 +225,11 @@ impl SledStore {
                         for (target, action) in &change.extra_outbox {
                             push_outbox(meta, outbox, id, target, action.clone(), now)?;
                         }
+                        let timers = TimerTrees {
+                            alerts,
+                            queue,
+                            legacy: timers,
+                        };
                         for kind in &change.cancel_timers {
                             timers.cancel(id, *kind)?;
                         }
@@ -269,10 +273,10 @@ impl SledStore {
         messages: &[(Target, OutboxAction)],
         now: DateTime<Utc>,
     ) -> Result<Result<(), AlertId>, StoreError> {
-        // Per alert: its id and bytes, its timer's key and bytes, as the round read them.
+        // Per alert: its id and bytes, and its timer, as the round read them.
         let expected: Vec<RoundCheck> = fired
             .iter()
-            .map(|(a, t, _)| (a.id, to_json(a), timer_key(t.alert_id, t.kind), to_json(t)))
+            .map(|(a, t, _)| (a.id, to_json(a), t.clone()))
             .collect();
         let trees = (
             &self.meta,
@@ -283,8 +287,13 @@ impl SledStore {
             &self.timer_queue,
         );
         let outcome = trees
-            .transaction(|(meta, alerts, audit, outbox, timers, queue)| {
-                for (id, bytes, key, timer) in &expected {
+            .transaction(|(meta, alerts, audit, outbox, legacy, queue)| {
+                let timers = TimerTrees {
+                    alerts,
+                    queue,
+                    legacy,
+                };
+                for (id, bytes, timer) in &expected {
                     let alert = alerts.get(id.0.to_be_bytes())?;
                     let same = match &alert {
                         Some(v) => {
@@ -295,11 +304,10 @@ impl SledStore {
                         }
                         None => false,
                     };
-                    if !same || timers.get(key)?.as_deref() != Some(timer.as_slice()) {
+                    if !same || timers.get(timer.alert_id, timer.kind)?.as_ref() != Some(timer) {
                         return Ok(Err(*id));
                     }
                 }
-                let timers = TimerTrees { timers, queue };
                 for (alert, timer, entry) in fired {
                     push_audit(meta, audit, alert.id, entry)?;
                     timers.cancel(timer.alert_id, timer.kind)?;
@@ -320,12 +328,15 @@ impl SledStore {
 
     /// Removes a timer that fired, unless it was re-armed in the meantime.
     pub(crate) fn remove_timer(&self, timer: &Timer) -> Result<(), StoreError> {
-        let key = timer_key(timer.alert_id, timer.kind);
-        let expected = to_json(timer);
-        (&self.timers, &self.timer_queue)
-            .transaction(|(timers, queue)| {
-                if timers.get(key)?.as_deref() == Some(expected.as_slice()) {
-                    TimerTrees { timers, queue }.cancel(timer.alert_id, timer.kind)?;
+        (&self.alerts, &self.timer_queue, &self.timers)
+            .transaction(|(alerts, queue, legacy)| {
+                let timers = TimerTrees {
+                    alerts,
+                    queue,
+                    legacy,
+                };
+                if timers.get(timer.alert_id, timer.kind)?.as_ref() == Some(timer) {
+                    timers.cancel(timer.alert_id, timer.kind)?;
                 }
                 Ok(())
             })
@@ -334,24 +345,18 @@ impl SledStore {
 
     /// The alert's timer of `kind`, if one is set.
     pub(crate) fn timer(&self, id: AlertId, kind: TimerKind) -> Result<Option<Timer>, StoreError> {
-        self.timers
-            .get(timer_key(id, kind))?
-            .map(|v| from_json("timer", &v))
-            .transpose()
+        super::timer_queue::timer(&self.alerts, &self.timers, id, kind)
     }
 
     /// Timers due at or before `now`, soonest first (only those due are read, see
     /// `timer_queue.rs`).
     pub(crate) fn due_timers(&self, now: DateTime<Utc>) -> Result<Vec<Timer>, StoreError> {
-        super::timer_queue::due(&self.timers, &self.timer_queue, now)
+        super::timer_queue::due(&self.alerts, &self.timers, &self.timer_queue, now)
     }
 
-    /// Every timer, for tests and `/healthz`.
+    /// Every timer (tests; it reads every alert).
     pub fn timers(&self) -> Result<Vec<Timer>, StoreError> {
-        self.timers
-            .iter()
-            .map(|kv| from_json("timer", &kv?.1))
-            .collect()
+        super::timer_queue::all(&self.alerts, &self.timers)
     }
 
     /// An alert's audit log, oldest first: its "created" entry (built from the alert when

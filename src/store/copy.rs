@@ -772,9 +772,8 @@ impl SledStore {
                 entry: from_json(&format!("audit of alert {alert}"), &v)?,
             });
         }
-        for kv in self.timers.iter() {
-            let (_, v) = kv?;
-            send!(Record::Timer(from_json("timer", &v)?));
+        for t in super::timer_queue::all(&self.alerts, &self.timers)? {
+            send!(Record::Timer(t));
         }
         for kv in self.outbox.iter() {
             let (k, v) = kv?;
@@ -1034,7 +1033,10 @@ impl SledStore {
         }
         // The copied timers were written without their queue entries.
         let s = self.clone();
-        super::off_runtime(move || super::timer_queue::rebuild(&s.timers, &s.timer_queue)).await?;
+        super::off_runtime(move || {
+            super::timer_queue::rebuild(&s.alerts, &s.timers, &s.timer_queue)
+        })
+        .await?;
         self.flush().await?;
         let fingerprint = self.copy_fingerprint()?;
         self.meta_set(MARKER, &finished_mark(from, fingerprint))

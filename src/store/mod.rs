@@ -268,7 +268,7 @@ impl SledStore {
         let desk = desk_index::DeskIndex::open(path, &meta, &alerts)?;
         let timers = db.open_tree("timers")?;
         let timer_queue = db.open_tree("timer_queue")?;
-        timer_queue::open(&meta, &timers, &timer_queue)?;
+        timer_queue::open(&meta, &alerts, &timers, &timer_queue)?;
         let trees = Trees {
             meta,
             mentions: db.open_tree("mentions")?,

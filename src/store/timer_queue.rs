@@ -1,43 +1,45 @@
-//! The timers in due order (`timer_queue` tree): one empty entry per timer, keyed by its due
-//! second, alert id and kind, beside the `timers` tree (keyed by alert id and kind, holding
-//! the timer). The desk asks for due timers every few seconds; with the queue that reads
-//! only the timers due, where a walk of `timers` read every pending one: after a burst of
-//! 100k alerts, 100k timers parsed every five seconds for the 15 minutes until they
-//! escalate, and every page of them kept in sled's cache (see `desk_index.rs`).
+//! Durable timers (escalation, reminders, snooze wake-ups) and their order. An alert's
+//! pending timers are held in its own sled entry (`alert_record.rs`; before 2 December
+//! 2026 and after `store copy` in the `timers` tree, keyed by alert id and kind, which is
+//! still read). The `timer_queue` tree keeps them in due order: one empty entry per timer,
+//! keyed by its due second, alert id and kind. The desk asks for due timers every few
+//! seconds; with the queue that reads only the timers due, where a walk of every timer
+//! read every pending one: after a burst of 100k alerts, 100k timers parsed every five
+//! seconds for the 15 minutes until they escalate, and every page of them kept in sled's
+//! cache (see `desk_index.rs`).
 //!
-//! Every write of a timer goes through `set`, `cancel` or `remove` here, inside the
-//! transaction that changes `timers`, so both trees always agree. A binary from before the
-//! queue writes `timers` only: a clean shutdown records the counters it saw
-//! (`QUEUE_STAMP`), and a start that finds them moved on (any alert created or changed
-//! since, which is how timers are written) or missing builds the queue afresh from `timers`.
+//! Every write of a timer goes through `set` or `cancel` here, inside the transaction that
+//! changes the alert, so the alert and the queue always agree. A clean shutdown records
+//! the counters it saw (`QUEUE_STAMP`), and a start that finds them moved on (any alert
+//! created or changed since, which is how timers are written) or missing builds the queue
+//! afresh from the alerts and the `timers` tree.
 
-use super::alerts::{timer_key, Timer};
+use super::alert_record::{self, Parts};
+use super::alerts::{alert_parts, timer_key, Timer};
 use super::desk_index::Stamp;
-use super::{from_json, to_json, StoreError, TxResult};
+use super::{from_json, to_json, u64_key, StoreError, TxResult};
 use crate::model::{AlertId, TimerKind};
 use chrono::{DateTime, Utc};
-use sled::transaction::TransactionalTree;
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 
 /// Meta key: the counters at the last clean shutdown, while the queue was complete. sled's
 /// own layout, not copied by `store copy`.
 pub(super) const QUEUE_STAMP: &str = "timer_queue_stamp";
 
-/// The two trees a timer lives in, inside one transaction.
+/// The trees a timer lives in, inside one transaction.
 pub(super) struct TimerTrees<'a> {
-    pub(super) timers: &'a TransactionalTree,
+    pub(super) alerts: &'a TransactionalTree,
     pub(super) queue: &'a TransactionalTree,
+    /// Timers written before alerts held them (and by `store copy`).
+    pub(super) legacy: &'a TransactionalTree,
 }
 
 impl TimerTrees<'_> {
-    /// Sets (or moves) the alert's timer of `kind`.
+    /// Sets (or moves) the alert's timer of `kind`. The alert must be stored (a timer
+    /// belongs to it).
     pub(super) fn set(&self, id: AlertId, kind: TimerKind, due: DateTime<Utc>) -> TxResult<()> {
         self.cancel(id, kind)?;
-        let t = Timer {
-            alert_id: id,
-            kind,
-            due,
-        };
-        self.timers.insert(&timer_key(id, kind), to_json(&t))?;
+        self.edit(id, |timers| timers.push((kind, due)))?;
         self.queue
             .insert(queue_key(due, id, kind).as_slice(), &[])?;
         Ok(())
@@ -45,13 +47,77 @@ impl TimerTrees<'_> {
 
     /// Removes the alert's timer of `kind`, if one is set.
     pub(super) fn cancel(&self, id: AlertId, kind: TimerKind) -> TxResult<()> {
-        if let Some(old) = self.timers.remove(&timer_key(id, kind))? {
+        let mut gone = Vec::new();
+        self.edit(id, |timers| {
+            timers.retain(|&(k, due)| {
+                if k == kind {
+                    gone.push(due);
+                }
+                k != kind
+            })
+        })?;
+        if let Some(old) = self.legacy.remove(&timer_key(id, kind))? {
             if let Ok(t) = from_json::<Timer>("timer", &old) {
-                self.queue.remove(queue_key(t.due, id, kind).as_slice())?;
+                gone.push(t.due);
             }
+        }
+        for due in gone {
+            self.queue.remove(queue_key(due, id, kind).as_slice())?;
         }
         Ok(())
     }
+
+    /// The alert's timer of `kind`, as this transaction sees it.
+    pub(super) fn get(&self, id: AlertId, kind: TimerKind) -> TxResult<Option<Timer>> {
+        if let Some(v) = self.alerts.get(id.0.to_be_bytes())? {
+            let parts = alert_parts(id, &v).map_err(ConflictableTransactionError::Abort)?;
+            if let Some(due) = find(&parts, kind) {
+                return Ok(Some(Timer {
+                    alert_id: id,
+                    kind,
+                    due,
+                }));
+            }
+        }
+        match self.legacy.get(timer_key(id, kind))? {
+            Some(v) => Ok(from_json::<Timer>("timer", &v).ok()),
+            None => Ok(None),
+        }
+    }
+
+    /// Rewrites the alert's timers section with `f` applied (nothing when the alert is gone
+    /// or nothing changed).
+    fn edit(
+        &self,
+        id: AlertId,
+        f: impl FnOnce(&mut Vec<(TimerKind, DateTime<Utc>)>),
+    ) -> TxResult<()> {
+        let Some(v) = self.alerts.get(id.0.to_be_bytes())? else {
+            return Ok(());
+        };
+        let parts = alert_parts(id, &v).map_err(ConflictableTransactionError::Abort)?;
+        let before = alert_record::timers_of(parts.timers);
+        let mut timers = before.clone();
+        f(&mut timers);
+        if timers == before {
+            return Ok(());
+        }
+        let section = alert_record::encode_timers(&timers);
+        let stored = Parts {
+            timers: section.as_deref(),
+            ..parts
+        };
+        self.alerts.insert(&id.0.to_be_bytes(), stored.encode())?;
+        Ok(())
+    }
+}
+
+/// The due time of the timer of `kind` an alert's value holds.
+fn find(parts: &Parts, kind: TimerKind) -> Option<DateTime<Utc>> {
+    alert_record::timers_of(parts.timers)
+        .into_iter()
+        .find(|&(k, _)| k == kind)
+        .map(|(_, due)| due)
 }
 
 /// Key: the due second (offset so times before 1970 sort first), the alert id, the kind.
@@ -63,10 +129,55 @@ fn queue_key(due: DateTime<Utc>, id: AlertId, kind: TimerKind) -> [u8; 17] {
     k
 }
 
+/// The alert's timer of `kind` (outside a transaction): in the alert's value, or in the
+/// `timers` tree.
+pub(super) fn timer(
+    alerts: &sled::Tree,
+    legacy: &sled::Tree,
+    id: AlertId,
+    kind: TimerKind,
+) -> Result<Option<Timer>, StoreError> {
+    if let Some(v) = alerts.get(id.0.to_be_bytes())? {
+        if let Some(due) = find(&alert_parts(id, &v)?, kind) {
+            return Ok(Some(Timer {
+                alert_id: id,
+                kind,
+                due,
+            }));
+        }
+    }
+    legacy
+        .get(timer_key(id, kind))?
+        .map(|v| from_json("timer", &v))
+        .transpose()
+}
+
+/// Every pending timer, in alert order: those alerts hold, then those in `timers`.
+pub(super) fn all(alerts: &sled::Tree, legacy: &sled::Tree) -> Result<Vec<Timer>, StoreError> {
+    let mut out = Vec::new();
+    for kv in alerts.iter() {
+        let (k, v) = kv?;
+        let id = AlertId(u64_key(&k));
+        let parts = alert_parts(id, &v)?;
+        for (kind, due) in alert_record::timers_of(parts.timers) {
+            out.push(Timer {
+                alert_id: id,
+                kind,
+                due,
+            });
+        }
+    }
+    for kv in legacy.iter() {
+        out.push(from_json("timer", &kv?.1)?);
+    }
+    Ok(out)
+}
+
 /// Timers due at or before `now`, soonest first: the queue up to `now`'s second, each
-/// confirmed in `timers` (a queue entry whose timer is gone or moved is skipped).
+/// confirmed where the timer lives (a queue entry whose timer is gone or moved is skipped).
 pub(super) fn due(
-    timers: &sled::Tree,
+    alerts: &sled::Tree,
+    legacy: &sled::Tree,
     queue: &sled::Tree,
     now: DateTime<Utc>,
 ) -> Result<Vec<Timer>, StoreError> {
@@ -78,11 +189,10 @@ pub(super) fn due(
         let Some(kind) = k.get(16).copied().and_then(TimerKind::from_code) else {
             continue;
         };
-        let id = AlertId(super::u64_key(&k[8..16]));
-        let Some(v) = timers.get(timer_key(id, kind))? else {
+        let id = AlertId(u64_key(&k[8..16]));
+        let Some(t) = timer(alerts, legacy, id, kind)? else {
             continue;
         };
-        let t: Timer = from_json("timer", &v)?;
         if t.due <= now && queue_key(t.due, id, kind)[..] == k[..] {
             out.push(t);
         }
@@ -92,10 +202,11 @@ pub(super) fn due(
 }
 
 /// At open: keeps the queue when the last clean shutdown left it complete and nothing wrote
-/// alerts since; otherwise builds it from `timers` (one read of every timer).
+/// alerts since; otherwise builds it from the timers (one read of every alert).
 pub(super) fn open(
     meta: &sled::Tree,
-    timers: &sled::Tree,
+    alerts: &sled::Tree,
+    legacy: &sled::Tree,
     queue: &sled::Tree,
 ) -> Result<(), StoreError> {
     let stamp = Stamp::read(meta)?;
@@ -107,16 +218,27 @@ pub(super) fn open(
     if saved == Some(stamp) {
         return Ok(());
     }
-    rebuild(timers, queue)
+    rebuild(alerts, legacy, queue)
 }
 
-/// Builds the queue from `timers` (at open, and after `store copy` filled `timers`).
-pub(super) fn rebuild(timers: &sled::Tree, queue: &sled::Tree) -> Result<(), StoreError> {
+/// Builds the queue from every timer (at open, and after `store copy` filled `timers`).
+pub(super) fn rebuild(
+    alerts: &sled::Tree,
+    legacy: &sled::Tree,
+    queue: &sled::Tree,
+) -> Result<(), StoreError> {
     queue.clear()?;
     let mut n = 0usize;
-    for kv in timers.iter() {
-        let (_, v) = kv?;
-        let t: Timer = from_json("timer", &v)?;
+    for kv in alerts.iter() {
+        let (k, v) = kv?;
+        let id = AlertId(u64_key(&k));
+        for (kind, due) in alert_record::timers_of(alert_parts(id, &v)?.timers) {
+            queue.insert(queue_key(due, id, kind).as_slice(), &[])?;
+            n += 1;
+        }
+    }
+    for kv in legacy.iter() {
+        let t: Timer = from_json("timer", &kv?.1)?;
         queue.insert(queue_key(t.due, t.alert_id, t.kind).as_slice(), &[])?;
         n += 1;
     }
@@ -317,6 +439,57 @@ mod tests {
             "rebuilt: the counters moved"
         );
         assert_agree(&store);
+    }
+
+    /// A timer is held in its alert's entry (no entry of its own); one kept in the `timers`
+    /// tree (written before, or copied in) is read, fires and is cancelled the same way, and
+    /// setting it anew moves it into the alert.
+    #[tokio::test]
+    async fn a_timer_lives_in_its_alerts_entry_and_one_from_before_still_works() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_timers(dir.path(), 2).await;
+        assert_eq!(store.timers.len(), 0, "no entry of their own");
+        assert_eq!(store.timers().unwrap().len(), 2);
+        assert_eq!(
+            store
+                .timer(AlertId(2), TimerKind::Escalate)
+                .unwrap()
+                .unwrap()
+                .due,
+            at(20)
+        );
+        let old = Timer {
+            alert_id: AlertId(1),
+            kind: TimerKind::Remind,
+            due: at(5),
+        };
+        store
+            .timers
+            .insert(timer_key(old.alert_id, old.kind), to_json(&old))
+            .unwrap();
+        drop(store);
+        // No clean close: the queue is built from both places.
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_agree(&store);
+        assert_eq!(
+            due_ids(&store, at(10)),
+            [(1, TimerKind::Remind), (1, TimerKind::Escalate)]
+        );
+        let a1 = store.alert(AlertId(1)).unwrap().unwrap();
+        let mut c = change(a1.clone());
+        c.set_timers = vec![(TimerKind::Remind, at(50))];
+        store.change_alert(&a1, c).await.unwrap();
+        assert_eq!(store.timers.len(), 0, "moved into the alert");
+        assert_agree(&store);
+        assert_eq!(due_ids(&store, at(10)), [(1, TimerKind::Escalate)]);
+        assert_eq!(
+            store
+                .timer(AlertId(1), TimerKind::Remind)
+                .unwrap()
+                .unwrap()
+                .due,
+            at(50)
+        );
     }
 
     /// `store copy` writes the timers alone; the copy's queue is built from them.
