@@ -1398,6 +1398,57 @@ mod tests {
         );
     }
 
+    /// sled's memory grows with its entries (BENCHMARKS.md, session 15), so what an alert
+    /// costs is counted here: an unclaimed alert, posted to two channels, with its
+    /// escalation timer and its story's thread mark, is three sled entries (the alert, which
+    /// holds its mention, both message references and the timer; the mark; the timer's
+    /// place in the due order), besides counters and the source's state. Its rule hit
+    /// shares an entry with up to
+    /// 63 others of its batch.
+    #[tokio::test]
+    async fn an_unclaimed_alert_is_three_sled_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let n = 40;
+        let batch: Vec<Candidate> = (0..n)
+            .map(|i| {
+                let mut c = candidate(&format!("m{i}"), true);
+                let new = c.alert.as_mut().unwrap();
+                new.timers = vec![(TimerKind::Escalate, Utc::now())];
+                new.thread_keys = vec![ThreadKey {
+                    key: format!("story:{i}"),
+                    read: None,
+                }];
+                c
+            })
+            .collect();
+        store
+            .accept("feed", &SourceState::default(), &batch, Utc::now())
+            .await
+            .unwrap();
+        for (key, entry) in store.outbox().unwrap() {
+            let posted = crate::model::MessageRef {
+                target: entry.target.clone(),
+                channel_id: "C1".into(),
+                message_id: format!("{}.0", entry.alert_id),
+                permalink: None,
+            };
+            store.complete(key, &entry, &posted).await.unwrap();
+        }
+        let mut per_tree = std::collections::BTreeMap::new();
+        for name in store._db.tree_names() {
+            let n = store._db.open_tree(&name).unwrap().len();
+            if n > 0 && name != "meta" && name != "source_state" {
+                per_tree.insert(String::from_utf8_lossy(&name).into_owned(), n);
+            }
+        }
+        let entries: usize = per_tree.values().sum::<usize>() - per_tree["rule_log"];
+        assert_eq!(entries, 3 * n, "{per_tree:?}");
+        assert_eq!(per_tree["rule_log"], 1, "{per_tree:?}");
+        assert_eq!(store.timers().unwrap().len(), n);
+        assert_eq!(store.message_refs(AlertId(7)).unwrap().len(), 2);
+    }
+
     /// A prune over many old mentions runs in bounded chunks, each resuming where the last
     /// stopped, and drops them all: first the journal's old segment (one chunk), then
     /// sled's records (here from before the journal) 10 at a time.
