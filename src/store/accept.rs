@@ -1403,8 +1403,7 @@ mod tests {
     /// escalation timer and its story's thread mark, is three sled entries (the alert, which
     /// holds its mention, both message references and the timer; the mark; the timer's
     /// place in the due order), besides counters and the source's state. Its rule hit
-    /// shares an entry with up to
-    /// 63 others of its batch.
+    /// shares an entry with up to 63 others of its batch.
     #[tokio::test]
     async fn an_unclaimed_alert_is_three_sled_entries() {
         let dir = tempfile::tempdir().unwrap();
