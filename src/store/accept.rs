@@ -545,8 +545,8 @@ impl SledStore {
 
     /// A stored mention; `None` also once its body was dropped after `[store] keep_mentions`,
     /// and on sled for a mention that matched no rule (its body is in the journal, which is
-    /// read in arrival order only: `recent_mentions`, `store copy`). Every caller asks for an
-    /// alert's or a rule hit's mention.
+    /// read in arrival order only: `recent_mentions`, `store copy`), and for one an alert
+    /// holds in its own entry (`alert_mention`, `hit_mention` read those).
     pub fn mention(&self, key: &str) -> Result<Option<StoredMention>, StoreError> {
         self.mentions
             .get(key.as_bytes())?
