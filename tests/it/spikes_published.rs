@@ -177,12 +177,7 @@ async fn a_catch_up_after_downtime_is_not_a_spike_but_a_real_burst_is() {
         .await
         .unwrap();
     let alert = check(&store, later).await.expect("a real burst spikes");
-    let m = store
-        .mention(&alert.mention_key)
-        .await
-        .unwrap()
-        .unwrap()
-        .mention;
+    let m = store.alert_mention(&alert).await.unwrap().unwrap().mention;
     assert!(
         m.text
             .starts_with("25 mentions in the last hour; usually 3 ± 1"),
@@ -271,12 +266,7 @@ async fn a_failing_sources_empty_hours_do_not_hide_a_real_spike() {
         hit(&store, "hn", &format!("b{k}"), Some(at), at).await;
     }
     let alert = check(&store, now).await.expect("a real spike");
-    let m = store
-        .mention(&alert.mention_key)
-        .await
-        .unwrap()
-        .unwrap()
-        .mention;
+    let m = store.alert_mention(&alert).await.unwrap().unwrap().mention;
     assert!(
         m.text
             .starts_with("30 mentions in the last hour; usually 19 ± 1"),
@@ -312,12 +302,7 @@ async fn posts_without_a_publication_time_count_when_they_arrive() {
     )
     .await;
     let alert = check(&store, now).await.expect("a spike");
-    let m = store
-        .mention(&alert.mention_key)
-        .await
-        .unwrap()
-        .unwrap()
-        .mention;
+    let m = store.alert_mention(&alert).await.unwrap().unwrap().mention;
     assert!(
         m.text.starts_with("31 mentions in the last hour"),
         "{}",

@@ -82,12 +82,7 @@ async fn spikes_alert_once_on_a_real_spike_and_never_on_noise() {
         .await
         .unwrap()
         .expect("a spike");
-    let m = store
-        .mention(&alert.mention_key)
-        .await
-        .unwrap()
-        .unwrap()
-        .mention;
+    let m = store.alert_mention(&alert).await.unwrap().unwrap().mention;
     assert!(
         m.text.starts_with(
             "42 mentions in the last hour; usually 3 ± 1 (mean ± σ per hour over the last 14 days)"
