@@ -692,9 +692,26 @@ impl SledStore {
         if stopped {
             return Ok(());
         }
-        for kv in self.mentions.iter() {
+        // The mentions in `mentions`, then those alerts hold in their values
+        // (`alert_record.rs`), written out alike.
+        let in_tree = self.mentions.iter().map(|kv| {
             let (k, v) = kv?;
-            let key = key_text(&k);
+            Ok::<_, StoreError>(Some((key_text(&k), v.to_vec())))
+        });
+        let in_alerts = self.alerts.iter().map(|kv| {
+            let (k, v) = kv?;
+            let id = AlertId(u64_key(&k));
+            let parts = alert_parts(id, &v)?;
+            let Some(record) = parts.mention else {
+                return Ok(None);
+            };
+            let alert: Alert = from_json(&format!("alert {id}"), parts.alert)?;
+            Ok(Some((alert.mention_key, record.to_vec())))
+        });
+        for item in in_tree.chain(in_alerts) {
+            let Some((key, v)) = item? else {
+                continue;
+            };
             let d = mention_record::decode(&key, &v)?;
             let at = d.stored.received_at;
             // A record from before the compact format does not say; keeping its body is
@@ -704,27 +721,6 @@ impl SledStore {
                 alerted: d.alerted.unwrap_or(true),
             });
             // An alert's mention keeps its place in its record, not in `mention_log`.
-            if let Some(seq) = d.seq {
-                send!(Record::MentionLog { seq, key, at });
-            }
-        }
-        // The mentions alerts hold in their values (`alert_record.rs`), written out like
-        // those in `mentions`.
-        for kv in self.alerts.iter() {
-            let (k, v) = kv?;
-            let id = AlertId(u64_key(&k));
-            let parts = alert_parts(id, &v)?;
-            let Some(record) = parts.mention else {
-                continue;
-            };
-            let alert: Alert = from_json(&format!("alert {id}"), parts.alert)?;
-            let key = alert.mention_key;
-            let d = mention_record::decode(&key, record)?;
-            let at = d.stored.received_at;
-            send!(Record::Mention {
-                stored: d.stored,
-                alerted: d.alerted.unwrap_or(true),
-            });
             if let Some(seq) = d.seq {
                 send!(Record::MentionLog { seq, key, at });
             }

@@ -677,17 +677,12 @@ mod tests {
     async fn a_delivery_uncounted_before_its_queueing_is_counted_leaves_the_count_right() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        let entry = OutboxEntry {
-            alert_id: AlertId(1),
-            target: Target::Slack("#pr".into()),
-            action: OutboxAction::PostAlert,
-            created_at: Utc::now(),
-            attempts: 0,
-            in_flight_since: None,
-            not_before: None,
-            last_error: None,
-            parked: None,
-        };
+        let entry = OutboxEntry::new(
+            AlertId(1),
+            &Target::Slack("#pr".into()),
+            OutboxAction::PostAlert,
+            Utc::now(),
+        );
         // Committed, not yet counted (as between `accept`'s commit and its `outbox_added`).
         store
             .outbox
@@ -842,17 +837,7 @@ mod tests {
         assert_eq!(m.mention.text, c.mention.text);
 
         // A later post to one target replaces only that reference.
-        let again = OutboxEntry {
-            alert_id: id,
-            target: pr.clone(),
-            action: OutboxAction::PostAlert,
-            created_at: Utc::now(),
-            attempts: 0,
-            in_flight_since: None,
-            not_before: None,
-            last_error: None,
-            parked: None,
-        };
+        let again = OutboxEntry::new(id, &pr, OutboxAction::PostAlert, Utc::now());
         store
             .complete(OutboxKey(999), &again, &posted(&pr, "3.0"))
             .await
