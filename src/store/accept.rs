@@ -6,7 +6,7 @@
 use super::alert_record;
 use super::outbox::push_outbox;
 use super::rule_log::BatchHits;
-use super::timer_queue::TimerTrees;
+use super::timer_queue::{self, TimerTrees};
 use super::{
     flatten_tx, journal, mention_record, next_counter, to_json, OutboxAction, SledStore,
     StoreError, TxResult, NEXT_ALERT_ID, NEXT_AUDIT_SEQ, NEXT_MENTION_SEQ,
@@ -442,9 +442,7 @@ impl SledStore {
                         if new.log_hit {
                             hits.add(&c.mention, new, &key, seq, Some(alert.id));
                         }
-                        for (kind, due) in &new.timers {
-                            timers.set(alert.id, *kind, *due)?;
-                        }
+                        timers.queue_new(alert.id, &new.timers)?;
                         let mark = ThreadMark {
                             alert: alert.id,
                             at: now,
@@ -548,9 +546,17 @@ impl SledStore {
     /// read in arrival order only: `recent_mentions`, `store copy`), and for one an alert
     /// holds in its own entry (`alert_mention`, `hit_mention` read those).
     pub fn mention(&self, key: &str) -> Result<Option<StoredMention>, StoreError> {
+        Ok(self.mention_in_tree(key)?.map(|d| d.stored))
+    }
+
+    /// The record of mention `key` in `mentions`.
+    pub(super) fn mention_in_tree(
+        &self,
+        key: &str,
+    ) -> Result<Option<mention_record::Decoded>, StoreError> {
         self.mentions
             .get(key.as_bytes())?
-            .map(|v| mention_record::decode(key, &v).map(|d| d.stored))
+            .map(|v| mention_record::decode(key, &v))
             .transpose()
     }
 
@@ -707,12 +713,8 @@ impl SledStore {
             let id = crate::model::AlertId(super::u64_key(&k));
             let parts = super::alerts::alert_parts(id, &v)?;
             let alert: crate::model::Alert = super::from_json(&format!("alert {id}"), parts.alert)?;
-            let d = match parts.mention {
-                Some(m) => mention_record::decode(&alert.mention_key, m)?,
-                None => match self.mentions.get(alert.mention_key.as_bytes())? {
-                    Some(v) => mention_record::decode(&alert.mention_key, &v)?,
-                    None => continue,
-                },
+            let Some(d) = self.held_mention(&parts, &alert.mention_key)? else {
+                continue;
             };
             if let Some(seq) = listed_place(&d, from) {
                 all.push((seq, d.stored));
@@ -877,11 +879,13 @@ fn create_alert(
     let id = AlertId(next_counter(meta, NEXT_ALERT_ID)?);
     let mut alert = new.alert(id, mention_key, now);
     alert.created_audit_seq = Some(next_counter(meta, NEXT_AUDIT_SEQ)?);
+    // Its timers are written with it; `TimerTrees::queue_new` queues them.
+    let timers = alert_record::encode_timers(&timer_queue::one_per_kind(&new.timers));
     let value = alert_record::Parts {
         alert: &to_json(&alert),
         mention: Some(mention),
         refs: None,
-        timers: None,
+        timers: timers.as_deref(),
     }
     .encode();
     alerts.insert(&id.0.to_be_bytes(), value)?;

@@ -8,7 +8,8 @@
 //! trees (old stores, `store copy`), still read.
 //! It does not decide what an alert is; `alerts.rs`, `accept.rs` and `outbox.rs` do.
 
-use crate::model::{MessageRef, Target, TimerKind};
+use super::StoreError;
+use crate::model::{AlertId, MessageRef, Target, TimerKind};
 use chrono::{DateTime, Utc};
 
 /// First byte of an envelope. A plain alert's JSON starts with `{`.
@@ -98,11 +99,14 @@ impl<'a> Parts<'a> {
         out
     }
 
-    /// The message references held, in the order they were posted.
-    pub(super) fn message_refs(&self) -> Result<Vec<MessageRef>, String> {
+    /// The message references alert `id`'s value holds, in the order they were posted.
+    pub(super) fn message_refs(&self, id: AlertId) -> Result<Vec<MessageRef>, StoreError> {
         match self.refs {
             None => Ok(Vec::new()),
-            Some(b) => serde_json::from_slice(b).map_err(|e| e.to_string()),
+            Some(b) => serde_json::from_slice(b).map_err(|e| StoreError::Corrupt {
+                key: format!("message refs of alert {id}"),
+                reason: e.to_string(),
+            }),
         }
     }
 }
@@ -232,17 +236,23 @@ mod tests {
             refs: Some(&one),
             ..Parts::default()
         };
-        let two = with_ref(parts.message_refs().unwrap(), &msg("discord:42", "9"));
+        let two = with_ref(
+            parts.message_refs(AlertId(1)).unwrap(),
+            &msg("discord:42", "9"),
+        );
         let parts = Parts {
             refs: Some(&two),
             ..parts
         };
-        let three = with_ref(parts.message_refs().unwrap(), &msg("slack:#pr", "2.0"));
+        let three = with_ref(
+            parts.message_refs(AlertId(1)).unwrap(),
+            &msg("slack:#pr", "2.0"),
+        );
         let parts = Parts {
             refs: Some(&three),
             ..parts
         };
-        let refs = parts.message_refs().unwrap();
+        let refs = parts.message_refs(AlertId(1)).unwrap();
         assert_eq!(refs.len(), 2);
         let slack = ref_for(refs.clone(), &Target::parse("slack:#pr").unwrap()).unwrap();
         assert_eq!(slack.message_id, "2.0");

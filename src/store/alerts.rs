@@ -5,7 +5,7 @@
 use super::accept::StoredMention;
 use super::alert_record::Parts;
 use super::labels::apply_label;
-use super::mention_record;
+use super::mention_record::{self, Decoded};
 use super::outbox::push_outbox;
 use super::rule_log::RuleHit;
 use super::timer_queue::TimerTrees;
@@ -113,32 +113,45 @@ impl SledStore {
     pub fn alert(&self, id: AlertId) -> Result<Option<Alert>, StoreError> {
         self.alerts
             .get(id.0.to_be_bytes())?
-            .map(|v| decode_alert(&format!("alert {id}"), &v))
+            .map(|v| decode_alert(id, &v))
             .transpose()
     }
 
     /// The mention an alert is about: held in the alert's value, or (an alert stored before
     /// that, or copied in) in `mentions`. `None` once its body is gone.
     pub fn alert_mention(&self, alert: &Alert) -> Result<Option<StoredMention>, StoreError> {
-        if let Some(v) = self.alerts.get(alert.id.0.to_be_bytes())? {
-            let parts = alert_parts(alert.id, &v)?;
-            if let Some(m) = parts.mention {
-                return Ok(Some(mention_record::decode(&alert.mention_key, m)?.stored));
-            }
-        }
-        self.mention(&alert.mention_key)
+        Ok(self
+            .mention_of(alert.id, &alert.mention_key)?
+            .map(|d| d.stored))
     }
 
     /// The mention of a rule hit: held by the alert it opened, or in `mentions`.
     pub fn hit_mention(&self, hit: &RuleHit) -> Result<Option<StoredMention>, StoreError> {
-        if let Some(id) = hit.alert {
-            if let Some(v) = self.alerts.get(id.0.to_be_bytes())? {
-                if let Some(m) = alert_parts(id, &v)?.mention {
-                    return Ok(Some(mention_record::decode(&hit.mention_key, m)?.stored));
-                }
-            }
+        match hit.alert {
+            Some(id) => Ok(self.mention_of(id, &hit.mention_key)?.map(|d| d.stored)),
+            None => self.mention(&hit.mention_key),
         }
-        self.mention(&hit.mention_key)
+    }
+
+    /// The record of mention `key`, which alert `id` is about.
+    fn mention_of(&self, id: AlertId, key: &str) -> Result<Option<Decoded>, StoreError> {
+        match self.alerts.get(id.0.to_be_bytes())? {
+            Some(v) => self.held_mention(&alert_parts(id, &v)?, key),
+            None => self.mention_in_tree(key),
+        }
+    }
+
+    /// The record of mention `key`, which the alert stored as `parts` is about: held in
+    /// its value, or (an alert stored before that, or copied in) in `mentions`.
+    pub(super) fn held_mention(
+        &self,
+        parts: &Parts,
+        key: &str,
+    ) -> Result<Option<Decoded>, StoreError> {
+        match parts.mention {
+            Some(m) => Ok(Some(mention_record::decode(key, m)?)),
+            None => self.mention_in_tree(key),
+        }
     }
 
     /// How many alerts are stored, from the last key alone: ids are given out 1, 2, 3… by
@@ -164,7 +177,7 @@ impl SledStore {
             .iter()
             .map(|kv| {
                 let (k, v) = kv?;
-                decode_alert(&format!("alert {}", u64_key(&k)), &v)
+                decode_alert(AlertId(u64_key(&k)), &v)
             })
             .collect()
     }
@@ -205,7 +218,7 @@ impl SledStore {
                         let parts = alert_parts(id, &current)
                             .map_err(ConflictableTransactionError::Abort)?;
                         if parts.alert != expected_bytes.as_slice() {
-                            let alert = decode_alert(&format!("alert {id}"), &current)
+                            let alert = decode_alert(id, &current)
                                 .map_err(ConflictableTransactionError::Abort)?;
                             return Ok(ChangeOutcome::Conflict(Box::new(alert)));
                         }
@@ -401,13 +414,9 @@ pub(super) fn alert_parts(id: AlertId, v: &[u8]) -> Result<Parts<'_>, StoreError
     })
 }
 
-/// An alert from its stored value, plain or in an envelope; `what` names it in an error.
-pub(super) fn decode_alert(what: &str, v: &[u8]) -> Result<Alert, StoreError> {
-    let parts = Parts::of(v).map_err(|reason| StoreError::Corrupt {
-        key: what.to_string(),
-        reason,
-    })?;
-    from_json(what, parts.alert)
+/// Alert `id` from its stored value, plain or in an envelope.
+pub(super) fn decode_alert(id: AlertId, v: &[u8]) -> Result<Alert, StoreError> {
+    from_json(&format!("alert {id}"), alert_parts(id, v)?.alert)
 }
 
 pub(super) fn push_audit(

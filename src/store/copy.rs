@@ -743,14 +743,11 @@ impl SledStore {
         // only the number of (see `create_alert`), which are written out like the others.
         for kv in self.alerts.iter() {
             let (k, v) = kv?;
-            send!(Record::Alert(decode_alert(
-                &format!("alert {}", u64_key(&k)),
-                &v
-            )?));
+            send!(Record::Alert(decode_alert(AlertId(u64_key(&k)), &v)?));
         }
         for kv in self.alerts.iter() {
             let (k, v) = kv?;
-            let alert = decode_alert(&format!("alert {}", u64_key(&k)), &v)?;
+            let alert = decode_alert(AlertId(u64_key(&k)), &v)?;
             if let Some((seq, entry)) = self.unstored_created_entry(&alert)? {
                 send!(Record::Audit {
                     seq,
@@ -784,13 +781,7 @@ impl SledStore {
         for kv in self.alerts.iter() {
             let (k, v) = kv?;
             let alert = AlertId(u64_key(&k));
-            let held =
-                alert_parts(alert, &v)?
-                    .message_refs()
-                    .map_err(|reason| StoreError::Corrupt {
-                        key: format!("message refs of alert {alert}"),
-                        reason,
-                    })?;
+            let held = alert_parts(alert, &v)?.message_refs(alert)?;
             for data in held {
                 send!(Record::MessageRef {
                     alert,
@@ -805,8 +796,7 @@ impl SledStore {
             let target = key_text(k.get(8..).unwrap_or_default());
             let shadowed = match self.alerts.get(alert.0.to_be_bytes())? {
                 Some(a) => alert_parts(alert, &a)?
-                    .message_refs()
-                    .unwrap_or_default()
+                    .message_refs(alert)?
                     .iter()
                     .any(|r| r.target.to_string() == target),
                 None => false,

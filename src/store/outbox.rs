@@ -290,12 +290,7 @@ impl SledStore {
                     Some(v) => {
                         let abort = ConflictableTransactionError::Abort;
                         let parts = alert_parts(id, &v).map_err(abort)?;
-                        let held = parts.message_refs().map_err(|reason| {
-                            abort(StoreError::Corrupt {
-                                key: format!("message refs of alert {id}"),
-                                reason,
-                            })
-                        })?;
+                        let held = parts.message_refs(id).map_err(abort)?;
                         let list = alert_record::with_ref(held, msg);
                         let stored = alert_record::Parts {
                             refs: Some(&list),
@@ -340,14 +335,7 @@ impl SledStore {
     #[cfg(test)]
     pub(crate) fn message_refs(&self, id: AlertId) -> Result<Vec<MessageRef>, StoreError> {
         let mut out = match self.alerts.get(id.0.to_be_bytes())? {
-            Some(v) => {
-                alert_parts(id, &v)?
-                    .message_refs()
-                    .map_err(|reason| StoreError::Corrupt {
-                        key: format!("message refs of alert {id}"),
-                        reason,
-                    })?
-            }
+            Some(v) => alert_parts(id, &v)?.message_refs(id)?,
             None => Vec::new(),
         };
         for kv in self.refs.scan_prefix(id.0.to_be_bytes()) {
@@ -367,11 +355,7 @@ impl SledStore {
         target: &Target,
     ) -> Result<Option<MessageRef>, StoreError> {
         if let Some(v) = self.alerts.get(id.0.to_be_bytes())? {
-            let parts = alert_parts(id, &v)?;
-            let held = parts.message_refs().map_err(|reason| StoreError::Corrupt {
-                key: format!("message refs of alert {id}"),
-                reason,
-            })?;
+            let held = alert_parts(id, &v)?.message_refs(id)?;
             if let Some(r) = alert_record::ref_for(held, target) {
                 return Ok(Some(r));
             }

@@ -8,7 +8,7 @@
 //! seconds for the 15 minutes until they escalate, and every page of them kept in sled's
 //! cache (see `desk_index.rs`).
 //!
-//! Every write of a timer goes through `set` or `cancel` here, inside the transaction that
+//! Every write of a timer goes through `set`, `cancel` or `queue_new` here, inside the transaction that
 //! changes the alert, so the alert and the queue always agree. A clean shutdown records
 //! the counters it saw (`QUEUE_STAMP`), and a start that finds them moved on (any alert
 //! created or changed since, which is how timers are written) or missing builds the queue
@@ -42,6 +42,20 @@ impl TimerTrees<'_> {
         self.edit(id, |timers| timers.push((kind, due)))?;
         self.queue
             .insert(queue_key(due, id, kind).as_slice(), &[])?;
+        Ok(())
+    }
+
+    /// Queues the timers of an alert this transaction created with them in its value
+    /// (`create_alert`), without reading that value back.
+    pub(super) fn queue_new(
+        &self,
+        id: AlertId,
+        timers: &[(TimerKind, DateTime<Utc>)],
+    ) -> TxResult<()> {
+        for (kind, due) in one_per_kind(timers) {
+            self.queue
+                .insert(queue_key(due, id, kind).as_slice(), &[])?;
+        }
         Ok(())
     }
 
@@ -110,6 +124,18 @@ impl TimerTrees<'_> {
         self.alerts.insert(&id.0.to_be_bytes(), stored.encode())?;
         Ok(())
     }
+}
+
+/// `timers` with a later timer of a kind in place of an earlier one, as `set` leaves them.
+pub(super) fn one_per_kind(
+    timers: &[(TimerKind, DateTime<Utc>)],
+) -> Vec<(TimerKind, DateTime<Utc>)> {
+    let mut out: Vec<(TimerKind, DateTime<Utc>)> = Vec::with_capacity(timers.len());
+    for &(kind, due) in timers {
+        out.retain(|&(k, _)| k != kind);
+        out.push((kind, due));
+    }
+    out
 }
 
 /// The due time of the timer of `kind` an alert's value holds.
